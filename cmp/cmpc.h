@@ -1,0 +1,87 @@
+/*
+ * cmpc: the protocol layer.  CMP (RFC 4210/9480/9810) client exchanges on
+ * OpenSSL's OSSL_CMP_* API, with HTTP(S) transfer (RFC 6712/9811) through
+ * libcurl.  Meets the token layer only through EVP_PKEY and X509: the
+ * caller hands in a key whose signatures the token makes.
+ *
+ * Conventions: functions return a cmpc_rv; output parameters are ret_* and
+ * untouched on failure; the detail of the last failure is kept in the
+ * context for cmpc_errmsg(); this layer prints nothing itself.
+ */
+#ifndef P11ENROLL_CMPC_H
+#define P11ENROLL_CMPC_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+typedef enum {
+	CMPC_OK = 0,
+	CMPC_ERR_CONFIG,     /* bad URL, missing credentials, unreadable file */
+	CMPC_ERR_TRANSPORT,  /* connect, timeout, HTTP status, content type, size cap */
+	CMPC_ERR_TLS,        /* TLS handshake or server certificate verification */
+	CMPC_ERR_PROTOCOL,   /* malformed, unprotected or wrongly protected response,
+	                        wrong transactionID, nonce, sender, certReqId */
+	CMPC_ERR_REJECTED,   /* the server rejected the request (status in errmsg) */
+	CMPC_ERR_WAITING,    /* the server still said "waiting" at the total timeout */
+	CMPC_ERR_CERT,       /* the issued certificate failed verification; it was
+	                        rejected in certConf */
+	CMPC_ERR_INTERNAL,
+} cmpc_rv;
+
+const char *cmpc_strerror(cmpc_rv rv);
+
+/* Once per process, before any thread starts (curl_global_init). */
+int cmpc_global_init(void);
+void cmpc_global_cleanup(void);
+
+typedef struct cmpc_ctx cmpc_ctx;
+
+cmpc_ctx *cmpc_new(void);
+void cmpc_free(cmpc_ctx *ctx);     /* wipes secrets; NULL is a no-op */
+
+/* What failed, why (PKIStatus, failInfo bit names and statusString; curl or
+ * TLS verification error; OpenSSL reason), what to do.  "" if none. */
+const char *cmpc_errmsg(const cmpc_ctx *ctx);
+
+/* level: syslog LOG_* value.  Receives OpenSSL's CMP log lines and curl's
+ * connection notes; never a secret. */
+typedef void (*cmpc_log_fn)(int level, const char *msg, void *arg);
+void cmpc_set_log_cb(cmpc_ctx *ctx, cmpc_log_fn fn, void *arg);
+
+/* http:// or https:// URL of the CMP server, e.g. .../.well-known/cmp */
+cmpc_rv cmpc_set_server(cmpc_ctx *ctx, const char *url);
+/* Seconds; 0 keeps the default (connect 10, message 60, total 300). */
+void cmpc_set_timeouts(cmpc_ctx *ctx, int connect_s, int msg_s, int total_s);
+/* Largest response accepted, bytes (default 1 MiB). */
+void cmpc_set_max_response(cmpc_ctx *ctx, size_t bytes);
+/* PEM bundle that verifies an HTTPS server; NULL: the system store. */
+cmpc_rv cmpc_set_tls_trust(cmpc_ctx *ctx, const char *cafile);
+
+/* PBM (RFC 4210 5.1.3.1) protection: reference value (senderKID) and
+ * shared secret; copies both. */
+cmpc_rv cmpc_set1_pbm(cmpc_ctx *ctx, const unsigned char *ref, size_t ref_len,
+		      const unsigned char *secret, size_t secret_len);
+
+/* PEM file of trust anchors: the issued certificate must chain to one of
+ * them, and signature-protected responses must verify under them. */
+cmpc_rv cmpc_load_trusted(cmpc_ctx *ctx, const char *pemfile);
+
+cmpc_rv cmpc_set1_subject(cmpc_ctx *ctx, const X509_NAME *subject);
+cmpc_rv cmpc_set1_sans(cmpc_ctx *ctx, const GENERAL_NAMES *sans);
+/* Ask for implicit confirmation; used only when the server grants it. */
+void cmpc_set_implicit_confirm(cmpc_ctx *ctx, int on);
+
+/*
+ * Initialization request for key (the POP signature is made with it).
+ * Verifies the response protection and the new certificate (chains to a
+ * trust anchor, carries key's public key, the requested subject) before
+ * confirming; a certificate that fails is rejected in certConf.
+ * On success: ret_cert the new certificate, ret_cacerts the CA
+ * certificates (caPubs and the chain from extraCerts, issuer first).
+ */
+cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert,
+		STACK_OF(X509) **ret_cacerts);
+
+#endif
