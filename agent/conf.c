@@ -1,0 +1,310 @@
+/*
+ * The configuration file is in openssl.cnf syntax and read with OpenSSL's
+ * NCONF: one section per enrollment; keys in the unnamed default section
+ * apply to every enrollment (NCONF falls back to it).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/conf.h>
+#include <openssl/err.h>
+
+#include "agent/agent.h"
+
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define DEFAULT_CONF SYSCONFDIR "/p11enroll/p11enroll.conf"
+
+enum kind { K_STR, K_BOOL, K_INT, K_LONG };
+
+struct key {
+	const char *name;
+	enum kind kind;
+	size_t off;
+};
+
+#define STR(n, f) { n, K_STR, offsetof(conf_enrollment, f) }
+#define BOOL(n, f) { n, K_BOOL, offsetof(conf_enrollment, f) }
+#define INT(n, f) { n, K_INT, offsetof(conf_enrollment, f) }
+
+static const struct key keys[] = {
+	STR("module", module),
+	STR("token", token),
+	STR("pin_source", pin_source),
+	STR("key_type", key_type),
+	STR("label", label),
+	STR("subject", subject),
+	STR("san", san),
+	STR("server", server),
+	STR("reference", reference),
+	STR("secret_source", secret_source),
+	STR("trusted", trusted),
+	STR("tls_trusted", tls_trusted),
+	STR("cert_out", cert_out),
+	STR("chain_out", chain_out),
+	BOOL("implicit_confirm", implicit_confirm),
+	BOOL("allow_decrypt", allow_decrypt),
+	INT("connect_timeout", connect_timeout),
+	INT("timeout", timeout),
+	INT("total_timeout", total_timeout),
+	{ "max_response_size", K_LONG, offsetof(conf_enrollment, max_response) },
+};
+
+void conf_enrollment_init(conf_enrollment *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->implicit_confirm = CONF_FIELD_UNSET;
+	e->allow_decrypt = CONF_FIELD_UNSET;
+	e->connect_timeout = CONF_FIELD_UNSET;
+	e->timeout = CONF_FIELD_UNSET;
+	e->total_timeout = CONF_FIELD_UNSET;
+	e->max_response = CONF_FIELD_UNSET;
+}
+
+void conf_enrollment_clear(conf_enrollment *e)
+{
+	size_t i;
+
+	free(e->name);
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (keys[i].kind == K_STR)
+			free(*(char **)((char *)e + keys[i].off));
+	conf_enrollment_init(e);
+}
+
+int conf_parse_bool(const char *s)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(s, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+int conf_parse_key_type(const char *s, int *ret_alg, int *ret_bits)
+{
+	static const struct {
+		const char *name;
+		int alg, bits;
+	} types[] = {
+		{ "ec", 1, 256 },         { "ec:P-256", 1, 256 },    { "ec:prime256v1", 1, 256 },
+		{ "ec:secp256r1", 1, 256 }, { "ec:P-384", 1, 384 },  { "ec:secp384r1", 1, 384 },
+		{ "rsa", 2, 2048 },       { "rsa:2048", 2, 2048 },   { "rsa:3072", 2, 3072 },
+		{ "rsa:4096", 2, 4096 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcasecmp(s, types[i].name) == 0) {
+			*ret_alg = types[i].alg;
+			*ret_bits = types[i].bits;
+			return 0;
+		}
+	return -1;
+}
+
+static int parse_long(const char *s, long min, long max, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*ret = v;
+	return 0;
+}
+
+static const struct key *find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Sets one field unless the command line set it already. */
+static int set_field(conf_enrollment *e, const struct key *k, const char *value,
+		     const char *path, const char *section, char *err, size_t errlen)
+{
+	void *field = (char *)e + k->off;
+	long v;
+
+	switch (k->kind) {
+	case K_STR:
+		if (*(char **)field != NULL)
+			return 0;
+		if ((*(char **)field = strdup(value)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
+	case K_BOOL:
+		if (*(int *)field != CONF_FIELD_UNSET)
+			return 0;
+		if ((*(int *)field = conf_parse_bool(value)) < 0)
+			break;
+		return 0;
+	case K_INT:
+		if (*(int *)field != CONF_FIELD_UNSET)
+			return 0;
+		if (parse_long(value, 0, 86400 * 30, &v) < 0)
+			break;
+		*(int *)field = (int)v;
+		return 0;
+	case K_LONG:
+		if (*(long *)field != CONF_FIELD_UNSET)
+			return 0;
+		if (parse_long(value, 1024, 1L << 30, &v) < 0)
+			break;
+		*(long *)field = v;
+		return 0;
+	}
+	snprintf(err, errlen, "%s: [%s] %s = '%.60s' is not a valid %s", path, section, k->name,
+		 value,
+		 k->kind == K_BOOL ? "yes/no value" :
+		 k->kind == K_INT  ? "number of seconds (0 to 2592000)" :
+				     "size in bytes (1024 to 1073741824)");
+	return -1;
+}
+
+/* Typos in key names are errors: a misspelt "trusted" must not silently
+ * leave the certificate unverified. */
+static int apply_section(CONF *conf, const char *section, conf_enrollment *e, const char *path,
+			 char *err, size_t errlen)
+{
+	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(conf, section);
+	int i;
+
+	for (i = 0; i < sk_CONF_VALUE_num(vals); i++) {
+		CONF_VALUE *v = sk_CONF_VALUE_value(vals, i);
+		const struct key *k = find_key(v->name);
+
+		if (k == NULL) {
+			snprintf(err, errlen,
+				 "%s: [%s] has an unknown key '%s'; see p11enroll.conf(5)", path,
+				 section, v->name);
+			return -1;
+		}
+		if (set_field(e, k, v->value, path, section, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int is_default(const char *section)
+{
+	return strcmp(section, "default") == 0;
+}
+
+/* The enrollment to use when none is named: the only one there is. */
+static int pick_section(CONF *conf, const char *path, const char **ret, char *err,
+			size_t errlen)
+{
+	STACK_OF(OPENSSL_CSTRING) *names = NCONF_get_section_names(conf);
+	const char *found = NULL;
+	char list[512] = "";
+	int i, n = 0;
+
+	for (i = 0; i < sk_OPENSSL_CSTRING_num(names); i++) {
+		const char *s = sk_OPENSSL_CSTRING_value(names, i);
+
+		if (is_default(s))
+			continue;
+		found = s;
+		n++;
+		if (strlen(list) + strlen(s) + 3 < sizeof(list)) {
+			if (list[0] != '\0')
+				strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+			strncat(list, s, sizeof(list) - strlen(list) - 1);
+		}
+	}
+	sk_OPENSSL_CSTRING_free(names);
+	if (n == 1) {
+		*ret = found;
+		return 0;
+	}
+	if (n == 0)
+		snprintf(err, errlen, "%s defines no enrollment section", path);
+	else
+		snprintf(err, errlen, "%s defines several enrollments (%s): name one", path, list);
+	return -1;
+}
+
+int conf_load(const char *path, int path_explicit, const char *name, conf_enrollment *e,
+	      char *err, size_t errlen)
+{
+	CONF *conf = NULL;
+	const char *section = name;
+	long eline = -1;
+	int rc = -1;
+
+	if (path == NULL)
+		path = getenv("P11ENROLL_CONF");
+	if (path == NULL)
+		path = DEFAULT_CONF;
+	else
+		path_explicit = 1;
+
+	if ((conf = NCONF_new(NULL)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* A missing default file is fine: the command line says everything. */
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		if (errno == ENOENT && !path_explicit && name == NULL)
+			rc = 0;
+		else
+			snprintf(err, errlen, "cannot read the configuration file %s: %s", path,
+				 strerror(errno));
+		goto out;
+	}
+	fclose(f);
+	if (NCONF_load(conf, path, &eline) <= 0) {
+		unsigned long e2 = ERR_peek_last_error();
+		const char *why = ERR_reason_error_string(e2);
+
+		snprintf(err, errlen, "%s, line %ld: %s; see p11enroll.conf(5)", path, eline,
+			 why != NULL ? why : "syntax error");
+		ERR_clear_error();
+		goto out;
+	}
+	if (section == NULL && pick_section(conf, path, &section, err, errlen) < 0)
+		goto out;
+	if (is_default(section) || NCONF_get_section(conf, section) == NULL) {
+		snprintf(err, errlen, "%s has no enrollment [%s]", path, section);
+		goto out;
+	}
+	if ((e->name = strdup(section)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (apply_section(conf, section, e, path, err, errlen) < 0)
+		goto out;
+	/* Defaults from the unnamed section, for keys the enrollment left out. */
+	if (NCONF_get_section(conf, "default") != NULL &&
+	    apply_section(conf, "default", e, path, err, errlen) < 0)
+		goto out;
+	rc = 0;
+out:
+	NCONF_free(conf);
+	return rc;
+}

@@ -1,0 +1,112 @@
+/* p11enroll list: the keys and certificates on a token. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "agent/agent.h"
+#include "pkcs11/tok.h"
+
+/* PKCS#11 values, so that this file needs no PKCS#11 header. */
+#define P_CKO_CERTIFICATE 1UL
+#define P_CKO_PUBLIC_KEY 2UL
+#define P_CKO_PRIVATE_KEY 3UL
+#define P_CKK_RSA 0UL
+#define P_CKK_EC 3UL
+
+static const char *class_name(unsigned long cls)
+{
+	switch (cls) {
+	case P_CKO_CERTIFICATE:
+		return "certificate";
+	case P_CKO_PUBLIC_KEY:
+		return "public key";
+	case P_CKO_PRIVATE_KEY:
+		return "private key";
+	default:
+		return "object";
+	}
+}
+
+static void flag(char *buf, size_t len, int v, const char *name)
+{
+	if (v != 1)
+		return;
+	if (buf[0] != '\0')
+		strncat(buf, ", ", len - strlen(buf) - 1);
+	strncat(buf, name, len - strlen(buf) - 1);
+}
+
+static void print_key(const tok_object *o)
+{
+	char flags[160] = "";
+
+	printf("  type:    %s", o->key_type == P_CKK_EC ? "EC" :
+				 o->key_type == P_CKK_RSA ? "RSA" : "other");
+	if (o->key_bits > 0)
+		printf(" %d bits", o->key_bits);
+	printf("\n");
+	if (o->cls != P_CKO_PRIVATE_KEY)
+		return;
+	flag(flags, sizeof(flags), o->sensitive, "sensitive");
+	flag(flags, sizeof(flags), o->always_sensitive, "always sensitive");
+	flag(flags, sizeof(flags), o->extractable, "EXTRACTABLE");
+	flag(flags, sizeof(flags), o->never_extractable, "never extractable");
+	flag(flags, sizeof(flags), o->local, "generated on the token");
+	printf("  access:  %s\n", flags[0] ? flags : "-");
+}
+
+static void print_cert(const tok_object *o)
+{
+	char name[512], date[64] = "";
+	BIO *b = BIO_new(BIO_s_mem());
+
+	if (o->cert == NULL)
+		return;
+	X509_NAME_oneline(X509_get_subject_name(o->cert), name, sizeof(name));
+	printf("  subject: %s\n", name);
+	X509_NAME_oneline(X509_get_issuer_name(o->cert), name, sizeof(name));
+	printf("  issuer:  %s\n", name);
+	if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(o->cert)))
+		BIO_read(b, date, sizeof(date) - 1);
+	printf("  expires: %s\n", date);
+	if (o->cert_category == 2)
+		printf("  category: authority\n");
+	BIO_free(b);
+}
+
+int agent_list(const conf_enrollment *e)
+{
+	tok_ctx *tok = NULL;
+	tok_object *objs = NULL;
+	size_t n = 0, i;
+	char hex[2 * TOK_ID_MAX + 1];
+	tok_rv rv;
+	int rc;
+
+	/* Private keys are invisible before a login, so log in when a PIN is configured. */
+	if ((rc = agent_token_open(e, &tok, e->pin_source != NULL)) != EXIT_OK)
+		return rc;
+	if ((rv = tok_objects(tok, &objs, &n)) != TOK_OK) {
+		rc = agent_token_fail(tok, rv, "cannot list the token's objects");
+		tok_free(tok);
+		return rc;
+	}
+	if (e->pin_source == NULL)
+		printf("(not logged in: private keys are not shown; configure a PIN source)\n");
+	for (i = 0; i < n; i++) {
+		agent_hex(objs[i].id.id, objs[i].id.len, hex, sizeof(hex));
+		printf("%s \"%s\"\n  id:      %s\n", class_name(objs[i].cls), objs[i].label,
+		       hex[0] ? hex : "-");
+		if (objs[i].cls == P_CKO_CERTIFICATE)
+			print_cert(&objs[i]);
+		else
+			print_key(&objs[i]);
+	}
+	printf("%zu object%s\n", n, n == 1 ? "" : "s");
+	tok_objects_free(objs, n);
+	tok_free(tok);
+	return EXIT_OK;
+}

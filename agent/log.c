@@ -1,0 +1,76 @@
+/* One logging function for the program: stderr, or syslog for a daemon. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "agent/agent.h"
+
+static const char *prog = "p11enroll";
+static int verbosity; /* -1: errors, 0: and notices, 1: and info, 2: and debug */
+static int to_syslog;
+
+void log_init(const char *progname, int v, int use_syslog)
+{
+	if (progname != NULL)
+		prog = progname;
+	verbosity = v;
+	to_syslog = use_syslog;
+	if (to_syslog)
+		openlog(prog, LOG_PID, LOG_DAEMON);
+}
+
+int log_verbosity(void)
+{
+	return verbosity;
+}
+
+static int wanted(int level)
+{
+	if (level <= LOG_ERR)
+		return 1;
+	if (level <= LOG_NOTICE)
+		return verbosity >= 0;
+	if (level == LOG_INFO)
+		return verbosity >= 1;
+	return verbosity >= 2;
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	if (!wanted(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (to_syslog) {
+		syslog(level, "%s", line);
+		return;
+	}
+	const char *tag = level <= LOG_ERR ? "error: " : level == LOG_WARNING ? "warning: " :
+			  level == LOG_DEBUG ? "debug: " : "";
+	fprintf(stderr, "%s: %s%s\n", prog, tag, line);
+}
+
+static int print_err(const char *str, size_t len, void *u)
+{
+	(void)u;
+	/* ERR_print_errors_cb lines end in a newline already. */
+	while (len > 0 && (str[len - 1] == '\n' || str[len - 1] == '\0'))
+		len--;
+	log_msg(LOG_DEBUG, "openssl: %.*s", (int)len, str);
+	return 1;
+}
+
+void log_openssl_errors(void)
+{
+	if (wanted(LOG_DEBUG))
+		ERR_print_errors_cb(print_err, NULL);
+	ERR_clear_error();
+}

@@ -1,0 +1,210 @@
+/* p11enroll: command line. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "cmp/cmpc.h"
+
+enum {
+	OPT_MODULE = 256,
+	OPT_TOKEN,
+	OPT_PIN_SOURCE,
+	OPT_KEY_TYPE,
+	OPT_LABEL,
+	OPT_SUBJECT,
+	OPT_SAN,
+	OPT_SERVER,
+	OPT_REFERENCE,
+	OPT_SECRET_SOURCE,
+	OPT_TRUSTED,
+	OPT_TLS_TRUSTED,
+	OPT_CERT_OUT,
+	OPT_CHAIN_OUT,
+	OPT_IMPLICIT,
+	OPT_NO_IMPLICIT,
+	OPT_CONNECT_TIMEOUT,
+	OPT_TIMEOUT,
+	OPT_TOTAL_TIMEOUT,
+};
+
+static const struct option options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "module", required_argument, NULL, OPT_MODULE },
+	{ "token", required_argument, NULL, OPT_TOKEN },
+	{ "pin-source", required_argument, NULL, OPT_PIN_SOURCE },
+	{ "key-type", required_argument, NULL, OPT_KEY_TYPE },
+	{ "label", required_argument, NULL, OPT_LABEL },
+	{ "subject", required_argument, NULL, OPT_SUBJECT },
+	{ "san", required_argument, NULL, OPT_SAN },
+	{ "server", required_argument, NULL, OPT_SERVER },
+	{ "reference", required_argument, NULL, OPT_REFERENCE },
+	{ "secret-source", required_argument, NULL, OPT_SECRET_SOURCE },
+	{ "trusted", required_argument, NULL, OPT_TRUSTED },
+	{ "tls-trusted", required_argument, NULL, OPT_TLS_TRUSTED },
+	{ "cert-out", required_argument, NULL, OPT_CERT_OUT },
+	{ "chain-out", required_argument, NULL, OPT_CHAIN_OUT },
+	{ "implicit-confirm", no_argument, NULL, OPT_IMPLICIT },
+	{ "no-implicit-confirm", no_argument, NULL, OPT_NO_IMPLICIT },
+	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "total-timeout", required_argument, NULL, OPT_TOTAL_TIMEOUT },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: p11enroll [options] enroll [NAME]\n"
+		"       p11enroll [options] list [NAME]\n"
+		"\n"
+		"Commands:\n"
+		"  enroll [NAME]          generate a key pair on the token, enroll it with a CMP ir\n"
+		"                         and store the certificate next to the key\n"
+		"  list [NAME]            show the keys and certificates on the token\n"
+		"\n"
+		"Options (override the enrollment NAME in the configuration file):\n"
+		"  -c, --config FILE      configuration file (default $P11ENROLL_CONF or\n"
+		"                         " SYSCONFDIR "/p11enroll/p11enroll.conf)\n"
+		"      --module MODULE    PKCS#11 module path or p11-kit module name\n"
+		"      --token URI        pkcs11: URI of the token\n"
+		"      --pin-source SRC   user PIN from file:PATH, fd:N, env:NAME, or protected\n"
+		"      --key-type TYPE    ec:P-256 (default), ec:P-384, rsa:2048, rsa:3072, rsa:4096\n"
+		"      --label LABEL      CKA_LABEL of the new key and certificate\n"
+		"      --subject DN       subject, as /CN=name/O=org\n"
+		"      --san NAMES        subject alternative names, as DNS:a.example,email:x@y\n"
+		"      --server URL       CMP server, http(s)://host[:port]/.well-known/cmp\n"
+		"      --reference REF    PBM reference value (senderKID)\n"
+		"      --secret-source SRC  PBM shared secret from file:PATH, fd:N or env:NAME\n"
+		"      --trusted FILE     PEM trust anchors for the issued certificate\n"
+		"      --tls-trusted FILE PEM CA bundle that verifies an HTTPS server\n"
+		"      --cert-out FILE    also write the new certificate to FILE\n"
+		"      --chain-out FILE   also write the CA certificates to FILE\n"
+		"      --implicit-confirm, --no-implicit-confirm\n"
+		"                         ask the CA to skip certConf (used only if granted)\n"
+		"      --connect-timeout S, --timeout S, --total-timeout S\n"
+		"                         seconds for connecting, per message, in all\n"
+		"  -v, --verbose          more detail (twice: debug)\n"
+		"  -q, --quiet            errors only\n"
+		"  -h, --help             this help\n"
+		"  -V, --version          print the version\n"
+		"\n"
+		"PINs and secrets never go on the command line. Exit codes: see p11enroll(1).\n");
+}
+
+static int set_str(char **field, const char *value)
+{
+	free(*field);
+	*field = strdup(value);
+	return *field != NULL ? 0 : -1;
+}
+
+static int set_seconds(int *field, const char *opt, const char *value)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0' || v < 0 || v > 86400 * 30) {
+		log_msg(LOG_ERR, "--%s '%s' is not a number of seconds", opt, value);
+		return -1;
+	}
+	*field = (int)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	conf_enrollment e;
+	const char *config = NULL, *cmd, *name = NULL;
+	int c, verbosity = 0, quiet = 0, rc, idx;
+	char err[1024];
+
+	conf_enrollment_init(&e);
+	log_init("p11enroll", 0, 0);
+	while ((c = getopt_long(argc, argv, "c:vqhV", options, &idx)) != -1) {
+		int r = 0;
+
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'v': verbosity++; break;
+		case 'q': quiet = 1; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		case 'V': printf("p11enroll %s\n", PACKAGE_VERSION); return EXIT_OK;
+		case OPT_MODULE: r = set_str(&e.module, optarg); break;
+		case OPT_TOKEN: r = set_str(&e.token, optarg); break;
+		case OPT_PIN_SOURCE: r = set_str(&e.pin_source, optarg); break;
+		case OPT_KEY_TYPE: r = set_str(&e.key_type, optarg); break;
+		case OPT_LABEL: r = set_str(&e.label, optarg); break;
+		case OPT_SUBJECT: r = set_str(&e.subject, optarg); break;
+		case OPT_SAN: r = set_str(&e.san, optarg); break;
+		case OPT_SERVER: r = set_str(&e.server, optarg); break;
+		case OPT_REFERENCE: r = set_str(&e.reference, optarg); break;
+		case OPT_SECRET_SOURCE: r = set_str(&e.secret_source, optarg); break;
+		case OPT_TRUSTED: r = set_str(&e.trusted, optarg); break;
+		case OPT_TLS_TRUSTED: r = set_str(&e.tls_trusted, optarg); break;
+		case OPT_CERT_OUT: r = set_str(&e.cert_out, optarg); break;
+		case OPT_CHAIN_OUT: r = set_str(&e.chain_out, optarg); break;
+		case OPT_IMPLICIT: e.implicit_confirm = 1; break;
+		case OPT_NO_IMPLICIT: e.implicit_confirm = 0; break;
+		case OPT_CONNECT_TIMEOUT:
+			r = set_seconds(&e.connect_timeout, "connect-timeout", optarg);
+			break;
+		case OPT_TIMEOUT: r = set_seconds(&e.timeout, "timeout", optarg); break;
+		case OPT_TOTAL_TIMEOUT:
+			r = set_seconds(&e.total_timeout, "total-timeout", optarg);
+			break;
+		default:
+			usage(stderr);
+			conf_enrollment_clear(&e);
+			return EXIT_USAGE;
+		}
+		if (r < 0) {
+			conf_enrollment_clear(&e);
+			return EXIT_USAGE;
+		}
+	}
+	log_init(NULL, quiet ? -1 : verbosity, 0);
+	if (optind >= argc) {
+		usage(stderr);
+		conf_enrollment_clear(&e);
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind++];
+	if (optind < argc)
+		name = argv[optind++];
+	if (optind < argc) {
+		log_msg(LOG_ERR, "unexpected argument '%s'; see p11enroll --help", argv[optind]);
+		conf_enrollment_clear(&e);
+		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "enroll") != 0 && strcmp(cmd, "list") != 0) {
+		log_msg(LOG_ERR, "unknown command '%s'; see p11enroll --help", cmd);
+		conf_enrollment_clear(&e);
+		return EXIT_USAGE;
+	}
+	if (conf_load(config, config != NULL, name, &e, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		conf_enrollment_clear(&e);
+		return EXIT_USAGE;
+	}
+	if (cmpc_global_init() < 0) {
+		log_msg(LOG_ERR, "cannot initialize libcurl");
+		conf_enrollment_clear(&e);
+		return EXIT_INTERNAL;
+	}
+	rc = strcmp(cmd, "enroll") == 0 ? agent_enroll(&e) : agent_list(&e);
+	cmpc_global_cleanup();
+	conf_enrollment_clear(&e);
+	return rc;
+}

@@ -1,0 +1,113 @@
+/* Opening the configured token and logging in: shared by every command. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "pkcs11/tok.h"
+
+int agent_exit_from_tok(int rv)
+{
+	switch ((tok_rv)rv) {
+	case TOK_OK:
+		return EXIT_OK;
+	case TOK_ERR_CONFIG:
+		return EXIT_USAGE;
+	case TOK_ERR_PIN_INCORRECT:
+	case TOK_ERR_PIN_LOCKED:
+	case TOK_ERR_NOT_LOGGED_IN:
+		return EXIT_PIN;
+	case TOK_ERR_NOMEM:
+		return EXIT_INTERNAL;
+	default:
+		return EXIT_TOKEN;
+	}
+}
+
+int agent_token_fail(tok_ctx *tok, int rv, const char *what)
+{
+	const char *detail = tok != NULL ? tok_errmsg(tok) : "";
+
+	log_msg(LOG_ERR, "%s: %s%s%s", what, tok_strerror((tok_rv)rv), detail[0] ? ": " : "", detail);
+	log_openssl_errors();
+	return agent_exit_from_tok(rv);
+}
+
+void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen)
+{
+	size_t i;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	for (i = 0; i < n && 2 * i + 2 < outlen; i++)
+		snprintf(out + 2 * i, 3, "%02x", p[i]);
+}
+
+static int login(const conf_enrollment *e, tok_ctx *tok, const tok_info *info)
+{
+	char err[512];
+	secret *pin = NULL;
+	tok_rv rv;
+
+	if (e->pin_source == NULL) {
+		log_msg(LOG_ERR,
+			"no PIN source for token '%s': set pin_source (file:PATH, fd:N, env:NAME "
+			"or protected) or --pin-source",
+			info->label);
+		return EXIT_PIN;
+	}
+	if (info->flags & 0x00010000UL) /* CKF_USER_PIN_COUNT_LOW */
+		log_msg(LOG_WARNING,
+			"token '%s' reports that a wrong user PIN was entered recently; the PIN "
+			"will be tried once",
+			info->label);
+	if (strcmp(e->pin_source, "protected") == 0) {
+		log_msg(LOG_NOTICE, "enter the PIN for token '%s' on its PIN pad", info->label);
+		rv = tok_login(tok, NULL);
+	} else {
+		if (secret_read(e->pin_source, "PIN", &pin, err, sizeof(err)) < 0) {
+			log_msg(LOG_ERR, "%s", err);
+			return EXIT_PIN;
+		}
+		rv = tok_login(tok, pin->buf);
+		secret_free(pin);
+	}
+	if (rv != TOK_OK)
+		return agent_token_fail(tok, rv, "login failed");
+	return EXIT_OK;
+}
+
+int agent_token_open(const conf_enrollment *e, tok_ctx **ret_tok, int need_login)
+{
+	tok_ctx *tok = NULL;
+	tok_info info;
+	tok_rv rv;
+	int rc;
+
+	if (e->token == NULL) {
+		log_msg(LOG_ERR, "no token selected: set token = pkcs11:token=LABEL or --token");
+		return EXIT_USAGE;
+	}
+	rv = tok_open(e->module, e->token, &tok);
+	if (rv != TOK_OK) {
+		rc = agent_token_fail(tok, rv, "cannot open the token");
+		tok_free(tok);
+		return rc;
+	}
+	rv = tok_get_info(tok, &info);
+	if (rv != TOK_OK) {
+		rc = agent_token_fail(tok, rv, "cannot read the token information");
+		tok_free(tok);
+		return rc;
+	}
+	log_msg(LOG_INFO, "token '%s' (manufacturer '%s', model '%s', serial '%s')", info.label,
+		info.manufacturer, info.model, info.serial);
+	if (need_login && (rc = login(e, tok, &info)) != EXIT_OK) {
+		tok_free(tok);
+		return rc;
+	}
+	*ret_tok = tok;
+	return EXIT_OK;
+}
