@@ -1,0 +1,78 @@
+#!/bin/sh
+# /config: configuration and command-line errors are clear, exit 2 and
+# touch no token; the command line overrides the file.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_tools
+setup
+make_token conf || exit 1
+start_ca || exit 1
+
+# bad NAME MESSAGE_REGEX [p11enroll args]: exit 2 with the message.
+bad() {
+	name=$1 msg=$2
+	shift 2
+	p11e "$@"
+	check "/config/$name/exit-2" expect_rc 2
+	check "/config/$name/message" grep_err "$msg"
+}
+
+write_conf conf "tiemout = 5"
+bad unknown-key "unknown key 'tiemout'" enroll test
+
+printf '[test\nlabel = x\n' > "$TMP/syntax.conf"
+"$P11ENROLL" -c "$TMP/syntax.conf" enroll > "$TMP/out" 2> "$TMP/err"; RC=$?
+check "/config/syntax/exit-2" expect_rc 2
+check "/config/syntax/line" grep_err 'syntax.conf, line 1'
+
+"$P11ENROLL" -c "$TMP/nonexistent.conf" enroll > "$TMP/out" 2> "$TMP/err"; RC=$?
+check "/config/missing-file/exit-2" expect_rc 2
+check "/config/missing-file/message" grep_err 'nonexistent.conf.*No such file'
+
+write_conf conf
+bad no-section "no enrollment \[other\]" enroll other
+printf '\n[second]\nlabel = y\n' >> "$TMP/p11enroll.conf"
+bad several-sections "several enrollments \(test, second\)" enroll
+sed -i 's/^\[second\]/implicit_confirm = maybe\n[second]/' "$TMP/p11enroll.conf"
+bad bad-bool "implicit_confirm = 'maybe'" enroll test
+
+write_conf conf "key_type = dsa:1024"
+bad key-type "key type 'dsa:1024'" enroll test
+write_conf conf "subject = CN=no-slash"
+bad subject "must start with '/'" enroll test
+write_conf conf "san = bogus:thing"
+bad san "subject alternative names" enroll test
+write_conf conf
+sed -i '/^trusted/d' "$TMP/p11enroll.conf"
+bad missing-trusted "trust anchors" enroll test
+write_conf conf
+bad bad-option "" enroll test --no-such-option
+bad unknown-command "unknown command 'enrol'" enrol test
+bad extra-argument "unexpected argument" enroll test extra
+bad bad-timeout "not a number of seconds" enroll test --timeout soon
+write_conf conf "secret_source = pass:$CMP_SECRET"
+sed -i '/^secret_source = file:/d' "$TMP/p11enroll.conf"
+bad secret-pass-refused "is not file:PATH, fd:N or env:NAME" enroll test
+check "/config/secret-pass-refused/not-echoed" no_secret_in "$TMP/err" "$TMP/out"
+check "/config/errors-touch-no-token" test "$(count_objects conf)" -eq 0
+
+# No token matches the URI: exit 3 and the message names it.
+write_conf conf
+p11e enroll test --token "pkcs11:token=absent-token"
+check "/config/absent-token/exit-3" expect_rc 3
+check "/config/absent-token/message" grep_err 'absent-token'
+
+# The command line overrides the file.
+write_conf conf "label = from-file"
+p11e enroll test --label from-cli --subject "/CN=from cli"
+check "/config/override/exit-0" expect_rc 0
+check "/config/override/label" sh -c "'$PKCS11_TOOL' --module '$SOFTHSM2_MODULE' --token-label conf --list-objects --type cert | grep -q 'label: *from-cli'"
+check "/config/override/subject" grep -q 'CN *= *from cli\|CN=from cli' "$TMP/out"
+
+# --help and --version.
+"$P11ENROLL" --help > "$TMP/out"; RC=$?
+check "/config/help" expect_rc 0
+"$P11ENROLL" --version > "$TMP/out"; RC=$?
+check "/config/version" grep -q '^p11enroll [0-9]' "$TMP/out"
+"$P11ENROLL" > "$TMP/out" 2> "$TMP/err"; RC=$?
+check "/config/no-command/exit-2" expect_rc 2
+finish

@@ -1,0 +1,73 @@
+#!/bin/sh
+# /enroll: a key pair generated on a SoftHSM2 token, enrolled with ir at the
+# test CA, the certificate and CA chain stored back on the token.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_tools
+setup
+start_ca || exit 1
+
+# id_of LABEL TYPE: CKA_ID of the first object of that type.
+id_of() {
+	objects "$1" "$2" | sed -n 's/^ *ID: *\([0-9a-f]*\)$/\1/p' | head -n 1
+}
+
+ski_of() {
+	"$OPENSSL_BIN" x509 -in "$1" -noout -ext subjectKeyIdentifier |
+		sed -n 's/^ *\([0-9A-F:]*\)$/\1/p' | tr -d ':' | tr 'A-F' 'a-f'
+}
+
+# enroll_and_check TOKEN KEYTYPE
+enroll_and_check() {
+	tok=$1 kt=$2
+	make_token "$tok" || { not_ok "/enroll/$kt/token"; return; }
+	write_conf "$tok" "key_type = $kt
+san = DNS:$tok.example, email:$tok@example.org
+cert_out = $TMP/$tok.pem
+chain_out = $TMP/$tok-chain.pem"
+	p11e -v enroll test
+	check "/enroll/$kt/exit-0" expect_rc 0
+	check "/enroll/$kt/summary" grep -q "^enrolled test" "$TMP/out"
+	check "/enroll/$kt/no-secret-in-output" no_secret_in "$TMP/out" "$TMP/err"
+
+	priv=$(id_of "$tok" privkey)
+	cert=$(id_of "$tok" cert)
+	check "/enroll/$kt/cert-has-key-id" test -n "$priv" -a "$priv" = "$cert"
+	check "/enroll/$kt/key-id-is-ski" test "$priv" = "$(ski_of "$TMP/$tok.pem")"
+	objects "$tok" privkey > "$TMP/priv.txt"
+	check "/enroll/$kt/key-sensitive" grep -q -E 'Access:.*[^-]sensitive' "$TMP/priv.txt"
+	check "/enroll/$kt/key-never-extractable" grep -q 'never extractable' "$TMP/priv.txt"
+	check "/enroll/$kt/key-generated-on-token" grep -q -E 'Access:.*local' "$TMP/priv.txt"
+	check "/enroll/$kt/key-no-decrypt" sh -c "! grep -q -E 'Usage:.*decrypt' '$TMP/priv.txt'"
+	check "/enroll/$kt/key-label" grep -q 'label: *enrolled-key' "$TMP/priv.txt"
+
+	# The certificate read back from the token carries the token's public key.
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$tok" --read-object \
+		--type cert --id "$cert" -o "$TMP/cert.der" > /dev/null 2>&1
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$tok" --read-object \
+		--type pubkey --id "$priv" -o "$TMP/pub.der" > /dev/null 2>&1
+	"$OPENSSL_BIN" x509 -inform DER -in "$TMP/cert.der" -noout -pubkey |
+		"$OPENSSL_BIN" pkey -pubin -outform DER -out "$TMP/certpub.der" 2> /dev/null
+	"$OPENSSL_BIN" pkey -pubin -inform DER -in "$TMP/pub.der" -outform DER \
+		-out "$TMP/tokpub.der" 2> /dev/null
+	check "/enroll/$kt/stored-cert-matches-token-key" cmp -s "$TMP/certpub.der" "$TMP/tokpub.der"
+	check "/enroll/$kt/cert-subject" sh -c "'$OPENSSL_BIN' x509 -inform DER -in '$TMP/cert.der' -noout -subject | grep -q 'CN *= *p11enroll test'"
+	check "/enroll/$kt/cert-san" sh -c "'$OPENSSL_BIN' x509 -inform DER -in '$TMP/cert.der' -noout -ext subjectAltName | grep -q 'DNS:$tok.example'"
+	check "/enroll/$kt/chain-verifies" "$OPENSSL_BIN" verify -CAfile "$TMP/ca/root.pem" \
+		-untrusted "$TMP/$tok-chain.pem" "$TMP/$tok.pem"
+	ncerts=$(objects "$tok" cert | grep -c '^Certificate Object')
+	check "/enroll/$kt/ca-certs-stored" test "$ncerts" -ge 2
+}
+
+enroll_and_check tok-ec ec:P-256
+enroll_and_check tok-rsa rsa:2048
+enroll_and_check tok-p384 ec:P-384
+
+# The CA verified the token's POP signature for each request.
+check "/enroll/ca-verified-pop" test "$(grep -c -i 'pop.*verified\|verified.*pop' "$TMP/ca.log")" -ge 3
+
+# list shows the key and certificate with their protection.
+p11e list test
+check "/list/exit-0" expect_rc 0
+check "/list/shows-cert" grep -q 'CN *= *p11enroll test\|CN=p11enroll test' "$TMP/out"
+check "/list/shows-never-extractable" grep -q 'never extractable' "$TMP/out"
+finish

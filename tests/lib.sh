@@ -1,0 +1,161 @@
+# Shared by the integration tests: a temporary SoftHSM2 token, the test CA
+# on a random loopback port, p11enroll runs and TAP output.
+# Sourced by tests/*.sh; expects top_builddir/top_srcdir from make check.
+
+: "${top_builddir:=$(cd "$(dirname "$0")/.." && pwd)}"
+: "${top_srcdir:=$top_builddir}"
+P11ENROLL="$top_builddir/p11enroll"
+TESTCA="$top_builddir/tests/ca/p11enroll-testca"
+USER_PIN=5701-user-pin
+SO_PIN=5701-so-pin
+CMP_REF=4711
+CMP_SECRET=shared-secret-8c1f2e
+TEST_NUM=0
+TEST_FAILED=0
+CA_PID=
+
+skip() {
+	echo "1..0 # SKIP $*"
+	exit 77
+}
+
+need_tools() {
+	[ -n "$SOFTHSM2_MODULE" ] && [ -f "$SOFTHSM2_MODULE" ] || skip "SoftHSM2 module not found"
+	[ -n "$SOFTHSM2_UTIL" ] || skip "softhsm2-util not found"
+	[ -n "$PKCS11_TOOL" ] || skip "pkcs11-tool (opensc) not found"
+	[ -n "$OPENSSL_BIN" ] || skip "openssl not found"
+	[ -x "$P11ENROLL" ] || skip "p11enroll not built"
+	[ -x "$TESTCA" ] || skip "test CA not built"
+}
+
+cleanup() {
+	stop_ca
+	[ -n "$TMP" ] && rm -rf "$TMP"
+}
+
+setup() {
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/p11enroll-test.XXXXXX")
+	trap cleanup EXIT
+	trap 'exit 1' INT TERM
+	umask 077
+	printf '%s\n' "$USER_PIN" > "$TMP/pin"
+	printf '%s\n' "$CMP_SECRET" > "$TMP/secret"
+}
+
+ok() {
+	TEST_NUM=$((TEST_NUM + 1))
+	echo "ok $TEST_NUM - $*"
+}
+
+not_ok() {
+	TEST_NUM=$((TEST_NUM + 1))
+	TEST_FAILED=$((TEST_FAILED + 1))
+	echo "not ok $TEST_NUM - $*"
+}
+
+# check NAME COMMAND...: one TAP line for the command's success.
+check() {
+	name=$1
+	shift
+	if "$@"; then ok "$name"; else not_ok "$name"; fi
+}
+
+finish() {
+	echo "1..$TEST_NUM"
+	[ "$TEST_FAILED" -eq 0 ] || exit 1
+	exit 0
+}
+
+# make_token LABEL: a fresh token in this test's own SoftHSM2 store.
+make_token() {
+	if [ -z "$SOFTHSM2_CONF" ] || [ "${SOFTHSM2_CONF#"$TMP"}" = "$SOFTHSM2_CONF" ]; then
+		mkdir -p "$TMP/tokens"
+		printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+			"$TMP/tokens" > "$TMP/softhsm2.conf"
+		SOFTHSM2_CONF="$TMP/softhsm2.conf"
+		export SOFTHSM2_CONF
+	fi
+	"$SOFTHSM2_UTIL" --init-token --free --label "$1" --so-pin "$SO_PIN" --pin "$USER_PIN" \
+		> "$TMP/softhsm-init.log" 2>&1 || { cat "$TMP/softhsm-init.log"; return 1; }
+}
+
+delete_token() {
+	"$SOFTHSM2_UTIL" --delete-token --token "$1" > /dev/null 2>&1
+}
+
+# start_ca [ARGS...]: the test CA in $TMP/ca on a free port; sets CA_PORT, CA_URL.
+start_ca() {
+	stop_ca
+	: > "$TMP/ca.out"
+	"$TESTCA" --dir "$TMP/ca" --port 0 --ref "$CMP_REF" --secret-file "$TMP/secret" \
+		--log "$TMP/ca.log" --quiet "$@" > "$TMP/ca.out" 2> "$TMP/ca.err" &
+	CA_PID=$!
+	i=0
+	while [ $i -lt 100 ]; do
+		CA_PORT=$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$TMP/ca.out")
+		[ -n "$CA_PORT" ] && break
+		kill -0 "$CA_PID" 2> /dev/null || { cat "$TMP/ca.err"; return 1; }
+		sleep 0.1
+		i=$((i + 1))
+	done
+	[ -n "$CA_PORT" ] || { echo "# test CA did not start"; return 1; }
+	CA_URL="http://127.0.0.1:$CA_PORT/.well-known/cmp"
+}
+
+stop_ca() {
+	if [ -n "$CA_PID" ]; then
+		kill "$CA_PID" 2> /dev/null
+		wait "$CA_PID" 2> /dev/null
+		CA_PID=
+	fi
+}
+
+# write_conf TOKEN_LABEL [EXTRA_LINES]: one enrollment [test] for the token.
+write_conf() {
+	cat > "$TMP/p11enroll.conf" <<EOC
+module = $SOFTHSM2_MODULE
+server = $CA_URL
+reference = $CMP_REF
+secret_source = file:$TMP/secret
+trusted = $TMP/ca/root.pem
+timeout = 10
+total_timeout = 30
+
+[test]
+token = pkcs11:token=$1
+pin_source = file:$TMP/pin
+label = enrolled-key
+subject = /CN=p11enroll test/O=Example
+${2:-}
+EOC
+}
+
+# p11e ARGS...: runs p11enroll; RC, $TMP/out and $TMP/err hold the outcome.
+p11e() {
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" "$@" > "$TMP/out" 2> "$TMP/err"
+	RC=$?
+	return 0
+}
+
+# objects LABEL [TYPE]: pkcs11-tool's object list of the token (logged in).
+objects() {
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$1" --login \
+		--pin "$USER_PIN" --list-objects ${2:+--type "$2"} 2> /dev/null
+}
+
+count_objects() {
+	objects "$@" | grep -c -E '^(Private Key|Public Key|Certificate) Object'
+}
+
+# no_secret_in FILE...: neither the PIN nor the MAC secret appears.
+no_secret_in() {
+	! grep -q -F -e "$USER_PIN" -e "$CMP_SECRET" "$@"
+}
+
+expect_rc() {
+	[ "$RC" = "$1" ] || { echo "# exit code $RC, expected $1; stderr:"; sed 's/^/#   /' "$TMP/err"; return 1; }
+}
+
+grep_err() {
+	grep -q -E "$1" "$TMP/err" || { echo "# stderr lacks /$1/:"; sed 's/^/#   /' "$TMP/err"; return 1; }
+}

@@ -1,0 +1,71 @@
+#!/bin/sh
+# The demo: a SoftHSM2 token, the test CA on a loopback port, and one real
+# enrollment: the key pair is generated on the token, the POP is signed by
+# the token, the certificate goes back onto the token.
+set -u
+P11E_TOP=$(cd "$(dirname "$0")/.." && pwd)
+. "$P11E_TOP/tools/deps.sh"
+p11e_deps || exit 1
+echo "building in $P11E_TOP/build ..."
+p11e_build "$P11E_TOP/build" --enable-strict || { echo "build failed" >&2; exit 1; }
+
+B="$P11E_TOP/build"
+S="$P11E_TOP/demo-state"
+SOFTHSM2_MODULE=$(sed -n 's/^SOFTHSM2_MODULE = //p' "$B/Makefile")
+rm -rf "$S"
+mkdir -p "$S/tokens"
+chmod 700 "$S"
+umask 077
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$S/tokens" > "$S/softhsm2.conf"
+export SOFTHSM2_CONF="$S/softhsm2.conf"
+# Demo-only credentials, random each run, kept in files (never on argv of p11enroll).
+od -An -N8 -tx1 /dev/urandom | tr -d ' \n' > "$S/pin"
+od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$S/secret"
+echo "creating SoftHSM2 token 'demo' in $S/tokens"
+softhsm2-util --init-token --free --label demo --so-pin "$(cat "$S/pin")-so" \
+	--pin "$(cat "$S/pin")" > /dev/null || exit 1
+
+"$B/tests/ca/p11enroll-testca" --dir "$S/ca" --port 0 --ref 4711 \
+	--secret-file "$S/secret" --log "$S/ca.log" --quiet > "$S/ca.out" 2>&1 &
+CA_PID=$!
+trap 'kill $CA_PID 2> /dev/null' EXIT
+i=0
+while ! grep -q '^port ' "$S/ca.out" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+PORT=$(sed -n 's/^port //p' "$S/ca.out")
+[ -n "$PORT" ] || { echo "the test CA did not start:" >&2; cat "$S/ca.out" >&2; exit 1; }
+echo "test CA listening on 127.0.0.1:$PORT"
+
+cat > "$S/p11enroll.conf" <<EOC
+[demo]
+module = $SOFTHSM2_MODULE
+token = pkcs11:token=demo
+pin_source = file:$S/pin
+key_type = ec:P-256
+label = demo
+subject = /CN=p11enroll demo/O=Example
+san = DNS:demo.example, email:demo@example.org
+server = http://127.0.0.1:$PORT/.well-known/cmp
+reference = 4711
+secret_source = file:$S/secret
+trusted = $S/ca/root.pem
+cert_out = $S/demo.pem
+chain_out = $S/demo-chain.pem
+EOC
+
+echo
+echo "\$ p11enroll -c $S/p11enroll.conf -v enroll demo"
+"$B/p11enroll" -c "$S/p11enroll.conf" -v enroll demo || exit 1
+echo
+echo "--- the issued certificate ---"
+openssl x509 -in "$S/demo.pem" -noout -subject -issuer -serial -dates -ext subjectAltName,keyUsage
+openssl verify -CAfile "$S/ca/root.pem" -untrusted "$S/demo-chain.pem" "$S/demo.pem"
+echo
+echo "--- the token's objects ---"
+echo "\$ p11enroll -c $S/p11enroll.conf list demo"
+"$B/p11enroll" -c "$S/p11enroll.conf" list demo || exit 1
+echo
+echo "What the CA saw:"
+sed 's/^/  /' "$S/ca.log"
+echo
+echo "demo done; state (token, CA, configuration) is in $S"

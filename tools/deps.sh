@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs the Debian 12 packages p11enroll needs when they are missing
+# (as root), or says which to install.  Sourced by demo.sh and test.sh.
+P11E_PACKAGES="build-essential autoconf automake pkgconf libssl-dev libp11-dev
+libp11-kit-dev libcurl4-openssl-dev softhsm2 opensc libengine-pkcs11-openssl p11-kit
+mandoc openssl"
+
+p11e_deps() {
+	missing=
+	for p in $P11E_PACKAGES; do
+		dpkg-query -W -f='${Status}\n' "$p" 2> /dev/null | grep -q '^install ok installed$' ||
+			missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "missing Debian packages:$missing" >&2
+		echo "install them with: sudo apt-get install$missing" >&2
+		return 1
+	fi
+	echo "installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q > /dev/null || return 1
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $missing > /dev/null || return 1
+}
+
+# p11e_build DIR [CONFIGURE_ARGS...]: an out-of-tree build of the checkout.
+p11e_build() {
+	dir=$1
+	shift
+	[ -x "$P11E_TOP/configure" ] || (cd "$P11E_TOP" && autoreconf -fi > /dev/null) || return 1
+	mkdir -p "$dir" || return 1
+	(cd "$dir" && { [ -f Makefile ] || "$P11E_TOP/configure" -q "$@"; } &&
+		make -s -j"$(nproc)") || return 1
+}
