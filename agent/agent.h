@@ -78,14 +78,22 @@ void conf_enrollment_clear(conf_enrollment *e);
 /*
  * Loads section name (or the only enrollment section when name is NULL)
  * from path into e; fields already set in e (from the command line) are
- * kept.  path NULL: the default file, which may be absent.  Returns -1
+ * kept.  path NULL: $P11ENROLL_CONF, else the default file, which may be
+ * absent.  Returns -1
  * with a message naming the file, line and key on error.
  */
-int conf_load(const char *path, int path_explicit, const char *name, conf_enrollment *e,
-	      char *err, size_t errlen);
+int conf_load(const char *path, const char *name, conf_enrollment *e, char *err, size_t errlen);
+const char *conf_default_path(void);
 
 /* Key type "ec:P-256" etc. into alg/bits (tok_keyspec values); -1 if bad. */
 int conf_parse_key_type(const char *s, int *ret_alg, int *ret_bits);
+/* name.c: "/CN=x/O=y" (openssl -subj syntax) and OpenSSL's subjectAltName
+ * syntax; NULL with a message in err on error. */
+struct X509_name_st;
+struct stack_st_GENERAL_NAME;
+struct X509_name_st *conf_parse_subject(const char *s, char *err, size_t errlen);
+struct stack_st_GENERAL_NAME *conf_parse_sans(const char *s, char *err, size_t errlen);
+
 /* "yes"/"no"/"true"/"false"/"1"/"0"; -1 if neither. */
 int conf_parse_bool(const char *s);
 

@@ -248,9 +248,15 @@ static int pick_section(CONF *conf, const char *path, const char **ret, char *er
 	return -1;
 }
 
-int conf_load(const char *path, int path_explicit, const char *name, conf_enrollment *e,
-	      char *err, size_t errlen)
+const char *conf_default_path(void)
 {
+	return DEFAULT_CONF;
+}
+
+int conf_load(const char *path, const char *name, conf_enrollment *e, char *err, size_t errlen)
+{
+	int path_explicit = 1;
+
 	CONF *conf = NULL;
 	const char *section = name;
 	long eline = -1;
@@ -258,10 +264,10 @@ int conf_load(const char *path, int path_explicit, const char *name, conf_enroll
 
 	if (path == NULL)
 		path = getenv("P11ENROLL_CONF");
-	if (path == NULL)
+	if (path == NULL) {
 		path = DEFAULT_CONF;
-	else
-		path_explicit = 1;
+		path_explicit = 0;
+	}
 
 	if ((conf = NCONF_new(NULL)) == NULL) {
 		snprintf(err, errlen, "out of memory");

@@ -193,7 +193,7 @@ int main(int argc, char **argv)
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
 	}
-	if (conf_load(config, config != NULL, name, &e, err, sizeof(err)) < 0) {
+	if (conf_load(config, name, &e, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;

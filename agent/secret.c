@@ -124,10 +124,11 @@ static int from_source(const char *src, const char *what, secret *s, char *err, 
 		s->len = n;
 		return 0;
 	}
+	/* The source is not echoed: it may be the secret itself, given by mistake. */
 	snprintf(err, errlen,
-		 "the %s source '%.40s' is not file:PATH, fd:N or env:NAME (a %s is never "
-		 "given on the command line)",
-		 what, src, what);
+		 "the %s source is not file:PATH, fd:N or env:NAME (a %s is never given "
+		 "directly)",
+		 what, what);
 	return -1;
 }
 
