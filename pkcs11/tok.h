@@ -46,6 +46,8 @@ typedef struct tok_ctx tok_ctx;
  * uri: "pkcs11:" URI whose token attributes (token, serial, manufacturer,
  * model, slot-id) must select exactly one token; "pkcs11:" alone selects
  * the only token present.
+ * On failure *ret_ctx is a context that holds only the error text, for
+ * tok_errmsg(); free it with tok_free() (NULL only when out of memory).
  */
 tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx);
 

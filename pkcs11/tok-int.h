@@ -1,0 +1,133 @@
+/*
+ * tok layer internals: the context and the helpers the tok_*.c files share.
+ * Not for use outside pkcs11/.
+ */
+#ifndef P11ENROLL_TOK_INT_H
+#define P11ENROLL_TOK_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <libp11.h>
+#include <p11-kit/pkcs11.h>
+#include <p11-kit/uri.h>
+
+#include "pkcs11/tok.h"
+
+struct tok_ctx {
+	PKCS11_CTX *p11;    /* libp11: loads the module, owns C_Finalize */
+	PKCS11_SLOT *slots; /* libp11's slot list; slot points into it */
+	unsigned int nslots;
+	PKCS11_SLOT *slot;   /* the selected token's slot */
+	void *dl;	     /* our reference to the module libp11 loaded */
+	int loaded;	     /* PKCS11_CTX_load succeeded: unload finalizes */
+	CK_FUNCTION_LIST *f; /* raw function list of that same instance */
+	CK_SLOT_ID slot_id;
+	/*
+	 * Held open from tok_open to tok_free: the login state of a token
+	 * ends with the application's last session, and libp11 may close its
+	 * pooled ones.
+	 */
+	CK_SESSION_HANDLE anchor;
+	int have_anchor;
+	int logged_in;
+	int pin_rejected; /* C_Login refused the PIN: never try again */
+	char label[33];	  /* for messages */
+	char errmsg[768];
+};
+
+/* Sets the error text ("what failed: why: what to do") and returns rv. */
+tok_rv tok_fail(tok_ctx *ctx, tok_rv rv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * The same for a failed PKCS#11 call: "<what> failed: CKR_X: <todo>"; the
+ * result follows the CKR (removal → TOK_ERR_ABSENT, etc.).  todo NULL
+ * picks a default advice for the code.
+ */
+tok_rv tok_fail_ckr(tok_ctx *ctx, const char *what, CK_RV ckr, const char *todo);
+
+/* The tok_rv that a CKR maps to. */
+tok_rv tok_rv_from_ckr(CK_RV ckr);
+
+/* Clears the error text at the start of a public call. */
+void tok_clear_err(tok_ctx *ctx);
+
+/* Copies a blank-padded PKCS#11 string into a NUL-terminated one. */
+void tok_copy_padded(char *dst, size_t dstsize, const unsigned char *src, size_t srclen);
+
+/* A copy of a URI fit for messages: pin-value redacted.  OPENSSL_free it. */
+char *tok_redact_uri(const char *uri);
+
+/* "'label' (serial S, model M)", preceded by ", " when comma. */
+void tok_describe_token(const CK_TOKEN_INFO *ti, char *buf, size_t size, int comma);
+
+/*
+ * The file of the one module in p11-kit's configuration whose token uri
+ * selects (OPENSSL_free it); TOK_ERR_ABSENT / TOK_ERR_AMBIGUOUS otherwise.
+ */
+tok_rv tok_probe_p11kit(tok_ctx *ctx, P11KitUri *uri, const char *uri_text, char **ret_path);
+
+/* Opens / closes a raw session of our own (never one of libp11's pool). */
+tok_rv tok_session_open(tok_ctx *ctx, int rw, CK_SESSION_HANDLE *ret_s);
+void tok_session_close(tok_ctx *ctx, CK_SESSION_HANDLE s);
+
+/*
+ * Finds up to max objects matching tmpl; *ret_n is the number found (can
+ * be less than there are when max is reached).
+ */
+tok_rv tok_find(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
+		CK_OBJECT_HANDLE *ret_h, CK_ULONG max, CK_ULONG *ret_n);
+
+/*
+ * Finds every object matching tmpl into a malloc'd array (*ret_h, free
+ * with OPENSSL_free; NULL when none).
+ */
+tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
+		    CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n);
+
+/*
+ * Reads one variable-length attribute into a malloc'd buffer (free with
+ * OPENSSL_free).  Returns the raw CKR; *ret_v NULL and *ret_len 0 for an
+ * empty value.
+ */
+CK_RV tok_attr_get(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type,
+		   unsigned char **ret_v, CK_ULONG *ret_len);
+
+/* Reads a CK_BBOOL attribute: 1, 0, or -1 when absent or unreadable. */
+int tok_attr_bool(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type);
+
+/* Reads a CK_ULONG attribute; returns 0 on success. */
+int tok_attr_ulong(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type,
+		   CK_ULONG *ret_v);
+
+/*
+ * The public key of a key object (public or private, whichever carries
+ * CKA_MODULUS / CKA_EC_POINT) as an EVP_PKEY holding only the public part.
+ */
+tok_rv tok_pubkey_from_object(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+			      EVP_PKEY **ret_pkey);
+
+/*
+ * The public key of the key pair with CKA_ID id: from its public key
+ * object, else from its private key object.  TOK_ERR_NOT_FOUND when
+ * neither exists.
+ */
+tok_rv tok_pubkey_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP_PKEY **ret_pkey);
+
+/* Field size in bits of the named curve in DER CKA_EC_PARAMS; 0 unknown. */
+int tok_ec_params_bits(const unsigned char *params, size_t plen);
+
+/* 1 when a and b hold the same public key. */
+int tok_pubkey_equal(EVP_PKEY *a, EVP_PKEY *b);
+
+/* SHA-1 of the subjectPublicKey BIT STRING contents (RFC 5280 4.2.1.2 (1)). */
+int tok_key_identifier(EVP_PKEY *pkey, tok_id *ret_id);
+
+/* Hex of an id for messages, into buf (truncated with "..." if long). */
+const char *tok_id_hex(const tok_id *id, char *buf, size_t bufsize);
+
+/* The login a key operation needs: TOK_ERR_NOT_LOGGED_IN with a message. */
+tok_rv tok_need_login(tok_ctx *ctx, const char *what);
+
+#endif

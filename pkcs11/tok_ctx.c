@@ -1,0 +1,423 @@
+/*
+ * tok: loading the module, selecting the token by URI, token info, and
+ * the teardown that leaves exactly one C_Finalize (libp11's) last.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <p11-kit/p11-kit.h>
+#include <p11-kit/uri.h>
+
+#include "pkcs11/tok-int.h"
+
+/*
+ * A copy of uri fit for messages: the value of every pin-value attribute
+ * is replaced by "***".  Free with OPENSSL_free.
+ */
+char *tok_redact_uri(const char *uri)
+{
+	static const char key[] = "pin-value=";
+	size_t len = strlen(uri), i = 0, o = 0;
+	char *out = OPENSSL_malloc(len * 2 + 4); /* each "=x" can become "=***" */
+
+	if (out == NULL)
+		return NULL;
+	while (i < len) {
+		int at_attr = i == 0 || uri[i - 1] == ';' || uri[i - 1] == '?' ||
+			      uri[i - 1] == '&' || uri[i - 1] == ':';
+
+		if (at_attr && strncasecmp(uri + i, key, sizeof(key) - 1) == 0) {
+			memcpy(out + o, uri + i, sizeof(key) - 1);
+			o += sizeof(key) - 1;
+			i += sizeof(key) - 1;
+			while (i < len && uri[i] != ';' && uri[i] != '&' && uri[i] != '?' &&
+			       uri[i] != '#')
+				i++;
+			memcpy(out + o, "***", 3);
+			o += 3;
+			continue;
+		}
+		out[o++] = uri[i++];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int is_path(const char *module)
+{
+	size_t n = strlen(module);
+
+	return strchr(module, '/') != NULL || (n > 3 && strcmp(module + n - 3, ".so") == 0) ||
+	       strstr(module, ".so.") != NULL;
+}
+
+/* The file of the module p11-kit's configuration calls name. */
+static tok_rv p11kit_module_path(tok_ctx *ctx, const char *name, char **ret_path)
+{
+	CK_FUNCTION_LIST **mods;
+	char *found = NULL, *names = NULL;
+	size_t nlen = 0;
+	int i;
+
+	/* Unmanaged: no p11-kit wrapping, nothing initialized; just the config. */
+	mods = p11_kit_modules_load(NULL, P11_KIT_MODULE_UNMANAGED);
+	if (mods == NULL)
+		return tok_fail(ctx, TOK_ERR_CONFIG,
+				"looking up PKCS#11 module '%s' failed: p11-kit could not load its "
+				"module configuration (%s): give the module's path instead",
+				name, p11_kit_message() ? p11_kit_message() : "no detail");
+	for (i = 0; mods[i] != NULL && found == NULL; i++) {
+		char *mname = p11_kit_module_get_name(mods[i]);
+
+		if (mname != NULL && strcmp(mname, name) == 0) {
+			char *file = p11_kit_module_get_filename(mods[i]);
+
+			if (file == NULL)
+				file = p11_kit_config_option(mods[i], "module");
+			if (file != NULL) {
+				found = OPENSSL_strdup(file);
+				free(file);
+			}
+		} else if (mname != NULL && nlen < 200) {
+			size_t add = strlen(mname) + 2;
+			char *n2 = OPENSSL_realloc(names, nlen + add + 1);
+
+			if (n2 != NULL) {
+				names = n2;
+				snprintf(names + nlen, add + 1, "%s%s", nlen ? ", " : "", mname);
+				nlen += strlen(names + nlen);
+			}
+		}
+		free(mname);
+	}
+	p11_kit_modules_release(mods);
+	if (found == NULL) {
+		tok_fail(ctx, TOK_ERR_CONFIG,
+			 "looking up PKCS#11 module '%s' failed: p11-kit has no module of that "
+			 "name (configured: %s): give the module's path or a configured name",
+			 name, names != NULL ? names : "none");
+		OPENSSL_free(names);
+		return TOK_ERR_CONFIG;
+	}
+	OPENSSL_free(names);
+	*ret_path = found;
+	return TOK_OK;
+}
+
+static tok_rv module_path(tok_ctx *ctx, const char *module, P11KitUri *uri, const char *uri_text,
+			  char **ret_path)
+{
+	const char *p;
+
+	if (module == NULL) {
+		if ((p = p11_kit_uri_get_module_path(uri)) != NULL)
+			module = p;
+		else if ((p = p11_kit_uri_get_module_name(uri)) != NULL)
+			return p11kit_module_path(ctx, p, ret_path);
+		else
+			/* What p11-kit-proxy.so would show, but one module's own instance. */
+			return tok_probe_p11kit(ctx, uri, uri_text, ret_path);
+	} else if (!is_path(module)) {
+		return p11kit_module_path(ctx, module, ret_path);
+	}
+	if ((*ret_path = OPENSSL_strdup(module)) == NULL)
+		return tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
+	return TOK_OK;
+}
+
+static tok_rv load_module(tok_ctx *ctx, const char *path)
+{
+	CK_C_GetFunctionList getfl;
+	CK_RV rv;
+
+	/* libp11 would print dlopen's complaint to stderr. */
+	if (strchr(path, '/') != NULL && access(path, R_OK) != 0)
+		return tok_fail(ctx, TOK_ERR_MODULE,
+				"loading PKCS#11 module '%s' failed: %s: check that the module "
+				"is installed and the path is right",
+				path, strerror(errno));
+	ERR_clear_error();
+	ctx->p11 = PKCS11_CTX_new();
+	if (ctx->p11 == NULL)
+		return tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
+	if (PKCS11_CTX_load(ctx->p11, path) != 0) {
+		char err[256];
+
+		ERR_error_string_n(ERR_peek_last_error(), err, sizeof(err));
+		ERR_clear_error();
+		return tok_fail(ctx, TOK_ERR_MODULE,
+				"loading PKCS#11 module '%s' failed: %s: check that the module "
+				"is installed and the path is right",
+				path, err);
+	}
+	ctx->loaded = 1;
+
+	/*
+	 * libp11 has no accessor for its function list; the module is
+	 * already mapped, so this finds the same instance.  Loading another
+	 * copy would give a second, separate module state.
+	 */
+	ctx->dl = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+	if (ctx->dl == NULL)
+		return tok_fail(ctx, TOK_ERR_MODULE,
+				"finding PKCS#11 module '%s' in the process failed: %s: give the "
+				"module's full path",
+				path, dlerror());
+	*(void **)&getfl = dlsym(ctx->dl, "C_GetFunctionList");
+	if (getfl == NULL || (rv = getfl(&ctx->f)) != CKR_OK || ctx->f == NULL) {
+		ctx->f = NULL;
+		return tok_fail(ctx, TOK_ERR_MODULE,
+				"C_GetFunctionList of PKCS#11 module '%s' failed: the module does "
+				"not export it: use another module",
+				path);
+	}
+	/* Proves it is libp11's instance: a fresh one would answer CKR_OK. */
+	rv = ctx->f->C_Initialize(NULL);
+	if (rv == CKR_OK) {
+		ctx->f->C_Finalize(NULL);
+		ctx->f = NULL;
+		return tok_fail(ctx, TOK_ERR_MODULE,
+				"reaching PKCS#11 module '%s' failed: its C_GetFunctionList gives "
+				"a separate instance from libp11's: load the module by its own "
+				"path rather than through this one",
+				path);
+	}
+	if (rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		ctx->f = NULL;
+		return tok_fail_ckr(ctx, "C_Initialize of PKCS#11 module", rv, NULL);
+	}
+	return TOK_OK;
+}
+
+void tok_describe_token(const CK_TOKEN_INFO *ti, char *buf, size_t size, int comma)
+{
+	char label[33], serial[17], model[17];
+
+	if (size == 0)
+		return;
+	tok_copy_padded(label, sizeof(label), ti->label, sizeof(ti->label));
+	tok_copy_padded(serial, sizeof(serial), ti->serialNumber, sizeof(ti->serialNumber));
+	tok_copy_padded(model, sizeof(model), ti->model, sizeof(ti->model));
+	if (!(ti->flags & CKF_TOKEN_INITIALIZED))
+		snprintf(buf, size, "%san uninitialized token (model %s)", comma ? ", " : "",
+			 model);
+	else
+		snprintf(buf, size, "%s'%s' (serial %s, model %s)", comma ? ", " : "", label,
+			 serial, model);
+}
+
+/* Every token present, for messages. */
+static void list_tokens(tok_ctx *ctx, char *buf, size_t size)
+{
+	unsigned int i;
+	size_t o;
+
+	buf[0] = '\0';
+	for (i = 0; i < ctx->nslots; i++) {
+		CK_TOKEN_INFO ti;
+
+		o = strlen(buf);
+		if (ctx->slots[i].token != NULL &&
+		    ctx->f->C_GetTokenInfo(PKCS11_get_slotid_from_slot(&ctx->slots[i]), &ti) ==
+			CKR_OK)
+			tok_describe_token(&ti, buf + o, size - o, o > 0);
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, size, "none");
+}
+
+static int slot_matches(tok_ctx *ctx, P11KitUri *uri, PKCS11_SLOT *slot, CK_TOKEN_INFO *ret_ti)
+{
+	CK_SLOT_ID id = PKCS11_get_slotid_from_slot(slot);
+	CK_SLOT_ID want = p11_kit_uri_get_slot_id(uri);
+	CK_SLOT_INFO si;
+
+	if (slot->token == NULL)
+		return 0;
+	if (want != (CK_SLOT_ID)-1 && want != id)
+		return 0;
+	if (ctx->f->C_GetSlotInfo(id, &si) != CKR_OK || !p11_kit_uri_match_slot_info(uri, &si))
+		return 0;
+	/* A blank token (SoftHSM always offers one) cannot hold keys yet. */
+	if (ctx->f->C_GetTokenInfo(id, ret_ti) != CKR_OK ||
+	    !(ret_ti->flags & CKF_TOKEN_INITIALIZED))
+		return 0;
+	return p11_kit_uri_match_token_info(uri, ret_ti);
+}
+
+static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
+{
+	CK_INFO info;
+	CK_TOKEN_INFO ti;
+	unsigned int i, nmatch = 0;
+	char present[400];
+	char *shown;
+	tok_rv rv;
+
+	if (PKCS11_enumerate_slots(ctx->p11, &ctx->slots, &ctx->nslots) != 0) {
+		ctx->slots = NULL;
+		ctx->nslots = 0;
+		return tok_fail(ctx, TOK_ERR_DEVICE,
+				"listing the slots of the PKCS#11 module failed: a token does not "
+				"answer: remove and re-insert it, or restart the service");
+	}
+	if (ctx->f->C_GetInfo(&info) == CKR_OK && !p11_kit_uri_match_module_info(uri, &info))
+		goto absent;
+	for (i = 0; i < ctx->nslots; i++) {
+		if (!slot_matches(ctx, uri, &ctx->slots[i], &ti))
+			continue;
+		if (nmatch++ == 0) {
+			ctx->slot = &ctx->slots[i];
+			ctx->slot_id = PKCS11_get_slotid_from_slot(ctx->slot);
+			tok_copy_padded(ctx->label, sizeof(ctx->label), ti.label, sizeof(ti.label));
+		}
+	}
+	if (nmatch == 1)
+		return TOK_OK;
+	if (nmatch > 1) {
+		ctx->slot = NULL;
+		rv = TOK_ERR_AMBIGUOUS;
+		goto report;
+	}
+absent:
+	rv = TOK_ERR_ABSENT;
+report:
+	list_tokens(ctx, present, sizeof(present));
+	shown = tok_redact_uri(uri_text);
+	if (rv == TOK_ERR_ABSENT)
+		tok_fail(ctx, rv,
+			 "selecting token '%s' failed: no token matches: tokens present: %s; "
+			 "insert the token or correct the URI",
+			 shown ? shown : "(uri)", present);
+	else
+		tok_fail(ctx, rv,
+			 "selecting token '%s' failed: %u tokens match: tokens present: %s; add "
+			 "serial= or token= to the URI",
+			 shown ? shown : "(uri)", nmatch, present);
+	OPENSSL_free(shown);
+	return rv;
+}
+
+/* Everything but the error text; the context stays valid but empty. */
+static void release(tok_ctx *ctx)
+{
+	if (ctx->f != NULL && ctx->have_anchor) {
+		if (ctx->logged_in)
+			ctx->f->C_Logout(ctx->anchor);
+		ctx->f->C_CloseSession(ctx->anchor);
+	}
+	ctx->have_anchor = 0;
+	ctx->logged_in = 0;
+	ctx->f = NULL;
+	ctx->slot = NULL;
+	if (ctx->slots != NULL)
+		PKCS11_release_all_slots(ctx->p11, ctx->slots, ctx->nslots);
+	ctx->slots = NULL;
+	ctx->nslots = 0;
+	if (ctx->dl != NULL)
+		dlclose(ctx->dl);
+	ctx->dl = NULL;
+	/* The only C_Finalize: after every session, ours and libp11's, is gone. */
+	if (ctx->loaded)
+		PKCS11_CTX_unload(ctx->p11);
+	ctx->loaded = 0;
+	if (ctx->p11 != NULL)
+		PKCS11_CTX_free(ctx->p11);
+	ctx->p11 = NULL;
+}
+
+void tok_free(tok_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	release(ctx);
+	OPENSSL_free(ctx);
+}
+
+tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx)
+{
+	tok_ctx *ctx;
+	P11KitUri *puri;
+	char *path = NULL, *shown;
+	tok_rv rv;
+	int prv;
+
+	if (ret_ctx == NULL)
+		return TOK_ERR_CONFIG;
+	ctx = OPENSSL_zalloc(sizeof(*ctx));
+	if (ctx == NULL)
+		return TOK_ERR_NOMEM;
+	if (uri == NULL)
+		uri = "pkcs11:";
+	puri = p11_kit_uri_new();
+	if (puri == NULL) {
+		OPENSSL_free(ctx);
+		return TOK_ERR_NOMEM;
+	}
+	prv = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, puri);
+	if (prv != P11_KIT_URI_OK || p11_kit_uri_any_unrecognized(puri)) {
+		shown = tok_redact_uri(uri);
+		rv = tok_fail(ctx, TOK_ERR_CONFIG,
+			      "parsing token URI '%s' failed: %s: write an RFC 7512 URI such as "
+			      "pkcs11:token=NAME",
+			      shown ? shown : "(uri)",
+			      prv != P11_KIT_URI_OK ? p11_kit_uri_message(prv)
+						    : "unknown attribute");
+		OPENSSL_free(shown);
+		goto out;
+	}
+	if ((rv = module_path(ctx, module, puri, uri, &path)) != TOK_OK)
+		goto out;
+	if ((rv = load_module(ctx, path)) != TOK_OK)
+		goto out;
+	if ((rv = select_token(ctx, puri, uri)) != TOK_OK)
+		goto out;
+	if ((rv = tok_session_open(ctx, 0, &ctx->anchor)) != TOK_OK)
+		goto out;
+	ctx->have_anchor = 1;
+out:
+	p11_kit_uri_free(puri);
+	OPENSSL_free(path);
+	if (rv != TOK_OK) {
+		/* The caller reads the text with tok_errmsg(): keep only that. */
+		release(ctx);
+		*ret_ctx = ctx;
+		return rv;
+	}
+	*ret_ctx = ctx;
+	return TOK_OK;
+}
+
+tok_rv tok_get_info(tok_ctx *ctx, tok_info *ret_info)
+{
+	CK_TOKEN_INFO ti;
+	CK_RV rv;
+	char what[80];
+
+	if (ctx == NULL || ret_info == NULL)
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	if (ctx->f == NULL || ctx->slot == NULL)
+		return tok_fail(ctx, TOK_ERR_ABSENT, "no token: tok_open failed");
+	rv = ctx->f->C_GetTokenInfo(ctx->slot_id, &ti);
+	if (rv != CKR_OK) {
+		snprintf(what, sizeof(what), "C_GetTokenInfo on token '%s'", ctx->label);
+		return tok_fail_ckr(ctx, what, rv, NULL);
+	}
+	tok_copy_padded(ret_info->label, sizeof(ret_info->label), ti.label, sizeof(ti.label));
+	tok_copy_padded(ret_info->manufacturer, sizeof(ret_info->manufacturer), ti.manufacturerID,
+			sizeof(ti.manufacturerID));
+	tok_copy_padded(ret_info->model, sizeof(ret_info->model), ti.model, sizeof(ti.model));
+	tok_copy_padded(ret_info->serial, sizeof(ret_info->serial), ti.serialNumber,
+			sizeof(ti.serialNumber));
+	ret_info->flags = ti.flags;
+	return TOK_OK;
+}

@@ -1,0 +1,614 @@
+/*
+ * Unit test of the token layer against SoftHSM2: makes its own tokens in a
+ * temporary directory, prints TAP, exits 1 on a failure and 77 when
+ * SoftHSM2 is not available.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <p11-kit/pkcs11.h>
+
+#include "pkcs11/tok.h"
+
+#define SO_PIN "12345678"
+#define PIN "1234"
+
+/*
+ * OpenSC's pkcs11-spy (used to count C_Login calls) leaks a little on
+ * C_Finalize; LeakSanitizer reads this when the test runs sanitized.
+ */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+	return "leak:pkcs11-spy.so\n";
+}
+
+static int test_no, failures;
+static char dir[64], spy_log[128];
+static const char *module, *util;
+
+static void ok(int cond, const char *name, const char *detail)
+{
+	test_no++;
+	printf("%sok %d - %s\n", cond ? "" : "not ", test_no, name);
+	if (!cond) {
+		failures++;
+		if (detail != NULL && detail[0] != '\0')
+			printf("# %s\n", detail);
+	}
+	fflush(stdout);
+}
+
+static void skip(const char *name, const char *why)
+{
+	printf("ok %d - %s # SKIP %s\n", ++test_no, name, why);
+}
+
+static void bail(const char *why)
+{
+	printf("Bail out! %s\n", why);
+	exit(1);
+}
+
+static int run(const char *const argv[])
+{
+	pid_t pid = fork();
+	int st;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open("/dev/null", 0);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			close(fd);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void init_token(const char *label)
+{
+	const char *argv[] = {util,	  "--init-token", "--free", "--label", label,
+			      "--so-pin", SO_PIN,	  "--pin",  PIN,       NULL};
+
+	if (run(argv) != 0)
+		bail("softhsm2-util --init-token failed");
+}
+
+static void cleanup(void)
+{
+	const char *argv[] = {"/bin/rm", "-rf", dir, NULL};
+
+	if (dir[0] != '\0')
+		run(argv);
+}
+
+static void setup(void)
+{
+	char path[128], tokens[128];
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "/tmp/test-tok.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		bail("mkdtemp failed");
+	snprintf(tokens, sizeof(tokens), "%s/tokens", dir);
+	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
+	snprintf(spy_log, sizeof(spy_log), "%s/spy.log", dir);
+	if (mkdir(tokens, 0700) != 0 || (f = fopen(path, "w")) == NULL)
+		bail("cannot write softhsm2.conf");
+	fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n",
+		tokens);
+	fclose(f);
+	setenv("SOFTHSM2_CONF", path, 1);
+	atexit(cleanup);
+	init_token("tok-a");
+	init_token("dup");
+	init_token("dup");
+}
+
+/* ---- raw access, to check what the layer wrote ---- */
+
+typedef struct {
+	void *dl;
+	CK_FUNCTION_LIST *f;
+	CK_SESSION_HANDLE s;
+} raw;
+
+static int raw_open(raw *r, const char *label)
+{
+	CK_C_GetFunctionList getfl;
+	CK_SLOT_ID slots[16];
+	CK_ULONG n = 16, i;
+	CK_TOKEN_INFO ti;
+
+	memset(r, 0, sizeof(*r));
+	r->dl = dlopen(module, RTLD_NOW | RTLD_NOLOAD);
+	if (r->dl == NULL)
+		return 0;
+	*(void **)&getfl = dlsym(r->dl, "C_GetFunctionList");
+	if (getfl == NULL || getfl(&r->f) != CKR_OK ||
+	    r->f->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (r->f->C_GetTokenInfo(slots[i], &ti) == CKR_OK &&
+		    strncmp((char *)ti.label, label, strlen(label)) == 0 &&
+		    ti.label[strlen(label)] == ' ')
+			break;
+	}
+	if (i == n ||
+	    r->f->C_OpenSession(slots[i], CKF_SERIAL_SESSION, NULL, NULL, &r->s) != CKR_OK)
+		goto fail;
+	return 1;
+fail:
+	dlclose(r->dl);
+	return 0;
+}
+
+static void raw_close(raw *r)
+{
+	r->f->C_CloseSession(r->s);
+	dlclose(r->dl);
+}
+
+/* The private key with this CKA_ID: its boolean attribute, -1 if unreadable. */
+static int raw_priv_bool(raw *r, const tok_id *id, CK_ATTRIBUTE_TYPE type)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[2] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_ID, (void *)id->id, id->len}};
+	CK_OBJECT_HANDLE h;
+	CK_ULONG n = 0;
+	CK_BBOOL v;
+	CK_ATTRIBUTE a = {type, &v, sizeof(v)};
+
+	if (r->f->C_FindObjectsInit(r->s, tmpl, 2) != CKR_OK)
+		return -1;
+	r->f->C_FindObjects(r->s, &h, 1, &n);
+	r->f->C_FindObjectsFinal(r->s);
+	if (n != 1 || r->f->C_GetAttributeValue(r->s, h, &a, 1) != CKR_OK)
+		return -1;
+	return v ? 1 : 0;
+}
+
+/* ---- helpers ---- */
+
+static int count_spy(const char *fn)
+{
+	char line[256], want[64];
+	FILE *f = fopen(spy_log, "r");
+	int n = 0;
+
+	if (f == NULL)
+		return -1;
+	snprintf(want, sizeof(want), ": %s\n", fn);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = strstr(line, want);
+
+		if (p != NULL && p > line && strcmp(p, want) == 0)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static int key_id_of(EVP_PKEY *pkey, tok_id *id)
+{
+	X509_PUBKEY *xpk = NULL;
+	const unsigned char *bits;
+	int n, r = 0;
+
+	if (X509_PUBKEY_set(&xpk, pkey) == 1 &&
+	    X509_PUBKEY_get0_param(NULL, &bits, &n, NULL, xpk) == 1) {
+		SHA1(bits, (size_t)n, id->id);
+		id->len = SHA_DIGEST_LENGTH;
+		r = 1;
+	}
+	X509_PUBKEY_free(xpk);
+	return r;
+}
+
+/* Signs with the token key; verifies with a software copy of its public key. */
+static int sign_verify(EVP_PKEY *tokkey)
+{
+	static const unsigned char msg[] = "p11enroll test message";
+	unsigned char sig[1024], *der = NULL;
+	const unsigned char *p;
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	EVP_PKEY *pub = NULL;
+	int len, r = 0;
+
+	if (md == NULL || EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, tokkey) != 1 ||
+	    EVP_DigestSign(md, sig, &siglen, msg, sizeof(msg)) != 1)
+		goto out;
+	len = i2d_PUBKEY(tokkey, &der);
+	p = der;
+	if (len <= 0 || (pub = d2i_PUBKEY(NULL, &p, len)) == NULL)
+		goto out;
+	EVP_MD_CTX_free(md);
+	md = EVP_MD_CTX_new();
+	r = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pub) == 1 &&
+	    EVP_DigestVerify(md, sig, siglen, msg, sizeof(msg)) == 1;
+out:
+	ERR_clear_error();
+	EVP_MD_CTX_free(md);
+	EVP_PKEY_free(pub);
+	OPENSSL_free(der);
+	return r;
+}
+
+static EVP_PKEY *soft_key(void)
+{
+	return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+}
+
+/* A certificate for subject_key, signed by issuer_key (self-issued when equal). */
+static X509 *make_cert(EVP_PKEY *subject_key, EVP_PKEY *issuer_key, const char *cn, int ca)
+{
+	X509 *x = X509_new();
+	X509_NAME *name = X509_NAME_new();
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+
+	if (x == NULL || name == NULL)
+		return NULL;
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 4242);
+	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, name);
+	X509_set_issuer_name(x, name);
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, subject_key);
+	if (ca) {
+		X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
+		ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_key_identifier, "hash");
+		X509_add_ext(x, ext, -1);
+		X509_EXTENSION_free(ext);
+	}
+	X509_sign(x, issuer_key, EVP_sha256());
+	X509_NAME_free(name);
+	return x;
+}
+
+static size_t count_objs(tok_ctx *tok, unsigned long cls, const tok_id *id, int category)
+{
+	tok_object *objs = NULL;
+	size_t n = 0, i, c = 0;
+
+	if (tok_objects(tok, &objs, &n) != TOK_OK)
+		return (size_t)-1;
+	for (i = 0; i < n; i++) {
+		if (cls != ~0UL && objs[i].cls != cls)
+			continue;
+		if (id != NULL &&
+		    (objs[i].id.len != id->len || memcmp(objs[i].id.id, id->id, id->len) != 0))
+			continue;
+		if (category >= 0 && objs[i].cert_category != category)
+			continue;
+		c++;
+	}
+	tok_objects_free(objs, n);
+	return c;
+}
+
+/* ---- tests ---- */
+
+static void test_names(void)
+{
+	ok(strcmp(tok_ckr_name(0xa0), "CKR_PIN_INCORRECT") == 0 &&
+	       strcmp(tok_ckr_name(0x32), "CKR_DEVICE_REMOVED") == 0 &&
+	       strcmp(tok_ckr_name(0x200), "CKR_FUNCTION_REJECTED") == 0 &&
+	       strcmp(tok_ckr_name(0x80000001UL), "CKR_VENDOR_DEFINED+0x1") == 0 &&
+	       strncmp(tok_ckr_name(0x7777), "unknown CKR", 11) == 0 &&
+	       strcmp(tok_strerror(TOK_ERR_MISMATCH), "") != 0,
+	   "/tok/ckr-names", NULL);
+}
+
+static void test_select(void)
+{
+	tok_ctx *tok = NULL;
+	tok_info info;
+	tok_rv rv;
+
+	rv = tok_open(module, "pkcs11:token=tok-a", &tok);
+	ok(rv == TOK_OK && tok_get_info(tok, &info) == TOK_OK && strcmp(info.label, "tok-a") == 0 &&
+	       strcmp(tok_errmsg(tok), "") == 0,
+	   "/tok/open/by-uri", tok_errmsg(tok));
+	ok(rv == TOK_OK && strcmp(info.model, "SoftHSM v2") == 0 && info.serial[0] != '\0',
+	   "/tok/open/info", NULL);
+	tok_free(tok);
+	tok = NULL;
+
+	rv = tok_open(module, "pkcs11:token=nope;pin-value=s3cr3t", &tok);
+	ok(rv == TOK_ERR_ABSENT && tok != NULL && strstr(tok_errmsg(tok), "token=nope") != NULL &&
+	       strstr(tok_errmsg(tok), "'tok-a'") != NULL &&
+	       strstr(tok_errmsg(tok), "s3cr3t") == NULL,
+	   "/tok/open/absent", tok_errmsg(tok));
+	tok_free(tok);
+	tok = NULL;
+
+	rv = tok_open(module, "pkcs11:token=dup", &tok);
+	ok(rv == TOK_ERR_AMBIGUOUS, "/tok/open/ambiguous", tok_errmsg(tok));
+	tok_free(tok);
+	tok = NULL;
+
+	/* "pkcs11:" alone: three initialized tokens here. */
+	rv = tok_open(module, "pkcs11:", &tok);
+	ok(rv == TOK_ERR_AMBIGUOUS, "/tok/open/empty-uri-ambiguous", tok_errmsg(tok));
+	tok_free(tok);
+	tok = NULL;
+
+	rv = tok_open(module, "https://example.com/", &tok);
+	ok(rv == TOK_ERR_CONFIG, "/tok/open/bad-uri", tok_errmsg(tok));
+	tok_free(tok);
+	tok = NULL;
+
+	rv = tok_open("/nonexistent/module.so", "pkcs11:token=tok-a", &tok);
+	ok(rv == TOK_ERR_MODULE, "/tok/open/bad-module", tok_errmsg(tok));
+	tok_free(tok);
+	tok_free(NULL);
+}
+
+static void test_wrong_pin(void)
+{
+	const char *spy = "/usr/lib/x86_64-linux-gnu/pkcs11/pkcs11-spy.so";
+	tok_ctx *tok = NULL;
+	tok_rv rv1 = TOK_ERR_CONFIG, rv2 = TOK_ERR_CONFIG, rv3 = TOK_ERR_CONFIG;
+	int logins, finals;
+	char msg1[800] = "";
+
+	if (access(spy, R_OK) != 0) {
+		skip("/tok/login/wrong-pin-once", "OpenSC's pkcs11-spy.so not installed");
+		return;
+	}
+	setenv("PKCS11SPY", module, 1);
+	setenv("PKCS11SPY_OUTPUT", spy_log, 1);
+	/*
+	 * Kept mapped to the end: the spy loses track of static allocations
+	 * when it is unloaded, which LeakSanitizer would report.
+	 */
+	if (dlopen(spy, RTLD_NOW) == NULL) {
+		skip("/tok/login/wrong-pin-once", "pkcs11-spy.so cannot be loaded");
+		return;
+	}
+	if (tok_open(spy, "pkcs11:token=tok-a", &tok) == TOK_OK) {
+		rv1 = tok_login(tok, "0000");
+		snprintf(msg1, sizeof(msg1), "%s", tok_errmsg(tok));
+		rv2 = tok_login(tok, "0000");
+		rv3 = tok_login(tok, PIN); /* a rejected PIN ends logins in this context */
+	}
+	ok(rv1 == TOK_ERR_PIN_INCORRECT && strstr(msg1, "CKR_PIN_INCORRECT") != NULL &&
+	       strstr(msg1, "0000") == NULL,
+	   "/tok/login/wrong-pin", msg1);
+	tok_free(tok);
+	logins = count_spy("C_Login");
+	finals = count_spy("C_Finalize");
+	ok(rv2 == TOK_ERR_PIN_INCORRECT && rv3 == TOK_ERR_PIN_INCORRECT && logins == 1,
+	   "/tok/login/tried-once", "C_Login was called more than once");
+	ok(finals == 1, "/tok/close/one-finalize", "C_Finalize count is not 1");
+	unsetenv("PKCS11SPY");
+	unsetenv("PKCS11SPY_OUTPUT");
+}
+
+static void check_key(tok_ctx *tok, const tok_keyspec *spec, const char *name, tok_id *ret_id)
+{
+	char tname[64], detail[600];
+	tok_id id, want;
+	EVP_PKEY *pkey = NULL;
+	raw r;
+	int good;
+
+	memset(&id, 0, sizeof(id));
+	snprintf(tname, sizeof(tname), "/tok/keygen/%s", name);
+	if (tok_keygen(tok, spec, name, &id) != TOK_OK) {
+		ok(0, tname, tok_errmsg(tok));
+		return;
+	}
+	good = tok_key_get1_private(tok, &id, &pkey) == TOK_OK;
+	snprintf(detail, sizeof(detail), "get1_private: %s", tok_errmsg(tok));
+	ok(good && EVP_PKEY_get_bits(pkey) == spec->bits, tname, detail);
+	if (!good)
+		return;
+	snprintf(tname, sizeof(tname), "/tok/keygen/%s/id-is-sha1-of-key", name);
+	ok(key_id_of(pkey, &want) && want.len == id.len && memcmp(want.id, id.id, id.len) == 0,
+	   tname, NULL);
+	snprintf(tname, sizeof(tname), "/tok/keygen/%s/sign-verify", name);
+	ok(sign_verify(pkey), tname, NULL);
+	snprintf(tname, sizeof(tname), "/tok/keygen/%s/attributes", name);
+	if (raw_open(&r, "tok-a")) {
+		ok(raw_priv_bool(&r, &id, CKA_SENSITIVE) == 1 &&
+		       raw_priv_bool(&r, &id, CKA_EXTRACTABLE) == 0 &&
+		       raw_priv_bool(&r, &id, CKA_NEVER_EXTRACTABLE) == 1 &&
+		       raw_priv_bool(&r, &id, CKA_DECRYPT) == 0 &&
+		       raw_priv_bool(&r, &id, CKA_UNWRAP) == 0 &&
+		       raw_priv_bool(&r, &id, CKA_SIGN) == 1 &&
+		       raw_priv_bool(&r, &id, CKA_PRIVATE) == 1 &&
+		       (spec->alg != TOK_KEY_EC || raw_priv_bool(&r, &id, CKA_DERIVE) == 0),
+		   tname, NULL);
+		raw_close(&r);
+	} else {
+		ok(0, tname, "cannot reach the module");
+	}
+	EVP_PKEY_free(pkey);
+	*ret_id = id;
+}
+
+static void test_token(void)
+{
+	static const tok_keyspec ec256 = {TOK_KEY_EC, 256, 0}, ec384 = {TOK_KEY_EC, 384, 0},
+				 rsa2048 = {TOK_KEY_RSA, 2048, 0}, bad = {TOK_KEY_EC, 521, 0};
+	tok_ctx *tok = NULL;
+	tok_id id256, id384, idrsa, scratch;
+	EVP_PKEY *pkey = NULL, *soft = NULL;
+	X509 *good = NULL, *wrong = NULL, *ca = NULL;
+	size_t before;
+	tok_rv rv;
+
+	memset(&id256, 0, sizeof(id256));
+	memset(&id384, 0, sizeof(id384));
+	memset(&idrsa, 0, sizeof(idrsa));
+	if (tok_open(module, "pkcs11:token=tok-a", &tok) != TOK_OK)
+		bail(tok_errmsg(tok));
+	ok(tok_keygen(tok, &ec256, "x", &scratch) == TOK_ERR_NOT_LOGGED_IN,
+	   "/tok/keygen/needs-login", tok_errmsg(tok));
+	ok(tok_login(tok, PIN) == TOK_OK && tok_login(tok, PIN) == TOK_OK, "/tok/login/ok",
+	   tok_errmsg(tok));
+	ok(tok_keygen(tok, &bad, "x", &scratch) == TOK_ERR_CONFIG, "/tok/keygen/bad-spec", NULL);
+
+	check_key(tok, &ec256, "ec-p256", &id256);
+	check_key(tok, &ec384, "ec-p384", &id384);
+	check_key(tok, &rsa2048, "rsa-2048", &idrsa);
+
+	/* Certificates for the P-256 key. */
+	soft = soft_key();
+	if (soft == NULL || tok_key_get1_private(tok, &id256, &pkey) != TOK_OK)
+		bail("no key for the certificate tests");
+	good = make_cert(pkey, soft, "token key", 0);
+	wrong = make_cert(soft, soft, "other key", 0);
+	ca = make_cert(soft, soft, "test CA", 1);
+	before = count_objs(tok, ~0UL, NULL, -1);
+	rv = tok_cert_store(tok, wrong, &id256, "wrong");
+	ok(rv == TOK_ERR_MISMATCH && count_objs(tok, ~0UL, NULL, -1) == before,
+	   "/tok/cert-store/mismatch-writes-nothing", tok_errmsg(tok));
+	rv = tok_cert_store(tok, good, &id256, "mine");
+	ok(rv == TOK_OK && count_objs(tok, CKO_CERTIFICATE, &id256, -1) == 1,
+	   "/tok/cert-store/with-key-id", tok_errmsg(tok));
+	rv = tok_cacert_store(tok, ca, "ca");
+	ok(rv == TOK_OK && tok_cacert_store(tok, ca, "ca") == TOK_OK &&
+	       count_objs(tok, CKO_CERTIFICATE, NULL, 2) == 1,
+	   "/tok/cacert-store/once", tok_errmsg(tok));
+	{
+		tok_object *objs = NULL;
+		size_t n = 0, i, priv = 0, pub = 0, cert = 0, attrs_ok = 1;
+
+		rv = tok_objects(tok, &objs, &n);
+		for (i = 0; rv == TOK_OK && i < n; i++) {
+			if (objs[i].cls == CKO_PRIVATE_KEY) {
+				priv++;
+				attrs_ok &= objs[i].sensitive == 1 && objs[i].extractable == 0 &&
+					    objs[i].never_extractable == 1 &&
+					    objs[i].always_sensitive == 1 && objs[i].local == 1 &&
+					    objs[i].key_bits > 0 && objs[i].label[0] != '\0';
+			} else if (objs[i].cls == CKO_PUBLIC_KEY) {
+				pub++;
+			} else if (objs[i].cls == CKO_CERTIFICATE) {
+				cert++;
+				attrs_ok &= objs[i].cert != NULL;
+			}
+		}
+		ok(rv == TOK_OK && n == 8 && priv == 3 && pub == 3 && cert == 2 && attrs_ok,
+		   "/tok/objects/lists-everything", tok_errmsg(tok));
+		tok_objects_free(objs, n);
+	}
+	EVP_PKEY_free(pkey);
+	pkey = NULL;
+
+	rv = tok_key_destroy(tok, &id256, 1);
+	ok(rv == TOK_OK && count_objs(tok, ~0UL, &id256, -1) == 0 &&
+	       count_objs(tok, ~0UL, NULL, -1) == 5,
+	   "/tok/key-destroy/leaves-nothing", tok_errmsg(tok));
+	ok(tok_key_destroy(tok, &id256, 1) == TOK_ERR_NOT_FOUND &&
+	       tok_key_get1_private(tok, &id256, &pkey) == TOK_ERR_NOT_FOUND && pkey == NULL,
+	   "/tok/key-destroy/gone", tok_errmsg(tok));
+	/* libp11 still finds the other keys after the raw changes. */
+	ok(tok_key_get1_private(tok, &idrsa, &pkey) == TOK_OK && sign_verify(pkey),
+	   "/tok/key/after-destroy", tok_errmsg(tok));
+	EVP_PKEY_free(pkey);
+	pkey = NULL;
+
+	X509_free(good);
+	X509_free(wrong);
+	X509_free(ca);
+	EVP_PKEY_free(soft);
+	tok_free(tok);
+}
+
+static void test_p11kit(void)
+{
+	tok_ctx *tok = NULL;
+	tok_info info;
+	tok_rv rv;
+
+	/*
+	 * Uses the system's p11-kit configuration as it is (Debian's softhsm2
+	 * package registers "softhsm2"); SOFTHSM2_CONF still points at our
+	 * tokens.
+	 */
+	rv = tok_open("softhsm2", "pkcs11:token=tok-a", &tok);
+	if (rv == TOK_ERR_CONFIG) {
+		skip("/tok/open/p11-kit-name", "no p11-kit module named softhsm2");
+	} else {
+		ok(rv == TOK_OK && tok_get_info(tok, &info) == TOK_OK &&
+		       strcmp(info.label, "tok-a") == 0,
+		   "/tok/open/p11-kit-name", tok_errmsg(tok));
+	}
+	tok_free(tok);
+	tok = NULL;
+	rv = tok_open(NULL, "pkcs11:token=tok-a?module-name=softhsm2", &tok);
+	if (rv == TOK_ERR_CONFIG)
+		skip("/tok/open/uri-module-name", "no p11-kit module named softhsm2");
+	else
+		ok(rv == TOK_OK && tok_login(tok, PIN) == TOK_OK, "/tok/open/uri-module-name",
+		   tok_errmsg(tok));
+	tok_free(tok);
+	tok = NULL;
+
+	/* No module: the configured modules, as p11-kit's proxy shows them. */
+	rv = tok_open(NULL, "pkcs11:token=tok-a", &tok);
+	if (rv == TOK_ERR_MODULE) {
+		skip("/tok/open/p11-kit-modules", "p11-kit cannot load its modules");
+	} else {
+		tok_info info2;
+
+		ok(rv == TOK_OK && tok_get_info(tok, &info2) == TOK_OK &&
+		       strcmp(info2.label, "tok-a") == 0 && tok_login(tok, PIN) == TOK_OK,
+		   "/tok/open/p11-kit-modules", tok_errmsg(tok));
+		tok_free(tok);
+		tok = NULL;
+		rv = tok_open(NULL, "pkcs11:token=nope", &tok);
+		ok(rv == TOK_ERR_ABSENT && strstr(tok_errmsg(tok), "'tok-a'") != NULL,
+		   "/tok/open/p11-kit-modules/absent", tok_errmsg(tok));
+		tok_free(tok);
+		tok = NULL;
+		rv = tok_open(NULL, "pkcs11:token=dup", &tok);
+		ok(rv == TOK_ERR_AMBIGUOUS, "/tok/open/p11-kit-modules/ambiguous", tok_errmsg(tok));
+	}
+	tok_free(tok);
+}
+
+int main(void)
+{
+	module = getenv("SOFTHSM2_MODULE");
+	util = getenv("SOFTHSM2_UTIL");
+	if (module == NULL || module[0] == '\0' || util == NULL || util[0] == '\0') {
+		printf("1..0 # SKIP SOFTHSM2_MODULE or SOFTHSM2_UTIL not set\n");
+		return 77;
+	}
+	setup();
+	test_names();
+	test_select();
+	test_wrong_pin();
+	test_token();
+	test_p11kit();
+	printf("1..%d\n", test_no);
+	return failures ? 1 : 0;
+}
