@@ -57,7 +57,7 @@ static void skip(const char *name, const char *why)
 	printf("ok %d - %s # SKIP %s\n", ++test_no, name, why);
 }
 
-static void bail(const char *why)
+static void __attribute__((noreturn)) bail(const char *why)
 {
 	printf("Bail out! %s\n", why);
 	exit(1);

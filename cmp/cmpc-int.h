@@ -1,0 +1,91 @@
+/*
+ * cmpc layer-private declarations: the context and what the files of the
+ * layer share.  Not for use outside cmp/.
+ */
+#ifndef P11ENROLL_CMPC_INT_H
+#define P11ENROLL_CMPC_INT_H
+
+#include <curl/curl.h>
+#include <openssl/cmp.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "cmp/cmpc.h"
+
+#define CMPC_ERRMSG_LEN 2048
+
+#if defined(__GNUC__)
+#define CMPC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define CMPC_PRINTF(fmt, args)
+#endif
+
+struct cmpc_ctx {
+	OSSL_CMP_CTX *cmp; /* holds reference value, secret, subject, options */
+	CURL *curl;	   /* one per context: keeps the connection between messages */
+	struct curl_slist *headers;
+	char curl_err[CURL_ERROR_SIZE];
+
+	char *url;
+	char *tls_cafile; /* NULL: libcurl's default (system) store */
+	long connect_s, msg_s, total_s;
+	size_t max_response;
+
+	int have_pbm;
+	STACK_OF(X509) *anchors; /* from cmpc_load_trusted, never given to OpenSSL */
+	X509_NAME *subject;	  /* requested subject, checked in certConf */
+	GENERAL_NAMES *sans;
+
+	cmpc_log_fn log_fn;
+	void *log_arg;
+	char errmsg[CMPC_ERRMSG_LEN];
+
+	/* State of one exchange (cmpc_ir), reset at its start. */
+	struct {
+		time_t deadline; /* 0: none */
+		EVP_PKEY *key;	 /* borrowed for the duration of cmpc_ir */
+		cmpc_rv rv;	 /* first failure the transfer callback saw */
+		int total_timeout_hit;
+		char msg[1024];
+		int cert_rejected; /* the certConf callback refused the certificate */
+		int certconf_sent;
+		char cert_msg[1024];
+		STACK_OF(X509) *chain; /* verified chain, leaf first, anchor last */
+		unsigned char *rbuf;	/* response body */
+		size_t rlen, rcap;
+		int overflow;
+	} x;
+};
+
+/* Formats into ctx->errmsg (overwrites). */
+void cmpc_seterr(cmpc_ctx *ctx, const char *fmt, ...) CMPC_PRINTF(2, 3);
+
+/* Sends msg to the log callback, if any; level is a syslog LOG_* value. */
+void cmpc_log(cmpc_ctx *ctx, int level, const char *fmt, ...) CMPC_PRINTF(3, 4);
+
+/* OpenSSL's CMP log callback has no argument: the context whose exchange
+ * runs on this thread is found here. */
+void cmpc_log_enter(cmpc_ctx *ctx);
+void cmpc_log_leave(void);
+int cmpc_ossl_log_cb(const char *func, const char *file, int line, OSSL_CMP_severity level,
+		     const char *msg);
+
+/* cmpc_http.c: configures the curl handle for an exchange, and the
+ * OSSL_CMP_transfer_cb_t that posts one message. */
+cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx);
+OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req);
+void cmpc_http_free(cmpc_ctx *ctx);
+
+/* cmpc_verify.c: the certConf callback (arg: the cmpc_ctx). */
+int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **txt);
+/* Trust anchors as a fresh store (NULL on allocation failure). */
+X509_STORE *cmpc_anchor_store(const cmpc_ctx *ctx);
+
+/* cmpc_err.c: after OSSL_CMP_exec_* failed, turns what the transfer and
+ * certConf callbacks recorded, the PKIStatus and the OpenSSL error queue
+ * into a cmpc_rv and ctx->errmsg.  what: "CMP ir", for the message. */
+cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what);
+/* The OpenSSL error queue as "reason (data); reason ...", emptied. */
+void cmpc_ossl_errors(char *buf, size_t len);
+
+#endif

@@ -1,0 +1,174 @@
+/*
+ * Turning a failed OSSL_CMP_exec_* into a cmpc_rv and a message that says
+ * what failed, why, and what to do.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/cmperr.h>
+#include <openssl/err.h>
+
+#include "cmp/cmpc-int.h"
+
+#define MAX_CODES 16
+
+/* Drains the error queue into buf; codes (if not NULL) gets the CMP
+ * reasons seen.  Returns the number of CMP reasons stored. */
+static int drain_errors(char *buf, size_t len, int *codes, int max_codes)
+{
+	const char *data, *reason;
+	unsigned long e, last = 0;
+	size_t off = 0;
+	int flags, n, ncodes = 0;
+	char tmp[256];
+
+	buf[0] = '\0';
+	while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+		if (codes != NULL && ERR_GET_LIB(e) == ERR_LIB_CMP && ncodes < max_codes)
+			codes[ncodes++] = ERR_GET_REASON(e);
+		if (e == last && (flags & ERR_TXT_STRING) == 0)
+			continue;
+		last = e;
+		if ((reason = ERR_reason_error_string(e)) == NULL) {
+			ERR_error_string_n(e, tmp, sizeof(tmp));
+			reason = tmp;
+		}
+		if (off >= len - 1)
+			continue;
+		n = snprintf(buf + off, len - off, "%s%s%s%s%s", off > 0 ? "; " : "", reason,
+			     (flags & ERR_TXT_STRING) && data != NULL && *data != '\0' ? " (" : "",
+			     (flags & ERR_TXT_STRING) && data != NULL ? data : "",
+			     (flags & ERR_TXT_STRING) && data != NULL && *data != '\0' ? ")" : "");
+		if (n > 0)
+			off += (size_t)n < len - off ? (size_t)n : len - off - 1;
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "no detail from OpenSSL");
+	return ncodes;
+}
+
+void cmpc_ossl_errors(char *buf, size_t len)
+{
+	(void)drain_errors(buf, len, NULL, 0);
+}
+
+static int has_code(const int *codes, int n, int code)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (codes[i] == code)
+			return 1;
+	return 0;
+}
+
+static const char *protocol_hint(const int *codes, int n)
+{
+	if (has_code(codes, n, CMP_R_WRONG_PBM_VALUE) || has_code(codes, n, CMP_R_MISSING_SECRET) ||
+	    has_code(codes, n, CMP_R_MISSING_PBM_SECRET))
+		return "the MAC protecting the response did not verify: check the reference value "
+		       "and secret";
+	if (has_code(codes, n, CMP_R_ERROR_VALIDATING_SIGNATURE) ||
+	    has_code(codes, n, CMP_R_NO_SUITABLE_SENDER_CERT) ||
+	    has_code(codes, n, CMP_R_SRVCERT_DOES_NOT_VALIDATE_MSG) ||
+	    has_code(codes, n, CMP_R_MISSING_TRUST_ANCHOR) ||
+	    has_code(codes, n, CMP_R_MISSING_TRUST_STORE))
+		return "the signature protecting the response did not verify: check that the trust "
+		       "anchors hold the root of the CMP server's certificate";
+	if (has_code(codes, n, CMP_R_MISSING_PROTECTION) ||
+	    has_code(codes, n, CMP_R_ERROR_VALIDATING_PROTECTION))
+		return "the response protection did not verify: check the reference value and "
+		       "secret, and the trust anchors";
+	if (has_code(codes, n, CMP_R_TRANSACTIONID_UNMATCHED) ||
+	    has_code(codes, n, CMP_R_RECIPNONCE_UNMATCHED) ||
+	    has_code(codes, n, CMP_R_BAD_REQUEST_ID) ||
+	    has_code(codes, n, CMP_R_CERTRESPONSE_NOT_FOUND))
+		return "the response does not belong to this request: check that nothing between "
+		       "client and CA (a caching proxy) mixes up messages, and report it to the CA "
+		       "operator";
+	if (has_code(codes, n, CMP_R_TOTAL_TIMEOUT))
+		return "the total timeout ran out: try again later or raise it";
+	if (has_code(codes, n, CMP_R_UNEXPECTED_PVNO) ||
+	    has_code(codes, n, CMP_R_UNEXPECTED_PKIBODY))
+		return "the server answered with a message this client does not expect: check that "
+		       "the URL points at a CMP server that supports ir";
+	return "check the server URL, and the CA's log";
+}
+
+static const char *rejection_hint(int fail_info)
+{
+	if (fail_info < 0)
+		return "ask the CA operator why";
+	if (fail_info &
+	    (OSSL_CMP_CTX_FAILINFO_badMessageCheck | OSSL_CMP_CTX_FAILINFO_wrongIntegrity |
+	     OSSL_CMP_CTX_FAILINFO_notAuthorized))
+		return "check the reference value and secret, and that they are still valid";
+	if (fail_info & OSSL_CMP_CTX_FAILINFO_badPOP)
+		return "the CA could not verify the proof of possession made with the token key";
+	if (fail_info & (OSSL_CMP_CTX_FAILINFO_badCertTemplate | OSSL_CMP_CTX_FAILINFO_badRequest |
+			 OSSL_CMP_CTX_FAILINFO_unacceptedExtension | OSSL_CMP_CTX_FAILINFO_badAlg))
+		return "check the subject, SANs and key type against the CA's policy";
+	if (fail_info & (OSSL_CMP_CTX_FAILINFO_systemUnavail | OSSL_CMP_CTX_FAILINFO_systemFailure))
+		return "the CA has a problem: try again later";
+	return "ask the CA operator why";
+}
+
+cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
+{
+	char errs[1024], st[OSSL_CMP_PKISI_BUFLEN];
+	int codes[MAX_CODES], ncodes, status;
+
+	status = OSSL_CMP_CTX_get_status(ctx->cmp);
+	ncodes = drain_errors(errs, sizeof(errs), codes, MAX_CODES);
+
+	/* Checked first: OpenSSL reports a refused certificate as a rejection. */
+	if (ctx->x.cert_rejected) {
+		cmpc_seterr(ctx, "%s: the issued certificate was refused: %s; %s", what,
+			    ctx->x.cert_msg,
+			    ctx->x.certconf_sent
+				? "it was rejected in the certConf"
+				: "no certConf was sent (the CA granted implicit confirmation), "
+				  "so the CA may consider it issued: ask it to revoke the "
+				  "certificate");
+		return CMPC_ERR_CERT;
+	}
+	if (ctx->x.rv != CMPC_OK) {
+		if (ctx->x.total_timeout_hit && status == OSSL_CMP_PKISTATUS_waiting) {
+			cmpc_seterr(ctx,
+				    "%s: the CA still answered 'waiting' when the total "
+				    "timeout of %ld s ran out; run the enrollment again later, or "
+				    "raise the total timeout",
+				    what, ctx->total_s);
+			return CMPC_ERR_WAITING;
+		}
+		cmpc_seterr(ctx, "%s failed: %s", what, ctx->x.msg);
+		return ctx->x.rv;
+	}
+	switch (status) {
+	case OSSL_CMP_PKISTATUS_rejection:
+		if (OSSL_CMP_CTX_snprint_PKIStatus(ctx->cmp, st, sizeof(st)) == NULL)
+			snprintf(st, sizeof(st), "no status detail");
+		cmpc_seterr(ctx, "%s: the CA rejected the request: %s; %s", what, st,
+			    rejection_hint(OSSL_CMP_CTX_get_failInfoCode(ctx->cmp)));
+		return CMPC_ERR_REJECTED;
+	case OSSL_CMP_PKISTATUS_request:
+		/* Failed before anything was sent: building or signing the request. */
+		cmpc_seterr(ctx,
+			    "%s: cannot create the request: %s; check that the key can sign "
+			    "(token present and logged in) and is of a supported type",
+			    what, errs);
+		return CMPC_ERR_INTERNAL;
+	case OSSL_CMP_PKISTATUS_waiting:
+		cmpc_seterr(ctx,
+			    "%s: the CA still answered 'waiting' when the total timeout of %ld "
+			    "s ran out (%s); run the enrollment again later, or raise the total "
+			    "timeout",
+			    what, ctx->total_s, errs);
+		return CMPC_ERR_WAITING;
+	default:
+		break;
+	}
+	cmpc_seterr(ctx, "%s: the exchange with %s failed: %s; %s", what, ctx->url, errs,
+		    protocol_hint(codes, ncodes));
+	return CMPC_ERR_PROTOCOL;
+}

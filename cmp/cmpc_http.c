@@ -1,0 +1,392 @@
+/*
+ * CMP over HTTP(S) (RFC 6712) through libcurl, plugged into OpenSSL with
+ * OSSL_CMP_CTX_set_transfer_cb.  One easy handle per context, so that
+ * certConf and pollReq reuse the connection of the ir.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <syslog.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "cmp/cmpc-int.h"
+
+#define PKIXCMP "application/pkixcmp"
+
+/* PKIBody choice numbers (RFC 4210 5.1.2); OpenSSL 3.0 keeps its names private. */
+enum {
+	BODY_IR = 0,
+	BODY_IP = 1,
+	BODY_CR = 2,
+	BODY_KUR = 7,
+	BODY_RR = 11,
+	BODY_PKICONF = 19,
+	BODY_GENM = 21,
+	BODY_ERROR = 23,
+	BODY_CERTCONF = 24,
+	BODY_POLLREQ = 25,
+	BODY_POLLREP = 26
+};
+
+static const char *body_name(int type)
+{
+	switch (type) {
+	case BODY_IR:
+		return "ir";
+	case BODY_IP:
+		return "ip";
+	case BODY_CR:
+		return "cr";
+	case BODY_KUR:
+		return "kur";
+	case BODY_RR:
+		return "rr";
+	case BODY_PKICONF:
+		return "pkiConf";
+	case BODY_GENM:
+		return "genm";
+	case BODY_ERROR:
+		return "error";
+	case BODY_CERTCONF:
+		return "certConf";
+	case BODY_POLLREQ:
+		return "pollReq";
+	case BODY_POLLREP:
+		return "pollRep";
+	}
+	return "message";
+}
+
+/* Records the first failure of the exchange; later ones are consequences. */
+static void xfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...) CMPC_PRINTF(3, 4);
+
+static void xfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctx->x.rv != CMPC_OK)
+		return;
+	ctx->x.rv = rv;
+	va_start(ap, fmt);
+	vsnprintf(ctx->x.msg, sizeof(ctx->x.msg), fmt, ap);
+	va_end(ap);
+	cmpc_log(ctx, LOG_DEBUG, "%s", ctx->x.msg);
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	cmpc_ctx *ctx = arg;
+	size_t len = size * nmemb;
+	size_t cap;
+	unsigned char *p;
+
+	if (len > ctx->max_response - ctx->x.rlen) {
+		ctx->x.overflow = 1;
+		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+	}
+	if (ctx->x.rlen + len > ctx->x.rcap) {
+		cap = ctx->x.rcap > 0 ? ctx->x.rcap : 4096;
+		while (cap < ctx->x.rlen + len)
+			cap = cap > ctx->max_response / 2 ? ctx->max_response : cap * 2;
+		if ((p = OPENSSL_realloc(ctx->x.rbuf, cap)) == NULL)
+			return 0;
+		ctx->x.rbuf = p;
+		ctx->x.rcap = cap;
+	}
+	memcpy(ctx->x.rbuf + ctx->x.rlen, data, len);
+	ctx->x.rlen += len;
+	return len;
+}
+
+/* Connection notes only: data and headers are never passed on. */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
+{
+	cmpc_ctx *ctx = arg;
+
+	if (type != CURLINFO_TEXT)
+		return 0;
+	while (size > 0 && (data[size - 1] == '\n' || data[size - 1] == '\r'))
+		size--;
+	if (size > 512)
+		size = 512;
+	cmpc_log(ctx, LOG_DEBUG, "curl: %.*s", (int)size, data);
+	return 0;
+}
+
+static struct curl_slist *make_headers(void)
+{
+	/* "Expect:" stops curl from waiting for a 100-continue. */
+	static const char *const hdr[] = {("Content-Type: " PKIXCMP), "Cache-Control: no-cache",
+					  "Expect:"};
+	struct curl_slist *l = NULL, *n;
+	size_t i;
+
+	for (i = 0; i < sizeof(hdr) / sizeof(hdr[0]); i++) {
+		if ((n = curl_slist_append(l, hdr[i])) == NULL) {
+			curl_slist_free_all(l);
+			return NULL;
+		}
+		l = n;
+	}
+	return l;
+}
+
+#define SETOPT(opt, val)                                                                           \
+	do {                                                                                       \
+		if ((cc = curl_easy_setopt(h, opt, val)) != CURLE_OK)                              \
+			goto err;                                                                  \
+	} while (0)
+
+cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx)
+{
+	CURL *h = ctx->curl;
+	CURLcode cc = CURLE_OK;
+
+	/* Keeps live connections, drops the options of an earlier exchange. */
+	curl_easy_reset(h);
+	if (ctx->headers == NULL && (ctx->headers = make_headers()) == NULL) {
+		cmpc_seterr(ctx, "out of memory setting up libcurl");
+		return CMPC_ERR_INTERNAL;
+	}
+	SETOPT(CURLOPT_URL, ctx->url);
+	SETOPT(CURLOPT_NOSIGNAL, 1L);
+	SETOPT(CURLOPT_ERRORBUFFER, ctx->curl_err);
+	SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+	SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+#else
+	SETOPT(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	SETOPT(CURLOPT_REDIR_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+	if (ctx->tls_cafile != NULL)
+		SETOPT(CURLOPT_CAINFO, ctx->tls_cafile);
+	SETOPT(CURLOPT_CONNECTTIMEOUT, ctx->connect_s);
+	SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ctx->max_response);
+	SETOPT(CURLOPT_HTTPHEADER, ctx->headers);
+	SETOPT(CURLOPT_USERAGENT, "p11enroll");
+	SETOPT(CURLOPT_POST, 1L);
+	SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+	SETOPT(CURLOPT_WRITEDATA, ctx);
+	if (ctx->log_fn != NULL) {
+		SETOPT(CURLOPT_DEBUGFUNCTION, on_debug);
+		SETOPT(CURLOPT_DEBUGDATA, ctx);
+		SETOPT(CURLOPT_VERBOSE, 1L);
+	}
+	return CMPC_OK;
+err:
+	cmpc_seterr(ctx, "cannot set up libcurl for %s: %s", ctx->url, curl_easy_strerror(cc));
+	return CMPC_ERR_INTERNAL;
+}
+
+static int is_tls_error(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_USE_SSL_FAILED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+/* "application/pkixcmp", any case, optionally followed by parameters. */
+static int is_pkixcmp(const char *ct)
+{
+	size_t n = strlen(PKIXCMP);
+
+	if (ct == NULL)
+		return 0;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	if (strncasecmp(ct, PKIXCMP, n) != 0)
+		return 0;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+static void fail_curl(cmpc_ctx *ctx, CURLcode cc, const char *what, long limit_s, int by_total)
+{
+	const char *detail = ctx->curl_err[0] != '\0' ? ctx->curl_err : curl_easy_strerror(cc);
+	long vr = 0;
+
+	if (ctx->x.overflow || cc == CURLE_FILESIZE_EXCEEDED) {
+		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+			  "%s: the response is larger than the limit of %zu bytes, so the "
+			  "transfer was aborted; check that the URL points at the CMP endpoint, or "
+			  "raise the response size limit",
+			  what, ctx->max_response);
+		return;
+	}
+	if (is_tls_error(cc)) {
+		if (curl_easy_getinfo(ctx->curl, CURLINFO_SSL_VERIFYRESULT, &vr) == CURLE_OK &&
+		    vr != X509_V_OK)
+			xfer_fail(ctx, CMPC_ERR_TLS,
+				  "%s: TLS server verification failed: %s (%s); check the TLS "
+				  "trust anchors (tls_trusted) and that the URL names the server's "
+				  "host",
+				  what, X509_verify_cert_error_string(vr), detail);
+		else
+			xfer_fail(ctx, CMPC_ERR_TLS,
+				  "%s: TLS handshake failed: %s; check that the server speaks "
+				  "HTTPS on that port and the TLS trust anchors (tls_trusted)",
+				  what, detail);
+		return;
+	}
+	switch (cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		if (by_total)
+			ctx->x.total_timeout_hit = 1;
+		xfer_fail(ctx, CMPC_ERR_TRANSPORT, "%s: no complete response within %ld s (%s); %s",
+			  what, limit_s, detail,
+			  by_total ? "the total timeout ran out: try again later or raise it"
+				   : "check that the server is reachable, or raise the timeout");
+		break;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+			  "%s: cannot connect: %s; check the server URL, that the CA is running "
+			  "and any proxy settings (http_proxy, https_proxy, no_proxy)",
+			  what, detail);
+		break;
+	case CURLE_OUT_OF_MEMORY:
+		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: out of memory (%s)", what, detail);
+		break;
+	default:
+		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+			  "%s: HTTP transfer failed: %s; check the server URL and the network",
+			  what, detail);
+		break;
+	}
+}
+
+OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
+{
+	cmpc_ctx *ctx = OSSL_CMP_CTX_get_transfer_cb_arg(cmp);
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	OSSL_CMP_MSG *rsp = NULL;
+	char what[256];
+	char *ct = NULL, *loc = NULL;
+	long code = 0, limit_s, left;
+	int derlen, by_total = 0, type;
+	CURLcode cc;
+
+	if (ctx == NULL)
+		return NULL;
+	type = OSSL_CMP_MSG_get_bodytype(req);
+	snprintf(what, sizeof(what), "sending the %s to %s", body_name(type), ctx->url);
+	if (ctx->x.rv != CMPC_OK)
+		return NULL;
+	if (type == BODY_CERTCONF)
+		ctx->x.certconf_sent = 1;
+
+	limit_s = ctx->msg_s;
+	if (ctx->x.deadline != 0) {
+		left = (long)(ctx->x.deadline - time(NULL));
+		if (left <= 0) {
+			ctx->x.total_timeout_hit = 1;
+			xfer_fail(
+			    ctx, CMPC_ERR_TRANSPORT,
+			    "%s: the total timeout of %ld s ran out; try again later or raise "
+			    "it",
+			    what, ctx->total_s);
+			return NULL;
+		}
+		if (left < limit_s) {
+			limit_s = left;
+			by_total = 1;
+		}
+	}
+	if ((derlen = i2d_OSSL_CMP_MSG(req, &der)) <= 0) {
+		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot DER-encode the request", what);
+		return NULL;
+	}
+	ctx->x.rlen = 0;
+	ctx->x.overflow = 0;
+	ctx->curl_err[0] = '\0';
+	if (curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, der) != CURLE_OK ||
+	    curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)derlen) !=
+		CURLE_OK ||
+	    curl_easy_setopt(ctx->curl, CURLOPT_TIMEOUT_MS, limit_s * 1000L) != CURLE_OK) {
+		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot set up libcurl", what);
+		goto out;
+	}
+	cmpc_log(ctx, LOG_DEBUG, "posting %d bytes (%s) to %s", derlen, body_name(type), ctx->url);
+	cc = curl_easy_perform(ctx->curl);
+	(void)curl_easy_getinfo(ctx->curl, CURLINFO_RESPONSE_CODE, &code);
+	(void)curl_easy_getinfo(ctx->curl, CURLINFO_CONTENT_TYPE, &ct);
+	if (code >= 300 && code < 400) {
+		(void)curl_easy_getinfo(ctx->curl, CURLINFO_REDIRECT_URL, &loc);
+		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+			  "%s: the server redirected (HTTP %ld) to %s, and redirects are not "
+			  "followed; if that location is right, configure it as the server URL",
+			  what, code, loc != NULL ? loc : "(no Location given)");
+		goto out;
+	}
+	if (code != 0 && code != 200) {
+		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+			  "%s: the server answered HTTP %ld instead of 200; check the server URL "
+			  "(its path) and the CA's log",
+			  what, code);
+		goto out;
+	}
+	if (cc != CURLE_OK) {
+		fail_curl(ctx, cc, what, limit_s, by_total);
+		goto out;
+	}
+	if (!is_pkixcmp(ct)) {
+		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+			  "%s: the response has content type '%s', not " PKIXCMP
+			  "; check that the URL points at the CMP endpoint",
+			  what, ct != NULL ? ct : "(none)");
+		goto out;
+	}
+	p = ctx->x.rbuf;
+	if (ctx->x.rlen == 0 || ctx->x.rlen > 0x7fffffffUL ||
+	    (rsp = d2i_OSSL_CMP_MSG(NULL, &p, (long)ctx->x.rlen)) == NULL ||
+	    p != ctx->x.rbuf + ctx->x.rlen) {
+		OSSL_CMP_MSG_free(rsp);
+		rsp = NULL;
+		xfer_fail(ctx, CMPC_ERR_PROTOCOL,
+			  "%s: the response is not a CMP message (%zu bytes that do not decode as "
+			  "one PKIMessage); check that the URL points at the CMP endpoint",
+			  what, ctx->x.rlen);
+		goto out;
+	}
+	cmpc_log(ctx, LOG_DEBUG, "received %zu bytes (%s) from %s", ctx->x.rlen,
+		 body_name(OSSL_CMP_MSG_get_bodytype(rsp)), ctx->url);
+out:
+	(void)curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, NULL);
+	OPENSSL_free(der);
+	return rsp;
+}
+
+void cmpc_http_free(cmpc_ctx *ctx)
+{
+	if (ctx->curl != NULL)
+		curl_easy_cleanup(ctx->curl);
+	ctx->curl = NULL;
+	curl_slist_free_all(ctx->headers);
+	ctx->headers = NULL;
+}

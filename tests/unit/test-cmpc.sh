@@ -1,0 +1,139 @@
+#!/bin/sh
+# cmpc against independent peers: OpenSSL's CMP mock server (openssl cmp
+# -port), and a Python HTTP server that answers wrongly on purpose.
+# Makes a small PKI in a temporary directory, starts the peers on free
+# loopback ports, runs the C test program, stops what it started.
+set -u
+
+: "${OPENSSL_BIN:=}"
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_builddir:=.}"
+PY=$(command -v python3 || true)
+PROG="$(cd "$top_builddir" && pwd)/tests/unit/test-cmpc"
+HELPER="$(cd "$top_srcdir" && pwd)/tests/unit/cmpc-helper.py"
+if [ -z "$OPENSSL_BIN" ] || [ ! -x "$OPENSSL_BIN" ]; then
+	echo "1..0 # SKIP openssl binary not found (OPENSSL_BIN)"
+	exit 77
+fi
+if [ -z "$PY" ]; then
+	echo "1..0 # SKIP python3 not found"
+	exit 77
+fi
+if ! "$OPENSSL_BIN" cmp -help 2>&1 | grep -q -- -rsp_cert; then
+	echo "1..0 # SKIP openssl has no CMP mock server"
+	exit 77
+fi
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/test-cmpc.XXXXXX") || exit 99
+PIDS=
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 99' INT TERM HUP
+
+O=$OPENSSL_BIN
+die() { echo "Bail out! $*"; exit 99; }
+cd "$T" || exit 99
+
+cat >x.cnf <<'EOF'
+[req]
+distinguished_name = dn
+[dn]
+[ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[ee]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:client.example
+[srv]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = DNS:localhost,IP:127.0.0.1
+EOF
+key() { "$O" genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+# root NAME
+root() {
+	key "$1.key" && "$O" req -x509 -new -key "$1.key" -subj "/CN=Test $1" -days 2 \
+		-config x.cnf -extensions ca -out "$1.pem" 2>/dev/null
+}
+# issue OUT SUBJECT ISSUER EXT PUBKEY
+issue() {
+	"$O" x509 -new -force_pubkey "$5" -subj "$2" -CA "$3.pem" -CAkey "$3.key" -days 2 \
+		-extfile x.cnf -extensions "$4" -out "$1" 2>/dev/null
+}
+{
+	root ca1 && root ca2 &&
+	key sub1.key && "$O" pkey -in sub1.key -pubout -out sub1.pub &&
+	issue sub1.pem "/CN=Test sub1" ca1 ca sub1.pub &&
+	key client.key && "$O" pkey -in client.key -pubout -out client.pub &&
+	issue c1.pem "/CN=client" ca1 ee client.pub &&
+	issue c1sub.pem "/CN=client" sub1 ee client.pub &&
+	issue c2.pem "/CN=client" ca2 ee client.pub &&
+	key srv1.key && "$O" pkey -in srv1.key -pubout -out srv1.pub &&
+	issue srv1.pem "/CN=localhost" ca1 srv srv1.pub
+} || die "cannot make the test PKI"
+
+set -- $("$PY" "$HELPER" freeports 10) || die "no free ports"
+P_OK=$1 P_ROGUE=$2 P_REJ=$3 P_POLL=$4 P_WAIT=$5 P_IMPL=$6 P_SIGNED=$7 P_WRONG=$8 P_TLS=$9
+shift 9
+P_DEAD=$1
+
+REF=test-ref
+SECRET=s3cr3t-Value-XYZ
+# The mock server listens on all interfaces (no bind address in 3.0).
+mock() {
+	port=$1
+	shift
+	"$O" cmp -port "$port" -srv_ref "$REF" -srv_secret "pass:$SECRET" "$@" \
+		>"mock-$port.log" 2>&1 &
+	PIDS="$PIDS $!"
+}
+mock "$P_OK" -rsp_cert c1sub.pem -rsp_extracerts sub1.pem -rsp_capubs ca1.pem
+mock "$P_ROGUE" -rsp_cert c2.pem -rsp_capubs ca2.pem
+mock "$P_REJ" -rsp_cert c1.pem -pkistatus 2 -failure 9 -statusstring "POP did not verify (test)"
+mock "$P_POLL" -rsp_cert c1.pem -rsp_capubs ca1.pem -poll_count 1 -check_after 1
+mock "$P_WAIT" -rsp_cert c1.pem -poll_count 1000 -check_after 60
+mock "$P_IMPL" -rsp_cert c1.pem -rsp_capubs ca1.pem -grant_implicitconf
+# Signature-protected responses: with a secret, 3.0 would protect them with
+# PBM, so this one has none and takes the client's PBM-protected requests
+# unverified.
+"$O" cmp -port "$P_SIGNED" -srv_cert srv1.pem -srv_key srv1.key -accept_unprotected \
+	-rsp_cert c1.pem >"mock-$P_SIGNED.log" 2>&1 &
+PIDS="$PIDS $!"
+"$PY" "$HELPER" wrong "$P_WRONG" "$T/captured.der" >wrong.log 2>&1 &
+PIDS="$PIDS $!"
+"$PY" "$HELPER" tls "$P_TLS" srv1.pem srv1.key "http://127.0.0.1:$P_OK/" >tls.log 2>&1 &
+PIDS="$PIDS $!"
+"$PY" "$HELPER" wait "$P_OK" "$P_ROGUE" "$P_REJ" "$P_POLL" "$P_WAIT" "$P_IMPL" "$P_SIGNED" \
+	"$P_WRONG" "$P_TLS" || die "test servers did not start"
+
+# Loopback only: keep any proxy of the environment out of the way.
+no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
+export no_proxy NO_PROXY
+T_DIR=$T T_REF=$REF T_SECRET=$SECRET
+T_OK=http://127.0.0.1:$P_OK/ T_ROGUE=http://127.0.0.1:$P_ROGUE/
+T_REJ=http://127.0.0.1:$P_REJ/ T_POLL=http://127.0.0.1:$P_POLL/
+T_WAIT=http://127.0.0.1:$P_WAIT/ T_IMPL=http://127.0.0.1:$P_IMPL/
+T_SIGNED=http://127.0.0.1:$P_SIGNED/ T_WRONG=http://127.0.0.1:$P_WRONG
+T_TLS=https://localhost:$P_TLS/ T_DEAD=http://127.0.0.1:$P_DEAD/
+export T_DIR T_REF T_SECRET T_OK T_ROGUE T_REJ T_POLL T_WAIT T_IMPL T_SIGNED T_WRONG T_TLS T_DEAD
+
+"$PROG"
+rc=$?
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+	for f in mock-*.log wrong.log tls.log; do
+		echo "# --- $f"
+		sed 's/^/# /' "$f" | tail -n 20
+	done
+fi
+exit "$rc"
