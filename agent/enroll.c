@@ -275,7 +275,7 @@ out:
 			agent_token_fail(tok, trv, "could not remove the new key pair after the "
 						   "failure; delete it by hand");
 		else
-			log_msg(LOG_INFO, "removed the new key pair from the token");
+			log_msg(LOG_NOTICE, "the new key pair was removed from the token");
 	}
 	X509_free(cert);
 	sk_X509_pop_free(cacerts, X509_free);

@@ -105,7 +105,8 @@ int main(int argc, char **argv)
 	sk_X509_pop_free(cas, X509_free);
 	X509_NAME_free(subj);
 	EVP_PKEY_free(key);
-	EC_KEY_METHOD_free(meth); /* not reference-counted: after the key */
+	if (meth != NULL) /* not reference-counted: after the key; free(NULL) crashes */
+		EC_KEY_METHOD_free(meth);
 	cmpc_free(ctx);
 	cmpc_global_cleanup();
 	return rv == CMPC_OK ? 0 : rv == CMPC_ERR_REJECTED ? 3 : 1;

@@ -6,9 +6,10 @@ need_tools
 setup
 start_ca || exit 1
 
-# id_of LABEL TYPE: CKA_ID of the first object of that type.
+# id_of TOKEN TYPE: CKA_ID of the object of that type labelled enrolled-key.
 id_of() {
-	objects "$1" "$2" | sed -n 's/^ *ID: *\([0-9a-f]*\)$/\1/p' | head -n 1
+	objects "$1" "$2" | awk '/Object;/ { mine = 0 } /label: *enrolled-key$/ { mine = 1 }
+		mine && /^ *ID:/ { print $2; exit }'
 }
 
 ski_of() {
@@ -40,16 +41,22 @@ chain_out = $TMP/$tok-chain.pem"
 	check "/enroll/$kt/key-no-decrypt" sh -c "! grep -q -E 'Usage:.*decrypt' '$TMP/priv.txt'"
 	check "/enroll/$kt/key-label" grep -q 'label: *enrolled-key' "$TMP/priv.txt"
 
-	# The certificate read back from the token carries the token's public key.
+	# The certificate read back from the token carries the token key: the
+	# token signs, and the certificate's public key verifies the signature.
 	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$tok" --read-object \
 		--type cert --id "$cert" -o "$TMP/cert.der" > /dev/null 2>&1
-	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$tok" --read-object \
-		--type pubkey --id "$priv" -o "$TMP/pub.der" > /dev/null 2>&1
-	"$OPENSSL_BIN" x509 -inform DER -in "$TMP/cert.der" -noout -pubkey |
-		"$OPENSSL_BIN" pkey -pubin -outform DER -out "$TMP/certpub.der" 2> /dev/null
-	"$OPENSSL_BIN" pkey -pubin -inform DER -in "$TMP/pub.der" -outform DER \
-		-out "$TMP/tokpub.der" 2> /dev/null
-	check "/enroll/$kt/stored-cert-matches-token-key" cmp -s "$TMP/certpub.der" "$TMP/tokpub.der"
+	"$OPENSSL_BIN" x509 -inform DER -in "$TMP/cert.der" -noout -pubkey > "$TMP/certpub.pem"
+	echo "data signed on the token" > "$TMP/data"
+	"$OPENSSL_BIN" dgst -sha256 -binary -out "$TMP/hash" "$TMP/data"
+	case $kt in
+	ec*) mech=ECDSA in=$TMP/hash ;;
+	*) mech=SHA256-RSA-PKCS in=$TMP/data ;;
+	esac
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$tok" --login --pin "$USER_PIN" \
+		--sign -m "$mech" --id "$priv" --signature-format openssl -i "$in" \
+		-o "$TMP/sig" > /dev/null 2>&1
+	check "/enroll/$kt/stored-cert-matches-token-key" "$OPENSSL_BIN" pkeyutl -verify -pubin \
+		-inkey "$TMP/certpub.pem" -in "$TMP/hash" -sigfile "$TMP/sig" -pkeyopt digest:sha256
 	check "/enroll/$kt/cert-subject" sh -c "'$OPENSSL_BIN' x509 -inform DER -in '$TMP/cert.der' -noout -subject | grep -q 'CN *= *p11enroll test'"
 	check "/enroll/$kt/cert-san" sh -c "'$OPENSSL_BIN' x509 -inform DER -in '$TMP/cert.der' -noout -ext subjectAltName | grep -q 'DNS:$tok.example'"
 	check "/enroll/$kt/chain-verifies" "$OPENSSL_BIN" verify -CAfile "$TMP/ca/root.pem" \

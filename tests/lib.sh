@@ -55,9 +55,9 @@ not_ok() {
 
 # check NAME COMMAND...: one TAP line for the command's success.
 check() {
-	name=$1
+	_check_name=$1
 	shift
-	if "$@"; then ok "$name"; else not_ok "$name"; fi
+	if "$@"; then ok "$_check_name"; else not_ok "$_check_name"; fi
 }
 
 finish() {

@@ -36,10 +36,12 @@ p11e enroll test
 check "/pin/missing-file/exit-4" expect_rc 4
 check "/pin/missing-file/message" grep_err "missing-pin"
 
-# A PIN on the command line is not an option.
+# A PIN on the command line is not an option (getopt reads --pin as an
+# abbreviation of --pin-source, which refuses anything but a source).
 write_conf pins
 p11e enroll test --pin "$USER_PIN"
-check "/pin/argv-refused/exit-2" expect_rc 2
+check "/pin/argv-refused/exit-4" expect_rc 4
+check "/pin/argv-refused/not-echoed" no_secret_in "$TMP/err" "$TMP/out"
 p11e enroll test --pin-source "$USER_PIN"
 check "/pin/argv-source-refused/exit-4" expect_rc 4
 check "/pin/argv-source-refused/not-echoed" no_secret_in "$TMP/err" "$TMP/out"
