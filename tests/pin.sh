@@ -17,7 +17,10 @@ write_conf pins "pin_source = file:$TMP/wrongpin"
 sed -i '/^pin_source = file:.*\/pin$/d' "$TMP/p11enroll.conf"
 if [ -n "$SPY" ]; then
 	sed -i "s|^module = .*|module = $SPY|" "$TMP/p11enroll.conf"
-	PKCS11SPY="$SOFTHSM2_MODULE" PKCS11SPY_OUTPUT="$TMP/spy.log" p11e enroll test
+	# OpenSC's spy leaks its own buffers (unloaded at exit, so LeakSanitizer
+	# cannot name them): leak detection is off for this one run only.
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		PKCS11SPY="$SOFTHSM2_MODULE" PKCS11SPY_OUTPUT="$TMP/spy.log" p11e enroll test
 	check "/pin/incorrect/tried-once" test "$(grep -c '^[0-9]*: C_Login' "$TMP/spy.log")" -eq 1
 	check "/pin/incorrect/no-keygen" sh -c "! grep -q C_GenerateKeyPair '$TMP/spy.log'"
 else
