@@ -72,6 +72,23 @@ enroll_and_check tok-p384 ec:P-384
 # The CA verified the token's POP signature for each request.
 check "/enroll/ca-verified-pop" test "$(grep -c -i 'pop.*verified\|verified.*pop' "$TMP/ca.log")" -ge 3
 
+# implicitConfirm: requested and granted, the exchange ends with the ip;
+# requested but not granted, certConf follows as usual.
+make_token tok-ic || exit 1
+write_conf tok-ic "implicit_confirm = yes"
+: > "$TMP/ca.log"
+p11e enroll test
+check "/enroll/implicit-confirm/granted/exit-0" expect_rc 0
+check "/enroll/implicit-confirm/granted/ca-granted" grep -q 'implicitConfirm granted' "$TMP/ca.log"
+check "/enroll/implicit-confirm/granted/no-certconf" sh -c "! grep -q 'certConf' '$TMP/ca.log'"
+start_ca --no-implicit-confirm || exit 1
+write_conf tok-ic "implicit_confirm = yes"
+: > "$TMP/ca.log"
+p11e enroll test
+check "/enroll/implicit-confirm/refused/exit-0" expect_rc 0
+check "/enroll/implicit-confirm/refused/certconf-sent" grep -q 'certConf accepted' "$TMP/ca.log"
+check "/enroll/implicit-confirm/refused/two-certs" test "$(objects tok-ic cert | grep -c 'label: *enrolled-key')" -eq 2
+
 # list shows the key and certificate with their protection.
 p11e list test
 check "/list/exit-0" expect_rc 0
