@@ -1,0 +1,509 @@
+/*
+ * The CA files (root, issuing sub-CA, CMP server certificate), certificate
+ * issuance, the issued/ and revoked records, and reading the public key
+ * out of a CRMF CertTemplate (OpenSSL 3.0 has no getter for it).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/asn1t.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "tests/ca/testca.h"
+
+#define CA_YEARS_DAYS 3650L
+
+/*
+ * CertTemplate (RFC 4211, 5): decoded with our own template because 3.0
+ * keeps publicKey private.  The tagging mirrors OpenSSL's crmf_asn.c.
+ */
+typedef struct {
+	ASN1_TIME *notBefore;
+	ASN1_TIME *notAfter;
+} CA_OPTVALIDITY;
+
+/* clang-format off */
+ASN1_SEQUENCE(CA_OPTVALIDITY) = {
+	ASN1_EXP_OPT(CA_OPTVALIDITY, notBefore, ASN1_TIME, 0),
+	ASN1_EXP_OPT(CA_OPTVALIDITY, notAfter, ASN1_TIME, 1),
+} static_ASN1_SEQUENCE_END(CA_OPTVALIDITY)
+/* clang-format on */
+
+typedef struct {
+	ASN1_INTEGER *version;
+	ASN1_INTEGER *serialNumber;
+	X509_ALGOR *signingAlg;
+	X509_NAME *issuer;
+	CA_OPTVALIDITY *validity;
+	X509_NAME *subject;
+	X509_PUBKEY *publicKey;
+	ASN1_BIT_STRING *issuerUID;
+	ASN1_BIT_STRING *subjectUID;
+	STACK_OF(X509_EXTENSION) *extensions;
+} CA_CERTTEMPLATE;
+
+/* clang-format off */
+ASN1_SEQUENCE(CA_CERTTEMPLATE) = {
+	ASN1_IMP_OPT(CA_CERTTEMPLATE, version, ASN1_INTEGER, 0),
+	ASN1_IMP_OPT(CA_CERTTEMPLATE, serialNumber, ASN1_INTEGER, 1),
+	ASN1_IMP_OPT(CA_CERTTEMPLATE, signingAlg, X509_ALGOR, 2),
+	ASN1_EXP_OPT(CA_CERTTEMPLATE, issuer, X509_NAME, 3),
+	ASN1_IMP_OPT(CA_CERTTEMPLATE, validity, CA_OPTVALIDITY, 4),
+	ASN1_EXP_OPT(CA_CERTTEMPLATE, subject, X509_NAME, 5),
+	ASN1_IMP_OPT(CA_CERTTEMPLATE, publicKey, X509_PUBKEY, 6),
+	ASN1_IMP_OPT(CA_CERTTEMPLATE, issuerUID, ASN1_BIT_STRING, 7),
+	ASN1_IMP_OPT(CA_CERTTEMPLATE, subjectUID, ASN1_BIT_STRING, 8),
+	ASN1_IMP_SEQUENCE_OF_OPT(CA_CERTTEMPLATE, extensions, X509_EXTENSION, 9),
+} static_ASN1_SEQUENCE_END(CA_CERTTEMPLATE)
+/* clang-format on */
+
+int ca_template_fields(const OSSL_CRMF_CERTTEMPLATE *tmpl, EVP_PKEY **ret_key,
+		       X509_NAME **ret_subject, STACK_OF(X509_EXTENSION) **ret_exts)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int len, ok = 0;
+	CA_CERTTEMPLATE *t = NULL;
+	EVP_PKEY *key = NULL;
+	X509_NAME *subject = NULL;
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+
+	if ((len = i2d_OSSL_CRMF_CERTTEMPLATE(tmpl, &der)) <= 0)
+		return 0;
+	p = der;
+	t = (CA_CERTTEMPLATE *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(CA_CERTTEMPLATE));
+	if (t == NULL || p != der + len)
+		goto done;
+	if (t->publicKey != NULL && (key = X509_PUBKEY_get(t->publicKey)) == NULL)
+		goto done;
+	if (t->subject != NULL && (subject = X509_NAME_dup(t->subject)) == NULL)
+		goto done;
+	if (t->extensions != NULL &&
+	    (exts = sk_X509_EXTENSION_deep_copy(t->extensions, X509_EXTENSION_dup,
+						X509_EXTENSION_free)) == NULL)
+		goto done;
+	*ret_key = key;
+	*ret_subject = subject;
+	*ret_exts = exts;
+	key = NULL;
+	subject = NULL;
+	exts = NULL;
+	ok = 1;
+done:
+	EVP_PKEY_free(key);
+	X509_NAME_free(subject);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(CA_CERTTEMPLATE));
+	OPENSSL_free(der);
+	return ok;
+}
+
+EVP_PKEY *ca_new_ec_key(void)
+{
+	return EVP_EC_gen("P-256");
+}
+
+static X509_NAME *make_name(const char *cn)
+{
+	X509_NAME *n = X509_NAME_new();
+
+	if (n == NULL ||
+	    !X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"p11enroll test",
+					-1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+					0)) {
+		X509_NAME_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *ext;
+	int ok;
+
+	X509V3_set_ctx(&v3, issuer, cert, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value)) == NULL)
+		return 0;
+	ok = X509_add_ext(cert, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+static int random_serial(X509 *cert)
+{
+	unsigned char buf[16];
+	BIGNUM *bn;
+	int ok;
+
+	if (RAND_bytes(buf, sizeof(buf)) != 1)
+		return 0;
+	buf[0] = (unsigned char)((buf[0] & 0x7f) | 0x40); /* positive, always 16 bytes */
+	if ((bn = BN_bin2bn(buf, sizeof(buf), NULL)) == NULL)
+		return 0;
+	ok = BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) != NULL;
+	BN_free(bn);
+	return ok;
+}
+
+/*
+ * A certificate for pubkey, signed by issuer_key (self-signed when issuer
+ * is NULL).  kind: 0 end entity, 1 CA, 2 CMP server (cmcRA).
+ */
+static X509 *make_cert(const X509_NAME *subject, EVP_PKEY *pubkey, X509 *issuer,
+		       EVP_PKEY *issuer_key, int kind, long seconds,
+		       const STACK_OF(X509_EXTENSION) *exts)
+{
+	X509 *cert = X509_new();
+	X509 *signer;
+	int i;
+
+	if (cert == NULL || !X509_set_version(cert, X509_VERSION_3) || !random_serial(cert) ||
+	    !X509_set_subject_name(cert, subject) ||
+	    !X509_set_issuer_name(cert, issuer != NULL ? X509_get_subject_name(issuer) : subject) ||
+	    X509_gmtime_adj(X509_getm_notBefore(cert), 0) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(cert), seconds) == NULL ||
+	    !X509_set_pubkey(cert, pubkey))
+		goto fail;
+	for (i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+		X509_EXTENSION *ext = sk_X509_EXTENSION_value(exts, i);
+
+		switch (OBJ_obj2nid(X509_EXTENSION_get_object(ext))) {
+		case NID_subject_key_identifier:
+		case NID_authority_key_identifier:
+		case NID_key_usage:
+		case NID_basic_constraints:
+			continue; /* the CA decides these */
+		default:
+			if (!X509_add_ext(cert, ext, -1))
+				goto fail;
+		}
+	}
+	signer = issuer != NULL ? issuer : cert;
+	if (!add_ext(cert, signer, NID_subject_key_identifier, "hash") ||
+	    !add_ext(cert, signer, NID_authority_key_identifier, "keyid:always"))
+		goto fail;
+	if (kind == 1) {
+		if (!add_ext(cert, signer, NID_basic_constraints,
+			     issuer != NULL ? "critical,CA:TRUE,pathlen:0" : "critical,CA:TRUE") ||
+		    !add_ext(cert, signer, NID_key_usage, "critical,keyCertSign,cRLSign"))
+			goto fail;
+	} else {
+		if (!add_ext(cert, signer, NID_basic_constraints, "critical,CA:FALSE") ||
+		    !add_ext(cert, signer, NID_key_usage, "critical,digitalSignature"))
+			goto fail;
+		if (kind == 2 && !add_ext(cert, signer, NID_ext_key_usage, "cmcRA"))
+			goto fail;
+	}
+	if (X509_sign(cert, issuer_key, EVP_sha256()) <= 0)
+		goto fail;
+	return cert;
+fail:
+	X509_free(cert);
+	return NULL;
+}
+
+X509 *ca_self_signed(const char *cn, EVP_PKEY *key, int is_ca)
+{
+	X509_NAME *name = make_name(cn);
+	X509 *cert = NULL;
+
+	if (name != NULL)
+		cert = make_cert(name, key, NULL, key, is_ca ? 1 : 2, CA_YEARS_DAYS * 86400L, NULL);
+	X509_NAME_free(name);
+	return cert;
+}
+
+X509 *ca_issue(struct ca_ca *ca, const X509_NAME *subject, EVP_PKEY *pubkey,
+	       const STACK_OF(X509_EXTENSION) *exts, X509 *issuer, EVP_PKEY *issuer_key)
+{
+	long secs = ca->validity_seconds > 0 ? ca->validity_seconds : ca->days * 86400L;
+
+	return make_cert(subject, pubkey, issuer != NULL ? issuer : ca->sub,
+			 issuer_key != NULL ? issuer_key : ca->sub_key, 0, secs, exts);
+}
+
+static char *path_of(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = OPENSSL_malloc(n);
+
+	if (p != NULL)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+/* Writes with the given mode via a temporary file, so a reader never sees half a file. */
+static int write_pem(const char *dir, const char *name, X509 *c1, X509 *c2, EVP_PKEY *key)
+{
+	char *path = path_of(dir, name), *tmp = NULL;
+	size_t n;
+	int fd = -1, ok = 0;
+	FILE *f = NULL;
+
+	if (path == NULL)
+		return 0;
+	n = strlen(path) + 5;
+	if ((tmp = OPENSSL_malloc(n)) == NULL)
+		goto done;
+	snprintf(tmp, n, "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, key != NULL ? 0600 : 0644)) < 0 ||
+	    (f = fdopen(fd, "w")) == NULL)
+		goto done;
+	fd = -1;
+	if (key != NULL && !PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL))
+		goto done;
+	if (c1 != NULL && !PEM_write_X509(f, c1))
+		goto done;
+	if (c2 != NULL && !PEM_write_X509(f, c2))
+		goto done;
+	if (fclose(f) != 0) {
+		f = NULL;
+		goto done;
+	}
+	f = NULL;
+	ok = rename(tmp, path) == 0;
+done:
+	if (!ok) {
+		fprintf(stderr, "p11enroll-testca: cannot write %s: %s\n", path, strerror(errno));
+		if (tmp != NULL)
+			unlink(tmp);
+	}
+	if (f != NULL)
+		fclose(f);
+	if (fd >= 0)
+		close(fd);
+	OPENSSL_free(tmp);
+	OPENSSL_free(path);
+	return ok;
+}
+
+static X509 *read_cert(const char *dir, const char *name)
+{
+	char *path = path_of(dir, name);
+	FILE *f = path != NULL ? fopen(path, "r") : NULL;
+	X509 *c = NULL;
+
+	if (f != NULL) {
+		c = PEM_read_X509(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	OPENSSL_free(path);
+	return c;
+}
+
+static EVP_PKEY *read_key(const char *dir, const char *name)
+{
+	char *path = path_of(dir, name);
+	FILE *f = path != NULL ? fopen(path, "r") : NULL;
+	EVP_PKEY *k = NULL;
+
+	if (f != NULL) {
+		k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+		fclose(f);
+	}
+	OPENSSL_free(path);
+	return k;
+}
+
+static int exists(const char *dir, const char *name)
+{
+	char *path = path_of(dir, name);
+	struct stat st;
+	int r = path != NULL && stat(path, &st) == 0;
+
+	OPENSSL_free(path);
+	return r;
+}
+
+static int load_pair(const char *dir, const char *cname, const char *kname, X509 **c, EVP_PKEY **k)
+{
+	*c = read_cert(dir, cname);
+	*k = read_key(dir, kname);
+	if (*c == NULL || *k == NULL || !X509_check_private_key(*c, *k)) {
+		fprintf(stderr, "p11enroll-testca: cannot load %s/%s and %s/%s\n", dir, cname, dir,
+			kname);
+		return 0;
+	}
+	return 1;
+}
+
+static int new_pair(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int kind,
+		    X509 **c, EVP_PKEY **k)
+{
+	X509_NAME *name = make_name(cn);
+
+	*k = ca_new_ec_key();
+	*c = NULL;
+	if (name != NULL && *k != NULL)
+		*c = make_cert(name, *k, issuer, issuer_key != NULL ? issuer_key : *k, kind,
+			       CA_YEARS_DAYS * 86400L, NULL);
+	X509_NAME_free(name);
+	return *c != NULL;
+}
+
+int ca_ca_load_or_create(struct ca_ca *ca, const char *dir)
+{
+	char *issued;
+
+	if ((ca->dir = OPENSSL_strdup(dir)) == NULL)
+		return 0;
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "p11enroll-testca: cannot create %s: %s\n", dir, strerror(errno));
+		return 0;
+	}
+	if ((issued = path_of(dir, "issued")) == NULL)
+		return 0;
+	if (mkdir(issued, 0700) != 0 && errno != EEXIST) {
+		fprintf(stderr, "p11enroll-testca: cannot create %s: %s\n", issued,
+			strerror(errno));
+		OPENSSL_free(issued);
+		return 0;
+	}
+	OPENSSL_free(issued);
+
+	if (exists(dir, "root.pem")) {
+		if (!load_pair(dir, "root.pem", "root.key", &ca->root, &ca->root_key) ||
+		    !load_pair(dir, "ca.pem", "ca.key", &ca->sub, &ca->sub_key))
+			return 0;
+	} else {
+		if (!new_pair("p11enroll Test Root CA", NULL, NULL, 1, &ca->root,
+			      &ca->root_key) ||
+		    !new_pair("p11enroll Test Issuing CA", ca->root, ca->root_key, 1, &ca->sub,
+			      &ca->sub_key))
+			goto fail_new;
+		if (!write_pem(dir, "root.key", NULL, NULL, ca->root_key) ||
+		    !write_pem(dir, "ca.key", NULL, NULL, ca->sub_key) ||
+		    !write_pem(dir, "ca.pem", ca->sub, NULL, NULL) ||
+		    !write_pem(dir, "chain.pem", ca->sub, ca->root, NULL) ||
+		    !write_pem(dir, "root.pem", ca->root, NULL, NULL))
+			return 0;
+		ca_event("created root CA and issuing CA in %s", dir);
+	}
+	if (exists(dir, "srv.pem")) {
+		if (!load_pair(dir, "srv.pem", "srv.key", &ca->srv, &ca->srv_key))
+			return 0;
+	} else {
+		if (!new_pair("p11enroll Test CMP Server", ca->sub, ca->sub_key, 2, &ca->srv,
+			      &ca->srv_key))
+			goto fail_new;
+		if (!write_pem(dir, "srv.key", NULL, NULL, ca->srv_key) ||
+		    !write_pem(dir, "srv.pem", ca->srv, NULL, NULL))
+			return 0;
+	}
+	return 1;
+fail_new:
+	ca_log_openssl_errors("creating the CA certificates");
+	return 0;
+}
+
+void ca_ca_cleanup(struct ca_ca *ca)
+{
+	X509_free(ca->root);
+	X509_free(ca->sub);
+	X509_free(ca->srv);
+	EVP_PKEY_free(ca->root_key);
+	EVP_PKEY_free(ca->sub_key);
+	EVP_PKEY_free(ca->srv_key);
+	OPENSSL_free(ca->dir);
+	memset(ca, 0, sizeof(*ca));
+}
+
+/* Upper-case hex without sign; NULL for negative or absent serials. */
+char *ca_serial_hex(const ASN1_INTEGER *serial)
+{
+	BIGNUM *bn;
+	char *hex = NULL;
+
+	if (serial == NULL || (bn = ASN1_INTEGER_to_BN(serial, NULL)) == NULL)
+		return NULL;
+	if (!BN_is_negative(bn))
+		hex = BN_bn2hex(bn);
+	BN_free(bn);
+	return hex;
+}
+
+static char *issued_name(const ASN1_INTEGER *serial)
+{
+	char *hex = ca_serial_hex(serial), *name = NULL;
+	size_t n;
+
+	if (hex == NULL)
+		return NULL;
+	n = strlen(hex) + 12;
+	if ((name = OPENSSL_malloc(n)) != NULL)
+		snprintf(name, n, "issued/%s.pem", hex);
+	OPENSSL_free(hex);
+	return name;
+}
+
+int ca_record_issued(struct ca_ca *ca, X509 *cert)
+{
+	char *name = issued_name(X509_get0_serialNumber(cert));
+	int ok = name != NULL && write_pem(ca->dir, name, cert, NULL, NULL);
+
+	OPENSSL_free(name);
+	return ok;
+}
+
+X509 *ca_find_issued(struct ca_ca *ca, const X509_NAME *issuer, const ASN1_INTEGER *serial)
+{
+	char *name;
+	X509 *c;
+
+	if (issuer != NULL && X509_NAME_cmp(issuer, X509_get_subject_name(ca->sub)) != 0)
+		return NULL;
+	if ((name = issued_name(serial)) == NULL)
+		return NULL;
+	c = read_cert(ca->dir, name);
+	OPENSSL_free(name);
+	return c;
+}
+
+int ca_is_revoked(struct ca_ca *ca, const ASN1_INTEGER *serial)
+{
+	char *hex = ca_serial_hex(serial), *path = path_of(ca->dir, "revoked");
+	char line[256];
+	size_t n;
+	int found = 0;
+	FILE *f;
+
+	if (hex != NULL && path != NULL && (f = fopen(path, "r")) != NULL) {
+		n = strlen(hex);
+		while (!found && fgets(line, sizeof(line), f) != NULL)
+			found = strncmp(line, hex, n) == 0 && line[n] == ' ';
+		fclose(f);
+	}
+	OPENSSL_free(hex);
+	OPENSSL_free(path);
+	return found;
+}
+
+int ca_revoke(struct ca_ca *ca, const ASN1_INTEGER *serial, int reason)
+{
+	char *hex = ca_serial_hex(serial), *path = path_of(ca->dir, "revoked");
+	FILE *f = NULL;
+	int ok = 0;
+
+	if (hex != NULL && path != NULL && (f = fopen(path, "a")) != NULL) {
+		ok = fprintf(f, "%s %d %lld\n", hex, reason, (long long)time(NULL)) > 0;
+		ok = (fclose(f) == 0) && ok;
+	}
+	OPENSSL_free(hex);
+	OPENSSL_free(path);
+	return ok;
+}

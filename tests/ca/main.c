@@ -1,0 +1,448 @@
+/*
+ * p11enroll-testca: command line, logging, signals, start-up.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+
+#include "tests/ca/testca.h"
+
+#define PROG "p11enroll-testca"
+#define SECRET_MAX 4096
+
+static volatile sig_atomic_t stop_flag;
+static FILE *log_file;
+static int log_quiet, log_verbose;
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: " PROG " --dir DIR [options]\n"
+	    "A CMP test CA on 127.0.0.1 (HTTP); prints \"port N\" once listening.\n"
+	    "\n"
+	    "  --dir DIR               state: root.pem/key, ca.pem/key, chain.pem, srv.pem/key,\n"
+	    "                          issued/, revoked, port (created on first start)\n"
+	    "  --port N                TCP port on 127.0.0.1; 0 (default) picks a free one\n"
+	    "  --ref REF               PBM reference value (senderKID of PBM responses)\n"
+	    "  --secret-file FILE      PBM secret: the file's bytes, trailing newline stripped\n"
+	    "  --protection pbm|sig    protect responses to PBM requests with PBM (default)\n"
+	    "                          or sign every response with DIR/srv.pem\n"
+	    "  --accept-unprotected    accept requests without (or with invalid) protection\n"
+	    "  --grant-implicit-confirm  grant implicitConfirm when requested (default)\n"
+	    "  --no-implicit-confirm   never grant implicitConfirm: certConf is required\n"
+	    "  --days N                validity of issued certificates (default 365)\n"
+	    "  --validity-seconds N    validity in seconds (short-lived certs); overrides --days\n"
+	    "  --poll N                answer cert requests with 'waiting', deliver after N s\n"
+	    "  --max-requests N        exit 0 after N requests\n"
+	    "  --fault NAME[=ARG]      misbehave (repeatable): http500 drop garbage truncated\n"
+	    "                          wrong-tid wrong-nonce unprotected-error bad-protection\n"
+	    "                          slow=SECONDS reject=FAILINFO wrong-key wrong-subject\n"
+	    "                          untrusted content-type redirect huge\n"
+	    "  --fault-all             faults hit every response, not only cert requests\n"
+	    "  --fault-count N         faults hit only the first N eligible requests\n"
+	    "  --log FILE              append request and event lines (POP, certConf, ...)\n"
+	    "  -q, --quiet             nothing on stderr but errors\n"
+	    "  -v, --verbose           event lines on stderr too\n"
+	    "  -h, --help              this text\n"
+	    "\n"
+	    "Exit: 0 on SIGTERM/SIGINT or after --max-requests, 1 error, 2 usage.\n");
+}
+
+int ca_stopping(void)
+{
+	return stop_flag != 0;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void vlog(int is_event, const char *fmt, va_list ap)
+{
+	char line[1024];
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (!log_quiet && (!is_event || log_verbose))
+		fprintf(stderr, PROG ": %s\n", line);
+	if (log_file != NULL) {
+		strftime(stamp, sizeof(stamp), "%H:%M:%S", localtime_r(&now, &tm));
+		fprintf(log_file, "%s %s\n", stamp, line);
+	}
+}
+
+void ca_log(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(0, fmt, ap);
+	va_end(ap);
+}
+
+void ca_event(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(1, fmt, ap);
+	va_end(ap);
+}
+
+static int print_err(const char *str, size_t len, void *u)
+{
+	(void)u;
+	fprintf(stderr, PROG ":   %.*s", (int)len, str);
+	if (log_file != NULL)
+		fprintf(log_file, "  %.*s", (int)len, str);
+	return 1;
+}
+
+void ca_log_openssl_errors(const char *what)
+{
+	fprintf(stderr, PROG ": error %s\n", what);
+	if (log_file != NULL)
+		fprintf(log_file, "error %s\n", what);
+	ERR_print_errors_cb(print_err, NULL);
+}
+
+static int parse_long(const char *s, long min, long max, long *ret)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return 0;
+	*ret = v;
+	return 1;
+}
+
+static const struct {
+	const char *name;
+	unsigned int bit;
+} fault_names[] = {
+    {"http500", CA_FAULT_HTTP500},
+    {"drop", CA_FAULT_DROP},
+    {"garbage", CA_FAULT_GARBAGE},
+    {"truncated", CA_FAULT_TRUNCATED},
+    {"wrong-tid", CA_FAULT_WRONG_TID},
+    {"wrong-nonce", CA_FAULT_WRONG_NONCE},
+    {"unprotected-error", CA_FAULT_UNPROTECTED_ERROR},
+    {"bad-protection", CA_FAULT_BAD_PROTECTION},
+    {"slow", CA_FAULT_SLOW},
+    {"reject", CA_FAULT_REJECT},
+    {"wrong-key", CA_FAULT_WRONG_KEY},
+    {"wrong-subject", CA_FAULT_WRONG_SUBJECT},
+    {"untrusted", CA_FAULT_UNTRUSTED},
+    {"content-type", CA_FAULT_CONTENT_TYPE},
+    {"redirect", CA_FAULT_REDIRECT},
+    {"huge", CA_FAULT_HUGE},
+};
+
+static int parse_fault(struct ca_opts *o, const char *arg)
+{
+	const char *eq = strchr(arg, '=');
+	size_t n = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+	size_t i;
+	long v;
+
+	for (i = 0; i < sizeof(fault_names) / sizeof(fault_names[0]); i++) {
+		if (strlen(fault_names[i].name) != n || strncmp(arg, fault_names[i].name, n) != 0)
+			continue;
+		if (fault_names[i].bit == CA_FAULT_SLOW) {
+			if (eq == NULL || !parse_long(eq + 1, 1, 3600, &v)) {
+				fprintf(stderr, PROG ": --fault slow=SECONDS (1..3600)\n");
+				return 0;
+			}
+			o->slow_seconds = (int)v;
+		} else if (fault_names[i].bit == CA_FAULT_REJECT) {
+			if (eq == NULL || (o->reject_bit = ca_failinfo_bit(eq + 1)) < 0) {
+				fprintf(stderr,
+					PROG ": --fault reject=FAILINFO needs a failInfo bit name"
+					     " such as badPOP, badCertTemplate, badRequest\n");
+				return 0;
+			}
+		} else if (eq != NULL) {
+			fprintf(stderr, PROG ": --fault %.*s takes no argument\n", (int)n, arg);
+			return 0;
+		}
+		o->faults |= fault_names[i].bit;
+		return 1;
+	}
+	fprintf(stderr, PROG ": unknown fault '%s' (see --help)\n", arg);
+	return 0;
+}
+
+/* The secret file's bytes without trailing CR/LF; never echoed anywhere. */
+static int read_secret(struct ca_opts *o, const char *path)
+{
+	unsigned char buf[SECRET_MAX + 1];
+	size_t n;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL) {
+		fprintf(stderr, PROG ": cannot open secret file %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n == 0 || n > SECRET_MAX) {
+		fprintf(stderr, PROG ": secret file %s is empty or longer than %d bytes\n", path,
+			SECRET_MAX);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return 0;
+	}
+	if ((o->secret = OPENSSL_memdup(buf, n)) == NULL) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return 0;
+	}
+	o->secret_len = n;
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return 1;
+}
+
+enum {
+	OPT_DIR = 256,
+	OPT_PORT,
+	OPT_REF,
+	OPT_SECRET_FILE,
+	OPT_PROTECTION,
+	OPT_ACCEPT_UNPROT,
+	OPT_GRANT_IC,
+	OPT_NO_IC,
+	OPT_DAYS,
+	OPT_VALIDITY_SECONDS,
+	OPT_POLL,
+	OPT_MAX_REQUESTS,
+	OPT_FAULT,
+	OPT_FAULT_ALL,
+	OPT_FAULT_COUNT,
+	OPT_LOG,
+};
+
+static const struct option long_opts[] = {
+    {"dir", required_argument, NULL, OPT_DIR},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"ref", required_argument, NULL, OPT_REF},
+    {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+    {"protection", required_argument, NULL, OPT_PROTECTION},
+    {"accept-unprotected", no_argument, NULL, OPT_ACCEPT_UNPROT},
+    {"grant-implicit-confirm", no_argument, NULL, OPT_GRANT_IC},
+    {"no-implicit-confirm", no_argument, NULL, OPT_NO_IC},
+    {"days", required_argument, NULL, OPT_DAYS},
+    {"validity-seconds", required_argument, NULL, OPT_VALIDITY_SECONDS},
+    {"poll", required_argument, NULL, OPT_POLL},
+    {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
+    {"fault", required_argument, NULL, OPT_FAULT},
+    {"fault-all", no_argument, NULL, OPT_FAULT_ALL},
+    {"fault-count", required_argument, NULL, OPT_FAULT_COUNT},
+    {"log", required_argument, NULL, OPT_LOG},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, struct ca_opts *o)
+{
+	const char *secret_file = NULL;
+	long v;
+	int c;
+
+	o->days = 365;
+	o->implicit_confirm = 1;
+	while ((c = getopt_long(argc, argv, "qvh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_DIR:
+			o->dir = optarg;
+			break;
+		case OPT_PORT:
+			if (!parse_long(optarg, 0, 65535, &v))
+				goto bad_number;
+			o->port = (int)v;
+			break;
+		case OPT_REF:
+			OPENSSL_free(o->ref);
+			o->ref_len = strlen(optarg);
+			if ((o->ref = (unsigned char *)OPENSSL_strdup(optarg)) == NULL)
+				return CA_EXIT_ERROR;
+			break;
+		case OPT_SECRET_FILE:
+			secret_file = optarg;
+			break;
+		case OPT_PROTECTION:
+			if (strcmp(optarg, "pbm") != 0 && strcmp(optarg, "sig") != 0) {
+				fprintf(stderr, PROG ": --protection pbm or sig\n");
+				return CA_EXIT_USAGE;
+			}
+			o->protection_sig = strcmp(optarg, "sig") == 0;
+			break;
+		case OPT_ACCEPT_UNPROT:
+			o->accept_unprotected = 1;
+			break;
+		case OPT_GRANT_IC:
+			o->implicit_confirm = 1;
+			break;
+		case OPT_NO_IC:
+			o->implicit_confirm = 0;
+			break;
+		case OPT_DAYS:
+			if (!parse_long(optarg, 1, 36500, &o->days))
+				goto bad_number;
+			break;
+		case OPT_VALIDITY_SECONDS:
+			if (!parse_long(optarg, 1, LONG_MAX / 2, &o->validity_seconds))
+				goto bad_number;
+			break;
+		case OPT_POLL:
+			if (!parse_long(optarg, 0, 3600, &v))
+				goto bad_number;
+			o->poll_seconds = (int)v;
+			break;
+		case OPT_MAX_REQUESTS:
+			if (!parse_long(optarg, 1, LONG_MAX, &o->max_requests))
+				goto bad_number;
+			break;
+		case OPT_FAULT:
+			if (!parse_fault(o, optarg))
+				return CA_EXIT_USAGE;
+			break;
+		case OPT_FAULT_ALL:
+			o->fault_all = 1;
+			break;
+		case OPT_FAULT_COUNT:
+			if (!parse_long(optarg, 1, LONG_MAX, &o->fault_count))
+				goto bad_number;
+			break;
+		case OPT_LOG:
+			o->log_file = optarg;
+			break;
+		case 'q':
+			o->quiet = 1;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return CA_EXIT_OK;
+		default:
+			usage(stderr);
+			return CA_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
+		return CA_EXIT_USAGE;
+	}
+	if (o->dir == NULL) {
+		fprintf(stderr, PROG ": --dir DIR is required (see --help)\n");
+		return CA_EXIT_USAGE;
+	}
+	if (secret_file == NULL && !o->accept_unprotected)
+		fprintf(stderr, PROG ": no --secret-file: only signed requests will be accepted\n");
+	if (secret_file != NULL && !read_secret(o, secret_file))
+		return CA_EXIT_ERROR;
+	return -1;
+bad_number:
+	fprintf(stderr, PROG ": bad number '%s' for --%s\n", optarg, long_opts[c - OPT_DIR].name);
+	return CA_EXIT_USAGE;
+}
+
+static int write_port(const char *dir, int port)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	if (snprintf(path, sizeof(path), "%s/port", dir) >= (int)sizeof(path) ||
+	    (f = fopen(path, "w")) == NULL)
+		return 0;
+	fprintf(f, "%d\n", port);
+	return fclose(f) == 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ca_opts opts;
+	struct ca_ca ca;
+	struct ca_srv *srv = NULL;
+	struct sigaction sa;
+	int rc, lfd = -1, port = 0;
+
+	memset(&opts, 0, sizeof(opts));
+	memset(&ca, 0, sizeof(ca));
+	if ((rc = parse_args(argc, argv, &opts)) >= 0)
+		goto out;
+	rc = CA_EXIT_ERROR;
+	log_quiet = opts.quiet;
+	log_verbose = opts.verbose;
+	if (opts.log_file != NULL) {
+		if ((log_file = fopen(opts.log_file, "a")) == NULL) {
+			fprintf(stderr, PROG ": cannot open log %s: %s\n", opts.log_file,
+				strerror(errno));
+			goto out;
+		}
+		setvbuf(log_file, NULL, _IOLBF, 0);
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal; /* no SA_RESTART: poll() returns EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	ca.days = opts.days;
+	ca.validity_seconds = opts.validity_seconds;
+	if (!ca_ca_load_or_create(&ca, opts.dir))
+		goto out;
+	if ((srv = ca_srv_new(&opts, &ca)) == NULL)
+		goto out;
+	if ((lfd = ca_http_listen(opts.port, &port)) < 0)
+		goto out;
+	if (!write_port(opts.dir, port)) {
+		fprintf(stderr, PROG ": cannot write %s/port\n", opts.dir);
+		goto out;
+	}
+	printf("port %d\n", port);
+	fflush(stdout);
+	ca_log("listening on 127.0.0.1:%d, state in %s, %s protection%s", port, opts.dir,
+	       opts.protection_sig ? "signature" : "PBM", opts.faults != 0 ? ", faults on" : "");
+	if (ca_http_serve(lfd, opts.max_requests, ca_srv_handle, srv) != 0)
+		goto out;
+	ca_log("stopped");
+	rc = CA_EXIT_OK;
+out:
+	if (lfd >= 0)
+		close(lfd);
+	ca_srv_free(srv);
+	ca_ca_cleanup(&ca);
+	if (opts.secret != NULL)
+		OPENSSL_clear_free(opts.secret, opts.secret_len);
+	OPENSSL_free(opts.ref);
+	if (log_file != NULL)
+		fclose(log_file);
+	return rc;
+}

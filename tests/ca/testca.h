@@ -1,0 +1,155 @@
+/*
+ * p11enroll-testca: a small CMP CA for the tests and the demo.  OpenSSL's
+ * generic CMP server (OSSL_CMP_SRV_*) does the protocol; this program
+ * keeps the CA files, issues real certificates, speaks HTTP/1.1 on the
+ * loopback interface and can misbehave on purpose (--fault).
+ */
+#ifndef P11ENROLL_TESTCA_H
+#define P11ENROLL_TESTCA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/cmp.h>
+#include <openssl/crmf.h>
+#include <openssl/x509.h>
+
+/* Exit codes. */
+enum { CA_EXIT_OK = 0, CA_EXIT_ERROR = 1, CA_EXIT_USAGE = 2 };
+
+/* PKIBody CHOICE tags (RFC 4210, 5.1.2): OpenSSL 3.0 keeps its names private. */
+enum {
+	CA_BODY_IR = 0,
+	CA_BODY_IP = 1,
+	CA_BODY_CR = 2,
+	CA_BODY_CP = 3,
+	CA_BODY_P10CR = 4,
+	CA_BODY_KUR = 7,
+	CA_BODY_KUP = 8,
+	CA_BODY_RR = 11,
+	CA_BODY_RP = 12,
+	CA_BODY_PKICONF = 19,
+	CA_BODY_GENM = 21,
+	CA_BODY_GENP = 22,
+	CA_BODY_ERROR = 23,
+	CA_BODY_CERTCONF = 24,
+	CA_BODY_POLLREQ = 25,
+	CA_BODY_POLLREP = 26,
+};
+
+/* Fault switches (--fault NAME[=ARG]); a bit each. */
+enum {
+	CA_FAULT_HTTP500 = 1 << 0,
+	CA_FAULT_DROP = 1 << 1,
+	CA_FAULT_GARBAGE = 1 << 2,
+	CA_FAULT_TRUNCATED = 1 << 3,
+	CA_FAULT_WRONG_TID = 1 << 4,
+	CA_FAULT_WRONG_NONCE = 1 << 5,
+	CA_FAULT_UNPROTECTED_ERROR = 1 << 6,
+	CA_FAULT_BAD_PROTECTION = 1 << 7,
+	CA_FAULT_SLOW = 1 << 8,
+	CA_FAULT_REJECT = 1 << 9,
+	CA_FAULT_WRONG_KEY = 1 << 10,
+	CA_FAULT_WRONG_SUBJECT = 1 << 11,
+	CA_FAULT_UNTRUSTED = 1 << 12,
+	CA_FAULT_CONTENT_TYPE = 1 << 13,
+	CA_FAULT_REDIRECT = 1 << 14,
+	CA_FAULT_HUGE = 1 << 15,
+};
+
+/* Everything the command line decides. */
+struct ca_opts {
+	const char *dir;
+	int port;
+	unsigned char *ref; /* reference value (senderKID) */
+	size_t ref_len;
+	unsigned char *secret; /* PBM secret; wiped on exit */
+	size_t secret_len;
+	int protection_sig; /* --protection sig */
+	int accept_unprotected;
+	int implicit_confirm; /* grant implicitConfirm when asked */
+	long days;
+	long validity_seconds; /* overrides days when > 0 */
+	int poll_seconds;      /* --poll N; 0 = deliver at once */
+	long max_requests;     /* 0 = unlimited */
+	int quiet, verbose;
+	const char *log_file;
+	unsigned int faults;
+	int fault_all;	  /* apply faults to every response, not only cert requests */
+	long fault_count; /* apply faults this many times; 0 = always */
+	int reject_bit;	  /* failInfo bit of reject=NAME */
+	int slow_seconds;
+};
+
+/* The CA: root, issuing sub-CA, CMP server certificate, state directory. */
+struct ca_ca {
+	char *dir;
+	X509 *root, *sub, *srv;
+	EVP_PKEY *root_key, *sub_key, *srv_key;
+	long days, validity_seconds;
+};
+
+/* What the HTTP layer sends back for one request. */
+struct ca_reply {
+	int status;	      /* HTTP status code */
+	const char *ctype;    /* Content-Type */
+	const char *location; /* Location header, or NULL */
+	unsigned char *body;  /* OPENSSL_malloc'ed */
+	size_t len;
+	int drop;  /* close the connection without an answer */
+	int close; /* close after answering */
+	int delay; /* seconds to wait before answering */
+};
+
+struct ca_srv;
+
+/* Handles one HTTP request body; fills *reply.  Returns 0 on success. */
+typedef int (*ca_handler_fn)(void *arg, const char *path, const unsigned char *body, size_t len,
+			     struct ca_reply *reply);
+
+/* main.c: logging.  ca_log: one line per request (stderr unless --quiet,
+ * and the --log file); ca_event: details (the --log file, stderr with -v). */
+void ca_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void ca_event(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void ca_log_openssl_errors(const char *what);
+int ca_stopping(void);
+
+/* http.c */
+int ca_http_listen(int port, int *ret_port);
+int ca_http_serve(int lfd, long max_requests, ca_handler_fn fn, void *arg);
+
+/* issue.c */
+int ca_ca_load_or_create(struct ca_ca *ca, const char *dir);
+void ca_ca_cleanup(struct ca_ca *ca);
+X509 *ca_issue(struct ca_ca *ca, const X509_NAME *subject, EVP_PKEY *pubkey,
+	       const STACK_OF(X509_EXTENSION) *exts, X509 *issuer, EVP_PKEY *issuer_key);
+int ca_record_issued(struct ca_ca *ca, X509 *cert);
+X509 *ca_find_issued(struct ca_ca *ca, const X509_NAME *issuer, const ASN1_INTEGER *serial);
+int ca_is_revoked(struct ca_ca *ca, const ASN1_INTEGER *serial);
+int ca_revoke(struct ca_ca *ca, const ASN1_INTEGER *serial, int reason);
+char *ca_serial_hex(const ASN1_INTEGER *serial);
+int ca_template_fields(const OSSL_CRMF_CERTTEMPLATE *tmpl, EVP_PKEY **ret_key,
+		       X509_NAME **ret_subject, STACK_OF(X509_EXTENSION) **ret_exts);
+EVP_PKEY *ca_new_ec_key(void);
+X509 *ca_self_signed(const char *cn, EVP_PKEY *key, int is_ca);
+
+/* reqinfo.c: what 3.0 does not expose of a request */
+enum { CA_PROT_NONE, CA_PROT_PBM, CA_PROT_SIG };
+struct ca_reqinfo {
+	int prot;	       /* CA_PROT_* */
+	X509 *signer;	       /* first extraCert of a signed request */
+	unsigned char kid[64]; /* senderKID */
+	int kid_len, has_kid;
+	int rr_reason; /* CRLReason of an rr, -1 if none */
+};
+int ca_reqinfo_get(const unsigned char *der, size_t len, struct ca_reqinfo *ri);
+void ca_reqinfo_clear(struct ca_reqinfo *ri);
+
+/* srv.c */
+struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca);
+void ca_srv_free(struct ca_srv *srv);
+int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t len,
+		  struct ca_reply *reply);
+int ca_failinfo_bit(const char *name);
+
+#endif
