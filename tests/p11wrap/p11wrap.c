@@ -1,0 +1,593 @@
+/*
+ * p11wrap: a PKCS#11 module for tests only.  It loads the real module
+ * named by P11WRAP_MODULE and forwards every call of the v2.40 function
+ * list to it; on demand it logs each call, adds flags to the token
+ * information and makes chosen calls fail (tests/p11wrap/README).
+ *
+ * Only C_GetFunctionList is exported: the forwarders are static, so the
+ * real module's own calls can never bind to them.
+ */
+#include "config.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <p11-kit/pkcs11.h>
+
+/* Every entry of CK_FUNCTION_LIST but C_GetFunctionList: name, parameters, arguments. */
+#define P11WRAP_FUNCS(X)                                                                           \
+	X(C_Initialize, (CK_VOID_PTR a0), (a0))                                                    \
+	X(C_Finalize, (CK_VOID_PTR a0), (a0))                                                      \
+	X(C_GetInfo, (CK_INFO_PTR a0), (a0))                                                       \
+	X(C_GetSlotList, (CK_BBOOL a0, CK_SLOT_ID_PTR a1, CK_ULONG_PTR a2), (a0, a1, a2))          \
+	X(C_GetSlotInfo, (CK_SLOT_ID a0, CK_SLOT_INFO_PTR a1), (a0, a1))                           \
+	X(C_GetTokenInfo, (CK_SLOT_ID a0, CK_TOKEN_INFO_PTR a1), (a0, a1))                         \
+	X(C_GetMechanismList, (CK_SLOT_ID a0, CK_MECHANISM_TYPE_PTR a1, CK_ULONG_PTR a2),          \
+	  (a0, a1, a2))                                                                            \
+	X(C_GetMechanismInfo, (CK_SLOT_ID a0, CK_MECHANISM_TYPE a1, CK_MECHANISM_INFO_PTR a2),     \
+	  (a0, a1, a2))                                                                            \
+	X(C_InitToken, (CK_SLOT_ID a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3),               \
+	  (a0, a1, a2, a3))                                                                        \
+	X(C_InitPIN, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2), (a0, a1, a2))            \
+	X(C_SetPIN,                                                                                \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG a4),        \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_OpenSession,                                                                           \
+	  (CK_SLOT_ID a0, CK_FLAGS a1, CK_VOID_PTR a2, CK_NOTIFY a3, CK_SESSION_HANDLE_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_CloseSession, (CK_SESSION_HANDLE a0), (a0))                                            \
+	X(C_CloseAllSessions, (CK_SLOT_ID a0), (a0))                                               \
+	X(C_GetSessionInfo, (CK_SESSION_HANDLE a0, CK_SESSION_INFO_PTR a1), (a0, a1))              \
+	X(C_GetOperationState, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG_PTR a2),            \
+	  (a0, a1, a2))                                                                            \
+	X(C_SetOperationState,                                                                     \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_OBJECT_HANDLE a3,                 \
+	   CK_OBJECT_HANDLE a4),                                                                   \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_Login, (CK_SESSION_HANDLE a0, CK_USER_TYPE a1, CK_BYTE_PTR a2, CK_ULONG a3),           \
+	  (a0, a1, a2, a3))                                                                        \
+	X(C_Logout, (CK_SESSION_HANDLE a0), (a0))                                                  \
+	X(C_CreateObject,                                                                          \
+	  (CK_SESSION_HANDLE a0, CK_ATTRIBUTE_PTR a1, CK_ULONG a2, CK_OBJECT_HANDLE_PTR a3),       \
+	  (a0, a1, a2, a3))                                                                        \
+	X(C_CopyObject,                                                                            \
+	  (CK_SESSION_HANDLE a0, CK_OBJECT_HANDLE a1, CK_ATTRIBUTE_PTR a2, CK_ULONG a3,            \
+	   CK_OBJECT_HANDLE_PTR a4),                                                               \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_DestroyObject, (CK_SESSION_HANDLE a0, CK_OBJECT_HANDLE a1), (a0, a1))                  \
+	X(C_GetObjectSize, (CK_SESSION_HANDLE a0, CK_OBJECT_HANDLE a1, CK_ULONG_PTR a2),           \
+	  (a0, a1, a2))                                                                            \
+	X(C_GetAttributeValue,                                                                     \
+	  (CK_SESSION_HANDLE a0, CK_OBJECT_HANDLE a1, CK_ATTRIBUTE_PTR a2, CK_ULONG a3),           \
+	  (a0, a1, a2, a3))                                                                        \
+	X(C_SetAttributeValue,                                                                     \
+	  (CK_SESSION_HANDLE a0, CK_OBJECT_HANDLE a1, CK_ATTRIBUTE_PTR a2, CK_ULONG a3),           \
+	  (a0, a1, a2, a3))                                                                        \
+	X(C_FindObjectsInit, (CK_SESSION_HANDLE a0, CK_ATTRIBUTE_PTR a1, CK_ULONG a2),             \
+	  (a0, a1, a2))                                                                            \
+	X(C_FindObjects,                                                                           \
+	  (CK_SESSION_HANDLE a0, CK_OBJECT_HANDLE_PTR a1, CK_ULONG a2, CK_ULONG_PTR a3),           \
+	  (a0, a1, a2, a3))                                                                        \
+	X(C_FindObjectsFinal, (CK_SESSION_HANDLE a0), (a0))                                        \
+	X(C_EncryptInit, (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_OBJECT_HANDLE a2),         \
+	  (a0, a1, a2))                                                                            \
+	X(C_Encrypt,                                                                               \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_EncryptUpdate,                                                                         \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_EncryptFinal, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG_PTR a2), (a0, a1, a2))   \
+	X(C_DecryptInit, (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_OBJECT_HANDLE a2),         \
+	  (a0, a1, a2))                                                                            \
+	X(C_Decrypt,                                                                               \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_DecryptUpdate,                                                                         \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_DecryptFinal, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG_PTR a2), (a0, a1, a2))   \
+	X(C_DigestInit, (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1), (a0, a1))                     \
+	X(C_Digest,                                                                                \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_DigestUpdate, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2), (a0, a1, a2))       \
+	X(C_DigestKey, (CK_SESSION_HANDLE a0, CK_OBJECT_HANDLE a1), (a0, a1))                      \
+	X(C_DigestFinal, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG_PTR a2), (a0, a1, a2))    \
+	X(C_SignInit, (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_OBJECT_HANDLE a2),            \
+	  (a0, a1, a2))                                                                            \
+	X(C_Sign,                                                                                  \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_SignUpdate, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2), (a0, a1, a2))         \
+	X(C_SignFinal, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG_PTR a2), (a0, a1, a2))      \
+	X(C_SignRecoverInit, (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_OBJECT_HANDLE a2),     \
+	  (a0, a1, a2))                                                                            \
+	X(C_SignRecover,                                                                           \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_VerifyInit, (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_OBJECT_HANDLE a2),          \
+	  (a0, a1, a2))                                                                            \
+	X(C_Verify,                                                                                \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG a4),        \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_VerifyUpdate, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2), (a0, a1, a2))       \
+	X(C_VerifyFinal, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2), (a0, a1, a2))        \
+	X(C_VerifyRecoverInit, (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_OBJECT_HANDLE a2),   \
+	  (a0, a1, a2))                                                                            \
+	X(C_VerifyRecover,                                                                         \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_DigestEncryptUpdate,                                                                   \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_DecryptDigestUpdate,                                                                   \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_SignEncryptUpdate,                                                                     \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_DecryptVerifyUpdate,                                                                   \
+	  (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2, CK_BYTE_PTR a3, CK_ULONG_PTR a4),    \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_GenerateKey,                                                                           \
+	  (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_ATTRIBUTE_PTR a2, CK_ULONG a3,            \
+	   CK_OBJECT_HANDLE_PTR a4),                                                               \
+	  (a0, a1, a2, a3, a4))                                                                    \
+	X(C_GenerateKeyPair,                                                                       \
+	  (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_ATTRIBUTE_PTR a2, CK_ULONG a3,            \
+	   CK_ATTRIBUTE_PTR a4, CK_ULONG a5, CK_OBJECT_HANDLE_PTR a6, CK_OBJECT_HANDLE_PTR a7),    \
+	  (a0, a1, a2, a3, a4, a5, a6, a7))                                                        \
+	X(C_WrapKey,                                                                               \
+	  (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_OBJECT_HANDLE a2, CK_OBJECT_HANDLE a3,    \
+	   CK_BYTE_PTR a4, CK_ULONG_PTR a5),                                                       \
+	  (a0, a1, a2, a3, a4, a5))                                                                \
+	X(C_UnwrapKey,                                                                             \
+	  (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_OBJECT_HANDLE a2, CK_BYTE_PTR a3,         \
+	   CK_ULONG a4, CK_ATTRIBUTE_PTR a5, CK_ULONG a6, CK_OBJECT_HANDLE_PTR a7),                \
+	  (a0, a1, a2, a3, a4, a5, a6, a7))                                                        \
+	X(C_DeriveKey,                                                                             \
+	  (CK_SESSION_HANDLE a0, CK_MECHANISM_PTR a1, CK_OBJECT_HANDLE a2, CK_ATTRIBUTE_PTR a3,    \
+	   CK_ULONG a4, CK_OBJECT_HANDLE_PTR a5),                                                  \
+	  (a0, a1, a2, a3, a4, a5))                                                                \
+	X(C_SeedRandom, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2), (a0, a1, a2))         \
+	X(C_GenerateRandom, (CK_SESSION_HANDLE a0, CK_BYTE_PTR a1, CK_ULONG a2), (a0, a1, a2))     \
+	X(C_GetFunctionStatus, (CK_SESSION_HANDLE a0), (a0))                                       \
+	X(C_CancelFunction, (CK_SESSION_HANDLE a0), (a0))                                          \
+	X(C_WaitForSlotEvent, (CK_FLAGS a0, CK_SLOT_ID_PTR a1, CK_VOID_PTR a2), (a0, a1, a2))
+
+/* Tables made by the X macros. */
+/* clang-format off */
+enum {
+#define X(n, p, a) IDX_##n,
+	P11WRAP_FUNCS(X)
+#undef X
+	IDX_COUNT
+};
+
+static const char *const fn_names[IDX_COUNT] = {
+#define X(n, p, a) #n,
+	P11WRAP_FUNCS(X)
+#undef X
+};
+
+#define CKR(c) {c, #c}
+/* clang-format on */
+static const struct {
+	CK_RV rv;
+	const char *name;
+} ckr_names[] = {
+    CKR(CKR_OK),
+    CKR(CKR_CANCEL),
+    CKR(CKR_HOST_MEMORY),
+    CKR(CKR_SLOT_ID_INVALID),
+    CKR(CKR_GENERAL_ERROR),
+    CKR(CKR_FUNCTION_FAILED),
+    CKR(CKR_ARGUMENTS_BAD),
+    CKR(CKR_NO_EVENT),
+    CKR(CKR_NEED_TO_CREATE_THREADS),
+    CKR(CKR_CANT_LOCK),
+    CKR(CKR_ATTRIBUTE_READ_ONLY),
+    CKR(CKR_ATTRIBUTE_SENSITIVE),
+    CKR(CKR_ATTRIBUTE_TYPE_INVALID),
+    CKR(CKR_ATTRIBUTE_VALUE_INVALID),
+    CKR(CKR_ACTION_PROHIBITED),
+    CKR(CKR_DATA_INVALID),
+    CKR(CKR_DATA_LEN_RANGE),
+    CKR(CKR_DEVICE_ERROR),
+    CKR(CKR_DEVICE_MEMORY),
+    CKR(CKR_DEVICE_REMOVED),
+    CKR(CKR_ENCRYPTED_DATA_INVALID),
+    CKR(CKR_ENCRYPTED_DATA_LEN_RANGE),
+    CKR(CKR_FUNCTION_CANCELED),
+    CKR(CKR_FUNCTION_NOT_PARALLEL),
+    CKR(CKR_FUNCTION_NOT_SUPPORTED),
+    CKR(CKR_KEY_HANDLE_INVALID),
+    CKR(CKR_KEY_SIZE_RANGE),
+    CKR(CKR_KEY_TYPE_INCONSISTENT),
+    CKR(CKR_KEY_NOT_NEEDED),
+    CKR(CKR_KEY_CHANGED),
+    CKR(CKR_KEY_NEEDED),
+    CKR(CKR_KEY_INDIGESTIBLE),
+    CKR(CKR_KEY_FUNCTION_NOT_PERMITTED),
+    CKR(CKR_KEY_NOT_WRAPPABLE),
+    CKR(CKR_KEY_UNEXTRACTABLE),
+    CKR(CKR_MECHANISM_INVALID),
+    CKR(CKR_MECHANISM_PARAM_INVALID),
+    CKR(CKR_OBJECT_HANDLE_INVALID),
+    CKR(CKR_OPERATION_ACTIVE),
+    CKR(CKR_OPERATION_NOT_INITIALIZED),
+    CKR(CKR_PIN_INCORRECT),
+    CKR(CKR_PIN_INVALID),
+    CKR(CKR_PIN_LEN_RANGE),
+    CKR(CKR_PIN_EXPIRED),
+    CKR(CKR_PIN_LOCKED),
+    CKR(CKR_SESSION_CLOSED),
+    CKR(CKR_SESSION_COUNT),
+    CKR(CKR_SESSION_HANDLE_INVALID),
+    CKR(CKR_SESSION_PARALLEL_NOT_SUPPORTED),
+    CKR(CKR_SESSION_READ_ONLY),
+    CKR(CKR_SESSION_EXISTS),
+    CKR(CKR_SESSION_READ_ONLY_EXISTS),
+    CKR(CKR_SESSION_READ_WRITE_SO_EXISTS),
+    CKR(CKR_SIGNATURE_INVALID),
+    CKR(CKR_SIGNATURE_LEN_RANGE),
+    CKR(CKR_TEMPLATE_INCOMPLETE),
+    CKR(CKR_TEMPLATE_INCONSISTENT),
+    CKR(CKR_TOKEN_NOT_PRESENT),
+    CKR(CKR_TOKEN_NOT_RECOGNIZED),
+    CKR(CKR_TOKEN_WRITE_PROTECTED),
+    CKR(CKR_UNWRAPPING_KEY_HANDLE_INVALID),
+    CKR(CKR_UNWRAPPING_KEY_SIZE_RANGE),
+    CKR(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
+    CKR(CKR_USER_ALREADY_LOGGED_IN),
+    CKR(CKR_USER_NOT_LOGGED_IN),
+    CKR(CKR_USER_PIN_NOT_INITIALIZED),
+    CKR(CKR_USER_TYPE_INVALID),
+    CKR(CKR_USER_ANOTHER_ALREADY_LOGGED_IN),
+    CKR(CKR_USER_TOO_MANY_TYPES),
+    CKR(CKR_WRAPPED_KEY_INVALID),
+    CKR(CKR_WRAPPED_KEY_LEN_RANGE),
+    CKR(CKR_WRAPPING_KEY_HANDLE_INVALID),
+    CKR(CKR_WRAPPING_KEY_SIZE_RANGE),
+    CKR(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
+    CKR(CKR_RANDOM_SEED_NOT_SUPPORTED),
+    CKR(CKR_RANDOM_NO_RNG),
+    CKR(CKR_DOMAIN_PARAMS_INVALID),
+    CKR(CKR_CURVE_NOT_SUPPORTED),
+    CKR(CKR_BUFFER_TOO_SMALL),
+    CKR(CKR_SAVED_STATE_INVALID),
+    CKR(CKR_INFORMATION_SENSITIVE),
+    CKR(CKR_STATE_UNSAVEABLE),
+    CKR(CKR_CRYPTOKI_NOT_INITIALIZED),
+    CKR(CKR_CRYPTOKI_ALREADY_INITIALIZED),
+    CKR(CKR_MUTEX_BAD),
+    CKR(CKR_MUTEX_NOT_LOCKED),
+    CKR(CKR_NEW_PIN_MODE),
+    CKR(CKR_NEXT_OTP),
+    CKR(CKR_EXCEEDED_MAX_ITERATIONS),
+    CKR(CKR_FIPS_SELF_TEST_FAILED),
+    CKR(CKR_LIBRARY_LOAD_FAILED),
+    CKR(CKR_PIN_TOO_WEAK),
+    CKR(CKR_PUBLIC_KEY_INVALID),
+    CKR(CKR_FUNCTION_REJECTED),
+};
+#undef CKR
+
+#define MAX_RULES 32
+
+/* P11WRAP_FAIL: call number nth (every call when 0) of function fn answers rv. */
+struct rule {
+	int fn;
+	unsigned long nth;
+	CK_RV rv;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static void *real_dl;
+static CK_FUNCTION_LIST *real;
+static int initialized; /* by a C_Initialize through us that answered CKR_OK */
+static char *log_path;
+static CK_FLAGS add_flags;
+static struct rule rules[MAX_RULES];
+static size_t nrules;
+static unsigned long calls[IDX_COUNT];
+
+static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void complain(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fprintf(stderr, "p11wrap: ");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+static const char *ckr_name(CK_RV rv, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(ckr_names) / sizeof(ckr_names[0]); i++)
+		if (ckr_names[i].rv == rv)
+			return ckr_names[i].name;
+	snprintf(buf, size, "0x%lx", (unsigned long)rv);
+	return buf;
+}
+
+/* A CKR_* name or a number (0x... hex, else decimal). */
+static int parse_rv(const char *s, size_t len, CK_RV *ret_rv)
+{
+	char num[32], *end;
+	unsigned long v;
+	size_t i;
+
+	for (i = 0; i < sizeof(ckr_names) / sizeof(ckr_names[0]); i++)
+		if (strlen(ckr_names[i].name) == len && strncmp(ckr_names[i].name, s, len) == 0) {
+			*ret_rv = ckr_names[i].rv;
+			return 0;
+		}
+	if (len == 0 || len >= sizeof(num) || s[0] < '0' || s[0] > '9')
+		return -1;
+	memcpy(num, s, len);
+	num[len] = '\0';
+	errno = 0;
+	v = strtoul(num, &end, 0);
+	if (errno != 0 || *end != '\0')
+		return -1;
+	*ret_rv = (CK_RV)v;
+	return 0;
+}
+
+/* One "C_Name=CKR_NAME[@N]" item of P11WRAP_FAIL. */
+static int parse_rule(const char *s, size_t len, struct rule *ret)
+{
+	const char *eq = memchr(s, '=', len), *at, *end = s + len;
+	char num[24], *nend;
+	size_t i;
+
+	if (eq == NULL)
+		return -1;
+	ret->fn = -1;
+	for (i = 0; i < IDX_COUNT; i++)
+		if (strlen(fn_names[i]) == (size_t)(eq - s) && strncmp(fn_names[i], s, eq - s) == 0)
+			ret->fn = (int)i;
+	if (ret->fn < 0)
+		return -1;
+	at = memchr(eq + 1, '@', end - eq - 1);
+	if (parse_rv(eq + 1, (at != NULL ? at : end) - eq - 1, &ret->rv) < 0)
+		return -1;
+	ret->nth = 0;
+	if (at != NULL) {
+		if (end - at - 1 <= 0 || (size_t)(end - at - 1) >= sizeof(num) || at[1] < '1' ||
+		    at[1] > '9')
+			return -1;
+		memcpy(num, at + 1, end - at - 1);
+		num[end - at - 1] = '\0';
+		errno = 0;
+		ret->nth = strtoul(num, &nend, 10);
+		if (errno != 0 || *nend != '\0')
+			return -1;
+	}
+	return 0;
+}
+
+/* Reads P11WRAP_LOG, P11WRAP_TOKEN_FLAGS and P11WRAP_FAIL; counting starts again. Locked. */
+static CK_RV configure(void)
+{
+	const char *v, *p, *comma;
+	char *end;
+
+	free(log_path);
+	log_path = NULL;
+	add_flags = 0;
+	nrules = 0;
+	memset(calls, 0, sizeof(calls));
+
+	if ((v = getenv("P11WRAP_LOG")) != NULL && v[0] != '\0' && (log_path = strdup(v)) == NULL)
+		return CKR_HOST_MEMORY;
+	if ((v = getenv("P11WRAP_TOKEN_FLAGS")) != NULL && v[0] != '\0') {
+		errno = 0;
+		add_flags = (CK_FLAGS)strtoul(v, &end, 16);
+		if (errno != 0 || *end != '\0') {
+			complain("P11WRAP_TOKEN_FLAGS='%s' is not a hex number", v);
+			return CKR_ARGUMENTS_BAD;
+		}
+	}
+	if ((v = getenv("P11WRAP_FAIL")) != NULL) {
+		for (p = v; *p != '\0'; p = *comma != '\0' ? comma + 1 : comma) {
+			comma = strchr(p, ',');
+			if (comma == NULL)
+				comma = p + strlen(p);
+			if (comma == p)
+				continue;
+			if (nrules == MAX_RULES || parse_rule(p, comma - p, &rules[nrules]) < 0) {
+				complain("P11WRAP_FAIL='%s': each item is C_Name=CKR_NAME[@N] "
+					 "(or a number for the CKR), at most 32 items",
+					 v);
+				return CKR_ARGUMENTS_BAD;
+			}
+			nrules++;
+		}
+	}
+	return CKR_OK;
+}
+
+/* Loads the real module once per process. Locked. */
+static CK_RV load_real(void)
+{
+	CK_C_GetFunctionList getfl;
+	const char *path = getenv("P11WRAP_MODULE");
+	CK_RV rv;
+
+	if (real != NULL)
+		return CKR_OK;
+	if (path == NULL || path[0] == '\0') {
+		complain("%s", "P11WRAP_MODULE is not set: name the real PKCS#11 module");
+		return CKR_GENERAL_ERROR;
+	}
+	real_dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (real_dl == NULL) {
+		complain("cannot load P11WRAP_MODULE: %s", dlerror());
+		return CKR_GENERAL_ERROR;
+	}
+	*(void **)&getfl = dlsym(real_dl, "C_GetFunctionList");
+	if (getfl == NULL || getfl == C_GetFunctionList) {
+		complain("P11WRAP_MODULE=%s has no C_GetFunctionList, or is p11wrap itself", path);
+		dlclose(real_dl);
+		real_dl = NULL;
+		return CKR_GENERAL_ERROR;
+	}
+	if ((rv = getfl(&real)) != CKR_OK || real == NULL) {
+		complain("C_GetFunctionList of P11WRAP_MODULE=%s failed", path);
+		real = NULL;
+		dlclose(real_dl);
+		real_dl = NULL;
+		return rv != CKR_OK ? rv : CKR_GENERAL_ERROR;
+	}
+	return CKR_OK;
+}
+
+/* Counts the call; 1 and *ret_rv when a P11WRAP_FAIL rule answers it instead. */
+static int inject(int fn, CK_RV *ret_rv)
+{
+	unsigned long n;
+	size_t i;
+	int hit = 0;
+
+	pthread_mutex_lock(&lock);
+	n = ++calls[fn];
+	for (i = 0; i < nrules && !hit; i++)
+		if (rules[i].fn == fn && (rules[i].nth == 0 || rules[i].nth == n)) {
+			*ret_rv = rules[i].rv;
+			hit = 1;
+		}
+	pthread_mutex_unlock(&lock);
+	return hit;
+}
+
+/* "C_Name rv=CKR_X[ injected]": the name and the result only, never arguments. */
+static void log_call(int fn, CK_RV rv, int injected)
+{
+	char line[160], buf[32];
+	int fd, n;
+
+	if (log_path == NULL)
+		return;
+	n = snprintf(line, sizeof(line), "%s rv=%s%s\n", fn_names[fn],
+		     ckr_name(rv, buf, sizeof(buf)), injected ? " injected" : "");
+	if (n <= 0 || (size_t)n >= sizeof(line))
+		return;
+	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	/* One write with O_APPEND: lines from several processes do not mix. */
+	if (write(fd, line, (size_t)n) != n)
+		complain("cannot write to P11WRAP_LOG=%s", log_path);
+	close(fd);
+}
+
+#define X(n, params, args)                                                                         \
+	static CK_RV fwd_##n params                                                                \
+	{                                                                                          \
+		CK_RV rv = CKR_OK;                                                                 \
+		int injected = inject(IDX_##n, &rv);                                               \
+                                                                                                   \
+		if (!injected)                                                                     \
+			rv = real != NULL ? real->n args : CKR_CRYPTOKI_NOT_INITIALIZED;           \
+		log_call(IDX_##n, rv, injected);                                                   \
+		return rv;                                                                         \
+	}
+P11WRAP_FUNCS(X)
+#undef X
+
+/* clang-format off */
+static CK_FUNCTION_LIST wrap_list = {
+	.version = {2, 40},
+#define X(n, p, a) .n = fwd_##n,
+	P11WRAP_FUNCS(X)
+#undef X
+	.C_GetFunctionList = C_GetFunctionList,
+};
+/* clang-format on */
+
+/* A fresh initialization reads the environment again and starts counting anew. */
+static CK_RV wrap_initialize(CK_VOID_PTR args)
+{
+	CK_RV rv = CKR_OK;
+
+	pthread_mutex_lock(&lock);
+	if (!initialized)
+		rv = configure();
+	pthread_mutex_unlock(&lock);
+	if (rv != CKR_OK)
+		return rv;
+	rv = fwd_C_Initialize(args);
+	if (rv == CKR_OK) {
+		pthread_mutex_lock(&lock);
+		initialized = 1;
+		pthread_mutex_unlock(&lock);
+	}
+	return rv;
+}
+
+static CK_RV wrap_finalize(CK_VOID_PTR reserved)
+{
+	CK_RV rv = fwd_C_Finalize(reserved);
+
+	if (rv == CKR_OK) {
+		pthread_mutex_lock(&lock);
+		initialized = 0;
+		pthread_mutex_unlock(&lock);
+	}
+	return rv;
+}
+
+/* P11WRAP_TOKEN_FLAGS: what the token says about its PIN, without touching the PIN. */
+static CK_RV wrap_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
+{
+	CK_RV rv = fwd_C_GetTokenInfo(slot, info);
+
+	if (rv == CKR_OK && info != NULL)
+		info->flags |= add_flags;
+	return rv;
+}
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret_list)
+{
+	CK_RV rv;
+
+	if (ret_list == NULL)
+		return CKR_ARGUMENTS_BAD;
+	pthread_mutex_lock(&lock);
+	rv = load_real();
+	if (rv == CKR_OK && !initialized)
+		rv = configure();
+	pthread_mutex_unlock(&lock);
+	if (rv != CKR_OK)
+		return rv;
+	wrap_list.C_Initialize = wrap_initialize;
+	wrap_list.C_Finalize = wrap_finalize;
+	wrap_list.C_GetTokenInfo = wrap_get_token_info;
+	*ret_list = &wrap_list;
+	return CKR_OK;
+}
+
+__attribute__((destructor)) static void unload(void)
+{
+	if (real_dl != NULL)
+		dlclose(real_dl);
+	real_dl = NULL;
+	real = NULL;
+	free(log_path);
+	log_path = NULL;
+}
