@@ -37,6 +37,8 @@ static int exit_from_cmpc(cmpc_rv rv)
 		return EXIT_WAITING;
 	case CMPC_ERR_CERT:
 		return EXIT_CERT;
+	case CMPC_ERR_KEY:
+		return EXIT_TOKEN;
 	default:
 		return EXIT_INTERNAL;
 	}
@@ -176,25 +178,56 @@ out:
 	return rc;
 }
 
-/* Stores the certificate and CA certificates; on failure the caller removes the key. */
-static int store(const conf_enrollment *e, tok_ctx *tok, const tok_id *id, X509 *cert,
-		 STACK_OF(X509) *cacerts)
+/* What the accept callback needs, and what it found. */
+struct store_ctx {
+	const conf_enrollment *e;
+	tok_ctx *tok;
+	const tok_id *id;
+	int rc; /* EXIT_* of the storing */
+};
+
+/*
+ * Stores the certificate and CA certificates while the CA still waits for
+ * the certConf, so that a certificate the token cannot hold is rejected
+ * rather than confirmed.  On failure the caller removes the key pair (and
+ * whatever was stored with its CKA_ID).
+ */
+static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, size_t whylen)
 {
+	struct store_ctx *s = arg;
 	char label[256];
 	tok_rv rv;
 	int i;
 
-	if ((rv = tok_cert_store(tok, cert, id, e->label)) != TOK_OK)
-		return agent_token_fail(tok, rv, "cannot store the certificate on the token");
+	if ((rv = tok_cert_store(s->tok, cert, s->id, s->e->label)) != TOK_OK) {
+		snprintf(why, whylen, "storing it on the token failed: %s: %s", tok_strerror(rv),
+			 tok_errmsg(s->tok));
+		s->rc = agent_exit_from_tok(rv);
+		return -1;
+	}
 	for (i = 0; i < sk_X509_num(cacerts); i++) {
 		X509 *ca = sk_X509_value(cacerts, i);
 
 		ca_label(ca, label, sizeof(label));
-		if ((rv = tok_cacert_store(tok, ca, label)) != TOK_OK)
-			return agent_token_fail(tok, rv,
-						"cannot store a CA certificate on the token");
+		if ((rv = tok_cacert_store(s->tok, ca, label)) != TOK_OK) {
+			snprintf(why, whylen, "storing CA certificate '%s' on the token failed: %s: %s",
+				 label, tok_strerror(rv), tok_errmsg(s->tok));
+			s->rc = agent_exit_from_tok(rv);
+			return -1;
+		}
 	}
-	return EXIT_OK;
+	s->rc = EXIT_OK;
+	return 0;
+}
+
+/* The CMP layer only saw that signing failed; the token may say why. */
+static void explain_key_failure(tok_ctx *tok)
+{
+	tok_info info;
+	tok_rv rv = tok_get_info(tok, &info);
+
+	if (rv != TOK_OK)
+		agent_token_fail(tok, rv, "the token did not sign");
 }
 
 int agent_enroll(const conf_enrollment *e)
@@ -206,6 +239,7 @@ int agent_enroll(const conf_enrollment *e)
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
 	STACK_OF(X509) *cacerts = NULL;
+	struct store_ctx sc;
 	tok_id id;
 	int have_key = 0, alg, bits, rc;
 	tok_rv trv;
@@ -249,15 +283,17 @@ int agent_enroll(const conf_enrollment *e)
 		goto out;
 	}
 	log_msg(LOG_INFO, "sending ir to %s", e->server);
+	sc.e = e;
+	sc.tok = tok;
+	sc.id = &id;
+	sc.rc = -1;
+	cmpc_set_accept_cb(cmp, store_cb, &sc);
 	if ((crv = cmpc_ir(cmp, key, &cert, &cacerts)) != CMPC_OK) {
 		log_msg(LOG_ERR, "enrollment failed: %s: %s", cmpc_strerror(crv), cmpc_errmsg(cmp));
 		log_openssl_errors();
-		rc = exit_from_cmpc(crv);
-		goto out;
-	}
-	if ((rc = store(e, tok, &id, cert, cacerts)) != EXIT_OK) {
-		log_msg(LOG_ERR, "the CA issued a certificate that could not be stored; it is not "
-				 "in use and may be revoked");
+		rc = sc.rc > 0 ? sc.rc : exit_from_cmpc(crv);
+		if (crv == CMPC_ERR_KEY)
+			explain_key_failure(tok);
 		goto out;
 	}
 	have_key = 0; /* from here on the key belongs to the certificate */

@@ -38,6 +38,8 @@ struct cmpc_ctx {
 
 	cmpc_log_fn log_fn;
 	void *log_arg;
+	cmpc_accept_fn accept_fn;
+	void *accept_arg;
 	char errmsg[CMPC_ERRMSG_LEN];
 
 	/* State of one exchange (cmpc_ir), reset at its start. */
@@ -78,6 +80,9 @@ void cmpc_http_free(cmpc_ctx *ctx);
 
 /* cmpc_verify.c: the certConf callback (arg: the cmpc_ctx). */
 int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **txt);
+/* CA certificates of the verified chain (issuer first, up to the anchor),
+ * then any other caPubs; no duplicates.  NULL on allocation failure. */
+STACK_OF(X509) *cmpc_ca_certs(cmpc_ctx *ctx);
 /* Trust anchors as a fresh store (NULL on allocation failure). */
 X509_STORE *cmpc_anchor_store(const cmpc_ctx *ctx);
 

@@ -25,8 +25,9 @@ typedef enum {
 	                        wrong transactionID, nonce, sender, certReqId */
 	CMPC_ERR_REJECTED,   /* the server rejected the request (status in errmsg) */
 	CMPC_ERR_WAITING,    /* the server still said "waiting" at the total timeout */
-	CMPC_ERR_CERT,       /* the issued certificate failed verification; it was
-	                        rejected in certConf */
+	CMPC_ERR_CERT,       /* the issued certificate failed verification, or the
+	                        accept callback refused it; it was rejected in certConf */
+	CMPC_ERR_KEY,        /* the key could not sign the request or its POP */
 	CMPC_ERR_INTERNAL,
 } cmpc_rv;
 
@@ -72,6 +73,18 @@ cmpc_rv cmpc_set1_subject(cmpc_ctx *ctx, const X509_NAME *subject);
 cmpc_rv cmpc_set1_sans(cmpc_ctx *ctx, const GENERAL_NAMES *sans);
 /* Ask for implicit confirmation; used only when the server grants it. */
 void cmpc_set_implicit_confirm(cmpc_ctx *ctx, int on);
+
+/*
+ * Called with the verified certificate and the CA certificates (issuer
+ * first) before the certificate is confirmed to the CA.  Non-zero refuses
+ * it: it is rejected in certConf (failInfo systemFailure) and the exchange
+ * ends with CMPC_ERR_CERT, carrying why.  This is where the caller stores
+ * the certificate, so that the CA never counts as accepted a certificate
+ * that could not be kept.
+ */
+typedef int (*cmpc_accept_fn)(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why,
+			      size_t whylen);
+void cmpc_set_accept_cb(cmpc_ctx *ctx, cmpc_accept_fn fn, void *arg);
 
 /*
  * Initialization request for key (the POP signature is made with it).

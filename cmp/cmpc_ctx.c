@@ -40,6 +40,8 @@ const char *cmpc_strerror(cmpc_rv rv)
 		return "the CA has not answered the request yet";
 	case CMPC_ERR_CERT:
 		return "the issued certificate failed verification";
+	case CMPC_ERR_KEY:
+		return "the key could not sign the CMP request";
 	case CMPC_ERR_INTERNAL:
 		return "internal error in the CMP layer";
 	}
@@ -169,6 +171,12 @@ void cmpc_set_log_cb(cmpc_ctx *ctx, cmpc_log_fn fn, void *arg)
 {
 	ctx->log_fn = fn;
 	ctx->log_arg = arg;
+}
+
+void cmpc_set_accept_cb(cmpc_ctx *ctx, cmpc_accept_fn fn, void *arg)
+{
+	ctx->accept_fn = fn;
+	ctx->accept_arg = arg;
 }
 
 cmpc_rv cmpc_set_server(cmpc_ctx *ctx, const char *url)

@@ -157,7 +157,7 @@ cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 			    "%s: cannot create the request: %s; check that the key can sign "
 			    "(token present and logged in) and is of a supported type",
 			    what, errs);
-		return CMPC_ERR_INTERNAL;
+		return CMPC_ERR_KEY;
 	case OSSL_CMP_PKISTATUS_waiting:
 		cmpc_seterr(ctx,
 			    "%s: the CA still answered 'waiting' when the total timeout of %ld "

@@ -66,9 +66,7 @@ static int setup_exchange(cmpc_ctx *ctx, EVP_PKEY *key)
 	return 1;
 }
 
-/* Issuer of the new certificate first, up to the anchor, then any other
- * caPubs; no duplicates. */
-static STACK_OF(X509) *ca_certs(cmpc_ctx *ctx)
+STACK_OF(X509) *cmpc_ca_certs(cmpc_ctx *ctx)
 {
 	STACK_OF(X509) *out, *pubs;
 	int i, ok = 1;
@@ -149,7 +147,7 @@ cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert, STACK_OF(X509) **
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
 	}
-	if (ret_cacerts != NULL && (cacerts = ca_certs(ctx)) == NULL) {
+	if (ret_cacerts != NULL && (cacerts = cmpc_ca_certs(ctx)) == NULL) {
 		cmpc_seterr(ctx, "%s: out of memory collecting the CA certificates", what);
 		rv = CMPC_ERR_INTERNAL;
 		goto out;

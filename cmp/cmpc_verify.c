@@ -89,6 +89,26 @@ static STACK_OF(X509) *candidates(OSSL_CMP_CTX *cmp)
 	return all;
 }
 
+/* The caller's last word (storing the certificate) before it is confirmed. */
+static int accept_cert(cmpc_ctx *ctx, X509 *cert, const char **txt)
+{
+	STACK_OF(X509) *cas = cmpc_ca_certs(ctx);
+	char why[512] = "";
+	int rv = 0;
+
+	if (cas == NULL)
+		rv = reject(ctx, OSSL_CMP_PKIFAILUREINFO_systemFailure, txt,
+			    "client could not keep the certificate",
+			    "out of memory collecting the CA certificates");
+	else if (ctx->accept_fn(cert, cas, ctx->accept_arg, why, sizeof(why)) != 0)
+		rv = reject(ctx, OSSL_CMP_PKIFAILUREINFO_systemFailure, txt,
+			    "client could not keep the certificate",
+			    "the certificate verified but could not be kept: %s",
+			    why[0] != '\0' ? why : "no reason given");
+	sk_X509_pop_free(cas, X509_free);
+	return rv;
+}
+
 int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **txt)
 {
 	cmpc_ctx *ctx = OSSL_CMP_CTX_get_certConf_cb_arg(cmp);
@@ -158,6 +178,8 @@ int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **
 	}
 	cmpc_log(ctx, LOG_DEBUG, "the new certificate verifies: chain of %d",
 		 sk_X509_num(ctx->x.chain));
+	if (ctx->accept_fn != NULL)
+		rv = accept_cert(ctx, cert, txt);
 out:
 	ERR_clear_error(); /* verification details are in cert_msg */
 	X509_STORE_CTX_free(sctx);

@@ -93,16 +93,20 @@ nothing_left keygen-memory
 
 # The POP signature fails: the key made for this request goes.
 wrapped sign-removed P11WRAP_FAIL=C_Sign=CKR_DEVICE_REMOVED
-check "/pinflags/sign-removed/non-zero-exit" test "$RC" -ne 0
-check "/pinflags/sign-removed/message" grep_err 'sign|POP|CKR_DEVICE_REMOVED|removed'
+check "/pinflags/sign-removed/exit-3" expect_rc 3
+check "/pinflags/sign-removed/message" grep_err 'could not sign'
 check "/pinflags/sign-removed/sign-tried" test "$(calls C_Sign)" -ge 1
 check "/pinflags/sign-removed/no-cert-stored" expect_calls C_CreateObject 0
 nothing_left sign-removed
 
-# The CA issued the certificate, the token cannot store it: the key pair goes.
+# The CA issued the certificate, the token cannot store it: it is rejected
+# in the certConf (never confirmed to the CA) and the key pair goes.
+: > "$TMP/ca.log"
 wrapped store-error P11WRAP_FAIL=C_CreateObject=CKR_DEVICE_ERROR
 check "/pinflags/store-error/exit-3" expect_rc 3
-check "/pinflags/store-error/message" grep_err 'could not be stored|cannot store the certificate'
+check "/pinflags/store-error/message" grep_err 'could not be kept: storing it on the token failed'
+check "/pinflags/store-error/rejected-in-certconf" grep -q 'certConf: the client rejected' "$TMP/ca.log"
+check "/pinflags/store-error/not-confirmed" sh -c "! grep -q 'certConf accepted' '$TMP/ca.log'"
 check "/pinflags/store-error/ckr-name" grep_err 'CKR_DEVICE_ERROR'
 check "/pinflags/store-error/keys-destroyed" test "$(calls C_DestroyObject)" -ge 2
 nothing_left store-error
