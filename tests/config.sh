@@ -61,6 +61,33 @@ p11e enroll test --token "pkcs11:token=absent-token"
 check "/config/absent-token/exit-3" expect_rc 3
 check "/config/absent-token/message" grep_err 'absent-token'
 
+# Token selection by the other RFC 7512 attributes, and by p11-kit module name.
+slots() {
+	"$SOFTHSM2_UTIL" --show-slots | awk -v want="$1" '
+		/^Slot / { slot = $2 } /Serial number:/ { serial = $3 }
+		/Label:/ { if ($2 == want) { print slot, serial; exit } }'
+}
+set -- $(slots conf)
+SLOT=$1 SERIAL=$2
+write_conf conf
+for uri in "pkcs11:serial=$SERIAL" "pkcs11:slot-id=$SLOT" \
+	"pkcs11:manufacturer=SoftHSM%20project;model=SoftHSM%20v2;token=conf"; do
+	p11e list test --token "$uri"
+	check "/config/select/$uri/exit-0" expect_rc 0
+	check "/config/select/$uri/listed" grep -q 'objects\?$' "$TMP/out"
+done
+p11e list test --token "pkcs11:token=conf;serial=0000000000000000"
+check "/config/select/label-and-wrong-serial/exit-3" expect_rc 3
+p11e list test --token "not-a-uri"
+check "/config/select/bad-uri/exit-2" expect_rc 2
+check "/config/select/bad-uri/message" grep_err 'URI'
+if grep -q -s 'softhsm2' /usr/share/p11-kit/modules/softhsm2.module; then
+	p11e list test --module softhsm2
+	check "/config/select/p11-kit-module-name/exit-0" expect_rc 0
+else
+	ok "/config/select/p11-kit-module-name # SKIP no p11-kit module softhsm2"
+fi
+
 # The command line overrides the file.
 write_conf conf "label = from-file"
 p11e enroll test --label from-cli --subject "/CN=from cli"
