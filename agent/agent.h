@@ -94,6 +94,11 @@ struct stack_st_GENERAL_NAME;
 struct X509_name_st *conf_parse_subject(const char *s, char *err, size_t errlen);
 struct stack_st_GENERAL_NAME *conf_parse_sans(const char *s, char *err, size_t errlen);
 
+/* A decimal number in [min, max] into ret; -1 if it is not one. */
+int conf_parse_long(const char *s, long min, long max, long *ret);
+/* Longest timeout accepted, in seconds (30 days). */
+#define CONF_MAX_SECONDS (86400L * 30)
+
 /* "yes"/"no"/"true"/"false"/"1"/"0"; -1 if neither. */
 int conf_parse_bool(const char *s);
 

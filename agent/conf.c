@@ -117,7 +117,7 @@ int conf_parse_key_type(const char *s, int *ret_alg, int *ret_bits)
 	return -1;
 }
 
-static int parse_long(const char *s, long min, long max, long *ret)
+int conf_parse_long(const char *s, long min, long max, long *ret)
 {
 	char *end;
 	long v;
@@ -165,14 +165,14 @@ static int set_field(conf_enrollment *e, const struct key *k, const char *value,
 	case K_INT:
 		if (*(int *)field != CONF_FIELD_UNSET)
 			return 0;
-		if (parse_long(value, 0, 86400 * 30, &v) < 0)
+		if (conf_parse_long(value, 0, CONF_MAX_SECONDS, &v) < 0)
 			break;
 		*(int *)field = (int)v;
 		return 0;
 	case K_LONG:
 		if (*(long *)field != CONF_FIELD_UNSET)
 			return 0;
-		if (parse_long(value, 1024, 1L << 30, &v) < 0)
+		if (conf_parse_long(value, 1024, 1L << 30, &v) < 0)
 			break;
 		*(long *)field = v;
 		return 0;

@@ -1,9 +1,7 @@
 /* p11enroll: command line. */
 #include "config.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,12 +108,9 @@ static int set_str(char **field, const char *value)
 
 static int set_seconds(int *field, const char *opt, const char *value)
 {
-	char *end;
 	long v;
 
-	errno = 0;
-	v = strtol(value, &end, 10);
-	if (errno != 0 || end == value || *end != '\0' || v < 0 || v > 86400 * 30) {
+	if (conf_parse_long(value, 0, CONF_MAX_SECONDS, &v) < 0) {
 		log_msg(LOG_ERR, "--%s '%s' is not a number of seconds", opt, value);
 		return -1;
 	}
