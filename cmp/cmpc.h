@@ -97,4 +97,91 @@ void cmpc_set_accept_cb(cmpc_ctx *ctx, cmpc_accept_fn fn, void *arg);
 cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert,
 		STACK_OF(X509) **ret_cacerts);
 
+/* ---- Issue 3: every exchange an end entity needs ---------------------- */
+
+/*
+ * Signature protection (RFC 4210 5.1.3.3) of requests and certConf with
+ * cert and key: a key on the token (ECDSA, RSA PKCS#1 v1.5) or a software
+ * key for protection-only credentials.  chain: intermediates sent in
+ * extraCerts (may be NULL).  Setting a signer drops any PBM secret: OpenSSL
+ * 3.0 would otherwise protect with PBM.  NULL cert and key: back to PBM.
+ */
+cmpc_rv cmpc_set1_signer(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain);
+
+/*
+ * PBM parameters (RFC 4210 5.1.3.1; defaults SHA-256, HMAC-SHA256, 10000
+ * iterations, 16-byte salt).  owf and mac are OpenSSL NIDs (0 keeps the
+ * default); iterations 100..100000.  OpenSSL 3.0 has no iteration setting:
+ * the layer applies it to outgoing messages itself.
+ */
+cmpc_rv cmpc_set_pbm_params(cmpc_ctx *ctx, int owf_nid, int mac_nid, int iterations);
+
+/* certProfile (RFC 9480 id-it 21) in the generalInfo of requests; NULL clears. */
+cmpc_rv cmpc_set_cert_profile(cmpc_ctx *ctx, const char *profile);
+/* sender and recipient in the PKIHeader (NULL: OpenSSL's defaults). */
+cmpc_rv cmpc_set1_sender(cmpc_ctx *ctx, const X509_NAME *name);
+cmpc_rv cmpc_set1_recipient(cmpc_ctx *ctx, const X509_NAME *name);
+
+/* Accept unprotected error messages (printed as unverified); default no. */
+void cmpc_set_unprotected_errors(cmpc_ctx *ctx, int on);
+
+typedef enum {
+	CMPC_REQ_IR,    /* initialization request */
+	CMPC_REQ_CR,    /* certification request, signature-protected */
+	CMPC_REQ_KUR,   /* key update: protected by the old key, oldCertID control */
+	CMPC_REQ_P10CR, /* PKCS#10 request signed with the new key */
+} cmpc_req_type;
+
+/*
+ * A certificate request of any kind for newkey (its signatures make the
+ * POP, or sign the CSR for P10CR).  oldcert: the certificate being updated
+ * (KUR, required; its key must be the signer's).  csr: for P10CR, a
+ * request signed by newkey (NULL: the layer makes one from the subject and
+ * SANs).  Verification, certConf, the accept callback and the results are
+ * as for cmpc_ir; for KUR the new certificate must keep the subject of
+ * oldcert unless a subject was set.
+ */
+cmpc_rv cmpc_certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509 *oldcert,
+		     X509_REQ *csr, X509 **ret_cert, STACK_OF(X509) **ret_cacerts);
+
+/* Outcome of a revocation request besides success. */
+typedef enum {
+	CMPC_RR_ACCEPTED = 0,
+	CMPC_RR_GRANTED_WITH_MODS = 1,
+	CMPC_RR_REVOCATION_WARNING = 4,      /* PKIStatus values, RFC 4210 */
+	CMPC_RR_REVOCATION_NOTIFICATION = 5,
+} cmpc_rr_status;
+
+/* Revocation request for cert (issuer and serial), CRL reason code
+ * (-1: none).  ret_status gets the PKIStatus the CA answered. */
+cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_status);
+
+/* genm id-it-caCerts (17): the CA certificates the CA publishes. */
+cmpc_rv cmpc_genm_ca_certs(cmpc_ctx *ctx, STACK_OF(X509) **ret_certs);
+
+/*
+ * genm id-it-rootCaCert (20) / rootCaKeyUpdate (18): asks whether the root
+ * old_root has a successor.  A new root is returned only when newWithOld
+ * verifies under old_root (and newWithNew under the new root); NULL in
+ * *ret_new_root means no update.  ret_new_with_old (may be NULL) gets the
+ * link certificate.
+ */
+cmpc_rv cmpc_genm_root_update(cmpc_ctx *ctx, X509 *old_root, X509 **ret_new_root,
+			      X509 **ret_new_with_old);
+
+/* What a certReqTemplate (id-it 19) asks for; fields the CA left open are
+ * 0 / NULL. */
+typedef struct {
+	X509_NAME *subject;
+	int key_alg;                 /* 1 EC, 2 RSA (tok_keyalg values), 0 open */
+	int key_bits;                /* EC field bits or RSA modulus bits, 0 open */
+	STACK_OF(X509_EXTENSION) *extensions;
+} cmpc_template;
+void cmpc_template_clear(cmpc_template *t);
+cmpc_rv cmpc_genm_cert_template(cmpc_ctx *ctx, cmpc_template *ret_template);
+
+/* genm crlStatusList (22) -> crls (23): current CRLs for the issuers of certs
+ * (or all the CA has when certs is NULL). */
+cmpc_rv cmpc_genm_crls(cmpc_ctx *ctx, STACK_OF(X509) *certs, STACK_OF(X509_CRL) **ret_crls);
+
 #endif

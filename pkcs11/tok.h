@@ -134,6 +134,20 @@ typedef struct {
 	X509 *cert;              /* certificates only, else NULL */
 } tok_object;
 
+/* ---- Issue 3: renewal and revocation need these ----------------------- */
+
+/*
+ * The end-entity certificate (not CKA_CERTIFICATE_CATEGORY authority)
+ * selected by label and/or id (either may be NULL, not both), with its
+ * CKA_ID.  TOK_ERR_NOT_FOUND when none, TOK_ERR_AMBIGUOUS when several
+ * match (the message lists their ids).
+ */
+tok_rv tok_find_cert(tok_ctx *ctx, const char *label, const tok_id *id, tok_id *ret_id,
+		     X509 **ret_cert);
+
+/* Sets CKA_LABEL on every key and certificate object with CKA_ID id. */
+tok_rv tok_relabel(tok_ctx *ctx, const tok_id *id, const char *label);
+
 /* Every key and certificate object visible in the session. */
 tok_rv tok_objects(tok_ctx *ctx, tok_object **ret_objs, size_t *ret_n);
 void tok_objects_free(tok_object *objs, size_t n);
