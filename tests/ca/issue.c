@@ -144,16 +144,18 @@ static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 	return ok;
 }
 
-static int random_serial(X509 *cert)
+/* 16 random bytes; 40 for the oversized-serial fault (RFC 5280 allows 20). */
+static int random_serial(X509 *cert, int oversized)
 {
-	unsigned char buf[16];
+	unsigned char buf[40];
+	int n = oversized ? 40 : 16;
 	BIGNUM *bn;
 	int ok;
 
-	if (RAND_bytes(buf, sizeof(buf)) != 1)
+	if (RAND_bytes(buf, n) != 1)
 		return 0;
-	buf[0] = (unsigned char)((buf[0] & 0x7f) | 0x40); /* positive, always 16 bytes */
-	if ((bn = BN_bin2bn(buf, sizeof(buf), NULL)) == NULL)
+	buf[0] = (unsigned char)((buf[0] & 0x7f) | 0x40); /* positive, always n bytes */
+	if ((bn = BN_bin2bn(buf, n, NULL)) == NULL)
 		return 0;
 	ok = BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) != NULL;
 	BN_free(bn);
@@ -166,14 +168,14 @@ static int random_serial(X509 *cert)
  */
 static X509 *make_cert(const X509_NAME *subject, EVP_PKEY *pubkey, X509 *issuer,
 		       EVP_PKEY *issuer_key, int kind, long seconds,
-		       const STACK_OF(X509_EXTENSION) *exts)
+		       const STACK_OF(X509_EXTENSION) *exts, int oversized)
 {
 	X509 *cert = X509_new();
 	X509 *signer;
 	int i;
 
-	if (cert == NULL || !X509_set_version(cert, X509_VERSION_3) || !random_serial(cert) ||
-	    !X509_set_subject_name(cert, subject) ||
+	if (cert == NULL || !X509_set_version(cert, X509_VERSION_3) ||
+	    !random_serial(cert, oversized) || !X509_set_subject_name(cert, subject) ||
 	    !X509_set_issuer_name(cert, issuer != NULL ? X509_get_subject_name(issuer) : subject) ||
 	    X509_gmtime_adj(X509_getm_notBefore(cert), 0) == NULL ||
 	    X509_gmtime_adj(X509_getm_notAfter(cert), seconds) == NULL ||
@@ -223,9 +225,20 @@ X509 *ca_self_signed(const char *cn, EVP_PKEY *key, int is_ca)
 	X509 *cert = NULL;
 
 	if (name != NULL)
-		cert = make_cert(name, key, NULL, key, is_ca ? 1 : 2, CA_YEARS_DAYS * 86400L, NULL);
+		cert =
+		    make_cert(name, key, NULL, key, is_ca ? 1 : 2, CA_YEARS_DAYS * 86400L, NULL, 0);
 	X509_NAME_free(name);
 	return cert;
+}
+
+/*
+ * A root key update link certificate (RFC 4210, 4.4.1): the subject and key
+ * of subject_cert, certified by issuer (name) with issuer_key.
+ */
+X509 *ca_link_cert(X509 *subject_cert, X509 *issuer, EVP_PKEY *issuer_key)
+{
+	return make_cert(X509_get_subject_name(subject_cert), X509_get0_pubkey(subject_cert),
+			 issuer, issuer_key, 1, CA_YEARS_DAYS * 86400L, NULL, 0);
 }
 
 X509 *ca_issue(struct ca_ca *ca, const X509_NAME *subject, EVP_PKEY *pubkey,
@@ -234,7 +247,8 @@ X509 *ca_issue(struct ca_ca *ca, const X509_NAME *subject, EVP_PKEY *pubkey,
 	long secs = ca->validity_seconds > 0 ? ca->validity_seconds : ca->days * 86400L;
 
 	return make_cert(subject, pubkey, issuer != NULL ? issuer : ca->sub,
-			 issuer_key != NULL ? issuer_key : ca->sub_key, 0, secs, exts);
+			 issuer_key != NULL ? issuer_key : ca->sub_key, 0, secs, exts,
+			 ca->oversized_serial);
 }
 
 static char *path_of(const char *dir, const char *name)
@@ -351,9 +365,34 @@ static int new_pair(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int kind
 	*c = NULL;
 	if (name != NULL && *k != NULL)
 		*c = make_cert(name, *k, issuer, issuer_key != NULL ? issuer_key : *k, kind,
-			       CA_YEARS_DAYS * 86400L, NULL);
+			       CA_YEARS_DAYS * 86400L, NULL, 0);
 	X509_NAME_free(name);
 	return *c != NULL;
+}
+
+/*
+ * --new-root: the next root (kept across restarts) and the link
+ * certificates newWithOld and oldWithNew, made afresh on each start.
+ */
+static int new_root(struct ca_ca *ca, const char *dir)
+{
+	if (exists(dir, "newroot.pem")) {
+		if (!load_pair(dir, "newroot.pem", "newroot.key", &ca->newroot, &ca->newroot_key))
+			return 0;
+	} else {
+		if (!new_pair("p11enroll Test Root CA 2", NULL, NULL, 1, &ca->newroot,
+			      &ca->newroot_key) ||
+		    !write_pem(dir, "newroot.key", NULL, NULL, ca->newroot_key) ||
+		    !write_pem(dir, "newroot.pem", ca->newroot, NULL, NULL))
+			return 0;
+		ca_event("created the new root CA in %s", dir);
+	}
+	if ((ca->new_with_old = ca_link_cert(ca->newroot, ca->root, ca->root_key)) == NULL ||
+	    (ca->old_with_new = ca_link_cert(ca->root, ca->newroot, ca->newroot_key)) == NULL ||
+	    !write_pem(dir, "newwithold.pem", ca->new_with_old, NULL, NULL) ||
+	    !write_pem(dir, "oldwithnew.pem", ca->old_with_new, NULL, NULL))
+		return 0;
+	return 1;
 }
 
 int ca_ca_load_or_create(struct ca_ca *ca, const char *dir)
@@ -405,6 +444,10 @@ int ca_ca_load_or_create(struct ca_ca *ca, const char *dir)
 		    !write_pem(dir, "srv.pem", ca->srv, NULL, NULL))
 			return 0;
 	}
+	if (ca->want_new_root && !new_root(ca, dir))
+		goto fail_new;
+	if (!ca_crl_update(ca))
+		goto fail_new;
 	return 1;
 fail_new:
 	ca_log_openssl_errors("creating the CA certificates");
@@ -419,6 +462,11 @@ void ca_ca_cleanup(struct ca_ca *ca)
 	EVP_PKEY_free(ca->root_key);
 	EVP_PKEY_free(ca->sub_key);
 	EVP_PKEY_free(ca->srv_key);
+	X509_free(ca->newroot);
+	X509_free(ca->new_with_old);
+	X509_free(ca->old_with_new);
+	EVP_PKEY_free(ca->newroot_key);
+	X509_CRL_free(ca->crl);
 	OPENSSL_free(ca->dir);
 	memset(ca, 0, sizeof(*ca));
 }
@@ -504,6 +552,104 @@ int ca_revoke(struct ca_ca *ca, const ASN1_INTEGER *serial, int reason)
 		ok = (fclose(f) == 0) && ok;
 	}
 	OPENSSL_free(hex);
+	OPENSSL_free(path);
+	return ok && ca_crl_update(ca);
+}
+
+/* One line of DIR/revoked ("SERIALHEX REASON TIME") as a CRL entry. */
+static X509_REVOKED *revoked_entry(const char *line)
+{
+	char hex[128];
+	int reason;
+	long long when;
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *serial = NULL;
+	ASN1_TIME *t = NULL;
+	ASN1_ENUMERATED *e = NULL;
+	X509_REVOKED *r = NULL;
+
+	if (sscanf(line, "%127s %d %lld", hex, &reason, &when) != 3 || !BN_hex2bn(&bn, hex) ||
+	    (serial = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+	    (t = ASN1_TIME_set(NULL, (time_t)when)) == NULL || (r = X509_REVOKED_new()) == NULL ||
+	    !X509_REVOKED_set_serialNumber(r, serial) || !X509_REVOKED_set_revocationDate(r, t))
+		goto fail;
+	/* unspecified (0) and none (-1) go without a reason code (RFC 5280, 5.3.1) */
+	if (reason > 0 && ((e = ASN1_ENUMERATED_new()) == NULL || !ASN1_ENUMERATED_set(e, reason) ||
+			   !X509_REVOKED_add1_ext_i2d(r, NID_crl_reason, e, 0, 0)))
+		goto fail;
+	goto done;
+fail:
+	X509_REVOKED_free(r);
+	r = NULL;
+done:
+	ASN1_ENUMERATED_free(e);
+	ASN1_TIME_free(t);
+	ASN1_INTEGER_free(serial);
+	BN_free(bn);
+	return r;
+}
+
+/* The issuing CA's CRL from DIR/revoked, into ca->crl and DIR/crl.pem. */
+int ca_crl_update(struct ca_ca *ca)
+{
+	char *path = path_of(ca->dir, "revoked"), *crlpath = NULL, *tmp = NULL;
+	char line[256];
+	X509_CRL *crl = X509_CRL_new();
+	ASN1_TIME *t = NULL;
+	X509V3_CTX v3;
+	X509_EXTENSION *ext = NULL;
+	FILE *f = NULL;
+	int ok = 0;
+	size_t n;
+
+	if (path == NULL || crl == NULL || !X509_CRL_set_version(crl, X509_CRL_VERSION_2) ||
+	    !X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->sub)) ||
+	    (t = X509_gmtime_adj(NULL, 0)) == NULL || !X509_CRL_set1_lastUpdate(crl, t) ||
+	    X509_gmtime_adj(t, 7 * 86400L) == NULL || !X509_CRL_set1_nextUpdate(crl, t))
+		goto done;
+	if ((f = fopen(path, "r")) != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL) {
+			X509_REVOKED *r = revoked_entry(line);
+
+			if (r == NULL || !X509_CRL_add0_revoked(crl, r)) {
+				X509_REVOKED_free(r);
+				goto done;
+			}
+		}
+		fclose(f);
+		f = NULL;
+	}
+	X509V3_set_ctx(&v3, ca->sub, NULL, NULL, crl, 0);
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_authority_key_identifier, "keyid:always");
+	if (ext == NULL || !X509_CRL_add_ext(crl, ext, -1) || !X509_CRL_sort(crl) ||
+	    X509_CRL_sign(crl, ca->sub_key, EVP_sha256()) <= 0)
+		goto done;
+	if ((crlpath = path_of(ca->dir, "crl.pem")) == NULL)
+		goto done;
+	n = strlen(crlpath) + 5;
+	if ((tmp = OPENSSL_malloc(n)) == NULL)
+		goto done;
+	snprintf(tmp, n, "%s.tmp", crlpath);
+	if ((f = fopen(tmp, "w")) == NULL || !PEM_write_X509_CRL(f, crl))
+		goto done;
+	ok = fclose(f) == 0;
+	f = NULL;
+	ok = ok && rename(tmp, crlpath) == 0;
+	if (ok) {
+		X509_CRL_free(ca->crl);
+		ca->crl = crl;
+		crl = NULL;
+	}
+done:
+	if (!ok)
+		fprintf(stderr, "p11enroll-testca: cannot make the CRL %s/crl.pem\n", ca->dir);
+	if (f != NULL)
+		fclose(f);
+	X509_EXTENSION_free(ext);
+	ASN1_TIME_free(t);
+	X509_CRL_free(crl);
+	OPENSSL_free(tmp);
+	OPENSSL_free(crlpath);
 	OPENSSL_free(path);
 	return ok;
 }

@@ -34,7 +34,8 @@ static void usage(FILE *f)
 	    "A CMP test CA on 127.0.0.1 (HTTP); prints \"port N\" once listening.\n"
 	    "\n"
 	    "  --dir DIR               state: root.pem/key, ca.pem/key, chain.pem, srv.pem/key,\n"
-	    "                          issued/, revoked, port (created on first start)\n"
+	    "                          issued/, revoked, crl.pem, port (created on first start),\n"
+	    "                          last-response.der (the last certificate response)\n"
 	    "  --port N                TCP port on 127.0.0.1; 0 (default) picks a free one\n"
 	    "  --ref REF               PBM reference value (senderKID of PBM responses)\n"
 	    "  --secret-file FILE      PBM secret: the file's bytes, trailing newline stripped\n"
@@ -47,10 +48,26 @@ static void usage(FILE *f)
 	    "  --validity-seconds N    validity in seconds (short-lived certs); overrides --days\n"
 	    "  --poll N                answer cert requests with 'waiting', deliver after N s\n"
 	    "  --max-requests N        exit 0 after N requests\n"
+	    "  --new-root              also a second root DIR/newroot.pem/key and the link\n"
+	    "                          certificates newwithold.pem, oldwithnew.pem: genm\n"
+	    "                          rootCaCert naming the current root (or none) is\n"
+	    "                          answered with them; else rootCaKeyUpdate has no value\n"
+	    "  --template SPEC         answer genm certReqTemplate with SPEC, e.g.\n"
+	    "                          \"subject=/CN=name/O=org;key=ec:P-384\" or key=rsa:3072\n"
+	    "                          (without: no value); genm crlStatusList gets DIR/crl.pem\n"
 	    "  --fault NAME[=ARG]      misbehave (repeatable): http500 drop garbage truncated\n"
 	    "                          wrong-tid wrong-nonce unprotected-error bad-protection\n"
 	    "                          slow=SECONDS reject=FAILINFO wrong-key wrong-subject\n"
 	    "                          untrusted content-type redirect huge\n"
+	    "                          unprotected (response without protection)\n"
+	    "                          replay (send DIR/last-response.der, the last good\n"
+	    "                          certificate response) wrong-sender wrong-certreqid\n"
+	    "                          capubs-in-kup many-extracerts=N check-after-huge\n"
+	    "                          (checkAfter 2^31 s) endless-poll (checkAfter 1 s forever)\n"
+	    "                          sender-format (sender CN=%%n%%s%%x...) oversized-serial\n"
+	    "                          (40 bytes) weird-text (rejection text with escapes,\n"
+	    "                          format directives, invalid UTF-8) forged-root-update\n"
+	    "                          (genm: newWithOld signed by an unrelated key)\n"
 	    "  --fault-all             faults hit every response, not only cert requests\n"
 	    "  --fault-count N         faults hit only the first N eligible requests\n"
 	    "  --log FILE              append request and event lines (POP, certConf, ...)\n"
@@ -78,8 +95,13 @@ static void vlog(int is_event, const char *fmt, va_list ap)
 	char stamp[32];
 	time_t now = time(NULL);
 	struct tm tm;
+	char *p;
 
 	vsnprintf(line, sizeof(line), fmt, ap);
+	/* text from a request (or a fault) never reaches a terminal raw */
+	for (p = line; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	if (!log_quiet && (!is_event || log_verbose))
 		fprintf(stderr, PROG ": %s\n", line);
 	if (log_file != NULL) {
@@ -156,6 +178,18 @@ static const struct {
     {"content-type", CA_FAULT_CONTENT_TYPE},
     {"redirect", CA_FAULT_REDIRECT},
     {"huge", CA_FAULT_HUGE},
+    {"replay", CA_FAULT_REPLAY},
+    {"unprotected", CA_FAULT_UNPROTECTED},
+    {"wrong-sender", CA_FAULT_WRONG_SENDER},
+    {"wrong-certreqid", CA_FAULT_WRONG_CERTREQID},
+    {"capubs-in-kup", CA_FAULT_CAPUBS_IN_KUP},
+    {"many-extracerts", CA_FAULT_MANY_EXTRACERTS},
+    {"check-after-huge", CA_FAULT_CHECK_AFTER_HUGE},
+    {"endless-poll", CA_FAULT_ENDLESS_POLL},
+    {"sender-format", CA_FAULT_SENDER_FORMAT},
+    {"oversized-serial", CA_FAULT_OVERSIZED_SERIAL},
+    {"weird-text", CA_FAULT_WEIRD_TEXT},
+    {"forged-root-update", CA_FAULT_FORGED_ROOT_UPDATE},
 };
 
 static int parse_fault(struct ca_opts *o, const char *arg)
@@ -174,6 +208,12 @@ static int parse_fault(struct ca_opts *o, const char *arg)
 				return 0;
 			}
 			o->slow_seconds = (int)v;
+		} else if (fault_names[i].bit == CA_FAULT_MANY_EXTRACERTS) {
+			if (eq == NULL || !parse_long(eq + 1, 1, 100000, &v)) {
+				fprintf(stderr, PROG ": --fault many-extracerts=N (1..100000)\n");
+				return 0;
+			}
+			o->many_extracerts = (int)v;
 		} else if (fault_names[i].bit == CA_FAULT_REJECT) {
 			if (eq == NULL || (o->reject_bit = ca_failinfo_bit(eq + 1)) < 0) {
 				fprintf(stderr,
@@ -239,6 +279,8 @@ enum {
 	OPT_FAULT_ALL,
 	OPT_FAULT_COUNT,
 	OPT_LOG,
+	OPT_NEW_ROOT,
+	OPT_TEMPLATE,
 };
 
 static const struct option long_opts[] = {
@@ -258,6 +300,8 @@ static const struct option long_opts[] = {
     {"fault-all", no_argument, NULL, OPT_FAULT_ALL},
     {"fault-count", required_argument, NULL, OPT_FAULT_COUNT},
     {"log", required_argument, NULL, OPT_LOG},
+    {"new-root", no_argument, NULL, OPT_NEW_ROOT},
+    {"template", required_argument, NULL, OPT_TEMPLATE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -339,6 +383,21 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 		case OPT_LOG:
 			o->log_file = optarg;
 			break;
+		case OPT_NEW_ROOT:
+			o->new_root = 1;
+			break;
+		case OPT_TEMPLATE: {
+			ASN1_TYPE *t = ca_template_value(optarg);
+
+			if (t == NULL) {
+				fprintf(stderr, PROG
+					": --template \"subject=/CN=...;key=ec:CURVE|rsa:BITS\"\n");
+				return CA_EXIT_USAGE;
+			}
+			ASN1_TYPE_free(t);
+			o->template_spec = optarg;
+			break;
+		}
 		case 'q':
 			o->quiet = 1;
 			break;
@@ -416,6 +475,7 @@ int main(int argc, char **argv)
 
 	ca.days = opts.days;
 	ca.validity_seconds = opts.validity_seconds;
+	ca.want_new_root = opts.new_root;
 	if (!ca_ca_load_or_create(&ca, opts.dir))
 		goto out;
 	if ((srv = ca_srv_new(&opts, &ca)) == NULL)

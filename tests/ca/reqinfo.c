@@ -149,3 +149,147 @@ void ca_reqinfo_clear(struct ca_reqinfo *ri)
 	OPENSSL_cleanse(ri, sizeof(*ri));
 	ri->rr_reason = -1;
 }
+
+/* CertifiedKeyPair, CertResponse, CertRepMessage (RFC 4210, 5.3.4): what the edits need. */
+typedef struct {
+	ASN1_TYPE *certOrEncCert; /* CHOICE of [0] and [1]: kept encoded */
+	ASN1_TYPE *privateKey;
+	ASN1_TYPE *publicationInfo;
+} CA_CERTIFIEDKEYPAIR;
+
+/* clang-format off */
+ASN1_SEQUENCE(CA_CERTIFIEDKEYPAIR) = {
+	ASN1_SIMPLE(CA_CERTIFIEDKEYPAIR, certOrEncCert, ASN1_ANY),
+	ASN1_EXP_OPT(CA_CERTIFIEDKEYPAIR, privateKey, ASN1_ANY, 0),
+	ASN1_EXP_OPT(CA_CERTIFIEDKEYPAIR, publicationInfo, ASN1_ANY, 1),
+} static_ASN1_SEQUENCE_END(CA_CERTIFIEDKEYPAIR)
+/* clang-format on */
+
+typedef struct {
+	ASN1_INTEGER *certReqId;
+	STACK_OF(ASN1_TYPE) *status;
+	CA_CERTIFIEDKEYPAIR *certifiedKeyPair;
+	ASN1_OCTET_STRING *rspInfo;
+} CA_CERTRESPONSE;
+
+/* clang-format off */
+ASN1_SEQUENCE(CA_CERTRESPONSE) = {
+	ASN1_SIMPLE(CA_CERTRESPONSE, certReqId, ASN1_INTEGER),
+	ASN1_SIMPLE(CA_CERTRESPONSE, status, ASN1_SEQUENCE_ANY),
+	ASN1_OPT(CA_CERTRESPONSE, certifiedKeyPair, CA_CERTIFIEDKEYPAIR),
+	ASN1_OPT(CA_CERTRESPONSE, rspInfo, ASN1_OCTET_STRING),
+} static_ASN1_SEQUENCE_END(CA_CERTRESPONSE)
+/* clang-format on */
+
+DEFINE_STACK_OF(CA_CERTRESPONSE)
+
+typedef struct {
+	STACK_OF(X509) *caPubs;
+	STACK_OF(CA_CERTRESPONSE) *response;
+} CA_CERTREP;
+
+/* clang-format off */
+ASN1_SEQUENCE(CA_CERTREP) = {
+	ASN1_EXP_SEQUENCE_OF_OPT(CA_CERTREP, caPubs, X509, 1),
+	ASN1_SEQUENCE_OF(CA_CERTREP, response, CA_CERTRESPONSE),
+} static_ASN1_SEQUENCE_END(CA_CERTREP)
+/* clang-format on */
+
+/* Rewrites the CertRepMessage inside an ip/cp/kup body (kept as raw TLV). */
+static int edit_certrep(ASN1_TYPE *body, const struct ca_edit *e)
+{
+	const unsigned char *p, *q;
+	long len;
+	int tag, xclass, ret, dlen, total, i, ok = 0;
+	CA_CERTREP *rep = NULL;
+	unsigned char *der = NULL, *buf = NULL, *w;
+
+	if (body->type != V_ASN1_OTHER)
+		return 0;
+	p = body->value.asn1_string->data;
+	len = body->value.asn1_string->length;
+	ret = ASN1_get_object(&p, &len, &tag, &xclass, len);
+	if ((ret & 0x80) || !(ret & V_ASN1_CONSTRUCTED) || xclass != V_ASN1_CONTEXT_SPECIFIC ||
+	    (tag != CA_BODY_IP && tag != CA_BODY_CP && tag != CA_BODY_KUP))
+		return 1; /* not a CertRepMessage: nothing to edit */
+	q = p;
+	rep = (CA_CERTREP *)ASN1_item_d2i(NULL, &q, len, ASN1_ITEM_rptr(CA_CERTREP));
+	if (rep == NULL)
+		return 0;
+	for (i = 0; e->certreqid_delta != 0 && i < sk_CA_CERTRESPONSE_num(rep->response); i++) {
+		ASN1_INTEGER *id = sk_CA_CERTRESPONSE_value(rep->response, i)->certReqId;
+		int64_t v;
+
+		if (!ASN1_INTEGER_get_int64(&v, id) || !ASN1_INTEGER_set_int64(id, v + e->certreqid_delta))
+			goto done;
+	}
+	if (e->capubs != NULL) {
+		sk_X509_pop_free(rep->caPubs, X509_free);
+		if ((rep->caPubs = X509_chain_up_ref(e->capubs)) == NULL)
+			goto done;
+	}
+	if ((dlen = ASN1_item_i2d((ASN1_VALUE *)rep, &der, ASN1_ITEM_rptr(CA_CERTREP))) <= 0)
+		goto done;
+	total = ASN1_object_size(1, dlen, tag);
+	if (total <= 0 || (buf = OPENSSL_malloc((size_t)total)) == NULL)
+		goto done;
+	w = buf;
+	ASN1_put_object(&w, 1, dlen, tag, V_ASN1_CONTEXT_SPECIFIC);
+	memcpy(w, der, (size_t)dlen);
+	ok = ASN1_STRING_set(body->value.asn1_string, buf, total);
+done:
+	OPENSSL_free(buf);
+	OPENSSL_free(der);
+	ASN1_item_free((ASN1_VALUE *)rep, ASN1_ITEM_rptr(CA_CERTREP));
+	return ok;
+}
+
+/*
+ * Decodes msg with our own templates, applies e, encodes it again.  The
+ * header and body edits break the protection: the caller protects again.
+ * extraCerts are outside the protection.
+ */
+OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	int len, i;
+	CA_PKIMSG *m = NULL;
+	OSSL_CMP_MSG *out = NULL;
+	GENERAL_NAME *gn = NULL;
+
+	if ((len = i2d_OSSL_CMP_MSG(msg, &der)) <= 0)
+		return NULL;
+	p = der;
+	m = (CA_PKIMSG *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(CA_PKIMSG));
+	OPENSSL_free(der);
+	der = NULL;
+	if (m == NULL)
+		return NULL;
+	if (e->sender != NULL) {
+		if ((gn = GENERAL_NAME_new()) == NULL ||
+		    (gn->d.directoryName = X509_NAME_dup(e->sender)) == NULL)
+			goto done;
+		gn->type = GEN_DIRNAME;
+		GENERAL_NAME_free(m->header->sender);
+		m->header->sender = gn;
+		gn = NULL;
+	}
+	if ((e->certreqid_delta != 0 || e->capubs != NULL) && !edit_certrep(m->body, e))
+		goto done;
+	for (i = 0; i < sk_X509_num(e->extra); i++) {
+		if (m->extraCerts == NULL && (m->extraCerts = sk_X509_new_null()) == NULL)
+			goto done;
+		if (!X509_add_cert(m->extraCerts, sk_X509_value(e->extra, i), X509_ADD_FLAG_UP_REF))
+			goto done;
+	}
+	if ((len = ASN1_item_i2d((ASN1_VALUE *)m, &der, ASN1_ITEM_rptr(CA_PKIMSG))) <= 0)
+		goto done;
+	p = der;
+	out = d2i_OSSL_CMP_MSG(NULL, &p, len);
+done:
+	GENERAL_NAME_free(gn);
+	OPENSSL_free(der);
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CA_PKIMSG));
+	return out;
+}

@@ -18,17 +18,31 @@
 
 #include "tests/ca/testca.h"
 
-#define OID_CA_CERTS "1.3.6.1.5.5.7.4.17" /* id-it-caCerts, RFC 9483 */
+/* id-it (1.3.6.1.5.5.7.4) values of RFC 9480 and RFC 9483 */
+#define OID_CA_CERTS "1.3.6.1.5.5.7.4.17"
+#define OID_ROOT_CA_KEY_UPDATE "1.3.6.1.5.5.7.4.18"
+#define OID_CERT_REQ_TEMPLATE "1.3.6.1.5.5.7.4.19"
+#define OID_ROOT_CA_CERT "1.3.6.1.5.5.7.4.20"
+#define OID_CRL_STATUS_LIST "1.3.6.1.5.5.7.4.22"
+#define OID_CRLS "1.3.6.1.5.5.7.4.23"
+#define OID_REGCTRL_ALGID "1.3.6.1.5.5.7.5.1.11"
+#define OID_REGCTRL_RSAKEYLEN "1.3.6.1.5.5.7.5.1.12"
+
+#define LAST_RESPONSE "last-response.der" /* in --dir: what --fault replay sends */
 
 struct ca_srv {
 	const struct ca_opts *opts;
 	struct ca_ca *ca;
 	OSSL_CMP_SRV_CTX *srv_ctx;
 	OSSL_CMP_CTX *ctx; /* borrowed from srv_ctx */
-	ASN1_OBJECT *oid_ca_certs;
+	ASN1_OBJECT *oid_ca_certs, *oid_root_update, *oid_req_template, *oid_root_cert;
+	ASN1_OBJECT *oid_crl_status, *oid_crls;
 	X509 *fake_ca, *fake_srv; /* for the untrusted and bad-protection faults */
 	EVP_PKEY *fake_ca_key, *fake_srv_key;
+	STACK_OF(X509) *junk; /* many-extracerts */
+	ASN1_TYPE *req_template; /* --template: the CertReqTemplateContent */
 	long faults_used;
+	int poll_fault; /* 1 check-after-huge, 2 endless-poll: this transaction polls forever */
 
 	/* the transaction */
 	X509 *issued;            /* waiting for certConf */
@@ -51,6 +65,171 @@ typedef STACK_OF(X509) CA_CERTSEQ;
 ASN1_ITEM_TEMPLATE(CA_CERTSEQ) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, CaCerts, X509)
 static_ASN1_ITEM_TEMPLATE_END(CA_CERTSEQ)
 /* clang-format on */
+
+/* SEQUENCE SIZE (1..MAX) OF CertificateList, the value of id-it-crls (RFC 9480). */
+typedef STACK_OF(X509_CRL) CA_CRLSEQ;
+/* clang-format off */
+ASN1_ITEM_TEMPLATE(CA_CRLSEQ) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, Crls, X509_CRL)
+static_ASN1_ITEM_TEMPLATE_END(CA_CRLSEQ)
+/* clang-format on */
+
+/* RootCaKeyUpdateContent (RFC 9480, 2.14), the value of id-it-rootCaKeyUpdate. */
+typedef struct {
+	X509 *newWithNew;
+	X509 *newWithOld;
+	X509 *oldWithNew;
+} CA_ROOTCAKEYUPDATE;
+/* clang-format off */
+ASN1_SEQUENCE(CA_ROOTCAKEYUPDATE) = {
+	ASN1_SIMPLE(CA_ROOTCAKEYUPDATE, newWithNew, X509),
+	ASN1_EXP_OPT(CA_ROOTCAKEYUPDATE, newWithOld, X509, 0),
+	ASN1_EXP_OPT(CA_ROOTCAKEYUPDATE, oldWithNew, X509, 1),
+} static_ASN1_SEQUENCE_END(CA_ROOTCAKEYUPDATE)
+/* clang-format on */
+
+/* AttributeTypeAndValue (RFC 4211), an element of Controls. */
+typedef struct {
+	ASN1_OBJECT *type;
+	ASN1_TYPE *value;
+} CA_ATAV;
+/* clang-format off */
+ASN1_SEQUENCE(CA_ATAV) = {
+	ASN1_SIMPLE(CA_ATAV, type, ASN1_OBJECT),
+	ASN1_SIMPLE(CA_ATAV, value, ASN1_ANY),
+} static_ASN1_SEQUENCE_END(CA_ATAV)
+/* clang-format on */
+DEFINE_STACK_OF(CA_ATAV)
+
+/* CertReqTemplateContent (RFC 9480, 2.16), the value of id-it-certReqTemplate. */
+typedef struct {
+	OSSL_CRMF_CERTTEMPLATE *certTemplate;
+	STACK_OF(CA_ATAV) *keySpec;
+} CA_CERTREQTEMPLATE;
+/* clang-format off */
+ASN1_SEQUENCE(CA_CERTREQTEMPLATE) = {
+	ASN1_SIMPLE(CA_CERTREQTEMPLATE, certTemplate, OSSL_CRMF_CERTTEMPLATE),
+	ASN1_SEQUENCE_OF_OPT(CA_CERTREQTEMPLATE, keySpec, CA_ATAV),
+} static_ASN1_SEQUENCE_END(CA_CERTREQTEMPLATE)
+/* clang-format on */
+
+/* "/CN=a/O=b" as an X509_NAME; NULL when malformed. */
+static X509_NAME *parse_name(const char *text, size_t len)
+{
+	X509_NAME *n = X509_NAME_new();
+	char *copy = OPENSSL_strndup(text, len), *p, *next, *eq;
+
+	if (n == NULL || copy == NULL || copy[0] != '/')
+		goto fail;
+	for (p = copy + 1; p != NULL && *p != '\0'; p = next) {
+		if ((next = strchr(p, '/')) != NULL)
+			*next++ = '\0';
+		if ((eq = strchr(p, '=')) == NULL || eq == p || eq[1] == '\0')
+			goto fail;
+		*eq = '\0';
+		if (!X509_NAME_add_entry_by_txt(n, p, MBSTRING_UTF8, (unsigned char *)eq + 1, -1,
+						-1, 0))
+			goto fail;
+	}
+	if (X509_NAME_entry_count(n) == 0)
+		goto fail;
+	OPENSSL_free(copy);
+	return n;
+fail:
+	OPENSSL_free(copy);
+	X509_NAME_free(n);
+	return NULL;
+}
+
+/* keySpec control for "ec:CURVE" or "rsa:BITS" (RFC 9480, 2.16). */
+static CA_ATAV *key_spec(const char *text, size_t len)
+{
+	CA_ATAV *a = OPENSSL_zalloc(sizeof(*a));
+	char buf[64];
+	X509_ALGOR *alg = NULL;
+	ASN1_INTEGER *bits = NULL;
+	int nid;
+	long v;
+	char *end;
+
+	if (a == NULL || len >= sizeof(buf))
+		goto fail;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	if (strncmp(buf, "ec:", 3) == 0) {
+		if ((nid = EC_curve_nist2nid(buf + 3)) == NID_undef &&
+		    (nid = OBJ_sn2nid(buf + 3)) == NID_undef)
+			goto fail;
+		if ((a->type = OBJ_txt2obj(OID_REGCTRL_ALGID, 1)) == NULL ||
+		    (alg = X509_ALGOR_new()) == NULL ||
+		    !X509_ALGOR_set0(alg, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+				     OBJ_nid2obj(nid)) ||
+		    ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(X509_ALGOR), alg, &a->value) == NULL)
+			goto fail;
+	} else if (strncmp(buf, "rsa:", 4) == 0) {
+		v = strtol(buf + 4, &end, 10);
+		if (end == buf + 4 || *end != '\0' || v < 512 || v > 16384)
+			goto fail;
+		if ((a->type = OBJ_txt2obj(OID_REGCTRL_RSAKEYLEN, 1)) == NULL ||
+		    (bits = ASN1_INTEGER_new()) == NULL || !ASN1_INTEGER_set(bits, v) ||
+		    (a->value = ASN1_TYPE_new()) == NULL)
+			goto fail;
+		ASN1_TYPE_set(a->value, V_ASN1_INTEGER, bits);
+		bits = NULL;
+	} else {
+		goto fail;
+	}
+	X509_ALGOR_free(alg);
+	return a;
+fail:
+	X509_ALGOR_free(alg);
+	ASN1_INTEGER_free(bits);
+	ASN1_item_free((ASN1_VALUE *)a, ASN1_ITEM_rptr(CA_ATAV));
+	return NULL;
+}
+
+/*
+ * --template "subject=/CN=..;key=ec:P-384|rsa:3072" as the DER of a
+ * CertReqTemplateContent in an ASN1_TYPE; NULL when the text is malformed.
+ */
+ASN1_TYPE *ca_template_value(const char *spec)
+{
+	CA_CERTREQTEMPLATE *t = OPENSSL_zalloc(sizeof(*t));
+	ASN1_TYPE *value = NULL;
+	const char *p = spec;
+	X509_NAME *subject = NULL;
+
+	if (t == NULL || (t->certTemplate = OSSL_CRMF_CERTTEMPLATE_new()) == NULL)
+		goto done;
+	while (*p != '\0') {
+		size_t n = strcspn(p, ";");
+
+		if (n > 8 && strncmp(p, "subject=", 8) == 0 && subject == NULL) {
+			if ((subject = parse_name(p + 8, n - 8)) == NULL)
+				goto done;
+		} else if (n > 4 && strncmp(p, "key=", 4) == 0 && t->keySpec == NULL) {
+			CA_ATAV *a = key_spec(p + 4, n - 4);
+
+			if (a == NULL || (t->keySpec = sk_CA_ATAV_new_null()) == NULL ||
+			    !sk_CA_ATAV_push(t->keySpec, a)) {
+				ASN1_item_free((ASN1_VALUE *)a, ASN1_ITEM_rptr(CA_ATAV));
+				goto done;
+			}
+		} else {
+			goto done;
+		}
+		p += n;
+		if (*p == ';')
+			p++;
+	}
+	if (subject != NULL &&
+	    !OSSL_CRMF_CERTTEMPLATE_fill(t->certTemplate, NULL, subject, NULL, NULL))
+		goto done;
+	ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(CA_CERTREQTEMPLATE), t, &value);
+done:
+	X509_NAME_free(subject);
+	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(CA_CERTREQTEMPLATE));
+	return value;
+}
 
 /* clang-format off */
 static const char *const body_names[] = {
@@ -116,6 +295,11 @@ static OSSL_CMP_PKISI *fault_rejection(struct ca_srv *s)
 			 failinfo_names[s->opts->reject_bit]);
 		return rejection(s, s->opts->reject_bit, text);
 	}
+	if (fault(s, CA_FAULT_WEIRD_TEXT))
+		/* format directives, terminal escapes, a forged second line, invalid UTF-8 */
+		return rejection(s, OSSL_CMP_PKIFAILUREINFO_badRequest,
+				 "test CA fault: weird-text %n%s%x%p \033[2J\033]0;owned\007"
+				 "\033[31mred\033[0m\r\np11enroll: certificate stored \xff\xfe");
 	if (fault(s, CA_FAULT_UNPROTECTED_ERROR)) {
 		OSSL_CMP_SRV_CTX_set_send_unprotected_errors(s->srv_ctx, 1);
 		return rejection(s, OSSL_CMP_PKIFAILUREINFO_badRequest,
@@ -223,11 +407,23 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 	OSSL_CMP_PKISI *si = NULL;
 
 	s->cert_cb = 1;
+	s->poll_fault = 0;
 	if (!s->delivering)
 		ca_event("%s: POP verified (%s)", body_name(type),
 			 p10cr != NULL ? "CSR signature" : "CRMF signature");
 	if ((si = fault_rejection(s)) != NULL)
 		return si;
+	if (fault(s, CA_FAULT_CHECK_AFTER_HUGE | CA_FAULT_ENDLESS_POLL)) {
+		OSSL_CMP_MSG_free(s->held);
+		if ((s->held = OSSL_CMP_MSG_dup(req)) == NULL)
+			return NULL;
+		s->poll_fault = fault(s, CA_FAULT_CHECK_AFTER_HUGE) ? 1 : 2;
+		snprintf(s->outcome, sizeof(s->outcome), "waiting (fault %s)",
+			 s->poll_fault == 1 ? "check-after-huge" : "endless-poll");
+		ca_event("%s: fault %s: waiting, never delivered", body_name(type),
+			 s->poll_fault == 1 ? "check-after-huge" : "endless-poll");
+		return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_waiting, 0, NULL);
+	}
 	if (s->opts->poll_seconds > 0 && !s->delivering) {
 		OSSL_CMP_MSG_free(s->held);
 		if ((s->held = OSSL_CMP_MSG_dup(req)) == NULL)
@@ -295,8 +491,14 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 		issuer_key = s->fake_ca_key;
 		ca_event("%s: fault untrusted", body_name(type));
 	}
-	if (key == NULL || subject == NULL ||
-	    (cert = ca_issue(s->ca, subject, key, exts, issuer, issuer_key)) == NULL)
+	if (fault(s, CA_FAULT_OVERSIZED_SERIAL)) {
+		s->ca->oversized_serial = 1;
+		ca_event("%s: fault oversized-serial (40 bytes)", body_name(type));
+	}
+	if (key != NULL && subject != NULL)
+		cert = ca_issue(s->ca, subject, key, exts, issuer, issuer_key);
+	s->ca->oversized_serial = 0;
+	if (cert == NULL)
 		goto done;
 	if (!ca_record_issued(s->ca, cert))
 		goto done;
@@ -371,6 +573,105 @@ static OSSL_CMP_ITAV *ca_certs_itav(struct ca_srv *s)
 	return itav;
 }
 
+/* An ITAV of type oid with value (absent when NULL) encoded as it. */
+static OSSL_CMP_ITAV *itav_of(const char *oid, const ASN1_ITEM *it, void *value)
+{
+	ASN1_OBJECT *type = OBJ_txt2obj(oid, 1);
+	ASN1_TYPE *v = NULL;
+	OSSL_CMP_ITAV *itav = NULL;
+
+	if (type != NULL && (value == NULL || ASN1_TYPE_pack_sequence(it, value, &v) != NULL))
+		itav = OSSL_CMP_ITAV_create(type, v);
+	if (itav == NULL) {
+		ASN1_OBJECT_free(type);
+		ASN1_TYPE_free(v);
+	}
+	return itav;
+}
+
+/*
+ * rootCaCert -> rootCaKeyUpdate (RFC 9480, 2.14): the update when --new-root
+ * and the client's root (absent: it does not say) is ours; else no value.
+ */
+static OSSL_CMP_ITAV *root_update_itav(struct ca_srv *s, const OSSL_CMP_ITAV *in)
+{
+	ASN1_TYPE *v = OSSL_CMP_ITAV_get0_value(in);
+	X509 *theirs = NULL;
+	CA_ROOTCAKEYUPDATE upd;
+	OSSL_CMP_ITAV *itav;
+	int current = 1;
+
+	if (v != NULL) {
+		const unsigned char *p;
+
+		if (v->type == V_ASN1_SEQUENCE) {
+			p = v->value.sequence->data;
+			theirs = d2i_X509(NULL, &p, v->value.sequence->length);
+		}
+		current = theirs != NULL && X509_cmp(theirs, s->ca->root) == 0;
+		X509_free(theirs);
+	}
+	if (s->ca->newroot == NULL || !current) {
+		ca_event("genm rootCaCert: %s, rootCaKeyUpdate without value",
+			 s->ca->newroot == NULL ? "no new root" : "not our current root");
+		return itav_of(OID_ROOT_CA_KEY_UPDATE, NULL, NULL);
+	}
+	upd.newWithNew = s->ca->newroot;
+	upd.newWithOld = s->ca->new_with_old;
+	upd.oldWithNew = s->ca->old_with_new;
+	if (s->opts->faults & CA_FAULT_FORGED_ROOT_UPDATE) {
+		/* the new root's name and key, certified by an unrelated key */
+		X509 *forged;
+
+		if (!lazy_fake("p11enroll Forger", 1, &s->fake_ca, &s->fake_ca_key) ||
+		    (forged = ca_link_cert(s->ca->newroot, s->ca->root, s->fake_ca_key)) == NULL)
+			return NULL;
+		upd.newWithOld = forged;
+		itav = itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(CA_ROOTCAKEYUPDATE), &upd);
+		X509_free(forged);
+		ca_event("genm rootCaCert: fault forged-root-update");
+		return itav;
+	}
+	ca_event("genm rootCaCert: sent newWithNew, newWithOld, oldWithNew");
+	return itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(CA_ROOTCAKEYUPDATE), &upd);
+}
+
+static OSSL_CMP_ITAV *template_itav(struct ca_srv *s)
+{
+	ASN1_OBJECT *type = OBJ_txt2obj(OID_CERT_REQ_TEMPLATE, 1);
+	ASN1_TYPE *v = NULL;
+	OSSL_CMP_ITAV *itav = NULL;
+
+	if (type != NULL &&
+	    (s->req_template == NULL ||
+	     ((v = ASN1_TYPE_new()) != NULL &&
+	      ASN1_TYPE_set1(v, s->req_template->type, s->req_template->value.ptr))))
+		itav = OSSL_CMP_ITAV_create(type, v);
+	if (itav == NULL) {
+		ASN1_OBJECT_free(type);
+		ASN1_TYPE_free(v);
+	}
+	ca_event("genm certReqTemplate: %s",
+		 s->req_template != NULL ? "sent the template" : "no template, value absent");
+	return itav;
+}
+
+static OSSL_CMP_ITAV *crls_itav(struct ca_srv *s)
+{
+	STACK_OF(X509_CRL) *crls;
+	OSSL_CMP_ITAV *itav = NULL;
+	int n;
+
+	if ((crls = sk_X509_CRL_new_null()) != NULL && sk_X509_CRL_push(crls, s->ca->crl) > 0)
+		itav = itav_of(OID_CRLS, ASN1_ITEM_rptr(CA_CRLSEQ), crls);
+	sk_X509_CRL_free(crls); /* the CRL stays the CA's */
+	if (s->ca->crl == NULL)
+		return NULL;
+	n = sk_X509_REVOKED_num(X509_CRL_get_REVOKED(s->ca->crl));
+	ca_event("genm crlStatusList: sent the CRL with %d entries", n < 0 ? 0 : n);
+	return itav;
+}
+
 static int cb_genm(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 		   const STACK_OF(OSSL_CMP_ITAV) *in, STACK_OF(OSSL_CMP_ITAV) **out)
 {
@@ -387,19 +688,27 @@ static int cb_genm(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 		ASN1_OBJECT *type = OSSL_CMP_ITAV_get0_type(sk_OSSL_CMP_ITAV_value(in, i));
 		char oid[64];
 
+		OSSL_CMP_ITAV *itav = NULL;
+
 		OBJ_obj2txt(oid, sizeof(oid), type, 1);
 		if (OBJ_cmp(type, s->oid_ca_certs) == 0) {
-			OSSL_CMP_ITAV *itav = ca_certs_itav(s);
-
-			if (itav == NULL || !sk_OSSL_CMP_ITAV_push(*out, itav)) {
-				OSSL_CMP_ITAV_free(itav);
-				sk_OSSL_CMP_ITAV_pop_free(*out, OSSL_CMP_ITAV_free);
-				*out = NULL;
-				return 0;
-			}
+			itav = ca_certs_itav(s);
 			ca_event("genm caCerts: sent root and issuing CA");
+		} else if (OBJ_cmp(type, s->oid_root_cert) == 0) {
+			itav = root_update_itav(s, sk_OSSL_CMP_ITAV_value(in, i));
+		} else if (OBJ_cmp(type, s->oid_req_template) == 0) {
+			itav = template_itav(s);
+		} else if (OBJ_cmp(type, s->oid_crl_status) == 0) {
+			itav = crls_itav(s);
 		} else {
 			ca_event("genm %s: not supported, left out of genp", oid);
+			continue;
+		}
+		if (itav == NULL || !sk_OSSL_CMP_ITAV_push(*out, itav)) {
+			OSSL_CMP_ITAV_free(itav);
+			sk_OSSL_CMP_ITAV_pop_free(*out, OSSL_CMP_ITAV_free);
+			*out = NULL;
+			return 0;
 		}
 	}
 	snprintf(s->outcome, sizeof(s->outcome), "%d of %d answered", sk_OSSL_CMP_ITAV_num(*out),
@@ -475,6 +784,15 @@ static int cb_pollReq(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req, int ce
 		ERR_raise_data(ERR_LIB_CMP, CMP_R_ERROR_PROCESSING_MESSAGE, "test CA fault");
 		return 0;
 	}
+	if (s->poll_fault != 0 && s->held != NULL) {
+		/* 2^31 s overflows a signed 32-bit int: the client must clamp or refuse it */
+		*check_after = s->poll_fault == 1 ? (int64_t)1 << 31 : 1;
+		snprintf(s->outcome, sizeof(s->outcome), "checkAfter %lld (fault %s)",
+			 (long long)*check_after,
+			 s->poll_fault == 1 ? "check-after-huge" : "endless-poll");
+		ca_event("pollReq: fault, checkAfter %lld", (long long)*check_after);
+		return 1;
+	}
 	if (s->held == NULL) {
 		ca_event("pollReq without a pending request");
 		ERR_raise(ERR_LIB_CMP, CMP_R_UNEXPECTED_PKIBODY);
@@ -509,6 +827,8 @@ static int log_cb(const char *func, const char *file, int line, OSSL_CMP_severit
 	return 1;
 }
 
+static int make_junk(struct ca_srv *s, int n);
+
 struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca)
 {
 	struct ca_srv *s = OPENSSL_zalloc(sizeof(*s));
@@ -520,7 +840,17 @@ struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca)
 	s->opts = opts;
 	s->ca = ca;
 	s->ri.rr_reason = -1;
+	if (opts->template_spec != NULL &&
+	    (s->req_template = ca_template_value(opts->template_spec)) == NULL) {
+		fprintf(stderr, "p11enroll-testca: bad --template '%s'\n", opts->template_spec);
+		goto fail;
+	}
 	if ((s->oid_ca_certs = OBJ_txt2obj(OID_CA_CERTS, 1)) == NULL ||
+	    (s->oid_root_update = OBJ_txt2obj(OID_ROOT_CA_KEY_UPDATE, 1)) == NULL ||
+	    (s->oid_req_template = OBJ_txt2obj(OID_CERT_REQ_TEMPLATE, 1)) == NULL ||
+	    (s->oid_root_cert = OBJ_txt2obj(OID_ROOT_CA_CERT, 1)) == NULL ||
+	    (s->oid_crl_status = OBJ_txt2obj(OID_CRL_STATUS_LIST, 1)) == NULL ||
+	    (s->oid_crls = OBJ_txt2obj(OID_CRLS, 1)) == NULL ||
 	    (s->srv_ctx = OSSL_CMP_SRV_CTX_new(NULL, NULL)) == NULL ||
 	    !OSSL_CMP_SRV_CTX_init(s->srv_ctx, s, cb_cert_request, cb_rr, cb_genm, cb_error,
 				   cb_certConf, cb_pollReq) ||
@@ -541,6 +871,11 @@ struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca)
 	    !OSSL_CMP_CTX_set_option(s->ctx, OSSL_CMP_OPT_MAC_ALGNID, NID_hmacWithSHA256))
 		goto fail;
 	sk_X509_pop_free(untrusted, X509_free);
+	if ((opts->faults & CA_FAULT_MANY_EXTRACERTS) && !make_junk(s, opts->many_extracerts)) {
+		ca_log_openssl_errors("making the junk certificates");
+		ca_srv_free(s);
+		return NULL;
+	}
 	return s;
 fail:
 	ca_log_openssl_errors("setting up the CMP server");
@@ -556,6 +891,13 @@ void ca_srv_free(struct ca_srv *s)
 		return;
 	OSSL_CMP_SRV_CTX_free(s->srv_ctx);
 	ASN1_OBJECT_free(s->oid_ca_certs);
+	ASN1_OBJECT_free(s->oid_root_update);
+	ASN1_OBJECT_free(s->oid_req_template);
+	ASN1_OBJECT_free(s->oid_root_cert);
+	ASN1_OBJECT_free(s->oid_crl_status);
+	ASN1_OBJECT_free(s->oid_crls);
+	ASN1_TYPE_free(s->req_template);
+	sk_X509_pop_free(s->junk, X509_free);
 	X509_free(s->fake_ca);
 	X509_free(s->fake_srv);
 	EVP_PKEY_free(s->fake_ca_key);
@@ -579,7 +921,8 @@ static int reset_ctx(struct ca_srv *s, int parsed)
 					     (int)s->opts->secret_len) &&
 	       OSSL_CMP_CTX_set1_cert(s->ctx, s->ca->srv) &&
 	       OSSL_CMP_CTX_set1_pkey(s->ctx, s->ca->srv_key) &&
-	       OSSL_CMP_SRV_CTX_set_send_unprotected_errors(s->srv_ctx, 0);
+	       OSSL_CMP_SRV_CTX_set_send_unprotected_errors(s->srv_ctx, 0) &&
+	       OSSL_CMP_CTX_set_option(s->ctx, OSSL_CMP_OPT_UNPROTECTED_SEND, 0);
 }
 
 static void set_text(struct ca_reply *r, int status, const char *text)
@@ -633,19 +976,85 @@ static int http_fault(struct ca_srv *s, struct ca_reply *r)
  * secret after the callbacks: replacing the secret there would free it
  * under OpenSSL's feet.  OSSL_CMP_MSG_update_transactionID re-protects.
  */
-static void rework_response(struct ca_srv *s, OSSL_CMP_MSG *rsp, int rsp_type)
+/* A directoryName O=p11enroll test, CN=cn. */
+static X509_NAME *sender_name(const char *cn)
 {
-	OSSL_CMP_PKIHEADER *hdr = OSSL_CMP_MSG_get0_header(rsp);
+	X509_NAME *n = X509_NAME_new();
+
+	if (n == NULL ||
+	    !X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8, (const unsigned char *)"p11enroll test",
+					-1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+					0)) {
+		X509_NAME_free(n);
+		return NULL;
+	}
+	return n;
+}
+
+/*
+ * The protected parts OpenSSL 3.0 has no setter for: sender, certReqId,
+ * caPubs of a kup.  Edited in the DER (reqinfo.c); protected again later.
+ * Returns 1 when *rsp was edited.
+ */
+static int edit_protected(struct ca_srv *s, OSSL_CMP_MSG **rsp, int rsp_type)
+{
+	struct ca_edit e;
+	X509_NAME *sender = NULL;
+	OSSL_CMP_MSG *edited;
+	int certrep = rsp_type == CA_BODY_IP || rsp_type == CA_BODY_CP || rsp_type == CA_BODY_KUP;
+
+	memset(&e, 0, sizeof(e));
+	if (fault(s, CA_FAULT_SENDER_FORMAT))
+		sender = sender_name("%n%s%x%n%s%p%%");
+	else if (fault(s, CA_FAULT_WRONG_SENDER))
+		sender = sender_name("p11enroll Impostor");
+	e.sender = sender;
+	if (fault(s, CA_FAULT_WRONG_CERTREQID) && certrep)
+		e.certreqid_delta = 5;
+	if (fault(s, CA_FAULT_CAPUBS_IN_KUP) && rsp_type == CA_BODY_KUP &&
+	    lazy_fake("p11enroll Injected Root", 1, &s->fake_ca, &s->fake_ca_key))
+		e.capubs = certs_of(s->fake_ca, s->ca->root);
+	if (e.sender == NULL && e.certreqid_delta == 0 && e.capubs == NULL)
+		return 0;
+	if ((edited = ca_msg_edit(*rsp, &e)) != NULL) {
+		OSSL_CMP_MSG_free(*rsp);
+		*rsp = edited;
+		if (e.sender != NULL)
+			ca_event("%s: fault %s", body_name(s->req_type),
+				 fault(s, CA_FAULT_SENDER_FORMAT) ? "sender-format"
+								  : "wrong-sender");
+		if (e.certreqid_delta != 0)
+			ca_event("%s: fault wrong-certreqid (+%d)", body_name(s->req_type),
+				 e.certreqid_delta);
+		if (e.capubs != NULL)
+			ca_event("%s: fault capubs-in-kup", body_name(s->req_type));
+	} else {
+		ca_log_openssl_errors("editing the response");
+	}
+	X509_NAME_free(sender);
+	sk_X509_pop_free(e.capubs, X509_free);
+	return edited != NULL ? 1 : -1;
+}
+
+/* Returns 0 when a fault could not be applied: the request then fails (HTTP 500). */
+static int rework_response(struct ca_srv *s, OSSL_CMP_MSG **prsp, int rsp_type)
+{
+	OSSL_CMP_PKIHEADER *hdr;
 	/* an unprotected-error answer stays unprotected */
 	int pbm_rsp = s->ri.prot == CA_PROT_PBM && s->opts->secret != NULL &&
 		      !fault(s, CA_FAULT_UNPROTECTED_ERROR);
-	int closed, spoilt = 0;
+	int closed, spoilt = 0, edited;
 	unsigned char rnd[32];
 	ASN1_OCTET_STRING *tid;
 
-	if (!(pbm_rsp && s->opts->protection_sig) &&
-	    !fault(s, CA_FAULT_BAD_PROTECTION | CA_FAULT_WRONG_TID | CA_FAULT_WRONG_NONCE))
-		return;
+	if ((edited = edit_protected(s, prsp, rsp_type)) < 0)
+		return 0;
+	hdr = OSSL_CMP_MSG_get0_header(*prsp);
+	if (!edited && !(pbm_rsp && s->opts->protection_sig) &&
+	    !fault(s, CA_FAULT_BAD_PROTECTION | CA_FAULT_WRONG_TID | CA_FAULT_WRONG_NONCE |
+			  CA_FAULT_UNPROTECTED))
+		return 1;
 	RAND_bytes(rnd, sizeof(rnd));
 	if (pbm_rsp && s->opts->protection_sig) {
 		OSSL_CMP_CTX_set1_secretValue(s->ctx, NULL, 0);
@@ -661,6 +1070,11 @@ static void rework_response(struct ca_srv *s, OSSL_CMP_MSG *rsp, int rsp_type)
 			OSSL_CMP_CTX_set1_pkey(s->ctx, s->fake_srv_key);
 		}
 		ca_event("%s: fault bad-protection", body_name(s->req_type));
+		spoilt = 1;
+	}
+	if (fault(s, CA_FAULT_UNPROTECTED)) {
+		OSSL_CMP_CTX_set_option(s->ctx, OSSL_CMP_OPT_UNPROTECTED_SEND, 1);
+		ca_event("%s: fault unprotected", body_name(s->req_type));
 		spoilt = 1;
 	}
 	if (fault(s, CA_FAULT_WRONG_NONCE)) {
@@ -680,7 +1094,7 @@ static void rework_response(struct ca_srv *s, OSSL_CMP_MSG *rsp, int rsp_type)
 		ca_event("%s: fault wrong-tid", body_name(s->req_type));
 		spoilt = 1;
 	}
-	if (!OSSL_CMP_MSG_update_transactionID(s->ctx, rsp))
+	if (!OSSL_CMP_MSG_update_transactionID(s->ctx, *prsp))
 		ca_log_openssl_errors("re-protecting the response");
 	/* as OpenSSL does: these responses end the transaction */
 	closed = rsp_type == CA_BODY_RP || rsp_type == CA_BODY_PKICONF ||
@@ -689,6 +1103,105 @@ static void rework_response(struct ca_srv *s, OSSL_CMP_MSG *rsp, int rsp_type)
 		  OSSL_CMP_CTX_get_option(s->ctx, OSSL_CMP_OPT_IMPLICIT_CONFIRM) == 1);
 	if (closed || spoilt)
 		OSSL_CMP_CTX_set1_transactionID(s->ctx, NULL);
+	return 1;
+}
+
+/*
+ * The N junk self-signed certificates of many-extracerts=N, made at start-up
+ * so that making them never counts against a client's timeout.
+ */
+static int make_junk(struct ca_srv *s, int n)
+{
+	EVP_PKEY *key = ca_new_ec_key();
+	int i;
+
+	if (key == NULL || (s->junk = sk_X509_new_reserve(NULL, n)) == NULL)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		char cn[48];
+		X509 *c;
+
+		snprintf(cn, sizeof(cn), "p11enroll junk %d", i + 1);
+		if ((c = ca_self_signed(cn, key, 1)) == NULL || !sk_X509_push(s->junk, c)) {
+			X509_free(c);
+			goto fail;
+		}
+	}
+	EVP_PKEY_free(key);
+	return 1;
+fail:
+	EVP_PKEY_free(key);
+	return 0;
+}
+
+/* many-extracerts=N: the junk after the real extraCerts (not protected anyway). */
+static int many_extracerts(struct ca_srv *s, OSSL_CMP_MSG **rsp)
+{
+	struct ca_edit e;
+	OSSL_CMP_MSG *edited;
+
+	memset(&e, 0, sizeof(e));
+	e.extra = s->junk;
+	if ((edited = ca_msg_edit(*rsp, &e)) == NULL) {
+		ca_log_openssl_errors("adding junk extraCerts");
+		return 0;
+	}
+	OSSL_CMP_MSG_free(*rsp);
+	*rsp = edited;
+	ca_event("%s: fault many-extracerts=%d", body_name(s->req_type), s->opts->many_extracerts);
+	return 1;
+}
+
+static char *dir_file(const struct ca_srv *s, const char *name)
+{
+	size_t n = strlen(s->ca->dir) + strlen(name) + 2;
+	char *p = OPENSSL_malloc(n);
+
+	if (p != NULL)
+		snprintf(p, n, "%s/%s", s->ca->dir, name);
+	return p;
+}
+
+/* The last certificate response, as sent, for --fault replay (also after a restart). */
+static void save_response(struct ca_srv *s, const unsigned char *der, size_t len)
+{
+	char *path = dir_file(s, LAST_RESPONSE);
+	FILE *f = path != NULL ? fopen(path, "wb") : NULL;
+
+	if (f != NULL) {
+		if (fwrite(der, 1, len, f) != len)
+			ca_event("cannot write %s", path);
+		fclose(f);
+	}
+	OPENSSL_free(path);
+}
+
+/* Fills reply with the saved response; 0 when there is none yet. */
+static int replay(struct ca_srv *s, struct ca_reply *r)
+{
+	char *path = dir_file(s, LAST_RESPONSE);
+	FILE *f = path != NULL ? fopen(path, "rb") : NULL;
+	unsigned char *buf = NULL;
+	long n = -1;
+
+	if (f != NULL && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < 16 * 1024 * 1024 &&
+	    fseek(f, 0, SEEK_SET) == 0 && (buf = OPENSSL_malloc((size_t)n)) != NULL &&
+	    fread(buf, 1, (size_t)n, f) == (size_t)n) {
+		r->status = 200;
+		r->ctype = "application/pkixcmp";
+		r->body = buf;
+		r->len = (size_t)n;
+		buf = NULL;
+	} else {
+		ca_event("%s: fault replay: no saved response in %s, answering normally",
+			 body_name(s->req_type), path != NULL ? path : "?");
+		n = 0;
+	}
+	if (f != NULL)
+		fclose(f);
+	OPENSSL_free(buf);
+	OPENSSL_free(path);
+	return n > 0;
 }
 
 static void first_error(char *buf, size_t len)
@@ -741,6 +1254,12 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 		ret = ret < 0 ? -1 : 0;
 		goto done;
 	}
+	if (fault(s, CA_FAULT_REPLAY) && replay(s, reply)) {
+		ca_log("POST %s %s -> fault replay (%zu bytes of an earlier response)", path,
+		       body_name(s->req_type), reply->len);
+		ret = 0;
+		goto done;
+	}
 	if (!reset_ctx(s, parsed))
 		goto done;
 	rsp = OSSL_CMP_SRV_process_request(s->srv_ctx, req);
@@ -769,10 +1288,18 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 		X509_free(s->issued);
 		s->issued = NULL;
 	}
-	rework_response(s, rsp, rsp_type);
+	if (!rework_response(s, &rsp, rsp_type) ||
+	    (fault(s, CA_FAULT_MANY_EXTRACERTS) && !many_extracerts(s, &rsp))) {
+		ca_log("POST %s %s -> HTTP 500: the fault could not be applied", path,
+		       body_name(s->req_type));
+		goto done;
+	}
 
 	if ((dlen = i2d_OSSL_CMP_MSG(rsp, &der)) <= 0)
 		goto done;
+	if (is_cert_request(s->req_type) && !s->faulty &&
+	    (rsp_type == CA_BODY_IP || rsp_type == CA_BODY_CP || rsp_type == CA_BODY_KUP))
+		save_response(s, der, (size_t)dlen);
 	reply->status = 200;
 	reply->ctype = "application/pkixcmp";
 	reply->body = der;

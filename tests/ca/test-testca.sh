@@ -198,6 +198,165 @@ check "/testca/genm/caCerts-itav" grep -q ':id-it-caCerts' "$TMP/genp.txt"
 check "/testca/genm/has-root" grep -q ':p11enroll Test Root CA' "$TMP/genp.txt"
 check "/testca/genm/has-sub-ca" grep -q ':p11enroll Test Issuing CA' "$TMP/genp.txt"
 
+# --- genm of RFC 9480: rootCaCert, certReqTemplate, crlStatusList ------------------
+# 3.0 knows id-it-rootCaKeyUpdate and id-it-certReqTemplate; the others by config.
+printf 'openssl_conf = init\n[init]\noid_section = oids\n[oids]\n%s\n%s\n%s\n' \
+	'id-it-rootCaCert = 1.3.6.1.5.5.7.4.20' 'id-it-crlStatusList = 1.3.6.1.5.5.7.4.22' \
+	'id-it-crls = 1.3.6.1.5.5.7.4.23' > "$TMP/oid9480.cnf"
+
+# genm_ask INFOTYPE: a genm with that ITAV (no value); the genp in $TMP/genp.der.
+genm_ask() {
+	rm -f "$TMP/genp.der"
+	CMP_CONFIG="$TMP/oid9480.cnf"
+	OPENSSL_CONF="$TMP/oid9480.cnf" cmp_pbm -cmd genm -infotype "$1" -rspout "$TMP/genp.der"
+	CMP_CONFIG=
+	OPENSSL_CONF="$TMP/oid9480.cnf" "$O" asn1parse -inform DER -in "$TMP/genp.der" -i \
+		> "$TMP/genp.txt" 2>&1
+}
+
+# itav_parts OIDNAME: from $TMP/genp.der, the ITAV's value as $TMP/value.der
+# and, for rootCaKeyUpdate, its three certificates as $TMP/newWithNew.der,
+# $TMP/newWithOld.der and $TMP/oldWithNew.der; nothing when the value is absent.
+itav_parts() {
+	rm -f "$TMP/value.der" "$TMP/newWithNew.der" "$TMP/newWithOld.der" "$TMP/oldWithNew.der"
+	awk -v oid=":$1" '
+	{
+		off = $0; sub(/:.*/, "", off); off += 0
+		d = $0; sub(/^[^:]*:d= */, "", d); d += 0
+		hl = $0; sub(/.*hl= */, "", hl); hl += 0
+		l = $0; sub(/.* l= */, "", l); l += 0
+	}
+	state == 0 && index($0, oid) { D = d; state = 1; next }
+	state == 1 { if (d != D) exit; print "value", off, hl + l; state = 2; next }
+	state == 2 {
+		if (d <= D) exit
+		if (d == D + 1 && /SEQUENCE/ && !n) { print "newWithNew", off, hl + l; n = 1; next }
+		if (d == D + 1 && /cont \[ 0 \]/) { want = "newWithOld"; next }
+		if (d == D + 1 && /cont \[ 1 \]/) { want = "oldWithNew"; next }
+		if (want != "" && d == D + 2) { print want, off, hl + l; want = "" }
+	}' "$TMP/genp.txt" > "$TMP/parts"
+	while read -r part off len; do
+		dd if="$TMP/genp.der" of="$TMP/$part.der" bs=1 skip="$off" count="$len" 2> /dev/null
+	done < "$TMP/parts"
+}
+
+fp_der() {
+	"$O" x509 -inform DER -in "$1" -noout -fingerprint -sha256 2> /dev/null
+}
+
+fp_pem() {
+	"$O" x509 -in "$1" -noout -fingerprint -sha256 2> /dev/null
+}
+
+# verifies_der CERT.der ANCHOR.pem
+verifies_der() {
+	"$O" x509 -inform DER -in "$1" -out "$1.pem" 2> /dev/null &&
+		"$O" verify -CAfile "$2" "$1.pem" > /dev/null 2>&1
+}
+
+# rootCaCert without --new-root: rootCaKeyUpdate without a value
+genm_ask rootCaCert
+check "/testca/genm/rootCaCert/exit-0" rc_is 0
+check "/testca/genm/rootCaCert/no-update-itav" grep -q ':id-it-rootCaKeyUpdate' "$TMP/genp.txt"
+itav_parts id-it-rootCaKeyUpdate
+check "/testca/genm/rootCaCert/no-update-value-absent" test ! -e "$TMP/value.der"
+check "/testca/genm/rootCaCert/no-new-root-file" test ! -e "$TMP/ca/newroot.pem"
+
+start_ca --new-root || exit 1
+for f in newroot.pem newroot.key newwithold.pem oldwithnew.pem; do
+	check "/testca/new-root/files/$f" test -s "$TMP/ca/$f"
+done
+check "/testca/new-root/key-0600" test -z "$(find "$TMP/ca" -name 'newroot.key' ! -perm 0600)"
+check "/testca/new-root/old-root-kept" test "$(fp_pem "$TMP/ca/root.pem")" = "$ROOT_FP"
+check "/testca/new-root/newwithold-verifies-with-old" sh -c "'$O' verify -CAfile '$TMP/ca/root.pem' '$TMP/ca/newwithold.pem' > /dev/null"
+check "/testca/new-root/oldwithnew-verifies-with-new" sh -c "'$O' verify -CAfile '$TMP/ca/newroot.pem' '$TMP/ca/oldwithnew.pem' > /dev/null"
+genm_ask rootCaCert
+check "/testca/genm/rootCaKeyUpdate/exit-0" rc_is 0
+itav_parts id-it-rootCaKeyUpdate
+check "/testca/genm/rootCaKeyUpdate/value" test -s "$TMP/value.der"
+check "/testca/genm/rootCaKeyUpdate/newWithNew-is-new-root" \
+	test "$(fp_der "$TMP/newWithNew.der")" = "$(fp_pem "$TMP/ca/newroot.pem")"
+check "/testca/genm/rootCaKeyUpdate/newWithOld-verifies-with-old-root" \
+	verifies_der "$TMP/newWithOld.der" "$TMP/ca/root.pem"
+"$O" x509 -in "$TMP/ca/newroot.pem" -noout -pubkey > "$TMP/newroot.pub"
+check "/testca/genm/rootCaKeyUpdate/newWithOld-new-key" sh -c "'$O' x509 -inform DER -in '$TMP/newWithOld.der' -noout -pubkey | cmp -s - '$TMP/newroot.pub'"
+check "/testca/genm/rootCaKeyUpdate/oldWithNew-verifies-with-new-root" \
+	verifies_der "$TMP/oldWithNew.der" "$TMP/ca/newroot.pem"
+check "/testca/genm/rootCaKeyUpdate/ca-log" ca_saw 'genm rootCaCert: sent newWithNew'
+check "/testca/genm/rootCaKeyUpdate/sanitizer-clean" sanitizer_clean
+
+start_ca --new-root --fault forged-root-update || exit 1
+genm_ask rootCaCert
+check "/testca/fault/forged-root-update/exit-0" rc_is 0
+itav_parts id-it-rootCaKeyUpdate
+check "/testca/fault/forged-root-update/newWithNew-is-new-root" \
+	test "$(fp_der "$TMP/newWithNew.der")" = "$(fp_pem "$TMP/ca/newroot.pem")"
+check "/testca/fault/forged-root-update/newWithOld-does-not-verify" \
+	sh -c "! '$O' x509 -inform DER -in '$TMP/newWithOld.der' -out '$TMP/forged.pem' 2> /dev/null || ! '$O' verify -CAfile '$TMP/ca/root.pem' '$TMP/forged.pem' > /dev/null 2>&1"
+check "/testca/fault/forged-root-update/newWithOld-present" test -s "$TMP/newWithOld.der"
+check "/testca/fault/forged-root-update/sanitizer-clean" sanitizer_clean
+
+# certReqTemplate
+start_ca || exit 1
+genm_ask certReqTemplate
+check "/testca/genm/certReqTemplate/none-exit-0" rc_is 0
+check "/testca/genm/certReqTemplate/none-itav" grep -q ':id-it-certReqTemplate' "$TMP/genp.txt"
+itav_parts id-it-certReqTemplate
+check "/testca/genm/certReqTemplate/none-value-absent" test ! -e "$TMP/value.der"
+start_ca --template "subject=/CN=templated/O=Example;key=ec:P-384" || exit 1
+genm_ask certReqTemplate
+check "/testca/genm/certReqTemplate/ec-exit-0" rc_is 0
+itav_parts id-it-certReqTemplate
+"$O" asn1parse -inform DER -in "$TMP/value.der" -i > "$TMP/tmpl.txt" 2>&1
+check "/testca/genm/certReqTemplate/ec-subject" sh -c "grep -q 'cont \[ 5 \]' '$TMP/tmpl.txt' && grep -q ':templated' '$TMP/tmpl.txt' && grep -q ':Example' '$TMP/tmpl.txt'"
+check "/testca/genm/certReqTemplate/ec-algId-control" grep -q ':1.3.6.1.5.5.7.5.1.11' "$TMP/tmpl.txt"
+check "/testca/genm/certReqTemplate/ec-curve" sh -c "grep -q ':id-ecPublicKey' '$TMP/tmpl.txt' && grep -q ':secp384r1' '$TMP/tmpl.txt'"
+start_ca --template "subject=/CN=rsa templated;key=rsa:3072" || exit 1
+genm_ask certReqTemplate
+itav_parts id-it-certReqTemplate
+"$O" asn1parse -inform DER -in "$TMP/value.der" -i > "$TMP/tmpl.txt" 2>&1
+check "/testca/genm/certReqTemplate/rsa-exit-0" rc_is 0
+check "/testca/genm/certReqTemplate/rsaKeyLen-control" grep -q ':1.3.6.1.5.5.7.5.1.12' "$TMP/tmpl.txt"
+check "/testca/genm/certReqTemplate/rsaKeyLen-3072" grep -q 'INTEGER *:0C00' "$TMP/tmpl.txt"
+check "/testca/genm/certReqTemplate/sanitizer-clean" sanitizer_clean
+start_ca || exit 1
+"$TESTCA" --dir "$TMP/ca" --template "key=dsa:1024" > /dev/null 2>&1
+check "/testca/cli/bad-template-exit-2" test $? -eq 2
+"$TESTCA" --dir "$TMP/ca" --template "subject=CN=no-slash" > /dev/null 2>&1
+check "/testca/cli/bad-template-subject-exit-2" test $? -eq 2
+
+# crlStatusList: the CRL of the issuing CA, with the two revocations above
+check "/testca/crl/file" test -s "$TMP/ca/crl.pem"
+check "/testca/crl/verifies" sh -c "'$O' crl -in '$TMP/ca/crl.pem' -CAfile '$TMP/ca/chain.pem' -noout 2>&1 | grep -q 'verify OK'"
+check "/testca/crl/issuer-is-issuing-ca" sh -c "'$O' crl -in '$TMP/ca/crl.pem' -noout -issuer | grep -q 'p11enroll Test Issuing CA'"
+"$O" crl -in "$TMP/ca/crl.pem" -noout -text > "$TMP/crl.txt"
+check "/testca/crl/lists-revoked" grep -q "$(serial_of "$TMP/c4.pem")" "$TMP/crl.txt"
+check "/testca/crl/lists-revoked-signer" grep -q "$(serial_of "$TMP/c3.pem")" "$TMP/crl.txt"
+check "/testca/crl/reason" grep -q 'Key Compromise' "$TMP/crl.txt"
+check "/testca/crl/not-the-valid-one" sh -c "! grep -q '$(serial_of "$TMP/c5.pem")' '$TMP/crl.txt'"
+genm_ask crlStatusList
+check "/testca/genm/crls/exit-0" rc_is 0
+check "/testca/genm/crls/itav" grep -q ':id-it-crls' "$TMP/genp.txt"
+itav_parts id-it-crls
+# the value is SEQUENCE OF CertificateList: drop the outer header
+hl=$("$O" asn1parse -inform DER -in "$TMP/value.der" | sed -n '1s/.*hl= *\([0-9]*\).*/\1/p')
+dd if="$TMP/value.der" of="$TMP/crl.der" bs=1 skip="$hl" 2> /dev/null
+check "/testca/genm/crls/is-crl-pem" sh -c "'$O' crl -inform DER -in '$TMP/crl.der' -outform PEM | cmp -s - '$TMP/ca/crl.pem'"
+# an rr regenerates the CRL
+newkey k20.pem
+cmp_pbm -cmd ir -newkey "$TMP/k20.pem" -subject "/CN=to revoke" -certout "$TMP/c20.pem"
+cmp_pbm -cmd rr -oldcert "$TMP/c20.pem" -revreason 4
+check "/testca/crl/rr-exit-0" rc_is 0
+check "/testca/crl/regenerated-on-rr" sh -c "'$O' crl -in '$TMP/ca/crl.pem' -noout -text | grep -q '$(serial_of "$TMP/c20.pem")'"
+check "/testca/crl/regenerated-reason" sh -c "'$O' crl -in '$TMP/ca/crl.pem' -noout -text | grep -q 'Superseded'"
+genm_ask crlStatusList
+itav_parts id-it-crls
+hl=$("$O" asn1parse -inform DER -in "$TMP/value.der" | sed -n '1s/.*hl= *\([0-9]*\).*/\1/p')
+dd if="$TMP/value.der" of="$TMP/crl.der" bs=1 skip="$hl" 2> /dev/null
+check "/testca/genm/crls/after-rr" sh -c "'$O' crl -inform DER -in '$TMP/crl.der' -noout -text | grep -q '$(serial_of "$TMP/c20.pem")'"
+check "/testca/genm/crls/sanitizer-clean" sanitizer_clean
+start_ca || exit 1
+
 # --- protection ---------------------------------------------------------------
 newkey k7.pem
 cmp_run -cmd ir -ref "$CMP_REF" -secret pass:not-the-secret -newkey "$TMP/k7.pem" -subject /CN=x \
@@ -340,6 +499,59 @@ fault untrusted --fault untrusted
 fault content-type --fault content-type
 fault redirect --fault redirect
 fault huge --fault huge
+fault unprotected --fault unprotected
+check "/testca/fault/unprotected/said-so" out_has 'missing protection|protection'
+fault wrong-certreqid --fault wrong-certreqid
+check "/testca/fault/wrong-certreqid/said-so" out_has 'certReqId'
+fault sig-wrong-sender --fault wrong-sender --protection sig
+fault sig-sender-format --fault sender-format --protection sig
+check "/testca/fault/sig-sender-format/name-printed-as-is" out_has 'CN=%n%s%x'
+fault weird-text --fault weird-text
+check "/testca/fault/weird-text/badRequest" out_has 'badRequest'
+CLIENT_ARGS="-msg_timeout 2 -total_timeout 3"
+fault check-after-huge --fault check-after-huge
+check "/testca/fault/check-after-huge/ca-said" ca_saw 'checkAfter 2147483648'
+fault endless-poll --fault endless-poll
+check "/testca/fault/endless-poll/ca-said" ca_saw 'pollReq: fault, checkAfter 1'
+CLIENT_ARGS=
+# replay: the saved response of the last good certificate request, byte for byte
+cp "$TMP/ca/last-response.der" "$TMP/saved.der"
+fault replay --fault replay
+check "/testca/fault/replay/ca-replayed" ca_saw 'fault replay \('
+check "/testca/fault/replay/file-unchanged" cmp -s "$TMP/saved.der" "$TMP/ca/last-response.der"
+# PBM: openssl cmp 3.0 checks no sender name without -expect_sender
+start_ca --fault wrong-sender || exit 1
+cmp_pbm -cmd ir -newkey "$TMP/k13.pem" -subject /CN=fault -certout "$TMP/fault.pem" -rspout "$TMP/ws.der"
+check "/testca/fault/wrong-sender/sender-changed" sh -c "'$O' asn1parse -inform DER -in '$TMP/ws.der' | sed -n 1,20p | grep -q 'p11enroll Impostor'"
+cmp_pbm -cmd ir -newkey "$TMP/k13.pem" -subject /CN=fault -certout "$TMP/fault.pem" \
+	-expect_sender "/O=p11enroll test/CN=p11enroll Test CMP Server"
+check "/testca/fault/wrong-sender/expect-sender-fails" rc_not_0
+check "/testca/fault/wrong-sender/sanitizer-clean" sanitizer_clean
+# many-extracerts: the response carries them, protection intact
+start_ca --fault many-extracerts=50 || exit 1
+cmp_pbm -cmd ir -newkey "$TMP/k13.pem" -subject /CN=fault -certout "$TMP/fault.pem" \
+	-extracertsout "$TMP/many.pem"
+check "/testca/fault/many-extracerts/exit-0" rc_is 0
+check "/testca/fault/many-extracerts/count" test "$(grep -c 'BEGIN CERTIFICATE' "$TMP/many.pem")" -ge 50
+check "/testca/fault/many-extracerts/sanitizer-clean" sanitizer_clean
+"$TESTCA" --dir "$TMP/x" --fault many-extracerts > /dev/null 2>&1
+check "/testca/cli/many-extracerts-needs-n-exit-2" test $? -eq 2
+# oversized-serial: 40 bytes
+start_ca --fault oversized-serial || exit 1
+cmp_pbm -cmd ir -newkey "$TMP/k13.pem" -subject /CN=fault -certout "$TMP/big-serial.pem"
+check "/testca/fault/oversized-serial/exit-0" rc_is 0
+check "/testca/fault/oversized-serial/40-bytes" test "$(serial_of "$TMP/big-serial.pem" | tr -d '\\\n' | wc -c)" -eq 80
+check "/testca/fault/oversized-serial/sanitizer-clean" sanitizer_clean
+# capubs-in-kup: caPubs (an injected root and the real one) in a kup
+start_ca --fault capubs-in-kup || exit 1
+newkey k21.pem
+cmp_run -cmd kur -cert "$TMP/c5.pem" -key "$TMP/k5.pem" -extracerts "$TMP/ca/ca.pem" \
+	-newkey "$TMP/k21.pem" -certout "$TMP/c21.pem" -rspout "$TMP/kup.der"
+check "/testca/fault/capubs-in-kup/ca-said" ca_saw 'kur: fault capubs-in-kup'
+check "/testca/fault/capubs-in-kup/in-response" sh -c "'$O' asn1parse -inform DER -in '$TMP/kup.der' | grep -q 'p11enroll Injected Root'"
+check "/testca/fault/capubs-in-kup/protection-valid" rc_is 0
+check "/testca/fault/capubs-in-kup/sanitizer-clean" sanitizer_clean
+
 # openssl cmp 3.0 does not compare the subject: check what the CA issued
 start_ca --fault wrong-subject || exit 1
 cmp_pbm -cmd ir -newkey "$TMP/k13.pem" -subject /CN=fault -certout "$TMP/ws.pem"

@@ -55,6 +55,18 @@ enum {
 	CA_FAULT_CONTENT_TYPE = 1 << 13,
 	CA_FAULT_REDIRECT = 1 << 14,
 	CA_FAULT_HUGE = 1 << 15,
+	CA_FAULT_REPLAY = 1 << 16,
+	CA_FAULT_WRONG_SENDER = 1 << 17,
+	CA_FAULT_WRONG_CERTREQID = 1 << 18,
+	CA_FAULT_CAPUBS_IN_KUP = 1 << 19,
+	CA_FAULT_MANY_EXTRACERTS = 1 << 20,
+	CA_FAULT_CHECK_AFTER_HUGE = 1 << 21,
+	CA_FAULT_ENDLESS_POLL = 1 << 22,
+	CA_FAULT_SENDER_FORMAT = 1 << 23,
+	CA_FAULT_OVERSIZED_SERIAL = 1 << 24,
+	CA_FAULT_WEIRD_TEXT = 1 << 25,
+	CA_FAULT_FORGED_ROOT_UPDATE = 1 << 26,
+	CA_FAULT_UNPROTECTED = 1 << 27,
 };
 
 /* Everything the command line decides. */
@@ -79,6 +91,9 @@ struct ca_opts {
 	long fault_count; /* apply faults this many times; 0 = always */
 	int reject_bit;	  /* failInfo bit of reject=NAME */
 	int slow_seconds;
+	int many_extracerts;	   /* --fault many-extracerts=N */
+	int new_root;		   /* --new-root */
+	const char *template_spec; /* --template SPEC */
 };
 
 /* The CA: root, issuing sub-CA, CMP server certificate, state directory. */
@@ -87,6 +102,11 @@ struct ca_ca {
 	X509 *root, *sub, *srv;
 	EVP_PKEY *root_key, *sub_key, *srv_key;
 	long days, validity_seconds;
+	int want_new_root; /* --new-root: a second root and its link certificates */
+	X509 *newroot, *new_with_old, *old_with_new;
+	EVP_PKEY *newroot_key;
+	X509_CRL *crl;	      /* of the issuing CA; DIR/crl.pem */
+	int oversized_serial; /* the next certificate gets a 40-byte serial */
 };
 
 /* What the HTTP layer sends back for one request. */
@@ -131,6 +151,8 @@ char *ca_serial_hex(const ASN1_INTEGER *serial);
 int ca_template_fields(const OSSL_CRMF_CERTTEMPLATE *tmpl, EVP_PKEY **ret_key,
 		       X509_NAME **ret_subject, STACK_OF(X509_EXTENSION) **ret_exts);
 EVP_PKEY *ca_new_ec_key(void);
+X509 *ca_link_cert(X509 *subject_cert, X509 *issuer, EVP_PKEY *issuer_key);
+int ca_crl_update(struct ca_ca *ca);
 X509 *ca_self_signed(const char *cn, EVP_PKEY *key, int is_ca);
 
 /* reqinfo.c: what 3.0 does not expose of a request */
@@ -145,11 +167,21 @@ struct ca_reqinfo {
 int ca_reqinfo_get(const unsigned char *der, size_t len, struct ca_reqinfo *ri);
 void ca_reqinfo_clear(struct ca_reqinfo *ri);
 
+/* Edits of a finished response below the OpenSSL API (3.0 has no setters). */
+struct ca_edit {
+	const X509_NAME *sender; /* new header sender (directoryName), or NULL */
+	int certreqid_delta;	 /* added to every certReqId of a CertRepMessage */
+	STACK_OF(X509) *capubs;	 /* caPubs to put into a CertRepMessage */
+	STACK_OF(X509) *extra;	 /* appended to extraCerts */
+};
+OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e);
+
 /* srv.c */
 struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca);
 void ca_srv_free(struct ca_srv *srv);
 int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t len,
 		  struct ca_reply *reply);
 int ca_failinfo_bit(const char *name);
+ASN1_TYPE *ca_template_value(const char *spec);
 
 #endif
