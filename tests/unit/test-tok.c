@@ -542,6 +542,128 @@ static void test_token(void)
 	tok_free(tok);
 }
 
+/* Labels of every object with CKA_ID id equal label (and there is at least one). */
+static int all_labelled(tok_ctx *tok, const tok_id *id, const char *label, size_t want)
+{
+	tok_object *objs = NULL;
+	size_t n = 0, i, c = 0, good = 1;
+
+	if (tok_objects(tok, &objs, &n) != TOK_OK)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (objs[i].id.len != id->len || memcmp(objs[i].id.id, id->id, id->len) != 0)
+			continue;
+		c++;
+		good &= strcmp(objs[i].label, label) == 0;
+	}
+	tok_objects_free(objs, n);
+	return good && c == want;
+}
+
+static void test_find_relabel(void)
+{
+	static const tok_keyspec ec256 = {TOK_KEY_EC, 256, 0};
+	tok_ctx *tok = NULL, *nologin = NULL;
+	tok_id id1, id2, got, bogus;
+	EVP_PKEY *k1 = NULL, *k2 = NULL, *soft = NULL;
+	X509 *c1 = NULL, *c2 = NULL, *ca = NULL, *found = NULL;
+	char hex1[2 * TOK_ID_MAX + 1], hex2[2 * TOK_ID_MAX + 1];
+	size_t i;
+	tok_rv rv;
+
+	if (tok_open(module, "pkcs11:token=tok-a", &tok) != TOK_OK || tok_login(tok, PIN) != TOK_OK)
+		bail(tok_errmsg(tok));
+	soft = soft_key();
+	if (soft == NULL || tok_keygen(tok, &ec256, "enr", &id1) != TOK_OK ||
+	    tok_key_get1_private(tok, &id1, &k1) != TOK_OK)
+		bail(tok_errmsg(tok));
+	c1 = make_cert(k1, soft, "enr one", 0);
+	ca = make_cert(soft, soft, "enr CA", 1);
+	if (tok_cert_store(tok, c1, &id1, "enr") != TOK_OK)
+		bail(tok_errmsg(tok));
+	/* A CA certificate with the same label is never the enrollment's. */
+	if (tok_cacert_store(tok, ca, "enr") != TOK_OK)
+		bail(tok_errmsg(tok));
+
+	memset(&got, 0, sizeof(got));
+	rv = tok_find_cert(tok, "enr", NULL, &got, &found);
+	ok(rv == TOK_OK && got.len == id1.len && memcmp(got.id, id1.id, id1.len) == 0 &&
+	       found != NULL && X509_cmp(found, c1) == 0,
+	   "/tok/find-cert/by-label", tok_errmsg(tok));
+	X509_free(found);
+	found = NULL;
+	rv = tok_find_cert(tok, NULL, &id1, NULL, &found);
+	ok(rv == TOK_OK && found != NULL && X509_cmp(found, c1) == 0, "/tok/find-cert/by-id",
+	   tok_errmsg(tok));
+	X509_free(found);
+	found = NULL;
+	rv = tok_find_cert(tok, "enr", &id1, NULL, NULL);
+	ok(rv == TOK_OK, "/tok/find-cert/by-label-and-id", tok_errmsg(tok));
+	memset(&bogus, 0, sizeof(bogus));
+	bogus.len = 4;
+	memcpy(bogus.id, "\x01\x02\x03\x04", 4);
+	memset(&got, 0x5a, sizeof(got));
+	rv = tok_find_cert(tok, "nope", NULL, &got, &found);
+	ok(rv == TOK_ERR_NOT_FOUND && found == NULL && got.len == (size_t)0x5a5a5a5a5a5a5a5aULL &&
+	       strstr(tok_errmsg(tok), "'nope'") != NULL,
+	   "/tok/find-cert/not-found-untouched", tok_errmsg(tok));
+	ok(tok_find_cert(tok, "enr", &bogus, NULL, NULL) == TOK_ERR_NOT_FOUND,
+	   "/tok/find-cert/label-and-wrong-id", tok_errmsg(tok));
+	ok(tok_find_cert(tok, NULL, NULL, NULL, NULL) == TOK_ERR_CONFIG, "/tok/find-cert/no-selector",
+	   NULL);
+
+	/* A second pair under the same label (a renewal half-way). */
+	if (tok_keygen(tok, &ec256, "enr", &id2) != TOK_OK ||
+	    tok_key_get1_private(tok, &id2, &k2) != TOK_OK)
+		bail(tok_errmsg(tok));
+	c2 = make_cert(k2, soft, "enr two", 0);
+	if (tok_cert_store(tok, c2, &id2, "enr") != TOK_OK)
+		bail(tok_errmsg(tok));
+	for (i = 0; i < id1.len; i++)
+		snprintf(hex1 + 2 * i, 3, "%02x", id1.id[i]);
+	for (i = 0; i < id2.len; i++)
+		snprintf(hex2 + 2 * i, 3, "%02x", id2.id[i]);
+	rv = tok_find_cert(tok, "enr", NULL, &got, &found);
+	ok(rv == TOK_ERR_AMBIGUOUS && found == NULL && strstr(tok_errmsg(tok), hex1) != NULL &&
+	       strstr(tok_errmsg(tok), hex2) != NULL,
+	   "/tok/find-cert/ambiguous-lists-ids", tok_errmsg(tok));
+
+	rv = tok_relabel(tok, &id2, "enr (old)");
+	ok(rv == TOK_OK && all_labelled(tok, &id2, "enr (old)", 3) &&
+	       all_labelled(tok, &id1, "enr", 3),
+	   "/tok/relabel/every-object", tok_errmsg(tok));
+	rv = tok_find_cert(tok, "enr", NULL, &got, NULL);
+	ok(rv == TOK_OK && got.len == id1.len && memcmp(got.id, id1.id, id1.len) == 0,
+	   "/tok/find-cert/after-relabel", tok_errmsg(tok));
+	rv = tok_find_cert(tok, "enr (old)", NULL, &got, NULL);
+	ok(rv == TOK_OK && got.len == id2.len && memcmp(got.id, id2.id, id2.len) == 0,
+	   "/tok/find-cert/new-label", tok_errmsg(tok));
+	/* The key keeps working after a raw change of its label. */
+	EVP_PKEY_free(k2);
+	k2 = NULL;
+	ok(tok_key_get1_private(tok, &id2, &k2) == TOK_OK && sign_verify(k2),
+	   "/tok/relabel/key-still-signs", tok_errmsg(tok));
+	ok(tok_relabel(tok, &bogus, "x") == TOK_ERR_NOT_FOUND, "/tok/relabel/not-found",
+	   tok_errmsg(tok));
+	if (tok_open(module, "pkcs11:token=tok-a", &nologin) == TOK_OK)
+		ok(tok_relabel(nologin, &id1, "x") == TOK_ERR_NOT_LOGGED_IN &&
+		       all_labelled(tok, &id1, "enr", 3),
+		   "/tok/relabel/needs-login", tok_errmsg(nologin));
+	else
+		ok(0, "/tok/relabel/needs-login", tok_errmsg(nologin));
+	tok_free(nologin);
+
+	tok_key_destroy(tok, &id1, 1);
+	tok_key_destroy(tok, &id2, 1);
+	EVP_PKEY_free(k1);
+	EVP_PKEY_free(k2);
+	EVP_PKEY_free(soft);
+	X509_free(c1);
+	X509_free(c2);
+	X509_free(ca);
+	tok_free(tok);
+}
+
 static void test_p11kit(void)
 {
 	tok_ctx *tok = NULL;
@@ -608,6 +730,7 @@ int main(void)
 	test_select();
 	test_wrong_pin();
 	test_token();
+	test_find_relabel();
 	test_p11kit();
 	printf("1..%d\n", test_no);
 	return failures ? 1 : 0;

@@ -1,0 +1,246 @@
+/*
+ * tok: finding an end-entity certificate by label or id, and relabelling a
+ * key pair with its certificates.  Raw calls on a fresh session every time:
+ * libp11's cached lists may not know about objects changed since.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
+
+#include "pkcs11/tok-int.h"
+
+#define CATEGORY_AUTHORITY 2UL
+
+/* "label 'x'", "id 0a0b", or "label 'x' and id 0a0b", for messages. */
+static void describe(char *buf, size_t size, const char *label, const tok_id *id)
+{
+	char hex[2 * TOK_ID_MAX + 1];
+
+	if (label != NULL && id != NULL)
+		snprintf(buf, size, "label '%.64s' and id %s", label,
+			 tok_id_hex(id, hex, sizeof(hex)));
+	else if (label != NULL)
+		snprintf(buf, size, "label '%.64s'", label);
+	else
+		snprintf(buf, size, "id %s", tok_id_hex(id, hex, sizeof(hex)));
+}
+
+static int read_id(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, tok_id *ret)
+{
+	unsigned char *v = NULL;
+	CK_ULONG len = 0;
+	int ok = 0;
+
+	if (tok_attr_get(ctx, s, h, CKA_ID, &v, &len) == CKR_OK && len <= TOK_ID_MAX) {
+		memset(ret, 0, sizeof(*ret));
+		if (len > 0)
+			memcpy(ret->id, v, len);
+		ret->len = len;
+		ok = 1;
+	}
+	OPENSSL_free(v);
+	return ok;
+}
+
+tok_rv tok_find_cert(tok_ctx *ctx, const char *label, const tok_id *id, tok_id *ret_id,
+		     X509 **ret_cert)
+{
+	static const CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_ATTRIBUTE tmpl[3] = {{CKA_CLASS, (void *)&cls, sizeof(cls)}};
+	CK_ULONG nt = 1, n = 0, i, ul;
+	CK_OBJECT_HANDLE *hs = NULL, found = CK_INVALID_HANDLE;
+	CK_SESSION_HANDLE s;
+	unsigned char *v = NULL;
+	const unsigned char *p;
+	CK_ULONG len = 0;
+	char sel[200], ids[300] = "", hex[2 * TOK_ID_MAX + 1];
+	size_t matches = 0;
+	tok_id fid;
+	X509 *cert = NULL;
+	tok_rv rv;
+	CK_RV ckr;
+
+	if (ctx == NULL || (label == NULL && id == NULL) || (id != NULL && id->len > TOK_ID_MAX))
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	if (label != NULL) {
+		tmpl[nt].type = CKA_LABEL;
+		tmpl[nt].pValue = (void *)label;
+		tmpl[nt].ulValueLen = strlen(label);
+		nt++;
+	}
+	if (id != NULL) {
+		tmpl[nt].type = CKA_ID;
+		tmpl[nt].pValue = (void *)id->id;
+		tmpl[nt].ulValueLen = id->len;
+		nt++;
+	}
+	describe(sel, sizeof(sel), label, id);
+	if ((rv = tok_session_open(ctx, 0, &s)) != TOK_OK)
+		return rv;
+	if ((rv = tok_find_all(ctx, s, tmpl, nt, &hs, &n)) != TOK_OK)
+		goto out;
+	for (i = 0; i < n; i++) {
+		tok_id oid;
+
+		/* CA certificates stored next to the enrollment are not it. */
+		if (tok_attr_ulong(ctx, s, hs[i], CKA_CERTIFICATE_CATEGORY, &ul) == 0 &&
+		    ul == CATEGORY_AUTHORITY)
+			continue;
+		matches++;
+		found = hs[i];
+		if (read_id(ctx, s, hs[i], &oid) && strlen(ids) + 2 * oid.len + 3 < sizeof(ids)) {
+			if (ids[0] != '\0')
+				strncat(ids, ", ", sizeof(ids) - strlen(ids) - 1);
+			strncat(ids, oid.len > 0 ? tok_id_hex(&oid, hex, sizeof(hex)) : "(no id)",
+				sizeof(ids) - strlen(ids) - 1);
+		}
+	}
+	if (matches == 0) {
+		rv = tok_fail(ctx, TOK_ERR_NOT_FOUND,
+			      "finding a certificate with %s on token '%s' failed: there is none: "
+			      "list the token's objects to see which certificates exist",
+			      sel, ctx->label);
+		goto out;
+	}
+	if (matches > 1) {
+		rv = tok_fail(ctx, TOK_ERR_AMBIGUOUS,
+			      "finding a certificate with %s on token '%s' failed: %zu "
+			      "certificates match (ids %s): give each enrollment its own label",
+			      sel, ctx->label, matches, ids);
+		goto out;
+	}
+	ckr = tok_attr_get(ctx, s, found, CKA_VALUE, &v, &len);
+	if (ckr != CKR_OK) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "reading certificate value on token '%s'", ctx->label);
+		rv = tok_fail_ckr(ctx, what, ckr, NULL);
+		goto out;
+	}
+	p = v;
+	if (len > 0)
+		cert = d2i_X509(NULL, &p, (long)len);
+	if (cert == NULL || p != v + len) {
+		rv = tok_fail(ctx, TOK_ERR_DEVICE,
+			      "reading the certificate with %s on token '%s' failed: it is not a "
+			      "valid X.509 certificate: delete the object and enroll again",
+			      sel, ctx->label);
+		goto out;
+	}
+	if (!read_id(ctx, s, found, &fid)) {
+		rv = tok_fail(ctx, TOK_ERR_DEVICE,
+			      "reading the CKA_ID of the certificate with %s on token '%s' failed: "
+			      "check the token",
+			      sel, ctx->label);
+		goto out;
+	}
+	if (ret_id != NULL)
+		*ret_id = fid;
+	if (ret_cert != NULL) {
+		*ret_cert = cert;
+		cert = NULL;
+	}
+	rv = TOK_OK;
+out:
+	X509_free(cert);
+	OPENSSL_free(v);
+	OPENSSL_free(hs);
+	tok_session_close(ctx, s);
+	return rv;
+}
+
+/* One object whose label is being changed, with its label before. */
+struct relabelled {
+	CK_OBJECT_HANDLE h;
+	unsigned char *old;
+	CK_ULONG old_len;
+};
+
+tok_rv tok_relabel(tok_ctx *ctx, const tok_id *id, const char *label)
+{
+	static const CK_OBJECT_CLASS classes[3] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY,
+						   CKO_CERTIFICATE};
+	CK_OBJECT_CLASS cls;
+	CK_ATTRIBUTE tmpl[2] = {
+	    {CKA_CLASS, &cls, sizeof(cls)},
+	    {CKA_ID, NULL, 0},
+	};
+	CK_ATTRIBUTE set = {CKA_LABEL, NULL, 0};
+	CK_OBJECT_HANDLE *hs[3] = {NULL, NULL, NULL};
+	CK_ULONG ns[3] = {0, 0, 0}, j;
+	CK_SESSION_HANDLE s;
+	struct relabelled *done = NULL;
+	size_t total = 0, k = 0, m;
+	char what[96], hex[2 * TOK_ID_MAX + 1];
+	tok_rv rv = TOK_OK;
+	CK_RV ckr;
+	int i;
+
+	if (ctx == NULL || id == NULL || label == NULL || id->len == 0 || id->len > TOK_ID_MAX)
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	if (!ctx->logged_in)
+		return tok_need_login(ctx, "relabelling a key");
+	tmpl[1].pValue = (void *)id->id;
+	tmpl[1].ulValueLen = id->len;
+	set.pValue = (void *)label;
+	set.ulValueLen = strlen(label);
+	if ((rv = tok_session_open(ctx, 1, &s)) != TOK_OK)
+		return rv;
+	for (i = 0; i < 3; i++) {
+		cls = classes[i];
+		if ((rv = tok_find_all(ctx, s, tmpl, 2, &hs[i], &ns[i])) != TOK_OK)
+			goto out;
+		total += ns[i];
+	}
+	if (total == 0) {
+		rv = tok_fail(ctx, TOK_ERR_NOT_FOUND,
+			      "relabelling key %s on token '%s' failed: no object has this id: "
+			      "list the token's objects to see which keys exist",
+			      tok_id_hex(id, hex, sizeof(hex)), ctx->label);
+		goto out;
+	}
+	if ((done = OPENSSL_zalloc(total * sizeof(*done))) == NULL) {
+		rv = tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	/* Old labels first, so that a failure half-way can put them back. */
+	for (i = 0; i < 3; i++)
+		for (j = 0; j < ns[i]; j++) {
+			done[k].h = hs[i][j];
+			if (tok_attr_get(ctx, s, hs[i][j], CKA_LABEL, &done[k].old,
+					 &done[k].old_len) != CKR_OK)
+				done[k].old_len = 0;
+			k++;
+		}
+	for (m = 0; m < total; m++) {
+		ckr = ctx->f->C_SetAttributeValue(s, done[m].h, &set, 1);
+		if (ckr != CKR_OK) {
+			size_t r;
+
+			snprintf(what, sizeof(what), "C_SetAttributeValue(CKA_LABEL) on token '%s'",
+				 ctx->label);
+			rv = tok_fail_ckr(ctx, what, ckr, NULL);
+			for (r = 0; r < m; r++) {
+				CK_ATTRIBUTE back = {CKA_LABEL, done[r].old, done[r].old_len};
+
+				ctx->f->C_SetAttributeValue(s, done[r].h, &back, 1);
+			}
+			break;
+		}
+	}
+out:
+	if (done != NULL)
+		for (m = 0; m < total; m++)
+			OPENSSL_free(done[m].old);
+	OPENSSL_free(done);
+	for (i = 0; i < 3; i++)
+		OPENSSL_free(hs[i]);
+	tok_session_close(ctx, s);
+	return rv;
+}
