@@ -42,6 +42,22 @@ struct cmpc_ctx {
 	void *accept_arg;
 	char errmsg[CMPC_ERRMSG_LEN];
 
+	/* certreq/signer: signature protection, PBM parameters, header fields. */
+	X509 *signer_cert; /* set: requests are signed, no secret in cmp */
+	EVP_PKEY *signer_key;
+	unsigned char *pbm_secret; /* copy for re-protection; wiped when dropped */
+	size_t pbm_secret_len;
+	int pbm_owf, pbm_mac, pbm_iter; /* NIDs and iteration count of outgoing PBM */
+	X509_NAME *expected_sender;    /* responses must name it; NULL: any */
+	X509_NAME *sender;		/* PBM mode only: put into the header */
+	char *cert_profile;		/* id-it-certProfile in generalInfo, or NULL */
+	int unprotected_errors;
+	struct {
+		X509_NAME *want_subject;  /* expected subject of the new certificate */
+		GENERAL_NAMES *want_sans; /* expected SANs (NULL: not checked) */
+		int rsp_unprotected;	  /* the last response carried no protection */
+	} cr;
+
 	/* State of one exchange (cmpc_ir), reset at its start. */
 	struct {
 		time_t deadline; /* 0: none */
@@ -50,6 +66,7 @@ struct cmpc_ctx {
 		int total_timeout_hit;
 		char msg[1024];
 		int cert_rejected; /* the certConf callback refused the certificate */
+		char ossl_note[256]; /* OpenSSL's last warning in this exchange */
 		int certconf_sent;
 		char cert_msg[1024];
 		STACK_OF(X509) *chain; /* verified chain, leaf first, anchor last */
@@ -78,10 +95,21 @@ cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx);
 OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req);
 void cmpc_http_free(cmpc_ctx *ctx);
 
+/* cmpc_pbm.c: re-protects a PBM-protected request (DER, replaced in place)
+ * with the context's PBM parameters and sender; a message not protected by
+ * PBM is left as it is.  0 on failure. */
+int cmpc_pbm_reprotect(cmpc_ctx *ctx, unsigned char **der, int *derlen);
+/* 1: the PKIMessage carries protection, 0: it does not, -1: undecodable. */
+int cmpc_pbm_msg_protected(const unsigned char *der, size_t len);
+/* 1 when the message's sender is the directoryName expected, else 0 with
+ * the sender it names in actual (OpenSSL 3.0 only logs this mismatch). */
+int cmpc_msg_check_sender(const unsigned char *der, size_t len, const X509_NAME *expected,
+			  char *actual, size_t actual_len);
+
 /* cmpc_verify.c: the certConf callback (arg: the cmpc_ctx). */
 int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **txt);
-/* CA certificates of the verified chain (issuer first, up to the anchor),
- * then any other caPubs; no duplicates.  NULL on allocation failure. */
+/* CA certificates of the verified chain (issuer first, up to the anchor);
+ * caPubs off that chain are left out.  NULL on allocation failure. */
 STACK_OF(X509) *cmpc_ca_certs(cmpc_ctx *ctx);
 /* Trust anchors as a fresh store (NULL on allocation failure). */
 X509_STORE *cmpc_anchor_store(const cmpc_ctx *ctx);
@@ -92,5 +120,12 @@ X509_STORE *cmpc_anchor_store(const cmpc_ctx *ctx);
 cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what);
 /* The OpenSSL error queue as "reason (data); reason ...", emptied. */
 void cmpc_ossl_errors(char *buf, size_t len);
+
+/* ---- rr/genm (cmpc_rr.c, cmpc_genm.c) ---- */
+/* cmpc_genm.c: set up and end an exchange that carries no new key (rr,
+ * genm): checks URL and protection, fresh trust store from the anchors,
+ * timeouts, curl handle, deadline.  what: "CMP rr", for the message. */
+cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what);
+void cmpc_xchg_end(cmpc_ctx *ctx);
 
 #endif

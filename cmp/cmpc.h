@@ -92,7 +92,8 @@ void cmpc_set_accept_cb(cmpc_ctx *ctx, cmpc_accept_fn fn, void *arg);
  * trust anchor, carries key's public key, the requested subject) before
  * confirming; a certificate that fails is rejected in certConf.
  * On success: ret_cert the new certificate, ret_cacerts the CA
- * certificates (caPubs and the chain from extraCerts, issuer first).
+ * certificates of its verified chain, issuer first, up to the trust anchor
+ * (caPubs that are not on that chain are ignored).
  */
 cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert,
 		STACK_OF(X509) **ret_cacerts);
@@ -118,9 +119,16 @@ cmpc_rv cmpc_set_pbm_params(cmpc_ctx *ctx, int owf_nid, int mac_nid, int iterati
 
 /* certProfile (RFC 9480 id-it 21) in the generalInfo of requests; NULL clears. */
 cmpc_rv cmpc_set_cert_profile(cmpc_ctx *ctx, const char *profile);
-/* sender and recipient in the PKIHeader (NULL: OpenSSL's defaults). */
+/* sender and recipient in the PKIHeader (NULL: OpenSSL's defaults).  The
+ * sender is set in PBM mode only (written into the header); with signature
+ * protection it is the signer certificate's subject (OpenSSL 3.0), and a
+ * different name is CMPC_ERR_CONFIG. */
 cmpc_rv cmpc_set1_sender(cmpc_ctx *ctx, const X509_NAME *name);
 cmpc_rv cmpc_set1_recipient(cmpc_ctx *ctx, const X509_NAME *name);
+/* The sender every response must name (RFC 4210 PKIHeader.sender); NULL:
+ * any sender whose protection verifies.  A MAC only proves that the sender
+ * knows the shared secret, so set this to the CA's name where it is known. */
+cmpc_rv cmpc_set1_expected_sender(cmpc_ctx *ctx, const X509_NAME *name);
 
 /* Accept unprotected error messages (printed as unverified); default no. */
 void cmpc_set_unprotected_errors(cmpc_ctx *ctx, int on);
@@ -156,7 +164,8 @@ typedef enum {
  * (-1: none).  ret_status gets the PKIStatus the CA answered. */
 cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_status);
 
-/* genm id-it-caCerts (17): the CA certificates the CA publishes. */
+/* genm id-it-caCerts (17): the CA certificates the CA publishes ("none" is
+ * an empty stack, not NULL). */
 cmpc_rv cmpc_genm_ca_certs(cmpc_ctx *ctx, STACK_OF(X509) **ret_certs);
 
 /*
@@ -181,7 +190,8 @@ void cmpc_template_clear(cmpc_template *t);
 cmpc_rv cmpc_genm_cert_template(cmpc_ctx *ctx, cmpc_template *ret_template);
 
 /* genm crlStatusList (22) -> crls (23): current CRLs for the issuers of certs
- * (or all the CA has when certs is NULL). */
+ * (certs NULL: for the subjects of the trust anchors; RFC 9480 requires at
+ * least one CRLStatus).  "None" is an empty stack, not NULL. */
 cmpc_rv cmpc_genm_crls(cmpc_ctx *ctx, STACK_OF(X509) *certs, STACK_OF(X509_CRL) **ret_crls);
 
 #endif

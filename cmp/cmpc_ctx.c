@@ -20,6 +20,7 @@
 #define DEFAULT_MSG_S 60
 #define DEFAULT_TOTAL_S 300
 #define DEFAULT_MAX_RESPONSE (1024 * 1024)
+#define DEFAULT_PBM_ITER 10000
 
 const char *cmpc_strerror(cmpc_rv rv)
 {
@@ -103,6 +104,10 @@ int cmpc_ossl_log_cb(const char *func, const char *file, int line, OSSL_CMP_seve
 		return 1;
 	/* OSSL_CMP_LOG_* mirror syslog's values; TRACE has no syslog peer. */
 	prio = level < LOG_EMERG ? LOG_ERR : level > LOG_DEBUG ? LOG_DEBUG : level;
+	/* Some checks (the expected sender) only log: keep the last warning
+	 * for the failure message, in case the error queue stays empty. */
+	if (prio <= LOG_WARNING)
+		snprintf(log_target->x.ossl_note, sizeof(log_target->x.ossl_note), "%s", msg);
 	cmpc_log(log_target, prio, "CMP: %s", msg);
 	return 1;
 }
@@ -118,12 +123,15 @@ cmpc_ctx *cmpc_new(void)
 	ctx->msg_s = DEFAULT_MSG_S;
 	ctx->total_s = DEFAULT_TOTAL_S;
 	ctx->max_response = DEFAULT_MAX_RESPONSE;
+	ctx->pbm_owf = NID_sha256;
+	ctx->pbm_mac = NID_hmacWithSHA256;
+	ctx->pbm_iter = DEFAULT_PBM_ITER;
 	if ((ctx->anchors = sk_X509_new_null()) == NULL ||
 	    (ctx->cmp = c = OSSL_CMP_CTX_new(NULL, NULL)) == NULL ||
 	    (ctx->curl = curl_easy_init()) == NULL)
 		goto err;
 	/* 3.0 defaults to HMAC-SHA1; there is no option for the PBM iteration
-	 * count (fixed at 500) nor the salt length (16 random bytes). */
+	 * count (fixed at 500): cmpc_pbm_reprotect applies ours. */
 	if (!OSSL_CMP_CTX_set_log_cb(c, cmpc_ossl_log_cb) ||
 	    !OSSL_CMP_CTX_set_log_verbosity(c, OSSL_CMP_LOG_DEBUG) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MAC_ALGNID, NID_hmacWithSHA256) ||
@@ -156,7 +164,15 @@ void cmpc_free(cmpc_ctx *ctx)
 	OPENSSL_free(ctx->tls_cafile);
 	sk_X509_pop_free(ctx->anchors, X509_free);
 	X509_NAME_free(ctx->subject);
+	X509_NAME_free(ctx->expected_sender);
 	GENERAL_NAMES_free(ctx->sans);
+	X509_free(ctx->signer_cert);
+	EVP_PKEY_free(ctx->signer_key);
+	OPENSSL_clear_free(ctx->pbm_secret, ctx->pbm_secret_len);
+	X509_NAME_free(ctx->sender);
+	OPENSSL_free(ctx->cert_profile);
+	X509_NAME_free(ctx->cr.want_subject);
+	GENERAL_NAMES_free(ctx->cr.want_sans);
 	sk_X509_pop_free(ctx->x.chain, X509_free);
 	OPENSSL_free(ctx->x.rbuf);
 	OPENSSL_clear_free(ctx, sizeof(*ctx));
@@ -173,17 +189,50 @@ void cmpc_set_log_cb(cmpc_ctx *ctx, cmpc_log_fn fn, void *arg)
 	ctx->log_arg = arg;
 }
 
+cmpc_rv cmpc_set1_expected_sender(cmpc_ctx *ctx, const X509_NAME *name)
+{
+	X509_NAME *copy = NULL;
+
+	if ((name != NULL && (copy = X509_NAME_dup(name)) == NULL) ||
+	    !OSSL_CMP_CTX_set1_expected_sender(ctx->cmp, name)) {
+		X509_NAME_free(copy);
+		cmpc_seterr(ctx, "cannot set the expected sender (out of memory)");
+		return CMPC_ERR_INTERNAL;
+	}
+	X509_NAME_free(ctx->expected_sender);
+	ctx->expected_sender = copy;
+	return CMPC_OK;
+}
+
 void cmpc_set_accept_cb(cmpc_ctx *ctx, cmpc_accept_fn fn, void *arg)
 {
 	ctx->accept_fn = fn;
 	ctx->accept_arg = arg;
 }
 
+/* .../.well-known/cmp or .../.well-known/cmp/p/<profile> (RFC 9811 3.3),
+ * with or without a trailing slash. */
+static int rfc9811_path(const char *path)
+{
+	static const char wk[] = "/.well-known/cmp";
+	const char *p = strstr(path, wk), *q;
+
+	if (p == NULL)
+		return 0;
+	p += sizeof(wk) - 1;
+	if (*p == '\0' || strcmp(p, "/") == 0)
+		return 1;
+	if (strncmp(p, "/p/", 3) != 0 || p[3] == '\0' || p[3] == '/')
+		return 0;
+	q = strchr(p + 3, '/');
+	return q == NULL || q[1] == '\0';
+}
+
 cmpc_rv cmpc_set_server(cmpc_ctx *ctx, const char *url)
 {
 	CURLU *u = NULL;
 	CURLUcode uc;
-	char *scheme = NULL, *user = NULL, *host = NULL, *copy = NULL;
+	char *scheme = NULL, *user = NULL, *host = NULL, *copy = NULL, *upath = NULL;
 	cmpc_rv rv = CMPC_ERR_CONFIG;
 
 	ctx->errmsg[0] = '\0';
@@ -227,10 +276,16 @@ cmpc_rv cmpc_set_server(cmpc_ctx *ctx, const char *url)
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
 	}
+	if (curl_url_get(u, CURLUPART_PATH, &upath, 0) != CURLUE_OK || !rfc9811_path(upath))
+		cmpc_log(ctx, LOG_WARNING,
+			 "the path of the CMP server URL '%s' is neither /.well-known/cmp nor "
+			 "/.well-known/cmp/p/<profile> (RFC 9811); using it as given",
+			 url);
 	OPENSSL_free(ctx->url);
 	ctx->url = copy;
 	rv = CMPC_OK;
 out:
+	curl_free(upath);
 	curl_free(scheme);
 	curl_free(user);
 	curl_free(host);
@@ -277,6 +332,8 @@ cmpc_rv cmpc_set_tls_trust(cmpc_ctx *ctx, const char *cafile)
 cmpc_rv cmpc_set1_pbm(cmpc_ctx *ctx, const unsigned char *ref, size_t ref_len,
 		      const unsigned char *secret, size_t secret_len)
 {
+	unsigned char *copy = NULL;
+
 	ctx->errmsg[0] = '\0';
 	if (ref == NULL || ref_len == 0 || ref_len > 1024) {
 		cmpc_seterr(ctx,
@@ -292,14 +349,24 @@ cmpc_rv cmpc_set1_pbm(cmpc_ctx *ctx, const unsigned char *ref, size_t ref_len,
 			    secret == NULL || secret_len == 0 ? "empty" : "longer than 1024 bytes");
 		return CMPC_ERR_CONFIG;
 	}
+	if ((copy = OPENSSL_malloc(secret_len)) == NULL)
+		goto oom;
+	memcpy(copy, secret, secret_len);
+	/* With a signer set, 3.0 must not see a secret: it would use PBM. */
 	if (!OSSL_CMP_CTX_set1_referenceValue(ctx->cmp, ref, (int)ref_len) ||
-	    !OSSL_CMP_CTX_set1_secretValue(ctx->cmp, secret, (int)secret_len)) {
-		ERR_clear_error();
-		cmpc_seterr(ctx, "out of memory storing the reference value and secret");
-		return CMPC_ERR_INTERNAL;
-	}
+	    !OSSL_CMP_CTX_set1_secretValue(ctx->cmp, ctx->signer_cert == NULL ? secret : NULL,
+					   ctx->signer_cert == NULL ? (int)secret_len : 0))
+		goto oom;
+	OPENSSL_clear_free(ctx->pbm_secret, ctx->pbm_secret_len);
+	ctx->pbm_secret = copy;
+	ctx->pbm_secret_len = secret_len;
 	ctx->have_pbm = 1;
 	return CMPC_OK;
+oom:
+	OPENSSL_clear_free(copy, secret_len);
+	ERR_clear_error();
+	cmpc_seterr(ctx, "out of memory storing the reference value and secret");
+	return CMPC_ERR_INTERNAL;
 }
 
 cmpc_rv cmpc_load_trusted(cmpc_ctx *ctx, const char *pemfile)
@@ -410,4 +477,146 @@ cmpc_rv cmpc_set1_sans(cmpc_ctx *ctx, const GENERAL_NAMES *sans)
 void cmpc_set_implicit_confirm(cmpc_ctx *ctx, int on)
 {
 	(void)OSSL_CMP_CTX_set_option(ctx->cmp, OSSL_CMP_OPT_IMPLICIT_CONFIRM, on != 0);
+}
+
+/* ---- certreq/signer ---------------------------------------------------- */
+
+cmpc_rv cmpc_set1_signer(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain)
+{
+	const unsigned char *sec = NULL;
+	int seclen = 0;
+
+	ctx->errmsg[0] = '\0';
+	if ((cert == NULL) != (key == NULL)) {
+		cmpc_seterr(ctx, "the signer needs both a certificate and its key: give both, or "
+				 "neither to go back to PBM protection");
+		return CMPC_ERR_CONFIG;
+	}
+	if (cert != NULL) {
+		if (X509_get0_pubkey(cert) == NULL ||
+		    EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1) {
+			ERR_clear_error();
+			cmpc_seterr(ctx,
+				    "the signer key does not belong to the signer certificate: "
+				    "give the key of that certificate");
+			return CMPC_ERR_CONFIG;
+		}
+	} else if (ctx->pbm_secret != NULL) {
+		sec = ctx->pbm_secret;
+		seclen = (int)ctx->pbm_secret_len;
+	}
+	/* OpenSSL 3.0 prefers PBM whenever it holds a secret: drop it there. */
+	if (!OSSL_CMP_CTX_set1_secretValue(ctx->cmp, sec, seclen) ||
+	    !OSSL_CMP_CTX_set1_cert(ctx->cmp, cert) || !OSSL_CMP_CTX_set1_pkey(ctx->cmp, key) ||
+	    !OSSL_CMP_CTX_set1_extraCertsOut(ctx->cmp, cert != NULL ? chain : NULL))
+		goto oom;
+	if (cert != NULL && (!X509_up_ref(cert) || !EVP_PKEY_up_ref(key)))
+		goto oom;
+	X509_free(ctx->signer_cert);
+	EVP_PKEY_free(ctx->signer_key);
+	ctx->signer_cert = cert;
+	ctx->signer_key = key;
+	return CMPC_OK;
+oom:
+	ERR_clear_error();
+	cmpc_seterr(ctx, "out of memory storing the signer");
+	return CMPC_ERR_INTERNAL;
+}
+
+cmpc_rv cmpc_set_pbm_params(cmpc_ctx *ctx, int owf_nid, int mac_nid, int iterations)
+{
+	int hash_nid = NID_undef;
+
+	ctx->errmsg[0] = '\0';
+	if (owf_nid == 0)
+		owf_nid = NID_sha256;
+	if (mac_nid == 0)
+		mac_nid = NID_hmacWithSHA256;
+	if (iterations == 0)
+		iterations = DEFAULT_PBM_ITER;
+	if (EVP_get_digestbynid(owf_nid) == NULL) {
+		cmpc_seterr(ctx,
+			    "the PBM one-way function %s is not a digest OpenSSL knows: use "
+			    "e.g. SHA256",
+			    OBJ_nid2sn(owf_nid) != NULL ? OBJ_nid2sn(owf_nid) : "(unknown)");
+		return CMPC_ERR_CONFIG;
+	}
+	if (!EVP_PBE_find(EVP_PBE_TYPE_PRF, mac_nid, NULL, &hash_nid, NULL) ||
+	    EVP_get_digestbynid(hash_nid) == NULL) {
+		cmpc_seterr(ctx,
+			    "the PBM MAC %s is not an HMAC OpenSSL knows: use e.g. "
+			    "hmacWithSHA256",
+			    OBJ_nid2sn(mac_nid) != NULL ? OBJ_nid2sn(mac_nid) : "(unknown)");
+		return CMPC_ERR_CONFIG;
+	}
+	if (iterations < 100 || iterations > 100000) {
+		cmpc_seterr(ctx,
+			    "the PBM iteration count %d is outside 100..100000 (RFC 4210 "
+			    "allows any, OpenSSL verifies at most 100000): choose one in range",
+			    iterations);
+		return CMPC_ERR_CONFIG;
+	}
+	if (!OSSL_CMP_CTX_set_option(ctx->cmp, OSSL_CMP_OPT_OWF_ALGNID, owf_nid) ||
+	    !OSSL_CMP_CTX_set_option(ctx->cmp, OSSL_CMP_OPT_MAC_ALGNID, mac_nid)) {
+		ERR_clear_error();
+		cmpc_seterr(ctx, "OpenSSL refused the PBM algorithms");
+		return CMPC_ERR_CONFIG;
+	}
+	ctx->pbm_owf = owf_nid;
+	ctx->pbm_mac = mac_nid;
+	ctx->pbm_iter = iterations;
+	return CMPC_OK;
+}
+
+cmpc_rv cmpc_set_cert_profile(cmpc_ctx *ctx, const char *profile)
+{
+	char *copy = NULL;
+
+	ctx->errmsg[0] = '\0';
+	if (profile != NULL) {
+		if (*profile == '\0') {
+			cmpc_seterr(ctx, "the certificate profile name is empty: give the name "
+					 "the CA uses, or none");
+			return CMPC_ERR_CONFIG;
+		}
+		if ((copy = OPENSSL_strdup(profile)) == NULL) {
+			cmpc_seterr(ctx, "out of memory");
+			return CMPC_ERR_INTERNAL;
+		}
+	}
+	OPENSSL_free(ctx->cert_profile);
+	ctx->cert_profile = copy;
+	return CMPC_OK;
+}
+
+cmpc_rv cmpc_set1_sender(cmpc_ctx *ctx, const X509_NAME *name)
+{
+	X509_NAME *copy = NULL;
+
+	ctx->errmsg[0] = '\0';
+	if (name != NULL && (copy = X509_NAME_dup(name)) == NULL) {
+		ERR_clear_error();
+		cmpc_seterr(ctx, "out of memory storing the sender name");
+		return CMPC_ERR_INTERNAL;
+	}
+	X509_NAME_free(ctx->sender);
+	ctx->sender = copy;
+	return CMPC_OK;
+}
+
+cmpc_rv cmpc_set1_recipient(cmpc_ctx *ctx, const X509_NAME *name)
+{
+	ctx->errmsg[0] = '\0';
+	if (!OSSL_CMP_CTX_set1_recipient(ctx->cmp, name)) {
+		ERR_clear_error();
+		cmpc_seterr(ctx, "out of memory storing the recipient name");
+		return CMPC_ERR_INTERNAL;
+	}
+	return CMPC_OK;
+}
+
+void cmpc_set_unprotected_errors(cmpc_ctx *ctx, int on)
+{
+	ctx->unprotected_errors = on != 0;
+	(void)OSSL_CMP_CTX_set_option(ctx->cmp, OSSL_CMP_OPT_UNPROTECTED_ERRORS, on != 0);
 }

@@ -91,7 +91,7 @@ static const char *protocol_hint(const int *codes, int n)
 	if (has_code(codes, n, CMP_R_UNEXPECTED_PVNO) ||
 	    has_code(codes, n, CMP_R_UNEXPECTED_PKIBODY))
 		return "the server answered with a message this client does not expect: check that "
-		       "the URL points at a CMP server that supports ir";
+		       "the URL points at a CMP server that supports this request";
 	return "check the server URL, and the CA's log";
 }
 
@@ -120,6 +120,8 @@ cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 
 	status = OSSL_CMP_CTX_get_status(ctx->cmp);
 	ncodes = drain_errors(errs, sizeof(errs), codes, MAX_CODES);
+	if (ncodes == 0 && ctx->x.ossl_note[0] != '\0')
+		snprintf(errs, sizeof(errs), "%s", ctx->x.ossl_note);
 
 	/* Checked first: OpenSSL reports a refused certificate as a rejection. */
 	if (ctx->x.cert_rejected) {
@@ -148,8 +150,11 @@ cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 	case OSSL_CMP_PKISTATUS_rejection:
 		if (OSSL_CMP_CTX_snprint_PKIStatus(ctx->cmp, st, sizeof(st)) == NULL)
 			snprintf(st, sizeof(st), "no status detail");
-		cmpc_seterr(ctx, "%s: the CA rejected the request: %s; %s", what, st,
-			    rejection_hint(OSSL_CMP_CTX_get_failInfoCode(ctx->cmp)));
+		cmpc_seterr(ctx, "%s: the CA rejected the request%s: %s; %s", what,
+			    ctx->unprotected_errors && ctx->cr.rsp_unprotected
+				? " (unverified: the message was not protected)"
+				: "",
+			    st, rejection_hint(OSSL_CMP_CTX_get_failInfoCode(ctx->cmp)));
 		return CMPC_ERR_REJECTED;
 	case OSSL_CMP_PKISTATUS_request:
 		/* Failed before anything was sent: building or signing the request. */

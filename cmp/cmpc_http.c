@@ -286,7 +286,7 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	unsigned char *der = NULL;
 	const unsigned char *p;
 	OSSL_CMP_MSG *rsp = NULL;
-	char what[256];
+	char what[256], actual[256], expected[256];
 	char *ct = NULL, *loc = NULL;
 	long code = 0, limit_s, left;
 	int derlen, by_total = 0, type;
@@ -321,6 +321,13 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	if ((derlen = i2d_OSSL_CMP_MSG(req, &der)) <= 0) {
 		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot DER-encode the request", what);
 		return NULL;
+	}
+	/* 3.0 always uses 500 PBM iterations and has no sender setter. */
+	if (!cmpc_pbm_reprotect(ctx, &der, &derlen)) {
+		xfer_fail(ctx, CMPC_ERR_INTERNAL,
+			  "%s: cannot apply the PBM parameters to the request (out of memory?)",
+			  what);
+		goto out;
 	}
 	ctx->x.rlen = 0;
 	ctx->x.overflow = 0;
@@ -372,6 +379,19 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 			  "%s: the response is not a CMP message (%zu bytes that do not decode as "
 			  "one PKIMessage); check that the URL points at the CMP endpoint",
 			  what, ctx->x.rlen);
+		goto out;
+	}
+	ctx->cr.rsp_unprotected = cmpc_pbm_msg_protected(ctx->x.rbuf, ctx->x.rlen) == 0;
+	if (ctx->expected_sender != NULL &&
+	    !cmpc_msg_check_sender(ctx->x.rbuf, ctx->x.rlen, ctx->expected_sender, actual,
+				   sizeof(actual))) {
+		OSSL_CMP_MSG_free(rsp);
+		rsp = NULL;
+		X509_NAME_oneline(ctx->expected_sender, expected, sizeof(expected));
+		xfer_fail(ctx, CMPC_ERR_PROTOCOL,
+			  "%s: the response names the sender '%s', not the expected '%s'; "
+			  "check the expected sender, or report it to the CA operator",
+			  what, actual, expected);
 		goto out;
 	}
 	cmpc_log(ctx, LOG_DEBUG, "received %zu bytes (%s) from %s", ctx->x.rlen,

@@ -1,10 +1,13 @@
 /*
- * The initialization request (ir/ip/certConf/pkiConf, with polling).
+ * Certificate requests of every kind (ir, cr, kur, p10cr with their
+ * responses, certConf/pkiConf and polling).  ir and p10cr go with PBM or a
+ * signer; cr and kur only signed, kur by the certificate being updated.
  */
 #include <string.h>
 #include <syslog.h>
 
 #include <openssl/err.h>
+#include <openssl/objects.h>
 
 #include "cmp/cmpc-int.h"
 
@@ -14,6 +17,9 @@ static void reset_exchange(cmpc_ctx *ctx)
 	OPENSSL_free(ctx->x.rbuf);
 	memset(&ctx->x, 0, sizeof(ctx->x));
 	ctx->x.rv = CMPC_OK;
+	X509_NAME_free(ctx->cr.want_subject);
+	GENERAL_NAMES_free(ctx->cr.want_sans);
+	memset(&ctx->cr, 0, sizeof(ctx->cr));
 }
 
 /* The SANs go into the template as an extension; critical when the
@@ -66,10 +72,15 @@ static int setup_exchange(cmpc_ctx *ctx, EVP_PKEY *key)
 	return 1;
 }
 
+/*
+ * Only the verified chain: caPubs are trust anchors chosen by the server,
+ * and one that is not on the chain to a configured anchor (say, injected
+ * into a kup, where RFC 9483 does not allow them) must not reach the token.
+ */
 STACK_OF(X509) *cmpc_ca_certs(cmpc_ctx *ctx)
 {
 	STACK_OF(X509) *out, *pubs;
-	int i, ok = 1;
+	int i, ok = 1, ignored = 0;
 
 	if ((out = sk_X509_new_null()) == NULL)
 		return NULL;
@@ -77,8 +88,15 @@ STACK_OF(X509) *cmpc_ca_certs(cmpc_ctx *ctx)
 		ok = X509_add_cert(out, sk_X509_value(ctx->x.chain, i),
 				   X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP);
 	pubs = OSSL_CMP_CTX_get1_caPubs(ctx->cmp);
-	if (ok)
-		ok = X509_add_certs(out, pubs, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP);
+	for (i = 0; i < sk_X509_num(pubs); i++)
+		if (X509_find_by_issuer_and_serial(
+			out, X509_get_issuer_name(sk_X509_value(pubs, i)),
+			(ASN1_INTEGER *)X509_get0_serialNumber(sk_X509_value(pubs, i))) == NULL)
+			ignored++;
+	if (ignored > 0)
+		cmpc_log(ctx, LOG_WARNING,
+			 "ignored %d caPubs certificate(s) that are not on the verified chain",
+			 ignored);
 	sk_X509_pop_free(pubs, X509_free);
 	if (!ok) {
 		sk_X509_pop_free(out, X509_free);
@@ -87,28 +105,225 @@ STACK_OF(X509) *cmpc_ca_certs(cmpc_ctx *ctx)
 	return out;
 }
 
-cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert, STACK_OF(X509) **ret_cacerts)
+static const char *req_what(cmpc_req_type type)
 {
-	const char *what = "CMP initialization request (ir)";
-	STACK_OF(X509) *cacerts = NULL;
-	X509 *cert;
-	cmpc_rv rv;
-
-	if (ctx == NULL)
-		return CMPC_ERR_INTERNAL;
-	ctx->errmsg[0] = '\0';
-	if (key == NULL || ret_cert == NULL) {
-		cmpc_seterr(ctx, "%s: no key or no place for the certificate given", what);
-		return CMPC_ERR_INTERNAL;
+	switch (type) {
+	case CMPC_REQ_IR:
+		return "CMP initialization request (ir)";
+	case CMPC_REQ_CR:
+		return "CMP certification request (cr)";
+	case CMPC_REQ_KUR:
+		return "CMP key update request (kur)";
+	case CMPC_REQ_P10CR:
+		return "CMP PKCS#10 request (p10cr)";
 	}
+	return "CMP request";
+}
+
+/* The SANs a CSR asks for (NULL: none or unreadable). */
+static GENERAL_NAMES *csr_sans(X509_REQ *csr)
+{
+	STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+	GENERAL_NAMES *sans = NULL;
+
+	if (exts != NULL)
+		sans = X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	ERR_clear_error();
+	return sans;
+}
+
+/* A CSR for newkey from the subject and SANs, signed by newkey (the token). */
+/* A software copy of key's public half.  The CSR must not hold the token
+ * key itself: OpenSSL copies and frees the CSR, and freeing a libp11 key's
+ * EC data twice crashes. */
+static EVP_PKEY *public_copy(EVP_PKEY *key)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	EVP_PKEY *pub = NULL;
+	int n = i2d_PUBKEY(key, &der);
+
+	if (n > 0) {
+		p = der;
+		pub = d2i_PUBKEY(NULL, &p, n);
+	}
+	OPENSSL_free(der);
+	return pub;
+}
+
+static cmpc_rv make_csr(cmpc_ctx *ctx, EVP_PKEY *newkey, const char *what, X509_REQ **ret)
+{
+	X509_REQ *req = NULL;
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	EVP_PKEY *pub = NULL;
+	char why[512];
+	int crit;
+
+	if (ctx->subject == NULL || X509_NAME_entry_count(ctx->subject) == 0) {
+		cmpc_seterr(ctx,
+			    "%s: no subject set, so no CSR can be made: set the subject or "
+			    "give a CSR",
+			    what);
+		return CMPC_ERR_CONFIG;
+	}
+	if ((req = X509_REQ_new()) == NULL || !X509_REQ_set_version(req, 0) ||
+	    !X509_REQ_set_subject_name(req, ctx->subject) || (pub = public_copy(newkey)) == NULL ||
+	    !X509_REQ_set_pubkey(req, pub))
+		goto oom;
+	EVP_PKEY_free(pub);
+	pub = NULL;
+	if (ctx->sans != NULL) {
+		crit = 0; /* the subject is not empty here */
+		if (X509V3_add1_i2d(&exts, NID_subject_alt_name, ctx->sans, crit,
+				    X509V3_ADD_REPLACE) != 1 ||
+		    !X509_REQ_add_extensions(req, exts))
+			goto oom;
+	}
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	exts = NULL;
+	if (X509_REQ_sign(req, newkey, EVP_sha256()) <= 0) {
+		cmpc_ossl_errors(why, sizeof(why));
+		cmpc_seterr(ctx,
+			    "%s: cannot sign the CSR with the new key: %s; check that the key can "
+			    "sign (token present and logged in) and is of a supported type",
+			    what, why);
+		X509_REQ_free(req);
+		return CMPC_ERR_KEY;
+	}
+	*ret = req;
+	return CMPC_OK;
+oom:
+	EVP_PKEY_free(pub);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_REQ_free(req);
+	ERR_clear_error();
+	cmpc_seterr(ctx, "%s: out of memory making the CSR", what);
+	return CMPC_ERR_INTERNAL;
+}
+
+/* generalInfo id-it-certProfile (RFC 9480 5.1.1.4): SEQUENCE OF UTF8String. */
+static int push_profile(cmpc_ctx *ctx)
+{
+	STACK_OF(ASN1_TYPE) *seq = NULL;
+	ASN1_TYPE *elem = NULL, *val = NULL;
+	ASN1_UTF8STRING *u = NULL;
+	ASN1_STRING *enc = NULL;
+	ASN1_OBJECT *oid = NULL;
+	OSSL_CMP_ITAV *itav = NULL;
+	unsigned char *der = NULL;
+	int len, ok = 0;
+
+	if (ctx->cert_profile == NULL)
+		return 1;
+	if ((seq = sk_ASN1_TYPE_new_null()) == NULL || (elem = ASN1_TYPE_new()) == NULL ||
+	    (u = ASN1_UTF8STRING_new()) == NULL || !ASN1_STRING_set(u, ctx->cert_profile, -1))
+		goto out;
+	ASN1_TYPE_set(elem, V_ASN1_UTF8STRING, u);
+	u = NULL;
+	if (!sk_ASN1_TYPE_push(seq, elem))
+		goto out;
+	elem = NULL;
+	if ((len = i2d_ASN1_SEQUENCE_ANY(seq, &der)) <= 0 || (enc = ASN1_STRING_new()) == NULL ||
+	    !ASN1_STRING_set(enc, der, len) || (val = ASN1_TYPE_new()) == NULL)
+		goto out;
+	ASN1_TYPE_set(val, V_ASN1_SEQUENCE, enc);
+	enc = NULL;
+	if ((oid = OBJ_txt2obj("1.3.6.1.5.5.7.4.21", 1)) == NULL ||
+	    (itav = OSSL_CMP_ITAV_create(oid, val)) == NULL)
+		goto out;
+	oid = NULL;
+	val = NULL;
+	if (!OSSL_CMP_CTX_push0_geninfo_ITAV(ctx->cmp, itav))
+		goto out;
+	itav = NULL;
+	ok = 1;
+out:
+	OSSL_CMP_ITAV_free(itav);
+	ASN1_OBJECT_free(oid);
+	ASN1_TYPE_free(val);
+	ASN1_STRING_free(enc);
+	OPENSSL_free(der);
+	ASN1_UTF8STRING_free(u);
+	ASN1_TYPE_free(elem);
+	sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+	return ok;
+}
+
+/* What the request asks for, as the certConf callback checks it. */
+static int set_expected(cmpc_ctx *ctx, cmpc_req_type type, X509 *oldcert, X509_REQ *user_csr)
+{
+	const X509_NAME *subj = NULL;
+
+	if (type == CMPC_REQ_P10CR && user_csr != NULL) {
+		subj = X509_REQ_get_subject_name(user_csr);
+		ctx->cr.want_sans = csr_sans(user_csr);
+	} else {
+		if (ctx->subject != NULL && X509_NAME_entry_count(ctx->subject) > 0)
+			subj = ctx->subject;
+		else if (type == CMPC_REQ_KUR)
+			subj = X509_get_subject_name(oldcert);
+		if (ctx->sans != NULL && (ctx->cr.want_sans = ASN1_item_dup(
+					      ASN1_ITEM_rptr(GENERAL_NAMES), ctx->sans)) == NULL)
+			return 0;
+	}
+	if (subj != NULL && X509_NAME_entry_count(subj) > 0 &&
+	    (ctx->cr.want_subject = X509_NAME_dup(subj)) == NULL)
+		return 0;
+	return 1;
+}
+
+/* Checks that need no server; CMPC_OK or the failure (errmsg set). */
+static cmpc_rv check_config(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509 *oldcert,
+			    X509_REQ *csr, const char *what)
+{
 	if (ctx->url == NULL) {
 		cmpc_seterr(ctx, "%s: no CMP server URL set: configure the server URL", what);
 		return CMPC_ERR_CONFIG;
 	}
-	if (!ctx->have_pbm) {
+	if (type == CMPC_REQ_CR && ctx->signer_cert == NULL) {
+		cmpc_seterr(ctx,
+			    "%s: a cr is signed, and no signer is set: set the certificate "
+			    "and key that authenticate the request",
+			    what);
+		return CMPC_ERR_CONFIG;
+	}
+	if (type == CMPC_REQ_KUR) {
+		if (oldcert == NULL) {
+			cmpc_seterr(ctx, "%s: no certificate to update given", what);
+			return CMPC_ERR_CONFIG;
+		}
+		if (ctx->signer_cert == NULL || X509_cmp(ctx->signer_cert, oldcert) != 0) {
+			cmpc_seterr(ctx,
+				    "%s: a kur must be signed with the certificate being updated "
+				    "and its key: set that certificate and key as the signer",
+				    what);
+			return CMPC_ERR_CONFIG;
+		}
+	}
+	if (ctx->signer_cert == NULL && !ctx->have_pbm) {
 		cmpc_seterr(ctx,
 			    "%s: no reference value and secret set: configure the ones the "
-			    "CA gave for this enrollment",
+			    "CA gave for this enrollment (or a signer certificate and key)",
+			    what);
+		return CMPC_ERR_CONFIG;
+	}
+	if (ctx->signer_cert != NULL && ctx->sender != NULL &&
+	    X509_NAME_cmp(ctx->sender, X509_get_subject_name(ctx->signer_cert)) != 0) {
+		cmpc_seterr(ctx,
+			    "%s: a sender name other than the signer certificate's subject is set; "
+			    "with signature protection the sender is that subject (RFC 4210 "
+			    "5.1.1): remove the sender setting",
+			    what);
+		return CMPC_ERR_CONFIG;
+	}
+	if (type == CMPC_REQ_P10CR && csr != NULL &&
+	    (X509_REQ_get0_pubkey(csr) == NULL ||
+	     EVP_PKEY_eq(X509_REQ_get0_pubkey(csr), newkey) != 1)) {
+		ERR_clear_error();
+		cmpc_seterr(ctx,
+			    "%s: the CSR is not for the new key: give a CSR signed by it, or "
+			    "none to have one made",
 			    what);
 		return CMPC_ERR_CONFIG;
 	}
@@ -119,10 +334,57 @@ cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert, STACK_OF(X509) **
 			    what);
 		return CMPC_ERR_CONFIG;
 	}
+	return CMPC_OK;
+}
+
+/* Protection and per-type request fields of this exchange. */
+static int setup_request(cmpc_ctx *ctx, cmpc_req_type type, X509 *oldcert, X509_REQ *csr)
+{
+	OSSL_CMP_CTX *c = ctx->cmp;
+	int pbm = ctx->signer_cert == NULL && type != CMPC_REQ_KUR;
+
+	/* Never PBM for kur or with a signer: 3.0 picks PBM when it has a secret. */
+	if (!OSSL_CMP_CTX_set1_secretValue(c, pbm ? ctx->pbm_secret : NULL,
+					   pbm ? (int)ctx->pbm_secret_len : 0) ||
+	    !OSSL_CMP_CTX_set1_oldCert(c, type == CMPC_REQ_KUR ? oldcert : NULL) ||
+	    !OSSL_CMP_CTX_set1_p10CSR(c, type == CMPC_REQ_P10CR ? csr : NULL) ||
+	    !OSSL_CMP_CTX_reset_geninfo_ITAVs(c) || !push_profile(ctx))
+		return 0;
+	return 1;
+}
+
+cmpc_rv cmpc_certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509 *oldcert,
+		     X509_REQ *csr, X509 **ret_cert, STACK_OF(X509) **ret_cacerts)
+{
+	const char *what = req_what(type);
+	STACK_OF(X509) *cacerts = NULL;
+	X509_REQ *own_csr = NULL;
+	X509 *cert = NULL;
+	cmpc_rv rv;
+
+	if (ctx == NULL)
+		return CMPC_ERR_INTERNAL;
+	ctx->errmsg[0] = '\0';
+	if (newkey == NULL || ret_cert == NULL ||
+	    (type != CMPC_REQ_IR && type != CMPC_REQ_CR && type != CMPC_REQ_KUR &&
+	     type != CMPC_REQ_P10CR)) {
+		cmpc_seterr(ctx,
+			    "%s: no key, no place for the certificate or an unknown request "
+			    "type given",
+			    what);
+		return CMPC_ERR_INTERNAL;
+	}
+	if ((rv = check_config(ctx, type, newkey, oldcert, csr, what)) != CMPC_OK)
+		return rv;
 
 	reset_exchange(ctx);
 	ERR_clear_error();
-	if (!setup_exchange(ctx, key)) {
+	if (type == CMPC_REQ_P10CR && csr == NULL) {
+		if ((rv = make_csr(ctx, newkey, what, &own_csr)) != CMPC_OK)
+			goto out;
+	}
+	if (!set_expected(ctx, type, oldcert, csr) || !setup_exchange(ctx, newkey) ||
+	    !setup_request(ctx, type, oldcert, csr != NULL ? csr : own_csr)) {
 		cmpc_seterr(ctx, "%s: cannot set up the CMP context (out of memory?)", what);
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
@@ -131,9 +393,23 @@ cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert, STACK_OF(X509) **
 		goto out;
 	ctx->x.deadline = time(NULL) + ctx->total_s;
 
-	cmpc_log(ctx, LOG_INFO, "sending an ir to %s", ctx->url);
+	cmpc_log(ctx, LOG_INFO, "sending a %s to %s, protected by %s", what, ctx->url,
+		 ctx->signer_cert != NULL ? "signature" : "PBM");
 	cmpc_log_enter(ctx);
-	cert = OSSL_CMP_exec_IR_ses(ctx->cmp);
+	switch (type) {
+	case CMPC_REQ_IR:
+		cert = OSSL_CMP_exec_IR_ses(ctx->cmp);
+		break;
+	case CMPC_REQ_CR:
+		cert = OSSL_CMP_exec_CR_ses(ctx->cmp);
+		break;
+	case CMPC_REQ_KUR:
+		cert = OSSL_CMP_exec_KUR_ses(ctx->cmp);
+		break;
+	case CMPC_REQ_P10CR:
+		cert = OSSL_CMP_exec_P10CR_ses(ctx->cmp);
+		break;
+	}
 	cmpc_log_leave();
 
 	if (cert == NULL) {
@@ -165,9 +441,22 @@ cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert, STACK_OF(X509) **
 		 cacerts != NULL ? sk_X509_num(cacerts) : 0);
 	rv = CMPC_OK;
 out:
-	/* Drop the reference to the token key: its owner may unload it. */
+	/* Drop the references to the token keys: their owner may unload them.
+	 * The secret goes back only in PBM mode. */
 	(void)OSSL_CMP_CTX_set0_newPkey(ctx->cmp, 1, NULL);
+	(void)OSSL_CMP_CTX_set1_oldCert(ctx->cmp, NULL);
+	(void)OSSL_CMP_CTX_set1_p10CSR(ctx->cmp, NULL);
+	(void)OSSL_CMP_CTX_reset_geninfo_ITAVs(ctx->cmp);
+	if (ctx->signer_cert == NULL && ctx->pbm_secret != NULL)
+		(void)OSSL_CMP_CTX_set1_secretValue(ctx->cmp, ctx->pbm_secret,
+						    (int)ctx->pbm_secret_len);
+	X509_REQ_free(own_csr);
 	reset_exchange(ctx);
 	ERR_clear_error();
 	return rv;
+}
+
+cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert, STACK_OF(X509) **ret_cacerts)
+{
+	return cmpc_certreq(ctx, CMPC_REQ_IR, key, NULL, NULL, ret_cert, ret_cacerts);
 }

@@ -12,6 +12,7 @@
 #include <syslog.h>
 
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "cmp/cmpc-int.h"
 
@@ -45,6 +46,54 @@ static void name_str(const X509_NAME *name, char *buf, size_t len)
 	BIO_free(b);
 	if (buf[0] == '\0')
 		snprintf(buf, len, "(empty)");
+}
+
+static int has_name(const GENERAL_NAMES *names, GENERAL_NAME *gn)
+{
+	int i;
+
+	for (i = 0; i < sk_GENERAL_NAME_num(names); i++)
+		if (GENERAL_NAME_cmp(sk_GENERAL_NAME_value(names, i), gn) == 0)
+			return 1;
+	return 0;
+}
+
+/* The certificate's subjectAltName holds exactly the requested names (in
+ * any order): a CA that adds, drops or changes one issued something else. */
+static int same_sans(X509 *cert, const GENERAL_NAMES *want)
+{
+	GENERAL_NAMES *got = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+	int i, same = got != NULL;
+
+	for (i = 0; same && i < sk_GENERAL_NAME_num(want); i++)
+		same = has_name(got, sk_GENERAL_NAME_value(want, i));
+	for (i = 0; same && i < sk_GENERAL_NAME_num(got); i++)
+		same = has_name(want, sk_GENERAL_NAME_value(got, i));
+	if (got == NULL && sk_GENERAL_NAME_num(want) == 0)
+		same = 1;
+	GENERAL_NAMES_free(got);
+	ERR_clear_error();
+	return same;
+}
+
+static void sans_str(const GENERAL_NAMES *names, char *buf, size_t len)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	int i, n;
+
+	buf[0] = '\0';
+	if (b == NULL)
+		return;
+	for (i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+		if (i > 0)
+			BIO_puts(b, ", ");
+		GENERAL_NAME_print(b, sk_GENERAL_NAME_value(names, i));
+	}
+	if ((n = BIO_read(b, buf, (int)len - 1)) > 0)
+		buf[n] = '\0';
+	BIO_free(b);
+	if (buf[0] == '\0')
+		snprintf(buf, len, "(none)");
 }
 
 static int reject(cmpc_ctx *ctx, int bit, const char **txt, const char *short_txt, const char *fmt,
@@ -115,6 +164,7 @@ int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **
 	X509_STORE *store = NULL;
 	X509_STORE_CTX *sctx = NULL;
 	STACK_OF(X509) *untrusted = NULL;
+	GENERAL_NAMES *cert_sans;
 	EVP_PKEY *pub;
 	char a[256], b[256];
 	int err, depth, rv = 0;
@@ -139,14 +189,26 @@ int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **
 			      "public key in the certificate is not the requested one",
 			      "the certificate does not carry the public key of the request; the "
 			      "CA did not issue what was requested: report it to the CA operator");
-	if (ctx->subject != NULL && X509_NAME_entry_count(ctx->subject) > 0 &&
-	    X509_NAME_cmp(X509_get_subject_name(cert), ctx->subject) != 0) {
+	if (ctx->cr.want_subject != NULL &&
+	    X509_NAME_cmp(X509_get_subject_name(cert), ctx->cr.want_subject) != 0) {
 		name_str(X509_get_subject_name(cert), a, sizeof(a));
-		name_str(ctx->subject, b, sizeof(b));
+		name_str(ctx->cr.want_subject, b, sizeof(b));
 		return reject(ctx, OSSL_CMP_PKIFAILUREINFO_badCertTemplate, txt,
 			      "subject in the certificate is not the requested one",
 			      "the certificate's subject '%s' is not the requested '%s'; check the "
 			      "subject against the CA's policy or ask the CA operator",
+			      a, b);
+	}
+	if (ctx->cr.want_sans != NULL && !same_sans(cert, ctx->cr.want_sans)) {
+		sans_str(cert_sans = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL), a,
+			 sizeof(a));
+		sans_str(ctx->cr.want_sans, b, sizeof(b));
+		GENERAL_NAMES_free(cert_sans);
+		ERR_clear_error();
+		return reject(ctx, OSSL_CMP_PKIFAILUREINFO_badCertTemplate, txt,
+			      "subjectAltName in the certificate is not the requested one",
+			      "the certificate's subjectAltName '%s' is not the requested '%s'; "
+			      "check the names against the CA's policy or ask the CA operator",
 			      a, b);
 	}
 

@@ -10,6 +10,7 @@ set -u
 : "${top_builddir:=.}"
 PY=$(command -v python3 || true)
 PROG="$(cd "$top_builddir" && pwd)/tests/unit/test-cmpc"
+TESTCA="$(cd "$top_builddir" && pwd)/tests/ca/p11enroll-testca"
 HELPER="$(cd "$top_srcdir" && pwd)/tests/unit/cmpc-helper.py"
 if [ -z "$OPENSSL_BIN" ] || [ ! -x "$OPENSSL_BIN" ]; then
 	echo "1..0 # SKIP openssl binary not found (OPENSSL_BIN)"
@@ -80,13 +81,15 @@ issue() {
 	issue c1sub.pem "/CN=client" sub1 ee client.pub &&
 	issue c2.pem "/CN=client" ca2 ee client.pub &&
 	key srv1.key && "$O" pkey -in srv1.key -pubout -out srv1.pub &&
-	issue srv1.pem "/CN=localhost" ca1 srv srv1.pub
+	issue srv1.pem "/CN=localhost" ca1 srv srv1.pub &&
+	key signer.key && "$O" pkey -in signer.key -pubout -out signer.pub &&
+	issue signer.pem "/CN=signer" ca1 ee signer.pub
 } || die "cannot make the test PKI"
 
-set -- $("$PY" "$HELPER" freeports 10) || die "no free ports"
+set -- $("$PY" "$HELPER" freeports 11) || die "no free ports"
 P_OK=$1 P_ROGUE=$2 P_REJ=$3 P_POLL=$4 P_WAIT=$5 P_IMPL=$6 P_SIGNED=$7 P_WRONG=$8 P_TLS=$9
 shift 9
-P_DEAD=$1
+P_DEAD=$1 P_SIGREQ=$2
 
 REF=test-ref
 SECRET=s3cr3t-Value-XYZ
@@ -110,12 +113,45 @@ mock "$P_IMPL" -rsp_cert c1.pem -rsp_capubs ca1.pem -grant_implicitconf
 "$O" cmp -port "$P_SIGNED" -srv_cert srv1.pem -srv_key srv1.key -accept_unprotected \
 	-rsp_cert c1.pem >"mock-$P_SIGNED.log" 2>&1 &
 PIDS="$PIDS $!"
+# Signature-protected requests (cr, kur) verified against ca1, answers signed.
+"$O" cmp -port "$P_SIGREQ" -srv_cert srv1.pem -srv_key srv1.key -srv_trusted ca1.pem \
+	-rsp_cert c1.pem -rsp_capubs ca1.pem >"mock-$P_SIGREQ.log" 2>&1 &
+PIDS="$PIDS $!"
 "$PY" "$HELPER" wrong "$P_WRONG" "$T/captured.der" >wrong.log 2>&1 &
 PIDS="$PIDS $!"
 "$PY" "$HELPER" tls "$P_TLS" srv1.pem srv1.key "http://127.0.0.1:$P_OK/" >tls.log 2>&1 &
 PIDS="$PIDS $!"
 "$PY" "$HELPER" wait "$P_OK" "$P_ROGUE" "$P_REJ" "$P_POLL" "$P_WAIT" "$P_IMPL" "$P_SIGNED" \
-	"$P_WRONG" "$P_TLS" || die "test servers did not start"
+	"$P_WRONG" "$P_TLS" "$P_SIGREQ" || die "test servers did not start"
+
+# The project's test CA (tests/ca), when built: one normal instance and,
+# on the same state directory (so that a kur finds the certificates the
+# first issued), instances with faults.  T_CA stays unset without it.
+# testca NAME ARGS...: starts one, sets CAPORT
+testca() {
+	name=$1
+	shift
+	"$TESTCA" --dir "$T/ca" --port 0 --ref "$REF" --secret-file "$T/ca-secret" \
+		--log "$T/ca-$name.log" -q "$@" >"$T/ca-$name.out" 2>&1 &
+	PIDS="$PIDS $!"
+	n=0
+	while ! grep -q '^port ' "$T/ca-$name.out" 2>/dev/null; do
+		n=$((n + 1))
+		[ "$n" -gt 100 ] && die "test CA $name did not start"
+		sleep 0.1
+	done
+	CAPORT=$(sed -n 's/^port //p' "$T/ca-$name.out" | head -n 1)
+}
+if [ -x "$TESTCA" ]; then
+	printf '%s' "$SECRET" >ca-secret
+	testca main
+	T_CA=http://127.0.0.1:$CAPORT
+	testca wrongsubj --fault wrong-subject
+	T_CA_WS=http://127.0.0.1:$CAPORT
+	testca unprot --fault unprotected-error
+	T_CA_UE=http://127.0.0.1:$CAPORT
+	export T_CA T_CA_WS T_CA_UE
+fi
 
 # Loopback only: keep any proxy of the environment out of the way.
 no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
@@ -126,12 +162,15 @@ T_REJ=http://127.0.0.1:$P_REJ/ T_POLL=http://127.0.0.1:$P_POLL/
 T_WAIT=http://127.0.0.1:$P_WAIT/ T_IMPL=http://127.0.0.1:$P_IMPL/
 T_SIGNED=http://127.0.0.1:$P_SIGNED/ T_WRONG=http://127.0.0.1:$P_WRONG
 T_TLS=https://localhost:$P_TLS/ T_DEAD=http://127.0.0.1:$P_DEAD/
+T_SIGREQ=http://127.0.0.1:$P_SIGREQ/
+export T_SIGREQ
 export T_DIR T_REF T_SECRET T_OK T_ROGUE T_REJ T_POLL T_WAIT T_IMPL T_SIGNED T_WRONG T_TLS T_DEAD
 
 "$PROG"
 rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-	for f in mock-*.log wrong.log tls.log; do
+	for f in mock-*.log wrong.log tls.log ca-*.log ca-*.out; do
+		[ -f "$f" ] || continue
 		echo "# --- $f"
 		sed 's/^/# /' "$f" | tail -n 20
 	done
