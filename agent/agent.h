@@ -68,7 +68,35 @@ typedef struct {
 	int allow_decrypt;    /* -1 unset */
 	int connect_timeout, timeout, total_timeout; /* seconds; 0 default */
 	long max_response;    /* bytes; 0 default */
+	/* issue 3: renewal, other requests, revocation, genm */
+	int keep_old;           /* renew: keep the old pair as "<label> (old)" */
+	char *signer;           /* label of a token certificate that signs requests */
+	char *protection_cert;  /* PEM certificate of a software protection key */
+	char *protection_key;   /* PEM private key (not group/world readable) */
+	char *cert_profile;     /* certProfile in generalInfo */
+	char *sender;           /* PKIHeader sender, /CN=... */
+	char *recipient;        /* PKIHeader recipient, /CN=... */
+	char *expected_sender;  /* responses must name this sender, /CN=... */
+	char *pbm_owf;          /* PBM one-way function: sha256, sha384, sha512 */
+	char *pbm_mac;          /* PBM MAC: hmac-sha256, hmac-sha384, hmac-sha512 */
+	int pbm_iterations;     /* 100..100000; -1 unset */
+	int unprotected_errors; /* accept unprotected error messages */
+	char *reason;           /* revoke: CRL reason name or number */
+	int delete_revoked;     /* revoke: delete the certificate and key afterwards */
+	int use_template;       /* fill the next request from the CA's certReqTemplate */
 } conf_enrollment;
+
+/* Options of single commands, only from the command line. */
+typedef struct {
+	const char *cert_file;   /* revoke --cert */
+	int delete_objs;         /* revoke --delete */
+	const char *ca_certs;    /* genm --ca-certs FILE */
+	int root_update;         /* genm --root-update */
+	int template_;           /* genm --template */
+	const char *crls;        /* genm --crls FILE */
+	int store;               /* genm --ca-certs --store */
+	const char *out;         /* genm --root-update --out FILE */
+} agent_cmd_opts;
 
 #define CONF_FIELD_UNSET -1
 
@@ -102,9 +130,41 @@ int conf_parse_long(const char *s, long min, long max, long *ret);
 /* "yes"/"no"/"true"/"false"/"1"/"0"; -1 if neither. */
 int conf_parse_bool(const char *s);
 
+/* A CRL reason (RFC 5280 5.3.1) by name (keyCompromise, case-insensitive) or
+ * number (0..10 but 7) into ret; -1 if it is neither.  conf_reason_name:
+ * the name of a code, "unknown" for others. */
+int conf_parse_reason(const char *s, int *ret);
+const char *conf_reason_name(int code);
+
+/* PBM algorithm names into OpenSSL NIDs: "sha256" (OWF), "hmac-sha256"
+ * (MAC); -1 if not one of the supported names. */
+int conf_parse_pbm_owf(const char *s, int *ret_nid);
+int conf_parse_pbm_mac(const char *s, int *ret_nid);
+
 /* enroll.c / list.c: the commands; return an EXIT_* code. */
 int agent_enroll(const conf_enrollment *e);
 int agent_list(const conf_enrollment *e);
+/* renew.c, request.c, revoke.c, genm.c: the issue 3 commands. */
+int agent_renew(const conf_enrollment *e);
+int agent_cr(const conf_enrollment *e);
+int agent_p10cr(const conf_enrollment *e);
+int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o);
+int agent_genm(const conf_enrollment *e, const agent_cmd_opts *o);
+
+/* output.c: shared by the commands. */
+struct x509_st;
+struct stack_st_X509;
+/* Writes cert and/or certs as PEM via a temporary file and rename(). */
+int agent_write_pem(const char *path, struct x509_st *cert, struct stack_st_X509 *certs);
+/* The label of a CA certificate object: its subject CN, else the whole name. */
+void agent_ca_label(struct x509_st *ca, char *out, size_t outlen);
+/* "enrolled NAME" / "renewed NAME" ... and the certificate's details. */
+void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned char *id,
+		      size_t idlen, const char *label, struct x509_st *cert);
+/* The EXIT_* code for a cmpc_rv. */
+int agent_exit_from_cmpc(int cmpc_rv);
+/* A cmpc_log_fn that forwards to log_msg. */
+void agent_cmp_log(int level, const char *msg, void *arg);
 
 /* token.c: helpers shared by the commands.  They log the failure once and
  * return the EXIT_* code for it. */

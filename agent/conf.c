@@ -15,6 +15,7 @@
 
 #include <openssl/conf.h>
 #include <openssl/err.h>
+#include <openssl/objects.h>
 
 #include "agent/agent.h"
 
@@ -23,7 +24,7 @@
 #endif
 #define DEFAULT_CONF SYSCONFDIR "/p11enroll/p11enroll.conf"
 
-enum kind { K_STR, K_BOOL, K_INT, K_LONG };
+enum kind { K_STR, K_BOOL, K_INT, K_LONG, K_ITER };
 
 struct key {
 	const char *name;
@@ -56,6 +57,21 @@ static const struct key keys[] = {
 	INT("timeout", timeout),
 	INT("total_timeout", total_timeout),
 	{ "max_response_size", K_LONG, offsetof(conf_enrollment, max_response) },
+	BOOL("keep_old", keep_old),
+	STR("signer", signer),
+	STR("protection_cert", protection_cert),
+	STR("protection_key", protection_key),
+	STR("cert_profile", cert_profile),
+	STR("sender", sender),
+	STR("recipient", recipient),
+	STR("expected_sender", expected_sender),
+	STR("pbm_owf", pbm_owf),
+	STR("pbm_mac", pbm_mac),
+	{ "pbm_iterations", K_ITER, offsetof(conf_enrollment, pbm_iterations) },
+	BOOL("unprotected_errors", unprotected_errors),
+	STR("reason", reason),
+	BOOL("delete_revoked", delete_revoked),
+	BOOL("use_template", use_template),
 };
 
 void conf_enrollment_init(conf_enrollment *e)
@@ -67,6 +83,11 @@ void conf_enrollment_init(conf_enrollment *e)
 	e->timeout = CONF_FIELD_UNSET;
 	e->total_timeout = CONF_FIELD_UNSET;
 	e->max_response = CONF_FIELD_UNSET;
+	e->keep_old = CONF_FIELD_UNSET;
+	e->pbm_iterations = CONF_FIELD_UNSET;
+	e->unprotected_errors = CONF_FIELD_UNSET;
+	e->delete_revoked = CONF_FIELD_UNSET;
+	e->use_template = CONF_FIELD_UNSET;
 }
 
 void conf_enrollment_clear(conf_enrollment *e)
@@ -92,6 +113,71 @@ int conf_parse_bool(const char *s)
 		if (strcasecmp(s, no[i]) == 0)
 			return 0;
 	}
+	return -1;
+}
+
+static const char *const reasons[] = {
+	"unspecified",	    "keyCompromise",	  "cACompromise",	"affiliationChanged",
+	"superseded",	    "cessationOfOperation", "certificateHold", NULL,
+	"removeFromCRL",    "privilegeWithdrawn", "aACompromise",
+};
+#define NREASONS (sizeof(reasons) / sizeof(reasons[0]))
+
+int conf_parse_reason(const char *s, int *ret)
+{
+	size_t i;
+	long v;
+
+	for (i = 0; i < NREASONS; i++)
+		if (reasons[i] != NULL && strcasecmp(s, reasons[i]) == 0) {
+			*ret = (int)i;
+			return 0;
+		}
+	if (conf_parse_long(s, 0, (long)NREASONS - 1, &v) == 0 && reasons[v] != NULL) {
+		*ret = (int)v;
+		return 0;
+	}
+	return -1;
+}
+
+const char *conf_reason_name(int code)
+{
+	if (code < 0 || (size_t)code >= NREASONS || reasons[code] == NULL)
+		return "unknown";
+	return reasons[code];
+}
+
+int conf_parse_pbm_owf(const char *s, int *ret_nid)
+{
+	static const struct {
+		const char *name;
+		int nid;
+	} owfs[] = { { "sha256", NID_sha256 }, { "sha384", NID_sha384 }, { "sha512", NID_sha512 } };
+	size_t i;
+
+	for (i = 0; i < sizeof(owfs) / sizeof(owfs[0]); i++)
+		if (strcasecmp(s, owfs[i].name) == 0) {
+			*ret_nid = owfs[i].nid;
+			return 0;
+		}
+	return -1;
+}
+
+int conf_parse_pbm_mac(const char *s, int *ret_nid)
+{
+	static const struct {
+		const char *name;
+		int nid;
+	} macs[] = { { "hmac-sha256", NID_hmacWithSHA256 },
+		     { "hmac-sha384", NID_hmacWithSHA384 },
+		     { "hmac-sha512", NID_hmacWithSHA512 } };
+	size_t i;
+
+	for (i = 0; i < sizeof(macs) / sizeof(macs[0]); i++)
+		if (strcasecmp(s, macs[i].name) == 0) {
+			*ret_nid = macs[i].nid;
+			return 0;
+		}
 	return -1;
 }
 
@@ -169,6 +255,13 @@ static int set_field(conf_enrollment *e, const struct key *k, const char *value,
 			break;
 		*(int *)field = (int)v;
 		return 0;
+	case K_ITER:
+		if (*(int *)field != CONF_FIELD_UNSET)
+			return 0;
+		if (conf_parse_long(value, 100, 100000, &v) < 0)
+			break;
+		*(int *)field = (int)v;
+		return 0;
 	case K_LONG:
 		if (*(long *)field != CONF_FIELD_UNSET)
 			return 0;
@@ -181,6 +274,7 @@ static int set_field(conf_enrollment *e, const struct key *k, const char *value,
 		 value,
 		 k->kind == K_BOOL ? "yes/no value" :
 		 k->kind == K_INT  ? "number of seconds (0 to 2592000)" :
+		 k->kind == K_ITER ? "iteration count (100 to 100000)" :
 				     "size in bytes (1024 to 1073741824)");
 	return -1;
 }

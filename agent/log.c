@@ -49,6 +49,11 @@ void log_msg(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	/* Texts from the CA or the token reach this line: no control
+	 * characters (escape sequences, a CR/LF that forges a line). */
+	for (char *p = line; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	if (to_syslog) {
 		syslog(level, "%s", line);
 		return;

@@ -29,6 +29,28 @@ enum {
 	OPT_CONNECT_TIMEOUT,
 	OPT_TIMEOUT,
 	OPT_TOTAL_TIMEOUT,
+	OPT_KEEP_OLD,
+	OPT_SIGNER,
+	OPT_PROTECTION_CERT,
+	OPT_PROTECTION_KEY,
+	OPT_CERT_PROFILE,
+	OPT_SENDER,
+	OPT_RECIPIENT,
+	OPT_EXPECTED_SENDER,
+	OPT_PBM_OWF,
+	OPT_PBM_MAC,
+	OPT_PBM_ITERATIONS,
+	OPT_UNPROTECTED_ERRORS,
+	OPT_REASON,
+	OPT_CERT,
+	OPT_DELETE,
+	OPT_USE_TEMPLATE,
+	OPT_CA_CERTS,
+	OPT_ROOT_UPDATE,
+	OPT_TEMPLATE,
+	OPT_CRLS,
+	OPT_STORE,
+	OPT_OUT,
 };
 
 static const struct option options[] = {
@@ -52,6 +74,28 @@ static const struct option options[] = {
 	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "total-timeout", required_argument, NULL, OPT_TOTAL_TIMEOUT },
+	{ "keep-old", no_argument, NULL, OPT_KEEP_OLD },
+	{ "signer", required_argument, NULL, OPT_SIGNER },
+	{ "protection-cert", required_argument, NULL, OPT_PROTECTION_CERT },
+	{ "protection-key", required_argument, NULL, OPT_PROTECTION_KEY },
+	{ "cert-profile", required_argument, NULL, OPT_CERT_PROFILE },
+	{ "sender", required_argument, NULL, OPT_SENDER },
+	{ "recipient", required_argument, NULL, OPT_RECIPIENT },
+	{ "expected-sender", required_argument, NULL, OPT_EXPECTED_SENDER },
+	{ "pbm-owf", required_argument, NULL, OPT_PBM_OWF },
+	{ "pbm-mac", required_argument, NULL, OPT_PBM_MAC },
+	{ "pbm-iterations", required_argument, NULL, OPT_PBM_ITERATIONS },
+	{ "unprotected-errors", no_argument, NULL, OPT_UNPROTECTED_ERRORS },
+	{ "reason", required_argument, NULL, OPT_REASON },
+	{ "cert", required_argument, NULL, OPT_CERT },
+	{ "delete", no_argument, NULL, OPT_DELETE },
+	{ "use-template", no_argument, NULL, OPT_USE_TEMPLATE },
+	{ "ca-certs", required_argument, NULL, OPT_CA_CERTS },
+	{ "root-update", no_argument, NULL, OPT_ROOT_UPDATE },
+	{ "template", no_argument, NULL, OPT_TEMPLATE },
+	{ "crls", required_argument, NULL, OPT_CRLS },
+	{ "store", no_argument, NULL, OPT_STORE },
+	{ "out", required_argument, NULL, OPT_OUT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -62,12 +106,18 @@ static const struct option options[] = {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: p11enroll [options] enroll [NAME]\n"
-		"       p11enroll [options] list [NAME]\n"
+		"usage: p11enroll [options] COMMAND [NAME]\n"
 		"\n"
 		"Commands:\n"
 		"  enroll [NAME]          generate a key pair on the token, enroll it with a CMP ir\n"
 		"                         and store the certificate next to the key\n"
+		"  renew [NAME]           new key pair on the token, certified with a kur signed by\n"
+		"                         the old key; the old pair is deleted (or kept) after success\n"
+		"  cr [NAME]              new key pair, certified with a cr signed by a signer\n"
+		"  p10cr [NAME]           new key pair, certified with a PKCS#10 request\n"
+		"  revoke [NAME]          revoke the enrollment's certificate (rr)\n"
+		"  genm [NAME]            ask the CA: --ca-certs FILE, --root-update, --template,\n"
+		"                         --crls FILE\n"
 		"  list [NAME]            show the keys and certificates on the token\n"
 		"\n"
 		"Options (override the enrollment NAME in the configuration file):\n"
@@ -91,6 +141,27 @@ static void usage(FILE *f)
 		"                         ask the CA to skip certConf (used only if granted)\n"
 		"      --connect-timeout S, --timeout S, --total-timeout S\n"
 		"                         seconds for connecting, per message, in all\n"
+		"      --keep-old         renew: keep the old pair, labelled \"LABEL (old)\"\n"
+		"      --signer LABEL     sign requests with the token certificate LABEL and its key\n"
+		"      --protection-cert FILE, --protection-key FILE\n"
+		"                         sign requests with a software certificate and key (PEM)\n"
+		"      --cert-profile NAME  certProfile to request\n"
+		"      --sender DN, --recipient DN  names in the CMP header, as /CN=name\n"
+		"      --expected-sender DN  refuse responses from any other sender\n"
+		"      --pbm-owf ALG      PBM one-way function: sha256 (default), sha384, sha512\n"
+		"      --pbm-mac ALG      PBM MAC: hmac-sha256 (default), hmac-sha384, hmac-sha512\n"
+		"      --pbm-iterations N PBM iteration count, 100 to 100000 (default 10000)\n"
+		"      --unprotected-errors  accept unprotected error messages (shown as unverified)\n"
+		"      --use-template     fill the request from the CA's certificate template\n"
+		"      --reason R         revoke: CRL reason name (keyCompromise ...) or number\n"
+		"      --cert FILE        revoke: the certificate to revoke (PEM) instead of the token's\n"
+		"      --delete           revoke: then delete the certificate and its key from the token\n"
+		"      --ca-certs FILE    genm: write the CA's certificates to FILE\n"
+		"      --store            genm --ca-certs: also store them on the token\n"
+		"      --root-update      genm: ask for a successor of the trusted root\n"
+		"      --out FILE         genm --root-update: write the verified new root to FILE\n"
+		"      --template         genm: show the CA's certificate request template\n"
+		"      --crls FILE        genm: write the CA's current CRLs to FILE\n"
 		"  -v, --verbose          more detail (twice: debug)\n"
 		"  -q, --quiet            errors only\n"
 		"  -h, --help             this help\n"
@@ -104,6 +175,47 @@ static int set_str(char **field, const char *value)
 	free(*field);
 	*field = strdup(value);
 	return *field != NULL ? 0 : -1;
+}
+
+static int set_iterations(int *field, const char *value)
+{
+	long v;
+
+	if (conf_parse_long(value, 100, 100000, &v) < 0) {
+		log_msg(LOG_ERR, "--pbm-iterations '%s' is not a number from 100 to 100000", value);
+		return -1;
+	}
+	*field = (int)v;
+	return 0;
+}
+
+static const char *const commands[] = { "enroll", "list", "renew", "cr", "p10cr", "revoke", "genm" };
+
+static int known_command(const char *cmd)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(cmd, commands[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int run(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o)
+{
+	if (strcmp(cmd, "enroll") == 0)
+		return agent_enroll(e);
+	if (strcmp(cmd, "renew") == 0)
+		return agent_renew(e);
+	if (strcmp(cmd, "cr") == 0)
+		return agent_cr(e);
+	if (strcmp(cmd, "p10cr") == 0)
+		return agent_p10cr(e);
+	if (strcmp(cmd, "revoke") == 0)
+		return agent_revoke(e, o);
+	if (strcmp(cmd, "genm") == 0)
+		return agent_genm(e, o);
+	return agent_list(e);
 }
 
 static int set_seconds(int *field, const char *opt, const char *value)
@@ -121,11 +233,13 @@ static int set_seconds(int *field, const char *opt, const char *value)
 int main(int argc, char **argv)
 {
 	conf_enrollment e;
+	agent_cmd_opts o;
 	const char *config = NULL, *cmd, *name = NULL;
 	int c, verbosity = 0, quiet = 0, rc, idx;
 	char err[1024];
 
 	conf_enrollment_init(&e);
+	memset(&o, 0, sizeof(o));
 	log_init("p11enroll", 0, 0);
 	while ((c = getopt_long(argc, argv, "c:vqhV", options, &idx)) != -1) {
 		int r = 0;
@@ -159,6 +273,28 @@ int main(int argc, char **argv)
 		case OPT_TOTAL_TIMEOUT:
 			r = set_seconds(&e.total_timeout, "total-timeout", optarg);
 			break;
+		case OPT_KEEP_OLD: e.keep_old = 1; break;
+		case OPT_SIGNER: r = set_str(&e.signer, optarg); break;
+		case OPT_PROTECTION_CERT: r = set_str(&e.protection_cert, optarg); break;
+		case OPT_PROTECTION_KEY: r = set_str(&e.protection_key, optarg); break;
+		case OPT_CERT_PROFILE: r = set_str(&e.cert_profile, optarg); break;
+		case OPT_SENDER: r = set_str(&e.sender, optarg); break;
+		case OPT_RECIPIENT: r = set_str(&e.recipient, optarg); break;
+		case OPT_EXPECTED_SENDER: r = set_str(&e.expected_sender, optarg); break;
+		case OPT_PBM_OWF: r = set_str(&e.pbm_owf, optarg); break;
+		case OPT_PBM_MAC: r = set_str(&e.pbm_mac, optarg); break;
+		case OPT_PBM_ITERATIONS: r = set_iterations(&e.pbm_iterations, optarg); break;
+		case OPT_UNPROTECTED_ERRORS: e.unprotected_errors = 1; break;
+		case OPT_REASON: r = set_str(&e.reason, optarg); break;
+		case OPT_USE_TEMPLATE: e.use_template = 1; break;
+		case OPT_CERT: o.cert_file = optarg; break;
+		case OPT_DELETE: o.delete_objs = 1; break;
+		case OPT_CA_CERTS: o.ca_certs = optarg; break;
+		case OPT_ROOT_UPDATE: o.root_update = 1; break;
+		case OPT_TEMPLATE: o.template_ = 1; break;
+		case OPT_CRLS: o.crls = optarg; break;
+		case OPT_STORE: o.store = 1; break;
+		case OPT_OUT: o.out = optarg; break;
 		default:
 			usage(stderr);
 			conf_enrollment_clear(&e);
@@ -183,7 +319,7 @@ int main(int argc, char **argv)
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
 	}
-	if (strcmp(cmd, "enroll") != 0 && strcmp(cmd, "list") != 0) {
+	if (!known_command(cmd)) {
 		log_msg(LOG_ERR, "unknown command '%s'; see p11enroll --help", cmd);
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
@@ -198,7 +334,7 @@ int main(int argc, char **argv)
 		conf_enrollment_clear(&e);
 		return EXIT_INTERNAL;
 	}
-	rc = strcmp(cmd, "enroll") == 0 ? agent_enroll(&e) : agent_list(&e);
+	rc = run(cmd, &e, &o);
 	cmpc_global_cleanup();
 	conf_enrollment_clear(&e);
 	return rc;

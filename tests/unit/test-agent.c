@@ -193,6 +193,73 @@ static void test_conf(void)
 	conf_enrollment_clear(&e);
 }
 
+static void test_issue3_keys(void)
+{
+	conf_enrollment e;
+	char err[512] = "";
+	int r = -1, nid = 0;
+	const char *path = write_file(
+	    "i3.conf", "keep_old = yes\n[r]\nsigner = dev id\nprotection_cert = c.pem\n"
+		       "protection_key = k.pem\ncert_profile = tls\nsender = /CN=me\n"
+		       "recipient = /CN=ca\npbm_owf = sha384\npbm_mac = hmac-sha512\n"
+		       "pbm_iterations = 50000\nunprotected_errors = yes\nreason = superseded\n"
+		       "delete_revoked = true\nuse_template = 1\n");
+
+	conf_enrollment_init(&e);
+	result(e.keep_old == CONF_FIELD_UNSET && e.pbm_iterations == CONF_FIELD_UNSET &&
+		       e.use_template == CONF_FIELD_UNSET,
+	       "/conf/issue3/unset-by-default");
+	e.pbm_iterations = 200; /* the command line wins */
+	result(conf_load(path, "r", &e, err, sizeof(err)) == 0 && e.keep_old == 1 &&
+		       strcmp(e.signer, "dev id") == 0 && strcmp(e.protection_cert, "c.pem") == 0 &&
+		       strcmp(e.protection_key, "k.pem") == 0 && strcmp(e.cert_profile, "tls") == 0 &&
+		       strcmp(e.sender, "/CN=me") == 0 && strcmp(e.recipient, "/CN=ca") == 0 &&
+		       strcmp(e.pbm_owf, "sha384") == 0 && strcmp(e.pbm_mac, "hmac-sha512") == 0 &&
+		       e.pbm_iterations == 200 && e.unprotected_errors == 1 &&
+		       strcmp(e.reason, "superseded") == 0 && e.delete_revoked == 1 &&
+		       e.use_template == 1,
+	       "/conf/issue3/every-key");
+	if (err[0] != '\0')
+		printf("# %s\n", err);
+	conf_enrollment_clear(&e);
+	path = write_file("i3b.conf", "[r]\npbm_iterations = 99\n");
+	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0 &&
+		       strstr(err, "iteration count") != NULL,
+	       "/conf/issue3/iterations-too-few");
+	conf_enrollment_clear(&e);
+	path = write_file("i3c.conf", "[r]\npbm_iterations = 100001\n");
+	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0, "/conf/issue3/iterations-too-many");
+	conf_enrollment_clear(&e);
+	path = write_file("i3d.conf", "[r]\nkeep_old = perhaps\n");
+	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0 && strstr(err, "keep_old") != NULL,
+	       "/conf/issue3/bad-bool");
+	conf_enrollment_clear(&e);
+	path = write_file("i3e.conf", "[r]\nkeepold = yes\n");
+	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0 && strstr(err, "keepold") != NULL,
+	       "/conf/issue3/typo-rejected");
+	conf_enrollment_clear(&e);
+
+	result(conf_parse_reason("keyCompromise", &r) == 0 && r == 1, "/conf/reason/name");
+	result(conf_parse_reason("AACOMPROMISE", &r) == 0 && r == 10, "/conf/reason/case");
+	result(conf_parse_reason("4", &r) == 0 && r == 4, "/conf/reason/number");
+	r = -5;
+	result(conf_parse_reason("7", &r) < 0 && conf_parse_reason("11", &r) < 0 &&
+		       conf_parse_reason("-1", &r) < 0 && conf_parse_reason("lost", &r) < 0 &&
+		       conf_parse_reason("", &r) < 0 && r == -5,
+	       "/conf/reason/bad");
+	result(strcmp(conf_reason_name(0), "unspecified") == 0 &&
+		       strcmp(conf_reason_name(5), "cessationOfOperation") == 0 &&
+		       strcmp(conf_reason_name(7), "unknown") == 0 &&
+		       strcmp(conf_reason_name(42), "unknown") == 0,
+	       "/conf/reason/names");
+	result(conf_parse_pbm_owf("SHA512", &nid) == 0 && nid == NID_sha512 &&
+		       conf_parse_pbm_owf("md5", &nid) < 0,
+	       "/conf/pbm/owf");
+	result(conf_parse_pbm_mac("hmac-sha256", &nid) == 0 && nid == NID_hmacWithSHA256 &&
+		       conf_parse_pbm_mac("hmac-sha1", &nid) < 0,
+	       "/conf/pbm/mac");
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -205,6 +272,7 @@ int main(void)
 	test_key_type();
 	test_secret();
 	test_conf();
+	test_issue3_keys();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		n_failed++;

@@ -1,0 +1,198 @@
+/*
+ * p11enroll genm: general messages to the CA: its CA certificates, a root
+ * CA key update, its certificate request template, its current CRLs.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "agent/agent-cmd.h"
+
+static int cmp_fail(cmpc_ctx *cmp, cmpc_rv rv, const char *what)
+{
+	log_msg(LOG_ERR, "%s: %s: %s", what, cmpc_strerror(rv), cmpc_errmsg(cmp));
+	log_openssl_errors();
+	return agent_exit_from_cmpc(rv);
+}
+
+static void print_name(const char *what, X509 *cert)
+{
+	char buf[512];
+
+	X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof(buf));
+	printf("  %s%s\n", what, buf);
+}
+
+static int ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx *cmp,
+		    tok_ctx *tok)
+{
+	STACK_OF(X509) *certs = NULL;
+	char label[256];
+	cmpc_rv rv;
+	tok_rv trv;
+	int i, rc = EXIT_OK;
+
+	(void)e;
+	if ((rv = cmpc_genm_ca_certs(cmp, &certs)) != CMPC_OK)
+		return cmp_fail(cmp, rv, "asking the CA for its CA certificates failed");
+	printf("CA certificates: %d\n", sk_X509_num(certs));
+	for (i = 0; i < sk_X509_num(certs); i++)
+		print_name("", sk_X509_value(certs, i));
+	if (o->ca_certs != NULL) {
+		if (agent_write_pem(o->ca_certs, NULL, certs) < 0)
+			rc = EXIT_INTERNAL;
+		else
+			printf("written to %s\n", o->ca_certs);
+	}
+	for (i = 0; tok != NULL && rc == EXIT_OK && i < sk_X509_num(certs); i++) {
+		agent_ca_label(sk_X509_value(certs, i), label, sizeof(label));
+		if ((trv = tok_cacert_store(tok, sk_X509_value(certs, i), label)) != TOK_OK)
+			rc = agent_token_fail(tok, trv, "storing a CA certificate on the token failed");
+	}
+	if (tok != NULL && rc == EXIT_OK)
+		printf("stored on the token\n");
+	sk_X509_pop_free(certs, X509_free);
+	return rc;
+}
+
+static X509 *first_cert(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x;
+
+	if (f == NULL) {
+		log_msg(LOG_ERR, "cannot read the trust anchors %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (x == NULL)
+		log_msg(LOG_ERR, "%s holds no PEM certificate: trusted must name the root", path);
+	return x;
+}
+
+static int root_update(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx *cmp)
+{
+	X509 *old_root, *new_root = NULL, *link = NULL;
+	cmpc_rv rv;
+	int rc = EXIT_OK;
+
+	if ((old_root = first_cert(e->trusted)) == NULL)
+		return EXIT_USAGE;
+	if ((rv = cmpc_genm_root_update(cmp, old_root, &new_root, &link)) != CMPC_OK) {
+		rc = cmp_fail(cmp, rv, "asking the CA for a root CA update failed");
+		goto out;
+	}
+	print_name("current root: ", old_root);
+	if (new_root == NULL) {
+		printf("no root CA update\n");
+		goto out;
+	}
+	printf("root CA update (newWithOld verified under the current root)\n");
+	print_name("new root:     ", new_root);
+	if (o->out != NULL) {
+		if (agent_write_pem(o->out, new_root, NULL) < 0)
+			rc = EXIT_INTERNAL;
+		else
+			printf("new root written to %s; add it to the trust anchors when you "
+			       "trust it\n",
+			       o->out);
+	}
+out:
+	X509_free(old_root);
+	X509_free(new_root);
+	X509_free(link);
+	return rc;
+}
+
+static int crls(const agent_cmd_opts *o, cmpc_ctx *cmp)
+{
+	STACK_OF(X509_CRL) *list = NULL;
+	size_t n = strlen(o->crls) + 8;
+	char *tmp = malloc(n);
+	cmpc_rv rv;
+	FILE *f;
+	int i, ok = 1, rc = EXIT_OK;
+
+	if (tmp == NULL)
+		return EXIT_INTERNAL;
+	if ((rv = cmpc_genm_crls(cmp, NULL, &list)) != CMPC_OK) {
+		free(tmp);
+		return cmp_fail(cmp, rv, "asking the CA for its CRLs failed");
+	}
+	printf("CRLs: %d\n", sk_X509_CRL_num(list));
+	snprintf(tmp, n, "%s.tmp", o->crls);
+	if ((f = fopen(tmp, "w")) == NULL) {
+		log_msg(LOG_ERR, "cannot write %s: %m", tmp);
+		rc = EXIT_INTERNAL;
+		goto out;
+	}
+	for (i = 0; ok && i < sk_X509_CRL_num(list); i++)
+		ok = PEM_write_X509_CRL(f, sk_X509_CRL_value(list, i));
+	if (fclose(f) != 0 || !ok || rename(tmp, o->crls) != 0) {
+		log_msg(LOG_ERR, "cannot write %s", o->crls);
+		unlink(tmp);
+		rc = EXIT_INTERNAL;
+		goto out;
+	}
+	printf("written to %s\n", o->crls);
+out:
+	free(tmp);
+	sk_X509_CRL_pop_free(list, X509_CRL_free);
+	return rc;
+}
+
+int agent_genm(const conf_enrollment *e, const agent_cmd_opts *o)
+{
+	cmpc_ctx *cmp = NULL;
+	tok_ctx *tok = NULL;
+	cmpc_template t;
+	int rc, n = (o->ca_certs != NULL) + o->root_update + o->template_ + (o->crls != NULL);
+	cmpc_rv rv;
+
+	memset(&t, 0, sizeof(t));
+	if (n != 1) {
+		log_msg(LOG_ERR, "genm asks one thing at a time: give exactly one of --ca-certs FILE, "
+				 "--root-update, --template, --crls FILE");
+		return EXIT_USAGE;
+	}
+	if (o->store && o->ca_certs == NULL) {
+		log_msg(LOG_ERR, "--store goes with --ca-certs");
+		return EXIT_USAGE;
+	}
+	if ((cmp = cmpc_new()) == NULL)
+		return EXIT_INTERNAL;
+	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
+		goto out;
+	if ((o->store || e->signer != NULL) && (rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
+		goto out;
+	if ((rc = agent_cmp_protect(e, cmp, tok, 0, "the genm")) != EXIT_OK)
+		goto out;
+	log_msg(LOG_INFO, "sending genm to %s", e->server);
+	if (o->ca_certs != NULL) {
+		rc = ca_certs(e, o, cmp, o->store ? tok : NULL);
+	} else if (o->root_update) {
+		rc = root_update(e, o, cmp);
+	} else if (o->template_) {
+		if ((rv = cmpc_genm_cert_template(cmp, &t)) != CMPC_OK)
+			rc = cmp_fail(cmp, rv, "asking the CA for its certificate template failed");
+		else
+			agent_template_print(&t);
+	} else {
+		rc = crls(o, cmp);
+	}
+out:
+	cmpc_template_clear(&t);
+	/* The cmpc context may hold a token key (the signer): it goes first,
+	 * while the module is still loaded. */
+	cmpc_free(cmp);
+	tok_free(tok);
+	return rc;
+}

@@ -1,0 +1,118 @@
+/* What the commands share: files written atomically, certificate summaries,
+ * the mapping of protocol failures to exit codes. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "agent/agent.h"
+#include "cmp/cmpc.h"
+#include "pkcs11/tok.h"
+
+int agent_exit_from_cmpc(int rv)
+{
+	switch ((cmpc_rv)rv) {
+	case CMPC_OK:
+		return EXIT_OK;
+	case CMPC_ERR_CONFIG:
+		return EXIT_USAGE;
+	case CMPC_ERR_TRANSPORT:
+	case CMPC_ERR_TLS:
+		return EXIT_TRANSPORT;
+	case CMPC_ERR_PROTOCOL:
+		return EXIT_PROTOCOL;
+	case CMPC_ERR_REJECTED:
+		return EXIT_REJECTED;
+	case CMPC_ERR_WAITING:
+		return EXIT_WAITING;
+	case CMPC_ERR_CERT:
+		return EXIT_CERT;
+	case CMPC_ERR_KEY:
+		return EXIT_TOKEN;
+	default:
+		return EXIT_INTERNAL;
+	}
+}
+
+void agent_cmp_log(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	log_msg(level > LOG_INFO ? LOG_DEBUG : level < LOG_WARNING ? LOG_INFO : level, "cmp: %s",
+		msg);
+}
+
+/* Writes via a temporary file and rename(), so a reader never sees half. */
+int agent_write_pem(const char *path, X509 *cert, STACK_OF(X509) *certs)
+{
+	size_t n = strlen(path) + 8;
+	char *tmp = malloc(n);
+	FILE *f;
+	int ok = 1, i;
+
+	if (tmp == NULL)
+		return -1;
+	snprintf(tmp, n, "%s.tmp", path);
+	if ((f = fopen(tmp, "w")) == NULL) {
+		log_msg(LOG_ERR, "cannot write %s: %m", tmp);
+		free(tmp);
+		return -1;
+	}
+	if (cert != NULL)
+		ok = PEM_write_X509(f, cert);
+	for (i = 0; ok && i < sk_X509_num(certs); i++)
+		ok = PEM_write_X509(f, sk_X509_value(certs, i));
+	if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+		log_msg(LOG_ERR, "cannot write %s", path);
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	free(tmp);
+	return 0;
+}
+
+void agent_ca_label(X509 *ca, char *out, size_t outlen)
+{
+	X509_NAME *subj = X509_get_subject_name(ca);
+	int i = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
+
+	out[0] = '\0';
+	if (i >= 0) {
+		ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
+		unsigned char *utf8 = NULL;
+		int len = ASN1_STRING_to_UTF8(&utf8, d);
+
+		if (len > 0)
+			snprintf(out, outlen, "%.*s", len, (char *)utf8);
+		OPENSSL_free(utf8);
+	}
+	if (out[0] == '\0')
+		X509_NAME_oneline(subj, out, (int)outlen);
+}
+
+void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned char *id,
+		      size_t idlen, const char *label, X509 *cert)
+{
+	char hex[2 * TOK_ID_MAX + 1], subj[512], iss[512], date[64] = "";
+	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+	char *serial = bn != NULL ? BN_bn2hex(bn) : NULL;
+	BIO *b = BIO_new(BIO_s_mem());
+
+	agent_hex(id, idlen, hex, sizeof(hex));
+	X509_NAME_oneline(X509_get_subject_name(cert), subj, sizeof(subj));
+	X509_NAME_oneline(X509_get_issuer_name(cert), iss, sizeof(iss));
+	if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(cert)))
+		BIO_read(b, date, sizeof(date) - 1);
+	printf("%s %s\n  subject:    %s\n  issuer:     %s\n  serial:     %s\n"
+	       "  not after:  %s\n  key id:     %s\n  label:      %s\n",
+	       verb, e->name != NULL ? e->name : "", subj, iss, serial != NULL ? serial : "?", date,
+	       hex, label != NULL ? label : "");
+	BIO_free(b);
+	OPENSSL_free(serial);
+	BN_free(bn);
+}

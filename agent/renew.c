@@ -1,0 +1,252 @@
+/*
+ * p11enroll renew: key update (kur).  The new key pair is generated on the
+ * token under a temporary label, the request and certConf are signed with
+ * the OLD key and certificate, and the old pair stays untouched until the
+ * new certificate is confirmed and stored.  Only then do labels move and
+ * the old pair go (or stay as "<label> (old)").  On any failure before that
+ * the token ends as it began.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "agent/agent-cmd.h"
+
+struct renew_store {
+	tok_ctx *tok;
+	const tok_id *id;
+	const char *label;
+	int rc;
+};
+
+/* Stores only the end-entity certificate while the CA waits for certConf;
+ * CA certificates are added after success, so a failed kur adds nothing. */
+static int store_new(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, size_t whylen)
+{
+	struct renew_store *s = arg;
+	tok_rv rv;
+
+	(void)cacerts;
+	if ((rv = tok_cert_store(s->tok, cert, s->id, s->label)) != TOK_OK) {
+		snprintf(why, whylen, "storing it on the token failed: %s: %s", tok_strerror(rv),
+			 tok_errmsg(s->tok));
+		s->rc = agent_exit_from_tok(rv);
+		return -1;
+	}
+	s->rc = EXIT_OK;
+	return 0;
+}
+
+/* The old key's type and size, for a renewal that keeps them. */
+static void spec_from_cert(X509 *cert, tok_keyspec *spec)
+{
+	EVP_PKEY *pub = X509_get0_pubkey(cert);
+
+	if (pub == NULL)
+		return;
+	if (EVP_PKEY_is_a(pub, "RSA")) {
+		int bits = EVP_PKEY_get_bits(pub);
+
+		spec->alg = TOK_KEY_RSA;
+		spec->bits = bits >= 4096 ? 4096 : bits >= 3072 ? 3072 : 2048;
+	} else if (EVP_PKEY_is_a(pub, "EC")) {
+		spec->alg = TOK_KEY_EC;
+		spec->bits = EVP_PKEY_get_bits(pub) > 256 ? 384 : 256;
+	}
+}
+
+static char *label_with(const char *label, const char *suffix)
+{
+	size_t n = strlen(label) + strlen(suffix) + 1;
+	char *s = malloc(n);
+
+	if (s != NULL)
+		snprintf(s, n, "%s%s", label, suffix);
+	return s;
+}
+
+static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
+{
+	char label[256];
+	tok_rv rv;
+	int i;
+
+	for (i = 0; i < sk_X509_num(cacerts); i++) {
+		X509 *ca = sk_X509_value(cacerts, i);
+
+		agent_ca_label(ca, label, sizeof(label));
+		if ((rv = tok_cacert_store(tok, ca, label)) != TOK_OK)
+			log_msg(LOG_WARNING, "storing CA certificate '%s' on the token failed: %s: %s",
+				label, tok_strerror(rv), tok_errmsg(tok));
+	}
+}
+
+int agent_renew(const conf_enrollment *e)
+{
+	tok_keyspec spec = { .alg = TOK_KEY_EC, .bits = 256 };
+	char *new_label = NULL, *old_label = NULL, hex[2 * TOK_ID_MAX + 1];
+	cmpc_ctx *cmp = NULL;
+	tok_ctx *tok = NULL;
+	EVP_PKEY *old_key = NULL, *new_key = NULL;
+	X509 *old_cert = NULL, *cert = NULL;
+	STACK_OF(X509) *cacerts = NULL;
+	cmpc_template tmpl;
+	struct renew_store sc;
+	tok_id old_id, new_id;
+	int have_new = 0, alg, bits, rc, keep_old = e->keep_old == 1;
+	tok_rv trv;
+	cmpc_rv crv;
+
+	memset(&tmpl, 0, sizeof(tmpl));
+	if (e->label == NULL) {
+		log_msg(LOG_ERR, "no label: renew finds the enrollment's certificate by its label; "
+				 "set label or --label");
+		return EXIT_USAGE;
+	}
+	if (e->key_type != NULL && conf_parse_key_type(e->key_type, &alg, &bits) < 0) {
+		log_msg(LOG_ERR, "key type '%s' is not one of ec:P-256, ec:P-384, rsa:2048, "
+				 "rsa:3072, rsa:4096",
+			e->key_type);
+		return EXIT_USAGE;
+	}
+	if (agent_has_signer(e))
+		log_msg(LOG_NOTICE, "renew signs with the old key and certificate; the configured "
+				    "signer is not used");
+	if ((new_label = label_with(e->label, " (new)")) == NULL ||
+	    (old_label = label_with(e->label, " (old)")) == NULL ||
+	    (cmp = cmpc_new()) == NULL) {
+		rc = EXIT_INTERNAL;
+		goto out;
+	}
+	/* Never PBM for kur: no secret is given to this context at all. */
+	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
+		goto out;
+	if ((rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
+		goto out;
+	if ((trv = tok_find_cert(tok, e->label, NULL, &old_id, &old_cert)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "cannot find the certificate to renew");
+		if (trv == TOK_ERR_NOT_FOUND)
+			log_msg(LOG_ERR, "renew needs a certificate labelled '%s' on the token: run "
+					 "p11enroll enroll first",
+				e->label);
+		goto out;
+	}
+	if ((trv = tok_key_get1_private(tok, &old_id, &old_key)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "cannot use the key of the certificate to renew");
+		goto out;
+	}
+	agent_hex(old_id.id, old_id.len, hex, sizeof(hex));
+	log_msg(LOG_INFO, "renewing the certificate labelled '%s', key id %s", e->label, hex);
+	if (e->key_type != NULL) {
+		spec.alg = (tok_keyalg)alg;
+		spec.bits = bits;
+	} else {
+		spec_from_cert(old_cert, &spec);
+	}
+	spec.allow_decrypt = e->allow_decrypt == 1;
+	if (e->use_template == 1) {
+		if ((rc = agent_template_fetch(e, tok, &tmpl)) != EXIT_OK ||
+		    (rc = agent_template_apply(e, &tmpl, &spec, cmp)) != EXIT_OK)
+			goto out;
+	}
+	if ((crv = cmpc_set1_signer(cmp, old_cert, old_key, NULL)) != CMPC_OK) {
+		log_msg(LOG_ERR, "cannot sign with the old key: %s: %s", cmpc_strerror(crv),
+			cmpc_errmsg(cmp));
+		rc = agent_exit_from_cmpc(crv);
+		goto out;
+	}
+
+	if ((trv = tok_keygen(tok, &spec, new_label, &new_id)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "generating the new key pair on the token failed");
+		goto out;
+	}
+	have_new = 1;
+	agent_hex(new_id.id, new_id.len, hex, sizeof(hex));
+	log_msg(LOG_INFO, "generated the new key pair, id %s, label '%s'", hex, new_label);
+	if ((trv = tok_key_get1_private(tok, &new_id, &new_key)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "cannot use the new key");
+		goto out;
+	}
+	sc.tok = tok;
+	sc.id = &new_id;
+	sc.label = new_label;
+	sc.rc = -1;
+	cmpc_set_accept_cb(cmp, store_new, &sc);
+	log_msg(LOG_INFO, "sending kur to %s, signed with the old key", e->server);
+	if ((crv = cmpc_certreq(cmp, CMPC_REQ_KUR, new_key, old_cert, NULL, &cert, &cacerts)) !=
+	    CMPC_OK) {
+		log_msg(LOG_ERR, "key update failed: %s: %s", cmpc_strerror(crv), cmpc_errmsg(cmp));
+		log_openssl_errors();
+		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
+		goto out;
+	}
+	have_new = 0; /* the CA confirmed it: from here on the new pair stays */
+
+	/*
+	 * The new certificate is on the token under the temporary label.  Labels
+	 * move old first, so that at no point two pairs carry the enrollment's
+	 * label.
+	 */
+	rc = EXIT_OK;
+	if ((trv = tok_relabel(tok, &old_id, old_label)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "the new certificate is stored, but relabelling the "
+						"old pair failed");
+		log_msg(LOG_ERR, "the new pair is labelled '%s': fix the labels by hand "
+				 "(pkcs11-tool --set-id/--label) before the next renew",
+			new_label);
+		goto out;
+	}
+	if ((trv = tok_relabel(tok, &new_id, e->label)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "the new certificate is stored, but relabelling it "
+						"failed");
+		log_msg(LOG_ERR, "the new pair is labelled '%s', the old one '%s': fix the labels "
+				 "by hand before the next renew",
+			new_label, old_label);
+		goto out;
+	}
+	store_cacerts(tok, cacerts);
+	agent_print_cert("renewed", e, new_id.id, new_id.len, e->label, cert);
+	agent_hex(old_id.id, old_id.len, hex, sizeof(hex));
+	if (keep_old) {
+		printf("  old pair:   key id %s kept, label '%s'\n", hex, old_label);
+	} else if ((trv = tok_key_destroy(tok, &old_id, 1)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "the renewal succeeded, but deleting the old pair "
+						"failed");
+		log_msg(LOG_ERR, "the old pair is labelled '%s': delete it by hand", old_label);
+	} else {
+		printf("  old pair:   key id %s and its certificate deleted\n", hex);
+	}
+	if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
+	    (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0))
+		log_msg(LOG_WARNING, "the certificate is on the token, but a file copy failed");
+out:
+	EVP_PKEY_free(new_key);
+	if (have_new) {
+		/* The token ends as it began: the new pair and its certificate go. */
+		trv = tok_key_destroy(tok, &new_id, 1);
+		if (trv != TOK_OK)
+			agent_token_fail(tok, trv, "could not remove the new key pair after the "
+						   "failure; delete the objects labelled with ' (new)' "
+						   "by hand");
+		else
+			log_msg(LOG_NOTICE, "the new key pair was removed; the old key and certificate "
+					    "are unchanged");
+	}
+	cmpc_template_clear(&tmpl);
+	EVP_PKEY_free(old_key);
+	X509_free(old_cert);
+	X509_free(cert);
+	sk_X509_pop_free(cacerts, X509_free);
+	/* The cmpc context may hold a token key (the signer): it goes first,
+	 * while the module is still loaded. */
+	cmpc_free(cmp);
+	tok_free(tok);
+	free(new_label);
+	free(old_label);
+	return rc;
+}

@@ -1,0 +1,165 @@
+/*
+ * p11enroll cr / p10cr: a new key pair on the token certified with a
+ * certification request protected by a signature (cr), or with a PKCS#10
+ * request signed by the new key on the token (p10cr, PBM or a signer).  As
+ * with enroll, a key generated here never outlives a failed request.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "agent/agent-cmd.h"
+
+struct store_ctx {
+	tok_ctx *tok;
+	const tok_id *id;
+	const char *label;
+	int rc;
+};
+
+static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, size_t whylen)
+{
+	struct store_ctx *s = arg;
+	char label[256];
+	tok_rv rv;
+	int i;
+
+	if ((rv = tok_cert_store(s->tok, cert, s->id, s->label)) != TOK_OK) {
+		snprintf(why, whylen, "storing it on the token failed: %s: %s", tok_strerror(rv),
+			 tok_errmsg(s->tok));
+		s->rc = agent_exit_from_tok(rv);
+		return -1;
+	}
+	for (i = 0; i < sk_X509_num(cacerts); i++) {
+		X509 *ca = sk_X509_value(cacerts, i);
+
+		agent_ca_label(ca, label, sizeof(label));
+		if ((rv = tok_cacert_store(s->tok, ca, label)) != TOK_OK) {
+			snprintf(why, whylen, "storing CA certificate '%s' on the token failed: %s: %s",
+				 label, tok_strerror(rv), tok_errmsg(s->tok));
+			s->rc = agent_exit_from_tok(rv);
+			return -1;
+		}
+	}
+	s->rc = EXIT_OK;
+	return 0;
+}
+
+static int request(const conf_enrollment *e, cmpc_req_type type)
+{
+	const char *cmd = type == CMPC_REQ_CR ? "cr" : "p10cr";
+	tok_keyspec spec = { .alg = TOK_KEY_EC, .bits = 256 };
+	cmpc_ctx *cmp = NULL;
+	tok_ctx *tok = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	STACK_OF(X509) *cacerts = NULL;
+	cmpc_template tmpl;
+	struct store_ctx sc;
+	tok_id id;
+	int have_key = 0, alg, bits, rc;
+	char hex[2 * TOK_ID_MAX + 1];
+	tok_rv trv;
+	cmpc_rv crv;
+
+	memset(&tmpl, 0, sizeof(tmpl));
+	if (e->key_type != NULL) {
+		if (conf_parse_key_type(e->key_type, &alg, &bits) < 0) {
+			log_msg(LOG_ERR, "key type '%s' is not one of ec:P-256, ec:P-384, rsa:2048, "
+					 "rsa:3072, rsa:4096",
+				e->key_type);
+			return EXIT_USAGE;
+		}
+		spec.alg = (tok_keyalg)alg;
+		spec.bits = bits;
+	}
+	spec.allow_decrypt = e->allow_decrypt == 1;
+	if (e->label == NULL) {
+		log_msg(LOG_ERR, "no label for the key: set label or --label");
+		return EXIT_USAGE;
+	}
+	if (e->subject == NULL && e->use_template != 1) {
+		log_msg(LOG_ERR, "enrollment '%s' lacks the subject (subject): set it in the "
+				 "configuration or on the command line",
+			e->name != NULL ? e->name : "(command line)");
+		return EXIT_USAGE;
+	}
+	/* Everything that can be checked before a key exists is checked first. */
+	if ((cmp = cmpc_new()) == NULL)
+		return EXIT_INTERNAL;
+	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
+		goto out;
+	if ((rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
+		goto out;
+	if ((rc = agent_cmp_protect(e, cmp, tok, type == CMPC_REQ_CR,
+				    type == CMPC_REQ_CR ? "a cr" : "the p10cr")) != EXIT_OK)
+		goto out;
+	if (e->use_template == 1) {
+		if ((rc = agent_template_fetch(e, tok, &tmpl)) != EXIT_OK ||
+		    (rc = agent_template_apply(e, &tmpl, &spec, cmp)) != EXIT_OK)
+			goto out;
+	}
+	if ((trv = tok_keygen(tok, &spec, e->label, &id)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "key generation on the token failed");
+		goto out;
+	}
+	have_key = 1;
+	agent_hex(id.id, id.len, hex, sizeof(hex));
+	log_msg(LOG_INFO, "generated a key pair on the token, id %s", hex);
+	if ((trv = tok_key_get1_private(tok, &id, &key)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "cannot use the new key");
+		goto out;
+	}
+	sc.tok = tok;
+	sc.id = &id;
+	sc.label = e->label;
+	sc.rc = -1;
+	cmpc_set_accept_cb(cmp, store_cb, &sc);
+	log_msg(LOG_INFO, "sending %s to %s", cmd, e->server);
+	/* For p10cr the protocol layer makes the CSR from the subject and SANs
+	 * set up above (template included) and the token signs it. */
+	if ((crv = cmpc_certreq(cmp, type, key, NULL, NULL, &cert, &cacerts)) != CMPC_OK) {
+		log_msg(LOG_ERR, "%s failed: %s: %s", cmd, cmpc_strerror(crv), cmpc_errmsg(cmp));
+		log_openssl_errors();
+		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
+		goto out;
+	}
+	have_key = 0;
+	if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
+	    (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0))
+		log_msg(LOG_WARNING, "the certificate is on the token, but a file copy failed");
+	agent_print_cert("enrolled", e, id.id, id.len, e->label, cert);
+	rc = EXIT_OK;
+out:
+	EVP_PKEY_free(key);
+	if (have_key) {
+		trv = tok_key_destroy(tok, &id, 1);
+		if (trv != TOK_OK)
+			agent_token_fail(tok, trv, "could not remove the new key pair after the "
+						   "failure; delete it by hand");
+		else
+			log_msg(LOG_NOTICE, "the new key pair was removed from the token");
+	}
+	cmpc_template_clear(&tmpl);
+	X509_free(cert);
+	sk_X509_pop_free(cacerts, X509_free);
+	/* The cmpc context may hold a token key (the signer): it goes first,
+	 * while the module is still loaded. */
+	cmpc_free(cmp);
+	tok_free(tok);
+	return rc;
+}
+
+int agent_cr(const conf_enrollment *e)
+{
+	return request(e, CMPC_REQ_CR);
+}
+
+int agent_p10cr(const conf_enrollment *e)
+{
+	return request(e, CMPC_REQ_P10CR);
+}

@@ -1,0 +1,174 @@
+/*
+ * p11enroll revoke: a revocation request (rr) for the enrollment's
+ * certificate on the token, or for a certificate given as a PEM file;
+ * optionally the revoked certificate and its key are deleted afterwards.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "agent/agent-cmd.h"
+
+static X509 *read_cert(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	X509 *cert;
+
+	if (f == NULL) {
+		log_msg(LOG_ERR, "cannot read --cert %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	cert = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (cert == NULL) {
+		log_msg(LOG_ERR, "--cert %s holds no PEM certificate: give the certificate to "
+				 "revoke in PEM",
+			path);
+		log_openssl_errors();
+	}
+	return cert;
+}
+
+static const char *status_text(cmpc_rr_status st)
+{
+	switch (st) {
+	case CMPC_RR_ACCEPTED:
+		return "accepted";
+	case CMPC_RR_GRANTED_WITH_MODS:
+		return "granted with modifications";
+	case CMPC_RR_REVOCATION_WARNING:
+		return "revocationWarning (a revocation is imminent)";
+	case CMPC_RR_REVOCATION_NOTIFICATION:
+		return "revocationNotification (the certificate was revoked)";
+	default:
+		return "unknown status";
+	}
+}
+
+int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
+{
+	cmpc_ctx *cmp = NULL;
+	tok_ctx *tok = NULL;
+	X509 *cert = NULL, *on_token = NULL;
+	EVP_PKEY *key = NULL;
+	tok_id id;
+	int reason = -1, have_id = 0, rc, del = o->delete_objs || e->delete_revoked == 1;
+	char serial_hex[2 * 20 + 3] = "?", hex[2 * TOK_ID_MAX + 1];
+	cmpc_rr_status st = CMPC_RR_ACCEPTED;
+	tok_rv trv;
+	cmpc_rv crv;
+
+	if (e->reason != NULL && conf_parse_reason(e->reason, &reason) < 0) {
+		log_msg(LOG_ERR, "revocation reason '%s' is not a CRL reason: use unspecified, "
+				 "keyCompromise, cACompromise, affiliationChanged, superseded, "
+				 "cessationOfOperation, certificateHold, removeFromCRL, "
+				 "privilegeWithdrawn, aACompromise or their numbers 0-10 (not 7)",
+			e->reason);
+		return EXIT_USAGE;
+	}
+	if (o->cert_file == NULL && e->label == NULL) {
+		log_msg(LOG_ERR, "nothing to revoke: set label (the enrollment's certificate on the "
+				 "token) or give --cert FILE");
+		return EXIT_USAGE;
+	}
+	if (o->cert_file != NULL && (cert = read_cert(o->cert_file)) == NULL)
+		return EXIT_USAGE;
+	if ((cmp = cmpc_new()) == NULL) {
+		rc = EXIT_INTERNAL;
+		goto out;
+	}
+	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
+		goto out;
+	/* The token is needed for its certificate, for a signer or for --delete. */
+	if ((o->cert_file == NULL || del || e->signer != NULL) &&
+	    (rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
+		goto out;
+	if (tok != NULL && e->label != NULL) {
+		trv = tok_find_cert(tok, e->label, NULL, &id, &on_token);
+		if (trv == TOK_OK) {
+			have_id = 1;
+		} else if (o->cert_file == NULL || trv != TOK_ERR_NOT_FOUND) {
+			rc = agent_token_fail(tok, trv, "cannot find the certificate to revoke");
+			goto out;
+		}
+	}
+	if (cert == NULL) {
+		cert = on_token;
+		on_token = NULL;
+	} else if (have_id && X509_cmp(cert, on_token) != 0) {
+		/* --cert names another certificate: the token's pair is not its. */
+		have_id = 0;
+	}
+	{
+		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+		char *s = bn != NULL ? BN_bn2hex(bn) : NULL;
+
+		if (s != NULL)
+			snprintf(serial_hex, sizeof(serial_hex), "%.42s", s);
+		OPENSSL_free(s);
+		BN_free(bn);
+	}
+	/*
+	 * Protection: a configured signer; else PBM when configured; else the
+	 * certificate's own key on the token (RFC 9483 4.2).
+	 */
+	if (agent_has_signer(e) || (e->reference != NULL && e->secret_source != NULL) ||
+	    !have_id) {
+		if ((rc = agent_cmp_protect(e, cmp, tok, 0, "the revocation request")) != EXIT_OK)
+			goto out;
+	} else {
+		if ((trv = tok_key_get1_private(tok, &id, &key)) != TOK_OK) {
+			rc = agent_token_fail(tok, trv, "cannot sign the revocation request with the "
+							"certificate's key");
+			goto out;
+		}
+		if ((crv = cmpc_set1_signer(cmp, cert, key, NULL)) != CMPC_OK) {
+			log_msg(LOG_ERR, "cannot sign with the certificate's key: %s: %s",
+				cmpc_strerror(crv), cmpc_errmsg(cmp));
+			rc = agent_exit_from_cmpc(crv);
+			goto out;
+		}
+	}
+	log_msg(LOG_INFO, "sending rr for serial %s, reason %s, to %s", serial_hex,
+		reason >= 0 ? conf_reason_name(reason) : "(none)", e->server);
+	if ((crv = cmpc_rr(cmp, cert, reason, &st)) != CMPC_OK) {
+		log_msg(LOG_ERR, "revocation of serial %s failed: %s: %s", serial_hex,
+			cmpc_strerror(crv), cmpc_errmsg(cmp));
+		log_openssl_errors();
+		rc = agent_exit_from_cmpc(crv);
+		goto out;
+	}
+	printf("revoked %s\n  serial:     %s\n  reason:     %s\n  status:     %s\n",
+	       e->name != NULL ? e->name : "", serial_hex,
+	       reason >= 0 ? conf_reason_name(reason) : "(none given)", status_text(st));
+	if (st == CMPC_RR_REVOCATION_WARNING || st == CMPC_RR_REVOCATION_NOTIFICATION)
+		log_msg(LOG_NOTICE, "the CA answered %s", status_text(st));
+	rc = EXIT_OK;
+	if (del) {
+		if (!have_id) {
+			log_msg(LOG_WARNING, "the revoked certificate is not on the token under label "
+					     "'%s': nothing deleted",
+				e->label != NULL ? e->label : "");
+		} else if ((trv = tok_key_destroy(tok, &id, 1)) != TOK_OK) {
+			rc = agent_token_fail(tok, trv, "the certificate is revoked, but deleting it "
+							"and its key from the token failed");
+		} else {
+			agent_hex(id.id, id.len, hex, sizeof(hex));
+			printf("  deleted:    key id %s and its certificate\n", hex);
+		}
+	}
+out:
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	X509_free(on_token);
+	/* The cmpc context may hold a token key (the signer): it goes first,
+	 * while the module is still loaded. */
+	cmpc_free(cmp);
+	tok_free(tok);
+	return rc;
+}

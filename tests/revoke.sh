@@ -1,0 +1,85 @@
+#!/bin/sh
+# /revoke: rr for the certificate on the token or in a file, with a reason
+# the CA records; a second revocation is refused with certRevoked; --delete
+# and delete_revoked remove the certificate and its key from the token.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_tools
+"$P11ENROLL" --help | grep -q '^  revoke' || skip "p11enroll has no revoke command"
+setup
+start_ca || exit 1
+TOK=revoke
+make_token "$TOK" || exit 1
+write_conf "$TOK"
+
+count_label() {
+	objects "$TOK" | grep -c -x -E "[[:space:]]*label:[[:space:]]*$1"
+}
+
+serial_of() {
+	"$OPENSSL_BIN" x509 -in "$1" -noout -serial | sed 's/^serial=//'
+}
+
+p11e enroll test --cert-out "$TMP/one.pem"
+check "/revoke/setup/enrolled" expect_rc 0
+: > "$TMP/ca.log"
+p11e revoke test --reason keyCompromise
+check "/revoke/exit-0" expect_rc 0
+check "/revoke/summary" grep -q '^revoked test' "$TMP/out"
+check "/revoke/reason-printed" grep -q 'reason: *keyCompromise' "$TMP/out"
+check "/revoke/ca-recorded-reason" grep -q -i "rr: revoked serial 0*$(serial_of "$TMP/one.pem") reason 1" \
+	"$TMP/ca.log"
+check "/revoke/objects-kept" test "$(count_label enrolled-key)" -eq 3
+check "/revoke/no-secret" no_secret_in "$TMP/out" "$TMP/err"
+
+p11e revoke test --reason keyCompromise
+check "/revoke/twice/exit-6" expect_rc 6
+check "/revoke/twice/cert-revoked" grep_err 'certRevoked'
+
+# --delete: the revoked certificate and its key pair leave the token.
+p11e enroll test --label second
+check "/revoke/delete/enrolled" expect_rc 0
+before=$(count_objects "$TOK")
+p11e revoke test --label second --reason superseded --delete
+check "/revoke/delete/exit-0" expect_rc 0
+check "/revoke/delete/gone" test "$(count_label second)" -eq 0
+check "/revoke/delete/only-the-pair" test "$(count_objects "$TOK")" -eq $((before - 3))
+check "/revoke/delete/says-deleted" grep -q 'deleted:' "$TMP/out"
+
+# delete_revoked = yes in the configuration does the same.
+write_conf "$TOK" "delete_revoked = yes"
+p11e enroll test --label third
+p11e revoke test --label third
+check "/revoke/delete-revoked/exit-0" expect_rc 0
+check "/revoke/delete-revoked/gone" test "$(count_label third)" -eq 0
+
+# --cert FILE, reason by number.
+write_conf "$TOK"
+p11e enroll test --label fourth --cert-out "$TMP/four.pem"
+: > "$TMP/ca.log"
+p11e revoke test --cert "$TMP/four.pem" --reason 4
+check "/revoke/cert-file/exit-0" expect_rc 0
+check "/revoke/cert-file/ca-recorded" grep -q -i "rr: revoked serial 0*$(serial_of "$TMP/four.pem") reason 4" \
+	"$TMP/ca.log"
+check "/revoke/cert-file/token-untouched" test "$(count_label fourth)" -eq 3
+
+# Neither signer nor PBM configured: the certificate's own key signs the rr.
+p11e enroll test --label fifth
+sed -i -e '/^reference/d' -e '/^secret_source/d' "$TMP/p11enroll.conf"
+: > "$TMP/ca.log"
+p11e -v revoke test --label fifth --reason affiliationChanged
+check "/revoke/own-key/exit-0" expect_rc 0
+check "/revoke/own-key/ca-recorded" grep -q 'rr: revoked serial .* reason 3' "$TMP/ca.log"
+write_conf "$TOK"
+
+# Bad input never reaches the CA.
+: > "$TMP/ca.log"
+p11e revoke test --reason lost
+check "/revoke/bad-reason/exit-2" expect_rc 2
+check "/revoke/bad-reason/lists-names" grep_err 'keyCompromise'
+p11e revoke test --cert "$TMP/nonexistent.pem"
+check "/revoke/bad-file/exit-2" expect_rc 2
+p11e revoke test --label nosuch
+check "/revoke/not-on-token/exit-3" expect_rc 3
+check "/revoke/not-on-token/message" grep_err "nosuch"
+check "/revoke/bad-input/no-request" sh -c "! grep -q 'rr' '$TMP/ca.log'"
+finish
