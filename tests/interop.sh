@@ -1,0 +1,126 @@
+#!/bin/sh
+# /interop: p11enroll against OpenSSL's `openssl cmp` mock server, an
+# independent CMP implementation.  The mock answers every certificate
+# request with one fixed certificate, so issuance itself can only be shown
+# with the project's CA; against the mock this shows that our requests
+# (PBM- and signature-protected ir, kur, rr, genm, polling) are accepted and
+# that its responses are processed: a certificate for the wrong key is
+# refused, rejections and unprotected answers are reported.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_tools
+setup
+make_token inter || exit 1
+MOCK_PID=
+
+stop_mock() {
+	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2> /dev/null && wait "$MOCK_PID" 2> /dev/null
+	MOCK_PID=
+}
+trap 'stop_mock; cleanup' EXIT
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_mock ARGS...: the mock server (it listens on every interface: a
+# test-only process, stopped at the end) with the fixed answer, protecting
+# its responses with PBM (MOCK_PROT=sig: by signature with the test CA's
+# CMP server certificate).
+start_mock() {
+	stop_mock
+	MOCK_PORT=$(free_port)
+	if [ "${MOCK_PROT:-pbm}" = sig ]; then
+		set -- -srv_cert "$TMP/ca/srv.pem" -srv_key "$TMP/ca/srv.key" \
+			-srv_untrusted "$TMP/ca/ca.pem" "$@"
+	else
+		set -- -srv_ref "$CMP_REF" -srv_secret "file:$TMP/secret" "$@"
+	fi
+	"$OPENSSL_BIN" cmp -port "$MOCK_PORT" \
+		-rsp_cert "$TMP/old.pem" -rsp_extracerts "$TMP/ca/ca.pem" \
+		-rsp_capubs "$TMP/ca/root.pem" -srv_trusted "$TMP/ca/root.pem" "$@" \
+		> "$TMP/mock.log" 2>&1 &
+	MOCK_PID=$!
+	i=0
+	while ! grep -q -i 'listening\|waiting' "$TMP/mock.log" 2> /dev/null && [ $i -lt 50 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	# (the 3.0 mock serves only the path /pkix/; p11enroll warns and goes on)
+	sed -i "s|^server = .*|server = http://127.0.0.1:$MOCK_PORT/pkix/|" "$TMP/p11enroll.conf"
+}
+
+# The certificate the mock hands out: one the project's CA issued for a
+# token key (so that its chain verifies under root.pem).
+start_ca || exit 1
+write_conf inter "cert_out = $TMP/old.pem
+timeout = 5
+total_timeout = 15"
+p11e enroll test
+check "/interop/setup/enrolled-at-test-ca" expect_rc 0
+stop_ca
+before=$(count_objects inter)
+
+# rr with PBM: the mock revokes what it issued (its -rsp_cert).
+start_mock
+p11e revoke test --reason superseded
+check "/interop/rr/pbm/exit-0" expect_rc 0
+check "/interop/rr/pbm/revoked" grep -q -i 'revoked\|accepted' "$TMP/out"
+
+# rr rejected by the mock: exit 6 with the failInfo name.
+start_mock -pkistatus 2 -failure 4 -statusstring "mock says no"
+p11e revoke test
+check "/interop/rr/rejected/exit-6" expect_rc 6
+check "/interop/rr/rejected/failinfo" grep_err 'badCertId'
+check "/interop/rr/rejected/status-string" grep_err 'mock says no'
+
+# genm caCerts: the mock echoes the request's ITAV (no value): "none".
+start_mock
+p11e genm test --ca-certs "$TMP/cacerts.pem"
+check "/interop/genm/ca-certs/exit-0" expect_rc 0
+
+# ir with PBM: the mock's certificate carries another key than the new one,
+# so the client refuses it in certConf: the request was understood, the
+# answer processed, and nothing new stays on the token.
+start_mock
+p11e enroll test
+check "/interop/ir/pbm/exit-8" expect_rc 8
+check "/interop/ir/pbm/key-mismatch" grep_err 'public key'
+check "/interop/ir/pbm/token-unchanged" test "$(count_objects inter)" -eq "$before"
+
+# ir answered after two polls (pollReq/pollRep with checkAfter 1 s).
+start_mock -poll_count 2 -check_after 1
+p11e enroll test
+check "/interop/ir/polled/exit-8" expect_rc 8
+check "/interop/ir/polled/token-unchanged" test "$(count_objects inter)" -eq "$before"
+
+# ir rejected (badPOP): exit 6, failInfo and the mock's text.
+start_mock -pkistatus 2 -failure 9 -statusstring "mock rejects"
+p11e enroll test
+check "/interop/ir/rejected/exit-6" expect_rc 6
+check "/interop/ir/rejected/failinfo" grep_err 'badPOP'
+
+# Unprotected responses are refused.
+start_mock -send_unprotected
+p11e enroll test
+check "/interop/ir/unprotected/exit-7" expect_rc 7
+check "/interop/ir/unprotected/message" grep_err 'protection'
+
+# kur signed by the old token key: the mock verifies the signature against
+# root.pem (a bad one would be answered with an error, exit 6/7) and signs
+# its answer (RFC 9483: a kup is not MAC-protected); its fixed certificate
+# is not for the new key, so the old pair stays.
+MOCK_PROT=sig start_mock
+p11e renew test
+check "/interop/kur/signed/exit-8" expect_rc 8
+check "/interop/kur/signed/key-mismatch" grep_err 'public key'
+check "/interop/kur/signed/token-unchanged" test "$(count_objects inter)" -eq "$before"
+
+# A kup protected by MAC is refused: the request was signed, and the client
+# does not let a shared secret vouch for a key update.
+start_mock
+p11e renew test
+check "/interop/kur/mac-answer-refused/exit-7" expect_rc 7
+check "/interop/kur/mac-answer-refused/token-unchanged" test "$(count_objects inter)" -eq "$before"
+check "/interop/no-secret-in-output" no_secret_in "$TMP/out" "$TMP/err"
+stop_mock
+finish
