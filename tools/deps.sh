@@ -3,7 +3,7 @@
 # (as root), or says which to install.  Sourced by demo.sh and test.sh.
 P11E_PACKAGES="build-essential autoconf automake pkgconf libssl-dev libp11-dev
 libp11-kit-dev libcurl4-openssl-dev softhsm2 opensc libengine-pkcs11-openssl p11-kit
-mandoc openssl"
+mandoc openssl socat python3"
 
 p11e_deps() {
 	missing=
