@@ -89,6 +89,18 @@ check "/enroll/implicit-confirm/refused/exit-0" expect_rc 0
 check "/enroll/implicit-confirm/refused/certconf-sent" grep -q 'certConf accepted' "$TMP/ca.log"
 check "/enroll/implicit-confirm/refused/two-certs" test "$(objects tok-ic cert | grep -c 'label: *enrolled-key')" -eq 2
 
+# Delayed issuance: the CA answers "waiting", the client polls at the
+# CA's checkAfter and gets the certificate.
+make_token tok-poll || exit 1
+start_ca --poll 1 || exit 1
+write_conf tok-poll
+: > "$TMP/ca.log"
+p11e enroll test
+check "/enroll/polled/exit-0" expect_rc 0
+check "/enroll/polled/ca-waited" grep -q 'waiting, certificate ready in' "$TMP/ca.log"
+check "/enroll/polled/ca-delivered" grep -q 'pollReq: delivering' "$TMP/ca.log"
+check "/enroll/polled/stored" test "$(objects tok-poll cert | grep -c 'label: *enrolled-key')" -eq 1
+
 # list shows the key and certificate with their protection.
 p11e list test
 check "/list/exit-0" expect_rc 0
