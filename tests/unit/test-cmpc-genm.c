@@ -30,59 +30,12 @@
 #include <openssl/x509v3.h>
 
 #include "cmp/cmpc.h"
+#include "tests/unit/tap.h"
 
-static int ntest, nfail;
-static char logbuf[1 << 20];
-static size_t loglen;
 static const char *ref, *secret;
 
 /* ---- TAP and helpers ----------------------------------------------------- */
 
-static void collect(int level, const char *msg, void *arg)
-{
-	int n;
-
-	(void)arg;
-	if (loglen >= sizeof(logbuf) - 1)
-		return;
-	n = snprintf(logbuf + loglen, sizeof(logbuf) - loglen, "<%d>%s\n", level, msg);
-	if (n > 0)
-		loglen +=
-		    (size_t)n < sizeof(logbuf) - loglen ? (size_t)n : sizeof(logbuf) - loglen - 1;
-	if (getenv("T_VERBOSE") != NULL)
-		fprintf(stderr, "log<%d> %s\n", level, msg);
-}
-
-static void ok(int cond, const char *name, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void ok(int cond, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	ntest++;
-	printf("%sok %d - %s", cond ? "" : "not ", ntest, name);
-	if (!cond) {
-		nfail++;
-		printf(" # ");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-	}
-	printf("\n");
-	fflush(stdout);
-}
-
-static const char *env(const char *name)
-{
-	const char *v = getenv(name);
-
-	if (v == NULL) {
-		printf("1..0 # SKIP %s not set: run test-cmpc-genm.sh\n", name);
-		exit(77);
-	}
-	return v;
-}
 
 static int contains(const char *hay, const char *needle)
 {
@@ -136,7 +89,7 @@ static cmpc_ctx *mk(const char *server, const char *anchors)
 
 	if (ctx == NULL)
 		abort();
-	cmpc_set_log_cb(ctx, collect, NULL);
+	cmpc_set_log_cb(ctx, tap_collect, NULL);
 	cmpc_set_timeouts(ctx, 5, 20, 60);
 	fail |= cmpc_set_server(ctx, server) != CMPC_OK;
 	fail |= cmpc_set1_pbm(ctx, (const unsigned char *)ref, strlen(ref),
@@ -701,7 +654,7 @@ static void root_update(int port, const char *path, const char *name, cmpc_rv wa
 			const char *must)
 {
 	cmpc_ctx *ctx = mk(fx_url(port, path), NULL);
-	X509 *sentinel = (X509 *)&ntest, *nr = sentinel, *nwo = sentinel;
+	X509 *sentinel = (X509 *)&tap_ntest, *nr = sentinel, *nwo = sentinel;
 	cmpc_rv rv = cmpc_genm_root_update(ctx, fx.r1, &nr, &nwo);
 	int good = rv == want;
 
@@ -712,7 +665,7 @@ static void root_update(int port, const char *path, const char *name, cmpc_rv wa
 		good = good && nr == NULL && nwo == NULL;
 	else
 		good = good && nr == sentinel && nwo == sentinel && msg_ok(ctx, must);
-	ok(good, name, "rv %d (%s); message: %s", rv, cmpc_strerror(rv), cmpc_errmsg(ctx));
+	tap_ok(good, name, "rv %d (%s); message: %s", rv, cmpc_strerror(rv), cmpc_errmsg(ctx));
 	if (nr != sentinel)
 		X509_free(nr);
 	if (nwo != sentinel)
@@ -750,7 +703,7 @@ static void fixture_tests(const char *dir, const char *anchor)
 		    "RootCaKeyUpdateContent");
 	root_update(port, "/root-absent", "/genm/root-update/absent", CMPC_OK, NULL, NULL);
 	root_update(port, "/missing", "/genm/root-update/itav-missing", CMPC_OK, NULL, NULL);
-	ok(contains(logbuf, "ignoring an ITAV of type 1.3.6.1.4.1.99999.1"),
+	tap_ok(contains(tap_log, "ignoring an ITAV of type 1.3.6.1.4.1.99999.1"),
 	   "/genm/unknown-itav-logged", "no debug line for the unknown ITAV");
 
 	/* Several exchanges on one context: the genm ITAVs must not pile up. */
@@ -758,25 +711,25 @@ static void fixture_tests(const char *dir, const char *anchor)
 	memset(&t, 0, sizeof(t));
 	rv = cmpc_genm_cert_template(ctx, &t);
 	e = t.extensions != NULL ? sk_X509_EXTENSION_value(t.extensions, 0) : NULL;
-	ok(rv == CMPC_OK && t.key_alg == 1 && t.key_bits == 384 && t.subject != NULL &&
+	tap_ok(rv == CMPC_OK && t.key_alg == 1 && t.key_bits == 384 && t.subject != NULL &&
 	       X509_NAME_entry_count(t.subject) == 2 && sk_X509_EXTENSION_num(t.extensions) == 1 &&
 	       e != NULL &&
 	       OBJ_obj2nid(X509_EXTENSION_get_object((X509_EXTENSION *)e)) == NID_key_usage,
 	   "/genm/template/ec-p384", "rv %d alg %d bits %d; %s", rv, t.key_alg, t.key_bits,
 	   cmpc_errmsg(ctx));
 	cmpc_template_clear(&t);
-	ok(t.subject == NULL && t.extensions == NULL && t.key_alg == 0, "/genm/template/clear",
+	tap_ok(t.subject == NULL && t.extensions == NULL && t.key_alg == 0, "/genm/template/clear",
 	   "not cleared");
 	cmpc_template_clear(NULL);
 	rv = cmpc_genm_cert_template(ctx, &t);
-	ok(rv == CMPC_OK && t.key_alg == 1, "/genm/template/same-context-again", "rv %d: %s", rv,
+	tap_ok(rv == CMPC_OK && t.key_alg == 1, "/genm/template/same-context-again", "rv %d: %s", rv,
 	   cmpc_errmsg(ctx));
 	cmpc_template_clear(&t);
 	cmpc_free(ctx);
 
 	ctx = mk(fx_url(port, "/template-rsa"), NULL);
 	rv = cmpc_genm_cert_template(ctx, &t);
-	ok(rv == CMPC_OK && t.key_alg == 2 && t.key_bits == 3072, "/genm/template/rsa-3072",
+	tap_ok(rv == CMPC_OK && t.key_alg == 2 && t.key_bits == 3072, "/genm/template/rsa-3072",
 	   "rv %d alg %d bits %d; %s", rv, t.key_alg, t.key_bits, cmpc_errmsg(ctx));
 	cmpc_template_clear(&t);
 	cmpc_free(ctx);
@@ -784,14 +737,14 @@ static void fixture_tests(const char *dir, const char *anchor)
 	ctx = mk(fx_url(port, "/template-absent"), NULL);
 	t.key_alg = 99;
 	rv = cmpc_genm_cert_template(ctx, &t);
-	ok(rv == CMPC_OK && t.key_alg == 0 && t.subject == NULL && t.extensions == NULL,
+	tap_ok(rv == CMPC_OK && t.key_alg == 0 && t.subject == NULL && t.extensions == NULL,
 	   "/genm/template/absent-all-open", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
 	ctx = mk(fx_url(port, "/template-bad"), NULL);
 	t.key_alg = 99;
 	rv = cmpc_genm_cert_template(ctx, &t);
-	ok(rv == CMPC_ERR_PROTOCOL && t.key_alg == 99 && msg_ok(ctx, "CertReqTemplateContent"),
+	tap_ok(rv == CMPC_ERR_PROTOCOL && t.key_alg == 99 && msg_ok(ctx, "CertReqTemplateContent"),
 	   "/genm/template/malformed", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
@@ -802,12 +755,12 @@ static void fixture_tests(const char *dir, const char *anchor)
 		abort();
 	rv = cmpc_genm_crls(ctx, in, &crls);
 	d = read_file(dump_file);
-	ok(rv == CMPC_OK && sk_X509_CRL_num(crls) == 2 &&
+	tap_ok(rv == CMPC_OK && sk_X509_CRL_num(crls) == 2 &&
 	       X509_CRL_cmp(sk_X509_CRL_value(crls, 0), fx.crl_a) == 0 &&
 	       X509_CRL_cmp(sk_X509_CRL_value(crls, 1), fx.crl_b) == 0,
 	   "/genm/crls/returned", "rv %d, %d CRLs: %s", rv,
 	   crls != NULL ? sk_X509_CRL_num(crls) : -1, cmpc_errmsg(ctx));
-	ok(d != NULL && strcmp(d, "/CN=Fixture Root;") == 0, "/genm/crls/request-issuer-sources",
+	tap_ok(d != NULL && strcmp(d, "/CN=Fixture Root;") == 0, "/genm/crls/request-issuer-sources",
 	   "the fixture saw: %s", d != NULL ? d : "(nothing)");
 	free(d);
 	sk_X509_CRL_pop_free(crls, X509_CRL_free);
@@ -817,14 +770,14 @@ static void fixture_tests(const char *dir, const char *anchor)
 
 	ctx = mk(fx_url(port, "/crls-absent"), NULL);
 	rv = cmpc_genm_crls(ctx, NULL, &crls);
-	ok(rv == CMPC_ERR_CONFIG && crls == NULL && msg_ok(ctx, "trust anchors"),
+	tap_ok(rv == CMPC_ERR_CONFIG && crls == NULL && msg_ok(ctx, "trust anchors"),
 	   "/genm/crls/no-certs-no-anchors", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
 	ctx = mk(fx_url(port, "/crls-absent"), anchor);
 	rv = cmpc_genm_crls(ctx, NULL, &crls);
 	d = read_file(dump_file);
-	ok(rv == CMPC_OK && crls != NULL && sk_X509_CRL_num(crls) == 0 && d != NULL &&
+	tap_ok(rv == CMPC_OK && crls != NULL && sk_X509_CRL_num(crls) == 0 && d != NULL &&
 	       contains(d, "CN=") && !contains(d, "other"),
 	   "/genm/crls/anchors-as-sources-absent-is-none", "rv %d, saw %s: %s", rv,
 	   d != NULL ? d : "-", cmpc_errmsg(ctx));
@@ -835,7 +788,7 @@ static void fixture_tests(const char *dir, const char *anchor)
 
 	ctx = mk(fx_url(port, "/cacerts"), NULL);
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	ok(rv == CMPC_OK && sk_X509_num(certs) == 2 &&
+	tap_ok(rv == CMPC_OK && sk_X509_num(certs) == 2 &&
 	       X509_cmp(sk_X509_value(certs, 0), fx.r1) == 0,
 	   "/genm/cacerts/fixture", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	sk_X509_pop_free(certs, X509_free);
@@ -844,14 +797,14 @@ static void fixture_tests(const char *dir, const char *anchor)
 
 	ctx = mk(fx_url(port, "/cacerts-absent"), NULL);
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	ok(rv == CMPC_OK && certs != NULL && sk_X509_num(certs) == 0, "/genm/cacerts/absent-none",
+	tap_ok(rv == CMPC_OK && certs != NULL && sk_X509_num(certs) == 0, "/genm/cacerts/absent-none",
 	   "rv %d: %s", rv, cmpc_errmsg(ctx));
 	sk_X509_pop_free(certs, X509_free);
 	certs = NULL;
 	/* Same context, other path: nothing of the first genm is sent again. */
 	rv = cmpc_set_server(ctx, fx_url(port, "/missing"));
 	rv = rv == CMPC_OK ? cmpc_genm_ca_certs(ctx, &certs) : rv;
-	ok(rv == CMPC_OK && certs != NULL && sk_X509_num(certs) == 0,
+	tap_ok(rv == CMPC_OK && certs != NULL && sk_X509_num(certs) == 0,
 	   "/genm/cacerts/itav-missing-none", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	sk_X509_pop_free(certs, X509_free);
 	certs = NULL;
@@ -862,11 +815,11 @@ static void fixture_tests(const char *dir, const char *anchor)
 	ctx = mk("http://127.0.0.1:1/", NULL);
 	certs = NULL;
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	ok(rv == CMPC_ERR_TRANSPORT && certs == NULL && msg_ok(ctx, "connect"),
+	tap_ok(rv == CMPC_ERR_TRANSPORT && certs == NULL && msg_ok(ctx, "connect"),
 	   "/genm/transport-failure", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	rv = cmpc_set_server(ctx, fx_url(port, "/cacerts-absent"));
 	rv = rv == CMPC_OK ? cmpc_genm_ca_certs(ctx, &certs) : rv;
-	ok(rv == CMPC_OK && certs != NULL && sk_X509_num(certs) == 0,
+	tap_ok(rv == CMPC_OK && certs != NULL && sk_X509_num(certs) == 0,
 	   "/genm/after-transport-failure", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	sk_X509_pop_free(certs, X509_free);
 	certs = NULL;
@@ -874,14 +827,14 @@ static void fixture_tests(const char *dir, const char *anchor)
 
 	/* A wrong secret: the fixture refuses, the client says so. */
 	ctx = cmpc_new();
-	cmpc_set_log_cb(ctx, collect, NULL);
+	cmpc_set_log_cb(ctx, tap_collect, NULL);
 	cmpc_set_timeouts(ctx, 5, 20, 60);
 	(void)cmpc_set_server(ctx, fx_url(port, "/cacerts"));
 	(void)cmpc_set1_pbm(ctx, (const unsigned char *)ref, strlen(ref),
 			    (const unsigned char *)"wr0ng-Secret-ABC", 16);
-	certs = (STACK_OF(X509) *)&nfail;
+	certs = (STACK_OF(X509) *)&tap_nfail;
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	ok(rv != CMPC_OK && certs == (STACK_OF(X509) *)&nfail && msg_ok(ctx, "genm") &&
+	tap_ok(rv != CMPC_OK && certs == (STACK_OF(X509) *)&tap_nfail && msg_ok(ctx, "genm") &&
 	       !contains(cmpc_errmsg(ctx), "wr0ng-Secret-ABC"),
 	   "/genm/wrong-secret", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
@@ -889,7 +842,7 @@ static void fixture_tests(const char *dir, const char *anchor)
 	ctx = cmpc_new();
 	(void)cmpc_set_server(ctx, fx_url(port, "/cacerts"));
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "protection"), "/genm/no-protection", "rv %d: %s",
+	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "protection"), "/genm/no-protection", "rv %d: %s",
 	   rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
@@ -942,7 +895,7 @@ static void signer_tests(cmpc_ctx *pbm, const char *url, const char *root_pem, X
 
 	if (a == NULL || b == NULL || chain == NULL || ctx == NULL || !sk_X509_push(chain, sub))
 		abort();
-	cmpc_set_log_cb(ctx, collect, NULL);
+	cmpc_set_log_cb(ctx, tap_collect, NULL);
 	cmpc_set_timeouts(ctx, 5, 20, 60);
 	if (cmpc_set_server(ctx, url) != CMPC_OK || cmpc_load_trusted(ctx, root_pem) != CMPC_OK ||
 	    cmpc_set1_signer(ctx, a, ka, chain) != CMPC_OK)
@@ -953,10 +906,10 @@ static void signer_tests(cmpc_ctx *pbm, const char *url, const char *root_pem, X
 	OPENSSL_free(hex);
 	BN_free(bn);
 	rv = cmpc_rr(ctx, b, 0, &st);
-	ok(rv == CMPC_OK && st == CMPC_RR_ACCEPTED && ca_log_has(calog, want, "reason 0"),
+	tap_ok(rv == CMPC_OK && st == CMPC_RR_ACCEPTED && ca_log_has(calog, want, "reason 0"),
 	   "/ca/signer/rr-accepted", "rv %d st %d: %s", rv, (int)st, cmpc_errmsg(ctx));
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	ok(rv == CMPC_OK && sk_X509_num(certs) == 2, "/ca/signer/genm-cacerts", "rv %d: %s", rv,
+	tap_ok(rv == CMPC_OK && sk_X509_num(certs) == 2, "/ca/signer/genm-cacerts", "rv %d: %s", rv,
 	   cmpc_errmsg(ctx));
 	sk_X509_pop_free(certs, X509_free);
 	sk_X509_free(chain);
@@ -990,7 +943,7 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 	if (root == NULL || sub == NULL || cmpc_set1_subject(ctx, subj) != CMPC_OK)
 		abort();
 	rv = cmpc_ir(ctx, key, &cert, &cacerts);
-	ok(rv == CMPC_OK && cert != NULL, "/ca/ir-for-rr", "rv %d: %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_OK && cert != NULL, "/ca/ir-for-rr", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	if (cert != NULL) {
 		bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 		hex = BN_bn2hex(bn);
@@ -999,26 +952,26 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 		BN_free(bn);
 
 		rv = cmpc_rr(ctx, cert, 1, &st);
-		ok(rv == CMPC_OK && st == CMPC_RR_ACCEPTED, "/ca/rr/accepted", "rv %d st %d: %s",
+		tap_ok(rv == CMPC_OK && st == CMPC_RR_ACCEPTED, "/ca/rr/accepted", "rv %d st %d: %s",
 		   rv, (int)st, cmpc_errmsg(ctx));
-		ok(ca_log_has(calog, want, "reason 1"), "/ca/rr/ca-log-revoked-reason",
+		tap_ok(ca_log_has(calog, want, "reason 1"), "/ca/rr/ca-log-revoked-reason",
 		   "CA log lacks '%s ... reason 1'", want);
 		st = (cmpc_rr_status)-7;
 		rv = cmpc_rr(ctx, cert, 4, &st);
-		ok(rv == CMPC_ERR_REJECTED && st == (cmpc_rr_status)-7 &&
+		tap_ok(rv == CMPC_ERR_REJECTED && st == (cmpc_rr_status)-7 &&
 		       msg_ok(ctx, "certRevoked") && msg_ok(ctx, "already revoked"),
 		   "/ca/rr/again-rejected-certRevoked", "rv %d: %s", rv, cmpc_errmsg(ctx));
 		rv = cmpc_rr(ctx, cert, 7, &st);
-		ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "reason"), "/ca/rr/bad-reason", "rv %d: %s",
+		tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "reason"), "/ca/rr/bad-reason", "rv %d: %s",
 		   rv, cmpc_errmsg(ctx));
 	}
 	/* rr of a certificate the CA never issued */
 	rv = cmpc_rr(ctx, fx.r1, -1, &st);
-	ok(rv == CMPC_ERR_REJECTED && msg_ok(ctx, "badCertId"), "/ca/rr/unknown-cert", "rv %d: %s",
+	tap_ok(rv == CMPC_ERR_REJECTED && msg_ok(ctx, "badCertId"), "/ca/rr/unknown-cert", "rv %d: %s",
 	   rv, cmpc_errmsg(ctx));
 
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	ok(rv == CMPC_OK && sk_X509_num(certs) == 2 &&
+	tap_ok(rv == CMPC_OK && sk_X509_num(certs) == 2 &&
 	       X509_cmp(sk_X509_value(certs, 0), root) == 0 &&
 	       X509_cmp(sk_X509_value(certs, 1), sub) == 0,
 	   "/ca/genm/cacerts-root-and-issuing", "rv %d, %d certs: %s", rv,
@@ -1035,7 +988,7 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 		want_root = read_cert(p1);
 		want_link = read_cert(p2);
 		rv = cmpc_genm_root_update(ctx, root, &nr, &nwo);
-		ok(rv == CMPC_OK && want_root != NULL && nr != NULL &&
+		tap_ok(rv == CMPC_OK && want_root != NULL && nr != NULL &&
 		       X509_cmp(nr, want_root) == 0 && nwo != NULL && want_link != NULL &&
 		       X509_cmp(nwo, want_link) == 0,
 		   "/ca/genm/root-update/accepted", "rv %d, new root %s: %s", rv,
@@ -1045,7 +998,7 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 		nr = nwo = NULL;
 		/* Asking with a root that is not the CA's current one: no update. */
 		rv = cmpc_genm_root_update(ctx, fx.r1, &nr, &nwo);
-		ok(rv == CMPC_OK && nr == NULL && nwo == NULL, "/ca/genm/root-update/not-current",
+		tap_ok(rv == CMPC_OK && nr == NULL && nwo == NULL, "/ca/genm/root-update/not-current",
 		   "rv %d: %s", rv, cmpc_errmsg(ctx));
 		X509_free(want_root);
 		X509_free(want_link);
@@ -1062,7 +1015,7 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 		    !X509_NAME_add_entry_by_txt(want_subj, "O", MBSTRING_ASC,
 						(const unsigned char *)"Example", -1, -1, 0))
 			abort();
-		ok(rv == CMPC_OK && t.key_alg == 1 && t.key_bits == 384 && t.subject != NULL &&
+		tap_ok(rv == CMPC_OK && t.key_alg == 1 && t.key_bits == 384 && t.subject != NULL &&
 		       X509_NAME_cmp(t.subject, want_subj) == 0,
 		   "/ca/genm/template-ec-p384", "rv %d alg %d bits %d subject %s: %s", rv,
 		   t.key_alg, t.key_bits, t.subject != NULL ? "set" : "none", cmpc_errmsg(ctx));
@@ -1077,7 +1030,7 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 	{
 		X509_REVOKED *rev = NULL;
 
-		ok(rv == CMPC_OK && sk_X509_CRL_num(crls) == 1 && cert != NULL &&
+		tap_ok(rv == CMPC_OK && sk_X509_CRL_num(crls) == 1 && cert != NULL &&
 		       X509_CRL_get0_by_serial(sk_X509_CRL_value(crls, 0), &rev,
 					       X509_get0_serialNumber(cert)) == 1 &&
 		       X509_CRL_verify(sk_X509_CRL_value(crls, 0), X509_get0_pubkey(sub)) == 1,
@@ -1102,7 +1055,7 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 static void ca2_tests(const char *url, const char *cadir)
 {
 	char root_pem[512];
-	X509 *root, *sentinel = (X509 *)&ntest, *nr = sentinel, *nwo = sentinel;
+	X509 *root, *sentinel = (X509 *)&tap_ntest, *nr = sentinel, *nwo = sentinel;
 	cmpc_ctx *ctx;
 	cmpc_rv rv;
 
@@ -1111,7 +1064,7 @@ static void ca2_tests(const char *url, const char *cadir)
 		abort();
 	ctx = mk(url, root_pem);
 	rv = cmpc_genm_root_update(ctx, root, &nr, &nwo);
-	ok(rv == CMPC_ERR_PROTOCOL && nr == sentinel && nwo == sentinel &&
+	tap_ok(rv == CMPC_ERR_PROTOCOL && nr == sentinel && nwo == sentinel &&
 	       msg_ok(ctx, "newWithOld does not verify with the old root"),
 	   "/ca2/genm/root-update/forged-refused", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	X509_free(root);
@@ -1120,21 +1073,21 @@ static void ca2_tests(const char *url, const char *cadir)
 
 int main(void)
 {
-	const char *dir = env("T_DIR");
+	const char *dir = tap_env("T_DIR");
 	const char *cadir;
 	char anchor[512];
 
-	ref = env("T_REF");
-	secret = env("T_SECRET");
+	ref = tap_env("T_REF");
+	secret = tap_env("T_SECRET");
 	if (cmpc_global_init() != 0)
 		return 99;
-	cadir = env("T_CA_DIR");
+	cadir = tap_env("T_CA_DIR");
 	snprintf(anchor, sizeof(anchor), "%s/root.pem", cadir);
 	fixture_tests(dir, anchor);
-	ca_tests(env("T_CA_URL"), cadir, env("T_CA_LOG"));
-	ca2_tests(env("T_CA2_URL"), env("T_CA2_DIR"));
-	ok(!contains(logbuf, secret), "/log/no-secret", "the log holds the secret");
-	printf("1..%d\n", ntest);
+	ca_tests(tap_env("T_CA_URL"), cadir, tap_env("T_CA_LOG"));
+	ca2_tests(tap_env("T_CA2_URL"), tap_env("T_CA2_DIR"));
+	tap_ok(!contains(tap_log, secret), "/log/no-secret", "the log holds the secret");
+	printf("1..%d\n", tap_ntest);
 	cmpc_global_cleanup();
-	return nfail > 0 ? 1 : 0;
+	return tap_nfail > 0 ? 1 : 0;
 }

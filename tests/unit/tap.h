@@ -1,0 +1,19 @@
+/* TAP output and a log collector shared by the C unit tests. */
+#ifndef P11ENROLL_TAP_H
+#define P11ENROLL_TAP_H
+
+#include <stddef.h>
+
+extern int tap_ntest, tap_nfail;
+extern char tap_log[];    /* every line given to tap_collect, "<level>msg\n" */
+extern size_t tap_loglen;
+
+/* A cmpc_log_fn: appends to tap_log (and to stderr with T_VERBOSE set). */
+void tap_collect(int level, const char *msg, void *arg);
+/* One "ok N - name" line; on failure "not ok", with fmt as the reason. */
+void tap_ok(int cond, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* The environment variable the .sh wrapper sets; without it: skip (77). */
+const char *tap_env(const char *name);
+
+#endif
