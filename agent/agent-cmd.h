@@ -35,9 +35,21 @@ int agent_signer_load(const conf_enrollment *e, tok_ctx *tok, X509 **ret_cert, E
 int agent_cmp_protect(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok, int signer_required,
 		      const char *what);
 
+/*
+ * TLS client authentication when tls_client is configured: the certificate
+ * with that label on the token and its key (tok must be logged in), or, for
+ * "self", self_cert and self_key (the certificate being renewed; NULL where
+ * there is none).  Call before the first exchange of cmp, and free cmp
+ * before tok: its connections hold the token key.
+ */
+int agent_cmp_tls_client(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok, X509 *self_cert,
+			 EVP_PKEY *self_key);
+
 /* The CA's certReqTemplate, asked with a context of its own protected like
- * the request; the fields it leaves open are 0/NULL. */
-int agent_template_fetch(const conf_enrollment *e, tok_ctx *tok, cmpc_template *ret_t);
+ * the request (TLS client authentication too, self_cert/self_key as for
+ * agent_cmp_tls_client); the fields it leaves open are 0/NULL. */
+int agent_template_fetch(const conf_enrollment *e, tok_ctx *tok, X509 *self_cert,
+			 EVP_PKEY *self_key, cmpc_template *ret_t);
 
 /*
  * Fills what the template asks for into the request where the command line

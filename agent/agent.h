@@ -62,6 +62,8 @@ typedef struct {
 	char *secret_source;  /* file:/fd:/env: */
 	char *trusted;        /* PEM trust anchors */
 	char *tls_trusted;    /* PEM file for HTTPS server verification */
+	char *tls_client;     /* label of the token certificate for TLS client
+	                         authentication, or "self" (renew) */
 	char *cert_out;       /* also write the certificate here (PEM) */
 	char *chain_out;      /* also write the CA certificates here (PEM) */
 	int implicit_confirm; /* -1 unset, 0 no, 1 yes */

@@ -49,6 +49,7 @@ static const struct key keys[] = {
 	STR("secret_source", secret_source),
 	STR("trusted", trusted),
 	STR("tls_trusted", tls_trusted),
+	STR("tls_client", tls_client),
 	STR("cert_out", cert_out),
 	STR("chain_out", chain_out),
 	BOOL("implicit_confirm", implicit_confirm),

@@ -126,11 +126,13 @@ int agent_enroll(const conf_enrollment *e)
 		goto out;
 	if ((rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
 		goto out;
+	if ((rc = agent_cmp_tls_client(e, cmp, tok, NULL, NULL)) != EXIT_OK)
+		goto out;
 	if (e->use_template == 1) {
 		cmpc_template t;
 
 		memset(&t, 0, sizeof(t));
-		rc = agent_template_fetch(e, tok, &t);
+		rc = agent_template_fetch(e, tok, NULL, NULL, &t);
 		if (rc == EXIT_OK)
 			rc = agent_template_apply(e, &t, &spec, cmp);
 		cmpc_template_clear(&t);

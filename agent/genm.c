@@ -171,7 +171,10 @@ int agent_genm(const conf_enrollment *e, const agent_cmd_opts *o)
 		return EXIT_INTERNAL;
 	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
 		goto out;
-	if ((o->store || e->signer != NULL) && (rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
+	if ((o->store || e->signer != NULL || e->tls_client != NULL) &&
+	    (rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
+		goto out;
+	if ((rc = agent_cmp_tls_client(e, cmp, tok, NULL, NULL)) != EXIT_OK)
 		goto out;
 	if ((rc = agent_cmp_protect(e, cmp, tok, 0, "the genm")) != EXIT_OK)
 		goto out;

@@ -22,6 +22,7 @@ enum {
 	OPT_SECRET_SOURCE,
 	OPT_TRUSTED,
 	OPT_TLS_TRUSTED,
+	OPT_TLS_CLIENT,
 	OPT_CERT_OUT,
 	OPT_CHAIN_OUT,
 	OPT_IMPLICIT,
@@ -67,6 +68,7 @@ static const struct option options[] = {
 	{ "secret-source", required_argument, NULL, OPT_SECRET_SOURCE },
 	{ "trusted", required_argument, NULL, OPT_TRUSTED },
 	{ "tls-trusted", required_argument, NULL, OPT_TLS_TRUSTED },
+	{ "tls-client", required_argument, NULL, OPT_TLS_CLIENT },
 	{ "cert-out", required_argument, NULL, OPT_CERT_OUT },
 	{ "chain-out", required_argument, NULL, OPT_CHAIN_OUT },
 	{ "implicit-confirm", no_argument, NULL, OPT_IMPLICIT },
@@ -135,6 +137,9 @@ static void usage(FILE *f)
 		"      --secret-source SRC  PBM shared secret from file:PATH, fd:N or env:NAME\n"
 		"      --trusted FILE     PEM trust anchors for the issued certificate\n"
 		"      --tls-trusted FILE PEM CA bundle that verifies an HTTPS server\n"
+		"      --tls-client LABEL authenticate to the HTTPS server with the token\n"
+		"                         certificate LABEL and its key (renew: self, the\n"
+		"                         certificate being renewed)\n"
 		"      --cert-out FILE    also write the new certificate to FILE\n"
 		"      --chain-out FILE   also write the CA certificates to FILE\n"
 		"      --implicit-confirm, --no-implicit-confirm\n"
@@ -262,6 +267,7 @@ int main(int argc, char **argv)
 		case OPT_SECRET_SOURCE: r = set_str(&e.secret_source, optarg); break;
 		case OPT_TRUSTED: r = set_str(&e.trusted, optarg); break;
 		case OPT_TLS_TRUSTED: r = set_str(&e.tls_trusted, optarg); break;
+		case OPT_TLS_CLIENT: r = set_str(&e.tls_client, optarg); break;
 		case OPT_CERT_OUT: r = set_str(&e.cert_out, optarg); break;
 		case OPT_CHAIN_OUT: r = set_str(&e.chain_out, optarg); break;
 		case OPT_IMPLICIT: e.implicit_confirm = 1; break;

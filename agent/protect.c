@@ -268,7 +268,67 @@ int agent_cmp_protect(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok, int
 	return EXIT_OK;
 }
 
-int agent_template_fetch(const conf_enrollment *e, tok_ctx *tok, cmpc_template *ret_t)
+int agent_cmp_tls_client(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok, X509 *self_cert,
+			 EVP_PKEY *self_key)
+{
+	X509 *cert = NULL;
+	EVP_PKEY *key = NULL;
+	tok_id id;
+	tok_rv trv;
+	cmpc_rv rv;
+	char what[300];
+	int self, rc;
+
+	if (e->tls_client == NULL)
+		return EXIT_OK;
+	self = strcmp(e->tls_client, "self") == 0;
+	if (self && (self_cert == NULL || self_key == NULL)) {
+		log_msg(LOG_ERR, "tls_client = self means the certificate being renewed, and this "
+				 "command renews none: set tls_client to the label of a certificate "
+				 "on the token");
+		return EXIT_USAGE;
+	}
+	if (self) {
+		cert = self_cert;
+		key = self_key;
+	} else {
+		if (tok == NULL) {
+			log_msg(LOG_ERR, "tls_client needs the token, which is not open");
+			return EXIT_INTERNAL;
+		}
+		if ((trv = tok_find_cert(tok, e->tls_client, NULL, &id, &cert)) != TOK_OK) {
+			snprintf(what, sizeof(what),
+				 "cannot use the TLS client certificate '%.200s'", e->tls_client);
+			rc = agent_token_fail(tok, trv, what);
+			if (trv == TOK_ERR_NOT_FOUND)
+				log_msg(LOG_ERR, "tls_client must name a certificate on the token: "
+						 "there is none labelled '%s' (see p11enroll list)",
+					e->tls_client);
+			return rc;
+		}
+		if ((trv = tok_key_get1_private(tok, &id, &key)) != TOK_OK) {
+			snprintf(what, sizeof(what),
+				 "cannot use the key of the TLS client certificate '%.200s'",
+				 e->tls_client);
+			X509_free(cert);
+			return agent_token_fail(tok, trv, what);
+		}
+	}
+	rv = cmpc_set1_tls_client(cmp, cert, key, NULL);
+	if (!self) {
+		X509_free(cert);
+		EVP_PKEY_free(key);
+	}
+	if (rv != CMPC_OK)
+		return cmp_fail(cmp, rv, "setting up TLS client authentication failed");
+	log_msg(LOG_INFO, "TLS client authentication with %s%s%s",
+		self ? "the certificate being renewed" : "the certificate '",
+		self ? "" : e->tls_client, self ? "" : "' on the token");
+	return EXIT_OK;
+}
+
+int agent_template_fetch(const conf_enrollment *e, tok_ctx *tok, X509 *self_cert,
+			 EVP_PKEY *self_key, cmpc_template *ret_t)
 {
 	cmpc_ctx *cmp = cmpc_new();
 	cmpc_rv rv;
@@ -277,6 +337,7 @@ int agent_template_fetch(const conf_enrollment *e, tok_ctx *tok, cmpc_template *
 	if (cmp == NULL)
 		return EXIT_INTERNAL;
 	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK ||
+	    (rc = agent_cmp_tls_client(e, cmp, tok, self_cert, self_key)) != EXIT_OK ||
 	    (rc = agent_cmp_protect(e, cmp, tok, 0, "the genm for the certificate template")) !=
 		EXIT_OK) {
 		cmpc_free(cmp);

@@ -142,6 +142,9 @@ int agent_renew(const conf_enrollment *e)
 	}
 	agent_hex(old_id.id, old_id.len, hex, sizeof(hex));
 	log_msg(LOG_INFO, "renewing the certificate labelled '%s', key id %s", e->label, hex);
+	/* Before any exchange and before the new key exists. */
+	if ((rc = agent_cmp_tls_client(e, cmp, tok, old_cert, old_key)) != EXIT_OK)
+		goto out;
 	if (e->key_type != NULL) {
 		spec.alg = (tok_keyalg)alg;
 		spec.bits = bits;
@@ -150,7 +153,7 @@ int agent_renew(const conf_enrollment *e)
 	}
 	spec.allow_decrypt = e->allow_decrypt == 1;
 	if (e->use_template == 1) {
-		if ((rc = agent_template_fetch(e, tok, &tmpl)) != EXIT_OK ||
+		if ((rc = agent_template_fetch(e, tok, old_cert, old_key, &tmpl)) != EXIT_OK ||
 		    (rc = agent_template_apply(e, &tmpl, &spec, cmp)) != EXIT_OK)
 			goto out;
 	}

@@ -95,11 +95,13 @@ static int request(const conf_enrollment *e, cmpc_req_type type)
 		goto out;
 	if ((rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
 		goto out;
+	if ((rc = agent_cmp_tls_client(e, cmp, tok, NULL, NULL)) != EXIT_OK)
+		goto out;
 	if ((rc = agent_cmp_protect(e, cmp, tok, type == CMPC_REQ_CR,
 				    type == CMPC_REQ_CR ? "a cr" : "the p10cr")) != EXIT_OK)
 		goto out;
 	if (e->use_template == 1) {
-		if ((rc = agent_template_fetch(e, tok, &tmpl)) != EXIT_OK ||
+		if ((rc = agent_template_fetch(e, tok, NULL, NULL, &tmpl)) != EXIT_OK ||
 		    (rc = agent_template_apply(e, &tmpl, &spec, cmp)) != EXIT_OK)
 			goto out;
 	}

@@ -84,9 +84,12 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 	}
 	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
 		goto out;
-	/* The token is needed for its certificate, for a signer or for --delete. */
-	if ((o->cert_file == NULL || del || e->signer != NULL) &&
+	/* The token is needed for its certificate, for a signer, for the TLS
+	 * client certificate or for --delete. */
+	if ((o->cert_file == NULL || del || e->signer != NULL || e->tls_client != NULL) &&
 	    (rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
+		goto out;
+	if ((rc = agent_cmp_tls_client(e, cmp, tok, NULL, NULL)) != EXIT_OK)
 		goto out;
 	if (tok != NULL && e->label != NULL) {
 		trv = tok_find_cert(tok, e->label, NULL, &id, &on_token);

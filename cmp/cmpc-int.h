@@ -28,6 +28,9 @@ struct cmpc_ctx {
 
 	char *url;
 	char *tls_cafile; /* NULL: libcurl's default (system) store */
+	X509 *tls_cert;	  /* TLS client authentication (cmpc_set1_tls_client) */
+	EVP_PKEY *tls_key;
+	STACK_OF(X509) *tls_chain;
 	long connect_s, msg_s, total_s;
 	size_t max_response;
 
@@ -73,6 +76,9 @@ struct cmpc_ctx {
 		unsigned char *rbuf;	/* response body */
 		size_t rlen, rcap;
 		int overflow;
+		/* TLS of the current transfer, for the failure message */
+		int tls_cert_requested; /* the server sent a CertificateRequest */
+		char tls_alert[96];	/* fatal alert the server sent, or "" */
 	} x;
 };
 

@@ -60,6 +60,21 @@ void cmpc_set_max_response(cmpc_ctx *ctx, size_t bytes);
 /* PEM bundle that verifies an HTTPS server; NULL: the system store. */
 cmpc_rv cmpc_set_tls_trust(cmpc_ctx *ctx, const char *cafile);
 
+/*
+ * TLS client authentication for https:// servers with cert and key: a key
+ * on the token (libp11's EVP_PKEY: the token makes the handshake
+ * signature) or a software key.  chain: intermediates sent after cert (may
+ * be NULL).  Adds references; NULL cert and key clear it.  The connection
+ * cache is dropped, so that no connection made with other credentials is
+ * reused: call it before the first exchange.  With an http:// server URL
+ * this call (or, for a URL set later, the exchange) fails with
+ * CMPC_ERR_CONFIG.  A server that asks for a
+ * client certificate and refuses ours (or finds none) ends the exchange
+ * with CMPC_ERR_TLS.  The key must stay usable (its token open) until
+ * cmpc_free or until it is cleared.
+ */
+cmpc_rv cmpc_set1_tls_client(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain);
+
 /* PBM (RFC 4210 5.1.3.1) protection: reference value (senderKID) and
  * shared secret; copies both. */
 cmpc_rv cmpc_set1_pbm(cmpc_ctx *ctx, const unsigned char *ref, size_t ref_len,

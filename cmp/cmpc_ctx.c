@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <syslog.h>
 
 #include <openssl/err.h>
@@ -162,6 +163,10 @@ void cmpc_free(cmpc_ctx *ctx)
 	cmpc_http_free(ctx);
 	OPENSSL_free(ctx->url);
 	OPENSSL_free(ctx->tls_cafile);
+	/* After the curl handle: its SSL_CTXs held references to these. */
+	X509_free(ctx->tls_cert);
+	EVP_PKEY_free(ctx->tls_key);
+	sk_X509_pop_free(ctx->tls_chain, X509_free);
 	sk_X509_pop_free(ctx->anchors, X509_free);
 	X509_NAME_free(ctx->subject);
 	X509_NAME_free(ctx->expected_sender);
@@ -325,8 +330,66 @@ cmpc_rv cmpc_set_tls_trust(cmpc_ctx *ctx, const char *cafile)
 		}
 	}
 	OPENSSL_free(ctx->tls_cafile);
+	/* After the curl handle: its SSL_CTXs held references to these. */
+	X509_free(ctx->tls_cert);
+	EVP_PKEY_free(ctx->tls_key);
+	sk_X509_pop_free(ctx->tls_chain, X509_free);
 	ctx->tls_cafile = copy;
 	return CMPC_OK;
+}
+
+cmpc_rv cmpc_set1_tls_client(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain)
+{
+	STACK_OF(X509) *chain_copy = NULL;
+	CURL *fresh = NULL;
+
+	ctx->errmsg[0] = '\0';
+	if ((cert == NULL) != (key == NULL)) {
+		cmpc_seterr(ctx, "TLS client authentication needs both a certificate and its key: "
+				 "give both, or neither to turn it off");
+		return CMPC_ERR_CONFIG;
+	}
+	if (cert != NULL && (X509_get0_pubkey(cert) == NULL ||
+			     EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1)) {
+		ERR_clear_error();
+		cmpc_seterr(ctx, "the TLS client key does not belong to the TLS client "
+				 "certificate: give the key of that certificate");
+		return CMPC_ERR_CONFIG;
+	}
+	if (cert != NULL && ctx->url != NULL && strncasecmp(ctx->url, "https:", 6) != 0) {
+		cmpc_seterr(ctx,
+			    "a TLS client certificate is configured, but the server URL %s is "
+			    "not https://: TLS client authentication needs an https:// URL",
+			    ctx->url);
+		return CMPC_ERR_CONFIG;
+	}
+	if (cert != NULL && chain != NULL && (chain_copy = X509_chain_up_ref(chain)) == NULL)
+		goto oom;
+	/* libcurl does not know what the SSL_CTX callback installs and would
+	 * reuse a connection (or TLS session) made with other credentials: a
+	 * new handle starts with an empty connection and session cache. */
+	if ((fresh = curl_easy_init()) == NULL)
+		goto oom;
+	if (cert != NULL) {
+		(void)X509_up_ref(cert); /* atomic increments: they do not fail */
+		(void)EVP_PKEY_up_ref(key);
+	}
+	curl_easy_cleanup(ctx->curl);
+	ctx->curl = fresh;
+	X509_free(ctx->tls_cert);
+	EVP_PKEY_free(ctx->tls_key);
+	sk_X509_pop_free(ctx->tls_chain, X509_free);
+	ctx->tls_cert = cert;
+	ctx->tls_key = key;
+	ctx->tls_chain = chain_copy;
+	return CMPC_OK;
+oom:
+	if (fresh != NULL)
+		curl_easy_cleanup(fresh);
+	sk_X509_pop_free(chain_copy, X509_free);
+	ERR_clear_error();
+	cmpc_seterr(ctx, "out of memory storing the TLS client certificate");
+	return CMPC_ERR_INTERNAL;
 }
 
 cmpc_rv cmpc_set1_pbm(cmpc_ctx *ctx, const unsigned char *ref, size_t ref_len,

@@ -10,6 +10,7 @@
 #include <syslog.h>
 
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include "cmp/cmpc-int.h"
@@ -116,6 +117,101 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 	return 0;
 }
 
+/* The context whose transfer runs on this thread: OpenSSL's info callback
+ * has no argument. */
+static __thread cmpc_ctx *tls_target;
+
+/* OpenSSL 3.0 names the TLS 1.3 alerts "unknown". */
+static const char *alert_name(int desc)
+{
+	switch (desc) {
+	case 42:
+		return "bad certificate";
+	case 43:
+		return "unsupported certificate";
+	case 44:
+		return "certificate revoked";
+	case 45:
+		return "certificate expired";
+	case 46:
+		return "certificate unknown";
+	case 48:
+		return "unknown CA";
+	case 49:
+		return "access denied";
+	case 51:
+		return "decrypt error";
+	case 116:
+		return "certificate required";
+	}
+	return SSL_alert_desc_string_long(desc);
+}
+
+/* Fatal alerts from the server: with TLS 1.3 a refused client certificate
+ * is only reported by an alert after the client's Finished, when libcurl
+ * reads the response, so libcurl calls it a receive error. */
+static void on_tls_info(const SSL *ssl, int where, int ret)
+{
+	cmpc_ctx *ctx = tls_target;
+
+	(void)ssl;
+	if (ctx == NULL || (where & SSL_CB_READ_ALERT) != SSL_CB_READ_ALERT ||
+	    (ret >> 8) != SSL3_AL_FATAL || ctx->x.tls_alert[0] != '\0')
+		return;
+	snprintf(ctx->x.tls_alert, sizeof(ctx->x.tls_alert), "alert %s",
+		 alert_name(ret & 0xff));
+}
+
+/* Called by OpenSSL only when the server sent a CertificateRequest. */
+static int on_cert_request(SSL *ssl, void *arg)
+{
+	cmpc_ctx *ctx = arg;
+
+	(void)ssl;
+	ctx->x.tls_cert_requested = 1;
+	cmpc_log(ctx, LOG_DEBUG, "the server asks for a TLS client certificate; %s",
+		 ctx->tls_cert != NULL ? "sending ours" : "none is configured");
+	return 1;
+}
+
+/*
+ * libcurl's SSL_CTX, before the connection: the client certificate and
+ * key go in here.  The key may be a token key from libp11: the handshake
+ * signature is then made on the token through the same module instance,
+ * with no engine involved.  The SSL_CTX takes its own references.
+ */
+static CURLcode on_ssl_ctx(CURL *h, void *sslctx, void *arg)
+{
+	cmpc_ctx *ctx = arg;
+	SSL_CTX *sc = sslctx;
+	char why[512];
+	int i;
+
+	(void)h;
+	SSL_CTX_set_info_callback(sc, on_tls_info);
+	SSL_CTX_set_cert_cb(sc, on_cert_request, ctx);
+	if (ctx->tls_cert == NULL)
+		return CURLE_OK;
+	ERR_clear_error();
+	if (SSL_CTX_use_certificate(sc, ctx->tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey(sc, ctx->tls_key) != 1)
+		goto err;
+	for (i = 0; i < sk_X509_num(ctx->tls_chain); i++)
+		if (SSL_CTX_add1_chain_cert(sc, sk_X509_value(ctx->tls_chain, i)) != 1)
+			goto err;
+	if (SSL_CTX_check_private_key(sc) != 1)
+		goto err;
+	return CURLE_OK;
+err:
+	cmpc_ossl_errors(why, sizeof(why));
+	xfer_fail(ctx, CMPC_ERR_TLS,
+		  "connecting to %s: cannot use the TLS client certificate and key: %s; check "
+		  "that the key on the token belongs to the certificate and is usable for "
+		  "signing",
+		  ctx->url, why);
+	return CURLE_SSL_CERTPROBLEM;
+}
+
 static struct curl_slist *make_headers(void)
 {
 	/* "Expect:" stops curl from waiting for a 100-continue. */
@@ -144,7 +240,15 @@ cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx)
 {
 	CURL *h = ctx->curl;
 	CURLcode cc = CURLE_OK;
+	int https = ctx->url != NULL && strncasecmp(ctx->url, "https:", 6) == 0;
 
+	if (ctx->tls_cert != NULL && !https) {
+		cmpc_seterr(ctx,
+			    "a TLS client certificate is configured, but the server URL %s is "
+			    "not https://: TLS client authentication needs an https:// URL",
+			    ctx->url != NULL ? ctx->url : "(none)");
+		return CMPC_ERR_CONFIG;
+	}
 	/* Keeps live connections, drops the options of an earlier exchange. */
 	curl_easy_reset(h);
 	if (ctx->headers == NULL && (ctx->headers = make_headers()) == NULL) {
@@ -166,6 +270,21 @@ cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx)
 	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (ctx->tls_cafile != NULL)
 		SETOPT(CURLOPT_CAINFO, ctx->tls_cafile);
+	if (https) {
+		/* Only libcurl built with OpenSSL has the SSL_CTX callback.  It
+		 * carries the client certificate; without one it only sharpens
+		 * the failure messages, and its absence is fine. */
+		cc = curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+		if (cc == CURLE_OK)
+			cc = curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, ctx);
+		if (cc != CURLE_OK && ctx->tls_cert != NULL) {
+			cmpc_seterr(ctx,
+				    "TLS client authentication needs libcurl built with OpenSSL "
+				    "(%s): install libcurl4-openssl or turn it off",
+				    curl_easy_strerror(cc));
+			return CMPC_ERR_CONFIG;
+		}
+	}
 	SETOPT(CURLOPT_CONNECTTIMEOUT, ctx->connect_s);
 	SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ctx->max_response);
 	SETOPT(CURLOPT_HTTPHEADER, ctx->headers);
@@ -207,6 +326,13 @@ static int is_tls_error(CURLcode cc)
 	}
 }
 
+/* After a TLS 1.3 handshake the server's verdict on the client certificate
+ * arrives with the first read: an alert, or a closed connection. */
+static int is_conn_lost(CURLcode cc)
+{
+	return cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR || cc == CURLE_GOT_NOTHING;
+}
+
 /* "application/pkixcmp", any case, optionally followed by parameters. */
 static int is_pkixcmp(const char *ct)
 {
@@ -237,14 +363,36 @@ static void fail_curl(cmpc_ctx *ctx, CURLcode cc, const char *what, long limit_s
 			  what, ctx->max_response);
 		return;
 	}
-	if (is_tls_error(cc)) {
-		if (curl_easy_getinfo(ctx->curl, CURLINFO_SSL_VERIFYRESULT, &vr) == CURLE_OK &&
+	if (is_tls_error(cc) ||
+	    ((ctx->x.tls_cert_requested || ctx->x.tls_alert[0] != '\0') && is_conn_lost(cc))) {
+		if (is_tls_error(cc) &&
+		    curl_easy_getinfo(ctx->curl, CURLINFO_SSL_VERIFYRESULT, &vr) == CURLE_OK &&
 		    vr != X509_V_OK)
 			xfer_fail(ctx, CMPC_ERR_TLS,
 				  "%s: TLS server verification failed: %s (%s); check the TLS "
 				  "trust anchors (tls_trusted) and that the URL names the server's "
 				  "host",
 				  what, X509_verify_cert_error_string(vr), detail);
+		else if (ctx->x.tls_cert_requested && ctx->tls_cert == NULL)
+			xfer_fail(ctx, CMPC_ERR_TLS,
+				  "%s: TLS handshake failed: the server requires a TLS client "
+				  "certificate and none is configured (%s%s%s); set tls_client to "
+				  "the label of a certificate on the token that the server trusts",
+				  what, ctx->x.tls_alert, ctx->x.tls_alert[0] ? "; " : "", detail);
+		else if (ctx->x.tls_cert_requested)
+			xfer_fail(ctx, CMPC_ERR_TLS,
+				  "%s: TLS handshake failed: the server did not accept our TLS "
+				  "client certificate (%s%s%s); check tls_client (the certificate "
+				  "and its key on the token, its validity and key usage) and that "
+				  "the server trusts the CA that issued it",
+				  what, ctx->x.tls_alert, ctx->x.tls_alert[0] ? "; " : "", detail);
+		else if (ctx->x.tls_alert[0] != '\0')
+			xfer_fail(ctx, CMPC_ERR_TLS,
+				  "%s: TLS handshake failed: the server sent the %s (%s); "
+				  "check that the server speaks HTTPS on that port, the TLS trust "
+				  "anchors (tls_trusted) and, if the server wants one, the TLS "
+				  "client certificate (tls_client)",
+				  what, ctx->x.tls_alert, detail);
 		else
 			xfer_fail(ctx, CMPC_ERR_TLS,
 				  "%s: TLS handshake failed: %s; check that the server speaks "
@@ -331,6 +479,8 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	}
 	ctx->x.rlen = 0;
 	ctx->x.overflow = 0;
+	ctx->x.tls_cert_requested = 0;
+	ctx->x.tls_alert[0] = '\0';
 	ctx->curl_err[0] = '\0';
 	if (curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, der) != CURLE_OK ||
 	    curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)derlen) !=
@@ -340,7 +490,9 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 		goto out;
 	}
 	cmpc_log(ctx, LOG_DEBUG, "posting %d bytes (%s) to %s", derlen, body_name(type), ctx->url);
+	tls_target = ctx;
 	cc = curl_easy_perform(ctx->curl);
+	tls_target = NULL;
 	(void)curl_easy_getinfo(ctx->curl, CURLINFO_RESPONSE_CODE, &code);
 	(void)curl_easy_getinfo(ctx->curl, CURLINFO_CONTENT_TYPE, &ct);
 	if (code >= 300 && code < 400) {

@@ -1,0 +1,192 @@
+#!/bin/sh
+# /tls: CMP over HTTPS with TLS client authentication by a key on the token
+# (tls_client): socat terminates TLS in front of the test CA and requires a
+# client certificate issued by the test CA.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_tools
+command -v socat > /dev/null 2>&1 || skip "socat not found (Debian package socat)"
+command -v python3 > /dev/null 2>&1 || skip "python3 not found (picks a free port)"
+"$P11ENROLL" --help | grep -q -e '--tls-client' || skip "p11enroll has no --tls-client"
+setup
+SOCAT_PIDS=
+stop_socat() {
+	for p in $SOCAT_PIDS; do
+		kill "$p" 2> /dev/null
+		wait "$p" 2> /dev/null
+	done
+	SOCAT_PIDS=
+}
+trap 'stop_socat; cleanup' EXIT
+start_ca || exit 1
+TOK=tls
+
+# The TLS server's own PKI: a root and a certificate for IP:127.0.0.1
+# (libcurl checks the host name; the CA's srv.pem is a CMP signer, not a
+# TLS server certificate).
+tls_pki() {
+	"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$TMP/tls-root.key" -out "$TMP/tls-root.pem" -days 2 \
+		-subj "/CN=p11enroll TLS Test Root" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
+		"$OPENSSL_BIN" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$TMP/tls-srv.key" -out "$TMP/tls-srv.csr" -subj "/CN=127.0.0.1" &&
+		printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\nkeyUsage = critical, digitalSignature\n' \
+			> "$TMP/tls-srv.ext" &&
+		"$OPENSSL_BIN" x509 -req -in "$TMP/tls-srv.csr" -CA "$TMP/tls-root.pem" \
+			-CAkey "$TMP/tls-root.key" -CAcreateserial -days 2 -extfile "$TMP/tls-srv.ext" \
+			-out "$TMP/tls-srv.pem"
+}
+tls_pki > "$TMP/pki.log" 2>&1 || { cat "$TMP/pki.log"; exit 1; }
+# Client certificates are issued by the test CA's issuing CA under its root.
+cat "$TMP/ca/ca.pem" "$TMP/ca/root.pem" > "$TMP/client-cas.pem"
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_tls CLIENT_CAFILE: socat on a free port in front of the CA, requiring
+# a client certificate that verifies under CLIENT_CAFILE; sets TLS_URL.
+start_tls() {
+	tries=0
+	while [ $tries -lt 5 ]; do
+		tries=$((tries + 1))
+		port=$(free_port) || return 1
+		socat "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,cert=$TMP/tls-srv.pem,key=$TMP/tls-srv.key,cafile=$1,verify=1" \
+			"TCP:127.0.0.1:$CA_PORT" 2>> "$TMP/socat.err" &
+		pid=$!
+		i=0
+		while [ $i -lt 50 ]; do
+			kill -0 "$pid" 2> /dev/null || break
+			if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+				"$port" 2> /dev/null; then
+				SOCAT_PIDS="$SOCAT_PIDS $pid"
+				TLS_URL="https://127.0.0.1:$port/.well-known/cmp"
+				return 0
+			fi
+			sleep 0.1
+			i=$((i + 1))
+		done
+		kill "$pid" 2> /dev/null
+		wait "$pid" 2> /dev/null
+	done
+	echo "# socat did not start:"
+	sed 's/^/#   /' "$TMP/socat.err"
+	return 1
+}
+
+# conf SERVER LABEL [EXTRA_LINES]
+conf() {
+	cat > "$TMP/p11enroll.conf" <<EOC
+module = $SOFTHSM2_MODULE
+server = $1
+reference = $CMP_REF
+secret_source = file:$TMP/secret
+trusted = $TMP/ca/root.pem
+tls_trusted = $TMP/tls-root.pem
+timeout = 10
+total_timeout = 30
+
+[test]
+token = pkcs11:token=$TOK
+pin_source = file:$TMP/pin
+label = $2
+subject = /CN=p11enroll TLS test/O=Example
+${3:-}
+EOC
+}
+
+# Every output of every run, for the secret check at the end.
+run() {
+	p11e "$@"
+	cat "$TMP/out" "$TMP/err" >> "$TMP/all-output"
+}
+: > "$TMP/all-output"
+
+make_token "$TOK" || exit 1
+start_tls "$TMP/client-cas.pem" || exit 1
+TRUSTING_URL=$TLS_URL
+
+# 1. The TLS identity, enrolled over plain HTTP.
+conf "$CA_URL" tls-id
+run enroll test
+check "/tls/setup/enroll-http/exit-0" expect_rc 0
+
+# 2. Over HTTPS, authenticated by the token key: a second enrollment, and a
+# renewal by the certificate being renewed (self).
+conf "$TRUSTING_URL" second "tls_client = tls-id"
+: > "$TMP/ca.log"
+run -v enroll test
+check "/tls/client-cert/enroll/exit-0" expect_rc 0
+check "/tls/client-cert/enroll/summary" grep -q '^enrolled test' "$TMP/out"
+check "/tls/client-cert/enroll/ca-saw-ir" grep -q -w 'ir' "$TMP/ca.log"
+check "/tls/client-cert/enroll/says-tls-client" grep_err "TLS client authentication with the certificate 'tls-id'"
+conf "$TRUSTING_URL" second
+: > "$TMP/ca.log"
+run renew test --tls-client tls-id
+check "/tls/client-cert/option/exit-0" expect_rc 0
+check "/tls/client-cert/option/ca-saw-kur" grep -q -w 'kur' "$TMP/ca.log"
+conf "$TRUSTING_URL" tls-id "tls_client = self"
+: > "$TMP/ca.log"
+run renew test
+check "/tls/client-cert/renew-self/exit-0" expect_rc 0
+check "/tls/client-cert/renew-self/ca-saw-kur" grep -q -w 'kur' "$TMP/ca.log"
+
+# 3. No client certificate: the server ends the handshake.
+before=$(count_objects "$TOK")
+conf "$TRUSTING_URL" third
+: > "$TMP/ca.log"
+run enroll test
+check "/tls/no-client-cert/exit-5" expect_rc 5
+check "/tls/no-client-cert/message" grep_err 'TLS handshake failed: the server requires a TLS client certificate and none is configured.*tls_client'
+check "/tls/no-client-cert/ca-saw-nothing" test ! -s "$TMP/ca.log"
+check "/tls/no-client-cert/no-key-left" test "$(count_objects "$TOK")" -eq "$before"
+
+# 4. tls_trusted without the server's root: verification fails at the client.
+conf "$TRUSTING_URL" third "tls_client = tls-id
+tls_trusted = $TMP/ca/root.pem"
+run enroll test
+check "/tls/untrusted-server/exit-5" expect_rc 5
+check "/tls/untrusted-server/message" grep_err 'TLS server verification failed: (unable to get local issuer certificate|self-signed certificate).*tls_trusted'
+check "/tls/untrusted-server/no-key-left" test "$(count_objects "$TOK")" -eq "$before"
+
+# 5. A tls_client label that is not on the token: exit 3 before any key exists.
+conf "$TRUSTING_URL" third "tls_client = no-such-label"
+run enroll test
+check "/tls/unknown-label/exit-3" expect_rc 3
+check "/tls/unknown-label/message" grep_err "none labelled 'no-such-label'"
+check "/tls/unknown-label/no-key-left" test "$(count_objects "$TOK")" -eq "$before"
+
+# 6. A server that does not trust the issuer of our certificate refuses it.
+start_tls "$TMP/tls-root.pem" || exit 1
+conf "$TLS_URL" third "tls_client = tls-id"
+: > "$TMP/ca.log"
+run enroll test
+check "/tls/refused-client-cert/exit-5" expect_rc 5
+check "/tls/refused-client-cert/message" grep_err 'did not accept our TLS client certificate.*trusts the CA'
+check "/tls/refused-client-cert/ca-saw-nothing" test ! -s "$TMP/ca.log"
+check "/tls/refused-client-cert/no-key-left" test "$(count_objects "$TOK")" -eq "$before"
+
+# 7. tls_client with an http:// URL is a configuration error.
+conf "$CA_URL" third "tls_client = tls-id"
+run enroll test
+check "/tls/http-url/exit-2" expect_rc 2
+check "/tls/http-url/message" grep_err 'not https://'
+check "/tls/http-url/no-key-left" test "$(count_objects "$TOK")" -eq "$before"
+
+# 8. tls_client = self outside renew is a configuration error.
+conf "$TRUSTING_URL" third "tls_client = self"
+run enroll test
+check "/tls/self-outside-renew/exit-2" expect_rc 2
+check "/tls/self-outside-renew/no-key-left" test "$(count_objects "$TOK")" -eq "$before"
+
+# 9. genm and revoke over HTTPS with the token key.
+conf "$TRUSTING_URL" second "tls_client = tls-id"
+run genm test --ca-certs "$TMP/cacerts.pem"
+check "/tls/genm/exit-0" expect_rc 0
+run revoke test
+check "/tls/revoke/exit-0" expect_rc 0
+
+check "/tls/no-secret" no_secret_in "$TMP/all-output"
+check "/tls/no-pin-in-socat-log" no_secret_in "$TMP/socat.err"
+stop_socat
+finish
