@@ -1,8 +1,9 @@
 /*
- * p11enroll cr / p10cr: a new key pair on the token certified with a
- * certification request protected by a signature (cr), or with a PKCS#10
- * request signed by the new key on the token (p10cr, PBM or a signer).  As
- * with enroll, a key generated here never outlives a failed request.
+ * p11enroll enroll / cr / p10cr: a new key pair on the token, certified
+ * with an ir (PBM; the token signs the POP), a cr protected by a signature,
+ * or a PKCS#10 request signed by the new key on the token (p10cr, PBM or a
+ * signer); the certificate and its CA chain are stored next to the key.  A
+ * key generated here never outlives a failed request.
  */
 #include "config.h"
 
@@ -49,9 +50,19 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 	return 0;
 }
 
+/* The CMP layer only saw that signing failed; the token may say why. */
+static void explain_key_failure(tok_ctx *tok)
+{
+	tok_info info;
+	tok_rv rv = tok_get_info(tok, &info);
+
+	if (rv != TOK_OK)
+		agent_token_fail(tok, rv, "the token did not sign");
+}
+
 static int request(const conf_enrollment *e, cmpc_req_type type)
 {
-	const char *cmd = type == CMPC_REQ_CR ? "cr" : "p10cr";
+	const char *cmd = type == CMPC_REQ_IR ? "enrollment" : type == CMPC_REQ_CR ? "cr" : "p10cr";
 	tok_keyspec spec = { .alg = TOK_KEY_EC, .bits = 256 };
 	cmpc_ctx *cmp = NULL;
 	tok_ctx *tok = NULL;
@@ -93,11 +104,16 @@ static int request(const conf_enrollment *e, cmpc_req_type type)
 		return EXIT_INTERNAL;
 	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
 		goto out;
+	/* An ir is always protected with PBM: its secret is checked before the
+	 * token is touched. */
+	if (type == CMPC_REQ_IR && (rc = agent_cmp_use_pbm(e, cmp, "the ir")) != EXIT_OK)
+		goto out;
 	if ((rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
 		goto out;
 	if ((rc = agent_cmp_tls_client(e, cmp, tok, NULL, NULL)) != EXIT_OK)
 		goto out;
-	if ((rc = agent_cmp_protect(e, cmp, tok, type == CMPC_REQ_CR,
+	if (type != CMPC_REQ_IR &&
+	    (rc = agent_cmp_protect(e, cmp, tok, type == CMPC_REQ_CR,
 				    type == CMPC_REQ_CR ? "a cr" : "the p10cr")) != EXIT_OK)
 		goto out;
 	if (e->use_template == 1) {
@@ -128,6 +144,8 @@ static int request(const conf_enrollment *e, cmpc_req_type type)
 		log_msg(LOG_ERR, "%s failed: %s: %s", cmd, cmpc_strerror(crv), cmpc_errmsg(cmp));
 		log_openssl_errors();
 		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
+		if (crv == CMPC_ERR_KEY)
+			explain_key_failure(tok);
 		goto out;
 	}
 	have_key = 0;
@@ -154,6 +172,11 @@ out:
 	cmpc_free(cmp);
 	tok_free(tok);
 	return rc;
+}
+
+int agent_enroll(const conf_enrollment *e)
+{
+	return request(e, CMPC_REQ_IR);
 }
 
 int agent_cr(const conf_enrollment *e)
