@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "agent/agent-cmd.h"
 
@@ -40,6 +41,25 @@ static int store_new(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, 
 	}
 	s->rc = EXIT_OK;
 	return 0;
+}
+
+/* A renewal without configured SANs asks for the old certificate's (the
+ * certConf check then holds the CA to them); a template may still set others. */
+static int keep_sans(cmpc_ctx *cmp, X509 *old_cert)
+{
+	GENERAL_NAMES *sans = X509_get_ext_d2i(old_cert, NID_subject_alt_name, NULL, NULL);
+	cmpc_rv crv;
+
+	if (sans == NULL)
+		return EXIT_OK;
+	crv = cmpc_set1_sans(cmp, sans);
+	GENERAL_NAMES_free(sans);
+	if (crv != CMPC_OK) {
+		log_msg(LOG_ERR, "cannot request the old certificate's names: %s: %s",
+			cmpc_strerror(crv), cmpc_errmsg(cmp));
+		return agent_exit_from_cmpc(crv);
+	}
+	return EXIT_OK;
 }
 
 /* The old key's type and size, for a renewal that keeps them. */
@@ -152,6 +172,8 @@ int agent_renew(const conf_enrollment *e)
 		spec_from_cert(old_cert, &spec);
 	}
 	spec.allow_decrypt = e->allow_decrypt == 1;
+	if (e->san == NULL && (rc = keep_sans(cmp, old_cert)) != EXIT_OK)
+		goto out;
 	if (e->use_template == 1) {
 		if ((rc = agent_template_fetch(e, tok, old_cert, old_key, &tmpl)) != EXIT_OK ||
 		    (rc = agent_template_apply(e, &tmpl, &spec, cmp)) != EXIT_OK)

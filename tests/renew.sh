@@ -113,6 +113,22 @@ p11e renew test --keep-old
 check "/renew/keep-old-option/exit-0" expect_rc 0
 check "/renew/keep-old-option/two-old-pairs" test "$(count_label 'enrolled-key \(old\)')" -eq 6
 
+# Names survive a renewal: enrolled with SANs, renewed by a configuration
+# that names none, the new certificate carries the old ones.
+make_token renew-san || exit 1
+TOK=renew-san
+conf "san = DNS:kept.example, email:kept@example.org"
+p11e enroll test
+check "/renew/sans/enrolled" expect_rc 0
+conf
+: > "$TMP/ca.log"
+p11e renew test
+check "/renew/sans/exit-0" expect_rc 0
+# the request itself carried them: the CA did not have to fill them in
+check "/renew/sans/requested" sh -c "! grep -q 'SANs copied from the old' '$TMP/ca.log'"
+check "/renew/sans/kept" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/cert.pem' -noout -ext subjectAltName | grep -q 'DNS:kept.example, email:kept@example.org'"
+TOK=renew
+
 # Nothing to renew: a clear error, nothing generated.
 make_token renew-empty || exit 1
 write_conf renew-empty

@@ -460,6 +460,9 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 				sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 				exts = NULL;
 			}
+			if (i >= 0)
+				ca_event("kur: no extensions requested, SANs copied from the old "
+					 "certificate");
 		}
 	} else if (s->ri.signer != NULL && ca_is_revoked(s->ca, X509_get0_serialNumber(s->ri.signer))) {
 		si = rejection(s, OSSL_CMP_PKIFAILUREINFO_certRevoked,
