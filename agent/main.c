@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "agent/agent.h"
 #include "cmp/cmpc.h"
@@ -235,6 +237,17 @@ static int set_seconds(int *field, const char *opt, const char *value)
 	return 0;
 }
 
+/* PINs and secrets pass through this process's memory: no core dump may
+ * carry them to disk, and other processes of the same user may not read
+ * them through ptrace or /proc. */
+static void no_core_dumps(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	(void)setrlimit(RLIMIT_CORE, &none);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int main(int argc, char **argv)
 {
 	conf_enrollment e;
@@ -243,6 +256,7 @@ int main(int argc, char **argv)
 	int c, verbosity = 0, quiet = 0, rc, idx;
 	char err[1024];
 
+	no_core_dumps();
 	conf_enrollment_init(&e);
 	memset(&o, 0, sizeof(o));
 	log_init("p11enroll", 0, 0);

@@ -65,10 +65,28 @@ p11e enroll test # variable unset now
 check "/pin/env-unset/exit-4" expect_rc 4
 check "/pin/env-unset/message" grep_err 'TEST_PIN_VAR'
 
+# While the PIN is in memory no core dump can be written: p11enroll waits
+# on a FIFO for its PIN, and its limits say so.
+mkfifo "$TMP/pinfifo"
+write_conf pins "pin_source = file:$TMP/pinfifo"
+sed -i '/^pin_source = file:.*\/pin$/d' "$TMP/p11enroll.conf"
+"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test > "$TMP/out" 2> "$TMP/err" &
+pid=$!
+i=0
+while [ $i -lt 100 ] && ! grep -q wait_for_partner "/proc/$pid/wchan" 2> /dev/null; do
+	sleep 0.1
+	i=$((i + 1))
+done
+check "/pin/no-core-dump" grep -q -E '^Max core file size +0 +0 ' "/proc/$pid/limits"
+printf '%s\n' "$USER_PIN" > "$TMP/pinfifo"
+wait $pid
+RC=$?
+check "/pin/fifo/exit-0" expect_rc 0
+
 write_conf pins "pin_source = fd:7"
 sed -i '/^pin_source = file:/d' "$TMP/p11enroll.conf"
 "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test 7< "$TMP/pin" > "$TMP/out" 2> "$TMP/err"
 RC=$?
 check "/pin/fd/exit-0" expect_rc 0
-check "/pin/fd/two-certs-now" test "$(objects pins cert | grep -c 'label: *enrolled-key')" -eq 2
+check "/pin/fd/three-certs-now" test "$(objects pins cert | grep -c 'label: *enrolled-key')" -eq 3
 finish
