@@ -129,6 +129,20 @@ check "/renew/sans/requested" sh -c "! grep -q 'SANs copied from the old' '$TMP/
 check "/renew/sans/kept" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/cert.pem' -noout -ext subjectAltName | grep -q 'DNS:kept.example, email:kept@example.org'"
 TOK=renew
 
+# An RSA key on the token signs the kur (PKCS#1 v1.5 through libp11).
+make_token renew-rsa || exit 1
+TOK=renew-rsa
+conf "key_type = rsa:2048"
+p11e enroll test
+check "/renew/rsa/enrolled" expect_rc 0
+conf
+: > "$TMP/ca.log"
+p11e renew test
+check "/renew/rsa/exit-0" expect_rc 0
+check "/renew/rsa/kur-signed" grep -q 'kur: oldCertID matches' "$TMP/ca.log"
+check "/renew/rsa/new-key-rsa" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/cert.pem' -noout -text | grep -q 'rsaEncryption'"
+TOK=renew
+
 # Nothing to renew: a clear error, nothing generated.
 make_token renew-empty || exit 1
 write_conf renew-empty
