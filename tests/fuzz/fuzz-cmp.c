@@ -95,6 +95,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    cmpc_set1_subject(ctx, subj) == CMPC_OK && X509_up_ref(anchor) &&
 	    sk_X509_push(ctx->anchors, anchor) > 0) {
 		cmpc_set_timeouts(ctx, 1, 1, 5);
+		/* Lets unprotected error and rejection answers past the
+		 * protection check, into the status and text handling. */
+		cmpc_set_unprotected_errors(ctx, 1);
 		feed = &f;
 		OSSL_CMP_CTX_set_transfer_cb(ctx->cmp, feed_transfer);
 		(void)cmpc_ir(ctx, key, &cert, &cas);
