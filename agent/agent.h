@@ -160,6 +160,9 @@ struct stack_st_X509;
 int agent_write_pem(const char *path, struct x509_st *cert, struct stack_st_X509 *certs);
 /* The label of a CA certificate object: its subject CN, else the whole name. */
 void agent_ca_label(struct x509_st *ca, char *out, size_t outlen);
+/* The first PEM certificate in path; NULL after logging "cannot read WHAT
+ * PATH" or "WHAT PATH holds no PEM certificate: HINT". */
+struct x509_st *agent_read_cert(const char *path, const char *what, const char *hint);
 /* "enrolled NAME" / "renewed NAME" ... and the certificate's details. */
 void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned char *id,
 		      size_t idlen, const char *label, struct x509_st *cert);

@@ -62,21 +62,6 @@ static int ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx 
 	return rc;
 }
 
-static X509 *first_cert(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	X509 *x;
-
-	if (f == NULL) {
-		log_msg(LOG_ERR, "cannot read the trust anchors %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	if (x == NULL)
-		log_msg(LOG_ERR, "%s holds no PEM certificate: trusted must name the root", path);
-	return x;
-}
 
 static int root_update(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx *cmp)
 {
@@ -84,7 +69,7 @@ static int root_update(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_c
 	cmpc_rv rv;
 	int rc = EXIT_OK;
 
-	if ((old_root = first_cert(e->trusted)) == NULL)
+	if ((old_root = agent_read_cert(e->trusted, "the trust anchors", "trusted must name the root")) == NULL)
 		return EXIT_USAGE;
 	if ((rv = cmpc_genm_root_update(cmp, old_root, &new_root, &link)) != CMPC_OK) {
 		rc = cmp_fail(cmp, rv, "asking the CA for a root CA update failed");

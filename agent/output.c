@@ -2,6 +2,7 @@
  * the mapping of protocol failures to exit codes. */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,24 @@ int agent_write_pem(const char *path, X509 *cert, STACK_OF(X509) *certs)
 	}
 	free(tmp);
 	return 0;
+}
+
+X509 *agent_read_cert(const char *path, const char *what, const char *hint)
+{
+	FILE *f = fopen(path, "r");
+	X509 *cert;
+
+	if (f == NULL) {
+		log_msg(LOG_ERR, "cannot read %s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	cert = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (cert == NULL) {
+		log_msg(LOG_ERR, "%s %s holds no PEM certificate: %s", what, path, hint);
+		log_openssl_errors();
+	}
+	return cert;
 }
 
 void agent_ca_label(X509 *ca, char *out, size_t outlen)

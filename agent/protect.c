@@ -159,20 +159,9 @@ static int load_files(const conf_enrollment *e, X509 **ret_cert, EVP_PKEY **ret_
 			e->protection_cert == NULL ? "protection_cert" : "protection_key");
 		return EXIT_USAGE;
 	}
-	if ((f = fopen(e->protection_cert, "r")) == NULL) {
-		log_msg(LOG_ERR, "cannot read protection_cert %s: %s", e->protection_cert,
-			strerror(errno));
+	if ((cert = agent_read_cert(e->protection_cert, "protection_cert",
+				    "give the signer's certificate in PEM")) == NULL)
 		return EXIT_USAGE;
-	}
-	cert = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	if (cert == NULL) {
-		log_msg(LOG_ERR, "protection_cert %s holds no PEM certificate: give the signer's "
-				 "certificate in PEM",
-			e->protection_cert);
-		log_openssl_errors();
-		return EXIT_USAGE;
-	}
 	if ((f = fopen(e->protection_key, "r")) == NULL) {
 		log_msg(LOG_ERR, "cannot read protection_key %s: %s", e->protection_key,
 			strerror(errno));

@@ -14,25 +14,6 @@
 
 #include "agent/agent-cmd.h"
 
-static X509 *read_cert(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	X509 *cert;
-
-	if (f == NULL) {
-		log_msg(LOG_ERR, "cannot read --cert %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	cert = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	if (cert == NULL) {
-		log_msg(LOG_ERR, "--cert %s holds no PEM certificate: give the certificate to "
-				 "revoke in PEM",
-			path);
-		log_openssl_errors();
-	}
-	return cert;
-}
 
 static const char *status_text(cmpc_rr_status st)
 {
@@ -76,7 +57,7 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 				 "token) or give --cert FILE");
 		return EXIT_USAGE;
 	}
-	if (o->cert_file != NULL && (cert = read_cert(o->cert_file)) == NULL)
+	if (o->cert_file != NULL && (cert = agent_read_cert(o->cert_file, "--cert", "give the certificate to revoke in PEM")) == NULL)
 		return EXIT_USAGE;
 	if ((cmp = cmpc_new()) == NULL) {
 		rc = EXIT_INTERNAL;
