@@ -54,6 +54,7 @@ typedef struct {
 	char *token;          /* pkcs11: URI */
 	char *pin_source;     /* file:/fd:/env:, or "protected" for a PIN pad */
 	char *key_type;       /* ec:P-256 (default), ec:P-384, rsa:2048 ... */
+	char *key_id;         /* hex CKA_ID of an existing key pair to certify */
 	char *label;
 	char *subject;        /* /CN=.../O=... */
 	char *san;            /* OpenSSL subjectAltName syntax */
@@ -124,6 +125,8 @@ struct stack_st_GENERAL_NAME;
 struct X509_name_st *conf_parse_subject(const char *s, char *err, size_t errlen);
 struct stack_st_GENERAL_NAME *conf_parse_sans(const char *s, char *err, size_t errlen);
 
+/* Hex digits (an even number, at most max bytes) into out; -1 if not. */
+int conf_parse_hex(const char *s, unsigned char *out, size_t max, size_t *ret_len);
 /* A decimal number in [min, max] into ret; -1 if it is not one. */
 int conf_parse_long(const char *s, long min, long max, long *ret);
 /* Longest timeout accepted, in seconds (30 days). */

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include <openssl/conf.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 
@@ -41,6 +42,7 @@ static const struct key keys[] = {
 	STR("token", token),
 	STR("pin_source", pin_source),
 	STR("key_type", key_type),
+	STR("key_id", key_id),
 	STR("label", label),
 	STR("subject", subject),
 	STR("san", san),
@@ -202,6 +204,24 @@ int conf_parse_key_type(const char *s, int *ret_alg, int *ret_bits)
 			return 0;
 		}
 	return -1;
+}
+
+int conf_parse_hex(const char *s, unsigned char *out, size_t max, size_t *ret_len)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n % 2 != 0 || n / 2 > max)
+		return -1;
+	for (i = 0; i < n / 2; i++) {
+		int hi = OPENSSL_hexchar2int((unsigned char)s[2 * i]);
+		int lo = OPENSSL_hexchar2int((unsigned char)s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	*ret_len = n / 2;
+	return 0;
 }
 
 int conf_parse_long(const char *s, long min, long max, long *ret)

@@ -16,6 +16,7 @@ enum {
 	OPT_TOKEN,
 	OPT_PIN_SOURCE,
 	OPT_KEY_TYPE,
+	OPT_KEY_ID,
 	OPT_LABEL,
 	OPT_SUBJECT,
 	OPT_SAN,
@@ -62,6 +63,7 @@ static const struct option options[] = {
 	{ "token", required_argument, NULL, OPT_TOKEN },
 	{ "pin-source", required_argument, NULL, OPT_PIN_SOURCE },
 	{ "key-type", required_argument, NULL, OPT_KEY_TYPE },
+	{ "key-id", required_argument, NULL, OPT_KEY_ID },
 	{ "label", required_argument, NULL, OPT_LABEL },
 	{ "subject", required_argument, NULL, OPT_SUBJECT },
 	{ "san", required_argument, NULL, OPT_SAN },
@@ -131,6 +133,8 @@ static void usage(FILE *f)
 		"      --token URI        pkcs11: URI of the token\n"
 		"      --pin-source SRC   user PIN from file:PATH, fd:N, env:NAME, or protected\n"
 		"      --key-type TYPE    ec:P-256 (default), ec:P-384, rsa:2048, rsa:3072, rsa:4096\n"
+		"      --key-id HEX       certify the existing key pair with this CKA_ID instead\n"
+		"                         of generating one (enroll, cr, p10cr)\n"
 		"      --label LABEL      CKA_LABEL of the new key and certificate\n"
 		"      --subject DN       subject, as /CN=name/O=org\n"
 		"      --san NAMES        subject alternative names, as DNS:a.example,email:x@y\n"
@@ -273,6 +277,7 @@ int main(int argc, char **argv)
 		case OPT_TOKEN: r = set_str(&e.token, optarg); break;
 		case OPT_PIN_SOURCE: r = set_str(&e.pin_source, optarg); break;
 		case OPT_KEY_TYPE: r = set_str(&e.key_type, optarg); break;
+		case OPT_KEY_ID: r = set_str(&e.key_id, optarg); break;
 		case OPT_LABEL: r = set_str(&e.label, optarg); break;
 		case OPT_SUBJECT: r = set_str(&e.subject, optarg); break;
 		case OPT_SAN: r = set_str(&e.san, optarg); break;

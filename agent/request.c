@@ -93,6 +93,12 @@ static int request(const conf_enrollment *e, cmpc_req_type type)
 		log_msg(LOG_ERR, "no label for the key: set label or --label");
 		return EXIT_USAGE;
 	}
+	if (e->key_id != NULL && conf_parse_hex(e->key_id, id.id, sizeof(id.id), &id.len) < 0) {
+		log_msg(LOG_ERR, "key_id '%.80s' is not a CKA_ID in hex (an even number of hex "
+				 "digits, at most %d bytes)",
+			e->key_id, TOK_ID_MAX);
+		return EXIT_USAGE;
+	}
 	if (e->subject == NULL && e->use_template != 1) {
 		log_msg(LOG_ERR, "enrollment '%s' lacks the subject (subject): set it in the "
 				 "configuration or on the command line",
@@ -121,15 +127,22 @@ static int request(const conf_enrollment *e, cmpc_req_type type)
 		    (rc = agent_template_apply(e, &tmpl, &spec, cmp)) != EXIT_OK)
 			goto out;
 	}
-	if ((trv = tok_keygen(tok, &spec, e->label, &id)) != TOK_OK) {
-		rc = agent_token_fail(tok, trv, "key generation on the token failed");
-		goto out;
+	if (e->key_id != NULL) {
+		/* The user's key: never generated nor removed here. */
+		log_msg(LOG_INFO, "certifying the existing key pair with id %s", e->key_id);
+	} else {
+		if ((trv = tok_keygen(tok, &spec, e->label, &id)) != TOK_OK) {
+			rc = agent_token_fail(tok, trv, "key generation on the token failed");
+			goto out;
+		}
+		have_key = 1;
+		agent_hex(id.id, id.len, hex, sizeof(hex));
+		log_msg(LOG_INFO, "generated a key pair on the token, id %s", hex);
 	}
-	have_key = 1;
-	agent_hex(id.id, id.len, hex, sizeof(hex));
-	log_msg(LOG_INFO, "generated a key pair on the token, id %s", hex);
 	if ((trv = tok_key_get1_private(tok, &id, &key)) != TOK_OK) {
-		rc = agent_token_fail(tok, trv, "cannot use the new key");
+		rc = agent_token_fail(tok, trv,
+				      e->key_id != NULL ? "cannot use the key pair with that key_id"
+							: "cannot use the new key");
 		goto out;
 	}
 	sc.tok = tok;

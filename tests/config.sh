@@ -55,6 +55,16 @@ bad secret-pass-refused "is not file:PATH, fd:N or env:NAME" enroll test
 check "/config/secret-pass-refused/not-echoed" no_secret_in "$TMP/err" "$TMP/out"
 check "/config/errors-touch-no-token" test "$(count_objects conf)" -eq 0
 
+# key_id: not hex is a usage error; a key that is not there is a token
+# error; neither generates nor removes anything.
+write_conf conf "key_id = 4a1"
+bad key-id-odd "key_id '4a1' is not a CKA_ID in hex" enroll test
+write_conf conf "key_id = 7777"
+p11e enroll test
+check "/config/key-id-absent/exit-3" expect_rc 3
+check "/config/key-id-absent/message" grep_err 'key_id'
+check "/config/key-id-absent/token-empty" test "$(count_objects conf)" -eq 0
+
 # No token matches the URI: exit 3 and the message names it.
 write_conf conf
 p11e enroll test --token "pkcs11:token=absent-token"

@@ -36,7 +36,7 @@ start_mock() {
 		set -- -srv_ref "$CMP_REF" -srv_secret "file:$TMP/secret" "$@"
 	fi
 	"$OPENSSL_BIN" cmp -port "$MOCK_PORT" \
-		-rsp_cert "$TMP/old.pem" -rsp_extracerts "$TMP/ca/ca.pem" \
+		-rsp_cert "${RSP_CERT:-$TMP/old.pem}" -rsp_extracerts "$TMP/ca/ca.pem" \
 		-rsp_capubs "$TMP/ca/root.pem" -srv_trusted "$TMP/ca/root.pem" "$@" \
 		> "$TMP/mock.log" 2>&1 &
 	MOCK_PID=$!
@@ -57,6 +57,7 @@ timeout = 5
 total_timeout = 15"
 p11e enroll test
 check "/interop/setup/enrolled-at-test-ca" expect_rc 0
+sed -i '/^cert_out/d' "$TMP/p11enroll.conf" # old.pem stays the mock's answer
 stop_ca
 before=$(count_objects inter)
 
@@ -105,11 +106,44 @@ p11e enroll test
 check "/interop/ir/unprotected/exit-7" expect_rc 7
 check "/interop/ir/unprotected/message" grep_err 'protection'
 
+# A complete ir with the mock: a key pair made on the token beforehand and
+# a certificate pre-issued for it (the mock's fixed answer), certified with
+# --key-id; the certificate lands on the token next to that key.
+"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label inter --login --pin "$USER_PIN" \
+	--keypairgen --key-type EC:prime256v1 --id 4a1f --label pre > /dev/null 2>&1
+"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label inter --read-object --type pubkey \
+	--id 4a1f -o "$TMP/pre-pub.der" > /dev/null 2>&1
+"$OPENSSL_BIN" pkey -pubin -inform DER -in "$TMP/pre-pub.der" -out "$TMP/pre-pub.pem"
+"$OPENSSL_BIN" x509 -new -force_pubkey "$TMP/pre-pub.pem" -subj "/CN=p11enroll test/O=Example" \
+	-CA "$TMP/ca/ca.pem" -CAkey "$TMP/ca/ca.key" -days 1 -out "$TMP/pre.pem" 2> /dev/null
+check "/interop/ir/pre-issued/setup" test -s "$TMP/pre.pem"
+before_pre=$(count_objects inter)
+# (a variable set in front of a shell function stays set in some shells:
+# RSP_CERT and MOCK_PROT are set and unset explicitly)
+RSP_CERT=$TMP/pre.pem
+start_mock
+p11e enroll test --key-id 4a1f --label pre
+check "/interop/ir/pre-issued/exit-0" expect_rc 0
+check "/interop/ir/pre-issued/stored-with-key-id" sh -c \
+	"'$PKCS11_TOOL' --module '$SOFTHSM2_MODULE' --token-label inter --list-objects --type cert | grep -A3 'label: *pre' | grep -q 'ID: *4a1f'"
+start_mock -poll_count 2 -check_after 1
+p11e enroll test --key-id 4a1f --label pre
+check "/interop/ir/pre-issued/after-polling/exit-0" expect_rc 0
+check "/interop/ir/pre-issued/after-polling/enrolled" grep -q '^enrolled' "$TMP/out"
+unset RSP_CERT
+# (the second run stores nothing new: the same certificate is already there)
+check "/interop/ir/pre-issued/one-cert" test "$(count_objects inter)" -eq $((before_pre + 1))
+check "/interop/ir/pre-issued/key-kept" sh -c \
+	"'$PKCS11_TOOL' --module '$SOFTHSM2_MODULE' --token-label inter --login --pin '$USER_PIN' --list-objects --type privkey | grep -q 'ID: *4a1f'"
+before=$(count_objects inter)
+
 # kur signed by the old token key: the mock verifies the signature against
 # root.pem (a bad one would be answered with an error, exit 6/7) and signs
 # its answer (RFC 9483: a kup is not MAC-protected); its fixed certificate
 # is not for the new key, so the old pair stays.
-MOCK_PROT=sig start_mock
+MOCK_PROT=sig
+start_mock
+unset MOCK_PROT
 p11e renew test
 check "/interop/kur/signed/exit-8" expect_rc 8
 check "/interop/kur/signed/key-mismatch" grep_err 'public key'
