@@ -87,6 +87,13 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 		    CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n);
 
 /*
+ * The private key, public key and (with_certs) certificates with CKA_ID
+ * id, in that order, into a malloc'd array as tok_find_all.
+ */
+tok_rv tok_find_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, int with_certs,
+		      CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n);
+
+/*
  * Reads one variable-length attribute into a malloc'd buffer (free with
  * OPENSSL_free).  Returns the raw CKR; *ret_v NULL and *ret_len 0 for an
  * empty value.

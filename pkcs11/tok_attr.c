@@ -93,6 +93,44 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 	return TOK_OK;
 }
 
+tok_rv tok_find_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, int with_certs,
+		      CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n)
+{
+	static const CK_OBJECT_CLASS classes[3] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY,
+						   CKO_CERTIFICATE};
+	CK_OBJECT_CLASS cls;
+	CK_ATTRIBUTE tmpl[2] = {
+	    {CKA_CLASS, &cls, sizeof(cls)},
+	    {CKA_ID, (void *)id->id, id->len},
+	};
+	CK_OBJECT_HANDLE *all = NULL, *some, *tmp;
+	CK_ULONG n = 0, got;
+	tok_rv rv;
+	int i;
+
+	for (i = 0; i < (with_certs ? 3 : 2); i++) {
+		cls = classes[i];
+		if ((rv = tok_find_all(ctx, s, tmpl, 2, &some, &got)) != TOK_OK) {
+			OPENSSL_free(all);
+			return rv;
+		}
+		if (got > 0) {
+			if ((tmp = OPENSSL_realloc(all, (n + got) * sizeof(*all))) == NULL) {
+				OPENSSL_free(some);
+				OPENSSL_free(all);
+				return tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
+			}
+			all = tmp;
+			memcpy(all + n, some, got * sizeof(*all));
+			n += got;
+		}
+		OPENSSL_free(some);
+	}
+	*ret_h = all;
+	*ret_n = n;
+	return TOK_OK;
+}
+
 CK_RV tok_attr_get(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type,
 		   unsigned char **ret_v, CK_ULONG *ret_len)
 {

@@ -163,41 +163,26 @@ struct relabelled {
 
 tok_rv tok_relabel(tok_ctx *ctx, const tok_id *id, const char *label)
 {
-	static const CK_OBJECT_CLASS classes[3] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY,
-						   CKO_CERTIFICATE};
-	CK_OBJECT_CLASS cls;
-	CK_ATTRIBUTE tmpl[2] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_ID, NULL, 0},
-	};
 	CK_ATTRIBUTE set = {CKA_LABEL, NULL, 0};
-	CK_OBJECT_HANDLE *hs[3] = {NULL, NULL, NULL};
-	CK_ULONG ns[3] = {0, 0, 0}, j;
+	CK_OBJECT_HANDLE *hs = NULL;
+	CK_ULONG total = 0, m;
 	CK_SESSION_HANDLE s;
 	struct relabelled *done = NULL;
-	size_t total = 0, k = 0, m;
 	char what[96], hex[2 * TOK_ID_MAX + 1];
 	tok_rv rv = TOK_OK;
 	CK_RV ckr;
-	int i;
 
 	if (ctx == NULL || id == NULL || label == NULL || id->len == 0 || id->len > TOK_ID_MAX)
 		return TOK_ERR_CONFIG;
 	tok_clear_err(ctx);
 	if (!ctx->logged_in)
 		return tok_need_login(ctx, "relabelling a key");
-	tmpl[1].pValue = (void *)id->id;
-	tmpl[1].ulValueLen = id->len;
 	set.pValue = (void *)label;
 	set.ulValueLen = strlen(label);
 	if ((rv = tok_session_open(ctx, 1, &s)) != TOK_OK)
 		return rv;
-	for (i = 0; i < 3; i++) {
-		cls = classes[i];
-		if ((rv = tok_find_all(ctx, s, tmpl, 2, &hs[i], &ns[i])) != TOK_OK)
-			goto out;
-		total += ns[i];
-	}
+	if ((rv = tok_find_by_id(ctx, s, id, 1, &hs, &total)) != TOK_OK)
+		goto out;
 	if (total == 0) {
 		rv = tok_fail(ctx, TOK_ERR_NOT_FOUND,
 			      "relabelling key %s on token '%s' failed: no object has this id: "
@@ -210,18 +195,15 @@ tok_rv tok_relabel(tok_ctx *ctx, const tok_id *id, const char *label)
 		goto out;
 	}
 	/* Old labels first, so that a failure half-way can put them back. */
-	for (i = 0; i < 3; i++)
-		for (j = 0; j < ns[i]; j++) {
-			done[k].h = hs[i][j];
-			if (tok_attr_get(ctx, s, hs[i][j], CKA_LABEL, &done[k].old,
-					 &done[k].old_len) != CKR_OK)
-				done[k].old_len = 0;
-			k++;
-		}
+	for (m = 0; m < total; m++) {
+		done[m].h = hs[m];
+		if (tok_attr_get(ctx, s, hs[m], CKA_LABEL, &done[m].old, &done[m].old_len) != CKR_OK)
+			done[m].old_len = 0;
+	}
 	for (m = 0; m < total; m++) {
 		ckr = ctx->f->C_SetAttributeValue(s, done[m].h, &set, 1);
 		if (ckr != CKR_OK) {
-			size_t r;
+			CK_ULONG r;
 
 			snprintf(what, sizeof(what), "C_SetAttributeValue(CKA_LABEL) on token '%s'",
 				 ctx->label);
@@ -239,8 +221,7 @@ out:
 		for (m = 0; m < total; m++)
 			OPENSSL_free(done[m].old);
 	OPENSSL_free(done);
-	for (i = 0; i < 3; i++)
-		OPENSSL_free(hs[i]);
+	OPENSSL_free(hs);
 	tok_session_close(ctx, s);
 	return rv;
 }

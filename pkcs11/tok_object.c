@@ -100,50 +100,31 @@ tok_rv tok_key_get1_private(tok_ctx *ctx, const tok_id *id, EVP_PKEY **ret_pkey)
 
 tok_rv tok_key_destroy(tok_ctx *ctx, const tok_id *id, int with_certs)
 {
-	static const CK_OBJECT_CLASS classes[3] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY,
-						   CKO_CERTIFICATE};
-	CK_OBJECT_CLASS cls;
-	CK_ATTRIBUTE tmpl[2] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_ID, NULL, 0},
-	};
 	CK_OBJECT_HANDLE *hs = NULL;
-	CK_ULONG n, j;
+	CK_ULONG n = 0, j;
 	CK_SESSION_HANDLE s;
-	size_t destroyed = 0;
 	char what[96], hex[2 * TOK_ID_MAX + 1];
-	tok_rv rv = TOK_OK;
+	tok_rv rv;
 	CK_RV ckr;
-	int i;
 
 	if (ctx == NULL || id == NULL || id->len > TOK_ID_MAX)
 		return TOK_ERR_CONFIG;
 	tok_clear_err(ctx);
 	if (!ctx->logged_in)
 		return tok_need_login(ctx, "destroying a key");
-	tmpl[1].pValue = (void *)id->id;
-	tmpl[1].ulValueLen = id->len;
 	if ((rv = tok_session_open(ctx, 1, &s)) != TOK_OK)
 		return rv;
-	for (i = 0; i < (with_certs ? 3 : 2) && rv == TOK_OK; i++) {
-		cls = classes[i];
-		if ((rv = tok_find_all(ctx, s, tmpl, 2, &hs, &n)) != TOK_OK)
-			break;
-		for (j = 0; j < n; j++) {
-			ckr = ctx->f->C_DestroyObject(s, hs[j]);
-			if (ckr != CKR_OK) {
-				snprintf(what, sizeof(what), "C_DestroyObject on token '%s'",
-					 ctx->label);
-				rv = tok_fail_ckr(ctx, what, ckr, NULL);
-				break;
-			}
-			destroyed++;
+	rv = tok_find_by_id(ctx, s, id, with_certs, &hs, &n);
+	for (j = 0; rv == TOK_OK && j < n; j++) {
+		ckr = ctx->f->C_DestroyObject(s, hs[j]);
+		if (ckr != CKR_OK) {
+			snprintf(what, sizeof(what), "C_DestroyObject on token '%s'", ctx->label);
+			rv = tok_fail_ckr(ctx, what, ckr, NULL);
 		}
-		OPENSSL_free(hs);
-		hs = NULL;
 	}
+	OPENSSL_free(hs);
 	tok_session_close(ctx, s);
-	if (rv == TOK_OK && destroyed == 0)
+	if (rv == TOK_OK && n == 0)
 		rv = tok_fail(ctx, TOK_ERR_NOT_FOUND,
 			      "destroying key %s on token '%s' failed: no such key: list the "
 			      "token's objects to see which keys exist",
