@@ -6,6 +6,7 @@
 #define P11ENROLL_CMPC_INT_H
 
 #include <curl/curl.h>
+#include <openssl/asn1t.h>
 #include <openssl/cmp.h>
 #include <stddef.h>
 #include <time.h>
@@ -53,6 +54,9 @@ struct cmpc_ctx {
 	int pbm_owf, pbm_mac, pbm_iter; /* NIDs and iteration count of outgoing PBM */
 	X509_NAME *expected_sender;    /* responses must name it; NULL: any */
 	X509_NAME *sender;		/* PBM mode only: put into the header */
+	X509_NAME *recipient;		/* as given to OpenSSL, for messages built here */
+	cmpc_pending_fn pending_fn;
+	void *pending_arg;
 	char *cert_profile;		/* id-it-certProfile in generalInfo, or NULL */
 	int unprotected_errors;
 	struct {
@@ -79,8 +83,17 @@ struct cmpc_ctx {
 		/* TLS of the current transfer, for the failure message */
 		int tls_cert_requested; /* the server sent a CertificateRequest */
 		char tls_alert[96];	/* fatal alert the server sent, or "" */
+		/* transactionID and senderNonce of the last response received */
+		unsigned char rsp_tid[CMPC_ID_MAX], rsp_nonce[CMPC_ID_MAX];
+		size_t rsp_tid_len, rsp_nonce_len;
+		/* cmpc_resume: the CA's final answer, handed to OpenSSL as the
+		 * response to the request it makes (and that is not sent) */
+		OSSL_CMP_MSG *replay;
 	} x;
 };
+
+/* Frees what one exchange holds and zeroes ctx->x. */
+void cmpc_x_reset(cmpc_ctx *ctx);
 
 /* Formats into ctx->errmsg (overwrites). */
 void cmpc_seterr(cmpc_ctx *ctx, const char *fmt, ...) CMPC_PRINTF(2, 3);
@@ -100,6 +113,105 @@ int cmpc_ossl_log_cb(const char *func, const char *file, int line, OSSL_CMP_seve
 cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx);
 OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req);
 void cmpc_http_free(cmpc_ctx *ctx);
+
+/* cmpc_asn1.c: templates for what OpenSSL 3.0 keeps private. */
+typedef struct {
+	ASN1_INTEGER *pvno;
+	GENERAL_NAME *sender;
+	GENERAL_NAME *recipient;
+	ASN1_GENERALIZEDTIME *messageTime;
+	X509_ALGOR *protectionAlg;
+	ASN1_OCTET_STRING *senderKID;
+	ASN1_OCTET_STRING *recipKID;
+	ASN1_OCTET_STRING *transactionID;
+	ASN1_OCTET_STRING *senderNonce;
+	ASN1_OCTET_STRING *recipNonce;
+	STACK_OF(ASN1_UTF8STRING) *freeText;
+	STACK_OF(ASN1_TYPE) *generalInfo;
+} CMPC_HDR;
+DECLARE_ASN1_ITEM(CMPC_HDR)
+
+typedef struct {
+	CMPC_HDR *header;
+	ASN1_TYPE *body; /* a context-tagged CHOICE, kept encoded (V_ASN1_OTHER) */
+	ASN1_BIT_STRING *protection;
+	STACK_OF(X509) *extraCerts;
+} CMPC_PKIMSG;
+DECLARE_ASN1_ITEM(CMPC_PKIMSG)
+
+/* ProtectedPart ::= SEQUENCE { header PKIHeader, body PKIBody } */
+typedef struct {
+	CMPC_HDR *header;
+	ASN1_TYPE *body;
+} CMPC_PROTPART;
+DECLARE_ASN1_ITEM(CMPC_PROTPART)
+
+typedef struct {
+	ASN1_INTEGER *certReqId;
+} CMPC_POLLREQ;
+DECLARE_ASN1_ITEM(CMPC_POLLREQ)
+DEFINE_STACK_OF(CMPC_POLLREQ)
+
+typedef struct {
+	ASN1_INTEGER *certReqId;
+	ASN1_INTEGER *checkAfter;
+	STACK_OF(ASN1_UTF8STRING) *reason;
+} CMPC_POLLREP;
+DECLARE_ASN1_ITEM(CMPC_POLLREP)
+DEFINE_STACK_OF(CMPC_POLLREP)
+
+typedef struct {
+	OSSL_CMP_PKISI *status;
+	ASN1_INTEGER *errorCode;
+	STACK_OF(ASN1_UTF8STRING) *errorDetails;
+} CMPC_ERRMSG;
+DECLARE_ASN1_ITEM(CMPC_ERRMSG)
+
+/* PKIBody choice numbers (RFC 4210 5.1.2); OpenSSL 3.0 keeps its names private. */
+enum {
+	CMPC_BODY_IR = 0,
+	CMPC_BODY_IP = 1,
+	CMPC_BODY_CR = 2,
+	CMPC_BODY_CP = 3,
+	CMPC_BODY_P10CR = 4,
+	CMPC_BODY_KUR = 7,
+	CMPC_BODY_KUP = 8,
+	CMPC_BODY_RR = 11,
+	CMPC_BODY_RP = 12,
+	CMPC_BODY_PKICONF = 19,
+	CMPC_BODY_GENM = 21,
+	CMPC_BODY_GENP = 22,
+	CMPC_BODY_ERROR = 23,
+	CMPC_BODY_CERTCONF = 24,
+	CMPC_BODY_POLLREQ = 25,
+	CMPC_BODY_POLLREP = 26
+};
+/* "ir", "pollRep"... by PKIBody choice number. */
+const char *cmpc_body_name(int type);
+
+/* CMPC_BODY.type: OpenSSL's CHOICE selector is the index of the
+ * alternative in the template, not the tag. */
+enum { CMPC_SEL_ERROR, CMPC_SEL_PKICONF, CMPC_SEL_POLLREQ, CMPC_SEL_POLLREP };
+
+typedef struct {
+	int type; /* CMPC_SEL_* */
+	union {
+		CMPC_ERRMSG *error;
+		ASN1_NULL *pkiconf;
+		STACK_OF(CMPC_POLLREQ) *pollReq;
+		STACK_OF(CMPC_POLLREP) *pollRep;
+	} value;
+} CMPC_BODY;
+DECLARE_ASN1_ITEM(CMPC_BODY)
+
+/* One whole PKIMessage in der (NULL if it is not exactly one). */
+CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len);
+void cmpc_msg_free(CMPC_PKIMSG *m);
+/* The body of m when it is one of CMPC_BODY's alternatives, else NULL. */
+CMPC_BODY *cmpc_body_decode(const CMPC_PKIMSG *m);
+void cmpc_body_free(CMPC_BODY *b);
+/* Encodes b as the body of m; 0 on failure. */
+int cmpc_body_set(CMPC_PKIMSG *m, const CMPC_BODY *b);
 
 /* cmpc_pbm.c: re-protects a PBM-protected request (DER, replaced in place)
  * with the context's PBM parameters and sender; a message not protected by
@@ -126,6 +238,20 @@ X509_STORE *cmpc_anchor_store(const cmpc_ctx *ctx);
 cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what);
 /* The OpenSSL error queue as "reason (data); reason ...", emptied. */
 void cmpc_ossl_errors(char *buf, size_t len);
+
+/* cmpc_poll.c: cmpc_resume's part before OpenSSL takes over: pollReq until
+ * the CA sends something else than pollRep.  CMPC_OK with that message
+ * (an ip/cp/kup, verified, of this transaction) in *ret_final. */
+cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
+			 OSSL_CMP_MSG **ret_final);
+/* Keeps the transactionID and senderNonce of a response (DER) in ctx->x. */
+void cmpc_note_response(cmpc_ctx *ctx, const unsigned char *der, size_t len);
+/* The transfer callback's answer to the request OpenSSL makes in
+ * cmpc_resume: ctx->x.replay (taken), after pointing OpenSSL's senderNonce
+ * at the nonce the replayed message answers. */
+OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req);
+/* Sleeps s seconds (whole seconds, restarted after signals). */
+void cmpc_sleep(long s);
 
 /* ---- rr/genm (cmpc_rr.c, cmpc_genm.c) ---- */
 /* cmpc_genm.c: set up and end an exchange that carries no new key (rr,

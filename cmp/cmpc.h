@@ -167,6 +167,51 @@ typedef enum {
 cmpc_rv cmpc_certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509 *oldcert,
 		     X509_REQ *csr, X509 **ret_cert, STACK_OF(X509) **ret_cacerts);
 
+/* ---- Polling across processes (RFC 4210 5.3.22, RFC 9483 4.4) -------- */
+
+#define CMPC_ID_MAX 64
+
+/* What continues a transaction the CA answered "waiting": enough for a
+ * later process to poll, finish or abandon it. */
+typedef struct {
+	cmpc_req_type type;
+	unsigned char tid[CMPC_ID_MAX];   /* transactionID */
+	size_t tid_len;
+	unsigned char nonce[CMPC_ID_MAX]; /* the CA's last senderNonce: our next recipNonce */
+	size_t nonce_len;
+	int cert_req_id; /* 0; -1 for p10cr */
+	long check_after; /* seconds the CA last asked to wait */
+} cmpc_pending;
+
+/*
+ * Called each time the CA has answered "waiting" (the answer verified),
+ * before the layer waits: the caller saves p, so that cmpc_resume or
+ * cmpc_abandon can continue after the process ended.  A certificate
+ * request that ends with CMPC_ERR_WAITING has called it at least once.
+ */
+typedef void (*cmpc_pending_fn)(const cmpc_pending *p, void *arg);
+void cmpc_set_pending_cb(cmpc_ctx *ctx, cmpc_pending_fn fn, void *arg);
+
+/*
+ * Continues the transaction p of an earlier cmpc_certreq with the same
+ * settings, newkey (and oldcert, csr) as then: pollReq at the CA's
+ * checkAfter until the certificate comes or the total timeout ends, then
+ * as cmpc_certreq (verification, accept callback, certConf).  The pending
+ * callback is called as the CA keeps answering "waiting".
+ * CMPC_ERR_REJECTED: the CA ended the transaction (its error message is in
+ * errmsg).
+ */
+cmpc_rv cmpc_resume(cmpc_ctx *ctx, const cmpc_pending *p, EVP_PKEY *newkey, X509 *oldcert,
+		    X509_REQ *csr, X509 **ret_cert, STACK_OF(X509) **ret_cacerts);
+
+/*
+ * Tells the CA that the client gives up transaction p: an error message
+ * (PKIStatus rejection, reason in statusString), protected like the
+ * request.  CMPC_OK when the CA acknowledged it (pkiConf, or an error
+ * message of its own, which is logged).
+ */
+cmpc_rv cmpc_abandon(cmpc_ctx *ctx, const cmpc_pending *p, const char *reason);
+
 /* Outcome of a revocation request besides success. */
 typedef enum {
 	CMPC_RR_ACCEPTED = 0,

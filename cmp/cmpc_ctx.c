@@ -175,11 +175,11 @@ void cmpc_free(cmpc_ctx *ctx)
 	EVP_PKEY_free(ctx->signer_key);
 	OPENSSL_clear_free(ctx->pbm_secret, ctx->pbm_secret_len);
 	X509_NAME_free(ctx->sender);
+	X509_NAME_free(ctx->recipient);
 	OPENSSL_free(ctx->cert_profile);
 	X509_NAME_free(ctx->cr.want_subject);
 	GENERAL_NAMES_free(ctx->cr.want_sans);
-	sk_X509_pop_free(ctx->x.chain, X509_free);
-	OPENSSL_free(ctx->x.rbuf);
+	cmpc_x_reset(ctx);
 	OPENSSL_clear_free(ctx, sizeof(*ctx));
 }
 
@@ -669,13 +669,34 @@ cmpc_rv cmpc_set1_sender(cmpc_ctx *ctx, const X509_NAME *name)
 
 cmpc_rv cmpc_set1_recipient(cmpc_ctx *ctx, const X509_NAME *name)
 {
+	X509_NAME *copy = NULL;
+
 	ctx->errmsg[0] = '\0';
-	if (!OSSL_CMP_CTX_set1_recipient(ctx->cmp, name)) {
+	if ((name != NULL && (copy = X509_NAME_dup(name)) == NULL) ||
+	    !OSSL_CMP_CTX_set1_recipient(ctx->cmp, name)) {
+		X509_NAME_free(copy);
 		ERR_clear_error();
 		cmpc_seterr(ctx, "out of memory storing the recipient name");
 		return CMPC_ERR_INTERNAL;
 	}
+	X509_NAME_free(ctx->recipient);
+	ctx->recipient = copy;
 	return CMPC_OK;
+}
+
+void cmpc_set_pending_cb(cmpc_ctx *ctx, cmpc_pending_fn fn, void *arg)
+{
+	ctx->pending_fn = fn;
+	ctx->pending_arg = arg;
+}
+
+void cmpc_x_reset(cmpc_ctx *ctx)
+{
+	sk_X509_pop_free(ctx->x.chain, X509_free);
+	OPENSSL_free(ctx->x.rbuf);
+	OSSL_CMP_MSG_free(ctx->x.replay);
+	memset(&ctx->x, 0, sizeof(ctx->x));
+	ctx->x.rv = CMPC_OK;
 }
 
 void cmpc_set_unprotected_errors(cmpc_ctx *ctx, int on)

@@ -146,6 +146,13 @@ cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 		cmpc_seterr(ctx, "%s failed: %s", what, ctx->x.msg);
 		return ctx->x.rv;
 	}
+	if (has_code(codes, ncodes, CMP_R_CHECKAFTER_OUT_OF_RANGE)) {
+		cmpc_seterr(ctx,
+			    "%s: the CA answered 'waiting' with a checkAfter out of range "
+			    "(negative or more than 2^31-1 s); report it to the CA operator",
+			    what);
+		return CMPC_ERR_PROTOCOL;
+	}
 	switch (status) {
 	case OSSL_CMP_PKISTATUS_rejection:
 		if (OSSL_CMP_CTX_snprint_PKIStatus(ctx->cmp, st, sizeof(st)) == NULL)

@@ -103,14 +103,6 @@ static_ASN1_ITEM_TEMPLATE_END(CMPC_CRLSTATUSLIST)
 
 /* ---- exchanges without a new key (rr, genm) ---------------------------- */
 
-static void reset_exchange(cmpc_ctx *ctx)
-{
-	sk_X509_pop_free(ctx->x.chain, X509_free);
-	OPENSSL_free(ctx->x.rbuf);
-	memset(&ctx->x, 0, sizeof(ctx->x));
-	ctx->x.rv = CMPC_OK;
-}
-
 /*
  * Drops the extraCerts of an earlier exchange.  3.0 turns an empty stack
  * given to set1_untrusted into a NULL list and then fails ("passed a null
@@ -148,7 +140,7 @@ cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what)
 			    what);
 		return CMPC_ERR_CONFIG;
 	}
-	reset_exchange(ctx);
+	cmpc_x_reset(ctx);
 	ERR_clear_error();
 	if (!OSSL_CMP_CTX_reinit(c) || (store = cmpc_anchor_store(ctx)) == NULL)
 		goto oom;
@@ -172,7 +164,7 @@ oom:
 
 void cmpc_xchg_end(cmpc_ctx *ctx)
 {
-	reset_exchange(ctx);
+	cmpc_x_reset(ctx);
 	ERR_clear_error();
 }
 

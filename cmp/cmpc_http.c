@@ -17,49 +17,6 @@
 
 #define PKIXCMP "application/pkixcmp"
 
-/* PKIBody choice numbers (RFC 4210 5.1.2); OpenSSL 3.0 keeps its names private. */
-enum {
-	BODY_IR = 0,
-	BODY_IP = 1,
-	BODY_CR = 2,
-	BODY_KUR = 7,
-	BODY_RR = 11,
-	BODY_PKICONF = 19,
-	BODY_GENM = 21,
-	BODY_ERROR = 23,
-	BODY_CERTCONF = 24,
-	BODY_POLLREQ = 25,
-	BODY_POLLREP = 26
-};
-
-static const char *body_name(int type)
-{
-	switch (type) {
-	case BODY_IR:
-		return "ir";
-	case BODY_IP:
-		return "ip";
-	case BODY_CR:
-		return "cr";
-	case BODY_KUR:
-		return "kur";
-	case BODY_RR:
-		return "rr";
-	case BODY_PKICONF:
-		return "pkiConf";
-	case BODY_GENM:
-		return "genm";
-	case BODY_ERROR:
-		return "error";
-	case BODY_CERTCONF:
-		return "certConf";
-	case BODY_POLLREQ:
-		return "pollReq";
-	case BODY_POLLREP:
-		return "pollRep";
-	}
-	return "message";
-}
 
 /* Records the first failure of the exchange; later ones are consequences. */
 static void xfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...) CMPC_PRINTF(3, 4);
@@ -443,10 +400,12 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	if (ctx == NULL)
 		return NULL;
 	type = OSSL_CMP_MSG_get_bodytype(req);
-	snprintf(what, sizeof(what), "sending the %s to %s", body_name(type), ctx->url);
+	snprintf(what, sizeof(what), "sending the %s to %s", cmpc_body_name(type), ctx->url);
 	if (ctx->x.rv != CMPC_OK)
 		return NULL;
-	if (type == BODY_CERTCONF)
+	if (ctx->x.replay != NULL)
+		return cmpc_replay(ctx, req);
+	if (type == CMPC_BODY_CERTCONF)
 		ctx->x.certconf_sent = 1;
 
 	limit_s = ctx->msg_s;
@@ -489,7 +448,7 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot set up libcurl", what);
 		goto out;
 	}
-	cmpc_log(ctx, LOG_DEBUG, "posting %d bytes (%s) to %s", derlen, body_name(type), ctx->url);
+	cmpc_log(ctx, LOG_DEBUG, "posting %d bytes (%s) to %s", derlen, cmpc_body_name(type), ctx->url);
 	tls_target = ctx;
 	cc = curl_easy_perform(ctx->curl);
 	tls_target = NULL;
@@ -534,6 +493,7 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 		goto out;
 	}
 	ctx->cr.rsp_unprotected = cmpc_pbm_msg_protected(ctx->x.rbuf, ctx->x.rlen) == 0;
+	cmpc_note_response(ctx, ctx->x.rbuf, ctx->x.rlen);
 	if (ctx->expected_sender != NULL &&
 	    !cmpc_msg_check_sender(ctx->x.rbuf, ctx->x.rlen, ctx->expected_sender, actual,
 				   sizeof(actual))) {
@@ -547,7 +507,7 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 		goto out;
 	}
 	cmpc_log(ctx, LOG_DEBUG, "received %zu bytes (%s) from %s", ctx->x.rlen,
-		 body_name(OSSL_CMP_MSG_get_bodytype(rsp)), ctx->url);
+		 cmpc_body_name(OSSL_CMP_MSG_get_bodytype(rsp)), ctx->url);
 out:
 	(void)curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, NULL);
 	OPENSSL_free(der);

@@ -13,10 +13,7 @@
 
 static void reset_exchange(cmpc_ctx *ctx)
 {
-	sk_X509_pop_free(ctx->x.chain, X509_free);
-	OPENSSL_free(ctx->x.rbuf);
-	memset(&ctx->x, 0, sizeof(ctx->x));
-	ctx->x.rv = CMPC_OK;
+	cmpc_x_reset(ctx);
 	X509_NAME_free(ctx->cr.want_subject);
 	GENERAL_NAMES_free(ctx->cr.want_sans);
 	memset(&ctx->cr, 0, sizeof(ctx->cr));
@@ -60,7 +57,9 @@ static int setup_exchange(cmpc_ctx *ctx, EVP_PKEY *key)
 	 * 3.0 then leaves the list NULL and fails on the first extraCerts. */
 	if (!OSSL_CMP_CTX_set1_untrusted(c, ctx->anchors) || !set_sans(ctx) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MSG_TIMEOUT, (int)ctx->msg_s) ||
-	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_TOTAL_TIMEOUT, (int)ctx->total_s))
+	    /* Polling waits are bounded in run(), messages by the transfer
+	     * callback: OpenSSL's own total timeout would shorten checkAfter. */
+	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_TOTAL_TIMEOUT, 0))
 		return 0;
 	if (!EVP_PKEY_up_ref(key))
 		return 0;
@@ -353,26 +352,94 @@ static int setup_request(cmpc_ctx *ctx, cmpc_req_type type, X509 *oldcert, X509_
 	return 1;
 }
 
-cmpc_rv cmpc_certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509 *oldcert,
-		     X509_REQ *csr, X509 **ret_cert, STACK_OF(X509) **ret_cacerts)
+static int body_type(cmpc_req_type type)
+{
+	switch (type) {
+	case CMPC_REQ_IR:
+		return CMPC_BODY_IR;
+	case CMPC_REQ_CR:
+		return CMPC_BODY_CR;
+	case CMPC_REQ_KUR:
+		return CMPC_BODY_KUR;
+	case CMPC_REQ_P10CR:
+		return CMPC_BODY_P10CR;
+	}
+	return -1;
+}
+
+/*
+ * The request (or, after cmpc_resume's polling, OpenSSL's processing of
+ * the CA's final answer), with polling driven here rather than inside
+ * OpenSSL: after each verified "waiting" the pending callback learns what
+ * continues the transaction, and the wait is bounded by the total timeout.
+ * NULL: failed or still waiting (*ret_rv says which).
+ */
+static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *ret_rv)
+{
+	cmpc_pending pend;
+	int res, after;
+	long left;
+
+	for (;;) {
+		after = 0;
+		cmpc_log_enter(ctx);
+		res = OSSL_CMP_try_certreq(ctx->cmp, body_type(type), NULL, &after);
+		cmpc_log_leave();
+		if (res == 1)
+			return OSSL_CMP_CTX_get0_newCert(ctx->cmp);
+		if (res != -1 || ctx->x.rsp_tid_len == 0 || ctx->x.rsp_nonce_len == 0) {
+			*ret_rv = cmpc_classify_failure(ctx, what);
+			return NULL;
+		}
+		memset(&pend, 0, sizeof(pend));
+		pend.type = type;
+		memcpy(pend.tid, ctx->x.rsp_tid, ctx->x.rsp_tid_len);
+		pend.tid_len = ctx->x.rsp_tid_len;
+		memcpy(pend.nonce, ctx->x.rsp_nonce, ctx->x.rsp_nonce_len);
+		pend.nonce_len = ctx->x.rsp_nonce_len;
+		pend.cert_req_id = type == CMPC_REQ_P10CR ? -1 : 0;
+		pend.check_after = after;
+		if (ctx->pending_fn != NULL)
+			ctx->pending_fn(&pend, ctx->pending_arg);
+		left = (long)(ctx->x.deadline - time(NULL));
+		if (after >= left) {
+			ERR_clear_error();
+			cmpc_seterr(ctx,
+				    "%s: the CA answered 'waiting' and asks to poll again in %d s, "
+				    "after the total timeout of %ld s",
+				    what, after, ctx->total_s);
+			*ret_rv = CMPC_ERR_WAITING;
+			return NULL;
+		}
+		cmpc_log(ctx, LOG_INFO, "the CA answered 'waiting'; polling again in %d s", after);
+		cmpc_sleep(after > 0 ? after : 1);
+	}
+}
+
+static cmpc_rv certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509 *oldcert,
+		       X509_REQ *csr, X509 **ret_cert, STACK_OF(X509) **ret_cacerts,
+		       const cmpc_pending *resume)
 {
 	const char *what = req_what(type);
 	STACK_OF(X509) *cacerts = NULL;
 	X509_REQ *own_csr = NULL;
 	X509 *cert = NULL;
-	cmpc_rv rv;
+	cmpc_rv rv = CMPC_OK;
 
 	if (ctx == NULL)
 		return CMPC_ERR_INTERNAL;
 	ctx->errmsg[0] = '\0';
-	if (newkey == NULL || ret_cert == NULL ||
-	    (type != CMPC_REQ_IR && type != CMPC_REQ_CR && type != CMPC_REQ_KUR &&
-	     type != CMPC_REQ_P10CR)) {
+	if (newkey == NULL || ret_cert == NULL || body_type(type) < 0) {
 		cmpc_seterr(ctx,
 			    "%s: no key, no place for the certificate or an unknown request "
 			    "type given",
 			    what);
 		return CMPC_ERR_INTERNAL;
+	}
+	if (resume != NULL && (resume->tid_len == 0 || resume->tid_len > CMPC_ID_MAX ||
+			       resume->nonce_len == 0 || resume->nonce_len > CMPC_ID_MAX)) {
+		cmpc_seterr(ctx, "%s: the saved transaction lacks its transactionID or nonce", what);
+		return CMPC_ERR_CONFIG;
 	}
 	if ((rv = check_config(ctx, type, newkey, oldcert, csr, what)) != CMPC_OK)
 		return rv;
@@ -393,29 +460,18 @@ cmpc_rv cmpc_certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509 *
 		goto out;
 	ctx->x.deadline = time(NULL) + ctx->total_s;
 
-	cmpc_log(ctx, LOG_INFO, "sending a %s to %s, protected by %s", what, ctx->url,
-		 ctx->signer_cert != NULL ? "signature" : "PBM");
-	cmpc_log_enter(ctx);
-	switch (type) {
-	case CMPC_REQ_IR:
-		cert = OSSL_CMP_exec_IR_ses(ctx->cmp);
-		break;
-	case CMPC_REQ_CR:
-		cert = OSSL_CMP_exec_CR_ses(ctx->cmp);
-		break;
-	case CMPC_REQ_KUR:
-		cert = OSSL_CMP_exec_KUR_ses(ctx->cmp);
-		break;
-	case CMPC_REQ_P10CR:
-		cert = OSSL_CMP_exec_P10CR_ses(ctx->cmp);
-		break;
+	if (resume != NULL) {
+		/* Polls with messages of its own until the CA sends the answer,
+		 * which OpenSSL then takes as the answer to its own request. */
+		if ((rv = cmpc_poll_resume(ctx, resume, what, &ctx->x.replay)) != CMPC_OK)
+			goto out;
+	} else {
+		cmpc_log(ctx, LOG_INFO, "sending a %s to %s, protected by %s", what, ctx->url,
+			 ctx->signer_cert != NULL ? "signature" : "PBM");
 	}
-	cmpc_log_leave();
-
-	if (cert == NULL) {
-		rv = cmpc_classify_failure(ctx, what);
+	cert = run(ctx, type, what, &rv);
+	if (cert == NULL)
 		goto out;
-	}
 	if (ctx->x.chain == NULL) {
 		/* Cannot happen: OpenSSL calls the certConf callback before success. */
 		cmpc_seterr(ctx, "%s: the certificate was not verified (no certConf callback)",
@@ -454,6 +510,20 @@ out:
 	reset_exchange(ctx);
 	ERR_clear_error();
 	return rv;
+}
+
+cmpc_rv cmpc_certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509 *oldcert,
+		     X509_REQ *csr, X509 **ret_cert, STACK_OF(X509) **ret_cacerts)
+{
+	return certreq(ctx, type, newkey, oldcert, csr, ret_cert, ret_cacerts, NULL);
+}
+
+cmpc_rv cmpc_resume(cmpc_ctx *ctx, const cmpc_pending *p, EVP_PKEY *newkey, X509 *oldcert,
+		    X509_REQ *csr, X509 **ret_cert, STACK_OF(X509) **ret_cacerts)
+{
+	if (p == NULL)
+		return CMPC_ERR_INTERNAL;
+	return certreq(ctx, p->type, newkey, oldcert, csr, ret_cert, ret_cacerts, p);
 }
 
 cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert, STACK_OF(X509) **ret_cacerts)

@@ -4,9 +4,8 @@
  * sender setter, so the transfer callback decodes the message OpenSSL
  * built, puts in a fresh PBMParameter (and the configured sender), and
  * recomputes the MAC over DER(ProtectedPart{header, body}) with the secret.
- * The message is read and written with ASN.1 templates of our own for
- * PKIMessage and PKIHeader (the CMP module has EXPLICIT tags); the body is
- * kept as it was encoded.
+ * The message is read and written with the layer's ASN.1 templates
+ * (cmpc_asn1.c); the body is kept as it was encoded.
  */
 #include <string.h>
 
@@ -17,85 +16,9 @@
 
 #include "cmp/cmpc-int.h"
 
-typedef struct {
-	ASN1_INTEGER *pvno;
-	GENERAL_NAME *sender;
-	GENERAL_NAME *recipient;
-	ASN1_GENERALIZEDTIME *messageTime;
-	X509_ALGOR *protectionAlg;
-	ASN1_OCTET_STRING *senderKID;
-	ASN1_OCTET_STRING *recipKID;
-	ASN1_OCTET_STRING *transactionID;
-	ASN1_OCTET_STRING *senderNonce;
-	ASN1_OCTET_STRING *recipNonce;
-	STACK_OF(ASN1_UTF8STRING) *freeText;
-	STACK_OF(ASN1_TYPE) *generalInfo;
-} CMPC_HDR;
-
-/* clang-format off */
-ASN1_SEQUENCE(CMPC_HDR) = {
-	ASN1_SIMPLE(CMPC_HDR, pvno, ASN1_INTEGER),
-	ASN1_SIMPLE(CMPC_HDR, sender, GENERAL_NAME),
-	ASN1_SIMPLE(CMPC_HDR, recipient, GENERAL_NAME),
-	ASN1_EXP_OPT(CMPC_HDR, messageTime, ASN1_GENERALIZEDTIME, 0),
-	ASN1_EXP_OPT(CMPC_HDR, protectionAlg, X509_ALGOR, 1),
-	ASN1_EXP_OPT(CMPC_HDR, senderKID, ASN1_OCTET_STRING, 2),
-	ASN1_EXP_OPT(CMPC_HDR, recipKID, ASN1_OCTET_STRING, 3),
-	ASN1_EXP_OPT(CMPC_HDR, transactionID, ASN1_OCTET_STRING, 4),
-	ASN1_EXP_OPT(CMPC_HDR, senderNonce, ASN1_OCTET_STRING, 5),
-	ASN1_EXP_OPT(CMPC_HDR, recipNonce, ASN1_OCTET_STRING, 6),
-	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_HDR, freeText, ASN1_UTF8STRING, 7),
-	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_HDR, generalInfo, ASN1_ANY, 8),
-} static_ASN1_SEQUENCE_END(CMPC_HDR)
-/* clang-format on */
-
-typedef struct {
-	CMPC_HDR *header;
-	ASN1_TYPE *body; /* a context-tagged CHOICE, kept encoded (V_ASN1_OTHER) */
-	ASN1_BIT_STRING *protection;
-	STACK_OF(X509) *extraCerts;
-} CMPC_PKIMSG;
-
-/* clang-format off */
-ASN1_SEQUENCE(CMPC_PKIMSG) = {
-	ASN1_SIMPLE(CMPC_PKIMSG, header, CMPC_HDR),
-	ASN1_SIMPLE(CMPC_PKIMSG, body, ASN1_ANY),
-	ASN1_EXP_OPT(CMPC_PKIMSG, protection, ASN1_BIT_STRING, 0),
-	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_PKIMSG, extraCerts, X509, 1),
-} static_ASN1_SEQUENCE_END(CMPC_PKIMSG)
-/* clang-format on */
-
-/* ProtectedPart ::= SEQUENCE { header PKIHeader, body PKIBody } */
-typedef struct {
-	CMPC_HDR *header;
-	ASN1_TYPE *body;
-} CMPC_PROTPART;
-
-/* clang-format off */
-ASN1_SEQUENCE(CMPC_PROTPART) = {
-	ASN1_SIMPLE(CMPC_PROTPART, header, CMPC_HDR),
-	ASN1_SIMPLE(CMPC_PROTPART, body, ASN1_ANY),
-} static_ASN1_SEQUENCE_END(CMPC_PROTPART)
-/* clang-format on */
-
-static CMPC_PKIMSG *decode(const unsigned char *der, size_t len)
-{
-	const unsigned char *p = der;
-	CMPC_PKIMSG *m;
-
-	if (len > 0x7fffffff)
-		return NULL;
-	m = (CMPC_PKIMSG *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(CMPC_PKIMSG));
-	if (m != NULL && p != der + len) {
-		ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CMPC_PKIMSG));
-		m = NULL;
-	}
-	return m;
-}
-
 int cmpc_pbm_msg_protected(const unsigned char *der, size_t len)
 {
-	CMPC_PKIMSG *m = decode(der, len);
+	CMPC_PKIMSG *m = cmpc_msg_decode(der, len);
 	int prot;
 
 	if (m == NULL) {
@@ -110,7 +33,7 @@ int cmpc_pbm_msg_protected(const unsigned char *der, size_t len)
 int cmpc_msg_check_sender(const unsigned char *der, size_t len, const X509_NAME *expected,
 			  char *actual, size_t actual_len)
 {
-	CMPC_PKIMSG *m = decode(der, len);
+	CMPC_PKIMSG *m = cmpc_msg_decode(der, len);
 	const GENERAL_NAME *s;
 	int ok;
 
@@ -156,7 +79,7 @@ int cmpc_pbm_reprotect(cmpc_ctx *ctx, unsigned char **der, int *derlen)
 	size_t maclen = 0;
 	int plen, pplen, outlen, ret = 0;
 
-	if (*derlen <= 0 || (m = decode(*der, (size_t)*derlen)) == NULL)
+	if (*derlen <= 0 || (m = cmpc_msg_decode(*der, (size_t)*derlen)) == NULL)
 		goto out;
 	if (m->header->protectionAlg == NULL ||
 	    OBJ_obj2nid(m->header->protectionAlg->algorithm) != NID_id_PasswordBasedMAC ||

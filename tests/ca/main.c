@@ -70,6 +70,8 @@ static void usage(FILE *f)
 	    "                          (genm: newWithOld signed by an unrelated key)\n"
 	    "  --fault-all             faults hit every response, not only cert requests\n"
 	    "  --fault-count N         faults hit only the first N eligible requests\n"
+	    "  --fault-on TYPE         faults hit only answers to TYPE (pollReq, certConf...)\n"
+	    "  --fault-skip N          faults spare the first N eligible requests\n"
 	    "  --log FILE              append request and event lines (POP, certConf, ...)\n"
 	    "  -q, --quiet             nothing on stderr but errors\n"
 	    "  -v, --verbose           event lines on stderr too\n"
@@ -278,6 +280,8 @@ enum {
 	OPT_FAULT,
 	OPT_FAULT_ALL,
 	OPT_FAULT_COUNT,
+	OPT_FAULT_ON,
+	OPT_FAULT_SKIP,
 	OPT_LOG,
 	OPT_NEW_ROOT,
 	OPT_TEMPLATE,
@@ -299,6 +303,8 @@ static const struct option long_opts[] = {
     {"fault", required_argument, NULL, OPT_FAULT},
     {"fault-all", no_argument, NULL, OPT_FAULT_ALL},
     {"fault-count", required_argument, NULL, OPT_FAULT_COUNT},
+    {"fault-on", required_argument, NULL, OPT_FAULT_ON},
+    {"fault-skip", required_argument, NULL, OPT_FAULT_SKIP},
     {"log", required_argument, NULL, OPT_LOG},
     {"new-root", no_argument, NULL, OPT_NEW_ROOT},
     {"template", required_argument, NULL, OPT_TEMPLATE},
@@ -378,6 +384,13 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			break;
 		case OPT_FAULT_COUNT:
 			if (!parse_long(optarg, 1, LONG_MAX, &o->fault_count))
+				goto bad_number;
+			break;
+		case OPT_FAULT_ON:
+			o->fault_on = optarg;
+			break;
+		case OPT_FAULT_SKIP:
+			if (!parse_long(optarg, 1, LONG_MAX, &o->fault_skip))
 				goto bad_number;
 			break;
 		case OPT_LOG:

@@ -42,6 +42,7 @@ struct ca_srv {
 	STACK_OF(X509) *junk; /* many-extracerts */
 	ASN1_TYPE *req_template; /* --template: the CertReqTemplateContent */
 	long faults_used;
+	long eligible_seen; /* requests --fault/--fault-on applied to so far (--fault-skip) */
 	int poll_fault; /* 1 check-after-huge, 2 endless-poll: this transaction polls forever */
 
 	/* the transaction */
@@ -1244,7 +1245,12 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	}
 	s->req_type = OSSL_CMP_MSG_get_bodytype(req);
 	parsed = ca_reqinfo_get(body, len, &s->ri);
-	s->faulty = s->opts->faults != 0 && (s->opts->fault_all || is_cert_request(s->req_type)) &&
+	s->faulty = s->opts->faults != 0 &&
+		    (s->opts->fault_on != NULL ? strcmp(s->opts->fault_on, body_name(s->req_type)) == 0
+					       : s->opts->fault_all || is_cert_request(s->req_type));
+	if (s->faulty && s->eligible_seen++ < s->opts->fault_skip)
+		s->faulty = 0;
+	s->faulty = s->faulty &&
 		    (s->opts->fault_count <= 0 || s->faults_used < s->opts->fault_count);
 	if (s->faulty)
 		s->faults_used++;

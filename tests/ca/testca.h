@@ -89,6 +89,8 @@ struct ca_opts {
 	unsigned int faults;
 	int fault_all;	  /* apply faults to every response, not only cert requests */
 	long fault_count; /* apply faults this many times; 0 = always */
+	const char *fault_on; /* apply faults only to requests of this body type */
+	long fault_skip;      /* leave the first N eligible requests alone */
 	int reject_bit;	  /* failInfo bit of reject=NAME */
 	int slow_seconds;
 	int many_extracerts;	   /* --fault many-extracerts=N */

@@ -1,0 +1,149 @@
+/*
+ * ASN.1 templates for the parts of CMP (RFC 4210/9810, module with EXPLICIT
+ * tags) that OpenSSL 3.0 does not expose: the PKIHeader fields, a
+ * PKIMessage whose body stays encoded, and the bodies this layer builds or
+ * reads itself (pollReq, pollRep, error) when it continues a transaction
+ * that an earlier process started.
+ */
+#include <openssl/asn1t.h>
+#include <openssl/err.h>
+
+#include "cmp/cmpc-int.h"
+
+/* clang-format off */
+ASN1_SEQUENCE(CMPC_HDR) = {
+	ASN1_SIMPLE(CMPC_HDR, pvno, ASN1_INTEGER),
+	ASN1_SIMPLE(CMPC_HDR, sender, GENERAL_NAME),
+	ASN1_SIMPLE(CMPC_HDR, recipient, GENERAL_NAME),
+	ASN1_EXP_OPT(CMPC_HDR, messageTime, ASN1_GENERALIZEDTIME, 0),
+	ASN1_EXP_OPT(CMPC_HDR, protectionAlg, X509_ALGOR, 1),
+	ASN1_EXP_OPT(CMPC_HDR, senderKID, ASN1_OCTET_STRING, 2),
+	ASN1_EXP_OPT(CMPC_HDR, recipKID, ASN1_OCTET_STRING, 3),
+	ASN1_EXP_OPT(CMPC_HDR, transactionID, ASN1_OCTET_STRING, 4),
+	ASN1_EXP_OPT(CMPC_HDR, senderNonce, ASN1_OCTET_STRING, 5),
+	ASN1_EXP_OPT(CMPC_HDR, recipNonce, ASN1_OCTET_STRING, 6),
+	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_HDR, freeText, ASN1_UTF8STRING, 7),
+	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_HDR, generalInfo, ASN1_ANY, 8),
+} ASN1_SEQUENCE_END(CMPC_HDR)
+
+ASN1_SEQUENCE(CMPC_PKIMSG) = {
+	ASN1_SIMPLE(CMPC_PKIMSG, header, CMPC_HDR),
+	ASN1_SIMPLE(CMPC_PKIMSG, body, ASN1_ANY),
+	ASN1_EXP_OPT(CMPC_PKIMSG, protection, ASN1_BIT_STRING, 0),
+	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_PKIMSG, extraCerts, X509, 1),
+} ASN1_SEQUENCE_END(CMPC_PKIMSG)
+
+ASN1_SEQUENCE(CMPC_PROTPART) = {
+	ASN1_SIMPLE(CMPC_PROTPART, header, CMPC_HDR),
+	ASN1_SIMPLE(CMPC_PROTPART, body, ASN1_ANY),
+} ASN1_SEQUENCE_END(CMPC_PROTPART)
+
+/* PollReqContent ::= SEQUENCE OF SEQUENCE { certReqId INTEGER } */
+ASN1_SEQUENCE(CMPC_POLLREQ) = {
+	ASN1_SIMPLE(CMPC_POLLREQ, certReqId, ASN1_INTEGER),
+} ASN1_SEQUENCE_END(CMPC_POLLREQ)
+
+/* PollRepContent ::= SEQUENCE OF SEQUENCE { certReqId INTEGER,
+ *     checkAfter INTEGER, reason PKIFreeText OPTIONAL } */
+ASN1_SEQUENCE(CMPC_POLLREP) = {
+	ASN1_SIMPLE(CMPC_POLLREP, certReqId, ASN1_INTEGER),
+	ASN1_SIMPLE(CMPC_POLLREP, checkAfter, ASN1_INTEGER),
+	ASN1_SEQUENCE_OF_OPT(CMPC_POLLREP, reason, ASN1_UTF8STRING),
+} ASN1_SEQUENCE_END(CMPC_POLLREP)
+
+/* ErrorMsgContent ::= SEQUENCE { pKIStatusInfo PKIStatusInfo,
+ *     errorCode INTEGER OPTIONAL, errorDetails PKIFreeText OPTIONAL } */
+ASN1_SEQUENCE(CMPC_ERRMSG) = {
+	ASN1_SIMPLE(CMPC_ERRMSG, status, OSSL_CMP_PKISI),
+	ASN1_OPT(CMPC_ERRMSG, errorCode, ASN1_INTEGER),
+	ASN1_SEQUENCE_OF_OPT(CMPC_ERRMSG, errorDetails, ASN1_UTF8STRING),
+} ASN1_SEQUENCE_END(CMPC_ERRMSG)
+
+/* The PKIBody alternatives of this layer: error [23], pollReq [25],
+ * pollRep [26], pkiConf [24] (NULL). */
+ASN1_CHOICE(CMPC_BODY) = {
+	ASN1_EXP(CMPC_BODY, value.error, CMPC_ERRMSG, CMPC_BODY_ERROR),
+	ASN1_EXP(CMPC_BODY, value.pkiconf, ASN1_NULL, CMPC_BODY_PKICONF),
+	ASN1_EXP_SEQUENCE_OF(CMPC_BODY, value.pollReq, CMPC_POLLREQ, CMPC_BODY_POLLREQ),
+	ASN1_EXP_SEQUENCE_OF(CMPC_BODY, value.pollRep, CMPC_POLLREP, CMPC_BODY_POLLREP),
+} ASN1_CHOICE_END(CMPC_BODY)
+/* clang-format on */
+
+CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	CMPC_PKIMSG *m;
+
+	if (len == 0 || len > 0x7fffffff)
+		return NULL;
+	m = (CMPC_PKIMSG *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(CMPC_PKIMSG));
+	if (m != NULL && p != der + len) {
+		cmpc_msg_free(m);
+		m = NULL;
+	}
+	return m;
+}
+
+void cmpc_msg_free(CMPC_PKIMSG *m)
+{
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CMPC_PKIMSG));
+}
+
+CMPC_BODY *cmpc_body_decode(const CMPC_PKIMSG *m)
+{
+	const ASN1_STRING *s;
+	const unsigned char *p;
+	CMPC_BODY *b;
+
+	/* A context-tagged CHOICE arrives as V_ASN1_OTHER: the whole TLV. */
+	if (m == NULL || m->body == NULL || m->body->type != V_ASN1_OTHER)
+		return NULL;
+	s = m->body->value.asn1_string;
+	p = s->data;
+	b = (CMPC_BODY *)ASN1_item_d2i(NULL, &p, s->length, ASN1_ITEM_rptr(CMPC_BODY));
+	if (b != NULL && p != s->data + s->length) {
+		cmpc_body_free(b);
+		b = NULL;
+	}
+	ERR_clear_error();
+	return b;
+}
+
+void cmpc_body_free(CMPC_BODY *b)
+{
+	ASN1_item_free((ASN1_VALUE *)b, ASN1_ITEM_rptr(CMPC_BODY));
+}
+
+int cmpc_body_set(CMPC_PKIMSG *m, const CMPC_BODY *b)
+{
+	unsigned char *der = NULL;
+	ASN1_STRING *s = NULL;
+	ASN1_TYPE *t = NULL;
+	int len;
+
+	if ((len = ASN1_item_i2d((ASN1_VALUE *)b, &der, ASN1_ITEM_rptr(CMPC_BODY))) <= 0 ||
+	    (s = ASN1_STRING_type_new(V_ASN1_OTHER)) == NULL || (t = ASN1_TYPE_new()) == NULL) {
+		OPENSSL_free(der);
+		ASN1_STRING_free(s);
+		return 0;
+	}
+	ASN1_STRING_set0(s, der, len);
+	ASN1_TYPE_set(t, V_ASN1_OTHER, s);
+	ASN1_TYPE_free(m->body);
+	m->body = t;
+	return 1;
+}
+
+const char *cmpc_body_name(int type)
+{
+	static const char *const names[] = {
+		"ir",	  "ip",	  "cr",	    "cp",     "p10cr",	 "popdecc", "popdecr",
+		"kur",	  "kup",  "krr",    "krp",    "rr",	 "rp",	    "ccr",
+		"ccp",	  "ckuann", "cann", "rann",   "crlann",	 "pkiConf", "nested",
+		"genm",	  "genp", "error",  "certConf", "pollReq", "pollRep",
+	};
+
+	if (type >= 0 && (size_t)type < sizeof(names) / sizeof(names[0]))
+		return names[type];
+	return "message of unknown body type";
+}
