@@ -7,6 +7,8 @@
 #ifndef P11ENROLL_AGENT_CMD_H
 #define P11ENROLL_AGENT_CMD_H
 
+#include <time.h>
+
 #include "agent/agent.h"
 #include "cmp/cmpc.h"
 #include "pkcs11/tok.h"
@@ -62,5 +64,65 @@ int agent_template_apply(const conf_enrollment *e, const cmpc_template *t, tok_k
 
 /* Prints a template (genm --template). */
 void agent_template_print(const cmpc_template *t);
+
+/* ---- pending transactions (pending.c, resume.c) ----------------------- */
+
+/* A transaction the CA answered "waiting", as saved in the state directory. */
+typedef struct {
+	cmpc_pending p;
+	unsigned char key_id[TOK_ID_MAX]; /* CKA_ID of the new key pair */
+	size_t key_id_len;
+	int key_generated; /* generated for this request: deleted when it is given up */
+	char token_serial[17];
+	time_t saved;
+} agent_pending;
+
+const char *pending_state_dir(const conf_enrollment *e);
+const char *pending_req_name(int cmpc_req_type);
+/* STATE_DIR/NAME.pending; -1 when the enrollment has no usable name. */
+int pending_path(const conf_enrollment *e, char *out, size_t len);
+/* Atomic (temporary file, fsync, rename); -1 with a message in err. */
+int pending_save(const conf_enrollment *e, const agent_pending *ap, char *err, size_t errlen);
+/* 1 loaded, 0 none saved, -1 unreadable or malformed (message in err). */
+int pending_load(const conf_enrollment *e, agent_pending *ap, char *err, size_t errlen);
+/* The file's text (untrusted: checked field by field); -1 with err. */
+int pending_parse(const char *text, size_t len, agent_pending *ap, char *err, size_t errlen);
+int pending_remove(const conf_enrollment *e);
+
+/*
+ * What a certificate request command does about polling: it saves every
+ * "waiting" answer (cmpc pending callback) and, when the request ends,
+ * pending_after decides whether the transaction stays pending (1: keep the
+ * new key for `p11enroll resume`) or is over (0: the file is removed; a
+ * transaction that could not be saved is abandoned at the CA).
+ */
+typedef struct {
+	const conf_enrollment *e;
+	agent_pending ap;
+	int have;  /* ap.p holds a transaction */
+	int saved; /* and it is saved */
+	int warned;
+} pending_saver;
+
+/* resume: the transaction being continued, or NULL for a new request. */
+void pending_saver_init(pending_saver *s, const conf_enrollment *e, tok_ctx *tok,
+			const tok_id *key, int key_generated, const agent_pending *resume);
+void pending_saver_cb(const cmpc_pending *p, void *arg);
+int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv);
+
+/* EXIT_USAGE (logged) when NAME has a pending transaction: a new request
+ * would orphan it. */
+int pending_refuse_new(const conf_enrollment *e);
+/* EXIT_TOKEN (logged) unless tok is the token the transaction began on. */
+int pending_check_token(tok_ctx *tok, const agent_pending *ap);
+/* Abandons ap: error message to the CA (cmp set up and protected like the
+ * request), the new key deleted when it was generated, the file removed. */
+int pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
+		    const agent_pending *ap);
+
+/* The request commands with a transaction to resume or abandon (NULL: a new one). */
+int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_pending *resume,
+		      int abandon);
+int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int abandon);
 
 #endif

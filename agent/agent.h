@@ -87,6 +87,7 @@ typedef struct {
 	char *reason;           /* revoke: CRL reason name or number */
 	int delete_revoked;     /* revoke: delete the certificate and key afterwards */
 	int use_template;       /* fill the next request from the CA's certReqTemplate */
+	char *state_dir;        /* pending transactions (default LOCALSTATEDIR/lib/p11enroll) */
 } conf_enrollment;
 
 /* Options of single commands, only from the command line. */
@@ -99,6 +100,7 @@ typedef struct {
 	const char *crls;        /* genm --crls FILE */
 	int store;               /* genm --ca-certs --store */
 	const char *out;         /* genm --root-update --out FILE */
+	int abandon;             /* resume --abandon */
 } agent_cmd_opts;
 
 #define CONF_FIELD_UNSET -1
@@ -155,6 +157,8 @@ int agent_cr(const conf_enrollment *e);
 int agent_p10cr(const conf_enrollment *e);
 int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o);
 int agent_genm(const conf_enrollment *e, const agent_cmd_opts *o);
+/* resume.c: finish (or abandon) the pending transaction of an enrollment. */
+int agent_resume(const conf_enrollment *e, const agent_cmd_opts *o);
 
 /* output.c: shared by the commands. */
 struct x509_st;

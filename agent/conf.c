@@ -75,6 +75,7 @@ static const struct key keys[] = {
 	STR("reason", reason),
 	BOOL("delete_revoked", delete_revoked),
 	BOOL("use_template", use_template),
+	STR("state_dir", state_dir),
 };
 
 void conf_enrollment_init(conf_enrollment *e)

@@ -55,6 +55,8 @@ enum {
 	OPT_CRLS,
 	OPT_STORE,
 	OPT_OUT,
+	OPT_STATE_DIR,
+	OPT_ABANDON,
 };
 
 static const struct option options[] = {
@@ -102,6 +104,8 @@ static const struct option options[] = {
 	{ "crls", required_argument, NULL, OPT_CRLS },
 	{ "store", no_argument, NULL, OPT_STORE },
 	{ "out", required_argument, NULL, OPT_OUT },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "abandon", no_argument, NULL, OPT_ABANDON },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -124,6 +128,8 @@ static void usage(FILE *f)
 		"  revoke [NAME]          revoke the enrollment's certificate (rr)\n"
 		"  genm [NAME]            ask the CA: --ca-certs FILE, --root-update, --template,\n"
 		"                         --crls FILE\n"
+		"  resume [NAME]          finish a request the CA answered 'waiting' (polling);\n"
+		"                         with --abandon, give it up and delete its new key\n"
 		"  list [NAME]            show the keys and certificates on the token\n"
 		"\n"
 		"Options (override the enrollment NAME in the configuration file):\n"
@@ -173,6 +179,9 @@ static void usage(FILE *f)
 		"      --out FILE         genm --root-update: write the verified new root to FILE\n"
 		"      --template         genm: show the CA's certificate request template\n"
 		"      --crls FILE        genm: write the CA's current CRLs to FILE\n"
+		"      --state-dir DIR    where pending transactions are kept (default\n"
+		"                         " LOCALSTATEDIR "/lib/p11enroll)\n"
+		"      --abandon          resume: tell the CA the request is given up\n"
 		"  -v, --verbose          more detail (twice: debug)\n"
 		"  -q, --quiet            errors only\n"
 		"  -h, --help             this help\n"
@@ -200,7 +209,8 @@ static int set_iterations(int *field, const char *value)
 	return 0;
 }
 
-static const char *const commands[] = { "enroll", "list", "renew", "cr", "p10cr", "revoke", "genm" };
+static const char *const commands[] = { "enroll", "list",   "renew", "cr",
+					"p10cr",  "revoke", "genm",  "resume" };
 
 static int known_command(const char *cmd)
 {
@@ -226,6 +236,8 @@ static int run(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *
 		return agent_revoke(e, o);
 	if (strcmp(cmd, "genm") == 0)
 		return agent_genm(e, o);
+	if (strcmp(cmd, "resume") == 0)
+		return agent_resume(e, o);
 	return agent_list(e);
 }
 
@@ -320,6 +332,8 @@ int main(int argc, char **argv)
 		case OPT_CRLS: o.crls = optarg; break;
 		case OPT_STORE: o.store = 1; break;
 		case OPT_OUT: o.out = optarg; break;
+		case OPT_STATE_DIR: r = set_str(&e.state_dir, optarg); break;
+		case OPT_ABANDON: o.abandon = 1; break;
 		default:
 			usage(stderr);
 			conf_enrollment_clear(&e);

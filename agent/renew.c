@@ -106,7 +106,7 @@ static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
 	}
 }
 
-int agent_renew(const conf_enrollment *e)
+int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int abandon)
 {
 	tok_keyspec spec = { .alg = TOK_KEY_EC, .bits = 256 };
 	char *new_label = NULL, *old_label = NULL, hex[2 * TOK_ID_MAX + 1];
@@ -117,12 +117,16 @@ int agent_renew(const conf_enrollment *e)
 	STACK_OF(X509) *cacerts = NULL;
 	cmpc_template tmpl;
 	struct renew_store sc;
+	pending_saver ps;
 	tok_id old_id, new_id;
 	int have_new = 0, alg, bits, rc, keep_old = e->keep_old == 1;
 	tok_rv trv;
 	cmpc_rv crv;
 
 	memset(&tmpl, 0, sizeof(tmpl));
+	memset(&ps, 0, sizeof(ps));
+	if (resume == NULL && (rc = pending_refuse_new(e)) != EXIT_OK)
+		return rc;
 	if (e->label == NULL) {
 		log_msg(LOG_ERR, "no label: renew finds the enrollment's certificate by its label; "
 				 "set label or --label");
@@ -147,6 +151,8 @@ int agent_renew(const conf_enrollment *e)
 	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
 		goto out;
 	if ((rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
+		goto out;
+	if (resume != NULL && (rc = pending_check_token(tok, resume)) != EXIT_OK)
 		goto out;
 	if ((trv = tok_find_cert(tok, e->label, NULL, &old_id, &old_cert)) != TOK_OK) {
 		rc = agent_token_fail(tok, trv, "cannot find the certificate to renew");
@@ -185,31 +191,60 @@ int agent_renew(const conf_enrollment *e)
 		rc = agent_exit_from_cmpc(crv);
 		goto out;
 	}
-
-	if ((trv = tok_keygen(tok, &spec, new_label, &new_id)) != TOK_OK) {
-		rc = agent_token_fail(tok, trv, "generating the new key pair on the token failed");
+	if (abandon) {
+		rc = pending_abandon(e, cmp, tok, resume);
 		goto out;
 	}
-	have_new = 1;
-	agent_hex(new_id.id, new_id.len, hex, sizeof(hex));
-	log_msg(LOG_INFO, "generated the new key pair, id %s, label '%s'", hex, new_label);
+
+	if (resume != NULL) {
+		memcpy(new_id.id, resume->key_id, resume->key_id_len);
+		new_id.len = resume->key_id_len;
+		have_new = resume->key_generated;
+		agent_hex(new_id.id, new_id.len, hex, sizeof(hex));
+		log_msg(LOG_INFO, "resuming the pending kur for the new key pair, id %s", hex);
+	} else {
+		if ((trv = tok_keygen(tok, &spec, new_label, &new_id)) != TOK_OK) {
+			rc = agent_token_fail(tok, trv,
+					      "generating the new key pair on the token failed");
+			goto out;
+		}
+		have_new = 1;
+		agent_hex(new_id.id, new_id.len, hex, sizeof(hex));
+		log_msg(LOG_INFO, "generated the new key pair, id %s, label '%s'", hex, new_label);
+	}
 	if ((trv = tok_key_get1_private(tok, &new_id, &new_key)) != TOK_OK) {
 		rc = agent_token_fail(tok, trv, "cannot use the new key");
+		if (resume != NULL && trv == TOK_ERR_NOT_FOUND) {
+			log_msg(LOG_ERR, "the new key pair is gone: give the request up with "
+					 "`p11enroll resume --abandon %s`",
+				e->name);
+			have_new = 0;
+		}
 		goto out;
 	}
+	pending_saver_init(&ps, e, tok, &new_id, 1, resume);
+	cmpc_set_pending_cb(cmp, pending_saver_cb, &ps);
 	sc.tok = tok;
 	sc.id = &new_id;
 	sc.label = new_label;
 	sc.rc = -1;
 	cmpc_set_accept_cb(cmp, store_new, &sc);
-	log_msg(LOG_INFO, "sending kur to %s, signed with the old key", e->server);
-	if ((crv = cmpc_certreq(cmp, CMPC_REQ_KUR, new_key, old_cert, NULL, &cert, &cacerts)) !=
-	    CMPC_OK) {
+	if (resume != NULL) {
+		log_msg(LOG_INFO, "polling %s for the pending kur", e->server);
+		crv = cmpc_resume(cmp, &resume->p, new_key, old_cert, NULL, &cert, &cacerts);
+	} else {
+		log_msg(LOG_INFO, "sending kur to %s, signed with the old key", e->server);
+		crv = cmpc_certreq(cmp, CMPC_REQ_KUR, new_key, old_cert, NULL, &cert, &cacerts);
+	}
+	if (crv != CMPC_OK) {
 		log_msg(LOG_ERR, "key update failed: %s: %s", cmpc_strerror(crv), cmpc_errmsg(cmp));
 		log_openssl_errors();
 		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
+		if (pending_after(&ps, cmp, crv))
+			have_new = 0; /* kept for `p11enroll resume` */
 		goto out;
 	}
+	(void)pending_after(&ps, cmp, CMPC_OK);
 	have_new = 0; /* the CA confirmed it: from here on the new pair stays */
 
 	/*
@@ -274,4 +309,9 @@ out:
 	free(new_label);
 	free(old_label);
 	return rc;
+}
+
+int agent_renew(const conf_enrollment *e)
+{
+	return agent_renew_run(e, NULL, 0);
 }

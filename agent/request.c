@@ -60,7 +60,8 @@ static void explain_key_failure(tok_ctx *tok)
 		agent_token_fail(tok, rv, "the token did not sign");
 }
 
-static int request(const conf_enrollment *e, cmpc_req_type type)
+int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_pending *resume,
+		      int abandon)
 {
 	const char *cmd = type == CMPC_REQ_IR ? "enrollment" : type == CMPC_REQ_CR ? "cr" : "p10cr";
 	tok_keyspec spec = { .alg = TOK_KEY_EC, .bits = 256 };
@@ -71,6 +72,7 @@ static int request(const conf_enrollment *e, cmpc_req_type type)
 	STACK_OF(X509) *cacerts = NULL;
 	cmpc_template tmpl;
 	struct store_ctx sc;
+	pending_saver ps;
 	tok_id id;
 	int have_key = 0, alg, bits, rc;
 	char hex[2 * TOK_ID_MAX + 1];
@@ -78,6 +80,9 @@ static int request(const conf_enrollment *e, cmpc_req_type type)
 	cmpc_rv crv;
 
 	memset(&tmpl, 0, sizeof(tmpl));
+	memset(&ps, 0, sizeof(ps));
+	if (resume == NULL && (rc = pending_refuse_new(e)) != EXIT_OK)
+		return rc;
 	if (e->key_type != NULL) {
 		if (conf_parse_key_type(e->key_type, &alg, &bits) < 0) {
 			log_msg(LOG_ERR, "key type '%s' is not one of ec:P-256, ec:P-384, rsa:2048, "
@@ -116,18 +121,30 @@ static int request(const conf_enrollment *e, cmpc_req_type type)
 		goto out;
 	if ((rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
 		goto out;
+	if (resume != NULL && (rc = pending_check_token(tok, resume)) != EXIT_OK)
+		goto out;
 	if ((rc = agent_cmp_tls_client(e, cmp, tok, NULL, NULL)) != EXIT_OK)
 		goto out;
 	if (type != CMPC_REQ_IR &&
 	    (rc = agent_cmp_protect(e, cmp, tok, type == CMPC_REQ_CR,
 				    type == CMPC_REQ_CR ? "a cr" : "the p10cr")) != EXIT_OK)
 		goto out;
+	if (abandon) {
+		rc = pending_abandon(e, cmp, tok, resume);
+		goto out;
+	}
 	if (e->use_template == 1) {
 		if ((rc = agent_template_fetch(e, tok, NULL, NULL, &tmpl)) != EXIT_OK ||
 		    (rc = agent_template_apply(e, &tmpl, &spec, cmp)) != EXIT_OK)
 			goto out;
 	}
-	if (e->key_id != NULL) {
+	if (resume != NULL) {
+		memcpy(id.id, resume->key_id, resume->key_id_len);
+		id.len = resume->key_id_len;
+		have_key = resume->key_generated;
+		agent_hex(id.id, id.len, hex, sizeof(hex));
+		log_msg(LOG_INFO, "resuming the pending %s for the key pair with id %s", cmd, hex);
+	} else if (e->key_id != NULL) {
 		/* The user's key: never generated nor removed here. */
 		log_msg(LOG_INFO, "certifying the existing key pair with id %s", e->key_id);
 	} else {
@@ -141,26 +158,44 @@ static int request(const conf_enrollment *e, cmpc_req_type type)
 	}
 	if ((trv = tok_key_get1_private(tok, &id, &key)) != TOK_OK) {
 		rc = agent_token_fail(tok, trv,
-				      e->key_id != NULL ? "cannot use the key pair with that key_id"
-							: "cannot use the new key");
+				      resume != NULL ? "cannot use the key of the pending request"
+				      : e->key_id != NULL ? "cannot use the key pair with that key_id"
+							  : "cannot use the new key");
+		if (resume != NULL && trv == TOK_ERR_NOT_FOUND) {
+			log_msg(LOG_ERR, "the key pair is gone: give the request up with "
+					 "`p11enroll resume --abandon %s`",
+				e->name);
+			have_key = 0;
+		}
 		goto out;
 	}
+	pending_saver_init(&ps, e, tok, &id, have_key, resume);
+	cmpc_set_pending_cb(cmp, pending_saver_cb, &ps);
 	sc.tok = tok;
 	sc.id = &id;
 	sc.label = e->label;
 	sc.rc = -1;
 	cmpc_set_accept_cb(cmp, store_cb, &sc);
-	log_msg(LOG_INFO, "sending %s to %s", cmd, e->server);
 	/* For p10cr the protocol layer makes the CSR from the subject and SANs
 	 * set up above (template included) and the token signs it. */
-	if ((crv = cmpc_certreq(cmp, type, key, NULL, NULL, &cert, &cacerts)) != CMPC_OK) {
+	if (resume != NULL) {
+		log_msg(LOG_INFO, "polling %s for the pending %s", e->server, cmd);
+		crv = cmpc_resume(cmp, &resume->p, key, NULL, NULL, &cert, &cacerts);
+	} else {
+		log_msg(LOG_INFO, "sending %s to %s", cmd, e->server);
+		crv = cmpc_certreq(cmp, type, key, NULL, NULL, &cert, &cacerts);
+	}
+	if (crv != CMPC_OK) {
 		log_msg(LOG_ERR, "%s failed: %s: %s", cmd, cmpc_strerror(crv), cmpc_errmsg(cmp));
 		log_openssl_errors();
 		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
 		if (crv == CMPC_ERR_KEY)
 			explain_key_failure(tok);
+		if (pending_after(&ps, cmp, crv))
+			have_key = 0; /* kept for `p11enroll resume` */
 		goto out;
 	}
+	(void)pending_after(&ps, cmp, CMPC_OK);
 	have_key = 0;
 	if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
 	    (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0))
@@ -189,15 +224,15 @@ out:
 
 int agent_enroll(const conf_enrollment *e)
 {
-	return request(e, CMPC_REQ_IR);
+	return agent_request_run(e, CMPC_REQ_IR, NULL, 0);
 }
 
 int agent_cr(const conf_enrollment *e)
 {
-	return request(e, CMPC_REQ_CR);
+	return agent_request_run(e, CMPC_REQ_CR, NULL, 0);
 }
 
 int agent_p10cr(const conf_enrollment *e)
 {
-	return request(e, CMPC_REQ_P10CR);
+	return agent_request_run(e, CMPC_REQ_P10CR, NULL, 0);
 }

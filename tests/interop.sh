@@ -130,6 +130,26 @@ start_mock -poll_count 2 -check_after 1
 p11e enroll test --key-id 4a1f --label pre
 check "/interop/ir/pre-issued/after-polling/exit-0" expect_rc 0
 check "/interop/ir/pre-issued/after-polling/enrolled" grep -q '^enrolled' "$TMP/out"
+# The client gives up waiting and saves the transaction; `p11enroll resume`
+# then polls the mock with pollReq messages of its own making (a new
+# process: transactionID and the mock's last senderNonce from the state
+# file) and finishes with certConf; `resume --abandon` sends the mock an
+# error message.
+start_mock -poll_count 3 -check_after 2
+p11e enroll test --key-id 4a1f --label pre --total-timeout 1
+check "/interop/ir/pre-issued/resume/waiting-exit-9" expect_rc 9
+check "/interop/ir/pre-issued/resume/saved" test -f "$TMP/state/test.pending"
+p11e resume test --label pre
+check "/interop/ir/pre-issued/resume/exit-0" expect_rc 0
+check "/interop/ir/pre-issued/resume/enrolled" grep -q '^enrolled' "$TMP/out"
+check "/interop/ir/pre-issued/resume/state-removed" test ! -e "$TMP/state/test.pending"
+start_mock -poll_count 3 -check_after 2
+p11e enroll test --key-id 4a1f --label pre --total-timeout 1
+p11e resume --abandon test --label pre
+check "/interop/ir/pre-issued/abandon/exit-0" expect_rc 0
+check "/interop/ir/pre-issued/abandon/mock-got-error" grep -q 'mock server received error' "$TMP/mock.log"
+check "/interop/ir/pre-issued/abandon/status-rejection" grep -q 'PKIStatus: rejection.*abandoned by the operator' "$TMP/mock.log"
+check "/interop/ir/pre-issued/abandon/state-removed" test ! -e "$TMP/state/test.pending"
 unset RSP_CERT
 # (the second run stores nothing new: the same certificate is already there)
 check "/interop/ir/pre-issued/one-cert" test "$(count_objects inter)" -eq $((before_pre + 1))

@@ -120,6 +120,7 @@ secret_source = file:$TMP/secret
 trusted = $TMP/ca/root.pem
 timeout = 10
 total_timeout = 30
+state_dir = $TMP/state
 
 [test]
 token = pkcs11:token=$1

@@ -1,0 +1,199 @@
+/*
+ * p11enroll resume: a request the CA answered "waiting" outlives the
+ * process that sent it.  The request commands save each "waiting" answer
+ * (pending_saver); resume continues the transaction with pollReq, or with
+ * --abandon tells the CA it is given up and deletes the new key.  The new
+ * key stays on the token only while a saved transaction can still bring
+ * its certificate.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/agent-cmd.h"
+
+void pending_saver_init(pending_saver *s, const conf_enrollment *e, tok_ctx *tok,
+			const tok_id *key, int key_generated, const agent_pending *resume)
+{
+	tok_info info;
+
+	memset(s, 0, sizeof(*s));
+	s->e = e;
+	if (resume != NULL) {
+		s->ap = *resume;
+		s->have = s->saved = 1;
+		return;
+	}
+	memcpy(s->ap.key_id, key->id, key->len);
+	s->ap.key_id_len = key->len;
+	s->ap.key_generated = key_generated;
+	if (tok_get_info(tok, &info) == TOK_OK)
+		snprintf(s->ap.token_serial, sizeof(s->ap.token_serial), "%s", info.serial);
+}
+
+void pending_saver_cb(const cmpc_pending *p, void *arg)
+{
+	pending_saver *s = arg;
+	char err[512], path[1024];
+
+	s->ap.p = *p;
+	s->ap.saved = time(NULL);
+	s->have = 1;
+	if (pending_save(s->e, &s->ap, err, sizeof(err)) < 0) {
+		/* Said once: the callback runs at every "waiting". */
+		if (!s->warned)
+			log_msg(LOG_WARNING, "cannot save the pending transaction: %s", err);
+		s->warned = 1;
+		s->saved = 0;
+		return;
+	}
+	if (!s->saved && pending_path(s->e, path, sizeof(path)) == 0)
+		log_msg(LOG_INFO, "the CA answered 'waiting'; the transaction is saved in %s", path);
+	s->saved = 1;
+}
+
+static int keeps_pending(cmpc_rv crv)
+{
+	/* The CA may still deliver: the client ran out of time, or could not
+	 * reach it.  Everything else ends the transaction. */
+	return crv == CMPC_ERR_WAITING || crv == CMPC_ERR_TRANSPORT || crv == CMPC_ERR_TLS;
+}
+
+int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
+{
+	const char *name = s->e->name;
+	cmpc_rv arv;
+
+	if (!s->have)
+		return 0;
+	if (crv != CMPC_OK && keeps_pending(crv) && s->saved) {
+		log_msg(LOG_NOTICE,
+			"the %s is still pending at the CA (next poll in about %ld s): run "
+			"`p11enroll resume %s` to finish it, or `p11enroll resume --abandon %s` "
+			"to give it up",
+			pending_req_name(s->ap.p.type), s->ap.p.check_after, name, name);
+		return 1;
+	}
+	if (crv == CMPC_ERR_WAITING) {
+		/* Nowhere to keep it: the CA is told, and the key goes. */
+		log_msg(LOG_NOTICE, "the transaction could not be saved for `p11enroll resume`: "
+				    "telling the CA that it is given up");
+		if ((arv = cmpc_abandon(cmp, &s->ap.p, "the client could not keep the "
+						       "transaction")) != CMPC_OK)
+			log_msg(LOG_WARNING, "could not tell the CA: %s: %s", cmpc_strerror(arv),
+				cmpc_errmsg(cmp));
+	}
+	if (s->saved && pending_remove(s->e) < 0)
+		log_msg(LOG_WARNING, "cannot remove the pending transaction file of '%s'; delete "
+				     "it by hand",
+			name);
+	s->saved = 0;
+	return 0;
+}
+
+int pending_refuse_new(const conf_enrollment *e)
+{
+	agent_pending ap;
+	char err[1024], when[32];
+	struct tm tm;
+	int r = pending_load(e, &ap, err, sizeof(err));
+
+	if (r == 0)
+		return EXIT_OK;
+	if (r < 0) {
+		log_msg(LOG_ERR, "the pending transaction of '%s' is unreadable: %s", e->name, err);
+		return EXIT_USAGE;
+	}
+	if (gmtime_r(&ap.saved, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+		snprintf(when, sizeof(when), "(unknown time)");
+	log_msg(LOG_ERR,
+		"enrollment '%s' has a pending %s, waiting for the CA since %s: finish it with "
+		"`p11enroll resume %s`, or give it up with `p11enroll resume --abandon %s`",
+		e->name, pending_req_name(ap.p.type), when, e->name, e->name);
+	return EXIT_USAGE;
+}
+
+int pending_check_token(tok_ctx *tok, const agent_pending *ap)
+{
+	tok_info info;
+	tok_rv rv;
+
+	if ((rv = tok_get_info(tok, &info)) != TOK_OK)
+		return agent_token_fail(tok, rv, "cannot read the token information");
+	if (strcmp(info.serial, ap->token_serial) != 0) {
+		log_msg(LOG_ERR,
+			"the pending transaction's key is on the token with serial '%s', and this "
+			"token's serial is '%s': insert that token, or select it with --token",
+			ap->token_serial, info.serial);
+		return EXIT_TOKEN;
+	}
+	return EXIT_OK;
+}
+
+int pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
+		    const agent_pending *ap)
+{
+	char hex[2 * TOK_ID_MAX + 1];
+	tok_id id;
+	cmpc_rv crv;
+	tok_rv trv;
+	int rc = EXIT_OK;
+
+	log_msg(LOG_INFO, "abandoning the pending %s of '%s'", pending_req_name(ap->p.type),
+		e->name);
+	if ((crv = cmpc_abandon(cmp, &ap->p, "abandoned by the operator")) != CMPC_OK) {
+		log_msg(LOG_ERR, "could not tell the CA that the request is given up: %s: %s",
+			cmpc_strerror(crv), cmpc_errmsg(cmp));
+		log_msg(LOG_NOTICE, "the transaction is given up here all the same; the CA ends it "
+				    "on its own timeout");
+		rc = agent_exit_from_cmpc(crv);
+	}
+	memcpy(id.id, ap->key_id, ap->key_id_len);
+	id.len = ap->key_id_len;
+	agent_hex(id.id, id.len, hex, sizeof(hex));
+	if (ap->key_generated) {
+		trv = tok_key_destroy(tok, &id, 1);
+		if (trv == TOK_ERR_NOT_FOUND) {
+			log_msg(LOG_NOTICE, "the new key pair (id %s) is already gone", hex);
+		} else if (trv != TOK_OK) {
+			rc = agent_token_fail(tok, trv, "could not delete the new key pair");
+			log_msg(LOG_ERR, "delete the key pair with id %s by hand", hex);
+		} else {
+			log_msg(LOG_NOTICE, "the new key pair (id %s) was deleted", hex);
+		}
+	}
+	if (pending_remove(e) < 0) {
+		log_msg(LOG_ERR, "cannot remove the pending transaction file of '%s'", e->name);
+		if (rc == EXIT_OK)
+			rc = EXIT_INTERNAL;
+	}
+	if (rc == EXIT_OK)
+		printf("abandoned %s: the pending %s\n", e->name, pending_req_name(ap->p.type));
+	return rc;
+}
+
+int agent_resume(const conf_enrollment *e, const agent_cmd_opts *o)
+{
+	agent_pending ap;
+	char err[1024], path[1024];
+	int r;
+
+	if (pending_path(e, path, sizeof(path)) < 0) {
+		log_msg(LOG_ERR, "resume needs the name of an enrollment in the configuration file");
+		return EXIT_USAGE;
+	}
+	if ((r = pending_load(e, &ap, err, sizeof(err))) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return EXIT_USAGE;
+	}
+	if (r == 0) {
+		log_msg(LOG_ERR, "enrollment '%s' has no pending transaction (no %s): nothing to %s",
+			e->name, path, o->abandon ? "abandon" : "resume");
+		return EXIT_USAGE;
+	}
+	if (ap.p.type == CMPC_REQ_KUR)
+		return agent_renew_run(e, &ap, o->abandon);
+	return agent_request_run(e, ap.p.type, &ap, o->abandon);
+}
