@@ -1,14 +1,18 @@
-/* Unit tests of the agent's parsers: configuration, names, secret sources. */
+/* Unit tests of the agent's parsers: configuration, names, secret sources,
+ * pending transaction files. */
 #include "config.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/x509v3.h>
 
+#include "agent/agent-cmd.h"
 #include "agent/agent.h"
 
 static int n_tests, n_failed;
@@ -260,6 +264,422 @@ static void test_issue3_keys(void)
 	       "/conf/pbm/mac");
 }
 
+/* ---- pending transactions (agent/pending.c) ------------------------- */
+
+#define SERIAL16 "0123456789ABCDEF"
+#define HEX32 "00112233445566778899aabbccddeeff"
+
+static const char *const pending_keys[] = { "version",	   "request",	    "transaction_id",
+					    "recip_nonce", "cert_req_id",   "check_after",
+					    "key_id",	   "key_generated", "token_serial",
+					    "saved" };
+static const char *const pending_values[] = { "1",
+					      "kur",
+					      HEX32,
+					      "0102030405060708090a0b0c0d0e0f10",
+					      "0",
+					      "30",
+					      "4a1f",
+					      "yes",
+					      SERIAL16,
+					      "1764200000" };
+#define NKEYS (sizeof(pending_keys) / sizeof(pending_keys[0]))
+
+/*
+ * A pending file as pending_save writes it, with the line of key replaced
+ * by "key value" (value NULL: the line left out) and extra appended.
+ */
+static const char *pending_text(const char *key, const char *value, const char *extra)
+{
+	static char buf[16384];
+	size_t i, n;
+
+	n = (size_t)snprintf(buf, sizeof(buf), "# p11enroll: a comment\n\n");
+	for (i = 0; i < NKEYS; i++) {
+		const char *v = pending_values[i];
+
+		if (key != NULL && strcmp(key, pending_keys[i]) == 0) {
+			if (value == NULL)
+				continue;
+			v = value;
+		}
+		n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s %s\n", pending_keys[i], v);
+	}
+	if (extra != NULL)
+		snprintf(buf + n, sizeof(buf) - n, "%s", extra);
+	return buf;
+}
+
+static int parse_ok(const char *text, agent_pending *ap)
+{
+	char err[256] = "";
+	int r = pending_parse(text, strlen(text), ap, err, sizeof(err));
+
+	if (r != 0)
+		printf("# unexpected: %s\n", err);
+	return r == 0;
+}
+
+/* Refused, with want in the message. */
+static int parse_refused(const char *text, size_t len, const char *want)
+{
+	char err[256] = "";
+	agent_pending ap;
+
+	if (pending_parse(text, len, &ap, err, sizeof(err)) == 0) {
+		printf("# accepted, should have been refused\n");
+		return 0;
+	}
+	if (strstr(err, want) == NULL) {
+		printf("# message '%s' lacks '%s'\n", err, want);
+		return 0;
+	}
+	return 1;
+}
+
+static int refused(const char *key, const char *value, const char *want)
+{
+	const char *t = pending_text(key, value, NULL);
+
+	return parse_refused(t, strlen(t), want);
+}
+
+static int same_pending(const agent_pending *a, const agent_pending *b)
+{
+	return a->p.type == b->p.type && a->p.tid_len == b->p.tid_len &&
+	       memcmp(a->p.tid, b->p.tid, a->p.tid_len) == 0 && a->p.nonce_len == b->p.nonce_len &&
+	       memcmp(a->p.nonce, b->p.nonce, a->p.nonce_len) == 0 &&
+	       a->p.cert_req_id == b->p.cert_req_id && a->p.check_after == b->p.check_after &&
+	       a->key_id_len == b->key_id_len && memcmp(a->key_id, b->key_id, a->key_id_len) == 0 &&
+	       a->key_generated == b->key_generated &&
+	       strcmp(a->token_serial, b->token_serial) == 0 && a->saved == b->saved;
+}
+
+static void test_pending_parse(void)
+{
+	static const unsigned char tid[16] = { 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+					       0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff };
+	static const unsigned char nonce[16] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+	static const unsigned char kid[2] = { 0x4a, 0x1f };
+	char hex[200], name[64], big[6000];
+	const char *t;
+	agent_pending ap;
+	size_t i, n;
+	int ok;
+
+	result(parse_ok(pending_text(NULL, NULL, NULL), &ap) && ap.p.type == CMPC_REQ_KUR &&
+		       ap.p.tid_len == 16 && memcmp(ap.p.tid, tid, 16) == 0 &&
+		       ap.p.nonce_len == 16 && memcmp(ap.p.nonce, nonce, 16) == 0 &&
+		       ap.p.cert_req_id == 0 && ap.p.check_after == 30 && ap.key_id_len == 2 &&
+		       memcmp(ap.key_id, kid, 2) == 0 && ap.key_generated == 1 &&
+		       strcmp(ap.token_serial, SERIAL16) == 0 && ap.saved == (time_t)1764200000,
+	       "/pending/parse/every-field");
+	ok = 1;
+	for (i = 0; i < 4; i++) {
+		static const char *const names[] = { "ir", "cr", "kur", "p10cr" };
+		static const cmpc_req_type types[] = { CMPC_REQ_IR, CMPC_REQ_CR, CMPC_REQ_KUR,
+						       CMPC_REQ_P10CR };
+		const char *id = types[i] == CMPC_REQ_P10CR ? "-1" : "0";
+		char text[2048];
+
+		snprintf(text, sizeof(text), "%s", pending_text("request", names[i], NULL));
+		/* cert_req_id follows request: replace it in the copy */
+		if (types[i] == CMPC_REQ_P10CR) {
+			char *c = strstr(text, "cert_req_id 0\n");
+
+			memmove(c + 13, c + 12, strlen(c + 12) + 1);
+			memcpy(c + 12, id, 2);
+		}
+		if (!parse_ok(text, &ap) || ap.p.type != types[i] ||
+		    ap.p.cert_req_id != (int)strtol(id, NULL, 10) ||
+		    strcmp(pending_req_name(ap.p.type), names[i]) != 0)
+			ok = 0;
+	}
+	result(ok, "/pending/parse/every-request-type");
+	result(strcmp(pending_req_name(-1), "?") == 0 && strcmp(pending_req_name(4), "?") == 0,
+	       "/pending/req-name/out-of-range");
+	result(parse_ok(pending_text("key_generated", "no", NULL), &ap) && ap.key_generated == 0,
+	       "/pending/parse/key-generated-no");
+	result(parse_ok(pending_text("token_serial", "", NULL), &ap) && ap.token_serial[0] == '\0',
+	       "/pending/parse/empty-token-serial");
+	result(parse_ok(pending_text("check_after", "0", NULL), &ap) && ap.p.check_after == 0,
+	       "/pending/parse/check-after-zero");
+	for (i = 0; i < 64; i++)
+		snprintf(hex + 2 * i, 3, "%02x", (unsigned)(i + 0xc0));
+	result(parse_ok(pending_text("transaction_id", hex, NULL), &ap) && ap.p.tid_len == 64 &&
+		       ap.p.tid[0] == 0xc0 && ap.p.tid[63] == 0xff,
+	       "/pending/parse/hex-64-bytes");
+	result(parse_ok(pending_text("key_id", "4A1F", NULL), &ap) && ap.key_id_len == 2 &&
+		       memcmp(ap.key_id, kid, 2) == 0,
+	       "/pending/parse/hex-upper-case");
+
+	result(refused("version", "2", "version '2' is not 1"), "/pending/refused/version-2");
+	result(refused("version", "01", "is not 1"), "/pending/refused/version-01");
+	t = pending_text(NULL, NULL, "colour blue\n");
+	result(parse_refused(t, strlen(t), "unknown key 'colour'"), "/pending/refused/unknown-key");
+	t = pending_text(NULL, NULL, "Version 1\n");
+	result(parse_refused(t, strlen(t), "unknown key"), "/pending/refused/key-case-matters");
+	t = pending_text(NULL, NULL, "version 1\n");
+	result(parse_refused(t, strlen(t), "'version' given twice"),
+	       "/pending/refused/duplicate-version");
+	t = pending_text(NULL, NULL, "key_id 4a1f\n");
+	result(parse_refused(t, strlen(t), "'key_id' given twice"),
+	       "/pending/refused/duplicate-key-id");
+	t = pending_text(NULL, NULL, "saved\n");
+	result(parse_refused(t, strlen(t), "has no value"), "/pending/refused/no-value");
+	t = pending_text(NULL, NULL, "transaction_id\n");
+	result(parse_refused(t, strlen(t), "line 13"), "/pending/refused/names-line");
+	ok = 1;
+	for (i = 0; i < NKEYS; i++) {
+		if (strcmp(pending_keys[i], "token_serial") == 0)
+			continue; /* may be left out: tokens without a serial */
+		if (!refused(pending_keys[i], NULL, "incomplete")) {
+			printf("# without %s\n", pending_keys[i]);
+			ok = 0;
+		}
+	}
+	result(ok, "/pending/refused/each-key-missing");
+	result(parse_refused("", 0, "incomplete"), "/pending/refused/empty");
+	t = "# only a comment\n";
+	result(parse_refused(t, strlen(t), "incomplete"), "/pending/refused/only-comment");
+
+	result(refused("transaction_id", "abc", "bad value for 'transaction_id'"),
+	       "/pending/refused/hex-odd-length");
+	result(refused("recip_nonce", "0g", "bad value for 'recip_nonce'"),
+	       "/pending/refused/hex-not-hex");
+	result(refused("key_id", "4a 1f", "bad value for 'key_id'"),
+	       "/pending/refused/hex-with-space");
+	result(refused("key_id", "", "bad value for 'key_id'"), "/pending/refused/hex-empty");
+	result(refused("key_id", "0x4a1f", "bad value for 'key_id'"), "/pending/refused/hex-0x");
+	memcpy(hex + 128, "00", 3); /* 65 bytes */
+	result(refused("transaction_id", hex, "bad value for 'transaction_id'") &&
+		       refused("recip_nonce", hex, "bad value for 'recip_nonce'") &&
+		       refused("key_id", hex, "bad value for 'key_id'"),
+	       "/pending/refused/hex-65-bytes");
+
+	result(refused("request", "xyz", "bad value for 'request'") &&
+		       refused("request", "IR", "bad value for 'request'") &&
+		       refused("request", "", "bad value for 'request'"),
+	       "/pending/refused/request-xyz");
+	t = pending_text("request", "p10cr", NULL); /* cert_req_id 0 */
+	result(parse_refused(t, strlen(t), "cert_req_id 0 does not fit a p10cr"),
+	       "/pending/refused/p10cr-cert-req-id-0");
+	result(refused("cert_req_id", "-1", "cert_req_id -1 does not fit a kur"),
+	       "/pending/refused/kur-cert-req-id-minus-1");
+	snprintf(big, sizeof(big), "%s", pending_text("request", "ir", NULL));
+	{
+		char *c = strstr(big, "cert_req_id 0\n");
+
+		memmove(c + 13, c + 12, strlen(c + 12) + 1);
+		memcpy(c + 12, "-1", 2);
+	}
+	result(parse_refused(big, strlen(big), "cert_req_id -1 does not fit a ir"),
+	       "/pending/refused/ir-cert-req-id-minus-1");
+	result(refused("cert_req_id", "1", "does not fit") &&
+		       refused("cert_req_id", "-2", "bad value for 'cert_req_id'") &&
+		       refused("cert_req_id", "0x0", "bad value for 'cert_req_id'"),
+	       "/pending/refused/cert-req-id-other");
+	result(refused("check_after", "-1", "bad value for 'check_after'") &&
+		       refused("check_after", "2147483648", "bad value for 'check_after'") &&
+		       refused("check_after", "30s", "bad value for 'check_after'") &&
+		       refused("check_after", "", "bad value for 'check_after'"),
+	       "/pending/refused/check-after-negative-or-junk");
+	result(refused("saved", "-5", "bad value for 'saved'") &&
+		       refused("saved", "99999999999999999999", "bad value for 'saved'"),
+	       "/pending/refused/saved-out-of-range");
+	result(refused("key_generated", "maybe", "bad value for 'key_generated'"),
+	       "/pending/refused/key-generated-maybe");
+	result(refused("token_serial", "ab\tcd", "bad value for 'token_serial'") &&
+		       refused("token_serial", "ab\x1b[2Jcd", "bad value for 'token_serial'") &&
+		       refused("token_serial", "ab\x7f", "bad value for 'token_serial'") &&
+		       refused("token_serial", "ab\xc3\xa9", "bad value for 'token_serial'") &&
+		       refused("token_serial", "ab\rcd", "bad value for 'token_serial'"),
+	       "/pending/refused/token-serial-control");
+	result(refused("token_serial", SERIAL16 "0", "bad value for 'token_serial'"),
+	       "/pending/refused/token-serial-17");
+	result(parse_ok(pending_text("token_serial", "a b", NULL), &ap) &&
+		       strcmp(ap.token_serial, "a b") == 0,
+	       "/pending/parse/token-serial-space");
+
+	t = pending_text(NULL, NULL, NULL);
+	n = strlen(t);
+	memcpy(big, t, n + 1);
+	big[20] = '\0';
+	result(parse_refused(big, n, "not text"), "/pending/refused/nul-in-comment");
+	memcpy(big, t, n + 1);
+	big[n - 1] = '\0'; /* the final newline */
+	result(parse_refused(big, n, "not text"), "/pending/refused/nul-at-end");
+
+	/* Exactly 4096 bytes is the largest file: pad with a comment. */
+	memcpy(big, t, n);
+	memset(big + n, '#', 4096 - n - 1);
+	big[4095] = '\n';
+	result(pending_parse(big, 4096, &ap, name, sizeof(name)) == 0,
+	       "/pending/parse/4096-bytes");
+	big[4095] = '#';
+	big[4096] = '\n';
+	result(parse_refused(big, 4097, "too large"), "/pending/refused/4097-bytes");
+
+	/* The message never gets longer than the buffer given. */
+	memset(name, 'x', sizeof(name));
+	result(pending_parse("colour blue\n", 12, &ap, name, 8) < 0 && strlen(name) == 7,
+	       "/pending/refused/err-truncated");
+}
+
+static int dir_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void test_pending_files(void)
+{
+	conf_enrollment e;
+	agent_pending ap, back;
+	char err[1024] = "", dir[600], path[1024], want[1024];
+	struct stat st;
+	size_t i;
+	FILE *f;
+
+	memset(&ap, 0, sizeof(ap));
+	ap.p.type = CMPC_REQ_P10CR;
+	for (i = 0; i < 20; i++)
+		ap.p.tid[i] = (unsigned char)(0xf0 + i);
+	ap.p.tid_len = 20;
+	for (i = 0; i < CMPC_ID_MAX; i++)
+		ap.p.nonce[i] = (unsigned char)i;
+	ap.p.nonce_len = CMPC_ID_MAX;
+	ap.p.cert_req_id = -1;
+	ap.p.check_after = 2147483647L;
+	ap.key_id[0] = 0;
+	ap.key_id[1] = 0xff;
+	ap.key_id_len = 2;
+	ap.key_generated = 0;
+	snprintf(ap.token_serial, sizeof(ap.token_serial), "%s", SERIAL16);
+	ap.saved = (time_t)1764200000;
+
+	conf_enrollment_init(&e);
+	result(strcmp(pending_state_dir(&e), LOCALSTATEDIR "/lib/p11enroll") == 0,
+	       "/pending/state-dir/default");
+	snprintf(dir, sizeof(dir), "%s/state", tmpdir);
+	e.name = strdup("badge");
+	e.state_dir = strdup(dir);
+	result(strcmp(pending_state_dir(&e), dir) == 0, "/pending/state-dir/configured");
+	snprintf(want, sizeof(want), "%s/badge.pending", dir);
+	result(pending_path(&e, path, sizeof(path)) == 0 && strcmp(path, want) == 0,
+	       "/pending/path");
+	result(pending_path(&e, path, 10) < 0, "/pending/path/too-long-for-buffer");
+	result(pending_load(&e, &back, err, sizeof(err)) == 0, "/pending/load/none-yet");
+	result(stat(dir, &st) < 0, "/pending/load/does-not-create-dir");
+	result(pending_remove(&e) == 0, "/pending/remove/none-is-ok");
+
+	result(pending_save(&e, &ap, err, sizeof(err)) == 0, "/pending/save");
+	if (err[0] != '\0')
+		printf("# %s\n", err);
+	result(stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700,
+	       "/pending/save/state-dir-created-0700");
+	result(stat(want, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600,
+	       "/pending/save/file-0600");
+	result(dir_entries(dir) == 1, "/pending/save/no-temporary-left");
+	memset(&back, 0x5a, sizeof(back));
+	result(pending_load(&e, &back, err, sizeof(err)) == 1 && same_pending(&ap, &back),
+	       "/pending/save-load/round-trip");
+
+	/* Saved again: replaced, with the new values. */
+	ap.p.check_after = 0;
+	ap.p.nonce_len = 1;
+	ap.key_generated = 1;
+	ap.token_serial[0] = '\0';
+	result(pending_save(&e, &ap, err, sizeof(err)) == 0 &&
+		       pending_load(&e, &back, err, sizeof(err)) == 1 && same_pending(&ap, &back) &&
+		       dir_entries(dir) == 1,
+	       "/pending/save-load/replaced");
+	ap.p.type = CMPC_REQ_IR;
+	ap.p.cert_req_id = 0;
+	result(pending_save(&e, &ap, err, sizeof(err)) == 0 &&
+		       pending_load(&e, &back, err, sizeof(err)) == 1 && same_pending(&ap, &back),
+	       "/pending/save-load/ir");
+
+	/* An existing directory keeps its mode. */
+	result(chmod(dir, 0750) == 0 && pending_save(&e, &ap, err, sizeof(err)) == 0 &&
+		       stat(dir, &st) == 0 && (st.st_mode & 07777) == 0750,
+	       "/pending/save/existing-dir-untouched");
+
+	/* A broken file: -1, with its path. */
+	if ((f = fopen(want, "w")) != NULL) {
+		fputs("version 1\nrequest xyz\n", f);
+		fclose(f);
+	}
+	result(pending_load(&e, &back, err, sizeof(err)) < 0 && strstr(err, want) != NULL &&
+		       strstr(err, "'request'") != NULL,
+	       "/pending/load/broken-names-file");
+	result(pending_remove(&e) == 0 && stat(want, &st) < 0 &&
+		       pending_load(&e, &back, err, sizeof(err)) == 0,
+	       "/pending/remove");
+
+	/* Names that are no file names. */
+	free(e.name);
+	e.name = strdup("a/b");
+	result(pending_path(&e, path, sizeof(path)) < 0, "/pending/path/slash-refused");
+	err[0] = '\0';
+	result(pending_save(&e, &ap, err, sizeof(err)) < 0 && strstr(err, "name") != NULL,
+	       "/pending/save/slash-refused");
+	result(pending_load(&e, &back, err, sizeof(err)) == 0 && pending_remove(&e) == 0,
+	       "/pending/load/slash-nothing");
+	free(e.name);
+	e.name = strdup("../evil");
+	result(pending_path(&e, path, sizeof(path)) < 0, "/pending/path/dotdot-refused");
+	free(e.name);
+	e.name = strdup(".hidden");
+	result(pending_path(&e, path, sizeof(path)) < 0, "/pending/path/leading-dot-refused");
+	free(e.name);
+	e.name = strdup("two words");
+	result(pending_path(&e, path, sizeof(path)) < 0, "/pending/path/space-refused");
+	free(e.name);
+	e.name = strdup("");
+	result(pending_path(&e, path, sizeof(path)) < 0, "/pending/path/empty-refused");
+	free(e.name);
+	e.name = NULL;
+	result(pending_path(&e, path, sizeof(path)) < 0 &&
+		       pending_save(&e, &ap, err, sizeof(err)) < 0,
+	       "/pending/path/no-name-refused");
+	e.name = strdup("badge");
+	result(dir_entries(dir) == 0, "/pending/save/nothing-written-for-bad-names");
+
+	/* Only the last component is created. */
+	free(e.state_dir);
+	snprintf(dir, sizeof(dir), "%s/no/such/dir", tmpdir);
+	e.state_dir = strdup(dir);
+	err[0] = '\0';
+	result(pending_save(&e, &ap, err, sizeof(err)) < 0 &&
+		       strstr(err, "cannot create the state directory") != NULL &&
+		       strstr(err, dir) != NULL,
+	       "/pending/save/missing-parent");
+	conf_enrollment_clear(&e);
+}
+
+static void test_pending_conf(void)
+{
+	conf_enrollment e;
+	char err[512] = "";
+	const char *path = write_file("st.conf", "state_dir = /var/tmp/st\n[one]\nlabel = x\n");
+
+	conf_enrollment_init(&e);
+	result(conf_load(path, "one", &e, err, sizeof(err)) == 0 && e.state_dir != NULL &&
+		       strcmp(e.state_dir, "/var/tmp/st") == 0 && strcmp(e.name, "one") == 0,
+	       "/conf/state-dir");
+	conf_enrollment_clear(&e);
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -273,6 +693,9 @@ int main(void)
 	test_secret();
 	test_conf();
 	test_issue3_keys();
+	test_pending_parse();
+	test_pending_files();
+	test_pending_conf();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		n_failed++;

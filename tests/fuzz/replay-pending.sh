@@ -1,0 +1,6 @@
+#!/bin/sh
+# /fuzz/pending: replays the pending transaction file fuzz corpus (no crash,
+# no sanitizer report).  The files are named one by one: given a directory,
+# a libFuzzer build (--enable-fuzzing) would fuzz on and add its findings
+# to the source tree.
+"$top_builddir/tests/fuzz/fuzz-pending" "$top_srcdir"/tests/fuzz/corpus/pending/*
