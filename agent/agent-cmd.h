@@ -65,6 +65,30 @@ int agent_template_apply(const conf_enrollment *e, const cmpc_template *t, tok_k
 /* Prints a template (genm --template). */
 void agent_template_print(const cmpc_template *t);
 
+/* ---- crash recovery (recover.c) ---------------------------------------- */
+
+/* label + suffix, malloc'ed (NULL when out of memory). */
+char *agent_label_with(const char *label, const char *suffix);
+
+/*
+ * Finishes or undoes what an interrupted enroll/renew left under the
+ * enrollment's labels: a "LABEL (new)" key without certificate is deleted,
+ * one with its certificate adopted (labels moved), a "LABEL (old)" pair
+ * next to a complete current pair deleted (unless keep_old).  Nothing is
+ * done while a pending transaction is saved.  Logs each action.
+ */
+int agent_recover(const conf_enrollment *e, tok_ctx *tok);
+
+/*
+ * After the CA confirmed the certificate stored for new_id under the
+ * temporary label: the old pair (old_id, may be NULL) becomes "LABEL (old)",
+ * the new one LABEL, the CA certificates are stored, the old pair deleted
+ * unless keep_old, the summary printed ("VERB NAME ...") and the files
+ * exported.  EXIT_* code.
+ */
+int agent_swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
+		  const tok_id *old_id, const char *verb, X509 *cert, STACK_OF(X509) *cacerts);
+
 /* ---- pending transactions (pending.c, resume.c) ----------------------- */
 
 /* A transaction the CA answered "waiting", as saved in the state directory. */

@@ -10,20 +10,17 @@
 #include "pkcs11/tok.h"
 
 /* PKCS#11 values, so that this file needs no PKCS#11 header. */
-#define P_CKO_CERTIFICATE 1UL
-#define P_CKO_PUBLIC_KEY 2UL
-#define P_CKO_PRIVATE_KEY 3UL
 #define P_CKK_RSA 0UL
 #define P_CKK_EC 3UL
 
 static const char *class_name(unsigned long cls)
 {
 	switch (cls) {
-	case P_CKO_CERTIFICATE:
+	case TOK_CKO_CERTIFICATE:
 		return "certificate";
-	case P_CKO_PUBLIC_KEY:
+	case TOK_CKO_PUBLIC_KEY:
 		return "public key";
-	case P_CKO_PRIVATE_KEY:
+	case TOK_CKO_PRIVATE_KEY:
 		return "private key";
 	default:
 		return "object";
@@ -48,7 +45,7 @@ static void print_key(const tok_object *o)
 	if (o->key_bits > 0)
 		printf(" %d bits", o->key_bits);
 	printf("\n");
-	if (o->cls != P_CKO_PRIVATE_KEY)
+	if (o->cls != TOK_CKO_PRIVATE_KEY)
 		return;
 	flag(flags, sizeof(flags), o->sensitive, "sensitive");
 	flag(flags, sizeof(flags), o->always_sensitive, "always sensitive");
@@ -100,7 +97,7 @@ int agent_list(const conf_enrollment *e)
 		agent_hex(objs[i].id.id, objs[i].id.len, hex, sizeof(hex));
 		printf("%s \"%s\"\n  id:      %s\n", class_name(objs[i].cls), objs[i].label,
 		       hex[0] ? hex : "-");
-		if (objs[i].cls == P_CKO_CERTIFICATE)
+		if (objs[i].cls == TOK_CKO_CERTIFICATE)
 			print_cert(&objs[i]);
 		else
 			print_key(&objs[i]);

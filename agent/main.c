@@ -158,7 +158,7 @@ static void usage(FILE *f)
 		"                         ask the CA to skip certConf (used only if granted)\n"
 		"      --connect-timeout S, --timeout S, --total-timeout S\n"
 		"                         seconds for connecting, per message, in all\n"
-		"      --keep-old         renew: keep the old pair, labelled \"LABEL (old)\"\n"
+		"      --keep-old         enroll, renew: keep the replaced pair as \"LABEL (old)\"\n"
 		"      --signer LABEL     sign requests with the token certificate LABEL and its key\n"
 		"      --protection-cert FILE, --protection-key FILE\n"
 		"                         sign requests with a software certificate and key (PEM)\n"

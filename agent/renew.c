@@ -80,36 +80,10 @@ static void spec_from_cert(X509 *cert, tok_keyspec *spec)
 	}
 }
 
-static char *label_with(const char *label, const char *suffix)
-{
-	size_t n = strlen(label) + strlen(suffix) + 1;
-	char *s = malloc(n);
-
-	if (s != NULL)
-		snprintf(s, n, "%s%s", label, suffix);
-	return s;
-}
-
-static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
-{
-	char label[256];
-	tok_rv rv;
-	int i;
-
-	for (i = 0; i < sk_X509_num(cacerts); i++) {
-		X509 *ca = sk_X509_value(cacerts, i);
-
-		agent_ca_label(ca, label, sizeof(label));
-		if ((rv = tok_cacert_store(tok, ca, label)) != TOK_OK)
-			log_msg(LOG_WARNING, "storing CA certificate '%s' on the token failed: %s: %s",
-				label, tok_strerror(rv), tok_errmsg(tok));
-	}
-}
-
 int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int abandon)
 {
 	tok_keyspec spec = { .alg = TOK_KEY_EC, .bits = 256 };
-	char *new_label = NULL, *old_label = NULL, hex[2 * TOK_ID_MAX + 1];
+	char *new_label = NULL, hex[2 * TOK_ID_MAX + 1];
 	cmpc_ctx *cmp = NULL;
 	tok_ctx *tok = NULL;
 	EVP_PKEY *old_key = NULL, *new_key = NULL;
@@ -119,7 +93,7 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 	struct renew_store sc;
 	pending_saver ps;
 	tok_id old_id, new_id;
-	int have_new = 0, alg, bits, rc, keep_old = e->keep_old == 1;
+	int have_new = 0, alg, bits, rc;
 	tok_rv trv;
 	cmpc_rv crv;
 
@@ -141,8 +115,7 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 	if (agent_has_signer(e))
 		log_msg(LOG_NOTICE, "renew signs with the old key and certificate; the configured "
 				    "signer is not used");
-	if ((new_label = label_with(e->label, " (new)")) == NULL ||
-	    (old_label = label_with(e->label, " (old)")) == NULL ||
+	if ((new_label = agent_label_with(e->label, " (new)")) == NULL ||
 	    (cmp = cmpc_new()) == NULL) {
 		rc = EXIT_INTERNAL;
 		goto out;
@@ -153,6 +126,8 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 	if ((rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
 		goto out;
 	if (resume != NULL && (rc = pending_check_token(tok, resume)) != EXIT_OK)
+		goto out;
+	if (resume == NULL && (rc = agent_recover(e, tok)) != EXIT_OK)
 		goto out;
 	if ((trv = tok_find_cert(tok, e->label, NULL, &old_id, &old_cert)) != TOK_OK) {
 		rc = agent_token_fail(tok, trv, "cannot find the certificate to renew");
@@ -247,43 +222,7 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 	(void)pending_after(&ps, cmp, CMPC_OK);
 	have_new = 0; /* the CA confirmed it: from here on the new pair stays */
 
-	/*
-	 * The new certificate is on the token under the temporary label.  Labels
-	 * move old first, so that at no point two pairs carry the enrollment's
-	 * label.
-	 */
-	rc = EXIT_OK;
-	if ((trv = tok_relabel(tok, &old_id, old_label)) != TOK_OK) {
-		rc = agent_token_fail(tok, trv, "the new certificate is stored, but relabelling the "
-						"old pair failed");
-		log_msg(LOG_ERR, "the new pair is labelled '%s': fix the labels by hand "
-				 "(pkcs11-tool --set-id/--label) before the next renew",
-			new_label);
-		goto out;
-	}
-	if ((trv = tok_relabel(tok, &new_id, e->label)) != TOK_OK) {
-		rc = agent_token_fail(tok, trv, "the new certificate is stored, but relabelling it "
-						"failed");
-		log_msg(LOG_ERR, "the new pair is labelled '%s', the old one '%s': fix the labels "
-				 "by hand before the next renew",
-			new_label, old_label);
-		goto out;
-	}
-	store_cacerts(tok, cacerts);
-	agent_print_cert("renewed", e, new_id.id, new_id.len, e->label, cert);
-	agent_hex(old_id.id, old_id.len, hex, sizeof(hex));
-	if (keep_old) {
-		printf("  old pair:   key id %s kept, label '%s'\n", hex, old_label);
-	} else if ((trv = tok_key_destroy(tok, &old_id, 1)) != TOK_OK) {
-		rc = agent_token_fail(tok, trv, "the renewal succeeded, but deleting the old pair "
-						"failed");
-		log_msg(LOG_ERR, "the old pair is labelled '%s': delete it by hand", old_label);
-	} else {
-		printf("  old pair:   key id %s and its certificate deleted\n", hex);
-	}
-	if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
-	    (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0))
-		log_msg(LOG_WARNING, "the certificate is on the token, but a file copy failed");
+	rc = agent_swap_in(e, tok, &new_id, &old_id, "renewed", cert, cacerts);
 out:
 	EVP_PKEY_free(new_key);
 	if (have_new) {
@@ -307,7 +246,6 @@ out:
 	cmpc_free(cmp);
 	tok_free(tok);
 	free(new_label);
-	free(old_label);
 	return rc;
 }
 

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/x509.h>
@@ -73,8 +74,10 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 	cmpc_template tmpl;
 	struct store_ctx sc;
 	pending_saver ps;
-	tok_id id;
-	int have_key = 0, alg, bits, rc;
+	tok_id id, old_id;
+	char *new_label = NULL;
+	X509 *old_cert = NULL;
+	int have_key = 0, have_old = 0, alg, bits, rc;
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;
 	cmpc_rv crv;
@@ -98,6 +101,10 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 		log_msg(LOG_ERR, "no label for the key: set label or --label");
 		return EXIT_USAGE;
 	}
+	/* A generated pair carries "LABEL (new)" until the CA confirmed its
+	 * certificate (agent_recover finishes an interrupted run). */
+	if ((new_label = agent_label_with(e->label, " (new)")) == NULL)
+		return EXIT_INTERNAL;
 	if (e->key_id != NULL && conf_parse_hex(e->key_id, id.id, sizeof(id.id), &id.len) < 0) {
 		log_msg(LOG_ERR, "key_id '%.80s' is not a CKA_ID in hex (an even number of hex "
 				 "digits, at most %d bytes)",
@@ -122,6 +129,8 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 	if ((rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
 		goto out;
 	if (resume != NULL && (rc = pending_check_token(tok, resume)) != EXIT_OK)
+		goto out;
+	if (resume == NULL && (rc = agent_recover(e, tok)) != EXIT_OK)
 		goto out;
 	if ((rc = agent_cmp_tls_client(e, cmp, tok, NULL, NULL)) != EXIT_OK)
 		goto out;
@@ -148,7 +157,7 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 		/* The user's key: never generated nor removed here. */
 		log_msg(LOG_INFO, "certifying the existing key pair with id %s", e->key_id);
 	} else {
-		if ((trv = tok_keygen(tok, &spec, e->label, &id)) != TOK_OK) {
+		if ((trv = tok_keygen(tok, &spec, new_label, &id)) != TOK_OK) {
 			rc = agent_token_fail(tok, trv, "key generation on the token failed");
 			goto out;
 		}
@@ -173,7 +182,7 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 	cmpc_set_pending_cb(cmp, pending_saver_cb, &ps);
 	sc.tok = tok;
 	sc.id = &id;
-	sc.label = e->label;
+	sc.label = have_key ? new_label : e->label;
 	sc.rc = -1;
 	cmpc_set_accept_cb(cmp, store_cb, &sc);
 	/* For p10cr the protocol layer makes the CSR from the subject and SANs
@@ -196,12 +205,21 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 		goto out;
 	}
 	(void)pending_after(&ps, cmp, CMPC_OK);
+	if (!have_key) {
+		/* The user's key pair (key_id): certified where it is. */
+		if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
+		    (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0))
+			log_msg(LOG_WARNING, "the certificate is on the token, but a file copy "
+					     "failed");
+		agent_print_cert("enrolled", e, id.id, id.len, e->label, cert);
+		rc = EXIT_OK;
+		goto out;
+	}
 	have_key = 0;
-	if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
-	    (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0))
-		log_msg(LOG_WARNING, "the certificate is on the token, but a file copy failed");
-	agent_print_cert("enrolled", e, id.id, id.len, e->label, cert);
-	rc = EXIT_OK;
+	/* A pair the enrollment had before is replaced, as by renew. */
+	have_old = tok_find_cert(tok, e->label, NULL, &old_id, &old_cert) == TOK_OK &&
+		   !(old_id.len == id.len && memcmp(old_id.id, id.id, id.len) == 0);
+	rc = agent_swap_in(e, tok, &id, have_old ? &old_id : NULL, "enrolled", cert, cacerts);
 out:
 	EVP_PKEY_free(key);
 	if (have_key) {
@@ -213,6 +231,8 @@ out:
 			log_msg(LOG_NOTICE, "the new key pair was removed from the token");
 	}
 	cmpc_template_clear(&tmpl);
+	free(new_label);
+	X509_free(old_cert);
 	X509_free(cert);
 	sk_X509_pop_free(cacerts, X509_free);
 	/* The cmpc context may hold a token key (the signer): it goes first,

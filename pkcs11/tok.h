@@ -122,8 +122,13 @@ tok_rv tok_cert_store(tok_ctx *ctx, X509 *cert, const tok_id *id, const char *la
  * same certificate is already on the token. */
 tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label);
 
+/* Object classes (the PKCS#11 CKO_* values), for callers without pkcs11.h. */
+#define TOK_CKO_CERTIFICATE 1UL
+#define TOK_CKO_PUBLIC_KEY 2UL
+#define TOK_CKO_PRIVATE_KEY 3UL
+
 typedef struct {
-	unsigned long cls;       /* CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_CERTIFICATE */
+	unsigned long cls;       /* TOK_CKO_PRIVATE_KEY, _PUBLIC_KEY, _CERTIFICATE */
 	tok_id id;
 	char *label;             /* never NULL */
 	unsigned long key_type;  /* CKK_* for keys, else ~0UL */

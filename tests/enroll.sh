@@ -87,7 +87,14 @@ write_conf tok-ic "implicit_confirm = yes"
 p11e enroll test
 check "/enroll/implicit-confirm/refused/exit-0" expect_rc 0
 check "/enroll/implicit-confirm/refused/certconf-sent" grep -q 'certConf accepted' "$TMP/ca.log"
-check "/enroll/implicit-confirm/refused/two-certs" test "$(objects tok-ic cert | grep -c 'label: *enrolled-key')" -eq 2
+# a second enroll replaces the pair the first one made (as renew does)
+check "/enroll/implicit-confirm/refused/old-pair-replaced" test "$(objects tok-ic cert | grep -c 'label: *enrolled-key$')" -eq 1
+check "/enroll/implicit-confirm/refused/one-key" test "$(objects tok-ic privkey | grep -c 'label: *enrolled-key$')" -eq 1
+check "/enroll/implicit-confirm/refused/says-deleted" grep -q 'old pair:.*deleted' "$TMP/out"
+p11e enroll test --keep-old
+check "/enroll/keep-old/exit-0" expect_rc 0
+check "/enroll/keep-old/old-kept" test "$(objects tok-ic privkey | grep -c 'label: *enrolled-key (old)$')" -eq 1
+check "/enroll/keep-old/one-current" test "$(objects tok-ic privkey | grep -c 'label: *enrolled-key$')" -eq 1
 
 # Delayed issuance: the CA answers "waiting", the client polls at the
 # CA's checkAfter and gets the certificate.

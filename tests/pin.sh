@@ -88,5 +88,5 @@ sed -i '/^pin_source = file:/d' "$TMP/p11enroll.conf"
 "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test 7< "$TMP/pin" > "$TMP/out" 2> "$TMP/err"
 RC=$?
 check "/pin/fd/exit-0" expect_rc 0
-check "/pin/fd/three-certs-now" test "$(objects pins cert | grep -c 'label: *enrolled-key')" -eq 3
+check "/pin/fd/replaced-the-pair" test "$(objects pins cert | grep -c 'label: *enrolled-key$')" -eq 1
 finish

@@ -57,15 +57,15 @@ check "/resume/ir/state-mode-0600" test "$(stat -c %a "$STATE")" = 600
 check "/resume/ir/state-dir-0700" test "$(stat -c %a "$TMP/state")" = 700
 check "/resume/ir/state-request" test "$(field request)" = ir
 check "/resume/ir/state-tid" grep -q -E '^transaction_id [0-9a-f]{32}$' "$STATE"
-key=$(id_of privkey enrolled-key)
+key=$(id_of privkey 'enrolled-key (new)')
 check "/resume/ir/state-key-id" test -n "$key" -a "$(field key_id)" = "$key"
-check "/resume/ir/key-kept" test "$(kind enrolled-key 'Private Key')" -eq 1
+check "/resume/ir/key-kept-as-new" test "$(kind 'enrolled-key (new)' 'Private Key')" -eq 1
 check "/resume/ir/no-cert-yet" test "$(kind enrolled-key Certificate)" -eq 0
 check "/resume/ir/no-secret-in-state" no_secret_in "$STATE" "$TMP/err"
 p11e enroll test
 check "/resume/ir/re-enroll-refused-exit-2" expect_rc 2
 check "/resume/ir/re-enroll-names-both" grep_err 'resume --abandon test'
-check "/resume/ir/re-enroll-no-second-key" test "$(kind enrolled-key 'Private Key')" -eq 1
+check "/resume/ir/re-enroll-no-second-key" test "$(count_objects "$TOK")" -eq 2
 p11e resume test
 check "/resume/ir/resume-exit-0" expect_rc 0
 check "/resume/ir/enrolled" grep -q '^enrolled test' "$TMP/out"
@@ -127,7 +127,7 @@ stop_ca
 p11e resume test --connect-timeout 2
 check "/resume/ca-down/exit-5" expect_rc 5
 check "/resume/ca-down/state-kept" test -f "$STATE"
-check "/resume/ca-down/key-kept" test "$(kind enrolled-key 'Private Key')" -eq 1
+check "/resume/ca-down/key-kept" test "$(kind 'enrolled-key (new)' 'Private Key')" -eq 1
 check "/resume/ca-down/says-resume" grep_err 'p11enroll resume test'
 
 # --- a CA that forgot the transaction (restarted) ends it: exit 6, key deleted --------
@@ -224,7 +224,7 @@ sed -i 's/^recip_nonce .*/recip_nonce xyz/' "$STATE"
 p11e resume test
 check "/resume/broken-state/exit-2" expect_rc 2
 check "/resume/broken-state/names-file" grep_err 'test.pending'
-check "/resume/broken-state/key-kept" test "$(kind enrolled-key 'Private Key')" -eq 1
+check "/resume/broken-state/key-kept" test "$(kind 'enrolled-key (new)' 'Private Key')" -eq 1
 
 # --- nowhere to save: the transaction is abandoned at once, as before -----------------
 fresh res-nosave "state_dir = /proc/nonexistent/state" --poll 3

@@ -1,0 +1,227 @@
+/*
+ * Crash recovery on the token.  enroll and renew generate the new key pair
+ * under the temporary label "LABEL (new)", store the new certificate under
+ * that label before it is confirmed, and only after the CA's confirmation
+ * move the labels (old pair to "LABEL (old)", new pair to LABEL) and delete
+ * the old pair.  Whatever an interrupted run left (kill -9, power loss) is
+ * therefore recognisable by label alone, and one rule finishes or undoes it:
+ *   - a new key without a certificate: the certificate never arrived, so
+ *     the CA holds no confirmed certificate for it: the key is deleted;
+ *   - a new key with its certificate: the CA may have had the certConf, so
+ *     no second certificate is requested: the pair is adopted;
+ *   - an old pair next to a complete current pair: deleted (unless keep_old).
+ * A saved pending transaction owns its new key: it is left to `resume`.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "agent/agent-cmd.h"
+
+char *agent_label_with(const char *label, const char *suffix)
+{
+	size_t n = strlen(label) + strlen(suffix) + 1;
+	char *s = malloc(n);
+
+	if (s != NULL)
+		snprintf(s, n, "%s%s", label, suffix);
+	return s;
+}
+
+static int same_id(const tok_id *a, const tok_id *b)
+{
+	return a->len == b->len && memcmp(a->id, b->id, a->len) == 0;
+}
+
+/* The end-entity certificate object with that label, else NULL (the first
+ * one: tok_find_cert reports duplicates elsewhere). */
+static const tok_object *ee_cert(const tok_object *o, size_t n, const char *label)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (o[i].cls == TOK_CKO_CERTIFICATE && o[i].cert_category != 2 &&
+		    strcmp(o[i].label, label) == 0)
+			return &o[i];
+	return NULL;
+}
+
+static int has(const tok_object *o, size_t n, unsigned long cls, const tok_id *id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (o[i].cls == cls && same_id(&o[i].id, id))
+			return 1;
+	return 0;
+}
+
+static int destroy(tok_ctx *tok, const tok_id *id, const char *why)
+{
+	char hex[2 * TOK_ID_MAX + 1];
+	tok_rv rv = tok_key_destroy(tok, id, 1);
+
+	agent_hex(id->id, id->len, hex, sizeof(hex));
+	if (rv != TOK_OK && rv != TOK_ERR_NOT_FOUND)
+		return agent_token_fail(tok, rv, "recovery: deleting a left-over key pair failed");
+	log_msg(LOG_NOTICE, "recovery: deleted the key pair with id %s: %s", hex, why);
+	return EXIT_OK;
+}
+
+static int relabel(tok_ctx *tok, const tok_id *id, const char *label)
+{
+	tok_rv rv = tok_relabel(tok, id, label);
+
+	if (rv != TOK_OK)
+		return agent_token_fail(tok, rv, "recovery: relabelling failed");
+	return EXIT_OK;
+}
+
+/* One pass; *again is set when the objects changed and must be read anew. */
+static int pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, const char *oldl,
+		int *again)
+{
+	tok_object *o = NULL;
+	const tok_object *nc, *cur;
+	char hex[2 * TOK_ID_MAX + 1];
+	size_t n = 0, i;
+	tok_rv rv;
+	int rc = EXIT_OK;
+
+	*again = 0;
+	if ((rv = tok_objects(tok, &o, &n)) != TOK_OK)
+		return agent_token_fail(tok, rv, "recovery: cannot list the token's objects");
+	/* A new key whose certificate never came. */
+	for (i = 0; i < n && rc == EXIT_OK; i++)
+		if (o[i].cls == TOK_CKO_PRIVATE_KEY && strcmp(o[i].label, newl) == 0 &&
+		    !has(o, n, TOK_CKO_CERTIFICATE, &o[i].id)) {
+			rc = destroy(tok, &o[i].id, "an interrupted request left it without a "
+						    "certificate");
+			*again = 1;
+			goto out;
+		}
+	/* A new pair with its certificate: adopted, the current one becomes old. */
+	if ((nc = ee_cert(o, n, newl)) != NULL && has(o, n, TOK_CKO_PRIVATE_KEY, &nc->id)) {
+		agent_hex(nc->id.id, nc->id.len, hex, sizeof(hex));
+		log_msg(LOG_NOTICE, "recovery: adopting the certified new key pair with id %s that "
+				    "an interrupted run stored",
+			hex);
+		cur = ee_cert(o, n, e->label);
+		if (cur != NULL && !same_id(&cur->id, &nc->id))
+			rc = relabel(tok, &cur->id, oldl);
+		if (rc == EXIT_OK)
+			rc = relabel(tok, &nc->id, e->label);
+		*again = 1;
+		goto out;
+	}
+	/* An old pair next to a complete current one. */
+	cur = ee_cert(o, n, e->label);
+	if (e->keep_old != 1 && cur != NULL && has(o, n, TOK_CKO_PRIVATE_KEY, &cur->id))
+		for (i = 0; i < n && rc == EXIT_OK; i++)
+			if ((o[i].cls == TOK_CKO_PRIVATE_KEY || o[i].cls == TOK_CKO_CERTIFICATE) &&
+			    o[i].cert_category != 2 && strcmp(o[i].label, oldl) == 0 &&
+			    !same_id(&o[i].id, &cur->id)) {
+				rc = destroy(tok, &o[i].id, "the renewal that replaced it was "
+							    "interrupted before deleting it");
+				*again = 1;
+				goto out;
+			}
+out:
+	tok_objects_free(o, n);
+	return rc;
+}
+
+int agent_recover(const conf_enrollment *e, tok_ctx *tok)
+{
+	agent_pending ap;
+	char err[512], *newl = NULL, *oldl = NULL;
+	int rc = EXIT_OK, again = 1, rounds = 0;
+
+	if (e->label == NULL)
+		return EXIT_OK;
+	/* The pending transaction's key is not left over: resume owns it. */
+	if (pending_load(e, &ap, err, sizeof(err)) != 0)
+		return EXIT_OK;
+	if ((newl = agent_label_with(e->label, " (new)")) == NULL ||
+	    (oldl = agent_label_with(e->label, " (old)")) == NULL) {
+		rc = EXIT_INTERNAL;
+		goto out;
+	}
+	/* Each pass fixes one thing; a token holds few objects of one label. */
+	while (again && rc == EXIT_OK && rounds++ < 64)
+		rc = pass(e, tok, newl, oldl, &again);
+out:
+	free(newl);
+	free(oldl);
+	return rc;
+}
+
+static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
+{
+	char label[256];
+	tok_rv rv;
+	int i;
+
+	for (i = 0; i < sk_X509_num(cacerts); i++) {
+		X509 *ca = sk_X509_value(cacerts, i);
+
+		agent_ca_label(ca, label, sizeof(label));
+		if ((rv = tok_cacert_store(tok, ca, label)) != TOK_OK)
+			log_msg(LOG_WARNING, "storing CA certificate '%s' on the token failed: %s: %s",
+				label, tok_strerror(rv), tok_errmsg(tok));
+	}
+}
+
+int agent_swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
+		  const tok_id *old_id, const char *verb, X509 *cert, STACK_OF(X509) *cacerts)
+{
+	char *old_label = agent_label_with(e->label, " (old)");
+	char hex[2 * TOK_ID_MAX + 1];
+	tok_rv trv;
+	int rc = EXIT_OK;
+
+	if (old_label == NULL)
+		return EXIT_INTERNAL;
+	/* Old first: at no point do two pairs carry the enrollment's label.  An
+	 * interruption anywhere here is finished by agent_recover. */
+	if (old_id != NULL && (trv = tok_relabel(tok, old_id, old_label)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "the new certificate is stored, but relabelling the "
+						"old pair failed");
+		goto fail;
+	}
+	if ((trv = tok_relabel(tok, new_id, e->label)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "the new certificate is stored, but relabelling it "
+						"failed");
+		goto fail;
+	}
+	store_cacerts(tok, cacerts);
+	agent_print_cert(verb, e, new_id->id, new_id->len, e->label, cert);
+	if (old_id != NULL) {
+		agent_hex(old_id->id, old_id->len, hex, sizeof(hex));
+		if (e->keep_old == 1) {
+			printf("  old pair:   key id %s kept, label '%s'\n", hex, old_label);
+		} else if ((trv = tok_key_destroy(tok, old_id, 1)) != TOK_OK) {
+			rc = agent_token_fail(tok, trv, "the new certificate is in place, but deleting "
+							"the old pair failed");
+			log_msg(LOG_ERR, "the old pair is labelled '%s': delete it by hand", old_label);
+		} else {
+			printf("  old pair:   key id %s and its certificate deleted\n", hex);
+		}
+	}
+	if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
+	    (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0))
+		log_msg(LOG_WARNING, "the certificate is on the token, but a file copy failed");
+	free(old_label);
+	return rc;
+fail:
+	log_msg(LOG_ERR, "the next p11enroll run for '%s' (or `p11enroll check %s`) finishes the "
+			 "relabelling",
+		e->name != NULL ? e->name : "this enrollment",
+		e->name != NULL ? e->name : "NAME");
+	free(old_label);
+	return rc;
+}
