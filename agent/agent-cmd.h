@@ -65,6 +65,15 @@ int agent_template_apply(const conf_enrollment *e, const cmpc_template *t, tok_k
 /* Prints a template (genm --template). */
 void agent_template_print(const cmpc_template *t);
 
+/* ---- the agent's helpers (check.c, lock.c) ------------------------------ */
+
+/* p11enroll check: key=value lines about the enrollment; recover: log in
+ * and run agent_recover first. */
+int agent_check(const conf_enrollment *e, int recover);
+/* Takes the enrollment's lock for the rest of the process; -1 (logged)
+ * when another process holds it, 0 otherwise (also without a state dir). */
+int agent_lock(const conf_enrollment *e);
+
 /* ---- crash recovery (recover.c) ---------------------------------------- */
 
 /* label + suffix, malloc'ed (NULL when out of memory). */

@@ -22,6 +22,7 @@ enum {
 	EXIT_PROTOCOL = 7,   /* malformed or wrongly protected response */
 	EXIT_CERT = 8,       /* issued certificate failed verification */
 	EXIT_WAITING = 9,    /* the CA did not deliver before the timeout */
+	EXIT_ABSENT = 10,    /* no token matches the token URI (not inserted?) */
 };
 
 /* log.c */
@@ -88,6 +89,16 @@ typedef struct {
 	int delete_revoked;     /* revoke: delete the certificate and key afterwards */
 	int use_template;       /* fill the next request from the CA's certReqTemplate */
 	char *state_dir;        /* pending transactions (default LOCALSTATEDIR/lib/p11enroll) */
+	/* issue 4: the agent */
+	char *renew_at;         /* "66%" of the lifetime, or a duration before notAfter */
+	char *retry_min, *retry_max; /* backoff after failures, durations */
+	int bootstrap;          /* fall back to ir with reference+secret when kur fails */
+	char *hook_success, *hook_failure; /* programs (absolute path, args), no shell */
+	int hook_timeout;       /* seconds (default 30) */
+	char *control_socket;   /* the agent's UNIX socket */
+	char *control_group;    /* group allowed to use it */
+	char *metrics_file;     /* OpenMetrics text, rewritten after each event */
+	int token_poll;         /* seconds between token presence checks (default 10) */
 } conf_enrollment;
 
 /* Options of single commands, only from the command line. */
@@ -101,6 +112,10 @@ typedef struct {
 	int store;               /* genm --ca-certs --store */
 	const char *out;         /* genm --root-update --out FILE */
 	int abandon;             /* resume --abandon */
+	int recover;             /* check --recover */
+	int json;                /* status --json */
+	int local;               /* renew: do it here, not through a running agent */
+	const char *config;      /* -c FILE, for the agent */
 } agent_cmd_opts;
 
 #define CONF_FIELD_UNSET -1
@@ -117,6 +132,9 @@ void conf_enrollment_clear(conf_enrollment *e);
  */
 int conf_load(const char *path, const char *name, conf_enrollment *e, char *err, size_t errlen);
 const char *conf_default_path(void);
+/* The enrollment section names of path (NULL: as conf_load), malloc'ed,
+ * NULL-terminated; -1 with err. */
+int conf_list_names(const char *path, char ***ret_names, size_t *ret_n, char *err, size_t errlen);
 
 /* Key type "ec:P-256" etc. into alg/bits (tok_keyspec values); -1 if bad. */
 int conf_parse_key_type(const char *s, int *ret_alg, int *ret_bits);
@@ -159,6 +177,10 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o);
 int agent_genm(const conf_enrollment *e, const agent_cmd_opts *o);
 /* resume.c: finish (or abandon) the pending transaction of an enrollment. */
 int agent_resume(const conf_enrollment *e, const agent_cmd_opts *o);
+/* agentd.c: p11enroll agent, the long-running agent. */
+int agent_daemon(const char *config, const conf_enrollment *cli);
+/* ctl.c, for the commands that talk to a running agent. */
+int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o);
 
 /* output.c: shared by the commands. */
 struct x509_st;

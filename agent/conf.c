@@ -76,6 +76,17 @@ static const struct key keys[] = {
 	BOOL("delete_revoked", delete_revoked),
 	BOOL("use_template", use_template),
 	STR("state_dir", state_dir),
+	STR("renew_at", renew_at),
+	STR("retry_min", retry_min),
+	STR("retry_max", retry_max),
+	BOOL("bootstrap", bootstrap),
+	STR("hook_success", hook_success),
+	STR("hook_failure", hook_failure),
+	INT("hook_timeout", hook_timeout),
+	STR("control_socket", control_socket),
+	STR("control_group", control_group),
+	STR("metrics_file", metrics_file),
+	INT("token_poll", token_poll),
 };
 
 void conf_enrollment_init(conf_enrollment *e)
@@ -92,6 +103,9 @@ void conf_enrollment_init(conf_enrollment *e)
 	e->unprotected_errors = CONF_FIELD_UNSET;
 	e->delete_revoked = CONF_FIELD_UNSET;
 	e->use_template = CONF_FIELD_UNSET;
+	e->bootstrap = CONF_FIELD_UNSET;
+	e->hook_timeout = CONF_FIELD_UNSET;
+	e->token_poll = CONF_FIELD_UNSET;
 }
 
 void conf_enrollment_clear(conf_enrollment *e)
@@ -362,6 +376,53 @@ static int pick_section(CONF *conf, const char *path, const char **ret, char *er
 	else
 		snprintf(err, errlen, "%s defines several enrollments (%s): name one", path, list);
 	return -1;
+}
+
+int conf_list_names(const char *path, char ***ret_names, size_t *ret_n, char *err, size_t errlen)
+{
+	STACK_OF(OPENSSL_CSTRING) *names = NULL;
+	CONF *conf = NULL;
+	char **out = NULL;
+	size_t n = 0;
+	long eline = -1;
+	int i, rc = -1;
+
+	if (path == NULL && (path = getenv("P11ENROLL_CONF")) == NULL)
+		path = DEFAULT_CONF;
+	if ((conf = NCONF_new(NULL)) == NULL || NCONF_load(conf, path, &eline) <= 0) {
+		snprintf(err, errlen, "cannot load the configuration file %s (line %ld)", path,
+			 eline);
+		ERR_clear_error();
+		goto out;
+	}
+	names = NCONF_get_section_names(conf);
+	if ((out = calloc((size_t)sk_OPENSSL_CSTRING_num(names) + 1, sizeof(*out))) == NULL)
+		goto oom;
+	for (i = 0; i < sk_OPENSSL_CSTRING_num(names); i++) {
+		const char *s = sk_OPENSSL_CSTRING_value(names, i);
+
+		if (is_default(s))
+			continue;
+		if ((out[n] = strdup(s)) == NULL)
+			goto oom;
+		n++;
+	}
+	*ret_names = out;
+	*ret_n = n;
+	out = NULL;
+	rc = 0;
+	goto out;
+oom:
+	snprintf(err, errlen, "out of memory");
+out:
+	if (out != NULL) {
+		for (i = 0; out[i] != NULL; i++)
+			free(out[i]);
+		free(out);
+	}
+	sk_OPENSSL_CSTRING_free(names);
+	NCONF_free(conf);
+	return rc;
 }
 
 const char *conf_default_path(void)

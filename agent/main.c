@@ -8,7 +8,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
-#include "agent/agent.h"
+#include "agent/agent-cmd.h"
 #include "cmp/cmpc.h"
 
 enum {
@@ -57,6 +57,10 @@ enum {
 	OPT_OUT,
 	OPT_STATE_DIR,
 	OPT_ABANDON,
+	OPT_RECOVER,
+	OPT_JSON,
+	OPT_LOCAL,
+	OPT_SYSLOG,
 };
 
 static const struct option options[] = {
@@ -106,6 +110,10 @@ static const struct option options[] = {
 	{ "out", required_argument, NULL, OPT_OUT },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "abandon", no_argument, NULL, OPT_ABANDON },
+	{ "recover", no_argument, NULL, OPT_RECOVER },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "local", no_argument, NULL, OPT_LOCAL },
+	{ "syslog", no_argument, NULL, OPT_SYSLOG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
@@ -131,6 +139,12 @@ static void usage(FILE *f)
 		"  resume [NAME]          finish a request the CA answered 'waiting' (polling);\n"
 		"                         with --abandon, give it up and delete its new key\n"
 		"  list [NAME]            show the keys and certificates on the token\n"
+		"  check NAME             the enrollment's token and certificate, as key=value\n"
+		"                         lines; --recover: finish an interrupted run first\n"
+		"  agent                  track every enrollment and renew before expiry\n"
+		"  status                 ask the running agent (--json: as JSON)\n"
+		"  reload                 make the running agent read the configuration again\n"
+		"  clear NAME             let the agent try a stopped or PIN-latched enrollment\n"
 		"\n"
 		"Options (override the enrollment NAME in the configuration file):\n"
 		"  -c, --config FILE      configuration file (default $P11ENROLL_CONF or\n"
@@ -182,6 +196,10 @@ static void usage(FILE *f)
 		"      --state-dir DIR    where pending transactions are kept (default\n"
 		"                         " LOCALSTATEDIR "/lib/p11enroll)\n"
 		"      --abandon          resume: tell the CA the request is given up\n"
+		"      --recover          check: log in and clean up after an interrupted run\n"
+		"      --json             status: the agent's status as a JSON document\n"
+		"      --local            renew: do it in this process even if an agent runs\n"
+		"      --syslog           log to syslog instead of stderr\n"
 		"  -v, --verbose          more detail (twice: debug)\n"
 		"  -q, --quiet            errors only\n"
 		"  -h, --help             this help\n"
@@ -209,8 +227,9 @@ static int set_iterations(int *field, const char *value)
 	return 0;
 }
 
-static const char *const commands[] = { "enroll", "list",   "renew", "cr",
-					"p10cr",  "revoke", "genm",  "resume" };
+static const char *const commands[] = { "enroll", "list",  "renew",  "cr",    "p10cr",
+					"revoke", "genm",  "resume", "check", "agent",
+					"status", "reload", "clear" };
 
 static int known_command(const char *cmd)
 {
@@ -222,8 +241,33 @@ static int known_command(const char *cmd)
 	return 0;
 }
 
+/* Commands that change the token take the enrollment's lock. */
+static int needs_lock(const char *cmd, const agent_cmd_opts *o)
+{
+	static const char *const writers[] = { "enroll", "renew", "cr", "p10cr", "resume", "revoke" };
+	size_t i;
+
+	for (i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
+		if (strcmp(cmd, writers[i]) == 0)
+			return 1;
+	return strcmp(cmd, "check") == 0 && o->recover;
+}
+
 static int run(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o)
 {
+	int rc;
+
+	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "clear") == 0)
+		return agent_ctl(cmd, e, o);
+	/* With an agent running, a renewal by hand goes through it: never two
+	 * operations on one enrollment at once. */
+	if (strcmp(cmd, "renew") == 0 && !o->local && e->name != NULL &&
+	    (rc = agent_ctl(cmd, e, o)) >= 0)
+		return rc;
+	if (needs_lock(cmd, o) && agent_lock(e) < 0)
+		return EXIT_USAGE;
+	if (strcmp(cmd, "check") == 0)
+		return agent_check(e, o->recover);
 	if (strcmp(cmd, "enroll") == 0)
 		return agent_enroll(e);
 	if (strcmp(cmd, "renew") == 0)
@@ -269,7 +313,7 @@ int main(int argc, char **argv)
 	conf_enrollment e;
 	agent_cmd_opts o;
 	const char *config = NULL, *cmd, *name = NULL;
-	int c, verbosity = 0, quiet = 0, rc, idx;
+	int c, verbosity = 0, quiet = 0, rc, idx, use_syslog = 0;
 	char err[1024];
 
 	no_core_dumps();
@@ -334,6 +378,10 @@ int main(int argc, char **argv)
 		case OPT_OUT: o.out = optarg; break;
 		case OPT_STATE_DIR: r = set_str(&e.state_dir, optarg); break;
 		case OPT_ABANDON: o.abandon = 1; break;
+		case OPT_RECOVER: o.recover = 1; break;
+		case OPT_JSON: o.json = 1; break;
+		case OPT_LOCAL: o.local = 1; break;
+		case OPT_SYSLOG: use_syslog = 1; break;
 		default:
 			usage(stderr);
 			conf_enrollment_clear(&e);
@@ -344,7 +392,7 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	log_init(NULL, quiet ? -1 : verbosity, 0);
+	log_init(NULL, quiet ? -1 : verbosity, use_syslog);
 	if (optind >= argc) {
 		usage(stderr);
 		conf_enrollment_clear(&e);
@@ -362,6 +410,16 @@ int main(int argc, char **argv)
 		log_msg(LOG_ERR, "unknown command '%s'; see p11enroll --help", cmd);
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
+	}
+	if (strcmp(cmd, "agent") == 0) {
+		if (name != NULL) {
+			log_msg(LOG_ERR, "the agent tracks every enrollment of the file: give no name");
+			conf_enrollment_clear(&e);
+			return EXIT_USAGE;
+		}
+		rc = agent_daemon(config, &e);
+		conf_enrollment_clear(&e);
+		return rc;
 	}
 	if (conf_load(config, name, &e, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "%s", err);

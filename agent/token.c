@@ -94,7 +94,8 @@ int agent_token_open(const conf_enrollment *e, tok_ctx **ret_tok, int need_login
 	if (rv != TOK_OK) {
 		rc = agent_token_fail(tok, rv, "cannot open the token");
 		tok_free(tok);
-		return rc;
+		/* Told apart for the agent, which waits for the token then. */
+		return rv == TOK_ERR_ABSENT ? EXIT_ABSENT : rc;
 	}
 	rv = tok_get_info(tok, &info);
 	if (rv != TOK_OK) {

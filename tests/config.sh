@@ -68,7 +68,7 @@ check "/config/key-id-absent/token-empty" test "$(count_objects conf)" -eq 0
 # No token matches the URI: exit 3 and the message names it.
 write_conf conf
 p11e enroll test --token "pkcs11:token=absent-token"
-check "/config/absent-token/exit-3" expect_rc 3
+check "/config/absent-token/exit-10" expect_rc 10
 check "/config/absent-token/message" grep_err 'absent-token'
 
 # Token selection by the other RFC 7512 attributes, and by p11-kit module name.
@@ -87,7 +87,7 @@ for uri in "pkcs11:serial=$SERIAL" "pkcs11:slot-id=$SLOT" \
 	check "/config/select/$uri/listed" grep -q 'objects\?$' "$TMP/out"
 done
 p11e list test --token "pkcs11:token=conf;serial=0000000000000000"
-check "/config/select/label-and-wrong-serial/exit-3" expect_rc 3
+check "/config/select/label-and-wrong-serial/exit-10" expect_rc 10
 p11e list test --token "not-a-uri"
 check "/config/select/bad-uri/exit-2" expect_rc 2
 check "/config/select/bad-uri/message" grep_err 'URI'

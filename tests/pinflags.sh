@@ -2,6 +2,8 @@
 # /pinflags: the token's PIN-state flags are obeyed before any login, and a
 # token call that fails (through tests/p11wrap) ends in a clear message, the
 # right exit code and no key left behind.  Each case gets its own token.
+# /p11wrap/kill: the wrapper's P11WRAP_KILL ends its process by SIGKILL
+# before or after the chosen call, for the crash-safety tests.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
@@ -110,4 +112,120 @@ check "/pinflags/store-error/not-confirmed" sh -c "! grep -q 'certConf accepted'
 check "/pinflags/store-error/ckr-name" grep_err 'CKR_DEVICE_ERROR'
 check "/pinflags/store-error/keys-destroyed" test "$(calls C_DestroyObject)" -ge 2
 nothing_left store-error
+
+# --- P11WRAP_KILL -------------------------------------------------------------
+# tool TOKEN KILLSPEC PKCS11_TOOL_ARGS...: pkcs11-tool through p11wrap, logged
+# in to TOKEN, with P11WRAP_KILL=KILLSPEC; RC, $TMP/out, $TMP/err, $LOG.
+tool() {
+	tok=$1
+	spec=$2
+	shift 2
+	LOG="$TMP/$tok.p11log"
+	: > "$LOG"
+	# the group's 2> keeps the shell's own "Killed" notice out of the test log
+	{ env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$LOG" P11WRAP_KILL="$spec" \
+		"$PKCS11_TOOL" --module "$WRAP" --token-label "$tok" --login --pin "$USER_PIN" \
+		"$@" > "$TMP/out" 2> "$TMP/err"; } 2> /dev/null
+	RC=$?
+	return 0
+}
+
+# killed_at LINE: the process was killed (137), LINE is the log's last line.
+killed_at() {
+	[ "$RC" = 137 ] || { echo "# exit code $RC, expected 137 (SIGKILL); stderr:"; sed 's/^/#   /' "$TMP/err"; return 1; }
+	last=$(tail -n 1 "$LOG")
+	[ "$last" = "$1" ] || { echo "# last log line '$last', expected '$1'"; return 1; }
+}
+
+keygen() {
+	tool "$1" "$2" --keypairgen --key-type EC:prime256v1 --label kill-key --id 4b
+}
+
+# kinds TOKEN: "private public cert" counts of the token's objects
+kinds() {
+	objects "$1" > "$TMP/objects"
+	echo "$(grep -c '^Private Key Object' "$TMP/objects") $(grep -c '^Public Key Object' "$TMP/objects") $(grep -c '^Certificate Object' "$TMP/objects")"
+}
+
+# expect_kinds TOKEN "P U C"
+expect_kinds() {
+	k=$(kinds "$1")
+	[ "$k" = "$2" ] || { echo "# token $1 holds (private public cert) $k, expected $2"; return 1; }
+}
+
+make_token kill || exit 1
+tool kill "" --list-objects
+if [ "$RC" -ne 0 ]; then
+	# --enable-sanitizers: p11wrap needs the ASan runtime that pkcs11-tool lacks
+	ok "/p11wrap/kill # SKIP pkcs11-tool cannot load p11wrap.so (sanitizer build?)"
+else
+	# C_GenerateKeyPair after: the pair is on the token, nothing after it ran
+	keygen kill C_GenerateKeyPair:after
+	check "/p11wrap/kill/keygen-after/sigkill" killed_at 'KILL C_GenerateKeyPair after #1'
+	check "/p11wrap/kill/keygen-after/call-done" \
+		test "$(tail -n 2 "$LOG" | head -n 1)" = 'C_GenerateKeyPair rv=CKR_OK'
+	check "/p11wrap/kill/keygen-after/pair-on-token" expect_kinds kill "1 1 0"
+	check "/p11wrap/kill/keygen-after/no-secret-in-output" no_secret_in "$TMP/out" "$TMP/err" "$LOG"
+	# C_GenerateKeyPair before: never reached SoftHSM
+	delete_token kill
+	make_token kill || exit 1
+	keygen kill C_GenerateKeyPair:before
+	check "/p11wrap/kill/keygen-before/sigkill" killed_at 'KILL C_GenerateKeyPair before #1'
+	check "/p11wrap/kill/keygen-before/call-not-made" sh -c "! grep -q '^C_GenerateKeyPair ' '$LOG'"
+	check "/p11wrap/kill/keygen-before/token-empty" expect_kinds kill "0 0 0"
+	# a list: the item that matches first kills; C_Sign is never called
+	keygen kill "C_Sign:before,C_GenerateKeyPair:after:1"
+	check "/p11wrap/kill/list/sigkill" killed_at 'KILL C_GenerateKeyPair after #1'
+	check "/p11wrap/kill/list/pair-on-token" expect_kinds kill "1 1 0"
+
+	# C_CreateObject: a certificate written, or not
+	"$OPENSSL_BIN" x509 -in "$TMP/ca/root.pem" -outform DER -out "$TMP/kill-cert.der"
+	tool kill C_CreateObject:before --write-object "$TMP/kill-cert.der" --type cert \
+		--label kill-cert --id 4c
+	check "/p11wrap/kill/create-before/sigkill" killed_at 'KILL C_CreateObject before #1'
+	check "/p11wrap/kill/create-before/no-cert" expect_kinds kill "1 1 0"
+	tool kill C_CreateObject:after --write-object "$TMP/kill-cert.der" --type cert \
+		--label kill-cert --id 4c
+	check "/p11wrap/kill/create-after/sigkill" killed_at 'KILL C_CreateObject after #1'
+	check "/p11wrap/kill/create-after/cert-stored" expect_kinds kill "1 1 1"
+
+	# C_DestroyObject: the certificate stays, or goes
+	tool kill C_DestroyObject:before --delete-object --type cert --label kill-cert
+	check "/p11wrap/kill/destroy-before/sigkill" killed_at 'KILL C_DestroyObject before #1'
+	check "/p11wrap/kill/destroy-before/cert-kept" expect_kinds kill "1 1 1"
+	tool kill C_DestroyObject:after --delete-object --type cert --label kill-cert
+	check "/p11wrap/kill/destroy-after/sigkill" killed_at 'KILL C_DestroyObject after #1'
+	check "/p11wrap/kill/destroy-after/cert-gone" expect_kinds kill "1 1 0"
+
+	# :N counts the calls of the function: the Nth, not one before or after
+	tool kill "" --list-objects
+	n=$(grep -c '^C_GetAttributeValue ' "$LOG")
+	check "/p11wrap/kill/nth/several-calls" test "$n" -ge 3
+	tool kill "C_GetAttributeValue:before:$n" --list-objects
+	check "/p11wrap/kill/nth/before-sigkill" killed_at "KILL C_GetAttributeValue before #$n"
+	check "/p11wrap/kill/nth/before-calls" \
+		test "$(grep -c '^C_GetAttributeValue ' "$LOG")" -eq $((n - 1))
+	tool kill "C_GetAttributeValue:after:$n" --list-objects
+	check "/p11wrap/kill/nth/after-sigkill" killed_at "KILL C_GetAttributeValue after #$n"
+	check "/p11wrap/kill/nth/after-calls" test "$(grep -c '^C_GetAttributeValue ' "$LOG")" -eq "$n"
+	tool kill "C_GetAttributeValue:after:$((n + 1))" --list-objects
+	check "/p11wrap/kill/nth/beyond-exit-0" expect_rc 0
+	check "/p11wrap/kill/nth/beyond-no-kill" sh -c "! grep -q '^KILL' '$LOG'"
+
+	# malformed settings: C_GetFunctionList refuses, nobody is killed
+	for spec in C_GenerateKeyPair C_GenerateKeyPair:during C_NoSuch:before \
+		C_GenerateKeyPair:after:0 C_GenerateKeyPair:after:x; do
+		keygen kill "$spec"
+		check "/p11wrap/kill/malformed/$spec/refused" \
+			sh -c "[ '$RC' -ne 0 ] && [ '$RC' -ne 137 ]"
+		check "/p11wrap/kill/malformed/$spec/message" grep_err "p11wrap: P11WRAP_KILL="
+	done
+	check "/p11wrap/kill/malformed/nothing-generated" expect_kinds kill "1 1 0"
+fi
+
+# p11enroll (libp11 underneath) killed once the certificate is on the token.
+{ wrapped kill-enroll P11WRAP_KILL=C_CreateObject:after; } 2> /dev/null
+check "/p11wrap/kill/p11enroll/sigkill" killed_at 'KILL C_CreateObject after #1'
+check "/p11wrap/kill/p11enroll/cert-on-token" \
+	test "$(objects kill-enroll cert | grep -c '^Certificate Object')" -ge 1
 finish

@@ -2,7 +2,10 @@
  * A minimal HTTP/1.1 server on 127.0.0.1: one connection at a time,
  * keep-alive, POST with Content-Length only.  An idle keep-alive
  * connection is closed as soon as another client is waiting, or after
- * CA_IDLE_MS, so that one client can never block the next one.
+ * CA_IDLE_MS, so that one client can never block the next one.  A
+ * connection whose request is not to be answered (--hang-on) is set
+ * aside: held open, watched with poll() between the other connections,
+ * and closed once the client closes it or after CA_HOLD_MS.
  */
 #include "config.h"
 
@@ -28,11 +31,19 @@
 #define CA_BODY_MAX (1024 * 1024)
 #define CA_IDLE_MS 10000
 #define CA_IO_MS 10000
+#define CA_HOLD_MS 120000
+#define CA_HELD_MAX 16
 
 struct conn {
 	int fd, lfd;
 	char *buf;
 	size_t len, cap;
+};
+
+/* A connection held without an answer (--hang-on). */
+struct held {
+	int fd;
+	struct timespec since;
 };
 
 int ca_http_listen(int port, int *ret_port)
@@ -196,8 +207,8 @@ static int send_reply(int fd, const struct ca_reply *r, int close_after)
 
 static void send_error(int fd, int status, const char *text)
 {
-	struct ca_reply r = {status, "text/plain", NULL, (unsigned char *)text, strlen(text), 0, 1,
-			     0};
+	struct ca_reply r = {
+	    status, "text/plain", NULL, (unsigned char *)text, strlen(text), 0, 1, 0, 0};
 
 	send_reply(fd, &r, 1);
 }
@@ -234,9 +245,11 @@ static int header(const char *head, const char *name, char *out, size_t outlen)
 	return 0;
 }
 
-/* Serves requests on one connection; *handled counts CMP requests. */
-static void serve_conn(struct conn *c, long max_requests, long *handled, ca_handler_fn fn,
-		       void *arg)
+/*
+ * Serves requests on one connection; *handled counts CMP requests.
+ * Returns 1 when the connection is to be held open without an answer.
+ */
+static int serve_conn(struct conn *c, long max_requests, long *handled, ca_handler_fn fn, void *arg)
 {
 	for (;;) {
 		char *eoh, method[16], path[512], version[16], val[128];
@@ -250,10 +263,10 @@ static void serve_conn(struct conn *c, long max_requests, long *handled, ca_hand
 			if (c->len > CA_HDR_MAX) {
 				ca_log("HTTP 431: request header too large");
 				send_error(c->fd, 431, "request header too large\n");
-				return;
+				return 0;
 			}
 			if ((r = fill(c, c->len == 0)) <= 0)
-				return;
+				return 0;
 		}
 		hlen = (size_t)(eoh - c->buf) + 4;
 		eoh[2] = '\0'; /* the header block as a string; the CRLF before stays */
@@ -264,7 +277,7 @@ static void serve_conn(struct conn *c, long max_requests, long *handled, ca_hand
 		if (fmt != 3 || strncmp(version, "HTTP/1.", 7) != 0) {
 			ca_log("HTTP 400: malformed request line");
 			send_error(c->fd, 400, "malformed request line\n");
-			return;
+			return 0;
 		}
 		close_after = strcmp(version, "HTTP/1.0") == 0;
 		if (header(c->buf, "Connection", val, sizeof(val)))
@@ -273,37 +286,41 @@ static void serve_conn(struct conn *c, long max_requests, long *handled, ca_hand
 		if (strcmp(method, "POST") != 0) {
 			ca_log("%s %s: HTTP 405", method, path);
 			send_error(c->fd, 405, "only POST\n");
-			return;
+			return 0;
 		}
 		if (header(c->buf, "Transfer-Encoding", val, sizeof(val))) {
 			ca_log("POST %s: HTTP 411 (Transfer-Encoding %s refused)", path, val);
 			send_error(c->fd, 411, "chunked bodies are not accepted\n");
-			return;
+			return 0;
 		}
 		if (!header(c->buf, "Content-Length", val, sizeof(val))) {
 			ca_log("POST %s: HTTP 411 (no Content-Length)", path);
 			send_error(c->fd, 411, "Content-Length required\n");
-			return;
+			return 0;
 		}
 		errno = 0;
 		clen = strtoul(val, &end, 10);
 		if (errno != 0 || end == val || *end != '\0' || val[0] == '-') {
 			ca_log("POST %s: HTTP 400 (bad Content-Length)", path);
 			send_error(c->fd, 400, "bad Content-Length\n");
-			return;
+			return 0;
 		}
 		if (clen > CA_BODY_MAX) {
 			ca_log("POST %s: HTTP 413 (%zu bytes)", path, clen);
 			send_error(c->fd, 413, "request body larger than 1 MiB\n");
-			return;
+			return 0;
 		}
 		while (c->len < hlen + clen)
 			if ((r = fill(c, 0)) <= 0)
-				return;
+				return 0;
 
 		memset(&reply, 0, sizeof(reply));
 		r = fn(arg, path, (unsigned char *)c->buf + hlen, clen, &reply);
 		(*handled)++;
+		if (reply.hang) {
+			OPENSSL_free(reply.body);
+			return 1;
+		}
 		if (r != 0) {
 			OPENSSL_free(reply.body);
 			memset(&reply, 0, sizeof(reply));
@@ -318,44 +335,115 @@ static void serve_conn(struct conn *c, long max_requests, long *handled, ca_hand
 			close_after = 1;
 		if (reply.drop || ca_stopping()) {
 			OPENSSL_free(reply.body);
-			return;
+			return 0;
 		}
 		close_after = close_after || reply.close;
 		r = send_reply(c->fd, &reply, close_after);
 		OPENSSL_free(reply.body);
 		if (!r || close_after)
-			return;
+			return 0;
 		memmove(c->buf, c->buf + hlen + clen, c->len - hlen - clen);
 		c->len -= hlen + clen;
 	}
 }
 
+static long ms_since(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+static void release(struct held *h, const char *why)
+{
+	long ms = ms_since(&h->since);
+
+	ca_event("hang: held connection closed after %ld.%ld s: %s", ms / 1000, ms % 1000 / 100,
+		 why);
+	shutdown(h->fd, SHUT_RDWR);
+	close(h->fd);
+	h->fd = -1;
+}
+
+/*
+ * The held connections after a poll() that watched them (revents in p):
+ * the ones the client closed, or held for CA_HOLD_MS, are closed; bytes
+ * the client sends meanwhile are read and dropped.  Returns the new count.
+ */
+static size_t check_held(struct held *held, size_t n, const struct pollfd *p)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < n; i++) {
+		if (p != NULL && (p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+			char junk[4096];
+			ssize_t r;
+
+			while ((r = recv(held[i].fd, junk, sizeof(junk), 0)) > 0)
+				;
+			if (r == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+				release(&held[i], "the client closed it");
+		}
+		if (held[i].fd >= 0 && ms_since(&held[i].since) >= CA_HOLD_MS)
+			release(&held[i], "the client did not close it in time");
+		if (held[i].fd >= 0)
+			held[kept++] = held[i];
+	}
+	return kept;
+}
+
 int ca_http_serve(int lfd, long max_requests, ca_handler_fn fn, void *arg)
 {
+	struct held held[CA_HELD_MAX];
+	size_t nheld = 0, i;
 	long handled = 0;
 	struct conn c;
+	int rc = 0;
 
 	memset(&c, 0, sizeof(c));
 	c.lfd = lfd;
 	while (!ca_stopping() && (max_requests <= 0 || handled < max_requests)) {
-		struct pollfd p = {lfd, POLLIN, 0};
-		int n = poll(&p, 1, 500), one = 1;
+		struct pollfd p[1 + CA_HELD_MAX];
+		int n, one = 1;
 
+		p[0].fd = lfd;
+		p[0].events = POLLIN;
+		p[0].revents = 0;
+		for (i = 0; i < nheld; i++) {
+			p[1 + i].fd = held[i].fd;
+			p[1 + i].events = POLLIN;
+			p[1 + i].revents = 0;
+		}
+		n = poll(p, 1 + nheld, 500);
 		if (n < 0 && errno != EINTR) {
 			perror("p11enroll-testca: poll");
-			OPENSSL_free(c.buf);
-			return -1;
+			rc = -1;
+			break;
 		}
-		if (n <= 0)
+		nheld = check_held(held, nheld, n > 0 ? p + 1 : NULL);
+		if (n <= 0 || !(p[0].revents & POLLIN))
 			continue;
 		if ((c.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0)
 			continue;
 		setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c.len = 0;
-		serve_conn(&c, max_requests, &handled, fn, arg);
+		if (serve_conn(&c, max_requests, &handled, fn, arg)) {
+			if (nheld == CA_HELD_MAX) {
+				release(&held[0], "too many held connections");
+				memmove(held, held + 1, (nheld - 1) * sizeof(held[0]));
+				nheld--;
+			}
+			held[nheld].fd = c.fd;
+			clock_gettime(CLOCK_MONOTONIC, &held[nheld].since);
+			nheld++;
+			continue;
+		}
 		shutdown(c.fd, SHUT_RDWR);
 		close(c.fd);
 	}
+	for (i = 0; i < nheld; i++)
+		release(&held[i], "the CA stops");
 	OPENSSL_free(c.buf);
-	return 0;
+	return rc;
 }

@@ -72,6 +72,11 @@ static void usage(FILE *f)
 	    "  --fault-count N         faults hit only the first N eligible requests\n"
 	    "  --fault-on TYPE         faults hit only answers to TYPE (pollReq, certConf...)\n"
 	    "  --fault-skip N          faults spare the first N eligible requests\n"
+	    "  --hang-on TYPE          process requests of TYPE (ir, certConf, pollReq, kur...)\n"
+	    "                          as usual but never answer: the connection is held open\n"
+	    "                          until the client closes it or 120 s pass, while other\n"
+	    "                          connections are served (log: \"hang: TYPE received\")\n"
+	    "  --hang-count N          hang only on the first N requests of TYPE (default all)\n"
 	    "  --log FILE              append request and event lines (POP, certConf, ...)\n"
 	    "  -q, --quiet             nothing on stderr but errors\n"
 	    "  -v, --verbose           event lines on stderr too\n"
@@ -285,6 +290,8 @@ enum {
 	OPT_LOG,
 	OPT_NEW_ROOT,
 	OPT_TEMPLATE,
+	OPT_HANG_ON,
+	OPT_HANG_COUNT,
 };
 
 static const struct option long_opts[] = {
@@ -308,6 +315,8 @@ static const struct option long_opts[] = {
     {"log", required_argument, NULL, OPT_LOG},
     {"new-root", no_argument, NULL, OPT_NEW_ROOT},
     {"template", required_argument, NULL, OPT_TEMPLATE},
+    {"hang-on", required_argument, NULL, OPT_HANG_ON},
+    {"hang-count", required_argument, NULL, OPT_HANG_COUNT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -393,6 +402,19 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			if (!parse_long(optarg, 1, LONG_MAX, &o->fault_skip))
 				goto bad_number;
 			break;
+		case OPT_HANG_ON:
+			if (ca_body_type(optarg) < 0) {
+				fprintf(stderr, PROG
+					": --hang-on TYPE: a PKIBody name such as ir, cr, p10cr, "
+					"kur, rr, genm, certConf, pollReq\n");
+				return CA_EXIT_USAGE;
+			}
+			o->hang_on = optarg;
+			break;
+		case OPT_HANG_COUNT:
+			if (!parse_long(optarg, 1, LONG_MAX, &o->hang_count))
+				goto bad_number;
+			break;
 		case OPT_LOG:
 			o->log_file = optarg;
 			break;
@@ -431,6 +453,10 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 	}
 	if (o->dir == NULL) {
 		fprintf(stderr, PROG ": --dir DIR is required (see --help)\n");
+		return CA_EXIT_USAGE;
+	}
+	if (o->hang_count > 0 && o->hang_on == NULL) {
+		fprintf(stderr, PROG ": --hang-count needs --hang-on TYPE\n");
 		return CA_EXIT_USAGE;
 	}
 	if (secret_file == NULL && !o->accept_unprotected)
@@ -501,8 +527,10 @@ int main(int argc, char **argv)
 	}
 	printf("port %d\n", port);
 	fflush(stdout);
-	ca_log("listening on 127.0.0.1:%d, state in %s, %s protection%s", port, opts.dir,
-	       opts.protection_sig ? "signature" : "PBM", opts.faults != 0 ? ", faults on" : "");
+	ca_log("listening on 127.0.0.1:%d, state in %s, %s protection%s%s%s", port, opts.dir,
+	       opts.protection_sig ? "signature" : "PBM", opts.faults != 0 ? ", faults on" : "",
+	       opts.hang_on != NULL ? ", hanging on " : "",
+	       opts.hang_on != NULL ? opts.hang_on : "");
 	if (ca_http_serve(lfd, opts.max_requests, ca_srv_handle, srv) != 0)
 		goto out;
 	ca_log("stopped");

@@ -43,6 +43,7 @@ struct ca_srv {
 	ASN1_TYPE *req_template; /* --template: the CertReqTemplateContent */
 	long faults_used;
 	long eligible_seen; /* requests --fault/--fault-on applied to so far (--fault-skip) */
+	long hangs_used;    /* requests left unanswered by --hang-on (--hang-count) */
 	int poll_fault; /* 1 check-after-huge, 2 endless-poll: this transaction polls forever */
 
 	/* the transaction */
@@ -245,6 +246,17 @@ static const char *body_name(int type)
 	if (type >= 0 && type < (int)(sizeof(body_names) / sizeof(body_names[0])))
 		return body_names[type];
 	return "?";
+}
+
+/* The PKIBody tag of a body name ("ir", "certConf"...), or -1. */
+int ca_body_type(const char *name)
+{
+	int i;
+
+	for (i = 0; i < (int)(sizeof(body_names) / sizeof(body_names[0])); i++)
+		if (strcmp(name, body_names[i]) == 0)
+			return i;
+	return -1;
 }
 
 /* clang-format off */
@@ -1228,7 +1240,7 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	const unsigned char *p = body;
 	OSSL_CMP_MSG *req = NULL, *rsp = NULL;
 	unsigned char *der = NULL;
-	int dlen, rsp_type, parsed, ret = -1;
+	int dlen, rsp_type, parsed, ret = -1, hang = 0;
 	char err[128];
 
 	ERR_clear_error();
@@ -1245,6 +1257,11 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	}
 	s->req_type = OSSL_CMP_MSG_get_bodytype(req);
 	parsed = ca_reqinfo_get(body, len, &s->ri);
+	/* --hang-on: processed like any other request, only the answer stays here */
+	hang = s->opts->hang_on != NULL && strcmp(s->opts->hang_on, body_name(s->req_type)) == 0 &&
+	       (s->opts->hang_count <= 0 || s->hangs_used < s->opts->hang_count);
+	if (hang)
+		s->hangs_used++;
 	s->faulty = s->opts->faults != 0 &&
 		    (s->opts->fault_on != NULL ? strcmp(s->opts->fault_on, body_name(s->req_type)) == 0
 					       : s->opts->fault_all || is_cert_request(s->req_type));
@@ -1325,10 +1342,14 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 		reply->delay = s->opts->slow_seconds;
 		ca_event("%s: fault slow=%d", body_name(s->req_type), s->opts->slow_seconds);
 	}
-	ca_log("POST %s %s -> %s%s%s", path, body_name(s->req_type), body_name(rsp_type),
-	       s->outcome[0] != '\0' ? " " : "", s->outcome);
+	ca_log("POST %s %s -> %s%s%s%s", path, body_name(s->req_type), body_name(rsp_type),
+	       s->outcome[0] != '\0' ? " " : "", s->outcome, hang ? " (held back: --hang-on)" : "");
 	ret = 0;
 done:
+	if (hang) {
+		reply->hang = 1;
+		ca_event("hang: %s received, not answering", body_name(s->req_type));
+	}
 	if (s->delivering) /* the held request failed its second POP check */
 		s->delivering = 0;
 	ERR_clear_error();

@@ -1,8 +1,8 @@
 #!/bin/sh
 # /testca: the test CA against `openssl cmp`, an independent CMP client:
 # ir, cr, p10cr, kur, rr, genm caCerts, polling, implicit confirmation,
-# PBM and signature protection, the HTTP front end, and every fault switch
-# making the client fail.
+# PBM and signature protection, the HTTP front end, every fault switch
+# making the client fail, and --hang-on (a request processed, never answered).
 . "${top_srcdir:-$(dirname "$0")/../..}/tests/lib.sh"
 [ -n "${OPENSSL_BIN:-}" ] && [ -x "$OPENSSL_BIN" ] || skip "openssl not found (OPENSSL_BIN)"
 [ -x "$TESTCA" ] || skip "test CA not built"
@@ -570,6 +570,84 @@ check "/testca/fault/scope/genm-unaffected" rc_is 0
 start_ca --fault http500 --fault-all || exit 1
 cmp_pbm -cmd genm
 check "/testca/fault/scope/fault-all-genm-fails" rc_not_0
+
+# --- hang: a request processed as usual, its answer never sent -------------------
+"$TESTCA" --dir "$TMP/x" --hang-on noSuchBody > /dev/null 2>&1
+check "/testca/cli/bad-hang-on-exit-2" test $? -eq 2
+"$TESTCA" --dir "$TMP/x" --hang-count 1 > /dev/null 2>&1
+check "/testca/cli/hang-count-alone-exit-2" test $? -eq 2
+check "/testca/cli/help-lists-hang-on" grep -q -e '--hang-on TYPE' "$TMP/help"
+
+# ca_soon ERE: the CA log shows it within 5 s.
+ca_soon() {
+	i=0
+	while [ $i -lt 50 ] && ! grep -q -E "$1" "$TMP/ca.log"; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	ca_saw "$1"
+}
+
+# certConf: confirmed on the CA's side, the client times out waiting for pkiconf
+start_ca --hang-on certConf --hang-count 1 || exit 1
+newkey k30.pem
+: > "$TMP/ca.log"
+t0=$(date +%s)
+cmp_pbm -cmd ir -newkey "$TMP/k30.pem" -subject /CN=hang -certout "$TMP/c30.pem" -msg_timeout 2
+t1=$(date +%s)
+check "/testca/hang/certconf/client-fails" rc_not_0
+check "/testca/hang/certconf/client-timeout" out_has 'timeout'
+check "/testca/hang/certconf/waited-for-pkiconf" out_has 'expected response: PKICONF'
+check "/testca/hang/certconf/timed-out-in-time" sh -c "[ $((t1 - t0)) -ge 1 ] && [ $((t1 - t0)) -lt 10 ]"
+check "/testca/hang/certconf/ir-answered" ca_saw 'POST /pkix/ ir -> ip accepted'
+check "/testca/hang/certconf/certconf-recorded" ca_saw 'certConf accepted'
+check "/testca/hang/certconf/logged" ca_saw 'hang: certConf received, not answering'
+check "/testca/hang/certconf/freed-when-client-closed" \
+	ca_soon 'hang: held connection closed after .* the client closed it'
+# --hang-count 1: the next certConf is answered
+newkey k31.pem
+cmp_pbm -cmd ir -newkey "$TMP/k31.pem" -subject /CN=after-hang -certout "$TMP/c31.pem"
+check "/testca/hang/count/next-exit-0" rc_is 0
+check "/testca/hang/count/next-key" test "$(pub_of_cert "$TMP/c31.pem")" = "$(pub_of_key "$TMP/k31.pem")"
+check "/testca/hang/count/one-hang" test "$(grep -c 'hang: .* received' "$TMP/ca.log")" -eq 1
+check "/testca/hang/count/sanitizer-clean" sanitizer_clean
+
+# Every certConf (no --hang-count); other clients are served while one is held,
+# and a client killed while waiting frees its connection at once.
+start_ca --hang-on certConf || exit 1
+: > "$TMP/ca.log"
+"$O" cmp -server "127.0.0.1:$CA_PORT/pkix/" -trusted "$TMP/ca/root.pem" -ref "$CMP_REF" \
+	-secret "file:$TMP/secret" -cmd ir -newkey "$TMP/k30.pem" -subject /CN=held \
+	-certout "$TMP/c32.pem" -msg_timeout 60 -total_timeout 60 > "$TMP/held.out" 2>&1 &
+HELD=$!
+check "/testca/hang/held/logged" ca_soon 'hang: certConf received, not answering'
+cmp_pbm -cmd genm
+check "/testca/hang/held/genm-served-meanwhile" rc_is 0
+check "/testca/hang/held/client-still-waiting" kill -0 "$HELD"
+kill -KILL "$HELD" 2> /dev/null
+wait "$HELD" 2> /dev/null
+check "/testca/hang/held/killed-client-frees-it" \
+	ca_soon 'hang: held connection closed after .* the client closed it'
+cmp_pbm -cmd ir -newkey "$TMP/k31.pem" -subject /CN=again -certout "$TMP/c33.pem" -msg_timeout 2
+check "/testca/hang/all/second-certconf-hangs-too" rc_not_0
+check "/testca/hang/all/two-hangs" test "$(grep -c 'hang: certConf received' "$TMP/ca.log")" -eq 2
+check "/testca/hang/all/sanitizer-clean" sanitizer_clean
+
+# ir: the certificate is issued and recorded, the ip is never sent
+start_ca --hang-on ir || exit 1
+: > "$TMP/ca.log"
+newkey k34.pem
+issued_before=$(find "$TMP/ca/issued" -type f | wc -l)
+cmp_pbm -cmd ir -newkey "$TMP/k34.pem" -subject /CN=hang-ir -certout "$TMP/c34.pem" -msg_timeout 2
+check "/testca/hang/ir/client-fails" rc_not_0
+check "/testca/hang/ir/client-timeout" out_has 'timeout'
+check "/testca/hang/ir/no-cert" test ! -e "$TMP/c34.pem"
+check "/testca/hang/ir/issued" ca_saw 'issued serial .* subject /CN=hang-ir'
+check "/testca/hang/ir/recorded" test "$(find "$TMP/ca/issued" -type f | wc -l)" -eq $((issued_before + 1))
+check "/testca/hang/ir/logged" ca_saw 'hang: ir received, not answering'
+cmp_pbm -cmd genm
+check "/testca/hang/ir/genm-answered" rc_is 0
+check "/testca/hang/ir/sanitizer-clean" sanitizer_clean
 
 # --- shutdown -----------------------------------------------------------------
 # wait_ca: the CA's exit code; killed (137) if it has not ended after 20 s.

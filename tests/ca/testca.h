@@ -96,6 +96,8 @@ struct ca_opts {
 	int many_extracerts;	   /* --fault many-extracerts=N */
 	int new_root;		   /* --new-root */
 	const char *template_spec; /* --template SPEC */
+	const char *hang_on;	   /* --hang-on TYPE: process, never answer */
+	long hang_count;	   /* --hang-count N: only the first N; 0 = all */
 };
 
 /* The CA: root, issuing sub-CA, CMP server certificate, state directory. */
@@ -121,6 +123,7 @@ struct ca_reply {
 	int drop;  /* close the connection without an answer */
 	int close; /* close after answering */
 	int delay; /* seconds to wait before answering */
+	int hang;  /* --hang-on: no answer; hold the connection until the client closes it */
 };
 
 struct ca_srv;
@@ -184,6 +187,7 @@ void ca_srv_free(struct ca_srv *srv);
 int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t len,
 		  struct ca_reply *reply);
 int ca_failinfo_bit(const char *name);
+int ca_body_type(const char *name);
 ASN1_TYPE *ca_template_value(const char *spec);
 
 #endif

@@ -2,7 +2,27 @@
  * p11wrap: a PKCS#11 module for tests only.  It loads the real module
  * named by P11WRAP_MODULE and forwards every call of the v2.40 function
  * list to it; on demand it logs each call, adds flags to the token
- * information and makes chosen calls fail (tests/p11wrap/README).
+ * information, makes chosen calls fail and kills its own process at a
+ * chosen call (tests/p11wrap/README).
+ *
+ * Environment: P11WRAP_MODULE (the real module), P11WRAP_LOG (one line per
+ * call), P11WRAP_TOKEN_FLAGS (ORed into CK_TOKEN_INFO.flags), P11WRAP_FAIL
+ * (C_Name=CKR[@N],...: answer the call without the real module), and
+ *
+ * P11WRAP_KILL=C_Name:when[:N][,C_Name:when[:N]...]
+ *     At the Nth call (counting from 1; the first without :N) of C_Name the
+ *     wrapper sends SIGKILL to its own process: when is "before" (the call
+ *     never reaches the real module) or "after" (the real module, or a
+ *     P11WRAP_FAIL item, has answered: the call's effects are on the token).
+ *     Calls are counted over the module's whole life in the process: across
+ *     C_Finalize and a new C_Initialize (unlike P11WRAP_FAIL's counts), and
+ *     across a dlclose and a new load too, since p11wrap stays mapped until
+ *     the process exits.  Just before the kill, "KILL C_Name before|after #N"
+ *     is written to P11WRAP_LOG (one write(2): nothing left to flush; to
+ *     stderr without P11WRAP_LOG).  Up to 32 items, e.g.
+ *     C_GenerateKeyPair:after, C_CreateObject:before, C_DestroyObject:after:2.
+ *     For crash-safety tests: the process dies as by a power cut or the OOM
+ *     killer, with no chance to clean up; a shell sees exit status 137.
  *
  * Only C_GetFunctionList is exported: the forwarders are static, so the
  * real module's own calls can never bind to them.
@@ -13,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +311,14 @@ struct rule {
 	CK_RV rv;
 };
 
+/* P11WRAP_KILL: SIGKILL before or after call number nth (from 1) of function fn. */
+enum { KILL_BEFORE, KILL_AFTER };
+struct kill_rule {
+	int fn;
+	int when; /* KILL_BEFORE or KILL_AFTER */
+	unsigned long nth;
+};
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static void *real_dl;
 static CK_FUNCTION_LIST *real;
@@ -299,6 +328,10 @@ static CK_FLAGS add_flags;
 static struct rule rules[MAX_RULES];
 static size_t nrules;
 static unsigned long calls[IDX_COUNT];
+static struct kill_rule kill_rules[MAX_RULES];
+static size_t nkill_rules;
+/* Calls since the module was loaded, never reset: P11WRAP_KILL's counts. */
+static unsigned long life_calls[IDX_COUNT];
 
 static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -381,7 +414,54 @@ static int parse_rule(const char *s, size_t len, struct rule *ret)
 	return 0;
 }
 
-/* Reads P11WRAP_LOG, P11WRAP_TOKEN_FLAGS and P11WRAP_FAIL; counting starts again. Locked. */
+/* The index of the function named by s[0..len), or -1. */
+static int fn_index(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < IDX_COUNT; i++)
+		if (strlen(fn_names[i]) == len && strncmp(fn_names[i], s, len) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* One "C_Name:before|after[:N]" item of P11WRAP_KILL. */
+static int parse_kill_rule(const char *s, size_t len, struct kill_rule *ret)
+{
+	const char *end = s + len, *c1 = memchr(s, ':', len), *c2, *when;
+	char num[24], *nend;
+	size_t wlen;
+
+	if (c1 == NULL || (ret->fn = fn_index(s, (size_t)(c1 - s))) < 0)
+		return -1;
+	when = c1 + 1;
+	c2 = memchr(when, ':', (size_t)(end - when));
+	wlen = (size_t)((c2 != NULL ? c2 : end) - when);
+	if (wlen == 6 && strncmp(when, "before", 6) == 0)
+		ret->when = KILL_BEFORE;
+	else if (wlen == 5 && strncmp(when, "after", 5) == 0)
+		ret->when = KILL_AFTER;
+	else
+		return -1;
+	ret->nth = 1;
+	if (c2 != NULL) {
+		if (end - c2 - 1 <= 0 || (size_t)(end - c2 - 1) >= sizeof(num) || c2[1] < '1' ||
+		    c2[1] > '9')
+			return -1;
+		memcpy(num, c2 + 1, (size_t)(end - c2 - 1));
+		num[end - c2 - 1] = '\0';
+		errno = 0;
+		ret->nth = strtoul(num, &nend, 10);
+		if (errno != 0 || *nend != '\0')
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Reads P11WRAP_LOG, P11WRAP_TOKEN_FLAGS, P11WRAP_FAIL and P11WRAP_KILL;
+ * P11WRAP_FAIL's counting starts again (P11WRAP_KILL's does not). Locked.
+ */
 static CK_RV configure(void)
 {
 	const char *v, *p, *comma;
@@ -391,6 +471,7 @@ static CK_RV configure(void)
 	log_path = NULL;
 	add_flags = 0;
 	nrules = 0;
+	nkill_rules = 0;
 	memset(calls, 0, sizeof(calls));
 
 	if ((v = getenv("P11WRAP_LOG")) != NULL && v[0] != '\0' && (log_path = strdup(v)) == NULL)
@@ -419,7 +500,36 @@ static CK_RV configure(void)
 			nrules++;
 		}
 	}
+	if ((v = getenv("P11WRAP_KILL")) != NULL) {
+		for (p = v; *p != '\0'; p = *comma != '\0' ? comma + 1 : comma) {
+			comma = strchr(p, ',');
+			if (comma == NULL)
+				comma = p + strlen(p);
+			if (comma == p)
+				continue;
+			if (nkill_rules == MAX_RULES ||
+			    parse_kill_rule(p, (size_t)(comma - p), &kill_rules[nkill_rules]) < 0) {
+				complain("P11WRAP_KILL='%s': each item is C_Name:before|after[:N] "
+					 "(N from 1), at most 32 items",
+					 v);
+				return CKR_ARGUMENTS_BAD;
+			}
+			nkill_rules++;
+		}
+	}
 	return CKR_OK;
+}
+
+/*
+ * Keeps p11wrap (and so its P11WRAP_KILL counts) mapped until the process
+ * exits, even when the program unloads the module and loads it again.
+ */
+static void pin_self(void)
+{
+	Dl_info info;
+
+	if (dladdr((void *)pin_self, &info) != 0 && info.dli_fname != NULL)
+		(void)dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
 }
 
 /* Loads the real module once per process. Locked. */
@@ -431,6 +541,7 @@ static CK_RV load_real(void)
 
 	if (real != NULL)
 		return CKR_OK;
+	pin_self();
 	if (path == NULL || path[0] == '\0') {
 		complain("%s", "P11WRAP_MODULE is not set: name the real PKCS#11 module");
 		return CKR_GENERAL_ERROR;
@@ -457,14 +568,18 @@ static CK_RV load_real(void)
 	return CKR_OK;
 }
 
-/* Counts the call; 1 and *ret_rv when a P11WRAP_FAIL rule answers it instead. */
-static int inject(int fn, CK_RV *ret_rv)
+/*
+ * Counts the call; 1 and *ret_rv when a P11WRAP_FAIL rule answers it
+ * instead.  *ret_life is the call's number over the module's life.
+ */
+static int inject(int fn, CK_RV *ret_rv, unsigned long *ret_life)
 {
 	unsigned long n;
 	size_t i;
 	int hit = 0;
 
 	pthread_mutex_lock(&lock);
+	*ret_life = ++life_calls[fn];
 	n = ++calls[fn];
 	for (i = 0; i < nrules && !hit; i++)
 		if (rules[i].fn == fn && (rules[i].nth == 0 || rules[i].nth == n)) {
@@ -496,15 +611,55 @@ static void log_call(int fn, CK_RV rv, int injected)
 	close(fd);
 }
 
+/*
+ * P11WRAP_KILL: when an item names call number life of fn at this point
+ * (KILL_BEFORE, KILL_AFTER), logs "KILL C_Name when #N" and dies by SIGKILL.
+ */
+static void kill_point(int fn, unsigned long life, int when)
+{
+	char line[160];
+	size_t i;
+	int hit = 0, fd, n;
+
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < nkill_rules && !hit; i++)
+		hit = kill_rules[i].fn == fn && kill_rules[i].when == when &&
+		      kill_rules[i].nth == life;
+	pthread_mutex_unlock(&lock);
+	if (!hit)
+		return;
+	n = snprintf(line, sizeof(line), "KILL %s %s #%lu\n", fn_names[fn],
+		     when == KILL_BEFORE ? "before" : "after", life);
+	if (n > 0 && (size_t)n < sizeof(line)) {
+		fd = log_path != NULL
+			 ? open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)
+			 : -1;
+		/* write(2) needs no flushing: the line is in the file before the kill */
+		if (fd >= 0) {
+			if (write(fd, line, (size_t)n) != n)
+				complain("cannot write to P11WRAP_LOG=%s", log_path);
+			close(fd);
+		} else {
+			complain("%.*s", n - 1, line);
+		}
+	}
+	kill(getpid(), SIGKILL);
+	/* not reached: SIGKILL to oneself cannot be blocked, caught or ignored */
+	_exit(128 + SIGKILL);
+}
+
 #define X(n, params, args)                                                                         \
 	static CK_RV fwd_##n params                                                                \
 	{                                                                                          \
 		CK_RV rv = CKR_OK;                                                                 \
-		int injected = inject(IDX_##n, &rv);                                               \
+		unsigned long life;                                                                \
+		int injected = inject(IDX_##n, &rv, &life);                                        \
                                                                                                    \
+		kill_point(IDX_##n, life, KILL_BEFORE);                                            \
 		if (!injected)                                                                     \
 			rv = real != NULL ? real->n args : CKR_CRYPTOKI_NOT_INITIALIZED;           \
 		log_call(IDX_##n, rv, injected);                                                   \
+		kill_point(IDX_##n, life, KILL_AFTER);                                             \
 		return rv;                                                                         \
 	}
 P11WRAP_FUNCS(X)

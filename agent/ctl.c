@@ -1,0 +1,150 @@
+/*
+ * The agent's control socket: a UNIX stream socket, mode 0660, owned by the
+ * configured group, and each peer checked with SO_PEERCRED (root, the
+ * agent's own user, or the group).  One request line per connection:
+ * "status", "renew NAME", "reload", "clear NAME"; the reply ends with an
+ * "exit N" line (N an EXIT_* code), except for status, which is one JSON
+ * document.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent/track.h"
+
+const char *ctl_default_path(const conf_enrollment *e)
+{
+	static char path[1024];
+
+	if (e->control_socket != NULL)
+		return e->control_socket;
+	snprintf(path, sizeof(path), "%s/control", pending_state_dir(e));
+	return path;
+}
+
+static int set_path(struct sockaddr_un *sa, const char *path)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return -1;
+	memcpy(sa->sun_path, path, strlen(path) + 1);
+	return 0;
+}
+
+int ctl_listen(const char *path, const char *group, char *err, size_t errlen)
+{
+	struct sockaddr_un sa;
+	struct group *gr = NULL;
+	int fd;
+
+	if (set_path(&sa, path) < 0) {
+		snprintf(err, errlen, "control socket path %s is too long", path);
+		return -1;
+	}
+	if (group != NULL && (gr = getgrnam(group)) == NULL) {
+		snprintf(err, errlen, "control_group '%s' is not a group of this system", group);
+		return -1;
+	}
+	/* A socket left by a killed agent is in the way; anything else is not
+	 * ours to remove. */
+	{
+		struct stat st;
+
+		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(path);
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(path, 0660) < 0 || (gr != NULL && chown(path, (uid_t)-1, gr->gr_gid) < 0) ||
+	    listen(fd, 16) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int ctl_request(const char *path, const char *line, int json_raw)
+{
+	struct sockaddr_un sa;
+	char buf[4096], *p, *last;
+	size_t have = 0;
+	ssize_t n;
+	int fd, rc = EXIT_INTERNAL;
+	FILE *out = stdout;
+	char *all = NULL;
+
+	if (set_path(&sa, path) < 0 ||
+	    (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) < 0) {
+		close(fd);
+		return -1;
+	}
+	/* The whole reply: its last line carries the exit code. */
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		if ((p = realloc(all, have + (size_t)n + 1)) == NULL)
+			break;
+		all = p;
+		memcpy(all + have, buf, (size_t)n);
+		have += (size_t)n;
+		all[have] = '\0';
+	}
+	close(fd);
+	if (all == NULL)
+		return -1;
+	if (json_raw) {
+		fputs(all, out);
+		free(all);
+		return EXIT_OK;
+	}
+	while (have > 0 && all[have - 1] == '\n')
+		all[--have] = '\0';
+	last = strrchr(all, '\n');
+	p = last != NULL ? last + 1 : all;
+	if (strncmp(p, "exit ", 5) == 0) {
+		rc = (int)strtol(p + 5, NULL, 10);
+		if (last != NULL)
+			*last = '\0';
+		else
+			*all = '\0';
+	}
+	if (*all != '\0')
+		printf("%s\n", all);
+	free(all);
+	return rc;
+}
+
+int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o)
+{
+	const char *path = ctl_default_path(e);
+	char line[600];
+	int rc;
+
+	if (strcmp(cmd, "status") == 0)
+		snprintf(line, sizeof(line), "%s", o->json ? "status" : "status-text");
+	else if (strcmp(cmd, "reload") == 0)
+		snprintf(line, sizeof(line), "reload");
+	else
+		snprintf(line, sizeof(line), "%s %s", cmd, e->name != NULL ? e->name : "");
+	rc = ctl_request(path, line, strcmp(cmd, "status") == 0);
+	if (rc < 0 && strcmp(cmd, "renew") != 0)
+		log_msg(LOG_ERR, "no agent answers on %s: start it (p11enroll agent, or systemctl start "
+				 "p11enroll), or set control_socket",
+			path);
+	return rc;
+}

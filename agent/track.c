@@ -1,0 +1,325 @@
+/*
+ * What the agent keeps of an enrollment across restarts (STATE_DIR/NAME.agent,
+ * "key value" lines written atomically), and how it shows the enrollments:
+ * the status document of `p11enroll status --json` and the metrics file.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/daemon.h"
+#include "agent/track.h"
+
+static const char *const state_names[T_NSTATES] = {
+	"starting", "valid", "working", "waiting-ca", "backoff", "waiting-token", "pin-rejected",
+	"stopped",
+};
+
+const char *track_state_name(track_state st)
+{
+	return st < T_NSTATES ? state_names[st] : "?";
+}
+
+const char *track_op_name(track_op op)
+{
+	static const char *const names[] = { "none", "recover", "check", "renew", "enroll", "resume" };
+
+	return (size_t)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
+}
+
+static int state_path(const track *t, char *out, size_t len)
+{
+	char *dot;
+
+	if (pending_path(&t->e, out, len) < 0 || (dot = strrchr(out, '.')) == NULL)
+		return -1;
+	snprintf(dot, len - (size_t)(dot - out), ".agent");
+	return 0;
+}
+
+/* Values are written on one line: control characters become '?'. */
+static void one_line(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
+int track_save(const track *t)
+{
+	char path[1024], tmp[1100], err[256], pin[sizeof(t->pin_latch)];
+	FILE *f;
+	int fd;
+
+	if (state_path(t, path, sizeof(path)) < 0)
+		return -1;
+	snprintf(err, sizeof(err), "%s", t->last_error);
+	snprintf(pin, sizeof(pin), "%s", t->pin_latch);
+	one_line(err);
+	one_line(pin);
+	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+	if ((fd = mkstemp(tmp)) < 0 || (f = fdopen(fd, "w")) == NULL) {
+		if (fd >= 0) {
+			close(fd);
+			unlink(tmp);
+		}
+		log_msg(LOG_ERR, "%s: cannot save the agent state in %s: %s", t->name, path,
+			strerror(errno));
+		return -1;
+	}
+	fprintf(f, "# p11enroll agent state of '%s'; written by the agent\n", t->name);
+	fprintf(f, "version 1\nseed %lu\nnext %lld\nlast_success %lld\nlast_attempt %lld\n",
+		(unsigned long)t->seed, t->next, t->last_success, t->last_attempt);
+	fprintf(f, "failures %d\nrenewals %ld\nstopped %d\nlast_error %s\npin_latch %s\n",
+		t->failures, t->renewals, t->st == T_STOPPED, err, pin);
+	if (fflush(f) != 0 || fsync(fd) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+		log_msg(LOG_ERR, "%s: cannot save the agent state in %s: %s", t->name, path,
+			strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int track_load(track *t)
+{
+	char path[1024], line[1024], *v;
+	long long n;
+	FILE *f;
+
+	if (state_path(t, path, sizeof(path)) < 0 || (f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '#' || (v = strchr(line, ' ')) == NULL)
+			continue;
+		*v++ = '\0';
+		n = strtoll(v, NULL, 10);
+		if (strcmp(line, "seed") == 0)
+			t->seed = (uint32_t)strtoul(v, NULL, 10);
+		else if (strcmp(line, "next") == 0)
+			t->next = n;
+		else if (strcmp(line, "last_success") == 0)
+			t->last_success = n;
+		else if (strcmp(line, "last_attempt") == 0)
+			t->last_attempt = n;
+		else if (strcmp(line, "failures") == 0)
+			t->failures = n < 0 || n > 1000000 ? 0 : (int)n;
+		else if (strcmp(line, "renewals") == 0)
+			t->renewals = n < 0 ? 0 : (long)n;
+		else if (strcmp(line, "stopped") == 0 && n == 1)
+			t->st = T_STOPPED;
+		else if (strcmp(line, "last_error") == 0)
+			snprintf(t->last_error, sizeof(t->last_error), "%s", v);
+		else if (strcmp(line, "pin_latch") == 0)
+			snprintf(t->pin_latch, sizeof(t->pin_latch), "%s", v);
+	}
+	fclose(f);
+	return 0;
+}
+
+void track_pin_fingerprint(const conf_enrollment *e, char *out, size_t len)
+{
+	const char *src = e->pin_source != NULL ? e->pin_source : "(none)";
+	struct stat st;
+
+	if (strncmp(src, "file:", 5) == 0 && stat(src + 5, &st) == 0)
+		snprintf(out, len, "%s ino=%lu size=%lld mtime=%lld.%09ld", src,
+			 (unsigned long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+			 st.st_mtim.tv_nsec);
+	else
+		snprintf(out, len, "%s", src);
+	one_line(out);
+}
+
+/* ---- status document ---------------------------------------------------- */
+
+typedef struct {
+	char *p;
+	size_t len, cap;
+	int oom;
+} buf;
+
+static void put(buf *b, const char *s, size_t n)
+{
+	char *np;
+
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = (b->cap + n + 1) * 2;
+
+		if ((np = realloc(b->p, cap)) == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void putf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void putf(buf *b, const char *fmt, ...)
+{
+	char tmp[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
+}
+
+/* A JSON string: quotes, backslashes and control characters escaped;
+ * bytes >= 0x80 pass (the values are ASCII or UTF-8 from the token). */
+static void put_str(buf *b, const char *s)
+{
+	char esc[8];
+
+	put(b, "\"", 1);
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			put(b, esc, 2);
+		} else if (c < 0x20 || c == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			put(b, esc, 6);
+		} else {
+			put(b, (const char *)&c, 1);
+		}
+	}
+	put(b, "\"", 1);
+}
+
+static void put_time(buf *b, const char *key, long long t)
+{
+	putf(b, ", \"%s\": ", key);
+	if (t > 0)
+		putf(b, "%lld", t);
+	else
+		put(b, "null", 4);
+}
+
+char *track_status_json(track *const *tracks, size_t n, long long now, long rate, size_t *len)
+{
+	buf b = { 0 };
+	size_t i;
+
+	putf(&b, "{\"agent\": {\"pid\": %ld, \"now\": %lld, \"clock_rate\": %ld}, \"enrollments\": [",
+	     (long)getpid(), now, rate);
+	for (i = 0; i < n; i++) {
+		const track *t = tracks[i];
+
+		put(&b, i > 0 ? ",\n  {" : "\n  {", i > 0 ? 4 : 4);
+		put(&b, "\"name\": ", 8);
+		put_str(&b, t->name);
+		put(&b, ", \"state\": ", 11);
+		put_str(&b, track_state_name(t->st));
+		put(&b, ", \"operation\": ", 15);
+		if (t->pid > 0)
+			put_str(&b, track_op_name(t->op));
+		else
+			put(&b, "null", 4);
+		put(&b, ", \"token_serial\": ", 18);
+		put_str(&b, t->token_serial);
+		put(&b, ", \"certificate_serial\": ", 24);
+		put_str(&b, t->have_cert ? t->cert_serial : "");
+		put_time(&b, "not_before", t->have_cert ? t->not_before : 0);
+		put_time(&b, "not_after", t->have_cert ? t->not_after : 0);
+		put_time(&b, "next_attempt", t->st == T_STOPPED || t->st == T_PIN ? 0 : t->next);
+		put_time(&b, "last_success", t->last_success);
+		put_time(&b, "last_attempt", t->last_attempt);
+		putf(&b, ", \"consecutive_failures\": %d, \"renewals\": %ld, \"pending\": %s",
+		     t->failures, t->renewals, t->pending ? "true" : "false");
+		put(&b, ", \"last_error\": ", 16);
+		put_str(&b, t->last_error);
+		put(&b, "}", 1);
+	}
+	put(&b, "\n]}\n", 4);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}
+
+void track_write_metrics(track *const *tracks, size_t n, const char *path)
+{
+	metrics_enrollment *m;
+	char err[512];
+	size_t i;
+
+	if (path == NULL || (m = calloc(n + 1, sizeof(*m))) == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		m[i].name = tracks[i]->name;
+		m[i].not_after = tracks[i]->have_cert ? tracks[i]->not_after : 0;
+		m[i].last_success = tracks[i]->last_success;
+		m[i].next_attempt = tracks[i]->next;
+		m[i].consecutive_failures = tracks[i]->failures;
+		m[i].state = track_state_name(tracks[i]->st);
+	}
+	if (metrics_write(path, m, n, err, sizeof(err)) < 0)
+		log_msg(LOG_WARNING, "cannot write the metrics file: %s", err);
+	free(m);
+}
+
+static void put_when(buf *b, long long t, long long now)
+{
+	char s[32];
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t <= 0 || gmtime_r(&tt, &tm) == NULL) {
+		putf(b, "%-20s", "-");
+		return;
+	}
+	strftime(s, sizeof(s), "%Y-%m-%d %H:%M:%S", &tm);
+	putf(b, "%-20s", s);
+	(void)now;
+}
+
+char *track_status_text(track *const *tracks, size_t n, long long now, size_t *len)
+{
+	buf b = { 0 };
+	size_t i;
+
+	putf(&b, "%-16s %-14s %-20s %-20s %-20s %4s %8s\n", "ENROLLMENT", "STATE", "NOT AFTER (UTC)",
+	     "NEXT (UTC)", "LAST SUCCESS (UTC)", "FAIL", "RENEWALS");
+	for (i = 0; i < n; i++) {
+		const track *t = tracks[i];
+
+		putf(&b, "%-16s %-14s ", t->name, track_state_name(t->st));
+		put_when(&b, t->have_cert ? t->not_after : 0, now);
+		put(&b, " ", 1);
+		put_when(&b, t->st == T_STOPPED || t->st == T_PIN ? 0 : t->next, now);
+		put(&b, " ", 1);
+		put_when(&b, t->last_success, now);
+		putf(&b, " %4d %8ld\n", t->failures, t->renewals);
+		if (t->last_error[0] != '\0')
+			putf(&b, "  last error: %.200s\n", t->last_error);
+	}
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
+}

@@ -1,0 +1,84 @@
+/*
+ * The agent (p11enroll agent): one tracked enrollment, its state machine
+ * (agent/STATE-MACHINE.md) and what survives a restart.  Shared by
+ * agent.c (the loop), track.c (state file, status JSON, metrics) and ctl.c
+ * (control socket).
+ */
+#ifndef P11ENROLL_TRACK_H
+#define P11ENROLL_TRACK_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent/agent-cmd.h"
+#include "agent/sched.h"
+
+typedef enum {
+	T_START,     /* recovery and first look at the token pending */
+	T_VALID,     /* certificate on the token; renewal scheduled */
+	T_BUSY,      /* a child process works on it */
+	T_POLLING,   /* the CA answered "waiting": resume at its checkAfter */
+	T_BACKOFF,   /* the last attempt failed: retry later */
+	T_NO_TOKEN,  /* the token is absent (or another one is inserted) */
+	T_PIN,       /* the token rejected the PIN: latched until the source changes */
+	T_STOPPED,   /* needs an operator: expired or refused without bootstrap, bad config */
+	T_NSTATES
+} track_state;
+
+typedef enum { OP_NONE, OP_RECOVER, OP_CHECK, OP_RENEW, OP_ENROLL, OP_RESUME } track_op;
+
+typedef struct track {
+	char *name;
+	conf_enrollment e;
+	sched_policy pol;
+	track_state st;
+	/* what the token showed last */
+	char token_serial[17];
+	char cert_serial[80];
+	long long not_before, not_after;
+	int have_cert, pending;
+	long long pending_due;
+	/* scheduling, kept in STATE_DIR/NAME.agent */
+	uint32_t seed;
+	long long next, last_success, last_attempt;
+	int failures;
+	long renewals;
+	char last_error[256];
+	char pin_latch[512]; /* fingerprint of the PIN source that was rejected, or "" */
+	/* what to do next regardless of the time */
+	int need_recover, need_refresh, hook_due;
+	track_op bootstrap_next; /* OP_ENROLL after a refused kur */
+	/* the running child */
+	pid_t pid;
+	track_op op;
+	int out_fd, err_fd;
+	char out[8192];
+	size_t outlen;
+	char errbuf[1024];
+	size_t errlen;
+	int waiter_fd; /* control client waiting for a requested renewal */
+	int exit_code;
+} track;
+
+const char *track_state_name(track_state st);
+const char *track_op_name(track_op op);
+
+/* track.c */
+int track_load(track *t);	 /* STATE_DIR/NAME.agent; 0 also when absent */
+int track_save(const track *t);	 /* atomic; logs a failure */
+/* Appends the status document (JSON) of tracks to buf (malloc'ed, *len). */
+char *track_status_json(track *const *tracks, size_t n, long long now, long rate, size_t *len);
+/* The same as a table, for people. */
+char *track_status_text(track *const *tracks, size_t n, long long now, size_t *len);
+void track_write_metrics(track *const *tracks, size_t n, const char *path);
+/* Not a secret: the source's name, and for a file its inode, size and time. */
+void track_pin_fingerprint(const conf_enrollment *e, char *out, size_t len);
+
+/* ctl.c: the control socket. */
+int ctl_listen(const char *path, const char *group, char *err, size_t errlen);
+/* The client side: sends line, copies the reply to stdout; the reply's
+ * "exit N" line gives the return value (-1: no agent listening). */
+int ctl_request(const char *path, const char *line, int json_raw);
+const char *ctl_default_path(const conf_enrollment *e);
+
+#endif
