@@ -362,6 +362,19 @@ static const char *value(const char *out, const char *key, char *buf, size_t len
 	return NULL;
 }
 
+/* A number the child printed; dflt when absent or not a number. */
+static long long num(const char *out, const char *key, long long dflt)
+{
+	char v[64], *end;
+	long long n;
+
+	if (value(out, key, v, sizeof(v)) == NULL)
+		return dflt;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	return errno != 0 || end == v || *end != '\0' ? dflt : n;
+}
+
 static void run_hook(track *t, int ok)
 {
 	const char *cmd = ok ? t->e.hook_success : t->e.hook_failure;
@@ -465,13 +478,13 @@ static void took_look(track *t, int rc)
 	if (t->have_cert) {
 		if (value(t->out, "cert_serial", v, sizeof(v)) != NULL)
 			snprintf(t->cert_serial, sizeof(t->cert_serial), "%.79s", v);
-		t->not_before = value(t->out, "not_before", v, sizeof(v)) ? atoll(v) : 0;
-		t->not_after = value(t->out, "not_after", v, sizeof(v)) ? atoll(v) : 0;
+		t->not_before = num(t->out, "not_before", 0);
+		t->not_after = num(t->out, "not_after", 0);
 	}
 	t->pending = value(t->out, "pending", v, sizeof(v)) != NULL;
 	if (t->pending) {
-		long long saved = value(t->out, "pending_saved", v, sizeof(v)) ? atoll(v) : n;
-		long ca = value(t->out, "pending_check_after", v, sizeof(v)) ? atol(v) : 0;
+		long long saved = num(t->out, "pending_saved", n);
+		long ca = (long)num(t->out, "pending_check_after", 0);
 
 		t->st = T_POLLING;
 		t->next = (long long)sched_poll_time(&t->pol, (time_t)saved, ca);
@@ -857,7 +870,9 @@ int agent_daemon(const char *config, const conf_enrollment *cli)
 		A.config = conf_default_path();
 	A.state_dir = cli->state_dir;
 	A.t0 = time(NULL);
-	A.rate = rate != NULL ? atol(rate) : 1;
+	A.rate = rate != NULL ? strtol(rate, NULL, 10) : 1;
+	if (A.rate < 1 || A.rate > 1000000)
+		A.rate = 1;
 	if ((len = readlink("/proc/self/exe", A.self, sizeof(A.self) - 1)) <= 0) {
 		log_msg(LOG_ERR, "cannot find this program (/proc/self/exe)");
 		return EXIT_INTERNAL;

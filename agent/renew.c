@@ -212,7 +212,9 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 		crv = cmpc_certreq(cmp, CMPC_REQ_KUR, new_key, old_cert, NULL, &cert, &cacerts);
 	}
 	if (crv != CMPC_OK) {
-		log_msg(LOG_ERR, "key update failed: %s: %s", cmpc_strerror(crv), cmpc_errmsg(cmp));
+		log_msg(LOG_ERR, "key update failed%s%s%s: %s: %s",
+			*cmpc_transaction_id(cmp) ? " (transaction " : "", cmpc_transaction_id(cmp),
+			*cmpc_transaction_id(cmp) ? ")" : "", cmpc_strerror(crv), cmpc_errmsg(cmp));
 		log_openssl_errors();
 		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
 		if (pending_after(&ps, cmp, crv))
@@ -223,6 +225,7 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 	have_new = 0; /* the CA confirmed it: from here on the new pair stays */
 
 	rc = agent_swap_in(e, tok, &new_id, &old_id, "renewed", cert, cacerts);
+	printf("  transaction: %s\n", cmpc_transaction_id(cmp));
 out:
 	EVP_PKEY_free(new_key);
 	if (have_new) {

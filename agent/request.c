@@ -195,7 +195,9 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 		crv = cmpc_certreq(cmp, type, key, NULL, NULL, &cert, &cacerts);
 	}
 	if (crv != CMPC_OK) {
-		log_msg(LOG_ERR, "%s failed: %s: %s", cmd, cmpc_strerror(crv), cmpc_errmsg(cmp));
+		log_msg(LOG_ERR, "%s failed%s%s%s: %s: %s", cmd,
+			*cmpc_transaction_id(cmp) ? " (transaction " : "", cmpc_transaction_id(cmp),
+			*cmpc_transaction_id(cmp) ? ")" : "", cmpc_strerror(crv), cmpc_errmsg(cmp));
 		log_openssl_errors();
 		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
 		if (crv == CMPC_ERR_KEY)
@@ -220,6 +222,7 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 	have_old = tok_find_cert(tok, e->label, NULL, &old_id, &old_cert) == TOK_OK &&
 		   !(old_id.len == id.len && memcmp(old_id.id, id.id, id.len) == 0);
 	rc = agent_swap_in(e, tok, &id, have_old ? &old_id : NULL, "enrolled", cert, cacerts);
+	printf("  transaction: %s\n", cmpc_transaction_id(cmp));
 out:
 	EVP_PKEY_free(key);
 	if (have_key) {

@@ -106,7 +106,8 @@ int pending_refuse_new(const conf_enrollment *e)
 		log_msg(LOG_ERR, "the pending transaction of '%s' is unreadable: %s", e->name, err);
 		return EXIT_USAGE;
 	}
-	if (gmtime_r(&ap.saved, &tm) == NULL || strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+	if (gmtime_r(&ap.saved, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
 		snprintf(when, sizeof(when), "(unknown time)");
 	log_msg(LOG_ERR,
 		"enrollment '%s' has a pending %s, waiting for the CA since %s: finish it with "

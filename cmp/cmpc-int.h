@@ -57,6 +57,7 @@ struct cmpc_ctx {
 	X509_NAME *recipient;		/* as given to OpenSSL, for messages built here */
 	cmpc_pending_fn pending_fn;
 	void *pending_arg;
+	char last_tid[2 * CMPC_ID_MAX + 1]; /* hex transactionID of the last message sent */
 	char *cert_profile;		/* id-it-certProfile in generalInfo, or NULL */
 	int unprotected_errors;
 	struct {

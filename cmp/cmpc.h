@@ -212,6 +212,9 @@ cmpc_rv cmpc_resume(cmpc_ctx *ctx, const cmpc_pending *p, EVP_PKEY *newkey, X509
  */
 cmpc_rv cmpc_abandon(cmpc_ctx *ctx, const cmpc_pending *p, const char *reason);
 
+/* The transactionID (hex) of the last message sent, for logs; "" if none. */
+const char *cmpc_transaction_id(const cmpc_ctx *ctx);
+
 /* Outcome of a revocation request besides success. */
 typedef enum {
 	CMPC_RR_ACCEPTED = 0,

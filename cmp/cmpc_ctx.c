@@ -684,6 +684,11 @@ cmpc_rv cmpc_set1_recipient(cmpc_ctx *ctx, const X509_NAME *name)
 	return CMPC_OK;
 }
 
+const char *cmpc_transaction_id(const cmpc_ctx *ctx)
+{
+	return ctx != NULL ? ctx->last_tid : "";
+}
+
 void cmpc_set_pending_cb(cmpc_ctx *ctx, cmpc_pending_fn fn, void *arg)
 {
 	ctx->pending_fn = fn;

@@ -385,6 +385,16 @@ static void fail_curl(cmpc_ctx *ctx, CURLcode cc, const char *what, long limit_s
 	}
 }
 
+static void note_tid(cmpc_ctx *ctx, const OSSL_CMP_MSG *req)
+{
+	const ASN1_OCTET_STRING *t = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(req));
+	int i;
+
+	ctx->last_tid[0] = '\0';
+	for (i = 0; t != NULL && i < t->length && i < CMPC_ID_MAX; i++)
+		snprintf(ctx->last_tid + 2 * i, 3, "%02x", t->data[i]);
+}
+
 OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 {
 	cmpc_ctx *ctx = OSSL_CMP_CTX_get_transfer_cb_arg(cmp);
@@ -425,6 +435,7 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 			by_total = 1;
 		}
 	}
+	note_tid(ctx, req);
 	if ((derlen = i2d_OSSL_CMP_MSG(req, &der)) <= 0) {
 		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot DER-encode the request", what);
 		return NULL;
