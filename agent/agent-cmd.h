@@ -87,6 +87,13 @@ char *agent_label_with(const char *label, const char *suffix);
  * done while a pending transaction is saved.  Logs each action.
  */
 int agent_recover(const conf_enrollment *e, tok_ctx *tok);
+/* agent_recover; *finished = 1 when it put an interrupted run's certificate
+ * in place (adopted its pair, or deleted the rest of a half-deleted old
+ * pair; a whole "(old)" pair may be one kept by keep_old before). */
+int agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished);
+/* After agent_recover_run finished a run: its summary ("VERB NAME ...") and
+ * the cert_out copy, for enroll and renew, which then request nothing. */
+int agent_recover_report(const conf_enrollment *e, tok_ctx *tok, const char *verb);
 
 /*
  * After the CA confirmed the certificate stored for new_id under the

@@ -2,14 +2,21 @@
  * Crash recovery on the token.  enroll and renew generate the new key pair
  * under the temporary label "LABEL (new)", store the new certificate under
  * that label before it is confirmed, and only after the CA's confirmation
- * move the labels (old pair to "LABEL (old)", new pair to LABEL) and delete
- * the old pair.  Whatever an interrupted run left (kill -9, power loss) is
+ * move the labels (old pair to "LABEL (replaced)", new pair to LABEL) and
+ * delete the old pair (with keep_old it becomes "LABEL (old)" and stays).
+ * Whatever an interrupted run left (kill -9, power loss) is
  * therefore recognisable by label alone, and one rule finishes or undoes it:
  *   - a new key without a certificate: the certificate never arrived, so
  *     the CA holds no confirmed certificate for it: the key is deleted;
  *   - a new key with its certificate: the CA may have had the certConf, so
  *     no second certificate is requested: the pair is adopted;
- *   - an old pair next to a complete current pair: deleted (unless keep_old).
+ *   - a new public key or certificate without its private key (a kill
+ *     between the CKA_ID updates of a key generation, or while a pair was
+ *     being deleted): deleted;
+ *   - a replaced pair next to a complete current pair: deleted.  A pair kept
+ *     by keep_old ("LABEL (old)") is never touched.
+ * Adopting a pair, or deleting a replaced pair, finishes a run that got its
+ * certificate: enroll and renew report that run's outcome and request none.
  * A saved pending transaction owns its new key: it is left to `resume`.
  */
 #include "config.h"
@@ -81,9 +88,10 @@ static int relabel(tok_ctx *tok, const tok_id *id, const char *label)
 	return EXIT_OK;
 }
 
-/* One pass; *again is set when the objects changed and must be read anew. */
+/* One pass; *again is set when the objects changed and must be read anew,
+ * *finished when an interrupted run's certificate was put in place. */
 static int pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, const char *oldl,
-		int *again)
+		const char *gonel, int *again, int *finished)
 {
 	tok_object *o = NULL;
 	const tok_object *nc, *cur;
@@ -104,6 +112,16 @@ static int pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, const 
 			*again = 1;
 			goto out;
 		}
+	/* What is left of a new pair whose private key is gone. */
+	for (i = 0; i < n && rc == EXIT_OK; i++)
+		if ((o[i].cls == TOK_CKO_PUBLIC_KEY ||
+		     (o[i].cls == TOK_CKO_CERTIFICATE && o[i].cert_category != 2)) &&
+		    strcmp(o[i].label, newl) == 0 && !has(o, n, TOK_CKO_PRIVATE_KEY, &o[i].id)) {
+			rc = destroy(tok, &o[i].id, "an interrupted run left it without its private "
+						    "key");
+			*again = 1;
+			goto out;
+		}
 	/* A new pair with its certificate: adopted, the current one becomes old. */
 	if ((nc = ee_cert(o, n, newl)) != NULL && has(o, n, TOK_CKO_PRIVATE_KEY, &nc->id)) {
 		agent_hex(nc->id.id, nc->id.len, hex, sizeof(hex));
@@ -112,20 +130,22 @@ static int pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, const 
 			hex);
 		cur = ee_cert(o, n, e->label);
 		if (cur != NULL && !same_id(&cur->id, &nc->id))
-			rc = relabel(tok, &cur->id, oldl);
+			rc = relabel(tok, &cur->id, e->keep_old == 1 ? oldl : gonel);
 		if (rc == EXIT_OK)
 			rc = relabel(tok, &nc->id, e->label);
 		*again = 1;
+		*finished = 1;
 		goto out;
 	}
-	/* An old pair next to a complete current one. */
+	/* A replaced pair next to a complete current one: the run that replaced
+	 * it was interrupted before (or while) deleting it. */
 	cur = ee_cert(o, n, e->label);
-	if (e->keep_old != 1 && cur != NULL && has(o, n, TOK_CKO_PRIVATE_KEY, &cur->id))
+	if (cur != NULL && has(o, n, TOK_CKO_PRIVATE_KEY, &cur->id))
 		for (i = 0; i < n && rc == EXIT_OK; i++)
-			if ((o[i].cls == TOK_CKO_PRIVATE_KEY || o[i].cls == TOK_CKO_CERTIFICATE) &&
-			    o[i].cert_category != 2 && strcmp(o[i].label, oldl) == 0 &&
+			if (o[i].cert_category != 2 && strcmp(o[i].label, gonel) == 0 &&
 			    !same_id(&o[i].id, &cur->id)) {
-				rc = destroy(tok, &o[i].id, "the renewal that replaced it was "
+				*finished = 1;
+				rc = destroy(tok, &o[i].id, "the run that replaced it was "
 							    "interrupted before deleting it");
 				*again = 1;
 				goto out;
@@ -135,29 +155,58 @@ out:
 	return rc;
 }
 
-int agent_recover(const conf_enrollment *e, tok_ctx *tok)
+int agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished)
 {
 	agent_pending ap;
-	char err[512], *newl = NULL, *oldl = NULL;
-	int rc = EXIT_OK, again = 1, rounds = 0;
+	char err[512], *newl = NULL, *oldl = NULL, *gonel = NULL;
+	int rc = EXIT_OK, again = 1, rounds = 0, done = 0;
 
+	if (finished != NULL)
+		*finished = 0;
 	if (e->label == NULL)
 		return EXIT_OK;
 	/* The pending transaction's key is not left over: resume owns it. */
 	if (pending_load(e, &ap, err, sizeof(err)) != 0)
 		return EXIT_OK;
 	if ((newl = agent_label_with(e->label, " (new)")) == NULL ||
-	    (oldl = agent_label_with(e->label, " (old)")) == NULL) {
+	    (oldl = agent_label_with(e->label, " (old)")) == NULL ||
+	    (gonel = agent_label_with(e->label, " (replaced)")) == NULL) {
 		rc = EXIT_INTERNAL;
 		goto out;
 	}
 	/* Each pass fixes one thing; a token holds few objects of one label. */
 	while (again && rc == EXIT_OK && rounds++ < 64)
-		rc = pass(e, tok, newl, oldl, &again);
+		rc = pass(e, tok, newl, oldl, gonel, &again, &done);
+	if (finished != NULL)
+		*finished = done && rc == EXIT_OK;
 out:
 	free(newl);
 	free(oldl);
+	free(gonel);
 	return rc;
+}
+
+int agent_recover(const conf_enrollment *e, tok_ctx *tok)
+{
+	return agent_recover_run(e, tok, NULL);
+}
+
+int agent_recover_report(const conf_enrollment *e, tok_ctx *tok, const char *verb)
+{
+	X509 *cert = NULL;
+	tok_id id;
+	tok_rv rv;
+
+	if ((rv = tok_find_cert(tok, e->label, NULL, &id, &cert)) != TOK_OK)
+		return agent_token_fail(tok, rv, "cannot read the certificate the recovery put in "
+						 "place");
+	log_msg(LOG_NOTICE, "the interrupted run's certificate is in place: no new request is "
+			    "sent (run the command again for another certificate)");
+	agent_print_cert(verb, e, id.id, id.len, e->label, cert);
+	if (e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0)
+		log_msg(LOG_WARNING, "the certificate is on the token, but a file copy failed");
+	X509_free(cert);
+	return EXIT_OK;
 }
 
 static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
@@ -179,7 +228,9 @@ static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
 int agent_swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
 		  const tok_id *old_id, const char *verb, X509 *cert, STACK_OF(X509) *cacerts)
 {
-	char *old_label = agent_label_with(e->label, " (old)");
+	/* A pair to be deleted carries "(replaced)", so that recovery never
+	 * mistakes it for one kept by keep_old. */
+	char *old_label = agent_label_with(e->label, e->keep_old == 1 ? " (old)" : " (replaced)");
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;
 	int rc = EXIT_OK;

@@ -93,7 +93,7 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 	struct renew_store sc;
 	pending_saver ps;
 	tok_id old_id, new_id;
-	int have_new = 0, alg, bits, rc;
+	int have_new = 0, finished = 0, alg, bits, rc;
 	tok_rv trv;
 	cmpc_rv crv;
 
@@ -127,8 +127,14 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 		goto out;
 	if (resume != NULL && (rc = pending_check_token(tok, resume)) != EXIT_OK)
 		goto out;
-	if (resume == NULL && (rc = agent_recover(e, tok)) != EXIT_OK)
+	if (resume == NULL && (rc = agent_recover_run(e, tok, &finished)) != EXIT_OK)
 		goto out;
+	/* A killed run got its certificate (the CA may have its certConf): that
+	 * run is finished, and no second certificate is requested. */
+	if (finished) {
+		rc = agent_recover_report(e, tok, "renewed");
+		goto out;
+	}
 	if ((trv = tok_find_cert(tok, e->label, NULL, &old_id, &old_cert)) != TOK_OK) {
 		rc = agent_token_fail(tok, trv, "cannot find the certificate to renew");
 		if (trv == TOK_ERR_NOT_FOUND)

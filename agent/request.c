@@ -77,7 +77,7 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 	tok_id id, old_id;
 	char *new_label = NULL;
 	X509 *old_cert = NULL;
-	int have_key = 0, have_old = 0, alg, bits, rc;
+	int have_key = 0, have_old = 0, finished = 0, alg, bits, rc;
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;
 	cmpc_rv crv;
@@ -130,8 +130,14 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 		goto out;
 	if (resume != NULL && (rc = pending_check_token(tok, resume)) != EXIT_OK)
 		goto out;
-	if (resume == NULL && (rc = agent_recover(e, tok)) != EXIT_OK)
+	if (resume == NULL && (rc = agent_recover_run(e, tok, &finished)) != EXIT_OK)
 		goto out;
+	/* A killed run got its certificate (the CA may have its certConf): that
+	 * run is finished, and no second certificate is requested. */
+	if (finished) {
+		rc = agent_recover_report(e, tok, "enrolled");
+		goto out;
+	}
 	if ((rc = agent_cmp_tls_client(e, cmp, tok, NULL, NULL)) != EXIT_OK)
 		goto out;
 	if (type != CMPC_REQ_IR &&
