@@ -20,6 +20,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,6 +143,10 @@ static track *track_new(const char *name)
 		log_msg(LOG_NOTICE, "%s: stopped before the restart (%s); `p11enroll clear %s` lets the "
 				    "agent try again",
 			name, t->last_error, name);
+	else if (t->st == T_PIN)
+		log_msg(LOG_NOTICE, "%s: the PIN was refused before the restart: not trying it again "
+				    "until the PIN source changes or `p11enroll clear %s`",
+			name, name);
 	if (t->seed == 0 && getrandom(&t->seed, sizeof(t->seed), 0) != (ssize_t)sizeof(t->seed))
 		t->seed = (uint32_t)time(NULL) ^ (uint32_t)getpid();
 	return t;
@@ -201,12 +206,16 @@ static int token_busy(const track *t)
 	return 0;
 }
 
-static void publish(void)
+/* Saves t's state (every enrollment's when t is NULL) and the metrics: one
+ * enrollment's step leaves the others' files alone, so that 100 enrollments
+ * do not cost 100 fsyncs per step. */
+static void publish(const track *t)
 {
 	size_t i;
 
 	for (i = 0; i < A.n; i++)
-		(void)track_save(A.tracks[i]);
+		if (t == NULL || A.tracks[i] == t)
+			(void)track_save(A.tracks[i]);
 	if (A.metrics[0] != '\0')
 		track_write_metrics(A.tracks, A.n, A.metrics);
 }
@@ -304,6 +313,7 @@ static int launch(track *t, track_op op)
 /* Child stderr, forwarded line by line with the enrollment's name. */
 static void drain_err(track *t, int final)
 {
+	const char *why;
 	char *nl;
 	ssize_t n;
 
@@ -314,9 +324,9 @@ static void drain_err(track *t, int final)
 			*nl = '\0';
 			log_msg(strstr(t->errbuf, "error:") != NULL ? LOG_ERR : LOG_INFO, "%s: %s",
 				t->name, t->errbuf);
-			if (strstr(t->errbuf, "error:") != NULL)
+			if ((why = strstr(t->errbuf, "error:")) != NULL) /* "error:" may end the line */
 				snprintf(t->last_error, sizeof(t->last_error), "%s",
-					 strstr(t->errbuf, "error:") + 7);
+					 why + 6 + strspn(why + 6, " "));
 			memmove(t->errbuf, nl + 1, t->errlen - (size_t)(nl + 1 - t->errbuf) + 1);
 			t->errlen -= (size_t)(nl + 1 - t->errbuf) + 0;
 			t->errlen = strlen(t->errbuf);
@@ -411,21 +421,53 @@ static void run_hook(track *t, int ok)
 		log_msg(LOG_INFO, "%s: the %s hook ran", t->name, ok ? "success" : "failure");
 }
 
-static void answer_waiter(track *t, const char *text)
+/* All of buf to a control client, through short writes and signals (the
+ * SIGCHLD of a child interrupts a blocking write); -1 when it went away. */
+static int write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = send(fd, buf, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void answer_waiter_code(track *t, int code, const char *text)
 {
 	char line[64];
 
 	if (t->waiter_fd < 0)
 		return;
-	if (text != NULL && *text != '\0' && write(t->waiter_fd, text, strlen(text)) < 0) {
-		/* the client went away */
-	}
-	snprintf(line, sizeof(line), "\nexit %d\n", t->exit_code);
-	if (write(t->waiter_fd, line, strlen(line)) < 0) {
-		/* the client went away */
-	}
+	if (text != NULL && *text != '\0')
+		(void)write_all(t->waiter_fd, text, strlen(text));
+	snprintf(line, sizeof(line), "\nexit %d\n", code);
+	(void)write_all(t->waiter_fd, line, strlen(line));
 	close(t->waiter_fd);
 	t->waiter_fd = -1;
+}
+
+static void answer_waiter(track *t, const char *text)
+{
+	answer_waiter_code(t, t->exit_code, text);
+}
+
+/* A renewal asked for that will not run now: answered at once, rather than
+ * left waiting (or making the loop start steps without pause). */
+static void refuse_waiter(track *t, int code, const char *why)
+{
+	char msg[400];
+
+	if (t->waiter_fd < 0)
+		return;
+	snprintf(msg, sizeof(msg), "%s: not renewed: %s", t->name, why);
+	answer_waiter_code(t, code, msg);
 }
 
 static void stop(track *t, const char *why)
@@ -453,6 +495,14 @@ static void took_look(track *t, int rc)
 	char v[256];
 	long long n = now();
 
+	/* A look that failed says nothing about the certificate: what was known
+	 * stays, and the look is tried again after a pause (never at once: that
+	 * was a loop of child processes; never "no certificate": that was an ir
+	 * or a stop after a transient token error). */
+	if (rc != EXIT_OK && rc != EXIT_ABSENT && rc != EXIT_PIN) {
+		backoff(t);
+		return;
+	}
 	if (rc == EXIT_ABSENT || value(t->out, "token", v, sizeof(v)) == NULL ||
 	    strcmp(v, "absent") == 0) {
 		if (rc == EXIT_ABSENT || rc == EXIT_OK) {
@@ -543,10 +593,17 @@ static void finished(track *t, int status)
 		if (rc != EXIT_OK && rc != EXIT_ABSENT)
 			log_msg(LOG_WARNING, "%s: looking at the token failed (exit %d)", t->name, rc);
 		took_look(t, rc);
+		if (op == OP_CHECK && rc != EXIT_OK && rc != EXIT_ABSENT)
+			t->need_refresh = 1; /* the look after a success, once more */
 		if (t->hook_due && rc == EXIT_OK) {
 			t->hook_due = 0;
 			run_hook(t, 1);
 		}
+		/* a requested renewal waits for no token and no failed look */
+		if (t->st == T_NO_TOKEN)
+			refuse_waiter(t, EXIT_ABSENT, "the token is not present");
+		else if (rc != EXIT_OK)
+			refuse_waiter(t, rc, "looking at the token failed");
 		return;
 	}
 	switch (rc) {
@@ -580,7 +637,7 @@ static void finished(track *t, int status)
 				t->name);
 			t->bootstrap_next = OP_ENROLL;
 			t->next = n;
-			break;
+			return; /* a requested renewal gets the ir's outcome */
 		}
 		stop(t, op == OP_RENEW ? "the CA refused the renewal and no bootstrap credentials "
 					 "are configured; enroll by hand"
@@ -605,17 +662,26 @@ static track_op decide(track *t)
 	char fp[512];
 	long long n = now();
 
-	if (t->st == T_STOPPED)
+	if (t->st == T_STOPPED) {
+		refuse_waiter(t, EXIT_USAGE, t->last_error);
 		return OP_NONE;
+	}
 	if (t->st == T_PIN) {
 		track_pin_fingerprint(&t->e, fp, sizeof(fp));
-		if (strcmp(fp, t->pin_latch) == 0)
+		if (strcmp(fp, t->pin_latch) == 0) {
+			refuse_waiter(t, EXIT_PIN, "the PIN was refused; change the PIN source or "
+						   "run p11enroll clear");
 			return OP_NONE;
+		}
 		log_msg(LOG_NOTICE, "%s: the PIN source changed: trying again", t->name);
 		t->pin_latch[0] = '\0';
 		t->need_recover = 1;
 		t->next = n;
 	}
+	/* An absent token is looked for every token_poll seconds, a failed look
+	 * repeated after its backoff: not in every round of the loop. */
+	if ((t->st == T_NO_TOKEN || t->st == T_BACKOFF) && t->next > n && t->waiter_fd < 0)
+		return OP_NONE;
 	if (t->need_recover)
 		return OP_RECOVER;
 	if (t->need_refresh) {
@@ -639,7 +705,8 @@ static track_op decide(track *t)
 				       "configured; enroll by hand"
 				     : "no certificate on the token and no bootstrap credentials "
 				       "configured; run p11enroll enroll first");
-		publish();
+		publish(t);
+		refuse_waiter(t, EXIT_USAGE, t->last_error);
 		return OP_NONE;
 	}
 	return OP_RENEW;
@@ -662,9 +729,8 @@ static void reply(int fd, int code, const char *text)
 	char line[64];
 
 	snprintf(line, sizeof(line), "exit %d\n", code);
-	if ((text != NULL && write(fd, text, strlen(text)) < 0) || write(fd, line, strlen(line)) < 0) {
-		/* the client went away */
-	}
+	if (text == NULL || write_all(fd, text, strlen(text)) == 0)
+		(void)write_all(fd, line, strlen(line));
 	close(fd);
 }
 
@@ -675,6 +741,7 @@ static void handle_client(int fd)
 	char line[512], msg[600];
 	struct ucred cr;
 	socklen_t crlen = sizeof(cr);
+	struct timeval tv = { 5, 0 };
 	ssize_t n;
 	track *t;
 	char *json;
@@ -684,7 +751,11 @@ static void handle_client(int fd)
 		close(fd);
 		return;
 	}
-	n = read(fd, line, sizeof(line) - 1);
+	/* A client that sends nothing, or reads nothing, must not stop the agent. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	while ((n = read(fd, line, sizeof(line) - 1)) < 0 && errno == EINTR)
+		;
 	if (n <= 0) {
 		close(fd);
 		return;
@@ -695,10 +766,8 @@ static void handle_client(int fd)
 	if (strcmp(line, "status") == 0 || strcmp(line, "status-text") == 0) {
 		json = line[6] == '\0' ? track_status_json(A.tracks, A.n, now(), A.rate, &len)
 					: track_status_text(A.tracks, A.n, now(), &len);
-		if (json != NULL &&
-		    write(fd, json, len) < 0) {
-			/* the client went away */
-		}
+		if (json != NULL)
+			(void)write_all(fd, json, len);
 		free(json);
 		close(fd);
 		return;
@@ -716,7 +785,7 @@ static void handle_client(int fd)
 			t->failures = 0;
 			t->need_recover = 1;
 			t->next = now();
-			publish();
+			publish(t);
 			snprintf(msg, sizeof(msg), "cleared %s\n", t->name);
 			reply(fd, EXIT_OK, msg);
 			return;
@@ -747,7 +816,7 @@ static void reap(void)
 		for (i = 0; i < A.n; i++)
 			if (A.tracks[i]->pid == pid) {
 				finished(A.tracks[i], status);
-				publish();
+				publish(A.tracks[i]);
 			}
 }
 
@@ -777,8 +846,19 @@ static int reload(void)
 		(void)notify_send("READY=1");
 		return -1;
 	}
-	for (i = 0; i < A.n; i++)
-		track_free(A.tracks[i]);
+	for (i = 0; i < A.n; i++) {
+		track *old = A.tracks[i];
+		size_t k;
+
+		/* a client waiting for a renewal keeps waiting, or is told */
+		for (k = 0; k < n && old->waiter_fd >= 0; k++)
+			if (strcmp(ts[k]->name, old->name) == 0) {
+				ts[k]->waiter_fd = old->waiter_fd;
+				old->waiter_fd = -1;
+			}
+		refuse_waiter(old, EXIT_USAGE, "the enrollment is no longer in the configuration");
+		track_free(old);
+	}
 	free(A.tracks);
 	A.tracks = ts;
 	A.n = n;
@@ -814,7 +894,7 @@ static void loop(void)
 			if ((op = decide(t)) != OP_NONE) {
 				if (launch(t, op) < 0) {
 					backoff(t);
-					publish();
+					publish(t);
 				} else {
 					t->st = t->st == T_NO_TOKEN || t->st == T_POLLING ? t->st : T_BUSY;
 				}
@@ -911,7 +991,7 @@ int agent_daemon(const char *config, const conf_enrollment *cli)
 	(void)notify_send("READY=1");
 	loop();
 	(void)notify_send("STOPPING=1");
-	publish();
+	publish(NULL);
 	close(A.lfd);
 	unlink(A.sock);
 	for (i = 0; i < A.n; i++) {

@@ -77,7 +77,7 @@ int ctl_listen(const char *path, const char *group, char *err, size_t errlen)
 int ctl_request(const char *path, const char *line, int json_raw)
 {
 	struct sockaddr_un sa;
-	char buf[4096], *p, *last;
+	char buf[4096], req[1024], *p, *last;
 	size_t have = 0;
 	ssize_t n;
 	int fd, rc = EXIT_INTERNAL;
@@ -91,7 +91,11 @@ int ctl_request(const char *path, const char *line, int json_raw)
 		close(fd);
 		return -1;
 	}
-	if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) < 0) {
+	/* One send of the whole line: the agent answers what its first read
+	 * got and closes, so a newline sent after it met a closed socket (EPIPE,
+	 * and SIGPIPE killed this process with the status unprinted). */
+	snprintf(req, sizeof(req), "%s\n", line);
+	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
 		close(fd);
 		return -1;
 	}

@@ -421,7 +421,21 @@ int main(int argc, char **argv)
 		conf_enrollment_clear(&e);
 		return rc;
 	}
-	if (conf_load(config, name, &e, err, sizeof(err)) < 0) {
+	/* status and reload talk to the agent of the whole file, whose control
+	 * socket its first enrollment names (agent_daemon()): a file with
+	 * several enrollments needs no name for them. */
+	char **names = NULL;
+	size_t n_names = 0, k;
+
+	if (name == NULL && (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0) &&
+	    conf_list_names(config, &names, &n_names, err, sizeof(err)) == 0 && n_names > 1)
+		name = names[0];
+	rc = conf_load(config, name, &e, err, sizeof(err));
+	for (k = 0; k < n_names; k++)
+		free(names[k]);
+	free(names);
+	name = NULL;
+	if (rc < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;

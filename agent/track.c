@@ -123,6 +123,10 @@ int track_load(track *t)
 			snprintf(t->pin_latch, sizeof(t->pin_latch), "%s", v);
 	}
 	fclose(f);
+	/* A latched PIN stays latched across a restart: trying it again at
+	 * start would spend one more of the token's PIN attempts. */
+	if (t->st != T_STOPPED && t->pin_latch[0] != '\0')
+		t->st = T_PIN;
 	return 0;
 }
 
@@ -226,7 +230,7 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 	for (i = 0; i < n; i++) {
 		const track *t = tracks[i];
 
-		put(&b, i > 0 ? ",\n  {" : "\n  {", i > 0 ? 4 : 4);
+		put(&b, i > 0 ? ",\n  {" : "\n  {", i > 0 ? 5 : 4);
 		put(&b, "\"name\": ", 8);
 		put_str(&b, t->name);
 		put(&b, ", \"state\": ", 11);

@@ -1,0 +1,808 @@
+#!/bin/sh
+# /agent: `p11enroll agent` tracks the enrollments of a configuration and
+# renews each certificate inside its window, unattended: renewals of short
+# lived certificates, status (table and JSON), renew through the agent,
+# hooks, the retry budget of a CA outage on a fast test clock, a CA that
+# answers "waiting", a token removed and inserted again, the PIN latch
+# across restarts, an expired certificate with and without bootstrap, a
+# refused kur, a token that answers with errors, jitter over 100
+# enrollments, reload and the metrics file.
+# Waits are polling loops with generous upper bounds (hang guards only).
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_tools
+"$P11ENROLL" --help | grep -q '^  agent' || skip "p11enroll has no agent command"
+command -v python3 > /dev/null 2>&1 || skip "python3 not found (status --json is checked with it)"
+P11WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
+[ -f "$P11WRAP" ] || skip "tests/p11wrap/p11wrap.so not built"
+setup
+# every module = p11wrap.so below forwards to SoftHSM2
+P11WRAP_MODULE=$SOFTHSM2_MODULE
+export P11WRAP_MODULE
+unset P11ENROLL_TEST_CLOCK_RATE P11WRAP_LOG P11WRAP_FAIL P11WRAP_KILL
+
+AGENTS=
+WATCHERS=
+# Agents and helpers of this test never outlive it: SIGTERM, then SIGKILL.
+kill_agents() {
+	for p in $WATCHERS; do kill "$p" 2> /dev/null; done
+	for p in $AGENTS; do kill -TERM "$p" 2> /dev/null; done
+	for p in $AGENTS; do
+		wait_for 10 gone "$p" || kill -KILL "$p" 2> /dev/null
+		wait "$p" 2> /dev/null
+	done
+	AGENTS=
+}
+trap 'kill_agents; cleanup' EXIT
+trap 'exit 1' HUP PIPE
+# a hang guard only, not a timing threshold
+if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL 120"; else GUARD=; fi
+
+# wait_for MAX_SECONDS COMMAND...: polls COMMAND until it succeeds; a hang
+# guard, never a measure of speed.
+wait_for() {
+	_wf_max=$(($1 * 5))
+	shift
+	_wf_i=0
+	while [ $_wf_i -lt $_wf_max ]; do
+		"$@" 2> /dev/null && return 0
+		sleep 0.2
+		_wf_i=$((_wf_i + 1))
+	done
+	"$@"
+}
+
+# gone PID: the process has exited (a zombie counts as gone).
+gone() {
+	[ ! -e "/proc/$1" ] || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2> /dev/null
+}
+
+# mkconf FILE STATE_DIR TOKEN [EXTRA]: write_conf's configuration in FILE,
+# with its own state directory (and so its own control socket).
+mkconf() {
+	write_conf "$3" "${4:-}"
+	sed "s|^state_dir = .*|state_dir = $2|" "$TMP/p11enroll.conf" > "$1"
+}
+
+# pe CONF ARGS...: p11enroll with that configuration; RC, $TMP/out, $TMP/err.
+pe() {
+	_pe_conf=$1
+	shift
+	$GUARD "$P11ENROLL" -c "$_pe_conf" "$@" > "$TMP/out" 2> "$TMP/err"
+	RC=$?
+	return 0
+}
+
+# agent_start CONF LOG [VAR=VALUE...]: an agent in the background with those
+# variables in its environment; APID is its pid.  Returns once it answers.
+agent_start() {
+	_as_conf=$1 _as_log=$2
+	shift 2
+	env "$@" "$P11ENROLL" -c "$_as_conf" -v agent >> "$_as_log" 2>&1 &
+	APID=$!
+	AGENTS="$AGENTS $APID"
+	wait_for 20 "$P11ENROLL" -c "$_as_conf" status > /dev/null 2>&1 ||
+		{ echo "# the agent did not answer:"; sed 's/^/#   /' "$_as_log"; return 1; }
+}
+
+# agent_stop PID: SIGTERM and its exit code in ARC (137 when it had to be killed).
+agent_stop() {
+	kill -TERM "$1" 2> /dev/null
+	if wait_for 30 gone "$1"; then
+		wait "$1"
+		ARC=$?
+	else
+		kill -KILL "$1" 2> /dev/null
+		wait "$1" 2> /dev/null
+		ARC=137
+	fi
+	AGENTS=$(echo "$AGENTS" | tr ' ' '\n' | grep -v -x "$1" | tr '\n' ' ')
+}
+
+# status_json CONF FILE: the agent's status document in FILE.
+status_json() {
+	"$P11ENROLL" -c "$1" status --json > "$2" 2> /dev/null
+}
+
+# jget CONF NAME FIELD: one field of one enrollment from status --json
+# (null, true, false as in JSON); fails when there is no such enrollment.
+jget() {
+	"$P11ENROLL" -c "$1" status --json 2> /dev/null | python3 -c '
+import json, sys
+for e in json.load(sys.stdin)["enrollments"]:
+    if e["name"] == sys.argv[1]:
+        v = e[sys.argv[2]]
+        print("null" if v is None else ("true" if v else "false") if isinstance(v, bool) else v)
+        sys.exit(0)
+sys.exit(1)' "$2" "$3"
+}
+
+# is CONF NAME FIELD VALUE
+is() {
+	[ "$(jget "$1" "$2" "$3")" = "$4" ]
+}
+
+# at_least CONF NAME FIELD N
+at_least() {
+	_al=$(jget "$1" "$2" "$3") && [ -n "$_al" ] && [ "$_al" -ge "$4" ]
+}
+
+# show FILE: as TAP comments.
+show() {
+	sed 's/^/#   /' "$1"
+}
+
+# in_log FILE EXTENDED_REGEX: lines of FILE matching it (0 when none).
+in_log() {
+	grep -c -E "$2" "$1" 2> /dev/null || true
+}
+
+# logins FILE: C_Login calls p11wrap logged in FILE.
+logins() {
+	in_log "$1" '^C_Login '
+}
+
+# cert_of TOKEN LABEL FILE: the certificate with that label on the token, as PEM.
+cert_of() {
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$1" --read-object --type cert \
+		--label "$2" -o "$3.der" > /dev/null 2>&1 &&
+		"$OPENSSL_BIN" x509 -inform DER -in "$3.der" -out "$3"
+}
+
+# serial_of PEM: the serial number in upper case hex without leading zeros.
+serial_of() {
+	"$OPENSSL_BIN" x509 -in "$1" -noout -serial | sed 's/^serial=//; s/^0*//' | tr a-f A-F
+}
+
+# time_of PEM startdate|enddate: as seconds since the epoch.
+time_of() {
+	date -u -d "$("$OPENSSL_BIN" x509 -in "$1" -noout "-$2" | sed 's/^[^=]*=//')" +%s
+}
+
+# token_serial LABEL: the token's serial number as pkcs11-tool shows it.
+token_serial() {
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --list-token-slots 2> /dev/null | awk -v l="$1" '
+		/token label/ { sub(/^[^:]*: */, ""); mine = ($0 == l) }
+		mine && /serial num/ { sub(/^[^:]*: */, ""); print; exit }'
+}
+
+# id_of TOKEN TYPE LABEL: CKA_ID of the object of that type with exactly that label.
+id_of() {
+	objects "$1" "$2" | awk -v l="$3" '/Object;/ { mine = 0 }
+		/^ *label:/ { sub(/^ *label: */, ""); mine = ($0 == l) }
+		mine && /^ *ID:/ { print $2; exit }'
+}
+
+# count_label TOKEN LABEL: objects carrying exactly that label.
+count_label() {
+	objects "$1" | grep -c -x -E "[[:space:]]*label:[[:space:]]*$2"
+}
+
+# one_pair TOKEN LABEL: exactly one key pair and one certificate carry that
+# label, with one CKA_ID, and there is no other key on the token.
+one_pair() {
+	_op_id=$(id_of "$1" privkey "$2")
+	[ "$(count_label "$1" "$2")" -eq 3 ] && [ -n "$_op_id" ] &&
+		[ "$(id_of "$1" pubkey "$2")" = "$_op_id" ] && [ "$(id_of "$1" cert "$2")" = "$_op_id" ] &&
+		[ "$(objects "$1" privkey | grep -c '^Private Key Object')" -eq 1 ] &&
+		[ "$(objects "$1" pubkey | grep -c '^Public Key Object')" -eq 1 ] ||
+		{ echo "# token $1:"; objects "$1" | grep -E 'Object|label|ID:' | sed 's/^/#   /'; return 1; }
+}
+
+# issued_serials: the serials the CA issued, in order (from its log).
+issued_serials() {
+	sed -n 's/.*issued serial \([0-9A-F]*\) .*/\1/p' "$TMP/ca.log"
+}
+
+# ---------------------------------------------------------------------------
+# 5 (started first, runs in the background during case 1): a CA outage seen
+# through a test clock 2880 times faster, so one simulated day passes in 30 s.
+# The certificate is valid for 200000 s and renew_at = 3d is due at once.
+# ---------------------------------------------------------------------------
+make_token ag-budget || exit 1
+start_ca --validity-seconds 200000 || exit 1
+cat > "$TMP/hook.sh" << EOF
+#!/bin/sh
+# dumps the hook's environment, one block per run
+{ echo "--- run"; env | grep '^P11ENROLL_' | sort; } >> "$TMP/hook-\$P11ENROLL_NAME-\$P11ENROLL_EVENT.env"
+EOF
+chmod 700 "$TMP/hook.sh"
+C5="$TMP/budget.conf"
+mkconf "$C5" "$TMP/state-budget" ag-budget "hook_failure = $TMP/hook.sh"
+pe "$C5" enroll test
+check "/agent/budget/setup-enrolled" expect_rc 0
+# nothing listens on port 1: every attempt fails at once
+sed -i "s|^server = .*|server = http://127.0.0.1:1/.well-known/cmp|
+\$a renew_at = 3d" "$C5"
+agent_start "$C5" "$TMP/agent-budget.log" P11ENROLL_TEST_CLOCK_RATE=2880 || exit 1
+A5=$APID
+# 30 s of real time later: the status, and the agent stops
+(
+	sleep 30
+	status_json "$C5" "$TMP/budget.json"
+	kill -TERM "$A5"
+) > /dev/null 2>&1 &
+WATCHERS="$WATCHERS $!"
+W5=$!
+
+# ---------------------------------------------------------------------------
+# 1: two renewals of a 50 s certificate, on its own, each inside the window
+# [notBefore + 66%, notBefore + 71%] of the old certificate's lifetime.  With
+# a success hook (4) and a metrics file (13); renew through the agent (3).
+# ---------------------------------------------------------------------------
+LIFE=50
+make_token ag-renew || exit 1
+: > "$TMP/ca.log"
+start_ca --validity-seconds $LIFE || exit 1
+C1="$TMP/renew.conf"
+mkconf "$C1" "$TMP/state-renew" ag-renew "cert_out = $TMP/renew-cert.pem
+hook_success = $TMP/hook.sh
+metrics_file = $TMP/metrics.prom"
+pe "$C1" enroll test
+check "/agent/renew/setup-enrolled" expect_rc 0
+agent_start "$C1" "$TMP/agent-renew.log" || exit 1
+A1=$APID
+check "/agent/renew/socket" test -S "$TMP/state-renew/control"
+check "/agent/renew/socket-mode-0660" test "$(stat -c %a "$TMP/state-renew/control")" = 660
+check "/agent/renew/starts-valid" wait_for 20 is "$C1" test state valid
+# hang guard: two renewals take some 70 s
+check "/agent/renew/renewed-twice" wait_for 150 at_least "$C1" test renewals 2
+"$P11ENROLL" -c "$C1" status > "$TMP/status-renew.txt" 2>&1
+echo "# p11enroll status after two renewals:"
+show "$TMP/status-renew.txt"
+check "/agent/renew/status-table" grep -q -E '^test +valid .* 0 +2$' "$TMP/status-renew.txt"
+cp "$TMP/ca.log" "$TMP/ca-renew.log"
+check "/agent/renew/kur-twice" test "$(in_log "$TMP/ca-renew.log" 'kur -> kup accepted')" -ge 2
+check "/agent/renew/kur-signed-with-old-cert" \
+	test "$(in_log "$TMP/ca-renew.log" 'kur: oldCertID matches')" -ge 2
+
+# in_window OLD_PEM NEW_PEM: NEW was issued (its notBefore) inside OLD's
+# renewal window: 66% to 71% of OLD's lifetime after its notBefore; 2 s slack
+# on the upper end for starting the processes.
+in_window() {
+	_nb=$(time_of "$1" startdate) _na=$(time_of "$1" enddate) _at=$(time_of "$2" startdate)
+	_life=$((_na - _nb)) _d=$((_at - _nb))
+	echo "# renewal $(serial_of "$2") at notBefore + $_d s of $_life s"
+	[ $((100 * _d)) -ge $((66 * _life)) ] && [ $((100 * _d)) -le $((71 * _life + 200)) ]
+}
+set -- $(issued_serials)
+check "/agent/renew/three-certificates" test $# -ge 3
+prev=
+n=0
+for s in "$@"; do
+	if [ -n "$prev" ]; then
+		n=$((n + 1))
+		check "/agent/renew/window-$n" in_window "$TMP/ca/issued/$prev.pem" "$TMP/ca/issued/$s.pem"
+	fi
+	prev=$s
+done
+LAST_SERIAL=$prev
+check "/agent/renew/one-pair" one_pair ag-renew enrolled-key
+cert_of ag-renew enrolled-key "$TMP/tok-renew.pem"
+check "/agent/renew/token-has-newest" test "$(serial_of "$TMP/tok-renew.pem")" = "$LAST_SERIAL"
+check "/agent/renew/cert-out-newest" test "$(serial_of "$TMP/renew-cert.pem")" = "$LAST_SERIAL"
+check "/agent/renew/no-failures" is "$C1" test consecutive_failures 0
+check "/agent/renew/no-secret" no_secret_in "$TMP/agent-renew.log" "$TMP/status-renew.txt"
+
+# --- 2: status --json: valid JSON, the documented fields and types ------------
+status_json "$C1" "$TMP/status-renew.json"
+# json_ok FILE AGENT_PID [N]: the document, its fields and their types; N enrollments.
+json_ok() {
+	python3 - "$@" << 'EOF'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+pid, want_n = int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None
+INT, STR, NUL = (int,), (str,), (type(None),)
+def isint(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+bad = []
+a = doc["agent"]
+if set(a) != {"pid", "now", "clock_rate"}: bad.append("agent keys %s" % sorted(a))
+if a.get("pid") != pid: bad.append("pid %r, expected %d" % (a.get("pid"), pid))
+if not isint(a.get("now")) or not isint(a.get("clock_rate")): bad.append("agent types")
+types = {"name": "str", "state": "str", "operation": "str?", "token_serial": "str",
+         "certificate_serial": "str", "not_before": "int?", "not_after": "int?",
+         "next_attempt": "int?", "last_success": "int?", "last_attempt": "int?",
+         "consecutive_failures": "int", "renewals": "int", "pending": "bool",
+         "last_error": "str"}
+states = {"starting", "valid", "working", "waiting-ca", "backoff", "waiting-token",
+          "pin-rejected", "stopped"}
+es = doc["enrollments"]
+if want_n is not None and len(es) != want_n: bad.append("%d enrollments" % len(es))
+for e in es:
+    if set(e) != set(types): bad.append("keys %s" % sorted(set(e) ^ set(types)))
+    for k, t in types.items():
+        v = e.get(k)
+        ok = (v is None and t.endswith("?")) or \
+             (t.startswith("int") and isint(v)) or \
+             (t.startswith("str") and isinstance(v, str)) or \
+             (t == "bool" and isinstance(v, bool))
+        if not ok: bad.append("%s.%s = %r" % (e.get("name"), k, v))
+    if e.get("state") not in states: bad.append("state %r" % e.get("state"))
+for b in bad[:10]: print("# " + b)
+sys.exit(1 if bad else 0)
+EOF
+}
+# valid_json FILE
+valid_json() {
+	python3 -m json.tool "$1" > /dev/null
+}
+check "/agent/json/valid" valid_json "$TMP/status-renew.json"
+check "/agent/json/fields-and-types" json_ok "$TMP/status-renew.json" "$A1" 1
+check "/agent/json/token-serial" is "$C1" test token_serial "$(token_serial ag-renew)"
+check "/agent/json/certificate-serial" is "$C1" test certificate_serial "$LAST_SERIAL"
+check "/agent/json/not-after" is "$C1" test not_after "$(time_of "$TMP/tok-renew.pem" enddate)"
+check "/agent/json/not-before" is "$C1" test not_before \
+	"$(time_of "$TMP/tok-renew.pem" startdate)"
+check "/agent/json/clock-rate-1" grep -q '"clock_rate": 1[,}]' "$TMP/status-renew.json"
+
+# --- 3: renew through the running agent ---------------------------------------
+before=$(jget "$C1" test renewals)
+started=$(in_log "$TMP/agent-renew.log" 'test: renew started')
+pe "$C1" renew test
+check "/agent/renew-cmd/exit-0" expect_rc 0
+check "/agent/renew-cmd/summary" grep -q '^renewed test' "$TMP/out"
+check "/agent/renew-cmd/count+1" is "$C1" test renewals $((before + 1))
+check "/agent/renew-cmd/by-the-agent" \
+	test "$(in_log "$TMP/agent-renew.log" 'test: renew started')" -eq $((started + 1))
+check "/agent/renew-cmd/agent-still-runs" kill -0 "$A1"
+check "/agent/renew-cmd/one-pair" one_pair ag-renew enrolled-key
+LAST_SERIAL=$(issued_serials | tail -n 1)
+
+# --- 4: the success hook: the documented variables, right values ---------------
+HOOK="$TMP/hook-test-renewed.env"
+# the hook runs once the agent has looked at the new certificate
+check "/agent/hook/ran-per-renewal" wait_for 20 sh -c \
+	"[ \$(grep -c '^--- run' '$HOOK') -ge \$((before + 1)) ]"
+cert_of ag-renew enrolled-key "$TMP/tok-renew.pem"
+sed -n '/^--- run/h; /^--- run/!H; ${x; p}' "$HOOK" > "$TMP/hook-last.env"
+echo "# the last success hook's environment:"
+show "$TMP/hook-last.env"
+# var NAME VALUE: the last hook run had exactly that value
+var() {
+	grep -q -x -F "P11ENROLL_$1=$2" "$TMP/hook-last.env" ||
+		{ echo "# P11ENROLL_$1 is not '$2'"; return 1; }
+}
+check "/agent/hook/event" var EVENT renewed
+check "/agent/hook/name" var NAME test
+check "/agent/hook/token-uri" var TOKEN_URI pkcs11:token=ag-renew
+check "/agent/hook/token-serial" var TOKEN_SERIAL "$(token_serial ag-renew)"
+check "/agent/hook/cert-serial" var CERT_SERIAL "$(serial_of "$TMP/tok-renew.pem")"
+check "/agent/hook/cert-serial-newest" test "$(serial_of "$TMP/tok-renew.pem")" = "$LAST_SERIAL"
+check "/agent/hook/not-after" var NOT_AFTER "$(time_of "$TMP/tok-renew.pem" enddate)"
+check "/agent/hook/cert-file" var CERT_FILE "$TMP/renew-cert.pem"
+check "/agent/hook/chain-file-empty" var CHAIN_FILE ""
+check "/agent/hook/exit" var EXIT 0
+check "/agent/hook/error-empty" var ERROR ""
+check "/agent/hook/failures" var FAILURES 0
+check "/agent/hook/nothing-else" test "$(grep -c '^P11ENROLL_' "$TMP/hook-last.env")" -eq 11
+check "/agent/hook/no-secret" no_secret_in "$HOOK"
+
+# --- 13: the metrics file after the renewals -----------------------------------
+M="$TMP/metrics.prom"
+na=$(jget "$C1" test not_after)
+check "/agent/metrics/exists" test -f "$M"
+check "/agent/metrics/not-after" grep -q -x -F \
+	"p11enroll_certificate_not_after_seconds{enrollment=\"test\"} $na" "$M"
+check "/agent/metrics/state" grep -q -x -F 'p11enroll_state{enrollment="test",state="valid"} 1' "$M"
+check "/agent/metrics/eof" test "$(tail -n 1 "$M")" = "# EOF"
+check "/agent/metrics/readable" test "$(stat -c %a "$M")" = 644
+
+# --- 12 (part): SIGTERM: exit 0, socket removed -------------------------------
+agent_stop "$A1"
+check "/agent/sigterm/exit-0" test "$ARC" = 0
+check "/agent/sigterm/socket-removed" test ! -e "$TMP/state-renew/control"
+pe "$C1" status
+check "/agent/sigterm/status-says-no-agent" grep_err 'no agent answers'
+
+# --- 5 (end): the attempts of one simulated day of outage -----------------------
+check "/agent/budget/agent-stopped" wait_for 40 gone "$A5"
+wait "$A5"
+ARC=$?
+AGENTS=$(echo "$AGENTS" | tr ' ' '\n' | grep -v -x "$A5" | tr '\n' ' ')
+wait "$W5" 2> /dev/null
+check "/agent/budget/exit-0" test "$ARC" = 0
+attempts=$(in_log "$TMP/agent-budget.log" 'test: renew started')
+echo "# $attempts attempts in one simulated day of CA outage"
+check "/agent/budget/at-most-30" test "$attempts" -le 30
+check "/agent/budget/at-least-5" test "$attempts" -ge 5
+failures=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["enrollments"][0]["consecutive_failures"])' "$TMP/budget.json")
+check "/agent/budget/failures-counted" test "$failures" -ge 5 -a "$failures" -le "$attempts"
+check "/agent/budget/state-backoff" grep -q '"state": "backoff"' "$TMP/budget.json"
+check "/agent/budget/clock-rate" grep -q '"clock_rate": 2880' "$TMP/budget.json"
+check "/agent/budget/token-untouched" one_pair ag-budget enrolled-key
+# --- 4 (failure hook): ran on the failed attempts -----------------------------
+FHOOK="$TMP/hook-test-failed.env"
+check "/agent/hook-failure/ran" test "$(grep -c '^--- run' "$FHOOK")" -ge 5
+sed -n '/^--- run/h; /^--- run/!H; ${x; p}' "$FHOOK" > "$TMP/hook-last.env"
+check "/agent/hook-failure/event" var EVENT failed
+check "/agent/hook-failure/name" var NAME test
+check "/agent/hook-failure/exit-5" var EXIT 5
+check "/agent/hook-failure/error" grep -q -E '^P11ENROLL_ERROR=.+' "$TMP/hook-last.env"
+check "/agent/hook-failure/failures" grep -q -E '^P11ENROLL_FAILURES=[1-9][0-9]*$' "$TMP/hook-last.env"
+check "/agent/hook-failure/token-serial" var TOKEN_SERIAL "$(token_serial ag-budget)"
+
+
+# ---------------------------------------------------------------------------
+# 6: the CA answers "waiting": the agent shows waiting-ca, resumes at the
+# CA's checkAfter and completes the renewal; one key pair is left.
+# ---------------------------------------------------------------------------
+make_token ag-poll || exit 1
+: > "$TMP/ca.log"
+start_ca --poll 4 || exit 1
+C6="$TMP/poll.conf"
+mkconf "$C6" "$TMP/state-poll" ag-poll
+pe "$C6" enroll test
+check "/agent/poll/setup-enrolled" expect_rc 0
+# a step gives up after 1 s: following the CA's "waiting" is the agent's job
+echo "total_timeout = 1" >> "$C6"
+agent_start "$C6" "$TMP/agent-poll.log" || exit 1
+A6=$APID
+check "/agent/poll/starts-valid" wait_for 20 is "$C6" test state valid
+old=$(id_of ag-poll privkey enrolled-key)
+pe "$C6" renew test
+check "/agent/poll/renew-exit-9" expect_rc 9
+check "/agent/poll/state-waiting-ca" is "$C6" test state waiting-ca
+check "/agent/poll/pending" is "$C6" test pending true
+check "/agent/poll/new-key-pending" \
+	test "$(objects ag-poll privkey | grep -c -x -E '[[:space:]]*label:[[:space:]]*enrolled-key \(new\)')" -eq 1
+check "/agent/poll/resumed" wait_for 40 is "$C6" test renewals 1
+check "/agent/poll/resume-started" grep -q 'test: resume started' "$TMP/agent-poll.log"
+check "/agent/poll/not-pending" wait_for 10 is "$C6" test pending false
+check "/agent/poll/valid-again" wait_for 10 is "$C6" test state valid
+check "/agent/poll/kup-by-poll" grep -q 'pollReq -> kup accepted' "$TMP/ca.log"
+check "/agent/poll/one-pair" one_pair ag-poll enrolled-key
+new=$(id_of ag-poll privkey enrolled-key)
+check "/agent/poll/new-key" test -n "$new" -a "$new" != "$old"
+check "/agent/poll/no-pending-file" test ! -e "$TMP/state-poll/test.pending"
+check "/agent/poll/one-kur" test "$(in_log "$TMP/ca.log" 'kur: issued serial')" -eq 1
+agent_stop "$A6"
+check "/agent/poll/sigterm-exit-0" test "$ARC" = 0
+
+# ---------------------------------------------------------------------------
+# 7: the token goes away and comes back (SoftHSM2 keeps a token in a
+# directory of its own): waiting-token, no login meanwhile, then valid and a
+# renewal works.  Module calls are counted through p11wrap.
+# ---------------------------------------------------------------------------
+# token_dir LABEL: the SoftHSM2 directory holding that token
+token_dir() {
+	for _td in "$TMP"/tokens/*/; do
+		grep -q -a -F "$1" "$_td/token.object" 2> /dev/null && { echo "${_td%/}"; return 0; }
+	done
+	return 1
+}
+make_token ag-token || exit 1
+start_ca || exit 1
+C7="$TMP/token.conf"
+mkconf "$C7" "$TMP/state-token" ag-token "token_poll = 1"
+sed -i "s|^module = .*|module = $P11WRAP|" "$C7"
+pe "$C7" enroll test
+check "/agent/token/setup-enrolled" expect_rc 0
+W7="$TMP/wrap-token.log"
+agent_start "$C7" "$TMP/agent-token.log" P11WRAP_LOG="$W7" || exit 1
+A7=$APID
+check "/agent/token/starts-valid" wait_for 20 is "$C7" test state valid
+TD=$(token_dir ag-token)
+check "/agent/token/found-dir" test -n "$TD" -a -d "$TD"
+mv "$TD" "$TMP/token-away"
+pe "$C7" renew test
+check "/agent/token/renew-exit-10" expect_rc 10
+check "/agent/token/waiting-token" wait_for 10 is "$C7" test state waiting-token
+l0=$(logins "$W7")
+i0=$(in_log "$W7" '^C_Initialize ')
+sleep 3
+l1=$(logins "$W7")
+i1=$(in_log "$W7" '^C_Initialize ')
+echo "# while absent for 3 s: $((i1 - i0)) looks at the token, $((l1 - l0)) logins"
+check "/agent/token/no-login-while-absent" test "$l1" -eq "$l0"
+check "/agent/token/polls" test "$i1" -gt "$i0"
+check "/agent/token/no-busy-loop" test $((i1 - i0)) -le 20
+check "/agent/token/still-waiting" is "$C7" test state waiting-token
+# a renewal asked for meanwhile is answered, not left waiting for the token
+pe "$C7" renew test
+check "/agent/token/renew-while-absent-exit-10" expect_rc 10
+check "/agent/token/renew-while-absent-says" grep -q 'not present' "$TMP/out"
+check "/agent/token/renew-while-absent-no-login" test "$(logins "$W7")" -eq "$l0"
+before=$(jget "$C7" test renewals)
+mv "$TMP/token-away" "$TD"
+check "/agent/token/back-valid" wait_for 20 is "$C7" test state valid
+check "/agent/token/says-back" grep -q 'test: token .* is back' "$TMP/agent-token.log"
+pe "$C7" renew test
+check "/agent/token/renew-after-exit-0" expect_rc 0
+check "/agent/token/renewed" is "$C7" test renewals $((before + 1))
+check "/agent/token/one-pair" one_pair ag-token enrolled-key
+agent_stop "$A7"
+check "/agent/token/sigterm-exit-0" test "$ARC" = 0
+
+# ---------------------------------------------------------------------------
+# 8: a wrong PIN is tried once; the latch survives a restart; a changed PIN
+# source lifts it, and so does `p11enroll clear`.
+# ---------------------------------------------------------------------------
+make_token ag-pin || exit 1
+C8="$TMP/pin.conf"
+P8="$TMP/pin-ag"
+mkconf "$C8" "$TMP/state-pin" ag-pin
+sed -i "s|^module = .*|module = $P11WRAP|; s|^pin_source = .*|pin_source = file:$P8|" "$C8"
+printf '%s\n' "$USER_PIN" > "$P8"
+pe "$C8" enroll test
+check "/agent/pin/setup-enrolled" expect_rc 0
+WRONG_PIN=$(printf '%s' "$USER_PIN" | tr 0-9 1-90)
+printf '%s\n' "$WRONG_PIN" > "$P8"
+W8="$TMP/wrap-pin.log"
+L8="$TMP/agent-pin.log"
+agent_start "$C8" "$L8" P11WRAP_LOG="$W8" || exit 1
+A8=$APID
+check "/agent/pin/rejected" wait_for 20 is "$C8" test state pin-rejected
+check "/agent/pin/one-login" test "$(logins "$W8")" -eq 1
+check "/agent/pin/says-latched" grep -q 'not trying it again' "$L8"
+check "/agent/pin/no-next-attempt" is "$C8" test next_attempt null
+sleep 2
+check "/agent/pin/still-one-login" test "$(logins "$W8")" -eq 1
+agent_stop "$A8"
+check "/agent/pin/sigterm-exit-0" test "$ARC" = 0
+check "/agent/pin/latch-saved" grep -q '^pin_latch file:' "$TMP/state-pin/test.agent"
+agent_start "$C8" "$L8" P11WRAP_LOG="$W8" || exit 1
+A8=$APID
+check "/agent/pin/restart-rejected" wait_for 20 is "$C8" test state pin-rejected
+sleep 2
+check "/agent/pin/restart-no-login" test "$(logins "$W8")" -eq 1
+check "/agent/pin/restart-still-rejected" is "$C8" test state pin-rejected
+check "/agent/pin/restart-says" grep -q 'refused before the restart' "$L8"
+# a renewal asked for while latched is refused at once, without a login
+pe "$C8" renew test
+check "/agent/pin/renew-latched-exit-4" expect_rc 4
+check "/agent/pin/renew-latched-no-login" test "$(logins "$W8")" -eq 1
+# the right PIN: the source's fingerprint (size, time) changes
+printf '%s\n' "$USER_PIN" > "$P8"
+check "/agent/pin/changed-valid" wait_for 20 is "$C8" test state valid
+check "/agent/pin/says-changed" grep -q 'the PIN source changed' "$L8"
+check "/agent/pin/changed-one-more-login" test "$(logins "$W8")" -eq 2
+pe "$C8" renew test
+check "/agent/pin/renew-exit-0" expect_rc 0
+check "/agent/pin/renewed" is "$C8" test renewals 1
+# latched again by a renewal, then the right PIN written with the same size
+# and time: the fingerprint is the latched one, only clear lifts the latch
+printf '%s\n' "$WRONG_PIN" > "$P8"
+pe "$C8" renew test
+check "/agent/pin/renew-wrong-exit-4" expect_rc 4
+check "/agent/pin/latched-again" is "$C8" test state pin-rejected
+n8=$(logins "$W8")
+touch -r "$P8" "$TMP/pin-time"
+printf '%s\n' "$USER_PIN" > "$P8"
+touch -r "$TMP/pin-time" "$P8"
+sleep 2
+check "/agent/pin/same-fingerprint-no-login" test "$(logins "$W8")" -eq "$n8"
+check "/agent/pin/same-fingerprint-latched" is "$C8" test state pin-rejected
+pe "$C8" clear test
+check "/agent/pin/clear-exit-0" expect_rc 0
+check "/agent/pin/clear-says" grep -q '^cleared test' "$TMP/out"
+check "/agent/pin/cleared-valid" wait_for 20 is "$C8" test state valid
+check "/agent/pin/cleared-one-login" test "$(logins "$W8")" -eq $((n8 + 1))
+check "/agent/pin/no-secret" no_secret_in "$L8" "$W8" "$TMP/state-pin/test.agent"
+check "/agent/pin/no-wrong-pin" sh -c "! grep -q -F '$WRONG_PIN' '$L8' '$TMP/state-pin/test.agent'"
+agent_stop "$A8"
+check "/agent/pin/sigterm-exit-0-again" test "$ARC" = 0
+
+# ---------------------------------------------------------------------------
+# 9: an expired certificate without bootstrap credentials stops the
+# enrollment with a clear error and no retries; with bootstrap = yes an ir
+# replaces the pair.
+# ---------------------------------------------------------------------------
+make_token ag-expired || exit 1
+start_ca --validity-seconds 2 || exit 1
+C9="$TMP/expired.conf"
+L9="$TMP/agent-expired.log"
+mkconf "$C9" "$TMP/state-expired" ag-expired
+pe "$C9" enroll test
+check "/agent/expired/setup-enrolled" expect_rc 0
+pe "$C9" check test
+na9=$(sed -n 's/^not_after=//p' "$TMP/out")
+old=$(id_of ag-expired privkey enrolled-key)
+# expired: the clock is past the certificate's notAfter
+expired() {
+	[ "$(date +%s)" -gt "$na9" ]
+}
+wait_for 10 expired
+agent_start "$C9" "$L9" || exit 1
+A9=$APID
+check "/agent/expired/stopped" wait_for 20 is "$C9" test state stopped
+jget "$C9" test last_error > "$TMP/last-error"
+echo "# last_error: $(cat "$TMP/last-error")"
+check "/agent/expired/error-says-expired" grep -q 'expired' "$TMP/last-error"
+check "/agent/expired/error-says-bootstrap" grep -q 'bootstrap' "$TMP/last-error"
+check "/agent/expired/no-next-attempt" is "$C9" test next_attempt null
+lines=$(wc -l < "$L9")
+sleep 4
+check "/agent/expired/no-loop" test "$(wc -l < "$L9")" -eq "$lines"
+check "/agent/expired/no-attempt" test "$(in_log "$L9" 'started')" -eq 0
+check "/agent/expired/no-failures" is "$C9" test consecutive_failures 0
+# a renewal asked for while stopped is refused at once with the reason
+pe "$C9" renew test
+check "/agent/expired/renew-stopped-exit-2" expect_rc 2
+check "/agent/expired/renew-stopped-says" grep -q 'expired' "$TMP/out"
+check "/agent/expired/renew-stopped-no-attempt" test "$(in_log "$L9" 'started')" -eq 0
+start_ca || exit 1
+: > "$TMP/ca.log"
+sed -i "s|^server = .*|server = $CA_URL|" "$C9"
+echo "bootstrap = yes" >> "$C9"
+pe "$C9" reload
+check "/agent/expired/reload-exit-0" expect_rc 0
+pe "$C9" clear test
+check "/agent/expired/clear-exit-0" expect_rc 0
+check "/agent/expired/bootstrap-enrolled" wait_for 30 is "$C9" test renewals 1
+check "/agent/expired/bootstrap-valid" wait_for 10 is "$C9" test state valid
+check "/agent/expired/by-ir" grep -q 'ir -> ip accepted' "$TMP/ca.log"
+check "/agent/expired/enroll-started" grep -q 'test: enroll started' "$L9"
+check "/agent/expired/one-pair" one_pair ag-expired enrolled-key
+new=$(id_of ag-expired privkey enrolled-key)
+check "/agent/expired/new-key" test -n "$new" -a "$new" != "$old"
+check "/agent/expired/not-expired" test "$(jget "$C9" test not_after)" -gt "$(date +%s)"
+agent_stop "$A9"
+check "/agent/expired/sigterm-exit-0" test "$ARC" = 0
+
+# ---------------------------------------------------------------------------
+# 10: the CA refuses the kur; bootstrap = yes: an ir replaces the pair.
+# ---------------------------------------------------------------------------
+make_token ag-refused || exit 1
+: > "$TMP/ca.log"
+start_ca --fault reject=badRequest --fault-on kur || exit 1
+C10="$TMP/refused.conf"
+L10="$TMP/agent-refused.log"
+mkconf "$C10" "$TMP/state-refused" ag-refused "bootstrap = yes"
+pe "$C10" enroll test
+check "/agent/refused/setup-enrolled" expect_rc 0
+old=$(id_of ag-refused privkey enrolled-key)
+agent_start "$C10" "$L10" || exit 1
+A10=$APID
+check "/agent/refused/starts-valid" wait_for 20 is "$C10" test state valid
+# the renewal asked for ends with the ir: its outcome is the answer
+pe "$C10" renew test
+check "/agent/refused/renew-exit-0" expect_rc 0
+check "/agent/refused/renew-says-enrolled" grep -q '^enrolled test' "$TMP/out"
+check "/agent/refused/kur-rejected" wait_for 10 grep -q 'kur: rejected badRequest' "$TMP/ca.log"
+check "/agent/refused/enrolled" wait_for 30 is "$C10" test renewals 1
+check "/agent/refused/valid" wait_for 10 is "$C10" test state valid
+check "/agent/refused/says-bootstrap" grep -q 'enrolling anew with the bootstrap' "$L10"
+check "/agent/refused/by-ir" test "$(in_log "$TMP/ca.log" 'ir -> ip accepted')" -eq 2
+check "/agent/refused/one-pair" one_pair ag-refused enrolled-key
+new=$(id_of ag-refused privkey enrolled-key)
+check "/agent/refused/new-key" test -n "$new" -a "$new" != "$old"
+cert_of ag-refused enrolled-key "$TMP/tok-refused.pem"
+check "/agent/refused/newest-cert" test "$(serial_of "$TMP/tok-refused.pem")" = "$(issued_serials | tail -n 1)"
+check "/agent/refused/no-failures" is "$C10" test consecutive_failures 0
+agent_stop "$A10"
+check "/agent/refused/sigterm-exit-0" test "$ARC" = 0
+
+# ---------------------------------------------------------------------------
+# 14: the token answers with errors (p11wrap fails C_FindObjectsInit): the
+# look at the token fails; the agent backs off and neither loops nor takes
+# the failure for a missing certificate (no ir, no stop).
+# ---------------------------------------------------------------------------
+make_token ag-broken || exit 1
+C14="$TMP/broken.conf"
+L14="$TMP/agent-broken.log"
+W14="$TMP/wrap-broken.log"
+mkconf "$C14" "$TMP/state-broken" ag-broken "bootstrap = yes
+retry_min = 2s"
+sed -i "s|^module = .*|module = $P11WRAP|" "$C14"
+pe "$C14" enroll test
+check "/agent/broken/setup-enrolled" expect_rc 0
+agent_start "$C14" "$L14" P11WRAP_LOG="$W14" P11WRAP_FAIL=C_FindObjectsInit=CKR_DEVICE_ERROR ||
+	exit 1
+A14=$APID
+check "/agent/broken/backoff" wait_for 20 is "$C14" test state backoff
+i0=$(in_log "$W14" '^C_Initialize ')
+sleep 3
+i1=$(in_log "$W14" '^C_Initialize ')
+echo "# $((i1 - i0)) looks at the failing token in 3 s"
+check "/agent/broken/no-loop" test $((i1 - i0)) -le 10
+check "/agent/broken/failures-counted" at_least "$C14" test consecutive_failures 1
+check "/agent/broken/no-enroll-no-renew" test "$(in_log "$L14" 'started')" -eq 0
+check "/agent/broken/not-stopped" sh -c "! grep -q 'stopped:' '$L14'"
+agent_stop "$A14"
+check "/agent/broken/sigterm-exit-0" test "$ARC" = 0
+check "/agent/broken/one-pair" one_pair ag-broken enrolled-key
+
+# ---------------------------------------------------------------------------
+# 11: jitter spreads 100 enrollments with the same validity over the window
+# [notBefore + 66%, notBefore + 71%]; 12: reload adds an enrollment, the
+# others keep their times; SIGTERM.
+# ---------------------------------------------------------------------------
+make_token ag-many || exit 1
+start_ca || exit 1
+C11="$TMP/many.conf"
+write_conf ag-many
+{
+	sed -e "s|^state_dir = .*|state_dir = $TMP/state-many|" -e '/^\[test\]/,$d' "$TMP/p11enroll.conf"
+	echo "token = pkcs11:token=ag-many"
+	echo "pin_source = file:$TMP/pin"
+	i=1
+	while [ $i -le 100 ]; do
+		printf '\n[k%d]\nlabel = k%d\nsubject = /CN=k%d/O=Example\n' $i $i $i
+		i=$((i + 1))
+	done
+} > "$C11"
+bad=0
+i=1
+while [ $i -le 100 ]; do
+	pe "$C11" enroll k$i
+	[ "$RC" = 0 ] || { bad=$((bad + 1)); sed 's/^/#   /' "$TMP/err"; }
+	i=$((i + 1))
+done
+check "/agent/jitter/setup-enrolled-100" test $bad -eq 0
+L11="$TMP/agent-many.log"
+agent_start "$C11" "$L11" || exit 1
+A11=$APID
+# all_valid CONF N: N enrollments, all in state valid
+all_valid() {
+	"$P11ENROLL" -c "$1" status --json 2> /dev/null | python3 -c '
+import json, sys
+es = json.load(sys.stdin)["enrollments"]
+sys.exit(0 if len(es) == int(sys.argv[1]) and all(e["state"] == "valid" for e in es) else 1)' "$2"
+}
+check "/agent/jitter/all-valid" wait_for 120 all_valid "$C11" 100
+status_json "$C11" "$TMP/many.json"
+check "/agent/jitter/json-valid" valid_json "$TMP/many.json"
+check "/agent/jitter/json-fields" json_ok "$TMP/many.json" "$A11" 100
+# spread FILE: every next_attempt in its window, and spread over it
+spread() {
+	python3 - "$1" << 'EOF'
+import json, sys
+es = json.load(open(sys.argv[1]))["enrollments"]
+offs, bad = [], 0
+for e in es:
+    nb, na, nx = e["not_before"], e["not_after"], e["next_attempt"]
+    life, off = na - nb, nx - nb
+    if not (100 * off >= 66 * life and 100 * off <= 71 * life):
+        bad += 1
+        print("# %s: next_attempt at %.3f%% of the lifetime" % (e["name"], 100.0 * off / life))
+    offs.append(off)
+life = min(e["not_after"] - e["not_before"] for e in es)
+width = max(offs) - min(offs)
+print("# %d distinct times; spread over %.1f%% of the 5%% window" %
+      (len(set(offs)), 100.0 * width / (0.05 * life)))
+sys.exit(1 if bad or len(set(offs)) < 80 or width < 0.5 * 0.05 * life else 0)
+EOF
+}
+check "/agent/jitter/in-window-and-spread" spread "$TMP/many.json"
+# 12: a new section, reload: listed; the others keep their times
+printf '\n[k101]\nlabel = k101\nsubject = /CN=k101/O=Example\n' >> "$C11"
+pe "$C11" reload
+check "/agent/reload/exit-0" expect_rc 0
+# listed CONF NAME: the agent reports that enrollment
+listed() {
+	jget "$1" "$2" state > /dev/null
+}
+check "/agent/reload/lists-new" wait_for 30 listed "$C11" k101
+check "/agent/reload/says" grep -q 'configuration reloaded: 101 enrollment' "$L11"
+check "/agent/reload/new-stopped-no-cert" wait_for 30 is "$C11" k101 state stopped
+# times_of FILE: name and next_attempt of k1..k100
+times_of() {
+	python3 -c '
+import json, sys
+for e in json.load(open(sys.argv[1]))["enrollments"]:
+    if e["name"] != "k101": print(e["name"], e["next_attempt"])' "$1"
+}
+# reloaded_same: all of k1..k100 valid again, with the times they had
+reloaded_same() {
+	status_json "$C11" "$TMP/many2.json" &&
+		python3 -c '
+import json, sys
+es = [e for e in json.load(open(sys.argv[1]))["enrollments"] if e["name"] != "k101"]
+sys.exit(0 if len(es) == 100 and all(e["state"] == "valid" for e in es) else 1)' "$TMP/many2.json" &&
+		times_of "$TMP/many.json" > "$TMP/times1" && times_of "$TMP/many2.json" > "$TMP/times2" &&
+		cmp -s "$TMP/times1" "$TMP/times2"
+}
+check "/agent/reload/same-times" wait_for 120 reloaded_same
+check "/agent/reload/json-101" json_ok "$TMP/many2.json" "$A11" 101
+# a name the agent does not track
+pe "$C11" renew nosuch
+check "/agent/reload/unknown-name-exit-2" expect_rc 2
+kill -HUP "$A11"
+check "/agent/sighup/reloaded" wait_for 30 sh -c "[ \$(grep -c 'configuration reloaded' '$L11') -ge 2 ]"
+agent_stop "$A11"
+check "/agent/sigterm/many-exit-0" test "$ARC" = 0
+check "/agent/sigterm/many-socket-removed" test ! -e "$TMP/state-many/control"
+check "/agent/logs-clean" sh -c "! grep -l -E 'Sanitizer|runtime error' '$TMP'/agent-*.log"
+check "/agent/ca-clean" sh -c "! grep -q -E 'Sanitizer|runtime error' '$TMP/ca.err'"
+
+finish
