@@ -23,6 +23,7 @@ enum {
 	EXIT_CERT = 8,       /* issued certificate failed verification */
 	EXIT_WAITING = 9,    /* the CA did not deliver before the timeout */
 	EXIT_ABSENT = 10,    /* no token matches the token URI (not inserted?) */
+	EXIT_BUSY = 11,      /* another process works on the enrollment */
 };
 
 /* log.c */

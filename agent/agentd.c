@@ -12,7 +12,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -321,9 +323,15 @@ static void drain_err(track *t, int final)
 		t->errlen += (size_t)n;
 		t->errbuf[t->errlen] = '\0';
 		while ((nl = strchr(t->errbuf, '\n')) != NULL) {
+			const char *line = t->errbuf;
+
 			*nl = '\0';
-			log_msg(strstr(t->errbuf, "error:") != NULL ? LOG_ERR : LOG_INFO, "%s: %s",
-				t->name, t->errbuf);
+			/* The child's lines carry "p11enroll: "; the agent's own
+			 * prefix and the enrollment's name replace it. */
+			if (strncmp(line, "p11enroll: ", 11) == 0)
+				line += 11;
+			log_msg(strstr(line, "error:") != NULL ? LOG_ERR : LOG_INFO, "%s: %s", t->name,
+				line);
 			if ((why = strstr(t->errbuf, "error:")) != NULL) /* "error:" may end the line */
 				snprintf(t->last_error, sizeof(t->last_error), "%s",
 					 why + 6 + strspn(why + 6, " "));
@@ -492,6 +500,7 @@ static void backoff(track *t)
 /* What the token showed (check, check --recover). */
 static void took_look(track *t, int rc)
 {
+	long long due;
 	char v[256];
 	long long n = now();
 
@@ -507,8 +516,8 @@ static void took_look(track *t, int rc)
 	    strcmp(v, "absent") == 0) {
 		if (rc == EXIT_ABSENT || rc == EXIT_OK) {
 			if (t->st != T_NO_TOKEN)
-				log_msg(LOG_NOTICE, "%s: token %s is not present: waiting for it",
-					t->name, t->token_serial[0] ? t->token_serial : "");
+				log_msg(LOG_NOTICE, "%s: the token%s%s is not present: waiting for it",
+					t->name, t->token_serial[0] ? " " : "", t->token_serial);
 			t->st = T_NO_TOKEN;
 			t->need_recover = 1;
 			t->next = n + (t->e.token_poll > 0 ? t->e.token_poll : 10);
@@ -549,13 +558,24 @@ static void took_look(track *t, int rc)
 		t->next = n; /* decide() enrolls or stops */
 		return;
 	}
+	due = (long long)sched_renew_time(&t->pol, (time_t)t->not_before, (time_t)t->not_after,
+					  t->seed);
+	/* A certificate not yet due needs no retry: the failures are over
+	 * (say, recovery adopted the certificate of a step killed after it
+	 * was stored; renewing it again would be a second certificate). */
+	if (due > n && t->failures > 0) {
+		log_msg(LOG_NOTICE, "%s: the certificate on the token is not due for renewal: the "
+				    "earlier failures are over",
+			t->name);
+		t->failures = 0;
+		t->last_error[0] = '\0';
+	}
 	if (t->failures > 0 && t->next > n) {
 		t->st = T_BACKOFF;
 		return;
 	}
 	t->st = T_VALID;
-	t->next = (long long)sched_renew_time(&t->pol, (time_t)t->not_before, (time_t)t->not_after,
-					      t->seed);
+	t->next = due;
 }
 
 static void finished(track *t, int status)
@@ -630,6 +650,13 @@ static void finished(track *t, int status)
 		t->need_recover = 1;
 		t->next = n + (t->e.token_poll > 0 ? t->e.token_poll : 10);
 		break;
+	case EXIT_BUSY:
+		/* Someone works on it by hand (renew --local): not a failure. */
+		log_msg(LOG_NOTICE, "%s: another process holds the enrollment: trying again in 5 s",
+			t->name);
+		t->st = T_VALID;
+		t->next = n + 5;
+		break;
 	case EXIT_REJECTED:
 		if (op == OP_RENEW && t->e.bootstrap == 1) {
 			log_msg(LOG_NOTICE, "%s: the CA refused the kur: enrolling anew with the "
@@ -645,7 +672,15 @@ static void finished(track *t, int status)
 		run_hook(t, 0);
 		break;
 	case EXIT_USAGE:
-		stop(t, "configuration error (see the log); fix it and reload");
+		if (op == OP_RESUME) {
+			/* The transaction ended meanwhile (abandoned by hand, or
+			 * over after a failure): look at the token again. */
+			t->pending = 0;
+			t->need_refresh = 1;
+			t->next = n;
+			break;
+		}
+		stop(t, "configuration error (see the log); fix it, then `p11enroll clear NAME`");
 		run_hook(t, 0);
 		break;
 	default:
@@ -705,6 +740,7 @@ static track_op decide(track *t)
 				       "configured; enroll by hand"
 				     : "no certificate on the token and no bootstrap credentials "
 				       "configured; run p11enroll enroll first");
+		run_hook(t, 0);
 		publish(t);
 		refuse_waiter(t, EXIT_USAGE, t->last_error);
 		return OP_NONE;
@@ -736,6 +772,31 @@ static void reply(int fd, int code, const char *text)
 
 static int reload(void);
 
+/* Besides the socket's mode and group: root, the agent's user, members of
+ * control_group. */
+static int peer_allowed(const struct ucred *cr)
+{
+	struct group *gr;
+	struct passwd *pw;
+	gid_t groups[64];
+	int n = 64, i;
+
+	if (cr->uid == 0 || cr->uid == geteuid())
+		return 1;
+	if (A.tracks == NULL || A.n == 0 || A.tracks[0]->e.control_group == NULL ||
+	    (gr = getgrnam(A.tracks[0]->e.control_group)) == NULL)
+		return 0;
+	if (cr->gid == gr->gr_gid)
+		return 1;
+	if ((pw = getpwuid(cr->uid)) == NULL ||
+	    getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) < 0)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (groups[i] == gr->gr_gid)
+			return 1;
+	return 0;
+}
+
 static void handle_client(int fd)
 {
 	char line[512], msg[600];
@@ -747,7 +808,10 @@ static void handle_client(int fd)
 	char *json;
 	size_t len;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0) {
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0 || !peer_allowed(&cr)) {
+		log_msg(LOG_WARNING, "control: refused a client (uid %ld): only root, the agent's "
+				     "user and the control_group may use the socket",
+			crlen == sizeof(cr) ? (long)cr.uid : -1L);
 		close(fd);
 		return;
 	}

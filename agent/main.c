@@ -257,15 +257,16 @@ static int run(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *
 {
 	int rc;
 
+	/* No agent answering is a transport failure (exit 5), as for a CA. */
 	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "clear") == 0)
-		return agent_ctl(cmd, e, o);
+		return (rc = agent_ctl(cmd, e, o)) < 0 ? EXIT_TRANSPORT : rc;
 	/* With an agent running, a renewal by hand goes through it: never two
 	 * operations on one enrollment at once. */
 	if (strcmp(cmd, "renew") == 0 && !o->local && e->name != NULL &&
 	    (rc = agent_ctl(cmd, e, o)) >= 0)
 		return rc;
 	if (needs_lock(cmd, o) && agent_lock(e) < 0)
-		return EXIT_USAGE;
+		return EXIT_BUSY;
 	if (strcmp(cmd, "check") == 0)
 		return agent_check(e, o->recover);
 	if (strcmp(cmd, "enroll") == 0)
