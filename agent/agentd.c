@@ -580,6 +580,7 @@ static void took_look(track *t, int rc)
 
 static void finished(track *t, int status)
 {
+	const char *tid;
 	int rc = WIFEXITED(status) ? WEXITSTATUS(status) : EXIT_INTERNAL;
 	track_op op = t->op;
 	char fp[512];
@@ -636,8 +637,10 @@ static void finished(track *t, int status)
 		t->need_refresh = 1;
 		t->hook_due = 1;
 		t->next = n;
-		log_msg(LOG_NOTICE, "%s: %s done (token %s)", t->name, track_op_name(op),
-			t->token_serial);
+		tid = strstr(t->out, "transaction: ");
+		log_msg(LOG_NOTICE, "%s: %s done (token %s, transaction %.*s)", t->name,
+			track_op_name(op), t->token_serial,
+			tid != NULL ? (int)strcspn(tid + 13, "\n") : 1, tid != NULL ? tid + 13 : "?");
 		break;
 	case EXIT_WAITING:
 		t->st = T_POLLING;
