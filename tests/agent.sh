@@ -167,14 +167,12 @@ token_serial() {
 
 # id_of TOKEN TYPE LABEL: CKA_ID of the object of that type with exactly that label.
 id_of() {
-	objects "$1" "$2" | awk -v l="$3" '/Object;/ { mine = 0 }
-		/^ *label:/ { sub(/^ *label: */, ""); mine = ($0 == l) }
-		mine && /^ *ID:/ { print $2; exit }'
+	label_id "$@"
 }
 
 # count_label TOKEN LABEL: objects carrying exactly that label.
 count_label() {
-	objects "$1" | grep -c -x -E "[[:space:]]*label:[[:space:]]*$2"
+	label_count "$@"
 }
 
 # one_pair TOKEN LABEL: exactly one key pair and one certificate carry that

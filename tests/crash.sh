@@ -88,9 +88,7 @@ count_class() {
 
 # id_of TYPE LABEL: CKA_ID of the first object of that type with that label.
 id_of() {
-	objects "$TOK" "$1" | awk -v l="$2" '/Object;/ { mine = 0 }
-		/^ *label:/ { sub(/^ *label: */, ""); mine = ($0 == l) }
-		mine && /^ *ID:/ { print $2; exit }'
+	label_id "$TOK" "$@"
 }
 
 serial_of_label() {
@@ -104,14 +102,8 @@ serial_of_label() {
 signs() {
 	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$TOK" --read-object \
 		--type cert --id "$1" -o "$TMP/cert.der" > /dev/null 2>&1 || return 1
-	"$OPENSSL_BIN" x509 -inform DER -in "$TMP/cert.der" -noout -pubkey > "$TMP/pub.pem" || return 1
-	echo "signed after a crash" > "$TMP/data"
-	"$OPENSSL_BIN" dgst -sha256 -binary -out "$TMP/hash" "$TMP/data"
-	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$TOK" --login \
-		--pin "$USER_PIN" --sign -m ECDSA --id "$1" --signature-format openssl \
-		-i "$TMP/hash" -o "$TMP/sig" > /dev/null 2>&1 || return 1
-	"$OPENSSL_BIN" pkeyutl -verify -pubin -inkey "$TMP/pub.pem" -in "$TMP/hash" \
-		-sigfile "$TMP/sig" -pkeyopt digest:sha256 > /dev/null 2>&1
+	"$OPENSSL_BIN" x509 -inform DER -in "$TMP/cert.der" -noout -pubkey > "$TMP/pub.pem" &&
+		key_signs_for "$TOK" "$1" "$TMP/pub.pem"
 }
 
 say() {

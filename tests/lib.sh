@@ -148,6 +148,31 @@ count_objects() {
 	objects "$@" | grep -c -E '^(Private Key|Public Key|Certificate) Object'
 }
 
+# label_id TOKEN TYPE LABEL: CKA_ID of the first object of TYPE (privkey,
+# pubkey, cert) that carries exactly LABEL.
+label_id() {
+	objects "$1" "$2" | awk -v l="$3" '/Object;/ { mine = 0 }
+		/^ *label:/ { sub(/^ *label: */, ""); mine = ($0 == l) }
+		mine && /^ *ID:/ { print $2; exit }'
+}
+
+# label_count TOKEN LABEL: objects carrying exactly LABEL.
+label_count() {
+	objects "$1" | grep -c -x -E "[[:space:]]*label:[[:space:]]*$2"
+}
+
+# key_signs_for TOKEN ID PUB_PEM: the token's key ID makes an ECDSA
+# signature that the public key in PUB_PEM verifies.
+key_signs_for() {
+	echo "signed by the token key $2" > "$TMP/data"
+	"$OPENSSL_BIN" dgst -sha256 -binary -out "$TMP/hash" "$TMP/data"
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$1" --login \
+		--pin "$USER_PIN" --sign -m ECDSA --id "$2" --signature-format openssl \
+		-i "$TMP/hash" -o "$TMP/sig" > /dev/null 2>&1 || return 1
+	"$OPENSSL_BIN" pkeyutl -verify -pubin -inkey "$3" -in "$TMP/hash" \
+		-sigfile "$TMP/sig" -pkeyopt digest:sha256 > /dev/null 2>&1
+}
+
 # no_secret_in FILE...: neither the PIN nor the MAC secret appears.
 no_secret_in() {
 	! grep -q -F -e "$USER_PIN" -e "$CMP_SECRET" "$@"

@@ -11,26 +11,18 @@ TOK=renew
 
 # id_of TYPE LABEL: CKA_ID of the object of that type with exactly that label.
 id_of() {
-	objects "$TOK" "$1" | awk -v l="$2" '/Object;/ { mine = 0 }
-		/^ *label:/ { sub(/^ *label: */, ""); mine = ($0 == l) }
-		mine && /^ *ID:/ { print $2; exit }'
+	label_id "$TOK" "$@"
 }
 
 # count_label LABEL: objects carrying exactly that label.
 count_label() {
-	objects "$TOK" | grep -c -x -E "[[:space:]]*label:[[:space:]]*$1"
+	label_count "$TOK" "$1"
 }
 
 # signs ID CERT_PEM: the token key ID signs, and CERT_PEM's key verifies it.
 signs() {
-	"$OPENSSL_BIN" x509 -in "$2" -noout -pubkey > "$TMP/pub.pem" || return 1
-	echo "signed after renew" > "$TMP/data"
-	"$OPENSSL_BIN" dgst -sha256 -binary -out "$TMP/hash" "$TMP/data"
-	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$TOK" --login \
-		--pin "$USER_PIN" --sign -m ECDSA --id "$1" --signature-format openssl \
-		-i "$TMP/hash" -o "$TMP/sig" > /dev/null 2>&1 || return 1
-	"$OPENSSL_BIN" pkeyutl -verify -pubin -inkey "$TMP/pub.pem" -in "$TMP/hash" \
-		-sigfile "$TMP/sig" -pkeyopt digest:sha256 > /dev/null 2>&1
+	"$OPENSSL_BIN" x509 -in "$2" -noout -pubkey > "$TMP/pub.pem" &&
+		key_signs_for "$TOK" "$1" "$TMP/pub.pem"
 }
 
 snapshot() {

@@ -23,9 +23,7 @@ kind() {
 
 # id_of TYPE LABEL: CKA_ID of the object of that type with exactly that label.
 id_of() {
-	objects "$TOK" "$1" | awk -v l="$2" '/Object;/ { mine = 0 }
-		/^ *label:/ { sub(/^ *label: */, ""); mine = ($0 == l) }
-		mine && /^ *ID:/ { print $2; exit }'
+	label_id "$TOK" "$@"
 }
 
 field() {

@@ -12,7 +12,7 @@ make_token "$TOK" || exit 1
 write_conf "$TOK"
 
 count_label() {
-	objects "$TOK" | grep -c -x -E "[[:space:]]*label:[[:space:]]*$1"
+	label_count "$TOK" "$1"
 }
 
 serial_of() {
