@@ -101,10 +101,6 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 		log_msg(LOG_ERR, "no label for the key: set label or --label");
 		return EXIT_USAGE;
 	}
-	/* A generated pair carries "LABEL (new)" until the CA confirmed its
-	 * certificate (agent_recover finishes an interrupted run). */
-	if ((new_label = agent_label_with(e->label, " (new)")) == NULL)
-		return EXIT_INTERNAL;
 	if (e->key_id != NULL && conf_parse_hex(e->key_id, id.id, sizeof(id.id), &id.len) < 0) {
 		log_msg(LOG_ERR, "key_id '%.80s' is not a CKA_ID in hex (an even number of hex "
 				 "digits, at most %d bytes)",
@@ -117,9 +113,15 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 			e->name != NULL ? e->name : "(command line)");
 		return EXIT_USAGE;
 	}
-	/* Everything that can be checked before a key exists is checked first. */
-	if ((cmp = cmpc_new()) == NULL)
+	/* A generated pair carries "LABEL (new)" until the CA confirmed its
+	 * certificate (agent_recover finishes an interrupted run). */
+	if ((new_label = agent_label_with(e->label, " (new)")) == NULL)
 		return EXIT_INTERNAL;
+	/* Everything that can be checked before a key exists is checked first. */
+	if ((cmp = cmpc_new()) == NULL) {
+		free(new_label);
+		return EXIT_INTERNAL;
+	}
 	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
 		goto out;
 	/* An ir is always protected with PBM: its secret is checked before the
