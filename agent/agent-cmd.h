@@ -87,6 +87,12 @@ char *agent_label_with(const char *label, const char *suffix);
  * done while a pending transaction is saved.  Logs each action.
  */
 int agent_recover(const conf_enrollment *e, tok_ctx *tok);
+
+/* After a failed request whose certificate the accept callback stored
+ * (stored): 1 when the pair must stay for recovery to adopt, because the
+ * failure came after the certConf went out (transport, TLS, a bad
+ * pkiConf), so the CA may hold it as confirmed.  Logs why. */
+int agent_keep_unconfirmed(const conf_enrollment *e, int cmpc_rv, int stored);
 /* agent_recover; *finished = 1 when it put an interrupted run's certificate
  * in place (adopted its pair, or deleted the rest of a half-deleted old
  * pair; a whole "(old)" pair may be one kept by keep_old before). */

@@ -186,6 +186,22 @@ out:
 	return rc;
 }
 
+int agent_keep_unconfirmed(const conf_enrollment *e, int crv, int stored)
+{
+	const char *name = e->name != NULL ? e->name : "NAME";
+
+	/* The CA answered the certConf with an error: not confirmed, gone. */
+	if (!stored || (crv != CMPC_ERR_TRANSPORT && crv != CMPC_ERR_TLS &&
+			crv != CMPC_ERR_PROTOCOL))
+		return 0;
+	log_msg(LOG_WARNING,
+		"the certificate is stored, but the confirmation exchange failed, so the CA may "
+		"count it as confirmed: it is kept under '%s (new)', and the next run (or "
+		"`p11enroll check %s --recover`) puts it in place without a new request",
+		e->label, name);
+	return 1;
+}
+
 int agent_recover(const conf_enrollment *e, tok_ctx *tok)
 {
 	return agent_recover_run(e, tok, NULL);

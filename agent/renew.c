@@ -223,8 +223,13 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 			*cmpc_transaction_id(cmp) ? ")" : "", cmpc_strerror(crv), cmpc_errmsg(cmp));
 		log_openssl_errors();
 		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
-		if (pending_after(&ps, cmp, crv))
+		if (agent_keep_unconfirmed(e, crv, sc.rc == EXIT_OK)) {
+			/* Kept for recovery to adopt; no transaction is left. */
+			(void)pending_after(&ps, cmp, CMPC_ERR_CERT);
+			have_new = 0;
+		} else if (pending_after(&ps, cmp, crv)) {
 			have_new = 0; /* kept for `p11enroll resume` */
+		}
 		goto out;
 	}
 	(void)pending_after(&ps, cmp, CMPC_OK);

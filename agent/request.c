@@ -210,8 +210,13 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
 		if (crv == CMPC_ERR_KEY)
 			explain_key_failure(tok);
-		if (pending_after(&ps, cmp, crv))
+		if (agent_keep_unconfirmed(e, crv, sc.rc == EXIT_OK)) {
+			/* Kept for recovery to adopt; no transaction is left. */
+			(void)pending_after(&ps, cmp, CMPC_ERR_CERT);
+			have_key = 0;
+		} else if (pending_after(&ps, cmp, crv)) {
 			have_key = 0; /* kept for `p11enroll resume` */
+		}
 		goto out;
 	}
 	(void)pending_after(&ps, cmp, CMPC_OK);

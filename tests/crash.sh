@@ -334,6 +334,39 @@ for flow in ir replace kur; do
 	done
 done
 
+# --- the confirmation lost, without a kill ----------------------------------------------
+# The CA holds its answer to the certConf and the client's message timeout
+# ends the run (exit 5): the certificate was stored and the CA holds it as
+# confirmed, so the pair stays under "(new)" and the next run adopts it
+# without a second request.
+for flow in ir kur; do
+	name="/crash/$flow/confirmation-lost"
+	TOK="lost-$flow"
+	make_token "$TOK" || { not_ok "$name/token"; continue; }
+	EXTRA="timeout = 2"
+	ca || { not_ok "$name/ca-start"; continue; }
+	cmd=enroll
+	if [ "$flow" = kur ]; then
+		cmd=renew
+		run enroll test
+		[ "$RC" = 0 ] || { not_ok "$name/setup-enroll"; continue; }
+	fi
+	ca --hang-on certConf --hang-count 1 || { not_ok "$name/ca-hang"; continue; }
+	n0=$(issued)
+	run $cmd test
+	check "$name/exit-5" expect_rc 5
+	check "$name/says-kept" grep_err 'kept under'
+	check "$name/ca-confirmed" grep -q 'certConf accepted' "$TMP/ca.log"
+	check "$name/pair-kept" test "$(count_class cert "$LABEL (new)")" -eq 1
+	killed_serial=$(last_serial)
+	run $cmd test
+	check "$name/next-run-exit-0" expect_rc 0
+	check "$name/no-second-certificate" test "$(issued)" -eq $((n0 + 1))
+	check "$name/adopted" test "$(serial_of_label "$LABEL")" = "$killed_serial"
+	check "$name/consistent" consistent
+	EXTRA=
+done
+
 # --- the agent ------------------------------------------------------------------------
 # bootstrap = yes: the agent enrolls the empty token itself.  p11wrap kills
 # its enroll child with the certificate stored ("stored"); P11WRAP_KILL
