@@ -399,6 +399,7 @@ static void run_hook(track *t, int ok)
 	char vars[12][600], err[512];
 	const char *env[13];
 	int i = 0, k;
+	pid_t pid;
 
 	if (cmd == NULL)
 		return;
@@ -421,12 +422,26 @@ static void run_hook(track *t, int ok)
 	for (k = 0; k < i; k++)
 		env[k] = vars[k];
 	env[i] = NULL;
+	/* A process of its own waits for the hook, so that a slow hook never
+	 * holds the agent's loop; reap() collects it like any child. */
+	if ((pid = fork()) < 0) {
+		log_msg(LOG_WARNING, "%s: cannot start the %s hook: %s", t->name,
+			ok ? "success" : "failure", strerror(errno));
+		return;
+	}
+	if (pid > 0)
+		return;
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
 	if (hook_run(cmd, env, t->e.hook_timeout > 0 ? t->e.hook_timeout : 30, NULL, err,
 		     sizeof(err)) < 0)
 		log_msg(LOG_WARNING, "%s: the %s hook failed: %s", t->name, ok ? "success" : "failure",
 			err);
 	else
 		log_msg(LOG_INFO, "%s: the %s hook ran", t->name, ok ? "success" : "failure");
+	_exit(0);
 }
 
 /* All of buf to a control client, through short writes and signals (the
