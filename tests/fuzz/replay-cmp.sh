@@ -1,3 +1,6 @@
 #!/bin/sh
-# /fuzz/cmp: replays the CMP response fuzz corpus (no crash, no sanitizer report).
-"$top_builddir/tests/fuzz/fuzz-cmp" "$top_srcdir/tests/fuzz/corpus/cmp"
+# /fuzz/cmp: replays the CMP response fuzz corpus (no crash, no sanitizer
+# report).  The files are named one by one: given a directory, a libFuzzer
+# build (--enable-fuzzing) would fuzz on and add its findings to the source
+# tree.
+"$top_builddir/tests/fuzz/fuzz-cmp" "$top_srcdir"/tests/fuzz/corpus/cmp/*
