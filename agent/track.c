@@ -80,6 +80,11 @@ int track_save(const track *t)
 		(unsigned long)t->seed, t->next, t->last_success, t->last_attempt);
 	fprintf(f, "failures %d\nrenewals %ld\nstopped %d\nlast_error %s\npin_latch %s\n",
 		t->failures, t->renewals, t->st == T_STOPPED, err, pin);
+	/* What the token showed last: shown by status until the next look
+	 * (a stopped or PIN-latched enrollment has none); never decides. */
+	if (t->have_cert)
+		fprintf(f, "cert_serial %s\nnot_before %lld\nnot_after %lld\n", t->cert_serial,
+			t->not_before, t->not_after);
 	if (fflush(f) != 0 || fsync(fd) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
 		log_msg(LOG_ERR, "%s: cannot save the agent state in %s: %s", t->name, path,
 			strerror(errno));
@@ -121,7 +126,15 @@ int track_load(track *t)
 			snprintf(t->last_error, sizeof(t->last_error), "%s", v);
 		else if (strcmp(line, "pin_latch") == 0)
 			snprintf(t->pin_latch, sizeof(t->pin_latch), "%s", v);
+		else if (strcmp(line, "cert_serial") == 0 && strspn(v, "0123456789ABCDEF") ==
+								  strlen(v))
+			snprintf(t->cert_serial, sizeof(t->cert_serial), "%.79s", v);
+		else if (strcmp(line, "not_before") == 0)
+			t->not_before = n;
+		else if (strcmp(line, "not_after") == 0)
+			t->not_after = n;
 	}
+	t->have_cert = t->cert_serial[0] != '\0' && t->not_after > 0;
 	fclose(f);
 	/* A latched PIN stays latched across a restart: trying it again at
 	 * start would spend one more of the token's PIN attempts. */

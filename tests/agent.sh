@@ -279,6 +279,9 @@ cert_of ag-renew enrolled-key "$TMP/tok-renew.pem"
 check "/agent/renew/token-has-newest" test "$(serial_of "$TMP/tok-renew.pem")" = "$LAST_SERIAL"
 check "/agent/renew/cert-out-newest" test "$(serial_of "$TMP/renew-cert.pem")" = "$LAST_SERIAL"
 check "/agent/renew/no-failures" is "$C1" test consecutive_failures 0
+# what the last look found is kept for status across a restart
+check "/agent/renew/state-keeps-not-after" grep -q -x "not_after $(jget "$C1" test not_after)" \
+	"$TMP/state-renew/test.agent"
 check "/agent/renew/no-secret" no_secret_in "$TMP/agent-renew.log" "$TMP/status-renew.txt"
 
 # --- 2: status --json: valid JSON, the documented fields and types ------------
