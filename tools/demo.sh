@@ -51,6 +51,7 @@ secret_source = file:$S/secret
 trusted = $S/ca/root.pem
 cert_out = $S/demo.pem
 chain_out = $S/demo-chain.pem
+state_dir = $S/state
 EOC
 
 echo
