@@ -330,8 +330,14 @@ static void drain_err(track *t, int final)
 			 * prefix and the enrollment's name replace it. */
 			if (strncmp(line, "p11enroll: ", 11) == 0)
 				line += 11;
-			log_msg(strstr(line, "error:") != NULL ? LOG_ERR : LOG_INFO, "%s: %s", t->name,
-				line);
+			/* The level travels in the agent's own prefix. */
+			if (strncmp(line, "error: ", 7) == 0)
+				log_msg(LOG_ERR, "%s: %s", t->name, line + 7);
+			else if (strncmp(line, "warning: ", 9) == 0)
+				log_msg(LOG_WARNING, "%s: %s", t->name, line + 9);
+			else
+				log_msg(strstr(line, "error:") != NULL ? LOG_ERR : LOG_INFO, "%s: %s",
+					t->name, line);
 			if ((why = strstr(t->errbuf, "error:")) != NULL) /* "error:" may end the line */
 				snprintf(t->last_error, sizeof(t->last_error), "%s",
 					 why + 6 + strspn(why + 6, " "));
@@ -508,8 +514,11 @@ static void backoff(track *t)
 	t->next = (long long)sched_retry_time(&t->pol, (time_t)n, (time_t)t->not_after,
 					       t->failures);
 	t->st = T_BACKOFF;
-	log_msg(LOG_NOTICE, "%s: attempt %d failed; next in %lld s", t->name, t->failures,
-		t->next - n);
+	/* One line per event: the enrollment, the token and what failed (the
+	 * step's error names its transaction when it had one). */
+	log_msg(LOG_NOTICE, "%s: attempt %d failed (token %s): %.200s; next in %lld s", t->name,
+		t->failures, t->token_serial[0] != '\0' ? t->token_serial : "?",
+		t->last_error[0] != '\0' ? t->last_error : "see above", t->next - n);
 }
 
 /* What the token showed (check, check --recover). */
