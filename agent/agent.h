@@ -82,6 +82,10 @@ typedef struct {
 	char *sender;           /* PKIHeader sender, /CN=... */
 	char *recipient;        /* PKIHeader recipient, /CN=... */
 	char *expected_sender;  /* responses must name this sender, /CN=... */
+	char *srv_trusted;      /* PEM anchors for response signers (default: trusted) */
+	char *srv_cert;         /* PEM: the pinned CMP server certificate */
+	int any_response_signer; /* allow_any_response_signer: -1 unset */
+	char *rr_protection;    /* own-key (default), signer, pbm */
 	char *pbm_owf;          /* PBM one-way function: sha256, sha384, sha512 */
 	char *pbm_mac;          /* PBM MAC: hmac-sha256, hmac-sha384, hmac-sha512 */
 	int pbm_iterations;     /* 100..100000; -1 unset */

@@ -68,6 +68,10 @@ static const struct key keys[] = {
 	STR("sender", sender),
 	STR("recipient", recipient),
 	STR("expected_sender", expected_sender),
+	STR("srv_trusted", srv_trusted),
+	STR("srv_cert", srv_cert),
+	BOOL("allow_any_response_signer", any_response_signer),
+	STR("rr_protection", rr_protection),
 	STR("pbm_owf", pbm_owf),
 	STR("pbm_mac", pbm_mac),
 	{ "pbm_iterations", K_ITER, offsetof(conf_enrollment, pbm_iterations) },
@@ -101,6 +105,7 @@ void conf_enrollment_init(conf_enrollment *e)
 	e->keep_old = CONF_FIELD_UNSET;
 	e->pbm_iterations = CONF_FIELD_UNSET;
 	e->unprotected_errors = CONF_FIELD_UNSET;
+	e->any_response_signer = CONF_FIELD_UNSET;
 	e->delete_revoked = CONF_FIELD_UNSET;
 	e->use_template = CONF_FIELD_UNSET;
 	e->bootstrap = CONF_FIELD_UNSET;

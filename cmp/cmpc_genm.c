@@ -125,7 +125,6 @@ static int drop_untrusted(cmpc_ctx *ctx)
 cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what)
 {
 	OSSL_CMP_CTX *c = ctx->cmp;
-	X509_STORE *store;
 	cmpc_rv rv;
 
 	if (ctx->url == NULL) {
@@ -142,13 +141,7 @@ cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what)
 	}
 	cmpc_x_reset(ctx);
 	ERR_clear_error();
-	if (!OSSL_CMP_CTX_reinit(c) || (store = cmpc_anchor_store(ctx)) == NULL)
-		goto oom;
-	if (!OSSL_CMP_CTX_set0_trustedStore(c, store)) {
-		X509_STORE_free(store);
-		goto oom;
-	}
-	if (!drop_untrusted(ctx) ||
+	if (!OSSL_CMP_CTX_reinit(c) || !cmpc_srv_trust_setup(ctx) || !drop_untrusted(ctx) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MSG_TIMEOUT, (int)ctx->msg_s) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_TOTAL_TIMEOUT, (int)ctx->total_s))
 		goto oom;

@@ -43,16 +43,9 @@ static int set_sans(cmpc_ctx *ctx)
 static int setup_exchange(cmpc_ctx *ctx, EVP_PKEY *key)
 {
 	OSSL_CMP_CTX *c = ctx->cmp;
-	X509_STORE *store;
 
-	if (!OSSL_CMP_CTX_reinit(c))
+	if (!OSSL_CMP_CTX_reinit(c) || !cmpc_srv_trust_setup(ctx))
 		return 0;
-	if ((store = cmpc_anchor_store(ctx)) == NULL)
-		return 0;
-	if (!OSSL_CMP_CTX_set0_trustedStore(c, store)) {
-		X509_STORE_free(store);
-		return 0;
-	}
 	/* Drops the extraCerts of an earlier exchange.  Not an empty stack:
 	 * 3.0 then leaves the list NULL and fails on the first extraCerts. */
 	if (!OSSL_CMP_CTX_set1_untrusted(c, ctx->anchors) || !set_sans(ctx) ||

@@ -238,6 +238,14 @@ int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **
 			    "out of memory verifying the certificate");
 		goto out;
 	}
+	if (!cmpc_signer_may_answer_for(ctx, cert)) {
+		rv = reject(ctx, OSSL_CMP_PKIFAILUREINFO_wrongAuthority, txt,
+			    "response signer may not speak for the issuing CA",
+			    "%s; pin the CA's CMP certificate (srv_cert) or name it "
+			    "(expected_sender)",
+			    ctx->x.signer_msg);
+		goto out;
+	}
 	cmpc_log(ctx, LOG_DEBUG, "the new certificate verifies: chain of %d",
 		 sk_X509_num(ctx->x.chain));
 	if (ctx->accept_fn != NULL)

@@ -202,7 +202,11 @@ static X509 *make_cert(const X509_NAME *subject, EVP_PKEY *pubkey, X509 *issuer,
 	if (kind == 1) {
 		if (!add_ext(cert, signer, NID_basic_constraints,
 			     issuer != NULL ? "critical,CA:TRUE,pathlen:0" : "critical,CA:TRUE") ||
-		    !add_ext(cert, signer, NID_key_usage, "critical,keyCertSign,cRLSign"))
+		    /* an issuing CA may sign CMP messages too (EJBCA's default CA
+		     * profile): OpenSSL wants digitalSignature for that */
+		    !add_ext(cert, signer, NID_key_usage,
+			     issuer != NULL ? "critical,digitalSignature,keyCertSign,cRLSign"
+					    : "critical,keyCertSign,cRLSign"))
 			goto fail;
 	} else {
 		if (!add_ext(cert, signer, NID_basic_constraints, "critical,CA:FALSE") ||
@@ -444,6 +448,17 @@ int ca_ca_load_or_create(struct ca_ca *ca, const char *dir)
 		    !write_pem(dir, "srv.pem", ca->srv, NULL, NULL))
 			return 0;
 	}
+	if (exists(dir, "device.pem")) {
+		if (!load_pair(dir, "device.pem", "device.key", &ca->device, &ca->device_key))
+			return 0;
+	} else {
+		if (!new_pair("p11enroll Test Device", ca->sub, ca->sub_key, 0, &ca->device,
+			      &ca->device_key))
+			goto fail_new;
+		if (!write_pem(dir, "device.key", NULL, NULL, ca->device_key) ||
+		    !write_pem(dir, "device.pem", ca->device, NULL, NULL))
+			return 0;
+	}
 	if (ca->want_new_root && !new_root(ca, dir))
 		goto fail_new;
 	if (!ca_crl_update(ca))
@@ -462,6 +477,8 @@ void ca_ca_cleanup(struct ca_ca *ca)
 	EVP_PKEY_free(ca->root_key);
 	EVP_PKEY_free(ca->sub_key);
 	EVP_PKEY_free(ca->srv_key);
+	X509_free(ca->device);
+	EVP_PKEY_free(ca->device_key);
 	X509_free(ca->newroot);
 	X509_free(ca->new_with_old);
 	X509_free(ca->old_with_new);

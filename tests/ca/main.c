@@ -41,6 +41,9 @@ static void usage(FILE *f)
 	    "  --secret-file FILE      PBM secret: the file's bytes, trailing newline stripped\n"
 	    "  --protection pbm|sig    protect responses to PBM requests with PBM (default)\n"
 	    "                          or sign every response with DIR/srv.pem\n"
+	    "  --signer srv|ca|device  what signs signed responses: srv.pem (cmcRA, the\n"
+	    "                          default), ca.pem (the issuing CA, no EKU, as EJBCA)\n"
+	    "                          or device.pem (an end entity of the PKI: a rogue)\n"
 	    "  --accept-unprotected    accept requests without (or with invalid) protection\n"
 	    "  --grant-implicit-confirm  grant implicitConfirm when requested (default)\n"
 	    "  --no-implicit-confirm   never grant implicitConfirm: certConf is required\n"
@@ -275,6 +278,7 @@ enum {
 	OPT_REF,
 	OPT_SECRET_FILE,
 	OPT_PROTECTION,
+	OPT_SIGNER,
 	OPT_ACCEPT_UNPROT,
 	OPT_GRANT_IC,
 	OPT_NO_IC,
@@ -300,6 +304,7 @@ static const struct option long_opts[] = {
     {"ref", required_argument, NULL, OPT_REF},
     {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
     {"protection", required_argument, NULL, OPT_PROTECTION},
+    {"signer", required_argument, NULL, OPT_SIGNER},
     {"accept-unprotected", no_argument, NULL, OPT_ACCEPT_UNPROT},
     {"grant-implicit-confirm", no_argument, NULL, OPT_GRANT_IC},
     {"no-implicit-confirm", no_argument, NULL, OPT_NO_IC},
@@ -357,6 +362,18 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 				return CA_EXIT_USAGE;
 			}
 			o->protection_sig = strcmp(optarg, "sig") == 0;
+			break;
+		case OPT_SIGNER:
+			if (strcmp(optarg, "srv") == 0)
+				o->signer = CA_SIGNER_SRV;
+			else if (strcmp(optarg, "ca") == 0)
+				o->signer = CA_SIGNER_CA;
+			else if (strcmp(optarg, "device") == 0)
+				o->signer = CA_SIGNER_DEVICE;
+			else {
+				fprintf(stderr, PROG ": --signer srv, ca or device\n");
+				return CA_EXIT_USAGE;
+			}
 			break;
 		case OPT_ACCEPT_UNPROT:
 			o->accept_unprotected = 1;

@@ -564,7 +564,20 @@ static OSSL_CMP_PKISI *cb_rr(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 	if (!ca_revoke(s->ca, serial, s->ri.rr_reason))
 		return NULL;
 	hex = ca_serial_hex(serial);
-	ca_event("rr: revoked serial %s reason %d", hex != NULL ? hex : "?", s->ri.rr_reason);
+	{
+		/* how the rr was protected: PBM, or signed (by the revoked
+		 * certificate itself, or by another) */
+		const char *prot = s->ri.prot == CA_PROT_PBM ? "pbm"
+				   : s->ri.prot != CA_PROT_SIG ? "none"
+				   : s->ri.signer != NULL &&
+					     ASN1_INTEGER_cmp(X509_get0_serialNumber(s->ri.signer),
+							      serial) == 0
+				       ? "own-key"
+				       : "other-signer";
+
+		ca_event("rr: revoked serial %s reason %d protection %s", hex != NULL ? hex : "?",
+			 s->ri.rr_reason, prot);
+	}
 	OPENSSL_free(hex);
 	snprintf(s->outcome, sizeof(s->outcome), "revoked");
 	(void)req;
@@ -932,11 +945,19 @@ void ca_srv_free(struct ca_srv *s)
 static int reset_ctx(struct ca_srv *s, int parsed)
 {
 	int pbm = (s->ri.prot == CA_PROT_PBM || !parsed) && s->opts->secret != NULL;
+	X509 *cert = s->ca->srv;
+	EVP_PKEY *key = s->ca->srv_key;
 
+	if (s->opts->signer == CA_SIGNER_CA) {
+		cert = s->ca->sub;
+		key = s->ca->sub_key;
+	} else if (s->opts->signer == CA_SIGNER_DEVICE) {
+		cert = s->ca->device;
+		key = s->ca->device_key;
+	}
 	return OSSL_CMP_CTX_set1_secretValue(s->ctx, pbm ? s->opts->secret : NULL,
 					     (int)s->opts->secret_len) &&
-	       OSSL_CMP_CTX_set1_cert(s->ctx, s->ca->srv) &&
-	       OSSL_CMP_CTX_set1_pkey(s->ctx, s->ca->srv_key) &&
+	       OSSL_CMP_CTX_set1_cert(s->ctx, cert) && OSSL_CMP_CTX_set1_pkey(s->ctx, key) &&
 	       OSSL_CMP_SRV_CTX_set_send_unprotected_errors(s->srv_ctx, 0) &&
 	       OSSL_CMP_CTX_set_option(s->ctx, OSSL_CMP_OPT_UNPROTECTED_SEND, 0);
 }

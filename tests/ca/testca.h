@@ -69,6 +69,8 @@ enum {
 	CA_FAULT_UNPROTECTED = 1 << 27,
 };
 
+enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
+
 /* Everything the command line decides. */
 struct ca_opts {
 	const char *dir;
@@ -78,6 +80,7 @@ struct ca_opts {
 	unsigned char *secret; /* PBM secret; wiped on exit */
 	size_t secret_len;
 	int protection_sig; /* --protection sig */
+	int signer;	    /* --signer: CA_SIGNER_* signs signature-protected answers */
 	int accept_unprotected;
 	int implicit_confirm; /* grant implicitConfirm when asked */
 	long days;
@@ -105,6 +108,8 @@ struct ca_ca {
 	char *dir;
 	X509 *root, *sub, *srv;
 	EVP_PKEY *root_key, *sub_key, *srv_key;
+	X509 *device; /* an end entity of the same PKI, no EKU: a rogue signer */
+	EVP_PKEY *device_key;
 	long days, validity_seconds;
 	int want_new_root; /* --new-root: a second root and its link certificates */
 	X509 *newroot, *new_with_old, *old_with_new;
