@@ -247,8 +247,13 @@ typedef enum {
  * (-1: none).  ret_status gets the PKIStatus the CA answered. */
 cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_status);
 
+/* Whether cert verifies under the trust anchors of cmpc_load_trusted (an
+ * anchor verifies as itself), with untrusted as intermediates (may be
+ * NULL): CMPC_OK, or CMPC_ERR_CERT with the reason in errmsg. */
+cmpc_rv cmpc_verify_under_anchors(cmpc_ctx *ctx, X509 *cert, STACK_OF(X509) *untrusted);
+
 /* genm id-it-caCerts (17): the CA certificates the CA publishes ("none" is
- * an empty stack, not NULL). */
+ * an empty stack, not NULL); not verified: see cmpc_verify_under_anchors. */
 cmpc_rv cmpc_genm_ca_certs(cmpc_ctx *ctx, STACK_OF(X509) **ret_certs);
 
 /*

@@ -301,6 +301,14 @@ static const char *root_update_flaw(X509 *old_root, const CMPC_ROOTCAKEYUPDATE *
 		return "newWithOld does not carry the public key of newWithNew";
 	if (X509_verify(upd->newWithNew, newkey) != 1)
 		return "newWithNew is not self-signed with its own key";
+	/* A root that cannot issue, or that is over, is no successor. */
+	if ((X509_get_extension_flags(upd->newWithNew) & EXFLAG_CA) == 0)
+		return "newWithNew is not a CA certificate (no basicConstraints CA:TRUE)";
+	if (X509_cmp_current_time(X509_get0_notAfter(upd->newWithNew)) <= 0)
+		return "newWithNew has expired (or its notAfter is unreadable)";
+	if (ASN1_TIME_compare(X509_get0_notBefore(upd->newWithNew),
+			      X509_get0_notAfter(upd->newWithNew)) > 0)
+		return "newWithNew's validity ends before it begins";
 	return NULL;
 }
 

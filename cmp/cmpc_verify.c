@@ -257,3 +257,28 @@ out:
 	X509_STORE_free(store);
 	return rv;
 }
+
+cmpc_rv cmpc_verify_under_anchors(cmpc_ctx *ctx, X509 *cert, STACK_OF(X509) *untrusted)
+{
+	X509_STORE *store = NULL;
+	X509_STORE_CTX *sctx = NULL;
+	char name[256];
+	cmpc_rv rv = CMPC_OK;
+
+	ctx->errmsg[0] = '\0';
+	if ((store = cmpc_anchor_store(ctx)) == NULL || (sctx = X509_STORE_CTX_new()) == NULL ||
+	    !X509_STORE_CTX_init(sctx, store, cert, untrusted)) {
+		cmpc_seterr(ctx, "out of memory verifying a certificate");
+		rv = CMPC_ERR_INTERNAL;
+	} else if (X509_verify_cert(sctx) != 1) {
+		name_str(X509_get_subject_name(cert), name, sizeof(name));
+		cmpc_seterr(ctx, "'%s' does not verify under the trust anchors: %s (at chain depth %d)",
+			    name, X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)),
+			    X509_STORE_CTX_get_error_depth(sctx));
+		rv = CMPC_ERR_CERT;
+	}
+	ERR_clear_error();
+	X509_STORE_CTX_free(sctx);
+	X509_STORE_free(store);
+	return rv;
+}

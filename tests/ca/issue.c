@@ -378,6 +378,21 @@ static int new_pair(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int kind
  * --new-root: the next root (kept across restarts) and the link
  * certificates newWithOld and oldWithNew, made afresh on each start.
  */
+X509 *ca_bad_new_root(struct ca_ca *ca, int expired)
+{
+	X509 *cert = make_cert(X509_get_subject_name(ca->newroot), ca->newroot_key, NULL,
+			       ca->newroot_key, expired ? 1 : 0, CA_YEARS_DAYS * 86400L, NULL, 0);
+
+	if (cert != NULL && expired &&
+	    (X509_gmtime_adj(X509_getm_notBefore(cert), -2 * 86400L) == NULL ||
+	     X509_gmtime_adj(X509_getm_notAfter(cert), -86400L) == NULL ||
+	     X509_sign(cert, ca->newroot_key, EVP_sha256()) <= 0)) {
+		X509_free(cert);
+		return NULL;
+	}
+	return cert;
+}
+
 static int new_root(struct ca_ca *ca, const char *dir)
 {
 	if (exists(dir, "newroot.pem")) {

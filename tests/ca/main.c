@@ -71,6 +71,9 @@ static void usage(FILE *f)
 	    "                          (40 bytes) weird-text (rejection text with escapes,\n"
 	    "                          format directives, invalid UTF-8) forged-root-update\n"
 	    "                          (genm: newWithOld signed by an unrelated key)\n"
+	    "                          expired-new-root, new-root-not-ca (genm: newWithNew\n"
+	    "                          expired, or CA:FALSE; linked by newWithOld)\n"
+	    "                          foreign-cacerts (genm caCerts: also an unrelated CA)\n"
 	    "  --fault-all             faults hit every response, not only cert requests\n"
 	    "  --fault-count N         faults hit only the first N eligible requests\n"
 	    "  --fault-on TYPE         faults hit only answers to TYPE (pollReq, certConf...)\n"
@@ -200,6 +203,9 @@ static const struct {
     {"oversized-serial", CA_FAULT_OVERSIZED_SERIAL},
     {"weird-text", CA_FAULT_WEIRD_TEXT},
     {"forged-root-update", CA_FAULT_FORGED_ROOT_UPDATE},
+    {"expired-new-root", CA_FAULT_EXPIRED_NEW_ROOT},
+    {"new-root-not-ca", CA_FAULT_NEW_ROOT_NOT_CA},
+    {"foreign-cacerts", CA_FAULT_FOREIGN_CACERTS},
 };
 
 static int parse_fault(struct ca_opts *o, const char *arg)

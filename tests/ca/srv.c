@@ -588,9 +588,15 @@ static OSSL_CMP_ITAV *ca_certs_itav(struct ca_srv *s)
 {
 	STACK_OF(X509) *certs = certs_of(s->ca->root, s->ca->sub);
 	ASN1_TYPE *value = NULL;
+
 	ASN1_OBJECT *type = OBJ_dup(s->oid_ca_certs);
 	OSSL_CMP_ITAV *itav = NULL;
 
+	if (certs != NULL && (s->opts->faults & CA_FAULT_FOREIGN_CACERTS)) {
+		if (lazy_fake("p11enroll Foreign CA", 1, &s->fake_ca, &s->fake_ca_key) &&
+		    X509_add_cert(certs, s->fake_ca, X509_ADD_FLAG_UP_REF))
+			ca_event("genm caCerts: fault foreign-cacerts");
+	}
 	if (certs != NULL && type != NULL &&
 	    ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(CA_CERTSEQ), certs, &value) != NULL)
 		itav = OSSL_CMP_ITAV_create(type, value);
@@ -659,6 +665,22 @@ static OSSL_CMP_ITAV *root_update_itav(struct ca_srv *s, const OSSL_CMP_ITAV *in
 		itav = itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(CA_ROOTCAKEYUPDATE), &upd);
 		X509_free(forged);
 		ca_event("genm rootCaCert: fault forged-root-update");
+		return itav;
+	}
+	if (s->opts->faults & (CA_FAULT_EXPIRED_NEW_ROOT | CA_FAULT_NEW_ROOT_NOT_CA)) {
+		int expired = (s->opts->faults & CA_FAULT_EXPIRED_NEW_ROOT) != 0;
+		X509 *bad = ca_bad_new_root(s->ca, expired), *link = NULL;
+
+		if (bad == NULL || (link = ca_link_cert(bad, s->ca->root, s->ca->root_key)) == NULL) {
+			X509_free(bad);
+			return NULL;
+		}
+		upd.newWithNew = bad;
+		upd.newWithOld = link;
+		itav = itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(CA_ROOTCAKEYUPDATE), &upd);
+		X509_free(bad);
+		X509_free(link);
+		ca_event("genm rootCaCert: fault %s", expired ? "expired-new-root" : "new-root-not-ca");
 		return itav;
 	}
 	ca_event("genm rootCaCert: sent newWithNew, newWithOld, oldWithNew");

@@ -67,6 +67,9 @@ enum {
 	CA_FAULT_WEIRD_TEXT = 1 << 25,
 	CA_FAULT_FORGED_ROOT_UPDATE = 1 << 26,
 	CA_FAULT_UNPROTECTED = 1 << 27,
+	CA_FAULT_EXPIRED_NEW_ROOT = 1 << 28,
+	CA_FAULT_NEW_ROOT_NOT_CA = 1 << 29,
+	CA_FAULT_FOREIGN_CACERTS = 1 << 30,
 };
 
 enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
@@ -164,6 +167,9 @@ EVP_PKEY *ca_new_ec_key(void);
 X509 *ca_link_cert(X509 *subject_cert, X509 *issuer, EVP_PKEY *issuer_key);
 int ca_crl_update(struct ca_ca *ca);
 X509 *ca_self_signed(const char *cn, EVP_PKEY *key, int is_ca);
+/* The new root's name and key, self-signed, but expired (valid until
+ * yesterday) or an end entity (CA:FALSE): for the root-update faults. */
+X509 *ca_bad_new_root(struct ca_ca *ca, int expired);
 
 /* reqinfo.c: what 3.0 does not expose of a request */
 enum { CA_PROT_NONE, CA_PROT_PBM, CA_PROT_SIG };
