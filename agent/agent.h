@@ -137,6 +137,10 @@ const char *conf_default_path(void);
  * NULL-terminated; -1 with err. */
 int conf_list_names(const char *path, char ***ret_names, size_t *ret_n, char *err, size_t errlen);
 
+/* -1 when a token URI carries a PIN (a pin-value attribute): PINs come
+ * from a pin_source, never from the configuration or the command line. */
+int conf_check_token_uri(const char *uri);
+
 /* Key type "ec:P-256" etc. into alg/bits (tok_keyspec values); -1 if bad. */
 int conf_parse_key_type(const char *s, int *ret_alg, int *ret_bits);
 /* name.c: "/CN=x/O=y" (openssl -subj syntax) and OpenSSL's subjectAltName
