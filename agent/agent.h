@@ -8,6 +8,7 @@
 #define P11ENROLL_AGENT_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <syslog.h>
 
 /* Exit codes of p11enroll(1); documented in the man page. */
@@ -186,6 +187,23 @@ int agent_resume(const conf_enrollment *e, const agent_cmd_opts *o);
 int agent_daemon(const char *config, const conf_enrollment *cli);
 /* ctl.c, for the commands that talk to a running agent. */
 int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o);
+
+/*
+ * atomic.c: the one way p11enroll writes a file.  fn writes the content to
+ * f (returns -1 on failure); it goes to a new temporary file in path's
+ * directory (mkstemp: no symlink is followed), is fsync'ed and renamed
+ * over path (a symlink at path is replaced, not followed), and the
+ * directory is fsync'ed.  mode: the new file's permissions, or
+ * AGENT_MODE_KEEP for those of the regular file being replaced (0644 when
+ * there is none).  On failure the temporary file is removed, path is
+ * untouched, and err says what failed, why and what to do.
+ */
+#define AGENT_MODE_KEEP (-1)
+typedef int (*agent_write_fn)(FILE *f, void *arg);
+int agent_atomic_write(const char *path, int mode, agent_write_fn fn, void *arg, char *err,
+		       size_t errlen);
+/* fsync() of a directory, so that a rename() or unlink() in it is durable. */
+int agent_fsync_dir(const char *dir);
 
 /* output.c: shared by the commands. */
 struct x509_st;

@@ -47,33 +47,36 @@ void agent_cmp_log(int level, const char *msg, void *arg)
 		msg);
 }
 
-/* Writes via a temporary file and rename(), so a reader never sees half. */
+struct pem_out {
+	X509 *cert;
+	STACK_OF(X509) *certs;
+};
+
+static int put_pem(FILE *f, void *arg)
+{
+	const struct pem_out *p = arg;
+	int i;
+
+	if (p->cert != NULL && !PEM_write_X509(f, p->cert))
+		return -1;
+	for (i = 0; i < sk_X509_num(p->certs); i++)
+		if (!PEM_write_X509(f, sk_X509_value(p->certs, i)))
+			return -1;
+	return 0;
+}
+
 int agent_write_pem(const char *path, X509 *cert, STACK_OF(X509) *certs)
 {
-	size_t n = strlen(path) + 8;
-	char *tmp = malloc(n);
-	FILE *f;
-	int ok = 1, i;
+	struct pem_out p = { cert, certs };
+	char err[4400];
 
-	if (tmp == NULL)
-		return -1;
-	snprintf(tmp, n, "%s.tmp", path);
-	if ((f = fopen(tmp, "w")) == NULL) {
-		log_msg(LOG_ERR, "cannot write %s: %m", tmp);
-		free(tmp);
-		return -1;
-	}
-	if (cert != NULL)
-		ok = PEM_write_X509(f, cert);
-	for (i = 0; ok && i < sk_X509_num(certs); i++)
-		ok = PEM_write_X509(f, sk_X509_value(certs, i));
-	if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
-		log_msg(LOG_ERR, "cannot write %s", path);
-		unlink(tmp);
-		free(tmp);
+	/* Certificates are public: a new file is 0644; a replaced one keeps
+	 * the mode its administrator gave it. */
+	if (agent_atomic_write(path, AGENT_MODE_KEEP, put_pem, &p, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		log_openssl_errors();
 		return -1;
 	}
-	free(tmp);
 	return 0;
 }
 

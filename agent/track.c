@@ -53,11 +53,33 @@ static void one_line(char *s)
 			*s = '?';
 }
 
+struct state_out {
+	const track *t;
+	const char *err, *pin;
+};
+
+static int put_state(FILE *f, void *arg)
+{
+	const struct state_out *o = arg;
+	const track *t = o->t;
+
+	fprintf(f, "# p11enroll agent state of '%s'; written by the agent\n", t->name);
+	fprintf(f, "version 1\nseed %lu\nnext %lld\nlast_success %lld\nlast_attempt %lld\n",
+		(unsigned long)t->seed, t->next, t->last_success, t->last_attempt);
+	fprintf(f, "failures %d\nrenewals %ld\nstopped %d\nlast_error %s\npin_latch %s\n",
+		t->failures, t->renewals, t->st == T_STOPPED, o->err, o->pin);
+	/* What the token showed last: shown by status until the next look
+	 * (a stopped or PIN-latched enrollment has none); never decides. */
+	if (t->have_cert)
+		fprintf(f, "cert_serial %s\nnot_before %lld\nnot_after %lld\n", t->cert_serial,
+			t->not_before, t->not_after);
+	return 0;
+}
+
 int track_save(const track *t)
 {
-	char path[1024], tmp[1100], err[256], pin[sizeof(t->pin_latch)];
-	FILE *f;
-	int fd;
+	char path[1024], msg[4400], err[256], pin[sizeof(t->pin_latch)];
+	struct state_out o = { t, err, pin };
 
 	if (state_path(t, path, sizeof(path)) < 0)
 		return -1;
@@ -65,30 +87,8 @@ int track_save(const track *t)
 	snprintf(pin, sizeof(pin), "%s", t->pin_latch);
 	one_line(err);
 	one_line(pin);
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
-	if ((fd = mkstemp(tmp)) < 0 || (f = fdopen(fd, "w")) == NULL) {
-		if (fd >= 0) {
-			close(fd);
-			unlink(tmp);
-		}
-		log_msg(LOG_ERR, "%s: cannot save the agent state in %s: %s", t->name, path,
-			strerror(errno));
-		return -1;
-	}
-	fprintf(f, "# p11enroll agent state of '%s'; written by the agent\n", t->name);
-	fprintf(f, "version 1\nseed %lu\nnext %lld\nlast_success %lld\nlast_attempt %lld\n",
-		(unsigned long)t->seed, t->next, t->last_success, t->last_attempt);
-	fprintf(f, "failures %d\nrenewals %ld\nstopped %d\nlast_error %s\npin_latch %s\n",
-		t->failures, t->renewals, t->st == T_STOPPED, err, pin);
-	/* What the token showed last: shown by status until the next look
-	 * (a stopped or PIN-latched enrollment has none); never decides. */
-	if (t->have_cert)
-		fprintf(f, "cert_serial %s\nnot_before %lld\nnot_after %lld\n", t->cert_serial,
-			t->not_before, t->not_after);
-	if (fflush(f) != 0 || fsync(fd) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
-		log_msg(LOG_ERR, "%s: cannot save the agent state in %s: %s", t->name, path,
-			strerror(errno));
-		unlink(tmp);
+	if (agent_atomic_write(path, 0600, put_state, &o, msg, sizeof(msg)) < 0) {
+		log_msg(LOG_ERR, "%s: cannot save the agent state: %s", t->name, msg);
 		return -1;
 	}
 	return 0;
