@@ -34,6 +34,17 @@ int log_verbosity(void);
 /* Prints the OpenSSL error queue at debug level and clears it. */
 void log_openssl_errors(void);
 
+/*
+ * escape.c: s (NULL: "") as text that is safe in a terminal, a log line, a
+ * key=value line, JSON (before JSON's own quoting) and a hook's
+ * environment: valid printable UTF-8 is kept; ESC and the other C0
+ * controls (CR, LF, TAB included), DEL, the C1 controls (U+0080..U+009F)
+ * and every byte that is not part of valid UTF-8 become "\xNN".  Written to
+ * out (at most outlen - 1 bytes and a NUL; an escape or a character is never
+ * cut); returns out.  4 * strlen(s) + 1 bytes always suffice.
+ */
+const char *agent_escape(const char *s, char *out, size_t outlen);
+
 /* secret.c: a PIN or shared secret; the buffer is NUL-terminated and
  * wiped by secret_free. */
 typedef struct {

@@ -109,8 +109,14 @@ void agent_ca_label(X509 *ca, char *out, size_t outlen)
 		unsigned char *utf8 = NULL;
 		int len = ASN1_STRING_to_UTF8(&utf8, d);
 
-		if (len > 0)
-			snprintf(out, outlen, "%.*s", len, (char *)utf8);
+		/* The label goes onto the token and into every later listing
+		 * (also by other tools): no terminal escapes from the CA. */
+		if (len > 0) {
+			char raw[256];
+
+			snprintf(raw, sizeof(raw), "%.*s", len, (char *)utf8);
+			agent_escape(raw, out, outlen);
+		}
 		OPENSSL_free(utf8);
 	}
 	if (out[0] == '\0')
@@ -130,10 +136,12 @@ void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned
 	X509_NAME_oneline(X509_get_issuer_name(cert), iss, sizeof(iss));
 	if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(cert)))
 		BIO_read(b, date, sizeof(date) - 1);
+	char name[256], lab[512];
+
 	printf("%s %s\n  subject:    %s\n  issuer:     %s\n  serial:     %s\n"
 	       "  not after:  %s\n  key id:     %s\n  label:      %s\n",
-	       verb, e->name != NULL ? e->name : "", subj, iss, serial != NULL ? serial : "?", date,
-	       hex, label != NULL ? label : "");
+	       verb, agent_escape(e->name, name, sizeof(name)), subj, iss,
+	       serial != NULL ? serial : "?", date, hex, agent_escape(label, lab, sizeof(lab)));
 	BIO_free(b);
 	OPENSSL_free(serial);
 	BN_free(bn);
