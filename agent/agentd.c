@@ -225,24 +225,19 @@ static void publish(const track *t)
 /* ---- children ------------------------------------------------------------- */
 
 /* The token URI pinned to the serial seen before, so that another token
- * inserted in its place is never logged in to. */
+ * inserted in its place is never logged in to (NULL: not pinned).  The
+ * serial is percent-encoded: a token chooses it, and ";1?module-path=/x"
+ * pasted raw would name a module. */
 static char *pinned_uri(const track *t)
 {
-	const char *u = t->e.token, *q;
-	size_t n;
-	char *out;
+	char *pinned = NULL, *out;
 
-	if (u == NULL || t->token_serial[0] == '\0' || strstr(u, "serial=") != NULL)
+	if (t->e.token == NULL || t->token_serial[0] == '\0' ||
+	    tok_uri_pin_serial(t->e.token, t->token_serial, &pinned) != TOK_OK || pinned == NULL)
 		return NULL;
-	q = strchr(u, '?');
-	n = strlen(u) + strlen(t->token_serial) + 16;
-	if ((out = malloc(n)) == NULL)
-		return NULL;
-	if (q != NULL)
-		snprintf(out, n, "%.*s;serial=%s%s", (int)(q - u), u, t->token_serial, q);
-	else
-		snprintf(out, n, "%s%sserial=%s", u, u[strlen(u) - 1] == ':' ? "" : ";",
-			 t->token_serial);
+	/* launch() frees with free(). */
+	out = strdup(pinned);
+	OPENSSL_free(pinned);
 	return out;
 }
 
@@ -264,6 +259,7 @@ static int launch(track *t, track_op op)
 	if (uri != NULL) {
 		argv[i++] = "--token";
 		argv[i++] = uri;
+		log_msg(LOG_DEBUG, "%s: the token URI pinned to its serial: %s", t->name, uri);
 	}
 	argv[i++] = op == OP_RECOVER || op == OP_CHECK ? "check"
 		    : op == OP_RENEW			 ? "renew"

@@ -80,6 +80,7 @@ static int put_pending(FILE *f, void *arg)
 {
 	const conf_enrollment *e = ((const struct pending_out *)arg)->e;
 	const agent_pending *ap = ((const struct pending_out *)arg)->ap;
+	char serial[sizeof(ap->token_serial)];
 
 	fprintf(f, "# p11enroll: a CMP transaction the CA answered 'waiting'.\n"
 		   "# Finish it with `p11enroll resume %s`, or give it up with\n"
@@ -90,8 +91,13 @@ static int put_pending(FILE *f, void *arg)
 	put_hex(f, "recip_nonce", ap->p.nonce, ap->p.nonce_len);
 	fprintf(f, "cert_req_id %d\ncheck_after %ld\n", ap->p.cert_req_id, ap->p.check_after);
 	put_hex(f, "key_id", ap->key_id, ap->key_id_len);
+	/* The serial is the token's choice: escaped, so that it is one line
+	 * (a serial with odd bytes then matches no token on resume, which
+	 * says so). */
 	fprintf(f, "key_generated %s\ntoken_serial %s\nsaved %lld\n",
-		ap->key_generated ? "yes" : "no", ap->token_serial, (long long)ap->saved);
+		ap->key_generated ? "yes" : "no",
+		agent_escape(ap->token_serial, serial, sizeof(ap->token_serial)),
+		(long long)ap->saved);
 	return 0;
 }
 

@@ -740,6 +740,68 @@ static void test_escape(void)
 	result(strcmp(agent_escape(NULL, out, sizeof(out)), "") == 0, "/escape/null");
 }
 
+/* Lines of path that start with key and a blank. */
+static int lines_with(const char *path, const char *key)
+{
+	char line[4096];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ' ')
+			n++;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/* Strings from a token or a CA in the key=value files: a newline never
+ * makes a field of its own. */
+static void test_line_writers(void)
+{
+	conf_enrollment e;
+	agent_pending ap, back;
+	track t;
+	char err[1024] = "", dir[600], path[1024];
+
+	conf_enrollment_init(&e);
+	snprintf(dir, sizeof(dir), "%s/lines", tmpdir);
+	e.name = strdup("hostile");
+	e.state_dir = strdup(dir);
+	memset(&ap, 0, sizeof(ap));
+	ap.p.type = CMPC_REQ_IR;
+	ap.p.tid_len = ap.p.nonce_len = 16;
+	ap.key_id[0] = 1;
+	ap.key_id_len = 1;
+	ap.key_generated = 1;
+	snprintf(ap.token_serial, sizeof(ap.token_serial), "1\nkey_id 02");
+	ap.saved = 1;
+	snprintf(path, sizeof(path), "%s/hostile.pending", dir);
+	result(pending_save(&e, &ap, err, sizeof(err)) == 0 && lines_with(path, "key_id") == 1 &&
+		       lines_with(path, "token_serial") == 1 &&
+		       pending_load(&e, &back, err, sizeof(err)) == 1 && back.key_id[0] == 1 &&
+		       strchr(back.token_serial, '\n') == NULL,
+	       "/lines/pending/token-serial");
+
+	memset(&t, 0, sizeof(t));
+	t.name = e.name;
+	t.e = e;
+	snprintf(t.last_error, sizeof(t.last_error), "CA says: \nstopped 1\r\nfailures 99");
+	snprintf(t.pin_latch, sizeof(t.pin_latch), "file:/x\nseed 7");
+	t.seed = 5;
+	snprintf(path, sizeof(path), "%s/hostile.agent", dir);
+	result(track_save(&t) == 0 && lines_with(path, "stopped") == 1 &&
+		       lines_with(path, "failures") == 1 && lines_with(path, "seed") == 1,
+	       "/lines/state/last-error");
+	memset(&t, 0, sizeof(t));
+	t.name = e.name;
+	t.e = e;
+	result(track_load(&t) == 0 && t.st != T_STOPPED && t.failures == 0 && t.seed == 5 &&
+		       strstr(t.last_error, "stopped 1") != NULL,
+	       "/lines/state/round-trip");
+	conf_enrollment_clear(&e);
+}
+
 static void test_status_hostile(void)
 {
 	track t, *ts[1] = { &t };
@@ -780,6 +842,7 @@ int main(void)
 	test_pending_conf();
 	test_escape();
 	test_status_hostile();
+	test_line_writers();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		n_failed++;
