@@ -126,7 +126,7 @@ void agent_ca_label(X509 *ca, char *out, size_t outlen)
 void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned char *id,
 		      size_t idlen, const char *label, X509 *cert)
 {
-	char hex[2 * TOK_ID_MAX + 1], subj[512], iss[512], date[64] = "";
+	char hex[2 * TOK_ID_MAX + 1], subj[512], iss[512], date[64] = "", name[256], lab[512];
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	char *serial = bn != NULL ? BN_bn2hex(bn) : NULL;
 	BIO *b = BIO_new(BIO_s_mem());
@@ -136,8 +136,6 @@ void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned
 	X509_NAME_oneline(X509_get_issuer_name(cert), iss, sizeof(iss));
 	if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(cert)))
 		BIO_read(b, date, sizeof(date) - 1);
-	char name[256], lab[512];
-
 	printf("%s %s\n  subject:    %s\n  issuer:     %s\n  serial:     %s\n"
 	       "  not after:  %s\n  key id:     %s\n  label:      %s\n",
 	       verb, agent_escape(e->name, name, sizeof(name)), subj, iss,
