@@ -225,24 +225,19 @@ static void publish(const track *t)
 /* ---- children ------------------------------------------------------------- */
 
 /* The token URI pinned to the serial seen before, so that another token
- * inserted in its place is never logged in to. */
+ * inserted in its place is never logged in to (NULL: not pinned).  The
+ * serial is percent-encoded: a token chooses it, and ";1?module-path=/x"
+ * pasted raw would name a module. */
 static char *pinned_uri(const track *t)
 {
-	const char *u = t->e.token, *q;
-	size_t n;
-	char *out;
+	char *pinned = NULL, *out;
 
-	if (u == NULL || t->token_serial[0] == '\0' || strstr(u, "serial=") != NULL)
+	if (t->e.token == NULL || t->token_serial[0] == '\0' ||
+	    tok_uri_pin_serial(t->e.token, t->token_serial, &pinned) != TOK_OK || pinned == NULL)
 		return NULL;
-	q = strchr(u, '?');
-	n = strlen(u) + strlen(t->token_serial) + 16;
-	if ((out = malloc(n)) == NULL)
-		return NULL;
-	if (q != NULL)
-		snprintf(out, n, "%.*s;serial=%s%s", (int)(q - u), u, t->token_serial, q);
-	else
-		snprintf(out, n, "%s%sserial=%s", u, u[strlen(u) - 1] == ':' ? "" : ";",
-			 t->token_serial);
+	/* launch() frees with free(). */
+	out = strdup(pinned);
+	OPENSSL_free(pinned);
 	return out;
 }
 
@@ -264,6 +259,7 @@ static int launch(track *t, track_op op)
 	if (uri != NULL) {
 		argv[i++] = "--token";
 		argv[i++] = uri;
+		log_msg(LOG_DEBUG, "%s: the token URI pinned to its serial: %s", t->name, uri);
 	}
 	argv[i++] = op == OP_RECOVER || op == OP_CHECK ? "check"
 		    : op == OP_RENEW			 ? "renew"
@@ -399,10 +395,21 @@ static long long num(const char *out, const char *key, long long dflt)
 	return errno != 0 || end == v || *end != '\0' ? dflt : n;
 }
 
+/* NAME=value for a hook: the values come from the configuration, the
+ * token and the CA, and a hook may print or log them. */
+static void env_var(char *out, size_t len, const char *name, const char *value)
+{
+	char safe[1024];
+
+	snprintf(out, len, "%s=%s", name,
+		 agent_escape(value, safe, len - strlen(name) - 1 < sizeof(safe) ?
+						   len - strlen(name) - 1 : sizeof(safe)));
+}
+
 static void run_hook(track *t, int ok)
 {
 	const char *cmd = ok ? t->e.hook_success : t->e.hook_failure;
-	char vars[12][600], err[512];
+	char vars[12][1100], err[512];
 	const char *env[13];
 	int i = 0, k;
 	pid_t pid;
@@ -410,20 +417,17 @@ static void run_hook(track *t, int ok)
 	if (cmd == NULL)
 		return;
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_EVENT=%s", ok ? "renewed" : "failed");
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_NAME=%s", t->name);
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_URI=%s",
-		 t->e.token != NULL ? t->e.token : "");
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_SERIAL=%s", t->token_serial);
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_SERIAL=%s",
-		 t->have_cert ? t->cert_serial : "");
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_NAME", t->name);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_URI", t->e.token);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_SERIAL", t->token_serial);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_SERIAL",
+		t->have_cert ? t->cert_serial : "");
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_NOT_AFTER=%lld",
 		 t->have_cert ? t->not_after : 0);
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_FILE=%s",
-		 t->e.cert_out != NULL ? t->e.cert_out : "");
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_CHAIN_FILE=%s",
-		 t->e.chain_out != NULL ? t->e.chain_out : "");
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_FILE", t->e.cert_out);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CHAIN_FILE", t->e.chain_out);
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_EXIT=%d", t->exit_code);
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_ERROR=%s", ok ? "" : t->last_error);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_ERROR", ok ? "" : t->last_error);
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_FAILURES=%d", t->failures);
 	for (k = 0; k < i; k++)
 		env[k] = vars[k];
@@ -491,7 +495,7 @@ static void answer_waiter(track *t, const char *text)
  * left waiting (or making the loop start steps without pause). */
 static void refuse_waiter(track *t, int code, const char *why)
 {
-	char msg[400];
+	char msg[1400];
 
 	if (t->waiter_fd < 0)
 		return;
@@ -693,9 +697,18 @@ static void finished(track *t, int status)
 			t->next = n;
 			return; /* a requested renewal gets the ir's outcome */
 		}
-		stop(t, op == OP_RENEW ? "the CA refused the renewal and no bootstrap credentials "
-					 "are configured; enroll by hand"
-				       : "the CA refused the request");
+		if (op == OP_RENEW) {
+			stop(t, "the CA refused the renewal and no bootstrap credentials are "
+				"configured; enroll by hand");
+		} else {
+			char why[sizeof(t->last_error)];
+
+			/* The step's error line (set by drain_err) holds the
+			 * CA's reason: the operator needs it. */
+			snprintf(why, sizeof(why), "the CA refused the request%s%.900s",
+				 t->last_error[0] != '\0' ? ": " : "", t->last_error);
+			stop(t, why);
+		}
 		run_hook(t, 0);
 		break;
 	case EXIT_USAGE:

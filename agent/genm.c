@@ -118,39 +118,34 @@ out:
 	return rc;
 }
 
+static int put_crls(FILE *f, void *arg)
+{
+	STACK_OF(X509_CRL) *list = arg;
+	int i;
+
+	for (i = 0; i < sk_X509_CRL_num(list); i++)
+		if (!PEM_write_X509_CRL(f, sk_X509_CRL_value(list, i)))
+			return -1;
+	return 0;
+}
+
 static int crls(const agent_cmd_opts *o, cmpc_ctx *cmp)
 {
 	STACK_OF(X509_CRL) *list = NULL;
-	size_t n = strlen(o->crls) + 8;
-	char *tmp = malloc(n);
+	char err[4400];
 	cmpc_rv rv;
-	FILE *f;
-	int i, ok = 1, rc = EXIT_OK;
+	int rc = EXIT_OK;
 
-	if (tmp == NULL)
-		return EXIT_INTERNAL;
-	if ((rv = cmpc_genm_crls(cmp, NULL, &list)) != CMPC_OK) {
-		free(tmp);
+	if ((rv = cmpc_genm_crls(cmp, NULL, &list)) != CMPC_OK)
 		return cmp_fail(cmp, rv, "asking the CA for its CRLs failed");
-	}
 	printf("CRLs: %d\n", sk_X509_CRL_num(list));
-	snprintf(tmp, n, "%s.tmp", o->crls);
-	if ((f = fopen(tmp, "w")) == NULL) {
-		log_msg(LOG_ERR, "cannot write %s: %m", tmp);
+	if (agent_atomic_write(o->crls, AGENT_MODE_KEEP, put_crls, list, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		log_openssl_errors();
 		rc = EXIT_INTERNAL;
-		goto out;
+	} else {
+		printf("written to %s\n", o->crls);
 	}
-	for (i = 0; ok && i < sk_X509_CRL_num(list); i++)
-		ok = PEM_write_X509_CRL(f, sk_X509_CRL_value(list, i));
-	if (fclose(f) != 0 || !ok || rename(tmp, o->crls) != 0) {
-		log_msg(LOG_ERR, "cannot write %s", o->crls);
-		unlink(tmp);
-		rc = EXIT_INTERNAL;
-		goto out;
-	}
-	printf("written to %s\n", o->crls);
-out:
-	free(tmp);
 	sk_X509_CRL_pop_free(list, X509_CRL_free);
 	return rc;
 }

@@ -348,7 +348,18 @@ int main(int argc, char **argv)
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("p11enroll %s\n", PACKAGE_VERSION); return EXIT_OK;
 		case OPT_MODULE: r = set_str(&e.module, optarg); break;
-		case OPT_TOKEN: r = set_str(&e.token, optarg); break;
+		case OPT_TOKEN:
+			if (conf_check_token_uri(optarg) < 0) {
+				/* The value is the PIN's carrier: never part of the message. */
+				log_msg(LOG_ERR, "--token: the URI carries a PIN (pin-value): a "
+						 "PIN does not belong on the command line, where "
+						 "other users see it; remove it and give "
+						 "--pin-source file:PATH (or fd:N, env:NAME)");
+				r = -1;
+				break;
+			}
+			r = set_str(&e.token, optarg);
+			break;
 		case OPT_PIN_SOURCE: r = set_str(&e.pin_source, optarg); break;
 		case OPT_KEY_TYPE: r = set_str(&e.key_type, optarg); break;
 		case OPT_KEY_ID: r = set_str(&e.key_id, optarg); break;

@@ -400,7 +400,7 @@ int agent_template_apply(const conf_enrollment *e, const cmpc_template *t, tok_k
 
 void agent_template_print(const cmpc_template *t)
 {
-	char buf[512];
+	char buf[512], safe[4 * 400];
 	int i;
 
 	if (t->subject != NULL)
@@ -424,11 +424,14 @@ void agent_template_print(const cmpc_template *t)
 		if (b != NULL && X509V3_EXT_print(b, ext, 0, 0) == 1 &&
 		    (n = BIO_read(b, val, sizeof(val) - 1)) > 0) {
 			val[n] = '\0';
+			/* A multi-line value (several names) on one line. */
 			for (char *c = val; *c != '\0'; c++)
 				if (*c == '\n' || *c == '\r')
 					*c = ' ';
 		}
 		BIO_free(b);
-		printf("  extension:  %s%s%s\n", buf, val[0] ? ": " : "", val);
+		/* The values are the CA's (a dNSName may hold any byte). */
+		printf("  extension:  %s%s%s\n", buf, val[0] ? ": " : "",
+		       agent_escape(val, safe, sizeof(safe)));
 	}
 }

@@ -43,7 +43,7 @@ typedef struct track {
 	long long next, last_success, last_attempt;
 	int failures;
 	long renewals;
-	char last_error[256];
+	char last_error[1024];
 	char pin_latch[512]; /* fingerprint of the PIN source that was rejected, or "" */
 	/* what to do next regardless of the time */
 	int need_recover, need_refresh, hook_due;

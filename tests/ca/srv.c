@@ -199,6 +199,8 @@ ASN1_TYPE *ca_template_value(const char *spec)
 	ASN1_TYPE *value = NULL;
 	const char *p = spec;
 	X509_NAME *subject = NULL;
+	X509_EXTENSIONS *exts = NULL;
+	OSSL_CRMF_MSG *msg = NULL;
 
 	if (t == NULL || (t->certTemplate = OSSL_CRMF_CERTTEMPLATE_new()) == NULL)
 		goto done;
@@ -208,6 +210,20 @@ ASN1_TYPE *ca_template_value(const char *spec)
 		if (n > 8 && strncmp(p, "subject=", 8) == 0 && subject == NULL) {
 			if ((subject = parse_name(p + 8, n - 8)) == NULL)
 				goto done;
+		} else if (n > 4 && strncmp(p, "san=", 4) == 0 && exts == NULL) {
+			/* OpenSSL's subjectAltName syntax, bytes as given: a test
+			 * of what the client prints from a template. */
+			char *v = OPENSSL_strndup(p + 4, n - 4);
+			X509_EXTENSION *x = v != NULL ? X509V3_EXT_conf_nid(NULL, NULL,
+									    NID_subject_alt_name, v)
+						      : NULL;
+
+			OPENSSL_free(v);
+			if (x == NULL || (exts = sk_X509_EXTENSION_new_null()) == NULL ||
+			    !sk_X509_EXTENSION_push(exts, x)) {
+				X509_EXTENSION_free(x);
+				goto done;
+			}
 		} else if (n > 4 && strncmp(p, "key=", 4) == 0 && t->keySpec == NULL) {
 			CA_ATAV *a = key_spec(p + 4, n - 4);
 
@@ -226,8 +242,27 @@ ASN1_TYPE *ca_template_value(const char *spec)
 	if (subject != NULL &&
 	    !OSSL_CRMF_CERTTEMPLATE_fill(t->certTemplate, NULL, subject, NULL, NULL))
 		goto done;
+	if (exts != NULL) {
+		/* OpenSSL 3.0 sets extensions only on a whole CertReqMsg. */
+		OSSL_CRMF_CERTTEMPLATE *copy;
+
+		if ((msg = OSSL_CRMF_MSG_new()) == NULL ||
+		    !OSSL_CRMF_MSG_set0_extensions(msg, exts))
+			goto done;
+		exts = NULL;
+		if ((copy = ASN1_item_dup(ASN1_ITEM_rptr(OSSL_CRMF_CERTTEMPLATE),
+					  OSSL_CRMF_MSG_get0_tmpl(msg))) == NULL)
+			goto done;
+		OSSL_CRMF_CERTTEMPLATE_free(t->certTemplate);
+		t->certTemplate = copy;
+		if (subject != NULL &&
+		    !OSSL_CRMF_CERTTEMPLATE_fill(t->certTemplate, NULL, subject, NULL, NULL))
+			goto done;
+	}
 	ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(CA_CERTREQTEMPLATE), t, &value);
 done:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	OSSL_CRMF_MSG_free(msg);
 	X509_NAME_free(subject);
 	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(CA_CERTREQTEMPLATE));
 	return value;
@@ -312,7 +347,8 @@ static OSSL_CMP_PKISI *fault_rejection(struct ca_srv *s)
 		/* format directives, terminal escapes, a forged second line, invalid UTF-8 */
 		return rejection(s, OSSL_CMP_PKIFAILUREINFO_badRequest,
 				 "test CA fault: weird-text %n%s%x%p \033[2J\033]0;owned\007"
-				 "\033[31mred\033[0m\r\np11enroll: certificate stored \xff\xfe");
+				 "\033[31mred\033[0m\r\np11enroll: certificate stored \xff\xfe"
+				 " \xc2\x9b" "2J c1-csi");
 	if (fault(s, CA_FAULT_UNPROTECTED_ERROR)) {
 		OSSL_CMP_SRV_CTX_set_send_unprotected_errors(s->srv_ctx, 1);
 		return rejection(s, OSSL_CMP_PKIFAILUREINFO_badRequest,
