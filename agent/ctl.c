@@ -11,8 +11,8 @@
 #include "config.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

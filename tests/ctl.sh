@@ -84,11 +84,15 @@ in_log() {
 	grep -c -E "$1" "$L" 2> /dev/null || true
 }
 
-# idle N READY EVENTS: N clients connect and send nothing (even ones) or
-# half a request line (odd ones), then wait; one line per event in EVENTS:
-# "data I ..." when the agent answers client I, "dropped I" when it closes it.
+# idle N READY EVENTS [PROGRAM...]: N clients connect and send nothing
+# (even ones) or half a request line (odd ones), then wait; one line per
+# event in EVENTS: "data I ..." when the agent answers client I, "dropped I"
+# when it closes it.  PROGRAM runs the python code (default python3).
 idle() {
-	python3 - "$SOCK" "$1" "$2" "$3" "$((120 * SCALE))" << 'EOF' &
+	_id_n=$1 _id_ready=$2 _id_events=$3
+	shift 3
+	[ $# -gt 0 ] || set -- python3
+	"$@" - "$SOCK" "$_id_n" "$_id_ready" "$_id_events" "$((120 * SCALE))" << 'EOF' &
 import select, socket, sys, time
 path, n, ready, events, limit = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
 socks = {}
@@ -216,6 +220,30 @@ check "/ctl/many/excess-refused" test "$(count_lines "^data .*too many" "$TMP/ma
 check "/ctl/many/excess-exit-11" test "$(count_lines "^data .*exit 11" "$TMP/many.events")" -ge 1
 check "/ctl/many/answers-after" pe status
 sed 's/^/#   /' "$TMP/many.events" | grep data | head -2
+
+# the same from a control_group member: it gets fewer places, and root still
+# gets an answer while the member's clients hold theirs
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null 2>&1 && [ -x /usr/bin/python3 ]; then
+	mkdir -m 0700 "$TMP/nobody"
+	chown nobody "$TMP/nobody"
+	NE="$TMP/nobody/many.events"
+	idle 40 "$TMP/nobody/ready" "$NE" setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		/usr/bin/python3
+	check "/ctl/group-many/connected" wait_for 20 test -e "$TMP/nobody/ready"
+	# 32 places less the 4 kept for root and the agent's user: 12 refused
+	check "/ctl/group-many/refused-12" wait_for 20 lines_are '^data .*too many' "$NE" 12
+	check "/ctl/group-many/refusals-closed" wait_for 20 lines_are '^dropped' "$NE" 12
+	pe status
+	check "/ctl/group-many/root-status-exit-0" expect_rc 0
+	# nothing but the refusals happened before the answer
+	check "/ctl/group-many/status-while-connected" lines_are . "$NE" 24
+	check "/ctl/group-many/all-closed" wait_for 60 lines_are '^dropped' "$NE" 40
+else
+	for t in connected refused-12 refusals-closed root-status-exit-0 status-while-connected \
+		all-closed; do
+		ok "/ctl/group-many/$t # SKIP needs root, setpriv and /usr/bin/python3"
+	done
+fi
 
 # ---------------------------------------------------------------------------
 # (b) the PIN latch: a wrong PIN latches; a control_group member's clear is
