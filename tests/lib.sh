@@ -14,6 +14,17 @@ TEST_NUM=0
 TEST_FAILED=0
 CA_PID=
 
+# One scale for every timeout a test gives the client or a hang guard:
+# larger under sanitizers and valgrind (tools/test.sh and make memcheck set
+# it), so that no test depends on an idle machine.  Never a threshold.
+P11E_SCALE=${P11ENROLL_TEST_SCALE:-1}
+case $P11E_SCALE in '' | *[!0-9]* | 0) P11E_SCALE=1 ;; esac
+
+# scaled SECONDS: SECONDS times the scale.
+scaled() {
+	echo $(($1 * P11E_SCALE))
+}
+
 skip() {
 	echo "1..0 # SKIP $*"
 	exit 77
