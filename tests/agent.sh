@@ -37,25 +37,6 @@ trap 'exit 1' HUP PIPE
 # a hang guard only, not a timing threshold
 if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL 120"; else GUARD=; fi
 
-# wait_for MAX_SECONDS COMMAND...: polls COMMAND until it succeeds; a hang
-# guard, never a measure of speed.
-wait_for() {
-	_wf_max=$(($1 * 5))
-	shift
-	_wf_i=0
-	while [ $_wf_i -lt $_wf_max ]; do
-		"$@" 2> /dev/null && return 0
-		sleep 0.2
-		_wf_i=$((_wf_i + 1))
-	done
-	"$@"
-}
-
-# gone PID: the process has exited (a zombie counts as gone).
-gone() {
-	[ ! -e "/proc/$1" ] || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2> /dev/null
-}
-
 # mkconf FILE STATE_DIR TOKEN [EXTRA]: write_conf's configuration in FILE,
 # with its own state directory (and so its own control socket).
 mkconf() {

@@ -389,16 +389,6 @@ agent() {
 	AGENT_PID=$!
 }
 
-# wait_for COMMAND...: polls for up to 10 s.
-wait_for() {
-	i=0
-	while ! "$@"; do
-		i=$((i + 1))
-		[ $i -lt 200 ] || return 1
-		sleep 0.05
-	done
-}
-
 child_killed() {
 	grep -q '^KILL C_CreateObject after' "$LOG"
 }
@@ -411,7 +401,7 @@ valid() {
 }
 
 check_valid() {
-	if wait_for valid "$killed_serial"; then
+	if wait_for 10 valid "$killed_serial"; then
 		ok "$1"
 	else
 		not_ok "$1"
@@ -438,7 +428,7 @@ retry_min = 1s"
 agent_case child-killed || exit 1
 n0=$(issued)
 agent P11WRAP_KILL=C_CreateObject:after
-wait_for child_killed
+wait_for 10 child_killed
 check "$name/child-killed-at-stored" child_killed
 killed_serial=$(last_serial)
 check "$name/until-recovery-at-most-one-key" test "$(count_class privkey)" -le 1
@@ -463,7 +453,7 @@ agent P11WRAP_KILL=C_CreateObject:after
 c0=$(grep -c 'fault slow' "$TMP/ca.log")
 check "$name/ca-holds-the-answer" wait_log 'fault slow' "$c0"
 stop_agent
-wait_for child_killed
+wait_for 10 child_killed
 check "$name/child-killed-at-stored" child_killed
 killed_serial=$(last_serial)
 check "$name/until-recovery-at-most-one-key" test "$(count_class privkey)" -le 1
@@ -482,14 +472,14 @@ stop_agent
 agent_case restart-in-backoff || exit 1
 n0=$(issued)
 agent P11WRAP_KILL=C_CreateObject:after
-wait_for child_killed
+wait_for 10 child_killed
 killed_serial=$(last_serial)
 stop_agent
 agent
 recovered() {
 	valid "$killed_serial" || grep -q "\"certificate_serial\": \"$killed_serial\"" "$TMP/status"
 }
-wait_for recovered
+wait_for 10 recovered
 sleep 2
 check "$name/consistent" consistent
 check "$name/no-second-certificate" test "$(issued)" -eq $((n0 + 1))

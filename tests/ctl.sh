@@ -36,24 +36,6 @@ trap 'exit 1' HUP PIPE
 # a hang guard only, never a measure of speed
 if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $((120 * SCALE))"; else GUARD=; fi
 
-# wait_for MAX_SECONDS COMMAND...: polls COMMAND until it succeeds (MAX is
-# scaled; a hang guard).
-wait_for() {
-	_wf_max=$(($1 * 5 * SCALE))
-	shift
-	_wf_i=0
-	while [ $_wf_i -lt $_wf_max ]; do
-		"$@" 2> /dev/null && return 0
-		sleep 0.2
-		_wf_i=$((_wf_i + 1))
-	done
-	"$@"
-}
-
-gone() {
-	[ ! -e "/proc/$1" ] || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2> /dev/null
-}
-
 # pe ARGS...: p11enroll with the test's configuration; RC, $TMP/out, $TMP/err.
 pe() {
 	$GUARD "$P11ENROLL" -c "$C" "$@" > "$TMP/out" 2> "$TMP/err"

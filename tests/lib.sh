@@ -25,6 +25,25 @@ scaled() {
 	echo $(($1 * P11E_SCALE))
 }
 
+# wait_for MAX_SECONDS COMMAND...: polls COMMAND until it succeeds, for
+# at most MAX_SECONDS (scaled): a hang guard, never a measure of speed.
+wait_for() {
+	_wf_max=$(($1 * 5 * P11E_SCALE))
+	shift
+	_wf_i=0
+	while [ $_wf_i -lt $_wf_max ]; do
+		"$@" 2> /dev/null && return 0
+		sleep 0.2
+		_wf_i=$((_wf_i + 1))
+	done
+	"$@"
+}
+
+# gone PID: the process has exited (a zombie counts as gone).
+gone() {
+	[ ! -e "/proc/$1" ] || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2> /dev/null
+}
+
 skip() {
 	echo "1..0 # SKIP $*"
 	exit 77
