@@ -827,6 +827,8 @@ static int peer_allowed(const struct ucred *cr)
 static void handle_client(int fd)
 {
 	char line[512], msg[600];
+	const char *name = NULL;
+	ctl_verb verb;
 	struct ucred cr;
 	socklen_t crlen = sizeof(cr);
 	struct timeval tv = { 5, 0 };
@@ -851,25 +853,23 @@ static void handle_client(int fd)
 		close(fd);
 		return;
 	}
-	line[n] = '\0';
-	line[strcspn(line, "\r\n")] = '\0';
+	verb = ctl_parse_request(line, (size_t)n, &name);
 	log_msg(LOG_DEBUG, "control: '%s' from uid %ld", line, (long)cr.uid);
-	if (strcmp(line, "status") == 0 || strcmp(line, "status-text") == 0) {
-		json = line[6] == '\0' ? track_status_json(A.tracks, A.n, now(), A.rate, &len)
-					: track_status_text(A.tracks, A.n, now(), &len);
+	if (verb == CTL_STATUS_JSON || verb == CTL_STATUS_TEXT) {
+		json = verb == CTL_STATUS_JSON ? track_status_json(A.tracks, A.n, now(), A.rate, &len)
+					       : track_status_text(A.tracks, A.n, now(), &len);
 		if (json != NULL)
 			(void)write_all(fd, json, len);
 		free(json);
 		close(fd);
 		return;
 	}
-	if (strcmp(line, "reload") == 0) {
+	if (verb == CTL_RELOAD) {
 		reply(fd, reload() == 0 ? EXIT_OK : EXIT_USAGE, "");
 		return;
 	}
-	if ((strncmp(line, "renew ", 6) == 0 || strncmp(line, "clear ", 6) == 0) &&
-	    (t = find(line + 6)) != NULL) {
-		if (line[0] == 'c') {
+	if ((verb == CTL_RENEW || verb == CTL_CLEAR) && (t = find(name)) != NULL) {
+		if (verb == CTL_CLEAR) {
 			t->pin_latch[0] = '\0';
 			if (t->st == T_STOPPED || t->st == T_PIN)
 				t->st = T_START;

@@ -74,6 +74,23 @@ int ctl_listen(const char *path, const char *group, char *err, size_t errlen)
 	return fd;
 }
 
+ctl_verb ctl_parse_request(char *buf, size_t n, const char **ret_name)
+{
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	if (strcmp(buf, "status") == 0)
+		return CTL_STATUS_JSON;
+	if (strcmp(buf, "status-text") == 0)
+		return CTL_STATUS_TEXT;
+	if (strcmp(buf, "reload") == 0)
+		return CTL_RELOAD;
+	if (strncmp(buf, "renew ", 6) == 0 || strncmp(buf, "clear ", 6) == 0) {
+		*ret_name = buf + 6;
+		return buf[0] == 'r' ? CTL_RENEW : CTL_CLEAR;
+	}
+	return CTL_UNKNOWN;
+}
+
 int ctl_request(const char *path, const char *line, int json_raw)
 {
 	struct sockaddr_un sa;

@@ -81,4 +81,18 @@ int ctl_listen(const char *path, const char *group, char *err, size_t errlen);
 int ctl_request(const char *path, const char *line, int json_raw);
 const char *ctl_default_path(const conf_enrollment *e);
 
+typedef enum {
+	CTL_UNKNOWN,
+	CTL_STATUS_JSON, /* "status" */
+	CTL_STATUS_TEXT, /* "status-text" */
+	CTL_RELOAD,	 /* "reload" */
+	CTL_RENEW,	 /* "renew NAME" */
+	CTL_CLEAR,	 /* "clear NAME" */
+} ctl_verb;
+/* The request in what the agent read from a control client: buf holds n
+ * bytes and has room for one more.  The line ends at the first CR, LF or
+ * NUL (buf is cut there, for the log); *ret_name points at NAME within it
+ * for renew and clear.  Pure: no I/O, no state. */
+ctl_verb ctl_parse_request(char *buf, size_t n, const char **ret_name);
+
 #endif
