@@ -136,6 +136,10 @@ int track_load(track *t)
 	}
 	t->have_cert = t->cert_serial[0] != '\0' && t->not_after > 0;
 	fclose(f);
+	/* As track_save writes them: a file edited or damaged by hand must not
+	 * put terminal control sequences into the status table. */
+	one_line(t->last_error);
+	one_line(t->pin_latch);
 	/* A latched PIN stays latched across a restart: trying it again at
 	 * start would spend one more of the token's PIN attempts. */
 	if (t->st != T_STOPPED && t->pin_latch[0] != '\0')
