@@ -5,8 +5,8 @@
 #          other; findings go to build-fuzz/corpus-TARGET, crashes to
 #          build-fuzz/crash-*, the last lines of each run to build-fuzz/fuzz-TARGET.log
 #        tools/fuzz.sh merge [TARGET...]
-#          minimises build-fuzz/corpus-TARGET and the seeds into
-#          tests/fuzz/corpus/TARGET (-merge=1): review and commit the result
+#          adds to tests/fuzz/corpus/TARGET the files of build-fuzz/corpus-TARGET
+#          that reach new coverage (-merge=1): review and commit the result
 # The campaign of an hour per target is `make fuzz-long` (tools/fuzz.sh 3600),
 # not part of make check.
 set -e
@@ -32,11 +32,11 @@ for name in $targets; do
 	seeds="$top/tests/fuzz/corpus/$name"
 	mkdir -p "corpus-$name"
 	if [ $mode = merge ]; then
-		tmp=$(mktemp -d)
-		"$t" -merge=1 -max_len=8192 "$tmp" "$seeds" "corpus-$name" 2>&1 | tail -2
-		rm -f "$seeds"/*
-		cp "$tmp"/* "$seeds"/
-		rm -rf "$tmp"
+		# Keeps every committed file (named seeds, regression inputs) and
+		# adds those findings that reach something the corpus does not.
+		"$t" -merge=1 -max_len=8192 "$seeds" "corpus-$name" > "merge-$name.log" 2>&1 ||
+			{ tail -20 "merge-$name.log"; exit 1; }
+		grep '^MERGE-OUTER: [0-9]* new files' "merge-$name.log" || true
 		echo "$name: $(ls "$seeds" | wc -l) files, $(du -sk "$seeds" | cut -f1) KiB"
 		continue
 	fi
