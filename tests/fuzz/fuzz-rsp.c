@@ -34,7 +34,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,19 +194,17 @@ static void *load(const char *name, int cert)
 	return v;
 }
 
-/* Polling waits cost nothing here: the input decides what comes next. */
+/* Polling waits cost nothing here: the input decides what comes next.
+ * Only on the thread that runs the input: libFuzzer's own threads (the
+ * RSS watchdog) sleep as usual. */
+static __thread int client_thread;
+
 int nanosleep(const struct timespec *req, struct timespec *rem);
 int nanosleep(const struct timespec *req, struct timespec *rem)
 {
-	struct timeval tv;
-
-	(void)rem;
-	if (record_url != NULL) {
-		tv.tv_sec = req->tv_sec;
-		tv.tv_usec = req->tv_nsec / 1000;
-		(void)select(0, NULL, NULL, NULL, &tv);
-	}
-	return 0;
+	if (client_thread && record_url == NULL)
+		return 0;
+	return clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem);
 }
 
 unsigned int sleep(unsigned int s)
@@ -539,6 +536,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
+	client_thread = 1;
 	setup_once();
 	if (record_url != NULL && (f = fopen(record_out, "wb")) != NULL) {
 		fwrite(data, 1, 2, f);
