@@ -7,7 +7,8 @@
 # The certificates expire (issued for 10 years, the roots likewise); after
 # that the seeds still replay, but end in verification failures: run this
 # again.
-# usage: tools/make-rsp-seeds.sh BUILD_DIR   (a build without --enable-fuzzing)
+# Seeds are written by name: files that fuzzing added are left alone.
+# usage: tools/make-rsp-seeds.sh BUILD_DIR [--new]   (a build without --enable-fuzzing)
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
@@ -46,19 +47,25 @@ seed() {
 }
 
 mkdir -p "$out" "$data"
-rm -f "$out"/*
-# Fresh CA, its root and protection certificate, the client's keys.
-start_ca
-stop_ca
-cp "$tmp/ca/root.pem" "$tmp/ca/srv.pem" "$tmp/ca/srv.key" "$data/"
-for k in key key2; do
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$data/$k.pem"
-done
-start_ca
-openssl cmp -cmd ir -server "127.0.0.1:$port/.well-known/cmp" -ref 4711 \
-	-secret "file:$tmp/secret" -newkey "$data/key.pem" -subject /CN=fuzz \
-	-trusted "$tmp/ca/root.pem" -certout "$data/ee.pem" > /dev/null 2>&1
-stop_ca
+# The test CA (tests/fuzz/data/ca: its keys too, test-only) and the client's
+# keys and certificate are made once: seeds added later must come from the
+# same CA.  --new makes new ones, and then the old seeds are dropped.
+if [ "$2" = --new ] || [ ! -f "$data/ca/root.key" ]; then
+	rm -rf "$data/ca" "$out"/*
+	for k in key key2; do
+		openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$data/$k.pem"
+	done
+	start_ca
+	openssl cmp -cmd ir -server "127.0.0.1:$port/.well-known/cmp" -ref 4711 \
+		-secret "file:$tmp/secret" -newkey "$data/key.pem" -subject /CN=fuzz \
+		-trusted "$tmp/ca/root.pem" -certout "$data/ee.pem" > /dev/null 2>&1
+	stop_ca
+	# The CA's state as it is now: it knows the client's certificate.
+	rm -f "$tmp/ca/port" "$tmp/ca/last-response.der"
+	cp -R "$tmp/ca" "$data/ca"
+else
+	cp -R "$data/ca" "$tmp/ca"
+fi
 
 # exchanges: 0 ir, 1 p10cr, 2 cr, 3 kur, 4 rr, 5 caCerts, 6 rootCaCert,
 # 7 certReqTemplate, 8 crlStatusList, 9 resume, 10 abandon
@@ -84,7 +91,6 @@ seed p10cr 1 0
 seed cr 2 0
 seed kur 3 0
 seed kur-capubs 3 0 --fault capubs-in-kup
-seed rr 4 0
 seed genm-ca-certs 5 0
 seed genm-root-update 6 0
 seed genm-root-forged 6 0 --fault forged-root-update --fault-all
@@ -92,4 +98,17 @@ seed genm-template 7 0
 seed genm-crls 8 0
 seed resume 9 0 --poll 1
 seed abandon 10 0
+seed ir-unprotected 0 0 --fault unprotected
+seed ir-unprotected-allowed 0 16 --fault unprotected
+seed p10cr-poll 1 0 --poll 1
+seed cr-many-extracerts 2 0 --fault many-extracerts=3
+seed kur-wrong-key 3 0 --fault wrong-key
+seed genm-rejected 5 0 --fault reject=badRequest --fault-all
+seed genm-template-rsa 7 0 --template 'subject=/CN=rsa;key=rsa:3072'
+seed resume-rejected 9 0 --poll 1 --fault reject=badPOP --fault-on pollReq --fault-skip 1
+# Last: these revoke the client's certificate.
+seed rr-rejected 4 0 --fault reject=badCertId --fault-all
+seed rr 4 0
+seed rr-again 4 0
+seed genm-crls-revoked 8 0
 ls -l "$out"

@@ -20,8 +20,8 @@
  * response that does not decode as a PKIMessage is sent as it is.
  *
  * Keys and certificates come from tests/fuzz/data (FUZZ_DATA): the test
- * CA's root and protection key, and the client's keys and certificate, as
- * tools/make-rsp-seeds.sh made them together with the seeds.
+ * CA (ca/: its root and protection key) and the client's keys and
+ * certificate, as tools/make-rsp-seeds.sh made them with the seeds.
  *
  * Recording (tools/make-rsp-seeds.sh): with FUZZ_RSP_RECORD=URL the server
  * passes each request on to the CA at URL and answers with the CA's
@@ -415,14 +415,14 @@ static void setup_once(void)
 		abort();
 	key = load("key.pem", 0);
 	key2 = load("key2.pem", 0);
-	srv_key = load("srv.key", 0);
+	srv_key = load("ca/srv.key", 0);
 	ee = load("ee.pem", 1);
-	root = load("root.pem", 1);
-	srv_cert = load("srv.pem", 1);
+	root = load("ca/root.pem", 1);
+	srv_cert = load("ca/srv.pem", 1);
 	d = getenv("FUZZ_DATA") != NULL ? getenv("FUZZ_DATA") : FUZZ_DATA;
-	if (strlen(d) > sizeof(anchors) - sizeof("/root.pem"))
+	if (strlen(d) > sizeof(anchors) - sizeof("/ca/root.pem"))
 		abort();
-	snprintf(anchors, sizeof(anchors), "%s/root.pem", d);
+	snprintf(anchors, sizeof(anchors), "%s/ca/root.pem", d);
 	record_url = getenv("FUZZ_RSP_RECORD");
 	record_out = getenv("FUZZ_RSP_OUT");
 	if (record_url != NULL && record_out == NULL)
