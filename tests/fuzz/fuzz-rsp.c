@@ -30,6 +30,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,9 +203,15 @@ static __thread int client_thread;
 int nanosleep(const struct timespec *req, struct timespec *rem);
 int nanosleep(const struct timespec *req, struct timespec *rem)
 {
+	int r;
+
 	if (client_thread && record_url == NULL)
 		return 0;
-	return clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem);
+	if ((r = clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem)) != 0) {
+		errno = r;
+		return -1;
+	}
+	return 0;
 }
 
 unsigned int sleep(unsigned int s)
@@ -448,6 +455,42 @@ static void saw_pending(const cmpc_pending *p, void *arg)
 	*keep = *p;
 }
 
+/*
+ * What the layer promises about a certificate it returns, whatever the
+ * CA sent: it carries the key, the requested subject, and chains to the
+ * trust anchor through the CA certificates returned with it.  A mutated
+ * response that gets a certificate past the layer without this is a
+ * finding: abort.
+ */
+static void check_issued(X509 *cert, STACK_OF(X509) *cas, EVP_PKEY *want_key)
+{
+	X509_STORE *store = X509_STORE_new();
+	X509_STORE_CTX *vc = X509_STORE_CTX_new();
+	X509_NAME *cn = X509_NAME_new();
+
+	if (cert == NULL || store == NULL || vc == NULL || cn == NULL)
+		abort();
+	X509_NAME_add_entry_by_txt(cn, "CN", MBSTRING_ASC, (const unsigned char *)"fuzz", -1, -1, 0);
+	if (EVP_PKEY_eq(X509_get0_pubkey(cert), want_key) != 1 ||
+	    X509_NAME_cmp(X509_get_subject_name(cert), cn) != 0 || !X509_STORE_add_cert(store, root) ||
+	    !X509_STORE_CTX_init(vc, store, cert, cas) || X509_verify_cert(vc) != 1)
+		abort();
+	X509_NAME_free(cn);
+	X509_STORE_CTX_free(vc);
+	X509_STORE_free(store);
+}
+
+/* A new root is returned only with a link certificate that its old root signed. */
+static void check_root_update(X509 *nr, X509 *nwo)
+{
+	if (nr == NULL)
+		return;
+	if (nwo == NULL || X509_verify(nwo, X509_get0_pubkey(root)) != 1 ||
+	    EVP_PKEY_eq(X509_get0_pubkey(nwo), X509_get0_pubkey(nr)) != 1 ||
+	    X509_verify(nr, X509_get0_pubkey(nr)) != 1)
+		abort();
+}
+
 static void run(cmpc_ctx *ctx, int op)
 {
 	cmpc_pending p, seen;
@@ -514,6 +557,10 @@ static void run(cmpc_ctx *ctx, int op)
 		rv = cmpc_abandon(ctx, &p, "given up by the fuzz harness");
 		break;
 	}
+	if (rv == CMPC_OK && (op <= OP_KUR || op == OP_RESUME))
+		check_issued(cert, cas, op == OP_CR || op == OP_KUR ? key2 : key);
+	if (rv == CMPC_OK && op == OP_ROOT_UPDATE)
+		check_root_update(nr, nwo);
 	/* FUZZ_RSP_VERBOSE: how each input ended, to check the seeds. */
 	if (getenv("FUZZ_RSP_VERBOSE") != NULL)
 		fprintf(stderr, "exchange %d: %s: %s\n", op, cmpc_strerror(rv), cmpc_errmsg(ctx));
