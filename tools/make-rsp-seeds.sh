@@ -9,6 +9,7 @@
 # again.
 # Seeds are written by name: files that fuzzing added are left alone.
 # usage: tools/make-rsp-seeds.sh BUILD_DIR [--new]   (a build without --enable-fuzzing)
+#        ONLY="NAME..." tools/make-rsp-seeds.sh BUILD_DIR: only these seeds
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:?usage: $0 BUILD_DIR}" && pwd)
@@ -39,6 +40,7 @@ stop_ca() {
 seed() {
 	name=$1 op=$2 flags=$3
 	shift 3
+	case " ${ONLY:-$name} " in *" $name "*) ;; *) return 0 ;; esac
 	start_ca "$@"
 	printf "\\$(printf '%03o' "$op")\\$(printf '%03o' "$flags")" > "$tmp/in"
 	FUZZ_DATA="$data" FUZZ_RSP_RECORD="http://127.0.0.1:$port/.well-known/cmp" \
@@ -69,7 +71,9 @@ fi
 
 # exchanges: 0 ir, 1 p10cr, 2 cr, 3 kur, 4 rr, 5 caCerts, 6 rootCaCert,
 # 7 certReqTemplate, 8 crlStatusList, 9 resume, 10 abandon
-# flags: 8 implicitConfirm, 16 unprotected errors, 32 refuse, 64 expect sender
+# +128 subjectAltName, +64 certProfile/sender/recipient, +32 2 KiB response cap
+# flags: 8 implicitConfirm, 16 unprotected errors, 32 refuse, 64 expect sender,
+# 128 resume without waiting (recording)
 seed ir-certconf 0 0 --no-implicit-confirm
 seed ir-implicit 0 8
 seed ir-signed 0 0 --protection sig
@@ -106,6 +110,10 @@ seed kur-wrong-key 3 0 --fault wrong-key
 seed genm-rejected 5 0 --fault reject=badRequest --fault-all
 seed genm-template-rsa 7 0 --template 'subject=/CN=rsa;key=rsa:3072'
 seed resume-rejected 9 0 --poll 1 --fault reject=badPOP --fault-on pollReq --fault-skip 1
+seed resume-pollrep 9 128 --poll 2
+seed ir-sans 128 0
+seed ir-header 64 0
+seed ir-small-cap 32 0 --fault many-extracerts=5
 # Last: these revoke the client's certificate.
 seed rr-rejected 4 0 --fault reject=badCertId --fault-all
 seed rr 4 0

@@ -15,8 +15,8 @@
  * process (loopback.c).  Nothing in the layer is switched off.
  *
  * Input: byte 0 the exchange (ir, p10cr, cr, kur, rr, the four genm, resume,
- * abandon), byte 1 flags (which rewrites to skip, client options), then the
- * responses, each a 2-byte big-endian length and that many bytes.  A
+ * abandon) and client options (O_*), byte 1 flags (F_*: which rewrites to
+ * skip, more client options), then the responses, each a 2-byte big-endian length and that many bytes.  A
  * response that does not decode as a PKIMessage is sent as it is.
  *
  * Keys and certificates come from tests/fuzz/data (FUZZ_DATA): the test
@@ -160,6 +160,11 @@ enum {
 #define F_UNPROT_ERRORS 0x10   /* the client accepts unprotected errors */
 #define F_REFUSE 0x20	       /* the accept callback refuses the certificate */
 #define F_EXPECT_SENDER 0x40   /* the client expects the CA's name as sender */
+#define F_RESUME_EARLY 0x80    /* recording: resume without waiting for the CA */
+/* Byte 0 besides the exchange (the low 5 bits, modulo OP_COUNT). */
+#define O_SANS 0x80	/* the request asks for a subjectAltName */
+#define O_HEADER 0x40	/* certProfile, sender and recipient set */
+#define O_SMALL_CAP 0x20 /* responses up to 2 KiB */
 
 static struct {
 	const unsigned char *p; /* responses still to send */
@@ -549,7 +554,8 @@ static void run(cmpc_ctx *ctx, int op)
 			p = seen;
 			cmpc_set_timeouts(ctx, 1, 5, 10);
 			(void)truncate(record_out, 2);
-			sleep((unsigned)p.check_after + 1);
+			if (!(feed.flags & F_RESUME_EARLY))
+				sleep((unsigned)p.check_after + 1);
 		}
 		rv = cmpc_resume(ctx, &p, key, NULL, NULL, &cert, &cas);
 		break;
@@ -573,6 +579,46 @@ static void run(cmpc_ctx *ctx, int op)
 	sk_X509_pop_free(cas, X509_free);
 	sk_X509_CRL_pop_free(crls, X509_CRL_free);
 	cmpc_template_clear(&t);
+}
+
+static int options(cmpc_ctx *ctx, int o)
+{
+	GENERAL_NAMES *sans = NULL;
+	GENERAL_NAME *dns = NULL;
+	ASN1_IA5STRING *v = NULL;
+	X509_NAME *me = NULL;
+	int ok = 0;
+
+	if (o & O_SMALL_CAP)
+		cmpc_set_max_response(ctx, 2048);
+	if (o & O_SANS) {
+		if ((sans = GENERAL_NAMES_new()) == NULL || (dns = GENERAL_NAME_new()) == NULL ||
+		    (v = ASN1_IA5STRING_new()) == NULL || !ASN1_STRING_set(v, "fuzz.example", -1))
+			goto out;
+		GENERAL_NAME_set0_value(dns, GEN_DNS, v);
+		v = NULL;
+		if (!sk_GENERAL_NAME_push(sans, dns))
+			goto out;
+		dns = NULL;
+		if (cmpc_set1_sans(ctx, sans) != CMPC_OK)
+			goto out;
+	}
+	if (o & O_HEADER) {
+		if ((me = X509_NAME_new()) == NULL ||
+		    !X509_NAME_add_entry_by_txt(me, "CN", MBSTRING_ASC,
+						(const unsigned char *)"fuzz client", -1, -1, 0) ||
+		    cmpc_set_cert_profile(ctx, "fuzz-profile") != CMPC_OK ||
+		    cmpc_set1_sender(ctx, me) != CMPC_OK ||
+		    cmpc_set1_recipient(ctx, X509_get_subject_name(srv_cert)) != CMPC_OK)
+			goto out;
+	}
+	ok = 1;
+out:
+	X509_NAME_free(me);
+	ASN1_IA5STRING_free(v);
+	GENERAL_NAME_free(dns);
+	GENERAL_NAMES_free(sans);
+	return ok;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -608,7 +654,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cmpc_set_implicit_confirm(ctx, (feed.flags & F_IMPLICIT) != 0);
 		cmpc_set_unprotected_errors(ctx, (feed.flags & F_UNPROT_ERRORS) != 0);
 		cmpc_set_accept_cb(ctx, accept_cert, NULL);
-		run(ctx, data[0] % OP_COUNT);
+		if (options(ctx, data[0]))
+			run(ctx, (data[0] & 0x1f) % OP_COUNT);
 	}
 	X509_NAME_free(subj);
 	cmpc_free(ctx);
