@@ -8,6 +8,7 @@
 #define P11ENROLL_AGENT_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <syslog.h>
 
 /* Exit codes of p11enroll(1); documented in the man page. */
@@ -32,6 +33,17 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int log_verbosity(void);
 /* Prints the OpenSSL error queue at debug level and clears it. */
 void log_openssl_errors(void);
+
+/*
+ * escape.c: s (NULL: "") as text that is safe in a terminal, a log line, a
+ * key=value line, JSON (before JSON's own quoting) and a hook's
+ * environment: valid printable UTF-8 is kept; ESC and the other C0
+ * controls (CR, LF, TAB included), DEL, the C1 controls (U+0080..U+009F)
+ * and every byte that is not part of valid UTF-8 become "\xNN".  Written to
+ * out (at most outlen - 1 bytes and a NUL; an escape or a character is never
+ * cut); returns out.  4 * strlen(s) + 1 bytes always suffice.
+ */
+const char *agent_escape(const char *s, char *out, size_t outlen);
 
 /* secret.c: a PIN or shared secret; the buffer is NUL-terminated and
  * wiped by secret_free. */
@@ -82,6 +94,10 @@ typedef struct {
 	char *sender;           /* PKIHeader sender, /CN=... */
 	char *recipient;        /* PKIHeader recipient, /CN=... */
 	char *expected_sender;  /* responses must name this sender, /CN=... */
+	char *srv_trusted;      /* PEM anchors for response signers (default: trusted) */
+	char *srv_cert;         /* PEM: the pinned CMP server certificate */
+	int any_response_signer; /* allow_any_response_signer: -1 unset */
+	char *rr_protection;    /* own-key (default), signer, pbm */
 	char *pbm_owf;          /* PBM one-way function: sha256, sha384, sha512 */
 	char *pbm_mac;          /* PBM MAC: hmac-sha256, hmac-sha384, hmac-sha512 */
 	int pbm_iterations;     /* 100..100000; -1 unset */
@@ -137,6 +153,10 @@ const char *conf_default_path(void);
  * NULL-terminated; -1 with err. */
 int conf_list_names(const char *path, char ***ret_names, size_t *ret_n, char *err, size_t errlen);
 
+/* -1 when a token URI carries a PIN (a pin-value attribute): PINs come
+ * from a pin_source, never from the configuration or the command line. */
+int conf_check_token_uri(const char *uri);
+
 /* Key type "ec:P-256" etc. into alg/bits (tok_keyspec values); -1 if bad. */
 int conf_parse_key_type(const char *s, int *ret_alg, int *ret_bits);
 /* name.c: "/CN=x/O=y" (openssl -subj syntax) and OpenSSL's subjectAltName
@@ -182,6 +202,23 @@ int agent_resume(const conf_enrollment *e, const agent_cmd_opts *o);
 int agent_daemon(const char *config, const conf_enrollment *cli);
 /* ctl.c, for the commands that talk to a running agent. */
 int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o);
+
+/*
+ * atomic.c: the one way p11enroll writes a file.  fn writes the content to
+ * f (returns -1 on failure); it goes to a new temporary file in path's
+ * directory (mkstemp: no symlink is followed), is fsync'ed and renamed
+ * over path (a symlink at path is replaced, not followed), and the
+ * directory is fsync'ed.  mode: the new file's permissions, or
+ * AGENT_MODE_KEEP for those of the regular file being replaced (0644 when
+ * there is none).  On failure the temporary file is removed, path is
+ * untouched, and err says what failed, why and what to do.
+ */
+#define AGENT_MODE_KEEP (-1)
+typedef int (*agent_write_fn)(FILE *f, void *arg);
+int agent_atomic_write(const char *path, int mode, agent_write_fn fn, void *arg, char *err,
+		       size_t errlen);
+/* fsync() of a directory, so that a rename() or unlink() in it is durable. */
+int agent_fsync_dir(const char *dir);
 
 /* output.c: shared by the commands. */
 struct x509_st;

@@ -30,7 +30,15 @@
 #include "agent/daemon.h"
 #include "agent/track.h"
 
-#define MAX_CLIENTS 16
+/* Control clients being read or answered at once (a client waiting for a
+ * renewal does not count: there is at most one per enrollment); the last
+ * CTL_RESERVED places are kept for root and the agent's user, so that the
+ * control group cannot lock them out. */
+#define CTL_MAX_CLIENTS 32
+#define CTL_RESERVED 4
+/* Seconds a client has to send its request line, and again to take its
+ * answer; P11ENROLL_TEST_CTL_TIMEOUT sets another (tests on slow machines). */
+#define CTL_TIMEOUT_S 5
 
 static volatile sig_atomic_t got_term, got_hup;
 static int sigpipe_fds[2] = { -1, -1 };
@@ -46,7 +54,9 @@ static struct {
 	int lfd;
 	char sock[1024];
 	char metrics[1024];
-	int clients[MAX_CLIENTS];
+	ctl_client *clients; /* every open control connection */
+	size_t nclients, cap_clients;
+	int ctl_timeout; /* CTL_TIMEOUT_S, in seconds */
 } A;
 
 /* ---- clock: real time, or faster for tests of day-long schedules -------- */
@@ -225,24 +235,19 @@ static void publish(const track *t)
 /* ---- children ------------------------------------------------------------- */
 
 /* The token URI pinned to the serial seen before, so that another token
- * inserted in its place is never logged in to. */
+ * inserted in its place is never logged in to (NULL: not pinned).  The
+ * serial is percent-encoded: a token chooses it, and ";1?module-path=/x"
+ * pasted raw would name a module. */
 static char *pinned_uri(const track *t)
 {
-	const char *u = t->e.token, *q;
-	size_t n;
-	char *out;
+	char *pinned = NULL, *out;
 
-	if (u == NULL || t->token_serial[0] == '\0' || strstr(u, "serial=") != NULL)
+	if (t->e.token == NULL || t->token_serial[0] == '\0' ||
+	    tok_uri_pin_serial(t->e.token, t->token_serial, &pinned) != TOK_OK || pinned == NULL)
 		return NULL;
-	q = strchr(u, '?');
-	n = strlen(u) + strlen(t->token_serial) + 16;
-	if ((out = malloc(n)) == NULL)
-		return NULL;
-	if (q != NULL)
-		snprintf(out, n, "%.*s;serial=%s%s", (int)(q - u), u, t->token_serial, q);
-	else
-		snprintf(out, n, "%s%sserial=%s", u, u[strlen(u) - 1] == ':' ? "" : ";",
-			 t->token_serial);
+	/* launch() frees with free(). */
+	out = strdup(pinned);
+	OPENSSL_free(pinned);
 	return out;
 }
 
@@ -264,6 +269,7 @@ static int launch(track *t, track_op op)
 	if (uri != NULL) {
 		argv[i++] = "--token";
 		argv[i++] = uri;
+		log_msg(LOG_DEBUG, "%s: the token URI pinned to its serial: %s", t->name, uri);
 	}
 	argv[i++] = op == OP_RECOVER || op == OP_CHECK ? "check"
 		    : op == OP_RENEW			 ? "renew"
@@ -399,10 +405,21 @@ static long long num(const char *out, const char *key, long long dflt)
 	return errno != 0 || end == v || *end != '\0' ? dflt : n;
 }
 
+/* NAME=value for a hook: the values come from the configuration, the
+ * token and the CA, and a hook may print or log them. */
+static void env_var(char *out, size_t len, const char *name, const char *value)
+{
+	char safe[1024];
+
+	snprintf(out, len, "%s=%s", name,
+		 agent_escape(value, safe, len - strlen(name) - 1 < sizeof(safe) ?
+						   len - strlen(name) - 1 : sizeof(safe)));
+}
+
 static void run_hook(track *t, int ok)
 {
 	const char *cmd = ok ? t->e.hook_success : t->e.hook_failure;
-	char vars[12][600], err[512];
+	char vars[12][1100], err[512];
 	const char *env[13];
 	int i = 0, k;
 	pid_t pid;
@@ -410,20 +427,17 @@ static void run_hook(track *t, int ok)
 	if (cmd == NULL)
 		return;
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_EVENT=%s", ok ? "renewed" : "failed");
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_NAME=%s", t->name);
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_URI=%s",
-		 t->e.token != NULL ? t->e.token : "");
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_SERIAL=%s", t->token_serial);
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_SERIAL=%s",
-		 t->have_cert ? t->cert_serial : "");
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_NAME", t->name);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_URI", t->e.token);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_SERIAL", t->token_serial);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_SERIAL",
+		t->have_cert ? t->cert_serial : "");
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_NOT_AFTER=%lld",
 		 t->have_cert ? t->not_after : 0);
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_FILE=%s",
-		 t->e.cert_out != NULL ? t->e.cert_out : "");
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_CHAIN_FILE=%s",
-		 t->e.chain_out != NULL ? t->e.chain_out : "");
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_FILE", t->e.cert_out);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CHAIN_FILE", t->e.chain_out);
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_EXIT=%d", t->exit_code);
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_ERROR=%s", ok ? "" : t->last_error);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_ERROR", ok ? "" : t->last_error);
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_FAILURES=%d", t->failures);
 	for (k = 0; k < i; k++)
 		env[k] = vars[k];
@@ -450,35 +464,53 @@ static void run_hook(track *t, int ok)
 	_exit(0);
 }
 
-/* All of buf to a control client, through short writes and signals (the
- * SIGCHLD of a child interrupts a blocking write); -1 when it went away. */
-static int write_all(int fd, const char *buf, size_t len)
-{
-	ssize_t n;
+/* ---- control clients: never blocking, each with a deadline --------------- */
 
-	while (len > 0) {
-		n = send(fd, buf, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
+static ctl_client *client_of(int fd)
+{
+	size_t i;
+
+	for (i = 0; i < A.nclients; i++)
+		if (A.clients[i].fd == fd)
+			return &A.clients[i];
+	return NULL;
+}
+
+/* Queues text and the "exit N" line (none when code < 0: status) as the
+ * whole answer of the client on fd, and sends what it takes now; a client
+ * gone meanwhile is closed by the loop. */
+static void reply(int fd, int code, const char *text)
+{
+	ctl_client *c = client_of(fd);
+	char line[64];
+	int rc = 0;
+
+	if (c == NULL) {
+		close(fd);
+		return;
 	}
-	return 0;
+	if (text != NULL)
+		rc = ctl_client_queue(c, text, strlen(text));
+	if (code >= 0) {
+		snprintf(line, sizeof(line), "%sexit %d\n",
+			 c->outlen > 0 && c->out[c->outlen - 1] != '\n' ? "\n" : "", code);
+		if (rc == 0)
+			rc = ctl_client_queue(c, line, strlen(line));
+	}
+	if (rc < 0)
+		log_msg(LOG_ERR, "control: out of memory for an answer to uid %ld", (long)c->uid);
+	c->deadline = ctl_now_ms() + (long long)A.ctl_timeout * 1000;
+	if (ctl_client_answer(c) == CTL_IO_DONE) {
+		c->phase = CTL_LINGER;
+		c->deadline = 0; /* the loop closes it */
+	}
 }
 
 static void answer_waiter_code(track *t, int code, const char *text)
 {
-	char line[64];
-
 	if (t->waiter_fd < 0)
 		return;
-	if (text != NULL && *text != '\0')
-		(void)write_all(t->waiter_fd, text, strlen(text));
-	snprintf(line, sizeof(line), "\nexit %d\n", code);
-	(void)write_all(t->waiter_fd, line, strlen(line));
-	close(t->waiter_fd);
+	reply(t->waiter_fd, code, text);
 	t->waiter_fd = -1;
 }
 
@@ -491,7 +523,7 @@ static void answer_waiter(track *t, const char *text)
  * left waiting (or making the loop start steps without pause). */
 static void refuse_waiter(track *t, int code, const char *why)
 {
-	char msg[400];
+	char msg[1400];
 
 	if (t->waiter_fd < 0)
 		return;
@@ -693,9 +725,18 @@ static void finished(track *t, int status)
 			t->next = n;
 			return; /* a requested renewal gets the ir's outcome */
 		}
-		stop(t, op == OP_RENEW ? "the CA refused the renewal and no bootstrap credentials "
-					 "are configured; enroll by hand"
-				       : "the CA refused the request");
+		if (op == OP_RENEW) {
+			stop(t, "the CA refused the renewal and no bootstrap credentials are "
+				"configured; enroll by hand");
+		} else {
+			char why[sizeof(t->last_error)];
+
+			/* The step's error line (set by drain_err) holds the
+			 * CA's reason: the operator needs it. */
+			snprintf(why, sizeof(why), "the CA refused the request%s%.900s",
+				 t->last_error[0] != '\0' ? ": " : "", t->last_error);
+			stop(t, why);
+		}
 		run_hook(t, 0);
 		break;
 	case EXIT_USAGE:
@@ -787,16 +828,6 @@ static track *find(const char *name)
 	return NULL;
 }
 
-static void reply(int fd, int code, const char *text)
-{
-	char line[64];
-
-	snprintf(line, sizeof(line), "exit %d\n", code);
-	if (text == NULL || write_all(fd, text, strlen(text)) == 0)
-		(void)write_all(fd, line, strlen(line));
-	close(fd);
-}
-
 static int reload(void);
 
 /* Besides the socket's mode and group: root, the agent's user, members of
@@ -824,18 +855,160 @@ static int peer_allowed(const struct ucred *cr)
 	return 0;
 }
 
-static void handle_client(int fd)
+/* A step before its time that a client other than root and the agent's user
+ * asks for: at most one per enrollment per retry_min, so that the control
+ * group cannot make the agent hammer the CA or the token faster than its
+ * own quickest retry.  0 when allowed (and counted); else why in msg. */
+static int forced_allowed(track *t, const ctl_client *c, const char *what, char *msg,
+			  size_t len)
 {
-	char line[512], msg[600];
-	const char *name = NULL;
-	ctl_verb verb;
-	struct ucred cr;
-	socklen_t crlen = sizeof(cr);
-	struct timeval tv = { 5, 0 };
-	ssize_t n;
+	long long n = now(), gap = t->pol.backoff_min > 0 ? t->pol.backoff_min : 1, at;
+	time_t wall;
+	struct tm tm;
+	char when[32] = "?";
+
+	if (c->privileged)
+		return 0;
+	if (t->forced_at == 0 || n - t->forced_at >= gap) {
+		t->forced_at = n;
+		return 0;
+	}
+	at = t->forced_at + gap;
+	wall = (time_t)(time(NULL) + (at - n) / (A.rate > 1 ? A.rate : 1));
+	if (gmtime_r(&wall, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(msg, len,
+		 "%s: not %s: a client forced a step %lld s ago, and one is allowed per %lld s "
+		 "(retry_min) while the enrollment is in %s: the next is allowed in %lld s "
+		 "(%s UTC)",
+		 t->name, what, n - t->forced_at, gap, track_state_name(t->st), at - n, when);
+	if (t->st == T_BACKOFF && t->next > n)
+		snprintf(msg + strlen(msg), len - strlen(msg), "; the agent retries by itself in %lld s",
+			 t->next - n);
+	snprintf(msg + strlen(msg), len - strlen(msg), "\n");
+	log_msg(LOG_NOTICE, "control: %s: uid %ld forced a step too soon (%s): the next is "
+			    "allowed in %lld s",
+		t->name, (long)c->uid, what, at - n);
+	return -1;
+}
+
+/* clear NAME.  A PIN latch keeps a PIN the token rejected from being tried
+ * again: lifting it costs a login attempt, so only root and the agent's
+ * user may, unless the PIN source changed since (then the agent would lift
+ * it by itself). */
+static void request_clear(ctl_client *c, track *t)
+{
+	char fp[512], msg[700];
+	int skips = t->st == T_STOPPED || (t->st == T_BACKOFF && t->next > now());
+
+	if (t->st == T_PIN && !c->privileged) {
+		track_pin_fingerprint(&t->e, fp, sizeof(fp));
+		if (strcmp(fp, t->pin_latch) == 0) {
+			log_msg(LOG_WARNING, "control: refused to clear the PIN latch of %s for uid %ld",
+				t->name, (long)c->uid);
+			snprintf(msg, sizeof(msg),
+				 "%s: not cleared: the token rejected the PIN and the PIN source has "
+				 "not changed since; only root or the agent's user (uid %ld) may clear "
+				 "the PIN latch, or change the PIN source (a new PIN file) and the "
+				 "agent tries it\n",
+				 t->name, (long)geteuid());
+			reply(c->fd, EXIT_USAGE, msg);
+			return;
+		}
+	}
+	if (skips && forced_allowed(t, c, "cleared", msg, sizeof(msg)) < 0) {
+		reply(c->fd, EXIT_BUSY, msg);
+		return;
+	}
+	if (t->st == T_PIN)
+		log_msg(LOG_NOTICE, "%s: PIN latch cleared by uid %ld", t->name, (long)c->uid);
+	t->pin_latch[0] = '\0';
+	if (t->st == T_STOPPED || t->st == T_PIN)
+		t->st = T_START;
+	t->failures = 0;
+	t->need_recover = 1;
+	t->next = now();
+	publish(t);
+	snprintf(msg, sizeof(msg), "cleared %s\n", t->name);
+	reply(c->fd, EXIT_OK, msg);
+}
+
+/* renew NAME: answered when the step ends (finished()), or at once when it
+ * will not run. */
+static void request_renew(ctl_client *c, track *t)
+{
+	char msg[700];
+
+	if (t->waiter_fd >= 0) {
+		reply(c->fd, EXIT_USAGE, "a renewal of this enrollment was already requested\n");
+		return;
+	}
+	if (t->st == T_BACKOFF && t->next > now() &&
+	    forced_allowed(t, c, "renewed", msg, sizeof(msg)) < 0) {
+		reply(c->fd, EXIT_BUSY, msg);
+		return;
+	}
+	t->waiter_fd = c->fd;
+	c->phase = CTL_WAIT;
+	if (t->st != T_POLLING)
+		t->next = now();
+}
+
+static void handle_request(ctl_client *c)
+{
+	const char *line = c->line, *name = NULL;
+	ctl_verb verb = ctl_parse_request(line, &name);
+	char msg[600];
 	track *t;
 	char *json;
 	size_t len;
+
+	log_msg(LOG_DEBUG, "control: '%s' from uid %ld", line, (long)c->uid);
+	if (verb == CTL_STATUS_JSON || verb == CTL_STATUS_TEXT) {
+		json = verb == CTL_STATUS_JSON ? track_status_json(A.tracks, A.n, now(), A.rate, &len)
+					       : track_status_text(A.tracks, A.n, now(), &len);
+		if (json == NULL || ctl_client_queue(c, json, len) < 0)
+			log_msg(LOG_ERR, "control: out of memory for the status");
+		free(json);
+		reply(c->fd, -1, NULL);
+		return;
+	}
+	if (verb == CTL_RELOAD) {
+		reply(c->fd, reload() == 0 ? EXIT_OK : EXIT_USAGE, "");
+		return;
+	}
+	if ((verb == CTL_RENEW || verb == CTL_CLEAR) && (t = find(name)) != NULL) {
+		if (verb == CTL_CLEAR)
+			request_clear(c, t);
+		else
+			request_renew(c, t);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "unknown request or enrollment: %.100s\n", line);
+	reply(c->fd, EXIT_USAGE, msg);
+}
+
+static size_t active_clients(void)
+{
+	size_t i, k = 0;
+
+	for (i = 0; i < A.nclients; i++)
+		if (A.clients[i].phase != CTL_WAIT)
+			k++;
+	return k;
+}
+
+/* A new connection: checked, and refused when the agent serves enough. */
+static void accept_client(int fd)
+{
+	static const char busy_msg[] = "the agent serves too many control clients: try again "
+				       "later\nexit 11\n";
+	char junk[CTL_LINE_MAX];
+	struct ucred cr;
+	socklen_t crlen = sizeof(cr);
+	ctl_client *c;
+	size_t limit;
+	int privileged;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0 || !peer_allowed(&cr)) {
 		log_msg(LOG_WARNING, "control: refused a client (uid %ld): only root, the agent's "
@@ -844,55 +1017,94 @@ static void handle_client(int fd)
 		close(fd);
 		return;
 	}
-	/* A client that sends nothing, or reads nothing, must not stop the agent. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	while ((n = read(fd, line, sizeof(line) - 1)) < 0 && errno == EINTR)
-		;
-	if (n <= 0) {
+	privileged = cr.uid == 0 || cr.uid == geteuid();
+	limit = privileged ? CTL_MAX_CLIENTS : CTL_MAX_CLIENTS - CTL_RESERVED;
+	if (active_clients() >= limit) {
+		log_msg(LOG_WARNING, "control: refused a client (uid %ld): %zu clients are served "
+				     "already",
+			(long)cr.uid, active_clients());
+		/* what it sent already is read, so that the close is no reset
+		 * that loses the message */
+		while (recv(fd, junk, sizeof(junk), MSG_DONTWAIT) > 0)
+			;
+		(void)send(fd, busy_msg, sizeof(busy_msg) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 		close(fd);
 		return;
 	}
-	verb = ctl_parse_request(line, (size_t)n, &name);
-	log_msg(LOG_DEBUG, "control: '%s' from uid %ld", line, (long)cr.uid);
-	if (verb == CTL_STATUS_JSON || verb == CTL_STATUS_TEXT) {
-		json = verb == CTL_STATUS_JSON ? track_status_json(A.tracks, A.n, now(), A.rate, &len)
-					       : track_status_text(A.tracks, A.n, now(), &len);
-		if (json != NULL)
-			(void)write_all(fd, json, len);
-		free(json);
-		close(fd);
-		return;
-	}
-	if (verb == CTL_RELOAD) {
-		reply(fd, reload() == 0 ? EXIT_OK : EXIT_USAGE, "");
-		return;
-	}
-	if ((verb == CTL_RENEW || verb == CTL_CLEAR) && (t = find(name)) != NULL) {
-		if (verb == CTL_CLEAR) {
-			t->pin_latch[0] = '\0';
-			if (t->st == T_STOPPED || t->st == T_PIN)
-				t->st = T_START;
-			t->failures = 0;
-			t->need_recover = 1;
-			t->next = now();
-			publish(t);
-			snprintf(msg, sizeof(msg), "cleared %s\n", t->name);
-			reply(fd, EXIT_OK, msg);
+	if (A.nclients == A.cap_clients) {
+		size_t cap = A.cap_clients ? A.cap_clients * 2 : 8;
+
+		if ((c = realloc(A.clients, cap * sizeof(*c))) == NULL) {
+			log_msg(LOG_ERR, "control: out of memory for a client");
+			close(fd);
 			return;
 		}
-		if (t->waiter_fd >= 0) {
-			reply(fd, EXIT_USAGE, "a renewal of this enrollment was already requested\n");
-			return;
-		}
-		/* Answered when the renewal ends (finished()). */
-		t->waiter_fd = fd;
-		if (t->st != T_POLLING)
-			t->next = now();
-		return;
+		A.clients = c;
+		A.cap_clients = cap;
 	}
-	snprintf(msg, sizeof(msg), "unknown request or enrollment: %.100s\n", line);
-	reply(fd, EXIT_USAGE, msg);
+	c = &A.clients[A.nclients++];
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->uid = cr.uid;
+	c->gid = cr.gid;
+	c->privileged = privileged;
+	c->phase = CTL_READ;
+	c->deadline = ctl_now_ms() + (long long)A.ctl_timeout * 1000;
+}
+
+static void drop_client(size_t i, const char *why)
+{
+	ctl_client *c = &A.clients[i];
+
+	if (why != NULL)
+		log_msg(LOG_WARNING, "control: dropped a client (uid %ld): %s", (long)c->uid, why);
+	ctl_client_close(c);
+	A.clients[i] = A.clients[--A.nclients];
+}
+
+/* After poll: each client that poll reported on, then the deadlines. */
+static void serve_clients(const struct pollfd *pf, size_t np)
+{
+	long long t = ctl_now_ms();
+	char why[96];
+	size_t i, k;
+	ctl_client *c;
+	ctl_io io;
+
+	for (k = 0; k < np; k++) {
+		if (pf[k].revents == 0 || (c = client_of(pf[k].fd)) == NULL || c->phase == CTL_WAIT)
+			continue;
+		io = ctl_client_io(c);
+		if (io == CTL_IO_REQUEST) {
+			handle_request(c);
+			continue;
+		}
+		if (io == CTL_IO_TOO_LONG) {
+			snprintf(why, sizeof(why), "request line too long (more than %d bytes)",
+				 CTL_LINE_MAX - 1);
+			log_msg(LOG_WARNING, "control: uid %ld sent a %s", (long)c->uid, why);
+			reply(c->fd, EXIT_USAGE, why);
+			continue;
+		}
+		if (io == CTL_IO_DONE) {
+			c->phase = CTL_LINGER;
+			c->deadline = 0;
+		}
+	}
+	for (i = 0; i < A.nclients;) {
+		c = &A.clients[i];
+		if (c->phase == CTL_WAIT || c->deadline > t) {
+			i++;
+			continue;
+		}
+		if (c->phase == CTL_READ)
+			snprintf(why, sizeof(why), "no request line within %d s (%zu bytes of one)",
+				 A.ctl_timeout, c->len);
+		else if (c->phase == CTL_WRITE)
+			snprintf(why, sizeof(why), "did not take its answer within %d s",
+				 A.ctl_timeout);
+		drop_client(i, c->phase == CTL_READ || c->phase == CTL_WRITE ? why : NULL);
+	}
 }
 
 /* ---- the loop ---------------------------------------------------------------- */
@@ -960,12 +1172,12 @@ static int reload(void)
 
 static void loop(void)
 {
-	struct pollfd pf[2 + MAX_CLIENTS + 64];
-	track *owner[64];
-	long long n, wait;
-	size_t i, np;
+	struct pollfd *pf = NULL, *np_pf;
+	size_t cap = 0, need, ntracks, i, np;
+	track *owner[32];
+	long long n, wait, ms, first;
+	int fd, timeout;
 	char c;
-	int fd;
 
 	for (;;) {
 		if (got_hup && !busy()) {
@@ -973,7 +1185,7 @@ static void loop(void)
 			(void)reload();
 		}
 		if (got_term && !busy())
-			return;
+			break;
 		n = now();
 		wait = 60;
 		for (i = 0; i < A.n && !got_term; i++) {
@@ -994,36 +1206,64 @@ static void loop(void)
 			if (t->st != T_STOPPED && t->st != T_PIN && t->next - n < wait)
 				wait = t->next - n;
 		}
+		need = 2 + 2 * 32 + A.nclients;
+		if (need > cap) {
+			if ((np_pf = realloc(pf, need * sizeof(*pf))) == NULL) {
+				log_msg(LOG_ERR, "out of memory");
+				break;
+			}
+			pf = np_pf;
+			cap = need;
+		}
 		np = 0;
 		pf[np].fd = sigpipe_fds[0];
 		pf[np++].events = POLLIN;
 		pf[np].fd = A.lfd;
 		pf[np++].events = POLLIN;
-		for (i = 0; i < A.n && np + 2 < sizeof(pf) / sizeof(pf[0]); i++) {
-			if (A.tracks[i]->pid <= 0 || np - 2 >= 64)
+		for (i = 0, ntracks = 0; i < A.n && ntracks < 32; i++) {
+			if (A.tracks[i]->pid <= 0)
 				continue;
-			owner[(np - 2) / 2] = A.tracks[i];
+			owner[ntracks++] = A.tracks[i];
 			pf[np].fd = A.tracks[i]->out_fd;
 			pf[np++].events = POLLIN;
 			pf[np].fd = A.tracks[i]->err_fd;
 			pf[np++].events = POLLIN;
 		}
-		if (poll(pf, np, busy() ? 1000 : wait_ms(wait < 1 ? 1 : wait)) < 0 && errno != EINTR)
-			return;
+		/* the clients, and the first of their deadlines */
+		first = -1;
+		for (i = 0; i < A.nclients; i++) {
+			if (A.clients[i].phase == CTL_WAIT)
+				continue;
+			pf[np].fd = A.clients[i].fd;
+			pf[np++].events = ctl_client_events(&A.clients[i]);
+			if (first < 0 || A.clients[i].deadline < first)
+				first = A.clients[i].deadline;
+		}
+		timeout = busy() ? 1000 : wait_ms(wait < 1 ? 1 : wait);
+		if (first >= 0) {
+			ms = first - ctl_now_ms();
+			ms = ms < 0 ? 0 : ms + 1;
+			if (ms < timeout)
+				timeout = (int)ms;
+		}
+		if (poll(pf, np, timeout) < 0 && errno != EINTR)
+			break;
 		if (pf[0].revents & POLLIN)
 			while (read(sigpipe_fds[0], &c, 1) > 0)
 				;
-		for (i = 2; i + 1 < np; i += 2) {
-			if (pf[i].revents)
-				drain_out(owner[(i - 2) / 2]);
-			if (pf[i + 1].revents)
-				drain_err(owner[(i - 2) / 2], 0);
+		for (i = 0; i < ntracks; i++) {
+			if (pf[2 + 2 * i].revents)
+				drain_out(owner[i]);
+			if (pf[3 + 2 * i].revents)
+				drain_err(owner[i], 0);
 		}
 		reap();
+		serve_clients(pf + 2 + 2 * ntracks, np - 2 - 2 * ntracks);
 		if (A.lfd >= 0 && (pf[1].revents & POLLIN))
-			while ((fd = accept4(A.lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
-				handle_client(fd);
+			while ((fd = accept4(A.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
+				accept_client(fd);
 	}
+	free(pf);
 }
 
 int agent_daemon(const char *config, const conf_enrollment *cli)
@@ -1031,6 +1271,7 @@ int agent_daemon(const char *config, const conf_enrollment *cli)
 	struct sigaction sa;
 	char err[512];
 	const char *rate = getenv("P11ENROLL_TEST_CLOCK_RATE");
+	const char *ctl_timeout = getenv("P11ENROLL_TEST_CTL_TIMEOUT");
 	ssize_t len;
 	size_t i;
 
@@ -1044,6 +1285,9 @@ int agent_daemon(const char *config, const conf_enrollment *cli)
 	A.rate = rate != NULL ? strtol(rate, NULL, 10) : 1;
 	if (A.rate < 1 || A.rate > 1000000)
 		A.rate = 1;
+	A.ctl_timeout = ctl_timeout != NULL ? (int)strtol(ctl_timeout, NULL, 10) : CTL_TIMEOUT_S;
+	if (A.ctl_timeout < 1 || A.ctl_timeout > 3600)
+		A.ctl_timeout = CTL_TIMEOUT_S;
 	if ((len = readlink("/proc/self/exe", A.self, sizeof(A.self) - 1)) <= 0) {
 		log_msg(LOG_ERR, "cannot find this program (/proc/self/exe)");
 		return EXIT_INTERNAL;
@@ -1085,11 +1329,14 @@ int agent_daemon(const char *config, const conf_enrollment *cli)
 	publish(NULL);
 	close(A.lfd);
 	unlink(A.sock);
-	for (i = 0; i < A.n; i++) {
-		if (A.tracks[i]->waiter_fd >= 0)
-			reply(A.tracks[i]->waiter_fd, EXIT_INTERNAL, "the agent stopped\n");
+	/* the answers go out as far as the clients take them now */
+	for (i = 0; i < A.n; i++)
+		answer_waiter_code(A.tracks[i], EXIT_INTERNAL, "the agent stopped\n");
+	for (i = 0; i < A.nclients; i++)
+		ctl_client_close(&A.clients[i]);
+	free(A.clients);
+	for (i = 0; i < A.n; i++)
 		track_free(A.tracks[i]);
-	}
 	free(A.tracks);
 	log_msg(LOG_NOTICE, "stopped");
 	return EXIT_OK;

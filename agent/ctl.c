@@ -4,18 +4,22 @@
  * agent's own user, or the group).  One request line per connection:
  * "status", "renew NAME", "reload", "clear NAME"; the reply ends with an
  * "exit N" line (N an EXIT_* code), except for status, which is one JSON
- * document.
+ * document.  The agent serves its clients without blocking (ctl_client_*):
+ * a client that sends nothing, half a line, or never reads its answer only
+ * holds its own connection, until the agent's deadline.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/track.h"
@@ -74,22 +78,170 @@ int ctl_listen(const char *path, const char *group, char *err, size_t errlen)
 	return fd;
 }
 
-ctl_verb ctl_parse_request(char *buf, size_t n, const char **ret_name)
+/* ---- the agent's side of a connection ------------------------------------- */
+
+long long ctl_now_ms(void)
 {
-	buf[n] = '\0';
-	buf[strcspn(buf, "\r\n")] = '\0';
-	if (strcmp(buf, "status") == 0)
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+short ctl_client_events(const ctl_client *c)
+{
+	switch (c->phase) {
+	case CTL_READ:
+	case CTL_LINGER:
+		return POLLIN;
+	case CTL_WRITE:
+		return (short)(POLLOUT | (c->in_eof ? 0 : POLLIN));
+	case CTL_WAIT:
+		break;
+	}
+	return 0;
+}
+
+/* What arrives after the request is read and dropped: 0 while the client is
+ * there, -1 once it has closed (or failed). */
+static int discard_input(ctl_client *c)
+{
+	char junk[4096];
+	ssize_t n;
+	int k = 0;
+
+	/* bounded: a client that writes as fast as this reads must not keep
+	 * the agent here; poll brings it back */
+	while ((n = recv(c->fd, junk, sizeof(junk), MSG_DONTWAIT)) > 0)
+		if (++k == 16)
+			return 0;
+	if (n == 0) {
+		c->in_eof = 1;
+		return -1;
+	}
+	return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+}
+
+static ctl_io read_line(ctl_client *c)
+{
+	ssize_t n;
+	char *nl;
+
+	for (;;) {
+		if (c->len >= CTL_LINE_MAX)
+			return CTL_IO_TOO_LONG;
+		n = recv(c->fd, c->line + c->len, CTL_LINE_MAX - c->len, MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return CTL_IO_MORE;
+		if (n < 0)
+			return CTL_IO_DONE;
+		if (n == 0) {
+			/* A client that shut down its side after a line without
+			 * newline ("printf status | socat") still asked. */
+			c->in_eof = 1;
+			if (c->len == 0)
+				return CTL_IO_DONE;
+			c->line[c->len] = '\0';
+			c->line[strcspn(c->line, "\r")] = '\0';
+			return CTL_IO_REQUEST;
+		}
+		c->len += (size_t)n;
+		c->line[c->len] = '\0';
+		if ((nl = memchr(c->line, '\n', c->len)) != NULL) {
+			*nl = '\0';
+			c->line[strcspn(c->line, "\r")] = '\0';
+			return CTL_IO_REQUEST;
+		}
+	}
+}
+
+static ctl_io flush(ctl_client *c)
+{
+	ssize_t n;
+
+	while (c->outoff < c->outlen) {
+		n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return CTL_IO_MORE;
+		if (n <= 0)
+			return CTL_IO_DONE;
+		c->outoff += (size_t)n;
+	}
+	(void)shutdown(c->fd, SHUT_WR);
+	c->phase = CTL_LINGER;
+	return c->in_eof || discard_input(c) < 0 ? CTL_IO_DONE : CTL_IO_MORE;
+}
+
+ctl_io ctl_client_io(ctl_client *c)
+{
+	switch (c->phase) {
+	case CTL_READ:
+		return read_line(c);
+	case CTL_WRITE:
+		/* a client that shut down its side may still read: only a
+		 * failure ends it here */
+		if (!c->in_eof && discard_input(c) < 0 && !c->in_eof)
+			return CTL_IO_DONE;
+		return flush(c);
+	case CTL_LINGER:
+		return discard_input(c) < 0 ? CTL_IO_DONE : CTL_IO_MORE;
+	case CTL_WAIT:
+		break;
+	}
+	return CTL_IO_MORE;
+}
+
+int ctl_client_queue(ctl_client *c, const char *s, size_t n)
+{
+	char *p;
+
+	if (n == 0)
+		return 0;
+	if ((p = realloc(c->out, c->outlen + n)) == NULL)
+		return -1;
+	memcpy(p + c->outlen, s, n);
+	c->out = p;
+	c->outlen += n;
+	return 0;
+}
+
+ctl_io ctl_client_answer(ctl_client *c)
+{
+	c->phase = CTL_WRITE;
+	return flush(c);
+}
+
+void ctl_client_close(ctl_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	free(c->out);
+	c->out = NULL;
+	c->outlen = c->outoff = 0;
+}
+
+ctl_verb ctl_parse_request(const char *line, const char **ret_name)
+{
+	if (strcmp(line, "status") == 0)
 		return CTL_STATUS_JSON;
-	if (strcmp(buf, "status-text") == 0)
+	if (strcmp(line, "status-text") == 0)
 		return CTL_STATUS_TEXT;
-	if (strcmp(buf, "reload") == 0)
+	if (strcmp(line, "reload") == 0)
 		return CTL_RELOAD;
-	if (strncmp(buf, "renew ", 6) == 0 || strncmp(buf, "clear ", 6) == 0) {
-		*ret_name = buf + 6;
-		return buf[0] == 'r' ? CTL_RENEW : CTL_CLEAR;
+	if (strncmp(line, "renew ", 6) == 0 || strncmp(line, "clear ", 6) == 0) {
+		*ret_name = line + 6;
+		return line[0] == 'r' ? CTL_RENEW : CTL_CLEAR;
 	}
 	return CTL_UNKNOWN;
 }
+
+/* ---- the client side ------------------------------------------------------- */
 
 int ctl_request(const char *path, const char *line, int json_raw)
 {

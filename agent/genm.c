@@ -37,14 +37,35 @@ static int ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx 
 	char label[256];
 	cmpc_rv rv;
 	tok_rv trv;
-	int i, rc = EXIT_OK;
+	int i, rc = EXIT_OK, unverified = 0;
 
 	(void)e;
 	if ((rv = cmpc_genm_ca_certs(cmp, &certs)) != CMPC_OK)
 		return cmp_fail(cmp, rv, "asking the CA for its CA certificates failed");
 	printf("CA certificates: %d\n", sk_X509_num(certs));
-	for (i = 0; i < sk_X509_num(certs); i++)
+	/* The answer is the CA's word only: what goes onto the token, where
+	 * applications take it for a trust anchor, must chain to trusted. */
+	for (i = 0; i < sk_X509_num(certs); i++) {
 		print_name("", sk_X509_value(certs, i));
+		if ((rv = cmpc_verify_under_anchors(cmp, sk_X509_value(certs, i), certs)) == CMPC_OK)
+			continue;
+		if (rv != CMPC_ERR_CERT) {
+			sk_X509_pop_free(certs, X509_free);
+			return cmp_fail(cmp, rv, "verifying the CA certificates failed");
+		}
+		printf("    NOT verified: does not chain to the trust anchors\n");
+		log_msg(LOG_WARNING, "CA certificate %d of %d: %s", i + 1, sk_X509_num(certs),
+			cmpc_errmsg(cmp));
+		unverified++;
+	}
+	if (unverified > 0 && tok != NULL) {
+		log_msg(LOG_ERR, "refusing to store the CA certificates on the token: %d of them do "
+				 "not chain to the trust anchors (trusted); check them out of band "
+				 "and add their root to the trust anchors first",
+			unverified);
+		sk_X509_pop_free(certs, X509_free);
+		return EXIT_CERT;
+	}
 	if (o->ca_certs != NULL) {
 		if (agent_write_pem(o->ca_certs, NULL, certs) < 0)
 			rc = EXIT_INTERNAL;
@@ -97,39 +118,34 @@ out:
 	return rc;
 }
 
+static int put_crls(FILE *f, void *arg)
+{
+	STACK_OF(X509_CRL) *list = arg;
+	int i;
+
+	for (i = 0; i < sk_X509_CRL_num(list); i++)
+		if (!PEM_write_X509_CRL(f, sk_X509_CRL_value(list, i)))
+			return -1;
+	return 0;
+}
+
 static int crls(const agent_cmd_opts *o, cmpc_ctx *cmp)
 {
 	STACK_OF(X509_CRL) *list = NULL;
-	size_t n = strlen(o->crls) + 8;
-	char *tmp = malloc(n);
+	char err[4400];
 	cmpc_rv rv;
-	FILE *f;
-	int i, ok = 1, rc = EXIT_OK;
+	int rc = EXIT_OK;
 
-	if (tmp == NULL)
-		return EXIT_INTERNAL;
-	if ((rv = cmpc_genm_crls(cmp, NULL, &list)) != CMPC_OK) {
-		free(tmp);
+	if ((rv = cmpc_genm_crls(cmp, NULL, &list)) != CMPC_OK)
 		return cmp_fail(cmp, rv, "asking the CA for its CRLs failed");
-	}
 	printf("CRLs: %d\n", sk_X509_CRL_num(list));
-	snprintf(tmp, n, "%s.tmp", o->crls);
-	if ((f = fopen(tmp, "w")) == NULL) {
-		log_msg(LOG_ERR, "cannot write %s: %m", tmp);
+	if (agent_atomic_write(o->crls, AGENT_MODE_KEEP, put_crls, list, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		log_openssl_errors();
 		rc = EXIT_INTERNAL;
-		goto out;
+	} else {
+		printf("written to %s\n", o->crls);
 	}
-	for (i = 0; ok && i < sk_X509_CRL_num(list); i++)
-		ok = PEM_write_X509_CRL(f, sk_X509_CRL_value(list, i));
-	if (fclose(f) != 0 || !ok || rename(tmp, o->crls) != 0) {
-		log_msg(LOG_ERR, "cannot write %s", o->crls);
-		unlink(tmp);
-		rc = EXIT_INTERNAL;
-		goto out;
-	}
-	printf("written to %s\n", o->crls);
-out:
-	free(tmp);
 	sk_X509_CRL_pop_free(list, X509_CRL_free);
 	return rc;
 }

@@ -79,7 +79,7 @@ int agent_list(const conf_enrollment *e)
 	tok_ctx *tok = NULL;
 	tok_object *objs = NULL;
 	size_t n = 0, i;
-	char hex[2 * TOK_ID_MAX + 1];
+	char hex[2 * TOK_ID_MAX + 1], safe[1024];
 	tok_rv rv;
 	int rc;
 
@@ -95,8 +95,9 @@ int agent_list(const conf_enrollment *e)
 		printf("(not logged in: private keys are not shown; configure a PIN source)\n");
 	for (i = 0; i < n; i++) {
 		agent_hex(objs[i].id.id, objs[i].id.len, hex, sizeof(hex));
-		printf("%s \"%s\"\n  id:      %s\n", class_name(objs[i].cls), objs[i].label,
-		       hex[0] ? hex : "-");
+		/* Labels come from the token, a CA certificate's from the CA's CN. */
+		printf("%s \"%s\"\n  id:      %s\n", class_name(objs[i].cls),
+		       agent_escape(objs[i].label, safe, sizeof(safe)), hex[0] ? hex : "-");
 		if (objs[i].cls == TOK_CKO_CERTIFICATE)
 			print_cert(&objs[i]);
 		else

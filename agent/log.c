@@ -41,7 +41,7 @@ static int wanted(int level)
 
 void log_msg(int level, const char *fmt, ...)
 {
-	char line[2048];
+	char line[2048], safe[4 * sizeof(line)];
 	va_list ap;
 
 	if (!wanted(level))
@@ -49,18 +49,16 @@ void log_msg(int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	/* Texts from the CA or the token reach this line: no control
-	 * characters (escape sequences, a CR/LF that forges a line). */
-	for (char *p = line; *p != '\0'; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	/* Texts from the CA or the token reach this line: no terminal
+	 * escapes (C0, C1), no CR/LF that forges a line, no invalid UTF-8. */
+	agent_escape(line, safe, sizeof(safe));
 	if (to_syslog) {
-		syslog(level, "%s", line);
+		syslog(level, "%s", safe);
 		return;
 	}
 	const char *tag = level <= LOG_ERR ? "error: " : level == LOG_WARNING ? "warning: " :
 			  level == LOG_DEBUG ? "debug: " : "";
-	fprintf(stderr, "%s: %s%s\n", prog, tag, line);
+	fprintf(stderr, "%s: %s%s\n", prog, tag, safe);
 }
 
 static int print_err(const char *str, size_t len, void *u)

@@ -41,6 +41,10 @@ enum {
 	OPT_SENDER,
 	OPT_RECIPIENT,
 	OPT_EXPECTED_SENDER,
+	OPT_SRV_TRUSTED,
+	OPT_SRV_CERT,
+	OPT_ANY_SIGNER,
+	OPT_RR_PROTECTION,
 	OPT_PBM_OWF,
 	OPT_PBM_MAC,
 	OPT_PBM_ITERATIONS,
@@ -94,6 +98,10 @@ static const struct option options[] = {
 	{ "sender", required_argument, NULL, OPT_SENDER },
 	{ "recipient", required_argument, NULL, OPT_RECIPIENT },
 	{ "expected-sender", required_argument, NULL, OPT_EXPECTED_SENDER },
+	{ "srv-trusted", required_argument, NULL, OPT_SRV_TRUSTED },
+	{ "srv-cert", required_argument, NULL, OPT_SRV_CERT },
+	{ "allow-any-response-signer", no_argument, NULL, OPT_ANY_SIGNER },
+	{ "rr-protection", required_argument, NULL, OPT_RR_PROTECTION },
 	{ "pbm-owf", required_argument, NULL, OPT_PBM_OWF },
 	{ "pbm-mac", required_argument, NULL, OPT_PBM_MAC },
 	{ "pbm-iterations", required_argument, NULL, OPT_PBM_ITERATIONS },
@@ -179,6 +187,15 @@ static void usage(FILE *f)
 		"      --cert-profile NAME  certProfile to request\n"
 		"      --sender DN, --recipient DN  names in the CMP header, as /CN=name\n"
 		"      --expected-sender DN  refuse responses from any other sender\n"
+		"      --srv-trusted FILE PEM anchors for the signers of responses (default:\n"
+		"                         --trusted)\n"
+		"      --srv-cert FILE    pin the CMP server's certificate (PEM): responses must\n"
+		"                         be signed with its key\n"
+		"      --allow-any-response-signer\n"
+		"                         accept responses signed by any certificate that\n"
+		"                         chains to the anchors, not only the CA's (unsafe)\n"
+		"      --rr-protection P  revoke: own-key (default: the revoked certificate's\n"
+		"                         key), signer, or pbm\n"
 		"      --pbm-owf ALG      PBM one-way function: sha256 (default), sha384, sha512\n"
 		"      --pbm-mac ALG      PBM MAC: hmac-sha256 (default), hmac-sha384, hmac-sha512\n"
 		"      --pbm-iterations N PBM iteration count, 100 to 100000 (default 10000)\n"
@@ -331,7 +348,18 @@ int main(int argc, char **argv)
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("p11enroll %s\n", PACKAGE_VERSION); return EXIT_OK;
 		case OPT_MODULE: r = set_str(&e.module, optarg); break;
-		case OPT_TOKEN: r = set_str(&e.token, optarg); break;
+		case OPT_TOKEN:
+			if (conf_check_token_uri(optarg) < 0) {
+				/* The value is the PIN's carrier: never part of the message. */
+				log_msg(LOG_ERR, "--token: the URI carries a PIN (pin-value): a "
+						 "PIN does not belong on the command line, where "
+						 "other users see it; remove it and give "
+						 "--pin-source file:PATH (or fd:N, env:NAME)");
+				r = -1;
+				break;
+			}
+			r = set_str(&e.token, optarg);
+			break;
 		case OPT_PIN_SOURCE: r = set_str(&e.pin_source, optarg); break;
 		case OPT_KEY_TYPE: r = set_str(&e.key_type, optarg); break;
 		case OPT_KEY_ID: r = set_str(&e.key_id, optarg); break;
@@ -363,6 +391,10 @@ int main(int argc, char **argv)
 		case OPT_SENDER: r = set_str(&e.sender, optarg); break;
 		case OPT_RECIPIENT: r = set_str(&e.recipient, optarg); break;
 		case OPT_EXPECTED_SENDER: r = set_str(&e.expected_sender, optarg); break;
+		case OPT_SRV_TRUSTED: r = set_str(&e.srv_trusted, optarg); break;
+		case OPT_SRV_CERT: r = set_str(&e.srv_cert, optarg); break;
+		case OPT_ANY_SIGNER: e.any_response_signer = 1; break;
+		case OPT_RR_PROTECTION: r = set_str(&e.rr_protection, optarg); break;
 		case OPT_PBM_OWF: r = set_str(&e.pbm_owf, optarg); break;
 		case OPT_PBM_MAC: r = set_str(&e.pbm_mac, optarg); break;
 		case OPT_PBM_ITERATIONS: r = set_iterations(&e.pbm_iterations, optarg); break;

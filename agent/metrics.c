@@ -4,20 +4,16 @@
  * needs no listening socket in the daemon.  Prometheus' older text format
  * reads it too (the "# UNIT" and "# EOF" lines are comments there).
  *
- * The file is replaced by rename(), so a scraper never reads half of it.
- * The temporary file starts with '.' and does not end in ".prom", so that
- * the textfile collector, which reads "*.prom", never picks it up.
+ * The file is replaced through agent_atomic_write(), so a scraper never
+ * reads half of it; its temporary file starts with '.' and does not end in
+ * ".prom", so that the textfile collector, which reads "*.prom", never
+ * picks it up.
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "agent/agent.h"
 #include "agent/daemon.h"
 
 enum { F_NOT_AFTER, F_LAST_SUCCESS, F_FAILURES, F_NEXT_ATTEMPT, F_STATE, F_COUNT };
@@ -92,74 +88,30 @@ static void put_all(FILE *f, const metrics_enrollment *e, size_t n)
 	fputs("# EOF\n", f);
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+struct metrics_out {
+	const metrics_enrollment *e;
+	size_t n;
+};
 
-	if (fd < 0)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
+static int put_file(FILE *f, void *arg)
+{
+	const struct metrics_out *m = arg;
+
+	put_all(f, m->e, m->n);
+	return 0;
 }
 
 int metrics_write(const char *path, const metrics_enrollment *e, size_t n, char *err,
 		  size_t errlen)
 {
-	const char *slash = strrchr(path, '/'), *base = slash != NULL ? slash + 1 : path;
-	char dir[4096], tmp[4200];
-	FILE *f = NULL;
+	struct metrics_out m = { e, n };
 	size_t i;
-	int fd, len;
 
 	for (i = 0; i < n; i++)
 		if (e[i].name == NULL) {
 			snprintf(err, errlen, "metrics: enrollment %zu has no name", i + 1);
 			return -1;
 		}
-	if (*base == '\0') {
-		snprintf(err, errlen, "metrics file %s is a directory name", path);
-		return -1;
-	}
-	if (slash == NULL)
-		len = snprintf(dir, sizeof(dir), ".");
-	else
-		len = snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path),
-			       path);
-	if (len < 0 || (size_t)len >= sizeof(dir) ||
-	    (len = snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, base)) < 0 ||
-	    (size_t)len >= sizeof(tmp)) {
-		snprintf(err, errlen, "metrics file name %s is too long", path);
-		return -1;
-	}
-	fd = mkstemp(tmp);
-	if (fd < 0) {
-		snprintf(err, errlen,
-			 "cannot write the metrics file %s: cannot create a file in %s: %s", path,
-			 dir, strerror(errno));
-		return -1;
-	}
-	/* mkstemp() makes it 0600; the collector runs as another user. */
-	if (fchmod(fd, 0644) < 0 || (f = fdopen(fd, "w")) == NULL) {
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	put_all(f, e, n);
-	errno = EIO; /* what ferror() alone means */
-	if (fflush(f) != 0 || ferror(f) || fsync(fd) != 0) {
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		fclose(f);
-		unlink(tmp);
-		return -1;
-	}
-	if (fclose(f) != 0 || rename(tmp, path) != 0) {
-		snprintf(err, errlen, "cannot replace the metrics file %s: %s", path,
-			 strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	(void)fsync_dir(dir);
-	return 0;
+	/* 0644: the collector runs as another user, and nothing here is secret. */
+	return agent_atomic_write(path, 0644, put_file, &m, err, errlen);
 }

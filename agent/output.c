@@ -47,33 +47,36 @@ void agent_cmp_log(int level, const char *msg, void *arg)
 		msg);
 }
 
-/* Writes via a temporary file and rename(), so a reader never sees half. */
+struct pem_out {
+	X509 *cert;
+	STACK_OF(X509) *certs;
+};
+
+static int put_pem(FILE *f, void *arg)
+{
+	const struct pem_out *p = arg;
+	int i;
+
+	if (p->cert != NULL && !PEM_write_X509(f, p->cert))
+		return -1;
+	for (i = 0; i < sk_X509_num(p->certs); i++)
+		if (!PEM_write_X509(f, sk_X509_value(p->certs, i)))
+			return -1;
+	return 0;
+}
+
 int agent_write_pem(const char *path, X509 *cert, STACK_OF(X509) *certs)
 {
-	size_t n = strlen(path) + 8;
-	char *tmp = malloc(n);
-	FILE *f;
-	int ok = 1, i;
+	struct pem_out p = { cert, certs };
+	char err[4400];
 
-	if (tmp == NULL)
-		return -1;
-	snprintf(tmp, n, "%s.tmp", path);
-	if ((f = fopen(tmp, "w")) == NULL) {
-		log_msg(LOG_ERR, "cannot write %s: %m", tmp);
-		free(tmp);
-		return -1;
-	}
-	if (cert != NULL)
-		ok = PEM_write_X509(f, cert);
-	for (i = 0; ok && i < sk_X509_num(certs); i++)
-		ok = PEM_write_X509(f, sk_X509_value(certs, i));
-	if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
-		log_msg(LOG_ERR, "cannot write %s", path);
-		unlink(tmp);
-		free(tmp);
+	/* Certificates are public: a new file is 0644; a replaced one keeps
+	 * the mode its administrator gave it. */
+	if (agent_atomic_write(path, AGENT_MODE_KEEP, put_pem, &p, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		log_openssl_errors();
 		return -1;
 	}
-	free(tmp);
 	return 0;
 }
 
@@ -106,8 +109,14 @@ void agent_ca_label(X509 *ca, char *out, size_t outlen)
 		unsigned char *utf8 = NULL;
 		int len = ASN1_STRING_to_UTF8(&utf8, d);
 
-		if (len > 0)
-			snprintf(out, outlen, "%.*s", len, (char *)utf8);
+		/* The label goes onto the token and into every later listing
+		 * (also by other tools): no terminal escapes from the CA. */
+		if (len > 0) {
+			char raw[256];
+
+			snprintf(raw, sizeof(raw), "%.*s", len, (char *)utf8);
+			agent_escape(raw, out, outlen);
+		}
 		OPENSSL_free(utf8);
 	}
 	if (out[0] == '\0')
@@ -117,7 +126,7 @@ void agent_ca_label(X509 *ca, char *out, size_t outlen)
 void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned char *id,
 		      size_t idlen, const char *label, X509 *cert)
 {
-	char hex[2 * TOK_ID_MAX + 1], subj[512], iss[512], date[64] = "";
+	char hex[2 * TOK_ID_MAX + 1], subj[512], iss[512], date[64] = "", name[256], lab[512];
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	char *serial = bn != NULL ? BN_bn2hex(bn) : NULL;
 	BIO *b = BIO_new(BIO_s_mem());
@@ -129,8 +138,8 @@ void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned
 		BIO_read(b, date, sizeof(date) - 1);
 	printf("%s %s\n  subject:    %s\n  issuer:     %s\n  serial:     %s\n"
 	       "  not after:  %s\n  key id:     %s\n  label:      %s\n",
-	       verb, e->name != NULL ? e->name : "", subj, iss, serial != NULL ? serial : "?", date,
-	       hex, label != NULL ? label : "");
+	       verb, agent_escape(e->name, name, sizeof(name)), subj, iss,
+	       serial != NULL ? serial : "?", date, hex, agent_escape(label, lab, sizeof(lab)));
 	BIO_free(b);
 	OPENSSL_free(serial);
 	BN_free(bn);

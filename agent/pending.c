@@ -71,23 +71,41 @@ static void put_hex(FILE *f, const char *key, const unsigned char *p, size_t n)
 	fputc('\n', f);
 }
 
-static int fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY), r;
+struct pending_out {
+	const conf_enrollment *e;
+	const agent_pending *ap;
+};
 
-	if (fd < 0)
-		return -1;
-	r = fsync(fd);
-	close(fd);
-	return r;
+static int put_pending(FILE *f, void *arg)
+{
+	const conf_enrollment *e = ((const struct pending_out *)arg)->e;
+	const agent_pending *ap = ((const struct pending_out *)arg)->ap;
+	char serial[sizeof(ap->token_serial)];
+
+	fprintf(f, "# p11enroll: a CMP transaction the CA answered 'waiting'.\n"
+		   "# Finish it with `p11enroll resume %s`, or give it up with\n"
+		   "# `p11enroll resume --abandon %s`.  Written by p11enroll; do not edit.\n",
+		e->name, e->name);
+	fprintf(f, "version 1\nrequest %s\n", pending_req_name(ap->p.type));
+	put_hex(f, "transaction_id", ap->p.tid, ap->p.tid_len);
+	put_hex(f, "recip_nonce", ap->p.nonce, ap->p.nonce_len);
+	fprintf(f, "cert_req_id %d\ncheck_after %ld\n", ap->p.cert_req_id, ap->p.check_after);
+	put_hex(f, "key_id", ap->key_id, ap->key_id_len);
+	/* The serial is the token's choice: escaped, so that it is one line
+	 * (a serial with odd bytes then matches no token on resume, which
+	 * says so). */
+	fprintf(f, "key_generated %s\ntoken_serial %s\nsaved %lld\n",
+		ap->key_generated ? "yes" : "no",
+		agent_escape(ap->token_serial, serial, sizeof(ap->token_serial)),
+		(long long)ap->saved);
+	return 0;
 }
 
 int pending_save(const conf_enrollment *e, const agent_pending *ap, char *err, size_t errlen)
 {
 	const char *dir = pending_state_dir(e);
-	char path[1024], tmp[1100];
-	FILE *f = NULL;
-	int fd = -1;
+	struct pending_out o = { e, ap };
+	char path[1024];
 
 	if (pending_path(e, path, sizeof(path)) < 0) {
 		snprintf(err, errlen, "the enrollment has no name usable as a file name; only a "
@@ -100,40 +118,7 @@ int pending_save(const conf_enrollment *e, const agent_pending *ap, char *err, s
 			 dir, strerror(errno));
 		return -1;
 	}
-	snprintf(tmp, sizeof(tmp), "%s/.%s.pending.XXXXXX", dir, e->name);
-	if ((fd = mkstemp(tmp)) < 0 || (f = fdopen(fd, "w")) == NULL) {
-		snprintf(err, errlen, "cannot write in the state directory %s: %s", dir,
-			 strerror(errno));
-		if (fd >= 0) {
-			close(fd);
-			unlink(tmp);
-		}
-		return -1;
-	}
-	fprintf(f, "# p11enroll: a CMP transaction the CA answered 'waiting'.\n"
-		   "# Finish it with `p11enroll resume %s`, or give it up with\n"
-		   "# `p11enroll resume --abandon %s`.  Written by p11enroll; do not edit.\n",
-		e->name, e->name);
-	fprintf(f, "version 1\nrequest %s\n", pending_req_name(ap->p.type));
-	put_hex(f, "transaction_id", ap->p.tid, ap->p.tid_len);
-	put_hex(f, "recip_nonce", ap->p.nonce, ap->p.nonce_len);
-	fprintf(f, "cert_req_id %d\ncheck_after %ld\n", ap->p.cert_req_id, ap->p.check_after);
-	put_hex(f, "key_id", ap->key_id, ap->key_id_len);
-	fprintf(f, "key_generated %s\ntoken_serial %s\nsaved %lld\n",
-		ap->key_generated ? "yes" : "no", ap->token_serial, (long long)ap->saved);
-	if (fflush(f) != 0 || fsync(fd) != 0) {
-		snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		fclose(f);
-		unlink(tmp);
-		return -1;
-	}
-	if (fclose(f) != 0 || rename(tmp, path) != 0) {
-		snprintf(err, errlen, "cannot save %s: %s", path, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	(void)fsync_dir(dir);
-	return 0;
+	return agent_atomic_write(path, 0600, put_pending, &o, err, errlen);
 }
 
 static int get_hex(const char *v, unsigned char *out, size_t max, size_t *len)
@@ -314,6 +299,6 @@ int pending_remove(const conf_enrollment *e)
 		return 0;
 	if (unlink(path) < 0 && errno != ENOENT)
 		return -1;
-	(void)fsync_dir(pending_state_dir(e));
+	(void)agent_fsync_dir(pending_state_dir(e));
 	return 0;
 }

@@ -77,9 +77,14 @@ int agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 		cmpc_set_max_response(cmp, (size_t)e->max_response);
 	cmpc_set_implicit_confirm(cmp, e->implicit_confirm == 1);
 	cmpc_set_unprotected_errors(cmp, e->unprotected_errors == 1);
+	cmpc_set_any_response_signer(cmp, e->any_response_signer == 1);
+	if (e->any_response_signer == 1)
+		log_msg(LOG_WARNING, "allow_any_response_signer is set: any certificate that "
+				     "chains to the anchors may speak for the CA");
 	if ((rv = cmpc_set_server(cmp, e->server)) != CMPC_OK ||
 	    (rv = cmpc_set_tls_trust(cmp, e->tls_trusted)) != CMPC_OK ||
 	    (rv = cmpc_load_trusted(cmp, e->trusted)) != CMPC_OK ||
+	    (e->srv_trusted != NULL && (rv = cmpc_load_srv_trusted(cmp, e->srv_trusted)) != CMPC_OK) ||
 	    ((owf != 0 || mac != 0 || e->pbm_iterations > 0) &&
 	     (rv = cmpc_set_pbm_params(cmp, owf, mac,
 				       e->pbm_iterations > 0 ? e->pbm_iterations : 10000)) !=
@@ -87,6 +92,17 @@ int agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 	    (e->cert_profile != NULL &&
 	     (rv = cmpc_set_cert_profile(cmp, e->cert_profile)) != CMPC_OK))
 		return cmp_fail(cmp, rv, "setting up the CMP exchange failed");
+	if (e->srv_cert != NULL) {
+		X509 *srv = agent_read_cert(e->srv_cert, "srv_cert",
+					    "give the CMP server's certificate in PEM");
+
+		if (srv == NULL)
+			return EXIT_USAGE;
+		rv = cmpc_set1_srv_cert(cmp, srv);
+		X509_free(srv);
+		if (rv != CMPC_OK)
+			return cmp_fail(cmp, rv, "setting the pinned server certificate failed");
+	}
 	if ((rc = set_name(cmp, e->sender, "sender", cmpc_set1_sender)) != EXIT_OK ||
 	    (rc = set_name(cmp, e->recipient, "recipient", cmpc_set1_recipient)) != EXIT_OK ||
 	    (rc = set_name(cmp, e->expected_sender, "expected sender",
@@ -384,7 +400,7 @@ int agent_template_apply(const conf_enrollment *e, const cmpc_template *t, tok_k
 
 void agent_template_print(const cmpc_template *t)
 {
-	char buf[512];
+	char buf[512], safe[4 * 400];
 	int i;
 
 	if (t->subject != NULL)
@@ -408,11 +424,14 @@ void agent_template_print(const cmpc_template *t)
 		if (b != NULL && X509V3_EXT_print(b, ext, 0, 0) == 1 &&
 		    (n = BIO_read(b, val, sizeof(val) - 1)) > 0) {
 			val[n] = '\0';
+			/* A multi-line value (several names) on one line. */
 			for (char *c = val; *c != '\0'; c++)
 				if (*c == '\n' || *c == '\r')
 					*c = ' ';
 		}
 		BIO_free(b);
-		printf("  extension:  %s%s%s\n", buf, val[0] ? ": " : "", val);
+		/* The values are the CA's (a dNSName may hold any byte). */
+		printf("  extension:  %s%s%s\n", buf, val[0] ? ": " : "",
+		       agent_escape(val, safe, sizeof(safe)));
 	}
 }

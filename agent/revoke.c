@@ -31,8 +31,49 @@ static const char *status_text(cmpc_rr_status st)
 	}
 }
 
+enum rr_protection { RR_OWN_KEY, RR_SIGNER, RR_PBM };
+
+/* rr_protection: own-key by default where the key is on the token; else a
+ * configured signer; PBM only by name. */
+static int rr_mode(const conf_enrollment *e, int have_key, enum rr_protection *ret)
+{
+	const char *p = e->rr_protection;
+
+	if (p == NULL)
+		p = have_key || !agent_has_signer(e) ? "own-key" : "signer";
+	if (strcmp(p, "pbm") == 0) {
+		*ret = RR_PBM;
+	} else if (strcmp(p, "signer") == 0) {
+		if (!agent_has_signer(e)) {
+			log_msg(LOG_ERR, "rr_protection = signer, but no signer is configured: set "
+					 "signer (a token certificate) or protection_cert and "
+					 "protection_key");
+			return EXIT_USAGE;
+		}
+		*ret = RR_SIGNER;
+	} else if (strcmp(p, "own-key") == 0) {
+		if (!have_key) {
+			log_msg(LOG_ERR,
+				"the revocation request must be signed with the key of the "
+				"certificate being revoked (RFC 9483 4.2), but that certificate and "
+				"key are not on the token under label '%s': revoke the token's "
+				"certificate, configure a signer (rr_protection = signer) if the CA "
+				"lets it revoke on behalf, or set rr_protection = pbm if the CA "
+				"accepts MAC-protected revocation",
+				e->label != NULL ? e->label : "");
+			return EXIT_USAGE;
+		}
+		*ret = RR_OWN_KEY;
+	} else {
+		log_msg(LOG_ERR, "rr_protection '%s' is not one of own-key, signer, pbm", p);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
 int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 {
+	enum rr_protection mode;
 	cmpc_ctx *cmp = NULL;
 	tok_ctx *tok = NULL;
 	X509 *cert = NULL, *on_token = NULL;
@@ -67,7 +108,8 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 		goto out;
 	/* The token is needed for its certificate, for a signer, for the TLS
 	 * client certificate or for --delete. */
-	if ((o->cert_file == NULL || del || e->signer != NULL || e->tls_client != NULL) &&
+	if ((o->cert_file == NULL || del || e->signer != NULL || e->tls_client != NULL ||
+	     (e->label != NULL && (e->rr_protection == NULL || strcmp(e->rr_protection, "own-key") == 0))) &&
 	    (rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
 		goto out;
 	if ((rc = agent_cmp_tls_client(e, cmp, tok, NULL, NULL)) != EXIT_OK)
@@ -98,11 +140,16 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 		BN_free(bn);
 	}
 	/*
-	 * Protection: a configured signer; else PBM when configured; else the
-	 * certificate's own key on the token (RFC 9483 4.2).
+	 * Protection (RFC 9483 4.2): the rr is signed with the key of the
+	 * certificate being revoked -- proof that its holder asks.  A signer
+	 * (an RA revoking on behalf) or PBM only when asked for.
 	 */
-	if (agent_has_signer(e) || (e->reference != NULL && e->secret_source != NULL) ||
-	    !have_id) {
+	if ((rc = rr_mode(e, have_id, &mode)) != EXIT_OK)
+		goto out;
+	if (mode == RR_PBM) {
+		if ((rc = agent_cmp_use_pbm(e, cmp, "the revocation request")) != EXIT_OK)
+			goto out;
+	} else if (mode == RR_SIGNER) {
 		if ((rc = agent_cmp_protect(e, cmp, tok, 0, "the revocation request")) != EXIT_OK)
 			goto out;
 	} else {

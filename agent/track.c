@@ -45,50 +45,52 @@ static int state_path(const track *t, char *out, size_t len)
 	return 0;
 }
 
-/* Values are written on one line: control characters become '?'. */
-static void one_line(char *s)
+/* Values are written on one line, and may come from the token or the CA:
+ * escaped in place (truncated to the buffer), so no field is forged. */
+static void one_line(char *s, size_t size)
 {
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
+	char tmp[2048];
+
+	agent_escape(s, tmp, sizeof(tmp) < size ? sizeof(tmp) : size);
+	memcpy(s, tmp, strlen(tmp) + 1);
 }
 
-int track_save(const track *t)
-{
-	char path[1024], tmp[1100], err[256], pin[sizeof(t->pin_latch)];
-	FILE *f;
-	int fd;
+struct state_out {
+	const track *t;
+	const char *err, *pin;
+};
 
-	if (state_path(t, path, sizeof(path)) < 0)
-		return -1;
-	snprintf(err, sizeof(err), "%s", t->last_error);
-	snprintf(pin, sizeof(pin), "%s", t->pin_latch);
-	one_line(err);
-	one_line(pin);
-	snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
-	if ((fd = mkstemp(tmp)) < 0 || (f = fdopen(fd, "w")) == NULL) {
-		if (fd >= 0) {
-			close(fd);
-			unlink(tmp);
-		}
-		log_msg(LOG_ERR, "%s: cannot save the agent state in %s: %s", t->name, path,
-			strerror(errno));
-		return -1;
-	}
+static int put_state(FILE *f, void *arg)
+{
+	const struct state_out *o = arg;
+	const track *t = o->t;
+
 	fprintf(f, "# p11enroll agent state of '%s'; written by the agent\n", t->name);
 	fprintf(f, "version 1\nseed %lu\nnext %lld\nlast_success %lld\nlast_attempt %lld\n",
 		(unsigned long)t->seed, t->next, t->last_success, t->last_attempt);
 	fprintf(f, "failures %d\nrenewals %ld\nstopped %d\nlast_error %s\npin_latch %s\n",
-		t->failures, t->renewals, t->st == T_STOPPED, err, pin);
+		t->failures, t->renewals, t->st == T_STOPPED, o->err, o->pin);
 	/* What the token showed last: shown by status until the next look
 	 * (a stopped or PIN-latched enrollment has none); never decides. */
 	if (t->have_cert)
 		fprintf(f, "cert_serial %s\nnot_before %lld\nnot_after %lld\n", t->cert_serial,
 			t->not_before, t->not_after);
-	if (fflush(f) != 0 || fsync(fd) != 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
-		log_msg(LOG_ERR, "%s: cannot save the agent state in %s: %s", t->name, path,
-			strerror(errno));
-		unlink(tmp);
+	return 0;
+}
+
+int track_save(const track *t)
+{
+	char path[1024], msg[4400], err[sizeof(t->last_error)], pin[sizeof(t->pin_latch)];
+	struct state_out o = { t, err, pin };
+
+	if (state_path(t, path, sizeof(path)) < 0)
+		return -1;
+	snprintf(err, sizeof(err), "%s", t->last_error);
+	snprintf(pin, sizeof(pin), "%s", t->pin_latch);
+	one_line(err, sizeof(err));
+	one_line(pin, sizeof(pin));
+	if (agent_atomic_write(path, 0600, put_state, &o, msg, sizeof(msg)) < 0) {
+		log_msg(LOG_ERR, "%s: cannot save the agent state: %s", t->name, msg);
 		return -1;
 	}
 	return 0;
@@ -96,7 +98,7 @@ int track_save(const track *t)
 
 int track_load(track *t)
 {
-	char path[1024], line[1024], *v;
+	char path[1024], line[2048], *v;
 	long long n;
 	FILE *f;
 
@@ -136,10 +138,6 @@ int track_load(track *t)
 	}
 	t->have_cert = t->cert_serial[0] != '\0' && t->not_after > 0;
 	fclose(f);
-	/* As track_save writes them: a file edited or damaged by hand must not
-	 * put terminal control sequences into the status table. */
-	one_line(t->last_error);
-	one_line(t->pin_latch);
 	/* A latched PIN stays latched across a restart: trying it again at
 	 * start would spend one more of the token's PIN attempts. */
 	if (t->st != T_STOPPED && t->pin_latch[0] != '\0')
@@ -158,7 +156,7 @@ void track_pin_fingerprint(const conf_enrollment *e, char *out, size_t len)
 			 st.st_mtim.tv_nsec);
 	else
 		snprintf(out, len, "%s", src);
-	one_line(out);
+	one_line(out, len);
 }
 
 /* ---- status document ---------------------------------------------------- */
@@ -204,12 +202,19 @@ static void putf(buf *b, const char *fmt, ...)
 		put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped;
- * bytes >= 0x80 pass (the values are ASCII or UTF-8 from the token). */
-static void put_str(buf *b, const char *s)
+/* A JSON string: first agent_escape() (no terminal escapes, valid UTF-8),
+ * then JSON's quoting of quotes and backslashes. */
+static void put_str(buf *b, const char *raw)
 {
-	char esc[8];
+	size_t size = 4 * strlen(raw) + 1;
+	char esc[8], *safe = malloc(size);
+	const char *s;
 
+	if (safe == NULL) {
+		b->oom = 1;
+		return;
+	}
+	s = agent_escape(raw, safe, size);
 	put(b, "\"", 1);
 	for (; *s != '\0'; s++) {
 		unsigned char c = (unsigned char)*s;
@@ -226,6 +231,7 @@ static void put_str(buf *b, const char *s)
 		}
 	}
 	put(b, "\"", 1);
+	free(safe);
 }
 
 static void put_time(buf *b, const char *key, long long t)
@@ -319,6 +325,7 @@ static void put_when(buf *b, long long t, long long now)
 
 char *track_status_text(track *const *tracks, size_t n, long long now, size_t *len)
 {
+	char safe[600];
 	buf b = { 0 };
 	size_t i;
 
@@ -327,7 +334,10 @@ char *track_status_text(track *const *tracks, size_t n, long long now, size_t *l
 	for (i = 0; i < n; i++) {
 		const track *t = tracks[i];
 
-		putf(&b, "%-16s %-14s ", t->name, track_state_name(t->st));
+		/* agent_escape() truncates, never cutting a character: putf()
+		 * would cut at 511 bytes. */
+		putf(&b, "%-16s %-14s ", agent_escape(t->name, safe, 200),
+		     track_state_name(t->st));
 		put_when(&b, t->have_cert ? t->not_after : 0, now);
 		put(&b, " ", 1);
 		put_when(&b, t->st == T_STOPPED || t->st == T_PIN ? 0 : t->next, now);
@@ -335,7 +345,7 @@ char *track_status_text(track *const *tracks, size_t n, long long now, size_t *l
 		put_when(&b, t->last_success, now);
 		putf(&b, " %4d %8ld\n", t->failures, t->renewals);
 		if (t->last_error[0] != '\0')
-			putf(&b, "  last error: %.200s\n", t->last_error);
+			putf(&b, "  last error: %s\n", agent_escape(t->last_error, safe, sizeof(safe)));
 	}
 	if (b.oom) {
 		free(b.p);

@@ -43,7 +43,7 @@ typedef struct track {
 	long long next, last_success, last_attempt;
 	int failures;
 	long renewals;
-	char last_error[256];
+	char last_error[1024];
 	char pin_latch[512]; /* fingerprint of the PIN source that was rejected, or "" */
 	/* what to do next regardless of the time */
 	int need_recover, need_refresh, hook_due;
@@ -58,6 +58,7 @@ typedef struct track {
 	size_t errlen;
 	int waiter_fd; /* control client waiting for a requested renewal */
 	int exit_code;
+	long long forced_at; /* when a client last made a step skip the backoff (not saved) */
 } track;
 
 const char *track_state_name(track_state st);
@@ -76,6 +77,54 @@ void track_pin_fingerprint(const conf_enrollment *e, char *out, size_t len);
 
 /* ctl.c: the control socket. */
 int ctl_listen(const char *path, const char *group, char *err, size_t errlen);
+
+/*
+ * The agent's side of one connection, served without ever blocking: the
+ * loop polls c->fd for ctl_client_events() and calls ctl_client_io() when
+ * poll reports any.  A request is one line of at most CTL_LINE_MAX bytes
+ * (newline included); the answer is queued whole and sent as the client
+ * takes it; then the agent shuts down its side and reads until the client
+ * closes, so that nothing the client sent unread turns the close into a
+ * reset that loses the answer.  Deadlines are the caller's.
+ */
+#define CTL_LINE_MAX 512
+
+typedef enum {
+	CTL_READ,   /* the request line is arriving */
+	CTL_WAIT,   /* the request waits for the agent (a renewal): not polled */
+	CTL_WRITE,  /* the answer is being sent */
+	CTL_LINGER  /* answered; waiting for the client to close */
+} ctl_phase;
+
+typedef struct {
+	int fd;
+	uid_t uid;
+	gid_t gid;
+	int privileged;	    /* root or the agent's own user */
+	ctl_phase phase;
+	long long deadline; /* ctl_now_ms() by which this phase must end */
+	int in_eof;	    /* the client shut down its side */
+	char line[CTL_LINE_MAX + 1];
+	size_t len;
+	char *out;
+	size_t outlen, outoff;
+} ctl_client;
+
+typedef enum {
+	CTL_IO_MORE,	 /* nothing to do yet */
+	CTL_IO_REQUEST,	 /* c->line holds a request (without its newline) */
+	CTL_IO_TOO_LONG, /* the line outgrew CTL_LINE_MAX */
+	CTL_IO_DONE	 /* answered and closed by the client, or gone: close it */
+} ctl_io;
+
+long long ctl_now_ms(void); /* CLOCK_MONOTONIC */
+short ctl_client_events(const ctl_client *c);
+ctl_io ctl_client_io(ctl_client *c);
+/* Appends to the answer; -1 when out of memory. */
+int ctl_client_queue(ctl_client *c, const char *s, size_t n);
+/* The answer is complete: sends what the client takes now (CTL_WRITE). */
+ctl_io ctl_client_answer(ctl_client *c);
+void ctl_client_close(ctl_client *c);
 /* The client side: sends line, copies the reply to stdout; the reply's
  * "exit N" line gives the return value (-1: no agent listening). */
 int ctl_request(const char *path, const char *line, int json_raw);
@@ -89,10 +138,9 @@ typedef enum {
 	CTL_RENEW,	 /* "renew NAME" */
 	CTL_CLEAR,	 /* "clear NAME" */
 } ctl_verb;
-/* The request in what the agent read from a control client: buf holds n
- * bytes and has room for one more.  The line ends at the first CR, LF or
- * NUL (buf is cut there, for the log); *ret_name points at NAME within it
- * for renew and clear.  Pure: no I/O, no state. */
-ctl_verb ctl_parse_request(char *buf, size_t n, const char **ret_name);
+/* What a request line (as ctl_client_io framed it: without its newline,
+ * cut at a CR) asks for; *ret_name points at NAME within line for renew
+ * and clear.  Pure: no I/O, no state. */
+ctl_verb ctl_parse_request(const char *line, const char **ret_name);
 
 #endif

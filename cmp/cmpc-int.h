@@ -37,6 +37,11 @@ struct cmpc_ctx {
 
 	int have_pbm;
 	STACK_OF(X509) *anchors; /* from cmpc_load_trusted, never given to OpenSSL */
+	/* Who may sign responses (RFC 9483 3.5, RFC 9480 2.10): anchors for
+	 * their path (NULL: anchors), a pinned certificate, or anyone. */
+	STACK_OF(X509) *srv_anchors;
+	X509 *srv_cert;
+	int any_signer;
 	X509_NAME *subject;	  /* requested subject, checked in certConf */
 	GENERAL_NAMES *sans;
 
@@ -90,6 +95,13 @@ struct cmpc_ctx {
 		/* cmpc_resume: the CA's final answer, handed to OpenSSL as the
 		 * response to the request it makes (and that is not sent) */
 		OSSL_CMP_MSG *replay;
+		/* The signer of the last response that verified, and why it may
+		 * speak for the CA (CMPC_SIGNER_*); a CA certificate must also
+		 * be the issuer of the certificate concerned. */
+		X509 *signer;
+		int signer_kind;
+		X509 *issued_by_signer; /* borrowed: rr's certificate, or NULL */
+		char signer_msg[1024];	/* why the last candidate signer was refused */
 	} x;
 };
 
@@ -232,6 +244,27 @@ int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **
 STACK_OF(X509) *cmpc_ca_certs(cmpc_ctx *ctx);
 /* Trust anchors as a fresh store (NULL on allocation failure). */
 X509_STORE *cmpc_anchor_store(const cmpc_ctx *ctx);
+
+/* cmpc_signer.c: who may speak for the CA. */
+enum {
+	CMPC_SIGNER_NONE = 0,
+	CMPC_SIGNER_ANY,      /* allow_any_response_signer */
+	CMPC_SIGNER_PINNED,   /* the pinned srv_cert (or the expected sender) */
+	CMPC_SIGNER_EKU,      /* id-kp-cmcCA or id-kp-cmcRA */
+	CMPC_SIGNER_ANCHOR,   /* a trust anchor itself */
+	CMPC_SIGNER_CA,       /* a CA certificate: must issue what it answers for */
+};
+/* The store responses are validated with: srv anchors (or the anchors),
+ * whose verify callback refuses a signer that may not speak for the CA.
+ * NULL on allocation failure. */
+X509_STORE *cmpc_srv_store(cmpc_ctx *ctx);
+/* Sets up the OpenSSL context for validating responses: the store above
+ * and the pinned srv_cert.  0 on allocation failure. */
+int cmpc_srv_trust_setup(cmpc_ctx *ctx);
+/* After a response verified: 1 when its signer may speak for the CA about
+ * cert (issued or revoked: a CA-certificate signer must be its issuer;
+ * NULL: no certificate concerned).  0 with ctx->x.signer_msg set. */
+int cmpc_signer_may_answer_for(cmpc_ctx *ctx, X509 *cert);
 
 /* cmpc_err.c: after OSSL_CMP_exec_* failed, turns what the transfer and
  * certConf callbacks recorded, the PKIStatus and the OpenSSL error queue

@@ -81,8 +81,28 @@ cmpc_rv cmpc_set1_pbm(cmpc_ctx *ctx, const unsigned char *ref, size_t ref_len,
 		      const unsigned char *secret, size_t secret_len);
 
 /* PEM file of trust anchors: the issued certificate must chain to one of
- * them, and signature-protected responses must verify under them. */
+ * them, and (unless cmpc_load_srv_trusted is given) signature-protected
+ * responses must verify under them. */
 cmpc_rv cmpc_load_trusted(cmpc_ctx *ctx, const char *pemfile);
+
+/*
+ * Who may speak for the CA (RFC 9483 3.5, RFC 9480 2.10).  A signed
+ * response counts only when its signer's certificate verifies under the
+ * server trust anchors (default: those of cmpc_load_trusted) AND the
+ * signer is a trust anchor itself, the CA certificate that issued the
+ * certificate the response is about, a certificate with id-kp-cmcCA or
+ * id-kp-cmcRA, or names the expected sender (cmpc_set1_expected_sender).
+ * Anything else -- a device certificate of the same PKI -- is refused
+ * before any part of the response is used.
+ */
+/* PEM file of the anchors for response signers (adds to earlier calls). */
+cmpc_rv cmpc_load_srv_trusted(cmpc_ctx *ctx, const char *pemfile);
+/* Pins the CMP server's certificate: responses must be signed with its key
+ * (no path is built for it); NULL unpins. */
+cmpc_rv cmpc_set1_srv_cert(cmpc_ctx *ctx, X509 *cert);
+/* Accept any signer that verifies under the server anchors (the behaviour
+ * of OpenSSL's own client); default off. */
+void cmpc_set_any_response_signer(cmpc_ctx *ctx, int on);
 
 cmpc_rv cmpc_set1_subject(cmpc_ctx *ctx, const X509_NAME *subject);
 cmpc_rv cmpc_set1_sans(cmpc_ctx *ctx, const GENERAL_NAMES *sans);
@@ -227,8 +247,13 @@ typedef enum {
  * (-1: none).  ret_status gets the PKIStatus the CA answered. */
 cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_status);
 
+/* Whether cert verifies under the trust anchors of cmpc_load_trusted (an
+ * anchor verifies as itself), with untrusted as intermediates (may be
+ * NULL): CMPC_OK, or CMPC_ERR_CERT with the reason in errmsg. */
+cmpc_rv cmpc_verify_under_anchors(cmpc_ctx *ctx, X509 *cert, STACK_OF(X509) *untrusted);
+
 /* genm id-it-caCerts (17): the CA certificates the CA publishes ("none" is
- * an empty stack, not NULL). */
+ * an empty stack, not NULL); not verified: see cmpc_verify_under_anchors. */
 cmpc_rv cmpc_genm_ca_certs(cmpc_ctx *ctx, STACK_OF(X509) **ret_certs);
 
 /*

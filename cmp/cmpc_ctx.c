@@ -168,6 +168,8 @@ void cmpc_free(cmpc_ctx *ctx)
 	EVP_PKEY_free(ctx->tls_key);
 	sk_X509_pop_free(ctx->tls_chain, X509_free);
 	sk_X509_pop_free(ctx->anchors, X509_free);
+	sk_X509_pop_free(ctx->srv_anchors, X509_free);
+	X509_free(ctx->srv_cert);
 	X509_NAME_free(ctx->subject);
 	X509_NAME_free(ctx->expected_sender);
 	GENERAL_NAMES_free(ctx->sans);
@@ -330,10 +332,6 @@ cmpc_rv cmpc_set_tls_trust(cmpc_ctx *ctx, const char *cafile)
 		}
 	}
 	OPENSSL_free(ctx->tls_cafile);
-	/* After the curl handle: its SSL_CTXs held references to these. */
-	X509_free(ctx->tls_cert);
-	EVP_PKEY_free(ctx->tls_key);
-	sk_X509_pop_free(ctx->tls_chain, X509_free);
 	ctx->tls_cafile = copy;
 	return CMPC_OK;
 }
@@ -432,7 +430,10 @@ oom:
 	return CMPC_ERR_INTERNAL;
 }
 
-cmpc_rv cmpc_load_trusted(cmpc_ctx *ctx, const char *pemfile)
+/* Appends the PEM certificates of pemfile to dst; what names the file in
+ * messages ("trust anchor file"). */
+static cmpc_rv load_certs(cmpc_ctx *ctx, const char *pemfile, const char *what,
+			  STACK_OF(X509) *dst)
 {
 	STACK_OF(X509) *certs = NULL;
 	BIO *in = NULL;
@@ -442,16 +443,10 @@ cmpc_rv cmpc_load_trusted(cmpc_ctx *ctx, const char *pemfile)
 	char why[512];
 	int n = 0;
 
-	ctx->errmsg[0] = '\0';
-	if (pemfile == NULL) {
-		cmpc_seterr(ctx, "no trust anchor file given: set the PEM file of the CA "
-				 "certificates the issued certificate must chain to");
-		return CMPC_ERR_CONFIG;
-	}
 	ERR_clear_error();
 	if ((f = fopen(pemfile, "r")) == NULL) {
-		cmpc_seterr(ctx, "cannot open the trust anchor file %s: %s; check the path",
-			    pemfile, strerror(errno));
+		cmpc_seterr(ctx, "cannot open the %s %s: %s; check the path", what, pemfile,
+			    strerror(errno));
 		goto out;
 	}
 	if ((in = BIO_new_fp(f, BIO_CLOSE)) == NULL) {
@@ -470,22 +465,21 @@ cmpc_rv cmpc_load_trusted(cmpc_ctx *ctx, const char *pemfile)
 	/* The loop ends at end of file (PEM_R_NO_START_LINE) or on bad PEM. */
 	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
 		cmpc_ossl_errors(why, sizeof(why));
-		cmpc_seterr(ctx,
-			    "cannot read certificate %d of the trust anchor file %s: %s; it "
-			    "must hold PEM certificates",
-			    n + 1, pemfile, why);
+		cmpc_seterr(ctx, "cannot read certificate %d of the %s %s: %s; it must hold PEM "
+				 "certificates",
+			    n + 1, what, pemfile, why);
 		goto out;
 	}
 	ERR_clear_error();
 	if (n == 0) {
 		cmpc_seterr(ctx,
-			    "no certificate in the trust anchor file %s: it must hold the CA "
-			    "certificates in PEM",
-			    pemfile);
+			    "no certificate in the %s %s: it must hold the CA certificates in "
+			    "PEM",
+			    what, pemfile);
 		goto out;
 	}
 	while ((x = sk_X509_shift(certs)) != NULL) {
-		if (!sk_X509_push(ctx->anchors, x)) {
+		if (!sk_X509_push(dst, x)) {
 			X509_free(x);
 			goto oom;
 		}
@@ -500,6 +494,55 @@ out:
 	sk_X509_pop_free(certs, X509_free);
 	BIO_free(in);
 	return rv;
+}
+
+cmpc_rv cmpc_load_trusted(cmpc_ctx *ctx, const char *pemfile)
+{
+	ctx->errmsg[0] = '\0';
+	if (pemfile == NULL) {
+		cmpc_seterr(ctx, "no trust anchor file given: set the PEM file of the CA "
+				 "certificates the issued certificate must chain to");
+		return CMPC_ERR_CONFIG;
+	}
+	return load_certs(ctx, pemfile, "trust anchor file", ctx->anchors);
+}
+
+cmpc_rv cmpc_load_srv_trusted(cmpc_ctx *ctx, const char *pemfile)
+{
+	cmpc_rv rv;
+
+	ctx->errmsg[0] = '\0';
+	if (pemfile == NULL) {
+		cmpc_seterr(ctx, "no file of trust anchors for the CMP server given");
+		return CMPC_ERR_CONFIG;
+	}
+	if (ctx->srv_anchors == NULL && (ctx->srv_anchors = sk_X509_new_null()) == NULL) {
+		cmpc_seterr(ctx, "out of memory reading %s", pemfile);
+		return CMPC_ERR_INTERNAL;
+	}
+	if ((rv = load_certs(ctx, pemfile, "server trust anchor file (srv_trusted)",
+			     ctx->srv_anchors)) != CMPC_OK && sk_X509_num(ctx->srv_anchors) == 0) {
+		sk_X509_free(ctx->srv_anchors);
+		ctx->srv_anchors = NULL;
+	}
+	return rv;
+}
+
+cmpc_rv cmpc_set1_srv_cert(cmpc_ctx *ctx, X509 *cert)
+{
+	ctx->errmsg[0] = '\0';
+	if (cert != NULL && !X509_up_ref(cert)) {
+		cmpc_seterr(ctx, "out of memory storing the server certificate");
+		return CMPC_ERR_INTERNAL;
+	}
+	X509_free(ctx->srv_cert);
+	ctx->srv_cert = cert;
+	return CMPC_OK;
+}
+
+void cmpc_set_any_response_signer(cmpc_ctx *ctx, int on)
+{
+	ctx->any_signer = on != 0;
 }
 
 cmpc_rv cmpc_set1_subject(cmpc_ctx *ctx, const X509_NAME *subject)
@@ -700,6 +743,7 @@ void cmpc_x_reset(cmpc_ctx *ctx)
 	sk_X509_pop_free(ctx->x.chain, X509_free);
 	OPENSSL_free(ctx->x.rbuf);
 	OSSL_CMP_MSG_free(ctx->x.replay);
+	X509_free(ctx->x.signer);
 	memset(&ctx->x, 0, sizeof(ctx->x));
 	ctx->x.rv = CMPC_OK;
 }

@@ -153,15 +153,30 @@ cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 			    what);
 		return CMPC_ERR_PROTOCOL;
 	}
+	if (ctx->x.signer_msg[0] != '\0') {
+		cmpc_seterr(ctx,
+			    "%s: the CA's answer was not accepted: %s; pin the CA's CMP "
+			    "certificate (srv_cert) or its name (expected_sender), give its "
+			    "root as srv_trusted, or ask the CA operator for a certificate "
+			    "with id-kp-cmcCA or id-kp-cmcRA",
+			    what, ctx->x.signer_msg);
+		return CMPC_ERR_PROTOCOL;
+	}
 	switch (status) {
 	case OSSL_CMP_PKISTATUS_rejection:
 		if (OSSL_CMP_CTX_snprint_PKIStatus(ctx->cmp, st, sizeof(st)) == NULL)
 			snprintf(st, sizeof(st), "no status detail");
-		cmpc_seterr(ctx, "%s: the CA rejected the request%s: %s; %s", what,
-			    ctx->unprotected_errors && ctx->cr.rsp_unprotected
-				? " (unverified: the message was not protected)"
-				: "",
-			    st, rejection_hint(OSSL_CMP_CTX_get_failInfoCode(ctx->cmp)));
+		if (ctx->cr.rsp_unprotected) {
+			/* Anyone on the path can send one: shown, not acted on. */
+			cmpc_seterr(ctx,
+				    "%s: an unprotected error message says the request was "
+				    "rejected (unverified: it may not come from the CA): %s; "
+				    "trying again later; if it persists, ask the CA operator",
+				    what, st);
+			return CMPC_ERR_PROTOCOL;
+		}
+		cmpc_seterr(ctx, "%s: the CA rejected the request: %s; %s", what, st,
+			    rejection_hint(OSSL_CMP_CTX_get_failInfoCode(ctx->cmp)));
 		return CMPC_ERR_REJECTED;
 	case OSSL_CMP_PKISTATUS_request:
 		/* Failed before anything was sent: building or signing the request. */

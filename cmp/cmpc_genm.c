@@ -125,7 +125,6 @@ static int drop_untrusted(cmpc_ctx *ctx)
 cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what)
 {
 	OSSL_CMP_CTX *c = ctx->cmp;
-	X509_STORE *store;
 	cmpc_rv rv;
 
 	if (ctx->url == NULL) {
@@ -142,13 +141,7 @@ cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what)
 	}
 	cmpc_x_reset(ctx);
 	ERR_clear_error();
-	if (!OSSL_CMP_CTX_reinit(c) || (store = cmpc_anchor_store(ctx)) == NULL)
-		goto oom;
-	if (!OSSL_CMP_CTX_set0_trustedStore(c, store)) {
-		X509_STORE_free(store);
-		goto oom;
-	}
-	if (!drop_untrusted(ctx) ||
+	if (!OSSL_CMP_CTX_reinit(c) || !cmpc_srv_trust_setup(ctx) || !drop_untrusted(ctx) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MSG_TIMEOUT, (int)ctx->msg_s) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_TOTAL_TIMEOUT, (int)ctx->total_s))
 		goto oom;
@@ -308,6 +301,14 @@ static const char *root_update_flaw(X509 *old_root, const CMPC_ROOTCAKEYUPDATE *
 		return "newWithOld does not carry the public key of newWithNew";
 	if (X509_verify(upd->newWithNew, newkey) != 1)
 		return "newWithNew is not self-signed with its own key";
+	/* A root that cannot issue, or that is over, is no successor. */
+	if ((X509_get_extension_flags(upd->newWithNew) & EXFLAG_CA) == 0)
+		return "newWithNew is not a CA certificate (no basicConstraints CA:TRUE)";
+	if (X509_cmp_current_time(X509_get0_notAfter(upd->newWithNew)) <= 0)
+		return "newWithNew has expired (or its notAfter is unreadable)";
+	if (ASN1_TIME_compare(X509_get0_notBefore(upd->newWithNew),
+			      X509_get0_notAfter(upd->newWithNew)) > 0)
+		return "newWithNew's validity ends before it begins";
 	return NULL;
 }
 

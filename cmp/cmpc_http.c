@@ -225,8 +225,12 @@ cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx)
 #endif
 	SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
 	SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
-	if (ctx->tls_cafile != NULL)
+	if (ctx->tls_cafile != NULL) {
+		/* Exactly this file: Debian's libcurl also has a CA path
+		 * (/etc/ssl/certs) that would add every system CA. */
 		SETOPT(CURLOPT_CAINFO, ctx->tls_cafile);
+		SETOPT(CURLOPT_CAPATH, (char *)NULL);
+	}
 	if (https) {
 		/* Only libcurl built with OpenSSL has the SSL_CTX callback.  It
 		 * carries the client certificate; without one it only sharpens

@@ -43,16 +43,9 @@ static int set_sans(cmpc_ctx *ctx)
 static int setup_exchange(cmpc_ctx *ctx, EVP_PKEY *key)
 {
 	OSSL_CMP_CTX *c = ctx->cmp;
-	X509_STORE *store;
 
-	if (!OSSL_CMP_CTX_reinit(c))
+	if (!OSSL_CMP_CTX_reinit(c) || !cmpc_srv_trust_setup(ctx))
 		return 0;
-	if ((store = cmpc_anchor_store(ctx)) == NULL)
-		return 0;
-	if (!OSSL_CMP_CTX_set0_trustedStore(c, store)) {
-		X509_STORE_free(store);
-		return 0;
-	}
 	/* Drops the extraCerts of an earlier exchange.  Not an empty stack:
 	 * 3.0 then leaves the list NULL and fails on the first extraCerts. */
 	if (!OSSL_CMP_CTX_set1_untrusted(c, ctx->anchors) || !set_sans(ctx) ||
@@ -374,9 +367,26 @@ static int body_type(cmpc_req_type type)
  * continues the transaction, and the wait is bounded by the total timeout.
  * NULL: failed or still waiting (*ret_rv says which).
  */
-static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *ret_rv)
+/* Tells the caller what continues the transaction: the CA's last answer
+ * (verified, "waiting") and when to ask again. */
+static void note_pending(cmpc_ctx *ctx, cmpc_req_type type, int after)
 {
 	cmpc_pending pend;
+
+	memset(&pend, 0, sizeof(pend));
+	pend.type = type;
+	memcpy(pend.tid, ctx->x.rsp_tid, ctx->x.rsp_tid_len);
+	pend.tid_len = ctx->x.rsp_tid_len;
+	memcpy(pend.nonce, ctx->x.rsp_nonce, ctx->x.rsp_nonce_len);
+	pend.nonce_len = ctx->x.rsp_nonce_len;
+	pend.cert_req_id = type == CMPC_REQ_P10CR ? -1 : 0;
+	pend.check_after = after;
+	if (ctx->pending_fn != NULL)
+		ctx->pending_fn(&pend, ctx->pending_arg);
+}
+
+static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *ret_rv)
+{
 	int res, after;
 	long left;
 
@@ -387,20 +397,24 @@ static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *r
 		cmpc_log_leave();
 		if (res == 1)
 			return OSSL_CMP_CTX_get0_newCert(ctx->cmp);
+		/*
+		 * OpenSSL answers a "waiting" ip/cp/kup at once with a pollReq
+		 * of its own.  When the total timeout runs out before that is
+		 * answered (a busy machine), the transaction still goes on
+		 * from the CA's verified "waiting": keep it for a resume.
+		 */
+		if (res == 0 && ctx->x.total_timeout_hit && ctx->x.rsp_tid_len > 0 &&
+		    ctx->x.rsp_nonce_len > 0 &&
+		    OSSL_CMP_CTX_get_status(ctx->cmp) == OSSL_CMP_PKISTATUS_waiting) {
+			note_pending(ctx, type, 0);
+			*ret_rv = cmpc_classify_failure(ctx, what);
+			return NULL;
+		}
 		if (res != -1 || ctx->x.rsp_tid_len == 0 || ctx->x.rsp_nonce_len == 0) {
 			*ret_rv = cmpc_classify_failure(ctx, what);
 			return NULL;
 		}
-		memset(&pend, 0, sizeof(pend));
-		pend.type = type;
-		memcpy(pend.tid, ctx->x.rsp_tid, ctx->x.rsp_tid_len);
-		pend.tid_len = ctx->x.rsp_tid_len;
-		memcpy(pend.nonce, ctx->x.rsp_nonce, ctx->x.rsp_nonce_len);
-		pend.nonce_len = ctx->x.rsp_nonce_len;
-		pend.cert_req_id = type == CMPC_REQ_P10CR ? -1 : 0;
-		pend.check_after = after;
-		if (ctx->pending_fn != NULL)
-			ctx->pending_fn(&pend, ctx->pending_arg);
+		note_pending(ctx, type, after);
 		left = (long)(ctx->x.deadline - time(NULL));
 		if (after >= left) {
 			ERR_clear_error();

@@ -202,10 +202,16 @@ static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
 		}
 	} else if (!add_extra_certs(ctx) || !OSSL_CMP_validate_msg(ctx->cmp, rsp)) {
 		cmpc_ossl_errors(errs, sizeof(errs));
-		cmpc_seterr(ctx,
-			    "%s: the protection of the CA's answer does not verify: %s; check the "
-			    "reference value and secret, or the trust anchors",
-			    what, errs);
+		if (ctx->x.signer_msg[0] != '\0')
+			cmpc_seterr(ctx,
+				    "%s: the CA's answer was not accepted: %s; pin the CA's CMP "
+				    "certificate (srv_cert) or its name (expected_sender)",
+				    what, ctx->x.signer_msg);
+		else
+			cmpc_seterr(ctx,
+				    "%s: the protection of the CA's answer does not verify: %s; "
+				    "check the reference value and secret, or the trust anchors",
+				    what, errs);
 		goto protocol;
 	}
 	hdr = OSSL_CMP_MSG_get0_header(rsp);
@@ -366,11 +372,18 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 		}
 		if (type == CMPC_BODY_ERROR) {
 			error_text(ctx, txt, sizeof(txt));
-			cmpc_seterr(ctx, "%s: the CA ended the transaction%s: %s", what,
-				    ctx->cr.rsp_unprotected
-					? " (unverified: the message was not protected)"
-					: "",
-				    txt);
+			if (ctx->cr.rsp_unprotected) {
+				/* Anyone on the path can send one: the
+				 * transaction stays, to be polled again. */
+				cmpc_seterr(ctx,
+					    "%s: an unprotected error message says the "
+					    "transaction ended (unverified: it may not come "
+					    "from the CA): %s; polling again later",
+					    what, txt);
+				rv = CMPC_ERR_PROTOCOL;
+				goto out;
+			}
+			cmpc_seterr(ctx, "%s: the CA ended the transaction: %s", what, txt);
 			rv = CMPC_ERR_REJECTED;
 			goto out;
 		}

@@ -64,6 +64,8 @@ cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_statu
 	}
 	if ((rv = cmpc_xchg_begin(ctx, what)) != CMPC_OK)
 		goto out;
+	/* A CA certificate may answer only for what it issued. */
+	ctx->x.issued_by_signer = cert;
 	if (!OSSL_CMP_CTX_set1_oldCert(ctx->cmp, cert) ||
 	    !OSSL_CMP_CTX_set_option(ctx->cmp, OSSL_CMP_OPT_REVOCATION_REASON, reason)) {
 		cmpc_seterr(ctx, "%s: cannot set up the CMP context (out of memory?)", what);
@@ -75,7 +77,8 @@ cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_statu
 	if (OSSL_CMP_exec_RR_ses(ctx->cmp) != 1) {
 		cmpc_log_leave();
 		status = OSSL_CMP_CTX_get_status(ctx->cmp);
-		if (ctx->x.rv == CMPC_OK && status == OSSL_CMP_PKISTATUS_rejection) {
+		if (ctx->x.rv == CMPC_OK && status == OSSL_CMP_PKISTATUS_rejection &&
+		    !ctx->cr.rsp_unprotected) {
 			if (OSSL_CMP_CTX_snprint_PKIStatus(ctx->cmp, st, sizeof(st)) == NULL)
 				snprintf(st, sizeof(st), "no status detail");
 			cmpc_seterr(ctx, "%s: the CA rejected the revocation: %s; %s", what, st,
@@ -109,6 +112,7 @@ out:
 	/* A later cr or kur must not take its defaults from this certificate. */
 	(void)OSSL_CMP_CTX_set1_oldCert(ctx->cmp, NULL);
 	(void)OSSL_CMP_CTX_set_option(ctx->cmp, OSSL_CMP_OPT_REVOCATION_REASON, -1);
+	ctx->x.issued_by_signer = NULL;
 	cmpc_xchg_end(ctx);
 	return rv;
 }

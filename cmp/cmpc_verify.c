@@ -238,6 +238,14 @@ int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **
 			    "out of memory verifying the certificate");
 		goto out;
 	}
+	if (!cmpc_signer_may_answer_for(ctx, cert)) {
+		rv = reject(ctx, OSSL_CMP_PKIFAILUREINFO_wrongAuthority, txt,
+			    "response signer may not speak for the issuing CA",
+			    "%s; pin the CA's CMP certificate (srv_cert) or name it "
+			    "(expected_sender)",
+			    ctx->x.signer_msg);
+		goto out;
+	}
 	cmpc_log(ctx, LOG_DEBUG, "the new certificate verifies: chain of %d",
 		 sk_X509_num(ctx->x.chain));
 	if (ctx->accept_fn != NULL)
@@ -246,6 +254,31 @@ out:
 	ERR_clear_error(); /* verification details are in cert_msg */
 	X509_STORE_CTX_free(sctx);
 	sk_X509_pop_free(untrusted, X509_free);
+	X509_STORE_free(store);
+	return rv;
+}
+
+cmpc_rv cmpc_verify_under_anchors(cmpc_ctx *ctx, X509 *cert, STACK_OF(X509) *untrusted)
+{
+	X509_STORE *store = NULL;
+	X509_STORE_CTX *sctx = NULL;
+	char name[256];
+	cmpc_rv rv = CMPC_OK;
+
+	ctx->errmsg[0] = '\0';
+	if ((store = cmpc_anchor_store(ctx)) == NULL || (sctx = X509_STORE_CTX_new()) == NULL ||
+	    !X509_STORE_CTX_init(sctx, store, cert, untrusted)) {
+		cmpc_seterr(ctx, "out of memory verifying a certificate");
+		rv = CMPC_ERR_INTERNAL;
+	} else if (X509_verify_cert(sctx) != 1) {
+		name_str(X509_get_subject_name(cert), name, sizeof(name));
+		cmpc_seterr(ctx, "'%s' does not verify under the trust anchors: %s (at chain depth %d)",
+			    name, X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)),
+			    X509_STORE_CTX_get_error_depth(sctx));
+		rv = CMPC_ERR_CERT;
+	}
+	ERR_clear_error();
+	X509_STORE_CTX_free(sctx);
 	X509_STORE_free(store);
 	return rv;
 }

@@ -51,6 +51,15 @@ typedef struct tok_ctx tok_ctx;
  */
 tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx);
 
+/*
+ * uri with ";serial=SERIAL" added to its path (before any query), the
+ * serial percent-encoded by p11-kit (RFC 7512), so that the URI selects only
+ * the token with that serial: a new string in *ret_uri (OPENSSL_free).
+ * *ret_uri is NULL when uri names a serial already.  TOK_ERR_CONFIG when
+ * uri does not parse or serial is empty or longer than 16 bytes.
+ */
+tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri);
+
 /* Logs out, releases every object; C_Finalize happens exactly once, last.
  * tok_free(NULL) is a no-op. */
 void tok_free(tok_ctx *ctx);

@@ -55,6 +55,60 @@ char *tok_redact_uri(const char *uri)
 	return out;
 }
 
+tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
+{
+	P11KitUri *user = p11_kit_uri_new(), *only = p11_kit_uri_new();
+	CK_TOKEN_INFO *ti;
+	const char *q;
+	char *frag = NULL, *out;
+	size_t n = strlen(serial), i, plen, len;
+	tok_rv rv = TOK_ERR_CONFIG;
+
+	if (user == NULL || only == NULL) {
+		rv = TOK_ERR_NOMEM;
+		goto done;
+	}
+	if (p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, user) != P11_KIT_URI_OK ||
+	    n == 0 || n > sizeof(ti->serialNumber))
+		goto done;
+	ti = p11_kit_uri_get_token_info(user);
+	/* p11-kit leaves an unset attribute zero-filled (blank-padded when set). */
+	for (i = 0; i < sizeof(ti->serialNumber) &&
+		    (ti->serialNumber[i] == ' ' || ti->serialNumber[i] == '\0');
+	     i++)
+		;
+	if (i < sizeof(ti->serialNumber)) {
+		/* The URI names a serial already: nothing to pin. */
+		*ret_uri = NULL;
+		rv = TOK_OK;
+		goto done;
+	}
+	/* p11-kit formats (and percent-encodes) the serial alone, so that
+	 * the rest of the user's URI is kept byte for byte. */
+	ti = p11_kit_uri_get_token_info(only);
+	memset(ti->serialNumber, ' ', sizeof(ti->serialNumber));
+	memcpy(ti->serialNumber, serial, n);
+	if (p11_kit_uri_format(only, P11_KIT_URI_FOR_TOKEN, &frag) != P11_KIT_URI_OK ||
+	    strncmp(frag, "pkcs11:", 7) != 0)
+		goto done;
+	q = strchr(uri, '?');
+	plen = q != NULL ? (size_t)(q - uri) : strlen(uri);
+	len = strlen(uri) + strlen(frag) + 2;
+	if ((out = OPENSSL_malloc(len)) == NULL) {
+		rv = TOK_ERR_NOMEM;
+		goto done;
+	}
+	snprintf(out, len, "%.*s%s%s%s", (int)plen, uri, plen > 0 && uri[plen - 1] == ':' ? "" : ";",
+		 frag + 7, q != NULL ? q : "");
+	*ret_uri = out;
+	rv = TOK_OK;
+done:
+	free(frag);
+	p11_kit_uri_free(user);
+	p11_kit_uri_free(only);
+	return rv;
+}
+
 static int is_path(const char *module)
 {
 	size_t n = strlen(module);

@@ -674,6 +674,37 @@ agent_stop "$A10"
 check "/agent/refused/sigterm-exit-0" test "$ARC" = 0
 
 # ---------------------------------------------------------------------------
+# 10b: the same refusal, but as an unprotected error (unprotected_errors =
+# yes): anyone on the path can send one, so it is shown and backed off
+# from -- no stop, no bootstrap ir, the pair stays.
+# ---------------------------------------------------------------------------
+make_token ag-unverified || exit 1
+: > "$TMP/ca.log"
+start_ca --fault unprotected-error --fault-on kur || exit 1
+C10b="$TMP/unverified.conf"
+L10b="$TMP/agent-unverified.log"
+mkconf "$C10b" "$TMP/state-unverified" ag-unverified "bootstrap = yes
+unprotected_errors = yes
+retry_min = 1h"
+pe "$C10b" enroll test
+check "/agent/unverified-error/setup-enrolled" expect_rc 0
+old=$(id_of ag-unverified privkey enrolled-key)
+agent_start "$C10b" "$L10b" || exit 1
+A10b=$APID
+check "/agent/unverified-error/starts-valid" wait_for 20 is "$C10b" test state valid
+pe "$C10b" renew test
+check "/agent/unverified-error/renew-exit-7" expect_rc 7
+check "/agent/unverified-error/kur-answered" grep -q 'kur' "$TMP/ca.log"
+check "/agent/unverified-error/backoff" wait_for 20 is "$C10b" test state backoff
+check "/agent/unverified-error/failure-counted" at_least "$C10b" test consecutive_failures 1
+check "/agent/unverified-error/says-unverified" grep -q 'unverified' "$L10b"
+check "/agent/unverified-error/no-bootstrap-ir" test "$(in_log "$TMP/ca.log" 'ir -> ip')" -eq 1
+check "/agent/unverified-error/same-key" test "$(id_of ag-unverified privkey enrolled-key)" = "$old"
+check "/agent/unverified-error/one-pair" one_pair ag-unverified enrolled-key
+agent_stop "$A10b"
+check "/agent/unverified-error/sigterm-exit-0" test "$ARC" = 0
+
+# ---------------------------------------------------------------------------
 # 14: the token answers with errors (p11wrap fails C_FindObjectsInit): the
 # look at the token fails; the agent backs off and neither loops nor takes
 # the failure for a missing certificate (no ir, no stop).

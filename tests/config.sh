@@ -98,6 +98,21 @@ else
 	ok "/config/select/p11-kit-module-name # SKIP no p11-kit module softhsm2"
 fi
 
+# A PIN in the token URI is refused when the configuration is read, with
+# the file and line, without echoing it, before any token is opened.
+PV=pin-value
+write_conf conf
+sed -i "s|^token = .*|token = pkcs11:token=conf;$PV=leak-0042-pin|" "$TMP/p11enroll.conf"
+bad pin-value/file "p11enroll.conf, line 1[0-9]: \\[test\\] token: .*$PV.*pin_source" enroll test
+check "/config/pin-value/file/not-echoed" sh -c "! grep -q leak-0042 '$TMP/err'"
+write_conf conf
+sed -i "s|^token = .*|token = pkcs11:token=conf?PIN-Value=leak-0042-pin|" "$TMP/p11enroll.conf"
+bad pin-value/query "\\[test\\] token: .*$PV" list test
+check "/config/pin-value/query/not-echoed" sh -c "! grep -q leak-0042 '$TMP/err'"
+write_conf conf
+bad pin-value/cli "(--token): .*$PV.*pin.source" list test --token "pkcs11:token=conf;$PV=leak-0042-pin"
+check "/config/pin-value/cli/not-echoed" sh -c "! grep -q leak-0042 '$TMP/err'"
+
 # The command line overrides the file.
 write_conf conf "label = from-file"
 p11e enroll test --label from-cli --subject "/CN=from cli"

@@ -75,7 +75,34 @@ check "/genm/root-update/none/exit-0" expect_rc 0
 check "/genm/root-update/none/says" grep -q 'no root CA update' "$TMP/out"
 check "/genm/root-update/none/no-file" test ! -e "$TMP/none.pem"
 
+# A new root that is over, or no CA, is no successor.
+for f in "expired-new-root:newWithNew has expired" \
+	"new-root-not-ca:newWithNew is not a CA certificate"; do
+	start_ca --new-root --fault "${f%%:*}" || exit 1
+	write_conf "$TOK"
+	p11e genm test --root-update --out "$TMP/${f%%:*}.pem"
+	check "/genm/root-update/${f%%:*}/exit-7" expect_rc 7
+	check "/genm/root-update/${f%%:*}/says" grep_err "${f#*:}"
+	check "/genm/root-update/${f%%:*}/no-file" test ! -e "$TMP/${f%%:*}.pem"
+done
+
+# CA certificates that do not chain to trusted: listed as such, never stored.
+start_ca --fault foreign-cacerts || exit 1
+write_conf "$TOK"
+before=$(objects "$TOK" cert | grep -c '^Certificate Object')
+p11e genm test --ca-certs "$TMP/foreign.pem" --store
+check "/genm/ca-certs/unverified/exit-8" expect_rc 8
+check "/genm/ca-certs/unverified/refused" grep_err "refusing to store the CA certificates"
+check "/genm/ca-certs/unverified/names-it" grep -q "NOT verified" "$TMP/out"
+check "/genm/ca-certs/unverified/nothing-stored" \
+	test "$(objects "$TOK" cert | grep -c '^Certificate Object')" -eq "$before"
+p11e genm test --ca-certs "$TMP/foreign.pem"
+check "/genm/ca-certs/unverified/file-with-warning/exit-0" expect_rc 0
+check "/genm/ca-certs/unverified/file-with-warning/warns" grep_err "Foreign CA.*does not verify"
+
 # CRLs.
+start_ca || exit 1
+write_conf "$TOK"
 p11e genm test --crls "$TMP/crls.pem"
 check "/genm/crls/exit-0" expect_rc 0
 check "/genm/crls/pem" grep -q 'BEGIN X509 CRL' "$TMP/crls.pem"

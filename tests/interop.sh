@@ -61,15 +61,21 @@ sed -i '/^cert_out/d' "$TMP/p11enroll.conf" # old.pem stays the mock's answer
 stop_ca
 before=$(count_objects inter)
 
-# rr with PBM: the mock revokes what it issued (its -rsp_cert).
+# rr with PBM (asked for): the mock revokes what it issued (its -rsp_cert).
 start_mock
-p11e revoke test --reason superseded
+p11e revoke test --reason superseded --rr-protection pbm
 check "/interop/rr/pbm/exit-0" expect_rc 0
 check "/interop/rr/pbm/revoked" grep -q -i 'revoked\|accepted' "$TMP/out"
+# rr signed by the certificate's own key (the default), verified by the mock,
+# which signs its answer (with a MAC secret it would answer with PBM).
+MOCK_PROT=sig start_mock
+p11e revoke test --reason superseded
+check "/interop/rr/own-key/exit-0" expect_rc 0
+check "/interop/rr/own-key/revoked" grep -q -i 'revoked\|accepted' "$TMP/out"
 
 # rr rejected by the mock: exit 6 with the failInfo name.
 start_mock -pkistatus 2 -failure 4 -statusstring "mock says no"
-p11e revoke test
+p11e revoke test --rr-protection pbm
 check "/interop/rr/rejected/exit-6" expect_rc 6
 check "/interop/rr/rejected/failinfo" grep_err 'badCertId'
 check "/interop/rr/rejected/status-string" grep_err 'mock says no'

@@ -26,6 +26,9 @@ p11e revoke test --reason keyCompromise
 check "/revoke/exit-0" expect_rc 0
 check "/revoke/summary" grep -q '^revoked test' "$TMP/out"
 check "/revoke/reason-printed" grep -q 'reason: *keyCompromise' "$TMP/out"
+# RFC 9483 4.2: signed by the revoked certificate's key, although a PBM
+# secret is configured.
+check "/revoke/default-own-key" grep -q "rr: revoked serial .* protection own-key" "$TMP/ca.log"
 check "/revoke/ca-recorded-reason" grep -q -i "rr: revoked serial 0*$(serial_of "$TMP/one.pem") reason 1" \
 	"$TMP/ca.log"
 check "/revoke/objects-kept" test "$(count_label enrolled-key)" -eq 3
@@ -52,12 +55,21 @@ p11e revoke test --label third
 check "/revoke/delete-revoked/exit-0" expect_rc 0
 check "/revoke/delete-revoked/gone" test "$(count_label third)" -eq 0
 
-# --cert FILE, reason by number.
+# --cert FILE of a certificate whose key is not under the label: its key
+# cannot sign, and PBM is used only when asked for.
 write_conf "$TOK"
 p11e enroll test --label fourth --cert-out "$TMP/four.pem"
 : > "$TMP/ca.log"
 p11e revoke test --cert "$TMP/four.pem" --reason 4
+check "/revoke/cert-file/no-pbm-by-default/exit-2" expect_rc 2
+check "/revoke/cert-file/no-pbm-by-default/says-how" grep_err "rr_protection = pbm"
+check "/revoke/cert-file/no-pbm-by-default/no-request" sh -c "! grep -q 'rr' '$TMP/ca.log'"
+p11e revoke test --rr-protection nonsense --reason 4
+check "/revoke/rr-protection/bad-value/exit-2" expect_rc 2
+check "/revoke/rr-protection/bad-value/lists" grep_err "own-key, signer, pbm"
+p11e revoke test --cert "$TMP/four.pem" --reason 4 --rr-protection pbm
 check "/revoke/cert-file/exit-0" expect_rc 0
+check "/revoke/cert-file/pbm-as-asked" grep -q "rr: revoked serial .* protection pbm" "$TMP/ca.log"
 check "/revoke/cert-file/ca-recorded" grep -q -i "rr: revoked serial 0*$(serial_of "$TMP/four.pem") reason 4" \
 	"$TMP/ca.log"
 check "/revoke/cert-file/token-untouched" test "$(count_label fourth)" -eq 3
@@ -68,7 +80,7 @@ sed -i -e '/^reference/d' -e '/^secret_source/d' "$TMP/p11enroll.conf"
 : > "$TMP/ca.log"
 p11e -v revoke test --label fifth --reason affiliationChanged
 check "/revoke/own-key/exit-0" expect_rc 0
-check "/revoke/own-key/ca-recorded" grep -q 'rr: revoked serial .* reason 3' "$TMP/ca.log"
+check "/revoke/own-key/ca-recorded" grep -q 'rr: revoked serial .* reason 3 protection own-key' "$TMP/ca.log"
 write_conf "$TOK"
 
 # Bad input never reaches the CA.

@@ -44,14 +44,23 @@ free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# start_tls CLIENT_CAFILE: socat on a free port in front of the CA, requiring
-# a client certificate that verifies under CLIENT_CAFILE; sets TLS_URL.
+# start_tls CLIENT_CAFILE [CERT KEY]: socat on a free port in front of the
+# CA, requiring a client certificate that verifies under CLIENT_CAFILE ("-":
+# none asked for), with the server certificate CERT (default tls-srv.pem);
+# sets TLS_URL.
 start_tls() {
+	if [ "$1" = - ]; then
+		tls_verify=verify=0
+	else
+		tls_verify="cafile=$1,verify=1"
+	fi
+	tls_cert=${2:-$TMP/tls-srv.pem}
+	tls_key=${3:-$TMP/tls-srv.key}
 	tries=0
 	while [ $tries -lt 5 ]; do
 		tries=$((tries + 1))
 		port=$(free_port) || return 1
-		socat "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,cert=$TMP/tls-srv.pem,key=$TMP/tls-srv.key,cafile=$1,verify=1" \
+		socat "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,cert=$tls_cert,key=$tls_key,$tls_verify" \
 			"TCP:127.0.0.1:$CA_PORT" 2>> "$TMP/socat.err" &
 		pid=$!
 		i=0
@@ -185,6 +194,49 @@ run genm test --ca-certs "$TMP/cacerts.pem"
 check "/tls/genm/exit-0" expect_rc 0
 run revoke test
 check "/tls/revoke/exit-0" expect_rc 0
+
+# 10. tls_trusted is the only TLS trust: a server whose root only the system
+# store holds is refused.  The system store (/etc/ssl/certs, libcurl's CA
+# path on Debian) is replaced for these runs in a private mount namespace.
+sys_pki() {
+	"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$TMP/sys-root.key" -out "$TMP/sys-root.pem" -days 2 \
+		-subj "/CN=p11enroll System-wide Test Root" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
+		"$OPENSSL_BIN" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$TMP/sys-srv.key" -out "$TMP/sys-srv.csr" -subj "/CN=127.0.0.1" &&
+		"$OPENSSL_BIN" x509 -req -in "$TMP/sys-srv.csr" -CA "$TMP/sys-root.pem" \
+			-CAkey "$TMP/sys-root.key" -CAcreateserial -days 2 -extfile "$TMP/tls-srv.ext" \
+			-out "$TMP/sys-srv.pem" &&
+		mkdir -p "$TMP/syscerts" && cp "$TMP/sys-root.pem" "$TMP/syscerts/" &&
+		cp "$TMP/sys-root.pem" "$TMP/syscerts/ca-certificates.crt" &&
+		"$OPENSSL_BIN" rehash "$TMP/syscerts"
+}
+# in_system_store ARGS...: p11e, with $TMP/syscerts as /etc/ssl/certs
+in_system_store() {
+	unshare -m sh -c 'mount --bind "$0" /etc/ssl/certs && exec "$@"' "$TMP/syscerts" \
+		"$P11ENROLL" -c "$TMP/p11enroll.conf" "$@" > "$TMP/out" 2> "$TMP/err"
+	RC=$?
+	cat "$TMP/out" "$TMP/err" >> "$TMP/all-output"
+}
+if [ "$(id -u)" -eq 0 ] && unshare -m true 2> /dev/null && sys_pki > "$TMP/sys.log" 2>&1 &&
+	start_tls - "$TMP/sys-srv.pem" "$TMP/sys-srv.key"; then
+	conf "$TLS_URL" sys-a
+	sed -i '/^tls_trusted/d' "$TMP/p11enroll.conf"
+	in_system_store enroll test
+	check "/tls/system-store/used-without-tls-trusted/exit-0" expect_rc 0
+	conf "$TLS_URL" sys-b
+	before=$(count_objects "$TOK")
+	in_system_store enroll test
+	check "/tls/tls-trusted-only/system-root-refused/exit-5" expect_rc 5
+	check "/tls/tls-trusted-only/system-root-refused/message" grep_err 'TLS server verification failed'
+	check "/tls/tls-trusted-only/no-key-left" test "$(count_objects "$TOK")" -eq "$before"
+else
+	for t in used-without-tls-trusted system-root-refused/exit-5 \
+		system-root-refused/message no-key-left; do
+		ok "/tls/system-store/$t # SKIP needs root and mount namespaces (unshare -m)"
+	done
+fi
 
 check "/tls/no-secret" no_secret_in "$TMP/all-output"
 check "/tls/no-pin-in-socat-log" no_secret_in "$TMP/socat.err"

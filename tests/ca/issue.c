@@ -202,7 +202,11 @@ static X509 *make_cert(const X509_NAME *subject, EVP_PKEY *pubkey, X509 *issuer,
 	if (kind == 1) {
 		if (!add_ext(cert, signer, NID_basic_constraints,
 			     issuer != NULL ? "critical,CA:TRUE,pathlen:0" : "critical,CA:TRUE") ||
-		    !add_ext(cert, signer, NID_key_usage, "critical,keyCertSign,cRLSign"))
+		    /* an issuing CA may sign CMP messages too (EJBCA's default CA
+		     * profile): OpenSSL wants digitalSignature for that */
+		    !add_ext(cert, signer, NID_key_usage,
+			     issuer != NULL ? "critical,digitalSignature,keyCertSign,cRLSign"
+					    : "critical,keyCertSign,cRLSign"))
 			goto fail;
 	} else {
 		if (!add_ext(cert, signer, NID_basic_constraints, "critical,CA:FALSE") ||
@@ -374,6 +378,21 @@ static int new_pair(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int kind
  * --new-root: the next root (kept across restarts) and the link
  * certificates newWithOld and oldWithNew, made afresh on each start.
  */
+X509 *ca_bad_new_root(struct ca_ca *ca, int expired)
+{
+	X509 *cert = make_cert(X509_get_subject_name(ca->newroot), ca->newroot_key, NULL,
+			       ca->newroot_key, expired ? 1 : 0, CA_YEARS_DAYS * 86400L, NULL, 0);
+
+	if (cert != NULL && expired &&
+	    (X509_gmtime_adj(X509_getm_notBefore(cert), -2 * 86400L) == NULL ||
+	     X509_gmtime_adj(X509_getm_notAfter(cert), -86400L) == NULL ||
+	     X509_sign(cert, ca->newroot_key, EVP_sha256()) <= 0)) {
+		X509_free(cert);
+		return NULL;
+	}
+	return cert;
+}
+
 static int new_root(struct ca_ca *ca, const char *dir)
 {
 	if (exists(dir, "newroot.pem")) {
@@ -444,6 +463,17 @@ int ca_ca_load_or_create(struct ca_ca *ca, const char *dir)
 		    !write_pem(dir, "srv.pem", ca->srv, NULL, NULL))
 			return 0;
 	}
+	if (exists(dir, "device.pem")) {
+		if (!load_pair(dir, "device.pem", "device.key", &ca->device, &ca->device_key))
+			return 0;
+	} else {
+		if (!new_pair("p11enroll Test Device", ca->sub, ca->sub_key, 0, &ca->device,
+			      &ca->device_key))
+			goto fail_new;
+		if (!write_pem(dir, "device.key", NULL, NULL, ca->device_key) ||
+		    !write_pem(dir, "device.pem", ca->device, NULL, NULL))
+			return 0;
+	}
 	if (ca->want_new_root && !new_root(ca, dir))
 		goto fail_new;
 	if (!ca_crl_update(ca))
@@ -462,6 +492,8 @@ void ca_ca_cleanup(struct ca_ca *ca)
 	EVP_PKEY_free(ca->root_key);
 	EVP_PKEY_free(ca->sub_key);
 	EVP_PKEY_free(ca->srv_key);
+	X509_free(ca->device);
+	EVP_PKEY_free(ca->device_key);
 	X509_free(ca->newroot);
 	X509_free(ca->new_with_old);
 	X509_free(ca->old_with_new);

@@ -41,6 +41,9 @@ static void usage(FILE *f)
 	    "  --secret-file FILE      PBM secret: the file's bytes, trailing newline stripped\n"
 	    "  --protection pbm|sig    protect responses to PBM requests with PBM (default)\n"
 	    "                          or sign every response with DIR/srv.pem\n"
+	    "  --signer srv|ca|device  what signs signed responses: srv.pem (cmcRA, the\n"
+	    "                          default), ca.pem (the issuing CA, no EKU, as EJBCA)\n"
+	    "                          or device.pem (an end entity of the PKI: a rogue)\n"
 	    "  --accept-unprotected    accept requests without (or with invalid) protection\n"
 	    "  --grant-implicit-confirm  grant implicitConfirm when requested (default)\n"
 	    "  --no-implicit-confirm   never grant implicitConfirm: certConf is required\n"
@@ -53,7 +56,8 @@ static void usage(FILE *f)
 	    "                          rootCaCert naming the current root (or none) is\n"
 	    "                          answered with them; else rootCaKeyUpdate has no value\n"
 	    "  --template SPEC         answer genm certReqTemplate with SPEC, e.g.\n"
-	    "                          \"subject=/CN=name/O=org;key=ec:P-384\" or key=rsa:3072\n"
+	    "                          \"subject=/CN=name/O=org;key=ec:P-384\" or key=rsa:3072,\n"
+	    "                          san=DNS:a.example,IP:10.0.0.1 (subjectAltName)\n"
 	    "                          (without: no value); genm crlStatusList gets DIR/crl.pem\n"
 	    "  --fault NAME[=ARG]      misbehave (repeatable): http500 drop garbage truncated\n"
 	    "                          wrong-tid wrong-nonce unprotected-error bad-protection\n"
@@ -66,8 +70,12 @@ static void usage(FILE *f)
 	    "                          (checkAfter 2^31 s) endless-poll (checkAfter 1 s forever)\n"
 	    "                          sender-format (sender CN=%%n%%s%%x...) oversized-serial\n"
 	    "                          (40 bytes) weird-text (rejection text with escapes,\n"
-	    "                          format directives, invalid UTF-8) forged-root-update\n"
+	    "                          format directives, a C1 control, invalid UTF-8)\n"
+	    "                          forged-root-update\n"
 	    "                          (genm: newWithOld signed by an unrelated key)\n"
+	    "                          expired-new-root, new-root-not-ca (genm: newWithNew\n"
+	    "                          expired, or CA:FALSE; linked by newWithOld)\n"
+	    "                          foreign-cacerts (genm caCerts: also an unrelated CA)\n"
 	    "  --fault-all             faults hit every response, not only cert requests\n"
 	    "  --fault-count N         faults hit only the first N eligible requests\n"
 	    "  --fault-on TYPE         faults hit only answers to TYPE (pollReq, certConf...)\n"
@@ -197,6 +205,9 @@ static const struct {
     {"oversized-serial", CA_FAULT_OVERSIZED_SERIAL},
     {"weird-text", CA_FAULT_WEIRD_TEXT},
     {"forged-root-update", CA_FAULT_FORGED_ROOT_UPDATE},
+    {"expired-new-root", CA_FAULT_EXPIRED_NEW_ROOT},
+    {"new-root-not-ca", CA_FAULT_NEW_ROOT_NOT_CA},
+    {"foreign-cacerts", CA_FAULT_FOREIGN_CACERTS},
 };
 
 static int parse_fault(struct ca_opts *o, const char *arg)
@@ -275,6 +286,7 @@ enum {
 	OPT_REF,
 	OPT_SECRET_FILE,
 	OPT_PROTECTION,
+	OPT_SIGNER,
 	OPT_ACCEPT_UNPROT,
 	OPT_GRANT_IC,
 	OPT_NO_IC,
@@ -300,6 +312,7 @@ static const struct option long_opts[] = {
     {"ref", required_argument, NULL, OPT_REF},
     {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
     {"protection", required_argument, NULL, OPT_PROTECTION},
+    {"signer", required_argument, NULL, OPT_SIGNER},
     {"accept-unprotected", no_argument, NULL, OPT_ACCEPT_UNPROT},
     {"grant-implicit-confirm", no_argument, NULL, OPT_GRANT_IC},
     {"no-implicit-confirm", no_argument, NULL, OPT_NO_IC},
@@ -357,6 +370,18 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 				return CA_EXIT_USAGE;
 			}
 			o->protection_sig = strcmp(optarg, "sig") == 0;
+			break;
+		case OPT_SIGNER:
+			if (strcmp(optarg, "srv") == 0)
+				o->signer = CA_SIGNER_SRV;
+			else if (strcmp(optarg, "ca") == 0)
+				o->signer = CA_SIGNER_CA;
+			else if (strcmp(optarg, "device") == 0)
+				o->signer = CA_SIGNER_DEVICE;
+			else {
+				fprintf(stderr, PROG ": --signer srv, ca or device\n");
+				return CA_EXIT_USAGE;
+			}
 			break;
 		case OPT_ACCEPT_UNPROT:
 			o->accept_unprotected = 1;

@@ -199,6 +199,8 @@ ASN1_TYPE *ca_template_value(const char *spec)
 	ASN1_TYPE *value = NULL;
 	const char *p = spec;
 	X509_NAME *subject = NULL;
+	X509_EXTENSIONS *exts = NULL;
+	OSSL_CRMF_MSG *msg = NULL;
 
 	if (t == NULL || (t->certTemplate = OSSL_CRMF_CERTTEMPLATE_new()) == NULL)
 		goto done;
@@ -208,6 +210,20 @@ ASN1_TYPE *ca_template_value(const char *spec)
 		if (n > 8 && strncmp(p, "subject=", 8) == 0 && subject == NULL) {
 			if ((subject = parse_name(p + 8, n - 8)) == NULL)
 				goto done;
+		} else if (n > 4 && strncmp(p, "san=", 4) == 0 && exts == NULL) {
+			/* OpenSSL's subjectAltName syntax, bytes as given: a test
+			 * of what the client prints from a template. */
+			char *v = OPENSSL_strndup(p + 4, n - 4);
+			X509_EXTENSION *x = v != NULL ? X509V3_EXT_conf_nid(NULL, NULL,
+									    NID_subject_alt_name, v)
+						      : NULL;
+
+			OPENSSL_free(v);
+			if (x == NULL || (exts = sk_X509_EXTENSION_new_null()) == NULL ||
+			    !sk_X509_EXTENSION_push(exts, x)) {
+				X509_EXTENSION_free(x);
+				goto done;
+			}
 		} else if (n > 4 && strncmp(p, "key=", 4) == 0 && t->keySpec == NULL) {
 			CA_ATAV *a = key_spec(p + 4, n - 4);
 
@@ -226,8 +242,27 @@ ASN1_TYPE *ca_template_value(const char *spec)
 	if (subject != NULL &&
 	    !OSSL_CRMF_CERTTEMPLATE_fill(t->certTemplate, NULL, subject, NULL, NULL))
 		goto done;
+	if (exts != NULL) {
+		/* OpenSSL 3.0 sets extensions only on a whole CertReqMsg. */
+		OSSL_CRMF_CERTTEMPLATE *copy;
+
+		if ((msg = OSSL_CRMF_MSG_new()) == NULL ||
+		    !OSSL_CRMF_MSG_set0_extensions(msg, exts))
+			goto done;
+		exts = NULL;
+		if ((copy = ASN1_item_dup(ASN1_ITEM_rptr(OSSL_CRMF_CERTTEMPLATE),
+					  OSSL_CRMF_MSG_get0_tmpl(msg))) == NULL)
+			goto done;
+		OSSL_CRMF_CERTTEMPLATE_free(t->certTemplate);
+		t->certTemplate = copy;
+		if (subject != NULL &&
+		    !OSSL_CRMF_CERTTEMPLATE_fill(t->certTemplate, NULL, subject, NULL, NULL))
+			goto done;
+	}
 	ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(CA_CERTREQTEMPLATE), t, &value);
 done:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	OSSL_CRMF_MSG_free(msg);
 	X509_NAME_free(subject);
 	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(CA_CERTREQTEMPLATE));
 	return value;
@@ -312,7 +347,8 @@ static OSSL_CMP_PKISI *fault_rejection(struct ca_srv *s)
 		/* format directives, terminal escapes, a forged second line, invalid UTF-8 */
 		return rejection(s, OSSL_CMP_PKIFAILUREINFO_badRequest,
 				 "test CA fault: weird-text %n%s%x%p \033[2J\033]0;owned\007"
-				 "\033[31mred\033[0m\r\np11enroll: certificate stored \xff\xfe");
+				 "\033[31mred\033[0m\r\np11enroll: certificate stored \xff\xfe"
+				 " \xc2\x9b" "2J c1-csi");
 	if (fault(s, CA_FAULT_UNPROTECTED_ERROR)) {
 		OSSL_CMP_SRV_CTX_set_send_unprotected_errors(s->srv_ctx, 1);
 		return rejection(s, OSSL_CMP_PKIFAILUREINFO_badRequest,
@@ -564,7 +600,20 @@ static OSSL_CMP_PKISI *cb_rr(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 	if (!ca_revoke(s->ca, serial, s->ri.rr_reason))
 		return NULL;
 	hex = ca_serial_hex(serial);
-	ca_event("rr: revoked serial %s reason %d", hex != NULL ? hex : "?", s->ri.rr_reason);
+	{
+		/* how the rr was protected: PBM, or signed (by the revoked
+		 * certificate itself, or by another) */
+		const char *prot = s->ri.prot == CA_PROT_PBM ? "pbm"
+				   : s->ri.prot != CA_PROT_SIG ? "none"
+				   : s->ri.signer != NULL &&
+					     ASN1_INTEGER_cmp(X509_get0_serialNumber(s->ri.signer),
+							      serial) == 0
+				       ? "own-key"
+				       : "other-signer";
+
+		ca_event("rr: revoked serial %s reason %d protection %s", hex != NULL ? hex : "?",
+			 s->ri.rr_reason, prot);
+	}
 	OPENSSL_free(hex);
 	snprintf(s->outcome, sizeof(s->outcome), "revoked");
 	(void)req;
@@ -575,9 +624,15 @@ static OSSL_CMP_ITAV *ca_certs_itav(struct ca_srv *s)
 {
 	STACK_OF(X509) *certs = certs_of(s->ca->root, s->ca->sub);
 	ASN1_TYPE *value = NULL;
+
 	ASN1_OBJECT *type = OBJ_dup(s->oid_ca_certs);
 	OSSL_CMP_ITAV *itav = NULL;
 
+	if (certs != NULL && (s->opts->faults & CA_FAULT_FOREIGN_CACERTS)) {
+		if (lazy_fake("p11enroll Foreign CA", 1, &s->fake_ca, &s->fake_ca_key) &&
+		    X509_add_cert(certs, s->fake_ca, X509_ADD_FLAG_UP_REF))
+			ca_event("genm caCerts: fault foreign-cacerts");
+	}
 	if (certs != NULL && type != NULL &&
 	    ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(CA_CERTSEQ), certs, &value) != NULL)
 		itav = OSSL_CMP_ITAV_create(type, value);
@@ -646,6 +701,22 @@ static OSSL_CMP_ITAV *root_update_itav(struct ca_srv *s, const OSSL_CMP_ITAV *in
 		itav = itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(CA_ROOTCAKEYUPDATE), &upd);
 		X509_free(forged);
 		ca_event("genm rootCaCert: fault forged-root-update");
+		return itav;
+	}
+	if (s->opts->faults & (CA_FAULT_EXPIRED_NEW_ROOT | CA_FAULT_NEW_ROOT_NOT_CA)) {
+		int expired = (s->opts->faults & CA_FAULT_EXPIRED_NEW_ROOT) != 0;
+		X509 *bad = ca_bad_new_root(s->ca, expired), *link = NULL;
+
+		if (bad == NULL || (link = ca_link_cert(bad, s->ca->root, s->ca->root_key)) == NULL) {
+			X509_free(bad);
+			return NULL;
+		}
+		upd.newWithNew = bad;
+		upd.newWithOld = link;
+		itav = itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(CA_ROOTCAKEYUPDATE), &upd);
+		X509_free(bad);
+		X509_free(link);
+		ca_event("genm rootCaCert: fault %s", expired ? "expired-new-root" : "new-root-not-ca");
 		return itav;
 	}
 	ca_event("genm rootCaCert: sent newWithNew, newWithOld, oldWithNew");
@@ -932,11 +1003,19 @@ void ca_srv_free(struct ca_srv *s)
 static int reset_ctx(struct ca_srv *s, int parsed)
 {
 	int pbm = (s->ri.prot == CA_PROT_PBM || !parsed) && s->opts->secret != NULL;
+	X509 *cert = s->ca->srv;
+	EVP_PKEY *key = s->ca->srv_key;
 
+	if (s->opts->signer == CA_SIGNER_CA) {
+		cert = s->ca->sub;
+		key = s->ca->sub_key;
+	} else if (s->opts->signer == CA_SIGNER_DEVICE) {
+		cert = s->ca->device;
+		key = s->ca->device_key;
+	}
 	return OSSL_CMP_CTX_set1_secretValue(s->ctx, pbm ? s->opts->secret : NULL,
 					     (int)s->opts->secret_len) &&
-	       OSSL_CMP_CTX_set1_cert(s->ctx, s->ca->srv) &&
-	       OSSL_CMP_CTX_set1_pkey(s->ctx, s->ca->srv_key) &&
+	       OSSL_CMP_CTX_set1_cert(s->ctx, cert) && OSSL_CMP_CTX_set1_pkey(s->ctx, key) &&
 	       OSSL_CMP_SRV_CTX_set_send_unprotected_errors(s->srv_ctx, 0) &&
 	       OSSL_CMP_CTX_set_option(s->ctx, OSSL_CMP_OPT_UNPROTECTED_SEND, 0);
 }

@@ -67,7 +67,12 @@ enum {
 	CA_FAULT_WEIRD_TEXT = 1 << 25,
 	CA_FAULT_FORGED_ROOT_UPDATE = 1 << 26,
 	CA_FAULT_UNPROTECTED = 1 << 27,
+	CA_FAULT_EXPIRED_NEW_ROOT = 1 << 28,
+	CA_FAULT_NEW_ROOT_NOT_CA = 1 << 29,
+	CA_FAULT_FOREIGN_CACERTS = 1 << 30,
 };
+
+enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
 
 /* Everything the command line decides. */
 struct ca_opts {
@@ -78,6 +83,7 @@ struct ca_opts {
 	unsigned char *secret; /* PBM secret; wiped on exit */
 	size_t secret_len;
 	int protection_sig; /* --protection sig */
+	int signer;	    /* --signer: CA_SIGNER_* signs signature-protected answers */
 	int accept_unprotected;
 	int implicit_confirm; /* grant implicitConfirm when asked */
 	long days;
@@ -105,6 +111,8 @@ struct ca_ca {
 	char *dir;
 	X509 *root, *sub, *srv;
 	EVP_PKEY *root_key, *sub_key, *srv_key;
+	X509 *device; /* an end entity of the same PKI, no EKU: a rogue signer */
+	EVP_PKEY *device_key;
 	long days, validity_seconds;
 	int want_new_root; /* --new-root: a second root and its link certificates */
 	X509 *newroot, *new_with_old, *old_with_new;
@@ -159,6 +167,9 @@ EVP_PKEY *ca_new_ec_key(void);
 X509 *ca_link_cert(X509 *subject_cert, X509 *issuer, EVP_PKEY *issuer_key);
 int ca_crl_update(struct ca_ca *ca);
 X509 *ca_self_signed(const char *cn, EVP_PKEY *key, int is_ca);
+/* The new root's name and key, self-signed, but expired (valid until
+ * yesterday) or an end entity (CA:FALSE): for the root-update faults. */
+X509 *ca_bad_new_root(struct ca_ca *ca, int expired);
 
 /* reqinfo.c: what 3.0 does not expose of a request */
 enum { CA_PROT_NONE, CA_PROT_PBM, CA_PROT_SIG };

@@ -54,12 +54,14 @@ static int terminated(const char *s, size_t n)
 	return memchr(s, '\0', n) != NULL;
 }
 
-/* The text as track_save writes it: control characters become '?'. */
-static void one_line(char *s)
+/* The text as track_save writes it: escaped (agent_escape), truncated to
+ * the field. */
+static void one_line(char *s, size_t size)
 {
-	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
+	char tmp[2048];
+
+	agent_escape(s, tmp, sizeof(tmp) < size ? sizeof(tmp) : size);
+	memcpy(s, tmp, strlen(tmp) + 1);
 }
 
 static void check_outputs(track *t)
@@ -121,8 +123,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	snprintf(err, sizeof(err), "%s", t.last_error);
 	snprintf(pin, sizeof(pin), "%s", t.pin_latch);
-	one_line(err);
-	one_line(pin);
+	one_line(err, sizeof(err));
+	one_line(pin, sizeof(pin));
 	if (again.seed != t.seed || again.next != t.next || again.last_success != t.last_success ||
 	    again.last_attempt != t.last_attempt || again.failures != t.failures ||
 	    again.renewals != t.renewals || again.st != t.st || strcmp(again.last_error, err) != 0 ||

@@ -14,6 +14,7 @@
 
 #include "agent/agent-cmd.h"
 #include "agent/agent.h"
+#include "agent/track.h"
 
 static int n_tests, n_failed;
 
@@ -680,6 +681,149 @@ static void test_pending_conf(void)
 	conf_enrollment_clear(&e);
 }
 
+/* No ESC, no other C0 but newline, no DEL, no C1 (C2 80..9F), and valid
+ * UTF-8: what a terminal, a log or a JSON parser can take. */
+static int clean_text(const char *s, int newlines_ok)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p != '\0') {
+		int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
+			(*p & 0xf8) == 0xf0 ? 4 : 0;
+		int i;
+
+		if (n == 0 || (*p < 0x20 && !(newlines_ok && *p == '\n')) || *p == 0x7f ||
+		    (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) || (n == 2 && *p < 0xc2))
+			return 0;
+		for (i = 1; i < n; i++)
+			if ((p[i] & 0xc0) != 0x80)
+				return 0;
+		p += n;
+	}
+	return 1;
+}
+
+static const char hostile[] = "weird \033[2J\033]0;owned\007 \xc2\x9b" "31m \xff\xfe "
+			      "\xe2\x82 cut \xc0\xaf overlong \x7f del \r\nforged: line";
+
+static void test_escape(void)
+{
+	static const struct {
+		const char *in, *out, *name;
+	} cases[] = {
+		{ "plain ASCII, \\ and \"", "plain ASCII, \\ and \"", "/escape/ascii-kept" },
+		{ "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 \xc2\xa0",
+		  "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 \xc2\xa0",
+		  "/escape/utf8-kept" },
+		{ "a\033[2Jb", "a\\x1B[2Jb", "/escape/esc" },
+		{ "l1\r\nl2\tx\x7f", "l1\\x0D\\x0Al2\\x09x\\x7F", "/escape/c0-del" },
+		{ "\xc2\x80 \xc2\x9b" "1m \xc2\x9f", "\\xC2\\x80 \\xC2\\x9B1m \\xC2\\x9F",
+		  "/escape/c1" },
+		{ "\xff\xfe \xc0\xaf \xe0\x80\xaf \xed\xa0\x80 \xf4\x90\x80\x80",
+		  "\\xFF\\xFE \\xC0\\xAF \\xE0\\x80\\xAF \\xED\\xA0\\x80 "
+		  "\\xF4\\x90\\x80\\x80",
+		  "/escape/invalid-utf8" },
+		{ "cut \xe2\x82", "cut \\xE2\\x82", "/escape/truncated-sequence" },
+	};
+	char out[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		agent_escape(cases[i].in, out, sizeof(out));
+		result(strcmp(out, cases[i].out) == 0, cases[i].name);
+	}
+	/* Truncation never cuts an escape or a character. */
+	agent_escape("ab\033c", out, 6);
+	result(strcmp(out, "ab") == 0, "/escape/truncate-escape");
+	agent_escape("a\xc3\xa9", out, 3);
+	result(strcmp(out, "a") == 0, "/escape/truncate-utf8");
+	result(strcmp(agent_escape(NULL, out, sizeof(out)), "") == 0, "/escape/null");
+}
+
+/* Lines of path that start with key and a blank. */
+static int lines_with(const char *path, const char *key)
+{
+	char line[4096];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ' ')
+			n++;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/* Strings from a token or a CA in the key=value files: a newline never
+ * makes a field of its own. */
+static void test_line_writers(void)
+{
+	conf_enrollment e;
+	agent_pending ap, back;
+	track t;
+	char err[1024] = "", dir[600], path[1024];
+
+	conf_enrollment_init(&e);
+	snprintf(dir, sizeof(dir), "%s/lines", tmpdir);
+	e.name = strdup("hostile");
+	e.state_dir = strdup(dir);
+	memset(&ap, 0, sizeof(ap));
+	ap.p.type = CMPC_REQ_IR;
+	ap.p.tid_len = ap.p.nonce_len = 16;
+	ap.key_id[0] = 1;
+	ap.key_id_len = 1;
+	ap.key_generated = 1;
+	snprintf(ap.token_serial, sizeof(ap.token_serial), "1\nkey_id 02");
+	ap.saved = 1;
+	snprintf(path, sizeof(path), "%s/hostile.pending", dir);
+	result(pending_save(&e, &ap, err, sizeof(err)) == 0 && lines_with(path, "key_id") == 1 &&
+		       lines_with(path, "token_serial") == 1 &&
+		       pending_load(&e, &back, err, sizeof(err)) == 1 && back.key_id[0] == 1 &&
+		       strchr(back.token_serial, '\n') == NULL,
+	       "/lines/pending/token-serial");
+
+	memset(&t, 0, sizeof(t));
+	t.name = e.name;
+	t.e = e;
+	snprintf(t.last_error, sizeof(t.last_error), "CA says: \nstopped 1\r\nfailures 99");
+	snprintf(t.pin_latch, sizeof(t.pin_latch), "file:/x\nseed 7");
+	t.seed = 5;
+	snprintf(path, sizeof(path), "%s/hostile.agent", dir);
+	result(track_save(&t) == 0 && lines_with(path, "stopped") == 1 &&
+		       lines_with(path, "failures") == 1 && lines_with(path, "seed") == 1,
+	       "/lines/state/last-error");
+	memset(&t, 0, sizeof(t));
+	t.name = e.name;
+	t.e = e;
+	result(track_load(&t) == 0 && t.st != T_STOPPED && t.failures == 0 && t.seed == 5 &&
+		       strstr(t.last_error, "stopped 1") != NULL,
+	       "/lines/state/round-trip");
+	conf_enrollment_clear(&e);
+}
+
+static void test_status_hostile(void)
+{
+	track t, *ts[1] = { &t };
+	char *text, *json;
+	size_t len = 0;
+
+	memset(&t, 0, sizeof(t));
+	t.name = (char *)"web";
+	t.st = T_BACKOFF;
+	snprintf(t.token_serial, sizeof(t.token_serial), "ab\033[2J\xc2\x9b\n");
+	snprintf(t.last_error, sizeof(t.last_error), "%s", hostile);
+	text = track_status_text(ts, 1, 1000, &len);
+	result(text != NULL && clean_text(text, 1) && strstr(text, "forged") != NULL &&
+		       strstr(text, "\nforged") == NULL,
+	       "/escape/status-text");
+	json = track_status_json(ts, 1, 1000, 1, &len);
+	result(json != NULL && clean_text(json, 1) && strstr(json, "forged") != NULL,
+	       "/escape/status-json");
+	free(text);
+	free(json);
+}
+
 int main(void)
 {
 	char cmd[600];
@@ -696,6 +840,9 @@ int main(void)
 	test_pending_parse();
 	test_pending_files();
 	test_pending_conf();
+	test_escape();
+	test_status_hostile();
+	test_line_writers();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		n_failed++;

@@ -53,6 +53,12 @@ keyUsage = critical,digitalSignature
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 subjectAltName = DNS:client.example
+[cmpsrv]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = cmcRA
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
 [srv]
 basicConstraints = CA:FALSE
 keyUsage = critical,digitalSignature
@@ -82,14 +88,15 @@ issue() {
 	issue c2.pem "/CN=client" ca2 ee client.pub &&
 	key srv1.key && "$O" pkey -in srv1.key -pubout -out srv1.pub &&
 	issue srv1.pem "/CN=localhost" ca1 srv srv1.pub &&
+	issue cmpsrv1.pem "/CN=CMP RA" ca1 cmpsrv srv1.pub &&
 	key signer.key && "$O" pkey -in signer.key -pubout -out signer.pub &&
 	issue signer.pem "/CN=signer" ca1 ee signer.pub
 } || die "cannot make the test PKI"
 
-set -- $("$PY" "$HELPER" freeports 11) || die "no free ports"
+set -- $("$PY" "$HELPER" freeports 12) || die "no free ports"
 P_OK=$1 P_ROGUE=$2 P_REJ=$3 P_POLL=$4 P_WAIT=$5 P_IMPL=$6 P_SIGNED=$7 P_WRONG=$8 P_TLS=$9
 shift 9
-P_DEAD=$1 P_SIGREQ=$2
+P_DEAD=$1 P_SIGREQ=$2 P_SIGNED_EE=$3
 
 REF=test-ref
 SECRET=s3cr3t-Value-XYZ
@@ -110,11 +117,16 @@ mock "$P_IMPL" -rsp_cert c1.pem -rsp_capubs ca1.pem -grant_implicitconf
 # Signature-protected responses: with a secret, 3.0 would protect them with
 # PBM, so this one has none and takes the client's PBM-protected requests
 # unverified.
-"$O" cmp -port "$P_SIGNED" -srv_cert srv1.pem -srv_key srv1.key -accept_unprotected \
+"$O" cmp -port "$P_SIGNED" -srv_cert cmpsrv1.pem -srv_key srv1.key -accept_unprotected \
 	-rsp_cert c1.pem >"mock-$P_SIGNED.log" 2>&1 &
 PIDS="$PIDS $!"
+# The same, signed by an end-entity certificate of the PKI without
+# id-kp-cmcRA (a TLS server's): it may not speak for the CA.
+"$O" cmp -port "$P_SIGNED_EE" -srv_cert srv1.pem -srv_key srv1.key -accept_unprotected \
+	-rsp_cert c1.pem >"mock-$P_SIGNED_EE.log" 2>&1 &
+PIDS="$PIDS $!"
 # Signature-protected requests (cr, kur) verified against ca1, answers signed.
-"$O" cmp -port "$P_SIGREQ" -srv_cert srv1.pem -srv_key srv1.key -srv_trusted ca1.pem \
+"$O" cmp -port "$P_SIGREQ" -srv_cert cmpsrv1.pem -srv_key srv1.key -srv_trusted ca1.pem \
 	-rsp_cert c1.pem -rsp_capubs ca1.pem >"mock-$P_SIGREQ.log" 2>&1 &
 PIDS="$PIDS $!"
 "$PY" "$HELPER" wrong "$P_WRONG" "$T/captured.der" >wrong.log 2>&1 &
@@ -122,7 +134,7 @@ PIDS="$PIDS $!"
 "$PY" "$HELPER" tls "$P_TLS" srv1.pem srv1.key "http://127.0.0.1:$P_OK/" >tls.log 2>&1 &
 PIDS="$PIDS $!"
 "$PY" "$HELPER" wait "$P_OK" "$P_ROGUE" "$P_REJ" "$P_POLL" "$P_WAIT" "$P_IMPL" "$P_SIGNED" \
-	"$P_WRONG" "$P_TLS" "$P_SIGREQ" || die "test servers did not start"
+	"$P_WRONG" "$P_TLS" "$P_SIGREQ" "$P_SIGNED_EE" || die "test servers did not start"
 
 # The project's test CA (tests/ca), when built: one normal instance and,
 # on the same state directory (so that a kur finds the certificates the
@@ -163,7 +175,8 @@ T_WAIT=http://127.0.0.1:$P_WAIT/ T_IMPL=http://127.0.0.1:$P_IMPL/
 T_SIGNED=http://127.0.0.1:$P_SIGNED/ T_WRONG=http://127.0.0.1:$P_WRONG
 T_TLS=https://localhost:$P_TLS/ T_DEAD=http://127.0.0.1:$P_DEAD/
 T_SIGREQ=http://127.0.0.1:$P_SIGREQ/
-export T_SIGREQ
+T_SIGNED_EE=http://127.0.0.1:$P_SIGNED_EE/
+export T_SIGREQ T_SIGNED_EE
 export T_DIR T_REF T_SECRET T_OK T_ROGUE T_REJ T_POLL T_WAIT T_IMPL T_SIGNED T_WRONG T_TLS T_DEAD
 
 "$PROG"

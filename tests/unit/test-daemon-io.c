@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/agent.h"
 #include "agent/daemon.h"
 #include "tests/unit/tap.h"
 
@@ -432,6 +433,94 @@ static void test_metrics_errors(void)
 	}
 }
 
+/* ---- agent_atomic_write ---- */
+
+static int put_text(FILE *f, void *arg)
+{
+	return fputs(arg, f) < 0 ? -1 : 0;
+}
+
+static int put_fail(FILE *f, void *arg)
+{
+	(void)arg;
+	fputs("half", f);
+	return -1;
+}
+
+/* Entries of dir other than ".", ".." and keep (NULL: none kept). */
+static int others_in(const char *dir, const char *keep1, const char *keep2)
+{
+	struct dirent *d;
+	DIR *dh = opendir(dir);
+	int n = 0;
+
+	while (dh != NULL && (d = readdir(dh)) != NULL)
+		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0 &&
+		    (keep1 == NULL || strcmp(d->d_name, keep1) != 0) &&
+		    (keep2 == NULL || strcmp(d->d_name, keep2) != 0))
+			n++;
+	if (dh != NULL)
+		closedir(dh);
+	return n;
+}
+
+static void test_atomic(void)
+{
+	char err[512] = "", out[256] = "";
+	struct stat st, old;
+	int r;
+
+	if (mkdir(tmp("a"), 0755) != 0)
+		exit(99);
+	/* A symlink at the old predictable name and at the target: neither is
+	 * followed; the target's entry is replaced. */
+	write_file(tmp("victim"), "victim\n", 0644);
+	if (symlink(tmp("victim"), tmp("a/out.pem.tmp")) != 0 ||
+	    symlink(tmp("victim"), tmp("a/out.pem")) != 0)
+		exit(99);
+	r = agent_atomic_write(tmp("a/out.pem"), 0600, put_text, (char *)"new\n", err, sizeof(err));
+	tap_ok(r == 0 && read_all(tmp("victim"), out, sizeof(out)) > 0 &&
+		       strcmp(out, "victim\n") == 0 && lstat(tmp("a/out.pem"), &st) == 0 &&
+		       S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600 &&
+		       read_all(tmp("a/out.pem"), out, sizeof(out)) > 0 && strcmp(out, "new\n") == 0 &&
+		       others_in(tmp("a"), "out.pem", "out.pem.tmp") == 0,
+	       "/atomic/symlinks-not-followed", "r=%d err=%s", r, err);
+
+	/* A new inode: a reader holding the old file keeps the old content. */
+	write_file(tmp("a/keep.pem"), "old\n", 0640);
+	if (stat(tmp("a/keep.pem"), &old) != 0 || link(tmp("a/keep.pem"), tmp("a/keep.old")) != 0)
+		exit(99);
+	r = agent_atomic_write(tmp("a/keep.pem"), AGENT_MODE_KEEP, put_text, (char *)"new\n", err,
+			       sizeof(err));
+	tap_ok(r == 0 && stat(tmp("a/keep.pem"), &st) == 0 && st.st_ino != old.st_ino &&
+		       (st.st_mode & 07777) == 0640 &&
+		       read_all(tmp("a/keep.old"), out, sizeof(out)) > 0 && strcmp(out, "old\n") == 0,
+	       "/atomic/replaced-mode-kept", "r=%d err=%s mode=%o", r, err,
+	       (unsigned)st.st_mode & 07777);
+	r = agent_atomic_write(tmp("a/fresh.pem"), AGENT_MODE_KEEP, put_text, (char *)"x", err,
+			       sizeof(err));
+	tap_ok(r == 0 && stat(tmp("a/fresh.pem"), &st) == 0 && (st.st_mode & 07777) == 0644,
+	       "/atomic/new-file-0644", "r=%d err=%s mode=%o", r, err,
+	       (unsigned)st.st_mode & 07777);
+
+	/* A writer that fails: the target is untouched, no temporary left. */
+	if (mkdir(tmp("b"), 0755) != 0)
+		exit(99);
+	write_file(tmp("b/t"), "old\n", 0644);
+	r = agent_atomic_write(tmp("b/t"), 0644, put_fail, NULL, err, sizeof(err));
+	tap_ok(r == -1 && strstr(err, "cannot write") != NULL &&
+		       read_all(tmp("b/t"), out, sizeof(out)) > 0 && strcmp(out, "old\n") == 0 &&
+		       others_in(tmp("b"), "t", NULL) == 0,
+	       "/atomic/writer-fails", "r=%d err=%s others=%d", r, err, others_in(tmp("b"), "t", NULL));
+	/* rename() fails over a directory: the temporary file goes too. */
+	if (mkdir(tmp("b/d"), 0755) != 0)
+		exit(99);
+	r = agent_atomic_write(tmp("b/d"), 0644, put_text, (char *)"x", err, sizeof(err));
+	tap_ok(r == -1 && strstr(err, "cannot replace") != NULL &&
+		       others_in(tmp("b"), "t", "d") == 0,
+	       "/atomic/rename-fails", "r=%d err=%s", r, err);
+}
+
 /* ---- notify_send ---- */
 
 /* A datagram socket bound to name ("@..." abstract); -1 if not possible. */
@@ -519,6 +608,7 @@ int main(void)
 	test_metrics_escape();
 	test_metrics_replace();
 	test_metrics_errors();
+	test_atomic();
 	test_notify();
 	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	printf("1..%d\n", tap_ntest);

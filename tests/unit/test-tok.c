@@ -323,6 +323,41 @@ static void test_names(void)
 	   "/tok/ckr-names", NULL);
 }
 
+/* The serial a token chose, pinned into a URI: percent-encoded. */
+static void test_uri_pin_serial(void)
+{
+	static const struct {
+		const char *uri, *serial, *want, *name;
+	} cases[] = {
+		{ "pkcs11:token=a", "1234abcd", "pkcs11:token=a;serial=1234abcd",
+		  "/tok/uri-pin-serial/plain" },
+		{ "pkcs11:", "42", "pkcs11:serial=42", "/tok/uri-pin-serial/empty-path" },
+		{ "pkcs11:token=a?module-name=softhsm2", ";1?module-path=/",
+		  "pkcs11:token=a;serial=%3B1%3Fmodule-path%3D%2F?module-name=softhsm2",
+		  "/tok/uri-pin-serial/hostile-before-query" },
+		{ "pkcs11:token=odd%3Bx", "a%b/c\nd", "pkcs11:token=odd%3Bx;serial=a%25b%2Fc%0Ad",
+		  "/tok/uri-pin-serial/percent-slash-newline" },
+	};
+	char *out = NULL;
+	size_t i;
+	tok_rv rv;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		out = NULL;
+		rv = tok_uri_pin_serial(cases[i].uri, cases[i].serial, &out);
+		ok(rv == TOK_OK && out != NULL && strcmp(out, cases[i].want) == 0, cases[i].name,
+		   out);
+		OPENSSL_free(out);
+	}
+	out = (char *)"untouched";
+	rv = tok_uri_pin_serial("pkcs11:token=a;serial=77", "42", &out);
+	ok(rv == TOK_OK && out == NULL, "/tok/uri-pin-serial/has-serial", NULL);
+	out = NULL;
+	ok(tok_uri_pin_serial("pkcs11:token=a", "12345678901234567", &out) == TOK_ERR_CONFIG &&
+		   out == NULL && tok_uri_pin_serial("nope", "1", &out) == TOK_ERR_CONFIG,
+	   "/tok/uri-pin-serial/refused", NULL);
+}
+
 static void test_select(void)
 {
 	tok_ctx *tok = NULL;
@@ -727,6 +762,7 @@ int main(void)
 	}
 	setup();
 	test_names();
+	test_uri_pin_serial();
 	test_select();
 	test_wrong_pin();
 	test_token();

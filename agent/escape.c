@@ -1,0 +1,79 @@
+/*
+ * The one escaping of text from outside (a token's labels and serial, a
+ * CA's names and texts, the configuration file) before it reaches a
+ * terminal, a log, a key=value line, JSON or a hook's environment.
+ *
+ * A terminal acts on ESC sequences and on their 8-bit forms, the C1
+ * controls U+0080..U+009F (CSI is U+009B), which in UTF-8 are the bytes
+ * C2 80..C2 9F; CR and LF forge lines in a log or fields in a key=value
+ * file; invalid UTF-8 breaks JSON and the terminal's decoder.  All of
+ * these become \xNN, byte by byte, so that nothing is lost from the
+ * message and nothing acts; valid printable UTF-8 (names in any script)
+ * is kept as it is.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "agent/agent.h"
+
+/* Length of the valid UTF-8 sequence at p (1..4), 0 if there is none or
+ * it encodes a control character (C0, DEL, C1). */
+static size_t printable_len(const unsigned char *p)
+{
+	unsigned char c = p[0];
+
+	if (c < 0x20 || c == 0x7f)
+		return 0;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		/* C2 80..C2 9F are the C1 controls */
+		return (p[1] & 0xc0) == 0x80 && !(c == 0xc2 && p[1] < 0xa0) ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		/* no overlong forms (E0 80..9F), no surrogates (ED A0..BF) */
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (c == 0xe0 && p[1] < 0xa0) ||
+		    (c == 0xed && p[1] > 0x9f))
+			return 0;
+		return 3;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		/* no overlong forms (F0 80..8F), nothing above U+10FFFF */
+		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80 ||
+		    (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] > 0x8f))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+const char *agent_escape(const char *s, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+	size_t o = 0, n;
+
+	if (outlen == 0)
+		return out;
+	/* The continuation bytes checked above stop at the NUL: a sequence
+	 * cut by the end of the string is invalid, never read past. */
+	while (*p != '\0') {
+		if ((n = printable_len(p)) > 0) {
+			if (o + n >= outlen)
+				break;
+			memcpy(out + o, p, n);
+			o += n;
+			p += n;
+			continue;
+		}
+		if (o + 4 >= outlen)
+			break;
+		out[o++] = '\\';
+		out[o++] = 'x';
+		out[o++] = hex[*p >> 4];
+		out[o++] = hex[*p & 0x0f];
+		p++;
+	}
+	out[o] = '\0';
+	return out;
+}
