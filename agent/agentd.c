@@ -956,29 +956,29 @@ static void request_renew(ctl_client *c, track *t)
 
 static void handle_request(ctl_client *c)
 {
-	const char *line = c->line;
+	const char *line = c->line, *name = NULL;
+	ctl_verb verb = ctl_parse_request(line, &name);
 	char msg[600];
 	track *t;
 	char *json;
 	size_t len;
 
 	log_msg(LOG_DEBUG, "control: '%s' from uid %ld", line, (long)c->uid);
-	if (strcmp(line, "status") == 0 || strcmp(line, "status-text") == 0) {
-		json = line[6] == '\0' ? track_status_json(A.tracks, A.n, now(), A.rate, &len)
-					: track_status_text(A.tracks, A.n, now(), &len);
+	if (verb == CTL_STATUS_JSON || verb == CTL_STATUS_TEXT) {
+		json = verb == CTL_STATUS_JSON ? track_status_json(A.tracks, A.n, now(), A.rate, &len)
+					       : track_status_text(A.tracks, A.n, now(), &len);
 		if (json == NULL || ctl_client_queue(c, json, len) < 0)
 			log_msg(LOG_ERR, "control: out of memory for the status");
 		free(json);
 		reply(c->fd, -1, NULL);
 		return;
 	}
-	if (strcmp(line, "reload") == 0) {
+	if (verb == CTL_RELOAD) {
 		reply(c->fd, reload() == 0 ? EXIT_OK : EXIT_USAGE, "");
 		return;
 	}
-	if ((strncmp(line, "renew ", 6) == 0 || strncmp(line, "clear ", 6) == 0) &&
-	    (t = find(line + 6)) != NULL) {
-		if (line[0] == 'c')
+	if ((verb == CTL_RENEW || verb == CTL_CLEAR) && (t = find(name)) != NULL) {
+		if (verb == CTL_CLEAR)
 			request_clear(c, t);
 		else
 			request_renew(c, t);

@@ -226,6 +226,21 @@ void ctl_client_close(ctl_client *c)
 	c->outlen = c->outoff = 0;
 }
 
+ctl_verb ctl_parse_request(const char *line, const char **ret_name)
+{
+	if (strcmp(line, "status") == 0)
+		return CTL_STATUS_JSON;
+	if (strcmp(line, "status-text") == 0)
+		return CTL_STATUS_TEXT;
+	if (strcmp(line, "reload") == 0)
+		return CTL_RELOAD;
+	if (strncmp(line, "renew ", 6) == 0 || strncmp(line, "clear ", 6) == 0) {
+		*ret_name = line + 6;
+		return line[0] == 'r' ? CTL_RENEW : CTL_CLEAR;
+	}
+	return CTL_UNKNOWN;
+}
+
 /* ---- the client side ------------------------------------------------------- */
 
 int ctl_request(const char *path, const char *line, int json_raw)

@@ -130,4 +130,17 @@ void ctl_client_close(ctl_client *c);
 int ctl_request(const char *path, const char *line, int json_raw);
 const char *ctl_default_path(const conf_enrollment *e);
 
+typedef enum {
+	CTL_UNKNOWN,
+	CTL_STATUS_JSON, /* "status" */
+	CTL_STATUS_TEXT, /* "status-text" */
+	CTL_RELOAD,	 /* "reload" */
+	CTL_RENEW,	 /* "renew NAME" */
+	CTL_CLEAR,	 /* "clear NAME" */
+} ctl_verb;
+/* What a request line (as ctl_client_io framed it: without its newline,
+ * cut at a CR) asks for; *ret_name points at NAME within line for renew
+ * and clear.  Pure: no I/O, no state. */
+ctl_verb ctl_parse_request(const char *line, const char **ret_name);
+
 #endif

@@ -1,0 +1,26 @@
+/*
+ * An HTTP server on 127.0.0.1 inside the fuzz target, on a thread of its
+ * own: the client under test talks to it through libcurl, so that the
+ * whole transport path (request encoding, libcurl, the write callback,
+ * status and content type checks, the size cap) runs as in production.
+ * One request per connection; the answer is whatever the handler returns,
+ * sent as it is, then the connection is closed.
+ */
+#ifndef P11ENROLL_FUZZ_LOOPBACK_H
+#define P11ENROLL_FUZZ_LOOPBACK_H
+
+#include <stddef.h>
+
+/* body: the request's body (len bytes).  Returns the raw bytes to send
+ * (status line, headers and body; malloc'ed, *ret_len bytes), or NULL to
+ * close the connection without an answer. */
+typedef unsigned char *(*lb_handler)(const unsigned char *body, size_t len, size_t *ret_len,
+				     void *arg);
+
+/* Starts the server once per process; returns its port (aborts on failure). */
+int lb_start(lb_handler fn, void *arg);
+
+/* "HTTP/1.1 200 OK" with Content-Type application/pkixcmp around body. */
+unsigned char *lb_pkixcmp(const unsigned char *body, size_t len, size_t *ret_len);
+
+#endif
