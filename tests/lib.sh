@@ -4,7 +4,15 @@
 
 : "${top_builddir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_srcdir:=$top_builddir}"
-P11ENROLL="$top_builddir/p11enroll"
+# P11ENROLL is what the tests run; P11ENROLL_WRAPPER (make memcheck: tests/
+# memcheck-run.sh) replaces it with a command that runs the real program,
+# P11ENROLL_BIN, under a checker.  Every test goes through $P11ENROLL.
+P11ENROLL_BIN="$top_builddir/p11enroll"
+export P11ENROLL_BIN
+P11ENROLL=${P11ENROLL_WRAPPER:-$P11ENROLL_BIN}
+# Hang guards and polling bounds are multiplied by this (make memcheck: 10),
+# so that a slow checker does not turn into a spurious failure.
+: "${P11E_TIMEOUT_SCALE:=1}"
 TESTCA="$top_builddir/tests/ca/p11enroll-testca"
 USER_PIN=5701-user-pin
 SO_PIN=5701-so-pin
@@ -24,7 +32,7 @@ need_tools() {
 	[ -n "$SOFTHSM2_UTIL" ] || skip "softhsm2-util not found"
 	[ -n "$PKCS11_TOOL" ] || skip "pkcs11-tool (opensc) not found"
 	[ -n "$OPENSSL_BIN" ] || skip "openssl not found"
-	[ -x "$P11ENROLL" ] || skip "p11enroll not built"
+	[ -x "$P11ENROLL_BIN" ] || skip "p11enroll not built"
 	[ -x "$TESTCA" ] || skip "test CA not built"
 }
 
@@ -91,7 +99,7 @@ start_ca() {
 		--log "$TMP/ca.log" --quiet "$@" > "$TMP/ca.out" 2> "$TMP/ca.err" &
 	CA_PID=$!
 	i=0
-	while [ $i -lt 100 ]; do
+	while [ $i -lt $((100 * P11E_TIMEOUT_SCALE)) ]; do
 		CA_PORT=$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$TMP/ca.out")
 		[ -n "$CA_PORT" ] && break
 		kill -0 "$CA_PID" 2> /dev/null || { cat "$TMP/ca.err"; return 1; }
