@@ -152,7 +152,7 @@ int agent_genm(const conf_enrollment *e, const agent_cmd_opts *o)
 		log_msg(LOG_ERR, "--store goes with --ca-certs");
 		return EXIT_USAGE;
 	}
-	if ((cmp = cmpc_new()) == NULL)
+	if ((cmp = agent_cmpc_new()) == NULL)
 		return EXIT_INTERNAL;
 	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
 		goto out;

@@ -34,8 +34,11 @@ char *agent_label_with(const char *label, const char *suffix)
 	size_t n = strlen(label) + strlen(suffix) + 1;
 	char *s = malloc(n);
 
-	if (s != NULL)
-		snprintf(s, n, "%s%s", label, suffix);
+	if (s == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		return NULL;
+	}
+	snprintf(s, n, "%s%s", label, suffix);
 	return s;
 }
 

@@ -118,7 +118,7 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 	if ((new_label = agent_label_with(e->label, " (new)")) == NULL)
 		return EXIT_INTERNAL;
 	/* Everything that can be checked before a key exists is checked first. */
-	if ((cmp = cmpc_new()) == NULL) {
+	if ((cmp = agent_cmpc_new()) == NULL) {
 		free(new_label);
 		return EXIT_INTERNAL;
 	}
