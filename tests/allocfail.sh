@@ -102,6 +102,12 @@ sweep() {
 	fi
 	tokstate > "$TMP/after"
 	_count=$(report count)
+	# the stack walk recognises OpenSSL's allocations for p11enroll: scope
+	# all counts more than scope own (say, if backtrace() broke, it would not)
+	eval "_own=\${OWN_COUNT_$_flow:-}"
+	[ "$_scope" = own ] && eval "OWN_COUNT_$_flow=$_count"
+	[ "$_scope" = all ] && [ -n "$_own" ] &&
+		check "/allocfail/$_flow/all/counts-openssl" test "$_count" -gt $((_own * 10))
 	# the points: every n, or in make check for scope all a sample
 	if [ "$_scope" = own ] && [ -n "$P11E_ALLOCFAIL_ALL" ]; then
 		_points=$(seq 1 $((_count + 1)))

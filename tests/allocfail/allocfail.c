@@ -75,10 +75,12 @@ static int in(const struct range *r, size_t n, uintptr_t a)
 /* The executable's and libcrypto's loaded segments, for the stack walk. */
 static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	uintptr_t mine = (uintptr_t)arg, lib = (uintptr_t)(void *)CRYPTO_malloc;
+	uintptr_t mine = (uintptr_t)arg;
 	struct range seg[MAX_RANGES];
 	size_t n = 0, i;
-	int has_mine = 0, has_lib = 0;
+	/* By name: the address of CRYPTO_malloc taken here may be the
+	 * executable's own PLT entry (it is in the sanitizer build). */
+	int has_mine = 0, has_lib = info->dlpi_name != NULL && strstr(info->dlpi_name, "/libcrypto.so") != NULL;
 
 	(void)size;
 	for (i = 0; i < info->dlpi_phnum && n < MAX_RANGES; i++) {
@@ -90,8 +92,6 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg)
 		seg[n].hi = seg[n].lo + ph->p_memsz;
 		if (mine >= seg[n].lo && mine < seg[n].hi)
 			has_mine = 1;
-		if (lib >= seg[n].lo && lib < seg[n].hi)
-			has_lib = 1;
 		n++;
 	}
 	if (has_mine) {
@@ -180,13 +180,14 @@ static int crypto_alloc_frame(void *addr)
 
 /* Is the first caller outside libcrypto p11enroll's own code?  With
  * own_only, only when it called an allocation function itself.  The stack
- * is: this file's hook frames, libcrypto frames, the caller. */
+ * is: this file's hook (and under ASan its backtrace interceptor), then
+ * libcrypto frames, then the caller. */
 static __attribute__((noinline)) int ours(void)
 {
 	void *frames[48];
-	int n = backtrace(frames, 48), i = 0, seen_crypto = 0;
+	int n = backtrace(frames, 48), i = 0;
 
-	while (i < n && in(exe, n_exe, (uintptr_t)frames[i]))
+	while (i < n && !in(crypto, n_crypto, (uintptr_t)frames[i]))
 		i++;
 	for (; i < n; i++) {
 		uintptr_t a = (uintptr_t)frames[i];
@@ -194,10 +195,9 @@ static __attribute__((noinline)) int ours(void)
 		if (in(crypto, n_crypto, a)) {
 			if (own_only && !crypto_alloc_frame(frames[i]))
 				return 0;
-			seen_crypto = 1;
 			continue;
 		}
-		return seen_crypto && in(exe, n_exe, a);
+		return in(exe, n_exe, a);
 	}
 	return 0;
 }
