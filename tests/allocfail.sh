@@ -109,7 +109,10 @@ sweep() {
 	[ "$_scope" = all ] && [ -n "$_own" ] &&
 		check "/allocfail/$_flow/all/counts-openssl" test "$_count" -gt $((_own * 10))
 	# the points: every n, or in make check for scope all a sample
-	if [ "$_scope" = own ] && [ -n "$P11E_ALLOCFAIL_ALL" ]; then
+	if [ -n "${P11E_ALLOCFAIL_POINTS:-}" ]; then
+		# replaying recorded points: P11E_ALLOCFAIL_POINTS="n1 n2 ..."
+		_points="$P11E_ALLOCFAIL_POINTS $((_count + 1000))"
+	elif [ "$_scope" = own ] && [ -n "$P11E_ALLOCFAIL_ALL" ]; then
 		_points=$(seq 1 $((_count + 1)))
 	elif [ "$_scope" = own ]; then
 		_points=$(seq 1 2 $((_count + 2)))
