@@ -436,7 +436,8 @@ make_token ag-poll || exit 1
 start_ca --poll $((4 * P11E_TIMEOUT_SCALE)) || exit 1
 C6="$TMP/poll.conf"
 mkconf "$C6" "$TMP/state-poll" ag-poll
-pe "$C6" enroll test
+# setup: the total timeout outlasts the (scaled) poll delay
+pe "$C6" enroll test --total-timeout $((30 + 4 * P11E_TIMEOUT_SCALE))
 check "/agent/poll/setup-enrolled" expect_rc 0
 # a step gives up after 1 s: following the CA's "waiting" is the agent's job
 echo "total_timeout = 1" >> "$C6"
