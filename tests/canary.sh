@@ -327,6 +327,9 @@ for sig in ABRT SEGV; do
 	mkdir -p "$EV/cores-$sig"
 	(
 		ulimit -c unlimited 2> /dev/null
+		# a sanitizer build dies of the signal as the release build does
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_segv=0:handle_abort=0"
+		export ASAN_OPTIONS
 		cd "$EV/cores-$sig" || exit 1
 		"$P11ENROLL" -c "$TMP/p11enroll.conf" -v -v enroll test --label core \
 			--server "http://127.0.0.1:$(cat "$TMP/hang.port")/.well-known/cmp" \
