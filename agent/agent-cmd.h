@@ -16,6 +16,8 @@
 /* Everything but the protection: server, trust, timeouts, names, profile,
  * PBM parameters, subject and SANs when configured.  need_subject: the
  * request needs one (a template may still provide it). */
+/* cmpc_new(), with the failure logged. */
+cmpc_ctx *agent_cmpc_new(void);
 int agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp);
 
 /* PBM with reference and secret_source; what names the command for messages. */
@@ -76,7 +78,7 @@ int agent_lock(const conf_enrollment *e);
 
 /* ---- crash recovery (recover.c) ---------------------------------------- */
 
-/* label + suffix, malloc'ed (NULL when out of memory). */
+/* label + suffix, malloc'ed (NULL when out of memory, logged). */
 char *agent_label_with(const char *label, const char *suffix);
 
 /*

@@ -74,7 +74,7 @@ static int ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx 
 	}
 	for (i = 0; tok != NULL && rc == EXIT_OK && i < sk_X509_num(certs); i++) {
 		agent_ca_label(sk_X509_value(certs, i), label, sizeof(label));
-		if ((trv = tok_cacert_store(tok, sk_X509_value(certs, i), label)) != TOK_OK)
+		if ((trv = tok_cacert_store(tok, sk_X509_value(certs, i), label, NULL)) != TOK_OK)
 			rc = agent_token_fail(tok, trv, "storing a CA certificate on the token failed");
 	}
 	if (tok != NULL && rc == EXIT_OK)
@@ -168,7 +168,7 @@ int agent_genm(const conf_enrollment *e, const agent_cmd_opts *o)
 		log_msg(LOG_ERR, "--store goes with --ca-certs");
 		return EXIT_USAGE;
 	}
-	if ((cmp = cmpc_new()) == NULL)
+	if ((cmp = agent_cmpc_new()) == NULL)
 		return EXIT_INTERNAL;
 	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK)
 		goto out;

@@ -228,8 +228,11 @@ static void usage(FILE *f)
 static int set_str(char **field, const char *value)
 {
 	free(*field);
-	*field = strdup(value);
-	return *field != NULL ? 0 : -1;
+	if ((*field = strdup(value)) == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 static int set_iterations(int *field, const char *value)

@@ -332,10 +332,19 @@ int agent_cmp_tls_client(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok, 
 	return EXIT_OK;
 }
 
+cmpc_ctx *agent_cmpc_new(void)
+{
+	cmpc_ctx *cmp = cmpc_new();
+
+	if (cmp == NULL)
+		log_msg(LOG_ERR, "cannot create the CMP context: out of memory");
+	return cmp;
+}
+
 int agent_template_fetch(const conf_enrollment *e, tok_ctx *tok, X509 *self_cert,
 			 EVP_PKEY *self_key, cmpc_template *ret_t)
 {
-	cmpc_ctx *cmp = cmpc_new();
+	cmpc_ctx *cmp = agent_cmpc_new();
 	cmpc_rv rv;
 	int rc;
 

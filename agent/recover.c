@@ -34,8 +34,11 @@ char *agent_label_with(const char *label, const char *suffix)
 	size_t n = strlen(label) + strlen(suffix) + 1;
 	char *s = malloc(n);
 
-	if (s != NULL)
-		snprintf(s, n, "%s%s", label, suffix);
+	if (s == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		return NULL;
+	}
+	snprintf(s, n, "%s%s", label, suffix);
 	return s;
 }
 
@@ -235,7 +238,7 @@ static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
 		X509 *ca = sk_X509_value(cacerts, i);
 
 		agent_ca_label(ca, label, sizeof(label));
-		if ((rv = tok_cacert_store(tok, ca, label)) != TOK_OK)
+		if ((rv = tok_cacert_store(tok, ca, label, NULL)) != TOK_OK)
 			log_msg(LOG_WARNING, "storing CA certificate '%s' on the token failed: %s: %s",
 				label, tok_strerror(rv), tok_errmsg(tok));
 	}

@@ -116,7 +116,7 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 		log_msg(LOG_NOTICE, "renew signs with the old key and certificate; the configured "
 				    "signer is not used");
 	if ((new_label = agent_label_with(e->label, " (new)")) == NULL ||
-	    (cmp = cmpc_new()) == NULL) {
+	    (cmp = agent_cmpc_new()) == NULL) {
 		rc = EXIT_INTERNAL;
 		goto out;
 	}

@@ -21,6 +21,9 @@ struct store_ctx {
 	const tok_id *id;
 	const char *label;
 	int rc;
+	/* CA certificates this run put on the token: taken off again when the
+	 * enrollment fails after all (a failed certConf, say). */
+	STACK_OF(X509) *created;
 };
 
 static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, size_t whylen)
@@ -28,7 +31,7 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 	struct store_ctx *s = arg;
 	char label[256];
 	tok_rv rv;
-	int i;
+	int i, created;
 
 	if ((rv = tok_cert_store(s->tok, cert, s->id, s->label)) != TOK_OK) {
 		snprintf(why, whylen, "storing it on the token failed: %s: %s", tok_strerror(rv),
@@ -40,12 +43,15 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 		X509 *ca = sk_X509_value(cacerts, i);
 
 		agent_ca_label(ca, label, sizeof(label));
-		if ((rv = tok_cacert_store(s->tok, ca, label)) != TOK_OK) {
+		if ((rv = tok_cacert_store(s->tok, ca, label, &created)) != TOK_OK) {
 			snprintf(why, whylen, "storing CA certificate '%s' on the token failed: %s: %s",
 				 label, tok_strerror(rv), tok_errmsg(s->tok));
 			s->rc = agent_exit_from_tok(rv);
 			return -1;
 		}
+		if (created && s->created != NULL && X509_up_ref(ca) &&
+		    !sk_X509_push(s->created, ca))
+			X509_free(ca);
 	}
 	s->rc = EXIT_OK;
 	return 0;
@@ -72,7 +78,8 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 	X509 *cert = NULL;
 	STACK_OF(X509) *cacerts = NULL;
 	cmpc_template tmpl;
-	struct store_ctx sc;
+	struct store_ctx sc = { 0 };
+	int i;
 	pending_saver ps;
 	tok_id id, old_id;
 	char *new_label = NULL;
@@ -118,7 +125,7 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 	if ((new_label = agent_label_with(e->label, " (new)")) == NULL)
 		return EXIT_INTERNAL;
 	/* Everything that can be checked before a key exists is checked first. */
-	if ((cmp = cmpc_new()) == NULL) {
+	if ((cmp = agent_cmpc_new()) == NULL) {
 		free(new_label);
 		return EXIT_INTERNAL;
 	}
@@ -192,6 +199,7 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 	sc.id = &id;
 	sc.label = have_key ? new_label : e->label;
 	sc.rc = -1;
+	sc.created = sk_X509_new_null();
 	cmpc_set_accept_cb(cmp, store_cb, &sc);
 	/* For p10cr the protocol layer makes the CSR from the subject and SANs
 	 * set up above (template included) and the token signs it. */
@@ -245,7 +253,12 @@ out:
 						   "failure; delete it by hand");
 		else
 			log_msg(LOG_NOTICE, "the new key pair was removed from the token");
+		for (i = 0; i < sk_X509_num(sc.created); i++)
+			if ((trv = tok_cacert_destroy(tok, sk_X509_value(sc.created, i))) != TOK_OK)
+				agent_token_fail(tok, trv, "could not remove a CA certificate stored "
+							   "by the failed run");
 	}
+	sk_X509_pop_free(sc.created, X509_free);
 	cmpc_template_clear(&tmpl);
 	free(new_label);
 	X509_free(old_cert);

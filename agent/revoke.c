@@ -100,7 +100,7 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 	}
 	if (o->cert_file != NULL && (cert = agent_read_cert(o->cert_file, "--cert", "give the certificate to revoke in PEM")) == NULL)
 		return EXIT_USAGE;
-	if ((cmp = cmpc_new()) == NULL) {
+	if ((cmp = agent_cmpc_new()) == NULL) {
 		rc = EXIT_INTERNAL;
 		goto out;
 	}

@@ -128,8 +128,13 @@ tok_rv tok_cert_store(tok_ctx *ctx, X509 *cert, const tok_id *id, const char *la
 
 /* Stores a CA certificate as its own object (CKA_CERTIFICATE_CATEGORY
  * authority, CKA_ID its subject key identifier); does nothing when the
- * same certificate is already on the token. */
-tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label);
+ * same certificate is already on the token.  *ret_created (if not NULL)
+ * says whether an object was made. */
+tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label, int *ret_created);
+
+/* Destroys the certificate objects holding exactly this certificate (to
+ * undo tok_cacert_store). */
+tok_rv tok_cacert_destroy(tok_ctx *ctx, X509 *cert);
 
 /* Object classes (the PKCS#11 CKO_* values), for callers without pkcs11.h. */
 #define TOK_CKO_CERTIFICATE 1UL

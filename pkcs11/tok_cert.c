@@ -185,7 +185,7 @@ tok_rv tok_cert_store(tok_ctx *ctx, X509 *cert, const tok_id *id, const char *la
 	return rv;
 }
 
-tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label)
+tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label, int *ret_created)
 {
 	const ASN1_OCTET_STRING *ski;
 	CK_SESSION_HANDLE s;
@@ -228,6 +228,47 @@ tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label)
 	rv = cert_exists(ctx, s, &d, NULL, 0, &exists);
 	if (rv == TOK_OK && !exists)
 		rv = create_cert(ctx, s, &d, id, id_len, label, 1, &h);
+	tok_session_close(ctx, s);
+	cert_der_free(&d);
+	if (rv == TOK_OK && ret_created != NULL)
+		*ret_created = !exists;
+	return rv;
+}
+
+tok_rv tok_cacert_destroy(tok_ctx *ctx, X509 *cert)
+{
+	static const CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE hs[8];
+	CK_ULONG n = 0, i;
+	CK_RV ckr;
+	cert_der d;
+	tok_rv rv;
+	char what[160];
+
+	if (ctx == NULL || cert == NULL)
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	if (!cert_der_init(cert, &d))
+		return tok_fail(ctx, TOK_ERR_CONFIG,
+				"removing a CA certificate from token '%s' failed: OpenSSL cannot "
+				"encode it",
+				ctx->label);
+	if ((rv = tok_session_open(ctx, 1, &s)) != TOK_OK) {
+		cert_der_free(&d);
+		return rv;
+	}
+	CK_ATTRIBUTE tmpl[2] = {
+	    {CKA_CLASS, (void *)&cls, sizeof(cls)},
+	    {CKA_VALUE, d.value, (CK_ULONG)d.value_len},
+	};
+	rv = tok_find(ctx, s, tmpl, 2, hs, 8, &n);
+	for (i = 0; rv == TOK_OK && i < n; i++)
+		if ((ckr = ctx->f->C_DestroyObject(s, hs[i])) != CKR_OK) {
+			snprintf(what, sizeof(what), "C_DestroyObject (CA certificate) on token '%s'",
+				 ctx->label);
+			rv = tok_fail_ckr(ctx, what, ckr, NULL);
+		}
 	tok_session_close(ctx, s);
 	cert_der_free(&d);
 	return rv;

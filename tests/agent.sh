@@ -35,7 +35,7 @@ kill_agents() {
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 # a hang guard only, not a timing threshold
-if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL 120"; else GUARD=; fi
+if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $((120 * P11E_SCALE))"; else GUARD=; fi
 
 # mkconf FILE STATE_DIR TOKEN [EXTRA]: write_conf's configuration in FILE,
 # with its own state directory (and so its own control socket).
@@ -208,7 +208,10 @@ W5=$!
 # [notBefore + 66%, notBefore + 71%] of the old certificate's lifetime.  With
 # a success hook (4) and a metrics file (13); renew through the agent (3).
 # ---------------------------------------------------------------------------
-LIFE=50
+# Under a checker (P11E_SCALE > 1) every p11enroll call takes
+# seconds: the certificate lives long enough for the status checks between
+# two renewals (140 s under make memcheck).
+LIFE=$((50 + 10 * (P11E_SCALE - 1)))
 make_token ag-renew || exit 1
 : > "$TMP/ca.log"
 start_ca --validity-seconds $LIFE || exit 1
@@ -236,12 +239,12 @@ check "/agent/renew/kur-signed-with-old-cert" \
 
 # in_window OLD_PEM NEW_PEM: NEW was issued (its notBefore) inside OLD's
 # renewal window: 66% to 71% of OLD's lifetime after its notBefore; 2 s slack
-# on the upper end for starting the processes.
+# (times P11E_SCALE) on the upper end for starting the processes.
 in_window() {
 	_nb=$(time_of "$1" startdate) _na=$(time_of "$1" enddate) _at=$(time_of "$2" startdate)
 	_life=$((_na - _nb)) _d=$((_at - _nb))
 	echo "# renewal $(serial_of "$2") at notBefore + $_d s of $_life s"
-	[ $((100 * _d)) -ge $((66 * _life)) ] && [ $((100 * _d)) -le $((71 * _life + 200)) ]
+	[ $((100 * _d)) -ge $((66 * _life)) ] && [ $((100 * _d)) -le $((71 * _life + 200 * P11E_SCALE)) ]
 }
 set -- $(issued_serials)
 check "/agent/renew/three-certificates" test $# -ge 3
@@ -410,10 +413,12 @@ check "/agent/hook-failure/token-serial" var TOKEN_SERIAL "$(token_serial ag-bud
 # ---------------------------------------------------------------------------
 make_token ag-poll || exit 1
 : > "$TMP/ca.log"
-start_ca --poll 4 || exit 1
+# the CA's delay outlasts the status checks that follow the renew command
+start_ca --poll $((4 * P11E_SCALE)) || exit 1
 C6="$TMP/poll.conf"
 mkconf "$C6" "$TMP/state-poll" ag-poll
-pe "$C6" enroll test
+# setup: the total timeout outlasts the (scaled) poll delay
+pe "$C6" enroll test --total-timeout $((30 + 4 * P11E_SCALE))
 check "/agent/poll/setup-enrolled" expect_rc 0
 # a step gives up after 1 s: following the CA's "waiting" is the agent's job
 echo "total_timeout = 1" >> "$C6"
@@ -570,7 +575,8 @@ check "/agent/pin/sigterm-exit-0-again" test "$ARC" = 0
 # replaces the pair.
 # ---------------------------------------------------------------------------
 make_token ag-expired || exit 1
-start_ca --validity-seconds 2 || exit 1
+# long enough to be stored before it expires, also under a checker
+start_ca --validity-seconds $((2 * P11E_SCALE)) || exit 1
 C9="$TMP/expired.conf"
 L9="$TMP/agent-expired.log"
 mkconf "$C9" "$TMP/state-expired" ag-expired
@@ -736,8 +742,11 @@ write_conf ag-many
 } > "$C11"
 bad=0
 i=1
+# setup: the program itself even under make memcheck, where 100 runs of the
+# same enroll under valgrind would add nothing but time
 while [ $i -le 100 ]; do
-	pe "$C11" enroll k$i
+	$GUARD "$P11ENROLL_BIN" -c "$C11" enroll k$i > "$TMP/out" 2> "$TMP/err"
+	RC=$?
 	[ "$RC" = 0 ] || { bad=$((bad + 1)); sed 's/^/#   /' "$TMP/err"; }
 	i=$((i + 1))
 done

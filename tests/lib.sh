@@ -4,7 +4,12 @@
 
 : "${top_builddir:=$(cd "$(dirname "$0")/.." && pwd)}"
 : "${top_srcdir:=$top_builddir}"
-P11ENROLL="$top_builddir/p11enroll"
+# P11ENROLL is what the tests run; P11ENROLL_WRAPPER (make memcheck: tests/
+# memcheck-run.sh) replaces it with a command that runs the real program,
+# P11ENROLL_BIN, under a checker.  Every test goes through $P11ENROLL.
+P11ENROLL_BIN="$top_builddir/p11enroll"
+export P11ENROLL_BIN
+P11ENROLL=${P11ENROLL_WRAPPER:-$P11ENROLL_BIN}
 TESTCA="$top_builddir/tests/ca/p11enroll-testca"
 USER_PIN=5701-user-pin
 SO_PIN=5701-so-pin
@@ -14,9 +19,10 @@ TEST_NUM=0
 TEST_FAILED=0
 CA_PID=
 
-# One scale for every timeout a test gives the client or a hang guard:
-# larger under sanitizers and valgrind (tools/test.sh and make memcheck set
-# it), so that no test depends on an idle machine.  Never a threshold.
+# One scale for every timeout a test gives the client, every hang guard and
+# polling bound: larger under sanitizers (tools/test.sh: 3) and valgrind
+# (make memcheck: 10), so that no test depends on an idle machine or a fast
+# checker.  Never a threshold.
 P11E_SCALE=${P11ENROLL_TEST_SCALE:-1}
 case $P11E_SCALE in '' | *[!0-9]* | 0) P11E_SCALE=1 ;; esac
 
@@ -54,7 +60,7 @@ need_tools() {
 	[ -n "$SOFTHSM2_UTIL" ] || skip "softhsm2-util not found"
 	[ -n "$PKCS11_TOOL" ] || skip "pkcs11-tool (opensc) not found"
 	[ -n "$OPENSSL_BIN" ] || skip "openssl not found"
-	[ -x "$P11ENROLL" ] || skip "p11enroll not built"
+	[ -x "$P11ENROLL_BIN" ] || skip "p11enroll not built"
 	[ -x "$TESTCA" ] || skip "test CA not built"
 }
 
@@ -121,7 +127,7 @@ start_ca() {
 		--log "$TMP/ca.log" --quiet "$@" > "$TMP/ca.out" 2> "$TMP/ca.err" &
 	CA_PID=$!
 	i=0
-	while [ $i -lt 100 ]; do
+	while [ $i -lt $((100 * P11E_SCALE)) ]; do
 		CA_PORT=$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$TMP/ca.out")
 		[ -n "$CA_PORT" ] && break
 		kill -0 "$CA_PID" 2> /dev/null || { cat "$TMP/ca.err"; return 1; }

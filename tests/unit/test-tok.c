@@ -527,10 +527,19 @@ static void test_token(void)
 	rv = tok_cert_store(tok, good, &id256, "mine");
 	ok(rv == TOK_OK && count_objs(tok, CKO_CERTIFICATE, &id256, -1) == 1,
 	   "/tok/cert-store/with-key-id", tok_errmsg(tok));
-	rv = tok_cacert_store(tok, ca, "ca");
-	ok(rv == TOK_OK && tok_cacert_store(tok, ca, "ca") == TOK_OK &&
+	{
+		int c1 = -1, c2 = -1;
+
+		rv = tok_cacert_store(tok, ca, "ca", &c1);
+		ok(rv == TOK_OK && tok_cacert_store(tok, ca, "ca", &c2) == TOK_OK &&
+		       count_objs(tok, CKO_CERTIFICATE, NULL, 2) == 1,
+		   "/tok/cacert-store/once", tok_errmsg(tok));
+		ok(c1 == 1 && c2 == 0, "/tok/cacert-store/says-created", NULL);
+	}
+	ok(tok_cacert_destroy(tok, ca) == TOK_OK && count_objs(tok, CKO_CERTIFICATE, NULL, 2) == 0 &&
+	       tok_cacert_store(tok, ca, "ca", NULL) == TOK_OK &&
 	       count_objs(tok, CKO_CERTIFICATE, NULL, 2) == 1,
-	   "/tok/cacert-store/once", tok_errmsg(tok));
+	   "/tok/cacert-destroy/undoes-store", tok_errmsg(tok));
 	{
 		tok_object *objs = NULL;
 		size_t n = 0, i, priv = 0, pub = 0, cert = 0, attrs_ok = 1;
@@ -617,7 +626,7 @@ static void test_find_relabel(void)
 	if (tok_cert_store(tok, c1, &id1, "enr") != TOK_OK)
 		bail(tok_errmsg(tok));
 	/* A CA certificate with the same label is never the enrollment's. */
-	if (tok_cacert_store(tok, ca, "enr") != TOK_OK)
+	if (tok_cacert_store(tok, ca, "enr", NULL) != TOK_OK)
 		bail(tok_errmsg(tok));
 
 	memset(&got, 0, sizeof(got));
