@@ -179,6 +179,13 @@ snapshot revoke
 START=$(date +%s)
 for scope in $P11E_ALLOCFAIL_SCOPES; do
 	for flow in $P11E_ALLOCFAIL_FLOWS; do
+		# A fresh CA (same state directory) for each sweep: after a renew
+		# sweep of scope all, the next revoke's clean run once got "Empty
+		# reply from server" from the same CA instance with nothing in its
+		# log, while a fresh CA served the same command (unexplained;
+		# tests/allocfail.sh in the issue 8 closing note).
+		start_ca || exit 1
+		sed -i "s|^server = .*|server = $CA_URL|" "$TMP/p11enroll.conf"
 		case $flow in
 		enroll) sweep enroll "$scope" enroll test ;;
 		renew) sweep renew "$scope" renew test --local ;;

@@ -38,6 +38,7 @@ struct conn {
 	int fd, lfd;
 	char *buf;
 	size_t len, cap;
+	long served; /* requests answered on it: only then is it idle keep-alive */
 };
 
 /* A connection held without an answer (--hang-on). */
@@ -265,7 +266,10 @@ static int serve_conn(struct conn *c, long max_requests, long *handled, ca_handl
 				send_error(c->fd, 431, "request header too large\n");
 				return 0;
 			}
-			if ((r = fill(c, c->len == 0)) <= 0)
+			/* A new connection waits for its first request even when
+			 * another client is waiting: its client, slowed by a
+			 * busy machine, has not sent it yet. */
+			if ((r = fill(c, c->len == 0 && c->served > 0)) <= 0)
 				return 0;
 		}
 		hlen = (size_t)(eoh - c->buf) + 4;
@@ -342,6 +346,7 @@ static int serve_conn(struct conn *c, long max_requests, long *handled, ca_handl
 		OPENSSL_free(reply.body);
 		if (!r || close_after)
 			return 0;
+		c->served++;
 		memmove(c->buf, c->buf + hlen + clen, c->len - hlen - clen);
 		c->len -= hlen + clen;
 	}
@@ -428,6 +433,7 @@ int ca_http_serve(int lfd, long max_requests, ca_handler_fn fn, void *arg)
 			continue;
 		setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c.len = 0;
+		c.served = 0;
 		if (serve_conn(&c, max_requests, &handled, fn, arg)) {
 			if (nheld == CA_HELD_MAX) {
 				release(&held[0], "too many held connections");

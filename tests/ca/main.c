@@ -104,6 +104,8 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
+static void vlog(int is_event, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void vlog(int is_event, const char *fmt, va_list ap)
 {
 	char line[1024];
