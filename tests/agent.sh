@@ -239,12 +239,15 @@ check "/agent/renew/kur-signed-with-old-cert" \
 
 # in_window OLD_PEM NEW_PEM: NEW was issued (its notBefore) inside OLD's
 # renewal window: 66% to 71% of OLD's lifetime after its notBefore; 2 s slack
-# (times P11E_SCALE) on the upper end for starting the processes.
+# (times P11E_SCALE) on the upper end for starting the processes, and 1 s on
+# the lower end: certificate times are whole seconds (66% of a 70 s life is
+# 46.2 s, which a notBefore can only show as 46).
 in_window() {
 	_nb=$(time_of "$1" startdate) _na=$(time_of "$1" enddate) _at=$(time_of "$2" startdate)
 	_life=$((_na - _nb)) _d=$((_at - _nb))
 	echo "# renewal $(serial_of "$2") at notBefore + $_d s of $_life s"
-	[ $((100 * _d)) -ge $((66 * _life)) ] && [ $((100 * _d)) -le $((71 * _life + 200 * P11E_SCALE)) ]
+	[ $((100 * (_d + 1))) -gt $((66 * _life)) ] &&
+		[ $((100 * _d)) -le $((71 * _life + 200 * P11E_SCALE)) ]
 }
 set -- $(issued_serials)
 check "/agent/renew/three-certificates" test $# -ge 3
