@@ -56,6 +56,9 @@ void tok_clear_err(tok_ctx *ctx);
 /* Copies a blank-padded PKCS#11 string into a NUL-terminated one. */
 void tok_copy_padded(char *dst, size_t dstsize, const unsigned char *src, size_t srclen);
 
+/* tok_get_info's copy of what C_GetTokenInfo returned (fuzz-tokstr). */
+void tok_info_from_ck(const CK_TOKEN_INFO *ti, tok_info *ret_info);
+
 /* A copy of a URI fit for messages: pin-value redacted.  OPENSSL_free it. */
 char *tok_redact_uri(const char *uri);
 

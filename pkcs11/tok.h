@@ -72,6 +72,10 @@ typedef struct {
 	char label[33];         /* blank-padding removed, NUL-terminated */
 	char manufacturer[33];
 	char model[17];
+	/* The token's identity: pinned into its URI, kept in the pending
+	 * file, compared on resume.  PKCS#11 makes it CK_CHAR, printable
+	 * ASCII; any other byte leaves it "" (as a token without a serial)
+	 * rather than a name that would not match the token again. */
 	char serial[17];
 	unsigned long flags;    /* CK_TOKEN_INFO.flags */
 } tok_info;

@@ -470,12 +470,27 @@ tok_rv tok_get_info(tok_ctx *ctx, tok_info *ret_info)
 		snprintf(what, sizeof(what), "C_GetTokenInfo on token '%s'", ctx->label);
 		return tok_fail_ckr(ctx, what, rv, NULL);
 	}
-	tok_copy_padded(ret_info->label, sizeof(ret_info->label), ti.label, sizeof(ti.label));
-	tok_copy_padded(ret_info->manufacturer, sizeof(ret_info->manufacturer), ti.manufacturerID,
-			sizeof(ti.manufacturerID));
-	tok_copy_padded(ret_info->model, sizeof(ret_info->model), ti.model, sizeof(ti.model));
-	tok_copy_padded(ret_info->serial, sizeof(ret_info->serial), ti.serialNumber,
-			sizeof(ti.serialNumber));
-	ret_info->flags = ti.flags;
+	tok_info_from_ck(&ti, ret_info);
 	return TOK_OK;
+}
+
+void tok_info_from_ck(const CK_TOKEN_INFO *ti, tok_info *ret_info)
+{
+	size_t i, n;
+
+	tok_copy_padded(ret_info->label, sizeof(ret_info->label), ti->label, sizeof(ti->label));
+	tok_copy_padded(ret_info->manufacturer, sizeof(ret_info->manufacturer), ti->manufacturerID,
+			sizeof(ti->manufacturerID));
+	tok_copy_padded(ret_info->model, sizeof(ret_info->model), ti->model, sizeof(ti->model));
+	tok_copy_padded(ret_info->serial, sizeof(ret_info->serial), ti->serialNumber,
+			sizeof(ti->serialNumber));
+	/* The whole field, not the C string: a NUL inside the serial would
+	 * cut it into one that names no token. */
+	n = sizeof(ti->serialNumber);
+	while (n > 0 && (ti->serialNumber[n - 1] == ' ' || ti->serialNumber[n - 1] == '\0'))
+		n--;
+	for (i = 0; i < n; i++)
+		if (ti->serialNumber[i] < 0x20 || ti->serialNumber[i] > 0x7e)
+			ret_info->serial[0] = '\0';
+	ret_info->flags = ti->flags;
 }

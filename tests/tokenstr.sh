@@ -44,7 +44,9 @@ check "/tokenstr/check/exit-0" expect_rc 0
 check "/tokenstr/check/serial" grep -q -x -F "token_serial=$SERIAL" "$TMP/out"
 
 # A serial with newlines: `check` prints key=value lines for the agent,
-# and the serial must not add a line of its own.
+# and the serial must not add a line of its own.  It is not printable
+# ASCII (PKCS#11's CK_CHAR), so it is no identity either: an escaped copy
+# would be pinned into the URI and match no token, so none is given.
 make_token nlserial || exit 1
 old=$(serial_of nlserial)
 python3 - "$TMP/tokens" "$old" "$(printf '1\ncert=present\nx')" << 'PY' || exit 1
@@ -60,7 +62,7 @@ write_conf nlserial
 p11e check test
 check "/tokenstr/check-newline/exit-0" expect_rc 0
 check "/tokenstr/check-newline/one-cert-line" test "$(grep -c '^cert=' "$TMP/out")" -eq 1
-check "/tokenstr/check-newline/serial-escaped" grep -q -x -F 'token_serial=1\x0Acert=present\x0Ax' "$TMP/out"
+check "/tokenstr/check-newline/no-serial" grep -q -x -F 'token_serial=' "$TMP/out"
 
 # The agent learns the serial, then runs a renewal with the pinned URI.
 write_conf "$ULABEL"
