@@ -11,10 +11,11 @@
 #          adds to tests/fuzz/corpus/TARGET the files of build-fuzz/corpus-TARGET
 #          that reach new coverage (-merge=1): review and commit the result
 # The campaign of an hour per target is `make fuzz-long` (tools/fuzz.sh 3600),
-# not part of make check.
+# not part of make check.  FUZZ_DIR=DIR builds and fuzzes in DIR instead of
+# build-fuzz (a second campaign beside a running one).
 set -e
 top=$(cd "$(dirname "$0")/.." && pwd)
-dir="$top/build-fuzz"
+dir=${FUZZ_DIR:-$top/build-fuzz}
 mode=run
 clock=wall
 if [ "$1" = --cpu ]; then
