@@ -43,6 +43,8 @@ cpu_watch() {
 	while kill -0 "$1" 2> /dev/null; do
 		c=$(cpu_seconds "$1")
 		[ -z "$c" ] || cpu_used=$c
+		# What a run cut short (a reboot) had used, to be made up.
+		echo "$cpu_used" > "fuzz-$name.cpu"
 		if [ -n "$2" ] && [ "$cpu_used" -ge "$2" ]; then
 			kill -INT "$1"
 			return
