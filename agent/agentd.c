@@ -242,8 +242,17 @@ static char *pinned_uri(const track *t)
 {
 	char *pinned = NULL, *out;
 
-	if (t->e.token == NULL || t->token_serial[0] == '\0' ||
-	    tok_uri_pin_serial(t->e.token, t->token_serial, &pinned) != TOK_OK || pinned == NULL)
+	if (t->e.token == NULL || t->token_serial[0] == '\0')
+		return NULL;
+	if (tok_uri_pin_serial(t->e.token, t->token_serial, &pinned) != TOK_OK) {
+		/* The child then takes any token the URI selects. */
+		log_msg(LOG_WARNING,
+			"%s: the token URI cannot be pinned to the token's serial (does its path "
+			"have an empty attribute, \";;\"?): another token in its place would be used",
+			t->name);
+		return NULL;
+	}
+	if (pinned == NULL)
 		return NULL;
 	/* launch() frees with free(). */
 	out = strdup(pinned);

@@ -56,7 +56,9 @@ tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx);
  * serial percent-encoded by p11-kit (RFC 7512), so that the URI selects only
  * the token with that serial: a new string in *ret_uri (OPENSSL_free).
  * *ret_uri is NULL when uri names a serial already.  TOK_ERR_CONFIG when
- * uri does not parse or serial is empty or longer than 16 bytes.
+ * uri does not parse, serial is empty or longer than 16 bytes, or the
+ * result would not select that serial (an empty attribute, ";;", inside
+ * uri's path: p11-kit then reads the rest as query attributes).
  */
 tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri);
 

@@ -57,14 +57,14 @@ char *tok_redact_uri(const char *uri)
 
 tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
 {
-	P11KitUri *user = p11_kit_uri_new(), *only = p11_kit_uri_new();
+	P11KitUri *user = p11_kit_uri_new(), *only = p11_kit_uri_new(), *got = p11_kit_uri_new();
 	CK_TOKEN_INFO *ti;
 	const char *q;
 	char *frag = NULL, *out;
 	size_t n = strlen(serial), i, plen, len;
 	tok_rv rv = TOK_ERR_CONFIG;
 
-	if (user == NULL || only == NULL) {
+	if (user == NULL || only == NULL || got == NULL) {
 		rv = TOK_ERR_NOMEM;
 		goto done;
 	}
@@ -93,6 +93,10 @@ tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
 		goto done;
 	q = strchr(uri, '?');
 	plen = q != NULL ? (size_t)(q - uri) : strlen(uri);
+	/* RFC 7512 has no empty path attribute; p11-kit takes one at the end,
+	 * but what follows ";;" it parses as part of the query. */
+	while (plen > 7 && uri[plen - 1] == ';')
+		plen--;
 	len = strlen(uri) + strlen(frag) + 2;
 	if ((out = OPENSSL_malloc(len)) == NULL) {
 		rv = TOK_ERR_NOMEM;
@@ -100,12 +104,21 @@ tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
 	}
 	snprintf(out, len, "%.*s%s%s%s", (int)plen, uri, plen > 0 && uri[plen - 1] == ':' ? "" : ";",
 		 frag + 7, q != NULL ? q : "");
+	/* A URI that does not select exactly this serial (an empty attribute
+	 * inside its path, ";;") is refused rather than used unpinned. */
+	if (p11_kit_uri_parse(out, P11_KIT_URI_FOR_ANY, got) != P11_KIT_URI_OK ||
+	    memcmp((ti = p11_kit_uri_get_token_info(got))->serialNumber, serial, n) != 0 ||
+	    (n < sizeof(ti->serialNumber) && ti->serialNumber[n] != ' ')) {
+		OPENSSL_free(out);
+		goto done;
+	}
 	*ret_uri = out;
 	rv = TOK_OK;
 done:
 	free(frag);
 	p11_kit_uri_free(user);
 	p11_kit_uri_free(only);
+	p11_kit_uri_free(got);
 	return rv;
 }
 

@@ -337,6 +337,8 @@ static void test_uri_pin_serial(void)
 		  "/tok/uri-pin-serial/hostile-before-query" },
 		{ "pkcs11:token=odd%3Bx", "a%b/c\nd", "pkcs11:token=odd%3Bx;serial=a%25b%2Fc%0Ad",
 		  "/tok/uri-pin-serial/percent-slash-newline" },
+		{ "pkcs11:model=m;;", "0001", "pkcs11:model=m;serial=0001",
+		  "/tok/uri-pin-serial/trailing-semicolons" },
 	};
 	char *out = NULL;
 	size_t i;
@@ -356,6 +358,12 @@ static void test_uri_pin_serial(void)
 	ok(tok_uri_pin_serial("pkcs11:token=a", "12345678901234567", &out) == TOK_ERR_CONFIG &&
 		   out == NULL && tok_uri_pin_serial("nope", "1", &out) == TOK_ERR_CONFIG,
 	   "/tok/uri-pin-serial/refused", NULL);
+	/* p11-kit reads what follows ";;" as query: no serial added after it
+	 * would be selected. */
+	out = NULL;
+	ok(tok_uri_pin_serial("pkcs11:model=m;;token=x", "0001", &out) == TOK_ERR_CONFIG &&
+		   out == NULL,
+	   "/tok/uri-pin-serial/empty-attribute-refused", NULL);
 }
 
 static void test_select(void)
