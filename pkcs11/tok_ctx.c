@@ -102,7 +102,9 @@ tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
 		rv = TOK_ERR_NOMEM;
 		goto done;
 	}
-	snprintf(out, len, "%.*s%s%s%s", (int)plen, uri, plen > 0 && uri[plen - 1] == ':' ? "" : ";",
+	/* No separator after "pkcs11:" alone (not after any ':': a value
+	 * may end with one). */
+	snprintf(out, len, "%.*s%s%s%s", (int)plen, uri, plen == 7 ? "" : ";",
 		 frag + 7, q != NULL ? q : "");
 	/* A URI that does not select exactly this serial (an empty attribute
 	 * inside its path, ";;") is refused rather than used unpinned. */

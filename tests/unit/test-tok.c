@@ -339,6 +339,8 @@ static void test_uri_pin_serial(void)
 		  "/tok/uri-pin-serial/percent-slash-newline" },
 		{ "pkcs11:model=m;;", "0001", "pkcs11:model=m;serial=0001",
 		  "/tok/uri-pin-serial/trailing-semicolons" },
+		{ "pkcs11:model=a:", "0001", "pkcs11:model=a:;serial=0001",
+		  "/tok/uri-pin-serial/value-ends-in-colon" },
 	};
 	char *out = NULL;
 	size_t i;
