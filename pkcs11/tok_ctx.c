@@ -55,13 +55,16 @@ char *tok_redact_uri(const char *uri)
 	return out;
 }
 
+/* What p11-kit's URI parser skips (its P11_URL_WHITESPACE). */
+#define URI_WHITESPACE " \n\r\v"
+
 tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
 {
 	P11KitUri *user = p11_kit_uri_new(), *only = p11_kit_uri_new(), *got = p11_kit_uri_new();
 	CK_TOKEN_INFO *ti;
 	const char *q;
-	char *frag = NULL, *out;
-	size_t n = strlen(serial), i, plen, len;
+	char *frag = NULL, *out, *text = NULL;
+	size_t n = strlen(serial), i, plen, len, scheme;
 	tok_rv rv = TOK_ERR_CONFIG;
 
 	if (user == NULL || only == NULL || got == NULL) {
@@ -84,28 +87,41 @@ tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
 		goto done;
 	}
 	/* p11-kit formats (and percent-encodes) the serial alone, so that
-	 * the rest of the user's URI is kept byte for byte. */
+	 * the rest of the user's URI is kept as written. */
 	ti = p11_kit_uri_get_token_info(only);
 	memset(ti->serialNumber, ' ', sizeof(ti->serialNumber));
 	memcpy(ti->serialNumber, serial, n);
 	if (p11_kit_uri_format(only, P11_KIT_URI_FOR_TOKEN, &frag) != P11_KIT_URI_OK ||
 	    strncmp(frag, "pkcs11:", 7) != 0)
 		goto done;
-	q = strchr(uri, '?');
-	plen = q != NULL ? (size_t)(q - uri) : strlen(uri);
+	/* p11-kit drops whitespace anywhere in a URI (RFC 3986, appendix C):
+	 * the serial goes where p11-kit will read it, so work on what it
+	 * reads. */
+	if ((text = OPENSSL_malloc(strlen(uri) + 1)) == NULL) {
+		rv = TOK_ERR_NOMEM;
+		goto done;
+	}
+	for (i = 0, len = 0; uri[i] != '\0'; i++)
+		if (strchr(URI_WHITESPACE, uri[i]) == NULL)
+			text[len++] = uri[i];
+	text[len] = '\0';
+	/* The scheme, "pkcs11:" in any case, ends at the first ':'. */
+	if ((q = strchr(text, ':')) == NULL)
+		goto done;
+	scheme = (size_t)(q - text) + 1;
+	q = strchr(text, '?');
+	plen = q != NULL ? (size_t)(q - text) : len;
 	/* RFC 7512 has no empty path attribute; p11-kit takes one at the end,
 	 * but what follows ";;" it parses as part of the query. */
-	while (plen > 7 && uri[plen - 1] == ';')
+	while (plen > scheme && text[plen - 1] == ';')
 		plen--;
-	len = strlen(uri) + strlen(frag) + 2;
+	len += strlen(frag) + 2;
 	if ((out = OPENSSL_malloc(len)) == NULL) {
 		rv = TOK_ERR_NOMEM;
 		goto done;
 	}
-	/* No separator after "pkcs11:" alone (not after any ':': a value
-	 * may end with one). */
-	snprintf(out, len, "%.*s%s%s%s", (int)plen, uri, plen == 7 ? "" : ";",
-		 frag + 7, q != NULL ? q : "");
+	snprintf(out, len, "%.*s%s%s%s", (int)plen, text, plen == scheme ? "" : ";", frag + 7,
+		 q != NULL ? q : "");
 	/* A URI that does not select exactly this serial (an empty attribute
 	 * inside its path, ";;") is refused rather than used unpinned. */
 	if (p11_kit_uri_parse(out, P11_KIT_URI_FOR_ANY, got) != P11_KIT_URI_OK ||
@@ -118,6 +134,7 @@ tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
 	rv = TOK_OK;
 done:
 	free(frag);
+	OPENSSL_free(text);
 	p11_kit_uri_free(user);
 	p11_kit_uri_free(only);
 	p11_kit_uri_free(got);

@@ -341,6 +341,8 @@ static void test_uri_pin_serial(void)
 		  "/tok/uri-pin-serial/trailing-semicolons" },
 		{ "pkcs11:model=a:", "0001", "pkcs11:model=a:;serial=0001",
 		  "/tok/uri-pin-serial/value-ends-in-colon" },
+		{ " PKCS11: token=a ; ", "0001", "PKCS11:token=a;serial=0001",
+		  "/tok/uri-pin-serial/whitespace-and-case" },
 	};
 	char *out = NULL;
 	size_t i;
