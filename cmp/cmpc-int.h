@@ -244,6 +244,9 @@ int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **
 STACK_OF(X509) *cmpc_ca_certs(cmpc_ctx *ctx);
 /* Trust anchors as a fresh store (NULL on allocation failure). */
 X509_STORE *cmpc_anchor_store(const cmpc_ctx *ctx);
+/* name in RFC 2253 form, cut to len - 1 bytes; empty where it prints
+ * nothing (or no memory BIO could be had).  Leaves the error queue as it is. */
+void cmpc_name_str(const X509_NAME *name, char *buf, size_t len, const char *empty);
 
 /* cmpc_signer.c: who may speak for the CA. */
 enum {

@@ -31,21 +31,6 @@ static void init_idx(void)
 	store_idx = X509_STORE_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
-static void name_str(const X509_NAME *name, char *buf, size_t len)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	int n;
-
-	buf[0] = '\0';
-	if (b != NULL && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0 &&
-	    (n = BIO_read(b, buf, (int)len - 1)) > 0)
-		buf[n] = '\0';
-	BIO_free(b);
-	ERR_clear_error();
-	if (buf[0] == '\0')
-		snprintf(buf, len, "(empty name)");
-}
-
 static int has_cmc_eku(X509 *cert)
 {
 	EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(cert, NID_ext_key_usage, NULL, NULL);
@@ -92,8 +77,9 @@ static void not_issuer_msg(cmpc_ctx *ctx, X509 *signer, X509 *cert)
 {
 	char name[256], issuer[256];
 
-	name_str(X509_get_subject_name(signer), name, sizeof(name));
-	name_str(X509_get_issuer_name(cert), issuer, sizeof(issuer));
+	cmpc_name_str(X509_get_subject_name(signer), name, sizeof(name), "(empty name)");
+	cmpc_name_str(X509_get_issuer_name(cert), issuer, sizeof(issuer), "(empty name)");
+	ERR_clear_error();
 	snprintf(ctx->x.signer_msg, sizeof(ctx->x.signer_msg),
 		 "the response is signed by the CA certificate '%s', which did not issue the "
 		 "certificate concerned (issuer '%s') and carries no id-kp-cmcCA/cmcRA extended "
@@ -114,7 +100,8 @@ static int authorize_cb(int ok, X509_STORE_CTX *sctx)
 	    X509_STORE_CTX_get_current_cert(sctx) != signer)
 		return ok;
 	if ((kind = classify(ctx, signer)) == CMPC_SIGNER_NONE) {
-		name_str(X509_get_subject_name(signer), name, sizeof(name));
+		cmpc_name_str(X509_get_subject_name(signer), name, sizeof(name), "(empty name)");
+		ERR_clear_error();
 		snprintf(ctx->x.signer_msg, sizeof(ctx->x.signer_msg),
 			 "the response is signed by '%s', which chains to the trust anchors but "
 			 "may not speak for the CA (not a CA certificate or trust anchor, no "

@@ -32,20 +32,18 @@ X509_STORE *cmpc_anchor_store(const cmpc_ctx *ctx)
 	return st;
 }
 
-static void name_str(const X509_NAME *name, char *buf, size_t len)
+void cmpc_name_str(const X509_NAME *name, char *buf, size_t len, const char *empty)
 {
 	BIO *b = BIO_new(BIO_s_mem());
 	int n;
 
 	buf[0] = '\0';
-	if (b == NULL)
-		return;
-	if (X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0 &&
+	if (b != NULL && X509_NAME_print_ex(b, name, 0, XN_FLAG_RFC2253) >= 0 &&
 	    (n = BIO_read(b, buf, (int)len - 1)) > 0)
 		buf[n] = '\0';
 	BIO_free(b);
 	if (buf[0] == '\0')
-		snprintf(buf, len, "(empty)");
+		snprintf(buf, len, "%s", empty);
 }
 
 static int has_name(const GENERAL_NAMES *names, GENERAL_NAME *gn)
@@ -191,8 +189,8 @@ int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **
 			      "CA did not issue what was requested: report it to the CA operator");
 	if (ctx->cr.want_subject != NULL &&
 	    X509_NAME_cmp(X509_get_subject_name(cert), ctx->cr.want_subject) != 0) {
-		name_str(X509_get_subject_name(cert), a, sizeof(a));
-		name_str(ctx->cr.want_subject, b, sizeof(b));
+		cmpc_name_str(X509_get_subject_name(cert), a, sizeof(a), "(empty)");
+		cmpc_name_str(ctx->cr.want_subject, b, sizeof(b), "(empty)");
 		return reject(ctx, OSSL_CMP_PKIFAILUREINFO_badCertTemplate, txt,
 			      "subject in the certificate is not the requested one",
 			      "the certificate's subject '%s' is not the requested '%s'; check the "
@@ -223,7 +221,7 @@ int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **
 	if (X509_verify_cert(sctx) != 1) {
 		err = X509_STORE_CTX_get_error(sctx);
 		depth = X509_STORE_CTX_get_error_depth(sctx);
-		name_str(X509_get_issuer_name(cert), a, sizeof(a));
+		cmpc_name_str(X509_get_issuer_name(cert), a, sizeof(a), "(empty)");
 		rv = reject(ctx, OSSL_CMP_PKIFAILUREINFO_signerNotTrusted, txt,
 			    "certificate does not chain to a trust anchor of the client",
 			    "the certificate (issuer '%s') does not verify against the configured "
@@ -271,7 +269,7 @@ cmpc_rv cmpc_verify_under_anchors(cmpc_ctx *ctx, X509 *cert, STACK_OF(X509) *unt
 		cmpc_seterr(ctx, "out of memory verifying a certificate");
 		rv = CMPC_ERR_INTERNAL;
 	} else if (X509_verify_cert(sctx) != 1) {
-		name_str(X509_get_subject_name(cert), name, sizeof(name));
+		cmpc_name_str(X509_get_subject_name(cert), name, sizeof(name), "(empty)");
 		cmpc_seterr(ctx, "'%s' does not verify under the trust anchors: %s (at chain depth %d)",
 			    name, X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)),
 			    X509_STORE_CTX_get_error_depth(sctx));

@@ -9,33 +9,14 @@
 # enrollments, reload and the metrics file.
 # Waits are polling loops with generous upper bounds (hang guards only).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/agent-lib.sh"
 need_tools
 "$P11ENROLL" --help | grep -q '^  agent' || skip "p11enroll has no agent command"
 command -v python3 > /dev/null 2>&1 || skip "python3 not found (status --json is checked with it)"
-P11WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
-[ -f "$P11WRAP" ] || skip "tests/p11wrap/p11wrap.so not built"
+use_p11wrap
 setup
-# every module = p11wrap.so below forwards to SoftHSM2
-P11WRAP_MODULE=$SOFTHSM2_MODULE
-export P11WRAP_MODULE
-unset P11ENROLL_TEST_CLOCK_RATE P11WRAP_LOG P11WRAP_FAIL P11WRAP_KILL
-
-AGENTS=
-WATCHERS=
-# Agents and helpers of this test never outlive it: SIGTERM, then SIGKILL.
-kill_agents() {
-	for p in $WATCHERS; do kill "$p" 2> /dev/null; done
-	for p in $AGENTS; do kill -TERM "$p" 2> /dev/null; done
-	for p in $AGENTS; do
-		wait_for 10 gone "$p" || kill -KILL "$p" 2> /dev/null
-		wait "$p" 2> /dev/null
-	done
-	AGENTS=
-}
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
-# a hang guard only, not a timing threshold
-if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $((120 * P11E_SCALE))"; else GUARD=; fi
 
 # mkconf FILE STATE_DIR TOKEN [EXTRA]: write_conf's configuration in FILE,
 # with its own state directory (and so its own control socket).
@@ -44,62 +25,9 @@ mkconf() {
 	sed "s|^state_dir = .*|state_dir = $2|" "$TMP/p11enroll.conf" > "$1"
 }
 
-# pe CONF ARGS...: p11enroll with that configuration; RC, $TMP/out, $TMP/err.
-pe() {
-	_pe_conf=$1
-	shift
-	$GUARD "$P11ENROLL" -c "$_pe_conf" "$@" > "$TMP/out" 2> "$TMP/err"
-	RC=$?
-	return 0
-}
-
-# agent_start CONF LOG [VAR=VALUE...]: an agent in the background with those
-# variables in its environment; APID is its pid.  Returns once it answers.
-agent_start() {
-	_as_conf=$1 _as_log=$2
-	shift 2
-	env "$@" "$P11ENROLL" -c "$_as_conf" -v agent >> "$_as_log" 2>&1 &
-	APID=$!
-	AGENTS="$AGENTS $APID"
-	wait_for 20 "$P11ENROLL" -c "$_as_conf" status > /dev/null 2>&1 ||
-		{ echo "# the agent did not answer:"; sed 's/^/#   /' "$_as_log"; return 1; }
-}
-
-# agent_stop PID: SIGTERM and its exit code in ARC (137 when it had to be killed).
-agent_stop() {
-	kill -TERM "$1" 2> /dev/null
-	if wait_for 30 gone "$1"; then
-		wait "$1"
-		ARC=$?
-	else
-		kill -KILL "$1" 2> /dev/null
-		wait "$1" 2> /dev/null
-		ARC=137
-	fi
-	AGENTS=$(echo "$AGENTS" | tr ' ' '\n' | grep -v -x "$1" | tr '\n' ' ')
-}
-
 # status_json CONF FILE: the agent's status document in FILE.
 status_json() {
 	"$P11ENROLL" -c "$1" status --json > "$2" 2> /dev/null
-}
-
-# jget CONF NAME FIELD: one field of one enrollment from status --json
-# (null, true, false as in JSON); fails when there is no such enrollment.
-jget() {
-	"$P11ENROLL" -c "$1" status --json 2> /dev/null | python3 -c '
-import json, sys
-for e in json.load(sys.stdin)["enrollments"]:
-    if e["name"] == sys.argv[1]:
-        v = e[sys.argv[2]]
-        print("null" if v is None else ("true" if v else "false") if isinstance(v, bool) else v)
-        sys.exit(0)
-sys.exit(1)' "$2" "$3"
-}
-
-# is CONF NAME FIELD VALUE
-is() {
-	[ "$(jget "$1" "$2" "$3")" = "$4" ]
 }
 
 # at_least CONF NAME FIELD N
@@ -110,16 +38,6 @@ at_least() {
 # show FILE: as TAP comments.
 show() {
 	sed 's/^/#   /' "$1"
-}
-
-# in_log FILE EXTENDED_REGEX: lines of FILE matching it (0 when none).
-in_log() {
-	grep -c -E "$2" "$1" 2> /dev/null || true
-}
-
-# logins FILE: C_Login calls p11wrap logged in FILE.
-logins() {
-	in_log "$1" '^C_Login '
 }
 
 # cert_of TOKEN LABEL FILE: the certificate with that label on the token, as PEM.
@@ -200,7 +118,7 @@ A5=$APID
 	status_json "$C5" "$TMP/budget.json"
 	kill -TERM "$A5"
 ) > /dev/null 2>&1 &
-WATCHERS="$WATCHERS $!"
+HELPERS="$HELPERS $!"
 W5=$!
 
 # ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 # (both cases, with and without colons) and in base64 (all three
 # alignments).  The search is shown to work on planted copies first.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/agent-lib.sh"
 need_tools
 command -v python3 > /dev/null 2>&1 || skip "python3 not found (the search uses it)"
 setup
@@ -202,26 +203,19 @@ n=\$\$
 EOF
 chmod 700 "$TMP/hook.sh"
 AST=$TMP/state-agent
-cat > "$TMP/agent.conf" << EOC
-module = $SOFTHSM2_MODULE
-server = $CA_URL
-reference = $CMP_REF
-secret_source = file:$TMP/secret
-trusted = $TMP/ca/root.pem
-timeout = 10
-total_timeout = 30
-state_dir = $AST
-metrics_file = $TMP/metrics.prom
-hook_success = $TMP/hook.sh success-arg
-hook_failure = $TMP/hook.sh failure-arg
-
-[test]
-token = pkcs11:token=canary-agent
-pin_source = env:CANARY_ENV_PIN
-label = agent-key
-subject = /CN=p11enroll canary
-bootstrap = yes
-EOC
+# write_conf's configuration with the agent's own state directory, metrics
+# file and hooks (for every enrollment), and the PIN from the environment;
+# $TMP/p11enroll.conf, which write_conf writes, stays as it was.
+mv "$TMP/p11enroll.conf" "$TMP/p11enroll.conf.keep"
+write_conf canary-agent "bootstrap = yes"
+sed "s|^state_dir = .*|state_dir = $AST\\
+metrics_file = $TMP/metrics.prom\\
+hook_success = $TMP/hook.sh success-arg\\
+hook_failure = $TMP/hook.sh failure-arg|
+s|^pin_source = .*|pin_source = env:CANARY_ENV_PIN|
+s|^label = .*|label = agent-key|
+s|^subject = .*|subject = /CN=p11enroll canary|" "$TMP/p11enroll.conf" > "$TMP/agent.conf"
+mv "$TMP/p11enroll.conf.keep" "$TMP/p11enroll.conf"
 # added by reload once [test] is enrolled: alone, its attempt reaches the
 # dead server (beside a running enrollment on the same SoftHSM2 store, the
 # look at its token can fail first, and then no failure hook runs)
@@ -235,17 +229,6 @@ subject = /CN=p11enroll canary bad
 server = http://127.0.0.1:1/.well-known/cmp
 bootstrap = yes
 EOC
-jfield() {
-	"$P11ENROLL" -c "$TMP/agent.conf" status --json 2> /dev/null | python3 -c '
-import json, sys
-for e in json.load(sys.stdin)["enrollments"]:
-    if e["name"] == sys.argv[1]:
-        print(e[sys.argv[2]]); sys.exit(0)
-sys.exit(1)' "$1" "$2"
-}
-is() {
-	[ "$(jfield "$1" "$2")" = "$3" ]
-}
 hooks_ran() {
 	ls "$EV"/hook.* > /dev/null 2>&1
 }
@@ -271,10 +254,10 @@ trap 'kill "$APID" "$PSPID" 2> /dev/null; cleanup' EXIT
 	done
 ) &
 PSPID=$!
-check "/canary/agent/enrolled" wait_for 30 is test state valid
+check "/canary/agent/enrolled" wait_for 30 is "$TMP/agent.conf" test state valid
 agent_cmd renew renew test
 check "/canary/agent/renew-exit-0" test "$(cat "$EV/agent-renew.rc")" = 0
-check "/canary/agent/renewals" is test renewals 2
+check "/canary/agent/renewals" is "$TMP/agent.conf" test renewals 2
 agent_cmd status status
 agent_cmd status-json status --json
 check "/canary/agent/status-exit-0" test "$(cat "$EV/agent-status.rc")" = 0

@@ -8,40 +8,18 @@
 # Every wait is for an event (a log line, a file, a state), bounded by a
 # hang guard scaled by P11ENROLL_TEST_SCALE; no assertion measures time.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/agent-lib.sh"
 need_tools
 "$P11ENROLL" --help | grep -q '^  agent' || skip "p11enroll has no agent command"
 command -v python3 > /dev/null 2>&1 || skip "python3 not found"
-P11WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
-[ -f "$P11WRAP" ] || skip "tests/p11wrap/p11wrap.so not built"
+use_p11wrap
 setup
-P11WRAP_MODULE=$SOFTHSM2_MODULE
-export P11WRAP_MODULE
-unset P11ENROLL_TEST_CLOCK_RATE P11WRAP_LOG P11WRAP_FAIL P11WRAP_KILL
 SCALE=$P11E_SCALE
 case $SCALE in '' | *[!0-9]* | 0) SCALE=1 ;; esac
 
-AGENTS=
-HELPERS=
-kill_all() {
-	for p in $HELPERS; do kill "$p" 2> /dev/null; done
-	for p in $AGENTS; do kill -TERM "$p" 2> /dev/null; done
-	for p in $AGENTS; do
-		wait_for 10 gone "$p" || kill -KILL "$p" 2> /dev/null
-		wait "$p" 2> /dev/null
-	done
-}
 # CTL_KEEP=DIR keeps a copy of the test's files (logs) for a post-mortem
-trap 'kill_all; [ -z "$CTL_KEEP" ] || cp -r "$TMP" "$CTL_KEEP"; cleanup' EXIT
+trap 'kill_agents; [ -z "$CTL_KEEP" ] || cp -r "$TMP" "$CTL_KEEP"; cleanup' EXIT
 trap 'exit 1' HUP PIPE
-# a hang guard only, never a measure of speed
-if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $((120 * SCALE))"; else GUARD=; fi
-
-# pe ARGS...: p11enroll with the test's configuration; RC, $TMP/out, $TMP/err.
-pe() {
-	$GUARD "$P11ENROLL" -c "$C" "$@" > "$TMP/out" 2> "$TMP/err"
-	RC=$?
-	return 0
-}
 
 # as_nobody ARGS...: p11enroll as uid nobody, group nogroup only (a
 # control_group member that is neither root nor the agent's user).
@@ -52,18 +30,9 @@ as_nobody() {
 	return 0
 }
 
+# state_is STATE: the enrollment's state, as status --json has it.
 state_is() {
-	"$P11ENROLL" -c "$C" status --json 2> /dev/null | python3 -c '
-import json, sys
-sys.exit(0 if json.load(sys.stdin)["enrollments"][0]["state"] == sys.argv[1] else 1)' "$1"
-}
-
-logins() {
-	grep -c '^C_Login ' "$W" 2> /dev/null || true
-}
-
-in_log() {
-	grep -c -E "$1" "$L" 2> /dev/null || true
+	is "$C" test state "$1"
 }
 
 # idle N READY EVENTS [PROGRAM...]: N clients connect and send nothing
@@ -126,13 +95,9 @@ open(sys.argv[3], "wb").write(out)
 EOF
 }
 
-count_lines() {
-	grep -c -E "$1" "$2" 2> /dev/null || true
-}
-
 # lines_are REGEX FILE N: FILE has exactly N lines matching REGEX.
 lines_are() {
-	test "$(count_lines "$1" "$2")" -eq "$3"
+	test "$(in_log "$2" "$1")" -eq "$3"
 }
 
 # show_log: the agent's log, as TAP comments.
@@ -161,14 +126,12 @@ s|^pin_source = .*|pin_source = file:$P|" "$TMP/p11enroll.conf" > "$C"
 cp "$C" "$CN"
 chmod 0644 "$CN"
 printf '%s\n' "$USER_PIN" > "$P"
-pe enroll test
+pe "$C" enroll test
 check "/ctl/setup-enrolled" expect_rc 0
 # the deadline, scaled with the hang guards: long enough for any request
 CTL_T=$((5 * SCALE))
-env P11WRAP_LOG="$W" P11ENROLL_TEST_CTL_TIMEOUT=$CTL_T "$P11ENROLL" -c "$C" -v agent >> "$L" 2>&1 &
-APID=$!
-AGENTS=$APID
-check "/ctl/setup-agent-answers" wait_for 20 "$P11ENROLL" -c "$C" status
+check "/ctl/setup-agent-answers" agent_start "$C" "$L" P11WRAP_LOG="$W" \
+	P11ENROLL_TEST_CTL_TIMEOUT=$CTL_T
 check "/ctl/setup-valid" wait_for 20 state_is valid
 
 # ---------------------------------------------------------------------------
@@ -177,15 +140,15 @@ check "/ctl/setup-valid" wait_for 20 state_is valid
 # ---------------------------------------------------------------------------
 idle 5 "$TMP/idle.ready" "$TMP/idle.events"
 check "/ctl/idle/connected" wait_for 20 test -e "$TMP/idle.ready"
-pe status
+pe "$C" status
 check "/ctl/idle/status-exit-0" expect_rc 0
 check "/ctl/idle/status-table" grep -q -E '^test +valid' "$TMP/out"
 # the events so far: none of the idle clients was closed or answered
 cp "$TMP/idle.events" "$TMP/idle.at-status" 2> /dev/null || : > "$TMP/idle.at-status"
-check "/ctl/idle/status-while-connected" test "$(count_lines . "$TMP/idle.at-status")" -eq 0
+check "/ctl/idle/status-while-connected" test "$(in_log "$TMP/idle.at-status" .)" -eq 0
 check "/ctl/idle/all-dropped" wait_for 60 lines_are '^dropped' "$TMP/idle.events" 5
-check "/ctl/idle/none-answered" test "$(count_lines '^data' "$TMP/idle.events")" -eq 0
-check "/ctl/idle/logged-deadline" test "$(in_log 'control: dropped a client .*no request')" -eq 5
+check "/ctl/idle/none-answered" test "$(in_log "$TMP/idle.events" '^data')" -eq 0
+check "/ctl/idle/logged-deadline" test "$(in_log "$L" 'control: dropped a client .*no request')" -eq 5
 sed 's/^/#   /' "$TMP/idle.events"
 
 # an overlong request line is refused with a message, not cut and run
@@ -198,9 +161,9 @@ check "/ctl/long/says-too-long" grep -q 'too long' "$TMP/long.out"
 idle 40 "$TMP/many.ready" "$TMP/many.events"
 check "/ctl/many/connected" wait_for 20 test -e "$TMP/many.ready"
 check "/ctl/many/all-closed" wait_for 60 lines_are '^dropped' "$TMP/many.events" 40
-check "/ctl/many/excess-refused" test "$(count_lines "^data .*too many" "$TMP/many.events")" -ge 1
-check "/ctl/many/excess-exit-11" test "$(count_lines "^data .*exit 11" "$TMP/many.events")" -ge 1
-check "/ctl/many/answers-after" pe status
+check "/ctl/many/excess-refused" test "$(in_log "$TMP/many.events" "^data .*too many")" -ge 1
+check "/ctl/many/excess-exit-11" test "$(in_log "$TMP/many.events" "^data .*exit 11")" -ge 1
+check "/ctl/many/answers-after" pe "$C" status
 sed 's/^/#   /' "$TMP/many.events" | grep data | head -2
 
 # the same from a control_group member: it gets fewer places, and root still
@@ -215,7 +178,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null 2>&1 && [ -x /usr/bin/py
 	# 32 places less the 4 kept for root and the agent's user: 12 refused
 	check "/ctl/group-many/refused-12" wait_for 20 lines_are '^data .*too many' "$NE" 12
 	check "/ctl/group-many/refusals-closed" wait_for 20 lines_are '^dropped' "$NE" 12
-	pe status
+	pe "$C" status
 	check "/ctl/group-many/root-status-exit-0" expect_rc 0
 	# nothing but the refusals happened before the answer
 	check "/ctl/group-many/status-while-connected" lines_are . "$NE" 24
@@ -234,10 +197,10 @@ fi
 # ---------------------------------------------------------------------------
 WRONG_PIN=$(printf '%s' "$USER_PIN" | tr 0-9 1-90)
 printf '%s\n' "$WRONG_PIN" > "$P"
-pe clear test
+pe "$C" clear test
 check "/ctl/pin/root-clear-exit-0" expect_rc 0
 check "/ctl/pin/latched" wait_for 30 state_is pin-rejected
-n0=$(logins)
+n0=$(logins "$W")
 # the right PIN, written with the latched size and time: same fingerprint
 touch -r "$P" "$TMP/pin-time"
 printf '%s\n' "$USER_PIN" > "$P"
@@ -248,20 +211,20 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null 2>&1; then
 	check "/ctl/pin/group-clear-refused-exit-2" expect_rc 2
 	check "/ctl/pin/group-clear-says-who" grep -q 'root or the agent' "$TMP/out"
 	check "/ctl/pin/group-clear-still-latched" state_is pin-rejected
-	check "/ctl/pin/group-clear-logged" wait_for 10 test "$(in_log 'refused to clear the PIN latch')" -ge 1
-	check "/ctl/pin/group-clear-no-login" test "$(logins)" -eq "$n0"
+	check "/ctl/pin/group-clear-logged" wait_for 10 test "$(in_log "$L" 'refused to clear the PIN latch')" -ge 1
+	check "/ctl/pin/group-clear-no-login" test "$(logins "$W")" -eq "$n0"
 else
 	for t in refused-exit-2 says-who still-latched logged no-login; do
 		ok "/ctl/pin/group-clear-$t # SKIP needs root and setpriv"
 	done
 fi
-pe clear test
+pe "$C" clear test
 check "/ctl/pin/root-clear-again-exit-0" expect_rc 0
 check "/ctl/pin/root-clear-valid" wait_for 30 state_is valid
-check "/ctl/pin/root-clear-one-login" test "$(logins)" -eq $((n0 + 1))
+check "/ctl/pin/root-clear-one-login" test "$(logins "$W")" -eq $((n0 + 1))
 # latched again by a renewal with a wrong PIN; then a new PIN file
 printf '%s\n' "$WRONG_PIN" > "$P"
-pe renew test
+pe "$C" renew test
 check "/ctl/pin/renew-wrong-exit-4" expect_rc 4
 check "/ctl/pin/latched-again" state_is pin-rejected
 printf '%s\n' "$USER_PIN" > "$P.new"
@@ -286,27 +249,27 @@ check "/ctl/pin/no-wrong-pin" sh -c "! grep -q -F '$WRONG_PIN' '$L' '$TMP/state/
 # nothing listens on port 1: root's renewal fails, retried after an hour
 sed -i "s|^server = .*|server = http://127.0.0.1:1/.well-known/cmp|
 \$a retry_min = 1h" "$C"
-pe reload
+pe "$C" reload
 check "/ctl/rate/reload-exit-0" expect_rc 0
 check "/ctl/rate/valid" wait_for 30 state_is valid
-pe renew test
+pe "$C" renew test
 check "/ctl/rate/root-renew-fails-exit-5" expect_rc 5
 check "/ctl/rate/backoff" eval 'state_is backoff || show_log'
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null 2>&1; then
-	n1=$(in_log 'test: renew started')
+	n1=$(in_log "$L" 'test: renew started')
 	as_nobody renew test
 	echo "# nobody's first forced renew: exit $RC"
 	check "/ctl/rate/first-runs-exit-5" expect_rc 5
-	check "/ctl/rate/first-started" test "$(in_log 'test: renew started')" -eq $((n1 + 1))
+	check "/ctl/rate/first-started" test "$(in_log "$L" 'test: renew started')" -eq $((n1 + 1))
 	check "/ctl/rate/still-backoff" wait_for 10 state_is backoff
 	as_nobody renew test
 	echo "# nobody's second forced renew: exit $RC: $(cat "$TMP/out")"
 	check "/ctl/rate/second-refused-exit-11" expect_rc 11
 	check "/ctl/rate/second-says-when" grep -q -E 'allowed in [0-9]+ s' "$TMP/out"
-	check "/ctl/rate/second-not-started" test "$(in_log 'test: renew started')" -eq $((n1 + 1))
-	pe renew test
+	check "/ctl/rate/second-not-started" test "$(in_log "$L" 'test: renew started')" -eq $((n1 + 1))
+	pe "$C" renew test
 	check "/ctl/rate/root-may-exit-5" expect_rc 5
-	check "/ctl/rate/root-started" test "$(in_log 'test: renew started')" -eq $((n1 + 2))
+	check "/ctl/rate/root-started" test "$(in_log "$L" 'test: renew started')" -eq $((n1 + 2))
 else
 	for t in first-runs-exit-5 first-started still-backoff second-refused-exit-11 \
 		second-says-when second-not-started root-may-exit-5 root-started; do

@@ -3,6 +3,7 @@
  * algorithm, senderKID, the signer certificate (first of extraCerts) and
  * the revocation reason of an rr.  Read from the DER with our own ASN.1
  * templates of PKIMessage (RFC 4210, 5.1; the CMP module has EXPLICIT tags).
+ * Kept apart from cmp/cmpc_asn1.c on purpose: a client ASN.1 bug must not be mirrored by the CA.
  */
 #include "config.h"
 

@@ -58,7 +58,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- the parts of a PKIMessage the harness rewrites ------------------- */
 /* Its own templates (RFC 4210 module, EXPLICIT tags), so that the harness
- * depends on no private part of the layer. */
+ * depends on no private part of the layer: it plays the CA, and a client bug
+ * in cmp/cmpc_asn1.c must not be mirrored by it. */
 typedef struct {
 	ASN1_INTEGER *pvno;
 	GENERAL_NAME *sender;

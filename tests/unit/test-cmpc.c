@@ -476,7 +476,9 @@ static void test_tls(EVP_PKEY *key)
 /* ---- issue 3: certreq of every kind, signer, PBM parameters, header ---- */
 
 /* Our own reading of a captured PKIMessage (RFC 4210 5.1, EXPLICIT tags):
- * OpenSSL 3.0 has no getters for the protection parameters. */
+ * OpenSSL 3.0 has no getters for the protection parameters.  Not the
+ * client's templates (cmp/cmpc-int.h): the client encodes PBM-protected
+ * requests with them (cmpc_pbm.c), and a bug there must not be read back. */
 typedef struct {
 	ASN1_INTEGER *pvno;
 	GENERAL_NAME *sender;
