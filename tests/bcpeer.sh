@@ -218,6 +218,14 @@ check "/bcpeer/rr/pbm/failinfo" grep_err 'wrongIntegrity'
 check "/bcpeer/rr/pbm/peer-rejected" logged "^rr prot=pbm:$CMP_REF .*serial=$CR_S reason=4 -> rp rejection wrongIntegrity "
 check "/bcpeer/rr/pbm/not-revoked" sh -c "! grep -q '^revoked $CR_S ' '$INDEX'"
 
+# No --reason: RFC 9483 4.2 still wants exactly one reasonCode in the rr,
+# 0 (unspecified) when the reason is not known or not to be published.
+p11e revoke test --label cr-key
+check "/bcpeer/rr/no-reason/exit-0" expect_rc 0
+check "/bcpeer/rr/no-reason/sent-unspecified" logged "^rr prot=sig:.*serial=$CR_S reason=0 -> rp accepted "
+check "/bcpeer/rr/no-reason/index-revoked" grep -q -x "revoked $CR_S 0" "$INDEX"
+check "/bcpeer/rr/no-reason/printed" grep -q 'reason: *unspecified' "$TMP/out"
+
 # A wrong shared secret: the MAC fails at the peer, which answers with a
 # signed error (badMessageCheck); no key stays on the token.
 printf 'not-the-secret\n' > "$TMP/wrong-secret"
