@@ -127,6 +127,16 @@ check "/bcpeer/ir/pbm/chain-out-is-peer-ca" same_cert "$TMP/ir-chain.pem" "$BC/c
 check "/bcpeer/ir/pbm/cert-on-token-matches-key" on_token enrolled-key "$TMP/ir.pem"
 check "/bcpeer/ir/pbm/no-new-label-left" test "$(label_count "$TOK" 'enrolled-key \(new\)')" -eq 0
 
+# implicitConfirm asked for but not granted (the peer never grants it):
+# RFC 4210 5.1.1.1, the client confirms with certConf all the same.
+conf "implicit_confirm = yes
+cert_out = $TMP/ic.pem"
+p11e enroll test --label ic
+check "/bcpeer/ir/implicit-confirm-refused/exit-0" expect_rc 0
+S=$(serial_of "$TMP/ic.pem")
+check "/bcpeer/ir/implicit-confirm-refused/asked" logged "^ir prot=pbm:$CMP_REF .*pop=ok implicitConfirm=not-granted -> ip accepted serial=$S "
+check "/bcpeer/ir/implicit-confirm-refused/certconf-sent" logged "^certConf prot=pbm:$CMP_REF .*certHash=ok -> pkiConf serial=$S confirmed "
+
 # --- cr signed by the enrolled certificate on the token (--signer) ---------
 conf "cert_out = $TMP/cr.pem"
 p11e cr test --signer enrolled-key --label cr-key
@@ -281,6 +291,33 @@ check "/bcpeer/poll/kur/two-pollrep" test "$(count_logged '^pollReq prot=sig:.*-
 check "/bcpeer/poll/kur/delivered" logged "^pollReq prot=sig:.*-> kup accepted serial=$S "
 check "/bcpeer/poll/kur/confirmed" grep -q -x "confirmed $S" "$INDEX"
 check "/bcpeer/poll/kur/cert-on-token-matches-key" on_token polled "$TMP/polled-kur.pem"
+
+# --- a transaction saved and finished by another process: the peer asks
+# to poll again in an hour, past the total timeout, so the client saves it
+# (exit 9) at once; `resume` polls with a pollReq of p11enroll's own making
+# (cmp/cmpc_poll.c) and gets the certificate; `resume --abandon` tells the
+# peer with an error message.
+start_peer --poll 1 --check-after 3600 || exit 1
+: > "$LOG"
+conf "cert_out = $TMP/resumed.pem"
+p11e enroll test --label resumed
+check "/bcpeer/resume/waiting-exit-9" expect_rc 9
+check "/bcpeer/resume/saved" test -f "$TMP/state/test.pending"
+check "/bcpeer/resume/peer-said-later" logged "^pollReq prot=pbm:$CMP_REF .*-> pollRep checkAfter=3600 \[pbm\]$"
+p11e resume test --label resumed
+check "/bcpeer/resume/exit-0" expect_rc 0
+S=$(serial_of "$TMP/resumed.pem")
+check "/bcpeer/resume/delivered" logged "^pollReq prot=pbm:$CMP_REF .*-> ip accepted serial=$S \[pbm\]$"
+check "/bcpeer/resume/confirmed" grep -q -x "confirmed $S" "$INDEX"
+check "/bcpeer/resume/cert-on-token-matches-key" on_token resumed "$TMP/resumed.pem"
+check "/bcpeer/resume/state-removed" test ! -e "$TMP/state/test.pending"
+p11e enroll test --label abandoned
+check "/bcpeer/abandon/waiting-exit-9" expect_rc 9
+p11e resume --abandon test --label abandoned
+check "/bcpeer/abandon/exit-0" expect_rc 0
+check "/bcpeer/abandon/peer-got-error" logged "^error prot=pbm:$CMP_REF .*status=2 -> pkiConf \[pbm\]$"
+check "/bcpeer/abandon/no-key-left" test "$(label_count "$TOK" 'abandoned( \(new\))?')" -eq 0
+check "/bcpeer/abandon/state-removed" test ! -e "$TMP/state/test.pending"
 
 # --- the peer rejects every request with a failInfo: exit 6, named ---------
 start_peer --reject badCertTemplate || exit 1
