@@ -7,9 +7,9 @@
  * verified and answered by other code.
  *
  * A real CA, small on purpose: HTTP POST application/pkixcmp (RFC 6712) on
- * 127.0.0.1; ir, cr and kur (RFC 4210 5.3.1-5.3.5, RFC 9483 4.1) with the
- * signature POP checked and a real certificate issued for the requested key
- * and subject; certConf -> pkiConf with the certHash checked; rr -> rp
+ * 127.0.0.1; ir, cr, kur and p10cr (RFC 4210 5.3.1-5.3.5, RFC 9483 4.1) with
+ * the signature POP (or the CSR's signature) checked and a real certificate
+ * issued for the requested key and subject; certConf -> pkiConf with the certHash checked; rr -> rp
  * (RFC 9483 4.2); genm caCerts -> genp (RFC 9483 4.3.1); delayed issuance
  * with pollReq/pollRep (RFC 9483 4.4); error from the client -> pkiConf.
  * Responses are signed (by the CA certificate, by a CMP signer certificate
@@ -134,7 +134,11 @@ import org.bouncycastle.operator.MacCalculator;
 import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 import org.bouncycastle.operator.jcajce.JcaContentVerifierProviderBuilder;
 import org.bouncycastle.operator.jcajce.JcaDigestCalculatorProviderBuilder;
+import org.bouncycastle.asn1.pkcs.Attribute;
+import org.bouncycastle.asn1.pkcs.CertificationRequest;
+import org.bouncycastle.asn1.pkcs.PKCSObjectIdentifiers;
 import org.bouncycastle.asn1.pkcs.PrivateKeyInfo;
+import org.bouncycastle.pkcs.PKCS10CertificationRequest;
 
 public final class BcCmpServer {
 	private static final String BC = BouncyCastleProvider.PROVIDER_NAME;
@@ -183,7 +187,7 @@ public final class BcCmpServer {
 
 	/* A certificate request between its first message and certConf. */
 	private static final class Txn {
-		String reqType;            // ir, cr, kur
+		String reqType;            // ir, cr, kur, p10cr
 		int repBody;               // PKIBody type of the answer: ip, cp, kup
 		BigInteger certReqId;
 		X500Name subject;
@@ -589,6 +593,7 @@ public final class BcCmpServer {
 			case PKIBody.TYPE_INIT_REQ:
 				return certRequest(r, PKIBody.TYPE_INIT_REP);
 			case PKIBody.TYPE_CERT_REQ:
+			case PKIBody.TYPE_P10_CERT_REQ:
 				return certRequest(r, PKIBody.TYPE_CERT_REP);
 			case PKIBody.TYPE_KEY_UPDATE_REQ:
 				return certRequest(r, PKIBody.TYPE_KEY_UPDATE_REP);
@@ -698,6 +703,8 @@ public final class BcCmpServer {
 			throw refuse("wrongIntegrity", "a kur must be signed with the certificate it updates");
 		if (r.protCert != null && isRevoked(r.protCert))
 			throw refuse("certRevoked", "the protection certificate is revoked");
+		if (r.msg.getBody().getType() == PKIBody.TYPE_P10_CERT_REQ)
+			return p10cr(r, key);
 		CertReqMsg[] msgs = CertReqMessages.getInstance(r.msg.getBody().getContent()).toCertReqMsgArray();
 		if (msgs.length != 1)
 			throw refuse("badRequest", msgs.length + " certificate requests (the profile allows one)");
@@ -765,20 +772,55 @@ public final class BcCmpServer {
 		if (!popOk)
 			return certRejection(r, x, "badPOP", "the POP signature does not verify");
 		r.note.append(" pop=ok");
+		return grant(r, x, key);
+	}
+
+	/* The request is good: (--reject) refused by policy, or answered
+	 * "waiting" (--poll), or the certificate now. */
+	private byte[] grant(Req r, Txn x, String key) throws Exception {
 		if (implicitConfirmAsked(r))
 			r.note.append(" implicitConfirm=not-granted");
 		if (rejectName != null)
 			return certRejection(r, x, rejectName, "rejected by the BC peer (--reject)");
-
 		txns.put(key, x);
 		if (polls > 0) {
 			x.waiting = true;
 			x.pollsLeft = polls;
-			CertResponse cr = new CertResponse(new ASN1Integer(certReqId), new PKIStatusInfo(PKIStatus.waiting));
-			return reply(r, x, repBody, new CertRepMessage(null, new CertResponse[] { cr }),
-				bodyName(repBody) + " waiting", null);
+			CertResponse cr = new CertResponse(new ASN1Integer(x.certReqId), new PKIStatusInfo(PKIStatus.waiting));
+			return reply(r, x, x.repBody, new CertRepMessage(null, new CertResponse[] { cr }),
+				bodyName(x.repBody) + " waiting", null);
 		}
 		return deliver(r, x);
+	}
+
+	/* p10cr (RFC 9483 4.1.4): a PKCS#10 request, its signature the POP; the
+	 * cp's certReqId is -1, as RFC 4210 5.3.4 says for a request without
+	 * one, and so are those of pollReq and certConf. */
+	private byte[] p10cr(Req r, String key) throws Exception {
+		PKCS10CertificationRequest csr = new PKCS10CertificationRequest(
+			CertificationRequest.getInstance(r.msg.getBody().getContent()));
+		Txn x = new Txn();
+		x.reqType = r.type;
+		x.prot = r.prot;
+		x.repBody = PKIBody.TYPE_CERT_REP;
+		x.certReqId = BigInteger.ONE.negate();
+		x.spki = csr.getSubjectPublicKeyInfo();
+		x.subject = csr.getSubject();
+		for (Attribute a : csr.getAttributes(PKCSObjectIdentifiers.pkcs_9_at_extensionRequest))
+			x.san = Extensions.getInstance(a.getAttrValues().getObjectAt(0))
+				.getExtension(Extension.subjectAlternativeName);
+		if (x.subject == null || x.subject.getRDNs().length == 0)
+			return certRejection(r, x, "badCertTemplate", "no subject in the CSR");
+		boolean sigOk;
+		try {
+			sigOk = csr.isSignatureValid(new JcaContentVerifierProviderBuilder().setProvider(BC).build(x.spki));
+		} catch (Exception e) {
+			return certRejection(r, x, "badPOP", "CSR: " + e.getMessage());
+		}
+		if (!sigOk)
+			return certRejection(r, x, "badPOP", "the CSR signature does not verify");
+		r.note.append(" csr-signature=ok");
+		return grant(r, x, key);
 	}
 
 	private static CertId oldCertId(Controls c) {
@@ -838,6 +880,7 @@ public final class BcCmpServer {
 		BigInteger[] ids = PollReqContent.getInstance(r.msg.getBody().getContent()).getCertReqIdValues();
 		if (ids.length != 1 || !ids[0].equals(x.certReqId))
 			throw refuse("badRequest", "pollReq for another certReqId");
+		r.note.append(" certReqId=").append(ids[0]);
 		if (!x.waiting)
 			throw refuse("badRequest", "pollReq, but nothing is pending");
 		if (x.pollsLeft > 0) {
@@ -882,6 +925,7 @@ public final class BcCmpServer {
 		}
 		if (!st[0].getCertRequestID().equals(x.certReqId))
 			throw refuse("badRequest", "certConf for certReqId " + st[0].getCertRequestID());
+		r.note.append(" certReqId=").append(x.certReqId);
 		boolean hashOk = st[0].isVerified(x.cert, new JcaDigestCalculatorProviderBuilder().setProvider(BC).build());
 		r.note.append(" certHash=").append(hashOk ? "ok" : "mismatch");
 		if (!hashOk)
