@@ -156,6 +156,16 @@ check "/bcpeer/cr/protection-cert/peer-verified-signature" \
 	logged "^cr prot=sig:O=p11enroll BC peer,CN=BC Device .*-> cp accepted serial=$S \[sig:ra\]$"
 check "/bcpeer/cr/protection-cert/confirmed" grep -q -x "confirmed $S" "$INDEX"
 
+# --- p10cr with PBM: the CSR signed on the token, its SAN in the certificate
+conf "cert_out = $TMP/p10.pem"
+p11e p10cr test --label p10 --san DNS:p10.example
+check "/bcpeer/p10cr/exit-0" expect_rc 0
+S=$(serial_of "$TMP/p10.pem")
+check "/bcpeer/p10cr/peer-verified-csr" logged "^p10cr prot=pbm:$CMP_REF .*csr-signature=ok -> cp accepted serial=$S \[pbm\]$"
+check "/bcpeer/p10cr/certconf-minus-one" logged "^certConf prot=pbm:$CMP_REF .*certReqId=-1 certHash=ok -> pkiConf serial=$S confirmed "
+check "/bcpeer/p10cr/san" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/p10.pem' -noout -ext subjectAltName | grep -q 'DNS:p10.example'"
+check "/bcpeer/p10cr/cert-on-token-matches-key" on_token p10 "$TMP/p10.pem"
+
 # --- genm caCerts: what p11enroll writes is the peer's CA certificate ------
 conf
 p11e genm test --ca-certs "$TMP/cacerts.pem"
@@ -187,7 +197,7 @@ check "/bcpeer/kur/exit-0" expect_rc 0
 S=$(serial_of "$TMP/kur.pem")
 check "/bcpeer/kur/signed-by-old-cert" logged \
 	"^kur prot=sig:CN=p11enroll test,O=Example certReqId=0 oldCert=$OLD_S pop=ok -> kup accepted serial=$S \[sig:ra\]$"
-check "/bcpeer/kur/certconf-hash-ok" logged "^certConf prot=sig:CN=p11enroll test,O=Example held certHash=ok -> pkiConf serial=$S confirmed \[sig:ra\]$"
+check "/bcpeer/kur/certconf-hash-ok" logged "^certConf prot=sig:CN=p11enroll test,O=Example held certReqId=0 certHash=ok -> pkiConf serial=$S confirmed \[sig:ra\]$"
 check "/bcpeer/kur/index-kur" grep -q -x "issued $S kur CN=p11enroll test,O=Example" "$INDEX"
 check "/bcpeer/kur/new-cert-on-token-matches-new-key" on_token enrolled-key "$TMP/kur.pem"
 check "/bcpeer/kur/label-moved" test "$(label_id "$TOK" privkey enrolled-key)" = "$new_id"
@@ -311,6 +321,16 @@ check "/bcpeer/resume/delivered" logged "^pollReq prot=pbm:$CMP_REF .*-> ip acce
 check "/bcpeer/resume/confirmed" grep -q -x "confirmed $S" "$INDEX"
 check "/bcpeer/resume/cert-on-token-matches-key" on_token resumed "$TMP/resumed.pem"
 check "/bcpeer/resume/state-removed" test ! -e "$TMP/state/test.pending"
+# the same for a p10cr, whose certReqId is -1 in pollReq and certConf
+conf "cert_out = $TMP/p10-resumed.pem"
+p11e p10cr test --label p10-resumed
+check "/bcpeer/resume/p10cr/waiting-exit-9" expect_rc 9
+p11e resume test --label p10-resumed
+check "/bcpeer/resume/p10cr/exit-0" expect_rc 0
+S=$(serial_of "$TMP/p10-resumed.pem")
+check "/bcpeer/resume/p10cr/delivered" logged "^pollReq prot=pbm:$CMP_REF .*certReqId=-1 -> cp accepted serial=$S \[pbm\]$"
+check "/bcpeer/resume/p10cr/confirmed" grep -q -x "confirmed $S" "$INDEX"
+check "/bcpeer/resume/p10cr/cert-on-token-matches-key" on_token p10-resumed "$TMP/p10-resumed.pem"
 p11e enroll test --label abandoned
 check "/bcpeer/abandon/waiting-exit-9" expect_rc 9
 p11e resume --abandon test --label abandoned
