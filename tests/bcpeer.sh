@@ -125,6 +125,7 @@ check "/bcpeer/ir/pbm/same-as-peer-issued" same_cert "$TMP/ir.pem" "$BC/issued/$
 check "/bcpeer/ir/pbm/chains-to-peer-ca" sh -c "'$OPENSSL_BIN' verify -CAfile '$BC/ca.pem' '$TMP/ir.pem' > /dev/null"
 check "/bcpeer/ir/pbm/chain-out-is-peer-ca" same_cert "$TMP/ir-chain.pem" "$BC/ca.pem"
 check "/bcpeer/ir/pbm/cert-on-token-matches-key" on_token enrolled-key "$TMP/ir.pem"
+check "/bcpeer/ir/pbm/ca-cert-stored" test "$(label_count "$TOK" 'BC Test CA')" -eq 1
 check "/bcpeer/ir/pbm/no-new-label-left" test "$(label_count "$TOK" 'enrolled-key \(new\)')" -eq 0
 
 # implicitConfirm asked for but not granted (the peer never grants it):
