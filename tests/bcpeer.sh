@@ -3,10 +3,11 @@
 # Bouncy Castle's CMP classes (tests/bc/BcCmpServer.java).  The test CA and
 # the `openssl cmp` mock share OpenSSL's CMP code with p11enroll; a bug on
 # both sides of it would pass there.  Here a real CA of other code issues
-# certificates: ir (PBM), cr (signed), kur (signed by the old key), certConf,
-# rr, genm caCerts and polling, answered with PBM or signed by the CA, its
-# cmcRA signer or (refused) a device certificate.  Outcomes are counted from
-# the peer's own records (DIR/log, DIR/index), not from p11enroll's output.
+# certificates: ir (PBM), cr (signed), p10cr, kur (signed by the old key),
+# certConf, rr, genm caCerts, polling and resume, answered with PBM or signed
+# by the CA, its cmcRA signer or (refused) a device certificate.  Outcomes
+# are counted from the peer's own records ($BC/log, $BC/index), not from
+# p11enroll's output; exit codes and the token are checked as well.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 
