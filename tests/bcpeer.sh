@@ -14,6 +14,9 @@ need_tools
 # No silent skip: without a JDK or the Bouncy Castle jars the test fails
 # and says what to install (make check compiles the peer, tests/Makefile.am).
 BC_CLASSES="$top_builddir/tests/bc/classes"
+# (make check exports both from configure; these serve a run by hand)
+: "${JAVA:=$(command -v java)}"
+: "${BC_CLASSPATH:=/usr/share/java/bcprov.jar:/usr/share/java/bcpkix.jar:/usr/share/java/bcutil.jar}"
 if [ ! -f "$top_builddir/tests/bc/classes.stamp" ] || [ -z "${JAVA:-}" ] || [ ! -x "$JAVA" ]; then
 	why="the Bouncy Castle CMP peer is not built"
 	[ -f "$top_builddir/tests/bc/missing" ] && why="$why: $(tr '\n' ' ' < "$top_builddir/tests/bc/missing")"
