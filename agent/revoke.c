@@ -166,7 +166,7 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 		}
 	}
 	log_msg(LOG_INFO, "sending rr for serial %s, reason %s, to %s", serial_hex,
-		reason >= 0 ? conf_reason_name(reason) : "(none)", e->server);
+		reason >= 0 ? conf_reason_name(reason) : "unspecified (none given)", e->server);
 	if ((crv = cmpc_rr(cmp, cert, reason, &st)) != CMPC_OK) {
 		log_msg(LOG_ERR, "revocation of serial %s failed: %s: %s", serial_hex,
 			cmpc_strerror(crv), cmpc_errmsg(cmp));
@@ -176,7 +176,7 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 	}
 	printf("revoked %s\n  serial:     %s\n  reason:     %s\n  status:     %s\n",
 	       e->name != NULL ? e->name : "", serial_hex,
-	       reason >= 0 ? conf_reason_name(reason) : "(none given)", status_text(st));
+	       reason >= 0 ? conf_reason_name(reason) : "unspecified (none given)", status_text(st));
 	if (st == CMPC_RR_REVOCATION_WARNING || st == CMPC_RR_REVOCATION_NOTIFICATION)
 		log_msg(LOG_NOTICE, "the CA answered %s", status_text(st));
 	rc = EXIT_OK;

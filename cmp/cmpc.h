@@ -244,7 +244,8 @@ typedef enum {
 } cmpc_rr_status;
 
 /* Revocation request for cert (issuer and serial), CRL reason code
- * (-1: none).  ret_status gets the PKIStatus the CA answered. */
+ * (-1: none given, sent as unspecified (0): RFC 9483 4.2 requires one).
+ * ret_status gets the PKIStatus the CA answered. */
 cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_status);
 
 /* Whether cert verifies under the trust anchors of cmpc_load_trusted (an

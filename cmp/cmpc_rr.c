@@ -62,6 +62,11 @@ cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_statu
 			    what, reason);
 		return CMPC_ERR_CONFIG;
 	}
+	/* RFC 9483 4.2: crlEntryDetails is REQUIRED and holds exactly one
+	 * reasonCode, "0 = unspecified" when the reason is not known or shall
+	 * not be published; 3.0 would leave crlEntryDetails out for -1. */
+	if (reason == -1)
+		reason = CRL_REASON_UNSPECIFIED;
 	if ((rv = cmpc_xchg_begin(ctx, what)) != CMPC_OK)
 		goto out;
 	/* A CA certificate may answer only for what it issued. */

@@ -1,9 +1,11 @@
 #!/bin/sh
 # Installs the Debian 12 packages p11enroll needs when they are missing
 # (as root), or says which to install.  Sourced by demo.sh and test.sh.
+# The JDK and Bouncy Castle jars are for the tests' second CMP server
+# (tests/bc, tests/bcpeer.sh).
 P11E_PACKAGES="build-essential autoconf automake pkgconf libssl-dev libp11-dev
 libp11-kit-dev libcurl4-openssl-dev softhsm2 opensc libengine-pkcs11-openssl p11-kit
-mandoc openssl socat python3"
+mandoc openssl socat python3 default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java"
 
 p11e_deps() {
 	missing=
