@@ -63,13 +63,22 @@ seed() {
 	stop_ca
 }
 
+# derive NAME FROM OPTIONS: seed FROM with other options, for a client that
+# asks for more than the recorded answers give.
+derive() {
+	case " ${ONLY:-$1} " in *" $1 "*) ;; *) return 0 ;; esac
+	{ printf "\\$(printf '%03o' "$3")"; tail -c +2 "$out/$2"; } > "$out/$1"
+	echo "$1: $2 with options $3"
+}
+
 mkdir -p "$out"
 # options: exchange 0 ir, 1 resume, 2 abandon (recorded after an ir that the
 # CA answered "waiting", given up after 2 s: the first message of the seed is
 # the CA's last answer then, from which the transaction is continued; the CA
 # needs --poll 2 or more); +4 implicitConfirm, +8 unprotected errors
 # accepted, +16 the CA's CMP server name expected as sender, +32 the accept
-# callback refuses, +128 resume at once (recording; else after checkAfter)
+# callback refuses, +64 a subjectAltName requested, +128 resume at once
+# (recording; else after checkAfter)
 seed ip-pkiconf 0 --no-implicit-confirm
 seed ip-implicit 4
 seed ip-implicit-refused 4 --no-implicit-confirm
@@ -80,6 +89,8 @@ seed ip-signed-rogue 0 --protection sig --signer device
 seed ip-expected-sender 16 --protection sig
 seed ip-wrong-sender 16 --protection sig --fault wrong-sender
 seed ip-refused 32 --no-implicit-confirm
+seed ip-sans 64 --no-implicit-confirm
+derive ip-sans-dropped ip-pkiconf 64
 seed ip-many-extracerts 0 --fault many-extracerts=5
 seed rejection 0 --fault reject=badPOP
 seed rejection-weird-text 0 --fault weird-text
@@ -107,5 +118,8 @@ seed resume-unprotected-error 9 --poll 2 --fault unprotected-error --fault-on po
 seed resume-wrong-tid 1 --poll 2 --fault wrong-tid --fault-on pollReq --fault-skip 1
 seed resume-wrong-nonce 1 --poll 2 --fault wrong-nonce --fault-on pollReq --fault-skip 1
 seed resume-waiting 129 --poll 30
+seed resume-bad-protection 1 --poll 2 --fault bad-protection --fault-on pollReq --fault-skip 1
+seed resume-unprotected 9 --poll 2 --fault unprotected --fault-on pollReq --fault-skip 1
+seed resume-wrong-sender 17 --poll 2 --protection sig --fault wrong-sender --fault-on pollReq --fault-skip 1
 seed abandon 2 --poll 2
 ls -l "$out"

@@ -20,7 +20,10 @@
  *
  * Options (byte 0): the exchange (bits 0-1: ir; resume, whose first message
  * is the CA's last "waiting" answer from which the pending transaction is
- * taken; abandon, likewise) and client settings (F_*).
+ * taken; abandon, likewise) and client settings (F_*).  What a request
+ * holds does not change the numbers drawn after it (the generator restarts
+ * after each response), so a seed may ask for more than the recorded
+ * answers give (a subjectAltName the CA left out).
  *
  * Recording (tools/make-cmp-seeds.sh): FUZZ_CMP_RECORD=URL sends the
  * requests to the CA at URL with the layer's own transport, and
@@ -47,6 +50,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "cmp/cmpc-int.h"
 
@@ -63,6 +67,7 @@ enum { OP_IR, OP_RESUME, OP_ABANDON, OP_IR2 };
 #define F_UNPROT_ERRORS 0x08 /* the client accepts unprotected errors */
 #define F_EXPECT_SENDER 0x10 /* the client expects the CA's CMP server name */
 #define F_REFUSE 0x20	     /* the accept callback refuses the certificate */
+#define F_SANS 0x40	     /* the request asks for a subjectAltName */
 #define F_RESUME_EARLY 0x80  /* recording: resume at once, not after checkAfter */
 
 static const unsigned char ref[] = "4711", secret[] = "shared-secret-8c1f2e";
@@ -309,6 +314,27 @@ static int accept_cert(X509 *cert, STACK_OF(X509) *cas, void *arg, char *why, si
 	return 1;
 }
 
+static int set_sans(cmpc_ctx *ctx)
+{
+	GENERAL_NAMES *sans = GENERAL_NAMES_new();
+	GENERAL_NAME *dns = GENERAL_NAME_new();
+	ASN1_IA5STRING *v = ASN1_IA5STRING_new();
+	int ok = 0;
+
+	if (sans != NULL && dns != NULL && v != NULL && ASN1_STRING_set(v, "fuzz.example", -1)) {
+		GENERAL_NAME_set0_value(dns, GEN_DNS, v);
+		v = NULL;
+		if (sk_GENERAL_NAME_push(sans, dns) > 0) {
+			dns = NULL;
+			ok = cmpc_set1_sans(ctx, sans) == CMPC_OK;
+		}
+	}
+	ASN1_IA5STRING_free(v);
+	GENERAL_NAME_free(dns);
+	GENERAL_NAMES_free(sans);
+	return ok;
+}
+
 static void saw_pending(const cmpc_pending *p, void *arg)
 {
 	*(cmpc_pending *)arg = *p;
@@ -499,6 +525,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    sk_X509_push(ctx->anchors, root) > 0 &&
 	    (!(feed.flags & F_EXPECT_SENDER) ||
 	     cmpc_set1_expected_sender(ctx, X509_get_subject_name(srv_cert)) == CMPC_OK) &&
+	    (!(feed.flags & F_SANS) || set_sans(ctx)) &&
 	    cmpc_set_transfer(ctx, feed_transfer)) {
 		cmpc_set_timeouts(ctx, 1, 5, 10);
 		cmpc_set_implicit_confirm(ctx, (feed.flags & F_IMPLICIT) != 0);

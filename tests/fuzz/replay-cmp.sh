@@ -39,6 +39,7 @@ expect ip-implicit-refused 'ir: OK; sent ir certConf;'
 expect ip-signed 'ir: OK; sent ir certConf;'
 expect ip-signed-implicit 'ir: OK; sent ir;'
 expect ip-expected-sender 'ir: OK; sent ir certConf;'
+expect ip-sans 'ir: OK; sent ir certConf;'
 expect ip-many-extracerts 'ir: OK; sent ir certConf;'
 expect oversized-serial 'ir: OK; sent ir certConf;'
 # Polling: OpenSSL's pollReq in the ir, then the layer's in a resume.
@@ -55,6 +56,10 @@ expect resume-unprotected-error 'resume: PROTOCOL; sent pollReq;' \
 	'unprotected error message says the transaction ended'
 expect resume-wrong-tid 'resume: PROTOCOL; sent pollReq;' 'transactionID differs'
 expect resume-wrong-nonce 'resume: PROTOCOL; sent pollReq;' 'recipNonce differs'
+expect resume-bad-protection 'resume: PROTOCOL; sent pollReq;' \
+	"the protection of the CA's answer does not verify: wrong pbm value"
+expect resume-unprotected 'resume: PROTOCOL; sent pollReq;' "the CA's answer is not protected"
+expect resume-wrong-sender 'resume: PROTOCOL; sent pollReq;' 'CN=p11enroll Impostor'
 expect abandon 'abandon: OK; sent error;'
 # Status handling: rejections and error messages.
 expect rejection 'ir: REJECTED; sent ir;' 'PKIFailureInfo: badPOP'
@@ -76,6 +81,8 @@ expect wrong-certreqid 'ir: PROTOCOL; sent ir;' 'certresponse not found'
 expect wrong-key 'ir: CERT; sent ir certConf;' 'public key in new certificate does not match'
 expect wrong-subject 'ir: CERT; sent ir certConf;' "'CN=wrong subject' is not the requested"
 expect untrusted 'ir: CERT; sent ir certConf;' 'does not verify against the configured trust'
+expect ip-sans-dropped 'ir: CERT; sent ir certConf;' \
+	"subjectAltName '(none)' is not the requested 'DNS:fuzz.example'"
 expect ip-refused 'ir: CERT; sent ir certConf;' 'refused by the fuzz harness'
 
 for f in "$corpus"/*; do
