@@ -11,7 +11,8 @@
 # it issues here, are valid until 2036: after that, run this again.
 # tests/fuzz/replay-cmp.sh checks how each named seed ends: a new seed
 # needs a line there.
-# Seeds are written by name: files that fuzzing added are left alone.
+# Seeds are written by name: files that fuzzing added, and empty-response
+# (written by hand: options 0 and an empty message), are left alone.
 # usage: tools/make-cmp-seeds.sh BUILD_DIR   (a build without --enable-fuzzing)
 #        ONLY="NAME..." tools/make-cmp-seeds.sh BUILD_DIR: only these seeds
 #        CA_LOG=FILE: the test CA's log (--log) of each seed appended to FILE

@@ -224,7 +224,8 @@ static OSSL_CMP_MSG *feed_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 		ctx->x.rbuf = buf;
 		ctx->x.rcap = len;
 	}
-	memcpy(ctx->x.rbuf, msg, len);
+	if (len > 0) /* rbuf is NULL before the first response */
+		memcpy(ctx->x.rbuf, msg, len);
 	ctx->x.rlen = len;
 	rsp = cmpc_http_response(ctx, what);
 out:
