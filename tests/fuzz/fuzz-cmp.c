@@ -288,6 +288,8 @@ static void *load(const char *name, int cert)
 
 static void setup_once(void)
 {
+	unsigned char a[16], b[16];
+
 	if (key != NULL)
 		return;
 	if (cmpc_global_init() != 0)
@@ -299,9 +301,22 @@ static void setup_once(void)
 	record_out = getenv("FUZZ_CMP_OUT");
 	if (record_url != NULL && (record_out == NULL || (rec = BUF_MEM_new()) == NULL))
 		abort();
-	/* After the keys are read: from here on OpenSSL's randomness is ours. */
+	/* After the keys are read: from here on OpenSSL's randomness is ours.
+	 * An OpenSSL that ignored the method would make every seed end at
+	 * the transactionID check: say so at once. */
 	if (!RAND_set_rand_method(&rng_method))
 		abort();
+	rng_reset(0);
+	if (RAND_bytes_ex(NULL, a, 8, 0) != 1 ||
+	    RAND_priv_bytes_ex(NULL, a + 8, sizeof(a) - 8, 0) != 1)
+		abort();
+	rng_reset(0);
+	rng_bytes(b, sizeof(b));
+	if (memcmp(a, b, sizeof(a)) != 0) {
+		fprintf(stderr, "fuzz-cmp: OpenSSL does not draw from the harness's RAND_METHOD: "
+				"recorded responses cannot match\n");
+		abort();
+	}
 }
 
 static int accept_cert(X509 *cert, STACK_OF(X509) *cas, void *arg, char *why, size_t whylen)
