@@ -24,6 +24,9 @@
 struct cmpc_ctx {
 	OSSL_CMP_CTX *cmp; /* holds reference value, secret, subject, options */
 	CURL *curl;	   /* one per context: keeps the connection between messages */
+	/* What carries a message to the CA and back: cmpc_http_transfer, the
+	 * transfer callback OpenSSL has too (cmpc_set_transfer). */
+	OSSL_CMP_transfer_cb_t transfer;
 	struct curl_slist *headers;
 	char curl_err[CURL_ERROR_SIZE];
 
@@ -105,6 +108,10 @@ struct cmpc_ctx {
 	} x;
 };
 
+/* Replaces cmpc_http_transfer, for OpenSSL's messages and the layer's own
+ * (pollReq, abandoning error): the fuzz harness feeds recorded responses. */
+int cmpc_set_transfer(cmpc_ctx *ctx, OSSL_CMP_transfer_cb_t cb);
+
 /* Frees what one exchange holds and zeroes ctx->x. */
 void cmpc_x_reset(cmpc_ctx *ctx);
 
@@ -125,6 +132,11 @@ int cmpc_ossl_log_cb(const char *func, const char *file, int line, OSSL_CMP_seve
  * OSSL_CMP_transfer_cb_t that posts one message. */
 cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx);
 OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req);
+/* The response body received into ctx->x.rbuf as one PKIMessage, with what
+ * every response gets before OpenSSL sees it: whether it is protected, its
+ * transactionID and senderNonce noted, the expected sender checked.  NULL
+ * with the failure recorded (ctx->x.rv, ctx->x.msg).  what: for messages. */
+OSSL_CMP_MSG *cmpc_http_response(cmpc_ctx *ctx, const char *what);
 void cmpc_http_free(cmpc_ctx *ctx);
 
 /* cmpc_asn1.c: templates for what OpenSSL 3.0 keeps private. */

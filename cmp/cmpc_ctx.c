@@ -143,7 +143,7 @@ cmpc_ctx *cmpc_new(void)
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_PERMIT_TA_IN_EXTRACERTS_FOR_IR, 0) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_SUBJECTALTNAME_NODEFAULT, 1) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_POPO_METHOD, OSSL_CRMF_POPO_SIGNATURE) ||
-	    !OSSL_CMP_CTX_set_transfer_cb(c, cmpc_http_transfer) ||
+	    !cmpc_set_transfer(ctx, cmpc_http_transfer) ||
 	    !OSSL_CMP_CTX_set_transfer_cb_arg(c, ctx) ||
 	    !OSSL_CMP_CTX_set_certConf_cb(c, cmpc_certconf_cb) ||
 	    !OSSL_CMP_CTX_set_certConf_cb_arg(c, ctx))
@@ -153,6 +153,12 @@ err:
 	cmpc_free(ctx);
 	ERR_clear_error();
 	return NULL;
+}
+
+int cmpc_set_transfer(cmpc_ctx *ctx, OSSL_CMP_transfer_cb_t cb)
+{
+	ctx->transfer = cb;
+	return OSSL_CMP_CTX_set_transfer_cb(ctx->cmp, cb);
 }
 
 void cmpc_free(cmpc_ctx *ctx)

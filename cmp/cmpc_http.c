@@ -399,13 +399,46 @@ static void note_tid(cmpc_ctx *ctx, const OSSL_CMP_MSG *req)
 		snprintf(ctx->last_tid + 2 * i, 3, "%02x", t->data[i]);
 }
 
+OSSL_CMP_MSG *cmpc_http_response(cmpc_ctx *ctx, const char *what)
+{
+	const unsigned char *p = ctx->x.rbuf;
+	OSSL_CMP_MSG *rsp = NULL;
+	char actual[256], expected[256];
+
+	if (ctx->x.rlen == 0 || ctx->x.rlen > 0x7fffffffUL ||
+	    (rsp = d2i_OSSL_CMP_MSG(NULL, &p, (long)ctx->x.rlen)) == NULL ||
+	    p != ctx->x.rbuf + ctx->x.rlen) {
+		OSSL_CMP_MSG_free(rsp);
+		xfer_fail(ctx, CMPC_ERR_PROTOCOL,
+			  "%s: the response is not a CMP message (%zu bytes that do not decode as "
+			  "one PKIMessage); check that the URL points at the CMP endpoint",
+			  what, ctx->x.rlen);
+		return NULL;
+	}
+	ctx->cr.rsp_unprotected = cmpc_pbm_msg_protected(ctx->x.rbuf, ctx->x.rlen) == 0;
+	cmpc_note_response(ctx, ctx->x.rbuf, ctx->x.rlen);
+	if (ctx->expected_sender != NULL &&
+	    !cmpc_msg_check_sender(ctx->x.rbuf, ctx->x.rlen, ctx->expected_sender, actual,
+				   sizeof(actual))) {
+		OSSL_CMP_MSG_free(rsp);
+		X509_NAME_oneline(ctx->expected_sender, expected, sizeof(expected));
+		xfer_fail(ctx, CMPC_ERR_PROTOCOL,
+			  "%s: the response names the sender '%s', not the expected '%s'; "
+			  "check the expected sender, or report it to the CA operator",
+			  what, actual, expected);
+		return NULL;
+	}
+	cmpc_log(ctx, LOG_DEBUG, "received %zu bytes (%s) from %s", ctx->x.rlen,
+		 cmpc_body_name(OSSL_CMP_MSG_get_bodytype(rsp)), ctx->url);
+	return rsp;
+}
+
 OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 {
 	cmpc_ctx *ctx = OSSL_CMP_CTX_get_transfer_cb_arg(cmp);
 	unsigned char *der = NULL;
-	const unsigned char *p;
 	OSSL_CMP_MSG *rsp = NULL;
-	char what[256], actual[256], expected[256];
+	char what[256];
 	char *ct = NULL, *loc = NULL;
 	long code = 0, limit_s, left;
 	int derlen, by_total = 0, type;
@@ -495,34 +528,7 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 			  what, ct != NULL ? ct : "(none)");
 		goto out;
 	}
-	p = ctx->x.rbuf;
-	if (ctx->x.rlen == 0 || ctx->x.rlen > 0x7fffffffUL ||
-	    (rsp = d2i_OSSL_CMP_MSG(NULL, &p, (long)ctx->x.rlen)) == NULL ||
-	    p != ctx->x.rbuf + ctx->x.rlen) {
-		OSSL_CMP_MSG_free(rsp);
-		rsp = NULL;
-		xfer_fail(ctx, CMPC_ERR_PROTOCOL,
-			  "%s: the response is not a CMP message (%zu bytes that do not decode as "
-			  "one PKIMessage); check that the URL points at the CMP endpoint",
-			  what, ctx->x.rlen);
-		goto out;
-	}
-	ctx->cr.rsp_unprotected = cmpc_pbm_msg_protected(ctx->x.rbuf, ctx->x.rlen) == 0;
-	cmpc_note_response(ctx, ctx->x.rbuf, ctx->x.rlen);
-	if (ctx->expected_sender != NULL &&
-	    !cmpc_msg_check_sender(ctx->x.rbuf, ctx->x.rlen, ctx->expected_sender, actual,
-				   sizeof(actual))) {
-		OSSL_CMP_MSG_free(rsp);
-		rsp = NULL;
-		X509_NAME_oneline(ctx->expected_sender, expected, sizeof(expected));
-		xfer_fail(ctx, CMPC_ERR_PROTOCOL,
-			  "%s: the response names the sender '%s', not the expected '%s'; "
-			  "check the expected sender, or report it to the CA operator",
-			  what, actual, expected);
-		goto out;
-	}
-	cmpc_log(ctx, LOG_DEBUG, "received %zu bytes (%s) from %s", ctx->x.rlen,
-		 cmpc_body_name(OSSL_CMP_MSG_get_bodytype(rsp)), ctx->url);
+	rsp = cmpc_http_response(ctx, what);
 out:
 	(void)curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, NULL);
 	OPENSSL_free(der);

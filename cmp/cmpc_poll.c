@@ -185,7 +185,7 @@ static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
 	char errs[512];
 	int type;
 
-	rsp = cmpc_http_transfer(ctx->cmp, req);
+	rsp = ctx->transfer(ctx->cmp, req);
 	OSSL_CMP_MSG_free(req);
 	if (rsp == NULL) {
 		cmpc_seterr(ctx, "%s failed: %s", what, ctx->x.msg);

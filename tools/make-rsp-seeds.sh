@@ -51,7 +51,9 @@ seed() {
 mkdir -p "$out" "$data"
 # The test CA (tests/fuzz/data/ca: its keys too, test-only) and the client's
 # keys and certificate are made once: seeds added later must come from the
-# same CA.  --new makes new ones, and then the old seeds are dropped.
+# same CA.  --new makes new ones, and then the old seeds are dropped (and
+# the seeds of corpus/cmp, recorded from the same CA, must be made again:
+# tools/make-cmp-seeds.sh).
 if [ "$2" = --new ] || [ ! -f "$data/ca/root.key" ]; then
 	rm -rf "$data/ca" "$out"/*
 	for k in key key2; do
