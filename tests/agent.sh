@@ -334,15 +334,20 @@ check "/agent/hook-failure/token-serial" var TOKEN_SERIAL "$(token_serial ag-bud
 # ---------------------------------------------------------------------------
 make_token ag-poll || exit 1
 : > "$TMP/ca.log"
-# the CA's delay outlasts the status checks that follow the renew command
-start_ca --poll $((4 * P11E_SCALE)) || exit 1
+# A step of the agent gives up after STEP seconds: following the CA's
+# "waiting" is the agent's job.  The CA's delay (3 steps) outlasts that
+# and the status checks that follow the renew command; the step is long
+# enough for the resume's pollReq, certConf and storing on a busy machine
+# (with 1 s, a resume under load ran out in its certConf and left the new
+# pair for a later recovery).
+STEP=$((3 * P11E_SCALE))
+start_ca --poll $((3 * STEP)) || exit 1
 C6="$TMP/poll.conf"
 mkconf "$C6" "$TMP/state-poll" ag-poll
 # setup: the total timeout outlasts the (scaled) poll delay
-pe "$C6" enroll test --total-timeout $((30 + 4 * P11E_SCALE))
+pe "$C6" enroll test --total-timeout $((30 + 3 * STEP))
 check "/agent/poll/setup-enrolled" expect_rc 0
-# a step gives up after 1 s: following the CA's "waiting" is the agent's job
-echo "total_timeout = 1" >> "$C6"
+echo "total_timeout = $STEP" >> "$C6"
 agent_start "$C6" "$TMP/agent-poll.log" || exit 1
 A6=$APID
 check "/agent/poll/starts-valid" wait_for 20 is "$C6" test state valid
