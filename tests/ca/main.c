@@ -50,6 +50,7 @@ static void usage(FILE *f)
 	    "  --days N                validity of issued certificates (default 365)\n"
 	    "  --validity-seconds N    validity in seconds (short-lived certs); overrides --days\n"
 	    "  --poll N                answer cert requests with 'waiting', deliver after N s\n"
+	    "  --deliver-when FILE     with --poll: deliver as soon as FILE exists\n"
 	    "  --max-requests N        exit 0 after N requests\n"
 	    "  --new-root              also a second root DIR/newroot.pem/key and the link\n"
 	    "                          certificates newwithold.pem, oldwithnew.pem: genm\n"
@@ -76,6 +77,10 @@ static void usage(FILE *f)
 	    "                          expired-new-root, new-root-not-ca (genm: newWithNew\n"
 	    "                          expired, or CA:FALSE; linked by newWithOld)\n"
 	    "                          foreign-cacerts (genm caCerts: also an unrelated CA)\n"
+	    "                          wrong-body (an ip goes as cp, a cp or kup as ip)\n"
+	    "                          (wrong-certreqid also edits a pollRep; unprotected-error\n"
+	    "                          answering a pollReq leaves the CA's transaction open,\n"
+	    "                          as if someone on the path had sent it)\n"
 	    "  --fault-all             faults hit every response, not only cert requests\n"
 	    "  --fault-count N         faults hit only the first N eligible requests\n"
 	    "  --fault-on TYPE         faults hit only answers to TYPE (pollReq, certConf...)\n"
@@ -210,6 +215,7 @@ static const struct {
     {"expired-new-root", CA_FAULT_EXPIRED_NEW_ROOT},
     {"new-root-not-ca", CA_FAULT_NEW_ROOT_NOT_CA},
     {"foreign-cacerts", CA_FAULT_FOREIGN_CACERTS},
+    {"wrong-body", CA_FAULT_WRONG_BODY},
 };
 
 static int parse_fault(struct ca_opts *o, const char *arg)
@@ -306,6 +312,7 @@ enum {
 	OPT_TEMPLATE,
 	OPT_HANG_ON,
 	OPT_HANG_COUNT,
+	OPT_DELIVER_WHEN,
 };
 
 static const struct option long_opts[] = {
@@ -332,6 +339,7 @@ static const struct option long_opts[] = {
     {"template", required_argument, NULL, OPT_TEMPLATE},
     {"hang-on", required_argument, NULL, OPT_HANG_ON},
     {"hang-count", required_argument, NULL, OPT_HANG_COUNT},
+    {"deliver-when", required_argument, NULL, OPT_DELIVER_WHEN},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -441,6 +449,9 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 		case OPT_HANG_COUNT:
 			if (!parse_long(optarg, 1, LONG_MAX, &o->hang_count))
 				goto bad_number;
+			break;
+		case OPT_DELIVER_WHEN:
+			o->deliver_when = optarg;
 			break;
 		case OPT_LOG:
 			o->log_file = optarg;

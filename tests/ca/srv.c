@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/asn1t.h>
 #include <openssl/cmperr.h>
@@ -885,7 +886,9 @@ static int cb_pollReq(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req, int ce
 		ERR_raise(ERR_LIB_CMP, CMP_R_UNEXPECTED_PKIBODY);
 		return 0;
 	}
-	if (now < s->deliver_at) {
+	/* --deliver-when: the test says when, not the clock */
+	if (now < s->deliver_at &&
+	    !(s->opts->deliver_when != NULL && access(s->opts->deliver_when, F_OK) == 0)) {
 		*check_after = s->deliver_at - now;
 		snprintf(s->outcome, sizeof(s->outcome), "checkAfter %lld",
 			 (long long)*check_after);
@@ -1105,12 +1108,14 @@ static int edit_protected(struct ca_srv *s, OSSL_CMP_MSG **rsp, int rsp_type)
 	else if (fault(s, CA_FAULT_WRONG_SENDER))
 		sender = sender_name("p11enroll Impostor");
 	e.sender = sender;
-	if (fault(s, CA_FAULT_WRONG_CERTREQID) && certrep)
+	if (fault(s, CA_FAULT_WRONG_CERTREQID) && (certrep || rsp_type == CA_BODY_POLLREP))
 		e.certreqid_delta = 5;
+	if (fault(s, CA_FAULT_WRONG_BODY) && certrep)
+		e.swap_body = 1;
 	if (fault(s, CA_FAULT_CAPUBS_IN_KUP) && rsp_type == CA_BODY_KUP &&
 	    lazy_fake("p11enroll Injected Root", 1, &s->fake_ca, &s->fake_ca_key))
 		e.capubs = certs_of(s->fake_ca, s->ca->root);
-	if (e.sender == NULL && e.certreqid_delta == 0 && e.capubs == NULL)
+	if (e.sender == NULL && e.certreqid_delta == 0 && e.capubs == NULL && !e.swap_body)
 		return 0;
 	if ((edited = ca_msg_edit(*rsp, &e)) != NULL) {
 		OSSL_CMP_MSG_free(*rsp);
@@ -1124,6 +1129,9 @@ static int edit_protected(struct ca_srv *s, OSSL_CMP_MSG **rsp, int rsp_type)
 				 e.certreqid_delta);
 		if (e.capubs != NULL)
 			ca_event("%s: fault capubs-in-kup", body_name(s->req_type));
+		if (e.swap_body)
+			ca_event("%s: fault wrong-body (%s sent as %s)", body_name(s->req_type),
+				 body_name(rsp_type), rsp_type == CA_BODY_IP ? "cp" : "ip");
 	} else {
 		ca_log_openssl_errors("editing the response");
 	}
@@ -1393,6 +1401,13 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 		X509_free(s->issued);
 		s->issued = NULL;
 	}
+	/* unprotected-error answering a pollReq plays someone on the path: the
+	 * CA's own transaction goes on (OpenSSL closed it with the error). */
+	if (fault(s, CA_FAULT_UNPROTECTED_ERROR) && s->req_type == CA_BODY_POLLREQ &&
+	    rsp_type == CA_BODY_ERROR)
+		OSSL_CMP_CTX_set1_transactionID(s->ctx,
+						OSSL_CMP_HDR_get0_transactionID(
+						    OSSL_CMP_MSG_get0_header(req)));
 	if (!rework_response(s, &rsp, rsp_type) ||
 	    (fault(s, CA_FAULT_MANY_EXTRACERTS) && !many_extracerts(s, &rsp))) {
 		ca_log("POST %s %s -> HTTP 500: the fault could not be applied", path,
