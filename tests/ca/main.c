@@ -85,6 +85,7 @@ static void usage(FILE *f)
 	    "  --fault-count N         faults hit only the first N eligible requests\n"
 	    "  --fault-on TYPE         faults hit only answers to TYPE (pollReq, certConf...)\n"
 	    "  --fault-skip N          faults spare the first N eligible requests\n"
+	    "  --fault-when FILE       faults hit only while FILE exists\n"
 	    "  --hang-on TYPE          process requests of TYPE (ir, certConf, pollReq, kur...)\n"
 	    "                          as usual but never answer: the connection is held open\n"
 	    "                          until the client closes it or 120 s pass, while other\n"
@@ -313,6 +314,7 @@ enum {
 	OPT_HANG_ON,
 	OPT_HANG_COUNT,
 	OPT_DELIVER_WHEN,
+	OPT_FAULT_WHEN,
 };
 
 static const struct option long_opts[] = {
@@ -340,6 +342,7 @@ static const struct option long_opts[] = {
     {"hang-on", required_argument, NULL, OPT_HANG_ON},
     {"hang-count", required_argument, NULL, OPT_HANG_COUNT},
     {"deliver-when", required_argument, NULL, OPT_DELIVER_WHEN},
+    {"fault-when", required_argument, NULL, OPT_FAULT_WHEN},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -452,6 +455,9 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			break;
 		case OPT_DELIVER_WHEN:
 			o->deliver_when = optarg;
+			break;
+		case OPT_FAULT_WHEN:
+			o->fault_when = optarg;
 			break;
 		case OPT_LOG:
 			o->log_file = optarg;

@@ -1352,6 +1352,9 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	s->faulty = s->opts->faults != 0 &&
 		    (s->opts->fault_on != NULL ? strcmp(s->opts->fault_on, body_name(s->req_type)) == 0
 					       : s->opts->fault_all || is_cert_request(s->req_type));
+	/* --fault-when: the test says when, not a count of earlier requests */
+	if (s->faulty && s->opts->fault_when != NULL && access(s->opts->fault_when, F_OK) != 0)
+		s->faulty = 0;
 	if (s->faulty && s->eligible_seen++ < s->opts->fault_skip)
 		s->faulty = 0;
 	s->faulty = s->faulty &&

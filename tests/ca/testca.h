@@ -106,6 +106,7 @@ struct ca_opts {
 	const char *hang_on;	   /* --hang-on TYPE: process, never answer */
 	long hang_count;	   /* --hang-count N: only the first N; 0 = all */
 	const char *deliver_when;  /* --deliver-when FILE: a held request goes once it exists */
+	const char *fault_when;	   /* --fault-when FILE: faults only while it exists */
 };
 
 /* The CA: root, issuing sub-CA, CMP server certificate, state directory. */
