@@ -1,10 +1,11 @@
 #!/bin/sh
 # /resumefail: protocol errors while a pending request is resumed
 # (cmp/cmpc_poll.c), beside the hostile answers of tests/resume.sh.  The
-# test CA holds each request (--poll 3600) and delivers only once the test
-# says so (--deliver-when FILE): no case depends on how fast anything runs.
-# Its faults hit only the resumed process (--fault-on pollReq --fault-skip
-# 1: the first process polls once at once):
+# test CA holds each request (--poll 3600: the first process stops at once,
+# exit 9) and delivers only once the test says so (--deliver-when FILE);
+# its faults hit the answers to pollReqs (--fault-on pollReq) only once the
+# test says so (--fault-when FILE), that is in the resumed process: no case
+# depends on how fast anything runs.
 #   certreqid        the pollRep names another certReqId: exit 7
 #   wrong-body       the certificate comes as cp for an ir, as ip for a kur:
 #                    exit 7, nothing stored, a kur's old pair untouched
@@ -18,6 +19,7 @@ need_tools
 setup
 STATE="$TMP/state/test.pending"
 DELIVER="$TMP/deliver"
+FAULTY="$TMP/faulty"
 LABEL=enrolled-key
 # a hang guard only, not a timing threshold
 if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $(scaled 120)"; else GUARD=; fi
@@ -61,7 +63,7 @@ resume_guarded() {
 pending() {
 	TOK=$1 extra=$2 cmd=$3
 	shift 3
-	rm -f "$DELIVER" "$STATE"
+	rm -f "$DELIVER" "$FAULTY" "$STATE"
 	make_token "$TOK" || exit 1
 	rm -f "$TMP/ca.log"
 	if [ "$cmd" = renew ]; then
@@ -71,13 +73,14 @@ pending() {
 		[ "$RC" = 0 ] || { echo "# setup enroll failed"; sed 's/^/#   /' "$TMP/err"; exit 1; }
 		snapshot "$TMP/enrolled"
 	fi
-	start_ca --poll 3600 --deliver-when "$DELIVER" --fault-on pollReq --fault-skip 1 "$@" ||
-		exit 1
+	start_ca --poll 3600 --deliver-when "$DELIVER" --fault-on pollReq --fault-when "$FAULTY" \
+		"$@" || exit 1
 	write_conf "$TOK" "$extra"
-	pe $cmd test --total-timeout 1
+	pe $cmd test
 	[ "$RC" = 9 ] || { echo "# setup: $cmd did not wait (exit $RC)"; sed 's/^/#   /' "$TMP/err"; exit 1; }
 	key=$(label_id "$TOK" privkey "$LABEL (new)")
 	[ -n "$key" ] && [ "$(field key_id)" = "$key" ] || { echo "# setup: no pending key"; exit 1; }
+	touch "$FAULTY"
 }
 
 # ended NAME: the transaction is over here: no state, no new key, nothing
