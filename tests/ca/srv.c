@@ -211,16 +211,23 @@ ASN1_TYPE *ca_template_value(const char *spec)
 		if (n > 8 && strncmp(p, "subject=", 8) == 0 && subject == NULL) {
 			if ((subject = parse_name(p + 8, n - 8)) == NULL)
 				goto done;
-		} else if (n > 4 && strncmp(p, "san=", 4) == 0 && exts == NULL) {
+		} else if ((n > 4 && strncmp(p, "san=", 4) == 0) ||
+			   (n > 4 && strncmp(p, "ext=", 4) == 0 && memchr(p + 4, ':', n - 4) != NULL)) {
 			/* OpenSSL's subjectAltName syntax, bytes as given: a test
-			 * of what the client prints from a template. */
-			char *v = OPENSSL_strndup(p + 4, n - 4);
-			X509_EXTENSION *x = v != NULL ? X509V3_EXT_conf_nid(NULL, NULL,
-									    NID_subject_alt_name, v)
-						      : NULL;
+			 * of what the client prints from a template; ext=NAME:VALUE
+			 * any other extension in OpenSSL's configuration syntax. */
+			char *v = OPENSSL_strndup(p + 4, n - 4), *val;
+			X509_EXTENSION *x = NULL;
 
+			if (v != NULL && p[0] == 's')
+				x = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, v);
+			else if (v != NULL && (val = strchr(v, ':')) != NULL) {
+				*val++ = '\0';
+				x = X509V3_EXT_conf(NULL, NULL, v, val);
+			}
 			OPENSSL_free(v);
-			if (x == NULL || (exts = sk_X509_EXTENSION_new_null()) == NULL ||
+			if (x == NULL ||
+			    (exts == NULL && (exts = sk_X509_EXTENSION_new_null()) == NULL) ||
 			    !sk_X509_EXTENSION_push(exts, x)) {
 				X509_EXTENSION_free(x);
 				goto done;
