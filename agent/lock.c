@@ -44,10 +44,11 @@ static void write_holder(int fd)
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 
-	/* Only for the message of a second process: a failure costs nothing
-	 * (it then names no process). */
-	if (n <= 0 || ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
-	}
+	/* Only for the message of a second process, which takes a missing or
+	 * partly written ID (no newline) as none: a failure costs nothing. */
+	if (n <= 0 || ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n)
+		log_msg(LOG_DEBUG, "cannot write the process ID into the enrollment lock: %s",
+			strerror(errno));
 }
 
 int agent_lock(const conf_enrollment *e)

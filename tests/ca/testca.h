@@ -70,8 +70,9 @@ enum {
 	CA_FAULT_EXPIRED_NEW_ROOT = 1 << 28,
 	CA_FAULT_NEW_ROOT_NOT_CA = 1 << 29,
 	CA_FAULT_FOREIGN_CACERTS = 1 << 30,
-	CA_FAULT_WRONG_BODY = 1u << 31,
 };
+/* Beyond what an enum constant (an int) holds. */
+#define CA_FAULT_WRONG_BODY 0x80000000u
 
 enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
 
