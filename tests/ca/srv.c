@@ -365,6 +365,17 @@ static OSSL_CMP_PKISI *fault_rejection(struct ca_srv *s)
 	return NULL;
 }
 
+/* For the callbacks that answer a fault with an error message only: the
+ * rejection's status is logged, then dropped. */
+static int fault_refuses(struct ca_srv *s)
+{
+	OSSL_CMP_PKISI *si = fault_rejection(s);
+	int refused = si != NULL;
+
+	OSSL_CMP_PKISI_free(si);
+	return refused;
+}
+
 static int lazy_fake(const char *cn, int is_ca, X509 **c, EVP_PKEY **k)
 {
 	if (*c != NULL)
@@ -773,7 +784,7 @@ static int cb_genm(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 	struct ca_srv *s = OSSL_CMP_SRV_CTX_get0_custom_ctx(srv_ctx);
 	int i;
 
-	if (fault_rejection(s) != NULL) {
+	if (fault_refuses(s)) {
 		ERR_raise_data(ERR_LIB_CMP, CMP_R_ERROR_PROCESSING_MESSAGE, "test CA fault");
 		return 0;
 	}
@@ -836,7 +847,7 @@ static int cb_certConf(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req, int c
 	char buf[OSSL_CMP_PKISI_BUFLEN];
 	int match;
 
-	if (fault_rejection(s) != NULL) {
+	if (fault_refuses(s)) {
 		ERR_raise_data(ERR_LIB_CMP, CMP_R_ERROR_PROCESSING_MESSAGE, "test CA fault");
 		return 0;
 	}
@@ -875,7 +886,7 @@ static int cb_pollReq(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req, int ce
 	time_t now = time(NULL);
 
 	*certReq = NULL;
-	if (fault_rejection(s) != NULL) {
+	if (fault_refuses(s)) {
 		ERR_raise_data(ERR_LIB_CMP, CMP_R_ERROR_PROCESSING_MESSAGE, "test CA fault");
 		return 0;
 	}
