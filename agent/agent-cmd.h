@@ -95,6 +95,10 @@ int agent_recover(const conf_enrollment *e, tok_ctx *tok);
  * failure came after the certConf went out (transport, TLS, a bad
  * pkiConf), so the CA may hold it as confirmed.  Logs why. */
 int agent_keep_unconfirmed(const conf_enrollment *e, int cmpc_rv, int stored);
+/* A failed run could not remove its new pair (trv): logs it and what
+ * happens to the pair, left under "LABEL (new)"; stored: its certificate
+ * (not confirmed) is stored with it. */
+void agent_leftover_fail(const conf_enrollment *e, tok_ctx *tok, int trv, int stored);
 /* agent_recover; *finished = 1 when it put an interrupted run's certificate
  * in place (adopted its pair, or deleted the rest of a half-deleted old
  * pair; a whole "(old)" pair may be one kept by keep_old before). */

@@ -367,7 +367,7 @@ int agent_template_fetch(const conf_enrollment *e, tok_ctx *tok, X509 *self_cert
 int agent_template_apply(const conf_enrollment *e, const cmpc_template *t, tok_keyspec *spec,
 			 cmpc_ctx *cmp)
 {
-	int i, ignored = 0;
+	int i, ignored = 0, san_ignored = 0;
 	cmpc_rv rv;
 
 	if (e->key_type == NULL && t->key_alg != 0) {
@@ -388,7 +388,9 @@ int agent_template_apply(const conf_enrollment *e, const cmpc_template *t, tok_k
 		X509_EXTENSION *ext = sk_X509_EXTENSION_value(t->extensions, i);
 
 		if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) == NID_subject_alt_name &&
-		    e->san == NULL) {
+		    e->san != NULL) {
+			san_ignored = 1;
+		} else if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) == NID_subject_alt_name) {
 			GENERAL_NAMES *sans = X509V3_EXT_d2i(ext);
 
 			rv = sans != NULL ? cmpc_set1_sans(cmp, sans) : CMPC_ERR_CONFIG;
@@ -400,6 +402,9 @@ int agent_template_apply(const conf_enrollment *e, const cmpc_template *t, tok_k
 			ignored++;
 		}
 	}
+	if (san_ignored)
+		log_msg(LOG_NOTICE, "template: its subjectAltName is not requested: san is configured, "
+				    "and the configuration wins");
 	if (ignored > 0)
 		log_msg(LOG_NOTICE, "template: %d extension%s other than subjectAltName not "
 				    "requested; the CA adds its own",

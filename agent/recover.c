@@ -205,6 +205,25 @@ int agent_keep_unconfirmed(const conf_enrollment *e, int crv, int stored)
 	return 1;
 }
 
+void agent_leftover_fail(const conf_enrollment *e, tok_ctx *tok, int trv, int stored)
+{
+	const char *name = e->name != NULL ? e->name : "NAME";
+
+	agent_token_fail(tok, trv, "could not remove the new key pair after the failure");
+	/* Recovery would adopt a pair with its certificate: it is not the
+	 * one to remove a certificate the CA did not confirm. */
+	if (stored)
+		log_msg(LOG_ERR, "the new key pair and its certificate, which the CA did not "
+				 "confirm, are left on the token labelled '%s (new)': delete them by "
+				 "hand (p11enroll list shows them)",
+			e->label);
+	else
+		log_msg(LOG_ERR, "the new key pair is left on the token labelled '%s (new)': the "
+				 "next p11enroll run for '%s' (or `p11enroll check %s --recover`) "
+				 "removes it",
+			e->label, name, name);
+}
+
 int agent_recover(const conf_enrollment *e, tok_ctx *tok)
 {
 	return agent_recover_run(e, tok, NULL);

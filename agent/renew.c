@@ -99,6 +99,7 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 
 	memset(&tmpl, 0, sizeof(tmpl));
 	memset(&ps, 0, sizeof(ps));
+	sc.rc = -1; /* nothing stored */
 	if (resume == NULL && (rc = pending_refuse_new(e)) != EXIT_OK)
 		return rc;
 	if (e->label == NULL) {
@@ -243,9 +244,7 @@ out:
 		/* The token ends as it began: the new pair and its certificate go. */
 		trv = tok_key_destroy(tok, &new_id, 1);
 		if (trv != TOK_OK)
-			agent_token_fail(tok, trv, "could not remove the new key pair after the "
-						   "failure; delete the objects labelled with ' (new)' "
-						   "by hand");
+			agent_leftover_fail(e, tok, trv, sc.rc == EXIT_OK);
 		else
 			log_msg(LOG_NOTICE, "the new key pair was removed; the old key and certificate "
 					    "are unchanged");

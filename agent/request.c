@@ -91,6 +91,7 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 
 	memset(&tmpl, 0, sizeof(tmpl));
 	memset(&ps, 0, sizeof(ps));
+	sc.rc = -1; /* nothing stored */
 	if (resume == NULL && (rc = pending_refuse_new(e)) != EXIT_OK)
 		return rc;
 	if (e->key_type != NULL) {
@@ -249,8 +250,7 @@ out:
 	if (have_key) {
 		trv = tok_key_destroy(tok, &id, 1);
 		if (trv != TOK_OK)
-			agent_token_fail(tok, trv, "could not remove the new key pair after the "
-						   "failure; delete it by hand");
+			agent_leftover_fail(e, tok, trv, sc.rc == EXIT_OK);
 		else
 			log_msg(LOG_NOTICE, "the new key pair was removed from the token");
 		for (i = 0; i < sk_X509_num(sc.created); i++)

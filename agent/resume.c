@@ -68,7 +68,7 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 
 	if (!s->have)
 		return 0;
-	if (crv != CMPC_OK && keeps_pending(crv) && s->saved) {
+	if (crv != CMPC_OK && (keeps_pending(crv) || cmpc_left_open(cmp)) && s->saved) {
 		log_msg(LOG_NOTICE,
 			"the %s is still pending at the CA (next poll in about %ld s): run "
 			"`p11enroll resume %s` to finish it, or `p11enroll resume --abandon %s` "

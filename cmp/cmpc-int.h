@@ -66,6 +66,7 @@ struct cmpc_ctx {
 	cmpc_pending_fn pending_fn;
 	void *pending_arg;
 	char last_tid[2 * CMPC_ID_MAX + 1]; /* hex transactionID of the last message sent */
+	int left_open;	/* the last certificate request failed, the transaction goes on */
 	char *cert_profile;		/* id-it-certProfile in generalInfo, or NULL */
 	int unprotected_errors;
 	struct {

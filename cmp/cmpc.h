@@ -235,6 +235,12 @@ cmpc_rv cmpc_abandon(cmpc_ctx *ctx, const cmpc_pending *p, const char *reason);
 /* The transactionID (hex) of the last message sent, for logs; "" if none. */
 const char *cmpc_transaction_id(const cmpc_ctx *ctx);
 
+/* 1 when the last cmpc_certreq or cmpc_resume failed in a way that leaves
+ * its transaction open at the CA, besides CMPC_ERR_WAITING: the answer
+ * that said it ended could not be verified (an unprotected error message
+ * while polling).  The caller keeps the transaction for a later resume. */
+int cmpc_left_open(const cmpc_ctx *ctx);
+
 /* Outcome of a revocation request besides success. */
 typedef enum {
 	CMPC_RR_ACCEPTED = 0,

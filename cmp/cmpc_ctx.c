@@ -738,6 +738,11 @@ const char *cmpc_transaction_id(const cmpc_ctx *ctx)
 	return ctx != NULL ? ctx->last_tid : "";
 }
 
+int cmpc_left_open(const cmpc_ctx *ctx)
+{
+	return ctx != NULL && ctx->left_open;
+}
+
 void cmpc_set_pending_cb(cmpc_ctx *ctx, cmpc_pending_fn fn, void *arg)
 {
 	ctx->pending_fn = fn;

@@ -443,6 +443,7 @@ static cmpc_rv certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509
 	if (ctx == NULL)
 		return CMPC_ERR_INTERNAL;
 	ctx->errmsg[0] = '\0';
+	ctx->left_open = 0;
 	if (newkey == NULL || ret_cert == NULL || body_type(type) < 0) {
 		cmpc_seterr(ctx,
 			    "%s: no key, no place for the certificate or an unknown request "

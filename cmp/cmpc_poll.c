@@ -380,6 +380,7 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 					    "transaction ended (unverified: it may not come "
 					    "from the CA): %s; polling again later",
 					    what, txt);
+				ctx->left_open = 1;
 				rv = CMPC_ERR_PROTOCOL;
 				goto out;
 			}

@@ -111,7 +111,8 @@ static tok_rv mismatch(tok_ctx *ctx, const tok_id *id, const char *when)
 			tok_id_hex(id, hex, sizeof(hex)), ctx->label, when);
 }
 
-/* Reads the new object back and checks it still carries the key. */
+/* Reads the new object back and checks it still carries the key.  The
+ * message leaves what became of the object to the caller. */
 static tok_rv verify_stored(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, const tok_id *id,
 			    EVP_PKEY *pub)
 {
@@ -119,7 +120,7 @@ static tok_rv verify_stored(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE 
 	const unsigned char *p;
 	CK_ULONG len = 0;
 	X509 *back = NULL;
-	char what[96];
+	char what[96], hex[2 * TOK_ID_MAX + 1];
 	CK_RV ckr;
 	tok_rv rv;
 
@@ -135,15 +136,37 @@ static tok_rv verify_stored(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE 
 	if (back == NULL || p != v + len)
 		rv = tok_fail(ctx, TOK_ERR_DEVICE,
 			      "reading back a stored certificate on token '%s' failed: the token "
-			      "returned a damaged certificate: check the token; nothing was kept",
+			      "returned a damaged certificate: check the token",
 			      ctx->label);
 	else if (!tok_pubkey_equal(X509_get0_pubkey(back), pub))
-		rv = mismatch(ctx, id, "read back from the token");
+		/* The CA's certificate was checked before it was stored: the
+		 * token is the one to blame. */
+		rv = tok_fail(ctx, TOK_ERR_MISMATCH,
+			      "reading back the certificate stored for key %s on token '%s' "
+			      "failed: the token returned another certificate, not one for this "
+			      "key: check the token",
+			      tok_id_hex(id, hex, sizeof(hex)), ctx->label);
 	else
 		rv = TOK_OK;
 	X509_free(back);
 	OPENSSL_free(v);
 	return rv;
+}
+
+/* A stored certificate that did not read back right goes again. */
+static void unstore(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, const char *label)
+{
+	CK_RV ckr = ctx->f->C_DestroyObject(s, h);
+	size_t n = strlen(ctx->errmsg);
+
+	if (ckr == CKR_OK)
+		snprintf(ctx->errmsg + n, sizeof(ctx->errmsg) - n,
+			 "; the object was removed again");
+	else
+		snprintf(ctx->errmsg + n, sizeof(ctx->errmsg) - n,
+			 "; removing the object failed too (C_DestroyObject: %s): it is left on "
+			 "the token, labelled '%s'",
+			 tok_ckr_name(ckr), label);
 }
 
 tok_rv tok_cert_store(tok_ctx *ctx, X509 *cert, const tok_id *id, const char *label)
@@ -177,7 +200,7 @@ tok_rv tok_cert_store(tok_ctx *ctx, X509 *cert, const tok_id *id, const char *la
 	if (rv == TOK_OK && !exists) {
 		rv = create_cert(ctx, s, &d, id->id, id->len, label, 0, &h);
 		if (rv == TOK_OK && (rv = verify_stored(ctx, s, h, id, pub)) != TOK_OK)
-			ctx->f->C_DestroyObject(s, h);
+			unstore(ctx, s, h, label);
 	}
 	tok_session_close(ctx, s);
 	EVP_PKEY_free(pub);

@@ -33,11 +33,24 @@ static tok_rv check_spec(tok_ctx *ctx, const tok_keyspec *spec)
 			ctx->label, (int)spec->alg, spec->bits);
 }
 
+/* Both objects of a half-made pair go; the message of the failure that
+ * made it half-made gets what could not be removed. */
 static void destroy_pair(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub,
-			 CK_OBJECT_HANDLE priv)
+			 CK_OBJECT_HANDLE priv, const char *label)
 {
-	ctx->f->C_DestroyObject(s, priv);
-	ctx->f->C_DestroyObject(s, pub);
+	CK_RV ckr = ctx->f->C_DestroyObject(s, priv), ckr2 = ctx->f->C_DestroyObject(s, pub);
+	size_t n = strlen(ctx->errmsg);
+
+	if (ckr == CKR_OK && ckr2 == CKR_OK)
+		return;
+	snprintf(ctx->errmsg + n, sizeof(ctx->errmsg) - n,
+		 "; removing the half-made key pair failed too (C_DestroyObject: %s): %s is "
+		 "left on the token, labelled '%s'",
+		 tok_ckr_name(ckr != CKR_OK ? ckr : ckr2),
+		 ckr != CKR_OK && ckr2 != CKR_OK ? "the pair"
+		 : ckr != CKR_OK		 ? "its private key"
+						 : "its public key",
+		 label);
 }
 
 /* Sets CKA_ID on both objects, from the public key the token made. */
@@ -153,7 +166,7 @@ tok_rv tok_keygen(tok_ctx *ctx, const tok_keyspec *spec, const char *label, tok_
 	}
 	rv = finish_pair(ctx, s, pub, priv, ret_id);
 	if (rv != TOK_OK)
-		destroy_pair(ctx, s, pub, priv);
+		destroy_pair(ctx, s, pub, priv, label);
 	tok_session_close(ctx, s);
 	return rv;
 }

@@ -50,6 +50,7 @@ static void usage(FILE *f)
 	    "  --days N                validity of issued certificates (default 365)\n"
 	    "  --validity-seconds N    validity in seconds (short-lived certs); overrides --days\n"
 	    "  --poll N                answer cert requests with 'waiting', deliver after N s\n"
+	    "  --deliver-when FILE     with --poll: deliver as soon as FILE exists\n"
 	    "  --max-requests N        exit 0 after N requests\n"
 	    "  --new-root              also a second root DIR/newroot.pem/key and the link\n"
 	    "                          certificates newwithold.pem, oldwithnew.pem: genm\n"
@@ -57,7 +58,9 @@ static void usage(FILE *f)
 	    "                          answered with them; else rootCaKeyUpdate has no value\n"
 	    "  --template SPEC         answer genm certReqTemplate with SPEC, e.g.\n"
 	    "                          \"subject=/CN=name/O=org;key=ec:P-384\" or key=rsa:3072,\n"
-	    "                          san=DNS:a.example,IP:10.0.0.1 (subjectAltName)\n"
+	    "                          san=DNS:a.example,IP:10.0.0.1 (subjectAltName),\n"
+	    "                          ext=NAME:VALUE (any extension, OpenSSL's syntax,\n"
+	    "                          e.g. ext=keyUsage:critical,digitalSignature)\n"
 	    "                          (without: no value); genm crlStatusList gets DIR/crl.pem\n"
 	    "  --fault NAME[=ARG]      misbehave (repeatable): http500 drop garbage truncated\n"
 	    "                          wrong-tid wrong-nonce unprotected-error bad-protection\n"
@@ -76,10 +79,15 @@ static void usage(FILE *f)
 	    "                          expired-new-root, new-root-not-ca (genm: newWithNew\n"
 	    "                          expired, or CA:FALSE; linked by newWithOld)\n"
 	    "                          foreign-cacerts (genm caCerts: also an unrelated CA)\n"
+	    "                          wrong-body (an ip goes as cp, a cp or kup as ip)\n"
+	    "                          (wrong-certreqid also edits a pollRep; unprotected-error\n"
+	    "                          answering a pollReq leaves the CA's transaction open,\n"
+	    "                          as if someone on the path had sent it)\n"
 	    "  --fault-all             faults hit every response, not only cert requests\n"
 	    "  --fault-count N         faults hit only the first N eligible requests\n"
 	    "  --fault-on TYPE         faults hit only answers to TYPE (pollReq, certConf...)\n"
 	    "  --fault-skip N          faults spare the first N eligible requests\n"
+	    "  --fault-when FILE       faults hit only while FILE exists\n"
 	    "  --hang-on TYPE          process requests of TYPE (ir, certConf, pollReq, kur...)\n"
 	    "                          as usual but never answer: the connection is held open\n"
 	    "                          until the client closes it or 120 s pass, while other\n"
@@ -210,6 +218,7 @@ static const struct {
     {"expired-new-root", CA_FAULT_EXPIRED_NEW_ROOT},
     {"new-root-not-ca", CA_FAULT_NEW_ROOT_NOT_CA},
     {"foreign-cacerts", CA_FAULT_FOREIGN_CACERTS},
+    {"wrong-body", CA_FAULT_WRONG_BODY},
 };
 
 static int parse_fault(struct ca_opts *o, const char *arg)
@@ -306,6 +315,8 @@ enum {
 	OPT_TEMPLATE,
 	OPT_HANG_ON,
 	OPT_HANG_COUNT,
+	OPT_DELIVER_WHEN,
+	OPT_FAULT_WHEN,
 };
 
 static const struct option long_opts[] = {
@@ -332,6 +343,8 @@ static const struct option long_opts[] = {
     {"template", required_argument, NULL, OPT_TEMPLATE},
     {"hang-on", required_argument, NULL, OPT_HANG_ON},
     {"hang-count", required_argument, NULL, OPT_HANG_COUNT},
+    {"deliver-when", required_argument, NULL, OPT_DELIVER_WHEN},
+    {"fault-when", required_argument, NULL, OPT_FAULT_WHEN},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -441,6 +454,12 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 		case OPT_HANG_COUNT:
 			if (!parse_long(optarg, 1, LONG_MAX, &o->hang_count))
 				goto bad_number;
+			break;
+		case OPT_DELIVER_WHEN:
+			o->deliver_when = optarg;
+			break;
+		case OPT_FAULT_WHEN:
+			o->fault_when = optarg;
 			break;
 		case OPT_LOG:
 			o->log_file = optarg;

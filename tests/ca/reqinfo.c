@@ -196,13 +196,85 @@ ASN1_SEQUENCE(CA_CERTREP) = {
 } static_ASN1_SEQUENCE_END(CA_CERTREP)
 /* clang-format on */
 
-/* Rewrites the CertRepMessage inside an ip/cp/kup body (kept as raw TLV). */
-static int edit_certrep(ASN1_TYPE *body, const struct ca_edit *e)
+/* PollRepContent (RFC 4210, 5.3.22). */
+typedef struct {
+	ASN1_INTEGER *certReqId;
+	ASN1_INTEGER *checkAfter;
+	STACK_OF(ASN1_UTF8STRING) *reason;
+} CA_POLLREP;
+
+/* clang-format off */
+ASN1_SEQUENCE(CA_POLLREP) = {
+	ASN1_SIMPLE(CA_POLLREP, certReqId, ASN1_INTEGER),
+	ASN1_SIMPLE(CA_POLLREP, checkAfter, ASN1_INTEGER),
+	ASN1_SEQUENCE_OF_OPT(CA_POLLREP, reason, ASN1_UTF8STRING),
+} static_ASN1_SEQUENCE_END(CA_POLLREP)
+/* clang-format on */
+
+DEFINE_STACK_OF(CA_POLLREP)
+typedef STACK_OF(CA_POLLREP) CA_POLLREPCONTENT;
+
+/* clang-format off */
+ASN1_ITEM_TEMPLATE(CA_POLLREPCONTENT) =
+	ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, CA_POLLREPCONTENT, CA_POLLREP)
+static_ASN1_ITEM_TEMPLATE_END(CA_POLLREPCONTENT)
+/* clang-format on */
+
+static int shift_id(ASN1_INTEGER *id, int delta)
 {
-	const unsigned char *p, *q;
+	int64_t v;
+
+	return ASN1_INTEGER_get_int64(&v, id) && ASN1_INTEGER_set_int64(id, v + delta);
+}
+
+/* The content of a body edited by e, or NULL: a CertRepMessage (certReqIds,
+ * caPubs) or a pollRep (certReqIds). */
+static ASN1_VALUE *edit_content(int tag, const unsigned char *p, long len, const struct ca_edit *e,
+				const ASN1_ITEM **ret_it)
+{
+	CA_CERTREP *rep;
+	CA_POLLREPCONTENT *polls;
+	int i;
+
+	if (tag == CA_BODY_POLLREP) {
+		*ret_it = ASN1_ITEM_rptr(CA_POLLREPCONTENT);
+		if ((polls = (CA_POLLREPCONTENT *)ASN1_item_d2i(NULL, &p, len, *ret_it)) == NULL)
+			return NULL;
+		for (i = 0; i < sk_CA_POLLREP_num(polls); i++)
+			if (!shift_id(sk_CA_POLLREP_value(polls, i)->certReqId, e->certreqid_delta))
+				goto bad_polls;
+		return (ASN1_VALUE *)polls;
+bad_polls:
+		ASN1_item_free((ASN1_VALUE *)polls, *ret_it);
+		return NULL;
+	}
+	*ret_it = ASN1_ITEM_rptr(CA_CERTREP);
+	if ((rep = (CA_CERTREP *)ASN1_item_d2i(NULL, &p, len, *ret_it)) == NULL)
+		return NULL;
+	for (i = 0; e->certreqid_delta != 0 && i < sk_CA_CERTRESPONSE_num(rep->response); i++)
+		if (!shift_id(sk_CA_CERTRESPONSE_value(rep->response, i)->certReqId,
+			      e->certreqid_delta))
+			goto bad_rep;
+	if (e->capubs != NULL) {
+		sk_X509_pop_free(rep->caPubs, X509_free);
+		if ((rep->caPubs = X509_chain_up_ref(e->capubs)) == NULL)
+			goto bad_rep;
+	}
+	return (ASN1_VALUE *)rep;
+bad_rep:
+	ASN1_item_free((ASN1_VALUE *)rep, *ret_it);
+	return NULL;
+}
+
+/* Rewrites the CertRepMessage inside an ip/cp/kup body, or the pollRep
+ * (kept as raw TLV); a CertRepMessage may change its body type too. */
+static int edit_body(ASN1_TYPE *body, const struct ca_edit *e)
+{
+	const unsigned char *p;
 	long len;
-	int tag, xclass, ret, dlen, total, i, ok = 0;
-	CA_CERTREP *rep = NULL;
+	int tag, xclass, ret, dlen, total, ok = 0, certrep;
+	const ASN1_ITEM *it = NULL;
+	ASN1_VALUE *content = NULL;
 	unsigned char *der = NULL, *buf = NULL, *w;
 
 	if (body->type != V_ASN1_OTHER)
@@ -210,27 +282,17 @@ static int edit_certrep(ASN1_TYPE *body, const struct ca_edit *e)
 	p = body->value.asn1_string->data;
 	len = body->value.asn1_string->length;
 	ret = ASN1_get_object(&p, &len, &tag, &xclass, len);
-	if ((ret & 0x80) || !(ret & V_ASN1_CONSTRUCTED) || xclass != V_ASN1_CONTEXT_SPECIFIC ||
-	    (tag != CA_BODY_IP && tag != CA_BODY_CP && tag != CA_BODY_KUP))
-		return 1; /* not a CertRepMessage: nothing to edit */
-	q = p;
-	rep = (CA_CERTREP *)ASN1_item_d2i(NULL, &q, len, ASN1_ITEM_rptr(CA_CERTREP));
-	if (rep == NULL)
+	if ((ret & 0x80) || !(ret & V_ASN1_CONSTRUCTED) || xclass != V_ASN1_CONTEXT_SPECIFIC)
+		return 1;
+	certrep = tag == CA_BODY_IP || tag == CA_BODY_CP || tag == CA_BODY_KUP;
+	if (!certrep && (tag != CA_BODY_POLLREP || e->certreqid_delta == 0))
+		return 1; /* nothing to edit */
+	if ((content = edit_content(tag, p, len, e, &it)) == NULL)
 		return 0;
-	for (i = 0; e->certreqid_delta != 0 && i < sk_CA_CERTRESPONSE_num(rep->response); i++) {
-		ASN1_INTEGER *id = sk_CA_CERTRESPONSE_value(rep->response, i)->certReqId;
-		int64_t v;
-
-		if (!ASN1_INTEGER_get_int64(&v, id) || !ASN1_INTEGER_set_int64(id, v + e->certreqid_delta))
-			goto done;
-	}
-	if (e->capubs != NULL) {
-		sk_X509_pop_free(rep->caPubs, X509_free);
-		if ((rep->caPubs = X509_chain_up_ref(e->capubs)) == NULL)
-			goto done;
-	}
-	if ((dlen = ASN1_item_i2d((ASN1_VALUE *)rep, &der, ASN1_ITEM_rptr(CA_CERTREP))) <= 0)
+	if ((dlen = ASN1_item_i2d(content, &der, it)) <= 0)
 		goto done;
+	if (certrep && e->swap_body)
+		tag = tag == CA_BODY_IP ? CA_BODY_CP : CA_BODY_IP;
 	total = ASN1_object_size(1, dlen, tag);
 	if (total <= 0 || (buf = OPENSSL_malloc((size_t)total)) == NULL)
 		goto done;
@@ -241,7 +303,7 @@ static int edit_certrep(ASN1_TYPE *body, const struct ca_edit *e)
 done:
 	OPENSSL_free(buf);
 	OPENSSL_free(der);
-	ASN1_item_free((ASN1_VALUE *)rep, ASN1_ITEM_rptr(CA_CERTREP));
+	ASN1_item_free(content, it);
 	return ok;
 }
 
@@ -276,7 +338,7 @@ OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e)
 		m->header->sender = gn;
 		gn = NULL;
 	}
-	if ((e->certreqid_delta != 0 || e->capubs != NULL) && !edit_certrep(m->body, e))
+	if ((e->certreqid_delta != 0 || e->capubs != NULL || e->swap_body) && !edit_body(m->body, e))
 		goto done;
 	for (i = 0; i < sk_X509_num(e->extra); i++) {
 		if (m->extraCerts == NULL && (m->extraCerts = sk_X509_new_null()) == NULL)

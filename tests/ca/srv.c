@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/asn1t.h>
 #include <openssl/cmperr.h>
@@ -210,16 +211,23 @@ ASN1_TYPE *ca_template_value(const char *spec)
 		if (n > 8 && strncmp(p, "subject=", 8) == 0 && subject == NULL) {
 			if ((subject = parse_name(p + 8, n - 8)) == NULL)
 				goto done;
-		} else if (n > 4 && strncmp(p, "san=", 4) == 0 && exts == NULL) {
+		} else if ((n > 4 && strncmp(p, "san=", 4) == 0) ||
+			   (n > 4 && strncmp(p, "ext=", 4) == 0 && memchr(p + 4, ':', n - 4) != NULL)) {
 			/* OpenSSL's subjectAltName syntax, bytes as given: a test
-			 * of what the client prints from a template. */
-			char *v = OPENSSL_strndup(p + 4, n - 4);
-			X509_EXTENSION *x = v != NULL ? X509V3_EXT_conf_nid(NULL, NULL,
-									    NID_subject_alt_name, v)
-						      : NULL;
+			 * of what the client prints from a template; ext=NAME:VALUE
+			 * any other extension in OpenSSL's configuration syntax. */
+			char *v = OPENSSL_strndup(p + 4, n - 4), *val;
+			X509_EXTENSION *x = NULL;
 
+			if (v != NULL && p[0] == 's')
+				x = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, v);
+			else if (v != NULL && (val = strchr(v, ':')) != NULL) {
+				*val++ = '\0';
+				x = X509V3_EXT_conf(NULL, NULL, v, val);
+			}
 			OPENSSL_free(v);
-			if (x == NULL || (exts = sk_X509_EXTENSION_new_null()) == NULL ||
+			if (x == NULL ||
+			    (exts == NULL && (exts = sk_X509_EXTENSION_new_null()) == NULL) ||
 			    !sk_X509_EXTENSION_push(exts, x)) {
 				X509_EXTENSION_free(x);
 				goto done;
@@ -355,6 +363,17 @@ static OSSL_CMP_PKISI *fault_rejection(struct ca_srv *s)
 				 "test CA fault: unprotected-error");
 	}
 	return NULL;
+}
+
+/* For the callbacks that answer a fault with an error message only: the
+ * rejection's status is logged, then dropped. */
+static int fault_refuses(struct ca_srv *s)
+{
+	OSSL_CMP_PKISI *si = fault_rejection(s);
+	int refused = si != NULL;
+
+	OSSL_CMP_PKISI_free(si);
+	return refused;
 }
 
 static int lazy_fake(const char *cn, int is_ca, X509 **c, EVP_PKEY **k)
@@ -765,7 +784,7 @@ static int cb_genm(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 	struct ca_srv *s = OSSL_CMP_SRV_CTX_get0_custom_ctx(srv_ctx);
 	int i;
 
-	if (fault_rejection(s) != NULL) {
+	if (fault_refuses(s)) {
 		ERR_raise_data(ERR_LIB_CMP, CMP_R_ERROR_PROCESSING_MESSAGE, "test CA fault");
 		return 0;
 	}
@@ -828,7 +847,7 @@ static int cb_certConf(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req, int c
 	char buf[OSSL_CMP_PKISI_BUFLEN];
 	int match;
 
-	if (fault_rejection(s) != NULL) {
+	if (fault_refuses(s)) {
 		ERR_raise_data(ERR_LIB_CMP, CMP_R_ERROR_PROCESSING_MESSAGE, "test CA fault");
 		return 0;
 	}
@@ -867,7 +886,7 @@ static int cb_pollReq(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req, int ce
 	time_t now = time(NULL);
 
 	*certReq = NULL;
-	if (fault_rejection(s) != NULL) {
+	if (fault_refuses(s)) {
 		ERR_raise_data(ERR_LIB_CMP, CMP_R_ERROR_PROCESSING_MESSAGE, "test CA fault");
 		return 0;
 	}
@@ -885,7 +904,9 @@ static int cb_pollReq(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req, int ce
 		ERR_raise(ERR_LIB_CMP, CMP_R_UNEXPECTED_PKIBODY);
 		return 0;
 	}
-	if (now < s->deliver_at) {
+	/* --deliver-when: the test says when, not the clock */
+	if (now < s->deliver_at &&
+	    !(s->opts->deliver_when != NULL && access(s->opts->deliver_when, F_OK) == 0)) {
 		*check_after = s->deliver_at - now;
 		snprintf(s->outcome, sizeof(s->outcome), "checkAfter %lld",
 			 (long long)*check_after);
@@ -1105,12 +1126,14 @@ static int edit_protected(struct ca_srv *s, OSSL_CMP_MSG **rsp, int rsp_type)
 	else if (fault(s, CA_FAULT_WRONG_SENDER))
 		sender = sender_name("p11enroll Impostor");
 	e.sender = sender;
-	if (fault(s, CA_FAULT_WRONG_CERTREQID) && certrep)
+	if (fault(s, CA_FAULT_WRONG_CERTREQID) && (certrep || rsp_type == CA_BODY_POLLREP))
 		e.certreqid_delta = 5;
+	if (fault(s, CA_FAULT_WRONG_BODY) && certrep)
+		e.swap_body = 1;
 	if (fault(s, CA_FAULT_CAPUBS_IN_KUP) && rsp_type == CA_BODY_KUP &&
 	    lazy_fake("p11enroll Injected Root", 1, &s->fake_ca, &s->fake_ca_key))
 		e.capubs = certs_of(s->fake_ca, s->ca->root);
-	if (e.sender == NULL && e.certreqid_delta == 0 && e.capubs == NULL)
+	if (e.sender == NULL && e.certreqid_delta == 0 && e.capubs == NULL && !e.swap_body)
 		return 0;
 	if ((edited = ca_msg_edit(*rsp, &e)) != NULL) {
 		OSSL_CMP_MSG_free(*rsp);
@@ -1124,6 +1147,9 @@ static int edit_protected(struct ca_srv *s, OSSL_CMP_MSG **rsp, int rsp_type)
 				 e.certreqid_delta);
 		if (e.capubs != NULL)
 			ca_event("%s: fault capubs-in-kup", body_name(s->req_type));
+		if (e.swap_body)
+			ca_event("%s: fault wrong-body (%s sent as %s)", body_name(s->req_type),
+				 body_name(rsp_type), rsp_type == CA_BODY_IP ? "cp" : "ip");
 	} else {
 		ca_log_openssl_errors("editing the response");
 	}
@@ -1344,6 +1370,9 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	s->faulty = s->opts->faults != 0 &&
 		    (s->opts->fault_on != NULL ? strcmp(s->opts->fault_on, body_name(s->req_type)) == 0
 					       : s->opts->fault_all || is_cert_request(s->req_type));
+	/* --fault-when: the test says when, not a count of earlier requests */
+	if (s->faulty && s->opts->fault_when != NULL && access(s->opts->fault_when, F_OK) != 0)
+		s->faulty = 0;
 	if (s->faulty && s->eligible_seen++ < s->opts->fault_skip)
 		s->faulty = 0;
 	s->faulty = s->faulty &&
@@ -1393,6 +1422,13 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 		X509_free(s->issued);
 		s->issued = NULL;
 	}
+	/* unprotected-error answering a pollReq plays someone on the path: the
+	 * CA's own transaction goes on (OpenSSL closed it with the error). */
+	if (fault(s, CA_FAULT_UNPROTECTED_ERROR) && s->req_type == CA_BODY_POLLREQ &&
+	    rsp_type == CA_BODY_ERROR)
+		OSSL_CMP_CTX_set1_transactionID(s->ctx,
+						OSSL_CMP_HDR_get0_transactionID(
+						    OSSL_CMP_MSG_get0_header(req)));
 	if (!rework_response(s, &rsp, rsp_type) ||
 	    (fault(s, CA_FAULT_MANY_EXTRACERTS) && !many_extracerts(s, &rsp))) {
 		ca_log("POST %s %s -> HTTP 500: the fault could not be applied", path,

@@ -71,6 +71,8 @@ enum {
 	CA_FAULT_NEW_ROOT_NOT_CA = 1 << 29,
 	CA_FAULT_FOREIGN_CACERTS = 1 << 30,
 };
+/* Beyond what an enum constant (an int) holds. */
+#define CA_FAULT_WRONG_BODY 0x80000000u
 
 enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
 
@@ -104,6 +106,8 @@ struct ca_opts {
 	const char *template_spec; /* --template SPEC */
 	const char *hang_on;	   /* --hang-on TYPE: process, never answer */
 	long hang_count;	   /* --hang-count N: only the first N; 0 = all */
+	const char *deliver_when;  /* --deliver-when FILE: a held request goes once it exists */
+	const char *fault_when;	   /* --fault-when FILE: faults only while it exists */
 };
 
 /* The CA: root, issuing sub-CA, CMP server certificate, state directory. */
@@ -186,7 +190,8 @@ void ca_reqinfo_clear(struct ca_reqinfo *ri);
 /* Edits of a finished response below the OpenSSL API (3.0 has no setters). */
 struct ca_edit {
 	const X509_NAME *sender; /* new header sender (directoryName), or NULL */
-	int certreqid_delta;	 /* added to every certReqId of a CertRepMessage */
+	int certreqid_delta;	 /* added to every certReqId of a CertRepMessage or pollRep */
+	int swap_body;		 /* a CertRepMessage goes as cp (an ip), ip (a cp or kup) */
 	STACK_OF(X509) *capubs;	 /* caPubs to put into a CertRepMessage */
 	STACK_OF(X509) *extra;	 /* appended to extraCerts */
 };

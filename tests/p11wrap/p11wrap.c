@@ -24,6 +24,12 @@
  *     For crash-safety tests: the process dies as by a power cut or the OOM
  *     killer, with no chance to clean up; a shell sees exit status 137.
  *
+ * P11WRAP_CREATED_VALUE=FILE, P11WRAP_CREATED_FAIL=CKR
+ *     For objects that C_CreateObject made through this initialization: a
+ *     C_GetAttributeValue asking their CKA_VALUE answers the bytes of FILE
+ *     as that value (a token that stores something other than it was
+ *     given), or fails with CKR without reaching the real module.
+ *
  * Only C_GetFunctionList is exported: the forwarders are static, so the
  * real module's own calls can never bind to them.
  */
@@ -332,6 +338,15 @@ static struct kill_rule kill_rules[MAX_RULES];
 static size_t nkill_rules;
 /* Calls since the module was loaded, never reset: P11WRAP_KILL's counts. */
 static unsigned long life_calls[IDX_COUNT];
+/* P11WRAP_CREATED_VALUE / P11WRAP_CREATED_FAIL and the objects they concern. */
+#define MAX_CREATED 256
+#define MAX_VALUE (1024 * 1024)
+static CK_OBJECT_HANDLE created[MAX_CREATED];
+static size_t ncreated;
+static unsigned char *created_value;
+static size_t created_value_len;
+static int have_created_value, have_created_fail;
+static CK_RV created_fail;
 
 static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -458,14 +473,43 @@ static int parse_kill_rule(const char *s, size_t len, struct kill_rule *ret)
 	return 0;
 }
 
+/* P11WRAP_CREATED_VALUE: the whole file, at most MAX_VALUE bytes. Locked. */
+static CK_RV read_value(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (f == NULL) {
+		complain("P11WRAP_CREATED_VALUE=%s: %s", path, strerror(errno));
+		return CKR_ARGUMENTS_BAD;
+	}
+	if ((created_value = malloc(MAX_VALUE + 1)) == NULL) {
+		fclose(f);
+		return CKR_HOST_MEMORY;
+	}
+	n = fread(created_value, 1, MAX_VALUE + 1, f);
+	if (ferror(f) || n > MAX_VALUE) {
+		complain("P11WRAP_CREATED_VALUE=%s: unreadable or larger than %d bytes", path,
+			 MAX_VALUE);
+		fclose(f);
+		return CKR_ARGUMENTS_BAD;
+	}
+	fclose(f);
+	created_value_len = n;
+	have_created_value = 1;
+	return CKR_OK;
+}
+
 /*
- * Reads P11WRAP_LOG, P11WRAP_TOKEN_FLAGS, P11WRAP_FAIL and P11WRAP_KILL;
- * P11WRAP_FAIL's counting starts again (P11WRAP_KILL's does not). Locked.
+ * Reads P11WRAP_LOG, P11WRAP_TOKEN_FLAGS, P11WRAP_FAIL, P11WRAP_KILL and
+ * P11WRAP_CREATED_*; P11WRAP_FAIL's counting and the created objects start
+ * again (P11WRAP_KILL's counting does not). Locked.
  */
 static CK_RV configure(void)
 {
 	const char *v, *p, *comma;
 	char *end;
+	CK_RV rv;
 
 	free(log_path);
 	log_path = NULL;
@@ -473,6 +517,11 @@ static CK_RV configure(void)
 	nrules = 0;
 	nkill_rules = 0;
 	memset(calls, 0, sizeof(calls));
+	ncreated = 0;
+	free(created_value);
+	created_value = NULL;
+	created_value_len = 0;
+	have_created_value = have_created_fail = 0;
 
 	if ((v = getenv("P11WRAP_LOG")) != NULL && v[0] != '\0' && (log_path = strdup(v)) == NULL)
 		return CKR_HOST_MEMORY;
@@ -516,6 +565,16 @@ static CK_RV configure(void)
 			}
 			nkill_rules++;
 		}
+	}
+	if ((v = getenv("P11WRAP_CREATED_VALUE")) != NULL && v[0] != '\0' &&
+	    (rv = read_value(v)) != CKR_OK)
+		return rv;
+	if ((v = getenv("P11WRAP_CREATED_FAIL")) != NULL && v[0] != '\0') {
+		if (parse_rv(v, strlen(v), &created_fail) < 0) {
+			complain("P11WRAP_CREATED_FAIL='%s' is not a CKR_* name or a number", v);
+			return CKR_ARGUMENTS_BAD;
+		}
+		have_created_fail = 1;
 	}
 	return CKR_OK;
 }
@@ -717,6 +776,94 @@ static CK_RV wrap_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 	return rv;
 }
 
+/* P11WRAP_CREATED_*: remembers what C_CreateObject made. */
+static CK_RV wrap_create_object(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n,
+				CK_OBJECT_HANDLE_PTR ret_h)
+{
+	CK_RV rv = fwd_C_CreateObject(s, tmpl, n, ret_h);
+
+	if (rv == CKR_OK && ret_h != NULL) {
+		pthread_mutex_lock(&lock);
+		if (ncreated < MAX_CREATED)
+			created[ncreated++] = *ret_h;
+		pthread_mutex_unlock(&lock);
+	}
+	return rv;
+}
+
+/* 1 when P11WRAP_CREATED_* concerns this call: an object C_CreateObject
+ * made, and CKA_VALUE asked. */
+static int created_value_asked(CK_OBJECT_HANDLE h, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n)
+{
+	CK_ULONG i;
+	size_t j;
+	int mine = 0;
+
+	pthread_mutex_lock(&lock);
+	for (j = 0; j < ncreated && !mine; j++)
+		mine = created[j] == h;
+	mine = mine && (have_created_value || have_created_fail);
+	pthread_mutex_unlock(&lock);
+	for (i = 0; mine && tmpl != NULL && i < n; i++)
+		if (tmpl[i].type == CKA_VALUE)
+			return 1;
+	return 0;
+}
+
+/* A line that is no call's: "REPLACED C_GetAttributeValue CKA_VALUE". */
+static void log_note(const char *line)
+{
+	int fd;
+	size_t n = strlen(line);
+
+	if (log_path == NULL)
+		return;
+	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (write(fd, line, n) != (ssize_t)n)
+		complain("cannot write to P11WRAP_LOG=%s", log_path);
+	close(fd);
+}
+
+static CK_RV wrap_get_attribute_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
+				      CK_ATTRIBUTE_PTR tmpl, CK_ULONG n)
+{
+	CK_ULONG i, room[32];
+	CK_RV rv;
+	int small = 0;
+
+	if (n > 32 || !created_value_asked(h, tmpl, n))
+		return fwd_C_GetAttributeValue(s, h, tmpl, n);
+	if (have_created_fail) {
+		log_call(IDX_C_GetAttributeValue, created_fail, 1);
+		return created_fail;
+	}
+	/* The buffers' sizes: the real module overwrites them with its lengths. */
+	for (i = 0; i < n; i++)
+		room[i] = tmpl[i].ulValueLen;
+	rv = fwd_C_GetAttributeValue(s, h, tmpl, n);
+	if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL)
+		return rv;
+	/* The real value's size does not matter: only the file's does. */
+	for (i = 0; i < n; i++) {
+		if (tmpl[i].type != CKA_VALUE) {
+			small |= tmpl[i].pValue != NULL &&
+				 tmpl[i].ulValueLen == CK_UNAVAILABLE_INFORMATION;
+		} else if (tmpl[i].pValue == NULL) {
+			tmpl[i].ulValueLen = created_value_len;
+		} else if (room[i] >= created_value_len) {
+			memcpy(tmpl[i].pValue, created_value, created_value_len);
+			tmpl[i].ulValueLen = created_value_len;
+		} else {
+			tmpl[i].ulValueLen = CK_UNAVAILABLE_INFORMATION;
+			small = 1;
+		}
+	}
+	log_note("REPLACED C_GetAttributeValue CKA_VALUE\n");
+	return small ? CKR_BUFFER_TOO_SMALL : CKR_OK;
+}
+
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret_list)
 {
 	CK_RV rv;
@@ -733,6 +880,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret_list)
 	wrap_list.C_Initialize = wrap_initialize;
 	wrap_list.C_Finalize = wrap_finalize;
 	wrap_list.C_GetTokenInfo = wrap_get_token_info;
+	wrap_list.C_CreateObject = wrap_create_object;
+	wrap_list.C_GetAttributeValue = wrap_get_attribute_value;
 	*ret_list = &wrap_list;
 	return CKR_OK;
 }
@@ -745,4 +894,6 @@ __attribute__((destructor)) static void unload(void)
 	real = NULL;
 	free(log_path);
 	log_path = NULL;
+	free(created_value);
+	created_value = NULL;
 }
