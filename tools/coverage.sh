@@ -5,8 +5,9 @@
 # figures per directory (summary.txt, also printed) and html/index.html.
 # LCOV, GENHTML: the tools (default lcov, genhtml); GCOV: the gcov to use.
 set -u
-build=${1:?usage: coverage.sh BUILDDIR SRCDIR}
-src=${2:?usage: coverage.sh BUILDDIR SRCDIR}
+# physical paths: gcov names the sources that way (no "build/..")
+build=$(cd "${1:?usage: coverage.sh BUILDDIR SRCDIR}" && pwd -P) || exit 1
+src=$(cd "${2:?usage: coverage.sh BUILDDIR SRCDIR}" && pwd -P) || exit 1
 LCOV=${LCOV:-lcov}
 GENHTML=${GENHTML:-genhtml}
 out="$build/coverage"
@@ -17,16 +18,26 @@ gcov=
 DIRS="agent cmp pkcs11"
 
 mkdir -p "$out" || exit 1
+
+# run_lcov ARGS...: lcov, without the "Subroutine ... redefined" warnings that
+# Debian 12's lcov 1.16 prints for every file
+run_lcov() {
+	"$LCOV" "$@" 2> "$out/lcov.err"
+	_st=$?
+	grep -v '^Subroutine .* redefined at ' "$out/lcov.err" >&2
+	return $_st
+}
+
 # Every compiled file counts, also one that no test ran (it has no .gcda
 # and would be missing from the counters): its lines at zero.
 # shellcheck disable=SC2086
-$LCOV --quiet $rc $gcov --capture --initial --directory "$build" --base-directory "$build" \
+run_lcov --quiet $rc $gcov --capture --initial --directory "$build" --base-directory "$build" \
 	--output-file "$out/base.info" || exit 1
 # shellcheck disable=SC2086
-$LCOV --quiet $rc $gcov --capture --directory "$build" --base-directory "$build" \
+run_lcov --quiet $rc $gcov --capture --directory "$build" --base-directory "$build" \
 	--output-file "$out/run.info" || exit 1
 # shellcheck disable=SC2086
-$LCOV --quiet $rc --add-tracefile "$out/base.info" --add-tracefile "$out/run.info" \
+run_lcov --quiet $rc --add-tracefile "$out/base.info" --add-tracefile "$out/run.info" \
 	--output-file "$out/all.info" || exit 1
 
 # pct HIT OF: a percentage with one decimal ("-" without anything to count)
@@ -45,7 +56,7 @@ figures() {
 	tot_lh=0 tot_lf=0 tot_bh=0 tot_bf=0
 	for d in $DIRS; do
 		# shellcheck disable=SC2086
-		$LCOV --quiet $rc --extract "$out/all.info" "$src/$d/*" \
+		run_lcov --quiet $rc --extract "$out/all.info" "$src/$d/*" \
 			--output-file "$out/$d.info" > /dev/null 2>&1 || : > "$out/$d.info"
 		set -- $(figures "$out/$d.info")
 		printf '%-8s %-6s %-17s %-6s %s\n' "$d/" "$(pct "$1" "$2")" "($1 of $2)" \
