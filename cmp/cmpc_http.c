@@ -3,6 +3,8 @@
  * OSSL_CMP_CTX_set_transfer_cb.  One easy handle per context, so that
  * certConf and pollReq reuse the connection of the ir.
  */
+#include "config.h" /* P11E_COV_FLUSH */
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -498,6 +500,8 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	}
 	cmpc_log(ctx, LOG_DEBUG, "posting %d bytes (%s) to %s", derlen, cmpc_body_name(type), ctx->url);
 	tls_target = ctx;
+	/* a test may kill the client while the CA holds the answer */
+	P11E_COV_FLUSH();
 	cc = curl_easy_perform(ctx->curl);
 	tls_target = NULL;
 	(void)curl_easy_getinfo(ctx->curl, CURLINFO_RESPONSE_CODE, &code);

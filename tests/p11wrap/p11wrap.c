@@ -679,6 +679,7 @@ static void kill_point(int fn, unsigned long life, int when)
 	char line[160];
 	size_t i;
 	int hit = 0, fd, n;
+	void (*dump)(void);
 
 	pthread_mutex_lock(&lock);
 	for (i = 0; i < nkill_rules && !hit; i++)
@@ -702,6 +703,11 @@ static void kill_point(int fn, unsigned long life, int when)
 			complain("%.*s", n - 1, line);
 		}
 	}
+	/* A program built with --enable-coverage exports __gcov_dump: its gcov
+	 * counters are written now, as no exit handler runs after a SIGKILL. */
+	dump = (void (*)(void))dlsym(RTLD_DEFAULT, "__gcov_dump");
+	if (dump != NULL)
+		dump();
 	kill(getpid(), SIGKILL);
 	/* not reached: SIGKILL to oneself cannot be blocked, caught or ignored */
 	_exit(128 + SIGKILL);
