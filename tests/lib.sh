@@ -147,6 +147,7 @@ stop_ca() {
 }
 
 # write_conf TOKEN_LABEL [EXTRA_LINES]: one enrollment [test] for the token.
+# The client's timeouts are hang guards here: scaled like every other bound.
 write_conf() {
 	cat > "$TMP/p11enroll.conf" <<EOC
 module = $SOFTHSM2_MODULE
@@ -154,8 +155,8 @@ server = $CA_URL
 reference = $CMP_REF
 secret_source = file:$TMP/secret
 trusted = $TMP/ca/root.pem
-timeout = 10
-total_timeout = 30
+timeout = $(scaled 10)
+total_timeout = $(scaled 30)
 state_dir = $TMP/state
 
 [test]
