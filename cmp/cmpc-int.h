@@ -81,6 +81,10 @@ struct cmpc_ctx {
 		EVP_PKEY *key;	 /* borrowed for the duration of cmpc_ir */
 		cmpc_rv rv;	 /* first failure the transfer callback saw */
 		int total_timeout_hit;
+		/* cmpc_classify_failure: the last answer failed the checks
+		 * that make it the CA's (protection, signer, transactionID,
+		 * nonce), so anyone on the path may have sent it. */
+		int unverified;
 		char msg[1024];
 		int cert_rejected; /* the certConf callback refused the certificate */
 		char ossl_note[256]; /* OpenSSL's last warning in this exchange */
@@ -96,6 +100,11 @@ struct cmpc_ctx {
 		/* transactionID and senderNonce of the last response received */
 		unsigned char rsp_tid[CMPC_ID_MAX], rsp_nonce[CMPC_ID_MAX];
 		size_t rsp_tid_len, rsp_nonce_len;
+		/* The same of the last verified "waiting": OpenSSL sends a
+		 * pollReq only after one, so they are taken then.  What
+		 * continues the transaction when a later answer is forged. */
+		unsigned char wait_tid[CMPC_ID_MAX], wait_nonce[CMPC_ID_MAX];
+		size_t wait_tid_len, wait_nonce_len;
 		/* cmpc_resume: the CA's final answer, handed to OpenSSL as the
 		 * response to the request it makes (and that is not sent) */
 		OSSL_CMP_MSG *replay;

@@ -95,6 +95,25 @@ static const char *protocol_hint(const int *codes, int n)
 	return "check the server URL, and the CA's log";
 }
 
+/* The answer did not pass the checks that make it the CA's. */
+static int unverified(const int *codes, int n)
+{
+	static const int reasons[] = {
+		CMP_R_WRONG_PBM_VALUE,		 CMP_R_MISSING_SECRET,
+		CMP_R_MISSING_PBM_SECRET,	 CMP_R_ERROR_VALIDATING_SIGNATURE,
+		CMP_R_NO_SUITABLE_SENDER_CERT,	 CMP_R_SRVCERT_DOES_NOT_VALIDATE_MSG,
+		CMP_R_MISSING_TRUST_ANCHOR,	 CMP_R_MISSING_TRUST_STORE,
+		CMP_R_MISSING_PROTECTION,	 CMP_R_ERROR_VALIDATING_PROTECTION,
+		CMP_R_TRANSACTIONID_UNMATCHED,	 CMP_R_RECIPNONCE_UNMATCHED,
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (has_code(codes, n, reasons[i]))
+			return 1;
+	return 0;
+}
+
 static const char *rejection_hint(int fail_info)
 {
 	if (fail_info < 0)
@@ -122,6 +141,11 @@ cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 	ncodes = drain_errors(errs, sizeof(errs), codes, MAX_CODES);
 	if (ncodes == 0 && ctx->x.ossl_note[0] != '\0')
 		snprintf(errs, sizeof(errs), "%s", ctx->x.ossl_note);
+	/* What the transport refused (an HTTP error, a body that is no
+	 * PKIMessage, another sender) never got as far as verification. */
+	ctx->x.unverified = ctx->x.rv != CMPC_OK || ctx->x.signer_msg[0] != '\0' ||
+			    unverified(codes, ncodes) ||
+			    (status == OSSL_CMP_PKISTATUS_rejection && ctx->cr.rsp_unprotected);
 
 	/* Checked first: OpenSSL reports a refused certificate as a rejection. */
 	if (ctx->x.cert_rejected) {
@@ -186,6 +210,13 @@ cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 			    what, errs);
 		return CMPC_ERR_KEY;
 	case OSSL_CMP_PKISTATUS_waiting:
+		if (ctx->x.unverified) {
+			cmpc_seterr(ctx,
+				    "%s: the CA answered 'waiting', and the answer to the next "
+				    "pollReq did not verify (%s): it may not come from the CA; %s",
+				    what, errs, protocol_hint(codes, ncodes));
+			return CMPC_ERR_PROTOCOL;
+		}
 		cmpc_seterr(ctx,
 			    "%s: the CA still answered 'waiting' when the total timeout of %ld "
 			    "s ran out (%s); run the enrollment again later, or raise the total "

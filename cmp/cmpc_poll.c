@@ -192,6 +192,9 @@ static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
 	rsp = ctx->transfer(ctx->cmp, req);
 	OSSL_CMP_MSG_free(req);
 	if (rsp == NULL) {
+		/* No answer, or one refused before verification (not a
+		 * PKIMessage, another sender): the transaction stays. */
+		ctx->left_open = 1;
 		cmpc_seterr(ctx, "%s failed: %s", what, ctx->x.msg);
 		return ctx->x.rv != CMPC_OK ? ctx->x.rv : CMPC_ERR_INTERNAL;
 	}
@@ -237,6 +240,10 @@ static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
 	*ret = rsp;
 	return CMPC_OK;
 protocol:
+	/* Not an answer from the CA to this message: anyone on the path can
+	 * send one, so the transaction (and the key waiting for it) stays,
+	 * to be polled again or given up by the operator. */
+	ctx->left_open = 1;
 	OSSL_CMP_MSG_free(rsp);
 	return CMPC_ERR_PROTOCOL;
 }

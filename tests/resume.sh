@@ -193,10 +193,14 @@ check "/resume/cr/signed-pollreq" grep -q 'pollReq -> cp accepted' "$TMP/ca.log"
 
 # --- hostile answers to the resumed pollReq: exit 7, nothing stored -------------------
 # The CA spares its first pollReq answer (the first process polls once at
-# once) and misbehaves on the resumed one.
+# once) and misbehaves on the resumed one.  An answer that fails the checks
+# which make it the CA's (transactionID, nonce, protection, sender) may
+# come from anyone on the path: it ends nothing, the transaction and its
+# key stay for the next resume (here given up with --abandon).  A verified
+# answer that is wrong (checkAfter out of range) ends it.
 hostile_poll() {
-	name=$1 msg=$2
-	shift 2
+	name=$1 outcome=$2 msg=$3
+	shift 3
 	fresh "res-h-$name" "$HCONF" --poll 3 --fault-on pollReq --fault-skip 1 "$@"
 	p11e enroll test --total-timeout 1
 	p11e resume test
@@ -204,16 +208,46 @@ hostile_poll() {
 	check "/resume/hostile/$name/message" grep_err "$msg"
 	check "/resume/hostile/$name/no-cert" test "$(kind enrolled-key Certificate)" -eq 0
 	check "/resume/hostile/$name/no-secret" no_secret_in "$TMP/out" "$TMP/err"
+	if [ "$outcome" = kept ]; then
+		check "/resume/hostile/$name/says-still-pending" grep_err 'still pending at the CA'
+		check "/resume/hostile/$name/state-kept" test -f "$STATE"
+		check "/resume/hostile/$name/key-kept" test "$(kind 'enrolled-key (new)' 'Private Key')" -eq 1
+		p11e resume test --abandon
+		check "/resume/hostile/$name/abandon-exit-0" expect_rc 0
+	else
+		check "/resume/hostile/$name/state-removed" test ! -e "$STATE"
+		check "/resume/hostile/$name/key-removed" test "$(kind 'enrolled-key (new)' 'Private Key')" -eq 0
+	fi
 }
 HCONF=
-hostile_poll wrong-tid 'another transaction' --fault wrong-tid
-hostile_poll wrong-nonce 'recipNonce' --fault wrong-nonce
-hostile_poll bad-protection 'does not verify' --fault bad-protection
-hostile_poll unprotected 'not protected' --fault unprotected
+hostile_poll wrong-tid kept 'another transaction' --fault wrong-tid
+hostile_poll wrong-nonce kept 'recipNonce' --fault wrong-nonce
+hostile_poll bad-protection kept 'does not verify' --fault bad-protection
+hostile_poll unprotected kept 'not protected' --fault unprotected
 HCONF="expected_sender = /O=p11enroll test/CN=p11enroll Test CMP Server"
-hostile_poll wrong-sender 'sender' --fault wrong-sender
+hostile_poll wrong-sender kept 'sender' --fault wrong-sender
 HCONF=
-hostile_poll check-after-huge 'out of range' --fault check-after-huge
+hostile_poll check-after-huge ended 'out of range' --fault check-after-huge
+
+# The same within the first process: after the CA's verified "waiting",
+# OpenSSL's own pollReq gets a forged answer; the transaction is kept.
+inline_poll() {
+	name=$1 msg=$2
+	shift 2
+	fresh "res-i-$name" "$HCONF" --poll 1 --fault-on pollReq "$@"
+	p11e enroll test
+	check "/resume/inline/$name/exit-7" expect_rc 7
+	check "/resume/inline/$name/message" grep_err "$msg"
+	check "/resume/inline/$name/says-still-pending" grep_err 'still pending at the CA'
+	check "/resume/inline/$name/state-kept" test -f "$STATE"
+	check "/resume/inline/$name/key-kept" test "$(kind 'enrolled-key (new)' 'Private Key')" -eq 1
+	p11e resume test --abandon
+	check "/resume/inline/$name/abandon-exit-0" expect_rc 0
+}
+inline_poll bad-protection 'protection' --fault bad-protection
+HCONF="expected_sender = /O=p11enroll test/CN=p11enroll Test CMP Server"
+inline_poll wrong-sender 'sender' --fault wrong-sender
+HCONF=
 
 # --- a broken state file is refused with its path, never half-used --------------------
 fresh res-broken "" --poll 3

@@ -9,7 +9,9 @@
 #   certreqid        the pollRep names another certReqId: exit 7
 #   wrong-body       the certificate comes as cp for an ir, as ip for a kur:
 #                    exit 7, nothing stored, a kur's old pair untouched
-#   bad-protection   the delivered certificate's protection does not verify
+#   bad-protection   the delivered certificate's protection does not verify:
+#                    exit 7, transaction and key kept; the next resume ends
+#                    on the CA's own (verified) answer
 #   unprotected-error  (unprotected_errors = yes) an unprotected error ends
 #                    nothing: exit 7, transaction and key kept, and the
 #                    next resume gets the certificate
@@ -124,15 +126,27 @@ check "$t/old-pair-untouched" unchanged "$TMP/enrolled" "$TMP/after"
 ended "$t"
 
 # --- the delivered certificate's protection does not verify -----------------------
-pending rf-badprot "" enroll --fault bad-protection
+# Anyone on the path can send such an answer: it ends nothing, the
+# transaction and its key stay, and the next resume gets the certificate.
+pending rf-badprot "" enroll --fault bad-protection --fault-count 1
+key=$(field key_id)
 touch "$DELIVER"
 resume_guarded
 t=/resumefail/bad-protection
 check "$t/exit-7" expect_rc 7
 check "$t/message" grep_err "the protection of the CA's answer does not verify"
 check "$t/delivered" grep -q 'pollReq: delivering' "$TMP/ca.log"
-check "$t/no-cert" test "$(count_objects "$TOK")" -eq 0
-ended "$t"
+check "$t/no-cert" test "$(kind "$LABEL" Certificate)" -eq 0 -a "$(kind "$LABEL (new)" Certificate)" -eq 0
+check "$t/says-still-pending" grep_err 'still pending at the CA.*p11enroll resume test'
+check "$t/state-kept" test -f "$STATE" -a "$(field key_id)" = "$key"
+check "$t/key-kept" test "$(label_id "$TOK" privkey "$LABEL (new)")" = "$key"
+# This CA has delivered (it waits for the certConf now) and answers the
+# next pollReq with a verified rejection: that, not the forgery, ends it.
+resume_guarded
+check "$t/next-resume-verified-end-exit-6" expect_rc 6
+check "$t/next-resume-ca-ended" grep_err 'the CA ended the transaction'
+check "$t/next-resume-key-removed" test "$(kind "$LABEL (new)" 'Private Key')" -eq 0
+check "$t/next-resume-state-removed" test ! -e "$STATE"
 
 # --- an unprotected error while polling ends nothing -------------------------------
 pending rf-unprot "unprotected_errors = yes" enroll --fault unprotected-error --fault-count 1
