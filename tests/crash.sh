@@ -484,7 +484,7 @@ retry_min = 1h"
 agent_case restart-in-backoff || exit 1
 n0=$(issued)
 agent P11WRAP_KILL=C_CreateObject:after
-wait_for 10 child_killed
+wait_for 30 child_killed
 check "$name/child-killed-at-stored" child_killed
 killed_serial=$(last_serial)
 # status_field NAME: a number or a string of the agent's status --json
@@ -496,7 +496,7 @@ in_backoff() {
 	"$P11ENROLL" -c "$TMP/p11enroll.conf" status --json > "$TMP/status" 2> /dev/null &&
 		[ "$(status_field state)" = backoff ] && [ "$(status_field consecutive_failures)" = 1 ]
 }
-check "$name/agent-in-backoff" wait_for 10 in_backoff
+check "$name/agent-in-backoff" wait_for 30 in_backoff
 retry_at=$(status_field next_attempt)
 stop_agent
 # what the restart reads: the failure and its retry time
@@ -509,7 +509,7 @@ decided() {
 	grep -q -E "test: the certificate on the token is not due for renewal \(due at [0-9]+\): the earlier failures are over; no retry at $retry_at\$" \
 		"$TMP/agent.err"
 }
-if wait_for 10 decided; then
+if wait_for 30 decided; then
 	ok "$name/says-no-retry"
 else
 	not_ok "$name/says-no-retry"
