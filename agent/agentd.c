@@ -644,9 +644,9 @@ static void took_look(track *t, int rc)
 	 * (say, recovery adopted the certificate of a step killed after it
 	 * was stored; renewing it again would be a second certificate). */
 	if (due > n && t->failures > 0) {
-		log_msg(LOG_NOTICE, "%s: the certificate on the token is not due for renewal: the "
-				    "earlier failures are over",
-			t->name);
+		log_msg(LOG_NOTICE, "%s: the certificate on the token is not due for renewal (due at "
+				    "%lld): the earlier failures are over; no retry at %lld",
+			t->name, due, t->next);
 		t->failures = 0;
 		t->last_error[0] = '\0';
 	}

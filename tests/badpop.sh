@@ -10,9 +10,15 @@ start_ca || exit 1
 "$BADPOP" --good "$CA_URL" "$CMP_REF" "$TMP/secret" "$TMP/ca/root.pem" > "$TMP/out" 2>&1
 RC=$?
 check "/pop/honest/accepted" test "$RC" -eq 0
+check "/pop/honest/ca-verified-pop" grep -q 'ir: POP verified (CRMF signature)' "$TMP/ca.log"
+check "/pop/honest/one-cert-issued" test "$(ca_issued)" -eq 1
 "$BADPOP" "$CA_URL" "$CMP_REF" "$TMP/secret" "$TMP/ca/root.pem" > "$TMP/out" 2>&1
 RC=$?
 check "/pop/broken/rejected" test "$RC" -eq 3
-check "/pop/broken/badPOP" grep -q badPOP "$TMP/out"
-check "/pop/broken/ca-logged" grep -q -i 'pop' "$TMP/ca.log"
+check "/pop/broken/badPOP" grep -q 'PKIStatus: rejection; PKIFailureInfo: badPOP;' "$TMP/out"
+# the CA's own verdict on the broken request (the honest one logged "POP
+# verified", which a grep for "pop" found as well)
+check "/pop/broken/ca-rejected-pop" grep -q 'ir: rejected badPOP: POP verification failed' "$TMP/ca.log"
+check "/pop/broken/ca-answered-rejection" grep -q 'ir -> ip rejected badPOP' "$TMP/ca.log"
+check "/pop/broken/nothing-issued" test "$(ca_issued)" -eq 1
 finish

@@ -45,7 +45,8 @@ write_conf conf
 sed -i '/^trusted/d' "$TMP/p11enroll.conf"
 bad missing-trusted "trust anchors" enroll test
 write_conf conf
-bad bad-option "" enroll test --no-such-option
+bad bad-option "unrecognized option '--no-such-option'" enroll test --no-such-option
+check "/config/bad-option/usage" grep_err '^usage: p11enroll \[options\] COMMAND \[NAME\]$'
 bad unknown-command "unknown command 'enrol'" enrol test
 bad extra-argument "unexpected argument" enroll test extra
 bad bad-timeout "not a number of seconds" enroll test --timeout soon
@@ -56,13 +57,21 @@ check "/config/secret-pass-refused/not-echoed" no_secret_in "$TMP/err" "$TMP/out
 check "/config/errors-touch-no-token" test "$(count_objects conf)" -eq 0
 
 # key_id: not hex is a usage error; a key that is not there is a token
-# error; neither generates nor removes anything.
+# error; neither generates nor removes anything (the tests/p11wrap call
+# log: no C_GenerateKeyPair, no C_DestroyObject).
 write_conf conf "key_id = 4a1"
 bad key-id-odd "key_id '4a1' is not a CKA_ID in hex" enroll test
 write_conf conf "key_id = 7777"
-p11e enroll test
+sed -i "s|^module = .*|module = $top_builddir/tests/p11wrap/p11wrap.so|" "$TMP/p11enroll.conf"
+: > "$TMP/calls.log"
+env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$TMP/calls.log" \
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test > "$TMP/out" 2> "$TMP/err"
+RC=$?
 check "/config/key-id-absent/exit-3" expect_rc 3
 check "/config/key-id-absent/message" grep_err 'key_id'
+check "/config/key-id-absent/token-looked-at" grep -q '^C_FindObjectsInit rv=CKR_OK$' "$TMP/calls.log"
+check "/config/key-id-absent/no-C_GenerateKeyPair" sh -c "! grep -q '^C_GenerateKeyPair ' '$TMP/calls.log'"
+check "/config/key-id-absent/no-C_DestroyObject" sh -c "! grep -q '^C_DestroyObject ' '$TMP/calls.log'"
 check "/config/key-id-absent/token-empty" test "$(count_objects conf)" -eq 0
 
 # No token matches the URI: exit 3 and the message names it.

@@ -69,8 +69,10 @@ run() {
 	RC=$?
 }
 
+# issued: the certificates the test CA has issued, from its record (the
+# "no second certificate" checks count there, not in its log's wording)
 issued() {
-	grep -c 'issued serial' "$TMP/ca.log"
+	ca_issued
 }
 
 last_serial() {
@@ -80,7 +82,8 @@ last_serial() {
 # The token, seen through SoftHSM directly (no wrapper in between).
 # count_class TYPE [LABEL]: objects of the type (with exactly that label).
 count_class() {
-	objects "$TOK" "$1" | awk -v l="${2-}" -v bylabel="${2+1}" '
+	_cc=$(objects "$TOK" "$1") || { echo unreadable; return 1; }
+	printf '%s\n' "$_cc" | awk -v l="${2-}" -v bylabel="${2+1}" '
 		/Object;/ { n += bylabel != 1 }
 		/^ *label:/ { sub(/^ *label: */, ""); n += bylabel == 1 && $0 == l }
 		END { print n + 0 }'
@@ -134,7 +137,8 @@ consistent() {
 
 # token_empty: an ir on an empty token, undone: no key, no certificate.
 token_empty() {
-	n=$(objects "$TOK" | grep -c -E '^(Private Key|Public Key) Object|label: +'"$LABEL")
+	_te=$(objects "$TOK") || return 1
+	n=$(printf '%s\n' "$_te" | grep -c -E '^(Private Key|Public Key) Object|label: +'"$LABEL")
 	[ "$n" -eq 0 ] || { say "left on the token:"; objects "$TOK" | sed 's/^/#   /'; return 1; }
 }
 
@@ -293,7 +297,9 @@ crash() {
 	check "$name/recovery-exit-0" expect_rc 0
 	n2=$(issued)
 	if [ "$flow" = ir ] && [ "$way" = check ] && ! stored_before "$point"; then
-		# nothing was certified: the token is empty again
+		# nothing was certified: the pair the killed run made is destroyed
+		# by the recovery, and the token is empty again
+		check "$name/key-made-then-destroyed" made_and_removed "$LOG"
 		check "$name/token-empty" token_empty
 		check "$name/nothing-requested" test "$n2" -eq "$n1"
 		return
@@ -463,24 +469,68 @@ check "$name/consistent" consistent
 check "$name/no-second-certificate" test "$(issued)" -eq $((n0 + 1))
 stop_agent
 
-# The enroll child dies at "stored" and the agent is killed right after,
-# while its retry of the failed step is still due; the restarted agent
-# adopts the certificate in its recovery, but then keeps the failure's
-# backoff and, when it ends, renews: a second certificate for a fresh one.
-# agentd.c's business (took_look keeps failures/next after a recovery that
-# put a certificate in place); reported, not counted as a failure here.
+# The enroll child dies at "stored" and the agent is killed while the retry
+# of that step is due in an hour (retry_min = 1h: it cannot come before the
+# kill, however slow the machine).  The restarted agent restores that
+# backoff from its state, adopts the killed step's certificate in its
+# recovery, and must then say so: the certificate is not due, the failures
+# are over, the retry is not made (agentd.c took_look()).  It runs on the
+# test clock (P11ENROLL_TEST_CLOCK_RATE) so that the hour passes in seconds;
+# the test waits until the agent's own clock is past the retry time, and
+# the agent then shows the certificate valid with no failure and no step
+# before its renewal time, and the CA has issued no second certificate.
+EXTRA="bootstrap = yes
+retry_min = 1h"
 agent_case restart-in-backoff || exit 1
 n0=$(issued)
 agent P11WRAP_KILL=C_CreateObject:after
-wait_for 10 child_killed
+wait_for 30 child_killed
+check "$name/child-killed-at-stored" child_killed
 killed_serial=$(last_serial)
-stop_agent
-agent
-recovered() {
-	valid "$killed_serial" || grep -q "\"certificate_serial\": \"$killed_serial\"" "$TMP/status"
+# status_field NAME: a number or a string of the agent's status --json
+status_field() {
+	sed -n "s/.*\"$1\": \"*\([^\",}]*\).*/\1/p" "$TMP/status" | head -n 1
 }
-wait_for 10 recovered
-sleep 2
+# in_backoff: the agent reports the failed step and its retry time
+in_backoff() {
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" status --json > "$TMP/status" 2> /dev/null &&
+		[ "$(status_field state)" = backoff ] && [ "$(status_field consecutive_failures)" = 1 ]
+}
+check "$name/agent-in-backoff" wait_for 30 in_backoff
+retry_at=$(status_field next_attempt)
+stop_agent
+# what the restart reads: the failure and its retry time
+check "$name/state-keeps-backoff" grep -q -x -e "failures 1" "$TMP/state/test.agent"
+check "$name/state-keeps-retry-time" grep -q -x -e "next $retry_at" "$TMP/state/test.agent"
+check "$name/retry-in-an-hour" test "$retry_at" -gt "$(($(date +%s) + 1800))"
+agent P11ENROLL_TEST_CLOCK_RATE=720
+# the agent's account of its decision after the recovery
+decided() {
+	grep -q -E "test: the certificate on the token is not due for renewal \(due at [0-9]+\): the earlier failures are over; no retry at $retry_at\$" \
+		"$TMP/agent.err"
+}
+if wait_for 30 decided; then
+	ok "$name/says-no-retry"
+else
+	not_ok "$name/says-no-retry"
+	sed 's/^/#   /' "$TMP/agent.err"
+fi
+# then, by the agent's clock, the retry time passes
+past_retry() {
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" status --json > "$TMP/status" 2> /dev/null &&
+		[ "$(status_field now)" -gt "$retry_at" ]
+}
+check "$name/retry-time-passed" wait_for 30 past_retry
+# the agent's account now: valid with the killed run's certificate, no
+# failure, and its next step at the certificate's renewal time, not now
+settled() {
+	[ "$(status_field state)" = valid ] &&
+		[ "$(status_field certificate_serial)" = "$killed_serial" ] &&
+		[ "$(status_field consecutive_failures)" = 0 ] &&
+		[ "$(status_field next_attempt)" -gt "$(status_field now)" ] ||
+		{ say "agent status:"; sed 's/^/#   /' "$TMP/status"; return 1; }
+}
+check "$name/valid-no-failure-next-is-renewal" settled
 check "$name/consistent" consistent
 check "$name/no-second-certificate" test "$(issued)" -eq $((n0 + 1))
 stop_agent

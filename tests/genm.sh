@@ -100,10 +100,15 @@ p11e genm test --ca-certs "$TMP/foreign.pem"
 check "/genm/ca-certs/unverified/file-with-warning/exit-0" expect_rc 0
 check "/genm/ca-certs/unverified/file-with-warning/warns" grep_err "Foreign CA.*does not verify"
 
-# CRLs.
+# CRLs: the one CRL the CA holds (DIR/crl.pem), as it is, and it verifies
+# under the issuing CA.
 start_ca || exit 1
 write_conf "$TOK"
 p11e genm test --crls "$TMP/crls.pem"
 check "/genm/crls/exit-0" expect_rc 0
-check "/genm/crls/pem" grep -q 'BEGIN X509 CRL' "$TMP/crls.pem"
+check "/genm/crls/says-one" grep -q -x 'CRLs: 1' "$TMP/out"
+check "/genm/crls/one" test "$(grep -c 'BEGIN X509 CRL' "$TMP/crls.pem")" -eq 1
+check "/genm/crls/the-cas-crl" cmp -s "$TMP/crls.pem" "$TMP/ca/crl.pem"
+check "/genm/crls/verifies" sh -c \
+	"'$OPENSSL_BIN' crl -in '$TMP/crls.pem' -CAfile '$TMP/ca/ca.pem' -noout 2>&1 | grep -q -x 'verify OK'"
 finish

@@ -25,7 +25,8 @@ free_port() {
 # start_mock ARGS...: the mock server (it listens on every interface: a
 # test-only process, stopped at the end) with the fixed answer, protecting
 # its responses with PBM (MOCK_PROT=sig: by signature with the test CA's
-# CMP server certificate).
+# CMP server certificate).  At -verbosity 7 its log names each message it
+# receives and sends ("CMP DEBUG: received POLLREQ"): mock_got counts them.
 start_mock() {
 	stop_mock
 	MOCK_PORT=$(free_port)
@@ -37,7 +38,7 @@ start_mock() {
 	fi
 	"$OPENSSL_BIN" cmp -port "$MOCK_PORT" \
 		-rsp_cert "${RSP_CERT:-$TMP/old.pem}" -rsp_extracerts "$TMP/ca/ca.pem" \
-		-rsp_capubs "$TMP/ca/root.pem" -srv_trusted "$TMP/ca/root.pem" "$@" \
+		-rsp_capubs "$TMP/ca/root.pem" -srv_trusted "$TMP/ca/root.pem" -verbosity 7 "$@" \
 		> "$TMP/mock.log" 2>&1 &
 	MOCK_PID=$!
 	i=0
@@ -47,6 +48,11 @@ start_mock() {
 	done
 	# (the 3.0 mock serves only the path /pkix/; p11enroll warns and goes on)
 	sed -i "s|^server = .*|server = http://127.0.0.1:$MOCK_PORT/pkix/|" "$TMP/p11enroll.conf"
+}
+
+# mock_got TYPE: how many TYPE messages (IR, POLLREQ, GENM...) the mock received
+mock_got() {
+	grep -c "^CMP DEBUG: received $1\$" "$TMP/mock.log"
 }
 
 # The certificate the mock hands out: one the project's CA issued for a
@@ -80,10 +86,17 @@ check "/interop/rr/rejected/exit-6" expect_rc 6
 check "/interop/rr/rejected/failinfo" grep_err 'badCertId'
 check "/interop/rr/rejected/status-string" grep_err 'mock says no'
 
-# genm caCerts: the mock echoes the request's ITAV (no value): "none".
+# genm caCerts: the mock echoes the request's ITAV (no value): no CA
+# certificates, and an empty file is written.
 start_mock
+rm -f "$TMP/cacerts.pem"
 p11e genm test --ca-certs "$TMP/cacerts.pem"
 check "/interop/genm/ca-certs/exit-0" expect_rc 0
+check "/interop/genm/ca-certs/mock-got-genm" test "$(mock_got GENM)" -eq 1
+check "/interop/genm/ca-certs/mock-sent-genp" grep -q -x 'CMP DEBUG: sending GENP' "$TMP/mock.log"
+check "/interop/genm/ca-certs/none" grep -q -x 'CA certificates: 0' "$TMP/out"
+check "/interop/genm/ca-certs/written" grep -q -x "written to $TMP/cacerts.pem" "$TMP/out"
+check "/interop/genm/ca-certs/file-empty" sh -c "test -f '$TMP/cacerts.pem' && test ! -s '$TMP/cacerts.pem'"
 
 # ir with PBM: the mock's certificate carries another key than the new one,
 # so the client refuses it in certConf: the request was understood, the
@@ -94,10 +107,13 @@ check "/interop/ir/pbm/exit-8" expect_rc 8
 check "/interop/ir/pbm/key-mismatch" grep_err 'public key'
 check "/interop/ir/pbm/token-unchanged" test "$(count_objects inter)" -eq "$before"
 
-# ir answered after two polls (pollReq/pollRep with checkAfter 1 s).
+# ir answered after two polls (pollReq/pollRep with checkAfter 1 s): the
+# mock's log shows the ir and both pollReq.
 start_mock -poll_count 2 -check_after 1
 p11e enroll test
 check "/interop/ir/polled/exit-8" expect_rc 8
+check "/interop/ir/polled/one-ir" test "$(mock_got IR)" -eq 1
+check "/interop/ir/polled/two-pollreq" test "$(mock_got POLLREQ)" -eq 2
 check "/interop/ir/polled/token-unchanged" test "$(count_objects inter)" -eq "$before"
 
 # ir rejected (badPOP): exit 6, failInfo and the mock's text.
@@ -135,6 +151,7 @@ check "/interop/ir/pre-issued/stored-with-key-id" sh -c \
 start_mock -poll_count 2 -check_after 1
 p11e enroll test --key-id 4a1f --label pre
 check "/interop/ir/pre-issued/after-polling/exit-0" expect_rc 0
+check "/interop/ir/pre-issued/after-polling/two-pollreq" test "$(mock_got POLLREQ)" -eq 2
 check "/interop/ir/pre-issued/after-polling/enrolled" grep -q '^enrolled' "$TMP/out"
 # The client gives up waiting and saves the transaction; `p11enroll resume`
 # then polls the mock with pollReq messages of its own making (a new

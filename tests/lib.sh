@@ -146,6 +146,16 @@ stop_ca() {
 	fi
 }
 
+# ca_issued: how many certificates the test CA in $TMP/ca has issued, from
+# its own record (issued/SERIAL.pem, written before it answers), not from
+# its log's wording; "unreadable" and a non-zero status without the record.
+ca_issued() {
+	[ -d "$TMP/ca/issued" ] ||
+		{ echo "# no record of issued certificates in $TMP/ca/issued" >&2; echo unreadable; return 1; }
+	ls "$TMP/ca/issued" | grep -c '\.pem$'
+	return 0
+}
+
 # write_conf TOKEN_LABEL [EXTRA_LINES]: one enrollment [test] for the token.
 # The client's timeouts are hang guards here: scaled like every other bound.
 write_conf() {
@@ -175,27 +185,74 @@ p11e() {
 	return 0
 }
 
-# objects LABEL [TYPE]: pkcs11-tool's object list of the token (logged in).
-objects() {
-	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$1" --login \
-		--pin "$USER_PIN" --list-objects ${2:+--type "$2"} 2> /dev/null
+# token_slot LABEL: the slot ID of the one token labelled exactly LABEL.
+token_slot() {
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --list-token-slots 2> /dev/null | awk -v l="$1" '
+		/^Slot [0-9]+ \(0x[0-9a-fA-F]+\)/ { s = $3; gsub(/[()]/, "", s) }
+		/^ *token label *:/ { sub(/^ *token label *: */, ""); if ($0 == l) { print s; n++ } }
+		END { exit n == 1 ? 0 : 1 }' ||
+		{ echo "# no single token labelled '$1' (pkcs11-tool --list-token-slots)" >&2; return 1; }
 }
 
+# objects LABEL [TYPE]: pkcs11-tool's object list of the token (logged in).
+# When pkcs11-tool fails (no such token, the PIN refused) it says so on
+# stderr, as a TAP comment, and returns non-zero: a list that could not be
+# read is not an empty token.  A caller that pipes the list on must check
+# the status first (as count_objects does): a pipe loses it.
+# The token is named by its slot: pkcs11-tool's --token-label takes the
+# first token whose label begins with the name ("c1" would read "c11").
+objects() {
+	_obj_slot=$(token_slot "$1") || return 1
+	_obj_out=$("$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --slot "$_obj_slot" --login \
+		--pin "$USER_PIN" --list-objects ${2:+--type "$2"} 2> "$TMP/objects.err")
+	_obj_rc=$?
+	if [ "$_obj_rc" -ne 0 ]; then
+		echo "# pkcs11-tool could not list the objects of token '$1' (exit $_obj_rc):" >&2
+		sed 's/^/#   /' "$TMP/objects.err" >&2
+		return 1
+	fi
+	[ -z "$_obj_out" ] || printf '%s\n' "$_obj_out"
+}
+
+# count_objects LABEL [TYPE]: keys and certificates on the token; when the
+# token cannot be listed, "unreadable" (not a number: `test ... -eq 0` fails)
+# and a non-zero status.
 count_objects() {
-	objects "$@" | grep -c -E '^(Private Key|Public Key|Certificate) Object'
+	_co_list=$(objects "$@") || { echo unreadable; return 1; }
+	printf '%s\n' "$_co_list" | grep -c -E '^(Private Key|Public Key|Certificate) Object'
+	return 0
 }
 
 # label_id TOKEN TYPE LABEL: CKA_ID of the first object of TYPE (privkey,
 # pubkey, cert) that carries exactly LABEL.
 label_id() {
-	objects "$1" "$2" | awk -v l="$3" '/Object;/ { mine = 0 }
+	_li_list=$(objects "$1" "$2") || return 1
+	printf '%s\n' "$_li_list" | awk -v l="$3" '/Object;/ { mine = 0 }
 		/^ *label:/ { sub(/^ *label: */, ""); mine = ($0 == l) }
 		mine && /^ *ID:/ { print $2; exit }'
 }
 
-# label_count TOKEN LABEL: objects carrying exactly LABEL.
+# label_count TOKEN LABEL: objects carrying exactly LABEL ("unreadable" as
+# count_objects).
 label_count() {
-	objects "$1" | grep -c -x -E "[[:space:]]*label:[[:space:]]*$2"
+	_lc_list=$(objects "$1") || { echo unreadable; return 1; }
+	printf '%s\n' "$_lc_list" | grep -c -x -E "[[:space:]]*label:[[:space:]]*$2"
+	return 0
+}
+
+# made_and_removed LOG [N]: the tests/p11wrap call log LOG shows that a key
+# pair was made (one C_GenerateKeyPair, answered CKR_OK) and that N (2)
+# objects were destroyed after it (C_DestroyObject answered CKR_OK): a
+# token found empty afterwards was cleaned up, not left untouched.
+made_and_removed() {
+	_mr=$(awk '/^C_GenerateKeyPair / { g++; if ($0 == "C_GenerateKeyPair rv=CKR_OK") ok++ }
+		ok && $0 == "C_DestroyObject rv=CKR_OK" { d++ }
+		END { print g + 0, ok + 0, d + 0 }' "$1")
+	[ "$_mr" = "1 1 ${2:-2}" ] || {
+		echo "# C_GenerateKeyPair calls, of them CKR_OK, then C_DestroyObject CKR_OK: $_mr" \
+			"(expected 1 1 ${2:-2})"
+		return 1
+	}
 }
 
 # key_signs_for TOKEN ID PUB_PEM: the token's key ID makes an ECDSA

@@ -86,11 +86,19 @@ check "/pinflags/login-locked/one-login" expect_calls C_Login 1
 check "/pinflags/login-locked/no-keygen" expect_calls C_GenerateKeyPair 0
 nothing_left login-locked
 
-# Key generation fails on the token.
+# Key generation fails on the token.  The failure is injected into the
+# C_GenerateKeyPair call itself, so SoftHSM never made a pair: what is
+# asserted is the error and that the client then touches nothing (no
+# handle to destroy, nothing stored), not a cleanup (that is sign-removed's
+# and store-error's, where the pair exists when the failure comes).
 wrapped keygen-memory P11WRAP_FAIL=C_GenerateKeyPair=CKR_DEVICE_MEMORY
 check "/pinflags/keygen-memory/exit-3" expect_rc 3
 check "/pinflags/keygen-memory/ckr-name" grep_err 'CKR_DEVICE_MEMORY'
 check "/pinflags/keygen-memory/one-keygen" expect_calls C_GenerateKeyPair 1
+check "/pinflags/keygen-memory/keygen-injected" \
+	grep -q -x 'C_GenerateKeyPair rv=CKR_DEVICE_MEMORY injected' "$LOG"
+check "/pinflags/keygen-memory/nothing-to-destroy" expect_calls C_DestroyObject 0
+check "/pinflags/keygen-memory/no-C_CreateObject" expect_calls C_CreateObject 0
 nothing_left keygen-memory
 
 # The POP signature fails: the key made for this request goes.
@@ -99,6 +107,7 @@ check "/pinflags/sign-removed/exit-3" expect_rc 3
 check "/pinflags/sign-removed/message" grep_err 'could not sign'
 check "/pinflags/sign-removed/sign-tried" test "$(calls C_Sign)" -ge 1
 check "/pinflags/sign-removed/no-cert-stored" expect_calls C_CreateObject 0
+check "/pinflags/sign-removed/key-made-then-destroyed" made_and_removed "$LOG"
 nothing_left sign-removed
 
 # The CA issued the certificate, the token cannot store it: it is rejected
@@ -110,7 +119,7 @@ check "/pinflags/store-error/message" grep_err 'could not be kept: storing it on
 check "/pinflags/store-error/rejected-in-certconf" grep -q 'certConf: the client rejected' "$TMP/ca.log"
 check "/pinflags/store-error/not-confirmed" sh -c "! grep -q 'certConf accepted' '$TMP/ca.log'"
 check "/pinflags/store-error/ckr-name" grep_err 'CKR_DEVICE_ERROR'
-check "/pinflags/store-error/keys-destroyed" test "$(calls C_DestroyObject)" -ge 2
+check "/pinflags/store-error/key-made-then-destroyed" made_and_removed "$LOG"
 nothing_left store-error
 
 # --- P11WRAP_KILL -------------------------------------------------------------
@@ -143,7 +152,7 @@ keygen() {
 
 # kinds TOKEN: "private public cert" counts of the token's objects
 kinds() {
-	objects "$1" > "$TMP/objects"
+	objects "$1" > "$TMP/objects" || { echo unreadable; return 1; }
 	echo "$(grep -c '^Private Key Object' "$TMP/objects") $(grep -c '^Public Key Object' "$TMP/objects") $(grep -c '^Certificate Object' "$TMP/objects")"
 }
 

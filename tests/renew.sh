@@ -25,8 +25,11 @@ signs() {
 		key_signs_for "$TOK" "$1" "$TMP/pub.pem"
 }
 
+# snapshot FILE: the token's object list, sorted; no FILE when the token
+# cannot be listed (so that comparing two snapshots fails)
 snapshot() {
-	objects "$TOK" | sort > "$1"
+	_snap=$(objects "$TOK") || { rm -f "$1"; return 1; }
+	printf '%s\n' "$_snap" | sort > "$1"
 }
 
 conf() {
@@ -135,11 +138,18 @@ check "/renew/rsa/kur-signed" grep -q 'kur: oldCertID matches' "$TMP/ca.log"
 check "/renew/rsa/new-key-rsa" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/cert.pem' -noout -text | grep -q 'rsaEncryption'"
 TOK=renew
 
-# Nothing to renew: a clear error, nothing generated.
+# Nothing to renew: a clear error, nothing generated (the tests/p11wrap call
+# log shows no C_GenerateKeyPair: an empty token alone would not tell).
 make_token renew-empty || exit 1
 write_conf renew-empty
-p11e renew test
+sed -i "s|^module = .*|module = $top_builddir/tests/p11wrap/p11wrap.so|" "$TMP/p11enroll.conf"
+: > "$TMP/calls.log"
+env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$TMP/calls.log" \
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" renew test > "$TMP/out" 2> "$TMP/err"
+RC=$?
 check "/renew/nothing/exit-3" expect_rc 3
 check "/renew/nothing/message" grep_err 'enroll first'
+check "/renew/nothing/token-looked-at" grep -q '^C_FindObjectsInit rv=CKR_OK$' "$TMP/calls.log"
+check "/renew/nothing/no-C_GenerateKeyPair" sh -c "! grep -q '^C_GenerateKeyPair ' '$TMP/calls.log'"
 check "/renew/nothing/token-empty" test "$(count_objects renew-empty)" -eq 0
 finish

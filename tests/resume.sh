@@ -16,7 +16,8 @@ if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL 120"; else G
 
 # kind LABEL CLASS: objects of that class (Certificate, Private Key) with exactly that label.
 kind() {
-	objects "$TOK" | awk -v l="$1" -v c="$2" '/Object;/ { cls = $0 }
+	_k=$(objects "$TOK") || { echo unreadable; return 1; }
+	printf '%s\n' "$_k" | awk -v l="$1" -v c="$2" '/Object;/ { cls = $0 }
 		/^ *label:/ { sub(/^ *label: */, ""); if ($0 == l && index(cls, c) == 1) n++ }
 		END { print n + 0 }'
 }
@@ -30,8 +31,11 @@ field() {
 	sed -n "s/^$1 //p" "$STATE"
 }
 
+# issued: certificates the CA issued since fresh, from its own record (not
+# its log's wording)
 issued() {
-	grep -c 'issued serial' "$TMP/ca.log"
+	_n=$(ca_issued) || { echo unreadable; return 1; }
+	echo $((_n - ISSUED0))
 }
 
 # fresh TOKEN EXTRA_CONF CA_ARGS...: a new token, the CA started with
@@ -42,6 +46,7 @@ fresh() {
 	make_token "$TOK" || exit 1
 	rm -f "$TMP/ca.log"
 	start_ca "$@" || exit 1
+	ISSUED0=$(ca_issued) || exit 1
 	write_conf "$TOK" "$extra"
 }
 
@@ -98,6 +103,7 @@ check "/resume/killed/one-cert-issued" test "$(issued)" -eq 1
 fresh res-abandon "" --poll 30
 p11e enroll test --total-timeout 1
 check "/resume/abandon/waiting-exit-9" expect_rc 9
+check "/resume/abandon/key-kept-as-new" test "$(kind 'enrolled-key (new)' 'Private Key')" -eq 1
 p11e resume --abandon test
 check "/resume/abandon/exit-0" expect_rc 0
 check "/resume/abandon/ca-got-error" grep -q 'error from client' "$TMP/ca.log"
@@ -111,6 +117,7 @@ p11e resume --abandon test
 
 # the CA is down: abandoned here all the same, exit 5, and the user is told
 p11e enroll test --total-timeout 1
+check "/resume/abandon-ca-down/key-kept-as-new" test "$(kind 'enrolled-key (new)' 'Private Key')" -eq 1
 stop_ca
 p11e resume --abandon test
 check "/resume/abandon-ca-down/exit-5" expect_rc 5
@@ -259,11 +266,17 @@ check "/resume/broken-state/names-file" grep_err 'test.pending'
 check "/resume/broken-state/key-kept" test "$(kind 'enrolled-key (new)' 'Private Key')" -eq 1
 
 # --- nowhere to save: the transaction is abandoned at once, as before -----------------
+# (through tests/p11wrap: its call log shows the pair made and destroyed)
 fresh res-nosave "state_dir = /proc/nonexistent/state" --poll 3
-p11e enroll test --total-timeout 1
+sed -i "s|^module = .*|module = $top_builddir/tests/p11wrap/p11wrap.so|" "$TMP/p11enroll.conf"
+: > "$TMP/calls.log"
+env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$TMP/calls.log" \
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test --total-timeout 1 > "$TMP/out" 2> "$TMP/err"
+RC=$?
 check "/resume/no-state-dir/exit-9" expect_rc 9
 check "/resume/no-state-dir/warns" grep_err 'cannot save the pending transaction'
 check "/resume/no-state-dir/ca-told" grep -q 'error from client' "$TMP/ca.log"
+check "/resume/no-state-dir/key-made-then-destroyed" made_and_removed "$TMP/calls.log"
 check "/resume/no-state-dir/token-empty" test "$(count_objects "$TOK")" -eq 0
 
 stop_ca
