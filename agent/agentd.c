@@ -616,7 +616,7 @@ static void took_look(track *t, int rc)
 	t->have_cert = value(t->out, "cert", v, sizeof(v)) != NULL && strcmp(v, "present") == 0;
 	if (t->have_cert) {
 		if (value(t->out, "cert_serial", v, sizeof(v)) != NULL)
-			snprintf(t->cert_serial, sizeof(t->cert_serial), "%.79s", v);
+			snprintf(t->cert_serial, sizeof(t->cert_serial), "%.128s", v);
 		t->not_before = num(t->out, "not_before", 0);
 		t->not_after = num(t->out, "not_after", 0);
 	}

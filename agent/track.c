@@ -130,7 +130,7 @@ int track_load(track *t)
 			snprintf(t->pin_latch, sizeof(t->pin_latch), "%s", v);
 		else if (strcmp(line, "cert_serial") == 0 && strspn(v, "0123456789ABCDEF") ==
 								  strlen(v))
-			snprintf(t->cert_serial, sizeof(t->cert_serial), "%.79s", v);
+			snprintf(t->cert_serial, sizeof(t->cert_serial), "%.128s", v);
 		else if (strcmp(line, "not_before") == 0)
 			t->not_before = n;
 		else if (strcmp(line, "not_after") == 0)

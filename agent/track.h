@@ -34,7 +34,8 @@ typedef struct track {
 	track_state st;
 	/* what the token showed last */
 	char token_serial[17];
-	char cert_serial[80];
+	/* hex; RFC 5280 allows 20 octets, real CAs have sent 40 (hostile.sh) */
+	char cert_serial[2 * 64 + 1];
 	long long not_before, not_after;
 	int have_cert, pending;
 	long long pending_due;

@@ -799,6 +799,20 @@ static void test_line_writers(void)
 	result(track_load(&t) == 0 && t.st != T_STOPPED && t.failures == 0 && t.seed == 5 &&
 		       strstr(t.last_error, "stopped 1") != NULL,
 	       "/lines/state/round-trip");
+	/* A 40-octet serial (80 hex digits), as a CA has sent: kept whole. */
+	memset(&t, 0, sizeof(t));
+	t.name = e.name;
+	t.e = e;
+	memset(t.cert_serial, 'A', 80);
+	t.cert_serial[80] = '\0';
+	t.not_after = 1;
+	t.have_cert = 1;
+	result(track_save(&t) == 0, "/lines/state/long-serial-saved");
+	memset(&t, 0, sizeof(t));
+	t.name = e.name;
+	t.e = e;
+	result(track_load(&t) == 0 && strlen(t.cert_serial) == 80,
+	       "/lines/state/long-serial-whole");
 	conf_enrollment_clear(&e);
 }
 
