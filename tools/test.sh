@@ -29,12 +29,12 @@ skip_allowed() {
 }
 
 # check_skips DIR KIND: every skip that tap-driver.sh reported in DIR's test
-# logs ("SKIP: TEST N NAME # SKIP why" for a test point, "SKIP: TEST - why"
+# logs ("SKIP: TEST N - NAME # SKIP why" for a test point, "SKIP: TEST - why"
 # for a whole test) must be listed in tests/SKIPS; returns 1 if one is not.
 check_skips() {
 	cs_bad=0
 	cs_list=$(cat "$1"/tests/*.log "$1"/tests/*/*.log 2> /dev/null |
-		sed -n 's/^SKIP: \([^ ]*\) - .*$/\1 - &/p; s/^SKIP: \([^ ]*\) [0-9][0-9]* \([^ ]*\) .*$/\1 \2 &/p')
+		sed -n 's/^SKIP: \([^ ]*\) - .*$/\1 - &/p; s/^SKIP: \([^ ]*\) [0-9][0-9]* \(- \)\{0,1\}\([^ ]*\).*$/\1 \3 &/p')
 	[ -n "$cs_list" ] || return 0
 	while read -r cs_test cs_point cs_line; do
 		if skip_allowed "$2" "$cs_test" "$cs_point"; then
