@@ -8,7 +8,7 @@
 # come from the caller's environment.
 use_p11wrap() {
 	P11WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
-	[ -f "$P11WRAP" ] || skip "tests/p11wrap/p11wrap.so not built"
+	need_file "$P11WRAP"
 	# every module = p11wrap.so forwards to SoftHSM2
 	P11WRAP_MODULE=$SOFTHSM2_MODULE
 	export P11WRAP_MODULE

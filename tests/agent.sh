@@ -11,10 +11,10 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/agent-lib.sh"
 need_tools
-"$P11ENROLL" --help | grep -q '^  agent' || skip "p11enroll has no agent command"
-command -v python3 > /dev/null 2>&1 || skip "python3 not found (status --json is checked with it)"
+need_cmd python3
 use_p11wrap
 setup
+plan 204
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 

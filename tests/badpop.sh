@@ -3,9 +3,10 @@
 # does not verify is rejected with badPOP; the same client signing honestly
 # is accepted.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
-[ -x "$TESTCA" ] || skip "test CA not built"
+[ -x "$TESTCA" ] || bail_out "test CA not built"
 BADPOP="$top_builddir/tests/badpop"
 setup
+plan 8
 start_ca || exit 1
 "$BADPOP" --good "$CA_URL" "$CMP_REF" "$TMP/secret" "$TMP/ca/root.pem" > "$TMP/out" 2>&1
 RC=$?

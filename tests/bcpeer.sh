@@ -28,6 +28,7 @@ if [ ! -f "$top_builddir/tests/bc/classes.stamp" ] || [ -z "${JAVA:-}" ] || [ ! 
 fi
 
 setup
+plan 127
 TOK=bcpeer
 BC="$TMP/bc"
 PEER_PID=

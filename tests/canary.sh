@@ -13,8 +13,9 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/agent-lib.sh"
 need_tools
-command -v python3 > /dev/null 2>&1 || skip "python3 not found (the search uses it)"
+need_cmd python3
 setup
+plan 49
 
 RAND=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 USER_PIN=canaryPIN-$RAND

@@ -4,6 +4,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
+plan 68
 make_token conf || exit 1
 start_ca || exit 1
 

@@ -13,8 +13,9 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
-[ -f "$WRAP" ] || skip "tests/p11wrap/p11wrap.so not built"
+need_file "$WRAP"
 setup
+plan 34
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 TOK=conflicts

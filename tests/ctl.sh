@@ -10,10 +10,10 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/agent-lib.sh"
 need_tools
-"$P11ENROLL" --help | grep -q '^  agent' || skip "p11enroll has no agent command"
-command -v python3 > /dev/null 2>&1 || skip "python3 not found"
+need_cmd python3
 use_p11wrap
 setup
+plan 54
 SCALE=$P11E_SCALE
 case $SCALE in '' | *[!0-9]* | 0) SCALE=1 ;; esac
 

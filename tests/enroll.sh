@@ -4,6 +4,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
+plan 64
 start_ca || exit 1
 
 # id_of TOKEN TYPE: CKA_ID of the object of that type labelled enrolled-key.

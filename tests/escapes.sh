@@ -8,8 +8,9 @@
 # escape, and rejects with a text full of them (--fault weird-text).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
-command -v python3 > /dev/null 2>&1 || skip "python3 not found"
+need_cmd python3
 setup
+plan 20
 GUARD=
 command -v timeout > /dev/null 2>&1 && GUARD="timeout -s KILL 120"
 E=$(printf '\033')

@@ -8,8 +8,9 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
-[ -f "$WRAP" ] || skip "tests/p11wrap/p11wrap.so not built"
+need_file "$WRAP"
 setup
+plan 107
 make_token faults || exit 1
 LOG="$TMP/calls.log"
 

@@ -23,8 +23,9 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
-[ -f "$WRAP" ] || skip "tests/p11wrap/p11wrap.so not built"
+need_file "$WRAP"
 setup
+plan 380
 LOG="$TMP/calls.log"
 # a hang guard only (a case that never ends), not a timing threshold
 if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL 300"; else GUARD=; fi
@@ -241,80 +242,76 @@ check "/hostile/oversized-serial/serial-40-bytes" test "$(cert_serial "$TMP/seri
 name=oversized-serial show
 
 # --- renewal (kur/kup): the token keeps exactly what it had -----------------------
-if "$P11ENROLL" --help | grep -q '^  renew'; then
-	# renew_client [EXTRA_CONF]: `p11enroll renew test` through p11wrap on
-	# token "renewal"
-	renew_client() {
-		write_conf renewal "timeout = $(scaled 3)
+# renew_client [EXTRA_CONF]: `p11enroll renew test` through p11wrap on
+# token "renewal"
+renew_client() {
+	write_conf renewal "timeout = $(scaled 3)
 total_timeout = $(scaled 6)
 ${1:-}"
-		sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
-		: > "$LOG"
-		env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$LOG" \
-			$GUARD "$P11ENROLL" -c "$TMP/p11enroll.conf" renew test > "$TMP/out" 2> "$TMP/err"
-		RC=$?
-	}
-	# snapshot FILE: no FILE when the token cannot be listed
-	snapshot() {
-		_snap=$(objects renewal) || { rm -f "$1"; return 1; }
-		printf '%s\n' "$_snap" | sort > "$1"
-	}
-	start_ca || exit 1
-	run_client renewal "timeout = $(scaled 3)
+	sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+	: > "$LOG"
+	env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$LOG" \
+		$GUARD "$P11ENROLL" -c "$TMP/p11enroll.conf" renew test > "$TMP/out" 2> "$TMP/err"
+	RC=$?
+}
+# snapshot FILE: no FILE when the token cannot be listed
+snapshot() {
+	_snap=$(objects renewal) || { rm -f "$1"; return 1; }
+	printf '%s\n' "$_snap" | sort > "$1"
+}
+start_ca || exit 1
+run_client renewal "timeout = $(scaled 3)
 total_timeout = $(scaled 6)"
-	check "/hostile/renew/setup-enrolled" expect_rc 0
-	cp "$TMP/ca/last-response.der" "$TMP/saved.der"
+check "/hostile/renew/setup-enrolled" expect_rc 0
+cp "$TMP/ca/last-response.der" "$TMP/saved.der"
 
-	# hostile_kup NAME EXIT MESSAGE_REGEX CA_ARGS...
-	hostile_kup() {
-		name=renew-$1 want=$2 msg=$3
-		shift 3
-		snapshot "$TMP/before"
-		start_ca "$@" || { not_ok "/hostile/$name/ca-start"; return; }
-		renew_client
-		snapshot "$TMP/after"
-		check "/hostile/$name/exit-$want" expect_rc "$want"
-		check "/hostile/$name/message" grep_err "$msg"
-		check "/hostile/$name/no-crash" no_crash
-		check "/hostile/$name/no-secret-in-output" no_secret_in "$TMP/out" "$TMP/err" "$LOG"
-		check "/hostile/$name/no-C_CreateObject" no_create
-		check "/hostile/$name/token-unchanged" cmp -s "$TMP/before" "$TMP/after"
-		check "/hostile/$name/ca-clean-exit" ca_clean
-		show
-	}
-	hostile_kup wrong-tid 7 'transactionid unmatched' --fault wrong-tid
-	hostile_kup wrong-sender 7 'sender name = .*Impostor' --fault wrong-sender
-	hostile_kup wrong-certreqid 7 'certReqId' --fault wrong-certreqid
-	hostile_kup bad-protection 7 'signature protecting the response did not verify' \
-		--fault bad-protection
-	cp "$TMP/saved.der" "$TMP/ca/last-response.der"
-	# (the replayed ip is PBM-protected: a kur has no secret to check it with)
-	hostile_kup replayed-ip 7 'does not belong|transactionid|did not verify' --fault replay
-
-	# caPubs in a kup (RFC 4210: only in an ip): an injected root and the real
-	# one.  The renewal goes through on the verified chain; the caPub that is
-	# not on it is ignored (and said so), neither is stored, and the injected
-	# root never becomes trusted: one C_CreateObject, the new certificate.
-	name=renew-capubs-in-kup
-	start_ca --fault capubs-in-kup || exit 1
-	n0=$(ca_issued)
-	renew_client "cert_out = $TMP/kup.pem"
-	check "/hostile/$name/ca-sent-them" ca_saw 'kur: fault capubs-in-kup'
+# hostile_kup NAME EXIT MESSAGE_REGEX CA_ARGS...
+hostile_kup() {
+	name=renew-$1 want=$2 msg=$3
+	shift 3
+	snapshot "$TMP/before"
+	start_ca "$@" || { not_ok "/hostile/$name/ca-start"; return; }
+	renew_client
+	snapshot "$TMP/after"
+	check "/hostile/$name/exit-$want" expect_rc "$want"
+	check "/hostile/$name/message" grep_err "$msg"
 	check "/hostile/$name/no-crash" no_crash
-	check "/hostile/$name/renewed-exit-0" expect_rc 0
-	check "/hostile/$name/says-ignored" \
-		grep_err 'warning: cmp: ignored 1 caPubs certificate\(s\) that are not on the verified chain'
-	check "/hostile/$name/the-issued-cert" issued_by_ca "$TMP/kup.pem" "$n0"
-	no_injected_root() {
-		_nir=$(objects renewal) && ! printf '%s\n' "$_nir" | grep -q 'Injected Root'
-	}
-	check "/hostile/$name/injected-root-not-stored" no_injected_root
-	check "/hostile/$name/one-C_CreateObject" test "$(calls C_CreateObject)" -eq 1
 	check "/hostile/$name/no-secret-in-output" no_secret_in "$TMP/out" "$TMP/err" "$LOG"
+	check "/hostile/$name/no-C_CreateObject" no_create
+	check "/hostile/$name/token-unchanged" cmp -s "$TMP/before" "$TMP/after"
 	check "/hostile/$name/ca-clean-exit" ca_clean
 	show
-else
-	ok "/hostile/renew # SKIP p11enroll has no renew command"
-fi
+}
+hostile_kup wrong-tid 7 'transactionid unmatched' --fault wrong-tid
+hostile_kup wrong-sender 7 'sender name = .*Impostor' --fault wrong-sender
+hostile_kup wrong-certreqid 7 'certReqId' --fault wrong-certreqid
+hostile_kup bad-protection 7 'signature protecting the response did not verify' \
+	--fault bad-protection
+cp "$TMP/saved.der" "$TMP/ca/last-response.der"
+# (the replayed ip is PBM-protected: a kur has no secret to check it with)
+hostile_kup replayed-ip 7 'does not belong|transactionid|did not verify' --fault replay
+
+# caPubs in a kup (RFC 4210: only in an ip): an injected root and the real
+# one.  The renewal goes through on the verified chain; the caPub that is
+# not on it is ignored (and said so), neither is stored, and the injected
+# root never becomes trusted: one C_CreateObject, the new certificate.
+name=renew-capubs-in-kup
+start_ca --fault capubs-in-kup || exit 1
+n0=$(ca_issued)
+renew_client "cert_out = $TMP/kup.pem"
+check "/hostile/$name/ca-sent-them" ca_saw 'kur: fault capubs-in-kup'
+check "/hostile/$name/no-crash" no_crash
+check "/hostile/$name/renewed-exit-0" expect_rc 0
+check "/hostile/$name/says-ignored" \
+	grep_err 'warning: cmp: ignored 1 caPubs certificate\(s\) that are not on the verified chain'
+check "/hostile/$name/the-issued-cert" issued_by_ca "$TMP/kup.pem" "$n0"
+no_injected_root() {
+	_nir=$(objects renewal) && ! printf '%s\n' "$_nir" | grep -q 'Injected Root'
+}
+check "/hostile/$name/injected-root-not-stored" no_injected_root
+check "/hostile/$name/one-C_CreateObject" test "$(calls C_CreateObject)" -eq 1
+check "/hostile/$name/no-secret-in-output" no_secret_in "$TMP/out" "$TMP/err" "$LOG"
+check "/hostile/$name/ca-clean-exit" ca_clean
+show
 
 finish

@@ -9,6 +9,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
+plan 48
 make_token inter || exit 1
 MOCK_PID=
 

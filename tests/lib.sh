@@ -50,18 +50,40 @@ gone() {
 	[ ! -e "/proc/$1" ] || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2> /dev/null
 }
 
+# skip REASON: the whole script is skipped, before its plan.  tap-driver.sh
+# reports it as SKIP; tools/test.sh fails on any skip not listed in
+# tests/SKIPS.  Only for what tests/SKIPS lists: a missing tool or a
+# missing build product is bail_out.
 skip() {
 	echo "1..0 # SKIP $*"
-	exit 77
+	exit 0
 }
 
+# bail_out REASON: the script cannot run its checks here: a failure.
+bail_out() {
+	echo "Bail out! $*"
+	exit 1
+}
+
+# need_cmd COMMAND: fails (never skips) without COMMAND: tools/deps.sh
+# installs every tool the tests use.
+need_cmd() {
+	command -v "$1" > /dev/null 2>&1 || bail_out "$1 not found: install it (tools/deps.sh lists the packages)"
+}
+
+# The tools every integration test needs: without them it fails, never skips.
 need_tools() {
-	[ -n "$SOFTHSM2_MODULE" ] && [ -f "$SOFTHSM2_MODULE" ] || skip "SoftHSM2 module not found"
-	[ -n "$SOFTHSM2_UTIL" ] || skip "softhsm2-util not found"
-	[ -n "$PKCS11_TOOL" ] || skip "pkcs11-tool (opensc) not found"
-	[ -n "$OPENSSL_BIN" ] || skip "openssl not found"
-	[ -x "$P11ENROLL_BIN" ] || skip "p11enroll not built"
-	[ -x "$TESTCA" ] || skip "test CA not built"
+	[ -n "$SOFTHSM2_MODULE" ] && [ -f "$SOFTHSM2_MODULE" ] || bail_out "SoftHSM2 module not found (softhsm2; tools/deps.sh)"
+	[ -n "$SOFTHSM2_UTIL" ] || bail_out "softhsm2-util not found (softhsm2; tools/deps.sh)"
+	[ -n "$PKCS11_TOOL" ] || bail_out "pkcs11-tool not found (opensc; tools/deps.sh)"
+	[ -n "$OPENSSL_BIN" ] || bail_out "openssl not found (tools/deps.sh)"
+	[ -x "$P11ENROLL_BIN" ] || bail_out "p11enroll not built"
+	[ -x "$TESTCA" ] || bail_out "test CA not built"
+}
+
+# need_file FILE: a build product the script needs (make check builds it).
+need_file() {
+	[ -f "$1" ] || bail_out "$1 not built"
 }
 
 cleanup() {
@@ -96,8 +118,24 @@ check() {
 	if "$@"; then ok "$_check_name"; else not_ok "$_check_name"; fi
 }
 
+# plan N: the script's number of checks, declared before the first one
+# ("1..N"), never counted from what ran: tap-driver.sh fails a script that
+# dies early or leaves a section out.
+TEST_PLAN=
+plan() {
+	TEST_PLAN=$1
+	echo "1..$TEST_PLAN"
+}
+
 finish() {
-	echo "1..$TEST_NUM"
+	if [ -z "$TEST_PLAN" ]; then
+		echo "# no plan: call plan N before the first check"
+		exit 1
+	fi
+	if [ "$TEST_NUM" -ne "$TEST_PLAN" ]; then
+		echo "# planned $TEST_PLAN checks, ran $TEST_NUM"
+		exit 1
+	fi
 	[ "$TEST_FAILED" -eq 0 ] || exit 1
 	exit 0
 }

@@ -11,8 +11,9 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
-[ -f "$WRAP" ] || skip "tests/p11wrap/p11wrap.so not built"
+need_file "$WRAP"
 setup
+plan 22
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 TOK=lock
 LABEL=enrolled-key

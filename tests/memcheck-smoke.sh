@@ -3,10 +3,11 @@
 # runs the whole flows): no memcheck error, no definite or indirect leak.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
-command -v valgrind > /dev/null 2>&1 || skip "valgrind not found"
+need_cmd valgrind
 # valgrind and AddressSanitizer do not run one program together
 ldd "$P11ENROLL_BIN" 2> /dev/null | grep -q libasan && skip "p11enroll is built with sanitizers"
 setup
+plan 4
 start_ca || exit 1
 make_token smoke || exit 1
 write_conf smoke

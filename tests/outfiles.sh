@@ -9,6 +9,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
+plan 30
 TOK=outfiles
 make_token "$TOK" || exit 1
 start_ca || exit 1

@@ -3,6 +3,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
+plan 22
 make_token pins || exit 1
 start_ca || exit 1
 
@@ -26,6 +27,7 @@ if [ -n "$SPY" ]; then
 else
 	p11e enroll test
 	ok "/pin/incorrect/tried-once # SKIP pkcs11-spy.so not found"
+	ok "/pin/incorrect/no-keygen # SKIP pkcs11-spy.so not found"
 fi
 check "/pin/incorrect/exit-4" expect_rc 4
 check "/pin/incorrect/ckr-name" grep_err 'CKR_PIN_INCORRECT'

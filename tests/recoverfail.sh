@@ -13,9 +13,9 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
-[ -f "$WRAP" ] || skip "tests/p11wrap/p11wrap.so not built"
-"$P11ENROLL" --help | grep -q '^  renew' || skip "p11enroll has no renew command"
+need_file "$WRAP"
 setup
+plan 50
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LABEL=enrolled-key
 LOG="$TMP/calls.log"

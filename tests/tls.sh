@@ -4,10 +4,10 @@
 # client certificate issued by the test CA.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
-command -v socat > /dev/null 2>&1 || skip "socat not found (Debian package socat)"
-command -v python3 > /dev/null 2>&1 || skip "python3 not found (picks a free port)"
-"$P11ENROLL" --help | grep -q -e '--tls-client' || skip "p11enroll has no --tls-client"
+need_cmd socat
+need_cmd python3
 setup
+plan 36
 SOCAT_PIDS=
 stop_socat() {
 	for p in $SOCAT_PIDS; do

@@ -7,9 +7,9 @@
 # file (same length) to the hostile one.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
-"$P11ENROLL" --help | grep -q '^  agent' || skip "p11enroll has no agent command"
-command -v python3 > /dev/null 2>&1 || skip "python3 not found"
+need_cmd python3
 setup
+plan 11
 GUARD=
 command -v timeout > /dev/null 2>&1 && GUARD="timeout -s KILL 120"
 LABEL='odd;?%/=label'

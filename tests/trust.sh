@@ -8,8 +8,8 @@
 # srv_trusted replaces trusted for responses only.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
-"$P11ENROLL" --help | grep -q -e '--srv-trusted' || skip "p11enroll has no --srv-trusted"
 setup
+plan 27
 start_ca || exit 1
 TOK=trust
 make_token "$TOK" || exit 1

@@ -8,11 +8,54 @@ P11E_TOP=$(cd "$(dirname "$0")/.." && pwd)
 p11e_deps || exit 1
 status=0
 pass=0 fail=0 skip=0
+SKIPS="$P11E_TOP/tests/SKIPS"
+[ "$(id -u)" = 0 ] && root=yes || root=no
 
-# run_check DIR CONFIGURE_ARGS...: make check in DIR; adds to the counts.
+# skip_allowed KIND TEST POINT: tests/SKIPS lists TEST's skip POINT with a
+# condition met here (KIND: plain or sanitizers).
+skip_allowed() {
+	grep -v '^[[:space:]]*\(#\|$\)' "$SKIPS" | while read -r s_test s_point s_cond s_reason; do
+		[ "$s_test" = "$2" ] || continue
+		# shellcheck disable=SC2254 # s_point is a pattern
+		case $3 in $s_point) ;; *) continue ;; esac
+		case $s_cond in
+		sanitizers) [ "$1" = sanitizers ] ;;
+		not-root) [ "$root" = no ] ;;
+		local) [ -z "${P11E_CI:-}" ] ;;
+		any) true ;;
+		*) false ;;
+		esac && { echo "$s_reason"; exit 0; }
+	done | grep -q .
+}
+
+# check_skips DIR KIND: every skip that tap-driver.sh reported in DIR's test
+# logs ("SKIP: TEST N - NAME # SKIP why" for a test point, "SKIP: TEST - why"
+# for a whole test) must be listed in tests/SKIPS; returns 1 if one is not.
+check_skips() {
+	cs_bad=0
+	cs_list=$(cat "$1"/tests/*.log "$1"/tests/*/*.log 2> /dev/null |
+		sed -n 's/^SKIP: \([^ ]*\) - .*$/\1 - &/p; s/^SKIP: \([^ ]*\) [0-9][0-9]* \(- \)\{0,1\}\([^ ]*\).*$/\1 \3 &/p')
+	[ -n "$cs_list" ] || return 0
+	while read -r cs_test cs_point cs_line; do
+		if skip_allowed "$2" "$cs_test" "$cs_point"; then
+			echo "listed skip ($2 build): $cs_line"
+		else
+			echo "UNLISTED SKIP ($2 build, in $1): $cs_line"
+			echo "  every skip fails the suite unless tests/SKIPS lists it: a line"
+			echo "  '$cs_test ${cs_point} CONDITION REASON' (CONDITION: sanitizers, not-root, local or any)"
+			cs_bad=1
+		fi
+	done <<EOF_SKIPS
+$cs_list
+EOF_SKIPS
+	return $cs_bad
+}
+
+# run_check DIR KIND CONFIGURE_ARGS...: make check in DIR; adds to the
+# counts (tap-driver.sh: one per TAP test point); fails on an unlisted skip.
 run_check() {
-	dir=$1
-	shift
+	dir=$1 kind=$2
+	shift 2
 	echo "=== make check in $dir ($*)"
 	p11e_build "$dir" --enable-strict "$@" || { echo "build failed in $dir"; status=1; return; }
 	(cd "$dir" && make -s -j"$(nproc)" check) || status=1
@@ -28,14 +71,15 @@ run_check() {
 	else
 		fail=$((fail + 1))
 	fi
+	check_skips "$dir" "$kind" || { status=1; fail=$((fail + 1)); }
 }
 
-run_check "$P11E_TOP/build"
+run_check "$P11E_TOP/build" plain
 # sanitizers make every step slower: the tests' client timeouts and hang
 # guards scale with it (never a threshold)
 P11ENROLL_TEST_SCALE=3
 export P11ENROLL_TEST_SCALE
-run_check "$P11E_TOP/build-asan" --enable-sanitizers
+run_check "$P11E_TOP/build-asan" sanitizers --enable-sanitizers
 unset P11ENROLL_TEST_SCALE
 # The tarball builds and passes a smoke subset: the suite itself ran twice
 # above (CI time is bounded).

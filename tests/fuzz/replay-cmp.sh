@@ -7,6 +7,7 @@
 # below, files that fuzzing added (named by their hash) need none.
 # The files are named one by one: given a directory, a libFuzzer build
 # (--enable-fuzzing) would fuzz on and add its findings to the source tree.
+echo "1..1"
 fuzz="$top_builddir/tests/fuzz/fuzz-cmp"
 corpus="$top_srcdir/tests/fuzz/corpus/cmp"
 fail=0
@@ -18,15 +19,15 @@ expect() {
 	name=$1 prefix=$2 text=${3-}
 	checked="$checked$name "
 	if ! out=$(FUZZ_CMP_VERBOSE=1 "$fuzz" "$corpus/$name" 2>&1); then
-		printf 'FAIL %s: fuzz-cmp failed:\n%s\n' "$name" "$out"
+		printf '# FAIL %s: fuzz-cmp failed:\n%s\n' "$name" "$out"
 		fail=1
 		return
 	fi
 	line=$(printf '%s\n' "$out" | sed -n 's/^fuzz-cmp: //p')
 	case "$line" in
-	"$prefix"*"$text"*) echo "ok   $name: $prefix${text:+ ... $text}" ;;
+	"$prefix"*"$text"*) echo "# ok $name: $prefix${text:+ ... $text}" ;;
 	*)
-		printf 'FAIL %s: expected "%s ... %s", got:\n%s\n' "$name" "$prefix" "$text" "$out"
+		printf '# FAIL %s: expected "%s ... %s", got:\n%s\n' "$name" "$prefix" "$text" "$out"
 		fail=1
 		;;
 	esac
@@ -93,9 +94,15 @@ for f in "$corpus"/*; do
 	*[!0-9a-f]*) ;;
 	*) [ ${#name} -eq 40 ] && continue ;;
 	esac
-	echo "FAIL $name: a named seed without an expected outcome in $0"
+	echo "# FAIL $name: a named seed without an expected outcome in $0"
 	fail=1
 done
 
-"$fuzz" "$corpus"/* || fail=1
-exit $fail
+out=$("$fuzz" "$corpus"/*) || fail=1
+echo "# $out"
+# TAP, one test point: the named seeds' outcomes and the whole corpus
+if [ $fail -eq 0 ]; then
+	echo "ok 1 - /fuzz/cmp/replay: $out"
+else
+	echo "not ok 1 - /fuzz/cmp/replay"
+fi

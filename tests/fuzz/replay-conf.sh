@@ -3,4 +3,10 @@
 # report).  The files are named one by one: given a directory, a libFuzzer
 # build (--enable-fuzzing) would fuzz on and add its findings to the source
 # tree.
-"$top_builddir/tests/fuzz/fuzz-conf" "$top_srcdir"/tests/fuzz/corpus/conf/*
+# TAP, one test point (the plan first): the whole corpus replayed
+echo "1..1"
+if out=$("$top_builddir/tests/fuzz/fuzz-conf" "$top_srcdir"/tests/fuzz/corpus/conf/*); then
+	echo "ok 1 - /fuzz/conf/replay: $out"
+else
+	echo "not ok 1 - /fuzz/conf/replay: $out"
+fi

@@ -3,4 +3,10 @@
 # sanitizer report, no oracle failure).  The files are named one by one: given a
 # directory, a libFuzzer build (--enable-fuzzing) would fuzz on and add its
 # findings to the source tree.
-"$top_builddir/tests/fuzz/fuzz-tokstr" "$top_srcdir"/tests/fuzz/corpus/tokstr/*
+# TAP, one test point (the plan first): the whole corpus replayed
+echo "1..1"
+if out=$("$top_builddir/tests/fuzz/fuzz-tokstr" "$top_srcdir"/tests/fuzz/corpus/tokstr/*); then
+	echo "ok 1 - /fuzz/tokstr/replay: $out"
+else
+	echo "not ok 1 - /fuzz/tokstr/replay: $out"
+fi

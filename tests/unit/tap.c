@@ -9,7 +9,7 @@
 
 #define TAP_LOG_SIZE (1 << 20)
 
-int tap_ntest, tap_nfail;
+int tap_ntest, tap_nfail, tap_nplan;
 char tap_log[TAP_LOG_SIZE];
 size_t tap_loglen;
 
@@ -50,8 +50,24 @@ const char *tap_env(const char *name)
 	const char *v = getenv(name);
 
 	if (v == NULL) {
-		printf("1..0 # SKIP %s not set: run this test through its .sh wrapper\n", name);
-		exit(77);
+		printf("Bail out! %s not set: run this test through its .sh wrapper\n", name);
+		exit(1);
 	}
 	return v;
+}
+
+void tap_plan(int n)
+{
+	tap_nplan = n;
+	printf("1..%d\n", n);
+	fflush(stdout);
+}
+
+int tap_done(void)
+{
+	if (tap_ntest != tap_nplan) {
+		printf("# planned %d checks, ran %d\n", tap_nplan, tap_ntest);
+		return 1;
+	}
+	return tap_nfail ? 1 : 0;
 }

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-extern int tap_ntest, tap_nfail;
+extern int tap_ntest, tap_nfail, tap_nplan;
 extern char tap_log[];    /* every line given to tap_collect, "<level>msg\n" */
 extern size_t tap_loglen;
 
@@ -13,7 +13,12 @@ void tap_collect(int level, const char *msg, void *arg);
 /* One "ok N - name" line; on failure "not ok", with fmt as the reason. */
 void tap_ok(int cond, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* The environment variable the .sh wrapper sets; without it: skip (77). */
+/* The plan, "1..N", printed before the first check: N fixed in the test,
+ * never counted from what ran. */
+void tap_plan(int n);
+/* The exit status: 1 if a check failed or the checks run differ from the plan. */
+int tap_done(void);
+/* The environment variable the .sh wrapper sets; without it: Bail out! (1). */
 const char *tap_env(const char *name);
 
 #endif

@@ -79,6 +79,8 @@ int main(void)
 	cmpc_ctx *ctx;
 	int rv, key_bit = 1 << OSSL_CMP_PKIFAILUREINFO_incorrectData;
 
+	tap_plan(9);
+
 	if (cmpc_global_init() != 0 || (ctx = cmpc_new()) == NULL) {
 		printf("Bail out! no cmpc context\n");
 		return 1;
@@ -143,6 +145,5 @@ int main(void)
 	EVP_PKEY_free(requested);
 	EVP_PKEY_free(other);
 	cmpc_global_cleanup();
-	printf("1..%d\n", tap_ntest);
-	return tap_nfail > 0 ? 1 : 0;
+	return tap_done();
 }

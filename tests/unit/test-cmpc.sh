@@ -13,16 +13,16 @@ PROG="$(cd "$top_builddir" && pwd)/tests/unit/test-cmpc"
 TESTCA="$(cd "$top_builddir" && pwd)/tests/ca/p11enroll-testca"
 HELPER="$(cd "$top_srcdir" && pwd)/tests/unit/cmpc-helper.py"
 if [ -z "$OPENSSL_BIN" ] || [ ! -x "$OPENSSL_BIN" ]; then
-	echo "1..0 # SKIP openssl binary not found (OPENSSL_BIN)"
-	exit 77
+	echo "Bail out! openssl binary not found (OPENSSL_BIN) (tools/deps.sh)"
+	exit 1
 fi
 if [ -z "$PY" ]; then
-	echo "1..0 # SKIP python3 not found"
-	exit 77
+	echo "Bail out! python3 not found (tools/deps.sh)"
+	exit 1
 fi
 if ! "$OPENSSL_BIN" cmp -help 2>&1 | grep -q -- -rsp_cert; then
-	echo "1..0 # SKIP openssl has no CMP mock server"
-	exit 77
+	echo "Bail out! openssl has no CMP mock server (tools/deps.sh)"
+	exit 1
 fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/test-cmpc.XXXXXX") || exit 99

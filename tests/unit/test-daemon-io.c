@@ -591,6 +591,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 int main(void)
 {
+	tap_plan(34);
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return 99;
@@ -611,6 +612,5 @@ int main(void)
 	test_atomic();
 	test_notify();
 	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	printf("1..%d\n", tap_ntest);
-	return tap_nfail ? 1 : 0;
+	return tap_done();
 }

@@ -343,6 +343,7 @@ static void test_parse(void)
 
 int main(void)
 {
+	tap_plan(48);
 	test_defaults();
 	test_renew();
 	test_jitter();
@@ -350,6 +351,5 @@ int main(void)
 	test_budget();
 	test_poll();
 	test_parse();
-	printf("1..%d\n", tap_ntest);
-	return tap_nfail > 0 ? 1 : 0;
+	return tap_done();
 }
