@@ -839,7 +839,7 @@ static void test_status_hostile(void)
 }
 
 /* the number of checks main runs */
-#define PLAN 127
+#define PLAN 129
 
 int main(void)
 {
