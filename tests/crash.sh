@@ -349,7 +349,7 @@ for flow in ir kur; do
 	name="/crash/$flow/confirmation-lost"
 	TOK="lost-$flow"
 	make_token "$TOK" || { not_ok "$name/token"; continue; }
-	EXTRA="timeout = 2"
+	EXTRA="timeout = $(scaled 2)"
 	ca || { not_ok "$name/ca-start"; continue; }
 	cmd=enroll
 	if [ "$flow" = kur ]; then
