@@ -47,7 +47,7 @@ setup
 LOG="$TMP/calls.log"
 LABEL=enrolled-key
 # a hang guard only (a run that never ends), not a timing threshold
-if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL 60"; else GUARD=; fi
+if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $(scaled 60)"; else GUARD=; fi
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 
 # conf TOKEN [EXTRA]: the [test] enrollment through p11wrap.

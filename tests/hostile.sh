@@ -27,7 +27,7 @@ WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 setup
 LOG="$TMP/calls.log"
 # a hang guard only (a case that never ends), not a timing threshold
-if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL 300"; else GUARD=; fi
+if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $(scaled 300)"; else GUARD=; fi
 
 # run_client LABEL [EXTRA_CONF]: `p11enroll enroll test` on a fresh token
 # LABEL through p11wrap; RC, $TMP/out, $TMP/err as p11e, $LOG the calls.

@@ -12,7 +12,7 @@ need_tools
 setup
 STATE="$TMP/state/test.pending"
 # a hang guard only, not a timing threshold
-if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL 120"; else GUARD=; fi
+if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $(scaled 120)"; else GUARD=; fi
 
 # kind LABEL CLASS: objects of that class (Certificate, Private Key) with exactly that label.
 kind() {
