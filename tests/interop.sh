@@ -35,10 +35,13 @@ start_mock() {
 	else
 		set -- -srv_ref "$CMP_REF" -srv_secret "file:$TMP/secret" "$@"
 	fi
+	# emptied here, not by the child's redirection: the loop below must
+	# not read the previous mock's port
+	: > "$TMP/mock.log"
 	"$OPENSSL_BIN" cmp -port 0 \
 		-rsp_cert "${RSP_CERT:-$TMP/old.pem}" -rsp_extracerts "$TMP/ca/ca.pem" \
 		-rsp_capubs "$TMP/ca/root.pem" -srv_trusted "$TMP/ca/root.pem" -verbosity 7 "$@" \
-		> "$TMP/mock.log" 2>&1 &
+		>> "$TMP/mock.log" 2>&1 &
 	MOCK_PID=$!
 	i=0
 	while [ -z "$MOCK_PORT" ] && [ $i -lt $((100 * P11E_SCALE)) ]; do
