@@ -163,7 +163,7 @@ testca() {
 	n=0
 	while ! grep -q '^port ' "$T/ca-$name.out" 2>/dev/null; do
 		n=$((n + 1))
-		[ "$n" -gt 100 ] && die "test CA $name did not start"
+		[ "$n" -gt $((100 * ${P11ENROLL_TEST_SCALE:-1})) ] && die "test CA $name did not start"
 		sleep 0.1
 	done
 	CAPORT=$(sed -n 's/^port //p' "$T/ca-$name.out" | head -n 1)
