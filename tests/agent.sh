@@ -134,7 +134,7 @@ agent_now() {
 }
 # day_over CONF T0: the agent's clock is a simulated day past T0.
 day_over() {
-	_do=$(agent_now "$1") && [ -n "$_do" ] && [ "$_do" -ge $(($2 + 86400)) ]
+	_do=$(agent_now "$1") && [ -n "$_do" ] && [ -n "$2" ] && [ "$_do" -ge $(($2 + 86400)) ]
 }
 T5=$(agent_now "$C5")
 # once the agent's clock shows a simulated day (some 30 s of real time on
