@@ -656,6 +656,15 @@ static void took_look(track *t, int rc)
 	}
 	t->st = T_VALID;
 	t->next = due;
+	/* The decision, once per change: tests check the agent's schedule
+	 * here, not how soon a loaded machine carried it out. */
+	if (due != t->due_logged) {
+		t->due_logged = due;
+		log_msg(LOG_INFO,
+			"%s: certificate %s (notBefore %lld, notAfter %lld) is not due for "
+			"renewal before %lld",
+			t->name, t->cert_serial, t->not_before, t->not_after, due);
+	}
 }
 
 static void finished(track *t, int status)

@@ -42,6 +42,7 @@ typedef struct track {
 	/* scheduling, kept in STATE_DIR/NAME.agent */
 	uint32_t seed;
 	long long next, last_success, last_attempt;
+	long long due_logged; /* the renewal time last logged (once per change) */
 	int failures;
 	long renewals;
 	char last_error[1024];

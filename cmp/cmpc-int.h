@@ -77,7 +77,10 @@ struct cmpc_ctx {
 
 	/* State of one exchange (cmpc_ir), reset at its start. */
 	struct {
-		time_t deadline; /* 0: none */
+		/* cmpc_now_ms() by which the exchange must end (0: none):
+		 * monotonic and in milliseconds, so a total timeout of N s
+		 * is N s, not up to one second less (time(NULL) + N). */
+		long long deadline_ms;
 		EVP_PKEY *key;	 /* borrowed for the duration of cmpc_ir */
 		cmpc_rv rv;	 /* first failure the transfer callback saw */
 		int total_timeout_hit;
@@ -311,6 +314,8 @@ void cmpc_note_response(cmpc_ctx *ctx, const unsigned char *der, size_t len);
 OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req);
 /* Sleeps s seconds (whole seconds, restarted after signals). */
 void cmpc_sleep(long s);
+/* CLOCK_MONOTONIC in milliseconds: for deadlines, never for messageTime. */
+long long cmpc_now_ms(void);
 
 /* ---- rr/genm (cmpc_rr.c, cmpc_genm.c) ---- */
 /* cmpc_genm.c: set up and end an exchange that carries no new key (rr,

@@ -147,7 +147,7 @@ cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what)
 		goto oom;
 	if ((rv = cmpc_http_prepare(ctx)) != CMPC_OK)
 		return rv;
-	ctx->x.deadline = time(NULL) + ctx->total_s;
+	ctx->x.deadline_ms = cmpc_now_ms() + (long long)ctx->total_s * 1000;
 	return CMPC_OK;
 oom:
 	ERR_clear_error();

@@ -442,7 +442,8 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	OSSL_CMP_MSG *rsp = NULL;
 	char what[256];
 	char *ct = NULL, *loc = NULL;
-	long code = 0, limit_s, left;
+	long code = 0, limit_s;
+	long long limit_ms, left_ms;
 	int derlen, by_total = 0, type;
 	CURLcode cc;
 
@@ -463,10 +464,10 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 		ctx->x.wait_nonce_len = ctx->x.rsp_nonce_len;
 	}
 
-	limit_s = ctx->msg_s;
-	if (ctx->x.deadline != 0) {
-		left = (long)(ctx->x.deadline - time(NULL));
-		if (left <= 0) {
+	limit_ms = (long long)ctx->msg_s * 1000;
+	if (ctx->x.deadline_ms != 0) {
+		left_ms = ctx->x.deadline_ms - cmpc_now_ms();
+		if (left_ms <= 0) {
 			ctx->x.total_timeout_hit = 1;
 			xfer_fail(
 			    ctx, CMPC_ERR_TRANSPORT,
@@ -475,11 +476,13 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 			    what, ctx->total_s);
 			return NULL;
 		}
-		if (left < limit_s) {
-			limit_s = left;
+		if (left_ms < limit_ms) {
+			limit_ms = left_ms;
 			by_total = 1;
 		}
 	}
+	/* for the message: whole seconds, rounded up */
+	limit_s = (long)((limit_ms + 999) / 1000);
 	note_tid(ctx, req);
 	if ((derlen = i2d_OSSL_CMP_MSG(req, &der)) <= 0) {
 		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot DER-encode the request", what);
@@ -500,7 +503,7 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	if (curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, der) != CURLE_OK ||
 	    curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)derlen) !=
 		CURLE_OK ||
-	    curl_easy_setopt(ctx->curl, CURLOPT_TIMEOUT_MS, limit_s * 1000L) != CURLE_OK) {
+	    curl_easy_setopt(ctx->curl, CURLOPT_TIMEOUT_MS, (long)limit_ms) != CURLE_OK) {
 		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot set up libcurl", what);
 		goto out;
 	}

@@ -396,7 +396,7 @@ static void note_pending(cmpc_ctx *ctx, cmpc_req_type type, int after, int forge
 static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *ret_rv)
 {
 	int res, after;
-	long left;
+	long long left_ms;
 
 	for (;;) {
 		after = 0;
@@ -433,8 +433,8 @@ static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *r
 			return NULL;
 		}
 		note_pending(ctx, type, after, 0);
-		left = (long)(ctx->x.deadline - time(NULL));
-		if (after >= left) {
+		left_ms = ctx->x.deadline_ms - cmpc_now_ms();
+		if ((long long)after * 1000 >= left_ms) {
 			ERR_clear_error();
 			cmpc_seterr(ctx,
 				    "%s: the CA answered 'waiting' and asks to poll again in %d s, "
@@ -491,7 +491,7 @@ static cmpc_rv certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509
 	}
 	if ((rv = cmpc_http_prepare(ctx)) != CMPC_OK)
 		goto out;
-	ctx->x.deadline = time(NULL) + ctx->total_s;
+	ctx->x.deadline_ms = cmpc_now_ms() + (long long)ctx->total_s * 1000;
 
 	if (resume != NULL) {
 		/* Polls with messages of its own until the CA sends the answer,

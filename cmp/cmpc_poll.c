@@ -34,6 +34,15 @@ void cmpc_sleep(long s)
 		;
 }
 
+long long cmpc_now_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		return 0;
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int copy_os(const ASN1_OCTET_STRING *os, unsigned char *out, size_t *outlen)
 {
 	*outlen = 0;
@@ -357,7 +366,8 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 	CMPC_BODY b;
 	cmpc_rv rv;
 	char txt[1024];
-	long after, left;
+	long after;
+	long long left_ms;
 	int type;
 
 	b.value.pollReq = NULL;
@@ -417,8 +427,8 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 		cur.check_after = after;
 		if (ctx->pending_fn != NULL)
 			ctx->pending_fn(&cur, ctx->pending_arg);
-		left = (long)(ctx->x.deadline - time(NULL));
-		if (after >= left) {
+		left_ms = ctx->x.deadline_ms - cmpc_now_ms();
+		if ((long long)after * 1000 >= left_ms) {
 			cmpc_seterr(ctx,
 				    "%s: the CA still answers 'waiting' and asks to poll again in "
 				    "%ld s, after the total timeout of %ld s",

@@ -177,14 +177,20 @@ run env-pin enroll test --label env-pin --pin-source env:CANARY_ENV_PIN
 check "/canary/env-pin/exit-0" ran env-pin 0
 
 # resume and abandon: the CA answers "waiting", the pending file is kept.
-start_ca --poll 3 || exit 1
+# The CA holds the certificate until the test creates $TMP/deliver and
+# asks to poll again in an hour, past the total timeout: exit 9 by the
+# client's decision, however slow the machine (not a 1 s total timeout
+# racing a CA that delivers after 3 s).
+start_ca --poll 3600 --deliver-when "$TMP/deliver" || exit 1
 write_conf canary
-run pending-1 enroll test --label pend --total-timeout 1
+run pending-1 enroll test --label pend
 check "/canary/pending/exit-9" ran pending-1 9
 check "/canary/pending/state-saved" test -f "$EV/pending-1.state/test.pending"
+: > "$TMP/deliver"
 run resume resume test
 check "/canary/resume/exit-0" ran resume 0
-run pending-2 enroll test --label pend2 --total-timeout 1
+rm -f "$TMP/deliver"
+run pending-2 enroll test --label pend2
 check "/canary/pending-2/exit-9" ran pending-2 9
 run abandon resume test --abandon
 check "/canary/abandon/exit-0" ran abandon 0

@@ -47,7 +47,7 @@ plan 446
 LOG="$TMP/calls.log"
 LABEL=enrolled-key
 # a hang guard only (a run that never ends), not a timing threshold
-if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL 60"; else GUARD=; fi
+if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $(scaled 60)"; else GUARD=; fi
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 
 # conf TOKEN [EXTRA]: the [test] enrollment through p11wrap.
@@ -349,7 +349,7 @@ for flow in ir kur; do
 	name="/crash/$flow/confirmation-lost"
 	TOK="lost-$flow"
 	make_token "$TOK" || { not_ok "$name/token"; continue; }
-	EXTRA="timeout = 2"
+	EXTRA="timeout = $(scaled 2)"
 	ca || { not_ok "$name/ca-start"; continue; }
 	cmd=enroll
 	if [ "$flow" = kur ]; then

@@ -12,7 +12,7 @@ need_cmd python3
 setup
 plan 20
 GUARD=
-command -v timeout > /dev/null 2>&1 && GUARD="timeout -s KILL 120"
+command -v timeout > /dev/null 2>&1 && GUARD="timeout -s KILL $(scaled 120)"
 E=$(printf '\033')
 C1=$(printf '\302\233')
 TOK=escapes
@@ -99,7 +99,7 @@ env "$P11ENROLL" -c "$TMP/p11enroll.conf" -v agent > "$TMP/agent.log" 2>&1 &
 APID=$!
 trap 'kill -TERM $APID 2> /dev/null; cleanup' EXIT
 i=0
-while [ $i -lt 150 ] && ! [ -s "$TMP/hook.env" ]; do sleep 0.2; i=$((i + 1)); done
+while [ $i -lt $((150 * P11E_SCALE)) ] && ! [ -s "$TMP/hook.env" ]; do sleep 0.2; i=$((i + 1)); done
 check "/escapes/agent/hook-ran" test -s "$TMP/hook.env"
 check "/escapes/agent/hook-env-clean" clean "$TMP/hook.env"
 check "/escapes/agent/hook-error-shown" grep -q '^P11ENROLL_ERROR=.*weird-text' "$TMP/hook.env"

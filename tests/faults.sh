@@ -36,8 +36,8 @@ fault() {
 	name=$1 want=$2 msg=$3
 	shift 3
 	start_ca "$@" || { not_ok "/faults/$name/ca-start"; return; }
-	write_conf faults "timeout = 3
-total_timeout = 5"
+	write_conf faults "timeout = $(scaled 3)
+total_timeout = $(scaled 5)"
 	enroll_wrapped
 	check "/faults/$name/exit-$want" expect_rc "$want"
 	check "/faults/$name/message" grep_err "$msg"
@@ -56,7 +56,8 @@ fault wrong-tid 7 'transactionid unmatched; the response does not belong to this
 fault wrong-nonce 7 'recipnonce unmatched; the response does not belong to this request' --fault wrong-nonce
 fault unprotected-error 7 'missing protection; the response protection did not verify' --fault unprotected-error
 fault bad-protection 7 'the MAC protecting the response did not verify: check the reference value and secret' --fault bad-protection
-fault slow 5 'no complete response within 3 s \(.*\); check that the server is reachable, or raise the timeout' --fault slow=20
+fault slow 5 "no complete response within $(scaled 3) s \\(.*\\); check that the server is reachable, or raise the timeout" \
+	--fault slow=$(scaled 20)
 fault reject-badPOP 6 'PKIFailureInfo: badPOP; .*; the CA could not verify the proof of possession made with the token key' --fault reject=badPOP
 fault reject-badCertTemplate 6 "PKIFailureInfo: badCertTemplate; .*; check the subject, SANs and key type against the CA's policy" --fault reject=badCertTemplate
 fault wrong-key 8 'the issued certificate was refused: .*public key.*; the CA did not issue what was requested' --fault wrong-key

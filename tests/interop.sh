@@ -19,34 +19,40 @@ stop_mock() {
 }
 trap 'stop_mock; cleanup' EXIT
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # start_mock ARGS...: the mock server (it listens on every interface: a
 # test-only process, stopped at the end) with the fixed answer, protecting
 # its responses with PBM (MOCK_PROT=sig: by signature with the test CA's
 # CMP server certificate).  At -verbosity 7 its log names each message it
 # receives and sends ("CMP DEBUG: received POLLREQ"): mock_got counts them.
+# It binds port 0 and reports the port the kernel gave it ("ACCEPT
+# [::]:PORT PID=..."): no port picked free here and bound later by it,
+# which another process on a busy machine could take meanwhile.
 start_mock() {
 	stop_mock
-	MOCK_PORT=$(free_port)
+	MOCK_PORT=
 	if [ "${MOCK_PROT:-pbm}" = sig ]; then
 		set -- -srv_cert "$TMP/ca/srv.pem" -srv_key "$TMP/ca/srv.key" \
 			-srv_untrusted "$TMP/ca/ca.pem" "$@"
 	else
 		set -- -srv_ref "$CMP_REF" -srv_secret "file:$TMP/secret" "$@"
 	fi
-	"$OPENSSL_BIN" cmp -port "$MOCK_PORT" \
+	# emptied here, not by the child's redirection: the loop below must
+	# not read the previous mock's port
+	: > "$TMP/mock.log"
+	"$OPENSSL_BIN" cmp -port 0 \
 		-rsp_cert "${RSP_CERT:-$TMP/old.pem}" -rsp_extracerts "$TMP/ca/ca.pem" \
 		-rsp_capubs "$TMP/ca/root.pem" -srv_trusted "$TMP/ca/root.pem" -verbosity 7 "$@" \
-		> "$TMP/mock.log" 2>&1 &
+		>> "$TMP/mock.log" 2>&1 &
 	MOCK_PID=$!
 	i=0
-	while ! grep -q -i 'listening\|waiting' "$TMP/mock.log" 2> /dev/null && [ $i -lt 50 ]; do
+	while [ -z "$MOCK_PORT" ] && [ $i -lt $((100 * P11E_SCALE)) ]; do
+		MOCK_PORT=$(sed -n 's/^ACCEPT .*:\([0-9][0-9]*\) PID=.*/\1/p' "$TMP/mock.log" 2> /dev/null)
+		[ -n "$MOCK_PORT" ] && break
+		kill -0 "$MOCK_PID" 2> /dev/null || break
 		sleep 0.1
 		i=$((i + 1))
 	done
+	[ -n "$MOCK_PORT" ] || { echo "# the mock server did not start:"; sed 's/^/#   /' "$TMP/mock.log"; }
 	# (the 3.0 mock serves only the path /pkix/; p11enroll warns and goes on)
 	sed -i "s|^server = .*|server = http://127.0.0.1:$MOCK_PORT/pkix/|" "$TMP/p11enroll.conf"
 }
@@ -60,8 +66,8 @@ mock_got() {
 # token key (so that its chain verifies under root.pem).
 start_ca || exit 1
 write_conf inter "cert_out = $TMP/old.pem
-timeout = 5
-total_timeout = 15"
+timeout = $(scaled 5)
+total_timeout = $(scaled 15)"
 p11e enroll test
 check "/interop/setup/enrolled-at-test-ca" expect_rc 0
 sed -i '/^cert_out/d' "$TMP/p11enroll.conf" # old.pem stays the mock's answer
@@ -158,17 +164,22 @@ check "/interop/ir/pre-issued/after-polling/enrolled" grep -q '^enrolled' "$TMP/
 # then polls the mock with pollReq messages of its own making (a new
 # process: transactionID and the mock's last senderNonce from the state
 # file) and finishes with certConf; `resume --abandon` sends the mock an
-# error message.
-start_mock -poll_count 3 -check_after 2
-p11e enroll test --key-id 4a1f --label pre --total-timeout 1
+# error message.  The mock asks to poll again in an hour, past the total
+# timeout: the first process saves the transaction and exits 9 whatever
+# the machine's speed (not a 1 s total timeout against a 2 s checkAfter,
+# where a slow first exchange ran out before the "waiting" came); its next
+# pollReq, the resume's, gets the certificate (-poll_count 2: the ir and
+# the first process's own pollReq were answered "waiting").
+start_mock -poll_count 2 -check_after 3600
+p11e enroll test --key-id 4a1f --label pre --total-timeout "$(scaled 30)"
 check "/interop/ir/pre-issued/resume/waiting-exit-9" expect_rc 9
 check "/interop/ir/pre-issued/resume/saved" test -f "$TMP/state/test.pending"
 p11e resume test --label pre
 check "/interop/ir/pre-issued/resume/exit-0" expect_rc 0
 check "/interop/ir/pre-issued/resume/enrolled" grep -q '^enrolled' "$TMP/out"
 check "/interop/ir/pre-issued/resume/state-removed" test ! -e "$TMP/state/test.pending"
-start_mock -poll_count 3 -check_after 2
-p11e enroll test --key-id 4a1f --label pre --total-timeout 1
+start_mock -poll_count 2 -check_after 3600
+p11e enroll test --key-id 4a1f --label pre --total-timeout "$(scaled 30)"
 p11e resume --abandon test --label pre
 check "/interop/ir/pre-issued/abandon/exit-0" expect_rc 0
 check "/interop/ir/pre-issued/abandon/mock-got-error" grep -q 'mock server received error' "$TMP/mock.log"

@@ -75,7 +75,7 @@ sed -i '/^pin_source = file:.*\/pin$/d' "$TMP/p11enroll.conf"
 "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test > "$TMP/out" 2> "$TMP/err" &
 pid=$!
 i=0
-while [ $i -lt 100 ] && ! grep -q wait_for_partner "/proc/$pid/wchan" 2> /dev/null; do
+while [ $i -lt $((100 * P11E_SCALE)) ] && ! grep -q wait_for_partner "/proc/$pid/wchan" 2> /dev/null; do
 	sleep 0.1
 	i=$((i + 1))
 done

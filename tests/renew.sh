@@ -51,8 +51,8 @@ renew_fault() {
 	shift 2
 	snapshot "$TMP/before"
 	start_ca "$@" || { not_ok "/renew/fault/$name/ca-start"; return; }
-	conf "timeout = 3
-total_timeout = 5"
+	conf "timeout = $(scaled 3)
+total_timeout = $(scaled 5)"
 	p11e renew test
 	check "/renew/fault/$name/exit-$want" expect_rc "$want"
 	snapshot "$TMP/after"

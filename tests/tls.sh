@@ -40,14 +40,12 @@ tls_pki > "$TMP/pki.log" 2>&1 || { cat "$TMP/pki.log"; exit 1; }
 # Client certificates are issued by the test CA's issuing CA under its root.
 cat "$TMP/ca/ca.pem" "$TMP/ca/root.pem" > "$TMP/client-cas.pem"
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# start_tls CLIENT_CAFILE [CERT KEY]: socat on a free port in front of the
-# CA, requiring a client certificate that verifies under CLIENT_CAFILE ("-":
-# none asked for), with the server certificate CERT (default tls-srv.pem);
-# sets TLS_URL.
+# start_tls CLIENT_CAFILE [CERT KEY]: socat in front of the CA, requiring a
+# client certificate that verifies under CLIENT_CAFILE ("-": none asked
+# for), with the server certificate CERT (default tls-srv.pem); sets
+# TLS_URL.  socat binds port 0 and reports the port it got (-d -d:
+# "listening on AF=2 127.0.0.1:PORT"): no port picked free here and bound
+# later, which another process on a busy machine could take meanwhile.
 start_tls() {
 	if [ "$1" = - ]; then
 		tls_verify=verify=0
@@ -56,27 +54,22 @@ start_tls() {
 	fi
 	tls_cert=${2:-$TMP/tls-srv.pem}
 	tls_key=${3:-$TMP/tls-srv.key}
-	tries=0
-	while [ $tries -lt 5 ]; do
-		tries=$((tries + 1))
-		port=$(free_port) || return 1
-		socat "OPENSSL-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,cert=$tls_cert,key=$tls_key,$tls_verify" \
-			"TCP:127.0.0.1:$CA_PORT" 2>> "$TMP/socat.err" &
-		pid=$!
-		i=0
-		while [ $i -lt 50 ]; do
-			kill -0 "$pid" 2> /dev/null || break
-			if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
-				"$port" 2> /dev/null; then
-				SOCAT_PIDS="$SOCAT_PIDS $pid"
-				TLS_URL="https://127.0.0.1:$port/.well-known/cmp"
-				return 0
-			fi
-			sleep 0.1
-			i=$((i + 1))
-		done
-		kill "$pid" 2> /dev/null
-		wait "$pid" 2> /dev/null
+	touch "$TMP/socat.err"
+	seen=$(wc -l < "$TMP/socat.err")
+	socat -d -d "OPENSSL-LISTEN:0,bind=127.0.0.1,reuseaddr,fork,cert=$tls_cert,key=$tls_key,$tls_verify" \
+		"TCP:127.0.0.1:$CA_PORT" 2>> "$TMP/socat.err" &
+	pid=$!
+	SOCAT_PIDS="$SOCAT_PIDS $pid"
+	i=0
+	while [ $i -lt $((100 * P11E_SCALE)) ] && kill -0 "$pid" 2> /dev/null; do
+		port=$(tail -n +$((seen + 1)) "$TMP/socat.err" |
+			sed -n 's/.* listening on AF=2 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' | head -n 1)
+		if [ -n "$port" ]; then
+			TLS_URL="https://127.0.0.1:$port/.well-known/cmp"
+			return 0
+		fi
+		sleep 0.1
+		i=$((i + 1))
 	done
 	echo "# socat did not start:"
 	sed 's/^/#   /' "$TMP/socat.err"
@@ -92,8 +85,8 @@ reference = $CMP_REF
 secret_source = file:$TMP/secret
 trusted = $TMP/ca/root.pem
 tls_trusted = $TMP/tls-root.pem
-timeout = 10
-total_timeout = 30
+timeout = $(scaled 10)
+total_timeout = $(scaled 30)
 
 [test]
 token = pkcs11:token=$TOK

@@ -11,7 +11,7 @@ need_cmd python3
 setup
 plan 11
 GUARD=
-command -v timeout > /dev/null 2>&1 && GUARD="timeout -s KILL 120"
+command -v timeout > /dev/null 2>&1 && GUARD="timeout -s KILL $(scaled 120)"
 LABEL='odd;?%/=label'
 # serial_of LABEL: the serial SoftHSM2 gave the token (its line comes first).
 serial_of() {
@@ -74,10 +74,10 @@ i=0
 until "$P11ENROLL" -c "$TMP/p11enroll.conf" status --json 2> /dev/null |
 	grep -q -F '"token_serial": ";1?module-path=/"'; do
 	i=$((i + 1))
-	[ $i -lt 150 ] || break
+	[ $i -lt $((150 * P11E_SCALE)) ] || break
 	sleep 0.2
 done
-check "/tokenstr/agent/serial-seen" test $i -lt 150
+check "/tokenstr/agent/serial-seen" test $i -lt $((150 * P11E_SCALE))
 $GUARD "$P11ENROLL" -c "$TMP/p11enroll.conf" renew test > "$TMP/out" 2> "$TMP/err"; RC=$?
 check "/tokenstr/agent/renew-exit-0" expect_rc 0
 check "/tokenstr/agent/pinned-uri-encoded" grep -q -F \

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Test peers for test-cmpc.sh: free ports, waiting for a port, a small
-HTTP server that answers CMP clients wrongly on purpose, and a TLS front
-for the openssl mock server.  Loopback only; test use only."""
+"""Test peers for test-cmpc.sh: waiting for a port, a small HTTP server
+that answers CMP clients wrongly on purpose, a TLS front for the openssl
+mock server, and a port that refuses connections.  Each server binds the
+port it is given (0: one the kernel picks) and prints "port N" once it
+listens: no port is picked free and bound later, which another process
+could take meanwhile.  Loopback only; test use only."""
 import http.server
 import socket
 import ssl
@@ -12,16 +15,18 @@ import urllib.request
 BIG = 2 * 1024 * 1024
 
 
-def freeports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    print(" ".join(str(p) for p in ports))
+def listening(srv):
+    print("port %d" % srv.server_address[1], flush=True)
+
+
+def dead():
+    """A port bound and never listened on: connections to it are refused,
+    and no other process can take it while this one holds it."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    print("port %d" % s.getsockname()[1], flush=True)
+    while True:
+        time.sleep(3600)
 
 
 def wait(ports):
@@ -99,6 +104,7 @@ def serve_wrong(port, capture):
     Wrong.capture = capture
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), Wrong)
     srv.daemon_threads = True
+    listening(srv)
     srv.serve_forever()
 
 
@@ -116,13 +122,14 @@ def serve_tls(port, cert, key, upstream):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    listening(srv)
     srv.serve_forever()
 
 
 if __name__ == "__main__":
     cmd = sys.argv[1]
-    if cmd == "freeports":
-        freeports(int(sys.argv[2]))
+    if cmd == "dead":
+        dead()
     elif cmd == "wait":
         wait(sys.argv[2:])
     elif cmd == "wrong":

@@ -37,7 +37,7 @@ start_ca() {
 	CA_PIDS="$CA_PIDS $pid"
 	i=0
 	PORT=
-	while [ $i -lt 100 ]; do
+	while [ $i -lt $((100 * ${P11ENROLL_TEST_SCALE:-1})) ]; do
 		PORT=$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$T/$name.out")
 		[ -n "$PORT" ] && return 0
 		kill -0 "$pid" 2>/dev/null || break

@@ -93,46 +93,60 @@ issue() {
 	issue signer.pem "/CN=signer" ca1 ee signer.pub
 } || die "cannot make the test PKI"
 
-set -- $("$PY" "$HELPER" freeports 12) || die "no free ports"
-P_OK=$1 P_ROGUE=$2 P_REJ=$3 P_POLL=$4 P_WAIT=$5 P_IMPL=$6 P_SIGNED=$7 P_WRONG=$8 P_TLS=$9
-shift 9
-P_DEAD=$1 P_SIGREQ=$2 P_SIGNED_EE=$3
-
 REF=test-ref
 SECRET=s3cr3t-Value-XYZ
+# Every server binds port 0 and reports the port it got (openssl cmp:
+# "ACCEPT [::]:PORT PID=...", the helper: "port N"): no port is picked free
+# here and bound later, which another process on a busy machine could take
+# meanwhile.
+# serve VAR CMD...: CMD in the background, its output in srv-VAR.log; VAR
+# is set to the port it reports.
+serve() {
+	_sv=$1
+	shift
+	"$@" >"srv-$_sv.log" 2>&1 &
+	_sp=$!
+	PIDS="$PIDS $_sp"
+	_sn=0
+	while :; do
+		_port=$(sed -n -e 's/^ACCEPT .*:\([0-9][0-9]*\) PID=.*/\1/p' \
+			-e 's/^port \([0-9][0-9]*\)$/\1/p' "srv-$_sv.log" | head -n 1)
+		[ -n "$_port" ] && break
+		kill -0 "$_sp" 2>/dev/null || die "test server $_sv exited: $(cat "srv-$_sv.log")"
+		_sn=$((_sn + 1))
+		[ "$_sn" -gt $((150 * ${P11ENROLL_TEST_SCALE:-1})) ] && die "test server $_sv did not start"
+		sleep 0.1
+	done
+	eval "$_sv=\$_port"
+}
 # The mock server listens on all interfaces (no bind address in 3.0).
 mock() {
-	port=$1
+	_mv=$1
 	shift
-	"$O" cmp -port "$port" -srv_ref "$REF" -srv_secret "pass:$SECRET" "$@" \
-		>"mock-$port.log" 2>&1 &
-	PIDS="$PIDS $!"
+	serve "$_mv" "$O" cmp -port 0 -srv_ref "$REF" -srv_secret "pass:$SECRET" "$@"
 }
-mock "$P_OK" -rsp_cert c1sub.pem -rsp_extracerts sub1.pem -rsp_capubs ca1.pem
-mock "$P_ROGUE" -rsp_cert c2.pem -rsp_capubs ca2.pem
-mock "$P_REJ" -rsp_cert c1.pem -pkistatus 2 -failure 9 -statusstring "POP did not verify (test)"
-mock "$P_POLL" -rsp_cert c1.pem -rsp_capubs ca1.pem -poll_count 1 -check_after 1
-mock "$P_WAIT" -rsp_cert c1.pem -poll_count 1000 -check_after 60
-mock "$P_IMPL" -rsp_cert c1.pem -rsp_capubs ca1.pem -grant_implicitconf
+mock P_OK -rsp_cert c1sub.pem -rsp_extracerts sub1.pem -rsp_capubs ca1.pem
+mock P_ROGUE -rsp_cert c2.pem -rsp_capubs ca2.pem
+mock P_REJ -rsp_cert c1.pem -pkistatus 2 -failure 9 -statusstring "POP did not verify (test)"
+mock P_POLL -rsp_cert c1.pem -rsp_capubs ca1.pem -poll_count 1 -check_after 1
+mock P_WAIT -rsp_cert c1.pem -poll_count 1000 -check_after 60
+mock P_IMPL -rsp_cert c1.pem -rsp_capubs ca1.pem -grant_implicitconf
 # Signature-protected responses: with a secret, 3.0 would protect them with
 # PBM, so this one has none and takes the client's PBM-protected requests
 # unverified.
-"$O" cmp -port "$P_SIGNED" -srv_cert cmpsrv1.pem -srv_key srv1.key -accept_unprotected \
-	-rsp_cert c1.pem >"mock-$P_SIGNED.log" 2>&1 &
-PIDS="$PIDS $!"
+serve P_SIGNED "$O" cmp -port 0 -srv_cert cmpsrv1.pem -srv_key srv1.key -accept_unprotected \
+	-rsp_cert c1.pem
 # The same, signed by an end-entity certificate of the PKI without
 # id-kp-cmcRA (a TLS server's): it may not speak for the CA.
-"$O" cmp -port "$P_SIGNED_EE" -srv_cert srv1.pem -srv_key srv1.key -accept_unprotected \
-	-rsp_cert c1.pem >"mock-$P_SIGNED_EE.log" 2>&1 &
-PIDS="$PIDS $!"
+serve P_SIGNED_EE "$O" cmp -port 0 -srv_cert srv1.pem -srv_key srv1.key -accept_unprotected \
+	-rsp_cert c1.pem
 # Signature-protected requests (cr, kur) verified against ca1, answers signed.
-"$O" cmp -port "$P_SIGREQ" -srv_cert cmpsrv1.pem -srv_key srv1.key -srv_trusted ca1.pem \
-	-rsp_cert c1.pem -rsp_capubs ca1.pem >"mock-$P_SIGREQ.log" 2>&1 &
-PIDS="$PIDS $!"
-"$PY" "$HELPER" wrong "$P_WRONG" "$T/captured.der" >wrong.log 2>&1 &
-PIDS="$PIDS $!"
-"$PY" "$HELPER" tls "$P_TLS" srv1.pem srv1.key "http://127.0.0.1:$P_OK/" >tls.log 2>&1 &
-PIDS="$PIDS $!"
+serve P_SIGREQ "$O" cmp -port 0 -srv_cert cmpsrv1.pem -srv_key srv1.key -srv_trusted ca1.pem \
+	-rsp_cert c1.pem -rsp_capubs ca1.pem
+serve P_WRONG "$PY" "$HELPER" wrong 0 "$T/captured.der"
+serve P_TLS "$PY" "$HELPER" tls 0 srv1.pem srv1.key "http://127.0.0.1:$P_OK/"
+# bound, never listened on: connections are refused
+serve P_DEAD "$PY" "$HELPER" dead
 "$PY" "$HELPER" wait "$P_OK" "$P_ROGUE" "$P_REJ" "$P_POLL" "$P_WAIT" "$P_IMPL" "$P_SIGNED" \
 	"$P_WRONG" "$P_TLS" "$P_SIGREQ" "$P_SIGNED_EE" || die "test servers did not start"
 
@@ -149,7 +163,7 @@ testca() {
 	n=0
 	while ! grep -q '^port ' "$T/ca-$name.out" 2>/dev/null; do
 		n=$((n + 1))
-		[ "$n" -gt 100 ] && die "test CA $name did not start"
+		[ "$n" -gt $((100 * ${P11ENROLL_TEST_SCALE:-1})) ] && die "test CA $name did not start"
 		sleep 0.1
 	done
 	CAPORT=$(sed -n 's/^port //p' "$T/ca-$name.out" | head -n 1)
@@ -182,7 +196,7 @@ export T_DIR T_REF T_SECRET T_OK T_ROGUE T_REJ T_POLL T_WAIT T_IMPL T_SIGNED T_W
 "$PROG"
 rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-	for f in mock-*.log wrong.log tls.log ca-*.log ca-*.out; do
+	for f in srv-*.log ca-*.log ca-*.out; do
 		[ -f "$f" ] || continue
 		echo "# --- $f"
 		sed 's/^/# /' "$f" | tail -n 20
