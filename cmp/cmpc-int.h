@@ -21,6 +21,13 @@
 #define CMPC_PRINTF(fmt, args)
 #endif
 
+/* What a response says of its transaction: the transactionID and the
+ * senderNonce that the next request's recipNonce must carry. */
+typedef struct {
+	unsigned char tid[CMPC_ID_MAX], nonce[CMPC_ID_MAX];
+	size_t tid_len, nonce_len;
+} cmpc_ids;
+
 struct cmpc_ctx {
 	OSSL_CMP_CTX *cmp; /* holds reference value, secret, subject, options */
 	CURL *curl;	   /* one per context: keeps the connection between messages */
@@ -101,13 +108,11 @@ struct cmpc_ctx {
 		int tls_cert_requested; /* the server sent a CertificateRequest */
 		char tls_alert[96];	/* fatal alert the server sent, or "" */
 		/* transactionID and senderNonce of the last response received */
-		unsigned char rsp_tid[CMPC_ID_MAX], rsp_nonce[CMPC_ID_MAX];
-		size_t rsp_tid_len, rsp_nonce_len;
+		cmpc_ids rsp;
 		/* The same of the last verified "waiting": OpenSSL sends a
 		 * pollReq only after one, so they are taken then.  What
 		 * continues the transaction when a later answer is forged. */
-		unsigned char wait_tid[CMPC_ID_MAX], wait_nonce[CMPC_ID_MAX];
-		size_t wait_tid_len, wait_nonce_len;
+		cmpc_ids wait;
 		/* cmpc_resume: the CA's final answer, handed to OpenSSL as the
 		 * response to the request it makes (and that is not sent) */
 		OSSL_CMP_MSG *replay;

@@ -457,12 +457,8 @@ OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 		return cmpc_replay(ctx, req);
 	if (type == CMPC_BODY_CERTCONF)
 		ctx->x.certconf_sent = 1;
-	if (type == CMPC_BODY_POLLREQ && ctx->x.rsp_tid_len > 0 && ctx->x.rsp_nonce_len > 0) {
-		memcpy(ctx->x.wait_tid, ctx->x.rsp_tid, ctx->x.rsp_tid_len);
-		ctx->x.wait_tid_len = ctx->x.rsp_tid_len;
-		memcpy(ctx->x.wait_nonce, ctx->x.rsp_nonce, ctx->x.rsp_nonce_len);
-		ctx->x.wait_nonce_len = ctx->x.rsp_nonce_len;
-	}
+	if (type == CMPC_BODY_POLLREQ && ctx->x.rsp.tid_len > 0 && ctx->x.rsp.nonce_len > 0)
+		ctx->x.wait = ctx->x.rsp;
 
 	limit_ms = (long long)ctx->msg_s * 1000;
 	if (ctx->x.deadline_ms != 0) {

@@ -368,25 +368,18 @@ static int body_type(cmpc_req_type type)
  * NULL: failed or still waiting (*ret_rv says which).
  */
 /* Tells the caller what continues the transaction: the CA's last answer
- * (verified, "waiting": the last response, or with forged, the one kept
- * when OpenSSL polled) and when to ask again. */
-static void note_pending(cmpc_ctx *ctx, cmpc_req_type type, int after, int forged)
+ * (verified, "waiting": the last response, or when a later one was
+ * forged, the one kept when OpenSSL polled) and when to ask again. */
+static void note_pending(cmpc_ctx *ctx, cmpc_req_type type, int after, const cmpc_ids *from)
 {
 	cmpc_pending pend;
 
 	memset(&pend, 0, sizeof(pend));
 	pend.type = type;
-	if (forged) {
-		memcpy(pend.tid, ctx->x.wait_tid, ctx->x.wait_tid_len);
-		pend.tid_len = ctx->x.wait_tid_len;
-		memcpy(pend.nonce, ctx->x.wait_nonce, ctx->x.wait_nonce_len);
-		pend.nonce_len = ctx->x.wait_nonce_len;
-	} else {
-		memcpy(pend.tid, ctx->x.rsp_tid, ctx->x.rsp_tid_len);
-		pend.tid_len = ctx->x.rsp_tid_len;
-		memcpy(pend.nonce, ctx->x.rsp_nonce, ctx->x.rsp_nonce_len);
-		pend.nonce_len = ctx->x.rsp_nonce_len;
-	}
+	memcpy(pend.tid, from->tid, from->tid_len);
+	pend.tid_len = from->tid_len;
+	memcpy(pend.nonce, from->nonce, from->nonce_len);
+	pend.nonce_len = from->nonce_len;
 	pend.cert_req_id = type == CMPC_REQ_P10CR ? -1 : 0;
 	pend.check_after = after;
 	if (ctx->pending_fn != NULL)
@@ -411,14 +404,14 @@ static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *r
 		 * answered (a busy machine), the transaction still goes on
 		 * from the CA's verified "waiting": keep it for a resume.
 		 */
-		if (res == 0 && ctx->x.total_timeout_hit && ctx->x.rsp_tid_len > 0 &&
-		    ctx->x.rsp_nonce_len > 0 &&
+		if (res == 0 && ctx->x.total_timeout_hit && ctx->x.rsp.tid_len > 0 &&
+		    ctx->x.rsp.nonce_len > 0 &&
 		    OSSL_CMP_CTX_get_status(ctx->cmp) == OSSL_CMP_PKISTATUS_waiting) {
-			note_pending(ctx, type, 0, 0);
+			note_pending(ctx, type, 0, &ctx->x.rsp);
 			*ret_rv = cmpc_classify_failure(ctx, what);
 			return NULL;
 		}
-		if (res != -1 || ctx->x.rsp_tid_len == 0 || ctx->x.rsp_nonce_len == 0) {
+		if (res != -1 || ctx->x.rsp.tid_len == 0 || ctx->x.rsp.nonce_len == 0) {
 			*ret_rv = cmpc_classify_failure(ctx, what);
 			/* After the CA's verified "waiting", an answer to the
 			 * pollReq that fails the checks (protection, signer,
@@ -426,13 +419,13 @@ static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *r
 			 * come from anyone on the path: it ends nothing, the
 			 * transaction stays, from that "waiting". */
 			if (*ret_rv == CMPC_ERR_PROTOCOL && ctx->x.unverified &&
-			    ctx->x.wait_tid_len > 0 && ctx->x.wait_nonce_len > 0) {
-				note_pending(ctx, type, 0, 1);
+			    ctx->x.wait.tid_len > 0 && ctx->x.wait.nonce_len > 0) {
+				note_pending(ctx, type, 0, &ctx->x.wait);
 				ctx->left_open = 1;
 			}
 			return NULL;
 		}
-		note_pending(ctx, type, after, 0);
+		note_pending(ctx, type, after, &ctx->x.rsp);
 		left_ms = ctx->x.deadline_ms - cmpc_now_ms();
 		if ((long long)after * 1000 >= left_ms) {
 			ERR_clear_error();

@@ -57,13 +57,13 @@ void cmpc_note_response(cmpc_ctx *ctx, const unsigned char *der, size_t len)
 {
 	CMPC_PKIMSG *m = cmpc_msg_decode(der, len);
 
-	ctx->x.rsp_tid_len = ctx->x.rsp_nonce_len = 0;
+	ctx->x.rsp.tid_len = ctx->x.rsp.nonce_len = 0;
 	if (m == NULL) {
 		ERR_clear_error();
 		return;
 	}
-	(void)copy_os(m->header->transactionID, ctx->x.rsp_tid, &ctx->x.rsp_tid_len);
-	(void)copy_os(m->header->senderNonce, ctx->x.rsp_nonce, &ctx->x.rsp_nonce_len);
+	(void)copy_os(m->header->transactionID, ctx->x.rsp.tid, &ctx->x.rsp.tid_len);
+	(void)copy_os(m->header->senderNonce, ctx->x.rsp.nonce, &ctx->x.rsp.nonce_len);
 	cmpc_msg_free(m);
 }
 
@@ -422,8 +422,8 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 		}
 		OSSL_CMP_MSG_free(rsp);
 		rsp = NULL;
-		memcpy(cur.nonce, ctx->x.rsp_nonce, ctx->x.rsp_nonce_len);
-		cur.nonce_len = ctx->x.rsp_nonce_len;
+		memcpy(cur.nonce, ctx->x.rsp.nonce, ctx->x.rsp.nonce_len);
+		cur.nonce_len = ctx->x.rsp.nonce_len;
 		cur.check_after = after;
 		if (ctx->pending_fn != NULL)
 			ctx->pending_fn(&cur, ctx->pending_arg);
