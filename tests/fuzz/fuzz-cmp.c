@@ -53,6 +53,7 @@
 #include <openssl/x509v3.h>
 
 #include "cmp/cmpc-int.h"
+#include "tests/fuzz/nosleep.h"
 
 #ifndef FUZZ_DATA
 #define FUZZ_DATA "tests/fuzz/data"
@@ -236,32 +237,6 @@ out:
 	return rsp;
 }
 
-/* Polling waits cost nothing here, except when recording (the CA counts
- * the seconds).  Only on the thread that runs the input: libFuzzer's own
- * threads (the RSS watchdog) sleep as usual. */
-static __thread int client_thread;
-
-int nanosleep(const struct timespec *req, struct timespec *rem);
-int nanosleep(const struct timespec *req, struct timespec *rem)
-{
-	int r;
-
-	if (client_thread && record_url == NULL)
-		return 0;
-	if ((r = clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem)) != 0) {
-		errno = r;
-		return -1;
-	}
-	return 0;
-}
-
-unsigned int sleep(unsigned int s)
-{
-	struct timespec ts = { (time_t)s, 0 };
-
-	return (unsigned int)nanosleep(&ts, NULL);
-}
-
 /* ---- the client's side ------------------------------------------------ */
 
 static void *load(const char *name, int cert)
@@ -298,6 +273,7 @@ static void setup_once(void)
 	root = load("ca/root.pem", 1);
 	srv_cert = load("ca/srv.pem", 1);
 	record_url = getenv("FUZZ_CMP_RECORD");
+	fuzz_recording = record_url != NULL;
 	record_out = getenv("FUZZ_CMP_OUT");
 	if (record_url != NULL && (record_out == NULL || (rec = BUF_MEM_new()) == NULL))
 		abort();
@@ -514,7 +490,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	client_thread = 1;
+	fuzz_client_thread = 1;
 	setup_once();
 	rng_reset(0);
 	memset(&feed, 0, sizeof(feed));

@@ -49,6 +49,7 @@
 
 #include "cmp/cmpc.h"
 #include "tests/fuzz/loopback.h"
+#include "tests/fuzz/nosleep.h"
 
 #ifndef FUZZ_DATA
 #define FUZZ_DATA "tests/fuzz/data"
@@ -199,32 +200,6 @@ static void *load(const char *name, int cert)
 		abort();
 	}
 	return v;
-}
-
-/* Polling waits cost nothing here: the input decides what comes next.
- * Only on the thread that runs the input: libFuzzer's own threads (the
- * RSS watchdog) sleep as usual. */
-static __thread int client_thread;
-
-int nanosleep(const struct timespec *req, struct timespec *rem);
-int nanosleep(const struct timespec *req, struct timespec *rem)
-{
-	int r;
-
-	if (client_thread && record_url == NULL)
-		return 0;
-	if ((r = clock_nanosleep(CLOCK_MONOTONIC, 0, req, rem)) != 0) {
-		errno = r;
-		return -1;
-	}
-	return 0;
-}
-
-unsigned int sleep(unsigned int s)
-{
-	struct timespec ts = { (time_t)s, 0 };
-
-	return (unsigned int)nanosleep(&ts, NULL);
 }
 
 /* ---- the CA's side ---------------------------------------------------- */
@@ -437,6 +412,7 @@ static void setup_once(void)
 		abort();
 	snprintf(anchors, sizeof(anchors), "%s/ca/root.pem", d);
 	record_url = getenv("FUZZ_RSP_RECORD");
+	fuzz_recording = record_url != NULL;
 	record_out = getenv("FUZZ_RSP_OUT");
 	if (record_url != NULL && record_out == NULL)
 		abort();
@@ -630,7 +606,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 2)
 		return 0;
-	client_thread = 1;
+	fuzz_client_thread = 1;
 	setup_once();
 	if (record_url != NULL && (f = fopen(record_out, "wb")) != NULL) {
 		fwrite(data, 1, 2, f);
