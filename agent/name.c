@@ -67,17 +67,28 @@ fail:
 	return NULL;
 }
 
-/* subjectAltName in OpenSSL's syntax: "DNS:a.example, email:x@example, IP:10.0.0.1". */
+/*
+ * subjectAltName in OpenSSL's syntax: "DNS:a.example, email:x@example, IP:10.0.0.1".
+ * The context has no configuration database and no subject: OpenSSL 3.0
+ * dereferences a NULL context for the names that refer to a section
+ * (dirName:SECTION) or to the subject (email:copy), so those must fail
+ * through the context's empty fields, as an error, not as a crash.
+ */
 GENERAL_NAMES *conf_parse_sans(const char *s, char *err, size_t errlen)
 {
-	X509_EXTENSION *ext = X509V3_EXT_nconf_nid(NULL, NULL, NID_subject_alt_name, s);
-	GENERAL_NAMES *gens = ext != NULL ? X509V3_EXT_d2i(ext) : NULL;
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	GENERAL_NAMES *gens;
 
+	X509V3_set_ctx(&ctx, NULL, NULL, NULL, NULL, 0);
+	ext = X509V3_EXT_nconf_nid(NULL, &ctx, NID_subject_alt_name, s);
+	gens = ext != NULL ? X509V3_EXT_d2i(ext) : NULL;
 	X509_EXTENSION_free(ext);
 	if (gens == NULL) {
 		snprintf(err, errlen,
 			 "subject alternative names '%.200s' are not in OpenSSL's syntax "
-			 "(DNS:name, email:addr, IP:addr, URI:uri, separated by commas)",
+			 "(DNS:name, email:addr, IP:addr, URI:uri, RID:oid, separated by "
+			 "commas; dirName and email:copy are not supported)",
 			 s);
 		ERR_clear_error();
 	}

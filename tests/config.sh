@@ -4,7 +4,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 68
+plan 70
 make_token conf || exit 1
 start_ca || exit 1
 
@@ -42,6 +42,9 @@ write_conf conf "subject = CN=no-slash"
 bad subject "must start with '/'" enroll test
 write_conf conf "san = bogus:thing"
 bad san "subject alternative names" enroll test
+# dirName needs a configuration section: OpenSSL 3.0 crashed without one
+write_conf conf "san = URI:http://x, dirName:sect"
+bad san-dirname "dirName and email:copy are not supported" enroll test
 write_conf conf
 sed -i '/^trusted/d' "$TMP/p11enroll.conf"
 bad missing-trusted "trust anchors" enroll test

@@ -72,6 +72,19 @@ static void test_sans(void)
 	GENERAL_NAMES_free(g);
 	g = conf_parse_sans("bogus:x", err, sizeof(err));
 	result(g == NULL && strstr(err, "OpenSSL's syntax") != NULL, "/conf/san/bad");
+	/* Names that refer to a configuration section or to the subject:
+	 * OpenSSL 3.0 read through a NULL context for these (fuzz-conf). */
+	g = conf_parse_sans("URI:http://x, dirName:sect", err, sizeof(err));
+	result(g == NULL && strstr(err, "dirName") != NULL, "/conf/san/dirname-refused");
+	g = conf_parse_sans("email:copy", err, sizeof(err));
+	result(g == NULL && strstr(err, "OpenSSL's syntax") != NULL, "/conf/san/email-copy-refused");
+	g = conf_parse_sans("otherName:1.2.3.4;SEQUENCE:sect", err, sizeof(err));
+	result(g == NULL && strstr(err, "OpenSSL's syntax") != NULL,
+	       "/conf/san/othername-section-refused");
+	g = conf_parse_sans("otherName:1.3.6.1.4.1.311.20.2.3;UTF8:u@example.org, RID:1.2.3", err,
+			    sizeof(err));
+	result(g != NULL && sk_GENERAL_NAME_num(g) == 2, "/conf/san/othername-utf8");
+	GENERAL_NAMES_free(g);
 }
 
 static void test_key_type(void)
@@ -839,7 +852,7 @@ static void test_status_hostile(void)
 }
 
 /* the number of checks main runs */
-#define PLAN 129
+#define PLAN 133
 
 int main(void)
 {
