@@ -343,6 +343,43 @@ static int slot_matches(tok_ctx *ctx, P11KitUri *uri, PKCS11_SLOT *slot, CK_TOKE
 	return p11_kit_uri_match_token_info(uri, ret_ti);
 }
 
+/*
+ * Which call made libp11's slot listing fail, and its CK_RV, which libp11
+ * keeps to itself: the same calls again (slot list, slot info, token info
+ * of each slot with a token).  CKR_OK if they all answer now.
+ */
+static CK_RV slot_listing_failure(tok_ctx *ctx, char *what, size_t size)
+{
+	CK_SLOT_ID *ids = NULL;
+	CK_ULONG n = 0, i;
+	CK_RV rv;
+
+	snprintf(what, size, "C_GetSlotList");
+	rv = ctx->f->C_GetSlotList(CK_FALSE, NULL, &n);
+	if (rv != CKR_OK || n == 0 || n > 4096)
+		return rv;
+	ids = OPENSSL_malloc(n * sizeof(*ids));
+	if (ids == NULL)
+		return CKR_HOST_MEMORY;
+	rv = ctx->f->C_GetSlotList(CK_FALSE, ids, &n);
+	for (i = 0; rv == CKR_OK && i < n; i++) {
+		CK_SLOT_INFO si;
+		CK_TOKEN_INFO ti;
+
+		snprintf(what, size, "C_GetSlotInfo(slot %lu)", (unsigned long)ids[i]);
+		rv = ctx->f->C_GetSlotInfo(ids[i], &si);
+		if (rv != CKR_OK || !(si.flags & CKF_TOKEN_PRESENT))
+			continue;
+		snprintf(what, size, "C_GetTokenInfo(slot %lu)", (unsigned long)ids[i]);
+		rv = ctx->f->C_GetTokenInfo(ids[i], &ti);
+		/* libp11 takes these as "no token" */
+		if (rv == CKR_TOKEN_NOT_PRESENT || rv == CKR_TOKEN_NOT_RECOGNIZED)
+			rv = CKR_OK;
+	}
+	OPENSSL_free(ids);
+	return rv;
+}
+
 static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 {
 	CK_INFO info;
@@ -353,11 +390,20 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 	tok_rv rv;
 
 	if (PKCS11_enumerate_slots(ctx->p11, &ctx->slots, &ctx->nslots) != 0) {
+		char what[64];
+		CK_RV ckr = slot_listing_failure(ctx, what, sizeof(what));
+
 		ctx->slots = NULL;
 		ctx->nslots = 0;
+		if (ckr == CKR_OK)
+			return tok_fail(ctx, TOK_ERR_DEVICE,
+					"listing the slots of the PKCS#11 module failed, and every "
+					"slot answered when asked again: try again; if it persists, "
+					"remove and re-insert the token, or restart the service");
 		return tok_fail(ctx, TOK_ERR_DEVICE,
-				"listing the slots of the PKCS#11 module failed: a token does not "
-				"answer: remove and re-insert it, or restart the service");
+				"listing the slots of the PKCS#11 module failed: %s: %s: a token "
+				"does not answer: remove and re-insert it, or restart the service",
+				what, tok_ckr_name(ckr));
 	}
 	if (ctx->f->C_GetInfo(&info) == CKR_OK && !p11_kit_uri_match_module_info(uri, &info))
 		goto absent;

@@ -277,6 +277,7 @@ check "/canary/agent/reload-exit-0" test "$(cat "$EV/agent-reload.rc")" = 0
 if wait_for 30 sh -c "cat '$EV'/hook.* | grep -q '^P11ENROLL_EVENT=failed'"; then
 	ok "/canary/agent/bad-failed"
 elif grep -q 'bad: looking at the token failed' "$EV/agent.log"; then
+	grep -E 'bad:|canary-bad' "$EV/agent.log" | sed 's/^/# /'
 	ok "/canary/agent/bad-failed # SKIP the look at the token failed first: no failure hook"
 else
 	not_ok "/canary/agent/bad-failed"

@@ -19,7 +19,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 102
+plan 109
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LABEL=enrolled-key
 LOG="$TMP/calls.log"
@@ -115,6 +115,24 @@ enrolled() {
 }
 
 start_ca || exit 1
+
+# --- listing: the module's slot listing fails (pkcs11/tok_ctx.c) --------------
+# Always: the message names the call and its CKR_; once (the first
+# C_GetTokenInfo): asked again, every slot answers, and the message says so.
+fresh listing
+run enroll P11WRAP_FAIL=C_GetTokenInfo=CKR_DEVICE_ERROR
+t=/tokfail/listing/token-info
+check "$t/exit-3" expect_rc 3
+check "$t/message" grep_err "listing the slots of the PKCS#11 module failed: C_GetTokenInfo\(slot [0-9]*\): CKR_DEVICE_ERROR: a token does not answer"
+check "$t/token-empty" empty
+run enroll P11WRAP_FAIL=C_GetTokenInfo=CKR_GENERAL_ERROR@1
+t=/tokfail/listing/token-info-once
+check "$t/exit-3" expect_rc 3
+check "$t/message" grep_err "listing the slots of the PKCS#11 module failed, and every slot answered when asked again: try again"
+run enroll P11WRAP_FAIL=C_GetSlotList=CKR_FUNCTION_FAILED
+t=/tokfail/listing/slot-list
+check "$t/exit-3" expect_rc 3
+check "$t/message" grep_err "listing the slots of the PKCS#11 module failed: C_GetSlotList: CKR_FUNCTION_FAILED"
 
 # --- keygen: CKA_ID of the private key (1st call), of the public key (2nd) ----
 for n in 1 2; do
