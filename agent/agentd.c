@@ -117,15 +117,16 @@ static void track_free(track *t)
 	free(t);
 }
 
-static int policy_of(track *t)
+static int policy_of(track *t, char *err, size_t errlen)
 {
 	long v;
 
 	sched_policy_default(&t->pol);
 	if (t->e.renew_at != NULL && sched_parse_renew_at(t->e.renew_at, &t->pol) < 0) {
-		log_msg(LOG_ERR, "%s: renew_at '%.40s' is neither a percentage (66%%) nor a duration "
-				 "(30d, 12h)",
-			t->name, t->e.renew_at);
+		snprintf(err, errlen,
+			 "%s: renew_at '%.40s' is neither a percentage (66%%) nor a duration "
+			 "(30d, 12h)",
+			 t->name, t->e.renew_at);
 		return -1;
 	}
 	if (t->e.retry_min != NULL) {
@@ -140,15 +141,17 @@ static int policy_of(track *t)
 	}
 	return 0;
 bad:
-	log_msg(LOG_ERR, "%s: retry_min/retry_max must be durations such as 60s, 5m, 4h", t->name);
+	snprintf(err, errlen, "%s: retry_min/retry_max must be durations such as 60s, 5m, 4h",
+		 t->name);
 	return -1;
 }
 
-static track *track_new(const char *name)
+/* One enrollment of the file; on failure, why in err. */
+static track *track_new(const char *name, char *err, size_t errlen)
 {
 	track *t = calloc(1, sizeof(*t));
-	char err[1024];
 
+	snprintf(err, errlen, "out of memory");
 	if (t == NULL || (t->name = strdup(name)) == NULL) {
 		free(t);
 		return NULL;
@@ -156,11 +159,7 @@ static track *track_new(const char *name)
 	conf_enrollment_init(&t->e);
 	if (A.state_dir != NULL && (t->e.state_dir = strdup(A.state_dir)) == NULL)
 		goto fail;
-	if (conf_load(A.config, name, &t->e, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		goto fail;
-	}
-	if (policy_of(t) < 0)
+	if (conf_load(A.config, name, &t->e, err, errlen) < 0 || policy_of(t, err, errlen) < 0)
 		goto fail;
 	t->out_fd = t->err_fd = t->waiter_fd = -1;
 	t->need_recover = 1;
@@ -182,21 +181,22 @@ fail:
 	return NULL;
 }
 
-static int load_all(track ***ret, size_t *ret_n)
+/* Every enrollment of the file, or none and why in err. */
+static int load_all(track ***ret, size_t *ret_n, char *err, size_t errlen)
 {
-	char **names = NULL, err[1024];
+	char **names = NULL;
 	size_t n = 0, i, k = 0;
 	track **ts;
 	int rc = 0;
 
-	if (conf_list_names(A.config, &names, &n, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERR, "%s", err);
+	if (conf_list_names(A.config, &names, &n, err, errlen) < 0)
 		return -1;
-	}
-	if ((ts = calloc(n + 1, sizeof(*ts))) == NULL)
+	if ((ts = calloc(n + 1, sizeof(*ts))) == NULL) {
+		snprintf(err, errlen, "out of memory");
 		rc = -1;
+	}
 	for (i = 0; i < n; i++) {
-		if (rc == 0 && (ts[k] = track_new(names[i])) != NULL)
+		if (rc == 0 && (ts[k] = track_new(names[i], err, errlen)) != NULL)
 			k++;
 		else
 			rc = -1;
@@ -861,7 +861,7 @@ static track *find(const char *name)
 	return NULL;
 }
 
-static int reload(void);
+static int reload(char *err, size_t errlen);
 
 /* Besides the socket's mode and group: root, the agent's user, members of
  * control_group. */
@@ -1007,7 +1007,23 @@ static void handle_request(ctl_client *c)
 		return;
 	}
 	if (verb == CTL_RELOAD) {
-		reply(c->fd, reload() == 0 ? EXIT_OK : EXIT_USAGE, "");
+		char err[1024];
+
+		if (reload(err, sizeof(err)) == 0) {
+			reply(c->fd, EXIT_OK, "");
+			return;
+		}
+		/* the file's contents only to whom may read it anyway */
+		if (c->uid == 0 || c->uid == geteuid())
+			snprintf(msg, sizeof(msg),
+				 "reload failed: %.400s: the agent keeps its previous configuration; "
+				 "fix the file and reload again\n",
+				 err);
+		else
+			snprintf(msg, sizeof(msg),
+				 "reload failed: the agent keeps its previous configuration; its log "
+				 "says why\n");
+		reply(c->fd, EXIT_USAGE, msg);
 		return;
 	}
 	if ((verb == CTL_RENEW || verb == CTL_CLEAR) && (t = find(name)) != NULL) {
@@ -1166,7 +1182,8 @@ static int busy(void)
 	return 0;
 }
 
-static int reload(void)
+/* Reads the file again; on failure keeps the enrollments it had, why in err. */
+static int reload(char *err, size_t errlen)
 {
 	track **ts = NULL;
 	size_t n = 0, i;
@@ -1177,8 +1194,8 @@ static int reload(void)
 		return 0;
 	}
 	(void)notify_send("RELOADING=1");
-	if (load_all(&ts, &n) < 0) {
-		log_msg(LOG_ERR, "reload failed: keeping the previous configuration");
+	if (load_all(&ts, &n, err, errlen) < 0) {
+		log_msg(LOG_ERR, "reload failed: %s: keeping the previous configuration", err);
 		(void)notify_send("READY=1");
 		return -1;
 	}
@@ -1214,8 +1231,10 @@ static void loop(void)
 
 	for (;;) {
 		if (got_hup && !busy()) {
+			char err[1024];
+
 			got_hup = 0;
-			(void)reload();
+			(void)reload(err, sizeof(err));
 		}
 		if (got_term && !busy())
 			break;
@@ -1339,8 +1358,10 @@ int agent_daemon(const char *config, const conf_enrollment *cli)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (load_all(&A.tracks, &A.n) < 0)
+	if (load_all(&A.tracks, &A.n, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
 		return EXIT_USAGE;
+	}
 	if (A.n == 0) {
 		log_msg(LOG_ERR, "%s defines no enrollment: nothing to track", A.config);
 		return EXIT_USAGE;

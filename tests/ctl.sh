@@ -13,7 +13,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 54
+plan 65
 SCALE=$P11E_SCALE
 case $SCALE in '' | *[!0-9]* | 0) SCALE=1 ;; esac
 
@@ -276,6 +276,42 @@ else
 		ok "/ctl/rate/$t # SKIP needs root and setpriv"
 	done
 fi
+
+# ---------------------------------------------------------------------------
+# (d) requests the agent cannot serve: an unknown request or enrollment is
+# refused with what was asked; a reload of a file that no longer loads
+# keeps the enrollments the agent had and says why (the file's text only
+# to root and the agent's user: a group member is sent to the log).
+# ---------------------------------------------------------------------------
+send_raw "frobnicate test
+" "$TMP/unknown.out"
+check "/ctl/unknown/exit-2" grep -q '^exit 2$' "$TMP/unknown.out"
+check "/ctl/unknown/says" grep -q 'unknown request or enrollment: frobnicate test' "$TMP/unknown.out"
+send_raw "renew nosuch
+" "$TMP/nosuch.out"
+check "/ctl/unknown-enrollment/exit-2" grep -q '^exit 2$' "$TMP/nosuch.out"
+check "/ctl/unknown-enrollment/says" grep -q 'unknown request or enrollment: renew nosuch' "$TMP/nosuch.out"
+cp "$C" "$TMP/ctl.good"
+sed -i 's/^retry_min = 1h$/retry_min = soon/' "$C"
+# the client reads $CN, which still loads; the agent reads $C
+pe "$CN" reload
+check "/ctl/reload-broken/exit-2" expect_rc 2
+check "/ctl/reload-broken/says-why" sh -c "cat '$TMP/out' '$TMP/err' | grep -q 'reload failed: test: retry_min/retry_max must be durations.*keeps its previous configuration'"
+check "/ctl/reload-broken/logged" test "$(in_log "$L" 'reload failed: test: retry_min/retry_max .*keeping the previous configuration')" -eq 1
+pe "$CN" status
+check "/ctl/reload-broken/still-tracks" grep -q -E '^test +' "$TMP/out"
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null 2>&1; then
+	as_nobody reload
+	check "/ctl/reload-broken/group-exit-2" expect_rc 2
+	check "/ctl/reload-broken/group-sent-to-log" sh -c "cat '$TMP/out' '$TMP/err' | grep -q 'its log says why' && ! cat '$TMP/out' '$TMP/err' | grep -q retry_min"
+else
+	for t in group-exit-2 group-sent-to-log; do
+		ok "/ctl/reload-broken/$t # SKIP needs root and setpriv"
+	done
+fi
+cp "$TMP/ctl.good" "$C"
+pe "$C" reload
+check "/ctl/reload-fixed/exit-0" expect_rc 0
 
 kill -TERM "$APID"
 check "/ctl/agent-stops" wait_for 30 gone "$APID"
