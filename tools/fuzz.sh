@@ -52,6 +52,11 @@ cpu_watch() {
 		sleep 5
 	done
 }
+# fuzz-state saves and reads a file per input: in memory, not on a disk
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	TMPDIR=/dev/shm
+	export TMPDIR
+fi
 [ -x "$top/configure" ] || (cd "$top" && autoreconf -fi)
 mkdir -p "$dir"
 cd "$dir"
