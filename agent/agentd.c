@@ -1009,8 +1009,11 @@ static void handle_request(ctl_client *c)
 	if (verb == CTL_RELOAD) {
 		char err[1024];
 
-		if (reload(err, sizeof(err)) == 0) {
-			reply(c->fd, EXIT_OK, "");
+		int r = reload(err, sizeof(err));
+
+		if (r >= 0) {
+			reply(c->fd, EXIT_OK,
+			      r == 0 ? "" : "a step is running: the agent reloads when it ends\n");
 			return;
 		}
 		/* the file's contents only to whom may read it anyway */
@@ -1182,7 +1185,10 @@ static int busy(void)
 	return 0;
 }
 
-/* Reads the file again; on failure keeps the enrollments it had, why in err. */
+/*
+ * Reads the file again: 0, or 1 when that waits for the running steps to
+ * end; on failure (-1) keeps the enrollments it had, why in err.
+ */
 static int reload(char *err, size_t errlen)
 {
 	track **ts = NULL;
@@ -1191,7 +1197,7 @@ static int reload(char *err, size_t errlen)
 	if (busy()) {
 		log_msg(LOG_NOTICE, "reload waits: a step is running");
 		got_hup = 1;
-		return 0;
+		return 1;
 	}
 	(void)notify_send("RELOADING=1");
 	if (load_all(&ts, &n, err, errlen) < 0) {

@@ -13,7 +13,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 65
+plan 73
 SCALE=$P11E_SCALE
 case $SCALE in '' | *[!0-9]* | 0) SCALE=1 ;; esac
 
@@ -312,6 +312,31 @@ fi
 cp "$TMP/ctl.good" "$C"
 pe "$C" reload
 check "/ctl/reload-fixed/exit-0" expect_rc 0
+
+# ---------------------------------------------------------------------------
+# (e) a reload asked while a step runs (the CA holds its answer to the kur)
+# waits for the step: the answer says so, and the agent reloads once the
+# step has ended.
+# ---------------------------------------------------------------------------
+start_ca --validity-seconds 200000 --hang-on kur --hang-count 1 || exit 1
+sed -i "s|^server = .*|server = $CA_URL|" "$C"
+pe "$C" reload
+check "/ctl/reload-busy/setup-reload" expect_rc 0
+n0=$(in_log "$L" 'configuration reloaded')
+"$P11ENROLL" -c "$C" renew test > "$TMP/renew-bg.out" 2>&1 &
+RPID=$!
+HELPERS="$HELPERS $RPID"
+check "/ctl/reload-busy/kur-held" wait_for 60 grep -q 'hang: kur received' "$TMP/ca.log"
+pe "$C" reload
+check "/ctl/reload-busy/exit-0" expect_rc 0
+check "/ctl/reload-busy/says-it-waits" grep -q 'a step is running: the agent reloads when it ends' "$TMP/out"
+check "/ctl/reload-busy/logged" test "$(in_log "$L" 'reload waits: a step is running')" -eq 1
+check "/ctl/reload-busy/not-yet" test "$(in_log "$L" 'configuration reloaded')" -eq "$n0"
+# the CA goes: the held kur fails, the step ends, the reload follows
+stop_ca
+check "/ctl/reload-busy/after-step" wait_for 60 sh -c "test \$(grep -c 'configuration reloaded' '$L') -eq $((n0 + 1))"
+wait "$RPID"
+check "/ctl/reload-busy/renew-exit-5" test $? = 5
 
 kill -TERM "$APID"
 check "/ctl/agent-stops" wait_for 30 gone "$APID"
