@@ -543,6 +543,23 @@ static void answer_waiter(track *t, const char *text)
 	answer_waiter_code(t, t->exit_code, text);
 }
 
+/* The outcome of a step for the client waiting on it: the step's output,
+ * or what failed (the step's error line), which went only to the log. */
+static void answer_outcome(track *t, track_op op)
+{
+	char msg[1400];
+
+	if (t->waiter_fd < 0)
+		return;
+	if (t->exit_code == EXIT_OK) {
+		answer_waiter(t, t->out);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s: %s failed: %s", t->name, track_op_name(op),
+		 t->last_error[0] != '\0' ? t->last_error : "the agent's log says why");
+	answer_waiter(t, msg);
+}
+
 /* A renewal asked for that will not run now: answered at once, rather than
  * left waiting (or making the loop start steps without pause). */
 static void refuse_waiter(track *t, int code, const char *why)
@@ -694,7 +711,7 @@ static void finished(track *t, int status)
 				 "the PIN source changes or `p11enroll clear %s`",
 			t->name, t->name);
 		run_hook(t, 0);
-		answer_waiter(t, t->out);
+		answer_outcome(t, op);
 		return;
 	}
 	if (op == OP_RECOVER || op == OP_CHECK) {
@@ -789,7 +806,7 @@ static void finished(track *t, int status)
 		run_hook(t, 0);
 		break;
 	}
-	answer_waiter(t, t->out);
+	answer_outcome(t, op);
 }
 
 /* The next step of an idle enrollment whose time has come, or OP_NONE. */

@@ -296,8 +296,13 @@ int ctl_request(const char *path, const char *line, int json_raw)
 		else
 			*all = '\0';
 	}
-	if (*all != '\0')
-		printf("%s\n", all);
+	/* a refusal or failure is an error message, on stderr like any other */
+	if (*all != '\0') {
+		if (rc == EXIT_OK)
+			printf("%s\n", all);
+		else
+			log_msg(LOG_ERR, "%s", all);
+	}
 	free(all);
 	return rc;
 }

@@ -13,7 +13,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 73
+plan 82
 SCALE=$P11E_SCALE
 case $SCALE in '' | *[!0-9]* | 0) SCALE=1 ;; esac
 
@@ -209,7 +209,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null 2>&1; then
 	as_nobody clear test
 	echo "# nobody's clear: exit $RC: $(cat "$TMP/out" "$TMP/err")"
 	check "/ctl/pin/group-clear-refused-exit-2" expect_rc 2
-	check "/ctl/pin/group-clear-says-who" grep -q 'root or the agent' "$TMP/out"
+	check "/ctl/pin/group-clear-says-who" grep_err 'root or the agent'
 	check "/ctl/pin/group-clear-still-latched" state_is pin-rejected
 	check "/ctl/pin/group-clear-logged" wait_for 10 test "$(in_log "$L" 'refused to clear the PIN latch')" -ge 1
 	check "/ctl/pin/group-clear-no-login" test "$(logins "$W")" -eq "$n0"
@@ -263,9 +263,9 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null 2>&1; then
 	check "/ctl/rate/first-started" test "$(in_log "$L" 'test: renew started')" -eq $((n1 + 1))
 	check "/ctl/rate/still-backoff" wait_for 10 state_is backoff
 	as_nobody renew test
-	echo "# nobody's second forced renew: exit $RC: $(cat "$TMP/out")"
+	echo "# nobody's second forced renew: exit $RC: $(cat "$TMP/out" "$TMP/err")"
 	check "/ctl/rate/second-refused-exit-11" expect_rc 11
-	check "/ctl/rate/second-says-when" grep -q -E 'allowed in [0-9]+ s' "$TMP/out"
+	check "/ctl/rate/second-says-when" grep_err 'allowed in [0-9]+ s'
 	check "/ctl/rate/second-not-started" test "$(in_log "$L" 'test: renew started')" -eq $((n1 + 1))
 	pe "$C" renew test
 	check "/ctl/rate/root-may-exit-5" expect_rc 5
@@ -337,6 +337,32 @@ stop_ca
 check "/ctl/reload-busy/after-step" wait_for 60 sh -c "test \$(grep -c 'configuration reloaded' '$L') -eq $((n0 + 1))"
 wait "$RPID"
 check "/ctl/reload-busy/renew-exit-5" test $? = 5
+check "/ctl/reload-busy/renew-says-why" grep -q 'p11enroll: error: test: renew failed: .*' "$TMP/renew-bg.out"
+
+# ---------------------------------------------------------------------------
+# (f) a renewal by hand (--local) holds the enrollment while the CA holds its
+# kur: the agent's own step finds it busy, which is no failure: the state
+# stays, the client is told, the agent tries again later.
+# ---------------------------------------------------------------------------
+start_ca --validity-seconds 200000 --hang-on kur --hang-count 1 || exit 1
+sed -i "s|^server = .*|server = $CA_URL|" "$C"
+pe "$C" reload
+check "/ctl/busy/setup-reload" expect_rc 0
+check "/ctl/busy/setup-valid" wait_for 30 state_is valid
+"$P11ENROLL" -c "$C" renew test --local > "$TMP/local.out" 2>&1 &
+LPID=$!
+HELPERS="$HELPERS $LPID"
+check "/ctl/busy/local-holds" wait_for 60 grep -q 'hang: kur received' "$TMP/ca.log"
+nb=$(in_log "$L" 'test: another process holds the enrollment')
+pe "$C" renew test
+echo "# the agent's renew beside the hand-run one: exit $RC: $(cat "$TMP/out" "$TMP/err" | head -3)"
+check "/ctl/busy/exit-11" expect_rc 11
+check "/ctl/busy/says-who" grep_err "test: renew failed: another p11enroll process \\(process $LPID\\b.*is working on 'test'"
+check "/ctl/busy/logged" test "$(in_log "$L" 'test: another process holds the enrollment: trying again')" -eq $((nb + 1))
+check "/ctl/busy/still-valid" state_is valid
+stop_ca
+wait "$LPID"
+check "/ctl/busy/local-exit-5" test $? = 5
 
 kill -TERM "$APID"
 check "/ctl/agent-stops" wait_for 30 gone "$APID"
