@@ -63,6 +63,14 @@ tok_rv tok_login(tok_ctx *ctx, const char *pin)
 		return TOK_OK;
 	if (ti.flags & CKF_PROTECTED_AUTHENTICATION_PATH)
 		pin = NULL; /* the PIN pad asks; never send a PIN alongside */
+	else if (pin == NULL)
+		/* C_Login without a PIN on a token without a pad is a wasted
+		 * (and on some tokens, counted) attempt */
+		return tok_fail(ctx, TOK_ERR_CONFIG,
+				"token '%s' has no PIN pad (no protected authentication path): "
+				"it cannot ask for the PIN itself; give a PIN source (file:, fd: "
+				"or env:) instead of protected",
+				ctx->label);
 
 	rv = ctx->f->C_Login(ctx->anchor, CKU_USER, (CK_UTF8CHAR *)pin,
 			     pin != NULL ? (CK_ULONG)strlen(pin) : 0);

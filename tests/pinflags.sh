@@ -9,7 +9,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 91
+plan 107
 start_ca || exit 1
 
 # wrapped NAME [VAR=VALUE...]: enrolls on a fresh token NAME through p11wrap
@@ -54,6 +54,64 @@ check "/pinflags/locked/what-to-do" grep_err 'unblock|SO PIN|init-pin'
 check "/pinflags/locked/no-login" expect_calls C_Login 0
 check "/pinflags/locked/no-keygen" expect_calls C_GenerateKeyPair 0
 nothing_left locked
+
+# A PIN pad (CKF_PROTECTED_AUTHENTICATION_PATH; tests/p11wrap "types" the
+# PIN): the login sends no PIN, whatever the PIN source; without a pad,
+# pin_source = protected is refused before any C_Login.
+printf '%s\n' "$USER_PIN" > "$TMP/typed"
+protected() {
+	sed -i "s|^pin_source = .*|pin_source = protected|" "$TMP/p11enroll.conf"
+}
+wrapped pinpad P11WRAP_TOKEN_FLAGS=0x100 P11WRAP_PINPAD="$TMP/typed"
+# (the file PIN source of write_conf: the pad is used all the same)
+check "/pinflags/pinpad/file-source/exit-0" expect_rc 0
+check "/pinflags/pinpad/file-source/no-pin-sent" test "$(grep -c '^PINPAD host-pin' "$LOG")" -eq 0
+check "/pinflags/pinpad/file-source/pad-used" test "$(grep -c '^PINPAD pad' "$LOG")" -ge 1
+make_token pinpad2 || exit 1
+write_conf pinpad2
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+protected
+LOG="$TMP/pinpad2.p11log"
+: > "$LOG"
+env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$LOG" P11WRAP_TOKEN_FLAGS=0x100 \
+	P11WRAP_PINPAD="$TMP/typed" "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test \
+	> "$TMP/out" 2> "$TMP/err"
+RC=$?
+check "/pinflags/pinpad/protected/exit-0" expect_rc 0
+check "/pinflags/pinpad/protected/asks" grep_err "enter the PIN for token 'pinpad2' on its PIN pad"
+check "/pinflags/pinpad/protected/no-pin-sent" test "$(grep -c '^PINPAD host-pin' "$LOG")" -eq 0
+check "/pinflags/pinpad/protected/logged-in" grep -q '^C_Login rv=CKR_OK' "$LOG"
+check "/pinflags/pinpad/protected/enrolled" test "$(label_count pinpad2 enrolled-key)" -eq 3
+# nothing typed on the pad: a token error (exit 3), not a PIN the token
+# rejected (exit 4, which the agent would latch)
+make_token pinpad3 || exit 1
+write_conf pinpad3
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+protected
+LOG="$TMP/pinpad3.p11log"
+: > "$LOG"
+env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$LOG" P11WRAP_TOKEN_FLAGS=0x100 \
+	P11WRAP_PINPAD="$TMP/nothing-typed" "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test \
+	> "$TMP/out" 2> "$TMP/err"
+RC=$?
+check "/pinflags/pinpad/cancelled/exit-3" expect_rc 3
+check "/pinflags/pinpad/cancelled/message" grep_err "CKR_FUNCTION_CANCELED: the PIN entry was cancelled on the reader; try again"
+check "/pinflags/pinpad/cancelled/no-keygen" expect_calls C_GenerateKeyPair 0
+check "/pinflags/pinpad/cancelled/token-empty" test "$(count_objects pinpad3)" -eq 0
+# no pad: refused before C_Login
+make_token nopad || exit 1
+write_conf nopad
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+protected
+LOG="$TMP/nopad.p11log"
+: > "$LOG"
+env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$LOG" \
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test > "$TMP/out" 2> "$TMP/err"
+RC=$?
+check "/pinflags/nopad/exit-2" expect_rc 2
+check "/pinflags/nopad/message" grep_err "token 'nopad' has no PIN pad .*give a PIN source"
+check "/pinflags/nopad/no-login" expect_calls C_Login 0
+check "/pinflags/nopad/token-empty" test "$(count_objects nopad)" -eq 0
 
 wrapped final-try P11WRAP_TOKEN_FLAGS=0x20000
 check "/pinflags/final-try/exit-4" expect_rc 4

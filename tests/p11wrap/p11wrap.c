@@ -24,6 +24,10 @@
  *     For crash-safety tests: the process dies as by a power cut or the OOM
  *     killer, with no chance to clean up; a shell sees exit status 137.
  *
+ * P11WRAP_PINPAD=FILE
+ *     A PIN pad reader: a C_Login without a PIN logs in with FILE's PIN
+ *     (README).
+ *
  * P11WRAP_CREATED_VALUE=FILE, P11WRAP_CREATED_FAIL=CKR
  *     For objects that C_CreateObject made through this initialization: a
  *     C_GetAttributeValue asking their CKA_VALUE answers the bytes of FILE
@@ -331,6 +335,7 @@ static CK_FUNCTION_LIST *real;
 static int initialized; /* by a C_Initialize through us that answered CKR_OK */
 static char *log_path;
 static CK_FLAGS add_flags;
+static char *pinpad_path; /* P11WRAP_PINPAD */
 static struct rule rules[MAX_RULES];
 static size_t nrules;
 static unsigned long calls[IDX_COUNT];
@@ -525,6 +530,11 @@ static CK_RV configure(void)
 
 	if ((v = getenv("P11WRAP_LOG")) != NULL && v[0] != '\0' && (log_path = strdup(v)) == NULL)
 		return CKR_HOST_MEMORY;
+	free(pinpad_path);
+	pinpad_path = NULL;
+	if ((v = getenv("P11WRAP_PINPAD")) != NULL && v[0] != '\0' &&
+	    (pinpad_path = strdup(v)) == NULL)
+		return CKR_HOST_MEMORY;
 	if ((v = getenv("P11WRAP_TOKEN_FLAGS")) != NULL && v[0] != '\0') {
 		errno = 0;
 		add_flags = (CK_FLAGS)strtoul(v, &end, 16);
@@ -649,17 +659,12 @@ static int inject(int fn, CK_RV *ret_rv, unsigned long *ret_life)
 	return hit;
 }
 
-/* "C_Name rv=CKR_X[ injected]": the name and the result only, never arguments. */
-static void log_call(int fn, CK_RV rv, int injected)
+/* One line of n bytes to P11WRAP_LOG, if set. */
+static void log_text(const char *line, int n)
 {
-	char line[160], buf[32];
-	int fd, n;
+	int fd;
 
-	if (log_path == NULL)
-		return;
-	n = snprintf(line, sizeof(line), "%s rv=%s%s\n", fn_names[fn],
-		     ckr_name(rv, buf, sizeof(buf)), injected ? " injected" : "");
-	if (n <= 0 || (size_t)n >= sizeof(line))
+	if (log_path == NULL || n <= 0)
 		return;
 	fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -670,6 +675,18 @@ static void log_call(int fn, CK_RV rv, int injected)
 	close(fd);
 }
 
+/* "C_Name rv=CKR_X[ injected]": the name and the result only, never arguments. */
+static void log_call(int fn, CK_RV rv, int injected)
+{
+	char line[160], buf[32];
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s rv=%s%s\n", fn_names[fn],
+		     ckr_name(rv, buf, sizeof(buf)), injected ? " injected" : "");
+	if (n > 0 && (size_t)n < sizeof(line))
+		log_text(line, n);
+}
+
 /*
  * P11WRAP_KILL: when an item names call number life of fn at this point
  * (KILL_BEFORE, KILL_AFTER), logs "KILL C_Name when #N" and dies by SIGKILL.
@@ -678,7 +695,7 @@ static void kill_point(int fn, unsigned long life, int when)
 {
 	char line[160];
 	size_t i;
-	int hit = 0, fd, n;
+	int hit = 0, n;
 	void (*dump)(void);
 
 	pthread_mutex_lock(&lock);
@@ -690,18 +707,12 @@ static void kill_point(int fn, unsigned long life, int when)
 		return;
 	n = snprintf(line, sizeof(line), "KILL %s %s #%lu\n", fn_names[fn],
 		     when == KILL_BEFORE ? "before" : "after", life);
+	/* write(2) needs no flushing: the line is in the file before the kill */
 	if (n > 0 && (size_t)n < sizeof(line)) {
-		fd = log_path != NULL
-			 ? open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)
-			 : -1;
-		/* write(2) needs no flushing: the line is in the file before the kill */
-		if (fd >= 0) {
-			if (write(fd, line, (size_t)n) != n)
-				complain("cannot write to P11WRAP_LOG=%s", log_path);
-			close(fd);
-		} else {
+		if (log_path != NULL)
+			log_text(line, n);
+		else
 			complain("%.*s", n - 1, line);
-		}
 	}
 	/* A program built with --enable-coverage exports __gcov_dump: its gcov
 	 * counters are written now, as no exit handler runs after a SIGKILL. */
@@ -779,6 +790,41 @@ static CK_RV wrap_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 
 	if (rv == CKR_OK && info != NULL)
 		info->flags |= add_flags;
+	return rv;
+}
+
+/*
+ * P11WRAP_PINPAD=FILE: a PIN pad reader.  A C_Login without a PIN (the
+ * protected authentication path) logs in with the PIN in FILE, as if the
+ * user had typed it on the pad.  Before each C_Login a line "PINPAD pad"
+ * or "PINPAD host-pin" says which it was: whether a PIN came from the
+ * program, never the PIN.
+ */
+static CK_RV wrap_login(CK_SESSION_HANDLE s, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len)
+{
+	char typed[256];
+	CK_RV rv;
+	FILE *f;
+	size_t n;
+
+	if (pinpad_path == NULL)
+		return fwd_C_Login(s, user, pin, len);
+	if (pin != NULL) {
+		log_text("PINPAD host-pin\n", 16);
+		return fwd_C_Login(s, user, pin, len);
+	}
+	log_text("PINPAD pad\n", 11);
+	if ((f = fopen(pinpad_path, "re")) == NULL) {
+		complain("P11WRAP_PINPAD=%s: %s", pinpad_path, strerror(errno));
+		return CKR_FUNCTION_CANCELED; /* as a pad on which nothing was typed */
+	}
+	n = fread(typed, 1, sizeof(typed) - 1, f);
+	fclose(f);
+	while (n > 0 && (typed[n - 1] == '\n' || typed[n - 1] == '\r'))
+		n--;
+	typed[n] = '\0';
+	rv = fwd_C_Login(s, user, (CK_UTF8CHAR_PTR)typed, (CK_ULONG)n);
+	explicit_bzero(typed, sizeof(typed));
 	return rv;
 }
 
@@ -886,6 +932,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret_list)
 	wrap_list.C_Initialize = wrap_initialize;
 	wrap_list.C_Finalize = wrap_finalize;
 	wrap_list.C_GetTokenInfo = wrap_get_token_info;
+	wrap_list.C_Login = wrap_login;
 	wrap_list.C_CreateObject = wrap_create_object;
 	wrap_list.C_GetAttributeValue = wrap_get_attribute_value;
 	*ret_list = &wrap_list;
