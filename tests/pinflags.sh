@@ -59,24 +59,27 @@ nothing_left locked
 # PIN): the login sends no PIN, whatever the PIN source; without a pad,
 # pin_source = protected is refused before any C_Login.
 printf '%s\n' "$USER_PIN" > "$TMP/typed"
-protected() {
-	sed -i "s|^pin_source = .*|pin_source = protected|" "$TMP/p11enroll.conf"
+# padded TOKEN FLAGS TYPED: enrolls on a fresh TOKEN with pin_source =
+# protected, through p11wrap with the token flags FLAGS (hex) and the PIN
+# pad's P11WRAP_PINPAD=TYPED (empty: no pad); RC, $TMP/out, $TMP/err, $LOG.
+padded() {
+	make_token "$1" || exit 1
+	write_conf "$1"
+	sed -i "s|^module = .*|module = $WRAP|; s|^pin_source = .*|pin_source = protected|" \
+		"$TMP/p11enroll.conf"
+	LOG="$TMP/$1.p11log"
+	: > "$LOG"
+	env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$LOG" P11WRAP_TOKEN_FLAGS="$2" \
+		P11WRAP_PINPAD="$3" "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test \
+		> "$TMP/out" 2> "$TMP/err"
+	RC=$?
 }
 wrapped pinpad P11WRAP_TOKEN_FLAGS=0x100 P11WRAP_PINPAD="$TMP/typed"
 # (the file PIN source of write_conf: the pad is used all the same)
 check "/pinflags/pinpad/file-source/exit-0" expect_rc 0
 check "/pinflags/pinpad/file-source/no-pin-sent" test "$(grep -c '^PINPAD host-pin' "$LOG")" -eq 0
 check "/pinflags/pinpad/file-source/pad-used" test "$(grep -c '^PINPAD pad' "$LOG")" -ge 1
-make_token pinpad2 || exit 1
-write_conf pinpad2
-sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
-protected
-LOG="$TMP/pinpad2.p11log"
-: > "$LOG"
-env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$LOG" P11WRAP_TOKEN_FLAGS=0x100 \
-	P11WRAP_PINPAD="$TMP/typed" "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test \
-	> "$TMP/out" 2> "$TMP/err"
-RC=$?
+padded pinpad2 0x100 "$TMP/typed"
 check "/pinflags/pinpad/protected/exit-0" expect_rc 0
 check "/pinflags/pinpad/protected/asks" grep_err "enter the PIN for token 'pinpad2' on its PIN pad"
 check "/pinflags/pinpad/protected/no-pin-sent" test "$(grep -c '^PINPAD host-pin' "$LOG")" -eq 0
@@ -84,30 +87,13 @@ check "/pinflags/pinpad/protected/logged-in" grep -q '^C_Login rv=CKR_OK' "$LOG"
 check "/pinflags/pinpad/protected/enrolled" test "$(label_count pinpad2 enrolled-key)" -eq 3
 # nothing typed on the pad: a token error (exit 3), not a PIN the token
 # rejected (exit 4, which the agent would latch)
-make_token pinpad3 || exit 1
-write_conf pinpad3
-sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
-protected
-LOG="$TMP/pinpad3.p11log"
-: > "$LOG"
-env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$LOG" P11WRAP_TOKEN_FLAGS=0x100 \
-	P11WRAP_PINPAD="$TMP/nothing-typed" "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test \
-	> "$TMP/out" 2> "$TMP/err"
-RC=$?
+padded pinpad3 0x100 "$TMP/nothing-typed"
 check "/pinflags/pinpad/cancelled/exit-3" expect_rc 3
 check "/pinflags/pinpad/cancelled/message" grep_err "CKR_FUNCTION_CANCELED: the PIN entry was cancelled on the reader; try again"
 check "/pinflags/pinpad/cancelled/no-keygen" expect_calls C_GenerateKeyPair 0
 check "/pinflags/pinpad/cancelled/token-empty" test "$(count_objects pinpad3)" -eq 0
 # no pad: refused before C_Login
-make_token nopad || exit 1
-write_conf nopad
-sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
-protected
-LOG="$TMP/nopad.p11log"
-: > "$LOG"
-env P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$LOG" \
-	"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test > "$TMP/out" 2> "$TMP/err"
-RC=$?
+padded nopad 0 ""
 check "/pinflags/nopad/exit-2" expect_rc 2
 check "/pinflags/nopad/message" grep_err "token 'nopad' has no PIN pad .*give a PIN source"
 check "/pinflags/nopad/no-login" expect_calls C_Login 0
