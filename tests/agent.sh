@@ -283,9 +283,12 @@ started=$(in_log "$TMP/agent-renew.log" 'test: renew started')
 pe "$C1" renew test
 check "/agent/renew-cmd/exit-0" expect_rc 0
 check "/agent/renew-cmd/summary" grep -q '^renewed test' "$TMP/out"
-check "/agent/renew-cmd/count+1" is "$C1" test renewals $((before + 1))
+# at least one more: the agent's own schedule (50 s certificates) may renew
+# once more meanwhile on a busy machine, so "exactly one" is not the agent's
+# to keep (it failed beside a CPU hog)
+check "/agent/renew-cmd/count+1" at_least "$C1" test renewals $((before + 1))
 check "/agent/renew-cmd/by-the-agent" \
-	test "$(in_log "$TMP/agent-renew.log" 'test: renew started')" -eq $((started + 1))
+	test "$(in_log "$TMP/agent-renew.log" 'test: renew started')" -ge $((started + 1))
 check "/agent/renew-cmd/agent-still-runs" kill -0 "$A1"
 check "/agent/renew-cmd/one-pair" one_pair ag-renew enrolled-key
 LAST_SERIAL=$(issued_serials | tail -n 1)
