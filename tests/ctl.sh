@@ -323,10 +323,11 @@ sed -i "s|^server = .*|server = $CA_URL|" "$C"
 pe "$C" reload
 check "/ctl/reload-busy/setup-reload" expect_rc 0
 n0=$(in_log "$L" 'configuration reloaded')
+nh0=$(in_log "$TMP/ca.log" 'hang: kur received')
 "$P11ENROLL" -c "$C" renew test > "$TMP/renew-bg.out" 2>&1 &
 RPID=$!
 HELPERS="$HELPERS $RPID"
-check "/ctl/reload-busy/kur-held" wait_for 60 grep -q 'hang: kur received' "$TMP/ca.log"
+check "/ctl/reload-busy/kur-held" wait_for 60 sh -c "test \$(grep -c 'hang: kur received' '$TMP/ca.log') -eq $((nh0 + 1))"
 pe "$C" reload
 check "/ctl/reload-busy/exit-0" expect_rc 0
 check "/ctl/reload-busy/says-it-waits" grep -q 'a step is running: the agent reloads when it ends' "$TMP/out"
@@ -349,10 +350,13 @@ sed -i "s|^server = .*|server = $CA_URL|" "$C"
 pe "$C" reload
 check "/ctl/busy/setup-reload" expect_rc 0
 check "/ctl/busy/setup-valid" wait_for 30 state_is valid
+# ca.log goes on from (e), which has a held kur already: count the new one
+nh=$(in_log "$TMP/ca.log" 'hang: kur received')
 "$P11ENROLL" -c "$C" renew test --local > "$TMP/local.out" 2>&1 &
 LPID=$!
 HELPERS="$HELPERS $LPID"
-check "/ctl/busy/local-holds" wait_for 60 grep -q 'hang: kur received' "$TMP/ca.log"
+check "/ctl/busy/local-holds" wait_for 60 sh -c "test \"\$(cat '$TMP/state/test.lock' 2> /dev/null)\" = $LPID &&
+	test \$(grep -c 'hang: kur received' '$TMP/ca.log') -eq $((nh + 1))"
 nb=$(in_log "$L" 'test: another process holds the enrollment')
 pe "$C" renew test
 echo "# the agent's renew beside the hand-run one: exit $RC: $(cat "$TMP/out" "$TMP/err" | head -3)"
