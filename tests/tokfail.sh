@@ -119,13 +119,17 @@ start_ca || exit 1
 # --- listing: the module's slot listing fails (pkcs11/tok_ctx.c) --------------
 # Always: the message names the call and its CKR_; once (the first
 # C_GetTokenInfo): asked again, every slot answers, and the message says so.
+# libp11 0.4.12 leaks the slot it was setting up when C_GetTokenInfo fails
+# (PKCS11_enumerate_slots frees only the slots before it): leak detection
+# is off for these two runs only; the C_GetSlotList case has no such leak.
 fresh listing
-run enroll P11WRAP_FAIL=C_GetTokenInfo=CKR_DEVICE_ERROR
+NOLEAK="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+run enroll "$NOLEAK" P11WRAP_FAIL=C_GetTokenInfo=CKR_DEVICE_ERROR
 t=/tokfail/listing/token-info
 check "$t/exit-3" expect_rc 3
 check "$t/message" grep_err "listing the slots of the PKCS#11 module failed: C_GetTokenInfo\(slot [0-9]*\): CKR_DEVICE_ERROR: a token does not answer"
 check "$t/token-empty" empty
-run enroll P11WRAP_FAIL=C_GetTokenInfo=CKR_GENERAL_ERROR@1
+run enroll "$NOLEAK" P11WRAP_FAIL=C_GetTokenInfo=CKR_GENERAL_ERROR@1
 t=/tokfail/listing/token-info-once
 check "$t/exit-3" expect_rc 3
 check "$t/message" grep_err "listing the slots of the PKCS#11 module failed, and every slot answered when asked again: try again"
