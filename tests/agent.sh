@@ -271,10 +271,26 @@ valid_json() {
 check "/agent/json/valid" valid_json "$TMP/status-renew.json"
 check "/agent/json/fields-and-types" json_ok "$TMP/status-renew.json" "$A1" 1
 check "/agent/json/token-serial" is "$C1" test token_serial "$(token_serial ag-renew)"
-check "/agent/json/certificate-serial" is "$C1" test certificate_serial "$LAST_SERIAL"
-check "/agent/json/not-after" is "$C1" test not_after "$(time_of "$TMP/tok-renew.pem" enddate)"
-check "/agent/json/not-before" is "$C1" test not_before \
-	"$(time_of "$TMP/tok-renew.pem" startdate)"
+# The certificate fields of that one snapshot against the certificate it
+# names: the agent goes on renewing its 50 s certificates, so the live
+# status may name a newer one by now (it did, beside a CPU hog).
+fget() {
+	python3 -c '
+import json, sys
+for e in json.load(open(sys.argv[1]))["enrollments"]:
+    if e["name"] == sys.argv[2]:
+        print(e[sys.argv[3]])' "$@"
+}
+SNAP=$(fget "$TMP/status-renew.json" test certificate_serial)
+# issued (by the CA's log) no earlier than the newest before the snapshot
+newer_or_same() {
+	issued_serials | sed -n "/^$LAST_SERIAL\$/,\$p" | grep -q -x "$SNAP"
+}
+check "/agent/json/certificate-serial" newer_or_same
+check "/agent/json/not-after" test "$(fget "$TMP/status-renew.json" test not_after)" = \
+	"$(time_of "$TMP/ca/issued/$SNAP.pem" enddate)"
+check "/agent/json/not-before" test "$(fget "$TMP/status-renew.json" test not_before)" = \
+	"$(time_of "$TMP/ca/issued/$SNAP.pem" startdate)"
 check "/agent/json/clock-rate-1" grep -q '"clock_rate": 1[,}]' "$TMP/status-renew.json"
 
 # --- 3: renew through the running agent ---------------------------------------
@@ -352,7 +368,9 @@ check "/agent/budget/at-most-30" test "$attempts" -le 30
 check "/agent/budget/at-least-5" test "$attempts" -ge 5
 failures=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["enrollments"][0]["consecutive_failures"])' "$TMP/budget.json")
 check "/agent/budget/failures-counted" test "$failures" -ge 5 -a "$failures" -le "$attempts"
-check "/agent/budget/state-backoff" grep -q '"state": "backoff"' "$TMP/budget.json"
+# between two attempts, or in one (the snapshot may fall on a running
+# attempt on a busy machine): never valid, stopped or waiting for the token
+check "/agent/budget/state-backoff" grep -q -E '"state": "(backoff|working)"' "$TMP/budget.json"
 check "/agent/budget/clock-rate" grep -q '"clock_rate": 2880' "$TMP/budget.json"
 check "/agent/budget/token-untouched" one_pair ag-budget enrolled-key
 # --- 4 (failure hook): ran on the failed attempts -----------------------------
