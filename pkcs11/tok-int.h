@@ -66,6 +66,16 @@ char *tok_redact_uri(const char *uri);
 void tok_describe_token(const CK_TOKEN_INFO *ti, char *buf, size_t size, int comma);
 
 /*
+ * The module's slot IDs (token_present: only those with a token) into
+ * *ret_ids (OPENSSL_free it), *ret_n of them; none: NULL and 0.  Asks
+ * again when a slot appeared between the count and the list
+ * (CKR_BUFFER_TOO_SMALL); more than 4096 slots is taken as an answer gone
+ * wrong (CKR_GENERAL_ERROR).
+ */
+CK_RV tok_slot_ids(CK_FUNCTION_LIST *f, CK_BBOOL token_present, CK_SLOT_ID **ret_ids,
+		   CK_ULONG *ret_n);
+
+/*
  * The file of the one module in p11-kit's configuration whose token uri
  * selects (OPENSSL_free it); TOK_ERR_ABSENT / TOK_ERR_AMBIGUOUS otherwise.
  */

@@ -343,6 +343,36 @@ static int slot_matches(tok_ctx *ctx, P11KitUri *uri, PKCS11_SLOT *slot, CK_TOKE
 	return p11_kit_uri_match_token_info(uri, ret_ti);
 }
 
+CK_RV tok_slot_ids(CK_FUNCTION_LIST *f, CK_BBOOL token_present, CK_SLOT_ID **ret_ids,
+		   CK_ULONG *ret_n)
+{
+	CK_SLOT_ID *ids = NULL;
+	CK_ULONG n = 0;
+	CK_RV rv;
+	int tries;
+
+	*ret_ids = NULL;
+	*ret_n = 0;
+	for (tries = 0; tries < 3; tries++) {
+		if ((rv = f->C_GetSlotList(token_present, NULL, &n)) != CKR_OK || n == 0)
+			return rv;
+		if (n > 4096)
+			return CKR_GENERAL_ERROR;
+		if ((ids = OPENSSL_malloc(n * sizeof(*ids))) == NULL)
+			return CKR_HOST_MEMORY;
+		rv = f->C_GetSlotList(token_present, ids, &n);
+		if (rv == CKR_OK) {
+			*ret_ids = ids;
+			*ret_n = n;
+			return CKR_OK;
+		}
+		OPENSSL_free(ids);
+		if (rv != CKR_BUFFER_TOO_SMALL)
+			return rv;
+	}
+	return rv;
+}
+
 /*
  * Which call made libp11's slot listing fail, and its CK_RV, which libp11
  * keeps to itself: the same calls again (slot list, slot info, token info
@@ -350,18 +380,13 @@ static int slot_matches(tok_ctx *ctx, P11KitUri *uri, PKCS11_SLOT *slot, CK_TOKE
  */
 static CK_RV slot_listing_failure(tok_ctx *ctx, char *what, size_t size)
 {
-	CK_SLOT_ID *ids = NULL;
-	CK_ULONG n = 0, i;
+	CK_SLOT_ID *ids;
+	CK_ULONG n, i;
 	CK_RV rv;
 
 	snprintf(what, size, "C_GetSlotList");
-	rv = ctx->f->C_GetSlotList(CK_FALSE, NULL, &n);
-	if (rv != CKR_OK || n == 0 || n > 4096)
+	if ((rv = tok_slot_ids(ctx->f, CK_FALSE, &ids, &n)) != CKR_OK)
 		return rv;
-	ids = OPENSSL_malloc(n * sizeof(*ids));
-	if (ids == NULL)
-		return CKR_HOST_MEMORY;
-	rv = ctx->f->C_GetSlotList(CK_FALSE, ids, &n);
 	for (i = 0; rv == CKR_OK && i < n; i++) {
 		CK_SLOT_INFO si;
 		CK_TOKEN_INFO ti;

@@ -46,13 +46,8 @@ static unsigned int module_matches(CK_FUNCTION_LIST *mod, P11KitUri *uri, char *
 	int mod_ok;
 
 	mod_ok = mod->C_GetInfo(&info) == CKR_OK && p11_kit_uri_match_module_info(uri, &info);
-	if (mod->C_GetSlotList(CK_TRUE, NULL, &n) != CKR_OK || n == 0 || n > 4096)
+	if (tok_slot_ids(mod, CK_TRUE, &slots, &n) != CKR_OK)
 		return 0;
-	slots = OPENSSL_malloc(n * sizeof(*slots));
-	if (slots == NULL || mod->C_GetSlotList(CK_TRUE, slots, &n) != CKR_OK) {
-		OPENSSL_free(slots);
-		return 0;
-	}
 	for (i = 0; i < n; i++) {
 		CK_SLOT_INFO si;
 		CK_TOKEN_INFO ti;
