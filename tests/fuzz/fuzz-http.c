@@ -12,7 +12,6 @@
  */
 #include "config.h"
 
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,48 +22,16 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/*
- * The answer, a copy of the input's bytes owned by the harness and locked:
- * a client that timed out on a busy machine has returned, and libFuzzer has
- * freed the input, while the server thread may still be about to answer
- * (a heap-use-after-free in the harness, not in the client).
- */
-static struct {
-	pthread_mutex_t lock;
-	unsigned char *p;
-	size_t left;
-} feed = {PTHREAD_MUTEX_INITIALIZER, NULL, 0};
 static char url[64];
 
+/* All that is left of the input, once: later requests find the connection
+ * closed. */
 static unsigned char *answer(const unsigned char *body, size_t len, size_t *ret_len, void *arg)
 {
-	unsigned char *out = NULL;
-
 	(void)body;
 	(void)len;
 	(void)arg;
-	pthread_mutex_lock(&feed.lock);
-	if (feed.left > 0 && (out = malloc(feed.left)) != NULL) {
-		memcpy(out, feed.p, feed.left);
-		*ret_len = feed.left;
-		feed.left = 0; /* later requests find the connection closed */
-	}
-	pthread_mutex_unlock(&feed.lock);
-	return out;
-}
-
-/* The next answer: size bytes at data (a copy), or none. */
-static void set_feed(const uint8_t *data, size_t size)
-{
-	pthread_mutex_lock(&feed.lock);
-	free(feed.p);
-	feed.p = NULL;
-	feed.left = 0;
-	if (size > 0 && (feed.p = malloc(size)) != NULL) {
-		memcpy(feed.p, data, size);
-		feed.left = size;
-	}
-	pthread_mutex_unlock(&feed.lock);
+	return lb_take(0, ret_len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -84,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			 lb_start(answer, NULL));
 	}
 	memset(&t, 0, sizeof(t));
-	set_feed(data + 1, size - 1);
+	lb_feed(data + 1, size - 1);
 	if ((ctx = cmpc_new()) == NULL)
 		return 0;
 	if (cmpc_set_server(ctx, url) == CMPC_OK &&
@@ -106,6 +73,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sk_X509_pop_free(cas, X509_free);
 	cmpc_template_clear(&t);
 	cmpc_free(ctx);
-	set_feed(NULL, 0);
+	lb_feed(NULL, 0);
 	return 0;
 }

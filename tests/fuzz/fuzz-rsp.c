@@ -31,7 +31,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,35 +168,10 @@ enum {
 #define O_HEADER 0x40	/* certProfile, sender and recipient set */
 #define O_SMALL_CAP 0x20 /* responses up to 2 KiB */
 
-/*
- * The responses: a copy of the input owned by the harness and locked, as
- * in fuzz-http: a client that timed out on a busy machine returns, and
- * libFuzzer frees the input, while the server thread may still answer.
- */
+/* The input's byte 1 (the responses are lb_feed's, loopback.h). */
 static struct {
-	pthread_mutex_t lock;
-	unsigned char *buf;     /* the copy */
-	const unsigned char *p; /* responses still to send, in buf */
-	size_t left;
 	int flags;
-} feed = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, 0};
-
-/* The next input's responses (size bytes at data, copied) and flags. */
-static void set_feed(const unsigned char *data, size_t size, int flags)
-{
-	pthread_mutex_lock(&feed.lock);
-	free(feed.buf);
-	feed.buf = NULL;
-	feed.p = NULL;
-	feed.left = 0;
-	feed.flags = flags;
-	if (size > 0 && (feed.buf = malloc(size)) != NULL) {
-		memcpy(feed.buf, data, size);
-		feed.p = feed.buf;
-		feed.left = size;
-	}
-	pthread_mutex_unlock(&feed.lock);
-}
+} feed;
 
 static EVP_PKEY *key, *key2, *srv_key;
 static X509 *ee, *root, *srv_cert;
@@ -397,31 +371,13 @@ static unsigned char *forward(const unsigned char *body, size_t len, size_t *ret
 
 static unsigned char *answer(const unsigned char *body, size_t len, size_t *ret_len, void *arg)
 {
-	const unsigned char *p;
-	size_t n;
-
 	unsigned char *chunk, *out;
+	size_t n;
 
 	(void)arg;
 	if (record_url != NULL)
 		return forward(body, len, ret_len);
-	pthread_mutex_lock(&feed.lock);
-	if (feed.left < 2) {
-		pthread_mutex_unlock(&feed.lock);
-		return NULL;
-	}
-	n = ((size_t)feed.p[0] << 8) | feed.p[1];
-	feed.p += 2;
-	feed.left -= 2;
-	if (n > feed.left)
-		n = feed.left;
-	p = feed.p;
-	feed.p += n;
-	feed.left -= n;
-	chunk = malloc(n + 1);
-	if (chunk != NULL)
-		memcpy(chunk, p, n);
-	pthread_mutex_unlock(&feed.lock);
+	chunk = lb_take(1, &n);
 	if (chunk == NULL)
 		return NULL;
 	out = complete(body, len, chunk, n, ret_len);
@@ -650,7 +606,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fwrite(data, 1, 2, f);
 		fclose(f);
 	}
-	set_feed(data + 2, size - 2, data[1]);
+	feed.flags = data[1];
+	lb_feed(data + 2, size - 2);
 	if ((subj = X509_NAME_new()) == NULL || (ctx = cmpc_new()) == NULL) {
 		X509_NAME_free(subj);
 		return 0;
@@ -672,6 +629,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	X509_NAME_free(subj);
 	cmpc_free(ctx);
-	set_feed(NULL, 0, 0);
+	lb_feed(NULL, 0);
 	return 0;
 }

@@ -20,6 +20,51 @@
 
 #define REQ_MAX (1024 * 1024)
 
+static struct {
+	pthread_mutex_t lock;
+	unsigned char *buf;
+	size_t off, len;
+} feed = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+void lb_feed(const unsigned char *data, size_t size)
+{
+	pthread_mutex_lock(&feed.lock);
+	free(feed.buf);
+	feed.buf = NULL;
+	feed.off = feed.len = 0;
+	if (size > 0 && (feed.buf = malloc(size)) != NULL) {
+		memcpy(feed.buf, data, size);
+		feed.len = size;
+	}
+	pthread_mutex_unlock(&feed.lock);
+}
+
+unsigned char *lb_take(int framed, size_t *len)
+{
+	unsigned char *out = NULL;
+	size_t n;
+
+	pthread_mutex_lock(&feed.lock);
+	if (framed && feed.len - feed.off >= 2) {
+		n = ((size_t)feed.buf[feed.off] << 8) | feed.buf[feed.off + 1];
+		feed.off += 2;
+	} else if (!framed && feed.len > feed.off) {
+		n = feed.len - feed.off;
+	} else {
+		goto out;
+	}
+	if (n > feed.len - feed.off)
+		n = feed.len - feed.off;
+	if ((out = malloc(n + 1)) != NULL) {
+		memcpy(out, feed.buf + feed.off, n);
+		*len = n;
+	}
+	feed.off += n;
+out:
+	pthread_mutex_unlock(&feed.lock);
+	return out;
+}
+
 static int lfd = -1, port;
 static lb_handler handler;
 static void *handler_arg;

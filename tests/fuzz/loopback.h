@@ -20,6 +20,20 @@ typedef unsigned char *(*lb_handler)(const unsigned char *body, size_t len, size
 /* Starts the server once per process; returns its port (aborts on failure). */
 int lb_start(lb_handler fn, void *arg);
 
+/*
+ * The answers of the current input: a copy owned here and locked, since a
+ * client that timed out on a busy machine has returned, and libFuzzer has
+ * freed the input, while the server thread may still be about to answer
+ * (a heap-use-after-free in a harness, not in the client, found by
+ * fuzz-http).  lb_feed copies size bytes at data (NULL, 0: none left).
+ * lb_take hands the server thread the next answer, a malloc'ed copy of
+ * *len bytes (one more allocated, for a NUL), or NULL when none is left:
+ * framed = 0 all that is left, framed = 1 the next chunk prefixed by its
+ * length in 2 big-endian bytes (cut to what is left).
+ */
+void lb_feed(const unsigned char *data, size_t size);
+unsigned char *lb_take(int framed, size_t *len);
+
 /* "HTTP/1.1 200 OK" with Content-Type application/pkixcmp around body. */
 unsigned char *lb_pkixcmp(const unsigned char *body, size_t len, size_t *ret_len);
 
