@@ -19,7 +19,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 109
+plan 112
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LABEL=enrolled-key
 LOG="$TMP/calls.log"
@@ -137,6 +137,14 @@ run enroll P11WRAP_FAIL=C_GetSlotList=CKR_FUNCTION_FAILED
 t=/tokfail/listing/slot-list
 check "$t/exit-3" expect_rc 3
 check "$t/message" grep_err "listing the slots of the PKCS#11 module failed: C_GetSlotList: CKR_FUNCTION_FAILED"
+# a slot that appears between count and list (CKR_BUFFER_TOO_SMALL; the
+# 2nd call: libp11's list; the 4th: the probe's list) is asked for again:
+# counted and listed twice more (with libp11's count and the probe's, 4 OK)
+run enroll P11WRAP_FAIL=C_GetSlotList=CKR_BUFFER_TOO_SMALL@2,C_GetSlotList=CKR_BUFFER_TOO_SMALL@4
+t=/tokfail/listing/slot-appeared
+check "$t/exit-3" expect_rc 3
+check "$t/asked-again" expect_calls '^C_GetSlotList rv=CKR_OK$' 4
+check "$t/message" grep_err "listing the slots of the PKCS#11 module failed, and every slot answered when asked again: try again"
 
 # --- keygen: CKA_ID of the private key (1st call), of the public key (2nd) ----
 for n in 1 2; do
