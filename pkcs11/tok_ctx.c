@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -407,6 +408,7 @@ static CK_RV slot_listing_failure(tok_ctx *ctx, char *what, size_t size)
 
 static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 {
+	static const long relist_ms[] = {20, 100, 400};
 	CK_INFO info;
 	CK_TOKEN_INFO ti;
 	unsigned int i, nmatch = 0;
@@ -414,21 +416,37 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 	char *shown;
 	tok_rv rv;
 
-	if (PKCS11_enumerate_slots(ctx->p11, &ctx->slots, &ctx->nslots) != 0) {
+	for (i = 0; PKCS11_enumerate_slots(ctx->p11, &ctx->slots, &ctx->nslots) != 0; i++) {
 		char what[64];
-		CK_RV ckr = slot_listing_failure(ctx, what, sizeof(what));
+		CK_RV ckr;
 
 		ctx->slots = NULL;
 		ctx->nslots = 0;
-		if (ckr == CKR_OK)
+		/*
+		 * libp11 gives up on the whole list when one token of the
+		 * module fails to answer, also one we do not want.  That is
+		 * often brief: a slot or token changed while it listed them (a
+		 * reader plugged in), or another process is writing a token
+		 * (SoftHSM2 answers CKR_GENERAL_ERROR for it then: 2 lookups in
+		 * 187 beside a writer).  A few more tries, a little apart.
+		 */
+		if (i < sizeof(relist_ms) / sizeof(relist_ms[0])) {
+			struct timespec ts = {0, relist_ms[i] * 1000000L};
+
+			while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+				;
+			continue;
+		}
+		if ((ckr = slot_listing_failure(ctx, what, sizeof(what))) == CKR_OK)
 			return tok_fail(ctx, TOK_ERR_DEVICE,
-					"listing the slots of the PKCS#11 module failed, and every "
-					"slot answered when asked again: try again; if it persists, "
-					"remove and re-insert the token, or restart the service");
+					"listing the slots of the PKCS#11 module failed %u times, and "
+					"every slot answered when asked again: try again; if it "
+					"persists, remove and re-insert the token, or restart the service",
+					i + 1);
 		return tok_fail(ctx, TOK_ERR_DEVICE,
-				"listing the slots of the PKCS#11 module failed: %s: %s: a token "
-				"does not answer: remove and re-insert it, or restart the service",
-				what, tok_ckr_name(ckr));
+				"listing the slots of the PKCS#11 module failed %u times: %s: %s: a "
+				"token does not answer: remove and re-insert it, or restart the service",
+				i + 1, what, tok_ckr_name(ckr));
 	}
 	if (ctx->f->C_GetInfo(&info) == CKR_OK && !p11_kit_uri_match_module_info(uri, &info))
 		goto absent;
