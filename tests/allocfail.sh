@@ -17,6 +17,13 @@
 # (P11E_ALLOCFAIL_ALL=1) takes every n of scope own and every
 # P11E_ALLOCFAIL_STRIDE-th n of scope all (default 37, some 2200 runs;
 # 1 for every n: some 80000 runs, a day).
+# A third scope, call (tests/allocfail/allocfail.c), fails the first
+# allocation of each call p11enroll makes into OpenSSL: some 500 points per
+# command, each the error branch after one call.  make coverage sweeps it
+# over every flow (P11E_ALLOCFAIL_SCOPES=call P11E_ALLOCFAIL_ALL=1
+# P11E_ALLOCFAIL_FLOWS="enroll renew revoke p10cr genm root template crls").
+# The flows: enroll (ir), renew (kur), revoke (rr), p10cr, and genm's four
+# questions (CA certificates stored, root CA update, template, CRLs).
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 AF="$top_builddir/tests/allocfail/p11enroll-allocfail"
@@ -90,7 +97,11 @@ report() {
 # prepare FLOW: the token as the flow starts from; revoke needs a new
 # certificate each time (the CA refuses to revoke one twice).
 prepare() {
-	restore "$1"
+	case $1 in
+	p10cr | genm | root | template | crls) restore enroll ;;
+	*) restore "$1" ;;
+	esac
+	rm -f "$TMP/af-out.pem"
 	if [ "$1" = revoke ]; then
 		"$P11ENROLL" -c "$TMP/p11enroll.conf" -q enroll test > /dev/null 2>&1 ||
 			{ echo "# revoke: setup enroll failed"; return 1; }
@@ -128,6 +139,8 @@ sweep() {
 		_points=$(seq 1 $((_count + 1)))
 	elif [ "$_scope" = own ]; then
 		_points=$(seq 1 2 $((_count + 2)))
+	elif [ "$_scope" = call ] && [ -n "$P11E_ALLOCFAIL_ALL" ]; then
+		_points=$(seq 1 $((_count + 1)))
 	elif [ -n "$P11E_ALLOCFAIL_ALL" ]; then
 		_points=$(seq 1 "$P11E_ALLOCFAIL_STRIDE" $((_count + P11E_ALLOCFAIL_STRIDE)))
 	else
@@ -196,12 +209,22 @@ for scope in $P11E_ALLOCFAIL_SCOPES; do
 		# reply from server" from the same CA instance with nothing in its
 		# log, while a fresh CA served the same command (unexplained;
 		# tests/allocfail.sh in the issue 8 closing note).
-		start_ca || exit 1
+		case $flow in
+		root) start_ca --new-root || exit 1 ;;
+		template) start_ca --template "subject=/CN=from template/O=Example;key=ec:P-384" || exit 1 ;;
+		*) start_ca || exit 1 ;;
+		esac
 		sed -i "s|^server = .*|server = $CA_URL|" "$TMP/p11enroll.conf"
 		case $flow in
 		enroll) sweep enroll "$scope" enroll test ;;
 		renew) sweep renew "$scope" renew test --local ;;
 		revoke) sweep revoke "$scope" revoke test --reason superseded --delete ;;
+		p10cr) sweep p10cr "$scope" p10cr test ;;
+		genm) sweep genm "$scope" genm test --ca-certs "$TMP/af-out.pem" --store ;;
+		root) sweep root "$scope" genm test --root-update --out "$TMP/af-out.pem" ;;
+		template) sweep template "$scope" genm test --template ;;
+		crls) sweep crls "$scope" genm test --crls "$TMP/af-out.pem" ;;
+		*) bail_out "allocfail: no flow $flow" ;;
 		esac
 	done
 done

@@ -14,6 +14,12 @@
  * opposed to what OpenSSL allocates inside the functions p11enroll calls:
  * an enroll makes some 600 allocations of the first kind and some 40000 in
  * all (parsing and encoding certificates and CMP messages).
+ * P11E_ALLOC_SCOPE=call counts, of what scope all counts, the first
+ * allocation of each call p11enroll makes into libcrypto (one whose caller
+ * address differs from the last counted one's): some 500 points per
+ * command instead of 40000, each making one OpenSSL call fail as it would
+ * without memory (most allocate their result first), so a sweep reaches
+ * the error branch after every such call.
  * Not counted: libcurl's, libp11's, p11-kit's, SoftHSM2's and libc's own
  * allocations (they may abort or misbehave on failure; not our code).
  *
@@ -61,6 +67,8 @@ static unsigned long count;     /* counted allocations so far */
 static int failed;              /* the target was reached */
 static int crypto_hooks;        /* CRYPTO_set_mem_functions took effect */
 static int own_only;            /* P11E_ALLOC_SCOPE=own */
+static int per_call;            /* P11E_ALLOC_SCOPE=call */
+static uintptr_t last_site;     /* per_call: the last counted caller */
 static int counting;            /* after the warm-up */
 static struct range exe[MAX_RANGES], crypto[MAX_RANGES];
 static size_t n_exe, n_crypto;
@@ -182,9 +190,10 @@ static int crypto_alloc_frame(void *addr)
 }
 
 /* Is the first caller outside libcrypto p11enroll's own code?  With
- * own_only, only when it called an allocation function itself.  The stack
- * is: this file's hook (and under ASan its backtrace interceptor), then
- * libcrypto frames, then the caller. */
+ * own_only, only when it called an allocation function itself; with
+ * per_call, only when it is not the caller the last counted allocation
+ * had (the same call going on).  The stack is: this file's hook (and under
+ * ASan its backtrace interceptor), then libcrypto frames, then the caller. */
 static __attribute__((noinline)) int ours(void)
 {
 	void *frames[48];
@@ -200,7 +209,14 @@ static __attribute__((noinline)) int ours(void)
 				return 0;
 			continue;
 		}
-		return in(exe, n_exe, a);
+		if (!in(exe, n_exe, a))
+			return 0;
+		if (per_call) {
+			if (a == last_site)
+				return 0;
+			last_site = a;
+		}
+		return 1;
 	}
 	return 0;
 }
@@ -291,6 +307,7 @@ __attribute__((constructor)) static void allocfail_init(void)
 		target = strtoul(v, NULL, 10);
 	v = getenv("P11E_ALLOC_SCOPE");
 	own_only = v != NULL && strcmp(v, "own") == 0;
+	per_call = v != NULL && strcmp(v, "call") == 0;
 	/* backtrace() loads libgcc_s on first use: before any counted call. */
 	(void)backtrace(warm, 2);
 	dl_iterate_phdr(phdr_cb, (void *)(uintptr_t)(void *)allocfail_init);
