@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/asn1t.h>
@@ -74,6 +75,107 @@ ASN1_SEQUENCE(CA_REVDETAILS) = {
 } static_ASN1_SEQUENCE_END(CA_REVDETAILS)
 /* clang-format on */
 
+/* PBMParameter (RFC 4211, 4.4) and InfoTypeAndValue (RFC 4210, 5.3.19). */
+typedef struct {
+	ASN1_OCTET_STRING *salt;
+	X509_ALGOR *owf;
+	ASN1_INTEGER *iterationCount;
+	X509_ALGOR *mac;
+} CA_PBMPARAM;
+
+/* clang-format off */
+ASN1_SEQUENCE(CA_PBMPARAM) = {
+	ASN1_SIMPLE(CA_PBMPARAM, salt, ASN1_OCTET_STRING),
+	ASN1_SIMPLE(CA_PBMPARAM, owf, X509_ALGOR),
+	ASN1_SIMPLE(CA_PBMPARAM, iterationCount, ASN1_INTEGER),
+	ASN1_SIMPLE(CA_PBMPARAM, mac, X509_ALGOR),
+} static_ASN1_SEQUENCE_END(CA_PBMPARAM)
+/* clang-format on */
+
+typedef struct {
+	ASN1_OBJECT *type;
+	ASN1_TYPE *value;
+} CA_ITAV;
+
+/* clang-format off */
+ASN1_SEQUENCE(CA_ITAV) = {
+	ASN1_SIMPLE(CA_ITAV, type, ASN1_OBJECT),
+	ASN1_OPT(CA_ITAV, value, ASN1_ANY),
+} static_ASN1_SEQUENCE_END(CA_ITAV)
+/* clang-format on */
+
+/* A directoryName as "/CN=x/O=y", anything else as "-". */
+static void name_text(const GENERAL_NAME *gn, char *out, size_t len)
+{
+	snprintf(out, len, "-");
+	if (gn != NULL && gn->type == GEN_DIRNAME && X509_NAME_entry_count(gn->d.dirn) > 0)
+		X509_NAME_oneline(gn->d.dirn, out, (int)len);
+}
+
+/* "owf,mac,iterations" by short names, from the PBM protectionAlg. */
+static void pbm_text(const X509_ALGOR *alg, char *out, size_t len)
+{
+	const ASN1_OBJECT *oid;
+	const void *pval;
+	int ptype;
+	const unsigned char *p;
+	CA_PBMPARAM *pp;
+
+	X509_ALGOR_get0(&oid, &ptype, &pval, alg);
+	if (OBJ_obj2nid(oid) != NID_id_PasswordBasedMAC || ptype != V_ASN1_SEQUENCE)
+		return;
+	p = ((const ASN1_STRING *)pval)->data;
+	pp = (CA_PBMPARAM *)ASN1_item_d2i(NULL, &p, ((const ASN1_STRING *)pval)->length,
+					  ASN1_ITEM_rptr(CA_PBMPARAM));
+	if (pp == NULL)
+		return;
+	snprintf(out, len, "%s,%s,%ld", OBJ_nid2sn(OBJ_obj2nid(pp->owf->algorithm)),
+		 OBJ_nid2sn(OBJ_obj2nid(pp->mac->algorithm)), ASN1_INTEGER_get(pp->iterationCount));
+	ASN1_item_free((ASN1_VALUE *)pp, ASN1_ITEM_rptr(CA_PBMPARAM));
+}
+
+/* certProfile (the first UTF8String of its SEQUENCE) and implicitConfirm. */
+static void general_info(const STACK_OF(ASN1_TYPE) *gi, struct ca_reqinfo *ri)
+{
+	int i;
+
+	for (i = 0; i < sk_ASN1_TYPE_num(gi); i++) {
+		const ASN1_TYPE *t = sk_ASN1_TYPE_value(gi, i);
+		const unsigned char *p;
+		CA_ITAV *itav;
+		STACK_OF(ASN1_TYPE) *names = NULL;
+		char oid[64];
+
+		if (t->type != V_ASN1_SEQUENCE)
+			continue;
+		p = t->value.sequence->data;
+		itav = (CA_ITAV *)ASN1_item_d2i(NULL, &p, t->value.sequence->length,
+					       ASN1_ITEM_rptr(CA_ITAV));
+		if (itav == NULL)
+			continue;
+		/* id-it-certProfile (RFC 9480): no NID in OpenSSL 3.0 */
+		OBJ_obj2txt(oid, sizeof(oid), itav->type, 1);
+		if (OBJ_obj2nid(itav->type) == NID_id_it_implicitConfirm) {
+			ri->implicit = 1;
+		} else if (strcmp(oid, "1.3.6.1.5.5.7.4.21") == 0) {
+			if (itav->value != NULL && itav->value->type == V_ASN1_SEQUENCE) {
+				p = itav->value->value.sequence->data;
+				names = d2i_ASN1_SEQUENCE_ANY(NULL, &p,
+							      itav->value->value.sequence->length);
+			}
+			if (sk_ASN1_TYPE_num(names) > 0 &&
+			    sk_ASN1_TYPE_value(names, 0)->type == V_ASN1_UTF8STRING) {
+				const ASN1_STRING *u = sk_ASN1_TYPE_value(names, 0)->value.utf8string;
+
+				snprintf(ri->profile, sizeof(ri->profile), "%.*s", u->length,
+					 (const char *)u->data);
+			}
+			sk_ASN1_TYPE_pop_free(names, ASN1_TYPE_free);
+		}
+		ASN1_item_free((ASN1_VALUE *)itav, ASN1_ITEM_rptr(CA_ITAV));
+	}
+}
+
 /* The CRLReason of the first RevDetails of an rr body, or -1. */
 static int rr_reason(const ASN1_TYPE *body)
 {
@@ -120,6 +222,10 @@ int ca_reqinfo_get(const unsigned char *der, size_t len, struct ca_reqinfo *ri)
 	memset(ri, 0, sizeof(*ri));
 	ri->prot = CA_PROT_NONE;
 	ri->rr_reason = -1;
+	snprintf(ri->sender, sizeof(ri->sender), "-");
+	snprintf(ri->recipient, sizeof(ri->recipient), "-");
+	snprintf(ri->profile, sizeof(ri->profile), "-");
+	snprintf(ri->pbm, sizeof(ri->pbm), "-");
 	if (len > 0x7fffffff)
 		return 0;
 	m = (CA_PKIMSG *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(CA_PKIMSG));
@@ -140,6 +246,11 @@ int ca_reqinfo_get(const unsigned char *der, size_t len, struct ca_reqinfo *ri)
 		X509_up_ref(ri->signer);
 	}
 	ri->rr_reason = rr_reason(m->body);
+	name_text(h->sender, ri->sender, sizeof(ri->sender));
+	name_text(h->recipient, ri->recipient, sizeof(ri->recipient));
+	if (h->protectionAlg != NULL)
+		pbm_text(h->protectionAlg, ri->pbm, sizeof(ri->pbm));
+	general_info(h->generalInfo, ri);
 	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CA_PKIMSG));
 	return 1;
 }

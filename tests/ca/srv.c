@@ -1362,6 +1362,10 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	}
 	s->req_type = OSSL_CMP_MSG_get_bodytype(req);
 	parsed = ca_reqinfo_get(body, len, &s->ri);
+	if (parsed)
+		ca_log("%s header: sender %s, recipient %s, profile %s, implicit %s, pbm %s",
+		       body_name(s->req_type), s->ri.sender, s->ri.recipient, s->ri.profile,
+		       s->ri.implicit ? "yes" : "no", s->ri.pbm);
 	/* --hang-on: processed like any other request, only the answer stays here */
 	hang = s->opts->hang_on != NULL && strcmp(s->opts->hang_on, body_name(s->req_type)) == 0 &&
 	       (s->opts->hang_count <= 0 || s->hangs_used < s->opts->hang_count);

@@ -183,6 +183,11 @@ struct ca_reqinfo {
 	unsigned char kid[64]; /* senderKID */
 	int kid_len, has_kid;
 	int rr_reason; /* CRLReason of an rr, -1 if none */
+	/* the header as the client set it, for the log ("-": absent) */
+	char sender[256], recipient[256]; /* directoryName, /CN=... */
+	char profile[128];		  /* certProfile (generalInfo) */
+	int implicit;			  /* implicitConfirm asked (generalInfo) */
+	char pbm[96];			  /* PBM owf,mac,iterations */
 };
 int ca_reqinfo_get(const unsigned char *der, size_t len, struct ca_reqinfo *ri);
 void ca_reqinfo_clear(struct ca_reqinfo *ri);
