@@ -194,10 +194,10 @@ ca_issued() {
 	return 0
 }
 
-# write_conf TOKEN_LABEL [EXTRA_LINES]: one enrollment [test] for the token.
-# The client's timeouts are hang guards here: scaled like every other bound.
-write_conf() {
-	cat > "$TMP/p11enroll.conf" <<EOC
+# conf_defaults: the unnamed section write_conf starts with (the module, the
+# test CA and its credentials, scaled timeouts, the state directory).
+conf_defaults() {
+	cat <<EOC
 module = $SOFTHSM2_MODULE
 server = $CA_URL
 reference = $CMP_REF
@@ -207,6 +207,13 @@ timeout = $(scaled 10)
 total_timeout = $(scaled 30)
 state_dir = $TMP/state
 
+EOC
+}
+
+# write_conf TOKEN_LABEL [EXTRA_LINES]: one enrollment [test] for the token.
+# The client's timeouts are hang guards here: scaled like every other bound.
+write_conf() {
+	{ conf_defaults; cat; } > "$TMP/p11enroll.conf" <<EOC
 [test]
 token = pkcs11:token=$1
 pin_source = file:$TMP/pin

@@ -29,16 +29,7 @@ attempt() {
 label = enrolled-key" ;; esac
 	case $_lines in *"subject = "*) ;; *) _lines="$_lines
 subject = /CN=p11enroll test/O=Example" ;; esac
-	cat > "$TMP/p11enroll.conf" << EOC
-module = $SOFTHSM2_MODULE
-server = $CA_URL
-reference = $CMP_REF
-secret_source = file:$TMP/secret
-trusted = $TMP/ca/root.pem
-timeout = $(scaled 10)
-total_timeout = $(scaled 30)
-state_dir = $TMP/state
-
+	{ conf_defaults; cat; } > "$TMP/p11enroll.conf" << EOC
 [test]
 token = pkcs11:token=$TOK
 pin_source = file:$TMP/pin
