@@ -225,8 +225,9 @@ struct x509_st;
 struct stack_st_X509;
 /* Writes cert and/or certs as PEM via a temporary file and rename(). */
 int agent_write_pem(const char *path, struct x509_st *cert, struct stack_st_X509 *certs);
-/* The label of a CA certificate object: its subject CN, else the whole name. */
-void agent_ca_label(struct x509_st *ca, char *out, size_t outlen);
+/* The label of a CA certificate object: its subject CN, else the whole name;
+ * -1 when the CN cannot be converted to UTF-8 (no memory). */
+int agent_ca_label(struct x509_st *ca, char *out, size_t outlen);
 /* The first PEM certificate in path; NULL after logging "cannot read WHAT
  * PATH" or "WHAT PATH holds no PEM certificate: HINT". */
 struct x509_st *agent_read_cert(const char *path, const char *what, const char *hint);

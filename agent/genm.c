@@ -73,9 +73,13 @@ static int ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx 
 			printf("written to %s\n", o->ca_certs);
 	}
 	for (i = 0; tok != NULL && rc == EXIT_OK && i < sk_X509_num(certs); i++) {
-		agent_ca_label(sk_X509_value(certs, i), label, sizeof(label));
-		if ((trv = tok_cacert_store(tok, sk_X509_value(certs, i), label, NULL)) != TOK_OK)
+		if (agent_ca_label(sk_X509_value(certs, i), label, sizeof(label)) < 0) {
+			log_msg(LOG_ERR, "naming a CA certificate for the token failed (out of memory?)");
+			rc = EXIT_INTERNAL;
+		} else if ((trv = tok_cacert_store(tok, sk_X509_value(certs, i), label, NULL)) !=
+			   TOK_OK) {
 			rc = agent_token_fail(tok, trv, "storing a CA certificate on the token failed");
+		}
 	}
 	if (tok != NULL && rc == EXIT_OK)
 		printf("stored on the token\n");

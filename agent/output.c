@@ -98,7 +98,7 @@ X509 *agent_read_cert(const char *path, const char *what, const char *hint)
 	return cert;
 }
 
-void agent_ca_label(X509 *ca, char *out, size_t outlen)
+int agent_ca_label(X509 *ca, char *out, size_t outlen)
 {
 	X509_NAME *subj = X509_get_subject_name(ca);
 	int i = X509_NAME_get_index_by_NID(subj, NID_commonName, -1);
@@ -107,20 +107,32 @@ void agent_ca_label(X509 *ca, char *out, size_t outlen)
 	if (i >= 0) {
 		ASN1_STRING *d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, i));
 		unsigned char *utf8 = NULL;
-		int len = ASN1_STRING_to_UTF8(&utf8, d);
+		int type = ASN1_STRING_type(d), len;
+		char raw[256];
 
+		/* UTF-8 or ASCII already (what CAs use): taken as it is, with
+		 * nothing to allocate; other string types converted. */
+		if (type == V_ASN1_UTF8STRING || type == V_ASN1_PRINTABLESTRING ||
+		    type == V_ASN1_IA5STRING) {
+			snprintf(raw, sizeof(raw), "%.*s", ASN1_STRING_length(d),
+				 (const char *)ASN1_STRING_get0_data(d));
+		} else if ((len = ASN1_STRING_to_UTF8(&utf8, d)) >= 0) {
+			snprintf(raw, sizeof(raw), "%.*s", len, (char *)utf8);
+			OPENSSL_free(utf8);
+		} else if (ASN1_STRING_length(d) > 0) {
+			/* a CN that cannot be converted, or no memory: the label
+			 * would differ from run to run */
+			return -1;
+		} else {
+			raw[0] = '\0';
+		}
 		/* The label goes onto the token and into every later listing
 		 * (also by other tools): no terminal escapes from the CA. */
-		if (len > 0) {
-			char raw[256];
-
-			snprintf(raw, sizeof(raw), "%.*s", len, (char *)utf8);
-			agent_escape(raw, out, outlen);
-		}
-		OPENSSL_free(utf8);
+		agent_escape(raw, out, outlen);
 	}
 	if (out[0] == '\0')
 		X509_NAME_oneline(subj, out, (int)outlen);
+	return 0;
 }
 
 void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned char *id,

@@ -256,8 +256,10 @@ static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
 	for (i = 0; i < sk_X509_num(cacerts); i++) {
 		X509 *ca = sk_X509_value(cacerts, i);
 
-		agent_ca_label(ca, label, sizeof(label));
-		if ((rv = tok_cacert_store(tok, ca, label, NULL)) != TOK_OK)
+		if (agent_ca_label(ca, label, sizeof(label)) < 0)
+			log_msg(LOG_WARNING, "naming a CA certificate for the token failed (out of "
+					     "memory?): not stored");
+		else if ((rv = tok_cacert_store(tok, ca, label, NULL)) != TOK_OK)
 			log_msg(LOG_WARNING, "storing CA certificate '%s' on the token failed: %s: %s",
 				label, tok_strerror(rv), tok_errmsg(tok));
 	}

@@ -42,7 +42,12 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 	for (i = 0; i < sk_X509_num(cacerts); i++) {
 		X509 *ca = sk_X509_value(cacerts, i);
 
-		agent_ca_label(ca, label, sizeof(label));
+		if (agent_ca_label(ca, label, sizeof(label)) < 0) {
+			snprintf(why, whylen, "naming a CA certificate for the token failed "
+					      "(out of memory?)");
+			s->rc = EXIT_INTERNAL;
+			return -1;
+		}
 		if ((rv = tok_cacert_store(s->tok, ca, label, &created)) != TOK_OK) {
 			snprintf(why, whylen, "storing CA certificate '%s' on the token failed: %s: %s",
 				 label, tok_strerror(rv), tok_errmsg(s->tok));
