@@ -33,7 +33,7 @@ static void print_name(const char *what, X509 *cert)
 static int ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx *cmp,
 		    tok_ctx *tok)
 {
-	STACK_OF(X509) *certs = NULL;
+	STACK_OF(X509) *certs = NULL, *made = NULL;
 	char label[256];
 	cmpc_rv rv;
 	tok_rv trv;
@@ -72,15 +72,32 @@ static int ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx 
 		else
 			printf("written to %s\n", o->ca_certs);
 	}
+	/* All or none: on a failure the certificates this run added go again. */
+	if (tok != NULL && rc == EXIT_OK && (made = sk_X509_new_null()) == NULL)
+		rc = EXIT_INTERNAL;
 	for (i = 0; tok != NULL && rc == EXIT_OK && i < sk_X509_num(certs); i++) {
-		if (agent_ca_label(sk_X509_value(certs, i), label, sizeof(label)) < 0) {
-			log_msg(LOG_ERR, "naming a CA certificate for the token failed (out of memory?)");
+		X509 *ca = sk_X509_value(certs, i);
+		int created = 0;
+
+		if (agent_ca_label(ca, label, sizeof(label)) < 0) {
 			rc = EXIT_INTERNAL;
-		} else if ((trv = tok_cacert_store(tok, sk_X509_value(certs, i), label, NULL)) !=
-			   TOK_OK) {
+		} else if ((trv = tok_cacert_store(tok, ca, label, &created)) != TOK_OK) {
 			rc = agent_token_fail(tok, trv, "storing a CA certificate on the token failed");
+		} else if (created && !X509_up_ref(ca)) {
+			rc = EXIT_INTERNAL;
+		} else if (created && !sk_X509_push(made, ca)) {
+			X509_free(ca);
+			rc = EXIT_INTERNAL;
 		}
+		if (rc == EXIT_INTERNAL && created)
+			(void)tok_cacert_destroy(tok, ca);
 	}
+	if (rc == EXIT_INTERNAL)
+		log_msg(LOG_ERR, "storing the CA certificates on the token failed: out of memory");
+	for (i = 0; rc != EXIT_OK && i < sk_X509_num(made); i++)
+		if ((trv = tok_cacert_destroy(tok, sk_X509_value(made, i))) != TOK_OK)
+			agent_token_fail(tok, trv, "removing a CA certificate stored before the failure failed");
+	sk_X509_pop_free(made, X509_free);
 	if (tok != NULL && rc == EXIT_OK)
 		printf("stored on the token\n");
 	sk_X509_pop_free(certs, X509_free);

@@ -19,7 +19,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 119
+plan 124
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LABEL=enrolled-key
 LOG="$TMP/calls.log"
@@ -162,6 +162,24 @@ run enroll P11WRAP_FAIL=C_GetSlotList=CKR_BUFFER_TOO_SMALL@2
 t=/tokfail/listing/slot-appeared-once
 check "$t/exit-0" expect_rc 0
 check "$t/enrolled" test "$(label_count "$TOK" "$LABEL")" -eq 3
+: > "$TMP/ca.log"
+
+# --- genm --ca-certs --store: all or none (agent/genm.c) ----------------------
+# The second CA certificate cannot be stored: the first, stored by this
+# run, is removed again.
+fresh cacerts
+conf "$TOK" ""
+: > "$LOG"
+env P11WRAP_LOG="$LOG" P11WRAP_FAIL=C_CreateObject=CKR_DEVICE_ERROR@2 "$P11ENROLL" \
+	-c "$TMP/p11enroll.conf" genm test --ca-certs "$TMP/cacerts.pem" --store \
+	> "$TMP/out" 2> "$TMP/err"
+RC=$?
+t=/tokfail/genm-store/second-fails
+check "$t/exit-3" expect_rc 3
+check "$t/message" grep_err "storing a CA certificate on the token failed: .*CKR_DEVICE_ERROR"
+check "$t/first-stored" expect_calls '^C_CreateObject rv=CKR_OK$' 1
+check "$t/first-removed" expect_after 'C_CreateObject rv=CKR_DEVICE_ERROR injected' '^C_DestroyObject rv=CKR_OK$' 1
+check "$t/token-empty" empty
 : > "$TMP/ca.log"
 
 # --- keygen: CKA_ID of the private key (1st call), of the public key (2nd) ----
