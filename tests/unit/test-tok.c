@@ -22,6 +22,8 @@
 #include <p11-kit/pkcs11.h>
 
 #include "pkcs11/tok.h"
+/* tok_fail_ckr and the context it writes its message into */
+#include "pkcs11/tok-int.h"
 
 #define SO_PIN "12345678"
 #define PIN "1234"
@@ -324,6 +326,84 @@ static void test_names(void)
 	       strncmp(tok_ckr_name(0x7777), "unknown CKR", 11) == 0 &&
 	       strcmp(tok_strerror(TOK_ERR_MISMATCH), "") != 0,
 	   "/tok/ckr-names", NULL);
+}
+
+/* Every result has its own words; an unknown one says so. */
+static void test_strerror(void)
+{
+	static const tok_rv all[] = {
+		TOK_OK,		       TOK_ERR_CONFIG,	      TOK_ERR_MODULE,  TOK_ERR_ABSENT,
+		TOK_ERR_AMBIGUOUS,     TOK_ERR_PIN_INCORRECT, TOK_ERR_PIN_LOCKED,
+		TOK_ERR_NOT_LOGGED_IN, TOK_ERR_NOT_FOUND,     TOK_ERR_MISMATCH, TOK_ERR_DEVICE,
+		TOK_ERR_NOMEM,
+	};
+	size_t i, j, n = sizeof(all) / sizeof(all[0]);
+	int good = 1;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(tok_strerror(all[i]), "unknown token error") == 0)
+			good = 0;
+		for (j = 0; j < i; j++)
+			if (strcmp(tok_strerror(all[i]), tok_strerror(all[j])) == 0)
+				good = 0;
+	}
+	ok(good && strcmp(tok_strerror((tok_rv)99), "unknown token error") == 0,
+	   "/tok/strerror/distinct", NULL);
+}
+
+/* A CKR's class decides the exit code: removal is absence, a PIN problem
+ * is the PIN's, anything else the device's. */
+static void test_ckr_classes(void)
+{
+	ok(tok_rv_from_ckr(CKR_OK) == TOK_OK && tok_rv_from_ckr(CKR_HOST_MEMORY) == TOK_ERR_NOMEM &&
+	       tok_rv_from_ckr(CKR_DEVICE_REMOVED) == TOK_ERR_ABSENT &&
+	       tok_rv_from_ckr(CKR_SESSION_CLOSED) == TOK_ERR_ABSENT &&
+	       tok_rv_from_ckr(CKR_SLOT_ID_INVALID) == TOK_ERR_ABSENT &&
+	       tok_rv_from_ckr(CKR_PIN_LEN_RANGE) == TOK_ERR_PIN_INCORRECT &&
+	       tok_rv_from_ckr(CKR_PIN_EXPIRED) == TOK_ERR_PIN_LOCKED &&
+	       tok_rv_from_ckr(CKR_USER_NOT_LOGGED_IN) == TOK_ERR_NOT_LOGGED_IN &&
+	       tok_rv_from_ckr(CKR_CRYPTOKI_NOT_INITIALIZED) == TOK_ERR_MODULE &&
+	       tok_rv_from_ckr(CKR_GENERAL_ERROR) == TOK_ERR_DEVICE,
+	   "/tok/ckr/classes", NULL);
+}
+
+/* "<what> failed: CKR_X: <what to do>", the advice by the CKR unless given. */
+static void test_ckr_advice(void)
+{
+	static const struct {
+		CK_RV ckr;
+		const char *advice;
+	} cases[] = {
+		{CKR_DEVICE_REMOVED, "insert it and start again"},
+		{CKR_USER_NOT_LOGGED_IN, "log in to the token first"},
+		{CKR_HOST_MEMORY, "the module ran out of memory"},
+		{CKR_CRYPTOKI_NOT_INITIALIZED, "finalized by another user"},
+		{CKR_TOKEN_WRITE_PROTECTED, "the token is write-protected"},
+		{CKR_DEVICE_MEMORY, "the token is full"},
+		{CKR_CURVE_NOT_SUPPORTED, "choose another key type"},
+		{CKR_TEMPLATE_INCONSISTENT, "refused the object's attributes"},
+		{CKR_GENERAL_ERROR, "see the module's documentation"},
+	};
+	static tok_ctx ctx;
+	char want[256];
+	size_t i;
+	int good = 1;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tok_rv rv = tok_fail_ckr(&ctx, "doing it", cases[i].ckr, NULL);
+
+		snprintf(want, sizeof(want), "doing it failed: %s: ", tok_ckr_name(cases[i].ckr));
+		if (rv != tok_rv_from_ckr(cases[i].ckr) || strncmp(ctx.errmsg, want, strlen(want)) != 0 ||
+		    strstr(ctx.errmsg, cases[i].advice) == NULL) {
+			printf("# CKR 0x%lx: '%s'\n", (unsigned long)cases[i].ckr, ctx.errmsg);
+			good = 0;
+		}
+	}
+	(void)tok_fail_ckr(&ctx, "doing it", CKR_DEVICE_ERROR, "do this");
+	ok(good && strcmp(ctx.errmsg, "doing it failed: CKR_DEVICE_ERROR: do this") == 0 &&
+	       tok_fail(NULL, TOK_ERR_DEVICE, "no context") == TOK_ERR_DEVICE &&
+	       strcmp(tok_errmsg(NULL), "") == 0,
+	   "/tok/ckr/advice", NULL);
 }
 
 /* The serial a token chose, pinned into a URI: percent-encoded. */
@@ -792,7 +872,7 @@ static void test_p11kit(void)
 }
 
 /* the number of checks main runs */
-#define PLAN 63
+#define PLAN 66
 
 int main(void)
 {
@@ -807,6 +887,9 @@ int main(void)
 	fflush(stdout);
 	setup();
 	test_names();
+	test_strerror();
+	test_ckr_classes();
+	test_ckr_advice();
 	test_uri_pin_serial();
 	test_select();
 	test_wrong_pin();
