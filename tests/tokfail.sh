@@ -19,7 +19,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 124
+plan 127
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LABEL=enrolled-key
 LOG="$TMP/calls.log"
@@ -180,6 +180,19 @@ check "$t/message" grep_err "storing a CA certificate on the token failed: .*CKR
 check "$t/first-stored" expect_calls '^C_CreateObject rv=CKR_OK$' 1
 check "$t/first-removed" expect_after 'C_CreateObject rv=CKR_DEVICE_ERROR injected' '^C_DestroyObject rv=CKR_OK$' 1
 check "$t/token-empty" empty
+# A module before PKCS#11 v2.30 does not know CKA_CERTIFICATE_CATEGORY:
+# the CA certificate is stored again without it.
+fresh cacerts2
+conf "$TOK" ""
+: > "$LOG"
+env P11WRAP_LOG="$LOG" P11WRAP_FAIL=C_CreateObject=CKR_ATTRIBUTE_TYPE_INVALID@1 "$P11ENROLL" \
+	-c "$TMP/p11enroll.conf" genm test --ca-certs "$TMP/cacerts.pem" --store \
+	> "$TMP/out" 2> "$TMP/err"
+RC=$?
+t=/tokfail/genm-store/no-category
+check "$t/exit-0" expect_rc 0
+check "$t/stored-again" next_is 'C_CreateObject rv=CKR_ATTRIBUTE_TYPE_INVALID injected' '^C_CreateObject rv=CKR_OK$'
+check "$t/both-stored" test "$(objects "$TOK" cert | grep -c '^Certificate Object')" -eq 2
 : > "$TMP/ca.log"
 
 # --- keygen: CKA_ID of the private key (1st call), of the public key (2nd) ----
