@@ -5,7 +5,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 34
+plan 46
 start_ca || exit 1
 TOK=revoke
 make_token "$TOK" || exit 1
@@ -94,4 +94,24 @@ p11e revoke test --label nosuch
 check "/revoke/not-on-token/exit-3" expect_rc 3
 check "/revoke/not-on-token/message" grep_err "nosuch"
 check "/revoke/bad-input/no-request" sh -c "! grep -q 'rr' '$TMP/ca.log'"
+
+# The other PKIStatus values that end a revocation (RFC 4210 5.2.3, 5.3.10):
+# the status printed as the CA gave it; a warning or notification is
+# logged as well.
+for st in "1:granted with modifications" "4:revocationWarning" "5:revocationNotification"; do
+	n=${st%%:*}
+	start_ca --rr-status "$n" || exit 1
+	make_token "rr$n" || exit 1
+	write_conf "rr$n"
+	p11e enroll test
+	check "/revoke/status-$n/enrolled" expect_rc 0
+	p11e revoke test --reason superseded
+	check "/revoke/status-$n/exit-0" expect_rc 0
+	check "/revoke/status-$n/printed" grep -q "^  status: *${st#*:}" "$TMP/out"
+	if [ "$n" = 1 ]; then
+		check "/revoke/status-$n/not-logged" sh -c "! grep -q 'the CA answered' '$TMP/err'"
+	else
+		check "/revoke/status-$n/logged" grep_err "the CA answered ${st#*:}"
+	fi
+done
 finish

@@ -56,6 +56,9 @@ static void usage(FILE *f)
 	    "                          certificates newwithold.pem, oldwithnew.pem: genm\n"
 	    "                          rootCaCert naming the current root (or none) is\n"
 	    "                          answered with them; else rootCaKeyUpdate has no value\n"
+	    "  --rr-status N           an rr that revokes is answered with PKIStatus N\n"
+	    "                          (0 accepted, 1 grantedWithMods, 4 revocationWarning,\n"
+	    "                          5 revocationNotification)\n"
 	    "  --template SPEC         answer genm certReqTemplate with SPEC, e.g.\n"
 	    "                          \"subject=/CN=name/O=org;key=ec:P-384\" or key=rsa:3072,\n"
 	    "                          san=DNS:a.example,IP:10.0.0.1 (subjectAltName),\n"
@@ -312,6 +315,7 @@ enum {
 	OPT_FAULT_SKIP,
 	OPT_LOG,
 	OPT_NEW_ROOT,
+	OPT_RR_STATUS,
 	OPT_TEMPLATE,
 	OPT_HANG_ON,
 	OPT_HANG_COUNT,
@@ -340,6 +344,7 @@ static const struct option long_opts[] = {
     {"fault-skip", required_argument, NULL, OPT_FAULT_SKIP},
     {"log", required_argument, NULL, OPT_LOG},
     {"new-root", no_argument, NULL, OPT_NEW_ROOT},
+    {"rr-status", required_argument, NULL, OPT_RR_STATUS},
     {"template", required_argument, NULL, OPT_TEMPLATE},
     {"hang-on", required_argument, NULL, OPT_HANG_ON},
     {"hang-count", required_argument, NULL, OPT_HANG_COUNT},
@@ -466,6 +471,16 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			break;
 		case OPT_NEW_ROOT:
 			o->new_root = 1;
+			break;
+		case OPT_RR_STATUS:
+			/* accepted, grantedWithMods, revocationWarning or
+			 * revocationNotification: what RFC 4210 lets an rr end in */
+			o->rr_status = atoi(optarg);
+			if (o->rr_status != 0 && o->rr_status != 1 && o->rr_status != 4 &&
+			    o->rr_status != 5) {
+				fprintf(stderr, PROG ": --rr-status 0, 1, 4 or 5\n");
+				return CA_EXIT_USAGE;
+			}
 			break;
 		case OPT_TEMPLATE: {
 			ASN1_TYPE *t = ca_template_value(optarg);

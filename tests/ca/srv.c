@@ -636,7 +636,7 @@ static OSSL_CMP_PKISI *cb_rr(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 	OPENSSL_free(hex);
 	snprintf(s->outcome, sizeof(s->outcome), "revoked");
 	(void)req;
-	return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
+	return OSSL_CMP_STATUSINFO_new(s->opts->rr_status, 0, NULL);
 }
 
 static OSSL_CMP_ITAV *ca_certs_itav(struct ca_srv *s)
