@@ -475,12 +475,11 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 		case OPT_RR_STATUS:
 			/* accepted, grantedWithMods, revocationWarning or
 			 * revocationNotification: what RFC 4210 lets an rr end in */
-			o->rr_status = atoi(optarg);
-			if (o->rr_status != 0 && o->rr_status != 1 && o->rr_status != 4 &&
-			    o->rr_status != 5) {
+			if (!parse_long(optarg, 0, 5, &v) || v == 2 || v == 3) {
 				fprintf(stderr, PROG ": --rr-status 0, 1, 4 or 5\n");
 				return CA_EXIT_USAGE;
 			}
+			o->rr_status = (int)v;
 			break;
 		case OPT_TEMPLATE: {
 			ASN1_TYPE *t = ca_template_value(optarg);

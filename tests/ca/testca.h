@@ -103,7 +103,7 @@ struct ca_opts {
 	int slow_seconds;
 	int many_extracerts;	   /* --fault many-extracerts=N */
 	int new_root;		   /* --new-root */
-	int rr_status;		   /* --rr-status N: the PKIStatus an rr gets (0) */
+	int rr_status;		   /* --rr-status N: an rr's PKIStatus (0) */
 	const char *template_spec; /* --template SPEC */
 	const char *hang_on;	   /* --hang-on TYPE: process, never answer */
 	long hang_count;	   /* --hang-count N: only the first N; 0 = all */
