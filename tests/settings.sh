@@ -5,18 +5,19 @@
 # received (its "<body> header:" log line: sender, recipient, certProfile,
 # implicitConfirm, the PBM parameters), in the certificate issued, on the
 # token and in the files written, or in the outcome (trust anchors, the
-# expected sender).  The net for the settings table (issue 9): a twin that
-# loses its flag, its key or its precedence fails here.
+# expected sender).  Values that cannot work are refused before anything is
+# sent, saying why.  The net for the settings table (issue 9): a twin that
+# loses its flag, its key, its precedence or its check fails here.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 52
+plan 76
 start_ca || exit 1
 
 N=0
-# attempt CONF_LINES ARGS...: enroll on a new token with CONF_LINES added to
-# [test] and ARGS before the command; RC, $TMP/out, $TMP/err, $TMP/hdr (the
-# header line of the ir the CA received), $TOK, $TMP/cert.pem.  Without a
+# attempt CONF_LINES ARGS...: enroll (or $CMD) on a new token with
+# CONF_LINES added to [test] and ARGS before the command; RC, $TMP/out, $TMP/err, $TMP/hdr (the
+# header line of the request the CA received), $TOK, $TMP/cert.pem.  Without a
 # label or subject in CONF_LINES, [test] has write_conf's (never a key
 # twice: a duplicate is no way to set a value).
 attempt() {
@@ -38,8 +39,8 @@ $_lines
 EOC
 	rm -f "$TMP/cert.pem"
 	: > "$TMP/ca.log"
-	p11e "$@" enroll test
-	grep ' ir header: ' "$TMP/ca.log" | tail -n 1 > "$TMP/hdr"
+	p11e "$@" "${CMD:-enroll}" test
+	grep ' [a-z0-9]* header: ' "$TMP/ca.log" | tail -n 1 > "$TMP/hdr"
 }
 
 # ran: the enrollment succeeded (else why, as TAP comments).
@@ -195,4 +196,39 @@ attempt "expected_sender = /CN=someone else" --expected-sender "$CA_NAME"
 check "/settings/expected-sender/command-line-wins" ran
 attempt "expected_sender = $CA_NAME"
 check "/settings/expected-sender/right-name" ran
+
+# --- values refused before anything is sent ----------------------------------------
+# refused NAME REGEX: exit 2, stderr matches REGEX, the CA saw no request
+refused() {
+	check "/settings/refused/$1/exit-2" expect_rc 2
+	check "/settings/refused/$1/says-why" grep_err "$2"
+	check "/settings/refused/$1/nothing-sent" test ! -s "$TMP/hdr"
+}
+"$OPENSSL_BIN" req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$TMP/prot.key" -out "$TMP/prot.pem" -subj "/CN=protection" -days 2 \
+	> /dev/null 2>&1 || bail_out "openssl req failed"
+echo "not a key" > "$TMP/junk.key"
+chmod 600 "$TMP/junk.key"
+chmod 644 "$TMP/prot.key"
+attempt "sender = not a name"
+refused sender "sender: "
+attempt "" --recipient "CN"
+refused recipient "recipient: "
+attempt "pbm_owf = md5"
+refused pbm-owf "pbm_owf 'md5' is not one of sha256, sha384, sha512"
+attempt "" --pbm-mac hmac-sha1
+refused pbm-mac "pbm_mac 'hmac-sha1' is not one of hmac-sha256, hmac-sha384, hmac-sha512"
+attempt "" --pbm-iterations 50
+refused pbm-iterations "pbm-iterations '50' is not a number from 100 to 100000"
+# signature protection from files: a cr
+CMD=cr
+attempt "protection_cert = $TMP/prot.pem
+protection_key = $TMP/prot.key"
+refused key-readable "protection_key $TMP/prot.key is accessible by group or others: restrict it with chmod 600"
+attempt "protection_cert = $TMP/prot.pem
+protection_key = $TMP/junk.key"
+refused key-not-pem "protection_key $TMP/junk.key holds no unencrypted PEM private key"
+attempt "protection_cert = $TMP/prot.pem"
+refused key-missing "needs both protection_cert and protection_key; protection_key is missing"
+CMD=
 finish
