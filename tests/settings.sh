@@ -16,10 +16,10 @@ start_ca || exit 1
 
 N=0
 # attempt CONF_LINES ARGS...: enroll (or $CMD) on a new token with
-# CONF_LINES added to [test] and ARGS before the command; RC, $TMP/out, $TMP/err, $TMP/hdr (the
-# header line of the request the CA received), $TOK, $TMP/cert.pem.  Without a
-# label or subject in CONF_LINES, [test] has write_conf's (never a key
-# twice: a duplicate is no way to set a value).
+# CONF_LINES added to [test] and ARGS before the command; RC, $TMP/out,
+# $TMP/err, $TMP/hdr (the header line of the request the CA received), $TOK,
+# $TMP/cert.pem.  Without a label or subject in CONF_LINES, [test] has
+# write_conf's (never a key twice: a duplicate is no way to set a value).
 attempt() {
 	N=$((N + 1))
 	TOK="set$N"
