@@ -156,6 +156,23 @@ static void test_hook_refused(void)
 	r = hook_run("/bin/true", bad_env, 10, NULL, err, sizeof(err));
 	tap_ok(r == -1 && strstr(err, "entry 1 is not NAME=value") != NULL,
 	       "/daemon/hook/bad-env-entry", "r=%d err=%s", r, err);
+	/* executable, but neither a program nor a script with a #! line */
+	write_file(tmp("no-shebang"), "exit 0\n", 0755);
+	r = hook_run(tmp("no-shebang"), env, 10, &st, err, sizeof(err));
+	tap_ok(r == -1 && strstr(err, "unknown format (a script needs a #! line)") != NULL &&
+		       st == -12345,
+	       "/daemon/hook/no-shebang", "r=%d err=%s", r, err);
+	/* a directory: execve says EACCES, also to root */
+	r = hook_run(tmpdir, env, 10, NULL, err, sizeof(err));
+	tap_ok(r == -1 && strstr(err, "is not executable (permission denied)") != NULL,
+	       "/daemon/hook/directory", "r=%d err=%s", r, err);
+	/* any other errno: named as it is (a symbolic link to itself: ELOOP) */
+	if (symlink(tmp("loop"), tmp("loop")) != 0)
+		exit(99);
+	r = hook_run(tmp("loop"), env, 10, NULL, err, sizeof(err));
+	tap_ok(r == -1 && strstr(err, "cannot run hook program") != NULL &&
+		       strstr(err, strerror(ELOOP)) != NULL,
+	       "/daemon/hook/other-errno", "r=%d err=%s", r, err);
 }
 
 static void test_hook_status(void)
@@ -591,7 +608,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 int main(void)
 {
-	tap_plan(34);
+	tap_plan(37);
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return 99;
