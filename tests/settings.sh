@@ -6,12 +6,12 @@
 # implicitConfirm, the PBM parameters), in the certificate issued, on the
 # token and in the files written, or in the outcome (trust anchors, the
 # expected sender).  Values that cannot work are refused before anything is
-# sent, saying why.  The net for the settings table (issue 9): a twin that
+# sent (by the agent at its start), saying why.  The net for the settings table (issue 9): a twin that
 # loses its flag, its key, its precedence or its check fails here.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 76
+plan 82
 start_ca || exit 1
 
 N=0
@@ -231,4 +231,20 @@ refused key-not-pem "protection_key $TMP/junk.key holds no unencrypted PEM priva
 attempt "protection_cert = $TMP/prot.pem"
 refused key-missing "needs both protection_cert and protection_key; protection_key is missing"
 CMD=
+
+# --- the agent's control socket: refused at start, saying why ---------------------
+# (a hang guard: an agent that started by mistake is killed, and fails)
+long_path="$TMP/$(printf '%0120d' 0)/control"
+for c in "path-too-long:control_socket = $long_path:control socket path $long_path is too long" \
+	"no-such-group:control_group = p11enroll-no-such-group:control_group 'p11enroll-no-such-group' is not a group of this system" \
+	"no-directory:control_socket = $TMP/no/such/dir/control:cannot listen on $TMP/no/such/dir/control: No such file or directory"; do
+	name=${c%%:*} rest=${c#*:}
+	write_conf "agentless" "${rest%%:*}
+metrics_file = $TMP/metrics.prom"
+	case $rest in control_group*) echo "control_socket = $TMP/agent.sock" >> "$TMP/p11enroll.conf" ;; esac
+	timeout -s KILL "$(scaled 60)" "$P11ENROLL" -c "$TMP/p11enroll.conf" agent > "$TMP/out" 2> "$TMP/err"
+	RC=$?
+	check "/settings/agent-refused/$name/exit-2" expect_rc 2
+	check "/settings/agent-refused/$name/says-why" grep_err "${rest#*:}"
+done
 finish
