@@ -11,7 +11,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 82
+plan 89
 start_ca || exit 1
 
 N=0
@@ -120,6 +120,7 @@ c_keytype() {
 	*) echo "# no check for $1"; return 1 ;;
 	esac
 }
+c_keytype_256() { cert_has "Public-Key: (256 bit)"; }
 c_san() { cert_has "DNS:${1#DNS:}"; }
 c_subject() { cert_has "CN = ${1#/CN=}"; }
 row key-type key_type ec:P-384 --key-type rsa:2048 c_keytype
@@ -231,6 +232,24 @@ refused key-not-pem "protection_key $TMP/junk.key holds no unencrypted PEM priva
 attempt "protection_cert = $TMP/prot.pem"
 refused key-missing "needs both protection_cert and protection_key; protection_key is missing"
 CMD=
+
+# --- renew: what it refuses, and the CA's template --------------------------------
+CMD=renew
+attempt "" --key-type ec:P-521
+refused renew-key-type "key type 'ec:P-521' is not one of ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096"
+attempt ""
+check "/settings/renew/nothing-enrolled/exit-3" expect_rc 3
+check "/settings/renew/nothing-enrolled/says-why" grep_err "renew needs a certificate labelled 'enrolled-key' on the token: run p11enroll enroll first"
+CMD=
+# use_template = yes: the renewal takes the key type of the CA's template
+# (the first certificate was enrolled without it: P-256)
+start_ca --template "subject=/CN=from template/O=Example;key=ec:P-384" || exit 1
+attempt ""
+check "/settings/renew/template/enrolled-p256" c_keytype_256
+echo "use_template = yes" >> "$TMP/p11enroll.conf"
+p11e renew test --local
+check "/settings/renew/template/renewed-p384" c_keytype ec:P-384
+start_ca || exit 1
 
 # --- the agent's control socket: refused at start, saying why ---------------------
 # (a hang guard: an agent that started by mistake is killed, and fails)
