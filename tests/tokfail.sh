@@ -167,13 +167,17 @@ check "$t/enrolled" test "$(label_count "$TOK" "$LABEL")" -eq 3
 # --- genm --ca-certs --store: all or none (agent/genm.c) ----------------------
 # The second CA certificate cannot be stored: the first, stored by this
 # run, is removed again.
-fresh cacerts
-conf "$TOK" ""
-: > "$LOG"
-env P11WRAP_LOG="$LOG" P11WRAP_FAIL=C_CreateObject=CKR_DEVICE_ERROR@2 "$P11ENROLL" \
-	-c "$TMP/p11enroll.conf" genm test --ca-certs "$TMP/cacerts.pem" --store \
-	> "$TMP/out" 2> "$TMP/err"
-RC=$?
+# genm_store TOKEN FAIL: genm --ca-certs --store on a new token, with
+# P11WRAP_FAIL=FAIL.
+genm_store() {
+	fresh "$1"
+	conf "$TOK" ""
+	: > "$LOG"
+	env P11WRAP_LOG="$LOG" P11WRAP_FAIL="$2" "$P11ENROLL" -c "$TMP/p11enroll.conf" \
+		genm test --ca-certs "$TMP/cacerts.pem" --store > "$TMP/out" 2> "$TMP/err"
+	RC=$?
+}
+genm_store cacerts C_CreateObject=CKR_DEVICE_ERROR@2
 t=/tokfail/genm-store/second-fails
 check "$t/exit-3" expect_rc 3
 check "$t/message" grep_err "storing a CA certificate on the token failed: .*CKR_DEVICE_ERROR"
@@ -182,13 +186,7 @@ check "$t/first-removed" expect_after 'C_CreateObject rv=CKR_DEVICE_ERROR inject
 check "$t/token-empty" empty
 # A module before PKCS#11 v2.30 does not know CKA_CERTIFICATE_CATEGORY:
 # the CA certificate is stored again without it.
-fresh cacerts2
-conf "$TOK" ""
-: > "$LOG"
-env P11WRAP_LOG="$LOG" P11WRAP_FAIL=C_CreateObject=CKR_ATTRIBUTE_TYPE_INVALID@1 "$P11ENROLL" \
-	-c "$TMP/p11enroll.conf" genm test --ca-certs "$TMP/cacerts.pem" --store \
-	> "$TMP/out" 2> "$TMP/err"
-RC=$?
+genm_store cacerts2 C_CreateObject=CKR_ATTRIBUTE_TYPE_INVALID@1
 t=/tokfail/genm-store/no-category
 check "$t/exit-0" expect_rc 0
 check "$t/stored-again" next_is 'C_CreateObject rv=CKR_ATTRIBUTE_TYPE_INVALID injected' '^C_CreateObject rv=CKR_OK$'
