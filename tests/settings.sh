@@ -11,7 +11,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 89
+plan 93
 start_ca || exit 1
 
 N=0
@@ -251,12 +251,14 @@ p11e renew test --local
 check "/settings/renew/template/renewed-p384" c_keytype ec:P-384
 start_ca || exit 1
 
-# --- the agent's control socket: refused at start, saying why ---------------------
+# --- the agent: refused at start, saying why (control socket, schedule) ------------
 # (a hang guard: an agent that started by mistake is killed, and fails)
 long_path="$TMP/$(printf '%0120d' 0)/control"
 for c in "path-too-long:control_socket = $long_path:control socket path $long_path is too long" \
 	"no-such-group:control_group = p11enroll-no-such-group:control_group 'p11enroll-no-such-group' is not a group of this system" \
-	"no-directory:control_socket = $TMP/no/such/dir/control:cannot listen on $TMP/no/such/dir/control: No such file or directory"; do
+	"no-directory:control_socket = $TMP/no/such/dir/control:cannot listen on $TMP/no/such/dir/control: No such file or directory" \
+	"renew-at:renew_at = soon:test: renew_at 'soon' is neither a percentage \\(66%\\) nor a duration" \
+	"retry-max:retry_max = 5x:test: retry_min/retry_max must be durations such as 60s, 5m, 4h"; do
 	name=${c%%:*} rest=${c#*:}
 	write_conf "agentless" "${rest%%:*}
 metrics_file = $TMP/metrics.prom"
