@@ -11,7 +11,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 93
+plan 95
 start_ca || exit 1
 
 N=0
@@ -268,4 +268,10 @@ metrics_file = $TMP/metrics.prom"
 	check "/settings/agent-refused/$name/exit-2" expect_rc 2
 	check "/settings/agent-refused/$name/says-why" grep_err "${rest#*:}"
 done
+# the agent takes the whole file: a name is refused
+write_conf "agentless" "control_socket = $TMP/agent.sock"
+timeout -s KILL "$(scaled 60)" "$P11ENROLL" -c "$TMP/p11enroll.conf" agent test > "$TMP/out" 2> "$TMP/err"
+RC=$?
+check "/settings/agent-refused/named/exit-2" expect_rc 2
+check "/settings/agent-refused/named/says-why" grep_err "the agent tracks every enrollment of the file: give no name"
 finish
