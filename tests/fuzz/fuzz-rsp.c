@@ -169,9 +169,7 @@ enum {
 #define O_SMALL_CAP 0x20 /* responses up to 2 KiB */
 
 /* The input's byte 1 (the responses are lb_feed's, loopback.h). */
-static struct {
-	int flags;
-} feed;
+static int flags;
 
 static EVP_PKEY *key, *key2, *srv_key;
 static X509 *ee, *root, *srv_cert;
@@ -307,11 +305,11 @@ static unsigned char *complete(const unsigned char *req, size_t reqlen, const un
 		out = lb_pkixcmp(rsp, rsplen, ret_len);
 		goto done;
 	}
-	if (!(feed.flags & F_KEEP_TID) && !set_os(&m->header->transactionID, q->header->transactionID))
+	if (!(flags & F_KEEP_TID) && !set_os(&m->header->transactionID, q->header->transactionID))
 		goto done;
-	if (!(feed.flags & F_KEEP_NONCE) && !set_os(&m->header->recipNonce, q->header->senderNonce))
+	if (!(flags & F_KEEP_NONCE) && !set_os(&m->header->recipNonce, q->header->senderNonce))
 		goto done;
-	if (!(feed.flags & F_KEEP_PROTECTION) && m->header->protectionAlg != NULL) {
+	if (!(flags & F_KEEP_PROTECTION) && m->header->protectionAlg != NULL) {
 		nid = OBJ_obj2nid(m->header->protectionAlg->algorithm);
 		if (!(nid == NID_id_PasswordBasedMAC ? protect_pbm(m) : protect_sig(m)))
 			goto done;
@@ -418,7 +416,7 @@ static int accept_cert(X509 *cert, STACK_OF(X509) *cas, void *arg, char *why, si
 	(void)cert;
 	(void)cas;
 	(void)arg;
-	if (!(feed.flags & F_REFUSE))
+	if (!(flags & F_REFUSE))
 		return 0;
 	snprintf(why, whylen, "refused by the fuzz harness");
 	return 1;
@@ -525,7 +523,7 @@ static void run(cmpc_ctx *ctx, int op)
 			p = seen;
 			cmpc_set_timeouts(ctx, 1, 5, 10);
 			(void)truncate(record_out, 2);
-			if (!(feed.flags & F_RESUME_EARLY))
+			if (!(flags & F_RESUME_EARLY))
 				sleep((unsigned)p.check_after + 1);
 		}
 		rv = cmpc_resume(ctx, &p, key, NULL, NULL, &cert, &cas);
@@ -606,7 +604,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fwrite(data, 1, 2, f);
 		fclose(f);
 	}
-	feed.flags = data[1];
+	flags = data[1];
 	lb_feed(data + 2, size - 2);
 	if ((subj = X509_NAME_new()) == NULL || (ctx = cmpc_new()) == NULL) {
 		X509_NAME_free(subj);
@@ -618,11 +616,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    cmpc_set1_pbm(ctx, ref, sizeof(ref) - 1, secret, sizeof(secret) - 1) == CMPC_OK &&
 	    cmpc_set_pbm_params(ctx, 0, 0, 100) == CMPC_OK &&
 	    cmpc_load_trusted(ctx, anchors) == CMPC_OK && cmpc_set1_subject(ctx, subj) == CMPC_OK &&
-	    (!(feed.flags & F_EXPECT_SENDER) ||
+	    (!(flags & F_EXPECT_SENDER) ||
 	     cmpc_set1_expected_sender(ctx, X509_get_subject_name(srv_cert)) == CMPC_OK)) {
 		cmpc_set_timeouts(ctx, 1, 5, 10);
-		cmpc_set_implicit_confirm(ctx, (feed.flags & F_IMPLICIT) != 0);
-		cmpc_set_unprotected_errors(ctx, (feed.flags & F_UNPROT_ERRORS) != 0);
+		cmpc_set_implicit_confirm(ctx, (flags & F_IMPLICIT) != 0);
+		cmpc_set_unprotected_errors(ctx, (flags & F_UNPROT_ERRORS) != 0);
 		cmpc_set_accept_cb(ctx, accept_cert, NULL);
 		if (options(ctx, data[0]))
 			run(ctx, (data[0] & 0x1f) % OP_COUNT);
