@@ -305,6 +305,9 @@ int cmpc_signer_may_answer_for(cmpc_ctx *ctx, X509 *cert);
 cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what);
 /* The OpenSSL error queue as "reason (data); reason ...", emptied. */
 void cmpc_ossl_errors(char *buf, size_t len);
+/* Does OpenSSL's error queue (left as it is) say that memory ran out?  A
+ * parser that failed for want of memory must not blame its input. */
+int cmpc_ossl_oom(void);
 
 /* cmpc_poll.c: cmpc_resume's part before OpenSSL takes over: pollReq until
  * the CA sends something else than pollRep.  CMPC_OK with that message

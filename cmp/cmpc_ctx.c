@@ -470,6 +470,9 @@ static cmpc_rv load_certs(cmpc_ctx *ctx, const char *pemfile, const char *what,
 	}
 	/* The loop ends at end of file (PEM_R_NO_START_LINE) or on bad PEM. */
 	if (ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE) {
+		/* an empty queue: not even the error could be recorded */
+		if (ERR_peek_last_error() == 0 || cmpc_ossl_oom())
+			goto oom;
 		cmpc_ossl_errors(why, sizeof(why));
 		cmpc_seterr(ctx, "cannot read certificate %d of the %s %s: %s; it must hold PEM "
 				 "certificates",

@@ -47,6 +47,12 @@ static int drain_errors(char *buf, size_t len, int *codes, int max_codes)
 	return ncodes;
 }
 
+int cmpc_ossl_oom(void)
+{
+	return ERR_GET_REASON(ERR_peek_error()) == ERR_R_MALLOC_FAILURE ||
+	       ERR_GET_REASON(ERR_peek_last_error()) == ERR_R_MALLOC_FAILURE;
+}
+
 void cmpc_ossl_errors(char *buf, size_t len)
 {
 	(void)drain_errors(buf, len, NULL, 0);

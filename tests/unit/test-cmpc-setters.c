@@ -1,0 +1,465 @@
+/*
+ * The CMP layer's settings (cmp/cmpc_ctx.c) on their own, no peer needed:
+ * the refusals a caller can meet (the agent checks most of them earlier,
+ * so only a direct call reaches them) and every setter with each of its
+ * OpenSSL allocations failing in turn.  The second part installs an
+ * allocation hook (CRYPTO_set_mem_functions) before OpenSSL allocates
+ * anything; armed, it fails the n-th allocation and no other.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "cmp/cmpc.h"
+#include "tests/unit/tap.h"
+
+/* ---- the allocation hook ---------------------------------------------- */
+
+static unsigned long fail_at; /* 0: disarmed */
+static unsigned long seen;    /* allocations since armed */
+static int hit;               /* the n-th one came and failed */
+
+static void *hook_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (fail_at != 0 && ++seen == fail_at) {
+		hit = 1;
+		return NULL;
+	}
+	return malloc(n);
+}
+
+static void *hook_realloc(void *p, size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (fail_at != 0 && ++seen == fail_at) {
+		hit = 1;
+		return NULL;
+	}
+	return realloc(p, n);
+}
+
+static void hook_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	free(p);
+}
+
+static void arm(unsigned long n)
+{
+	seen = 0;
+	hit = 0;
+	fail_at = n;
+}
+
+static void disarm(void)
+{
+	fail_at = 0;
+}
+
+/* ---- fixtures ----------------------------------------------------------- */
+
+static char tmpdir[256];
+
+static EVP_PKEY *new_key(void)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+
+	if (k == NULL)
+		abort();
+	return k;
+}
+
+static X509_NAME *name_of(const char *cn)
+{
+	X509_NAME *n = X509_NAME_new();
+
+	if (n == NULL ||
+	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0))
+		abort();
+	return n;
+}
+
+/* A self-signed certificate for key, subject CN=cn. */
+static X509 *new_cert(EVP_PKEY *key, const char *cn)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = name_of(cn);
+
+	if (x == NULL || !X509_set_version(x, X509_VERSION_3) ||
+	    !ASN1_INTEGER_set(X509_get_serialNumber(x), 1) ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL || !X509_set_subject_name(x, n) ||
+	    !X509_set_issuer_name(x, n) || !X509_set_pubkey(x, key) ||
+	    X509_sign(x, key, EVP_sha256()) == 0)
+		abort();
+	X509_NAME_free(n);
+	return x;
+}
+
+static const char *tmp(const char *file)
+{
+	static char buf[4][512];
+	static int i;
+
+	i = (i + 1) % 4;
+	snprintf(buf[i], sizeof(buf[i]), "%s/%s", tmpdir, file);
+	return buf[i];
+}
+
+static void write_file(const char *file, const char *text, X509 *a, X509 *b)
+{
+	FILE *f = fopen(tmp(file), "w");
+
+	if (f == NULL || (a != NULL && !PEM_write_X509(f, a)) ||
+	    (b != NULL && !PEM_write_X509(f, b)) || (text != NULL && fputs(text, f) < 0) ||
+	    fclose(f) != 0)
+		abort();
+}
+
+static int has(const char *hay, const char *needle)
+{
+	return strstr(hay, needle) != NULL;
+}
+
+/* ---- refusals ----------------------------------------------------------- */
+
+static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
+{
+	cmpc_ctx *ctx = cmpc_new();
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	unsigned char big[1025];
+	cmpc_rv rv;
+
+	if (ctx == NULL || chain == NULL || !sk_X509_push(chain, ca))
+		abort();
+	memset(big, 'x', sizeof(big));
+	tap_ok(strcmp(cmpc_strerror((cmpc_rv)999), "unknown CMP layer error") == 0,
+	       "/cmpc-set/strerror-unknown", "%s", cmpc_strerror((cmpc_rv)999));
+	tap_ok(strcmp(cmpc_errmsg(NULL), "") == 0 && strcmp(cmpc_transaction_id(NULL), "") == 0 &&
+		       !cmpc_left_open(NULL),
+	       "/cmpc-set/null-ctx-queries", "not empty");
+
+	/* before a log callback is set, a warning goes nowhere (no crash) */
+	rv = cmpc_set_server(ctx, "http://127.0.0.1/elsewhere");
+	tap_ok(rv == CMPC_OK, "/cmpc-set/server/no-log-cb", "%d %s", rv, cmpc_errmsg(ctx));
+	cmpc_set_log_cb(ctx, tap_collect, NULL);
+
+	rv = cmpc_set_server(ctx, NULL);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "no CMP server URL given"),
+	       "/cmpc-set/server/null", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set_server(ctx, "");
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "no CMP server URL given"),
+	       "/cmpc-set/server/empty", "%d %s", rv, cmpc_errmsg(ctx));
+	/* RFC 9811 3.3 paths: the profile form is quiet, an empty or nested
+	 * profile name only warns */
+	tap_loglen = 0;
+	tap_log[0] = '\0';
+	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/tls-profile/");
+	tap_ok(rv == CMPC_OK && !has(tap_log, "RFC 9811"), "/cmpc-set/server/profile-path",
+	       "%d %s", rv, tap_log);
+	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/");
+	tap_ok(rv == CMPC_OK && has(tap_log, "neither /.well-known/cmp"),
+	       "/cmpc-set/server/empty-profile-warns", "%d %s", rv, tap_log);
+	tap_loglen = 0;
+	tap_log[0] = '\0';
+	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/a/b");
+	tap_ok(rv == CMPC_OK && has(tap_log, "neither /.well-known/cmp"),
+	       "/cmpc-set/server/nested-profile-warns", "%d %s", rv, tap_log);
+
+	/* TLS client credentials: both or neither, matching, https only */
+	rv = cmpc_set1_tls_client(ctx, cert, NULL, NULL);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "needs both a certificate and its key"),
+	       "/cmpc-set/tls-client/cert-only", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set1_tls_client(ctx, cert, other, NULL);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "does not belong"),
+	       "/cmpc-set/tls-client/wrong-key", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set1_tls_client(ctx, cert, key, chain);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "not https://"),
+	       "/cmpc-set/tls-client/http-url", "%d %s", rv, cmpc_errmsg(ctx));
+	(void)cmpc_set_server(ctx, "https://127.0.0.1/.well-known/cmp");
+	rv = cmpc_set1_tls_client(ctx, cert, key, chain);
+	tap_ok(rv == CMPC_OK, "/cmpc-set/tls-client/with-chain", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set1_tls_client(ctx, NULL, NULL, NULL);
+	tap_ok(rv == CMPC_OK, "/cmpc-set/tls-client/cleared", "%d %s", rv, cmpc_errmsg(ctx));
+
+	/* PBM: the bounds of the reference value and the secret */
+	rv = cmpc_set1_pbm(ctx, NULL, 0, (const unsigned char *)"s", 1);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "reference value is empty"),
+	       "/cmpc-set/pbm/no-ref", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set1_pbm(ctx, big, sizeof(big), (const unsigned char *)"s", 1);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "reference value is longer than 1024"),
+	       "/cmpc-set/pbm/long-ref", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set1_pbm(ctx, (const unsigned char *)"r", 1, big, sizeof(big));
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "secret is longer than 1024"),
+	       "/cmpc-set/pbm/long-secret", "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(!has(cmpc_errmsg(ctx), "xxxxxxxx"), "/cmpc-set/pbm/secret-not-echoed", "%s",
+	       cmpc_errmsg(ctx));
+	rv = cmpc_set_pbm_params(ctx, NID_rsaEncryption, 0, 0);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "rsaEncryption is not a digest"),
+	       "/cmpc-set/pbm/owf-not-digest", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set_pbm_params(ctx, 0, NID_sha256, 0);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "SHA256 is not an HMAC"),
+	       "/cmpc-set/pbm/mac-not-hmac", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set_pbm_params(ctx, 0, 0, 99);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "99 is outside 100..100000"),
+	       "/cmpc-set/pbm/iterations-low", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set_pbm_params(ctx, 0, 0, 100001);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "100001 is outside"),
+	       "/cmpc-set/pbm/iterations-high", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set_pbm_params(ctx, NID_sha512, NID_hmacWithSHA512, 100);
+	tap_ok(rv == CMPC_OK, "/cmpc-set/pbm/sha512", "%d %s", rv, cmpc_errmsg(ctx));
+
+	/* trust anchor files */
+	rv = cmpc_load_trusted(ctx, NULL);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "no trust anchor file given"),
+	       "/cmpc-set/trusted/null", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_load_srv_trusted(ctx, NULL);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "no file of trust anchors"),
+	       "/cmpc-set/srv-trusted/null", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_load_srv_trusted(ctx, tmp("absent.pem"));
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "server trust anchor file (srv_trusted)") &&
+		       has(cmpc_errmsg(ctx), "absent.pem"),
+	       "/cmpc-set/srv-trusted/missing", "%d %s", rv, cmpc_errmsg(ctx));
+	write_file("bad.pem", "-----BEGIN CERTIFICATE-----\nnot base64 !\n-----END CERTIFICATE-----\n",
+		   NULL, NULL);
+	rv = cmpc_load_srv_trusted(ctx, tmp("bad.pem"));
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "cannot read certificate 1 of"),
+	       "/cmpc-set/srv-trusted/bad-pem", "%d %s", rv, cmpc_errmsg(ctx));
+	write_file("second-bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+		   ca, NULL);
+	rv = cmpc_load_trusted(ctx, tmp("second-bad.pem"));
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "cannot read certificate 2 of"),
+	       "/cmpc-set/trusted/second-bad", "%d %s", rv, cmpc_errmsg(ctx));
+
+	/* the signer: both or neither, matching; back to PBM keeps the secret */
+	rv = cmpc_set1_signer(ctx, NULL, key, NULL);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "signer needs both"),
+	       "/cmpc-set/signer/key-only", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set1_signer(ctx, cert, other, NULL);
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "signer key does not belong"),
+	       "/cmpc-set/signer/wrong-key", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set1_pbm(ctx, (const unsigned char *)"r", 1, (const unsigned char *)"s", 1);
+	if (rv == CMPC_OK)
+		rv = cmpc_set1_signer(ctx, cert, key, chain);
+	if (rv == CMPC_OK)
+		rv = cmpc_set1_signer(ctx, NULL, NULL, NULL);
+	tap_ok(rv == CMPC_OK, "/cmpc-set/signer/set-and-back-to-pbm", "%d %s", rv, cmpc_errmsg(ctx));
+
+	rv = cmpc_set_cert_profile(ctx, "");
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "profile name is empty"),
+	       "/cmpc-set/profile/empty", "%d %s", rv, cmpc_errmsg(ctx));
+	rv = cmpc_set_cert_profile(ctx, NULL);
+	tap_ok(rv == CMPC_OK, "/cmpc-set/profile/cleared", "%d %s", rv, cmpc_errmsg(ctx));
+	cmpc_set_timeouts(ctx, 0, 0, 0);
+	cmpc_set_max_response(ctx, 0);
+
+	sk_X509_free(chain);
+	cmpc_free(ctx);
+}
+
+/* ---- every allocation of a setter failing ------------------------------ */
+
+struct fixture {
+	EVP_PKEY *key;
+	X509 *cert, *ca;
+	STACK_OF(X509) *chain;
+	X509_NAME *name;
+	GENERAL_NAMES *sans;
+};
+
+enum setter {
+	S_SERVER,
+	S_TLS_TRUST,
+	S_TLS_CLIENT,
+	S_PBM,
+	S_TRUSTED,
+	S_SRV_TRUSTED,
+	S_SUBJECT,
+	S_SANS,
+	S_SIGNER,
+	S_PROFILE,
+	S_SENDER,
+	S_RECIPIENT,
+	S_EXPECTED_SENDER,
+	S_COUNT
+};
+
+static const char *const setter_name[S_COUNT] = {
+	"server", "tls-trust", "tls-client", "pbm", "trusted", "srv-trusted", "subject",
+	"sans", "signer", "profile", "sender", "recipient", "expected-sender"};
+
+static cmpc_rv call_setter(cmpc_ctx *ctx, enum setter s, const struct fixture *f)
+{
+	switch (s) {
+	case S_SERVER:
+		return cmpc_set_server(ctx, "https://127.0.0.1/.well-known/cmp");
+	case S_TLS_TRUST:
+		return cmpc_set_tls_trust(ctx, tmp("ca.pem"));
+	case S_TLS_CLIENT:
+		return cmpc_set1_tls_client(ctx, f->cert, f->key, f->chain);
+	case S_PBM:
+		return cmpc_set1_pbm(ctx, (const unsigned char *)"ref", 3,
+				     (const unsigned char *)"Secret-1", 8);
+	case S_TRUSTED:
+		return cmpc_load_trusted(ctx, tmp("two.pem"));
+	case S_SRV_TRUSTED:
+		return cmpc_load_srv_trusted(ctx, tmp("two.pem"));
+	case S_SUBJECT:
+		return cmpc_set1_subject(ctx, f->name);
+	case S_SANS:
+		return cmpc_set1_sans(ctx, f->sans);
+	case S_SIGNER:
+		return cmpc_set1_signer(ctx, f->cert, f->key, f->chain);
+	case S_PROFILE:
+		return cmpc_set_cert_profile(ctx, "tls-server");
+	case S_SENDER:
+		return cmpc_set1_sender(ctx, f->name);
+	case S_RECIPIENT:
+		return cmpc_set1_recipient(ctx, f->name);
+	case S_EXPECTED_SENDER:
+		return cmpc_set1_expected_sender(ctx, f->name);
+	case S_COUNT:
+		break;
+	}
+	return CMPC_ERR_INTERNAL;
+}
+
+/*
+ * For n = 1, 2, ...: a fresh context, the n-th allocation of the setter
+ * failing.  Each run must end in CMPC_OK (OpenSSL absorbed it) or in
+ * CMPC_ERR_INTERNAL saying "out of memory", never in another error, and
+ * the context must stay usable: the same setter then succeeds, and
+ * cmpc_free releases everything (LeakSanitizer in the ASan build).  The
+ * sweep ends at the first n the setter does not reach.
+ */
+static void sweep(enum setter s, const struct fixture *f)
+{
+	unsigned long n;
+	int refused = 0, bad = 0, ended = 0;
+	char why[600] = "", name[64];
+
+	for (n = 1; n < 5000 && !ended; n++) {
+		cmpc_ctx *ctx = cmpc_new();
+		cmpc_rv rv;
+
+		if (ctx == NULL)
+			abort();
+		if (s == S_TLS_CLIENT)
+			(void)cmpc_set_server(ctx, "https://127.0.0.1/.well-known/cmp");
+		arm(n);
+		rv = call_setter(ctx, s, f);
+		disarm();
+		if (!hit)
+			ended = 1;
+		if (hit && rv == CMPC_ERR_INTERNAL && has(cmpc_errmsg(ctx), "out of memory"))
+			refused++;
+		else if (rv != CMPC_OK && bad++ == 0)
+			snprintf(why, sizeof(why), "n=%lu: %d %s", n, rv, cmpc_errmsg(ctx));
+		if (hit && (rv = call_setter(ctx, s, f)) != CMPC_OK && bad++ == 0)
+			snprintf(why, sizeof(why), "n=%lu, again: %d %s", n, rv, cmpc_errmsg(ctx));
+		cmpc_free(ctx);
+		ERR_clear_error();
+	}
+	snprintf(name, sizeof(name), "/cmpc-set/oom/%s", setter_name[s]);
+	tap_ok(ended && bad == 0 && refused > 0, name,
+	       "%lu points, %d said out of memory, %d bad%s%s", n - 1, refused, bad,
+	       why[0] ? ": " : "", why);
+}
+
+/* cmpc_new itself: NULL or a whole context, never half of one. */
+static void sweep_new(void)
+{
+	unsigned long n;
+	int nulls = 0, ended = 0;
+
+	for (n = 1; n < 500 && !ended; n++) {
+		cmpc_ctx *ctx;
+
+		arm(n);
+		ctx = cmpc_new();
+		disarm();
+		if (!hit)
+			ended = 1;
+		if (ctx == NULL)
+			nulls++;
+		cmpc_free(ctx);
+		ERR_clear_error();
+	}
+	tap_ok(ended && nulls > 0, "/cmpc-set/oom/new", "%lu points, %d gave NULL", n - 1, nulls);
+}
+
+int main(void)
+{
+	const char *base = getenv("TMPDIR");
+	struct fixture f;
+	GENERAL_NAME *gn;
+	ASN1_IA5STRING *dns;
+	EVP_PKEY *other, *ca_key;
+	int s;
+
+	/* before OpenSSL's first allocation, or the hook does not take */
+	if (!CRYPTO_set_mem_functions(hook_malloc, hook_realloc, hook_free)) {
+		printf("Bail out! CRYPTO_set_mem_functions refused the hook\n");
+		return 1;
+	}
+	snprintf(tmpdir, sizeof(tmpdir), "%s/cmpc-set.XXXXXX", base != NULL ? base : "/tmp");
+	if (mkdtemp(tmpdir) == NULL || cmpc_global_init() != 0) {
+		printf("Bail out! no temporary directory or no libcurl\n");
+		return 1;
+	}
+	tap_plan(46);
+	f.key = new_key();
+	other = new_key();
+	ca_key = new_key();
+	f.cert = new_cert(f.key, "client");
+	f.ca = new_cert(ca_key, "Test CA");
+	f.chain = sk_X509_new_null();
+	f.name = name_of("Test CA");
+	f.sans = GENERAL_NAMES_new();
+	gn = GENERAL_NAME_new();
+	dns = ASN1_IA5STRING_new();
+	if (f.chain == NULL || !sk_X509_push(f.chain, f.ca) || f.sans == NULL || gn == NULL ||
+	    dns == NULL || !ASN1_STRING_set(dns, "client.example", -1))
+		abort();
+	GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
+	if (!sk_GENERAL_NAME_push(f.sans, gn))
+		abort();
+	write_file("ca.pem", NULL, f.ca, NULL);
+	write_file("two.pem", NULL, f.ca, f.cert);
+
+	test_refusals(f.key, f.cert, other, f.ca);
+	for (s = 0; s < S_COUNT; s++)
+		sweep((enum setter)s, &f);
+	sweep_new();
+
+	sk_X509_free(f.chain);
+	GENERAL_NAMES_free(f.sans);
+	X509_NAME_free(f.name);
+	X509_free(f.cert);
+	X509_free(f.ca);
+	EVP_PKEY_free(f.key);
+	EVP_PKEY_free(other);
+	EVP_PKEY_free(ca_key);
+	unlink(tmp("ca.pem"));
+	unlink(tmp("two.pem"));
+	unlink(tmp("bad.pem"));
+	unlink(tmp("second-bad.pem"));
+	rmdir(tmpdir);
+	cmpc_global_cleanup();
+	return tap_done();
+}
