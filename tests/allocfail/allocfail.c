@@ -189,16 +189,38 @@ static int crypto_alloc_frame(void *addr)
 	       (strstr(info.dli_sname, "alloc") != NULL || strstr(info.dli_sname, "dup") != NULL);
 }
 
+/* per_call: a new call, not the one the last counted allocation was
+ * made for (that call going on). */
+static int new_site(uintptr_t a)
+{
+	if (!per_call)
+		return 1;
+	if (a == last_site)
+		return 0;
+	last_site = a;
+	return 1;
+}
+
 /* Is the first caller outside libcrypto p11enroll's own code?  With
  * own_only, only when it called an allocation function itself; with
  * per_call, only when it is not the caller the last counted allocation
- * had (the same call going on).  The stack is: this file's hook (and under
- * ASan its backtrace interceptor), then libcrypto frames, then the caller. */
-static __attribute__((noinline)) int ours(void)
+ * had (the same call going on).  ra is where the hook returns to.
+ * libcrypto 3.0's CRYPTO_malloc and CRYPTO_realloc end in a tail call to
+ * the hook, so for p11enroll's own OPENSSL_malloc() and OPENSSL_realloc()
+ * ra is p11enroll's code and no libcrypto frame is on the stack: such a
+ * call counts in every scope.  Otherwise the stack is: this file's hook
+ * (and under ASan its backtrace interceptor), then libcrypto frames, then
+ * the caller. */
+static __attribute__((noinline)) int ours(uintptr_t ra)
 {
 	void *frames[48];
-	int n = backtrace(frames, 48), i = 0;
+	int n, i = 0;
 
+	if (in(exe, n_exe, ra))
+		return new_site(ra);
+	if (!in(crypto, n_crypto, ra))
+		return 0;
+	n = backtrace(frames, 48);
 	while (i < n && !in(crypto, n_crypto, (uintptr_t)frames[i]))
 		i++;
 	for (; i < n; i++) {
@@ -209,14 +231,7 @@ static __attribute__((noinline)) int ours(void)
 				return 0;
 			continue;
 		}
-		if (!in(exe, n_exe, a))
-			return 0;
-		if (per_call) {
-			if (a == last_site)
-				return 0;
-			last_site = a;
-		}
-		return 1;
+		return in(exe, n_exe, a) && new_site(a);
 	}
 	return 0;
 }
@@ -225,14 +240,15 @@ static void *c_malloc(size_t n, const char *file, int line)
 {
 	(void)file;
 	(void)line;
-	return ours() && fail_now() ? NULL : __real_malloc(n);
+	return ours((uintptr_t)__builtin_return_address(0)) && fail_now() ? NULL : __real_malloc(n);
 }
 
 static void *c_realloc(void *p, size_t n, const char *file, int line)
 {
 	(void)file;
 	(void)line;
-	return ours() && fail_now() ? NULL : __real_realloc(p, n);
+	return ours((uintptr_t)__builtin_return_address(0)) && fail_now() ? NULL
+									     : __real_realloc(p, n);
 }
 
 static void c_free(void *p, const char *file, int line)
