@@ -1,8 +1,9 @@
 /*
  * The CMP layer's settings (cmp/cmpc_ctx.c) on their own, no peer needed:
  * the refusals a caller can meet (the agent checks most of them earlier,
- * so only a direct call reaches them) and every setter with each of its
- * OpenSSL allocations failing in turn.  The second part installs an
+ * so only a direct call reaches them), those of a request before it sends
+ * anything (cmp/cmpc_ir.c), and every setter with each of its OpenSSL
+ * allocations failing in turn.  The second part installs an
  * allocation hook (CRYPTO_set_mem_functions) before OpenSSL allocates
  * anything; armed, it fails the n-th allocation and no other.
  */
@@ -272,6 +273,84 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 	cmpc_free(ctx);
 }
 
+/* ---- a request's refusals before it sends ------------------------------ */
+
+/* A request that must fail before any byte is sent: the server URL, when
+ * set, is a port nobody listens on, so that a request that did send would
+ * fail differently (CMPC_ERR_TRANSPORT). */
+static void refused(const char *name, cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *key,
+		    X509 *old, X509_REQ *csr, const cmpc_pending *resume, cmpc_rv want,
+		    const char *must)
+{
+	X509 *cert = NULL;
+	STACK_OF(X509) *cas = NULL;
+	cmpc_rv rv;
+
+	rv = resume != NULL ? cmpc_resume(ctx, resume, key, old, csr, &cert, &cas)
+			    : cmpc_certreq(ctx, type, key, old, csr, &cert, &cas);
+	tap_ok(rv == want && cert == NULL && cas == NULL && has(cmpc_errmsg(ctx), must), name,
+	       "%d %s", rv, cmpc_errmsg(ctx));
+	X509_free(cert);
+	sk_X509_pop_free(cas, X509_free);
+}
+
+static void test_request_refusals(EVP_PKEY *key, X509 *cert, X509 *ca, EVP_PKEY *other)
+{
+	static const char nobody[] = "http://127.0.0.1:9/.well-known/cmp";
+	cmpc_ctx *ctx = cmpc_new();
+	cmpc_pending p;
+	X509_NAME *n = name_of("someone else");
+	X509_REQ *csr = X509_REQ_new();
+	X509 *got = NULL;
+
+	if (ctx == NULL || csr == NULL || !X509_REQ_set_pubkey(csr, other))
+		abort();
+	tap_ok(cmpc_certreq(NULL, CMPC_REQ_IR, key, NULL, NULL, &got, NULL) == CMPC_ERR_INTERNAL &&
+		       cmpc_resume(ctx, NULL, key, NULL, NULL, &got, NULL) == CMPC_ERR_INTERNAL,
+	       "/cmpc-req/null-ctx-or-pending", "accepted");
+	refused("/cmpc-req/no-key", ctx, CMPC_REQ_IR, NULL, NULL, NULL, NULL, CMPC_ERR_INTERNAL,
+		"ir): no key");
+	refused("/cmpc-req/unknown-type", ctx, (cmpc_req_type)99, key, NULL, NULL, NULL,
+		CMPC_ERR_INTERNAL, "CMP request: no key, no place");
+	memset(&p, 0, sizeof(p));
+	p.type = CMPC_REQ_IR;
+	p.nonce_len = 16;
+	refused("/cmpc-req/resume-no-tid", ctx, CMPC_REQ_IR, key, NULL, NULL, &p,
+		CMPC_ERR_CONFIG, "lacks its transactionID or nonce");
+	p.tid_len = CMPC_ID_MAX + 1;
+	refused("/cmpc-req/resume-long-tid", ctx, CMPC_REQ_IR, key, NULL, NULL, &p,
+		CMPC_ERR_CONFIG, "lacks its transactionID or nonce");
+	refused("/cmpc-req/no-url", ctx, CMPC_REQ_IR, key, NULL, NULL, NULL, CMPC_ERR_CONFIG,
+		"no CMP server URL set");
+	(void)cmpc_set_server(ctx, nobody);
+	refused("/cmpc-req/cr-unsigned", ctx, CMPC_REQ_CR, key, NULL, NULL, NULL, CMPC_ERR_CONFIG,
+		"a cr is signed, and no signer is set");
+	refused("/cmpc-req/kur-no-old", ctx, CMPC_REQ_KUR, key, NULL, NULL, NULL, CMPC_ERR_CONFIG,
+		"no certificate to update given");
+	refused("/cmpc-req/kur-not-signer", ctx, CMPC_REQ_KUR, other, cert, NULL, NULL,
+		CMPC_ERR_CONFIG, "a kur must be signed with the certificate being updated");
+	refused("/cmpc-req/no-pbm", ctx, CMPC_REQ_IR, key, NULL, NULL, NULL, CMPC_ERR_CONFIG,
+		"no reference value and secret set");
+	if (cmpc_set1_signer(ctx, cert, key, NULL) != CMPC_OK || cmpc_set1_sender(ctx, n) != CMPC_OK)
+		abort();
+	refused("/cmpc-req/sender-not-signer", ctx, CMPC_REQ_CR, other, NULL, NULL, NULL,
+		CMPC_ERR_CONFIG, "a sender name other than the signer certificate's subject");
+	(void)cmpc_set1_sender(ctx, NULL);
+	refused("/cmpc-req/csr-other-key", ctx, CMPC_REQ_P10CR, key, NULL, csr, NULL,
+		CMPC_ERR_CONFIG, "the CSR is not for the new key");
+	refused("/cmpc-req/no-anchors", ctx, CMPC_REQ_CR, other, NULL, NULL, NULL, CMPC_ERR_CONFIG,
+		"no trust anchors loaded");
+	write_file("anchor.pem", NULL, ca, NULL);
+	if (cmpc_load_trusted(ctx, tmp("anchor.pem")) != CMPC_OK)
+		abort();
+	refused("/cmpc-req/p10cr-no-subject", ctx, CMPC_REQ_P10CR, other, NULL, NULL, NULL,
+		CMPC_ERR_CONFIG, "no subject set, so no CSR can be made");
+	unlink(tmp("anchor.pem"));
+	X509_REQ_free(csr);
+	X509_NAME_free(n);
+	cmpc_free(ctx);
+}
+
 /* ---- every allocation of a setter failing ------------------------------ */
 
 struct fixture {
@@ -422,7 +501,7 @@ int main(void)
 		printf("Bail out! no temporary directory or no libcurl\n");
 		return 1;
 	}
-	tap_plan(46);
+	tap_plan(60);
 	f.key = new_key();
 	other = new_key();
 	ca_key = new_key();
@@ -443,6 +522,7 @@ int main(void)
 	write_file("two.pem", NULL, f.ca, f.cert);
 
 	test_refusals(f.key, f.cert, other, f.ca);
+	test_request_refusals(f.key, f.cert, f.ca, other);
 	for (s = 0; s < S_COUNT; s++)
 		sweep((enum setter)s, &f);
 	sweep_new();
