@@ -704,6 +704,85 @@ static int all_labelled(tok_ctx *tok, const tok_id *id, const char *label, size_
 	return good && c == want;
 }
 
+/* Argument guards: each public call refuses what it cannot work with
+ * (TOK_ERR_CONFIG) instead of dereferencing it; and a CA certificate
+ * without a subject key identifier is stored under the RFC 5280 key
+ * identifier of its key. */
+static void test_guards(void)
+{
+	static const tok_keyspec ec256 = {TOK_KEY_EC, 256, 0};
+	tok_ctx *tok = NULL;
+	tok_id id, big, empty, kid;
+	tok_info info;
+	tok_object *objs = NULL;
+	size_t n = 0;
+	EVP_PKEY *soft = soft_key(), *pk = NULL;
+	X509 *cert, *noski;
+	int refused = 1, created = -1;
+
+	if (soft == NULL || tok_open(module, "pkcs11:token=tok-a", &tok) != TOK_OK)
+		bail(tok_errmsg(tok));
+	cert = make_cert(soft, soft, "guarded", 0);
+	noski = make_cert(soft, soft, "CA without SKI", 1);
+	if (cert == NULL || noski == NULL)
+		bail("no certificates for the guard tests");
+	/* make_cert's CA certificates carry an SKI: this one must not */
+	X509_delete_ext(noski, X509_get_ext_by_NID(noski, NID_subject_key_identifier, -1));
+	X509_sign(noski, soft, EVP_sha256());
+	memset(&id, 0, sizeof(id));
+	id.len = 4;
+	memset(&empty, 0, sizeof(empty));
+	memset(&big, 0, sizeof(big));
+	big.len = TOK_ID_MAX + 1;
+	refused &= tok_open(module, "pkcs11:", NULL) == TOK_ERR_CONFIG;
+	refused &= tok_get_info(NULL, &info) == TOK_ERR_CONFIG;
+	refused &= tok_get_info(tok, NULL) == TOK_ERR_CONFIG;
+	refused &= tok_login(NULL, PIN) == TOK_ERR_CONFIG;
+	refused &= tok_keygen(NULL, &ec256, "x", &id) == TOK_ERR_CONFIG;
+	refused &= tok_keygen(tok, NULL, "x", &id) == TOK_ERR_CONFIG;
+	refused &= tok_keygen(tok, &ec256, "x", NULL) == TOK_ERR_CONFIG;
+	refused &= tok_key_get1_private(NULL, &id, &pk) == TOK_ERR_CONFIG;
+	refused &= tok_key_get1_private(tok, NULL, &pk) == TOK_ERR_CONFIG;
+	refused &= tok_key_get1_private(tok, &id, NULL) == TOK_ERR_CONFIG;
+	refused &= tok_key_get1_private(tok, &big, &pk) == TOK_ERR_CONFIG;
+	refused &= tok_key_destroy(NULL, &id, 1) == TOK_ERR_CONFIG;
+	refused &= tok_key_destroy(tok, NULL, 1) == TOK_ERR_CONFIG;
+	refused &= tok_key_destroy(tok, &big, 1) == TOK_ERR_CONFIG;
+	refused &= tok_cert_store(NULL, cert, &id, "x") == TOK_ERR_CONFIG;
+	refused &= tok_cert_store(tok, NULL, &id, "x") == TOK_ERR_CONFIG;
+	refused &= tok_cert_store(tok, cert, NULL, "x") == TOK_ERR_CONFIG;
+	refused &= tok_cert_store(tok, cert, &empty, "x") == TOK_ERR_CONFIG;
+	refused &= tok_cert_store(tok, cert, &big, "x") == TOK_ERR_CONFIG;
+	refused &= tok_cacert_store(NULL, cert, "x", NULL) == TOK_ERR_CONFIG;
+	refused &= tok_cacert_store(tok, NULL, "x", NULL) == TOK_ERR_CONFIG;
+	refused &= tok_cacert_destroy(NULL, cert) == TOK_ERR_CONFIG;
+	refused &= tok_cacert_destroy(tok, NULL) == TOK_ERR_CONFIG;
+	refused &= tok_find_cert(NULL, "x", NULL, &kid, NULL) == TOK_ERR_CONFIG;
+	refused &= tok_find_cert(tok, NULL, NULL, &kid, NULL) == TOK_ERR_CONFIG;
+	refused &= tok_find_cert(tok, NULL, &big, &kid, NULL) == TOK_ERR_CONFIG;
+	refused &= tok_relabel(NULL, &id, "x") == TOK_ERR_CONFIG;
+	refused &= tok_relabel(tok, NULL, "x") == TOK_ERR_CONFIG;
+	refused &= tok_relabel(tok, &id, NULL) == TOK_ERR_CONFIG;
+	refused &= tok_relabel(tok, &empty, "x") == TOK_ERR_CONFIG;
+	refused &= tok_relabel(tok, &big, "x") == TOK_ERR_CONFIG;
+	refused &= tok_objects(NULL, &objs, &n) == TOK_ERR_CONFIG;
+	refused &= tok_objects(tok, NULL, &n) == TOK_ERR_CONFIG;
+	refused &= tok_objects(tok, &objs, NULL) == TOK_ERR_CONFIG;
+	ok(refused && pk == NULL, "/tok/guards/refused", "a call took a NULL or oversized argument");
+
+	/* without an SKI: CKA_ID is the SHA-1 key identifier of the key */
+	memset(&kid, 0, sizeof(kid));
+	ok(tok_login(tok, PIN) == TOK_OK && tok_cacert_store(tok, noski, NULL, &created) == TOK_OK &&
+	       created == 1 && tok_key_identifier(soft, &kid) &&
+	       count_objs(tok, CKO_CERTIFICATE, &kid, 2) == 1 && tok_cacert_destroy(tok, noski) == TOK_OK &&
+	       count_objs(tok, CKO_CERTIFICATE, &kid, 2) == 0,
+	   "/tok/cacert-store/no-ski-key-identifier", tok_errmsg(tok));
+	X509_free(cert);
+	X509_free(noski);
+	EVP_PKEY_free(soft);
+	tok_free(tok);
+}
+
 static void test_find_relabel(void)
 {
 	static const tok_keyspec ec256 = {TOK_KEY_EC, 256, 0};
@@ -872,7 +951,7 @@ static void test_p11kit(void)
 }
 
 /* the number of checks main runs */
-#define PLAN 66
+#define PLAN 68
 
 int main(void)
 {
@@ -895,6 +974,7 @@ int main(void)
 	test_wrong_pin();
 	test_token();
 	test_find_relabel();
+	test_guards();
 	test_p11kit();
 	if (test_no != PLAN) {
 		printf("# planned %d checks, ran %d\n", PLAN, test_no);
