@@ -189,9 +189,19 @@ out:
 	return rc;
 }
 
+/* The command that finishes what a run left under "LABEL (new)".  The
+ * label is spelt out: a run given --label (cr, a badge) left it under a
+ * label the configuration does not name, and recovery looks only there. */
+static const char *recover_cmd(const conf_enrollment *e, char *buf, size_t len)
+{
+	snprintf(buf, len, "p11enroll check %s --label '%s' --recover",
+		 e->name != NULL ? e->name : "NAME", e->label);
+	return buf;
+}
+
 int agent_keep_unconfirmed(const conf_enrollment *e, int crv, int stored)
 {
-	const char *name = e->name != NULL ? e->name : "NAME";
+	char cmd[512];
 
 	/* The CA answered the certConf with an error: not confirmed, gone. */
 	if (!stored || (crv != CMPC_ERR_TRANSPORT && crv != CMPC_ERR_TLS &&
@@ -200,14 +210,15 @@ int agent_keep_unconfirmed(const conf_enrollment *e, int crv, int stored)
 	log_msg(LOG_WARNING,
 		"the certificate is stored, but the confirmation exchange failed, so the CA may "
 		"count it as confirmed: it is kept under '%s (new)', and the next run (or "
-		"`p11enroll check %s --recover`) puts it in place without a new request",
-		e->label, name);
+		"`%s`) puts it in place without a new request",
+		e->label, recover_cmd(e, cmd, sizeof(cmd)));
 	return 1;
 }
 
 void agent_leftover_fail(const conf_enrollment *e, tok_ctx *tok, int trv, int stored)
 {
 	const char *name = e->name != NULL ? e->name : "NAME";
+	char cmd[512];
 
 	agent_token_fail(tok, trv, "could not remove the new key pair after the failure");
 	/* Recovery would adopt a pair with its certificate: it is not the
@@ -219,9 +230,8 @@ void agent_leftover_fail(const conf_enrollment *e, tok_ctx *tok, int trv, int st
 			e->label);
 	else
 		log_msg(LOG_ERR, "the new key pair is left on the token labelled '%s (new)': the "
-				 "next p11enroll run for '%s' (or `p11enroll check %s --recover`) "
-				 "removes it",
-			e->label, name, name);
+				 "next p11enroll run for '%s' (or `%s`) removes it",
+			e->label, name, recover_cmd(e, cmd, sizeof(cmd)));
 }
 
 int agent_recover(const conf_enrollment *e, tok_ctx *tok)
@@ -271,6 +281,7 @@ int agent_swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
 	/* A pair to be deleted carries "(replaced)", so that recovery never
 	 * mistakes it for one kept by keep_old. */
 	char *old_label = agent_label_with(e->label, e->keep_old == 1 ? " (old)" : " (replaced)");
+	char cmd[512];
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;
 	int rc = EXIT_OK;
@@ -309,10 +320,9 @@ int agent_swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
 	free(old_label);
 	return rc;
 fail:
-	log_msg(LOG_ERR, "the next p11enroll run for '%s' (or `p11enroll check %s`) finishes the "
-			 "relabelling",
-		e->name != NULL ? e->name : "this enrollment",
-		e->name != NULL ? e->name : "NAME");
+	/* plain `check` does no recovery: --recover is part of the advice */
+	log_msg(LOG_ERR, "the next p11enroll run for '%s' (or `%s`) finishes the relabelling",
+		e->name != NULL ? e->name : "this enrollment", recover_cmd(e, cmd, sizeof(cmd)));
 	free(old_label);
 	return rc;
 }

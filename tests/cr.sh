@@ -4,7 +4,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 28
+plan 33
 start_ca || exit 1
 TOK=cr
 make_token "$TOK" || exit 1
@@ -76,4 +76,19 @@ check "/p10cr/no-secret" no_secret_in "$TMP/out" "$TMP/err"
 p11e p10cr test --label p10-signed --signer enrolled-key
 check "/p10cr/signer/exit-0" expect_rc 0
 check "/p10cr/signer/stored" test "$(count_label p10-signed)" -eq 3
+
+# The confirmation exchange fails (HTTP 500 to the certConf) for a cr given
+# --label: the pair and its certificate stay under "by-badge (new)", and
+# the advice names the command that puts them in place with that label
+# (recovery looks only under the label it is given: the configuration's
+# would leave them where they are).
+start_ca --fault http500 --fault-on certConf || exit 1
+write_conf "$TOK"
+p11e cr test --signer enrolled-key --label by-badge
+check "/cr/certconf-fails/exit-5" expect_rc 5
+check "/cr/certconf-fails/kept-as-new" test "$(count_label 'by-badge \(new\)')" -eq 3
+check "/cr/certconf-fails/advice-names-label" grep_err "\\(or \`p11enroll check test --label 'by-badge' --recover\`\\) puts it in place"
+p11e check test --label by-badge --recover
+check "/cr/certconf-fails/advice-works" expect_rc 0
+check "/cr/certconf-fails/in-place" test "$(count_label by-badge)" -eq 3 -a "$(count_label 'by-badge \(new\)')" -eq 0
 finish

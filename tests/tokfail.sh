@@ -294,7 +294,7 @@ t=/tokfail/cleanup/renew
 check "$t/exit-6" expect_rc 6
 check "$t/rejected" grep_err 'badCertTemplate'
 check "$t/message" grep_err 'could not remove the new key pair after the failure: .*C_DestroyObject on token .cleanup-kur. failed: CKR_DEVICE_ERROR'
-check "$t/says-next-run" grep_err "left on the token labelled '$LABEL \\(new\\)': the next p11enroll run for 'test' \\(or \`p11enroll check test --recover\`\\) removes it"
+check "$t/says-next-run" grep_err "left on the token labelled '$LABEL \\(new\\)': the next p11enroll run for 'test' \\(or \`p11enroll check test --label '$LABEL' --recover\`\\) removes it"
 check "$t/generated" expect_calls '^C_GenerateKeyPair rv=CKR_OK$' 1
 check "$t/destroy-tried" expect_calls '^C_DestroyObject rv=CKR_DEVICE_ERROR injected$' 1
 check "$t/new-pair-left" test "$(label_count "$TOK" "$LABEL \\(new\\)")" -eq 2
