@@ -130,12 +130,19 @@ tok_rv tok_pubkey_from_object(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDL
 			      EVP_PKEY **ret_pkey)
 {
 	unsigned char *a = NULL, *b = NULL;
-	CK_ULONG alen = 0, blen = 0, type;
+	CK_ULONG alen = 0, blen = 0, type = 0;
 	EVP_PKEY *pkey = NULL;
 	char what[96];
+	CK_ATTRIBUTE ta = {CKA_KEY_TYPE, &type, sizeof(type)};
 	CK_RV rv;
 
-	if (tok_attr_ulong(ctx, s, h, CKA_KEY_TYPE, &type) != 0)
+	/* A read that fails is the token's error, not a key of another type. */
+	if ((rv = ctx->f->C_GetAttributeValue(s, h, &ta, 1)) != CKR_OK &&
+	    rv != CKR_ATTRIBUTE_TYPE_INVALID) {
+		snprintf(what, sizeof(what), "reading the key type on token '%s'", ctx->label);
+		return tok_fail_ckr(ctx, what, rv, NULL);
+	}
+	if (rv != CKR_OK || ta.ulValueLen != sizeof(type))
 		type = (CK_ULONG)-1;
 	switch (type) {
 	case CKK_RSA:
@@ -184,7 +191,7 @@ tok_rv tok_pubkey_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP
 	};
 	CK_OBJECT_HANDLE h;
 	CK_ULONG n;
-	tok_rv rv = TOK_ERR_NOT_FOUND, frv;
+	tok_rv frv;
 	char hex[2 * TOK_ID_MAX + 1];
 	int i;
 
@@ -192,15 +199,13 @@ tok_rv tok_pubkey_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP
 		cls = classes[i];
 		if ((frv = tok_find(ctx, s, tmpl, 2, &h, 1, &n)) != TOK_OK)
 			return frv;
-		if (n == 0)
-			continue;
-		/* A private key object may lack the public point (EC on SoftHSM). */
-		rv = tok_pubkey_from_object(ctx, s, h, ret_pkey);
-		if (rv == TOK_OK || i == 1)
-			return rv;
+		/* The public key object first; the private one when there is
+		 * none (it may lack the public point: EC on SoftHSM).  A public
+		 * key object that fails to read is that failure: reading the
+		 * private one would hide it behind a missing attribute. */
+		if (n > 0)
+			return tok_pubkey_from_object(ctx, s, h, ret_pkey);
 	}
-	if (rv != TOK_ERR_NOT_FOUND)
-		return rv;
 	return tok_fail(ctx, TOK_ERR_NOT_FOUND,
 			"finding key id %s on token '%s' failed: no such key: list the token's "
 			"objects to see which keys exist",

@@ -15,10 +15,14 @@
 #   unprotected-error  (unprotected_errors = yes) an unprotected error ends
 #                    nothing: exit 7, transaction and key kept, and the
 #                    next resume gets the certificate
+#   key-unreadable   the token fails to read (through tests/p11wrap) the
+#                    pending key (enroll) or the certificate to renew: exit 3,
+#                    transaction and key kept, and the next resume gets the
+#                    certificate
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 43
+plan 58
 STATE="$TMP/state/test.pending"
 DELIVER="$TMP/deliver"
 FAULTY="$TMP/faulty"
@@ -166,6 +170,35 @@ check "$t/next-resume-same-key" test "$(label_id "$TOK" cert "$LABEL")" = "$key"
 	"$(label_id "$TOK" privkey "$LABEL")" = "$key"
 check "$t/next-resume-one-cert" test "$(issued)" -eq $((n + 1))
 check "$t/next-resume-state-removed" test ! -e "$STATE"
+
+# --- the token fails to read the pending key ----------------------------------------
+# Reading the key's attributes fails (CKR_DEVICE_ERROR from C_GetAttributeValue,
+# injected): a token that is busy or out of memory for a moment.  The
+# transaction is the CA's to end, not ours: the key and the state stay.
+WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
+for cmd in enroll renew; do
+	t=/resumefail/key-unreadable/$cmd
+	pending rf-unread-$cmd "" $cmd
+	rm -f "$FAULTY"
+	touch "$DELIVER"
+	sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+	: > "$TMP/calls.log"
+	P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_LOG="$TMP/calls.log" \
+		P11WRAP_FAIL=C_GetAttributeValue=CKR_DEVICE_ERROR resume_guarded
+	check "$t/exit-3" expect_rc 3
+	check "$t/message" grep_err "CKR_DEVICE_ERROR"
+	# enroll reads the key first; renew the certificate to renew, and stops there
+	[ $cmd = renew ] ||
+		check "$t/says-kept" grep_err 'the key pair and the pending request are kept: run `p11enroll resume test` again'
+	check "$t/state-kept" test -f "$STATE" -a "$(field key_id)" = "$key"
+	check "$t/key-kept" test "$(label_id "$TOK" privkey "$LABEL (new)")" = "$key"
+	write_conf "$TOK" ""
+	n=$(issued)
+	resume_guarded
+	check "$t/next-resume-exit-0" expect_rc 0
+	check "$t/next-resume-same-key" test "$(label_id "$TOK" cert "$LABEL")" = "$key"
+	check "$t/next-resume-one-cert" test "$(issued)" -eq $((n + 1))
+done
 
 stop_ca
 check "/resumefail/ca-clean" sh -c "! grep -q -E 'Sanitizer|runtime error' '$TMP/ca.err'"
