@@ -232,6 +232,23 @@ cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 	default:
 		break;
 	}
+	/* The answer came, and our certConf could not be made: with a signer,
+	 * its key (on the token) did not sign; nothing was sent. */
+	if (has_code(codes, ncodes, CMP_R_ERROR_CREATING_CERTCONF) ||
+	    has_code(codes, ncodes, CMP_R_ERROR_PROTECTING_MESSAGE)) {
+		if (ctx->signer_cert != NULL) {
+			cmpc_seterr(ctx,
+				    "%s: the signer key did not sign our message (%s): %s; nothing "
+				    "was sent; check that the key's token is present and logged in",
+				    what,
+				    has_code(codes, ncodes, CMP_R_ERROR_CREATING_CERTCONF)
+					? "the certConf" : "a request",
+				    errs);
+			return CMPC_ERR_KEY;
+		}
+		cmpc_seterr(ctx, "%s: our message could not be protected: %s", what, errs);
+		return CMPC_ERR_INTERNAL;
+	}
 	cmpc_seterr(ctx, "%s: the exchange with %s failed: %s; %s", what, ctx->url, errs,
 		    protocol_hint(codes, ncodes));
 	return CMPC_ERR_PROTOCOL;

@@ -8,6 +8,7 @@
 #              half-made pair is destroyed; when that fails too, the message
 #              says what is left and the next run removes it
 #   store      storing the new certificate in a renew fails (agent/renew.c)
+#   certconf-sign  the old key does not sign a renew's certConf
 #   cacert     storing a CA certificate fails: in an enrollment the run fails
 #              and takes back what it stored; after a renew only a warning
 #   cleanup    removing the new pair after a failure fails (agent/renew.c,
@@ -19,7 +20,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 127
+plan 133
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LABEL=enrolled-key
 LOG="$TMP/calls.log"
@@ -245,6 +246,23 @@ check "$t/generated" expect_calls '^C_GenerateKeyPair rv=CKR_OK$' 1
 check "$t/store-failed" expect_calls '^C_CreateObject rv=CKR_DEVICE_MEMORY injected$' 1
 check "$t/new-pair-destroyed" expect_after 'C_CreateObject.* injected$' '^C_DestroyObject rv=CKR_OK$' 2
 check "$t/ca-told" grep -q 'certConf: the client rejected the certificate' "$TMP/ca.log"
+snapshot "$TMP/after"
+check "$t/token-unchanged" unchanged "$TMP/enrolled" "$TMP/after"
+check "$t/old-key-signs" signs "$old" "$TMP/old.pem"
+
+# --- certconf-sign: the old key does not sign the certConf of a renew ----------
+# The certificate came and is stored; the certConf, protected by the old key
+# (the third C_Sign: kur protection, POP, certConf), is never made: nothing
+# confirms the certificate to the CA, so the new pair goes and the old one
+# stays.  A token error (exit 3) saying which message, not a protocol error.
+enrolled certconf-sign
+: > "$TMP/ca.log"
+run renew P11WRAP_FAIL=C_Sign=CKR_DEVICE_ERROR@3
+t=/tokfail/certconf-sign
+check "$t/exit-3" expect_rc 3
+check "$t/message" grep_err 'the signer key did not sign our message \(the certConf\): .*nothing was sent; check that the key.s token is present'
+check "$t/sign-failed" expect_calls '^C_Sign rv=CKR_DEVICE_ERROR injected$' 1
+check "$t/no-certconf-sent" sh -c "! grep -q 'certConf' '$TMP/ca.log'"
 snapshot "$TMP/after"
 check "$t/token-unchanged" unchanged "$TMP/enrolled" "$TMP/after"
 check "$t/old-key-signs" signs "$old" "$TMP/old.pem"
