@@ -346,6 +346,42 @@ static void test_request_refusals(EVP_PKEY *key, X509 *cert, X509 *ca, EVP_PKEY 
 	refused("/cmpc-req/p10cr-no-subject", ctx, CMPC_REQ_P10CR, other, NULL, NULL, NULL,
 		CMPC_ERR_CONFIG, "no subject set, so no CSR can be made");
 	unlink(tmp("anchor.pem"));
+
+	/* the other exchanges: no context, no place for the answer, no URL */
+	{
+		cmpc_ctx *bare = cmpc_new();
+		STACK_OF(X509) *certs = NULL;
+		STACK_OF(X509_CRL) *crls = NULL;
+		cmpc_template tmpl;
+		cmpc_rr_status st;
+		X509 *root = NULL;
+		int refused = 1;
+
+		memset(&tmpl, 0, sizeof(tmpl));
+		if (bare == NULL)
+			abort();
+		refused &= cmpc_genm_ca_certs(NULL, &certs) == CMPC_ERR_INTERNAL;
+		refused &= cmpc_genm_ca_certs(ctx, NULL) == CMPC_ERR_INTERNAL &&
+			   has(cmpc_errmsg(ctx), "no place for the certificates");
+		refused &= cmpc_genm_ca_certs(bare, &certs) == CMPC_ERR_CONFIG &&
+			   has(cmpc_errmsg(bare), "no CMP server URL set");
+		refused &= cmpc_genm_root_update(NULL, ca, &root, NULL) == CMPC_ERR_INTERNAL;
+		refused &= cmpc_genm_root_update(ctx, NULL, &root, NULL) == CMPC_ERR_INTERNAL &&
+			   has(cmpc_errmsg(ctx), "no old root certificate");
+		refused &= cmpc_genm_cert_template(NULL, &tmpl) == CMPC_ERR_INTERNAL;
+		refused &= cmpc_genm_cert_template(ctx, NULL) == CMPC_ERR_INTERNAL &&
+			   has(cmpc_errmsg(ctx), "no place for the template");
+		refused &= cmpc_genm_crls(NULL, NULL, &crls) == CMPC_ERR_INTERNAL;
+		refused &= cmpc_genm_crls(ctx, NULL, NULL) == CMPC_ERR_INTERNAL &&
+			   has(cmpc_errmsg(ctx), "no place for the CRLs");
+		refused &= cmpc_rr(NULL, cert, 1, &st) == CMPC_ERR_INTERNAL;
+		refused &= cmpc_abandon(NULL, &p, "x") == CMPC_ERR_INTERNAL &&
+			   cmpc_abandon(ctx, NULL, "x") == CMPC_ERR_INTERNAL;
+		tap_ok(refused && certs == NULL && crls == NULL && root == NULL,
+		       "/cmpc-req/genm-rr-abandon-refusals", "%s / %s", cmpc_errmsg(ctx),
+		       cmpc_errmsg(bare));
+		cmpc_free(bare);
+	}
 	X509_REQ_free(csr);
 	X509_NAME_free(n);
 	cmpc_free(ctx);
@@ -501,7 +537,7 @@ int main(void)
 		printf("Bail out! no temporary directory or no libcurl\n");
 		return 1;
 	}
-	tap_plan(60);
+	tap_plan(61);
 	f.key = new_key();
 	other = new_key();
 	ca_key = new_key();
