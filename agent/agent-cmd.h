@@ -85,10 +85,14 @@ char *agent_label_with(const char *label, const char *suffix);
  * Finishes or undoes what an interrupted enroll/renew left under the
  * enrollment's labels: a "LABEL (new)" key without certificate is deleted,
  * one with its certificate adopted (labels moved), a "LABEL (old)" pair
- * next to a complete current pair deleted (unless keep_old).  Nothing is
+ * next to a complete current pair deleted (unless keep_old), what revoke
+ * --delete marked "(revoked)" deleted.  Nothing is
  * done while a pending transaction is saved.  Logs each action.
  */
 int agent_recover(const conf_enrollment *e, tok_ctx *tok);
+/* "p11enroll check NAME --label 'LABEL' --recover": what finishes or undoes
+ * what a run left on the token under LABEL's temporary labels. */
+const char *agent_recover_cmd(const conf_enrollment *e, char *buf, size_t len);
 
 /* After a failed request whose certificate the accept callback stored
  * (stored): 1 when the pair must stay for recovery to adopt, because the

@@ -14,7 +14,9 @@
  *     between the CKA_ID updates of a key generation, or while a pair was
  *     being deleted): deleted;
  *   - a replaced pair next to a complete current pair: deleted.  A pair kept
- *     by keep_old ("LABEL (old)") is never touched.
+ *     by keep_old ("LABEL (old)") is never touched;
+ *   - what revoke --delete had marked "LABEL (revoked)" and not yet
+ *     deleted: deleted.
  * Adopting a pair, or deleting a replaced pair, finishes a run that got its
  * certificate: enroll and renew report that run's outcome and request none.
  * A saved pending transaction owns its new key: it is left to `resume`.
@@ -94,7 +96,7 @@ static int relabel(tok_ctx *tok, const tok_id *id, const char *label)
 /* One pass; *again is set when the objects changed and must be read anew,
  * *finished when an interrupted run's certificate was put in place. */
 static int pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, const char *oldl,
-		const char *gonel, int *again, int *finished)
+		const char *gonel, const char *revokedl, int *again, int *finished)
 {
 	tok_object *o = NULL;
 	const tok_object *nc, *cur;
@@ -140,6 +142,14 @@ static int pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, const 
 		*finished = 1;
 		goto out;
 	}
+	/* Revoked, and its deletion (revoke --delete) did not finish. */
+	for (i = 0; i < n && rc == EXIT_OK; i++)
+		if (o[i].cert_category != 2 && strcmp(o[i].label, revokedl) == 0) {
+			rc = destroy(tok, &o[i].id, "its certificate is revoked, and the deletion "
+						    "revoke --delete began did not finish");
+			*again = 1;
+			goto out;
+		}
 	/* A replaced pair next to a complete current one: the run that replaced
 	 * it was interrupted before (or while) deleting it. */
 	cur = ee_cert(o, n, e->label);
@@ -161,7 +171,7 @@ out:
 int agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished)
 {
 	agent_pending ap;
-	char err[512], *newl = NULL, *oldl = NULL, *gonel = NULL;
+	char err[512], *newl = NULL, *oldl = NULL, *gonel = NULL, *revokedl = NULL;
 	int rc = EXIT_OK, again = 1, rounds = 0, done = 0;
 
 	if (finished != NULL)
@@ -173,26 +183,28 @@ int agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished)
 		return EXIT_OK;
 	if ((newl = agent_label_with(e->label, " (new)")) == NULL ||
 	    (oldl = agent_label_with(e->label, " (old)")) == NULL ||
-	    (gonel = agent_label_with(e->label, " (replaced)")) == NULL) {
+	    (gonel = agent_label_with(e->label, " (replaced)")) == NULL ||
+	    (revokedl = agent_label_with(e->label, " (revoked)")) == NULL) {
 		rc = EXIT_INTERNAL;
 		goto out;
 	}
 	/* Each pass fixes one thing; a token holds few objects of one label. */
 	while (again && rc == EXIT_OK && rounds++ < 64)
-		rc = pass(e, tok, newl, oldl, gonel, &again, &done);
+		rc = pass(e, tok, newl, oldl, gonel, revokedl, &again, &done);
 	if (finished != NULL)
 		*finished = done && rc == EXIT_OK;
 out:
 	free(newl);
 	free(oldl);
 	free(gonel);
+	free(revokedl);
 	return rc;
 }
 
 /* The command that finishes what a run left under "LABEL (new)".  The
  * label is spelt out: a run given --label (cr, a badge) left it under a
  * label the configuration does not name, and recovery looks only there. */
-static const char *recover_cmd(const conf_enrollment *e, char *buf, size_t len)
+const char *agent_recover_cmd(const conf_enrollment *e, char *buf, size_t len)
 {
 	snprintf(buf, len, "p11enroll check %s --label '%s' --recover",
 		 e->name != NULL ? e->name : "NAME", e->label);
@@ -211,7 +223,7 @@ int agent_keep_unconfirmed(const conf_enrollment *e, int crv, int stored)
 		"the certificate is stored, but the confirmation exchange failed, so the CA may "
 		"count it as confirmed: it is kept under '%s (new)', and the next run (or "
 		"`%s`) puts it in place without a new request",
-		e->label, recover_cmd(e, cmd, sizeof(cmd)));
+		e->label, agent_recover_cmd(e, cmd, sizeof(cmd)));
 	return 1;
 }
 
@@ -231,7 +243,7 @@ void agent_leftover_fail(const conf_enrollment *e, tok_ctx *tok, int trv, int st
 	else
 		log_msg(LOG_ERR, "the new key pair is left on the token labelled '%s (new)': the "
 				 "next p11enroll run for '%s' (or `%s`) removes it",
-			e->label, name, recover_cmd(e, cmd, sizeof(cmd)));
+			e->label, name, agent_recover_cmd(e, cmd, sizeof(cmd)));
 }
 
 int agent_recover(const conf_enrollment *e, tok_ctx *tok)
@@ -322,7 +334,7 @@ int agent_swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
 fail:
 	/* plain `check` does no recovery: --recover is part of the advice */
 	log_msg(LOG_ERR, "the next p11enroll run for '%s' (or `%s`) finishes the relabelling",
-		e->name != NULL ? e->name : "this enrollment", recover_cmd(e, cmd, sizeof(cmd)));
+		e->name != NULL ? e->name : "this enrollment", agent_recover_cmd(e, cmd, sizeof(cmd)));
 	free(old_label);
 	return rc;
 }

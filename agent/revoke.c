@@ -71,6 +71,41 @@ static int rr_mode(const conf_enrollment *e, int have_key, enum rr_protection *r
 	return EXIT_OK;
 }
 
+/*
+ * --delete after a revocation.  The pair is first relabelled "LABEL
+ * (revoked)" (tok_relabel puts the labels back when it fails), then
+ * deleted: a deletion that stops half-way leaves only objects under that
+ * label, which recovery deletes, never half a pair under LABEL.
+ */
+static int delete_revoked(const conf_enrollment *e, tok_ctx *tok, const tok_id *id)
+{
+	char hex[2 * TOK_ID_MAX + 1], cmd[512];
+	char *revl = agent_label_with(e->label, " (revoked)");
+	tok_rv trv;
+	int rc;
+
+	if (revl == NULL)
+		return EXIT_INTERNAL;
+	agent_hex(id->id, id->len, hex, sizeof(hex));
+	if ((trv = tok_relabel(tok, id, revl)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "the certificate is revoked, but marking it and "
+						"its key for deletion failed, so nothing was deleted");
+		log_msg(LOG_ERR, "run `p11enroll revoke %s --delete` again to delete them (the CA "
+				 "answers that it is already revoked)",
+			e->name != NULL ? e->name : "NAME");
+	} else if ((trv = tok_key_destroy(tok, id, 1)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "the certificate is revoked, but deleting it and "
+						"its key from the token failed");
+		log_msg(LOG_ERR, "what is left is labelled '%s': `%s` (or the next run) deletes it",
+			revl, agent_recover_cmd(e, cmd, sizeof(cmd)));
+	} else {
+		printf("  deleted:    key id %s and its certificate\n", hex);
+		rc = EXIT_OK;
+	}
+	free(revl);
+	return rc;
+}
+
 int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 {
 	enum rr_protection mode;
@@ -80,7 +115,7 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 	EVP_PKEY *key = NULL;
 	tok_id id;
 	int reason = -1, have_id = 0, rc, del = o->delete_objs || e->delete_revoked == 1;
-	char serial_hex[2 * 20 + 3] = "?", hex[2 * TOK_ID_MAX + 1];
+	char serial_hex[2 * 20 + 3] = "?";
 	cmpc_rr_status st = CMPC_RR_ACCEPTED;
 	tok_rv trv;
 	cmpc_rv crv;
@@ -168,6 +203,15 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 	log_msg(LOG_INFO, "sending rr for serial %s, reason %s, to %s", serial_hex,
 		reason >= 0 ? conf_reason_name(reason) : "unspecified (none given)", e->server);
 	if ((crv = cmpc_rr(cmp, cert, reason, &st)) != CMPC_OK) {
+		/* A verified "already revoked" finishes an earlier revoke
+		 * --delete whose deletion failed: the deletion is still asked. */
+		if (crv == CMPC_ERR_REJECTED && del && have_id && cmpc_rr_already_revoked(cmp)) {
+			log_msg(LOG_NOTICE, "the CA says serial %s is already revoked: deleting it "
+					    "from the token, as --delete asks",
+				serial_hex);
+			rc = delete_revoked(e, tok, &id);
+			goto out;
+		}
 		log_msg(LOG_ERR, "revocation of serial %s failed: %s: %s", serial_hex,
 			cmpc_strerror(crv), cmpc_errmsg(cmp));
 		log_openssl_errors();
@@ -181,17 +225,12 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 		log_msg(LOG_NOTICE, "the CA answered %s", status_text(st));
 	rc = EXIT_OK;
 	if (del) {
-		if (!have_id) {
+		if (!have_id)
 			log_msg(LOG_WARNING, "the revoked certificate is not on the token under label "
 					     "'%s': nothing deleted",
 				e->label != NULL ? e->label : "");
-		} else if ((trv = tok_key_destroy(tok, &id, 1)) != TOK_OK) {
-			rc = agent_token_fail(tok, trv, "the certificate is revoked, but deleting it "
-							"and its key from the token failed");
-		} else {
-			agent_hex(id.id, id.len, hex, sizeof(hex));
-			printf("  deleted:    key id %s and its certificate\n", hex);
-		}
+		else
+			rc = delete_revoked(e, tok, &id);
 	}
 out:
 	EVP_PKEY_free(key);

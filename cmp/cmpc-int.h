@@ -74,6 +74,7 @@ struct cmpc_ctx {
 	void *pending_arg;
 	char last_tid[2 * CMPC_ID_MAX + 1]; /* hex transactionID of the last message sent */
 	int left_open;	/* the last certificate request failed, the transaction goes on */
+	int rr_fail_info; /* failInfo bits of the last rr the CA rejected, else 0 */
 	char *cert_profile;		/* id-it-certProfile in generalInfo, or NULL */
 	int unprotected_errors;
 	struct {

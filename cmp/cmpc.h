@@ -253,6 +253,9 @@ typedef enum {
  * (-1: none given, sent as unspecified (0): RFC 9483 4.2 requires one).
  * ret_status gets the PKIStatus the CA answered. */
 cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_status);
+/* After cmpc_rr failed with CMPC_ERR_REJECTED in a verified answer: did
+ * the CA say the certificate is already revoked (failInfo certRevoked)? */
+int cmpc_rr_already_revoked(const cmpc_ctx *ctx);
 
 /* Whether cert verifies under the trust anchors of cmpc_load_trusted (an
  * anchor verifies as itself), with untrusted as intermediates (may be

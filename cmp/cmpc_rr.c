@@ -45,6 +45,7 @@ cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_statu
 	if (ctx == NULL)
 		return CMPC_ERR_INTERNAL;
 	ctx->errmsg[0] = '\0';
+	ctx->rr_fail_info = 0;
 	if (cert == NULL) {
 		cmpc_seterr(ctx, "CMP revocation request (rr): no certificate given");
 		return CMPC_ERR_INTERNAL;
@@ -88,6 +89,9 @@ cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_statu
 				snprintf(st, sizeof(st), "no status detail");
 			cmpc_seterr(ctx, "%s: the CA rejected the revocation: %s; %s", what, st,
 				    rr_hint(OSSL_CMP_CTX_get_failInfoCode(ctx->cmp)));
+			ctx->rr_fail_info = OSSL_CMP_CTX_get_failInfoCode(ctx->cmp);
+			if (ctx->rr_fail_info < 0)
+				ctx->rr_fail_info = 0;
 			rv = CMPC_ERR_REJECTED;
 		} else {
 			rv = cmpc_classify_failure(ctx, what);
@@ -120,4 +124,9 @@ out:
 	ctx->x.issued_by_signer = NULL;
 	cmpc_xchg_end(ctx);
 	return rv;
+}
+
+int cmpc_rr_already_revoked(const cmpc_ctx *ctx)
+{
+	return ctx != NULL && (ctx->rr_fail_info & OSSL_CMP_CTX_FAILINFO_certRevoked) != 0;
 }

@@ -9,6 +9,7 @@
 #              says what is left and the next run removes it
 #   store      storing the new certificate in a renew fails (agent/renew.c)
 #   certconf-sign  the old key does not sign a renew's certConf
+#   revoke-delete  revoke --delete: deleting or marking the pair fails
 #   cacert     storing a CA certificate fails: in an enrollment the run fails
 #              and takes back what it stored; after a renew only a warning
 #   cleanup    removing the new pair after a failure fails (agent/renew.c,
@@ -20,7 +21,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 133
+plan 148
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LABEL=enrolled-key
 LOG="$TMP/calls.log"
@@ -266,6 +267,37 @@ check "$t/no-certconf-sent" sh -c "! grep -q 'certConf' '$TMP/ca.log'"
 snapshot "$TMP/after"
 check "$t/token-unchanged" unchanged "$TMP/enrolled" "$TMP/after"
 check "$t/old-key-signs" signs "$old" "$TMP/old.pem"
+
+# --- revoke-delete: revoke --delete whose deletion fails ----------------------
+# The pair is marked "LABEL (revoked)" before it is deleted.  A deletion that
+# stops after the first object leaves only marked objects, which recovery
+# deletes; a marking that fails puts the labels back and deletes nothing,
+# and revoke --delete again finishes (the CA: already revoked).
+enrolled revoke-destroy
+run "revoke --reason superseded --delete" P11WRAP_FAIL=C_DestroyObject=CKR_DEVICE_ERROR@2
+t=/tokfail/revoke-delete/destroy-fails
+check "$t/exit-3" expect_rc 3
+check "$t/message" grep_err "deleting it and its key from the token failed: .*CKR_DEVICE_ERROR"
+check "$t/says-left" grep_err "what is left is labelled '$LABEL \\(revoked\\)': \`p11enroll check test --label '$LABEL' --recover\`"
+check "$t/one-deleted" expect_calls '^C_DestroyObject rv=CKR_OK$' 1
+check "$t/nothing-under-label" test "$(label_count "$TOK" "$LABEL")" -eq 0
+run "check --recover"
+check "$t/recover-exit-0" expect_rc 0
+check "$t/recover-deleted-pair" test "$(label_count "$TOK" "$LABEL( \\(revoked\\))?")" -eq 0
+
+enrolled revoke-mark
+run "revoke --reason superseded --delete" P11WRAP_FAIL=C_SetAttributeValue=CKR_DEVICE_ERROR@2
+t=/tokfail/revoke-delete/mark-fails
+check "$t/exit-3" expect_rc 3
+check "$t/message" grep_err "marking it and its key for deletion failed, so nothing was deleted"
+check "$t/says-again" grep_err 'run `p11enroll revoke test --delete` again'
+check "$t/nothing-destroyed" expect_calls '^C_DestroyObject ' 0
+snapshot "$TMP/after"
+check "$t/token-unchanged" unchanged "$TMP/enrolled" "$TMP/after"
+run "revoke --reason superseded --delete"
+check "$t/again-exit-0" expect_rc 0
+check "$t/again-already-revoked" grep_err 'the CA says serial [0-9A-F]+ is already revoked: deleting it'
+check "$t/again-deleted-pair" test "$(label_count "$TOK" "$LABEL( \\(revoked\\))?")" -eq 0
 
 # --- cacert: a CA certificate cannot be stored ----------------------------------
 # an enrollment stores its certificate, then the issuing CA's, then the
