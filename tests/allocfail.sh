@@ -21,10 +21,11 @@
 # allocation of each call p11enroll makes into OpenSSL: some 500 points per
 # command, each the error branch after one call.  make coverage sweeps it
 # over every flow (P11E_ALLOCFAIL_SCOPES=call P11E_ALLOCFAIL_ALL=1
-# P11E_ALLOCFAIL_FLOWS="enroll renew revoke p10cr genm root template crls").
-# The flows: enroll (ir), renew (kur), revoke (rr), p10cr, and genm's four
-# questions (CA certificates stored, root CA update, template, CRLs).
+# P11E_ALLOCFAIL_FLOWS="enroll renew revoke p10cr genm root template crls
+# rich cr resume abandon").
+# The flows and the verdict on each run: tests/sweep-lib.sh.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/sweep-lib.sh"
 need_tools
 AF="$top_builddir/tests/allocfail/p11enroll-allocfail"
 [ -x "$AF" ] || bail_out "tests/allocfail/p11enroll-allocfail not built"
@@ -57,56 +58,20 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}exitcode=86"
 export LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}exitcode=86"
 unset P11E_FAIL_ALLOC P11E_ALLOC_SCOPE P11E_ALLOC_REPORT
 
-# tokstate: the token's objects as "class|label" lines, sorted (CKA_IDs of
-# new keys differ from run to run).
-tokstate() {
-	objects "$TOK" | awk '/Object;/ { cls = $1 " " $2 }
-		/^ *label:/ { sub(/^ *label: */, ""); print cls "|" $0 }' | sort
-}
-
-# snapshot NAME / restore NAME: the token store and the state directory.
-snapshot() {
-	rm -rf "$TMP/snap-$1"
-	mkdir -p "$TMP/snap-$1"
-	cp -a "$TMP/tokens" "$TMP/snap-$1/tokens"
-	[ -d "$TMP/state" ] && cp -a "$TMP/state" "$TMP/snap-$1/state"
-	return 0
-}
-restore() {
-	rm -rf "$TMP/tokens" "$TMP/state"
-	cp -a "$TMP/snap-$1/tokens" "$TMP/tokens"
-	[ -d "$TMP/snap-$1/state" ] && cp -a "$TMP/snap-$1/state" "$TMP/state"
-	return 0
-}
-
 # af SCOPE N ARGS...: p11enroll-allocfail, the N-th allocation failing
-# (N = 0: none); RC, $TMP/err, and $TMP/report (count, hit, stack).
+# (N = 0: none), with the configuration $SW_CONF; RC, $TMP/err, and
+# $TMP/report (count, hit, stack).
 af() {
 	_af_scope=$1 _af_n=$2
 	shift 2
 	rm -f "$TMP/report"
 	P11E_ALLOC_SCOPE=$_af_scope P11E_FAIL_ALLOC=$_af_n P11E_ALLOC_REPORT="$TMP/report" \
-		"$AF" -c "$TMP/p11enroll.conf" "$@" > "$TMP/out" 2> "$TMP/err"
+		"$AF" -c "$SW_CONF" "$@" > "$TMP/out" 2> "$TMP/err"
 	RC=$?
 	RUNS=$((RUNS + 1))
 }
 report() {
 	sed -n "s/^$1 //p" "$TMP/report" 2> /dev/null
-}
-
-# prepare FLOW: the token as the flow starts from; revoke needs a new
-# certificate each time (the CA refuses to revoke one twice).
-prepare() {
-	case $1 in
-	p10cr | genm | root | template | crls) restore enroll ;;
-	*) restore "$1" ;;
-	esac
-	rm -f "$TMP/af-out.pem"
-	if [ "$1" = revoke ]; then
-		"$P11ENROLL" -c "$TMP/p11enroll.conf" -q enroll test > /dev/null 2>&1 ||
-			{ echo "# revoke: setup enroll failed"; return 1; }
-	fi
-	return 0
 }
 
 RUNS=0
@@ -115,7 +80,7 @@ TOTAL_POINTS=0
 sweep() {
 	_flow=$1 _scope=$2
 	shift 2
-	prepare "$_flow" || { not_ok "/allocfail/$_flow/$_scope/setup"; return; }
+	sweep_prepare "$_flow" || { not_ok "/allocfail/$_flow/$_scope/setup"; return; }
 	tokstate > "$TMP/before"
 	af "$_scope" 0 "$@"
 	if [ "$RC" -ne 0 ] || [ "$(report crypto_hooks)" != 1 ]; then
@@ -146,86 +111,42 @@ sweep() {
 	else
 		_points="1 2 3 $(seq 4 $((_count / 3 + 1)) "$_count") $((_count + 1000))"
 	fi
-	_bad=0 _tried=0 _recovered=0 _absorbed=0 _last=
+	_bad=0 _tried=0 _last= SW_RECOVERED=0 SW_ABSORBED=0
 	for n in $_points; do
-		prepare "$_flow" || { _bad=$((_bad + 1)); continue; }
+		sweep_prepare "$_flow" || { _bad=$((_bad + 1)); continue; }
 		af "$_scope" "$n" "$@"
 		if [ "$(report hit)" = 0 ]; then
 			_last=$n
 			break
 		fi
 		_tried=$((_tried + 1))
-		_why=
-		if [ "$RC" -ge 128 ]; then
-			_why="killed by signal $((RC - 128))"
-		elif [ "$RC" -eq 86 ] || grep -q -E 'Sanitizer|runtime error' "$TMP/err"; then
-			_why="sanitizer report"
-		elif [ -z "$(report hit)" ]; then
-			_why="no allocation report (exit $RC)"
-		elif [ "$RC" -ne 0 ] && [ ! -s "$TMP/err" ]; then
-			_why="exit $RC without a message"
+		if [ -z "$(report hit)" ]; then
+			SW_WHY="no allocation report (exit $RC)"
+		else
+			sweep_judge "$_flow"
 		fi
-		if [ -z "$_why" ]; then
-			tokstate > "$TMP/now"
-			if ! cmp -s "$TMP/now" "$TMP/before" && ! cmp -s "$TMP/now" "$TMP/after"; then
-				"$P11ENROLL" -c "$TMP/p11enroll.conf" -q check test --recover > /dev/null 2>&1
-				tokstate > "$TMP/now"
-				if cmp -s "$TMP/now" "$TMP/before" || cmp -s "$TMP/now" "$TMP/after"; then
-					_recovered=$((_recovered + 1))
-				else
-					_why="token neither as before nor as after success, even after check --recover"
-				fi
-			fi
-		fi
-		[ -z "$_why" ] && [ "$RC" -eq 0 ] && _absorbed=$((_absorbed + 1))
-		if [ -n "$_why" ]; then
+		if [ -n "$SW_WHY" ]; then
 			_bad=$((_bad + 1))
-			not_ok "/allocfail/$_flow/$_scope/n=$n: $_why"
-			sed 's/^/#   err: /' "$TMP/err" | head -20
+			sweep_report "/allocfail/$_flow/$_scope/n=$n"
 			sed 's/^/#   /' "$TMP/report" | head -40
-			[ -f "$TMP/now" ] && diff "$TMP/before" "$TMP/now" | sed 's/^/#   token: /'
 		fi
 	done
 	TOTAL_POINTS=$((TOTAL_POINTS + _tried))
 	echo "# $_flow/$_scope: $_count allocations counted; $_tried failure points run," \
-		"$_bad bad, $_recovered needed check --recover, $_absorbed absorbed (exit 0);" \
+		"$_bad bad, $SW_RECOVERED needed check --recover, $SW_ABSORBED absorbed (exit 0);" \
 		"stopped at n=${_last:-?} (not reached)"
 	check "/allocfail/$_flow/$_scope/all-clean" test "$_bad" -eq 0
 	check "/allocfail/$_flow/$_scope/sweep-ended" test -n "$_last"
 }
 
-# the flows' starting points: an empty token (enroll) and an enrolled one
-mkdir -p "$TMP/state"
-snapshot enroll
-"$P11ENROLL" -c "$TMP/p11enroll.conf" -q enroll test > /dev/null 2>&1 || exit 1
-snapshot renew
-snapshot revoke
+sweep_init || exit 1
 
 START=$(date +%s)
 for scope in $P11E_ALLOCFAIL_SCOPES; do
 	for flow in $P11E_ALLOCFAIL_FLOWS; do
-		# A fresh CA (same state directory) for each sweep: after a renew
-		# sweep of scope all, the next revoke's clean run once got "Empty
-		# reply from server" from the same CA instance with nothing in its
-		# log, while a fresh CA served the same command (unexplained;
-		# tests/allocfail.sh in the issue 8 closing note).
-		case $flow in
-		root) start_ca --new-root || exit 1 ;;
-		template) start_ca --template "subject=/CN=from template/O=Example;key=ec:P-384" || exit 1 ;;
-		*) start_ca || exit 1 ;;
-		esac
-		sed -i "s|^server = .*|server = $CA_URL|" "$TMP/p11enroll.conf"
-		case $flow in
-		enroll) sweep enroll "$scope" enroll test ;;
-		renew) sweep renew "$scope" renew test --local ;;
-		revoke) sweep revoke "$scope" revoke test --reason superseded --delete ;;
-		p10cr) sweep p10cr "$scope" p10cr test ;;
-		genm) sweep genm "$scope" genm test --ca-certs "$TMP/af-out.pem" --store ;;
-		root) sweep root "$scope" genm test --root-update --out "$TMP/af-out.pem" ;;
-		template) sweep template "$scope" genm test --template ;;
-		crls) sweep crls "$scope" genm test --crls "$TMP/af-out.pem" ;;
-		*) bail_out "allocfail: no flow $flow" ;;
-		esac
+		sweep_flow "$flow" || exit 1
+		# shellcheck disable=SC2086 # SW_ARGS: words without blanks in them
+		sweep "$flow" "$scope" $SW_ARGS
 	done
 done
 echo "# $RUNS runs, $TOTAL_POINTS failure points, $(($(date +%s) - START)) s"

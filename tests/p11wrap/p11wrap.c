@@ -6,7 +6,7 @@
  * chosen call (tests/p11wrap/README).
  *
  * Environment: P11WRAP_MODULE (the real module), P11WRAP_LOG (one line per
- * call), P11WRAP_TOKEN_FLAGS (ORed into CK_TOKEN_INFO.flags), P11WRAP_FAIL
+ * call; with P11WRAP_LOG_CALLER, who made it), P11WRAP_TOKEN_FLAGS (ORed into CK_TOKEN_INFO.flags), P11WRAP_FAIL
  * (C_Name=CKR[@N],...: answer the call without the real module), and
  *
  * P11WRAP_KILL=C_Name:when[:N][,C_Name:when[:N]...]
@@ -334,6 +334,7 @@ static void *real_dl;
 static CK_FUNCTION_LIST *real;
 static int initialized; /* by a C_Initialize through us that answered CKR_OK */
 static char *log_path;
+static int log_caller; /* P11WRAP_LOG_CALLER set */
 static CK_FLAGS add_flags;
 static char *pinpad_path; /* P11WRAP_PINPAD */
 static struct rule rules[MAX_RULES];
@@ -530,6 +531,7 @@ static CK_RV configure(void)
 
 	if ((v = getenv("P11WRAP_LOG")) != NULL && v[0] != '\0' && (log_path = strdup(v)) == NULL)
 		return CKR_HOST_MEMORY;
+	log_caller = (v = getenv("P11WRAP_LOG_CALLER")) != NULL && v[0] != '\0';
 	free(pinpad_path);
 	pinpad_path = NULL;
 	if ((v = getenv("P11WRAP_PINPAD")) != NULL && v[0] != '\0' &&
@@ -675,14 +677,30 @@ static void log_text(const char *line, int n)
 	close(fd);
 }
 
-/* "C_Name rv=CKR_X[ injected]": the name and the result only, never arguments. */
-static void log_call(int fn, CK_RV rv, int injected)
+/* P11WRAP_LOG_CALLER: " by FILE", the base name of the object that made
+ * the call (p11enroll, libp11.so.3), from its return address. */
+static const char *caller_of(const void *ra)
 {
-	char line[160], buf[32];
+	Dl_info info;
+	const char *base;
+
+	if (!log_caller || ra == NULL || dladdr(ra, &info) == 0 || info.dli_fname == NULL)
+		return NULL;
+	base = strrchr(info.dli_fname, '/');
+	return base != NULL ? base + 1 : info.dli_fname;
+}
+
+/* "C_Name rv=CKR_X[ injected][ by FILE]": the name and the result only,
+ * never arguments. */
+static void log_call(int fn, CK_RV rv, int injected, const void *ra)
+{
+	char line[256], buf[32];
+	const char *by = caller_of(ra);
 	int n;
 
-	n = snprintf(line, sizeof(line), "%s rv=%s%s\n", fn_names[fn],
-		     ckr_name(rv, buf, sizeof(buf)), injected ? " injected" : "");
+	n = snprintf(line, sizeof(line), "%s rv=%s%s%s%s\n", fn_names[fn],
+		     ckr_name(rv, buf, sizeof(buf)), injected ? " injected" : "",
+		     by != NULL ? " by " : "", by != NULL ? by : "");
 	if (n > 0 && (size_t)n < sizeof(line))
 		log_text(line, n);
 }
@@ -734,7 +752,7 @@ static void kill_point(int fn, unsigned long life, int when)
 		kill_point(IDX_##n, life, KILL_BEFORE);                                            \
 		if (!injected)                                                                     \
 			rv = real != NULL ? real->n args : CKR_CRYPTOKI_NOT_INITIALIZED;           \
-		log_call(IDX_##n, rv, injected);                                                   \
+		log_call(IDX_##n, rv, injected, __builtin_return_address(0));                      \
 		kill_point(IDX_##n, life, KILL_AFTER);                                             \
 		return rv;                                                                         \
 	}
@@ -888,7 +906,7 @@ static CK_RV wrap_get_attribute_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 	if (n > 32 || !created_value_asked(h, tmpl, n))
 		return fwd_C_GetAttributeValue(s, h, tmpl, n);
 	if (have_created_fail) {
-		log_call(IDX_C_GetAttributeValue, created_fail, 1);
+		log_call(IDX_C_GetAttributeValue, created_fail, 1, NULL);
 		return created_fail;
 	}
 	/* The buffers' sizes: the real module overwrites them with its lengths. */
