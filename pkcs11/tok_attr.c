@@ -51,9 +51,14 @@ tok_rv tok_find(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG 
 	if (rv != CKR_OK)
 		return find_fail(ctx, "C_FindObjectsInit", rv);
 	rv = ctx->f->C_FindObjects(s, ret_h, max, &n);
-	ctx->f->C_FindObjectsFinal(s);
-	if (rv != CKR_OK)
+	if (rv != CKR_OK) {
+		ctx->f->C_FindObjectsFinal(s);
 		return find_fail(ctx, "C_FindObjects", rv);
+	}
+	/* A search left active makes the session's next search fail
+	 * (CKR_OPERATION_ACTIVE): this failure is the one to report. */
+	if ((rv = ctx->f->C_FindObjectsFinal(s)) != CKR_OK)
+		return find_fail(ctx, "C_FindObjectsFinal", rv);
 	*ret_n = n;
 	return TOK_OK;
 }
@@ -87,7 +92,10 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 		memcpy(all + n, chunk, got * sizeof(*all));
 		n += got;
 	} while (got == 32);
-	ctx->f->C_FindObjectsFinal(s);
+	if ((rv = ctx->f->C_FindObjectsFinal(s)) != CKR_OK) {
+		OPENSSL_free(all);
+		return find_fail(ctx, "C_FindObjectsFinal", rv);
+	}
 	*ret_h = all;
 	*ret_n = n;
 	return TOK_OK;

@@ -244,9 +244,12 @@ static tok_rv load_module(tok_ctx *ctx, const char *path)
 
 		ERR_error_string_n(ERR_peek_last_error(), err, sizeof(err));
 		ERR_clear_error();
+		/* libp11 loads and initializes in one call: its reason says
+		 * which ("Device error" is the module's C_Initialize). */
 		return tok_fail(ctx, TOK_ERR_MODULE,
-				"loading PKCS#11 module '%s' failed: %s: check that the module "
-				"is installed and the path is right",
+				"loading or initializing PKCS#11 module '%s' failed: %s: check "
+				"that the module is installed, the path is right and its device "
+				"is present",
 				path, err);
 	}
 	ctx->loaded = 1;
@@ -325,21 +328,35 @@ static void list_tokens(tok_ctx *ctx, char *buf, size_t size)
 		snprintf(buf, size, "none");
 }
 
-static int slot_matches(tok_ctx *ctx, P11KitUri *uri, PKCS11_SLOT *slot, CK_TOKEN_INFO *ret_ti)
+/* Does the slot's token match the URI?  A slot that cannot be asked does
+ * not, and its failure goes to *ret_fn and *ret_ckr (the last one wins), so
+ * that "no token matches" can say which call failed how. */
+static int slot_matches(tok_ctx *ctx, P11KitUri *uri, PKCS11_SLOT *slot, CK_TOKEN_INFO *ret_ti,
+			const char **ret_fn, CK_RV *ret_ckr)
 {
 	CK_SLOT_ID id = PKCS11_get_slotid_from_slot(slot);
 	CK_SLOT_ID want = p11_kit_uri_get_slot_id(uri);
 	CK_SLOT_INFO si;
+	CK_RV rv;
 
 	if (slot->token == NULL)
 		return 0;
 	if (want != (CK_SLOT_ID)-1 && want != id)
 		return 0;
-	if (ctx->f->C_GetSlotInfo(id, &si) != CKR_OK || !p11_kit_uri_match_slot_info(uri, &si))
+	if ((rv = ctx->f->C_GetSlotInfo(id, &si)) != CKR_OK) {
+		*ret_fn = "C_GetSlotInfo";
+		*ret_ckr = rv;
 		return 0;
+	}
+	if (!p11_kit_uri_match_slot_info(uri, &si))
+		return 0;
+	if ((rv = ctx->f->C_GetTokenInfo(id, ret_ti)) != CKR_OK) {
+		*ret_fn = "C_GetTokenInfo";
+		*ret_ckr = rv;
+		return 0;
+	}
 	/* A blank token (SoftHSM always offers one) cannot hold keys yet. */
-	if (ctx->f->C_GetTokenInfo(id, ret_ti) != CKR_OK ||
-	    !(ret_ti->flags & CKF_TOKEN_INITIALIZED))
+	if (!(ret_ti->flags & CKF_TOKEN_INITIALIZED))
 		return 0;
 	return p11_kit_uri_match_token_info(uri, ret_ti);
 }
@@ -409,6 +426,8 @@ static CK_RV slot_listing_failure(tok_ctx *ctx, char *what, size_t size)
 static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 {
 	static const long relist_ms[] = {20, 100, 400};
+	const char *failed_fn = NULL;
+	CK_RV failed_ckr = CKR_OK;
 	CK_INFO info;
 	CK_TOKEN_INFO ti;
 	unsigned int i, nmatch = 0;
@@ -451,7 +470,7 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 	if (ctx->f->C_GetInfo(&info) == CKR_OK && !p11_kit_uri_match_module_info(uri, &info))
 		goto absent;
 	for (i = 0; i < ctx->nslots; i++) {
-		if (!slot_matches(ctx, uri, &ctx->slots[i], &ti))
+		if (!slot_matches(ctx, uri, &ctx->slots[i], &ti, &failed_fn, &failed_ckr))
 			continue;
 		if (nmatch++ == 0) {
 			ctx->slot = &ctx->slots[i];
@@ -471,7 +490,14 @@ absent:
 report:
 	list_tokens(ctx, present, sizeof(present));
 	shown = tok_redact_uri(uri_text);
-	if (rv == TOK_ERR_ABSENT)
+	if (rv == TOK_ERR_ABSENT && failed_fn != NULL)
+		/* A slot that did not answer may hold the token: not "absent". */
+		tok_fail(ctx, rv = TOK_ERR_DEVICE,
+			 "selecting token '%s' failed: %s failed: %s, so a slot could not be "
+			 "checked (tokens present: %s): remove and re-insert the token, or "
+			 "restart the service",
+			 shown ? shown : "(uri)", failed_fn, tok_ckr_name(failed_ckr), present);
+	else if (rv == TOK_ERR_ABSENT)
 		tok_fail(ctx, rv,
 			 "selecting token '%s' failed: no token matches: tokens present: %s; "
 			 "insert the token or correct the URI",

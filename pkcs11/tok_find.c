@@ -29,21 +29,24 @@ static void describe(char *buf, size_t size, const char *label, const tok_id *id
 		snprintf(buf, size, "id %s", tok_id_hex(id, hex, sizeof(hex)));
 }
 
-static int read_id(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, tok_id *ret)
+/* CKA_ID of h: CKR_OK, the token's error, or CKR_ATTRIBUTE_VALUE_INVALID
+ * for one longer than TOK_ID_MAX. */
+static CK_RV read_id(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, tok_id *ret)
 {
 	unsigned char *v = NULL;
 	CK_ULONG len = 0;
-	int ok = 0;
+	CK_RV rv = tok_attr_get(ctx, s, h, CKA_ID, &v, &len);
 
-	if (tok_attr_get(ctx, s, h, CKA_ID, &v, &len) == CKR_OK && len <= TOK_ID_MAX) {
+	if (rv == CKR_OK && len > TOK_ID_MAX)
+		rv = CKR_ATTRIBUTE_VALUE_INVALID;
+	if (rv == CKR_OK) {
 		memset(ret, 0, sizeof(*ret));
 		if (len > 0)
 			memcpy(ret->id, v, len);
 		ret->len = len;
-		ok = 1;
 	}
 	OPENSSL_free(v);
-	return ok;
+	return rv;
 }
 
 tok_rv tok_find_cert(tok_ctx *ctx, const char *label, const tok_id *id, tok_id *ret_id,
@@ -93,7 +96,7 @@ tok_rv tok_find_cert(tok_ctx *ctx, const char *label, const tok_id *id, tok_id *
 			continue;
 		matches++;
 		found = hs[i];
-		if (read_id(ctx, s, hs[i], &oid) && strlen(ids) + 2 * oid.len + 3 < sizeof(ids)) {
+		if (read_id(ctx, s, hs[i], &oid) == CKR_OK && strlen(ids) + 2 * oid.len + 3 < sizeof(ids)) {
 			if (ids[0] != '\0')
 				strncat(ids, ", ", sizeof(ids) - strlen(ids) - 1);
 			strncat(ids, oid.len > 0 ? tok_id_hex(&oid, hex, sizeof(hex)) : "(no id)",
@@ -132,11 +135,12 @@ tok_rv tok_find_cert(tok_ctx *ctx, const char *label, const tok_id *id, tok_id *
 			      sel, ctx->label);
 		goto out;
 	}
-	if (!read_id(ctx, s, found, &fid)) {
-		rv = tok_fail(ctx, TOK_ERR_DEVICE,
-			      "reading the CKA_ID of the certificate with %s on token '%s' failed: "
-			      "check the token",
-			      sel, ctx->label);
+	if ((ckr = read_id(ctx, s, found, &fid)) != CKR_OK) {
+		char what[320];
+
+		snprintf(what, sizeof(what), "reading the CKA_ID of the certificate with %s on token '%s'",
+			 sel, ctx->label);
+		rv = tok_fail_ckr(ctx, what, ckr, NULL);
 		goto out;
 	}
 	if (ret_id != NULL)
