@@ -129,7 +129,8 @@ sweep_prepare() {
 }
 
 # sweep_judge FLOW: the verdict on the run just made (RC, $TMP/err) against
-# $TMP/before and $TMP/after (the token before and after a clean run):
+# $TMP/before and $TMP/after (the token before and after a clean run; a
+# run that exits 0 must leave it as after):
 # SW_WHY empty when it is good, else why not.  Counts SW_RECOVERED (runs
 # that needed check --recover) and SW_ABSORBED (runs that succeeded).
 sweep_judge() {
@@ -143,6 +144,11 @@ sweep_judge() {
 	fi
 	[ -n "$SW_WHY" ] && return 0
 	tokstate > "$TMP/now"
+	# success means the work was done: not a failure that exits 0
+	if [ "$RC" -eq 0 ] && ! cmp -s "$TMP/now" "$TMP/after"; then
+		SW_WHY="exit 0, but the token is not as a successful run leaves it"
+		return 0
+	fi
 	if ! sweep_state_ok "$1"; then
 		"$P11ENROLL" -c "$SW_CONF" -q check test $SW_RECOVER --recover > /dev/null 2>&1
 		tokstate > "$TMP/now"

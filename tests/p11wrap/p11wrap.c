@@ -335,6 +335,9 @@ static CK_FUNCTION_LIST *real;
 static int initialized; /* by a C_Initialize through us that answered CKR_OK */
 static char *log_path;
 static int log_caller; /* P11WRAP_LOG_CALLER set */
+/* wrap_initialize and wrap_finalize call a forwarder themselves: their own
+ * caller is the one to log. */
+static __thread const void *outer_caller;
 static CK_FLAGS add_flags;
 static char *pinpad_path; /* P11WRAP_PINPAD */
 static struct rule rules[MAX_RULES];
@@ -752,7 +755,8 @@ static void kill_point(int fn, unsigned long life, int when)
 		kill_point(IDX_##n, life, KILL_BEFORE);                                            \
 		if (!injected)                                                                     \
 			rv = real != NULL ? real->n args : CKR_CRYPTOKI_NOT_INITIALIZED;           \
-		log_call(IDX_##n, rv, injected, __builtin_return_address(0));                      \
+		log_call(IDX_##n, rv, injected,                                                    \
+			 outer_caller != NULL ? outer_caller : __builtin_return_address(0));       \
 		kill_point(IDX_##n, life, KILL_AFTER);                                             \
 		return rv;                                                                         \
 	}
@@ -780,7 +784,9 @@ static CK_RV wrap_initialize(CK_VOID_PTR args)
 	pthread_mutex_unlock(&lock);
 	if (rv != CKR_OK)
 		return rv;
+	outer_caller = __builtin_return_address(0);
 	rv = fwd_C_Initialize(args);
+	outer_caller = NULL;
 	if (rv == CKR_OK) {
 		pthread_mutex_lock(&lock);
 		initialized = 1;
@@ -791,7 +797,11 @@ static CK_RV wrap_initialize(CK_VOID_PTR args)
 
 static CK_RV wrap_finalize(CK_VOID_PTR reserved)
 {
-	CK_RV rv = fwd_C_Finalize(reserved);
+	CK_RV rv;
+
+	outer_caller = __builtin_return_address(0);
+	rv = fwd_C_Finalize(reserved);
+	outer_caller = NULL;
 
 	if (rv == CKR_OK) {
 		pthread_mutex_lock(&lock);
