@@ -29,7 +29,7 @@
 
 static unsigned long fail_at; /* 0: disarmed */
 static unsigned long seen;    /* allocations since armed */
-static int hit;               /* the n-th one came and failed */
+static int hit;		      /* the n-th one came and failed */
 
 static void *hook_malloc(size_t n, const char *file, int line)
 {
@@ -89,8 +89,8 @@ static X509_NAME *name_of(const char *cn)
 {
 	X509_NAME *n = X509_NAME_new();
 
-	if (n == NULL ||
-	    !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0))
+	if (n == NULL || !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+						     (const unsigned char *)cn, -1, -1, 0))
 		abort();
 	return n;
 }
@@ -137,6 +137,13 @@ static int has(const char *hay, const char *needle)
 	return strstr(hay, needle) != NULL;
 }
 
+/* rv must be CMPC_ERR_CONFIG with must in the message. */
+static void config_refused(const char *name, cmpc_ctx *ctx, cmpc_rv rv, const char *must)
+{
+	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), must), name, "%d %s", rv,
+	       cmpc_errmsg(ctx));
+}
+
 /* ---- refusals ----------------------------------------------------------- */
 
 static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
@@ -152,7 +159,7 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 	tap_ok(strcmp(cmpc_strerror((cmpc_rv)999), "unknown CMP layer error") == 0,
 	       "/cmpc-set/strerror-unknown", "%s", cmpc_strerror((cmpc_rv)999));
 	tap_ok(strcmp(cmpc_errmsg(NULL), "") == 0 && strcmp(cmpc_transaction_id(NULL), "") == 0 &&
-		       !cmpc_left_open(NULL),
+		   !cmpc_left_open(NULL),
 	       "/cmpc-set/null-ctx-queries", "not empty");
 
 	/* before a log callback is set, a warning goes nowhere (no crash) */
@@ -160,19 +167,17 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 	tap_ok(rv == CMPC_OK, "/cmpc-set/server/no-log-cb", "%d %s", rv, cmpc_errmsg(ctx));
 	cmpc_set_log_cb(ctx, tap_collect, NULL);
 
-	rv = cmpc_set_server(ctx, NULL);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "no CMP server URL given"),
-	       "/cmpc-set/server/null", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set_server(ctx, "");
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "no CMP server URL given"),
-	       "/cmpc-set/server/empty", "%d %s", rv, cmpc_errmsg(ctx));
+	config_refused("/cmpc-set/server/null", ctx, cmpc_set_server(ctx, NULL),
+		       "no CMP server URL given");
+	config_refused("/cmpc-set/server/empty", ctx, cmpc_set_server(ctx, ""),
+		       "no CMP server URL given");
 	/* RFC 9811 3.3 paths: the profile form is quiet, an empty or nested
 	 * profile name only warns */
 	tap_loglen = 0;
 	tap_log[0] = '\0';
 	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/tls-profile/");
-	tap_ok(rv == CMPC_OK && !has(tap_log, "RFC 9811"), "/cmpc-set/server/profile-path",
-	       "%d %s", rv, tap_log);
+	tap_ok(rv == CMPC_OK && !has(tap_log, "RFC 9811"), "/cmpc-set/server/profile-path", "%d %s",
+	       rv, tap_log);
 	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/");
 	tap_ok(rv == CMPC_OK && has(tap_log, "neither /.well-known/cmp"),
 	       "/cmpc-set/server/empty-profile-warns", "%d %s", rv, tap_log);
@@ -183,15 +188,13 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 	       "/cmpc-set/server/nested-profile-warns", "%d %s", rv, tap_log);
 
 	/* TLS client credentials: both or neither, matching, https only */
-	rv = cmpc_set1_tls_client(ctx, cert, NULL, NULL);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "needs both a certificate and its key"),
-	       "/cmpc-set/tls-client/cert-only", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set1_tls_client(ctx, cert, other, NULL);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "does not belong"),
-	       "/cmpc-set/tls-client/wrong-key", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set1_tls_client(ctx, cert, key, chain);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "not https://"),
-	       "/cmpc-set/tls-client/http-url", "%d %s", rv, cmpc_errmsg(ctx));
+	config_refused("/cmpc-set/tls-client/cert-only", ctx,
+		       cmpc_set1_tls_client(ctx, cert, NULL, NULL),
+		       "needs both a certificate and its key");
+	config_refused("/cmpc-set/tls-client/wrong-key", ctx,
+		       cmpc_set1_tls_client(ctx, cert, other, NULL), "does not belong");
+	config_refused("/cmpc-set/tls-client/http-url", ctx,
+		       cmpc_set1_tls_client(ctx, cert, key, chain), "not https://");
 	(void)cmpc_set_server(ctx, "https://127.0.0.1/.well-known/cmp");
 	rv = cmpc_set1_tls_client(ctx, cert, key, chain);
 	tap_ok(rv == CMPC_OK, "/cmpc-set/tls-client/with-chain", "%d %s", rv, cmpc_errmsg(ctx));
@@ -199,71 +202,65 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 	tap_ok(rv == CMPC_OK, "/cmpc-set/tls-client/cleared", "%d %s", rv, cmpc_errmsg(ctx));
 
 	/* PBM: the bounds of the reference value and the secret */
-	rv = cmpc_set1_pbm(ctx, NULL, 0, (const unsigned char *)"s", 1);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "reference value is empty"),
-	       "/cmpc-set/pbm/no-ref", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set1_pbm(ctx, big, sizeof(big), (const unsigned char *)"s", 1);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "reference value is longer than 1024"),
-	       "/cmpc-set/pbm/long-ref", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set1_pbm(ctx, (const unsigned char *)"r", 1, big, sizeof(big));
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "secret is longer than 1024"),
-	       "/cmpc-set/pbm/long-secret", "%d %s", rv, cmpc_errmsg(ctx));
+	config_refused("/cmpc-set/pbm/no-ref", ctx,
+		       cmpc_set1_pbm(ctx, NULL, 0, (const unsigned char *)"s", 1),
+		       "reference value is empty");
+	config_refused("/cmpc-set/pbm/long-ref", ctx,
+		       cmpc_set1_pbm(ctx, big, sizeof(big), (const unsigned char *)"s", 1),
+		       "reference value is longer than 1024");
+	config_refused("/cmpc-set/pbm/long-secret", ctx,
+		       cmpc_set1_pbm(ctx, (const unsigned char *)"r", 1, big, sizeof(big)),
+		       "secret is longer than 1024");
 	tap_ok(!has(cmpc_errmsg(ctx), "xxxxxxxx"), "/cmpc-set/pbm/secret-not-echoed", "%s",
 	       cmpc_errmsg(ctx));
-	rv = cmpc_set_pbm_params(ctx, NID_rsaEncryption, 0, 0);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "rsaEncryption is not a digest"),
-	       "/cmpc-set/pbm/owf-not-digest", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set_pbm_params(ctx, 0, NID_sha256, 0);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "SHA256 is not an HMAC"),
-	       "/cmpc-set/pbm/mac-not-hmac", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set_pbm_params(ctx, 0, 0, 99);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "99 is outside 100..100000"),
-	       "/cmpc-set/pbm/iterations-low", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set_pbm_params(ctx, 0, 0, 100001);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "100001 is outside"),
-	       "/cmpc-set/pbm/iterations-high", "%d %s", rv, cmpc_errmsg(ctx));
+	config_refused("/cmpc-set/pbm/owf-not-digest", ctx,
+		       cmpc_set_pbm_params(ctx, NID_rsaEncryption, 0, 0),
+		       "rsaEncryption is not a digest");
+	config_refused("/cmpc-set/pbm/mac-not-hmac", ctx,
+		       cmpc_set_pbm_params(ctx, 0, NID_sha256, 0), "SHA256 is not an HMAC");
+	config_refused("/cmpc-set/pbm/iterations-low", ctx, cmpc_set_pbm_params(ctx, 0, 0, 99),
+		       "99 is outside 100..100000");
+	config_refused("/cmpc-set/pbm/iterations-high", ctx, cmpc_set_pbm_params(ctx, 0, 0, 100001),
+		       "100001 is outside");
 	rv = cmpc_set_pbm_params(ctx, NID_sha512, NID_hmacWithSHA512, 100);
 	tap_ok(rv == CMPC_OK, "/cmpc-set/pbm/sha512", "%d %s", rv, cmpc_errmsg(ctx));
 
 	/* trust anchor files */
-	rv = cmpc_load_trusted(ctx, NULL);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "no trust anchor file given"),
-	       "/cmpc-set/trusted/null", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_load_srv_trusted(ctx, NULL);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "no file of trust anchors"),
-	       "/cmpc-set/srv-trusted/null", "%d %s", rv, cmpc_errmsg(ctx));
+	config_refused("/cmpc-set/trusted/null", ctx, cmpc_load_trusted(ctx, NULL),
+		       "no trust anchor file given");
+	config_refused("/cmpc-set/srv-trusted/null", ctx, cmpc_load_srv_trusted(ctx, NULL),
+		       "no file of trust anchors");
 	rv = cmpc_load_srv_trusted(ctx, tmp("absent.pem"));
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "server trust anchor file (srv_trusted)") &&
-		       has(cmpc_errmsg(ctx), "absent.pem"),
+	tap_ok(rv == CMPC_ERR_CONFIG &&
+		   has(cmpc_errmsg(ctx), "server trust anchor file (srv_trusted)") &&
+		   has(cmpc_errmsg(ctx), "absent.pem"),
 	       "/cmpc-set/srv-trusted/missing", "%d %s", rv, cmpc_errmsg(ctx));
-	write_file("bad.pem", "-----BEGIN CERTIFICATE-----\nnot base64 !\n-----END CERTIFICATE-----\n",
-		   NULL, NULL);
-	rv = cmpc_load_srv_trusted(ctx, tmp("bad.pem"));
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "cannot read certificate 1 of"),
-	       "/cmpc-set/srv-trusted/bad-pem", "%d %s", rv, cmpc_errmsg(ctx));
-	write_file("second-bad.pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-		   ca, NULL);
-	rv = cmpc_load_trusted(ctx, tmp("second-bad.pem"));
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "cannot read certificate 2 of"),
-	       "/cmpc-set/trusted/second-bad", "%d %s", rv, cmpc_errmsg(ctx));
+	write_file("bad.pem",
+		   "-----BEGIN CERTIFICATE-----\nnot base64 !\n-----END CERTIFICATE-----\n", NULL,
+		   NULL);
+	config_refused("/cmpc-set/srv-trusted/bad-pem", ctx,
+		       cmpc_load_srv_trusted(ctx, tmp("bad.pem")), "cannot read certificate 1 of");
+	write_file("second-bad.pem",
+		   "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", ca, NULL);
+	config_refused("/cmpc-set/trusted/second-bad", ctx,
+		       cmpc_load_trusted(ctx, tmp("second-bad.pem")),
+		       "cannot read certificate 2 of");
 
 	/* the signer: both or neither, matching; back to PBM keeps the secret */
-	rv = cmpc_set1_signer(ctx, NULL, key, NULL);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "signer needs both"),
-	       "/cmpc-set/signer/key-only", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set1_signer(ctx, cert, other, NULL);
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "signer key does not belong"),
-	       "/cmpc-set/signer/wrong-key", "%d %s", rv, cmpc_errmsg(ctx));
+	config_refused("/cmpc-set/signer/key-only", ctx, cmpc_set1_signer(ctx, NULL, key, NULL),
+		       "signer needs both");
+	config_refused("/cmpc-set/signer/wrong-key", ctx, cmpc_set1_signer(ctx, cert, other, NULL),
+		       "signer key does not belong");
 	rv = cmpc_set1_pbm(ctx, (const unsigned char *)"r", 1, (const unsigned char *)"s", 1);
 	if (rv == CMPC_OK)
 		rv = cmpc_set1_signer(ctx, cert, key, chain);
 	if (rv == CMPC_OK)
 		rv = cmpc_set1_signer(ctx, NULL, NULL, NULL);
-	tap_ok(rv == CMPC_OK, "/cmpc-set/signer/set-and-back-to-pbm", "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_OK, "/cmpc-set/signer/set-and-back-to-pbm", "%d %s", rv,
+	       cmpc_errmsg(ctx));
 
-	rv = cmpc_set_cert_profile(ctx, "");
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), "profile name is empty"),
-	       "/cmpc-set/profile/empty", "%d %s", rv, cmpc_errmsg(ctx));
+	config_refused("/cmpc-set/profile/empty", ctx, cmpc_set_cert_profile(ctx, ""),
+		       "profile name is empty");
 	rv = cmpc_set_cert_profile(ctx, NULL);
 	tap_ok(rv == CMPC_OK, "/cmpc-set/profile/cleared", "%d %s", rv, cmpc_errmsg(ctx));
 	cmpc_set_timeouts(ctx, 0, 0, 0);
@@ -278,9 +275,8 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 /* A request that must fail before any byte is sent: the server URL, when
  * set, is a port nobody listens on, so that a request that did send would
  * fail differently (CMPC_ERR_TRANSPORT). */
-static void refused(const char *name, cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *key,
-		    X509 *old, X509_REQ *csr, const cmpc_pending *resume, cmpc_rv want,
-		    const char *must)
+static void refused(const char *name, cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *key, X509 *old,
+		    X509_REQ *csr, const cmpc_pending *resume, cmpc_rv want, const char *must)
 {
 	X509 *cert = NULL;
 	STACK_OF(X509) *cas = NULL;
@@ -306,7 +302,7 @@ static void test_request_refusals(EVP_PKEY *key, X509 *cert, X509 *ca, EVP_PKEY 
 	if (ctx == NULL || csr == NULL || !X509_REQ_set_pubkey(csr, other))
 		abort();
 	tap_ok(cmpc_certreq(NULL, CMPC_REQ_IR, key, NULL, NULL, &got, NULL) == CMPC_ERR_INTERNAL &&
-		       cmpc_resume(ctx, NULL, key, NULL, NULL, &got, NULL) == CMPC_ERR_INTERNAL,
+		   cmpc_resume(ctx, NULL, key, NULL, NULL, &got, NULL) == CMPC_ERR_INTERNAL,
 	       "/cmpc-req/null-ctx-or-pending", "accepted");
 	refused("/cmpc-req/no-key", ctx, CMPC_REQ_IR, NULL, NULL, NULL, NULL, CMPC_ERR_INTERNAL,
 		"ir): no key");
@@ -315,11 +311,11 @@ static void test_request_refusals(EVP_PKEY *key, X509 *cert, X509 *ca, EVP_PKEY 
 	memset(&p, 0, sizeof(p));
 	p.type = CMPC_REQ_IR;
 	p.nonce_len = 16;
-	refused("/cmpc-req/resume-no-tid", ctx, CMPC_REQ_IR, key, NULL, NULL, &p,
-		CMPC_ERR_CONFIG, "lacks its transactionID or nonce");
+	refused("/cmpc-req/resume-no-tid", ctx, CMPC_REQ_IR, key, NULL, NULL, &p, CMPC_ERR_CONFIG,
+		"lacks its transactionID or nonce");
 	p.tid_len = CMPC_ID_MAX + 1;
-	refused("/cmpc-req/resume-long-tid", ctx, CMPC_REQ_IR, key, NULL, NULL, &p,
-		CMPC_ERR_CONFIG, "lacks its transactionID or nonce");
+	refused("/cmpc-req/resume-long-tid", ctx, CMPC_REQ_IR, key, NULL, NULL, &p, CMPC_ERR_CONFIG,
+		"lacks its transactionID or nonce");
 	refused("/cmpc-req/no-url", ctx, CMPC_REQ_IR, key, NULL, NULL, NULL, CMPC_ERR_CONFIG,
 		"no CMP server URL set");
 	(void)cmpc_set_server(ctx, nobody);
@@ -331,7 +327,8 @@ static void test_request_refusals(EVP_PKEY *key, X509 *cert, X509 *ca, EVP_PKEY 
 		CMPC_ERR_CONFIG, "a kur must be signed with the certificate being updated");
 	refused("/cmpc-req/no-pbm", ctx, CMPC_REQ_IR, key, NULL, NULL, NULL, CMPC_ERR_CONFIG,
 		"no reference value and secret set");
-	if (cmpc_set1_signer(ctx, cert, key, NULL) != CMPC_OK || cmpc_set1_sender(ctx, n) != CMPC_OK)
+	if (cmpc_set1_signer(ctx, cert, key, NULL) != CMPC_OK ||
+	    cmpc_set1_sender(ctx, n) != CMPC_OK)
 		abort();
 	refused("/cmpc-req/sender-not-signer", ctx, CMPC_REQ_CR, other, NULL, NULL, NULL,
 		CMPC_ERR_CONFIG, "a sender name other than the signer certificate's subject");
@@ -392,7 +389,7 @@ static void test_request_refusals(EVP_PKEY *key, X509 *cert, X509 *ca, EVP_PKEY 
 struct fixture {
 	EVP_PKEY *key;
 	X509 *cert, *ca;
-	STACK_OF(X509) *chain;
+	STACK_OF(X509) * chain;
 	X509_NAME *name;
 	GENERAL_NAMES *sans;
 };
@@ -415,8 +412,8 @@ enum setter {
 };
 
 static const char *const setter_name[S_COUNT] = {
-	"server", "tls-trust", "tls-client", "pbm", "trusted", "srv-trusted", "subject",
-	"sans", "signer", "profile", "sender", "recipient", "expected-sender"};
+    "server", "tls-trust", "tls-client", "pbm",	   "trusted",	"srv-trusted",	  "subject",
+    "sans",   "signer",	   "profile",	 "sender", "recipient", "expected-sender"};
 
 static cmpc_rv call_setter(cmpc_ctx *ctx, enum setter s, const struct fixture *f)
 {
