@@ -336,8 +336,11 @@ static int initialized; /* by a C_Initialize through us that answered CKR_OK */
 static char *log_path;
 static int log_caller; /* P11WRAP_LOG_CALLER set */
 /* wrap_initialize and wrap_finalize call a forwarder themselves: their own
- * caller is the one to log. */
-static __thread const void *outer_caller;
+ * caller is the one to log.  Not thread-local: dynamic TLS in a dlopen()ed
+ * module crashed LeakSanitizer's tracer at exit (two runs of an ASan make
+ * check), and PKCS#11 callers do not initialize or finalize concurrently
+ * with other calls. */
+static const void *outer_caller;
 static CK_FLAGS add_flags;
 static char *pinpad_path; /* P11WRAP_PINPAD */
 static struct rule rules[MAX_RULES];

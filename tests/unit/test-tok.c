@@ -727,7 +727,8 @@ static void test_guards(void)
 	if (cert == NULL || noski == NULL)
 		bail("no certificates for the guard tests");
 	/* make_cert's CA certificates carry an SKI: this one must not */
-	X509_delete_ext(noski, X509_get_ext_by_NID(noski, NID_subject_key_identifier, -1));
+	X509_EXTENSION_free(
+		X509_delete_ext(noski, X509_get_ext_by_NID(noski, NID_subject_key_identifier, -1)));
 	X509_sign(noski, soft, EVP_sha256());
 	memset(&id, 0, sizeof(id));
 	id.len = 4;
