@@ -198,16 +198,17 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 		rc = agent_token_fail(tok, trv, "cannot use the new key");
 		/* The pending transaction owns its key: a failure to read it
 		 * (the token busy, out of memory) must not delete it. */
-		if (resume != NULL && trv == TOK_ERR_NOT_FOUND)
-			log_msg(LOG_ERR, "the new key pair is gone: give the request up with "
-					 "`p11enroll resume --abandon %s`",
-				e->name);
-		else if (resume != NULL)
-			log_msg(LOG_ERR, "the new key pair and the pending request are kept: run "
-					 "`p11enroll resume %s` again",
-				e->name);
-		if (resume != NULL)
+		if (resume != NULL) {
+			if (trv == TOK_ERR_NOT_FOUND)
+				log_msg(LOG_ERR, "the new key pair is gone: give the request up with "
+						 "`p11enroll resume --abandon %s`",
+					e->name);
+			else
+				log_msg(LOG_ERR, "the new key pair and the pending request are kept: "
+						 "run `p11enroll resume %s` again",
+					e->name);
 			have_new = 0;
+		}
 		goto out;
 	}
 	pending_saver_init(&ps, e, tok, &new_id, 1, resume);

@@ -193,16 +193,17 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 							  : "cannot use the new key");
 		/* The pending transaction owns its key: a failure to read it
 		 * (the token busy, out of memory) must not delete it. */
-		if (resume != NULL && trv == TOK_ERR_NOT_FOUND)
-			log_msg(LOG_ERR, "the key pair is gone: give the request up with "
-					 "`p11enroll resume --abandon %s`",
-				e->name);
-		else if (resume != NULL)
-			log_msg(LOG_ERR, "the key pair and the pending request are kept: run "
-					 "`p11enroll resume %s` again",
-				e->name);
-		if (resume != NULL)
+		if (resume != NULL) {
+			if (trv == TOK_ERR_NOT_FOUND)
+				log_msg(LOG_ERR, "the key pair is gone: give the request up with "
+						 "`p11enroll resume --abandon %s`",
+					e->name);
+			else
+				log_msg(LOG_ERR, "the key pair and the pending request are kept: "
+						 "run `p11enroll resume %s` again",
+					e->name);
 			have_key = 0;
+		}
 		goto out;
 	}
 	pending_saver_init(&ps, e, tok, &id, have_key, resume);

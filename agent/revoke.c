@@ -86,7 +86,6 @@ static int delete_revoked(const conf_enrollment *e, tok_ctx *tok, const tok_id *
 
 	if (revl == NULL)
 		return EXIT_INTERNAL;
-	agent_hex(id->id, id->len, hex, sizeof(hex));
 	if ((trv = tok_relabel(tok, id, revl)) != TOK_OK) {
 		rc = agent_token_fail(tok, trv, "the certificate is revoked, but marking it and "
 						"its key for deletion failed, so nothing was deleted");
@@ -99,6 +98,7 @@ static int delete_revoked(const conf_enrollment *e, tok_ctx *tok, const tok_id *
 		log_msg(LOG_ERR, "what is left is labelled '%s': `%s` (or the next run) deletes it",
 			revl, agent_recover_cmd(e, cmd, sizeof(cmd)));
 	} else {
+		agent_hex(id->id, id->len, hex, sizeof(hex));
 		printf("  deleted:    key id %s and its certificate\n", hex);
 		rc = EXIT_OK;
 	}
