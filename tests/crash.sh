@@ -390,7 +390,7 @@ trap 'stop_agent; cleanup' EXIT
 
 # agent [ENV=...]: starts `p11enroll agent` in the background.
 agent() {
-	env P11WRAP_LOG="$LOG" "$@" "$P11ENROLL" -c "$TMP/p11enroll.conf" agent \
+	env P11WRAP_LOG="$LOG" "$@" "$P11ENROLL" -v -c "$TMP/p11enroll.conf" agent \
 		> /dev/null 2>> "$TMP/agent.err" &
 	AGENT_PID=$!
 }
@@ -411,8 +411,12 @@ check_valid() {
 		ok "$1"
 	else
 		not_ok "$1"
-		echo "# expected serial $killed_serial; status, agent log:"
+		echo "# expected serial $killed_serial; status, agent log (-v: its steps' lines):"
 		sed 's/^/#   /' "$TMP/status" "$TMP/agent.err"
+		echo "# the token calls that change objects, and the CA's certificates:"
+		grep -E '^(KILL|C_Login|C_GenerateKeyPair|C_CreateObject|C_SetAttributeValue|C_DestroyObject) ' "$LOG" |
+			uniq -c | sed 's/^/#   /' | head -n 200
+		grep 'issued serial' "$TMP/ca.log" | sed 's/^/#   /'
 	fi
 }
 
