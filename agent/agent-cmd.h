@@ -111,16 +111,6 @@ int agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished);
  * the cert_out copy, for enroll and renew, which then request nothing. */
 int agent_recover_report(const conf_enrollment *e, tok_ctx *tok, const char *verb);
 
-/*
- * After the CA confirmed the certificate stored for new_id under the
- * temporary label: the old pair (old_id, may be NULL) becomes "LABEL (old)",
- * the new one LABEL, the CA certificates are stored, the old pair deleted
- * unless keep_old, the summary printed ("VERB NAME ...") and the files
- * exported.  EXIT_* code.
- */
-int agent_swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
-		  const tok_id *old_id, const char *verb, X509 *cert, STACK_OF(X509) *cacerts);
-
 /* ---- pending transactions (pending.c, resume.c) ----------------------- */
 
 /* A transaction the CA answered "waiting", as saved in the state directory. */
@@ -175,6 +165,33 @@ int pending_check_token(tok_ctx *tok, const agent_pending *ap);
  * request), the new key deleted when it was generated, the file removed. */
 int pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
 		    const agent_pending *ap);
+
+/*
+ * certreq.c: the one certificate request sequence (see there).  The kind
+ * sets type, what, verb and prepare; prepare runs once the token is open
+ * and recovered, and sets up the protection (and for kur finds the pair
+ * it replaces: old_*, have_old).  agent_certreq_run frees what prepare
+ * left in old_cert/old_key and returns an EXIT_* code.
+ */
+typedef struct agent_req agent_req;
+struct agent_req {
+	cmpc_req_type type;
+	const char *what; /* "ir", "kur" ... in messages */
+	const char *verb; /* "enrolled", "renewed" */
+	int (*prepare)(agent_req *r);
+	/* the run, for prepare */
+	const conf_enrollment *e;
+	const agent_pending *resume;
+	cmpc_ctx *cmp;
+	tok_ctx *tok;
+	tok_keyspec spec;
+	cmpc_template tmpl;
+	X509 *old_cert; /* kur: the certificate renewed; its key signs */
+	EVP_PKEY *old_key;
+	tok_id old_id;
+	int have_old;
+};
+int agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon);
 
 /* The request commands with a transaction to resume or abandon (NULL: a new one). */
 int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_pending *resume,

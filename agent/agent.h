@@ -61,61 +61,13 @@ int secret_read(const char *src, const char *what, secret **ret, char *err, size
 void secret_free(secret *s);
 
 /* conf.c: one enrollment, from the configuration file and the command
- * line (the command line wins). */
+ * line (the command line wins).  The fields are the settings (settings.h):
+ * text settings are NULL when unset, the others CONF_FIELD_UNSET. */
+#include "agent/settings.h"
+
 typedef struct {
 	char *name;
-	char *module;
-	char *token;          /* pkcs11: URI */
-	char *pin_source;     /* file:/fd:/env:, or "protected" for a PIN pad */
-	char *key_type;       /* ec:P-256 (default), ec:P-384, rsa:2048 ... */
-	char *key_id;         /* hex CKA_ID of an existing key pair to certify */
-	char *label;
-	char *subject;        /* /CN=.../O=... */
-	char *san;            /* OpenSSL subjectAltName syntax */
-	char *server;         /* http(s):// URL */
-	char *reference;      /* PBM reference value (senderKID) */
-	char *secret_source;  /* file:/fd:/env: */
-	char *trusted;        /* PEM trust anchors */
-	char *tls_trusted;    /* PEM file for HTTPS server verification */
-	char *tls_client;     /* label of the token certificate for TLS client
-	                         authentication, or "self" (renew) */
-	char *cert_out;       /* also write the certificate here (PEM) */
-	char *chain_out;      /* also write the CA certificates here (PEM) */
-	int implicit_confirm; /* -1 unset, 0 no, 1 yes */
-	int allow_decrypt;    /* -1 unset */
-	int connect_timeout, timeout, total_timeout; /* seconds; 0 default */
-	long max_response;    /* bytes; 0 default */
-	/* issue 3: renewal, other requests, revocation, genm */
-	int keep_old;           /* renew: keep the old pair as "<label> (old)" */
-	char *signer;           /* label of a token certificate that signs requests */
-	char *protection_cert;  /* PEM certificate of a software protection key */
-	char *protection_key;   /* PEM private key (not group/world readable) */
-	char *cert_profile;     /* certProfile in generalInfo */
-	char *sender;           /* PKIHeader sender, /CN=... */
-	char *recipient;        /* PKIHeader recipient, /CN=... */
-	char *expected_sender;  /* responses must name this sender, /CN=... */
-	char *srv_trusted;      /* PEM anchors for response signers (default: trusted) */
-	char *srv_cert;         /* PEM: the pinned CMP server certificate */
-	int any_response_signer; /* allow_any_response_signer: -1 unset */
-	char *rr_protection;    /* own-key (default), signer, pbm */
-	char *pbm_owf;          /* PBM one-way function: sha256, sha384, sha512 */
-	char *pbm_mac;          /* PBM MAC: hmac-sha256, hmac-sha384, hmac-sha512 */
-	int pbm_iterations;     /* 100..100000; -1 unset */
-	int unprotected_errors; /* accept unprotected error messages */
-	char *reason;           /* revoke: CRL reason name or number */
-	int delete_revoked;     /* revoke: delete the certificate and key afterwards */
-	int use_template;       /* fill the next request from the CA's certReqTemplate */
-	char *state_dir;        /* pending transactions (default LOCALSTATEDIR/lib/p11enroll) */
-	/* issue 4: the agent */
-	char *renew_at;         /* "66%" of the lifetime, or a duration before notAfter */
-	char *retry_min, *retry_max; /* backoff after failures, durations */
-	int bootstrap;          /* fall back to ir with reference+secret when kur fails */
-	char *hook_success, *hook_failure; /* programs (absolute path, args), no shell */
-	int hook_timeout;       /* seconds (default 30) */
-	char *control_socket;   /* the agent's UNIX socket */
-	char *control_group;    /* group allowed to use it */
-	char *metrics_file;     /* OpenMetrics text, rewritten after each event */
-	int token_poll;         /* seconds between token presence checks (default 10) */
+	P11E_SETTINGS(SETTING_FIELD)
 } conf_enrollment;
 
 /* Options of single commands, only from the command line. */
@@ -141,17 +93,61 @@ void conf_enrollment_init(conf_enrollment *e);
 void conf_enrollment_clear(conf_enrollment *e);
 
 /*
- * Loads section name (or the only enrollment section when name is NULL)
- * from path into e; fields already set in e (from the command line) are
- * kept.  path NULL: $P11ENROLL_CONF, else the default file, which may be
- * absent.  Returns -1
- * with a message naming the file, line and key on error.
+ * What a configuration check found: one line per problem, each naming
+ * file:line, the section and the key, what is wrong and what is allowed.
  */
+typedef struct {
+	char *text; /* NUL-terminated, or NULL when nothing was said */
+	size_t len, cap;
+	int errors, warnings;
+} conf_diag;
+void conf_diag_add(conf_diag *d, int is_error, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void conf_diag_clear(conf_diag *d);
+
+/*
+ * A configuration file, loaded and checked whole: every key of every
+ * section against the settings table (unknown keys, duplicates, scope,
+ * types and ranges, paths, PIN and secret files).  path NULL:
+ * $P11ENROLL_CONF, else the default file; a missing default file is an
+ * empty configuration.  Returns -1 when d holds errors (*ret_cf is then
+ * NULL).
+ */
+typedef struct conf_file conf_file;
+/* flags: CONF_CHECK_ACCESS also checks that this process may read the PIN
+ * and secret files and run the hooks: for the processes that will (a
+ * client of the agent, say a control_group member, need not). */
+#define CONF_CHECK_ACCESS 1
+int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d);
+/* The required keys of every enrollment but skip (the one the command
+ * line completes: conf_check_required checks it after), with the unnamed
+ * section's defaults; -1 when d got errors. */
+int conf_file_check_required(const conf_file *cf, const char *skip, conf_diag *d);
+void conf_file_free(conf_file *cf);
+const char *conf_file_path(const conf_file *cf);
+/* The enrollment sections, in file order. */
+size_t conf_file_count(const conf_file *cf);
+const char *conf_file_name(const conf_file *cf, size_t i);
+/* The section a command for name (NULL: the only one) uses; NULL with err. */
+const char *conf_file_pick(const conf_file *cf, const char *name, char *err, size_t errlen);
+/* The enrollment name (NULL: the only one) into e: its section, then the
+ * unnamed section, for every field e does not have yet.  -1 with err. */
+int conf_file_get(const conf_file *cf, const char *name, conf_enrollment *e, char *err,
+		  size_t errlen);
+/* Errors into d for each required setting e lacks (where: its origin). */
+int conf_check_required(const conf_enrollment *e, const char *where, conf_diag *d);
+/* One value of a setting, as the file and the command line give it: 0, or
+ * -1 with what is wrong and what is allowed in why. */
+int conf_check_value(const setting *s, const char *value, int flags, int *ret_int, char *why,
+		     size_t whylen);
+/* The row of a key, or NULL; the key nearest to a misspelt one, or NULL. */
+const setting *conf_setting(const char *key);
+const char *conf_near_key(const char *key);
+
+/* conf_file_load + conf_file_get: for the unit tests and simple callers;
+ * err holds the first lines of the diagnostics. */
 int conf_load(const char *path, const char *name, conf_enrollment *e, char *err, size_t errlen);
 const char *conf_default_path(void);
-/* The enrollment section names of path (NULL: as conf_load), malloc'ed,
- * NULL-terminated; -1 with err. */
-int conf_list_names(const char *path, char ***ret_names, size_t *ret_n, char *err, size_t errlen);
 
 /* -1 when a token URI carries a PIN (a pin-value attribute): PINs come
  * from a pin_source, never from the configuration or the command line. */

@@ -147,7 +147,7 @@ bad:
 }
 
 /* One enrollment of the file; on failure, why in err. */
-static track *track_new(const char *name, char *err, size_t errlen)
+static track *track_new(const conf_file *cf, const char *name, char *err, size_t errlen)
 {
 	track *t = calloc(1, sizeof(*t));
 
@@ -159,7 +159,7 @@ static track *track_new(const char *name, char *err, size_t errlen)
 	conf_enrollment_init(&t->e);
 	if (A.state_dir != NULL && (t->e.state_dir = strdup(A.state_dir)) == NULL)
 		goto fail;
-	if (conf_load(A.config, name, &t->e, err, errlen) < 0 || policy_of(t, err, errlen) < 0)
+	if (conf_file_get(cf, name, &t->e, err, errlen) < 0 || policy_of(t, err, errlen) < 0)
 		goto fail;
 	t->out_fd = t->err_fd = t->waiter_fd = -1;
 	t->need_recover = 1;
@@ -181,29 +181,34 @@ fail:
 	return NULL;
 }
 
-/* Every enrollment of the file, or none and why in err. */
-static int load_all(track ***ret, size_t *ret_n, char *err, size_t errlen)
+/* Every enrollment of the file, checked whole (conf_file_load), or none
+ * and every reason in d. */
+static int load_all(track ***ret, size_t *ret_n, conf_diag *d)
 {
-	char **names = NULL;
-	size_t n = 0, i, k = 0;
+	conf_file *cf = NULL;
+	size_t n, i, k = 0;
+	char err[1024];
 	track **ts;
-	int rc = 0;
 
-	if (conf_list_names(A.config, &names, &n, err, errlen) < 0)
+	if (conf_file_load(A.config, CONF_CHECK_ACCESS, &cf, d) < 0 || conf_file_check_required(cf, NULL, d) < 0) {
+		conf_file_free(cf);
 		return -1;
+	}
+	n = conf_file_count(cf);
 	if ((ts = calloc(n + 1, sizeof(*ts))) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		rc = -1;
+		conf_diag_add(d, 1, "out of memory");
+		conf_file_free(cf);
+		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		if (rc == 0 && (ts[k] = track_new(names[i], err, errlen)) != NULL)
-			k++;
-		else
-			rc = -1;
-		free(names[i]);
+		if ((ts[k] = track_new(cf, conf_file_name(cf, i), err, sizeof(err))) == NULL) {
+			conf_diag_add(d, 1, "%s", err);
+			break;
+		}
+		k++;
 	}
-	free(names);
-	if (rc < 0) {
+	conf_file_free(cf);
+	if (k < n) {
 		for (i = 0; i < k; i++)
 			track_free(ts[i]);
 		free(ts);
@@ -212,6 +217,19 @@ static int load_all(track ***ret, size_t *ret_n, char *err, size_t errlen)
 	*ret = ts;
 	*ret_n = k;
 	return 0;
+}
+
+/* Each line of d at level. */
+static void log_diag(int level, const char *prefix, const conf_diag *d)
+{
+	const char *p = d->text != NULL ? d->text : "out of memory\n";
+
+	while (*p != '\0') {
+		size_t n = strcspn(p, "\n");
+
+		log_msg(level, "%s%.*s", prefix, (int)n, p);
+		p += n + (p[n] == '\n');
+	}
 }
 
 /* The token's identity for serialising children: module and URI. */
@@ -878,7 +896,7 @@ static track *find(const char *name)
 	return NULL;
 }
 
-static int reload(char *err, size_t errlen);
+static int reload(conf_diag *d);
 
 /* Besides the socket's mode and group: root, the agent's user, members of
  * control_group. */
@@ -1024,26 +1042,25 @@ static void handle_request(ctl_client *c)
 		return;
 	}
 	if (verb == CTL_RELOAD) {
-		char err[1024];
-
-		int r = reload(err, sizeof(err));
+		conf_diag d = { 0 };
+		int r = reload(&d);
 
 		if (r >= 0) {
 			reply(c->fd, EXIT_OK,
 			      r == 0 ? "" : "a step is running: the agent reloads when it ends\n");
-			return;
+		} else if (c->uid == 0 || c->uid == geteuid()) {
+			/* the file's contents only to whom may read it anyway */
+			if (d.text != NULL && ctl_client_queue(c, d.text, d.len) < 0)
+				log_msg(LOG_ERR, "control: out of memory for an answer");
+			reply(c->fd, EXIT_USAGE,
+			      "reload failed: the agent keeps its previous configuration; fix the "
+			      "file and reload again\n");
+		} else {
+			reply(c->fd, EXIT_USAGE,
+			      "reload failed: the agent keeps its previous configuration; its log "
+			      "says why\n");
 		}
-		/* the file's contents only to whom may read it anyway */
-		if (c->uid == 0 || c->uid == geteuid())
-			snprintf(msg, sizeof(msg),
-				 "reload failed: %.400s: the agent keeps its previous configuration; "
-				 "fix the file and reload again\n",
-				 err);
-		else
-			snprintf(msg, sizeof(msg),
-				 "reload failed: the agent keeps its previous configuration; its log "
-				 "says why\n");
-		reply(c->fd, EXIT_USAGE, msg);
+		conf_diag_clear(&d);
 		return;
 	}
 	if ((verb == CTL_RENEW || verb == CTL_CLEAR) && (t = find(name)) != NULL) {
@@ -1204,9 +1221,9 @@ static int busy(void)
 
 /*
  * Reads the file again: 0, or 1 when that waits for the running steps to
- * end; on failure (-1) keeps the enrollments it had, why in err.
+ * end; on failure (-1) keeps the enrollments it had, every reason in d.
  */
-static int reload(char *err, size_t errlen)
+static int reload(conf_diag *d)
 {
 	track **ts = NULL;
 	size_t n = 0, i;
@@ -1217,8 +1234,9 @@ static int reload(char *err, size_t errlen)
 		return 1;
 	}
 	(void)notify_send("RELOADING=1");
-	if (load_all(&ts, &n, err, errlen) < 0) {
-		log_msg(LOG_ERR, "reload failed: %s: keeping the previous configuration", err);
+	if (load_all(&ts, &n, d) < 0) {
+		log_diag(LOG_ERR, "reload failed: ", d);
+		log_msg(LOG_ERR, "reload failed: keeping the previous configuration");
 		(void)notify_send("READY=1");
 		return -1;
 	}
@@ -1254,10 +1272,11 @@ static void loop(void)
 
 	for (;;) {
 		if (got_hup && !busy()) {
-			char err[1024];
+			conf_diag d = { 0 };
 
 			got_hup = 0;
-			(void)reload(err, sizeof(err));
+			(void)reload(&d);
+			conf_diag_clear(&d);
 		}
 		if (got_term && !busy())
 			break;
@@ -1381,9 +1400,15 @@ int agent_daemon(const char *config, const conf_enrollment *cli)
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (load_all(&A.tracks, &A.n, err, sizeof(err)) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		return EXIT_USAGE;
+	{
+		conf_diag d = { 0 };
+
+		if (load_all(&A.tracks, &A.n, &d) < 0) {
+			log_diag(LOG_ERR, "", &d);
+			conf_diag_clear(&d);
+			return EXIT_USAGE;
+		}
+		conf_diag_clear(&d);
 	}
 	if (A.n == 0) {
 		log_msg(LOG_ERR, "%s defines no enrollment: nothing to track", A.config);

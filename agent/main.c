@@ -11,126 +11,120 @@
 #include "agent/agent-cmd.h"
 #include "cmp/cmpc.h"
 
+/* Options of single commands: not settings (those come from settings.h). */
 enum {
-	OPT_MODULE = 256,
-	OPT_TOKEN,
-	OPT_PIN_SOURCE,
-	OPT_KEY_TYPE,
-	OPT_KEY_ID,
-	OPT_LABEL,
-	OPT_SUBJECT,
-	OPT_SAN,
-	OPT_SERVER,
-	OPT_REFERENCE,
-	OPT_SECRET_SOURCE,
-	OPT_TRUSTED,
-	OPT_TLS_TRUSTED,
-	OPT_TLS_CLIENT,
-	OPT_CERT_OUT,
-	OPT_CHAIN_OUT,
-	OPT_IMPLICIT,
-	OPT_NO_IMPLICIT,
-	OPT_CONNECT_TIMEOUT,
-	OPT_TIMEOUT,
-	OPT_TOTAL_TIMEOUT,
-	OPT_KEEP_OLD,
-	OPT_SIGNER,
-	OPT_PROTECTION_CERT,
-	OPT_PROTECTION_KEY,
-	OPT_CERT_PROFILE,
-	OPT_SENDER,
-	OPT_RECIPIENT,
-	OPT_EXPECTED_SENDER,
-	OPT_SRV_TRUSTED,
-	OPT_SRV_CERT,
-	OPT_ANY_SIGNER,
-	OPT_RR_PROTECTION,
-	OPT_PBM_OWF,
-	OPT_PBM_MAC,
-	OPT_PBM_ITERATIONS,
-	OPT_UNPROTECTED_ERRORS,
-	OPT_REASON,
-	OPT_CERT,
+	OPT_CERT = 256,
 	OPT_DELETE,
-	OPT_USE_TEMPLATE,
 	OPT_CA_CERTS,
 	OPT_ROOT_UPDATE,
 	OPT_TEMPLATE,
 	OPT_CRLS,
 	OPT_STORE,
 	OPT_OUT,
-	OPT_STATE_DIR,
 	OPT_ABANDON,
 	OPT_RECOVER,
 	OPT_JSON,
 	OPT_LOCAL,
+	OPT_KEYS,
 	OPT_SYSLOG,
+	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
+	OPT_SETTING = 1024,
 };
 
-static const struct option options[] = {
-	{ "config", required_argument, NULL, 'c' },
-	{ "module", required_argument, NULL, OPT_MODULE },
-	{ "token", required_argument, NULL, OPT_TOKEN },
-	{ "pin-source", required_argument, NULL, OPT_PIN_SOURCE },
-	{ "key-type", required_argument, NULL, OPT_KEY_TYPE },
-	{ "key-id", required_argument, NULL, OPT_KEY_ID },
-	{ "label", required_argument, NULL, OPT_LABEL },
-	{ "subject", required_argument, NULL, OPT_SUBJECT },
-	{ "san", required_argument, NULL, OPT_SAN },
-	{ "server", required_argument, NULL, OPT_SERVER },
-	{ "reference", required_argument, NULL, OPT_REFERENCE },
-	{ "secret-source", required_argument, NULL, OPT_SECRET_SOURCE },
-	{ "trusted", required_argument, NULL, OPT_TRUSTED },
-	{ "tls-trusted", required_argument, NULL, OPT_TLS_TRUSTED },
-	{ "tls-client", required_argument, NULL, OPT_TLS_CLIENT },
-	{ "cert-out", required_argument, NULL, OPT_CERT_OUT },
-	{ "chain-out", required_argument, NULL, OPT_CHAIN_OUT },
-	{ "implicit-confirm", no_argument, NULL, OPT_IMPLICIT },
-	{ "no-implicit-confirm", no_argument, NULL, OPT_NO_IMPLICIT },
-	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "total-timeout", required_argument, NULL, OPT_TOTAL_TIMEOUT },
-	{ "keep-old", no_argument, NULL, OPT_KEEP_OLD },
-	{ "signer", required_argument, NULL, OPT_SIGNER },
-	{ "protection-cert", required_argument, NULL, OPT_PROTECTION_CERT },
-	{ "protection-key", required_argument, NULL, OPT_PROTECTION_KEY },
-	{ "cert-profile", required_argument, NULL, OPT_CERT_PROFILE },
-	{ "sender", required_argument, NULL, OPT_SENDER },
-	{ "recipient", required_argument, NULL, OPT_RECIPIENT },
-	{ "expected-sender", required_argument, NULL, OPT_EXPECTED_SENDER },
-	{ "srv-trusted", required_argument, NULL, OPT_SRV_TRUSTED },
-	{ "srv-cert", required_argument, NULL, OPT_SRV_CERT },
-	{ "allow-any-response-signer", no_argument, NULL, OPT_ANY_SIGNER },
-	{ "rr-protection", required_argument, NULL, OPT_RR_PROTECTION },
-	{ "pbm-owf", required_argument, NULL, OPT_PBM_OWF },
-	{ "pbm-mac", required_argument, NULL, OPT_PBM_MAC },
-	{ "pbm-iterations", required_argument, NULL, OPT_PBM_ITERATIONS },
-	{ "unprotected-errors", no_argument, NULL, OPT_UNPROTECTED_ERRORS },
-	{ "reason", required_argument, NULL, OPT_REASON },
-	{ "cert", required_argument, NULL, OPT_CERT },
-	{ "delete", no_argument, NULL, OPT_DELETE },
-	{ "use-template", no_argument, NULL, OPT_USE_TEMPLATE },
-	{ "ca-certs", required_argument, NULL, OPT_CA_CERTS },
-	{ "root-update", no_argument, NULL, OPT_ROOT_UPDATE },
-	{ "template", no_argument, NULL, OPT_TEMPLATE },
-	{ "crls", required_argument, NULL, OPT_CRLS },
-	{ "store", no_argument, NULL, OPT_STORE },
-	{ "out", required_argument, NULL, OPT_OUT },
-	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
-	{ "abandon", no_argument, NULL, OPT_ABANDON },
-	{ "recover", no_argument, NULL, OPT_RECOVER },
-	{ "json", no_argument, NULL, OPT_JSON },
-	{ "local", no_argument, NULL, OPT_LOCAL },
-	{ "syslog", no_argument, NULL, OPT_SYSLOG },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
+static const struct cmd_opt {
+	const char *name;
+	int has_arg, val;
+	const char *arg, *help;
+} cmd_opts[] = {
+	{ "cert", 1, OPT_CERT, "FILE", "revoke: the certificate to revoke (PEM) instead of the token's" },
+	{ "delete", 0, OPT_DELETE, NULL, "revoke: then delete the certificate and its key from the token" },
+	{ "ca-certs", 1, OPT_CA_CERTS, "FILE", "genm: write the CA's certificates to FILE" },
+	{ "store", 0, OPT_STORE, NULL, "genm --ca-certs: also store them on the token" },
+	{ "root-update", 0, OPT_ROOT_UPDATE, NULL, "genm: ask for a successor of the trusted root" },
+	{ "out", 1, OPT_OUT, "FILE", "genm --root-update: write the verified new root to FILE" },
+	{ "template", 0, OPT_TEMPLATE, NULL, "genm: show the CA's certificate request template" },
+	{ "crls", 1, OPT_CRLS, "FILE", "genm: write the CA's current CRLs to FILE" },
+	{ "abandon", 0, OPT_ABANDON, NULL, "resume: tell the CA the request is given up" },
+	{ "recover", 0, OPT_RECOVER, NULL, "check: log in and clean up after an interrupted run" },
+	{ "json", 0, OPT_JSON, NULL, "status: the agent's status as a JSON document" },
+	{ "local", 0, OPT_LOCAL, NULL, "renew: do it in this process even if an agent runs" },
+	{ "keys", 0, OPT_KEYS, NULL, "check-config: list every setting (key, flag, scope, default)" },
+	{ "syslog", 0, OPT_SYSLOG, NULL, "log to syslog instead of stderr" },
 };
+#define N_CMD_OPTS (sizeof(cmd_opts) / sizeof(cmd_opts[0]))
+
+/* getopt's table: the command options, two rows per setting, -c/-v/-q/-h/-V. */
+static struct option options[N_CMD_OPTS + 2 * 64 + 6];
+static char no_flags[64][48];
+
+static int build_options(void)
+{
+	size_t i, n = 0;
+
+	if (conf_n_settings > 64)
+		return -1;
+	for (i = 0; i < N_CMD_OPTS; i++)
+		options[n++] = (struct option){ cmd_opts[i].name,
+						cmd_opts[i].has_arg ? required_argument
+								    : no_argument,
+						NULL, cmd_opts[i].val };
+	for (i = 0; i < conf_n_settings; i++) {
+		const setting *s = &conf_settings[i];
+
+		if (s->flag == NULL)
+			continue;
+		options[n++] = (struct option){ s->flag,
+						s->type == SET_BOOL ? no_argument : required_argument,
+						NULL, OPT_SETTING + 2 * (int)i };
+		if (s->type == SET_BOOL) {
+			snprintf(no_flags[i], sizeof(no_flags[i]), "no-%s", s->flag);
+			options[n++] = (struct option){ no_flags[i], no_argument, NULL,
+							OPT_SETTING + 2 * (int)i + 1 };
+		}
+	}
+	options[n++] = (struct option){ "config", required_argument, NULL, 'c' };
+	options[n++] = (struct option){ "verbose", no_argument, NULL, 'v' };
+	options[n++] = (struct option){ "quiet", no_argument, NULL, 'q' };
+	options[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	options[n++] = (struct option){ "version", no_argument, NULL, 'V' };
+	options[n] = (struct option){ NULL, 0, NULL, 0 };
+	return 0;
+}
+
+/* "  --flag ARG   help", the help wrapped at 100 columns from column 25. */
+static void print_opt(FILE *f, const char *left, const char *help)
+{
+	const char *p = help;
+	int col = fprintf(f, "%s", left);
+
+	while (*p != '\0') {
+		size_t n = strlen(p), cut = n;
+
+		if (col >= 25) {
+			fprintf(f, "\n");
+			col = 0;
+		}
+		fprintf(f, "%*s", 25 - col, "");
+		if (n > 75) {
+			for (cut = 75; cut > 0 && p[cut] != ' '; cut--)
+				;
+			if (cut == 0)
+				cut = n;
+		}
+		fprintf(f, "%.*s\n", (int)cut, p);
+		col = 0;
+		p += cut;
+		p += strspn(p, " ");
+	}
+	if (col > 0)
+		fprintf(f, "\n");
+}
 
 static void usage(FILE *f)
 {
+	char left[80];
+	size_t i;
+
 	fprintf(f,
 		"usage: p11enroll [options] COMMAND [NAME]\n"
 		"\n"
@@ -149,107 +143,88 @@ static void usage(FILE *f)
 		"  list [NAME]            show the keys and certificates on the token\n"
 		"  check NAME             the enrollment's token and certificate, as key=value\n"
 		"                         lines; --recover: finish an interrupted run first\n"
+		"  check-config           check the whole configuration file and say what is wrong;\n"
+		"                         --keys: list every setting\n"
 		"  agent                  track every enrollment and renew before expiry\n"
 		"  status                 ask the running agent (--json: as JSON)\n"
 		"  reload                 make the running agent read the configuration again\n"
 		"  clear NAME             let the agent try a stopped or PIN-latched enrollment\n"
 		"\n"
-		"Options (override the enrollment NAME in the configuration file):\n"
+		"Settings (override the enrollment NAME in the configuration file; each yes/no\n"
+		"setting also has a --no- form):\n"
 		"  -c, --config FILE      configuration file (default $P11ENROLL_CONF or\n"
-		"                         " SYSCONFDIR "/p11enroll/p11enroll.conf)\n"
-		"      --module MODULE    PKCS#11 module path or p11-kit module name\n"
-		"      --token URI        pkcs11: URI of the token\n"
-		"      --pin-source SRC   user PIN from file:PATH, fd:N, env:NAME, or protected\n"
-		"      --key-type TYPE    ec:P-256 (default), ec:P-384, rsa:2048, rsa:3072, rsa:4096\n"
-		"      --key-id HEX       certify the existing key pair with this CKA_ID instead\n"
-		"                         of generating one (enroll, cr, p10cr)\n"
-		"      --label LABEL      CKA_LABEL of the new key and certificate\n"
-		"      --subject DN       subject, as /CN=name/O=org\n"
-		"      --san NAMES        subject alternative names, as DNS:a.example,email:x@y\n"
-		"      --server URL       CMP server, http(s)://host[:port]/.well-known/cmp\n"
-		"      --reference REF    PBM reference value (senderKID)\n"
-		"      --secret-source SRC  PBM shared secret from file:PATH, fd:N or env:NAME\n"
-		"      --trusted FILE     PEM trust anchors for the issued certificate\n"
-		"      --tls-trusted FILE PEM CA bundle that verifies an HTTPS server\n"
-		"      --tls-client LABEL authenticate to the HTTPS server with the token\n"
-		"                         certificate LABEL and its key (renew: self, the\n"
-		"                         certificate being renewed)\n"
-		"      --cert-out FILE    also write the new certificate to FILE\n"
-		"      --chain-out FILE   also write the CA certificates to FILE\n"
-		"      --implicit-confirm, --no-implicit-confirm\n"
-		"                         ask the CA to skip certConf (used only if granted)\n"
-		"      --connect-timeout S, --timeout S, --total-timeout S\n"
-		"                         seconds for connecting, per message, in all\n"
-		"      --keep-old         enroll, renew: keep the replaced pair as \"LABEL (old)\"\n"
-		"      --signer LABEL     sign requests with the token certificate LABEL and its key\n"
-		"      --protection-cert FILE, --protection-key FILE\n"
-		"                         sign requests with a software certificate and key (PEM)\n"
-		"      --cert-profile NAME  certProfile to request\n"
-		"      --sender DN, --recipient DN  names in the CMP header, as /CN=name\n"
-		"      --expected-sender DN  refuse responses from any other sender\n"
-		"      --srv-trusted FILE PEM anchors for the signers of responses (default:\n"
-		"                         --trusted)\n"
-		"      --srv-cert FILE    pin the CMP server's certificate (PEM): responses must\n"
-		"                         be signed with its key\n"
-		"      --allow-any-response-signer\n"
-		"                         accept responses signed by any certificate that\n"
-		"                         chains to the anchors, not only the CA's (unsafe)\n"
-		"      --rr-protection P  revoke: own-key (default: the revoked certificate's\n"
-		"                         key), signer, or pbm\n"
-		"      --pbm-owf ALG      PBM one-way function: sha256 (default), sha384, sha512\n"
-		"      --pbm-mac ALG      PBM MAC: hmac-sha256 (default), hmac-sha384, hmac-sha512\n"
-		"      --pbm-iterations N PBM iteration count, 100 to 100000 (default 10000)\n"
-		"      --unprotected-errors  accept unprotected error messages (shown as unverified)\n"
-		"      --use-template     fill the request from the CA's certificate template\n"
-		"      --reason R         revoke: CRL reason name (keyCompromise ...) or number\n"
-		"      --cert FILE        revoke: the certificate to revoke (PEM) instead of the token's\n"
-		"      --delete           revoke: then delete the certificate and its key from the token\n"
-		"      --ca-certs FILE    genm: write the CA's certificates to FILE\n"
-		"      --store            genm --ca-certs: also store them on the token\n"
-		"      --root-update      genm: ask for a successor of the trusted root\n"
-		"      --out FILE         genm --root-update: write the verified new root to FILE\n"
-		"      --template         genm: show the CA's certificate request template\n"
-		"      --crls FILE        genm: write the CA's current CRLs to FILE\n"
-		"      --state-dir DIR    where pending transactions are kept (default\n"
-		"                         " LOCALSTATEDIR "/lib/p11enroll)\n"
-		"      --abandon          resume: tell the CA the request is given up\n"
-		"      --recover          check: log in and clean up after an interrupted run\n"
-		"      --json             status: the agent's status as a JSON document\n"
-		"      --local            renew: do it in this process even if an agent runs\n"
-		"      --syslog           log to syslog instead of stderr\n"
-		"  -v, --verbose          more detail (twice: debug)\n"
-		"  -q, --quiet            errors only\n"
-		"  -h, --help             this help\n"
-		"  -V, --version          print the version\n"
-		"\n"
-		"PINs and secrets never go on the command line. Exit codes: see p11enroll(1).\n");
+		"                         " SYSCONFDIR "/p11enroll/p11enroll.conf)\n");
+	for (i = 0; i < conf_n_settings; i++) {
+		const setting *s = &conf_settings[i];
+
+		if (s->flag == NULL)
+			continue;
+		snprintf(left, sizeof(left), "      --%s%s%s", s->flag, s->arg != NULL ? " " : "",
+			 s->arg != NULL ? s->arg : "");
+		print_opt(f, left, s->help);
+	}
+	fprintf(f, "\nCommand options:\n");
+	for (i = 0; i < N_CMD_OPTS; i++) {
+		snprintf(left, sizeof(left), "      --%s%s%s", cmd_opts[i].name,
+			 cmd_opts[i].arg != NULL ? " " : "",
+			 cmd_opts[i].arg != NULL ? cmd_opts[i].arg : "");
+		print_opt(f, left, cmd_opts[i].help);
+	}
+	fprintf(f, "  -v, --verbose          more detail (twice: debug)\n"
+		   "  -q, --quiet            errors only\n"
+		   "  -h, --help             this help\n"
+		   "  -V, --version          print the version\n"
+		   "\n"
+		   "PINs and secrets never go on the command line. Exit codes: see p11enroll(1).\n");
 }
 
-static int set_str(char **field, const char *value)
+static const char *const scope_names[] = { "global", "enrollment", "both" };
+
+/* check-config --keys: the table, one setting per line. */
+static void print_keys(void)
 {
-	free(*field);
-	if ((*field = strdup(value)) == NULL) {
+	size_t i;
+
+	for (i = 0; i < conf_n_settings; i++) {
+		const setting *s = &conf_settings[i];
+
+		printf("%s\t%s%s\t%s\t%s\t%s\t%s\n", s->key, s->flag != NULL ? "--" : "-",
+		       s->flag != NULL ? s->flag : "", scope_names[s->scope],
+		       s->required ? "required" : "optional", s->def != NULL ? s->def : "-",
+		       s->help);
+	}
+}
+
+/* --flag VALUE (or --no-flag) into e, checked as the file's value is. */
+static int set_setting(conf_enrollment *e, int opt, const char *value)
+{
+	const setting *s = &conf_settings[(opt - OPT_SETTING) / 2];
+	char *field = (char *)e + s->off, why[600];
+	int v = 0;
+
+	if (s->type == SET_BOOL) {
+		*(int *)field = (opt - OPT_SETTING) % 2 == 0;
+		return 0;
+	}
+	if (conf_check_value(s, value, CONF_CHECK_ACCESS, &v, why, sizeof(why)) < 0) {
+		log_msg(LOG_ERR, "--%s: %s", s->flag, why);
+		return -1;
+	}
+	if (s->type == SET_SECONDS || s->type == SET_INT) {
+		*(int *)field = v;
+		return 0;
+	}
+	free(*(char **)field);
+	if ((*(char **)field = strdup(value)) == NULL) {
 		log_msg(LOG_ERR, "out of memory");
 		return -1;
 	}
 	return 0;
 }
 
-static int set_iterations(int *field, const char *value)
-{
-	long v;
-
-	if (conf_parse_long(value, 100, 100000, &v) < 0) {
-		log_msg(LOG_ERR, "--pbm-iterations '%s' is not a number from 100 to 100000", value);
-		return -1;
-	}
-	*field = (int)v;
-	return 0;
-}
-
 static const char *const commands[] = { "enroll", "list",  "renew",  "cr",    "p10cr",
 					"revoke", "genm",  "resume", "check", "agent",
-					"status", "reload", "clear" };
+					"status", "reload", "clear", "check-config" };
 
 static int known_command(const char *cmd)
 {
@@ -259,6 +234,13 @@ static int known_command(const char *cmd)
 		if (strcmp(cmd, commands[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* Commands that only talk to a running agent. */
+static int is_client(const char *cmd)
+{
+	return strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 ||
+	       strcmp(cmd, "clear") == 0;
 }
 
 /* Commands that change the token take the enrollment's lock. */
@@ -278,7 +260,7 @@ static int run(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *
 	int rc;
 
 	/* No agent answering is a transport failure (exit 5), as for a CA. */
-	if (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 || strcmp(cmd, "clear") == 0)
+	if (is_client(cmd))
 		return (rc = agent_ctl(cmd, e, o)) < 0 ? EXIT_TRANSPORT : rc;
 	/* With an agent running, a renewal by hand goes through it: never two
 	 * operations on one enrollment at once. */
@@ -306,18 +288,6 @@ static int run(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *
 	return agent_list(e);
 }
 
-static int set_seconds(int *field, const char *opt, const char *value)
-{
-	long v;
-
-	if (conf_parse_long(value, 0, CONF_MAX_SECONDS, &v) < 0) {
-		log_msg(LOG_ERR, "--%s '%s' is not a number of seconds", opt, value);
-		return -1;
-	}
-	*field = (int)v;
-	return 0;
-}
-
 /* PINs and secrets pass through this process's memory: no core dump may
  * carry them to disk, and other processes of the same user may not read
  * them through ptrace or /proc. */
@@ -329,81 +299,125 @@ static void no_core_dumps(void)
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/* Each line of d as an error (or a warning). */
+static void print_diag(const conf_diag *d)
+{
+	const char *p = d->text != NULL ? d->text : "out of memory\n";
+
+	while (*p != '\0') {
+		size_t n = strcspn(p, "\n");
+
+		log_msg(LOG_ERR, "%.*s", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+}
+
+/* p11enroll check-config: the checks every command and the agent make,
+ * with nothing else done. */
+static int check_config(const char *config, int keys)
+{
+	conf_diag d = { 0 };
+	conf_file *cf = NULL;
+	size_t i;
+	int rc = EXIT_OK;
+
+	if (keys) {
+		print_keys();
+		return EXIT_OK;
+	}
+	if (conf_file_load(config, CONF_CHECK_ACCESS, &cf, &d) < 0 ||
+	    conf_file_check_required(cf, NULL, &d) < 0) {
+		print_diag(&d);
+		fprintf(stderr, "p11enroll: %d error(s) in %s\n", d.errors,
+			cf != NULL		  ? conf_file_path(cf)
+			: config != NULL	  ? config
+			: getenv("P11ENROLL_CONF") ? getenv("P11ENROLL_CONF")
+						  : conf_default_path());
+		rc = EXIT_USAGE;
+	} else {
+		printf("%s: ok, %zu enrollment(s)", conf_file_path(cf), conf_file_count(cf));
+		for (i = 0; i < conf_file_count(cf); i++)
+			printf("%s%s", i == 0 ? ": " : ", ", conf_file_name(cf, i));
+		printf("\n");
+	}
+	conf_file_free(cf);
+	conf_diag_clear(&d);
+	return rc;
+}
+
+/* The file, checked whole, and the enrollment name from it into e (which
+ * holds the command line's settings). */
+static int load_config(const char *config, const char *cmd, const char *name, int flags,
+		       conf_enrollment *e)
+{
+	conf_diag d = { 0 };
+	conf_file *cf = NULL;
+	const char *picked = name;
+	char err[1024];
+	int rc = EXIT_USAGE;
+
+	if (conf_file_load(config, flags, &cf, &d) < 0)
+		goto out;
+	/* status and reload talk to the agent of the whole file, whose control
+	 * socket its first enrollment names (agent_daemon()): a file with
+	 * several enrollments needs no name for them. */
+	if (name == NULL && (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0) &&
+	    conf_file_count(cf) > 1)
+		name = picked = conf_file_name(cf, 0);
+	if (conf_file_count(cf) > 0 && (picked = conf_file_pick(cf, name, err, sizeof(err))) == NULL) {
+		log_msg(LOG_ERR, "%s", err);
+		goto out;
+	}
+	if (conf_file_check_required(cf, picked, &d) < 0)
+		goto out;
+	if (conf_file_get(cf, name, e, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		goto out;
+	}
+	/* the enrollment the command line completes; without a file, the
+	 * command says what it lacks */
+	if (picked != NULL && conf_check_required(e, conf_file_path(cf), &d) < 0)
+		goto out;
+	rc = EXIT_OK;
+out:
+	if (d.errors > 0)
+		print_diag(&d);
+	conf_file_free(cf);
+	conf_diag_clear(&d);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	conf_enrollment e;
 	agent_cmd_opts o;
 	const char *config = NULL, *cmd, *name = NULL;
-	int c, verbosity = 0, quiet = 0, rc, idx, use_syslog = 0;
-	char err[1024];
+	int c, verbosity = 0, quiet = 0, rc, idx, use_syslog = 0, keys = 0;
 
 	no_core_dumps();
 	conf_enrollment_init(&e);
 	memset(&o, 0, sizeof(o));
 	log_init("p11enroll", 0, 0);
+	if (build_options() < 0) {
+		log_msg(LOG_ERR, "internal error: too many settings for the option table");
+		return EXIT_INTERNAL;
+	}
 	while ((c = getopt_long(argc, argv, "c:vqhV", options, &idx)) != -1) {
 		int r = 0;
 
+		if (c >= OPT_SETTING && (size_t)(c - OPT_SETTING) / 2 < conf_n_settings) {
+			if (set_setting(&e, c, optarg) < 0) {
+				conf_enrollment_clear(&e);
+				return EXIT_USAGE;
+			}
+			continue;
+		}
 		switch (c) {
 		case 'c': config = optarg; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); return EXIT_OK;
 		case 'V': printf("p11enroll %s\n", PACKAGE_VERSION); return EXIT_OK;
-		case OPT_MODULE: r = set_str(&e.module, optarg); break;
-		case OPT_TOKEN:
-			if (conf_check_token_uri(optarg) < 0) {
-				/* The value is the PIN's carrier: never part of the message. */
-				log_msg(LOG_ERR, "--token: the URI carries a PIN (pin-value): a "
-						 "PIN does not belong on the command line, where "
-						 "other users see it; remove it and give "
-						 "--pin-source file:PATH (or fd:N, env:NAME)");
-				r = -1;
-				break;
-			}
-			r = set_str(&e.token, optarg);
-			break;
-		case OPT_PIN_SOURCE: r = set_str(&e.pin_source, optarg); break;
-		case OPT_KEY_TYPE: r = set_str(&e.key_type, optarg); break;
-		case OPT_KEY_ID: r = set_str(&e.key_id, optarg); break;
-		case OPT_LABEL: r = set_str(&e.label, optarg); break;
-		case OPT_SUBJECT: r = set_str(&e.subject, optarg); break;
-		case OPT_SAN: r = set_str(&e.san, optarg); break;
-		case OPT_SERVER: r = set_str(&e.server, optarg); break;
-		case OPT_REFERENCE: r = set_str(&e.reference, optarg); break;
-		case OPT_SECRET_SOURCE: r = set_str(&e.secret_source, optarg); break;
-		case OPT_TRUSTED: r = set_str(&e.trusted, optarg); break;
-		case OPT_TLS_TRUSTED: r = set_str(&e.tls_trusted, optarg); break;
-		case OPT_TLS_CLIENT: r = set_str(&e.tls_client, optarg); break;
-		case OPT_CERT_OUT: r = set_str(&e.cert_out, optarg); break;
-		case OPT_CHAIN_OUT: r = set_str(&e.chain_out, optarg); break;
-		case OPT_IMPLICIT: e.implicit_confirm = 1; break;
-		case OPT_NO_IMPLICIT: e.implicit_confirm = 0; break;
-		case OPT_CONNECT_TIMEOUT:
-			r = set_seconds(&e.connect_timeout, "connect-timeout", optarg);
-			break;
-		case OPT_TIMEOUT: r = set_seconds(&e.timeout, "timeout", optarg); break;
-		case OPT_TOTAL_TIMEOUT:
-			r = set_seconds(&e.total_timeout, "total-timeout", optarg);
-			break;
-		case OPT_KEEP_OLD: e.keep_old = 1; break;
-		case OPT_SIGNER: r = set_str(&e.signer, optarg); break;
-		case OPT_PROTECTION_CERT: r = set_str(&e.protection_cert, optarg); break;
-		case OPT_PROTECTION_KEY: r = set_str(&e.protection_key, optarg); break;
-		case OPT_CERT_PROFILE: r = set_str(&e.cert_profile, optarg); break;
-		case OPT_SENDER: r = set_str(&e.sender, optarg); break;
-		case OPT_RECIPIENT: r = set_str(&e.recipient, optarg); break;
-		case OPT_EXPECTED_SENDER: r = set_str(&e.expected_sender, optarg); break;
-		case OPT_SRV_TRUSTED: r = set_str(&e.srv_trusted, optarg); break;
-		case OPT_SRV_CERT: r = set_str(&e.srv_cert, optarg); break;
-		case OPT_ANY_SIGNER: e.any_response_signer = 1; break;
-		case OPT_RR_PROTECTION: r = set_str(&e.rr_protection, optarg); break;
-		case OPT_PBM_OWF: r = set_str(&e.pbm_owf, optarg); break;
-		case OPT_PBM_MAC: r = set_str(&e.pbm_mac, optarg); break;
-		case OPT_PBM_ITERATIONS: r = set_iterations(&e.pbm_iterations, optarg); break;
-		case OPT_UNPROTECTED_ERRORS: e.unprotected_errors = 1; break;
-		case OPT_REASON: r = set_str(&e.reason, optarg); break;
-		case OPT_USE_TEMPLATE: e.use_template = 1; break;
 		case OPT_CERT: o.cert_file = optarg; break;
 		case OPT_DELETE: o.delete_objs = 1; break;
 		case OPT_CA_CERTS: o.ca_certs = optarg; break;
@@ -412,18 +426,16 @@ int main(int argc, char **argv)
 		case OPT_CRLS: o.crls = optarg; break;
 		case OPT_STORE: o.store = 1; break;
 		case OPT_OUT: o.out = optarg; break;
-		case OPT_STATE_DIR: r = set_str(&e.state_dir, optarg); break;
 		case OPT_ABANDON: o.abandon = 1; break;
 		case OPT_RECOVER: o.recover = 1; break;
 		case OPT_JSON: o.json = 1; break;
 		case OPT_LOCAL: o.local = 1; break;
+		case OPT_KEYS: keys = 1; break;
 		case OPT_SYSLOG: use_syslog = 1; break;
-		default:
-			usage(stderr);
-			conf_enrollment_clear(&e);
-			return EXIT_USAGE;
+		default: r = -1; break;
 		}
 		if (r < 0) {
+			usage(stderr);
 			conf_enrollment_clear(&e);
 			return EXIT_USAGE;
 		}
@@ -447,32 +459,25 @@ int main(int argc, char **argv)
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
 	}
-	if (strcmp(cmd, "agent") == 0) {
+	if (strcmp(cmd, "check-config") == 0 || strcmp(cmd, "agent") == 0) {
 		if (name != NULL) {
-			log_msg(LOG_ERR, "the agent tracks every enrollment of the file: give no name");
+			log_msg(LOG_ERR, "%s reads every enrollment of the file: give no name",
+				strcmp(cmd, "agent") == 0 ? "the agent" : "check-config");
 			conf_enrollment_clear(&e);
 			return EXIT_USAGE;
 		}
-		rc = agent_daemon(config, &e);
+		rc = strcmp(cmd, "agent") == 0 ? agent_daemon(config, &e) : check_config(config, keys);
 		conf_enrollment_clear(&e);
 		return rc;
 	}
-	/* status and reload talk to the agent of the whole file, whose control
-	 * socket its first enrollment names (agent_daemon()): a file with
-	 * several enrollments needs no name for them. */
-	char **names = NULL;
-	size_t n_names = 0, k;
-
-	if (name == NULL && (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0) &&
-	    conf_list_names(config, &names, &n_names, err, sizeof(err)) == 0 && n_names > 1)
-		name = names[0];
-	rc = conf_load(config, name, &e, err, sizeof(err));
-	for (k = 0; k < n_names; k++)
-		free(names[k]);
-	free(names);
-	name = NULL;
-	if (rc < 0) {
-		log_msg(LOG_ERR, "%s", err);
+	/* A client of the agent reads no secret and runs no hook: a
+	 * control_group member may use a file whose PIN file it cannot read
+	 * (renew goes through a running agent; run alone, it reads the
+	 * secrets and says so if it cannot). */
+	if (load_config(config, cmd, name,
+			is_client(cmd) || (strcmp(cmd, "renew") == 0 && !o.local) ? 0
+										   : CONF_CHECK_ACCESS,
+			&e) != EXIT_OK) {
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
 	}

@@ -73,12 +73,12 @@ int agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 	cmpc_set_log_cb(cmp, agent_cmp_log, NULL);
 	cmpc_set_timeouts(cmp, e->connect_timeout > 0 ? e->connect_timeout : 0,
 			  e->timeout > 0 ? e->timeout : 0, e->total_timeout > 0 ? e->total_timeout : 0);
-	if (e->max_response > 0)
-		cmpc_set_max_response(cmp, (size_t)e->max_response);
+	if (e->max_response_size > 0)
+		cmpc_set_max_response(cmp, (size_t)e->max_response_size);
 	cmpc_set_implicit_confirm(cmp, e->implicit_confirm == 1);
 	cmpc_set_unprotected_errors(cmp, e->unprotected_errors == 1);
-	cmpc_set_any_response_signer(cmp, e->any_response_signer == 1);
-	if (e->any_response_signer == 1)
+	cmpc_set_any_response_signer(cmp, e->allow_any_response_signer == 1);
+	if (e->allow_any_response_signer == 1)
 		log_msg(LOG_WARNING, "allow_any_response_signer is set: any certificate that "
 				     "chains to the anchors may speak for the CA");
 	if ((rv = cmpc_set_server(cmp, e->server)) != CMPC_OK ||

@@ -52,6 +52,13 @@ typedef struct tok_ctx tok_ctx;
 tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx);
 
 /*
+ * Whether uri parses as tok_open() will parse it (RFC 7512, no unknown
+ * attribute): TOK_OK, or TOK_ERR_CONFIG with p11-kit's reason in why.
+ * Nothing is loaded; a configuration check calls it.
+ */
+tok_rv tok_uri_check(const char *uri, char *why, size_t whylen);
+
+/*
  * uri with ";serial=SERIAL" added to its path (before any query), the
  * serial percent-encoded by p11-kit (RFC 7512), so that the URI selects only
  * the token with that serial: a new string in *ret_uri (OPENSSL_free).

@@ -59,6 +59,24 @@ char *tok_redact_uri(const char *uri)
 /* What p11-kit's URI parser skips (its P11_URL_WHITESPACE). */
 #define URI_WHITESPACE " \n\r\v"
 
+tok_rv tok_uri_check(const char *uri, char *why, size_t whylen)
+{
+	P11KitUri *puri = p11_kit_uri_new();
+	tok_rv rv = TOK_OK;
+	int prv;
+
+	if (puri == NULL)
+		return TOK_ERR_NOMEM;
+	prv = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, puri);
+	if (prv != P11_KIT_URI_OK || p11_kit_uri_any_unrecognized(puri)) {
+		snprintf(why, whylen, "%s",
+			 prv != P11_KIT_URI_OK ? p11_kit_uri_message(prv) : "unknown attribute");
+		rv = TOK_ERR_CONFIG;
+	}
+	p11_kit_uri_free(puri);
+	return rv;
+}
+
 tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
 {
 	P11KitUri *user = p11_kit_uri_new(), *only = p11_kit_uri_new(), *got = p11_kit_uri_new();

@@ -4,7 +4,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 70
+plan 87
 make_token conf || exit 1
 start_ca || exit 1
 
@@ -18,12 +18,12 @@ bad() {
 }
 
 write_conf conf "tiemout = 5"
-bad unknown-key "unknown key 'tiemout'" enroll test
+bad unknown-key "p11enroll.conf:[0-9]*: \\[test\\] tiemout: unknown key \\(did you mean 'timeout'\\?\\)" enroll test
 
 printf '[test\nlabel = x\n' > "$TMP/syntax.conf"
 "$P11ENROLL" -c "$TMP/syntax.conf" enroll > "$TMP/out" 2> "$TMP/err"; RC=$?
 check "/config/syntax/exit-2" expect_rc 2
-check "/config/syntax/line" grep_err 'syntax.conf, line 1'
+check "/config/syntax/line" grep_err 'syntax.conf:1: '
 
 "$P11ENROLL" -c "$TMP/nonexistent.conf" enroll > "$TMP/out" 2> "$TMP/err"; RC=$?
 check "/config/missing-file/exit-2" expect_rc 2
@@ -34,10 +34,10 @@ bad no-section "no enrollment \[other\]" enroll other
 printf '\n[second]\nlabel = y\n' >> "$TMP/p11enroll.conf"
 bad several-sections "several enrollments \((test, second|second, test)\)" enroll
 sed -i 's/^\[second\]/implicit_confirm = maybe\n[second]/' "$TMP/p11enroll.conf"
-bad bad-bool "implicit_confirm = 'maybe'" enroll test
+bad bad-bool "\\[test\\] implicit_confirm: 'maybe' is not yes or no" enroll test
 
 write_conf conf "key_type = dsa:1024"
-bad key-type "key type 'dsa:1024'" enroll test
+bad key-type "key_type: 'dsa:1024' is not supported; allowed: ec:P-256" enroll test
 write_conf conf "subject = CN=no-slash"
 bad subject "must start with '/'" enroll test
 write_conf conf "san = bogus:thing"
@@ -47,7 +47,7 @@ write_conf conf "san = URI:http://x, dirName:sect"
 bad san-dirname "dirName and email:copy are not supported" enroll test
 write_conf conf
 sed -i '/^trusted/d' "$TMP/p11enroll.conf"
-bad missing-trusted "trust anchors" enroll test
+bad missing-trusted "\\[test\\] lacks trusted, which every enrollment needs" enroll test
 write_conf conf
 bad bad-option "unrecognized option '--no-such-option'" enroll test --no-such-option
 check "/config/bad-option/usage" grep_err '^usage: p11enroll \[options\] COMMAND \[NAME\]$'
@@ -56,7 +56,7 @@ bad extra-argument "unexpected argument" enroll test extra
 bad bad-timeout "not a number of seconds" enroll test --timeout soon
 write_conf conf "secret_source = pass:$CMP_SECRET"
 sed -i '/^secret_source = file:/d' "$TMP/p11enroll.conf"
-bad secret-pass-refused "is not file:PATH, fd:N or env:NAME" enroll test
+bad secret-pass-refused "secret_source: not a source; allowed: file:PATH, fd:N or env:NAME" enroll test
 check "/config/secret-pass-refused/not-echoed" no_secret_in "$TMP/err" "$TMP/out"
 check "/config/errors-touch-no-token" test "$(count_objects conf)" -eq 0
 
@@ -64,7 +64,7 @@ check "/config/errors-touch-no-token" test "$(count_objects conf)" -eq 0
 # error; neither generates nor removes anything (the tests/p11wrap call
 # log: no C_GenerateKeyPair, no C_DestroyObject).
 write_conf conf "key_id = 4a1"
-bad key-id-odd "key_id '4a1' is not a CKA_ID in hex" enroll test
+bad key-id-odd "key_id: '4a1' is not a CKA_ID in hex" enroll test
 write_conf conf "key_id = 7777"
 sed -i "s|^module = .*|module = $top_builddir/tests/p11wrap/p11wrap.so|" "$TMP/p11enroll.conf"
 : > "$TMP/calls.log"
@@ -116,7 +116,7 @@ fi
 PV=pin-value
 write_conf conf
 sed -i "s|^token = .*|token = pkcs11:token=conf;$PV=leak-0042-pin|" "$TMP/p11enroll.conf"
-bad pin-value/file "p11enroll.conf, line 1[0-9]: \\[test\\] token: .*$PV.*pin_source" enroll test
+bad pin-value/file "p11enroll.conf:1[0-9]: \\[test\\] token: .*$PV.*pin_source" enroll test
 check "/config/pin-value/file/not-echoed" sh -c "! grep -q leak-0042 '$TMP/err'"
 write_conf conf
 sed -i "s|^token = .*|token = pkcs11:token=conf?PIN-Value=leak-0042-pin|" "$TMP/p11enroll.conf"
@@ -127,11 +127,58 @@ bad pin-value/cli "(--token): .*$PV.*pin.source" list test --token "pkcs11:token
 check "/config/pin-value/cli/not-echoed" sh -c "! grep -q leak-0042 '$TMP/err'"
 
 # The command line overrides the file.
-write_conf conf "label = from-file"
+write_conf conf
+sed -i "s|^label = .*|label = from-file|" "$TMP/p11enroll.conf"
 p11e enroll test --label from-cli --subject "/CN=from cli"
 check "/config/override/exit-0" expect_rc 0
 check "/config/override/label" sh -c "'$PKCS11_TOOL' --module '$SOFTHSM2_MODULE' --token-label conf --list-objects --type cert | grep -q 'label: *from-cli'"
 check "/config/override/subject" grep -q 'CN *= *from cli\|CN=from cli' "$TMP/out"
+
+# The whole file is checked when it is loaded, by every command and the
+# agent, and check-config runs the same checks alone: each mistake the
+# issue names is told with file:line, section and key, all of them at once,
+# and nothing touches the token.  (Each was once accepted at start and
+# failed later or never.)
+write_conf conf
+p11e check-config
+check "/config/check-config/ok/exit-0" expect_rc 0
+check "/config/check-config/ok/says" grep -q -x "$TMP/p11enroll.conf: ok, 1 enrollment(s): test" "$TMP/out"
+write_conf conf "hook_success = notify-send renewed
+key_type = ec:P-521
+pin_source = file:$TMP/no-such-pin
+timeout = 5
+timeout = 6"
+printf '[other]\nlabel = o\n' >> "$TMP/p11enroll.conf"
+n0=$(count_objects conf)
+p11e check-config
+check "/config/check-config/bad/exit-2" expect_rc 2
+check "/config/check-config/bad/relative-hook" grep_err "p11enroll.conf:1[0-9]: \\[test\\] hook_success: 'notify-send' is not an absolute path"
+check "/config/check-config/bad/key-type" grep_err "p11enroll.conf:1[0-9]: \\[test\\] key_type: 'ec:P-521' is not supported"
+check "/config/check-config/bad/pin-file" grep_err "p11enroll.conf:1[0-9]: \\[test\\] pin_source: cannot read $TMP/no-such-pin: No such file"
+check "/config/check-config/bad/duplicate" grep_err "p11enroll.conf:1[0-9]: \\[test\\] timeout: set again \\(first on line 1[0-9]\\)"
+check "/config/check-config/bad/count" grep_err "4 error\\(s\\) in $TMP/p11enroll.conf"
+check "/config/check-config/bad/no-token-touched" test "$(count_objects conf)" -eq "$n0"
+# the same file for a command: exit 2, every error
+p11e list test
+check "/config/load/bad/exit-2" expect_rc 2
+check "/config/load/bad/all-errors" test "$(grep -c 'p11enroll.conf:1[0-9]: \[test\]' "$TMP/err")" -eq 4
+# an enrollment the command does not use is still checked: [other] lacks
+# the token (it once backed off forever in the agent)
+write_conf conf
+printf '[other]\nlabel = o\n' >> "$TMP/p11enroll.conf"
+p11e list test
+check "/config/load/other-enrollment/exit-2" expect_rc 2
+check "/config/load/other-enrollment/lacks-token" grep_err "\\[other\\] lacks token, which every enrollment needs"
+"$P11ENROLL" -c "$TMP/p11enroll.conf" agent > "$TMP/out" 2> "$TMP/err"; RC=$?
+check "/config/load/agent-refuses/exit-2" expect_rc 2
+check "/config/load/agent-refuses/says" grep_err "\\[other\\] lacks token"
+# the command line completes the enrollment it names
+write_conf conf
+sed -i '/^trusted = /d' "$TMP/p11enroll.conf"
+p11e list test --trusted "$TMP/ca/root.pem"
+check "/config/load/command-line-completes/exit-0" expect_rc 0
+p11e check-config test
+check "/config/check-config/no-name/exit-2" expect_rc 2
 
 # --help and --version.
 "$P11ENROLL" --help > "$TMP/out"; RC=$?

@@ -13,7 +13,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 82
+plan 84
 SCALE=$P11E_SCALE
 case $SCALE in '' | *[!0-9]* | 0) SCALE=1 ;; esac
 
@@ -292,12 +292,15 @@ send_raw "renew nosuch
 check "/ctl/unknown-enrollment/exit-2" grep -q '^exit 2$' "$TMP/nosuch.out"
 check "/ctl/unknown-enrollment/says" grep -q 'unknown request or enrollment: renew nosuch' "$TMP/nosuch.out"
 cp "$C" "$TMP/ctl.good"
-sed -i 's/^retry_min = 1h$/retry_min = soon/' "$C"
+# two mistakes: both are told, each with its line
+sed -i 's/^retry_min = 1h$/retry_min = soon\nretry_mni = 2h/' "$C"
 # the client reads $CN, which still loads; the agent reads $C
 pe "$CN" reload
 check "/ctl/reload-broken/exit-2" expect_rc 2
-check "/ctl/reload-broken/says-why" sh -c "cat '$TMP/out' '$TMP/err' | grep -q 'reload failed: test: retry_min/retry_max must be durations.*keeps its previous configuration'"
-check "/ctl/reload-broken/logged" test "$(in_log "$L" 'reload failed: test: retry_min/retry_max .*keeping the previous configuration')" -eq 1
+check "/ctl/reload-broken/says-why" sh -c "cat '$TMP/out' '$TMP/err' | grep -q -E ':[0-9]+: \[test\] retry_min: .soon. is not a duration'"
+check "/ctl/reload-broken/says-all" sh -c "cat '$TMP/out' '$TMP/err' | grep -q -E ':[0-9]+: \[test\] retry_mni: unknown key \(did you mean .retry_min.\?\)'"
+check "/ctl/reload-broken/keeps" sh -c "cat '$TMP/out' '$TMP/err' | grep -q 'reload failed: the agent keeps its previous configuration'"
+check "/ctl/reload-broken/logged" test "$(in_log "$L" 'reload failed: .*retry_min: .soon. is not a duration')" -eq 1
 pe "$CN" status
 check "/ctl/reload-broken/still-tracks" grep -q -E '^test +' "$TMP/out"
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null 2>&1; then

@@ -212,15 +212,23 @@ EOC
 
 # write_conf TOKEN_LABEL [EXTRA_LINES]: one enrollment [test] for the token.
 # The client's timeouts are hang guards here: scaled like every other bound.
+# A key EXTRA_LINES sets replaces the section's own line for it: a key
+# twice in one section is an error (p11enroll check-config).
 write_conf() {
-	{ conf_defaults; cat; } > "$TMP/p11enroll.conf" <<EOC
-[test]
-token = pkcs11:token=$1
-pin_source = file:$TMP/pin
-label = enrolled-key
-subject = /CN=p11enroll test/O=Example
-${2:-}
-EOC
+	{
+		conf_defaults
+		printf '%s\n' "[test]" "token = pkcs11:token=$1" "pin_source = file:$TMP/pin" \
+			"label = enrolled-key" "subject = /CN=p11enroll test/O=Example" |
+			while IFS= read -r _line; do
+				_key=${_line%% = *}
+				case $_line in
+				"["*) ;;
+				*) printf '%s\n' "${2:-}" | grep -q "^$_key = " && continue ;;
+				esac
+				printf '%s\n' "$_line"
+			done
+		printf '%s\n' "${2:-}"
+	} > "$TMP/p11enroll.conf"
 }
 
 # p11e ARGS...: runs p11enroll; RC, $TMP/out and $TMP/err hold the outcome.

@@ -1,12 +1,22 @@
 #!/bin/sh
-# /man: the man pages lint clean, and every --help option is documented.
+# /man: the man pages lint clean, every --help option is documented in
+# p11enroll(1), and p11enroll.conf(5) documents exactly the settings table
+# (p11enroll check-config --keys): no key without its entry, no entry
+# without its key.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 [ -n "$MANDOC" ] || bail_out "mandoc not found: install it (tools/deps.sh)"
 [ -x "$P11ENROLL" ] || bail_out "p11enroll not built"
 opts=$("$P11ENROLL" --help | grep -o -E -- '--[a-z][a-z-]*' | sort -u)
-# the plan, from the two fixed lists: the pages, and the options --help names
+keys=$("$P11ENROLL" check-config --keys | cut -f 1)
+# the keys the page's tagged lists name: ".It Cm a , Cm b"
+documented=$(grep '^\.It Cm ' "$top_srcdir/man/p11enroll.conf.5" |
+	grep -o -E 'Cm [a-z_]+' | sed 's/^Cm //' | sort -u)
+[ -n "$keys" ] && [ -n "$documented" ] || bail_out "no settings table or no documented keys"
+# the plan, from the fixed lists: the pages, the options --help names, the
+# table's keys and the page's keys
 set -- "$top_srcdir"/man/*.[1-8]
-plan $(($# + $(printf '%s\n' "$opts" | grep -c .)))
+plan $(($# + $(printf '%s\n' "$opts" | grep -c .) + $(printf '%s\n' "$keys" | grep -c .) +
+	$(printf '%s\n' "$documented" | grep -c .)))
 for m in "$top_srcdir"/man/*.[1-8]; do
 	check "/man/lint/$(basename "$m")" "$MANDOC" -Tlint -Wwarning "$m"
 done
@@ -16,4 +26,10 @@ for opt in $opts; do
 	check "/man/documents/$opt" grep -q -e "$opt" "$page"
 done
 rm -f "$page"
+for k in $keys; do
+	check "/man/conf/documents/$k" sh -c "printf '%s\n' '$documented' | grep -q -x -e '$k'"
+done
+for k in $documented; do
+	check "/man/conf/in-the-table/$k" sh -c "printf '%s\n' '$keys' | grep -q -x -e '$k'"
+done
 finish

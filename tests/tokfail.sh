@@ -201,7 +201,7 @@ for n in 1 2; do
 	run enroll P11WRAP_FAIL=C_SetAttributeValue=CKR_DEVICE_ERROR@$n
 	t="/tokfail/keygen/enroll-cka-id-$n"
 	check "$t/exit-3" expect_rc 3
-	check "$t/message" grep_err "key generation on the token failed: .*setting CKA_ID of a new key on token 'keyid$n' failed: CKR_DEVICE_ERROR"
+	check "$t/message" grep_err "generating the new key pair on the token failed: .*setting CKA_ID of a new key on token 'keyid$n' failed: CKR_DEVICE_ERROR"
 	check "$t/generated" expect_calls '^C_GenerateKeyPair rv=CKR_OK$' 1
 	check "$t/set-id-failed" expect_calls '^C_SetAttributeValue rv=CKR_DEVICE_ERROR injected$' 1
 	check "$t/both-destroyed" expect_after ' injected$' '^C_DestroyObject rv=CKR_OK$' 2
@@ -242,7 +242,7 @@ run renew P11WRAP_FAIL=C_CreateObject=CKR_DEVICE_MEMORY
 t=/tokfail/store/renew
 check "$t/exit-3" expect_rc 3
 check "$t/message" grep_err 'storing it on the token failed: .*C_CreateObject \(certificate\) on token .store-kur. failed: CKR_DEVICE_MEMORY'
-check "$t/says-unchanged" grep_err 'new key pair was removed; the old key and certificate are unchanged'
+check "$t/says-unchanged" grep_err 'new key pair was removed from the token; the old key and certificate are unchanged'
 check "$t/generated" expect_calls '^C_GenerateKeyPair rv=CKR_OK$' 1
 check "$t/store-failed" expect_calls '^C_CreateObject rv=CKR_DEVICE_MEMORY injected$' 1
 check "$t/new-pair-destroyed" expect_after 'C_CreateObject.* injected$' '^C_DestroyObject rv=CKR_OK$' 2

@@ -167,6 +167,7 @@ static void test_conf(void)
 	conf_enrollment e;
 	char err[512] = "";
 	const char *path = write_file("a.conf", "server = http://default\nlabel = dflt\n"
+						"token = pkcs11:\ntrusted = /anchors.pem\n"
 						"[one]\nlabel = one\ntimeout = 7\n"
 						"[two]\nimplicit_confirm = yes\n");
 
@@ -189,7 +190,7 @@ static void test_conf(void)
 	conf_enrollment_clear(&e);
 	path = write_file("b.conf", "[x]\ntimeout = -3\n");
 	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0 &&
-		       strstr(err, "timeout = '-3'") != NULL,
+		       strstr(err, ":2: [x] timeout: '-3' is not a number of seconds") != NULL,
 	       "/conf/load/negative-timeout");
 	conf_enrollment_clear(&e);
 	path = write_file("c.conf", "[x]\nmax_response_size = 10\n");
@@ -209,6 +210,99 @@ static void test_conf(void)
 	result(conf_load("/nonexistent.conf", NULL, &e, err, sizeof(err)) < 0,
 	       "/conf/load/absent-explicit-file-error");
 	conf_enrollment_clear(&e);
+}
+
+/* conf_file_load over text: the error count and the diagnostics. */
+static int diag_of(const char *name, const char *text, conf_diag *d)
+{
+	conf_file *cf = NULL;
+	const char *path = write_file(name, text);
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	rc = conf_file_load(path, CONF_CHECK_ACCESS, &cf, d);
+	if (rc == 0)
+		rc = conf_file_check_required(cf, NULL, d);
+	conf_file_free(cf);
+	return rc;
+}
+
+static int said(const conf_diag *d, const char *text)
+{
+	if (d->text != NULL && strstr(d->text, text) != NULL)
+		return 1;
+	printf("# '%s' not in:\n# %s\n", text, d->text != NULL ? d->text : "(nothing)");
+	return 0;
+}
+
+/* The whole file is checked at load, every error said at once with its
+ * line, section and key. */
+static void test_conf_check(void)
+{
+	static const char req[] = "token = pkcs11:token=t\nlabel = l\nserver = http://ca\n"
+				  "trusted = /anchors.pem\n";
+	char text[2048];
+	conf_diag d;
+
+	snprintf(text, sizeof(text),
+		 "%s[a]\nkey_type = ec:P-521\nkeepold = yes\n# comment\ntimeout = 1\n"
+		 "timeout = 2\nhook_success = notify-send done\ncontrol_socket = /run/s\n"
+		 "[b]\nretry_min = 5h\nretry_max = 1h\n",
+		 req);
+	result(diag_of("k1.conf", text, &d) < 0 && d.errors == 5 &&
+		       said(&d, "k1.conf:6: [a] key_type: 'ec:P-521' is not supported") &&
+		       said(&d, "k1.conf:7: [a] keepold: unknown key (did you mean 'keep_old'?)") &&
+		       said(&d, "k1.conf:10: [a] timeout: set again (first on line 9)") &&
+		       said(&d, "k1.conf:11: [a] hook_success: 'notify-send' is not an absolute") &&
+		       said(&d, "k1.conf:12: [a] control_socket: is a setting of the whole agent"),
+	       "/conf/check/every-error-at-once");
+	conf_diag_clear(&d);
+	snprintf(text, sizeof(text), "%s[a]\n[b]\nretry_min = 5h\nretry_max = 1h\n", req);
+	result(diag_of("k2.conf", text, &d) < 0 && d.errors == 1 &&
+		       said(&d, "[b] retry_min 5h is longer than retry_max 1h"),
+	       "/conf/check/retry-order");
+	conf_diag_clear(&d);
+	result(diag_of("k3.conf", "label = l\n[a]\ntoken = pkcs11:\n[b]\nserver = http://x\n",
+		       &d) < 0 &&
+		       d.errors == 4 && said(&d, "[a] lacks server, which every enrollment needs") &&
+		       said(&d, "[a] lacks trusted") && said(&d, "[b] lacks token") &&
+		       said(&d, "[b] lacks trusted"),
+	       "/conf/check/required-per-enrollment");
+	conf_diag_clear(&d);
+	/* a continued line is one key; the next key's line is counted right */
+	snprintf(text, sizeof(text),
+		 "%s[a]\nsubject = /CN=a\\\n/O=b\nkey_id = 0g\nkey_id = 01\n", req);
+	/* (NCONF keeps only the last of two: the duplicate is the error) */
+	result(diag_of("k4.conf", text, &d) < 0 && d.errors == 1 &&
+		       said(&d, "k4.conf:9: [a] key_id: set again (first on line 8)"),
+	       "/conf/check/continuation-lines");
+	conf_diag_clear(&d);
+	snprintf(text, sizeof(text), "%skey_id = 01\n[a]\nstate_dir = var/lib\n", req);
+	result(diag_of("k5.conf", text, &d) < 0 && d.errors == 2 &&
+		       said(&d, "k5.conf:5: [default] key_id: belongs to one enrollment") &&
+		       said(&d, "k5.conf:7: [a] state_dir: 'var/lib' is not an absolute path"),
+	       "/conf/check/scope-and-absolute");
+	conf_diag_clear(&d);
+	unsetenv("P11E_UNSET_FOR_TEST");
+	snprintf(text, sizeof(text),
+		 "%s[a]\npin_source = file:%s/no-pin\nsecret_source = env:P11E_UNSET_FOR_TEST\n"
+		 "[b]\npin_source = 1234\ntoken = pkcs11:token=x;pin-value=1234\n",
+		 req, tmpdir);
+	result(diag_of("k6.conf", text, &d) < 0 && d.errors == 4 &&
+		       said(&d, "[a] pin_source: cannot read") &&
+		       said(&d, "variable P11E_UNSET_FOR_TEST is not set") &&
+		       said(&d, "[b] pin_source: not a source") &&
+		       said(&d, "[b] token: the URI carries a PIN") && strstr(d.text, "1234") == NULL,
+	       "/conf/check/secret-sources-never-echoed");
+	conf_diag_clear(&d);
+	snprintf(text, sizeof(text), "%s[a]\ntoken = pkcs11:token=x;colour=red\n", req);
+	result(diag_of("k7.conf", text, &d) < 0 && said(&d, "[a] token: not a valid pkcs11: URI"),
+	       "/conf/check/token-uri");
+	conf_diag_clear(&d);
+	snprintf(text, sizeof(text), "%s[a]\n[b]\nlabel = m\n", req);
+	result(diag_of("k8.conf", text, &d) == 0 && d.errors == 0 && d.text == NULL,
+	       "/conf/check/clean-file");
+	conf_diag_clear(&d);
 }
 
 static void test_issue3_keys(void)
@@ -242,7 +336,7 @@ static void test_issue3_keys(void)
 	conf_enrollment_clear(&e);
 	path = write_file("i3b.conf", "[r]\npbm_iterations = 99\n");
 	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0 &&
-		       strstr(err, "iteration count") != NULL,
+		       strstr(err, "'99' is not a number from 100 to 100000") != NULL,
 	       "/conf/issue3/iterations-too-few");
 	conf_enrollment_clear(&e);
 	path = write_file("i3c.conf", "[r]\npbm_iterations = 100001\n");
@@ -852,7 +946,7 @@ static void test_status_hostile(void)
 }
 
 /* the number of checks main runs */
-#define PLAN 133
+#define PLAN 141
 
 int main(void)
 {
@@ -869,6 +963,7 @@ int main(void)
 	test_key_type();
 	test_secret();
 	test_conf();
+	test_conf_check();
 	test_issue3_keys();
 	test_pending_parse();
 	test_pending_files();

@@ -1,0 +1,393 @@
+/*
+ * The one certificate request sequence, for every kind (ir, cr, p10cr,
+ * kur; the kind's own set-up is its prepare step).  It carries the
+ * crash-safety rule (STATE-MACHINE.md, "Interrupted runs"): a new key pair
+ * is generated under "LABEL (new)" and keeps that label until the CA has
+ * confirmed its certificate; only then does swap_in move the labels
+ * (old pair first) and delete or keep the old pair.  A killed run is
+ * finished by agent_recover at the next start; a failed one leaves the
+ * token as it found it, but for what the CA may still deliver (the
+ * pending transaction, the unconfirmed certificate kept for recovery).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509.h>
+
+#include "agent/agent-cmd.h"
+
+struct store_ctx {
+	tok_ctx *tok;
+	const tok_id *id;
+	const char *label;
+	int chain_now;
+	int rc;
+	/* CA certificates this run put on the token: taken off again when the
+	 * request fails after all (a failed certConf, say). */
+	STACK_OF(X509) *created;
+};
+
+/*
+ * The accept callback: the certificate goes on the token before the
+ * certConf says it is accepted, so that a certificate the CA holds as
+ * confirmed is never lost.  An enrollment stores the CA chain with it (a
+ * failure to store it refuses the certificate); a renewal adds the chain
+ * only after success (swap_in), so that a failed one adds nothing.
+ */
+static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, size_t whylen)
+{
+	struct store_ctx *s = arg;
+	char label[256];
+	tok_rv rv;
+	int i, created;
+
+	if ((rv = tok_cert_store(s->tok, cert, s->id, s->label)) != TOK_OK) {
+		snprintf(why, whylen, "storing it on the token failed: %s: %s", tok_strerror(rv),
+			 tok_errmsg(s->tok));
+		s->rc = agent_exit_from_tok(rv);
+		return -1;
+	}
+	for (i = 0; s->chain_now && i < sk_X509_num(cacerts); i++) {
+		X509 *ca = sk_X509_value(cacerts, i);
+
+		if (agent_ca_label(ca, label, sizeof(label)) < 0) {
+			snprintf(why, whylen, "naming a CA certificate for the token failed "
+					      "(out of memory?)");
+			s->rc = EXIT_INTERNAL;
+			return -1;
+		}
+		if ((rv = tok_cacert_store(s->tok, ca, label, &created)) != TOK_OK) {
+			snprintf(why, whylen, "storing CA certificate '%s' on the token failed: %s: %s",
+				 label, tok_strerror(rv), tok_errmsg(s->tok));
+			s->rc = agent_exit_from_tok(rv);
+			return -1;
+		}
+		if (created && s->created != NULL && X509_up_ref(ca) &&
+		    !sk_X509_push(s->created, ca))
+			X509_free(ca);
+	}
+	s->rc = EXIT_OK;
+	return 0;
+}
+
+/* The CMP layer only saw that signing failed; the token may say why. */
+static void explain_key_failure(tok_ctx *tok)
+{
+	tok_info info;
+	tok_rv rv = tok_get_info(tok, &info);
+
+	if (rv != TOK_OK)
+		agent_token_fail(tok, rv, "the token did not sign");
+}
+
+/* The key the request certifies: the pending transaction's, the user's
+ * (key_id), or a new pair under new_label.  *ret_generated: this run (or
+ * the pending one) made it, and it goes if the request fails. */
+static int pick_key(agent_req *r, const char *new_label, tok_id *id, int *ret_generated)
+{
+	const conf_enrollment *e = r->e;
+	char hex[2 * TOK_ID_MAX + 1];
+	tok_rv trv;
+
+	if (r->resume != NULL) {
+		memcpy(id->id, r->resume->key_id, r->resume->key_id_len);
+		id->len = r->resume->key_id_len;
+		*ret_generated = r->resume->key_generated;
+		agent_hex(id->id, id->len, hex, sizeof(hex));
+		log_msg(LOG_INFO, "resuming the pending %s for the key pair with id %s",
+			pending_req_name(r->type), hex);
+		return EXIT_OK;
+	}
+	if (r->type != CMPC_REQ_KUR && e->key_id != NULL) {
+		/* The user's key: never generated nor removed here. */
+		if (conf_parse_hex(e->key_id, id->id, sizeof(id->id), &id->len) < 0) {
+			log_msg(LOG_ERR, "key_id '%.80s' is not a CKA_ID in hex (an even number of "
+					 "hex digits, at most %d bytes)",
+				e->key_id, TOK_ID_MAX);
+			return EXIT_USAGE;
+		}
+		log_msg(LOG_INFO, "certifying the existing key pair with id %s", e->key_id);
+		return EXIT_OK;
+	}
+	if ((trv = tok_keygen(r->tok, &r->spec, new_label, id)) != TOK_OK)
+		return agent_token_fail(r->tok, trv, "generating the new key pair on the token failed");
+	*ret_generated = 1;
+	agent_hex(id->id, id->len, hex, sizeof(hex));
+	log_msg(LOG_INFO, "generated a new key pair on the token, id %s, label '%s'", hex,
+		new_label);
+	return EXIT_OK;
+}
+
+static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
+{
+	char label[256];
+	tok_rv rv;
+	int i;
+
+	for (i = 0; i < sk_X509_num(cacerts); i++) {
+		X509 *ca = sk_X509_value(cacerts, i);
+
+		if (agent_ca_label(ca, label, sizeof(label)) < 0)
+			log_msg(LOG_WARNING, "naming a CA certificate for the token failed (out of "
+					     "memory?): not stored");
+		else if ((rv = tok_cacert_store(tok, ca, label, NULL)) != TOK_OK)
+			log_msg(LOG_WARNING, "storing CA certificate '%s' on the token failed: %s: %s",
+				label, tok_strerror(rv), tok_errmsg(tok));
+	}
+}
+
+/*
+ * After the CA confirmed the certificate stored for new_id under the
+ * temporary label: the old pair (old_id, may be NULL) becomes "LABEL
+ * (replaced)" (keep_old: "LABEL (old)"), the new one LABEL, the CA
+ * certificates are stored, the old pair deleted unless keep_old, the
+ * summary printed ("VERB NAME ...") and the files exported.
+ */
+static int swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
+		   const tok_id *old_id, const char *verb, X509 *cert, STACK_OF(X509) *cacerts)
+{
+	/* A pair to be deleted carries "(replaced)", so that recovery never
+	 * mistakes it for one kept by keep_old. */
+	char *old_label = agent_label_with(e->label, e->keep_old == 1 ? " (old)" : " (replaced)");
+	char cmd[512];
+	char hex[2 * TOK_ID_MAX + 1];
+	tok_rv trv;
+	int rc = EXIT_OK;
+
+	if (old_label == NULL)
+		return EXIT_INTERNAL;
+	/* Old first: at no point do two pairs carry the enrollment's label.  An
+	 * interruption anywhere here is finished by agent_recover. */
+	if (old_id != NULL && (trv = tok_relabel(tok, old_id, old_label)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "the new certificate is stored, but relabelling the "
+						"old pair failed");
+		goto fail;
+	}
+	if ((trv = tok_relabel(tok, new_id, e->label)) != TOK_OK) {
+		rc = agent_token_fail(tok, trv, "the new certificate is stored, but relabelling it "
+						"failed");
+		goto fail;
+	}
+	store_cacerts(tok, cacerts);
+	agent_print_cert(verb, e, new_id->id, new_id->len, e->label, cert);
+	if (old_id != NULL) {
+		agent_hex(old_id->id, old_id->len, hex, sizeof(hex));
+		if (e->keep_old == 1) {
+			printf("  old pair:   key id %s kept, label '%s'\n", hex, old_label);
+		} else if ((trv = tok_key_destroy(tok, old_id, 1)) != TOK_OK) {
+			rc = agent_token_fail(tok, trv, "the new certificate is in place, but deleting "
+							"the old pair failed");
+			log_msg(LOG_ERR, "the old pair is labelled '%s': delete it by hand", old_label);
+		} else {
+			printf("  old pair:   key id %s and its certificate deleted\n", hex);
+		}
+	}
+	if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
+	    (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0))
+		log_msg(LOG_WARNING, "the certificate is on the token, but a file copy failed");
+	free(old_label);
+	return rc;
+fail:
+	/* plain `check` does no recovery: --recover is part of the advice */
+	log_msg(LOG_ERR, "the next p11enroll run for '%s' (or `%s`) finishes the relabelling",
+		e->name != NULL ? e->name : "this enrollment", agent_recover_cmd(e, cmd, sizeof(cmd)));
+	free(old_label);
+	return rc;
+}
+
+/* After the CA confirmed: the user's key is certified where it is; a new
+ * pair takes the label from the one it replaces. */
+static int finish(agent_req *r, const tok_id *id, int generated, X509 *cert,
+		  STACK_OF(X509) *cacerts)
+{
+	const conf_enrollment *e = r->e;
+	X509 *cur = NULL;
+	tok_id cur_id;
+	int rc;
+
+	if (!generated) {
+		if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
+		    (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0))
+			log_msg(LOG_WARNING, "the certificate is on the token, but a file copy "
+					     "failed");
+		agent_print_cert(r->verb, e, id->id, id->len, e->label, cert);
+		return EXIT_OK;
+	}
+	if (r->have_old) {
+		cur_id = r->old_id;
+	} else if (tok_find_cert(r->tok, e->label, NULL, &cur_id, &cur) != TOK_OK ||
+		   (cur_id.len == id->len && memcmp(cur_id.id, id->id, id->len) == 0)) {
+		cur_id.len = 0; /* nothing to replace */
+	}
+	X509_free(cur);
+	rc = swap_in(e, r->tok, id, cur_id.len > 0 ? &cur_id : NULL, r->verb, cert, cacerts);
+	printf("  transaction: %s\n", cmpc_transaction_id(r->cmp));
+	return rc;
+}
+
+int agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon)
+{
+	const conf_enrollment *e = r->e;
+	struct store_ctx sc = { 0 };
+	pending_saver ps;
+	STACK_OF(X509) *cacerts = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *cert = NULL;
+	char *new_label = NULL;
+	tok_id id;
+	int generated = 0, finished = 0, alg, bits, rc, i;
+	tok_rv trv;
+	cmpc_rv crv;
+
+	memset(&ps, 0, sizeof(ps));
+	memset(&id, 0, sizeof(id));
+	r->resume = resume;
+	r->spec = (tok_keyspec){ .alg = TOK_KEY_EC, .bits = 256 };
+	sc.rc = -1; /* nothing stored */
+	if (resume == NULL && (rc = pending_refuse_new(e)) != EXIT_OK)
+		return rc;
+	if (e->label == NULL) {
+		log_msg(LOG_ERR, "no label: the key and certificate are found by it; set label or "
+				 "--label");
+		return EXIT_USAGE;
+	}
+	if (e->key_type != NULL) {
+		if (conf_parse_key_type(e->key_type, &alg, &bits) < 0) {
+			log_msg(LOG_ERR, "key type '%s' is not one of ec:P-256, ec:P-384, "
+					 "rsa:2048, rsa:3072, rsa:4096",
+				e->key_type);
+			return EXIT_USAGE;
+		}
+		r->spec.alg = (tok_keyalg)alg;
+		r->spec.bits = bits;
+	}
+	r->spec.allow_decrypt = e->allow_decrypt == 1;
+	if ((new_label = agent_label_with(e->label, " (new)")) == NULL ||
+	    (r->cmp = agent_cmpc_new()) == NULL) {
+		rc = EXIT_INTERNAL;
+		goto out;
+	}
+	/* Everything that can be checked before the token is touched first:
+	 * an ir is always protected with PBM, a kur never (no secret is
+	 * given to its context at all). */
+	if ((rc = agent_cmp_setup(e, r->cmp)) != EXIT_OK ||
+	    (r->type == CMPC_REQ_IR && (rc = agent_cmp_use_pbm(e, r->cmp, "the ir")) != EXIT_OK))
+		goto out;
+	if ((rc = agent_token_open(e, &r->tok, 1)) != EXIT_OK)
+		goto out;
+	if (resume != NULL && (rc = pending_check_token(r->tok, resume)) != EXIT_OK)
+		goto out;
+	if (resume == NULL && (rc = agent_recover_run(e, r->tok, &finished)) != EXIT_OK)
+		goto out;
+	/* A killed run got its certificate (the CA may have its certConf): that
+	 * run is finished, and no second certificate is requested. */
+	if (finished) {
+		rc = agent_recover_report(e, r->tok, r->verb);
+		goto out;
+	}
+	if ((rc = r->prepare(r)) != EXIT_OK)
+		goto out;
+	if (abandon) {
+		rc = pending_abandon(e, r->cmp, r->tok, resume);
+		goto out;
+	}
+	if (e->use_template == 1 &&
+	    ((rc = agent_template_fetch(e, r->tok, r->old_cert, r->old_key, &r->tmpl)) != EXIT_OK ||
+	     (rc = agent_template_apply(e, &r->tmpl, &r->spec, r->cmp)) != EXIT_OK))
+		goto out;
+	if ((rc = pick_key(r, new_label, &id, &generated)) != EXIT_OK)
+		goto out;
+	if ((trv = tok_key_get1_private(r->tok, &id, &key)) != TOK_OK) {
+		rc = agent_token_fail(r->tok, trv,
+				      resume != NULL ? "cannot use the key of the pending request"
+				      : generated    ? "cannot use the new key"
+						     : "cannot use the key pair with that key_id");
+		/* The pending transaction owns its key: a failure to read it
+		 * (the token busy, out of memory) must not delete it. */
+		if (resume != NULL) {
+			if (trv == TOK_ERR_NOT_FOUND)
+				log_msg(LOG_ERR, "the key pair is gone: give the request up with "
+						 "`p11enroll resume --abandon %s`",
+					e->name);
+			else
+				log_msg(LOG_ERR, "the key pair and the pending request are kept: "
+						 "run `p11enroll resume %s` again",
+					e->name);
+			generated = 0;
+		}
+		goto out;
+	}
+	pending_saver_init(&ps, e, r->tok, &id, generated, resume);
+	cmpc_set_pending_cb(r->cmp, pending_saver_cb, &ps);
+	sc.tok = r->tok;
+	sc.id = &id;
+	sc.label = generated ? new_label : e->label;
+	sc.chain_now = r->type != CMPC_REQ_KUR;
+	sc.created = sk_X509_new_null();
+	cmpc_set_accept_cb(r->cmp, store_cb, &sc);
+	/* For p10cr the protocol layer makes the CSR from the subject and SANs
+	 * set up above (template included) and the token signs it. */
+	if (resume != NULL) {
+		log_msg(LOG_INFO, "polling %s for the pending %s", e->server,
+			pending_req_name(r->type));
+		crv = cmpc_resume(r->cmp, &resume->p, key, r->old_cert, NULL, &cert, &cacerts);
+	} else {
+		log_msg(LOG_INFO, "sending the %s to %s%s", pending_req_name(r->type), e->server,
+			r->have_old ? ", signed with the old key" : "");
+		crv = cmpc_certreq(r->cmp, r->type, key, r->old_cert, NULL, &cert, &cacerts);
+	}
+	if (crv != CMPC_OK) {
+		log_msg(LOG_ERR, "%s failed%s%s%s: %s: %s", r->what,
+			*cmpc_transaction_id(r->cmp) ? " (transaction " : "",
+			cmpc_transaction_id(r->cmp), *cmpc_transaction_id(r->cmp) ? ")" : "",
+			cmpc_strerror(crv), cmpc_errmsg(r->cmp));
+		log_openssl_errors();
+		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
+		if (crv == CMPC_ERR_KEY)
+			explain_key_failure(r->tok);
+		if (agent_keep_unconfirmed(e, crv, sc.rc == EXIT_OK)) {
+			/* Kept for recovery to adopt; no transaction is left. */
+			(void)pending_after(&ps, r->cmp, CMPC_ERR_CERT);
+			generated = 0;
+		} else if (pending_after(&ps, r->cmp, crv)) {
+			generated = 0; /* kept for `p11enroll resume` */
+		}
+		goto out;
+	}
+	(void)pending_after(&ps, r->cmp, CMPC_OK);
+	rc = finish(r, &id, generated, cert, cacerts);
+	generated = 0; /* the CA confirmed it: from here on the new pair stays */
+out:
+	EVP_PKEY_free(key);
+	if (generated) {
+		/* The token ends as it began: the new pair and its certificate go. */
+		if ((trv = tok_key_destroy(r->tok, &id, 1)) != TOK_OK)
+			agent_leftover_fail(e, r->tok, trv, sc.rc == EXIT_OK);
+		else
+			log_msg(LOG_NOTICE, "the new key pair was removed from the token%s",
+				r->have_old ? "; the old key and certificate are unchanged" : "");
+		for (i = 0; i < sk_X509_num(sc.created); i++)
+			if ((trv = tok_cacert_destroy(r->tok, sk_X509_value(sc.created, i))) != TOK_OK)
+				agent_token_fail(r->tok, trv, "could not remove a CA certificate stored "
+							      "by the failed run");
+	}
+	sk_X509_pop_free(sc.created, X509_free);
+	cmpc_template_clear(&r->tmpl);
+	free(new_label);
+	X509_free(cert);
+	sk_X509_pop_free(cacerts, X509_free);
+	EVP_PKEY_free(r->old_key);
+	X509_free(r->old_cert);
+	r->old_key = NULL;
+	r->old_cert = NULL;
+	/* The cmpc context may hold a token key (the signer): it goes first,
+	 * while the module is still loaded. */
+	cmpc_free(r->cmp);
+	tok_free(r->tok);
+	r->cmp = NULL;
+	r->tok = NULL;
+	return rc;
+}

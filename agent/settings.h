@@ -1,0 +1,213 @@
+/*
+ * Every setting of p11enroll.conf(5), declared once.  The rows generate the
+ * conf_enrollment fields (agent.h), the file's keys and their checks
+ * (conf.c, conf_check.c), the command-line flags and --help (main.c) and
+ * `p11enroll check-config --keys`, which tests/man.sh compares with the
+ * man page.  A new setting is one row here, its use, and its man page
+ * entry.
+ *
+ * SETTING(key, flag, type, scope, required, min, max, arg, default, help)
+ *   key       the file's key and the conf_enrollment field
+ *   flag      the command-line flag ("--flag"), NULL for file-only keys;
+ *             a yes/no setting also gets "--no-flag"
+ *   type      SET_* below: decides the field's C type and the check
+ *   scope     where the key may stand: SC_GLOBAL only before the first
+ *             [section] (one agent, one value), SC_ENROLLMENT only in an
+ *             enrollment's section, SC_BOTH in either (the unnamed section
+ *             is every enrollment's default)
+ *   required  1: every enrollment must have it (from its section, the
+ *             unnamed one, or the command line)
+ *   min, max  the range of a SET_INT
+ *   arg       the flag's argument in --help
+ *   default   what applies when the key is absent, for --help and --keys
+ *   help      one line
+ */
+#ifndef P11ENROLL_SETTINGS_H
+#define P11ENROLL_SETTINGS_H
+
+#define P11E_SETTINGS(X)                                                                           \
+	X(module, "module", SET_MODULE, SC_BOTH, 0, 0, 0, "MODULE", "p11-kit's proxy",             \
+	  "PKCS#11 module path or p11-kit module name")                                            \
+	X(token, "token", SET_TOKEN_URI, SC_BOTH, 1, 0, 0, "URI", NULL,                            \
+	  "pkcs11: URI of the token (\"pkcs11:\" alone: the only one)")                            \
+	X(pin_source, "pin-source", SET_PIN_SOURCE, SC_BOTH, 0, 0, 0, "SRC", NULL,                 \
+	  "user PIN from file:PATH, fd:N, env:NAME, or protected")                                 \
+	X(key_type, "key-type", SET_KEY_TYPE, SC_BOTH, 0, 0, 0, "TYPE", "ec:P-256",                \
+	  "ec:P-256, ec:P-384, rsa:2048, rsa:3072 or rsa:4096")                                    \
+	X(key_id, "key-id", SET_HEX, SC_ENROLLMENT, 0, 0, 0, "HEX", NULL,                          \
+	  "certify the existing key pair with this CKA_ID (enroll, cr, p10cr)")                    \
+	X(label, "label", SET_TEXT, SC_BOTH, 1, 0, 0, "LABEL", NULL,                               \
+	  "CKA_LABEL of the key and certificate")                                                  \
+	X(subject, "subject", SET_DN, SC_BOTH, 0, 0, 0, "DN", NULL, "subject, as /CN=name/O=org")   \
+	X(san, "san", SET_SANS, SC_BOTH, 0, 0, 0, "NAMES", NULL,                                   \
+	  "subject alternative names, as DNS:a.example,email:x@y")                                 \
+	X(server, "server", SET_URL, SC_BOTH, 1, 0, 0, "URL", NULL,                                \
+	  "CMP server, http(s)://host[:port]/.well-known/cmp")                                     \
+	X(reference, "reference", SET_TEXT, SC_BOTH, 0, 0, 0, "REF", NULL,                         \
+	  "PBM reference value (senderKID)")                                                       \
+	X(secret_source, "secret-source", SET_SECRET_SOURCE, SC_BOTH, 0, 0, 0, "SRC", NULL,        \
+	  "PBM shared secret from file:PATH, fd:N or env:NAME")                                    \
+	X(trusted, "trusted", SET_PATH, SC_BOTH, 1, 0, 0, "FILE", NULL,                            \
+	  "PEM trust anchors for the issued certificate")                                          \
+	X(tls_trusted, "tls-trusted", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,                    \
+	  "PEM CA bundle that verifies an HTTPS server")                                           \
+	X(tls_client, "tls-client", SET_TEXT, SC_BOTH, 0, 0, 0, "LABEL", NULL,                     \
+	  "HTTPS client authentication with the token certificate LABEL (renew: self)")            \
+	X(cert_out, "cert-out", SET_PATH, SC_ENROLLMENT, 0, 0, 0, "FILE", NULL,                    \
+	  "also write the new certificate to FILE")                                                \
+	X(chain_out, "chain-out", SET_PATH, SC_ENROLLMENT, 0, 0, 0, "FILE", NULL,                  \
+	  "also write the CA certificates to FILE")                                                \
+	X(implicit_confirm, "implicit-confirm", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",            \
+	  "ask the CA to skip certConf (used only if granted)")                                    \
+	X(allow_decrypt, NULL, SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                             \
+	  "a new RSA key may also decrypt")                                                        \
+	X(connect_timeout, "connect-timeout", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "10",            \
+	  "seconds for connecting to the server")                                                  \
+	X(timeout, "timeout", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "60",                            \
+	  "seconds for each message exchange")                                                     \
+	X(total_timeout, "total-timeout", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "300",               \
+	  "seconds for a whole transaction, polling included")                                     \
+	X(max_response_size, NULL, SET_INT, SC_BOTH, 0, 1024, 1073741824, NULL, "1048576",         \
+	  "largest response accepted, in bytes")                                                   \
+	X(keep_old, "keep-old", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                            \
+	  "enroll, renew: keep the replaced pair as \"LABEL (old)\"")                              \
+	X(signer, "signer", SET_TEXT, SC_BOTH, 0, 0, 0, "LABEL", NULL,                             \
+	  "sign requests with the token certificate LABEL and its key")                            \
+	X(protection_cert, "protection-cert", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,            \
+	  "sign requests with this software certificate (PEM)")                                    \
+	X(protection_key, "protection-key", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,              \
+	  "the private key of protection_cert (PEM, for the owner only)")                          \
+	X(cert_profile, "cert-profile", SET_TEXT, SC_BOTH, 0, 0, 0, "NAME", NULL,                  \
+	  "certProfile to request")                                                                \
+	X(sender, "sender", SET_DN, SC_BOTH, 0, 0, 0, "DN", NULL,                                  \
+	  "sender name in the CMP header, as /CN=name")                                            \
+	X(recipient, "recipient", SET_DN, SC_BOTH, 0, 0, 0, "DN", NULL,                            \
+	  "recipient name in the CMP header, as /CN=name")                                         \
+	X(expected_sender, "expected-sender", SET_DN, SC_BOTH, 0, 0, 0, "DN", NULL,                \
+	  "refuse responses from any other sender")                                                \
+	X(srv_trusted, "srv-trusted", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", "trusted",               \
+	  "PEM anchors for the signers of responses")                                              \
+	X(srv_cert, "srv-cert", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,                          \
+	  "pin the CMP server's certificate (PEM): responses must be signed with its key")         \
+	X(allow_any_response_signer, "allow-any-response-signer", SET_BOOL, SC_BOTH, 0, 0, 0,      \
+	  NULL, "no", "accept responses signed by any certificate that chains to the anchors "     \
+		      "(unsafe)")                                                                  \
+	X(rr_protection, "rr-protection", SET_RR_PROTECTION, SC_BOTH, 0, 0, 0, "P", "own-key",     \
+	  "revoke: own-key, signer, or pbm")                                                       \
+	X(pbm_owf, "pbm-owf", SET_PBM_OWF, SC_BOTH, 0, 0, 0, "ALG", "sha256",                      \
+	  "PBM one-way function: sha256, sha384, sha512")                                          \
+	X(pbm_mac, "pbm-mac", SET_PBM_MAC, SC_BOTH, 0, 0, 0, "ALG", "hmac-sha256",                 \
+	  "PBM MAC: hmac-sha256, hmac-sha384, hmac-sha512")                                        \
+	X(pbm_iterations, "pbm-iterations", SET_INT, SC_BOTH, 0, 100, 100000, "N", "10000",        \
+	  "PBM iteration count")                                                                   \
+	X(unprotected_errors, "unprotected-errors", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",        \
+	  "accept unprotected error messages (shown as unverified)")                               \
+	X(reason, "reason", SET_REASON, SC_BOTH, 0, 0, 0, "R", "none",                             \
+	  "revoke: CRL reason name (keyCompromise ...) or number")                                 \
+	X(delete_revoked, NULL, SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                            \
+	  "revoke: then delete the certificate and its key from the token")                        \
+	X(use_template, "use-template", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                    \
+	  "fill the request from the CA's certificate template")                                   \
+	X(state_dir, "state-dir", SET_ABSPATH, SC_BOTH, 0, 0, 0, "DIR", LOCALSTATEDIR "/lib/p11enroll", \
+	  "where pending transactions and the agent's state are kept")                            \
+	X(renew_at, NULL, SET_RENEW_AT, SC_BOTH, 0, 0, 0, NULL, "66%",                             \
+	  "renew at this share of the lifetime, or this long before expiry (30d)")                 \
+	X(retry_min, NULL, SET_DURATION, SC_BOTH, 0, 0, 0, NULL, "60s",                            \
+	  "first pause after a failed step (60s, 5m, 4h, 1d)")                                     \
+	X(retry_max, NULL, SET_DURATION, SC_BOTH, 0, 0, 0, NULL, "4h",                             \
+	  "longest pause after failed steps")                                                      \
+	X(bootstrap, NULL, SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                                 \
+	  "agent: enroll (ir) with reference and secret when there is no certificate "             \
+	  "or the CA refuses the kur")                                                             \
+	X(hook_success, NULL, SET_COMMAND, SC_BOTH, 0, 0, 0, NULL, NULL,                           \
+	  "agent: program (absolute path, arguments) run after each success")                      \
+	X(hook_failure, NULL, SET_COMMAND, SC_BOTH, 0, 0, 0, NULL, NULL,                           \
+	  "agent: program (absolute path, arguments) run after each failure")                      \
+	X(hook_timeout, NULL, SET_SECONDS, SC_BOTH, 0, 0, 0, NULL, "30",                           \
+	  "agent: seconds a hook may run")                                                         \
+	X(control_socket, NULL, SET_ABSPATH, SC_GLOBAL, 0, 0, 0, NULL, "STATE_DIR/control",        \
+	  "agent: its control socket")                                                             \
+	X(control_group, NULL, SET_GROUP, SC_GLOBAL, 0, 0, 0, NULL, NULL,                          \
+	  "agent: group whose members may use the control socket")                                 \
+	X(metrics_file, NULL, SET_ABSPATH, SC_GLOBAL, 0, 0, 0, NULL, NULL,                         \
+	  "agent: OpenMetrics file, rewritten after each event")                                   \
+	X(token_poll, NULL, SET_SECONDS, SC_BOTH, 0, 0, 0, NULL, "10",                             \
+	  "agent: seconds between looks for an absent token")
+
+/* The types.  Text types keep the string (checked at load); the others are
+ * parsed into an int. */
+enum setting_type {
+	SET_TEXT,          /* any non-empty text */
+	SET_PATH,          /* a file name */
+	SET_ABSPATH,       /* an absolute file name */
+	SET_COMMAND,       /* absolute path of an executable, then arguments */
+	SET_MODULE,        /* absolute path of a module, or a p11-kit module name */
+	SET_TOKEN_URI,     /* pkcs11: URI without a PIN */
+	SET_URL,           /* http:// or https:// URL */
+	SET_PIN_SOURCE,    /* file:, fd:, env: or protected */
+	SET_SECRET_SOURCE, /* file:, fd: or env: */
+	SET_KEY_TYPE,      /* enum */
+	SET_RR_PROTECTION, /* enum */
+	SET_PBM_OWF,       /* enum */
+	SET_PBM_MAC,       /* enum */
+	SET_REASON,        /* enum or number */
+	SET_HEX,           /* hex bytes */
+	SET_DN,            /* /CN=x/O=y */
+	SET_SANS,          /* subjectAltName list */
+	SET_DURATION,      /* 60s, 5m, 4h, 1d */
+	SET_RENEW_AT,      /* percentage or duration */
+	SET_GROUP,         /* a group of this system */
+	SET_BOOL,          /* yes/no: int */
+	SET_SECONDS,       /* 0 to 30 days: int */
+	SET_INT,           /* min to max: int */
+};
+
+enum setting_scope { SC_GLOBAL, SC_ENROLLMENT, SC_BOTH };
+
+/* The C type of a field, by setting type. */
+#define SETTING_CTYPE_SET_TEXT char *
+#define SETTING_CTYPE_SET_PATH char *
+#define SETTING_CTYPE_SET_ABSPATH char *
+#define SETTING_CTYPE_SET_COMMAND char *
+#define SETTING_CTYPE_SET_MODULE char *
+#define SETTING_CTYPE_SET_TOKEN_URI char *
+#define SETTING_CTYPE_SET_URL char *
+#define SETTING_CTYPE_SET_PIN_SOURCE char *
+#define SETTING_CTYPE_SET_SECRET_SOURCE char *
+#define SETTING_CTYPE_SET_KEY_TYPE char *
+#define SETTING_CTYPE_SET_RR_PROTECTION char *
+#define SETTING_CTYPE_SET_PBM_OWF char *
+#define SETTING_CTYPE_SET_PBM_MAC char *
+#define SETTING_CTYPE_SET_REASON char *
+#define SETTING_CTYPE_SET_HEX char *
+#define SETTING_CTYPE_SET_DN char *
+#define SETTING_CTYPE_SET_SANS char *
+#define SETTING_CTYPE_SET_DURATION char *
+#define SETTING_CTYPE_SET_RENEW_AT char *
+#define SETTING_CTYPE_SET_GROUP char *
+#define SETTING_CTYPE_SET_BOOL int
+#define SETTING_CTYPE_SET_SECONDS int
+#define SETTING_CTYPE_SET_INT int
+
+#define SETTING_FIELD(key, flag, type, scope, req, min, max, arg, def, help)                       \
+	SETTING_CTYPE_##type key;
+
+/* One row, as data. */
+typedef struct {
+	const char *key;
+	const char *flag;
+	enum setting_type type;
+	enum setting_scope scope;
+	int required;
+	long min, max;
+	const char *arg;
+	const char *def;
+	const char *help;
+	size_t off; /* of the field in conf_enrollment */
+} setting;
+
+/* The table (conf.c), and the number of rows. */
+extern const setting conf_settings[];
+extern const size_t conf_n_settings;
+
+#endif
