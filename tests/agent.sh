@@ -161,8 +161,9 @@ make_token ag-renew || exit 1
 start_ca --validity-seconds $LIFE || exit 1
 C1="$TMP/renew.conf"
 mkconf "$C1" "$TMP/state-renew" ag-renew "cert_out = $TMP/renew-cert.pem
-hook_success = $TMP/hook.sh
-metrics_file = $TMP/metrics.prom"
+hook_success = $TMP/hook.sh"
+# the agent's own file: before the first section
+sed -i "1i metrics_file = $TMP/metrics.prom" "$C1"
 pe "$C1" enroll test
 check "/agent/renew/setup-enrolled" expect_rc 0
 agent_start "$C1" "$TMP/agent-renew.log" || exit 1

@@ -216,11 +216,11 @@ refused sender "sender: "
 attempt "" --recipient "CN"
 refused recipient "recipient: "
 attempt "pbm_owf = md5"
-refused pbm-owf "pbm_owf 'md5' is not one of sha256, sha384, sha512"
+refused pbm-owf "\\[test\\] pbm_owf: 'md5' is not one of sha256, sha384, sha512"
 attempt "" --pbm-mac hmac-sha1
-refused pbm-mac "pbm_mac 'hmac-sha1' is not one of hmac-sha256, hmac-sha384, hmac-sha512"
+refused pbm-mac "pbm-mac: 'hmac-sha1' is not one of hmac-sha256, hmac-sha384, hmac-sha512"
 attempt "" --pbm-iterations 50
-refused pbm-iterations "pbm-iterations '50' is not a number from 100 to 100000"
+refused pbm-iterations "pbm-iterations: '50' is not a number from 100 to 100000"
 # signature protection from files: a cr
 CMD=cr
 attempt "protection_cert = $TMP/prot.pem
@@ -236,7 +236,7 @@ CMD=
 # --- renew: what it refuses, and the CA's template --------------------------------
 CMD=renew
 attempt "" --key-type ec:P-521
-refused renew-key-type "key type 'ec:P-521' is not one of ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096"
+refused renew-key-type "key-type: 'ec:P-521' is not supported; allowed: ec:P-256, ec:P-384, rsa:2048, rsa:3072, rsa:4096"
 attempt ""
 check "/settings/renew/nothing-enrolled/exit-3" expect_rc 3
 check "/settings/renew/nothing-enrolled/says-why" grep_err "renew needs a certificate labelled 'enrolled-key' on the token: run p11enroll enroll first"
@@ -255,23 +255,29 @@ start_ca || exit 1
 # (a hang guard: an agent that started by mistake is killed, and fails)
 long_path="$TMP/$(printf '%0120d' 0)/control"
 for c in "path-too-long:control_socket = $long_path:control socket path $long_path is too long" \
-	"no-such-group:control_group = p11enroll-no-such-group:control_group 'p11enroll-no-such-group' is not a group of this system" \
+	"no-such-group:control_group = p11enroll-no-such-group:\\[default\\] control_group: 'p11enroll-no-such-group' is not a group of this system" \
 	"no-directory:control_socket = $TMP/no/such/dir/control:cannot listen on $TMP/no/such/dir/control: No such file or directory" \
-	"renew-at:renew_at = soon:test: renew_at 'soon' is neither a percentage \\(66%\\) nor a duration" \
-	"retry-max:retry_max = 5x:test: retry_min/retry_max must be durations such as 60s, 5m, 4h"; do
+	"renew-at:renew_at = soon:\\[test\\] renew_at: 'soon' is neither a percentage of the lifetime" \
+	"retry-max:retry_max = 5x:\\[test\\] retry_max: '5x' is not a duration such as 60s, 5m, 4h, 1d"; do
 	name=${c%%:*} rest=${c#*:}
-	write_conf "agentless" "${rest%%:*}
-metrics_file = $TMP/metrics.prom"
-	case $rest in control_group*) echo "control_socket = $TMP/agent.sock" >> "$TMP/p11enroll.conf" ;; esac
+	# the agent's own keys stand before the first section
+	write_conf "agentless"
+	case $rest in
+	control_*) sed -i "1i ${rest%%:*}" "$TMP/p11enroll.conf" ;;
+	*) printf '%s\n' "${rest%%:*}" >> "$TMP/p11enroll.conf" ;;
+	esac
+	sed -i "1i metrics_file = $TMP/metrics.prom" "$TMP/p11enroll.conf"
+	case $rest in control_group*) sed -i "1i control_socket = $TMP/agent.sock" "$TMP/p11enroll.conf" ;; esac
 	timeout -s KILL "$(scaled 60)" "$P11ENROLL" -c "$TMP/p11enroll.conf" agent > "$TMP/out" 2> "$TMP/err"
 	RC=$?
 	check "/settings/agent-refused/$name/exit-2" expect_rc 2
 	check "/settings/agent-refused/$name/says-why" grep_err "${rest#*:}"
 done
 # the agent takes the whole file: a name is refused
-write_conf "agentless" "control_socket = $TMP/agent.sock"
+write_conf "agentless"
+sed -i "1i control_socket = $TMP/agent.sock" "$TMP/p11enroll.conf"
 timeout -s KILL "$(scaled 60)" "$P11ENROLL" -c "$TMP/p11enroll.conf" agent test > "$TMP/out" 2> "$TMP/err"
 RC=$?
 check "/settings/agent-refused/named/exit-2" expect_rc 2
-check "/settings/agent-refused/named/says-why" grep_err "the agent tracks every enrollment of the file: give no name"
+check "/settings/agent-refused/named/says-why" grep_err "the agent reads every enrollment of the file: give no name"
 finish
