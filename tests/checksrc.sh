@@ -1,6 +1,101 @@
 #!/bin/sh
-# /checksrc: no banned functions in the sources.
+# /checksrc: the tree keeps the rules tools/checksrc.sh checks, and the
+# check finds each kind of offence: planted one at a time in a copy of the
+# tree, each must make it exit 1 naming the file, line and rule; what only
+# looks like an offence (snprintf, my_strcpy_like) must not, and a tree of
+# good files passes.  The banned functions are CONTRIBUTING.md's list.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
-plan 1
-check "/checksrc/banned-functions" sh "$top_srcdir/tools/checksrc.sh" "$top_srcdir"
+CHECKSRC="$top_srcdir/tools/checksrc.sh"
+setup
+
+BANNED=$(sed -n '/^- Banned:/,/checksrc/p' "$top_srcdir/CONTRIBUTING.md" | tr '\n' ' ' |
+	sed 's/(.*//' | grep -o '`[a-z_]*`' | tr -d '`')
+[ -n "$BANNED" ] || bail_out "no '- Banned:' list in CONTRIBUTING.md"
+set -- $BANNED
+plan $((5 + $#))
+
+# The copy: the files the check reads.
+COPY="$TMP/copy"
+mkdir "$COPY"
+(cd "$top_srcdir" && find agent pkcs11 cmp tests -type f \( -name '*.c' -o -name '*.h' \) |
+	tar -cf - -T -) | (cd "$COPY" && tar -xf -) || bail_out "cannot copy the tree to $COPY"
+
+# run_check TREE: tools/checksrc.sh on TREE, its output in $TMP/out, RC.
+run_check() {
+	sh "$CHECKSRC" "$1" > "$TMP/out" 2>&1
+	RC=$?
+}
+
+# fires PREFIX: checksrc on the copy exits 1 with a line starting PREFIX
+# (FILE:LINE: RULE).
+fires() {
+	run_check "$COPY"
+	[ "$RC" = 1 ] && awk -v p="$1" 'index($0, p) == 1 { f = 1 } END { exit !f }' "$TMP/out" && return 0
+	echo "# exit $RC (1 expected), no line '$1...':"
+	sed 's/^/#   /' "$TMP/out"
+	return 1
+}
+
+# silent FILE: checksrc on the copy names nothing in FILE.
+silent() {
+	run_check "$COPY"
+	[ "$RC" -le 1 ] && ! grep -q -F -e "$1:" "$TMP/out" && return 0
+	echo "# exit $RC, or a line on $1:"
+	sed 's/^/#   /' "$TMP/out"
+	return 1
+}
+
+# plant FILE LINE...: FILE in the copy with "config.h" first and a function
+# whose body is the LINEs (the first of them on line 5).
+plant() {
+	_pf=$COPY/$1
+	shift
+	{
+		printf '#include "config.h"\n/* planted by tests/checksrc.sh */\nvoid plant(void)\n{\n'
+		printf '\t%s\n' "$@"
+		printf '}\n'
+	} > "$_pf"
+}
+
+check "/checksrc/tree" sh "$CHECKSRC" "$top_srcdir"
+
+# The script bans what CONTRIBUTING.md bans, no more, no less.
+banned_lists() {
+	[ "$(printf '%s\n' $BANNED | LC_ALL=C sort)" = "$(sh "$CHECKSRC" --banned | LC_ALL=C sort)" ] && return 0
+	echo "# CONTRIBUTING.md bans:" $BANNED
+	echo "# tools/checksrc.sh bans:" $(sh "$CHECKSRC" --banned)
+	return 1
+}
+check "/checksrc/banned/list-is-contributing" banned_lists
+
+for f in $BANNED; do
+	plant cmp/plant.c "n = $f(a, b);"
+	check "/checksrc/banned/$f" fires "cmp/plant.c:5: banned call: $f()"
+done
+rm -f "$COPY/cmp/plant.c"
+
+# A line with an snprintf hides no banned call beside it (the check used
+# to drop every line that had one).
+plant agent/plant.c 'n = snprintf(a, sizeof(a), "%d", 1); sprintf(b, "%d", 2);' \
+	'vsnprintf(a, sizeof(a), fmt, ap); strcpy (c, a);'
+beside_snprintf() {
+	fires "agent/plant.c:5: banned call: sprintf()" && fires "agent/plant.c:6: banned call: strcpy()"
+}
+check "/checksrc/banned/beside-snprintf" beside_snprintf
+rm -f "$COPY/agent/plant.c"
+
+# Neither snprintf nor names that contain a banned one are calls of it.
+plant pkcs11/plant.c 'n = snprintf(a, sizeof(a), "%d", 1);' 'vsnprintf(a, sizeof(a), fmt, ap);' \
+	'my_strcpy_like(a, b); strcat_safe(a, b); fgets(a, sizeof(a), fp);' \
+	'x = tok_atoi(s) + atol_checked(s); (void)strtok_r(a, ":", &save);' \
+	'p = "sprintf"; /* atoi, not called */'
+check "/checksrc/banned/not-a-call" silent pkcs11/plant.c
+
+# A tree of good files passes: the check can say yes.  Good files: the
+# program's main.c and the look-alikes above.
+CLEAN="$TMP/clean"
+mkdir -p "$CLEAN/agent" "$CLEAN/pkcs11" "$CLEAN/cmp" "$CLEAN/tests"
+cp "$COPY/agent/main.c" "$CLEAN/agent/"
+mv "$COPY/pkcs11/plant.c" "$CLEAN/pkcs11/"
+check "/checksrc/clean-tree-passes" sh "$CHECKSRC" "$CLEAN"
 finish
