@@ -3,7 +3,8 @@
 # check finds each kind of offence: planted one at a time in a copy of the
 # tree, each must make it exit 1 naming the file, line and rule; what only
 # looks like an offence (snprintf, my_strcpy_like) must not, and a tree of
-# good files passes.  The banned functions are CONTRIBUTING.md's list.
+# good files passes.  The banned functions are CONTRIBUTING.md's list;
+# the config.h rule is planted in each directory of a fixed list.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 CHECKSRC="$top_srcdir/tools/checksrc.sh"
 setup
@@ -11,14 +12,18 @@ setup
 BANNED=$(sed -n '/^- Banned:/,/checksrc/p' "$top_srcdir/CONTRIBUTING.md" | tr '\n' ' ' |
 	sed 's/(.*//' | grep -o '`[a-z_]*`' | tr -d '`')
 [ -n "$BANNED" ] || bail_out "no '- Banned:' list in CONTRIBUTING.md"
-set -- $BANNED
-plan $((5 + $#))
+CONFIG_H_DIRS="agent pkcs11 cmp tests/ca tests/unit tests/fuzz"
+set -- $BANNED $CONFIG_H_DIRS
+plan $((8 + $#))
 
 # The copy: the files the check reads.
 COPY="$TMP/copy"
 mkdir "$COPY"
 (cd "$top_srcdir" && find agent pkcs11 cmp tests -type f \( -name '*.c' -o -name '*.h' \) |
 	tar -cf - -T -) | (cd "$COPY" && tar -xf -) || bail_out "cannot copy the tree to $COPY"
+# The tree of good files, filled below with what must pass.
+CLEAN="$TMP/clean"
+mkdir -p "$CLEAN/agent" "$CLEAN/pkcs11" "$CLEAN/cmp" "$CLEAN/tests"
 
 # run_check TREE: tools/checksrc.sh on TREE, its output in $TMP/out, RC.
 run_check() {
@@ -57,7 +62,15 @@ plant() {
 	} > "$_pf"
 }
 
-check "/checksrc/tree" sh "$CHECKSRC" "$top_srcdir"
+# passes TREE: checksrc on TREE exits 0; what it found is shown.
+passes() {
+	run_check "$1"
+	[ "$RC" = 0 ] && [ ! -s "$TMP/out" ] && return 0
+	echo "# exit $RC (0 expected):"
+	sed 's/^/#   /' "$TMP/out"
+	return 1
+}
+check "/checksrc/tree" passes "$top_srcdir"
 
 # The script bans what CONTRIBUTING.md bans, no more, no less.
 banned_lists() {
@@ -90,12 +103,36 @@ plant pkcs11/plant.c 'n = snprintf(a, sizeof(a), "%d", 1);' 'vsnprintf(a, sizeof
 	'x = tok_atoi(s) + atol_checked(s); (void)strtok_r(a, ":", &save);' \
 	'p = "sprintf"; /* atoi, not called */'
 check "/checksrc/banned/not-a-call" silent pkcs11/plant.c
+mv "$COPY/pkcs11/plant.c" "$CLEAN/pkcs11/" || bail_out "cannot move to $CLEAN"
+
+# config.h first, in the libraries, the programs and the tests.
+for d in $CONFIG_H_DIRS; do
+	printf '/* planted by tests/checksrc.sh */\n#include <stdio.h>\n#include "config.h"\n' \
+		> "$COPY/$d/plant.c"
+	check "/checksrc/config-h/$d" fires "$d/plant.c:2: config.h first"
+	rm -f "$COPY/$d/plant.c"
+done
+# Commented out, it is no #include.
+printf '/* #include "config.h" */\n#include "tok.h"\n' > "$COPY/pkcs11/plant.c"
+check "/checksrc/config-h/commented-out" fires "pkcs11/plant.c:2: config.h first"
+rm -f "$COPY/pkcs11/plant.c"
+# A .c file without any #include has none first.
+printf 'int plant;\n' > "$COPY/agent/plant.c"
+check "/checksrc/config-h/no-include" fires "agent/plant.c:1: config.h first"
+rm -f "$COPY/agent/plant.c"
+# After comments and with spaces it counts; a header is not asked for it.
+printf '/*\n * #include <stdio.h>\n */\n#  include "config.h" /* _GNU_SOURCE */\n#include <stdio.h>\n' \
+	> "$COPY/cmp/plant.c"
+printf '#include <stdio.h>\n' > "$COPY/cmp/plant.h"
+config_h_good() {
+	silent cmp/plant.c && silent cmp/plant.h
+}
+check "/checksrc/config-h/not-an-offence" config_h_good
+mv "$COPY/cmp/plant.c" "$COPY/cmp/plant.h" "$CLEAN/cmp/" || bail_out "cannot move to $CLEAN"
 
 # A tree of good files passes: the check can say yes.  Good files: the
 # program's main.c and the look-alikes above.
-CLEAN="$TMP/clean"
-mkdir -p "$CLEAN/agent" "$CLEAN/pkcs11" "$CLEAN/cmp" "$CLEAN/tests"
-cp "$COPY/agent/main.c" "$CLEAN/agent/"
-mv "$COPY/pkcs11/plant.c" "$CLEAN/pkcs11/"
-check "/checksrc/clean-tree-passes" sh "$CHECKSRC" "$CLEAN"
+cp "$COPY/agent/main.c" "$CLEAN/agent/" || bail_out "cannot copy to $CLEAN"
+(cd "$CLEAN" && find . -type f | LC_ALL=C sort | sed 's/^/# clean tree: /')
+check "/checksrc/clean-tree-passes" passes "$CLEAN"
 finish

@@ -7,6 +7,12 @@
 #                 .c or .h file (comments too: name it there without the
 #                 parenthesis); snprintf or an identifier that merely
 #                 contains a banned name (my_strcpy_like, fgets) is no call.
+#   config.h first
+#                 every .c file (libraries, programs, tests) has
+#                 #include "config.h" as its first #include: configure's
+#                 AC_USE_SYSTEM_EXTENSIONS puts _GNU_SOURCE and friends
+#                 there, and a system header read before it declares
+#                 another API than the rest of the program sees.
 # tools/checksrc.sh --banned lists the banned functions, one a line.
 BANNED="sprintf vsprintf strcpy strcat strtok atoi atol gets"
 if [ "$1" = --banned ]; then
@@ -31,7 +37,28 @@ banned_calls() {
 	done
 }
 
-offences=$(banned_calls | LC_ALL=C sort -t: -k1,1 -k2,2n)
+# The line of the first #include, or line 1 of a file without one.
+config_h_first() {
+	# shellcheck disable=SC2086
+	awk '
+	function nothing() {
+		if (file != "" && !seen)
+			printf "%s:1: config.h first: no #include \"config.h\" (CONTRIBUTING.md, Code style)\n", file
+	}
+	FNR == 1 { nothing(); file = FILENAME; seen = 0 }
+	seen { next }
+	/^[ \t]*#[ \t]*include/ {
+		seen = 1
+		if ($0 !~ /^[ \t]*#[ \t]*include[ \t]*"config\.h"/) {
+			line = $0
+			sub(/^[ \t]*/, "", line)
+			printf "%s:%d: config.h first: the first #include must be \"config.h\" (CONTRIBUTING.md, Code style): %s\n", FILENAME, FNR, line
+		}
+	}
+	END { nothing() }' $(printf '%s\n' $files | grep '\.c$')
+}
+
+offences=$({ banned_calls; config_h_first; } | LC_ALL=C sort -t: -k1,1 -k2,2n)
 if [ -n "$offences" ]; then
 	printf '%s\n' "$offences"
 	exit 1
