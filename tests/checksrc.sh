@@ -4,7 +4,9 @@
 # tree, each must make it exit 1 naming the file, line and rule; what only
 # looks like an offence (snprintf, my_strcpy_like) must not, and a tree of
 # good files passes.  The banned functions are CONTRIBUTING.md's list;
-# the config.h rule is planted in each directory of a fixed list.
+# the config.h rule is planted in each directory of a fixed list.  The
+# unit's User=, Group= and StateDirectory= agree with the sysusers.d file,
+# and each disagreement planted in the copy is found.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 CHECKSRC="$top_srcdir/tools/checksrc.sh"
 setup
@@ -14,16 +16,21 @@ BANNED=$(sed -n '/^- Banned:/,/checksrc/p' "$top_srcdir/CONTRIBUTING.md" | tr '\
 [ -n "$BANNED" ] || bail_out "no '- Banned:' list in CONTRIBUTING.md"
 CONFIG_H_DIRS="agent pkcs11 cmp tests/ca tests/unit tests/fuzz"
 set -- $BANNED $CONFIG_H_DIRS
-plan $((8 + $#))
+plan $((15 + $#))
 
 # The copy: the files the check reads.
 COPY="$TMP/copy"
 mkdir "$COPY"
-(cd "$top_srcdir" && find agent pkcs11 cmp tests -type f \( -name '*.c' -o -name '*.h' \) |
-	tar -cf - -T -) | (cd "$COPY" && tar -xf -) || bail_out "cannot copy the tree to $COPY"
+UNIT=systemd/p11enroll.service.in
+SYSUSERS=systemd/sysusers.d/p11enroll.conf
+(cd "$top_srcdir" && { find agent pkcs11 cmp tests -type f \( -name '*.c' -o -name '*.h' \) &&
+	echo "$UNIT" && echo "$SYSUSERS"; } | tar -cf - -T -) | (cd "$COPY" && tar -xf -) ||
+	bail_out "cannot copy the tree to $COPY"
 # The tree of good files, filled below with what must pass.
 CLEAN="$TMP/clean"
-mkdir -p "$CLEAN/agent" "$CLEAN/pkcs11" "$CLEAN/cmp" "$CLEAN/tests"
+mkdir -p "$CLEAN/agent" "$CLEAN/pkcs11" "$CLEAN/cmp" "$CLEAN/tests" "$CLEAN/systemd/sysusers.d"
+cp "$top_srcdir/$UNIT" "$CLEAN/$UNIT" && cp "$top_srcdir/$SYSUSERS" "$CLEAN/$SYSUSERS" ||
+	bail_out "cannot copy to $CLEAN"
 
 # run_check TREE: tools/checksrc.sh on TREE, its output in $TMP/out, RC.
 run_check() {
@@ -41,11 +48,13 @@ fires() {
 	return 1
 }
 
-# silent FILE: checksrc on the copy names nothing in FILE.
+# silent PREFIX: checksrc on the copy exits 0 or 1 with no line starting
+# PREFIX (FILE: or DIR/).
 silent() {
 	run_check "$COPY"
-	[ "$RC" -le 1 ] && ! grep -q -F -e "$1:" "$TMP/out" && return 0
-	echo "# exit $RC, or a line on $1:"
+	[ "$RC" -le 1 ] && ! awk -v p="$1" 'index($0, p) == 1 { f = 1 } END { exit !f }' "$TMP/out" &&
+		return 0
+	echo "# exit $RC, or a line starting '$1':"
 	sed 's/^/#   /' "$TMP/out"
 	return 1
 }
@@ -102,7 +111,7 @@ plant pkcs11/plant.c 'n = snprintf(a, sizeof(a), "%d", 1);' 'vsnprintf(a, sizeof
 	'my_strcpy_like(a, b); strcat_safe(a, b); fgets(a, sizeof(a), fp);' \
 	'x = tok_atoi(s) + atol_checked(s); (void)strtok_r(a, ":", &save);' \
 	'p = "sprintf"; /* atoi, not called */'
-check "/checksrc/banned/not-a-call" silent pkcs11/plant.c
+check "/checksrc/banned/not-a-call" silent pkcs11/plant.c:
 mv "$COPY/pkcs11/plant.c" "$CLEAN/pkcs11/" || bail_out "cannot move to $CLEAN"
 
 # config.h first, in the libraries, the programs and the tests.
@@ -125,10 +134,57 @@ printf '/*\n * #include <stdio.h>\n */\n#  include "config.h" /* _GNU_SOURCE */\
 	> "$COPY/cmp/plant.c"
 printf '#include <stdio.h>\n' > "$COPY/cmp/plant.h"
 config_h_good() {
-	silent cmp/plant.c && silent cmp/plant.h
+	silent cmp/plant.c: && silent cmp/plant.h:
 }
 check "/checksrc/config-h/not-an-offence" config_h_good
 mv "$COPY/cmp/plant.c" "$COPY/cmp/plant.h" "$CLEAN/cmp/" || bail_out "cannot move to $CLEAN"
+
+# restore: the copy's unit and sysusers.d file as in the tree.
+restore() {
+	cp "$top_srcdir/$UNIT" "$COPY/$UNIT" && cp "$top_srcdir/$SYSUSERS" "$COPY/$SYSUSERS" ||
+		bail_out "cannot restore $COPY/systemd"
+}
+# edit FILE SED-SCRIPT: FILE of the copy edited, or a bail out if that
+# changed nothing (the plant would prove nothing).
+edit() {
+	sed -e "$2" "$COPY/$1" > "$TMP/edit" && ! cmp -s "$TMP/edit" "$COPY/$1" &&
+		cat "$TMP/edit" > "$COPY/$1" || bail_out "$1: '$2' changes nothing"
+}
+# The unit and the sysusers.d file agree in the tree (whatever else fails).
+restore
+check "/checksrc/unit-sysusers/tree" silent systemd/
+
+line_of() {
+	grep -n -m1 "$2" "$top_srcdir/$1" | cut -d: -f1
+}
+UNIT_USER=$(line_of "$UNIT" '^User=')
+UNIT_GROUP=$(line_of "$UNIT" '^Group=')
+SYSUSERS_U=$(line_of "$SYSUSERS" '^u[[:space:]]')
+[ -n "$UNIT_USER" ] && [ -n "$UNIT_GROUP" ] && [ -n "$SYSUSERS_U" ] ||
+	bail_out "no User= or Group= in $UNIT, or no u line in $SYSUSERS"
+
+edit "$UNIT" 's/^User=.*/User=p11enroll-other/'
+check "/checksrc/unit-sysusers/user" fires "$UNIT:$UNIT_USER: unit and sysusers: User=p11enroll-other"
+restore
+edit "$UNIT" 's/^Group=.*/Group=p11enroll-other/'
+check "/checksrc/unit-sysusers/group" fires "$UNIT:$UNIT_GROUP: unit and sysusers: Group=p11enroll-other"
+restore
+edit "$SYSUSERS" 's|/var/lib/p11enroll|/home/p11enroll|'
+check "/checksrc/unit-sysusers/home" fires "$SYSUSERS:$SYSUSERS_U: unit and sysusers: the home"
+restore
+# A u line whose ID names another group makes no group of the user's name.
+edit "$SYSUSERS" 's/^\(u[[:space:]]*[^[:space:]]*[[:space:]]*\)-/\1-:p11enroll-other/'
+check "/checksrc/unit-sysusers/user-without-group" fires "$UNIT:$UNIT_GROUP: unit and sysusers: Group="
+restore
+rm "$COPY/$SYSUSERS"
+check "/checksrc/unit-sysusers/missing" fires "$SYSUSERS:1: unit and sysusers: missing"
+restore
+# A group of its own (g), the user's group named in the ID: they agree.
+edit "$UNIT" 's/^Group=.*/Group=p11enroll-grp/'
+printf 'g p11enroll-grp -\n' >> "$COPY/$SYSUSERS"
+edit "$SYSUSERS" 's/^\(u[[:space:]]*[^[:space:]]*[[:space:]]*\)-/\1-:p11enroll-grp/'
+check "/checksrc/unit-sysusers/g-line-agrees" silent systemd/
+restore
 
 # A tree of good files passes: the check can say yes.  Good files: the
 # program's main.c and the look-alikes above.

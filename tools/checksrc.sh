@@ -13,6 +13,11 @@
 #                 AC_USE_SYSTEM_EXTENSIONS puts _GNU_SOURCE and friends
 #                 there, and a system header read before it declares
 #                 another API than the rest of the program sees.
+#   unit and sysusers
+#                 systemd/sysusers.d/p11enroll.conf makes the user of the
+#                 unit's User= and the group of its Group=, with the home
+#                 /var/lib/ and its StateDirectory= (HOME is the state
+#                 directory: tpm2-pkcs11 keeps its key store there).
 # tools/checksrc.sh --banned lists the banned functions, one a line.
 BANNED="sprintf vsprintf strcpy strcat strtok atoi atol gets"
 if [ "$1" = --banned ]; then
@@ -20,8 +25,8 @@ if [ "$1" = --banned ]; then
 	exit 0
 fi
 cd "${1:-.}" || exit 2
-for d in agent pkcs11 cmp tests; do
-	[ -d "$d" ] || { echo "checksrc: $PWD/$d: no such directory" >&2; exit 2; }
+for d in agent pkcs11 cmp tests systemd/p11enroll.service.in; do
+	[ -e "$d" ] || { echo "checksrc: $PWD/$d: not found" >&2; exit 2; }
 done
 files=$(find agent pkcs11 cmp tests -type f \( -name '*.c' -o -name '*.h' \) | LC_ALL=C sort)
 
@@ -58,7 +63,53 @@ config_h_first() {
 	END { nothing() }' $(printf '%s\n' $files | grep '\.c$')
 }
 
-offences=$({ banned_calls; config_h_first; } | LC_ALL=C sort -t: -k1,1 -k2,2n)
+# What the unit says against what the sysusers.d file makes.  Only u and
+# g lines make groups: a u line its user's group when its ID names none.
+unit_sysusers() {
+	unit=systemd/p11enroll.service.in
+	sysusers=systemd/sysusers.d/p11enroll.conf
+	if [ ! -f "$sysusers" ]; then
+		echo "$sysusers:1: unit and sysusers: missing (it makes the user of $unit)"
+		return
+	fi
+	awk -v unit="$unit" -v sysusers="$sysusers" '
+	function value(s) {
+		sub(/^[^=]*=[ \t]*/, "", s)
+		sub(/[ \t].*$/, "", s)
+		return s
+	}
+	FILENAME == sysusers {
+		if ($0 ~ /^[ \t]*(#|$)/)
+			next
+		gsub(/"[^"]*"/, "-")
+		if ($1 == "u") {
+			uline[$2] = FNR
+			home[$2] = NF >= 5 && $5 != "-" ? $5 : "/"
+			if ($3 !~ /:/)
+				gline[$2] = FNR
+		} else if ($1 == "g") {
+			gline[$2] = FNR
+		}
+		next
+	}
+	/^[ \t]*[#;]/ { next }
+	/^User=/ { user = value($0); userat = FNR }
+	/^Group=/ { group = value($0); groupat = FNR }
+	/^StateDirectory=/ { state = value($0); stateat = FNR }
+	END {
+		r = "unit and sysusers"
+		if (user == "")
+			printf "%s:1: %s: no User=\n", unit, r
+		else if (!(user in uline))
+			printf "%s:%d: %s: User=%s, but %s makes no such user (u %s ...)\n", unit, userat, r, user, sysusers, user
+		else if (state != "" && home[user] != "/var/lib/" state)
+			printf "%s:%d: %s: the home of %s is %s, not /var/lib/%s (%s:%d: StateDirectory=%s)\n", sysusers, uline[user], r, user, home[user], state, unit, stateat, state
+		if (group != "" && !(group in gline))
+			printf "%s:%d: %s: Group=%s, but %s makes no such group (g %s, or u %s without a group in its ID)\n", unit, groupat, r, group, sysusers, group, group
+	}' "$sysusers" "$unit"
+}
+
+offences=$({ banned_calls; config_h_first; unit_sysusers; } | LC_ALL=C sort -t: -k1,1 -k2,2n)
 if [ -n "$offences" ]; then
 	printf '%s\n' "$offences"
 	exit 1
