@@ -85,7 +85,7 @@ check "/checksrc/tree" passes "$top_srcdir"
 banned_lists() {
 	[ "$(printf '%s\n' $BANNED | LC_ALL=C sort)" = "$(sh "$CHECKSRC" --banned | LC_ALL=C sort)" ] && return 0
 	echo "# CONTRIBUTING.md bans:" $BANNED
-	echo "# tools/checksrc.sh bans:" $(sh "$CHECKSRC" --banned)
+	echo "# tools/checksrc.sh bans:" "$(sh "$CHECKSRC" --banned | tr '\n' ' ')"
 	return 1
 }
 check "/checksrc/banned/list-is-contributing" banned_lists

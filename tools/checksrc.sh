@@ -21,6 +21,7 @@
 # tools/checksrc.sh --banned lists the banned functions, one a line.
 BANNED="sprintf vsprintf strcpy strcat strtok atoi atol gets"
 if [ "$1" = --banned ]; then
+	# shellcheck disable=SC2086
 	printf '%s\n' $BANNED
 	exit 0
 fi
@@ -37,14 +38,14 @@ banned_calls() {
 		# snprintf beside a sprintf) hides nothing.  /dev/null: grep names
 		# the file even when there is one.
 		# shellcheck disable=SC2086
-		grep -n -E "(^|[^[:alnum:]_])$f[[:space:]]*\\(" $files /dev/null |
+		grep -n -E "(^|[^[:alnum:]_])${f}[[:space:]]*\\(" $files /dev/null |
 			sed -e "s/^\\([^:]*:[0-9]*\\):[[:space:]]*/\\1: banned call: $f() (CONTRIBUTING.md, Code style): /"
 	done
 }
 
 # The line of the first #include, or line 1 of a file without one.
 config_h_first() {
-	# shellcheck disable=SC2086
+	# shellcheck disable=SC2086,SC2046
 	awk '
 	function nothing() {
 		if (file != "" && !seen)
