@@ -20,7 +20,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <openssl/asn1t.h>
 #include <openssl/cmp.h>
 #include <openssl/crmf.h>
 #include <openssl/err.h>
@@ -30,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "cmp/cmpc.h"
+#include "tests/common/cmp-asn1.h"
 #include "tests/unit/tap.h"
 
 static const char *ref, *secret;
@@ -170,73 +170,6 @@ static X509_CRL *make_crl(const char *issuer_cn, EVP_PKEY *key, long revoked_ser
 	return crl;
 }
 
-/* ---- ASN.1 of the values the fixture sends (RFC 9480) ----------------------- */
-
-/* clang-format off */
-typedef STACK_OF(X509) T_CERTSEQ;
-ASN1_ITEM_TEMPLATE(T_CERTSEQ) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, certs, X509)
-static_ASN1_ITEM_TEMPLATE_END(T_CERTSEQ)
-
-typedef STACK_OF(X509_CRL) T_CRLSEQ;
-ASN1_ITEM_TEMPLATE(T_CRLSEQ) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, crls, X509_CRL)
-static_ASN1_ITEM_TEMPLATE_END(T_CRLSEQ)
-
-typedef struct {
-	X509 *newWithNew, *newWithOld, *oldWithNew;
-} T_RKU;
-ASN1_SEQUENCE(T_RKU) = {
-	ASN1_SIMPLE(T_RKU, newWithNew, X509),
-	ASN1_EXP_OPT(T_RKU, newWithOld, X509, 0),
-	ASN1_EXP_OPT(T_RKU, oldWithNew, X509, 1),
-} static_ASN1_SEQUENCE_END(T_RKU)
-
-typedef struct {
-	ASN1_OBJECT *type;
-	ASN1_TYPE *value;
-} T_ATAV;
-DEFINE_STACK_OF(T_ATAV)
-ASN1_SEQUENCE(T_ATAV) = {
-	ASN1_SIMPLE(T_ATAV, type, ASN1_OBJECT),
-	ASN1_SIMPLE(T_ATAV, value, ASN1_ANY),
-} static_ASN1_SEQUENCE_END(T_ATAV)
-
-typedef struct {
-	OSSL_CRMF_CERTTEMPLATE *certTemplate;
-	STACK_OF(T_ATAV) *keySpec;
-} T_CRT;
-ASN1_SEQUENCE(T_CRT) = {
-	ASN1_SIMPLE(T_CRT, certTemplate, OSSL_CRMF_CERTTEMPLATE),
-	ASN1_SEQUENCE_OF_OPT(T_CRT, keySpec, T_ATAV),
-} static_ASN1_SEQUENCE_END(T_CRT)
-
-typedef struct {
-	int type;
-	union {
-		DIST_POINT_NAME *dpn;
-		GENERAL_NAMES *issuer;
-	} value;
-} T_CRLSOURCE;
-ASN1_CHOICE(T_CRLSOURCE) = {
-	ASN1_EXP(T_CRLSOURCE, value.dpn, DIST_POINT_NAME, 0),
-	ASN1_EXP_SEQUENCE_OF(T_CRLSOURCE, value.issuer, GENERAL_NAME, 1),
-} static_ASN1_CHOICE_END(T_CRLSOURCE)
-
-typedef struct {
-	T_CRLSOURCE *source;
-	ASN1_TIME *thisUpdate;
-} T_CRLSTATUS;
-DEFINE_STACK_OF(T_CRLSTATUS)
-ASN1_SEQUENCE(T_CRLSTATUS) = {
-	ASN1_SIMPLE(T_CRLSTATUS, source, T_CRLSOURCE),
-	ASN1_OPT(T_CRLSTATUS, thisUpdate, ASN1_TIME),
-} static_ASN1_SEQUENCE_END(T_CRLSTATUS)
-
-typedef STACK_OF(T_CRLSTATUS) T_CRLSTATUSLIST;
-ASN1_ITEM_TEMPLATE(T_CRLSTATUSLIST) =
-	ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, list, T_CRLSTATUS)
-static_ASN1_ITEM_TEMPLATE_END(T_CRLSTATUSLIST)
-/* clang-format on */
-
 /* ---- the fixture server ----------------------------------------------------- */
 
 /* What the fixture answers with; made before the fork. */
@@ -269,14 +202,14 @@ static OSSL_CMP_ITAV *itav(const char *oid, ASN1_TYPE *value)
 
 static ASN1_TYPE *rku(X509 *nwn, X509 *nwo, X509 *own)
 {
-	T_RKU r = {nwn, nwo, own};
+	TCMP_ROOTCAKEYUPDATE r = {nwn, nwo, own};
 
-	return pack(ASN1_ITEM_rptr(T_RKU), &r);
+	return pack(ASN1_ITEM_rptr(TCMP_ROOTCAKEYUPDATE), &r);
 }
 
-static T_ATAV *atav(const char *oid, ASN1_TYPE *value)
+static TCMP_ATAV *atav(const char *oid, ASN1_TYPE *value)
 {
-	T_ATAV *a = (T_ATAV *)ASN1_item_new(ASN1_ITEM_rptr(T_ATAV));
+	TCMP_ATAV *a = (TCMP_ATAV *)ASN1_item_new(ASN1_ITEM_rptr(TCMP_ATAV));
 
 	ASN1_OBJECT_free(a->type);
 	ASN1_TYPE_free(a->value);
@@ -303,7 +236,8 @@ static ASN1_TYPE *alg_value(int nid, int curve_nid)
 
 static ASN1_TYPE *template_value(int rsa)
 {
-	T_CRT *crt = (T_CRT *)ASN1_item_new(ASN1_ITEM_rptr(T_CRT));
+	TCMP_CERTREQTEMPLATE *crt =
+		(TCMP_CERTREQTEMPLATE *)ASN1_item_new(ASN1_ITEM_rptr(TCMP_CERTREQTEMPLATE));
 	OSSL_CRMF_MSG *m = OSSL_CRMF_MSG_new();
 	X509_NAME *subj = X509_NAME_new();
 	X509_EXTENSIONS *exts = NULL;
@@ -325,39 +259,39 @@ static ASN1_TYPE *template_value(int rsa)
 	OSSL_CRMF_CERTTEMPLATE_free(crt->certTemplate);
 	crt->certTemplate = (OSSL_CRMF_CERTTEMPLATE *)ASN1_item_dup(
 	    ASN1_ITEM_rptr(OSSL_CRMF_CERTTEMPLATE), OSSL_CRMF_MSG_get0_tmpl(m));
-	if (crt->certTemplate == NULL || (crt->keySpec = sk_T_ATAV_new_null()) == NULL)
+	if (crt->certTemplate == NULL || (crt->keySpec = sk_TCMP_ATAV_new_null()) == NULL)
 		abort();
 	if (rsa) {
 		if ((bits = ASN1_INTEGER_new()) == NULL || !ASN1_INTEGER_set(bits, 3072) ||
 		    (kl = ASN1_TYPE_new()) == NULL)
 			abort();
 		ASN1_TYPE_set(kl, V_ASN1_INTEGER, bits);
-		sk_T_ATAV_push(crt->keySpec,
+		sk_TCMP_ATAV_push(crt->keySpec,
 			       atav("1.3.6.1.5.5.7.5.1.11", alg_value(NID_rsaEncryption, 0)));
-		sk_T_ATAV_push(crt->keySpec, atav("1.3.6.1.5.5.7.5.1.12", kl));
+		sk_TCMP_ATAV_push(crt->keySpec, atav("1.3.6.1.5.5.7.5.1.12", kl));
 	} else {
-		sk_T_ATAV_push(crt->keySpec,
+		sk_TCMP_ATAV_push(crt->keySpec,
 			       atav("1.3.6.1.5.5.7.5.1.11",
 				    alg_value(NID_X9_62_id_ecPublicKey, NID_secp384r1)));
 	}
-	v = pack(ASN1_ITEM_rptr(T_CRT), crt);
-	ASN1_item_free((ASN1_VALUE *)crt, ASN1_ITEM_rptr(T_CRT));
+	v = pack(ASN1_ITEM_rptr(TCMP_CERTREQTEMPLATE), crt);
+	ASN1_item_free((ASN1_VALUE *)crt, ASN1_ITEM_rptr(TCMP_CERTREQTEMPLATE));
 	OSSL_CRMF_MSG_free(m);
 	X509_NAME_free(subj);
 	ASN1_BIT_STRING_free(ku);
 	return v;
 }
 
-static void crlstatus_free(T_CRLSTATUS *s)
+static void crlstatus_free(TCMP_CRLSTATUS *s)
 {
-	ASN1_item_free((ASN1_VALUE *)s, ASN1_ITEM_rptr(T_CRLSTATUS));
+	ASN1_item_free((ASN1_VALUE *)s, ASN1_ITEM_rptr(TCMP_CRLSTATUS));
 }
 
 /* The issuer names of a crlStatusList as "name;name;" into fx.dump_file. */
 static void dump_crl_status_list(const ASN1_TYPE *v)
 {
-	STACK_OF(T_CRLSTATUS) *l = NULL;
-	T_CRLSTATUS *s;
+	STACK_OF(TCMP_CRLSTATUS) *l = NULL;
+	TCMP_CRLSTATUS *s;
 	GENERAL_NAME *gn;
 	char line[256];
 	FILE *f = fopen(fx.dump_file, "w");
@@ -367,10 +301,10 @@ static void dump_crl_status_list(const ASN1_TYPE *v)
 		return;
 	if (v == NULL)
 		fprintf(f, "absent");
-	else if ((l = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(T_CRLSTATUSLIST), v)) == NULL)
+	else if ((l = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(TCMP_CRLSTATUSLIST), v)) == NULL)
 		fprintf(f, "undecodable");
-	for (i = 0; i < sk_T_CRLSTATUS_num(l); i++) {
-		s = sk_T_CRLSTATUS_value(l, i);
+	for (i = 0; i < sk_TCMP_CRLSTATUS_num(l); i++) {
+		s = sk_TCMP_CRLSTATUS_value(l, i);
 		gn =
 		    s->source->type == 1 ? sk_GENERAL_NAME_value(s->source->value.issuer, 0) : NULL;
 		if (gn != NULL && gn->type == GEN_DIRNAME &&
@@ -380,7 +314,7 @@ static void dump_crl_status_list(const ASN1_TYPE *v)
 			snprintf(line, sizeof(line), "other");
 		fprintf(f, "%s%s;", line, s->thisUpdate != NULL ? "+thisUpdate" : "");
 	}
-	sk_T_CRLSTATUS_pop_free(l, crlstatus_free);
+	sk_TCMP_CRLSTATUS_pop_free(l, crlstatus_free);
 	fclose(f);
 }
 
@@ -441,7 +375,7 @@ static int fx_genm(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 		if (strcmp(p, "/root-nolink") == 0)
 			return push(*out, IT_RKU, rku(fx.r2, NULL, NULL));
 		if (strcmp(p, "/root-garbage") == 0) /* a SEQUENCE OF CertificateList */
-			return push(*out, IT_RKU, pack(ASN1_ITEM_rptr(T_CRLSEQ), fx.crls));
+			return push(*out, IT_RKU, pack(ASN1_ITEM_rptr(TCMP_CRLS), fx.crls));
 		return push(*out, IT_RKU, NULL); /* /root-absent */
 	}
 	if (strcmp(oid, IT_TEMPLATE) == 0) {
@@ -463,7 +397,7 @@ static int fx_genm(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 		dump_crl_status_list(OSSL_CMP_ITAV_get0_value(first));
 		if (strcmp(p, "/crls") != 0)
 			return push(*out, IT_CRLS, NULL);
-		return push(*out, IT_CRLS, pack(ASN1_ITEM_rptr(T_CRLSEQ), fx.crls));
+		return push(*out, IT_CRLS, pack(ASN1_ITEM_rptr(TCMP_CRLS), fx.crls));
 	}
 	if (strcmp(oid, IT_CA_CERTS) == 0) {
 		if (OSSL_CMP_ITAV_get0_value(first) != NULL)
@@ -473,7 +407,7 @@ static int fx_genm(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 		if ((certs = sk_X509_new_null()) == NULL || !sk_X509_push(certs, fx.r1) ||
 		    !sk_X509_push(certs, fx.r2))
 			abort();
-		push(*out, IT_CA_CERTS, pack(ASN1_ITEM_rptr(T_CERTSEQ), certs));
+		push(*out, IT_CA_CERTS, pack(ASN1_ITEM_rptr(TCMP_CACERTS), certs));
 		sk_X509_free(certs);
 		return 1;
 	}

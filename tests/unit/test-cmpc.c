@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/asn1t.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -18,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "cmp/cmpc.h"
+#include "tests/common/cmp-asn1.h"
 #include "tests/unit/tap.h"
 
 static const char *dir, *ref, *secret;
@@ -475,82 +475,17 @@ static void test_tls(EVP_PKEY *key)
 
 /* ---- issue 3: certreq of every kind, signer, PBM parameters, header ---- */
 
-/* Our own reading of a captured PKIMessage (RFC 4210 5.1, EXPLICIT tags):
+/* Our own reading of a captured PKIMessage (tests/common/cmp-asn1.h):
  * OpenSSL 3.0 has no getters for the protection parameters.  Not the
  * client's templates (cmp/cmpc-int.h): the client encodes PBM-protected
  * requests with them (cmpc_pbm.c), and a bug there must not be read back. */
-typedef struct {
-	ASN1_INTEGER *pvno;
-	GENERAL_NAME *sender;
-	GENERAL_NAME *recipient;
-	ASN1_GENERALIZEDTIME *messageTime;
-	X509_ALGOR *protectionAlg;
-	ASN1_OCTET_STRING *senderKID;
-	ASN1_OCTET_STRING *recipKID;
-	ASN1_OCTET_STRING *transactionID;
-	ASN1_OCTET_STRING *senderNonce;
-	ASN1_OCTET_STRING *recipNonce;
-	STACK_OF(ASN1_UTF8STRING) *freeText;
-	STACK_OF(ASN1_TYPE) *generalInfo;
-} T_HDR;
-
-/* clang-format off */
-ASN1_SEQUENCE(T_HDR) = {
-	ASN1_SIMPLE(T_HDR, pvno, ASN1_INTEGER),
-	ASN1_SIMPLE(T_HDR, sender, GENERAL_NAME),
-	ASN1_SIMPLE(T_HDR, recipient, GENERAL_NAME),
-	ASN1_EXP_OPT(T_HDR, messageTime, ASN1_GENERALIZEDTIME, 0),
-	ASN1_EXP_OPT(T_HDR, protectionAlg, X509_ALGOR, 1),
-	ASN1_EXP_OPT(T_HDR, senderKID, ASN1_OCTET_STRING, 2),
-	ASN1_EXP_OPT(T_HDR, recipKID, ASN1_OCTET_STRING, 3),
-	ASN1_EXP_OPT(T_HDR, transactionID, ASN1_OCTET_STRING, 4),
-	ASN1_EXP_OPT(T_HDR, senderNonce, ASN1_OCTET_STRING, 5),
-	ASN1_EXP_OPT(T_HDR, recipNonce, ASN1_OCTET_STRING, 6),
-	ASN1_EXP_SEQUENCE_OF_OPT(T_HDR, freeText, ASN1_UTF8STRING, 7),
-	ASN1_EXP_SEQUENCE_OF_OPT(T_HDR, generalInfo, ASN1_ANY, 8),
-} static_ASN1_SEQUENCE_END(T_HDR)
-/* clang-format on */
-
-typedef struct {
-	T_HDR *header;
-	ASN1_TYPE *body;
-	ASN1_BIT_STRING *protection;
-	STACK_OF(X509) *extraCerts;
-} T_MSG;
-
-/* clang-format off */
-ASN1_SEQUENCE(T_MSG) = {
-	ASN1_SIMPLE(T_MSG, header, T_HDR),
-	ASN1_SIMPLE(T_MSG, body, ASN1_ANY),
-	ASN1_EXP_OPT(T_MSG, protection, ASN1_BIT_STRING, 0),
-	ASN1_EXP_SEQUENCE_OF_OPT(T_MSG, extraCerts, X509, 1),
-} static_ASN1_SEQUENCE_END(T_MSG)
-/* clang-format on */
-
-/* PBMParameter (RFC 4210 5.1.3.1) */
-typedef struct {
-	ASN1_OCTET_STRING *salt;
-	X509_ALGOR *owf;
-	ASN1_INTEGER *iterationCount;
-	X509_ALGOR *mac;
-} T_PBMP;
-
-/* clang-format off */
-ASN1_SEQUENCE(T_PBMP) = {
-	ASN1_SIMPLE(T_PBMP, salt, ASN1_OCTET_STRING),
-	ASN1_SIMPLE(T_PBMP, owf, X509_ALGOR),
-	ASN1_SIMPLE(T_PBMP, iterationCount, ASN1_INTEGER),
-	ASN1_SIMPLE(T_PBMP, mac, X509_ALGOR),
-} static_ASN1_SEQUENCE_END(T_PBMP)
-/* clang-format on */
-
-static void free_msg(T_MSG *m)
+static void free_msg(TCMP_PKIMESSAGE *m)
 {
-	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(T_MSG));
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 }
 
 /* Sends one request of type to the capturing server and decodes it. */
-static T_MSG *capture(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *key, X509 *old)
+static TCMP_PKIMESSAGE *capture(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *key, X509 *old)
 {
 	static unsigned char buf[16384];
 	const unsigned char *p = buf;
@@ -568,10 +503,12 @@ static T_MSG *capture(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *key, X509 *ol
 		len = fread(buf, 1, sizeof(buf), f);
 		fclose(f);
 	}
-	return len > 0 ? (T_MSG *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(T_MSG)) : NULL;
+	if (len == 0)
+		return NULL;
+	return (TCMP_PKIMESSAGE *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 }
 
-static int prot_nid(const T_MSG *m)
+static int prot_nid(const TCMP_PKIMESSAGE *m)
 {
 	return m != NULL && m->header->protectionAlg != NULL
 		   ? OBJ_obj2nid(m->header->protectionAlg->algorithm)
@@ -579,13 +516,13 @@ static int prot_nid(const T_MSG *m)
 }
 
 /* The iteration count of a PBM-protected message, -1 if none. */
-static long pbm_iter(const T_MSG *m, int *ret_salt_len, int *ret_owf, int *ret_mac)
+static long pbm_iter(const TCMP_PKIMESSAGE *m, int *ret_salt_len, int *ret_owf, int *ret_mac)
 {
 	const ASN1_STRING *seq;
 	const unsigned char *p;
 	const void *pval;
 	int ptype;
-	T_PBMP *pb;
+	TCMP_PBMPARAMETER *pb;
 	long it;
 
 	if (prot_nid(m) != NID_id_PasswordBasedMAC)
@@ -595,19 +532,20 @@ static long pbm_iter(const T_MSG *m, int *ret_salt_len, int *ret_owf, int *ret_m
 		return -1;
 	seq = pval;
 	p = seq->data;
-	if ((pb = (T_PBMP *)ASN1_item_d2i(NULL, &p, seq->length, ASN1_ITEM_rptr(T_PBMP))) ==
-	    NULL)
+	pb = (TCMP_PBMPARAMETER *)ASN1_item_d2i(NULL, &p, seq->length,
+						 ASN1_ITEM_rptr(TCMP_PBMPARAMETER));
+	if (pb == NULL)
 		return -1;
 	it = ASN1_INTEGER_get(pb->iterationCount);
 	*ret_salt_len = pb->salt->length;
 	*ret_owf = OBJ_obj2nid(pb->owf->algorithm);
 	*ret_mac = OBJ_obj2nid(pb->mac->algorithm);
-	ASN1_item_free((ASN1_VALUE *)pb, ASN1_ITEM_rptr(T_PBMP));
+	ASN1_item_free((ASN1_VALUE *)pb, ASN1_ITEM_rptr(TCMP_PBMPARAMETER));
 	return it;
 }
 
 /* The UTF8String of the certProfile ITAV in generalInfo, or "". */
-static void cert_profile(const T_MSG *m, char *out, size_t len)
+static void cert_profile(const TCMP_PKIMESSAGE *m, char *out, size_t len)
 {
 	STACK_OF(ASN1_TYPE) *itav = NULL, *names = NULL;
 	const ASN1_TYPE *t, *oid, *val, *first;
@@ -667,7 +605,7 @@ static void test_header(EVP_PKEY *key)
 	char prof[128];
 	int salt = 0, owf = 0, mac = 0;
 	cmpc_ctx *ctx;
-	T_MSG *m;
+	TCMP_PKIMESSAGE *m;
 	long it;
 	cmpc_rv rv;
 
@@ -769,7 +707,7 @@ static void test_testca(void)
 	cmpc_ctx *ctx;
 	cmpc_rv rv;
 	size_t mark;
-	T_MSG *m;
+	TCMP_PKIMESSAGE *m;
 	int n;
 
 	if (base == NULL) {
