@@ -1,9 +1,10 @@
 /*
  * What OpenSSL 3.0 does not expose of a request message: the protection
  * algorithm, senderKID, the signer certificate (first of extraCerts) and
- * the revocation reason of an rr.  Read from the DER with our own ASN.1
- * templates of PKIMessage (RFC 4210, 5.1; the CMP module has EXPLICIT tags).
- * Kept apart from cmp/cmpc_asn1.c on purpose: a client ASN.1 bug must not be mirrored by the CA.
+ * the revocation reason of an rr.  Read from the DER with the tests' own
+ * ASN.1 templates of PKIMessage (tests/common/cmp-asn1.h, shared with the
+ * unit tests) and those below, which only the CA needs.  Kept apart from
+ * cmp/cmpc_asn1.c on purpose: a client ASN.1 bug must not be mirrored by the CA.
  */
 #include "config.h"
 
@@ -14,55 +15,9 @@
 #include <openssl/x509v3.h>
 
 #include "tests/ca/testca.h"
+#include "tests/common/cmp-asn1.h"
 
-typedef struct {
-	ASN1_INTEGER *pvno;
-	GENERAL_NAME *sender;
-	GENERAL_NAME *recipient;
-	ASN1_GENERALIZEDTIME *messageTime;
-	X509_ALGOR *protectionAlg;
-	ASN1_OCTET_STRING *senderKID;
-	ASN1_OCTET_STRING *recipKID;
-	ASN1_OCTET_STRING *transactionID;
-	ASN1_OCTET_STRING *senderNonce;
-	ASN1_OCTET_STRING *recipNonce;
-	STACK_OF(ASN1_UTF8STRING) *freeText;
-	STACK_OF(ASN1_TYPE) *generalInfo;
-} CA_HDR;
-
-/* clang-format off */
-ASN1_SEQUENCE(CA_HDR) = {
-	ASN1_SIMPLE(CA_HDR, pvno, ASN1_INTEGER),
-	ASN1_SIMPLE(CA_HDR, sender, GENERAL_NAME),
-	ASN1_SIMPLE(CA_HDR, recipient, GENERAL_NAME),
-	ASN1_EXP_OPT(CA_HDR, messageTime, ASN1_GENERALIZEDTIME, 0),
-	ASN1_EXP_OPT(CA_HDR, protectionAlg, X509_ALGOR, 1),
-	ASN1_EXP_OPT(CA_HDR, senderKID, ASN1_OCTET_STRING, 2),
-	ASN1_EXP_OPT(CA_HDR, recipKID, ASN1_OCTET_STRING, 3),
-	ASN1_EXP_OPT(CA_HDR, transactionID, ASN1_OCTET_STRING, 4),
-	ASN1_EXP_OPT(CA_HDR, senderNonce, ASN1_OCTET_STRING, 5),
-	ASN1_EXP_OPT(CA_HDR, recipNonce, ASN1_OCTET_STRING, 6),
-	ASN1_EXP_SEQUENCE_OF_OPT(CA_HDR, freeText, ASN1_UTF8STRING, 7),
-	ASN1_EXP_SEQUENCE_OF_OPT(CA_HDR, generalInfo, ASN1_ANY, 8),
-} static_ASN1_SEQUENCE_END(CA_HDR)
-/* clang-format on */
-
-typedef struct {
-	CA_HDR *header;
-	ASN1_TYPE *body; /* a context-tagged CHOICE: kept encoded (V_ASN1_OTHER) */
-	ASN1_BIT_STRING *protection;
-	STACK_OF(X509) *extraCerts;
-} CA_PKIMSG;
-
-/* clang-format off */
-ASN1_SEQUENCE(CA_PKIMSG) = {
-	ASN1_SIMPLE(CA_PKIMSG, header, CA_HDR),
-	ASN1_SIMPLE(CA_PKIMSG, body, ASN1_ANY),
-	ASN1_EXP_OPT(CA_PKIMSG, protection, ASN1_BIT_STRING, 0),
-	ASN1_EXP_SEQUENCE_OF_OPT(CA_PKIMSG, extraCerts, X509, 1),
-} static_ASN1_SEQUENCE_END(CA_PKIMSG)
-/* clang-format on */
-
+/* RevDetails (RFC 4210, 5.3.9), the first of an rr's RevReqContent. */
 typedef struct {
 	ASN1_TYPE *certDetails;
 	STACK_OF(X509_EXTENSION) *crlEntryDetails;
@@ -75,23 +30,7 @@ ASN1_SEQUENCE(CA_REVDETAILS) = {
 } static_ASN1_SEQUENCE_END(CA_REVDETAILS)
 /* clang-format on */
 
-/* PBMParameter (RFC 4211, 4.4) and InfoTypeAndValue (RFC 4210, 5.3.19). */
-typedef struct {
-	ASN1_OCTET_STRING *salt;
-	X509_ALGOR *owf;
-	ASN1_INTEGER *iterationCount;
-	X509_ALGOR *mac;
-} CA_PBMPARAM;
-
-/* clang-format off */
-ASN1_SEQUENCE(CA_PBMPARAM) = {
-	ASN1_SIMPLE(CA_PBMPARAM, salt, ASN1_OCTET_STRING),
-	ASN1_SIMPLE(CA_PBMPARAM, owf, X509_ALGOR),
-	ASN1_SIMPLE(CA_PBMPARAM, iterationCount, ASN1_INTEGER),
-	ASN1_SIMPLE(CA_PBMPARAM, mac, X509_ALGOR),
-} static_ASN1_SEQUENCE_END(CA_PBMPARAM)
-/* clang-format on */
-
+/* InfoTypeAndValue (RFC 4210, 5.3.19). */
 typedef struct {
 	ASN1_OBJECT *type;
 	ASN1_TYPE *value;
@@ -119,19 +58,19 @@ static void pbm_text(const X509_ALGOR *alg, char *out, size_t len)
 	const void *pval;
 	int ptype;
 	const unsigned char *p;
-	CA_PBMPARAM *pp;
+	TCMP_PBMPARAMETER *pp;
 
 	X509_ALGOR_get0(&oid, &ptype, &pval, alg);
 	if (OBJ_obj2nid(oid) != NID_id_PasswordBasedMAC || ptype != V_ASN1_SEQUENCE)
 		return;
 	p = ((const ASN1_STRING *)pval)->data;
-	pp = (CA_PBMPARAM *)ASN1_item_d2i(NULL, &p, ((const ASN1_STRING *)pval)->length,
-					  ASN1_ITEM_rptr(CA_PBMPARAM));
+	pp = (TCMP_PBMPARAMETER *)ASN1_item_d2i(NULL, &p, ((const ASN1_STRING *)pval)->length,
+					  ASN1_ITEM_rptr(TCMP_PBMPARAMETER));
 	if (pp == NULL)
 		return;
 	snprintf(out, len, "%s,%s,%ld", OBJ_nid2sn(OBJ_obj2nid(pp->owf->algorithm)),
 		 OBJ_nid2sn(OBJ_obj2nid(pp->mac->algorithm)), ASN1_INTEGER_get(pp->iterationCount));
-	ASN1_item_free((ASN1_VALUE *)pp, ASN1_ITEM_rptr(CA_PBMPARAM));
+	ASN1_item_free((ASN1_VALUE *)pp, ASN1_ITEM_rptr(TCMP_PBMPARAMETER));
 }
 
 /* certProfile (the first UTF8String of its SEQUENCE) and implicitConfirm. */
@@ -216,8 +155,8 @@ done:
 int ca_reqinfo_get(const unsigned char *der, size_t len, struct ca_reqinfo *ri)
 {
 	const unsigned char *p = der;
-	CA_PKIMSG *m;
-	CA_HDR *h;
+	TCMP_PKIMESSAGE *m;
+	TCMP_PKIHEADER *h;
 
 	memset(ri, 0, sizeof(*ri));
 	ri->prot = CA_PROT_NONE;
@@ -228,7 +167,7 @@ int ca_reqinfo_get(const unsigned char *der, size_t len, struct ca_reqinfo *ri)
 	snprintf(ri->pbm, sizeof(ri->pbm), "-");
 	if (len > 0x7fffffff)
 		return 0;
-	m = (CA_PKIMSG *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(CA_PKIMSG));
+	m = (TCMP_PKIMESSAGE *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 	if (m == NULL)
 		return 0;
 	h = m->header;
@@ -251,7 +190,7 @@ int ca_reqinfo_get(const unsigned char *der, size_t len, struct ca_reqinfo *ri)
 	if (h->protectionAlg != NULL)
 		pbm_text(h->protectionAlg, ri->pbm, sizeof(ri->pbm));
 	general_info(h->generalInfo, ri);
-	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CA_PKIMSG));
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 	return 1;
 }
 
@@ -428,14 +367,14 @@ OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e)
 	unsigned char *der = NULL;
 	const unsigned char *p;
 	int len, i;
-	CA_PKIMSG *m = NULL;
+	TCMP_PKIMESSAGE *m = NULL;
 	OSSL_CMP_MSG *out = NULL;
 	GENERAL_NAME *gn = NULL;
 
 	if ((len = i2d_OSSL_CMP_MSG(msg, &der)) <= 0)
 		return NULL;
 	p = der;
-	m = (CA_PKIMSG *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(CA_PKIMSG));
+	m = (TCMP_PKIMESSAGE *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 	OPENSSL_free(der);
 	der = NULL;
 	if (m == NULL)
@@ -457,13 +396,13 @@ OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e)
 		if (!X509_add_cert(m->extraCerts, sk_X509_value(e->extra, i), X509_ADD_FLAG_UP_REF))
 			goto done;
 	}
-	if ((len = ASN1_item_i2d((ASN1_VALUE *)m, &der, ASN1_ITEM_rptr(CA_PKIMSG))) <= 0)
+	if ((len = ASN1_item_i2d((ASN1_VALUE *)m, &der, ASN1_ITEM_rptr(TCMP_PKIMESSAGE))) <= 0)
 		goto done;
 	p = der;
 	out = d2i_OSSL_CMP_MSG(NULL, &p, len);
 done:
 	GENERAL_NAME_free(gn);
 	OPENSSL_free(der);
-	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CA_PKIMSG));
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 	return out;
 }

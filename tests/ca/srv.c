@@ -11,13 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/asn1t.h>
 #include <openssl/cmperr.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "tests/ca/testca.h"
+#include "tests/common/cmp-asn1.h"
 
 /* id-it (1.3.6.1.5.5.7.4) values of RFC 9480 and RFC 9483 */
 #define OID_CA_CERTS "1.3.6.1.5.5.7.4.17"
@@ -62,59 +62,6 @@ struct ca_srv {
 	char outcome[160];
 };
 
-/* SEQUENCE OF Certificate, the value of id-it-caCerts. */
-typedef STACK_OF(X509) CA_CERTSEQ;
-/* clang-format off */
-ASN1_ITEM_TEMPLATE(CA_CERTSEQ) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, CaCerts, X509)
-static_ASN1_ITEM_TEMPLATE_END(CA_CERTSEQ)
-/* clang-format on */
-
-/* SEQUENCE SIZE (1..MAX) OF CertificateList, the value of id-it-crls (RFC 9480). */
-typedef STACK_OF(X509_CRL) CA_CRLSEQ;
-/* clang-format off */
-ASN1_ITEM_TEMPLATE(CA_CRLSEQ) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, Crls, X509_CRL)
-static_ASN1_ITEM_TEMPLATE_END(CA_CRLSEQ)
-/* clang-format on */
-
-/* RootCaKeyUpdateContent (RFC 9480, 2.14), the value of id-it-rootCaKeyUpdate. */
-typedef struct {
-	X509 *newWithNew;
-	X509 *newWithOld;
-	X509 *oldWithNew;
-} CA_ROOTCAKEYUPDATE;
-/* clang-format off */
-ASN1_SEQUENCE(CA_ROOTCAKEYUPDATE) = {
-	ASN1_SIMPLE(CA_ROOTCAKEYUPDATE, newWithNew, X509),
-	ASN1_EXP_OPT(CA_ROOTCAKEYUPDATE, newWithOld, X509, 0),
-	ASN1_EXP_OPT(CA_ROOTCAKEYUPDATE, oldWithNew, X509, 1),
-} static_ASN1_SEQUENCE_END(CA_ROOTCAKEYUPDATE)
-/* clang-format on */
-
-/* AttributeTypeAndValue (RFC 4211), an element of Controls. */
-typedef struct {
-	ASN1_OBJECT *type;
-	ASN1_TYPE *value;
-} CA_ATAV;
-/* clang-format off */
-ASN1_SEQUENCE(CA_ATAV) = {
-	ASN1_SIMPLE(CA_ATAV, type, ASN1_OBJECT),
-	ASN1_SIMPLE(CA_ATAV, value, ASN1_ANY),
-} static_ASN1_SEQUENCE_END(CA_ATAV)
-/* clang-format on */
-DEFINE_STACK_OF(CA_ATAV)
-
-/* CertReqTemplateContent (RFC 9480, 2.16), the value of id-it-certReqTemplate. */
-typedef struct {
-	OSSL_CRMF_CERTTEMPLATE *certTemplate;
-	STACK_OF(CA_ATAV) *keySpec;
-} CA_CERTREQTEMPLATE;
-/* clang-format off */
-ASN1_SEQUENCE(CA_CERTREQTEMPLATE) = {
-	ASN1_SIMPLE(CA_CERTREQTEMPLATE, certTemplate, OSSL_CRMF_CERTTEMPLATE),
-	ASN1_SEQUENCE_OF_OPT(CA_CERTREQTEMPLATE, keySpec, CA_ATAV),
-} static_ASN1_SEQUENCE_END(CA_CERTREQTEMPLATE)
-/* clang-format on */
-
 /* "/CN=a/O=b" as an X509_NAME; NULL when malformed. */
 static X509_NAME *parse_name(const char *text, size_t len)
 {
@@ -144,9 +91,9 @@ fail:
 }
 
 /* keySpec control for "ec:CURVE" or "rsa:BITS" (RFC 9480, 2.16). */
-static CA_ATAV *key_spec(const char *text, size_t len)
+static TCMP_ATAV *key_spec(const char *text, size_t len)
 {
-	CA_ATAV *a = OPENSSL_zalloc(sizeof(*a));
+	TCMP_ATAV *a = OPENSSL_zalloc(sizeof(*a));
 	char buf[64];
 	X509_ALGOR *alg = NULL;
 	ASN1_INTEGER *bits = NULL;
@@ -186,7 +133,7 @@ static CA_ATAV *key_spec(const char *text, size_t len)
 fail:
 	X509_ALGOR_free(alg);
 	ASN1_INTEGER_free(bits);
-	ASN1_item_free((ASN1_VALUE *)a, ASN1_ITEM_rptr(CA_ATAV));
+	ASN1_item_free((ASN1_VALUE *)a, ASN1_ITEM_rptr(TCMP_ATAV));
 	return NULL;
 }
 
@@ -196,7 +143,7 @@ fail:
  */
 ASN1_TYPE *ca_template_value(const char *spec)
 {
-	CA_CERTREQTEMPLATE *t = OPENSSL_zalloc(sizeof(*t));
+	TCMP_CERTREQTEMPLATE *t = OPENSSL_zalloc(sizeof(*t));
 	ASN1_TYPE *value = NULL;
 	const char *p = spec;
 	X509_NAME *subject = NULL;
@@ -233,11 +180,11 @@ ASN1_TYPE *ca_template_value(const char *spec)
 				goto done;
 			}
 		} else if (n > 4 && strncmp(p, "key=", 4) == 0 && t->keySpec == NULL) {
-			CA_ATAV *a = key_spec(p + 4, n - 4);
+			TCMP_ATAV *a = key_spec(p + 4, n - 4);
 
-			if (a == NULL || (t->keySpec = sk_CA_ATAV_new_null()) == NULL ||
-			    !sk_CA_ATAV_push(t->keySpec, a)) {
-				ASN1_item_free((ASN1_VALUE *)a, ASN1_ITEM_rptr(CA_ATAV));
+			if (a == NULL || (t->keySpec = sk_TCMP_ATAV_new_null()) == NULL ||
+			    !sk_TCMP_ATAV_push(t->keySpec, a)) {
+				ASN1_item_free((ASN1_VALUE *)a, ASN1_ITEM_rptr(TCMP_ATAV));
 				goto done;
 			}
 		} else {
@@ -267,12 +214,12 @@ ASN1_TYPE *ca_template_value(const char *spec)
 		    !OSSL_CRMF_CERTTEMPLATE_fill(t->certTemplate, NULL, subject, NULL, NULL))
 			goto done;
 	}
-	ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(CA_CERTREQTEMPLATE), t, &value);
+	ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(TCMP_CERTREQTEMPLATE), t, &value);
 done:
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	OSSL_CRMF_MSG_free(msg);
 	X509_NAME_free(subject);
-	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(CA_CERTREQTEMPLATE));
+	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(TCMP_CERTREQTEMPLATE));
 	return value;
 }
 
@@ -653,7 +600,7 @@ static OSSL_CMP_ITAV *ca_certs_itav(struct ca_srv *s)
 			ca_event("genm caCerts: fault foreign-cacerts");
 	}
 	if (certs != NULL && type != NULL &&
-	    ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(CA_CERTSEQ), certs, &value) != NULL)
+	    ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(TCMP_CACERTS), certs, &value) != NULL)
 		itav = OSSL_CMP_ITAV_create(type, value);
 	if (itav == NULL) {
 		ASN1_OBJECT_free(type);
@@ -687,7 +634,7 @@ static OSSL_CMP_ITAV *root_update_itav(struct ca_srv *s, const OSSL_CMP_ITAV *in
 {
 	ASN1_TYPE *v = OSSL_CMP_ITAV_get0_value(in);
 	X509 *theirs = NULL;
-	CA_ROOTCAKEYUPDATE upd;
+	TCMP_ROOTCAKEYUPDATE upd;
 	OSSL_CMP_ITAV *itav;
 	int current = 1;
 
@@ -717,7 +664,7 @@ static OSSL_CMP_ITAV *root_update_itav(struct ca_srv *s, const OSSL_CMP_ITAV *in
 		    (forged = ca_link_cert(s->ca->newroot, s->ca->root, s->fake_ca_key)) == NULL)
 			return NULL;
 		upd.newWithOld = forged;
-		itav = itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(CA_ROOTCAKEYUPDATE), &upd);
+		itav = itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(TCMP_ROOTCAKEYUPDATE), &upd);
 		X509_free(forged);
 		ca_event("genm rootCaCert: fault forged-root-update");
 		return itav;
@@ -732,14 +679,14 @@ static OSSL_CMP_ITAV *root_update_itav(struct ca_srv *s, const OSSL_CMP_ITAV *in
 		}
 		upd.newWithNew = bad;
 		upd.newWithOld = link;
-		itav = itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(CA_ROOTCAKEYUPDATE), &upd);
+		itav = itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(TCMP_ROOTCAKEYUPDATE), &upd);
 		X509_free(bad);
 		X509_free(link);
 		ca_event("genm rootCaCert: fault %s", expired ? "expired-new-root" : "new-root-not-ca");
 		return itav;
 	}
 	ca_event("genm rootCaCert: sent newWithNew, newWithOld, oldWithNew");
-	return itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(CA_ROOTCAKEYUPDATE), &upd);
+	return itav_of(OID_ROOT_CA_KEY_UPDATE, ASN1_ITEM_rptr(TCMP_ROOTCAKEYUPDATE), &upd);
 }
 
 static OSSL_CMP_ITAV *template_itav(struct ca_srv *s)
@@ -769,7 +716,7 @@ static OSSL_CMP_ITAV *crls_itav(struct ca_srv *s)
 	int n;
 
 	if ((crls = sk_X509_CRL_new_null()) != NULL && sk_X509_CRL_push(crls, s->ca->crl) > 0)
-		itav = itav_of(OID_CRLS, ASN1_ITEM_rptr(CA_CRLSEQ), crls);
+		itav = itav_of(OID_CRLS, ASN1_ITEM_rptr(TCMP_CRLS), crls);
 	sk_X509_CRL_free(crls); /* the CRL stays the CA's */
 	if (s->ca->crl == NULL)
 		return NULL;

@@ -45,14 +45,32 @@ void tap_ok(int cond, const char *name, const char *fmt, ...)
 	fflush(stdout);
 }
 
+void tap_skip(const char *name, const char *why)
+{
+	tap_ntest++;
+	printf("ok %d - %s # SKIP %s\n", tap_ntest, name, why);
+	fflush(stdout);
+}
+
+void tap_bail(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("Bail out! ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	exit(1);
+}
+
 const char *tap_env(const char *name)
 {
 	const char *v = getenv(name);
 
-	if (v == NULL) {
-		printf("Bail out! %s not set: run this test through its .sh wrapper\n", name);
-		exit(1);
-	}
+	if (v == NULL)
+		tap_bail("%s not set: run this test through its .sh wrapper", name);
 	return v;
 }
 

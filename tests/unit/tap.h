@@ -13,6 +13,11 @@ void tap_collect(int level, const char *msg, void *arg);
 /* One "ok N - name" line; on failure "not ok", with fmt as the reason. */
 void tap_ok(int cond, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* "ok N - name # SKIP why": a check that cannot run here.  tools/test.sh
+ * fails the suite on a skip that tests/SKIPS does not list. */
+void tap_skip(const char *name, const char *why);
+/* "Bail out! ..." and exit 1: the test cannot go on (a fixture failed). */
+void tap_bail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 /* The plan, "1..N", printed before the first check: N fixed in the test,
  * never counted from what ran. */
 void tap_plan(int n);

@@ -16,48 +16,8 @@
 #include <openssl/x509.h>
 
 #include "cmp/cmpc-int.h"
+#include "tests/unit/cmpc-fixture.h"
 #include "tests/unit/tap.h"
-
-static int accepted;
-
-static int count_accept(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, size_t len)
-{
-	(void)cert;
-	(void)cacerts;
-	(void)arg;
-	(void)why;
-	(void)len;
-	accepted++;
-	return 0;
-}
-
-static EVP_PKEY *ec_key(void)
-{
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-
-	if (k == NULL)
-		abort();
-	return k;
-}
-
-/* A self-signed CA certificate of key, subject CN=cn. */
-static X509 *self_signed(EVP_PKEY *key, const char *cn)
-{
-	X509 *x = X509_new();
-	X509_NAME *name = X509_NAME_new();
-
-	if (x == NULL || name == NULL || !X509_set_version(x, 2) ||
-	    !ASN1_INTEGER_set(X509_get_serialNumber(x), 1) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
-					0) ||
-	    !X509_set_subject_name(x, name) || !X509_set_issuer_name(x, name) ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), -60) == NULL ||
-	    X509_gmtime_adj(X509_getm_notAfter(x), 3600) == NULL || !X509_set_pubkey(x, key) ||
-	    !X509_sign(x, key, EVP_sha256()))
-		abort();
-	X509_NAME_free(name);
-	return x;
-}
 
 /* What the callback says about cert, with key as the request's key. */
 static int call(cmpc_ctx *ctx, EVP_PKEY *key, X509 *cert, int fail_info, const char **txt)
@@ -66,15 +26,15 @@ static int call(cmpc_ctx *ctx, EVP_PKEY *key, X509 *cert, int fail_info, const c
 	ctx->x.cert_rejected = 0;
 	ctx->x.cert_msg[0] = '\0';
 	*txt = NULL;
-	accepted = 0;
+	cfx_accepted = 0;
 	return cmpc_certconf_cb(ctx->cmp, cert, fail_info, txt);
 }
 
 int main(void)
 {
-	EVP_PKEY *requested = ec_key(), *other = ec_key();
-	X509 *theirs = self_signed(other, "issued for another key");
-	X509 *mine = self_signed(requested, "issued for the requested key");
+	EVP_PKEY *requested = cfx_ec_key(), *other = cfx_ec_key();
+	X509 *theirs = cfx_self_signed(other, "issued for another key");
+	X509 *mine = cfx_self_signed(requested, "issued for the requested key");
 	const char *txt;
 	cmpc_ctx *ctx;
 	int rv, key_bit = 1 << OSSL_CMP_PKIFAILUREINFO_incorrectData;
@@ -86,7 +46,7 @@ int main(void)
 		return 1;
 	}
 	cmpc_set_log_cb(ctx, tap_collect, NULL);
-	cmpc_set_accept_cb(ctx, count_accept, NULL);
+	cmpc_set_accept_cb(ctx, cfx_count_accept, NULL);
 
 	/* The certificate carries another public key than the request. */
 	rv = call(ctx, requested, theirs, 0, &txt);
@@ -100,20 +60,20 @@ int main(void)
 		       strstr(ctx->x.cert_msg, "does not carry the public key of the request") != NULL,
 	       "/certconf/key/other-key-message", "rejected %d: %s", ctx->x.cert_rejected,
 	       ctx->x.cert_msg);
-	tap_ok(accepted == 0, "/certconf/key/other-key-not-stored", "accept callback called %d times",
-	       accepted);
+	tap_ok(cfx_accepted == 0, "/certconf/key/other-key-not-stored",
+	       "accept callback called %d times", cfx_accepted);
 
 	/* No request key known: nothing can match. */
 	rv = call(ctx, NULL, mine, 0, &txt);
-	tap_ok(rv == key_bit && accepted == 0, "/certconf/key/no-request-key-refused",
-	       "returned 0x%x, accept callback %d", rv, accepted);
+	tap_ok(rv == key_bit && cfx_accepted == 0, "/certconf/key/no-request-key-refused",
+	       "returned 0x%x, accept callback %d", rv, cfx_accepted);
 
 	/* The right key passes the key check and goes on: without trust
 	 * anchors the chain fails next, never storing the certificate. */
 	rv = call(ctx, requested, mine, 0, &txt);
-	tap_ok(rv == 1 << OSSL_CMP_PKIFAILUREINFO_signerNotTrusted && accepted == 0,
+	tap_ok(rv == 1 << OSSL_CMP_PKIFAILUREINFO_signerNotTrusted && cfx_accepted == 0,
 	       "/certconf/key/right-key-goes-on", "returned 0x%x (%s), accept callback %d", rv,
-	       ctx->x.cert_msg, accepted);
+	       ctx->x.cert_msg, cfx_accepted);
 
 	/* With the certificate as anchor (and any response signer allowed)
 	 * it is accepted and handed to the accept callback. */
@@ -123,19 +83,20 @@ int main(void)
 		abort();
 	cmpc_set_any_response_signer(ctx, 1);
 	rv = call(ctx, requested, mine, 0, &txt);
-	tap_ok(rv == 0 && accepted == 1, "/certconf/key/right-key-accepted",
-	       "returned 0x%x (%s), accept callback %d", rv, ctx->x.cert_msg, accepted);
+	tap_ok(rv == 0 && cfx_accepted == 1, "/certconf/key/right-key-accepted",
+	       "returned 0x%x (%s), accept callback %d", rv, ctx->x.cert_msg, cfx_accepted);
 	/* ... and another key is still refused, anchors or not */
 	rv = call(ctx, other, mine, 0, &txt);
-	tap_ok(rv == key_bit && accepted == 0, "/certconf/key/anchored-other-key-refused",
-	       "returned 0x%x, accept callback %d", rv, accepted);
+	tap_ok(rv == key_bit && cfx_accepted == 0, "/certconf/key/anchored-other-key-refused",
+	       "returned 0x%x, accept callback %d", rv, cfx_accepted);
 
 	/* OpenSSL's own verdict comes first and stands. */
 	txt = "public key in new certificate does not match our enrollment key";
 	ctx->x.key = requested;
-	accepted = 0;
+	cfx_accepted = 0;
 	rv = cmpc_certconf_cb(ctx->cmp, theirs, key_bit, &txt);
-	tap_ok(rv == key_bit && accepted == 0 && strstr(ctx->x.cert_msg, "OpenSSL's checks") != NULL,
+	tap_ok(rv == key_bit && cfx_accepted == 0 &&
+		   strstr(ctx->x.cert_msg, "OpenSSL's checks") != NULL,
 	       "/certconf/openssl-verdict-stands", "returned 0x%x: %s", rv, ctx->x.cert_msg);
 
 	ctx->x.key = NULL;

@@ -20,114 +20,26 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <openssl/asn1t.h>
 #include <openssl/cmp.h>
 #include <openssl/crmf.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "cmp/cmpc.h"
+#include "tests/common/cmp-asn1.h"
+#include "tests/unit/cmpc-fixture.h"
 #include "tests/unit/tap.h"
 
-static const char *ref, *secret;
-
-/* ---- TAP and helpers ----------------------------------------------------- */
-
-
-static int contains(const char *hay, const char *needle)
-{
-	return strstr(hay, needle) != NULL;
-}
-
-/* The message is there, names no secret, and says what is expected. */
-static int msg_ok(cmpc_ctx *ctx, const char *must)
-{
-	const char *m = cmpc_errmsg(ctx);
-
-	if (getenv("T_VERBOSE") != NULL)
-		fprintf(stderr, "errmsg: %s\n", m);
-	return m[0] != '\0' && !contains(m, secret) && (must == NULL || contains(m, must));
-}
-
-static X509 *read_cert(const char *file)
-{
-	FILE *f = fopen(file, "r");
-	X509 *x;
-
-	if (f == NULL)
-		return NULL;
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	return x;
-}
-
-static char *read_file(const char *file)
-{
-	FILE *f = fopen(file, "r");
-	char *buf;
-	size_t n;
-
-	if (f == NULL)
-		return NULL;
-	if ((buf = malloc(1 << 20)) == NULL) {
-		fclose(f);
-		return NULL;
-	}
-	n = fread(buf, 1, (1 << 20) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
-}
-
-static cmpc_ctx *mk(const char *server, const char *anchors)
-{
-	cmpc_ctx *ctx = cmpc_new();
-	int fail = 0;
-
-	if (ctx == NULL)
-		abort();
-	cmpc_set_log_cb(ctx, tap_collect, NULL);
-	cmpc_set_timeouts(ctx, 5, 20, 60);
-	fail |= cmpc_set_server(ctx, server) != CMPC_OK;
-	fail |= cmpc_set1_pbm(ctx, (const unsigned char *)ref, strlen(ref),
-			      (const unsigned char *)secret, strlen(secret)) != CMPC_OK;
-	if (anchors != NULL)
-		fail |= cmpc_load_trusted(ctx, anchors) != CMPC_OK;
-	if (fail) {
-		fprintf(stderr, "setting up the context failed: %s\n", cmpc_errmsg(ctx));
-		abort();
-	}
-	return ctx;
-}
-
-static EVP_PKEY *ec_key(void)
-{
-	EVP_PKEY *k = EVP_EC_gen("P-256");
-
-	if (k == NULL)
-		abort();
-	return k;
-}
-
-static X509_NAME *cn_name(const char *cn)
-{
-	X509_NAME *n = X509_NAME_new();
-
-	if (n == NULL || !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-						     (const unsigned char *)cn, -1, -1, 0))
-		abort();
-	return n;
-}
+/* ---- the certificates and CRLs the fixture serves ------------------------ */
 
 /* A CA certificate for subject/pub, issued under issuer_cn with sign_key. */
 static X509 *ca_cert(const char *subject_cn, EVP_PKEY *pub, const char *issuer_cn,
 		     EVP_PKEY *sign_key, long serial)
 {
 	X509 *x = X509_new();
-	X509_NAME *s = cn_name(subject_cn), *i = cn_name(issuer_cn);
+	X509_NAME *s = cfx_cn_name(subject_cn), *i = cfx_cn_name(issuer_cn);
 	X509_EXTENSION *bc;
 	X509V3_CTX v3;
 
@@ -150,7 +62,7 @@ static X509 *ca_cert(const char *subject_cn, EVP_PKEY *pub, const char *issuer_c
 static X509_CRL *make_crl(const char *issuer_cn, EVP_PKEY *key, long revoked_serial)
 {
 	X509_CRL *crl = X509_CRL_new();
-	X509_NAME *n = cn_name(issuer_cn);
+	X509_NAME *n = cfx_cn_name(issuer_cn);
 	X509_REVOKED *r = X509_REVOKED_new();
 	ASN1_TIME *t = ASN1_TIME_adj(NULL, time(NULL), 0, -60);
 	ASN1_TIME *nu = ASN1_TIME_adj(NULL, time(NULL), 1, 0);
@@ -169,73 +81,6 @@ static X509_CRL *make_crl(const char *issuer_cn, EVP_PKEY *key, long revoked_ser
 	ASN1_INTEGER_free(sn);
 	return crl;
 }
-
-/* ---- ASN.1 of the values the fixture sends (RFC 9480) ----------------------- */
-
-/* clang-format off */
-typedef STACK_OF(X509) T_CERTSEQ;
-ASN1_ITEM_TEMPLATE(T_CERTSEQ) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, certs, X509)
-static_ASN1_ITEM_TEMPLATE_END(T_CERTSEQ)
-
-typedef STACK_OF(X509_CRL) T_CRLSEQ;
-ASN1_ITEM_TEMPLATE(T_CRLSEQ) = ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, crls, X509_CRL)
-static_ASN1_ITEM_TEMPLATE_END(T_CRLSEQ)
-
-typedef struct {
-	X509 *newWithNew, *newWithOld, *oldWithNew;
-} T_RKU;
-ASN1_SEQUENCE(T_RKU) = {
-	ASN1_SIMPLE(T_RKU, newWithNew, X509),
-	ASN1_EXP_OPT(T_RKU, newWithOld, X509, 0),
-	ASN1_EXP_OPT(T_RKU, oldWithNew, X509, 1),
-} static_ASN1_SEQUENCE_END(T_RKU)
-
-typedef struct {
-	ASN1_OBJECT *type;
-	ASN1_TYPE *value;
-} T_ATAV;
-DEFINE_STACK_OF(T_ATAV)
-ASN1_SEQUENCE(T_ATAV) = {
-	ASN1_SIMPLE(T_ATAV, type, ASN1_OBJECT),
-	ASN1_SIMPLE(T_ATAV, value, ASN1_ANY),
-} static_ASN1_SEQUENCE_END(T_ATAV)
-
-typedef struct {
-	OSSL_CRMF_CERTTEMPLATE *certTemplate;
-	STACK_OF(T_ATAV) *keySpec;
-} T_CRT;
-ASN1_SEQUENCE(T_CRT) = {
-	ASN1_SIMPLE(T_CRT, certTemplate, OSSL_CRMF_CERTTEMPLATE),
-	ASN1_SEQUENCE_OF_OPT(T_CRT, keySpec, T_ATAV),
-} static_ASN1_SEQUENCE_END(T_CRT)
-
-typedef struct {
-	int type;
-	union {
-		DIST_POINT_NAME *dpn;
-		GENERAL_NAMES *issuer;
-	} value;
-} T_CRLSOURCE;
-ASN1_CHOICE(T_CRLSOURCE) = {
-	ASN1_EXP(T_CRLSOURCE, value.dpn, DIST_POINT_NAME, 0),
-	ASN1_EXP_SEQUENCE_OF(T_CRLSOURCE, value.issuer, GENERAL_NAME, 1),
-} static_ASN1_CHOICE_END(T_CRLSOURCE)
-
-typedef struct {
-	T_CRLSOURCE *source;
-	ASN1_TIME *thisUpdate;
-} T_CRLSTATUS;
-DEFINE_STACK_OF(T_CRLSTATUS)
-ASN1_SEQUENCE(T_CRLSTATUS) = {
-	ASN1_SIMPLE(T_CRLSTATUS, source, T_CRLSOURCE),
-	ASN1_OPT(T_CRLSTATUS, thisUpdate, ASN1_TIME),
-} static_ASN1_SEQUENCE_END(T_CRLSTATUS)
-
-typedef STACK_OF(T_CRLSTATUS) T_CRLSTATUSLIST;
-ASN1_ITEM_TEMPLATE(T_CRLSTATUSLIST) =
-	ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, list, T_CRLSTATUS)
-static_ASN1_ITEM_TEMPLATE_END(T_CRLSTATUSLIST)
-/* clang-format on */
 
 /* ---- the fixture server ----------------------------------------------------- */
 
@@ -269,14 +114,14 @@ static OSSL_CMP_ITAV *itav(const char *oid, ASN1_TYPE *value)
 
 static ASN1_TYPE *rku(X509 *nwn, X509 *nwo, X509 *own)
 {
-	T_RKU r = {nwn, nwo, own};
+	TCMP_ROOTCAKEYUPDATE r = {nwn, nwo, own};
 
-	return pack(ASN1_ITEM_rptr(T_RKU), &r);
+	return pack(ASN1_ITEM_rptr(TCMP_ROOTCAKEYUPDATE), &r);
 }
 
-static T_ATAV *atav(const char *oid, ASN1_TYPE *value)
+static TCMP_ATAV *atav(const char *oid, ASN1_TYPE *value)
 {
-	T_ATAV *a = (T_ATAV *)ASN1_item_new(ASN1_ITEM_rptr(T_ATAV));
+	TCMP_ATAV *a = (TCMP_ATAV *)ASN1_item_new(ASN1_ITEM_rptr(TCMP_ATAV));
 
 	ASN1_OBJECT_free(a->type);
 	ASN1_TYPE_free(a->value);
@@ -303,7 +148,8 @@ static ASN1_TYPE *alg_value(int nid, int curve_nid)
 
 static ASN1_TYPE *template_value(int rsa)
 {
-	T_CRT *crt = (T_CRT *)ASN1_item_new(ASN1_ITEM_rptr(T_CRT));
+	TCMP_CERTREQTEMPLATE *crt =
+		(TCMP_CERTREQTEMPLATE *)ASN1_item_new(ASN1_ITEM_rptr(TCMP_CERTREQTEMPLATE));
 	OSSL_CRMF_MSG *m = OSSL_CRMF_MSG_new();
 	X509_NAME *subj = X509_NAME_new();
 	X509_EXTENSIONS *exts = NULL;
@@ -325,39 +171,39 @@ static ASN1_TYPE *template_value(int rsa)
 	OSSL_CRMF_CERTTEMPLATE_free(crt->certTemplate);
 	crt->certTemplate = (OSSL_CRMF_CERTTEMPLATE *)ASN1_item_dup(
 	    ASN1_ITEM_rptr(OSSL_CRMF_CERTTEMPLATE), OSSL_CRMF_MSG_get0_tmpl(m));
-	if (crt->certTemplate == NULL || (crt->keySpec = sk_T_ATAV_new_null()) == NULL)
+	if (crt->certTemplate == NULL || (crt->keySpec = sk_TCMP_ATAV_new_null()) == NULL)
 		abort();
 	if (rsa) {
 		if ((bits = ASN1_INTEGER_new()) == NULL || !ASN1_INTEGER_set(bits, 3072) ||
 		    (kl = ASN1_TYPE_new()) == NULL)
 			abort();
 		ASN1_TYPE_set(kl, V_ASN1_INTEGER, bits);
-		sk_T_ATAV_push(crt->keySpec,
+		sk_TCMP_ATAV_push(crt->keySpec,
 			       atav("1.3.6.1.5.5.7.5.1.11", alg_value(NID_rsaEncryption, 0)));
-		sk_T_ATAV_push(crt->keySpec, atav("1.3.6.1.5.5.7.5.1.12", kl));
+		sk_TCMP_ATAV_push(crt->keySpec, atav("1.3.6.1.5.5.7.5.1.12", kl));
 	} else {
-		sk_T_ATAV_push(crt->keySpec,
+		sk_TCMP_ATAV_push(crt->keySpec,
 			       atav("1.3.6.1.5.5.7.5.1.11",
 				    alg_value(NID_X9_62_id_ecPublicKey, NID_secp384r1)));
 	}
-	v = pack(ASN1_ITEM_rptr(T_CRT), crt);
-	ASN1_item_free((ASN1_VALUE *)crt, ASN1_ITEM_rptr(T_CRT));
+	v = pack(ASN1_ITEM_rptr(TCMP_CERTREQTEMPLATE), crt);
+	ASN1_item_free((ASN1_VALUE *)crt, ASN1_ITEM_rptr(TCMP_CERTREQTEMPLATE));
 	OSSL_CRMF_MSG_free(m);
 	X509_NAME_free(subj);
 	ASN1_BIT_STRING_free(ku);
 	return v;
 }
 
-static void crlstatus_free(T_CRLSTATUS *s)
+static void crlstatus_free(TCMP_CRLSTATUS *s)
 {
-	ASN1_item_free((ASN1_VALUE *)s, ASN1_ITEM_rptr(T_CRLSTATUS));
+	ASN1_item_free((ASN1_VALUE *)s, ASN1_ITEM_rptr(TCMP_CRLSTATUS));
 }
 
 /* The issuer names of a crlStatusList as "name;name;" into fx.dump_file. */
 static void dump_crl_status_list(const ASN1_TYPE *v)
 {
-	STACK_OF(T_CRLSTATUS) *l = NULL;
-	T_CRLSTATUS *s;
+	STACK_OF(TCMP_CRLSTATUS) *l = NULL;
+	TCMP_CRLSTATUS *s;
 	GENERAL_NAME *gn;
 	char line[256];
 	FILE *f = fopen(fx.dump_file, "w");
@@ -367,10 +213,10 @@ static void dump_crl_status_list(const ASN1_TYPE *v)
 		return;
 	if (v == NULL)
 		fprintf(f, "absent");
-	else if ((l = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(T_CRLSTATUSLIST), v)) == NULL)
+	else if ((l = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(TCMP_CRLSTATUSLIST), v)) == NULL)
 		fprintf(f, "undecodable");
-	for (i = 0; i < sk_T_CRLSTATUS_num(l); i++) {
-		s = sk_T_CRLSTATUS_value(l, i);
+	for (i = 0; i < sk_TCMP_CRLSTATUS_num(l); i++) {
+		s = sk_TCMP_CRLSTATUS_value(l, i);
 		gn =
 		    s->source->type == 1 ? sk_GENERAL_NAME_value(s->source->value.issuer, 0) : NULL;
 		if (gn != NULL && gn->type == GEN_DIRNAME &&
@@ -380,7 +226,7 @@ static void dump_crl_status_list(const ASN1_TYPE *v)
 			snprintf(line, sizeof(line), "other");
 		fprintf(f, "%s%s;", line, s->thisUpdate != NULL ? "+thisUpdate" : "");
 	}
-	sk_T_CRLSTATUS_pop_free(l, crlstatus_free);
+	sk_TCMP_CRLSTATUS_pop_free(l, crlstatus_free);
 	fclose(f);
 }
 
@@ -441,7 +287,7 @@ static int fx_genm(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 		if (strcmp(p, "/root-nolink") == 0)
 			return push(*out, IT_RKU, rku(fx.r2, NULL, NULL));
 		if (strcmp(p, "/root-garbage") == 0) /* a SEQUENCE OF CertificateList */
-			return push(*out, IT_RKU, pack(ASN1_ITEM_rptr(T_CRLSEQ), fx.crls));
+			return push(*out, IT_RKU, pack(ASN1_ITEM_rptr(TCMP_CRLS), fx.crls));
 		return push(*out, IT_RKU, NULL); /* /root-absent */
 	}
 	if (strcmp(oid, IT_TEMPLATE) == 0) {
@@ -463,7 +309,7 @@ static int fx_genm(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 		dump_crl_status_list(OSSL_CMP_ITAV_get0_value(first));
 		if (strcmp(p, "/crls") != 0)
 			return push(*out, IT_CRLS, NULL);
-		return push(*out, IT_CRLS, pack(ASN1_ITEM_rptr(T_CRLSEQ), fx.crls));
+		return push(*out, IT_CRLS, pack(ASN1_ITEM_rptr(TCMP_CRLS), fx.crls));
 	}
 	if (strcmp(oid, IT_CA_CERTS) == 0) {
 		if (OSSL_CMP_ITAV_get0_value(first) != NULL)
@@ -473,7 +319,7 @@ static int fx_genm(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req,
 		if ((certs = sk_X509_new_null()) == NULL || !sk_X509_push(certs, fx.r1) ||
 		    !sk_X509_push(certs, fx.r2))
 			abort();
-		push(*out, IT_CA_CERTS, pack(ASN1_ITEM_rptr(T_CERTSEQ), certs));
+		push(*out, IT_CA_CERTS, pack(ASN1_ITEM_rptr(TCMP_CACERTS), certs));
 		sk_X509_free(certs);
 		return 1;
 	}
@@ -547,8 +393,10 @@ static void fx_serve(int lfd)
 	if (srv == NULL ||
 	    !OSSL_CMP_SRV_CTX_init(srv, NULL, NULL, NULL, fx_genm, NULL, NULL, NULL) ||
 	    (c = OSSL_CMP_SRV_CTX_get0_cmp_ctx(srv)) == NULL ||
-	    !OSSL_CMP_CTX_set1_referenceValue(c, (const unsigned char *)ref, (int)strlen(ref)) ||
-	    !OSSL_CMP_CTX_set1_secretValue(c, (const unsigned char *)secret, (int)strlen(secret)) ||
+	    !OSSL_CMP_CTX_set1_referenceValue(c, (const unsigned char *)cfx_ref,
+					      (int)strlen(cfx_ref)) ||
+	    !OSSL_CMP_CTX_set1_secretValue(c, (const unsigned char *)cfx_secret,
+					   (int)strlen(cfx_secret)) ||
 	    !OSSL_CMP_CTX_set1_subjectName(c, X509_get_subject_name(fx.r1)) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MAC_ALGNID, NID_hmacWithSHA256) ||
 	    !OSSL_CMP_CTX_set_log_cb(c, fx_log))
@@ -620,10 +468,10 @@ static pid_t fx_start(int *ret_port)
 
 static void fx_make(void)
 {
-	fx.r1_key = ec_key();
-	fx.r2_key = ec_key();
-	fx.x_key = ec_key();
-	fx.y_key = ec_key();
+	fx.r1_key = cfx_ec_key();
+	fx.r2_key = cfx_ec_key();
+	fx.x_key = cfx_ec_key();
+	fx.y_key = cfx_ec_key();
 	fx.r1 = ca_cert("Fixture Root", fx.r1_key, "Fixture Root", fx.r1_key, 1);
 	fx.r2 = ca_cert("Fixture Root", fx.r2_key, "Fixture Root", fx.r2_key, 2);
 	fx.r2_by_r1 = ca_cert("Fixture Root", fx.r2_key, "Fixture Root", fx.r1_key, 3);
@@ -653,7 +501,7 @@ static char *fx_url(int port, const char *path)
 static void root_update(int port, const char *path, const char *name, cmpc_rv want, X509 *want_root,
 			const char *must)
 {
-	cmpc_ctx *ctx = mk(fx_url(port, path), NULL);
+	cmpc_ctx *ctx = cfx_ctx_new(fx_url(port, path), cfx_secret, NULL);
 	X509 *sentinel = (X509 *)&tap_ntest, *nr = sentinel, *nwo = sentinel;
 	cmpc_rv rv = cmpc_genm_root_update(ctx, fx.r1, &nr, &nwo);
 	int good = rv == want;
@@ -664,7 +512,7 @@ static void root_update(int port, const char *path, const char *name, cmpc_rv wa
 	else if (want == CMPC_OK)
 		good = good && nr == NULL && nwo == NULL;
 	else
-		good = good && nr == sentinel && nwo == sentinel && msg_ok(ctx, must);
+		good = good && nr == sentinel && nwo == sentinel && cfx_msg_ok(ctx, must);
 	tap_ok(good, name, "rv %d (%s); message: %s", rv, cmpc_strerror(rv), cmpc_errmsg(ctx));
 	if (nr != sentinel)
 		X509_free(nr);
@@ -703,11 +551,11 @@ static void fixture_tests(const char *dir, const char *anchor)
 		    "RootCaKeyUpdateContent");
 	root_update(port, "/root-absent", "/genm/root-update/absent", CMPC_OK, NULL, NULL);
 	root_update(port, "/missing", "/genm/root-update/itav-missing", CMPC_OK, NULL, NULL);
-	tap_ok(contains(tap_log, "ignoring an ITAV of type 1.3.6.1.4.1.99999.1"),
-	   "/genm/unknown-itav-logged", "no debug line for the unknown ITAV");
+	tap_ok(cfx_contains(tap_log, "ignoring an ITAV of type 1.3.6.1.4.1.99999.1"),
+	       "/genm/unknown-itav-logged", "no debug line for the unknown ITAV");
 
 	/* Several exchanges on one context: the genm ITAVs must not pile up. */
-	ctx = mk(fx_url(port, "/template-ec"), NULL);
+	ctx = cfx_ctx_new(fx_url(port, "/template-ec"), cfx_secret, NULL);
 	memset(&t, 0, sizeof(t));
 	rv = cmpc_genm_cert_template(ctx, &t);
 	e = t.extensions != NULL ? sk_X509_EXTENSION_value(t.extensions, 0) : NULL;
@@ -727,34 +575,35 @@ static void fixture_tests(const char *dir, const char *anchor)
 	cmpc_template_clear(&t);
 	cmpc_free(ctx);
 
-	ctx = mk(fx_url(port, "/template-rsa"), NULL);
+	ctx = cfx_ctx_new(fx_url(port, "/template-rsa"), cfx_secret, NULL);
 	rv = cmpc_genm_cert_template(ctx, &t);
 	tap_ok(rv == CMPC_OK && t.key_alg == 2 && t.key_bits == 3072, "/genm/template/rsa-3072",
 	   "rv %d alg %d bits %d; %s", rv, t.key_alg, t.key_bits, cmpc_errmsg(ctx));
 	cmpc_template_clear(&t);
 	cmpc_free(ctx);
 
-	ctx = mk(fx_url(port, "/template-absent"), NULL);
+	ctx = cfx_ctx_new(fx_url(port, "/template-absent"), cfx_secret, NULL);
 	t.key_alg = 99;
 	rv = cmpc_genm_cert_template(ctx, &t);
 	tap_ok(rv == CMPC_OK && t.key_alg == 0 && t.subject == NULL && t.extensions == NULL,
 	   "/genm/template/absent-all-open", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
-	ctx = mk(fx_url(port, "/template-bad"), NULL);
+	ctx = cfx_ctx_new(fx_url(port, "/template-bad"), cfx_secret, NULL);
 	t.key_alg = 99;
 	rv = cmpc_genm_cert_template(ctx, &t);
-	tap_ok(rv == CMPC_ERR_PROTOCOL && t.key_alg == 99 && msg_ok(ctx, "CertReqTemplateContent"),
-	   "/genm/template/malformed", "rv %d: %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_PROTOCOL && t.key_alg == 99 &&
+		   cfx_msg_ok(ctx, "CertReqTemplateContent"),
+	       "/genm/template/malformed", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
 	/* CRLs: the request names each distinct issuer once. */
-	ctx = mk(fx_url(port, "/crls"), NULL);
+	ctx = cfx_ctx_new(fx_url(port, "/crls"), cfx_secret, NULL);
 	if ((in = sk_X509_new_null()) == NULL || !sk_X509_push(in, fx.r2_by_x) ||
 	    !sk_X509_push(in, fx.y_by_r1) || !sk_X509_push(in, fx.r1))
 		abort();
 	rv = cmpc_genm_crls(ctx, in, &crls);
-	d = read_file(dump_file);
+	d = cfx_read_file(dump_file);
 	tap_ok(rv == CMPC_OK && sk_X509_CRL_num(crls) == 2 &&
 	       X509_CRL_cmp(sk_X509_CRL_value(crls, 0), fx.crl_a) == 0 &&
 	       X509_CRL_cmp(sk_X509_CRL_value(crls, 1), fx.crl_b) == 0,
@@ -768,25 +617,25 @@ static void fixture_tests(const char *dir, const char *anchor)
 	sk_X509_free(in);
 	cmpc_free(ctx);
 
-	ctx = mk(fx_url(port, "/crls-absent"), NULL);
+	ctx = cfx_ctx_new(fx_url(port, "/crls-absent"), cfx_secret, NULL);
 	rv = cmpc_genm_crls(ctx, NULL, &crls);
-	tap_ok(rv == CMPC_ERR_CONFIG && crls == NULL && msg_ok(ctx, "trust anchors"),
-	   "/genm/crls/no-certs-no-anchors", "rv %d: %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && crls == NULL && cfx_msg_ok(ctx, "trust anchors"),
+	       "/genm/crls/no-certs-no-anchors", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
-	ctx = mk(fx_url(port, "/crls-absent"), anchor);
+	ctx = cfx_ctx_new(fx_url(port, "/crls-absent"), cfx_secret, anchor);
 	rv = cmpc_genm_crls(ctx, NULL, &crls);
-	d = read_file(dump_file);
+	d = cfx_read_file(dump_file);
 	tap_ok(rv == CMPC_OK && crls != NULL && sk_X509_CRL_num(crls) == 0 && d != NULL &&
-	       contains(d, "CN=") && !contains(d, "other"),
-	   "/genm/crls/anchors-as-sources-absent-is-none", "rv %d, saw %s: %s", rv,
-	   d != NULL ? d : "-", cmpc_errmsg(ctx));
+		   cfx_contains(d, "CN=") && !cfx_contains(d, "other"),
+	       "/genm/crls/anchors-as-sources-absent-is-none", "rv %d, saw %s: %s", rv,
+	       d != NULL ? d : "-", cmpc_errmsg(ctx));
 	free(d);
 	sk_X509_CRL_pop_free(crls, X509_CRL_free);
 	crls = NULL;
 	cmpc_free(ctx);
 
-	ctx = mk(fx_url(port, "/cacerts"), NULL);
+	ctx = cfx_ctx_new(fx_url(port, "/cacerts"), cfx_secret, NULL);
 	rv = cmpc_genm_ca_certs(ctx, &certs);
 	tap_ok(rv == CMPC_OK && sk_X509_num(certs) == 2 &&
 	       X509_cmp(sk_X509_value(certs, 0), fx.r1) == 0,
@@ -795,7 +644,7 @@ static void fixture_tests(const char *dir, const char *anchor)
 	certs = NULL;
 	cmpc_free(ctx);
 
-	ctx = mk(fx_url(port, "/cacerts-absent"), NULL);
+	ctx = cfx_ctx_new(fx_url(port, "/cacerts-absent"), cfx_secret, NULL);
 	rv = cmpc_genm_ca_certs(ctx, &certs);
 	tap_ok(rv == CMPC_OK && certs != NULL && sk_X509_num(certs) == 0, "/genm/cacerts/absent-none",
 	   "rv %d: %s", rv, cmpc_errmsg(ctx));
@@ -812,11 +661,11 @@ static void fixture_tests(const char *dir, const char *anchor)
 
 	/* A genm that failed in transfer leaves nothing behind for the next one
 	 * (the fixture refuses a genm with more than one ITAV). */
-	ctx = mk("http://127.0.0.1:1/", NULL);
+	ctx = cfx_ctx_new("http://127.0.0.1:1/", cfx_secret, NULL);
 	certs = NULL;
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	tap_ok(rv == CMPC_ERR_TRANSPORT && certs == NULL && msg_ok(ctx, "connect"),
-	   "/genm/transport-failure", "rv %d: %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_TRANSPORT && certs == NULL && cfx_msg_ok(ctx, "connect"),
+	       "/genm/transport-failure", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	rv = cmpc_set_server(ctx, fx_url(port, "/cacerts-absent"));
 	rv = rv == CMPC_OK ? cmpc_genm_ca_certs(ctx, &certs) : rv;
 	tap_ok(rv == CMPC_OK && certs != NULL && sk_X509_num(certs) == 0,
@@ -826,24 +675,19 @@ static void fixture_tests(const char *dir, const char *anchor)
 	cmpc_free(ctx);
 
 	/* A wrong secret: the fixture refuses, the client says so. */
-	ctx = cmpc_new();
-	cmpc_set_log_cb(ctx, tap_collect, NULL);
-	cmpc_set_timeouts(ctx, 5, 20, 60);
-	(void)cmpc_set_server(ctx, fx_url(port, "/cacerts"));
-	(void)cmpc_set1_pbm(ctx, (const unsigned char *)ref, strlen(ref),
-			    (const unsigned char *)"wr0ng-Secret-ABC", 16);
+	ctx = cfx_ctx_new(fx_url(port, "/cacerts"), cfx_wrong_secret, NULL);
 	certs = (STACK_OF(X509) *)&tap_nfail;
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	tap_ok(rv != CMPC_OK && certs == (STACK_OF(X509) *)&tap_nfail && msg_ok(ctx, "genm") &&
-	       !contains(cmpc_errmsg(ctx), "wr0ng-Secret-ABC"),
-	   "/genm/wrong-secret", "rv %d: %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv != CMPC_OK && certs == (STACK_OF(X509) *)&tap_nfail && cfx_msg_ok(ctx, "genm") &&
+		   !cfx_contains(cmpc_errmsg(ctx), cfx_wrong_secret),
+	       "/genm/wrong-secret", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
 	ctx = cmpc_new();
 	(void)cmpc_set_server(ctx, fx_url(port, "/cacerts"));
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "protection"), "/genm/no-protection", "rv %d: %s",
-	   rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "protection"), "/genm/no-protection",
+	       "rv %d: %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
 	kill(pid, SIGTERM);
@@ -854,14 +698,14 @@ static void fixture_tests(const char *dir, const char *anchor)
 
 static int ca_log_has(const char *log, const char *a, const char *b)
 {
-	char *s = read_file(log), *line, *nl;
+	char *s = cfx_read_file(log), *line, *nl;
 	int found = 0;
 
 	for (line = s; !found && line != NULL && *line != '\0'; line = nl != NULL ? nl + 1 : NULL) {
 		nl = strchr(line, '\n');
 		if (nl != NULL)
 			*nl = '\0';
-		found = contains(line, a) && (b == NULL || contains(line, b));
+		found = cfx_contains(line, a) && (b == NULL || cfx_contains(line, b));
 	}
 	free(s);
 	return found;
@@ -884,7 +728,7 @@ static X509 *issue(cmpc_ctx *ctx, EVP_PKEY *key)
 static void signer_tests(cmpc_ctx *pbm, const char *url, const char *root_pem, X509 *sub,
 			 const char *calog)
 {
-	EVP_PKEY *ka = ec_key(), *kb = ec_key();
+	EVP_PKEY *ka = cfx_ec_key(), *kb = cfx_ec_key();
 	X509 *a = issue(pbm, ka), *b = issue(pbm, kb);
 	STACK_OF(X509) *chain = sk_X509_new_null(), *certs = NULL;
 	cmpc_ctx *ctx = cmpc_new();
@@ -924,11 +768,11 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 {
 	char root_pem[512], ca_pem[512], want[128];
 	cmpc_ctx *ctx;
-	EVP_PKEY *key = ec_key();
+	EVP_PKEY *key = cfx_ec_key();
 	X509 *cert = NULL, *root, *sub, *nr = NULL, *nwo = NULL;
 	STACK_OF(X509) *cacerts = NULL, *certs = NULL;
 	STACK_OF(X509_CRL) *crls = NULL;
-	X509_NAME *subj = cn_name("genm test");
+	X509_NAME *subj = cfx_cn_name("genm test");
 	cmpc_rr_status st = (cmpc_rr_status)-1;
 	cmpc_template t;
 	BIGNUM *bn;
@@ -937,9 +781,9 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 
 	snprintf(root_pem, sizeof(root_pem), "%s/root.pem", cadir);
 	snprintf(ca_pem, sizeof(ca_pem), "%s/ca.pem", cadir);
-	root = read_cert(root_pem);
-	sub = read_cert(ca_pem);
-	ctx = mk(url, root_pem);
+	root = cfx_read_cert(root_pem);
+	sub = cfx_read_cert(ca_pem);
+	ctx = cfx_ctx_new(url, cfx_secret, root_pem);
 	if (root == NULL || sub == NULL || cmpc_set1_subject(ctx, subj) != CMPC_OK)
 		abort();
 	rv = cmpc_ir(ctx, key, &cert, &cacerts);
@@ -959,16 +803,16 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 		st = (cmpc_rr_status)-7;
 		rv = cmpc_rr(ctx, cert, 4, &st);
 		tap_ok(rv == CMPC_ERR_REJECTED && st == (cmpc_rr_status)-7 &&
-		       msg_ok(ctx, "certRevoked") && msg_ok(ctx, "already revoked"),
-		   "/ca/rr/again-rejected-certRevoked", "rv %d: %s", rv, cmpc_errmsg(ctx));
+			   cfx_msg_ok(ctx, "certRevoked") && cfx_msg_ok(ctx, "already revoked"),
+		       "/ca/rr/again-rejected-certRevoked", "rv %d: %s", rv, cmpc_errmsg(ctx));
 		rv = cmpc_rr(ctx, cert, 7, &st);
-		tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "reason"), "/ca/rr/bad-reason", "rv %d: %s",
-		   rv, cmpc_errmsg(ctx));
+		tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "reason"), "/ca/rr/bad-reason",
+		       "rv %d: %s", rv, cmpc_errmsg(ctx));
 	}
 	/* rr of a certificate the CA never issued */
 	rv = cmpc_rr(ctx, fx.r1, -1, &st);
-	tap_ok(rv == CMPC_ERR_REJECTED && msg_ok(ctx, "badCertId"), "/ca/rr/unknown-cert", "rv %d: %s",
-	   rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_REJECTED && cfx_msg_ok(ctx, "badCertId"), "/ca/rr/unknown-cert",
+	       "rv %d: %s", rv, cmpc_errmsg(ctx));
 
 	rv = cmpc_genm_ca_certs(ctx, &certs);
 	tap_ok(rv == CMPC_OK && sk_X509_num(certs) == 2 &&
@@ -985,8 +829,8 @@ static void ca_tests(const char *url, const char *cadir, const char *calog)
 
 		snprintf(p1, sizeof(p1), "%s/newroot.pem", cadir);
 		snprintf(p2, sizeof(p2), "%s/newwithold.pem", cadir);
-		want_root = read_cert(p1);
-		want_link = read_cert(p2);
+		want_root = cfx_read_cert(p1);
+		want_link = cfx_read_cert(p2);
 		rv = cmpc_genm_root_update(ctx, root, &nr, &nwo);
 		tap_ok(rv == CMPC_OK && want_root != NULL && nr != NULL &&
 		       X509_cmp(nr, want_root) == 0 && nwo != NULL && want_link != NULL &&
@@ -1060,13 +904,13 @@ static void ca2_tests(const char *url, const char *cadir)
 	cmpc_rv rv;
 
 	snprintf(root_pem, sizeof(root_pem), "%s/root.pem", cadir);
-	if ((root = read_cert(root_pem)) == NULL)
+	if ((root = cfx_read_cert(root_pem)) == NULL)
 		abort();
-	ctx = mk(url, root_pem);
+	ctx = cfx_ctx_new(url, cfx_secret, root_pem);
 	rv = cmpc_genm_root_update(ctx, root, &nr, &nwo);
 	tap_ok(rv == CMPC_ERR_PROTOCOL && nr == sentinel && nwo == sentinel &&
-	       msg_ok(ctx, "newWithOld does not verify with the old root"),
-	   "/ca2/genm/root-update/forged-refused", "rv %d: %s", rv, cmpc_errmsg(ctx));
+		   cfx_msg_ok(ctx, "newWithOld does not verify with the old root"),
+	       "/ca2/genm/root-update/forged-refused", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	X509_free(root);
 	cmpc_free(ctx);
 }
@@ -1078,8 +922,7 @@ int main(void)
 	char anchor[512];
 
 	tap_plan(41);
-	ref = tap_env("T_REF");
-	secret = tap_env("T_SECRET");
+	cfx_pbm_from_env();
 	if (cmpc_global_init() != 0)
 		return 99;
 	cadir = tap_env("T_CA_DIR");
@@ -1087,7 +930,7 @@ int main(void)
 	fixture_tests(dir, anchor);
 	ca_tests(tap_env("T_CA_URL"), cadir, tap_env("T_CA_LOG"));
 	ca2_tests(tap_env("T_CA2_URL"), tap_env("T_CA2_DIR"));
-	tap_ok(!contains(tap_log, secret), "/log/no-secret", "the log holds the secret");
+	tap_ok(!cfx_contains(tap_log, cfx_secret), "/log/no-secret", "the log holds the secret");
 	cmpc_global_cleanup();
 	return tap_done();
 }

@@ -23,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "cmp/cmpc.h"
+#include "tests/unit/cmpc-fixture.h"
 #include "tests/unit/tap.h"
 
 /* ---- the allocation hook ---------------------------------------------- */
@@ -76,42 +77,6 @@ static void disarm(void)
 
 static char tmpdir[256];
 
-static EVP_PKEY *new_key(void)
-{
-	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-
-	if (k == NULL)
-		abort();
-	return k;
-}
-
-static X509_NAME *name_of(const char *cn)
-{
-	X509_NAME *n = X509_NAME_new();
-
-	if (n == NULL || !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-						     (const unsigned char *)cn, -1, -1, 0))
-		abort();
-	return n;
-}
-
-/* A self-signed certificate for key, subject CN=cn. */
-static X509 *new_cert(EVP_PKEY *key, const char *cn)
-{
-	X509 *x = X509_new();
-	X509_NAME *n = name_of(cn);
-
-	if (x == NULL || !X509_set_version(x, X509_VERSION_3) ||
-	    !ASN1_INTEGER_set(X509_get_serialNumber(x), 1) ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), 0) == NULL ||
-	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL || !X509_set_subject_name(x, n) ||
-	    !X509_set_issuer_name(x, n) || !X509_set_pubkey(x, key) ||
-	    X509_sign(x, key, EVP_sha256()) == 0)
-		abort();
-	X509_NAME_free(n);
-	return x;
-}
-
 static const char *tmp(const char *file)
 {
 	static char buf[4][512];
@@ -132,15 +97,10 @@ static void write_file(const char *file, const char *text, X509 *a, X509 *b)
 		abort();
 }
 
-static int has(const char *hay, const char *needle)
-{
-	return strstr(hay, needle) != NULL;
-}
-
 /* rv must be CMPC_ERR_CONFIG with must in the message. */
 static void config_refused(const char *name, cmpc_ctx *ctx, cmpc_rv rv, const char *must)
 {
-	tap_ok(rv == CMPC_ERR_CONFIG && has(cmpc_errmsg(ctx), must), name, "%d %s", rv,
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_contains(cmpc_errmsg(ctx), must), name, "%d %s", rv,
 	       cmpc_errmsg(ctx));
 }
 
@@ -176,15 +136,15 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 	tap_loglen = 0;
 	tap_log[0] = '\0';
 	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/tls-profile/");
-	tap_ok(rv == CMPC_OK && !has(tap_log, "RFC 9811"), "/cmpc-set/server/profile-path", "%d %s",
-	       rv, tap_log);
+	tap_ok(rv == CMPC_OK && !cfx_contains(tap_log, "RFC 9811"), "/cmpc-set/server/profile-path",
+	       "%d %s", rv, tap_log);
 	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/");
-	tap_ok(rv == CMPC_OK && has(tap_log, "neither /.well-known/cmp"),
+	tap_ok(rv == CMPC_OK && cfx_contains(tap_log, "neither /.well-known/cmp"),
 	       "/cmpc-set/server/empty-profile-warns", "%d %s", rv, tap_log);
 	tap_loglen = 0;
 	tap_log[0] = '\0';
 	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/a/b");
-	tap_ok(rv == CMPC_OK && has(tap_log, "neither /.well-known/cmp"),
+	tap_ok(rv == CMPC_OK && cfx_contains(tap_log, "neither /.well-known/cmp"),
 	       "/cmpc-set/server/nested-profile-warns", "%d %s", rv, tap_log);
 
 	/* TLS client credentials: both or neither, matching, https only */
@@ -211,7 +171,7 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 	config_refused("/cmpc-set/pbm/long-secret", ctx,
 		       cmpc_set1_pbm(ctx, (const unsigned char *)"r", 1, big, sizeof(big)),
 		       "secret is longer than 1024");
-	tap_ok(!has(cmpc_errmsg(ctx), "xxxxxxxx"), "/cmpc-set/pbm/secret-not-echoed", "%s",
+	tap_ok(!cfx_contains(cmpc_errmsg(ctx), "xxxxxxxx"), "/cmpc-set/pbm/secret-not-echoed", "%s",
 	       cmpc_errmsg(ctx));
 	config_refused("/cmpc-set/pbm/owf-not-digest", ctx,
 		       cmpc_set_pbm_params(ctx, NID_rsaEncryption, 0, 0),
@@ -232,8 +192,8 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 		       "no file of trust anchors");
 	rv = cmpc_load_srv_trusted(ctx, tmp("absent.pem"));
 	tap_ok(rv == CMPC_ERR_CONFIG &&
-		   has(cmpc_errmsg(ctx), "server trust anchor file (srv_trusted)") &&
-		   has(cmpc_errmsg(ctx), "absent.pem"),
+		   cfx_contains(cmpc_errmsg(ctx), "server trust anchor file (srv_trusted)") &&
+		   cfx_contains(cmpc_errmsg(ctx), "absent.pem"),
 	       "/cmpc-set/srv-trusted/missing", "%d %s", rv, cmpc_errmsg(ctx));
 	write_file("bad.pem",
 		   "-----BEGIN CERTIFICATE-----\nnot base64 !\n-----END CERTIFICATE-----\n", NULL,
@@ -284,8 +244,8 @@ static void refused(const char *name, cmpc_ctx *ctx, cmpc_req_type type, EVP_PKE
 
 	rv = resume != NULL ? cmpc_resume(ctx, resume, key, old, csr, &cert, &cas)
 			    : cmpc_certreq(ctx, type, key, old, csr, &cert, &cas);
-	tap_ok(rv == want && cert == NULL && cas == NULL && has(cmpc_errmsg(ctx), must), name,
-	       "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == want && cert == NULL && cas == NULL && cfx_contains(cmpc_errmsg(ctx), must),
+	       name, "%d %s", rv, cmpc_errmsg(ctx));
 	X509_free(cert);
 	sk_X509_pop_free(cas, X509_free);
 }
@@ -295,7 +255,7 @@ static void test_request_refusals(EVP_PKEY *key, X509 *cert, X509 *ca, EVP_PKEY 
 	static const char nobody[] = "http://127.0.0.1:9/.well-known/cmp";
 	cmpc_ctx *ctx = cmpc_new();
 	cmpc_pending p;
-	X509_NAME *n = name_of("someone else");
+	X509_NAME *n = cfx_cn_name("someone else");
 	X509_REQ *csr = X509_REQ_new();
 	X509 *got = NULL;
 
@@ -359,18 +319,18 @@ static void test_request_refusals(EVP_PKEY *key, X509 *cert, X509 *ca, EVP_PKEY 
 			abort();
 		refused &= cmpc_genm_ca_certs(NULL, &certs) == CMPC_ERR_INTERNAL;
 		refused &= cmpc_genm_ca_certs(ctx, NULL) == CMPC_ERR_INTERNAL &&
-			   has(cmpc_errmsg(ctx), "no place for the certificates");
+			   cfx_contains(cmpc_errmsg(ctx), "no place for the certificates");
 		refused &= cmpc_genm_ca_certs(bare, &certs) == CMPC_ERR_CONFIG &&
-			   has(cmpc_errmsg(bare), "no CMP server URL set");
+			   cfx_contains(cmpc_errmsg(bare), "no CMP server URL set");
 		refused &= cmpc_genm_root_update(NULL, ca, &root, NULL) == CMPC_ERR_INTERNAL;
 		refused &= cmpc_genm_root_update(ctx, NULL, &root, NULL) == CMPC_ERR_INTERNAL &&
-			   has(cmpc_errmsg(ctx), "no old root certificate");
+			   cfx_contains(cmpc_errmsg(ctx), "no old root certificate");
 		refused &= cmpc_genm_cert_template(NULL, &tmpl) == CMPC_ERR_INTERNAL;
 		refused &= cmpc_genm_cert_template(ctx, NULL) == CMPC_ERR_INTERNAL &&
-			   has(cmpc_errmsg(ctx), "no place for the template");
+			   cfx_contains(cmpc_errmsg(ctx), "no place for the template");
 		refused &= cmpc_genm_crls(NULL, NULL, &crls) == CMPC_ERR_INTERNAL;
 		refused &= cmpc_genm_crls(ctx, NULL, NULL) == CMPC_ERR_INTERNAL &&
-			   has(cmpc_errmsg(ctx), "no place for the CRLs");
+			   cfx_contains(cmpc_errmsg(ctx), "no place for the CRLs");
 		refused &= cmpc_rr(NULL, cert, 1, &st) == CMPC_ERR_INTERNAL;
 		refused &= cmpc_abandon(NULL, &p, "x") == CMPC_ERR_INTERNAL &&
 			   cmpc_abandon(ctx, NULL, "x") == CMPC_ERR_INTERNAL;
@@ -478,7 +438,8 @@ static void sweep(enum setter s, const struct fixture *f)
 		disarm();
 		if (!hit)
 			ended = 1;
-		if (hit && rv == CMPC_ERR_INTERNAL && has(cmpc_errmsg(ctx), "out of memory"))
+		if (hit && rv == CMPC_ERR_INTERNAL &&
+		    cfx_contains(cmpc_errmsg(ctx), "out of memory"))
 			refused++;
 		else if (rv != CMPC_OK && bad++ == 0)
 			snprintf(why, sizeof(why), "n=%lu: %d %s", n, rv, cmpc_errmsg(ctx));
@@ -519,8 +480,6 @@ int main(void)
 {
 	const char *base = getenv("TMPDIR");
 	struct fixture f;
-	GENERAL_NAME *gn;
-	ASN1_IA5STRING *dns;
 	EVP_PKEY *other, *ca_key;
 	int s;
 
@@ -535,21 +494,15 @@ int main(void)
 		return 1;
 	}
 	tap_plan(61);
-	f.key = new_key();
-	other = new_key();
-	ca_key = new_key();
-	f.cert = new_cert(f.key, "client");
-	f.ca = new_cert(ca_key, "Test CA");
+	f.key = cfx_ec_key();
+	other = cfx_ec_key();
+	ca_key = cfx_ec_key();
+	f.cert = cfx_self_signed(f.key, "client");
+	f.ca = cfx_self_signed(ca_key, "Test CA");
 	f.chain = sk_X509_new_null();
-	f.name = name_of("Test CA");
-	f.sans = GENERAL_NAMES_new();
-	gn = GENERAL_NAME_new();
-	dns = ASN1_IA5STRING_new();
-	if (f.chain == NULL || !sk_X509_push(f.chain, f.ca) || f.sans == NULL || gn == NULL ||
-	    dns == NULL || !ASN1_STRING_set(dns, "client.example", -1))
-		abort();
-	GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
-	if (!sk_GENERAL_NAME_push(f.sans, gn))
+	f.name = cfx_cn_name("Test CA");
+	f.sans = cfx_dns_sans("client.example");
+	if (f.chain == NULL || !sk_X509_push(f.chain, f.ca))
 		abort();
 	write_file("ca.pem", NULL, f.ca, NULL);
 	write_file("two.pem", NULL, f.ca, f.cert);

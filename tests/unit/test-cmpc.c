@@ -9,20 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/asn1t.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "cmp/cmpc.h"
+#include "tests/common/cmp-asn1.h"
+#include "tests/unit/cmpc-fixture.h"
 #include "tests/unit/tap.h"
 
-static const char *dir, *ref, *secret;
-static const char *wrong_secret = "wr0ng-Secret-ABC";
-
+static const char *dir;
 
 static char *path(const char *file)
 {
@@ -44,79 +42,21 @@ static char *url(const char *base, const char *suffix)
 	return buf[i];
 }
 
-static X509 *read_cert(const char *file)
-{
-	FILE *f = fopen(path(file), "r");
-	X509 *x;
-
-	if (f == NULL)
-		return NULL;
-	x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	return x;
-}
-
-static EVP_PKEY *read_key(const char *file)
-{
-	FILE *f = fopen(path(file), "r");
-	EVP_PKEY *k;
-
-	if (f == NULL)
-		return NULL;
-	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	return k;
-}
-
-/* A context as the agent sets one up: subject CN=client, one DNS SAN. */
+/* A context as the agent sets one up: subject CN=cn, one DNS SAN; anchors
+ * is a file in T_DIR. */
 static cmpc_ctx *mk(const char *server, const char *sec, const char *anchors, const char *cn)
 {
-	cmpc_ctx *ctx = cmpc_new();
-	X509_NAME *name = X509_NAME_new();
-	GENERAL_NAMES *sans = GENERAL_NAMES_new();
-	GENERAL_NAME *gn = GENERAL_NAME_new();
-	ASN1_IA5STRING *dns = ASN1_IA5STRING_new();
-	int fail = 0;
+	cmpc_ctx *ctx = cfx_ctx_new(server, sec, anchors != NULL ? path(anchors) : NULL);
+	X509_NAME *name = cfx_cn_name(cn);
+	GENERAL_NAMES *sans = cfx_dns_sans("client.example");
 
-	if (ctx == NULL || name == NULL || sans == NULL || gn == NULL || dns == NULL)
-		abort();
-	cmpc_set_log_cb(ctx, tap_collect, NULL);
-	cmpc_set_timeouts(ctx, 5, 20, 60);
-	if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
-					0) ||
-	    !ASN1_STRING_set(dns, "client.example", -1))
-		abort();
-	GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
-	if (!sk_GENERAL_NAME_push(sans, gn))
-		abort();
-	fail |= cmpc_set_server(ctx, server) != CMPC_OK;
-	fail |= cmpc_set1_pbm(ctx, (const unsigned char *)ref, strlen(ref),
-			      (const unsigned char *)sec, strlen(sec)) != CMPC_OK;
-	if (anchors != NULL)
-		fail |= cmpc_load_trusted(ctx, path(anchors)) != CMPC_OK;
-	fail |= cmpc_set1_subject(ctx, name) != CMPC_OK;
-	fail |= cmpc_set1_sans(ctx, sans) != CMPC_OK;
-	X509_NAME_free(name);
-	GENERAL_NAMES_free(sans);
-	if (fail) {
+	if (cmpc_set1_subject(ctx, name) != CMPC_OK || cmpc_set1_sans(ctx, sans) != CMPC_OK) {
 		fprintf(stderr, "setting up the context failed: %s\n", cmpc_errmsg(ctx));
 		abort();
 	}
+	X509_NAME_free(name);
+	GENERAL_NAMES_free(sans);
 	return ctx;
-}
-
-static int contains(const char *hay, const char *needle)
-{
-	return strstr(hay, needle) != NULL;
-}
-
-/* The message is there, names no secret, and says what is expected. */
-static int msg_ok(cmpc_ctx *ctx, const char *must)
-{
-	const char *m = cmpc_errmsg(ctx);
-
-	return m[0] != '\0' && !contains(m, secret) && !contains(m, wrong_secret) &&
-	       (must == NULL || contains(m, must));
 }
 
 /* One failing ir: expects rv, a message with `must`, untouched outputs. */
@@ -129,8 +69,9 @@ static void expect_fail(const char *name, cmpc_ctx *ctx, EVP_PKEY *key, cmpc_rv 
 	STACK_OF(X509) *ca = sentinel_ca;
 	cmpc_rv rv = cmpc_ir(ctx, key, &cert, &ca);
 
-	tap_ok(rv == want && msg_ok(ctx, must) && cert == sentinel_cert && ca == sentinel_ca, name,
-	   "rv %d (%s), want %d; message: %s", rv, cmpc_strerror(rv), want, cmpc_errmsg(ctx));
+	tap_ok(rv == want && cfx_msg_ok(ctx, must) && cert == sentinel_cert && ca == sentinel_ca,
+	       name, "rv %d (%s), want %d; message: %s", rv, cmpc_strerror(rv), want,
+	       cmpc_errmsg(ctx));
 	if (getenv("T_VERBOSE") != NULL)
 		fprintf(stderr, "%s: %s\n", name, cmpc_errmsg(ctx));
 }
@@ -149,7 +90,7 @@ static void expect_ok(const char *name, cmpc_ctx *ctx, EVP_PKEY *key, const char
 		snprintf(why, sizeof(why), "wrong public key");
 	}
 	for (i = 0; good && cas != NULL && cas[i] != NULL; i++, n++) {
-		x = read_cert(cas[i]);
+		x = cfx_read_cert(path(cas[i]));
 		if (x == NULL || i >= sk_X509_num(ca) || X509_cmp(x, sk_X509_value(ca, i)) != 0) {
 			good = 0;
 			snprintf(why, sizeof(why), "CA certificate %d is not %s", i, cas[i]);
@@ -165,19 +106,6 @@ static void expect_ok(const char *name, cmpc_ctx *ctx, EVP_PKEY *key, const char
 	sk_X509_pop_free(ca, X509_free);
 }
 
-static int accepted;
-
-static int count_accept(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, size_t len)
-{
-	(void)cert;
-	(void)cacerts;
-	(void)arg;
-	(void)why;
-	(void)len;
-	accepted++;
-	return 0;
-}
-
 static void test_config(EVP_PKEY *key)
 {
 	const char *t_ok = tap_env("T_OK");
@@ -190,37 +118,38 @@ static void test_config(EVP_PKEY *key)
 		good &= cmpc_strerror((cmpc_rv)i)[0] != '\0';
 	tap_ok(good, "/cmpc/strerror", "an empty string");
 
-	ctx = mk(t_ok, secret, NULL, "client");
+	ctx = mk(t_ok, cfx_secret, NULL, "client");
 	expect_fail("/cmpc/config/no-anchors", ctx, key, CMPC_ERR_CONFIG, "trust anchor");
 	cmpc_free(ctx);
 
 	ctx = cmpc_new();
 	rv = cmpc_set_server(ctx, "ftp://127.0.0.1/x");
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "http"), "/cmpc/config/url-scheme", "%d %s", rv,
-	   cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "http"), "/cmpc/config/url-scheme", "%d %s",
+	       rv, cmpc_errmsg(ctx));
 	rv = cmpc_set_server(ctx, "http://user:pw-Hidden-1@127.0.0.1/x");
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, NULL) && !contains(cmpc_errmsg(ctx), "pw-Hidden-1"),
-	   "/cmpc/config/url-userinfo", "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, NULL) &&
+		   !cfx_contains(cmpc_errmsg(ctx), "pw-Hidden-1"),
+	       "/cmpc/config/url-userinfo", "%d %s", rv, cmpc_errmsg(ctx));
 	rv = cmpc_set_server(ctx, "not a url");
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, NULL), "/cmpc/config/url-garbage", "%d %s", rv,
-	   cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, NULL), "/cmpc/config/url-garbage", "%d %s",
+	       rv, cmpc_errmsg(ctx));
 	rv = cmpc_load_trusted(ctx, path("no-such-file.pem"));
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "no-such-file.pem"), "/cmpc/config/anchors-missing",
-	   "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "no-such-file.pem"),
+	       "/cmpc/config/anchors-missing", "%d %s", rv, cmpc_errmsg(ctx));
 	rv = cmpc_load_trusted(ctx, path("client.pub"));
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "no certificate"), "/cmpc/config/anchors-no-cert",
-	   "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "no certificate"),
+	       "/cmpc/config/anchors-no-cert", "%d %s", rv, cmpc_errmsg(ctx));
 	rv = cmpc_set_tls_trust(ctx, path("no-such-file.pem"));
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "no-such-file.pem"), "/cmpc/config/tls-trust",
-	   "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "no-such-file.pem"),
+	       "/cmpc/config/tls-trust", "%d %s", rv, cmpc_errmsg(ctx));
 	rv = cmpc_set1_pbm(ctx, (const unsigned char *)"r", 1, (const unsigned char *)"", 0);
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "secret"), "/cmpc/config/empty-secret", "%d %s", rv,
-	   cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "secret"), "/cmpc/config/empty-secret",
+	       "%d %s", rv, cmpc_errmsg(ctx));
 	(void)cmpc_set_server(ctx, t_ok);
 	(void)cmpc_load_trusted(ctx, path("ca1.pem"));
 	rv = cmpc_ir(ctx, key, &cert, NULL);
-	tap_ok(rv == CMPC_ERR_CONFIG && cert == NULL && msg_ok(ctx, "reference value"),
-	   "/cmpc/config/no-pbm", "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cert == NULL && cfx_msg_ok(ctx, "reference value"),
+	       "/cmpc/config/no-pbm", "%d %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 	cmpc_free(NULL);
 
@@ -228,7 +157,7 @@ static void test_config(EVP_PKEY *key)
 	 * either order (the trust setter once freed the credentials and left
 	 * the pointers: a double free at cmpc_free). */
 	{
-		X509 *c1 = read_cert("c1.pem");
+		X509 *c1 = cfx_read_cert(path("c1.pem"));
 
 		if (c1 == NULL)
 			abort();
@@ -263,87 +192,88 @@ static void test_ir(EVP_PKEY *key)
 	cmpc_ctx *ctx;
 	size_t mark;
 
-	ctx = mk(t_ok, secret, "ca1.pem", "client");
+	ctx = mk(t_ok, cfx_secret, "ca1.pem", "client");
 	mark = tap_loglen;
 	expect_ok("/cmpc/ir/ok", ctx, key, sub_ca1);
-	tap_ok(contains(tap_log + mark, "(certConf)"), "/cmpc/ir/ok-sent-certconf", "no certConf seen");
+	tap_ok(cfx_contains(tap_log + mark, "(certConf)"), "/cmpc/ir/ok-sent-certconf",
+	       "no certConf seen");
 	expect_ok("/cmpc/ir/ok-twice", ctx, key, sub_ca1);
 	cmpc_free(ctx);
 
-	ctx = mk(t_ok, wrong_secret, "ca1.pem", "client");
+	ctx = mk(t_ok, cfx_wrong_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/ir/wrong-secret", ctx, key, CMPC_ERR_PROTOCOL,
 		    "reference value and secret");
 	cmpc_free(ctx);
 
 	/* caPubs of the other CA in a MAC-protected ip must not become anchors. */
-	ctx = mk(tap_env("T_ROGUE"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_ROGUE"), cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/ir/other-ca", ctx, key, CMPC_ERR_CERT, "trust anchor");
 	cmpc_free(ctx);
 
-	ctx = mk(t_ok, secret, "ca2.pem", "client");
+	ctx = mk(t_ok, cfx_secret, "ca2.pem", "client");
 	expect_fail("/cmpc/ir/wrong-anchor", ctx, key, CMPC_ERR_CERT, "trust anchor");
 	cmpc_free(ctx);
 
-	ctx = mk(t_ok, secret, "ca1.pem", "someone else");
+	ctx = mk(t_ok, cfx_secret, "ca1.pem", "someone else");
 	expect_fail("/cmpc/ir/subject-mismatch", ctx, key, CMPC_ERR_CERT, "CN=someone else");
 	cmpc_free(ctx);
 
 	if ((other = EVP_EC_gen("P-256")) == NULL)
 		abort();
-	ctx = mk(t_ok, secret, "ca1.pem", "client");
+	ctx = mk(t_ok, cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/ir/key-mismatch", ctx, other, CMPC_ERR_CERT, "public key");
 	cmpc_free(ctx);
 	EVP_PKEY_free(other);
 
-	ctx = mk(tap_env("T_REJ"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_REJ"), cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/ir/rejected", ctx, key, CMPC_ERR_REJECTED, "badPOP");
-	tap_ok(contains(cmpc_errmsg(ctx), "POP did not verify (test)"), "/cmpc/ir/rejected-text", "%s",
-	   cmpc_errmsg(ctx));
+	tap_ok(cfx_contains(cmpc_errmsg(ctx), "POP did not verify (test)"),
+	       "/cmpc/ir/rejected-text", "%s", cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
-	ctx = mk(tap_env("T_POLL"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_POLL"), cfx_secret, "ca1.pem", "client");
 	expect_ok("/cmpc/ir/polling", ctx, key, ca1);
 	cmpc_free(ctx);
 
-	ctx = mk(tap_env("T_WAIT"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_WAIT"), cfx_secret, "ca1.pem", "client");
 	cmpc_set_timeouts(ctx, 5, 20, 2);
 	expect_fail("/cmpc/ir/waiting", ctx, key, CMPC_ERR_WAITING, "waiting");
 	cmpc_free(ctx);
 
-	ctx = mk(tap_env("T_IMPL"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_IMPL"), cfx_secret, "ca1.pem", "client");
 	cmpc_set_implicit_confirm(ctx, 1);
 	mark = tap_loglen;
 	expect_ok("/cmpc/ir/implicit-confirm", ctx, key, ca1);
-	tap_ok(!contains(tap_log + mark, "(certConf)"), "/cmpc/ir/implicit-confirm-no-certconf",
-	   "a certConf was sent");
+	tap_ok(!cfx_contains(tap_log + mark, "(certConf)"), "/cmpc/ir/implicit-confirm-no-certconf",
+	       "a certConf was sent");
 	cmpc_free(ctx);
 
-	ctx = mk(tap_env("T_SIGNED"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_SIGNED"), cfx_secret, "ca1.pem", "client");
 	expect_ok("/cmpc/ir/signed-response", ctx, key, ca1);
 	cmpc_free(ctx);
-	ctx = mk(tap_env("T_SIGNED"), secret, "ca2.pem", "client");
+	ctx = mk(tap_env("T_SIGNED"), cfx_secret, "ca2.pem", "client");
 	expect_fail("/cmpc/ir/signed-response-untrusted", ctx, key, CMPC_ERR_PROTOCOL,
 		    "trust anchors hold the root");
 	cmpc_free(ctx);
 
 	/* An end entity of the same PKI (no cmcCA/cmcRA) may not speak for
 	 * the CA; pinned as srv_cert, or with any signer allowed, it may. */
-	accepted = 0;
-	ctx = mk(tap_env("T_SIGNED_EE"), secret, "ca1.pem", "client");
-	cmpc_set_accept_cb(ctx, count_accept, NULL);
+	cfx_accepted = 0;
+	ctx = mk(tap_env("T_SIGNED_EE"), cfx_secret, "ca1.pem", "client");
+	cmpc_set_accept_cb(ctx, cfx_count_accept, NULL);
 	expect_fail("/cmpc/trust/ee-signer-refused", ctx, key, CMPC_ERR_PROTOCOL,
 		    "may not speak for the CA");
-	tap_ok(accepted == 0, "/cmpc/trust/ee-signer-refused/nothing-accepted", "accepted %d",
-	       accepted);
+	tap_ok(cfx_accepted == 0, "/cmpc/trust/ee-signer-refused/nothing-accepted", "accepted %d",
+	       cfx_accepted);
 	cmpc_free(ctx);
-	ctx = mk(tap_env("T_SIGNED_EE"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_SIGNED_EE"), cfx_secret, "ca1.pem", "client");
 	cmpc_set_any_response_signer(ctx, 1);
 	expect_ok("/cmpc/trust/any-signer", ctx, key, ca1);
 	cmpc_free(ctx);
 	{
-		X509 *srv = read_cert("srv1.pem");
+		X509 *srv = cfx_read_cert(path("srv1.pem"));
 
-		ctx = mk(tap_env("T_SIGNED_EE"), secret, "ca2.pem", "client");
+		ctx = mk(tap_env("T_SIGNED_EE"), cfx_secret, "ca2.pem", "client");
 		if (srv == NULL || cmpc_set1_srv_cert(ctx, srv) != CMPC_OK)
 			abort();
 		X509_free(srv);
@@ -353,7 +283,7 @@ static void test_ir(EVP_PKEY *key)
 			    "trust anchors");
 		cmpc_free(ctx);
 	}
-	ctx = mk(tap_env("T_SIGNED"), secret, "ca2.pem", "client");
+	ctx = mk(tap_env("T_SIGNED"), cfx_secret, "ca2.pem", "client");
 	if (cmpc_load_srv_trusted(ctx, path("ca1.pem")) != CMPC_OK)
 		abort();
 	expect_fail("/cmpc/trust/srv-trusted-separate", ctx, key, CMPC_ERR_CERT, "trust anchors");
@@ -365,47 +295,47 @@ static void test_http(EVP_PKEY *key)
 	const char *w = tap_env("T_WRONG");
 	cmpc_ctx *ctx;
 
-	ctx = mk(tap_env("T_DEAD"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_DEAD"), cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/http/not-listening", ctx, key, CMPC_ERR_TRANSPORT,
 		    "check the server URL");
 	cmpc_free(ctx);
 
-	ctx = mk(url(w, "/html"), secret, "ca1.pem", "client");
+	ctx = mk(url(w, "/html"), cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/http/not-cmp", ctx, key, CMPC_ERR_TRANSPORT, "text/html");
 	cmpc_free(ctx);
 
-	ctx = mk(url(w, "/redirect"), secret, "ca1.pem", "client");
+	ctx = mk(url(w, "/redirect"), cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/http/redirect", ctx, key, CMPC_ERR_TRANSPORT,
 		    "redirected (HTTP 302) to http://127.0.0.1:1/elsewhere");
 	cmpc_free(ctx);
 
-	ctx = mk(url(w, "/big"), secret, "ca1.pem", "client");
+	ctx = mk(url(w, "/big"), cfx_secret, "ca1.pem", "client");
 	cmpc_set_max_response(ctx, 65536);
 	expect_fail("/cmpc/http/too-big", ctx, key, CMPC_ERR_TRANSPORT, "65536 bytes");
 	cmpc_free(ctx);
 
-	ctx = mk(url(w, "/bignolen"), secret, "ca1.pem", "client");
+	ctx = mk(url(w, "/bignolen"), cfx_secret, "ca1.pem", "client");
 	cmpc_set_max_response(ctx, 65536);
 	expect_fail("/cmpc/http/too-big-no-length", ctx, key, CMPC_ERR_TRANSPORT, "65536 bytes");
 	cmpc_free(ctx);
 
-	ctx = mk(url(w, "/big"), secret, "ca1.pem", "client");
+	ctx = mk(url(w, "/big"), cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/http/too-big-default", ctx, key, CMPC_ERR_TRANSPORT, "1048576 bytes");
 	cmpc_free(ctx);
 
-	ctx = mk(url(w, "/garbage"), secret, "ca1.pem", "client");
+	ctx = mk(url(w, "/garbage"), cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/http/garbage", ctx, key, CMPC_ERR_PROTOCOL, "not a CMP message");
 	cmpc_free(ctx);
 
-	ctx = mk(url(w, "/truncated"), secret, "ca1.pem", "client");
+	ctx = mk(url(w, "/truncated"), cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/http/truncated", ctx, key, CMPC_ERR_PROTOCOL, "not a CMP message");
 	cmpc_free(ctx);
 
-	ctx = mk(url(w, "/error500"), secret, "ca1.pem", "client");
+	ctx = mk(url(w, "/error500"), cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/http/status-500", ctx, key, CMPC_ERR_TRANSPORT, "HTTP 500");
 	cmpc_free(ctx);
 
-	ctx = mk(url(w, "/slow"), secret, "ca1.pem", "client");
+	ctx = mk(url(w, "/slow"), cfx_secret, "ca1.pem", "client");
 	cmpc_set_timeouts(ctx, 5, 1, 60);
 	expect_fail("/cmpc/http/msg-timeout", ctx, key, CMPC_ERR_TRANSPORT, "within 1 s");
 	cmpc_free(ctx);
@@ -436,7 +366,7 @@ static void test_request(EVP_PKEY *key)
 	cmpc_ctx *ctx;
 	FILE *f;
 
-	ctx = mk(url(tap_env("T_WRONG"), "/capture"), secret, "ca1.pem", "client");
+	ctx = mk(url(tap_env("T_WRONG"), "/capture"), cfx_secret, "ca1.pem", "client");
 	expect_fail("/cmpc/request/sent", ctx, key, CMPC_ERR_TRANSPORT, "HTTP 500");
 	cmpc_free(ctx);
 	if ((f = fopen(path("captured.der"), "rb")) != NULL) {
@@ -450,8 +380,9 @@ static void test_request(EVP_PKEY *key)
 	       has_bytes(buf, len, hmac_sha256, sizeof(hmac_sha256)) &&
 	       has_bytes(buf, len, sha256, sizeof(sha256)),
 	   "/cmpc/request/pbm-hmac-sha256", "not PBM with SHA-256 and HMAC-SHA256");
-	tap_ok(has_bytes(buf, len, ref, strlen(ref)) && !has_bytes(buf, len, secret, strlen(secret)),
-	   "/cmpc/request/ref-not-secret", "reference value missing or secret present");
+	tap_ok(has_bytes(buf, len, cfx_ref, strlen(cfx_ref)) &&
+		   !has_bytes(buf, len, cfx_secret, strlen(cfx_secret)),
+	       "/cmpc/request/ref-not-secret", "reference value missing or secret present");
 }
 
 static void test_tls(EVP_PKEY *key)
@@ -459,13 +390,13 @@ static void test_tls(EVP_PKEY *key)
 	static const char *const sub_ca1[] = {"sub1.pem", "ca1.pem", NULL};
 	cmpc_ctx *ctx;
 
-	ctx = mk(tap_env("T_TLS"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_TLS"), cfx_secret, "ca1.pem", "client");
 	if (cmpc_set_tls_trust(ctx, path("ca1.pem")) != CMPC_OK)
 		abort();
 	expect_ok("/cmpc/tls/ok", ctx, key, sub_ca1);
 	cmpc_free(ctx);
 
-	ctx = mk(tap_env("T_TLS"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_TLS"), cfx_secret, "ca1.pem", "client");
 	if (cmpc_set_tls_trust(ctx, path("ca2.pem")) != CMPC_OK)
 		abort();
 	expect_fail("/cmpc/tls/untrusted", ctx, key, CMPC_ERR_TLS,
@@ -475,82 +406,17 @@ static void test_tls(EVP_PKEY *key)
 
 /* ---- issue 3: certreq of every kind, signer, PBM parameters, header ---- */
 
-/* Our own reading of a captured PKIMessage (RFC 4210 5.1, EXPLICIT tags):
+/* Our own reading of a captured PKIMessage (tests/common/cmp-asn1.h):
  * OpenSSL 3.0 has no getters for the protection parameters.  Not the
  * client's templates (cmp/cmpc-int.h): the client encodes PBM-protected
  * requests with them (cmpc_pbm.c), and a bug there must not be read back. */
-typedef struct {
-	ASN1_INTEGER *pvno;
-	GENERAL_NAME *sender;
-	GENERAL_NAME *recipient;
-	ASN1_GENERALIZEDTIME *messageTime;
-	X509_ALGOR *protectionAlg;
-	ASN1_OCTET_STRING *senderKID;
-	ASN1_OCTET_STRING *recipKID;
-	ASN1_OCTET_STRING *transactionID;
-	ASN1_OCTET_STRING *senderNonce;
-	ASN1_OCTET_STRING *recipNonce;
-	STACK_OF(ASN1_UTF8STRING) *freeText;
-	STACK_OF(ASN1_TYPE) *generalInfo;
-} T_HDR;
-
-/* clang-format off */
-ASN1_SEQUENCE(T_HDR) = {
-	ASN1_SIMPLE(T_HDR, pvno, ASN1_INTEGER),
-	ASN1_SIMPLE(T_HDR, sender, GENERAL_NAME),
-	ASN1_SIMPLE(T_HDR, recipient, GENERAL_NAME),
-	ASN1_EXP_OPT(T_HDR, messageTime, ASN1_GENERALIZEDTIME, 0),
-	ASN1_EXP_OPT(T_HDR, protectionAlg, X509_ALGOR, 1),
-	ASN1_EXP_OPT(T_HDR, senderKID, ASN1_OCTET_STRING, 2),
-	ASN1_EXP_OPT(T_HDR, recipKID, ASN1_OCTET_STRING, 3),
-	ASN1_EXP_OPT(T_HDR, transactionID, ASN1_OCTET_STRING, 4),
-	ASN1_EXP_OPT(T_HDR, senderNonce, ASN1_OCTET_STRING, 5),
-	ASN1_EXP_OPT(T_HDR, recipNonce, ASN1_OCTET_STRING, 6),
-	ASN1_EXP_SEQUENCE_OF_OPT(T_HDR, freeText, ASN1_UTF8STRING, 7),
-	ASN1_EXP_SEQUENCE_OF_OPT(T_HDR, generalInfo, ASN1_ANY, 8),
-} static_ASN1_SEQUENCE_END(T_HDR)
-/* clang-format on */
-
-typedef struct {
-	T_HDR *header;
-	ASN1_TYPE *body;
-	ASN1_BIT_STRING *protection;
-	STACK_OF(X509) *extraCerts;
-} T_MSG;
-
-/* clang-format off */
-ASN1_SEQUENCE(T_MSG) = {
-	ASN1_SIMPLE(T_MSG, header, T_HDR),
-	ASN1_SIMPLE(T_MSG, body, ASN1_ANY),
-	ASN1_EXP_OPT(T_MSG, protection, ASN1_BIT_STRING, 0),
-	ASN1_EXP_SEQUENCE_OF_OPT(T_MSG, extraCerts, X509, 1),
-} static_ASN1_SEQUENCE_END(T_MSG)
-/* clang-format on */
-
-/* PBMParameter (RFC 4210 5.1.3.1) */
-typedef struct {
-	ASN1_OCTET_STRING *salt;
-	X509_ALGOR *owf;
-	ASN1_INTEGER *iterationCount;
-	X509_ALGOR *mac;
-} T_PBMP;
-
-/* clang-format off */
-ASN1_SEQUENCE(T_PBMP) = {
-	ASN1_SIMPLE(T_PBMP, salt, ASN1_OCTET_STRING),
-	ASN1_SIMPLE(T_PBMP, owf, X509_ALGOR),
-	ASN1_SIMPLE(T_PBMP, iterationCount, ASN1_INTEGER),
-	ASN1_SIMPLE(T_PBMP, mac, X509_ALGOR),
-} static_ASN1_SEQUENCE_END(T_PBMP)
-/* clang-format on */
-
-static void free_msg(T_MSG *m)
+static void free_msg(TCMP_PKIMESSAGE *m)
 {
-	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(T_MSG));
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 }
 
 /* Sends one request of type to the capturing server and decodes it. */
-static T_MSG *capture(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *key, X509 *old)
+static TCMP_PKIMESSAGE *capture(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *key, X509 *old)
 {
 	static unsigned char buf[16384];
 	const unsigned char *p = buf;
@@ -568,10 +434,12 @@ static T_MSG *capture(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *key, X509 *ol
 		len = fread(buf, 1, sizeof(buf), f);
 		fclose(f);
 	}
-	return len > 0 ? (T_MSG *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(T_MSG)) : NULL;
+	if (len == 0)
+		return NULL;
+	return (TCMP_PKIMESSAGE *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 }
 
-static int prot_nid(const T_MSG *m)
+static int prot_nid(const TCMP_PKIMESSAGE *m)
 {
 	return m != NULL && m->header->protectionAlg != NULL
 		   ? OBJ_obj2nid(m->header->protectionAlg->algorithm)
@@ -579,13 +447,13 @@ static int prot_nid(const T_MSG *m)
 }
 
 /* The iteration count of a PBM-protected message, -1 if none. */
-static long pbm_iter(const T_MSG *m, int *ret_salt_len, int *ret_owf, int *ret_mac)
+static long pbm_iter(const TCMP_PKIMESSAGE *m, int *ret_salt_len, int *ret_owf, int *ret_mac)
 {
 	const ASN1_STRING *seq;
 	const unsigned char *p;
 	const void *pval;
 	int ptype;
-	T_PBMP *pb;
+	TCMP_PBMPARAMETER *pb;
 	long it;
 
 	if (prot_nid(m) != NID_id_PasswordBasedMAC)
@@ -595,19 +463,20 @@ static long pbm_iter(const T_MSG *m, int *ret_salt_len, int *ret_owf, int *ret_m
 		return -1;
 	seq = pval;
 	p = seq->data;
-	if ((pb = (T_PBMP *)ASN1_item_d2i(NULL, &p, seq->length, ASN1_ITEM_rptr(T_PBMP))) ==
-	    NULL)
+	pb = (TCMP_PBMPARAMETER *)ASN1_item_d2i(NULL, &p, seq->length,
+						 ASN1_ITEM_rptr(TCMP_PBMPARAMETER));
+	if (pb == NULL)
 		return -1;
 	it = ASN1_INTEGER_get(pb->iterationCount);
 	*ret_salt_len = pb->salt->length;
 	*ret_owf = OBJ_obj2nid(pb->owf->algorithm);
 	*ret_mac = OBJ_obj2nid(pb->mac->algorithm);
-	ASN1_item_free((ASN1_VALUE *)pb, ASN1_ITEM_rptr(T_PBMP));
+	ASN1_item_free((ASN1_VALUE *)pb, ASN1_ITEM_rptr(TCMP_PBMPARAMETER));
 	return it;
 }
 
 /* The UTF8String of the certProfile ITAV in generalInfo, or "". */
-static void cert_profile(const T_MSG *m, char *out, size_t len)
+static void cert_profile(const TCMP_PKIMESSAGE *m, char *out, size_t len)
 {
 	STACK_OF(ASN1_TYPE) *itav = NULL, *names = NULL;
 	const ASN1_TYPE *t, *oid, *val, *first;
@@ -646,16 +515,6 @@ static void cert_profile(const T_MSG *m, char *out, size_t len)
 	}
 }
 
-static X509_NAME *cn_name(const char *cn)
-{
-	X509_NAME *n = X509_NAME_new();
-
-	if (n == NULL || !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-						     (const unsigned char *)cn, -1, -1, 0))
-		abort();
-	return n;
-}
-
 static int gn_is(const GENERAL_NAME *gn, const X509_NAME *name)
 {
 	return gn != NULL && gn->type == GEN_DIRNAME && X509_NAME_cmp(gn->d.dirn, name) == 0;
@@ -663,15 +522,15 @@ static int gn_is(const GENERAL_NAME *gn, const X509_NAME *name)
 
 static void test_header(EVP_PKEY *key)
 {
-	X509_NAME *snd = cn_name("sender-x"), *rcp = cn_name("recipient-y");
+	X509_NAME *snd = cfx_cn_name("sender-x"), *rcp = cfx_cn_name("recipient-y");
 	char prof[128];
 	int salt = 0, owf = 0, mac = 0;
 	cmpc_ctx *ctx;
-	T_MSG *m;
+	TCMP_PKIMESSAGE *m;
 	long it;
 	cmpc_rv rv;
 
-	ctx = mk(tap_env("T_OK"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_OK"), cfx_secret, "ca1.pem", "client");
 	m = capture(ctx, CMPC_REQ_IR, key, NULL);
 	it = pbm_iter(m, &salt, &owf, &mac);
 	tap_ok(it == 10000 && salt == 16 && owf == NID_sha256 && mac == NID_hmacWithSHA256,
@@ -690,14 +549,14 @@ static void test_header(EVP_PKEY *key)
 	(void)cmpc_set_server(ctx, tap_env("T_OK"));
 	expect_ok("/cmpc/pbm/iterations-accepted-by-openssl", ctx, key, NULL);
 	rv = cmpc_set_pbm_params(ctx, 0, 0, 99);
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "100..100000"), "/cmpc/pbm/iterations-range",
-	   "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "100..100000"),
+	       "/cmpc/pbm/iterations-range", "%d %s", rv, cmpc_errmsg(ctx));
 	rv = cmpc_set_pbm_params(ctx, NID_sha256, NID_sha256, 1000);
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "MAC"), "/cmpc/pbm/bad-mac", "%d %s", rv,
-	   cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "MAC"), "/cmpc/pbm/bad-mac", "%d %s", rv,
+	       cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
-	ctx = mk(tap_env("T_OK"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_OK"), cfx_secret, "ca1.pem", "client");
 	if (cmpc_set_cert_profile(ctx, "tls-server") != CMPC_OK ||
 	    cmpc_set1_sender(ctx, snd) != CMPC_OK || cmpc_set1_recipient(ctx, rcp) != CMPC_OK)
 		abort();
@@ -720,31 +579,18 @@ static void test_header(EVP_PKEY *key)
 	X509_NAME_free(rcp);
 }
 
-static char *slurp(const char *file)
-{
-	static char buf[1 << 18];
-	size_t n = 0;
-	FILE *f = fopen(path(file), "r");
-
-	buf[0] = '\0';
-	if (f != NULL) {
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
 /* Count of needle in the CA log. */
 static int ca_events(const char *log, const char *needle)
 {
-	const char *s = slurp(log);
+	char *text = cfx_read_file(path(log));
+	const char *s = text;
 	int n = 0;
 
-	while ((s = strstr(s, needle)) != NULL) {
+	while (s != NULL && (s = strstr(s, needle)) != NULL) {
 		n++;
 		s += strlen(needle);
 	}
+	free(text);
 	return n;
 }
 
@@ -769,7 +615,7 @@ static void test_testca(void)
 	cmpc_ctx *ctx;
 	cmpc_rv rv;
 	size_t mark;
-	T_MSG *m;
+	TCMP_PKIMESSAGE *m;
 	int n;
 
 	if (base == NULL) {
@@ -785,26 +631,26 @@ static void test_testca(void)
 
 	/* RFC 9811 URL forms: kept, no warning; another path warns only. */
 	mark = tap_loglen;
-	ctx = mk(u, secret, "ca/root.pem", "client");
+	ctx = mk(u, cfx_secret, "ca/root.pem", "client");
 	rv = cmpc_set_server(ctx, u2);
-	tap_ok(rv == CMPC_OK && !contains(tap_log + mark, "RFC 9811"), "/cmpc/url/well-known-forms",
-	   "%d %s", rv, tap_log + mark);
+	tap_ok(rv == CMPC_OK && !cfx_contains(tap_log + mark, "RFC 9811"),
+	       "/cmpc/url/well-known-forms", "%d %s", rv, tap_log + mark);
 	mark = tap_loglen;
 	rv = cmpc_set_server(ctx, url(base, "/cmp"));
-	tap_ok(rv == CMPC_OK && contains(tap_log + mark, "RFC 9811"), "/cmpc/url/other-path-warns",
-	   "%d, no warning", rv);
+	tap_ok(rv == CMPC_OK && cfx_contains(tap_log + mark, "RFC 9811"),
+	       "/cmpc/url/other-path-warns", "%d, no warning", rv);
 	cmpc_free(ctx);
 
 	/* ir with PBM at .../.well-known/cmp, then cr signed by the new certificate */
-	ctx = mk(u, secret, "ca/root.pem", "client");
+	ctx = mk(u, cfx_secret, "ca/root.pem", "client");
 	rv = req(ctx, CMPC_REQ_IR, k1, NULL, NULL, &c1, &cas1);
 	tap_ok(rv == CMPC_OK && c1 != NULL, "/cmpc/ca/ir", "%d %s", rv, cmpc_errmsg(ctx));
 	if (c1 == NULL)
 		goto out;
 	(void)cmpc_set_server(ctx, u2);
 	rv = req(ctx, CMPC_REQ_CR, k2, NULL, NULL, &c2, NULL);
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "signer"), "/cmpc/ca/cr-needs-signer", "%d %s", rv,
-	   cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "signer"), "/cmpc/ca/cr-needs-signer",
+	       "%d %s", rv, cmpc_errmsg(ctx));
 	rv = cmpc_set1_signer(ctx, c1, k2, NULL);
 	tap_ok(rv == CMPC_ERR_CONFIG, "/cmpc/ca/signer-key-mismatch", "%d %s", rv, cmpc_errmsg(ctx));
 	if (cmpc_set1_signer(ctx, c1, k1, cas1) != CMPC_OK)
@@ -830,15 +676,15 @@ static void test_testca(void)
 
 	/* kur signed by the old certificate, with a secret configured as well,
 	 * no subject: the new certificate keeps the old subject */
-	ctx = mk(u, secret, "ca/root.pem", "client");
+	ctx = mk(u, cfx_secret, "ca/root.pem", "client");
 	(void)cmpc_set1_subject(ctx, NULL);
 	(void)cmpc_set1_sans(ctx, NULL);
 	rv = req(ctx, CMPC_REQ_KUR, k3, c1, NULL, &c3, NULL);
-	tap_ok(rv == CMPC_ERR_CONFIG && msg_ok(ctx, "signer"), "/cmpc/ca/kur-needs-old-signer",
-	   "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "signer"), "/cmpc/ca/kur-needs-old-signer",
+	       "%d %s", rv, cmpc_errmsg(ctx));
 	if (cmpc_set1_signer(ctx, c1, k1, cas1) != CMPC_OK ||
-	    cmpc_set1_pbm(ctx, (const unsigned char *)ref, strlen(ref),
-			  (const unsigned char *)secret, strlen(secret)) != CMPC_OK)
+	    cmpc_set1_pbm(ctx, (const unsigned char *)cfx_ref, strlen(cfx_ref),
+			  (const unsigned char *)cfx_secret, strlen(cfx_secret)) != CMPC_OK)
 		abort();
 	n = ca_events("ca-main.log", "kur: oldCertID matches an issued certificate");
 	rv = req(ctx, CMPC_REQ_KUR, k3, c1, NULL, &c3, NULL);
@@ -857,19 +703,19 @@ static void test_testca(void)
 	cmpc_free(ctx);
 
 	/* kur whose new certificate changes the subject */
-	ctx = mk(url(base, "/.well-known/cmp"), secret, "ca/root.pem", "client");
+	ctx = mk(url(base, "/.well-known/cmp"), cfx_secret, "ca/root.pem", "client");
 	(void)cmpc_set1_subject(ctx, NULL);
 	(void)cmpc_set1_sans(ctx, NULL);
 	(void)cmpc_set_server(ctx, url(tap_env("T_CA_WS"), "/.well-known/cmp"));
 	(void)cmpc_set1_signer(ctx, c1, k1, cas1);
-	accepted = 0;
-	cmpc_set_accept_cb(ctx, count_accept, NULL);
+	cfx_accepted = 0;
+	cmpc_set_accept_cb(ctx, cfx_count_accept, NULL);
 	n = ca_events("ca-wrongsubj.log", "rejected the certificate (PKIStatus: rejection; "
 					  "PKIFailureInfo: badCertTemplate");
 	rv = req(ctx, CMPC_REQ_KUR, k4, c1, NULL, &x, NULL);
-	tap_ok(rv == CMPC_ERR_CERT && msg_ok(ctx, "CN=wrong subject") && msg_ok(ctx, "certConf") &&
-	       accepted == 0 && x == NULL,
-	   "/cmpc/ca/kur-subject-changed", "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CERT && cfx_msg_ok(ctx, "CN=wrong subject") &&
+		   cfx_msg_ok(ctx, "certConf") && cfx_accepted == 0 && x == NULL,
+	       "/cmpc/ca/kur-subject-changed", "%d %s", rv, cmpc_errmsg(ctx));
 	tap_ok(ca_events("ca-wrongsubj.log", "rejected the certificate (PKIStatus: rejection; "
 					 "PKIFailureInfo: badCertTemplate") == n + 1,
 	   "/cmpc/ca/kur-subject-changed-badCertTemplate",
@@ -877,12 +723,13 @@ static void test_testca(void)
 	(void)cmpc_set1_signer(ctx, NULL, NULL, NULL);
 	(void)cmpc_set1_subject(ctx, X509_get_subject_name(c1));
 	rv = req(ctx, CMPC_REQ_IR, k4, NULL, NULL, &x, NULL);
-	tap_ok(rv == CMPC_ERR_CERT && msg_ok(ctx, "wrong subject") && accepted == 0 && x == NULL,
-	   "/cmpc/ca/ir-wrong-subject", "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CERT && cfx_msg_ok(ctx, "wrong subject") && cfx_accepted == 0 &&
+		   x == NULL,
+	       "/cmpc/ca/ir-wrong-subject", "%d %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
 	/* p10cr: a CSR made from subject and SANs, signed by the new key */
-	ctx = mk(u, secret, "ca/root.pem", "client");
+	ctx = mk(u, cfx_secret, "ca/root.pem", "client");
 	n = ca_events("ca-main.log", "p10cr: POP verified (CSR signature)");
 	rv = req(ctx, CMPC_REQ_P10CR, k4, NULL, NULL, &c4, NULL);
 	tap_ok(rv == CMPC_OK && c4 != NULL && EVP_PKEY_eq(X509_get0_pubkey(c4), k4) == 1 &&
@@ -903,7 +750,7 @@ static void test_testca(void)
 	X509_REQ_free(csr);
 	/* PBM with other parameters and a sender name: the test CA verifies it */
 	{
-		X509_NAME *snd = cn_name("sender-x");
+		X509_NAME *snd = cfx_cn_name("sender-x");
 
 		if (cmpc_set_pbm_params(ctx, NID_sha512, NID_hmacWithSHA512, 100000) != CMPC_OK ||
 		    cmpc_set1_sender(ctx, snd) != CMPC_OK)
@@ -918,16 +765,16 @@ static void test_testca(void)
 	cmpc_free(ctx);
 
 	/* unprotected error answers */
-	ctx = mk(url(tap_env("T_CA_UE"), "/.well-known/cmp"), secret, "ca/root.pem", "client");
+	ctx = mk(url(tap_env("T_CA_UE"), "/.well-known/cmp"), cfx_secret, "ca/root.pem", "client");
 	rv = req(ctx, CMPC_REQ_IR, k4, NULL, NULL, &x, NULL);
 	tap_ok(rv == CMPC_ERR_PROTOCOL && x == NULL, "/cmpc/ca/unprotected-error-refused", "%d %s", rv,
 	   cmpc_errmsg(ctx));
 	cmpc_set_unprotected_errors(ctx, 1);
 	rv = req(ctx, CMPC_REQ_IR, k4, NULL, NULL, &x, NULL);
 	/* shown, but not a verdict: anyone on the path can send one */
-	tap_ok(rv == CMPC_ERR_PROTOCOL && msg_ok(ctx, "unverified") &&
-	       msg_ok(ctx, "unprotected-error"),
-	   "/cmpc/ca/unprotected-error-accepted", "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_PROTOCOL && cfx_msg_ok(ctx, "unverified") &&
+		   cfx_msg_ok(ctx, "unprotected-error"),
+	       "/cmpc/ca/unprotected-error-accepted", "%d %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 out:
 	X509_free(c1);
@@ -948,14 +795,15 @@ out:
 static void test_mock_signed(EVP_PKEY *key)
 {
 	static const char *const ca1[] = {"ca1.pem", NULL};
-	X509 *signer = read_cert("signer.pem"), *c1 = read_cert("c1.pem"), *cert = NULL;
-	EVP_PKEY *skey = read_key("signer.key");
+	X509 *signer = cfx_read_cert(path("signer.pem")), *c1 = cfx_read_cert(path("c1.pem")),
+	     *cert = NULL;
+	EVP_PKEY *skey = cfx_read_key(path("signer.key"));
 	cmpc_ctx *ctx;
 	cmpc_rv rv;
 
 	if (signer == NULL || c1 == NULL || skey == NULL)
 		abort();
-	ctx = mk(tap_env("T_SIGREQ"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_SIGREQ"), cfx_secret, "ca1.pem", "client");
 	if (cmpc_set1_signer(ctx, signer, skey, NULL) != CMPC_OK)
 		abort();
 	rv = cmpc_certreq(ctx, CMPC_REQ_CR, key, NULL, NULL, &cert, NULL);
@@ -968,7 +816,7 @@ static void test_mock_signed(EVP_PKEY *key)
 		    "missing secret");
 	cmpc_free(ctx);
 
-	ctx = mk(tap_env("T_SIGREQ"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_SIGREQ"), cfx_secret, "ca1.pem", "client");
 	(void)cmpc_set1_subject(ctx, NULL);
 	if (cmpc_set1_signer(ctx, c1, key, NULL) != CMPC_OK)
 		abort();
@@ -999,14 +847,14 @@ static void test_san_mismatch(EVP_PKEY *key)
 	GENERAL_NAME_set0_value(gn, GEN_DNS, dns);
 	if (!sk_GENERAL_NAME_push(sans, gn))
 		abort();
-	ctx = mk(tap_env("T_OK"), secret, "ca1.pem", "client");
+	ctx = mk(tap_env("T_OK"), cfx_secret, "ca1.pem", "client");
 	(void)cmpc_set1_sans(ctx, sans);
-	accepted = 0;
-	cmpc_set_accept_cb(ctx, count_accept, NULL);
+	cfx_accepted = 0;
+	cmpc_set_accept_cb(ctx, cfx_count_accept, NULL);
 	rv = cmpc_certreq(ctx, CMPC_REQ_IR, key, NULL, NULL, &cert, NULL);
-	tap_ok(rv == CMPC_ERR_CERT && msg_ok(ctx, "subjectAltName") && msg_ok(ctx, "other.example") &&
-	       accepted == 0 && cert == NULL,
-	   "/cmpc/ir/san-mismatch", "%d %s", rv, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_CERT && cfx_msg_ok(ctx, "subjectAltName") &&
+		   cfx_msg_ok(ctx, "other.example") && cfx_accepted == 0 && cert == NULL,
+	       "/cmpc/ir/san-mismatch", "%d %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 	GENERAL_NAMES_free(sans);
 }
@@ -1017,13 +865,12 @@ int main(void)
 
 	tap_plan(86);
 	dir = tap_env("T_DIR");
-	ref = tap_env("T_REF");
-	secret = tap_env("T_SECRET");
+	cfx_pbm_from_env();
 	if (cmpc_global_init() != 0) {
 		printf("Bail out! cmpc_global_init failed\n");
 		return 1;
 	}
-	if ((key = read_key("client.key")) == NULL) {
+	if ((key = cfx_read_key(path("client.key"))) == NULL) {
 		printf("Bail out! cannot read %s\n", path("client.key"));
 		return 1;
 	}
@@ -1036,10 +883,11 @@ int main(void)
 	test_san_mismatch(key);
 	test_mock_signed(key);
 	test_testca();
-	tap_ok(tap_loglen > 0 && !contains(tap_log, secret) && !contains(tap_log, wrong_secret),
-	   "/cmpc/log/no-secret", "log empty or holds a secret");
-	tap_ok(contains(tap_log, "curl: ") && contains(tap_log, "CMP: "), "/cmpc/log/forwarded",
-	   "no curl or OpenSSL lines in the log");
+	tap_ok(tap_loglen > 0 && !cfx_contains(tap_log, cfx_secret) &&
+		   !cfx_contains(tap_log, cfx_wrong_secret),
+	       "/cmpc/log/no-secret", "log empty or holds a secret");
+	tap_ok(cfx_contains(tap_log, "curl: ") && cfx_contains(tap_log, "CMP: "),
+	       "/cmpc/log/forwarded", "no curl or OpenSSL lines in the log");
 	EVP_PKEY_free(key);
 	cmpc_global_cleanup();
 	return tap_done();

@@ -6,26 +6,23 @@
 # prints the document for raw bytes given in hex; Python parses it strictly
 # and compares each string with its own escaping of the raw bytes (the rule
 # of agent/escape.c: printable UTF-8 kept, every other byte as \xNN), so
-# the escaped text round-trips through JSON exactly.
-: "${top_builddir:=.}"
+# the escaped text round-trips through JSON exactly.  Python judges; the
+# TAP lines are tests/lib.sh's.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+. "$top_srcdir/tests/lib.sh"
 PROG="$top_builddir/tests/unit/status-json"
-command -v python3 > /dev/null 2>&1 || { echo "Bail out! python3 not found (tools/deps.sh)"; exit 1; }
-[ -x "$PROG" ] || { echo "Bail out! $PROG not built"; exit 1; }
-exec python3 - "$PROG" << 'PY'
-import json, subprocess, sys
-
-prog = sys.argv[1]
-ntest = nfail = 0
-
-
-def ok(cond, name, why=""):
-    global ntest, nfail
-    ntest += 1
-    if cond:
-        print("ok %d - %s" % (ntest, name))
-    else:
-        nfail += 1
-        print("not ok %d - %s # %s" % (ntest, name, why))
+need_cmd python3
+[ -x "$PROG" ] || bail_out "$PROG not built"
+setup
+HELPER="$TMP/status_json.py"
+cat > "$HELPER" << 'PY'
+"""The cases and the verdicts of test-status-json.sh:
+  cases              the case names, one a line
+  run PROG DIR       runs PROG on every case; its stdout, stderr and exit
+                     status go to DIR/out, DIR/err, DIR/rc
+  check DIR CHECK    exit 0 if CHECK holds for DIR's run, else 1 and why"""
+import json, os, subprocess, sys
 
 
 def lead_len(b):
@@ -62,7 +59,7 @@ def escape(raw):
 
 
 # name, token serial (at most 16 bytes), last error
-cases = [
+CASES = [
     ("quotes-backslashes",
      b'web "quoted" \\back\\slash\\', b'"\\"\\', b'said "no" \\ and \\"again\\"'),
     ("controls",
@@ -82,44 +79,103 @@ cases = [
     # every byte escaped, up to the size of the fields: the buffers grow 4-fold
     ("longest", b"\x1b" * 3000, b"\xff" * 16, b'"\\\x01\xc2\x9b' * 204 + b"\xfe" * 3),
 ]
-# the plan, from the fixed list of cases: 5 checks, then 3 per case
-plan = 5 + 3 * len(cases)
-print("1..%d" % plan)
-sys.stdout.flush()
-argv = [prog]
-for _, name, serial, err in cases:
-    argv += [name.hex(), serial.hex(), err.hex()]
-run = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-ok(run.returncode == 0, "/status-json/exit-0", run.stderr.decode("utf-8", "replace"))
-raw = run.stdout
-ok(b"\x1b" not in raw and not any(raw[i] == 0xC2 and 0x80 <= raw[i + 1] <= 0x9F
-                                   for i in range(len(raw) - 1)),
-   "/status-json/no-terminal-controls", repr(raw[:200]))
-try:
-    text = raw.decode("utf-8")
-    utf8 = True
-except UnicodeDecodeError as e:
-    text, utf8 = "", False
-    print("# %s" % e)
-ok(utf8, "/status-json/utf-8")
-try:
-    doc = json.loads(text)  # strict: no raw control character in a string
-    parsed = True
-except ValueError as e:
-    doc, parsed = {}, False
-    print("# %s" % e)
-    for line in raw.decode("utf-8", "backslashreplace").splitlines():
-        print("#   " + line)
-ok(parsed, "/status-json/parses")
-got = doc.get("enrollments", []) if parsed else []
-ok(len(got) == len(cases), "/status-json/all-enrollments", "%d of %d" % (len(got), len(cases)))
-for i, (case, name, serial, err) in enumerate(cases):
+FIELDS = ("name", "token_serial", "last_error")
+
+
+def run(prog, d):
+    argv = [prog]
+    for _, name, serial, err in CASES:
+        argv += [name.hex(), serial.hex(), err.hex()]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for f, data in (("out", r.stdout), ("err", r.stderr), ("rc", b"%d" % r.returncode)):
+        with open(os.path.join(d, f), "wb") as fh:
+            fh.write(data)
+
+
+def read(d, f):
+    with open(os.path.join(d, f), "rb") as fh:
+        return fh.read()
+
+
+def document(raw):
+    """The parsed document, or None and why."""
+    try:
+        # strict: no raw control character in a string
+        return json.loads(raw.decode("utf-8")), ""
+    except ValueError as e:  # UnicodeDecodeError too
+        lines = raw.decode("utf-8", "backslashreplace").splitlines()
+        return None, "\n".join([str(e)] + ["  " + line for line in lines])
+
+
+def check(d, what):
+    """(holds, why) for one check of the run in d."""
+    raw = read(d, "out")
+    if what == "exit-0":
+        rc = read(d, "rc").decode()
+        return rc == "0", "exit %s: %s" % (rc, read(d, "err").decode("utf-8", "replace"))
+    if what == "no-terminal-controls":
+        return (b"\x1b" not in raw and
+                not any(raw[i] == 0xC2 and 0x80 <= raw[i + 1] <= 0x9F
+                        for i in range(len(raw) - 1))), repr(raw[:200])
+    if what == "utf-8":
+        try:
+            raw.decode("utf-8")
+            return True, ""
+        except UnicodeDecodeError as e:
+            return False, str(e)
+    doc, why = document(raw)
+    got = doc.get("enrollments", []) if doc is not None else []
+    if what == "parses":
+        return doc is not None, why
+    if what == "all-enrollments":
+        return len(got) == len(CASES), "%d of %d" % (len(got), len(CASES))
+    case, field = what.split("/")
+    i = [c[0] for c in CASES].index(case)
     e = got[i] if i < len(got) and isinstance(got[i], dict) else {}
-    for field, value in (("name", name), ("token_serial", serial), ("last_error", err)):
-        want = escape(value)
-        ok(e.get(field) == want, "/status-json/%s/%s-round-trips" % (case, field),
-           "got %r, want %r" % (e.get(field), want))
-if ntest != plan:
-    print("# planned %d checks, ran %d" % (plan, ntest))
-sys.exit(1 if nfail or ntest != plan else 0)
+    if field not in FIELDS:
+        raise ValueError("no field " + field)
+    want = escape(CASES[i][1 + FIELDS.index(field)])
+    return e.get(field) == want, "got %r, want %r" % (e.get(field), want)
+
+
+if sys.argv[1] == "cases":
+    print("\n".join(c[0] for c in CASES))
+elif sys.argv[1] == "run":
+    run(sys.argv[2], sys.argv[3])
+elif sys.argv[1] == "check":
+    holds, why = check(sys.argv[2], sys.argv[3])
+    if not holds:
+        print(why)
+    sys.exit(0 if holds else 1)
+else:
+    sys.exit("unknown command " + sys.argv[1])
 PY
+
+# verdict NAME CHECK: one TAP line for the helper's verdict on CHECK; when
+# it fails (or the helper does), the reason as diagnostics.
+verdict() {
+	if python3 "$HELPER" check "$TMP" "$2" > "$TMP/why" 2>&1; then
+		ok "$1"
+	else
+		not_ok "$1"
+		sed 's/^/#   /' "$TMP/why"
+	fi
+}
+
+CASES=$(python3 "$HELPER" cases) || bail_out "the case list of $HELPER does not load"
+# shellcheck disable=SC2086 # split on purpose: one word a case
+set -- $CASES
+[ $# -gt 0 ] || bail_out "no cases"
+# the plan, from the fixed list of cases: 5 checks, then 3 per case
+plan $((5 + 3 * $#))
+# a run that fails leaves no output: every check below then fails, with why
+python3 "$HELPER" run "$PROG" "$TMP" || echo "# running $PROG failed"
+for c in exit-0 no-terminal-controls utf-8 parses all-enrollments; do
+	verdict "/status-json/$c" "$c"
+done
+for case in $CASES; do
+	for field in name token_serial last_error; do
+		verdict "/status-json/$case/$field-round-trips" "$case/$field"
+	done
+done
+finish

@@ -24,6 +24,7 @@
 #include "pkcs11/tok.h"
 /* tok_fail_ckr and the context it writes its message into */
 #include "pkcs11/tok-int.h"
+#include "tests/unit/tap.h"
 
 #define SO_PIN "12345678"
 #define PIN "1234"
@@ -38,35 +39,11 @@ const char *__lsan_default_suppressions(void)
 	return "leak:pkcs11-spy.so\n";
 }
 
-static int test_no, failures;
 static char dir[64], spy_log[128];
 static const char *module, *util;
 
-static void ok(int cond, const char *name, const char *detail)
-{
-	test_no++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", test_no, name);
-	if (!cond) {
-		failures++;
-		if (detail != NULL && detail[0] != '\0')
-			printf("# %s\n", detail);
-	}
-	fflush(stdout);
-}
-
 /* p11-kit's own configuration of the softhsm2 module (Debian's softhsm2) */
 #define P11KIT_SOFTHSM2 "/usr/share/p11-kit/modules/softhsm2.module"
-
-static void skip(const char *name, const char *why)
-{
-	printf("ok %d - %s # SKIP %s\n", ++test_no, name, why);
-}
-
-static void __attribute__((noreturn)) bail(const char *why)
-{
-	printf("Bail out! %s\n", why);
-	exit(1);
-}
 
 static int run(const char *const argv[])
 {
@@ -96,7 +73,7 @@ static void init_token(const char *label)
 			      "--so-pin", SO_PIN,	  "--pin",  PIN,       NULL};
 
 	if (run(argv) != 0)
-		bail("softhsm2-util --init-token failed");
+		tap_bail("softhsm2-util --init-token failed");
 }
 
 static void cleanup(void)
@@ -114,12 +91,12 @@ static void setup(void)
 
 	snprintf(dir, sizeof(dir), "/tmp/test-tok.XXXXXX");
 	if (mkdtemp(dir) == NULL)
-		bail("mkdtemp failed");
+		tap_bail("mkdtemp failed");
 	snprintf(tokens, sizeof(tokens), "%s/tokens", dir);
 	snprintf(path, sizeof(path), "%s/softhsm2.conf", dir);
 	snprintf(spy_log, sizeof(spy_log), "%s/spy.log", dir);
 	if (mkdir(tokens, 0700) != 0 || (f = fopen(path, "w")) == NULL)
-		bail("cannot write softhsm2.conf");
+		tap_bail("cannot write softhsm2.conf");
 	fprintf(f, "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n",
 		tokens);
 	fclose(f);
@@ -319,13 +296,13 @@ static size_t count_objs(tok_ctx *tok, unsigned long cls, const tok_id *id, int 
 
 static void test_names(void)
 {
-	ok(strcmp(tok_ckr_name(0xa0), "CKR_PIN_INCORRECT") == 0 &&
-	       strcmp(tok_ckr_name(0x32), "CKR_DEVICE_REMOVED") == 0 &&
-	       strcmp(tok_ckr_name(0x200), "CKR_FUNCTION_REJECTED") == 0 &&
-	       strcmp(tok_ckr_name(0x80000001UL), "CKR_VENDOR_DEFINED+0x1") == 0 &&
-	       strncmp(tok_ckr_name(0x7777), "unknown CKR", 11) == 0 &&
-	       strcmp(tok_strerror(TOK_ERR_MISMATCH), "") != 0,
-	   "/tok/ckr-names", NULL);
+	tap_ok(strcmp(tok_ckr_name(0xa0), "CKR_PIN_INCORRECT") == 0 &&
+		   strcmp(tok_ckr_name(0x32), "CKR_DEVICE_REMOVED") == 0 &&
+		   strcmp(tok_ckr_name(0x200), "CKR_FUNCTION_REJECTED") == 0 &&
+		   strcmp(tok_ckr_name(0x80000001UL), "CKR_VENDOR_DEFINED+0x1") == 0 &&
+		   strncmp(tok_ckr_name(0x7777), "unknown CKR", 11) == 0 &&
+		   strcmp(tok_strerror(TOK_ERR_MISMATCH), "") != 0,
+	       "/tok/ckr-names", "a CKR_ name is wrong");
 }
 
 /* Every result has its own words; an unknown one says so. */
@@ -347,24 +324,25 @@ static void test_strerror(void)
 			if (strcmp(tok_strerror(all[i]), tok_strerror(all[j])) == 0)
 				good = 0;
 	}
-	ok(good && strcmp(tok_strerror((tok_rv)99), "unknown token error") == 0,
-	   "/tok/strerror/distinct", NULL);
+	tap_ok(good && strcmp(tok_strerror((tok_rv)99), "unknown token error") == 0,
+	       "/tok/strerror/distinct", "a result has no text of its own");
 }
 
 /* A CKR's class decides the exit code: removal is absence, a PIN problem
  * is the PIN's, anything else the device's. */
 static void test_ckr_classes(void)
 {
-	ok(tok_rv_from_ckr(CKR_OK) == TOK_OK && tok_rv_from_ckr(CKR_HOST_MEMORY) == TOK_ERR_NOMEM &&
-	       tok_rv_from_ckr(CKR_DEVICE_REMOVED) == TOK_ERR_ABSENT &&
-	       tok_rv_from_ckr(CKR_SESSION_CLOSED) == TOK_ERR_ABSENT &&
-	       tok_rv_from_ckr(CKR_SLOT_ID_INVALID) == TOK_ERR_ABSENT &&
-	       tok_rv_from_ckr(CKR_PIN_LEN_RANGE) == TOK_ERR_PIN_INCORRECT &&
-	       tok_rv_from_ckr(CKR_PIN_EXPIRED) == TOK_ERR_PIN_LOCKED &&
-	       tok_rv_from_ckr(CKR_USER_NOT_LOGGED_IN) == TOK_ERR_NOT_LOGGED_IN &&
-	       tok_rv_from_ckr(CKR_CRYPTOKI_NOT_INITIALIZED) == TOK_ERR_MODULE &&
-	       tok_rv_from_ckr(CKR_GENERAL_ERROR) == TOK_ERR_DEVICE,
-	   "/tok/ckr/classes", NULL);
+	tap_ok(tok_rv_from_ckr(CKR_OK) == TOK_OK &&
+		   tok_rv_from_ckr(CKR_HOST_MEMORY) == TOK_ERR_NOMEM &&
+		   tok_rv_from_ckr(CKR_DEVICE_REMOVED) == TOK_ERR_ABSENT &&
+		   tok_rv_from_ckr(CKR_SESSION_CLOSED) == TOK_ERR_ABSENT &&
+		   tok_rv_from_ckr(CKR_SLOT_ID_INVALID) == TOK_ERR_ABSENT &&
+		   tok_rv_from_ckr(CKR_PIN_LEN_RANGE) == TOK_ERR_PIN_INCORRECT &&
+		   tok_rv_from_ckr(CKR_PIN_EXPIRED) == TOK_ERR_PIN_LOCKED &&
+		   tok_rv_from_ckr(CKR_USER_NOT_LOGGED_IN) == TOK_ERR_NOT_LOGGED_IN &&
+		   tok_rv_from_ckr(CKR_CRYPTOKI_NOT_INITIALIZED) == TOK_ERR_MODULE &&
+		   tok_rv_from_ckr(CKR_GENERAL_ERROR) == TOK_ERR_DEVICE,
+	       "/tok/ckr/classes", "a CKR_ code maps to the wrong result");
 }
 
 /* "<what> failed: CKR_X: <what to do>", the advice by the CKR unless given. */
@@ -400,10 +378,10 @@ static void test_ckr_advice(void)
 		}
 	}
 	(void)tok_fail_ckr(&ctx, "doing it", CKR_DEVICE_ERROR, "do this");
-	ok(good && strcmp(ctx.errmsg, "doing it failed: CKR_DEVICE_ERROR: do this") == 0 &&
-	       tok_fail(NULL, TOK_ERR_DEVICE, "no context") == TOK_ERR_DEVICE &&
-	       strcmp(tok_errmsg(NULL), "") == 0,
-	   "/tok/ckr/advice", NULL);
+	tap_ok(good && strcmp(ctx.errmsg, "doing it failed: CKR_DEVICE_ERROR: do this") == 0 &&
+		   tok_fail(NULL, TOK_ERR_DEVICE, "no context") == TOK_ERR_DEVICE &&
+		   strcmp(tok_errmsg(NULL), "") == 0,
+	       "/tok/ckr/advice", "message: %s", ctx.errmsg);
 }
 
 /* The serial a token chose, pinned into a URI: percent-encoded. */
@@ -434,23 +412,24 @@ static void test_uri_pin_serial(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		out = NULL;
 		rv = tok_uri_pin_serial(cases[i].uri, cases[i].serial, &out);
-		ok(rv == TOK_OK && out != NULL && strcmp(out, cases[i].want) == 0, cases[i].name,
-		   out);
+		tap_ok(rv == TOK_OK && out != NULL && strcmp(out, cases[i].want) == 0,
+		       cases[i].name, "%s", out != NULL ? out : "(none)");
 		OPENSSL_free(out);
 	}
 	out = (char *)"untouched";
 	rv = tok_uri_pin_serial("pkcs11:token=a;serial=77", "42", &out);
-	ok(rv == TOK_OK && out == NULL, "/tok/uri-pin-serial/has-serial", NULL);
+	tap_ok(rv == TOK_OK && out == NULL, "/tok/uri-pin-serial/has-serial",
+	       "rv %d, a serial added to a URI that has one", rv);
 	out = NULL;
-	ok(tok_uri_pin_serial("pkcs11:token=a", "12345678901234567", &out) == TOK_ERR_CONFIG &&
+	tap_ok(tok_uri_pin_serial("pkcs11:token=a", "12345678901234567", &out) == TOK_ERR_CONFIG &&
 		   out == NULL && tok_uri_pin_serial("nope", "1", &out) == TOK_ERR_CONFIG,
-	   "/tok/uri-pin-serial/refused", NULL);
+	       "/tok/uri-pin-serial/refused", "a bad serial or URI was accepted");
 	/* p11-kit reads what follows ";;" as query: no serial added after it
 	 * would be selected. */
 	out = NULL;
-	ok(tok_uri_pin_serial("pkcs11:model=m;;token=x", "0001", &out) == TOK_ERR_CONFIG &&
+	tap_ok(tok_uri_pin_serial("pkcs11:model=m;;token=x", "0001", &out) == TOK_ERR_CONFIG &&
 		   out == NULL,
-	   "/tok/uri-pin-serial/empty-attribute-refused", NULL);
+	       "/tok/uri-pin-serial/empty-attribute-refused", "a serial was added after \";;\"");
 }
 
 static void test_select(void)
@@ -460,40 +439,41 @@ static void test_select(void)
 	tok_rv rv;
 
 	rv = tok_open(module, "pkcs11:token=tok-a", &tok);
-	ok(rv == TOK_OK && tok_get_info(tok, &info) == TOK_OK && strcmp(info.label, "tok-a") == 0 &&
-	       strcmp(tok_errmsg(tok), "") == 0,
-	   "/tok/open/by-uri", tok_errmsg(tok));
-	ok(rv == TOK_OK && strcmp(info.model, "SoftHSM v2") == 0 && info.serial[0] != '\0',
-	   "/tok/open/info", NULL);
+	tap_ok(rv == TOK_OK && tok_get_info(tok, &info) == TOK_OK &&
+		   strcmp(info.label, "tok-a") == 0 && strcmp(tok_errmsg(tok), "") == 0,
+	       "/tok/open/by-uri", "%s", tok_errmsg(tok));
+	tap_ok(rv == TOK_OK && strcmp(info.model, "SoftHSM v2") == 0 && info.serial[0] != '\0',
+	       "/tok/open/info", "model '%s', serial '%s'", info.model, info.serial);
 	tok_free(tok);
 	tok = NULL;
 
 	rv = tok_open(module, "pkcs11:token=nope;pin-value=s3cr3t", &tok);
-	ok(rv == TOK_ERR_ABSENT && tok != NULL && strstr(tok_errmsg(tok), "token=nope") != NULL &&
-	       strstr(tok_errmsg(tok), "'tok-a'") != NULL &&
-	       strstr(tok_errmsg(tok), "s3cr3t") == NULL,
-	   "/tok/open/absent", tok_errmsg(tok));
+	tap_ok(rv == TOK_ERR_ABSENT && tok != NULL &&
+		   strstr(tok_errmsg(tok), "token=nope") != NULL &&
+		   strstr(tok_errmsg(tok), "'tok-a'") != NULL &&
+		   strstr(tok_errmsg(tok), "s3cr3t") == NULL,
+	       "/tok/open/absent", "%s", tok_errmsg(tok));
 	tok_free(tok);
 	tok = NULL;
 
 	rv = tok_open(module, "pkcs11:token=dup", &tok);
-	ok(rv == TOK_ERR_AMBIGUOUS, "/tok/open/ambiguous", tok_errmsg(tok));
+	tap_ok(rv == TOK_ERR_AMBIGUOUS, "/tok/open/ambiguous", "%s", tok_errmsg(tok));
 	tok_free(tok);
 	tok = NULL;
 
 	/* "pkcs11:" alone: three initialized tokens here. */
 	rv = tok_open(module, "pkcs11:", &tok);
-	ok(rv == TOK_ERR_AMBIGUOUS, "/tok/open/empty-uri-ambiguous", tok_errmsg(tok));
+	tap_ok(rv == TOK_ERR_AMBIGUOUS, "/tok/open/empty-uri-ambiguous", "%s", tok_errmsg(tok));
 	tok_free(tok);
 	tok = NULL;
 
 	rv = tok_open(module, "https://example.com/", &tok);
-	ok(rv == TOK_ERR_CONFIG, "/tok/open/bad-uri", tok_errmsg(tok));
+	tap_ok(rv == TOK_ERR_CONFIG, "/tok/open/bad-uri", "%s", tok_errmsg(tok));
 	tok_free(tok);
 	tok = NULL;
 
 	rv = tok_open("/nonexistent/module.so", "pkcs11:token=tok-a", &tok);
-	ok(rv == TOK_ERR_MODULE, "/tok/open/bad-module", tok_errmsg(tok));
+	tap_ok(rv == TOK_ERR_MODULE, "/tok/open/bad-module", "%s", tok_errmsg(tok));
 	tok_free(tok);
 	tok_free(NULL);
 }
@@ -508,9 +488,9 @@ static void test_wrong_pin(void)
 
 	/* the same three test points whether they run or are skipped */
 	if (access(spy, R_OK) != 0) {
-		skip("/tok/login/wrong-pin", "OpenSC's pkcs11-spy.so not installed");
-		skip("/tok/login/tried-once", "OpenSC's pkcs11-spy.so not installed");
-		skip("/tok/close/one-finalize", "OpenSC's pkcs11-spy.so not installed");
+		tap_skip("/tok/login/wrong-pin", "OpenSC's pkcs11-spy.so not installed");
+		tap_skip("/tok/login/tried-once", "OpenSC's pkcs11-spy.so not installed");
+		tap_skip("/tok/close/one-finalize", "OpenSC's pkcs11-spy.so not installed");
 		return;
 	}
 	setenv("PKCS11SPY", module, 1);
@@ -520,9 +500,9 @@ static void test_wrong_pin(void)
 	 * when it is unloaded, which LeakSanitizer would report.
 	 */
 	if (dlopen(spy, RTLD_NOW) == NULL) {
-		skip("/tok/login/wrong-pin", "pkcs11-spy.so cannot be loaded");
-		skip("/tok/login/tried-once", "pkcs11-spy.so cannot be loaded");
-		skip("/tok/close/one-finalize", "pkcs11-spy.so cannot be loaded");
+		tap_skip("/tok/login/wrong-pin", "pkcs11-spy.so cannot be loaded");
+		tap_skip("/tok/login/tried-once", "pkcs11-spy.so cannot be loaded");
+		tap_skip("/tok/close/one-finalize", "pkcs11-spy.so cannot be loaded");
 		return;
 	}
 	if (tok_open(spy, "pkcs11:token=tok-a", &tok) == TOK_OK) {
@@ -531,15 +511,15 @@ static void test_wrong_pin(void)
 		rv2 = tok_login(tok, "0000");
 		rv3 = tok_login(tok, PIN); /* a rejected PIN ends logins in this context */
 	}
-	ok(rv1 == TOK_ERR_PIN_INCORRECT && strstr(msg1, "CKR_PIN_INCORRECT") != NULL &&
-	       strstr(msg1, "0000") == NULL,
-	   "/tok/login/wrong-pin", msg1);
+	tap_ok(rv1 == TOK_ERR_PIN_INCORRECT && strstr(msg1, "CKR_PIN_INCORRECT") != NULL &&
+		   strstr(msg1, "0000") == NULL,
+	       "/tok/login/wrong-pin", "%s", msg1);
 	tok_free(tok);
 	logins = count_spy("C_Login");
 	finals = count_spy("C_Finalize");
-	ok(rv2 == TOK_ERR_PIN_INCORRECT && rv3 == TOK_ERR_PIN_INCORRECT && logins == 1,
-	   "/tok/login/tried-once", "C_Login was called more than once");
-	ok(finals == 1, "/tok/close/one-finalize", "C_Finalize count is not 1");
+	tap_ok(rv2 == TOK_ERR_PIN_INCORRECT && rv3 == TOK_ERR_PIN_INCORRECT && logins == 1,
+	       "/tok/login/tried-once", "C_Login was called more than once");
+	tap_ok(finals == 1, "/tok/close/one-finalize", "C_Finalize count is not 1");
 	unsetenv("PKCS11SPY");
 	unsetenv("PKCS11SPY_OUTPUT");
 }
@@ -555,33 +535,33 @@ static void check_key(tok_ctx *tok, const tok_keyspec *spec, const char *name, t
 	memset(&id, 0, sizeof(id));
 	snprintf(tname, sizeof(tname), "/tok/keygen/%s", name);
 	if (tok_keygen(tok, spec, name, &id) != TOK_OK) {
-		ok(0, tname, tok_errmsg(tok));
+		tap_ok(0, tname, "%s", tok_errmsg(tok));
 		return;
 	}
 	good = tok_key_get1_private(tok, &id, &pkey) == TOK_OK;
 	snprintf(detail, sizeof(detail), "get1_private: %s", tok_errmsg(tok));
-	ok(good && EVP_PKEY_get_bits(pkey) == spec->bits, tname, detail);
+	tap_ok(good && EVP_PKEY_get_bits(pkey) == spec->bits, tname, "%s", detail);
 	if (!good)
 		return;
 	snprintf(tname, sizeof(tname), "/tok/keygen/%s/id-is-sha1-of-key", name);
-	ok(key_id_of(pkey, &want) && want.len == id.len && memcmp(want.id, id.id, id.len) == 0,
-	   tname, NULL);
+	tap_ok(key_id_of(pkey, &want) && want.len == id.len && memcmp(want.id, id.id, id.len) == 0,
+	       tname, "CKA_ID is not the SHA-1 of the public key");
 	snprintf(tname, sizeof(tname), "/tok/keygen/%s/sign-verify", name);
-	ok(sign_verify(pkey), tname, NULL);
+	tap_ok(sign_verify(pkey), tname, "the token key's signature does not verify");
 	snprintf(tname, sizeof(tname), "/tok/keygen/%s/attributes", name);
 	if (raw_open(&r, "tok-a")) {
-		ok(raw_priv_bool(&r, &id, CKA_SENSITIVE) == 1 &&
-		       raw_priv_bool(&r, &id, CKA_EXTRACTABLE) == 0 &&
-		       raw_priv_bool(&r, &id, CKA_NEVER_EXTRACTABLE) == 1 &&
-		       raw_priv_bool(&r, &id, CKA_DECRYPT) == 0 &&
-		       raw_priv_bool(&r, &id, CKA_UNWRAP) == 0 &&
-		       raw_priv_bool(&r, &id, CKA_SIGN) == 1 &&
-		       raw_priv_bool(&r, &id, CKA_PRIVATE) == 1 &&
-		       (spec->alg != TOK_KEY_EC || raw_priv_bool(&r, &id, CKA_DERIVE) == 0),
-		   tname, NULL);
+		tap_ok(raw_priv_bool(&r, &id, CKA_SENSITIVE) == 1 &&
+			   raw_priv_bool(&r, &id, CKA_EXTRACTABLE) == 0 &&
+			   raw_priv_bool(&r, &id, CKA_NEVER_EXTRACTABLE) == 1 &&
+			   raw_priv_bool(&r, &id, CKA_DECRYPT) == 0 &&
+			   raw_priv_bool(&r, &id, CKA_UNWRAP) == 0 &&
+			   raw_priv_bool(&r, &id, CKA_SIGN) == 1 &&
+			   raw_priv_bool(&r, &id, CKA_PRIVATE) == 1 &&
+			   (spec->alg != TOK_KEY_EC || raw_priv_bool(&r, &id, CKA_DERIVE) == 0),
+		       tname, "a private key attribute is not as generated");
 		raw_close(&r);
 	} else {
-		ok(0, tname, "cannot reach the module");
+		tap_ok(0, tname, "cannot reach the module");
 	}
 	EVP_PKEY_free(pkey);
 	*ret_id = id;
@@ -602,12 +582,13 @@ static void test_token(void)
 	memset(&id384, 0, sizeof(id384));
 	memset(&idrsa, 0, sizeof(idrsa));
 	if (tok_open(module, "pkcs11:token=tok-a", &tok) != TOK_OK)
-		bail(tok_errmsg(tok));
-	ok(tok_keygen(tok, &ec256, "x", &scratch) == TOK_ERR_NOT_LOGGED_IN,
-	   "/tok/keygen/needs-login", tok_errmsg(tok));
-	ok(tok_login(tok, PIN) == TOK_OK && tok_login(tok, PIN) == TOK_OK, "/tok/login/ok",
-	   tok_errmsg(tok));
-	ok(tok_keygen(tok, &bad, "x", &scratch) == TOK_ERR_CONFIG, "/tok/keygen/bad-spec", NULL);
+		tap_bail("%s", tok_errmsg(tok));
+	tap_ok(tok_keygen(tok, &ec256, "x", &scratch) == TOK_ERR_NOT_LOGGED_IN,
+	       "/tok/keygen/needs-login", "%s", tok_errmsg(tok));
+	tap_ok(tok_login(tok, PIN) == TOK_OK && tok_login(tok, PIN) == TOK_OK, "/tok/login/ok",
+	       "%s", tok_errmsg(tok));
+	tap_ok(tok_keygen(tok, &bad, "x", &scratch) == TOK_ERR_CONFIG, "/tok/keygen/bad-spec", "%s",
+	       tok_errmsg(tok));
 
 	check_key(tok, &ec256, "ec-p256", &id256);
 	check_key(tok, &ec384, "ec-p384", &id384);
@@ -616,30 +597,32 @@ static void test_token(void)
 	/* Certificates for the P-256 key. */
 	soft = soft_key();
 	if (soft == NULL || tok_key_get1_private(tok, &id256, &pkey) != TOK_OK)
-		bail("no key for the certificate tests");
+		tap_bail("no key for the certificate tests");
 	good = make_cert(pkey, soft, "token key", 0);
 	wrong = make_cert(soft, soft, "other key", 0);
 	ca = make_cert(soft, soft, "test CA", 1);
 	before = count_objs(tok, ~0UL, NULL, -1);
 	rv = tok_cert_store(tok, wrong, &id256, "wrong");
-	ok(rv == TOK_ERR_MISMATCH && count_objs(tok, ~0UL, NULL, -1) == before,
-	   "/tok/cert-store/mismatch-writes-nothing", tok_errmsg(tok));
+	tap_ok(rv == TOK_ERR_MISMATCH && count_objs(tok, ~0UL, NULL, -1) == before,
+	       "/tok/cert-store/mismatch-writes-nothing", "%s", tok_errmsg(tok));
 	rv = tok_cert_store(tok, good, &id256, "mine");
-	ok(rv == TOK_OK && count_objs(tok, CKO_CERTIFICATE, &id256, -1) == 1,
-	   "/tok/cert-store/with-key-id", tok_errmsg(tok));
+	tap_ok(rv == TOK_OK && count_objs(tok, CKO_CERTIFICATE, &id256, -1) == 1,
+	       "/tok/cert-store/with-key-id", "%s", tok_errmsg(tok));
 	{
 		int c1 = -1, c2 = -1;
 
 		rv = tok_cacert_store(tok, ca, "ca", &c1);
-		ok(rv == TOK_OK && tok_cacert_store(tok, ca, "ca", &c2) == TOK_OK &&
-		       count_objs(tok, CKO_CERTIFICATE, NULL, 2) == 1,
-		   "/tok/cacert-store/once", tok_errmsg(tok));
-		ok(c1 == 1 && c2 == 0, "/tok/cacert-store/says-created", NULL);
+		tap_ok(rv == TOK_OK && tok_cacert_store(tok, ca, "ca", &c2) == TOK_OK &&
+			   count_objs(tok, CKO_CERTIFICATE, NULL, 2) == 1,
+		       "/tok/cacert-store/once", "%s", tok_errmsg(tok));
+		tap_ok(c1 == 1 && c2 == 0, "/tok/cacert-store/says-created",
+		       "created %d then %d, want 1 then 0", c1, c2);
 	}
-	ok(tok_cacert_destroy(tok, ca) == TOK_OK && count_objs(tok, CKO_CERTIFICATE, NULL, 2) == 0 &&
-	       tok_cacert_store(tok, ca, "ca", NULL) == TOK_OK &&
-	       count_objs(tok, CKO_CERTIFICATE, NULL, 2) == 1,
-	   "/tok/cacert-destroy/undoes-store", tok_errmsg(tok));
+	tap_ok(tok_cacert_destroy(tok, ca) == TOK_OK &&
+		   count_objs(tok, CKO_CERTIFICATE, NULL, 2) == 0 &&
+		   tok_cacert_store(tok, ca, "ca", NULL) == TOK_OK &&
+		   count_objs(tok, CKO_CERTIFICATE, NULL, 2) == 1,
+	       "/tok/cacert-destroy/undoes-store", "%s", tok_errmsg(tok));
 	{
 		tok_object *objs = NULL;
 		size_t n = 0, i, priv = 0, pub = 0, cert = 0, attrs_ok = 1;
@@ -659,23 +642,23 @@ static void test_token(void)
 				attrs_ok &= objs[i].cert != NULL;
 			}
 		}
-		ok(rv == TOK_OK && n == 8 && priv == 3 && pub == 3 && cert == 2 && attrs_ok,
-		   "/tok/objects/lists-everything", tok_errmsg(tok));
+		tap_ok(rv == TOK_OK && n == 8 && priv == 3 && pub == 3 && cert == 2 && attrs_ok,
+		       "/tok/objects/lists-everything", "%s", tok_errmsg(tok));
 		tok_objects_free(objs, n);
 	}
 	EVP_PKEY_free(pkey);
 	pkey = NULL;
 
 	rv = tok_key_destroy(tok, &id256, 1);
-	ok(rv == TOK_OK && count_objs(tok, ~0UL, &id256, -1) == 0 &&
-	       count_objs(tok, ~0UL, NULL, -1) == 5,
-	   "/tok/key-destroy/leaves-nothing", tok_errmsg(tok));
-	ok(tok_key_destroy(tok, &id256, 1) == TOK_ERR_NOT_FOUND &&
-	       tok_key_get1_private(tok, &id256, &pkey) == TOK_ERR_NOT_FOUND && pkey == NULL,
-	   "/tok/key-destroy/gone", tok_errmsg(tok));
+	tap_ok(rv == TOK_OK && count_objs(tok, ~0UL, &id256, -1) == 0 &&
+		   count_objs(tok, ~0UL, NULL, -1) == 5,
+	       "/tok/key-destroy/leaves-nothing", "%s", tok_errmsg(tok));
+	tap_ok(tok_key_destroy(tok, &id256, 1) == TOK_ERR_NOT_FOUND &&
+		   tok_key_get1_private(tok, &id256, &pkey) == TOK_ERR_NOT_FOUND && pkey == NULL,
+	       "/tok/key-destroy/gone", "%s", tok_errmsg(tok));
 	/* libp11 still finds the other keys after the raw changes. */
-	ok(tok_key_get1_private(tok, &idrsa, &pkey) == TOK_OK && sign_verify(pkey),
-	   "/tok/key/after-destroy", tok_errmsg(tok));
+	tap_ok(tok_key_get1_private(tok, &idrsa, &pkey) == TOK_OK && sign_verify(pkey),
+	       "/tok/key/after-destroy", "%s", tok_errmsg(tok));
 	EVP_PKEY_free(pkey);
 	pkey = NULL;
 
@@ -721,11 +704,11 @@ static void test_guards(void)
 	int refused = 1, created = -1;
 
 	if (soft == NULL || tok_open(module, "pkcs11:token=tok-a", &tok) != TOK_OK)
-		bail(tok_errmsg(tok));
+		tap_bail("%s", tok_errmsg(tok));
 	cert = make_cert(soft, soft, "guarded", 0);
 	noski = make_cert(soft, soft, "CA without SKI", 1);
 	if (cert == NULL || noski == NULL)
-		bail("no certificates for the guard tests");
+		tap_bail("no certificates for the guard tests");
 	/* make_cert's CA certificates carry an SKI: this one must not */
 	X509_EXTENSION_free(
 		X509_delete_ext(noski, X509_get_ext_by_NID(noski, NID_subject_key_identifier, -1)));
@@ -769,15 +752,18 @@ static void test_guards(void)
 	refused &= tok_objects(NULL, &objs, &n) == TOK_ERR_CONFIG;
 	refused &= tok_objects(tok, NULL, &n) == TOK_ERR_CONFIG;
 	refused &= tok_objects(tok, &objs, NULL) == TOK_ERR_CONFIG;
-	ok(refused && pk == NULL, "/tok/guards/refused", "a call took a NULL or oversized argument");
+	tap_ok(refused && pk == NULL, "/tok/guards/refused",
+	       "a call took a NULL or oversized argument");
 
 	/* without an SKI: CKA_ID is the SHA-1 key identifier of the key */
 	memset(&kid, 0, sizeof(kid));
-	ok(tok_login(tok, PIN) == TOK_OK && tok_cacert_store(tok, noski, NULL, &created) == TOK_OK &&
-	       created == 1 && tok_key_identifier(soft, &kid) &&
-	       count_objs(tok, CKO_CERTIFICATE, &kid, 2) == 1 && tok_cacert_destroy(tok, noski) == TOK_OK &&
-	       count_objs(tok, CKO_CERTIFICATE, &kid, 2) == 0,
-	   "/tok/cacert-store/no-ski-key-identifier", tok_errmsg(tok));
+	tap_ok(tok_login(tok, PIN) == TOK_OK &&
+		   tok_cacert_store(tok, noski, NULL, &created) == TOK_OK && created == 1 &&
+		   tok_key_identifier(soft, &kid) &&
+		   count_objs(tok, CKO_CERTIFICATE, &kid, 2) == 1 &&
+		   tok_cacert_destroy(tok, noski) == TOK_OK &&
+		   count_objs(tok, CKO_CERTIFICATE, &kid, 2) == 0,
+	       "/tok/cacert-store/no-ski-key-identifier", "%s", tok_errmsg(tok));
 	X509_free(cert);
 	X509_free(noski);
 	EVP_PKEY_free(soft);
@@ -796,85 +782,86 @@ static void test_find_relabel(void)
 	tok_rv rv;
 
 	if (tok_open(module, "pkcs11:token=tok-a", &tok) != TOK_OK || tok_login(tok, PIN) != TOK_OK)
-		bail(tok_errmsg(tok));
+		tap_bail("%s", tok_errmsg(tok));
 	soft = soft_key();
 	if (soft == NULL || tok_keygen(tok, &ec256, "enr", &id1) != TOK_OK ||
 	    tok_key_get1_private(tok, &id1, &k1) != TOK_OK)
-		bail(tok_errmsg(tok));
+		tap_bail("%s", tok_errmsg(tok));
 	c1 = make_cert(k1, soft, "enr one", 0);
 	ca = make_cert(soft, soft, "enr CA", 1);
 	if (tok_cert_store(tok, c1, &id1, "enr") != TOK_OK)
-		bail(tok_errmsg(tok));
+		tap_bail("%s", tok_errmsg(tok));
 	/* A CA certificate with the same label is never the enrollment's. */
 	if (tok_cacert_store(tok, ca, "enr", NULL) != TOK_OK)
-		bail(tok_errmsg(tok));
+		tap_bail("%s", tok_errmsg(tok));
 
 	memset(&got, 0, sizeof(got));
 	rv = tok_find_cert(tok, "enr", NULL, &got, &found);
-	ok(rv == TOK_OK && got.len == id1.len && memcmp(got.id, id1.id, id1.len) == 0 &&
-	       found != NULL && X509_cmp(found, c1) == 0,
-	   "/tok/find-cert/by-label", tok_errmsg(tok));
+	tap_ok(rv == TOK_OK && got.len == id1.len && memcmp(got.id, id1.id, id1.len) == 0 &&
+		   found != NULL && X509_cmp(found, c1) == 0,
+	       "/tok/find-cert/by-label", "%s", tok_errmsg(tok));
 	X509_free(found);
 	found = NULL;
 	rv = tok_find_cert(tok, NULL, &id1, NULL, &found);
-	ok(rv == TOK_OK && found != NULL && X509_cmp(found, c1) == 0, "/tok/find-cert/by-id",
-	   tok_errmsg(tok));
+	tap_ok(rv == TOK_OK && found != NULL && X509_cmp(found, c1) == 0, "/tok/find-cert/by-id",
+	       "%s", tok_errmsg(tok));
 	X509_free(found);
 	found = NULL;
 	rv = tok_find_cert(tok, "enr", &id1, NULL, NULL);
-	ok(rv == TOK_OK, "/tok/find-cert/by-label-and-id", tok_errmsg(tok));
+	tap_ok(rv == TOK_OK, "/tok/find-cert/by-label-and-id", "%s", tok_errmsg(tok));
 	memset(&bogus, 0, sizeof(bogus));
 	bogus.len = 4;
 	memcpy(bogus.id, "\x01\x02\x03\x04", 4);
 	memset(&got, 0x5a, sizeof(got));
 	rv = tok_find_cert(tok, "nope", NULL, &got, &found);
-	ok(rv == TOK_ERR_NOT_FOUND && found == NULL && got.len == (size_t)0x5a5a5a5a5a5a5a5aULL &&
-	       strstr(tok_errmsg(tok), "'nope'") != NULL,
-	   "/tok/find-cert/not-found-untouched", tok_errmsg(tok));
-	ok(tok_find_cert(tok, "enr", &bogus, NULL, NULL) == TOK_ERR_NOT_FOUND,
-	   "/tok/find-cert/label-and-wrong-id", tok_errmsg(tok));
-	ok(tok_find_cert(tok, NULL, NULL, NULL, NULL) == TOK_ERR_CONFIG, "/tok/find-cert/no-selector",
-	   NULL);
+	tap_ok(rv == TOK_ERR_NOT_FOUND && found == NULL &&
+		   got.len == (size_t)0x5a5a5a5a5a5a5a5aULL &&
+		   strstr(tok_errmsg(tok), "'nope'") != NULL,
+	       "/tok/find-cert/not-found-untouched", "%s", tok_errmsg(tok));
+	tap_ok(tok_find_cert(tok, "enr", &bogus, NULL, NULL) == TOK_ERR_NOT_FOUND,
+	       "/tok/find-cert/label-and-wrong-id", "%s", tok_errmsg(tok));
+	tap_ok(tok_find_cert(tok, NULL, NULL, NULL, NULL) == TOK_ERR_CONFIG,
+	       "/tok/find-cert/no-selector", "%s", tok_errmsg(tok));
 
 	/* A second pair under the same label (a renewal half-way). */
 	if (tok_keygen(tok, &ec256, "enr", &id2) != TOK_OK ||
 	    tok_key_get1_private(tok, &id2, &k2) != TOK_OK)
-		bail(tok_errmsg(tok));
+		tap_bail("%s", tok_errmsg(tok));
 	c2 = make_cert(k2, soft, "enr two", 0);
 	if (tok_cert_store(tok, c2, &id2, "enr") != TOK_OK)
-		bail(tok_errmsg(tok));
+		tap_bail("%s", tok_errmsg(tok));
 	for (i = 0; i < id1.len; i++)
 		snprintf(hex1 + 2 * i, 3, "%02x", id1.id[i]);
 	for (i = 0; i < id2.len; i++)
 		snprintf(hex2 + 2 * i, 3, "%02x", id2.id[i]);
 	rv = tok_find_cert(tok, "enr", NULL, &got, &found);
-	ok(rv == TOK_ERR_AMBIGUOUS && found == NULL && strstr(tok_errmsg(tok), hex1) != NULL &&
-	       strstr(tok_errmsg(tok), hex2) != NULL,
-	   "/tok/find-cert/ambiguous-lists-ids", tok_errmsg(tok));
+	tap_ok(rv == TOK_ERR_AMBIGUOUS && found == NULL && strstr(tok_errmsg(tok), hex1) != NULL &&
+		   strstr(tok_errmsg(tok), hex2) != NULL,
+	       "/tok/find-cert/ambiguous-lists-ids", "%s", tok_errmsg(tok));
 
 	rv = tok_relabel(tok, &id2, "enr (old)");
-	ok(rv == TOK_OK && all_labelled(tok, &id2, "enr (old)", 3) &&
-	       all_labelled(tok, &id1, "enr", 3),
-	   "/tok/relabel/every-object", tok_errmsg(tok));
+	tap_ok(rv == TOK_OK && all_labelled(tok, &id2, "enr (old)", 3) &&
+		   all_labelled(tok, &id1, "enr", 3),
+	       "/tok/relabel/every-object", "%s", tok_errmsg(tok));
 	rv = tok_find_cert(tok, "enr", NULL, &got, NULL);
-	ok(rv == TOK_OK && got.len == id1.len && memcmp(got.id, id1.id, id1.len) == 0,
-	   "/tok/find-cert/after-relabel", tok_errmsg(tok));
+	tap_ok(rv == TOK_OK && got.len == id1.len && memcmp(got.id, id1.id, id1.len) == 0,
+	       "/tok/find-cert/after-relabel", "%s", tok_errmsg(tok));
 	rv = tok_find_cert(tok, "enr (old)", NULL, &got, NULL);
-	ok(rv == TOK_OK && got.len == id2.len && memcmp(got.id, id2.id, id2.len) == 0,
-	   "/tok/find-cert/new-label", tok_errmsg(tok));
+	tap_ok(rv == TOK_OK && got.len == id2.len && memcmp(got.id, id2.id, id2.len) == 0,
+	       "/tok/find-cert/new-label", "%s", tok_errmsg(tok));
 	/* The key keeps working after a raw change of its label. */
 	EVP_PKEY_free(k2);
 	k2 = NULL;
-	ok(tok_key_get1_private(tok, &id2, &k2) == TOK_OK && sign_verify(k2),
-	   "/tok/relabel/key-still-signs", tok_errmsg(tok));
-	ok(tok_relabel(tok, &bogus, "x") == TOK_ERR_NOT_FOUND, "/tok/relabel/not-found",
-	   tok_errmsg(tok));
+	tap_ok(tok_key_get1_private(tok, &id2, &k2) == TOK_OK && sign_verify(k2),
+	       "/tok/relabel/key-still-signs", "%s", tok_errmsg(tok));
+	tap_ok(tok_relabel(tok, &bogus, "x") == TOK_ERR_NOT_FOUND, "/tok/relabel/not-found", "%s",
+	       tok_errmsg(tok));
 	if (tok_open(module, "pkcs11:token=tok-a", &nologin) == TOK_OK)
-		ok(tok_relabel(nologin, &id1, "x") == TOK_ERR_NOT_LOGGED_IN &&
-		       all_labelled(tok, &id1, "enr", 3),
-		   "/tok/relabel/needs-login", tok_errmsg(nologin));
+		tap_ok(tok_relabel(nologin, &id1, "x") == TOK_ERR_NOT_LOGGED_IN &&
+			   all_labelled(tok, &id1, "enr", 3),
+		       "/tok/relabel/needs-login", "%s", tok_errmsg(nologin));
 	else
-		ok(0, "/tok/relabel/needs-login", tok_errmsg(nologin));
+		tap_ok(0, "/tok/relabel/needs-login", "%s", tok_errmsg(nologin));
 	tok_free(nologin);
 
 	tok_key_destroy(tok, &id1, 1);
@@ -909,44 +896,45 @@ static void test_p11kit(void)
 
 	rv = tok_open("softhsm2", "pkcs11:token=tok-a", &tok);
 	if (!configured) {
-		skip("/tok/open/p11-kit-name", "no p11-kit module named softhsm2");
+		tap_skip("/tok/open/p11-kit-name", "no p11-kit module named softhsm2");
 	} else {
-		ok(rv == TOK_OK && tok_get_info(tok, &info) == TOK_OK &&
-		       strcmp(info.label, "tok-a") == 0,
-		   "/tok/open/p11-kit-name", tok_errmsg(tok));
+		tap_ok(rv == TOK_OK && tok_get_info(tok, &info) == TOK_OK &&
+			   strcmp(info.label, "tok-a") == 0,
+		       "/tok/open/p11-kit-name", "%s", tok_errmsg(tok));
 	}
 	tok_free(tok);
 	tok = NULL;
 	rv = tok_open(NULL, "pkcs11:token=tok-a?module-name=softhsm2", &tok);
 	if (!configured)
-		skip("/tok/open/uri-module-name", "no p11-kit module named softhsm2");
+		tap_skip("/tok/open/uri-module-name", "no p11-kit module named softhsm2");
 	else
-		ok(rv == TOK_OK && tok_login(tok, PIN) == TOK_OK, "/tok/open/uri-module-name",
-		   tok_errmsg(tok));
+		tap_ok(rv == TOK_OK && tok_login(tok, PIN) == TOK_OK, "/tok/open/uri-module-name",
+		       "%s", tok_errmsg(tok));
 	tok_free(tok);
 	tok = NULL;
 
 	/* No module: the configured modules, as p11-kit's proxy shows them. */
 	rv = tok_open(NULL, "pkcs11:token=tok-a", &tok);
 	if (!configured) {
-		skip("/tok/open/p11-kit-modules", "no p11-kit module named softhsm2");
-		skip("/tok/open/p11-kit-modules/absent", "no p11-kit module named softhsm2");
-		skip("/tok/open/p11-kit-modules/ambiguous", "no p11-kit module named softhsm2");
+		tap_skip("/tok/open/p11-kit-modules", "no p11-kit module named softhsm2");
+		tap_skip("/tok/open/p11-kit-modules/absent", "no p11-kit module named softhsm2");
+		tap_skip("/tok/open/p11-kit-modules/ambiguous", "no p11-kit module named softhsm2");
 	} else {
 		tok_info info2;
 
-		ok(rv == TOK_OK && tok_get_info(tok, &info2) == TOK_OK &&
-		       strcmp(info2.label, "tok-a") == 0 && tok_login(tok, PIN) == TOK_OK,
-		   "/tok/open/p11-kit-modules", tok_errmsg(tok));
+		tap_ok(rv == TOK_OK && tok_get_info(tok, &info2) == TOK_OK &&
+			   strcmp(info2.label, "tok-a") == 0 && tok_login(tok, PIN) == TOK_OK,
+		       "/tok/open/p11-kit-modules", "%s", tok_errmsg(tok));
 		tok_free(tok);
 		tok = NULL;
 		rv = tok_open(NULL, "pkcs11:token=nope", &tok);
-		ok(rv == TOK_ERR_ABSENT && strstr(tok_errmsg(tok), "'tok-a'") != NULL,
-		   "/tok/open/p11-kit-modules/absent", tok_errmsg(tok));
+		tap_ok(rv == TOK_ERR_ABSENT && strstr(tok_errmsg(tok), "'tok-a'") != NULL,
+		       "/tok/open/p11-kit-modules/absent", "%s", tok_errmsg(tok));
 		tok_free(tok);
 		tok = NULL;
 		rv = tok_open(NULL, "pkcs11:token=dup", &tok);
-		ok(rv == TOK_ERR_AMBIGUOUS, "/tok/open/p11-kit-modules/ambiguous", tok_errmsg(tok));
+		tap_ok(rv == TOK_ERR_AMBIGUOUS, "/tok/open/p11-kit-modules/ambiguous", "%s",
+		       tok_errmsg(tok));
 	}
 	tok_free(tok);
 }
@@ -959,12 +947,10 @@ int main(void)
 	module = getenv("SOFTHSM2_MODULE");
 	util = getenv("SOFTHSM2_UTIL");
 	if (module == NULL || module[0] == '\0' || util == NULL || util[0] == '\0') {
-		printf("Bail out! SOFTHSM2_MODULE or SOFTHSM2_UTIL not set (softhsm2; tools/deps.sh)\n");
-		return 1;
+		tap_bail("SOFTHSM2_MODULE or SOFTHSM2_UTIL not set (softhsm2; tools/deps.sh)");
 	}
 	/* the number of checks, fixed: a check left out fails the run */
-	printf("1..%d\n", PLAN);
-	fflush(stdout);
+	tap_plan(PLAN);
 	setup();
 	test_names();
 	test_strerror();
@@ -977,9 +963,5 @@ int main(void)
 	test_find_relabel();
 	test_guards();
 	test_p11kit();
-	if (test_no != PLAN) {
-		printf("# planned %d checks, ran %d\n", PLAN, test_no);
-		return 1;
-	}
-	return failures ? 1 : 0;
+	return tap_done();
 }

@@ -1,0 +1,162 @@
+/* Fixtures of the cmpc unit tests: tests/unit/cmpc-fixture.h. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+
+#include "tests/unit/cmpc-fixture.h"
+#include "tests/unit/tap.h"
+
+#define FILE_MAX (1 << 20)
+
+const char *cfx_ref, *cfx_secret;
+const char cfx_wrong_secret[] = "wr0ng-Secret-ABC";
+int cfx_accepted;
+
+void cfx_pbm_from_env(void)
+{
+	cfx_ref = tap_env("T_REF");
+	cfx_secret = tap_env("T_SECRET");
+}
+
+cmpc_ctx *cfx_ctx_new(const char *server, const char *secret, const char *anchors)
+{
+	cmpc_ctx *ctx = cmpc_new();
+	int fail = 0;
+
+	if (ctx == NULL || cfx_ref == NULL)
+		abort();
+	cmpc_set_log_cb(ctx, tap_collect, NULL);
+	cmpc_set_timeouts(ctx, 5, 20, 60);
+	fail |= cmpc_set_server(ctx, server) != CMPC_OK;
+	fail |= cmpc_set1_pbm(ctx, (const unsigned char *)cfx_ref, strlen(cfx_ref),
+			      (const unsigned char *)secret, strlen(secret)) != CMPC_OK;
+	if (anchors != NULL)
+		fail |= cmpc_load_trusted(ctx, anchors) != CMPC_OK;
+	if (fail) {
+		fprintf(stderr, "setting up the context failed: %s\n", cmpc_errmsg(ctx));
+		abort();
+	}
+	return ctx;
+}
+
+int cfx_contains(const char *hay, const char *needle)
+{
+	return strstr(hay, needle) != NULL;
+}
+
+int cfx_msg_ok(cmpc_ctx *ctx, const char *must)
+{
+	const char *m = cmpc_errmsg(ctx);
+
+	if (getenv("T_VERBOSE") != NULL)
+		fprintf(stderr, "errmsg: %s\n", m);
+	return m[0] != '\0' && (cfx_secret == NULL || !cfx_contains(m, cfx_secret)) &&
+	       !cfx_contains(m, cfx_wrong_secret) && (must == NULL || cfx_contains(m, must));
+}
+
+int cfx_count_accept(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, size_t len)
+{
+	(void)cert;
+	(void)cacerts;
+	(void)arg;
+	(void)why;
+	(void)len;
+	cfx_accepted++;
+	return 0;
+}
+
+EVP_PKEY *cfx_ec_key(void)
+{
+	EVP_PKEY *k = EVP_EC_gen("P-256");
+
+	if (k == NULL)
+		abort();
+	return k;
+}
+
+X509_NAME *cfx_cn_name(const char *cn)
+{
+	X509_NAME *n = X509_NAME_new();
+
+	if (n == NULL || !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+						     (const unsigned char *)cn, -1, -1, 0))
+		abort();
+	return n;
+}
+
+GENERAL_NAMES *cfx_dns_sans(const char *dns)
+{
+	GENERAL_NAMES *sans = GENERAL_NAMES_new();
+	GENERAL_NAME *gn = GENERAL_NAME_new();
+	ASN1_IA5STRING *ia5 = ASN1_IA5STRING_new();
+
+	if (sans == NULL || gn == NULL || ia5 == NULL || !ASN1_STRING_set(ia5, dns, -1))
+		abort();
+	GENERAL_NAME_set0_value(gn, GEN_DNS, ia5);
+	if (!sk_GENERAL_NAME_push(sans, gn))
+		abort();
+	return sans;
+}
+
+X509 *cfx_self_signed(EVP_PKEY *key, const char *cn)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = cfx_cn_name(cn);
+
+	/* valid a minute back: a clock step between issue and use must not matter */
+	if (x == NULL || !X509_set_version(x, X509_VERSION_3) ||
+	    !ASN1_INTEGER_set(X509_get_serialNumber(x), 1) ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), -60) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL || !X509_set_subject_name(x, n) ||
+	    !X509_set_issuer_name(x, n) || !X509_set_pubkey(x, key) ||
+	    X509_sign(x, key, EVP_sha256()) == 0)
+		abort();
+	X509_NAME_free(n);
+	return x;
+}
+
+X509 *cfx_read_cert(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	X509 *x;
+
+	if (f == NULL)
+		return NULL;
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	return x;
+}
+
+EVP_PKEY *cfx_read_key(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	EVP_PKEY *k;
+
+	if (f == NULL)
+		return NULL;
+	k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	return k;
+}
+
+char *cfx_read_file(const char *file)
+{
+	FILE *f = fopen(file, "r");
+	char *buf;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	if ((buf = malloc(FILE_MAX)) == NULL) {
+		fclose(f);
+		return NULL;
+	}
+	n = fread(buf, 1, FILE_MAX - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
