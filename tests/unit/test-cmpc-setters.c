@@ -2,7 +2,7 @@
  * The CMP layer's settings (cmp/cmpc_ctx.c) on their own, no peer needed:
  * the refusals a caller can meet (the agent checks most of them earlier,
  * so only a direct call reaches them), those of a request before it sends
- * anything (cmp/cmpc_ir.c), and every setter with each of its OpenSSL
+ * anything (cmp/cmpc_certreq.c), and every setter with each of its OpenSSL
  * allocations failing in turn.  The second part installs an
  * allocation hook (CRYPTO_set_mem_functions) before OpenSSL allocates
  * anything; armed, it fails the n-th allocation and no other.
