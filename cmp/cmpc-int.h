@@ -326,10 +326,9 @@ void cmpc_sleep(long s);
 /* CLOCK_MONOTONIC in milliseconds: for deadlines, never for messageTime. */
 long long cmpc_now_ms(void);
 
-/* ---- rr/genm (cmpc_rr.c, cmpc_genm.c) ---- */
-/* cmpc_genm.c: set up and end an exchange that carries no new key (rr,
- * genm): checks URL and protection, fresh trust store from the anchors,
- * timeouts, curl handle, deadline.  what: "CMP rr", for the message. */
+/* cmpc_xchg.c: set up and end an exchange that carries no new key (rr,
+ * genm, abandon): checks URL and protection, fresh trust store from the
+ * anchors, timeouts, curl handle, deadline.  what: "CMP rr", for the message. */
 cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what);
 void cmpc_xchg_end(cmpc_ctx *ctx);
 
