@@ -52,13 +52,13 @@ typedef void (*cmpc_log_fn)(int level, const char *msg, void *arg);
 void cmpc_set_log_cb(cmpc_ctx *ctx, cmpc_log_fn fn, void *arg);
 
 /* http:// or https:// URL of the CMP server, e.g. .../.well-known/cmp */
-cmpc_rv cmpc_set_server(cmpc_ctx *ctx, const char *url);
+cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url);
 /* Seconds; 0 keeps the default (connect 10, message 60, total 300). */
 void cmpc_set_timeouts(cmpc_ctx *ctx, int connect_s, int msg_s, int total_s);
 /* Largest response accepted, bytes (default 1 MiB). */
 void cmpc_set_max_response(cmpc_ctx *ctx, size_t bytes);
 /* PEM bundle that verifies an HTTPS server; NULL: the system store. */
-cmpc_rv cmpc_set_tls_trust(cmpc_ctx *ctx, const char *cafile);
+cmpc_rv cmpc_set1_tls_trust(cmpc_ctx *ctx, const char *cafile);
 
 /*
  * TLS client authentication for https:// servers with cert and key: a key
@@ -153,7 +153,7 @@ cmpc_rv cmpc_set1_signer(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X509
 cmpc_rv cmpc_set_pbm_params(cmpc_ctx *ctx, int owf_nid, int mac_nid, int iterations);
 
 /* certProfile (RFC 9480 id-it 21) in the generalInfo of requests; NULL clears. */
-cmpc_rv cmpc_set_cert_profile(cmpc_ctx *ctx, const char *profile);
+cmpc_rv cmpc_set1_cert_profile(cmpc_ctx *ctx, const char *profile);
 /* sender and recipient in the PKIHeader (NULL: OpenSSL's defaults).  The
  * sender is set in PBM mode only (written into the header); with signature
  * protection it is the signer certificate's subject (OpenSSL 3.0), and a

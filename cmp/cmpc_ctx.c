@@ -241,7 +241,7 @@ static int rfc9811_path(const char *path)
 	return q == NULL || q[1] == '\0';
 }
 
-cmpc_rv cmpc_set_server(cmpc_ctx *ctx, const char *url)
+cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 {
 	CURLU *u = NULL;
 	CURLUcode uc;
@@ -318,7 +318,7 @@ void cmpc_set_max_response(cmpc_ctx *ctx, size_t bytes)
 	ctx->max_response = bytes > 0 ? bytes : DEFAULT_MAX_RESPONSE;
 }
 
-cmpc_rv cmpc_set_tls_trust(cmpc_ctx *ctx, const char *cafile)
+cmpc_rv cmpc_set1_tls_trust(cmpc_ctx *ctx, const char *cafile)
 {
 	char *copy = NULL;
 	FILE *f;
@@ -683,7 +683,7 @@ cmpc_rv cmpc_set_pbm_params(cmpc_ctx *ctx, int owf_nid, int mac_nid, int iterati
 	return CMPC_OK;
 }
 
-cmpc_rv cmpc_set_cert_profile(cmpc_ctx *ctx, const char *profile)
+cmpc_rv cmpc_set1_cert_profile(cmpc_ctx *ctx, const char *profile)
 {
 	char *copy = NULL;
 

@@ -509,8 +509,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)"fuzz", -1, -1,
 				   0);
-	if (cmpc_set_server(ctx, record_url != NULL ? record_url
-						     : "http://127.0.0.1:9/.well-known/cmp") ==
+	if (cmpc_set1_server(ctx, record_url != NULL ? record_url
+						      : "http://127.0.0.1:9/.well-known/cmp") ==
 		CMPC_OK &&
 	    cmpc_set1_pbm(ctx, ref, sizeof(ref) - 1, secret, sizeof(secret) - 1) == CMPC_OK &&
 	    cmpc_set1_subject(ctx, subj) == CMPC_OK && X509_up_ref(root) &&
