@@ -482,7 +482,7 @@ static cmpc_rv certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
 	}
-	if ((rv = cmpc_http_prepare(ctx)) != CMPC_OK)
+	if ((rv = cmpc_transfer_prepare(ctx)) != CMPC_OK)
 		goto out;
 	ctx->x.deadline_ms = cmpc_now_ms() + (long long)ctx->total_s * 1000;
 

@@ -127,6 +127,7 @@ cmpc_ctx *cmpc_new(void)
 	ctx->pbm_owf = NID_sha256;
 	ctx->pbm_mac = NID_hmacWithSHA256;
 	ctx->pbm_iter = DEFAULT_PBM_ITER;
+	ctx->transfer_fn = cmpc_http_transfer;
 	if ((ctx->anchors = sk_X509_new_null()) == NULL ||
 	    (ctx->cmp = c = OSSL_CMP_CTX_new(NULL, NULL)) == NULL ||
 	    (ctx->curl = curl_easy_init()) == NULL)
@@ -143,7 +144,7 @@ cmpc_ctx *cmpc_new(void)
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_PERMIT_TA_IN_EXTRACERTS_FOR_IR, 0) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_SUBJECTALTNAME_NODEFAULT, 1) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_POPO_METHOD, OSSL_CRMF_POPO_SIGNATURE) ||
-	    !cmpc_set_transfer(ctx, cmpc_http_transfer) ||
+	    !cmpc_set_msg_transfer(ctx, cmpc_msg_transfer) ||
 	    !OSSL_CMP_CTX_set_transfer_cb_arg(c, ctx) ||
 	    !OSSL_CMP_CTX_set_certConf_cb(c, cmpc_certconf_cb) ||
 	    !OSSL_CMP_CTX_set_certConf_cb_arg(c, ctx))
@@ -153,12 +154,6 @@ err:
 	cmpc_free(ctx);
 	ERR_clear_error();
 	return NULL;
-}
-
-int cmpc_set_transfer(cmpc_ctx *ctx, OSSL_CMP_transfer_cb_t cb)
-{
-	ctx->transfer = cb;
-	return OSSL_CMP_CTX_set_transfer_cb(ctx->cmp, cb);
 }
 
 void cmpc_free(cmpc_ctx *ctx)

@@ -52,7 +52,7 @@ cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what)
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MSG_TIMEOUT, (int)ctx->msg_s) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_TOTAL_TIMEOUT, (int)ctx->total_s))
 		goto oom;
-	if ((rv = cmpc_http_prepare(ctx)) != CMPC_OK)
+	if ((rv = cmpc_transfer_prepare(ctx)) != CMPC_OK)
 		return rv;
 	ctx->x.deadline_ms = cmpc_now_ms() + (long long)ctx->total_s * 1000;
 	return CMPC_OK;
