@@ -345,7 +345,8 @@ long long cmpc_now_ms(void);
 
 /* cmpc_xchg.c: set up and end an exchange that carries no new key (rr,
  * genm, abandon): checks URL and protection, fresh trust store from the
- * anchors, timeouts, curl handle, deadline.  what: "CMP rr", for the message. */
+ * anchors, timeouts, the transport (cmpc_transfer_prepare), deadline.
+ * what: "CMP rr", for the message. */
 cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what);
 void cmpc_xchg_end(cmpc_ctx *ctx);
 
