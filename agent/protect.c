@@ -81,8 +81,8 @@ int agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 	if (e->allow_any_response_signer == 1)
 		log_msg(LOG_WARNING, "allow_any_response_signer is set: any certificate that "
 				     "chains to the anchors may speak for the CA");
-	if ((rv = cmpc_set_server(cmp, e->server)) != CMPC_OK ||
-	    (rv = cmpc_set_tls_trust(cmp, e->tls_trusted)) != CMPC_OK ||
+	if ((rv = cmpc_set1_server(cmp, e->server)) != CMPC_OK ||
+	    (rv = cmpc_set1_tls_trust(cmp, e->tls_trusted)) != CMPC_OK ||
 	    (rv = cmpc_load_trusted(cmp, e->trusted)) != CMPC_OK ||
 	    (e->srv_trusted != NULL && (rv = cmpc_load_srv_trusted(cmp, e->srv_trusted)) != CMPC_OK) ||
 	    ((owf != 0 || mac != 0 || e->pbm_iterations > 0) &&
@@ -90,7 +90,7 @@ int agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 				       e->pbm_iterations > 0 ? e->pbm_iterations : 10000)) !=
 		 CMPC_OK) ||
 	    (e->cert_profile != NULL &&
-	     (rv = cmpc_set_cert_profile(cmp, e->cert_profile)) != CMPC_OK))
+	     (rv = cmpc_set1_cert_profile(cmp, e->cert_profile)) != CMPC_OK))
 		return cmp_fail(cmp, rv, "setting up the CMP exchange failed");
 	if (e->srv_cert != NULL) {
 		X509 *srv = agent_read_cert(e->srv_cert, "srv_cert",

@@ -15,12 +15,6 @@
 
 #define CMPC_ERRMSG_LEN 2048
 
-#if defined(__GNUC__)
-#define CMPC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
-#else
-#define CMPC_PRINTF(fmt, args)
-#endif
-
 /* What a response says of its transaction: the transactionID and the
  * senderNonce that the next request's recipNonce must carry. */
 typedef struct {
@@ -31,9 +25,12 @@ typedef struct {
 struct cmpc_ctx {
 	OSSL_CMP_CTX *cmp; /* holds reference value, secret, subject, options */
 	CURL *curl;	   /* one per context: keeps the connection between messages */
-	/* What carries a message to the CA and back: cmpc_http_transfer, the
-	 * transfer callback OpenSSL has too (cmpc_set_transfer). */
-	OSSL_CMP_transfer_cb_t transfer;
+	/* OpenSSL's transfer callback, also called for the layer's own
+	 * messages: cmpc_msg_transfer (the fuzz harness puts its own). */
+	OSSL_CMP_transfer_cb_t msg_transfer;
+	/* The transport it hands the bytes to (cmpc_set_transfer_cb). */
+	cmpc_transfer_fn transfer_fn;
+	void *transfer_arg;
 	struct curl_slist *headers;
 	char curl_err[CURL_ERROR_SIZE];
 
@@ -102,9 +99,17 @@ struct cmpc_ctx {
 		int certconf_sent;
 		char cert_msg[1024];
 		STACK_OF(X509) *chain; /* verified chain, leaf first, anchor last */
+		/* The message in transfer: "sending the ir to URL", for
+		 * messages; its body type; its time limit in whole seconds,
+		 * and whether that is what was left of the total timeout. */
+		char what[256];
+		int req_type;
+		long limit_s;
+		int by_total;
 		unsigned char *rbuf;	/* response body */
 		size_t rlen, rcap;
-		int overflow;
+		int overflow;  /* cmpc_transfer_write refused: past the size limit */
+		int write_oom; /* cmpc_transfer_write refused: out of memory */
 		/* TLS of the current transfer, for the failure message */
 		int tls_cert_requested; /* the server sent a CertificateRequest */
 		char tls_alert[96];	/* fatal alert the server sent, or "" */
@@ -127,9 +132,6 @@ struct cmpc_ctx {
 	} x;
 };
 
-/* Replaces cmpc_http_transfer, for OpenSSL's messages and the layer's own
- * (pollReq, abandoning error): the fuzz harness feeds recorded responses. */
-int cmpc_set_transfer(cmpc_ctx *ctx, OSSL_CMP_transfer_cb_t cb);
 
 /* Frees what one exchange holds and zeroes ctx->x. */
 void cmpc_x_reset(cmpc_ctx *ctx);
@@ -147,15 +149,30 @@ void cmpc_log_leave(void);
 int cmpc_ossl_log_cb(const char *func, const char *file, int line, OSSL_CMP_severity level,
 		     const char *msg);
 
-/* cmpc_http.c: configures the curl handle for an exchange, and the
- * OSSL_CMP_transfer_cb_t that posts one message. */
-cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx);
-OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req);
+/* cmpc_transfer.c: the OSSL_CMP_transfer_cb_t that sends one message
+ * through the transfer function (ctx->transfer_fn). */
+OSSL_CMP_MSG *cmpc_msg_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req);
+/* Replaces cmpc_msg_transfer, for OpenSSL's messages and the layer's own
+ * (pollReq, abandoning error): the fuzz harness feeds recorded responses
+ * without re-protecting each request. */
+int cmpc_set_msg_transfer(cmpc_ctx *ctx, OSSL_CMP_transfer_cb_t cb);
+/* Before an exchange: what the transport takes from the context (the
+ * curl handle's options for HTTP); CMPC_OK or the failure in errmsg. */
+cmpc_rv cmpc_transfer_prepare(cmpc_ctx *ctx);
 /* The response body received into ctx->x.rbuf as one PKIMessage, with what
  * every response gets before OpenSSL sees it: whether it is protected, its
  * transactionID and senderNonce noted, the expected sender checked.  NULL
  * with the failure recorded (ctx->x.rv, ctx->x.msg).  what: for messages. */
-OSSL_CMP_MSG *cmpc_http_response(cmpc_ctx *ctx, const char *what);
+OSSL_CMP_MSG *cmpc_msg_response(cmpc_ctx *ctx, const char *what);
+/* Records the first failure of the exchange (ctx->x.rv, ctx->x.msg, as
+ * given: no prefix) and returns rv; later ones are consequences. */
+cmpc_rv cmpc_xfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...) CMPC_PRINTF(3, 4);
+
+/* cmpc_http.c: the default transport.  Configures the curl handle for an
+ * exchange, posts one message, frees the handle. */
+cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx);
+cmpc_rv cmpc_http_transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
+			   long timeout_ms, void *arg);
 void cmpc_http_free(cmpc_ctx *ctx);
 
 /* cmpc_asn1.c: templates for what OpenSSL 3.0 keeps private. */
@@ -326,10 +343,10 @@ void cmpc_sleep(long s);
 /* CLOCK_MONOTONIC in milliseconds: for deadlines, never for messageTime. */
 long long cmpc_now_ms(void);
 
-/* ---- rr/genm (cmpc_rr.c, cmpc_genm.c) ---- */
-/* cmpc_genm.c: set up and end an exchange that carries no new key (rr,
- * genm): checks URL and protection, fresh trust store from the anchors,
- * timeouts, curl handle, deadline.  what: "CMP rr", for the message. */
+/* cmpc_xchg.c: set up and end an exchange that carries no new key (rr,
+ * genm, abandon): checks URL and protection, fresh trust store from the
+ * anchors, timeouts, the transport (cmpc_transfer_prepare), deadline.
+ * what: "CMP rr", for the message. */
 cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what);
 void cmpc_xchg_end(cmpc_ctx *ctx);
 

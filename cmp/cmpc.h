@@ -33,6 +33,12 @@ typedef enum {
 
 const char *cmpc_strerror(cmpc_rv rv);
 
+#if defined(__GNUC__)
+#define CMPC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define CMPC_PRINTF(fmt, args)
+#endif
+
 /* Once per process, before any thread starts (curl_global_init). */
 int cmpc_global_init(void);
 void cmpc_global_cleanup(void);
@@ -52,13 +58,50 @@ typedef void (*cmpc_log_fn)(int level, const char *msg, void *arg);
 void cmpc_set_log_cb(cmpc_ctx *ctx, cmpc_log_fn fn, void *arg);
 
 /* http:// or https:// URL of the CMP server, e.g. .../.well-known/cmp */
-cmpc_rv cmpc_set_server(cmpc_ctx *ctx, const char *url);
+cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url);
 /* Seconds; 0 keeps the default (connect 10, message 60, total 300). */
 void cmpc_set_timeouts(cmpc_ctx *ctx, int connect_s, int msg_s, int total_s);
 /* Largest response accepted, bytes (default 1 MiB). */
 void cmpc_set_max_response(cmpc_ctx *ctx, size_t bytes);
 /* PEM bundle that verifies an HTTPS server; NULL: the system store. */
-cmpc_rv cmpc_set_tls_trust(cmpc_ctx *ctx, const char *cafile);
+cmpc_rv cmpc_set1_tls_trust(cmpc_ctx *ctx, const char *cafile);
+
+/*
+ * The transport: what carries one message to the CA and its answer back,
+ * as OpenSSL's transfer callback (OSSL_CMP_CTX_set_transfer_cb) does for
+ * its own client.  Every message of every exchange goes through it:
+ * requests, certConf, pollReq, rr, genm, the error that abandons.
+ *
+ * req is the PKIMessage as DER, protected, exactly the bytes to send.
+ * timeout_ms is what this message may take: the message timeout, or what
+ * is left of the total timeout when that is less.  The function gives the
+ * answer's bytes to cmpc_transfer_write as they arrive and returns CMPC_OK
+ * when the answer is complete; on failure it returns what
+ * cmpc_transfer_fail or cmpc_transfer_timeout returned.  The layer then
+ * does with the answer what it does with an HTTP response body: the size
+ * limit, exactly one PKIMessage, the expected sender, protection,
+ * transactionID and nonces.
+ */
+typedef cmpc_rv (*cmpc_transfer_fn)(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
+				    long timeout_ms, void *arg);
+/* fn NULL: HTTP(S) POST through libcurl to the server URL (RFC 6712), the
+ * default.  arg is passed to fn, not owned.  The server URL is still
+ * required: it names the CA in messages. */
+void cmpc_set_transfer_cb(cmpc_ctx *ctx, cmpc_transfer_fn fn, void *arg);
+/* For a transfer function: appends len bytes to the answer.  0 when that
+ * would pass the response size limit (cmpc_set_max_response) or memory ran
+ * out: stop and return a failure; the layer words it. */
+int cmpc_transfer_write(cmpc_ctx *ctx, const void *data, size_t len);
+/* For a transfer function: why this message's transfer failed, "what
+ * failed: why; what to do" (the layer puts "sending the ir to URL: "
+ * first).  rv: CMPC_ERR_TRANSPORT, CMPC_ERR_TLS or CMPC_ERR_INTERNAL;
+ * returned.  Only the first failure of an exchange is kept. */
+cmpc_rv cmpc_transfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...) CMPC_PRINTF(3, 4);
+/* For a transfer function: no complete answer came within timeout_ms;
+ * detail in the transport's words (may be NULL).  Returns
+ * CMPC_ERR_TRANSPORT; when the total timeout ran out, a transaction the CA
+ * answered "waiting" ends in CMPC_ERR_WAITING and is kept for a resume. */
+cmpc_rv cmpc_transfer_timeout(cmpc_ctx *ctx, const char *detail);
 
 /*
  * TLS client authentication for https:// servers with cert and key: a key
@@ -153,7 +196,7 @@ cmpc_rv cmpc_set1_signer(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X509
 cmpc_rv cmpc_set_pbm_params(cmpc_ctx *ctx, int owf_nid, int mac_nid, int iterations);
 
 /* certProfile (RFC 9480 id-it 21) in the generalInfo of requests; NULL clears. */
-cmpc_rv cmpc_set_cert_profile(cmpc_ctx *ctx, const char *profile);
+cmpc_rv cmpc_set1_cert_profile(cmpc_ctx *ctx, const char *profile);
 /* sender and recipient in the PKIHeader (NULL: OpenSSL's defaults).  The
  * sender is set in PBM mode only (written into the header); with signature
  * protection it is the signer certificate's subject (OpenSSL 3.0), and a

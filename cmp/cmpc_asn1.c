@@ -5,6 +5,8 @@
  * reads itself (pollReq, pollRep, error) when it continues a transaction
  * that an earlier process started.
  */
+#include "config.h"
+
 #include <openssl/asn1t.h>
 #include <openssl/err.h>
 

@@ -5,6 +5,8 @@
  * the OSSL_CMP_CTX, which wipes the secret when it is replaced or freed;
  * this layer keeps no copy of the secret of its own.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -127,6 +129,7 @@ cmpc_ctx *cmpc_new(void)
 	ctx->pbm_owf = NID_sha256;
 	ctx->pbm_mac = NID_hmacWithSHA256;
 	ctx->pbm_iter = DEFAULT_PBM_ITER;
+	ctx->transfer_fn = cmpc_http_transfer;
 	if ((ctx->anchors = sk_X509_new_null()) == NULL ||
 	    (ctx->cmp = c = OSSL_CMP_CTX_new(NULL, NULL)) == NULL ||
 	    (ctx->curl = curl_easy_init()) == NULL)
@@ -143,7 +146,7 @@ cmpc_ctx *cmpc_new(void)
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_PERMIT_TA_IN_EXTRACERTS_FOR_IR, 0) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_SUBJECTALTNAME_NODEFAULT, 1) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_POPO_METHOD, OSSL_CRMF_POPO_SIGNATURE) ||
-	    !cmpc_set_transfer(ctx, cmpc_http_transfer) ||
+	    !cmpc_set_msg_transfer(ctx, cmpc_msg_transfer) ||
 	    !OSSL_CMP_CTX_set_transfer_cb_arg(c, ctx) ||
 	    !OSSL_CMP_CTX_set_certConf_cb(c, cmpc_certconf_cb) ||
 	    !OSSL_CMP_CTX_set_certConf_cb_arg(c, ctx))
@@ -153,12 +156,6 @@ err:
 	cmpc_free(ctx);
 	ERR_clear_error();
 	return NULL;
-}
-
-int cmpc_set_transfer(cmpc_ctx *ctx, OSSL_CMP_transfer_cb_t cb)
-{
-	ctx->transfer = cb;
-	return OSSL_CMP_CTX_set_transfer_cb(ctx->cmp, cb);
 }
 
 void cmpc_free(cmpc_ctx *ctx)
@@ -241,7 +238,7 @@ static int rfc9811_path(const char *path)
 	return q == NULL || q[1] == '\0';
 }
 
-cmpc_rv cmpc_set_server(cmpc_ctx *ctx, const char *url)
+cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 {
 	CURLU *u = NULL;
 	CURLUcode uc;
@@ -318,7 +315,7 @@ void cmpc_set_max_response(cmpc_ctx *ctx, size_t bytes)
 	ctx->max_response = bytes > 0 ? bytes : DEFAULT_MAX_RESPONSE;
 }
 
-cmpc_rv cmpc_set_tls_trust(cmpc_ctx *ctx, const char *cafile)
+cmpc_rv cmpc_set1_tls_trust(cmpc_ctx *ctx, const char *cafile)
 {
 	char *copy = NULL;
 	FILE *f;
@@ -683,7 +680,7 @@ cmpc_rv cmpc_set_pbm_params(cmpc_ctx *ctx, int owf_nid, int mac_nid, int iterati
 	return CMPC_OK;
 }
 
-cmpc_rv cmpc_set_cert_profile(cmpc_ctx *ctx, const char *profile)
+cmpc_rv cmpc_set1_cert_profile(cmpc_ctx *ctx, const char *profile)
 {
 	char *copy = NULL;
 

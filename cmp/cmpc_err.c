@@ -2,6 +2,8 @@
  * Turning a failed OSSL_CMP_exec_* into a cmpc_rv and a message that says
  * what failed, why, and what to do.
  */
+#include "config.h"
+
 #include <stdio.h>
 #include <string.h>
 

@@ -2,9 +2,10 @@
  * General messages (genm/genp) of RFC 9480 on OpenSSL 3.0's generic ITAV
  * API: caCerts, rootCaKeyUpdate, certReqTemplate and crls.  3.0 has no
  * helpers for these, so the values are encoded and decoded here with
- * ASN.1 templates (tagging as in RFC 9480's EXPLICIT TAGS module).  Also
- * the setup shared with cmpc_rr.c for exchanges that carry no new key.
+ * ASN.1 templates (tagging as in RFC 9480's EXPLICIT TAGS module).
  */
+#include "config.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -100,66 +101,6 @@ ASN1_ITEM_TEMPLATE(CMPC_CRLSTATUSLIST) =
 	ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, crlStatusList, CMPC_CRLSTATUS)
 static_ASN1_ITEM_TEMPLATE_END(CMPC_CRLSTATUSLIST)
 /* clang-format on */
-
-/* ---- exchanges without a new key (rr, genm) ---------------------------- */
-
-/*
- * Drops the extraCerts of an earlier exchange.  3.0 turns an empty stack
- * given to set1_untrusted into a NULL list and then fails ("passed a null
- * parameter") on the first response with extraCerts; without anchors
- * (optional for rr and genm), the list it made itself is emptied instead.
- */
-static int drop_untrusted(cmpc_ctx *ctx)
-{
-	STACK_OF(X509) *u;
-
-	if (sk_X509_num(ctx->anchors) > 0)
-		return OSSL_CMP_CTX_set1_untrusted(ctx->cmp, ctx->anchors);
-	if ((u = OSSL_CMP_CTX_get0_untrusted(ctx->cmp)) == NULL)
-		return 1; /* responses with extraCerts will fail; nothing to be done in 3.0 */
-	while (sk_X509_num(u) > 0)
-		X509_free(sk_X509_pop(u));
-	return 1;
-}
-
-cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what)
-{
-	OSSL_CMP_CTX *c = ctx->cmp;
-	cmpc_rv rv;
-
-	if (ctx->url == NULL) {
-		cmpc_seterr(ctx, "%s: no CMP server URL set: configure the server URL", what);
-		return CMPC_ERR_CONFIG;
-	}
-	/* With no new key set, 3.0 answers the signer's key here. */
-	if (!ctx->have_pbm && OSSL_CMP_CTX_get0_newPkey(c, 1) == NULL) {
-		cmpc_seterr(ctx,
-			    "%s: no protection configured: set the reference value and secret "
-			    "the CA gave, or a signer certificate and key",
-			    what);
-		return CMPC_ERR_CONFIG;
-	}
-	cmpc_x_reset(ctx);
-	ERR_clear_error();
-	if (!OSSL_CMP_CTX_reinit(c) || !cmpc_srv_trust_setup(ctx) || !drop_untrusted(ctx) ||
-	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MSG_TIMEOUT, (int)ctx->msg_s) ||
-	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_TOTAL_TIMEOUT, (int)ctx->total_s))
-		goto oom;
-	if ((rv = cmpc_http_prepare(ctx)) != CMPC_OK)
-		return rv;
-	ctx->x.deadline_ms = cmpc_now_ms() + (long long)ctx->total_s * 1000;
-	return CMPC_OK;
-oom:
-	ERR_clear_error();
-	cmpc_seterr(ctx, "%s: cannot set up the CMP context (out of memory?)", what);
-	return CMPC_ERR_INTERNAL;
-}
-
-void cmpc_xchg_end(cmpc_ctx *ctx)
-{
-	cmpc_x_reset(ctx);
-	ERR_clear_error();
-}
 
 /* ---- genm --------------------------------------------------------------- */
 

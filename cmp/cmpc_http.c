@@ -1,11 +1,10 @@
 /*
- * CMP over HTTP(S) (RFC 6712) through libcurl, plugged into OpenSSL with
- * OSSL_CMP_CTX_set_transfer_cb.  One easy handle per context, so that
- * certConf and pollReq reuse the connection of the ir.
+ * CMP over HTTP(S) (RFC 6712) through libcurl: the default transfer
+ * function of the transport seam (cmpc_transfer.c).  One easy handle per
+ * context, so that certConf and pollReq reuse the connection of the ir.
  */
-#include "config.h" /* P11E_COV_FLUSH */
+#include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -19,46 +18,12 @@
 
 #define PKIXCMP "application/pkixcmp"
 
-
-/* Records the first failure of the exchange; later ones are consequences. */
-static void xfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...) CMPC_PRINTF(3, 4);
-
-static void xfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (ctx->x.rv != CMPC_OK)
-		return;
-	ctx->x.rv = rv;
-	va_start(ap, fmt);
-	vsnprintf(ctx->x.msg, sizeof(ctx->x.msg), fmt, ap);
-	va_end(ap);
-	cmpc_log(ctx, LOG_DEBUG, "%s", ctx->x.msg);
-}
-
 static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
-	cmpc_ctx *ctx = arg;
 	size_t len = size * nmemb;
-	size_t cap;
-	unsigned char *p;
 
-	if (len > ctx->max_response - ctx->x.rlen) {
-		ctx->x.overflow = 1;
-		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-	}
-	if (ctx->x.rlen + len > ctx->x.rcap) {
-		cap = ctx->x.rcap > 0 ? ctx->x.rcap : 4096;
-		while (cap < ctx->x.rlen + len)
-			cap = cap > ctx->max_response / 2 ? ctx->max_response : cap * 2;
-		if ((p = OPENSSL_realloc(ctx->x.rbuf, cap)) == NULL)
-			return 0;
-		ctx->x.rbuf = p;
-		ctx->x.rcap = cap;
-	}
-	memcpy(ctx->x.rbuf + ctx->x.rlen, data, len);
-	ctx->x.rlen += len;
-	return len;
+	/* 0 aborts the transfer with CURLE_WRITE_ERROR */
+	return cmpc_transfer_write(arg, data, len) ? len : 0;
 }
 
 /* Connection notes only: data and headers are never passed on. */
@@ -163,11 +128,11 @@ static CURLcode on_ssl_ctx(CURL *h, void *sslctx, void *arg)
 	return CURLE_OK;
 err:
 	cmpc_ossl_errors(why, sizeof(why));
-	xfer_fail(ctx, CMPC_ERR_TLS,
-		  "connecting to %s: cannot use the TLS client certificate and key: %s; check "
-		  "that the key on the token belongs to the certificate and is usable for "
-		  "signing",
-		  ctx->url, why);
+	cmpc_xfer_fail(ctx, CMPC_ERR_TLS,
+		       "connecting to %s: cannot use the TLS client certificate and key: %s; "
+		       "check that the key on the token belongs to the certificate and is usable "
+		       "for signing",
+		       ctx->url, why);
 	return CURLE_SSL_CERTPROBLEM;
 }
 
@@ -313,235 +278,130 @@ static int is_pkixcmp(const char *ct)
 	return *ct == '\0' || *ct == ';';
 }
 
-static void fail_curl(cmpc_ctx *ctx, CURLcode cc, const char *what, long limit_s, int by_total)
+static cmpc_rv fail_curl(cmpc_ctx *ctx, CURLcode cc, const char *what)
 {
 	const char *detail = ctx->curl_err[0] != '\0' ? ctx->curl_err : curl_easy_strerror(cc);
 	long vr = 0;
 
+	/* Too large, by its Content-Length or by the bytes that came: the
+	 * layer words it, as for every transport. */
 	if (ctx->x.overflow || cc == CURLE_FILESIZE_EXCEEDED) {
-		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
-			  "%s: the response is larger than the limit of %zu bytes, so the "
-			  "transfer was aborted; check that the URL points at the CMP endpoint, or "
-			  "raise the response size limit",
-			  what, ctx->max_response);
-		return;
+		ctx->x.overflow = 1;
+		return CMPC_ERR_TRANSPORT;
 	}
 	if (is_tls_error(cc) ||
 	    ((ctx->x.tls_cert_requested || ctx->x.tls_alert[0] != '\0') && is_conn_lost(cc))) {
 		if (is_tls_error(cc) &&
 		    curl_easy_getinfo(ctx->curl, CURLINFO_SSL_VERIFYRESULT, &vr) == CURLE_OK &&
 		    vr != X509_V_OK)
-			xfer_fail(ctx, CMPC_ERR_TLS,
-				  "%s: TLS server verification failed: %s (%s); check the TLS "
-				  "trust anchors (tls_trusted) and that the URL names the server's "
-				  "host",
-				  what, X509_verify_cert_error_string(vr), detail);
+			return cmpc_xfer_fail(
+			    ctx, CMPC_ERR_TLS,
+			    "%s: TLS server verification failed: %s (%s); check the TLS "
+			    "trust anchors (tls_trusted) and that the URL names the server's "
+			    "host",
+			    what, X509_verify_cert_error_string(vr), detail);
 		else if (ctx->x.tls_cert_requested && ctx->tls_cert == NULL)
-			xfer_fail(ctx, CMPC_ERR_TLS,
-				  "%s: TLS handshake failed: the server requires a TLS client "
-				  "certificate and none is configured (%s%s%s); set tls_client to "
-				  "the label of a certificate on the token that the server trusts",
-				  what, ctx->x.tls_alert, ctx->x.tls_alert[0] ? "; " : "", detail);
+			return cmpc_xfer_fail(
+			    ctx, CMPC_ERR_TLS,
+			    "%s: TLS handshake failed: the server requires a TLS client "
+			    "certificate and none is configured (%s%s%s); set tls_client to "
+			    "the label of a certificate on the token that the server trusts",
+			    what, ctx->x.tls_alert, ctx->x.tls_alert[0] ? "; " : "", detail);
 		else if (ctx->x.tls_cert_requested)
-			xfer_fail(ctx, CMPC_ERR_TLS,
-				  "%s: TLS handshake failed: the server did not accept our TLS "
-				  "client certificate (%s%s%s); check tls_client (the certificate "
-				  "and its key on the token, its validity and key usage) and that "
-				  "the server trusts the CA that issued it",
-				  what, ctx->x.tls_alert, ctx->x.tls_alert[0] ? "; " : "", detail);
+			return cmpc_xfer_fail(
+			    ctx, CMPC_ERR_TLS,
+			    "%s: TLS handshake failed: the server did not accept our TLS "
+			    "client certificate (%s%s%s); check tls_client (the certificate "
+			    "and its key on the token, its validity and key usage) and that "
+			    "the server trusts the CA that issued it",
+			    what, ctx->x.tls_alert, ctx->x.tls_alert[0] ? "; " : "", detail);
 		else if (ctx->x.tls_alert[0] != '\0')
-			xfer_fail(ctx, CMPC_ERR_TLS,
-				  "%s: TLS handshake failed: the server sent the %s (%s); "
-				  "check that the server speaks HTTPS on that port, the TLS trust "
-				  "anchors (tls_trusted) and, if the server wants one, the TLS "
-				  "client certificate (tls_client)",
-				  what, ctx->x.tls_alert, detail);
+			return cmpc_xfer_fail(
+			    ctx, CMPC_ERR_TLS,
+			    "%s: TLS handshake failed: the server sent the %s (%s); "
+			    "check that the server speaks HTTPS on that port, the TLS trust "
+			    "anchors (tls_trusted) and, if the server wants one, the TLS "
+			    "client certificate (tls_client)",
+			    what, ctx->x.tls_alert, detail);
 		else
-			xfer_fail(ctx, CMPC_ERR_TLS,
-				  "%s: TLS handshake failed: %s; check that the server speaks "
-				  "HTTPS on that port and the TLS trust anchors (tls_trusted)",
-				  what, detail);
-		return;
+			return cmpc_xfer_fail(
+			    ctx, CMPC_ERR_TLS,
+			    "%s: TLS handshake failed: %s; check that the server speaks "
+			    "HTTPS on that port and the TLS trust anchors (tls_trusted)",
+			    what, detail);
 	}
 	switch (cc) {
 	case CURLE_OPERATION_TIMEDOUT:
-		if (by_total)
-			ctx->x.total_timeout_hit = 1;
-		xfer_fail(ctx, CMPC_ERR_TRANSPORT, "%s: no complete response within %ld s (%s); %s",
-			  what, limit_s, detail,
-			  by_total ? "the total timeout ran out: try again later or raise it"
-				   : "check that the server is reachable, or raise the timeout");
-		break;
+		return cmpc_transfer_timeout(ctx, detail);
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:
-		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
-			  "%s: cannot connect: %s; check the server URL, that the CA is running "
-			  "and any proxy settings (http_proxy, https_proxy, no_proxy)",
-			  what, detail);
-		break;
+		return cmpc_xfer_fail(
+		    ctx, CMPC_ERR_TRANSPORT,
+		    "%s: cannot connect: %s; check the server URL, that the CA is running "
+		    "and any proxy settings (http_proxy, https_proxy, no_proxy)",
+		    what, detail);
 	case CURLE_OUT_OF_MEMORY:
-		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: out of memory (%s)", what, detail);
-		break;
+		return cmpc_xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: out of memory (%s)", what,
+				      detail);
 	default:
-		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
-			  "%s: HTTP transfer failed: %s; check the server URL and the network",
-			  what, detail);
-		break;
+		return cmpc_xfer_fail(
+		    ctx, CMPC_ERR_TRANSPORT,
+		    "%s: HTTP transfer failed: %s; check the server URL and the network", what,
+		    detail);
 	}
 }
 
-static void note_tid(cmpc_ctx *ctx, const OSSL_CMP_MSG *req)
+cmpc_rv cmpc_http_transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len, long timeout_ms,
+			   void *arg)
 {
-	const ASN1_OCTET_STRING *t = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(req));
-	int i;
-
-	ctx->last_tid[0] = '\0';
-	for (i = 0; t != NULL && i < t->length && i < CMPC_ID_MAX; i++)
-		snprintf(ctx->last_tid + 2 * i, 3, "%02x", t->data[i]);
-}
-
-OSSL_CMP_MSG *cmpc_http_response(cmpc_ctx *ctx, const char *what)
-{
-	const unsigned char *p = ctx->x.rbuf;
-	OSSL_CMP_MSG *rsp = NULL;
-	char actual[256], expected[256];
-
-	if (ctx->x.rlen == 0 || ctx->x.rlen > 0x7fffffffUL ||
-	    (rsp = d2i_OSSL_CMP_MSG(NULL, &p, (long)ctx->x.rlen)) == NULL ||
-	    p != ctx->x.rbuf + ctx->x.rlen) {
-		OSSL_CMP_MSG_free(rsp);
-		xfer_fail(ctx, CMPC_ERR_PROTOCOL,
-			  "%s: the response is not a CMP message (%zu bytes that do not decode as "
-			  "one PKIMessage); check that the URL points at the CMP endpoint",
-			  what, ctx->x.rlen);
-		return NULL;
-	}
-	ctx->cr.rsp_unprotected = cmpc_pbm_msg_protected(ctx->x.rbuf, ctx->x.rlen) == 0;
-	cmpc_note_response(ctx, ctx->x.rbuf, ctx->x.rlen);
-	if (ctx->expected_sender != NULL &&
-	    !cmpc_msg_check_sender(ctx->x.rbuf, ctx->x.rlen, ctx->expected_sender, actual,
-				   sizeof(actual))) {
-		OSSL_CMP_MSG_free(rsp);
-		X509_NAME_oneline(ctx->expected_sender, expected, sizeof(expected));
-		xfer_fail(ctx, CMPC_ERR_PROTOCOL,
-			  "%s: the response names the sender '%s', not the expected '%s'; "
-			  "check the expected sender, or report it to the CA operator",
-			  what, actual, expected);
-		return NULL;
-	}
-	cmpc_log(ctx, LOG_DEBUG, "received %zu bytes (%s) from %s", ctx->x.rlen,
-		 cmpc_body_name(OSSL_CMP_MSG_get_bodytype(rsp)), ctx->url);
-	return rsp;
-}
-
-OSSL_CMP_MSG *cmpc_http_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
-{
-	cmpc_ctx *ctx = OSSL_CMP_CTX_get_transfer_cb_arg(cmp);
-	unsigned char *der = NULL;
-	OSSL_CMP_MSG *rsp = NULL;
-	char what[256];
+	const char *what = ctx->x.what;
 	char *ct = NULL, *loc = NULL;
-	long code = 0, limit_s;
-	long long limit_ms, left_ms;
-	int derlen, by_total = 0, type;
+	long code = 0;
 	CURLcode cc;
 
-	if (ctx == NULL)
-		return NULL;
-	type = OSSL_CMP_MSG_get_bodytype(req);
-	snprintf(what, sizeof(what), "sending the %s to %s", cmpc_body_name(type), ctx->url);
-	if (ctx->x.rv != CMPC_OK)
-		return NULL;
-	if (ctx->x.replay != NULL)
-		return cmpc_replay(ctx, req);
-	if (type == CMPC_BODY_CERTCONF)
-		ctx->x.certconf_sent = 1;
-	if (type == CMPC_BODY_POLLREQ && ctx->x.rsp.tid_len > 0 && ctx->x.rsp.nonce_len > 0)
-		ctx->x.wait = ctx->x.rsp;
-
-	limit_ms = (long long)ctx->msg_s * 1000;
-	if (ctx->x.deadline_ms != 0) {
-		left_ms = ctx->x.deadline_ms - cmpc_now_ms();
-		if (left_ms <= 0) {
-			ctx->x.total_timeout_hit = 1;
-			xfer_fail(
-			    ctx, CMPC_ERR_TRANSPORT,
-			    "%s: the total timeout of %ld s ran out; try again later or raise "
-			    "it",
-			    what, ctx->total_s);
-			return NULL;
-		}
-		if (left_ms < limit_ms) {
-			limit_ms = left_ms;
-			by_total = 1;
-		}
-	}
-	/* for the message: whole seconds, rounded up */
-	limit_s = (long)((limit_ms + 999) / 1000);
-	note_tid(ctx, req);
-	if ((derlen = i2d_OSSL_CMP_MSG(req, &der)) <= 0) {
-		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot DER-encode the request", what);
-		return NULL;
-	}
-	/* 3.0 always uses 500 PBM iterations and has no sender setter. */
-	if (!cmpc_pbm_reprotect(ctx, &der, &derlen)) {
-		xfer_fail(ctx, CMPC_ERR_INTERNAL,
-			  "%s: cannot apply the PBM parameters to the request (out of memory?)",
-			  what);
-		goto out;
-	}
-	ctx->x.rlen = 0;
-	ctx->x.overflow = 0;
+	(void)arg;
 	ctx->x.tls_cert_requested = 0;
 	ctx->x.tls_alert[0] = '\0';
 	ctx->curl_err[0] = '\0';
-	if (curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, der) != CURLE_OK ||
-	    curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)derlen) !=
+	if (curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, (const void *)req) != CURLE_OK ||
+	    curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req_len) !=
 		CURLE_OK ||
-	    curl_easy_setopt(ctx->curl, CURLOPT_TIMEOUT_MS, (long)limit_ms) != CURLE_OK) {
-		xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot set up libcurl", what);
-		goto out;
+	    curl_easy_setopt(ctx->curl, CURLOPT_TIMEOUT_MS, timeout_ms) != CURLE_OK) {
+		(void)curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, NULL);
+		return cmpc_xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot set up libcurl", what);
 	}
-	cmpc_log(ctx, LOG_DEBUG, "posting %d bytes (%s) to %s", derlen, cmpc_body_name(type), ctx->url);
+	cmpc_log(ctx, LOG_DEBUG, "posting %zu bytes (%s) to %s", req_len,
+		 cmpc_body_name(ctx->x.req_type), ctx->url);
 	tls_target = ctx;
-	/* a test may kill the client while the CA holds the answer */
-	P11E_COV_FLUSH();
 	cc = curl_easy_perform(ctx->curl);
 	tls_target = NULL;
+	/* req is the caller's: the handle must not keep pointing at it */
+	(void)curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, NULL);
 	(void)curl_easy_getinfo(ctx->curl, CURLINFO_RESPONSE_CODE, &code);
 	(void)curl_easy_getinfo(ctx->curl, CURLINFO_CONTENT_TYPE, &ct);
 	if (code >= 300 && code < 400) {
 		(void)curl_easy_getinfo(ctx->curl, CURLINFO_REDIRECT_URL, &loc);
-		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
-			  "%s: the server redirected (HTTP %ld) to %s, and redirects are not "
-			  "followed; if that location is right, configure it as the server URL",
-			  what, code, loc != NULL ? loc : "(no Location given)");
-		goto out;
+		return cmpc_xfer_fail(
+		    ctx, CMPC_ERR_TRANSPORT,
+		    "%s: the server redirected (HTTP %ld) to %s, and redirects are "
+		    "not followed; if that location is right, configure it as the "
+		    "server URL",
+		    what, code, loc != NULL ? loc : "(no Location given)");
 	}
-	if (code != 0 && code != 200) {
-		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
-			  "%s: the server answered HTTP %ld instead of 200; check the server URL "
-			  "(its path) and the CA's log",
-			  what, code);
-		goto out;
-	}
-	if (cc != CURLE_OK) {
-		fail_curl(ctx, cc, what, limit_s, by_total);
-		goto out;
-	}
-	if (!is_pkixcmp(ct)) {
-		xfer_fail(ctx, CMPC_ERR_TRANSPORT,
-			  "%s: the response has content type '%s', not " PKIXCMP
-			  "; check that the URL points at the CMP endpoint",
-			  what, ct != NULL ? ct : "(none)");
-		goto out;
-	}
-	rsp = cmpc_http_response(ctx, what);
-out:
-	(void)curl_easy_setopt(ctx->curl, CURLOPT_POSTFIELDS, NULL);
-	OPENSSL_free(der);
-	return rsp;
+	if (code != 0 && code != 200)
+		return cmpc_xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+				      "%s: the server answered HTTP %ld instead of 200; check the "
+				      "server URL (its path) and the CA's log",
+				      what, code);
+	if (cc != CURLE_OK)
+		return fail_curl(ctx, cc, what);
+	if (!is_pkixcmp(ct))
+		return cmpc_xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+				      "%s: the response has content type '%s', not " PKIXCMP
+				      "; check that the URL points at the CMP endpoint",
+				      what, ct != NULL ? ct : "(none)");
+	return CMPC_OK;
 }
 
 void cmpc_http_free(cmpc_ctx *ctx)

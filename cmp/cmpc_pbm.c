@@ -7,6 +7,8 @@
  * The message is read and written with the layer's ASN.1 templates
  * (cmpc_asn1.c); the body is kept as it was encoded.
  */
+#include "config.h"
+
 #include <string.h>
 
 #include <openssl/asn1t.h>

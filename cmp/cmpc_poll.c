@@ -198,7 +198,7 @@ static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
 	char errs[512];
 	int type;
 
-	rsp = ctx->transfer(ctx->cmp, req);
+	rsp = ctx->msg_transfer(ctx->cmp, req);
 	OSSL_CMP_MSG_free(req);
 	if (rsp == NULL) {
 		/* No answer, or one refused before verification (not a

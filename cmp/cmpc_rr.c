@@ -1,6 +1,8 @@
 /*
  * Revocation request (rr/rp) for a certificate, with a CRL reason.
  */
+#include "config.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>

@@ -14,6 +14,8 @@
  * rejects the message before it looks at its body, and it records the
  * signer for the checks that need the issued certificate.
  */
+#include "config.h"
+
 #include <stdio.h>
 #include <string.h>
 

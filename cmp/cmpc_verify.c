@@ -6,6 +6,8 @@
  * ip, OpenSSL 3.0 adds the caPubs to that store (RFC 4210 5.3.2), which
  * would let the server choose the anchor the certificate is checked with.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>

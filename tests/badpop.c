@@ -92,7 +92,7 @@ int main(int argc, char **argv)
 		return 2;
 	X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)"badpop", -1,
 				   -1, 0);
-	if (cmpc_set_server(ctx, argv[1]) != CMPC_OK ||
+	if (cmpc_set1_server(ctx, argv[1]) != CMPC_OK ||
 	    cmpc_set1_pbm(ctx, (unsigned char *)argv[2], strlen(argv[2]), secret, slen) !=
 		    CMPC_OK ||
 	    cmpc_load_trusted(ctx, argv[4]) != CMPC_OK || cmpc_set1_subject(ctx, subj) != CMPC_OK) {

@@ -181,9 +181,10 @@ static void note_sent(int type)
 }
 
 /*
- * The transfer callback.  Replaying, it does what cmpc_http_transfer does
- * around the HTTP transfer and takes the response from the input;
- * recording, it is cmpc_http_transfer, and the response is kept.
+ * The transfer callback.  Replaying, it does what cmpc_msg_transfer does
+ * around the transport and takes the response from the input (without
+ * re-protecting the request); recording, it is cmpc_msg_transfer with the
+ * HTTP transport, and the response is kept.
  */
 static OSSL_CMP_MSG *feed_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 {
@@ -200,7 +201,7 @@ static OSSL_CMP_MSG *feed_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 		note_sent(type);
 	if (record_url != NULL) {
 		ctx->x.rlen = 0;
-		rsp = cmpc_http_transfer(cmp, req);
+		rsp = cmpc_msg_transfer(cmp, req);
 		if (sends && ctx->x.rlen > 0)
 			rec_append(ctx->x.rbuf, ctx->x.rlen);
 		goto out;
@@ -228,7 +229,7 @@ static OSSL_CMP_MSG *feed_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	if (len > 0) /* rbuf is NULL before the first response */
 		memcpy(ctx->x.rbuf, msg, len);
 	ctx->x.rlen = len;
-	rsp = cmpc_http_response(ctx, what);
+	rsp = cmpc_msg_response(ctx, what);
 out:
 	/* Whatever the transport consumed (the PBM salt of cmpc_pbm_reprotect
 	 * when recording), what follows draws the same numbers either way: the
@@ -509,8 +510,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)"fuzz", -1, -1,
 				   0);
-	if (cmpc_set_server(ctx, record_url != NULL ? record_url
-						     : "http://127.0.0.1:9/.well-known/cmp") ==
+	if (cmpc_set1_server(ctx, record_url != NULL ? record_url
+						      : "http://127.0.0.1:9/.well-known/cmp") ==
 		CMPC_OK &&
 	    cmpc_set1_pbm(ctx, ref, sizeof(ref) - 1, secret, sizeof(secret) - 1) == CMPC_OK &&
 	    cmpc_set1_subject(ctx, subj) == CMPC_OK && X509_up_ref(root) &&
@@ -518,7 +519,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    (!(feed.flags & F_EXPECT_SENDER) ||
 	     cmpc_set1_expected_sender(ctx, X509_get_subject_name(srv_cert)) == CMPC_OK) &&
 	    (!(feed.flags & F_SANS) || set_sans(ctx)) &&
-	    cmpc_set_transfer(ctx, feed_transfer)) {
+	    cmpc_set_msg_transfer(ctx, feed_transfer)) {
 		cmpc_set_timeouts(ctx, 1, 5, 10);
 		cmpc_set_implicit_confirm(ctx, (feed.flags & F_IMPLICIT) != 0);
 		cmpc_set_unprotected_errors(ctx, (feed.flags & F_UNPROT_ERRORS) != 0);

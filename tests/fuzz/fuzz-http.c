@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lb_feed(data + 1, size - 1);
 	if ((ctx = cmpc_new()) == NULL)
 		return 0;
-	if (cmpc_set_server(ctx, url) == CMPC_OK &&
+	if (cmpc_set1_server(ctx, url) == CMPC_OK &&
 	    cmpc_set1_pbm(ctx, ref, sizeof(ref) - 1, secret, sizeof(secret) - 1) == CMPC_OK &&
 	    cmpc_set_pbm_params(ctx, 0, 0, 100) == CMPC_OK) {
 		cmpc_set_timeouts(ctx, 1, 2, 5);

@@ -576,7 +576,7 @@ static int options(cmpc_ctx *ctx, int o)
 		if ((me = X509_NAME_new()) == NULL ||
 		    !X509_NAME_add_entry_by_txt(me, "CN", MBSTRING_ASC,
 						(const unsigned char *)"fuzz client", -1, -1, 0) ||
-		    cmpc_set_cert_profile(ctx, "fuzz-profile") != CMPC_OK ||
+		    cmpc_set1_cert_profile(ctx, "fuzz-profile") != CMPC_OK ||
 		    cmpc_set1_sender(ctx, me) != CMPC_OK ||
 		    cmpc_set1_recipient(ctx, X509_get_subject_name(srv_cert)) != CMPC_OK)
 			goto out;
@@ -612,7 +612,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_ASC, (const unsigned char *)"fuzz", -1, -1,
 				   0);
-	if (cmpc_set_server(ctx, url) == CMPC_OK &&
+	if (cmpc_set1_server(ctx, url) == CMPC_OK &&
 	    cmpc_set1_pbm(ctx, ref, sizeof(ref) - 1, secret, sizeof(secret) - 1) == CMPC_OK &&
 	    cmpc_set_pbm_params(ctx, 0, 0, 100) == CMPC_OK &&
 	    cmpc_load_trusted(ctx, anchors) == CMPC_OK && cmpc_set1_subject(ctx, subj) == CMPC_OK &&

@@ -31,7 +31,7 @@ cmpc_ctx *cfx_ctx_new(const char *server, const char *secret, const char *anchor
 		abort();
 	cmpc_set_log_cb(ctx, tap_collect, NULL);
 	cmpc_set_timeouts(ctx, 5, 20, 60);
-	fail |= cmpc_set_server(ctx, server) != CMPC_OK;
+	fail |= cmpc_set1_server(ctx, server) != CMPC_OK;
 	fail |= cmpc_set1_pbm(ctx, (const unsigned char *)cfx_ref, strlen(cfx_ref),
 			      (const unsigned char *)secret, strlen(secret)) != CMPC_OK;
 	if (anchors != NULL)

@@ -7,6 +7,8 @@
  * Here the callback is called directly, as OpenSSL would call it, on a
  * context that holds the request's key.  Needs no peer; prints TAP.
  */
+#include "config.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -6,6 +6,8 @@
  * a forged root key update, templates, CRLs, absent and missing values.
  * Prints TAP; exits 1 if a test failed, 77 if run without the script.
  */
+#include "config.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -651,7 +653,7 @@ static void fixture_tests(const char *dir, const char *anchor)
 	sk_X509_pop_free(certs, X509_free);
 	certs = NULL;
 	/* Same context, other path: nothing of the first genm is sent again. */
-	rv = cmpc_set_server(ctx, fx_url(port, "/missing"));
+	rv = cmpc_set1_server(ctx, fx_url(port, "/missing"));
 	rv = rv == CMPC_OK ? cmpc_genm_ca_certs(ctx, &certs) : rv;
 	tap_ok(rv == CMPC_OK && certs != NULL && sk_X509_num(certs) == 0,
 	   "/genm/cacerts/itav-missing-none", "rv %d: %s", rv, cmpc_errmsg(ctx));
@@ -666,7 +668,7 @@ static void fixture_tests(const char *dir, const char *anchor)
 	rv = cmpc_genm_ca_certs(ctx, &certs);
 	tap_ok(rv == CMPC_ERR_TRANSPORT && certs == NULL && cfx_msg_ok(ctx, "connect"),
 	       "/genm/transport-failure", "rv %d: %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set_server(ctx, fx_url(port, "/cacerts-absent"));
+	rv = cmpc_set1_server(ctx, fx_url(port, "/cacerts-absent"));
 	rv = rv == CMPC_OK ? cmpc_genm_ca_certs(ctx, &certs) : rv;
 	tap_ok(rv == CMPC_OK && certs != NULL && sk_X509_num(certs) == 0,
 	   "/genm/after-transport-failure", "rv %d: %s", rv, cmpc_errmsg(ctx));
@@ -684,7 +686,7 @@ static void fixture_tests(const char *dir, const char *anchor)
 	cmpc_free(ctx);
 
 	ctx = cmpc_new();
-	(void)cmpc_set_server(ctx, fx_url(port, "/cacerts"));
+	(void)cmpc_set1_server(ctx, fx_url(port, "/cacerts"));
 	rv = cmpc_genm_ca_certs(ctx, &certs);
 	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "protection"), "/genm/no-protection",
 	       "rv %d: %s", rv, cmpc_errmsg(ctx));
@@ -741,7 +743,7 @@ static void signer_tests(cmpc_ctx *pbm, const char *url, const char *root_pem, X
 		abort();
 	cmpc_set_log_cb(ctx, tap_collect, NULL);
 	cmpc_set_timeouts(ctx, 5, 20, 60);
-	if (cmpc_set_server(ctx, url) != CMPC_OK || cmpc_load_trusted(ctx, root_pem) != CMPC_OK ||
+	if (cmpc_set1_server(ctx, url) != CMPC_OK || cmpc_load_trusted(ctx, root_pem) != CMPC_OK ||
 	    cmpc_set1_signer(ctx, a, ka, chain) != CMPC_OK)
 		abort();
 	bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(b), NULL);

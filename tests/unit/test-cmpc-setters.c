@@ -2,7 +2,7 @@
  * The CMP layer's settings (cmp/cmpc_ctx.c) on their own, no peer needed:
  * the refusals a caller can meet (the agent checks most of them earlier,
  * so only a direct call reaches them), those of a request before it sends
- * anything (cmp/cmpc_ir.c), and every setter with each of its OpenSSL
+ * anything (cmp/cmpc_certreq.c), and every setter with each of its OpenSSL
  * allocations failing in turn.  The second part installs an
  * allocation hook (CRYPTO_set_mem_functions) before OpenSSL allocates
  * anything; armed, it fails the n-th allocation and no other.
@@ -123,27 +123,27 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 	       "/cmpc-set/null-ctx-queries", "not empty");
 
 	/* before a log callback is set, a warning goes nowhere (no crash) */
-	rv = cmpc_set_server(ctx, "http://127.0.0.1/elsewhere");
+	rv = cmpc_set1_server(ctx, "http://127.0.0.1/elsewhere");
 	tap_ok(rv == CMPC_OK, "/cmpc-set/server/no-log-cb", "%d %s", rv, cmpc_errmsg(ctx));
 	cmpc_set_log_cb(ctx, tap_collect, NULL);
 
-	config_refused("/cmpc-set/server/null", ctx, cmpc_set_server(ctx, NULL),
+	config_refused("/cmpc-set/server/null", ctx, cmpc_set1_server(ctx, NULL),
 		       "no CMP server URL given");
-	config_refused("/cmpc-set/server/empty", ctx, cmpc_set_server(ctx, ""),
+	config_refused("/cmpc-set/server/empty", ctx, cmpc_set1_server(ctx, ""),
 		       "no CMP server URL given");
 	/* RFC 9811 3.3 paths: the profile form is quiet, an empty or nested
 	 * profile name only warns */
 	tap_loglen = 0;
 	tap_log[0] = '\0';
-	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/tls-profile/");
+	rv = cmpc_set1_server(ctx, "http://127.0.0.1/.well-known/cmp/p/tls-profile/");
 	tap_ok(rv == CMPC_OK && !cfx_contains(tap_log, "RFC 9811"), "/cmpc-set/server/profile-path",
 	       "%d %s", rv, tap_log);
-	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/");
+	rv = cmpc_set1_server(ctx, "http://127.0.0.1/.well-known/cmp/p/");
 	tap_ok(rv == CMPC_OK && cfx_contains(tap_log, "neither /.well-known/cmp"),
 	       "/cmpc-set/server/empty-profile-warns", "%d %s", rv, tap_log);
 	tap_loglen = 0;
 	tap_log[0] = '\0';
-	rv = cmpc_set_server(ctx, "http://127.0.0.1/.well-known/cmp/p/a/b");
+	rv = cmpc_set1_server(ctx, "http://127.0.0.1/.well-known/cmp/p/a/b");
 	tap_ok(rv == CMPC_OK && cfx_contains(tap_log, "neither /.well-known/cmp"),
 	       "/cmpc-set/server/nested-profile-warns", "%d %s", rv, tap_log);
 
@@ -155,7 +155,7 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 		       cmpc_set1_tls_client(ctx, cert, other, NULL), "does not belong");
 	config_refused("/cmpc-set/tls-client/http-url", ctx,
 		       cmpc_set1_tls_client(ctx, cert, key, chain), "not https://");
-	(void)cmpc_set_server(ctx, "https://127.0.0.1/.well-known/cmp");
+	(void)cmpc_set1_server(ctx, "https://127.0.0.1/.well-known/cmp");
 	rv = cmpc_set1_tls_client(ctx, cert, key, chain);
 	tap_ok(rv == CMPC_OK, "/cmpc-set/tls-client/with-chain", "%d %s", rv, cmpc_errmsg(ctx));
 	rv = cmpc_set1_tls_client(ctx, NULL, NULL, NULL);
@@ -219,9 +219,9 @@ static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
 	tap_ok(rv == CMPC_OK, "/cmpc-set/signer/set-and-back-to-pbm", "%d %s", rv,
 	       cmpc_errmsg(ctx));
 
-	config_refused("/cmpc-set/profile/empty", ctx, cmpc_set_cert_profile(ctx, ""),
+	config_refused("/cmpc-set/profile/empty", ctx, cmpc_set1_cert_profile(ctx, ""),
 		       "profile name is empty");
-	rv = cmpc_set_cert_profile(ctx, NULL);
+	rv = cmpc_set1_cert_profile(ctx, NULL);
 	tap_ok(rv == CMPC_OK, "/cmpc-set/profile/cleared", "%d %s", rv, cmpc_errmsg(ctx));
 	cmpc_set_timeouts(ctx, 0, 0, 0);
 	cmpc_set_max_response(ctx, 0);
@@ -278,7 +278,7 @@ static void test_request_refusals(EVP_PKEY *key, X509 *cert, X509 *ca, EVP_PKEY 
 		"lacks its transactionID or nonce");
 	refused("/cmpc-req/no-url", ctx, CMPC_REQ_IR, key, NULL, NULL, NULL, CMPC_ERR_CONFIG,
 		"no CMP server URL set");
-	(void)cmpc_set_server(ctx, nobody);
+	(void)cmpc_set1_server(ctx, nobody);
 	refused("/cmpc-req/cr-unsigned", ctx, CMPC_REQ_CR, key, NULL, NULL, NULL, CMPC_ERR_CONFIG,
 		"a cr is signed, and no signer is set");
 	refused("/cmpc-req/kur-no-old", ctx, CMPC_REQ_KUR, key, NULL, NULL, NULL, CMPC_ERR_CONFIG,
@@ -379,9 +379,9 @@ static cmpc_rv call_setter(cmpc_ctx *ctx, enum setter s, const struct fixture *f
 {
 	switch (s) {
 	case S_SERVER:
-		return cmpc_set_server(ctx, "https://127.0.0.1/.well-known/cmp");
+		return cmpc_set1_server(ctx, "https://127.0.0.1/.well-known/cmp");
 	case S_TLS_TRUST:
-		return cmpc_set_tls_trust(ctx, tmp("ca.pem"));
+		return cmpc_set1_tls_trust(ctx, tmp("ca.pem"));
 	case S_TLS_CLIENT:
 		return cmpc_set1_tls_client(ctx, f->cert, f->key, f->chain);
 	case S_PBM:
@@ -398,7 +398,7 @@ static cmpc_rv call_setter(cmpc_ctx *ctx, enum setter s, const struct fixture *f
 	case S_SIGNER:
 		return cmpc_set1_signer(ctx, f->cert, f->key, f->chain);
 	case S_PROFILE:
-		return cmpc_set_cert_profile(ctx, "tls-server");
+		return cmpc_set1_cert_profile(ctx, "tls-server");
 	case S_SENDER:
 		return cmpc_set1_sender(ctx, f->name);
 	case S_RECIPIENT:
@@ -432,7 +432,7 @@ static void sweep(enum setter s, const struct fixture *f)
 		if (ctx == NULL)
 			abort();
 		if (s == S_TLS_CLIENT)
-			(void)cmpc_set_server(ctx, "https://127.0.0.1/.well-known/cmp");
+			(void)cmpc_set1_server(ctx, "https://127.0.0.1/.well-known/cmp");
 		arm(n);
 		rv = call_setter(ctx, s, f);
 		disarm();

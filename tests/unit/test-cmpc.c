@@ -4,6 +4,8 @@
  * wrongly on purpose.  Their URLs and the test PKI come in T_* variables.
  * Prints TAP; exits 1 if a test failed, 77 if run without the script.
  */
+#include "config.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,14 +125,14 @@ static void test_config(EVP_PKEY *key)
 	cmpc_free(ctx);
 
 	ctx = cmpc_new();
-	rv = cmpc_set_server(ctx, "ftp://127.0.0.1/x");
+	rv = cmpc_set1_server(ctx, "ftp://127.0.0.1/x");
 	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "http"), "/cmpc/config/url-scheme", "%d %s",
 	       rv, cmpc_errmsg(ctx));
-	rv = cmpc_set_server(ctx, "http://user:pw-Hidden-1@127.0.0.1/x");
+	rv = cmpc_set1_server(ctx, "http://user:pw-Hidden-1@127.0.0.1/x");
 	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, NULL) &&
 		   !cfx_contains(cmpc_errmsg(ctx), "pw-Hidden-1"),
 	       "/cmpc/config/url-userinfo", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set_server(ctx, "not a url");
+	rv = cmpc_set1_server(ctx, "not a url");
 	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, NULL), "/cmpc/config/url-garbage", "%d %s",
 	       rv, cmpc_errmsg(ctx));
 	rv = cmpc_load_trusted(ctx, path("no-such-file.pem"));
@@ -139,13 +141,13 @@ static void test_config(EVP_PKEY *key)
 	rv = cmpc_load_trusted(ctx, path("client.pub"));
 	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "no certificate"),
 	       "/cmpc/config/anchors-no-cert", "%d %s", rv, cmpc_errmsg(ctx));
-	rv = cmpc_set_tls_trust(ctx, path("no-such-file.pem"));
+	rv = cmpc_set1_tls_trust(ctx, path("no-such-file.pem"));
 	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "no-such-file.pem"),
 	       "/cmpc/config/tls-trust", "%d %s", rv, cmpc_errmsg(ctx));
 	rv = cmpc_set1_pbm(ctx, (const unsigned char *)"r", 1, (const unsigned char *)"", 0);
 	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "secret"), "/cmpc/config/empty-secret",
 	       "%d %s", rv, cmpc_errmsg(ctx));
-	(void)cmpc_set_server(ctx, t_ok);
+	(void)cmpc_set1_server(ctx, t_ok);
 	(void)cmpc_load_trusted(ctx, path("ca1.pem"));
 	rv = cmpc_ir(ctx, key, &cert, NULL);
 	tap_ok(rv == CMPC_ERR_CONFIG && cert == NULL && cfx_msg_ok(ctx, "reference value"),
@@ -164,17 +166,17 @@ static void test_config(EVP_PKEY *key)
 		ctx = cmpc_new();
 		rv = cmpc_set1_tls_client(ctx, c1, key, NULL);
 		if (rv == CMPC_OK)
-			rv = cmpc_set_tls_trust(ctx, path("ca1.pem"));
+			rv = cmpc_set1_tls_trust(ctx, path("ca1.pem"));
 		if (rv == CMPC_OK)
-			rv = cmpc_set_tls_trust(ctx, NULL);
+			rv = cmpc_set1_tls_trust(ctx, NULL);
 		cmpc_free(ctx);
 		tap_ok(rv == CMPC_OK, "/cmpc/config/tls-client-then-trust", "%d", rv);
 		ctx = cmpc_new();
-		rv = cmpc_set_tls_trust(ctx, path("ca1.pem"));
+		rv = cmpc_set1_tls_trust(ctx, path("ca1.pem"));
 		if (rv == CMPC_OK)
 			rv = cmpc_set1_tls_client(ctx, c1, key, NULL);
 		if (rv == CMPC_OK)
-			rv = cmpc_set_tls_trust(ctx, path("ca2.pem"));
+			rv = cmpc_set1_tls_trust(ctx, path("ca2.pem"));
 		cmpc_free(ctx);
 		tap_ok(rv == CMPC_OK, "/cmpc/config/tls-trust-then-client", "%d", rv);
 		tap_ok(X509_get_ext_count(c1) > 0, "/cmpc/config/tls-client-ref-kept",
@@ -391,13 +393,13 @@ static void test_tls(EVP_PKEY *key)
 	cmpc_ctx *ctx;
 
 	ctx = mk(tap_env("T_TLS"), cfx_secret, "ca1.pem", "client");
-	if (cmpc_set_tls_trust(ctx, path("ca1.pem")) != CMPC_OK)
+	if (cmpc_set1_tls_trust(ctx, path("ca1.pem")) != CMPC_OK)
 		abort();
 	expect_ok("/cmpc/tls/ok", ctx, key, sub_ca1);
 	cmpc_free(ctx);
 
 	ctx = mk(tap_env("T_TLS"), cfx_secret, "ca1.pem", "client");
-	if (cmpc_set_tls_trust(ctx, path("ca2.pem")) != CMPC_OK)
+	if (cmpc_set1_tls_trust(ctx, path("ca2.pem")) != CMPC_OK)
 		abort();
 	expect_fail("/cmpc/tls/untrusted", ctx, key, CMPC_ERR_TLS,
 		    "unable to get local issuer certificate");
@@ -425,7 +427,7 @@ static TCMP_PKIMESSAGE *capture(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *key
 	FILE *f;
 
 	remove(path("captured.der"));
-	if (cmpc_set_server(ctx, url(tap_env("T_WRONG"), "/capture")) != CMPC_OK ||
+	if (cmpc_set1_server(ctx, url(tap_env("T_WRONG"), "/capture")) != CMPC_OK ||
 	    cmpc_certreq(ctx, type, key, old, NULL, &cert, NULL) != CMPC_ERR_TRANSPORT) {
 		X509_free(cert);
 		return NULL;
@@ -546,7 +548,7 @@ static void test_header(EVP_PKEY *key)
 	   owf, mac);
 	free_msg(m);
 	/* the openssl mock server verifies the re-protected request */
-	(void)cmpc_set_server(ctx, tap_env("T_OK"));
+	(void)cmpc_set1_server(ctx, tap_env("T_OK"));
 	expect_ok("/cmpc/pbm/iterations-accepted-by-openssl", ctx, key, NULL);
 	rv = cmpc_set_pbm_params(ctx, 0, 0, 99);
 	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "100..100000"),
@@ -557,7 +559,7 @@ static void test_header(EVP_PKEY *key)
 	cmpc_free(ctx);
 
 	ctx = mk(tap_env("T_OK"), cfx_secret, "ca1.pem", "client");
-	if (cmpc_set_cert_profile(ctx, "tls-server") != CMPC_OK ||
+	if (cmpc_set1_cert_profile(ctx, "tls-server") != CMPC_OK ||
 	    cmpc_set1_sender(ctx, snd) != CMPC_OK || cmpc_set1_recipient(ctx, rcp) != CMPC_OK)
 		abort();
 	m = capture(ctx, CMPC_REQ_IR, key, NULL);
@@ -568,7 +570,7 @@ static void test_header(EVP_PKEY *key)
 	tap_ok(m != NULL && gn_is(m->header->recipient, rcp), "/cmpc/header/recipient",
 	   "recipient not CN=recipient-y");
 	free_msg(m);
-	(void)cmpc_set_cert_profile(ctx, NULL);
+	(void)cmpc_set1_cert_profile(ctx, NULL);
 	m = capture(ctx, CMPC_REQ_IR, key, NULL);
 	cert_profile(m, prof, sizeof(prof));
 	tap_ok(m != NULL && prof[0] == '\0', "/cmpc/header/cert-profile-cleared", "certProfile '%s'",
@@ -632,11 +634,11 @@ static void test_testca(void)
 	/* RFC 9811 URL forms: kept, no warning; another path warns only. */
 	mark = tap_loglen;
 	ctx = mk(u, cfx_secret, "ca/root.pem", "client");
-	rv = cmpc_set_server(ctx, u2);
+	rv = cmpc_set1_server(ctx, u2);
 	tap_ok(rv == CMPC_OK && !cfx_contains(tap_log + mark, "RFC 9811"),
 	       "/cmpc/url/well-known-forms", "%d %s", rv, tap_log + mark);
 	mark = tap_loglen;
-	rv = cmpc_set_server(ctx, url(base, "/cmp"));
+	rv = cmpc_set1_server(ctx, url(base, "/cmp"));
 	tap_ok(rv == CMPC_OK && cfx_contains(tap_log + mark, "RFC 9811"),
 	       "/cmpc/url/other-path-warns", "%d, no warning", rv);
 	cmpc_free(ctx);
@@ -647,7 +649,7 @@ static void test_testca(void)
 	tap_ok(rv == CMPC_OK && c1 != NULL, "/cmpc/ca/ir", "%d %s", rv, cmpc_errmsg(ctx));
 	if (c1 == NULL)
 		goto out;
-	(void)cmpc_set_server(ctx, u2);
+	(void)cmpc_set1_server(ctx, u2);
 	rv = req(ctx, CMPC_REQ_CR, k2, NULL, NULL, &c2, NULL);
 	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "signer"), "/cmpc/ca/cr-needs-signer",
 	       "%d %s", rv, cmpc_errmsg(ctx));
@@ -706,7 +708,7 @@ static void test_testca(void)
 	ctx = mk(url(base, "/.well-known/cmp"), cfx_secret, "ca/root.pem", "client");
 	(void)cmpc_set1_subject(ctx, NULL);
 	(void)cmpc_set1_sans(ctx, NULL);
-	(void)cmpc_set_server(ctx, url(tap_env("T_CA_WS"), "/.well-known/cmp"));
+	(void)cmpc_set1_server(ctx, url(tap_env("T_CA_WS"), "/.well-known/cmp"));
 	(void)cmpc_set1_signer(ctx, c1, k1, cas1);
 	cfx_accepted = 0;
 	cmpc_set_accept_cb(ctx, cfx_count_accept, NULL);

@@ -3,6 +3,8 @@
  * responses, certConf/pkiConf and polling).  ir and p10cr go with PBM or a
  * signer; cr and kur only signed, kur by the certificate being updated.
  */
+#include "config.h"
+
 #include <string.h>
 #include <syslog.h>
 
@@ -482,7 +484,7 @@ static cmpc_rv certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
 	}
-	if ((rv = cmpc_http_prepare(ctx)) != CMPC_OK)
+	if ((rv = cmpc_transfer_prepare(ctx)) != CMPC_OK)
 		goto out;
 	ctx->x.deadline_ms = cmpc_now_ms() + (long long)ctx->total_s * 1000;
 

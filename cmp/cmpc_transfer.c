@@ -1,0 +1,261 @@
+/*
+ * The transport seam.  OpenSSL calls cmpc_msg_transfer (its transfer
+ * callback) for every message it sends, and so does the layer for the
+ * messages it builds itself (pollReq, the error that abandons).  What is
+ * the same for every transport happens here: the deadline, the DER
+ * encoding, the layer's PBM parameters, the response buffer with its size
+ * limit, and the checks every answer gets before OpenSSL sees it.  Only
+ * moving the bytes is left to the transfer function: the libcurl HTTP(S)
+ * one (cmpc_http.c) unless the caller set its own.
+ */
+#include "config.h" /* P11E_COV_FLUSH */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <openssl/x509.h>
+
+#include "cmp/cmpc-int.h"
+
+static cmpc_rv vfail(cmpc_ctx *ctx, cmpc_rv rv, const char *prefix, const char *fmt, va_list ap)
+    CMPC_PRINTF(4, 0);
+
+static cmpc_rv vfail(cmpc_ctx *ctx, cmpc_rv rv, const char *prefix, const char *fmt, va_list ap)
+{
+	size_t n = strlen(prefix);
+
+	/* The first failure of an exchange is the cause; later ones follow from it. */
+	if (ctx->x.rv != CMPC_OK)
+		return rv;
+	if (n >= sizeof(ctx->x.msg))
+		n = sizeof(ctx->x.msg) - 1;
+	memcpy(ctx->x.msg, prefix, n);
+	vsnprintf(ctx->x.msg + n, sizeof(ctx->x.msg) - n, fmt, ap);
+	ctx->x.rv = rv;
+	cmpc_log(ctx, LOG_DEBUG, "%s", ctx->x.msg);
+	return rv;
+}
+
+cmpc_rv cmpc_xfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rv = vfail(ctx, rv, "", fmt, ap);
+	va_end(ap);
+	return rv;
+}
+
+cmpc_rv cmpc_transfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...)
+{
+	char prefix[sizeof(ctx->x.what) + 2];
+	va_list ap;
+
+	if (rv == CMPC_OK)
+		rv = CMPC_ERR_TRANSPORT; /* a failure it is, whatever was passed */
+	snprintf(prefix, sizeof(prefix), "%s: ", ctx->x.what);
+	va_start(ap, fmt);
+	rv = vfail(ctx, rv, prefix, fmt, ap);
+	va_end(ap);
+	return rv;
+}
+
+cmpc_rv cmpc_transfer_timeout(cmpc_ctx *ctx, const char *detail)
+{
+	/* Out of the total time, a "waiting" transaction goes on (cmpc_err.c). */
+	if (ctx->x.by_total)
+		ctx->x.total_timeout_hit = 1;
+	return cmpc_xfer_fail(
+	    ctx, CMPC_ERR_TRANSPORT, "%s: no complete response within %ld s (%s); %s", ctx->x.what,
+	    ctx->x.limit_s, detail != NULL ? detail : "timed out",
+	    ctx->x.by_total ? "the total timeout ran out: try again later or raise it"
+			    : "check that the server is reachable, or raise the timeout");
+}
+
+int cmpc_transfer_write(cmpc_ctx *ctx, const void *data, size_t len)
+{
+	size_t cap;
+	unsigned char *p;
+
+	if (len > ctx->max_response - ctx->x.rlen) {
+		ctx->x.overflow = 1;
+		return 0;
+	}
+	if (ctx->x.rlen + len > ctx->x.rcap) {
+		cap = ctx->x.rcap > 0 ? ctx->x.rcap : 4096;
+		while (cap < ctx->x.rlen + len)
+			cap = cap > ctx->max_response / 2 ? ctx->max_response : cap * 2;
+		if ((p = OPENSSL_realloc(ctx->x.rbuf, cap)) == NULL) {
+			ctx->x.write_oom = 1;
+			return 0;
+		}
+		ctx->x.rbuf = p;
+		ctx->x.rcap = cap;
+	}
+	if (len > 0) /* data may be NULL then */
+		memcpy(ctx->x.rbuf + ctx->x.rlen, data, len);
+	ctx->x.rlen += len;
+	return 1;
+}
+
+void cmpc_set_transfer_cb(cmpc_ctx *ctx, cmpc_transfer_fn fn, void *arg)
+{
+	ctx->transfer_fn = fn != NULL ? fn : cmpc_http_transfer;
+	ctx->transfer_arg = fn != NULL ? arg : NULL;
+}
+
+int cmpc_set_msg_transfer(cmpc_ctx *ctx, OSSL_CMP_transfer_cb_t cb)
+{
+	ctx->msg_transfer = cb;
+	return OSSL_CMP_CTX_set_transfer_cb(ctx->cmp, cb);
+}
+
+cmpc_rv cmpc_transfer_prepare(cmpc_ctx *ctx)
+{
+	/* Another transport has nothing to set up from the context. */
+	return ctx->transfer_fn == cmpc_http_transfer ? cmpc_http_prepare(ctx) : CMPC_OK;
+}
+
+static void note_tid(cmpc_ctx *ctx, const OSSL_CMP_MSG *req)
+{
+	const ASN1_OCTET_STRING *t = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(req));
+	int i;
+
+	ctx->last_tid[0] = '\0';
+	for (i = 0; t != NULL && i < t->length && i < CMPC_ID_MAX; i++)
+		snprintf(ctx->last_tid + 2 * i, 3, "%02x", t->data[i]);
+}
+
+OSSL_CMP_MSG *cmpc_msg_response(cmpc_ctx *ctx, const char *what)
+{
+	const unsigned char *p = ctx->x.rbuf;
+	OSSL_CMP_MSG *rsp = NULL;
+	char actual[256], expected[256];
+
+	if (ctx->x.rlen == 0 || ctx->x.rlen > 0x7fffffffUL ||
+	    (rsp = d2i_OSSL_CMP_MSG(NULL, &p, (long)ctx->x.rlen)) == NULL ||
+	    p != ctx->x.rbuf + ctx->x.rlen) {
+		OSSL_CMP_MSG_free(rsp);
+		cmpc_xfer_fail(
+		    ctx, CMPC_ERR_PROTOCOL,
+		    "%s: the response is not a CMP message (%zu bytes that do not decode "
+		    "as one PKIMessage); check that the URL points at the CMP endpoint",
+		    what, ctx->x.rlen);
+		return NULL;
+	}
+	ctx->cr.rsp_unprotected = cmpc_pbm_msg_protected(ctx->x.rbuf, ctx->x.rlen) == 0;
+	cmpc_note_response(ctx, ctx->x.rbuf, ctx->x.rlen);
+	if (ctx->expected_sender != NULL &&
+	    !cmpc_msg_check_sender(ctx->x.rbuf, ctx->x.rlen, ctx->expected_sender, actual,
+				   sizeof(actual))) {
+		OSSL_CMP_MSG_free(rsp);
+		X509_NAME_oneline(ctx->expected_sender, expected, sizeof(expected));
+		cmpc_xfer_fail(ctx, CMPC_ERR_PROTOCOL,
+			       "%s: the response names the sender '%s', not the expected '%s'; "
+			       "check the expected sender, or report it to the CA operator",
+			       what, actual, expected);
+		return NULL;
+	}
+	cmpc_log(ctx, LOG_DEBUG, "received %zu bytes (%s) from %s", ctx->x.rlen,
+		 cmpc_body_name(OSSL_CMP_MSG_get_bodytype(rsp)), ctx->url);
+	return rsp;
+}
+
+/* How long the next message may take: the message timeout, or what is
+ * left of the total one.  0 with the failure recorded when none is left. */
+static long long time_left_ms(cmpc_ctx *ctx)
+{
+	long long limit_ms = (long long)ctx->msg_s * 1000, left_ms;
+
+	ctx->x.by_total = 0;
+	if (ctx->x.deadline_ms != 0) {
+		left_ms = ctx->x.deadline_ms - cmpc_now_ms();
+		if (left_ms <= 0) {
+			ctx->x.total_timeout_hit = 1;
+			cmpc_xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+				       "%s: the total timeout of %ld s ran out; try again later or "
+				       "raise it",
+				       ctx->x.what, ctx->total_s);
+			return 0;
+		}
+		if (left_ms < limit_ms) {
+			limit_ms = left_ms;
+			ctx->x.by_total = 1;
+		}
+	}
+	/* for the message: whole seconds, rounded up */
+	ctx->x.limit_s = (long)((limit_ms + 999) / 1000);
+	return limit_ms;
+}
+
+/* After the transfer function returned rv: the failure it left unsaid. */
+static void transfer_outcome(cmpc_ctx *ctx, cmpc_rv rv)
+{
+	if (ctx->x.overflow)
+		cmpc_xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+			       "%s: the response is larger than the limit of %zu bytes, so the "
+			       "transfer was aborted; check that the URL points at the CMP "
+			       "endpoint, or raise the response size limit",
+			       ctx->x.what, ctx->max_response);
+	else if (ctx->x.write_oom)
+		cmpc_xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: out of memory receiving the response",
+			       ctx->x.what);
+	else if (rv != CMPC_OK)
+		cmpc_xfer_fail(ctx, rv, "%s: the transport failed (%s) and gave no reason",
+			       ctx->x.what, cmpc_strerror(rv));
+}
+
+OSSL_CMP_MSG *cmpc_msg_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
+{
+	cmpc_ctx *ctx = OSSL_CMP_CTX_get_transfer_cb_arg(cmp);
+	unsigned char *der = NULL;
+	OSSL_CMP_MSG *rsp = NULL;
+	long long limit_ms;
+	int derlen, type;
+	cmpc_rv rv;
+
+	if (ctx == NULL)
+		return NULL;
+	type = OSSL_CMP_MSG_get_bodytype(req);
+	snprintf(ctx->x.what, sizeof(ctx->x.what), "sending the %s to %s", cmpc_body_name(type),
+		 ctx->url);
+	if (ctx->x.rv != CMPC_OK)
+		return NULL;
+	if (ctx->x.replay != NULL)
+		return cmpc_replay(ctx, req);
+	if (type == CMPC_BODY_CERTCONF)
+		ctx->x.certconf_sent = 1;
+	if (type == CMPC_BODY_POLLREQ && ctx->x.rsp.tid_len > 0 && ctx->x.rsp.nonce_len > 0)
+		ctx->x.wait = ctx->x.rsp;
+	if ((limit_ms = time_left_ms(ctx)) == 0)
+		return NULL;
+	note_tid(ctx, req);
+	if ((derlen = i2d_OSSL_CMP_MSG(req, &der)) <= 0) {
+		cmpc_xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot DER-encode the request",
+			       ctx->x.what);
+		return NULL;
+	}
+	/* 3.0 always uses 500 PBM iterations and has no sender setter. */
+	if (!cmpc_pbm_reprotect(ctx, &der, &derlen)) {
+		cmpc_xfer_fail(
+		    ctx, CMPC_ERR_INTERNAL,
+		    "%s: cannot apply the PBM parameters to the request (out of memory?)",
+		    ctx->x.what);
+		goto out;
+	}
+	ctx->x.req_type = type;
+	ctx->x.rlen = 0;
+	ctx->x.overflow = 0;
+	ctx->x.write_oom = 0;
+	/* a test may kill the client while the CA holds the answer */
+	P11E_COV_FLUSH();
+	rv = ctx->transfer_fn(ctx, der, (size_t)derlen, (long)limit_ms, ctx->transfer_arg);
+	transfer_outcome(ctx, rv);
+	if (ctx->x.rv == CMPC_OK)
+		rsp = cmpc_msg_response(ctx, ctx->x.what);
+out:
+	OPENSSL_free(der);
+	return rsp;
+}
