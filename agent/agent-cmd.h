@@ -169,6 +169,10 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv);
 /* EXIT_USAGE (logged) when NAME has a pending transaction: a new request
  * would orphan it. */
 int pending_refuse_new(const conf_enrollment *e);
+/* After the key of a pending transaction could not be used (trv): what
+ * the user does next; the key (named by what: "key pair", "new key pair")
+ * stays, as the transaction owns it. */
+void pending_key_unusable(const conf_enrollment *e, int trv, const char *what);
 /* EXIT_TOKEN (logged) unless tok is the token the transaction began on. */
 int pending_check_token(tok_ctx *tok, const agent_pending *ap);
 /* Abandons ap: error message to the CA (cmp set up and protected like the

@@ -199,14 +199,7 @@ int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int a
 		/* The pending transaction owns its key: a failure to read it
 		 * (the token busy, out of memory) must not delete it. */
 		if (resume != NULL) {
-			if (trv == TOK_ERR_NOT_FOUND)
-				log_msg(LOG_ERR, "the new key pair is gone: give the request up with "
-						 "`p11enroll resume --abandon %s`",
-					e->name);
-			else
-				log_msg(LOG_ERR, "the new key pair and the pending request are kept: "
-						 "run `p11enroll resume %s` again",
-					e->name);
+			pending_key_unusable(e, trv, "new key pair");
 			have_new = 0;
 		}
 		goto out;

@@ -194,14 +194,7 @@ int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_
 		/* The pending transaction owns its key: a failure to read it
 		 * (the token busy, out of memory) must not delete it. */
 		if (resume != NULL) {
-			if (trv == TOK_ERR_NOT_FOUND)
-				log_msg(LOG_ERR, "the key pair is gone: give the request up with "
-						 "`p11enroll resume --abandon %s`",
-					e->name);
-			else
-				log_msg(LOG_ERR, "the key pair and the pending request are kept: "
-						 "run `p11enroll resume %s` again",
-					e->name);
+			pending_key_unusable(e, trv, "key pair");
 			have_key = 0;
 		}
 		goto out;

@@ -93,6 +93,18 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 	return 0;
 }
 
+void pending_key_unusable(const conf_enrollment *e, int trv, const char *what)
+{
+	if (trv == TOK_ERR_NOT_FOUND)
+		log_msg(LOG_ERR, "the %s is gone: give the request up with "
+				 "`p11enroll resume --abandon %s`",
+			what, e->name);
+	else
+		log_msg(LOG_ERR, "the %s and the pending request are kept: run "
+				 "`p11enroll resume %s` again",
+			what, e->name);
+}
+
 int pending_refuse_new(const conf_enrollment *e)
 {
 	agent_pending ap;
