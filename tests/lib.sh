@@ -9,6 +9,12 @@
 # P11ENROLL_BIN, under a checker.  Every test goes through $P11ENROLL.
 P11ENROLL_BIN="$top_builddir/p11enroll"
 export P11ENROLL_BIN
+
+# sanitized: p11enroll is built with sanitizers (--enable-sanitizers).
+sanitized() {
+	ldd "$P11ENROLL_BIN" 2> /dev/null | grep -q libasan
+}
+
 P11ENROLL=${P11ENROLL_WRAPPER:-$P11ENROLL_BIN}
 TESTCA="$top_builddir/tests/ca/p11enroll-testca"
 USER_PIN=5701-user-pin

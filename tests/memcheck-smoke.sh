@@ -5,7 +5,7 @@
 need_tools
 need_cmd valgrind
 # valgrind and AddressSanitizer do not run one program together
-ldd "$P11ENROLL_BIN" 2> /dev/null | grep -q libasan && skip "p11enroll is built with sanitizers"
+sanitized && skip "p11enroll is built with sanitizers"
 setup
 plan 4
 start_ca || exit 1
