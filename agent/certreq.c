@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "agent/agent-cmd.h"
+#include "agent/result.h"
 
 struct store_ctx {
 	tok_ctx *tok;
@@ -339,6 +340,8 @@ int agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon)
 			r->have_old ? ", signed with the old key" : "");
 		crv = cmpc_certreq(r->cmp, r->type, key, r->old_cert, NULL, &cert, &cacerts);
 	}
+	snprintf(agent_result_self()->transaction, sizeof(agent_result_self()->transaction), "%s",
+		 cmpc_transaction_id(r->cmp));
 	if (crv != CMPC_OK) {
 		log_msg(LOG_ERR, "%s failed%s%s%s: %s: %s", r->what,
 			*cmpc_transaction_id(r->cmp) ? " (transaction " : "",

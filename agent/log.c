@@ -8,6 +8,7 @@
 #include <openssl/err.h>
 
 #include "agent/agent.h"
+#include "agent/result.h"
 
 static const char *prog = "p11enroll";
 static int verbosity; /* -1: errors, 0: and notices, 1: and info, 2: and debug */
@@ -52,6 +53,8 @@ void log_msg(int level, const char *fmt, ...)
 	/* Texts from the CA or the token reach this line: no terminal
 	 * escapes (C0, C1), no CR/LF that forges a line, no invalid UTF-8. */
 	agent_escape(line, safe, sizeof(safe));
+	if (level <= LOG_ERR)
+		agent_result_note_error(safe);
 	if (to_syslog) {
 		syslog(level, "%s", safe);
 		return;

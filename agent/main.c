@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "agent/agent-cmd.h"
+#include "agent/result.h"
 #include "cmp/cmpc.h"
 
 /* Options of single commands: not settings (those come from settings.h). */
@@ -387,7 +388,7 @@ out:
 	return rc;
 }
 
-int main(int argc, char **argv)
+static int p11enroll_main(int argc, char **argv)
 {
 	conf_enrollment e;
 	agent_cmd_opts o;
@@ -489,5 +490,15 @@ int main(int argc, char **argv)
 	rc = run(cmd, &e, &o);
 	cmpc_global_cleanup();
 	conf_enrollment_clear(&e);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	int rc;
+
+	agent_result_claim();
+	rc = p11enroll_main(argc, argv);
+	agent_result_emit(rc);
 	return rc;
 }

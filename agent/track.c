@@ -98,7 +98,7 @@ int track_save(const track *t)
 
 int track_load(track *t)
 {
-	char path[1024], line[2048], *v;
+	char path[1024], line[sizeof(t->last_error) + 64], *v;
 	long long n;
 	FILE *f;
 

@@ -45,7 +45,7 @@ typedef struct track {
 	long long due_logged; /* the renewal time last logged (once per change) */
 	int failures;
 	long renewals;
-	char last_error[1024];
+	char last_error[8192]; /* whole: the step's record carries it whole */
 	char pin_latch[512]; /* fingerprint of the PIN source that was rejected, or "" */
 	/* what to do next regardless of the time */
 	int need_recover, need_refresh, hook_due;
@@ -53,7 +53,7 @@ typedef struct track {
 	/* the running child */
 	pid_t pid;
 	track_op op;
-	int out_fd, err_fd;
+	int out_fd, err_fd, res_fd;
 	char out[8192];
 	size_t outlen;
 	char errbuf[1024];

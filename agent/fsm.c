@@ -1,0 +1,524 @@
+/* The agent's transitions (agent/fsm.h, agent/STATE-MACHINE.md). */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent/fsm.h"
+
+static fsm_action *act(fsm_actions *out, fsm_act_kind kind)
+{
+	fsm_action *a;
+
+	/* FSM_MAX_ACTIONS bounds what one event can ask for; test-fsm
+	 * checks that none asks for more. */
+	if (out->n == FSM_MAX_ACTIONS)
+		out->n--;
+	a = &out->a[out->n++];
+	memset(a, 0, sizeof(*a) - sizeof(a->text));
+	a->kind = kind;
+	a->text[0] = '\0';
+	return a;
+}
+
+static void say(fsm_actions *out, int level, const char *fmt, ...)
+{
+	fsm_action *a = act(out, ACT_LOG);
+	va_list ap;
+
+	a->level = level;
+	va_start(ap, fmt);
+	vsnprintf(a->text, sizeof(a->text), fmt, ap);
+	va_end(ap);
+}
+
+static void answer(fsm_actions *out, int fd, int code, const char *fmt, ...)
+{
+	fsm_action *a = act(out, ACT_ANSWER);
+	va_list ap;
+
+	a->fd = fd;
+	a->code = code;
+	va_start(ap, fmt);
+	vsnprintf(a->text, sizeof(a->text), fmt, ap);
+	va_end(ap);
+}
+
+static void hook(fsm_actions *out, int ok)
+{
+	act(out, ACT_HOOK)->ok = ok;
+}
+
+static void publish(fsm_actions *out)
+{
+	act(out, ACT_PUBLISH);
+}
+
+/* The client waiting for a renewal, if any, is answered: code and text. */
+static void answer_waiter(track *t, fsm_actions *out, int code, const char *text)
+{
+	if (t->waiter_fd < 0)
+		return;
+	answer(out, t->waiter_fd, code, "%s", text);
+	t->waiter_fd = -1;
+}
+
+/* A renewal asked for that will not run now: answered at once, rather than
+ * left waiting (or making the loop start steps without pause). */
+static void refuse_waiter(track *t, fsm_actions *out, int code, const char *why)
+{
+	char msg[sizeof(((fsm_action *)0)->text)];
+
+	if (t->waiter_fd < 0)
+		return;
+	snprintf(msg, sizeof(msg), "%s: not renewed: %s", t->name, why);
+	answer_waiter(t, out, code, msg);
+}
+
+/* The outcome of a step for the client waiting on it: the step's output,
+ * or what failed, which went only to the log. */
+static void answer_outcome(track *t, fsm_actions *out, track_op op)
+{
+	char msg[sizeof(((fsm_action *)0)->text)];
+	fsm_action *a;
+
+	if (t->waiter_fd < 0)
+		return;
+	if (t->exit_code == EXIT_OK) {
+		a = act(out, ACT_ANSWER_OUTPUT);
+		a->fd = t->waiter_fd;
+		a->code = EXIT_OK;
+		t->waiter_fd = -1;
+		return;
+	}
+	snprintf(msg, sizeof(msg), "%s: %s failed: %s", t->name, track_op_name(op),
+		 t->last_error[0] != '\0' ? t->last_error : "the agent's log says why");
+	answer_waiter(t, out, t->exit_code, msg);
+}
+
+static void stop(track *t, fsm_actions *out, const char *why)
+{
+	t->st = T_STOPPED;
+	snprintf(t->last_error, sizeof(t->last_error), "%s", why);
+	say(out, LOG_ERR, "%s: stopped: %s", t->name, why);
+}
+
+static void backoff(track *t, fsm_actions *out, long long n)
+{
+	t->failures++;
+	t->next = (long long)sched_retry_time(&t->pol, (time_t)n, (time_t)t->not_after,
+					       t->failures);
+	t->st = T_BACKOFF;
+	/* One line per event: the enrollment, the token and what failed (the
+	 * step's error names its transaction when it had one). */
+	say(out, LOG_NOTICE, "%s: attempt %d failed (token %s): %.200s; next in %lld s", t->name,
+	    t->failures, t->token_serial[0] != '\0' ? t->token_serial : "?",
+	    t->last_error[0] != '\0' ? t->last_error : "see above", t->next - n);
+}
+
+static void absent(track *t, long long n)
+{
+	t->st = T_NO_TOKEN;
+	t->need_recover = 1;
+	t->next = n + (t->e.token_poll > 0 ? t->e.token_poll : 10);
+}
+
+/* ---- EV_TICK: the next step of an idle enrollment --------------------------- */
+
+static void tick(track *t, const fsm_event *ev, fsm_actions *out)
+{
+	long long n = ev->now;
+	track_op op = OP_NONE;
+
+	if (t->st == T_STOPPED) {
+		refuse_waiter(t, out, EXIT_USAGE, t->last_error);
+		return;
+	}
+	if (t->st == T_PIN) {
+		if (strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", t->pin_latch) == 0) {
+			refuse_waiter(t, out, EXIT_PIN,
+				      "the PIN was refused; change the PIN source or run "
+				      "p11enroll clear");
+			return;
+		}
+		say(out, LOG_NOTICE, "%s: the PIN source changed: trying again", t->name);
+		t->pin_latch[0] = '\0';
+		t->need_recover = 1;
+		t->next = n;
+	}
+	/* An absent token is looked for every token_poll seconds, a failed look
+	 * repeated after its backoff: not in every round of the loop. */
+	if ((t->st == T_NO_TOKEN || t->st == T_BACKOFF) && t->next > n && t->waiter_fd < 0)
+		op = OP_NONE;
+	else if (t->need_recover)
+		op = OP_RECOVER;
+	else if (t->need_refresh) {
+		t->need_refresh = 0;
+		op = OP_CHECK;
+	} else if (t->next > n && t->waiter_fd < 0)
+		op = OP_NONE;
+	else if (t->st == T_NO_TOKEN)
+		op = OP_RECOVER;
+	else if (t->pending)
+		op = OP_RESUME;
+	else if (t->bootstrap_next != OP_NONE) {
+		t->bootstrap_next = OP_NONE;
+		op = OP_ENROLL;
+	} else if (!t->have_cert || (t->not_after > 0 && t->not_after <= n)) {
+		if (t->e.bootstrap != 1) {
+			stop(t, out,
+			     t->have_cert ? "the certificate expired and no bootstrap credentials "
+					    "are configured; enroll by hand"
+					  : "no certificate on the token and no bootstrap "
+					    "credentials configured; run p11enroll enroll first");
+			hook(out, 0);
+			publish(out);
+			refuse_waiter(t, out, EXIT_USAGE, t->last_error);
+			return;
+		}
+		op = OP_ENROLL;
+	} else {
+		op = OP_RENEW;
+	}
+	if (op != OP_NONE)
+		act(out, ACT_START)->op = op;
+	else
+		act(out, ACT_WAKE)->at = t->next;
+}
+
+static void started(track *t, const fsm_event *ev, fsm_actions *out)
+{
+	t->st = t->st == T_NO_TOKEN || t->st == T_POLLING ? t->st : T_BUSY;
+	if (ev->op != OP_CHECK && ev->op != OP_RECOVER) {
+		t->last_attempt = ev->now;
+		say(out, LOG_NOTICE, "%s: %s started (token %s)", t->name, track_op_name(ev->op),
+		    t->token_serial[0] != '\0' ? t->token_serial : "?");
+	}
+}
+
+/* ---- EV_STEP_DONE ------------------------------------------------------------ */
+
+/* What the token showed (check, check --recover). */
+static void took_look(track *t, fsm_actions *out, int rc, const agent_result *res, long long n)
+{
+	long long due;
+
+	/* A look that failed says nothing about the certificate: what was known
+	 * stays, and the look is tried again after a pause (never at once: that
+	 * was a loop of child processes; never "no certificate": that was an ir
+	 * or a stop after a transient token error). */
+	if (rc != EXIT_OK && rc != EXIT_ABSENT && rc != EXIT_PIN) {
+		backoff(t, out, n);
+		return;
+	}
+	if (rc == EXIT_PIN)
+		return; /* handled by the caller */
+	if (rc == EXIT_ABSENT || res == NULL || res->token != 1) {
+		if (t->st != T_NO_TOKEN)
+			say(out, LOG_NOTICE, "%s: the token%s%s is not present: waiting for it",
+			    t->name, t->token_serial[0] ? " " : "", t->token_serial);
+		absent(t, n);
+		return;
+	}
+	if (res->token_serial[0] != '\0') {
+		if (t->st == T_NO_TOKEN)
+			say(out, LOG_NOTICE, "%s: token %s is back", t->name, res->token_serial);
+		snprintf(t->token_serial, sizeof(t->token_serial), "%.16s", res->token_serial);
+	}
+	t->have_cert = res->cert == 1;
+	if (t->have_cert) {
+		snprintf(t->cert_serial, sizeof(t->cert_serial), "%s", res->cert_serial);
+		t->not_before = res->not_before;
+		t->not_after = res->not_after;
+	}
+	t->pending = res->pending[0] != '\0';
+	if (t->pending) {
+		t->st = T_POLLING;
+		t->next = (long long)sched_poll_time(&t->pol, (time_t)res->pending_saved,
+						     res->pending_check_after);
+		if (t->next < n)
+			t->next = n;
+		return;
+	}
+	if (t->st == T_STOPPED)
+		return;
+	if (!t->have_cert) {
+		t->st = T_VALID;
+		t->next = n; /* the next tick enrolls or stops */
+		return;
+	}
+	due = (long long)sched_renew_time(&t->pol, (time_t)t->not_before, (time_t)t->not_after,
+					  t->seed);
+	/* A certificate not yet due needs no retry: the failures are over
+	 * (say, recovery adopted the certificate of a step killed after it
+	 * was stored; renewing it again would be a second certificate). */
+	if (due > n && t->failures > 0) {
+		say(out, LOG_NOTICE,
+		    "%s: the certificate on the token is not due for renewal (due at %lld): the "
+		    "earlier failures are over; no retry at %lld",
+		    t->name, due, t->next);
+		t->failures = 0;
+		t->last_error[0] = '\0';
+	}
+	if (t->failures > 0 && t->next > n) {
+		t->st = T_BACKOFF;
+		return;
+	}
+	t->st = T_VALID;
+	t->next = due;
+	/* The decision, once per change: tests check the agent's schedule
+	 * here, not how soon a loaded machine carried it out. */
+	if (due != t->due_logged) {
+		t->due_logged = due;
+		say(out, LOG_INFO,
+		    "%s: certificate %s (notBefore %lld, notAfter %lld) is not due for renewal "
+		    "before %lld",
+		    t->name, t->cert_serial, t->not_before, t->not_after, due);
+	}
+}
+
+static void looked(track *t, const fsm_event *ev, fsm_actions *out, int rc)
+{
+	track_op op = ev->op;
+
+	if (op == OP_RECOVER && rc == EXIT_OK)
+		t->need_recover = 0;
+	if (rc != EXIT_OK && rc != EXIT_ABSENT)
+		say(out, LOG_WARNING, "%s: looking at the token failed (exit %d)", t->name, rc);
+	took_look(t, out, rc, ev->res, ev->now);
+	if (op == OP_CHECK && rc != EXIT_OK && rc != EXIT_ABSENT)
+		t->need_refresh = 1; /* the look after a success, once more */
+	if (t->hook_due && rc == EXIT_OK) {
+		t->hook_due = 0;
+		hook(out, 1);
+	}
+	/* a requested renewal waits for no token and no failed look */
+	if (t->st == T_NO_TOKEN)
+		refuse_waiter(t, out, EXIT_ABSENT, "the token is not present");
+	else if (rc != EXIT_OK)
+		refuse_waiter(t, out, rc, "looking at the token failed");
+}
+
+/* renew, enroll, resume */
+static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
+{
+	track_op op = ev->op;
+	long long n = ev->now;
+	char why[sizeof(t->last_error)];
+
+	switch (rc) {
+	case EXIT_OK:
+		t->failures = 0;
+		t->last_success = n;
+		t->renewals++;
+		t->last_error[0] = '\0';
+		t->pending = 0;
+		t->need_refresh = 1;
+		t->hook_due = 1;
+		t->next = n;
+		say(out, LOG_NOTICE, "%s: %s done (token %s, transaction %s)", t->name,
+		    track_op_name(op), t->token_serial,
+		    ev->res->transaction[0] != '\0' ? ev->res->transaction : "?");
+		break;
+	case EXIT_WAITING:
+		t->st = T_POLLING;
+		t->pending = 1;
+		t->need_refresh = 1;
+		t->next = n;
+		break;
+	case EXIT_ABSENT:
+		absent(t, n);
+		break;
+	case EXIT_BUSY:
+		/* Someone works on it by hand (renew --local): not a failure. */
+		say(out, LOG_NOTICE, "%s: another process holds the enrollment: trying again in 5 s",
+		    t->name);
+		t->st = T_VALID;
+		t->next = n + 5;
+		break;
+	case EXIT_REJECTED:
+		if (op == OP_RENEW && t->e.bootstrap == 1) {
+			say(out, LOG_NOTICE,
+			    "%s: the CA refused the kur: enrolling anew with the bootstrap "
+			    "credentials (ir)",
+			    t->name);
+			t->bootstrap_next = OP_ENROLL;
+			t->next = n;
+			return; /* a requested renewal gets the ir's outcome */
+		}
+		if (op == OP_RENEW) {
+			stop(t, out, "the CA refused the renewal and no bootstrap credentials are "
+				     "configured; enroll by hand");
+		} else {
+			/* The step's error holds the CA's reason: the
+			 * operator needs it. */
+			snprintf(why, sizeof(why), "the CA refused the request%s%.*s",
+				 t->last_error[0] != '\0' ? ": " : "", (int)sizeof(why) - 64,
+				 t->last_error);
+			stop(t, out, why);
+		}
+		hook(out, 0);
+		break;
+	case EXIT_USAGE:
+		if (op == OP_RESUME) {
+			/* The transaction ended meanwhile (abandoned by hand, or
+			 * over after a failure): look at the token again. */
+			t->pending = 0;
+			t->need_refresh = 1;
+			t->next = n;
+			break;
+		}
+		stop(t, out, "configuration error (see the log); fix it, then `p11enroll clear NAME`");
+		hook(out, 0);
+		break;
+	default:
+		backoff(t, out, n);
+		hook(out, 0);
+		break;
+	}
+	answer_outcome(t, out, op);
+}
+
+static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
+{
+	int rc = ev->exited ? ev->exit_code : EXIT_INTERNAL;
+
+	if (!ev->exited) {
+		snprintf(t->last_error, sizeof(t->last_error), "the %s step died (signal %d)",
+			 track_op_name(ev->op), ev->signal);
+	} else if (ev->res == NULL) {
+		/* Every run of the program writes its record: a step without
+		 * one failed in a way it could not report. */
+		snprintf(t->last_error, sizeof(t->last_error),
+			 "the %s step (exit %d) left no result record: %s", track_op_name(ev->op),
+			 rc, ev->res_why != NULL ? ev->res_why : "none");
+		rc = EXIT_INTERNAL;
+	} else if (rc != EXIT_OK && ev->res->error[0] != '\0') {
+		snprintf(t->last_error, sizeof(t->last_error), "%s", ev->res->error);
+	}
+	t->exit_code = rc;
+	if (rc == EXIT_PIN) {
+		snprintf(t->pin_latch, sizeof(t->pin_latch), "%s", ev->pin_fp != NULL ? ev->pin_fp : "");
+		t->st = T_PIN;
+		say(out, LOG_ERR,
+		    "%s: the PIN was refused or is unusable; not trying it again until the PIN "
+		    "source changes or `p11enroll clear %s`",
+		    t->name, t->name);
+		hook(out, 0);
+		answer_outcome(t, out, ev->op);
+	} else if (ev->op == OP_RECOVER || ev->op == OP_CHECK) {
+		looked(t, ev, out, rc);
+	} else {
+		requested(t, ev, out, rc);
+	}
+	publish(out);
+}
+
+/* ---- control requests -------------------------------------------------------- */
+
+/* A step before its time that a client other than root and the agent's user
+ * asks for: at most one per enrollment per retry_min, so that the control
+ * group cannot make the agent hammer the CA or the token faster than its
+ * own quickest retry.  0 when allowed (and counted); else -1, answered. */
+static int forced_allowed(track *t, const fsm_event *ev, fsm_actions *out, const char *what)
+{
+	long long n = ev->now, gap = t->pol.backoff_min > 0 ? t->pol.backoff_min : 1, at;
+	char msg[1400], when[32] = "?";
+	size_t len = sizeof(msg);
+	time_t wall;
+	struct tm tm;
+
+	if (ev->privileged)
+		return 0;
+	if (t->forced_at == 0 || n - t->forced_at >= gap) {
+		t->forced_at = n;
+		return 0;
+	}
+	at = t->forced_at + gap;
+	wall = (time_t)(ev->wall + (at - n) / (ev->rate > 1 ? ev->rate : 1));
+	if (gmtime_r(&wall, &tm) != NULL)
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(msg, len,
+		 "%s: not %s: a client forced a step %lld s ago, and one is allowed per %lld s "
+		 "(retry_min) while the enrollment is in %s: the next is allowed in %lld s "
+		 "(%s UTC)",
+		 t->name, what, n - t->forced_at, gap, track_state_name(t->st), at - n, when);
+	if (t->st == T_BACKOFF && t->next > n)
+		snprintf(msg + strlen(msg), len - strlen(msg), "; the agent retries by itself in %lld s",
+			 t->next - n);
+	snprintf(msg + strlen(msg), len - strlen(msg), "\n");
+	say(out, LOG_NOTICE,
+	    "control: %s: uid %ld forced a step too soon (%s): the next is allowed in %lld s",
+	    t->name, ev->uid, what, at - n);
+	answer(out, ev->fd, EXIT_BUSY, "%s", msg);
+	return -1;
+}
+
+/* clear NAME.  A PIN latch keeps a PIN the token rejected from being tried
+ * again: lifting it costs a login attempt, so only root and the agent's
+ * user may, unless the PIN source changed since (then the agent would lift
+ * it by itself). */
+static void clear(track *t, const fsm_event *ev, fsm_actions *out)
+{
+	int skips = t->st == T_STOPPED || (t->st == T_BACKOFF && t->next > ev->now);
+
+	if (t->st == T_PIN && !ev->privileged &&
+	    strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", t->pin_latch) == 0) {
+		say(out, LOG_WARNING, "control: refused to clear the PIN latch of %s for uid %ld",
+		    t->name, ev->uid);
+		answer(out, ev->fd, EXIT_USAGE,
+		       "%s: not cleared: the token rejected the PIN and the PIN source has not "
+		       "changed since; only root or the agent's user (uid %ld) may clear the PIN "
+		       "latch, or change the PIN source (a new PIN file) and the agent tries it\n",
+		       t->name, ev->agent_uid);
+		return;
+	}
+	if (skips && forced_allowed(t, ev, out, "cleared") < 0)
+		return;
+	if (t->st == T_PIN)
+		say(out, LOG_NOTICE, "%s: PIN latch cleared by uid %ld", t->name, ev->uid);
+	t->pin_latch[0] = '\0';
+	if (t->st == T_STOPPED || t->st == T_PIN)
+		t->st = T_START;
+	t->failures = 0;
+	t->need_recover = 1;
+	t->next = ev->now;
+	publish(out);
+	answer(out, ev->fd, EXIT_OK, "cleared %s\n", t->name);
+}
+
+/* renew NAME: answered when the step ends, or at once when it will not
+ * run. */
+static void renew(track *t, const fsm_event *ev, fsm_actions *out)
+{
+	if (t->waiter_fd >= 0) {
+		answer(out, ev->fd, EXIT_USAGE, "a renewal of this enrollment was already requested\n");
+		return;
+	}
+	if (t->st == T_BACKOFF && t->next > ev->now && forced_allowed(t, ev, out, "renewed") < 0)
+		return;
+	t->waiter_fd = ev->fd;
+	act(out, ACT_WAIT)->fd = ev->fd;
+	if (t->st != T_POLLING)
+		t->next = ev->now;
+}
+
+void fsm_step(track *t, const fsm_event *ev, fsm_actions *out)
+{
+	out->n = 0;
+	switch (ev->kind) {
+	case EV_TICK: tick(t, ev, out); break;
+	case EV_STARTED: started(t, ev, out); break;
+	case EV_LAUNCH_FAILED:
+		snprintf(t->last_error, sizeof(t->last_error), "the %s step could not be started",
+			 track_op_name(ev->op));
+		backoff(t, out, ev->now);
+		publish(out);
+		break;
+	case EV_STEP_DONE: step_done(t, ev, out); break;
+	case EV_CLEAR: clear(t, ev, out); break;
+	case EV_RENEW: renew(t, ev, out); break;
+	}
+}

@@ -1,0 +1,72 @@
+/*
+ * The agent's state machine (agent/STATE-MACHINE.md) as a pure function:
+ * an enrollment's state, an event and the time go in; the new state and
+ * the actions to carry out come out.  No I/O, no clock, no processes: the
+ * loop (agentd.c) feeds the events and carries the actions out, and
+ * tests/unit/test-fsm.c checks every row of the document.
+ */
+#ifndef P11ENROLL_FSM_H
+#define P11ENROLL_FSM_H
+
+#include "agent/result.h"
+#include "agent/track.h"
+
+typedef enum {
+	EV_TICK,	  /* no child runs for it nor on its token: what next? */
+	EV_STARTED,	  /* the step of the last ACT_START runs */
+	EV_LAUNCH_FAILED, /* ... could not be started (pipe, fork) */
+	EV_STEP_DONE,	  /* the step's child ended */
+	EV_CLEAR,	  /* a control client asks: clear NAME */
+	EV_RENEW,	  /* a control client asks: renew NAME */
+} fsm_event_kind;
+
+typedef struct {
+	fsm_event_kind kind;
+	long long now; /* agent seconds (a test clock may run faster) */
+	/* The PIN source's fingerprint now (track_pin_fingerprint()); needed
+	 * in T_PIN, for EV_CLEAR and when a step exits 4. */
+	const char *pin_fp;
+	/* EV_STARTED, EV_LAUNCH_FAILED, EV_STEP_DONE */
+	track_op op;
+	/* EV_STEP_DONE: how the child ended, and its record (NULL: none
+	 * or unreadable, res_why says why) */
+	int exited, exit_code, signal;
+	const agent_result *res;
+	const char *res_why;
+	/* EV_CLEAR, EV_RENEW: the client */
+	int fd, privileged;
+	long uid, agent_uid;
+	long long wall; /* real seconds now, for the time told to the client */
+	long rate;	/* agent seconds per real second */
+} fsm_event;
+
+typedef enum {
+	ACT_START,	   /* start step op */
+	ACT_WAKE,	   /* nothing to start: look again at `at` (agent seconds) */
+	ACT_HOOK,	   /* run the success (ok) or failure hook */
+	ACT_PUBLISH,	   /* save the enrollment's state, write the metrics */
+	ACT_ANSWER,	   /* answer the client on fd: text, then "exit code" */
+	ACT_ANSWER_OUTPUT, /* the same, with the step's stdout as the text */
+	ACT_WAIT,	   /* the client on fd waits for the outcome of a step */
+	ACT_LOG,	   /* log text at level */
+} fsm_act_kind;
+
+typedef struct {
+	fsm_act_kind kind;
+	track_op op;
+	long long at;
+	int ok, fd, code, level;
+	char text[sizeof(((track *)0)->last_error) + 512];
+} fsm_action;
+
+#define FSM_MAX_ACTIONS 8
+
+typedef struct {
+	size_t n;
+	fsm_action a[FSM_MAX_ACTIONS];
+} fsm_actions;
+
+/* Moves t by ev; out receives the actions, in the order to carry out. */
+void fsm_step(track *t, const fsm_event *ev, fsm_actions *out);
+
+#endif

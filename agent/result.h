@@ -1,0 +1,64 @@
+/*
+ * What a step's child process tells the agent: one versioned record,
+ * written on a file descriptor of its own when the process ends.  The agent
+ * decides on this record alone; the child's stdout and stderr are for
+ * people (the log, a waiting control client).
+ *
+ *	p11enroll-result 1
+ *	exit 3
+ *	category token
+ *	error cannot read the token information: CKR_DEVICE_ERROR ...
+ *	token present
+ *	token_serial 1a2b3c
+ *	...
+ *	end
+ *
+ * One "key value" per line, each key at most once, in any order between
+ * the first line and "end"; values are printable (agent_escape()).
+ */
+#ifndef P11ENROLL_RESULT_H
+#define P11ENROLL_RESULT_H
+
+#include <stddef.h>
+
+#define AGENT_RESULT_VERSION 1
+/* A longer record is refused: the fields' bounds add up to less. */
+#define AGENT_RESULT_MAX 16384
+/* The descriptor number, set by the agent in the child's environment. */
+#define AGENT_RESULT_FD_ENV "P11ENROLL_RESULT_FD"
+
+typedef struct {
+	int exit_code;		 /* EXIT_* */
+	char error[8192];	 /* the last error the step logged, whole; "" none */
+	char transaction[257];	 /* hex transactionID of the step's exchange, or "" */
+	int token;		 /* -1 not looked at, 0 absent, 1 present */
+	char token_serial[72];	 /* as the token gives it, escaped */
+	int cert;		 /* -1 not looked at, 0 none, 1 present */
+	char cert_serial[129];	 /* upper-case hex, as BN_bn2hex writes it */
+	long long not_before, not_after;
+	char pending[8];	 /* the pending request ("ir", "kur"...), or "" */
+	long long pending_saved; /* when the pending transaction was saved */
+	long pending_check_after;
+} agent_result;
+
+void agent_result_init(agent_result *r);
+/* "ok", "usage", "token"...: the exit code's category (EXIT_* in agent.h). */
+const char *agent_result_category(int exit_code);
+/* The record's text in buf; its length, or -1 when buf is too small. */
+int agent_result_format(const agent_result *r, char *buf, size_t len);
+/* Strict: the whole of buf[0..len) is one record of this version, or -1
+ * with why (one line). */
+int agent_result_parse(const char *buf, size_t len, agent_result *r, char *why, size_t whylen);
+
+/* The child's side: this process's record, filled in as the step goes. */
+agent_result *agent_result_self(void);
+/* From log_msg: an error was logged (text already escaped). */
+void agent_result_note_error(const char *text);
+/* At the start of main(): takes the descriptor AGENT_RESULT_FD_ENV names
+ * (close-on-exec) and removes the variable. */
+void agent_result_claim(void);
+/* Writes the record with exit_code on that descriptor, once, and closes
+ * it; without one, does nothing. */
+void agent_result_emit(int exit_code);
+
+#endif

@@ -1,0 +1,652 @@
+/*
+ * Unit tests of the agent's transitions (agent/fsm.c), one or more per row
+ * of agent/STATE-MACHINE.md: the decision, the exits of each step, the
+ * control requests.  Each test builds an enrollment's state, feeds one
+ * event at a fixed time and checks the new state and the actions.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/fsm.h"
+#include "tests/unit/tap.h"
+
+#define NOW 1764200000LL
+#define DAY 86400LL
+#define FP "file:/etc/pin inode 1 size 4 mtime 5"
+
+static track T;
+static fsm_actions out;
+static int overflow;
+
+/* An enrollment with a valid certificate (issued yesterday, 100 days),
+ * idle, no jitter: its renewal time is notBefore + 66 days. */
+static void fresh(void)
+{
+	conf_enrollment_clear(&T.e);
+	memset(&T, 0, sizeof(T));
+	T.name = (char *)"e1";
+	conf_enrollment_init(&T.e);
+	sched_policy_default(&T.pol);
+	T.pol.jitter_permille = 0;
+	T.st = T_VALID;
+	T.seed = 1;
+	T.waiter_fd = T.out_fd = T.err_fd = T.res_fd = -1;
+	T.have_cert = 1;
+	T.not_before = NOW - DAY;
+	T.not_after = NOW + 99 * DAY;
+	T.next = NOW + 65 * DAY;
+	snprintf(T.cert_serial, sizeof(T.cert_serial), "0A");
+	snprintf(T.token_serial, sizeof(T.token_serial), "tok1");
+}
+
+static void feed(fsm_event *ev)
+{
+	ev->now = ev->now != 0 ? ev->now : NOW;
+	if (ev->pin_fp == NULL)
+		ev->pin_fp = FP;
+	memset(&out, 0x5a, sizeof(out));
+	fsm_step(&T, ev, &out);
+	if (out.n >= FSM_MAX_ACTIONS)
+		overflow++;
+}
+
+static void tick(void)
+{
+	fsm_event ev = { .kind = EV_TICK };
+
+	feed(&ev);
+}
+
+/* A step's end: exit code, and a record (NULL: the default one, with
+ * the exit code and error "boom"). */
+static agent_result R;
+
+static void record(int code)
+{
+	agent_result_init(&R);
+	R.exit_code = code;
+	if (code != 0)
+		snprintf(R.error, sizeof(R.error), "boom %d", code);
+}
+
+static void done(track_op op, int code)
+{
+	fsm_event ev = { .kind = EV_STEP_DONE, .op = op, .exited = 1, .exit_code = code };
+
+	ev.res = &R;
+	R.exit_code = code;
+	feed(&ev);
+}
+
+/* A look that found the token and what record says of the certificate. */
+static void looked_cert(track_op op, long long nb, long long na)
+{
+	record(0);
+	R.token = 1;
+	snprintf(R.token_serial, sizeof(R.token_serial), "tok1");
+	R.cert = 1;
+	snprintf(R.cert_serial, sizeof(R.cert_serial), "0B");
+	R.not_before = nb;
+	R.not_after = na;
+	done(op, 0);
+}
+
+static int count(fsm_act_kind k)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < out.n; i++)
+		n += out.a[i].kind == k;
+	return n;
+}
+
+static const fsm_action *first(fsm_act_kind k)
+{
+	size_t i;
+
+	for (i = 0; i < out.n; i++)
+		if (out.a[i].kind == k)
+			return &out.a[i];
+	return NULL;
+}
+
+static track_op started(void)
+{
+	const fsm_action *a = first(ACT_START);
+
+	return a != NULL ? a->op : OP_NONE;
+}
+
+static int logged(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < out.n; i++)
+		if (out.a[i].kind == ACT_LOG && strstr(out.a[i].text, s) != NULL)
+			return 1;
+	return 0;
+}
+
+/* The answer to the client on fd: its exit code, or -1 when none; the
+ * text must hold s. */
+static int answered(int fd, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < out.n; i++)
+		if ((out.a[i].kind == ACT_ANSWER || out.a[i].kind == ACT_ANSWER_OUTPUT) &&
+		    out.a[i].fd == fd && (s == NULL || strstr(out.a[i].text, s) != NULL))
+			return out.a[i].code;
+	return -1;
+}
+
+static int hooked(int ok)
+{
+	const fsm_action *a = first(ACT_HOOK);
+
+	return a != NULL && a->ok == ok && count(ACT_HOOK) == 1;
+}
+
+/* ---- the decision ---------------------------------------------------------- */
+
+static void test_decide(void)
+{
+	fresh();
+	T.st = T_STOPPED;
+	snprintf(T.last_error, sizeof(T.last_error), "why it stopped");
+	T.waiter_fd = 7;
+	T.next = NOW - 1;
+	tick();
+	tap_ok(started() == OP_NONE && count(ACT_WAKE) == 0 &&
+		       answered(7, "e1: not renewed: why it stopped") == EXIT_USAGE &&
+		       T.waiter_fd == -1,
+	       "/fsm/decide/1-stopped", "%zu actions", out.n);
+
+	fresh();
+	T.st = T_PIN;
+	snprintf(T.pin_latch, sizeof(T.pin_latch), "%s", FP);
+	T.waiter_fd = 7;
+	tick();
+	tap_ok(started() == OP_NONE && answered(7, "the PIN was refused") == EXIT_PIN &&
+		       T.st == T_PIN,
+	       "/fsm/decide/2-pin-latched", "st %d", T.st);
+
+	fresh();
+	T.st = T_PIN;
+	snprintf(T.pin_latch, sizeof(T.pin_latch), "an older PIN file");
+	tick();
+	tap_ok(started() == OP_RECOVER && T.pin_latch[0] == '\0' && T.need_recover &&
+		       logged("the PIN source changed: trying again"),
+	       "/fsm/decide/2-pin-changed", "op %d", started());
+
+	fresh();
+	T.st = T_NO_TOKEN;
+	T.need_recover = 1;
+	T.next = NOW + 10;
+	tick();
+	tap_ok(started() == OP_NONE && first(ACT_WAKE) != NULL && first(ACT_WAKE)->at == NOW + 10,
+	       "/fsm/decide/3-no-token-not-yet", "op %d", started());
+	T.waiter_fd = 7;
+	tick();
+	tap_ok(started() == OP_RECOVER, "/fsm/decide/3-no-token-client-waits", "op %d",
+	       started());
+
+	fresh();
+	T.st = T_BACKOFF;
+	T.failures = 2;
+	T.next = NOW + 100;
+	tick();
+	tap_ok(started() == OP_NONE && first(ACT_WAKE)->at == NOW + 100,
+	       "/fsm/decide/3-backoff-not-yet", "op %d", started());
+	T.next = NOW;
+	tick();
+	tap_ok(started() == OP_RENEW, "/fsm/decide/3-backoff-due", "op %d", started());
+
+	fresh();
+	T.st = T_START;
+	T.need_recover = 1;
+	T.need_refresh = 1;
+	tick();
+	tap_ok(started() == OP_RECOVER && T.need_recover && T.need_refresh,
+	       "/fsm/decide/4-recover-first", "op %d", started());
+
+	fresh();
+	T.need_refresh = 1;
+	tick();
+	tap_ok(started() == OP_CHECK && !T.need_refresh, "/fsm/decide/5-refresh", "op %d",
+	       started());
+
+	fresh();
+	tick();
+	tap_ok(started() == OP_NONE && first(ACT_WAKE)->at == NOW + 65 * DAY,
+	       "/fsm/decide/6-not-due", "op %d", started());
+	T.waiter_fd = 7;
+	tick();
+	tap_ok(started() == OP_RENEW, "/fsm/decide/6-client-waits", "op %d", started());
+
+	fresh();
+	T.st = T_NO_TOKEN;
+	T.next = NOW;
+	tick();
+	tap_ok(started() == OP_RECOVER, "/fsm/decide/7-no-token-due", "op %d", started());
+
+	fresh();
+	T.st = T_POLLING;
+	T.pending = 1;
+	T.next = NOW;
+	tick();
+	tap_ok(started() == OP_RESUME, "/fsm/decide/8-pending", "op %d", started());
+
+	fresh();
+	T.bootstrap_next = OP_ENROLL;
+	T.next = NOW;
+	tick();
+	tap_ok(started() == OP_ENROLL && T.bootstrap_next == OP_NONE,
+	       "/fsm/decide/9-bootstrap-once", "op %d", started());
+
+	fresh();
+	T.have_cert = 0;
+	T.next = NOW;
+	T.e.bootstrap = 1;
+	tick();
+	tap_ok(started() == OP_ENROLL, "/fsm/decide/10-no-cert-bootstrap", "op %d", started());
+
+	fresh();
+	T.have_cert = 0;
+	T.next = NOW;
+	T.waiter_fd = 7;
+	tick();
+	tap_ok(started() == OP_NONE && T.st == T_STOPPED &&
+		       strstr(T.last_error, "no certificate on the token and no bootstrap") &&
+		       hooked(0) && count(ACT_PUBLISH) == 1 &&
+		       answered(7, "not renewed: no certificate") == EXIT_USAGE,
+	       "/fsm/decide/10-no-cert-stops", "st %d: %s", T.st, T.last_error);
+
+	fresh();
+	T.not_after = NOW;
+	T.next = NOW;
+	tick();
+	tap_ok(started() == OP_NONE && T.st == T_STOPPED &&
+		       strstr(T.last_error, "the certificate expired and no bootstrap") && hooked(0),
+	       "/fsm/decide/10-expired-stops", "%s", T.last_error);
+
+	fresh();
+	T.not_after = NOW - 5;
+	T.next = NOW;
+	T.e.bootstrap = 1;
+	tick();
+	tap_ok(started() == OP_ENROLL, "/fsm/decide/10-expired-bootstrap", "op %d", started());
+
+	fresh();
+	T.next = NOW;
+	tick();
+	tap_ok(started() == OP_RENEW && count(ACT_HOOK) == 0, "/fsm/decide/11-renew", "op %d",
+	       started());
+}
+
+static void test_started(void)
+{
+	fsm_event ev = { .kind = EV_STARTED, .op = OP_RENEW };
+
+	fresh();
+	feed(&ev);
+	tap_ok(T.st == T_BUSY && T.last_attempt == NOW && logged("e1: renew started (token tok1)"),
+	       "/fsm/started/renew", "st %d", T.st);
+	fresh();
+	T.st = T_NO_TOKEN;
+	ev.op = OP_RECOVER;
+	feed(&ev);
+	tap_ok(T.st == T_NO_TOKEN && T.last_attempt == 0 && out.n == 0,
+	       "/fsm/started/look-keeps-waiting-token", "st %d, %zu actions", T.st, out.n);
+	fresh();
+	T.st = T_POLLING;
+	ev.op = OP_RESUME;
+	feed(&ev);
+	tap_ok(T.st == T_POLLING && T.last_attempt == NOW, "/fsm/started/resume-keeps-waiting-ca",
+	       "st %d", T.st);
+	fresh();
+	ev.kind = EV_LAUNCH_FAILED;
+	ev.op = OP_RENEW;
+	feed(&ev);
+	tap_ok(T.st == T_BACKOFF && T.failures == 1 && T.next == NOW + 60 &&
+		       count(ACT_PUBLISH) == 1 && strstr(T.last_error, "could not be started"),
+	       "/fsm/started/launch-failed", "st %d next %+lld", T.st, T.next - NOW);
+}
+
+/* ---- any step: exit 4 -------------------------------------------------------- */
+
+static void test_pin(void)
+{
+	fresh();
+	T.waiter_fd = 7;
+	record(EXIT_PIN);
+	done(OP_RENEW, EXIT_PIN);
+	tap_ok(T.st == T_PIN && strcmp(T.pin_latch, FP) == 0 && hooked(0) &&
+		       answered(7, "renew failed: boom 4") == EXIT_PIN && count(ACT_PUBLISH) == 1,
+	       "/fsm/any/exit-4-latches", "st %d latch '%s'", T.st, T.pin_latch);
+	fresh();
+	record(EXIT_PIN);
+	done(OP_RECOVER, EXIT_PIN);
+	tap_ok(T.st == T_PIN && strcmp(T.pin_latch, FP) == 0, "/fsm/any/exit-4-of-a-look",
+	       "st %d", T.st);
+}
+
+/* ---- check --recover and check -------------------------------------------- */
+
+static void test_look(void)
+{
+	fresh();
+	T.need_recover = 1;
+	T.waiter_fd = 7;
+	record(EXIT_TOKEN);
+	done(OP_RECOVER, EXIT_TOKEN);
+	tap_ok(T.st == T_BACKOFF && T.failures == 1 && count(ACT_HOOK) == 0 && T.need_recover &&
+		       T.have_cert && T.not_after == NOW + 99 * DAY &&
+		       strcmp(T.last_error, "boom 3") == 0 &&
+		       answered(7, "looking at the token failed") == EXIT_TOKEN,
+	       "/fsm/look/failed-backoff", "st %d failures %d", T.st, T.failures);
+	fresh();
+	record(EXIT_TOKEN);
+	done(OP_CHECK, EXIT_TOKEN);
+	tap_ok(T.st == T_BACKOFF && T.need_refresh, "/fsm/look/failed-refresh-again", "st %d",
+	       T.st);
+
+	fresh();
+	T.need_recover = 1;
+	T.e.token_poll = 7;
+	T.waiter_fd = 7;
+	record(EXIT_ABSENT);
+	R.token = 0;
+	done(OP_RECOVER, EXIT_ABSENT);
+	tap_ok(T.st == T_NO_TOKEN && T.need_recover && T.next == NOW + 7 &&
+		       logged("is not present: waiting for it") &&
+		       answered(7, "not renewed: the token is not present") == EXIT_ABSENT,
+	       "/fsm/look/exit-10", "st %d next %+lld", T.st, T.next - NOW);
+	fresh();
+	record(0);
+	R.token = 0;
+	done(OP_CHECK, 0);
+	tap_ok(T.st == T_NO_TOKEN && T.next == NOW + 10, "/fsm/look/token-absent", "st %d", T.st);
+
+	fresh();
+	T.st = T_NO_TOKEN;
+	looked_cert(OP_RECOVER, NOW - DAY, NOW + 99 * DAY);
+	tap_ok(T.st == T_VALID && logged("e1: token tok1 is back"), "/fsm/look/token-back",
+	       "st %d", T.st);
+
+	fresh();
+	record(0);
+	R.token = 1;
+	R.cert = 1;
+	snprintf(R.cert_serial, sizeof(R.cert_serial), "0C");
+	R.not_before = NOW - DAY;
+	R.not_after = NOW + 99 * DAY;
+	snprintf(R.pending, sizeof(R.pending), "kur");
+	R.pending_saved = NOW - 30;
+	R.pending_check_after = 100;
+	done(OP_RECOVER, 0);
+	tap_ok(T.st == T_POLLING && T.pending && T.next == NOW + 70, "/fsm/look/pending",
+	       "st %d next %+lld", T.st, T.next - NOW);
+	R.pending_saved = NOW - 3000;
+	done(OP_CHECK, 0);
+	tap_ok(T.st == T_POLLING && T.next == NOW, "/fsm/look/pending-overdue", "next %+lld",
+	       T.next - NOW);
+
+	fresh();
+	record(0);
+	R.token = 1;
+	R.cert = 0;
+	done(OP_CHECK, 0);
+	tap_ok(T.st == T_VALID && !T.have_cert && T.next == NOW, "/fsm/look/no-cert",
+	       "st %d next %+lld", T.st, T.next - NOW);
+
+	fresh();
+	T.st = T_BACKOFF;
+	T.failures = 3;
+	T.next = NOW + 500;
+	snprintf(T.last_error, sizeof(T.last_error), "old");
+	looked_cert(OP_RECOVER, NOW - DAY, NOW + 99 * DAY);
+	tap_ok(T.st == T_VALID && T.failures == 0 && T.last_error[0] == '\0' &&
+		       T.next == NOW + 65 * DAY && logged("the earlier failures are over"),
+	       "/fsm/look/not-due-ends-failures", "st %d failures %d", T.st, T.failures);
+
+	fresh();
+	T.failures = 2;
+	T.next = NOW + 500;
+	looked_cert(OP_RECOVER, NOW - 90 * DAY, NOW + 10 * DAY);
+	tap_ok(T.st == T_BACKOFF && T.next == NOW + 500 && T.failures == 2,
+	       "/fsm/look/due-keeps-backoff", "st %d", T.st);
+
+	fresh();
+	T.need_recover = 1;
+	looked_cert(OP_RECOVER, NOW - DAY, NOW + 99 * DAY);
+	tap_ok(T.st == T_VALID && T.next == NOW + 65 * DAY && !T.need_recover &&
+		       strcmp(T.cert_serial, "0B") == 0 && logged("is not due for renewal before"),
+	       "/fsm/look/valid", "st %d next %+lld", T.st, T.next - NOW);
+	looked_cert(OP_CHECK, NOW - DAY, NOW + 99 * DAY);
+	tap_ok(!logged("is not due for renewal before"), "/fsm/look/due-logged-once",
+	       "%zu actions", out.n);
+
+	fresh();
+	T.hook_due = 1;
+	looked_cert(OP_CHECK, NOW - DAY, NOW + 99 * DAY);
+	tap_ok(hooked(1) && !T.hook_due, "/fsm/look/success-hook-after-refresh", "hooks %d",
+	       count(ACT_HOOK));
+	fresh();
+	T.hook_due = 1;
+	record(EXIT_TOKEN);
+	done(OP_CHECK, EXIT_TOKEN);
+	tap_ok(count(ACT_HOOK) == 0 && T.hook_due, "/fsm/look/success-hook-waits",
+	       "hooks %d", count(ACT_HOOK));
+}
+
+/* ---- renew, enroll, resume ------------------------------------------------- */
+
+static void test_request(void)
+{
+	fresh();
+	T.failures = 2;
+	T.waiter_fd = 7;
+	T.renewals = 4;
+	record(0);
+	snprintf(R.transaction, sizeof(R.transaction), "c0ffee");
+	done(OP_RENEW, 0);
+	tap_ok(T.failures == 0 && T.last_success == NOW && T.renewals == 5 &&
+		       T.last_error[0] == '\0' && T.need_refresh && T.hook_due && T.next == NOW &&
+		       count(ACT_HOOK) == 0 && first(ACT_ANSWER_OUTPUT) != NULL &&
+		       first(ACT_ANSWER_OUTPUT)->fd == 7 && T.waiter_fd == -1 &&
+		       logged("e1: renew done (token tok1, transaction c0ffee)"),
+	       "/fsm/step/exit-0", "failures %d renewals %ld", T.failures, T.renewals);
+
+	fresh();
+	record(EXIT_WAITING);
+	done(OP_ENROLL, EXIT_WAITING);
+	tap_ok(T.st == T_POLLING && T.pending && T.need_refresh && count(ACT_HOOK) == 0,
+	       "/fsm/step/exit-9", "st %d", T.st);
+
+	fresh();
+	record(EXIT_ABSENT);
+	done(OP_RENEW, EXIT_ABSENT);
+	tap_ok(T.st == T_NO_TOKEN && T.need_recover && T.next == NOW + 10 && count(ACT_HOOK) == 0,
+	       "/fsm/step/exit-10", "st %d", T.st);
+
+	fresh();
+	T.e.bootstrap = 1;
+	T.waiter_fd = 7;
+	record(EXIT_REJECTED);
+	done(OP_RENEW, EXIT_REJECTED);
+	tap_ok(T.bootstrap_next == OP_ENROLL && T.st == T_VALID && count(ACT_HOOK) == 0 &&
+		       T.waiter_fd == 7 && answered(7, NULL) < 0,
+	       "/fsm/step/exit-6-bootstrap", "st %d", T.st);
+	T.next = NOW;
+	tick();
+	tap_ok(started() == OP_ENROLL, "/fsm/step/exit-6-bootstrap-enrolls", "op %d", started());
+
+	fresh();
+	record(EXIT_REJECTED);
+	done(OP_RENEW, EXIT_REJECTED);
+	tap_ok(T.st == T_STOPPED && strstr(T.last_error, "refused the renewal and no bootstrap") &&
+		       hooked(0),
+	       "/fsm/step/exit-6-stops", "%s", T.last_error);
+	fresh();
+	T.e.bootstrap = 1;
+	record(EXIT_REJECTED);
+	snprintf(R.error, sizeof(R.error), "rejection: badPOP: the CA says no");
+	done(OP_RESUME, EXIT_REJECTED);
+	tap_ok(T.st == T_STOPPED &&
+		       strcmp(T.last_error,
+			      "the CA refused the request: rejection: badPOP: the CA says no") == 0 &&
+		       hooked(0),
+	       "/fsm/step/exit-6-resume-stops", "%s", T.last_error);
+
+	fresh();
+	record(EXIT_USAGE);
+	done(OP_RENEW, EXIT_USAGE);
+	tap_ok(T.st == T_STOPPED && strstr(T.last_error, "configuration error") && hooked(0),
+	       "/fsm/step/exit-2-stops", "%s", T.last_error);
+	fresh();
+	T.st = T_POLLING;
+	T.pending = 1;
+	record(EXIT_USAGE);
+	done(OP_RESUME, EXIT_USAGE);
+	tap_ok(T.st == T_POLLING && !T.pending && T.need_refresh && count(ACT_HOOK) == 0,
+	       "/fsm/step/exit-2-resume-looks-again", "st %d", T.st);
+
+	fresh();
+	T.waiter_fd = 7;
+	T.failures = 1;
+	record(EXIT_TRANSPORT);
+	snprintf(R.error, sizeof(R.error), "the CA cannot be reached: %0300d", 0);
+	done(OP_RENEW, EXIT_TRANSPORT);
+	tap_ok(T.st == T_BACKOFF && T.failures == 2 && T.next == NOW + 120 && hooked(0) &&
+		       strlen(T.last_error) == strlen(R.error) &&
+		       answered(7, "e1: renew failed: the CA cannot be reached") == EXIT_TRANSPORT &&
+		       logged("e1: attempt 2 failed (token tok1): the CA cannot be reached"),
+	       "/fsm/step/exit-5-backoff", "st %d failures %d next %+lld", T.st, T.failures,
+	       T.next - NOW);
+
+	fresh();
+	{
+		fsm_event ev = { .kind = EV_STEP_DONE, .op = OP_ENROLL, .signal = 9 };
+
+		feed(&ev);
+	}
+	tap_ok(T.st == T_BACKOFF && T.exit_code == EXIT_INTERNAL &&
+		       strcmp(T.last_error, "the enroll step died (signal 9)") == 0 && hooked(0),
+	       "/fsm/step/signal", "%s", T.last_error);
+
+	fresh();
+	{
+		fsm_event ev = { .kind = EV_STEP_DONE, .op = OP_RENEW, .exited = 1,
+				 .res_why = "line 1: not a version 1 result record" };
+
+		feed(&ev);
+	}
+	tap_ok(T.st == T_BACKOFF && T.exit_code == EXIT_INTERNAL &&
+		       strstr(T.last_error, "left no result record: line 1: not a version 1"),
+	       "/fsm/step/no-record", "%s", T.last_error);
+
+	fresh();
+	record(EXIT_BUSY);
+	done(OP_RENEW, EXIT_BUSY);
+	tap_ok(T.st == T_VALID && T.next == NOW + 5 && T.failures == 0 && count(ACT_HOOK) == 0,
+	       "/fsm/step/exit-11", "st %d", T.st);
+	tap_ok(overflow == 0, "/fsm/actions-bounded", "%d events filled the action list",
+	       overflow);
+}
+
+/* ---- control requests -------------------------------------------------------- */
+
+static void control(fsm_event_kind kind, int fd, int privileged)
+{
+	fsm_event ev = { .kind = kind, .fd = fd, .privileged = privileged, .uid = 1000,
+			 .agent_uid = 0, .wall = NOW, .rate = 1 };
+
+	feed(&ev);
+}
+
+static void test_control(void)
+{
+	fresh();
+	control(EV_RENEW, 9, 0);
+	tap_ok(T.waiter_fd == 9 && first(ACT_WAIT) != NULL && first(ACT_WAIT)->fd == 9 &&
+		       T.next == NOW,
+	       "/fsm/ctl/renew-waits", "waiter %d", T.waiter_fd);
+	control(EV_RENEW, 10, 1);
+	tap_ok(T.waiter_fd == 9 && answered(10, "already requested") == EXIT_USAGE,
+	       "/fsm/ctl/renew-twice", "waiter %d", T.waiter_fd);
+	fresh();
+	T.st = T_POLLING;
+	T.next = NOW + 50;
+	control(EV_RENEW, 9, 0);
+	tap_ok(T.waiter_fd == 9 && T.next == NOW + 50, "/fsm/ctl/renew-waiting-ca-keeps-time",
+	       "next %+lld", T.next - NOW);
+
+	fresh();
+	T.st = T_BACKOFF;
+	T.next = NOW + 300;
+	control(EV_RENEW, 9, 0);
+	tap_ok(T.waiter_fd == 9 && T.forced_at == NOW, "/fsm/ctl/renew-forced-once",
+	       "waiter %d", T.waiter_fd);
+	/* the forced step ran and failed again */
+	T.waiter_fd = -1;
+	T.next = NOW + 300;
+	control(EV_RENEW, 10, 0);
+	tap_ok(T.waiter_fd == -1 &&
+		       answered(10, "the next is allowed in 60 s (2025-11-26 23:34:20 UTC); "
+				    "the agent retries by itself in 300 s") == EXIT_BUSY,
+	       "/fsm/ctl/renew-forced-too-soon", "%s", out.n ? out.a[out.n - 1].text : "");
+	control(EV_RENEW, 11, 1);
+	tap_ok(T.waiter_fd == 11, "/fsm/ctl/renew-privileged-not-limited", "waiter %d",
+	       T.waiter_fd);
+
+	fresh();
+	T.st = T_STOPPED;
+	T.failures = 4;
+	snprintf(T.pin_latch, sizeof(T.pin_latch), "x");
+	control(EV_CLEAR, 9, 1);
+	tap_ok(T.st == T_START && T.failures == 0 && T.need_recover && T.next == NOW &&
+		       T.pin_latch[0] == '\0' && count(ACT_PUBLISH) == 1 &&
+		       answered(9, "cleared e1") == EXIT_OK,
+	       "/fsm/ctl/clear", "st %d", T.st);
+
+	fresh();
+	T.st = T_PIN;
+	snprintf(T.pin_latch, sizeof(T.pin_latch), "%s", FP);
+	control(EV_CLEAR, 9, 0);
+	tap_ok(T.st == T_PIN && answered(9, "not cleared: the token rejected the PIN") == EXIT_USAGE,
+	       "/fsm/ctl/clear-pin-refused", "st %d", T.st);
+	control(EV_CLEAR, 9, 1);
+	tap_ok(T.st == T_START && T.pin_latch[0] == '\0' && logged("PIN latch cleared by uid 1000"),
+	       "/fsm/ctl/clear-pin-privileged", "st %d", T.st);
+	fresh();
+	T.st = T_PIN;
+	snprintf(T.pin_latch, sizeof(T.pin_latch), "an older PIN file");
+	control(EV_CLEAR, 9, 0);
+	tap_ok(T.st == T_START, "/fsm/ctl/clear-pin-source-changed", "st %d", T.st);
+
+	fresh();
+	T.st = T_STOPPED;
+	control(EV_CLEAR, 9, 0);
+	T.st = T_STOPPED;
+	control(EV_CLEAR, 10, 0);
+	tap_ok(T.st == T_STOPPED && answered(10, "not cleared: a client forced a step") == EXIT_BUSY,
+	       "/fsm/ctl/clear-stopped-forced-limit", "st %d", T.st);
+}
+
+int main(void)
+{
+	tap_plan(64);
+	test_decide();
+	test_started();
+	test_pin();
+	test_look();
+	test_request();
+	test_control();
+	conf_enrollment_clear(&T.e);
+	return tap_done();
+}

@@ -1,0 +1,141 @@
+/*
+ * Unit tests of the step result record (agent/result.c): what the child
+ * writes parses back to the same facts, and the parser refuses every
+ * record that is not exactly one of this version.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/result.h"
+#include "tests/unit/tap.h"
+
+static int parses(const char *text, agent_result *r, char *why, size_t whylen)
+{
+	return agent_result_parse(text, strlen(text), r, why, whylen);
+}
+
+static void test_round_trip(void)
+{
+	agent_result a, b;
+	char buf[AGENT_RESULT_MAX], why[200] = "";
+	int n;
+
+	agent_result_init(&a);
+	a.exit_code = EXIT_OK;
+	a.token = 1;
+	snprintf(a.token_serial, sizeof(a.token_serial), "a1b2 \\x1B");
+	a.cert = 1;
+	snprintf(a.cert_serial, sizeof(a.cert_serial), "-7F00");
+	a.not_before = -5;
+	a.not_after = 1900000000;
+	snprintf(a.pending, sizeof(a.pending), "p10cr");
+	a.pending_saved = 1764200000;
+	a.pending_check_after = 30;
+	snprintf(a.transaction, sizeof(a.transaction), "00ff");
+	memset(a.error, 'e', sizeof(a.error) - 1);
+	a.error[sizeof(a.error) - 1] = '\0';
+	n = agent_result_format(&a, buf, sizeof(buf));
+	tap_ok(n > 0 && agent_result_parse(buf, (size_t)n, &b, why, sizeof(why)) == 0 &&
+		       memcmp(&a, &b, sizeof(a)) == 0,
+	       "/result/round-trip", "%d bytes: %s", n, why);
+	tap_ok(agent_result_format(&a, buf, 100) == -1, "/result/format-too-small", "fits?");
+
+	agent_result_init(&a);
+	a.exit_code = EXIT_ABSENT;
+	a.token = 0;
+	n = agent_result_format(&a, buf, sizeof(buf));
+	tap_ok(n > 0 && strcmp(buf, "p11enroll-result 1\nexit 10\ncategory absent\ntoken absent\n"
+				    "end\n") == 0,
+	       "/result/format-absent", "%s", buf);
+	tap_ok(strcmp(agent_result_category(EXIT_BUSY), "busy") == 0 &&
+		       strcmp(agent_result_category(12), "unknown") == 0 &&
+		       strcmp(agent_result_category(-1), "unknown") == 0,
+	       "/result/categories", "%s", agent_result_category(EXIT_BUSY));
+}
+
+static const struct {
+	const char *name, *text, *why;
+} bad[] = {
+	{ "empty", "", "empty" },
+	{ "version-2", "p11enroll-result 2\nexit 0\ncategory ok\nend\n", "not a version 1" },
+	{ "no-newline", "p11enroll-result 1\nexit 0\ncategory ok\nend", "no newline" },
+	{ "no-end", "p11enroll-result 1\nexit 0\ncategory ok\n", "no \"end\"" },
+	{ "after-end", "p11enroll-result 1\nexit 0\ncategory ok\nend\nexit 1\n", "after \"end\"" },
+	{ "unknown-key", "p11enroll-result 1\nexit 0\ncategory ok\nsecret x\nend\n", "unknown key" },
+	{ "twice", "p11enroll-result 1\nexit 0\nexit 0\ncategory ok\nend\n", "given twice" },
+	{ "no-value", "p11enroll-result 1\nexit\ncategory ok\nend\n", "not \"key value\"" },
+	{ "no-exit", "p11enroll-result 1\ncategory ok\nend\n", "no exit code" },
+	{ "category", "p11enroll-result 1\nexit 3\ncategory ok\nend\n", "does not match" },
+	{ "exit-range", "p11enroll-result 1\nexit 256\ncategory unknown\nend\n", "invalid exit" },
+	{ "exit-sign", "p11enroll-result 1\nexit +0\ncategory ok\nend\n", "invalid exit" },
+	{ "exit-junk", "p11enroll-result 1\nexit 0x\ncategory ok\nend\n", "invalid exit" },
+	{ "error-control", "p11enroll-result 1\nexit 3\ncategory token\nerror a\tb\nend\n",
+	  "invalid error" },
+	{ "error-cr", "p11enroll-result 1\nexit 3\ncategory token\nerror a\rstopped 1\nend\n",
+	  "invalid error" },
+	{ "transaction", "p11enroll-result 1\nexit 0\ncategory ok\ntransaction 0g\nend\n",
+	  "invalid transaction" },
+	{ "token", "p11enroll-result 1\nexit 0\ncategory ok\ntoken maybe\nend\n", "invalid token" },
+	{ "cert-serial-lower",
+	  "p11enroll-result 1\nexit 0\ncategory ok\ncert present\ncert_serial 0a\nnot_before 1\n"
+	  "not_after 2\nend\n",
+	  "invalid cert_serial" },
+	{ "cert-without-validity",
+	  "p11enroll-result 1\nexit 0\ncategory ok\ncert present\ncert_serial 0A\nend\n",
+	  "without its serial or validity" },
+	{ "facts-without-cert",
+	  "p11enroll-result 1\nexit 0\ncategory ok\ncert none\nnot_after 2\nend\n",
+	  "without a certificate" },
+	{ "time-range",
+	  "p11enroll-result 1\nexit 0\ncategory ok\ncert present\ncert_serial 0A\nnot_before "
+	  "99999999999999\nnot_after 2\nend\n",
+	  "invalid not_before" },
+	{ "pending-kind",
+	  "p11enroll-result 1\nexit 0\ncategory ok\npending rr\npending_saved 1\n"
+	  "pending_check_after 1\nend\n",
+	  "invalid pending" },
+	{ "pending-partial", "p11enroll-result 1\nexit 0\ncategory ok\npending ir\nend\n",
+	  "pending_saved and" },
+	{ "check-after-negative",
+	  "p11enroll-result 1\nexit 0\ncategory ok\npending ir\npending_saved 1\n"
+	  "pending_check_after -1\nend\n",
+	  "invalid pending_check_after" },
+};
+
+static void test_refused(void)
+{
+	agent_result r;
+	char why[200], big[AGENT_RESULT_MAX + 10];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char name[64];
+
+		why[0] = '\0';
+		snprintf(name, sizeof(name), "/result/refused/%s", bad[i].name);
+		tap_ok(parses(bad[i].text, &r, why, sizeof(why)) == -1 &&
+			       strstr(why, bad[i].why) != NULL,
+		       name, "why: %s", why);
+	}
+	static const char nul[] = "p11enroll-result 1\nexit 0\0\ncategory ok\nend\n";
+
+	tap_ok(agent_result_parse(nul, sizeof(nul) - 1, &r, why, sizeof(why)) == -1 &&
+		       strstr(why, "NUL") != NULL,
+	       "/result/refused/nul", "why: %s", why);
+	memset(big, 'x', sizeof(big));
+	tap_ok(agent_result_parse(big, sizeof(big), &r, why, sizeof(why)) == -1 &&
+		       strstr(why, "longer than") != NULL,
+	       "/result/refused/too-long", "why: %s", why);
+}
+
+int main(void)
+{
+	tap_plan(30);
+	test_round_trip();
+	test_refused();
+	return tap_done();
+}
