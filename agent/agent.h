@@ -44,6 +44,9 @@ void log_openssl_errors(void);
  * cut); returns out.  4 * strlen(s) + 1 bytes always suffice.
  */
 const char *agent_escape(const char *s, char *out, size_t outlen);
+/* hex.c: lower-case hex of the bytes p[0..n) (key ids, transaction ids),
+ * as many whole bytes as fit in out with a NUL. */
+void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen);
 
 /* secret.c: a PIN or shared secret; the buffer is NUL-terminated and
  * wiped by secret_free. */
@@ -241,6 +244,5 @@ struct tok_ctx;
 int agent_token_open(const conf_enrollment *e, struct tok_ctx **ret_tok, int need_login);
 int agent_token_fail(struct tok_ctx *tok, int tok_rv, const char *what);
 int agent_exit_from_tok(int tok_rv);
-void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen);
 
 #endif
