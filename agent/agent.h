@@ -186,10 +186,10 @@ const char *conf_reason_name(int code);
 int conf_parse_pbm_owf(const char *s, int *ret_nid);
 int conf_parse_pbm_mac(const char *s, int *ret_nid);
 
-/* enroll.c / list.c: the commands; return an EXIT_* code. */
+/* The commands; each returns an EXIT_* code.  request.c: enroll, cr,
+ * p10cr; list.c, renew.c, revoke.c, genm.c: the others. */
 int agent_enroll(const conf_enrollment *e);
 int agent_list(const conf_enrollment *e);
-/* renew.c, request.c, revoke.c, genm.c: the issue 3 commands. */
 int agent_renew(const conf_enrollment *e);
 int agent_cr(const conf_enrollment *e);
 int agent_p10cr(const conf_enrollment *e);
