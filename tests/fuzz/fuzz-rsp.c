@@ -88,7 +88,6 @@ typedef struct {
 	ASN1_TYPE *body;
 } FZ_PROTPART;
 
-/* clang-format off */
 ASN1_SEQUENCE(FZ_HDR) = {
 	ASN1_SIMPLE(FZ_HDR, pvno, ASN1_INTEGER),
 	ASN1_SIMPLE(FZ_HDR, sender, GENERAL_NAME),
@@ -115,7 +114,6 @@ ASN1_SEQUENCE(FZ_PROTPART) = {
 	ASN1_SIMPLE(FZ_PROTPART, header, FZ_HDR),
 	ASN1_SIMPLE(FZ_PROTPART, body, ASN1_ANY),
 } static_ASN1_SEQUENCE_END(FZ_PROTPART)
-/* clang-format on */
 
 static FZ_MSG *msg_decode(const unsigned char *der, size_t len)
 {
