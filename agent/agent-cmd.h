@@ -1,8 +1,9 @@
 /*
- * agent internals shared by the commands that talk CMP beyond the first
- * slice (renew, cr, p10cr, revoke, genm): setting up a cmpc context from an
- * enrollment and choosing its protection.  Each function logs a failure
- * once and returns its EXIT_* code.
+ * agent internals shared by the commands: setting up a cmpc context from an
+ * enrollment and choosing its protection (protect.c), the agent's helpers,
+ * crash recovery, pending transactions and the one certificate request
+ * sequence (certreq.c).  Each function logs a failure once and returns its
+ * EXIT_* code.
  */
 #ifndef P11ENROLL_AGENT_CMD_H
 #define P11ENROLL_AGENT_CMD_H
@@ -13,11 +14,10 @@
 #include "cmp/cmpc.h"
 #include "pkcs11/tok.h"
 
-/* Everything but the protection: server, trust, timeouts, names, profile,
- * PBM parameters, subject and SANs when configured.  need_subject: the
- * request needs one (a template may still provide it). */
 /* cmpc_new(), with the failure logged. */
 cmpc_ctx *agent_cmpc_new(void);
+/* Everything but the protection: server, trust, timeouts, names, profile,
+ * PBM parameters, subject and SANs when configured. */
 int agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp);
 
 /* PBM with reference and secret_source; what names the command for messages. */

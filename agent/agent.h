@@ -44,6 +44,9 @@ void log_openssl_errors(void);
  * cut); returns out.  4 * strlen(s) + 1 bytes always suffice.
  */
 const char *agent_escape(const char *s, char *out, size_t outlen);
+/* hex.c: lower-case hex of the bytes p[0..n) (key ids, transaction ids),
+ * as many whole bytes as fit in out with a NUL. */
+void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen);
 
 /* secret.c: a PIN or shared secret; the buffer is NUL-terminated and
  * wiped by secret_free. */
@@ -183,10 +186,10 @@ const char *conf_reason_name(int code);
 int conf_parse_pbm_owf(const char *s, int *ret_nid);
 int conf_parse_pbm_mac(const char *s, int *ret_nid);
 
-/* enroll.c / list.c: the commands; return an EXIT_* code. */
+/* The commands; each returns an EXIT_* code.  request.c: enroll, cr,
+ * p10cr; list.c, renew.c, revoke.c, genm.c: the others. */
 int agent_enroll(const conf_enrollment *e);
 int agent_list(const conf_enrollment *e);
-/* renew.c, request.c, revoke.c, genm.c: the issue 3 commands. */
 int agent_renew(const conf_enrollment *e);
 int agent_cr(const conf_enrollment *e);
 int agent_p10cr(const conf_enrollment *e);
@@ -241,6 +244,5 @@ struct tok_ctx;
 int agent_token_open(const conf_enrollment *e, struct tok_ctx **ret_tok, int need_login);
 int agent_token_fail(struct tok_ctx *tok, int tok_rv, const char *what);
 int agent_exit_from_tok(int tok_rv);
-void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen);
 
 #endif

@@ -61,14 +61,16 @@ int pending_path(const conf_enrollment *e, char *out, size_t len)
 	return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
+/* Room for the longest hex field: the transaction id and the nonce
+ * (CMPC_ID_MAX bytes) or the key id (TOK_ID_MAX bytes). */
+#define PENDING_HEX_SIZE (2 * (CMPC_ID_MAX > TOK_ID_MAX ? CMPC_ID_MAX : TOK_ID_MAX) + 1)
+
 static void put_hex(FILE *f, const char *key, const unsigned char *p, size_t n)
 {
-	size_t i;
+	char hex[PENDING_HEX_SIZE];
 
-	fprintf(f, "%s ", key);
-	for (i = 0; i < n; i++)
-		fprintf(f, "%02x", p[i]);
-	fputc('\n', f);
+	agent_hex(p, n, hex, sizeof(hex));
+	fprintf(f, "%s %s\n", key, hex);
 }
 
 struct pending_out {

@@ -1,6 +1,7 @@
 /*
- * The cmpc context of the issue 3 commands: transport, trust, header names
- * and the protection (PBM or a signature with a token or software key).
+ * The cmpc context of every command that talks CMP: transport, trust,
+ * header names and the protection (PBM or a signature with a token or
+ * software key), and the CA's certReqTemplate.
  */
 #include "config.h"
 

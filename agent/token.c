@@ -1,7 +1,6 @@
 /* Opening the configured token and logging in: shared by every command. */
 #include "config.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #include "agent/agent.h"
@@ -32,17 +31,6 @@ int agent_token_fail(tok_ctx *tok, int rv, const char *what)
 	log_msg(LOG_ERR, "%s: %s%s%s", what, tok_strerror((tok_rv)rv), detail[0] ? ": " : "", detail);
 	log_openssl_errors();
 	return agent_exit_from_tok(rv);
-}
-
-void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen)
-{
-	size_t i;
-
-	if (outlen == 0)
-		return;
-	out[0] = '\0';
-	for (i = 0; i < n && 2 * i + 2 < outlen; i++)
-		snprintf(out + 2 * i, 3, "%02x", p[i]);
 }
 
 static int login(const conf_enrollment *e, tok_ctx *tok, const tok_info *info)

@@ -1,8 +1,9 @@
 /*
  * The agent (p11enroll agent): one tracked enrollment, its state machine
- * (agent/STATE-MACHINE.md) and what survives a restart.  Shared by
- * agent.c (the loop), track.c (state file, status JSON, metrics) and ctl.c
- * (control socket).
+ * (agent/STATE-MACHINE.md) and what survives a restart.  Shared by the
+ * loop (agentd.c), the transitions (fsm.c), the step processes (child.c),
+ * track.c (state file, status JSON, metrics) and the control socket
+ * (ctl.c, ctl_serve.c).
  */
 #ifndef P11ENROLL_TRACK_H
 #define P11ENROLL_TRACK_H

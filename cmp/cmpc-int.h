@@ -80,13 +80,14 @@ struct cmpc_ctx {
 		int rsp_unprotected;	  /* the last response carried no protection */
 	} cr;
 
-	/* State of one exchange (cmpc_ir), reset at its start. */
+	/* State of one exchange (a certificate request, rr, genm or a poll),
+	 * reset at its start (cmpc_x_reset). */
 	struct {
 		/* cmpc_now_ms() by which the exchange must end (0: none):
 		 * monotonic and in milliseconds, so a total timeout of N s
 		 * is N s, not up to one second less (time(NULL) + N). */
 		long long deadline_ms;
-		EVP_PKEY *key;	 /* borrowed for the duration of cmpc_ir */
+		EVP_PKEY *key;	 /* a certificate request's new key, borrowed for it */
 		cmpc_rv rv;	 /* first failure the transfer callback saw */
 		int total_timeout_hit;
 		/* cmpc_classify_failure: the last answer failed the checks

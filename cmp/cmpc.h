@@ -176,7 +176,7 @@ void cmpc_set_accept_cb(cmpc_ctx *ctx, cmpc_accept_fn fn, void *arg);
 cmpc_rv cmpc_ir(cmpc_ctx *ctx, EVP_PKEY *key, X509 **ret_cert,
 		STACK_OF(X509) **ret_cacerts);
 
-/* ---- Issue 3: every exchange an end entity needs ---------------------- */
+/* ---- every other exchange an end entity needs, and its protection --- */
 
 /*
  * Signature protection (RFC 4210 5.1.3.3) of requests and certConf with

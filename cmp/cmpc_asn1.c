@@ -12,7 +12,6 @@
 
 #include "cmp/cmpc-int.h"
 
-/* clang-format off */
 ASN1_SEQUENCE(CMPC_HDR) = {
 	ASN1_SIMPLE(CMPC_HDR, pvno, ASN1_INTEGER),
 	ASN1_SIMPLE(CMPC_HDR, sender, GENERAL_NAME),
@@ -69,7 +68,6 @@ ASN1_CHOICE(CMPC_BODY) = {
 	ASN1_EXP_SEQUENCE_OF(CMPC_BODY, value.pollReq, CMPC_POLLREQ, CMPC_BODY_POLLREQ),
 	ASN1_EXP_SEQUENCE_OF(CMPC_BODY, value.pollRep, CMPC_POLLREP, CMPC_BODY_POLLREP),
 } ASN1_CHOICE_END(CMPC_BODY)
-/* clang-format on */
 
 CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len)
 {

@@ -27,7 +27,6 @@
 #define OID_REGCTRL_ALGID "1.3.6.1.5.5.7.5.1.11"
 #define OID_REGCTRL_RSAKEYLEN "1.3.6.1.5.5.7.5.1.12"
 
-/* clang-format off */
 /* SEQUENCE SIZE (1..MAX) OF Certificate: caCerts */
 typedef STACK_OF(X509) CMPC_CERTSEQ;
 ASN1_ITEM_TEMPLATE(CMPC_CERTSEQ) =
@@ -100,7 +99,6 @@ typedef STACK_OF(CMPC_CRLSTATUS) CMPC_CRLSTATUSLIST;
 ASN1_ITEM_TEMPLATE(CMPC_CRLSTATUSLIST) =
 	ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, crlStatusList, CMPC_CRLSTATUS)
 static_ASN1_ITEM_TEMPLATE_END(CMPC_CRLSTATUSLIST)
-/* clang-format on */
 
 /* ---- genm --------------------------------------------------------------- */
 

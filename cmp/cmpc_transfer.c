@@ -10,11 +10,13 @@
  */
 #include "config.h" /* P11E_COV_FLUSH */
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include "cmp/cmpc-int.h"
@@ -118,14 +120,22 @@ cmpc_rv cmpc_transfer_prepare(cmpc_ctx *ctx)
 	return ctx->transfer_fn == cmpc_http_transfer ? cmpc_http_prepare(ctx) : CMPC_OK;
 }
 
+/* OpenSSL's encoder, as in the token layer and the agent; lower case, as the
+ * agent prints it beside the key ids.  At most CMPC_ID_MAX bytes: what
+ * last_tid holds. */
 static void note_tid(cmpc_ctx *ctx, const OSSL_CMP_MSG *req)
 {
 	const ASN1_OCTET_STRING *t = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(req));
-	int i;
+	size_t n = t != NULL && t->length > 0 ? (size_t)t->length : 0;
+	char *c;
 
-	ctx->last_tid[0] = '\0';
-	for (i = 0; t != NULL && i < t->length && i < CMPC_ID_MAX; i++)
-		snprintf(ctx->last_tid + 2 * i, 3, "%02x", t->data[i]);
+	if (n > CMPC_ID_MAX)
+		n = CMPC_ID_MAX;
+	if (!OPENSSL_buf2hexstr_ex(ctx->last_tid, sizeof(ctx->last_tid), NULL,
+				   n > 0 ? t->data : NULL, n, '\0'))
+		ctx->last_tid[0] = '\0';
+	for (c = ctx->last_tid; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
 }
 
 OSSL_CMP_MSG *cmpc_msg_response(cmpc_ctx *ctx, const char *what)

@@ -144,7 +144,7 @@ int tok_pubkey_equal(EVP_PKEY *a, EVP_PKEY *b);
 /* SHA-1 of the subjectPublicKey BIT STRING contents (RFC 5280 4.2.1.2 (1)). */
 int tok_key_identifier(EVP_PKEY *pkey, tok_id *ret_id);
 
-/* Hex of an id for messages, into buf (truncated with "..." if long). */
+/* Lower-case hex of an id for messages, into buf (truncated with "..." if long). */
 const char *tok_id_hex(const tok_id *id, char *buf, size_t bufsize);
 
 /* The login a key operation needs: TOK_ERR_NOT_LOGGED_IN with a message. */

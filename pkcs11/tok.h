@@ -166,7 +166,7 @@ typedef struct {
 	X509 *cert;              /* certificates only, else NULL */
 } tok_object;
 
-/* ---- Issue 3: renewal and revocation need these ----------------------- */
+/* ---- what renewal and revocation need ---------------------------------- */
 
 /*
  * The end-entity certificate (not CKA_CERTIFICATE_CATEGORY authority)

@@ -1,6 +1,7 @@
 /* tok: CKR names, result strings, and the error text kept in the context. */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -270,19 +271,24 @@ void tok_copy_padded(char *dst, size_t dstsize, const unsigned char *src, size_t
 	dst[n] = '\0';
 }
 
+/* OpenSSL's encoder, as in the cmp layer and the agent (agent_hex).  It
+ * writes upper case; the agent prints the same ids in lower case, and a key
+ * should read the same in both.  Only the whole bytes that fit are encoded:
+ * OpenSSL refuses a short buffer and leaves an error on its queue. */
 const char *tok_id_hex(const tok_id *id, char *buf, size_t bufsize)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
+	size_t n = id->len;
+	char *c;
 
 	if (bufsize == 0)
 		return buf;
-	for (i = 0; i < id->len && o + 2 < bufsize; i++) {
-		buf[o++] = hex[id->id[i] >> 4];
-		buf[o++] = hex[id->id[i] & 0xf];
-	}
-	buf[o] = '\0';
-	if (i < id->len && o >= 3)
-		memcpy(buf + o - 3, "...", 3);
+	if (n > (bufsize - 1) / 2)
+		n = (bufsize - 1) / 2;
+	if (!OPENSSL_buf2hexstr_ex(buf, bufsize, NULL, id->id, n, '\0'))
+		buf[0] = '\0';
+	for (c = buf; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	if (n < id->len && 2 * n >= 3)
+		memcpy(buf + 2 * n - 3, "...", 3);
 	return buf;
 }

@@ -6,8 +6,9 @@
 # implicitConfirm, the PBM parameters), in the certificate issued, on the
 # token and in the files written, or in the outcome (trust anchors, the
 # expected sender).  Values that cannot work are refused before anything is
-# sent (by the agent at its start), saying why.  The net for the settings table (issue 9): a twin that
-# loses its flag, its key, its precedence or its check fails here.
+# sent (by the agent at its start), saying why.  The net for the settings
+# table (agent/settings.h): a twin that loses its flag, its key, its
+# precedence or its check fails here.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup

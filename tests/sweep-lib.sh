@@ -60,9 +60,9 @@ sweep_init() {
 # sweep_flow FLOW: a CA for it (a fresh one per sweep: after a renew sweep
 # of allocfail's scope all, the next revoke's clean run once got "Empty
 # reply from server" from the same CA instance with nothing in its log,
-# while a fresh CA served the same command; unexplained, issue 8's closing
-# note), its configuration SW_CONF, its command line SW_ARGS and the
-# options SW_RECOVER that the recovery advice repeats.
+# while a fresh CA served the same command; unexplained), its
+# configuration SW_CONF, its command line SW_ARGS and the options
+# SW_RECOVER that the recovery advice repeats.
 sweep_flow() {
 	case $1 in
 	root) start_ca --new-root || return 1 ;;

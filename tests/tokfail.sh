@@ -7,13 +7,13 @@
 #   keygen     setting CKA_ID of a new pair fails (pkcs11/tok_keygen.c): the
 #              half-made pair is destroyed; when that fails too, the message
 #              says what is left and the next run removes it
-#   store      storing the new certificate in a renew fails (agent/renew.c)
+#   store      storing the new certificate in a renew fails (agent/certreq.c)
 #   certconf-sign  the old key does not sign a renew's certConf
 #   revoke-delete  revoke --delete: deleting or marking the pair fails
 #   cacert     storing a CA certificate fails: in an enrollment the run fails
 #              and takes back what it stored; after a renew only a warning
-#   cleanup    removing the new pair after a failure fails (agent/renew.c,
-#              agent/request.c): said, left for the next run (or by hand)
+#   cleanup    removing the new pair after a failure fails (agent/certreq.c):
+#              said, left for the next run (or by hand)
 #   readback   the certificate just stored does not read back, reads back
 #              damaged or as another certificate (pkcs11/tok_cert.c)
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"

@@ -34,12 +34,10 @@ typedef struct {
 	ASN1_TIME *notAfter;
 } CA_OPTVALIDITY;
 
-/* clang-format off */
 ASN1_SEQUENCE(CA_OPTVALIDITY) = {
 	ASN1_EXP_OPT(CA_OPTVALIDITY, notBefore, ASN1_TIME, 0),
 	ASN1_EXP_OPT(CA_OPTVALIDITY, notAfter, ASN1_TIME, 1),
 } static_ASN1_SEQUENCE_END(CA_OPTVALIDITY)
-/* clang-format on */
 
 typedef struct {
 	ASN1_INTEGER *version;
@@ -54,7 +52,6 @@ typedef struct {
 	STACK_OF(X509_EXTENSION) *extensions;
 } CA_CERTTEMPLATE;
 
-/* clang-format off */
 ASN1_SEQUENCE(CA_CERTTEMPLATE) = {
 	ASN1_IMP_OPT(CA_CERTTEMPLATE, version, ASN1_INTEGER, 0),
 	ASN1_IMP_OPT(CA_CERTTEMPLATE, serialNumber, ASN1_INTEGER, 1),
@@ -67,7 +64,6 @@ ASN1_SEQUENCE(CA_CERTTEMPLATE) = {
 	ASN1_IMP_OPT(CA_CERTTEMPLATE, subjectUID, ASN1_BIT_STRING, 8),
 	ASN1_IMP_SEQUENCE_OF_OPT(CA_CERTTEMPLATE, extensions, X509_EXTENSION, 9),
 } static_ASN1_SEQUENCE_END(CA_CERTTEMPLATE)
-/* clang-format on */
 
 int ca_template_fields(const OSSL_CRMF_CERTTEMPLATE *tmpl, EVP_PKEY **ret_key,
 		       X509_NAME **ret_subject, STACK_OF(X509_EXTENSION) **ret_exts)

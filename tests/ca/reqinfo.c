@@ -23,12 +23,10 @@ typedef struct {
 	STACK_OF(X509_EXTENSION) *crlEntryDetails;
 } CA_REVDETAILS;
 
-/* clang-format off */
 ASN1_SEQUENCE(CA_REVDETAILS) = {
 	ASN1_SIMPLE(CA_REVDETAILS, certDetails, ASN1_ANY),
 	ASN1_SEQUENCE_OF_OPT(CA_REVDETAILS, crlEntryDetails, X509_EXTENSION),
 } static_ASN1_SEQUENCE_END(CA_REVDETAILS)
-/* clang-format on */
 
 /* InfoTypeAndValue (RFC 4210, 5.3.19). */
 typedef struct {
@@ -36,12 +34,10 @@ typedef struct {
 	ASN1_TYPE *value;
 } CA_ITAV;
 
-/* clang-format off */
 ASN1_SEQUENCE(CA_ITAV) = {
 	ASN1_SIMPLE(CA_ITAV, type, ASN1_OBJECT),
 	ASN1_OPT(CA_ITAV, value, ASN1_ANY),
 } static_ASN1_SEQUENCE_END(CA_ITAV)
-/* clang-format on */
 
 /* A directoryName as "/CN=x/O=y", anything else as "-". */
 static void name_text(const GENERAL_NAME *gn, char *out, size_t len)
@@ -208,13 +204,11 @@ typedef struct {
 	ASN1_TYPE *publicationInfo;
 } CA_CERTIFIEDKEYPAIR;
 
-/* clang-format off */
 ASN1_SEQUENCE(CA_CERTIFIEDKEYPAIR) = {
 	ASN1_SIMPLE(CA_CERTIFIEDKEYPAIR, certOrEncCert, ASN1_ANY),
 	ASN1_EXP_OPT(CA_CERTIFIEDKEYPAIR, privateKey, ASN1_ANY, 0),
 	ASN1_EXP_OPT(CA_CERTIFIEDKEYPAIR, publicationInfo, ASN1_ANY, 1),
 } static_ASN1_SEQUENCE_END(CA_CERTIFIEDKEYPAIR)
-/* clang-format on */
 
 typedef struct {
 	ASN1_INTEGER *certReqId;
@@ -223,14 +217,12 @@ typedef struct {
 	ASN1_OCTET_STRING *rspInfo;
 } CA_CERTRESPONSE;
 
-/* clang-format off */
 ASN1_SEQUENCE(CA_CERTRESPONSE) = {
 	ASN1_SIMPLE(CA_CERTRESPONSE, certReqId, ASN1_INTEGER),
 	ASN1_SIMPLE(CA_CERTRESPONSE, status, ASN1_SEQUENCE_ANY),
 	ASN1_OPT(CA_CERTRESPONSE, certifiedKeyPair, CA_CERTIFIEDKEYPAIR),
 	ASN1_OPT(CA_CERTRESPONSE, rspInfo, ASN1_OCTET_STRING),
 } static_ASN1_SEQUENCE_END(CA_CERTRESPONSE)
-/* clang-format on */
 
 DEFINE_STACK_OF(CA_CERTRESPONSE)
 
@@ -239,12 +231,10 @@ typedef struct {
 	STACK_OF(CA_CERTRESPONSE) *response;
 } CA_CERTREP;
 
-/* clang-format off */
 ASN1_SEQUENCE(CA_CERTREP) = {
 	ASN1_EXP_SEQUENCE_OF_OPT(CA_CERTREP, caPubs, X509, 1),
 	ASN1_SEQUENCE_OF(CA_CERTREP, response, CA_CERTRESPONSE),
 } static_ASN1_SEQUENCE_END(CA_CERTREP)
-/* clang-format on */
 
 /* PollRepContent (RFC 4210, 5.3.22). */
 typedef struct {
@@ -253,22 +243,18 @@ typedef struct {
 	STACK_OF(ASN1_UTF8STRING) *reason;
 } CA_POLLREP;
 
-/* clang-format off */
 ASN1_SEQUENCE(CA_POLLREP) = {
 	ASN1_SIMPLE(CA_POLLREP, certReqId, ASN1_INTEGER),
 	ASN1_SIMPLE(CA_POLLREP, checkAfter, ASN1_INTEGER),
 	ASN1_SEQUENCE_OF_OPT(CA_POLLREP, reason, ASN1_UTF8STRING),
 } static_ASN1_SEQUENCE_END(CA_POLLREP)
-/* clang-format on */
 
 DEFINE_STACK_OF(CA_POLLREP)
 typedef STACK_OF(CA_POLLREP) CA_POLLREPCONTENT;
 
-/* clang-format off */
 ASN1_ITEM_TEMPLATE(CA_POLLREPCONTENT) =
 	ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, CA_POLLREPCONTENT, CA_POLLREP)
 static_ASN1_ITEM_TEMPLATE_END(CA_POLLREPCONTENT)
-/* clang-format on */
 
 static int shift_id(ASN1_INTEGER *id, int delta)
 {

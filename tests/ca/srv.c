@@ -223,13 +223,11 @@ done:
 	return value;
 }
 
-/* clang-format off */
 static const char *const body_names[] = {
 	"ir", "ip", "cr", "cp", "p10cr", "popdecc", "popdecr", "kur", "kup", "krr",
 	"krp", "rr", "rp", "ccr", "ccp", "ckuann", "cann", "rann", "crlann", "pkiconf",
 	"nested", "genm", "genp", "error", "certConf", "pollReq", "pollRep",
 };
-/* clang-format on */
 
 static const char *body_name(int type)
 {
@@ -249,7 +247,6 @@ int ca_body_type(const char *name)
 	return -1;
 }
 
-/* clang-format off */
 static const char *const failinfo_names[] = {
 	"badAlg", "badMessageCheck", "badRequest", "badTime", "badCertId", "badDataFormat",
 	"wrongAuthority", "incorrectData", "missingTimeStamp", "badPOP", "certRevoked",
@@ -258,7 +255,6 @@ static const char *const failinfo_names[] = {
 	"badCertTemplate", "signerNotTrusted", "transactionIdInUse", "unsupportedVersion",
 	"notAuthorized", "systemUnavail", "systemFailure", "duplicateCertReq",
 };
-/* clang-format on */
 
 int ca_failinfo_bit(const char *name)
 {

@@ -1,6 +1,7 @@
 /*
- * The templates of tests/common/cmp-asn1.h: one definition for the test CA
- * and the unit tests, so that both read and write the same messages.
+ * The templates of tests/common/cmp-asn1.h: one definition for the test CA,
+ * the unit tests and the fuzz harness, so that all read and write the same
+ * messages.
  */
 #include "config.h"
 
@@ -8,7 +9,6 @@
 
 #include "tests/common/cmp-asn1.h"
 
-/* clang-format off */
 ASN1_SEQUENCE(TCMP_PKIHEADER) = {
 	ASN1_SIMPLE(TCMP_PKIHEADER, pvno, ASN1_INTEGER),
 	ASN1_SIMPLE(TCMP_PKIHEADER, sender, GENERAL_NAME),
@@ -30,6 +30,11 @@ ASN1_SEQUENCE(TCMP_PKIMESSAGE) = {
 	ASN1_EXP_OPT(TCMP_PKIMESSAGE, protection, ASN1_BIT_STRING, 0),
 	ASN1_EXP_SEQUENCE_OF_OPT(TCMP_PKIMESSAGE, extraCerts, X509, 1),
 } ASN1_SEQUENCE_END(TCMP_PKIMESSAGE)
+
+ASN1_SEQUENCE(TCMP_PROTECTEDPART) = {
+	ASN1_SIMPLE(TCMP_PROTECTEDPART, header, TCMP_PKIHEADER),
+	ASN1_SIMPLE(TCMP_PROTECTEDPART, body, ASN1_ANY),
+} ASN1_SEQUENCE_END(TCMP_PROTECTEDPART)
 
 ASN1_SEQUENCE(TCMP_PBMPARAMETER) = {
 	ASN1_SIMPLE(TCMP_PBMPARAMETER, salt, ASN1_OCTET_STRING),
@@ -75,4 +80,3 @@ ASN1_SEQUENCE(TCMP_CRLSTATUS) = {
 ASN1_ITEM_TEMPLATE(TCMP_CRLSTATUSLIST) =
 	ASN1_EX_TEMPLATE_TYPE(ASN1_TFLG_SEQUENCE_OF, 0, crlStatusList, TCMP_CRLSTATUS)
 ASN1_ITEM_TEMPLATE_END(TCMP_CRLSTATUSLIST)
-/* clang-format on */

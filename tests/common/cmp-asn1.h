@@ -1,7 +1,8 @@
 /*
  * ASN.1 templates of the CMP structures the tests read and write
- * themselves, shared by the test CA (tests/ca/) and the unit tests
- * (tests/unit/): the PKIMessage (RFC 4210, 5.1), whose protection
+ * themselves, shared by the test CA (tests/ca/), the unit tests
+ * (tests/unit/) and the fuzz harness that plays the CA
+ * (tests/fuzz/fuzz-rsp.c): the PKIMessage (RFC 4210, 5.1), whose protection
  * parameters and header fields OpenSSL 3.0 has no getters for, and the
  * values of genm/genp (RFC 9480) that OpenSSL 3.0 does not know.
  *
@@ -43,6 +44,13 @@ typedef struct {
 	STACK_OF(X509) *extraCerts;
 } TCMP_PKIMESSAGE;
 DECLARE_ASN1_ITEM(TCMP_PKIMESSAGE)
+
+/* ProtectedPart (RFC 4210, 5.1.3): what PBM and signature protection cover. */
+typedef struct {
+	TCMP_PKIHEADER *header;
+	ASN1_TYPE *body;
+} TCMP_PROTECTEDPART;
+DECLARE_ASN1_ITEM(TCMP_PROTECTEDPART)
 
 /* PBMParameter (RFC 4210, 5.1.3.1; RFC 4211, 4.4), the parameters of a
  * PasswordBasedMac protectionAlg. */

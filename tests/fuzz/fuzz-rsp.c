@@ -39,7 +39,6 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <openssl/asn1t.h>
 #include <openssl/cmp.h>
 #include <openssl/crmf.h>
 #include <openssl/err.h>
@@ -48,6 +47,7 @@
 #include <openssl/x509.h>
 
 #include "cmp/cmpc.h"
+#include "tests/common/cmp-asn1.h"
 #include "tests/fuzz/loopback.h"
 #include "tests/fuzz/nosleep.h"
 
@@ -58,83 +58,28 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- the parts of a PKIMessage the harness rewrites ------------------- */
-/* Its own templates (RFC 4210 module, EXPLICIT tags), so that the harness
- * depends on no private part of the layer: it plays the CA, and a client bug
- * in cmp/cmpc_asn1.c must not be mirrored by it. */
-typedef struct {
-	ASN1_INTEGER *pvno;
-	GENERAL_NAME *sender;
-	GENERAL_NAME *recipient;
-	ASN1_GENERALIZEDTIME *messageTime;
-	X509_ALGOR *protectionAlg;
-	ASN1_OCTET_STRING *senderKID;
-	ASN1_OCTET_STRING *recipKID;
-	ASN1_OCTET_STRING *transactionID;
-	ASN1_OCTET_STRING *senderNonce;
-	ASN1_OCTET_STRING *recipNonce;
-	STACK_OF(ASN1_UTF8STRING) *freeText;
-	STACK_OF(ASN1_TYPE) *generalInfo;
-} FZ_HDR;
+/* The tests' own templates (tests/common/cmp-asn1.h), not the layer's: the
+ * harness plays the CA, and a client bug in cmp/cmpc_asn1.c must not be
+ * mirrored by it. */
 
-typedef struct {
-	FZ_HDR *header;
-	ASN1_TYPE *body; /* kept as it was encoded */
-	ASN1_BIT_STRING *protection;
-	STACK_OF(X509) *extraCerts;
-} FZ_MSG;
-
-typedef struct {
-	FZ_HDR *header;
-	ASN1_TYPE *body;
-} FZ_PROTPART;
-
-/* clang-format off */
-ASN1_SEQUENCE(FZ_HDR) = {
-	ASN1_SIMPLE(FZ_HDR, pvno, ASN1_INTEGER),
-	ASN1_SIMPLE(FZ_HDR, sender, GENERAL_NAME),
-	ASN1_SIMPLE(FZ_HDR, recipient, GENERAL_NAME),
-	ASN1_EXP_OPT(FZ_HDR, messageTime, ASN1_GENERALIZEDTIME, 0),
-	ASN1_EXP_OPT(FZ_HDR, protectionAlg, X509_ALGOR, 1),
-	ASN1_EXP_OPT(FZ_HDR, senderKID, ASN1_OCTET_STRING, 2),
-	ASN1_EXP_OPT(FZ_HDR, recipKID, ASN1_OCTET_STRING, 3),
-	ASN1_EXP_OPT(FZ_HDR, transactionID, ASN1_OCTET_STRING, 4),
-	ASN1_EXP_OPT(FZ_HDR, senderNonce, ASN1_OCTET_STRING, 5),
-	ASN1_EXP_OPT(FZ_HDR, recipNonce, ASN1_OCTET_STRING, 6),
-	ASN1_EXP_SEQUENCE_OF_OPT(FZ_HDR, freeText, ASN1_UTF8STRING, 7),
-	ASN1_EXP_SEQUENCE_OF_OPT(FZ_HDR, generalInfo, ASN1_ANY, 8),
-} static_ASN1_SEQUENCE_END(FZ_HDR)
-
-ASN1_SEQUENCE(FZ_MSG) = {
-	ASN1_SIMPLE(FZ_MSG, header, FZ_HDR),
-	ASN1_SIMPLE(FZ_MSG, body, ASN1_ANY),
-	ASN1_EXP_OPT(FZ_MSG, protection, ASN1_BIT_STRING, 0),
-	ASN1_EXP_SEQUENCE_OF_OPT(FZ_MSG, extraCerts, X509, 1),
-} static_ASN1_SEQUENCE_END(FZ_MSG)
-
-ASN1_SEQUENCE(FZ_PROTPART) = {
-	ASN1_SIMPLE(FZ_PROTPART, header, FZ_HDR),
-	ASN1_SIMPLE(FZ_PROTPART, body, ASN1_ANY),
-} static_ASN1_SEQUENCE_END(FZ_PROTPART)
-/* clang-format on */
-
-static FZ_MSG *msg_decode(const unsigned char *der, size_t len)
+static TCMP_PKIMESSAGE *msg_decode(const unsigned char *der, size_t len)
 {
 	const unsigned char *p = der;
-	FZ_MSG *m;
+	TCMP_PKIMESSAGE *m;
 
 	if (len == 0 || len > 0x7fffffff)
 		return NULL;
-	m = (FZ_MSG *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(FZ_MSG));
+	m = (TCMP_PKIMESSAGE *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 	if (m != NULL && p != der + len) {
-		ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(FZ_MSG));
+		ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 		m = NULL;
 	}
 	return m;
 }
 
-static void msg_free(FZ_MSG *m)
+static void msg_free(TCMP_PKIMESSAGE *m)
 {
-	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(FZ_MSG));
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 }
 
 static const unsigned char secret[] = "shared-secret-8c1f2e", ref[] = "4711";
@@ -226,12 +171,12 @@ static int set_bits(ASN1_BIT_STRING **bs, const unsigned char *p, size_t n)
 }
 
 /* New PBM parameters (the fewest iterations OpenSSL allows) and the MAC. */
-static int protect_pbm(FZ_MSG *m)
+static int protect_pbm(TCMP_PKIMESSAGE *m)
 {
 	OSSL_CRMF_PBMPARAMETER *pbmp = NULL;
 	unsigned char *pder = NULL, *ppder = NULL, *mac = NULL;
 	ASN1_STRING *param = NULL;
-	FZ_PROTPART pp;
+	TCMP_PROTECTEDPART pp;
 	size_t maclen = 0;
 	int plen, pplen, ok = 0;
 
@@ -244,7 +189,8 @@ static int protect_pbm(FZ_MSG *m)
 	param = NULL;
 	pp.header = m->header;
 	pp.body = m->body;
-	if ((pplen = ASN1_item_i2d((ASN1_VALUE *)&pp, &ppder, ASN1_ITEM_rptr(FZ_PROTPART))) <= 0 ||
+	if ((pplen = ASN1_item_i2d((ASN1_VALUE *)&pp, &ppder,
+				   ASN1_ITEM_rptr(TCMP_PROTECTEDPART))) <= 0 ||
 	    !OSSL_CRMF_pbm_new(NULL, NULL, pbmp, ppder, (size_t)pplen, secret, sizeof(secret) - 1,
 			       &mac, &maclen) ||
 	    !set_bits(&m->protection, mac, maclen))
@@ -260,11 +206,11 @@ out:
 }
 
 /* A signature with the CA's protection key (SHA-256). */
-static int protect_sig(FZ_MSG *m)
+static int protect_sig(TCMP_PKIMESSAGE *m)
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	unsigned char *ppder = NULL, *sig = NULL;
-	FZ_PROTPART pp;
+	TCMP_PROTECTEDPART pp;
 	size_t siglen = 0;
 	int pplen, nid, ok = 0;
 
@@ -276,7 +222,8 @@ static int protect_sig(FZ_MSG *m)
 		goto out;
 	pp.header = m->header;
 	pp.body = m->body;
-	if ((pplen = ASN1_item_i2d((ASN1_VALUE *)&pp, &ppder, ASN1_ITEM_rptr(FZ_PROTPART))) <= 0 ||
+	if ((pplen = ASN1_item_i2d((ASN1_VALUE *)&pp, &ppder,
+				   ASN1_ITEM_rptr(TCMP_PROTECTEDPART))) <= 0 ||
 	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, srv_key) != 1 ||
 	    EVP_DigestSign(md, NULL, &siglen, ppder, (size_t)pplen) != 1 ||
 	    (sig = OPENSSL_malloc(siglen)) == NULL ||
@@ -295,7 +242,7 @@ out:
 static unsigned char *complete(const unsigned char *req, size_t reqlen, const unsigned char *rsp,
 			       size_t rsplen, size_t *ret_len)
 {
-	FZ_MSG *q = msg_decode(req, reqlen), *m = msg_decode(rsp, rsplen);
+	TCMP_PKIMESSAGE *q = msg_decode(req, reqlen), *m = msg_decode(rsp, rsplen);
 	unsigned char *der = NULL, *out = NULL;
 	int len, nid;
 
@@ -314,7 +261,7 @@ static unsigned char *complete(const unsigned char *req, size_t reqlen, const un
 		if (!(nid == NID_id_PasswordBasedMAC ? protect_pbm(m) : protect_sig(m)))
 			goto done;
 	}
-	if ((len = ASN1_item_i2d((ASN1_VALUE *)m, &der, ASN1_ITEM_rptr(FZ_MSG))) <= 0)
+	if ((len = ASN1_item_i2d((ASN1_VALUE *)m, &der, ASN1_ITEM_rptr(TCMP_PKIMESSAGE))) <= 0)
 		goto done;
 	out = lb_pkixcmp(der, (size_t)len, ret_len);
 done:

@@ -195,7 +195,6 @@
 	X(C_WaitForSlotEvent, (CK_FLAGS a0, CK_SLOT_ID_PTR a1, CK_VOID_PTR a2), (a0, a1, a2))
 
 /* Tables made by the X macros. */
-/* clang-format off */
 enum {
 #define X(n, p, a) IDX_##n,
 	P11WRAP_FUNCS(X)
@@ -210,7 +209,6 @@ static const char *const fn_names[IDX_COUNT] = {
 };
 
 #define CKR(c) {c, #c}
-/* clang-format on */
 static const struct {
 	CK_RV rv;
 	const char *name;
@@ -766,7 +764,6 @@ static void kill_point(int fn, unsigned long life, int when)
 P11WRAP_FUNCS(X)
 #undef X
 
-/* clang-format off */
 static CK_FUNCTION_LIST wrap_list = {
 	.version = {2, 40},
 #define X(n, p, a) .n = fwd_##n,
@@ -774,7 +771,6 @@ static CK_FUNCTION_LIST wrap_list = {
 #undef X
 	.C_GetFunctionList = C_GetFunctionList,
 };
-/* clang-format on */
 
 /* A fresh initialization reads the environment again and starts counting anew. */
 static CK_RV wrap_initialize(CK_VOID_PTR args)

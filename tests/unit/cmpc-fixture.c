@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 
 #include "tests/unit/cmpc-fixture.h"
@@ -119,6 +120,40 @@ X509 *cfx_self_signed(EVP_PKEY *key, const char *cn)
 	return x;
 }
 
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+	if ((e = X509V3_EXT_conf_nid(NULL, &v3, nid, value)) == NULL || !X509_add_ext(x, e, -1))
+		abort();
+	X509_EXTENSION_free(e);
+}
+
+X509 *cfx_issue(const X509_NAME *subj, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, long serial)
+{
+	X509 *x = X509_new();
+
+	if (x == NULL || !X509_set_version(x, X509_VERSION_3) ||
+	    !ASN1_INTEGER_set(X509_get_serialNumber(x), serial) ||
+	    X509_gmtime_adj(X509_getm_notBefore(x), -60) == NULL ||
+	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL ||
+	    !X509_set_subject_name(x, subj) ||
+	    !X509_set_issuer_name(x, ca != NULL ? X509_get_subject_name(ca) : subj) ||
+	    !X509_set_pubkey(x, key))
+		abort();
+	if (ca == NULL) {
+		add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
+		add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
+	} else {
+		add_ext(x, ca, NID_key_usage, "critical,digitalSignature");
+	}
+	if (X509_sign(x, ca_key, EVP_sha256()) == 0)
+		abort();
+	return x;
+}
+
 X509 *cfx_read_cert(const char *file)
 {
 	FILE *f = fopen(file, "r");
@@ -159,4 +194,58 @@ char *cfx_read_file(const char *file)
 	buf[n] = '\0';
 	fclose(f);
 	return buf;
+}
+
+static int quiet(const char *func, const char *file, int line, OSSL_CMP_severity level,
+		 const char *msg)
+{
+	(void)func;
+	(void)file;
+	(void)line;
+	(void)level;
+	(void)msg;
+	return 1;
+}
+
+OSSL_CMP_SRV_CTX *cfx_srv_new(const char *ref, const char *secret, const X509_NAME *subject,
+			      OSSL_CMP_SRV_cert_request_cb_t cert_request, OSSL_CMP_SRV_rr_cb_t rr,
+			      OSSL_CMP_SRV_genm_cb_t genm, OSSL_CMP_SRV_certConf_cb_t cert_conf)
+{
+	OSSL_CMP_SRV_CTX *s = OSSL_CMP_SRV_CTX_new(NULL, NULL);
+	OSSL_CMP_CTX *c;
+
+	if (s == NULL ||
+	    !OSSL_CMP_SRV_CTX_init(s, NULL, cert_request, rr, genm, NULL, cert_conf, NULL) ||
+	    (c = OSSL_CMP_SRV_CTX_get0_cmp_ctx(s)) == NULL ||
+	    !OSSL_CMP_CTX_set1_referenceValue(c, (const unsigned char *)ref, (int)strlen(ref)) ||
+	    !OSSL_CMP_CTX_set1_secretValue(c, (const unsigned char *)secret, (int)strlen(secret)) ||
+	    !OSSL_CMP_CTX_set1_subjectName(c, subject) ||
+	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MAC_ALGNID, NID_hmacWithSHA256) ||
+	    !OSSL_CMP_CTX_set_log_cb(c, quiet)) {
+		OSSL_CMP_SRV_CTX_free(s);
+		return NULL;
+	}
+	return s;
+}
+
+unsigned char *cfx_srv_answer(OSSL_CMP_SRV_CTX *srv, const unsigned char *req, size_t len,
+			      int *ret_len)
+{
+	const unsigned char *p = req;
+	OSSL_CMP_MSG *m = NULL, *rsp = NULL;
+	unsigned char *der = NULL;
+	int n = 0;
+
+	if (len <= 0x7fffffffUL && (m = d2i_OSSL_CMP_MSG(NULL, &p, (long)len)) != NULL &&
+	    (rsp = OSSL_CMP_SRV_process_request(srv, m)) != NULL)
+		n = i2d_OSSL_CMP_MSG(rsp, &der);
+	OSSL_CMP_MSG_free(m);
+	OSSL_CMP_MSG_free(rsp);
+	ERR_clear_error();
+	if (n <= 0) {
+		OPENSSL_free(der);
+		return NULL;
+	}
+	*ret_len = n;
+	return der;
 }

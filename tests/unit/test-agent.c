@@ -305,22 +305,22 @@ static void test_conf_check(void)
 	conf_diag_clear(&d);
 }
 
-static void test_issue3_keys(void)
+static void test_cmp_settings(void)
 {
 	conf_enrollment e;
 	char err[512] = "";
 	int r = -1, nid = 0;
 	const char *path = write_file(
-	    "i3.conf", "keep_old = yes\n[r]\nsigner = dev id\nprotection_cert = c.pem\n"
-		       "protection_key = k.pem\ncert_profile = tls\nsender = /CN=me\n"
-		       "recipient = /CN=ca\npbm_owf = sha384\npbm_mac = hmac-sha512\n"
-		       "pbm_iterations = 50000\nunprotected_errors = yes\nreason = superseded\n"
-		       "delete_revoked = true\nuse_template = 1\n");
+	    "cmp.conf", "keep_old = yes\n[r]\nsigner = dev id\nprotection_cert = c.pem\n"
+		        "protection_key = k.pem\ncert_profile = tls\nsender = /CN=me\n"
+		        "recipient = /CN=ca\npbm_owf = sha384\npbm_mac = hmac-sha512\n"
+		        "pbm_iterations = 50000\nunprotected_errors = yes\nreason = superseded\n"
+		        "delete_revoked = true\nuse_template = 1\n");
 
 	conf_enrollment_init(&e);
 	result(e.keep_old == CONF_FIELD_UNSET && e.pbm_iterations == CONF_FIELD_UNSET &&
 		       e.use_template == CONF_FIELD_UNSET,
-	       "/conf/issue3/unset-by-default");
+	       "/conf/cmp-settings/unset-by-default");
 	e.pbm_iterations = 200; /* the command line wins */
 	result(conf_load(path, "r", &e, err, sizeof(err)) == 0 && e.keep_old == 1 &&
 		       strcmp(e.signer, "dev id") == 0 && strcmp(e.protection_cert, "c.pem") == 0 &&
@@ -330,25 +330,26 @@ static void test_issue3_keys(void)
 		       e.pbm_iterations == 200 && e.unprotected_errors == 1 &&
 		       strcmp(e.reason, "superseded") == 0 && e.delete_revoked == 1 &&
 		       e.use_template == 1,
-	       "/conf/issue3/every-key");
+	       "/conf/cmp-settings/every-key");
 	if (err[0] != '\0')
 		printf("# %s\n", err);
 	conf_enrollment_clear(&e);
-	path = write_file("i3b.conf", "[r]\npbm_iterations = 99\n");
+	path = write_file("cmp-b.conf", "[r]\npbm_iterations = 99\n");
 	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0 &&
 		       strstr(err, "'99' is not a number from 100 to 100000") != NULL,
-	       "/conf/issue3/iterations-too-few");
+	       "/conf/cmp-settings/iterations-too-few");
 	conf_enrollment_clear(&e);
-	path = write_file("i3c.conf", "[r]\npbm_iterations = 100001\n");
-	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0, "/conf/issue3/iterations-too-many");
+	path = write_file("cmp-c.conf", "[r]\npbm_iterations = 100001\n");
+	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0,
+	       "/conf/cmp-settings/iterations-too-many");
 	conf_enrollment_clear(&e);
-	path = write_file("i3d.conf", "[r]\nkeep_old = perhaps\n");
+	path = write_file("cmp-d.conf", "[r]\nkeep_old = perhaps\n");
 	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0 && strstr(err, "keep_old") != NULL,
-	       "/conf/issue3/bad-bool");
+	       "/conf/cmp-settings/bad-bool");
 	conf_enrollment_clear(&e);
-	path = write_file("i3e.conf", "[r]\nkeepold = yes\n");
+	path = write_file("cmp-e.conf", "[r]\nkeepold = yes\n");
 	result(conf_load(path, NULL, &e, err, sizeof(err)) < 0 && strstr(err, "keepold") != NULL,
-	       "/conf/issue3/typo-rejected");
+	       "/conf/cmp-settings/typo-rejected");
 	conf_enrollment_clear(&e);
 
 	result(conf_parse_reason("keyCompromise", &r) == 0 && r == 1, "/conf/reason/name");
@@ -964,7 +965,7 @@ int main(void)
 	test_secret();
 	test_conf();
 	test_conf_check();
-	test_issue3_keys();
+	test_cmp_settings();
 	test_pending_parse();
 	test_pending_files();
 	test_pending_conf();

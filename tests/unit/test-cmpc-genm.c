@@ -368,40 +368,18 @@ static int read_request(int fd, unsigned char **ret_body, size_t *ret_len)
 	return 0;
 }
 
-/* The fixture's refusals (wrong secret) are expected: keep TAP clean. */
-static int fx_log(const char *func, const char *file, int line, OSSL_CMP_severity level,
-		  const char *msg)
-{
-	(void)func;
-	(void)file;
-	(void)line;
-	(void)level;
-	(void)msg;
-	return 1;
-}
-
 static void fx_serve(int lfd)
 {
-	OSSL_CMP_SRV_CTX *srv = OSSL_CMP_SRV_CTX_new(NULL, NULL);
-	OSSL_CMP_CTX *c;
-	OSSL_CMP_MSG *req, *rsp;
-	const unsigned char *p;
+	/* Its refusals (wrong secret) are expected: its log stays quiet. */
+	OSSL_CMP_SRV_CTX *srv = cfx_srv_new(cfx_ref, cfx_secret, X509_get_subject_name(fx.r1),
+					    NULL, NULL, fx_genm, NULL);
 	unsigned char *body, *der;
 	char hdr[160];
 	size_t len;
-	int fd, dlen, hl;
+	int fd, dlen = 0, hl;
 	struct timeval tv = {5, 0};
 
-	if (srv == NULL ||
-	    !OSSL_CMP_SRV_CTX_init(srv, NULL, NULL, NULL, fx_genm, NULL, NULL, NULL) ||
-	    (c = OSSL_CMP_SRV_CTX_get0_cmp_ctx(srv)) == NULL ||
-	    !OSSL_CMP_CTX_set1_referenceValue(c, (const unsigned char *)cfx_ref,
-					      (int)strlen(cfx_ref)) ||
-	    !OSSL_CMP_CTX_set1_secretValue(c, (const unsigned char *)cfx_secret,
-					   (int)strlen(cfx_secret)) ||
-	    !OSSL_CMP_CTX_set1_subjectName(c, X509_get_subject_name(fx.r1)) ||
-	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MAC_ALGNID, NID_hmacWithSHA256) ||
-	    !OSSL_CMP_CTX_set_log_cb(c, fx_log))
+	if (srv == NULL)
 		_exit(3);
 	for (;;) {
 		if ((fd = accept(lfd, NULL, NULL)) < 0) {
@@ -411,15 +389,9 @@ static void fx_serve(int lfd)
 		}
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		der = NULL;
-		rsp = NULL;
-		req = NULL;
-		if (read_request(fd, &body, &len) == 0) {
-			p = body;
-			if ((req = d2i_OSSL_CMP_MSG(NULL, &p, (long)len)) != NULL)
-				rsp = OSSL_CMP_SRV_process_request(srv, req);
-		}
-		ERR_clear_error();
-		if (rsp != NULL && (dlen = i2d_OSSL_CMP_MSG(rsp, &der)) > 0) {
+		if (read_request(fd, &body, &len) == 0)
+			der = cfx_srv_answer(srv, body, len, &dlen);
+		if (der != NULL) {
 			hl = snprintf(hdr, sizeof(hdr),
 				      "HTTP/1.1 200 OK\r\nContent-Type: application/pkixcmp\r\n"
 				      "Content-Length: %d\r\nConnection: close\r\n\r\n",
@@ -435,8 +407,6 @@ static void fx_serve(int lfd)
 				_exit(5);
 		}
 		OPENSSL_free(der);
-		OSSL_CMP_MSG_free(req);
-		OSSL_CMP_MSG_free(rsp);
 		close(fd);
 	}
 }

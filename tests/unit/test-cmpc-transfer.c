@@ -23,6 +23,7 @@
 #include <openssl/x509v3.h>
 
 #include "cmp/cmpc.h"
+#include "tests/unit/cmpc-fixture.h"
 #include "tests/unit/tap.h"
 
 #define URL "http://ca.in-memory.test/.well-known/cmp"
@@ -31,60 +32,6 @@
 static const char ref[] = "in-memory-ref", secret[] = "in-memory-Secret-7f3a";
 
 /* ---- a CA and the CMP server OpenSSL provides --------------------------- */
-
-static EVP_PKEY *new_key(void)
-{
-	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-
-	if (k == NULL)
-		abort();
-	return k;
-}
-
-static X509_NAME *name_of(const char *cn)
-{
-	X509_NAME *n = X509_NAME_new();
-
-	if (n == NULL || !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-						     (const unsigned char *)cn, -1, -1, 0))
-		abort();
-	return n;
-}
-
-static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX v3;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-	if ((e = X509V3_EXT_conf_nid(NULL, &v3, nid, value)) == NULL || !X509_add_ext(x, e, -1))
-		abort();
-	X509_EXTENSION_free(e);
-}
-
-/* A certificate for key with subject subj, signed by ca (NULL: itself). */
-static X509 *issue(const X509_NAME *subj, EVP_PKEY *key, X509 *ca, EVP_PKEY *ca_key, long serial)
-{
-	X509 *x = X509_new();
-
-	if (x == NULL || !X509_set_version(x, X509_VERSION_3) ||
-	    !ASN1_INTEGER_set(X509_get_serialNumber(x), serial) ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), -60) == NULL ||
-	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) == NULL ||
-	    !X509_set_subject_name(x, subj) ||
-	    !X509_set_issuer_name(x, ca != NULL ? X509_get_subject_name(ca) : subj) ||
-	    !X509_set_pubkey(x, key))
-		abort();
-	if (ca == NULL) {
-		add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
-		add_ext(x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
-	} else {
-		add_ext(x, ca, NID_key_usage, "critical,digitalSignature");
-	}
-	if (X509_sign(x, ca_key, EVP_sha256()) == 0)
-		abort();
-	return x;
-}
 
 /* What the server issues from and what it saw. */
 static struct {
@@ -112,7 +59,7 @@ static OSSL_CMP_PKISI *on_cert_request(OSSL_CMP_SRV_CTX *ctx, const OSSL_CMP_MSG
 					       1 << OSSL_CMP_PKIFAILUREINFO_badRequest,
 					       "not today (in-memory CA)");
 	/* 3.0 has no getter for the template's key: the test knows it. */
-	*ret_cert = issue(subj, srv.client_key, srv.ca, srv.ca_key, 1000 + srv.cert_confs);
+	*ret_cert = cfx_issue(subj, srv.client_key, srv.ca, srv.ca_key, 1000 + srv.cert_confs);
 	if ((*ret_capubs = sk_X509_new_null()) == NULL || !X509_up_ref(srv.ca) ||
 	    !sk_X509_push(*ret_capubs, srv.ca))
 		abort();
@@ -164,31 +111,12 @@ static int on_genm(OSSL_CMP_SRV_CTX *ctx, const OSSL_CMP_MSG *req,
 	return 1;
 }
 
-static int quiet(const char *func, const char *file, int line, OSSL_CMP_severity level,
-		 const char *msg)
-{
-	(void)func;
-	(void)file;
-	(void)line;
-	(void)level;
-	(void)msg;
-	return 1;
-}
-
 static OSSL_CMP_SRV_CTX *new_server(void)
 {
-	OSSL_CMP_SRV_CTX *s = OSSL_CMP_SRV_CTX_new(NULL, NULL);
-	OSSL_CMP_CTX *c;
+	OSSL_CMP_SRV_CTX *s = cfx_srv_new(ref, secret, X509_get_subject_name(srv.ca),
+					  on_cert_request, on_rr, on_genm, on_cert_conf);
 
-	if (s == NULL ||
-	    !OSSL_CMP_SRV_CTX_init(s, NULL, on_cert_request, on_rr, on_genm, NULL, on_cert_conf,
-				   NULL) ||
-	    (c = OSSL_CMP_SRV_CTX_get0_cmp_ctx(s)) == NULL ||
-	    !OSSL_CMP_CTX_set1_referenceValue(c, (const unsigned char *)ref, sizeof(ref) - 1) ||
-	    !OSSL_CMP_CTX_set1_secretValue(c, (const unsigned char *)secret, sizeof(secret) - 1) ||
-	    !OSSL_CMP_CTX_set1_subjectName(c, X509_get_subject_name(srv.ca)) ||
-	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MAC_ALGNID, NID_hmacWithSHA256) ||
-	    !OSSL_CMP_CTX_set_log_cb(c, quiet))
+	if (s == NULL)
 		abort();
 	return s;
 }
@@ -231,21 +159,6 @@ static void note_sent(const unsigned char *req, size_t len)
 	OSSL_CMP_MSG_free(m);
 }
 
-/* The server's answer to req, DER; NULL if it gave none. */
-static unsigned char *serve(const unsigned char *req, size_t len, int *ret_len)
-{
-	const unsigned char *p = req;
-	OSSL_CMP_MSG *m = d2i_OSSL_CMP_MSG(NULL, &p, (long)len), *rsp = NULL;
-	unsigned char *der = NULL;
-
-	if (m != NULL && (rsp = OSSL_CMP_SRV_process_request(peer.srv, m)) != NULL)
-		*ret_len = i2d_OSSL_CMP_MSG(rsp, &der);
-	OSSL_CMP_MSG_free(m);
-	OSSL_CMP_MSG_free(rsp);
-	ERR_clear_error();
-	return *ret_len > 0 ? der : NULL;
-}
-
 static cmpc_rv mem_transfer(cmpc_ctx *ctx, const unsigned char *req, size_t len, long timeout_ms,
 			    void *arg)
 {
@@ -262,7 +175,7 @@ static cmpc_rv mem_transfer(cmpc_ctx *ctx, const unsigned char *req, size_t len,
 	switch (peer.mode) {
 	case SERVE:
 	case SERVE_TRAILING:
-		if ((der = serve(req, len, &n)) == NULL)
+		if ((der = cfx_srv_answer(peer.srv, req, len, &n)) == NULL)
 			return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
 						  "the server gave no answer");
 		/* in two parts, as a network delivers them */
@@ -302,11 +215,6 @@ static cmpc_rv mem_transfer(cmpc_ctx *ctx, const unsigned char *req, size_t len,
 
 static char anchors[256];
 
-static int has(const char *hay, const char *needle)
-{
-	return strstr(hay, needle) != NULL;
-}
-
 static void reset_peer(enum mode mode)
 {
 	peer.mode = mode;
@@ -322,7 +230,7 @@ static void reset_peer(enum mode mode)
 static cmpc_ctx *mk(void)
 {
 	cmpc_ctx *ctx = cmpc_new();
-	X509_NAME *me = name_of("in-memory client");
+	X509_NAME *me = cfx_cn_name("in-memory client");
 
 	if (ctx == NULL || cmpc_set1_server(ctx, URL) != CMPC_OK ||
 	    cmpc_set1_pbm(ctx, (const unsigned char *)ref, sizeof(ref) - 1,
@@ -348,8 +256,8 @@ static void genm_case(const char *name, enum mode mode, cmpc_rv want, const char
 
 	reset_peer(mode);
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	tap_ok(rv == want && (must == NULL || has(cmpc_errmsg(ctx), must)) &&
-		   !has(cmpc_errmsg(ctx), secret) && strcmp(peer.sent, sent) == 0 &&
+	tap_ok(rv == want && (must == NULL || cfx_contains(cmpc_errmsg(ctx), must)) &&
+		   !cfx_contains(cmpc_errmsg(ctx), secret) && strcmp(peer.sent, sent) == 0 &&
 		   (rv == CMPC_OK) == (certs != NULL),
 	       name, "rv %d (%s), want %d; sent '%s'; message: %s", rv, cmpc_strerror(rv), want,
 	       peer.sent, cmpc_errmsg(ctx));
@@ -385,7 +293,7 @@ static void test_exchanges(void)
 	rv = cmpc_ir(ctx, srv.client_key, &none, NULL);
 	srv.reject = 0;
 	tap_ok(rv == CMPC_ERR_REJECTED && none == NULL &&
-		   has(cmpc_errmsg(ctx), "not today (in-memory CA)") &&
+		   cfx_contains(cmpc_errmsg(ctx), "not today (in-memory CA)") &&
 		   strcmp(peer.sent, "ir") == 0,
 	       "/cmpc-xfer/ir/rejected", "rv %d, sent '%s': %s", rv, peer.sent, cmpc_errmsg(ctx));
 
@@ -418,7 +326,8 @@ static void test_failures(void)
 	peer.fail_rv = CMPC_ERR_TLS;
 	ctx = mk();
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	tap_ok(rv == CMPC_ERR_TLS && has(cmpc_errmsg(ctx), "the line is down") && certs == NULL,
+	tap_ok(rv == CMPC_ERR_TLS && cfx_contains(cmpc_errmsg(ctx), "the line is down") &&
+		   certs == NULL,
 	       "/cmpc-xfer/fail/tls-kept", "rv %d: %s", rv, cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 
@@ -431,8 +340,8 @@ static void test_failures(void)
 	cmpc_set_timeouts(ctx, 0, 0, 2);
 	rv = cmpc_genm_ca_certs(ctx, &certs);
 	tap_ok(rv == CMPC_ERR_TRANSPORT && peer.timeout_ms > 0 && peer.timeout_ms <= 2000 &&
-		   has(cmpc_errmsg(ctx), "within 2 s") &&
-		   has(cmpc_errmsg(ctx), "the total timeout ran out"),
+		   cfx_contains(cmpc_errmsg(ctx), "within 2 s") &&
+		   cfx_contains(cmpc_errmsg(ctx), "the total timeout ran out"),
 	       "/cmpc-xfer/fail/total-timeout", "rv %d, %ld ms: %s", rv, peer.timeout_ms,
 	       cmpc_errmsg(ctx));
 	cmpc_free(ctx);
@@ -442,14 +351,15 @@ static void test_failures(void)
 	cmpc_set_max_response(ctx, 2000);
 	rv = cmpc_genm_ca_certs(ctx, &certs);
 	tap_ok(rv == CMPC_ERR_TRANSPORT && peer.refused &&
-		   has(cmpc_errmsg(ctx), "sending the genm to " URL
-					 ": the response is larger than the limit of 2000 bytes"),
+		   cfx_contains(cmpc_errmsg(ctx),
+				"sending the genm to " URL
+				": the response is larger than the limit of 2000 bytes"),
 	       "/cmpc-xfer/fail/oversize", "rv %d, refused %d: %s", rv, peer.refused,
 	       cmpc_errmsg(ctx));
 	reset_peer(BIG_IGNORED);
 	rv = cmpc_genm_ca_certs(ctx, &certs);
 	tap_ok(rv == CMPC_ERR_TRANSPORT && peer.refused &&
-		   has(cmpc_errmsg(ctx), "larger than the limit of 2000 bytes"),
+		   cfx_contains(cmpc_errmsg(ctx), "larger than the limit of 2000 bytes"),
 	       "/cmpc-xfer/fail/oversize-claimed-ok", "rv %d, refused %d: %s", rv, peer.refused,
 	       cmpc_errmsg(ctx));
 	cmpc_free(ctx);
@@ -474,24 +384,25 @@ static void test_failures(void)
 		abort();
 	cmpc_set_transfer_cb(ctx, NULL, NULL);
 	rv = cmpc_genm_ca_certs(ctx, &certs);
-	tap_ok(
-	    rv == CMPC_ERR_TRANSPORT && peer.calls == 0 && has(cmpc_errmsg(ctx), "cannot connect"),
-	    "/cmpc-xfer/default-is-http", "rv %d, %d calls: %s", rv, peer.calls, cmpc_errmsg(ctx));
+	tap_ok(rv == CMPC_ERR_TRANSPORT && peer.calls == 0 &&
+		   cfx_contains(cmpc_errmsg(ctx), "cannot connect"),
+	       "/cmpc-xfer/default-is-http", "rv %d, %d calls: %s", rv, peer.calls,
+	       cmpc_errmsg(ctx));
 	cmpc_free(ctx);
 }
 
 int main(void)
 {
 	char dir[] = "/tmp/test-cmpc-transfer.XXXXXX";
-	X509_NAME *ca_name = name_of("In-Memory CA");
+	X509_NAME *ca_name = cfx_cn_name("In-Memory CA");
 	FILE *f;
 
 	tap_plan(18);
 	if (cmpc_global_init() != 0 || mkdtemp(dir) == NULL)
 		abort();
-	srv.ca_key = new_key();
-	srv.client_key = new_key();
-	srv.ca = issue(ca_name, srv.ca_key, NULL, srv.ca_key, 1);
+	srv.ca_key = cfx_ec_key();
+	srv.client_key = cfx_ec_key();
+	srv.ca = cfx_issue(ca_name, srv.ca_key, NULL, srv.ca_key, 1);
 	snprintf(anchors, sizeof(anchors), "%s/anchor.pem", dir);
 	if ((f = fopen(anchors, "w")) == NULL || !PEM_write_X509(f, srv.ca) || fclose(f) != 0)
 		abort();

@@ -406,7 +406,7 @@ static void test_tls(EVP_PKEY *key)
 	cmpc_free(ctx);
 }
 
-/* ---- issue 3: certreq of every kind, signer, PBM parameters, header ---- */
+/* ---- certreq of every kind, signer, PBM parameters, header ------------- */
 
 /* Our own reading of a captured PKIMessage (tests/common/cmp-asn1.h):
  * OpenSSL 3.0 has no getters for the protection parameters.  Not the
