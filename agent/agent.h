@@ -11,8 +11,12 @@
 #include <stdio.h>
 #include <syslog.h>
 
-/* Exit codes of p11enroll(1); documented in the man page. */
-enum {
+/*
+ * The outcome of every command and of every step of one: the process's exit
+ * status, as p11enroll(1) documents it (EXIT STATUS).  A function that
+ * returns one has failed when it is not EXIT_OK.
+ */
+typedef enum {
 	EXIT_OK = 0,
 	EXIT_INTERNAL = 1,   /* internal error, out of memory */
 	EXIT_USAGE = 2,      /* bad command line or configuration */
@@ -25,7 +29,7 @@ enum {
 	EXIT_WAITING = 9,    /* the CA did not deliver before the timeout */
 	EXIT_ABSENT = 10,    /* no token matches the token URI (not inserted?) */
 	EXIT_BUSY = 11,      /* another process works on the enrollment */
-};
+} agent_rc;
 
 /* log.c */
 void log_init(const char *progname, int verbosity, int use_syslog);
