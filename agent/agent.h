@@ -238,15 +238,15 @@ struct x509_st *agent_read_cert(const char *path, const char *what, const char *
 void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned char *id,
 		      size_t idlen, const char *label, struct x509_st *cert);
 /* The EXIT_* code for a cmpc_rv. */
-int agent_exit_from_cmpc(int cmpc_rv);
+agent_rc agent_exit_from_cmpc(int cmpc_rv);
 /* A cmpc_log_fn that forwards to log_msg. */
 void agent_cmp_log(int level, const char *msg, void *arg);
 
 /* token.c: helpers shared by the commands.  They log the failure once and
  * return the EXIT_* code for it. */
 struct tok_ctx;
-int agent_token_open(const conf_enrollment *e, struct tok_ctx **ret_tok, int need_login);
-int agent_token_fail(struct tok_ctx *tok, int tok_rv, const char *what);
-int agent_exit_from_tok(int tok_rv);
+agent_rc agent_token_open(const conf_enrollment *e, struct tok_ctx **ret_tok, int need_login);
+agent_rc agent_token_fail(struct tok_ctx *tok, int tok_rv, const char *what);
+agent_rc agent_exit_from_tok(int tok_rv);
 
 #endif

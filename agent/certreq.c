@@ -25,7 +25,10 @@ struct store_ctx {
 	const tok_id *id;
 	const char *label;
 	int chain_now;
-	int rc;
+	/* The callback's last word: stored (the certificate, and with
+	 * chain_now its CA chain, are on the token), or why storing failed. */
+	int stored;
+	agent_rc rc;
 	/* CA certificates this run put on the token: taken off again when the
 	 * request fails after all (a failed certConf, say). */
 	STACK_OF(X509) *created;
@@ -45,6 +48,7 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 	tok_rv rv;
 	int i, created;
 
+	s->stored = 0;
 	if ((rv = tok_cert_store(s->tok, cert, s->id, s->label)) != TOK_OK) {
 		snprintf(why, whylen, "storing it on the token failed: %s: %s", tok_strerror(rv),
 			 tok_errmsg(s->tok));
@@ -70,6 +74,7 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 		    !sk_X509_push(s->created, ca))
 			X509_free(ca);
 	}
+	s->stored = 1;
 	s->rc = EXIT_OK;
 	return 0;
 }
@@ -247,7 +252,6 @@ int agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon)
 	memset(&id, 0, sizeof(id));
 	r->resume = resume;
 	r->spec = (tok_keyspec){ .alg = TOK_KEY_EC, .bits = 256 };
-	sc.rc = -1; /* nothing stored */
 	if (resume == NULL && (rc = pending_refuse_new(e)) != EXIT_OK)
 		return rc;
 	if (e->label == NULL) {
@@ -348,10 +352,10 @@ int agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon)
 			cmpc_transaction_id(r->cmp), *cmpc_transaction_id(r->cmp) ? ")" : "",
 			cmpc_strerror(crv), cmpc_errmsg(r->cmp));
 		log_openssl_errors();
-		rc = sc.rc > 0 ? sc.rc : agent_exit_from_cmpc(crv);
+		rc = sc.rc != EXIT_OK ? sc.rc : agent_exit_from_cmpc(crv);
 		if (crv == CMPC_ERR_KEY)
 			explain_key_failure(r->tok);
-		if (agent_keep_unconfirmed(e, crv, sc.rc == EXIT_OK)) {
+		if (agent_keep_unconfirmed(e, crv, sc.stored)) {
 			/* Kept for recovery to adopt; no transaction is left. */
 			(void)pending_after(&ps, r->cmp, CMPC_ERR_CERT);
 			generated = 0;
@@ -368,7 +372,7 @@ out:
 	if (generated) {
 		/* The token ends as it began: the new pair and its certificate go. */
 		if ((trv = tok_key_destroy(r->tok, &id, 1)) != TOK_OK)
-			agent_leftover_fail(e, r->tok, trv, sc.rc == EXIT_OK);
+			agent_leftover_fail(e, r->tok, trv, sc.stored);
 		else
 			log_msg(LOG_NOTICE, "the new key pair was removed from the token%s",
 				r->have_old ? "; the old key and certificate are unchanged" : "");

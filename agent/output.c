@@ -15,7 +15,7 @@
 #include "cmp/cmpc.h"
 #include "pkcs11/tok.h"
 
-int agent_exit_from_cmpc(int rv)
+agent_rc agent_exit_from_cmpc(int rv)
 {
 	switch ((cmpc_rv)rv) {
 	case CMPC_OK:

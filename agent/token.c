@@ -6,7 +6,7 @@
 #include "agent/agent.h"
 #include "pkcs11/tok.h"
 
-int agent_exit_from_tok(int rv)
+agent_rc agent_exit_from_tok(int rv)
 {
 	switch ((tok_rv)rv) {
 	case TOK_OK:
@@ -24,7 +24,7 @@ int agent_exit_from_tok(int rv)
 	}
 }
 
-int agent_token_fail(tok_ctx *tok, int rv, const char *what)
+agent_rc agent_token_fail(tok_ctx *tok, int rv, const char *what)
 {
 	const char *detail = tok != NULL ? tok_errmsg(tok) : "";
 
@@ -33,7 +33,7 @@ int agent_token_fail(tok_ctx *tok, int rv, const char *what)
 	return agent_exit_from_tok(rv);
 }
 
-static int login(const conf_enrollment *e, tok_ctx *tok, const tok_info *info)
+static agent_rc login(const conf_enrollment *e, tok_ctx *tok, const tok_info *info)
 {
 	char err[512];
 	secret *pin = NULL;
@@ -67,12 +67,12 @@ static int login(const conf_enrollment *e, tok_ctx *tok, const tok_info *info)
 	return EXIT_OK;
 }
 
-int agent_token_open(const conf_enrollment *e, tok_ctx **ret_tok, int need_login)
+agent_rc agent_token_open(const conf_enrollment *e, tok_ctx **ret_tok, int need_login)
 {
 	tok_ctx *tok = NULL;
 	tok_info info;
 	tok_rv rv;
-	int rc;
+	agent_rc rc;
 
 	if (e->token == NULL) {
 		log_msg(LOG_ERR, "no token selected: set token = pkcs11:token=LABEL or --token");
