@@ -21,15 +21,15 @@ static const char *ename(const conf_enrollment *e)
 	return e->name != NULL ? e->name : "(command line)";
 }
 
-static int cmp_fail(cmpc_ctx *cmp, cmpc_rv rv, const char *what)
+static agent_rc cmp_fail(cmpc_ctx *cmp, cmpc_rv rv, const char *what)
 {
 	log_msg(LOG_ERR, "%s: %s: %s", what, cmpc_strerror(rv), cmpc_errmsg(cmp));
 	log_openssl_errors();
 	return agent_exit_from_cmpc(rv);
 }
 
-static int set_name(cmpc_ctx *cmp, const char *value, const char *key,
-		    cmpc_rv (*set)(cmpc_ctx *, const X509_NAME *))
+static agent_rc set_name(cmpc_ctx *cmp, const char *value, const char *key,
+			 cmpc_rv (*set)(cmpc_ctx *, const X509_NAME *))
 {
 	char err[512], what[64];
 	X509_NAME *n;
@@ -47,12 +47,13 @@ static int set_name(cmpc_ctx *cmp, const char *value, const char *key,
 	return rv == CMPC_OK ? EXIT_OK : cmp_fail(cmp, rv, what);
 }
 
-int agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
+agent_rc agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 {
 	char err[512];
 	X509_NAME *subj = NULL;
 	GENERAL_NAMES *sans = NULL;
-	int owf = 0, mac = 0, rc;
+	int owf = 0, mac = 0;
+	agent_rc rc;
 	cmpc_rv rv;
 
 	if (e->server == NULL || e->trusted == NULL) {
@@ -124,7 +125,7 @@ int agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 	return rc;
 }
 
-int agent_cmp_use_pbm(const conf_enrollment *e, cmpc_ctx *cmp, const char *what)
+agent_rc agent_cmp_use_pbm(const conf_enrollment *e, cmpc_ctx *cmp, const char *what)
 {
 	char err[512];
 	secret *sec = NULL;
@@ -163,7 +164,7 @@ static int no_passphrase(char *buf, int size, int rw, void *u)
 	return -1;
 }
 
-static int load_files(const conf_enrollment *e, X509 **ret_cert, EVP_PKEY **ret_key)
+static agent_rc load_files(const conf_enrollment *e, X509 **ret_cert, EVP_PKEY **ret_key)
 {
 	struct stat st;
 	X509 *cert = NULL;
@@ -217,7 +218,8 @@ static int load_files(const conf_enrollment *e, X509 **ret_cert, EVP_PKEY **ret_
 	return EXIT_OK;
 }
 
-int agent_signer_load(const conf_enrollment *e, tok_ctx *tok, X509 **ret_cert, EVP_PKEY **ret_key)
+agent_rc agent_signer_load(const conf_enrollment *e, tok_ctx *tok, X509 **ret_cert,
+			   EVP_PKEY **ret_key)
 {
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
@@ -246,13 +248,13 @@ int agent_signer_load(const conf_enrollment *e, tok_ctx *tok, X509 **ret_cert, E
 	return EXIT_OK;
 }
 
-int agent_cmp_protect(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok, int signer_required,
-		      const char *what)
+agent_rc agent_cmp_protect(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
+			   int signer_required, const char *what)
 {
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
 	cmpc_rv rv;
-	int rc;
+	agent_rc rc;
 
 	if (!agent_has_signer(e)) {
 		if (!signer_required)
@@ -274,8 +276,8 @@ int agent_cmp_protect(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok, int
 	return EXIT_OK;
 }
 
-int agent_cmp_tls_client(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok, X509 *self_cert,
-			 EVP_PKEY *self_key)
+agent_rc agent_cmp_tls_client(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
+			      X509 *self_cert, EVP_PKEY *self_key)
 {
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
@@ -283,7 +285,8 @@ int agent_cmp_tls_client(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok, 
 	tok_rv trv;
 	cmpc_rv rv;
 	char what[300];
-	int self, rc;
+	agent_rc rc;
+	int self;
 
 	if (e->tls_client == NULL)
 		return EXIT_OK;
@@ -342,12 +345,12 @@ cmpc_ctx *agent_cmpc_new(void)
 	return cmp;
 }
 
-int agent_template_fetch(const conf_enrollment *e, tok_ctx *tok, X509 *self_cert,
-			 EVP_PKEY *self_key, cmpc_template *ret_t)
+agent_rc agent_template_fetch(const conf_enrollment *e, tok_ctx *tok, X509 *self_cert,
+			      EVP_PKEY *self_key, cmpc_template *ret_t)
 {
 	cmpc_ctx *cmp = agent_cmpc_new();
 	cmpc_rv rv;
-	int rc;
+	agent_rc rc;
 
 	if (cmp == NULL)
 		return EXIT_INTERNAL;
@@ -365,8 +368,8 @@ int agent_template_fetch(const conf_enrollment *e, tok_ctx *tok, X509 *self_cert
 	return rc;
 }
 
-int agent_template_apply(const conf_enrollment *e, const cmpc_template *t, tok_keyspec *spec,
-			 cmpc_ctx *cmp)
+agent_rc agent_template_apply(const conf_enrollment *e, const cmpc_template *t,
+			      tok_keyspec *spec, cmpc_ctx *cmp)
 {
 	int i, ignored = 0, san_ignored = 0;
 	cmpc_rv rv;
