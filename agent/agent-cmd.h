@@ -90,7 +90,7 @@ char *agent_label_with(const char *label, const char *suffix);
  * --delete marked "(revoked)" deleted.  Nothing is
  * done while a pending transaction is saved.  Logs each action.
  */
-int agent_recover(const conf_enrollment *e, tok_ctx *tok);
+agent_rc agent_recover(const conf_enrollment *e, tok_ctx *tok);
 /* "p11enroll check NAME --label 'LABEL' --recover": what finishes or undoes
  * what a run left on the token under LABEL's temporary labels. */
 const char *agent_recover_cmd(const conf_enrollment *e, char *buf, size_t len);
@@ -107,10 +107,10 @@ void agent_leftover_fail(const conf_enrollment *e, tok_ctx *tok, int trv, int st
 /* agent_recover; *finished = 1 when it put an interrupted run's certificate
  * in place (adopted its pair, or deleted the rest of a half-deleted old
  * pair; a whole "(old)" pair may be one kept by keep_old before). */
-int agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished);
+agent_rc agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished);
 /* After agent_recover_run finished a run: its summary ("VERB NAME ...") and
  * the cert_out copy, for enroll and renew, which then request nothing. */
-int agent_recover_report(const conf_enrollment *e, tok_ctx *tok, const char *verb);
+agent_rc agent_recover_report(const conf_enrollment *e, tok_ctx *tok, const char *verb);
 
 /* ---- pending transactions (pending.c, resume.c) ----------------------- */
 

@@ -72,7 +72,7 @@ static int has(const tok_object *o, size_t n, unsigned long cls, const tok_id *i
 	return 0;
 }
 
-static int destroy(tok_ctx *tok, const tok_id *id, const char *why)
+static agent_rc destroy(tok_ctx *tok, const tok_id *id, const char *why)
 {
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv rv = tok_key_destroy(tok, id, 1);
@@ -84,7 +84,7 @@ static int destroy(tok_ctx *tok, const tok_id *id, const char *why)
 	return EXIT_OK;
 }
 
-static int relabel(tok_ctx *tok, const tok_id *id, const char *label)
+static agent_rc relabel(tok_ctx *tok, const tok_id *id, const char *label)
 {
 	tok_rv rv = tok_relabel(tok, id, label);
 
@@ -95,15 +95,15 @@ static int relabel(tok_ctx *tok, const tok_id *id, const char *label)
 
 /* One pass; *again is set when the objects changed and must be read anew,
  * *finished when an interrupted run's certificate was put in place. */
-static int pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, const char *oldl,
-		const char *gonel, const char *revokedl, int *again, int *finished)
+static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, const char *oldl,
+		     const char *gonel, const char *revokedl, int *again, int *finished)
 {
 	tok_object *o = NULL;
 	const tok_object *nc, *cur;
 	char hex[2 * TOK_ID_MAX + 1];
 	size_t n = 0, i;
 	tok_rv rv;
-	int rc = EXIT_OK;
+	agent_rc rc = EXIT_OK;
 
 	*again = 0;
 	if ((rv = tok_objects(tok, &o, &n)) != TOK_OK)
@@ -168,11 +168,12 @@ out:
 	return rc;
 }
 
-int agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished)
+agent_rc agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished)
 {
 	agent_pending ap;
 	char err[512], *newl = NULL, *oldl = NULL, *gonel = NULL, *revokedl = NULL;
-	int rc = EXIT_OK, again = 1, rounds = 0, done = 0;
+	agent_rc rc = EXIT_OK;
+	int again = 1, rounds = 0, done = 0;
 
 	if (finished != NULL)
 		*finished = 0;
@@ -246,12 +247,12 @@ void agent_leftover_fail(const conf_enrollment *e, tok_ctx *tok, int trv, int st
 			e->label, name, agent_recover_cmd(e, cmd, sizeof(cmd)));
 }
 
-int agent_recover(const conf_enrollment *e, tok_ctx *tok)
+agent_rc agent_recover(const conf_enrollment *e, tok_ctx *tok)
 {
 	return agent_recover_run(e, tok, NULL);
 }
 
-int agent_recover_report(const conf_enrollment *e, tok_ctx *tok, const char *verb)
+agent_rc agent_recover_report(const conf_enrollment *e, tok_ctx *tok, const char *verb)
 {
 	X509 *cert = NULL;
 	tok_id id;
