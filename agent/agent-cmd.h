@@ -159,13 +159,13 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv);
 
 /* EXIT_USAGE (logged) when NAME has a pending transaction: a new request
  * would orphan it. */
-int pending_refuse_new(const conf_enrollment *e);
+agent_rc pending_refuse_new(const conf_enrollment *e);
 /* EXIT_TOKEN (logged) unless tok is the token the transaction began on. */
-int pending_check_token(tok_ctx *tok, const agent_pending *ap);
+agent_rc pending_check_token(tok_ctx *tok, const agent_pending *ap);
 /* Abandons ap: error message to the CA (cmp set up and protected like the
  * request), the new key deleted when it was generated, the file removed. */
-int pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
-		    const agent_pending *ap);
+agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
+			 const agent_pending *ap);
 
 /*
  * certreq.c: the one certificate request sequence (see there).  The kind

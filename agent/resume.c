@@ -93,7 +93,7 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 	return 0;
 }
 
-int pending_refuse_new(const conf_enrollment *e)
+agent_rc pending_refuse_new(const conf_enrollment *e)
 {
 	agent_pending ap;
 	char err[1024], when[32];
@@ -116,7 +116,7 @@ int pending_refuse_new(const conf_enrollment *e)
 	return EXIT_USAGE;
 }
 
-int pending_check_token(tok_ctx *tok, const agent_pending *ap)
+agent_rc pending_check_token(tok_ctx *tok, const agent_pending *ap)
 {
 	tok_info info;
 	tok_rv rv;
@@ -133,14 +133,14 @@ int pending_check_token(tok_ctx *tok, const agent_pending *ap)
 	return EXIT_OK;
 }
 
-int pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
-		    const agent_pending *ap)
+agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
+			 const agent_pending *ap)
 {
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_id id;
 	cmpc_rv crv;
 	tok_rv trv;
-	int rc = EXIT_OK;
+	agent_rc rc = EXIT_OK;
 
 	log_msg(LOG_INFO, "abandoning the pending %s of '%s'", pending_req_name(ap->p.type),
 		e->name);
