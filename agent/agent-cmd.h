@@ -179,7 +179,7 @@ struct agent_req {
 	cmpc_req_type type;
 	const char *what; /* "ir", "kur" ... in messages */
 	const char *verb; /* "enrolled", "renewed" */
-	int (*prepare)(agent_req *r);
+	agent_rc (*prepare)(agent_req *r);
 	/* the run, for prepare */
 	const conf_enrollment *e;
 	const agent_pending *resume;
@@ -192,11 +192,11 @@ struct agent_req {
 	tok_id old_id;
 	int have_old;
 };
-int agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon);
+agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon);
 
 /* The request commands with a transaction to resume or abandon (NULL: a new one). */
-int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_pending *resume,
-		      int abandon);
-int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int abandon);
+agent_rc agent_request_run(const conf_enrollment *e, cmpc_req_type type,
+			   const agent_pending *resume, int abandon);
+agent_rc agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int abandon);
 
 #endif

@@ -92,7 +92,7 @@ static void explain_key_failure(tok_ctx *tok)
 /* The key the request certifies: the pending transaction's, the user's
  * (key_id), or a new pair under new_label.  *ret_generated: this run (or
  * the pending one) made it, and it goes if the request fails. */
-static int pick_key(agent_req *r, const char *new_label, tok_id *id, int *ret_generated)
+static agent_rc pick_key(agent_req *r, const char *new_label, tok_id *id, int *ret_generated)
 {
 	const conf_enrollment *e = r->e;
 	char hex[2 * TOK_ID_MAX + 1];
@@ -152,8 +152,8 @@ static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
  * certificates are stored, the old pair deleted unless keep_old, the
  * summary printed ("VERB NAME ...") and the files exported.
  */
-static int swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
-		   const tok_id *old_id, const char *verb, X509 *cert, STACK_OF(X509) *cacerts)
+static agent_rc swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
+			const tok_id *old_id, const char *verb, X509 *cert, STACK_OF(X509) *cacerts)
 {
 	/* A pair to be deleted carries "(replaced)", so that recovery never
 	 * mistakes it for one kept by keep_old. */
@@ -161,7 +161,7 @@ static int swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
 	char cmd[512];
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;
-	int rc = EXIT_OK;
+	agent_rc rc = EXIT_OK;
 
 	if (old_label == NULL)
 		return EXIT_INTERNAL;
@@ -206,13 +206,13 @@ fail:
 
 /* After the CA confirmed: the user's key is certified where it is; a new
  * pair takes the label from the one it replaces. */
-static int finish(agent_req *r, const tok_id *id, int generated, X509 *cert,
-		  STACK_OF(X509) *cacerts)
+static agent_rc finish(agent_req *r, const tok_id *id, int generated, X509 *cert,
+		       STACK_OF(X509) *cacerts)
 {
 	const conf_enrollment *e = r->e;
 	X509 *cur = NULL;
 	tok_id cur_id;
-	int rc;
+	agent_rc rc;
 
 	if (!generated) {
 		if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
@@ -234,7 +234,7 @@ static int finish(agent_req *r, const tok_id *id, int generated, X509 *cert,
 	return rc;
 }
 
-int agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon)
+agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon)
 {
 	const conf_enrollment *e = r->e;
 	struct store_ctx sc = { 0 };
@@ -244,7 +244,8 @@ int agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon)
 	X509 *cert = NULL;
 	char *new_label = NULL;
 	tok_id id;
-	int generated = 0, finished = 0, alg, bits, rc, i;
+	int generated = 0, finished = 0, alg, bits, i;
+	agent_rc rc;
 	tok_rv trv;
 	cmpc_rv crv;
 

@@ -19,7 +19,7 @@
 
 /* A renewal without configured SANs asks for the old certificate's (the
  * certConf check then holds the CA to them); a template may still set others. */
-static int keep_sans(cmpc_ctx *cmp, X509 *old_cert)
+static agent_rc keep_sans(cmpc_ctx *cmp, X509 *old_cert)
 {
 	GENERAL_NAMES *sans = X509_get_ext_d2i(old_cert, NID_subject_alt_name, NULL, NULL);
 	cmpc_rv crv;
@@ -56,13 +56,13 @@ static void spec_from_cert(X509 *cert, tok_keyspec *spec)
 
 /* After recovery: the pair renewed, whose key signs the kur and its
  * certConf (and authenticates TLS, tls_client = self). */
-static int prepare_kur(agent_req *r)
+static agent_rc prepare_kur(agent_req *r)
 {
 	const conf_enrollment *e = r->e;
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;
 	cmpc_rv crv;
-	int rc;
+	agent_rc rc;
 
 	if (agent_has_signer(e))
 		log_msg(LOG_NOTICE, "renew signs with the old key and certificate; the configured "
@@ -96,7 +96,7 @@ static int prepare_kur(agent_req *r)
 	return EXIT_OK;
 }
 
-int agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int abandon)
+agent_rc agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int abandon)
 {
 	agent_req r = { 0 };
 

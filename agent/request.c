@@ -12,9 +12,9 @@
 
 /* After recovery: the TLS client credentials, and a signer or PBM for a cr
  * or p10cr (an ir has its PBM from before the token was opened). */
-static int prepare_new(agent_req *r)
+static agent_rc prepare_new(agent_req *r)
 {
-	int rc;
+	agent_rc rc;
 
 	if ((rc = agent_cmp_tls_client(r->e, r->cmp, r->tok, NULL, NULL)) != EXIT_OK)
 		return rc;
@@ -24,8 +24,8 @@ static int prepare_new(agent_req *r)
 				 r->type == CMPC_REQ_CR ? "a cr" : "the p10cr");
 }
 
-int agent_request_run(const conf_enrollment *e, cmpc_req_type type, const agent_pending *resume,
-		      int abandon)
+agent_rc agent_request_run(const conf_enrollment *e, cmpc_req_type type,
+			   const agent_pending *resume, int abandon)
 {
 	agent_req r = { 0 };
 
