@@ -72,7 +72,7 @@ void agent_template_print(const cmpc_template *t);
 
 /* p11enroll check: key=value lines about the enrollment; recover: log in
  * and run agent_recover first. */
-int agent_check(const conf_enrollment *e, int recover);
+agent_rc agent_check(const conf_enrollment *e, int recover);
 /* Takes the enrollment's lock for the rest of the process; -1 (logged)
  * when another process holds it, 0 otherwise (also without a state dir). */
 int agent_lock(const conf_enrollment *e);

@@ -192,17 +192,17 @@ int conf_parse_pbm_mac(const char *s, int *ret_nid);
 
 /* The commands; each returns an EXIT_* code.  request.c: enroll, cr,
  * p10cr; list.c, renew.c, revoke.c, genm.c: the others. */
-int agent_enroll(const conf_enrollment *e);
-int agent_list(const conf_enrollment *e);
-int agent_renew(const conf_enrollment *e);
-int agent_cr(const conf_enrollment *e);
-int agent_p10cr(const conf_enrollment *e);
-int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o);
-int agent_genm(const conf_enrollment *e, const agent_cmd_opts *o);
+agent_rc agent_enroll(const conf_enrollment *e);
+agent_rc agent_list(const conf_enrollment *e);
+agent_rc agent_renew(const conf_enrollment *e);
+agent_rc agent_cr(const conf_enrollment *e);
+agent_rc agent_p10cr(const conf_enrollment *e);
+agent_rc agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o);
+agent_rc agent_genm(const conf_enrollment *e, const agent_cmd_opts *o);
 /* resume.c: finish (or abandon) the pending transaction of an enrollment. */
-int agent_resume(const conf_enrollment *e, const agent_cmd_opts *o);
+agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o);
 /* agentd.c: p11enroll agent, the long-running agent. */
-int agent_daemon(const char *config, const conf_enrollment *cli);
+agent_rc agent_daemon(const char *config, const conf_enrollment *cli);
 /* ctl.c, for the commands that talk to a running agent. */
 int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o);
 

@@ -473,7 +473,7 @@ static void loop(void)
 	free(owner);
 }
 
-int agent_daemon(const char *config, const conf_enrollment *cli)
+agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 {
 	struct sigaction sa;
 	char err[512];

@@ -40,7 +40,7 @@ static void print_serial(X509 *cert, agent_result *res)
 	BN_free(bn);
 }
 
-int agent_check(const conf_enrollment *e, int recover)
+agent_rc agent_check(const conf_enrollment *e, int recover)
 {
 	char hex[2 * TOK_ID_MAX + 1], err[512], safe[4 * sizeof(((tok_info *)0)->serial)];
 	agent_pending ap;
@@ -49,7 +49,8 @@ int agent_check(const conf_enrollment *e, int recover)
 	X509 *cert = NULL;
 	tok_id id;
 	tok_rv trv;
-	int rc, r;
+	agent_rc rc;
+	int r;
 	agent_result *res = agent_result_self();
 
 	if (e->label == NULL) {

@@ -15,7 +15,7 @@
 
 #include "agent/agent-cmd.h"
 
-static int cmp_fail(cmpc_ctx *cmp, cmpc_rv rv, const char *what)
+static agent_rc cmp_fail(cmpc_ctx *cmp, cmpc_rv rv, const char *what)
 {
 	log_msg(LOG_ERR, "%s: %s: %s", what, cmpc_strerror(rv), cmpc_errmsg(cmp));
 	log_openssl_errors();
@@ -30,14 +30,15 @@ static void print_name(const char *what, X509 *cert)
 	printf("  %s%s\n", what, buf);
 }
 
-static int ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx *cmp,
-		    tok_ctx *tok)
+static agent_rc ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx *cmp,
+			 tok_ctx *tok)
 {
 	STACK_OF(X509) *certs = NULL, *made = NULL;
 	char label[256];
 	cmpc_rv rv;
 	tok_rv trv;
-	int i, rc = EXIT_OK, unverified = 0;
+	agent_rc rc = EXIT_OK;
+	int i, unverified = 0;
 
 	(void)e;
 	if ((rv = cmpc_genm_ca_certs(cmp, &certs)) != CMPC_OK)
@@ -105,11 +106,11 @@ static int ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx 
 }
 
 
-static int root_update(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx *cmp)
+static agent_rc root_update(const conf_enrollment *e, const agent_cmd_opts *o, cmpc_ctx *cmp)
 {
 	X509 *old_root, *new_root = NULL, *link = NULL;
 	cmpc_rv rv;
-	int rc = EXIT_OK;
+	agent_rc rc = EXIT_OK;
 
 	if ((old_root = agent_read_cert(e->trusted, "the trust anchors", "trusted must name the root")) == NULL)
 		return EXIT_USAGE;
@@ -150,12 +151,12 @@ static int put_crls(FILE *f, void *arg)
 	return 0;
 }
 
-static int crls(const agent_cmd_opts *o, cmpc_ctx *cmp)
+static agent_rc crls(const agent_cmd_opts *o, cmpc_ctx *cmp)
 {
 	STACK_OF(X509_CRL) *list = NULL;
 	char err[4400];
 	cmpc_rv rv;
-	int rc = EXIT_OK;
+	agent_rc rc = EXIT_OK;
 
 	if ((rv = cmpc_genm_crls(cmp, NULL, &list)) != CMPC_OK)
 		return cmp_fail(cmp, rv, "asking the CA for its CRLs failed");
@@ -171,12 +172,13 @@ static int crls(const agent_cmd_opts *o, cmpc_ctx *cmp)
 	return rc;
 }
 
-int agent_genm(const conf_enrollment *e, const agent_cmd_opts *o)
+agent_rc agent_genm(const conf_enrollment *e, const agent_cmd_opts *o)
 {
 	cmpc_ctx *cmp = NULL;
 	tok_ctx *tok = NULL;
 	cmpc_template t;
-	int rc, n = (o->ca_certs != NULL) + o->root_update + o->template_ + (o->crls != NULL);
+	int n = (o->ca_certs != NULL) + o->root_update + o->template_ + (o->crls != NULL);
+	agent_rc rc;
 	cmpc_rv rv;
 
 	memset(&t, 0, sizeof(t));

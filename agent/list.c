@@ -74,14 +74,14 @@ static void print_cert(const tok_object *o)
 	BIO_free(b);
 }
 
-int agent_list(const conf_enrollment *e)
+agent_rc agent_list(const conf_enrollment *e)
 {
 	tok_ctx *tok = NULL;
 	tok_object *objs = NULL;
 	size_t n = 0, i;
 	char hex[2 * TOK_ID_MAX + 1], safe[1024];
 	tok_rv rv;
-	int rc;
+	agent_rc rc;
 
 	/* Private keys are invisible before a login, so log in when a PIN is configured. */
 	if ((rc = agent_token_open(e, &tok, e->pin_source != NULL)) != EXIT_OK)

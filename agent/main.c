@@ -315,12 +315,12 @@ static void print_diag(const conf_diag *d)
 
 /* p11enroll check-config: the checks every command and the agent make,
  * with nothing else done. */
-static int check_config(const char *config, int keys)
+static agent_rc check_config(const char *config, int keys)
 {
 	conf_diag d = { 0 };
 	conf_file *cf = NULL;
 	size_t i;
-	int rc = EXIT_OK;
+	agent_rc rc = EXIT_OK;
 
 	if (keys) {
 		print_keys();
@@ -348,14 +348,14 @@ static int check_config(const char *config, int keys)
 
 /* The file, checked whole, and the enrollment name from it into e (which
  * holds the command line's settings). */
-static int load_config(const char *config, const char *cmd, const char *name, int flags,
-		       conf_enrollment *e)
+static agent_rc load_config(const char *config, const char *cmd, const char *name, int flags,
+			    conf_enrollment *e)
 {
 	conf_diag d = { 0 };
 	conf_file *cf = NULL;
 	const char *picked = name;
 	char err[1024];
-	int rc = EXIT_USAGE;
+	agent_rc rc = EXIT_USAGE;
 
 	if (conf_file_load(config, flags, &cf, &d) < 0)
 		goto out;
@@ -388,12 +388,13 @@ out:
 	return rc;
 }
 
-static int p11enroll_main(int argc, char **argv)
+static agent_rc p11enroll_main(int argc, char **argv)
 {
 	conf_enrollment e;
 	agent_cmd_opts o;
 	const char *config = NULL, *cmd, *name = NULL;
-	int c, verbosity = 0, quiet = 0, rc, idx, use_syslog = 0, keys = 0;
+	int c, verbosity = 0, quiet = 0, idx, use_syslog = 0, keys = 0;
+	agent_rc rc;
 
 	no_core_dumps();
 	conf_enrollment_init(&e);
@@ -493,12 +494,13 @@ static int p11enroll_main(int argc, char **argv)
 	return rc;
 }
 
+/* The command's agent_rc becomes the exit status and the result record's. */
 int main(int argc, char **argv)
 {
-	int rc;
+	agent_rc rc;
 
 	agent_result_claim();
 	rc = p11enroll_main(argc, argv);
-	agent_result_emit(rc);
-	return rc;
+	agent_result_emit((int)rc);
+	return (int)rc;
 }

@@ -108,7 +108,7 @@ agent_rc agent_renew_run(const conf_enrollment *e, const agent_pending *resume, 
 	return agent_certreq_run(&r, resume, abandon);
 }
 
-int agent_renew(const conf_enrollment *e)
+agent_rc agent_renew(const conf_enrollment *e)
 {
 	return agent_renew_run(e, NULL, 0);
 }

@@ -43,17 +43,17 @@ agent_rc agent_request_run(const conf_enrollment *e, cmpc_req_type type,
 	return agent_certreq_run(&r, resume, abandon);
 }
 
-int agent_enroll(const conf_enrollment *e)
+agent_rc agent_enroll(const conf_enrollment *e)
 {
 	return agent_request_run(e, CMPC_REQ_IR, NULL, 0);
 }
 
-int agent_cr(const conf_enrollment *e)
+agent_rc agent_cr(const conf_enrollment *e)
 {
 	return agent_request_run(e, CMPC_REQ_CR, NULL, 0);
 }
 
-int agent_p10cr(const conf_enrollment *e)
+agent_rc agent_p10cr(const conf_enrollment *e)
 {
 	return agent_request_run(e, CMPC_REQ_P10CR, NULL, 0);
 }

@@ -175,7 +175,7 @@ agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
 	return rc;
 }
 
-int agent_resume(const conf_enrollment *e, const agent_cmd_opts *o)
+agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o)
 {
 	agent_pending ap;
 	char err[1024], path[1024];

@@ -35,7 +35,7 @@ enum rr_protection { RR_OWN_KEY, RR_SIGNER, RR_PBM };
 
 /* rr_protection: own-key by default where the key is on the token; else a
  * configured signer; PBM only by name. */
-static int rr_mode(const conf_enrollment *e, int have_key, enum rr_protection *ret)
+static agent_rc rr_mode(const conf_enrollment *e, int have_key, enum rr_protection *ret)
 {
 	const char *p = e->rr_protection;
 
@@ -77,12 +77,12 @@ static int rr_mode(const conf_enrollment *e, int have_key, enum rr_protection *r
  * deleted: a deletion that stops half-way leaves only objects under that
  * label, which recovery deletes, never half a pair under LABEL.
  */
-static int delete_revoked(const conf_enrollment *e, tok_ctx *tok, const tok_id *id)
+static agent_rc delete_revoked(const conf_enrollment *e, tok_ctx *tok, const tok_id *id)
 {
 	char hex[2 * TOK_ID_MAX + 1], cmd[512];
 	char *revl = agent_label_with(e->label, " (revoked)");
 	tok_rv trv;
-	int rc;
+	agent_rc rc;
 
 	if (revl == NULL)
 		return EXIT_INTERNAL;
@@ -106,7 +106,7 @@ static int delete_revoked(const conf_enrollment *e, tok_ctx *tok, const tok_id *
 	return rc;
 }
 
-int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
+agent_rc agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 {
 	enum rr_protection mode;
 	cmpc_ctx *cmp = NULL;
@@ -114,7 +114,8 @@ int agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 	X509 *cert = NULL, *on_token = NULL;
 	EVP_PKEY *key = NULL;
 	tok_id id;
-	int reason = -1, have_id = 0, rc, del = o->delete_objs || e->delete_revoked == 1;
+	int reason = -1, have_id = 0, del = o->delete_objs || e->delete_revoked == 1;
+	agent_rc rc;
 	char serial_hex[2 * 20 + 3] = "?";
 	cmpc_rr_status st = CMPC_RR_ACCEPTED;
 	tok_rv trv;
