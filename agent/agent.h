@@ -190,7 +190,7 @@ const char *conf_reason_name(int code);
 int conf_parse_pbm_owf(const char *s, int *ret_nid);
 int conf_parse_pbm_mac(const char *s, int *ret_nid);
 
-/* The commands; each returns an EXIT_* code.  request.c: enroll, cr,
+/* The commands; each returns its outcome.  request.c: enroll, cr,
  * p10cr; list.c, renew.c, revoke.c, genm.c: the others. */
 agent_rc agent_enroll(const conf_enrollment *e);
 agent_rc agent_list(const conf_enrollment *e);
@@ -203,8 +203,11 @@ agent_rc agent_genm(const conf_enrollment *e, const agent_cmd_opts *o);
 agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o);
 /* agentd.c: p11enroll agent, the long-running agent. */
 agent_rc agent_daemon(const char *config, const conf_enrollment *cli);
-/* ctl.c, for the commands that talk to a running agent. */
-int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o);
+/* ctl.c, for the commands that talk to a running agent: 0 with the agent's
+ * answer (the command's outcome there) in *ret_rc, or -1 when no agent
+ * answers (logged, but for renew, which the caller then runs itself). */
+int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o,
+	      agent_rc *ret_rc);
 
 /*
  * atomic.c: the one way p11enroll writes a file.  fn writes the content to

@@ -243,13 +243,13 @@ ctl_verb ctl_parse_request(const char *line, const char **ret_name)
 
 /* ---- the client side ------------------------------------------------------- */
 
-int ctl_request(const char *path, const char *line, int json_raw)
+int ctl_request(const char *path, const char *line, int json_raw, agent_rc *ret_rc)
 {
 	struct sockaddr_un sa;
 	char buf[4096], req[1024], *p, *last;
 	size_t have = 0;
 	ssize_t n;
-	int fd, rc = EXIT_INTERNAL;
+	int fd, code = EXIT_INTERNAL;
 	FILE *out = stdout;
 	char *all = NULL;
 
@@ -283,14 +283,15 @@ int ctl_request(const char *path, const char *line, int json_raw)
 	if (json_raw) {
 		fputs(all, out);
 		free(all);
-		return EXIT_OK;
+		*ret_rc = EXIT_OK;
+		return 0;
 	}
 	while (have > 0 && all[have - 1] == '\n')
 		all[--have] = '\0';
 	last = strrchr(all, '\n');
 	p = last != NULL ? last + 1 : all;
 	if (strncmp(p, "exit ", 5) == 0) {
-		rc = (int)strtol(p + 5, NULL, 10);
+		code = (int)strtol(p + 5, NULL, 10);
 		if (last != NULL)
 			*last = '\0';
 		else
@@ -298,20 +299,24 @@ int ctl_request(const char *path, const char *line, int json_raw)
 	}
 	/* a refusal or failure is an error message, on stderr like any other */
 	if (*all != '\0') {
-		if (rc == EXIT_OK)
+		if (code == EXIT_OK)
 			printf("%s\n", all);
 		else
 			log_msg(LOG_ERR, "%s", all);
 	}
 	free(all);
-	return rc;
+	/* ctl_serve_reply() writes no negative code: a reply with one is no agent's */
+	if (code < 0)
+		return -1;
+	*ret_rc = (agent_rc)code;
+	return 0;
 }
 
-int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o)
+int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o,
+	      agent_rc *ret_rc)
 {
 	const char *path = ctl_default_path(e);
 	char line[600];
-	int rc;
 
 	if (strcmp(cmd, "status") == 0)
 		snprintf(line, sizeof(line), "%s", o->json ? "status" : "status-text");
@@ -319,10 +324,11 @@ int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o
 		snprintf(line, sizeof(line), "reload");
 	else
 		snprintf(line, sizeof(line), "%s %s", cmd, e->name != NULL ? e->name : "");
-	rc = ctl_request(path, line, strcmp(cmd, "status") == 0);
-	if (rc < 0 && strcmp(cmd, "renew") != 0)
+	if (ctl_request(path, line, strcmp(cmd, "status") == 0, ret_rc) == 0)
+		return 0;
+	if (strcmp(cmd, "renew") != 0)
 		log_msg(LOG_ERR, "no agent answers on %s: start it (p11enroll agent, or systemctl start "
 				 "p11enroll), or set control_socket",
 			path);
-	return rc;
+	return -1;
 }

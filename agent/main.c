@@ -256,17 +256,17 @@ static int needs_lock(const char *cmd, const agent_cmd_opts *o)
 	return strcmp(cmd, "check") == 0 && o->recover;
 }
 
-static int run(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o)
+static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o)
 {
-	int rc;
+	agent_rc rc;
 
 	/* No agent answering is a transport failure (exit 5), as for a CA. */
 	if (is_client(cmd))
-		return (rc = agent_ctl(cmd, e, o)) < 0 ? EXIT_TRANSPORT : rc;
+		return agent_ctl(cmd, e, o, &rc) < 0 ? EXIT_TRANSPORT : rc;
 	/* With an agent running, a renewal by hand goes through it: never two
 	 * operations on one enrollment at once. */
 	if (strcmp(cmd, "renew") == 0 && !o->local && e->name != NULL &&
-	    (rc = agent_ctl(cmd, e, o)) >= 0)
+	    agent_ctl(cmd, e, o, &rc) == 0)
 		return rc;
 	if (needs_lock(cmd, o) && agent_lock(e) < 0)
 		return EXIT_BUSY;

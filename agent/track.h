@@ -128,9 +128,10 @@ int ctl_client_queue(ctl_client *c, const char *s, size_t n);
 /* The answer is complete: sends what the client takes now (CTL_WRITE). */
 ctl_io ctl_client_answer(ctl_client *c);
 void ctl_client_close(ctl_client *c);
-/* The client side: sends line, copies the reply to stdout; the reply's
- * "exit N" line gives the return value (-1: no agent listening). */
-int ctl_request(const char *path, const char *line, int json_raw);
+/* The client side: sends line, copies the reply to stdout; 0 with the
+ * reply's "exit N" in *ret_rc (EXIT_INTERNAL when it has none, EXIT_OK for
+ * json_raw), or -1 when no agent answers on path. */
+int ctl_request(const char *path, const char *line, int json_raw, agent_rc *ret_rc);
 const char *ctl_default_path(const conf_enrollment *e);
 
 typedef enum {
