@@ -2,8 +2,8 @@
  * agent internals shared by the commands: setting up a cmpc context from an
  * enrollment and choosing its protection (protect.c), the agent's helpers,
  * crash recovery, pending transactions and the one certificate request
- * sequence (certreq.c).  Each function logs a failure once and returns its
- * EXIT_* code.
+ * sequence (certreq.c).  Each function that returns an agent_rc has logged
+ * the failure once when it is not EXIT_OK.
  */
 #ifndef P11ENROLL_AGENT_CMD_H
 #define P11ENROLL_AGENT_CMD_H
@@ -134,6 +134,7 @@ int pending_save(const conf_enrollment *e, const agent_pending *ap, char *err, s
 int pending_load(const conf_enrollment *e, agent_pending *ap, char *err, size_t errlen);
 /* The file's text (untrusted: checked field by field); -1 with err. */
 int pending_parse(const char *text, size_t len, agent_pending *ap, char *err, size_t errlen);
+/* The file goes (a missing one too); -1 when it cannot be removed. */
 int pending_remove(const conf_enrollment *e);
 
 /*
@@ -155,10 +156,11 @@ typedef struct {
 void pending_saver_init(pending_saver *s, const conf_enrollment *e, tok_ctx *tok,
 			const tok_id *key, int key_generated, const agent_pending *resume);
 void pending_saver_cb(const cmpc_pending *p, void *arg);
+/* 1: the transaction stays pending, and the new key with it; 0: it is over. */
 int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv);
 
-/* EXIT_USAGE (logged) when NAME has a pending transaction: a new request
- * would orphan it. */
+/* EXIT_USAGE (logged) when NAME has a pending transaction (or one that
+ * cannot be read): a new request would orphan it. */
 agent_rc pending_refuse_new(const conf_enrollment *e);
 /* EXIT_TOKEN (logged) unless tok is the token the transaction began on. */
 agent_rc pending_check_token(tok_ctx *tok, const agent_pending *ap);
@@ -172,7 +174,7 @@ agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
  * sets type, what, verb and prepare; prepare runs once the token is open
  * and recovered, and sets up the protection (and for kur finds the pair
  * it replaces: old_*, have_old).  agent_certreq_run frees what prepare
- * left in old_cert/old_key and returns an EXIT_* code.
+ * left in old_cert/old_key.
  */
 typedef struct agent_req agent_req;
 struct agent_req {

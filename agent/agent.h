@@ -34,6 +34,8 @@ typedef enum {
 /* log.c */
 void log_init(const char *progname, int verbosity, int use_syslog);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The verbosity log_init set: -1 errors only, 0 also warnings and notices,
+ * 1 also info, 2 and more also debug. */
 int log_verbosity(void);
 /* Prints the OpenSSL error queue at debug level and clears it. */
 void log_openssl_errors(void);
@@ -141,7 +143,8 @@ const char *conf_file_pick(const conf_file *cf, const char *name, char *err, siz
  * unnamed section, for every field e does not have yet.  -1 with err. */
 int conf_file_get(const conf_file *cf, const char *name, conf_enrollment *e, char *err,
 		  size_t errlen);
-/* Errors into d for each required setting e lacks (where: its origin). */
+/* Errors into d for each required setting e lacks (where: its origin);
+ * -1 when there was any. */
 int conf_check_required(const conf_enrollment *e, const char *where, conf_diag *d);
 /* One value of a setting, as the file and the command line give it: 0, or
  * -1 with what is wrong and what is allowed in why. */
@@ -152,7 +155,7 @@ const setting *conf_setting(const char *key);
 const char *conf_near_key(const char *key);
 
 /* conf_file_load + conf_file_get: for the unit tests and simple callers;
- * err holds the first lines of the diagnostics. */
+ * -1 with the first problem in err (one line). */
 int conf_load(const char *path, const char *name, conf_enrollment *e, char *err, size_t errlen);
 const char *conf_default_path(void);
 
@@ -216,20 +219,22 @@ int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o
  * over path (a symlink at path is replaced, not followed), and the
  * directory is fsync'ed.  mode: the new file's permissions, or
  * AGENT_MODE_KEEP for those of the regular file being replaced (0644 when
- * there is none).  On failure the temporary file is removed, path is
+ * there is none).  On failure (-1) the temporary file is removed, path is
  * untouched, and err says what failed, why and what to do.
  */
 #define AGENT_MODE_KEEP (-1)
 typedef int (*agent_write_fn)(FILE *f, void *arg);
 int agent_atomic_write(const char *path, int mode, agent_write_fn fn, void *arg, char *err,
 		       size_t errlen);
-/* fsync() of a directory, so that a rename() or unlink() in it is durable. */
+/* fsync() of a directory, so that a rename() or unlink() in it is durable;
+ * -1 with errno set. */
 int agent_fsync_dir(const char *dir);
 
 /* output.c: shared by the commands. */
 struct x509_st;
 struct stack_st_X509;
-/* Writes cert and/or certs as PEM via a temporary file and rename(). */
+/* Writes cert and/or certs as PEM via a temporary file and rename(); -1
+ * after logging why. */
 int agent_write_pem(const char *path, struct x509_st *cert, struct stack_st_X509 *certs);
 /* The label of a CA certificate object: its subject CN, else the whole name;
  * -1 when the CN cannot be converted to UTF-8 (no memory). */
@@ -246,7 +251,8 @@ agent_rc agent_exit_from_cmpc(int cmpc_rv);
 void agent_cmp_log(int level, const char *msg, void *arg);
 
 /* token.c: helpers shared by the commands.  They log the failure once and
- * return the EXIT_* code for it. */
+ * return the outcome it makes (agent_exit_from_tok only maps, and logs
+ * nothing). */
 struct tok_ctx;
 agent_rc agent_token_open(const conf_enrollment *e, struct tok_ctx **ret_tok, int need_login);
 agent_rc agent_token_fail(struct tok_ctx *tok, int tok_rv, const char *what);

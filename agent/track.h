@@ -78,7 +78,8 @@ void track_write_metrics(track *const *tracks, size_t n, const char *path);
 /* Not a secret: the source's name, and for a file its inode, size and time. */
 void track_pin_fingerprint(const conf_enrollment *e, char *out, size_t len);
 
-/* ctl.c: the control socket. */
+/* ctl.c: the control socket.  ctl_listen: the listening socket's descriptor
+ * (non-blocking, close-on-exec), or -1 with err. */
 int ctl_listen(const char *path, const char *group, char *err, size_t errlen);
 
 /*
