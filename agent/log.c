@@ -64,6 +64,16 @@ void log_msg(int level, const char *fmt, ...)
 	fprintf(stderr, "%s: %s%s\n", prog, tag, safe);
 }
 
+int agent_fail(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 static int print_err(const char *str, size_t len, void *u)
 {
 	(void)u;
