@@ -31,6 +31,8 @@ enum {
 void log_init(const char *progname, int verbosity, int use_syslog);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int log_verbosity(void);
+/* The last error log_msg() was given, escaped, or "". */
+const char *log_last_error(void);
 /* Prints the OpenSSL error queue at debug level and clears it. */
 void log_openssl_errors(void);
 /* For the helpers that return 0 or -1: the message into why, and -1. */

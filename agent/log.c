@@ -8,11 +8,12 @@
 #include <openssl/err.h>
 
 #include "agent/agent.h"
-#include "agent/result.h"
 
 static const char *prog = "p11enroll";
 static int verbosity; /* -1: errors, 0: and notices, 1: and info, 2: and debug */
 static int to_syslog;
+/* The last error logged (escaped): the step's result record carries it. */
+static char last_error[4 * 2048];
 
 void log_init(const char *progname, int v, int use_syslog)
 {
@@ -22,6 +23,11 @@ void log_init(const char *progname, int v, int use_syslog)
 	to_syslog = use_syslog;
 	if (to_syslog)
 		openlog(prog, LOG_PID, LOG_DAEMON);
+}
+
+const char *log_last_error(void)
+{
+	return last_error;
 }
 
 int log_verbosity(void)
@@ -54,7 +60,7 @@ void log_msg(int level, const char *fmt, ...)
 	 * escapes (C0, C1), no CR/LF that forges a line, no invalid UTF-8. */
 	agent_escape(line, safe, sizeof(safe));
 	if (level <= LOG_ERR)
-		agent_result_note_error(safe);
+		snprintf(last_error, sizeof(last_error), "%s", safe);
 	if (to_syslog) {
 		syslog(level, "%s", safe);
 		return;

@@ -301,11 +301,6 @@ agent_result *agent_result_self(void)
 	return &self;
 }
 
-void agent_result_note_error(const char *text)
-{
-	snprintf(self.error, sizeof(self.error), "%s", text);
-}
-
 void agent_result_claim(void)
 {
 	const char *env = getenv(AGENT_RESULT_FD_ENV);
@@ -333,6 +328,7 @@ void agent_result_emit(int exit_code)
 	if (self_fd < 0)
 		return;
 	self.exit_code = exit_code;
+	snprintf(self.error, sizeof(self.error), "%s", log_last_error());
 	/* The fields' bounds keep a record within the buffer; without one
 	 * the agent says that the step left no record. */
 	if ((n = agent_result_format(&self, buf, sizeof(buf))) > 0)
