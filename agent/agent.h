@@ -37,8 +37,12 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 /* The verbosity log_init set: -1 errors only, 0 also warnings and notices,
  * 1 also info, 2 and more also debug. */
 int log_verbosity(void);
+/* The last error log_msg() was given, escaped, or "". */
+const char *log_last_error(void);
 /* Prints the OpenSSL error queue at debug level and clears it. */
 void log_openssl_errors(void);
+/* For the helpers that return 0 or -1: the message into why, and -1. */
+int agent_fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * escape.c: s (NULL: "") as text that is safe in a terminal, a log line, a

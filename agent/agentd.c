@@ -25,8 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/agentd.h"
+#include "agent/child.h"
 #include "agent/daemon.h"
+#include "agent/fsm.h"
 
 /* Seconds a client has to send its request line, and again to take its
  * answer; P11ENROLL_TEST_CTL_TIMEOUT sets another (tests on slow machines). */
@@ -35,15 +36,30 @@
 static volatile sig_atomic_t got_term, got_hup;
 static int sigpipe_fds[2] = { -1, -1 };
 
-static agentd A;
+static struct {
+	const char *config;
+	const char *state_dir; /* --state-dir from the command line, or NULL */
+	char self[4096];       /* this program, for the children */
+	child_cmd cmd;
+	long rate; /* P11ENROLL_TEST_CLOCK_RATE: agent seconds per second */
+	time_t t0;
+	track **tracks;
+	size_t n;
+	int lfd;
+	char sock[1024];
+	char metrics[1024];
+	ctl_server srv;
+	long long wake;	    /* agent time by which the loop looks again */
+	int reload_waiting; /* a reload waits for the running steps to end */
+} A;
 
 /* ---- clock: real time, or faster for tests of day-long schedules -------- */
 
-long long agentd_now(const agentd *d)
+static long long now(void)
 {
 	time_t t = time(NULL);
 
-	return d->rate > 1 ? (long long)d->t0 + (long long)(t - d->t0) * d->rate : (long long)t;
+	return A.rate > 1 ? (long long)A.t0 + (long long)(t - A.t0) * A.rate : (long long)t;
 }
 
 /* Agent seconds as real milliseconds to wait. */
@@ -245,7 +261,9 @@ static void publish(const track *t)
 
 /* ---- events and actions ---------------------------------------------------- */
 
-static void carry_out(agentd *d, track *t, const fsm_actions *acts)
+static void event(track *t, fsm_event *ev);
+
+static void carry_out(track *t, const fsm_actions *acts)
 {
 	const fsm_action *a;
 	fsm_event ev;
@@ -256,25 +274,25 @@ static void carry_out(agentd *d, track *t, const fsm_actions *acts)
 		switch (a->kind) {
 		case ACT_START:
 			memset(&ev, 0, sizeof(ev));
-			ev.kind = child_launch(d, t, a->op) < 0 ? EV_LAUNCH_FAILED : EV_STARTED;
+			ev.kind = child_launch(&A.cmd, t, a->op) < 0 ? EV_LAUNCH_FAILED : EV_STARTED;
 			ev.op = a->op;
-			agentd_event(d, t, &ev);
+			event(t, &ev);
 			break;
 		case ACT_WAKE:
-			if (a->at < d->wake)
-				d->wake = a->at;
+			if (a->at < A.wake)
+				A.wake = a->at;
 			break;
 		case ACT_HOOK: child_hook(t, a->ok); break;
 		case ACT_PUBLISH: publish(t); break;
-		case ACT_ANSWER: ctl_serve_reply(d, a->fd, a->code, a->text); break;
-		case ACT_ANSWER_OUTPUT: ctl_serve_reply(d, a->fd, a->code, t->out); break;
-		case ACT_WAIT: ctl_serve_wait(d, a->fd); break;
+		case ACT_ANSWER: ctl_serve_reply(&A.srv, a->fd, a->code, a->text); break;
+		case ACT_ANSWER_OUTPUT: ctl_serve_reply(&A.srv, a->fd, a->code, t->out); break;
+		case ACT_WAIT: ctl_serve_wait(&A.srv, a->fd); break;
 		case ACT_LOG: log_msg(a->level, "%s", a->text); break;
 		}
 	}
 }
 
-void agentd_event(agentd *d, track *t, fsm_event *ev)
+static void event(track *t, fsm_event *ev)
 {
 	fsm_actions *acts = malloc(sizeof(*acts));
 	char fp[512] = "";
@@ -283,13 +301,13 @@ void agentd_event(agentd *d, track *t, fsm_event *ev)
 		log_msg(LOG_ERR, "%s: out of memory for the state machine", t->name);
 		return;
 	}
-	ev->now = agentd_now(d);
+	ev->now = now();
 	/* A stat of the PIN file: only where the machine compares it. */
 	if (ev->kind != EV_TICK || t->st == T_PIN)
 		track_pin_fingerprint(&t->e, fp, sizeof(fp));
 	ev->pin_fp = fp;
 	fsm_step(t, ev, acts);
-	carry_out(d, t, acts);
+	carry_out(t, acts);
 	free(acts);
 }
 
@@ -318,7 +336,7 @@ static void reap(void)
 			ev.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
 			ev.res = child_finish(t, &res, why, sizeof(why)) == 0 ? &res : NULL;
 			ev.res_why = why;
-			agentd_event(&A, t, &ev);
+			event(t, &ev);
 		}
 }
 
@@ -332,7 +350,11 @@ static int busy(void)
 	return 0;
 }
 
-int agentd_reload(agentd *d, conf_diag *diag)
+/*
+ * Reads the file again: 0, or 1 when that waits for the running steps to
+ * end; on failure (-1) keeps the enrollments it had, every reason in diag.
+ */
+static int reload(conf_diag *diag)
 {
 	track **ts = NULL;
 	size_t n = 0, i, k;
@@ -340,10 +362,10 @@ int agentd_reload(agentd *d, conf_diag *diag)
 
 	if (busy()) {
 		log_msg(LOG_NOTICE, "reload waits: a step is running");
-		d->reload_waiting = 1;
+		A.reload_waiting = 1;
 		return 1;
 	}
-	d->reload_waiting = 0;
+	A.reload_waiting = 0;
 	(void)notify_send("RELOADING=1");
 	if (load_all(&ts, &n, diag) < 0) {
 		log_diag(LOG_ERR, "reload failed: ", diag);
@@ -351,8 +373,8 @@ int agentd_reload(agentd *d, conf_diag *diag)
 		(void)notify_send("READY=1");
 		return -1;
 	}
-	for (i = 0; i < d->n; i++) {
-		track *old = d->tracks[i];
+	for (i = 0; i < A.n; i++) {
+		track *old = A.tracks[i];
 
 		/* a client waiting for a renewal keeps waiting, or is told */
 		for (k = 0; k < n && old->waiter_fd >= 0; k++)
@@ -364,13 +386,14 @@ int agentd_reload(agentd *d, conf_diag *diag)
 			snprintf(msg, sizeof(msg),
 				 "%s: not renewed: the enrollment is no longer in the configuration",
 				 old->name);
-			ctl_serve_reply(d, old->waiter_fd, EXIT_USAGE, msg);
+			ctl_serve_reply(&A.srv, old->waiter_fd, EXIT_USAGE, msg);
 		}
 		track_free(old);
 	}
-	free(d->tracks);
-	d->tracks = ts;
-	d->n = n;
+	free(A.tracks);
+	A.tracks = ts;
+	A.n = n;
+	A.srv.group = A.tracks != NULL && A.n > 0 ? A.tracks[0]->e.control_group : NULL;
 	log_msg(LOG_NOTICE, "configuration reloaded: %zu enrollment(s)", n);
 	(void)notify_send("READY=1");
 	return 0;
@@ -397,7 +420,77 @@ static size_t poll_set(struct pollfd *pf, track **owner, size_t *nsteps, long lo
 		pf[np++].events = POLLIN;
 	}
 	*nsteps = k;
-	return np + ctl_serve_pollfds(&A, pf + np, first);
+	return np + ctl_serve_pollfds(&A.srv, pf + np, first);
+}
+
+static track *find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < A.n; i++)
+		if (strcmp(A.tracks[i]->name, name) == 0)
+			return A.tracks[i];
+	return NULL;
+}
+
+/* A request line of a control client (ctl_serve). */
+static void handle_request(void *arg, ctl_client *c)
+{
+	const char *line = c->line, *name = NULL;
+	ctl_verb verb = ctl_parse_request(line, &name);
+	char msg[600];
+	track *t;
+	char *json;
+	size_t len;
+
+	(void)arg;
+	log_msg(LOG_DEBUG, "control: '%s' from uid %ld", line, (long)c->uid);
+	if (verb == CTL_STATUS_JSON || verb == CTL_STATUS_TEXT) {
+		json = verb == CTL_STATUS_JSON ? track_status_json(A.tracks, A.n, now(), A.rate, &len)
+					       : track_status_text(A.tracks, A.n, now(), &len);
+		if (json == NULL || ctl_client_queue(c, json, len) < 0)
+			log_msg(LOG_ERR, "control: out of memory for the status");
+		free(json);
+		ctl_serve_reply(&A.srv, c->fd, -1, NULL);
+		return;
+	}
+	if (verb == CTL_RELOAD) {
+		conf_diag diag = { 0 };
+		int r = reload(&diag);
+
+		if (r >= 0) {
+			ctl_serve_reply(&A.srv, c->fd, EXIT_OK,
+			      r == 0 ? "" : "a step is running: the agent reloads when it ends\n");
+		} else if (c->uid == 0 || c->uid == geteuid()) {
+			/* the file's contents only to whom may read it anyway */
+			if (diag.text != NULL && ctl_client_queue(c, diag.text, diag.len) < 0)
+				log_msg(LOG_ERR, "control: out of memory for an answer");
+			ctl_serve_reply(&A.srv, c->fd, EXIT_USAGE,
+			      "reload failed: the agent keeps its previous configuration; fix the "
+			      "file and reload again\n");
+		} else {
+			ctl_serve_reply(&A.srv, c->fd, EXIT_USAGE,
+			      "reload failed: the agent keeps its previous configuration; its log "
+			      "says why\n");
+		}
+		conf_diag_clear(&diag);
+		return;
+	}
+	if ((verb == CTL_RENEW || verb == CTL_CLEAR) && (t = find(name)) != NULL) {
+		fsm_event ev = { 0 };
+
+		ev.kind = verb == CTL_CLEAR ? EV_CLEAR : EV_RENEW;
+		ev.fd = c->fd;
+		ev.privileged = c->privileged;
+		ev.uid = (long)c->uid;
+		ev.agent_uid = (long)geteuid();
+		ev.wall = (long long)time(NULL);
+		ev.rate = A.rate;
+		event(t, &ev);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "unknown request or enrollment: %.100s\n", line);
+	ctl_serve_reply(&A.srv, c->fd, EXIT_USAGE, msg);
 }
 
 static void loop(void)
@@ -415,12 +508,12 @@ static void loop(void)
 			conf_diag d = { 0 };
 
 			got_hup = 0;
-			(void)agentd_reload(&A, &d);
+			(void)reload(&d);
 			conf_diag_clear(&d);
 		}
 		if (got_term && !busy())
 			break;
-		n = agentd_now(&A);
+		n = now();
 		A.wake = n + 60;
 		for (i = 0; i < A.n && !got_term; i++) {
 			track *t = A.tracks[i];
@@ -429,9 +522,9 @@ static void loop(void)
 				continue;
 			memset(&ev, 0, sizeof(ev));
 			ev.kind = EV_TICK;
-			agentd_event(&A, t, &ev);
+			event(t, &ev);
 		}
-		need = 2 + 2 * A.n + A.nclients;
+		need = 2 + 2 * A.n + A.srv.n;
 		if (need > cap) {
 			if ((np_pf = realloc(pf, need * sizeof(*pf))) == NULL ||
 			    (pf = np_pf, (np_owner = realloc(owner, need * sizeof(*owner))) == NULL)) {
@@ -464,10 +557,10 @@ static void loop(void)
 				child_drain_err(owner[i], 0);
 		}
 		reap();
-		ctl_serve(&A, pf + 2 + 2 * nsteps, np - 2 - 2 * nsteps);
+		ctl_serve(&A.srv, pf + 2 + 2 * nsteps, np - 2 - 2 * nsteps, handle_request, NULL);
 		if (A.lfd >= 0 && (pf[1].revents & POLLIN))
 			while ((fd = accept4(A.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
-				ctl_serve_accept(&A, fd);
+				ctl_serve_accept(&A.srv, fd);
 	}
 	free(pf);
 	free(owner);
@@ -492,14 +585,17 @@ agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 	A.rate = rate != NULL ? strtol(rate, NULL, 10) : 1;
 	if (A.rate < 1 || A.rate > 1000000)
 		A.rate = 1;
-	A.ctl_timeout = ctl_timeout != NULL ? (int)strtol(ctl_timeout, NULL, 10) : CTL_TIMEOUT_S;
-	if (A.ctl_timeout < 1 || A.ctl_timeout > 3600)
-		A.ctl_timeout = CTL_TIMEOUT_S;
+	A.srv.timeout = ctl_timeout != NULL ? (int)strtol(ctl_timeout, NULL, 10) : CTL_TIMEOUT_S;
+	if (A.srv.timeout < 1 || A.srv.timeout > 3600)
+		A.srv.timeout = CTL_TIMEOUT_S;
 	if ((len = readlink("/proc/self/exe", A.self, sizeof(A.self) - 1)) <= 0) {
 		log_msg(LOG_ERR, "cannot find this program (/proc/self/exe)");
 		return EXIT_INTERNAL;
 	}
 	A.self[len] = '\0';
+	A.cmd.self = A.self;
+	A.cmd.config = A.config;
+	A.cmd.state_dir = A.state_dir;
 	if (pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) < 0)
 		return EXIT_INTERNAL;
 	memset(&sa, 0, sizeof(sa));
@@ -524,6 +620,7 @@ agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 		log_msg(LOG_ERR, "%s defines no enrollment: nothing to track", A.config);
 		return EXIT_USAGE;
 	}
+	A.srv.group = A.tracks[0]->e.control_group;
 	/* The socket and metrics file are the agent's: the first enrollment
 	 * names them (the default section gives every enrollment the same). */
 	snprintf(A.sock, sizeof(A.sock), "%s", ctl_default_path(&A.tracks[0]->e));
@@ -547,8 +644,8 @@ agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 	/* the answers go out as far as the clients take them now */
 	for (i = 0; i < A.n; i++)
 		if (A.tracks[i]->waiter_fd >= 0)
-			ctl_serve_reply(&A, A.tracks[i]->waiter_fd, EXIT_INTERNAL, "the agent stopped\n");
-	ctl_serve_close_all(&A);
+			ctl_serve_reply(&A.srv, A.tracks[i]->waiter_fd, EXIT_INTERNAL, "the agent stopped\n");
+	ctl_serve_close_all(&A.srv);
 	for (i = 0; i < A.n; i++)
 		track_free(A.tracks[i]);
 	free(A.tracks);

@@ -1,10 +1,4 @@
-/*
- * The agent's child processes: each step is this program's one-shot
- * command (check, renew, enroll, resume) in a process of its own, whose
- * stdout is kept for a waiting client, whose stderr goes to the log, and
- * whose result record (agent/result.h) arrives on descriptor 3; and the
- * hooks, each waited for by a process of its own.
- */
+/* The agent's step and hook processes (agent/child.h). */
 #include "config.h"
 
 #include <errno.h>
@@ -17,7 +11,7 @@
 
 #include <openssl/crypto.h>
 
-#include "agent/agentd.h"
+#include "agent/child.h"
 #include "agent/daemon.h"
 
 /* Where the child finds its record's descriptor. */
@@ -58,7 +52,7 @@ static void close_pair(int p[2])
 }
 
 /* In the child: the pipes become 1, 2 and RESULT_FD, then the step runs. */
-static void exec_step(const agentd *d, const char *const *argv, int out, int err, int res)
+static void exec_step(const child_cmd *cmd, const char *const *argv, int out, int err, int res)
 {
 	char env[64];
 
@@ -79,24 +73,24 @@ static void exec_step(const agentd *d, const char *const *argv, int out, int err
 	snprintf(env, sizeof(env), "%s=%d", AGENT_RESULT_FD_ENV, RESULT_FD);
 	if (putenv(env) != 0)
 		P11E_EXIT(EXIT_INTERNAL);
-	execv(d->self, (char *const *)argv);
+	execv(cmd->self, (char *const *)argv);
 	P11E_EXIT(EXIT_INTERNAL);
 }
 
-int child_launch(const agentd *d, track *t, track_op op)
+int child_launch(const child_cmd *cmd, track *t, track_op op)
 {
 	const char *argv[16];
 	char *uri = pinned_uri(t);
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, res[2] = { -1, -1 }, i = 0;
 	pid_t pid;
 
-	argv[i++] = d->self;
+	argv[i++] = cmd->self;
 	argv[i++] = "--local";
 	argv[i++] = "-c";
-	argv[i++] = d->config;
-	if (d->state_dir != NULL) {
+	argv[i++] = cmd->config;
+	if (cmd->state_dir != NULL) {
 		argv[i++] = "--state-dir";
-		argv[i++] = d->state_dir;
+		argv[i++] = cmd->state_dir;
 	}
 	if (uri != NULL) {
 		argv[i++] = "--token";
@@ -121,7 +115,7 @@ int child_launch(const agentd *d, track *t, track_op op)
 		return -1;
 	}
 	if (pid == 0)
-		exec_step(d, argv, out[1], err[1], res[1]);
+		exec_step(cmd, argv, out[1], err[1], res[1]);
 	free(uri);
 	close(out[1]);
 	close(err[1]);

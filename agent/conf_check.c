@@ -72,18 +72,6 @@ void conf_diag_clear(conf_diag *d)
 	memset(d, 0, sizeof(*d));
 }
 
-static int fail(char *why, size_t whylen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int fail(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* file:PATH must name a file this process may read; fd:N a number;
  * env:NAME a variable that is set. */
 static int check_source(const char *v, int protected_ok, int flags, char *why, size_t whylen)
@@ -98,27 +86,27 @@ static int check_source(const char *v, int protected_ok, int flags, char *why, s
 		struct stat st;
 
 		if (v[5] == '\0')
-			return fail(why, whylen, "file: names no file; allowed: %s", allowed);
+			return agent_fail(why, whylen, "file: names no file; allowed: %s", allowed);
 		if (stat(v + 5, &st) != 0 ||
 		    ((flags & CONF_CHECK_ACCESS) && access(v + 5, R_OK) != 0))
-			return fail(why, whylen, "cannot read %s: %s", v + 5, strerror(errno));
+			return agent_fail(why, whylen, "cannot read %s: %s", v + 5, strerror(errno));
 		if (!S_ISREG(st.st_mode))
-			return fail(why, whylen, "%s is not a regular file", v + 5);
+			return agent_fail(why, whylen, "%s is not a regular file", v + 5);
 		return 0;
 	}
 	if (strncmp(v, "fd:", 3) == 0)
 		return conf_parse_long(v + 3, 0, 65535, &n) == 0
 			       ? 0
-			       : fail(why, whylen, "fd: needs a descriptor number");
+			       : agent_fail(why, whylen, "fd: needs a descriptor number");
 	if (strncmp(v, "env:", 4) == 0) {
 		if (v[4] == '\0')
-			return fail(why, whylen, "env: names no variable");
+			return agent_fail(why, whylen, "env: names no variable");
 		return getenv(v + 4) != NULL
 			       ? 0
-			       : fail(why, whylen, "the environment variable %s is not set", v + 4);
+			       : agent_fail(why, whylen, "the environment variable %s is not set", v + 4);
 	}
 	/* Never echoed: a PIN written here by mistake would reach a log. */
-	return fail(why, whylen, "not a source; allowed: %s (a secret is never written here)",
+	return agent_fail(why, whylen, "not a source; allowed: %s (a secret is never written here)",
 		    allowed);
 }
 
@@ -129,18 +117,18 @@ static int check_command(const char *v, int flags, char *why, size_t whylen)
 	size_t n = strcspn(v, " \t");
 
 	if (n == 0)
-		return fail(why, whylen, "names no program");
+		return agent_fail(why, whylen, "names no program");
 	if (n >= sizeof(prog))
-		return fail(why, whylen, "the program's path is too long");
+		return agent_fail(why, whylen, "the program's path is too long");
 	memcpy(prog, v, n);
 	prog[n] = '\0';
 	if (prog[0] != '/')
-		return fail(why, whylen,
+		return agent_fail(why, whylen,
 			    "'%s' is not an absolute path; hooks run without a shell and "
 			    "without a search path: give the full path",
 			    prog);
 	if ((flags & CONF_CHECK_ACCESS) && access(prog, X_OK) != 0)
-		return fail(why, whylen, "cannot run %s: %s", prog, strerror(errno));
+		return agent_fail(why, whylen, "cannot run %s: %s", prog, strerror(errno));
 	return 0;
 }
 
@@ -153,10 +141,10 @@ static int check_url(const char *v, char *why, size_t whylen)
 	else if (strncasecmp(v, "https://", 8) == 0)
 		host = v + 8;
 	else
-		return fail(why, whylen, "not an http:// or https:// URL "
+		return agent_fail(why, whylen, "not an http:// or https:// URL "
 					 "(https://ca.example/.well-known/cmp)");
 	if (*host == '\0' || *host == '/')
-		return fail(why, whylen, "the URL names no host");
+		return agent_fail(why, whylen, "the URL names no host");
 	return 0;
 }
 
@@ -186,21 +174,21 @@ int conf_check_value(const setting *s, const char *v, int flags, int *ret_int, c
 	int a, b;
 
 	if (len == 0 && s->type != SET_BOOL)
-		return fail(why, whylen, "is empty");
+		return agent_fail(why, whylen, "is empty");
 	switch (s->type) {
 	case SET_TEXT:
 	case SET_PATH:
 		return 0;
 	case SET_ABSPATH:
 		return v[0] == '/' ? 0
-				   : fail(why, whylen, "'%s' is not an absolute path (it must not "
+				   : agent_fail(why, whylen, "'%s' is not an absolute path (it must not "
 						       "depend on the directory the agent starts in)",
 					  v);
 	case SET_COMMAND:
 		return check_command(v, flags, why, whylen);
 	case SET_MODULE:
 		if (strchr(v, '/') != NULL && v[0] != '/')
-			return fail(why, whylen,
+			return agent_fail(why, whylen,
 				    "'%s' is a relative path: give the module's absolute path, or "
 				    "a p11-kit module name (no '/')",
 				    v);
@@ -208,18 +196,18 @@ int conf_check_value(const setting *s, const char *v, int flags, int *ret_int, c
 	case SET_TOKEN_URI:
 		if (conf_check_token_uri(v) < 0)
 			/* The value carries the PIN: never part of the message. */
-			return fail(why, whylen,
+			return agent_fail(why, whylen,
 				    "the URI carries a PIN (pin-value): a PIN does not belong "
 				    "here; remove it and set pin_source = file:PATH (or fd:N, "
 				    "env:NAME)");
 		if (strncasecmp(v, "pkcs11:", 7) != 0)
-			return fail(why, whylen, "not a pkcs11: URI (RFC 7512), such as "
+			return agent_fail(why, whylen, "not a pkcs11: URI (RFC 7512), such as "
 						 "pkcs11:token=NAME");
 		{
 			char reason[200] = "";
 
 			if (tok_uri_check(v, reason, sizeof(reason)) != TOK_OK)
-				return fail(why, whylen,
+				return agent_fail(why, whylen,
 					    "not a valid pkcs11: URI: %s; write an RFC 7512 URI "
 					    "such as pkcs11:token=NAME",
 					    reason[0] != '\0' ? reason : "out of memory");
@@ -234,27 +222,27 @@ int conf_check_value(const setting *s, const char *v, int flags, int *ret_int, c
 	case SET_KEY_TYPE:
 		return conf_parse_key_type(v, &a, &b) == 0
 			       ? 0
-			       : fail(why, whylen, "'%s' is not supported; allowed: ec:P-256, "
+			       : agent_fail(why, whylen, "'%s' is not supported; allowed: ec:P-256, "
 						   "ec:P-384, rsa:2048, rsa:3072, rsa:4096",
 				      v);
 	case SET_RR_PROTECTION:
 		return strcmp(v, "own-key") == 0 || strcmp(v, "signer") == 0 ||
 				       strcmp(v, "pbm") == 0
 			       ? 0
-			       : fail(why, whylen, "'%s' is not one of own-key, signer, pbm", v);
+			       : agent_fail(why, whylen, "'%s' is not one of own-key, signer, pbm", v);
 	case SET_PBM_OWF:
 		return conf_parse_pbm_owf(v, &a) == 0
 			       ? 0
-			       : fail(why, whylen, "'%s' is not one of sha256, sha384, sha512", v);
+			       : agent_fail(why, whylen, "'%s' is not one of sha256, sha384, sha512", v);
 	case SET_PBM_MAC:
 		return conf_parse_pbm_mac(v, &a) == 0
 			       ? 0
-			       : fail(why, whylen,
+			       : agent_fail(why, whylen,
 				      "'%s' is not one of hmac-sha256, hmac-sha384, hmac-sha512", v);
 	case SET_REASON:
 		return conf_parse_reason(v, &a) == 0
 			       ? 0
-			       : fail(why, whylen,
+			       : agent_fail(why, whylen,
 				      "'%s' is not a CRL reason (unspecified, keyCompromise, "
 				      "cACompromise, affiliationChanged, superseded, "
 				      "cessationOfOperation, certificateHold, removeFromCRL, "
@@ -263,7 +251,7 @@ int conf_check_value(const setting *s, const char *v, int flags, int *ret_int, c
 	case SET_HEX:
 		return conf_parse_hex(v, id, sizeof(id), &len) == 0
 			       ? 0
-			       : fail(why, whylen,
+			       : agent_fail(why, whylen,
 				      "'%.80s' is not a CKA_ID in hex (an even number of hex digits, "
 				      "at most %d bytes)",
 				      v, TOK_ID_MAX);
@@ -274,40 +262,40 @@ int conf_check_value(const setting *s, const char *v, int flags, int *ret_int, c
 	case SET_DURATION:
 		return sched_parse_duration(v, &n) == 0
 			       ? 0
-			       : fail(why, whylen, "'%s' is not a duration such as 60s, 5m, 4h, 1d",
+			       : agent_fail(why, whylen, "'%s' is not a duration such as 60s, 5m, 4h, 1d",
 				      v);
 	case SET_RENEW_AT:
 		return sched_parse_renew_at(v, &pol) == 0
 			       ? 0
-			       : fail(why, whylen,
+			       : agent_fail(why, whylen,
 				      "'%s' is neither a percentage of the lifetime (1%% to 99%%, "
 				      "66%%) nor a duration before expiry (30d, 12h)",
 				      v);
 	case SET_GROUP:
 		return !(flags & CONF_CHECK_ACCESS) || getgrnam(v) != NULL
 			       ? 0
-			       : fail(why, whylen, "'%s' is not a group of this system", v);
+			       : agent_fail(why, whylen, "'%s' is not a group of this system", v);
 	case SET_BOOL:
 		if ((a = conf_parse_bool(v)) < 0)
-			return fail(why, whylen, "'%.60s' is not yes or no (also: true/false, "
+			return agent_fail(why, whylen, "'%.60s' is not yes or no (also: true/false, "
 						 "on/off, 1/0)",
 				    v);
 		*ret_int = a;
 		return 0;
 	case SET_SECONDS:
 		if (conf_parse_long(v, 0, CONF_MAX_SECONDS, &n) < 0)
-			return fail(why, whylen, "'%.60s' is not a number of seconds from 0 to %ld",
+			return agent_fail(why, whylen, "'%.60s' is not a number of seconds from 0 to %ld",
 				    v, CONF_MAX_SECONDS);
 		*ret_int = (int)n;
 		return 0;
 	case SET_INT:
 		if (conf_parse_long(v, s->min, s->max, &n) < 0)
-			return fail(why, whylen, "'%.60s' is not a number from %ld to %ld", v,
+			return agent_fail(why, whylen, "'%.60s' is not a number from %ld to %ld", v,
 				    s->min, s->max);
 		*ret_int = (int)n;
 		return 0;
 	}
-	return fail(why, whylen, "has a type this program does not know");
+	return agent_fail(why, whylen, "has a type this program does not know");
 }
 
 /* Levenshtein distance, capped: only near misses matter. */

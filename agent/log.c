@@ -8,11 +8,12 @@
 #include <openssl/err.h>
 
 #include "agent/agent.h"
-#include "agent/result.h"
 
 static const char *prog = "p11enroll";
 static int verbosity; /* -1: errors, 0: and notices, 1: and info, 2: and debug */
 static int to_syslog;
+/* The last error logged (escaped): the step's result record carries it. */
+static char last_error[4 * 2048];
 
 void log_init(const char *progname, int v, int use_syslog)
 {
@@ -22,6 +23,11 @@ void log_init(const char *progname, int v, int use_syslog)
 	to_syslog = use_syslog;
 	if (to_syslog)
 		openlog(prog, LOG_PID, LOG_DAEMON);
+}
+
+const char *log_last_error(void)
+{
+	return last_error;
 }
 
 int log_verbosity(void)
@@ -54,7 +60,7 @@ void log_msg(int level, const char *fmt, ...)
 	 * escapes (C0, C1), no CR/LF that forges a line, no invalid UTF-8. */
 	agent_escape(line, safe, sizeof(safe));
 	if (level <= LOG_ERR)
-		agent_result_note_error(safe);
+		snprintf(last_error, sizeof(last_error), "%s", safe);
 	if (to_syslog) {
 		syslog(level, "%s", safe);
 		return;
@@ -62,6 +68,16 @@ void log_msg(int level, const char *fmt, ...)
 	const char *tag = level <= LOG_ERR ? "error: " : level == LOG_WARNING ? "warning: " :
 			  level == LOG_DEBUG ? "debug: " : "";
 	fprintf(stderr, "%s: %s%s\n", prog, tag, safe);
+}
+
+int agent_fail(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 static int print_err(const char *str, size_t len, void *u)

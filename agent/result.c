@@ -111,16 +111,6 @@ static const char *const keys[K_N] = {
 	"pending",	"pending_saved", "pending_check_after",
 };
 
-static int fail(char *why, size_t whylen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, whylen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 static int number(const char *v, long long lo, long long hi, long long *out)
 {
 	char *end;
@@ -245,15 +235,15 @@ int agent_result_parse(const char *buf, size_t len, agent_result *r, char *why, 
 
 	agent_result_init(r);
 	if (len > AGENT_RESULT_MAX)
-		return fail(why, whylen, "the record is longer than %d bytes", AGENT_RESULT_MAX);
+		return agent_fail(why, whylen, "the record is longer than %d bytes", AGENT_RESULT_MAX);
 	if (memchr(buf, '\0', len) != NULL)
-		return fail(why, whylen, "the record holds a NUL byte");
+		return agent_fail(why, whylen, "the record holds a NUL byte");
 	while (p < end) {
 		lineno++;
 		if (ended)
-			return fail(why, whylen, "line %d: text after \"end\"", lineno);
+			return agent_fail(why, whylen, "line %d: text after \"end\"", lineno);
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
-			return fail(why, whylen, "line %d: no newline at the end", lineno);
+			return agent_fail(why, whylen, "line %d: no newline at the end", lineno);
 		n = (size_t)(nl - p);
 		memcpy(line, p, n);
 		line[n] = '\0';
@@ -263,7 +253,7 @@ int agent_result_parse(const char *buf, size_t len, agent_result *r, char *why, 
 
 			snprintf(want, sizeof(want), "p11enroll-result %d", AGENT_RESULT_VERSION);
 			if (strcmp(line, want) != 0)
-				return fail(why, whylen, "line 1: not a version %d result record",
+				return agent_fail(why, whylen, "line 1: not a version %d result record",
 					    AGENT_RESULT_VERSION);
 			continue;
 		}
@@ -272,34 +262,34 @@ int agent_result_parse(const char *buf, size_t len, agent_result *r, char *why, 
 			continue;
 		}
 		if ((v = strchr(line, ' ')) == NULL || v == line)
-			return fail(why, whylen, "line %d: not \"key value\"", lineno);
+			return agent_fail(why, whylen, "line %d: not \"key value\"", lineno);
 		*v++ = '\0';
 		for (k = 0; k < K_N && strcmp(line, keys[k]) != 0; k++)
 			;
 		if (k == K_N)
-			return fail(why, whylen, "line %d: unknown key \"%.40s\"", lineno, line);
+			return agent_fail(why, whylen, "line %d: unknown key \"%.40s\"", lineno, line);
 		if (seen[k]++)
-			return fail(why, whylen, "line %d: \"%s\" given twice", lineno, keys[k]);
+			return agent_fail(why, whylen, "line %d: \"%s\" given twice", lineno, keys[k]);
 		if (k == K_CATEGORY)
 			snprintf(cat, sizeof(cat), "%.31s", v), category = cat;
 		if (field(r, k, v) < 0)
-			return fail(why, whylen, "line %d: invalid %s", lineno, keys[k]);
+			return agent_fail(why, whylen, "line %d: invalid %s", lineno, keys[k]);
 	}
 	if (lineno == 0)
-		return fail(why, whylen, "the record is empty");
+		return agent_fail(why, whylen, "the record is empty");
 	if (!ended)
-		return fail(why, whylen, "the record has no \"end\" line");
+		return agent_fail(why, whylen, "the record has no \"end\" line");
 	if (!seen[K_EXIT] || category == NULL)
-		return fail(why, whylen, "the record has no exit code or no category");
+		return agent_fail(why, whylen, "the record has no exit code or no category");
 	if (strcmp(category, agent_result_category(r->exit_code)) != 0)
-		return fail(why, whylen, "category \"%s\" does not match exit %d", category,
+		return agent_fail(why, whylen, "category \"%s\" does not match exit %d", category,
 			    r->exit_code);
 	if (r->cert > 0 && !(seen[K_CERT_SERIAL] && seen[K_NOT_BEFORE] && seen[K_NOT_AFTER]))
-		return fail(why, whylen, "a certificate without its serial or validity");
+		return agent_fail(why, whylen, "a certificate without its serial or validity");
 	if (r->cert <= 0 && (seen[K_CERT_SERIAL] || seen[K_NOT_BEFORE] || seen[K_NOT_AFTER]))
-		return fail(why, whylen, "certificate facts without a certificate");
+		return agent_fail(why, whylen, "certificate facts without a certificate");
 	if (seen[K_PENDING] != seen[K_PENDING_SAVED] || seen[K_PENDING] != seen[K_PENDING_CHECK_AFTER])
-		return fail(why, whylen, "a pending transaction needs pending, pending_saved and "
+		return agent_fail(why, whylen, "a pending transaction needs pending, pending_saved and "
 					 "pending_check_after");
 	return 0;
 }
@@ -309,11 +299,6 @@ int agent_result_parse(const char *buf, size_t len, agent_result *r, char *why, 
 agent_result *agent_result_self(void)
 {
 	return &self;
-}
-
-void agent_result_note_error(const char *text)
-{
-	snprintf(self.error, sizeof(self.error), "%s", text);
 }
 
 void agent_result_claim(void)
@@ -343,6 +328,7 @@ void agent_result_emit(int exit_code)
 	if (self_fd < 0)
 		return;
 	self.exit_code = exit_code;
+	snprintf(self.error, sizeof(self.error), "%s", log_last_error());
 	/* The fields' bounds keep a record within the buffer; without one
 	 * the agent says that the step left no record. */
 	if ((n = agent_result_format(&self, buf, sizeof(buf))) > 0)

@@ -52,13 +52,12 @@ int agent_result_parse(const char *buf, size_t len, agent_result *r, char *why, 
 
 /* The child's side: this process's record, filled in as the step goes. */
 agent_result *agent_result_self(void);
-/* From log_msg: an error was logged (text already escaped). */
-void agent_result_note_error(const char *text);
 /* At the start of main(): takes the descriptor AGENT_RESULT_FD_ENV names
  * (close-on-exec) and removes the variable. */
 void agent_result_claim(void);
-/* Writes the record with exit_code on that descriptor, once, and closes
- * it; without one, does nothing. */
+/* Writes the record with exit_code and the last error logged
+ * (log_last_error()) on that descriptor, once, and closes it; without one,
+ * does nothing. */
 void agent_result_emit(int exit_code);
 
 #endif

@@ -8,6 +8,7 @@
 #ifndef P11ENROLL_TRACK_H
 #define P11ENROLL_TRACK_H
 
+#include <poll.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -134,6 +135,34 @@ void ctl_client_close(ctl_client *c);
  * json_raw), or -1 when no agent answers on path. */
 int ctl_request(const char *path, const char *line, int json_raw, agent_rc *ret_rc);
 const char *ctl_default_path(const conf_enrollment *e);
+
+/*
+ * ctl_serve.c: the agent's side of the control socket, over every
+ * connection: who may connect (root, the agent's user, members of group),
+ * how many at once, their deadlines (timeout seconds for the request line,
+ * and again for taking the answer).  Each request line goes to handler.
+ */
+typedef struct {
+	ctl_client *clients;
+	size_t n, cap;
+	int timeout;
+	const char *group; /* control_group, or NULL */
+} ctl_server;
+typedef void ctl_handler(void *arg, ctl_client *c);
+
+void ctl_serve_accept(ctl_server *s, int fd);
+/* The clients to poll, into pf (room for s->n); *first: the earliest of
+ * their deadlines (ctl_now_ms()), or -1. */
+size_t ctl_serve_pollfds(const ctl_server *s, struct pollfd *pf, long long *first);
+/* After poll: the clients of pf[0..np), then the deadlines. */
+void ctl_serve(ctl_server *s, const struct pollfd *pf, size_t np, ctl_handler *handler,
+	       void *arg);
+/* text, then "exit code" (none when code < 0), as the whole answer of the
+ * client on fd. */
+void ctl_serve_reply(ctl_server *s, int fd, int code, const char *text);
+/* The client on fd waits for a step's outcome: not polled meanwhile. */
+void ctl_serve_wait(ctl_server *s, int fd);
+void ctl_serve_close_all(ctl_server *s);
 
 typedef enum {
 	CTL_UNKNOWN,

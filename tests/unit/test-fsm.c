@@ -414,11 +414,26 @@ static void test_look(void)
 		       T.next == NOW + 65 * DAY && logged("the earlier failures are over"),
 	       "/fsm/look/not-due-ends-failures", "st %d failures %d", T.st, T.failures);
 
+	/* the boundary: due in 1 s is "not yet due"; due now is due */
 	fresh();
-	T.failures = 2;
+	T.failures = 1;
+	T.next = NOW + 500;
+	looked_cert(OP_RECOVER, NOW - 65, NOW + 35);
+	tap_ok(T.failures == 0 && T.st == T_VALID && T.next == NOW + 1,
+	       "/fsm/look/not-due-by-one-second", "failures %d next %+lld", T.failures,
+	       T.next - NOW);
+	fresh();
+	T.failures = 1;
+	T.next = NOW + 500;
+	looked_cert(OP_RECOVER, NOW - 66, NOW + 34);
+	tap_ok(T.failures == 1 && T.st == T_BACKOFF && T.next == NOW + 500,
+	       "/fsm/look/due-now-keeps-failures", "failures %d st %d", T.failures, T.st);
+
+	fresh();
+	T.failures = 1;
 	T.next = NOW + 500;
 	looked_cert(OP_RECOVER, NOW - 90 * DAY, NOW + 10 * DAY);
-	tap_ok(T.st == T_BACKOFF && T.next == NOW + 500 && T.failures == 2,
+	tap_ok(T.st == T_BACKOFF && T.next == NOW + 500 && T.failures == 1,
 	       "/fsm/look/due-keeps-backoff", "st %d", T.st);
 
 	fresh();
@@ -640,7 +655,7 @@ static void test_control(void)
 
 int main(void)
 {
-	tap_plan(64);
+	tap_plan(66);
 	test_decide();
 	test_started();
 	test_pin();
