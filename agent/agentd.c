@@ -17,10 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -98,119 +96,6 @@ static void on_signal(int sig)
 		/* the pipe is full: the loop wakes up anyway */
 	}
 	errno = saved;
-}
-
-/* ---- the enrollments ------------------------------------------------------ */
-
-static void track_free(track *t)
-{
-	if (t == NULL)
-		return;
-	free(t->name);
-	conf_enrollment_clear(&t->e);
-	free(t);
-}
-
-static int policy_of(track *t, char *err, size_t errlen)
-{
-	long v;
-
-	sched_policy_default(&t->pol);
-	if (t->e.renew_at != NULL && sched_parse_renew_at(t->e.renew_at, &t->pol) < 0) {
-		snprintf(err, errlen,
-			 "%s: renew_at '%.40s' is neither a percentage (66%%) nor a duration "
-			 "(30d, 12h)",
-			 t->name, t->e.renew_at);
-		return -1;
-	}
-	if (t->e.retry_min != NULL) {
-		if (sched_parse_duration(t->e.retry_min, &v) < 0)
-			goto bad;
-		t->pol.backoff_min = v;
-	}
-	if (t->e.retry_max != NULL) {
-		if (sched_parse_duration(t->e.retry_max, &v) < 0)
-			goto bad;
-		t->pol.backoff_max = v;
-	}
-	return 0;
-bad:
-	snprintf(err, errlen, "%s: retry_min/retry_max must be durations such as 60s, 5m, 4h",
-		 t->name);
-	return -1;
-}
-
-/* One enrollment of the file; on failure, why in err. */
-static track *track_new(const conf_file *cf, const char *name, char *err, size_t errlen)
-{
-	track *t = calloc(1, sizeof(*t));
-
-	snprintf(err, errlen, "out of memory");
-	if (t == NULL || (t->name = strdup(name)) == NULL) {
-		free(t);
-		return NULL;
-	}
-	conf_enrollment_init(&t->e);
-	if (A.state_dir != NULL && (t->e.state_dir = strdup(A.state_dir)) == NULL)
-		goto fail;
-	if (conf_file_get(cf, name, &t->e, err, errlen) < 0 || policy_of(t, err, errlen) < 0)
-		goto fail;
-	t->out_fd = t->err_fd = t->res_fd = t->waiter_fd = -1;
-	t->need_recover = 1;
-	t->st = T_START;
-	(void)track_load(t);
-	if (t->st == T_STOPPED)
-		log_msg(LOG_NOTICE, "%s: stopped before the restart (%s); `p11enroll clear %s` lets the "
-				    "agent try again",
-			name, t->last_error, name);
-	else if (t->st == T_PIN)
-		log_msg(LOG_NOTICE, "%s: the PIN was refused before the restart: not trying it again "
-				    "until the PIN source changes or `p11enroll clear %s`",
-			name, name);
-	if (t->seed == 0 && getrandom(&t->seed, sizeof(t->seed), 0) != (ssize_t)sizeof(t->seed))
-		t->seed = (uint32_t)time(NULL) ^ (uint32_t)getpid();
-	return t;
-fail:
-	track_free(t);
-	return NULL;
-}
-
-/* Every enrollment of the file, checked whole (conf_file_load), or none
- * and every reason in d. */
-static int load_all(track ***ret, size_t *ret_n, conf_diag *d)
-{
-	conf_file *cf = NULL;
-	size_t n, i, k = 0;
-	char err[1024];
-	track **ts;
-
-	if (conf_file_load(A.config, CONF_CHECK_ACCESS, &cf, d) < 0 || conf_file_check_required(cf, NULL, d) < 0) {
-		conf_file_free(cf);
-		return -1;
-	}
-	n = conf_file_count(cf);
-	if ((ts = calloc(n + 1, sizeof(*ts))) == NULL) {
-		conf_diag_add(d, 1, "out of memory");
-		conf_file_free(cf);
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		if ((ts[k] = track_new(cf, conf_file_name(cf, i), err, sizeof(err))) == NULL) {
-			conf_diag_add(d, 1, "%s", err);
-			break;
-		}
-		k++;
-	}
-	conf_file_free(cf);
-	if (k < n) {
-		for (i = 0; i < k; i++)
-			track_free(ts[i]);
-		free(ts);
-		return -1;
-	}
-	*ret = ts;
-	*ret_n = k;
-	return 0;
 }
 
 /* Each line of d at level. */
@@ -367,7 +252,7 @@ static int reload(conf_diag *diag)
 	}
 	A.reload_waiting = 0;
 	(void)notify_send("RELOADING=1");
-	if (load_all(&ts, &n, diag) < 0) {
+	if (track_load_all(A.config, A.state_dir, &ts, &n, diag) < 0) {
 		log_diag(LOG_ERR, "reload failed: ", diag);
 		log_msg(LOG_ERR, "reload failed: keeping the previous configuration");
 		(void)notify_send("READY=1");
@@ -609,7 +494,7 @@ agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 	{
 		conf_diag d = { 0 };
 
-		if (load_all(&A.tracks, &A.n, &d) < 0) {
+		if (track_load_all(A.config, A.state_dir, &A.tracks, &A.n, &d) < 0) {
 			log_diag(LOG_ERR, "", &d);
 			conf_diag_clear(&d);
 			return EXIT_USAGE;

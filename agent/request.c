@@ -4,7 +4,8 @@
  * or a PKCS#10 request signed by the new key on the token (p10cr, PBM or a
  * signer); the certificate and its CA chain are stored next to the key.
  * The sequence, and the rule that a key generated here never outlives a
- * failed request, are certreq.c's.
+ * failed request, are certreq.c's.  p11enroll resume: the pending request
+ * continued (or abandoned) by the command that began it.
  */
 #include "config.h"
 
@@ -56,4 +57,28 @@ agent_rc agent_cr(const conf_enrollment *e)
 agent_rc agent_p10cr(const conf_enrollment *e)
 {
 	return agent_request_run(e, CMPC_REQ_P10CR, NULL, 0);
+}
+
+agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o)
+{
+	agent_pending ap;
+	char err[1024], path[1024];
+	int r;
+
+	if (pending_path(e, path, sizeof(path)) < 0) {
+		log_msg(LOG_ERR, "resume needs the name of an enrollment in the configuration file");
+		return EXIT_USAGE;
+	}
+	if ((r = pending_load(e, &ap, err, sizeof(err))) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return EXIT_USAGE;
+	}
+	if (r == 0) {
+		log_msg(LOG_ERR, "enrollment '%s' has no pending transaction (no %s): nothing to %s",
+			e->name, path, o->abandon ? "abandon" : "resume");
+		return EXIT_USAGE;
+	}
+	if (ap.p.type == CMPC_REQ_KUR)
+		return agent_renew_run(e, &ap, o->abandon);
+	return agent_request_run(e, ap.p.type, &ap, o->abandon);
 }

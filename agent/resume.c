@@ -1,10 +1,11 @@
 /*
- * p11enroll resume: a request the CA answered "waiting" outlives the
- * process that sent it.  The request commands save each "waiting" answer
- * (pending_saver); resume continues the transaction with pollReq, or with
- * --abandon tells the CA it is given up and deletes the new key.  The new
- * key stays on the token only while a saved transaction can still bring
- * its certificate.
+ * A request the CA answered "waiting" outlives the process that sent it.
+ * The request sequence (certreq.c) saves each "waiting" answer
+ * (pending_saver), refuses a new request while one is pending, and on
+ * `p11enroll resume` (request.c) checks the token and continues the
+ * transaction with pollReq, or with --abandon tells the CA it is given up
+ * and deletes the new key.  The new key stays on the token only while a
+ * saved transaction can still bring its certificate.
  */
 #include "config.h"
 
@@ -173,28 +174,4 @@ agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
 	if (rc == EXIT_OK)
 		printf("abandoned %s: the pending %s\n", e->name, pending_req_name(ap->p.type));
 	return rc;
-}
-
-agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o)
-{
-	agent_pending ap;
-	char err[1024], path[1024];
-	int r;
-
-	if (pending_path(e, path, sizeof(path)) < 0) {
-		log_msg(LOG_ERR, "resume needs the name of an enrollment in the configuration file");
-		return EXIT_USAGE;
-	}
-	if ((r = pending_load(e, &ap, err, sizeof(err))) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		return EXIT_USAGE;
-	}
-	if (r == 0) {
-		log_msg(LOG_ERR, "enrollment '%s' has no pending transaction (no %s): nothing to %s",
-			e->name, path, o->abandon ? "abandon" : "resume");
-		return EXIT_USAGE;
-	}
-	if (ap.p.type == CMPC_REQ_KUR)
-		return agent_renew_run(e, &ap, o->abandon);
-	return agent_request_run(e, ap.p.type, &ap, o->abandon);
 }

@@ -68,6 +68,13 @@ typedef struct track {
 const char *track_state_name(track_state st);
 const char *track_op_name(track_op op);
 
+/* track_new.c: every enrollment of config (--state-dir: state_dir, or
+ * NULL), checked whole (conf_file_load), each with its saved state; or
+ * none (-1) and every reason in d. */
+int track_load_all(const char *config, const char *state_dir, track ***ret, size_t *ret_n,
+		   conf_diag *d);
+void track_free(track *t);
+
 /* track.c */
 int track_load(track *t);	 /* STATE_DIR/NAME.agent; 0 also when absent */
 int track_save(const track *t);	 /* atomic; logs a failure */
