@@ -478,7 +478,7 @@ stop_agent
 # kill, however slow the machine).  The restarted agent restores that
 # backoff from its state, adopts the killed step's certificate in its
 # recovery, and must then say so: the certificate is not due, the failures
-# are over, the retry is not made (agentd.c took_look()).  It runs on the
+# are over, the retry is not made (fsm.c took_look()).  It runs on the
 # test clock (P11ENROLL_TEST_CLOCK_RATE) so that the hour passes in seconds;
 # the test waits until the agent's own clock is past the retry time, and
 # the agent then shows the certificate valid with no failure and no step
