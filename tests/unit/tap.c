@@ -45,6 +45,11 @@ void tap_ok(int cond, const char *name, const char *fmt, ...)
 	fflush(stdout);
 }
 
+void tap_check(int cond, const char *name)
+{
+	tap_ok(cond, name, "%s", "see above");
+}
+
 void tap_skip(const char *name, const char *why)
 {
 	tap_ntest++;

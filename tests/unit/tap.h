@@ -13,6 +13,8 @@ void tap_collect(int level, const char *msg, void *arg);
 /* One "ok N - name" line; on failure "not ok", with fmt as the reason. */
 void tap_ok(int cond, const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The same for a check whose name says all there is to say. */
+void tap_check(int cond, const char *name);
 /* "ok N - name # SKIP why": a check that cannot run here.  tools/test.sh
  * fails the suite on a skip that tests/SKIPS does not list. */
 void tap_skip(const char *name, const char *why);
