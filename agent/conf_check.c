@@ -72,8 +72,9 @@ void conf_diag_clear(conf_diag *d)
 	memset(d, 0, sizeof(*d));
 }
 
-/* file:PATH must name a file this process may read; fd:N a number;
- * env:NAME a variable that is set. */
+/* file:PATH must name something this process may read that is not a
+ * directory (opening it could block: a FIFO is checked, never opened);
+ * fd:N a number; env:NAME a variable that is set. */
 static int check_source(const char *v, int protected_ok, int flags, char *why, size_t whylen)
 {
 	const char *allowed = protected_ok ? "file:PATH, fd:N, env:NAME or protected"
@@ -90,8 +91,10 @@ static int check_source(const char *v, int protected_ok, int flags, char *why, s
 		if (stat(v + 5, &st) != 0 ||
 		    ((flags & CONF_CHECK_ACCESS) && access(v + 5, R_OK) != 0))
 			return agent_fail(why, whylen, "cannot read %s: %s", v + 5, strerror(errno));
-		if (!S_ISREG(st.st_mode))
-			return agent_fail(why, whylen, "%s is not a regular file", v + 5);
+		/* A FIFO or a device is a source too (a PIN handed over by
+		 * another process): only a directory cannot be one. */
+		if (S_ISDIR(st.st_mode))
+			return agent_fail(why, whylen, "%s is a directory; allowed: %s", v + 5, allowed);
 		return 0;
 	}
 	if (strncmp(v, "fd:", 3) == 0)

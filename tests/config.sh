@@ -4,7 +4,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 87
+plan 90
 make_token conf || exit 1
 start_ca || exit 1
 
@@ -158,7 +158,23 @@ check "/config/check-config/bad/pin-file" grep_err "p11enroll.conf:1[0-9]: \\[te
 check "/config/check-config/bad/duplicate" grep_err "p11enroll.conf:1[0-9]: \\[test\\] timeout: set again \\(first on line 1[0-9]\\)"
 check "/config/check-config/bad/count" grep_err "4 error\\(s\\) in $TMP/p11enroll.conf"
 check "/config/check-config/bad/no-token-touched" test "$(count_objects conf)" -eq "$n0"
-# the same file for a command: exit 2, every error
+# a PIN source that is a directory is refused; a FIFO (a PIN handed over
+# by another process) is checked without being opened, which would block
+write_conf conf "pin_source = file:$TMP"
+p11e check-config
+check "/config/check-config/pin-directory/exit-2" expect_rc 2
+check "/config/check-config/pin-directory/says" grep_err "pin_source: $TMP is a directory"
+mkfifo "$TMP/pin-fifo"
+write_conf conf "pin_source = file:$TMP/pin-fifo"
+p11e check-config
+check "/config/check-config/pin-fifo/exit-0" expect_rc 0
+# the same file as before, for a command: exit 2, every error
+write_conf conf "hook_success = notify-send renewed
+key_type = ec:P-521
+pin_source = file:$TMP/no-such-pin
+timeout = 5
+timeout = 6"
+printf '[other]\nlabel = o\n' >> "$TMP/p11enroll.conf"
 p11e list test
 check "/config/load/bad/exit-2" expect_rc 2
 check "/config/load/bad/all-errors" test "$(grep -c 'p11enroll.conf:1[0-9]: \[test\]' "$TMP/err")" -eq 4
