@@ -98,6 +98,7 @@ static agent_rc relabel(tok_ctx *tok, const tok_id *id, const char *label)
 static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, const char *oldl,
 		     const char *gonel, const char *revokedl, int *again, int *finished)
 {
+	const char *labels[4] = {e->label, newl, gonel, revokedl};
 	tok_object *o = NULL;
 	const tok_object *nc, *cur;
 	char hex[2 * TOK_ID_MAX + 1];
@@ -106,8 +107,9 @@ static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, c
 	agent_rc rc = EXIT_OK;
 
 	*again = 0;
-	if ((rv = tok_objects(tok, &o, &n)) != TOK_OK)
-		return agent_token_fail(tok, rv, "recovery: cannot list the token's objects");
+	/* Only this enrollment's objects: on an HSM the rest can be thousands. */
+	if ((rv = tok_objects_for(tok, labels, 4, &o, &n)) != TOK_OK)
+		return agent_token_fail(tok, rv, "recovery: cannot read the token's objects");
 	/* A new key whose certificate never came. */
 	for (i = 0; i < n && rc == EXIT_OK; i++)
 		if (o[i].cls == TOK_CKO_PRIVATE_KEY && strcmp(o[i].label, newl) == 0 &&

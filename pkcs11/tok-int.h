@@ -32,6 +32,8 @@ struct tok_ctx {
 	int have_anchor;
 	int logged_in;
 	int pin_rejected; /* C_Login refused the PIN: never try again */
+	int anchor_rw;	  /* the anchor is a R/W session (read-only tokens: not) */
+	struct tok_signer *signers; /* keys handed out that sign through anchor */
 	char label[33];	  /* for messages */
 	char errmsg[768];
 };
@@ -114,6 +116,31 @@ tok_rv tok_find_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, int w
 CK_RV tok_attr_get(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type,
 		   unsigned char **ret_v, CK_ULONG *ret_len);
 
+/*
+ * Several attributes of one object, read together: one C_GetAttributeValue
+ * when each value fits a first guess of its size (the usual case), else
+ * up to two more for the rest.  Each a[i].type is set by the caller; on
+ * CKR_OK a[i].v holds the value (OPENSSL_malloc'd, a NUL after it) and
+ * a[i].len its length, or a[i].v is NULL and a[i].len is
+ * CK_UNAVAILABLE_INFORMATION when the object has no such attribute, it is
+ * sensitive, or longer than TOK_ATTR_VALUE_MAX.  Another CKR: nothing
+ * allocated.  Free with tok_attrs_free.
+ */
+#define TOK_ATTRS_MAX 16
+#define TOK_ATTR_VALUE_MAX (1UL << 20)
+typedef struct {
+	CK_ATTRIBUTE_TYPE type;
+	unsigned char *v;
+	CK_ULONG len;
+} tok_attr_val;
+CK_RV tok_attrs_read(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, tok_attr_val *a,
+		     size_t n);
+void tok_attrs_free(tok_attr_val *a, size_t n);
+/* A CK_ULONG / CK_BBOOL value read by tok_attrs_read: 0 with *ret_v, or -1. */
+int tok_attr_val_ulong(const tok_attr_val *a, CK_ULONG *ret_v);
+/* 1, 0, or -1 when absent. */
+int tok_attr_val_bool(const tok_attr_val *a);
+
 /* Reads a CK_BBOOL attribute: 1, 0, or -1 when absent or unreadable. */
 int tok_attr_bool(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type);
 
@@ -146,6 +173,14 @@ int tok_key_identifier(EVP_PKEY *pkey, tok_id *ret_id);
 
 /* Lower-case hex of an id for messages, into buf (truncated with "..." if long). */
 const char *tok_id_hex(const tok_id *id, char *buf, size_t bufsize);
+
+/*
+ * The private key object h as an EVP_PKEY that signs with C_Sign on the
+ * context's session and carries pub's public key (EC or RSA).  After
+ * tok_free the key refuses to sign; it never touches the freed context.
+ */
+tok_rv tok_signer_wrap(tok_ctx *ctx, CK_OBJECT_HANDLE h, EVP_PKEY *pub, EVP_PKEY **ret_pkey);
+void tok_signers_detach(tok_ctx *ctx);
 
 /* The login a key operation needs: TOK_ERR_NOT_LOGGED_IN with a message. */
 tok_rv tok_need_login(tok_ctx *ctx, const char *what);

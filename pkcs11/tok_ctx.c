@@ -532,6 +532,7 @@ report:
 /* Everything but the error text; the context stays valid but empty. */
 static void release(tok_ctx *ctx)
 {
+	tok_signers_detach(ctx);
 	if (ctx->f != NULL && ctx->have_anchor) {
 		if (ctx->logged_in)
 			ctx->f->C_Logout(ctx->anchor);

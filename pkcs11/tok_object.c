@@ -1,6 +1,6 @@
 /*
- * tok: token keys as EVP_PKEYs (through libp11), key destruction and the
- * object listing (raw calls).
+ * tok: token keys as EVP_PKEYs (tok_sign.c signs with them), key
+ * destruction and the object listing.
  */
 #include "config.h"
 
@@ -12,53 +12,6 @@
 #include <openssl/x509.h>
 
 #include "pkcs11/tok-int.h"
-
-static int id_eq(const unsigned char *a, size_t alen, const tok_id *id)
-{
-	return alen == id->len && (alen == 0 || memcmp(a, id->id, alen) == 0);
-}
-
-/*
- * libp11's key list is refreshed on every call; it may still hold entries
- * for objects destroyed through the raw function list, so every candidate
- * is checked against the public key read from the token just now.
- */
-static tok_rv libp11_private_key(tok_ctx *ctx, const tok_id *id, EVP_PKEY *pub, EVP_PKEY **ret_pkey)
-{
-	PKCS11_KEY *keys = NULL;
-	unsigned int n = 0, i;
-	char err[256], hex[2 * TOK_ID_MAX + 1];
-
-	ERR_clear_error();
-	if (PKCS11_enumerate_keys(ctx->slot->token, &keys, &n) != 0) {
-		ERR_error_string_n(ERR_peek_last_error(), err, sizeof(err));
-		ERR_clear_error();
-		return tok_fail(ctx, TOK_ERR_DEVICE,
-				"listing the keys of token '%s' with libp11 failed: %s: check "
-				"that the token is present and start again",
-				ctx->label, err);
-	}
-	for (i = 0; i < n; i++) {
-		EVP_PKEY *pkey;
-
-		if (!keys[i].isPrivate || !id_eq(keys[i].id, keys[i].id_len, id))
-			continue;
-		pkey = PKCS11_get_private_key(&keys[i]);
-		if (pkey == NULL)
-			continue;
-		if (tok_pubkey_equal(pkey, pub)) {
-			*ret_pkey = pkey;
-			return TOK_OK;
-		}
-		EVP_PKEY_free(pkey);
-	}
-	ERR_clear_error();
-	return tok_fail(ctx, TOK_ERR_DEVICE,
-			"getting private key %s of token '%s' from libp11 failed: libp11 gives "
-			"no key with the token's public key: start again; report it if it "
-			"persists",
-			tok_id_hex(id, hex, sizeof(hex)), ctx->label);
-}
 
 tok_rv tok_key_get1_private(tok_ctx *ctx, const tok_id *id, EVP_PKEY **ret_pkey)
 {
@@ -93,7 +46,7 @@ tok_rv tok_key_get1_private(tok_ctx *ctx, const tok_id *id, EVP_PKEY **ret_pkey)
 		rv = tok_pubkey_by_id(ctx, s, id, &pub);
 	tok_session_close(ctx, s);
 	if (rv == TOK_OK)
-		rv = libp11_private_key(ctx, id, pub, ret_pkey);
+		rv = tok_signer_wrap(ctx, h, pub, ret_pkey);
 	EVP_PKEY_free(pub);
 	return rv;
 }
@@ -132,81 +85,183 @@ tok_rv tok_key_destroy(tok_ctx *ctx, const tok_id *id, int with_certs)
 	return rv;
 }
 
-static int object_fill(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_OBJECT_CLASS cls,
-		       tok_object *o)
-{
-	unsigned char *v = NULL;
-	const unsigned char *p;
-	CK_ULONG len = 0, ul;
+/* Where each attribute object_fill reads sits in its request. */
+enum { A_ID, A_LABEL, A_CATEGORY, A_VALUE };
+enum { K_TYPE = 2, K_LOCAL, K_SIZE, K_EC_PARAMS, K_SENSITIVE, K_ALWAYS_SENSITIVE, K_EXTRACTABLE,
+       K_NEVER_EXTRACTABLE };
 
+/*
+ * o from object h of class cls, read in one C_GetAttributeValue when the
+ * token has every attribute asked: CKA_ID, CKA_LABEL, a certificate's
+ * category, and with details everything `list` shows (a certificate's
+ * value, a key's type, size and protection).  0: out of memory, or the
+ * token failed (*ret_ckr).
+ */
+static int object_fill(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_OBJECT_CLASS cls,
+		       int details, tok_object *o, CK_RV *ret_ckr)
+{
+	tok_attr_val a[TOK_ATTRS_MAX];
+	const unsigned char *p;
+	CK_ULONG ul;
+	size_t n = 2;
+	CK_RV rv;
+
+	memset(o, 0, sizeof(*o));
 	o->cls = cls;
 	o->key_type = ~0UL;
 	o->sensitive = o->always_sensitive = o->extractable = o->never_extractable = -1;
 	o->local = -1;
 	o->cert_category = -1;
-	if (tok_attr_get(ctx, s, h, CKA_ID, &v, &len) == CKR_OK && len <= TOK_ID_MAX) {
-		if (len > 0)
-			memcpy(o->id.id, v, len);
-		o->id.len = len;
+	a[A_ID].type = CKA_ID;
+	a[A_LABEL].type = CKA_LABEL;
+	if (cls == CKO_CERTIFICATE) {
+		a[n++].type = CKA_CERTIFICATE_CATEGORY;
+		if (details)
+			a[n++].type = CKA_VALUE;
+	} else if (details) {
+		a[n++].type = CKA_KEY_TYPE;
+		a[n++].type = CKA_LOCAL;
+		/* a public RSA key says its size; a private one only through
+		 * its modulus */
+		a[n++].type = cls == CKO_PUBLIC_KEY ? CKA_MODULUS_BITS : CKA_MODULUS;
+		a[n++].type = CKA_EC_PARAMS;
+		if (cls == CKO_PRIVATE_KEY) {
+			a[n++].type = CKA_SENSITIVE;
+			a[n++].type = CKA_ALWAYS_SENSITIVE;
+			a[n++].type = CKA_EXTRACTABLE;
+			a[n++].type = CKA_NEVER_EXTRACTABLE;
+		}
 	}
-	OPENSSL_free(v);
-	v = NULL;
-	if (tok_attr_get(ctx, s, h, CKA_LABEL, &v, &len) != CKR_OK)
-		len = 0;
-	o->label = OPENSSL_zalloc(len + 1);
-	if (o->label == NULL) {
-		OPENSSL_free(v);
+	if ((rv = tok_attrs_read(ctx, s, h, a, n)) != CKR_OK) {
+		*ret_ckr = rv;
 		return 0;
 	}
-	if (len > 0)
-		memcpy(o->label, v, len);
-	OPENSSL_free(v);
-	v = NULL;
-
+	if (a[A_ID].v != NULL && a[A_ID].len <= TOK_ID_MAX) {
+		memcpy(o->id.id, a[A_ID].v, a[A_ID].len);
+		o->id.len = a[A_ID].len;
+	}
+	/* the label as a C string: from its first NUL on it is not shown */
+	o->label = OPENSSL_strdup(a[A_LABEL].v != NULL ? (const char *)a[A_LABEL].v : "");
+	if (o->label == NULL) {
+		tok_attrs_free(a, n);
+		*ret_ckr = CKR_HOST_MEMORY;
+		return 0;
+	}
 	if (cls == CKO_CERTIFICATE) {
-		if (tok_attr_ulong(ctx, s, h, CKA_CERTIFICATE_CATEGORY, &ul) == 0)
+		if (tok_attr_val_ulong(&a[A_CATEGORY], &ul) == 0)
 			o->cert_category = (int)ul;
-		if (tok_attr_get(ctx, s, h, CKA_VALUE, &v, &len) == CKR_OK && len > 0) {
-			p = v;
-			o->cert = d2i_X509(NULL, &p, (long)len);
+		if (details && a[A_VALUE].v != NULL && a[A_VALUE].len > 0) {
+			p = a[A_VALUE].v;
+			o->cert = d2i_X509(NULL, &p, (long)a[A_VALUE].len);
 		}
-		OPENSSL_free(v);
-		return 1;
-	}
-	if (tok_attr_ulong(ctx, s, h, CKA_KEY_TYPE, &ul) == 0)
-		o->key_type = ul;
-	if (o->key_type == CKK_RSA) {
-		if (tok_attr_ulong(ctx, s, h, CKA_MODULUS_BITS, &ul) == 0)
+	} else if (details) {
+		if (tok_attr_val_ulong(&a[K_TYPE], &ul) == 0)
+			o->key_type = ul;
+		o->local = tok_attr_val_bool(&a[K_LOCAL]);
+		if (o->key_type == CKK_RSA && cls == CKO_PUBLIC_KEY &&
+		    tok_attr_val_ulong(&a[K_SIZE], &ul) == 0)
 			o->key_bits = (int)ul;
-		else if (tok_attr_get(ctx, s, h, CKA_MODULUS, &v, &len) == CKR_OK)
-			o->key_bits = (int)len * 8;
-	} else if (o->key_type == CKK_EC) {
-		if (tok_attr_get(ctx, s, h, CKA_EC_PARAMS, &v, &len) == CKR_OK && len > 0)
-			o->key_bits = tok_ec_params_bits(v, len);
+		else if (o->key_type == CKK_RSA && cls == CKO_PRIVATE_KEY && a[K_SIZE].v != NULL)
+			o->key_bits = (int)a[K_SIZE].len * 8;
+		else if (o->key_type == CKK_EC && a[K_EC_PARAMS].v != NULL)
+			o->key_bits = tok_ec_params_bits(a[K_EC_PARAMS].v, a[K_EC_PARAMS].len);
+		if (cls == CKO_PRIVATE_KEY) {
+			o->sensitive = tok_attr_val_bool(&a[K_SENSITIVE]);
+			o->always_sensitive = tok_attr_val_bool(&a[K_ALWAYS_SENSITIVE]);
+			o->extractable = tok_attr_val_bool(&a[K_EXTRACTABLE]);
+			o->never_extractable = tok_attr_val_bool(&a[K_NEVER_EXTRACTABLE]);
+		}
 	}
-	OPENSSL_free(v);
-	o->local = tok_attr_bool(ctx, s, h, CKA_LOCAL);
-	if (cls == CKO_PRIVATE_KEY) {
-		o->sensitive = tok_attr_bool(ctx, s, h, CKA_SENSITIVE);
-		o->always_sensitive = tok_attr_bool(ctx, s, h, CKA_ALWAYS_SENSITIVE);
-		o->extractable = tok_attr_bool(ctx, s, h, CKA_EXTRACTABLE);
-		o->never_extractable = tok_attr_bool(ctx, s, h, CKA_NEVER_EXTRACTABLE);
-	}
+	tok_attrs_free(a, n);
 	return 1;
+}
+
+/* A growing list of objects, and the handles it holds (to skip one found twice). */
+typedef struct {
+	tok_object *o;
+	CK_OBJECT_HANDLE *h;
+	size_t n, cap;
+} obj_list;
+
+static int seen(const obj_list *l, CK_OBJECT_HANDLE h)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->h[i] == h)
+			return 1;
+	return 0;
+}
+
+/* Every object of class cls matching tmpl that l does not hold yet. */
+static tok_rv collect(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK_ATTRIBUTE *tmpl,
+		      CK_ULONG ntmpl, int details, obj_list *l)
+{
+	CK_OBJECT_HANDLE *hs = NULL;
+	CK_ULONG nh = 0, j;
+	char what[96];
+	tok_rv rv;
+	CK_RV ckr;
+
+	if ((rv = tok_find_all(ctx, s, tmpl, ntmpl, &hs, &nh)) != TOK_OK)
+		return rv;
+	for (j = 0; j < nh && rv == TOK_OK; j++) {
+		if (seen(l, hs[j]))
+			continue;
+		if (l->n == l->cap) {
+			size_t cap = l->cap ? 2 * l->cap : 16;
+			tok_object *o = OPENSSL_realloc(l->o, cap * sizeof(*o));
+			CK_OBJECT_HANDLE *h = o ? OPENSSL_realloc(l->h, cap * sizeof(*h)) : NULL;
+
+			if (o != NULL)
+				l->o = o;
+			if (h == NULL) {
+				rv = tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
+				break;
+			}
+			l->h = h;
+			l->cap = cap;
+		}
+		if (!object_fill(ctx, s, hs[j], cls, details, &l->o[l->n], &ckr)) {
+			if (ckr == CKR_OBJECT_HANDLE_INVALID)
+				continue; /* deleted since the search: not there */
+			snprintf(what, sizeof(what), "reading an object's attributes on token '%s'",
+				 ctx->label);
+			rv = ckr == CKR_HOST_MEMORY ? tok_fail(ctx, TOK_ERR_NOMEM, "out of memory")
+						    : tok_fail_ckr(ctx, what, ckr, NULL);
+			break;
+		}
+		l->h[l->n++] = hs[j];
+	}
+	OPENSSL_free(hs);
+	return rv;
+}
+
+static const CK_OBJECT_CLASS classes[3] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_CERTIFICATE};
+
+static tok_rv finish(tok_ctx *ctx, CK_SESSION_HANDLE s, tok_rv rv, obj_list *l,
+		     tok_object **ret_objs, size_t *ret_n)
+{
+	tok_session_close(ctx, s);
+	OPENSSL_free(l->h);
+	if (rv != TOK_OK) {
+		tok_objects_free(l->o, l->n);
+		return rv;
+	}
+	if (l->o == NULL && (l->o = OPENSSL_zalloc(sizeof(*l->o))) == NULL)
+		return tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
+	*ret_objs = l->o;
+	*ret_n = l->n;
+	return TOK_OK;
 }
 
 tok_rv tok_objects(tok_ctx *ctx, tok_object **ret_objs, size_t *ret_n)
 {
-	static const CK_OBJECT_CLASS classes[3] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY,
-						   CKO_CERTIFICATE};
 	CK_OBJECT_CLASS cls;
 	CK_ATTRIBUTE tmpl = {CKA_CLASS, &cls, sizeof(cls)};
-	CK_OBJECT_HANDLE *hs[3] = {NULL, NULL, NULL};
-	CK_ULONG ns[3] = {0, 0, 0}, j;
 	CK_SESSION_HANDLE s;
-	tok_object *objs = NULL;
-	size_t total = 0, k = 0;
-	tok_rv rv;
+	obj_list l = {NULL, NULL, 0, 0};
+	tok_rv rv = TOK_OK;
 	int i;
 
 	if (ctx == NULL || ret_objs == NULL || ret_n == NULL)
@@ -214,34 +269,59 @@ tok_rv tok_objects(tok_ctx *ctx, tok_object **ret_objs, size_t *ret_n)
 	tok_clear_err(ctx);
 	if ((rv = tok_session_open(ctx, 0, &s)) != TOK_OK)
 		return rv;
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 3 && rv == TOK_OK; i++) {
 		cls = classes[i];
-		if ((rv = tok_find_all(ctx, s, &tmpl, 1, &hs[i], &ns[i])) != TOK_OK)
-			goto out;
-		total += ns[i];
+		rv = collect(ctx, s, cls, &tmpl, 1, 1, &l);
 	}
-	objs = OPENSSL_zalloc((total ? total : 1) * sizeof(*objs));
-	if (objs == NULL) {
-		rv = tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
-		goto out;
-	}
-	for (i = 0; i < 3; i++) {
-		for (j = 0; j < ns[i]; j++) {
-			if (!object_fill(ctx, s, hs[i][j], classes[i], &objs[k++])) {
-				tok_objects_free(objs, k);
-				objs = NULL;
-				rv = tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
-				goto out;
-			}
+	return finish(ctx, s, rv, &l, ret_objs, ret_n);
+}
+
+tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels,
+		       tok_object **ret_objs, size_t *ret_n)
+{
+	CK_OBJECT_CLASS cls;
+	CK_ATTRIBUTE tmpl[2] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, NULL, 0}};
+	CK_SESSION_HANDLE s;
+	obj_list l = {NULL, NULL, 0, 0};
+	size_t j, k, labelled;
+	tok_rv rv = TOK_OK;
+	int i;
+
+	if (ctx == NULL || labels == NULL || ret_objs == NULL || ret_n == NULL)
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	if ((rv = tok_session_open(ctx, 0, &s)) != TOK_OK)
+		return rv;
+	for (j = 0; j < nlabels && rv == TOK_OK; j++)
+		for (i = 0; i < 3 && rv == TOK_OK; i++) {
+			cls = classes[i];
+			tmpl[1].pValue = (void *)labels[j];
+			tmpl[1].ulValueLen = strlen(labels[j]);
+			rv = collect(ctx, s, cls, tmpl, 2, 0, &l);
+		}
+	/* Then whatever shares an id with them, under any label. */
+	labelled = l.n;
+	tmpl[1].type = CKA_ID;
+	for (j = 0; j < labelled && rv == TOK_OK; j++) {
+		tok_id id;
+
+		if (l.o[j].id.len == 0)
+			continue;
+		for (k = 0; k < j; k++)
+			if (l.o[k].id.len == l.o[j].id.len &&
+			    memcmp(l.o[k].id.id, l.o[j].id.id, l.o[j].id.len) == 0)
+				break;
+		if (k < j)
+			continue; /* this id was searched already */
+		id = l.o[j].id; /* collect() may move l.o */
+		for (i = 0; i < 3 && rv == TOK_OK; i++) {
+			cls = classes[i];
+			tmpl[1].pValue = id.id;
+			tmpl[1].ulValueLen = id.len;
+			rv = collect(ctx, s, cls, tmpl, 2, 0, &l);
 		}
 	}
-	*ret_objs = objs;
-	*ret_n = total;
-out:
-	for (i = 0; i < 3; i++)
-		OPENSSL_free(hs[i]);
-	tok_session_close(ctx, s);
-	return rv;
+	return finish(ctx, s, rv, &l, ret_objs, ret_n);
 }
 
 void tok_objects_free(tok_object *objs, size_t n)
