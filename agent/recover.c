@@ -107,8 +107,17 @@ static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, c
 	agent_rc rc = EXIT_OK;
 
 	*again = 0;
-	/* Only this enrollment's objects: on an HSM the rest can be thousands. */
-	if ((rv = tok_objects_for(tok, labels, 4, &o, &n)) != TOK_OK)
+	/* Only this enrollment's objects: on an HSM the rest can be thousands.
+	 * Nothing under the three marks of an unfinished run (the usual
+	 * case): nothing to do, after three searches. */
+	if ((rv = tok_objects_for(tok, labels + 1, 3, 0, &o, &n)) != TOK_OK)
+		return agent_token_fail(tok, rv, "recovery: cannot read the token's objects");
+	if (n == 0)
+		goto out;
+	tok_objects_free(o, n);
+	o = NULL;
+	n = 0;
+	if ((rv = tok_objects_for(tok, labels, 4, 1, &o, &n)) != TOK_OK)
 		return agent_token_fail(tok, rv, "recovery: cannot read the token's objects");
 	/* A new key whose certificate never came. */
 	for (i = 0; i < n && rc == EXIT_OK; i++)

@@ -102,11 +102,14 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 		    CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n);
 
 /*
- * The private key, public key and (with_certs) certificates with CKA_ID
- * id, in that order, into a malloc'd array as tok_find_all.
+ * The private keys, public keys and (with_certs) certificates with CKA_ID
+ * id, in that order, into a malloc'd array as tok_find_all (one search).
+ * ret_cls (NULL, or room for TOK_BY_ID_MAX): the class of each of the
+ * first TOK_BY_ID_MAX.
  */
+#define TOK_BY_ID_MAX 8
 tok_rv tok_find_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, int with_certs,
-		      CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n);
+		      CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n, CK_OBJECT_CLASS *ret_cls);
 
 /*
  * Reads one variable-length attribute into a malloc'd buffer (free with
@@ -158,9 +161,11 @@ tok_rv tok_pubkey_from_object(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDL
 /*
  * The public key of the key pair with CKA_ID id: from its public key
  * object, else from its private key object.  TOK_ERR_NOT_FOUND when
- * neither exists.
+ * neither exists.  ret_priv (may be NULL): the private key object, or
+ * CK_INVALID_HANDLE when there is none.
  */
-tok_rv tok_pubkey_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP_PKEY **ret_pkey);
+tok_rv tok_pubkey_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP_PKEY **ret_pkey,
+			CK_OBJECT_HANDLE *ret_priv);
 
 /* Field size in bits of the named curve in DER CKA_EC_PARAMS; 0 unknown. */
 int tok_ec_params_bits(const unsigned char *params, size_t plen);

@@ -184,13 +184,14 @@ tok_rv tok_relabel(tok_ctx *ctx, const tok_id *id, const char *label);
 tok_rv tok_objects(tok_ctx *ctx, tok_object **ret_objs, size_t *ret_n);
 
 /*
- * The key and certificate objects carrying one of labels, and those that
- * share a CKA_ID with one of them (under any label): what one
- * enrollment's recovery looks at, found by templates, so that the work
- * does not grow with the rest of the token.  Only cls, id, label and
- * cert_category are filled in (cert is NULL, key details unknown).
+ * The key and certificate objects carrying one of labels, and with
+ * with_ids those that share a CKA_ID with one of them (under any label):
+ * what one enrollment's recovery looks at, found by templates, so that
+ * the work does not grow with the rest of the token (one search per label
+ * and per id).  Only cls, id, label and cert_category are filled in (cert
+ * is NULL, key details unknown).
  */
-tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels,
+tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels, int with_ids,
 		       tok_object **ret_objs, size_t *ret_n);
 void tok_objects_free(tok_object *objs, size_t n);
 

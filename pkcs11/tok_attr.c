@@ -11,6 +11,13 @@
 
 #include "pkcs11/tok-int.h"
 
+/*
+ * Every call shares the context's anchor session: each session a module
+ * opens or closes costs (SoftHSM2 re-reads its object files), and one
+ * session keeps the login.  Only a read-only token, whose anchor could
+ * not be R/W, gets a session of its own for a write (which then fails
+ * with the token's own CKR).
+ */
 tok_rv tok_session_open(tok_ctx *ctx, int rw, CK_SESSION_HANDLE *ret_s)
 {
 	CK_FLAGS flags = CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0);
@@ -19,6 +26,10 @@ tok_rv tok_session_open(tok_ctx *ctx, int rw, CK_SESSION_HANDLE *ret_s)
 
 	if (ctx->f == NULL || ctx->slot == NULL)
 		return tok_fail(ctx, TOK_ERR_ABSENT, "no token: tok_open failed");
+	if (ctx->have_anchor && (!rw || ctx->anchor_rw)) {
+		*ret_s = ctx->anchor;
+		return TOK_OK;
+	}
 	rv = ctx->f->C_OpenSession(ctx->slot_id, flags, NULL, NULL, ret_s);
 	if (rv != CKR_OK) {
 		snprintf(what, sizeof(what), "C_OpenSession (%s) on token '%s'", rw ? "R/W" : "R/O",
@@ -30,6 +41,8 @@ tok_rv tok_session_open(tok_ctx *ctx, int rw, CK_SESSION_HANDLE *ret_s)
 
 void tok_session_close(tok_ctx *ctx, CK_SESSION_HANDLE s)
 {
+	if (ctx->have_anchor && s == ctx->anchor)
+		return;
 	ctx->f->C_CloseSession(s);
 }
 

@@ -192,7 +192,7 @@ tok_rv tok_cert_store(tok_ctx *ctx, X509 *cert, const tok_id *id, const char *la
 		cert_der_free(&d);
 		return rv;
 	}
-	rv = tok_pubkey_by_id(ctx, s, id, &pub);
+	rv = tok_pubkey_by_id(ctx, s, id, &pub, NULL);
 	if (rv == TOK_OK && !tok_pubkey_equal(X509_get0_pubkey(cert), pub))
 		rv = mismatch(ctx, id, "before storing");
 	if (rv == TOK_OK)

@@ -572,6 +572,7 @@ tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx)
 	P11KitUri *puri;
 	char *path = NULL, *shown;
 	tok_rv rv;
+	CK_RV ckr;
 	int prv;
 
 	if (ret_ctx == NULL)
@@ -604,8 +605,23 @@ tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx)
 		goto out;
 	if ((rv = select_token(ctx, puri, uri)) != TOK_OK)
 		goto out;
-	if ((rv = tok_session_open(ctx, 0, &ctx->anchor)) != TOK_OK)
+	/* R/W unless the token is write-protected: every later call shares
+	 * this session. */
+	ctx->anchor_rw = 1;
+	ckr = ctx->f->C_OpenSession(ctx->slot_id, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL,
+				    &ctx->anchor);
+	if (ckr == CKR_TOKEN_WRITE_PROTECTED) {
+		ctx->anchor_rw = 0;
+		ckr = ctx->f->C_OpenSession(ctx->slot_id, CKF_SERIAL_SESSION, NULL, NULL,
+					    &ctx->anchor);
+	}
+	if (ckr != CKR_OK) {
+		char what[96];
+
+		snprintf(what, sizeof(what), "C_OpenSession on token '%s'", ctx->label);
+		rv = tok_fail_ckr(ctx, what, ckr, NULL);
 		goto out;
+	}
 	ctx->have_anchor = 1;
 out:
 	p11_kit_uri_free(puri);

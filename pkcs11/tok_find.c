@@ -86,41 +86,54 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 }
 
 tok_rv tok_find_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, int with_certs,
-		      CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n)
+		      CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n, CK_OBJECT_CLASS *ret_cls)
 {
-	static const CK_OBJECT_CLASS classes[3] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY,
-						   CKO_CERTIFICATE};
-	CK_OBJECT_CLASS cls;
-	CK_ATTRIBUTE tmpl[2] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_ID, (void *)id->id, id->len},
-	};
-	CK_OBJECT_HANDLE *all = NULL, *some, *tmp;
-	CK_ULONG n = 0, got;
+	static const CK_OBJECT_CLASS order[3] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_CERTIFICATE};
+	CK_ATTRIBUTE tmpl = {CKA_ID, (void *)id->id, id->len};
+	CK_OBJECT_HANDLE *hs = NULL, *out;
+	CK_OBJECT_CLASS *cls;
+	CK_ULONG n = 0, k = 0, j;
 	tok_rv rv;
 	int i;
 
-	for (i = 0; i < (with_certs ? 3 : 2); i++) {
-		cls = classes[i];
-		if ((rv = tok_find_all(ctx, s, tmpl, 2, &some, &got)) != TOK_OK) {
-			OPENSSL_free(all);
-			return rv;
-		}
-		if (got > 0) {
-			if ((tmp = OPENSSL_realloc(all, (n + got) * sizeof(*all))) == NULL) {
-				OPENSSL_free(some);
-				OPENSSL_free(all);
-				return tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
-			}
-			all = tmp;
-			memcpy(all + n, some, got * sizeof(*all));
-			n += got;
-		}
-		OPENSSL_free(some);
+	/* One search by id alone, then each object's class: a search costs
+	 * in proportion to the token (SoftHSM2 reads every object file), a
+	 * class only the object. */
+	if ((rv = tok_find_all(ctx, s, &tmpl, 1, &hs, &n)) != TOK_OK)
+		return rv;
+	if (n == 0) {
+		*ret_h = NULL;
+		*ret_n = 0;
+		return TOK_OK;
 	}
-	*ret_h = all;
-	*ret_n = n;
-	return TOK_OK;
+	cls = OPENSSL_malloc(n * sizeof(*cls));
+	out = OPENSSL_malloc(n * sizeof(*out));
+	if (cls == NULL || out == NULL) {
+		rv = tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
+		goto out;
+	}
+	for (j = 0; j < n; j++)
+		if (tok_attr_ulong(ctx, s, hs[j], CKA_CLASS, &cls[j]) != 0)
+			cls[j] = ~(CK_OBJECT_CLASS)0; /* unreadable: not one of ours */
+	for (i = 0; i < (with_certs ? 3 : 2); i++)
+		for (j = 0; j < n; j++)
+			if (cls[j] == order[i]) {
+				if (ret_cls != NULL && k < TOK_BY_ID_MAX)
+					ret_cls[k] = order[i];
+				out[k++] = hs[j];
+			}
+	if (k == 0) {
+		OPENSSL_free(out);
+		out = NULL;
+	}
+	*ret_h = out;
+	*ret_n = k;
+	out = NULL;
+out:
+	OPENSSL_free(out);
+	OPENSSL_free(cls);
+	OPENSSL_free(hs);
+	return rv;
 }
 
 /* "label 'x'", "id 0a0b", or "label 'x' and id 0a0b", for messages. */
@@ -293,7 +306,7 @@ tok_rv tok_relabel(tok_ctx *ctx, const tok_id *id, const char *label)
 	set.ulValueLen = strlen(label);
 	if ((rv = tok_session_open(ctx, 1, &s)) != TOK_OK)
 		return rv;
-	if ((rv = tok_find_by_id(ctx, s, id, 1, &hs, &total)) != TOK_OK)
+	if ((rv = tok_find_by_id(ctx, s, id, 1, &hs, &total, NULL)) != TOK_OK)
 		goto out;
 	if (total == 0) {
 		rv = tok_fail(ctx, TOK_ERR_NOT_FOUND,

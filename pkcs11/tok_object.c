@@ -15,13 +15,7 @@
 
 tok_rv tok_key_get1_private(tok_ctx *ctx, const tok_id *id, EVP_PKEY **ret_pkey)
 {
-	static const CK_OBJECT_CLASS priv_cls = CKO_PRIVATE_KEY;
-	CK_ATTRIBUTE tmpl[2] = {
-	    {CKA_CLASS, (void *)&priv_cls, sizeof(priv_cls)},
-	    {CKA_ID, NULL, 0},
-	};
-	CK_OBJECT_HANDLE h;
-	CK_ULONG n;
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
 	CK_SESSION_HANDLE s;
 	EVP_PKEY *pub = NULL;
 	char hex[2 * TOK_ID_MAX + 1];
@@ -32,19 +26,15 @@ tok_rv tok_key_get1_private(tok_ctx *ctx, const tok_id *id, EVP_PKEY **ret_pkey)
 	tok_clear_err(ctx);
 	if (!ctx->logged_in)
 		return tok_need_login(ctx, "getting a private key");
-	tmpl[1].pValue = (void *)id->id;
-	tmpl[1].ulValueLen = id->len;
 	if ((rv = tok_session_open(ctx, 0, &s)) != TOK_OK)
 		return rv;
-	rv = tok_find(ctx, s, tmpl, 2, &h, 1, &n);
-	if (rv == TOK_OK && n == 0)
+	rv = tok_pubkey_by_id(ctx, s, id, &pub, &h);
+	tok_session_close(ctx, s);
+	if ((rv == TOK_OK || rv == TOK_ERR_NOT_FOUND) && h == CK_INVALID_HANDLE)
 		rv = tok_fail(ctx, TOK_ERR_NOT_FOUND,
 			      "finding private key %s on token '%s' failed: no such key: list "
 			      "the token's objects to see which keys exist",
 			      tok_id_hex(id, hex, sizeof(hex)), ctx->label);
-	if (rv == TOK_OK)
-		rv = tok_pubkey_by_id(ctx, s, id, &pub);
-	tok_session_close(ctx, s);
 	if (rv == TOK_OK)
 		rv = tok_signer_wrap(ctx, h, pub, ret_pkey);
 	EVP_PKEY_free(pub);
@@ -67,7 +57,7 @@ tok_rv tok_key_destroy(tok_ctx *ctx, const tok_id *id, int with_certs)
 		return tok_need_login(ctx, "destroying a key");
 	if ((rv = tok_session_open(ctx, 1, &s)) != TOK_OK)
 		return rv;
-	rv = tok_find_by_id(ctx, s, id, with_certs, &hs, &n);
+	rv = tok_find_by_id(ctx, s, id, with_certs, &hs, &n, NULL);
 	for (j = 0; rv == TOK_OK && j < n; j++) {
 		ckr = ctx->f->C_DestroyObject(s, hs[j]);
 		if (ckr != CKR_OK) {
@@ -86,7 +76,8 @@ tok_rv tok_key_destroy(tok_ctx *ctx, const tok_id *id, int with_certs)
 }
 
 /* Where each attribute object_fill reads sits in its request. */
-enum { A_ID, A_LABEL, A_CATEGORY, A_VALUE };
+enum { A_ID, A_LABEL, A_CATEGORY, A_VALUE, A_CLASS = A_VALUE };
+#define CLS_UNKNOWN (~(CK_OBJECT_CLASS)0)
 enum { K_TYPE = 2, K_LOCAL, K_SIZE, K_EC_PARAMS, K_SENSITIVE, K_ALWAYS_SENSITIVE, K_EXTRACTABLE,
        K_NEVER_EXTRACTABLE };
 
@@ -94,8 +85,9 @@ enum { K_TYPE = 2, K_LOCAL, K_SIZE, K_EC_PARAMS, K_SENSITIVE, K_ALWAYS_SENSITIVE
  * o from object h of class cls, read in one C_GetAttributeValue when the
  * token has every attribute asked: CKA_ID, CKA_LABEL, a certificate's
  * category, and with details everything `list` shows (a certificate's
- * value, a key's type, size and protection).  0: out of memory, or the
- * token failed (*ret_ckr).
+ * value, a key's type, size and protection).  cls CLS_UNKNOWN: the class
+ * is read too (not with details), and -1 says it is none of the three.
+ * 0: out of memory, or the token failed (*ret_ckr).
  */
 static int object_fill(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_OBJECT_CLASS cls,
 		       int details, tok_object *o, CK_RV *ret_ckr)
@@ -114,7 +106,11 @@ static int object_fill(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK
 	o->cert_category = -1;
 	a[A_ID].type = CKA_ID;
 	a[A_LABEL].type = CKA_LABEL;
-	if (cls == CKO_CERTIFICATE) {
+	if (cls == CLS_UNKNOWN) {
+		/* found without a class: ask it, and the category it may have */
+		a[n++].type = CKA_CERTIFICATE_CATEGORY;
+		a[n++].type = CKA_CLASS;
+	} else if (cls == CKO_CERTIFICATE) {
 		a[n++].type = CKA_CERTIFICATE_CATEGORY;
 		if (details)
 			a[n++].type = CKA_VALUE;
@@ -135,6 +131,14 @@ static int object_fill(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK
 	if ((rv = tok_attrs_read(ctx, s, h, a, n)) != CKR_OK) {
 		*ret_ckr = rv;
 		return 0;
+	}
+	if (cls == CLS_UNKNOWN) {
+		if (tok_attr_val_ulong(&a[A_CLASS], &ul) != 0 ||
+		    (ul != CKO_PRIVATE_KEY && ul != CKO_PUBLIC_KEY && ul != CKO_CERTIFICATE)) {
+			tok_attrs_free(a, n);
+			return -1; /* a data object, a secret key: not ours */
+		}
+		o->cls = cls = ul;
 	}
 	if (a[A_ID].v != NULL && a[A_ID].len <= TOK_ID_MAX) {
 		memcpy(o->id.id, a[A_ID].v, a[A_ID].len);
@@ -222,7 +226,11 @@ static tok_rv collect(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK
 			l->h = h;
 			l->cap = cap;
 		}
-		if (!object_fill(ctx, s, hs[j], cls, details, &l->o[l->n], &ckr)) {
+		int got = object_fill(ctx, s, hs[j], cls, details, &l->o[l->n], &ckr);
+
+		if (got < 0)
+			continue;
+		if (got == 0) {
 			if (ckr == CKR_OBJECT_HANDLE_INVALID)
 				continue; /* deleted since the search: not there */
 			snprintf(what, sizeof(what), "reading an object's attributes on token '%s'",
@@ -276,32 +284,30 @@ tok_rv tok_objects(tok_ctx *ctx, tok_object **ret_objs, size_t *ret_n)
 	return finish(ctx, s, rv, &l, ret_objs, ret_n);
 }
 
-tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels,
+tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels, int with_ids,
 		       tok_object **ret_objs, size_t *ret_n)
 {
-	CK_OBJECT_CLASS cls;
-	CK_ATTRIBUTE tmpl[2] = {{CKA_CLASS, &cls, sizeof(cls)}, {CKA_LABEL, NULL, 0}};
+	CK_ATTRIBUTE tmpl = {CKA_LABEL, NULL, 0};
 	CK_SESSION_HANDLE s;
 	obj_list l = {NULL, NULL, 0, 0};
 	size_t j, k, labelled;
 	tok_rv rv = TOK_OK;
-	int i;
 
 	if (ctx == NULL || labels == NULL || ret_objs == NULL || ret_n == NULL)
 		return TOK_ERR_CONFIG;
 	tok_clear_err(ctx);
 	if ((rv = tok_session_open(ctx, 0, &s)) != TOK_OK)
 		return rv;
-	for (j = 0; j < nlabels && rv == TOK_OK; j++)
-		for (i = 0; i < 3 && rv == TOK_OK; i++) {
-			cls = classes[i];
-			tmpl[1].pValue = (void *)labels[j];
-			tmpl[1].ulValueLen = strlen(labels[j]);
-			rv = collect(ctx, s, cls, tmpl, 2, 0, &l);
-		}
+	/* One search per label and per id, without a class: on SoftHSM2 each
+	 * search reads every object file of the token. */
+	for (j = 0; j < nlabels && rv == TOK_OK; j++) {
+		tmpl.pValue = (void *)labels[j];
+		tmpl.ulValueLen = strlen(labels[j]);
+		rv = collect(ctx, s, CLS_UNKNOWN, &tmpl, 1, 0, &l);
+	}
 	/* Then whatever shares an id with them, under any label. */
-	labelled = l.n;
-	tmpl[1].type = CKA_ID;
+	labelled = with_ids ? l.n : 0;
+	tmpl.type = CKA_ID;
 	for (j = 0; j < labelled && rv == TOK_OK; j++) {
 		tok_id id;
 
@@ -314,12 +320,9 @@ tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels,
 		if (k < j)
 			continue; /* this id was searched already */
 		id = l.o[j].id; /* collect() may move l.o */
-		for (i = 0; i < 3 && rv == TOK_OK; i++) {
-			cls = classes[i];
-			tmpl[1].pValue = id.id;
-			tmpl[1].ulValueLen = id.len;
-			rv = collect(ctx, s, cls, tmpl, 2, 0, &l);
-		}
+		tmpl.pValue = id.id;
+		tmpl.ulValueLen = id.len;
+		rv = collect(ctx, s, CLS_UNKNOWN, &tmpl, 1, 0, &l);
 	}
 	return finish(ctx, s, rv, &l, ret_objs, ret_n);
 }

@@ -181,35 +181,38 @@ tok_rv tok_pubkey_from_object(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDL
 	return TOK_OK;
 }
 
-tok_rv tok_pubkey_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP_PKEY **ret_pkey)
+tok_rv tok_pubkey_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP_PKEY **ret_pkey,
+			CK_OBJECT_HANDLE *ret_priv)
 {
-	static const CK_OBJECT_CLASS classes[2] = {CKO_PUBLIC_KEY, CKO_PRIVATE_KEY};
-	CK_OBJECT_CLASS cls;
-	CK_ATTRIBUTE tmpl[2] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_ID, (void *)id->id, id->len},
-	};
-	CK_OBJECT_HANDLE h;
-	CK_ULONG n;
-	tok_rv frv;
+	CK_OBJECT_HANDLE *hs = NULL, priv = CK_INVALID_HANDLE, from = CK_INVALID_HANDLE;
+	CK_OBJECT_CLASS cls[TOK_BY_ID_MAX];
+	CK_ULONG n = 0, j;
 	char hex[2 * TOK_ID_MAX + 1];
-	int i;
+	tok_rv rv;
 
-	for (i = 0; i < 2; i++) {
-		cls = classes[i];
-		if ((frv = tok_find(ctx, s, tmpl, 2, &h, 1, &n)) != TOK_OK)
-			return frv;
-		/* The public key object first; the private one when there is
-		 * none (it may lack the public point: EC on SoftHSM).  A public
-		 * key object that fails to read is that failure: reading the
-		 * private one would hide it behind a missing attribute. */
-		if (n > 0)
-			return tok_pubkey_from_object(ctx, s, h, ret_pkey);
+	if ((rv = tok_find_by_id(ctx, s, id, 0, &hs, &n, cls)) != TOK_OK)
+		return rv;
+	for (j = 0; j < n && j < TOK_BY_ID_MAX; j++) {
+		if (cls[j] == CKO_PRIVATE_KEY && priv == CK_INVALID_HANDLE)
+			priv = hs[j];
+		else if (cls[j] == CKO_PUBLIC_KEY && from == CK_INVALID_HANDLE)
+			from = hs[j];
 	}
-	return tok_fail(ctx, TOK_ERR_NOT_FOUND,
-			"finding key id %s on token '%s' failed: no such key: list the token's "
-			"objects to see which keys exist",
-			tok_id_hex(id, hex, sizeof(hex)), ctx->label);
+	OPENSSL_free(hs);
+	/* The public key object first; the private one when there is none (it
+	 * may lack the public point: EC on SoftHSM).  A public key object that
+	 * fails to read is that failure: reading the private one would hide it
+	 * behind a missing attribute. */
+	if (from == CK_INVALID_HANDLE)
+		from = priv;
+	if (from == CK_INVALID_HANDLE)
+		return tok_fail(ctx, TOK_ERR_NOT_FOUND,
+				"finding key id %s on token '%s' failed: no such key: list the "
+				"token's objects to see which keys exist",
+				tok_id_hex(id, hex, sizeof(hex)), ctx->label);
+	if ((rv = tok_pubkey_from_object(ctx, s, from, ret_pkey)) == TOK_OK && ret_priv != NULL)
+		*ret_priv = priv;
+	return rv;
 }
 
 int tok_key_identifier(EVP_PKEY *pkey, tok_id *ret_id)
