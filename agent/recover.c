@@ -111,14 +111,14 @@ static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, c
 	 * Nothing under the three marks of an unfinished run (the usual
 	 * case): nothing to do, after three searches. */
 	if ((rv = tok_objects_for(tok, labels + 1, 3, 0, &o, &n)) != TOK_OK)
-		return agent_token_fail(tok, rv, "recovery: cannot read the token's objects");
+		return agent_token_fail(tok, rv, "recovery: cannot list the token's objects");
 	if (n == 0)
 		goto out;
 	tok_objects_free(o, n);
 	o = NULL;
 	n = 0;
 	if ((rv = tok_objects_for(tok, labels, 4, 1, &o, &n)) != TOK_OK)
-		return agent_token_fail(tok, rv, "recovery: cannot read the token's objects");
+		return agent_token_fail(tok, rv, "recovery: cannot list the token's objects");
 	/* A new key whose certificate never came. */
 	for (i = 0; i < n && rc == EXIT_OK; i++)
 		if (o[i].cls == TOK_CKO_PRIVATE_KEY && strcmp(o[i].label, newl) == 0 &&

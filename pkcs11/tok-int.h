@@ -88,6 +88,15 @@ tok_rv tok_session_open(tok_ctx *ctx, int rw, CK_SESSION_HANDLE *ret_s);
 void tok_session_close(tok_ctx *ctx, CK_SESSION_HANDLE s);
 
 /*
+ * A new anchor session in place of the old one, which is closed: after a
+ * C_Sign that failed, a module may still hold the operation active (the
+ * standard says it ends; not every module, or a wrapper, agrees), and
+ * every later call on the session would answer CKR_OPERATION_ACTIVE.
+ * When no new session opens, the old one stays.
+ */
+void tok_anchor_renew(tok_ctx *ctx);
+
+/*
  * Finds up to max objects matching tmpl; *ret_n is the number found (can
  * be less than there are when max is reached).
  */

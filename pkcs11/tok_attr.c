@@ -39,6 +39,19 @@ tok_rv tok_session_open(tok_ctx *ctx, int rw, CK_SESSION_HANDLE *ret_s)
 	return TOK_OK;
 }
 
+void tok_anchor_renew(tok_ctx *ctx)
+{
+	CK_FLAGS flags = CKF_SERIAL_SESSION | (ctx->anchor_rw ? CKF_RW_SESSION : 0);
+	CK_SESSION_HANDLE s;
+
+	if (ctx->f == NULL || !ctx->have_anchor ||
+	    ctx->f->C_OpenSession(ctx->slot_id, flags, NULL, NULL, &s) != CKR_OK)
+		return;
+	/* the new session is open: closing the old one keeps the login */
+	ctx->f->C_CloseSession(ctx->anchor);
+	ctx->anchor = s;
+}
+
 void tok_session_close(tok_ctx *ctx, CK_SESSION_HANDLE s)
 {
 	if (ctx->have_anchor && s == ctx->anchor)

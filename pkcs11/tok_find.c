@@ -41,8 +41,11 @@ tok_rv tok_find(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG 
 	}
 	/* A search left active makes the session's next search fail
 	 * (CKR_OPERATION_ACTIVE): this failure is the one to report. */
-	if ((rv = ctx->f->C_FindObjectsFinal(s)) != CKR_OK)
+	if ((rv = ctx->f->C_FindObjectsFinal(s)) != CKR_OK) {
+		if (s == ctx->anchor)
+			tok_anchor_renew(ctx); /* the shared session must not keep it */
 		return find_fail(ctx, "C_FindObjectsFinal", rv);
+	}
 	*ret_n = n;
 	return TOK_OK;
 }
@@ -77,6 +80,8 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 		n += got;
 	} while (got == 32);
 	if ((rv = ctx->f->C_FindObjectsFinal(s)) != CKR_OK) {
+		if (s == ctx->anchor)
+			tok_anchor_renew(ctx);
 		OPENSSL_free(all);
 		return find_fail(ctx, "C_FindObjectsFinal", rv);
 	}

@@ -88,6 +88,7 @@ static int token_sign(struct tok_signer *k, CK_MECHANISM_TYPE mech, const unsign
 	if (rv == CKR_OK)
 		rv = ctx->f->C_Sign(ctx->anchor, (CK_BYTE_PTR)in, (CK_ULONG)inlen, out, outlen);
 	if (rv != CKR_OK) {
+		tok_anchor_renew(ctx);
 		snprintf(what, sizeof(what), "C_Sign on token '%s'", ctx->label);
 		(void)tok_fail_ckr(ctx, what, rv, NULL);
 		ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "%s failed: %s", what,
