@@ -98,6 +98,7 @@ typedef struct {
 	int json;                /* status --json */
 	int local;               /* renew: do it here, not through a running agent */
 	const char *config;      /* -c FILE, for the agent */
+	int named;               /* the command line named the enrollment (list) */
 } agent_cmd_opts;
 
 #define CONF_FIELD_UNSET -1
@@ -200,7 +201,10 @@ int conf_parse_pbm_mac(const char *s, int *ret_nid);
 /* The commands; each returns its outcome.  request.c: enroll, cr,
  * p10cr; list.c, renew.c, revoke.c, genm.c: the others. */
 agent_rc agent_enroll(const conf_enrollment *e);
-agent_rc agent_list(const conf_enrollment *e);
+/* The enrollment's objects when named (its label, the marks of an
+ * unfinished run, what shares their ids, the CA certificates), else the
+ * whole token. */
+agent_rc agent_list(const conf_enrollment *e, int named);
 agent_rc agent_renew(const conf_enrollment *e);
 agent_rc agent_cr(const conf_enrollment *e);
 agent_rc agent_p10cr(const conf_enrollment *e);

@@ -2,11 +2,12 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/x509.h>
 
-#include "agent/agent.h"
+#include "agent/agent-cmd.h"
 #include "pkcs11/tok.h"
 
 /* PKCS#11 values, so that this file needs no PKCS#11 header. */
@@ -74,7 +75,27 @@ static void print_cert(const tok_object *o)
 	BIO_free(b);
 }
 
-agent_rc agent_list(const conf_enrollment *e)
+/* An enrollment's objects: searched by its labels, never the whole token. */
+static tok_rv enrollment_objects(const conf_enrollment *e, tok_ctx *tok, tok_object **ret,
+				 size_t *ret_n)
+{
+	static const char *const marks[] = {"", " (new)", " (old)", " (replaced)", " (revoked)"};
+	char *labels[5] = {NULL, NULL, NULL, NULL, NULL};
+	tok_rv rv = TOK_ERR_NOMEM;
+	size_t i;
+
+	for (i = 0; i < 5; i++)
+		if ((labels[i] = agent_label_with(e->label, marks[i])) == NULL)
+			goto out;
+	rv = tok_objects_for(tok, (const char *const *)labels, 5,
+			     TOK_FOR_IDS | TOK_FOR_DETAILS | TOK_FOR_CA_CERTS, ret, ret_n);
+out:
+	for (i = 0; i < 5; i++)
+		free(labels[i]);
+	return rv;
+}
+
+agent_rc agent_list(const conf_enrollment *e, int named)
 {
 	tok_ctx *tok = NULL;
 	tok_object *objs = NULL;
@@ -86,7 +107,8 @@ agent_rc agent_list(const conf_enrollment *e)
 	/* Private keys are invisible before a login, so log in when a PIN is configured. */
 	if ((rc = agent_token_open(e, &tok, e->pin_source != NULL)) != EXIT_OK)
 		return rc;
-	if ((rv = tok_objects(tok, &objs, &n)) != TOK_OK) {
+	if ((rv = named && e->label != NULL ? enrollment_objects(e, tok, &objs, &n)
+					     : tok_objects(tok, &objs, &n)) != TOK_OK) {
 		rc = agent_token_fail(tok, rv, "cannot list the token's objects");
 		tok_free(tok);
 		return rc;

@@ -286,7 +286,7 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 		return agent_genm(e, o);
 	if (strcmp(cmd, "resume") == 0)
 		return agent_resume(e, o);
-	return agent_list(e);
+	return agent_list(e, o->named);
 }
 
 /* PINs and secrets pass through this process's memory: no core dump may
@@ -488,6 +488,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		conf_enrollment_clear(&e);
 		return EXIT_INTERNAL;
 	}
+	o.named = name != NULL;
 	rc = run(cmd, &e, &o);
 	cmpc_global_cleanup();
 	conf_enrollment_clear(&e);

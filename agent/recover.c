@@ -117,7 +117,7 @@ static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, c
 	tok_objects_free(o, n);
 	o = NULL;
 	n = 0;
-	if ((rv = tok_objects_for(tok, labels, 4, 1, &o, &n)) != TOK_OK)
+	if ((rv = tok_objects_for(tok, labels, 4, TOK_FOR_IDS, &o, &n)) != TOK_OK)
 		return agent_token_fail(tok, rv, "recovery: cannot list the token's objects");
 	/* A new key whose certificate never came. */
 	for (i = 0; i < n && rc == EXIT_OK; i++)

@@ -184,14 +184,20 @@ tok_rv tok_relabel(tok_ctx *ctx, const tok_id *id, const char *label);
 tok_rv tok_objects(tok_ctx *ctx, tok_object **ret_objs, size_t *ret_n);
 
 /*
- * The key and certificate objects carrying one of labels, and with
- * with_ids those that share a CKA_ID with one of them (under any label):
- * what one enrollment's recovery looks at, found by templates, so that
- * the work does not grow with the rest of the token (one search per label
- * and per id).  Only cls, id, label and cert_category are filled in (cert
- * is NULL, key details unknown).
+ * The key and certificate objects carrying one of labels, found by
+ * templates so that the work does not grow with the rest of the token
+ * (one search per label, per id, and for the CA certificates): what one
+ * enrollment's recovery and `list NAME` look at.  flags:
+ *   TOK_FOR_IDS       also the objects that share a CKA_ID with one of
+ *                     them, under any label;
+ *   TOK_FOR_CA_CERTS  also every CA certificate (category authority);
+ *   TOK_FOR_DETAILS   everything tok_objects fills in; without it only
+ *                     cls, id, label and cert_category (cert NULL).
  */
-tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels, int with_ids,
+#define TOK_FOR_IDS 1U
+#define TOK_FOR_DETAILS 2U
+#define TOK_FOR_CA_CERTS 4U
+tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels, unsigned flags,
 		       tok_object **ret_objs, size_t *ret_n);
 void tok_objects_free(tok_object *objs, size_t n);
 

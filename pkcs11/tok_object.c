@@ -226,7 +226,16 @@ static tok_rv collect(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK
 			l->h = h;
 			l->cap = cap;
 		}
-		int got = object_fill(ctx, s, hs[j], cls, details, &l->o[l->n], &ckr);
+		int got = object_fill(ctx, s, hs[j], cls, cls == CLS_UNKNOWN ? 0 : details,
+				      &l->o[l->n], &ckr);
+
+		/* the class known now, the details come in a second read */
+		if (got > 0 && cls == CLS_UNKNOWN && details) {
+			CK_OBJECT_CLASS known = l->o[l->n].cls;
+
+			OPENSSL_free(l->o[l->n].label);
+			got = object_fill(ctx, s, hs[j], known, 1, &l->o[l->n], &ckr);
+		}
 
 		if (got < 0)
 			continue;
@@ -284,9 +293,14 @@ tok_rv tok_objects(tok_ctx *ctx, tok_object **ret_objs, size_t *ret_n)
 	return finish(ctx, s, rv, &l, ret_objs, ret_n);
 }
 
-tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels, int with_ids,
+tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels, unsigned flags,
 		       tok_object **ret_objs, size_t *ret_n)
 {
+	static const CK_OBJECT_CLASS cert_cls = CKO_CERTIFICATE;
+	static const CK_ULONG authority = 2;
+	CK_ATTRIBUTE ca[2] = {{CKA_CLASS, (void *)&cert_cls, sizeof(cert_cls)},
+			      {CKA_CERTIFICATE_CATEGORY, (void *)&authority, sizeof(authority)}};
+	int details = (flags & TOK_FOR_DETAILS) != 0;
 	CK_ATTRIBUTE tmpl = {CKA_LABEL, NULL, 0};
 	CK_SESSION_HANDLE s;
 	obj_list l = {NULL, NULL, 0, 0};
@@ -303,10 +317,10 @@ tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels, 
 	for (j = 0; j < nlabels && rv == TOK_OK; j++) {
 		tmpl.pValue = (void *)labels[j];
 		tmpl.ulValueLen = strlen(labels[j]);
-		rv = collect(ctx, s, CLS_UNKNOWN, &tmpl, 1, 0, &l);
+		rv = collect(ctx, s, CLS_UNKNOWN, &tmpl, 1, details, &l);
 	}
 	/* Then whatever shares an id with them, under any label. */
-	labelled = with_ids ? l.n : 0;
+	labelled = flags & TOK_FOR_IDS ? l.n : 0;
 	tmpl.type = CKA_ID;
 	for (j = 0; j < labelled && rv == TOK_OK; j++) {
 		tok_id id;
@@ -322,8 +336,10 @@ tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels, 
 		id = l.o[j].id; /* collect() may move l.o */
 		tmpl.pValue = id.id;
 		tmpl.ulValueLen = id.len;
-		rv = collect(ctx, s, CLS_UNKNOWN, &tmpl, 1, 0, &l);
+		rv = collect(ctx, s, CLS_UNKNOWN, &tmpl, 1, details, &l);
 	}
+	if (rv == TOK_OK && (flags & TOK_FOR_CA_CERTS))
+		rv = collect(ctx, s, CKO_CERTIFICATE, ca, 2, details, &l);
 	return finish(ctx, s, rv, &l, ret_objs, ret_n);
 }
 

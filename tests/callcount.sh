@@ -1,15 +1,15 @@
 #!/bin/sh
 # /callcount: the token work of one enrollment does not grow with the rest
-# of the token.  One enroll, one renew and one `check --recover` run on an
-# empty token and on a token that also holds 1,002 unrelated objects (334
-# key pairs with certificates under other labels, tests/tokfill); the
-# tests/p11wrap call log of each is counted: searches (C_FindObjectsInit),
-# C_FindObjects, C_GetAttributeValue and sessions (C_OpenSession).  Both
-# counts are printed; they must be equal: the allowance is 0 calls.  (The
-# time is not compared: SoftHSM2 reads every object file in each search,
-# so a search costs in proportion to the token whatever its template.)
-# A token layer that enumerates the token (libp11's key list, a listing
-# in recovery) makes thousands of calls more here.
+# of the token.  One enroll, one renew, one `check --recover` and one
+# `list NAME` run on an empty token and on a token that also holds 1,002
+# unrelated objects (334 key pairs with certificates under other labels,
+# tests/tokfill); the tests/p11wrap call log of each is counted: searches
+# (C_FindObjectsInit), C_FindObjects, C_GetAttributeValue and sessions
+# (C_OpenSession).  Both counts are printed; they must be equal: the
+# allowance is 0 calls.  (The time is not compared: SoftHSM2 reads every
+# object file in each search, so a search costs in proportion to the token
+# whatever its template.)  A token layer that enumerates the token
+# (libp11's key list, a listing in recovery) makes thousands of calls more.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
@@ -17,9 +17,9 @@ TOKFILL="$top_builddir/tests/tokfill"
 need_file "$WRAP"
 need_file "$TOKFILL"
 setup
-OPS="enroll renew check"
+OPS="enroll renew check list"
 CALLS="C_FindObjectsInit C_FindObjects C_GetAttributeValue C_OpenSession"
-plan $((2 + 3 * 2 + 3 * 4 + 1))
+plan $((2 + 4 * 2 + 4 * 4 + 5))
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 start_ca || exit 1
 make_token empty || exit 1
@@ -37,6 +37,7 @@ run() {
 	sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
 	case $2 in
 	check) set -- "$1" "$2" check test --recover ;;
+	list) set -- "$1" "$2" list test ;;
 	*) set -- "$1" "$2" "$2" test ;;
 	esac
 	: > "$TMP/$1-$2.log"
@@ -72,4 +73,13 @@ done
 # certificate and its CA certificates, nothing else changed.
 after=$(objects full | grep -c -E '^ *label: *other-')
 check "/callcount/others-untouched" test "$after" -eq 1002
+
+# list NAME shows the enrollment (its pair, its certificate, the CA
+# certificates), list without a name the whole token.
+check "/callcount/list-name/shows-enrollment" grep -q '^certificate "enrolled-key"' \
+	"$TMP/out"
+check "/callcount/list-name/no-other" sh -c "! grep -q 'other-' '$TMP/out'"
+p11e list
+check "/callcount/list-all/exit-0" expect_rc 0
+check "/callcount/list-all/shows-others" test "$(grep -c '^[a-z ]* \"other-' "$TMP/out")" -eq 1002
 finish
