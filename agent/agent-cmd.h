@@ -200,5 +200,11 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 agent_rc agent_request_run(const conf_enrollment *e, cmpc_req_type type,
 			   const agent_pending *resume, int abandon);
 agent_rc agent_renew_run(const conf_enrollment *e, const agent_pending *resume, int abandon);
+/* A new request on a token and a CMP context the caller keeps open (a
+ * batch): neither is opened nor freed here. */
+agent_rc agent_request_shared(const conf_enrollment *e, cmpc_req_type type, tok_ctx *tok,
+			      cmpc_ctx *cmp);
+/* batch.c: enroll --batch FILE */
+agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path);
 
 #endif

@@ -99,6 +99,7 @@ typedef struct {
 	int local;               /* renew: do it here, not through a running agent */
 	const char *config;      /* -c FILE, for the agent */
 	int named;               /* the command line named the enrollment (list) */
+	const char *batch;       /* enroll --batch FILE */
 } agent_cmd_opts;
 
 #define CONF_FIELD_UNSET -1

@@ -249,6 +249,9 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	tok_rv trv;
 	cmpc_rv crv;
 
+	/* A batch lends its token and CMP context: used, not opened or freed. */
+	int own_tok = r->tok == NULL, own_cmp = r->cmp == NULL;
+
 	memset(&ps, 0, sizeof(ps));
 	memset(&id, 0, sizeof(id));
 	r->resume = resume;
@@ -272,7 +275,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	}
 	r->spec.allow_decrypt = e->allow_decrypt == 1;
 	if ((new_label = agent_label_with(e->label, " (new)")) == NULL ||
-	    (r->cmp = agent_cmpc_new()) == NULL) {
+	    (own_cmp && (r->cmp = agent_cmpc_new()) == NULL)) {
 		rc = EXIT_INTERNAL;
 		goto out;
 	}
@@ -282,7 +285,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	if ((rc = agent_cmp_setup(e, r->cmp)) != EXIT_OK ||
 	    (r->type == CMPC_REQ_IR && (rc = agent_cmp_use_pbm(e, r->cmp, "the ir")) != EXIT_OK))
 		goto out;
-	if ((rc = agent_token_open(e, &r->tok, 1)) != EXIT_OK)
+	if (own_tok && (rc = agent_token_open(e, &r->tok, 1)) != EXIT_OK)
 		goto out;
 	if (resume != NULL && (rc = pending_check_token(r->tok, resume)) != EXIT_OK)
 		goto out;
@@ -393,8 +396,10 @@ out:
 	r->old_cert = NULL;
 	/* The cmpc context may hold a token key (the signer): it goes first,
 	 * while the module is still loaded. */
-	cmpc_free(r->cmp);
-	tok_free(r->tok);
+	if (own_cmp)
+		cmpc_free(r->cmp);
+	if (own_tok)
+		tok_free(r->tok);
 	r->cmp = NULL;
 	r->tok = NULL;
 	return rc;

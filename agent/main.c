@@ -28,6 +28,7 @@ enum {
 	OPT_LOCAL,
 	OPT_KEYS,
 	OPT_SYSLOG,
+	OPT_BATCH,
 	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
 	OPT_SETTING = 1024,
 };
@@ -51,6 +52,7 @@ static const struct cmd_opt {
 	{ "local", 0, OPT_LOCAL, NULL, "renew: do it in this process even if an agent runs" },
 	{ "keys", 0, OPT_KEYS, NULL, "check-config: list every setting (key, flag, scope, default)" },
 	{ "syslog", 0, OPT_SYSLOG, NULL, "log to syslog instead of stderr" },
+	{ "batch", 1, OPT_BATCH, "FILE", "enroll: every row of a CSV file, in one process" },
 };
 #define N_CMD_OPTS (sizeof(cmd_opts) / sizeof(cmd_opts[0]))
 
@@ -273,7 +275,7 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 	if (strcmp(cmd, "check") == 0)
 		return agent_check(e, o->recover);
 	if (strcmp(cmd, "enroll") == 0)
-		return agent_enroll(e);
+		return o->batch != NULL ? agent_enroll_batch(e, o->batch) : agent_enroll(e);
 	if (strcmp(cmd, "renew") == 0)
 		return agent_renew(e);
 	if (strcmp(cmd, "cr") == 0)
@@ -434,6 +436,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		case OPT_LOCAL: o.local = 1; break;
 		case OPT_KEYS: keys = 1; break;
 		case OPT_SYSLOG: use_syslog = 1; break;
+		case OPT_BATCH: o.batch = optarg; break;
 		default: r = -1; break;
 		}
 		if (r < 0) {
@@ -489,6 +492,12 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		return EXIT_INTERNAL;
 	}
 	o.named = name != NULL;
+	if (o.batch != NULL && strcmp(cmd, "enroll") != 0) {
+		log_msg(LOG_ERR, "--batch is an option of enroll, not of %s", cmd);
+		cmpc_global_cleanup();
+		conf_enrollment_clear(&e);
+		return EXIT_USAGE;
+	}
 	rc = run(cmd, &e, &o);
 	cmpc_global_cleanup();
 	conf_enrollment_clear(&e);

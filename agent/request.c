@@ -25,11 +25,13 @@ static agent_rc prepare_new(agent_req *r)
 				 r->type == CMPC_REQ_CR ? "a cr" : "the p10cr");
 }
 
-agent_rc agent_request_run(const conf_enrollment *e, cmpc_req_type type,
-			   const agent_pending *resume, int abandon)
+static agent_rc request(const conf_enrollment *e, cmpc_req_type type, const agent_pending *resume,
+		       int abandon, tok_ctx *tok, cmpc_ctx *cmp)
 {
 	agent_req r = { 0 };
 
+	r.tok = tok;
+	r.cmp = cmp;
 	r.type = type;
 	r.what = type == CMPC_REQ_IR ? "enrollment" : type == CMPC_REQ_CR ? "cr" : "p10cr";
 	r.verb = "enrolled";
@@ -42,6 +44,18 @@ agent_rc agent_request_run(const conf_enrollment *e, cmpc_req_type type,
 		return EXIT_USAGE;
 	}
 	return agent_certreq_run(&r, resume, abandon);
+}
+
+agent_rc agent_request_run(const conf_enrollment *e, cmpc_req_type type,
+			   const agent_pending *resume, int abandon)
+{
+	return request(e, type, resume, abandon, NULL, NULL);
+}
+
+agent_rc agent_request_shared(const conf_enrollment *e, cmpc_req_type type, tok_ctx *tok,
+			      cmpc_ctx *cmp)
+{
+	return request(e, type, NULL, 0, tok, cmp);
 }
 
 agent_rc agent_enroll(const conf_enrollment *e)

@@ -425,7 +425,7 @@ int ca_http_serve(int lfd, long max_requests, ca_handler_fn fn, void *arg)
 {
 	struct held held[CA_HELD_MAX];
 	size_t nheld = 0, i;
-	long handled = 0;
+	long handled = 0, opened = 0;
 	struct conn c;
 	int rc = 0;
 
@@ -455,6 +455,8 @@ int ca_http_serve(int lfd, long max_requests, ca_handler_fn fn, void *arg)
 		if ((c.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) < 0)
 			continue;
 		setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* tests count these: a client that keeps its connection opens one */
+		ca_event("connection %ld opened", ++opened);
 		c.len = 0;
 		c.served = 0;
 		if (serve_conn(&c, max_requests, &handled, fn, arg)) {
