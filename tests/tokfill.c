@@ -10,7 +10,12 @@
  *
  * usage: tokfill --module PATH --token LABEL --pin-file FILE --count N
  *                [--prefix P] [--start I] [--ca-cert PEM --ca-key PEM]
- *                [--days D | --seconds S] [--keys-only]
+ *                [--days D | --seconds S] [--keys-only] [--time]
+ *
+ * --time: bench/limit.sh's parts of an enrollment, alone: N key pairs
+ * generated on the token (C_GenerateKeyPair, EC P-256, p11enroll's
+ * template) and N certificates written (C_CreateObject), each timed; the
+ * medians are printed ("keygen_us N", "certwrite_us N").
  */
 #include "config.h"
 
@@ -43,7 +48,7 @@
 struct opts {
 	const char *module, *token, *pin_file, *prefix, *ca_cert, *ca_key;
 	unsigned long count, start, days, seconds;
-	int keys_only;
+	int keys_only, time_parts;
 };
 
 struct filler {
@@ -61,10 +66,12 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: tokfill --module PATH --token LABEL --pin-file FILE --count N\n"
 		   "               [--prefix P] [--start I] [--ca-cert PEM --ca-key PEM]\n"
-		   "               [--days D | --seconds S] [--keys-only]\n"
+		   "               [--days D | --seconds S] [--keys-only] [--time]\n"
 		   "Makes N enrollments P-I .. P-(I+N-1) (default P fill, I 1): an EC P-256 key\n"
 		   "pair and, unless --keys-only, a certificate valid from an hour ago until\n"
-		   "D days (default 365) or S seconds from now, issued by the CA or self-signed.\n");
+		   "D days (default 365) or S seconds from now, issued by the CA or self-signed.\n"
+		   "--time: instead, N key pairs generated on the token and N certificates\n"
+		   "written, each timed; prints the medians (keygen_us, certwrite_us).\n");
 }
 
 static int ckr_fail(const char *what, CK_RV rv)
@@ -387,6 +394,86 @@ out:
 	return ret;
 }
 
+static long elapsed_us(const struct timespec *a, const struct timespec *b)
+{
+	return (long)((b->tv_sec - a->tv_sec) * 1000000L + (b->tv_nsec - a->tv_nsec) / 1000);
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static long median(long *v, unsigned long n)
+{
+	qsort(v, n, sizeof(*v), cmp_long);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One key pair generated on the token, as p11enroll asks for it. */
+static int keygen_one(const struct filler *f, const char *label)
+{
+	static CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+	static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ATTRIBUTE pub[] = {
+	    {CKA_TOKEN, &yes, sizeof(yes)},
+	    {CKA_VERIFY, &yes, sizeof(yes)},
+	    {CKA_EC_PARAMS, f->ec_params, (CK_ULONG)f->ec_params_len},
+	    {CKA_LABEL, (void *)label, strlen(label)},
+	};
+	CK_ATTRIBUTE priv[] = {
+	    {CKA_TOKEN, &yes, sizeof(yes)},	{CKA_PRIVATE, &yes, sizeof(yes)},
+	    {CKA_SENSITIVE, &yes, sizeof(yes)}, {CKA_EXTRACTABLE, &no, sizeof(no)},
+	    {CKA_SIGN, &yes, sizeof(yes)},	{CKA_DECRYPT, &no, sizeof(no)},
+	    {CKA_UNWRAP, &no, sizeof(no)},	{CKA_LABEL, (void *)label, strlen(label)},
+	};
+	CK_OBJECT_HANDLE hpub, hpriv;
+	CK_RV rv = f->p->C_GenerateKeyPair(f->s, &mech, pub, sizeof(pub) / sizeof(pub[0]), priv,
+					   sizeof(priv) / sizeof(priv[0]), &hpub, &hpriv);
+
+	return rv == CKR_OK ? 0 : ckr_fail("C_GenerateKeyPair", rv);
+}
+
+/* --time: the medians of n keygens and n certificate writes. */
+static int time_parts(const struct filler *f, unsigned long n)
+{
+	unsigned char id[SHA_DIGEST_LENGTH];
+	long *kg = calloc(n, sizeof(*kg)), *cw = calloc(n, sizeof(*cw));
+	struct timespec a, b;
+	EVP_PKEY *pkey = NULL;
+	X509 *x = NULL;
+	char label[256];
+	unsigned long i;
+	int ret = -1;
+
+	if (kg == NULL || cw == NULL || EVP_PKEY_generate(f->keygen, &pkey) != 1 ||
+	    key_identifier(pkey, id) != 0 || (x = make_cert(f, pkey, "timed")) == NULL)
+		goto out;
+	for (i = 0; i < n; i++) {
+		snprintf(label, sizeof(label), "%s-%lu", f->o->prefix, f->o->start + i);
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		if (keygen_one(f, label) != 0)
+			goto out;
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		kg[i] = elapsed_us(&a, &b);
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		if (store_cert(f, x, id, label) != 0)
+			goto out;
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		cw[i] = elapsed_us(&a, &b);
+	}
+	printf("keygen_us %ld\ncertwrite_us %ld\n", median(kg, n), median(cw, n));
+	ret = 0;
+out:
+	X509_free(x);
+	EVP_PKEY_free(pkey);
+	free(kg);
+	free(cw);
+	return ret;
+}
+
 static int load_ca(struct filler *f)
 {
 	FILE *in;
@@ -434,6 +521,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	    {"ca-cert", required_argument, NULL, 'c'}, {"ca-key", required_argument, NULL, 'k'},
 	    {"days", required_argument, NULL, 'd'},    {"seconds", required_argument, NULL, 'S'},
 	    {"keys-only", no_argument, NULL, 'K'},     {"help", no_argument, NULL, 'h'},
+	    {"time", no_argument, NULL, 'T'},
 	    {NULL, 0, NULL, 0},
 	};
 	int c, have_count = 0, have_days = 0;
@@ -450,6 +538,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'c': o->ca_cert = optarg; break;
 		case 'k': o->ca_key = optarg; break;
 		case 'K': o->keys_only = 1; break;
+		case 'T': o->time_parts = 1; break;
 		case 'n':
 			if (parse_ulong("count", optarg, &o->count) != 0)
 				return -1;
@@ -546,6 +635,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	logged_in = 1;
+	if (o.time_parts) {
+		ret = o.count > 0 && time_parts(&f, o.count) == 0 ? 0 : 1;
+		done = ret == 0 ? o.count : 0;
+		goto out;
+	}
 	for (i = 0; i < o.count; i++, done++)
 		if (fill_one(&f, o.start + i) != 0) {
 			fprintf(stderr, "tokfill: stopped at %s-%lu after %lu complete enrollments\n",
