@@ -153,7 +153,8 @@ static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
  * summary printed ("VERB NAME ...") and the files exported.
  */
 static agent_rc swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
-			const tok_id *old_id, const char *verb, X509 *cert, STACK_OF(X509) *cacerts)
+			const tok_id *old_id, const char *verb, X509 *cert, STACK_OF(X509) *cacerts,
+			int store_chain)
 {
 	/* A pair to be deleted carries "(replaced)", so that recovery never
 	 * mistakes it for one kept by keep_old. */
@@ -177,7 +178,8 @@ static agent_rc swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *ne
 						"failed");
 		goto fail;
 	}
-	store_cacerts(tok, cacerts);
+	if (store_chain)
+		store_cacerts(tok, cacerts);
 	agent_print_cert(verb, e, new_id->id, new_id->len, e->label, cert);
 	if (old_id != NULL) {
 		agent_hex(old_id->id, old_id->len, hex, sizeof(hex));
@@ -229,7 +231,9 @@ static agent_rc finish(agent_req *r, const tok_id *id, int generated, X509 *cert
 		cur_id.len = 0; /* nothing to replace */
 	}
 	X509_free(cur);
-	rc = swap_in(e, r->tok, id, cur_id.len > 0 ? &cur_id : NULL, r->verb, cert, cacerts);
+	/* the accept callback stored the chain of an enrollment already */
+	rc = swap_in(e, r->tok, id, cur_id.len > 0 ? &cur_id : NULL, r->verb, cert, cacerts,
+		     r->type == CMPC_REQ_KUR);
 	printf("  transaction: %s\n", cmpc_transaction_id(r->cmp));
 	return rc;
 }

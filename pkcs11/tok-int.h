@@ -34,6 +34,14 @@ struct tok_ctx {
 	int pin_rejected; /* C_Login refused the PIN: never try again */
 	int anchor_rw;	  /* the anchor is a R/W session (read-only tokens: not) */
 	struct tok_signer *signers; /* keys handed out that sign through anchor */
+	/* The pair tok_keygen made last: the calls that use it next (its
+	 * private key, the certificate check) need no search, which costs in
+	 * proportion to the token.  Forgotten when it is destroyed. */
+	struct {
+		tok_id id;
+		CK_OBJECT_HANDLE priv;
+		EVP_PKEY *pkey; /* its public key */
+	} made;
 	char label[33];	  /* for messages */
 	char errmsg[768];
 };
@@ -195,6 +203,9 @@ const char *tok_id_hex(const tok_id *id, char *buf, size_t bufsize);
  */
 tok_rv tok_signer_wrap(tok_ctx *ctx, CK_OBJECT_HANDLE h, EVP_PKEY *pub, EVP_PKEY **ret_pkey);
 void tok_signers_detach(tok_ctx *ctx);
+
+/* Forgets ctx->made (all of it when id is NULL, else if it is that pair). */
+void tok_made_forget(tok_ctx *ctx, const tok_id *id);
 
 /* The login a key operation needs: TOK_ERR_NOT_LOGGED_IN with a message. */
 tok_rv tok_need_login(tok_ctx *ctx, const char *what);

@@ -530,9 +530,19 @@ report:
 }
 
 /* Everything but the error text; the context stays valid but empty. */
+void tok_made_forget(tok_ctx *ctx, const tok_id *id)
+{
+	if (id != NULL && (ctx->made.id.len != id->len ||
+			   memcmp(ctx->made.id.id, id->id, id->len) != 0))
+		return;
+	EVP_PKEY_free(ctx->made.pkey);
+	memset(&ctx->made, 0, sizeof(ctx->made));
+}
+
 static void release(tok_ctx *ctx)
 {
 	tok_signers_detach(ctx);
+	tok_made_forget(ctx, NULL);
 	if (ctx->f != NULL && ctx->have_anchor) {
 		if (ctx->logged_in)
 			ctx->f->C_Logout(ctx->anchor);

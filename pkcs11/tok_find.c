@@ -117,9 +117,23 @@ tok_rv tok_find_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, int w
 		rv = tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	for (j = 0; j < n; j++)
-		if (tok_attr_ulong(ctx, s, hs[j], CKA_CLASS, &cls[j]) != 0)
-			cls[j] = ~(CK_OBJECT_CLASS)0; /* unreadable: not one of ours */
+	for (j = 0; j < n; j++) {
+		CK_ATTRIBUTE a = {CKA_CLASS, &cls[j], sizeof(cls[j])};
+		CK_RV ckr = ctx->f->C_GetAttributeValue(s, hs[j], &a, 1);
+
+		if (ckr == CKR_OBJECT_HANDLE_INVALID) {
+			cls[j] = ~(CK_OBJECT_CLASS)0; /* deleted since the search */
+		} else if (ckr != CKR_OK) {
+			/* A token that cannot say what an object is has not shown
+			 * that the key is gone: that failure is the answer. */
+			char what[96];
+
+			snprintf(what, sizeof(what), "reading an object's class on token '%s'",
+				 ctx->label);
+			rv = tok_fail_ckr(ctx, what, ckr, NULL);
+			goto out;
+		}
+	}
 	for (i = 0; i < (with_certs ? 3 : 2); i++)
 		for (j = 0; j < n; j++)
 			if (cls[j] == order[i]) {

@@ -73,16 +73,20 @@ static tok_rv finish_pair(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pu
 				"its public key: report this",
 				ctx->label);
 	}
-	EVP_PKEY_free(pkey);
 	set.ulValueLen = id.len;
 	ckr = ctx->f->C_SetAttributeValue(s, priv, &set, 1);
 	if (ckr == CKR_OK)
 		ckr = ctx->f->C_SetAttributeValue(s, pub, &set, 1);
 	if (ckr != CKR_OK) {
+		EVP_PKEY_free(pkey);
 		snprintf(what, sizeof(what), "setting CKA_ID of a new key on token '%s'",
 			 ctx->label);
 		return tok_fail_ckr(ctx, what, ckr, NULL);
 	}
+	tok_made_forget(ctx, NULL);
+	ctx->made.id = id;
+	ctx->made.priv = priv;
+	ctx->made.pkey = pkey;
 	*ret_id = id;
 	return TOK_OK;
 }

@@ -57,6 +57,7 @@ tok_rv tok_key_destroy(tok_ctx *ctx, const tok_id *id, int with_certs)
 		return tok_need_login(ctx, "destroying a key");
 	if ((rv = tok_session_open(ctx, 1, &s)) != TOK_OK)
 		return rv;
+	tok_made_forget(ctx, id);
 	rv = tok_find_by_id(ctx, s, id, with_certs, &hs, &n, NULL);
 	for (j = 0; rv == TOK_OK && j < n; j++) {
 		ckr = ctx->f->C_DestroyObject(s, hs[j]);
