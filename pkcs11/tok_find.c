@@ -169,38 +169,20 @@ static void describe(char *buf, size_t size, const char *label, const tok_id *id
 		snprintf(buf, size, "id %s", tok_id_hex(id, hex, sizeof(hex)));
 }
 
-/* CKA_ID of h: CKR_OK, the token's error, or CKR_ATTRIBUTE_VALUE_INVALID
- * for one longer than TOK_ID_MAX. */
-static CK_RV read_id(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, tok_id *ret)
-{
-	unsigned char *v = NULL;
-	CK_ULONG len = 0;
-	CK_RV rv = tok_attr_get(ctx, s, h, CKA_ID, &v, &len);
-
-	if (rv == CKR_OK && len > TOK_ID_MAX)
-		rv = CKR_ATTRIBUTE_VALUE_INVALID;
-	if (rv == CKR_OK) {
-		memset(ret, 0, sizeof(*ret));
-		if (len > 0)
-			memcpy(ret->id, v, len);
-		ret->len = len;
-	}
-	OPENSSL_free(v);
-	return rv;
-}
-
 tok_rv tok_find_cert(tok_ctx *ctx, const char *label, const tok_id *id, tok_id *ret_id,
 		     X509 **ret_cert)
 {
 	static const CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
 	CK_ATTRIBUTE tmpl[3] = {{CKA_CLASS, (void *)&cls, sizeof(cls)}};
+	/* per candidate, in one read: category, id, value */
+	tok_attr_val a[3] = {{CKA_CERTIFICATE_CATEGORY, NULL, 0}, {CKA_ID, NULL, 0},
+			     {CKA_VALUE, NULL, 0}};
+	tok_attr_val found[3] = {{0, NULL, 0}, {0, NULL, 0}, {0, NULL, 0}};
 	CK_ULONG nt = 1, n = 0, i, ul;
-	CK_OBJECT_HANDLE *hs = NULL, found = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE *hs = NULL;
 	CK_SESSION_HANDLE s;
-	unsigned char *v = NULL;
 	const unsigned char *p;
-	CK_ULONG len = 0;
-	char sel[200], ids[300] = "", hex[2 * TOK_ID_MAX + 1];
+	char sel[200], ids[300] = "", hex[2 * TOK_ID_MAX + 1], what[320];
 	size_t matches = 0;
 	tok_id fid;
 	X509 *cert = NULL;
@@ -228,20 +210,33 @@ tok_rv tok_find_cert(tok_ctx *ctx, const char *label, const tok_id *id, tok_id *
 	if ((rv = tok_find_all(ctx, s, tmpl, nt, &hs, &n)) != TOK_OK)
 		goto out;
 	for (i = 0; i < n; i++) {
-		tok_id oid;
-
+		if ((ckr = tok_attrs_read(ctx, s, hs[i], a, 3)) != CKR_OK) {
+			if (ckr == CKR_OBJECT_HANDLE_INVALID)
+				continue; /* deleted since the search */
+			snprintf(what, sizeof(what), "reading the certificate with %s on token '%s'",
+				 sel, ctx->label);
+			rv = tok_fail_ckr(ctx, what, ckr, NULL);
+			goto out;
+		}
 		/* CA certificates stored next to the enrollment are not it. */
-		if (tok_attr_ulong(ctx, s, hs[i], CKA_CERTIFICATE_CATEGORY, &ul) == 0 &&
-		    ul == CATEGORY_AUTHORITY)
+		if (tok_attr_val_ulong(&a[0], &ul) == 0 && ul == CATEGORY_AUTHORITY) {
+			tok_attrs_free(a, 3);
 			continue;
+		}
 		matches++;
-		found = hs[i];
-		if (read_id(ctx, s, hs[i], &oid) == CKR_OK && strlen(ids) + 2 * oid.len + 3 < sizeof(ids)) {
+		if (a[1].v != NULL && a[1].len <= TOK_ID_MAX &&
+		    strlen(ids) + 2 * a[1].len + 3 < sizeof(ids)) {
+			memcpy(fid.id, a[1].v, a[1].len);
+			fid.len = a[1].len;
 			if (ids[0] != '\0')
 				strncat(ids, ", ", sizeof(ids) - strlen(ids) - 1);
-			strncat(ids, oid.len > 0 ? tok_id_hex(&oid, hex, sizeof(hex)) : "(no id)",
+			strncat(ids, fid.len > 0 ? tok_id_hex(&fid, hex, sizeof(hex)) : "(no id)",
 				sizeof(ids) - strlen(ids) - 1);
 		}
+		tok_attrs_free(found, 3);
+		memcpy(found, a, sizeof(found)); /* the values move to found */
+		for (ul = 0; ul < 3; ul++)
+			a[ul].v = NULL;
 	}
 	if (matches == 0) {
 		rv = tok_fail(ctx, TOK_ERR_NOT_FOUND,
@@ -257,32 +252,27 @@ tok_rv tok_find_cert(tok_ctx *ctx, const char *label, const tok_id *id, tok_id *
 			      sel, ctx->label, matches, ids);
 		goto out;
 	}
-	ckr = tok_attr_get(ctx, s, found, CKA_VALUE, &v, &len);
-	if (ckr != CKR_OK) {
-		char what[96];
-
-		snprintf(what, sizeof(what), "reading certificate value on token '%s'", ctx->label);
-		rv = tok_fail_ckr(ctx, what, ckr, NULL);
-		goto out;
-	}
-	p = v;
-	if (len > 0)
-		cert = d2i_X509(NULL, &p, (long)len);
-	if (cert == NULL || p != v + len) {
+	p = found[2].v;
+	if (found[2].v != NULL && found[2].len > 0)
+		cert = d2i_X509(NULL, &p, (long)found[2].len);
+	if (cert == NULL || p != found[2].v + found[2].len) {
 		rv = tok_fail(ctx, TOK_ERR_DEVICE,
 			      "reading the certificate with %s on token '%s' failed: it is not a "
 			      "valid X.509 certificate: delete the object and enroll again",
 			      sel, ctx->label);
 		goto out;
 	}
-	if ((ckr = read_id(ctx, s, found, &fid)) != CKR_OK) {
-		char what[320];
-
-		snprintf(what, sizeof(what), "reading the CKA_ID of the certificate with %s on token '%s'",
-			 sel, ctx->label);
-		rv = tok_fail_ckr(ctx, what, ckr, NULL);
+	if (found[1].v == NULL || found[1].len > TOK_ID_MAX) {
+		rv = tok_fail(ctx, TOK_ERR_DEVICE,
+			      "reading the CKA_ID of the certificate with %s on token '%s' failed: "
+			      "it has none, or one longer than %d bytes: delete the object and "
+			      "enroll again",
+			      sel, ctx->label, TOK_ID_MAX);
 		goto out;
 	}
+	memset(&fid, 0, sizeof(fid));
+	memcpy(fid.id, found[1].v, found[1].len);
+	fid.len = found[1].len;
 	if (ret_id != NULL)
 		*ret_id = fid;
 	if (ret_cert != NULL) {
@@ -292,7 +282,8 @@ tok_rv tok_find_cert(tok_ctx *ctx, const char *label, const tok_id *id, tok_id *
 	rv = TOK_OK;
 out:
 	X509_free(cert);
-	OPENSSL_free(v);
+	tok_attrs_free(a, 3);
+	tok_attrs_free(found, 3);
 	OPENSSL_free(hs);
 	tok_session_close(ctx, s);
 	return rv;
