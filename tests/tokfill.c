@@ -44,6 +44,7 @@
 
 #define P256_SCALAR_LEN 32
 #define PIN_MAX 256
+#define PREFIX_MAX 200
 
 struct opts {
 	const char *module, *token, *pin_file, *prefix, *ca_cert, *ca_key;
@@ -524,7 +525,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	    {"time", no_argument, NULL, 'T'},
 	    {NULL, 0, NULL, 0},
 	};
-	int c, have_count = 0, have_days = 0;
+	int c, have_count = 0, have_days = 0, have_seconds = 0;
 
 	o->prefix = "fill";
 	o->start = 1;
@@ -556,6 +557,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'S':
 			if (parse_ulong("seconds", optarg, &o->seconds) != 0)
 				return -1;
+			have_seconds = 1;
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
@@ -570,12 +572,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		fprintf(stderr, "tokfill: --ca-cert and --ca-key go together\n");
 		return -1;
 	}
-	if (have_days && o->seconds > 0) {
+	if (have_days && have_seconds) {
 		fprintf(stderr, "tokfill: --days or --seconds, not both\n");
 		return -1;
 	}
-	if (o->days < 1 || o->days > 36500 || o->seconds > 100UL * 365 * 86400) {
+	if (o->days < 1 || o->days > 36500 || (have_seconds && o->seconds < 1) ||
+	    o->seconds > 100UL * 365 * 86400) {
 		fprintf(stderr, "tokfill: --days 1..36500 or --seconds 1..3153600000\n");
+		return -1;
+	}
+	/* Labels stay unique: P-i must fit the label buffer of fill_one. */
+	if (strlen(o->prefix) > PREFIX_MAX) {
+		fprintf(stderr, "tokfill: --prefix has at most %d bytes\n", PREFIX_MAX);
 		return -1;
 	}
 	return 0;
