@@ -39,6 +39,9 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int log_verbosity(void);
 /* The last error log_msg() was given, escaped, or "". */
 const char *log_last_error(void);
+/* A command for several enrollments works on name now (NULL: none): each
+ * line says so after its level; a name starts the last error afresh. */
+void log_set_subject(const char *name);
 /* Prints the OpenSSL error queue at debug level and clears it. */
 void log_openssl_errors(void);
 /* For the helpers that return 0 or -1: the message into why, and -1. */
@@ -104,6 +107,8 @@ typedef struct {
 
 void conf_enrollment_init(conf_enrollment *e);
 void conf_enrollment_clear(conf_enrollment *e);
+/* A deep copy of src (dst uninitialised): 0, or -1 when out of memory. */
+int conf_enrollment_copy(conf_enrollment *dst, const conf_enrollment *src);
 
 /*
  * What a configuration check found: one line per problem, each naming

@@ -78,6 +78,30 @@ static int is_set(const conf_enrollment *e, const setting *s)
 	return is_text(s) ? *(char *const *)f != NULL : *(const int *)f != CONF_FIELD_UNSET;
 }
 
+int conf_enrollment_copy(conf_enrollment *dst, const conf_enrollment *src)
+{
+	size_t i;
+
+	conf_enrollment_init(dst);
+	if (src->name != NULL && (dst->name = strdup(src->name)) == NULL)
+		goto fail;
+	for (i = 0; i < conf_n_settings; i++) {
+		const setting *s = &conf_settings[i];
+		const char *from = (const char *)src + s->off;
+		char *to = (char *)dst + s->off;
+
+		if (!is_text(s))
+			*(int *)to = *(const int *)from;
+		else if (*(char *const *)from != NULL &&
+			 (*(char **)to = strdup(*(char *const *)from)) == NULL)
+			goto fail;
+	}
+	return 0;
+fail:
+	conf_enrollment_clear(dst);
+	return -1;
+}
+
 /* ---- the file, line by line ------------------------------------------------ */
 
 typedef struct {

@@ -78,14 +78,46 @@ static int put_state(FILE *f, void *arg)
 	return 0;
 }
 
+const char *track_error(const track *t)
+{
+	return t->last_error != NULL ? t->last_error : "";
+}
+
+void track_set_error(track *t, const char *fmt, ...)
+{
+	static const char oom[] = "out of memory";
+	va_list ap;
+	char *s;
+	int n;
+
+	free(t->last_error);
+	t->last_error = NULL;
+	if (fmt == NULL)
+		return;
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		t->last_error = strdup(oom);
+		return;
+	}
+	if (n == 0) {
+		free(s);
+		return;
+	}
+	if ((size_t)n >= TRACK_ERROR_MAX)
+		s[TRACK_ERROR_MAX - 1] = '\0';
+	t->last_error = s;
+}
+
 int track_save(const track *t)
 {
-	char path[1024], msg[4400], err[sizeof(t->last_error)], pin[sizeof(t->pin_latch)];
+	char path[1024], msg[4400], err[TRACK_ERROR_MAX], pin[sizeof(t->pin_latch)];
 	struct state_out o = { t, err, pin };
 
 	if (state_path(t, path, sizeof(path)) < 0)
 		return -1;
-	snprintf(err, sizeof(err), "%s", t->last_error);
+	snprintf(err, sizeof(err), "%s", track_error(t));
 	snprintf(pin, sizeof(pin), "%s", t->pin_latch);
 	one_line(err, sizeof(err));
 	one_line(pin, sizeof(pin));
@@ -98,7 +130,7 @@ int track_save(const track *t)
 
 int track_load(track *t)
 {
-	char path[1024], line[sizeof(t->last_error) + 64], *v;
+	char path[1024], line[TRACK_ERROR_MAX + 64], *v;
 	long long n;
 	FILE *f;
 
@@ -125,7 +157,7 @@ int track_load(track *t)
 		else if (strcmp(line, "stopped") == 0 && n == 1)
 			t->st = T_STOPPED;
 		else if (strcmp(line, "last_error") == 0)
-			snprintf(t->last_error, sizeof(t->last_error), "%s", v);
+			track_set_error(t, "%s", v);
 		else if (strcmp(line, "pin_latch") == 0)
 			snprintf(t->pin_latch, sizeof(t->pin_latch), "%s", v);
 		else if (strcmp(line, "cert_serial") == 0 && strspn(v, "0123456789ABCDEF") ==
@@ -259,7 +291,7 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 		put(&b, ", \"state\": ", 11);
 		put_str(&b, track_state_name(t->st));
 		put(&b, ", \"operation\": ", 15);
-		if (t->pid > 0)
+		if (t->op != OP_NONE)
 			put_str(&b, track_op_name(t->op));
 		else
 			put(&b, "null", 4);
@@ -275,7 +307,7 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 		putf(&b, ", \"consecutive_failures\": %d, \"renewals\": %ld, \"pending\": %s",
 		     t->failures, t->renewals, t->pending ? "true" : "false");
 		put(&b, ", \"last_error\": ", 16);
-		put_str(&b, t->last_error);
+		put_str(&b, track_error(t));
 		put(&b, "}", 1);
 	}
 	put(&b, "\n]}\n", 4);
@@ -344,8 +376,8 @@ char *track_status_text(track *const *tracks, size_t n, long long now, size_t *l
 		put(&b, " ", 1);
 		put_when(&b, t->last_success, now);
 		putf(&b, " %4d %8ld\n", t->failures, t->renewals);
-		if (t->last_error[0] != '\0')
-			putf(&b, "  last error: %s\n", agent_escape(t->last_error, safe, sizeof(safe)));
+		if (track_error(t)[0] != '\0')
+			putf(&b, "  last error: %s\n", agent_escape(track_error(t), safe, sizeof(safe)));
 	}
 	if (b.oom) {
 		free(b.p);

@@ -48,11 +48,12 @@ static void tearoff(void)
 
 static void init(track *t)
 {
+	free(t->last_error); /* the static tracks start with none */
 	memset(t, 0, sizeof(*t));
 	t->name = (char *)"fuzz";
 	t->e.name = (char *)"fuzz";
 	t->e.state_dir = dir;
-	t->out_fd = t->err_fd = t->waiter_fd = -1;
+	t->waiter_fd = -1;
 }
 
 static int terminated(const char *s, size_t n)
@@ -102,7 +103,7 @@ static void check_outputs(track *t)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static track t, again;
-	char err[sizeof(t.last_error)], pin[sizeof(t.pin_latch)];
+	char err[TRACK_ERROR_MAX], pin[sizeof(t.pin_latch)];
 	FILE *f;
 
 	setup_once();
@@ -113,7 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* Bounds the scheduler and the status document rely on. */
 	if (t.failures < 0 || t.failures > 1000000 || t.renewals < 0 ||
-	    !terminated(t.last_error, sizeof(t.last_error)) ||
+	    strlen(track_error(&t)) >= TRACK_ERROR_MAX ||
 	    !terminated(t.pin_latch, sizeof(t.pin_latch)) ||
 	    !terminated(t.cert_serial, sizeof(t.cert_serial)) ||
 	    strspn(t.cert_serial, "0123456789ABCDEF") != strlen(t.cert_serial) ||
@@ -127,13 +128,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	init(&again);
 	if (track_load(&again) != 0)
 		abort();
-	snprintf(err, sizeof(err), "%s", t.last_error);
+	snprintf(err, sizeof(err), "%s", track_error(&t));
 	snprintf(pin, sizeof(pin), "%s", t.pin_latch);
 	one_line(err, sizeof(err));
 	one_line(pin, sizeof(pin));
 	if (again.seed != t.seed || again.next != t.next || again.last_success != t.last_success ||
 	    again.last_attempt != t.last_attempt || again.failures != t.failures ||
-	    again.renewals != t.renewals || again.st != t.st || strcmp(again.last_error, err) != 0 ||
+	    again.renewals != t.renewals || again.st != t.st || strcmp(track_error(&again), err) != 0 ||
 	    strcmp(again.pin_latch, pin) != 0 || again.have_cert != t.have_cert ||
 	    (t.have_cert && (strcmp(again.cert_serial, t.cert_serial) != 0 ||
 			     again.not_before != t.not_before || again.not_after != t.not_after)))
