@@ -162,8 +162,8 @@ child_run *child_launch(const child_cmd *cmd, track *const *members, size_t n, t
 		members[k]->run = c;
 		members[k]->op = op;
 	}
-	if (n > 1)
-		log_msg(LOG_DEBUG, "%s of %zu enrollments on one token (process %ld)",
+	if (look)
+		log_msg(LOG_INFO, "%s: %s of %zu enrollment(s) on its token (process %ld)", t->name,
 			op == OP_RECOVER ? "recovery look" : "look", n, (long)pid);
 	return c;
 fail:
