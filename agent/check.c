@@ -43,38 +43,32 @@ static void print_serial(X509 *cert, agent_result *res)
 	BN_free(bn);
 }
 
-/* The look at an enrollment on an open token (with its information). */
-static agent_rc look(const conf_enrollment *e, tok_ctx *tok, const tok_info *info, int recover)
+static void token_lines(const tok_info *info)
 {
-	char hex[2 * TOK_ID_MAX + 1], err[512], safe[4 * sizeof(((tok_info *)0)->serial)];
-	agent_pending ap;
-	X509 *cert = NULL;
-	tok_id id;
-	tok_rv trv;
-	agent_rc rc;
-	int r;
+	char safe[4 * sizeof(((tok_info *)0)->serial)];
 	agent_result *res = agent_result_self();
 
-	if (e->label == NULL) {
-		log_msg(LOG_ERR, "no label: check finds the enrollment's certificate by its label");
-		return EXIT_USAGE;
-	}
 	/* The agent parses these lines: the token's serial is the token's
 	 * choice and must not add a line (a forged "cert=present"). */
 	printf("token=present\ntoken_serial=%s\n", agent_escape(info->serial, safe, sizeof(safe)));
 	res->token = 1;
 	snprintf(res->token_serial, sizeof(res->token_serial), "%s", safe);
-	if (recover && (rc = agent_recover(e, tok)) != EXIT_OK)
-		goto out;
-	trv = tok_find_cert(tok, e->label, NULL, &id, &cert);
-	if (trv == TOK_ERR_NOT_FOUND) {
+}
+
+/* The certificate's lines (cert NULL: none), then the pending
+ * transaction's. */
+static agent_rc cert_lines(const conf_enrollment *e, X509 *cert, const tok_id *id)
+{
+	char hex[2 * TOK_ID_MAX + 1], err[512];
+	agent_result *res = agent_result_self();
+	agent_pending ap;
+	int r;
+
+	if (cert == NULL) {
 		printf("cert=none\n");
 		res->cert = 0;
-	} else if (trv != TOK_OK) {
-		rc = agent_token_fail(tok, trv, "cannot read the enrollment's certificate");
-		goto out;
 	} else {
-		agent_hex(id.id, id.len, hex, sizeof(hex));
+		agent_hex(id->id, id->len, hex, sizeof(hex));
 		printf("cert=present\n");
 		print_serial(cert, res);
 		res->cert = 1;
@@ -91,10 +85,131 @@ static agent_rc look(const conf_enrollment *e, tok_ctx *tok, const tok_info *inf
 		res->pending_check_after = ap.p.check_after;
 	} else if (r < 0)
 		log_msg(LOG_WARNING, "%s", err);
-	rc = EXIT_OK;
-out:
+	return EXIT_OK;
+}
+
+/* The look at an enrollment on an open token (with its information). */
+static agent_rc look(const conf_enrollment *e, tok_ctx *tok, const tok_info *info, int recover)
+{
+	X509 *cert = NULL;
+	tok_id id;
+	tok_rv trv;
+	agent_rc rc;
+
+	if (e->label == NULL) {
+		log_msg(LOG_ERR, "no label: check finds the enrollment's certificate by its label");
+		return EXIT_USAGE;
+	}
+	token_lines(info);
+	if (recover && (rc = agent_recover(e, tok)) != EXIT_OK)
+		return rc;
+	trv = tok_find_cert(tok, e->label, NULL, &id, &cert);
+	if (trv != TOK_OK && trv != TOK_ERR_NOT_FOUND)
+		return agent_token_fail(tok, trv, "cannot read the enrollment's certificate");
+	rc = cert_lines(e, cert, &id);
 	X509_free(cert);
 	return rc;
+}
+
+/*
+ * A pass over many enrollments reads the token once: a search costs a
+ * module like SoftHSM2 (file store) a read of every object file, so that
+ * a search per enrollment made the pass quadratic in the enrollments.
+ * The objects, sorted by label, answer each enrollment's questions: are
+ * there marks of an unfinished run to recover (then the enrollment gets
+ * the whole look, with its searches), and which certificate has its label.
+ * The listing is taken once, after the login; another process changes an
+ * enrollment only under its lock, which commands by hand take, and the
+ * agent's own steps never run beside its pass.
+ */
+typedef struct {
+	tok_object *objs;
+	size_t n;
+	const tok_object **by_label;
+} listing;
+
+static int by_label(const void *a, const void *b)
+{
+	return strcmp((*(const tok_object *const *)a)->label, (*(const tok_object *const *)b)->label);
+}
+
+/* 0, or -1 (logged) when the token could not be read. */
+static int listing_take(tok_ctx *tok, listing *l)
+{
+	tok_rv rv;
+	size_t i;
+
+	memset(l, 0, sizeof(*l));
+	if ((rv = tok_objects(tok, &l->objs, &l->n)) != TOK_OK) {
+		(void)agent_token_fail(tok, rv, "cannot list the token's objects");
+		return -1;
+	}
+	if (l->n > 0 && (l->by_label = malloc(l->n * sizeof(*l->by_label))) == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		tok_objects_free(l->objs, l->n);
+		return -1;
+	}
+	for (i = 0; i < l->n; i++)
+		l->by_label[i] = &l->objs[i];
+	qsort(l->by_label, l->n, sizeof(*l->by_label), by_label);
+	return 0;
+}
+
+static void listing_free(listing *l)
+{
+	free(l->by_label);
+	tok_objects_free(l->objs, l->n);
+}
+
+/* The first object labelled label (its index in by_label), or l->n. */
+static size_t listed(const listing *l, const char *label)
+{
+	size_t lo = 0, hi = l->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (strcmp(l->by_label[mid]->label, label) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < l->n && strcmp(l->by_label[lo]->label, label) == 0 ? lo : l->n;
+}
+
+/* Whether any object carries label + suffix. */
+static int marked(const listing *l, const char *label, const char *suffix)
+{
+	char *s = agent_label_with(label, suffix);
+	int r = s == NULL || listed(l, s) < l->n; /* out of memory: the whole look */
+
+	free(s);
+	return r;
+}
+
+/* The look of an enrollment from the listing, or the whole look when its
+ * answer is not there (marks to recover, several certificates). */
+static agent_rc look_listed(const conf_enrollment *e, tok_ctx *tok, const tok_info *info,
+			    int recover, const listing *l)
+{
+	const tok_object *cert = NULL;
+	size_t i;
+
+	if (e->label == NULL || (recover && (marked(l, e->label, " (new)") ||
+					     marked(l, e->label, " (replaced)") ||
+					     marked(l, e->label, " (revoked)"))))
+		return look(e, tok, info, recover);
+	for (i = listed(l, e->label); i < l->n && strcmp(l->by_label[i]->label, e->label) == 0; i++) {
+		const tok_object *o = l->by_label[i];
+
+		/* the end-entity certificate, as tok_find_cert takes it */
+		if (o->cls != TOK_CKO_CERTIFICATE || o->cert_category == 2)
+			continue;
+		if (cert != NULL || o->cert == NULL)
+			return look(e, tok, info, recover); /* it says what is wrong */
+		cert = o;
+	}
+	token_lines(info);
+	return cert_lines(e, cert != NULL ? cert->cert : NULL, cert != NULL ? &cert->id : NULL);
 }
 
 agent_rc agent_check(const conf_enrollment *e, int recover)
@@ -172,6 +287,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 {
 	conf_enrollment first, e;
 	agent_result *res = agent_result_self();
+	listing list = { 0 };
 	tok_ctx *tok = NULL;
 	tok_info info;
 	tok_rv trv;
@@ -183,6 +299,8 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 	    (open_rc = agent_token_open(&first, &tok, recover)) == EXIT_OK &&
 	    (trv = tok_get_info(tok, &info)) != TOK_OK)
 		open_rc = agent_token_fail(tok, trv, "cannot read the token information");
+	if (open_rc == EXIT_OK && n > 1 && listing_take(tok, &list) < 0)
+		open_rc = EXIT_TOKEN;
 	log_set_subject(NULL);
 	for (i = 0; i < n; i++) {
 		printf("name=%s\n", names[i]);
@@ -207,7 +325,8 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 			} else if (recover && agent_lock(&e) < 0) {
 				rc = EXIT_BUSY;
 			} else {
-				rc = look(&e, tok, &info, recover);
+				rc = n > 1 ? look_listed(&e, tok, &info, recover, &list)
+					   : look(&e, tok, &info, recover);
 				agent_unlock();
 			}
 			conf_enrollment_clear(&e);
@@ -219,6 +338,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 		log_set_subject(NULL);
 	}
 	agent_result_close();
+	listing_free(&list);
 	tok_free(tok);
 	conf_enrollment_clear(&first);
 	return worst;

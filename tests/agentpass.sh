@@ -12,7 +12,7 @@ need_cmd python3
 use_p11wrap
 setup
 N=6
-plan 15
+plan 16
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
@@ -75,19 +75,28 @@ agent_stop "$A"
 check "/agentpass/start/sigterm-exit-0" test "$ARC" = 0
 
 # --- a pass killed half-way -----------------------------------------------------
-# The pass above made F calls of C_FindObjectsInit for N enrollments: the
-# kill comes a little after half of them, so that the first enrollments
-# have their records; the retry looks at fewer enrollments and stays below
-# the count (p11wrap counts per process).
-F=$(in_log "$W" '^C_FindObjectsInit ')
-K=$((F / 2 + F / (4 * N) + 1))
-echo "# $F C_FindObjectsInit calls in the pass over $N enrollments: SIGKILL at call $K"
+# Each enrollment gets the mark of a run killed after its key generation: a
+# pair labelled "key-I (new)" without a certificate, which recovery deletes
+# (two C_DestroyObject each).  The pass is killed at the first deletion of
+# the enrollment after the first half: those have their records; the retry
+# looks at fewer enrollments and stays below the count (p11wrap counts per
+# process).
+SLOT=$(token_slot ag-pass) || exit 1
+BASE=$(count_objects ag-pass)
+i=1
+while [ $i -le $N ]; do
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --slot "$SLOT" --login --pin "$USER_PIN" \
+		--keypairgen --key-type EC:prime256v1 --id "ff0$i" --label "key-$i (new)" \
+		> /dev/null 2>&1 || echo "# pkcs11-tool could not make the mark of e$i"
+	i=$((i + 1))
+done
+K=$((2 * (N / 2) + 1))
 W2="$TMP/wrap-kill.log"
 L2="$TMP/agent-kill.log"
-agent_start "$C" "$L2" P11WRAP_LOG="$W2" P11WRAP_KILL="C_FindObjectsInit:before:$K" || exit 1
+agent_start "$C" "$L2" P11WRAP_LOG="$W2" P11WRAP_KILL="C_DestroyObject:before:$K" || exit 1
 A=$APID
 killed() {
-	[ "$(in_log "$W2" '^KILL C_FindObjectsInit')" -ge 1 ]
+	[ "$(in_log "$W2" '^KILL C_DestroyObject')" -ge 1 ]
 }
 check "/agentpass/kill/killed" wait_for 30 killed
 check "/agentpass/kill/all-valid-again" wait_for 60 all_valid "$C"
@@ -98,5 +107,6 @@ check "/agentpass/kill/some-kept-their-records" test "$U" -ge 1 -a "$U" -lt "$N"
 check "/agentpass/kill/unfinished-retried" \
 	test "$(in_log "$L2" "recovery look of $U enrollment\(s\) on its token")" -eq 1
 check "/agentpass/kill/two-logins" test "$(logins "$W2")" -eq 2
+check "/agentpass/kill/marks-gone" test "$(count_objects ag-pass)" -eq "$BASE"
 agent_stop "$A"
 check "/agentpass/kill/sigterm-exit-0" test "$ARC" = 0
