@@ -18,11 +18,12 @@ typedef struct {
 	const char *self, *config, *state_dir;
 } child_cmd;
 
-/* The most enrollments one pass looks at, and the bytes of their names:
- * argv stays far below ARG_MAX, and a pass killed half-way costs the rest
- * of its enrollments a retry, not all of them.  More go to the next pass. */
-#define CHILD_PASS_MAX 1000
-#define CHILD_PASS_MAX_BYTES (64 * 1024)
+/* The most enrollments one pass looks at, and the bytes of their names
+ * (argv stays a quarter of Linux's usual 2 MiB ARG_MAX); more go to the
+ * next pass.  Each pass lists the whole token once, so a pass takes as
+ * many as it can: 10,000 enrollments of 8-byte names are one pass. */
+#define CHILD_PASS_MAX 10000
+#define CHILD_PASS_MAX_BYTES (512 * 1024)
 
 /* One running step: allocated while it runs, so that an idle enrollment
  * costs no pipes and no buffers. */
