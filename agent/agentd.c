@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -199,6 +200,14 @@ static int build_index(void)
 	A.nlooked = 0;
 	A.t0_ms = ctl_now_ms();
 	return 0;
+}
+
+/* The parsed configuration file is freed once the enrollments are built
+ * from it: several times their size for thousands of enrollments, in the
+ * middle of the heap, where malloc keeps it unless asked to give it back. */
+static void trim(void)
+{
+	(void)malloc_trim(0);
 }
 
 /* Saves t's state (every enrollment's when t is NULL); the metrics follow
@@ -459,6 +468,7 @@ static int reload(conf_diag *diag)
 	A.n = n;
 	if (build_index() < 0)
 		log_msg(LOG_ERR, "reload: out of memory for the index");
+	trim();
 	A.srv.group = A.tracks != NULL && A.n > 0 ? A.tracks[0]->e.control_group : NULL;
 	log_msg(LOG_NOTICE, "configuration reloaded: %zu enrollment(s)", n);
 	(void)notify_send("READY=1");
@@ -750,6 +760,7 @@ agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 		log_msg(LOG_ERR, "out of memory");
 		return EXIT_INTERNAL;
 	}
+	trim();
 	A.srv.group = A.tracks[0]->e.control_group;
 	/* The socket and metrics file are the agent's: the first enrollment
 	 * names them (the default section gives every enrollment the same). */

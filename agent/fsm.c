@@ -137,7 +137,7 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 		return;
 	}
 	if (t->st == T_PIN) {
-		if (strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", t->pin_latch) == 0) {
+		if (strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", track_pin_latch(t)) == 0) {
 			refuse_waiter(t, out, EXIT_PIN,
 				      "the PIN was refused; change the PIN source or run "
 				      "p11enroll clear");
@@ -146,7 +146,7 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 			return;
 		}
 		say(out, LOG_NOTICE, "%s: the PIN source changed: trying again", t->name);
-		t->pin_latch[0] = '\0';
+		track_set_pin_latch(t, NULL);
 		/* The latch is gone: a tick that does not start the look at
 		 * once (the token is busy) must not say so again. */
 		t->st = T_START;
@@ -416,7 +416,7 @@ static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
 	}
 	t->exit_code = rc;
 	if (rc == EXIT_PIN) {
-		snprintf(t->pin_latch, sizeof(t->pin_latch), "%s", ev->pin_fp != NULL ? ev->pin_fp : "");
+		track_set_pin_latch(t, ev->pin_fp);
 		t->st = T_PIN;
 		say(out, LOG_ERR,
 		    "%s: the PIN was refused or is unusable; not trying it again until the PIN "
@@ -481,7 +481,7 @@ static void clear(track *t, const fsm_event *ev, fsm_actions *out)
 	int skips = t->st == T_STOPPED || (t->st == T_BACKOFF && t->next > ev->now);
 
 	if (t->st == T_PIN && !ev->privileged &&
-	    strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", t->pin_latch) == 0) {
+	    strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", track_pin_latch(t)) == 0) {
 		say(out, LOG_WARNING, "control: refused to clear the PIN latch of %s for uid %ld",
 		    t->name, ev->uid);
 		answer(out, ev->fd, EXIT_USAGE,
@@ -495,7 +495,7 @@ static void clear(track *t, const fsm_event *ev, fsm_actions *out)
 		return;
 	if (t->st == T_PIN)
 		say(out, LOG_NOTICE, "%s: PIN latch cleared by uid %ld", t->name, ev->uid);
-	t->pin_latch[0] = '\0';
+	track_set_pin_latch(t, NULL);
 	if (t->st == T_STOPPED || t->st == T_PIN)
 		t->st = T_START;
 	t->failures = 0;

@@ -110,15 +110,35 @@ void track_set_error(track *t, const char *fmt, ...)
 	t->last_error = s;
 }
 
+const char *track_pin_latch(const track *t)
+{
+	return t->pin_latch != NULL ? t->pin_latch : "";
+}
+
+/* A latch lost to a failed allocation would let a rejected PIN be tried
+ * again: this one stays, and matches no fingerprint. */
+static char oom_latch[] = "out of memory";
+
+void track_set_pin_latch(track *t, const char *fp)
+{
+	if (t->pin_latch != oom_latch)
+		free(t->pin_latch);
+	t->pin_latch = NULL;
+	if (fp == NULL || *fp == '\0')
+		return;
+	if ((t->pin_latch = strndup(fp, TRACK_PIN_LATCH_MAX - 1)) == NULL)
+		t->pin_latch = oom_latch;
+}
+
 int track_save(const track *t)
 {
-	char path[1024], msg[4400], err[TRACK_ERROR_MAX], pin[sizeof(t->pin_latch)];
+	char path[1024], msg[4400], err[TRACK_ERROR_MAX], pin[TRACK_PIN_LATCH_MAX];
 	struct state_out o = { t, err, pin };
 
 	if (state_path(t, path, sizeof(path)) < 0)
 		return -1;
 	snprintf(err, sizeof(err), "%s", track_error(t));
-	snprintf(pin, sizeof(pin), "%s", t->pin_latch);
+	snprintf(pin, sizeof(pin), "%s", track_pin_latch(t));
 	one_line(err, sizeof(err));
 	one_line(pin, sizeof(pin));
 	if (agent_atomic_write(path, 0600, put_state, &o, msg, sizeof(msg)) < 0) {
@@ -159,7 +179,7 @@ int track_load(track *t)
 		else if (strcmp(line, "last_error") == 0)
 			track_set_error(t, "%s", v);
 		else if (strcmp(line, "pin_latch") == 0)
-			snprintf(t->pin_latch, sizeof(t->pin_latch), "%s", v);
+			track_set_pin_latch(t, v);
 		else if (strcmp(line, "cert_serial") == 0 && strspn(v, "0123456789ABCDEF") ==
 								  strlen(v))
 			snprintf(t->cert_serial, sizeof(t->cert_serial), "%.128s", v);
@@ -172,7 +192,7 @@ int track_load(track *t)
 	fclose(f);
 	/* A latched PIN stays latched across a restart: trying it again at
 	 * start would spend one more of the token's PIN attempts. */
-	if (t->st != T_STOPPED && t->pin_latch[0] != '\0')
+	if (t->st != T_STOPPED && t->pin_latch != NULL)
 		t->st = T_PIN;
 	return 0;
 }

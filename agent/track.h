@@ -31,6 +31,8 @@ typedef enum { OP_NONE, OP_RECOVER, OP_CHECK, OP_RENEW, OP_ENROLL, OP_RESUME } t
 
 /* The whole error a step's record carries (its "error" field). */
 #define TRACK_ERROR_MAX 8192
+/* The longest PIN source fingerprint kept (track_pin_fingerprint()). */
+#define TRACK_PIN_LATCH_MAX 512
 
 struct child_run;   /* child.h: a running step's process, pipes and output */
 struct token_group; /* agentd.c: the enrollments of one token */
@@ -57,7 +59,10 @@ typedef struct track {
 	 * most enrollments have none, and the agent keeps thousands.
 	 * track_error() and track_set_error(). */
 	char *last_error;
-	char pin_latch[512]; /* fingerprint of the PIN source that was rejected, or "" */
+	/* the fingerprint of the PIN source that was rejected (up to
+	 * TRACK_PIN_LATCH_MAX - 1 bytes), or NULL: track_pin_latch() and
+	 * track_set_pin_latch() */
+	char *pin_latch;
 	/* what to do next regardless of the time */
 	int need_recover, need_refresh, hook_due;
 	track_op bootstrap_next; /* OP_ENROLL after a refused kur */
@@ -81,6 +86,11 @@ const char *track_error(const track *t);
 /* Sets it (fmt NULL: clears it); cut at TRACK_ERROR_MAX - 1 bytes.  When
  * out of memory the error becomes "out of memory". */
 void track_set_error(track *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The latched fingerprint, or "". */
+const char *track_pin_latch(const track *t);
+/* Latches fp (NULL or "": none); cut at TRACK_PIN_LATCH_MAX - 1 bytes.  When
+ * out of memory the latch becomes "out of memory", which no source matches. */
+void track_set_pin_latch(track *t, const char *fp);
 
 const char *track_state_name(track_state st);
 const char *track_op_name(track_op op);

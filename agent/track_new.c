@@ -19,6 +19,7 @@ void track_free(track *t)
 	if (t == NULL)
 		return;
 	free(t->last_error);
+	track_set_pin_latch(t, NULL);
 	free(t->name);
 	conf_enrollment_clear(&t->e);
 	free(t);

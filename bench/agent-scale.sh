@@ -9,7 +9,10 @@
 #   - its CPU time (utime + stime) and wakeups (voluntary + involuntary
 #     context switches) over IDLE seconds after that,
 #   - the latency of `p11enroll status --json` (median, max; client process,
-#     timed around it) while the start-up pass runs.
+#     timed around it) while the start-up pass runs, and of the agent's own
+#     answer to "status" on its socket (timed inside one python3 process,
+#     from connect to the answer's end): the client parses the whole
+#     configuration file before it asks.
 # usage: bench/agent-scale.sh [BUILD_DIR] [COUNTS...]   (default build/, 1000 10000)
 # Environment: TMPDIR (where the token, state and logs go; /dev/shm for a
 # token in memory), IDLE (default 60), SAMPLES (status requests, default 20),
@@ -42,6 +45,20 @@ cpu() {
 # wakeups PID: voluntary + involuntary context switches
 wakeups() {
 	echo $(($(proc "$1" voluntary_ctxt_switches) + $(proc "$1" nonvoluntary_ctxt_switches)))
+}
+
+# raw SOCKET: milliseconds from connect until the agent's whole answer to
+# "status" (the request p11enroll status --json sends)
+raw() {
+	python3 -c '
+import socket, sys, time
+t = time.monotonic()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b"status\n")
+while s.recv(65536):
+    pass
+print(int((time.monotonic() - t) * 1e6))' "$1"
 }
 
 # scheduled CONF N: how many enrollments status shows valid with a next time
@@ -79,6 +96,7 @@ for N in $COUNTS; do
 	APID=$!
 	# status while the start-up pass runs: the first once the socket is there
 	: > "$TMP/lat$N"
+	: > "$TMP/raw$N"
 	k=0
 	while [ ! -S "$TMP/state$N/control" ] && kill -0 $APID 2> /dev/null && [ $k -lt 600 ]; do
 		sleep 0.05
@@ -86,11 +104,14 @@ for N in $COUNTS; do
 	done
 	k=0
 	during=0
+	sched_ms=
 	while [ $k -lt "$SAMPLES" ]; do
 		looking=$(grep -c "every enrollment has had its first look" "$L")
+		[ "$looking" -eq 0 ] || [ -n "$sched_ms" ] || sched_ms=$(ms_since "$t0")
 		t=$(date +%s%N)
 		"$P11ENROLL" -c "$C" status --json > "$TMP/status.json" 2> /dev/null
 		echo "$(($(date +%s%N) - t))" >> "$TMP/lat$N"
+		raw "$TMP/state$N/control" >> "$TMP/raw$N"
 		[ "$looking" -eq 0 ] && during=$((during + 1))
 		k=$((k + 1))
 		sleep 0.2
@@ -102,7 +123,7 @@ for N in $COUNTS; do
 		sleep 0.2
 		k=$((k + 1))
 	done
-	sched_ms=$(ms_since "$t0")
+	[ -n "$sched_ms" ] || sched_ms=$(ms_since "$t0")
 	said=$(sed -n 's/.*every enrollment has had its first look: [0-9]* in \([0-9.]*\) s.*/\1/p' "$L")
 	valid=$(scheduled "$C")
 	rss=$(proc $APID VmRSS)
@@ -119,6 +140,8 @@ for N in $COUNTS; do
 	stop_ms=$(ms_since "$t")
 	med=$(median < "$TMP/lat$N")
 	max=$(sort -n "$TMP/lat$N" | tail -n 1)
+	rmed=$(median < "$TMP/raw$N")
+	rmax=$(sort -n "$TMP/raw$N" | tail -n 1)
 	echo "== $N enrollments on one SoftHSM2 token (${TMPDIR:-/tmp}; load $(cut -d' ' -f1-3 /proc/loadavg))"
 	printf '  token filled (tokfill)        %8.1f s\n' "$(echo "$fill_ms" | awk '{print $1 / 1000}')"
 	printf '  scheduled after start         %8.1f s   (agent says %s s; %s of %s valid)   goal (10,000): <= 60 s\n' \
@@ -132,6 +155,8 @@ for N in $COUNTS; do
 	printf '  status --json during the pass  median %.1f ms, max %.1f ms (%d of %d requests during the pass)   goal: <= 100 ms\n' \
 		"$(echo "$med" | awk '{print $1 / 1000000}')" "$(echo "$max" | awk '{print $1 / 1000000}')" \
 		"$during" "$SAMPLES"
+	printf '  the agent'"'"'s answer to status   median %.1f ms, max %.1f ms (socket, in one process)\n' \
+		"$(echo "$rmed" | awk '{print $1 / 1000}')" "$(echo "$rmax" | awk '{print $1 / 1000}')"
 	printf '  stop (SIGTERM, state saved)   %8.1f s\n' "$(echo "$stop_ms" | awk '{print $1 / 1000}')"
 	grep -E 'error|warning' "$L" | head -5 | sed 's/^/  log: /'
 	delete_token "$tok"

@@ -886,7 +886,7 @@ static void test_line_writers(void)
 	t.name = e.name;
 	t.e = e;
 	track_set_error(&t, "CA says: \nstopped 1\r\nfailures 99");
-	snprintf(t.pin_latch, sizeof(t.pin_latch), "file:/x\nseed 7");
+	track_set_pin_latch(&t, "file:/x\nseed 7");
 	t.seed = 5;
 	snprintf(path, sizeof(path), "%s/hostile.agent", dir);
 	tap_check(track_save(&t) == 0 && lines_with(path, "stopped") == 1 &&

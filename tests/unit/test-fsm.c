@@ -27,6 +27,7 @@ static void fresh(void)
 {
 	conf_enrollment_clear(&T.e);
 	free(T.last_error);
+	track_set_pin_latch(&T, NULL);
 	memset(&T, 0, sizeof(T));
 	T.name = (char *)"e1";
 	conf_enrollment_init(&T.e);
@@ -169,7 +170,7 @@ static void test_decide(void)
 
 	fresh();
 	T.st = T_PIN;
-	snprintf(T.pin_latch, sizeof(T.pin_latch), "%s", FP);
+	track_set_pin_latch(&T, FP);
 	T.waiter_fd = 7;
 	tick();
 	tap_ok(started() == OP_NONE && answered(7, "the PIN was refused") == EXIT_PIN &&
@@ -179,9 +180,9 @@ static void test_decide(void)
 
 	fresh();
 	T.st = T_PIN;
-	snprintf(T.pin_latch, sizeof(T.pin_latch), "an older PIN file");
+	track_set_pin_latch(&T, "an older PIN file");
 	tick();
-	tap_ok(started() == OP_RECOVER && T.pin_latch[0] == '\0' && T.need_recover &&
+	tap_ok(started() == OP_RECOVER && track_pin_latch(&T)[0] == '\0' && T.need_recover &&
 		       logged("the PIN source changed: trying again") && T.st == T_START,
 	       "/fsm/decide/2-pin-changed", "op %d", started());
 	/* the token was busy: the next tick asks again, without the news */
@@ -338,13 +339,13 @@ static void test_pin(void)
 	T.waiter_fd = 7;
 	record(EXIT_PIN);
 	done(OP_RENEW, EXIT_PIN);
-	tap_ok(T.st == T_PIN && strcmp(T.pin_latch, FP) == 0 && hooked(0) &&
+	tap_ok(T.st == T_PIN && strcmp(track_pin_latch(&T), FP) == 0 && hooked(0) &&
 		       answered(7, "renew failed: boom 4") == EXIT_PIN && count(ACT_PUBLISH) == 1,
-	       "/fsm/any/exit-4-latches", "st %d latch '%s'", T.st, T.pin_latch);
+	       "/fsm/any/exit-4-latches", "st %d latch '%s'", T.st, track_pin_latch(&T));
 	fresh();
 	record(EXIT_PIN);
 	done(OP_RECOVER, EXIT_PIN);
-	tap_ok(T.st == T_PIN && strcmp(T.pin_latch, FP) == 0, "/fsm/any/exit-4-of-a-look",
+	tap_ok(T.st == T_PIN && strcmp(track_pin_latch(&T), FP) == 0, "/fsm/any/exit-4-of-a-look",
 	       "st %d", T.st);
 }
 
@@ -635,25 +636,25 @@ static void test_control(void)
 	fresh();
 	T.st = T_STOPPED;
 	T.failures = 4;
-	snprintf(T.pin_latch, sizeof(T.pin_latch), "x");
+	track_set_pin_latch(&T, "x");
 	control(EV_CLEAR, 9, 1);
 	tap_ok(T.st == T_START && T.failures == 0 && T.need_recover && T.next == NOW &&
-		       T.pin_latch[0] == '\0' && count(ACT_PUBLISH) == 1 &&
+		       track_pin_latch(&T)[0] == '\0' && count(ACT_PUBLISH) == 1 &&
 		       answered(9, "cleared e1") == EXIT_OK,
 	       "/fsm/ctl/clear", "st %d", T.st);
 
 	fresh();
 	T.st = T_PIN;
-	snprintf(T.pin_latch, sizeof(T.pin_latch), "%s", FP);
+	track_set_pin_latch(&T, FP);
 	control(EV_CLEAR, 9, 0);
 	tap_ok(T.st == T_PIN && answered(9, "not cleared: the token rejected the PIN") == EXIT_USAGE,
 	       "/fsm/ctl/clear-pin-refused", "st %d", T.st);
 	control(EV_CLEAR, 9, 1);
-	tap_ok(T.st == T_START && T.pin_latch[0] == '\0' && logged("PIN latch cleared by uid 1000"),
+	tap_ok(T.st == T_START && track_pin_latch(&T)[0] == '\0' && logged("PIN latch cleared by uid 1000"),
 	       "/fsm/ctl/clear-pin-privileged", "st %d", T.st);
 	fresh();
 	T.st = T_PIN;
-	snprintf(T.pin_latch, sizeof(T.pin_latch), "an older PIN file");
+	track_set_pin_latch(&T, "an older PIN file");
 	control(EV_CLEAR, 9, 0);
 	tap_ok(T.st == T_START, "/fsm/ctl/clear-pin-source-changed", "st %d", T.st);
 
