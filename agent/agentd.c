@@ -71,6 +71,7 @@ static struct {
 	size_t nlooked;	   /* enrollments looked at since start or reload */
 	long long t0_ms;   /* ctl_now_ms() at start or reload */
 	int metrics_dirty; /* the metrics file is behind */
+	int saves_due;	   /* some enrollment's state file is behind */
 	long long metrics_ms; /* ctl_now_ms() of its last write */
 	int lfd;
 	char sock[1024];
@@ -210,17 +211,44 @@ static void trim(void)
 	(void)malloc_trim(0);
 }
 
-/* Saves t's state (every enrollment's when t is NULL); the metrics follow
- * within METRICS_GAP_MS: one enrollment's step leaves the others' files
- * alone, so that 100 enrollments do not cost 100 fsyncs per step. */
-static void publish(const track *t)
+/* t's state (every enrollment's when t is NULL) is saved at the end of
+ * this round of the loop (save_all()), the metrics within METRICS_GAP_MS:
+ * one enrollment's step leaves the others' files alone, and the steps of a
+ * round (a pass's records) share one sync. */
+static void publish(track *t)
 {
 	size_t i;
 
-	for (i = 0; i < A.n; i++)
-		if (t == NULL || A.tracks[i] == t)
-			(void)track_save(A.tracks[i]);
+	if (t != NULL)
+		t->save_due = 1;
+	for (i = 0; t == NULL && i < A.n; i++)
+		A.tracks[i]->save_due = 1;
+	A.saves_due = 1;
 	A.metrics_dirty = A.metrics[0] != '\0';
+}
+
+/* The state files publish() asked for, in one batch. */
+static void save_all(void)
+{
+	track **due;
+	size_t i, k = 0;
+
+	if (!A.saves_due)
+		return;
+	A.saves_due = 0;
+	if ((due = malloc(A.n * sizeof(*due))) == NULL) {
+		for (i = 0; i < A.n; i++)
+			if (A.tracks[i]->save_due)
+				(void)track_save(A.tracks[i]);
+	} else {
+		for (i = 0; i < A.n; i++)
+			if (A.tracks[i]->save_due)
+				due[k++] = A.tracks[i];
+		(void)track_save_all(due, k);
+		free(due);
+	}
+	for (i = 0; i < A.n; i++)
+		A.tracks[i]->save_due = 0;
 }
 
 /* The metrics file when it is behind and its time has come (force: now);
@@ -439,6 +467,7 @@ static int reload(conf_diag *diag)
 		return 1;
 	}
 	A.reload_waiting = 0;
+	save_all(); /* before the enrollments it is due for are gone */
 	(void)notify_send("RELOADING=1");
 	if (track_load_all(A.config, A.state_dir, &ts, &n, diag) < 0) {
 		log_diag(LOG_ERR, "reload failed: ", diag);
@@ -665,6 +694,7 @@ static void loop(void)
 		np = poll_set(pf, &first);
 		nruns = A.nruns;
 		timeout = A.wake == LLONG_MAX ? -1 : wait_ms(A.wake - n < 1 ? 1 : A.wake - n);
+		save_all();
 		ms = write_metrics(0);
 		if (first >= 0) {
 			first -= ctl_now_ms();
@@ -780,6 +810,7 @@ agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 	loop();
 	(void)notify_send("STOPPING=1");
 	publish(NULL);
+	save_all();
 	(void)write_metrics(1);
 	close(A.lfd);
 	unlink(A.sock);

@@ -490,6 +490,15 @@ int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d
 	}
 	if (d->errors > before)
 		goto fail;
+	/* The line index serves the messages of these checks only: an agent
+	 * of thousands of enrollments need not hold it while it builds them. */
+	for (i = 0; i < cf->n_lines; i++) {
+		free(cf->lines[i].section);
+		free(cf->lines[i].key);
+	}
+	free(cf->lines);
+	cf->lines = NULL;
+	cf->n_lines = 0;
 	*ret_cf = cf;
 	return 0;
 fail:

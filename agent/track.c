@@ -130,10 +130,12 @@ void track_set_pin_latch(track *t, const char *fp)
 		t->pin_latch = oom_latch;
 }
 
-int track_save(const track *t)
+/* t's state, as a write of its own (b NULL) or into the batch b. */
+static int save(const track *t, agent_atomic_batch *b)
 {
 	char path[1024], msg[4400], err[TRACK_ERROR_MAX], pin[TRACK_PIN_LATCH_MAX];
 	struct state_out o = { t, err, pin };
+	int r;
 
 	if (state_path(t, path, sizeof(path)) < 0)
 		return -1;
@@ -141,11 +143,37 @@ int track_save(const track *t)
 	snprintf(pin, sizeof(pin), "%s", track_pin_latch(t));
 	one_line(err, sizeof(err));
 	one_line(pin, sizeof(pin));
-	if (agent_atomic_write(path, 0600, put_state, &o, msg, sizeof(msg)) < 0) {
+	r = b != NULL ? agent_atomic_batch_add(b, path, 0600, put_state, &o, msg, sizeof(msg))
+		      : agent_atomic_write(path, 0600, put_state, &o, msg, sizeof(msg));
+	if (r < 0) {
 		log_msg(LOG_ERR, "%s: cannot save the agent state: %s", t->name, msg);
 		return -1;
 	}
 	return 0;
+}
+
+int track_save(const track *t)
+{
+	return save(t, NULL);
+}
+
+int track_save_all(track *const *ts, size_t n)
+{
+	agent_atomic_batch *b = agent_atomic_batch_new();
+	char msg[4400];
+	size_t i;
+	int failed = 0, lost;
+
+	if (b == NULL) {
+		for (i = 0; i < n; i++)
+			failed += track_save(ts[i]) < 0;
+		return failed;
+	}
+	for (i = 0; i < n; i++)
+		failed += save(ts[i], b) < 0;
+	if ((lost = agent_atomic_batch_commit(b, msg, sizeof(msg))) > 0)
+		log_msg(LOG_ERR, "cannot save the agent state of %d enrollment(s): %s", lost, msg);
+	return failed + lost;
 }
 
 int track_load(track *t)

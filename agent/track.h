@@ -79,6 +79,7 @@ typedef struct track {
 	struct token_group *grp;
 	long long tick_at;
 	int looked;
+	int save_due; /* its state file is behind (saved at the end of the round) */
 } track;
 
 /* The last error, or "". */
@@ -105,6 +106,9 @@ void track_free(track *t);
 /* track.c */
 int track_load(track *t);	 /* STATE_DIR/NAME.agent; 0 also when absent */
 int track_save(const track *t);	 /* atomic; logs a failure */
+/* The same for ts[0..n) with one sync for all (agent_atomic_batch_*): the
+ * number that failed (logged). */
+int track_save_all(track *const *ts, size_t n);
 /* Appends the status document (JSON) of tracks to buf (malloc'ed, *len). */
 char *track_status_json(track *const *tracks, size_t n, long long now, long rate, size_t *len);
 /* The same as a table, for people. */
