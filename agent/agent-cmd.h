@@ -73,9 +73,19 @@ void agent_template_print(const cmpc_template *t);
 /* p11enroll check: key=value lines about the enrollment; recover: log in
  * and run agent_recover first. */
 agent_rc agent_check(const conf_enrollment *e, int recover);
+/* p11enroll check NAME NAME...: the enrollments of config (with the
+ * command line's settings, cli) on one token, each after "name=NAME", each
+ * with a result record of its own, in order (agent/result.h); the token is
+ * opened and logged in to once.  EXIT_OK when every look succeeded, else
+ * the first failure's exit code. */
+agent_rc agent_check_names(const char *config, const conf_enrollment *cli, char *const *names,
+			   size_t n, int recover);
 /* Takes the enrollment's lock for the rest of the process; -1 (logged)
  * when another process holds it, 0 otherwise (also without a state dir). */
 int agent_lock(const conf_enrollment *e);
+/* Releases the lock agent_lock() took, for a command that works on several
+ * enrollments one after the other (check NAME...). */
+void agent_unlock(void);
 
 /* ---- crash recovery (recover.c) ---------------------------------------- */
 

@@ -12,6 +12,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +36,22 @@
 static volatile sig_atomic_t got_term, got_hup;
 static int sigpipe_fds[2] = { -1, -1 };
 
+/* The enrollments of one token (the same module and token settings): at
+ * most one child runs on it, a look at several of them at once. */
+typedef struct token_group {
+	child_run *run; /* or NULL */
+	track **tracks; /* into A.members, in the file's order */
+	size_t n;
+} token_group;
+
+/* Real milliseconds between two writes of the metrics file: a pass over
+ * thousands of enrollments ends a step thousands of times. */
+#define METRICS_GAP_MS 1000
+/* The longest the loop sleeps (real seconds) when nothing is due sooner:
+ * poll counts on the monotonic clock, the schedule on the wall clock,
+ * which may jump. */
+#define WAIT_MAX_S 3600
+
 static struct {
 	const char *config;
 	const char *state_dir; /* --state-dir from the command line, or NULL */
@@ -43,6 +61,18 @@ static struct {
 	time_t t0;
 	track **tracks;
 	size_t n;
+	/* the index: the groups, their members, the running children */
+	token_group *groups;
+	size_t ngroups;
+	track **members;
+	child_run **runs;
+	size_t nruns;
+	track **pass; /* room for the members of one pass */
+	size_t nlooked;	   /* enrollments looked at since start or reload */
+	long long t0_ms;   /* ctl_now_ms() at start or reload */
+	int metrics_dirty; /* the metrics file is behind */
+	int saves_due;	   /* some enrollment's state file is behind */
+	long long metrics_ms; /* ctl_now_ms() of its last write */
 	int lfd;
 	char sock[1024];
 	char metrics[1024];
@@ -65,7 +95,7 @@ static int wait_ms(long long agent_s)
 {
 	long long ms = agent_s * 1000 / (A.rate > 1 ? A.rate : 1);
 
-	return ms < 0 ? 0 : ms > 60000 ? 60000 : (int)ms;
+	return ms < 0 ? 0 : ms > WAIT_MAX_S * 1000LL ? WAIT_MAX_S * 1000 : (int)ms;
 }
 
 #ifdef P11E_COVERAGE /* LCOV_EXCL_START: the measurement, not measured */
@@ -120,68 +150,194 @@ static int same_token(const track *a, const track *b)
 		       0;
 }
 
-static int token_busy(const track *t)
+static int by_token(const void *pa, const void *pb)
+{
+	const track *a = *(track *const *)pa, *b = *(track *const *)pb;
+	int c = strcmp(a->e.module != NULL ? a->e.module : "", b->e.module != NULL ? b->e.module : "");
+
+	if (c == 0)
+		c = strcmp(a->e.token != NULL ? a->e.token : "", b->e.token != NULL ? b->e.token : "");
+	/* the file's order within a token: track_load_all allocates in it,
+	 * but the addresses need not rise; the order of A.tracks does */
+	return c != 0 ? c : a->looked < b->looked ? -1 : a->looked > b->looked;
+}
+
+/* The groups of A.tracks, built at start and reload (no child runs then):
+ * 0, or -1 when out of memory. */
+static int build_index(void)
 {
 	size_t i;
+	token_group *g = NULL;
 
-	for (i = 0; i < A.n; i++)
-		if (A.tracks[i] != t && A.tracks[i]->pid > 0 && same_token(A.tracks[i], t))
-			return 1;
+	free(A.groups);
+	free(A.members);
+	free(A.runs);
+	free(A.pass);
+	A.groups = calloc(A.n, sizeof(*A.groups));
+	A.members = malloc(A.n * sizeof(*A.members));
+	A.runs = calloc(A.n, sizeof(*A.runs));
+	A.pass = malloc((A.n < CHILD_PASS_MAX ? A.n : CHILD_PASS_MAX) * sizeof(*A.pass));
+	A.ngroups = A.nruns = 0;
+	if (A.groups == NULL || A.members == NULL || A.runs == NULL || A.pass == NULL)
+		return -1;
+	/* looked holds the position while sorting: no track has had a look yet */
+	for (i = 0; i < A.n; i++) {
+		A.members[i] = A.tracks[i];
+		A.tracks[i]->looked = (int)i;
+	}
+	qsort(A.members, A.n, sizeof(*A.members), by_token);
+	for (i = 0; i < A.n; i++) {
+		track *t = A.members[i];
+
+		if (g == NULL || !same_token(g->tracks[0], t)) {
+			g = &A.groups[A.ngroups++];
+			g->tracks = &A.members[i];
+		}
+		g->n++;
+		t->grp = g;
+		t->tick_at = 0;
+		t->looked = 0;
+	}
+	A.nlooked = 0;
+	A.t0_ms = ctl_now_ms();
 	return 0;
 }
 
-/* Saves t's state (every enrollment's when t is NULL) and the metrics: one
- * enrollment's step leaves the others' files alone, so that 100 enrollments
- * do not cost 100 fsyncs per step. */
-static void publish(const track *t)
+/* The parsed configuration file is freed once the enrollments are built
+ * from it: several times their size for thousands of enrollments, in the
+ * middle of the heap, where malloc keeps it unless asked to give it back. */
+static void trim(void)
+{
+	(void)malloc_trim(0);
+}
+
+/* t's state (every enrollment's when t is NULL) is saved at the end of
+ * this round of the loop (save_all()), the metrics within METRICS_GAP_MS:
+ * one enrollment's step leaves the others' files alone, and the steps of a
+ * round (a pass's records) share one sync. */
+static void publish(track *t)
 {
 	size_t i;
 
+	if (t != NULL)
+		t->save_due = 1;
+	for (i = 0; t == NULL && i < A.n; i++)
+		A.tracks[i]->save_due = 1;
+	A.saves_due = 1;
+	A.metrics_dirty = A.metrics[0] != '\0';
+}
+
+/* The state files publish() asked for, in one batch. */
+static void save_all(void)
+{
+	track **due;
+	size_t i, k = 0;
+
+	if (!A.saves_due)
+		return;
+	A.saves_due = 0;
+	if ((due = malloc(A.n * sizeof(*due))) == NULL) {
+		for (i = 0; i < A.n; i++)
+			if (A.tracks[i]->save_due)
+				(void)track_save(A.tracks[i]);
+	} else {
+		for (i = 0; i < A.n; i++)
+			if (A.tracks[i]->save_due)
+				due[k++] = A.tracks[i];
+		(void)track_save_all(due, k);
+		free(due);
+	}
 	for (i = 0; i < A.n; i++)
-		if (t == NULL || A.tracks[i] == t)
-			(void)track_save(A.tracks[i]);
-	if (A.metrics[0] != '\0')
-		track_write_metrics(A.tracks, A.n, A.metrics);
+		A.tracks[i]->save_due = 0;
+}
+
+/* The metrics file when it is behind and its time has come (force: now);
+ * else the real milliseconds until then, or -1: nothing to write. */
+static long long write_metrics(int force)
+{
+	long long ms = ctl_now_ms();
+
+	if (!A.metrics_dirty)
+		return -1;
+	if (!force && ms - A.metrics_ms < METRICS_GAP_MS)
+		return A.metrics_ms + METRICS_GAP_MS - ms;
+	track_write_metrics(A.tracks, A.n, A.metrics);
+	A.metrics_dirty = 0;
+	A.metrics_ms = ms;
+	return -1;
 }
 
 /* ---- events and actions ---------------------------------------------------- */
 
 static void event(track *t, fsm_event *ev);
 
+/* Starts op for members[0..n) (one group's), and tells each. */
+static void start(track **members, size_t n, track_op op)
+{
+	child_run *c = child_launch(&A.cmd, members, n, op);
+	fsm_event ev;
+	size_t i;
+
+	if (c != NULL) {
+		members[0]->grp->run = c;
+		A.runs[A.nruns++] = c;
+	}
+	for (i = 0; i < n; i++) {
+		memset(&ev, 0, sizeof(ev));
+		ev.kind = c != NULL ? EV_STARTED : EV_LAUNCH_FAILED;
+		ev.op = op;
+		event(members[i], &ev);
+	}
+}
+
 static void carry_out(track *t, const fsm_actions *acts)
 {
 	const fsm_action *a;
-	fsm_event ev;
 	size_t i;
 
 	for (i = 0; i < acts->n; i++) {
 		a = &acts->a[i];
 		switch (a->kind) {
-		case ACT_START:
-			memset(&ev, 0, sizeof(ev));
-			ev.kind = child_launch(&A.cmd, t, a->op) < 0 ? EV_LAUNCH_FAILED : EV_STARTED;
-			ev.op = a->op;
-			event(t, &ev);
-			break;
-		case ACT_WAKE:
-			if (a->at < A.wake)
-				A.wake = a->at;
-			break;
+		case ACT_START: start(&t, 1, a->op); break;
+		case ACT_WAKE: t->tick_at = a->at; break;
 		case ACT_HOOK: child_hook(t, a->ok); break;
 		case ACT_PUBLISH: publish(t); break;
 		case ACT_ANSWER: ctl_serve_reply(&A.srv, a->fd, a->code, a->text); break;
-		case ACT_ANSWER_OUTPUT: ctl_serve_reply(&A.srv, a->fd, a->code, t->out); break;
+		case ACT_ANSWER_OUTPUT:
+			ctl_serve_reply(&A.srv, a->fd, a->code, t->run != NULL ? t->run->out : "");
+			break;
 		case ACT_WAIT: ctl_serve_wait(&A.srv, a->fd); break;
 		case ACT_LOG: log_msg(a->level, "%s", a->text); break;
 		}
 	}
 }
 
-static void event(track *t, fsm_event *ev)
+/* The first look at every enrollment is over: the observable end of the
+ * start-up (bench/agent-scale.sh waits for it). */
+static void looked_at(track *t)
+{
+	if (t->looked)
+		return;
+	t->looked = 1;
+	if (++A.nlooked == A.n)
+		log_msg(LOG_NOTICE, "every enrollment has had its first look: %zu in %.1f s", A.n,
+			(double)(ctl_now_ms() - A.t0_ms) / 1000.0);
+}
+
+/*
+ * Feeds ev to t's state machine and carries out what it asks for, except
+ * a start when take is given: *take receives its op (else OP_NONE), and
+ * the caller starts it (a look in the token's pass) or leaves it to a
+ * later tick.
+ */
+static void step(track *t, fsm_event *ev, track_op *take)
 {
 	fsm_actions *acts = malloc(sizeof(*acts));
 	char fp[512] = "";
+	size_t i;
 
+	if (take != NULL)
+		*take = OP_NONE;
 	if (acts == NULL) {
 		log_msg(LOG_ERR, "%s: out of memory for the state machine", t->name);
 		return;
@@ -191,48 +347,108 @@ static void event(track *t, fsm_event *ev)
 	if (ev->kind != EV_TICK || t->st == T_PIN)
 		track_pin_fingerprint(&t->e, fp, sizeof(fp));
 	ev->pin_fp = fp;
+	/* Until the machine says when (ACT_WAKE), a tick that starts nothing
+	 * needs none again (stopped); any other event needs one. */
+	t->tick_at = ev->kind == EV_TICK ? LLONG_MAX : 0;
 	fsm_step(t, ev, acts);
+	if (ev->kind == EV_STEP_DONE && (ev->op == OP_RECOVER || ev->op == OP_CHECK))
+		looked_at(t);
+	for (i = 0; take != NULL && i < acts->n; i++)
+		if (acts->a[i].kind == ACT_START) {
+			*take = acts->a[i].op;
+			memmove(&acts->a[i], &acts->a[i + 1], (acts->n - i - 1) * sizeof(acts->a[0]));
+			acts->n--;
+			t->tick_at = 0; /* the same start, at the next tick */
+			break;
+		}
 	carry_out(t, acts);
 	free(acts);
 }
 
+static void event(track *t, fsm_event *ev)
+{
+	step(t, ev, NULL);
+}
+
 /* ---- the loop ---------------------------------------------------------------- */
 
-static void reap(void)
+/* A record of a pass: its enrollment's step is done. */
+static void pass_record(track *t, const agent_result *res, void *arg)
+{
+	const child_run *c = arg;
+	fsm_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = EV_STEP_DONE;
+	ev.op = c->op;
+	ev.exited = 1;
+	ev.exit_code = res->exit_code;
+	ev.res = res;
+	event(t, &ev);
+}
+
+/* The child c ended with status: each of its enrollments without a record
+ * gets the process's end (a missing record, or the signal). */
+static void ended(child_run *c, int status)
 {
 	agent_result res;
 	fsm_event ev;
 	char why[256];
+	size_t k, before;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = EV_STEP_DONE;
+	ev.op = c->op;
+	ev.exited = WIFEXITED(status);
+	ev.exit_code = ev.exited ? WEXITSTATUS(status) : EXIT_INTERNAL;
+	ev.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	if (!c->pass) {
+		ev.res = child_finish(c, &res, why, sizeof(why)) == 0 ? &res : NULL;
+		ev.res_why = why;
+		event(c->members[0], &ev); /* its run (stdout) is still there */
+		return;
+	}
+	child_drain_err(c, 1);
+	do {
+		before = c->done;
+		child_drain_res(c, pass_record, c);
+	} while (c->done != before);
+	if (c->res_bad)
+		snprintf(why, sizeof(why), "%s", c->res_why);
+	else
+		snprintf(why, sizeof(why), "the look at %zu enrollments ended after %zu records",
+			 c->n, c->done);
+	ev.res_why = why;
+	for (k = c->done; k < c->n; k++) {
+		c->members[k]->run = NULL;
+		c->members[k]->op = OP_NONE;
+		event(c->members[k], &ev);
+	}
+}
+
+static void reap(void)
+{
+	child_run *c;
 	int status;
 	pid_t pid;
 	size_t i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		for (i = 0; i < A.n; i++) {
-			track *t = A.tracks[i];
-
-			if (t->pid != pid)
+		for (i = 0; i < A.nruns; i++) {
+			if ((c = A.runs[i])->pid != pid)
 				continue;
-			memset(&ev, 0, sizeof(ev));
-			ev.kind = EV_STEP_DONE;
-			ev.op = t->op;
-			ev.exited = WIFEXITED(status);
-			ev.exit_code = ev.exited ? WEXITSTATUS(status) : EXIT_INTERNAL;
-			ev.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-			ev.res = child_finish(t, &res, why, sizeof(why)) == 0 ? &res : NULL;
-			ev.res_why = why;
-			event(t, &ev);
+			/* a hook's process is none of these */
+			A.runs[i] = A.runs[--A.nruns];
+			c->members[0]->grp->run = NULL;
+			ended(c, status);
+			child_free(c);
+			break;
 		}
 }
 
 static int busy(void)
 {
-	size_t i;
-
-	for (i = 0; i < A.n; i++)
-		if (A.tracks[i]->pid > 0)
-			return 1;
-	return 0;
+	return A.nruns > 0;
 }
 
 /*
@@ -251,6 +467,7 @@ static int reload(conf_diag *diag)
 		return 1;
 	}
 	A.reload_waiting = 0;
+	save_all(); /* before the enrollments it is due for are gone */
 	(void)notify_send("RELOADING=1");
 	if (track_load_all(A.config, A.state_dir, &ts, &n, diag) < 0) {
 		log_diag(LOG_ERR, "reload failed: ", diag);
@@ -278,34 +495,96 @@ static int reload(conf_diag *diag)
 	free(A.tracks);
 	A.tracks = ts;
 	A.n = n;
+	if (build_index() < 0)
+		log_msg(LOG_ERR, "reload: out of memory for the index");
+	trim();
 	A.srv.group = A.tracks != NULL && A.n > 0 ? A.tracks[0]->e.control_group : NULL;
 	log_msg(LOG_NOTICE, "configuration reloaded: %zu enrollment(s)", n);
 	(void)notify_send("READY=1");
 	return 0;
 }
 
-/* The poll set: the signal pipe, the socket, each step's stdout and stderr
- * (owner[k] is the step of pf[2 + 2k] and pf[3 + 2k]), then the clients.
- * Returns the number of entries; *nsteps the number of steps. */
-static size_t poll_set(struct pollfd *pf, track **owner, size_t *nsteps, long long *first)
+/* The poll set: the signal pipe, the socket, each running child's stdout,
+ * stderr and records (A.runs[k] is that of pf[2 + 3k] to pf[4 + 3k]; a
+ * descriptor at its end is -1, which poll skips), then the clients.
+ * Returns the number of entries. */
+static size_t poll_set(struct pollfd *pf, long long *first)
 {
-	size_t i, np = 0, k = 0;
+	size_t k, np = 0;
 
 	pf[np].fd = sigpipe_fds[0];
 	pf[np++].events = POLLIN;
 	pf[np].fd = A.lfd;
 	pf[np++].events = POLLIN;
-	for (i = 0; i < A.n; i++) {
-		if (A.tracks[i]->pid <= 0)
-			continue;
-		owner[k++] = A.tracks[i];
-		pf[np].fd = A.tracks[i]->out_fd;
+	for (k = 0; k < A.nruns; k++) {
+		child_run *c = A.runs[k];
+
+		/* a full stdout buffer is read no more (its client gets that much) */
+		pf[np].fd = c->outlen < sizeof(c->out) - 1 ? c->out_fd : -1;
 		pf[np++].events = POLLIN;
-		pf[np].fd = A.tracks[i]->err_fd;
+		pf[np].fd = c->err_fd;
+		pf[np++].events = POLLIN;
+		pf[np].fd = c->res_fd;
 		pf[np++].events = POLLIN;
 	}
-	*nsteps = k;
 	return np + ctl_serve_pollfds(&A.srv, pf + np, first);
+}
+
+/*
+ * The next steps on a token without a running child, in the file's order:
+ * each enrollment whose tick is due is ticked; the first start decides.
+ * A step of its own (renew, enroll, resume) runs alone; a look gathers the
+ * looks that join it (fsm_joins_pass, up to CHILD_PASS_MAX enrollments and
+ * CHILD_PASS_MAX_BYTES of names) into one pass.  A start left out is
+ * asked for again at the token's next round.  Returns the earliest tick
+ * time of the token's enrollments when nothing started, else LLONG_MAX.
+ */
+static long long schedule(token_group *g, long long n)
+{
+	track *lead = NULL;
+	track_op lead_op = OP_NONE, op;
+	size_t i, np = 0, bytes = 0;
+	long long wake = LLONG_MAX;
+	int again = 0; /* a start left out, or one that failed */
+	fsm_event ev;
+
+	for (i = 0; i < g->n && g->run == NULL && !got_term; i++) {
+		track *t = g->tracks[i];
+
+		if (t->tick_at > n) {
+			if (t->tick_at < wake)
+				wake = t->tick_at;
+			continue;
+		}
+		memset(&ev, 0, sizeof(ev));
+		ev.kind = EV_TICK;
+		step(t, &ev, &op);
+		if (op == OP_NONE) {
+			if (t->tick_at < wake)
+				wake = t->tick_at;
+			continue;
+		}
+		if (lead == NULL && op != OP_RECOVER && op != OP_CHECK) {
+			start(&t, 1, op);
+			again = 1; /* a launch that failed leaves the token free */
+			continue;
+		}
+		if (lead == NULL) {
+			lead = t;
+			lead_op = op;
+		} else if (np == CHILD_PASS_MAX || bytes + strlen(t->name) + 1 > CHILD_PASS_MAX_BYTES ||
+			   !fsm_joins_pass(lead, lead_op, t, op)) {
+			again = 1;
+			continue;
+		}
+		A.pass[np++] = t;
+		bytes += strlen(t->name) + 1;
+	}
+	if (np > 0)
+		start(A.pass, np, lead_op);
+	if (g->run != NULL)
+		return LLONG_MAX;
+	return again ? n : wake;
 }
 
 static track *find(const char *name)
@@ -381,11 +660,9 @@ static void handle_request(void *arg, ctl_client *c)
 static void loop(void)
 {
 	struct pollfd *pf = NULL, *np_pf;
-	track **owner = NULL, **np_owner;
-	size_t cap = 0, need, nsteps, i, np;
-	long long n, ms, first;
+	size_t cap = 0, need, i, np, nruns;
+	long long n, ms, first, w;
 	int fd, timeout;
-	fsm_event ev;
 	char c;
 
 	for (;;) {
@@ -398,35 +675,35 @@ static void loop(void)
 		}
 		if (got_term && !busy())
 			break;
+		/* Only the tokens without a child: a busy token's enrollments
+		 * wait for its child's end, which wakes the loop (SIGCHLD). */
 		n = now();
-		A.wake = n + 60;
-		for (i = 0; i < A.n && !got_term; i++) {
-			track *t = A.tracks[i];
-
-			if (t->pid > 0 || token_busy(t))
-				continue;
-			memset(&ev, 0, sizeof(ev));
-			ev.kind = EV_TICK;
-			event(t, &ev);
-		}
-		need = 2 + 2 * A.n + A.srv.n;
+		A.wake = LLONG_MAX;
+		for (i = 0; i < A.ngroups; i++)
+			if (A.groups[i].run == NULL && (w = schedule(&A.groups[i], n)) < A.wake)
+				A.wake = w;
+		need = 2 + 3 * A.nruns + A.srv.n;
 		if (need > cap) {
-			if ((np_pf = realloc(pf, need * sizeof(*pf))) == NULL ||
-			    (pf = np_pf, (np_owner = realloc(owner, need * sizeof(*owner))) == NULL)) {
+			if ((np_pf = realloc(pf, need * sizeof(*pf))) == NULL) {
 				log_msg(LOG_ERR, "out of memory");
 				break;
 			}
-			owner = np_owner;
+			pf = np_pf;
 			cap = need;
 		}
-		np = poll_set(pf, owner, &nsteps, &first);
-		timeout = busy() ? 1000 : wait_ms(A.wake - n < 1 ? 1 : A.wake - n);
+		np = poll_set(pf, &first);
+		nruns = A.nruns;
+		timeout = A.wake == LLONG_MAX ? -1 : wait_ms(A.wake - n < 1 ? 1 : A.wake - n);
+		save_all();
+		ms = write_metrics(0);
 		if (first >= 0) {
-			ms = first - ctl_now_ms();
-			ms = ms < 0 ? 0 : ms + 1;
-			if (ms < timeout)
-				timeout = (int)ms;
+			first -= ctl_now_ms();
+			first = first < 0 ? 0 : first + 1;
+			if (ms < 0 || first < ms)
+				ms = first;
 		}
+		if (ms >= 0 && (timeout < 0 || ms < timeout))
+			timeout = (int)ms;
 #ifdef P11E_COVERAGE
 		cov_checkpoint(); /* LCOV_EXCL_LINE */
 #endif
@@ -435,20 +712,24 @@ static void loop(void)
 		if (pf[0].revents & POLLIN)
 			while (read(sigpipe_fds[0], &c, 1) > 0)
 				;
-		for (i = 0; i < nsteps; i++) {
-			if (pf[2 + 2 * i].revents)
-				child_drain_out(owner[i]);
-			if (pf[3 + 2 * i].revents)
-				child_drain_err(owner[i], 0);
+		/* A.runs is as poll_set left it until reap() */
+		for (i = 0; i < nruns; i++) {
+			child_run *r = A.runs[i];
+
+			if (pf[2 + 3 * i].revents)
+				child_drain_out(r);
+			if (pf[3 + 3 * i].revents)
+				child_drain_err(r, 0);
+			if (pf[4 + 3 * i].revents)
+				child_drain_res(r, pass_record, r);
 		}
 		reap();
-		ctl_serve(&A.srv, pf + 2 + 2 * nsteps, np - 2 - 2 * nsteps, handle_request, NULL);
+		ctl_serve(&A.srv, pf + 2 + 3 * nruns, np - 2 - 3 * nruns, handle_request, NULL);
 		if (A.lfd >= 0 && (pf[1].revents & POLLIN))
 			while ((fd = accept4(A.lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
 				ctl_serve_accept(&A.srv, fd);
 	}
 	free(pf);
-	free(owner);
 }
 
 agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
@@ -505,6 +786,11 @@ agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 		log_msg(LOG_ERR, "%s defines no enrollment: nothing to track", A.config);
 		return EXIT_USAGE;
 	}
+	if (build_index() < 0) {
+		log_msg(LOG_ERR, "out of memory");
+		return EXIT_INTERNAL;
+	}
+	trim();
 	A.srv.group = A.tracks[0]->e.control_group;
 	/* The socket and metrics file are the agent's: the first enrollment
 	 * names them (the default section gives every enrollment the same). */
@@ -524,6 +810,8 @@ agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 	loop();
 	(void)notify_send("STOPPING=1");
 	publish(NULL);
+	save_all();
+	(void)write_metrics(1);
 	close(A.lfd);
 	unlink(A.sock);
 	/* the answers go out as far as the clients take them now */
@@ -534,6 +822,10 @@ agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 	for (i = 0; i < A.n; i++)
 		track_free(A.tracks[i]);
 	free(A.tracks);
+	free(A.groups);
+	free(A.members);
+	free(A.runs);
+	free(A.pass);
 	log_msg(LOG_NOTICE, "stopped");
 	return EXIT_OK;
 }

@@ -5,11 +5,14 @@
  * --recover it logs in first and finishes or undoes what an interrupted
  * run left on the token (agent_recover).  Without, no login happens:
  * certificates are public objects, so a token can be watched without its
- * PIN.
+ * PIN.  With several names (all on one token), the token is opened once
+ * and each enrollment gets its lines, after "name=NAME", and its result
+ * record.
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -40,50 +43,32 @@ static void print_serial(X509 *cert, agent_result *res)
 	BN_free(bn);
 }
 
-agent_rc agent_check(const conf_enrollment *e, int recover)
+static void token_lines(const tok_info *info)
 {
-	char hex[2 * TOK_ID_MAX + 1], err[512], safe[4 * sizeof(((tok_info *)0)->serial)];
-	agent_pending ap;
-	tok_ctx *tok = NULL;
-	tok_info info;
-	X509 *cert = NULL;
-	tok_id id;
-	tok_rv trv;
-	agent_rc rc;
-	int r;
+	char safe[4 * sizeof(((tok_info *)0)->serial)];
 	agent_result *res = agent_result_self();
 
-	if (e->label == NULL) {
-		log_msg(LOG_ERR, "no label: check finds the enrollment's certificate by its label");
-		return EXIT_USAGE;
-	}
-	if ((rc = agent_token_open(e, &tok, recover)) != EXIT_OK) {
-		if (rc == EXIT_ABSENT) {
-			printf("token=absent\n");
-			res->token = 0;
-		}
-		goto out;
-	}
-	if ((trv = tok_get_info(tok, &info)) != TOK_OK) {
-		rc = agent_token_fail(tok, trv, "cannot read the token information");
-		goto out;
-	}
 	/* The agent parses these lines: the token's serial is the token's
 	 * choice and must not add a line (a forged "cert=present"). */
-	printf("token=present\ntoken_serial=%s\n", agent_escape(info.serial, safe, sizeof(safe)));
+	printf("token=present\ntoken_serial=%s\n", agent_escape(info->serial, safe, sizeof(safe)));
 	res->token = 1;
 	snprintf(res->token_serial, sizeof(res->token_serial), "%s", safe);
-	if (recover && (rc = agent_recover(e, tok)) != EXIT_OK)
-		goto out;
-	trv = tok_find_cert(tok, e->label, NULL, &id, &cert);
-	if (trv == TOK_ERR_NOT_FOUND) {
+}
+
+/* The certificate's lines (cert NULL: none), then the pending
+ * transaction's. */
+static agent_rc cert_lines(const conf_enrollment *e, X509 *cert, const tok_id *id)
+{
+	char hex[2 * TOK_ID_MAX + 1], err[512];
+	agent_result *res = agent_result_self();
+	agent_pending ap;
+	int r;
+
+	if (cert == NULL) {
 		printf("cert=none\n");
 		res->cert = 0;
-	} else if (trv != TOK_OK) {
-		rc = agent_token_fail(tok, trv, "cannot read the enrollment's certificate");
-		goto out;
 	} else {
-		agent_hex(id.id, id.len, hex, sizeof(hex));
+		agent_hex(id->id, id->len, hex, sizeof(hex));
 		printf("cert=present\n");
 		print_serial(cert, res);
 		res->cert = 1;
@@ -100,9 +85,290 @@ agent_rc agent_check(const conf_enrollment *e, int recover)
 		res->pending_check_after = ap.p.check_after;
 	} else if (r < 0)
 		log_msg(LOG_WARNING, "%s", err);
-	rc = EXIT_OK;
-out:
+	return EXIT_OK;
+}
+
+/* The look at an enrollment on an open token (with its information). */
+static agent_rc look(const conf_enrollment *e, tok_ctx *tok, const tok_info *info, int recover)
+{
+	X509 *cert = NULL;
+	tok_id id;
+	tok_rv trv;
+	agent_rc rc;
+
+	if (e->label == NULL) {
+		log_msg(LOG_ERR, "no label: check finds the enrollment's certificate by its label");
+		return EXIT_USAGE;
+	}
+	token_lines(info);
+	if (recover && (rc = agent_recover(e, tok)) != EXIT_OK)
+		return rc;
+	trv = tok_find_cert(tok, e->label, NULL, &id, &cert);
+	if (trv != TOK_OK && trv != TOK_ERR_NOT_FOUND)
+		return agent_token_fail(tok, trv, "cannot read the enrollment's certificate");
+	rc = cert_lines(e, cert, &id);
 	X509_free(cert);
+	return rc;
+}
+
+/*
+ * A pass over many enrollments reads the token once: a search costs a
+ * module like SoftHSM2 (file store) a read of every object file, so that
+ * a search per enrollment made the pass quadratic in the enrollments.
+ * The objects, sorted by label, answer each enrollment's questions: are
+ * there marks of an unfinished run to recover (then the enrollment gets
+ * the whole look, with its searches), and which certificate has its label.
+ * The listing is taken once, after the login; another process changes an
+ * enrollment only under its lock, which commands by hand take, and the
+ * agent's own steps never run beside its pass.
+ */
+typedef struct {
+	tok_object *objs;
+	size_t n;
+	const tok_object **by_label;
+} listing;
+
+static int by_label(const void *a, const void *b)
+{
+	return strcmp((*(const tok_object *const *)a)->label, (*(const tok_object *const *)b)->label);
+}
+
+/* 0, or -1 (logged) when the token could not be read. */
+static int listing_take(tok_ctx *tok, listing *l)
+{
+	tok_rv rv;
+	size_t i;
+
+	memset(l, 0, sizeof(*l));
+	if ((rv = tok_objects(tok, &l->objs, &l->n)) != TOK_OK) {
+		(void)agent_token_fail(tok, rv, "cannot list the token's objects");
+		return -1;
+	}
+	if (l->n > 0 && (l->by_label = malloc(l->n * sizeof(*l->by_label))) == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		tok_objects_free(l->objs, l->n);
+		return -1;
+	}
+	for (i = 0; i < l->n; i++)
+		l->by_label[i] = &l->objs[i];
+	qsort(l->by_label, l->n, sizeof(*l->by_label), by_label);
+	return 0;
+}
+
+static void listing_free(listing *l)
+{
+	free(l->by_label);
+	tok_objects_free(l->objs, l->n);
+}
+
+/* The first object labelled label (its index in by_label), or l->n. */
+static size_t listed(const listing *l, const char *label)
+{
+	size_t lo = 0, hi = l->n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (strcmp(l->by_label[mid]->label, label) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < l->n && strcmp(l->by_label[lo]->label, label) == 0 ? lo : l->n;
+}
+
+/* Whether any object carries label + suffix. */
+static int marked(const listing *l, const char *label, const char *suffix)
+{
+	char *s = agent_label_with(label, suffix);
+	int r = s == NULL || listed(l, s) < l->n; /* out of memory: the whole look */
+
+	free(s);
+	return r;
+}
+
+/* The look of an enrollment from the listing, or the whole look when its
+ * answer is not there (marks to recover, several certificates). */
+static agent_rc look_listed(const conf_enrollment *e, tok_ctx *tok, const tok_info *info,
+			    int recover, const listing *l)
+{
+	const tok_object *cert = NULL;
+	size_t i;
+
+	if (e->label == NULL || (recover && (marked(l, e->label, " (new)") ||
+					     marked(l, e->label, " (replaced)") ||
+					     marked(l, e->label, " (revoked)"))))
+		return look(e, tok, info, recover);
+	for (i = listed(l, e->label); i < l->n && strcmp(l->by_label[i]->label, e->label) == 0; i++) {
+		const tok_object *o = l->by_label[i];
+
+		/* the end-entity certificate, as tok_find_cert takes it */
+		if (o->cls != TOK_CKO_CERTIFICATE || o->cert_category == 2)
+			continue;
+		if (cert != NULL || o->cert == NULL)
+			return look(e, tok, info, recover); /* it says what is wrong */
+		cert = o;
+	}
+	token_lines(info);
+	return cert_lines(e, cert != NULL ? cert->cert : NULL, cert != NULL ? &cert->id : NULL);
+}
+
+agent_rc agent_check(const conf_enrollment *e, int recover)
+{
+	agent_result *res = agent_result_self();
+	tok_ctx *tok = NULL;
+	tok_info info;
+	tok_rv trv;
+	agent_rc rc;
+
+	/* The agent runs its looks as passes (agent_check_names) and takes
+	 * a one-name pass's record by its name. */
+	if (e->name != NULL)
+		snprintf(res->name, sizeof(res->name), "%s", e->name);
+	if (e->label == NULL) {
+		log_msg(LOG_ERR, "no label: check finds the enrollment's certificate by its label");
+		return EXIT_USAGE;
+	}
+	if ((rc = agent_token_open(e, &tok, recover)) != EXIT_OK) {
+		if (rc == EXIT_ABSENT) {
+			printf("token=absent\n");
+			res->token = 0;
+		}
+		return rc;
+	}
+	if ((trv = tok_get_info(tok, &info)) != TOK_OK)
+		rc = agent_token_fail(tok, trv, "cannot read the token information");
+	else
+		rc = look(e, tok, &info, recover);
 	tok_free(tok);
+	return rc;
+}
+
+/* name's enrollment: the command line's settings, then the file's. */
+static agent_rc enrollment(const conf_file *cf, const conf_enrollment *cli, const char *name,
+			   conf_enrollment *e)
+{
+	conf_diag d = { 0 };
+	char err[1024];
+	agent_rc rc = EXIT_OK;
+
+	if (conf_enrollment_copy(e, cli) < 0) {
+		log_msg(LOG_ERR, "out of memory");
+		conf_enrollment_init(e);
+		return EXIT_INTERNAL;
+	}
+	free(e->name);
+	e->name = NULL;
+	if (conf_file_get(cf, name, e, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		rc = EXIT_USAGE;
+	} else if (conf_check_required(e, conf_file_path(cf), &d) < 0) {
+		log_msg(LOG_ERR, "%s", d.text != NULL ? d.text : "out of memory");
+		rc = EXIT_USAGE;
+	}
+	conf_diag_clear(&d);
+	return rc;
+}
+
+static int same(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+/*
+ * One pass over enrollments that share a token: the module is loaded, the
+ * token opened and (recover) logged in to once, with the first name's
+ * settings; each name then gets its look (and recovery, under its own
+ * lock, held only meanwhile) and its record, in order.  A name whose
+ * enrollment names another module, token or PIN source gets exit 2: it
+ * needs a pass of its own.
+ */
+static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *const *names,
+		     size_t n, int recover)
+{
+	conf_enrollment first, e;
+	agent_result *res = agent_result_self();
+	listing list = { 0 };
+	tok_ctx *tok = NULL;
+	tok_info info;
+	tok_rv trv;
+	agent_rc open_rc, rc, worst = EXIT_OK;
+	size_t i;
+
+	log_set_subject(names[0]);
+	if ((open_rc = enrollment(cf, cli, names[0], &first)) == EXIT_OK &&
+	    (open_rc = agent_token_open(&first, &tok, recover)) == EXIT_OK &&
+	    (trv = tok_get_info(tok, &info)) != TOK_OK)
+		open_rc = agent_token_fail(tok, trv, "cannot read the token information");
+	if (open_rc == EXIT_OK && n > 1 && listing_take(tok, &list) < 0)
+		open_rc = EXIT_TOKEN;
+	log_set_subject(NULL);
+	for (i = 0; i < n; i++) {
+		printf("name=%s\n", names[i]);
+		if (open_rc != EXIT_OK) {
+			/* Every name gets what the first one got, and the same
+			 * error (log_last_error() still holds it). */
+			if (open_rc == EXIT_ABSENT) {
+				printf("token=absent\n");
+				res->token = 0;
+			}
+			rc = open_rc;
+		} else {
+			log_set_subject(names[i]);
+			if ((rc = enrollment(cf, cli, names[i], &e)) != EXIT_OK) {
+				/* logged */
+			} else if (!same(e.module, first.module) || !same(e.token, first.token) ||
+				   (recover && !same(e.pin_source, first.pin_source))) {
+				log_msg(LOG_ERR, "not on the token of '%s' with the same PIN source: "
+						 "look at it with a check of its own",
+					names[0]);
+				rc = EXIT_USAGE;
+			} else if (recover && agent_lock(&e) < 0) {
+				rc = EXIT_BUSY;
+			} else {
+				rc = n > 1 ? look_listed(&e, tok, &info, recover, &list)
+					   : look(&e, tok, &info, recover);
+				agent_unlock();
+			}
+			conf_enrollment_clear(&e);
+		}
+		if (agent_result_emit_named(names[i], (int)rc) < 0)
+			log_msg(LOG_ERR, "cannot write the result record");
+		if (worst == EXIT_OK)
+			worst = rc;
+		log_set_subject(NULL);
+	}
+	agent_result_close();
+	listing_free(&list);
+	tok_free(tok);
+	conf_enrollment_clear(&first);
+	return worst;
+}
+
+agent_rc agent_check_names(const char *config, const conf_enrollment *cli, char *const *names,
+			   size_t n, int recover)
+{
+	conf_diag d = { 0 };
+	conf_file *cf = NULL;
+	agent_rc rc;
+	size_t i;
+
+	if (conf_file_load(config, CONF_CHECK_ACCESS, &cf, &d) < 0) {
+		const char *p = d.text != NULL ? d.text : "out of memory\n";
+
+		while (*p != '\0') {
+			size_t len = strcspn(p, "\n");
+
+			log_msg(LOG_ERR, "%.*s", (int)len, p);
+			p += len + (p[len] == '\n');
+		}
+		for (i = 0; i < n; i++)
+			(void)agent_result_emit_named(names[i], EXIT_USAGE);
+		agent_result_close();
+		conf_diag_clear(&d);
+		return EXIT_USAGE;
+	}
+	conf_diag_clear(&d);
+	rc = pass(cf, cli, names, n, recover);
+	conf_file_free(cf);
 	return rc;
 }

@@ -77,13 +77,16 @@ static void exec_step(const child_cmd *cmd, const char *const *argv, int out, in
 	P11E_EXIT(EXIT_INTERNAL);
 }
 
-int child_launch(const child_cmd *cmd, track *t, track_op op)
+/* The pass's argv: what every step has, then check [--recover] NAME...;
+ * malloc'ed (NULL when out of memory). */
+static const char **step_argv(const child_cmd *cmd, const char *uri, track *const *members,
+			      size_t n, track_op op)
 {
-	const char *argv[16];
-	char *uri = pinned_uri(t);
-	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, res[2] = { -1, -1 }, i = 0;
-	pid_t pid;
+	const char **argv = malloc((n + 16) * sizeof(*argv));
+	size_t i = 0, k;
 
+	if (argv == NULL)
+		return NULL;
 	argv[i++] = cmd->self;
 	argv[i++] = "--local";
 	argv[i++] = "-c";
@@ -95,121 +98,285 @@ int child_launch(const child_cmd *cmd, track *t, track_op op)
 	if (uri != NULL) {
 		argv[i++] = "--token";
 		argv[i++] = uri;
-		log_msg(LOG_DEBUG, "%s: the token URI pinned to its serial: %s", t->name, uri);
 	}
 	argv[i++] = op == OP_RECOVER || op == OP_CHECK ? "check"
 		    : op == OP_RENEW			 ? "renew"
 		    : op == OP_ENROLL			 ? "enroll"
 							 : "resume";
-	argv[i++] = t->name;
 	if (op == OP_RECOVER)
 		argv[i++] = "--recover";
+	/* "--": a name is never taken for an option */
+	argv[i++] = "--";
+	for (k = 0; k < n; k++)
+		argv[i++] = members[k]->name;
 	argv[i] = NULL;
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0 ||
-	    (pid = fork()) < 0) {
+	return argv;
+}
+
+child_run *child_launch(const child_cmd *cmd, track *const *members, size_t n, track_op op)
+{
+	track *t = members[0];
+	const char **argv = NULL;
+	char *uri = pinned_uri(t);
+	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, res[2] = { -1, -1 };
+	int look = op == OP_RECOVER || op == OP_CHECK;
+	child_run *c = calloc(1, sizeof(*c));
+	size_t k;
+	pid_t pid;
+
+	if (uri != NULL)
+		log_msg(LOG_DEBUG, "%s: the token URI pinned to its serial: %s", t->name, uri);
+	if (c == NULL || (c->members = malloc(n * sizeof(*c->members))) == NULL ||
+	    (argv = step_argv(cmd, uri, members, n, op)) == NULL) {
+		log_msg(LOG_ERR, "%s: cannot start a child process: out of memory", t->name);
+		goto fail;
+	}
+	/* Nobody reads a look's stdout: /dev/null, so that a pass over
+	 * thousands of enrollments never fills a pipe. */
+	if ((look ? (out[1] = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0
+		  : pipe2(out, O_CLOEXEC) < 0) ||
+	    pipe2(err, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
 		log_msg(LOG_ERR, "%s: cannot start a child process: %s", t->name, strerror(errno));
-		close_pair(out);
-		close_pair(err);
-		close_pair(res);
-		free(uri);
-		return -1;
+		goto fail;
 	}
 	if (pid == 0)
 		exec_step(cmd, argv, out[1], err[1], res[1]);
+	free(argv);
 	free(uri);
 	close(out[1]);
 	close(err[1]);
 	close(res[1]);
-	(void)fcntl(out[0], F_SETFL, O_NONBLOCK);
+	if (out[0] >= 0)
+		(void)fcntl(out[0], F_SETFL, O_NONBLOCK);
 	(void)fcntl(err[0], F_SETFL, O_NONBLOCK);
 	(void)fcntl(res[0], F_SETFL, O_NONBLOCK);
-	t->pid = pid;
-	t->op = op;
-	t->out_fd = out[0];
-	t->err_fd = err[0];
-	t->res_fd = res[0];
-	t->outlen = t->errlen = 0;
-	return 0;
+	c->pid = pid;
+	c->op = op;
+	c->pass = look;
+	c->out_fd = out[0];
+	c->err_fd = err[0];
+	c->res_fd = res[0];
+	c->n = n;
+	for (k = 0; k < n; k++) {
+		c->members[k] = members[k];
+		members[k]->run = c;
+		members[k]->op = op;
+	}
+	if (look)
+		log_msg(LOG_INFO, "%s: %s of %zu enrollment(s) on its token (process %ld)", t->name,
+			op == OP_RECOVER ? "recovery look" : "look", n, (long)pid);
+	return c;
+fail:
+	close_pair(out);
+	close_pair(err);
+	close_pair(res);
+	free(argv);
+	free(uri);
+	if (c != NULL)
+		free(c->members);
+	free(c);
+	return NULL;
 }
 
-/* The child's stderr, forwarded line by line with the enrollment's name;
- * for people only: no decision reads it. */
-void child_drain_err(track *t, int final)
+/* The name the agent puts before a step's lines: a pass over several
+ * enrollments prefixes its lines with the one it works on itself. */
+static const char *line_tag(const child_run *c)
+{
+	return c->n == 1 ? c->members[0]->name : NULL;
+}
+
+static void log_line(const child_run *c, const char *line)
+{
+	const char *tag = line_tag(c);
+	int level = LOG_INFO;
+
+	/* The child's lines carry "p11enroll: "; the agent's own prefix and
+	 * the enrollment's name replace it, and the level travels in the
+	 * agent's own prefix. */
+	if (strncmp(line, "p11enroll: ", 11) == 0)
+		line += 11;
+	if (strncmp(line, "error: ", 7) == 0)
+		level = LOG_ERR, line += 7;
+	else if (strncmp(line, "warning: ", 9) == 0)
+		level = LOG_WARNING, line += 9;
+	log_msg(level, "%s%s%s", tag != NULL ? tag : "", tag != NULL ? ": " : "", line);
+}
+
+/* The child's stderr, forwarded line by line; for people only: no
+ * decision reads it. */
+void child_drain_err(child_run *c, int final)
 {
 	char *nl;
 	ssize_t n;
 
-	while ((n = read(t->err_fd, t->errbuf + t->errlen, sizeof(t->errbuf) - 1 - t->errlen)) > 0) {
-		t->errlen += (size_t)n;
-		t->errbuf[t->errlen] = '\0';
-		while ((nl = strchr(t->errbuf, '\n')) != NULL) {
-			const char *line = t->errbuf;
-
+	while (c->err_fd >= 0 &&
+	       (n = read(c->err_fd, c->errbuf + c->errlen, sizeof(c->errbuf) - 1 - c->errlen)) >= 0) {
+		if (n == 0) {
+			/* the end: no more polling for it */
+			close(c->err_fd);
+			c->err_fd = -1;
+			break;
+		}
+		c->errlen += (size_t)n;
+		c->errbuf[c->errlen] = '\0';
+		while ((nl = strchr(c->errbuf, '\n')) != NULL) {
 			*nl = '\0';
-			/* The child's lines carry "p11enroll: "; the agent's own
-			 * prefix and the enrollment's name replace it, and the
-			 * level travels in the agent's own prefix. */
-			if (strncmp(line, "p11enroll: ", 11) == 0)
-				line += 11;
-			if (strncmp(line, "error: ", 7) == 0)
-				log_msg(LOG_ERR, "%s: %s", t->name, line + 7);
-			else if (strncmp(line, "warning: ", 9) == 0)
-				log_msg(LOG_WARNING, "%s: %s", t->name, line + 9);
-			else
-				log_msg(LOG_INFO, "%s: %s", t->name, line);
-			t->errlen = strlen(nl + 1);
-			memmove(t->errbuf, nl + 1, t->errlen + 1);
+			log_line(c, c->errbuf);
+			c->errlen = strlen(nl + 1);
+			memmove(c->errbuf, nl + 1, c->errlen + 1);
 		}
-		if (t->errlen == sizeof(t->errbuf) - 1) {
-			log_msg(LOG_INFO, "%s: %s", t->name, t->errbuf);
-			t->errlen = 0;
+		if (c->errlen == sizeof(c->errbuf) - 1) {
+			log_line(c, c->errbuf);
+			c->errlen = 0;
 		}
 	}
-	if (final && t->errlen > 0) {
-		t->errbuf[t->errlen] = '\0';
-		log_msg(LOG_INFO, "%s: %s", t->name, t->errbuf);
-		t->errlen = 0;
+	if (final && c->errlen > 0) {
+		c->errbuf[c->errlen] = '\0';
+		log_line(c, c->errbuf);
+		c->errlen = 0;
 	}
 }
 
-void child_drain_out(track *t)
+void child_drain_out(child_run *c)
 {
 	ssize_t n;
 
-	while (t->outlen < sizeof(t->out) - 1 &&
-	       (n = read(t->out_fd, t->out + t->outlen, sizeof(t->out) - 1 - t->outlen)) > 0)
-		t->outlen += (size_t)n;
-	t->out[t->outlen] = '\0';
+	while (c->out_fd >= 0 && c->outlen < sizeof(c->out) - 1 &&
+	       (n = read(c->out_fd, c->out + c->outlen, sizeof(c->out) - 1 - c->outlen)) >= 0) {
+		if (n == 0) {
+			close(c->out_fd);
+			c->out_fd = -1;
+			break;
+		}
+		c->outlen += (size_t)n;
+	}
+	c->out[c->outlen] = '\0';
 }
 
-int child_finish(track *t, agent_result *res, char *why, size_t whylen)
+/* What the result pipe holds now, after c->res (at most AGENT_RESULT_MAX +
+ * 1 bytes wait there: no record is longer). */
+static void read_res(child_run *c)
 {
-	char buf[AGENT_RESULT_MAX + 1];
-	size_t len = 0;
+	char buf[AGENT_RESULT_MAX + 1], *p;
+	size_t room;
 	ssize_t n;
+
+	for (;;) {
+		if (c->res_bad) {
+			room = sizeof(buf);
+		} else if ((room = AGENT_RESULT_MAX + 1 - c->reslen) == 0) {
+			return;
+		}
+		if (c->res_fd < 0)
+			return;
+		n = read(c->res_fd, buf, room);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			close(c->res_fd);
+			c->res_fd = -1;
+		}
+		if (n <= 0)
+			return;
+		if (c->res_bad)
+			continue; /* dropped: the child must not block on a full pipe */
+		if ((p = realloc(c->res, c->reslen + (size_t)n)) == NULL) {
+			c->res_bad = 1;
+			snprintf(c->res_why, sizeof(c->res_why), "out of memory for its records");
+			continue;
+		}
+		c->res = p;
+		memcpy(c->res + c->reslen, buf, (size_t)n);
+		c->reslen += (size_t)n;
+	}
+}
+
+void child_drain_res(child_run *c, void (*done)(track *, const agent_result *, void *),
+		     void *arg)
+{
+	agent_result *res;
+	size_t used = 0, off = 0;
+	track *t;
+	int r;
+
+	read_res(c);
+	if (!c->pass || c->res_bad || c->reslen == 0)
+		return;
+	if ((res = malloc(sizeof(*res))) == NULL)
+		return; /* read again at the next call */
+	while (!c->res_bad &&
+	       (r = agent_result_next(c->res + off, c->reslen - off, &used, res, c->res_why,
+				      sizeof(c->res_why))) != 0) {
+		if (r < 0) {
+			c->res_bad = 1;
+		} else if (c->done == c->n) {
+			c->res_bad = 1;
+			snprintf(c->res_why, sizeof(c->res_why), "a record after the last enrollment's");
+		} else if (res->name[0] == '\0' ? c->n != 1
+						 : strcmp(res->name, c->members[c->done]->name) != 0) {
+			c->res_bad = 1;
+			snprintf(c->res_why, sizeof(c->res_why),
+				 "a record for '%.100s' where '%.100s' was next", res->name,
+				 c->members[c->done]->name);
+		} else {
+			off += used;
+			t = c->members[c->done++];
+			/* the enrollment is done: its run is over */
+			t->run = NULL;
+			t->op = OP_NONE;
+			done(t, res, arg);
+		}
+	}
+	if (c->res_bad)
+		log_msg(LOG_ERR, "%s: the look's result records are invalid: %s",
+			c->done < c->n ? c->members[c->done]->name : c->members[0]->name,
+			c->res_why);
+	if (off > 0) {
+		memmove(c->res, c->res + off, c->reslen - off);
+		c->reslen -= off;
+	}
+	free(res);
+}
+
+int child_finish(child_run *c, agent_result *res, char *why, size_t whylen)
+{
 	int rc;
 
-	child_drain_out(t);
-	child_drain_err(t, 1);
+	child_drain_out(c);
+	child_drain_err(c, 1);
 	/* The child has ended: what it wrote is all in the pipe. */
-	while (len < sizeof(buf) && ((n = read(t->res_fd, buf + len, sizeof(buf) - len)) > 0 ||
-				     (n < 0 && errno == EINTR)))
-		if (n > 0)
-			len += (size_t)n;
-	close(t->out_fd);
-	close(t->err_fd);
-	close(t->res_fd);
-	t->out_fd = t->err_fd = t->res_fd = -1;
-	t->pid = 0;
-	t->op = OP_NONE;
-	if (len == 0) {
+	read_res(c);
+	if (c->reslen == 0) {
 		snprintf(why, whylen, "the step wrote no record");
 		agent_result_init(res);
 		return -1;
 	}
-	if ((rc = agent_result_parse(buf, len, res, why, whylen)) < 0)
-		log_msg(LOG_ERR, "%s: the step's result record is invalid: %s", t->name, why);
+	if ((rc = agent_result_parse(c->res, c->reslen, res, why, whylen)) < 0)
+		log_msg(LOG_ERR, "%s: the step's result record is invalid: %s", c->members[0]->name,
+			why);
 	return rc;
+}
+
+void child_free(child_run *c)
+{
+	size_t k;
+
+	if (c == NULL)
+		return;
+	if (c->out_fd >= 0)
+		close(c->out_fd);
+	if (c->err_fd >= 0)
+		close(c->err_fd);
+	if (c->res_fd >= 0)
+		close(c->res_fd);
+	for (k = 0; k < c->n; k++)
+		if (c->members[k]->run == c) {
+			c->members[k]->run = NULL;
+			c->members[k]->op = OP_NONE;
+		}
+	free(c->members);
+	free(c->res);
+	free(c);
 }
 
 /* NAME=value for a hook: the values come from the configuration, the
@@ -244,7 +411,7 @@ void child_hook(const track *t, int ok)
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_FILE", t->e.cert_out);
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CHAIN_FILE", t->e.chain_out);
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_EXIT=%d", t->exit_code);
-	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_ERROR", ok ? "" : t->last_error);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_ERROR", ok ? "" : track_error(t));
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_FAILURES=%d", t->failures);
 	for (k = 0; k < i; k++)
 		env[k] = vars[k];

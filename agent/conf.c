@@ -40,14 +40,29 @@ static int is_text(const setting *s)
 	return s->type != SET_BOOL && s->type != SET_SECONDS && s->type != SET_INT;
 }
 
+static int by_key(const void *a, const void *b)
+{
+	return strcmp((*(const setting *const *)a)->key, (*(const setting *const *)b)->key);
+}
+
+/* Every key of every section is looked up (a file may hold thousands of
+ * enrollments): by halves in a sorted copy of the table's order. */
 const setting *conf_setting(const char *key)
 {
+	static const setting *sorted[sizeof(conf_settings) / sizeof(conf_settings[0])];
+	static int ready;
+	setting probe = { .key = key };
+	const setting *p = &probe, *const *hit;
 	size_t i;
 
-	for (i = 0; i < conf_n_settings; i++)
-		if (strcmp(conf_settings[i].key, key) == 0)
-			return &conf_settings[i];
-	return NULL;
+	if (!ready) {
+		for (i = 0; i < conf_n_settings; i++)
+			sorted[i] = &conf_settings[i];
+		qsort(sorted, conf_n_settings, sizeof(sorted[0]), by_key);
+		ready = 1;
+	}
+	hit = bsearch(&p, sorted, conf_n_settings, sizeof(sorted[0]), by_key);
+	return hit != NULL ? *hit : NULL;
 }
 
 void conf_enrollment_init(conf_enrollment *e)
@@ -76,6 +91,30 @@ static int is_set(const conf_enrollment *e, const setting *s)
 	const char *f = (const char *)e + s->off;
 
 	return is_text(s) ? *(char *const *)f != NULL : *(const int *)f != CONF_FIELD_UNSET;
+}
+
+int conf_enrollment_copy(conf_enrollment *dst, const conf_enrollment *src)
+{
+	size_t i;
+
+	conf_enrollment_init(dst);
+	if (src->name != NULL && (dst->name = strdup(src->name)) == NULL)
+		goto fail;
+	for (i = 0; i < conf_n_settings; i++) {
+		const setting *s = &conf_settings[i];
+		const char *from = (const char *)src + s->off;
+		char *to = (char *)dst + s->off;
+
+		if (!is_text(s))
+			*(int *)to = *(const int *)from;
+		else if (*(char *const *)from != NULL &&
+			 (*(char **)to = strdup(*(char *const *)from)) == NULL)
+			goto fail;
+	}
+	return 0;
+fail:
+	conf_enrollment_clear(dst);
+	return -1;
 }
 
 /* ---- the file, line by line ------------------------------------------------ */
@@ -191,6 +230,15 @@ static void place(const conf_file *cf, const char *section, const char *key, lon
 		snprintf(where, len, "%s: [%s] %s", cf->path, section, key);
 }
 
+/* place() for the first "key" of section: only for a message, for
+ * line_of() reads the whole index (thousands of enrollments). */
+static const char *where_of(const conf_file *cf, const char *section, const char *key,
+			    char *where, size_t len)
+{
+	place(cf, section, key, line_of(cf, section, key, 0), where, len);
+	return where;
+}
+
 static int is_default(const char *section)
 {
 	return strcmp(section, "default") == 0;
@@ -206,11 +254,11 @@ static void check_key(const conf_file *cf, const char *section, const CONF_VALUE
 	const char *near;
 	int ignored;
 
-	place(cf, section, v->name, line_of(cf, section, v->name, 0), where, sizeof(where));
 	if (s == NULL) {
 		/* A misspelt "trusted" must not leave certificates unverified. */
 		near = conf_near_key(v->name);
-		conf_diag_add(d, 1, "%s: unknown key%s%s%s; see p11enroll.conf(5)", where,
+		conf_diag_add(d, 1, "%s: unknown key%s%s%s; see p11enroll.conf(5)",
+			      where_of(cf, section, v->name, where, sizeof(where)),
 			      near != NULL ? " (did you mean '" : "", near != NULL ? near : "",
 			      near != NULL ? "'?)" : "");
 		return;
@@ -219,34 +267,67 @@ static void check_key(const conf_file *cf, const char *section, const CONF_VALUE
 		conf_diag_add(d, 1,
 			      "%s: is a setting of the whole agent: put it before the first "
 			      "[section]",
-			      where);
+			      where_of(cf, section, v->name, where, sizeof(where)));
 	else if (s->scope == SC_ENROLLMENT && is_default(section))
 		conf_diag_add(d, 1,
 			      "%s: belongs to one enrollment: put it in the enrollment's "
 			      "[section]",
-			      where);
+			      where_of(cf, section, v->name, where, sizeof(where)));
 	if (conf_check_value(s, v->value, flags, &ignored, why, sizeof(why)) < 0)
-		conf_diag_add(d, 1, "%s: %s", where, why);
+		conf_diag_add(d, 1, "%s: %s", where_of(cf, section, v->name, where, sizeof(where)), why);
 }
 
-/* Two equal keys in one section: NCONF keeps the last without a word. */
+/* Lines by section, key, then position: equal keys of a section side by side. */
+static int by_section_key(const void *pa, const void *pb)
+{
+	const conf_line *a = *(conf_line *const *)pa, *b = *(conf_line *const *)pb;
+	int c = strcmp(a->section, b->section);
+
+	if (c == 0)
+		c = strcmp(a->key, b->key);
+	return c != 0 ? c : (a > b) - (a < b);
+}
+
+/* Two equal keys in one section: NCONF keeps the last without a word.  A
+ * file of thousands of enrollments is sorted, not compared pairwise. */
 static void check_duplicates(const conf_file *cf, conf_diag *d)
 {
-	size_t i, j;
+	const conf_line **sorted;
+	long *first;
+	size_t i;
 	char where[1200];
 
+	if (cf->n_lines < 2)
+		return;
+	sorted = malloc(cf->n_lines * sizeof(*sorted));
+	first = calloc(cf->n_lines, sizeof(*first));
+	if (sorted == NULL || first == NULL) {
+		conf_diag_add(d, 1, "%s: out of memory", cf->path);
+		goto out;
+	}
 	for (i = 0; i < cf->n_lines; i++)
-		for (j = 0; j < i; j++)
-			if (strcmp(cf->lines[i].key, cf->lines[j].key) == 0 &&
-			    strcmp(cf->lines[i].section, cf->lines[j].section) == 0) {
-				place(cf, cf->lines[i].section, cf->lines[i].key,
-				      cf->lines[i].line, where, sizeof(where));
-				conf_diag_add(d, 1,
-					      "%s: set again (first on line %ld); one value per "
-					      "key: remove one",
-					      where, cf->lines[j].line);
-				break;
-			}
+		sorted[i] = &cf->lines[i];
+	qsort(sorted, cf->n_lines, sizeof(*sorted), by_section_key);
+	/* first[k]: the line the key of cf->lines[k] was first set on */
+	for (i = 1; i < cf->n_lines; i++)
+		if (strcmp(sorted[i]->key, sorted[i - 1]->key) == 0 &&
+		    strcmp(sorted[i]->section, sorted[i - 1]->section) == 0) {
+			size_t k = (size_t)(sorted[i - 1] - cf->lines);
+
+			first[sorted[i] - cf->lines] = first[k] != 0 ? first[k] : cf->lines[k].line;
+		}
+	/* in the file's order, as people read it */
+	for (i = 0; i < cf->n_lines; i++)
+		if (first[i] != 0) {
+			place(cf, cf->lines[i].section, cf->lines[i].key, cf->lines[i].line, where,
+			      sizeof(where));
+			conf_diag_add(d, 1,
+				      "%s: set again (first on line %ld); one value per key: remove one",
+				      where, first[i]);
+		}
+out:
+	free(sorted);
+	free(first);
 }
 
 int conf_check_required(const conf_enrollment *e, const char *where, conf_diag *d)
@@ -409,6 +490,15 @@ int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d
 	}
 	if (d->errors > before)
 		goto fail;
+	/* The line index serves the messages of these checks only: an agent
+	 * of thousands of enrollments need not hold it while it builds them. */
+	for (i = 0; i < cf->n_lines; i++) {
+		free(cf->lines[i].section);
+		free(cf->lines[i].key);
+	}
+	free(cf->lines);
+	cf->lines = NULL;
+	cf->n_lines = 0;
 	*ret_cf = cf;
 	return 0;
 fail:

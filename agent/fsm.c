@@ -94,14 +94,14 @@ static void answer_outcome(track *t, fsm_actions *out, track_op op)
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s: %s failed: %s", t->name, track_op_name(op),
-		 t->last_error[0] != '\0' ? t->last_error : "the agent's log says why");
+		 track_error(t)[0] != '\0' ? track_error(t) : "the agent's log says why");
 	answer_waiter(t, out, t->exit_code, msg);
 }
 
 static void stop(track *t, fsm_actions *out, const char *why)
 {
 	t->st = T_STOPPED;
-	snprintf(t->last_error, sizeof(t->last_error), "%s", why);
+	track_set_error(t, "%s", why);
 	say(out, LOG_ERR, "%s: stopped: %s", t->name, why);
 }
 
@@ -115,7 +115,7 @@ static void backoff(track *t, fsm_actions *out, long long n)
 	 * step's error names its transaction when it had one). */
 	say(out, LOG_NOTICE, "%s: attempt %d failed (token %s): %.200s; next in %lld s", t->name,
 	    t->failures, t->token_serial[0] != '\0' ? t->token_serial : "?",
-	    t->last_error[0] != '\0' ? t->last_error : "see above", t->next - n);
+	    track_error(t)[0] != '\0' ? track_error(t) : "see above", t->next - n);
 }
 
 static void absent(track *t, long long n)
@@ -133,18 +133,23 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 	track_op op = OP_NONE;
 
 	if (t->st == T_STOPPED) {
-		refuse_waiter(t, out, EXIT_USAGE, t->last_error);
+		refuse_waiter(t, out, EXIT_USAGE, track_error(t));
 		return;
 	}
 	if (t->st == T_PIN) {
-		if (strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", t->pin_latch) == 0) {
+		if (strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", track_pin_latch(t)) == 0) {
 			refuse_waiter(t, out, EXIT_PIN,
 				      "the PIN was refused; change the PIN source or run "
 				      "p11enroll clear");
+			/* Nothing else says when the PIN source changes. */
+			act(out, ACT_WAKE)->at = n + FSM_PIN_POLL;
 			return;
 		}
 		say(out, LOG_NOTICE, "%s: the PIN source changed: trying again", t->name);
-		t->pin_latch[0] = '\0';
+		track_set_pin_latch(t, NULL);
+		/* The latch is gone: a tick that does not start the look at
+		 * once (the token is busy) must not say so again. */
+		t->st = T_START;
 		t->need_recover = 1;
 		t->next = n;
 	}
@@ -154,10 +159,8 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 		op = OP_NONE;
 	else if (t->need_recover)
 		op = OP_RECOVER;
-	else if (t->need_refresh) {
-		t->need_refresh = 0;
-		op = OP_CHECK;
-	} else if (t->next > n && t->waiter_fd < 0)
+	else if (t->need_refresh)
+		op = OP_CHECK; /* need_refresh is cleared when it starts */ else if (t->next > n && t->waiter_fd < 0)
 		op = OP_NONE;
 	else if (t->st == T_NO_TOKEN)
 		op = OP_RECOVER;
@@ -175,7 +178,7 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 					    "credentials configured; run p11enroll enroll first");
 			hook(out, 0);
 			publish(out);
-			refuse_waiter(t, out, EXIT_USAGE, t->last_error);
+			refuse_waiter(t, out, EXIT_USAGE, track_error(t));
 			return;
 		}
 		op = OP_ENROLL;
@@ -188,9 +191,24 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 		act(out, ACT_WAKE)->at = t->next;
 }
 
+int fsm_joins_pass(const track *lead, track_op lead_op, const track *t, track_op op)
+{
+	if ((lead_op != OP_RECOVER && lead_op != OP_CHECK) || op != lead_op)
+		return 0;
+	/* One login for the pass: the lead's PIN source is the one tried. */
+	if (op == OP_RECOVER && strcmp(lead->e.pin_source != NULL ? lead->e.pin_source : "",
+				       t->e.pin_source != NULL ? t->e.pin_source : "") != 0)
+		return 0;
+	/* The pass opens the token the lead's URI (pinned to the serial it
+	 * saw last) selects. */
+	return strcmp(lead->token_serial, t->token_serial) == 0;
+}
+
 static void started(track *t, const fsm_event *ev, fsm_actions *out)
 {
 	t->st = t->st == T_NO_TOKEN || t->st == T_POLLING ? t->st : T_BUSY;
+	if (ev->op == OP_CHECK)
+		t->need_refresh = 0;
 	if (ev->op != OP_CHECK && ev->op != OP_RECOVER) {
 		t->last_attempt = ev->now;
 		say(out, LOG_NOTICE, "%s: %s started (token %s)", t->name, track_op_name(ev->op),
@@ -260,7 +278,7 @@ static void took_look(track *t, fsm_actions *out, int rc, const agent_result *re
 		    "earlier failures are over; no retry at %lld",
 		    t->name, due, t->next);
 		t->failures = 0;
-		t->last_error[0] = '\0';
+		track_set_error(t, NULL);
 	}
 	if (t->failures > 0 && t->next > n) {
 		t->st = T_BACKOFF;
@@ -306,14 +324,14 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 {
 	track_op op = ev->op;
 	long long n = ev->now;
-	char why[sizeof(t->last_error)];
+	char why[TRACK_ERROR_MAX];
 
 	switch (rc) {
 	case EXIT_OK:
 		t->failures = 0;
 		t->last_success = n;
 		t->renewals++;
-		t->last_error[0] = '\0';
+		track_set_error(t, NULL);
 		t->pending = 0;
 		t->need_refresh = 1;
 		t->hook_due = 1;
@@ -355,8 +373,8 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 			/* The step's error holds the CA's reason: the
 			 * operator needs it. */
 			snprintf(why, sizeof(why), "the CA refused the request%s%.*s",
-				 t->last_error[0] != '\0' ? ": " : "", (int)sizeof(why) - 64,
-				 t->last_error);
+				 track_error(t)[0] != '\0' ? ": " : "", (int)sizeof(why) - 64,
+				 track_error(t));
 			stop(t, out, why);
 		}
 		hook(out, 0);
@@ -386,21 +404,19 @@ static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
 	int rc = ev->exited ? ev->exit_code : EXIT_INTERNAL;
 
 	if (!ev->exited) {
-		snprintf(t->last_error, sizeof(t->last_error), "the %s step died (signal %d)",
-			 track_op_name(ev->op), ev->signal);
+		track_set_error(t, "the %s step died (signal %d)", track_op_name(ev->op), ev->signal);
 	} else if (ev->res == NULL) {
 		/* Every run of the program writes its record: a step without
 		 * one failed in a way it could not report. */
-		snprintf(t->last_error, sizeof(t->last_error),
-			 "the %s step (exit %d) left no result record: %s", track_op_name(ev->op),
-			 rc, ev->res_why != NULL ? ev->res_why : "none");
+		track_set_error(t, "the %s step (exit %d) left no result record: %s",
+				track_op_name(ev->op), rc, ev->res_why != NULL ? ev->res_why : "none");
 		rc = EXIT_INTERNAL;
 	} else if (rc != EXIT_OK && ev->res->error[0] != '\0') {
-		snprintf(t->last_error, sizeof(t->last_error), "%s", ev->res->error);
+		track_set_error(t, "%s", ev->res->error);
 	}
 	t->exit_code = rc;
 	if (rc == EXIT_PIN) {
-		snprintf(t->pin_latch, sizeof(t->pin_latch), "%s", ev->pin_fp != NULL ? ev->pin_fp : "");
+		track_set_pin_latch(t, ev->pin_fp);
 		t->st = T_PIN;
 		say(out, LOG_ERR,
 		    "%s: the PIN was refused or is unusable; not trying it again until the PIN "
@@ -465,7 +481,7 @@ static void clear(track *t, const fsm_event *ev, fsm_actions *out)
 	int skips = t->st == T_STOPPED || (t->st == T_BACKOFF && t->next > ev->now);
 
 	if (t->st == T_PIN && !ev->privileged &&
-	    strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", t->pin_latch) == 0) {
+	    strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", track_pin_latch(t)) == 0) {
 		say(out, LOG_WARNING, "control: refused to clear the PIN latch of %s for uid %ld",
 		    t->name, ev->uid);
 		answer(out, ev->fd, EXIT_USAGE,
@@ -479,7 +495,7 @@ static void clear(track *t, const fsm_event *ev, fsm_actions *out)
 		return;
 	if (t->st == T_PIN)
 		say(out, LOG_NOTICE, "%s: PIN latch cleared by uid %ld", t->name, ev->uid);
-	t->pin_latch[0] = '\0';
+	track_set_pin_latch(t, NULL);
 	if (t->st == T_STOPPED || t->st == T_PIN)
 		t->st = T_START;
 	t->failures = 0;
@@ -512,8 +528,7 @@ void fsm_step(track *t, const fsm_event *ev, fsm_actions *out)
 	case EV_TICK: tick(t, ev, out); break;
 	case EV_STARTED: started(t, ev, out); break;
 	case EV_LAUNCH_FAILED:
-		snprintf(t->last_error, sizeof(t->last_error), "the %s step could not be started",
-			 track_op_name(ev->op));
+		track_set_error(t, "the %s step could not be started", track_op_name(ev->op));
 		backoff(t, out, ev->now);
 		publish(out);
 		break;

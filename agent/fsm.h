@@ -56,7 +56,7 @@ typedef struct {
 	track_op op;
 	long long at;
 	int ok, fd, code, level;
-	char text[sizeof(((track *)0)->last_error) + 512];
+	char text[TRACK_ERROR_MAX + 512];
 } fsm_action;
 
 #define FSM_MAX_ACTIONS 8
@@ -66,7 +66,24 @@ typedef struct {
 	fsm_action a[FSM_MAX_ACTIONS];
 } fsm_actions;
 
-/* Moves t by ev; out receives the actions, in the order to carry out. */
+/* Agent seconds between looks at the PIN source of a pin-rejected
+ * enrollment. */
+#define FSM_PIN_POLL 60
+
+/* Moves t by ev; out receives the actions, in the order to carry out.
+ * An EV_TICK that starts a look (ACT_START of OP_RECOVER or OP_CHECK)
+ * leaves t as a second tick would find it, and that tick asks for the
+ * same start: the loop may leave the start to the token's next pass. */
 void fsm_step(track *t, const fsm_event *ev, fsm_actions *out);
+
+/*
+ * Looks run as passes: one child looks at several enrollments of a token
+ * (check [--recover] NAME...), with one login.  Whether t, whose tick
+ * started op, joins the pass that lead's op started: the same kind of
+ * look, for a recovery the same PIN source, and the same token serial seen
+ * last (the URI the pass pins).  Both share the token's module and URI:
+ * the loop asks only about enrollments of one token.
+ */
+int fsm_joins_pass(const track *lead, track_op lead_op, const track *t, track_op op);
 
 #endif

@@ -19,6 +19,9 @@
 
 #include "agent/agent-cmd.h"
 
+/* The lock this process holds, for agent_unlock(). */
+static int held = -1;
+
 /* The process ID the holder wrote, or 0: none yet (it has just taken the
  * lock), unreadable, or a process that is gone (an earlier holder's). */
 static long holder(int fd)
@@ -86,5 +89,15 @@ int agent_lock(const conf_enrollment *e)
 		return -1;
 	}
 	write_holder(fd);
-	return 0; /* the descriptor stays open: the lock lasts as long as the process */
+	/* The descriptor stays open: the lock lasts as long as the process, or
+	 * until agent_unlock(). */
+	held = fd;
+	return 0;
+}
+
+void agent_unlock(void)
+{
+	if (held >= 0)
+		close(held);
+	held = -1;
 }

@@ -14,6 +14,8 @@ static int verbosity; /* -1: errors, 0: and notices, 1: and info, 2: and debug *
 static int to_syslog;
 /* The last error logged (escaped): the step's result record carries it. */
 static char last_error[4 * 2048];
+/* The enrollment a command for several works on: its lines carry its name. */
+static const char *subject;
 
 void log_init(const char *progname, int v, int use_syslog)
 {
@@ -28,6 +30,13 @@ void log_init(const char *progname, int v, int use_syslog)
 const char *log_last_error(void)
 {
 	return last_error;
+}
+
+void log_set_subject(const char *name)
+{
+	subject = name;
+	if (name != NULL)
+		last_error[0] = '\0';
 }
 
 int log_verbosity(void)
@@ -62,12 +71,14 @@ void log_msg(int level, const char *fmt, ...)
 	if (level <= LOG_ERR)
 		snprintf(last_error, sizeof(last_error), "%s", safe);
 	if (to_syslog) {
-		syslog(level, "%s", safe);
+		syslog(level, "%s%s%s", subject != NULL ? subject : "", subject != NULL ? ": " : "",
+		       safe);
 		return;
 	}
 	const char *tag = level <= LOG_ERR ? "error: " : level == LOG_WARNING ? "warning: " :
 			  level == LOG_DEBUG ? "debug: " : "";
-	fprintf(stderr, "%s: %s%s\n", prog, tag, safe);
+	fprintf(stderr, "%s: %s%s%s%s\n", prog, tag, subject != NULL ? subject : "",
+		subject != NULL ? ": " : "", safe);
 }
 
 int agent_fail(char *why, size_t whylen, const char *fmt, ...)

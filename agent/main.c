@@ -144,7 +144,7 @@ static void usage(FILE *f)
 		"  resume [NAME]          finish a request the CA answered 'waiting' (polling);\n"
 		"                         with --abandon, give it up and delete its new key\n"
 		"  list [NAME]            show the keys and certificates on the token\n"
-		"  check NAME             the enrollment's token and certificate, as key=value\n"
+		"  check NAME [NAME...]   the enrollment's token and certificate, as key=value\n"
 		"                         lines; --recover: finish an interrupted run first\n"
 		"  check-config           check the whole configuration file and say what is wrong;\n"
 		"                         --keys: list every setting\n"
@@ -454,6 +454,13 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	cmd = argv[optind++];
 	if (optind < argc)
 		name = argv[optind++];
+	/* check NAME NAME...: one pass over enrollments of one token. */
+	if (strcmp(cmd, "check") == 0 && optind < argc) {
+		rc = agent_check_names(config, &e, argv + optind - 1, (size_t)(argc - optind + 1),
+				       o.recover);
+		conf_enrollment_clear(&e);
+		return rc;
+	}
 	if (optind < argc) {
 		log_msg(LOG_ERR, "unexpected argument '%s'; see p11enroll --help", argv[optind]);
 		conf_enrollment_clear(&e);

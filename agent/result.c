@@ -64,8 +64,10 @@ int agent_result_format(const agent_result *r, char *buf, size_t len)
 {
 	out_buf o = { buf, len, 0, len == 0 };
 
-	put(&o, "p11enroll-result %d\nexit %d\ncategory %s\n", AGENT_RESULT_VERSION, r->exit_code,
-	    agent_result_category(r->exit_code));
+	put(&o, "p11enroll-result %d\n", AGENT_RESULT_VERSION);
+	if (r->name[0] != '\0')
+		put(&o, "name %s\n", r->name);
+	put(&o, "exit %d\ncategory %s\n", r->exit_code, agent_result_category(r->exit_code));
 	if (r->error[0] != '\0')
 		put(&o, "error %s\n", r->error);
 	if (r->transaction[0] != '\0')
@@ -89,6 +91,7 @@ int agent_result_format(const agent_result *r, char *buf, size_t len)
 /* ---- parsing ---------------------------------------------------------------- */
 
 enum {
+	K_NAME,
 	K_EXIT,
 	K_CATEGORY,
 	K_ERROR,
@@ -106,7 +109,7 @@ enum {
 };
 
 static const char *const keys[K_N] = {
-	"exit",		"category",   "error",	     "transaction", "token",
+	"name",		"exit",		"category",   "error",	     "transaction", "token",
 	"token_serial", "cert",	      "cert_serial", "not_before",  "not_after",
 	"pending",	"pending_saved", "pending_check_after",
 };
@@ -178,6 +181,8 @@ static int field(agent_result *r, int k, const char *v)
 	long long n;
 
 	switch (k) {
+	case K_NAME:
+		return *v == '\0' ? -1 : text(v, r->name, sizeof(r->name));
 	case K_EXIT:
 		if (number(v, 0, 255, &n) < 0)
 			return -1;
@@ -294,6 +299,27 @@ int agent_result_parse(const char *buf, size_t len, agent_result *r, char *why, 
 	return 0;
 }
 
+int agent_result_next(const char *buf, size_t len, size_t *ret_used, agent_result *r, char *why,
+		      size_t whylen)
+{
+	/* Every record begins with its version line: its "end" line follows
+	 * a newline, and no value holds one. */
+	const char *end = len > 0 ? memmem(buf, len, "\nend\n", 5) : NULL;
+	size_t used;
+
+	if (end == NULL) {
+		if (len > AGENT_RESULT_MAX)
+			return agent_fail(why, whylen, "a record is longer than %d bytes",
+					  AGENT_RESULT_MAX);
+		return 0;
+	}
+	used = (size_t)(end - buf) + 5;
+	if (agent_result_parse(buf, used, r, why, whylen) < 0)
+		return -1;
+	*ret_used = used;
+	return 1;
+}
+
 /* ---- the child's own record ------------------------------------------------- */
 
 agent_result *agent_result_self(void)
@@ -318,24 +344,52 @@ void agent_result_claim(void)
 	unsetenv(AGENT_RESULT_FD_ENV);
 }
 
-void agent_result_emit(int exit_code)
+/* self with exit_code and the last error, on self_fd: 0, or -1. */
+static int write_self(int exit_code)
 {
 	char buf[AGENT_RESULT_MAX];
 	size_t off = 0;
 	ssize_t w;
 	int n;
 
-	if (self_fd < 0)
-		return;
 	self.exit_code = exit_code;
 	snprintf(self.error, sizeof(self.error), "%s", log_last_error());
 	/* The fields' bounds keep a record within the buffer; without one
 	 * the agent says that the step left no record. */
-	if ((n = agent_result_format(&self, buf, sizeof(buf))) > 0)
-		while (off < (size_t)n && ((w = write(self_fd, buf + off, (size_t)n - off)) > 0 ||
-					   (w < 0 && errno == EINTR)))
-			if (w > 0)
-				off += (size_t)w;
-	close(self_fd);
+	if ((n = agent_result_format(&self, buf, sizeof(buf))) <= 0)
+		return -1;
+	while (off < (size_t)n && ((w = write(self_fd, buf + off, (size_t)n - off)) > 0 ||
+				   (w < 0 && errno == EINTR)))
+		if (w > 0)
+			off += (size_t)w;
+	return off == (size_t)n ? 0 : -1;
+}
+
+void agent_result_emit(int exit_code)
+{
+	if (self_fd < 0)
+		return;
+	(void)write_self(exit_code);
+	agent_result_close();
+}
+
+int agent_result_emit_named(const char *name, int exit_code)
+{
+	int rc;
+
+	if (self_fd < 0)
+		return 0;
+	if (strlen(name) >= sizeof(self.name))
+		return -1;
+	memcpy(self.name, name, strlen(name) + 1);
+	rc = write_self(exit_code);
+	agent_result_init(&self);
+	return rc;
+}
+
+void agent_result_close(void)
+{
+	if (self_fd >= 0)
+		close(self_fd);
 	self_fd = -1;
 }

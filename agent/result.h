@@ -15,6 +15,12 @@
  *
  * One "key value" per line, each key at most once, in any order between
  * the first line and "end"; values are printable (agent_escape()).
+ *
+ * `check NAME...` looks at several enrollments of one token and writes a
+ * sequence of records, one per name, in the order of its arguments, each
+ * with "name NAME" and each as soon as that enrollment is done: the agent
+ * reads them while the process runs (agent_result_next()), so that a pass
+ * killed half-way leaves the enrollments it finished with their records.
  */
 #ifndef P11ENROLL_RESULT_H
 #define P11ENROLL_RESULT_H
@@ -27,7 +33,11 @@
 /* The descriptor number, set by the agent in the child's environment. */
 #define AGENT_RESULT_FD_ENV "P11ENROLL_RESULT_FD"
 
+/* The longest enrollment name a record carries. */
+#define AGENT_RESULT_NAME_MAX 256
+
 typedef struct {
+	char name[AGENT_RESULT_NAME_MAX]; /* the enrollment (check NAME...), or "" */
 	int exit_code;		 /* EXIT_* */
 	char error[8192];	 /* the last error the step logged, whole; "" none */
 	char transaction[257];	 /* hex transactionID of the step's exchange, or "" */
@@ -49,6 +59,11 @@ int agent_result_format(const agent_result *r, char *buf, size_t len);
 /* Strict: the whole of buf[0..len) is one record of this version, or -1
  * with why (one line). */
 int agent_result_parse(const char *buf, size_t len, agent_result *r, char *why, size_t whylen);
+/* The first record of a sequence in buf[0..len): 1 with its length in
+ * *ret_used; 0 when buf holds no whole record yet (then len is at most
+ * AGENT_RESULT_MAX); -1 with why when it cannot become a valid record. */
+int agent_result_next(const char *buf, size_t len, size_t *ret_used, agent_result *r, char *why,
+		      size_t whylen);
 
 /* The child's side: this process's record, filled in as the step goes. */
 agent_result *agent_result_self(void);
@@ -59,5 +74,12 @@ void agent_result_claim(void);
  * (log_last_error()) on that descriptor, once, and closes it; without one,
  * does nothing. */
 void agent_result_emit(int exit_code);
+/* For check NAME...: writes this process's record for the enrollment name
+ * with exit_code and the last error logged, and starts the next one
+ * afresh; the descriptor stays open.  0, or -1 when it could not be
+ * written (no descriptor: 0). */
+int agent_result_emit_named(const char *name, int exit_code);
+/* Every record is written: agent_result_emit() writes no other. */
+void agent_result_close(void);
 
 #endif

@@ -78,27 +78,107 @@ static int put_state(FILE *f, void *arg)
 	return 0;
 }
 
-int track_save(const track *t)
+const char *track_error(const track *t)
 {
-	char path[1024], msg[4400], err[sizeof(t->last_error)], pin[sizeof(t->pin_latch)];
+	return t->last_error != NULL ? t->last_error : "";
+}
+
+void track_set_error(track *t, const char *fmt, ...)
+{
+	static const char oom[] = "out of memory";
+	va_list ap;
+	char *s;
+	int n;
+
+	free(t->last_error);
+	t->last_error = NULL;
+	if (fmt == NULL)
+		return;
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		t->last_error = strdup(oom);
+		return;
+	}
+	if (n == 0) {
+		free(s);
+		return;
+	}
+	if ((size_t)n >= TRACK_ERROR_MAX)
+		s[TRACK_ERROR_MAX - 1] = '\0';
+	t->last_error = s;
+}
+
+const char *track_pin_latch(const track *t)
+{
+	return t->pin_latch != NULL ? t->pin_latch : "";
+}
+
+/* A latch lost to a failed allocation would let a rejected PIN be tried
+ * again: this one stays, and matches no fingerprint. */
+static char oom_latch[] = "out of memory";
+
+void track_set_pin_latch(track *t, const char *fp)
+{
+	if (t->pin_latch != oom_latch)
+		free(t->pin_latch);
+	t->pin_latch = NULL;
+	if (fp == NULL || *fp == '\0')
+		return;
+	if ((t->pin_latch = strndup(fp, TRACK_PIN_LATCH_MAX - 1)) == NULL)
+		t->pin_latch = oom_latch;
+}
+
+/* t's state, as a write of its own (b NULL) or into the batch b. */
+static int save(const track *t, agent_atomic_batch *b)
+{
+	char path[1024], msg[4400], err[TRACK_ERROR_MAX], pin[TRACK_PIN_LATCH_MAX];
 	struct state_out o = { t, err, pin };
+	int r;
 
 	if (state_path(t, path, sizeof(path)) < 0)
 		return -1;
-	snprintf(err, sizeof(err), "%s", t->last_error);
-	snprintf(pin, sizeof(pin), "%s", t->pin_latch);
+	snprintf(err, sizeof(err), "%s", track_error(t));
+	snprintf(pin, sizeof(pin), "%s", track_pin_latch(t));
 	one_line(err, sizeof(err));
 	one_line(pin, sizeof(pin));
-	if (agent_atomic_write(path, 0600, put_state, &o, msg, sizeof(msg)) < 0) {
+	r = b != NULL ? agent_atomic_batch_add(b, path, 0600, put_state, &o, msg, sizeof(msg))
+		      : agent_atomic_write(path, 0600, put_state, &o, msg, sizeof(msg));
+	if (r < 0) {
 		log_msg(LOG_ERR, "%s: cannot save the agent state: %s", t->name, msg);
 		return -1;
 	}
 	return 0;
 }
 
+int track_save(const track *t)
+{
+	return save(t, NULL);
+}
+
+int track_save_all(track *const *ts, size_t n)
+{
+	agent_atomic_batch *b = agent_atomic_batch_new();
+	char msg[4400];
+	size_t i;
+	int failed = 0, lost;
+
+	if (b == NULL) {
+		for (i = 0; i < n; i++)
+			failed += track_save(ts[i]) < 0;
+		return failed;
+	}
+	for (i = 0; i < n; i++)
+		failed += save(ts[i], b) < 0;
+	if ((lost = agent_atomic_batch_commit(b, msg, sizeof(msg))) > 0)
+		log_msg(LOG_ERR, "cannot save the agent state of %d enrollment(s): %s", lost, msg);
+	return failed + lost;
+}
+
 int track_load(track *t)
 {
-	char path[1024], line[sizeof(t->last_error) + 64], *v;
+	char path[1024], line[TRACK_ERROR_MAX + 64], *v;
 	long long n;
 	FILE *f;
 
@@ -125,9 +205,9 @@ int track_load(track *t)
 		else if (strcmp(line, "stopped") == 0 && n == 1)
 			t->st = T_STOPPED;
 		else if (strcmp(line, "last_error") == 0)
-			snprintf(t->last_error, sizeof(t->last_error), "%s", v);
+			track_set_error(t, "%s", v);
 		else if (strcmp(line, "pin_latch") == 0)
-			snprintf(t->pin_latch, sizeof(t->pin_latch), "%s", v);
+			track_set_pin_latch(t, v);
 		else if (strcmp(line, "cert_serial") == 0 && strspn(v, "0123456789ABCDEF") ==
 								  strlen(v))
 			snprintf(t->cert_serial, sizeof(t->cert_serial), "%.128s", v);
@@ -140,7 +220,7 @@ int track_load(track *t)
 	fclose(f);
 	/* A latched PIN stays latched across a restart: trying it again at
 	 * start would spend one more of the token's PIN attempts. */
-	if (t->st != T_STOPPED && t->pin_latch[0] != '\0')
+	if (t->st != T_STOPPED && t->pin_latch != NULL)
 		t->st = T_PIN;
 	return 0;
 }
@@ -259,7 +339,7 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 		put(&b, ", \"state\": ", 11);
 		put_str(&b, track_state_name(t->st));
 		put(&b, ", \"operation\": ", 15);
-		if (t->pid > 0)
+		if (t->op != OP_NONE)
 			put_str(&b, track_op_name(t->op));
 		else
 			put(&b, "null", 4);
@@ -275,7 +355,7 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 		putf(&b, ", \"consecutive_failures\": %d, \"renewals\": %ld, \"pending\": %s",
 		     t->failures, t->renewals, t->pending ? "true" : "false");
 		put(&b, ", \"last_error\": ", 16);
-		put_str(&b, t->last_error);
+		put_str(&b, track_error(t));
 		put(&b, "}", 1);
 	}
 	put(&b, "\n]}\n", 4);
@@ -344,8 +424,8 @@ char *track_status_text(track *const *tracks, size_t n, long long now, size_t *l
 		put(&b, " ", 1);
 		put_when(&b, t->last_success, now);
 		putf(&b, " %4d %8ld\n", t->failures, t->renewals);
-		if (t->last_error[0] != '\0')
-			putf(&b, "  last error: %s\n", agent_escape(t->last_error, safe, sizeof(safe)));
+		if (track_error(t)[0] != '\0')
+			putf(&b, "  last error: %s\n", agent_escape(track_error(t), safe, sizeof(safe)));
 	}
 	if (b.oom) {
 		free(b.p);

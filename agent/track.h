@@ -29,6 +29,14 @@ typedef enum {
 
 typedef enum { OP_NONE, OP_RECOVER, OP_CHECK, OP_RENEW, OP_ENROLL, OP_RESUME } track_op;
 
+/* The whole error a step's record carries (its "error" field). */
+#define TRACK_ERROR_MAX 8192
+/* The longest PIN source fingerprint kept (track_pin_fingerprint()). */
+#define TRACK_PIN_LATCH_MAX 512
+
+struct child_run;   /* child.h: a running step's process, pipes and output */
+struct token_group; /* agentd.c: the enrollments of one token */
+
 typedef struct track {
 	char *name;
 	conf_enrollment e;
@@ -47,23 +55,43 @@ typedef struct track {
 	long long due_logged; /* the renewal time last logged (once per change) */
 	int failures;
 	long renewals;
-	char last_error[8192]; /* whole: the step's record carries it whole */
-	char pin_latch[512]; /* fingerprint of the PIN source that was rejected, or "" */
+	/* Whole (up to TRACK_ERROR_MAX - 1 bytes), allocated to its length:
+	 * most enrollments have none, and the agent keeps thousands.
+	 * track_error() and track_set_error(). */
+	char *last_error;
+	/* the fingerprint of the PIN source that was rejected (up to
+	 * TRACK_PIN_LATCH_MAX - 1 bytes), or NULL: track_pin_latch() and
+	 * track_set_pin_latch() */
+	char *pin_latch;
 	/* what to do next regardless of the time */
 	int need_recover, need_refresh, hook_due;
 	track_op bootstrap_next; /* OP_ENROLL after a refused kur */
-	/* the running child */
-	pid_t pid;
+	/* the running step (OP_NONE: none) and its process, pipes and output,
+	 * allocated only while it runs */
 	track_op op;
-	int out_fd, err_fd, res_fd;
-	char out[8192];
-	size_t outlen;
-	char errbuf[1024];
-	size_t errlen;
+	struct child_run *run;
 	int waiter_fd; /* control client waiting for a requested renewal */
 	int exit_code;
 	long long forced_at; /* when a client last made a step skip the backoff (not saved) */
+	/* the loop's index (agentd.c): the token's group, when the state
+	 * machine wants the next EV_TICK (agent seconds), and whether the
+	 * enrollment has had a look since the agent started */
+	struct token_group *grp;
+	long long tick_at;
+	int looked;
+	int save_due; /* its state file is behind (saved at the end of the round) */
 } track;
+
+/* The last error, or "". */
+const char *track_error(const track *t);
+/* Sets it (fmt NULL: clears it); cut at TRACK_ERROR_MAX - 1 bytes.  When
+ * out of memory the error becomes "out of memory". */
+void track_set_error(track *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The latched fingerprint, or "". */
+const char *track_pin_latch(const track *t);
+/* Latches fp (NULL or "": none); cut at TRACK_PIN_LATCH_MAX - 1 bytes.  When
+ * out of memory the latch becomes "out of memory", which no source matches. */
+void track_set_pin_latch(track *t, const char *fp);
 
 const char *track_state_name(track_state st);
 const char *track_op_name(track_op op);
@@ -78,6 +106,9 @@ void track_free(track *t);
 /* track.c */
 int track_load(track *t);	 /* STATE_DIR/NAME.agent; 0 also when absent */
 int track_save(const track *t);	 /* atomic; logs a failure */
+/* The same for ts[0..n) with one sync for all (agent_atomic_batch_*): the
+ * number that failed (logged). */
+int track_save_all(track *const *ts, size_t n);
 /* Appends the status document (JSON) of tracks to buf (malloc'ed, *len). */
 char *track_status_json(track *const *tracks, size_t n, long long now, long rate, size_t *len);
 /* The same as a table, for people. */

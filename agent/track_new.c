@@ -18,6 +18,8 @@ void track_free(track *t)
 {
 	if (t == NULL)
 		return;
+	free(t->last_error);
+	track_set_pin_latch(t, NULL);
 	free(t->name);
 	conf_enrollment_clear(&t->e);
 	free(t);
@@ -68,14 +70,14 @@ static track *track_new(const conf_file *cf, const char *name, const char *state
 		goto fail;
 	if (conf_file_get(cf, name, &t->e, err, errlen) < 0 || policy_of(t, err, errlen) < 0)
 		goto fail;
-	t->out_fd = t->err_fd = t->res_fd = t->waiter_fd = -1;
+	t->waiter_fd = -1;
 	t->need_recover = 1;
 	t->st = T_START;
 	(void)track_load(t);
 	if (t->st == T_STOPPED)
 		log_msg(LOG_NOTICE, "%s: stopped before the restart (%s); `p11enroll clear %s` lets the "
 				    "agent try again",
-			name, t->last_error, name);
+			name, track_error(t), name);
 	else if (t->st == T_PIN)
 		log_msg(LOG_NOTICE, "%s: the PIN was refused before the restart: not trying it again "
 				    "until the PIN source changes or `p11enroll clear %s`",

@@ -48,11 +48,13 @@ static void tearoff(void)
 
 static void init(track *t)
 {
+	free(t->last_error); /* the static tracks start with none */
+	track_set_pin_latch(t, NULL);
 	memset(t, 0, sizeof(*t));
 	t->name = (char *)"fuzz";
 	t->e.name = (char *)"fuzz";
 	t->e.state_dir = dir;
-	t->out_fd = t->err_fd = t->waiter_fd = -1;
+	t->waiter_fd = -1;
 }
 
 static int terminated(const char *s, size_t n)
@@ -102,7 +104,7 @@ static void check_outputs(track *t)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static track t, again;
-	char err[sizeof(t.last_error)], pin[sizeof(t.pin_latch)];
+	char err[TRACK_ERROR_MAX], pin[TRACK_PIN_LATCH_MAX];
 	FILE *f;
 
 	setup_once();
@@ -113,8 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* Bounds the scheduler and the status document rely on. */
 	if (t.failures < 0 || t.failures > 1000000 || t.renewals < 0 ||
-	    !terminated(t.last_error, sizeof(t.last_error)) ||
-	    !terminated(t.pin_latch, sizeof(t.pin_latch)) ||
+	    strlen(track_error(&t)) >= TRACK_ERROR_MAX ||
+	    strlen(track_pin_latch(&t)) >= TRACK_PIN_LATCH_MAX ||
 	    !terminated(t.cert_serial, sizeof(t.cert_serial)) ||
 	    strspn(t.cert_serial, "0123456789ABCDEF") != strlen(t.cert_serial) ||
 	    (t.st != T_START && t.st != T_STOPPED && t.st != T_PIN) ||
@@ -127,14 +129,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	init(&again);
 	if (track_load(&again) != 0)
 		abort();
-	snprintf(err, sizeof(err), "%s", t.last_error);
-	snprintf(pin, sizeof(pin), "%s", t.pin_latch);
+	snprintf(err, sizeof(err), "%s", track_error(&t));
+	snprintf(pin, sizeof(pin), "%s", track_pin_latch(&t));
 	one_line(err, sizeof(err));
 	one_line(pin, sizeof(pin));
 	if (again.seed != t.seed || again.next != t.next || again.last_success != t.last_success ||
 	    again.last_attempt != t.last_attempt || again.failures != t.failures ||
-	    again.renewals != t.renewals || again.st != t.st || strcmp(again.last_error, err) != 0 ||
-	    strcmp(again.pin_latch, pin) != 0 || again.have_cert != t.have_cert ||
+	    again.renewals != t.renewals || again.st != t.st || strcmp(track_error(&again), err) != 0 ||
+	    strcmp(track_pin_latch(&again), pin) != 0 || again.have_cert != t.have_cert ||
 	    (t.have_cert && (strcmp(again.cert_serial, t.cert_serial) != 0 ||
 			     again.not_before != t.not_before || again.not_after != t.not_after)))
 		abort();

@@ -48,6 +48,7 @@ int main(int argc, char **argv)
 		return 1;
 	for (i = 0; i < n; i++) {
 		size_t nlen = strlen(argv[1 + 3 * i]) / 2 + 1;
+		char err[TRACK_ERROR_MAX];
 
 		ts[i] = &t[i];
 		t[i].st = T_BACKOFF;
@@ -55,18 +56,21 @@ int main(int argc, char **argv)
 			return 1;
 		if (unhex(argv[1 + 3 * i], t[i].name, nlen) < 0 ||
 		    unhex(argv[2 + 3 * i], t[i].token_serial, sizeof(t[i].token_serial)) < 0 ||
-		    unhex(argv[3 + 3 * i], t[i].last_error, sizeof(t[i].last_error)) < 0) {
+		    unhex(argv[3 + 3 * i], err, sizeof(err)) < 0) {
 			fprintf(stderr, "status-json: enrollment %zu: not hex, a NUL byte or too long\n",
 				i + 1);
 			return 2;
 		}
+		track_set_error(&t[i], "%s", err);
 	}
 	if ((doc = track_status_json(ts, n, 1000, 1, &len)) == NULL)
 		return 1;
 	fwrite(doc, 1, len, stdout);
 	free(doc);
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free(t[i].name);
+		free(t[i].last_error);
+	}
 	free(ts);
 	free(t);
 	return 0;

@@ -885,8 +885,8 @@ static void test_line_writers(void)
 	memset(&t, 0, sizeof(t));
 	t.name = e.name;
 	t.e = e;
-	snprintf(t.last_error, sizeof(t.last_error), "CA says: \nstopped 1\r\nfailures 99");
-	snprintf(t.pin_latch, sizeof(t.pin_latch), "file:/x\nseed 7");
+	track_set_error(&t, "CA says: \nstopped 1\r\nfailures 99");
+	track_set_pin_latch(&t, "file:/x\nseed 7");
 	t.seed = 5;
 	snprintf(path, sizeof(path), "%s/hostile.agent", dir);
 	tap_check(track_save(&t) == 0 && lines_with(path, "stopped") == 1 &&
@@ -896,7 +896,7 @@ static void test_line_writers(void)
 	t.name = e.name;
 	t.e = e;
 	tap_check(track_load(&t) == 0 && t.st != T_STOPPED && t.failures == 0 && t.seed == 5 &&
-		       strstr(t.last_error, "stopped 1") != NULL,
+		       strstr(track_error(&t), "stopped 1") != NULL,
 	       "/lines/state/round-trip");
 	/* A 40-octet serial (80 hex digits), as a CA has sent: kept whole. */
 	memset(&t, 0, sizeof(t));
@@ -925,7 +925,7 @@ static void test_status_hostile(void)
 	t.name = (char *)"web";
 	t.st = T_BACKOFF;
 	snprintf(t.token_serial, sizeof(t.token_serial), "ab\033[2J\xc2\x9b\n");
-	snprintf(t.last_error, sizeof(t.last_error), "%s", hostile);
+	track_set_error(&t, "%s", hostile);
 	text = track_status_text(ts, 1, 1000, &len);
 	tap_check(text != NULL && clean_text(text, 1) && strstr(text, "forged") != NULL &&
 		       strstr(text, "\nforged") == NULL,

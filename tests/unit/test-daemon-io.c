@@ -538,6 +538,38 @@ static void test_atomic(void)
 	       "/atomic/rename-fails", "r=%d err=%s", r, err);
 }
 
+/* Many files, one sync: each as agent_atomic_write leaves it; a writer that
+ * fails leaves its target alone, a rename that fails the others. */
+static void test_atomic_batch(void)
+{
+	agent_atomic_batch *b = agent_atomic_batch_new();
+	char err[512] = "", out[256] = "";
+	struct stat st;
+	int r1, r2, r3, r4, failed;
+
+	if (b == NULL || mkdir(tmp("c"), 0755) != 0 || mkdir(tmp("c/d"), 0755) != 0)
+		exit(99);
+	write_file(tmp("c/one"), "old\n", 0644);
+	r1 = agent_atomic_batch_add(b, tmp("c/one"), 0600, put_text, (char *)"one\n", err,
+				    sizeof(err));
+	r2 = agent_atomic_batch_add(b, tmp("c/two"), 0600, put_text, (char *)"two\n", err,
+				    sizeof(err));
+	/* not yet: the old content until the commit */
+	tap_ok(r1 == 0 && r2 == 0 && read_all(tmp("c/one"), out, sizeof(out)) > 0 &&
+		       strcmp(out, "old\n") == 0 && stat(tmp("c/two"), &st) != 0,
+	       "/atomic/batch/nothing-before-commit", "r=%d,%d err=%s", r1, r2, err);
+	r3 = agent_atomic_batch_add(b, tmp("c/three"), 0600, put_fail, NULL, err, sizeof(err));
+	r4 = agent_atomic_batch_add(b, tmp("c/d"), 0600, put_text, (char *)"x", err, sizeof(err));
+	failed = agent_atomic_batch_commit(b, err, sizeof(err));
+	tap_ok(r3 == -1 && r4 == 0 && failed == 1 && strstr(err, "cannot replace") != NULL &&
+		       read_all(tmp("c/one"), out, sizeof(out)) > 0 && strcmp(out, "one\n") == 0 &&
+		       read_all(tmp("c/two"), out, sizeof(out)) > 0 && strcmp(out, "two\n") == 0 &&
+		       stat(tmp("c/two"), &st) == 0 && (st.st_mode & 07777) == 0600 &&
+		       stat(tmp("c/three"), &st) != 0 && others_in(tmp("c"), "one", "two") == 1,
+	       "/atomic/batch/committed", "r=%d,%d failed %d others %d", r3, r4, failed,
+	       others_in(tmp("c"), "one", "two"));
+}
+
 /* ---- notify_send ---- */
 
 /* A datagram socket bound to name ("@..." abstract); -1 if not possible. */
@@ -608,7 +640,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 int main(void)
 {
-	tap_plan(37);
+	tap_plan(39);
 	if (mkdtemp(tmpdir) == NULL) {
 		perror("mkdtemp");
 		return 99;
@@ -627,6 +659,7 @@ int main(void)
 	test_metrics_replace();
 	test_metrics_errors();
 	test_atomic();
+	test_atomic_batch();
 	test_notify();
 	nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	return tap_done();

@@ -26,6 +26,8 @@ static int overflow;
 static void fresh(void)
 {
 	conf_enrollment_clear(&T.e);
+	free(T.last_error);
+	track_set_pin_latch(&T, NULL);
 	memset(&T, 0, sizeof(T));
 	T.name = (char *)"e1";
 	conf_enrollment_init(&T.e);
@@ -33,7 +35,7 @@ static void fresh(void)
 	T.pol.jitter_permille = 0;
 	T.st = T_VALID;
 	T.seed = 1;
-	T.waiter_fd = T.out_fd = T.err_fd = T.res_fd = -1;
+	T.waiter_fd = -1;
 	T.have_cert = 1;
 	T.not_before = NOW - DAY;
 	T.not_after = NOW + 99 * DAY;
@@ -157,7 +159,7 @@ static void test_decide(void)
 {
 	fresh();
 	T.st = T_STOPPED;
-	snprintf(T.last_error, sizeof(T.last_error), "why it stopped");
+	track_set_error(&T, "why it stopped");
 	T.waiter_fd = 7;
 	T.next = NOW - 1;
 	tick();
@@ -168,20 +170,25 @@ static void test_decide(void)
 
 	fresh();
 	T.st = T_PIN;
-	snprintf(T.pin_latch, sizeof(T.pin_latch), "%s", FP);
+	track_set_pin_latch(&T, FP);
 	T.waiter_fd = 7;
 	tick();
 	tap_ok(started() == OP_NONE && answered(7, "the PIN was refused") == EXIT_PIN &&
-		       T.st == T_PIN,
+		       T.st == T_PIN && first(ACT_WAKE) != NULL &&
+		       first(ACT_WAKE)->at == NOW + FSM_PIN_POLL,
 	       "/fsm/decide/2-pin-latched", "st %d", T.st);
 
 	fresh();
 	T.st = T_PIN;
-	snprintf(T.pin_latch, sizeof(T.pin_latch), "an older PIN file");
+	track_set_pin_latch(&T, "an older PIN file");
 	tick();
-	tap_ok(started() == OP_RECOVER && T.pin_latch[0] == '\0' && T.need_recover &&
-		       logged("the PIN source changed: trying again"),
+	tap_ok(started() == OP_RECOVER && track_pin_latch(&T)[0] == '\0' && T.need_recover &&
+		       logged("the PIN source changed: trying again") && T.st == T_START,
 	       "/fsm/decide/2-pin-changed", "op %d", started());
+	/* the token was busy: the next tick asks again, without the news */
+	tick();
+	tap_ok(started() == OP_RECOVER && !logged("the PIN source changed"),
+	       "/fsm/decide/2-pin-changed-tick-again", "op %d", started());
 
 	fresh();
 	T.st = T_NO_TOKEN;
@@ -217,8 +224,15 @@ static void test_decide(void)
 	fresh();
 	T.need_refresh = 1;
 	tick();
-	tap_ok(started() == OP_CHECK && !T.need_refresh, "/fsm/decide/5-refresh", "op %d",
-	       started());
+	{
+		fsm_event ev = { .kind = EV_STARTED, .op = OP_CHECK };
+		int asked = started() == OP_CHECK && T.need_refresh;
+
+		/* the refresh is done once it runs, not when a tick asks */
+		feed(&ev);
+		asked = asked && !T.need_refresh;
+		tap_ok(asked, "/fsm/decide/5-refresh", "need_refresh %d", T.need_refresh);
+	}
 
 	fresh();
 	tick();
@@ -261,18 +275,18 @@ static void test_decide(void)
 	T.waiter_fd = 7;
 	tick();
 	tap_ok(started() == OP_NONE && T.st == T_STOPPED &&
-		       strstr(T.last_error, "no certificate on the token and no bootstrap") &&
+		       strstr(track_error(&T), "no certificate on the token and no bootstrap") &&
 		       hooked(0) && count(ACT_PUBLISH) == 1 &&
 		       answered(7, "not renewed: no certificate") == EXIT_USAGE,
-	       "/fsm/decide/10-no-cert-stops", "st %d: %s", T.st, T.last_error);
+	       "/fsm/decide/10-no-cert-stops", "st %d: %s", T.st, track_error(&T));
 
 	fresh();
 	T.not_after = NOW;
 	T.next = NOW;
 	tick();
 	tap_ok(started() == OP_NONE && T.st == T_STOPPED &&
-		       strstr(T.last_error, "the certificate expired and no bootstrap") && hooked(0),
-	       "/fsm/decide/10-expired-stops", "%s", T.last_error);
+		       strstr(track_error(&T), "the certificate expired and no bootstrap") && hooked(0),
+	       "/fsm/decide/10-expired-stops", "%s", track_error(&T));
 
 	fresh();
 	T.not_after = NOW - 5;
@@ -313,7 +327,7 @@ static void test_started(void)
 	ev.op = OP_RENEW;
 	feed(&ev);
 	tap_ok(T.st == T_BACKOFF && T.failures == 1 && T.next == NOW + 60 &&
-		       count(ACT_PUBLISH) == 1 && strstr(T.last_error, "could not be started"),
+		       count(ACT_PUBLISH) == 1 && strstr(track_error(&T), "could not be started"),
 	       "/fsm/started/launch-failed", "st %d next %+lld", T.st, T.next - NOW);
 }
 
@@ -325,13 +339,13 @@ static void test_pin(void)
 	T.waiter_fd = 7;
 	record(EXIT_PIN);
 	done(OP_RENEW, EXIT_PIN);
-	tap_ok(T.st == T_PIN && strcmp(T.pin_latch, FP) == 0 && hooked(0) &&
+	tap_ok(T.st == T_PIN && strcmp(track_pin_latch(&T), FP) == 0 && hooked(0) &&
 		       answered(7, "renew failed: boom 4") == EXIT_PIN && count(ACT_PUBLISH) == 1,
-	       "/fsm/any/exit-4-latches", "st %d latch '%s'", T.st, T.pin_latch);
+	       "/fsm/any/exit-4-latches", "st %d latch '%s'", T.st, track_pin_latch(&T));
 	fresh();
 	record(EXIT_PIN);
 	done(OP_RECOVER, EXIT_PIN);
-	tap_ok(T.st == T_PIN && strcmp(T.pin_latch, FP) == 0, "/fsm/any/exit-4-of-a-look",
+	tap_ok(T.st == T_PIN && strcmp(track_pin_latch(&T), FP) == 0, "/fsm/any/exit-4-of-a-look",
 	       "st %d", T.st);
 }
 
@@ -346,7 +360,7 @@ static void test_look(void)
 	done(OP_RECOVER, EXIT_TOKEN);
 	tap_ok(T.st == T_BACKOFF && T.failures == 1 && count(ACT_HOOK) == 0 && T.need_recover &&
 		       T.have_cert && T.not_after == NOW + 99 * DAY &&
-		       strcmp(T.last_error, "boom 3") == 0 &&
+		       strcmp(track_error(&T), "boom 3") == 0 &&
 		       answered(7, "looking at the token failed") == EXIT_TOKEN,
 	       "/fsm/look/failed-backoff", "st %d failures %d", T.st, T.failures);
 	fresh();
@@ -408,9 +422,9 @@ static void test_look(void)
 	T.st = T_BACKOFF;
 	T.failures = 3;
 	T.next = NOW + 500;
-	snprintf(T.last_error, sizeof(T.last_error), "old");
+	track_set_error(&T, "old");
 	looked_cert(OP_RECOVER, NOW - DAY, NOW + 99 * DAY);
-	tap_ok(T.st == T_VALID && T.failures == 0 && T.last_error[0] == '\0' &&
+	tap_ok(T.st == T_VALID && T.failures == 0 && track_error(&T)[0] == '\0' &&
 		       T.next == NOW + 65 * DAY && logged("the earlier failures are over"),
 	       "/fsm/look/not-due-ends-failures", "st %d failures %d", T.st, T.failures);
 
@@ -471,7 +485,7 @@ static void test_request(void)
 	snprintf(R.transaction, sizeof(R.transaction), "c0ffee");
 	done(OP_RENEW, 0);
 	tap_ok(T.failures == 0 && T.last_success == NOW && T.renewals == 5 &&
-		       T.last_error[0] == '\0' && T.need_refresh && T.hook_due && T.next == NOW &&
+		       track_error(&T)[0] == '\0' && T.need_refresh && T.hook_due && T.next == NOW &&
 		       count(ACT_HOOK) == 0 && first(ACT_ANSWER_OUTPUT) != NULL &&
 		       first(ACT_ANSWER_OUTPUT)->fd == 7 && T.waiter_fd == -1 &&
 		       logged("e1: renew done (token tok1, transaction c0ffee)"),
@@ -504,25 +518,25 @@ static void test_request(void)
 	fresh();
 	record(EXIT_REJECTED);
 	done(OP_RENEW, EXIT_REJECTED);
-	tap_ok(T.st == T_STOPPED && strstr(T.last_error, "refused the renewal and no bootstrap") &&
+	tap_ok(T.st == T_STOPPED && strstr(track_error(&T), "refused the renewal and no bootstrap") &&
 		       hooked(0),
-	       "/fsm/step/exit-6-stops", "%s", T.last_error);
+	       "/fsm/step/exit-6-stops", "%s", track_error(&T));
 	fresh();
 	T.e.bootstrap = 1;
 	record(EXIT_REJECTED);
 	snprintf(R.error, sizeof(R.error), "rejection: badPOP: the CA says no");
 	done(OP_RESUME, EXIT_REJECTED);
 	tap_ok(T.st == T_STOPPED &&
-		       strcmp(T.last_error,
+		       strcmp(track_error(&T),
 			      "the CA refused the request: rejection: badPOP: the CA says no") == 0 &&
 		       hooked(0),
-	       "/fsm/step/exit-6-resume-stops", "%s", T.last_error);
+	       "/fsm/step/exit-6-resume-stops", "%s", track_error(&T));
 
 	fresh();
 	record(EXIT_USAGE);
 	done(OP_RENEW, EXIT_USAGE);
-	tap_ok(T.st == T_STOPPED && strstr(T.last_error, "configuration error") && hooked(0),
-	       "/fsm/step/exit-2-stops", "%s", T.last_error);
+	tap_ok(T.st == T_STOPPED && strstr(track_error(&T), "configuration error") && hooked(0),
+	       "/fsm/step/exit-2-stops", "%s", track_error(&T));
 	fresh();
 	T.st = T_POLLING;
 	T.pending = 1;
@@ -538,7 +552,7 @@ static void test_request(void)
 	snprintf(R.error, sizeof(R.error), "the CA cannot be reached: %0300d", 0);
 	done(OP_RENEW, EXIT_TRANSPORT);
 	tap_ok(T.st == T_BACKOFF && T.failures == 2 && T.next == NOW + 120 && hooked(0) &&
-		       strlen(T.last_error) == strlen(R.error) &&
+		       strlen(track_error(&T)) == strlen(R.error) &&
 		       answered(7, "e1: renew failed: the CA cannot be reached") == EXIT_TRANSPORT &&
 		       logged("e1: attempt 2 failed (token tok1): the CA cannot be reached"),
 	       "/fsm/step/exit-5-backoff", "st %d failures %d next %+lld", T.st, T.failures,
@@ -551,8 +565,8 @@ static void test_request(void)
 		feed(&ev);
 	}
 	tap_ok(T.st == T_BACKOFF && T.exit_code == EXIT_INTERNAL &&
-		       strcmp(T.last_error, "the enroll step died (signal 9)") == 0 && hooked(0),
-	       "/fsm/step/signal", "%s", T.last_error);
+		       strcmp(track_error(&T), "the enroll step died (signal 9)") == 0 && hooked(0),
+	       "/fsm/step/signal", "%s", track_error(&T));
 
 	fresh();
 	{
@@ -562,8 +576,8 @@ static void test_request(void)
 		feed(&ev);
 	}
 	tap_ok(T.st == T_BACKOFF && T.exit_code == EXIT_INTERNAL &&
-		       strstr(T.last_error, "left no result record: line 1: not a version 1"),
-	       "/fsm/step/no-record", "%s", T.last_error);
+		       strstr(track_error(&T), "left no result record: line 1: not a version 1"),
+	       "/fsm/step/no-record", "%s", track_error(&T));
 
 	fresh();
 	record(EXIT_BUSY);
@@ -622,25 +636,25 @@ static void test_control(void)
 	fresh();
 	T.st = T_STOPPED;
 	T.failures = 4;
-	snprintf(T.pin_latch, sizeof(T.pin_latch), "x");
+	track_set_pin_latch(&T, "x");
 	control(EV_CLEAR, 9, 1);
 	tap_ok(T.st == T_START && T.failures == 0 && T.need_recover && T.next == NOW &&
-		       T.pin_latch[0] == '\0' && count(ACT_PUBLISH) == 1 &&
+		       track_pin_latch(&T)[0] == '\0' && count(ACT_PUBLISH) == 1 &&
 		       answered(9, "cleared e1") == EXIT_OK,
 	       "/fsm/ctl/clear", "st %d", T.st);
 
 	fresh();
 	T.st = T_PIN;
-	snprintf(T.pin_latch, sizeof(T.pin_latch), "%s", FP);
+	track_set_pin_latch(&T, FP);
 	control(EV_CLEAR, 9, 0);
 	tap_ok(T.st == T_PIN && answered(9, "not cleared: the token rejected the PIN") == EXIT_USAGE,
 	       "/fsm/ctl/clear-pin-refused", "st %d", T.st);
 	control(EV_CLEAR, 9, 1);
-	tap_ok(T.st == T_START && T.pin_latch[0] == '\0' && logged("PIN latch cleared by uid 1000"),
+	tap_ok(T.st == T_START && track_pin_latch(&T)[0] == '\0' && logged("PIN latch cleared by uid 1000"),
 	       "/fsm/ctl/clear-pin-privileged", "st %d", T.st);
 	fresh();
 	T.st = T_PIN;
-	snprintf(T.pin_latch, sizeof(T.pin_latch), "an older PIN file");
+	track_set_pin_latch(&T, "an older PIN file");
 	control(EV_CLEAR, 9, 0);
 	tap_ok(T.st == T_START, "/fsm/ctl/clear-pin-source-changed", "st %d", T.st);
 
@@ -653,15 +667,95 @@ static void test_control(void)
 	       "/fsm/ctl/clear-stopped-forced-limit", "st %d", T.st);
 }
 
+/* ---- looks in passes: one child for several enrollments of a token ---------- */
+
+static void test_pass(void)
+{
+	track U;
+	fsm_actions uo;
+	fsm_event ev = { .kind = EV_STEP_DONE, .op = OP_RECOVER, .now = NOW, .pin_fp = FP };
+	track_state st;
+	long long next;
+
+	/* A tick that starts a look leaves the track as the next tick finds
+	 * it: the loop may leave the start to the token's next pass. */
+	fresh();
+	T.st = T_START;
+	T.need_recover = 1;
+	T.next = 0;
+	tick();
+	st = T.st;
+	next = T.next;
+	tick();
+	tap_ok(started() == OP_RECOVER && T.st == st && T.next == next && T.need_recover,
+	       "/fsm/pass/tick-again-same-start", "op %d st %d", started(), T.st);
+
+	/* who joins a pass */
+	fresh();
+	T.e.pin_source = strdup("file:/a");
+	memcpy(&U, &T, sizeof(U));
+	U.e.pin_source = (char *)"file:/a";
+	tap_ok(fsm_joins_pass(&T, OP_RECOVER, &U, OP_RECOVER) &&
+		       fsm_joins_pass(&T, OP_CHECK, &U, OP_CHECK) &&
+		       !fsm_joins_pass(&T, OP_RECOVER, &U, OP_CHECK) &&
+		       !fsm_joins_pass(&T, OP_CHECK, &U, OP_RECOVER) &&
+		       !fsm_joins_pass(&T, OP_RENEW, &U, OP_RENEW),
+	       "/fsm/pass/joins-same-look", "%s", "who joins");
+	U.e.pin_source = (char *)"file:/b";
+	tap_ok(!fsm_joins_pass(&T, OP_RECOVER, &U, OP_RECOVER) &&
+		       fsm_joins_pass(&T, OP_CHECK, &U, OP_CHECK),
+	       "/fsm/pass/recovery-needs-same-pin-source", "%s", "pin source");
+	U.e.pin_source = (char *)"file:/a";
+	snprintf(U.token_serial, sizeof(U.token_serial), "tok2");
+	tap_ok(!fsm_joins_pass(&T, OP_RECOVER, &U, OP_RECOVER) &&
+		       !fsm_joins_pass(&T, OP_CHECK, &U, OP_CHECK),
+	       "/fsm/pass/same-token-serial", "%s", "serial");
+
+	/* Each enrollment of a pass ends by its own record; one without a
+	 * record (the pass was killed after the others') gets a missing
+	 * record's end, the others keep theirs. */
+	fresh();
+	T.st = T_BUSY;
+	T.need_recover = 1;
+	looked_cert(OP_RECOVER, NOW - DAY, NOW + 99 * DAY);
+	memset(&U, 0, sizeof(U));
+	U.name = (char *)"e2";
+	conf_enrollment_init(&U.e);
+	sched_policy_default(&U.pol);
+	U.st = T_BUSY;
+	U.need_recover = 1;
+	U.waiter_fd = -1;
+	ev.exited = 1;
+	ev.exit_code = 0;
+	ev.res = NULL;
+	ev.res_why = "the look at 2 enrollments ended after 1 records";
+	fsm_step(&U, &ev, &uo);
+	tap_ok(T.st == T_VALID && !T.need_recover && U.st == T_BACKOFF && U.need_recover &&
+		       U.failures == 1 &&
+		       strstr(track_error(&U), "left no result record: the look at 2 enrollments "
+					       "ended after 1 records") != NULL,
+	       "/fsm/pass/record-each", "st %d/%d: %s", T.st, U.st, track_error(&U));
+	track_set_error(&U, NULL);
+	U.st = T_BUSY;
+	ev.exited = 0;
+	ev.signal = 9;
+	fsm_step(&U, &ev, &uo);
+	tap_ok(U.st == T_BACKOFF && U.failures == 2 && U.need_recover &&
+		       strcmp(track_error(&U), "the recover step died (signal 9)") == 0,
+	       "/fsm/pass/killed", "st %d: %s", U.st, track_error(&U));
+	track_set_error(&U, NULL);
+}
+
 int main(void)
 {
-	tap_plan(66);
+	tap_plan(73);
 	test_decide();
 	test_started();
 	test_pin();
 	test_look();
 	test_request();
 	test_control();
+	test_pass();
 	conf_enrollment_clear(&T.e);
 	return tap_done();
 }

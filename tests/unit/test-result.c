@@ -25,6 +25,8 @@ static void test_round_trip(void)
 	int n;
 
 	agent_result_init(&a);
+	memset(a.name, 'n', sizeof(a.name) - 1);
+	a.name[sizeof(a.name) - 1] = '\0';
 	a.exit_code = EXIT_OK;
 	a.token = 1;
 	snprintf(a.token_serial, sizeof(a.token_serial), "a1b2 \\x1B");
@@ -98,6 +100,11 @@ static const struct {
 	  "p11enroll-result 1\nexit 0\ncategory ok\npending rr\npending_saved 1\n"
 	  "pending_check_after 1\nend\n",
 	  "invalid pending" },
+	{ "name-empty", "p11enroll-result 1\nname \nexit 0\ncategory ok\nend\n", "invalid name" },
+	{ "name-control", "p11enroll-result 1\nname a\tb\nexit 0\ncategory ok\nend\n",
+	  "invalid name" },
+	{ "name-twice", "p11enroll-result 1\nname a\nname b\nexit 0\ncategory ok\nend\n",
+	  "given twice" },
 	{ "pending-partial", "p11enroll-result 1\nexit 0\ncategory ok\npending ir\nend\n",
 	  "pending_saved and" },
 	{ "check-after-negative",
@@ -132,10 +139,63 @@ static void test_refused(void)
 	       "/result/refused/too-long", "why: %s", why);
 }
 
+/* check NAME...: records one after the other, taken as they come. */
+static void test_sequence(void)
+{
+	static char buf[3 * AGENT_RESULT_MAX], big[AGENT_RESULT_MAX + 10];
+	agent_result a, r;
+	char why[200] = "";
+	size_t len = 0, off = 0, used = 0, first = 0;
+	int n, i, got = 0, ok = 1;
+	const char *names[] = { "e1", "e2", "e3" };
+
+	for (i = 0; i < 3; i++) {
+		agent_result_init(&a);
+		snprintf(a.name, sizeof(a.name), "%s", names[i]);
+		a.exit_code = i == 1 ? EXIT_TOKEN : EXIT_OK;
+		a.token = 1;
+		n = agent_result_format(&a, buf + len, sizeof(buf) - len);
+		if (n < 0)
+			ok = 0;
+		else
+			len += (size_t)n;
+		if (i == 0)
+			first = len;
+	}
+	/* half of the first record: not yet */
+	tap_ok(ok && agent_result_next(buf, first / 2, &used, &r, why, sizeof(why)) == 0,
+	       "/result/sequence/partial-waits", "why: %s", why);
+	while (ok && (n = agent_result_next(buf + off, len - off, &used, &r, why, sizeof(why))) == 1) {
+		ok = got < 3 && strcmp(r.name, names[got]) == 0 &&
+		     r.exit_code == (got == 1 ? EXIT_TOKEN : EXIT_OK);
+		got++;
+		off += used;
+	}
+	tap_ok(ok && got == 3 && off == len && n == 0, "/result/sequence/in-order",
+	       "%d records, %zu of %zu bytes: %s", got, off, len, why);
+	memcpy(buf + first, "p11enroll-result 1\nexit 0\ncategory ok\nend\nx", 44);
+	tap_ok(agent_result_next(buf, first + 44, &used, &r, why, sizeof(why)) == 1 &&
+		       agent_result_next(buf + first, 44, &used, &r, why, sizeof(why)) == 1 &&
+		       r.name[0] == '\0' &&
+		       agent_result_next(buf + first + used, 44 - used, &used, &r, why,
+					 sizeof(why)) == 0,
+	       "/result/sequence/nameless-and-partial", "why: %s", why);
+	memcpy(buf, "p11enroll-result 1\nexit 0\ncategory nope\nend\n", 45);
+	tap_ok(agent_result_next(buf, 45, &used, &r, why, sizeof(why)) == -1 &&
+		       strstr(why, "does not match") != NULL,
+	       "/result/sequence/invalid", "why: %s", why);
+	memset(big, 'x', sizeof(big));
+	tap_ok(agent_result_next(big, AGENT_RESULT_MAX, &used, &r, why, sizeof(why)) == 0 &&
+		       agent_result_next(big, sizeof(big), &used, &r, why, sizeof(why)) == -1 &&
+		       strstr(why, "longer than") != NULL,
+	       "/result/sequence/bounded", "why: %s", why);
+}
+
 int main(void)
 {
-	tap_plan(30);
+	tap_plan(38);
 	test_round_trip();
 	test_refused();
+	test_sequence();
 	return tap_done();
 }
