@@ -25,6 +25,20 @@ static tok_rv find_fail(tok_ctx *ctx, const char *fn, CK_RV rv)
 	return tok_fail_ckr(ctx, what, rv, NULL);
 }
 
+/*
+ * Ends a search.  A search left active makes the session's next search
+ * fail (CKR_OPERATION_ACTIVE): when the module would not end it, the
+ * shared session is replaced rather than kept in that state.
+ */
+static CK_RV find_end(tok_ctx *ctx, CK_SESSION_HANDLE s)
+{
+	CK_RV rv = ctx->f->C_FindObjectsFinal(s);
+
+	if (rv != CKR_OK && s == ctx->anchor)
+		tok_anchor_renew(ctx);
+	return rv;
+}
+
 tok_rv tok_find(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG ntmpl,
 		CK_OBJECT_HANDLE *ret_h, CK_ULONG max, CK_ULONG *ret_n)
 {
@@ -36,16 +50,12 @@ tok_rv tok_find(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_ULONG 
 		return find_fail(ctx, "C_FindObjectsInit", rv);
 	rv = ctx->f->C_FindObjects(s, ret_h, max, &n);
 	if (rv != CKR_OK) {
-		ctx->f->C_FindObjectsFinal(s);
+		(void)find_end(ctx, s);
 		return find_fail(ctx, "C_FindObjects", rv);
 	}
-	/* A search left active makes the session's next search fail
-	 * (CKR_OPERATION_ACTIVE): this failure is the one to report. */
-	if ((rv = ctx->f->C_FindObjectsFinal(s)) != CKR_OK) {
-		if (s == ctx->anchor)
-			tok_anchor_renew(ctx); /* the shared session must not keep it */
+	/* this failure is the one to report */
+	if ((rv = find_end(ctx, s)) != CKR_OK)
 		return find_fail(ctx, "C_FindObjectsFinal", rv);
-	}
 	*ret_n = n;
 	return TOK_OK;
 }
@@ -63,7 +73,7 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 	do {
 		rv = ctx->f->C_FindObjects(s, chunk, 32, &got);
 		if (rv != CKR_OK) {
-			ctx->f->C_FindObjectsFinal(s);
+			(void)find_end(ctx, s);
 			OPENSSL_free(all);
 			return find_fail(ctx, "C_FindObjects", rv);
 		}
@@ -71,7 +81,7 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 			break;
 		tmp = OPENSSL_realloc(all, (n + got) * sizeof(*all));
 		if (tmp == NULL) {
-			ctx->f->C_FindObjectsFinal(s);
+			(void)find_end(ctx, s);
 			OPENSSL_free(all);
 			return tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
 		}
@@ -79,9 +89,7 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 		memcpy(all + n, chunk, got * sizeof(*all));
 		n += got;
 	} while (got == 32);
-	if ((rv = ctx->f->C_FindObjectsFinal(s)) != CKR_OK) {
-		if (s == ctx->anchor)
-			tok_anchor_renew(ctx);
+	if ((rv = find_end(ctx, s)) != CKR_OK) {
 		OPENSSL_free(all);
 		return find_fail(ctx, "C_FindObjectsFinal", rv);
 	}
