@@ -204,6 +204,8 @@ const char *tok_id_hex(const tok_id *id, char *buf, size_t bufsize);
 tok_rv tok_signer_wrap(tok_ctx *ctx, CK_OBJECT_HANDLE h, EVP_PKEY *pub, EVP_PKEY **ret_pkey);
 void tok_signers_detach(tok_ctx *ctx);
 
+/* 1 when id is the pair ctx->made remembers. */
+int tok_made_is(const tok_ctx *ctx, const tok_id *id);
 /* Forgets ctx->made (all of it when id is NULL, else if it is that pair). */
 void tok_made_forget(tok_ctx *ctx, const tok_id *id);
 
