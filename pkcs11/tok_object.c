@@ -181,11 +181,15 @@ static int object_fill(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK
 	return 1;
 }
 
-/* A growing list of objects, and the handles it holds (to skip one found twice). */
+/* A growing list of objects, and the handles it holds.  overlap: its
+ * searches may find an object twice (by label, then by id), so each is
+ * checked against the list; tok_objects's searches by class cannot, and a
+ * listing of the whole token is not made quadratic by the check. */
 typedef struct {
 	tok_object *o;
 	CK_OBJECT_HANDLE *h;
 	size_t n, cap;
+	int overlap;
 } obj_list;
 
 static int seen(const obj_list *l, CK_OBJECT_HANDLE h)
@@ -211,7 +215,7 @@ static tok_rv collect(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, CK
 	if ((rv = tok_find_all(ctx, s, tmpl, ntmpl, &hs, &nh)) != TOK_OK)
 		return rv;
 	for (j = 0; j < nh && rv == TOK_OK; j++) {
-		if (seen(l, hs[j]))
+		if (l->overlap && seen(l, hs[j]))
 			continue;
 		if (l->n == l->cap) {
 			size_t cap = l->cap ? 2 * l->cap : 16;
@@ -278,7 +282,7 @@ tok_rv tok_objects(tok_ctx *ctx, tok_object **ret_objs, size_t *ret_n)
 	CK_OBJECT_CLASS cls;
 	CK_ATTRIBUTE tmpl = {CKA_CLASS, &cls, sizeof(cls)};
 	CK_SESSION_HANDLE s;
-	obj_list l = {NULL, NULL, 0, 0};
+	obj_list l = {NULL, NULL, 0, 0, 0};
 	tok_rv rv = TOK_OK;
 	int i;
 
@@ -304,7 +308,7 @@ tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels, 
 	int details = (flags & TOK_FOR_DETAILS) != 0;
 	CK_ATTRIBUTE tmpl = {CKA_LABEL, NULL, 0};
 	CK_SESSION_HANDLE s;
-	obj_list l = {NULL, NULL, 0, 0};
+	obj_list l = {NULL, NULL, 0, 0, 1};
 	size_t j, k, labelled;
 	tok_rv rv = TOK_OK;
 
