@@ -121,12 +121,11 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 /*
  * The private keys, public keys and (with_certs) certificates with CKA_ID
  * id, in that order, into a malloc'd array as tok_find_all (one search).
- * ret_cls (NULL, or room for TOK_BY_ID_MAX): the class of each of the
- * first TOK_BY_ID_MAX.
+ * ret_npriv (may be NULL): how many of them, at the start, are private
+ * keys.
  */
-#define TOK_BY_ID_MAX 8
 tok_rv tok_find_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, int with_certs,
-		      CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n, CK_OBJECT_CLASS *ret_cls);
+		      CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n, CK_ULONG *ret_npriv);
 
 /*
  * Reads one variable-length attribute into a malloc'd buffer (free with

@@ -99,7 +99,7 @@ tok_rv tok_find_all(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_ATTRIBUTE *tmpl, CK_UL
 }
 
 tok_rv tok_find_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, int with_certs,
-		      CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n, CK_OBJECT_CLASS *ret_cls)
+		      CK_OBJECT_HANDLE **ret_h, CK_ULONG *ret_n, CK_ULONG *ret_npriv)
 {
 	static const CK_OBJECT_CLASS order[3] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_CERTIFICATE};
 	CK_ATTRIBUTE tmpl = {CKA_ID, (void *)id->id, id->len};
@@ -114,6 +114,8 @@ tok_rv tok_find_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, int w
 	 * class only the object. */
 	if ((rv = tok_find_all(ctx, s, &tmpl, 1, &hs, &n)) != TOK_OK)
 		return rv;
+	if (ret_npriv != NULL)
+		*ret_npriv = 0;
 	if (n == 0) {
 		*ret_h = NULL;
 		*ret_n = 0;
@@ -142,13 +144,13 @@ tok_rv tok_find_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, int w
 			goto out;
 		}
 	}
-	for (i = 0; i < (with_certs ? 3 : 2); i++)
+	for (i = 0; i < (with_certs ? 3 : 2); i++) {
 		for (j = 0; j < n; j++)
-			if (cls[j] == order[i]) {
-				if (ret_cls != NULL && k < TOK_BY_ID_MAX)
-					ret_cls[k] = order[i];
+			if (cls[j] == order[i])
 				out[k++] = hs[j];
-			}
+		if (i == 0 && ret_npriv != NULL)
+			*ret_npriv = k;
+	}
 	if (k == 0) {
 		OPENSSL_free(out);
 		out = NULL;

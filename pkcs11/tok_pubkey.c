@@ -185,8 +185,7 @@ tok_rv tok_pubkey_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP
 			CK_OBJECT_HANDLE *ret_priv)
 {
 	CK_OBJECT_HANDLE *hs = NULL, priv = CK_INVALID_HANDLE, from = CK_INVALID_HANDLE;
-	CK_OBJECT_CLASS cls[TOK_BY_ID_MAX];
-	CK_ULONG n = 0, j;
+	CK_ULONG n = 0, npriv = 0;
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv rv;
 
@@ -199,14 +198,13 @@ tok_rv tok_pubkey_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP
 		return TOK_OK;
 	}
 
-	if ((rv = tok_find_by_id(ctx, s, id, 0, &hs, &n, cls)) != TOK_OK)
+	/* private keys first, then public keys */
+	if ((rv = tok_find_by_id(ctx, s, id, 0, &hs, &n, &npriv)) != TOK_OK)
 		return rv;
-	for (j = 0; j < n && j < TOK_BY_ID_MAX; j++) {
-		if (cls[j] == CKO_PRIVATE_KEY && priv == CK_INVALID_HANDLE)
-			priv = hs[j];
-		else if (cls[j] == CKO_PUBLIC_KEY && from == CK_INVALID_HANDLE)
-			from = hs[j];
-	}
+	if (npriv > 0)
+		priv = hs[0];
+	if (n > npriv)
+		from = hs[npriv];
 	OPENSSL_free(hs);
 	/* The public key object first; the private one when there is none (it
 	 * may lack the public point: EC on SoftHSM).  A public key object that
