@@ -178,7 +178,7 @@ static int header(batch *b, const char **p, const char *end, long *line)
 static void check_row(batch *b, batch_row *r)
 {
 	char why[512];
-	size_t i, j;
+	size_t i;
 	int dummy;
 
 	for (i = 0; i < NCOLUMNS; i++) {
@@ -189,15 +189,46 @@ static void check_row(batch *b, batch_row *r)
 		if (s != NULL && conf_check_value(s, r->v[i], 0, &dummy, why, sizeof(why)) < 0)
 			row_error(b, r->line, "%s: %s", columns[i], why);
 	}
-	if (r->v[0] == NULL || r->v[0][0] == '\0') {
+	if (r->v[0] == NULL || r->v[0][0] == '\0')
 		row_error(b, r->line, "label: empty; each row needs its own label");
+}
+
+/* By label, then by line (rows without a label first). */
+static int by_label(const void *a, const void *b)
+{
+	const batch_row *x = *(const batch_row *const *)a, *y = *(const batch_row *const *)b;
+	int c = strcmp(x->v[0] != NULL ? x->v[0] : "", y->v[0] != NULL ? y->v[0] : "");
+
+	return c != 0 ? c : (x->line > y->line) - (x->line < y->line);
+}
+
+/* A label given twice: each later row is named with the first one's line.
+ * Sorted, not row against row: a file may hold hundreds of thousands. */
+static void check_duplicates(batch *b)
+{
+	const batch_row **sorted;
+	size_t i, first = 0;
+
+	if (b->n < 2)
+		return;
+	if ((sorted = malloc(b->n * sizeof(*sorted))) == NULL) {
+		row_error(b, 1, "out of memory");
 		return;
 	}
-	for (j = 0; j + 1 < b->n; j++)
-		if (b->rows[j].v[0] != NULL && strcmp(b->rows[j].v[0], r->v[0]) == 0)
-			row_error(b, r->line, "label '%.64s' is the label of the row on line %ld "
+	for (i = 0; i < b->n; i++)
+		sorted[i] = &b->rows[i];
+	qsort(sorted, b->n, sizeof(*sorted), by_label);
+	for (i = 1; i < b->n; i++) {
+		if (sorted[i]->v[0] == NULL || sorted[first]->v[0] == NULL ||
+		    strcmp(sorted[i]->v[0], sorted[first]->v[0]) != 0) {
+			first = i;
+			continue;
+		}
+		row_error(b, sorted[i]->line, "label '%.64s' is the label of the row on line %ld "
 					      "too: each row needs its own",
-				  r->v[0], b->rows[j].line);
+			  sorted[i]->v[0], sorted[first]->line);
+	}
+	free(sorted);
 }
 
 static int parse(batch *b, const char *text, size_t len)
@@ -262,6 +293,7 @@ static int parse(batch *b, const char *text, size_t len)
 		b->rows[b->n++] = r;
 		check_row(b, &b->rows[b->n - 1]);
 	}
+	check_duplicates(b);
 	if (b->n == 0)
 		row_error(b, line, "no rows after the header: nothing to enroll");
 	return b->errors > 0 ? -1 : 0;
