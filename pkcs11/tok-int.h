@@ -14,6 +14,8 @@
 
 #include "pkcs11/tok.h"
 
+#define TOK_CACERTS_KNOWN 16
+
 struct tok_ctx {
 	PKCS11_CTX *p11;    /* libp11: loads the module, owns C_Finalize */
 	PKCS11_SLOT *slots; /* libp11's slot list; slot points into it */
@@ -39,9 +41,14 @@ struct tok_ctx {
 	 * proportion to the token.  Forgotten when it is destroyed. */
 	struct {
 		tok_id id;
-		CK_OBJECT_HANDLE priv;
-		EVP_PKEY *pkey; /* its public key */
+		CK_OBJECT_HANDLE priv, pub;
+		CK_OBJECT_HANDLE cert; /* its certificate, once tok_cert_store made it */
+		EVP_PKEY *pkey;	       /* its public key */
 	} made;
+	/* SHA-256 of the CA certificates this context stored or found on the
+	 * token: a batch stores the same chain for every row, one search. */
+	unsigned char cacerts[TOK_CACERTS_KNOWN][32];
+	size_t ncacerts;
 	char label[33];	  /* for messages */
 	char errmsg[768];
 };
@@ -206,6 +213,8 @@ void tok_signers_detach(tok_ctx *ctx);
 
 /* Forgets ctx->made (all of it when id is NULL, else if it is that pair). */
 void tok_made_forget(tok_ctx *ctx, const tok_id *id);
+/* 1 when id is the pair ctx->made remembers. */
+int tok_made_is(const tok_ctx *ctx, const tok_id *id);
 
 /* The login a key operation needs: TOK_ERR_NOT_LOGGED_IN with a message. */
 tok_rv tok_need_login(tok_ctx *ctx, const char *what);

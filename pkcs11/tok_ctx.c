@@ -530,10 +530,15 @@ report:
 }
 
 /* Everything but the error text; the context stays valid but empty. */
+int tok_made_is(const tok_ctx *ctx, const tok_id *id)
+{
+	return ctx->made.pkey != NULL && ctx->made.id.len == id->len &&
+	       memcmp(ctx->made.id.id, id->id, id->len) == 0;
+}
+
 void tok_made_forget(tok_ctx *ctx, const tok_id *id)
 {
-	if (id != NULL && (ctx->made.id.len != id->len ||
-			   memcmp(ctx->made.id.id, id->id, id->len) != 0))
+	if (id != NULL && !tok_made_is(ctx, id))
 		return;
 	EVP_PKEY_free(ctx->made.pkey);
 	memset(&ctx->made, 0, sizeof(ctx->made));
@@ -543,6 +548,7 @@ static void release(tok_ctx *ctx)
 {
 	tok_signers_detach(ctx);
 	tok_made_forget(ctx, NULL);
+	ctx->ncacerts = 0;
 	if (ctx->f != NULL && ctx->have_anchor) {
 		if (ctx->logged_in)
 			ctx->f->C_Logout(ctx->anchor);

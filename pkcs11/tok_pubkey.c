@@ -190,8 +190,7 @@ tok_rv tok_pubkey_by_id(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv rv;
 
-	if (ctx->made.pkey != NULL && ctx->made.id.len == id->len &&
-	    memcmp(ctx->made.id.id, id->id, id->len) == 0) {
+	if (tok_made_is(ctx, id)) {
 		if (!EVP_PKEY_up_ref(ctx->made.pkey))
 			return tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
 		*ret_pkey = ctx->made.pkey;
