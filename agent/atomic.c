@@ -193,9 +193,11 @@ int agent_atomic_batch_commit(agent_atomic_batch *b, char *err, size_t errlen)
 	for (i = 0; i < b->n; i++)
 		if (replace(b->f[i].tmp, b->f[i].path, why, sizeof(why)) < 0 && failed++ == 0)
 			snprintf(err, errlen, "%s", why);
-	for (i = 0; i < b->n; i++) {
+	for (i = 0; i < b->n; i++)
 		if (i == 0 || strcmp(b->f[i].dir, b->f[i - 1].dir) != 0)
 			(void)agent_fsync_dir(b->f[i].dir);
+	/* after the loop above: it compares with the entry before */
+	for (i = 0; i < b->n; i++) {
 		free(b->f[i].path);
 		free(b->f[i].tmp);
 		free(b->f[i].dir);
