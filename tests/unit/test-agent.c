@@ -856,6 +856,14 @@ static int lines_with(const char *path, const char *key)
 
 /* Strings from a token or a CA in the key=value files: a newline never
  * makes a field of its own. */
+/* What a track holds goes before the track is cleared for the next case. */
+static void track_reset(track *t)
+{
+	track_set_error(t, NULL);
+	track_set_pin_latch(t, NULL);
+	memset(t, 0, sizeof(*t));
+}
+
 static void test_line_writers(void)
 {
 	conf_enrollment e;
@@ -892,14 +900,14 @@ static void test_line_writers(void)
 	tap_check(track_save(&t) == 0 && lines_with(path, "stopped") == 1 &&
 		       lines_with(path, "failures") == 1 && lines_with(path, "seed") == 1,
 	       "/lines/state/last-error");
-	memset(&t, 0, sizeof(t));
+	track_reset(&t);
 	t.name = e.name;
 	t.e = e;
 	tap_check(track_load(&t) == 0 && t.st != T_STOPPED && t.failures == 0 && t.seed == 5 &&
 		       strstr(track_error(&t), "stopped 1") != NULL,
 	       "/lines/state/round-trip");
 	/* A 40-octet serial (80 hex digits), as a CA has sent: kept whole. */
-	memset(&t, 0, sizeof(t));
+	track_reset(&t);
 	t.name = e.name;
 	t.e = e;
 	memset(t.cert_serial, 'A', 80);
@@ -907,11 +915,12 @@ static void test_line_writers(void)
 	t.not_after = 1;
 	t.have_cert = 1;
 	tap_check(track_save(&t) == 0, "/lines/state/long-serial-saved");
-	memset(&t, 0, sizeof(t));
+	track_reset(&t);
 	t.name = e.name;
 	t.e = e;
 	tap_check(track_load(&t) == 0 && strlen(t.cert_serial) == 80,
 	       "/lines/state/long-serial-whole");
+	track_reset(&t);
 	conf_enrollment_clear(&e);
 }
 
@@ -935,6 +944,7 @@ static void test_status_hostile(void)
 	       "/escape/status-json");
 	free(text);
 	free(json);
+	track_reset(&t);
 }
 
 /* the number of checks main runs */
