@@ -203,7 +203,11 @@ struct agent_req {
 	EVP_PKEY *old_key;
 	tok_id old_id;
 	int have_old;
+	/* what a batch knows from its listing of the token at its start */
+	unsigned known;
 };
+#define AGENT_REQ_NO_LEFTOVERS 1U /* nothing carries the label's marks: no recovery */
+#define AGENT_REQ_LABEL_FREE 2U	  /* nothing carries the label: no pair to replace */
 agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon);
 
 /* The request commands with a transaction to resume or abandon (NULL: a new one). */
@@ -213,7 +217,7 @@ agent_rc agent_renew_run(const conf_enrollment *e, const agent_pending *resume, 
 /* A new request on a token and a CMP context the caller keeps open (a
  * batch): neither is opened nor freed here. */
 agent_rc agent_request_shared(const conf_enrollment *e, cmpc_req_type type, tok_ctx *tok,
-			      cmpc_ctx *cmp);
+			      cmpc_ctx *cmp, unsigned known);
 /* batch.c: enroll --batch FILE */
 agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path);
 

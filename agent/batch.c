@@ -33,6 +33,7 @@ static const char *const columns[] = {"label", "subject", "san", "key_type", "ce
 typedef struct {
 	long line;
 	char *v[NCOLUMNS]; /* NULL: not given */
+	unsigned known;	   /* AGENT_REQ_*: from the listing at the start */
 } batch_row;
 
 typedef struct {
@@ -336,6 +337,59 @@ out:
 	return rc;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int has_label(char **sorted, size_t n, const char *label, const char *mark)
+{
+	char key[512];
+	const char *k = key;
+
+	/* too long to look up here: taken as present, the row then searches */
+	if (strlen(label) + strlen(mark) >= sizeof(key))
+		return 1;
+	snprintf(key, sizeof(key), "%s%s", label, mark);
+	return bsearch(&k, sorted, n, sizeof(*sorted), cmp_str) != NULL;
+}
+
+/*
+ * One listing of the token for the whole batch (a search costs as much as
+ * the token holds on SoftHSM2, and each row would make four): a row whose
+ * label no object carries needs no pair replaced, one whose marks no object
+ * carries needs no recovery.  The rows' labels are the batch's own (each
+ * once in the file, the enrollment locked): nothing else makes them while
+ * it runs.  A listing that fails only costs the searches.
+ */
+static void look_ahead(batch *b, tok_ctx *tok)
+{
+	tok_object *o = NULL;
+	char **labels = NULL;
+	size_t n = 0, i;
+
+	if (tok_objects(tok, &o, &n) != TOK_OK)
+		return;
+	if ((labels = malloc((n ? n : 1) * sizeof(*labels))) == NULL) {
+		tok_objects_free(o, n);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		labels[i] = o[i].label;
+	qsort(labels, n, sizeof(*labels), cmp_str);
+	for (i = 0; i < b->n; i++) {
+		const char *l = b->rows[i].v[0];
+
+		if (!has_label(labels, n, l, " (new)") && !has_label(labels, n, l, " (replaced)") &&
+		    !has_label(labels, n, l, " (revoked)"))
+			b->rows[i].known |= AGENT_REQ_NO_LEFTOVERS;
+		if (!has_label(labels, n, l, ""))
+			b->rows[i].known |= AGENT_REQ_LABEL_FREE;
+	}
+	free(labels);
+	tok_objects_free(o, n);
+}
+
 /* The enrollment of one row: e's settings, the row's columns in their
  * place.  Nameless: its state (a pending request) is not e's. */
 static void row_enrollment(const conf_enrollment *e, const batch_row *r, conf_enrollment *out)
@@ -376,11 +430,12 @@ agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path)
 		batch_free(&b);
 		return rc;
 	}
+	look_ahead(&b, tok);
 	for (i = 0; i < b.n; i++) {
 		conf_enrollment row;
 
 		row_enrollment(e, &b.rows[i], &row);
-		rc = agent_request_shared(&row, CMPC_REQ_IR, tok, cmp);
+		rc = agent_request_shared(&row, CMPC_REQ_IR, tok, cmp, b.rows[i].known);
 		if (rc == EXIT_OK) {
 			ok++;
 		} else {

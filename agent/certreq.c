@@ -226,7 +226,8 @@ static agent_rc finish(agent_req *r, const tok_id *id, int generated, X509 *cert
 	}
 	if (r->have_old) {
 		cur_id = r->old_id;
-	} else if (tok_find_cert(r->tok, e->label, NULL, &cur_id, &cur) != TOK_OK ||
+	} else if ((r->known & AGENT_REQ_LABEL_FREE) ||
+		   tok_find_cert(r->tok, e->label, NULL, &cur_id, &cur) != TOK_OK ||
 		   (cur_id.len == id->len && memcmp(cur_id.id, id->id, id->len) == 0)) {
 		cur_id.len = 0; /* nothing to replace */
 	}
@@ -293,7 +294,8 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		goto out;
 	if (resume != NULL && (rc = pending_check_token(r->tok, resume)) != EXIT_OK)
 		goto out;
-	if (resume == NULL && (rc = agent_recover_run(e, r->tok, &finished)) != EXIT_OK)
+	if (resume == NULL && !(r->known & AGENT_REQ_NO_LEFTOVERS) &&
+	    (rc = agent_recover_run(e, r->tok, &finished)) != EXIT_OK)
 		goto out;
 	/* A killed run got its certificate (the CA may have its certConf): that
 	 * run is finished, and no second certificate is requested. */

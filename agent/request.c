@@ -26,12 +26,13 @@ static agent_rc prepare_new(agent_req *r)
 }
 
 static agent_rc request(const conf_enrollment *e, cmpc_req_type type, const agent_pending *resume,
-		       int abandon, tok_ctx *tok, cmpc_ctx *cmp)
+		       int abandon, tok_ctx *tok, cmpc_ctx *cmp, unsigned known)
 {
 	agent_req r = { 0 };
 
 	r.tok = tok;
 	r.cmp = cmp;
+	r.known = known;
 	r.type = type;
 	r.what = type == CMPC_REQ_IR ? "enrollment" : type == CMPC_REQ_CR ? "cr" : "p10cr";
 	r.verb = "enrolled";
@@ -49,13 +50,13 @@ static agent_rc request(const conf_enrollment *e, cmpc_req_type type, const agen
 agent_rc agent_request_run(const conf_enrollment *e, cmpc_req_type type,
 			   const agent_pending *resume, int abandon)
 {
-	return request(e, type, resume, abandon, NULL, NULL);
+	return request(e, type, resume, abandon, NULL, NULL, 0);
 }
 
 agent_rc agent_request_shared(const conf_enrollment *e, cmpc_req_type type, tok_ctx *tok,
-			      cmpc_ctx *cmp)
+			      cmpc_ctx *cmp, unsigned known)
 {
-	return request(e, type, NULL, 0, tok, cmp);
+	return request(e, type, NULL, 0, tok, cmp, known);
 }
 
 agent_rc agent_enroll(const conf_enrollment *e)

@@ -14,6 +14,8 @@
 
 #include "pkcs11/tok.h"
 
+#define TOK_CACERTS_KNOWN 16
+
 struct tok_ctx {
 	PKCS11_CTX *p11;    /* libp11: loads the module, owns C_Finalize */
 	PKCS11_SLOT *slots; /* libp11's slot list; slot points into it */
@@ -39,9 +41,14 @@ struct tok_ctx {
 	 * proportion to the token.  Forgotten when it is destroyed. */
 	struct {
 		tok_id id;
-		CK_OBJECT_HANDLE priv;
-		EVP_PKEY *pkey; /* its public key */
+		CK_OBJECT_HANDLE priv, pub;
+		CK_OBJECT_HANDLE cert; /* its certificate, once tok_cert_store made it */
+		EVP_PKEY *pkey;	       /* its public key */
 	} made;
+	/* SHA-256 of the CA certificates this context stored or found on the
+	 * token: a batch stores the same chain for every row, one search. */
+	unsigned char cacerts[TOK_CACERTS_KNOWN][32];
+	size_t ncacerts;
 	char label[33];	  /* for messages */
 	char errmsg[768];
 };

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -195,12 +196,16 @@ tok_rv tok_cert_store(tok_ctx *ctx, X509 *cert, const tok_id *id, const char *la
 	rv = tok_pubkey_by_id(ctx, s, id, &pub, NULL);
 	if (rv == TOK_OK && !tok_pubkey_equal(X509_get0_pubkey(cert), pub))
 		rv = mismatch(ctx, id, "before storing");
-	if (rv == TOK_OK)
+	/* The pair this context just made has no certificate yet but the one
+	 * it stores: no search for it. */
+	if (rv == TOK_OK && !(tok_made_is(ctx, id) && ctx->made.cert == CK_INVALID_HANDLE))
 		rv = cert_exists(ctx, s, &d, id->id, id->len, &exists);
 	if (rv == TOK_OK && !exists) {
 		rv = create_cert(ctx, s, &d, id->id, id->len, label, 0, &h);
 		if (rv == TOK_OK && (rv = verify_stored(ctx, s, h, id, pub)) != TOK_OK)
 			unstore(ctx, s, h, label);
+		else if (rv == TOK_OK && tok_made_is(ctx, id))
+			ctx->made.cert = h;
 	}
 	tok_session_close(ctx, s);
 	EVP_PKEY_free(pub);
@@ -208,8 +213,40 @@ tok_rv tok_cert_store(tok_ctx *ctx, X509 *cert, const tok_id *id, const char *la
 	return rv;
 }
 
+/* The certificate's SHA-256 into md (all zero when it cannot be made:
+ * never remembered then), and whether this context knows it is on the
+ * token. */
+static int cacert_known(const tok_ctx *ctx, const cert_der *d, unsigned char md[32])
+{
+	size_t i;
+
+	if (EVP_Digest(d->value, (size_t)d->value_len, md, NULL, EVP_sha256(), NULL) != 1) {
+		memset(md, 0, 32);
+		return 0;
+	}
+	for (i = 0; i < ctx->ncacerts; i++)
+		if (memcmp(ctx->cacerts[i], md, 32) == 0)
+			return 1;
+	return 0;
+}
+
+static void cacert_forget(tok_ctx *ctx, const unsigned char md[32])
+{
+	size_t i;
+
+	for (i = 0; i < ctx->ncacerts; i++)
+		if (memcmp(ctx->cacerts[i], md, 32) == 0) {
+			memmove(ctx->cacerts[i], ctx->cacerts[i + 1],
+				(ctx->ncacerts - i - 1) * sizeof(ctx->cacerts[0]));
+			ctx->ncacerts--;
+			return;
+		}
+}
+
 tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label, int *ret_created)
 {
+	static const unsigned char none[32];
+	unsigned char md[32];
 	const ASN1_OCTET_STRING *ski;
 	CK_SESSION_HANDLE s;
 	CK_OBJECT_HANDLE h;
@@ -244,6 +281,13 @@ tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label, int *ret_cr
 				"storing a CA certificate on token '%s' failed: OpenSSL cannot "
 				"encode it: check the certificate",
 				ctx->label);
+	/* stored or seen by this context already (a batch's every row) */
+	if (cacert_known(ctx, &d, md)) {
+		cert_der_free(&d);
+		if (ret_created != NULL)
+			*ret_created = 0;
+		return TOK_OK;
+	}
 	if ((rv = tok_session_open(ctx, 1, &s)) != TOK_OK) {
 		cert_der_free(&d);
 		return rv;
@@ -253,6 +297,8 @@ tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label, int *ret_cr
 		rv = create_cert(ctx, s, &d, id, id_len, label, 1, &h);
 	tok_session_close(ctx, s);
 	cert_der_free(&d);
+	if (rv == TOK_OK && ctx->ncacerts < TOK_CACERTS_KNOWN && memcmp(md, none, 32) != 0)
+		memcpy(ctx->cacerts[ctx->ncacerts++], md, 32);
 	if (rv == TOK_OK && ret_created != NULL)
 		*ret_created = !exists;
 	return rv;
@@ -285,6 +331,12 @@ tok_rv tok_cacert_destroy(tok_ctx *ctx, X509 *cert)
 	    {CKA_CLASS, (void *)&cls, sizeof(cls)},
 	    {CKA_VALUE, d.value, (CK_ULONG)d.value_len},
 	};
+	{
+		unsigned char md[32];
+
+		if (cacert_known(ctx, &d, md))
+			cacert_forget(ctx, md);
+	}
 	rv = tok_find(ctx, s, tmpl, 2, hs, 8, &n);
 	for (i = 0; rv == TOK_OK && i < n; i++)
 		if ((ckr = ctx->f->C_DestroyObject(s, hs[i])) != CKR_OK) {

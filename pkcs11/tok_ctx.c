@@ -548,6 +548,7 @@ static void release(tok_ctx *ctx)
 {
 	tok_signers_detach(ctx);
 	tok_made_forget(ctx, NULL);
+	ctx->ncacerts = 0;
 	if (ctx->f != NULL && ctx->have_anchor) {
 		if (ctx->logged_in)
 			ctx->f->C_Logout(ctx->anchor);

@@ -326,8 +326,19 @@ tok_rv tok_relabel(tok_ctx *ctx, const tok_id *id, const char *label)
 	set.ulValueLen = strlen(label);
 	if ((rv = tok_session_open(ctx, 1, &s)) != TOK_OK)
 		return rv;
-	if ((rv = tok_find_by_id(ctx, s, id, 1, &hs, &total, NULL)) != TOK_OK)
+	if (tok_made_is(ctx, id) && ctx->made.cert != CK_INVALID_HANDLE) {
+		/* the pair this context made and certified: its three objects */
+		if ((hs = OPENSSL_malloc(3 * sizeof(*hs))) == NULL) {
+			rv = tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
+			goto out;
+		}
+		hs[0] = ctx->made.priv;
+		hs[1] = ctx->made.pub;
+		hs[2] = ctx->made.cert;
+		total = 3;
+	} else if ((rv = tok_find_by_id(ctx, s, id, 1, &hs, &total, NULL)) != TOK_OK) {
 		goto out;
+	}
 	if (total == 0) {
 		rv = tok_fail(ctx, TOK_ERR_NOT_FOUND,
 			      "relabelling key %s on token '%s' failed: no object has this id: "

@@ -86,6 +86,8 @@ static tok_rv finish_pair(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pu
 	tok_made_forget(ctx, NULL);
 	ctx->made.id = id;
 	ctx->made.priv = priv;
+	ctx->made.pub = pub;
+	ctx->made.cert = CK_INVALID_HANDLE;
 	ctx->made.pkey = pkey;
 	*ret_id = id;
 	return TOK_OK;
