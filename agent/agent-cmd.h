@@ -89,8 +89,35 @@ void agent_unlock(void);
 
 /* ---- crash recovery (recover.c) ---------------------------------------- */
 
+/* The marks a label carries while a run changes its pair (STATE-MACHINE.md):
+ * the pair being made, the pair kept by keep_old, the pair to delete, the
+ * pair revoke --delete is removing.  Recovery acts on NEW, REPLACED and
+ * REVOKED; OLD is the user's to keep. */
+#define AGENT_MARK_NEW " (new)"
+#define AGENT_MARK_OLD " (old)"
+#define AGENT_MARK_REPLACED " (replaced)"
+#define AGENT_MARK_REVOKED " (revoked)"
+
 /* label + suffix, malloc'ed (NULL when out of memory, logged). */
 char *agent_label_with(const char *label, const char *suffix);
+
+/* ---- the token's objects by label, read once (listing.c) -------------- */
+
+typedef struct {
+	tok_object *objs;
+	size_t n;
+	const tok_object **by_label; /* objs sorted by label */
+} agent_listing;
+
+/* Lists the token (not logged: the caller says what it costs). */
+tok_rv agent_listing_take(tok_ctx *tok, agent_listing *l);
+void agent_listing_free(agent_listing *l);
+/* The first object labelled label (its index in by_label), or l->n. */
+size_t agent_listing_first(const agent_listing *l, const char *label);
+/* Whether any object carries label. */
+int agent_listing_has(const agent_listing *l, const char *label);
+/* Whether any object carries a mark of label that recovery acts on. */
+int agent_listing_leftovers(const agent_listing *l, const char *label);
 
 /*
  * Finishes or undoes what an interrupted enroll/renew left under the

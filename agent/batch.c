@@ -337,23 +337,6 @@ out:
 	return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static int has_label(char **sorted, size_t n, const char *label, const char *mark)
-{
-	char key[512];
-	const char *k = key;
-
-	/* too long to look up here: taken as present, the row then searches */
-	if (strlen(label) + strlen(mark) >= sizeof(key))
-		return 1;
-	snprintf(key, sizeof(key), "%s%s", label, mark);
-	return bsearch(&k, sorted, n, sizeof(*sorted), cmp_str) != NULL;
-}
-
 /*
  * One listing of the token for the whole batch (a search costs as much as
  * the token holds on SoftHSM2, and each row would make four): a row whose
@@ -364,30 +347,22 @@ static int has_label(char **sorted, size_t n, const char *label, const char *mar
  */
 static void look_ahead(batch *b, tok_ctx *tok)
 {
-	tok_object *o = NULL;
-	char **labels = NULL;
-	size_t n = 0, i;
+	agent_listing l;
+	size_t i;
 
-	if (tok_objects(tok, &o, &n) != TOK_OK)
-		return;
-	if ((labels = malloc((n ? n : 1) * sizeof(*labels))) == NULL) {
-		tok_objects_free(o, n);
+	if (agent_listing_take(tok, &l) != TOK_OK) {
+		log_msg(LOG_INFO, "cannot list the token's objects: each row searches for its own");
 		return;
 	}
-	for (i = 0; i < n; i++)
-		labels[i] = o[i].label;
-	qsort(labels, n, sizeof(*labels), cmp_str);
 	for (i = 0; i < b->n; i++) {
-		const char *l = b->rows[i].v[0];
+		const char *label = b->rows[i].v[0];
 
-		if (!has_label(labels, n, l, " (new)") && !has_label(labels, n, l, " (replaced)") &&
-		    !has_label(labels, n, l, " (revoked)"))
+		if (!agent_listing_leftovers(&l, label))
 			b->rows[i].known |= AGENT_REQ_NO_LEFTOVERS;
-		if (!has_label(labels, n, l, ""))
+		if (!agent_listing_has(&l, label))
 			b->rows[i].known |= AGENT_REQ_LABEL_FREE;
 	}
-	free(labels);
-	tok_objects_free(o, n);
+	agent_listing_free(&l);
 }
 
 /* The enrollment of one row: e's settings, the row's columns in their

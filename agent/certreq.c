@@ -158,7 +158,7 @@ static agent_rc swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *ne
 {
 	/* A pair to be deleted carries "(replaced)", so that recovery never
 	 * mistakes it for one kept by keep_old. */
-	char *old_label = agent_label_with(e->label, e->keep_old == 1 ? " (old)" : " (replaced)");
+	char *old_label = agent_label_with(e->label, e->keep_old == 1 ? AGENT_MARK_OLD : AGENT_MARK_REPLACED);
 	char cmd[512];
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;
@@ -279,7 +279,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		r->spec.bits = bits;
 	}
 	r->spec.allow_decrypt = e->allow_decrypt == 1;
-	if ((new_label = agent_label_with(e->label, " (new)")) == NULL ||
+	if ((new_label = agent_label_with(e->label, AGENT_MARK_NEW)) == NULL ||
 	    (own_cmp && (r->cmp = agent_cmpc_new()) == NULL)) {
 		rc = EXIT_INTERNAL;
 		goto out;

@@ -112,93 +112,22 @@ static agent_rc look(const conf_enrollment *e, tok_ctx *tok, const tok_info *inf
 }
 
 /*
- * A pass over many enrollments reads the token once: a search costs a
- * module like SoftHSM2 (file store) a read of every object file, so that
- * a search per enrollment made the pass quadratic in the enrollments.
- * The objects, sorted by label, answer each enrollment's questions: are
- * there marks of an unfinished run to recover (then the enrollment gets
- * the whole look, with its searches), and which certificate has its label.
- * The listing is taken once, after the login; another process changes an
+ * A pass over many enrollments reads the token once (agent_listing); the
+ * listing is taken after the login, and another process changes an
  * enrollment only under its lock, which commands by hand take, and the
  * agent's own steps never run beside its pass.
  */
-typedef struct {
-	tok_object *objs;
-	size_t n;
-	const tok_object **by_label;
-} listing;
-
-static int by_label(const void *a, const void *b)
-{
-	return strcmp((*(const tok_object *const *)a)->label, (*(const tok_object *const *)b)->label);
-}
-
-/* 0, or -1 (logged) when the token could not be read. */
-static int listing_take(tok_ctx *tok, listing *l)
-{
-	tok_rv rv;
-	size_t i;
-
-	memset(l, 0, sizeof(*l));
-	if ((rv = tok_objects(tok, &l->objs, &l->n)) != TOK_OK) {
-		(void)agent_token_fail(tok, rv, "cannot list the token's objects");
-		return -1;
-	}
-	if (l->n > 0 && (l->by_label = malloc(l->n * sizeof(*l->by_label))) == NULL) {
-		log_msg(LOG_ERR, "out of memory");
-		tok_objects_free(l->objs, l->n);
-		return -1;
-	}
-	for (i = 0; i < l->n; i++)
-		l->by_label[i] = &l->objs[i];
-	qsort(l->by_label, l->n, sizeof(*l->by_label), by_label);
-	return 0;
-}
-
-static void listing_free(listing *l)
-{
-	free(l->by_label);
-	tok_objects_free(l->objs, l->n);
-}
-
-/* The first object labelled label (its index in by_label), or l->n. */
-static size_t listed(const listing *l, const char *label)
-{
-	size_t lo = 0, hi = l->n, mid;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (strcmp(l->by_label[mid]->label, label) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < l->n && strcmp(l->by_label[lo]->label, label) == 0 ? lo : l->n;
-}
-
-/* Whether any object carries label + suffix. */
-static int marked(const listing *l, const char *label, const char *suffix)
-{
-	char *s = agent_label_with(label, suffix);
-	int r = s == NULL || listed(l, s) < l->n; /* out of memory: the whole look */
-
-	free(s);
-	return r;
-}
-
 /* The look of an enrollment from the listing, or the whole look when its
  * answer is not there (marks to recover, several certificates). */
 static agent_rc look_listed(const conf_enrollment *e, tok_ctx *tok, const tok_info *info,
-			    int recover, const listing *l)
+			    int recover, const agent_listing *l)
 {
 	const tok_object *cert = NULL;
 	size_t i;
 
-	if (e->label == NULL || (recover && (marked(l, e->label, " (new)") ||
-					     marked(l, e->label, " (replaced)") ||
-					     marked(l, e->label, " (revoked)"))))
+	if (e->label == NULL || (recover && agent_listing_leftovers(l, e->label)))
 		return look(e, tok, info, recover);
-	for (i = listed(l, e->label); i < l->n && strcmp(l->by_label[i]->label, e->label) == 0; i++) {
+	for (i = agent_listing_first(l, e->label); i < l->n && strcmp(l->by_label[i]->label, e->label) == 0; i++) {
 		const tok_object *o = l->by_label[i];
 
 		/* the end-entity certificate, as tok_find_cert takes it */
@@ -287,7 +216,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 {
 	conf_enrollment first, e;
 	agent_result *res = agent_result_self();
-	listing list = { 0 };
+	agent_listing list = { 0 };
 	tok_ctx *tok = NULL;
 	tok_info info;
 	tok_rv trv;
@@ -299,8 +228,8 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 	    (open_rc = agent_token_open(&first, &tok, recover)) == EXIT_OK &&
 	    (trv = tok_get_info(tok, &info)) != TOK_OK)
 		open_rc = agent_token_fail(tok, trv, "cannot read the token information");
-	if (open_rc == EXIT_OK && n > 1 && listing_take(tok, &list) < 0)
-		open_rc = EXIT_TOKEN;
+	if (open_rc == EXIT_OK && n > 1 && (trv = agent_listing_take(tok, &list)) != TOK_OK)
+		open_rc = agent_token_fail(tok, trv, "cannot list the token's objects");
 	log_set_subject(NULL);
 	for (i = 0; i < n; i++) {
 		printf("name=%s\n", names[i]);
@@ -338,7 +267,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 		log_set_subject(NULL);
 	}
 	agent_result_close();
-	listing_free(&list);
+	agent_listing_free(&list);
 	tok_free(tok);
 	conf_enrollment_clear(&first);
 	return worst;

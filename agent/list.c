@@ -79,7 +79,8 @@ static void print_cert(const tok_object *o)
 static tok_rv enrollment_objects(const conf_enrollment *e, tok_ctx *tok, tok_object **ret,
 				 size_t *ret_n)
 {
-	static const char *const marks[] = {"", " (new)", " (old)", " (replaced)", " (revoked)"};
+	static const char *const marks[] = {"", AGENT_MARK_NEW, AGENT_MARK_OLD, AGENT_MARK_REPLACED,
+						    AGENT_MARK_REVOKED};
 	char *labels[5] = {NULL, NULL, NULL, NULL, NULL};
 	tok_rv rv = TOK_ERR_NOMEM;
 	size_t i;

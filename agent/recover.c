@@ -193,10 +193,10 @@ agent_rc agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished
 	/* The pending transaction's key is not left over: resume owns it. */
 	if (pending_load(e, &ap, err, sizeof(err)) != 0)
 		return EXIT_OK;
-	if ((newl = agent_label_with(e->label, " (new)")) == NULL ||
-	    (oldl = agent_label_with(e->label, " (old)")) == NULL ||
-	    (gonel = agent_label_with(e->label, " (replaced)")) == NULL ||
-	    (revokedl = agent_label_with(e->label, " (revoked)")) == NULL) {
+	if ((newl = agent_label_with(e->label, AGENT_MARK_NEW)) == NULL ||
+	    (oldl = agent_label_with(e->label, AGENT_MARK_OLD)) == NULL ||
+	    (gonel = agent_label_with(e->label, AGENT_MARK_REPLACED)) == NULL ||
+	    (revokedl = agent_label_with(e->label, AGENT_MARK_REVOKED)) == NULL) {
 		rc = EXIT_INTERNAL;
 		goto out;
 	}

@@ -80,7 +80,7 @@ static agent_rc rr_mode(const conf_enrollment *e, int have_key, enum rr_protecti
 static agent_rc delete_revoked(const conf_enrollment *e, tok_ctx *tok, const tok_id *id)
 {
 	char hex[2 * TOK_ID_MAX + 1], cmd[512];
-	char *revl = agent_label_with(e->label, " (revoked)");
+	char *revl = agent_label_with(e->label, AGENT_MARK_REVOKED);
 	tok_rv trv;
 	agent_rc rc;
 
