@@ -24,6 +24,12 @@
  *     For crash-safety tests: the process dies as by a power cut or the OOM
  *     killer, with no chance to clean up; a shell sees exit status 137.
  *
+ * P11WRAP_TIMES=FILE
+ *     Counts the calls of each function and the time spent in the real
+ *     module; at the process's exit appends "C_Name calls=N us=T" lines,
+ *     after a "TIMES pid=P" line, to FILE (for bench/limit.sh: what of a
+ *     run the module took, what the caller).
+ *
  * P11WRAP_PINPAD=FILE
  *     A PIN pad reader: a C_Login without a PIN logs in with FILE's PIN
  *     (README).
@@ -48,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
@@ -341,6 +348,10 @@ static int log_caller; /* P11WRAP_LOG_CALLER set */
 static const void *outer_caller;
 static CK_FLAGS add_flags;
 static char *pinpad_path; /* P11WRAP_PINPAD */
+/* P11WRAP_TIMES: read when the module is loaded, kept for the exit */
+static char *times_path;
+static unsigned long time_calls[IDX_COUNT];
+static unsigned long long time_us[IDX_COUNT];
 static struct rule rules[MAX_RULES];
 static size_t nrules;
 static unsigned long calls[IDX_COUNT];
@@ -665,6 +676,48 @@ static int inject(int fn, CK_RV *ret_rv, unsigned long *ret_life)
 	return hit;
 }
 
+static unsigned long long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+}
+
+static void time_add(int fn, unsigned long long t0)
+{
+	__atomic_add_fetch(&time_calls[fn], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&time_us[fn], now_us() - t0, __ATOMIC_RELAXED);
+}
+
+/* The totals, once, when the process exits (a kill leaves none). */
+__attribute__((destructor)) static void times_write(void)
+{
+	char buf[128 * (IDX_COUNT + 1)];
+	size_t len = 0;
+	int fd, n, i;
+
+	if (times_path == NULL)
+		return;
+	n = snprintf(buf, sizeof(buf), "TIMES pid=%ld\n", (long)getpid());
+	len = n > 0 ? (size_t)n : 0;
+	for (i = 0; i < IDX_COUNT; i++) {
+		if (time_calls[i] == 0)
+			continue;
+		n = snprintf(buf + len, sizeof(buf) - len, "%s calls=%lu us=%llu\n", fn_names[i],
+			     time_calls[i], time_us[i]);
+		if (n > 0 && (size_t)n < sizeof(buf) - len)
+			len += (size_t)n;
+	}
+	fd = open(times_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, buf, len) != (ssize_t)len)
+		complain("cannot write to P11WRAP_TIMES=%s", times_path);
+	if (fd >= 0)
+		close(fd);
+	free(times_path);
+	times_path = NULL;
+}
+
 /* One line of n bytes to P11WRAP_LOG, if set. */
 static void log_text(const char *line, int n)
 {
@@ -754,8 +807,13 @@ static void kill_point(int fn, unsigned long life, int when)
 		int injected = inject(IDX_##n, &rv, &life);                                        \
                                                                                                    \
 		kill_point(IDX_##n, life, KILL_BEFORE);                                            \
-		if (!injected)                                                                     \
+		if (!injected) {                                                                   \
+			unsigned long long t0 = times_path != NULL ? now_us() : 0;                 \
+                                                                                                   \
 			rv = real != NULL ? real->n args : CKR_CRYPTOKI_NOT_INITIALIZED;           \
+			if (times_path != NULL)                                                    \
+				time_add(IDX_##n, t0);                                             \
+		}                                                                                  \
 		log_call(IDX_##n, rv, injected,                                                    \
 			 outer_caller != NULL ? outer_caller : __builtin_return_address(0));       \
 		kill_point(IDX_##n, life, KILL_AFTER);                                             \
@@ -945,12 +1003,16 @@ static CK_RV wrap_get_attribute_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret_list)
 {
+	const char *v;
 	CK_RV rv;
 
 	if (ret_list == NULL)
 		return CKR_ARGUMENTS_BAD;
 	pthread_mutex_lock(&lock);
 	rv = load_real();
+	if (rv == CKR_OK && times_path == NULL && (v = getenv("P11WRAP_TIMES")) != NULL &&
+	    v[0] != '\0' && (times_path = strdup(v)) == NULL)
+		rv = CKR_HOST_MEMORY;
 	if (rv == CKR_OK && !initialized)
 		rv = configure();
 	pthread_mutex_unlock(&lock);
