@@ -44,6 +44,7 @@ struct cmpc_ctx {
 
 	int have_pbm;
 	STACK_OF(X509) *anchors; /* from cmpc_load_trusted, never given to OpenSSL */
+	char *anchors_path, *srv_anchors_path; /* the files they came from */
 	/* Who may sign responses (RFC 9483 3.5, RFC 9480 2.10): anchors for
 	 * their path (NULL: anchors), a pinned certificate, or anyone. */
 	STACK_OF(X509) *srv_anchors;
@@ -64,6 +65,12 @@ struct cmpc_ctx {
 	unsigned char *pbm_secret; /* copy for re-protection; wiped when dropped */
 	size_t pbm_secret_len;
 	int pbm_owf, pbm_mac, pbm_iter; /* NIDs and iteration count of outgoing PBM */
+	/* cmpc_pbm.c: the PBMParameter (DER) of outgoing messages and the key
+	 * derived with it, made once per secret and parameters; wiped */
+	unsigned char *pbm_param;
+	int pbm_param_len;
+	unsigned char pbm_key[EVP_MAX_MD_SIZE];
+	unsigned int pbm_key_len;
 	X509_NAME *expected_sender;    /* responses must name it; NULL: any */
 	X509_NAME *sender;		/* PBM mode only: put into the header */
 	X509_NAME *recipient;		/* as given to OpenSSL, for messages built here */
@@ -201,6 +208,15 @@ typedef struct {
 } CMPC_PKIMSG;
 DECLARE_ASN1_ITEM(CMPC_PKIMSG)
 
+/* PBMParameter (RFC 4211 4.4) as this layer writes it */
+typedef struct {
+	ASN1_OCTET_STRING *salt;
+	X509_ALGOR *owf;
+	ASN1_INTEGER *iterationCount;
+	X509_ALGOR *mac;
+} CMPC_PBMP;
+DECLARE_ASN1_ITEM(CMPC_PBMP)
+
 /* ProtectedPart ::= SEQUENCE { header PKIHeader, body PKIBody } */
 typedef struct {
 	CMPC_HDR *header;
@@ -279,12 +295,15 @@ int cmpc_body_set(CMPC_PKIMSG *m, const CMPC_BODY *b);
  * with the context's PBM parameters and sender; a message not protected by
  * PBM is left as it is.  0 on failure. */
 int cmpc_pbm_reprotect(cmpc_ctx *ctx, unsigned char **der, int *derlen);
-/* 1: the PKIMessage carries protection, 0: it does not, -1: undecodable. */
-int cmpc_pbm_msg_protected(const unsigned char *der, size_t len);
+/* Drops (and wipes) the parameters and key the next message makes anew:
+ * when the secret or the parameters change, and at the end. */
+void cmpc_pbm_forget(cmpc_ctx *ctx);
+/* 1: the PKIMessage carries protection, 0: it does not. */
+int cmpc_pbm_msg_protected(const CMPC_PKIMSG *m);
 /* 1 when the message's sender is the directoryName expected, else 0 with
  * the sender it names in actual (OpenSSL 3.0 only logs this mismatch). */
-int cmpc_msg_check_sender(const unsigned char *der, size_t len, const X509_NAME *expected,
-			  char *actual, size_t actual_len);
+int cmpc_msg_check_sender(const CMPC_PKIMSG *m, const X509_NAME *expected, char *actual,
+			  size_t actual_len);
 
 /* cmpc_verify.c: the certConf callback (arg: the cmpc_ctx). */
 int cmpc_certconf_cb(OSSL_CMP_CTX *cmp, X509 *cert, int fail_info, const char **txt);
@@ -333,8 +352,8 @@ int cmpc_ossl_oom(void);
  * (an ip/cp/kup, verified, of this transaction) in *ret_final. */
 cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 			 OSSL_CMP_MSG **ret_final);
-/* Keeps the transactionID and senderNonce of a response (DER) in ctx->x. */
-void cmpc_note_response(cmpc_ctx *ctx, const unsigned char *der, size_t len);
+/* Keeps the transactionID and senderNonce of a response in ctx->x. */
+void cmpc_note_response(cmpc_ctx *ctx, const CMPC_PKIMSG *m);
 /* The transfer callback's answer to the request OpenSSL makes in
  * cmpc_resume: ctx->x.replay (taken), after pointing OpenSSL's senderNonce
  * at the nonce the replayed message answers. */

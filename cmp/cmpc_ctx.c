@@ -172,6 +172,8 @@ void cmpc_free(cmpc_ctx *ctx)
 	sk_X509_pop_free(ctx->tls_chain, X509_free);
 	sk_X509_pop_free(ctx->anchors, X509_free);
 	sk_X509_pop_free(ctx->srv_anchors, X509_free);
+	OPENSSL_free(ctx->anchors_path);
+	OPENSSL_free(ctx->srv_anchors_path);
 	X509_free(ctx->srv_cert);
 	X509_NAME_free(ctx->subject);
 	X509_NAME_free(ctx->expected_sender);
@@ -179,6 +181,7 @@ void cmpc_free(cmpc_ctx *ctx)
 	X509_free(ctx->signer_cert);
 	EVP_PKEY_free(ctx->signer_key);
 	OPENSSL_clear_free(ctx->pbm_secret, ctx->pbm_secret_len);
+	cmpc_pbm_forget(ctx);
 	X509_NAME_free(ctx->sender);
 	X509_NAME_free(ctx->recipient);
 	OPENSSL_free(ctx->cert_profile);
@@ -421,6 +424,10 @@ cmpc_rv cmpc_set1_pbm(cmpc_ctx *ctx, const unsigned char *ref, size_t ref_len,
 	    !OSSL_CMP_CTX_set1_secretValue(ctx->cmp, ctx->signer_cert == NULL ? secret : NULL,
 					   ctx->signer_cert == NULL ? (int)secret_len : 0))
 		goto oom;
+	/* the same secret again (a batch's next row) keeps its derived key */
+	if (ctx->pbm_secret == NULL || ctx->pbm_secret_len != secret_len ||
+	    CRYPTO_memcmp(ctx->pbm_secret, secret, secret_len) != 0)
+		cmpc_pbm_forget(ctx);
 	OPENSSL_clear_free(ctx->pbm_secret, ctx->pbm_secret_len);
 	ctx->pbm_secret = copy;
 	ctx->pbm_secret_len = secret_len;
@@ -435,8 +442,13 @@ oom:
 
 /* Appends the PEM certificates of pemfile to dst; what names the file in
  * messages ("trust anchor file"). */
+/*
+ * The certificates of pemfile become *dst (on failure *dst stays).  A file
+ * loaded already is not read again: a batch sets each row's enrollment up
+ * on one context, and each row appended the anchors once more.
+ */
 static cmpc_rv load_certs(cmpc_ctx *ctx, const char *pemfile, const char *what,
-			  STACK_OF(X509) *dst)
+			  STACK_OF(X509) **dst, char **dst_path)
 {
 	STACK_OF(X509) *certs = NULL;
 	BIO *in = NULL;
@@ -446,6 +458,8 @@ static cmpc_rv load_certs(cmpc_ctx *ctx, const char *pemfile, const char *what,
 	char why[512];
 	int n = 0;
 
+	if (*dst != NULL && *dst_path != NULL && strcmp(*dst_path, pemfile) == 0)
+		return CMPC_OK;
 	ERR_clear_error();
 	if ((f = fopen(pemfile, "r")) == NULL) {
 		cmpc_seterr(ctx, "cannot open the %s %s: %s; check the path", what, pemfile,
@@ -484,12 +498,12 @@ static cmpc_rv load_certs(cmpc_ctx *ctx, const char *pemfile, const char *what,
 			    what, pemfile);
 		goto out;
 	}
-	while ((x = sk_X509_shift(certs)) != NULL) {
-		if (!sk_X509_push(dst, x)) {
-			X509_free(x);
-			goto oom;
-		}
-	}
+	OPENSSL_free(*dst_path);
+	if ((*dst_path = OPENSSL_strdup(pemfile)) == NULL)
+		goto oom;
+	sk_X509_pop_free(*dst, X509_free);
+	*dst = certs;
+	certs = NULL;
 	rv = CMPC_OK;
 	goto out;
 oom:
@@ -510,28 +524,18 @@ cmpc_rv cmpc_load_trusted(cmpc_ctx *ctx, const char *pemfile)
 				 "certificates the issued certificate must chain to");
 		return CMPC_ERR_CONFIG;
 	}
-	return load_certs(ctx, pemfile, "trust anchor file", ctx->anchors);
+	return load_certs(ctx, pemfile, "trust anchor file", &ctx->anchors, &ctx->anchors_path);
 }
 
 cmpc_rv cmpc_load_srv_trusted(cmpc_ctx *ctx, const char *pemfile)
 {
-	cmpc_rv rv;
-
 	ctx->errmsg[0] = '\0';
 	if (pemfile == NULL) {
 		cmpc_seterr(ctx, "no file of trust anchors for the CMP server given");
 		return CMPC_ERR_CONFIG;
 	}
-	if (ctx->srv_anchors == NULL && (ctx->srv_anchors = sk_X509_new_null()) == NULL) {
-		cmpc_seterr(ctx, "out of memory reading %s", pemfile);
-		return CMPC_ERR_INTERNAL;
-	}
-	if ((rv = load_certs(ctx, pemfile, "server trust anchor file (srv_trusted)",
-			     ctx->srv_anchors)) != CMPC_OK && sk_X509_num(ctx->srv_anchors) == 0) {
-		sk_X509_free(ctx->srv_anchors);
-		ctx->srv_anchors = NULL;
-	}
-	return rv;
+	return load_certs(ctx, pemfile, "server trust anchor file (srv_trusted)", &ctx->srv_anchors,
+			  &ctx->srv_anchors_path);
 }
 
 cmpc_rv cmpc_set1_srv_cert(cmpc_ctx *ctx, X509 *cert)
@@ -674,6 +678,8 @@ cmpc_rv cmpc_set_pbm_params(cmpc_ctx *ctx, int owf_nid, int mac_nid, int iterati
 		cmpc_seterr(ctx, "OpenSSL refused the PBM algorithms");
 		return CMPC_ERR_CONFIG;
 	}
+	if (ctx->pbm_owf != owf_nid || ctx->pbm_mac != mac_nid || ctx->pbm_iter != iterations)
+		cmpc_pbm_forget(ctx);
 	ctx->pbm_owf = owf_nid;
 	ctx->pbm_mac = mac_nid;
 	ctx->pbm_iter = iterations;

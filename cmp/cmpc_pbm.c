@@ -6,6 +6,15 @@
  * recomputes the MAC over DER(ProtectedPart{header, body}) with the secret.
  * The message is read and written with the layer's ASN.1 templates
  * (cmpc_asn1.c); the body is kept as it was encoded.
+ *
+ * The key PBM derives from the secret (RFC 4211 4.4: the one-way function
+ * over secret and salt, iterated) costs all its iterations (10,000 SHA-256
+ * by default, some 2 ms) and the MAC then one HMAC.  A context keeps one
+ * salt and the key derived with it, so that an enrollment's certConf and
+ * a batch's messages cost an HMAC each.  One salt for the messages of one
+ * secret gives an attacker nothing: a dictionary attack on any of them
+ * finds the secret of all, and the salt's task is to make that work start
+ * anew for each secret.
  */
 #include "config.h"
 
@@ -14,43 +23,27 @@
 #include <openssl/asn1t.h>
 #include <openssl/crmf.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "cmp/cmpc-int.h"
 
-int cmpc_pbm_msg_protected(const unsigned char *der, size_t len)
+int cmpc_pbm_msg_protected(const CMPC_PKIMSG *m)
 {
-	CMPC_PKIMSG *m = cmpc_msg_decode(der, len);
-	int prot;
-
-	if (m == NULL) {
-		ERR_clear_error();
-		return -1;
-	}
-	prot = m->protection != NULL && m->header->protectionAlg != NULL;
-	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CMPC_PKIMSG));
-	return prot;
+	return m->protection != NULL && m->header->protectionAlg != NULL;
 }
 
-int cmpc_msg_check_sender(const unsigned char *der, size_t len, const X509_NAME *expected,
-			  char *actual, size_t actual_len)
+int cmpc_msg_check_sender(const CMPC_PKIMSG *m, const X509_NAME *expected, char *actual,
+			  size_t actual_len)
 {
-	CMPC_PKIMSG *m = cmpc_msg_decode(der, len);
-	const GENERAL_NAME *s;
-	int ok;
+	const GENERAL_NAME *s = m->header->sender;
+	int ok = s->type == GEN_DIRNAME && X509_NAME_cmp(s->d.directoryName, expected) == 0;
 
-	if (m == NULL) {
-		ERR_clear_error();
-		snprintf(actual, actual_len, "(undecodable)");
-		return 0;
-	}
-	s = m->header->sender;
-	ok = s->type == GEN_DIRNAME && X509_NAME_cmp(s->d.directoryName, expected) == 0;
 	if (!ok && s->type == GEN_DIRNAME)
 		X509_NAME_oneline(s->d.directoryName, actual, (int)actual_len);
 	else if (!ok)
 		snprintf(actual, actual_len, "(not a directory name)");
-	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CMPC_PKIMSG));
 	return ok;
 }
 
@@ -70,16 +63,77 @@ static int set_sender(CMPC_HDR *h, const X509_NAME *name)
 	return 1;
 }
 
+void cmpc_pbm_forget(cmpc_ctx *ctx)
+{
+	OPENSSL_free(ctx->pbm_param);
+	ctx->pbm_param = NULL;
+	ctx->pbm_param_len = 0;
+	OPENSSL_cleanse(ctx->pbm_key, sizeof(ctx->pbm_key));
+	ctx->pbm_key_len = 0;
+}
+
+/* The PBMParameter with a fresh salt, and the key derived with it. */
+static int pbm_prepare(cmpc_ctx *ctx)
+{
+	CMPC_PBMP *p = NULL;
+	EVP_MD *owf = NULL;
+	EVP_MD_CTX *md = NULL;
+	unsigned char salt[16];
+	int i, ok = 0;
+
+	if (ctx->pbm_key_len > 0)
+		return 1;
+	if (RAND_bytes(salt, sizeof(salt)) <= 0 ||
+	    (p = (CMPC_PBMP *)ASN1_item_new(ASN1_ITEM_rptr(CMPC_PBMP))) == NULL ||
+	    !ASN1_OCTET_STRING_set(p->salt, salt, sizeof(salt)) ||
+	    !X509_ALGOR_set0(p->owf, OBJ_nid2obj(ctx->pbm_owf), V_ASN1_UNDEF, NULL) ||
+	    !ASN1_INTEGER_set(p->iterationCount, ctx->pbm_iter) ||
+	    !X509_ALGOR_set0(p->mac, OBJ_nid2obj(ctx->pbm_mac), V_ASN1_UNDEF, NULL) ||
+	    (ctx->pbm_param_len =
+		 ASN1_item_i2d((ASN1_VALUE *)p, &ctx->pbm_param, ASN1_ITEM_rptr(CMPC_PBMP))) <= 0)
+		goto out;
+	/* the first round over secret and salt, then over its own output */
+	if ((owf = EVP_MD_fetch(NULL, OBJ_nid2sn(ctx->pbm_owf), NULL)) == NULL ||
+	    (md = EVP_MD_CTX_new()) == NULL || !EVP_DigestInit_ex(md, owf, NULL) ||
+	    !EVP_DigestUpdate(md, ctx->pbm_secret, ctx->pbm_secret_len) ||
+	    !EVP_DigestUpdate(md, salt, sizeof(salt)) ||
+	    !EVP_DigestFinal_ex(md, ctx->pbm_key, &ctx->pbm_key_len))
+		goto out;
+	for (i = 1; i < ctx->pbm_iter; i++)
+		if (!EVP_DigestInit_ex(md, owf, NULL) ||
+		    !EVP_DigestUpdate(md, ctx->pbm_key, ctx->pbm_key_len) ||
+		    !EVP_DigestFinal_ex(md, ctx->pbm_key, &ctx->pbm_key_len))
+			goto out;
+	ok = 1;
+out:
+	if (!ok)
+		cmpc_pbm_forget(ctx);
+	EVP_MD_CTX_free(md);
+	EVP_MD_free(owf);
+	ASN1_item_free((ASN1_VALUE *)p, ASN1_ITEM_rptr(CMPC_PBMP));
+	return ok;
+}
+
+/* HMAC with the key and the MAC algorithm's digest over data. */
+static int pbm_mac(const cmpc_ctx *ctx, const unsigned char *data, size_t len, unsigned char *mac,
+		   size_t *maclen)
+{
+	int hash_nid = NID_undef;
+
+	return EVP_PBE_find(EVP_PBE_TYPE_PRF, ctx->pbm_mac, NULL, &hash_nid, NULL) &&
+	       EVP_Q_mac(NULL, "HMAC", NULL, OBJ_nid2sn(hash_nid), NULL, ctx->pbm_key,
+			 ctx->pbm_key_len, data, len, mac, EVP_MAX_MD_SIZE, maclen) != NULL;
+}
+
 int cmpc_pbm_reprotect(cmpc_ctx *ctx, unsigned char **der, int *derlen)
 {
 	CMPC_PKIMSG *m = NULL;
 	CMPC_PROTPART pp;
-	OSSL_CRMF_PBMPARAMETER *pbmp = NULL;
 	ASN1_STRING *param = NULL;
 	ASN1_OBJECT *alg = NULL;
-	unsigned char *pder = NULL, *ppder = NULL, *mac = NULL, *out = NULL;
+	unsigned char *ppder = NULL, *out = NULL, mac[EVP_MAX_MD_SIZE];
 	size_t maclen = 0;
-	int plen, pplen, outlen, ret = 0;
+	int pplen, outlen, ret = 0;
 
 	if (*derlen <= 0 || (m = cmpc_msg_decode(*der, (size_t)*derlen)) == NULL)
 		goto out;
@@ -89,14 +143,12 @@ int cmpc_pbm_reprotect(cmpc_ctx *ctx, unsigned char **der, int *derlen)
 		ret = 1; /* not PBM: left as OpenSSL made it */
 		goto out;
 	}
-	if (ctx->pbm_secret == NULL)
+	if (ctx->pbm_secret == NULL || !pbm_prepare(ctx))
 		goto out;
 	if (ctx->sender != NULL && !set_sender(m->header, ctx->sender))
 		goto out;
-	if ((pbmp = OSSL_CRMF_pbmp_new(NULL, 16, ctx->pbm_owf, (size_t)ctx->pbm_iter,
-				       ctx->pbm_mac)) == NULL ||
-	    (plen = i2d_OSSL_CRMF_PBMPARAMETER(pbmp, &pder)) <= 0 ||
-	    (param = ASN1_STRING_new()) == NULL || !ASN1_STRING_set(param, pder, plen) ||
+	if ((param = ASN1_STRING_new()) == NULL ||
+	    !ASN1_STRING_set(param, ctx->pbm_param, ctx->pbm_param_len) ||
 	    (alg = OBJ_nid2obj(NID_id_PasswordBasedMAC)) == NULL ||
 	    !X509_ALGOR_set0(m->header->protectionAlg, alg, V_ASN1_SEQUENCE, param))
 		goto out;
@@ -105,9 +157,8 @@ int cmpc_pbm_reprotect(cmpc_ctx *ctx, unsigned char **der, int *derlen)
 	pp.body = m->body;
 	if ((pplen = ASN1_item_i2d((ASN1_VALUE *)&pp, &ppder, ASN1_ITEM_rptr(CMPC_PROTPART))) <=
 		0 ||
-	    !OSSL_CRMF_pbm_new(NULL, NULL, pbmp, ppder, (size_t)pplen, ctx->pbm_secret,
-			       ctx->pbm_secret_len, &mac, &maclen) ||
-	    maclen > 0x7fffffff || !ASN1_BIT_STRING_set(m->protection, mac, (int)maclen))
+	    !pbm_mac(ctx, ppder, (size_t)pplen, mac, &maclen) ||
+	    !ASN1_BIT_STRING_set(m->protection, mac, (int)maclen))
 		goto out;
 	m->protection->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
 	m->protection->flags |= ASN1_STRING_FLAG_BITS_LEFT;
@@ -121,11 +172,8 @@ int cmpc_pbm_reprotect(cmpc_ctx *ctx, unsigned char **der, int *derlen)
 out:
 	ERR_clear_error();
 	OPENSSL_free(out);
-	OPENSSL_free(mac);
 	OPENSSL_free(ppder);
-	OPENSSL_free(pder);
 	ASN1_STRING_free(param);
-	OSSL_CRMF_PBMPARAMETER_free(pbmp);
 	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CMPC_PKIMSG));
 	return ret;
 }

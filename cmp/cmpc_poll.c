@@ -53,18 +53,11 @@ static int copy_os(const ASN1_OCTET_STRING *os, unsigned char *out, size_t *outl
 	return 1;
 }
 
-void cmpc_note_response(cmpc_ctx *ctx, const unsigned char *der, size_t len)
+void cmpc_note_response(cmpc_ctx *ctx, const CMPC_PKIMSG *m)
 {
-	CMPC_PKIMSG *m = cmpc_msg_decode(der, len);
-
 	ctx->x.rsp.tid_len = ctx->x.rsp.nonce_len = 0;
-	if (m == NULL) {
-		ERR_clear_error();
-		return;
-	}
 	(void)copy_os(m->header->transactionID, ctx->x.rsp.tid, &ctx->x.rsp.tid_len);
 	(void)copy_os(m->header->senderNonce, ctx->x.rsp.nonce, &ctx->x.rsp.nonce_len);
-	cmpc_msg_free(m);
 }
 
 OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req)

@@ -104,6 +104,34 @@ static void config_refused(const char *name, cmpc_ctx *ctx, cmpc_rv rv, const ch
 	       cmpc_errmsg(ctx));
 }
 
+/* ---- trust anchors: a second file replaces the first ------------------- */
+
+/* A batch sets every row up on one context: the anchors must not pile up
+ * (each row appended them again), and a file loaded already is not read
+ * again; a different file replaces them. */
+static void test_anchors_replaced(X509 *ca, X509 *cert)
+{
+	cmpc_ctx *ctx = cmpc_new();
+
+	if (ctx == NULL)
+		abort();
+	write_file("a1.pem", NULL, ca, NULL);
+	write_file("a2.pem", NULL, cert, NULL);
+	if (cmpc_load_trusted(ctx, tmp("a1.pem")) != CMPC_OK)
+		abort();
+	unlink(tmp("a1.pem"));
+	tap_ok(cmpc_load_trusted(ctx, tmp("a1.pem")) == CMPC_OK &&
+		       cmpc_verify_under_anchors(ctx, ca, NULL) == CMPC_OK,
+	       "/cmpc-set/trusted/same-file-not-read-again", "%s", cmpc_errmsg(ctx));
+	tap_ok(cmpc_load_trusted(ctx, tmp("a2.pem")) == CMPC_OK &&
+		       cmpc_verify_under_anchors(ctx, cert, NULL) == CMPC_OK,
+	       "/cmpc-set/trusted/other-file-loaded", "%s", cmpc_errmsg(ctx));
+	tap_ok(cmpc_verify_under_anchors(ctx, ca, NULL) == CMPC_ERR_CERT,
+	       "/cmpc-set/trusted/other-file-replaces", "the first file's anchor still verifies");
+	unlink(tmp("a2.pem"));
+	cmpc_free(ctx);
+}
+
 /* ---- refusals ----------------------------------------------------------- */
 
 static void test_refusals(EVP_PKEY *key, X509 *cert, EVP_PKEY *other, X509 *ca)
@@ -493,7 +521,7 @@ int main(void)
 		printf("Bail out! no temporary directory or no libcurl\n");
 		return 1;
 	}
-	tap_plan(61);
+	tap_plan(64);
 	f.key = cfx_ec_key();
 	other = cfx_ec_key();
 	ca_key = cfx_ec_key();
@@ -509,6 +537,7 @@ int main(void)
 
 	test_refusals(f.key, f.cert, other, f.ca);
 	test_request_refusals(f.key, f.cert, f.ca, other);
+	test_anchors_replaced(f.ca, f.cert);
 	for (s = 0; s < S_COUNT; s++)
 		sweep((enum setter)s, &f);
 	sweep_new();
