@@ -115,7 +115,7 @@ static tok_rv mismatch(tok_ctx *ctx, const tok_id *id, const char *when)
 /* Reads the new object back and checks it still carries the key.  The
  * message leaves what became of the object to the caller. */
 static tok_rv verify_stored(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, const tok_id *id,
-			    EVP_PKEY *pub)
+			    const cert_der *d, EVP_PKEY *pub)
 {
 	unsigned char *v = NULL;
 	const unsigned char *p;
@@ -130,6 +130,11 @@ static tok_rv verify_stored(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE 
 		snprintf(what, sizeof(what), "reading back a stored certificate on token '%s'",
 			 ctx->label);
 		return tok_fail_ckr(ctx, what, ckr, NULL);
+	}
+	/* the bytes written: nothing to decode */
+	if (len == (CK_ULONG)d->value_len && memcmp(v, d->value, len) == 0) {
+		OPENSSL_free(v);
+		return TOK_OK;
 	}
 	p = v;
 	if (len > 0)
@@ -202,7 +207,7 @@ tok_rv tok_cert_store(tok_ctx *ctx, X509 *cert, const tok_id *id, const char *la
 		rv = cert_exists(ctx, s, &d, id->id, id->len, &exists);
 	if (rv == TOK_OK && !exists) {
 		rv = create_cert(ctx, s, &d, id->id, id->len, label, 0, &h);
-		if (rv == TOK_OK && (rv = verify_stored(ctx, s, h, id, pub)) != TOK_OK)
+		if (rv == TOK_OK && (rv = verify_stored(ctx, s, h, id, &d, pub)) != TOK_OK)
 			unstore(ctx, s, h, label);
 		else if (rv == TOK_OK && tok_made_is(ctx, id))
 			ctx->made.cert = h;

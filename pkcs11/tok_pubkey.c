@@ -226,9 +226,27 @@ int tok_key_identifier(EVP_PKEY *pkey, tok_id *ret_id)
 {
 	X509_PUBKEY *xpk = NULL;
 	const unsigned char *bits;
-	int nbits;
-	int ok = 0;
+	unsigned char *der = NULL, point[256];
+	size_t len = 0;
+	int nbits, ok = 0;
 
+	/* The subjectPublicKey's bits without the round trip through
+	 * OpenSSL's encoders and decoders that X509_PUBKEY_set makes (most of
+	 * what finding the id of a new key cost): an EC key's point as the
+	 * key encodes it, an RSA key's RSAPublicKey. */
+	if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_EC &&
+	    EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point,
+					    sizeof(point), &len)) {
+		SHA1(point, len, ret_id->id);
+		ret_id->len = SHA_DIGEST_LENGTH;
+		return 1;
+	}
+	if (EVP_PKEY_get_base_id(pkey) == EVP_PKEY_RSA && (nbits = i2d_PublicKey(pkey, &der)) > 0) {
+		SHA1(der, (size_t)nbits, ret_id->id);
+		ret_id->len = SHA_DIGEST_LENGTH;
+		OPENSSL_free(der);
+		return 1;
+	}
 	if (X509_PUBKEY_set(&xpk, pkey) == 1 &&
 	    X509_PUBKEY_get0_param(NULL, &bits, &nbits, NULL, xpk) == 1 && nbits > 0) {
 		SHA1(bits, (size_t)nbits, ret_id->id);
