@@ -19,7 +19,7 @@ need_file "$TOKFILL"
 setup
 OPS="enroll renew check list"
 CALLS="C_FindObjectsInit C_FindObjects C_GetAttributeValue C_OpenSession"
-plan $((2 + 4 * 2 + 4 * 4 + 5))
+plan $((2 + 4 * 2 + 4 * 4 + 6))
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 start_ca || exit 1
 make_token empty || exit 1
@@ -43,8 +43,8 @@ run() {
 	: > "$TMP/$1-$2.log"
 	_tok=$1 _op=$2
 	shift 2
-	P11WRAP_LOG="$TMP/$_tok-$_op.log" "$P11ENROLL" -c "$TMP/p11enroll.conf" "$@" \
-		> "$TMP/out" 2> "$TMP/err"
+	P11WRAP_LOG="$TMP/$_tok-$_op.log" P11WRAP_TIMES="$TMP/$_tok-$_op.times" \
+		"$P11ENROLL" -c "$TMP/p11enroll.conf" "$@" > "$TMP/out" 2> "$TMP/err"
 	RC=$?
 }
 
@@ -68,6 +68,16 @@ for op in $OPS; do
 		check "/callcount/$op/$c/same" test "$e" -eq "$f"
 	done
 done
+
+# P11WRAP_TIMES (bench/limit.sh's split of a batch's time) counts the
+# calls the log has: each function's calls= equals its log lines.
+times_agree() {
+	for c in $CALLS C_GenerateKeyPair C_CreateObject; do
+		[ "$(sed -n "s/^$c calls=\([0-9]*\) us=[0-9]*$/\1/p" "$TMP/full-enroll.times")" = \
+			"$(count full enroll $c)" ] || return 1
+	done
+}
+check "/callcount/p11wrap-times-agree-with-log" times_agree
 
 # The other objects are untouched: the enrollment added its pair and
 # certificate and its CA certificates, nothing else changed.
