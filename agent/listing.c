@@ -36,6 +36,8 @@ tok_rv agent_listing_take(tok_ctx *tok, agent_listing *l)
 		memset(l, 0, sizeof(*l));
 		return TOK_ERR_NOMEM;
 	}
+	if (l->n == 0)
+		return TOK_OK; /* qsort must not see the NULL array */
 	for (i = 0; i < l->n; i++)
 		l->by_label[i] = &l->objs[i];
 	qsort(l->by_label, l->n, sizeof(*l->by_label), by_label);
