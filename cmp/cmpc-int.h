@@ -208,6 +208,17 @@ typedef struct {
 } CMPC_PKIMSG;
 DECLARE_ASN1_ITEM(CMPC_PKIMSG)
 
+/* A PKIMessage read for its header only: the body and the extraCerts stay
+ * encoded (CMPC_PKIMSG decodes the certificates, which costs OpenSSL 3.0's
+ * decoders for each public key). */
+typedef struct {
+	CMPC_HDR *header;
+	ASN1_TYPE *body;
+	ASN1_BIT_STRING *protection;
+	STACK_OF(ASN1_TYPE) *extraCerts;
+} CMPC_PKIMSG_HEAD;
+DECLARE_ASN1_ITEM(CMPC_PKIMSG_HEAD)
+
 /* PBMParameter (RFC 4211 4.4) as this layer writes it */
 typedef struct {
 	ASN1_OCTET_STRING *salt;
@@ -285,6 +296,8 @@ DECLARE_ASN1_ITEM(CMPC_BODY)
 /* One whole PKIMessage in der (NULL if it is not exactly one). */
 CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len);
 void cmpc_msg_free(CMPC_PKIMSG *m);
+CMPC_PKIMSG_HEAD *cmpc_msg_head_decode(const unsigned char *der, size_t len);
+void cmpc_msg_head_free(CMPC_PKIMSG_HEAD *m);
 /* The body of m when it is one of CMPC_BODY's alternatives, else NULL. */
 CMPC_BODY *cmpc_body_decode(const CMPC_PKIMSG *m);
 void cmpc_body_free(CMPC_BODY *b);
@@ -298,11 +311,9 @@ int cmpc_pbm_reprotect(cmpc_ctx *ctx, unsigned char **der, int *derlen);
 /* Drops (and wipes) the parameters and key the next message makes anew:
  * when the secret or the parameters change, and at the end. */
 void cmpc_pbm_forget(cmpc_ctx *ctx);
-/* 1: the PKIMessage carries protection, 0: it does not. */
-int cmpc_pbm_msg_protected(const CMPC_PKIMSG *m);
-/* 1 when the message's sender is the directoryName expected, else 0 with
+/* 1 when the header's sender is the directoryName expected, else 0 with
  * the sender it names in actual (OpenSSL 3.0 only logs this mismatch). */
-int cmpc_msg_check_sender(const CMPC_PKIMSG *m, const X509_NAME *expected, char *actual,
+int cmpc_msg_check_sender(const CMPC_HDR *h, const X509_NAME *expected, char *actual,
 			  size_t actual_len);
 
 /* cmpc_verify.c: the certConf callback (arg: the cmpc_ctx). */
@@ -353,7 +364,7 @@ int cmpc_ossl_oom(void);
 cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 			 OSSL_CMP_MSG **ret_final);
 /* Keeps the transactionID and senderNonce of a response in ctx->x. */
-void cmpc_note_response(cmpc_ctx *ctx, const CMPC_PKIMSG *m);
+void cmpc_note_response(cmpc_ctx *ctx, const CMPC_HDR *h);
 /* The transfer callback's answer to the request OpenSSL makes in
  * cmpc_resume: ctx->x.replay (taken), after pointing OpenSSL's senderNonce
  * at the nonce the replayed message answers. */

@@ -34,6 +34,13 @@ ASN1_SEQUENCE(CMPC_PKIMSG) = {
 	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_PKIMSG, extraCerts, X509, 1),
 } ASN1_SEQUENCE_END(CMPC_PKIMSG)
 
+ASN1_SEQUENCE(CMPC_PKIMSG_HEAD) = {
+	ASN1_SIMPLE(CMPC_PKIMSG_HEAD, header, CMPC_HDR),
+	ASN1_SIMPLE(CMPC_PKIMSG_HEAD, body, ASN1_ANY),
+	ASN1_EXP_OPT(CMPC_PKIMSG_HEAD, protection, ASN1_BIT_STRING, 0),
+	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_PKIMSG_HEAD, extraCerts, ASN1_ANY, 1),
+} ASN1_SEQUENCE_END(CMPC_PKIMSG_HEAD)
+
 ASN1_SEQUENCE(CMPC_PBMP) = {
 	ASN1_SIMPLE(CMPC_PBMP, salt, ASN1_OCTET_STRING),
 	ASN1_SIMPLE(CMPC_PBMP, owf, X509_ALGOR),
@@ -94,6 +101,27 @@ CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len)
 void cmpc_msg_free(CMPC_PKIMSG *m)
 {
 	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CMPC_PKIMSG));
+}
+
+CMPC_PKIMSG_HEAD *cmpc_msg_head_decode(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	CMPC_PKIMSG_HEAD *m;
+
+	if (len == 0 || len > 0x7fffffff)
+		return NULL;
+	m = (CMPC_PKIMSG_HEAD *)ASN1_item_d2i(NULL, &p, (long)len,
+					       ASN1_ITEM_rptr(CMPC_PKIMSG_HEAD));
+	if (m != NULL && p != der + len) {
+		cmpc_msg_head_free(m);
+		m = NULL;
+	}
+	return m;
+}
+
+void cmpc_msg_head_free(CMPC_PKIMSG_HEAD *m)
+{
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(CMPC_PKIMSG_HEAD));
 }
 
 CMPC_BODY *cmpc_body_decode(const CMPC_PKIMSG *m)

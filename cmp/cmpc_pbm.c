@@ -29,15 +29,10 @@
 
 #include "cmp/cmpc-int.h"
 
-int cmpc_pbm_msg_protected(const CMPC_PKIMSG *m)
-{
-	return m->protection != NULL && m->header->protectionAlg != NULL;
-}
-
-int cmpc_msg_check_sender(const CMPC_PKIMSG *m, const X509_NAME *expected, char *actual,
+int cmpc_msg_check_sender(const CMPC_HDR *h, const X509_NAME *expected, char *actual,
 			  size_t actual_len)
 {
-	const GENERAL_NAME *s = m->header->sender;
+	const GENERAL_NAME *s = h->sender;
 	int ok = s->type == GEN_DIRNAME && X509_NAME_cmp(s->d.directoryName, expected) == 0;
 
 	if (!ok && s->type == GEN_DIRNAME)

@@ -53,11 +53,11 @@ static int copy_os(const ASN1_OCTET_STRING *os, unsigned char *out, size_t *outl
 	return 1;
 }
 
-void cmpc_note_response(cmpc_ctx *ctx, const CMPC_PKIMSG *m)
+void cmpc_note_response(cmpc_ctx *ctx, const CMPC_HDR *h)
 {
 	ctx->x.rsp.tid_len = ctx->x.rsp.nonce_len = 0;
-	(void)copy_os(m->header->transactionID, ctx->x.rsp.tid, &ctx->x.rsp.tid_len);
-	(void)copy_os(m->header->senderNonce, ctx->x.rsp.nonce, &ctx->x.rsp.nonce_len);
+	(void)copy_os(h->transactionID, ctx->x.rsp.tid, &ctx->x.rsp.tid_len);
+	(void)copy_os(h->senderNonce, ctx->x.rsp.nonce, &ctx->x.rsp.nonce_len);
 }
 
 OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req)

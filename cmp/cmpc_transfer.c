@@ -143,7 +143,7 @@ OSSL_CMP_MSG *cmpc_msg_response(cmpc_ctx *ctx, const char *what)
 {
 	const unsigned char *p = ctx->x.rbuf;
 	OSSL_CMP_MSG *rsp = NULL;
-	CMPC_PKIMSG *m;
+	CMPC_PKIMSG_HEAD *m;
 	char actual[256], expected[256];
 
 	if (ctx->x.rlen == 0 || ctx->x.rlen > 0x7fffffffUL ||
@@ -161,17 +161,18 @@ OSSL_CMP_MSG *cmpc_msg_response(cmpc_ctx *ctx, const char *what)
 	 * with the layer's templates (a message OpenSSL decoded that these
 	 * do not: unprotected unknown, no IDs, any expected sender missed). */
 	ctx->x.rsp.tid_len = ctx->x.rsp.nonce_len = 0;
-	if ((m = cmpc_msg_decode(ctx->x.rbuf, ctx->x.rlen)) == NULL) {
+	if ((m = cmpc_msg_head_decode(ctx->x.rbuf, ctx->x.rlen)) == NULL) {
 		ERR_clear_error();
 		ctx->cr.rsp_unprotected = 0;
 		snprintf(actual, sizeof(actual), "(undecodable)");
 	} else {
-		ctx->cr.rsp_unprotected = !cmpc_pbm_msg_protected(m);
-		cmpc_note_response(ctx, m);
+		ctx->cr.rsp_unprotected = m->protection == NULL || m->header->protectionAlg == NULL;
+		cmpc_note_response(ctx, m->header);
 	}
 	if (ctx->expected_sender != NULL &&
-	    (m == NULL || !cmpc_msg_check_sender(m, ctx->expected_sender, actual, sizeof(actual)))) {
-		cmpc_msg_free(m);
+	    (m == NULL ||
+	     !cmpc_msg_check_sender(m->header, ctx->expected_sender, actual, sizeof(actual)))) {
+		cmpc_msg_head_free(m);
 		OSSL_CMP_MSG_free(rsp);
 		X509_NAME_oneline(ctx->expected_sender, expected, sizeof(expected));
 		cmpc_xfer_fail(ctx, CMPC_ERR_PROTOCOL,
@@ -180,7 +181,7 @@ OSSL_CMP_MSG *cmpc_msg_response(cmpc_ctx *ctx, const char *what)
 			       what, actual, expected);
 		return NULL;
 	}
-	cmpc_msg_free(m);
+	cmpc_msg_head_free(m);
 	cmpc_log(ctx, LOG_DEBUG, "received %zu bytes (%s) from %s", ctx->x.rlen,
 		 cmpc_body_name(OSSL_CMP_MSG_get_bodytype(rsp)), ctx->url);
 	return rsp;
