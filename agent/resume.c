@@ -18,8 +18,6 @@
 void pending_saver_init(pending_saver *s, const conf_enrollment *e, tok_ctx *tok,
 			const tok_id *key, int key_generated, const agent_pending *resume)
 {
-	tok_info info;
-
 	memset(s, 0, sizeof(*s));
 	s->e = e;
 	if (resume != NULL) {
@@ -30,8 +28,7 @@ void pending_saver_init(pending_saver *s, const conf_enrollment *e, tok_ctx *tok
 	memcpy(s->ap.key_id, key->id, key->len);
 	s->ap.key_id_len = key->len;
 	s->ap.key_generated = key_generated;
-	if (tok_get_info(tok, &info) == TOK_OK)
-		snprintf(s->ap.token_serial, sizeof(s->ap.token_serial), "%s", info.serial);
+	snprintf(s->ap.token_serial, sizeof(s->ap.token_serial), "%s", tok_serial(tok));
 }
 
 void pending_saver_cb(const cmpc_pending *p, void *arg)

@@ -50,6 +50,7 @@ struct tok_ctx {
 	unsigned char cacerts[TOK_CACERTS_KNOWN][32];
 	size_t ncacerts;
 	char label[33];	  /* for messages */
+	char serial[17];  /* as tok_info has it, read when the token was opened */
 	char errmsg[768];
 };
 

@@ -90,6 +90,9 @@ typedef struct {
 } tok_info;
 
 tok_rv tok_get_info(tok_ctx *ctx, tok_info *ret_info);
+/* The token's serial (as tok_info has it) read when it was opened: it names
+ * the token for good, and a row of a batch needs no C_GetTokenInfo for it. */
+const char *tok_serial(const tok_ctx *ctx);
 
 /*
  * Logs in as the user.  pin is NUL-terminated; NULL means the token's

@@ -448,6 +448,7 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 	CK_RV failed_ckr = CKR_OK;
 	CK_INFO info;
 	CK_TOKEN_INFO ti;
+	tok_info opened;
 	unsigned int i, nmatch = 0;
 	char present[400];
 	char *shown;
@@ -494,6 +495,8 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 			ctx->slot = &ctx->slots[i];
 			ctx->slot_id = PKCS11_get_slotid_from_slot(ctx->slot);
 			tok_copy_padded(ctx->label, sizeof(ctx->label), ti.label, sizeof(ti.label));
+			tok_info_from_ck(&ti, &opened);
+			memcpy(ctx->serial, opened.serial, sizeof(ctx->serial));
 		}
 	}
 	if (nmatch == 1)
@@ -670,6 +673,11 @@ tok_rv tok_get_info(tok_ctx *ctx, tok_info *ret_info)
 	}
 	tok_info_from_ck(&ti, ret_info);
 	return TOK_OK;
+}
+
+const char *tok_serial(const tok_ctx *ctx)
+{
+	return ctx != NULL ? ctx->serial : "";
 }
 
 void tok_info_from_ck(const CK_TOKEN_INFO *ti, tok_info *ret_info)
