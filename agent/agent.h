@@ -139,6 +139,18 @@ typedef struct conf_file conf_file;
  * client of the agent, say a control_group member, need not). */
 #define CONF_CHECK_ACCESS 1
 int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d);
+/*
+ * What a client of the agent (status, reload, clear) needs, without
+ * loading and checking thousands of sections: the enrollments' names, and
+ * of the sections only the unnamed one and the first enrollment's (by
+ * name: the agent's control socket is the first enrollment's), whose
+ * control_socket and state_dir are checked.  conf_file_get() gives those
+ * two keys only.  A file the head alone cannot answer for (a .include or
+ * .pragma, an unusual section name, a mistake in those keys, a value from
+ * another section) is loaded as conf_file_load() loads it, with its
+ * messages.  -1 when d holds errors.
+ */
+int conf_file_load_head(const char *path, conf_file **ret_cf, conf_diag *d);
 /* The required keys of every enrollment but skip (the one the command
  * line completes: conf_check_required checks it after), with the unnamed
  * section's defaults; -1 when d got errors. */
