@@ -81,9 +81,30 @@ void secret_free(secret *s);
  * text settings are NULL when unset, the others CONF_FIELD_UNSET. */
 #include "agent/settings.h"
 
+/* conf_pool.c: the text values of a configuration, each kept once
+ * (conf_file_get() points enrollments here).  Counted references:
+ * conf_pool_free() drops one; _free(NULL) is a no-op. */
+typedef struct conf_pool conf_pool;
+conf_pool *conf_pool_new(void); /* NULL when out of memory */
+conf_pool *conf_pool_up(conf_pool *p);
+void conf_pool_free(conf_pool *p);
+/* The pool's copy of s, the same for equal strings until conf_pool_seal()
+ * (which drops the lookup, once nothing more is loaded); NULL when out of
+ * memory. */
+const char *conf_pool_get0(conf_pool *p, const char *s);
+void conf_pool_seal(conf_pool *p);
+
+#define SETTING_ONE(...) +1
+enum { CONF_N_SETTINGS = 0 P11E_SETTINGS(SETTING_ONE) };
+
 typedef struct {
 	char *name;
 	P11E_SETTINGS(SETTING_FIELD)
+	/* the text fields that point into pool (bit i: conf_settings[i]),
+	 * which conf_enrollment_clear() leaves alone; the others are the
+	 * enrollment's own */
+	conf_pool *pool;
+	unsigned char pooled[(CONF_N_SETTINGS + 7) / 8];
 } conf_enrollment;
 
 /* Options of single commands, only from the command line. */

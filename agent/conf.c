@@ -84,8 +84,9 @@ void conf_enrollment_clear(conf_enrollment *e)
 
 	free(e->name);
 	for (i = 0; i < conf_n_settings; i++)
-		if (is_text(&conf_settings[i]))
+		if (is_text(&conf_settings[i]) && !(e->pooled[i / 8] & (1u << (i % 8))))
 			free(*(char **)((char *)e + conf_settings[i].off));
+	conf_pool_free(e->pool);
 	conf_enrollment_init(e);
 }
 
@@ -147,6 +148,7 @@ struct conf_file {
 	size_t n_lines;
 	char **names;
 	size_t n_names;
+	conf_pool *pool; /* the values conf_file_get() gives */
 	int loaded; /* 0: no file (the default one is absent) */
 	int head;   /* conf_file_load_head(): NCONF holds two sections, for the socket */
 };
@@ -422,6 +424,8 @@ void conf_file_free(conf_file *cf)
 		free(cf->names[i]);
 	free(cf->lines);
 	free(cf->names);
+	conf_pool_seal(cf->pool);
+	conf_pool_free(cf->pool);
 	NCONF_free(cf->conf);
 	free(cf->path);
 	free(cf);
@@ -528,8 +532,8 @@ int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d
 
 	*ret_cf = NULL;
 	path = conf_path(path, &explicit);
-	if (cf == NULL || (cf->path = strdup(path)) == NULL) {
-		free(cf);
+	if (cf == NULL || (cf->path = strdup(path)) == NULL || (cf->pool = conf_pool_new()) == NULL) {
+		conf_file_free(cf);
 		conf_diag_add(d, 1, "out of memory");
 		return -1;
 	}
@@ -753,8 +757,8 @@ int conf_file_load_head(const char *path, conf_file **ret_cf, conf_diag *d)
 
 	*ret_cf = NULL;
 	path = conf_path(path, &explicit);
-	if (cf == NULL || (cf->path = strdup(path)) == NULL) {
-		free(cf);
+	if (cf == NULL || (cf->path = strdup(path)) == NULL || (cf->pool = conf_pool_new()) == NULL) {
+		conf_file_free(cf);
 		conf_diag_add(d, 1, "out of memory");
 		return -1;
 	}
@@ -840,6 +844,17 @@ static int apply_section(const conf_file *cf, const char *section, conf_enrollme
 		}
 		if (!is_text(s)) {
 			*(int *)field = v;
+		} else if (e->pool == NULL || e->pool == cf->pool) {
+			size_t k = (size_t)(s - conf_settings);
+
+			/* shared: no one writes through a field */
+			if ((*(char **)field = (char *)conf_pool_get0(cf->pool, cv->value)) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			e->pooled[k / 8] |= (unsigned char)(1u << (k % 8));
+			if (e->pool == NULL)
+				e->pool = conf_pool_up(cf->pool);
 		} else if ((*(char **)field = strdup(cv->value)) == NULL) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
