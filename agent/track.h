@@ -38,7 +38,7 @@ struct child_run;   /* child.h: a running step's process, pipes and output */
 struct token_group; /* agentd.c: the enrollments of one token */
 
 typedef struct track {
-	char *name;
+	const char *name; /* e.name */
 	conf_enrollment e;
 	sched_policy pol;
 	track_state st;
