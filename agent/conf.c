@@ -781,9 +781,10 @@ int conf_file_load_head(const char *path, conf_file **ret_cf, conf_diag *d)
 			check_socket_keys(cf, cf->names[0], &scratch);
 	}
 	if (r == 0 && scratch.errors == 0) {
-		log_msg(LOG_DEBUG, "%s: read [default] and [%s] of %zu enrollment(s), for the "
-				   "control socket",
-			path, cf->n_names > 0 ? cf->names[0] : "", cf->n_names);
+		log_msg(LOG_DEBUG, "%s: read [default]%s%s%s of %zu enrollment(s), for the control "
+				   "socket",
+			path, cf->n_names > 0 ? " and [" : "", cf->n_names > 0 ? cf->names[0] : "",
+			cf->n_names > 0 ? "]" : "", cf->n_names);
 		*ret_cf = cf;
 		return 0;
 	}
