@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <grp.h>
-#include <malloc.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,24 +216,14 @@ ctl_io ctl_client_answer(ctl_client *c)
 	return flush(c);
 }
 
-/* An answer this large (the status of thousands of enrollments) is given
- * back to the system once sent: malloc builds it in the free middle of the
- * heap the configuration's parse left, which malloc_trim() had returned,
- * and would keep it resident after its free. */
-#define CTL_TRIM_AFTER (1024 * 1024)
-
 void ctl_client_close(ctl_client *c)
 {
-	int big = c->outlen >= CTL_TRIM_AFTER;
-
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
 	free(c->out);
 	c->out = NULL;
 	c->outlen = c->outoff = 0;
-	if (big)
-		(void)malloc_trim(0);
 }
 
 ctl_verb ctl_parse_request(const char *line, const char **ret_name)
