@@ -210,6 +210,20 @@ int ctl_client_queue(ctl_client *c, const char *s, size_t n)
 	return 0;
 }
 
+int ctl_client_queue0(ctl_client *c, char *p, size_t n)
+{
+	int rc = 0;
+
+	if (c->out == NULL) {
+		c->out = p; /* a document of megabytes is not copied */
+		c->outlen = n;
+		return 0;
+	}
+	rc = ctl_client_queue(c, p, n);
+	free(p);
+	return rc;
+}
+
 ctl_io ctl_client_answer(ctl_client *c)
 {
 	c->phase = CTL_WRITE;
