@@ -363,7 +363,8 @@ static agent_rc load_config(const char *config, const char *cmd, const char *nam
 	agent_rc rc = EXIT_USAGE;
 	int client = is_client(cmd);
 
-	if ((client ? conf_file_load_head(config, &cf, &d) : conf_file_load(config, flags, &cf, &d)) < 0)
+	if ((client ? conf_file_load_head(config, &cf, &d)
+		    : conf_file_load(config, flags, &cf, &d)) < 0)
 		goto out;
 	/* status and reload talk to the agent of the whole file, whose control
 	 * socket its first enrollment names (agent_daemon()): a file with
