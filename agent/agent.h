@@ -81,9 +81,30 @@ void secret_free(secret *s);
  * text settings are NULL when unset, the others CONF_FIELD_UNSET. */
 #include "agent/settings.h"
 
+/* conf_pool.c: the text values of a configuration, each kept once
+ * (conf_file_get() points enrollments here).  Counted references:
+ * conf_pool_free() drops one; _free(NULL) is a no-op. */
+typedef struct conf_pool conf_pool;
+conf_pool *conf_pool_new(void); /* NULL when out of memory */
+conf_pool *conf_pool_up(conf_pool *p);
+void conf_pool_free(conf_pool *p);
+/* The pool's copy of s, the same for equal strings until conf_pool_seal()
+ * (which drops the lookup, once nothing more is loaded); NULL when out of
+ * memory. */
+const char *conf_pool_get0(conf_pool *p, const char *s);
+void conf_pool_seal(conf_pool *p);
+
+#define SETTING_ONE(...) +1
+enum { CONF_N_SETTINGS = 0 P11E_SETTINGS(SETTING_ONE) };
+
 typedef struct {
 	char *name;
 	P11E_SETTINGS(SETTING_FIELD)
+	/* the text fields that point into pool (bit i: conf_settings[i]),
+	 * which conf_enrollment_clear() leaves alone; the others are the
+	 * enrollment's own */
+	conf_pool *pool;
+	unsigned char pooled[(CONF_N_SETTINGS + 7) / 8];
 } conf_enrollment;
 
 /* Options of single commands, only from the command line. */
@@ -139,6 +160,18 @@ typedef struct conf_file conf_file;
  * client of the agent, say a control_group member, need not). */
 #define CONF_CHECK_ACCESS 1
 int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d);
+/*
+ * What a client of the agent (status, reload, clear) needs, without
+ * loading and checking thousands of sections: the enrollments' names, and
+ * of the sections only the unnamed one and the first enrollment's (by
+ * name: the agent's control socket is the first enrollment's), whose
+ * control_socket and state_dir are checked.  conf_file_get() gives those
+ * two keys only.  A file the head alone cannot answer for (a .include or
+ * .pragma, an unusual section name, a mistake in those keys, a value from
+ * another section) is loaded as conf_file_load() loads it, with its
+ * messages.  -1 when d holds errors.
+ */
+int conf_file_load_head(const char *path, conf_file **ret_cf, conf_diag *d);
 /* The required keys of every enrollment but skip (the one the command
  * line completes: conf_check_required checks it after), with the unnamed
  * section's defaults; -1 when d got errors. */

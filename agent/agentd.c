@@ -612,9 +612,8 @@ static void handle_request(void *arg, ctl_client *c)
 	if (verb == CTL_STATUS_JSON || verb == CTL_STATUS_TEXT) {
 		json = verb == CTL_STATUS_JSON ? track_status_json(A.tracks, A.n, now(), A.rate, &len)
 					       : track_status_text(A.tracks, A.n, now(), &len);
-		if (json == NULL || ctl_client_queue(c, json, len) < 0)
+		if (json == NULL || ctl_client_queue0(c, json, len) < 0)
 			log_msg(LOG_ERR, "control: out of memory for the status");
-		free(json);
 		ctl_serve_reply(&A.srv, c->fd, -1, NULL);
 		return;
 	}

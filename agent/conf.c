@@ -5,7 +5,9 @@
  * (conf_file_load): a mistake in an enrollment the command does not use
  * is still a mistake the agent will meet.  NCONF keeps no line numbers and
  * keeps only the last of two equal keys, so the file is also read line by
- * line (scan()) for both.
+ * line (scan()) for both.  A client of the agent needs only its control
+ * socket: conf_file_load_head() gives NCONF only the sections that decide
+ * it, which scan() finds.
  */
 #include "config.h"
 
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bio.h>
 #include <openssl/conf.h>
 #include <openssl/err.h>
 
@@ -81,8 +84,9 @@ void conf_enrollment_clear(conf_enrollment *e)
 
 	free(e->name);
 	for (i = 0; i < conf_n_settings; i++)
-		if (is_text(&conf_settings[i]))
+		if (is_text(&conf_settings[i]) && !(e->pooled[i / 8] & (1u << (i % 8))))
 			free(*(char **)((char *)e + conf_settings[i].off));
+	conf_pool_free(e->pool);
 	conf_enrollment_init(e);
 }
 
@@ -124,6 +128,19 @@ typedef struct {
 	long line;
 } conf_line;
 
+/* A section's header, for a reader that wants only some sections
+ * (conf_file_load_head()): its name and the offset of its line. */
+typedef struct {
+	char *name;
+	size_t off;
+} conf_head;
+
+typedef struct {
+	conf_head *heads;
+	size_t n, cap;
+	int directives; /* a .include or .pragma line: sections may come from elsewhere */
+} conf_heads;
+
 struct conf_file {
 	char *path;
 	CONF *conf;
@@ -131,7 +148,9 @@ struct conf_file {
 	size_t n_lines;
 	char **names;
 	size_t n_names;
+	conf_pool *pool; /* the values conf_file_get() gives */
 	int loaded; /* 0: no file (the default one is absent) */
+	int head;   /* conf_file_load_head(): NCONF holds two sections, for the socket */
 };
 
 static char *dup_trim(const char *p, size_t n)
@@ -151,13 +170,35 @@ static char *dup_trim(const char *p, size_t n)
 	return s;
 }
 
+/* A header into hs; -1: out of memory. */
+static int add_head(conf_heads *hs, const char *name, size_t off)
+{
+	conf_head *h;
+
+	if (hs->n == hs->cap) {
+		size_t cap = hs->cap == 0 ? 64 : 2 * hs->cap;
+
+		if ((h = realloc(hs->heads, cap * sizeof(*h))) == NULL)
+			return -1;
+		hs->heads = h;
+		hs->cap = cap;
+	}
+	if ((hs->heads[hs->n].name = strdup(name)) == NULL)
+		return -1;
+	hs->heads[hs->n++].off = off;
+	return 0;
+}
+
 /* Each "key = value" with its section and line; continuation lines (the
  * one before ends in a backslash) belong to the key before, and a line
- * longer than buf is one line.  -1: out of memory. */
-static int scan(conf_file *cf, FILE *f)
+ * longer than buf is one line.  With hs, only the section headers, each
+ * with its offset, into hs (f must hold no NUL: offsets are counted with
+ * strlen).  -1: out of memory. */
+static int scan(conf_file *cf, FILE *f, conf_heads *hs)
 {
 	char buf[4096], *section;
 	long n = 0;
+	size_t off = 0, line_off = 0;
 	int at_start = 1, cont = 0, skip = 0;
 
 	if ((section = strdup("default")) == NULL)
@@ -168,6 +209,9 @@ static int scan(conf_file *cf, FILE *f)
 		char *p = buf + strspn(buf, " \t"), *end;
 		conf_line *l;
 
+		if (starts)
+			line_off = off;
+		off += len;
 		while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 			buf[--len] = '\0';
 		if (starts) {
@@ -177,15 +221,18 @@ static int scan(conf_file *cf, FILE *f)
 		at_start = ends;
 		if (ends)
 			cont = len > 0 && buf[len - 1] == '\\';
+		if (starts && !skip && *p == '.' && hs != NULL)
+			hs->directives = 1;
 		if (!starts || skip || *p == '#' || *p == '\0' || *p == '.')
 			continue;
 		if (*p == '[' && (end = strchr(p, ']')) != NULL) {
 			free(section);
-			if ((section = dup_trim(p + 1, (size_t)(end - p - 1))) == NULL)
-				return -1;
+			if ((section = dup_trim(p + 1, (size_t)(end - p - 1))) == NULL ||
+			    (hs != NULL && add_head(hs, section, line_off) < 0))
+				goto oom;
 			continue;
 		}
-		if ((end = strchr(p, '=')) == NULL)
+		if (hs != NULL || (end = strchr(p, '=')) == NULL)
 			continue;
 		if ((l = realloc(cf->lines, (cf->n_lines + 1) * sizeof(*l))) == NULL)
 			goto oom;
@@ -377,6 +424,8 @@ void conf_file_free(conf_file *cf)
 		free(cf->names[i]);
 	free(cf->lines);
 	free(cf->names);
+	conf_pool_seal(cf->pool);
+	conf_pool_free(cf->pool);
 	NCONF_free(cf->conf);
 	free(cf->path);
 	free(cf);
@@ -415,7 +464,7 @@ static int read_file(conf_file *cf, int explicit, conf_diag *d)
 			      strerror(errno));
 		return -1;
 	}
-	if (scan(cf, f) < 0) {
+	if (scan(cf, f, NULL) < 0) {
 		fclose(f);
 		goto oom;
 	}
@@ -462,21 +511,29 @@ static void check_section(const conf_file *cf, const char *section, int flags, c
 		check_key(cf, section, sk_CONF_VALUE_value(vals, i), flags, d);
 }
 
-int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d)
+/* The path conf_file_load() reads; explicit: named, not the default file. */
+static const char *conf_path(const char *path, int *ret_explicit)
 {
-	conf_file *cf = calloc(1, sizeof(*cf));
-	int explicit = 1, before = d->errors;
-	size_t i;
-
-	*ret_cf = NULL;
+	*ret_explicit = 1;
 	if (path == NULL)
 		path = getenv("P11ENROLL_CONF");
 	if (path == NULL) {
 		path = DEFAULT_CONF;
-		explicit = 0;
+		*ret_explicit = 0;
 	}
-	if (cf == NULL || (cf->path = strdup(path)) == NULL) {
-		free(cf);
+	return path;
+}
+
+int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d)
+{
+	conf_file *cf = calloc(1, sizeof(*cf));
+	int explicit, before = d->errors;
+	size_t i;
+
+	*ret_cf = NULL;
+	path = conf_path(path, &explicit);
+	if (cf == NULL || (cf->path = strdup(path)) == NULL || (cf->pool = conf_pool_new()) == NULL) {
+		conf_file_free(cf);
 		conf_diag_add(d, 1, "out of memory");
 		return -1;
 	}
@@ -502,6 +559,243 @@ int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d
 	*ret_cf = cf;
 	return 0;
 fail:
+	conf_file_free(cf);
+	return -1;
+}
+
+/* ---- the head only --------------------------------------------------------- */
+
+/* The keys that decide the agent's control socket (ctl_default_path()). */
+static int decides_socket(const setting *s)
+{
+	return strcmp(s->key, "control_socket") == 0 || strcmp(s->key, "state_dir") == 0;
+}
+
+/* A section name NCONF reads as scan() does: no variables, escapes, quotes
+ * or blanks that the two could read differently. */
+static int plain_name(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (!(*s >= 'a' && *s <= 'z') && !(*s >= 'A' && *s <= 'Z') && !(*s >= '0' && *s <= '9') &&
+		    strchr("-_.@+", *s) == NULL)
+			return 0;
+	return 1;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The whole file into *ret_buf (NUL-terminated) and *ret_len: 0, 1 when it
+ * does not exist, -1 with the reason in d. */
+static int slurp(const char *path, int explicit, char **ret_buf, size_t *ret_len, conf_diag *d)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL, *p;
+	size_t len = 0, cap = 0, n;
+
+	if (f == NULL) {
+		if (errno == ENOENT && !explicit)
+			return 1;
+		conf_diag_add(d, 1, "cannot read the configuration file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	do {
+		if (cap - len < 65536) {
+			cap = cap == 0 ? 65536 : 2 * cap;
+			if ((p = realloc(buf, cap + 1)) == NULL) {
+				conf_diag_add(d, 1, "%s: out of memory", path);
+				goto fail;
+			}
+			buf = p;
+		}
+		len += n = fread(buf + len, 1, cap - len, f);
+	} while (n > 0);
+	if (ferror(f)) {
+		conf_diag_add(d, 1, "cannot read the configuration file %s: %s", path,
+			      strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	*ret_buf = buf;
+	*ret_len = len;
+	return 0;
+fail:
+	fclose(f);
+	free(buf);
+	return -1;
+}
+
+/*
+ * The part of the file that decides the control socket, for
+ * conf_file_load_head(): every section's name (the first by NCONF's order,
+ * strcmp, is the agent's first enrollment), and into NCONF only the text of
+ * the unnamed section and of the first enrollment (each header may stand
+ * more than once).  1: this file needs the whole load (a directive, a
+ * section name NCONF may read otherwise, text NCONF refuses alone, such as a
+ * variable of another section); -1: out of memory.
+ */
+static int read_head(conf_file *cf, const char *buf, size_t len)
+{
+	conf_heads hs = { 0 };
+	STACK_OF(OPENSSL_CSTRING) *got = NULL;
+	const char *first = NULL;
+	char *text = NULL;
+	size_t i, k, n = 0;
+	FILE *f = NULL;
+	BIO *bio = NULL;
+	long eline;
+	int rv = 1;
+
+	if (memchr(buf, '\0', len) != NULL)
+		goto out; /* scan() counts offsets with strlen */
+	if (len > 0) {
+		if ((f = fmemopen((void *)buf, len, "r")) == NULL || scan(cf, f, &hs) < 0) {
+			rv = -1;
+			goto out;
+		}
+	}
+	if (hs.directives)
+		goto out;
+	for (i = 0; i < hs.n; i++) {
+		if (!plain_name(hs.heads[i].name))
+			goto out;
+		if (!is_default(hs.heads[i].name) &&
+		    (first == NULL || strcmp(hs.heads[i].name, first) < 0))
+			first = hs.heads[i].name;
+	}
+	if ((text = malloc(len + 1)) == NULL) {
+		rv = -1;
+		goto out;
+	}
+	for (i = 0; i <= hs.n; i++) {
+		size_t from = i == 0 ? 0 : hs.heads[i - 1].off, to = i < hs.n ? hs.heads[i].off : len;
+
+		if (i == 0 || is_default(hs.heads[i - 1].name) ||
+		    strcmp(hs.heads[i - 1].name, first) == 0) {
+			memcpy(text + n, buf + from, to - from);
+			n += to - from;
+		}
+	}
+	if ((cf->conf = NCONF_new(NULL)) == NULL ||
+	    (bio = BIO_new_mem_buf(text, (int)n)) == NULL) {
+		rv = -1;
+		goto out;
+	}
+	if (n > 0 && NCONF_load_bio(cf->conf, bio, &eline) <= 0) {
+		ERR_clear_error();
+		goto out;
+	}
+	/* NCONF read the sections scan() found, and no other */
+	if ((got = NCONF_get_section_names(cf->conf)) == NULL) {
+		rv = -1;
+		goto out;
+	}
+	for (k = 0; k < (size_t)sk_OPENSSL_CSTRING_num(got); k++) {
+		const char *name = sk_OPENSSL_CSTRING_value(got, (int)k);
+
+		if (!is_default(name) && (first == NULL || strcmp(name, first) != 0))
+			goto out;
+	}
+	if (first != NULL && NCONF_get_section(cf->conf, first) == NULL)
+		goto out;
+	/* the enrollments' names, as NCONF gives them: sorted, each once */
+	if ((cf->names = calloc(hs.n + 1, sizeof(*cf->names))) == NULL) {
+		rv = -1;
+		goto out;
+	}
+	for (i = 0; i < hs.n; i++)
+		if (!is_default(hs.heads[i].name)) {
+			cf->names[cf->n_names++] = hs.heads[i].name;
+			hs.heads[i].name = NULL;
+		}
+	qsort(cf->names, cf->n_names, sizeof(*cf->names), by_name);
+	for (i = k = 0; i < cf->n_names; i++)
+		if (k > 0 && strcmp(cf->names[i], cf->names[k - 1]) == 0)
+			free(cf->names[i]);
+		else
+			cf->names[k++] = cf->names[i];
+	cf->n_names = k;
+	rv = 0;
+out:
+	sk_OPENSSL_CSTRING_free(got);
+	BIO_free(bio);
+	free(text);
+	if (f != NULL)
+		fclose(f);
+	for (i = 0; i < hs.n; i++)
+		free(hs.heads[i].name);
+	free(hs.heads);
+	return rv;
+}
+
+/* The keys that decide the socket, checked as conf_file_load() checks
+ * them (scope and value). */
+static void check_socket_keys(const conf_file *cf, const char *section, conf_diag *d)
+{
+	STACK_OF(CONF_VALUE) *vals = NCONF_get_section(cf->conf, section);
+	int i;
+
+	for (i = 0; i < sk_CONF_VALUE_num(vals); i++) {
+		const CONF_VALUE *v = sk_CONF_VALUE_value(vals, i);
+		const setting *s = conf_setting(v->name);
+
+		if (s != NULL && decides_socket(s))
+			check_key(cf, section, v, 0, d);
+	}
+}
+
+int conf_file_load_head(const char *path, conf_file **ret_cf, conf_diag *d)
+{
+	conf_file *cf = calloc(1, sizeof(*cf));
+	conf_diag scratch = { 0 };
+	char *buf = NULL;
+	size_t len = 0;
+	int explicit, r;
+
+	*ret_cf = NULL;
+	path = conf_path(path, &explicit);
+	if (cf == NULL || (cf->path = strdup(path)) == NULL || (cf->pool = conf_pool_new()) == NULL) {
+		conf_file_free(cf);
+		conf_diag_add(d, 1, "out of memory");
+		return -1;
+	}
+	if ((r = slurp(path, explicit, &buf, &len, d)) < 0)
+		goto fail;
+	if (r == 1) {
+		*ret_cf = cf; /* no default file: an empty configuration */
+		return 0;
+	}
+	cf->head = 1;
+	cf->loaded = 1;
+	if ((r = read_head(cf, buf, len)) < 0) {
+		conf_diag_add(d, 1, "%s: out of memory", path);
+		goto fail;
+	}
+	free(buf);
+	if (r == 0) {
+		check_socket_keys(cf, "default", &scratch);
+		if (cf->n_names > 0)
+			check_socket_keys(cf, cf->names[0], &scratch);
+	}
+	if (r == 0 && scratch.errors == 0) {
+		log_msg(LOG_DEBUG, "%s: read [default]%s%s%s of %zu enrollment(s), for the control "
+				   "socket",
+			path, cf->n_names > 0 ? " and [" : "", cf->n_names > 0 ? cf->names[0] : "",
+			cf->n_names > 0 ? "]" : "", cf->n_names);
+		*ret_cf = cf;
+		return 0;
+	}
+	/* what the head alone cannot say, the whole load says, with every
+	 * message of a check */
+	conf_diag_clear(&scratch);
+	conf_file_free(cf);
+	log_msg(LOG_DEBUG, "%s: reading the whole file, for the control socket", path);
+	return conf_file_load(path, 0, ret_cf, d);
+fail:
+	free(buf);
 	conf_file_free(cf);
 	return -1;
 }
@@ -541,7 +835,7 @@ static int apply_section(const conf_file *cf, const char *section, conf_enrollme
 		const setting *s = conf_setting(cv->name);
 		char *field;
 
-		if (s == NULL || is_set(e, s))
+		if (s == NULL || is_set(e, s) || (cf->head && !decides_socket(s)))
 			continue; /* unknown keys were refused at load */
 		field = (char *)e + s->off;
 		/* checked at load: only numbers are parsed again */
@@ -551,6 +845,17 @@ static int apply_section(const conf_file *cf, const char *section, conf_enrollme
 		}
 		if (!is_text(s)) {
 			*(int *)field = v;
+		} else if (e->pool == NULL || e->pool == cf->pool) {
+			size_t k = (size_t)(s - conf_settings);
+
+			/* shared: no one writes through a field */
+			if ((*(char **)field = (char *)conf_pool_get0(cf->pool, cv->value)) == NULL) {
+				snprintf(err, errlen, "out of memory");
+				return -1;
+			}
+			e->pooled[k / 8] |= (unsigned char)(1u << (k % 8));
+			if (e->pool == NULL)
+				e->pool = conf_pool_up(cf->pool);
 		} else if ((*(char **)field = strdup(cv->value)) == NULL) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
@@ -583,6 +888,12 @@ static int pick_section(const conf_file *cf, const char **ret, char *err, size_t
 	return -1;
 }
 
+/* name among the sorted names of a head (conf_file_load_head()) */
+static int has_name(const conf_file *cf, const char *name)
+{
+	return bsearch(&name, cf->names, cf->n_names, sizeof(*cf->names), by_name) != NULL;
+}
+
 const char *conf_file_pick(const conf_file *cf, const char *name, char *err, size_t errlen)
 {
 	if (!cf->loaded) {
@@ -594,7 +905,8 @@ const char *conf_file_pick(const conf_file *cf, const char *name, char *err, siz
 	}
 	if (name == NULL && pick_section(cf, &name, err, errlen) < 0)
 		return NULL;
-	if (is_default(name) || NCONF_get_section(cf->conf, name) == NULL) {
+	if (is_default(name) || (cf->head ? !has_name(cf, name)
+					    : NCONF_get_section(cf->conf, name) == NULL)) {
 		snprintf(err, errlen, "%s has no enrollment [%s]", cf->path, name);
 		return NULL;
 	}

@@ -210,6 +210,20 @@ int ctl_client_queue(ctl_client *c, const char *s, size_t n)
 	return 0;
 }
 
+int ctl_client_queue0(ctl_client *c, char *p, size_t n)
+{
+	int rc = 0;
+
+	if (c->out == NULL) {
+		c->out = p; /* a document of megabytes is not copied */
+		c->outlen = n;
+		return 0;
+	}
+	rc = ctl_client_queue(c, p, n);
+	free(p);
+	return rc;
+}
+
 ctl_io ctl_client_answer(ctl_client *c)
 {
 	c->phase = CTL_WRITE;
@@ -243,11 +257,31 @@ ctl_verb ctl_parse_request(const char *line, const char **ret_name)
 
 /* ---- the client side ------------------------------------------------------- */
 
+/* The status document (no exit line) to out as it arrives: with thousands
+ * of enrollments it is megabytes, which need not be held first.  -1 when
+ * nothing arrived. */
+static int copy_out(int fd, FILE *out, agent_rc *ret_rc)
+{
+	char buf[65536];
+	size_t got = 0;
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0) {
+		fwrite(buf, 1, (size_t)n, out);
+		got += (size_t)n;
+	}
+	close(fd);
+	if (got == 0)
+		return -1;
+	*ret_rc = EXIT_OK;
+	return 0;
+}
+
 int ctl_request(const char *path, const char *line, int json_raw, agent_rc *ret_rc)
 {
 	struct sockaddr_un sa;
-	char buf[4096], req[1024], *p, *last;
-	size_t have = 0;
+	char req[1024], *p, *last;
+	size_t have = 0, cap = 0;
 	ssize_t n;
 	int fd, code = EXIT_INTERNAL;
 	FILE *out = stdout;
@@ -268,24 +302,27 @@ int ctl_request(const char *path, const char *line, int json_raw, agent_rc *ret_
 		close(fd);
 		return -1;
 	}
-	/* The whole reply: its last line carries the exit code. */
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		if ((p = realloc(all, have + (size_t)n + 1)) == NULL)
+	if (json_raw)
+		return copy_out(fd, out, ret_rc);
+	/* The whole reply: its last line carries the exit code.  It is read
+	 * into room that doubles. */
+	for (;;) {
+		if (cap - have < 65536) {
+			if ((p = realloc(all, cap * 2 + 65536 + 1)) == NULL)
+				break;
+			all = p;
+			cap = cap * 2 + 65536;
+		}
+		if ((n = read(fd, all + have, cap - have)) <= 0)
 			break;
-		all = p;
-		memcpy(all + have, buf, (size_t)n);
 		have += (size_t)n;
-		all[have] = '\0';
 	}
 	close(fd);
-	if (all == NULL)
-		return -1;
-	if (json_raw) {
-		fputs(all, out);
+	if (all == NULL || have == 0) {
 		free(all);
-		*ret_rc = EXIT_OK;
-		return 0;
+		return -1;
 	}
+	all[have] = '\0';
 	while (have > 0 && all[have - 1] == '\n')
 		all[--have] = '\0';
 	last = strrchr(all, '\n');

@@ -349,7 +349,10 @@ static agent_rc check_config(const char *config, int keys)
 }
 
 /* The file, checked whole, and the enrollment name from it into e (which
- * holds the command line's settings). */
+ * holds the command line's settings).  A client of the agent reads only
+ * what decides the control socket (conf_file_load_head()): the agent,
+ * running with the last file it accepted, says what it makes of the rest
+ * (reload) or has no use for it (status, clear). */
 static agent_rc load_config(const char *config, const char *cmd, const char *name, int flags,
 			    conf_enrollment *e)
 {
@@ -358,8 +361,10 @@ static agent_rc load_config(const char *config, const char *cmd, const char *nam
 	const char *picked = name;
 	char err[1024];
 	agent_rc rc = EXIT_USAGE;
+	int client = is_client(cmd);
 
-	if (conf_file_load(config, flags, &cf, &d) < 0)
+	if ((client ? conf_file_load_head(config, &cf, &d)
+		    : conf_file_load(config, flags, &cf, &d)) < 0)
 		goto out;
 	/* status and reload talk to the agent of the whole file, whose control
 	 * socket its first enrollment names (agent_daemon()): a file with
@@ -371,7 +376,15 @@ static agent_rc load_config(const char *config, const char *cmd, const char *nam
 		log_msg(LOG_ERR, "%s", err);
 		goto out;
 	}
-	if (conf_file_check_required(cf, picked, &d) < 0)
+	if (client && conf_file_count(cf) > 0) {
+		/* the enrollment the request names; the socket, the first's */
+		if ((e->name = strdup(picked)) == NULL) {
+			log_msg(LOG_ERR, "out of memory");
+			goto out;
+		}
+		name = conf_file_name(cf, 0);
+	}
+	if (!client && conf_file_check_required(cf, picked, &d) < 0)
 		goto out;
 	if (conf_file_get(cf, name, e, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "%s", err);
@@ -379,7 +392,7 @@ static agent_rc load_config(const char *config, const char *cmd, const char *nam
 	}
 	/* the enrollment the command line completes; without a file, the
 	 * command says what it lacks */
-	if (picked != NULL && conf_check_required(e, conf_file_path(cf), &d) < 0)
+	if (!client && picked != NULL && conf_check_required(e, conf_file_path(cf), &d) < 0)
 		goto out;
 	rc = EXIT_OK;
 out:

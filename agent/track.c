@@ -268,6 +268,18 @@ static void put(buf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
+/* Room for a document of n enrollments at once: growing by doubling
+ * copies a buffer of megabytes several times over and leaves each smaller
+ * one behind in the heap, free but resident.  Room reserved and never
+ * written costs no memory. */
+static void reserve(buf *b, size_t n, size_t per)
+{
+	if ((b->p = malloc(n * per + 4096)) == NULL)
+		b->oom = 1;
+	else
+		b->cap = n * per + 4096;
+}
+
 static void putf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void putf(buf *b, const char *fmt, ...)
 {
@@ -328,6 +340,7 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 	buf b = { 0 };
 	size_t i;
 
+	reserve(&b, n, 1024);
 	putf(&b, "{\"agent\": {\"pid\": %ld, \"now\": %lld, \"clock_rate\": %ld}, \"enrollments\": [",
 	     (long)getpid(), now, rate);
 	for (i = 0; i < n; i++) {
@@ -409,6 +422,7 @@ char *track_status_text(track *const *tracks, size_t n, long long now, size_t *l
 	buf b = { 0 };
 	size_t i;
 
+	reserve(&b, n, 512);
 	putf(&b, "%-16s %-14s %-20s %-20s %-20s %4s %8s\n", "ENROLLMENT", "STATE", "NOT AFTER (UTC)",
 	     "NEXT (UTC)", "LAST SUCCESS (UTC)", "FAIL", "RENEWALS");
 	for (i = 0; i < n; i++) {

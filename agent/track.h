@@ -38,7 +38,7 @@ struct child_run;   /* child.h: a running step's process, pipes and output */
 struct token_group; /* agentd.c: the enrollments of one token */
 
 typedef struct track {
-	char *name;
+	const char *name; /* e.name */
 	conf_enrollment e;
 	sched_policy pol;
 	track_state st;
@@ -163,8 +163,10 @@ typedef enum {
 long long ctl_now_ms(void); /* CLOCK_MONOTONIC */
 short ctl_client_events(const ctl_client *c);
 ctl_io ctl_client_io(ctl_client *c);
-/* Appends to the answer; -1 when out of memory. */
+/* Appends to the answer; -1 when out of memory.  ctl_client_queue0 takes
+ * p (malloc'ed; freed even on failure) instead of copying it. */
 int ctl_client_queue(ctl_client *c, const char *s, size_t n);
+int ctl_client_queue0(ctl_client *c, char *p, size_t n);
 /* The answer is complete: sends what the client takes now (CTL_WRITE). */
 ctl_io ctl_client_answer(ctl_client *c);
 void ctl_client_close(ctl_client *c);

@@ -20,8 +20,7 @@ void track_free(track *t)
 		return;
 	free(t->last_error);
 	track_set_pin_latch(t, NULL);
-	free(t->name);
-	conf_enrollment_clear(&t->e);
+	conf_enrollment_clear(&t->e); /* t->name too */
 	free(t);
 }
 
@@ -61,11 +60,11 @@ static track *track_new(const conf_file *cf, const char *name, const char *state
 	track *t = calloc(1, sizeof(*t));
 
 	snprintf(err, errlen, "out of memory");
-	if (t == NULL || (t->name = strdup(name)) == NULL) {
-		free(t);
+	if (t == NULL)
 		return NULL;
-	}
 	conf_enrollment_init(&t->e);
+	if ((t->name = t->e.name = strdup(name)) == NULL)
+		goto fail;
 	if (state_dir != NULL && (t->e.state_dir = strdup(state_dir)) == NULL)
 		goto fail;
 	if (conf_file_get(cf, name, &t->e, err, errlen) < 0 || policy_of(t, err, errlen) < 0)

@@ -11,8 +11,8 @@
 #   - the latency of `p11enroll status --json` (median, max; client process,
 #     timed around it) while the start-up pass runs, and of the agent's own
 #     answer to "status" on its socket (timed inside one python3 process,
-#     from connect to the answer's end): the client parses the whole
-#     configuration file before it asks.
+#     from connect to the answer's end): the difference is the client's
+#     start and its reading of the file's head (the socket's sections).
 # usage: bench/agent-scale.sh [BUILD_DIR] [COUNTS...]   (default build/, 1000 10000)
 # Environment: TMPDIR (where the token, state and logs go; /dev/shm for a
 # token in memory), IDLE (default 60), SAMPLES (status requests, default 20),

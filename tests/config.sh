@@ -4,7 +4,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 90
+plan 100
 make_token conf || exit 1
 start_ca || exit 1
 
@@ -195,6 +195,33 @@ p11e list test --trusted "$TMP/ca/root.pem"
 check "/config/load/command-line-completes/exit-0" expect_rc 0
 p11e check-config test
 check "/config/check-config/no-name/exit-2" expect_rc 2
+
+# A client of the agent (status, reload, clear) reads only what decides the
+# control socket: the unnamed section and the first enrollment's (by name,
+# as the agent orders them).  No agent runs here: exit 5, naming the socket.
+write_conf conf
+printf '[zz]\nretry_min = soon\ntiemout = 5\n' >> "$TMP/p11enroll.conf"
+p11e -v -v status
+check "/config/client/other-broken/exit-5" expect_rc 5
+check "/config/client/other-broken/socket" grep_err "no agent answers on $TMP/state/control:"
+check "/config/client/other-broken/head-only" grep_err "read \[default\] and \[test\] of 2 enrollment"
+printf '[aa]\nstate_dir = %s\n' "$TMP/state-aa" >> "$TMP/p11enroll.conf"
+p11e reload
+check "/config/client/first-section-decides" grep_err "no agent answers on $TMP/state-aa/control:"
+p11e clear nosuch
+check "/config/client/clear-unknown/exit-2" expect_rc 2
+check "/config/client/clear-unknown/message" grep_err "p11enroll.conf has no enrollment \[nosuch\]"
+# a socket that cannot be found is an error, with its line
+write_conf conf "state_dir = state"
+bad client-relative-state "p11enroll.conf:[0-9]+: \[test\] state_dir: 'state' is not an absolute path" status
+# what the head alone cannot answer for (an .include) is read whole, with
+# every check
+write_conf conf
+printf '[zz]\nretry_min = soon\n' > "$TMP/included.conf"
+printf '.include %s\n' "$TMP/included.conf" >> "$TMP/p11enroll.conf"
+p11e -v -v status
+check "/config/client/include/exit-2" expect_rc 2
+check "/config/client/include/whole" grep_err "\[zz\] retry_min: 'soon' is not a duration"
 
 # --help and --version.
 "$P11ENROLL" --help > "$TMP/out"; RC=$?

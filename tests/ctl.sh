@@ -13,7 +13,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 84
+plan 87
 SCALE=$P11E_SCALE
 case $SCALE in '' | *[!0-9]* | 0) SCALE=1 ;; esac
 
@@ -303,6 +303,13 @@ check "/ctl/reload-broken/keeps" sh -c "cat '$TMP/out' '$TMP/err' | grep -q 'rel
 check "/ctl/reload-broken/logged" test "$(in_log "$L" 'reload failed: .*retry_min: .soon. is not a duration')" -eq 1
 pe "$CN" status
 check "/ctl/reload-broken/still-tracks" grep -q -E '^test +' "$TMP/out"
+# the client itself reads the broken file: it needs only the socket from it,
+# and the agent says what is wrong (a client no longer checks every section)
+pe "$C" reload
+check "/ctl/reload-broken/own-file-exit-2" expect_rc 2
+check "/ctl/reload-broken/own-file-agent-says" sh -c "grep -q -E ':[0-9]+: \[test\] retry_mni: unknown key' '$TMP/err' && grep -q 'reload failed: the agent keeps' '$TMP/err'"
+pe "$C" status
+check "/ctl/reload-broken/own-file-status" grep -q -E '^test +' "$TMP/out"
 if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null 2>&1; then
 	as_nobody reload
 	check "/ctl/reload-broken/group-exit-2" expect_rc 2

@@ -1,6 +1,7 @@
 /*
- * Fuzz target: the configuration file (NCONF + our key table) and the
- * subject / subjectAltName parsers.  The input is written to a file and
+ * Fuzz target: the configuration file (NCONF + our key table, whole and
+ * as a client of the agent reads its head) and the subject /
+ * subjectAltName parsers.  The input is written to a file and
  * loaded as the configuration; its subject and san values, if any, are
  * parsed as well.
  */
@@ -46,6 +47,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	conf_enrollment_clear(&e);
+	/* as a client of the agent reads it: the head, or the whole file */
+	{
+		conf_diag d = { 0 };
+		conf_file *cf = NULL;
+
+		conf_enrollment_init(&e);
+		if (conf_file_load_head(path, &cf, &d) == 0 && conf_file_count(cf) > 0)
+			(void)conf_file_get(cf, conf_file_name(cf, 0), &e, err, sizeof(err));
+		conf_enrollment_clear(&e);
+		conf_file_free(cf);
+		conf_diag_clear(&d);
+	}
 	unlink(path);
 	return 0;
 }

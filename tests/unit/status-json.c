@@ -52,9 +52,10 @@ int main(int argc, char **argv)
 
 		ts[i] = &t[i];
 		t[i].st = T_BACKOFF;
-		if ((t[i].name = malloc(nlen)) == NULL)
+		if ((t[i].e.name = malloc(nlen)) == NULL)
 			return 1;
-		if (unhex(argv[1 + 3 * i], t[i].name, nlen) < 0 ||
+		t[i].name = t[i].e.name; /* as track_new() has it */
+		if (unhex(argv[1 + 3 * i], t[i].e.name, nlen) < 0 ||
 		    unhex(argv[2 + 3 * i], t[i].token_serial, sizeof(t[i].token_serial)) < 0 ||
 		    unhex(argv[3 + 3 * i], err, sizeof(err)) < 0) {
 			fprintf(stderr, "status-json: enrollment %zu: not hex, a NUL byte or too long\n",
@@ -68,7 +69,7 @@ int main(int argc, char **argv)
 	fwrite(doc, 1, len, stdout);
 	free(doc);
 	for (i = 0; i < n; i++) {
-		free(t[i].name);
+		free(t[i].e.name);
 		free(t[i].last_error);
 	}
 	free(ts);

@@ -203,6 +203,98 @@ static void test_conf(void)
 	conf_enrollment_clear(&e);
 }
 
+/* Enrollments point at one copy of each value (conf_pool), which outlives
+ * the file; a copy owns its strings. */
+static void test_conf_pool(void)
+{
+	const char *path = write_file("pool.conf", "server = http://shared\n"
+						   "[a]\nlabel = x\ntoken = pkcs11:token=t\n"
+						   "[b]\nlabel = y\ntoken = pkcs11:token=t\n");
+	conf_diag d = { 0 };
+	conf_file *cf = NULL;
+	conf_enrollment ea, eb, c;
+	conf_pool *p;
+	const char *x, *big;
+	char err[512], *long_text, name[32];
+	int ok = 1, i;
+
+	conf_enrollment_init(&ea);
+	conf_enrollment_init(&eb);
+	conf_enrollment_init(&c);
+	tap_check(conf_file_load(path, 0, &cf, &d) == 0 &&
+		       conf_file_get(cf, "a", &ea, err, sizeof(err)) == 0 &&
+		       conf_file_get(cf, "b", &eb, err, sizeof(err)) == 0 && ea.server == eb.server &&
+		       ea.token == eb.token && strcmp(ea.label, "x") == 0 &&
+		       strcmp(eb.label, "y") == 0,
+	       "/conf/pool/equal-values-shared");
+	conf_file_free(cf);
+	tap_check(ea.server != NULL && strcmp(ea.server, "http://shared") == 0 &&
+		       strcmp(eb.token, "pkcs11:token=t") == 0,
+	       "/conf/pool/outlives-file");
+	tap_check(conf_enrollment_copy(&c, &ea) == 0 && c.server != ea.server &&
+		       strcmp(c.server, ea.server) == 0,
+	       "/conf/pool/copy-owns");
+	conf_enrollment_clear(&ea);
+	conf_enrollment_clear(&eb);
+	tap_check(strcmp(c.label, "x") == 0, "/conf/pool/copy-outlives");
+	conf_enrollment_clear(&c);
+	conf_diag_clear(&d);
+
+	/* many strings, one longer than a block, each found again */
+	p = conf_pool_new();
+	long_text = malloc(200000);
+	if (p == NULL || long_text == NULL)
+		abort();
+	memset(long_text, 'z', 199999);
+	long_text[199999] = '\0';
+	x = conf_pool_get0(p, "x");
+	big = conf_pool_get0(p, long_text);
+	for (i = 0; i < 20000 && ok; i++) {
+		snprintf(name, sizeof(name), "e-%d", i);
+		ok = conf_pool_get0(p, name) != NULL;
+	}
+	for (i = 0; i < 20000 && ok; i++) {
+		const char *again;
+
+		snprintf(name, sizeof(name), "e-%d", i);
+		again = conf_pool_get0(p, name);
+		ok = again != NULL && strcmp(again, name) == 0 && again == conf_pool_get0(p, name);
+	}
+	tap_check(ok && x != NULL && x == conf_pool_get0(p, "x") && big != NULL &&
+		       strcmp(big, long_text) == 0 && big == conf_pool_get0(p, long_text),
+	       "/conf/pool/intern");
+	free(long_text);
+	conf_pool_free(p);
+}
+
+/* A client's head of the file: the enrollments' names, and of the
+ * sections only the keys that decide the control socket. */
+static void test_conf_head(void)
+{
+	const char *path = write_file("head.conf", "state_dir = /var/tmp/h\nserver = http://x\n"
+						   "[zz]\nretry_min = soon\nno_such_key = 1\n"
+						   "[aa]\nlabel = first\n"
+						   "[mm]\nlabel = m\n");
+	conf_diag d = { 0 };
+	conf_file *cf = NULL;
+	conf_enrollment e;
+	char err[512];
+
+	conf_enrollment_init(&e);
+	tap_check(conf_file_load_head(path, &cf, &d) == 0 && conf_file_count(cf) == 3 &&
+		       strcmp(conf_file_name(cf, 0), "aa") == 0 &&
+		       conf_file_pick(cf, "zz", err, sizeof(err)) != NULL &&
+		       conf_file_pick(cf, "nosuch", err, sizeof(err)) == NULL,
+	       "/conf/head/names-other-sections-unchecked");
+	tap_check(cf != NULL && conf_file_get(cf, "aa", &e, err, sizeof(err)) == 0 &&
+		       e.state_dir != NULL && strcmp(e.state_dir, "/var/tmp/h") == 0 &&
+		       e.label == NULL && e.server == NULL,
+	       "/conf/head/socket-keys-only");
+	conf_enrollment_clear(&e);
+	conf_file_free(cf);
+	conf_diag_clear(&d);
+}
+
 /* conf_file_load over text: the error count and the diagnostics. */
 static int diag_of(const char *name, const char *text, conf_diag *d)
 {
@@ -948,7 +1040,7 @@ static void test_status_hostile(void)
 }
 
 /* the number of checks main runs */
-#define PLAN 141
+#define PLAN 148
 
 int main(void)
 {
@@ -963,6 +1055,8 @@ int main(void)
 	test_key_type();
 	test_secret();
 	test_conf();
+	test_conf_pool();
+	test_conf_head();
 	test_conf_check();
 	test_cmp_settings();
 	test_pending_parse();
