@@ -158,7 +158,8 @@ static agent_rc swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *ne
 {
 	/* A pair to be deleted carries "(replaced)", so that recovery never
 	 * mistakes it for one kept by keep_old. */
-	char *old_label = agent_label_with(e->label, e->keep_old == 1 ? AGENT_MARK_OLD : AGENT_MARK_REPLACED);
+	char *old_label =
+	    agent_label_with(e->label, e->keep_old == 1 ? AGENT_MARK_OLD : AGENT_MARK_REPLACED);
 	char cmd[512];
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;

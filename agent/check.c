@@ -127,7 +127,8 @@ static agent_rc look_listed(const conf_enrollment *e, tok_ctx *tok, const tok_in
 
 	if (e->label == NULL || (recover && agent_listing_leftovers(l, e->label)))
 		return look(e, tok, info, recover);
-	for (i = agent_listing_first(l, e->label); i < l->n && strcmp(l->by_label[i]->label, e->label) == 0; i++) {
+	for (i = agent_listing_first(l, e->label);
+	     i < l->n && strcmp(l->by_label[i]->label, e->label) == 0; i++) {
 		const tok_object *o = l->by_label[i];
 
 		/* the end-entity certificate, as tok_find_cert takes it */

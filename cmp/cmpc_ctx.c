@@ -440,12 +440,11 @@ oom:
 	return CMPC_ERR_INTERNAL;
 }
 
-/* Appends the PEM certificates of pemfile to dst; what names the file in
- * messages ("trust anchor file"). */
 /*
- * The certificates of pemfile become *dst (on failure *dst stays).  A file
- * loaded already is not read again: a batch sets each row's enrollment up
- * on one context, and each row appended the anchors once more.
+ * The certificates of pemfile become *dst (on failure *dst stays); what
+ * names the file in messages ("trust anchor file").  A file loaded already
+ * is not read again: a batch sets each row's enrollment up on one context,
+ * and each row appended the anchors once more.
  */
 static cmpc_rv load_certs(cmpc_ctx *ctx, const char *pemfile, const char *what,
 			  STACK_OF(X509) **dst, char **dst_path)

@@ -21,7 +21,6 @@
 #include <string.h>
 
 #include <openssl/asn1t.h>
-#include <openssl/crmf.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
