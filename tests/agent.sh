@@ -375,11 +375,17 @@ check "/agent/hook/no-secret" no_secret_in "$HOOK"
 
 # --- 13: the metrics file after the renewals -----------------------------------
 M="$TMP/metrics.prom"
-na=$(jget "$C1" test not_after)
 check "/agent/metrics/exists" test -f "$M"
-check "/agent/metrics/not-after" grep -q -x -F \
-	"p11enroll_certificate_not_after_seconds{enrollment=\"test\"} $na" "$M"
-check "/agent/metrics/state" grep -q -x -F 'p11enroll_state{enrollment="test",state="valid"} 1' "$M"
+# the agent goes on renewing: status and the file are compared between two
+# renewals (a renewal moves not_after, and the file follows it on its next
+# write), until they agree
+metrics_not_after() {
+	grep -q -x -F "p11enroll_certificate_not_after_seconds{enrollment=\"test\"} \
+$(jget "$C1" test not_after)" "$M"
+}
+check "/agent/metrics/not-after" wait_for 30 metrics_not_after
+check "/agent/metrics/state" wait_for 30 \
+	grep -q -x -F 'p11enroll_state{enrollment="test",state="valid"} 1' "$M"
 check "/agent/metrics/eof" test "$(tail -n 1 "$M")" = "# EOF"
 check "/agent/metrics/readable" test "$(stat -c %a "$M")" = 644
 
