@@ -242,6 +242,16 @@ static tok_rv module_path(tok_ctx *ctx, const char *module, P11KitUri *uri, cons
 	return TOK_OK;
 }
 
+tok_rv tok_module_file(tok_ctx *ctx, const char *module, P11KitUri *uri, char **ret_path)
+{
+	if (module == NULL && p11_kit_uri_get_module_path(uri) == NULL &&
+	    p11_kit_uri_get_module_name(uri) == NULL)
+		return tok_fail(ctx, TOK_ERR_CONFIG,
+				"choosing the PKCS#11 module failed: none given: give the module "
+				"(its path or p11-kit name), or module-path= in the URI");
+	return module_path(ctx, module, uri, "", ret_path);
+}
+
 static tok_rv load_module(tok_ctx *ctx, const char *path)
 {
 	CK_C_GetFunctionList getfl;
