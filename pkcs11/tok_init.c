@@ -118,11 +118,9 @@ static tok_rv init_token(tok_ctx *ctx, tok_raw *r, P11KitUri *uri, const char *u
 				"initializing it again would erase it: select a blank token",
 				what);
 	}
-	if (ti.flags & CKF_SO_PIN_LOCKED)
-		return tok_fail(ctx, TOK_ERR_PIN_LOCKED,
-				"initializing the token in slot %lu refused: its SO PIN is locked "
-				"(not tried): the token cannot be initialized here",
-				(unsigned long)slot);
+	/* Not refused on CKF_SO_PIN_LOCKED: SoftHSM2 sets it (with
+	 * CKF_SO_PIN_TO_BE_CHANGED) on every blank token; a token whose SO PIN
+	 * is really locked answers CKR_PIN_LOCKED, which the message explains. */
 	tok_label_pad(label, lab);
 	tok_copy_padded(shown, sizeof(shown), lab, sizeof(lab));
 	ckr = r->f->C_InitToken(slot, (CK_UTF8CHAR *)so_pin, (CK_ULONG)strlen(so_pin), lab);

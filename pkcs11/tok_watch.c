@@ -66,22 +66,11 @@ static int same_identity(const CK_TOKEN_INFO *a, const CK_TOKEN_INFO *b)
 	       memcmp(a->manufacturerID, b->manufacturerID, sizeof(a->manufacturerID)) == 0;
 }
 
-static int blank_field(const unsigned char *v, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (v[i] != ' ' && v[i] != '\0')
-			return 0;
-	return 1;
-}
-
 /*
  * The URI of token ti in slot s that selects it among all the tokens
  * present (all: every slot with a token, initialized or not, matching the
- * pattern or not: tok_open chooses among all of them).  Fields that are
- * blank are left out (they would select only blank ones, and say nothing);
- * slot-id is added when the rest selects more than this token.
+ * pattern or not: tok_open chooses among all of them); slot-id is added
+ * only when the rest selects more than this token.
  */
 static int make_uri(const CK_TOKEN_INFO *ti, CK_SLOT_ID s, const tok_raw_token *all, size_t n,
 		    char *out, size_t outsize)
@@ -94,15 +83,14 @@ static int make_uri(const CK_TOKEN_INFO *ti, CK_SLOT_ID s, const tok_raw_token *
 
 	if (u == NULL)
 		return 0;
+	/* All four, blank ones too: "token=" selects only tokens without a
+	 * label, which a blank token needs more than a slot ID that p11-kit
+	 * renumbers. */
 	ut = p11_kit_uri_get_token_info(u);
-	if (!blank_field(ti->label, sizeof(ti->label)))
-		memcpy(ut->label, ti->label, sizeof(ut->label));
-	if (!blank_field(ti->manufacturerID, sizeof(ti->manufacturerID)))
-		memcpy(ut->manufacturerID, ti->manufacturerID, sizeof(ut->manufacturerID));
-	if (!blank_field(ti->model, sizeof(ti->model)))
-		memcpy(ut->model, ti->model, sizeof(ut->model));
-	if (!blank_field(ti->serialNumber, sizeof(ti->serialNumber)))
-		memcpy(ut->serialNumber, ti->serialNumber, sizeof(ut->serialNumber));
+	memcpy(ut->label, ti->label, sizeof(ut->label));
+	memcpy(ut->manufacturerID, ti->manufacturerID, sizeof(ut->manufacturerID));
+	memcpy(ut->model, ti->model, sizeof(ut->model));
+	memcpy(ut->serialNumber, ti->serialNumber, sizeof(ut->serialNumber));
 	for (i = 0; i < n; i++)
 		if (all[i].rv == CKR_OK && p11_kit_uri_match_token_info(u, &all[i].ti))
 			matches++;
