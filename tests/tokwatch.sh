@@ -11,7 +11,7 @@ WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$TW"
 need_file "$WRAP"
 setup
-plan 40
+plan 47
 NEW_PIN=5702-new-user-pin
 printf '%s\n' "$SO_PIN" > "$TMP/sopin"
 printf '%s\n' "$NEW_PIN" > "$TMP/newpin"
@@ -118,6 +118,26 @@ check "/tokwatch/no-touch/no-session" test "$(grep -c -E '^C_(OpenSession|Login)
 # Each poll re-initializes the module (SoftHSM2 shows new tokens no other way).
 check "/tokwatch/no-touch/reinitializes" test "$(grep -c '^C_Initialize ' "$TMP/wrap.log")" -ge 3
 unset P11WRAP_MODULE
+
+# ---- a module with slot events: asked, not re-initialized ----------------
+# p11wrap plays a module that delivers events (P11WRAP_SLOT_EVENTS).
+: > "$TMP/events.log"
+P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_SLOT_EVENTS=1 P11WRAP_LOG="$TMP/events.log" \
+	"$TW" watch --module "$WRAP" --interval 50 --timeout "$GUARD_MS" > "$TMP/events.out" 2> "$TMP/events.err" &
+WATCH_PIDS=$!
+check "/tokwatch/events/uses-events" saw events '^ready events=1$'
+make_token t6 || exit 1
+check "/tokwatch/events/appeared" saw events '^appeared .* label=t6 '
+delete_token t6
+check "/tokwatch/events/removed" saw events '^removed .* label=t6 '
+stop_watchers
+check "/tokwatch/events/initialized-once" test "$(grep -c '^C_Initialize ' "$TMP/events.log")" -eq 1
+check "/tokwatch/events/no-finalize-per-poll" test "$(grep -c '^C_Finalize ' "$TMP/events.log")" -le 1
+check "/tokwatch/events/asked" test "$(grep -c '^C_WaitForSlotEvent ' "$TMP/events.log")" -ge 3
+# TOK_WATCH_POLL: polls even so.
+P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_SLOT_EVENTS=1 "$TW" watch --module "$WRAP" --poll \
+	--count 1 --timeout "$GUARD_MS" > "$TMP/forced.out" 2> "$TMP/forced.err"
+check "/tokwatch/events/poll-forced" grep -q '^ready events=0$' "$TMP/forced.out"
 
 # ---- someone else holds the module: refused -----------------------------
 "$TW" watch --module "$SOFTHSM2_MODULE" --open-first 'pkcs11:token=t1' > "$TMP/held.out" \
