@@ -243,6 +243,9 @@ tok_rv tok_raw_load(tok_ctx *ctx, const char *path, tok_raw *r);
 tok_rv tok_raw_init(tok_ctx *ctx, tok_raw *r);
 /* C_Finalize when ours to call. */
 void tok_raw_fini(tok_raw *r);
+/* Whether a raw user (a watcher not suspended, tok_init_token) holds the
+ * module with this dlopen handle initialized. */
+int tok_raw_holds(void *dl);
 /* Finalizes if needed and dlcloses; r is zeroed.  NULL-safe fields. */
 void tok_raw_unload(tok_raw *r);
 

@@ -15,6 +15,42 @@
 
 #include "pkcs11/tok-int.h"
 
+/*
+ * The modules this layer's raw users hold initialized (their dlopen
+ * handles: one per loaded file, whatever path named it), for tok_open to
+ * refuse them: libp11 takes CKR_CRYPTOKI_ALREADY_INITIALIZED as success,
+ * and would then share the module with a watcher that finalizes it on
+ * every poll.  Watchers and tok_open are used from one thread.
+ */
+#define HELD_MAX 16
+static void *held[HELD_MAX];
+
+int tok_raw_holds(void *dl)
+{
+	size_t i;
+
+	for (i = 0; dl != NULL && i < HELD_MAX; i++)
+		if (held[i] == dl)
+			return 1;
+	return 0;
+}
+
+static void hold(void *dl, int on)
+{
+	size_t i;
+
+	for (i = 0; i < HELD_MAX; i++) {
+		if (on && held[i] == NULL) {
+			held[i] = dl;
+			return;
+		}
+		if (!on && held[i] == dl) {
+			held[i] = NULL;
+			return;
+		}
+	}
+}
+
 tok_rv tok_raw_load(tok_ctx *ctx, const char *path, tok_raw *r)
 {
 	CK_C_GetFunctionList getfl;
@@ -64,6 +100,7 @@ tok_rv tok_raw_init(tok_ctx *ctx, tok_raw *r)
 	rv = r->f->C_Initialize(&args);
 	if (rv == CKR_OK) {
 		r->initialized = 1;
+		hold(r->dl, 1);
 		return TOK_OK;
 	}
 	if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED)
@@ -82,8 +119,10 @@ tok_rv tok_raw_init(tok_ctx *ctx, tok_raw *r)
 
 void tok_raw_fini(tok_raw *r)
 {
-	if (r->f != NULL && r->initialized)
+	if (r->f != NULL && r->initialized) {
 		r->f->C_Finalize(NULL);
+		hold(r->dl, 0);
+	}
 	r->initialized = 0;
 }
 

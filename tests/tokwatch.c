@@ -4,7 +4,7 @@
  *
  * usage: tokwatch watch --module PATH [--pattern URI] [--interval MS] [--blank]
  *                       [--no-present] [--poll] [--count N] [--timeout MS]
- *                       [--open-first URI] [--open-each PIN_FILE]
+ *                       [--open-first URI] [--open-each PIN_FILE [--unsuspended]]
  *        tokwatch init --module PATH --uri URI --label LABEL --so-pin-file FILE
  *                      --pin-file FILE
  *        tokwatch bench --module PATH [--pattern URI] --polls N
@@ -17,7 +17,9 @@
  * and keeps it open (the watcher must refuse).  --open-each: after each
  * appeared event the watcher is suspended, the event's URI opened with
  * tok_open and logged in to with the PIN of the file, the token freed and
- * the watcher resumed ("opened uri=URI label=L login=ok|<error>").
+ * the watcher resumed ("opened uri=URI label=L login=ok|<error>", or
+ * "opened uri=URI failed=<error>"); with --unsuspended the watcher is not
+ * suspended (tok_open must refuse).
  *
  * init initializes the blank token URI selects (tok_init_token) and then
  * opens it by its new serial and logs in with the new user PIN:
@@ -50,13 +52,14 @@ struct opts {
 	    *pin_file;
 	long interval, count, timeout, polls;
 	unsigned flags;
+	int held;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: tokwatch watch --module PATH [--pattern URI] [--interval MS] "
 		   "[--blank] [--no-present] [--poll] [--count N] [--timeout MS] "
-		   "[--open-first URI] [--open-each PIN_FILE]\n"
+		   "[--open-first URI] [--open-each PIN_FILE [--unsuspended]]\n"
 		   "       tokwatch init --module PATH --uri URI --label LABEL --so-pin-file FILE "
 		   "--pin-file FILE\n"
 		   "       tokwatch bench --module PATH [--pattern URI] --polls N\n");
@@ -106,15 +109,17 @@ static void print_event(const tok_watch_event *e)
 	fflush(stdout);
 }
 
-/* Suspends w, opens the token uri and logs in, frees it, resumes w. */
-static int open_between(tok_watch *w, const char *module, const char *uri, const char *pin_file)
+/* Suspends w (unless held), opens the token uri and logs in, frees it,
+ * resumes w. */
+static int open_between(tok_watch *w, const char *module, const char *uri, const char *pin_file,
+			int held)
 {
 	tok_ctx *ctx = NULL;
 	tok_info info;
 	char pin[PIN_MAX];
 	tok_rv rv;
 
-	if ((rv = tok_watch_suspend(w)) != TOK_OK) {
+	if (!held && (rv = tok_watch_suspend(w)) != TOK_OK) {
 		fprintf(stderr, "tokwatch: %s\n", tok_watch_errmsg(w));
 		return -1;
 	}
@@ -135,7 +140,7 @@ static int open_between(tok_watch *w, const char *module, const char *uri, const
 	}
 	fflush(stdout);
 	tok_free(ctx);
-	if (tok_watch_resume(w) != TOK_OK) {
+	if (!held && tok_watch_resume(w) != TOK_OK) {
 		fprintf(stderr, "tokwatch: %s\n", tok_watch_errmsg(w));
 		return -1;
 	}
@@ -187,7 +192,7 @@ static int do_watch(const struct opts *o)
 		print_event(&e);
 		seen++;
 		if (o->open_each != NULL && e.kind == TOK_WATCH_APPEARED && e.initialized &&
-		    open_between(w, o->module, e.uri, o->open_each) != 0)
+		    open_between(w, o->module, e.uri, o->open_each, o->held) != 0)
 			goto out;
 	}
 	rc = 0;
@@ -290,6 +295,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	    {"timeout", required_argument, NULL, 't'},
 	    {"open-first", required_argument, NULL, 'o'},
 	    {"open-each", required_argument, NULL, 'e'},
+	    {"unsuspended", no_argument, NULL, 'H'},
 	    {"uri", required_argument, NULL, 'u'},
 	    {"label", required_argument, NULL, 'l'},
 	    {"so-pin-file", required_argument, NULL, 's'},
@@ -315,6 +321,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'p': o->flags |= TOK_WATCH_POLL; break;
 		case 'o': o->open_first = optarg; break;
 		case 'e': o->open_each = optarg; break;
+		case 'H': o->held = 1; break;
 		case 'u': o->uri = optarg; break;
 		case 'l': o->label = optarg; break;
 		case 's': o->so_pin_file = optarg; break;

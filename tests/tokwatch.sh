@@ -11,7 +11,7 @@ WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$TW"
 need_file "$WRAP"
 setup
-plan 47
+plan 49
 NEW_PIN=5702-new-user-pin
 printf '%s\n' "$SO_PIN" > "$TMP/sopin"
 printf '%s\n' "$NEW_PIN" > "$TMP/newpin"
@@ -68,7 +68,8 @@ check "/tokwatch/any/removed" saw any '^removed .* label=t2 '
 # Many polls have seen SoftHSM2's uninitialized slot by now.
 check "/tokwatch/any/no-blank-without-flag" never any 'initialized=0'
 check "/tokwatch/any/uri-exact" grep -q -E \
-	'^appeared uri=pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;serial=[0-9a-f]+;token=t1 ' \
+	'^appeared uri=pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;'\
+'serial=[0-9a-f]+;token=t1 ' \
 	"$TMP/any.out"
 check "/tokwatch/any/t1-not-removed" never any '^removed .* label=t1 '
 
@@ -114,7 +115,8 @@ check "/tokwatch/no-touch/removed" saw wrapped '^removed .* label=t4 '
 stop_watchers
 check "/tokwatch/no-touch/only-listing-calls" sh -c "! grep -v -E \
 	'^C_(Initialize|Finalize|GetInfo|GetSlotList|GetTokenInfo|WaitForSlotEvent) ' '$TMP/wrap.log'"
-check "/tokwatch/no-touch/no-session" test "$(grep -c -E '^C_(OpenSession|Login) ' "$TMP/wrap.log")" -eq 0
+check "/tokwatch/no-touch/no-session" \
+	test "$(grep -c -E '^C_(OpenSession|Login) ' "$TMP/wrap.log")" -eq 0
 # Each poll re-initializes the module (SoftHSM2 shows new tokens no other way).
 check "/tokwatch/no-touch/reinitializes" test "$(grep -c '^C_Initialize ' "$TMP/wrap.log")" -ge 3
 unset P11WRAP_MODULE
@@ -123,7 +125,8 @@ unset P11WRAP_MODULE
 # p11wrap plays a module that delivers events (P11WRAP_SLOT_EVENTS).
 : > "$TMP/events.log"
 P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_SLOT_EVENTS=1 P11WRAP_LOG="$TMP/events.log" \
-	"$TW" watch --module "$WRAP" --interval 50 --timeout "$GUARD_MS" > "$TMP/events.out" 2> "$TMP/events.err" &
+	"$TW" watch --module "$WRAP" --interval 50 --timeout "$GUARD_MS" > "$TMP/events.out" \
+	2> "$TMP/events.err" &
 WATCH_PIDS=$!
 check "/tokwatch/events/uses-events" saw events '^ready events=1$'
 make_token t6 || exit 1
@@ -132,7 +135,8 @@ delete_token t6
 check "/tokwatch/events/removed" saw events '^removed .* label=t6 '
 stop_watchers
 check "/tokwatch/events/initialized-once" test "$(grep -c '^C_Initialize ' "$TMP/events.log")" -eq 1
-check "/tokwatch/events/no-finalize-per-poll" test "$(grep -c '^C_Finalize ' "$TMP/events.log")" -le 1
+check "/tokwatch/events/no-finalize-per-poll" \
+	test "$(grep -c '^C_Finalize ' "$TMP/events.log")" -le 1
 check "/tokwatch/events/asked" test "$(grep -c '^C_WaitForSlotEvent ' "$TMP/events.log")" -ge 3
 # TOK_WATCH_POLL: polls even so.
 P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_SLOT_EVENTS=1 "$TW" watch --module "$WRAP" --poll \
@@ -155,6 +159,15 @@ delete_token t5
 check "/tokwatch/open-each/resumed" saw each '^removed .* label=t5 '
 stop_watchers
 
+# ... and not suspended: tok_open refuses (libp11 alone would share it).
+watch held --no-present --open-each "$TMP/pin" --unsuspended
+make_token t7 || exit 1
+check "/tokwatch/open-unsuspended/refused" saw held \
+	'^opened uri=[^ ]*token=t7 failed=.*a token watcher in this process holds it initialized'
+delete_token t7
+check "/tokwatch/open-unsuspended/watcher-goes-on" saw held '^removed .* label=t7 '
+stop_watchers
+
 # ---- malformed pattern ----------------------------------------------------
 "$TW" watch --module "$SOFTHSM2_MODULE" --pattern 'pkcs11:colour=red' > "$TMP/bad.out" \
 	2> "$TMP/bad.err"
@@ -174,7 +187,8 @@ init() {
 }
 init fresh "$BLANK_URI"
 check "/tokwatch/init/exit-0" expect_rc 0
-check "/tokwatch/init/initialized" grep -q '^initialized label=fresh serial=[0-9a-f]' "$TMP/init.out"
+check "/tokwatch/init/initialized" grep -q '^initialized label=fresh serial=[0-9a-f]' \
+	"$TMP/init.out"
 check "/tokwatch/init/login-with-new-pin" grep -q '^login ok$' "$TMP/init.out"
 # login_ok LABEL PIN: pkcs11-tool logs in to the token with PIN.
 login_ok() {
@@ -192,7 +206,8 @@ check "/tokwatch/init/other-pin-refused" login_refused fresh "$USER_PIN"
 LONG="xääääääääääääääääääää"
 init "$LONG" 'pkcs11:token='
 check "/tokwatch/init/long-label-exit-0" expect_rc 0
-check "/tokwatch/init/long-label-cut-utf8" grep -q '^initialized label=xäääääääääääääää serial=' \
+check "/tokwatch/init/long-label-cut-utf8" \
+	grep -q '^initialized label=xäääääääääääääää serial=' \
 	"$TMP/init.out"
 
 # An initialized token is never initialized again (that would erase it).
