@@ -11,7 +11,7 @@ WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$TW"
 need_file "$WRAP"
 setup
-plan 49
+plan 51
 NEW_PIN=5702-new-user-pin
 printf '%s\n' "$SO_PIN" > "$TMP/sopin"
 printf '%s\n' "$NEW_PIN" > "$TMP/newpin"
@@ -175,6 +175,20 @@ RC=$?
 check "/tokwatch/bad-pattern/refused" test "$RC" -eq 3
 check "/tokwatch/bad-pattern/says-why" grep -q "parsing token pattern 'pkcs11:colour=red' failed" \
 	"$TMP/bad.err"
+
+# ---- the module fails: the watcher says which call, how ----------------
+# watch_fails NAME FAIL: a watcher through p11wrap with P11WRAP_FAIL=FAIL.
+watch_fails() {
+	P11WRAP_MODULE="$SOFTHSM2_MODULE" P11WRAP_FAIL=$2 "$TW" watch --module "$WRAP" \
+		--timeout "$GUARD_MS" > "$TMP/$1.out" 2> "$TMP/$1.err"
+	RC=$?
+}
+watch_fails slotfail C_GetSlotList=CKR_DEVICE_ERROR
+check "/tokwatch/fails/slot-list" sh -c "[ $RC -eq 3 ] && grep -q \
+	\"watching PKCS#11 module '.*' failed: C_GetSlotList: CKR_DEVICE_ERROR\" '$TMP/slotfail.err'"
+watch_fails initfail C_Initialize=CKR_DEVICE_ERROR
+check "/tokwatch/fails/initialize" sh -c "[ $RC -eq 3 ] && grep -q \
+	'C_Initialize of PKCS#11 module .* failed: CKR_DEVICE_ERROR' '$TMP/initfail.err'"
 
 # ---- initializing the blank token -----------------------------------------
 # init LABEL URI [MODULE]: tests/tokwatch init; RC, $TMP/init.out/.err.
