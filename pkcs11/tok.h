@@ -309,7 +309,8 @@ void tok_watch_free(tok_watch *w);
  * tok_watch_event's uri, or e.g. pkcs11:model=...;slot-id=N): C_InitToken
  * with so_pin and label (blank-padded to 32 bytes; a longer label is cut at
  * a UTF-8 character boundary), then C_Login as SO, C_InitPIN with user_pin,
- * C_Logout.  Refuses an initialized token (TOK_ERR_CONFIG): C_InitToken
+ * C_Logout.  label must be printable UTF-8, not empty (TOK_ERR_CONFIG).
+ * Refuses an initialized token (TOK_ERR_CONFIG): C_InitToken
  * would erase it.  module as for tok_watch_new; loaded like a watcher's
  * (same rule: not while a tok_open context or an unsuspended watcher holds
  * the module).  PINs are NUL-terminated, used as given and never copied,

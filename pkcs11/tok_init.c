@@ -33,6 +33,44 @@ size_t tok_label_pad(const char *label, unsigned char out[32])
 	return n;
 }
 
+/* Whether label is UTF-8 without control characters (it comes from a
+ * queue file or a template: a token's label is shown to people and put in
+ * URIs and file names). */
+static int printable_utf8(const char *label)
+{
+	const unsigned char *p = (const unsigned char *)label;
+	size_t k, more;
+	unsigned long cp;
+
+	while (*p != '\0') {
+		if (*p < 0x80) {
+			if (*p < 0x20 || *p == 0x7f)
+				return 0;
+			p++;
+			continue;
+		}
+		if (*p >= 0xc2 && *p <= 0xdf)
+			more = 1, cp = *p & 0x1f;
+		else if (*p >= 0xe0 && *p <= 0xef)
+			more = 2, cp = *p & 0x0f;
+		else if (*p >= 0xf0 && *p <= 0xf4)
+			more = 3, cp = *p & 0x07;
+		else
+			return 0;
+		for (k = 1; k <= more; k++) {
+			if ((p[k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (p[k] & 0x3f);
+		}
+		/* overlong, surrogates, beyond U+10FFFF, C1 controls */
+		if ((more == 2 && cp < 0x800) || (more == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff || (cp >= 0x80 && cp < 0xa0))
+			return 0;
+		p += more + 1;
+	}
+	return 1;
+}
+
 /* What to do after a failed call, by its CKR. */
 static const char *advice(CK_RV rv, int so)
 {
@@ -186,6 +224,12 @@ tok_rv tok_init_token(const char *module, const char *uri, const char *so_pin, c
 		rv = tok_fail(ctx, TOK_ERR_CONFIG,
 			      "initializing a token failed: the URI, SO PIN, label and user PIN "
 			      "are all needed");
+		goto out;
+	}
+	if (!printable_utf8(label) || label[0] == '\0') {
+		rv = tok_fail(ctx, TOK_ERR_CONFIG,
+			      "initializing a token failed: its label is empty, not UTF-8 or has "
+			      "control characters: give a printable label");
 		goto out;
 	}
 	prv = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, puri);

@@ -11,7 +11,7 @@ WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$TW"
 need_file "$WRAP"
 setup
-plan 51
+plan 53
 NEW_PIN=5702-new-user-pin
 printf '%s\n' "$SO_PIN" > "$TMP/sopin"
 printf '%s\n' "$NEW_PIN" > "$TMP/newpin"
@@ -223,6 +223,14 @@ check "/tokwatch/init/long-label-exit-0" expect_rc 0
 check "/tokwatch/init/long-label-cut-utf8" \
 	grep -q '^initialized label=xäääääääääääääää serial=' \
 	"$TMP/init.out"
+
+# A label that is not printable UTF-8 is refused before the token is touched.
+init "$(printf 'bad\001label')" 'pkcs11:token='
+check "/tokwatch/init/control-char-label-refused" sh -c "[ $RC -eq 3 ] && grep -q \
+	'label is empty, not UTF-8 or has control characters' '$TMP/init.err'"
+init "$(printf 'latin1-\351t\351')" 'pkcs11:token='
+check "/tokwatch/init/non-utf8-label-refused" sh -c "[ $RC -eq 3 ] && grep -q \
+	'label is empty, not UTF-8' '$TMP/init.err'"
 
 # An initialized token is never initialized again (that would erase it).
 init again 'pkcs11:token=t1'
