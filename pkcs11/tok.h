@@ -279,8 +279,10 @@ tok_rv tok_watch_new(const char *module, const char *pattern, int interval_ms, u
 /*
  * The next event, waiting at most timeout_ms (< 0: no limit; 0: only what
  * is queued or a poll that is due).  ret_event->kind TOK_WATCH_NONE on
- * timeout.  A failed poll (the module did not initialize again, a slot
- * list failed) returns the error; the next call tries again.
+ * timeout, and when a signal interrupts the wait (a station's Ctrl-C
+ * handler then gets control back).  A failed poll (the module did not
+ * initialize again, a slot list failed) returns the error; the next call
+ * tries again.
  */
 tok_rv tok_watch_next(tok_watch *w, int timeout_ms, tok_watch_event *ret_event);
 

@@ -262,6 +262,10 @@ tok_rv tok_watch_poll(tok_watch *w)
 	if (w == NULL)
 		return TOK_ERR_CONFIG;
 	tok_clear_err(w->ectx);
+	if (w->raw.f == NULL)
+		return tok_fail(w->ectx, TOK_ERR_MODULE,
+				"watching for tokens failed: the watcher did not start: create a "
+				"new one");
 	if (w->suspended)
 		return tok_fail(w->ectx, TOK_ERR_CONFIG,
 				"watching PKCS#11 module '%s' failed: the watcher is suspended: "
@@ -399,6 +403,10 @@ tok_rv tok_watch_resume(tok_watch *w)
 	tok_clear_err(w->ectx);
 	if (!w->suspended)
 		return TOK_OK;
+	if (w->raw.f == NULL)
+		return tok_fail(w->ectx, TOK_ERR_MODULE,
+				"resuming the token watcher failed: it did not start: create a "
+				"new one");
 	if ((rv = tok_raw_init(w->ectx, &w->raw)) != TOK_OK)
 		return rv;
 	w->suspended = 0;
