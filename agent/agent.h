@@ -76,6 +76,14 @@ typedef struct {
 int secret_read(const char *src, const char *what, secret **ret, char *err, size_t errlen);
 void secret_free(secret *s);
 
+/*
+ * pingen.c: a new PIN of len characters, each drawn uniformly (no modulo
+ * bias) from alphabet (NULL: the ten digits) with RAND_priv_bytes, into buf
+ * with a NUL (bufsize > len).  0, or -1 (bad arguments, the RNG failed:
+ * buf wiped).  The caller wipes buf with OPENSSL_cleanse.
+ */
+int secret_pin_generate(char *buf, size_t bufsize, size_t len, const char *alphabet);
+
 /* conf.c: one enrollment, from the configuration file and the command
  * line (the command line wins).  The fields are the settings (settings.h):
  * text settings are NULL when unset, the others CONF_FIELD_UNSET. */

@@ -219,4 +219,50 @@ void tok_made_forget(tok_ctx *ctx, const tok_id *id);
 /* The login a key operation needs: TOK_ERR_NOT_LOGGED_IN with a message. */
 tok_rv tok_need_login(tok_ctx *ctx, const char *what);
 
+/*
+ * The module file for a watcher or tok_init_token: module (a path or a
+ * p11-kit module name), else the URI's module-path / module-name;
+ * TOK_ERR_CONFIG when there is none (these load one module of their own,
+ * never p11-kit's search for a token, which an uninitialized or absent
+ * token cannot match).  OPENSSL_free *ret_path.
+ */
+tok_rv tok_module_file(tok_ctx *ctx, const char *module, P11KitUri *uri, char **ret_path);
+
+/* A module loaded by this layer itself, not by libp11 (tok_raw.c). */
+typedef struct {
+	void *dl;
+	CK_FUNCTION_LIST *f;
+	int initialized; /* our C_Initialize succeeded: ours to finalize */
+	char *path;
+} tok_raw;
+
+/* dlopen + C_GetFunctionList; errors into ctx.  Not initialized yet. */
+tok_rv tok_raw_load(tok_ctx *ctx, const char *path, tok_raw *r);
+/* C_Initialize (OS locking); CKR_CRYPTOKI_ALREADY_INITIALIZED means some
+ * other user in the process holds the module: refused with a message. */
+tok_rv tok_raw_init(tok_ctx *ctx, tok_raw *r);
+/* C_Finalize when ours to call. */
+void tok_raw_fini(tok_raw *r);
+/* Whether a raw user (a watcher not suspended, tok_init_token) holds the
+ * module with this dlopen handle initialized. */
+int tok_raw_holds(void *dl);
+/* Finalizes if needed and dlcloses; r is zeroed.  NULL-safe fields. */
+void tok_raw_unload(tok_raw *r);
+
+/* One slot with a token, as C_GetTokenInfo answered. */
+typedef struct {
+	CK_SLOT_ID slot;
+	CK_RV rv; /* of C_GetTokenInfo: ti is valid only when CKR_OK */
+	CK_TOKEN_INFO ti;
+} tok_raw_token;
+
+/* C_GetSlotList(CK_TRUE) and C_GetTokenInfo of each: *ret_t (OPENSSL_free)
+ * and *ret_n; a failed C_GetSlotList is returned, a failed C_GetTokenInfo
+ * is kept in that entry's rv. */
+CK_RV tok_raw_tokens(CK_FUNCTION_LIST *f, tok_raw_token **ret_t, size_t *ret_n);
+
+/* Whether slot s's token ti matches uri (token, slot-id and, when uri names
+ * them, slot attributes: one C_GetSlotInfo). */
+int tok_raw_match(CK_FUNCTION_LIST *f, P11KitUri *uri, CK_SLOT_ID s, const CK_TOKEN_INFO *ti);
+
 #endif

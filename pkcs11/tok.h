@@ -204,4 +204,130 @@ tok_rv tok_objects_for(tok_ctx *ctx, const char *const *labels, size_t nlabels, 
 		       tok_object **ret_objs, size_t *ret_n);
 void tok_objects_free(tok_object *objs, size_t n);
 
+/* CK_TOKEN_INFO.flags bits that tok_info.flags carries (the PKCS#11 CKF_*
+ * values), for callers without pkcs11.h: what a station checks before it
+ * logs in to or initializes a token. */
+#define TOK_F_LOGIN_REQUIRED 0x4UL
+#define TOK_F_USER_PIN_INITIALIZED 0x8UL
+#define TOK_F_PROTECTED_AUTHENTICATION_PATH 0x100UL
+#define TOK_F_TOKEN_INITIALIZED 0x400UL
+#define TOK_F_USER_PIN_COUNT_LOW 0x10000UL
+#define TOK_F_USER_PIN_FINAL_TRY 0x20000UL
+#define TOK_F_USER_PIN_LOCKED 0x40000UL
+#define TOK_F_USER_PIN_TO_BE_CHANGED 0x80000UL
+#define TOK_F_SO_PIN_LOCKED 0x400000UL
+
+/* ---- watching a module for tokens (tok_watch.c) ------------------------ */
+
+/*
+ * A watcher loads the module itself (dlopen, its own function list, no
+ * libp11) and initializes it.  Rule: in one process, a watcher and a
+ * tok_open() context (or tok_init_token) on the same module never hold the
+ * module at the same time: a dlopen of the same file gives the same module
+ * instance, and each poll's C_Finalize would end the other's sessions and
+ * login.  Suspend the watcher (tok_watch_suspend) before tok_open and resume
+ * it after tok_free.  tok_watch_new and tok_watch_resume refuse
+ * (TOK_ERR_MODULE, CKR_CRYPTOKI_ALREADY_INITIALIZED named) when someone else
+ * in the process holds the module initialized.
+ *
+ * Polling touches no token: per poll C_Finalize + C_Initialize (the only
+ * way SoftHSM2, p11-kit and tpm2-pkcs11 show tokens made or removed by
+ * another process), C_GetSlotList and C_GetTokenInfo of each slot with a
+ * token; C_GetSlotInfo only when the pattern names slot attributes.  No
+ * session, no login.  A module whose C_WaitForSlotEvent(CKF_DONT_BLOCK)
+ * works is asked that instead and is re-read (without re-initializing) on
+ * an event; TOK_WATCH_POLL forces polling.
+ *
+ * A token's identity across polls is its serial, label, model and
+ * manufacturer; tokens alike in all four are told apart by slot ID (which
+ * p11-kit renumbers on each initialization: such twins may be reported as
+ * removed and appeared again).  Blank tokens without serial or label all
+ * look alike: one replaced by another between two polls is not reported
+ * (SoftHSM2's ever-present free slot is one token, whichever slot it
+ * moves to after a C_InitToken).
+ */
+#define TOK_WATCH_BLANK 1U      /* also report uninitialized tokens (for tok_init_token) */
+#define TOK_WATCH_NO_PRESENT 2U /* do not report the tokens present at the start */
+#define TOK_WATCH_POLL 4U       /* poll even when the module offers slot events */
+
+typedef enum { TOK_WATCH_NONE = 0, TOK_WATCH_APPEARED, TOK_WATCH_REMOVED } tok_watch_kind;
+
+#define TOK_URI_MAX 512
+typedef struct {
+	tok_watch_kind kind;
+	tok_info info;          /* as C_GetTokenInfo told it (for REMOVED: when last seen) */
+	unsigned long slot_id;  /* of the poll that saw it: not stable across polls */
+	int initialized;        /* CKF_TOKEN_INITIALIZED */
+	/* pkcs11: URI selecting exactly this token among those present: model,
+	 * manufacturer, serial and token label, plus slot-id only when another
+	 * token present has the same four (or for a blank token without
+	 * serial).  For tok_open / tok_init_token with the same module. */
+	char uri[TOK_URI_MAX];
+} tok_watch_event;
+
+typedef struct tok_watch tok_watch;
+
+/*
+ * module: a module path or a p11-kit module name (as tok_open; NULL: the
+ * pattern's module-path / module-name, which it then must have).
+ * pattern: RFC 7512 URI of token (and module, slot) attributes the tokens
+ * must match; NULL, "" or "pkcs11:" match any.  interval_ms <= 0: 500.
+ * Makes the first poll: the tokens present (unless TOK_WATCH_NO_PRESENT)
+ * are the first events.  On failure *ret_w holds only the error text for
+ * tok_watch_errmsg (NULL when out of memory); free it with tok_watch_free.
+ */
+tok_rv tok_watch_new(const char *module, const char *pattern, int interval_ms, unsigned flags,
+		     tok_watch **ret_w);
+
+/*
+ * The next event, waiting at most timeout_ms (< 0: no limit; 0: only what
+ * is queued or a poll that is due).  ret_event->kind TOK_WATCH_NONE on
+ * timeout, and when a signal interrupts the wait (a station's Ctrl-C
+ * handler then gets control back).  A failed poll (the module did not
+ * initialize again, a slot list failed) returns the error; the next call
+ * tries again.
+ */
+tok_rv tok_watch_next(tok_watch *w, int timeout_ms, tok_watch_event *ret_event);
+
+/* One poll now, whatever the interval (events are queued for
+ * tok_watch_next): after a resume, and for measuring a poll's cost. */
+tok_rv tok_watch_poll(tok_watch *w);
+
+/* Finalizes the module (the watcher keeps what it knows) so that tok_open
+ * or tok_init_token may use it; tok_watch_resume initializes it again and
+ * polls: what changed meanwhile becomes events. */
+tok_rv tok_watch_suspend(tok_watch *w);
+tok_rv tok_watch_resume(tok_watch *w);
+
+/* 1 when the watcher is waiting on the module's slot events, 0 polling. */
+int tok_watch_uses_events(const tok_watch *w);
+
+const char *tok_watch_errmsg(const tok_watch *w);
+
+/* Finalizes the module (if the watcher holds it) and unloads it; NULL: no-op. */
+void tok_watch_free(tok_watch *w);
+
+/* ---- initializing a blank token (tok_init.c) --------------------------- */
+
+/*
+ * Initializes the one uninitialized token that uri selects (a
+ * tok_watch_event's uri, or e.g. pkcs11:model=...;slot-id=N): C_InitToken
+ * with so_pin and label (blank-padded to 32 bytes; a longer label is cut at
+ * a UTF-8 character boundary), then C_Login as SO, C_InitPIN with user_pin,
+ * C_Logout.  label must be printable UTF-8, not empty (TOK_ERR_CONFIG).
+ * Refuses an initialized token (TOK_ERR_CONFIG): C_InitToken
+ * would erase it.  module as for tok_watch_new; loaded like a watcher's
+ * (same rule: not while a tok_open context or an unsuspended watcher holds
+ * the module).  PINs are NUL-terminated, used as given and never copied,
+ * logged or put in err; the caller wipes them.  ret_info (may be NULL): the
+ * token afterwards.  err: what failed, the CKR_* name, what to do.
+ */
+tok_rv tok_init_token(const char *module, const char *uri, const char *so_pin, const char *label,
+		      const char *user_pin, tok_info *ret_info, char *err, size_t errlen);
+
+/* label blank-padded into the 32 bytes of a CK_TOKEN_INFO label: at most
+ * 32 bytes of it, cut before a UTF-8 character that would not fit whole.
+ * Returns how many bytes of label were kept. */
+size_t tok_label_pad(const char *label, unsigned char out[32]);
+
 #endif

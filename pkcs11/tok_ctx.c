@@ -242,6 +242,16 @@ static tok_rv module_path(tok_ctx *ctx, const char *module, P11KitUri *uri, cons
 	return TOK_OK;
 }
 
+tok_rv tok_module_file(tok_ctx *ctx, const char *module, P11KitUri *uri, char **ret_path)
+{
+	if (module == NULL && p11_kit_uri_get_module_path(uri) == NULL &&
+	    p11_kit_uri_get_module_name(uri) == NULL)
+		return tok_fail(ctx, TOK_ERR_CONFIG,
+				"choosing the PKCS#11 module failed: none given: give the module "
+				"(its path or p11-kit name), or module-path= in the URI");
+	return module_path(ctx, module, uri, "", ret_path);
+}
+
 static tok_rv load_module(tok_ctx *ctx, const char *path)
 {
 	CK_C_GetFunctionList getfl;
@@ -253,6 +263,20 @@ static tok_rv load_module(tok_ctx *ctx, const char *path)
 				"loading PKCS#11 module '%s' failed: %s: check that the module "
 				"is installed and the path is right",
 				path, strerror(errno));
+	/* A watcher holding the module would finalize it under libp11,
+	 * which takes CKR_CRYPTOKI_ALREADY_INITIALIZED as success. */
+	if ((ctx->dl = dlopen(path, RTLD_NOW | RTLD_NOLOAD)) != NULL) {
+		int held = tok_raw_holds(ctx->dl);
+
+		dlclose(ctx->dl);
+		ctx->dl = NULL;
+		if (held)
+			return tok_fail(ctx, TOK_ERR_MODULE,
+					"loading PKCS#11 module '%s' failed: a token watcher in "
+					"this process holds it initialized: suspend the watcher "
+					"(tok_watch_suspend) first",
+					path);
+	}
 	ERR_clear_error();
 	ctx->p11 = PKCS11_CTX_new();
 	if (ctx->p11 == NULL)

@@ -40,6 +40,10 @@
  *     as that value (a token that stores something other than it was
  *     given), or fails with CKR without reaching the real module.
  *
+ * P11WRAP_SLOT_EVENTS=1
+ *     A module that delivers slot events (as OpenSC with pcscd): see
+ *     wrap_wait_for_slot_event.
+ *
  * Only C_GetFunctionList is exported: the forwarders are static, so the
  * real module's own calls can never bind to them.
  */
@@ -348,6 +352,9 @@ static int log_caller; /* P11WRAP_LOG_CALLER set */
 static const void *outer_caller;
 static CK_FLAGS add_flags;
 static char *pinpad_path; /* P11WRAP_PINPAD */
+static int slot_events;	  /* P11WRAP_SLOT_EVENTS */
+static int have_slot_sum;
+static unsigned long long slot_sum; /* of the tokens present at the last look */
 /* P11WRAP_TIMES: read when the module is loaded, kept for the exit */
 static char *times_path;
 static unsigned long time_calls[IDX_COUNT];
@@ -547,6 +554,8 @@ static CK_RV configure(void)
 	if ((v = getenv("P11WRAP_LOG")) != NULL && v[0] != '\0' && (log_path = strdup(v)) == NULL)
 		return CKR_HOST_MEMORY;
 	log_caller = (v = getenv("P11WRAP_LOG_CALLER")) != NULL && v[0] != '\0';
+	slot_events = (v = getenv("P11WRAP_SLOT_EVENTS")) != NULL && strcmp(v, "1") == 0;
+	have_slot_sum = 0;
 	free(pinpad_path);
 	pinpad_path = NULL;
 	if ((v = getenv("P11WRAP_PINPAD")) != NULL && v[0] != '\0' &&
@@ -1001,6 +1010,83 @@ static CK_RV wrap_get_attribute_value(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h,
 	return small ? CKR_BUFFER_TOO_SMALL : CKR_OK;
 }
 
+/* FNV-1a over the slot IDs, serials and labels of the tokens present. */
+static CK_RV tokens_sum(unsigned long long *ret)
+{
+	CK_SLOT_ID ids[256];
+	CK_ULONG n = 256, i;
+	CK_TOKEN_INFO ti;
+	unsigned long long h = 14695981039346656037ULL;
+	size_t j;
+	CK_RV rv;
+
+	if ((rv = real->C_GetSlotList(CK_TRUE, ids, &n)) != CKR_OK)
+		return rv;
+	for (i = 0; i < n; i++) {
+		memset(&ti, 0, sizeof(ti));
+		if (real->C_GetTokenInfo(ids[i], &ti) != CKR_OK)
+			continue;
+		for (j = 0; j < sizeof(ids[i]); j++)
+			h = (h ^ ((ids[i] >> (8 * j)) & 0xff)) * 1099511628211ULL;
+		for (j = 0; j < sizeof(ti.serialNumber); j++)
+			h = (h ^ ti.serialNumber[j]) * 1099511628211ULL;
+		for (j = 0; j < sizeof(ti.label); j++)
+			h = (h ^ ti.label[j]) * 1099511628211ULL;
+	}
+	*ret = h;
+	return CKR_OK;
+}
+
+/*
+ * P11WRAP_SLOT_EVENTS=1: a module that delivers slot events, made of one
+ * (SoftHSM2) that does not.  C_WaitForSlotEvent with CKF_DONT_BLOCK
+ * re-initializes the real module itself (which ends every session the
+ * program has on it: for watchers only), compares the tokens present
+ * with the last look and answers CKR_OK (slot: the first one) when they
+ * changed, CKR_NO_EVENT when not; the first call only looks.  Without
+ * CKF_DONT_BLOCK: CKR_FUNCTION_NOT_SUPPORTED.  The program's own calls
+ * then show the tokens as they are now, with no C_Finalize of its own.
+ * C_GetInfo says "p11wrap slot events" as the manufacturer, so that a
+ * program does not take it for SoftHSM2, which has no events.
+ */
+static CK_RV wrap_wait_for_slot_event(CK_FLAGS flags, CK_SLOT_ID_PTR slot, CK_VOID_PTR reserved)
+{
+	CK_C_INITIALIZE_ARGS args;
+	unsigned long long sum;
+	CK_RV rv;
+
+	if (!slot_events)
+		return fwd_C_WaitForSlotEvent(flags, slot, reserved);
+	if (!(flags & CKF_DONT_BLOCK)) {
+		rv = CKR_FUNCTION_NOT_SUPPORTED;
+	} else {
+		memset(&args, 0, sizeof(args));
+		args.flags = CKF_OS_LOCKING_OK;
+		real->C_Finalize(NULL);
+		if ((rv = real->C_Initialize(&args)) == CKR_OK && (rv = tokens_sum(&sum)) == CKR_OK) {
+			rv = have_slot_sum && sum != slot_sum ? CKR_OK : CKR_NO_EVENT;
+			slot_sum = sum;
+			have_slot_sum = 1;
+			if (rv == CKR_OK && slot != NULL)
+				*slot = 0;
+		}
+	}
+	log_call(IDX_C_WaitForSlotEvent, rv, 1, NULL);
+	return rv;
+}
+
+static CK_RV wrap_get_info(CK_INFO_PTR info)
+{
+	static const char who[] = "p11wrap slot events";
+	CK_RV rv = fwd_C_GetInfo(info);
+
+	if (rv == CKR_OK && info != NULL && slot_events) {
+		memset(info->manufacturerID, ' ', sizeof(info->manufacturerID));
+		memcpy(info->manufacturerID, who, sizeof(who) - 1);
+	}
+	return rv;
+}
+
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret_list)
 {
 	const char *v;
@@ -1024,6 +1110,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret_list)
 	wrap_list.C_Login = wrap_login;
 	wrap_list.C_CreateObject = wrap_create_object;
 	wrap_list.C_GetAttributeValue = wrap_get_attribute_value;
+	wrap_list.C_WaitForSlotEvent = wrap_wait_for_slot_event;
+	wrap_list.C_GetInfo = wrap_get_info;
 	*ret_list = &wrap_list;
 	return CKR_OK;
 }
