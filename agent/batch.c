@@ -247,8 +247,9 @@ static int same_subject(X509 *cert, const conf_enrollment *row)
  * again, -1: the token could not be searched.
  */
 static int decide_taken(const conf_enrollment *row, tok_ctx *tok, const agent_row_mark *m,
-			char *serial, size_t len)
+			char *serial, size_t len, long long *ret_not_after)
 {
+	struct tm tm;
 	X509 *cert = NULL;
 	int done;
 
@@ -260,6 +261,9 @@ static int decide_taken(const conf_enrollment *row, tok_ctx *tok, const agent_ro
 	if (label_cert(tok, row->label, &cert, serial, len) < 0)
 		return -1;
 	done = cert != NULL && strcmp(serial, m->serial) != 0 && same_subject(cert, row);
+	*ret_not_after = 0;
+	if (done && ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm))
+		*ret_not_after = (long long)timegm(&tm);
 	X509_free(cert);
 	return done;
 }
@@ -267,7 +271,8 @@ static int decide_taken(const conf_enrollment *row, tok_ctx *tok, const agent_ro
 /* A journal line of the batch's own: a row refused before its request,
  * or one that an interrupted run finished. */
 static void journal_row(const conf_enrollment *row, const char *source, const char *token_serial,
-			const char *outcome, const char *serial, const char *error)
+			const char *outcome, const char *serial, long long not_after,
+			const char *error)
 {
 	agent_journal_entry j;
 	char err[1200];
@@ -282,6 +287,7 @@ static void journal_row(const conf_enrollment *row, const char *source, const ch
 	snprintf(j.label, sizeof(j.label), "%s", row->label);
 	snprintf(j.subject, sizeof(j.subject), "%s", row->subject != NULL ? row->subject : "");
 	snprintf(j.cert_serial, sizeof(j.cert_serial), "%s", serial);
+	j.not_after = not_after;
 	snprintf(j.error, sizeof(j.error), "%s", error);
 	if (agent_journal_append(row->journal, &j, err, sizeof(err)) < 0)
 		log_msg(LOG_WARNING, "%s", err);
@@ -312,6 +318,7 @@ static int one_row(batch *b, size_t i, const conf_enrollment *e, tok_ctx *tok, c
 	char source[320], serial[129], err[1200];
 	X509 *cert = NULL;
 	agent_row_state st;
+	long long not_after;
 	agent_rc rc;
 	int d;
 
@@ -325,19 +332,18 @@ static int one_row(batch *b, size_t i, const conf_enrollment *e, tok_ctx *tok, c
 					   "is '%s': run it on that token",
 			 r->v[AGENT_CSV_TOKEN_SERIAL], token_serial);
 		log_msg(LOG_ERR, "%s: row '%s' refused: %s", source, row.label, err);
-		journal_row(&row, source, token_serial, "refused", "", err);
+		journal_row(&row, source, token_serial, "refused", "", 0, err);
 		failed(t, EXIT_TOKEN);
 		return 0;
 	}
 	if (m != NULL && m->st == AGENT_ROW_TAKEN) {
 		b->known[i] = 0; /* recovery changes what the listing saw */
-		if ((d = decide_taken(&row, tok, m, serial, sizeof(serial))) < 0)
+		if ((d = decide_taken(&row, tok, m, serial, sizeof(serial), &not_after)) < 0)
 			return -1;
 		if (d == 1) {
 			printf("row '%s' (%s): enrolled by the interrupted run, certificate %s\n",
 			       row.label, source, serial);
-			journal_row(&row, source, token_serial, "ok", serial,
-				    "");
+			journal_row(&row, source, token_serial, "ok", serial, not_after, "");
 			t->enrolled++;
 			return agent_rowstate_mark(rs, id, AGENT_ROW_DONE, serial, err, sizeof(err)) < 0
 				   ? (log_msg(LOG_ERR, "%s", err), -1)
