@@ -11,14 +11,14 @@
 need_tools
 need_cmd python3
 setup
-plan 45
+plan 47
 J="$TMP/journal.jsonl"
 
 # conf: [test] on token q, [test2] on token q2, both journalling to $J.
 conf() {
 	write_conf q "journal = $J"
 	printf '%s\n' "[test2]" "token = pkcs11:token=q2" "pin_source = file:$TMP/pin" \
-		"label = other" "journal = $J" >> "$TMP/p11enroll.conf"
+		"label = other" "subject = /CN=other" "journal = $J" >> "$TMP/p11enroll.conf"
 }
 
 # batch FILE [NAME]: p11enroll enroll NAME (test) --batch FILE; RC, $TMP/out, $TMP/err.
@@ -143,6 +143,10 @@ check "$t/rerun-skips" summary '2 rows: 0 enrolled, 0 failed, 2 skipped (done be
 
 # --- the journal --------------------------------------------------------------
 t=/batchrerun/journal
+# a plain enroll writes its line too
+p11e enroll test2
+check "$t/enroll/exit-0" expect_rc 0
+check "$t/enroll/line" sh -c "tail -n 1 '$J' | grep -q '^{\"time\": \"[^\"]*\", \"outcome\": \"ok\", \"request\": \"ir\", \"source\": null, \"token_serial\": \"[0-9a-f]*\", \"label\": \"other\", \"subject\": \"/CN=other\"'"
 cat > "$TMP/jcheck.py" << 'EOF2'
 import json, re, sys
 keys = {"time", "outcome", "request", "source", "token_serial", "label", "subject",
@@ -163,8 +167,9 @@ print(n["ok"], n["failed"], n["refused"])
 EOF2
 check "$t/valid" python3 "$TMP/jcheck.py" "$J"
 # ok: q1 q3, q2, q0, the spoilt row again, k1 k2 k3, m1 (finished), m2 (the
-# killed runs wrote nothing); failed: q2 rejected; refused: w1
-check "$t/counts" test "$(python3 "$TMP/jcheck.py" "$J")" = "10 1 1"
+# killed runs wrote nothing), the plain enroll; failed: q2 rejected;
+# refused: w1
+check "$t/counts" test "$(python3 "$TMP/jcheck.py" "$J")" = "11 1 1"
 check "$t/rejected-says-why" grep -q '"outcome": "failed".*badCertTemplate' "$J"
 check "$t/transaction" grep -q '"transaction": "[0-9a-f]\{32\}' "$J"
 check "$t/no-secret" no_secret_in "$J" "$TMP"/*.state "$TMP/out" "$TMP/err"
