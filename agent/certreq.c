@@ -381,7 +381,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	generated = 0; /* the CA confirmed it: from here on the new pair stays */
 out:
 	if (!abandon)
-		agent_journal_request(e, r->what, rc, r->tok, r->cmp, cert);
+		agent_journal_request(e, pending_req_name(r->type), rc, r->tok, r->cmp, cert);
 	EVP_PKEY_free(key);
 	if (generated) {
 		/* The token ends as it began: the new pair and its certificate go. */
