@@ -376,8 +376,15 @@ static int one_row(batch *b, size_t i, const conf_enrollment *e, tok_ctx *tok, c
 		failed(t, rc);
 		st = rc == EXIT_WAITING ? AGENT_ROW_WAITING : AGENT_ROW_FAILED;
 	}
-	if (agent_rowstate_mark(rs, id, st, j != NULL && rc == EXIT_OK ? j->cert_serial : NULL, err,
-				sizeof(err)) < 0) {
+	serial[0] = '\0';
+	if (rc == EXIT_OK && j != NULL && j->cert_serial[0] != '\0') {
+		snprintf(serial, sizeof(serial), "%s", j->cert_serial);
+	} else if (rc == EXIT_OK) {
+		/* recovery put a killed run's certificate in place: no request */
+		if (label_cert(tok, row.label, &cert, serial, sizeof(serial)) == 0)
+			X509_free(cert);
+	}
+	if (agent_rowstate_mark(rs, id, st, serial, err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "%s: row '%s': %s", source, row.label, err);
 		return -1;
 	}
