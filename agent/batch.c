@@ -345,9 +345,11 @@ static int one_row(batch *b, size_t i, const conf_enrollment *e, tok_ctx *tok, c
 			       row.label, source, serial);
 			journal_row(&row, source, token_serial, "ok", serial, not_after, "");
 			t->enrolled++;
-			return agent_rowstate_mark(rs, id, AGENT_ROW_DONE, serial, err, sizeof(err)) < 0
-				   ? (log_msg(LOG_ERR, "%s", err), -1)
-				   : 0;
+			if (agent_rowstate_mark(rs, id, AGENT_ROW_DONE, serial, err, sizeof(err)) < 0) {
+				log_msg(LOG_ERR, "%s: row '%s': %s", source, row.label, err);
+				return -1;
+			}
+			return 0;
 		}
 		log_msg(LOG_NOTICE, "row '%s' has no certificate from that run: requesting it again",
 			row.label);

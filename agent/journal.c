@@ -150,7 +150,9 @@ void agent_journal_request(const conf_enrollment *e, const char *request, agent_
 {
 	agent_journal_entry *j = &last;
 	char err[1200];
+	X509 *found = NULL;
 	tok_info info;
+	tok_id id;
 
 	memset(j, 0, sizeof(*j));
 	have_last = 1;
@@ -164,6 +166,11 @@ void agent_journal_request(const conf_enrollment *e, const char *request, agent_
 	j->outcome = agent_journal_outcome(rc);
 	if (rc != EXIT_OK)
 		snprintf(j->error, sizeof(j->error), "%s", log_last_error());
+	/* A run that recovery finished requested nothing: the certificate
+	 * is the one now under the label (only looked up for the journal). */
+	if (cert == NULL && rc == EXIT_OK && tok != NULL && e->journal != NULL && e->label != NULL &&
+	    tok_find_cert(tok, e->label, NULL, &id, &found) == TOK_OK)
+		cert = found;
 	if (cert != NULL && rc == EXIT_OK) {
 		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 		char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
@@ -176,6 +183,7 @@ void agent_journal_request(const conf_enrollment *e, const char *request, agent_
 		OPENSSL_free(hex);
 		BN_free(bn);
 	}
+	X509_free(found);
 	/* The token's serial costs a call to the token: only for the journal. */
 	if (e->journal == NULL)
 		return;
