@@ -135,8 +135,8 @@ static int load(batch *b)
 		if (r->v[AGENT_CSV_LABEL] == NULL)
 			row_error(b, r->line, "label: empty; each row needs its own label");
 		if (r->v[AGENT_CSV_REPLACE] != NULL)
-			row_error(b, r->line, "replace: not a column of enroll --batch (each row "
-					      "makes its own label's pair)");
+			row_error(b, r->line, "replace: not a column of enroll --batch in this "
+					      "version: leave it out or empty");
 	}
 	check_duplicates(b);
 	if (b->csv.n == 0 && b->errors == 0)
