@@ -183,10 +183,11 @@ int pending_path(const conf_enrollment *e, const tok_info *ti, const char *ext, 
 /* The file of ap (saved for e's label). */
 static int ap_path(const conf_enrollment *e, const agent_pending *ap, char *out, size_t len)
 {
-	const char *tf[4] = { ap->token_serial, ap->token_manufacturer, ap->token_model,
-			      ap->token_label };
-	char key[512];
+	char serial[4 * sizeof(ap->token_serial)], key[512];
+	const char *tf[4] = { serial, ap->token_manufacturer, ap->token_model, ap->token_label };
 
+	/* The serial is kept as the token gave it, the rest escaped. */
+	agent_escape(ap->token_serial, serial, sizeof(serial));
 	if (make_key(e->label, tf, key, sizeof(key)) < 0)
 		return -1;
 	return key_path(e, key, "pending", out, len);
