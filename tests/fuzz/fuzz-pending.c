@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the pending transaction file (STATE_DIR/pending/*.pending) that
+ * Fuzz target: the pending transaction file (STATE_DIR/pending/LABEL@TOKEN.pending) that
  * `p11enroll resume` reads back as untrusted input.  The input is the
  * file's text.  What pending_parse accepts must be within its bounds, and
  * written out again in the same "key value" format it must parse to the
