@@ -5,8 +5,9 @@
  * started by hand never runs beside the agent's.  By token and label, as
  * the pending transactions are (pending.c): two cards enrolled with one
  * enrollment section do not wait for each other.  The lock is taken when
- * the token is opened (agent_token_open), the first moment it is known.  The holder writes its process ID into the
- * file, so that a second process can say which one is busy.
+ * the token is opened (agent_token_open), the first moment it is known.
+ * The holder writes its process ID into the file, so that a second
+ * process can say which one is busy.
  */
 #include "config.h"
 

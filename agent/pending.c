@@ -11,9 +11,10 @@
  * TOKEN is the serial; a token without a usable one (empty, or all zeros,
  * as some cards have) is named by "~MANUFACTURER~MODEL~LABEL" of its
  * information instead, which is what its URI can select it by.  A label
- * too long for a file name is cut and followed by '#' and a hash of it.  One "key value" per line; written to a
- * temporary file, fsync'ed and renamed over the old one, so that a crash
- * leaves either the old or the new state, never a mix.  The file is read
+ * too long for a file name is cut and followed by '#' and a hash of it.
+ * One "key value" per line; written to a temporary file, fsync'ed and
+ * renamed over the old one, so that a crash leaves either the old or the
+ * new state, never a mix.  The file is read
  * back as untrusted input: every field is checked, unknown keys refused.
  */
 #include "config.h"
@@ -256,9 +257,9 @@ int pending_save(const conf_enrollment *e, const agent_pending *ap, char *err, s
 	char path[1024], sub[1024];
 
 	if (!name_ok(e->name) || ap_path(e, ap, path, sizeof(path)) < 0) {
-		snprintf(err, errlen, "the enrollment has no name usable as a file name, or no "
-				      "label; only a named enrollment from the configuration file can "
-				      "be resumed");
+		snprintf(err, errlen,
+			 "the enrollment has no name usable as a file name, or no label; only a "
+			 "named enrollment from the configuration file can be resumed");
 		return -1;
 	}
 	snprintf(sub, sizeof(sub), "%s/pending", dir);

@@ -48,7 +48,8 @@ void pending_saver_cb(const cmpc_pending *p, void *arg)
 		s->saved = 0;
 		return;
 	}
-	if (!s->saved && pending_path(s->e, tok_opened_info(s->tok), "pending", path, sizeof(path)) == 0)
+	if (!s->saved &&
+	    pending_path(s->e, tok_opened_info(s->tok), "pending", path, sizeof(path)) == 0)
 		log_msg(LOG_INFO, "the CA answered 'waiting'; the transaction is saved in %s", path);
 	s->saved = 1;
 }
