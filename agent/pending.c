@@ -541,7 +541,7 @@ int pending_load(const conf_enrollment *e, const tok_info *ti, agent_pending *ap
 
 int pending_find(const conf_enrollment *e, agent_pending *ap, char *err, size_t errlen)
 {
-	char dir[1024], path[1400], label[sizeof(ap->label)];
+	char dir[1024], path[1400], label[sizeof(ap->label)], bad[1024] = "", why[1024];
 	agent_pending one;
 	struct dirent *de;
 	size_t len;
@@ -562,9 +562,12 @@ int pending_find(const conf_enrollment *e, agent_pending *ap, char *err, size_t 
 		if (de->d_name[0] == '.' || len < 9 || strcmp(de->d_name + len - 8, ".pending") != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if ((r = read_file(path, &one, err, errlen)) < 0) {
-			closedir(d);
-			return -1;
+		/* Whose an unreadable file is cannot be told: it fails the
+		 * search only when nothing else is found. */
+		if ((r = read_file(path, &one, why, sizeof(why))) < 0) {
+			if (bad[0] == '\0')
+				snprintf(bad, sizeof(bad), "%s", why);
+			continue;
 		}
 		if (r == 0 || strcmp(one.name, e->name) != 0 || strcmp(one.label, label) != 0)
 			continue;
@@ -577,6 +580,12 @@ int pending_find(const conf_enrollment *e, agent_pending *ap, char *err, size_t 
 		return -1;
 	if (r > 0 && n++ == 0)
 		*ap = one;
+	if (n == 0 && bad[0] != '\0') {
+		snprintf(err, errlen, "%s", bad);
+		return -1;
+	}
+	if (bad[0] != '\0')
+		log_msg(LOG_WARNING, "%s", bad);
 	return n;
 }
 
