@@ -107,45 +107,67 @@ static int serial_usable(const char *serial)
 	return serial[strspn(serial, "0")] != '\0';
 }
 
-/* The longest encoded label kept whole: with '@', a token of 3 x 33
- * encoded fields and ".pending" the name stays below NAME_MAX (255). */
+/* The longest encoded label kept whole, and the longest name: below
+ * NAME_MAX (255) with ".pending" and the temporary file's suffix. */
 #define LABEL_MAX_ENCODED 96
+#define KEY_MAX 200
+
+/* buf (an encoded text) cut to at most keep characters, not inside a %XX,
+ * and '#' with 16 hex digits of SHA-256 of whole added; -1 on failure. */
+static int cut_hash(char *buf, size_t size, size_t keep, const char *whole)
+{
+	unsigned char md[32];
+	size_t cut = strlen(buf) < keep ? strlen(buf) : keep;
+
+	if (cut > 0 && buf[cut - 1] == '%')
+		cut--;
+	else if (cut > 1 && buf[cut - 2] == '%')
+		cut -= 2;
+	if (cut + 18 > size || !EVP_Digest(whole, strlen(whole), md, NULL, EVP_sha256(), NULL))
+		return -1;
+	buf[cut] = '#';
+	agent_hex(md, 8, buf + cut + 1, size - cut - 1);
+	return 0;
+}
 
 /* LABEL@TOKEN of label on the token with the (escaped) fields serial,
  * manufacturer, model, token label. */
 static int make_key(const char *label, const char *const tf[4], char *out, size_t len)
 {
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-	char lab[LABEL_MAX_ENCODED + 64];
-	size_t used = 0, cut;
+	char lab[3 * 256 + 1], whole[3 * 4 * 4 * 33 + 8];
+	size_t used = 0;
 	int i;
 
 	if (label == NULL || len == 0)
 		return -1;
 	if (encode(label, lab, sizeof(lab), &used) < 0 || used > LABEL_MAX_ENCODED) {
-		/* Cut at a whole character of the encoding, then the hash. */
-		used = 0;
-		(void)encode(label, lab, LABEL_MAX_ENCODED, &used);
-		cut = used;
-		if (!EVP_Digest(label, strlen(label), md, &mdlen, EVP_sha256(), NULL))
+		lab[used] = '\0';
+		if (cut_hash(lab, sizeof(lab), LABEL_MAX_ENCODED - 17, label) < 0)
 			return -1;
-		lab[cut] = '#';
-		agent_hex(md, 8, lab + cut + 1, sizeof(lab) - cut - 1);
 	}
 	if ((size_t)snprintf(out, len, "%s@", lab) >= len)
 		return -1;
-	used = strlen(out);
-	if (serial_usable(tf[0]))
-		return encode(tf[0], out, len, &used);
-	for (i = 1; i < 4; i++) {
-		if (used + 1 >= len)
+	used = 0;
+	whole[0] = '\0';
+	if (serial_usable(tf[0])) {
+		if (encode(tf[0], whole, sizeof(whole), &used) < 0)
 			return -1;
-		out[used++] = '~';
-		out[used] = '\0';
-		if (encode(tf[i], out, len, &used) < 0)
-			return -1;
+	} else {
+		for (i = 1; i < 4; i++) {
+			whole[used++] = '~';
+			whole[used] = '\0';
+			if (encode(tf[i], whole, sizeof(whole), &used) < 0)
+				return -1;
+		}
 	}
+	/* Only a token without a serial and with odd information comes here:
+	 * the start stays readable, the hash tells tokens apart. */
+	if (strlen(out) + used > KEY_MAX &&
+	    cut_hash(whole, sizeof(whole), KEY_MAX - strlen(out) - 17, whole) < 0)
+		return -1;
+	if (strlen(out) + strlen(whole) >= len)
+		return -1;
+	memcpy(out + strlen(out), whole, strlen(whole) + 1);
 	return 0;
 }
 

@@ -795,6 +795,16 @@ static void test_pending_keys(const char *dir)
 		       pending_key(lab, &ti, key2, sizeof(key2)) == 0 && strcmp(key, key2) != 0,
 	       "/pending/key/long-label-cut-and-hashed");
 
+	ti2 = ti;
+	ti2.serial[0] = '\0';
+	memset(ti2.label, 1, 32);
+	memset(ti2.model, 2, 16);
+	tap_check(pending_key("badge", &ti2, key, sizeof(key)) == 0 && strlen(key) <= 200 &&
+		       strncmp(key, "badge@~Manu~%5Cx02", 18) == 0 && strchr(key, '#') != NULL &&
+		       (ti2.label[0] = 3) && pending_key("badge", &ti2, key2, sizeof(key2)) == 0 &&
+		       strcmp(key, key2) != 0,
+	       "/pending/key/odd-token-info-cut-and-hashed");
+
 	/* Two tokens, one enrollment: two files; resume finds both by name
 	 * and label, and each token loads its own. */
 	conf_enrollment_init(&e);
@@ -1153,7 +1163,7 @@ static void test_status_hostile(void)
 }
 
 /* the number of checks main runs */
-#define PLAN 158
+#define PLAN 159
 
 int main(void)
 {
