@@ -74,13 +74,6 @@ time_of() {
 	date -u -d "$("$OPENSSL_BIN" x509 -in "$1" -noout "-$2" | sed 's/^[^=]*=//')" +%s
 }
 
-# token_serial LABEL: the token's serial number as pkcs11-tool shows it.
-token_serial() {
-	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --list-token-slots 2> /dev/null | awk -v l="$1" '
-		/token label/ { sub(/^[^:]*: */, ""); mine = ($0 == l) }
-		mine && /serial num/ { sub(/^[^:]*: */, ""); print; exit }'
-}
-
 # id_of TOKEN TYPE LABEL: CKA_ID of the object of that type with exactly that label.
 id_of() {
 	label_id "$@"
