@@ -201,9 +201,11 @@ int pending_save(const conf_enrollment *e, const agent_pending *ap, char *err, s
 int pending_load(const conf_enrollment *e, const tok_info *ti, agent_pending *ap, char *err,
 		 size_t errlen);
 /* Before the token is known (resume): the transactions saved for e's name
- * and label, an old STATE_DIR/NAME.pending included; the count, with the
- * first in ap (-1: a file unreadable, message in err). */
-int pending_find(const conf_enrollment *e, agent_pending *ap, char *err, size_t errlen);
+ * and label (any_label: for its name under any label), an old
+ * STATE_DIR/NAME.pending included; the count, with the first in ap (-1: no
+ * file of e's and one unreadable, message in err). */
+int pending_find(const conf_enrollment *e, int any_label, agent_pending *ap, char *err,
+		 size_t errlen);
 /* An ap read from an old NAME.pending (ap->legacy) is moved to its file
  * under the token ti, now known to be its own; 0 when there is nothing to
  * move, -1 with err. */
