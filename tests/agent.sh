@@ -74,13 +74,6 @@ time_of() {
 	date -u -d "$("$OPENSSL_BIN" x509 -in "$1" -noout "-$2" | sed 's/^[^=]*=//')" +%s
 }
 
-# token_serial LABEL: the token's serial number as pkcs11-tool shows it.
-token_serial() {
-	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --list-token-slots 2> /dev/null | awk -v l="$1" '
-		/token label/ { sub(/^[^:]*: */, ""); mine = ($0 == l) }
-		mine && /serial num/ { sub(/^[^:]*: */, ""); print; exit }'
-}
-
 # id_of TOKEN TYPE LABEL: CKA_ID of the object of that type with exactly that label.
 id_of() {
 	label_id "$@"
@@ -466,7 +459,7 @@ check "/agent/poll/kup-by-poll" grep -q 'pollReq -> kup accepted' "$TMP/ca.log"
 check "/agent/poll/one-pair" one_pair ag-poll enrolled-key
 new=$(id_of ag-poll privkey enrolled-key)
 check "/agent/poll/new-key" test -n "$new" -a "$new" != "$old"
-check "/agent/poll/no-pending-file" test ! -e "$TMP/state-poll/test.pending"
+check "/agent/poll/no-pending-file" test "$(pending_count "$TMP/state-poll")" -eq 0
 check "/agent/poll/one-kur" test "$(in_log "$TMP/ca.log" 'kur: issued serial')" -eq 1
 agent_stop "$A6"
 check "/agent/poll/sigterm-exit-0" test "$ARC" = 0
