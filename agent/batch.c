@@ -337,6 +337,16 @@ out:
 	return rc;
 }
 
+/* Whether a replaced pair waits for its revocation under label's mark. */
+static int waits(const agent_listing *l, const char *label)
+{
+	char *s = agent_label_with(label, AGENT_MARK_TO_REVOKE);
+	int r = s == NULL || agent_listing_has(l, s);
+
+	free(s);
+	return r;
+}
+
 /*
  * One listing of the token for the whole batch (a search costs as much as
  * the token holds on SoftHSM2, and each row would make four): a row whose
@@ -345,7 +355,7 @@ out:
  * once in the file, the enrollment locked): nothing else makes them while
  * it runs.  A listing that fails only costs the searches.
  */
-static void look_ahead(batch *b, tok_ctx *tok)
+static void look_ahead(const conf_enrollment *e, batch *b, tok_ctx *tok)
 {
 	agent_listing l;
 	size_t i;
@@ -357,7 +367,10 @@ static void look_ahead(batch *b, tok_ctx *tok)
 	for (i = 0; i < b->n; i++) {
 		const char *label = b->rows[i].v[0];
 
-		if (!agent_listing_leftovers(&l, label))
+		/* revoke_replaced: a pair waiting under "(to revoke)" is one
+		 * more thing a row finishes before its request */
+		if (!agent_listing_leftovers(&l, label) &&
+		    (e->revoke_replaced != 1 || !waits(&l, label)))
 			b->rows[i].known |= AGENT_REQ_NO_LEFTOVERS;
 		if (!agent_listing_has(&l, label))
 			b->rows[i].known |= AGENT_REQ_LABEL_FREE;
@@ -405,7 +418,7 @@ agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path)
 		batch_free(&b);
 		return rc;
 	}
-	look_ahead(&b, tok);
+	look_ahead(e, &b, tok);
 	for (i = 0; i < b.n; i++) {
 		conf_enrollment row;
 
