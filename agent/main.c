@@ -41,7 +41,7 @@ static const struct cmd_opt {
 } cmd_opts[] = {
 	{ "cert", 1, OPT_CERT, "FILE", "revoke: the certificate to revoke (PEM) instead of the token's" },
 	{ "delete", 0, OPT_DELETE, NULL, "revoke: then delete the certificate and its key from the token" },
-	{ "replaced", 0, OPT_REPLACED, NULL, "revoke: the replaced certificate waiting as \"LABEL (to revoke)\"" },
+	{ "replaced", 0, OPT_REPLACED, NULL, "revoke: the replaced pair left as \"LABEL (to revoke)\"" },
 	{ "ca-certs", 1, OPT_CA_CERTS, "FILE", "genm: write the CA's certificates to FILE" },
 	{ "store", 0, OPT_STORE, NULL, "genm --ca-certs: also store them on the token" },
 	{ "root-update", 0, OPT_ROOT_UPDATE, NULL, "genm: ask for a successor of the trusted root" },

@@ -166,11 +166,13 @@ static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, c
 		cur = ee_cert(o, n, e->label);
 		/* The old pair goes where the interrupted swap was moving it:
 		 * "(to revoke)" when part of it is there already. */
-		if (cur != NULL && !same_id(&cur->id, &nc->id))
-			rc = relabel(tok, &cur->id,
-				     e->revoke_replaced == 1 || labelled(o, n, &cur->id, tol) ? tol
-				     : e->keep_old == 1					       ? oldl
-													       : gonel);
+		if (cur != NULL && !same_id(&cur->id, &nc->id)) {
+			const char *to = e->keep_old == 1 ? oldl : gonel;
+
+			if (e->revoke_replaced == 1 || labelled(o, n, &cur->id, tol))
+				to = tol;
+			rc = relabel(tok, &cur->id, to);
+		}
 		if (rc == EXIT_OK)
 			rc = relabel(tok, &nc->id, e->label);
 		*again = 1;

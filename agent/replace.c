@@ -80,9 +80,11 @@ agent_rc agent_replace_guard(const conf_enrollment *e, tok_ctx *tok, unsigned kn
 	ret_cur->len = 0;
 	log_msg(LOG_ERR,
 		"label '%s' holds a valid certificate (subject %s, serial %s, not after %s): a new "
-		"key pair would replace it and delete its key; give --replace (replace = yes) to "
-		"replace it and delete it, or pick another label",
-		e->label, subj, serial, date);
+		"key pair would replace it%s; give --replace (replace = yes) to replace it and %s "
+		"it, or pick another label",
+		e->label, subj, serial, date,
+		e->keep_old == 1 ? "" : " and delete its key",
+		e->keep_old == 1 ? "keep" : "delete");
 	return EXIT_USAGE;
 }
 
