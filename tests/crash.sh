@@ -49,7 +49,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 446
+plan 618
 LOG="$TMP/calls.log"
 LABEL=enrolled-key
 # a hang guard only (a run that never ends), not a timing threshold
