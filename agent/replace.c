@@ -65,13 +65,30 @@ agent_rc agent_replace_guard(const conf_enrollment *e, tok_ctx *tok, unsigned kn
 		ret_cur->len = 0;
 		return EXIT_OK;
 	}
+	if (trv == TOK_ERR_AMBIGUOUS) {
+		/* Several certificates: which one is the identity cannot be
+		 * told.  --replace goes on as before the guard, replacing none. */
+		ret_cur->len = 0;
+		if (e->replace == 1) {
+			log_msg(LOG_NOTICE, "%s: with --replace the new pair is made all the same",
+				tok_errmsg(tok));
+			return EXIT_OK;
+		}
+		agent_token_fail(tok, trv, "cannot tell which certificate a new key pair would "
+					   "replace");
+		log_msg(LOG_ERR, "give --replace (replace = yes) to enroll under '%s' all the same, "
+				 "or pick another label",
+			e->label);
+		return EXIT_USAGE;
+	}
 	if (trv != TOK_OK) {
 		ret_cur->len = 0;
 		return agent_token_fail(tok, trv, "cannot look for a certificate the new key pair "
 						  "would replace");
 	}
-	/* Expired: replaced as before.  Not yet valid counts as issued. */
-	if (X509_cmp_time(X509_get0_notAfter(cert), NULL) <= 0 || e->replace == 1) {
+	/* Expired (-1): replaced as before.  Not yet valid counts as issued,
+	 * and so does a notAfter that cannot be compared (0). */
+	if (X509_cmp_time(X509_get0_notAfter(cert), NULL) < 0 || e->replace == 1) {
 		X509_free(cert);
 		return EXIT_OK;
 	}
