@@ -161,9 +161,10 @@ static agent_rc swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *ne
 	 * mistakes it for one kept by keep_old; one to be revoked "(to
 	 * revoke)", which recovery leaves to agent_revoke_replaced. */
 	int revoke = old_id != NULL && e->revoke_replaced == 1;
-	char *old_label = agent_label_with(e->label, revoke		 ? AGENT_MARK_TO_REVOKE
-						     : e->keep_old == 1 ? AGENT_MARK_OLD
-									 : AGENT_MARK_REPLACED);
+	const char *mark = revoke ? AGENT_MARK_TO_REVOKE
+			   : e->keep_old == 1 ? AGENT_MARK_OLD
+					      : AGENT_MARK_REPLACED;
+	char *old_label = agent_label_with(e->label, mark);
 	char cmd[512];
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;

@@ -116,12 +116,6 @@ static agent_rc look(const conf_enrollment *e, tok_ctx *tok, const tok_info *inf
 	return rc;
 }
 
-/*
- * A pass over many enrollments reads the token once (agent_listing); the
- * listing is taken after the login, and another process changes an
- * enrollment only under its lock, which commands by hand take, and the
- * agent's own steps never run beside its pass.
- */
 /* Whether the listing holds a pair waiting under "LABEL (to revoke)". */
 static int to_revoke(const agent_listing *l, const char *label)
 {
@@ -132,6 +126,12 @@ static int to_revoke(const agent_listing *l, const char *label)
 	return r;
 }
 
+/*
+ * A pass over many enrollments reads the token once (agent_listing); the
+ * listing is taken after the login, and another process changes an
+ * enrollment only under its lock, which commands by hand take, and the
+ * agent's own steps never run beside its pass.
+ */
 /* The look of an enrollment from the listing, or the whole look when its
  * answer is not there (marks to recover, several certificates). */
 static agent_rc look_listed(const conf_enrollment *e, tok_ctx *tok, const tok_info *info,
