@@ -81,6 +81,12 @@ void tok_info_from_ck(const CK_TOKEN_INFO *ti, tok_info *ret_info);
 /* A copy of a URI fit for messages: pin-value redacted.  OPENSSL_free it. */
 char *tok_redact_uri(const char *uri);
 
+/* Parses uri into puri; on failure ctx's message names what (e.g. "token
+ * URI"), the URI (redacted), why, and example, an RFC 7512 URI to write
+ * instead.  TOK_OK or TOK_ERR_CONFIG. */
+tok_rv tok_uri_parse(tok_ctx *ctx, const char *uri, P11KitUri *puri, const char *what,
+		     const char *example);
+
 /* "'label' (serial S, model M)", preceded by ", " when comma. */
 void tok_describe_token(const CK_TOKEN_INFO *ti, char *buf, size_t size, int comma);
 

@@ -77,6 +77,25 @@ tok_rv tok_uri_check(const char *uri, char *why, size_t whylen)
 	return rv;
 }
 
+tok_rv tok_uri_parse(tok_ctx *ctx, const char *uri, P11KitUri *puri, const char *what,
+		     const char *example)
+{
+	int prv = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, puri);
+	char *shown;
+	tok_rv rv;
+
+	if (prv == P11_KIT_URI_OK && !p11_kit_uri_any_unrecognized(puri))
+		return TOK_OK;
+	shown = tok_redact_uri(uri);
+	rv = tok_fail(ctx, TOK_ERR_CONFIG,
+		      "parsing %s '%s' failed: %s: write an RFC 7512 URI such as %s", what,
+		      shown ? shown : "(uri)",
+		      prv != P11_KIT_URI_OK ? p11_kit_uri_message(prv) : "unknown attribute",
+		      example);
+	OPENSSL_free(shown);
+	return rv;
+}
+
 tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
 {
 	P11KitUri *user = p11_kit_uri_new(), *only = p11_kit_uri_new(), *got = p11_kit_uri_new();
@@ -614,10 +633,9 @@ tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx)
 {
 	tok_ctx *ctx;
 	P11KitUri *puri;
-	char *path = NULL, *shown;
+	char *path = NULL;
 	tok_rv rv;
 	CK_RV ckr;
-	int prv;
 
 	if (ret_ctx == NULL)
 		return TOK_ERR_CONFIG;
@@ -631,18 +649,8 @@ tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx)
 		OPENSSL_free(ctx);
 		return TOK_ERR_NOMEM;
 	}
-	prv = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, puri);
-	if (prv != P11_KIT_URI_OK || p11_kit_uri_any_unrecognized(puri)) {
-		shown = tok_redact_uri(uri);
-		rv = tok_fail(ctx, TOK_ERR_CONFIG,
-			      "parsing token URI '%s' failed: %s: write an RFC 7512 URI such as "
-			      "pkcs11:token=NAME",
-			      shown ? shown : "(uri)",
-			      prv != P11_KIT_URI_OK ? p11_kit_uri_message(prv)
-						    : "unknown attribute");
-		OPENSSL_free(shown);
+	if ((rv = tok_uri_parse(ctx, uri, puri, "token URI", "pkcs11:token=NAME")) != TOK_OK)
 		goto out;
-	}
 	if ((rv = module_path(ctx, module, puri, uri, &path)) != TOK_OK)
 		goto out;
 	if ((rv = load_module(ctx, path)) != TOK_OK)

@@ -211,7 +211,6 @@ tok_rv tok_init_token(const char *module, const char *uri, const char *so_pin, c
 	tok_raw r;
 	char *path = NULL;
 	tok_rv rv;
-	int prv;
 
 	memset(&r, 0, sizeof(r));
 	if (err != NULL && errlen > 0)
@@ -232,19 +231,9 @@ tok_rv tok_init_token(const char *module, const char *uri, const char *so_pin, c
 			      "control characters: give a printable label");
 		goto out;
 	}
-	prv = p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, puri);
-	if (prv != P11_KIT_URI_OK || p11_kit_uri_any_unrecognized(puri)) {
-		char *shown = tok_redact_uri(uri);
-
-		rv = tok_fail(ctx, TOK_ERR_CONFIG,
-			      "parsing token URI '%s' failed: %s: write an RFC 7512 URI such as "
-			      "pkcs11:model=NAME;slot-id=N",
-			      shown ? shown : "(uri)",
-			      prv != P11_KIT_URI_OK ? p11_kit_uri_message(prv)
-						    : "unknown attribute");
-		OPENSSL_free(shown);
+	if ((rv = tok_uri_parse(ctx, uri, puri, "token URI", "pkcs11:model=NAME;slot-id=N")) !=
+	    TOK_OK)
 		goto out;
-	}
 	if ((rv = tok_module_file(ctx, module, puri, &path)) != TOK_OK)
 		goto out;
 	if ((rv = tok_raw_load(ctx, path, &r)) != TOK_OK)

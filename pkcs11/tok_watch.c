@@ -297,7 +297,6 @@ tok_rv tok_watch_new(const char *module, const char *pattern, int interval_ms, u
 	char *path = NULL;
 	CK_INFO info;
 	tok_rv rv;
-	int prv;
 
 	if (ret_w == NULL)
 		return TOK_ERR_CONFIG;
@@ -314,19 +313,9 @@ tok_rv tok_watch_new(const char *module, const char *pattern, int interval_ms, u
 	*ret_w = w;
 	if (pattern == NULL || pattern[0] == '\0')
 		pattern = "pkcs11:";
-	prv = p11_kit_uri_parse(pattern, P11_KIT_URI_FOR_ANY, w->pattern);
-	if (prv != P11_KIT_URI_OK || p11_kit_uri_any_unrecognized(w->pattern)) {
-		char *shown = tok_redact_uri(pattern);
-
-		rv = tok_fail(w->ectx, TOK_ERR_CONFIG,
-			      "parsing token pattern '%s' failed: %s: write an RFC 7512 URI such "
-			      "as pkcs11:model=NAME",
-			      shown ? shown : "(uri)",
-			      prv != P11_KIT_URI_OK ? p11_kit_uri_message(prv)
-						    : "unknown attribute");
-		OPENSSL_free(shown);
+	if ((rv = tok_uri_parse(w->ectx, pattern, w->pattern, "token pattern",
+				"pkcs11:model=NAME")) != TOK_OK)
 		return rv;
-	}
 	if ((rv = tok_module_file(w->ectx, module, w->pattern, &path)) != TOK_OK)
 		return rv;
 	rv = tok_raw_load(w->ectx, path, &w->raw);
