@@ -86,12 +86,19 @@ static void answer_outcome(track *t, fsm_actions *out, track_op op, int done)
 
 	if (t->waiter_fd < 0)
 		return;
-	/* done: also with the exit code of the revocation that failed after
-	 * it (its output says so), as the command gives it */
-	if (t->exit_code == EXIT_OK || done) {
+	/* Done, but the revocation after it failed: the exit code of the rr,
+	 * as the command gives it, and what is left to do (the client takes
+	 * a failure's text for an error message). */
+	if (done && t->exit_code != EXIT_OK) {
+		snprintf(msg, sizeof(msg), "%s: %s done; %s", t->name, track_op_name(op),
+			 track_error(t));
+		answer_waiter(t, out, t->exit_code, msg);
+		return;
+	}
+	if (t->exit_code == EXIT_OK) {
 		a = act(out, ACT_ANSWER_OUTPUT);
 		a->fd = t->waiter_fd;
-		a->code = t->exit_code;
+		a->code = EXIT_OK;
 		t->waiter_fd = -1;
 		return;
 	}
