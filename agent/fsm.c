@@ -176,7 +176,13 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 		op = OP_NONE;
 	else if (t->st == T_NO_TOKEN)
 		op = OP_RECOVER;
-	else if (t->pending)
+	else if (t->st == T_VALID && t->revoke_failures > 0 && t->revoke_at > n) {
+		/* A step would send the rr first and request nothing while it
+		 * fails (exit 6 read as a refused renewal): the renewal waits
+		 * for the revocation's retry. */
+		refuse_waiter(t, out, EXIT_BUSY, track_error(t));
+		op = OP_NONE;
+	} else if (t->pending)
 		op = OP_RESUME;
 	else if (t->bootstrap_next != OP_NONE) {
 		t->bootstrap_next = OP_NONE;
@@ -199,7 +205,7 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 	}
 	if (op != OP_NONE)
 		act(out, ACT_START)->op = op;
-	else if (t->st == T_VALID && t->revoke_at > 0 && t->revoke_at < t->next)
+	else if (t->st == T_VALID && t->revoke_at > 0 && (t->revoke_at < t->next || t->next <= n))
 		act(out, ACT_WAKE)->at = t->revoke_at;
 	else
 		act(out, ACT_WAKE)->at = t->next;

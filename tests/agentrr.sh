@@ -12,7 +12,7 @@
 need_tools
 need_cmd python3
 setup
-plan 23
+plan 26
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 TOK=agentrr
@@ -86,6 +86,13 @@ check "/agentrr/retry/by-the-steps" \
 	test "$(in_log "$ALOG" 'is not revoked; its key pair stays')" -ge 3
 check "/agentrr/retry/still-valid" wait_for 30 is "$C" test state valid
 check "/agentrr/retry/still-warns" warned
+
+# a renewal asked for meanwhile waits for the revocation: a renew would
+# send the rr first, and request nothing while the CA refuses it
+pe "$C" renew test
+check "/agentrr/retry/renew-refused-for-now" expect_rc 11
+check "/agentrr/retry/renew-says-why" grep -q 'test: not renewed: .*is not revoked yet' "$TMP/err"
+check "/agentrr/retry/no-request" test "$(ca_issued)" -eq $((issued + 1))
 
 # --- the fault is lifted: the next retry revokes it ----------------------------
 : > "$TMP/ca.log"

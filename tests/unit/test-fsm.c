@@ -656,6 +656,24 @@ static void test_unrevoked(void)
 		       track_error(&T)[0] == '\0' && logged("no replaced certificate waits"),
 	       "/fsm/look/revoked-clears", "revoke %d: %s", T.revoke_failures, track_error(&T));
 
+	/* the renewal comes due meanwhile: it waits for the revocation (a
+	 * step would send the rr first and request nothing while it fails) */
+	fresh();
+	T.revoke_failures = 1;
+	T.revoke_at = NOW + 60;
+	track_set_error(&T, "not revoked yet");
+	T.next = NOW - 1;
+	T.waiter_fd = 7;
+	tick();
+	tap_ok(started() == OP_NONE && first(ACT_WAKE) != NULL && first(ACT_WAKE)->at == NOW + 60 &&
+		       answered(7, "e1: not renewed: not revoked yet") == EXIT_BUSY &&
+		       T.waiter_fd == -1 && T.st == T_VALID,
+	       "/fsm/decide/unrevoked-renewal-waits", "op %d", started());
+	T.revoke_at = NOW;
+	tick();
+	tap_ok(started() == OP_RECOVER, "/fsm/decide/unrevoked-retry-before-renewal", "op %d",
+	       started());
+
 	/* a plain look says nothing of it */
 	fresh();
 	T.revoke_failures = 1;
@@ -849,7 +867,7 @@ static void test_pass(void)
 
 int main(void)
 {
-	tap_plan(83);
+	tap_plan(85);
 	test_decide();
 	test_started();
 	test_pin();
