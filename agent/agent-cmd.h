@@ -317,6 +317,11 @@ agent_rc agent_replace_guard(const conf_enrollment *e, tok_ctx *tok, unsigned kn
  */
 agent_rc agent_revoke_replaced(const conf_enrollment *e, tok_ctx *tok, int *ret_found,
 			       int print);
+/* After agent_revoke_replaced failed with rc in a step whose own work is
+ * done: this process's result record says so ("unrevoked", with the
+ * reason the rr failed), and the agent counts the step a success and
+ * retries the revocation (agent/STATE-MACHINE.md). */
+void agent_revoke_replaced_unrevoked(agent_rc rc);
 
 /* batch.c: enroll --batch FILE */
 agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path);

@@ -191,9 +191,11 @@ static agent_rc swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *ne
 	if (old_id != NULL) {
 		agent_hex(old_id->id, old_id->len, hex, sizeof(hex));
 		if (revoke) {
-			if ((rc = agent_revoke_replaced(e, tok, NULL, 1)) != EXIT_OK)
+			if ((rc = agent_revoke_replaced(e, tok, NULL, 1)) != EXIT_OK) {
 				log_msg(LOG_ERR, "the new certificate is in place and in use; only the "
 						 "revocation of the one it replaced is left to do");
+				agent_revoke_replaced_unrevoked(rc);
+			}
 		} else if (e->keep_old == 1) {
 			printf("  old pair:   key id %s kept, label '%s'\n", hex, old_label);
 		} else if ((trv = tok_key_destroy(tok, old_id, 1)) != TOK_OK) {
@@ -323,8 +325,9 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	 * run is finished, and no second certificate is requested. */
 	if (finished) {
 		rc = agent_recover_report(e, r->tok, r->verb);
-		if (rc == EXIT_OK && e->revoke_replaced == 1)
-			rc = agent_revoke_replaced(e, r->tok, NULL, 1);
+		if (rc == EXIT_OK && e->revoke_replaced == 1 &&
+		    (rc = agent_revoke_replaced(e, r->tok, NULL, 1)) != EXIT_OK)
+			agent_revoke_replaced_unrevoked(rc); /* that run is done */
 		goto out;
 	}
 	/* The replaced certificate of an earlier run is revoked before

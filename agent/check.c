@@ -106,9 +106,12 @@ static agent_rc look(const conf_enrollment *e, tok_ctx *tok, const tok_info *inf
 		return rc;
 	/* A revocation that failed before is retried; its failure is logged
 	 * (and retried again), but the look is what check answers. */
-	if (recover && e->revoke_replaced == 1 && agent_revoke_replaced(e, tok, NULL, 0) != EXIT_OK)
+	if (recover && e->revoke_replaced == 1 &&
+	    (rc = agent_revoke_replaced(e, tok, NULL, 0)) != EXIT_OK) {
 		log_msg(LOG_WARNING, "the look goes on: the certificate under '%s' is in use",
 			e->label);
+		agent_revoke_replaced_unrevoked(rc); /* the agent retries it */
+	}
 	trv = tok_find_cert(tok, e->label, NULL, &id, &cert);
 	if (trv != TOK_OK && trv != TOK_ERR_NOT_FOUND)
 		return agent_token_fail(tok, trv, "cannot read the enrollment's certificate");

@@ -79,13 +79,22 @@ static void refuse_waiter(track *t, fsm_actions *out, int code, const char *why)
 
 /* The outcome of a step for the client waiting on it: the step's output,
  * or what failed, which went only to the log. */
-static void answer_outcome(track *t, fsm_actions *out, track_op op)
+static void answer_outcome(track *t, fsm_actions *out, track_op op, int done)
 {
 	char msg[sizeof(((fsm_action *)0)->text)];
 	fsm_action *a;
 
 	if (t->waiter_fd < 0)
 		return;
+	/* Done, but the revocation after it failed: the exit code of the rr,
+	 * as the command gives it, and what is left to do (the client takes
+	 * a failure's text for an error message). */
+	if (done && t->exit_code != EXIT_OK) {
+		snprintf(msg, sizeof(msg), "%s: %s done; %s", t->name, track_op_name(op),
+			 track_error(t));
+		answer_waiter(t, out, t->exit_code, msg);
+		return;
+	}
 	if (t->exit_code == EXIT_OK) {
 		a = act(out, ACT_ANSWER_OUTPUT);
 		a->fd = t->waiter_fd;
@@ -160,11 +169,20 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 	else if (t->need_recover)
 		op = OP_RECOVER;
 	else if (t->need_refresh)
-		op = OP_CHECK; /* need_refresh is cleared when it starts */ else if (t->next > n && t->waiter_fd < 0)
+		op = OP_CHECK; /* need_refresh is cleared when it starts */
+	else if (t->st == T_VALID && t->revoke_at > 0 && t->revoke_at <= n)
+		op = OP_RECOVER; /* it retries the revocation of the replaced certificate */
+	else if (t->next > n && t->waiter_fd < 0)
 		op = OP_NONE;
 	else if (t->st == T_NO_TOKEN)
 		op = OP_RECOVER;
-	else if (t->pending)
+	else if (t->st == T_VALID && t->revoke_failures > 0 && t->revoke_at > n) {
+		/* A step would send the rr first and request nothing while it
+		 * fails (exit 6 read as a refused renewal): the renewal waits
+		 * for the revocation's retry. */
+		refuse_waiter(t, out, EXIT_BUSY, track_error(t));
+		op = OP_NONE;
+	} else if (t->pending)
 		op = OP_RESUME;
 	else if (t->bootstrap_next != OP_NONE) {
 		t->bootstrap_next = OP_NONE;
@@ -187,6 +205,8 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 	}
 	if (op != OP_NONE)
 		act(out, ACT_START)->op = op;
+	else if (t->st == T_VALID && t->revoke_at > 0 && (t->revoke_at < t->next || t->next <= n))
+		act(out, ACT_WAKE)->at = t->revoke_at;
 	else
 		act(out, ACT_WAKE)->at = t->next;
 }
@@ -217,6 +237,26 @@ static void started(track *t, const fsm_event *ev, fsm_actions *out)
 }
 
 /* ---- EV_STEP_DONE ------------------------------------------------------------ */
+
+/*
+ * The step's own work is done, but the certificate it replaced is not
+ * revoked (res->unrevoked: the rr's exit code): a warning, and a recovery
+ * look, which retries the rr, after the retry backoff of these failures.
+ */
+static void unrevoked(track *t, fsm_actions *out, const agent_result *res, long long n)
+{
+	t->revoke_failures++;
+	t->revoke_at = (long long)sched_retry_time(&t->pol, (time_t)n, (time_t)t->not_after,
+						   t->revoke_failures);
+	track_set_error(t,
+			"the replaced certificate (label '%s (to revoke)') is not revoked yet: "
+			"%s (exit %d); retried in %lld s",
+			t->e.label != NULL ? t->e.label : "?",
+			res->unrevoked_error[0] != '\0' ? res->unrevoked_error : "see the log",
+			res->unrevoked, t->revoke_at - n);
+	say(out, LOG_WARNING, "%s: %s (attempt %d)", t->name, track_error(t),
+	    t->revoke_failures);
+}
 
 /* What the token showed (check, check --recover). */
 static void took_look(track *t, fsm_actions *out, int rc, const agent_result *res, long long n)
@@ -306,6 +346,19 @@ static void looked(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 	if (rc != EXIT_OK && rc != EXIT_ABSENT)
 		say(out, LOG_WARNING, "%s: looking at the token failed (exit %d)", t->name, rc);
 	took_look(t, out, rc, ev->res, ev->now);
+	/* Only a recovery look retries the revocation, and says how it went. */
+	if (op == OP_RECOVER && rc == EXIT_OK && t->st != T_NO_TOKEN) {
+		if (ev->res->unrevoked > 0) {
+			unrevoked(t, out, ev->res, ev->now);
+		} else if (t->revoke_failures > 0) {
+			say(out, LOG_NOTICE,
+			    "%s: no replaced certificate waits for its revocation any more", t->name);
+			t->revoke_failures = 0;
+			t->revoke_at = 0;
+			if (t->failures == 0)
+				track_set_error(t, NULL);
+		}
+	}
 	if (op == OP_CHECK && rc != EXIT_OK && rc != EXIT_ABSENT)
 		t->need_refresh = 1; /* the look after a success, once more */
 	if (t->hook_due && rc == EXIT_OK) {
@@ -325,8 +378,11 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 	track_op op = ev->op;
 	long long n = ev->now;
 	char why[TRACK_ERROR_MAX];
+	/* Done, but the revocation of the certificate it replaced failed: the
+	 * command exits with the rr's code, the renewal is a success. */
+	int done = rc == EXIT_OK || (ev->res != NULL && ev->res->unrevoked == rc);
 
-	switch (rc) {
+	switch (done ? EXIT_OK : rc) {
 	case EXIT_OK:
 		t->failures = 0;
 		t->last_success = n;
@@ -339,6 +395,13 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 		say(out, LOG_NOTICE, "%s: %s done (token %s, transaction %s)", t->name,
 		    track_op_name(op), t->token_serial,
 		    ev->res->transaction[0] != '\0' ? ev->res->transaction : "?");
+		if (rc != EXIT_OK) {
+			unrevoked(t, out, ev->res, n);
+		} else {
+			/* it revoked what waited, or it would have refused */
+			t->revoke_failures = 0;
+			t->revoke_at = 0;
+		}
 		break;
 	case EXIT_WAITING:
 		t->st = T_POLLING;
@@ -396,7 +459,7 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 		hook(out, 0);
 		break;
 	}
-	answer_outcome(t, out, op);
+	answer_outcome(t, out, op, done);
 }
 
 static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
@@ -423,7 +486,7 @@ static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
 		    "source changes or `p11enroll clear %s`",
 		    t->name, t->name);
 		hook(out, 0);
-		answer_outcome(t, out, ev->op);
+		answer_outcome(t, out, ev->op, 0);
 	} else if (ev->op == OP_RECOVER || ev->op == OP_CHECK) {
 		looked(t, ev, out, rc);
 	} else {

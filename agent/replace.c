@@ -26,8 +26,28 @@
 #include <openssl/x509.h>
 
 #include "agent/agent-cmd.h"
+#include "agent/result.h"
 
 #define REASON_SUPERSEDED 4 /* RFC 5280 5.3.1 */
+
+/* Why the last revocation of a replaced certificate failed, as logged:
+ * for the result record (agent_revoke_replaced_unrevoked). */
+static char unrevoked_why[sizeof(((agent_result *)0)->unrevoked_error)];
+
+/* The last error logged as the reason; agent_escape cuts the (escaped)
+ * text at a whole character, so the record's parser takes it. */
+static void note_why(void)
+{
+	agent_escape(log_last_error(), unrevoked_why, sizeof(unrevoked_why));
+}
+
+void agent_revoke_replaced_unrevoked(agent_rc rc)
+{
+	agent_result *res = agent_result_self();
+
+	res->unrevoked = rc != EXIT_OK ? rc : EXIT_INTERNAL;
+	memcpy(res->unrevoked_error, unrevoked_why, sizeof(res->unrevoked_error));
+}
 
 /* Subject, serial and notAfter, for messages. */
 static void describe(X509 *cert, char *subj, size_t slen, char *serial, size_t serlen,
@@ -179,6 +199,7 @@ agent_rc agent_revoke_replaced(const conf_enrollment *e, tok_ctx *tok, int *ret_
 
 	if (ret_found != NULL)
 		*ret_found = 0;
+	unrevoked_why[0] = '\0';
 	if (e->label == NULL)
 		return EXIT_OK;
 	if ((tol = agent_label_with(e->label, AGENT_MARK_TO_REVOKE)) == NULL)
@@ -215,6 +236,7 @@ agent_rc agent_revoke_replaced(const conf_enrollment *e, tok_ctx *tok, int *ret_
 		goto out;
 	}
 	if ((rc = send_rr(e, tok, key, cert, serial)) != EXIT_OK) {
+		note_why(); /* the rr's reason, not the advice below */
 		log_msg(LOG_ERR,
 			"the replaced certificate (subject %s, serial %s) is not revoked; its key "
 			"pair stays on the token labelled '%s' and the revocation is retried by the "
@@ -246,6 +268,8 @@ agent_rc agent_revoke_replaced(const conf_enrollment *e, tok_ctx *tok, int *ret_
 		say(print, "  old pair:   key id %s and its certificate deleted", hex);
 	}
 out:
+	if (rc != EXIT_OK && unrevoked_why[0] == '\0')
+		note_why();
 	EVP_PKEY_free(key);
 	X509_free(cert);
 	free(tol);

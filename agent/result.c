@@ -84,6 +84,10 @@ int agent_result_format(const agent_result *r, char *buf, size_t len)
 	if (r->pending[0] != '\0')
 		put(&o, "pending %s\npending_saved %lld\npending_check_after %ld\n", r->pending,
 		    r->pending_saved, r->pending_check_after);
+	if (r->unrevoked > 0)
+		put(&o, "unrevoked %d\n", r->unrevoked);
+	if (r->unrevoked > 0 && r->unrevoked_error[0] != '\0')
+		put(&o, "unrevoked_error %s\n", r->unrevoked_error);
 	put(&o, "end\n");
 	return o.full ? -1 : (int)o.used;
 }
@@ -105,13 +109,15 @@ enum {
 	K_PENDING,
 	K_PENDING_SAVED,
 	K_PENDING_CHECK_AFTER,
+	K_UNREVOKED,
+	K_UNREVOKED_ERROR,
 	K_N
 };
 
 static const char *const keys[K_N] = {
 	"name",		"exit",		"category",   "error",	     "transaction", "token",
 	"token_serial", "cert",	      "cert_serial", "not_before",  "not_after",
-	"pending",	"pending_saved", "pending_check_after",
+	"pending",	"pending_saved", "pending_check_after", "unrevoked", "unrevoked_error",
 };
 
 static int number(const char *v, long long lo, long long hi, long long *out)
@@ -226,6 +232,14 @@ static int field(agent_result *r, int k, const char *v)
 			return -1;
 		r->pending_check_after = (long)n;
 		return 0;
+	case K_UNREVOKED:
+		/* an exit code of a failure: never 0 */
+		if (number(v, 1, 255, &n) < 0)
+			return -1;
+		r->unrevoked = (int)n;
+		return 0;
+	case K_UNREVOKED_ERROR:
+		return *v == '\0' ? -1 : text(v, r->unrevoked_error, sizeof(r->unrevoked_error));
 	}
 	return -1;
 }
@@ -296,6 +310,8 @@ int agent_result_parse(const char *buf, size_t len, agent_result *r, char *why, 
 	if (seen[K_PENDING] != seen[K_PENDING_SAVED] || seen[K_PENDING] != seen[K_PENDING_CHECK_AFTER])
 		return agent_fail(why, whylen, "a pending transaction needs pending, pending_saved and "
 					 "pending_check_after");
+	if (seen[K_UNREVOKED_ERROR] && !seen[K_UNREVOKED])
+		return agent_fail(why, whylen, "unrevoked_error without unrevoked");
 	return 0;
 }
 

@@ -11,6 +11,8 @@
  *	token present
  *	token_serial 1a2b3c
  *	...
+ *	unrevoked 6
+ *	unrevoked_error revoking the replaced certificate, serial 1F, failed: ...
  *	end
  *
  * One "key value" per line, each key at most once, in any order between
@@ -49,6 +51,12 @@ typedef struct {
 	char pending[8];	 /* the pending request ("ir", "kur"...), or "" */
 	long long pending_saved; /* when the pending transaction was saved */
 	long pending_check_after;
+	/* revoke_replaced: the step's own work is done (renew, enroll, resume:
+	 * the new certificate is in place; check --recover: the look), but
+	 * the revocation of the certificate it replaced, whose pair waits as
+	 * "LABEL (to revoke)", failed with this exit code; 0: none failed. */
+	int unrevoked;
+	char unrevoked_error[1024]; /* why, as logged; "" unknown */
 } agent_result;
 
 void agent_result_init(agent_result *r);

@@ -65,6 +65,7 @@ static int put_state(FILE *f, void *arg)
 		(unsigned long)t->seed, t->next, t->last_success, t->last_attempt);
 	fprintf(f, "failures %d\nrenewals %ld\nstopped %d\nlast_error %s\npin_latch %s\n",
 		t->failures, t->renewals, t->st == T_STOPPED, o->err, o->pin);
+	fprintf(f, "revoke_failures %d\n", t->revoke_failures);
 	/* What the token showed last: shown by status until the next look
 	 * (a stopped or PIN-latched enrollment has none); never decides. */
 	if (t->have_cert)
@@ -197,6 +198,8 @@ int track_load(track *t)
 			t->failures = n < 0 || n > 1000000 ? 0 : (int)n;
 		else if (strcmp(line, "renewals") == 0)
 			t->renewals = n < 0 ? 0 : (long)n;
+		else if (strcmp(line, "revoke_failures") == 0)
+			t->revoke_failures = n < 0 || n > 1000000 ? 0 : (int)n;
 		else if (strcmp(line, "stopped") == 0 && n == 1)
 			t->st = T_STOPPED;
 		else if (strcmp(line, "last_error") == 0)

@@ -55,6 +55,12 @@ typedef struct track {
 	long long due_logged; /* the renewal time last logged (once per change) */
 	int failures;
 	long renewals;
+	/* revoke_replaced: the consecutive failures to revoke the certificate
+	 * a successful step replaced (its pair waits as "LABEL (to revoke)"),
+	 * and when a recovery look, which retries it, is due (0: none; after
+	 * a restart the first look retries it) */
+	int revoke_failures;
+	long long revoke_at;
 	/* Whole (up to TRACK_ERROR_MAX - 1 bytes), allocated to its length:
 	 * most enrollments have none, and the agent keeps thousands.
 	 * track_error() and track_set_error(). */

@@ -588,6 +588,125 @@ static void test_request(void)
 	       overflow);
 }
 
+/* ---- revoke_replaced: the step is done, the revocation after it failed -------- */
+
+static void unrevoked_record(int code, const char *why)
+{
+	record(code);
+	R.unrevoked = code;
+	snprintf(R.error, sizeof(R.error), "the new certificate is in place and in use");
+	snprintf(R.unrevoked_error, sizeof(R.unrevoked_error), "%s", why);
+}
+
+static void test_unrevoked(void)
+{
+	fresh();
+	T.e.bootstrap = 1;
+	T.e.label = strdup("lab");
+	T.waiter_fd = 7;
+	T.renewals = 4;
+	T.failures = 1;
+	unrevoked_record(EXIT_REJECTED, "revoking the replaced certificate, serial 1F, failed: no");
+	done(OP_RENEW, EXIT_REJECTED);
+	tap_ok(T.st != T_STOPPED && T.bootstrap_next == OP_NONE && T.failures == 0 &&
+		       T.renewals == 5 && T.last_success == NOW && T.need_refresh && T.hook_due &&
+		       T.next == NOW && count(ACT_HOOK) == 0 && T.revoke_failures == 1 &&
+		       T.revoke_at == NOW + 60 &&
+		       strcmp(track_error(&T),
+			      "the replaced certificate (label 'lab (to revoke)') is not revoked yet: "
+			      "revoking the replaced certificate, serial 1F, failed: no (exit 6); "
+			      "retried in 60 s") == 0 &&
+		       answered(7, "e1: renew done; the replaced certificate (label 'lab (to "
+				   "revoke)') is not revoked yet: revoking") == EXIT_REJECTED &&
+		       logged("e1: renew done") && logged("is not revoked yet"),
+	       "/fsm/step/unrevoked-6-renewed", "st %d failures %d revoke %d at %+lld: %s", T.st,
+	       T.failures, T.revoke_failures, T.revoke_at - NOW, track_error(&T));
+	/* the refresh look, then the renewal's due time or the retry, which
+	 * comes first */
+	{
+		fsm_event ev = { .kind = EV_STARTED, .op = OP_CHECK };
+
+		feed(&ev);
+	}
+	looked_cert(OP_CHECK, NOW, NOW + 100 * DAY);
+	tap_ok(T.st == T_VALID && T.revoke_failures == 1 && hooked(1) &&
+		       strstr(track_error(&T), "is not revoked yet") != NULL,
+	       "/fsm/step/unrevoked-refresh-keeps-it", "st %d: %s", T.st, track_error(&T));
+	tick();
+	tap_ok(started() == OP_NONE && first(ACT_WAKE) != NULL && first(ACT_WAKE)->at == NOW + 60,
+	       "/fsm/decide/unrevoked-wakes-for-retry", "op %d", started());
+	T.revoke_at = NOW;
+	tick();
+	tap_ok(started() == OP_RECOVER, "/fsm/decide/unrevoked-retry-recovers", "op %d", started());
+	unrevoked_record(EXIT_TRANSPORT, "the CA cannot be reached");
+	R.exit_code = 0;
+	R.token = 1;
+	R.cert = 1;
+	snprintf(R.cert_serial, sizeof(R.cert_serial), "0B");
+	R.not_before = NOW;
+	R.not_after = NOW + 100 * DAY;
+	R.error[0] = '\0';
+	done(OP_RECOVER, 0);
+	tap_ok(T.st == T_VALID && T.revoke_failures == 2 && T.revoke_at == NOW + 120 &&
+		       T.failures == 0 && strstr(track_error(&T), "cannot be reached (exit 5)"),
+	       "/fsm/look/unrevoked-again-backs-off", "revoke %d at %+lld: %s", T.revoke_failures,
+	       T.revoke_at - NOW, track_error(&T));
+	looked_cert(OP_RECOVER, NOW, NOW + 100 * DAY);
+	tap_ok(T.st == T_VALID && T.revoke_failures == 0 && T.revoke_at == 0 &&
+		       track_error(&T)[0] == '\0' && logged("no replaced certificate waits"),
+	       "/fsm/look/revoked-clears", "revoke %d: %s", T.revoke_failures, track_error(&T));
+
+	/* the renewal comes due meanwhile: it waits for the revocation (a
+	 * step would send the rr first and request nothing while it fails) */
+	fresh();
+	T.revoke_failures = 1;
+	T.revoke_at = NOW + 60;
+	track_set_error(&T, "not revoked yet");
+	T.next = NOW - 1;
+	T.waiter_fd = 7;
+	tick();
+	tap_ok(started() == OP_NONE && first(ACT_WAKE) != NULL && first(ACT_WAKE)->at == NOW + 60 &&
+		       answered(7, "e1: not renewed: not revoked yet") == EXIT_BUSY &&
+		       T.waiter_fd == -1 && T.st == T_VALID,
+	       "/fsm/decide/unrevoked-renewal-waits", "op %d", started());
+	T.revoke_at = NOW;
+	tick();
+	tap_ok(started() == OP_RECOVER, "/fsm/decide/unrevoked-retry-before-renewal", "op %d",
+	       started());
+
+	/* a plain look says nothing of it */
+	fresh();
+	T.revoke_failures = 1;
+	T.revoke_at = NOW + 60;
+	track_set_error(&T, "not revoked yet");
+	looked_cert(OP_CHECK, NOW, NOW + 100 * DAY);
+	tap_ok(T.revoke_failures == 1 && T.revoke_at == NOW + 60 &&
+		       strcmp(track_error(&T), "not revoked yet") == 0,
+	       "/fsm/look/check-keeps-unrevoked", "revoke %d", T.revoke_failures);
+	/* a renewal that exits 0 revoked it first (else it would have failed) */
+	record(0);
+	done(OP_RENEW, 0);
+	tap_ok(T.revoke_failures == 0 && T.revoke_at == 0 && track_error(&T)[0] == '\0',
+	       "/fsm/step/exit-0-clears-unrevoked", "revoke %d", T.revoke_failures);
+
+	/* transport failures of the rr likewise; a resume too */
+	fresh();
+	unrevoked_record(EXIT_TRANSPORT, "cannot connect");
+	done(OP_RESUME, EXIT_TRANSPORT);
+	tap_ok(T.st != T_BACKOFF && T.failures == 0 && T.renewals == 1 && T.revoke_failures == 1 &&
+		       count(ACT_HOOK) == 0,
+	       "/fsm/step/unrevoked-5-resumed", "st %d failures %d", T.st, T.failures);
+
+	/* strict: an exit that is not the rr's is the step's own failure */
+	fresh();
+	unrevoked_record(EXIT_TRANSPORT, "cannot connect");
+	done(OP_RENEW, EXIT_REJECTED);
+	tap_ok(T.st == T_STOPPED && T.revoke_failures == 0 && hooked(0),
+	       "/fsm/step/unrevoked-other-exit-fails", "st %d", T.st);
+	free(T.e.label);
+	T.e.label = NULL;
+}
+
 /* ---- control requests -------------------------------------------------------- */
 
 static void control(fsm_event_kind kind, int fd, int privileged)
@@ -748,12 +867,13 @@ static void test_pass(void)
 
 int main(void)
 {
-	tap_plan(73);
+	tap_plan(85);
 	test_decide();
 	test_started();
 	test_pin();
 	test_look();
 	test_request();
+	test_unrevoked();
 	test_control();
 	test_pass();
 	conf_enrollment_clear(&T.e);

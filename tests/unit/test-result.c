@@ -40,6 +40,9 @@ static void test_round_trip(void)
 	snprintf(a.transaction, sizeof(a.transaction), "00ff");
 	memset(a.error, 'e', sizeof(a.error) - 1);
 	a.error[sizeof(a.error) - 1] = '\0';
+	a.unrevoked = 255;
+	memset(a.unrevoked_error, 'u', sizeof(a.unrevoked_error) - 1);
+	a.unrevoked_error[sizeof(a.unrevoked_error) - 1] = '\0';
 	n = agent_result_format(&a, buf, sizeof(buf));
 	tap_ok(n > 0 && agent_result_parse(buf, (size_t)n, &b, why, sizeof(why)) == 0 &&
 		       memcmp(&a, &b, sizeof(a)) == 0,
@@ -111,6 +114,20 @@ static const struct {
 	  "p11enroll-result 1\nexit 0\ncategory ok\npending ir\npending_saved 1\n"
 	  "pending_check_after -1\nend\n",
 	  "invalid pending_check_after" },
+	{ "unrevoked-0", "p11enroll-result 1\nexit 0\ncategory ok\nunrevoked 0\nend\n",
+	  "invalid unrevoked" },
+	{ "unrevoked-range", "p11enroll-result 1\nexit 0\ncategory ok\nunrevoked 256\nend\n",
+	  "invalid unrevoked" },
+	{ "unrevoked-error-alone",
+	  "p11enroll-result 1\nexit 0\ncategory ok\nunrevoked_error no\nend\n",
+	  "unrevoked_error without unrevoked" },
+	{ "unrevoked-error-empty",
+	  "p11enroll-result 1\nexit 6\ncategory rejected\nunrevoked 6\nunrevoked_error \nend\n",
+	  "invalid unrevoked_error" },
+	{ "unrevoked-error-control",
+	  "p11enroll-result 1\nexit 6\ncategory rejected\nunrevoked 6\nunrevoked_error a\x1b"
+	  "b\nend\n",
+	  "invalid unrevoked_error" },
 };
 
 static void test_refused(void)
@@ -193,7 +210,7 @@ static void test_sequence(void)
 
 int main(void)
 {
-	tap_plan(38);
+	tap_plan(43);
 	test_round_trip();
 	test_refused();
 	test_sequence();
