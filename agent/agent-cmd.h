@@ -80,9 +80,14 @@ agent_rc agent_check(const conf_enrollment *e, int recover);
  * the first failure's exit code. */
 agent_rc agent_check_names(const char *config, const conf_enrollment *cli, char *const *names,
 			   size_t n, int recover);
-/* Takes the enrollment's lock for the rest of the process; -1 (logged)
- * when another process holds it, 0 otherwise (also without a state dir). */
-int agent_lock(const conf_enrollment *e);
+/* Takes the lock of e's label on the token ti for the rest of the process;
+ * -1 (logged) when another process holds it, 0 otherwise (also without a
+ * state dir, and when this process holds it already). */
+int agent_lock(const conf_enrollment *e, const tok_info *ti);
+/* Whether agent_token_open takes the lock (agent_lock) as soon as it knows
+ * the token: set by a command that changes the token. */
+void agent_lock_on_open(int on);
+int agent_lock_wanted(void);
 /* Releases the lock agent_lock() took, for a command that works on several
  * enrollments one after the other (check NAME...). */
 void agent_unlock(void);
@@ -151,28 +156,64 @@ agent_rc agent_recover_report(const conf_enrollment *e, tok_ctx *tok, const char
 
 /* ---- pending transactions (pending.c, resume.c) ----------------------- */
 
-/* A transaction the CA answered "waiting", as saved in the state directory. */
+/*
+ * A transaction the CA answered "waiting", as saved in the state directory:
+ * STATE_DIR/pending/LABEL@TOKEN.pending, one per token and label, so that
+ * one enrollment section used with many tokens keeps a transaction per
+ * token (pending.c says how TOKEN is made).  The token fields are as the
+ * token gave them, escaped (agent_escape()).
+ */
 typedef struct {
 	cmpc_pending p;
 	unsigned char key_id[TOK_ID_MAX]; /* CKA_ID of the new key pair */
 	size_t key_id_len;
 	int key_generated; /* generated for this request: deleted when it is given up */
 	char token_serial[17];
+	char token_label[33 * 4];
+	char token_model[17 * 4];
+	char token_manufacturer[33 * 4];
+	char name[201];	 /* the enrollment, for status and resume ("" in an old file) */
+	char label[256]; /* its label, escaped ("" in an old file) */
 	time_t saved;
+	int legacy; /* read from STATE_DIR/NAME.pending, of an earlier version */
 } agent_pending;
 
 const char *pending_state_dir(const conf_enrollment *e);
 const char *pending_req_name(int cmpc_req_type);
-/* STATE_DIR/NAME.pending; -1 when the enrollment has no usable name. */
-int pending_path(const conf_enrollment *e, char *out, size_t len);
-/* Atomic (temporary file, fsync, rename); -1 with a message in err. */
+/* STATE_DIR/NAME.EXT (the agent's state, an old pending file); -1 when the
+ * enrollment has no name usable as a file name. */
+int pending_name_path(const conf_enrollment *e, const char *ext, char *out, size_t len);
+/* The file name, without directory and extension, of e's label on the token
+ * ti: LABEL@TOKEN, both percent-encoded; -1 without a label. */
+int pending_key(const char *label, const tok_info *ti, char *out, size_t len);
+/* STATE_DIR/pending/LABEL@TOKEN.EXT for e's label on ti; -1 without. */
+int pending_path(const conf_enrollment *e, const tok_info *ti, const char *ext, char *out,
+		 size_t len);
+/* Fills ap's token, enrollment and label fields for e on ti. */
+void pending_set_owner(agent_pending *ap, const conf_enrollment *e, const tok_info *ti);
+/* Atomic (temporary file, fsync, rename) under ap's token and e's label;
+ * -1 with a message in err. */
 int pending_save(const conf_enrollment *e, const agent_pending *ap, char *err, size_t errlen);
-/* 1 loaded, 0 none saved, -1 unreadable or malformed (message in err). */
-int pending_load(const conf_enrollment *e, agent_pending *ap, char *err, size_t errlen);
+/* The transaction of e's label on token ti: 1 loaded, 0 none saved, -1
+ * unreadable or malformed (message in err).  A file of an earlier version
+ * (STATE_DIR/NAME.pending) for this token's serial is moved to its new
+ * name here. */
+int pending_load(const conf_enrollment *e, const tok_info *ti, agent_pending *ap, char *err,
+		 size_t errlen);
+/* Before the token is known (resume): the transactions saved for e's name
+ * and label, an old STATE_DIR/NAME.pending included; the count, with the
+ * first in ap (-1: a file unreadable, message in err). */
+int pending_find(const conf_enrollment *e, agent_pending *ap, char *err, size_t errlen);
+/* An ap read from an old NAME.pending (ap->legacy) is moved to its file
+ * under the token ti, now known to be its own; 0 when there is nothing to
+ * move, -1 with err. */
+int pending_legacy_move(const conf_enrollment *e, agent_pending *ap, const tok_info *ti,
+			char *err, size_t errlen);
 /* The file's text (untrusted: checked field by field); -1 with err. */
 int pending_parse(const char *text, size_t len, agent_pending *ap, char *err, size_t errlen);
-/* The file goes (a missing one too); -1 when it cannot be removed. */
-int pending_remove(const conf_enrollment *e);
+/* ap's file goes (a missing one too, and an old NAME.pending when ap came
+ * from one); -1 when it cannot be removed. */
+int pending_remove(const conf_enrollment *e, const agent_pending *ap);
 
 /*
  * What a certificate request command does about polling: it saves every
@@ -183,6 +224,7 @@ int pending_remove(const conf_enrollment *e);
  */
 typedef struct {
 	const conf_enrollment *e;
+	tok_ctx *tok;
 	agent_pending ap;
 	int have;  /* ap.p holds a transaction */
 	int saved; /* and it is saved */
@@ -196,11 +238,12 @@ void pending_saver_cb(const cmpc_pending *p, void *arg);
 /* 1: the transaction stays pending, and the new key with it; 0: it is over. */
 int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv);
 
-/* EXIT_USAGE (logged) when NAME has a pending transaction (or one that
- * cannot be read): a new request would orphan it. */
-agent_rc pending_refuse_new(const conf_enrollment *e);
-/* EXIT_TOKEN (logged) unless tok is the token the transaction began on. */
-agent_rc pending_check_token(tok_ctx *tok, const agent_pending *ap);
+/* EXIT_USAGE (logged) when e's label on tok has a pending transaction (or
+ * one that cannot be read): a new request would orphan it. */
+agent_rc pending_refuse_new(const conf_enrollment *e, tok_ctx *tok);
+/* EXIT_TOKEN (logged) unless tok is the token the transaction began on; a
+ * transaction from an old NAME.pending is moved to its new name then. */
+agent_rc pending_check_token(const conf_enrollment *e, tok_ctx *tok, agent_pending *ap);
 /* Abandons ap: error message to the CA (cmp set up and protected like the
  * request), the new key deleted when it was generated, the file removed. */
 agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,

@@ -245,6 +245,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	const conf_enrollment *e = r->e;
 	struct store_ctx sc = { 0 };
 	pending_saver ps;
+	agent_pending own;
 	STACK_OF(X509) *cacerts = NULL;
 	EVP_PKEY *key = NULL;
 	X509 *cert = NULL;
@@ -260,10 +261,14 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 
 	memset(&ps, 0, sizeof(ps));
 	memset(&id, 0, sizeof(id));
+	/* A copy: an old version's file gets its new name once the token is
+	 * known (pending_check_token). */
+	if (resume != NULL) {
+		own = *resume;
+		resume = &own;
+	}
 	r->resume = resume;
 	r->spec = (tok_keyspec){ .alg = TOK_KEY_EC, .bits = 256 };
-	if (resume == NULL && (rc = pending_refuse_new(e)) != EXIT_OK)
-		return rc;
 	if (e->label == NULL) {
 		log_msg(LOG_ERR, "no label: the key and certificate are found by it; set label or "
 				 "--label");
@@ -293,7 +298,9 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		goto out;
 	if (own_tok && (rc = agent_token_open(e, &r->tok, 1)) != EXIT_OK)
 		goto out;
-	if (resume != NULL && (rc = pending_check_token(r->tok, resume)) != EXIT_OK)
+	if (resume != NULL && (rc = pending_check_token(e, r->tok, &own)) != EXIT_OK)
+		goto out;
+	if (resume == NULL && (rc = pending_refuse_new(e, r->tok)) != EXIT_OK)
 		goto out;
 	if (resume == NULL && !(r->known & AGENT_REQ_NO_LEFTOVERS) &&
 	    (rc = agent_recover_run(e, r->tok, &finished)) != EXIT_OK)

@@ -57,7 +57,8 @@ static void token_lines(const tok_info *info)
 
 /* The certificate's lines (cert NULL: none), then the pending
  * transaction's. */
-static agent_rc cert_lines(const conf_enrollment *e, X509 *cert, const tok_id *id)
+static agent_rc cert_lines(const conf_enrollment *e, const tok_info *info, X509 *cert,
+			   const tok_id *id)
 {
 	char hex[2 * TOK_ID_MAX + 1], err[512];
 	agent_result *res = agent_result_self();
@@ -77,7 +78,7 @@ static agent_rc cert_lines(const conf_enrollment *e, X509 *cert, const tok_id *i
 		printf("not_before=%lld\nnot_after=%lld\nkey_id=%s\n", res->not_before,
 		       res->not_after, hex);
 	}
-	if ((r = pending_load(e, &ap, err, sizeof(err))) > 0) {
+	if ((r = pending_load(e, info, &ap, err, sizeof(err))) > 0) {
 		printf("pending=%s\npending_saved=%lld\npending_check_after=%ld\n",
 		       pending_req_name(ap.p.type), (long long)ap.saved, ap.p.check_after);
 		snprintf(res->pending, sizeof(res->pending), "%s", pending_req_name(ap.p.type));
@@ -106,7 +107,7 @@ static agent_rc look(const conf_enrollment *e, tok_ctx *tok, const tok_info *inf
 	trv = tok_find_cert(tok, e->label, NULL, &id, &cert);
 	if (trv != TOK_OK && trv != TOK_ERR_NOT_FOUND)
 		return agent_token_fail(tok, trv, "cannot read the enrollment's certificate");
-	rc = cert_lines(e, cert, &id);
+	rc = cert_lines(e, info, cert, &id);
 	X509_free(cert);
 	return rc;
 }
@@ -139,7 +140,8 @@ static agent_rc look_listed(const conf_enrollment *e, tok_ctx *tok, const tok_in
 		cert = o;
 	}
 	token_lines(info);
-	return cert_lines(e, cert != NULL ? cert->cert : NULL, cert != NULL ? &cert->id : NULL);
+	return cert_lines(e, info, cert != NULL ? cert->cert : NULL,
+			  cert != NULL ? &cert->id : NULL);
 }
 
 agent_rc agent_check(const conf_enrollment *e, int recover)
@@ -252,7 +254,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 						 "look at it with a check of its own",
 					names[0]);
 				rc = EXIT_USAGE;
-			} else if (recover && agent_lock(&e) < 0) {
+			} else if (recover && agent_lock(&e, &info) < 0) {
 				rc = EXIT_BUSY;
 			} else {
 				rc = n > 1 ? look_listed(&e, tok, &info, recover, &list)

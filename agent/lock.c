@@ -1,9 +1,13 @@
 /*
- * One process per enrollment at a time: the one-shot commands and the
- * agent's children take STATE_DIR/NAME.lock (flock, released when the
- * process ends, also by kill -9), so that a renewal started by hand never
- * runs beside the agent's.  The holder writes its process ID into the
- * file, so that a second process can say which one is busy.
+ * One process per label on a token at a time: the one-shot commands and
+ * the agent's children take STATE_DIR/pending/LABEL@TOKEN.lock (flock,
+ * released when the process ends, also by kill -9), so that a renewal
+ * started by hand never runs beside the agent's.  By token and label, as
+ * the pending transactions are (pending.c): two cards enrolled with one
+ * enrollment section do not wait for each other.  The lock is taken when
+ * the token is opened (agent_token_open), the first moment it is known.
+ * The holder writes its process ID into the file, so that a second
+ * process can say which one is busy.
  */
 #include "config.h"
 
@@ -19,8 +23,20 @@
 
 #include "agent/agent-cmd.h"
 
-/* The lock this process holds, for agent_unlock(). */
+/* The lock this process holds, for agent_unlock(), and its file. */
 static int held = -1;
+static char held_path[1024];
+static int wanted;
+
+void agent_lock_on_open(int on)
+{
+	wanted = on;
+}
+
+int agent_lock_wanted(void)
+{
+	return wanted;
+}
 
 /* The process ID the holder wrote, or 0: none yet (it has just taken the
  * lock), unreadable, or a process that is gone (an earlier holder's). */
@@ -54,18 +70,28 @@ static void write_holder(int fd)
 			strerror(errno));
 }
 
-int agent_lock(const conf_enrollment *e)
+int agent_lock(const conf_enrollment *e, const tok_info *ti)
 {
-	char path[1024], *dot;
+	static char none[] = "";
+	conf_enrollment le = *e;
+	char path[1024], dir[1024], key[512];
 	long pid;
 	int fd;
 
-	if (pending_path(e, path, sizeof(path)) < 0 || (dot = strrchr(path, '.')) == NULL)
-		return 0; /* no named enrollment: nothing another process could share */
-	snprintf(dot, sizeof(path) - (size_t)(dot - path), ".lock");
-	if (mkdir(pending_state_dir(e), 0700) < 0 && errno != EEXIST) {
+	/* Without a label (revoke by serial): the token's, for all labels. */
+	if (le.label == NULL)
+		le.label = none;
+	if (pending_path(&le, ti, "lock", path, sizeof(path)) < 0 ||
+	    pending_key(le.label, ti, key, sizeof(key)) < 0)
+		return 0;
+	if (held >= 0 && strcmp(path, held_path) == 0)
+		return 0; /* taken by this process already (resume opens twice) */
+	agent_unlock();
+	snprintf(dir, sizeof(dir), "%s/pending", pending_state_dir(e));
+	if ((mkdir(pending_state_dir(e), 0700) < 0 && errno != EEXIST) ||
+	    (mkdir(dir, 0700) < 0 && errno != EEXIST)) {
 		log_msg(LOG_INFO, "no state directory %s (%s): running without the enrollment lock",
-			pending_state_dir(e), strerror(errno));
+			dir, strerror(errno));
 		return 0;
 	}
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
@@ -78,17 +104,19 @@ int agent_lock(const conf_enrollment *e)
 		close(fd);
 		if (pid > 0)
 			log_msg(LOG_ERR, "another p11enroll process (process %ld: the agent's, or one "
-					 "started by hand) is working on '%s' right now: try again "
-					 "when it is done, or ask the agent (p11enroll status)",
-				pid, e->name);
-		else
-			log_msg(LOG_ERR, "another p11enroll process (the agent?) is working on '%s' "
+					 "started by hand) is working on '%s' on this token (%s) "
 					 "right now: try again when it is done, or ask the agent "
 					 "(p11enroll status)",
-				e->name);
+				pid, e->name != NULL ? e->name : "(command line)", key);
+		else
+			log_msg(LOG_ERR, "another p11enroll process (the agent?) is working on '%s' "
+					 "on this token (%s) right now: try again when it is done, "
+					 "or ask the agent (p11enroll status)",
+				e->name != NULL ? e->name : "(command line)", key);
 		return -1;
 	}
 	write_holder(fd);
+	snprintf(held_path, sizeof(held_path), "%s", path);
 	/* The descriptor stays open: the lock lasts as long as the process, or
 	 * until agent_unlock(). */
 	held = fd;
@@ -100,4 +128,5 @@ void agent_unlock(void)
 	if (held >= 0)
 		close(held);
 	held = -1;
+	held_path[0] = '\0';
 }

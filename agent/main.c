@@ -270,8 +270,8 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 	if (strcmp(cmd, "renew") == 0 && !o->local && e->name != NULL &&
 	    agent_ctl(cmd, e, o, &rc) == 0)
 		return rc;
-	if (needs_lock(cmd, o) && agent_lock(e) < 0)
-		return EXIT_BUSY;
+	/* Taken when the token is opened: it is by token and label. */
+	agent_lock_on_open(needs_lock(cmd, o));
 	if (strcmp(cmd, "check") == 0)
 		return agent_check(e, o->recover);
 	if (strcmp(cmd, "enroll") == 0)

@@ -191,7 +191,7 @@ agent_rc agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished
 	if (e->label == NULL)
 		return EXIT_OK;
 	/* The pending transaction's key is not left over: resume owns it. */
-	if (pending_load(e, &ap, err, sizeof(err)) != 0)
+	if (pending_load(e, tok_opened_info(tok), &ap, err, sizeof(err)) != 0)
 		return EXIT_OK;
 	if ((newl = agent_label_with(e->label, AGENT_MARK_NEW)) == NULL ||
 	    (oldl = agent_label_with(e->label, AGENT_MARK_OLD)) == NULL ||

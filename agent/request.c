@@ -74,25 +74,53 @@ agent_rc agent_p10cr(const conf_enrollment *e)
 	return agent_request_run(e, CMPC_REQ_P10CR, NULL, 0);
 }
 
+/* Several transactions of e wait, each on its own token: the one of the
+ * token e selects now (opened without a login, only to know which). */
+static agent_rc pick(const conf_enrollment *e, int n, agent_pending *ap)
+{
+	tok_ctx *tok = NULL;
+	char err[1024];
+	agent_rc rc;
+	int r;
+
+	if ((rc = agent_token_open(e, &tok, 0)) != EXIT_OK)
+		return rc;
+	r = pending_load(e, tok_opened_info(tok), ap, err, sizeof(err));
+	if (r == 0)
+		log_msg(LOG_ERR, "enrollment '%s' has %d pending transactions under label '%s', "
+				 "none on this token (serial '%s'): insert the token of one of them "
+				 "(their files in %s/pending name the tokens)",
+			e->name, n, e->label, tok_serial(tok), pending_state_dir(e));
+	else if (r < 0)
+		log_msg(LOG_ERR, "%s", err);
+	tok_free(tok);
+	return r > 0 ? EXIT_OK : r == 0 ? EXIT_TOKEN : EXIT_USAGE;
+}
+
 agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o)
 {
 	agent_pending ap;
 	char err[1024], path[1024];
-	int r;
+	agent_rc rc;
+	int n;
 
-	if (pending_path(e, path, sizeof(path)) < 0) {
+	if (pending_name_path(e, "pending", path, sizeof(path)) < 0) {
 		log_msg(LOG_ERR, "resume needs the name of an enrollment in the configuration file");
 		return EXIT_USAGE;
 	}
-	if ((r = pending_load(e, &ap, err, sizeof(err))) < 0) {
+	if ((n = pending_find(e, &ap, err, sizeof(err))) < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		return EXIT_USAGE;
 	}
-	if (r == 0) {
-		log_msg(LOG_ERR, "enrollment '%s' has no pending transaction (no %s): nothing to %s",
-			e->name, path, o->abandon ? "abandon" : "resume");
+	if (n == 0) {
+		log_msg(LOG_ERR, "enrollment '%s' has no pending transaction under label '%s' (none "
+				 "in %s/pending): nothing to %s",
+			e->name, e->label != NULL ? e->label : "(none)", pending_state_dir(e),
+			o->abandon ? "abandon" : "resume");
 		return EXIT_USAGE;
 	}
+	if (n > 1 && (rc = pick(e, n, &ap)) != EXIT_OK)
+		return rc;
 	if (ap.p.type == CMPC_REQ_KUR)
 		return agent_renew_run(e, &ap, o->abandon);
 	return agent_request_run(e, ap.p.type, &ap, o->abandon);

@@ -20,6 +20,7 @@ void pending_saver_init(pending_saver *s, const conf_enrollment *e, tok_ctx *tok
 {
 	memset(s, 0, sizeof(*s));
 	s->e = e;
+	s->tok = tok;
 	if (resume != NULL) {
 		s->ap = *resume;
 		s->have = s->saved = 1;
@@ -28,7 +29,7 @@ void pending_saver_init(pending_saver *s, const conf_enrollment *e, tok_ctx *tok
 	memcpy(s->ap.key_id, key->id, key->len);
 	s->ap.key_id_len = key->len;
 	s->ap.key_generated = key_generated;
-	snprintf(s->ap.token_serial, sizeof(s->ap.token_serial), "%s", tok_serial(tok));
+	pending_set_owner(&s->ap, e, tok_opened_info(tok));
 }
 
 void pending_saver_cb(const cmpc_pending *p, void *arg)
@@ -47,7 +48,8 @@ void pending_saver_cb(const cmpc_pending *p, void *arg)
 		s->saved = 0;
 		return;
 	}
-	if (!s->saved && pending_path(s->e, path, sizeof(path)) == 0)
+	if (!s->saved &&
+	    pending_path(s->e, tok_opened_info(s->tok), "pending", path, sizeof(path)) == 0)
 		log_msg(LOG_INFO, "the CA answered 'waiting'; the transaction is saved in %s", path);
 	s->saved = 1;
 }
@@ -83,7 +85,7 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 			log_msg(LOG_WARNING, "could not tell the CA: %s: %s", cmpc_strerror(arv),
 				cmpc_errmsg(cmp));
 	}
-	if (s->saved && pending_remove(s->e) < 0)
+	if (s->saved && pending_remove(s->e, &s->ap) < 0)
 		log_msg(LOG_WARNING, "cannot remove the pending transaction file of '%s'; delete "
 				     "it by hand",
 			name);
@@ -91,12 +93,12 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 	return 0;
 }
 
-agent_rc pending_refuse_new(const conf_enrollment *e)
+agent_rc pending_refuse_new(const conf_enrollment *e, tok_ctx *tok)
 {
 	agent_pending ap;
-	char err[1024], when[32];
+	char err[1024], when[32], key[512];
 	struct tm tm;
-	int r = pending_load(e, &ap, err, sizeof(err));
+	int r = pending_load(e, tok_opened_info(tok), &ap, err, sizeof(err));
 
 	if (r == 0)
 		return EXIT_OK;
@@ -107,27 +109,45 @@ agent_rc pending_refuse_new(const conf_enrollment *e)
 	if (gmtime_r(&ap.saved, &tm) == NULL ||
 	    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
 		snprintf(when, sizeof(when), "(unknown time)");
+	if (pending_key(e->label, tok_opened_info(tok), key, sizeof(key)) < 0)
+		snprintf(key, sizeof(key), "?");
 	log_msg(LOG_ERR,
-		"enrollment '%s' has a pending %s, waiting for the CA since %s: finish it with "
-		"`p11enroll resume %s`, or give it up with `p11enroll resume --abandon %s`",
-		e->name, pending_req_name(ap.p.type), when, e->name, e->name);
+		"enrollment '%s' has a pending %s on this token (%s), waiting for the CA since "
+		"%s: finish it with `p11enroll resume %s`, or give it up with `p11enroll resume "
+		"--abandon %s`",
+		e->name, pending_req_name(ap.p.type), key, when, e->name, e->name);
 	return EXIT_USAGE;
 }
 
-agent_rc pending_check_token(tok_ctx *tok, const agent_pending *ap)
+agent_rc pending_check_token(const conf_enrollment *e, tok_ctx *tok, agent_pending *ap)
 {
+	const char *tf[4] = { ap->token_serial, ap->token_manufacturer, ap->token_model,
+			      ap->token_label };
+	char err[1024], safe[4 * sizeof(ap->token_label)];
 	tok_info info;
 	tok_rv rv;
 
 	if ((rv = tok_get_info(tok, &info)) != TOK_OK)
 		return agent_token_fail(tok, rv, "cannot read the token information");
-	if (strcmp(info.serial, ap->token_serial) != 0) {
+	/* A token without a usable serial is told apart by the rest of its
+	 * information, as its file name is; an old file has only the serial. */
+	if (strcmp(info.serial, ap->token_serial) != 0 ||
+	    (!ap->legacy && info.serial[strspn(info.serial, "0")] == '\0' &&
+	     (strcmp(agent_escape(info.manufacturer, safe, sizeof(safe)), tf[1]) != 0 ||
+	      strcmp(agent_escape(info.model, safe, sizeof(safe)), tf[2]) != 0 ||
+	      strcmp(agent_escape(info.label, safe, sizeof(safe)), tf[3]) != 0))) {
 		log_msg(LOG_ERR,
-			"the pending transaction's key is on the token with serial '%s', and this "
-			"token's serial is '%s': insert that token, or select it with --token",
-			ap->token_serial, info.serial);
+			"the pending transaction's key is on the token with serial '%s' (label "
+			"'%s'), and this token's serial is '%s' (label '%s'): insert that token, or "
+			"select it with --token",
+			ap->token_serial, ap->token_label, info.serial,
+			agent_escape(info.label, safe, sizeof(safe)));
 		return EXIT_TOKEN;
 	}
+	if (pending_legacy_move(e, ap, &info, err, sizeof(err)) < 0)
+		log_msg(LOG_WARNING, "cannot move the pending transaction of '%s' to its new "
+				     "file: %s; it stays where it is",
+			e->name, err);
 	return EXIT_OK;
 }
 
@@ -163,7 +183,7 @@ agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
 			log_msg(LOG_NOTICE, "the new key pair (id %s) was deleted", hex);
 		}
 	}
-	if (pending_remove(e) < 0) {
+	if (pending_remove(e, ap) < 0) {
 		log_msg(LOG_ERR, "cannot remove the pending transaction file of '%s'", e->name);
 		if (rc == EXIT_OK)
 			rc = EXIT_INTERNAL;

@@ -3,8 +3,7 @@
 
 #include <string.h>
 
-#include "agent/agent.h"
-#include "pkcs11/tok.h"
+#include "agent/agent-cmd.h"
 
 agent_rc agent_exit_from_tok(int rv)
 {
@@ -93,6 +92,12 @@ agent_rc agent_token_open(const conf_enrollment *e, tok_ctx **ret_tok, int need_
 	}
 	log_msg(LOG_INFO, "token '%s' (manufacturer '%s', model '%s', serial '%s')", info.label,
 		info.manufacturer, info.model, info.serial);
+	/* Before the login: a second process on the same label and token
+	 * stops here, having changed nothing. */
+	if (agent_lock_wanted() && agent_lock(e, &info) < 0) {
+		tok_free(tok);
+		return EXIT_BUSY;
+	}
 	if (need_login && (rc = login(e, tok, &info)) != EXIT_OK) {
 		tok_free(tok);
 		return rc;

@@ -37,12 +37,7 @@ const char *track_op_name(track_op op)
 
 static int state_path(const track *t, char *out, size_t len)
 {
-	char *dot;
-
-	if (pending_path(&t->e, out, len) < 0 || (dot = strrchr(out, '.')) == NULL)
-		return -1;
-	snprintf(dot, len - (size_t)(dot - out), ".agent");
-	return 0;
+	return pending_name_path(&t->e, "agent", out, len);
 }
 
 /* Values are written on one line, and may come from the token or the CA:

@@ -51,6 +51,7 @@ struct tok_ctx {
 	size_t ncacerts;
 	char label[33];	  /* for messages */
 	char serial[17];  /* as tok_info has it, read when the token was opened */
+	tok_info opened;  /* all of it, flags as they were then */
 	char errmsg[768];
 };
 

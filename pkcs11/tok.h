@@ -93,6 +93,9 @@ tok_rv tok_get_info(tok_ctx *ctx, tok_info *ret_info);
 /* The token's serial (as tok_info has it) read when it was opened: it names
  * the token for good, and a row of a batch needs no C_GetTokenInfo for it. */
 const char *tok_serial(const tok_ctx *ctx);
+/* All of the token information read when it was opened (its flags may be
+ * out of date): the identity a pending transaction is kept under. */
+const tok_info *tok_opened_info(const tok_ctx *ctx);
 
 /*
  * Logs in as the user.  pin is NUL-terminated; NULL means the token's

@@ -521,6 +521,7 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 			tok_copy_padded(ctx->label, sizeof(ctx->label), ti.label, sizeof(ti.label));
 			tok_info_from_ck(&ti, &opened);
 			memcpy(ctx->serial, opened.serial, sizeof(ctx->serial));
+			ctx->opened = opened;
 		}
 	}
 	if (nmatch == 1)
@@ -702,6 +703,11 @@ tok_rv tok_get_info(tok_ctx *ctx, tok_info *ret_info)
 const char *tok_serial(const tok_ctx *ctx)
 {
 	return ctx != NULL ? ctx->serial : "";
+}
+
+const tok_info *tok_opened_info(const tok_ctx *ctx)
+{
+	return &ctx->opened;
 }
 
 void tok_info_from_ck(const CK_TOKEN_INFO *ti, tok_info *ret_info)

@@ -460,7 +460,7 @@ check "/agent/poll/kup-by-poll" grep -q 'pollReq -> kup accepted' "$TMP/ca.log"
 check "/agent/poll/one-pair" one_pair ag-poll enrolled-key
 new=$(id_of ag-poll privkey enrolled-key)
 check "/agent/poll/new-key" test -n "$new" -a "$new" != "$old"
-check "/agent/poll/no-pending-file" test ! -e "$TMP/state-poll/test.pending"
+check "/agent/poll/no-pending-file" test "$(pending_count "$TMP/state-poll")" -eq 0
 check "/agent/poll/one-kur" test "$(in_log "$TMP/ca.log" 'kur: issued serial')" -eq 1
 agent_stop "$A6"
 check "/agent/poll/sigterm-exit-0" test "$ARC" = 0

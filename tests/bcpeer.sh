@@ -295,7 +295,7 @@ check "/bcpeer/poll/ir/three-pollreq" test "$(count_logged '^pollReq ')" -eq 3
 check "/bcpeer/poll/ir/delivered-on-pollreq" logged "^pollReq prot=pbm:$CMP_REF .*-> ip accepted serial=$S \[pbm\]$"
 check "/bcpeer/poll/ir/confirmed" grep -q -x "confirmed $S" "$INDEX"
 check "/bcpeer/poll/ir/cert-on-token-matches-key" on_token polled "$TMP/polled.pem"
-check "/bcpeer/poll/ir/nothing-pending" test ! -e "$TMP/state/test.pending"
+check "/bcpeer/poll/ir/nothing-pending" test "$(pending_count)" -eq 0
 # a kur polled the same way (signed pollReq and certConf)
 : > "$LOG"
 conf "cert_out = $TMP/polled-kur.pem"
@@ -318,7 +318,7 @@ start_peer --poll 1 --check-after 3600 || exit 1
 conf "cert_out = $TMP/resumed.pem"
 p11e enroll test --label resumed
 check "/bcpeer/resume/waiting-exit-9" expect_rc 9
-check "/bcpeer/resume/saved" test -f "$TMP/state/test.pending"
+check "/bcpeer/resume/saved" test "$(pending_count)" -eq 1
 check "/bcpeer/resume/peer-said-later" logged "^pollReq prot=pbm:$CMP_REF .*-> pollRep checkAfter=3600 \[pbm\]$"
 p11e resume test --label resumed
 check "/bcpeer/resume/exit-0" expect_rc 0
@@ -326,7 +326,7 @@ S=$(serial_of "$TMP/resumed.pem")
 check "/bcpeer/resume/delivered" logged "^pollReq prot=pbm:$CMP_REF .*-> ip accepted serial=$S \[pbm\]$"
 check "/bcpeer/resume/confirmed" grep -q -x "confirmed $S" "$INDEX"
 check "/bcpeer/resume/cert-on-token-matches-key" on_token resumed "$TMP/resumed.pem"
-check "/bcpeer/resume/state-removed" test ! -e "$TMP/state/test.pending"
+check "/bcpeer/resume/state-removed" test "$(pending_count)" -eq 0
 # the same for a p10cr, whose certReqId is -1 in pollReq and certConf
 conf "cert_out = $TMP/p10-resumed.pem"
 p11e p10cr test --label p10-resumed
@@ -343,7 +343,7 @@ p11e resume --abandon test --label abandoned
 check "/bcpeer/abandon/exit-0" expect_rc 0
 check "/bcpeer/abandon/peer-got-error" logged "^error prot=pbm:$CMP_REF .*status=2 -> pkiConf \[pbm\]$"
 check "/bcpeer/abandon/no-key-left" test "$(label_count "$TOK" 'abandoned( \(new\))?')" -eq 0
-check "/bcpeer/abandon/state-removed" test ! -e "$TMP/state/test.pending"
+check "/bcpeer/abandon/state-removed" test "$(pending_count)" -eq 0
 
 # --- the peer rejects every request with a failInfo: exit 6, named ---------
 start_peer --reject badCertTemplate || exit 1

@@ -185,7 +185,7 @@ start_ca --poll 3600 --deliver-when "$TMP/deliver" || exit 1
 write_conf canary
 run pending-1 enroll test --label pend
 check "/canary/pending/exit-9" ran pending-1 9
-check "/canary/pending/state-saved" test -f "$EV/pending-1.state/test.pending"
+check "/canary/pending/state-saved" test "$(pending_count "$EV/pending-1.state")" -eq 1
 : > "$TMP/deliver"
 run resume resume test
 check "/canary/resume/exit-0" ran resume 0

@@ -365,7 +365,9 @@ nh=$(in_log "$TMP/ca.log" 'hang: kur received')
 "$P11ENROLL" -c "$C" renew test --local > "$TMP/local.out" 2>&1 &
 LPID=$!
 HELPERS="$HELPERS $LPID"
-check "/ctl/busy/local-holds" wait_for 60 sh -c "test \"\$(cat '$TMP/state/test.lock' 2> /dev/null)\" = $LPID &&
+LOCKFILE=$(pending_file ctl)
+LOCKFILE=${LOCKFILE%.pending}.lock
+check "/ctl/busy/local-holds" wait_for 60 sh -c "test \"\$(cat '$LOCKFILE' 2> /dev/null)\" = $LPID &&
 	test \$(grep -c 'hang: kur received' '$TMP/ca.log') -eq $((nh + 1))"
 nb=$(in_log "$L" 'test: another process holds the enrollment')
 pe "$C" renew test

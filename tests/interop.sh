@@ -173,18 +173,18 @@ check "/interop/ir/pre-issued/after-polling/enrolled" grep -q '^enrolled' "$TMP/
 start_mock -poll_count 2 -check_after 3600
 p11e enroll test --key-id 4a1f --label pre --total-timeout "$(scaled 30)"
 check "/interop/ir/pre-issued/resume/waiting-exit-9" expect_rc 9
-check "/interop/ir/pre-issued/resume/saved" test -f "$TMP/state/test.pending"
+check "/interop/ir/pre-issued/resume/saved" test "$(pending_count)" -eq 1
 p11e resume test --label pre
 check "/interop/ir/pre-issued/resume/exit-0" expect_rc 0
 check "/interop/ir/pre-issued/resume/enrolled" grep -q '^enrolled' "$TMP/out"
-check "/interop/ir/pre-issued/resume/state-removed" test ! -e "$TMP/state/test.pending"
+check "/interop/ir/pre-issued/resume/state-removed" test "$(pending_count)" -eq 0
 start_mock -poll_count 2 -check_after 3600
 p11e enroll test --key-id 4a1f --label pre --total-timeout "$(scaled 30)"
 p11e resume --abandon test --label pre
 check "/interop/ir/pre-issued/abandon/exit-0" expect_rc 0
 check "/interop/ir/pre-issued/abandon/mock-got-error" grep -q 'mock server received error' "$TMP/mock.log"
 check "/interop/ir/pre-issued/abandon/status-rejection" grep -q 'PKIStatus: rejection.*abandoned by the operator' "$TMP/mock.log"
-check "/interop/ir/pre-issued/abandon/state-removed" test ! -e "$TMP/state/test.pending"
+check "/interop/ir/pre-issued/abandon/state-removed" test "$(pending_count)" -eq 0
 unset RSP_CERT
 # (the second run stores nothing new: the same certificate is already there)
 check "/interop/ir/pre-issued/one-cert" test "$(count_objects inter)" -eq $((before_pre + 1))

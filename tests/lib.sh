@@ -253,6 +253,29 @@ token_slot() {
 		{ echo "# no single token labelled '$1' (pkcs11-tool --list-token-slots)" >&2; return 1; }
 }
 
+# token_serial LABEL: the serial of the one token labelled exactly LABEL.
+token_serial() {
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --list-token-slots 2> /dev/null | awk -v l="$1" '
+		/^Slot [0-9]+/ { mine = 0 }
+		/^ *token label *:/ { sub(/^ *token label *: */, ""); mine = ($0 == l) }
+		mine && /^ *serial num *:/ { sub(/^ *serial num *: */, ""); print; n++ }
+		END { exit n == 1 ? 0 : 1 }' ||
+		{ echo "# no single token labelled '$1' with a serial" >&2; echo no-such-token; return 1; }
+}
+
+# pending_file TOKEN [LABEL [STATE_DIR]]: where a transaction of LABEL
+# (enrolled-key) on TOKEN is saved: STATE_DIR/pending/LABEL@SERIAL.pending
+# (the labels the tests use need no percent-encoding).
+pending_file() {
+	echo "${3:-$TMP/state}/pending/${2:-enrolled-key}@$(token_serial "$1").pending"
+}
+
+# pending_count [STATE_DIR]: how many transactions are saved there, for any
+# token and label (an earlier version's NAME.pending counted too).
+pending_count() {
+	ls "${1:-$TMP/state}"/pending/*.pending "${1:-$TMP/state}"/*.pending 2> /dev/null | wc -l
+}
+
 # objects LABEL [TYPE]: pkcs11-tool's object list of the token (logged in).
 # When pkcs11-tool fails (no such token, the PIN refused) it says so on
 # stderr, as a TAP comment, and returns non-zero: a list that could not be

@@ -10,7 +10,6 @@
 need_tools
 setup
 plan 145
-STATE="$TMP/state/test.pending"
 # a hang guard only, not a timing threshold
 if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $(scaled 120)"; else GUARD=; fi
 
@@ -60,6 +59,7 @@ fresh() {
 	TOK=$1 extra=$2
 	shift 2
 	make_token "$TOK" || exit 1
+	STATE=$(pending_file "$TOK")
 	rm -f "$TMP/ca.log"
 	hold
 	start_ca "$@" || exit 1
@@ -289,7 +289,7 @@ p11e enroll test
 sed -i 's/^recip_nonce .*/recip_nonce xyz/' "$STATE"
 p11e resume test
 check "/resume/broken-state/exit-2" expect_rc 2
-check "/resume/broken-state/names-file" grep_err 'test.pending'
+check "/resume/broken-state/names-file" grep_err "$(basename "$STATE")"
 check "/resume/broken-state/key-kept" test "$(kind 'enrolled-key (new)' 'Private Key')" -eq 1
 
 # --- nowhere to save: the transaction is abandoned at once, as before -----------------

@@ -23,7 +23,6 @@
 need_tools
 setup
 plan 58
-STATE="$TMP/state/test.pending"
 DELIVER="$TMP/deliver"
 FAULTY="$TMP/faulty"
 LABEL=enrolled-key
@@ -69,8 +68,9 @@ resume_guarded() {
 pending() {
 	TOK=$1 extra=$2 cmd=$3
 	shift 3
-	rm -f "$DELIVER" "$FAULTY" "$STATE"
+	rm -f "$DELIVER" "$FAULTY" "$TMP"/state/pending/*.pending
 	make_token "$TOK" || exit 1
+	STATE=$(pending_file "$TOK")
 	rm -f "$TMP/ca.log"
 	if [ "$cmd" = renew ]; then
 		start_ca || exit 1

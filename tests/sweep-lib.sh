@@ -169,7 +169,7 @@ sweep_judge() {
 sweep_state_ok() {
 	cmp -s "$TMP/now" "$TMP/before" || cmp -s "$TMP/now" "$TMP/after" ||
 		{ { [ "$1" = resume ] || [ "$1" = abandon ]; } &&
-			cmp -s "$TMP/now" "$TMP/origin" && [ ! -e "$TMP/state/test.pending" ]; }
+			cmp -s "$TMP/now" "$TMP/origin" && [ "$(pending_count)" -eq 0 ]; }
 }
 
 # sweep_report NAME: the details of a bad run, as TAP comments.

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the pending transaction file (STATE_DIR/NAME.pending) that
+ * Fuzz target: the pending transaction file (STATE_DIR/pending/LABEL@TOKEN.pending) that
  * `p11enroll resume` reads back as untrusted input.  The input is the
  * file's text.  What pending_parse accepts must be within its bounds, and
  * written out again in the same "key value" format it must parse to the
@@ -42,6 +42,11 @@ static size_t format(const agent_pending *ap, char *out, size_t len)
 	n += (size_t)snprintf(out + n, len - n, "key_generated %s\ntoken_serial %s\nsaved %lld\n",
 			      ap->key_generated ? "yes" : "no", ap->token_serial,
 			      (long long)ap->saved);
+	n += (size_t)snprintf(out + n, len - n,
+			      "token_label %s\ntoken_model %s\ntoken_manufacturer %s\n"
+			      "enrollment %s\nlabel %s\n",
+			      ap->token_label, ap->token_model, ap->token_manufacturer, ap->name,
+			      ap->label);
 	return n;
 }
 
@@ -53,13 +58,17 @@ static int same(const agent_pending *a, const agent_pending *b)
 	       a->p.cert_req_id == b->p.cert_req_id && a->p.check_after == b->p.check_after &&
 	       a->key_id_len == b->key_id_len && memcmp(a->key_id, b->key_id, a->key_id_len) == 0 &&
 	       a->key_generated == b->key_generated &&
-	       strcmp(a->token_serial, b->token_serial) == 0 && a->saved == b->saved;
+	       strcmp(a->token_serial, b->token_serial) == 0 && a->saved == b->saved &&
+	       strcmp(a->token_label, b->token_label) == 0 &&
+	       strcmp(a->token_model, b->token_model) == 0 &&
+	       strcmp(a->token_manufacturer, b->token_manufacturer) == 0 &&
+	       strcmp(a->name, b->name) == 0 && strcmp(a->label, b->label) == 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static agent_pending ap, again;
-	static char text[2048];
+	static char text[4096];
 	char err[256];
 	size_t n, i;
 

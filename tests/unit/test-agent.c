@@ -733,11 +733,132 @@ static int dir_entries(const char *dir)
 	return n;
 }
 
+/* Lines of path that start with key and a blank. */
+static int lines_with(const char *path, const char *key)
+{
+	char line[4096];
+	FILE *f = fopen(path, "r");
+	int n = 0;
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ' ')
+			n++;
+	if (f != NULL)
+		fclose(f);
+	return n;
+}
+
+/* An earlier version's STATE_DIR/NAME.pending for the token with serial. */
+static void write_legacy(const char *path, const char *serial)
+{
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL)
+		return;
+	fprintf(f, "version 1\nrequest ir\ntransaction_id 0102\nrecip_nonce 03\ncert_req_id 0\n"
+		   "check_after 5\nkey_id 04\nkey_generated yes\ntoken_serial %s\nsaved 7\n",
+		serial);
+	fclose(f);
+}
+
+static void test_pending_keys(const char *dir)
+{
+	conf_enrollment e;
+	tok_info ti, ti2;
+	agent_pending ap, back;
+	char key[512], key2[512], path[1024], legacy[1024], err[1024] = "", lab[301];
+	struct stat st;
+
+	memset(&ti, 0, sizeof(ti));
+	snprintf(ti.serial, sizeof(ti.serial), "%s", SERIAL16);
+	snprintf(ti.label, sizeof(ti.label), "card A");
+	snprintf(ti.model, sizeof(ti.model), "Model/1");
+	snprintf(ti.manufacturer, sizeof(ti.manufacturer), "Manu");
+	tap_check(pending_key("badge", &ti, key, sizeof(key)) == 0 &&
+		       strcmp(key, "badge@" SERIAL16) == 0,
+	       "/pending/key/label-and-serial");
+	tap_check(pending_key(".a b/c@d", &ti, key, sizeof(key)) == 0 &&
+		       strcmp(key, "%2Ea%20b%2Fc%40d@" SERIAL16) == 0,
+	       "/pending/key/encoded");
+	ti2 = ti;
+	ti2.serial[0] = '\0';
+	tap_check(pending_key("badge", &ti2, key, sizeof(key)) == 0 &&
+		       strcmp(key, "badge@~Manu~Model%2F1~card%20A") == 0,
+	       "/pending/key/no-serial-token-info");
+	snprintf(ti2.serial, sizeof(ti2.serial), "0000");
+	tap_check(pending_key("badge", &ti2, key2, sizeof(key2)) == 0 && strcmp(key, key2) == 0,
+	       "/pending/key/zero-serial-token-info");
+	memset(lab, 'x', 300);
+	lab[300] = '\0';
+	tap_check(pending_key(lab, &ti, key, sizeof(key)) == 0 && strlen(key) < 130 &&
+		       strchr(key, '#') != NULL && (lab[299] = 'y') &&
+		       pending_key(lab, &ti, key2, sizeof(key2)) == 0 && strcmp(key, key2) != 0,
+	       "/pending/key/long-label-cut-and-hashed");
+
+	ti2 = ti;
+	ti2.serial[0] = '\0';
+	memset(ti2.label, 1, 32);
+	memset(ti2.model, 2, 16);
+	tap_check(pending_key("badge", &ti2, key, sizeof(key)) == 0 && strlen(key) <= 200 &&
+		       strncmp(key, "badge@~Manu~%5Cx02", 18) == 0 && strchr(key, '#') != NULL &&
+		       (ti2.label[0] = 3) && pending_key("badge", &ti2, key2, sizeof(key2)) == 0 &&
+		       strcmp(key, key2) != 0,
+	       "/pending/key/odd-token-info-cut-and-hashed");
+
+	/* Two tokens, one enrollment: two files; resume finds both by name
+	 * and label, and each token loads its own. */
+	conf_enrollment_init(&e);
+	e.name = strdup("station");
+	e.label = strdup("badge");
+	e.state_dir = strdup(dir);
+	ti2 = ti;
+	snprintf(ti2.serial, sizeof(ti2.serial), "B2");
+	memset(&ap, 0, sizeof(ap));
+	ap.p.type = CMPC_REQ_IR;
+	ap.p.tid_len = ap.p.nonce_len = ap.key_id_len = 1;
+	ap.saved = 3;
+	pending_set_owner(&ap, &e, &ti);
+	tap_check(pending_save(&e, &ap, err, sizeof(err)) == 0 &&
+		       (ap.p.check_after = 9, pending_set_owner(&ap, &e, &ti2), 1) &&
+		       pending_save(&e, &ap, err, sizeof(err)) == 0 &&
+		       pending_find(&e, &back, err, sizeof(err)) == 2 &&
+		       strcmp(back.name, "station") == 0 && strcmp(back.label, "badge") == 0 &&
+		       pending_load(&e, &ti, &back, err, sizeof(err)) == 1 &&
+		       back.p.check_after == 0 && strcmp(back.token_label, "card A") == 0 &&
+		       pending_load(&e, &ti2, &back, err, sizeof(err)) == 1 &&
+		       back.p.check_after == 9,
+	       "/pending/find/two-tokens-two-files");
+	free(e.label);
+	e.label = strdup("other");
+	tap_check(pending_find(&e, &back, err, sizeof(err)) == 0 &&
+		       pending_load(&e, &ti, &back, err, sizeof(err)) == 0,
+	       "/pending/find/other-label-none");
+	free(e.label);
+	e.label = strdup("badge");
+
+	/* An earlier version's file: found by resume before the token is
+	 * known, moved under the token whose serial it names. */
+	snprintf(legacy, sizeof(legacy), "%s/station.pending", dir);
+	write_legacy(legacy, "C3");
+	tap_check(pending_find(&e, &back, err, sizeof(err)) == 3, "/pending/legacy/found-by-resume");
+	tap_check(pending_load(&e, &ti, &back, err, sizeof(err)) == 1 && !back.legacy &&
+		       back.p.check_after == 0 && stat(legacy, &st) == 0,
+	       "/pending/legacy/other-token-left");
+	snprintf(ti2.serial, sizeof(ti2.serial), "C3");
+	tap_check(pending_load(&e, &ti2, &back, err, sizeof(err)) == 1 &&
+		       back.p.check_after == 5 && stat(legacy, &st) < 0 &&
+		       pending_path(&e, &ti2, "pending", path, sizeof(path)) == 0 &&
+		       stat(path, &st) == 0 && lines_with(path, "enrollment") == 1,
+	       "/pending/legacy/moved-once-token-known");
+	conf_enrollment_clear(&e);
+}
+
 static void test_pending_files(void)
 {
 	conf_enrollment e;
 	agent_pending ap, back;
-	char err[1024] = "", dir[600], path[1024], want[1024];
+	tok_info ti;
+	char err[1024] = "", dir[600], sub[700], path[1024], want[1024];
 	struct stat st;
 	size_t i;
 	FILE *f;
@@ -756,49 +877,55 @@ static void test_pending_files(void)
 	ap.key_id[1] = 0xff;
 	ap.key_id_len = 2;
 	ap.key_generated = 0;
-	snprintf(ap.token_serial, sizeof(ap.token_serial), "%s", SERIAL16);
 	ap.saved = (time_t)1764200000;
+	memset(&ti, 0, sizeof(ti));
+	snprintf(ti.serial, sizeof(ti.serial), "%s", SERIAL16);
 
 	conf_enrollment_init(&e);
 	tap_check(strcmp(pending_state_dir(&e), LOCALSTATEDIR "/lib/p11enroll") == 0,
 	       "/pending/state-dir/default");
 	snprintf(dir, sizeof(dir), "%s/state", tmpdir);
 	e.name = strdup("badge");
+	e.label = strdup("my key");
 	e.state_dir = strdup(dir);
+	snprintf(sub, sizeof(sub), "%s/pending", dir);
+	pending_set_owner(&ap, &e, &ti);
 	tap_check(strcmp(pending_state_dir(&e), dir) == 0, "/pending/state-dir/configured");
-	snprintf(want, sizeof(want), "%s/badge.pending", dir);
-	tap_check(pending_path(&e, path, sizeof(path)) == 0 && strcmp(path, want) == 0,
+	snprintf(want, sizeof(want), "%s/pending/my%%20key@%s.pending", dir, SERIAL16);
+	tap_check(pending_path(&e, &ti, "pending", path, sizeof(path)) == 0 &&
+		       strcmp(path, want) == 0,
 	       "/pending/path");
-	tap_check(pending_path(&e, path, 10) < 0, "/pending/path/too-long-for-buffer");
-	tap_check(pending_load(&e, &back, err, sizeof(err)) == 0, "/pending/load/none-yet");
+	tap_check(pending_path(&e, &ti, "pending", path, 10) < 0,
+		  "/pending/path/too-long-for-buffer");
+	tap_check(pending_load(&e, &ti, &back, err, sizeof(err)) == 0, "/pending/load/none-yet");
 	tap_check(stat(dir, &st) < 0, "/pending/load/does-not-create-dir");
-	tap_check(pending_remove(&e) == 0, "/pending/remove/none-is-ok");
+	tap_check(pending_remove(&e, &ap) == 0, "/pending/remove/none-is-ok");
 
 	tap_check(pending_save(&e, &ap, err, sizeof(err)) == 0, "/pending/save");
 	if (err[0] != '\0')
 		printf("# %s\n", err);
-	tap_check(stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700,
+	tap_check(stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700 &&
+		       stat(sub, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700,
 	       "/pending/save/state-dir-created-0700");
 	tap_check(stat(want, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600,
 	       "/pending/save/file-0600");
-	tap_check(dir_entries(dir) == 1, "/pending/save/no-temporary-left");
+	tap_check(dir_entries(sub) == 1, "/pending/save/no-temporary-left");
 	memset(&back, 0x5a, sizeof(back));
-	tap_check(pending_load(&e, &back, err, sizeof(err)) == 1 && same_pending(&ap, &back),
+	tap_check(pending_load(&e, &ti, &back, err, sizeof(err)) == 1 && same_pending(&ap, &back),
 	       "/pending/save-load/round-trip");
 
 	/* Saved again: replaced, with the new values. */
 	ap.p.check_after = 0;
 	ap.p.nonce_len = 1;
 	ap.key_generated = 1;
-	ap.token_serial[0] = '\0';
 	tap_check(pending_save(&e, &ap, err, sizeof(err)) == 0 &&
-		       pending_load(&e, &back, err, sizeof(err)) == 1 && same_pending(&ap, &back) &&
-		       dir_entries(dir) == 1,
+		       pending_load(&e, &ti, &back, err, sizeof(err)) == 1 && same_pending(&ap, &back) &&
+		       dir_entries(sub) == 1,
 	       "/pending/save-load/replaced");
 	ap.p.type = CMPC_REQ_IR;
 	ap.p.cert_req_id = 0;
 	tap_check(pending_save(&e, &ap, err, sizeof(err)) == 0 &&
-		       pending_load(&e, &back, err, sizeof(err)) == 1 && same_pending(&ap, &back),
+		       pending_load(&e, &ti, &back, err, sizeof(err)) == 1 && same_pending(&ap, &back),
 	       "/pending/save-load/ir");
 
 	/* An existing directory keeps its mode. */
@@ -811,41 +938,48 @@ static void test_pending_files(void)
 		fputs("version 1\nrequest xyz\n", f);
 		fclose(f);
 	}
-	tap_check(pending_load(&e, &back, err, sizeof(err)) < 0 && strstr(err, want) != NULL &&
+	tap_check(pending_load(&e, &ti, &back, err, sizeof(err)) < 0 && strstr(err, want) != NULL &&
 		       strstr(err, "'request'") != NULL,
 	       "/pending/load/broken-names-file");
-	tap_check(pending_remove(&e) == 0 && stat(want, &st) < 0 &&
-		       pending_load(&e, &back, err, sizeof(err)) == 0,
+	tap_check(pending_remove(&e, &ap) == 0 && stat(want, &st) < 0 &&
+		       pending_load(&e, &ti, &back, err, sizeof(err)) == 0,
 	       "/pending/remove");
 
 	/* Names that are no file names. */
 	free(e.name);
 	e.name = strdup("a/b");
-	tap_check(pending_path(&e, path, sizeof(path)) < 0, "/pending/path/slash-refused");
+	tap_check(pending_name_path(&e, "pending", path, sizeof(path)) < 0,
+		  "/pending/path/slash-refused");
 	err[0] = '\0';
 	tap_check(pending_save(&e, &ap, err, sizeof(err)) < 0 && strstr(err, "name") != NULL,
 	       "/pending/save/slash-refused");
-	tap_check(pending_load(&e, &back, err, sizeof(err)) == 0 && pending_remove(&e) == 0,
+	tap_check(pending_load(&e, &ti, &back, err, sizeof(err)) == 0 && pending_remove(&e, &ap) == 0,
 	       "/pending/load/slash-nothing");
 	free(e.name);
 	e.name = strdup("../evil");
-	tap_check(pending_path(&e, path, sizeof(path)) < 0, "/pending/path/dotdot-refused");
+	tap_check(pending_name_path(&e, "pending", path, sizeof(path)) < 0,
+		  "/pending/path/dotdot-refused");
 	free(e.name);
 	e.name = strdup(".hidden");
-	tap_check(pending_path(&e, path, sizeof(path)) < 0, "/pending/path/leading-dot-refused");
+	tap_check(pending_name_path(&e, "pending", path, sizeof(path)) < 0,
+		  "/pending/path/leading-dot-refused");
 	free(e.name);
 	e.name = strdup("two words");
-	tap_check(pending_path(&e, path, sizeof(path)) < 0, "/pending/path/space-refused");
+	tap_check(pending_name_path(&e, "pending", path, sizeof(path)) < 0,
+		  "/pending/path/space-refused");
 	free(e.name);
 	e.name = strdup("");
-	tap_check(pending_path(&e, path, sizeof(path)) < 0, "/pending/path/empty-refused");
+	tap_check(pending_name_path(&e, "pending", path, sizeof(path)) < 0,
+		  "/pending/path/empty-refused");
 	free(e.name);
 	e.name = NULL;
-	tap_check(pending_path(&e, path, sizeof(path)) < 0 &&
+	tap_check(pending_name_path(&e, "pending", path, sizeof(path)) < 0 &&
 		       pending_save(&e, &ap, err, sizeof(err)) < 0,
 	       "/pending/path/no-name-refused");
 	e.name = strdup("badge");
-	tap_check(dir_entries(dir) == 0, "/pending/save/nothing-written-for-bad-names");
+	tap_check(dir_entries(sub) == 0, "/pending/save/nothing-written-for-bad-names");
+
+	test_pending_keys(dir);
 
 	/* Only the last component is created. */
 	free(e.state_dir);
@@ -931,21 +1065,6 @@ static void test_escape(void)
 	tap_check(strcmp(agent_escape(NULL, out, sizeof(out)), "") == 0, "/escape/null");
 }
 
-/* Lines of path that start with key and a blank. */
-static int lines_with(const char *path, const char *key)
-{
-	char line[4096];
-	FILE *f = fopen(path, "r");
-	int n = 0;
-
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, key, strlen(key)) == 0 && line[strlen(key)] == ' ')
-			n++;
-	if (f != NULL)
-		fclose(f);
-	return n;
-}
-
 /* Strings from a token or a CA in the key=value files: a newline never
  * makes a field of its own. */
 /* What a track holds goes before the track is cleared for the next case. */
@@ -960,6 +1079,7 @@ static void test_line_writers(void)
 {
 	conf_enrollment e;
 	agent_pending ap, back;
+	tok_info ti;
 	track t;
 	char err[1024] = "", dir[600], path[1024];
 
@@ -975,10 +1095,13 @@ static void test_line_writers(void)
 	ap.key_generated = 1;
 	snprintf(ap.token_serial, sizeof(ap.token_serial), "1\nkey_id 02");
 	ap.saved = 1;
-	snprintf(path, sizeof(path), "%s/hostile.pending", dir);
+	memset(&ti, 0, sizeof(ti));
+	snprintf(ti.serial, sizeof(ti.serial), "%s", ap.token_serial);
+	e.label = strdup("l");
+	(void)pending_path(&e, &ti, "pending", path, sizeof(path));
 	tap_check(pending_save(&e, &ap, err, sizeof(err)) == 0 && lines_with(path, "key_id") == 1 &&
 		       lines_with(path, "token_serial") == 1 &&
-		       pending_load(&e, &back, err, sizeof(err)) == 1 && back.key_id[0] == 1 &&
+		       pending_load(&e, &ti, &back, err, sizeof(err)) == 1 && back.key_id[0] == 1 &&
 		       strchr(back.token_serial, '\n') == NULL,
 	       "/lines/pending/token-serial");
 
@@ -1040,7 +1163,7 @@ static void test_status_hostile(void)
 }
 
 /* the number of checks main runs */
-#define PLAN 148
+#define PLAN 159
 
 int main(void)
 {
