@@ -39,6 +39,8 @@ void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int log_verbosity(void);
 /* The last error log_msg() was given, escaped, or "". */
 const char *log_last_error(void);
+/* Forgets it: the next request's outcome is not given an earlier one's error. */
+void log_clear_last_error(void);
 /* A command for several enrollments works on name now (NULL: none): each
  * line says so after its level; a name starts the last error afresh. */
 void log_set_subject(const char *name);
@@ -57,6 +59,9 @@ int agent_fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((fo
  * cut); returns out.  4 * strlen(s) + 1 bytes always suffice.
  */
 const char *agent_escape(const char *s, char *out, size_t outlen);
+/* raw (NULL: "") as a quoted JSON string, agent_escape()'d first; malloc'ed, NULL
+ * when out of memory (json.c). */
+char *agent_json_string(const char *raw);
 /* hex.c: lower-case hex of the bytes p[0..n) (key ids, transaction ids),
  * as many whole bytes as fit in out with a NUL. */
 void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen);

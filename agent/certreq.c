@@ -18,6 +18,7 @@
 #include <openssl/x509.h>
 
 #include "agent/agent-cmd.h"
+#include "agent/journal.h"
 #include "agent/result.h"
 
 struct store_ctx {
@@ -386,6 +387,8 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	rc = finish(r, &id, generated, cert, cacerts);
 	generated = 0; /* the CA confirmed it: from here on the new pair stays */
 out:
+	if (!abandon)
+		agent_journal_request(e, pending_req_name(r->type), rc, r->tok, r->cmp, cert);
 	EVP_PKEY_free(key);
 	if (generated) {
 		/* The token ends as it began: the new pair and its certificate go. */

@@ -32,6 +32,11 @@ const char *log_last_error(void)
 	return last_error;
 }
 
+void log_clear_last_error(void)
+{
+	last_error[0] = '\0';
+}
+
 void log_set_subject(const char *name)
 {
 	subject = name;

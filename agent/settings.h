@@ -57,6 +57,8 @@
 	  "also write the new certificate to FILE")                                                \
 	X(chain_out, "chain-out", SET_PATH, SC_ENROLLMENT, 0, 0, 0, "FILE", NULL,                  \
 	  "also write the CA certificates to FILE")                                                \
+	X(journal, "journal", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,                            \
+	  "append one JSON line per request outcome to FILE")                                      \
 	X(implicit_confirm, "implicit-confirm", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",            \
 	  "ask the CA to skip certConf (used only if granted)")                                    \
 	X(allow_decrypt, NULL, SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                             \

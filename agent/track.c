@@ -289,36 +289,17 @@ static void putf(buf *b, const char *fmt, ...)
 		put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* A JSON string: first agent_escape() (no terminal escapes, valid UTF-8),
- * then JSON's quoting of quotes and backslashes. */
+/* A JSON string (agent_json_string). */
 static void put_str(buf *b, const char *raw)
 {
-	size_t size = 4 * strlen(raw) + 1;
-	char esc[8], *safe = malloc(size);
-	const char *s;
+	char *s = agent_json_string(raw);
 
-	if (safe == NULL) {
+	if (s == NULL) {
 		b->oom = 1;
 		return;
 	}
-	s = agent_escape(raw, safe, size);
-	put(b, "\"", 1);
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			put(b, esc, 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			put(b, esc, 6);
-		} else {
-			put(b, (const char *)&c, 1);
-		}
-	}
-	put(b, "\"", 1);
-	free(safe);
+	put(b, s, strlen(s));
+	free(s);
 }
 
 static void put_time(buf *b, const char *key, long long t)

@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 41
+plan 45
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 
@@ -51,7 +51,7 @@ printf 'r5,/CN=row 5,DNS:r5.example\r\nr6,"/CN=row ""6""",DNS:r6.example\r\n' >>
 batch "$TMP/rows.csv"
 t=/batch/rows
 check "$t/exit-0" expect_rc 0
-check "$t/summary" grep -q 'rows.csv: 6 rows, 6 enrolled, 0 failed$' "$TMP/out"
+check "$t/summary" grep -q 'rows.csv: 6 rows: 6 enrolled, 0 failed, 0 skipped (done before)$' "$TMP/out"
 check "$t/one-login" test "$(calls C_Login)" -eq 1
 check "$t/one-session" test "$(calls C_OpenSession)" -eq 1
 check "$t/six-keys" test "$(calls C_GenerateKeyPair)" -eq 6
@@ -72,7 +72,7 @@ printf '%s\n' 'subject,label' '/CN=b 1,b1' '/CN=b 2,b2' '/CN=b 3,b3' '/CN=b 4,b4
 batch "$TMP/some.csv"
 t=/batch/rejected
 check "$t/exit-6" expect_rc 6
-check "$t/summary" grep -q 'some.csv: 4 rows, 2 enrolled, 2 failed$' "$TMP/out"
+check "$t/summary" grep -q 'some.csv: 4 rows: 2 enrolled, 2 failed, 0 skipped (done before)$' "$TMP/out"
 check "$t/names-row" grep_err "some.csv:3: row 'b2' not enrolled \(exit 6\)"
 check "$t/names-other-row" grep_err "some.csv:4: row 'b3' not enrolled \(exit 6\)"
 check "$t/says-why" grep_err 'badCertTemplate'
@@ -102,6 +102,8 @@ refused no-label 'subject\n/CN=x\n' 'no label column'
 refused fields 'label,subject\nx,/CN=x,extra\n' 'fields.csv:2: 3 fields where the header has 2'
 refused bad-subject 'label,subject\nx,CN=no-slash\n' 'bad-subject.csv:2: subject: '
 refused open-quote 'label,subject\nx,"/CN=x\n' 'open-quote.csv:2: a quoted field never closes'
+refused replace 'label,subject,replace\nx,/CN=x,yes\n' 'replace.csv:2: replace: not a column of'
+refused token-serial 'label,token_serial\nx,has space\n' 'token-serial.csv:2: token_serial: not a token'
 check "/batch/refused/token-untouched" test "$(calls C_Initialize)" -eq 0
 
 batch "$TMP/rows.csv" renew
