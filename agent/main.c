@@ -152,6 +152,7 @@ static void usage(FILE *f)
 		"  status                 ask the running agent (--json: as JSON)\n"
 		"  reload                 make the running agent read the configuration again\n"
 		"  clear NAME             let the agent try a stopped or PIN-latched enrollment\n"
+		"  station NAME           badge station: enroll each card as it is inserted\n"
 		"\n"
 		"Settings (override the enrollment NAME in the configuration file; each yes/no\n"
 		"setting also has a --no- form):\n"
@@ -227,7 +228,7 @@ static int set_setting(conf_enrollment *e, int opt, const char *value)
 
 static const char *const commands[] = { "enroll", "list",  "renew",  "cr",    "p10cr",
 					"revoke", "genm",  "resume", "check", "agent",
-					"status", "reload", "clear", "check-config" };
+					"status", "reload", "clear", "check-config", "station" };
 
 static int known_command(const char *cmd)
 {
@@ -288,6 +289,8 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 		return agent_genm(e, o);
 	if (strcmp(cmd, "resume") == 0)
 		return agent_resume(e, o);
+	if (strcmp(cmd, "station") == 0)
+		return agent_station(e, o->config);
 	return agent_list(e, o->named);
 }
 
@@ -512,6 +515,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		return EXIT_INTERNAL;
 	}
 	o.named = name != NULL;
+	o.config = config;
 	if (o.batch != NULL && strcmp(cmd, "enroll") != 0) {
 		log_msg(LOG_ERR, "--batch is an option of enroll, not of %s", cmd);
 		cmpc_global_cleanup();

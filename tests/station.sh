@@ -1,0 +1,195 @@
+#!/bin/sh
+# /station: p11enroll station NAME, a badge station.  SoftHSM2 tokens that
+# softhsm2-util creates while the station runs stand in for cards being
+# inserted, --delete-token for their removal, and moving a token's
+# directory out of the store and back for the same card pulled and
+# re-inserted.  Every wait is for a line of the station's output (a scaled
+# hang guard around it), never a sleep.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_tools
+setup
+plan 32
+STATION_PID=
+
+stop_station() {
+	if [ -n "$STATION_PID" ]; then
+		kill "$STATION_PID" 2> /dev/null
+		wait "$STATION_PID" 2> /dev/null
+		STATION_PID=
+	fi
+}
+trap 'stop_station; cleanup' EXIT
+
+# An empty token store: the station starts with no card inserted.
+mkdir -p "$TMP/tokens"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$TMP/tokens" > "$TMP/softhsm2.conf"
+SOFTHSM2_CONF="$TMP/softhsm2.conf"
+export SOFTHSM2_CONF
+
+# station_conf QUEUE: the [test] enrollment as a station's template: any
+# SoftHSM2 token is a card, each gets the label "badge".
+station_conf() {
+	write_conf unused "token = pkcs11:model=SoftHSM%20v2
+label = badge
+station_poll = 50
+journal = $TMP/journal
+queue = $1"
+}
+
+# station: the station in the background, output in $TMP/st.out and
+# $TMP/st.err; returns once it waits for the first card.
+station() {
+	: > "$TMP/st.out"
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" station test > "$TMP/st.out" 2> "$TMP/st.err" &
+	STATION_PID=$!
+	said 'waiting for a card'
+}
+
+# said REGEX [COUNT]: the station's output gets COUNT (1) lines matching REGEX.
+said() {
+	wait_for 30 sh -c "[ \$(grep -c -E -e \"\$1\" '$TMP/st.out') -ge ${2:-1} ]" - "$1" || {
+		echo "# no /$1/ (${2:-1}) in the station's output:"
+		sed 's/^/#   /' "$TMP/st.out" "$TMP/st.err"
+		return 1
+	}
+}
+
+# same_id TOKEN: the certificate labelled badge has the key's CKA_ID.
+same_id() {
+	_k=$(label_id "$1" privkey badge) && _c=$(label_id "$1" cert badge) &&
+		[ -n "$_k" ] && [ "$_k" = "$_c" ] ||
+		{ echo "# key id '$_k', certificate id '$_c' on $1"; return 1; }
+}
+
+# token_dir LABEL: the token's directory in the store.
+token_dir() {
+	grep -l -F "$1" "$TMP"/tokens/*/token.object 2> /dev/null | head -n 1 | xargs -r dirname
+}
+
+# done_rows STATE_FILE: rows whose last mark is done.
+done_rows() {
+	awk '{ last[$2] = $1 } END { for (k in last) if (last[k] == "done") n++; print n + 0 }' "$1"
+}
+
+# --- ten cards from a queue, one after another -------------------------------
+start_ca || exit 1
+printf 'subject,san\n' > "$TMP/q.csv"
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	printf '/CN=holder %s/O=Example,email:h%s@example.org\n' "$i" "$i" >> "$TMP/q.csv"
+done
+station_conf "$TMP/q.csv"
+t=/station/ten
+station || exit 1
+all_ok=0
+ids_ok=0
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	make_token "card$i" || exit 1
+	s=$(token_serial "card$i")
+	said "^remove the card $s\$" || break
+	grep -q -E "^OK card $s: /CN=holder $i/O=Example: certificate [0-9A-F]+, " "$TMP/st.out" &&
+		all_ok=$((all_ok + 1))
+	same_id "card$i" && ids_ok=$((ids_ok + 1))
+	# the last card stays in
+	[ $i -eq 10 ] && break
+	delete_token "card$i"
+	said 'waiting for a card' $((i + 1)) || break
+done
+check "$t/ten-ok-lines" test $all_ok -eq 10
+check "$t/ten-certificates-with-the-key-id" test $ids_ok -eq 10
+check "$t/ten-journal-lines" test "$(grep -c '"outcome": "ok"' "$TMP/journal")" -eq 10
+check "$t/journal-names-rows" grep -q "\"source\": \"$TMP/q.csv:11\"" "$TMP/journal"
+check "$t/queue-all-done" test "$(done_rows "$TMP/q.csv.state")" -eq 10
+check "$t/ca-issued-ten" test "$(ca_issued)" -eq 10
+# the time per card, token appearing to "remove the card", as the OK lines say
+times=$(sed -n 's/^OK card .*, \([0-9.]*\) s$/\1/p' "$TMP/st.out" | sort -n)
+echo "# seconds per card: $(echo $times)"
+echo "# median of ten: $(printf '%s\n' "$times" | sed -n '5p;6p' | awk '{ s += $1 } END { printf "%.2f", s / 2 }') s"
+
+# --- the same card left in, then pulled and re-inserted: not enrolled twice ---
+t=/station/again
+dir=$(token_dir card10)
+mv "$dir" "$TMP/pulled"
+said 'waiting for a card' 11
+mv "$TMP/pulled" "$dir"
+s=$(token_serial card10)
+check "$t/skipped" said "^SKIPPED card $s: this station enrolled it already\$"
+check "$t/remove" said "^remove the card $s\$" 2
+check "$t/one-pair" test "$(label_count card10 badge)" -eq 3
+check "$t/ca-issued-ten" test "$(ca_issued)" -eq 10
+check "$t/journal-skipped" test "$(grep -c '"outcome": "skipped"' "$TMP/journal")" -eq 1
+check "$t/queue-untouched" test "$(done_rows "$TMP/q.csv.state")" -eq 10
+
+# --- SIGTERM while waiting for a card: exit 0 with a summary -----------------
+t=/station/stop
+delete_token card10
+said 'waiting for a card' 12
+kill -TERM "$STATION_PID"
+wait "$STATION_PID"
+RC=$?
+STATION_PID=
+check "$t/exit-0" test "$RC" -eq 0
+check "$t/summary" grep -q '^station: 10 enrolled, 0 failed, 1 skipped$' "$TMP/st.out"
+
+# --- a queue with a bad subject: the row failed, the card untouched ----------
+t=/station/bad-subject
+printf 'subject\nCN=no slash\n/CN=good/O=Example\n' > "$TMP/bad.csv"
+station_conf "$TMP/bad.csv"
+: > "$TMP/journal"
+station || exit 1
+make_token bad1 || exit 1
+s=$(token_serial bad1)
+check "$t/row-failed-line" said "^FAILED row $TMP/bad.csv:2: subject: "
+check "$t/next-row" said "^OK card $s: /CN=good/O=Example: "
+check "$t/says-what-to-do" grep -q "bad.csv:2: subject: .*correct the row" "$TMP/st.err"
+check "$t/state-failed" grep -q '^failed ' "$TMP/bad.csv.state"
+check "$t/journal-failed" grep -q "\"source\": \"$TMP/bad.csv:2\".*\"outcome\": \"failed\"\|\"outcome\": \"failed\".*\"source\": \"$TMP/bad.csv:2\"" "$TMP/journal"
+said "^remove the card $s\$"
+delete_token bad1
+said 'waiting for a card' 2
+# a card for a queue of bad rows only: untouched
+printf 'CN=no slash either\n' >> "$TMP/bad.csv"
+stop_station
+station || exit 1
+make_token bad2 || exit 1
+s=$(token_serial bad2)
+check "$t/only-bad-rows" said "^FAILED row $TMP/bad.csv:4: subject: "
+check "$t/skipped" said "^SKIPPED card $s: no row of the queue is left for it\$"
+check "$t/card-untouched" test "$(count_objects bad2)" -eq 0
+check "$t/good-row-not-again" test "$(grep -c '^OK ' "$TMP/st.out")" -eq 0
+stop_station
+delete_token bad2
+
+# --- a CA rejection: the card's line says why, the row is failed ----------------
+t=/station/rejected
+start_ca --fault reject=badCertTemplate --fault-count 1 || exit 1
+printf 'subject\n/CN=r1\n' > "$TMP/rej.csv"
+station_conf "$TMP/rej.csv"
+station || exit 1
+make_token rej1 || exit 1
+s=$(token_serial rej1)
+check "$t/failed-line" said "^FAILED card $s: /CN=r1: .*badCertTemplate.* \\(exit 6\\), "
+check "$t/no-pair" test "$(label_count rej1 'badge( \(new\))?')" -eq 0
+check "$t/state-failed" test "$(awk '{ l = $1 } END { print l }' "$TMP/rej.csv.state")" = failed
+check "$t/journal-failed" grep -q '"outcome": "failed".*badCertTemplate' "$TMP/journal"
+
+# --- configuration mistakes: refused before any card ---------------------------
+t=/station/config
+stop_station
+write_conf unused "token = pkcs11:model=SoftHSM%20v2
+subject =
+station_poll = 50"
+sed -i '/^subject =/d' "$TMP/p11enroll.conf"
+p11e station test
+check "$t/no-queue-no-subject-exit-2" expect_rc 2
+check "$t/says-what-to-set" grep_err 'no queue and no subject: set queue'
+station_conf "$TMP/missing.csv"
+p11e station test
+check "$t/missing-queue-exit-2" expect_rc 2
+check "$t/names-queue" grep_err "missing.csv"
+
+# --- no PIN or secret anywhere ------------------------------------------------
+t=/station/secrets
+check "$t/none" no_secret_in "$TMP/st.out" "$TMP/st.err" "$TMP/journal" "$TMP/q.csv.state" \
+	"$TMP/bad.csv.state"
+finish
