@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -68,6 +69,7 @@ typedef struct {
 	char (*done)[sizeof(((tok_info *)0)->serial)];
 	size_t ndone;
 	int ok, failed, skipped;
+	int tty; /* stdout is a terminal: colour and progress */
 } station;
 
 static volatile sig_atomic_t stop_requested;
@@ -129,6 +131,41 @@ static void say(const char *fmt, ...)
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
 	printf("%s\n", agent_escape(line, esc, sizeof(esc)));
+	fflush(stdout);
+}
+
+/* The card's outcome line: on a terminal the word in colour (green, red,
+ * yellow) over the progress line; plain text otherwise. */
+static void say_outcome(const station *s, const char *word, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void say_outcome(const station *s, const char *word, const char *fmt, ...)
+{
+	char line[2048], esc[4096];
+	const char *colour = word[0] == 'O' ? "32" : word[0] == 'F' ? "31" : "33";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	agent_escape(line, esc, sizeof(esc));
+	if (s->tty)
+		printf("\r\033[K\033[1;%sm%s\033[0m %s\n", colour, word, esc);
+	else
+		printf("%s %s\n", word, esc);
+	fflush(stdout);
+}
+
+/* On a terminal, while a card is enrolled: the seconds so far. */
+static void progress(const station *s, const char *card, double secs)
+{
+	static const char spin[] = "|/-\\";
+	char esc[256];
+
+	if (!s->tty)
+		return;
+	printf("\r\033[K%c card %s: enrolling, %.0f s", spin[(int)(secs * 4) % 4],
+	       agent_escape(card, esc, sizeof(esc)), secs);
 	fflush(stdout);
 }
 
@@ -297,8 +334,11 @@ static void exec_child(const station *s, const char *const *argv, int res, int p
 
 /* Runs the enrollment of the card uri for job: its exit code with its
  * record in r, or -1 with why in r->error when it left none. */
-static int run_child(const station *s, const char *uri, const card_job *job, agent_result *r)
+static int run_child(const station *s, const tok_watch_event *ev, const card_job *job,
+		     agent_result *r)
 {
+	const char *uri = ev->uri;
+	double t0 = now();
 	const char *argv[40];
 	char buf[AGENT_RESULT_MAX + 1], why[256];
 	int res[2] = { -1, -1 }, pin[2] = { -1, -1 }, status, i = 0;
@@ -376,6 +416,13 @@ static int run_child(const station *s, const char *uri, const card_job *job, age
 	/* Read to the end: the card in progress is finished even after a
 	 * stop request (EINTR). */
 	for (;;) {
+		struct pollfd pfd = { res[0], POLLIN, 0 };
+
+		if (s->tty) {
+			progress(s, card_name(ev), now() - t0);
+			if (poll(&pfd, 1, 250) <= 0)
+				continue;
+		}
 		n = read(res[0], buf + len, len < sizeof(buf) ? sizeof(buf) - len : 1);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -417,7 +464,7 @@ fail:
 /* A card that gets nothing: said, journalled, counted. */
 static void skip_card(station *s, const tok_watch_event *ev, const char *why)
 {
-	say("SKIPPED card %s: %s", card_name(ev), why);
+	say_outcome(s, "SKIPPED", "card %s: %s", card_name(ev), why);
 	journal(s, ev, NULL, NULL, NULL, NULL, "skipped", why);
 	s->skipped++;
 }
@@ -469,7 +516,7 @@ static int handle_card(station *s, const tok_watch_event *ev)
 		/* a bad row: failed, the card untouched, the next row */
 		snprintf(why, sizeof(why), "%s: %s: correct the row (it is marked failed)", source,
 			 re.msg);
-		say("FAILED row %s: %s", source, re.msg);
+		say_outcome(s, "FAILED", "row %s: %s", source, re.msg);
 		log_msg(LOG_ERR, "%s", why);
 		journal(s, ev, source, row->v[AGENT_CSV_LABEL], row->v[AGENT_CSV_SUBJECT], NULL,
 			"failed", why);
@@ -484,15 +531,16 @@ static int handle_card(station *s, const tok_watch_event *ev)
 		return -1;
 	}
 	say("card %s: enrolling %s", card_name(ev), job.subject);
-	rc = run_child(s, ev->uri, &job, r);
+	rc = run_child(s, ev, &job, r);
 	if (rc == EXIT_OK) {
-		say("OK card %s: %s: certificate %s, %.2f s", card_name(ev), job.subject,
-		    r->cert_serial, now() - t0);
+		say_outcome(s, "OK", "card %s: %s: certificate %s, %.2f s", card_name(ev),
+			    job.subject, r->cert_serial, now() - t0);
 		s->ok++;
 		remember(s, &ev->info);
 	} else {
-		say("FAILED card %s: %s: %s (exit %d), %.2f s", card_name(ev), job.subject,
-		    r->error[0] != '\0' ? r->error : "no reason given", rc, now() - t0);
+		say_outcome(s, "FAILED", "card %s: %s: %s (exit %d), %.2f s", card_name(ev),
+			    job.subject, r->error[0] != '\0' ? r->error : "no reason given", rc,
+			    now() - t0);
 		s->failed++;
 	}
 	journal(s, ev, source, job.label, job.subject, r,
@@ -623,6 +671,7 @@ agent_rc agent_station(const conf_enrollment *e, const char *config)
 	s.e = e;
 	s.config = config;
 	s.queue = e->queue;
+	s.tty = isatty(STDOUT_FILENO);
 	if ((rc = setup(&s)) != EXIT_OK)
 		goto out;
 	say("station %s: waiting for a card%s%s%s", e->name != NULL ? e->name : "",

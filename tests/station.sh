@@ -8,7 +8,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 32
+plan 42
 STATION_PID=
 
 stop_station() {
@@ -173,9 +173,80 @@ check "$t/no-pair" test "$(label_count rej1 'badge( \(new\))?')" -eq 0
 check "$t/state-failed" test "$(awk '{ l = $1 } END { print l }' "$TMP/rej.csv.state")" = failed
 check "$t/journal-failed" grep -q '"outcome": "failed".*badCertTemplate' "$TMP/journal"
 
+# --- SIGTERM while the CA holds a card's request: the card finishes first -----
+t=/station/sigterm-mid-card
+stop_station
+delete_token rej1
+start_ca --fault slow=$(scaled 3) --fault-count 1 || exit 1
+printf 'subject\n/CN=held\n' > "$TMP/held.csv"
+station_conf "$TMP/held.csv"
+: > "$TMP/journal"
+station || exit 1
+make_token held1 || exit 1
+said '^card [0-9a-f]*: enrolling /CN=held$'
+wait_for 10 grep -q 'POST /.well-known/cmp' "$TMP/ca.log"
+check "$t/held-when-stopped" sh -c "! grep -q '^OK' '$TMP/st.out'"
+kill -TERM "$STATION_PID"
+wait "$STATION_PID"
+RC=$?
+STATION_PID=
+check "$t/exit-0" test "$RC" -eq 0
+check "$t/card-finished" grep -q '^OK card [0-9a-f]*: /CN=held: certificate ' "$TMP/st.out"
+check "$t/pair-on-card" test "$(label_count held1 badge)" -eq 3
+check "$t/summary" grep -q '^station: 1 enrolled, 0 failed, 0 skipped$' "$TMP/st.out"
+check "$t/journal" grep -q '"outcome": "ok"' "$TMP/journal"
+check "$t/plain-lines" sh -c "! grep -q \"\$(printf '\\033')\" '$TMP/st.out'"
+delete_token held1
+
+# --- on a terminal: the outcome in colour, a progress line ---------------------
+t=/station/terminal
+start_ca || exit 1
+cat > "$TMP/ptyrun.py" << 'EOP'
+import os, pty, signal, sys
+out = open(sys.argv[1], "wb", buffering=0)
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+signal.signal(signal.SIGTERM, lambda *a: os.kill(pid, signal.SIGTERM))
+while True:
+    try:
+        b = os.read(fd, 4096)
+    except InterruptedError:
+        continue
+    except OSError:
+        break
+    if not b:
+        break
+    out.write(b)
+while True:
+    try:
+        _, st = os.waitpid(pid, 0)
+        break
+    except InterruptedError:
+        continue
+sys.exit(os.waitstatus_to_exitcode(st))
+EOP
+printf 'subject\n/CN=on a terminal\n' > "$TMP/tty.csv"
+station_conf "$TMP/tty.csv"
+: > "$TMP/st.out"
+python3 "$TMP/ptyrun.py" "$TMP/st.out" "$P11ENROLL" -c "$TMP/p11enroll.conf" station test \
+	2> "$TMP/st.err" &
+STATION_PID=$!
+said 'waiting for a card' || exit 1
+make_token tty1 || exit 1
+said 'remove the card'
+esc=$(printf '\033')
+check "$t/ok-in-green" grep -q "${esc}\\[1;32mOK${esc}\\[0m card [0-9a-f]*: /CN=on a terminal: " "$TMP/st.out"
+check "$t/progress" grep -q 'card [0-9a-f]*: enrolling, [0-9]* s' "$TMP/st.out"
+kill -TERM "$STATION_PID"
+wait "$STATION_PID"
+RC=$?
+STATION_PID=
+check "$t/exit-0" test "$RC" -eq 0
+delete_token tty1
+
 # --- configuration mistakes: refused before any card ---------------------------
 t=/station/config
-stop_station
 write_conf unused "token = pkcs11:model=SoftHSM%20v2
 subject =
 station_poll = 50"
