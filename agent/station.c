@@ -485,6 +485,13 @@ static int handle_card(station *s, const tok_watch_event *ev)
 		skip_card(s, ev, "this station enrolled it already");
 		return 0;
 	}
+	/* As the token information says, without a login: a login would
+	 * fail and take nothing from the queue. */
+	if (ev->info.flags & TOK_F_USER_PIN_LOCKED) {
+		skip_card(s, ev, "its user PIN is locked: unblock it with the SO PIN (or use "
+				 "another card), then insert it again");
+		return 0;
+	}
 	job.label = s->e->label;
 	job.subject = s->e->subject;
 	job.san = s->e->san;

@@ -7,8 +7,10 @@
 # hang guard around it), never a sleep.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
+WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
+need_file "$WRAP"
 setup
-plan 42
+plan 49
 STATION_PID=
 
 stop_station() {
@@ -244,6 +246,42 @@ RC=$?
 STATION_PID=
 check "$t/exit-0" test "$RC" -eq 0
 delete_token tty1
+
+# --- a wrong PIN: tried once, reported, the card left alone until removed ------
+t=/station/wrong-pin
+printf 'subject\n/CN=pin 1\n' > "$TMP/pin.csv"
+station_conf "$TMP/pin.csv"
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+P11WRAP_MODULE="$SOFTHSM2_MODULE"
+P11WRAP_LOG="$TMP/calls.log"
+export P11WRAP_MODULE P11WRAP_LOG
+: > "$TMP/calls.log"
+station || exit 1
+"$SOFTHSM2_UTIL" --init-token --free --label wrongpin --so-pin "$SO_PIN" --pin 9999-other \
+	> /dev/null || exit 1
+s=$(token_serial wrongpin)
+check "$t/failed-exit-4" said "^FAILED card $s: /CN=pin 1: .*PIN.* \\(exit 4\\), "
+check "$t/remove" said "^remove the card $s\$"
+check "$t/one-login" test "$(grep -c '^C_Login ' "$TMP/calls.log")" -eq 1
+check "$t/row-failed" grep -q '^failed ' "$TMP/pin.csv.state"
+delete_token wrongpin
+
+# --- a locked card: reported and skipped without a login ----------------------
+t=/station/locked
+stop_station
+P11WRAP_TOKEN_FLAGS=0x40000
+export P11WRAP_TOKEN_FLAGS
+: > "$TMP/calls.log"
+: > "$TMP/journal"
+station || exit 1
+make_token locked1 || exit 1
+s=$(token_serial locked1)
+check "$t/skipped" said "^SKIPPED card $s: its user PIN is locked: unblock it with the SO PIN"
+check "$t/no-login" test "$(grep -c '^C_Login ' "$TMP/calls.log")" -eq 0
+check "$t/journal" grep -q '"outcome": "skipped".*locked' "$TMP/journal"
+stop_station
+unset P11WRAP_TOKEN_FLAGS P11WRAP_LOG
+delete_token locked1
 
 # --- configuration mistakes: refused before any card ---------------------------
 t=/station/config
