@@ -252,29 +252,60 @@ static int queue_open(station *s)
 	return EXIT_OK;
 }
 
-/* The row for a card: the one naming its serial first, else the next one
- * without a token_serial that is neither done nor used by this run; NULL
- * when there is none. */
-static agent_csv_row *queue_pick(station *s, const tok_info *ti, size_t *ret_i)
+/* The card's serial as a row mark's serial field holds it (upper-case
+ * hex of its bytes): the card a row was taken for. */
+static void card_hex(const tok_info *ti, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, o = 0;
+
+	for (i = 0; ti->serial[i] != '\0' && o + 2 < len; i++) {
+		out[o++] = hex[(unsigned char)ti->serial[i] >> 4];
+		out[o++] = hex[(unsigned char)ti->serial[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+/*
+ * The row for a card: one an earlier run took for this card and did not
+ * finish (*ret_resumed = 1: the station stopped in the middle), else the
+ * one naming its serial, else the next one without a token_serial; never
+ * a row done, used by this run or taken for another card.  NULL when
+ * there is none.
+ */
+static agent_csv_row *queue_pick(station *s, const tok_info *ti, size_t *ret_i, int *ret_resumed)
 {
 	unsigned char id[AGENT_ROW_ID_LEN];
 	const agent_row_mark *m;
+	char mine[2 * sizeof(ti->serial) + 1];
 	int pass;
 	size_t i;
 
-	for (pass = 0; pass < 2; pass++)
+	card_hex(ti, mine, sizeof(mine));
+	*ret_resumed = 0;
+	for (pass = 0; pass < 3; pass++)
 		for (i = 0; i < s->csv.n; i++) {
 			agent_csv_row *r = &s->csv.rows[i];
 			const char *ts = r->v[AGENT_CSV_TOKEN_SERIAL];
+			int taken_mine;
 
 			if (s->used[i])
 				continue;
-			if (pass == 0 ? ts == NULL || strcmp(ts, ti->serial) != 0 : ts != NULL)
-				continue;
 			agent_rowstate_row_id(r, id);
-			if ((m = agent_rowstate_get(s->rs, id)) != NULL && m->st == AGENT_ROW_DONE)
+			m = agent_rowstate_get(s->rs, id);
+			if (m != NULL && m->st == AGENT_ROW_DONE)
+				continue;
+			taken_mine = m != NULL && m->st == AGENT_ROW_TAKEN && m->serial[0] != '\0' &&
+				     mine[0] != '\0' && strcmp(m->serial, mine) == 0;
+			if (pass == 0 ? !taken_mine : m != NULL && m->st == AGENT_ROW_TAKEN &&
+							  m->serial[0] != '\0' && !taken_mine)
+				continue;
+			if (pass == 1 && (ts == NULL || strcmp(ts, ti->serial) != 0))
+				continue;
+			if (pass == 2 && ts != NULL)
 				continue;
 			*ret_i = i;
+			*ret_resumed = pass == 0;
 			return r;
 		}
 	return NULL;
@@ -299,6 +330,7 @@ static int queue_mark(station *s, size_t i, agent_row_state st, const char *seri
 
 typedef struct {
 	const char *label, *subject, *san, *key_type, *profile;
+	int look; /* check --recover instead of enroll */
 } card_job;
 
 static int move_fd(int fd, int to)
@@ -360,15 +392,15 @@ static int run_child(const station *s, const tok_watch_event *ev, const card_job
 	argv[i++] = job->label;
 	argv[i++] = "--subject";
 	argv[i++] = job->subject;
-	if (job->san != NULL) {
+	if (job->san != NULL && !job->look) {
 		argv[i++] = "--san";
 		argv[i++] = job->san;
 	}
-	if (job->key_type != NULL) {
+	if (job->key_type != NULL && !job->look) {
 		argv[i++] = "--key-type";
 		argv[i++] = job->key_type;
 	}
-	if (job->profile != NULL) {
+	if (job->profile != NULL && !job->look) {
 		argv[i++] = "--cert-profile";
 		argv[i++] = job->profile;
 	}
@@ -378,7 +410,9 @@ static int run_child(const station *s, const tok_watch_event *ev, const card_job
 	}
 	if (log_verbosity() > 0)
 		argv[i++] = "-v";
-	argv[i++] = "enroll";
+	argv[i++] = job->look ? "check" : "enroll";
+	if (job->look)
+		argv[i++] = "--recover";
 	argv[i++] = "--";
 	if (s->e->name != NULL)
 		argv[i++] = s->e->name;
@@ -477,9 +511,10 @@ static int handle_card(station *s, const tok_watch_event *ev)
 	agent_csv_row *row = NULL;
 	card_job job = { 0 };
 	agent_result *r;
+	char mine[2 * sizeof(ev->info.serial) + 1];
 	size_t ri = 0;
 	double t0 = now();
-	int rc;
+	int rc, resumed = 0;
 
 	if (enrolled_before(s, &ev->info)) {
 		skip_card(s, ev, "this station enrolled it already");
@@ -499,7 +534,7 @@ static int handle_card(station *s, const tok_watch_event *ev)
 	while (s->queue != NULL) {
 		row_errors re = { { 0 }, 0 };
 
-		if ((row = queue_pick(s, &ev->info, &ri)) == NULL) {
+		if ((row = queue_pick(s, &ev->info, &ri, &resumed)) == NULL) {
 			skip_card(s, ev, "no row of the queue is left for it");
 			return 0;
 		}
@@ -531,10 +566,36 @@ static int handle_card(station *s, const tok_watch_event *ev)
 		if (queue_mark(s, ri, AGENT_ROW_FAILED, NULL) < 0)
 			return -1;
 	}
-	if (row != NULL && queue_mark(s, ri, AGENT_ROW_TAKEN, NULL) < 0)
-		return -1;
 	if ((r = malloc(sizeof(*r))) == NULL) {
 		log_msg(LOG_ERR, "out of memory");
+		return -1;
+	}
+	/* The station stopped while this card had the row: the card says
+	 * whether that run got its certificate (recovery finishes or undoes
+	 * what it left), so that the row is never enrolled twice. */
+	if (resumed) {
+		say("card %s: the station stopped while enrolling it: looking at the card",
+		    card_name(ev));
+		job.look = 1;
+		rc = run_child(s, ev, &job, r);
+		job.look = 0;
+		if (rc == EXIT_OK && r->cert == 1) {
+			say_outcome(s, "OK", "card %s: %s: certificate %s (from before the station "
+					     "stopped), %.2f s",
+				    card_name(ev), job.subject, r->cert_serial, now() - t0);
+			s->ok++;
+			remember(s, &ev->info);
+			journal(s, ev, source, job.label, job.subject, r, "ok", NULL);
+			rc = queue_mark(s, ri, AGENT_ROW_DONE, r->cert_serial);
+			free(r);
+			return rc;
+		}
+	}
+	card_hex(&ev->info, mine, sizeof(mine));
+	/* taken for this card: a restart after a crash gives the row to it
+	 * alone */
+	if (row != NULL && queue_mark(s, ri, AGENT_ROW_TAKEN, mine) < 0) {
+		free(r);
 		return -1;
 	}
 	say("card %s: enrolling %s", card_name(ev), job.subject);

@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 49
+plan 58
 STATION_PID=
 
 stop_station() {
@@ -282,6 +282,40 @@ check "$t/journal" grep -q '"outcome": "skipped".*locked' "$TMP/journal"
 stop_station
 unset P11WRAP_TOKEN_FLAGS P11WRAP_LOG
 delete_token locked1
+
+# --- kill -9 of the station between "row taken" and "row done" ----------------
+t=/station/kill9
+start_ca --fault slow=$(scaled 3) --fault-count 1 || exit 1
+printf 'subject\n/CN=k1\n/CN=k2\n' > "$TMP/k.csv"
+issued=$(ca_issued)
+station_conf "$TMP/k.csv"
+: > "$TMP/journal"
+station || exit 1
+make_token kill1 || exit 1
+s=$(token_serial kill1)
+said '^card [0-9a-f]*: enrolling /CN=k1$'
+check "$t/taken" wait_for 10 grep -q '^taken ' "$TMP/k.csv.state"
+kill -9 "$STATION_PID"
+wait "$STATION_PID" 2> /dev/null
+STATION_PID=
+# The enrollment process, in its own process group, goes on to the end.
+child_gone() {
+	! pgrep -f -- "-c $TMP/p11enroll.conf .*enroll" > /dev/null
+}
+check "$t/child-ended" wait_for 30 child_gone
+check "$t/card-holds-pair" test "$(label_count kill1 badge)" -eq 3
+station || exit 1
+check "$t/resumed-ok" said "^OK card $s: /CN=k1: certificate [0-9A-F]+ \\(from before the station stopped\\), "
+check "$t/not-enrolled-twice" test "$(ca_issued)" -eq $((issued + 1))
+said "^remove the card $s\$"
+delete_token kill1
+make_token kill2 || exit 1
+check "$t/next-row" said "^OK card $(token_serial kill2): /CN=k2: certificate "
+check "$t/all-done" test "$(done_rows "$TMP/k.csv.state")" -eq 2
+check "$t/ca-issued-two" test "$(ca_issued)" -eq $((issued + 2))
+check "$t/journal-two-ok" test "$(grep -c '"outcome": "ok"' "$TMP/journal")" -eq 2
+stop_station
+delete_token kill2
 
 # --- configuration mistakes: refused before any card ---------------------------
 t=/station/config
