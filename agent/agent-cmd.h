@@ -291,7 +291,8 @@ agent_rc agent_request_shared(const conf_enrollment *e, cmpc_req_type type, tok_
 /* batch.c: enroll --batch FILE */
 agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path);
 /* p11enroll station NAME (station.c): enrolls each card that appears, until
- * SIGINT or SIGTERM; config: the file the children read (NULL: theirs). */
-agent_rc agent_station(const conf_enrollment *e, const char *config);
+ * SIGINT or SIGTERM; config: the file the children read (NULL: theirs);
+ * prompt: without a queue, ask for each card's subject on stdin. */
+agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt);
 
 #endif

@@ -29,6 +29,7 @@ enum {
 	OPT_KEYS,
 	OPT_SYSLOG,
 	OPT_BATCH,
+	OPT_PROMPT,
 	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
 	OPT_SETTING = 1024,
 };
@@ -53,6 +54,7 @@ static const struct cmd_opt {
 	{ "keys", 0, OPT_KEYS, NULL, "check-config: list every setting (key, flag, scope, default)" },
 	{ "syslog", 0, OPT_SYSLOG, NULL, "log to syslog instead of stderr" },
 	{ "batch", 1, OPT_BATCH, "FILE", "enroll: every row of a CSV file, in one process" },
+	{ "prompt", 0, OPT_PROMPT, NULL, "station: ask for each card's subject and SANs on stdin" },
 };
 #define N_CMD_OPTS (sizeof(cmd_opts) / sizeof(cmd_opts[0]))
 
@@ -290,7 +292,7 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 	if (strcmp(cmd, "resume") == 0)
 		return agent_resume(e, o);
 	if (strcmp(cmd, "station") == 0)
-		return agent_station(e, o->config);
+		return agent_station(e, o->config, o->prompt);
 	return agent_list(e, o->named);
 }
 
@@ -453,6 +455,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		case OPT_KEYS: keys = 1; break;
 		case OPT_SYSLOG: use_syslog = 1; break;
 		case OPT_BATCH: o.batch = optarg; break;
+		case OPT_PROMPT: o.prompt = 1; break;
 		default: r = -1; break;
 		}
 		if (r < 0) {

@@ -69,7 +69,9 @@ typedef struct {
 	char (*done)[sizeof(((tok_info *)0)->serial)];
 	size_t ndone;
 	int ok, failed, skipped;
-	int tty; /* stdout is a terminal: colour and progress */
+	int tty;    /* stdout is a terminal: colour and progress */
+	int prompt; /* no queue: the operator types each card's subject */
+	char typed_subject[1024], typed_san[1024];
 } station;
 
 static volatile sig_atomic_t stop_requested;
@@ -495,6 +497,48 @@ fail:
 
 /* ---- the loop ---------------------------------------------------------- */
 
+/*
+ * Prompt mode: the answer to question, checked as the setting key's value
+ * is, into out; asked again until it passes.  An empty answer is def (NULL:
+ * none, out ""); 0, or -1 on end of input or a stop.
+ */
+static int ask(const char *question, const char *key, const char *def, char *out, size_t len)
+{
+	const setting *set = conf_setting(key);
+	char why[600];
+	int v;
+
+	for (;;) {
+		size_t n;
+
+		printf("%s%s%s%s: ", question, def != NULL ? " [" : "", def != NULL ? def : "",
+		       def != NULL ? "]" : "");
+		fflush(stdout);
+		if (stop_requested || fgets(out, (int)len, stdin) == NULL) {
+			printf("\n");
+			out[0] = '\0';
+			return -1;
+		}
+		n = strcspn(out, "\r\n");
+		if (out[n] == '\0' && n + 1 == len) {
+			int c;
+
+			while ((c = getchar()) != EOF && c != '\n')
+				;
+			printf("  too long: at most %zu characters\n", len - 2);
+			continue;
+		}
+		out[n] = '\0';
+		if (n == 0) {
+			snprintf(out, len, "%s", def != NULL ? def : "");
+			return 0;
+		}
+		if (set == NULL || conf_check_value(set, out, 0, &v, why, sizeof(why)) == 0)
+			return 0;
+		printf("  %s: try again\n", why);
+	}
+}
+
 /* A card that gets nothing: said, journalled, counted. */
 static void skip_card(station *s, const tok_watch_event *ev, const char *why)
 {
@@ -531,6 +575,24 @@ static int handle_card(station *s, const tok_watch_event *ev)
 	job.subject = s->e->subject;
 	job.san = s->e->san;
 	source[0] = '\0';
+	/* typed and checked before the card is touched */
+	if (s->prompt) {
+		say("card %s: who is it for?", card_name(ev));
+		if (ask("subject (as /CN=name/O=org)", "subject", s->e->subject, s->typed_subject,
+			sizeof(s->typed_subject)) < 0 ||
+		    (s->typed_subject[0] != '\0' &&
+		     ask("subjectAltNames (as email:a@b,DNS:c; empty: none)", "san", s->e->san,
+			 s->typed_san, sizeof(s->typed_san)) < 0)) {
+			skip_card(s, ev, "nothing typed for it");
+			return 0;
+		}
+		if (s->typed_subject[0] == '\0') {
+			skip_card(s, ev, "no subject typed for it");
+			return 0;
+		}
+		job.subject = s->typed_subject;
+		job.san = s->typed_san[0] != '\0' ? s->typed_san : NULL;
+	}
 	while (s->queue != NULL) {
 		row_errors re = { { 0 }, 0 };
 
@@ -697,9 +759,12 @@ static agent_rc setup(station *s)
 		return EXIT_INTERNAL;
 	}
 	s->self[len] = '\0';
-	if (s->queue == NULL && s->e->subject == NULL) {
+	if (s->queue == NULL && (s->prompt || isatty(STDIN_FILENO)))
+		s->prompt = 1;
+	if (s->queue == NULL && !s->prompt && s->e->subject == NULL) {
 		log_msg(LOG_ERR, "station: no queue and no subject: set queue = FILE.csv (or "
-				 "--queue FILE.csv) or the enrollment's subject");
+				 "--queue FILE.csv) or the enrollment's subject, or type each card's "
+				 "subject (--prompt, or a terminal on standard input)");
 		return EXIT_USAGE;
 	}
 	if (s->queue != NULL && (rc = queue_open(s)) != EXIT_OK)
@@ -729,7 +794,7 @@ static agent_rc setup(station *s)
 	return EXIT_OK;
 }
 
-agent_rc agent_station(const conf_enrollment *e, const char *config)
+agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt)
 {
 	station s;
 	tok_watch_event ev;
@@ -740,6 +805,7 @@ agent_rc agent_station(const conf_enrollment *e, const char *config)
 	s.config = config;
 	s.queue = e->queue;
 	s.tty = isatty(STDOUT_FILENO);
+	s.prompt = prompt;
 	if ((rc = setup(&s)) != EXIT_OK)
 		goto out;
 	say("station %s: waiting for a card%s%s%s", e->name != NULL ? e->name : "",

@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 58
+plan 64
 STATION_PID=
 
 stop_station() {
@@ -67,6 +67,14 @@ same_id() {
 # token_dir LABEL: the token's directory in the store.
 token_dir() {
 	grep -l -F "$1" "$TMP"/tokens/*/token.object 2> /dev/null | head -n 1 | xargs -r dirname
+}
+
+# subject_of TOKEN LABEL: the subject of the certificate labelled LABEL
+# (the certificate left in $TMP/c.der).
+subject_of() {
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --slot "$(token_slot "$1")" --read-object \
+		--type cert --label "$2" -o "$TMP/c.der" > /dev/null 2>&1 &&
+		"$OPENSSL_BIN" x509 -inform DER -in "$TMP/c.der" -noout -subject -nameopt RFC2253
 }
 
 # done_rows STATE_FILE: rows whose last mark is done.
@@ -203,18 +211,28 @@ delete_token held1
 # --- on a terminal: the outcome in colour, a progress line ---------------------
 t=/station/terminal
 start_ca || exit 1
+# ptyrun.py OUT IN COMMAND...: COMMAND on a pseudo-terminal, what it writes
+# copied to OUT, what is appended to IN typed on its terminal.
 cat > "$TMP/ptyrun.py" << 'EOP'
-import os, pty, signal, sys
+import os, pty, select, signal, sys
 out = open(sys.argv[1], "wb", buffering=0)
+inp = open(sys.argv[2], "rb")
 pid, fd = pty.fork()
 if pid == 0:
-    os.execv(sys.argv[2], sys.argv[2:])
+    os.execv(sys.argv[3], sys.argv[3:])
 signal.signal(signal.SIGTERM, lambda *a: os.kill(pid, signal.SIGTERM))
 while True:
     try:
-        b = os.read(fd, 4096)
+        r, _, _ = select.select([fd], [], [], 0.05)
     except InterruptedError:
         continue
+    typed = inp.read()
+    if typed:
+        os.write(fd, typed)
+    if not r:
+        continue
+    try:
+        b = os.read(fd, 4096)
     except OSError:
         break
     if not b:
@@ -231,8 +249,9 @@ EOP
 printf 'subject\n/CN=on a terminal\n' > "$TMP/tty.csv"
 station_conf "$TMP/tty.csv"
 : > "$TMP/st.out"
-python3 "$TMP/ptyrun.py" "$TMP/st.out" "$P11ENROLL" -c "$TMP/p11enroll.conf" station test \
-	2> "$TMP/st.err" &
+: > "$TMP/typed"
+python3 "$TMP/ptyrun.py" "$TMP/st.out" "$TMP/typed" "$P11ENROLL" -c "$TMP/p11enroll.conf" \
+	station test 2> "$TMP/st.err" &
 STATION_PID=$!
 said 'waiting for a card' || exit 1
 make_token tty1 || exit 1
@@ -317,13 +336,47 @@ check "$t/journal-two-ok" test "$(grep -c '"outcome": "ok"' "$TMP/journal")" -eq
 stop_station
 delete_token kill2
 
+# --- prompt mode: the subject and SANs typed on the terminal ------------------
+t=/station/prompt
+write_conf unused "token = pkcs11:model=SoftHSM%20v2
+label = badge
+station_poll = 50
+journal = $TMP/journal"
+sed -i '/^subject = /d' "$TMP/p11enroll.conf"
+: > "$TMP/typed"
+: > "$TMP/st.out"
+python3 "$TMP/ptyrun.py" "$TMP/st.out" "$TMP/typed" "$P11ENROLL" -c "$TMP/p11enroll.conf" \
+	station test 2> "$TMP/st.err" &
+STATION_PID=$!
+said 'waiting for a card' || exit 1
+make_token typed1 || exit 1
+s=$(token_serial typed1)
+said 'subject \(as /CN=name/O=org\): '
+printf 'CN=no slash\n' >> "$TMP/typed"
+check "$t/bad-subject-asked-again" said "must start with '/'.*: try again"
+check "$t/card-untouched-meanwhile" test "$(count_objects typed1)" -eq 0
+said 'subject \(as /CN=name/O=org\): ' 2
+printf '/CN=typed/O=Example\n' >> "$TMP/typed"
+said 'subjectAltNames'
+printf 'email:typed@example.org\n' >> "$TMP/typed"
+check "$t/ok" said "OK.* card $s: /CN=typed/O=Example: certificate "
+check "$t/subject-on-card" test "$(subject_of typed1 badge)" = 'subject=O=Example,CN=typed'
+check "$t/san-on-card" sh -c "'$OPENSSL_BIN' x509 -inform DER -in '$TMP/c.der' -noout \
+	-ext subjectAltName | grep -q 'email:typed@example.org'"
+kill -TERM "$STATION_PID"
+wait "$STATION_PID"
+RC=$?
+STATION_PID=
+check "$t/exit-0" test "$RC" -eq 0
+delete_token typed1
+
 # --- configuration mistakes: refused before any card ---------------------------
 t=/station/config
 write_conf unused "token = pkcs11:model=SoftHSM%20v2
 subject =
 station_poll = 50"
 sed -i '/^subject =/d' "$TMP/p11enroll.conf"
-p11e station test
+p11e station test < /dev/null
 check "$t/no-queue-no-subject-exit-2" expect_rc 2
 check "$t/says-what-to-set" grep_err 'no queue and no subject: set queue'
 station_conf "$TMP/missing.csv"
