@@ -102,6 +102,9 @@ void agent_unlock(void);
 #define AGENT_MARK_OLD " (old)"
 #define AGENT_MARK_REPLACED " (replaced)"
 #define AGENT_MARK_REVOKED " (revoked)"
+/* revoke_replaced: the replaced pair until the CA revoked its certificate
+ * (its key signs the rr).  Recovery never deletes it whole (replace.c). */
+#define AGENT_MARK_TO_REVOKE " (to revoke)"
 
 /* label + suffix, malloc'ed (NULL when out of memory, logged). */
 char *agent_label_with(const char *label, const char *suffix);
@@ -201,9 +204,11 @@ int pending_save(const conf_enrollment *e, const agent_pending *ap, char *err, s
 int pending_load(const conf_enrollment *e, const tok_info *ti, agent_pending *ap, char *err,
 		 size_t errlen);
 /* Before the token is known (resume): the transactions saved for e's name
- * and label, an old STATE_DIR/NAME.pending included; the count, with the
- * first in ap (-1: a file unreadable, message in err). */
-int pending_find(const conf_enrollment *e, agent_pending *ap, char *err, size_t errlen);
+ * and label (any_label: for its name under any label), an old
+ * STATE_DIR/NAME.pending included; the count, with the first in ap (-1: no
+ * file of e's and one unreadable, message in err). */
+int pending_find(const conf_enrollment *e, int any_label, agent_pending *ap, char *err,
+		 size_t errlen);
 /* An ap read from an old NAME.pending (ap->legacy) is moved to its file
  * under the token ti, now known to be its own; 0 when there is nothing to
  * move, -1 with err. */
@@ -275,6 +280,9 @@ struct agent_req {
 	int have_old;
 	/* what a batch knows from its listing of the token at its start */
 	unsigned known;
+	/* the guard's look (replace.c): the pair a new one replaces */
+	tok_id cur_id;
+	int cur_looked;
 };
 #define AGENT_REQ_NO_LEFTOVERS 1U /* nothing carries the label's marks: no recovery */
 #define AGENT_REQ_LABEL_FREE 2U	  /* nothing carries the label: no pair to replace */
@@ -288,6 +296,28 @@ agent_rc agent_renew_run(const conf_enrollment *e, const agent_pending *resume, 
  * batch): neither is opened nor freed here. */
 agent_rc agent_request_shared(const conf_enrollment *e, cmpc_req_type type, tok_ctx *tok,
 			      cmpc_ctx *cmp, unsigned known);
+/* ---- replacing an issued identity (replace.c) --------------------------- */
+
+/*
+ * Before a new key pair is generated under e->label: EXIT_OK when the label
+ * holds no certificate, an expired one, or replace = yes (ret_cur: the
+ * certificate's id, len 0 when none); else EXIT_USAGE, logged with the
+ * certificate's subject, serial and notAfter and what to do.  known: the
+ * batch's AGENT_REQ_* (AGENT_REQ_LABEL_FREE: no token call).
+ */
+agent_rc agent_replace_guard(const conf_enrollment *e, tok_ctx *tok, unsigned known,
+			     tok_id *ret_cur);
+/*
+ * The pair marked "LABEL (to revoke)": an rr signed by its own key, reason
+ * superseded; on success (or "already revoked") the pair is deleted (with
+ * keep_old relabelled "LABEL (old)").  EXIT_OK when there is none (*ret_found
+ * 0); a failure is logged with what to do, and the pair stays for the next
+ * run.  The remains of a deletion that stopped half-way (no private key
+ * left) are deleted.  print: the outcome on stdout (else in the log).
+ */
+agent_rc agent_revoke_replaced(const conf_enrollment *e, tok_ctx *tok, int *ret_found,
+			       int print);
+
 /* batch.c: enroll --batch FILE */
 agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path);
 /* p11enroll station NAME (station.c): enrolls each card that appears, until

@@ -124,6 +124,7 @@ typedef struct {
 typedef struct {
 	const char *cert_file;   /* revoke --cert */
 	int delete_objs;         /* revoke --delete */
+	int replaced;            /* revoke --replaced */
 	const char *ca_certs;    /* genm --ca-certs FILE */
 	int root_update;         /* genm --root-update */
 	int template_;           /* genm --template */

@@ -134,9 +134,6 @@ static int load(batch *b)
 		agent_csv_check_row(r, report, b);
 		if (r->v[AGENT_CSV_LABEL] == NULL)
 			row_error(b, r->line, "label: empty; each row needs its own label");
-		if (r->v[AGENT_CSV_REPLACE] != NULL)
-			row_error(b, r->line, "replace: not a column of enroll --batch in this "
-					      "version: leave it out or empty");
 	}
 	check_duplicates(b);
 	if (b->csv.n == 0 && b->errors == 0)
@@ -149,6 +146,16 @@ out:
 	return b->errors > 0 ? -1 : 0;
 }
 
+/* Whether a replaced pair waits for its revocation under label's mark. */
+static int waits(const agent_listing *l, const char *label)
+{
+	char *s = agent_label_with(label, AGENT_MARK_TO_REVOKE);
+	int r = s == NULL || agent_listing_has(l, s);
+
+	free(s);
+	return r;
+}
+
 /*
  * One listing of the token for the whole batch (a search costs as much as
  * the token holds on SoftHSM2, and each row would make four): a row whose
@@ -157,7 +164,7 @@ out:
  * once in the file, the enrollment locked): nothing else makes them while
  * it runs.  A listing that fails only costs the searches.
  */
-static void look_ahead(batch *b, tok_ctx *tok)
+static void look_ahead(const conf_enrollment *e, batch *b, tok_ctx *tok)
 {
 	agent_listing l;
 	size_t i;
@@ -169,7 +176,10 @@ static void look_ahead(batch *b, tok_ctx *tok)
 	for (i = 0; i < b->csv.n; i++) {
 		const char *label = label_of(&b->csv.rows[i]);
 
-		if (!agent_listing_leftovers(&l, label))
+		/* revoke_replaced: a pair waiting under "(to revoke)" is one
+		 * more thing a row finishes before its request */
+		if (!agent_listing_leftovers(&l, label) &&
+		    (e->revoke_replaced != 1 || !waits(&l, label)))
 			b->known[i] |= AGENT_REQ_NO_LEFTOVERS;
 		if (!agent_listing_has(&l, label))
 			b->known[i] |= AGENT_REQ_LABEL_FREE;
@@ -193,6 +203,8 @@ static void row_enrollment(const conf_enrollment *e, const agent_csv_row *r,
 		out->key_type = r->v[AGENT_CSV_KEY_TYPE];
 	if (r->v[AGENT_CSV_CERT_PROFILE] != NULL)
 		out->cert_profile = r->v[AGENT_CSV_CERT_PROFILE];
+	if (r->v[AGENT_CSV_REPLACE] != NULL)
+		out->replace = agent_csv_replace(r);
 }
 
 /* The certificate under label (*ret_cert, NULL none) and its serial in hex
@@ -446,7 +458,7 @@ agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path)
 	for (i = 0; i < b.csv.n; i++)
 		if (b.known[i] != ~0U)
 			b.known[i] = 0;
-	look_ahead(&b, tok);
+	look_ahead(e, &b, tok);
 	for (i = 0; i < b.csv.n; i++) {
 		if (b.known[i] == ~0U)
 			continue;

@@ -149,18 +149,23 @@ static void store_cacerts(tok_ctx *tok, STACK_OF(X509) *cacerts)
 /*
  * After the CA confirmed the certificate stored for new_id under the
  * temporary label: the old pair (old_id, may be NULL) becomes "LABEL
- * (replaced)" (keep_old: "LABEL (old)"), the new one LABEL, the CA
- * certificates are stored, the old pair deleted unless keep_old, the
- * summary printed ("VERB NAME ...") and the files exported.
+ * (replaced)" (keep_old: "LABEL (old)"; revoke_replaced: "LABEL (to
+ * revoke)"), the new one LABEL, the CA certificates are stored, the old
+ * pair deleted unless keep_old (revoke_replaced: revoked, then deleted or
+ * kept), the summary printed ("VERB NAME ...") and the files exported.
  */
 static agent_rc swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *new_id,
 			const tok_id *old_id, const char *verb, X509 *cert, STACK_OF(X509) *cacerts,
 			int store_chain)
 {
 	/* A pair to be deleted carries "(replaced)", so that recovery never
-	 * mistakes it for one kept by keep_old. */
-	char *old_label =
-	    agent_label_with(e->label, e->keep_old == 1 ? AGENT_MARK_OLD : AGENT_MARK_REPLACED);
+	 * mistakes it for one kept by keep_old; one to be revoked "(to
+	 * revoke)", which recovery leaves to agent_revoke_replaced. */
+	int revoke = old_id != NULL && e->revoke_replaced == 1;
+	const char *mark = revoke ? AGENT_MARK_TO_REVOKE
+			   : e->keep_old == 1 ? AGENT_MARK_OLD
+					      : AGENT_MARK_REPLACED;
+	char *old_label = agent_label_with(e->label, mark);
 	char cmd[512];
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;
@@ -185,7 +190,11 @@ static agent_rc swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *ne
 	agent_print_cert(verb, e, new_id->id, new_id->len, e->label, cert);
 	if (old_id != NULL) {
 		agent_hex(old_id->id, old_id->len, hex, sizeof(hex));
-		if (e->keep_old == 1) {
+		if (revoke) {
+			if ((rc = agent_revoke_replaced(e, tok, NULL, 1)) != EXIT_OK)
+				log_msg(LOG_ERR, "the new certificate is in place and in use; only the "
+						 "revocation of the one it replaced is left to do");
+		} else if (e->keep_old == 1) {
 			printf("  old pair:   key id %s kept, label '%s'\n", hex, old_label);
 		} else if ((trv = tok_key_destroy(tok, old_id, 1)) != TOK_OK) {
 			rc = agent_token_fail(tok, trv, "the new certificate is in place, but deleting "
@@ -228,6 +237,10 @@ static agent_rc finish(agent_req *r, const tok_id *id, int generated, X509 *cert
 	}
 	if (r->have_old) {
 		cur_id = r->old_id;
+	} else if (r->cur_looked) {
+		cur_id = r->cur_id; /* the guard looked; the lock kept the label as it was */
+		if (cur_id.len == id->len && memcmp(cur_id.id, id->id, id->len) == 0)
+			cur_id.len = 0;
 	} else if ((r->known & AGENT_REQ_LABEL_FREE) ||
 		   tok_find_cert(r->tok, e->label, NULL, &cur_id, &cur) != TOK_OK ||
 		   (cur_id.len == id->len && memcmp(cur_id.id, id->id, id->len) == 0)) {
@@ -310,7 +323,32 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	 * run is finished, and no second certificate is requested. */
 	if (finished) {
 		rc = agent_recover_report(e, r->tok, r->verb);
+		if (rc == EXIT_OK && e->revoke_replaced == 1)
+			rc = agent_revoke_replaced(e, r->tok, NULL, 1);
 		goto out;
+	}
+	/* The replaced certificate of an earlier run is revoked before
+	 * another one can be queued: at most one pair waits under the mark.
+	 * That run got its certificate (killed, or its rr failed): like a
+	 * run recovery finished, it is done, and no second one is asked. */
+	if (e->revoke_replaced == 1 && !(r->known & AGENT_REQ_NO_LEFTOVERS)) {
+		if ((rc = agent_revoke_replaced(e, r->tok, &finished, 1)) != EXIT_OK) {
+			log_msg(LOG_ERR, "no new request is sent until it is revoked (or set "
+					 "revoke_replaced = no and delete the pair by hand)");
+			goto out;
+		}
+		if (finished && resume == NULL) {
+			rc = agent_recover_report(e, r->tok, r->verb);
+			goto out;
+		}
+	}
+	/* Before a key is made: a valid certificate is replaced only on
+	 * purpose (kur is for replacing; a resumed request was let through
+	 * when it began; the user's own key_id replaces nothing). */
+	if (resume == NULL && r->type != CMPC_REQ_KUR && e->key_id == NULL) {
+		if ((rc = agent_replace_guard(e, r->tok, r->known, &r->cur_id)) != EXIT_OK)
+			goto out;
+		r->cur_looked = 1;
 	}
 	if ((rc = r->prepare(r)) != EXIT_OK)
 		goto out;

@@ -104,12 +104,27 @@ static agent_rc look(const conf_enrollment *e, tok_ctx *tok, const tok_info *inf
 	token_lines(info);
 	if (recover && (rc = agent_recover(e, tok)) != EXIT_OK)
 		return rc;
+	/* A revocation that failed before is retried; its failure is logged
+	 * (and retried again), but the look is what check answers. */
+	if (recover && e->revoke_replaced == 1 && agent_revoke_replaced(e, tok, NULL, 0) != EXIT_OK)
+		log_msg(LOG_WARNING, "the look goes on: the certificate under '%s' is in use",
+			e->label);
 	trv = tok_find_cert(tok, e->label, NULL, &id, &cert);
 	if (trv != TOK_OK && trv != TOK_ERR_NOT_FOUND)
 		return agent_token_fail(tok, trv, "cannot read the enrollment's certificate");
 	rc = cert_lines(e, info, cert, &id);
 	X509_free(cert);
 	return rc;
+}
+
+/* Whether the listing holds a pair waiting under "LABEL (to revoke)". */
+static int to_revoke(const agent_listing *l, const char *label)
+{
+	char *s = agent_label_with(label, AGENT_MARK_TO_REVOKE);
+	int r = s == NULL || agent_listing_has(l, s);
+
+	free(s);
+	return r;
 }
 
 /*
@@ -126,7 +141,8 @@ static agent_rc look_listed(const conf_enrollment *e, tok_ctx *tok, const tok_in
 	const tok_object *cert = NULL;
 	size_t i;
 
-	if (e->label == NULL || (recover && agent_listing_leftovers(l, e->label)))
+	if (e->label == NULL || (recover && agent_listing_leftovers(l, e->label)) ||
+	    (recover && e->revoke_replaced == 1 && to_revoke(l, e->label)))
 		return look(e, tok, info, recover);
 	for (i = agent_listing_first(l, e->label);
 	     i < l->n && strcmp(l->by_label[i]->label, e->label) == 0; i++) {

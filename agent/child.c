@@ -105,6 +105,13 @@ static const char **step_argv(const child_cmd *cmd, const char *uri, track *cons
 							 : "resume";
 	if (op == OP_RECOVER)
 		argv[i++] = "--recover";
+	/* The agent enrolls where its look saw a certificate only when it
+	 * expired (the guard lets that through anyway) or the CA refused the
+	 * kur and bootstrap = yes: the configuration's consent to replace
+	 * it.  Where the look saw none, a certificate enrolled by hand since
+	 * is refused (exit 2), not replaced. */
+	if (op == OP_ENROLL && n == 1 && members[0]->have_cert)
+		argv[i++] = "--replace";
 	/* "--": a name is never taken for an option */
 	argv[i++] = "--";
 	for (k = 0; k < n; k++)

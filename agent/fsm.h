@@ -67,8 +67,9 @@ typedef struct {
 } fsm_actions;
 
 /* Agent seconds between looks at the PIN source of a pin-rejected
- * enrollment. */
-#define FSM_PIN_POLL 60
+ * enrollment: a stat() of a file, only while a PIN is latched, so that a
+ * corrected PIN file is tried within seconds. */
+#define FSM_PIN_POLL 5
 
 /* Moves t by ev; out receives the actions, in the order to carry out.
  * An EV_TICK that starts a look (ACT_START of OP_RECOVER or OP_CHECK)

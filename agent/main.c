@@ -30,6 +30,7 @@ enum {
 	OPT_SYSLOG,
 	OPT_BATCH,
 	OPT_PROMPT,
+	OPT_REPLACED,
 	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
 	OPT_SETTING = 1024,
 };
@@ -41,6 +42,7 @@ static const struct cmd_opt {
 } cmd_opts[] = {
 	{ "cert", 1, OPT_CERT, "FILE", "revoke: the certificate to revoke (PEM) instead of the token's" },
 	{ "delete", 0, OPT_DELETE, NULL, "revoke: then delete the certificate and its key from the token" },
+	{ "replaced", 0, OPT_REPLACED, NULL, "revoke: the replaced pair left as \"LABEL (to revoke)\"" },
 	{ "ca-certs", 1, OPT_CA_CERTS, "FILE", "genm: write the CA's certificates to FILE" },
 	{ "store", 0, OPT_STORE, NULL, "genm --ca-certs: also store them on the token" },
 	{ "root-update", 0, OPT_ROOT_UPDATE, NULL, "genm: ask for a successor of the trusted root" },
@@ -442,6 +444,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		case 'V': printf("p11enroll %s\n", PACKAGE_VERSION); return EXIT_OK;
 		case OPT_CERT: o.cert_file = optarg; break;
 		case OPT_DELETE: o.delete_objs = 1; break;
+		case OPT_REPLACED: o.replaced = 1; break;
 		case OPT_CA_CERTS: o.ca_certs = optarg; break;
 		case OPT_ROOT_UPDATE: o.root_update = 1; break;
 		case OPT_TEMPLATE: o.template_ = 1; break;

@@ -561,7 +561,8 @@ int pending_load(const conf_enrollment *e, const tok_info *ti, agent_pending *ap
 	return 1;
 }
 
-int pending_find(const conf_enrollment *e, agent_pending *ap, char *err, size_t errlen)
+int pending_find(const conf_enrollment *e, int any_label, agent_pending *ap, char *err,
+		 size_t errlen)
 {
 	char dir[1024], path[1400], label[sizeof(ap->label)], bad[1024] = "", why[1024];
 	agent_pending one;
@@ -571,9 +572,9 @@ int pending_find(const conf_enrollment *e, agent_pending *ap, char *err, size_t 
 	int r, n = 0;
 
 	memset(ap, 0, sizeof(*ap));
-	if (!name_ok(e->name) || e->label == NULL)
+	if (!name_ok(e->name) || (e->label == NULL && !any_label))
 		return 0;
-	agent_escape(e->label, label, sizeof(label));
+	agent_escape(e->label != NULL ? e->label : "", label, sizeof(label));
 	snprintf(dir, sizeof(dir), "%s/pending", pending_state_dir(e));
 	if ((d = opendir(dir)) == NULL && errno != ENOENT) {
 		snprintf(err, errlen, "cannot read the directory %s: %s", dir, strerror(errno));
@@ -591,7 +592,8 @@ int pending_find(const conf_enrollment *e, agent_pending *ap, char *err, size_t 
 				snprintf(bad, sizeof(bad), "%s", why);
 			continue;
 		}
-		if (r == 0 || strcmp(one.name, e->name) != 0 || strcmp(one.label, label) != 0)
+		if (r == 0 || strcmp(one.name, e->name) != 0 ||
+		    (!any_label && strcmp(one.label, label) != 0))
 			continue;
 		if (n++ == 0)
 			*ap = one;

@@ -16,7 +16,11 @@
  *   - a replaced pair next to a complete current pair: deleted.  A pair kept
  *     by keep_old ("LABEL (old)") is never touched;
  *   - what revoke --delete had marked "LABEL (revoked)" and not yet
- *     deleted: deleted.
+ *     deleted: deleted;
+ *   - a pair marked "LABEL (to revoke)" (revoke_replaced) is never
+ *     deleted: its key is the one that signs its revocation, which
+ *     agent_revoke_replaced (replace.c) sends at the next run.  A swap
+ *     interrupted while moving the old pair there is finished there.
  * Adopting a pair, or deleting a replaced pair, finishes a run that got its
  * certificate: enroll and renew report that run's outcome and request none.
  * A saved pending transaction owns its new key: it is left to `resume`.
@@ -72,6 +76,17 @@ static int has(const tok_object *o, size_t n, unsigned long cls, const tok_id *i
 	return 0;
 }
 
+/* Whether an object with id carries label. */
+static int labelled(const tok_object *o, size_t n, const tok_id *id, const char *label)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (same_id(&o[i].id, id) && strcmp(o[i].label, label) == 0)
+			return 1;
+	return 0;
+}
+
 static agent_rc destroy(tok_ctx *tok, const tok_id *id, const char *why)
 {
 	char hex[2 * TOK_ID_MAX + 1];
@@ -96,9 +111,10 @@ static agent_rc relabel(tok_ctx *tok, const tok_id *id, const char *label)
 /* One pass; *again is set when the objects changed and must be read anew,
  * *finished when an interrupted run's certificate was put in place. */
 static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, const char *oldl,
-		     const char *gonel, const char *revokedl, int *again, int *finished)
+		     const char *gonel, const char *revokedl, const char *tol, int *again,
+		     int *finished)
 {
-	const char *labels[4] = {e->label, newl, gonel, revokedl};
+	const char *labels[5] = {e->label, newl, gonel, revokedl, tol};
 	tok_object *o = NULL;
 	const tok_object *nc, *cur;
 	char hex[2 * TOK_ID_MAX + 1];
@@ -117,7 +133,10 @@ static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, c
 	tok_objects_free(o, n);
 	o = NULL;
 	n = 0;
-	if ((rv = tok_objects_for(tok, labels, 4, TOK_FOR_IDS, &o, &n)) != TOK_OK)
+	/* "(to revoke)" is not among the marks looked for above: a whole pair
+	 * under it is agent_revoke_replaced's, never recovery's.  It is read
+	 * here to finish a swap that was moving the old pair there. */
+	if ((rv = tok_objects_for(tok, labels, 5, TOK_FOR_IDS, &o, &n)) != TOK_OK)
 		return agent_token_fail(tok, rv, "recovery: cannot list the token's objects");
 	/* A new key whose certificate never came. */
 	for (i = 0; i < n && rc == EXIT_OK; i++)
@@ -145,8 +164,15 @@ static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, c
 				    "an interrupted run stored",
 			hex);
 		cur = ee_cert(o, n, e->label);
-		if (cur != NULL && !same_id(&cur->id, &nc->id))
-			rc = relabel(tok, &cur->id, e->keep_old == 1 ? oldl : gonel);
+		/* The old pair goes where the interrupted swap was moving it:
+		 * "(to revoke)" when part of it is there already. */
+		if (cur != NULL && !same_id(&cur->id, &nc->id)) {
+			const char *to = e->keep_old == 1 ? oldl : gonel;
+
+			if (e->revoke_replaced == 1 || labelled(o, n, &cur->id, tol))
+				to = tol;
+			rc = relabel(tok, &cur->id, to);
+		}
 		if (rc == EXIT_OK)
 			rc = relabel(tok, &nc->id, e->label);
 		*again = 1;
@@ -182,7 +208,7 @@ out:
 agent_rc agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished)
 {
 	agent_pending ap;
-	char err[512], *newl = NULL, *oldl = NULL, *gonel = NULL, *revokedl = NULL;
+	char err[512], *newl = NULL, *oldl = NULL, *gonel = NULL, *revokedl = NULL, *tol = NULL;
 	agent_rc rc = EXIT_OK;
 	int again = 1, rounds = 0, done = 0;
 
@@ -196,13 +222,14 @@ agent_rc agent_recover_run(const conf_enrollment *e, tok_ctx *tok, int *finished
 	if ((newl = agent_label_with(e->label, AGENT_MARK_NEW)) == NULL ||
 	    (oldl = agent_label_with(e->label, AGENT_MARK_OLD)) == NULL ||
 	    (gonel = agent_label_with(e->label, AGENT_MARK_REPLACED)) == NULL ||
-	    (revokedl = agent_label_with(e->label, AGENT_MARK_REVOKED)) == NULL) {
+	    (revokedl = agent_label_with(e->label, AGENT_MARK_REVOKED)) == NULL ||
+	    (tol = agent_label_with(e->label, AGENT_MARK_TO_REVOKE)) == NULL) {
 		rc = EXIT_INTERNAL;
 		goto out;
 	}
 	/* Each pass fixes one thing; a token holds few objects of one label. */
 	while (again && rc == EXIT_OK && rounds++ < 64)
-		rc = pass(e, tok, newl, oldl, gonel, revokedl, &again, &done);
+		rc = pass(e, tok, newl, oldl, gonel, revokedl, tol, &again, &done);
 	if (finished != NULL)
 		*finished = done && rc == EXIT_OK;
 out:
@@ -210,6 +237,7 @@ out:
 	free(oldl);
 	free(gonel);
 	free(revokedl);
+	free(tol);
 	return rc;
 }
 

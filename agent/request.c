@@ -9,6 +9,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "agent/agent-cmd.h"
 
 /* After recovery: the TLS client credentials, and a signer or PBM for a cr
@@ -99,6 +101,7 @@ static agent_rc pick(const conf_enrollment *e, int n, agent_pending *ap)
 
 agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o)
 {
+	conf_enrollment relabeled;
 	agent_pending ap;
 	char err[1024], path[1024];
 	agent_rc rc;
@@ -108,7 +111,30 @@ agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o)
 		log_msg(LOG_ERR, "resume needs the name of an enrollment in the configuration file");
 		return EXIT_USAGE;
 	}
-	if ((n = pending_find(e, &ap, err, sizeof(err))) < 0) {
+	if ((n = pending_find(e, 0, &ap, err, sizeof(err))) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return EXIT_USAGE;
+	}
+	/* None under the configured label: one the command that began it
+	 * was given with --label is resumed under that label, as long as it
+	 * is the enrollment's only one. */
+	if (n == 0 && (n = pending_find(e, 1, &ap, err, sizeof(err))) > 1) {
+		log_msg(LOG_ERR, "enrollment '%s' has %d pending transactions, none under label "
+				 "'%s': name the one to %s with --label (their files in %s/pending "
+				 "begin with the label)",
+			e->name, n, e->label != NULL ? e->label : "(none)",
+			o->abandon ? "abandon" : "resume", pending_state_dir(e));
+		return EXIT_USAGE;
+	}
+	if (n == 1 && ap.label[0] != '\0' &&
+	    (e->label == NULL || strcmp(ap.label, e->label) != 0)) {
+		relabeled = *e;
+		relabeled.label = ap.label;
+		e = &relabeled;
+		log_msg(LOG_INFO, "the pending %s of '%s' is under the label '%s'",
+			pending_req_name(ap.p.type), e->name, e->label);
+	}
+	if (n < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		return EXIT_USAGE;
 	}

@@ -106,6 +106,39 @@ static agent_rc delete_revoked(const conf_enrollment *e, tok_ctx *tok, const tok
 	return rc;
 }
 
+/*
+ * --replaced: the pair revoke_replaced left under "LABEL (to revoke)" when
+ * its revocation failed.  Recovery first, as if revoke_replaced were set:
+ * a swap that was interrupted while moving the old pair is finished with
+ * the old pair under that mark, not deleted unrevoked.
+ */
+static agent_rc revoke_replaced(const conf_enrollment *e, const agent_cmd_opts *o)
+{
+	conf_enrollment r = *e;
+	tok_ctx *tok = NULL;
+	agent_rc rc;
+	int found = 0;
+
+	if (o->cert_file != NULL || o->delete_objs) {
+		log_msg(LOG_ERR, "--replaced revokes the pair labelled 'LABEL (to revoke)' and then "
+				 "deletes it: it takes neither --cert nor --delete");
+		return EXIT_USAGE;
+	}
+	if (e->label == NULL) {
+		log_msg(LOG_ERR, "--replaced needs the enrollment's label (label or --label)");
+		return EXIT_USAGE;
+	}
+	r.revoke_replaced = 1;
+	if ((rc = agent_token_open(&r, &tok, 1)) != EXIT_OK)
+		return rc;
+	if ((rc = agent_recover(&r, tok)) == EXIT_OK &&
+	    (rc = agent_revoke_replaced(&r, tok, &found, 1)) == EXIT_OK && !found)
+		printf("nothing to revoke: no certificate is labelled '%s%s'\n", e->label,
+		       AGENT_MARK_TO_REVOKE);
+	tok_free(tok);
+	return rc;
+}
+
 agent_rc agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 {
 	enum rr_protection mode;
@@ -121,6 +154,8 @@ agent_rc agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 	tok_rv trv;
 	cmpc_rv crv;
 
+	if (o->replaced)
+		return revoke_replaced(e, o);
 	if (e->reason != NULL && conf_parse_reason(e->reason, &reason) < 0) {
 		log_msg(LOG_ERR, "revocation reason '%s' is not a CRL reason: use unspecified, "
 				 "keyCompromise, cACompromise, affiliationChanged, superseded, "

@@ -73,6 +73,10 @@
 	  "largest response accepted, in bytes")                                                   \
 	X(keep_old, "keep-old", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                            \
 	  "enroll, renew: keep the replaced pair as \"LABEL (old)\"")                              \
+	X(replace, "replace", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                              \
+	  "enroll, cr, p10cr: replace a valid certificate under the label (else refused)")         \
+	X(revoke_replaced, "revoke-replaced", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",              \
+	  "revoke the replaced certificate (superseded) once the new one is stored")               \
 	X(signer, "signer", SET_TEXT, SC_BOTH, 0, 0, 0, "LABEL", NULL,                             \
 	  "sign requests with the token certificate LABEL and its key")                            \
 	X(protection_cert, "protection-cert", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,            \

@@ -244,7 +244,10 @@ void tok_objects_free(tok_object *objs, size_t n);
  * A token's identity across polls is its serial, label, model and
  * manufacturer; tokens alike in all four are told apart by slot ID (which
  * p11-kit renumbers on each initialization: such twins may be reported as
- * removed and appeared again).
+ * removed and appeared again).  Blank tokens without serial or label all
+ * look alike: one replaced by another between two polls is not reported
+ * (SoftHSM2's ever-present free slot is one token, whichever slot it
+ * moves to after a C_InitToken).
  */
 #define TOK_WATCH_BLANK 1U      /* also report uninitialized tokens (for tok_init_token) */
 #define TOK_WATCH_NO_PRESENT 2U /* do not report the tokens present at the start */

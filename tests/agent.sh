@@ -74,13 +74,6 @@ time_of() {
 	date -u -d "$("$OPENSSL_BIN" x509 -in "$1" -noout "-$2" | sed 's/^[^=]*=//')" +%s
 }
 
-# token_serial LABEL: the token's serial number as pkcs11-tool shows it.
-token_serial() {
-	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --list-token-slots 2> /dev/null | awk -v l="$1" '
-		/token label/ { sub(/^[^:]*: */, ""); mine = ($0 == l) }
-		mine && /serial num/ { sub(/^[^:]*: */, ""); print; exit }'
-}
-
 # id_of TOKEN TYPE LABEL: CKA_ID of the object of that type with exactly that label.
 id_of() {
 	label_id "$@"
@@ -375,11 +368,17 @@ check "/agent/hook/no-secret" no_secret_in "$HOOK"
 
 # --- 13: the metrics file after the renewals -----------------------------------
 M="$TMP/metrics.prom"
-na=$(jget "$C1" test not_after)
 check "/agent/metrics/exists" test -f "$M"
-check "/agent/metrics/not-after" grep -q -x -F \
-	"p11enroll_certificate_not_after_seconds{enrollment=\"test\"} $na" "$M"
-check "/agent/metrics/state" grep -q -x -F 'p11enroll_state{enrollment="test",state="valid"} 1' "$M"
+# the agent goes on renewing: status and the file are compared between two
+# renewals (a renewal moves not_after, and the file follows it on its next
+# write), until they agree
+metrics_not_after() {
+	grep -q -x -F "p11enroll_certificate_not_after_seconds{enrollment=\"test\"} \
+$(jget "$C1" test not_after)" "$M"
+}
+check "/agent/metrics/not-after" wait_for 30 metrics_not_after
+check "/agent/metrics/state" wait_for 30 \
+	grep -q -x -F 'p11enroll_state{enrollment="test",state="valid"} 1' "$M"
 check "/agent/metrics/eof" test "$(tail -n 1 "$M")" = "# EOF"
 check "/agent/metrics/readable" test "$(stat -c %a "$M")" = 644
 

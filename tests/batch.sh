@@ -102,7 +102,7 @@ refused no-label 'subject\n/CN=x\n' 'no label column'
 refused fields 'label,subject\nx,/CN=x,extra\n' 'fields.csv:2: 3 fields where the header has 2'
 refused bad-subject 'label,subject\nx,CN=no-slash\n' 'bad-subject.csv:2: subject: '
 refused open-quote 'label,subject\nx,"/CN=x\n' 'open-quote.csv:2: a quoted field never closes'
-refused replace 'label,subject,replace\nx,/CN=x,yes\n' 'replace.csv:2: replace: not a column of'
+refused replace 'label,subject,replace\nx,/CN=x,maybe\n' 'replace.csv:2: replace: give yes or no'
 refused token-serial 'label,token_serial\nx,has space\n' 'token-serial.csv:2: token_serial: not a token'
 check "/batch/refused/token-untouched" test "$(calls C_Initialize)" -eq 0
 

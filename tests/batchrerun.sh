@@ -11,7 +11,7 @@
 need_tools
 need_cmd python3
 setup
-plan 47
+plan 48
 J="$TMP/journal.jsonl"
 
 # conf: [test] on token q, [test2] on token q2, both journalling to $J.
@@ -81,9 +81,11 @@ t=/batchrerun/corrupt-state
 check "$t/warns-corrupt" \
 	grep_err 'q.csv.state:2: not a row state line, or its checksum does not match: line ignored'
 check "$t/warns-torn" grep_err 'a torn last line'
-# the row whose line was spoilt is requested again: its label holds a
-# certificate (replaced); the others are skipped
-check "$t/summary" summary '4 rows: 1 enrolled, 0 failed, 3 skipped (done before)'
+# the row whose line was spoilt is taken up again, but its label holds the
+# certificate it got: the replace guard refuses it (nothing is destroyed,
+# the message names the certificate); the others are skipped
+check "$t/summary" summary '4 rows: 0 enrolled, 1 failed, 3 skipped (done before)'
+check "$t/guard-says" grep_err 'give --replace'
 check "$t/compacted" sh -c "! grep -q -e '^done x' -e '^done 0123\$' '$TMP/q.csv.state'"
 
 # --- the wrong token: refused -------------------------------------------------
@@ -172,10 +174,10 @@ for line in open(sys.argv[1]):
 print(n["ok"], n["failed"], n["refused"])
 EOF2
 check "$t/valid" python3 "$TMP/jcheck.py" "$J"
-# ok: q1 q3, q2, q0, the spoilt row again, k1 k2 k3, m1 (finished), m2 (the
-# killed runs wrote nothing), the plain enroll; failed: q2 rejected;
-# refused: w1
-check "$t/counts" test "$(python3 "$TMP/jcheck.py" "$J")" = "11 1 1"
+# ok: q1 q3, q2, q0, k1 k2 k3, m1 (finished), m2 (the killed runs wrote
+# nothing), the plain enroll; failed: q2 rejected, the spoilt row refused by
+# the replace guard; refused: w1
+check "$t/counts" test "$(python3 "$TMP/jcheck.py" "$J")" = "10 2 1"
 check "$t/rejected-says-why" grep -q '"outcome": "failed".*badCertTemplate' "$J"
 check "$t/transaction" grep -q '"transaction": "[0-9a-f]\{32\}' "$J"
 check "$t/no-secret" no_secret_in "$J" "$TMP"/*.state "$TMP/out" "$TMP/err"

@@ -19,17 +19,23 @@
 #                 carries the label (replace, kur); ir: first new object moved
 #   relabel-new   the first object of the new pair carries the label
 #   relabelled    C_DestroyObject:before:1 (all labels moved, the whole old
-#                 pair is "LABEL (replaced)")
+#                 pair is "LABEL (replaced)"; revoke: "(to revoke)", and its
+#                 certificate revoked)
+#   rr            revoke: the CA got the rr for the old certificate (--hang-on
+#                 rr, it revoked it but never answers): kill -9 from outside
 #   delete-old    C_DestroyObject:after:1 (the old pair partly deleted)
 # The C_SetAttributeValue counts are taken from a call log of a normal run.
 #
 # Flows: ir on an empty token, ir on a token that has a pair (enroll
-# replaces it), kur after an enrollment.  Each point is recovered both
+# replaces it: replace = yes), the same with revoke_replaced = yes (the old
+# pair waits as "(to revoke)" until the rr, then goes), kur after an
+# enrollment.  Each point is recovered both
 # ways: `p11enroll check test --recover`, and the normal next run (enroll,
 # renew).  Asserted after the kill: the process died (137), at most one
 # private key more than before.  After recovery: no "(new)"/"(old)"/"(replaced)" object,
 # exactly one private key, public key and end-entity certificate with the
-# label (or none, for an ir on an empty token undone by check), the same
+# label (or none, for an ir on an empty token undone by check; no "(to
+# revoke)" either: check --recover and the next run revoke it), the same
 # CKA_ID on all three, the key signs what the certificate's key verifies;
 # which pair: the one the killed run was issued when its certificate was
 # on the token (and the CA issued no further certificate, neither for check
@@ -43,16 +49,19 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 446
+plan 618
 LOG="$TMP/calls.log"
 LABEL=enrolled-key
 # a hang guard only (a run that never ends), not a timing threshold
 if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $(scaled 60)"; else GUARD=; fi
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 
-# conf TOKEN [EXTRA]: the [test] enrollment through p11wrap.
+# conf TOKEN [EXTRA]: the [test] enrollment through p11wrap.  replace =
+# yes: each flow means to replace the pair it finds (tests/replace.sh has
+# the refusal).
 conf() {
 	write_conf "$1" "cert_out = $TMP/cert.pem
+replace = yes
 $2"
 	sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
 }
@@ -117,7 +126,7 @@ say() {
 # consistent: one labelled pair with its certificate, nothing temporary.
 consistent() {
 	objects "$TOK" > "$TMP/objs"
-	if grep -q -E "label: +$LABEL \((new|old|replaced)\)" "$TMP/objs"; then
+	if grep -q -E "label: +$LABEL \((new|old|replaced|to revoke)\)" "$TMP/objs"; then
 		say "temporary objects left:"
 		sed 's/^/#   /' "$TMP/objs"
 		return 1
@@ -181,6 +190,11 @@ run renew test
 check "/crash/probe/kur" expect_rc 0
 set -- $(set_counts)
 KUR_BEFORE=$1 KUR_AFTER=$2
+: > "$LOG"
+run enroll test --revoke-replaced
+check "/crash/probe/revoke" expect_rc 0
+set -- $(set_counts)
+RV_BEFORE=$1 RV_AFTER=$2
 echo "# C_SetAttributeValue before/after the certificate: ir $IR_BEFORE/$IR_AFTER," \
 	"replace $RP_BEFORE/$RP_AFTER, kur $KUR_BEFORE/$KUR_AFTER"
 # ir on an empty token: the new pair's three objects; with an old pair its
@@ -188,6 +202,7 @@ echo "# C_SetAttributeValue before/after the certificate: ir $IR_BEFORE/$IR_AFTE
 check "/crash/probe/ir-relabels-new-pair" test "$IR_AFTER" -eq 3
 check "/crash/probe/replace-relabels-both" test "$RP_AFTER" -eq 6
 check "/crash/probe/kur-relabels-both" test "$KUR_AFTER" -eq 6
+check "/crash/probe/revoke-relabels-both" test "$RV_AFTER" -eq 6
 check "/crash/probe/kur-deletes-old" test "$(grep -c '^C_DestroyObject ' "$LOG")" -eq 3
 
 # kill_spec FLOW POINT: the P11WRAP_KILL setting, or "" for a kill from outside
@@ -197,11 +212,13 @@ kill_spec() {
 	ir) b=$IR_BEFORE ;;
 	replace) b=$RP_BEFORE ;;
 	kur) b=$KUR_BEFORE ;;
+	revoke) b=$RV_BEFORE ;;
 	esac
 	case $2 in
 	keygen) echo C_GenerateKeyPair:after ;;
 	keyid) echo C_SetAttributeValue:after:1 ;;
 	request | certconf) echo "" ;;
+	rr) [ "$1" = revoke ] && echo "" || echo - ;;
 	response) echo C_CreateObject:before ;;
 	stored) echo C_CreateObject:after ;;
 	relabel-old) [ "$1" = ir ] && echo - || echo "C_SetAttributeValue:after:$((b + 1))" ;;
@@ -212,6 +229,16 @@ kill_spec() {
 	relabelled) [ "$1" = ir ] && echo - || echo C_DestroyObject:before:1 ;;
 	delete-old) [ "$1" = ir ] && echo - || echo C_DestroyObject:after:1 ;;
 	esac
+}
+
+# nozero HEX: without leading zeros.  revoked SERIAL REASON: the test CA
+# revoked it for that reason (its record DIR/revoked: "SERIAL REASON TIME").
+nozero() {
+	echo "$1" | sed 's/^0*//'
+}
+revoked() {
+	grep -q -i "^0*$(nozero "$1") $2 " "$TMP/ca/revoked" 2> /dev/null ||
+		say "serial $1 not revoked with reason $2"
 }
 
 # stored_before POINT: was the killed run's certificate on the token?
@@ -254,9 +281,10 @@ crash() {
 			-c "$TMP/p11enroll.conf" $cmd test > "$TMP/out" 2> "$TMP/err"
 		RC=$?
 	else
-		if [ "$point" = request ]; then
+		if [ "$point" = request ] || [ "$point" = rr ]; then
 			hang=ir
 			[ "$flow" = kur ] && hang=kur
+			[ "$point" = rr ] && hang=rr
 			seen="hang: $hang received"
 		else
 			hang=certConf
@@ -321,6 +349,16 @@ crash() {
 		check "$name/new-pair" test "$serial" = "$(last_serial)" -a \
 			"$(id_of privkey "$LABEL")" != "$old_id"
 	fi
+	if [ "$flow" = revoke ]; then
+		# the old certificate is revoked (superseded) once a new one is in
+		# place, and only then: never while it is the one in use
+		if stored_before "$point" || [ "$way" = next ]; then
+			check "$name/old-revoked" revoked "$old_serial" 4
+		else
+			check "$name/old-not-revoked" sh -c "! grep -q -i '^0*$(nozero "$old_serial") ' \
+				'$TMP/ca/revoked' 2> /dev/null"
+		fi
+	fi
 	if [ "$way" = check ] && [ "$flow" = kur ]; then
 		# and a renewal after the recovery works
 		n3=$(issued)
@@ -331,14 +369,17 @@ crash() {
 	fi
 }
 
-for flow in ir replace kur; do
+for flow in ir replace revoke kur; do
+	EXTRA=
+	[ "$flow" = revoke ] && EXTRA="revoke_replaced = yes"
 	for point in keygen keyid request response stored certconf relabel-old relabel-gap \
-		relabel-new relabelled delete-old; do
+		relabel-new relabelled rr delete-old; do
 		for way in check next; do
 			crash "$flow" "$point" "$way"
 		done
 	done
 done
+EXTRA=
 
 # --- the confirmation lost, without a kill ----------------------------------------------
 # The CA holds its answer to the certConf and the client's message timeout

@@ -85,14 +85,15 @@ check "/enroll/implicit-confirm/granted/no-certconf" sh -c "! grep -q 'certConf'
 start_ca --no-implicit-confirm || exit 1
 write_conf tok-ic "implicit_confirm = yes"
 : > "$TMP/ca.log"
-p11e enroll test
+# the first certificate is valid: replacing it is asked for (tests/replace.sh)
+p11e enroll test --replace
 check "/enroll/implicit-confirm/refused/exit-0" expect_rc 0
 check "/enroll/implicit-confirm/refused/certconf-sent" grep -q 'certConf accepted' "$TMP/ca.log"
 # a second enroll replaces the pair the first one made (as renew does)
 check "/enroll/implicit-confirm/refused/old-pair-replaced" test "$(objects tok-ic cert | grep -c 'label: *enrolled-key$')" -eq 1
 check "/enroll/implicit-confirm/refused/one-key" test "$(objects tok-ic privkey | grep -c 'label: *enrolled-key$')" -eq 1
 check "/enroll/implicit-confirm/refused/says-deleted" grep -q 'old pair:.*deleted' "$TMP/out"
-p11e enroll test --keep-old
+p11e enroll test --keep-old --replace
 check "/enroll/keep-old/exit-0" expect_rc 0
 check "/enroll/keep-old/old-kept" test "$(objects tok-ic privkey | grep -c 'label: *enrolled-key (old)$')" -eq 1
 check "/enroll/keep-old/one-current" test "$(objects tok-ic privkey | grep -c 'label: *enrolled-key$')" -eq 1

@@ -105,11 +105,12 @@ check "/interop/genm/ca-certs/none" grep -q -x 'CA certificates: 0' "$TMP/out"
 check "/interop/genm/ca-certs/written" grep -q -x "written to $TMP/cacerts.pem" "$TMP/out"
 check "/interop/genm/ca-certs/file-empty" sh -c "test -f '$TMP/cacerts.pem' && test ! -s '$TMP/cacerts.pem'"
 
+# (Each ir below says --replace: the label holds the test CA's certificate.)
 # ir with PBM: the mock's certificate carries another key than the new one,
 # so the client refuses it in certConf: the request was understood, the
 # answer processed, and nothing new stays on the token.
 start_mock
-p11e enroll test
+p11e enroll test --replace
 check "/interop/ir/pbm/exit-8" expect_rc 8
 check "/interop/ir/pbm/key-mismatch" grep_err 'public key'
 check "/interop/ir/pbm/token-unchanged" test "$(count_objects inter)" -eq "$before"
@@ -117,7 +118,7 @@ check "/interop/ir/pbm/token-unchanged" test "$(count_objects inter)" -eq "$befo
 # ir answered after two polls (pollReq/pollRep with checkAfter 1 s): the
 # mock's log shows the ir and both pollReq.
 start_mock -poll_count 2 -check_after 1
-p11e enroll test
+p11e enroll test --replace
 check "/interop/ir/polled/exit-8" expect_rc 8
 check "/interop/ir/polled/one-ir" test "$(mock_got IR)" -eq 1
 check "/interop/ir/polled/two-pollreq" test "$(mock_got POLLREQ)" -eq 2
@@ -125,13 +126,13 @@ check "/interop/ir/polled/token-unchanged" test "$(count_objects inter)" -eq "$b
 
 # ir rejected (badPOP): exit 6, failInfo and the mock's text.
 start_mock -pkistatus 2 -failure 9 -statusstring "mock rejects"
-p11e enroll test
+p11e enroll test --replace
 check "/interop/ir/rejected/exit-6" expect_rc 6
 check "/interop/ir/rejected/failinfo" grep_err 'badPOP'
 
 # Unprotected responses are refused.
 start_mock -send_unprotected
-p11e enroll test
+p11e enroll test --replace
 check "/interop/ir/unprotected/exit-7" expect_rc 7
 check "/interop/ir/unprotected/message" grep_err 'protection'
 

@@ -18,7 +18,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 42
+plan 44
 A=pk-a
 B=pk-b
 LABEL=enrolled-key
@@ -126,6 +126,10 @@ HOLD2_URL=$EXTRA_URL
 on "$B" enroll test --label two --server "$HOLD2_URL"
 check "/pendingkey/two/both-waiting" test -f "$(pending_file "$A" two)" -a \
 	-f "$(pending_file "$B" two)"
+# without --label: none under the configured label, two under another
+on "$B" resume test --server "$HOLD2_URL"
+check "/pendingkey/two/no-label-exit-2" expect_rc 2
+check "/pendingkey/two/no-label-asks-for-it" grep_err 'has 2 pending transactions.*--label'
 : > "$TMP/deliver2"
 on "$B" resume test --label two --server "$HOLD2_URL"
 check "/pendingkey/two/b-resumed-exit-0" expect_rc 0

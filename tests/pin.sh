@@ -73,7 +73,8 @@ check "/pin/env-unset/message" grep_err 'TEST_PIN_VAR'
 mkfifo "$TMP/pinfifo"
 write_conf pins "pin_source = file:$TMP/pinfifo"
 sed -i '/^pin_source = file:.*\/pin$/d' "$TMP/p11enroll.conf"
-"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test > "$TMP/out" 2> "$TMP/err" &
+# (--replace: the label holds the certificate of the enrollments above)
+"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test --replace > "$TMP/out" 2> "$TMP/err" &
 pid=$!
 i=0
 while [ $i -lt $((100 * P11E_SCALE)) ] && ! grep -q wait_for_partner "/proc/$pid/wchan" 2> /dev/null; do
@@ -90,7 +91,7 @@ check "/pin/fifo/exit-0" expect_rc 0
 
 write_conf pins "pin_source = fd:7"
 sed -i '/^pin_source = file:/d' "$TMP/p11enroll.conf"
-"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test 7< "$TMP/pin" > "$TMP/out" 2> "$TMP/err"
+"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test --replace 7< "$TMP/pin" > "$TMP/out" 2> "$TMP/err"
 RC=$?
 check "/pin/fd/exit-0" expect_rc 0
 check "/pin/fd/replaced-the-pair" test "$(objects pins cert | grep -c 'label: *enrolled-key$')" -eq 1

@@ -116,7 +116,8 @@ sweep_prepare() {
 	esac
 	rm -f "$TMP/sw-out.pem" "$TMP/sw-cert.pem" "$TMP/sw-chain.pem" "$TMP/now"
 	if [ "$1" = revoke ]; then
-		"$P11ENROLL" -c "$TMP/p11enroll.conf" -q enroll test > /dev/null 2>&1 ||
+		# a fresh certificate over the snapshot's valid one: --replace
+		"$P11ENROLL" -c "$TMP/p11enroll.conf" -q enroll test --replace > /dev/null 2>&1 ||
 			{ echo "# revoke: setup enroll failed"; return 1; }
 	fi
 	if [ "$1" = resume ] || [ "$1" = abandon ]; then

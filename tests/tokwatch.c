@@ -5,6 +5,7 @@
  * usage: tokwatch watch --module PATH [--pattern URI] [--interval MS] [--blank]
  *                       [--no-present] [--poll] [--count N] [--timeout MS]
  *                       [--open-first URI] [--open-each PIN_FILE [--unsuspended]]
+ *                       [--init-each N --so-pin-file FILE --pin-file FILE]
  *        tokwatch init --module PATH --uri URI --label LABEL --so-pin-file FILE
  *                      --pin-file FILE
  *        tokwatch bench --module PATH [--pattern URI] --polls N
@@ -19,7 +20,9 @@
  * tok_open and logged in to with the PIN of the file, the token freed and
  * the watcher resumed ("opened uri=URI label=L login=ok|<error>", or
  * "opened uri=URI failed=<error>"); with --unsuspended the watcher is not
- * suspended (tok_open must refuse).
+ * suspended (tok_open must refuse).  --init-each N: the first N blank
+ * tokens that appear are initialized while the watcher is suspended, as
+ * "badge-1", "badge-2"... ("init uri=URI label=L result=ok|<error>").
  *
  * init initializes the blank token URI selects (tok_init_token) and then
  * opens it by its new serial and logs in with the new user PIN:
@@ -50,6 +53,7 @@
 struct opts {
 	const char *cmd, *module, *pattern, *open_first, *open_each, *uri, *label, *so_pin_file,
 	    *pin_file;
+	long init_each; /* blank tokens to initialize while watching */
 	long interval, count, timeout, polls;
 	unsigned flags;
 	int held;
@@ -59,7 +63,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: tokwatch watch --module PATH [--pattern URI] [--interval MS] "
 		   "[--blank] [--no-present] [--poll] [--count N] [--timeout MS] "
-		   "[--open-first URI] [--open-each PIN_FILE [--unsuspended]]\n"
+		   "[--open-first URI] [--open-each PIN_FILE [--unsuspended]] "
+		   "[--init-each N --so-pin-file FILE --pin-file FILE]\n"
 		   "       tokwatch init --module PATH --uri URI --label LABEL --so-pin-file FILE "
 		   "--pin-file FILE\n"
 		   "       tokwatch bench --module PATH [--pattern URI] --polls N\n");
@@ -147,12 +152,45 @@ static int open_between(tok_watch *w, const char *module, const char *uri, const
 	return 0;
 }
 
+/* Suspends w, initializes the blank token uri as "badge-N" with the PINs
+ * of --so-pin-file and --pin-file, resumes w.  Prints "init uri=URI
+ * label=L result=ok|<error>". */
+static int init_between(tok_watch *w, const struct opts *o, const char *uri, long n)
+{
+	char so_pin[PIN_MAX], pin[PIN_MAX], err[768], label[32];
+	tok_info info;
+	tok_rv rv;
+	int rc = -1;
+
+	if (tok_watch_suspend(w) != TOK_OK) {
+		fprintf(stderr, "tokwatch: %s\n", tok_watch_errmsg(w));
+		return -1;
+	}
+	if (read_pin(o->so_pin_file, so_pin, sizeof(so_pin)) != 0)
+		goto out;
+	if (read_pin(o->pin_file, pin, sizeof(pin)) != 0)
+		goto out;
+	snprintf(label, sizeof(label), "badge-%ld", n);
+	rv = tok_init_token(o->module, uri, so_pin, label, pin, &info, err, sizeof(err));
+	printf("init uri=%s label=%s result=%s\n", uri, label, rv == TOK_OK ? "ok" : err);
+	fflush(stdout);
+	if (tok_watch_resume(w) != TOK_OK) {
+		fprintf(stderr, "tokwatch: %s\n", tok_watch_errmsg(w));
+		goto out;
+	}
+	rc = 0;
+out:
+	OPENSSL_cleanse(so_pin, sizeof(so_pin));
+	OPENSSL_cleanse(pin, sizeof(pin));
+	return rc;
+}
+
 static int do_watch(const struct opts *o)
 {
 	tok_watch *w = NULL;
 	tok_ctx *first = NULL;
 	tok_watch_event e;
-	long seen = 0;
+	long seen = 0, inits = 0;
 	struct timespec start, t;
 	tok_rv rv;
 	int rc = 3;
@@ -193,6 +231,9 @@ static int do_watch(const struct opts *o)
 		seen++;
 		if (o->open_each != NULL && e.kind == TOK_WATCH_APPEARED && e.initialized &&
 		    open_between(w, o->module, e.uri, o->open_each, o->held) != 0)
+			goto out;
+		if (inits < o->init_each && e.kind == TOK_WATCH_APPEARED && !e.initialized &&
+		    init_between(w, o, e.uri, ++inits) != 0)
 			goto out;
 	}
 	rc = 0;
@@ -296,6 +337,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	    {"open-first", required_argument, NULL, 'o'},
 	    {"open-each", required_argument, NULL, 'e'},
 	    {"unsuspended", no_argument, NULL, 'H'},
+	    {"init-each", required_argument, NULL, 'I'},
 	    {"uri", required_argument, NULL, 'u'},
 	    {"label", required_argument, NULL, 'l'},
 	    {"so-pin-file", required_argument, NULL, 's'},
@@ -342,11 +384,19 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (parse_long("polls", optarg, &o->polls) != 0)
 				return -1;
 			break;
+		case 'I':
+			if (parse_long("init-each", optarg, &o->init_each) != 0)
+				return -1;
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
 	}
 	if (optind != argc || o->module == NULL) {
+		usage(stderr);
+		return -1;
+	}
+	if (o->init_each > 0 && (o->so_pin_file == NULL || o->pin_file == NULL)) {
 		usage(stderr);
 		return -1;
 	}

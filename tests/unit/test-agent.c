@@ -821,7 +821,7 @@ static void test_pending_keys(const char *dir)
 	tap_check(pending_save(&e, &ap, err, sizeof(err)) == 0 &&
 		       (ap.p.check_after = 9, pending_set_owner(&ap, &e, &ti2), 1) &&
 		       pending_save(&e, &ap, err, sizeof(err)) == 0 &&
-		       pending_find(&e, &back, err, sizeof(err)) == 2 &&
+		       pending_find(&e, 0, &back, err, sizeof(err)) == 2 &&
 		       strcmp(back.name, "station") == 0 && strcmp(back.label, "badge") == 0 &&
 		       pending_load(&e, &ti, &back, err, sizeof(err)) == 1 &&
 		       back.p.check_after == 0 && strcmp(back.token_label, "card A") == 0 &&
@@ -830,9 +830,11 @@ static void test_pending_keys(const char *dir)
 	       "/pending/find/two-tokens-two-files");
 	free(e.label);
 	e.label = strdup("other");
-	tap_check(pending_find(&e, &back, err, sizeof(err)) == 0 &&
-		       pending_load(&e, &ti, &back, err, sizeof(err)) == 0,
-	       "/pending/find/other-label-none");
+	tap_check(pending_find(&e, 0, &back, err, sizeof(err)) == 0 &&
+		       pending_load(&e, &ti, &back, err, sizeof(err)) == 0 &&
+		       pending_find(&e, 1, &back, err, sizeof(err)) == 2 &&
+		       strcmp(back.label, "badge") == 0,
+	       "/pending/find/other-label-none-any-label-both");
 	free(e.label);
 	e.label = strdup("badge");
 
@@ -840,7 +842,8 @@ static void test_pending_keys(const char *dir)
 	 * known, moved under the token whose serial it names. */
 	snprintf(legacy, sizeof(legacy), "%s/station.pending", dir);
 	write_legacy(legacy, "C3");
-	tap_check(pending_find(&e, &back, err, sizeof(err)) == 3, "/pending/legacy/found-by-resume");
+	tap_check(pending_find(&e, 0, &back, err, sizeof(err)) == 3,
+		  "/pending/legacy/found-by-resume");
 	tap_check(pending_load(&e, &ti, &back, err, sizeof(err)) == 1 && !back.legacy &&
 		       back.p.check_after == 0 && stat(legacy, &st) == 0,
 	       "/pending/legacy/other-token-left");
