@@ -332,7 +332,8 @@ static int queue_mark(station *s, size_t i, agent_row_state st, const char *seri
 
 typedef struct {
 	const char *label, *subject, *san, *key_type, *profile;
-	int look; /* check --recover instead of enroll */
+	int look;    /* check --recover instead of enroll */
+	int replace; /* the row's replace column says yes */
 } card_job;
 
 static int move_fd(int fd, int to)
@@ -406,6 +407,8 @@ static int run_child(const station *s, const tok_watch_event *ev, const card_job
 		argv[i++] = "--cert-profile";
 		argv[i++] = job->profile;
 	}
+	if (job->replace && !job->look)
+		argv[i++] = "--replace";
 	if (s->pin != NULL) {
 		argv[i++] = "--pin-source";
 		argv[i++] = "fd:4";
@@ -611,6 +614,7 @@ static int handle_card(station *s, const tok_watch_event *ev)
 				job.san = row->v[AGENT_CSV_SAN];
 			job.key_type = row->v[AGENT_CSV_KEY_TYPE];
 			job.profile = row->v[AGENT_CSV_CERT_PROFILE];
+			job.replace = agent_csv_replace(row);
 			if (job.subject == NULL)
 				snprintf(re.msg, sizeof(re.msg),
 					 "subject: empty, and the enrollment has none");

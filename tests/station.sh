@@ -1,7 +1,8 @@
 #!/bin/sh
 # /station: p11enroll station NAME, a badge station.  SoftHSM2 tokens that
-# softhsm2-util creates while the station runs stand in for cards being
-# inserted, --delete-token for their removal, and moving a token's
+# softhsm2-util makes (in a store of their own, then moved in whole) while
+# the station runs stand in for cards being inserted, --delete-token for
+# their removal, and moving a token's
 # directory out of the store and back for the same card pulled and
 # re-inserted.  Every wait is for a line of the station's output (a scaled
 # hang guard around it), never a sleep.
@@ -10,7 +11,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 64
+plan 70
 STATION_PID=
 
 stop_station() {
@@ -28,6 +29,20 @@ printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR
 	"$TMP/tokens" > "$TMP/softhsm2.conf"
 SOFTHSM2_CONF="$TMP/softhsm2.conf"
 export SOFTHSM2_CONF
+
+# insert_card LABEL [PIN]: a new token appears whole, as a card does: made
+# in a store of its own and moved into the station's (a rename), so that
+# no look of the station or its child meets softhsm2-util half-way
+# through writing it.
+insert_card() {
+	mkdir -p "$TMP/staging"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$TMP/staging" > "$TMP/staging.conf"
+	SOFTHSM2_CONF="$TMP/staging.conf" "$SOFTHSM2_UTIL" --init-token --free --label "$1" \
+		--so-pin "$SO_PIN" --pin "${2:-$USER_PIN}" > "$TMP/softhsm-init.log" 2>&1 ||
+		{ cat "$TMP/softhsm-init.log"; return 1; }
+	mv "$TMP"/staging/* "$TMP/tokens/"
+}
 
 # station_conf QUEUE: the [test] enrollment as a station's template: any
 # SoftHSM2 token is a card, each gets the label "badge".
@@ -94,7 +109,7 @@ station || exit 1
 all_ok=0
 ids_ok=0
 for i in 1 2 3 4 5 6 7 8 9 10; do
-	make_token "card$i" || exit 1
+	insert_card "card$i" || exit 1
 	s=$(token_serial "card$i")
 	said "^remove the card $s\$" || break
 	grep -q -E "^OK card $s: /CN=holder $i/O=Example: certificate [0-9A-F]+, " "$TMP/st.out" &&
@@ -147,7 +162,7 @@ printf 'subject\nCN=no slash\n/CN=good/O=Example\n' > "$TMP/bad.csv"
 station_conf "$TMP/bad.csv"
 : > "$TMP/journal"
 station || exit 1
-make_token bad1 || exit 1
+insert_card bad1 || exit 1
 s=$(token_serial bad1)
 check "$t/row-failed-line" said "^FAILED row $TMP/bad.csv:2: subject: "
 check "$t/next-row" said "^OK card $s: /CN=good/O=Example: "
@@ -161,7 +176,7 @@ said 'waiting for a card' 2
 printf 'CN=no slash either\n' >> "$TMP/bad.csv"
 stop_station
 station || exit 1
-make_token bad2 || exit 1
+insert_card bad2 || exit 1
 s=$(token_serial bad2)
 check "$t/only-bad-rows" said "^FAILED row $TMP/bad.csv:4: subject: "
 check "$t/skipped" said "^SKIPPED card $s: no row of the queue is left for it\$"
@@ -176,7 +191,7 @@ start_ca --fault reject=badCertTemplate --fault-count 1 || exit 1
 printf 'subject\n/CN=r1\n' > "$TMP/rej.csv"
 station_conf "$TMP/rej.csv"
 station || exit 1
-make_token rej1 || exit 1
+insert_card rej1 || exit 1
 s=$(token_serial rej1)
 check "$t/failed-line" said "^FAILED card $s: /CN=r1: .*badCertTemplate.* \\(exit 6\\), "
 check "$t/no-pair" test "$(label_count rej1 'badge( \(new\))?')" -eq 0
@@ -192,7 +207,7 @@ printf 'subject\n/CN=held\n' > "$TMP/held.csv"
 station_conf "$TMP/held.csv"
 : > "$TMP/journal"
 station || exit 1
-make_token held1 || exit 1
+insert_card held1 || exit 1
 said '^card [0-9a-f]*: enrolling /CN=held$'
 wait_for 10 grep -q 'POST /.well-known/cmp' "$TMP/ca.log"
 check "$t/held-when-stopped" sh -c "! grep -q '^OK' '$TMP/st.out'"
@@ -254,7 +269,7 @@ python3 "$TMP/ptyrun.py" "$TMP/st.out" "$TMP/typed" "$P11ENROLL" -c "$TMP/p11enr
 	station test 2> "$TMP/st.err" &
 STATION_PID=$!
 said 'waiting for a card' || exit 1
-make_token tty1 || exit 1
+insert_card tty1 || exit 1
 said 'remove the card'
 esc=$(printf '\033')
 check "$t/ok-in-green" grep -q "${esc}\\[1;32mOK${esc}\\[0m card [0-9a-f]*: /CN=on a terminal: " "$TMP/st.out"
@@ -276,8 +291,7 @@ P11WRAP_LOG="$TMP/calls.log"
 export P11WRAP_MODULE P11WRAP_LOG
 : > "$TMP/calls.log"
 station || exit 1
-"$SOFTHSM2_UTIL" --init-token --free --label wrongpin --so-pin "$SO_PIN" --pin 9999-other \
-	> /dev/null || exit 1
+insert_card wrongpin 9999-other || exit 1
 s=$(token_serial wrongpin)
 check "$t/failed-exit-4" said "^FAILED card $s: /CN=pin 1: .*PIN.* \\(exit 4\\), "
 check "$t/remove" said "^remove the card $s\$"
@@ -293,7 +307,7 @@ export P11WRAP_TOKEN_FLAGS
 : > "$TMP/calls.log"
 : > "$TMP/journal"
 station || exit 1
-make_token locked1 || exit 1
+insert_card locked1 || exit 1
 s=$(token_serial locked1)
 check "$t/skipped" said "^SKIPPED card $s: its user PIN is locked: unblock it with the SO PIN"
 check "$t/no-login" test "$(grep -c '^C_Login ' "$TMP/calls.log")" -eq 0
@@ -310,7 +324,7 @@ issued=$(ca_issued)
 station_conf "$TMP/k.csv"
 : > "$TMP/journal"
 station || exit 1
-make_token kill1 || exit 1
+insert_card kill1 || exit 1
 s=$(token_serial kill1)
 said '^card [0-9a-f]*: enrolling /CN=k1$'
 check "$t/taken" wait_for 10 grep -q '^taken ' "$TMP/k.csv.state"
@@ -328,7 +342,7 @@ check "$t/resumed-ok" said "^OK card $s: /CN=k1: certificate [0-9A-F]+ \\(from b
 check "$t/not-enrolled-twice" test "$(ca_issued)" -eq $((issued + 1))
 said "^remove the card $s\$"
 delete_token kill1
-make_token kill2 || exit 1
+insert_card kill2 || exit 1
 check "$t/next-row" said "^OK card $(token_serial kill2): /CN=k2: certificate "
 check "$t/all-done" test "$(done_rows "$TMP/k.csv.state")" -eq 2
 check "$t/ca-issued-two" test "$(ca_issued)" -eq $((issued + 2))
@@ -349,7 +363,7 @@ python3 "$TMP/ptyrun.py" "$TMP/st.out" "$TMP/typed" "$P11ENROLL" -c "$TMP/p11enr
 	station test 2> "$TMP/st.err" &
 STATION_PID=$!
 said 'waiting for a card' || exit 1
-make_token typed1 || exit 1
+insert_card typed1 || exit 1
 s=$(token_serial typed1)
 said 'subject \(as /CN=name/O=org\): '
 printf 'CN=no slash\n' >> "$TMP/typed"
@@ -369,6 +383,29 @@ RC=$?
 STATION_PID=
 check "$t/exit-0" test "$RC" -eq 0
 delete_token typed1
+
+# --- a card that holds a valid certificate: refused unless the row says replace -
+t=/station/replace
+printf 'subject,replace\n/CN=r-no,\n/CN=r-yes,yes\n' > "$TMP/r.csv"
+station_conf "$TMP/r.csv"
+make_token pre1 || exit 1
+p11e --token pkcs11:token=pre1 --subject /CN=before enroll test
+check "$t/pre-enrolled" expect_rc 0
+# the card is in when the station starts
+station || exit 1
+s=$(token_serial pre1)
+check "$t/refused" said "^FAILED card $s: /CN=r-no: .*holds a valid certificate.*--replace.* \\(exit 2\\), "
+check "$t/old-cert-kept" test "$(subject_of pre1 badge)" = 'subject=CN=before'
+said "^remove the card $s\$"
+dir=$(token_dir pre1)
+mv "$dir" "$TMP/pulled"
+said 'waiting for a card' 2
+mv "$TMP/pulled" "$dir"
+check "$t/replaced" said "^OK card $s: /CN=r-yes: certificate "
+check "$t/new-cert" test "$(subject_of pre1 badge)" = 'subject=CN=r-yes'
+check "$t/one-pair" test "$(label_count pre1 badge)" -eq 3
+stop_station
+delete_token pre1
 
 # --- configuration mistakes: refused before any card ---------------------------
 t=/station/config

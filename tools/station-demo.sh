@@ -24,6 +24,9 @@ umask 077
 printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
 	"$S/tokens" > "$S/softhsm2.conf"
 export SOFTHSM2_CONF="$S/softhsm2.conf"
+mkdir -p "$S/staging"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$S/staging" > "$S/staging.conf"
 # Demo-only credentials, random each run, kept in files (never on argv).
 od -An -N8 -tx1 /dev/urandom | tr -d ' \n' > "$S/pin"
 od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$S/secret"
@@ -75,9 +78,11 @@ lines() {
 }
 lines 1 'waiting for a card'
 for n in 01 02 03 04 05 06 07 08 09 10; do
-	# "insert" a card: a new token the station sees at its next look
-	softhsm2-util --init-token --free --label "card-$n" --so-pin "$(cat "$S/pin")-so" \
-		--pin "$(cat "$S/pin")" > /dev/null || exit 1
+	# "insert" a card: a new token, made in a store of its own and moved
+	# in whole (a rename), that the station sees at its next look
+	SOFTHSM2_CONF="$S/staging.conf" softhsm2-util --init-token --free --label "card-$n" \
+		--so-pin "$(cat "$S/pin")-so" --pin "$(cat "$S/pin")" > /dev/null || exit 1
+	mv "$S"/staging/* "$S/tokens/"
 	lines "${n#0}" '^remove the card'
 	tail -n 3 "$S/station.out" | grep -v '^waiting'
 	# "remove" it, as the station asks
