@@ -2,8 +2,9 @@
 # The badge station demo (README, "Badge station"): the test CA on a
 # loopback port, a queue of ten badge holders, `p11enroll station badge`
 # running, and ten SoftHSM2 tokens inserted one after another (made with
-# softhsm2-util while the station runs) and removed (deleted) when the
-# station says "remove the card".  Ends with the journal and the queue's
+# softhsm2-util in a store of their own and moved in whole while the
+# station runs) and removed (moved out) when the station says "remove the
+# card".  Ends with the journal and the queue's
 # row state.  Usage: tools/station-demo.sh [BUILD_DIR]
 set -u
 P11E_TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +25,7 @@ umask 077
 printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
 	"$S/tokens" > "$S/softhsm2.conf"
 export SOFTHSM2_CONF="$S/softhsm2.conf"
-mkdir -p "$S/staging"
+mkdir -p "$S/staging" "$S/removed"
 printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
 	"$S/staging" > "$S/staging.conf"
 # Demo-only credentials, random each run, kept in files (never on argv).
@@ -82,11 +83,12 @@ for n in 01 02 03 04 05 06 07 08 09 10; do
 	# in whole (a rename), that the station sees at its next look
 	SOFTHSM2_CONF="$S/staging.conf" softhsm2-util --init-token --free --label "card-$n" \
 		--so-pin "$(cat "$S/pin")-so" --pin "$(cat "$S/pin")" > /dev/null || exit 1
-	mv "$S"/staging/* "$S/tokens/"
+	d=$(ls "$S/staging")
+	mv "$S/staging/$d" "$S/tokens/"
 	lines "${n#0}" '^remove the card'
 	tail -n 3 "$S/station.out" | grep -v '^waiting'
-	# "remove" it, as the station asks
-	softhsm2-util --delete-token --token "card-$n" > /dev/null || exit 1
+	# "remove" it, as the station asks: its directory moved out whole
+	mv "$S/tokens/$d" "$S/removed/"
 	lines "$((${n#0} + 1))" 'waiting for a card'
 done
 kill -TERM $ST_PID
