@@ -68,7 +68,7 @@ typedef struct {
 	size_t nwaiting;
 	char (*done)[sizeof(((tok_info *)0)->serial)];
 	size_t ndone;
-	int ok, failed, skipped;
+	int ok, failed, skipped, waiting_n;
 	int tty;    /* stdout is a terminal: colour and progress */
 	int prompt; /* no queue: the operator types each card's subject */
 	char typed_subject[1024], typed_san[1024];
@@ -269,11 +269,12 @@ static void card_hex(const tok_info *ti, char *out, size_t len)
 }
 
 /*
- * The row for a card: one an earlier run took for this card and did not
- * finish (*ret_resumed = 1: the station stopped in the middle), else the
- * one naming its serial, else the next one without a token_serial; never
- * a row done, used by this run or taken for another card.  NULL when
- * there is none.
+ * The row for a card: one an earlier run (or this one) took or left
+ * waiting for this card (*ret_resumed: 1 taken, the station stopped in the
+ * middle; 2 waiting, the CA's answer is to be fetched), else the one
+ * naming its serial, else the next one without a token_serial; never a
+ * row done, used by this run or kept for another card.  NULL when there
+ * is none.
  */
 static agent_csv_row *queue_pick(station *s, const tok_info *ti, size_t *ret_i, int *ret_resumed)
 {
@@ -289,25 +290,26 @@ static agent_csv_row *queue_pick(station *s, const tok_info *ti, size_t *ret_i, 
 		for (i = 0; i < s->csv.n; i++) {
 			agent_csv_row *r = &s->csv.rows[i];
 			const char *ts = r->v[AGENT_CSV_TOKEN_SERIAL];
-			int taken_mine;
+			int kept, kept_mine;
 
-			if (s->used[i])
-				continue;
 			agent_rowstate_row_id(r, id);
 			m = agent_rowstate_get(s->rs, id);
 			if (m != NULL && m->st == AGENT_ROW_DONE)
 				continue;
-			taken_mine = m != NULL && m->st == AGENT_ROW_TAKEN && m->serial[0] != '\0' &&
-				     mine[0] != '\0' && strcmp(m->serial, mine) == 0;
-			if (pass == 0 ? !taken_mine : m != NULL && m->st == AGENT_ROW_TAKEN &&
-							  m->serial[0] != '\0' && !taken_mine)
+			kept = m != NULL && (m->st == AGENT_ROW_TAKEN || m->st == AGENT_ROW_WAITING) &&
+			       m->serial[0] != '\0';
+			kept_mine = kept && mine[0] != '\0' && strcmp(m->serial, mine) == 0;
+			/* a waiting row stays the card's, also within this run */
+			if (s->used[i] && !(kept_mine && m->st == AGENT_ROW_WAITING))
+				continue;
+			if (pass == 0 ? !kept_mine : kept)
 				continue;
 			if (pass == 1 && (ts == NULL || strcmp(ts, ti->serial) != 0))
 				continue;
 			if (pass == 2 && ts != NULL)
 				continue;
 			*ret_i = i;
-			*ret_resumed = pass == 0;
+			*ret_resumed = pass != 0 ? 0 : m->st == AGENT_ROW_WAITING ? 2 : 1;
 			return r;
 		}
 	return NULL;
@@ -333,6 +335,7 @@ static int queue_mark(station *s, size_t i, agent_row_state st, const char *seri
 typedef struct {
 	const char *label, *subject, *san, *key_type, *profile;
 	int look;    /* check --recover instead of enroll */
+	int resume;  /* resume: the CA answered waiting before */
 	int replace; /* the row's replace column says yes */
 } card_job;
 
@@ -407,7 +410,7 @@ static int run_child(const station *s, const tok_watch_event *ev, const card_job
 		argv[i++] = "--cert-profile";
 		argv[i++] = job->profile;
 	}
-	if (job->replace && !job->look)
+	if (job->replace && !job->look && !job->resume)
 		argv[i++] = "--replace";
 	if (s->pin != NULL) {
 		argv[i++] = "--pin-source";
@@ -415,7 +418,7 @@ static int run_child(const station *s, const tok_watch_event *ev, const card_job
 	}
 	if (log_verbosity() > 0)
 		argv[i++] = "-v";
-	argv[i++] = job->look ? "check" : "enroll";
+	argv[i++] = job->look ? "check" : job->resume ? "resume" : "enroll";
 	if (job->look)
 		argv[i++] = "--recover";
 	argv[i++] = "--";
@@ -639,7 +642,10 @@ static int handle_card(station *s, const tok_watch_event *ev)
 	/* The station stopped while this card had the row: the card says
 	 * whether that run got its certificate (recovery finishes or undoes
 	 * what it left), so that the row is never enrolled twice. */
-	if (resumed) {
+	if (resumed == 2) {
+		say("card %s: the CA answered waiting for it: asking again", card_name(ev));
+		job.resume = 1;
+	} else if (resumed) {
 		say("card %s: the station stopped while enrolling it: looking at the card",
 		    card_name(ev));
 		job.look = 1;
@@ -664,9 +670,16 @@ static int handle_card(station *s, const tok_watch_event *ev)
 		free(r);
 		return -1;
 	}
-	say("card %s: enrolling %s", card_name(ev), job.subject);
+	if (!job.resume)
+		say("card %s: enrolling %s", card_name(ev), job.subject);
 	rc = run_child(s, ev, &job, r);
-	if (rc == EXIT_OK) {
+	if (rc == EXIT_WAITING && row != NULL) {
+		say_outcome(s, "WAITING", "card %s: %s: the CA answered waiting and the request is "
+					  "saved: insert the card again later to fetch the "
+					  "certificate, %.2f s",
+			    card_name(ev), job.subject, now() - t0);
+		s->waiting_n++;
+	} else if (rc == EXIT_OK) {
 		say_outcome(s, "OK", "card %s: %s: certificate %s, %.2f s", card_name(ev),
 			    job.subject, r->cert_serial, now() - t0);
 		s->ok++;
@@ -684,7 +697,7 @@ static int handle_card(station *s, const tok_watch_event *ev)
 			  rc == EXIT_OK	       ? AGENT_ROW_DONE
 			  : rc == EXIT_WAITING ? AGENT_ROW_WAITING
 					       : AGENT_ROW_FAILED,
-			  rc == EXIT_OK ? r->cert_serial : NULL);
+			  rc == EXIT_OK ? r->cert_serial : rc == EXIT_WAITING ? mine : NULL);
 	free(r);
 	return rc;
 }
@@ -830,7 +843,11 @@ agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt)
 			break;
 		say("waiting for a card");
 	}
-	say("station: %d enrolled, %d failed, %d skipped", s.ok, s.failed, s.skipped);
+	if (s.waiting_n > 0)
+		say("station: %d enrolled, %d failed, %d skipped, %d waiting", s.ok, s.failed,
+		    s.skipped, s.waiting_n);
+	else
+		say("station: %d enrolled, %d failed, %d skipped", s.ok, s.failed, s.skipped);
 out:
 	tok_watch_free(s.w);
 	agent_rowstate_close(s.rs);

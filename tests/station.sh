@@ -1,9 +1,8 @@
 #!/bin/sh
 # /station: p11enroll station NAME, a badge station.  SoftHSM2 tokens that
 # softhsm2-util makes (in a store of their own, then moved in whole) while
-# the station runs stand in for cards being inserted, --delete-token for
-# their removal, and moving a token's
-# directory out of the store and back for the same card pulled and
+# the station runs stand in for cards being inserted, moving a token's
+# directory out of the store for their removal, and back for the same card
 # re-inserted.  Every wait is for a line of the station's output (a scaled
 # hang guard around it), never a sleep.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -11,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 70
+plan 79
 STATION_PID=
 
 stop_station() {
@@ -41,7 +40,19 @@ insert_card() {
 	SOFTHSM2_CONF="$TMP/staging.conf" "$SOFTHSM2_UTIL" --init-token --free --label "$1" \
 		--so-pin "$SO_PIN" --pin "${2:-$USER_PIN}" > "$TMP/softhsm-init.log" 2>&1 ||
 		{ cat "$TMP/softhsm-init.log"; return 1; }
-	mv "$TMP"/staging/* "$TMP/tokens/"
+	_d=$(ls "$TMP/staging")
+	mv "$TMP/staging/$_d" "$TMP/tokens/" && echo "$1 $_d" >> "$TMP/dirs"
+}
+
+# remove_card LABEL: the token goes as a whole (its directory moved out of
+# the store), as a card pulled out: softhsm2-util --delete-token can fail
+# half-way while a look of the station holds the store.
+remove_card() {
+	_d=$(awk -v l="$1" '$1 == l { d = $2 } END { print d }' "$TMP/dirs" 2> /dev/null)
+	[ -n "$_d" ] || _d=$(basename "$(token_dir "$1")")
+	mkdir -p "$TMP/removed"
+	rm -rf "$TMP/removed/$_d"
+	mv "$TMP/tokens/$_d" "$TMP/removed/"
 }
 
 # station_conf QUEUE: the [test] enrollment as a station's template: any
@@ -117,7 +128,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do
 	same_id "card$i" && ids_ok=$((ids_ok + 1))
 	# the last card stays in
 	[ $i -eq 10 ] && break
-	delete_token "card$i"
+	remove_card "card$i"
 	said 'waiting for a card' $((i + 1)) || break
 done
 check "$t/ten-ok-lines" test $all_ok -eq 10
@@ -147,7 +158,7 @@ check "$t/queue-untouched" test "$(done_rows "$TMP/q.csv.state")" -eq 10
 
 # --- SIGTERM while waiting for a card: exit 0 with a summary -----------------
 t=/station/stop
-delete_token card10
+remove_card card10
 said 'waiting for a card' 12
 kill -TERM "$STATION_PID"
 wait "$STATION_PID"
@@ -170,7 +181,7 @@ check "$t/says-what-to-do" grep -q "bad.csv:2: subject: .*correct the row" "$TMP
 check "$t/state-failed" grep -q '^failed ' "$TMP/bad.csv.state"
 check "$t/journal-failed" grep -q "\"source\": \"$TMP/bad.csv:2\".*\"outcome\": \"failed\"\|\"outcome\": \"failed\".*\"source\": \"$TMP/bad.csv:2\"" "$TMP/journal"
 said "^remove the card $s\$"
-delete_token bad1
+remove_card bad1
 said 'waiting for a card' 2
 # a card for a queue of bad rows only: untouched
 printf 'CN=no slash either\n' >> "$TMP/bad.csv"
@@ -183,7 +194,7 @@ check "$t/skipped" said "^SKIPPED card $s: no row of the queue is left for it\$"
 check "$t/card-untouched" test "$(count_objects bad2)" -eq 0
 check "$t/good-row-not-again" test "$(grep -c '^OK ' "$TMP/st.out")" -eq 0
 stop_station
-delete_token bad2
+remove_card bad2
 
 # --- a CA rejection: the card's line says why, the row is failed ----------------
 t=/station/rejected
@@ -201,7 +212,7 @@ check "$t/journal-failed" grep -q '"outcome": "failed".*badCertTemplate' "$TMP/j
 # --- SIGTERM while the CA holds a card's request: the card finishes first -----
 t=/station/sigterm-mid-card
 stop_station
-delete_token rej1
+remove_card rej1
 start_ca --fault slow=$(scaled 3) --fault-count 1 || exit 1
 printf 'subject\n/CN=held\n' > "$TMP/held.csv"
 station_conf "$TMP/held.csv"
@@ -221,7 +232,7 @@ check "$t/pair-on-card" test "$(label_count held1 badge)" -eq 3
 check "$t/summary" grep -q '^station: 1 enrolled, 0 failed, 0 skipped$' "$TMP/st.out"
 check "$t/journal" grep -q '"outcome": "ok"' "$TMP/journal"
 check "$t/plain-lines" sh -c "! grep -q \"\$(printf '\\033')\" '$TMP/st.out'"
-delete_token held1
+remove_card held1
 
 # --- on a terminal: the outcome in colour, a progress line ---------------------
 t=/station/terminal
@@ -279,7 +290,7 @@ wait "$STATION_PID"
 RC=$?
 STATION_PID=
 check "$t/exit-0" test "$RC" -eq 0
-delete_token tty1
+remove_card tty1
 
 # --- a wrong PIN: tried once, reported, the card left alone until removed ------
 t=/station/wrong-pin
@@ -297,7 +308,7 @@ check "$t/failed-exit-4" said "^FAILED card $s: /CN=pin 1: .*PIN.* \\(exit 4\\),
 check "$t/remove" said "^remove the card $s\$"
 check "$t/one-login" test "$(grep -c '^C_Login ' "$TMP/calls.log")" -eq 1
 check "$t/row-failed" grep -q '^failed ' "$TMP/pin.csv.state"
-delete_token wrongpin
+remove_card wrongpin
 
 # --- a locked card: reported and skipped without a login ----------------------
 t=/station/locked
@@ -314,7 +325,7 @@ check "$t/no-login" test "$(grep -c '^C_Login ' "$TMP/calls.log")" -eq 0
 check "$t/journal" grep -q '"outcome": "skipped".*locked' "$TMP/journal"
 stop_station
 unset P11WRAP_TOKEN_FLAGS P11WRAP_LOG
-delete_token locked1
+remove_card locked1
 
 # --- kill -9 of the station between "row taken" and "row done" ----------------
 t=/station/kill9
@@ -341,14 +352,14 @@ station || exit 1
 check "$t/resumed-ok" said "^OK card $s: /CN=k1: certificate [0-9A-F]+ \\(from before the station stopped\\), "
 check "$t/not-enrolled-twice" test "$(ca_issued)" -eq $((issued + 1))
 said "^remove the card $s\$"
-delete_token kill1
+remove_card kill1
 insert_card kill2 || exit 1
 check "$t/next-row" said "^OK card $(token_serial kill2): /CN=k2: certificate "
 check "$t/all-done" test "$(done_rows "$TMP/k.csv.state")" -eq 2
 check "$t/ca-issued-two" test "$(ca_issued)" -eq $((issued + 2))
 check "$t/journal-two-ok" test "$(grep -c '"outcome": "ok"' "$TMP/journal")" -eq 2
 stop_station
-delete_token kill2
+remove_card kill2
 
 # --- prompt mode: the subject and SANs typed on the terminal ------------------
 t=/station/prompt
@@ -382,7 +393,42 @@ wait "$STATION_PID"
 RC=$?
 STATION_PID=
 check "$t/exit-0" test "$RC" -eq 0
-delete_token typed1
+remove_card typed1
+
+# --- a CA that answers waiting: the station moves on, the card resumed later ----
+t=/station/waiting
+start_ca --poll "$(scaled 3)" || exit 1
+printf 'subject\n/CN=w1\n/CN=w2\n' > "$TMP/w.csv"
+station_conf "$TMP/w.csv"
+sed -i "s/^total_timeout = .*/total_timeout = $(scaled 2)/" "$TMP/p11enroll.conf"
+: > "$TMP/journal"
+station || exit 1
+insert_card wait1 || exit 1
+s=$(token_serial wait1)
+check "$t/waiting-line" said "^WAITING card $s: /CN=w1: the CA answered waiting and the request is saved"
+# the test CA delivers $(scaled 3) s after it got the request, which was
+# before the line: the card comes back after that instant (checkAfter)
+deliver_at=$(($(date +%s) + $(scaled 3) + 1))
+check "$t/request-saved" test -f "$(pending_file wait1 badge)"
+check "$t/row-waiting" grep -q '^waiting ' "$TMP/w.csv.state"
+said "^remove the card $s\$"
+dir=$(token_dir wait1)
+mv "$dir" "$TMP/pulled"
+said 'waiting for a card' 2
+# (the test CA holds one waiting transaction at a time: no other card now)
+past_check_after() {
+	[ "$(date +%s)" -ge "$deliver_at" ]
+}
+wait_for 30 past_check_after
+mv "$TMP/pulled" "$dir"
+check "$t/resumed" said "^card $s: the CA answered waiting for it: asking again\$"
+check "$t/resumed-ok" said "^OK card $s: /CN=w1: certificate "
+check "$t/pair-on-card" test "$(label_count wait1 badge)" -eq 3
+check "$t/pending-gone" test ! -f "$(pending_file wait1 badge)"
+check "$t/journal" test "$(grep -c '"outcome": "waiting"' "$TMP/journal")" -eq 1
+check "$t/row-done" test "$(done_rows "$TMP/w.csv.state")" -eq 1
+stop_station
+remove_card wait1
 
 # --- a card that holds a valid certificate: refused unless the row says replace -
 t=/station/replace
@@ -405,7 +451,7 @@ check "$t/replaced" said "^OK card $s: /CN=r-yes: certificate "
 check "$t/new-cert" test "$(subject_of pre1 badge)" = 'subject=CN=r-yes'
 check "$t/one-pair" test "$(label_count pre1 badge)" -eq 3
 stop_station
-delete_token pre1
+remove_card pre1
 
 # --- configuration mistakes: refused before any card ---------------------------
 t=/station/config
