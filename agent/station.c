@@ -545,6 +545,17 @@ static int ask(const char *question, const char *key, const char *def, char *out
 	}
 }
 
+/* Whether a pending request is saved for the card and label. */
+static int saved_request(const station *s, const tok_watch_event *ev, const char *label)
+{
+	conf_enrollment e = *s->e; /* a shallow copy: only read */
+	char path[4096];
+
+	e.label = (char *)label;
+	return pending_path(&e, &ev->info, "pending", path, sizeof(path)) == 0 &&
+	       access(path, F_OK) == 0;
+}
+
 /* A card that gets nothing: said, journalled, counted. */
 static void skip_card(station *s, const tok_watch_event *ev, const char *why)
 {
@@ -663,6 +674,13 @@ static int handle_card(station *s, const tok_watch_event *ev)
 			return rc;
 		}
 	}
+	/* A request for this card and label is saved (the CA answered
+	 * waiting, or a run ended before it was over): it is finished, never
+	 * requested anew. */
+	if (!job.resume && saved_request(s, ev, job.label)) {
+		say("card %s: a request for it is saved: asking the CA for it", card_name(ev));
+		job.resume = 1;
+	}
 	card_hex(&ev->info, mine, sizeof(mine));
 	/* taken for this card: a restart after a crash gives the row to it
 	 * alone */
@@ -673,6 +691,16 @@ static int handle_card(station *s, const tok_watch_event *ev)
 	if (!job.resume)
 		say("card %s: enrolling %s", card_name(ev), job.subject);
 	rc = run_child(s, ev, &job, r);
+	/* A saved request the CA no longer knows (it ended the transaction,
+	 * resume removed the new pair and the saved state): requested anew,
+	 * once. */
+	if (job.resume && rc != EXIT_OK && rc != EXIT_WAITING && rc >= 0 &&
+	    !saved_request(s, ev, job.label)) {
+		say("card %s: the saved request could not be finished (exit %d): enrolling %s anew",
+		    card_name(ev), rc, job.subject);
+		job.resume = 0;
+		rc = run_child(s, ev, &job, r);
+	}
 	if (rc == EXIT_WAITING && row != NULL) {
 		say_outcome(s, "WAITING", "card %s: %s: the CA answered waiting and the request is "
 					  "saved: insert the card again later to fetch the "

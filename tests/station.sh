@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 79
+plan 87
 STATION_PID=
 
 stop_station() {
@@ -429,6 +429,38 @@ check "$t/journal" test "$(grep -c '"outcome": "waiting"' "$TMP/journal")" -eq 1
 check "$t/row-done" test "$(done_rows "$TMP/w.csv.state")" -eq 1
 stop_station
 remove_card wait1
+
+# --- the module crashes while the card is written: the station goes on, and
+# the card inserted again is recovered and enrolled with its row -----------
+t=/station/module-crash
+printf 'subject\n/CN=crash\n' > "$TMP/c.csv"
+station_conf "$TMP/c.csv"
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+P11WRAP_LOG="$TMP/calls.log"
+P11WRAP_KILL=C_CreateObject:before
+export P11WRAP_LOG P11WRAP_KILL
+: > "$TMP/calls.log"
+station || exit 1
+insert_card crash1 || exit 1
+s=$(token_serial crash1)
+check "$t/failed-line" said "^FAILED card $s: /CN=crash: the enrollment process died \\(signal 9\\)"
+check "$t/killed-at-a-write" grep -q '^KILL C_CreateObject before' "$TMP/calls.log"
+check "$t/station-goes-on" said "^remove the card $s\$"
+dir=$(token_dir crash1)
+mv "$dir" "$TMP/pulled"
+said 'waiting for a card' 2
+stop_station
+unset P11WRAP_KILL P11WRAP_LOG
+station || exit 1
+mv "$TMP/pulled" "$dir"
+check "$t/recovered-and-enrolled" said "^OK card $s: /CN=crash: certificate "
+check "$t/operator-told" grep -q "^card $s: a request for it is saved: asking the CA for it\$" \
+	"$TMP/st.out"
+check "$t/one-pair" test "$(label_count crash1 badge)" -eq 3
+check "$t/no-leftover" test "$(label_count crash1 'badge \(new\)')" -eq 0
+check "$t/row-done" test "$(done_rows "$TMP/c.csv.state")" -eq 1
+stop_station
+remove_card crash1
 
 # --- a card that holds a valid certificate: refused unless the row says replace -
 t=/station/replace
