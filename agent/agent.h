@@ -138,6 +138,7 @@ typedef struct {
 	const char *config;      /* -c FILE, for the agent */
 	int named;               /* the command line named the enrollment (list) */
 	const char *batch;       /* enroll --batch FILE */
+	int prompt;              /* station --prompt */
 } agent_cmd_opts;
 
 #define CONF_FIELD_UNSET -1

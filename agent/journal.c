@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
 
 #include "agent/journal.h"
+#include "agent/result.h"
 
 static agent_journal_entry last;
 static int have_last;
@@ -97,6 +99,7 @@ int agent_journal_append(const char *path, const agent_journal_entry *j, char *e
 {
 	char *line = agent_journal_format(j);
 	size_t len;
+	struct stat st;
 	ssize_t w;
 	int fd, saved;
 
@@ -116,7 +119,9 @@ int agent_journal_append(const char *path, const agent_journal_entry *j, char *e
 		w = write(fd, line, len);
 	while (w < 0 && errno == EINTR);
 	saved = errno;
-	if (w != (ssize_t)len || fsync(fd) != 0) {
+	/* Only a file keeps what fsync syncs: a station's child journals to
+	 * /dev/null, which refuses fsync (EINVAL). */
+	if (w != (ssize_t)len || (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fsync(fd) != 0)) {
 		if (w == (ssize_t)len)
 			saved = errno;
 		snprintf(err, errlen, "cannot append to the journal %s: %s", path,
@@ -174,12 +179,20 @@ void agent_journal_request(const conf_enrollment *e, const char *request, agent_
 	if (cert != NULL && rc == EXIT_OK) {
 		BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 		char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+		agent_result *res = agent_result_self();
 		struct tm tm;
 
 		X509_NAME_oneline(X509_get_subject_name(cert), j->subject, sizeof(j->subject));
 		snprintf(j->cert_serial, sizeof(j->cert_serial), "%s", hex != NULL ? hex : "");
 		if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm))
 			j->not_after = (long long)timegm(&tm);
+		/* The certificate the request left in place, for the result
+		 * record (a station's line names it). */
+		res->cert = 1;
+		snprintf(res->cert_serial, sizeof(res->cert_serial), "%.128s", j->cert_serial);
+		res->not_after = j->not_after;
+		if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm))
+			res->not_before = (long long)timegm(&tm);
 		OPENSSL_free(hex);
 		BN_free(bn);
 	}

@@ -23,7 +23,7 @@ typedef struct {
 	char cert_serial[129];	/* upper-case hex, "" none */
 	long long not_after;	/* 0: no certificate */
 	char transaction[257];	/* hex, "" none */
-	const char *outcome;	/* "ok", "failed", "waiting", "refused" */
+	const char *outcome;	/* "ok", "failed", "waiting", "refused", "skipped" */
 	char error[1024];	/* "" none */
 } agent_journal_entry;
 

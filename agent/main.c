@@ -29,6 +29,7 @@ enum {
 	OPT_KEYS,
 	OPT_SYSLOG,
 	OPT_BATCH,
+	OPT_PROMPT,
 	OPT_REPLACED,
 	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
 	OPT_SETTING = 1024,
@@ -55,6 +56,7 @@ static const struct cmd_opt {
 	{ "keys", 0, OPT_KEYS, NULL, "check-config: list every setting (key, flag, scope, default)" },
 	{ "syslog", 0, OPT_SYSLOG, NULL, "log to syslog instead of stderr" },
 	{ "batch", 1, OPT_BATCH, "FILE", "enroll: every row of a CSV file, in one process" },
+	{ "prompt", 0, OPT_PROMPT, NULL, "station: ask for each card's subject and SANs on stdin" },
 };
 #define N_CMD_OPTS (sizeof(cmd_opts) / sizeof(cmd_opts[0]))
 
@@ -154,6 +156,7 @@ static void usage(FILE *f)
 		"  status                 ask the running agent (--json: as JSON)\n"
 		"  reload                 make the running agent read the configuration again\n"
 		"  clear NAME             let the agent try a stopped or PIN-latched enrollment\n"
+		"  station NAME           badge station: enroll each card as it is inserted\n"
 		"\n"
 		"Settings (override the enrollment NAME in the configuration file; each yes/no\n"
 		"setting also has a --no- form):\n"
@@ -229,7 +232,7 @@ static int set_setting(conf_enrollment *e, int opt, const char *value)
 
 static const char *const commands[] = { "enroll", "list",  "renew",  "cr",    "p10cr",
 					"revoke", "genm",  "resume", "check", "agent",
-					"status", "reload", "clear", "check-config" };
+					"status", "reload", "clear", "check-config", "station" };
 
 static int known_command(const char *cmd)
 {
@@ -290,6 +293,8 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 		return agent_genm(e, o);
 	if (strcmp(cmd, "resume") == 0)
 		return agent_resume(e, o);
+	if (strcmp(cmd, "station") == 0)
+		return agent_station(e, o->config, o->prompt);
 	return agent_list(e, o->named);
 }
 
@@ -453,6 +458,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		case OPT_KEYS: keys = 1; break;
 		case OPT_SYSLOG: use_syslog = 1; break;
 		case OPT_BATCH: o.batch = optarg; break;
+		case OPT_PROMPT: o.prompt = 1; break;
 		default: r = -1; break;
 		}
 		if (r < 0) {
@@ -515,6 +521,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		return EXIT_INTERNAL;
 	}
 	o.named = name != NULL;
+	o.config = config;
 	if (o.batch != NULL && strcmp(cmd, "enroll") != 0) {
 		log_msg(LOG_ERR, "--batch is an option of enroll, not of %s", cmd);
 		cmpc_global_cleanup();

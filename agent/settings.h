@@ -138,7 +138,11 @@
 	X(metrics_file, NULL, SET_ABSPATH, SC_GLOBAL, 0, 0, 0, NULL, NULL,                         \
 	  "agent: OpenMetrics file, rewritten after each event")                                   \
 	X(token_poll, NULL, SET_SECONDS, SC_BOTH, 0, 0, 0, NULL, "10",                             \
-	  "agent: seconds between looks for an absent token")
+	  "agent: seconds between looks for an absent token")                                      \
+	X(queue, "queue", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,                                \
+	  "station: the CSV file of who each card is for")                                         \
+	X(station_poll, NULL, SET_INT, SC_BOTH, 0, 20, 60000, NULL, "500",                         \
+	  "station: milliseconds between looks for inserted and removed cards")
 
 /* The types.  Text types keep the string (checked at load); the others are
  * parsed into an int. */

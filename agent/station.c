@@ -1,0 +1,887 @@
+/*
+ * p11enroll station NAME: a badge station.  A foreground loop that waits
+ * for a token (a card) matching the enrollment's token URI to appear,
+ * decides who it is for (the next row of the queue file, or the
+ * enrollment's own subject), enrolls it, prints one line for the operator,
+ * appends one journal record, asks for the card to be removed and waits
+ * for that, then for the next.
+ *
+ * The station process only watches (tok_watch: its own dlopen of the
+ * module, no libp11, no login).  Each card's enrollment is this program's
+ * `enroll NAME --token URI` in a child process, as the agent runs its
+ * steps (agent/child.c): a module that crashes, or a card pulled out in
+ * the middle, ends the child and never the station, and the watcher's
+ * C_Finalize never meets libp11 in one process.  The child's PIN comes on
+ * a pipe (pin-source fd:4), its result record on descriptor 3
+ * (agent/result.h); its own journal goes to /dev/null, so that the
+ * station writes one record per card, with the outcomes only the station
+ * knows (a bad row, a card skipped).
+ *
+ * A queue row is marked taken (agent/rowstate.c) before the card is
+ * touched and done, failed or waiting after it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "agent/agent-cmd.h"
+#include "agent/csv.h"
+#include "agent/journal.h"
+#include "agent/result.h"
+#include "agent/rowstate.h"
+
+/* Where the child finds its result record and its PIN. */
+#define RESULT_FD 3
+#define PIN_FD 4
+/* Cards that appear while one is being handled, kept for after it. */
+#define WAITING_MAX 16
+/* The longest wait for the watcher: a stop asked for between the check of
+ * the flag and the watcher's sleep is seen after it. */
+#define WAIT_MS 250
+/* Cards this run enrolled, not enrolled again while it lasts. */
+#define DONE_MAX 4096
+
+typedef struct {
+	const conf_enrollment *e;
+	const char *config;
+	char self[4096];
+	tok_watch *w;
+	/* the queue, or NULL path */
+	const char *queue;
+	agent_csv csv;
+	agent_rowstate *rs;
+	unsigned char *used; /* per row: this run marked it */
+	secret *pin;	     /* read once; NULL: the child reads pin_source */
+	tok_watch_event waiting[WAITING_MAX];
+	size_t nwaiting;
+	char (*done)[sizeof(((tok_info *)0)->serial)];
+	size_t ndone;
+	int ok, failed, skipped, waiting_n;
+	int tty;    /* stdout is a terminal: colour and progress */
+	int prompt; /* no queue: the operator types each card's subject */
+	char typed_subject[1024], typed_san[1024];
+} station;
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The token as the operator reads it: its serial, else its label. */
+static const char *card_name(const tok_watch_event *ev)
+{
+	return ev->info.serial[0] != '\0' ? ev->info.serial : ev->info.label;
+}
+
+static int same_card(const tok_info *a, const tok_info *b)
+{
+	return strcmp(a->serial, b->serial) == 0 && strcmp(a->label, b->label) == 0 &&
+	       strcmp(a->model, b->model) == 0 && strcmp(a->manufacturer, b->manufacturer) == 0;
+}
+
+static int enrolled_before(const station *s, const tok_info *ti)
+{
+	size_t i;
+
+	if (ti->serial[0] == '\0')
+		return 0;
+	for (i = 0; i < s->ndone; i++)
+		if (strcmp(s->done[i], ti->serial) == 0)
+			return 1;
+	return 0;
+}
+
+static void remember(station *s, const tok_info *ti)
+{
+	if (ti->serial[0] == '\0' || enrolled_before(s, ti) || s->ndone >= DONE_MAX)
+		return;
+	snprintf(s->done[s->ndone++], sizeof(s->done[0]), "%s", ti->serial);
+}
+
+/* The operator's line: on stdout, one line, escaped (token and CA text). */
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void say(const char *fmt, ...)
+{
+	char line[2048], esc[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	printf("%s\n", agent_escape(line, esc, sizeof(esc)));
+	fflush(stdout);
+}
+
+/* The card's outcome line: on a terminal the word in colour (green, red,
+ * yellow) over the progress line; plain text otherwise. */
+static void say_outcome(const station *s, const char *word, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void say_outcome(const station *s, const char *word, const char *fmt, ...)
+{
+	char line[2048], esc[4096];
+	const char *colour = word[0] == 'O' ? "32" : word[0] == 'F' ? "31" : "33";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	agent_escape(line, esc, sizeof(esc));
+	if (s->tty)
+		printf("\r\033[K\033[1;%sm%s\033[0m %s\n", colour, word, esc);
+	else
+		printf("%s %s\n", word, esc);
+	fflush(stdout);
+}
+
+/* On a terminal, while a card is enrolled: the seconds so far. */
+static void progress(const station *s, const char *card, double secs)
+{
+	static const char spin[] = "|/-\\";
+	char esc[256];
+
+	if (!s->tty)
+		return;
+	printf("\r\033[K%c card %s: enrolling, %.0f s", spin[(int)(secs * 4) % 4],
+	       agent_escape(card, esc, sizeof(esc)), secs);
+	fflush(stdout);
+}
+
+static void journal(const station *s, const tok_watch_event *ev, const char *source,
+		    const char *label, const char *subject, const agent_result *r,
+		    const char *outcome, const char *error)
+{
+	agent_journal_entry j;
+	char err[1200];
+
+	if (s->e->journal == NULL)
+		return;
+	memset(&j, 0, sizeof(j));
+	j.time = (long long)time(NULL);
+	snprintf(j.request, sizeof(j.request), "%s", r != NULL ? "ir" : "");
+	snprintf(j.source, sizeof(j.source), "%s", source != NULL ? source : "");
+	snprintf(j.token_serial, sizeof(j.token_serial), "%s", ev->info.serial);
+	snprintf(j.label, sizeof(j.label), "%s", label != NULL ? label : "");
+	snprintf(j.subject, sizeof(j.subject), "%s", subject != NULL ? subject : "");
+	if (r != NULL) {
+		snprintf(j.cert_serial, sizeof(j.cert_serial), "%s",
+			 r->exit_code == EXIT_OK ? r->cert_serial : "");
+		j.not_after = r->exit_code == EXIT_OK ? r->not_after : 0;
+		snprintf(j.transaction, sizeof(j.transaction), "%s", r->transaction);
+	}
+	j.outcome = outcome;
+	snprintf(j.error, sizeof(j.error), "%s", error != NULL ? error : "");
+	if (agent_journal_append(s->e->journal, &j, err, sizeof(err)) < 0)
+		log_msg(LOG_WARNING, "%s", err);
+}
+
+/* ---- the queue --------------------------------------------------------- */
+
+static void csv_error(void *arg, long line, const char *msg)
+{
+	station *s = arg;
+
+	if (line > 0)
+		log_msg(LOG_ERR, "%s:%ld: %s", s->queue, line, msg);
+	else
+		log_msg(LOG_ERR, "the queue %s: %s", s->queue, msg);
+}
+
+/* Collects a row's first error for the operator's line. */
+typedef struct {
+	char msg[768];
+	int n;
+} row_errors;
+
+static void row_error(void *arg, long line, const char *msg)
+{
+	row_errors *re = arg;
+
+	(void)line;
+	if (re->n++ == 0)
+		snprintf(re->msg, sizeof(re->msg), "%s", msg);
+}
+
+static int queue_open(station *s)
+{
+	char err[1024];
+	int r;
+
+	if (agent_csv_load(s->queue, &s->csv, csv_error, s) < 0) {
+		log_msg(LOG_ERR, "the queue %s cannot be used: correct it and start the station "
+				 "again",
+			s->queue);
+		return EXIT_USAGE;
+	}
+	if (!s->csv.has[AGENT_CSV_SUBJECT] && s->e->subject == NULL) {
+		log_msg(LOG_ERR, "the queue %s has no subject column and the enrollment no subject: "
+				 "add the column",
+			s->queue);
+		return EXIT_USAGE;
+	}
+	if ((s->used = calloc(s->csv.n + 1, 1)) == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		return EXIT_INTERNAL;
+	}
+	if ((r = agent_rowstate_open(s->queue, &s->rs, err, sizeof(err))) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return r == -2 ? EXIT_BUSY : EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+/* The card's serial as a row mark's serial field holds it (upper-case
+ * hex of its bytes): the card a row was taken for. */
+static void card_hex(const tok_info *ti, char *out, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, o = 0;
+
+	for (i = 0; ti->serial[i] != '\0' && o + 2 < len; i++) {
+		out[o++] = hex[(unsigned char)ti->serial[i] >> 4];
+		out[o++] = hex[(unsigned char)ti->serial[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+/*
+ * The row for a card: one an earlier run (or this one) took or left
+ * waiting for this card (*ret_resumed: 1 taken, the station stopped in the
+ * middle; 2 waiting, the CA's answer is to be fetched), else the one
+ * naming its serial, else the next one without a token_serial; never a
+ * row done, used by this run or kept for another card.  NULL when there
+ * is none.
+ */
+static agent_csv_row *queue_pick(station *s, const tok_info *ti, size_t *ret_i, int *ret_resumed)
+{
+	unsigned char id[AGENT_ROW_ID_LEN];
+	const agent_row_mark *m;
+	char mine[2 * sizeof(ti->serial) + 1];
+	int pass;
+	size_t i;
+
+	card_hex(ti, mine, sizeof(mine));
+	*ret_resumed = 0;
+	for (pass = 0; pass < 3; pass++)
+		for (i = 0; i < s->csv.n; i++) {
+			agent_csv_row *r = &s->csv.rows[i];
+			const char *ts = r->v[AGENT_CSV_TOKEN_SERIAL];
+			int kept, kept_mine;
+
+			agent_rowstate_row_id(r, id);
+			m = agent_rowstate_get(s->rs, id);
+			if (m != NULL && m->st == AGENT_ROW_DONE)
+				continue;
+			kept = m != NULL && (m->st == AGENT_ROW_TAKEN || m->st == AGENT_ROW_WAITING) &&
+			       m->serial[0] != '\0';
+			kept_mine = kept && mine[0] != '\0' && strcmp(m->serial, mine) == 0;
+			/* a waiting row stays the card's, also within this run */
+			if (s->used[i] && !(kept_mine && m->st == AGENT_ROW_WAITING))
+				continue;
+			if (pass == 0 ? !kept_mine : kept)
+				continue;
+			if (pass == 1 && (ts == NULL || strcmp(ts, ti->serial) != 0))
+				continue;
+			if (pass == 2 && ts != NULL)
+				continue;
+			*ret_i = i;
+			*ret_resumed = pass != 0 ? 0 : m->st == AGENT_ROW_WAITING ? 2 : 1;
+			return r;
+		}
+	return NULL;
+}
+
+/* Marks row i: 0, or -1 (logged): the station must stop, nothing it does
+ * would be recorded. */
+static int queue_mark(station *s, size_t i, agent_row_state st, const char *serial)
+{
+	unsigned char id[AGENT_ROW_ID_LEN];
+	char err[1024];
+
+	agent_rowstate_row_id(&s->csv.rows[i], id);
+	s->used[i] = 1;
+	if (agent_rowstate_mark(s->rs, id, st, serial, err, sizeof(err)) == 0)
+		return 0;
+	log_msg(LOG_ERR, "%s: the station stops", err);
+	return -1;
+}
+
+/* ---- one card's enrollment, in a child --------------------------------- */
+
+typedef struct {
+	const char *label, *subject, *san, *key_type, *profile;
+	int look;    /* check --recover instead of enroll */
+	int resume;  /* resume: the CA answered waiting before */
+	int replace; /* the row's replace column says yes */
+} card_job;
+
+static int move_fd(int fd, int to)
+{
+	if (fd == to)
+		return fcntl(fd, F_SETFD, 0);
+	return dup2(fd, to) < 0 ? -1 : 0;
+}
+
+static void exec_child(const station *s, const char *const *argv, int res, int pin)
+{
+	char env[64];
+
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	/* A Ctrl-C on the terminal reaches the whole foreground group: the
+	 * card in progress is finished, the station stops after it. */
+	(void)setpgid(0, 0);
+	/* above 4 first, so that neither lands on the other's place */
+	if ((res = fcntl(res, F_DUPFD, 10)) < 0 || (pin >= 0 && (pin = fcntl(pin, F_DUPFD, 10)) < 0))
+		P11E_EXIT(EXIT_INTERNAL);
+	if (move_fd(res, RESULT_FD) < 0 || (pin >= 0 && move_fd(pin, PIN_FD) < 0))
+		P11E_EXIT(EXIT_INTERNAL);
+	/* the child's stdout is no operator line */
+	if (dup2(2, 1) < 0)
+		P11E_EXIT(EXIT_INTERNAL);
+	snprintf(env, sizeof(env), "%s=%d", AGENT_RESULT_FD_ENV, RESULT_FD);
+	if (putenv(env) != 0)
+		P11E_EXIT(EXIT_INTERNAL);
+	execv(s->self, (char *const *)argv);
+	P11E_EXIT(EXIT_INTERNAL);
+}
+
+/* Runs the enrollment of the card uri for job: its exit code with its
+ * record in r, or -1 with why in r->error when it left none. */
+static int run_child(const station *s, const tok_watch_event *ev, const card_job *job,
+		     agent_result *r)
+{
+	const char *uri = ev->uri;
+	double t0 = now();
+	const char *argv[40];
+	char buf[AGENT_RESULT_MAX + 1], why[256];
+	int res[2] = { -1, -1 }, pin[2] = { -1, -1 }, status, i = 0;
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+
+	agent_result_init(r);
+	argv[i++] = s->self;
+	if (s->config != NULL) {
+		argv[i++] = "-c";
+		argv[i++] = s->config;
+	}
+	argv[i++] = "--journal";
+	argv[i++] = "/dev/null";
+	argv[i++] = "--token";
+	argv[i++] = uri;
+	argv[i++] = "--label";
+	argv[i++] = job->label;
+	argv[i++] = "--subject";
+	argv[i++] = job->subject;
+	if (job->san != NULL && !job->look) {
+		argv[i++] = "--san";
+		argv[i++] = job->san;
+	}
+	if (job->key_type != NULL && !job->look) {
+		argv[i++] = "--key-type";
+		argv[i++] = job->key_type;
+	}
+	if (job->profile != NULL && !job->look) {
+		argv[i++] = "--cert-profile";
+		argv[i++] = job->profile;
+	}
+	if (job->replace && !job->look && !job->resume)
+		argv[i++] = "--replace";
+	if (s->pin != NULL) {
+		argv[i++] = "--pin-source";
+		argv[i++] = "fd:4";
+	}
+	if (log_verbosity() > 0)
+		argv[i++] = "-v";
+	argv[i++] = job->look ? "check" : job->resume ? "resume" : "enroll";
+	if (job->look)
+		argv[i++] = "--recover";
+	argv[i++] = "--";
+	if (s->e->name != NULL)
+		argv[i++] = s->e->name;
+	argv[i] = NULL;
+
+	if (pipe2(res, O_CLOEXEC) < 0 || (s->pin != NULL && pipe2(pin, O_CLOEXEC) < 0)) {
+		snprintf(r->error, sizeof(r->error), "cannot make a pipe: %s", strerror(errno));
+		goto fail;
+	}
+	/* The PIN and its newline fit in the pipe: written before the child
+	 * runs, the write end closed, the child reads to the end. */
+	if (s->pin != NULL && (write(pin[1], s->pin->buf, s->pin->len) != (ssize_t)s->pin->len ||
+			       write(pin[1], "\n", 1) != 1)) {
+		snprintf(r->error, sizeof(r->error), "cannot pass the PIN: %s", strerror(errno));
+		goto fail;
+	}
+	if (pin[1] >= 0) {
+		close(pin[1]);
+		pin[1] = -1;
+	}
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		snprintf(r->error, sizeof(r->error), "cannot start the enrollment: %s",
+			 strerror(errno));
+		goto fail;
+	}
+	if (pid == 0)
+		exec_child(s, argv, res[1], pin[0]);
+	close(res[1]);
+	res[1] = -1;
+	if (pin[0] >= 0) {
+		close(pin[0]);
+		pin[0] = -1;
+	}
+	/* Read to the end: the card in progress is finished even after a
+	 * stop request (EINTR). */
+	for (;;) {
+		struct pollfd pfd = { res[0], POLLIN, 0 };
+
+		if (s->tty) {
+			progress(s, card_name(ev), now() - t0);
+			if (poll(&pfd, 1, 250) <= 0)
+				continue;
+		}
+		n = read(res[0], buf + len, len < sizeof(buf) ? sizeof(buf) - len : 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (len < sizeof(buf))
+			len += (size_t)n;
+	}
+	close(res[0]);
+	res[0] = -1;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (len > 0 && agent_result_parse(buf, len, r, why, sizeof(why)) == 0)
+		return r->exit_code;
+	agent_result_init(r);
+	if (WIFSIGNALED(status))
+		snprintf(r->error, sizeof(r->error),
+			 "the enrollment process died (signal %d), the card may hold a "
+			 "half-made key: insert it again",
+			 WTERMSIG(status));
+	else
+		snprintf(r->error, sizeof(r->error),
+			 "the enrollment process gave no result (exit %d)%s%s",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1, len > 0 ? ": " : "",
+			 len > 0 ? why : "");
+	return -1;
+fail:
+	for (i = 0; i < 2; i++) {
+		if (res[i] >= 0)
+			close(res[i]);
+		if (pin[i] >= 0)
+			close(pin[i]);
+	}
+	return -1;
+}
+
+/* ---- the loop ---------------------------------------------------------- */
+
+/*
+ * Prompt mode: the answer to question, checked as the setting key's value
+ * is, into out; asked again until it passes.  An empty answer is def (NULL:
+ * none, out ""); 0, or -1 on end of input or a stop.
+ */
+static int ask(const char *question, const char *key, const char *def, char *out, size_t len)
+{
+	const setting *set = conf_setting(key);
+	char why[600];
+	int v;
+
+	for (;;) {
+		size_t n;
+
+		printf("%s%s%s%s: ", question, def != NULL ? " [" : "", def != NULL ? def : "",
+		       def != NULL ? "]" : "");
+		fflush(stdout);
+		if (stop_requested || fgets(out, (int)len, stdin) == NULL) {
+			printf("\n");
+			out[0] = '\0';
+			return -1;
+		}
+		n = strcspn(out, "\r\n");
+		if (out[n] == '\0' && n + 1 == len) {
+			int c;
+
+			while ((c = getchar()) != EOF && c != '\n')
+				;
+			printf("  too long: at most %zu characters\n", len - 2);
+			continue;
+		}
+		out[n] = '\0';
+		if (n == 0) {
+			snprintf(out, len, "%s", def != NULL ? def : "");
+			return 0;
+		}
+		if (set == NULL || conf_check_value(set, out, 0, &v, why, sizeof(why)) == 0)
+			return 0;
+		printf("  %s: try again\n", why);
+	}
+}
+
+/* Whether a pending request is saved for the card and label. */
+static int saved_request(const station *s, const tok_watch_event *ev, const char *label)
+{
+	conf_enrollment e = *s->e; /* a shallow copy: only read */
+	char path[4096];
+
+	e.label = (char *)label;
+	return pending_path(&e, &ev->info, "pending", path, sizeof(path)) == 0 &&
+	       access(path, F_OK) == 0;
+}
+
+/* A card that gets nothing: said, journalled, counted. */
+static void skip_card(station *s, const tok_watch_event *ev, const char *why)
+{
+	say_outcome(s, "SKIPPED", "card %s: %s", card_name(ev), why);
+	journal(s, ev, NULL, NULL, NULL, NULL, "skipped", why);
+	s->skipped++;
+}
+
+/* The card ev: decided, enrolled, said and journalled.  -1 when the
+ * station must stop (the row state cannot be written). */
+static int handle_card(station *s, const tok_watch_event *ev)
+{
+	char source[320], why[1024];
+	agent_csv_row *row = NULL;
+	card_job job = { 0 };
+	agent_result *r;
+	char mine[2 * sizeof(ev->info.serial) + 1];
+	size_t ri = 0;
+	double t0 = now();
+	int rc, resumed = 0;
+
+	if (enrolled_before(s, &ev->info)) {
+		skip_card(s, ev, "this station enrolled it already");
+		return 0;
+	}
+	/* As the token information says, without a login: a login would
+	 * fail and take nothing from the queue. */
+	if (ev->info.flags & TOK_F_USER_PIN_LOCKED) {
+		skip_card(s, ev, "its user PIN is locked: unblock it with the SO PIN (or use "
+				 "another card), then insert it again");
+		return 0;
+	}
+	job.label = s->e->label;
+	job.subject = s->e->subject;
+	job.san = s->e->san;
+	source[0] = '\0';
+	/* typed and checked before the card is touched */
+	if (s->prompt) {
+		say("card %s: who is it for?", card_name(ev));
+		if (ask("subject (as /CN=name/O=org)", "subject", s->e->subject, s->typed_subject,
+			sizeof(s->typed_subject)) < 0 ||
+		    (s->typed_subject[0] != '\0' &&
+		     ask("subjectAltNames (as email:a@b,DNS:c; empty: none)", "san", s->e->san,
+			 s->typed_san, sizeof(s->typed_san)) < 0)) {
+			skip_card(s, ev, "nothing typed for it");
+			return 0;
+		}
+		if (s->typed_subject[0] == '\0') {
+			skip_card(s, ev, "no subject typed for it");
+			return 0;
+		}
+		job.subject = s->typed_subject;
+		job.san = s->typed_san[0] != '\0' ? s->typed_san : NULL;
+	}
+	while (s->queue != NULL) {
+		row_errors re = { { 0 }, 0 };
+
+		if ((row = queue_pick(s, &ev->info, &ri, &resumed)) == NULL) {
+			skip_card(s, ev, "no row of the queue is left for it");
+			return 0;
+		}
+		snprintf(source, sizeof(source), "%s:%ld", s->queue, row->line);
+		agent_csv_check_row(row, row_error, &re);
+		if (re.n == 0) {
+			if (row->v[AGENT_CSV_LABEL] != NULL)
+				job.label = row->v[AGENT_CSV_LABEL];
+			if (row->v[AGENT_CSV_SUBJECT] != NULL)
+				job.subject = row->v[AGENT_CSV_SUBJECT];
+			if (row->v[AGENT_CSV_SAN] != NULL)
+				job.san = row->v[AGENT_CSV_SAN];
+			job.key_type = row->v[AGENT_CSV_KEY_TYPE];
+			job.profile = row->v[AGENT_CSV_CERT_PROFILE];
+			job.replace = agent_csv_replace(row);
+			if (job.subject == NULL)
+				snprintf(re.msg, sizeof(re.msg),
+					 "subject: empty, and the enrollment has none");
+			else
+				break;
+		}
+		/* a bad row: failed, the card untouched, the next row */
+		snprintf(why, sizeof(why), "%s: %s: correct the row (it is marked failed)", source,
+			 re.msg);
+		say_outcome(s, "FAILED", "row %s: %s", source, re.msg);
+		log_msg(LOG_ERR, "%s", why);
+		journal(s, ev, source, row->v[AGENT_CSV_LABEL], row->v[AGENT_CSV_SUBJECT], NULL,
+			"failed", why);
+		s->failed++;
+		if (queue_mark(s, ri, AGENT_ROW_FAILED, NULL) < 0)
+			return -1;
+	}
+	if ((r = malloc(sizeof(*r))) == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		return -1;
+	}
+	/* The station stopped while this card had the row: the card says
+	 * whether that run got its certificate (recovery finishes or undoes
+	 * what it left), so that the row is never enrolled twice. */
+	if (resumed == 2) {
+		say("card %s: the CA answered waiting for it: asking again", card_name(ev));
+		job.resume = 1;
+	} else if (resumed) {
+		say("card %s: the station stopped while enrolling it: looking at the card",
+		    card_name(ev));
+		job.look = 1;
+		rc = run_child(s, ev, &job, r);
+		job.look = 0;
+		if (rc == EXIT_OK && r->cert == 1) {
+			say_outcome(s, "OK", "card %s: %s: certificate %s (from before the station "
+					     "stopped), %.2f s",
+				    card_name(ev), job.subject, r->cert_serial, now() - t0);
+			s->ok++;
+			remember(s, &ev->info);
+			journal(s, ev, source, job.label, job.subject, r, "ok", NULL);
+			rc = queue_mark(s, ri, AGENT_ROW_DONE, r->cert_serial);
+			free(r);
+			return rc;
+		}
+	}
+	/* A request for this card and label is saved (the CA answered
+	 * waiting, or a run ended before it was over): it is finished, never
+	 * requested anew. */
+	if (!job.resume && saved_request(s, ev, job.label)) {
+		say("card %s: a request for it is saved: asking the CA for it", card_name(ev));
+		job.resume = 1;
+	}
+	card_hex(&ev->info, mine, sizeof(mine));
+	/* taken for this card: a restart after a crash gives the row to it
+	 * alone */
+	if (row != NULL && queue_mark(s, ri, AGENT_ROW_TAKEN, mine) < 0) {
+		free(r);
+		return -1;
+	}
+	if (!job.resume)
+		say("card %s: enrolling %s", card_name(ev), job.subject);
+	rc = run_child(s, ev, &job, r);
+	/* A saved request the CA no longer knows (it ended the transaction,
+	 * resume removed the new pair and the saved state): requested anew,
+	 * once. */
+	if (job.resume && rc != EXIT_OK && rc != EXIT_WAITING && rc >= 0 &&
+	    !saved_request(s, ev, job.label)) {
+		say("card %s: the saved request could not be finished (exit %d): enrolling %s anew",
+		    card_name(ev), rc, job.subject);
+		job.resume = 0;
+		rc = run_child(s, ev, &job, r);
+	}
+	if (rc == EXIT_WAITING && row != NULL) {
+		say_outcome(s, "WAITING", "card %s: %s: the CA answered waiting and the request is "
+					  "saved: insert the card again later to fetch the "
+					  "certificate, %.2f s",
+			    card_name(ev), job.subject, now() - t0);
+		s->waiting_n++;
+	} else if (rc == EXIT_OK) {
+		say_outcome(s, "OK", "card %s: %s: certificate %s, %.2f s", card_name(ev),
+			    job.subject, r->cert_serial, now() - t0);
+		s->ok++;
+		remember(s, &ev->info);
+	} else {
+		say_outcome(s, "FAILED", "card %s: %s: %s (exit %d), %.2f s", card_name(ev),
+			    job.subject, r->error[0] != '\0' ? r->error : "no reason given", rc,
+			    now() - t0);
+		s->failed++;
+	}
+	journal(s, ev, source, job.label, job.subject, r,
+		rc < 0 ? "failed" : agent_journal_outcome(rc), rc == EXIT_OK ? NULL : r->error);
+	rc = row == NULL ? 0
+	     : queue_mark(s, ri,
+			  rc == EXIT_OK	       ? AGENT_ROW_DONE
+			  : rc == EXIT_WAITING ? AGENT_ROW_WAITING
+					       : AGENT_ROW_FAILED,
+			  rc == EXIT_OK ? r->cert_serial : rc == EXIT_WAITING ? mine : NULL);
+	free(r);
+	return rc;
+}
+
+/* The next card event: one kept while a card was handled, else the
+ * watcher's.  TOK_WATCH_NONE when a stop was asked for. */
+static void next_event(station *s, tok_watch_event *ev)
+{
+	tok_rv rv;
+
+	if (s->nwaiting > 0) {
+		*ev = s->waiting[0];
+		memmove(s->waiting, s->waiting + 1, --s->nwaiting * sizeof(s->waiting[0]));
+		return;
+	}
+	ev->kind = TOK_WATCH_NONE;
+	while (!stop_requested) {
+		if ((rv = tok_watch_next(s->w, WAIT_MS, ev)) != TOK_OK) {
+			log_msg(LOG_WARNING, "looking for cards: %s", tok_watch_errmsg(s->w));
+			/* the next call tries again, after a poll interval */
+			(void)tok_watch_next(s->w, 1000, ev);
+			ev->kind = TOK_WATCH_NONE;
+			continue;
+		}
+		if (ev->kind != TOK_WATCH_NONE)
+			return;
+	}
+}
+
+/* Waits until the card is removed; other cards that come meanwhile are
+ * kept for after it. */
+static void wait_removed(station *s, const tok_watch_event *card)
+{
+	tok_watch_event ev;
+	size_t i;
+
+	say("remove the card %s", card_name(card));
+	for (;;) {
+		if (stop_requested)
+			return;
+		if (tok_watch_next(s->w, WAIT_MS, &ev) != TOK_OK) {
+			log_msg(LOG_WARNING, "looking for cards: %s", tok_watch_errmsg(s->w));
+			(void)tok_watch_next(s->w, 1000, &ev);
+			continue;
+		}
+		if (ev.kind == TOK_WATCH_APPEARED) {
+			if (s->nwaiting < WAITING_MAX)
+				s->waiting[s->nwaiting++] = ev;
+			else
+				log_msg(LOG_WARNING, "card %s ignored: too many cards at once",
+					card_name(&ev));
+		} else if (ev.kind == TOK_WATCH_REMOVED) {
+			if (same_card(&ev.info, &card->info))
+				return;
+			for (i = 0; i < s->nwaiting; i++)
+				if (same_card(&ev.info, &s->waiting[i].info)) {
+					memmove(s->waiting + i, s->waiting + i + 1,
+						(--s->nwaiting - i) * sizeof(s->waiting[0]));
+					break;
+				}
+		}
+	}
+}
+
+static agent_rc setup(station *s)
+{
+	struct sigaction sa;
+	char err[1024];
+	ssize_t len;
+	int poll_ms = s->e->station_poll > 0 ? s->e->station_poll : 500;
+	agent_rc rc;
+	tok_rv rv;
+
+	if ((len = readlink("/proc/self/exe", s->self, sizeof(s->self) - 1)) <= 0) {
+		log_msg(LOG_ERR, "cannot find this program (/proc/self/exe)");
+		return EXIT_INTERNAL;
+	}
+	s->self[len] = '\0';
+	if (s->queue == NULL && (s->prompt || isatty(STDIN_FILENO)))
+		s->prompt = 1;
+	if (s->queue == NULL && !s->prompt && s->e->subject == NULL) {
+		log_msg(LOG_ERR, "station: no queue and no subject: set queue = FILE.csv (or "
+				 "--queue FILE.csv) or the enrollment's subject, or type each card's "
+				 "subject (--prompt, or a terminal on standard input)");
+		return EXIT_USAGE;
+	}
+	if (s->queue != NULL && (rc = queue_open(s)) != EXIT_OK)
+		return rc;
+	/* Read once: an fd: source gives its PIN once, and a PIN that cannot
+	 * be read stops the station before any card is touched. */
+	if (s->e->pin_source != NULL && strcmp(s->e->pin_source, "protected") != 0 &&
+	    secret_read(s->e->pin_source, "PIN", &s->pin, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		return EXIT_PIN;
+	}
+	if ((s->done = calloc(DONE_MAX, sizeof(s->done[0]))) == NULL) {
+		log_msg(LOG_ERR, "out of memory");
+		return EXIT_INTERNAL;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	/* no SA_RESTART: the watcher's wait returns */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if ((rv = tok_watch_new(s->e->module, s->e->token, poll_ms, 0, &s->w)) != TOK_OK) {
+		log_msg(LOG_ERR, "station: cannot watch for cards: %s", tok_watch_errmsg(s->w));
+		return EXIT_TOKEN;
+	}
+	return EXIT_OK;
+}
+
+agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt)
+{
+	station s;
+	tok_watch_event ev;
+	agent_rc rc;
+
+	memset(&s, 0, sizeof(s));
+	s.e = e;
+	s.config = config;
+	s.queue = e->queue;
+	s.tty = isatty(STDOUT_FILENO);
+	s.prompt = prompt;
+	if ((rc = setup(&s)) != EXIT_OK)
+		goto out;
+	say("station %s: waiting for a card%s%s%s", e->name != NULL ? e->name : "",
+	    s.queue != NULL ? " (queue " : "", s.queue != NULL ? s.queue : "",
+	    s.queue != NULL ? ")" : "");
+	for (;;) {
+		next_event(&s, &ev);
+		if (stop_requested)
+			break;
+		if (ev.kind != TOK_WATCH_APPEARED)
+			continue;
+		if (handle_card(&s, &ev) < 0) {
+			rc = EXIT_INTERNAL;
+			break;
+		}
+		wait_removed(&s, &ev);
+		if (stop_requested)
+			break;
+		say("waiting for a card");
+	}
+	if (s.waiting_n > 0)
+		say("station: %d enrolled, %d failed, %d skipped, %d waiting", s.ok, s.failed,
+		    s.skipped, s.waiting_n);
+	else
+		say("station: %d enrolled, %d failed, %d skipped", s.ok, s.failed, s.skipped);
+out:
+	tok_watch_free(s.w);
+	agent_rowstate_close(s.rs);
+	agent_csv_free(&s.csv);
+	free(s.used);
+	free(s.done);
+	secret_free(s.pin);
+	return rc;
+}

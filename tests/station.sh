@@ -1,0 +1,506 @@
+#!/bin/sh
+# /station: p11enroll station NAME, a badge station.  SoftHSM2 tokens that
+# softhsm2-util makes (in a store of their own, then moved in whole) while
+# the station runs stand in for cards being inserted, moving a token's
+# directory out of the store for their removal, and back for the same card
+# re-inserted.  Every wait is for a line of the station's output (a scaled
+# hang guard around it), never a sleep.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_tools
+WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
+need_file "$WRAP"
+setup
+plan 87
+STATION_PID=
+
+stop_station() {
+	if [ -n "$STATION_PID" ]; then
+		kill "$STATION_PID" 2> /dev/null
+		wait "$STATION_PID" 2> /dev/null
+		STATION_PID=
+	fi
+}
+trap 'stop_station; cleanup' EXIT
+
+# An empty token store: the station starts with no card inserted.
+mkdir -p "$TMP/tokens"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$TMP/tokens" > "$TMP/softhsm2.conf"
+SOFTHSM2_CONF="$TMP/softhsm2.conf"
+export SOFTHSM2_CONF
+
+# insert_card LABEL [PIN]: a new token appears whole, as a card does: made
+# in a store of its own and moved into the station's (a rename), so that
+# no look of the station or its child meets softhsm2-util half-way
+# through writing it.
+insert_card() {
+	mkdir -p "$TMP/staging"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+		"$TMP/staging" > "$TMP/staging.conf"
+	SOFTHSM2_CONF="$TMP/staging.conf" "$SOFTHSM2_UTIL" --init-token --free --label "$1" \
+		--so-pin "$SO_PIN" --pin "${2:-$USER_PIN}" > "$TMP/softhsm-init.log" 2>&1 ||
+		{ cat "$TMP/softhsm-init.log"; return 1; }
+	_d=$(ls "$TMP/staging")
+	mv "$TMP/staging/$_d" "$TMP/tokens/" && echo "$1 $_d" >> "$TMP/dirs"
+}
+
+# remove_card LABEL: the token goes as a whole (its directory moved out of
+# the store), as a card pulled out: softhsm2-util --delete-token can fail
+# half-way while a look of the station holds the store.
+remove_card() {
+	_d=$(awk -v l="$1" '$1 == l { d = $2 } END { print d }' "$TMP/dirs" 2> /dev/null)
+	[ -n "$_d" ] || _d=$(basename "$(token_dir "$1")")
+	mkdir -p "$TMP/removed"
+	rm -rf "$TMP/removed/$_d"
+	mv "$TMP/tokens/$_d" "$TMP/removed/"
+}
+
+# station_conf QUEUE: the [test] enrollment as a station's template: any
+# SoftHSM2 token is a card, each gets the label "badge".
+station_conf() {
+	write_conf unused "token = pkcs11:model=SoftHSM%20v2
+label = badge
+station_poll = 50
+journal = $TMP/journal
+queue = $1"
+}
+
+# station: the station in the background, output in $TMP/st.out and
+# $TMP/st.err; returns once it waits for the first card.
+station() {
+	: > "$TMP/st.out"
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" station test > "$TMP/st.out" 2> "$TMP/st.err" &
+	STATION_PID=$!
+	said 'waiting for a card'
+}
+
+# said REGEX [COUNT]: the station's output gets COUNT (1) lines matching REGEX.
+said() {
+	wait_for 30 sh -c "[ \$(grep -c -E -e \"\$1\" '$TMP/st.out') -ge ${2:-1} ]" - "$1" || {
+		echo "# no /$1/ (${2:-1}) in the station's output:"
+		sed 's/^/#   /' "$TMP/st.out" "$TMP/st.err"
+		return 1
+	}
+}
+
+# same_id TOKEN: the certificate labelled badge has the key's CKA_ID.
+same_id() {
+	_k=$(label_id "$1" privkey badge) && _c=$(label_id "$1" cert badge) &&
+		[ -n "$_k" ] && [ "$_k" = "$_c" ] ||
+		{ echo "# key id '$_k', certificate id '$_c' on $1"; return 1; }
+}
+
+# token_dir LABEL: the token's directory in the store.
+token_dir() {
+	grep -l -F "$1" "$TMP"/tokens/*/token.object 2> /dev/null | head -n 1 | xargs -r dirname
+}
+
+# subject_of TOKEN LABEL: the subject of the certificate labelled LABEL
+# (the certificate left in $TMP/c.der).
+subject_of() {
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --slot "$(token_slot "$1")" --read-object \
+		--type cert --label "$2" -o "$TMP/c.der" > /dev/null 2>&1 &&
+		"$OPENSSL_BIN" x509 -inform DER -in "$TMP/c.der" -noout -subject -nameopt RFC2253
+}
+
+# done_rows STATE_FILE: rows whose last mark is done.
+done_rows() {
+	awk '{ last[$2] = $1 } END { for (k in last) if (last[k] == "done") n++; print n + 0 }' "$1"
+}
+
+# --- ten cards from a queue, one after another -------------------------------
+start_ca || exit 1
+printf 'subject,san\n' > "$TMP/q.csv"
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	printf '/CN=holder %s/O=Example,email:h%s@example.org\n' "$i" "$i" >> "$TMP/q.csv"
+done
+station_conf "$TMP/q.csv"
+t=/station/ten
+station || exit 1
+all_ok=0
+ids_ok=0
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	insert_card "card$i" || exit 1
+	s=$(token_serial "card$i")
+	said "^remove the card $s\$" || break
+	grep -q -E "^OK card $s: /CN=holder $i/O=Example: certificate [0-9A-F]+, " "$TMP/st.out" &&
+		all_ok=$((all_ok + 1))
+	same_id "card$i" && ids_ok=$((ids_ok + 1))
+	# the last card stays in
+	[ $i -eq 10 ] && break
+	remove_card "card$i"
+	said 'waiting for a card' $((i + 1)) || break
+done
+check "$t/ten-ok-lines" test $all_ok -eq 10
+check "$t/ten-certificates-with-the-key-id" test $ids_ok -eq 10
+check "$t/ten-journal-lines" test "$(grep -c '"outcome": "ok"' "$TMP/journal")" -eq 10
+check "$t/journal-names-rows" grep -q "\"source\": \"$TMP/q.csv:11\"" "$TMP/journal"
+check "$t/queue-all-done" test "$(done_rows "$TMP/q.csv.state")" -eq 10
+check "$t/ca-issued-ten" test "$(ca_issued)" -eq 10
+# the time per card, token appearing to "remove the card", as the OK lines say
+times=$(sed -n 's/^OK card .*, \([0-9.]*\) s$/\1/p' "$TMP/st.out" | sort -n)
+echo "# seconds per card: $(echo $times)"
+echo "# median of ten: $(printf '%s\n' "$times" | sed -n '5p;6p' | awk '{ s += $1 } END { printf "%.2f", s / 2 }') s"
+
+# --- the same card left in, then pulled and re-inserted: not enrolled twice ---
+t=/station/again
+dir=$(token_dir card10)
+mv "$dir" "$TMP/pulled"
+said 'waiting for a card' 11
+mv "$TMP/pulled" "$dir"
+s=$(token_serial card10)
+check "$t/skipped" said "^SKIPPED card $s: this station enrolled it already\$"
+check "$t/remove" said "^remove the card $s\$" 2
+check "$t/one-pair" test "$(label_count card10 badge)" -eq 3
+check "$t/ca-issued-ten" test "$(ca_issued)" -eq 10
+check "$t/journal-skipped" test "$(grep -c '"outcome": "skipped"' "$TMP/journal")" -eq 1
+check "$t/queue-untouched" test "$(done_rows "$TMP/q.csv.state")" -eq 10
+
+# --- SIGTERM while waiting for a card: exit 0 with a summary -----------------
+t=/station/stop
+remove_card card10
+said 'waiting for a card' 12
+kill -TERM "$STATION_PID"
+wait "$STATION_PID"
+RC=$?
+STATION_PID=
+check "$t/exit-0" test "$RC" -eq 0
+check "$t/summary" grep -q '^station: 10 enrolled, 0 failed, 1 skipped$' "$TMP/st.out"
+
+# --- a queue with a bad subject: the row failed, the card untouched ----------
+t=/station/bad-subject
+printf 'subject\nCN=no slash\n/CN=good/O=Example\n' > "$TMP/bad.csv"
+station_conf "$TMP/bad.csv"
+: > "$TMP/journal"
+station || exit 1
+insert_card bad1 || exit 1
+s=$(token_serial bad1)
+check "$t/row-failed-line" said "^FAILED row $TMP/bad.csv:2: subject: "
+check "$t/next-row" said "^OK card $s: /CN=good/O=Example: "
+check "$t/says-what-to-do" grep -q "bad.csv:2: subject: .*correct the row" "$TMP/st.err"
+check "$t/state-failed" grep -q '^failed ' "$TMP/bad.csv.state"
+check "$t/journal-failed" grep -q "\"source\": \"$TMP/bad.csv:2\".*\"outcome\": \"failed\"\|\"outcome\": \"failed\".*\"source\": \"$TMP/bad.csv:2\"" "$TMP/journal"
+said "^remove the card $s\$"
+remove_card bad1
+said 'waiting for a card' 2
+# a card for a queue of bad rows only: untouched
+printf 'CN=no slash either\n' >> "$TMP/bad.csv"
+stop_station
+station || exit 1
+insert_card bad2 || exit 1
+s=$(token_serial bad2)
+check "$t/only-bad-rows" said "^FAILED row $TMP/bad.csv:4: subject: "
+check "$t/skipped" said "^SKIPPED card $s: no row of the queue is left for it\$"
+check "$t/card-untouched" test "$(count_objects bad2)" -eq 0
+check "$t/good-row-not-again" test "$(grep -c '^OK ' "$TMP/st.out")" -eq 0
+stop_station
+remove_card bad2
+
+# --- a CA rejection: the card's line says why, the row is failed ----------------
+t=/station/rejected
+start_ca --fault reject=badCertTemplate --fault-count 1 || exit 1
+printf 'subject\n/CN=r1\n' > "$TMP/rej.csv"
+station_conf "$TMP/rej.csv"
+station || exit 1
+insert_card rej1 || exit 1
+s=$(token_serial rej1)
+check "$t/failed-line" said "^FAILED card $s: /CN=r1: .*badCertTemplate.* \\(exit 6\\), "
+check "$t/no-pair" test "$(label_count rej1 'badge( \(new\))?')" -eq 0
+check "$t/state-failed" test "$(awk '{ l = $1 } END { print l }' "$TMP/rej.csv.state")" = failed
+check "$t/journal-failed" grep -q '"outcome": "failed".*badCertTemplate' "$TMP/journal"
+
+# --- SIGTERM while the CA holds a card's request: the card finishes first -----
+t=/station/sigterm-mid-card
+stop_station
+remove_card rej1
+start_ca --fault slow=$(scaled 3) --fault-count 1 || exit 1
+printf 'subject\n/CN=held\n' > "$TMP/held.csv"
+station_conf "$TMP/held.csv"
+: > "$TMP/journal"
+station || exit 1
+insert_card held1 || exit 1
+said '^card [0-9a-f]*: enrolling /CN=held$'
+wait_for 10 grep -q 'POST /.well-known/cmp' "$TMP/ca.log"
+check "$t/held-when-stopped" sh -c "! grep -q '^OK' '$TMP/st.out'"
+kill -TERM "$STATION_PID"
+wait "$STATION_PID"
+RC=$?
+STATION_PID=
+check "$t/exit-0" test "$RC" -eq 0
+check "$t/card-finished" grep -q '^OK card [0-9a-f]*: /CN=held: certificate ' "$TMP/st.out"
+check "$t/pair-on-card" test "$(label_count held1 badge)" -eq 3
+check "$t/summary" grep -q '^station: 1 enrolled, 0 failed, 0 skipped$' "$TMP/st.out"
+check "$t/journal" grep -q '"outcome": "ok"' "$TMP/journal"
+check "$t/plain-lines" sh -c "! grep -q \"\$(printf '\\033')\" '$TMP/st.out'"
+remove_card held1
+
+# --- on a terminal: the outcome in colour, a progress line ---------------------
+t=/station/terminal
+start_ca || exit 1
+# ptyrun.py OUT IN COMMAND...: COMMAND on a pseudo-terminal, what it writes
+# copied to OUT, what is appended to IN typed on its terminal.
+cat > "$TMP/ptyrun.py" << 'EOP'
+import os, pty, select, signal, sys
+out = open(sys.argv[1], "wb", buffering=0)
+inp = open(sys.argv[2], "rb")
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[3], sys.argv[3:])
+signal.signal(signal.SIGTERM, lambda *a: os.kill(pid, signal.SIGTERM))
+while True:
+    try:
+        r, _, _ = select.select([fd], [], [], 0.05)
+    except InterruptedError:
+        continue
+    typed = inp.read()
+    if typed:
+        os.write(fd, typed)
+    if not r:
+        continue
+    try:
+        b = os.read(fd, 4096)
+    except OSError:
+        break
+    if not b:
+        break
+    out.write(b)
+while True:
+    try:
+        _, st = os.waitpid(pid, 0)
+        break
+    except InterruptedError:
+        continue
+sys.exit(os.waitstatus_to_exitcode(st))
+EOP
+printf 'subject\n/CN=on a terminal\n' > "$TMP/tty.csv"
+station_conf "$TMP/tty.csv"
+: > "$TMP/st.out"
+: > "$TMP/typed"
+python3 "$TMP/ptyrun.py" "$TMP/st.out" "$TMP/typed" "$P11ENROLL" -c "$TMP/p11enroll.conf" \
+	station test 2> "$TMP/st.err" &
+STATION_PID=$!
+said 'waiting for a card' || exit 1
+insert_card tty1 || exit 1
+said 'remove the card'
+esc=$(printf '\033')
+check "$t/ok-in-green" grep -q "${esc}\\[1;32mOK${esc}\\[0m card [0-9a-f]*: /CN=on a terminal: " "$TMP/st.out"
+check "$t/progress" grep -q 'card [0-9a-f]*: enrolling, [0-9]* s' "$TMP/st.out"
+kill -TERM "$STATION_PID"
+wait "$STATION_PID"
+RC=$?
+STATION_PID=
+check "$t/exit-0" test "$RC" -eq 0
+remove_card tty1
+
+# --- a wrong PIN: tried once, reported, the card left alone until removed ------
+t=/station/wrong-pin
+printf 'subject\n/CN=pin 1\n' > "$TMP/pin.csv"
+station_conf "$TMP/pin.csv"
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+P11WRAP_MODULE="$SOFTHSM2_MODULE"
+P11WRAP_LOG="$TMP/calls.log"
+export P11WRAP_MODULE P11WRAP_LOG
+: > "$TMP/calls.log"
+station || exit 1
+insert_card wrongpin 9999-other || exit 1
+s=$(token_serial wrongpin)
+check "$t/failed-exit-4" said "^FAILED card $s: /CN=pin 1: .*PIN.* \\(exit 4\\), "
+check "$t/remove" said "^remove the card $s\$"
+check "$t/one-login" test "$(grep -c '^C_Login ' "$TMP/calls.log")" -eq 1
+check "$t/row-failed" grep -q '^failed ' "$TMP/pin.csv.state"
+remove_card wrongpin
+
+# --- a locked card: reported and skipped without a login ----------------------
+t=/station/locked
+stop_station
+P11WRAP_TOKEN_FLAGS=0x40000
+export P11WRAP_TOKEN_FLAGS
+: > "$TMP/calls.log"
+: > "$TMP/journal"
+station || exit 1
+insert_card locked1 || exit 1
+s=$(token_serial locked1)
+check "$t/skipped" said "^SKIPPED card $s: its user PIN is locked: unblock it with the SO PIN"
+check "$t/no-login" test "$(grep -c '^C_Login ' "$TMP/calls.log")" -eq 0
+check "$t/journal" grep -q '"outcome": "skipped".*locked' "$TMP/journal"
+stop_station
+unset P11WRAP_TOKEN_FLAGS P11WRAP_LOG
+remove_card locked1
+
+# --- kill -9 of the station between "row taken" and "row done" ----------------
+t=/station/kill9
+start_ca --fault slow=$(scaled 3) --fault-count 1 || exit 1
+printf 'subject\n/CN=k1\n/CN=k2\n' > "$TMP/k.csv"
+issued=$(ca_issued)
+station_conf "$TMP/k.csv"
+: > "$TMP/journal"
+station || exit 1
+insert_card kill1 || exit 1
+s=$(token_serial kill1)
+said '^card [0-9a-f]*: enrolling /CN=k1$'
+check "$t/taken" wait_for 10 grep -q '^taken ' "$TMP/k.csv.state"
+kill -9 "$STATION_PID"
+wait "$STATION_PID" 2> /dev/null
+STATION_PID=
+# The enrollment process, in its own process group, goes on to the end.
+child_gone() {
+	! pgrep -f -- "-c $TMP/p11enroll.conf .*enroll" > /dev/null
+}
+check "$t/child-ended" wait_for 30 child_gone
+check "$t/card-holds-pair" test "$(label_count kill1 badge)" -eq 3
+station || exit 1
+check "$t/resumed-ok" said "^OK card $s: /CN=k1: certificate [0-9A-F]+ \\(from before the station stopped\\), "
+check "$t/not-enrolled-twice" test "$(ca_issued)" -eq $((issued + 1))
+said "^remove the card $s\$"
+remove_card kill1
+insert_card kill2 || exit 1
+check "$t/next-row" said "^OK card $(token_serial kill2): /CN=k2: certificate "
+check "$t/all-done" test "$(done_rows "$TMP/k.csv.state")" -eq 2
+check "$t/ca-issued-two" test "$(ca_issued)" -eq $((issued + 2))
+check "$t/journal-two-ok" test "$(grep -c '"outcome": "ok"' "$TMP/journal")" -eq 2
+stop_station
+remove_card kill2
+
+# --- prompt mode: the subject and SANs typed on the terminal ------------------
+t=/station/prompt
+write_conf unused "token = pkcs11:model=SoftHSM%20v2
+label = badge
+station_poll = 50
+journal = $TMP/journal"
+sed -i '/^subject = /d' "$TMP/p11enroll.conf"
+: > "$TMP/typed"
+: > "$TMP/st.out"
+python3 "$TMP/ptyrun.py" "$TMP/st.out" "$TMP/typed" "$P11ENROLL" -c "$TMP/p11enroll.conf" \
+	station test 2> "$TMP/st.err" &
+STATION_PID=$!
+said 'waiting for a card' || exit 1
+insert_card typed1 || exit 1
+s=$(token_serial typed1)
+said 'subject \(as /CN=name/O=org\): '
+printf 'CN=no slash\n' >> "$TMP/typed"
+check "$t/bad-subject-asked-again" said "must start with '/'.*: try again"
+check "$t/card-untouched-meanwhile" test "$(count_objects typed1)" -eq 0
+said 'subject \(as /CN=name/O=org\): ' 2
+printf '/CN=typed/O=Example\n' >> "$TMP/typed"
+said 'subjectAltNames'
+printf 'email:typed@example.org\n' >> "$TMP/typed"
+check "$t/ok" said "OK.* card $s: /CN=typed/O=Example: certificate "
+check "$t/subject-on-card" test "$(subject_of typed1 badge)" = 'subject=O=Example,CN=typed'
+check "$t/san-on-card" sh -c "'$OPENSSL_BIN' x509 -inform DER -in '$TMP/c.der' -noout \
+	-ext subjectAltName | grep -q 'email:typed@example.org'"
+kill -TERM "$STATION_PID"
+wait "$STATION_PID"
+RC=$?
+STATION_PID=
+check "$t/exit-0" test "$RC" -eq 0
+remove_card typed1
+
+# --- a CA that answers waiting: the station moves on, the card resumed later ----
+t=/station/waiting
+start_ca --poll "$(scaled 3)" || exit 1
+printf 'subject\n/CN=w1\n/CN=w2\n' > "$TMP/w.csv"
+station_conf "$TMP/w.csv"
+sed -i "s/^total_timeout = .*/total_timeout = $(scaled 2)/" "$TMP/p11enroll.conf"
+: > "$TMP/journal"
+station || exit 1
+insert_card wait1 || exit 1
+s=$(token_serial wait1)
+check "$t/waiting-line" said "^WAITING card $s: /CN=w1: the CA answered waiting and the request is saved"
+# the test CA delivers $(scaled 3) s after it got the request, which was
+# before the line: the card comes back after that instant (checkAfter)
+deliver_at=$(($(date +%s) + $(scaled 3) + 1))
+check "$t/request-saved" test -f "$(pending_file wait1 badge)"
+check "$t/row-waiting" grep -q '^waiting ' "$TMP/w.csv.state"
+said "^remove the card $s\$"
+dir=$(token_dir wait1)
+mv "$dir" "$TMP/pulled"
+said 'waiting for a card' 2
+# (the test CA holds one waiting transaction at a time: no other card now)
+past_check_after() {
+	[ "$(date +%s)" -ge "$deliver_at" ]
+}
+wait_for 30 past_check_after
+mv "$TMP/pulled" "$dir"
+check "$t/resumed" said "^card $s: the CA answered waiting for it: asking again\$"
+check "$t/resumed-ok" said "^OK card $s: /CN=w1: certificate "
+check "$t/pair-on-card" test "$(label_count wait1 badge)" -eq 3
+check "$t/pending-gone" test ! -f "$(pending_file wait1 badge)"
+check "$t/journal" test "$(grep -c '"outcome": "waiting"' "$TMP/journal")" -eq 1
+check "$t/row-done" test "$(done_rows "$TMP/w.csv.state")" -eq 1
+stop_station
+remove_card wait1
+
+# --- the module crashes while the card is written: the station goes on, and
+# the card inserted again is recovered and enrolled with its row -----------
+t=/station/module-crash
+printf 'subject\n/CN=crash\n' > "$TMP/c.csv"
+station_conf "$TMP/c.csv"
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+P11WRAP_LOG="$TMP/calls.log"
+P11WRAP_KILL=C_CreateObject:before
+export P11WRAP_LOG P11WRAP_KILL
+: > "$TMP/calls.log"
+station || exit 1
+insert_card crash1 || exit 1
+s=$(token_serial crash1)
+check "$t/failed-line" said "^FAILED card $s: /CN=crash: the enrollment process died \\(signal 9\\)"
+check "$t/killed-at-a-write" grep -q '^KILL C_CreateObject before' "$TMP/calls.log"
+check "$t/station-goes-on" said "^remove the card $s\$"
+dir=$(token_dir crash1)
+mv "$dir" "$TMP/pulled"
+said 'waiting for a card' 2
+stop_station
+unset P11WRAP_KILL P11WRAP_LOG
+station || exit 1
+mv "$TMP/pulled" "$dir"
+check "$t/recovered-and-enrolled" said "^OK card $s: /CN=crash: certificate "
+check "$t/operator-told" grep -q "^card $s: a request for it is saved: asking the CA for it\$" \
+	"$TMP/st.out"
+check "$t/one-pair" test "$(label_count crash1 badge)" -eq 3
+check "$t/no-leftover" test "$(label_count crash1 'badge \(new\)')" -eq 0
+check "$t/row-done" test "$(done_rows "$TMP/c.csv.state")" -eq 1
+stop_station
+remove_card crash1
+
+# --- a card that holds a valid certificate: refused unless the row says replace -
+t=/station/replace
+printf 'subject,replace\n/CN=r-no,\n/CN=r-yes,yes\n' > "$TMP/r.csv"
+station_conf "$TMP/r.csv"
+make_token pre1 || exit 1
+p11e --token pkcs11:token=pre1 --subject /CN=before enroll test
+check "$t/pre-enrolled" expect_rc 0
+# the card is in when the station starts
+station || exit 1
+s=$(token_serial pre1)
+check "$t/refused" said "^FAILED card $s: /CN=r-no: .*holds a valid certificate.*--replace.* \\(exit 2\\), "
+check "$t/old-cert-kept" test "$(subject_of pre1 badge)" = 'subject=CN=before'
+said "^remove the card $s\$"
+dir=$(token_dir pre1)
+mv "$dir" "$TMP/pulled"
+said 'waiting for a card' 2
+mv "$TMP/pulled" "$dir"
+check "$t/replaced" said "^OK card $s: /CN=r-yes: certificate "
+check "$t/new-cert" test "$(subject_of pre1 badge)" = 'subject=CN=r-yes'
+check "$t/one-pair" test "$(label_count pre1 badge)" -eq 3
+stop_station
+remove_card pre1
+
+# --- configuration mistakes: refused before any card ---------------------------
+t=/station/config
+write_conf unused "token = pkcs11:model=SoftHSM%20v2
+subject =
+station_poll = 50"
+sed -i '/^subject =/d' "$TMP/p11enroll.conf"
+p11e station test < /dev/null
+check "$t/no-queue-no-subject-exit-2" expect_rc 2
+check "$t/says-what-to-set" grep_err 'no queue and no subject: set queue'
+station_conf "$TMP/missing.csv"
+p11e station test
+check "$t/missing-queue-exit-2" expect_rc 2
+check "$t/names-queue" grep_err "missing.csv"
+
+# --- no PIN or secret anywhere ------------------------------------------------
+t=/station/secrets
+check "$t/none" no_secret_in "$TMP/st.out" "$TMP/st.err" "$TMP/journal" "$TMP/q.csv.state" \
+	"$TMP/bad.csv.state"
+finish
