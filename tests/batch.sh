@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 45
+plan 55
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 
@@ -81,6 +81,41 @@ check "$t/b2-nothing" test "$(label_count some 'b2( \(new\))?')" -eq 0
 check "$t/b3-nothing" test "$(label_count some 'b3( \(new\))?')" -eq 0
 check "$t/b4-enrolled" test "$(label_count some b4)" -eq 3
 check "$t/one-login" test "$(calls C_Login)" -eq 1
+
+# --- a hundred rows, five of them rejected and one for another token --------
+# (issue 11): every other row enrolled in the one process, each failure
+# named with its row, the rerun of the file requests the failed rows only
+start_ca --fault reject=badCertTemplate --fault-on ir --fault-skip 40 --fault-count 5 || exit 1
+make_token hundred || exit 1
+conf hundred
+ca0=$(wc -l < "$TMP/ca.log")
+{
+	echo 'label,subject,token_serial'
+	i=1
+	while [ $i -le 100 ]; do
+		case $i in 77) echo "h$i,/CN=h $i,0000nottheserial" ;; *) echo "h$i,/CN=h $i," ;; esac
+		i=$((i + 1))
+	done
+} > "$TMP/hundred.csv"
+batch "$TMP/hundred.csv"
+t=/batch/hundred
+check "$t/exit-nonzero" test "$RC" -ne 0
+check "$t/summary" \
+	grep -q 'hundred.csv: 100 rows: 94 enrolled, 6 failed, 0 skipped (done before)$' "$TMP/out"
+check "$t/rejected-named" test "$(grep -c "hundred.csv:4[2-6]: row 'h4[1-5]' not enrolled (exit 6)" \
+	"$TMP/err")" -eq 5
+check "$t/other-token-named" grep_err "hundred.csv:78: row 'h77' refused: the row is for the token"
+check "$t/enrolled-pairs" test "$(label_count hundred 'h[0-9]+')" -eq $((94 * 3))
+check "$t/failed-nothing-left" test "$(label_count hundred 'h(4[1-5]|77)( \(new\))?')" -eq 0
+check "$t/one-login" test "$(calls C_Login)" -eq 1
+check "$t/one-connection" test \
+	"$(tail -n +$((ca0 + 1)) "$TMP/ca.log" | grep -c 'connection [0-9]* opened')" -eq 1
+start_ca || exit 1
+conf hundred
+batch "$TMP/hundred.csv"
+check "$t/rerun-summary" \
+	grep -q 'hundred.csv: 100 rows: 5 enrolled, 1 failed, 94 skipped (done before)$' "$TMP/out"
+check "$t/rerun-pairs" test "$(label_count hundred 'h[0-9]+')" -eq $((99 * 3))
 
 # --- files refused whole, before the token is touched ------------------------
 start_ca || exit 1
