@@ -142,7 +142,17 @@
 	X(queue, "queue", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,                                \
 	  "station: the CSV file of who each card is for")                                         \
 	X(station_poll, NULL, SET_INT, SC_BOTH, 0, 20, 60000, NULL, "500",                         \
-	  "station: milliseconds between looks for inserted and removed cards")
+	  "station: milliseconds between looks for inserted and removed cards")                    \
+	X(init_token, NULL, SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                                \
+	  "station: initialize blank cards (C_InitToken, C_InitPIN)")                              \
+	X(so_pin_source, NULL, SET_SECRET_SOURCE, SC_BOTH, 0, 0, 0, NULL, NULL,                    \
+	  "station: SO PIN for blank cards from file:PATH, fd:N or env:NAME")                      \
+	X(token_label, NULL, SET_TEXT, SC_BOTH, 0, 0, 0, NULL, "badge-%s",                         \
+	  "station: a blank card's new token label; %s: its serial or a random suffix")            \
+	X(pin_length, NULL, SET_INT, SC_BOTH, 0, 4, 64, NULL, "8",                                 \
+	  "station: digits of a blank card's generated user PIN")                                  \
+	X(pin_mailer, NULL, SET_ABSPATH, SC_BOTH, 0, 0, 0, NULL, NULL,                             \
+	  "station: program given each generated user PIN on its standard input")
 
 /* The types.  Text types keep the string (checked at load); the others are
  * parsed into an int. */

@@ -41,6 +41,7 @@
 #include "agent/journal.h"
 #include "agent/result.h"
 #include "agent/rowstate.h"
+#include "agent/station_init.h"
 
 /* Where the child finds its result record and its PIN. */
 #define RESULT_FD 3
@@ -64,6 +65,7 @@ typedef struct {
 	agent_rowstate *rs;
 	unsigned char *used; /* per row: this run marked it */
 	secret *pin;	     /* read once; NULL: the child reads pin_source */
+	secret *so_pin;	     /* init_token: read once */
 	tok_watch_event waiting[WAITING_MAX];
 	size_t nwaiting;
 	char (*done)[sizeof(((tok_info *)0)->serial)];
@@ -90,10 +92,13 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The token as the operator reads it: its serial, else its label. */
+/* The token as the operator reads it: its serial, else its label (a
+ * blank card may have neither). */
 static const char *card_name(const tok_watch_event *ev)
 {
-	return ev->info.serial[0] != '\0' ? ev->info.serial : ev->info.label;
+	return ev->info.serial[0] != '\0' ? ev->info.serial
+	       : ev->info.label[0] != '\0' ? ev->info.label
+					   : "(blank)";
 }
 
 static int same_card(const tok_info *a, const tok_info *b)
@@ -564,9 +569,30 @@ static void skip_card(station *s, const tok_watch_event *ev, const char *why)
 	s->skipped++;
 }
 
+/* A blank card (init_token): initialised, *ev then the new token and
+ * *ret_pin its generated user PIN (NULL: pin_source's).  0, or 1 when it
+ * failed (said, journalled, counted). */
+static int blank_card(station *s, tok_watch_event *ev, const char *source, const card_job *job,
+		      secret **ret_pin)
+{
+	char why[1800];
+
+	say("card %s: blank: initialising it", card_name(ev));
+	if (station_init_card(s->e, s->so_pin, s->pin, s->w, ev, job->subject, ret_pin, why,
+			      sizeof(why)) == 0)
+		return 0;
+	say_outcome(s, "FAILED", "card %s: %s", card_name(ev), why);
+	log_msg(LOG_ERR, "card %s: %s", card_name(ev), why);
+	journal(s, ev, source, job->label, job->subject, NULL, "failed", why);
+	s->failed++;
+	return 1;
+}
+
 /* The card ev: decided, enrolled, said and journalled.  -1 when the
- * station must stop (the row state cannot be written). */
-static int handle_card(station *s, const tok_watch_event *ev)
+ * station must stop (the row state cannot be written); 1 when the card
+ * was a blank one left blank: no removal to wait for (the watcher reports
+ * it again only once removed and inserted again). */
+static int handle_card(station *s, tok_watch_event *ev)
 {
 	char source[320], why[1024];
 	agent_csv_row *row = NULL;
@@ -576,7 +602,16 @@ static int handle_card(station *s, const tok_watch_event *ev)
 	size_t ri = 0;
 	double t0 = now();
 	int rc, resumed = 0;
+	secret *card_pin = NULL, *station_pin = s->pin;
 
+	/* Not counted: SoftHSM2 always shows one, as many readers an empty
+	 * card. */
+	if (!ev->initialized && s->e->init_token != 1) {
+		say_outcome(s, "SKIPPED", "card %s: blank card: set init_token = yes or initialise "
+					  "it",
+			    card_name(ev));
+		return 1;
+	}
 	if (enrolled_before(s, &ev->info)) {
 		skip_card(s, ev, "this station enrolled it already");
 		return 0;
@@ -646,8 +681,16 @@ static int handle_card(station *s, const tok_watch_event *ev)
 		if (queue_mark(s, ri, AGENT_ROW_FAILED, NULL) < 0)
 			return -1;
 	}
+	if (!ev->initialized) {
+		if (blank_card(s, ev, source, &job, &card_pin) != 0)
+			return ev->initialized ? 0 : 1;
+		if (card_pin != NULL)
+			s->pin = card_pin;
+	}
 	if ((r = malloc(sizeof(*r))) == NULL) {
 		log_msg(LOG_ERR, "out of memory");
+		s->pin = station_pin;
+		secret_free(card_pin);
 		return -1;
 	}
 	/* The station stopped while this card had the row: the card says
@@ -686,6 +729,8 @@ static int handle_card(station *s, const tok_watch_event *ev)
 	 * alone */
 	if (row != NULL && queue_mark(s, ri, AGENT_ROW_TAKEN, mine) < 0) {
 		free(r);
+		s->pin = station_pin;
+		secret_free(card_pin);
 		return -1;
 	}
 	if (!job.resume)
@@ -701,6 +746,8 @@ static int handle_card(station *s, const tok_watch_event *ev)
 		job.resume = 0;
 		rc = run_child(s, ev, &job, r);
 	}
+	s->pin = station_pin;
+	secret_free(card_pin);
 	if (rc == EXIT_WAITING && row != NULL) {
 		say_outcome(s, "WAITING", "card %s: %s: the CA answered waiting and the request is "
 					  "saved: insert the card again later to fetch the "
@@ -772,6 +819,9 @@ static void wait_removed(station *s, const tok_watch_event *card)
 			continue;
 		}
 		if (ev.kind == TOK_WATCH_APPEARED) {
+			/* the card the station initialised, seen anew */
+			if (same_card(&ev.info, &card->info))
+				continue;
 			if (s->nwaiting < WAITING_MAX)
 				s->waiting[s->nwaiting++] = ev;
 			else
@@ -821,6 +871,8 @@ static agent_rc setup(station *s)
 		log_msg(LOG_ERR, "%s", err);
 		return EXIT_PIN;
 	}
+	if ((rc = station_init_check(s->e, &s->so_pin)) != EXIT_OK)
+		return rc;
 	if ((s->done = calloc(DONE_MAX, sizeof(s->done[0]))) == NULL) {
 		log_msg(LOG_ERR, "out of memory");
 		return EXIT_INTERNAL;
@@ -832,7 +884,9 @@ static agent_rc setup(station *s)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if ((rv = tok_watch_new(s->e->module, s->e->token, poll_ms, 0, &s->w)) != TOK_OK) {
+	/* blank cards too: initialised (init_token) or said to be skipped */
+	if ((rv = tok_watch_new(s->e->module, s->e->token, poll_ms, TOK_WATCH_BLANK, &s->w)) !=
+	    TOK_OK) {
 		log_msg(LOG_ERR, "station: cannot watch for cards: %s", tok_watch_errmsg(s->w));
 		return EXIT_TOKEN;
 	}
@@ -844,6 +898,7 @@ agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt)
 	station s;
 	tok_watch_event ev;
 	agent_rc rc;
+	int hc;
 
 	memset(&s, 0, sizeof(s));
 	s.e = e;
@@ -862,10 +917,13 @@ agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt)
 			break;
 		if (ev.kind != TOK_WATCH_APPEARED)
 			continue;
-		if (handle_card(&s, &ev) < 0) {
+		if ((hc = handle_card(&s, &ev)) < 0) {
 			rc = EXIT_INTERNAL;
 			break;
 		}
+		/* a blank card left blank: nothing to remove */
+		if (hc > 0)
+			continue;
 		wait_removed(&s, &ev);
 		if (stop_requested)
 			break;
@@ -883,5 +941,6 @@ out:
 	free(s.used);
 	free(s.done);
 	secret_free(s.pin);
+	secret_free(s.so_pin);
 	return rc;
 }

@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 87
+plan 121
 STATION_PID=
 
 stop_station() {
@@ -484,6 +484,148 @@ check "$t/new-cert" test "$(subject_of pre1 badge)" = 'subject=CN=r-yes'
 check "$t/one-pair" test "$(label_count pre1 badge)" -eq 3
 stop_station
 remove_card pre1
+
+# --- blank cards (init_token): initialised, the PIN mailed, enrolled --------
+# A store of its own: SoftHSM2's one free slot is the blank card, seen once
+# when the station starts (after its initialisation SoftHSM2 offers a new
+# free slot that looks the same: no new card, never initialised).
+t=/station/blank
+mkdir -p "$TMP/blanks"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$TMP/blanks" > "$TMP/blanks.conf"
+SOFTHSM2_CONF="$TMP/blanks.conf"
+export SOFTHSM2_CONF
+printf '%s\n' "$SO_PIN" > "$TMP/sopin"
+# the mailer keeps what it got: the PIN from its standard input, its
+# environment; it fails while $TMP/mailer-fails exists
+cat > "$TMP/mailer" <<EOM
+#!/bin/sh
+cat > "$TMP/mailed.pin"
+env > "$TMP/mailer.env"
+echo "mailer ran with \$# arguments" > "$TMP/mailer.args"
+[ ! -e "$TMP/mailer-fails" ] || exit 3
+EOM
+chmod +x "$TMP/mailer"
+printf 'subject\n/CN=blank 1/O=Example\n/CN=blank 2/O=Example\n' > "$TMP/blank.csv"
+# blank_conf [EXTRA]: the station initialises blank cards, through p11wrap
+blank_conf() {
+	station_conf "$TMP/blank.csv"
+	sed -i -e "s|^module = .*|module = $WRAP|" -e '/^pin_source = /d' "$TMP/p11enroll.conf"
+	printf '%s\n' "init_token = yes" "so_pin_source = file:$TMP/sopin" \
+		"pin_mailer = $TMP/mailer" ${1:+"$1"} >> "$TMP/p11enroll.conf"
+}
+# remove_blank LABEL: the card that the station initialised is pulled out
+remove_blank() {
+	_d=$(grep -l -F "$1" "$TMP"/blanks/*/token.object | head -n 1 | xargs -r dirname)
+	[ -n "$_d" ] && rm -rf "$TMP/removed/${_d##*/}" && mkdir -p "$TMP/removed" &&
+		mv "$_d" "$TMP/removed/"
+}
+# polls_after N: the watcher made N more C_GetSlotList calls than now
+polls_after() {
+	_pa=$(($(grep -c '^C_GetSlotList ' "$TMP/calls.log") + $1))
+	wait_for 30 sh -c "[ \$(grep -c '^C_GetSlotList ' '$TMP/calls.log') -ge $_pa ]"
+}
+blank_conf
+P11WRAP_MODULE="$SOFTHSM2_MODULE"
+P11WRAP_LOG="$TMP/calls.log"
+export P11WRAP_MODULE P11WRAP_LOG
+: > "$TMP/calls.log"
+: > "$TMP/journal"
+issued=$(ca_issued)
+station || exit 1
+check "$t/initialising" said '^card \(blank\): blank: initialising it$'
+check "$t/enrolled" said '^OK card [0-9a-f]+: /CN=blank 1/O=Example: certificate [0-9A-F]+, '
+s=$(sed -n 's|^OK card \([0-9a-f]*\): /CN=blank 1/.*|\1|p' "$TMP/st.out")
+lbl=$(sed -n 's/^P11ENROLL_TOKEN_LABEL=//p' "$TMP/mailer.env")
+check "$t/label-from-template" sh -c "echo '$lbl' | grep -q -x -E 'badge-[0-9a-f]{8}'"
+check "$t/card-has-label-and-serial" test "$(token_serial "$lbl")" = "$s"
+check "$t/pin-8-digits" grep -q -x -E '[0-9]{8}' "$TMP/mailed.pin"
+check "$t/mailer-env" sh -c "grep -q -x 'P11ENROLL_TOKEN_SERIAL=$s' '$TMP/mailer.env' &&
+	grep -q -x 'P11ENROLL_SUBJECT=/CN=blank 1/O=Example' '$TMP/mailer.env'"
+check "$t/mailer-no-arguments" grep -q 'with 0 arguments' "$TMP/mailer.args"
+check "$t/mailer-env-no-pin" sh -c "! grep -q -F -e \"\$(cat '$TMP/mailed.pin')\" -e '$SO_PIN' \
+	'$TMP/mailer.env'"
+slot=$(token_slot "$lbl")
+check "$t/mailed-pin-logs-in-to-key" sh -c "'$PKCS11_TOOL' --module '$SOFTHSM2_MODULE' \
+	--slot '$slot' --login --pin \"\$(cat '$TMP/mailed.pin')\" --list-objects \
+	--type privkey 2> /dev/null | grep -q -x -E '[[:space:]]*label:[[:space:]]*badge'"
+check "$t/cert-on-card" test "$(subject_of "$lbl" badge)" = 'subject=O=Example,CN=blank 1'
+check "$t/journal-ok" sh -c "grep -F '\"token_serial\": \"$s\"' '$TMP/journal' |
+	grep -q '\"outcome\": \"ok\"'"
+check "$t/row-done" test "$(done_rows "$TMP/blank.csv.state")" -eq 1
+said "^remove the card $s\$"
+remove_blank "$lbl"
+said 'waiting for a card' 2
+# SoftHSM2's new free slot after many looks: never a card
+polls_after 10
+check "$t/one-init-token" test "$(grep -c '^C_InitToken ' "$TMP/calls.log")" -eq 1
+check "$t/one-init-pin" test "$(grep -c '^C_InitPIN rv=CKR_OK' "$TMP/calls.log")" -eq 1
+check "$t/initialising-once" test "$(grep -c 'initialising it' "$TMP/st.out")" -eq 1
+check "$t/ca-issued-one" test "$(ca_issued)" -eq $((issued + 1))
+stop_station
+check "$t/no-pin-anywhere" sh -c "! grep -q -F -e \"\$(cat '$TMP/mailed.pin')\" -e '$SO_PIN' \
+	'$TMP/st.out' '$TMP/st.err' '$TMP/journal' '$TMP/blank.csv.state' '$TMP/calls.log'"
+
+# --- a failing PIN mailer: the card initialised, not enrolled, the operator told
+t=/station/blank-mailer-fails
+: > "$TMP/mailer-fails"
+: > "$TMP/calls.log"
+issued=$(ca_issued)
+station || exit 1
+check "$t/failed" said "^FAILED card [0-9a-f]+: the PIN mailer $TMP/mailer failed \\(exit 3\\): \
+the card is initialised but empty and nobody has its user PIN: initialise it again"
+s=$(sed -n 's|^FAILED card \([0-9a-f]*\): the PIN mailer.*|\1|p' "$TMP/st.out")
+check "$t/remove" said "^remove the card $s\$"
+check "$t/no-key" test "$(grep -c '^C_GenerateKeyPair ' "$TMP/calls.log")" -eq 0
+check "$t/ca-nothing" test "$(ca_issued)" -eq "$issued"
+check "$t/row-not-used" test "$(grep -c . "$TMP/blank.csv.state")" -eq 2
+check "$t/journal" grep -q "\"outcome\": \"failed\".*PIN mailer" "$TMP/journal"
+stop_station
+rm -f "$TMP/mailer-fails"
+remove_blank "$(sed -n 's/^P11ENROLL_TOKEN_LABEL=//p' "$TMP/mailer.env")"
+
+# --- a wrong SO PIN: CKR_PIN_INCORRECT named, the card left blank ------------
+t=/station/blank-wrong-so-pin
+P11WRAP_FAIL=C_InitToken=CKR_PIN_INCORRECT
+export P11WRAP_FAIL
+: > "$TMP/calls.log"
+rm -f "$TMP/mailed.pin"
+station || exit 1
+check "$t/failed" said '^FAILED card \(blank\): initializing the blank card failed: .*CKR_PIN_INCORRECT'
+polls_after 10
+check "$t/once" test "$(grep -c '^C_InitToken ' "$TMP/calls.log")" -eq 1
+check "$t/no-init-pin" test "$(grep -c '^C_InitPIN ' "$TMP/calls.log")" -eq 0
+check "$t/nothing-mailed" test ! -e "$TMP/mailed.pin"
+stop_station
+check "$t/summary" grep -q '^station: 0 enrolled, 1 failed, 0 skipped$' "$TMP/st.out"
+unset P11WRAP_FAIL
+
+# --- a blank card without init_token: said, untouched ------------------------
+t=/station/blank-no-init
+station_conf "$TMP/blank.csv"
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+: > "$TMP/calls.log"
+station || exit 1
+check "$t/skipped" said '^SKIPPED card \(blank\): blank card: set init_token = yes or initialise it$'
+polls_after 5
+check "$t/untouched" test "$(grep -c -E '^C_(InitToken|OpenSession) ' "$TMP/calls.log")" -eq 0
+stop_station
+unset P11WRAP_LOG
+
+# --- init_token without what it needs: refused at the start --------------------
+t=/station/blank-config
+blank_conf
+sed -i '/^so_pin_source = /d' "$TMP/p11enroll.conf"
+p11e station test < /dev/null
+check "$t/no-so-pin-exit-2" expect_rc 2
+check "$t/no-so-pin-says" grep_err 'init_token = yes needs so_pin_source'
+blank_conf
+sed -i '/^pin_mailer = /d' "$TMP/p11enroll.conf"
+p11e station test < /dev/null
+check "$t/no-mailer-exit-2" expect_rc 2
+check "$t/no-mailer-says" grep_err 'nobody would get it: set pin_mailer'
+SOFTHSM2_CONF="$TMP/softhsm2.conf"
+export SOFTHSM2_CONF
 
 # --- configuration mistakes: refused before any card ---------------------------
 t=/station/config
