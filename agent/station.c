@@ -871,7 +871,7 @@ static agent_rc setup(station *s)
 		log_msg(LOG_ERR, "%s", err);
 		return EXIT_PIN;
 	}
-	if ((rc = station_init_check(s->e, &s->so_pin)) != EXIT_OK)
+	if ((rc = station_init_check(s->e, s->tty, &s->so_pin)) != EXIT_OK)
 		return rc;
 	if ((s->done = calloc(DONE_MAX, sizeof(s->done[0]))) == NULL) {
 		log_msg(LOG_ERR, "out of memory");

@@ -2,7 +2,8 @@
  * The badge station's blank cards (init_token = yes): C_InitToken with the
  * SO PIN of so_pin_source and a label from the token_label template, then
  * C_InitPIN with the user PIN of pin_source or a new one (pin_length
- * digits: card PIN pads have digits only) that only the PIN mailer gets.
+ * digits: card PIN pads have digits only) that only the PIN mailer gets,
+ * or without a mailer the operator's terminal, once.
  *
  * The station process does it itself, its watcher suspended meanwhile
  * (tok_init_token's rule: no two users of the module in one process).  A
@@ -30,7 +31,7 @@
 /* secret.c's buffer size: secret_free wipes that much. */
 #define PIN_BUF 4097
 
-int station_init_check(const conf_enrollment *e, secret **ret_so_pin)
+int station_init_check(const conf_enrollment *e, int tty, secret **ret_so_pin)
 {
 	char err[1024];
 
@@ -42,10 +43,11 @@ int station_init_check(const conf_enrollment *e, secret **ret_so_pin)
 				 "or env:NAME): the SO PIN that blank cards get");
 		return EXIT_USAGE;
 	}
-	if (e->pin_source == NULL && e->pin_mailer == NULL) {
+	if (e->pin_source == NULL && e->pin_mailer == NULL && !tty) {
 		log_msg(LOG_ERR, "station: init_token = yes generates each blank card's user PIN, "
-				 "and nobody would get it: set pin_mailer = /path/program (it gets "
-				 "the PIN on its standard input), or pin_source for one PIN for all");
+				 "and nobody would get it (standard output is no terminal to show it "
+				 "on): set pin_mailer = /path/program (it gets the PIN on its "
+				 "standard input), or pin_source for one PIN for all");
 		return EXIT_USAGE;
 	}
 	if (e->pin_source != NULL && strcmp(e->pin_source, "protected") == 0) {
@@ -118,6 +120,27 @@ static size_t uri_attr(char *out, size_t o, size_t len, const char *name, const 
 	return o;
 }
 
+/* Without a mailer: the PIN on the operator's terminal, once, written
+ * past stdio so that no copy of it stays in a buffer. */
+static int show_pin(const tok_info *ti, const secret *pin, char *why, size_t whylen)
+{
+	char line[256];
+	int n;
+
+	fflush(stdout);
+	n = snprintf(line, sizeof(line),
+		     "\r\033[Kcard %s: its user PIN is %s (shown only now): give it to the "
+		     "card's holder\n",
+		     ti->serial, pin->buf);
+	if (n <= 0 || (size_t)n >= sizeof(line) || write(STDOUT_FILENO, line, (size_t)n) != n) {
+		OPENSSL_cleanse(line, sizeof(line));
+		snprintf(why, whylen, "cannot show the PIN on the terminal: %s", strerror(errno));
+		return -1;
+	}
+	OPENSSL_cleanse(line, sizeof(line));
+	return 0;
+}
+
 /* Runs the PIN mailer with pin on its standard input.  0, or -1 with why. */
 static int mail_pin(const char *prog, const tok_info *ti, const char *subject, const secret *pin,
 		    char *why, size_t whylen)
@@ -187,6 +210,7 @@ int station_init_card(const conf_enrollment *e, const secret *so_pin, const secr
 	tok_info ti;
 	tok_rv rv;
 	size_t o;
+	int rc;
 
 	*ret_pin = NULL;
 	make_label(e->token_label != NULL ? e->token_label : "badge-%s", ev->info.serial, label,
@@ -228,12 +252,17 @@ int station_init_card(const conf_enrollment *e, const secret *so_pin, const secr
 	o = uri_attr(ev->uri, o, sizeof(ev->uri), "manufacturer", ti.manufacturer, 0);
 	o = uri_attr(ev->uri, o, sizeof(ev->uri), "serial", ti.serial, 0);
 	(void)uri_attr(ev->uri, o, sizeof(ev->uri), "token", ti.label, 1);
-	if (pin != NULL && mail_pin(e->pin_mailer, &ti, subject, pin, mail_why,
-				    sizeof(mail_why)) < 0) {
+	if (pin == NULL)
+		rc = 0;
+	else if (e->pin_mailer != NULL)
+		rc = mail_pin(e->pin_mailer, &ti, subject, pin, mail_why, sizeof(mail_why));
+	else
+		rc = show_pin(&ti, pin, mail_why, sizeof(mail_why));
+	if (rc < 0) {
 		secret_free(pin);
 		snprintf(why, whylen, "%s: the card is initialised but empty and nobody has its "
 				      "user PIN: initialise it again with the SO PIN (or insert "
-				      "another blank card) once the mailer works",
+				      "another blank card) once the PIN can be handed on",
 			 mail_why);
 		return -1;
 	}

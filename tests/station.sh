@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 121
+plan 126
 STATION_PID=
 
 stop_station() {
@@ -623,7 +623,32 @@ blank_conf
 sed -i '/^pin_mailer = /d' "$TMP/p11enroll.conf"
 p11e station test < /dev/null
 check "$t/no-mailer-exit-2" expect_rc 2
-check "$t/no-mailer-says" grep_err 'nobody would get it: set pin_mailer'
+check "$t/no-mailer-says" grep_err 'nobody would get it \(standard output is no terminal.*set pin_mailer'
+
+# --- no mailer, a terminal: the generated PIN shown there once ---------------
+t=/station/blank-terminal
+: > "$TMP/st.out"
+: > "$TMP/typed"
+: > "$TMP/journal"
+python3 "$TMP/ptyrun.py" "$TMP/st.out" "$TMP/typed" "$P11ENROLL" -c "$TMP/p11enroll.conf" \
+	station test 2> "$TMP/st.err" &
+STATION_PID=$!
+check "$t/shown" said 'card [0-9a-f]+: its user PIN is [0-9]{8} \(shown only now\): give it to '
+pin=$(sed -n 's/.*its user PIN is \([0-9]*\) .*/\1/p' "$TMP/st.out")
+check "$t/enrolled" said 'OK.* card [0-9a-f]+: /CN=blank 2/O=Example: certificate '
+check "$t/shown-once" test "$(grep -c -F "$pin" "$TMP/st.out")" -eq 1
+lbl=$("$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" -L 2> /dev/null |
+	sed -n 's/^ *token label *: *\(badge-[0-9a-f]*\)$/\1/p')
+slot=$(token_slot "$lbl")
+check "$t/pin-logs-in-to-key" sh -c "'$PKCS11_TOOL' --module '$SOFTHSM2_MODULE' --slot '$slot' \
+	--login --pin '$pin' --list-objects --type privkey 2> /dev/null |
+	grep -q -x -E '[[:space:]]*label:[[:space:]]*badge'"
+kill -TERM "$STATION_PID"
+wait "$STATION_PID"
+STATION_PID=
+check "$t/pin-nowhere-else" sh -c "! grep -q -F -e '$pin' -e '$SO_PIN' '$TMP/st.err' \
+	'$TMP/journal' '$TMP/blank.csv.state'"
+remove_blank "$lbl"
 SOFTHSM2_CONF="$TMP/softhsm2.conf"
 export SOFTHSM2_CONF
 
