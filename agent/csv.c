@@ -18,7 +18,7 @@
 #include "agent/csv.h"
 
 static const char *const names[AGENT_CSV_NCOLS] = {
-    "label", "subject", "san", "key_type", "cert_profile", "token_serial", "replace",
+    "label", "subject", "san", "key_type", "cert_profile", "token_serial", "replace", "token_label",
 };
 
 const char *agent_csv_column(int col)
@@ -187,7 +187,8 @@ static int header(agent_csv *c, const char **p, const char *end, long *line, int
 		if (k < 0 || c->has[k]) {
 			report(c, err, arg, 1,
 			       "column '%s' %s: the columns are label, subject, san, key_type, "
-			       "cert_profile (or profile), token_serial, replace, each once",
+			       "cert_profile (or profile), token_serial, replace, token_label, each "
+			       "once",
 			       agent_escape(f, safe, 65), k < 0 ? "is not known" : "stands twice");
 			free(f);
 			return -1;

@@ -21,6 +21,7 @@ enum {
 	AGENT_CSV_CERT_PROFILE, /* also "profile" in the header */
 	AGENT_CSV_TOKEN_SERIAL, /* the token the row is for */
 	AGENT_CSV_REPLACE,	/* yes/no: the row may replace a valid certificate */
+	AGENT_CSV_TOKEN_LABEL,	/* station: the label a blank card gets */
 	AGENT_CSV_NCOLS
 };
 

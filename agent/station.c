@@ -342,6 +342,7 @@ typedef struct {
 	int look;    /* check --recover instead of enroll */
 	int resume;  /* resume: the CA answered waiting before */
 	int replace; /* the row's replace column says yes */
+	const char *token_label; /* a blank card's: the row's, else token_label */
 } card_job;
 
 static int move_fd(int fd, int to)
@@ -578,8 +579,8 @@ static int blank_card(station *s, tok_watch_event *ev, const char *source, const
 	char why[1800];
 
 	say("card %s: blank: initialising it", card_name(ev));
-	if (station_init_card(s->e, s->so_pin, s->pin, s->w, ev, job->subject, ret_pin, why,
-			      sizeof(why)) == 0)
+	if (station_init_card(s->e, s->so_pin, s->pin, s->w, ev, job->token_label, job->subject,
+			      ret_pin, why, sizeof(why)) == 0)
 		return 0;
 	say_outcome(s, "FAILED", "card %s: %s", card_name(ev), why);
 	log_msg(LOG_ERR, "card %s: %s", card_name(ev), why);
@@ -664,6 +665,7 @@ static int handle_card(station *s, tok_watch_event *ev)
 			job.key_type = row->v[AGENT_CSV_KEY_TYPE];
 			job.profile = row->v[AGENT_CSV_CERT_PROFILE];
 			job.replace = agent_csv_replace(row);
+			job.token_label = row->v[AGENT_CSV_TOKEN_LABEL];
 			if (job.subject == NULL)
 				snprintf(re.msg, sizeof(re.msg),
 					 "subject: empty, and the enrollment has none");

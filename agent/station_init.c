@@ -202,8 +202,8 @@ static int mail_pin(const char *prog, const tok_info *ti, const char *subject, c
 }
 
 int station_init_card(const conf_enrollment *e, const secret *so_pin, const secret *user_pin,
-		      tok_watch *w, tok_watch_event *ev, const char *subject, secret **ret_pin,
-		      char *why, size_t whylen)
+		      tok_watch *w, tok_watch_event *ev, const char *label_tmpl, const char *subject,
+		      secret **ret_pin, char *why, size_t whylen)
 {
 	char label[128], err[1024], mail_why[600];
 	secret *pin = NULL;
@@ -213,8 +213,9 @@ int station_init_card(const conf_enrollment *e, const secret *so_pin, const secr
 	int rc;
 
 	*ret_pin = NULL;
-	make_label(e->token_label != NULL ? e->token_label : "badge-%s", ev->info.serial, label,
-		   sizeof(label));
+	if (label_tmpl == NULL)
+		label_tmpl = e->token_label != NULL ? e->token_label : "badge-%s";
+	make_label(label_tmpl, ev->info.serial, label, sizeof(label));
 	if (user_pin == NULL) {
 		if ((pin = calloc(1, sizeof(*pin))) == NULL || (pin->buf = malloc(PIN_BUF)) == NULL ||
 		    secret_pin_generate(pin->buf, PIN_BUF,

@@ -15,7 +15,7 @@ int station_init_check(const conf_enrollment *e, int tty, secret **ret_so_pin);
 
 /*
  * Initializes the blank card ev (w suspended meanwhile): the label from
- * token_label, user_pin or (NULL) a generated PIN that the PIN mailer gets
+ * label_tmpl (a queue row's; NULL: token_label), user_pin or (NULL) a generated PIN that the PIN mailer gets
  * (subject: for its environment), or without a mailer the terminal on
  * standard output.  0: ev is now the initialised token (its
  * info and a URI that selects it), *ret_pin the generated PIN (NULL when
@@ -24,7 +24,7 @@ int station_init_check(const conf_enrollment *e, int tty, secret **ret_so_pin);
  * same (the mailer failed).
  */
 int station_init_card(const conf_enrollment *e, const secret *so_pin, const secret *user_pin,
-		      tok_watch *w, tok_watch_event *ev, const char *subject, secret **ret_pin,
-		      char *why, size_t whylen);
+		      tok_watch *w, tok_watch_event *ev, const char *label_tmpl, const char *subject,
+		      secret **ret_pin, char *why, size_t whylen);
 
 #endif

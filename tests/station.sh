@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 126
+plan 127
 STATION_PID=
 
 stop_station() {
@@ -506,7 +506,9 @@ echo "mailer ran with \$# arguments" > "$TMP/mailer.args"
 [ ! -e "$TMP/mailer-fails" ] || exit 3
 EOM
 chmod +x "$TMP/mailer"
-printf 'subject\n/CN=blank 1/O=Example\n/CN=blank 2/O=Example\n' > "$TMP/blank.csv"
+# the second row names its blank card's label
+printf 'subject,token_label\n/CN=blank 1/O=Example,\n/CN=blank 2/O=Example,holder-%%s-2\n' \
+	> "$TMP/blank.csv"
 # blank_conf [EXTRA]: the station initialises blank cards, through p11wrap
 blank_conf() {
 	station_conf "$TMP/blank.csv"
@@ -638,7 +640,8 @@ pin=$(sed -n 's/.*its user PIN is \([0-9]*\) .*/\1/p' "$TMP/st.out")
 check "$t/enrolled" said 'OK.* card [0-9a-f]+: /CN=blank 2/O=Example: certificate '
 check "$t/shown-once" test "$(grep -c -F "$pin" "$TMP/st.out")" -eq 1
 lbl=$("$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" -L 2> /dev/null |
-	sed -n 's/^ *token label *: *\(badge-[0-9a-f]*\)$/\1/p')
+	sed -n 's/^ *token label *: *\(holder-[0-9a-f]*-2\)$/\1/p')
+check "$t/label-from-row" sh -c "echo '$lbl' | grep -q -x -E 'holder-[0-9a-f]{8}-2'"
 slot=$(token_slot "$lbl")
 check "$t/pin-logs-in-to-key" sh -c "'$PKCS11_TOOL' --module '$SOFTHSM2_MODULE' --slot '$slot' \
 	--login --pin '$pin' --list-objects --type privkey 2> /dev/null |
