@@ -94,6 +94,8 @@ need_file() {
 
 cleanup() {
 	stop_ca
+	# P11E_KEEP=DIR: a copy of each test's directory is left in DIR
+	[ -n "${P11E_KEEP:-}" ] && [ -n "$TMP" ] && mkdir -p "$P11E_KEEP" && cp -a "$TMP" "$P11E_KEEP/"
 	[ -n "$TMP" ] && rm -rf "$TMP"
 }
 

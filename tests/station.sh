@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 127
+plan 129
 STATION_PID=
 
 stop_station() {
@@ -48,8 +48,7 @@ insert_card() {
 # the store), as a card pulled out: softhsm2-util --delete-token can fail
 # half-way while a look of the station holds the store.
 remove_card() {
-	_d=$(awk -v l="$1" '$1 == l { d = $2 } END { print d }' "$TMP/dirs" 2> /dev/null)
-	[ -n "$_d" ] || _d=$(basename "$(token_dir "$1")")
+	_d=$(basename "$(token_dir "$1")")
 	mkdir -p "$TMP/removed"
 	rm -rf "$TMP/removed/$_d"
 	mv "$TMP/tokens/$_d" "$TMP/removed/"
@@ -90,9 +89,16 @@ same_id() {
 		{ echo "# key id '$_k', certificate id '$_c' on $1"; return 1; }
 }
 
-# token_dir LABEL: the token's directory in the store.
+# token_dir LABEL: the token's directory in the store: the one insert_card
+# recorded, else the one whose token.object holds LABEL (make_token's; a
+# grep can meet the file while SoftHSM2 rewrites it, and find nothing)
 token_dir() {
-	grep -l -F "$1" "$TMP"/tokens/*/token.object 2> /dev/null | head -n 1 | xargs -r dirname
+	_d=$(awk -v l="$1" '$1 == l { d = $2 } END { print d }' "$TMP/dirs" 2> /dev/null)
+	if [ -n "$_d" ]; then
+		echo "$TMP/tokens/$_d"
+	else
+		grep -l -F "$1" "$TMP"/tokens/*/token.object 2> /dev/null | head -n 1 | xargs -r dirname
+	fi
 }
 
 # subject_of TOKEN LABEL: the subject of the certificate labelled LABEL
@@ -463,12 +469,16 @@ stop_station
 remove_card crash1
 
 # --- a card that holds a valid certificate: refused unless the row says replace -
+# (and then, with revoke_replaced, the replaced certificate is revoked)
 t=/station/replace
 printf 'subject,replace\n/CN=r-no,\n/CN=r-yes,yes\n' > "$TMP/r.csv"
 station_conf "$TMP/r.csv"
+echo "revoke_replaced = yes" >> "$TMP/p11enroll.conf"
 make_token pre1 || exit 1
 p11e --token pkcs11:token=pre1 --subject /CN=before enroll test
 check "$t/pre-enrolled" expect_rc 0
+subject_of pre1 badge > /dev/null
+old_serial=$("$OPENSSL_BIN" x509 -inform DER -in "$TMP/c.der" -noout -serial | sed 's/^serial=0*//')
 # the card is in when the station starts
 station || exit 1
 s=$(token_serial pre1)
@@ -482,6 +492,9 @@ mv "$TMP/pulled" "$dir"
 check "$t/replaced" said "^OK card $s: /CN=r-yes: certificate "
 check "$t/new-cert" test "$(subject_of pre1 badge)" = 'subject=CN=r-yes'
 check "$t/one-pair" test "$(label_count pre1 badge)" -eq 3
+check "$t/old-revoked" grep -q -i \
+	"rr: revoked serial 0*$old_serial reason 4 protection own-key" "$TMP/ca.log"
+check "$t/no-pair-to-revoke" test "$(label_count pre1 'badge \(to revoke\)')" -eq 0
 stop_station
 remove_card pre1
 
@@ -517,8 +530,12 @@ blank_conf() {
 		"pin_mailer = $TMP/mailer" ${1:+"$1"} >> "$TMP/p11enroll.conf"
 }
 # remove_blank LABEL: the card that the station initialised is pulled out
+# (its token.object found by LABEL: looked for again while SoftHSM2
+# rewrites it)
 remove_blank() {
-	_d=$(grep -l -F "$1" "$TMP"/blanks/*/token.object | head -n 1 | xargs -r dirname)
+	wait_for 10 sh -c "grep -l -F '$1' '$TMP'/blanks/*/token.object > '$TMP/blank.dir'" ||
+		return 1
+	_d=$(head -n 1 "$TMP/blank.dir" | xargs -r dirname)
 	[ -n "$_d" ] && rm -rf "$TMP/removed/${_d##*/}" && mkdir -p "$TMP/removed" &&
 		mv "$_d" "$TMP/removed/"
 }
