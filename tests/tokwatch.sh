@@ -1,7 +1,7 @@
 #!/bin/sh
 # /tokwatch: the token layer's watcher (tok_watch_*) and blank-token
 # initialization (tok_init_token), driven by tests/tokwatch on SoftHSM2
-# tokens that softhsm2-util creates and deletes while the watcher runs, as
+# tokens that appear in and leave the store while the watcher runs, as
 # cards come and go at a badge station.  Every wait is for a line of the
 # watcher's output (a scaled hang guard around it), never a sleep.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -12,6 +12,30 @@ need_file "$TW"
 need_file "$WRAP"
 setup
 plan 56
+# Tokens come and go whole, as cards do: made by softhsm2-util in a store
+# of their own and moved into the watched one, then moved out again.
+# softhsm2-util writing or deleting a token in the store while a watcher's
+# C_Initialize reads it can show the watcher a half-made token or fail
+# half-way (under ASan, once, an appearance and a removal were not seen).
+mkdir -p "$TMP/tokens" "$TMP/staging" "$TMP/gone"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$TMP/tokens" > "$TMP/softhsm2.conf"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$TMP/staging" > "$TMP/staging.conf"
+SOFTHSM2_CONF="$TMP/softhsm2.conf"
+export SOFTHSM2_CONF
+make_token() {
+	SOFTHSM2_CONF="$TMP/staging.conf" "$SOFTHSM2_UTIL" --init-token --free --label "$1" \
+		--so-pin "$SO_PIN" --pin "$USER_PIN" > "$TMP/softhsm-init.log" 2>&1 ||
+		{ cat "$TMP/softhsm-init.log"; return 1; }
+	_d=$(ls "$TMP/staging")
+	_s=$(sed -n 's/^directories.tokendir = //p' "$SOFTHSM2_CONF")
+	mv "$TMP/staging/$_d" "$_s/" && echo "$1 $_s/$_d" >> "$TMP/dirs"
+}
+delete_token() {
+	_d=$(awk -v l="$1" '$1 == l { d = $2 } END { print d }' "$TMP/dirs")
+	[ -n "$_d" ] && mv "$_d" "$TMP/gone/"
+}
 NEW_PIN=5702-new-user-pin
 printf '%s\n' "$SO_PIN" > "$TMP/sopin"
 printf '%s\n' "$NEW_PIN" > "$TMP/newpin"
