@@ -330,7 +330,7 @@ void agent_cmp_log(int level, const char *msg, void *arg);
 
 /* token.c: helpers shared by the commands.  They log the failure once and
  * return the outcome it makes (agent_exit_from_tok only maps, and logs
- * nothing). */
+ * nothing; a token gone is noted as "token 0" in the result record). */
 struct tok_ctx;
 agent_rc agent_token_open(const conf_enrollment *e, struct tok_ctx **ret_tok, int need_login);
 agent_rc agent_token_fail(struct tok_ctx *tok, int tok_rv, const char *what);
