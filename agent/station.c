@@ -57,6 +57,7 @@
 typedef struct {
 	const conf_enrollment *e;
 	const char *config;
+	const agent_cmd_opts *o; /* its command-line settings go to each child */
 	char self[4096];
 	tok_watch *w;
 	/* the queue, or NULL path */
@@ -403,9 +404,10 @@ static int run_child(const station *s, const tok_watch_event *ev, const card_job
 {
 	const char *uri = ev->uri;
 	double t0 = now();
-	const char *argv[40];
+	const char *argv[40 + 2 * AGENT_CLI_SETTINGS_MAX];
+	char flags[AGENT_CLI_SETTINGS_MAX][64];
 	char buf[AGENT_RESULT_MAX + 1], why[256];
-	int res[2] = { -1, -1 }, pin[2] = { -1, -1 }, status, i = 0;
+	int res[2] = { -1, -1 }, pin[2] = { -1, -1 }, status, i = 0, k;
 	size_t len = 0;
 	ssize_t n;
 	pid_t pid;
@@ -415,6 +417,15 @@ static int run_child(const station *s, const tok_watch_event *ev, const card_job
 	if (s->config != NULL) {
 		argv[i++] = "-c";
 		argv[i++] = s->config;
+	}
+	/* The operator's command-line settings, as the station itself took
+	 * them; those below (the card's token, the row's values, the PIN's
+	 * pipe) come later and win. */
+	for (k = 0; k < s->o->nset; k++) {
+		snprintf(flags[k], sizeof(flags[k]), "--%s", s->o->set_flag[k]);
+		argv[i++] = flags[k];
+		if (s->o->set_arg[k] != NULL)
+			argv[i++] = s->o->set_arg[k];
 	}
 	argv[i++] = "--journal";
 	argv[i++] = "/dev/null";
@@ -918,7 +929,7 @@ static agent_rc setup(station *s)
 	return EXIT_OK;
 }
 
-agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt)
+agent_rc agent_station(const conf_enrollment *e, const agent_cmd_opts *o)
 {
 	station s;
 	tok_watch_event ev;
@@ -926,10 +937,11 @@ agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt)
 
 	memset(&s, 0, sizeof(s));
 	s.e = e;
-	s.config = config;
+	s.config = o->config;
+	s.o = o;
 	s.queue = e->queue;
 	s.tty = isatty(STDOUT_FILENO);
-	s.prompt = prompt;
+	s.prompt = o->prompt;
 	if ((rc = setup(&s)) != EXIT_OK)
 		goto out;
 	say("station %s: waiting for a card%s%s%s", e->name != NULL ? e->name : "",

@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 155
+plan 157
 STATION_PID=
 
 stop_station() {
@@ -65,11 +65,12 @@ journal = $TMP/journal
 queue = $1"
 }
 
-# station: the station in the background, output in $TMP/st.out and
-# $TMP/st.err; returns once it waits for the first card.
+# station [SETTING...]: the station in the background (with SETTING flags
+# on its command line), output in $TMP/st.out and $TMP/st.err; returns
+# once it waits for the first card.
 station() {
 	: > "$TMP/st.out"
-	"$P11ENROLL" -c "$TMP/p11enroll.conf" station test > "$TMP/st.out" 2> "$TMP/st.err" &
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" "$@" station test > "$TMP/st.out" 2> "$TMP/st.err" &
 	STATION_PID=$!
 	said 'waiting for a card'
 }
@@ -580,6 +581,26 @@ check "$t/row-done" test "$(done_rows "$TMP/p2.csv.state")" -eq 1
 stop_station
 remove_card pheld
 start_ca || exit 1
+
+# --- settings given only on the station's command line reach each card --------
+t=/station/command-line
+printf 'subject\n/CN=cli\n' > "$TMP/cli.csv"
+station_conf "$TMP/cli.csv"
+station --key-type rsa:2048 --cert-out "$TMP/cli.pem" || exit 1
+insert_card cli1 || exit 1
+s=$(token_serial cli1)
+check "$t/ok" said "^OK card $s: /CN=cli: certificate "
+# card_is_rsa2048: the certificate on the card (labelled badge) certifies
+# an RSA 2048 key, and is the one --cert-out wrote
+card_is_rsa2048() {
+	subject_of cli1 badge > /dev/null &&
+		"$OPENSSL_BIN" x509 -inform DER -in "$TMP/c.der" -noout -text |
+		grep -q 'Public-Key: (2048 bit)' &&
+		"$OPENSSL_BIN" x509 -in "$TMP/cli.pem" -outform DER | cmp -s - "$TMP/c.der"
+}
+check "$t/key-type-and-cert-out" card_is_rsa2048
+stop_station
+remove_card cli1
 
 # --- configuration mistakes: refused before any card ---------------------------
 t=/station/config
