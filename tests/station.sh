@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 157
+plan 166
 STATION_PID=
 
 stop_station() {
@@ -580,6 +580,31 @@ check "$t/ca-issued" test "$(ca_issued)" -eq $((issued + 2))
 check "$t/row-done" test "$(done_rows "$TMP/p2.csv.state")" -eq 1
 stop_station
 remove_card pheld
+
+# while the CA holds the certConf: the certificate is on the card (under
+# "badge (new)"), the CA may count it confirmed: put in place, no second one
+t=/station/pulled/while-the-ca-holds-the-certconf
+start_ca --hang-on certConf --hang-count 1 || exit 1
+printf 'subject\n/CN=p conf\n' > "$TMP/p3.csv"
+station_conf "$TMP/p3.csv"
+issued=$(ca_issued)
+station || exit 1
+insert_card pconf || exit 1
+s=$(token_serial pconf)
+check "$t/hang-reached" wait_for 30 grep -q 'hang: certConf received' "$TMP/ca.log"
+remove_card pconf
+check "$t/told-pulled" said "^card $s was pulled out while being enrolled: insert it again"
+check "$t/row-kept" test "$(awk '{ l = $1 } END { print l }' "$TMP/p3.csv.state")" = taken
+said 'waiting for a card' 2
+mv "$TMP/removed/$(awk '$1 == "pconf" { d = $2 } END { print d }' "$TMP/dirs")" "$TMP/tokens/"
+check "$t/recovered-ok" said "^OK card $s: /CN=p conf: certificate [0-9A-F]+ \\(recovered: stored before it was pulled out\\), "
+check "$t/one-pair" test "$(label_count pconf badge)" -eq 3
+check "$t/nothing-new-left" test "$(label_count pconf 'badge \(new\)')" -eq 0
+check "$t/key-id" same_id pconf
+check "$t/ca-issued-one" test "$(ca_issued)" -eq $((issued + 1))
+check "$t/row-done" test "$(done_rows "$TMP/p3.csv.state")" -eq 1
+stop_station
+remove_card pconf
 start_ca || exit 1
 
 # --- settings given only on the station's command line reach each card --------
