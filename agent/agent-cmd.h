@@ -326,8 +326,9 @@ void agent_revoke_replaced_unrevoked(agent_rc rc);
 /* batch.c: enroll --batch FILE */
 agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path);
 /* p11enroll station NAME (station.c): enrolls each card that appears, until
- * SIGINT or SIGTERM; config: the file the children read (NULL: theirs);
- * prompt: without a queue, ask for each card's subject on stdin. */
-agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt);
+ * SIGINT or SIGTERM; o->config: the file the children read (NULL: theirs),
+ * with o's command-line settings on top; o->prompt: without a queue, ask
+ * for each card's subject on stdin. */
+agent_rc agent_station(const conf_enrollment *e, const agent_cmd_opts *o);
 
 #endif

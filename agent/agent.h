@@ -120,6 +120,9 @@ typedef struct {
 	unsigned char pooled[(CONF_N_SETTINGS + 7) / 8];
 } conf_enrollment;
 
+/* The most setting flags one command line may give. */
+#define AGENT_CLI_SETTINGS_MAX 128
+
 /* Options of single commands, only from the command line. */
 typedef struct {
 	const char *cert_file;   /* revoke --cert */
@@ -139,6 +142,13 @@ typedef struct {
 	int named;               /* the command line named the enrollment (list) */
 	const char *batch;       /* enroll --batch FILE */
 	int prompt;              /* station --prompt */
+	/* The settings given on the command line, in order: the flag's name
+	 * (without "--") and its argument (NULL for a yes/no flag); a station
+	 * passes them on to each card's process.  Pointers into argv and the
+	 * option table. */
+	const char *set_flag[AGENT_CLI_SETTINGS_MAX];
+	const char *set_arg[AGENT_CLI_SETTINGS_MAX];
+	int nset;
 } agent_cmd_opts;
 
 #define CONF_FIELD_UNSET -1
@@ -330,7 +340,7 @@ void agent_cmp_log(int level, const char *msg, void *arg);
 
 /* token.c: helpers shared by the commands.  They log the failure once and
  * return the outcome it makes (agent_exit_from_tok only maps, and logs
- * nothing). */
+ * nothing; a token gone is noted as "token 0" in the result record). */
 struct tok_ctx;
 agent_rc agent_token_open(const conf_enrollment *e, struct tok_ctx **ret_tok, int need_login);
 agent_rc agent_token_fail(struct tok_ctx *tok, int tok_rv, const char *what);

@@ -294,7 +294,7 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 	if (strcmp(cmd, "resume") == 0)
 		return agent_resume(e, o);
 	if (strcmp(cmd, "station") == 0)
-		return agent_station(e, o->config, o->prompt);
+		return agent_station(e, o);
 	return agent_list(e, o->named);
 }
 
@@ -434,6 +434,15 @@ static agent_rc p11enroll_main(int argc, char **argv)
 				conf_enrollment_clear(&e);
 				return EXIT_USAGE;
 			}
+			if (o.nset == AGENT_CLI_SETTINGS_MAX) {
+				log_msg(LOG_ERR, "more than %d settings on the command line",
+					AGENT_CLI_SETTINGS_MAX);
+				conf_enrollment_clear(&e);
+				return EXIT_USAGE;
+			}
+			/* kept for the processes a station starts */
+			o.set_flag[o.nset] = options[idx].name;
+			o.set_arg[o.nset++] = options[idx].has_arg != no_argument ? optarg : NULL;
 			continue;
 		}
 		switch (c) {

@@ -18,7 +18,8 @@
  * knows (a bad row, a card skipped).
  *
  * A queue row is marked taken (agent/rowstate.c) before the card is
- * touched and done, failed or waiting after it.
+ * touched and done, failed or waiting after it; a card pulled out in the
+ * middle keeps it taken, and is recovered when it is back.
  */
 #include "config.h"
 
@@ -57,6 +58,7 @@
 typedef struct {
 	const conf_enrollment *e;
 	const char *config;
+	const agent_cmd_opts *o; /* its command-line settings go to each child */
 	char self[4096];
 	tok_watch *w;
 	/* the queue, or NULL path */
@@ -70,7 +72,11 @@ typedef struct {
 	size_t nwaiting;
 	char (*done)[sizeof(((tok_info *)0)->serial)];
 	size_t ndone;
+	/* cards pulled out in the middle this run: recovered when back */
+	char (*pulled)[sizeof(((tok_info *)0)->serial)];
+	size_t npulled;
 	int ok, failed, skipped, waiting_n;
+	int gone;   /* the card handled last is out already */
 	int tty;    /* stdout is a terminal: colour and progress */
 	int prompt; /* no queue: the operator types each card's subject */
 	char typed_subject[1024], typed_san[1024];
@@ -107,16 +113,22 @@ static int same_card(const tok_info *a, const tok_info *b)
 	       strcmp(a->model, b->model) == 0 && strcmp(a->manufacturer, b->manufacturer) == 0;
 }
 
-static int enrolled_before(const station *s, const tok_info *ti)
+/* The index of the card's serial in list[0..n), or -1. */
+static long in_list(char (*list)[sizeof(((tok_info *)0)->serial)], size_t n, const tok_info *ti)
 {
 	size_t i;
 
 	if (ti->serial[0] == '\0')
-		return 0;
-	for (i = 0; i < s->ndone; i++)
-		if (strcmp(s->done[i], ti->serial) == 0)
-			return 1;
-	return 0;
+		return -1;
+	for (i = 0; i < n; i++)
+		if (strcmp(list[i], ti->serial) == 0)
+			return (long)i;
+	return -1;
+}
+
+static int enrolled_before(const station *s, const tok_info *ti)
+{
+	return in_list(s->done, s->ndone, ti) >= 0;
 }
 
 static void remember(station *s, const tok_info *ti)
@@ -124,6 +136,20 @@ static void remember(station *s, const tok_info *ti)
 	if (ti->serial[0] == '\0' || enrolled_before(s, ti) || s->ndone >= DONE_MAX)
 		return;
 	snprintf(s->done[s->ndone++], sizeof(s->done[0]), "%s", ti->serial);
+}
+
+/* A card pulled out in the middle: remembered (pulled 1) until it is
+ * back and recovered (pulled 0).  1 when it was remembered before. */
+static int pulled_mark(station *s, const tok_info *ti, int pulled)
+{
+	long i = in_list(s->pulled, s->npulled, ti);
+
+	if (pulled && i < 0 && ti->serial[0] != '\0' && s->npulled < DONE_MAX)
+		snprintf(s->pulled[s->npulled++], sizeof(s->pulled[0]), "%s", ti->serial);
+	if (!pulled && i >= 0)
+		memmove(s->pulled + i, s->pulled + i + 1,
+			(--s->npulled - (size_t)i) * sizeof(s->pulled[0]));
+	return i >= 0;
 }
 
 /* The operator's line: on stdout, one line, escaped (token and CA text). */
@@ -304,8 +330,9 @@ static agent_csv_row *queue_pick(station *s, const tok_info *ti, size_t *ret_i, 
 			kept = m != NULL && (m->st == AGENT_ROW_TAKEN || m->st == AGENT_ROW_WAITING) &&
 			       m->serial[0] != '\0';
 			kept_mine = kept && mine[0] != '\0' && strcmp(m->serial, mine) == 0;
-			/* a waiting row stays the card's, also within this run */
-			if (s->used[i] && !(kept_mine && m->st == AGENT_ROW_WAITING))
+			/* a waiting row stays the card's, also within this run, and
+			 * so does a taken one (its card was pulled out) */
+			if (s->used[i] && !kept_mine)
 				continue;
 			if (pass == 0 ? !kept_mine : kept)
 				continue;
@@ -383,9 +410,10 @@ static int run_child(const station *s, const tok_watch_event *ev, const card_job
 {
 	const char *uri = ev->uri;
 	double t0 = now();
-	const char *argv[40];
+	const char *argv[40 + 2 * AGENT_CLI_SETTINGS_MAX];
+	char flags[AGENT_CLI_SETTINGS_MAX][64];
 	char buf[AGENT_RESULT_MAX + 1], why[256];
-	int res[2] = { -1, -1 }, pin[2] = { -1, -1 }, status, i = 0;
+	int res[2] = { -1, -1 }, pin[2] = { -1, -1 }, status, i = 0, k;
 	size_t len = 0;
 	ssize_t n;
 	pid_t pid;
@@ -395,6 +423,15 @@ static int run_child(const station *s, const tok_watch_event *ev, const card_job
 	if (s->config != NULL) {
 		argv[i++] = "-c";
 		argv[i++] = s->config;
+	}
+	/* The operator's command-line settings, as the station itself took
+	 * them; those below (the card's token, the row's values, the PIN's
+	 * pipe) come later and win. */
+	for (k = 0; k < s->o->nset; k++) {
+		snprintf(flags[k], sizeof(flags[k]), "--%s", s->o->set_flag[k]);
+		argv[i++] = flags[k];
+		if (s->o->set_arg[k] != NULL)
+			argv[i++] = s->o->set_arg[k];
 	}
 	argv[i++] = "--journal";
 	argv[i++] = "/dev/null";
@@ -509,6 +546,72 @@ fail:
 
 /* ---- the loop ---------------------------------------------------------- */
 
+/* A watcher's event while card is in: 1 when it is card's removal; other
+ * cards that come are kept for after it. */
+static int card_event(station *s, const tok_watch_event *ev, const tok_watch_event *card)
+{
+	size_t i;
+
+	if (ev->kind == TOK_WATCH_APPEARED) {
+		/* the card the station initialised, seen anew */
+		if (same_card(&ev->info, &card->info))
+			return 0;
+		if (s->nwaiting < WAITING_MAX)
+			s->waiting[s->nwaiting++] = *ev;
+		else
+			log_msg(LOG_WARNING, "card %s ignored: too many cards at once",
+				card_name(ev));
+	} else if (ev->kind == TOK_WATCH_REMOVED) {
+		if (same_card(&ev->info, &card->info))
+			return 1;
+		for (i = 0; i < s->nwaiting; i++)
+			if (same_card(&ev->info, &s->waiting[i].info)) {
+				memmove(s->waiting + i, s->waiting + i + 1,
+					(--s->nwaiting - i) * sizeof(s->waiting[0]));
+				break;
+			}
+	}
+	return 0;
+}
+
+/* Whether the card is out now (one look): an enrollment that failed
+ * without seeing it go (a module that only finds its objects gone). */
+static int card_out(station *s, const tok_watch_event *card)
+{
+	tok_watch_event ev;
+
+	if (tok_watch_poll(s->w) != TOK_OK)
+		return 0;
+	while (tok_watch_next(s->w, 0, &ev) == TOK_OK && ev.kind != TOK_WATCH_NONE)
+		if (card_event(s, &ev, card))
+			s->gone = 1;
+	return s->gone;
+}
+
+/* Waits until the card is removed; other cards that come meanwhile are
+ * kept for after it. */
+static void wait_removed(station *s, const tok_watch_event *card)
+{
+	tok_watch_event ev;
+
+	if (s->gone) {
+		s->gone = 0;
+		return;
+	}
+	say("remove the card %s", card_name(card));
+	for (;;) {
+		if (stop_requested)
+			return;
+		if (tok_watch_next(s->w, WAIT_MS, &ev) != TOK_OK) {
+			log_msg(LOG_WARNING, "looking for cards: %s", tok_watch_errmsg(s->w));
+			(void)tok_watch_next(s->w, 1000, &ev);
+			continue;
+		}
+		if (card_event(s, &ev, card))
+			return;
+	}
+}
+
 /*
  * Prompt mode: the answer to question, checked as the setting key's value
  * is, into out; asked again until it passes.  An empty answer is def (NULL:
@@ -602,7 +705,7 @@ static int handle_card(station *s, tok_watch_event *ev)
 	char mine[2 * sizeof(ev->info.serial) + 1];
 	size_t ri = 0;
 	double t0 = now();
-	int rc, resumed = 0;
+	int rc, resumed = 0, pulled;
 	secret *card_pin = NULL, *station_pin = s->pin;
 
 	/* Not counted: SoftHSM2 always shows one, as many readers an empty
@@ -695,29 +798,38 @@ static int handle_card(station *s, tok_watch_event *ev)
 		secret_free(card_pin);
 		return -1;
 	}
-	/* The station stopped while this card had the row: the card says
-	 * whether that run got its certificate (recovery finishes or undoes
-	 * what it left), so that the row is never enrolled twice. */
+	/* The station stopped while this card had the row, or the card was
+	 * pulled out in the middle: the card says whether that run got its
+	 * certificate (recovery finishes or undoes what it left), so that the
+	 * row is never enrolled twice. */
+	pulled = pulled_mark(s, &ev->info, 0);
 	if (resumed == 2) {
 		say("card %s: the CA answered waiting for it: asking again", card_name(ev));
 		job.resume = 1;
-	} else if (resumed) {
-		say("card %s: the station stopped while enrolling it: looking at the card",
+	} else if (resumed || pulled) {
+		say(pulled ? "card %s: it was pulled out while being enrolled: recovering it"
+			   : "card %s: the station stopped while enrolling it: looking at the card",
 		    card_name(ev));
 		job.look = 1;
 		rc = run_child(s, ev, &job, r);
 		job.look = 0;
 		if (rc == EXIT_OK && r->cert == 1) {
-			say_outcome(s, "OK", "card %s: %s: certificate %s (from before the station "
-					     "stopped), %.2f s",
-				    card_name(ev), job.subject, r->cert_serial, now() - t0);
+			say_outcome(s, "OK", "card %s: %s: certificate %s (%s), %.2f s",
+				    card_name(ev), job.subject, r->cert_serial,
+				    pulled ? "recovered: stored before it was pulled out"
+					   : "from before the station stopped",
+				    now() - t0);
 			s->ok++;
 			remember(s, &ev->info);
 			journal(s, ev, source, job.label, job.subject, r, "ok", NULL);
-			rc = queue_mark(s, ri, AGENT_ROW_DONE, r->cert_serial);
+			rc = row == NULL ? 0 : queue_mark(s, ri, AGENT_ROW_DONE, r->cert_serial);
 			free(r);
 			return rc;
 		}
+		if (pulled && rc == EXIT_OK)
+			say("card %s: recovered: no certificate reached it before it was pulled "
+			    "out, anything left half-done is removed",
+			    card_name(ev));
 	}
 	/* A request for this card and label is saved (the CA answered
 	 * waiting, or a run ended before it was over): it is finished, never
@@ -767,14 +879,28 @@ static int handle_card(station *s, tok_watch_event *ev)
 			    now() - t0);
 		s->failed++;
 	}
+	/* Pulled out in the middle (the token went away under the child): the
+	 * row stays the card's, as after a station crash, and the card is
+	 * recovered when it is back. */
+	pulled = rc != EXIT_OK && rc != EXIT_WAITING && ev->info.serial[0] != '\0' &&
+		 (rc == EXIT_ABSENT || r->token == 0 || card_out(s, ev));
+	if (pulled) {
+		pulled_mark(s, &ev->info, 1);
+		say("card %s was pulled out while being enrolled: insert it again to finish or "
+		    "undo what was left%s",
+		    card_name(ev), row != NULL ? " (its row is kept for it)" : "");
+	}
 	journal(s, ev, source, job.label, job.subject, r,
 		rc < 0 ? "failed" : agent_journal_outcome(rc), rc == EXIT_OK ? NULL : r->error);
 	rc = row == NULL ? 0
 	     : queue_mark(s, ri,
 			  rc == EXIT_OK	       ? AGENT_ROW_DONE
 			  : rc == EXIT_WAITING ? AGENT_ROW_WAITING
+			  : pulled	       ? AGENT_ROW_TAKEN
 					       : AGENT_ROW_FAILED,
-			  rc == EXIT_OK ? r->cert_serial : rc == EXIT_WAITING ? mine : NULL);
+			  rc == EXIT_OK			    ? r->cert_serial
+			  : rc == EXIT_WAITING || pulled ? mine
+							 : NULL);
 	free(r);
 	return rc;
 }
@@ -804,43 +930,6 @@ static void next_event(station *s, tok_watch_event *ev)
 	}
 }
 
-/* Waits until the card is removed; other cards that come meanwhile are
- * kept for after it. */
-static void wait_removed(station *s, const tok_watch_event *card)
-{
-	tok_watch_event ev;
-	size_t i;
-
-	say("remove the card %s", card_name(card));
-	for (;;) {
-		if (stop_requested)
-			return;
-		if (tok_watch_next(s->w, WAIT_MS, &ev) != TOK_OK) {
-			log_msg(LOG_WARNING, "looking for cards: %s", tok_watch_errmsg(s->w));
-			(void)tok_watch_next(s->w, 1000, &ev);
-			continue;
-		}
-		if (ev.kind == TOK_WATCH_APPEARED) {
-			/* the card the station initialised, seen anew */
-			if (same_card(&ev.info, &card->info))
-				continue;
-			if (s->nwaiting < WAITING_MAX)
-				s->waiting[s->nwaiting++] = ev;
-			else
-				log_msg(LOG_WARNING, "card %s ignored: too many cards at once",
-					card_name(&ev));
-		} else if (ev.kind == TOK_WATCH_REMOVED) {
-			if (same_card(&ev.info, &card->info))
-				return;
-			for (i = 0; i < s->nwaiting; i++)
-				if (same_card(&ev.info, &s->waiting[i].info)) {
-					memmove(s->waiting + i, s->waiting + i + 1,
-						(--s->nwaiting - i) * sizeof(s->waiting[0]));
-					break;
-				}
-		}
-	}
-}
 
 static agent_rc setup(station *s)
 {
@@ -875,7 +964,8 @@ static agent_rc setup(station *s)
 	}
 	if ((rc = station_init_check(s->e, s->tty, &s->so_pin)) != EXIT_OK)
 		return rc;
-	if ((s->done = calloc(DONE_MAX, sizeof(s->done[0]))) == NULL) {
+	if ((s->done = calloc(DONE_MAX, sizeof(s->done[0]))) == NULL ||
+	    (s->pulled = calloc(DONE_MAX, sizeof(s->pulled[0]))) == NULL) {
 		log_msg(LOG_ERR, "out of memory");
 		return EXIT_INTERNAL;
 	}
@@ -895,7 +985,7 @@ static agent_rc setup(station *s)
 	return EXIT_OK;
 }
 
-agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt)
+agent_rc agent_station(const conf_enrollment *e, const agent_cmd_opts *o)
 {
 	station s;
 	tok_watch_event ev;
@@ -904,10 +994,11 @@ agent_rc agent_station(const conf_enrollment *e, const char *config, int prompt)
 
 	memset(&s, 0, sizeof(s));
 	s.e = e;
-	s.config = config;
+	s.config = o->config;
+	s.o = o;
 	s.queue = e->queue;
 	s.tty = isatty(STDOUT_FILENO);
-	s.prompt = prompt;
+	s.prompt = o->prompt;
 	if ((rc = setup(&s)) != EXIT_OK)
 		goto out;
 	say("station %s: waiting for a card%s%s%s", e->name != NULL ? e->name : "",
@@ -942,6 +1033,7 @@ out:
 	agent_csv_free(&s.csv);
 	free(s.used);
 	free(s.done);
+	free(s.pulled);
 	secret_free(s.pin);
 	secret_free(s.so_pin);
 	return rc;

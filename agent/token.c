@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "agent/agent-cmd.h"
+#include "agent/result.h"
 
 agent_rc agent_exit_from_tok(int rv)
 {
@@ -18,6 +19,11 @@ agent_rc agent_exit_from_tok(int rv)
 		return EXIT_PIN;
 	case TOK_ERR_NOMEM:
 		return EXIT_INTERNAL;
+	case TOK_ERR_ABSENT:
+		/* gone in the middle (a card pulled out): the record says so, and
+		 * a station keeps the card's row for its return */
+		agent_result_self()->token = 0;
+		return EXIT_TOKEN;
 	default:
 		return EXIT_TOKEN;
 	}

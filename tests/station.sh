@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 129
+plan 208
 STATION_PID=
 
 stop_station() {
@@ -64,11 +64,12 @@ journal = $TMP/journal
 queue = $1"
 }
 
-# station: the station in the background, output in $TMP/st.out and
-# $TMP/st.err; returns once it waits for the first card.
+# station [SETTING...]: the station in the background (with SETTING flags
+# on its command line), output in $TMP/st.out and $TMP/st.err; returns
+# once it waits for the first card.
 station() {
 	: > "$TMP/st.out"
-	"$P11ENROLL" -c "$TMP/p11enroll.conf" station test > "$TMP/st.out" 2> "$TMP/st.err" &
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" "$@" station test > "$TMP/st.out" 2> "$TMP/st.err" &
 	STATION_PID=$!
 	said 'waiting for a card'
 }
@@ -671,6 +672,147 @@ check "$t/pin-nowhere-else" sh -c "! grep -q -F -e '$pin' -e '$SO_PIN' '$TMP/st.
 remove_blank "$lbl"
 SOFTHSM2_CONF="$TMP/softhsm2.conf"
 export SOFTHSM2_CONF
+
+# --- a card pulled out at each step (tests/p11wrap: from the call of that step
+# on, the card's enrollment process gets CKR_DEVICE_REMOVED or
+# CKR_TOKEN_NOT_PRESENT; P11WRAP_ONCE: that process only), then inserted
+# again in the same run: its row is kept for it, and it is recovered (what
+# the CA confirmed is put in place, an orphan key removed and the card
+# enrolled anew) ------------------------------------------------------------
+# pulled STEP CALL=CKR ADOPTED ISSUED: the card pN for row /CN=p STEP;
+# ADOPTED 1 when the certificate stored before is put in place; ISSUED
+# the certificates the CA issues for it in all.
+printf 'subject\n/CN=p keygen\n/CN=p request\n/CN=p response\n/CN=p relabel\n' > "$TMP/p.csv"
+pulled() {
+	t=/station/pulled/$1
+	stop_station
+	station_conf "$TMP/p.csv"
+	sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+	P11WRAP_FAIL=$2
+	: > "$TMP/once"
+	: > "$TMP/calls.log"
+	issued=$(ca_issued)
+	station || exit 1
+	insert_card "p$1" || exit 1
+	s=$(token_serial "p$1")
+	check "$t/failed-line" said "^FAILED card $s: /CN=p $1: .* \\(exit 3\\), "
+	_rv=${2#*=}
+	check "$t/at-that-call" grep -q "^${2%%=*} rv=${_rv%@*} injected" "$TMP/calls.log"
+	check "$t/says-removed" grep -q "${_rv%@*}: the token was removed" "$TMP/st.err"
+	check "$t/told-pulled" said "^card $s was pulled out while being enrolled: insert it again to finish or undo what was left \\(its row is kept for it\\)\$"
+	check "$t/row-kept" test "$(awk '{ l = $1 } END { print l }' "$TMP/p.csv.state")" = taken
+	said "^remove the card $s\$"
+	remove_card "p$1"
+	said 'waiting for a card' 2
+	mv "$TMP/removed/$(awk -v l="p$1" '$1 == l { d = $2 } END { print d }' "$TMP/dirs")" "$TMP/tokens/"
+	check "$t/recovering" said "^card $s: it was pulled out while being enrolled: recovering it\$"
+	if [ "$3" = 1 ]; then
+		check "$t/recovered-ok" said "^OK card $s: /CN=p $1: certificate [0-9A-F]+ \\(recovered: stored before it was pulled out\\), "
+	else
+		check "$t/orphan-removed" said "^card $s: recovered: no certificate reached it before it was pulled out, anything left half-done is removed\$"
+		check "$t/enrolled-anew" said "^OK card $s: /CN=p $1: certificate [0-9A-F]+, "
+	fi
+	check "$t/one-pair" test "$(label_count "p$1" badge)" -eq 3
+	check "$t/nothing-new-left" test "$(label_count "p$1" 'badge \(new\)')" -eq 0
+	check "$t/key-id" same_id "p$1"
+	check "$t/subject" test "$(subject_of "p$1" badge)" = "subject=CN=p $1"
+	check "$t/ca-issued" test "$(ca_issued)" -eq $((issued + $4))
+	check "$t/same-row-done" test "$(awk '{ l = $1 } END { print l }' "$TMP/p.csv.state")" = done
+	stop_station
+	remove_card "p$1"
+}
+P11WRAP_LOG="$TMP/calls.log"
+P11WRAP_ONCE="$TMP/once"
+P11WRAP_GONE=1
+export P11WRAP_LOG P11WRAP_ONCE P11WRAP_GONE P11WRAP_FAIL
+# after the key generation: nothing on the card, nothing sent
+pulled keygen C_GenerateKeyPair=CKR_DEVICE_REMOVED 0 1
+# at the request's signature (proof of possession): an orphan key
+pulled request C_Sign=CKR_TOKEN_NOT_PRESENT 0 1
+# at the response, storing the certificate: the CA issued one the card never
+# got (the certConf rejects it), the orphan key removed, a second request
+pulled response C_CreateObject=CKR_DEVICE_REMOVED@1 0 2
+# during the certificate write, after the CA's confirmation (the relabelling
+# of "badge (new)"): put in place, no second request
+pulled relabel C_SetAttributeValue=CKR_DEVICE_REMOVED@3 1 1
+unset P11WRAP_LOG P11WRAP_ONCE P11WRAP_GONE P11WRAP_FAIL
+
+# --- really pulled out (its token directory moved out of the store) while the
+# CA holds the request: recovered when it is back ------------------------------
+t=/station/pulled/while-the-ca-holds-the-ir
+stop_station
+start_ca --hang-on ir --hang-count 1 || exit 1
+printf 'subject\n/CN=p held\n' > "$TMP/p2.csv"
+station_conf "$TMP/p2.csv"
+issued=$(ca_issued)
+station || exit 1
+insert_card pheld || exit 1
+s=$(token_serial pheld)
+check "$t/hang-reached" wait_for 30 grep -q 'hang: ir received' "$TMP/ca.log"
+remove_card pheld
+check "$t/failed-line" said "^FAILED card $s: /CN=p held: "
+check "$t/told-pulled" said "^card $s was pulled out while being enrolled: insert it again"
+check "$t/row-kept" test "$(awk '{ l = $1 } END { print l }' "$TMP/p2.csv.state")" = taken
+check "$t/no-remove-line" sh -c "! grep -q '^remove the card $s' '$TMP/st.out'"
+said 'waiting for a card' 2
+mv "$TMP/removed/$(awk '$1 == "pheld" { d = $2 } END { print d }' "$TMP/dirs")" "$TMP/tokens/"
+check "$t/recovering" said "^card $s: it was pulled out while being enrolled: recovering it\$"
+check "$t/enrolled" said "^OK card $s: /CN=p held: certificate [0-9A-F]+, "
+check "$t/one-pair" test "$(label_count pheld badge)" -eq 3
+check "$t/nothing-new-left" test "$(label_count pheld 'badge \(new\)')" -eq 0
+check "$t/key-id" same_id pheld
+check "$t/orphan-removed" grep -q "^card $s: recovered: no certificate reached it" "$TMP/st.out"
+# the held answer's certificate never reached the card (nor was confirmed)
+check "$t/ca-issued" test "$(ca_issued)" -eq $((issued + 2))
+check "$t/row-done" test "$(done_rows "$TMP/p2.csv.state")" -eq 1
+stop_station
+remove_card pheld
+
+# while the CA holds the certConf: the certificate is on the card (under
+# "badge (new)"), the CA may count it confirmed: put in place, no second one
+t=/station/pulled/while-the-ca-holds-the-certconf
+start_ca --hang-on certConf --hang-count 1 || exit 1
+printf 'subject\n/CN=p conf\n' > "$TMP/p3.csv"
+station_conf "$TMP/p3.csv"
+issued=$(ca_issued)
+station || exit 1
+insert_card pconf || exit 1
+s=$(token_serial pconf)
+check "$t/hang-reached" wait_for 30 grep -q 'hang: certConf received' "$TMP/ca.log"
+remove_card pconf
+check "$t/told-pulled" said "^card $s was pulled out while being enrolled: insert it again"
+check "$t/row-kept" test "$(awk '{ l = $1 } END { print l }' "$TMP/p3.csv.state")" = taken
+said 'waiting for a card' 2
+mv "$TMP/removed/$(awk '$1 == "pconf" { d = $2 } END { print d }' "$TMP/dirs")" "$TMP/tokens/"
+check "$t/recovered-ok" said "^OK card $s: /CN=p conf: certificate [0-9A-F]+ \\(recovered: stored before it was pulled out\\), "
+check "$t/one-pair" test "$(label_count pconf badge)" -eq 3
+check "$t/nothing-new-left" test "$(label_count pconf 'badge \(new\)')" -eq 0
+check "$t/key-id" same_id pconf
+check "$t/ca-issued-one" test "$(ca_issued)" -eq $((issued + 1))
+check "$t/row-done" test "$(done_rows "$TMP/p3.csv.state")" -eq 1
+stop_station
+remove_card pconf
+start_ca || exit 1
+
+# --- settings given only on the station's command line reach each card --------
+t=/station/command-line
+printf 'subject\n/CN=cli\n' > "$TMP/cli.csv"
+station_conf "$TMP/cli.csv"
+station --key-type rsa:2048 --cert-out "$TMP/cli.pem" || exit 1
+insert_card cli1 || exit 1
+s=$(token_serial cli1)
+check "$t/ok" said "^OK card $s: /CN=cli: certificate "
+# card_is_rsa2048: the certificate on the card (labelled badge) certifies
+# an RSA 2048 key, and is the one --cert-out wrote
+card_is_rsa2048() {
+	subject_of cli1 badge > /dev/null &&
+		"$OPENSSL_BIN" x509 -inform DER -in "$TMP/c.der" -noout -text |
+		grep -q 'Public-Key: (2048 bit)' &&
+		"$OPENSSL_BIN" x509 -in "$TMP/cli.pem" -outform DER | cmp -s - "$TMP/c.der"
+}
+check "$t/key-type-and-cert-out" card_is_rsa2048
+stop_station
+remove_card cli1
 
 # --- configuration mistakes: refused before any card ---------------------------
 t=/station/config

@@ -16,12 +16,13 @@
 #              said, left for the next run (or by hand)
 #   readback   the certificate just stored does not read back, reads back
 #              damaged or as another certificate (pkcs11/tok_cert.c)
+#   once       p11wrap's P11WRAP_ONCE (one process fires) and P11WRAP_GONE
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 148
+plan 160
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LABEL=enrolled-key
 LOG="$TMP/calls.log"
@@ -427,6 +428,33 @@ check "$t/exit-3" expect_rc 3
 check "$t/message" grep_err "CKR_DEVICE_ERROR.*; removing the object failed too \\(C_DestroyObject: CKR_DEVICE_ERROR\\): it is left on the token, labelled '$LABEL \\(new\\)'"
 check "$t/pair-removed" grep_err 'the new key pair was removed from the token'
 check "$t/token-empty" empty
+
+# --- once: tests/p11wrap's P11WRAP_ONCE fires in one process only; with
+# P11WRAP_GONE the token stays gone for that process after the failure ---------
+fresh once1
+: > "$TMP/once"
+ONCE="P11WRAP_ONCE=$TMP/once"
+run enroll "$ONCE" P11WRAP_GONE=1 P11WRAP_FAIL=C_GenerateKeyPair=CKR_DEVICE_REMOVED
+t=/tokfail/once/fires
+check "$t/exit-3" expect_rc 3
+check "$t/message" grep_err "generating the new key pair on the token failed: .*CKR_DEVICE_REMOVED"
+check "$t/file-taken" test ! -e "$TMP/once"
+check "$t/gone-after" test "$(after_first '^C_GenerateKeyPair' ' rv=CKR_DEVICE_REMOVED injected$')" -ge 1
+check "$t/nothing-spared" test "$(after_first '^C_GenerateKeyPair' '^C_(Find|Destroy|Get[AT]|Sign).* rv=CKR_OK')" -eq 0
+check "$t/token-empty" empty
+run enroll "$ONCE" P11WRAP_GONE=1 P11WRAP_FAIL=C_GenerateKeyPair=CKR_DEVICE_REMOVED
+t=/tokfail/once/not-again
+check "$t/exit-0" expect_rc 0
+check "$t/nothing-injected" expect_calls ' injected$' 0
+check "$t/pair" test "$(label_count "$TOK" "$LABEL")" -eq 3
+fresh once2
+: > "$TMP/once"
+run enroll "$ONCE" P11WRAP_KILL=C_GenerateKeyPair:before
+t=/tokfail/once/kill
+check "$t/killed" expect_rc 137
+check "$t/file-taken" test ! -e "$TMP/once"
+run enroll "$ONCE" P11WRAP_KILL=C_GenerateKeyPair:before
+check "$t/not-again" expect_rc 0
 
 check "/tokfail/no-secret" no_secret_in "$TMP/out" "$TMP/err" "$LOG"
 finish

@@ -44,6 +44,17 @@
  *     A module that delivers slot events (as OpenSC with pcscd): see
  *     wrap_wait_for_slot_event.
  *
+ * P11WRAP_ONCE=FILE
+ *     P11WRAP_FAIL and P11WRAP_KILL items fire in one process only: the
+ *     first whose item matches while FILE exists, and unlinks it (only one
+ *     unlink(2) succeeds, however many processes load the wrapper).  That
+ *     process's items then fire as without P11WRAP_ONCE; no other's do.
+ *
+ * P11WRAP_GONE=1
+ *     Once a P11WRAP_FAIL item has answered a call, every later call of the
+ *     process but C_Initialize, C_Finalize, C_GetInfo and C_GetSlotList
+ *     answers the same CKR: the card was pulled out.
+ *
  * Only C_GetFunctionList is exported: the forwarders are static, so the
  * real module's own calls can never bind to them.
  */
@@ -375,6 +386,13 @@ static unsigned char *created_value;
 static size_t created_value_len;
 static int have_created_value, have_created_fail;
 static CK_RV created_fail;
+/* P11WRAP_ONCE: the file whose unlink fires; this process unlinked it. */
+static char *once_path;
+static int once_taken;
+/* P11WRAP_GONE: set, and the CKR of the item that fired (kept across a new
+ * C_Initialize: the card stays out for the process). */
+static int gone_mode, gone_fired;
+static CK_RV gone_rv;
 
 static void complain(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -529,8 +547,8 @@ static CK_RV read_value(const char *path)
 }
 
 /*
- * Reads P11WRAP_LOG, P11WRAP_TOKEN_FLAGS, P11WRAP_FAIL, P11WRAP_KILL and
- * P11WRAP_CREATED_*; P11WRAP_FAIL's counting and the created objects start
+ * Reads P11WRAP_LOG, P11WRAP_TOKEN_FLAGS, P11WRAP_FAIL, P11WRAP_KILL,
+ * P11WRAP_ONCE, P11WRAP_GONE and P11WRAP_CREATED_*; P11WRAP_FAIL's counting and the created objects start
  * again (P11WRAP_KILL's counting does not). Locked.
  */
 static CK_RV configure(void)
@@ -602,6 +620,12 @@ static CK_RV configure(void)
 			nkill_rules++;
 		}
 	}
+	free(once_path);
+	once_path = NULL;
+	if ((v = getenv("P11WRAP_ONCE")) != NULL && v[0] != '\0' &&
+	    (once_path = strdup(v)) == NULL)
+		return CKR_HOST_MEMORY;
+	gone_mode = (v = getenv("P11WRAP_GONE")) != NULL && strcmp(v, "1") == 0;
 	if ((v = getenv("P11WRAP_CREATED_VALUE")) != NULL && v[0] != '\0' &&
 	    (rv = read_value(v)) != CKR_OK)
 		return rv;
@@ -663,9 +687,28 @@ static CK_RV load_real(void)
 	return CKR_OK;
 }
 
+/* P11WRAP_ONCE: whether an item that matches may fire in this process:
+ * always without it; else only in the process that unlinks FILE. Locked. */
+static int once_fires(void)
+{
+	if (once_path == NULL || once_taken)
+		return 1;
+	once_taken = unlink(once_path) == 0;
+	return once_taken;
+}
+
+/* P11WRAP_GONE: the calls a program makes to the module itself, not to a
+ * token, which still work with the card out. */
+static int gone_spares(int fn)
+{
+	return fn == IDX_C_Initialize || fn == IDX_C_Finalize || fn == IDX_C_GetInfo ||
+	       fn == IDX_C_GetSlotList;
+}
+
 /*
- * Counts the call; 1 and *ret_rv when a P11WRAP_FAIL rule answers it
- * instead.  *ret_life is the call's number over the module's life.
+ * Counts the call; 1 and *ret_rv when a P11WRAP_FAIL rule (or
+ * P11WRAP_GONE after one) answers it instead.  *ret_life is the call's
+ * number over the module's life.
  */
 static int inject(int fn, CK_RV *ret_rv, unsigned long *ret_life)
 {
@@ -676,10 +719,20 @@ static int inject(int fn, CK_RV *ret_rv, unsigned long *ret_life)
 	pthread_mutex_lock(&lock);
 	*ret_life = ++life_calls[fn];
 	n = ++calls[fn];
+	if (gone_fired && !gone_spares(fn)) {
+		*ret_rv = gone_rv;
+		hit = 1;
+	}
 	for (i = 0; i < nrules && !hit; i++)
 		if (rules[i].fn == fn && (rules[i].nth == 0 || rules[i].nth == n)) {
+			if (!once_fires())
+				break;
 			*ret_rv = rules[i].rv;
 			hit = 1;
+			if (gone_mode) {
+				gone_fired = 1;
+				gone_rv = rules[i].rv;
+			}
 		}
 	pthread_mutex_unlock(&lock);
 	return hit;
@@ -786,6 +839,8 @@ static void kill_point(int fn, unsigned long life, int when)
 	for (i = 0; i < nkill_rules && !hit; i++)
 		hit = kill_rules[i].fn == fn && kill_rules[i].when == when &&
 		      kill_rules[i].nth == life;
+	if (hit)
+		hit = once_fires();
 	pthread_mutex_unlock(&lock);
 	if (!hit)
 		return;
@@ -1126,4 +1181,6 @@ __attribute__((destructor)) static void unload(void)
 	log_path = NULL;
 	free(created_value);
 	created_value = NULL;
+	free(once_path);
+	once_path = NULL;
 }
