@@ -40,7 +40,11 @@ struct store_ctx {
  * certConf says it is accepted, so that a certificate the CA holds as
  * confirmed is never lost.  An enrollment stores the CA chain with it (a
  * failure to store it refuses the certificate); a renewal adds the chain
- * only after success (swap_in), so that a failed one adds nothing.
+ * only after success (swap_in), so that a failed one adds nothing.  The
+ * chain goes first and the certificate last: a certificate under the
+ * temporary label then means that everything was stored and the certConf
+ * accepted it, so recovery (after a kill, or a card pulled out while the
+ * chain was written) never adopts one the CA was told is refused.
  */
 static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, size_t whylen)
 {
@@ -50,12 +54,6 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 	int i, created;
 
 	s->stored = 0;
-	if ((rv = tok_cert_store(s->tok, cert, s->id, s->label)) != TOK_OK) {
-		snprintf(why, whylen, "storing it on the token failed: %s: %s", tok_strerror(rv),
-			 tok_errmsg(s->tok));
-		s->rc = agent_exit_from_tok(rv);
-		return -1;
-	}
 	for (i = 0; s->chain_now && i < sk_X509_num(cacerts); i++) {
 		X509 *ca = sk_X509_value(cacerts, i);
 
@@ -74,6 +72,12 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 		if (created && s->created != NULL && X509_up_ref(ca) &&
 		    !sk_X509_push(s->created, ca))
 			X509_free(ca);
+	}
+	if ((rv = tok_cert_store(s->tok, cert, s->id, s->label)) != TOK_OK) {
+		snprintf(why, whylen, "storing it on the token failed: %s: %s", tok_strerror(rv),
+			 tok_errmsg(s->tok));
+		s->rc = agent_exit_from_tok(rv);
+		return -1;
 	}
 	s->stored = 1;
 	s->rc = EXIT_OK;

@@ -10,8 +10,11 @@
 #   keyid         C_SetAttributeValue:after:1 (CKA_ID set on the private key only)
 #   request       the CA got the ir/kur (--hang-on): kill -9 from outside
 #   response      C_CreateObject:before (the response was verified, nothing stored)
-#   stored        C_CreateObject:after (certificate stored under "LABEL (new)",
-#                 no certConf sent yet)
+#   chain         ir on an empty token: C_CreateObject:after:1 (a CA certificate
+#                 stored, the certificate not yet: it goes last)
+#   stored        the certificate's C_CreateObject:after (stored under "LABEL
+#                 (new)", no certConf sent yet; ir on an empty token: after
+#                 the CA certificates, IR_CREATES counted in a normal run)
 #   certconf      the CA accepted the certConf (--hang-on certConf): kill -9
 #   relabel-old   first C_SetAttributeValue after the certificate: one object
 #                 of the old pair is "LABEL (replaced)" (replace, kur)
@@ -49,7 +52,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 618
+plan 630
 LOG="$TMP/calls.log"
 LABEL=enrolled-key
 # a hang guard only (a run that never ends), not a timing threshold
@@ -180,6 +183,8 @@ run enroll test
 check "/crash/probe/ir-empty" expect_rc 0
 set -- $(set_counts)
 IR_BEFORE=$1 IR_AFTER=$2
+# the CA certificates, then the certificate: its C_CreateObject is the last
+IR_CREATES=$(grep -c '^C_CreateObject ' "$LOG")
 : > "$LOG"
 run enroll test
 check "/crash/probe/ir-replace" expect_rc 0
@@ -220,7 +225,9 @@ kill_spec() {
 	request | certconf) echo "" ;;
 	rr) [ "$1" = revoke ] && echo "" || echo - ;;
 	response) echo C_CreateObject:before ;;
-	stored) echo C_CreateObject:after ;;
+	chain) [ "$1" = ir ] && [ "$IR_CREATES" -gt 1 ] && echo C_CreateObject:after:1 || echo - ;;
+	stored) [ "$1" = ir ] && echo "C_CreateObject:after:$IR_CREATES" ||
+		echo C_CreateObject:after:1 ;;
 	relabel-old) [ "$1" = ir ] && echo - || echo "C_SetAttributeValue:after:$((b + 1))" ;;
 	relabel-gap) [ "$1" = ir ] && echo "C_SetAttributeValue:after:$((b + 1))" ||
 		echo "C_SetAttributeValue:after:$((b + 3))" ;;
@@ -244,7 +251,7 @@ revoked() {
 # stored_before POINT: was the killed run's certificate on the token?
 stored_before() {
 	case $1 in
-	keygen | keyid | request | response) return 1 ;;
+	keygen | keyid | request | response | chain) return 1 ;;
 	esac
 	return 0
 }
@@ -372,7 +379,7 @@ crash() {
 for flow in ir replace revoke kur; do
 	EXTRA=
 	[ "$flow" = revoke ] && EXTRA="revoke_replaced = yes"
-	for point in keygen keyid request response stored certconf relabel-old relabel-gap \
+	for point in keygen keyid request response chain stored certconf relabel-old relabel-gap \
 		relabel-new relabelled rr delete-old; do
 		for way in check next; do
 			crash "$flow" "$point" "$way"
@@ -478,7 +485,7 @@ retry_min = 1s"
 # later, tries again: the retry finishes the killed run and requests nothing.
 agent_case child-killed || exit 1
 n0=$(issued)
-agent P11WRAP_KILL=C_CreateObject:after
+agent P11WRAP_KILL=C_CreateObject:after:$IR_CREATES
 wait_for 10 child_killed
 check "$name/child-killed-at-stored" child_killed
 killed_serial=$(last_serial)
@@ -486,7 +493,7 @@ check "$name/until-recovery-at-most-one-key" test "$(count_class privkey)" -le 1
 check_valid "$name/valid"
 check "$name/consistent" consistent
 check "$name/no-second-certificate" test "$(issued)" -eq $((n0 + 1))
-check "$name/no-second-C_CreateObject" test "$(grep -c '^C_CreateObject ' "$LOG")" -eq 1
+check "$name/no-second-C_CreateObject" test "$(grep -c '^C_CreateObject ' "$LOG")" -eq "$IR_CREATES"
 # and a restart after it changes nothing
 stop_agent
 agent
@@ -500,7 +507,7 @@ stop_agent
 agent_case agent-killed || exit 1
 ca --fault slow=1 --fault-count 1 || exit 1
 n0=$(issued)
-agent P11WRAP_KILL=C_CreateObject:after
+agent P11WRAP_KILL=C_CreateObject:after:$IR_CREATES
 c0=$(grep -c 'fault slow' "$TMP/ca.log")
 check "$name/ca-holds-the-answer" wait_log 'fault slow' "$c0"
 stop_agent
@@ -528,7 +535,7 @@ EXTRA="bootstrap = yes
 retry_min = 1h"
 agent_case restart-in-backoff || exit 1
 n0=$(issued)
-agent P11WRAP_KILL=C_CreateObject:after
+agent P11WRAP_KILL=C_CreateObject:after:$IR_CREATES
 wait_for 30 child_killed
 check "$name/child-killed-at-stored" child_killed
 killed_serial=$(last_serial)
