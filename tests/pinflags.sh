@@ -156,15 +156,16 @@ check "/pinflags/sign-removed/key-made-then-destroyed" made_and_removed "$LOG"
 nothing_left sign-removed
 
 # The CA issued the certificate, the token cannot store it: it is rejected
-# in the certConf (never confirmed to the CA) and the key pair goes.
+# in the certConf (never confirmed to the CA) and the key pair goes, with
+# the two CA certificates stored before it (tokfail.sh: one of those fails)
 : > "$TMP/ca.log"
-wrapped store-error P11WRAP_FAIL=C_CreateObject=CKR_DEVICE_ERROR
+wrapped store-error P11WRAP_FAIL=C_CreateObject=CKR_DEVICE_ERROR@3
 check "/pinflags/store-error/exit-3" expect_rc 3
 check "/pinflags/store-error/message" grep_err 'could not be kept: storing it on the token failed'
 check "/pinflags/store-error/rejected-in-certconf" grep -q 'certConf: the client rejected' "$TMP/ca.log"
 check "/pinflags/store-error/not-confirmed" sh -c "! grep -q 'certConf accepted' '$TMP/ca.log'"
 check "/pinflags/store-error/ckr-name" grep_err 'CKR_DEVICE_ERROR'
-check "/pinflags/store-error/key-made-then-destroyed" made_and_removed "$LOG"
+check "/pinflags/store-error/key-and-ca-certs-made-then-destroyed" made_and_removed "$LOG" 4
 nothing_left store-error
 
 # --- P11WRAP_KILL -------------------------------------------------------------

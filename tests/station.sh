@@ -10,7 +10,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 208
+plan 222
 STATION_PID=
 
 stop_station() {
@@ -682,7 +682,7 @@ export SOFTHSM2_CONF
 # pulled STEP CALL=CKR ADOPTED ISSUED: the card pN for row /CN=p STEP;
 # ADOPTED 1 when the certificate stored before is put in place; ISSUED
 # the certificates the CA issues for it in all.
-printf 'subject\n/CN=p keygen\n/CN=p request\n/CN=p response\n/CN=p relabel\n' > "$TMP/p.csv"
+printf 'subject\n/CN=p keygen\n/CN=p request\n/CN=p response\n/CN=p chain\n/CN=p relabel\n' > "$TMP/p.csv"
 pulled() {
 	t=/station/pulled/$1
 	stop_station
@@ -729,9 +729,13 @@ export P11WRAP_LOG P11WRAP_ONCE P11WRAP_GONE P11WRAP_FAIL
 pulled keygen C_GenerateKeyPair=CKR_DEVICE_REMOVED 0 1
 # at the request's signature (proof of possession): an orphan key
 pulled request C_Sign=CKR_TOKEN_NOT_PRESENT 0 1
-# at the response, storing the certificate: the CA issued one the card never
+# at the response, storing the chain (its first CA certificate; the certificate
+# itself goes last): the CA issued one the card never
 # got (the certConf rejects it), the orphan key removed, a second request
 pulled response C_CreateObject=CKR_DEVICE_REMOVED@1 0 2
+# the same, after the issuing CA's certificate was written (the root's
+# fails): the certificate goes last, so none was stored and none is adopted
+pulled chain C_CreateObject=CKR_DEVICE_REMOVED@2 0 2
 # during the certificate write, after the CA's confirmation (the relabelling
 # of "badge (new)"): put in place, no second request
 pulled relabel C_SetAttributeValue=CKR_DEVICE_REMOVED@3 1 1
