@@ -44,9 +44,6 @@
 #include "agent/rowstate.h"
 #include "agent/station_init.h"
 
-/* Where the child finds its result record and its PIN. */
-#define RESULT_FD 3
-#define PIN_FD 4
 /* Cards that appear while one is being handled, kept for after it. */
 #define WAITING_MAX 16
 /* The longest wait for the watcher: a stop asked for between the check of
@@ -372,35 +369,21 @@ typedef struct {
 	const char *token_label; /* a blank card's: the row's, else token_label */
 } card_job;
 
-static int move_fd(int fd, int to)
-{
-	if (fd == to)
-		return fcntl(fd, F_SETFD, 0);
-	return dup2(fd, to) < 0 ? -1 : 0;
-}
-
 static void exec_child(const station *s, const char *const *argv, int res, int pin)
 {
-	char env[64];
+	static const int sigs[] = { SIGTERM, SIGINT, 0 };
+	/* A Ctrl-C on the terminal reaches the whole foreground group: in a
+	 * group of its own, the card in progress is finished, the station
+	 * stops after it.  The child's stdout is no operator line: stderr. */
+	agent_exec x = { .self = s->self,
+			 .res = res,
+			 .pin = pin,
+			 .out = STDERR_FILENO,
+			 .err = -1,
+			 .own_group = 1,
+			 .dfl_signals = sigs };
 
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	/* A Ctrl-C on the terminal reaches the whole foreground group: the
-	 * card in progress is finished, the station stops after it. */
-	(void)setpgid(0, 0);
-	/* above 4 first, so that neither lands on the other's place */
-	if ((res = fcntl(res, F_DUPFD, 10)) < 0 || (pin >= 0 && (pin = fcntl(pin, F_DUPFD, 10)) < 0))
-		P11E_EXIT(EXIT_INTERNAL);
-	if (move_fd(res, RESULT_FD) < 0 || (pin >= 0 && move_fd(pin, PIN_FD) < 0))
-		P11E_EXIT(EXIT_INTERNAL);
-	/* the child's stdout is no operator line */
-	if (dup2(2, 1) < 0)
-		P11E_EXIT(EXIT_INTERNAL);
-	snprintf(env, sizeof(env), "%s=%d", AGENT_RESULT_FD_ENV, RESULT_FD);
-	if (putenv(env) != 0)
-		P11E_EXIT(EXIT_INTERNAL);
-	execv(s->self, (char *const *)argv);
-	P11E_EXIT(EXIT_INTERNAL);
+	agent_exec_self(&x, argv);
 }
 
 /* Runs the enrollment of the card uri for job: its exit code with its
@@ -457,7 +440,7 @@ static int run_child(const station *s, const tok_watch_event *ev, const card_job
 		argv[i++] = "--replace";
 	if (s->pin != NULL) {
 		argv[i++] = "--pin-source";
-		argv[i++] = "fd:4";
+		argv[i++] = AGENT_PIN_SOURCE;
 	}
 	if (log_verbosity() > 0)
 		argv[i++] = "-v";
