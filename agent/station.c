@@ -286,14 +286,7 @@ static int queue_open(station *s)
  * hex of its bytes): the card a row was taken for. */
 static void card_hex(const tok_info *ti, char *out, size_t len)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	size_t i, o = 0;
-
-	for (i = 0; ti->serial[i] != '\0' && o + 2 < len; i++) {
-		out[o++] = hex[(unsigned char)ti->serial[i] >> 4];
-		out[o++] = hex[(unsigned char)ti->serial[i] & 15];
-	}
-	out[o] = '\0';
+	agent_hex_upper((const unsigned char *)ti->serial, strlen(ti->serial), out, len);
 }
 
 /*
