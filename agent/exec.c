@@ -15,7 +15,7 @@
 #include "agent/agent.h"
 #include "agent/result.h"
 
-/* A copy of fd above the descriptors the child gets (close-on-exec: only
+/* A copy of fd above the descriptors the child is given (close-on-exec: only
  * the one moved into place is inherited); -1 stays -1. */
 static int lift(int fd)
 {
