@@ -65,6 +65,8 @@ char *agent_json_string(const char *raw);
 /* hex.c: lower-case hex of the bytes p[0..n) (key ids, transaction ids),
  * as many whole bytes as fit in out with a NUL. */
 void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen);
+/* The same in upper case: a row mark's card serial (rowstate.h). */
+void agent_hex_upper(const unsigned char *p, size_t n, char *out, size_t outlen);
 
 /* secret.c: a PIN or shared secret; the buffer is NUL-terminated and
  * wiped by secret_free. */

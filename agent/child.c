@@ -14,9 +14,6 @@
 #include "agent/child.h"
 #include "agent/daemon.h"
 
-/* Where the child finds its record's descriptor. */
-#define RESULT_FD 3
-
 /* The token URI pinned to the serial seen before, so that another token
  * inserted in its place is never logged in to (NULL: not pinned).  The
  * serial is percent-encoded: a token chooses it, and ";1?module-path=/x"
@@ -51,30 +48,20 @@ static void close_pair(int p[2])
 		close(p[1]);
 }
 
-/* In the child: the pipes become 1, 2 and RESULT_FD, then the step runs. */
+/* In the child: the pipes become 1, 2 and the record's descriptor, then
+ * the step runs.  The agent's handlers are reset first: a signal before
+ * the exec must not run them in the child. */
 static void exec_step(const child_cmd *cmd, const char *const *argv, int out, int err, int res)
 {
-	char env[64];
+	static const int sigs[] = { SIGTERM, SIGHUP, SIGINT, SIGCHLD, 0 };
+	agent_exec x = { .self = cmd->self,
+			 .res = res,
+			 .pin = -1,
+			 .out = out,
+			 .err = err,
+			 .dfl_signals = sigs };
 
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGCHLD, SIG_DFL);
-	/* 1 and 2 first: out or err may be RESULT_FD; a dup2 of res onto
-	 * itself would keep its close-on-exec flag. */
-	if (dup2(out, 1) < 0 || dup2(err, 2) < 0)
-		P11E_EXIT(EXIT_INTERNAL);
-	if (res == RESULT_FD) {
-		if (fcntl(res, F_SETFD, 0) < 0)
-			P11E_EXIT(EXIT_INTERNAL);
-	} else if (dup2(res, RESULT_FD) < 0) {
-		P11E_EXIT(EXIT_INTERNAL);
-	}
-	snprintf(env, sizeof(env), "%s=%d", AGENT_RESULT_FD_ENV, RESULT_FD);
-	if (putenv(env) != 0)
-		P11E_EXIT(EXIT_INTERNAL);
-	execv(cmd->self, (char *const *)argv);
-	P11E_EXIT(EXIT_INTERNAL);
+	agent_exec_self(&x, argv);
 }
 
 /* The pass's argv: what every step has, then check [--recover] NAME...;

@@ -17,7 +17,7 @@
  * files are lower case, and the pending-file parser's fuzz corpus and the
  * tests compare them byte for byte.  Only the whole bytes that fit are
  * encoded: OpenSSL refuses a short buffer and leaves an error on its queue. */
-void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen)
+static void hex(const unsigned char *p, size_t n, char *out, size_t outlen, int lower)
 {
 	char *c;
 
@@ -27,6 +27,16 @@ void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen)
 		n = (outlen - 1) / 2;
 	if (!OPENSSL_buf2hexstr_ex(out, outlen, NULL, p, n, '\0'))
 		out[0] = '\0';
-	for (c = out; *c != '\0'; c++)
+	for (c = out; lower && *c != '\0'; c++)
 		*c = (char)tolower((unsigned char)*c);
+}
+
+void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen)
+{
+	hex(p, n, out, outlen, 1);
+}
+
+void agent_hex_upper(const unsigned char *p, size_t n, char *out, size_t outlen)
+{
+	hex(p, n, out, outlen, 0);
 }

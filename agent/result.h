@@ -34,6 +34,11 @@
 #define AGENT_RESULT_MAX 16384
 /* The descriptor number, set by the agent in the child's environment. */
 #define AGENT_RESULT_FD_ENV "P11ENROLL_RESULT_FD"
+/* Where agent_exec_self() puts the record's pipe and a PIN's pipe (the
+ * child's pin-source is then AGENT_PIN_SOURCE). */
+#define AGENT_RESULT_FD 3
+#define AGENT_PIN_FD 4
+#define AGENT_PIN_SOURCE "fd:4"
 
 /* The longest enrollment name a record carries. */
 #define AGENT_RESULT_NAME_MAX 256
@@ -89,5 +94,21 @@ void agent_result_emit(int exit_code);
 int agent_result_emit_named(const char *name, int exit_code);
 /* Every record is written: agent_result_emit() writes no other. */
 void agent_result_close(void);
+
+/* The parent's side (exec.c): how a forked child becomes this program's
+ * command. */
+typedef struct {
+	const char *self;	/* this program, as /proc/self/exe names it */
+	int res;		/* the record's pipe, on AGENT_RESULT_FD (and in the environment) */
+	int pin;		/* a PIN's pipe, on AGENT_PIN_FD; -1: none */
+	int out, err;		/* become stdout and stderr; -1: kept */
+	int own_group;		/* setpgid(0, 0): a process group of its own */
+	const int *dfl_signals; /* 0-terminated: the parent's handlers, set to SIG_DFL */
+} agent_exec;
+
+/* In the child after fork(): the descriptors in place, then execv(x->self,
+ * argv).  Never returns: a failure ends the child with EXIT_INTERNAL. */
+void agent_exec_self(const agent_exec *x, const char *const *argv)
+	__attribute__((noreturn));
 
 #endif

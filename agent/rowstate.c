@@ -172,16 +172,10 @@ size_t agent_rowstate_ignored(const agent_rowstate *rs)
 
 static void check_hex(const char *s, size_t n, char *out)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[32];
-	size_t i;
 
 	sha256(s, n, md);
-	for (i = 0; i < 4; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[8] = '\0';
+	agent_hex(md, 4, out, 9);
 }
 
 int agent_rowstate_format(const agent_row_mark *m, char *out, size_t len)

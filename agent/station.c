@@ -20,67 +20,30 @@
  * A queue row is marked taken (agent/rowstate.c) before the card is
  * touched and done, failed or waiting after it; a card pulled out in the
  * middle keeps it taken, and is recovered when it is back.
+ *
+ * This file is the loop and the card events; the queue is in
+ * station_queue.c, the child in station_child.c, blank cards in
+ * station_init.c (station.h).
  */
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
-
-#include "agent/agent-cmd.h"
-#include "agent/csv.h"
 #include "agent/journal.h"
-#include "agent/result.h"
-#include "agent/rowstate.h"
+#include "agent/station.h"
 #include "agent/station_init.h"
 
-/* Where the child finds its result record and its PIN. */
-#define RESULT_FD 3
-#define PIN_FD 4
-/* Cards that appear while one is being handled, kept for after it. */
-#define WAITING_MAX 16
 /* The longest wait for the watcher: a stop asked for between the check of
  * the flag and the watcher's sleep is seen after it. */
 #define WAIT_MS 250
 /* Cards this run enrolled, not enrolled again while it lasts. */
 #define DONE_MAX 4096
-
-typedef struct {
-	const conf_enrollment *e;
-	const char *config;
-	const agent_cmd_opts *o; /* its command-line settings go to each child */
-	char self[4096];
-	tok_watch *w;
-	/* the queue, or NULL path */
-	const char *queue;
-	agent_csv csv;
-	agent_rowstate *rs;
-	unsigned char *used; /* per row: this run marked it */
-	secret *pin;	     /* read once; NULL: the child reads pin_source */
-	secret *so_pin;	     /* init_token: read once */
-	tok_watch_event waiting[WAITING_MAX];
-	size_t nwaiting;
-	char (*done)[sizeof(((tok_info *)0)->serial)];
-	size_t ndone;
-	/* cards pulled out in the middle this run: recovered when back */
-	char (*pulled)[sizeof(((tok_info *)0)->serial)];
-	size_t npulled;
-	int ok, failed, skipped, waiting_n;
-	int gone;   /* the card handled last is out already */
-	int tty;    /* stdout is a terminal: colour and progress */
-	int prompt; /* no queue: the operator types each card's subject */
-	char typed_subject[1024], typed_san[1024];
-} station;
 
 static volatile sig_atomic_t stop_requested;
 
@@ -90,7 +53,7 @@ static void on_stop(int sig)
 	stop_requested = 1;
 }
 
-static double now(void)
+double station_now(void)
 {
 	struct timespec ts;
 
@@ -100,7 +63,7 @@ static double now(void)
 
 /* The token as the operator reads it: its serial, else its label (a
  * blank card may have neither). */
-static const char *card_name(const tok_watch_event *ev)
+const char *station_card_name(const tok_watch_event *ev)
 {
 	return ev->info.serial[0] != '\0' ? ev->info.serial
 	       : ev->info.label[0] != '\0' ? ev->info.label
@@ -189,18 +152,6 @@ static void say_outcome(const station *s, const char *word, const char *fmt, ...
 	fflush(stdout);
 }
 
-/* On a terminal, while a card is enrolled: the seconds so far. */
-static void progress(const station *s, const char *card, double secs)
-{
-	static const char spin[] = "|/-\\";
-	char esc[256];
-
-	if (!s->tty)
-		return;
-	printf("\r\033[K%c card %s: enrolling, %.0f s", spin[(int)(secs * 4) % 4],
-	       agent_escape(card, esc, sizeof(esc)), secs);
-	fflush(stdout);
-}
 
 static void journal(const station *s, const tok_watch_event *ev, const char *source,
 		    const char *label, const char *subject, const agent_result *r,
@@ -230,17 +181,6 @@ static void journal(const station *s, const tok_watch_event *ev, const char *sou
 		log_msg(LOG_WARNING, "%s", err);
 }
 
-/* ---- the queue --------------------------------------------------------- */
-
-static void csv_error(void *arg, long line, const char *msg)
-{
-	station *s = arg;
-
-	if (line > 0)
-		log_msg(LOG_ERR, "%s:%ld: %s", s->queue, line, msg);
-	else
-		log_msg(LOG_ERR, "the queue %s: %s", s->queue, msg);
-}
 
 /* Collects a row's first error for the operator's line. */
 typedef struct {
@@ -257,293 +197,6 @@ static void row_error(void *arg, long line, const char *msg)
 		snprintf(re->msg, sizeof(re->msg), "%s", msg);
 }
 
-static int queue_open(station *s)
-{
-	char err[1024];
-	int r;
-
-	if (agent_csv_load(s->queue, &s->csv, csv_error, s) < 0) {
-		log_msg(LOG_ERR, "the queue %s cannot be used: correct it and start the station "
-				 "again",
-			s->queue);
-		return EXIT_USAGE;
-	}
-	if (!s->csv.has[AGENT_CSV_SUBJECT] && s->e->subject == NULL) {
-		log_msg(LOG_ERR, "the queue %s has no subject column and the enrollment no subject: "
-				 "add the column",
-			s->queue);
-		return EXIT_USAGE;
-	}
-	if ((s->used = calloc(s->csv.n + 1, 1)) == NULL) {
-		log_msg(LOG_ERR, "out of memory");
-		return EXIT_INTERNAL;
-	}
-	if ((r = agent_rowstate_open(s->queue, &s->rs, err, sizeof(err))) < 0) {
-		log_msg(LOG_ERR, "%s", err);
-		return r == -2 ? EXIT_BUSY : EXIT_USAGE;
-	}
-	return EXIT_OK;
-}
-
-/* The card's serial as a row mark's serial field holds it (upper-case
- * hex of its bytes): the card a row was taken for. */
-static void card_hex(const tok_info *ti, char *out, size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t i, o = 0;
-
-	for (i = 0; ti->serial[i] != '\0' && o + 2 < len; i++) {
-		out[o++] = hex[(unsigned char)ti->serial[i] >> 4];
-		out[o++] = hex[(unsigned char)ti->serial[i] & 15];
-	}
-	out[o] = '\0';
-}
-
-/*
- * The row for a card: one an earlier run (or this one) took or left
- * waiting for this card (*ret_resumed: 1 taken, the station stopped in the
- * middle; 2 waiting, the CA's answer is to be fetched), else the one
- * naming its serial, else the next one without a token_serial; never a
- * row done, used by this run or kept for another card.  NULL when there
- * is none.
- */
-static agent_csv_row *queue_pick(station *s, const tok_info *ti, size_t *ret_i, int *ret_resumed)
-{
-	unsigned char id[AGENT_ROW_ID_LEN];
-	const agent_row_mark *m;
-	char mine[2 * sizeof(ti->serial) + 1];
-	int pass;
-	size_t i;
-
-	card_hex(ti, mine, sizeof(mine));
-	*ret_resumed = 0;
-	for (pass = 0; pass < 3; pass++)
-		for (i = 0; i < s->csv.n; i++) {
-			agent_csv_row *r = &s->csv.rows[i];
-			const char *ts = r->v[AGENT_CSV_TOKEN_SERIAL];
-			int kept, kept_mine;
-
-			agent_rowstate_row_id(r, id);
-			m = agent_rowstate_get(s->rs, id);
-			if (m != NULL && m->st == AGENT_ROW_DONE)
-				continue;
-			kept = m != NULL && (m->st == AGENT_ROW_TAKEN || m->st == AGENT_ROW_WAITING) &&
-			       m->serial[0] != '\0';
-			kept_mine = kept && mine[0] != '\0' && strcmp(m->serial, mine) == 0;
-			/* a waiting row stays the card's, also within this run, and
-			 * so does a taken one (its card was pulled out) */
-			if (s->used[i] && !kept_mine)
-				continue;
-			if (pass == 0 ? !kept_mine : kept)
-				continue;
-			if (pass == 1 && (ts == NULL || strcmp(ts, ti->serial) != 0))
-				continue;
-			if (pass == 2 && ts != NULL)
-				continue;
-			*ret_i = i;
-			*ret_resumed = pass != 0 ? 0 : m->st == AGENT_ROW_WAITING ? 2 : 1;
-			return r;
-		}
-	return NULL;
-}
-
-/* Marks row i: 0, or -1 (logged): the station must stop, nothing it does
- * would be recorded. */
-static int queue_mark(station *s, size_t i, agent_row_state st, const char *serial)
-{
-	unsigned char id[AGENT_ROW_ID_LEN];
-	char err[1024];
-
-	agent_rowstate_row_id(&s->csv.rows[i], id);
-	s->used[i] = 1;
-	if (agent_rowstate_mark(s->rs, id, st, serial, err, sizeof(err)) == 0)
-		return 0;
-	log_msg(LOG_ERR, "%s: the station stops", err);
-	return -1;
-}
-
-/* ---- one card's enrollment, in a child --------------------------------- */
-
-typedef struct {
-	const char *label, *subject, *san, *key_type, *profile;
-	int look;    /* check --recover instead of enroll */
-	int resume;  /* resume: the CA answered waiting before */
-	int replace; /* the row's replace column says yes */
-	const char *token_label; /* a blank card's: the row's, else token_label */
-} card_job;
-
-static int move_fd(int fd, int to)
-{
-	if (fd == to)
-		return fcntl(fd, F_SETFD, 0);
-	return dup2(fd, to) < 0 ? -1 : 0;
-}
-
-static void exec_child(const station *s, const char *const *argv, int res, int pin)
-{
-	char env[64];
-
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	/* A Ctrl-C on the terminal reaches the whole foreground group: the
-	 * card in progress is finished, the station stops after it. */
-	(void)setpgid(0, 0);
-	/* above 4 first, so that neither lands on the other's place */
-	if ((res = fcntl(res, F_DUPFD, 10)) < 0 || (pin >= 0 && (pin = fcntl(pin, F_DUPFD, 10)) < 0))
-		P11E_EXIT(EXIT_INTERNAL);
-	if (move_fd(res, RESULT_FD) < 0 || (pin >= 0 && move_fd(pin, PIN_FD) < 0))
-		P11E_EXIT(EXIT_INTERNAL);
-	/* the child's stdout is no operator line */
-	if (dup2(2, 1) < 0)
-		P11E_EXIT(EXIT_INTERNAL);
-	snprintf(env, sizeof(env), "%s=%d", AGENT_RESULT_FD_ENV, RESULT_FD);
-	if (putenv(env) != 0)
-		P11E_EXIT(EXIT_INTERNAL);
-	execv(s->self, (char *const *)argv);
-	P11E_EXIT(EXIT_INTERNAL);
-}
-
-/* Runs the enrollment of the card uri for job: its exit code with its
- * record in r, or -1 with why in r->error when it left none. */
-static int run_child(const station *s, const tok_watch_event *ev, const card_job *job,
-		     agent_result *r)
-{
-	const char *uri = ev->uri;
-	double t0 = now();
-	const char *argv[40 + 2 * AGENT_CLI_SETTINGS_MAX];
-	char flags[AGENT_CLI_SETTINGS_MAX][64];
-	char buf[AGENT_RESULT_MAX + 1], why[256];
-	int res[2] = { -1, -1 }, pin[2] = { -1, -1 }, status, i = 0, k;
-	size_t len = 0;
-	ssize_t n;
-	pid_t pid;
-
-	agent_result_init(r);
-	argv[i++] = s->self;
-	if (s->config != NULL) {
-		argv[i++] = "-c";
-		argv[i++] = s->config;
-	}
-	/* The operator's command-line settings, as the station itself took
-	 * them; those below (the card's token, the row's values, the PIN's
-	 * pipe) come later and win. */
-	for (k = 0; k < s->o->nset; k++) {
-		snprintf(flags[k], sizeof(flags[k]), "--%s", s->o->set_flag[k]);
-		argv[i++] = flags[k];
-		if (s->o->set_arg[k] != NULL)
-			argv[i++] = s->o->set_arg[k];
-	}
-	argv[i++] = "--journal";
-	argv[i++] = "/dev/null";
-	argv[i++] = "--token";
-	argv[i++] = uri;
-	argv[i++] = "--label";
-	argv[i++] = job->label;
-	argv[i++] = "--subject";
-	argv[i++] = job->subject;
-	if (job->san != NULL && !job->look) {
-		argv[i++] = "--san";
-		argv[i++] = job->san;
-	}
-	if (job->key_type != NULL && !job->look) {
-		argv[i++] = "--key-type";
-		argv[i++] = job->key_type;
-	}
-	if (job->profile != NULL && !job->look) {
-		argv[i++] = "--cert-profile";
-		argv[i++] = job->profile;
-	}
-	if (job->replace && !job->look && !job->resume)
-		argv[i++] = "--replace";
-	if (s->pin != NULL) {
-		argv[i++] = "--pin-source";
-		argv[i++] = "fd:4";
-	}
-	if (log_verbosity() > 0)
-		argv[i++] = "-v";
-	argv[i++] = job->look ? "check" : job->resume ? "resume" : "enroll";
-	if (job->look)
-		argv[i++] = "--recover";
-	argv[i++] = "--";
-	if (s->e->name != NULL)
-		argv[i++] = s->e->name;
-	argv[i] = NULL;
-
-	if (pipe2(res, O_CLOEXEC) < 0 || (s->pin != NULL && pipe2(pin, O_CLOEXEC) < 0)) {
-		snprintf(r->error, sizeof(r->error), "cannot make a pipe: %s", strerror(errno));
-		goto fail;
-	}
-	/* The PIN and its newline fit in the pipe: written before the child
-	 * runs, the write end closed, the child reads to the end. */
-	if (s->pin != NULL && (write(pin[1], s->pin->buf, s->pin->len) != (ssize_t)s->pin->len ||
-			       write(pin[1], "\n", 1) != 1)) {
-		snprintf(r->error, sizeof(r->error), "cannot pass the PIN: %s", strerror(errno));
-		goto fail;
-	}
-	if (pin[1] >= 0) {
-		close(pin[1]);
-		pin[1] = -1;
-	}
-	fflush(NULL);
-	if ((pid = fork()) < 0) {
-		snprintf(r->error, sizeof(r->error), "cannot start the enrollment: %s",
-			 strerror(errno));
-		goto fail;
-	}
-	if (pid == 0)
-		exec_child(s, argv, res[1], pin[0]);
-	close(res[1]);
-	res[1] = -1;
-	if (pin[0] >= 0) {
-		close(pin[0]);
-		pin[0] = -1;
-	}
-	/* Read to the end: the card in progress is finished even after a
-	 * stop request (EINTR). */
-	for (;;) {
-		struct pollfd pfd = { res[0], POLLIN, 0 };
-
-		if (s->tty) {
-			progress(s, card_name(ev), now() - t0);
-			if (poll(&pfd, 1, 250) <= 0)
-				continue;
-		}
-		n = read(res[0], buf + len, len < sizeof(buf) ? sizeof(buf) - len : 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (len < sizeof(buf))
-			len += (size_t)n;
-	}
-	close(res[0]);
-	res[0] = -1;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (len > 0 && agent_result_parse(buf, len, r, why, sizeof(why)) == 0)
-		return r->exit_code;
-	agent_result_init(r);
-	if (WIFSIGNALED(status))
-		snprintf(r->error, sizeof(r->error),
-			 "the enrollment process died (signal %d), the card may hold a "
-			 "half-made key: insert it again",
-			 WTERMSIG(status));
-	else
-		snprintf(r->error, sizeof(r->error),
-			 "the enrollment process gave no result (exit %d)%s%s",
-			 WIFEXITED(status) ? WEXITSTATUS(status) : -1, len > 0 ? ": " : "",
-			 len > 0 ? why : "");
-	return -1;
-fail:
-	for (i = 0; i < 2; i++) {
-		if (res[i] >= 0)
-			close(res[i]);
-		if (pin[i] >= 0)
-			close(pin[i]);
-	}
-	return -1;
-}
-
 /* ---- the loop ---------------------------------------------------------- */
 
 /* A watcher's event while card is in: 1 when it is card's removal; other
@@ -556,11 +209,11 @@ static int card_event(station *s, const tok_watch_event *ev, const tok_watch_eve
 		/* the card the station initialised, seen anew */
 		if (same_card(&ev->info, &card->info))
 			return 0;
-		if (s->nwaiting < WAITING_MAX)
+		if (s->nwaiting < STATION_WAITING_MAX)
 			s->waiting[s->nwaiting++] = *ev;
 		else
 			log_msg(LOG_WARNING, "card %s ignored: too many cards at once",
-				card_name(ev));
+				station_card_name(ev));
 	} else if (ev->kind == TOK_WATCH_REMOVED) {
 		if (same_card(&ev->info, &card->info))
 			return 1;
@@ -598,7 +251,7 @@ static void wait_removed(station *s, const tok_watch_event *card)
 		s->gone = 0;
 		return;
 	}
-	say("remove the card %s", card_name(card));
+	say("remove the card %s", station_card_name(card));
 	for (;;) {
 		if (stop_requested)
 			return;
@@ -668,7 +321,7 @@ static int saved_request(const station *s, const tok_watch_event *ev, const char
 /* A card that gets nothing: said, journalled, counted. */
 static void skip_card(station *s, const tok_watch_event *ev, const char *why)
 {
-	say_outcome(s, "SKIPPED", "card %s: %s", card_name(ev), why);
+	say_outcome(s, "SKIPPED", "card %s: %s", station_card_name(ev), why);
 	journal(s, ev, NULL, NULL, NULL, NULL, "skipped", why);
 	s->skipped++;
 }
@@ -681,12 +334,12 @@ static int blank_card(station *s, tok_watch_event *ev, const char *source, const
 {
 	char why[1800];
 
-	say("card %s: blank: initialising it", card_name(ev));
+	say("card %s: blank: initialising it", station_card_name(ev));
 	if (station_init_card(s->e, s->so_pin, s->pin, s->w, ev, job->token_label, job->subject,
 			      ret_pin, why, sizeof(why)) == 0)
 		return 0;
-	say_outcome(s, "FAILED", "card %s: %s", card_name(ev), why);
-	log_msg(LOG_ERR, "card %s: %s", card_name(ev), why);
+	say_outcome(s, "FAILED", "card %s: %s", station_card_name(ev), why);
+	log_msg(LOG_ERR, "card %s: %s", station_card_name(ev), why);
 	journal(s, ev, source, job->label, job->subject, NULL, "failed", why);
 	s->failed++;
 	return 1;
@@ -704,7 +357,7 @@ static int handle_card(station *s, tok_watch_event *ev)
 	agent_result *r;
 	char mine[2 * sizeof(ev->info.serial) + 1];
 	size_t ri = 0;
-	double t0 = now();
+	double t0 = station_now();
 	int rc, resumed = 0, pulled;
 	secret *card_pin = NULL, *station_pin = s->pin;
 
@@ -713,7 +366,7 @@ static int handle_card(station *s, tok_watch_event *ev)
 	if (!ev->initialized && s->e->init_token != 1) {
 		say_outcome(s, "SKIPPED", "card %s: blank card: set init_token = yes or initialise "
 					  "it",
-			    card_name(ev));
+			    station_card_name(ev));
 		return 1;
 	}
 	if (enrolled_before(s, &ev->info)) {
@@ -733,7 +386,7 @@ static int handle_card(station *s, tok_watch_event *ev)
 	source[0] = '\0';
 	/* typed and checked before the card is touched */
 	if (s->prompt) {
-		say("card %s: who is it for?", card_name(ev));
+		say("card %s: who is it for?", station_card_name(ev));
 		if (ask("subject (as /CN=name/O=org)", "subject", s->e->subject, s->typed_subject,
 			sizeof(s->typed_subject)) < 0 ||
 		    (s->typed_subject[0] != '\0' &&
@@ -752,7 +405,7 @@ static int handle_card(station *s, tok_watch_event *ev)
 	while (s->queue != NULL) {
 		row_errors re = { { 0 }, 0 };
 
-		if ((row = queue_pick(s, &ev->info, &ri, &resumed)) == NULL) {
+		if ((row = station_queue_pick(s, &ev->info, &ri, &resumed)) == NULL) {
 			skip_card(s, ev, "no row of the queue is left for it");
 			return 0;
 		}
@@ -783,7 +436,7 @@ static int handle_card(station *s, tok_watch_event *ev)
 		journal(s, ev, source, row->v[AGENT_CSV_LABEL], row->v[AGENT_CSV_SUBJECT], NULL,
 			"failed", why);
 		s->failed++;
-		if (queue_mark(s, ri, AGENT_ROW_FAILED, NULL) < 0)
+		if (station_queue_mark(s, ri, AGENT_ROW_FAILED, NULL) < 0)
 			return -1;
 	}
 	if (!ev->initialized) {
@@ -804,61 +457,61 @@ static int handle_card(station *s, tok_watch_event *ev)
 	 * row is never enrolled twice. */
 	pulled = pulled_mark(s, &ev->info, 0);
 	if (resumed == 2) {
-		say("card %s: the CA answered waiting for it: asking again", card_name(ev));
+		say("card %s: the CA answered waiting for it: asking again", station_card_name(ev));
 		job.resume = 1;
 	} else if (resumed || pulled) {
 		say(pulled ? "card %s: it was pulled out while being enrolled: recovering it"
 			   : "card %s: the station stopped while enrolling it: looking at the card",
-		    card_name(ev));
+		    station_card_name(ev));
 		job.look = 1;
-		rc = run_child(s, ev, &job, r);
+		rc = station_run_child(s, ev, &job, r);
 		job.look = 0;
 		if (rc == EXIT_OK && r->cert == 1) {
 			say_outcome(s, "OK", "card %s: %s: certificate %s (%s), %.2f s",
-				    card_name(ev), job.subject, r->cert_serial,
+				    station_card_name(ev), job.subject, r->cert_serial,
 				    pulled ? "recovered: stored before it was pulled out"
 					   : "from before the station stopped",
-				    now() - t0);
+				    station_now() - t0);
 			s->ok++;
 			remember(s, &ev->info);
 			journal(s, ev, source, job.label, job.subject, r, "ok", NULL);
-			rc = row == NULL ? 0 : queue_mark(s, ri, AGENT_ROW_DONE, r->cert_serial);
+			rc = row == NULL ? 0 : station_queue_mark(s, ri, AGENT_ROW_DONE, r->cert_serial);
 			free(r);
 			return rc;
 		}
 		if (pulled && rc == EXIT_OK)
 			say("card %s: recovered: no certificate reached it before it was pulled "
 			    "out, anything left half-done is removed",
-			    card_name(ev));
+			    station_card_name(ev));
 	}
 	/* A request for this card and label is saved (the CA answered
 	 * waiting, or a run ended before it was over): it is finished, never
 	 * requested anew. */
 	if (!job.resume && saved_request(s, ev, job.label)) {
-		say("card %s: a request for it is saved: asking the CA for it", card_name(ev));
+		say("card %s: a request for it is saved: asking the CA for it", station_card_name(ev));
 		job.resume = 1;
 	}
-	card_hex(&ev->info, mine, sizeof(mine));
+	station_card_hex(&ev->info, mine, sizeof(mine));
 	/* taken for this card: a restart after a crash gives the row to it
 	 * alone */
-	if (row != NULL && queue_mark(s, ri, AGENT_ROW_TAKEN, mine) < 0) {
+	if (row != NULL && station_queue_mark(s, ri, AGENT_ROW_TAKEN, mine) < 0) {
 		free(r);
 		s->pin = station_pin;
 		secret_free(card_pin);
 		return -1;
 	}
 	if (!job.resume)
-		say("card %s: enrolling %s", card_name(ev), job.subject);
-	rc = run_child(s, ev, &job, r);
+		say("card %s: enrolling %s", station_card_name(ev), job.subject);
+	rc = station_run_child(s, ev, &job, r);
 	/* A saved request the CA no longer knows (it ended the transaction,
 	 * resume removed the new pair and the saved state): requested anew,
 	 * once. */
 	if (job.resume && rc != EXIT_OK && rc != EXIT_WAITING && rc >= 0 &&
 	    !saved_request(s, ev, job.label)) {
 		say("card %s: the saved request could not be finished (exit %d): enrolling %s anew",
-		    card_name(ev), rc, job.subject);
+		    station_card_name(ev), rc, job.subject);
 		job.resume = 0;
-		rc = run_child(s, ev, &job, r);
+		rc = station_run_child(s, ev, &job, r);
 	}
 	s->pin = station_pin;
 	secret_free(card_pin);
@@ -866,17 +519,17 @@ static int handle_card(station *s, tok_watch_event *ev)
 		say_outcome(s, "WAITING", "card %s: %s: the CA answered waiting and the request is "
 					  "saved: insert the card again later to fetch the "
 					  "certificate, %.2f s",
-			    card_name(ev), job.subject, now() - t0);
+			    station_card_name(ev), job.subject, station_now() - t0);
 		s->waiting_n++;
 	} else if (rc == EXIT_OK) {
-		say_outcome(s, "OK", "card %s: %s: certificate %s, %.2f s", card_name(ev),
-			    job.subject, r->cert_serial, now() - t0);
+		say_outcome(s, "OK", "card %s: %s: certificate %s, %.2f s", station_card_name(ev),
+			    job.subject, r->cert_serial, station_now() - t0);
 		s->ok++;
 		remember(s, &ev->info);
 	} else {
-		say_outcome(s, "FAILED", "card %s: %s: %s (exit %d), %.2f s", card_name(ev),
+		say_outcome(s, "FAILED", "card %s: %s: %s (exit %d), %.2f s", station_card_name(ev),
 			    job.subject, r->error[0] != '\0' ? r->error : "no reason given", rc,
-			    now() - t0);
+			    station_now() - t0);
 		s->failed++;
 	}
 	/* Pulled out in the middle (the token went away under the child): the
@@ -888,12 +541,12 @@ static int handle_card(station *s, tok_watch_event *ev)
 		pulled_mark(s, &ev->info, 1);
 		say("card %s was pulled out while being enrolled: insert it again to finish or "
 		    "undo what was left%s",
-		    card_name(ev), row != NULL ? " (its row is kept for it)" : "");
+		    station_card_name(ev), row != NULL ? " (its row is kept for it)" : "");
 	}
 	journal(s, ev, source, job.label, job.subject, r,
 		rc < 0 ? "failed" : agent_journal_outcome(rc), rc == EXIT_OK ? NULL : r->error);
 	rc = row == NULL ? 0
-	     : queue_mark(s, ri,
+	     : station_queue_mark(s, ri,
 			  rc == EXIT_OK	       ? AGENT_ROW_DONE
 			  : rc == EXIT_WAITING ? AGENT_ROW_WAITING
 			  : pulled	       ? AGENT_ROW_TAKEN
@@ -953,7 +606,7 @@ static agent_rc setup(station *s)
 				 "subject (--prompt, or a terminal on standard input)");
 		return EXIT_USAGE;
 	}
-	if (s->queue != NULL && (rc = queue_open(s)) != EXIT_OK)
+	if (s->queue != NULL && (rc = station_queue_open(s)) != EXIT_OK)
 		return rc;
 	/* Read once: an fd: source gives its PIN once, and a PIN that cannot
 	 * be read stops the station before any card is touched. */

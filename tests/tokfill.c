@@ -41,6 +41,7 @@
 #include <openssl/x509v3.h>
 
 #include "pkcs11/tok.h"
+#include "tests/pinfile.h"
 
 #define P256_SCALAR_LEN 32
 #define PIN_MAX 256
@@ -100,26 +101,6 @@ static int parse_ulong(const char *name, const char *s, unsigned long *ret)
 		return -1;
 	}
 	*ret = v;
-	return 0;
-}
-
-/* The first line of the file, without its line end.  0 or -1 (said why). */
-static int read_pin(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	int ok;
-
-	if (f == NULL) {
-		fprintf(stderr, "tokfill: cannot open the PIN file %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	ok = fgets(buf, (int)len, f) != NULL;
-	fclose(f);
-	if (!ok) {
-		fprintf(stderr, "tokfill: the PIN file %s is empty\n", path);
-		return -1;
-	}
-	buf[strcspn(buf, "\r\n")] = '\0';
 	return 0;
 }
 
@@ -634,7 +615,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	in_session = 1;
-	if (read_pin(o.pin_file, pin, sizeof(pin)) != 0)
+	if (pinfile_read("tokfill", o.pin_file, pin, sizeof(pin)) != 0)
 		goto out;
 	rv = f.p->C_Login(f.s, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
 	OPENSSL_cleanse(pin, sizeof(pin));

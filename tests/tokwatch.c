@@ -47,6 +47,7 @@
 #include <openssl/crypto.h>
 
 #include "pkcs11/tok.h"
+#include "tests/pinfile.h"
 
 #define PIN_MAX 256
 
@@ -85,27 +86,6 @@ static int parse_long(const char *what, const char *s, long *ret)
 	return 0;
 }
 
-/* The first line of the file, without its line end.  0 or -1 (said why). */
-static int read_pin(const char *path, char *buf, size_t len)
-{
-	FILE *f = fopen(path, "r");
-	int ok;
-
-	if (f == NULL) {
-		fprintf(stderr, "tokwatch: cannot open the PIN file %s: %s\n", path,
-			strerror(errno));
-		return -1;
-	}
-	ok = fgets(buf, (int)len, f) != NULL;
-	fclose(f);
-	if (!ok) {
-		fprintf(stderr, "tokwatch: the PIN file %s is empty\n", path);
-		return -1;
-	}
-	buf[strcspn(buf, "\r\n")] = '\0';
-	return 0;
-}
-
 static void print_event(const tok_watch_event *e)
 {
 	printf("%s uri=%s label=%s serial=%s model=%s initialized=%d\n",
@@ -132,7 +112,7 @@ static int open_between(tok_watch *w, const char *module, const char *uri, const
 	if (rv == TOK_OK)
 		rv = tok_get_info(ctx, &info);
 	if (rv == TOK_OK) {
-		if (read_pin(pin_file, pin, sizeof(pin)) != 0) {
+		if (pinfile_read("tokwatch", pin_file, pin, sizeof(pin)) != 0) {
 			tok_free(ctx);
 			return -1;
 		}
@@ -166,9 +146,9 @@ static int init_between(tok_watch *w, const struct opts *o, const char *uri, lon
 		fprintf(stderr, "tokwatch: %s\n", tok_watch_errmsg(w));
 		return -1;
 	}
-	if (read_pin(o->so_pin_file, so_pin, sizeof(so_pin)) != 0)
+	if (pinfile_read("tokwatch", o->so_pin_file, so_pin, sizeof(so_pin)) != 0)
 		goto out;
-	if (read_pin(o->pin_file, pin, sizeof(pin)) != 0)
+	if (pinfile_read("tokwatch", o->pin_file, pin, sizeof(pin)) != 0)
 		goto out;
 	snprintf(label, sizeof(label), "badge-%ld", n);
 	rv = tok_init_token(o->module, uri, so_pin, label, pin, &info, err, sizeof(err));
@@ -251,9 +231,9 @@ static int do_init(const struct opts *o)
 	tok_rv rv;
 	int rc = 3;
 
-	if (read_pin(o->so_pin_file, so_pin, sizeof(so_pin)) != 0)
+	if (pinfile_read("tokwatch", o->so_pin_file, so_pin, sizeof(so_pin)) != 0)
 		return 3;
-	if (read_pin(o->pin_file, pin, sizeof(pin)) != 0)
+	if (pinfile_read("tokwatch", o->pin_file, pin, sizeof(pin)) != 0)
 		goto out;
 	rv = tok_init_token(o->module, o->uri, so_pin, o->label, pin, &info, err, sizeof(err));
 	OPENSSL_cleanse(so_pin, sizeof(so_pin));

@@ -4,36 +4,17 @@
 # the token, the certificate goes back onto the token.
 set -u
 P11E_TOP=$(cd "$(dirname "$0")/.." && pwd)
-. "$P11E_TOP/tools/deps.sh"
-p11e_deps || exit 1
-echo "building in $P11E_TOP/build ..."
-p11e_build "$P11E_TOP/build" --enable-strict || { echo "build failed" >&2; exit 1; }
-
+. "$P11E_TOP/tools/demo-lib.sh"
 B="$P11E_TOP/build"
+demo_build "$B"
+
 S="$P11E_TOP/demo-state"
-SOFTHSM2_MODULE=$(sed -n 's/^SOFTHSM2_MODULE = //p' "$B/Makefile")
-rm -rf "$S"
-mkdir -p "$S/tokens"
-chmod 700 "$S"
-umask 077
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
-	"$S/tokens" > "$S/softhsm2.conf"
-export SOFTHSM2_CONF="$S/softhsm2.conf"
-# Demo-only credentials, random each run, kept in files (never on argv of p11enroll).
-od -An -N8 -tx1 /dev/urandom | tr -d ' \n' > "$S/pin"
-od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$S/secret"
+demo_state "$S" "$B"
 echo "creating SoftHSM2 token 'demo' in $S/tokens"
 softhsm2-util --init-token --free --label demo --so-pin "$(cat "$S/pin")-so" \
 	--pin "$(cat "$S/pin")" > /dev/null || exit 1
 
-"$B/tests/ca/p11enroll-testca" --dir "$S/ca" --port 0 --ref 4711 \
-	--secret-file "$S/secret" --log "$S/ca.log" --quiet > "$S/ca.out" 2>&1 &
-CA_PID=$!
-trap 'kill $CA_PID 2> /dev/null' EXIT
-i=0
-while ! grep -q '^port ' "$S/ca.out" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-PORT=$(sed -n 's/^port //p' "$S/ca.out")
-[ -n "$PORT" ] || { echo "the test CA did not start:" >&2; cat "$S/ca.out" >&2; exit 1; }
+demo_ca "$B" "$S"
 echo "test CA listening on 127.0.0.1:$PORT"
 
 cat > "$S/p11enroll.conf" <<EOC

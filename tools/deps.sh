@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian 12 packages p11enroll needs when they are missing
-# (as root), or says which to install.  Sourced by demo.sh and test.sh.
+# (as root), or says which to install.  Sourced by demo-lib.sh and test.sh.
 # The JDK and Bouncy Castle jars are for the tests' second CMP server
 # (tests/bc, tests/bcpeer.sh).
 P11E_PACKAGES="build-essential autoconf automake pkgconf libssl-dev libp11-dev

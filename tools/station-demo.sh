@@ -8,39 +8,17 @@
 # row state.  Usage: tools/station-demo.sh [BUILD_DIR]
 set -u
 P11E_TOP=$(cd "$(dirname "$0")/.." && pwd)
-. "$P11E_TOP/tools/deps.sh"
+. "$P11E_TOP/tools/demo-lib.sh"
 B=${1:-$P11E_TOP/build}
 if [ ! -x "$B/p11enroll" ] || [ ! -x "$B/tests/ca/p11enroll-testca" ]; then
-	p11e_deps || exit 1
-	echo "building in $B ..."
-	p11e_build "$B" --enable-strict || { echo "build failed" >&2; exit 1; }
-	(cd "$B" && make -s tests/ca/p11enroll-testca) || exit 1
+	demo_build "$B"
 fi
 S="$P11E_TOP/station-demo"
-SOFTHSM2_MODULE=$(sed -n 's/^SOFTHSM2_MODULE = //p' "$B/Makefile")
-rm -rf "$S"
-mkdir -p "$S/tokens"
-chmod 700 "$S"
-umask 077
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
-	"$S/tokens" > "$S/softhsm2.conf"
-export SOFTHSM2_CONF="$S/softhsm2.conf"
+demo_state "$S" "$B"
+# the cards are made here and moved into the token store whole
 mkdir -p "$S/staging" "$S/removed"
-printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
-	"$S/staging" > "$S/staging.conf"
-# Demo-only credentials, random each run, kept in files (never on argv).
-od -An -N8 -tx1 /dev/urandom | tr -d ' \n' > "$S/pin"
-od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > "$S/secret"
-
-"$B/tests/ca/p11enroll-testca" --dir "$S/ca" --port 0 --ref 4711 \
-	--secret-file "$S/secret" --log "$S/ca.log" --quiet > "$S/ca.out" 2>&1 &
-CA_PID=$!
-ST_PID=
-trap 'kill $CA_PID $ST_PID 2> /dev/null' EXIT
-i=0
-while ! grep -q '^port ' "$S/ca.out" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-PORT=$(sed -n 's/^port //p' "$S/ca.out")
-[ -n "$PORT" ] || { echo "the test CA did not start:" >&2; cat "$S/ca.out" >&2; exit 1; }
+demo_softhsm_conf "$S/staging" "$S/staging.conf"
+demo_ca "$B" "$S"
 
 cat > "$S/p11enroll.conf" << EOC
 [badge]
@@ -67,6 +45,7 @@ done
 echo "\$ p11enroll -c $S/p11enroll.conf station badge"
 "$B/p11enroll" -c "$S/p11enroll.conf" station badge > "$S/station.out" 2> "$S/station.err" &
 ST_PID=$!
+DEMO_PIDS=$ST_PID
 # lines N REGEX: waits until the station has said REGEX N times.
 lines() {
 	i=0
@@ -94,7 +73,7 @@ done
 kill -TERM $ST_PID
 wait $ST_PID
 echo "station exit status $?: $(tail -n 1 "$S/station.out")"
-ST_PID=
+DEMO_PIDS=
 echo
 echo "--- the journal ($S/journal) ---"
 cat "$S/journal"

@@ -1068,6 +1068,21 @@ static void test_escape(void)
 	tap_check(strcmp(agent_escape(NULL, out, sizeof(out)), "") == 0, "/escape/null");
 }
 
+/* One encoder: lower case for key ids, upper case for a row mark's card
+ * serial; whole bytes only. */
+static void test_hex(void)
+{
+	static const unsigned char b[] = { 0x00, 0xab, 0x7f, 0xff };
+	char out[16];
+
+	agent_hex(b, sizeof(b), out, sizeof(out));
+	tap_check(strcmp(out, "00ab7fff") == 0, "/hex/lower");
+	agent_hex_upper(b, sizeof(b), out, sizeof(out));
+	tap_check(strcmp(out, "00AB7FFF") == 0, "/hex/upper");
+	agent_hex_upper(b, sizeof(b), out, 6);
+	tap_check(strcmp(out, "00AB") == 0, "/hex/upper-whole-bytes");
+}
+
 /* Strings from a token or a CA in the key=value files: a newline never
  * makes a field of its own. */
 /* What a track holds goes before the track is cleared for the next case. */
@@ -1166,7 +1181,7 @@ static void test_status_hostile(void)
 }
 
 /* the number of checks main runs */
-#define PLAN 159
+#define PLAN 162
 
 int main(void)
 {
@@ -1189,6 +1204,7 @@ int main(void)
 	test_pending_files();
 	test_pending_conf();
 	test_escape();
+	test_hex();
 	test_status_hostile();
 	test_line_writers();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
