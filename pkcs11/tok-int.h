@@ -36,6 +36,9 @@ struct tok_ctx {
 	int pin_rejected; /* C_Login refused the PIN: never try again */
 	int anchor_rw;	  /* the anchor is a R/W session (read-only tokens: not) */
 	struct tok_signer *signers; /* keys handed out that sign through anchor */
+	/* Which CKM_SHA*_RSA_PKCS the token lists (tok_sign.c), once asked. */
+	int rsa_mechs_known;
+	unsigned int rsa_mechs;
 	/* The pair tok_keygen made last: the calls that use it next (its
 	 * private key, the certificate check) need no search, which costs in
 	 * proportion to the token.  Forgotten when it is destroyed. */

@@ -8,6 +8,17 @@
  * wrapped directly.  OpenSSL 3.0 runs a key whose EC_KEY_METHOD or
  * RSA_METHOD is not its own through its legacy code ("foreign" keys), as it
  * does libp11's; those method APIs are deprecated in 3.0, hence the macro.
+ *
+ * RSA PKCS#1 v1.5: the RSA_METHOD sees only the DigestInfo (CKM_RSA_PKCS),
+ * which tpm2-pkcs11 1.9 signs with the TPM's RSA decryption, refused to a
+ * sign-only key.  So an RSA key also carries an EVP_PKEY_METHOD whose
+ * one-shot digestsign (EVP_DigestSign: CMP protection, the POPO, PKCS#10,
+ * TLS 1.2 client authentication) hands the whole message to the token
+ * with CKM_SHA256_RSA_PKCS and its kin, when the token lists the one for
+ * the digest in use; the module hashes and the TPM signs (TPM2_Sign).  The
+ * method is attached to our keys only, through an ENGINE that is never
+ * registered (EVP_PKEY_set1_engine): EVP_PKEY_meth_add0 would move every
+ * RSA key of the process onto OpenSSL's legacy path.
  */
 #include "config.h"
 
@@ -20,7 +31,11 @@
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/rsa.h>
+#ifndef OPENSSL_NO_ENGINE
+#include <openssl/engine.h>
+#endif
 
 #include "pkcs11/tok-int.h"
 
@@ -37,6 +52,23 @@ static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
 static int ec_idx = -1, rsa_idx = -1;
 static EC_KEY_METHOD *ec_meth;
 static RSA_METHOD *rsa_meth;
+#ifndef OPENSSL_NO_ENGINE
+static EVP_PKEY_METHOD *rsa_pmeth;
+static ENGINE *rsa_engine; /* only carries rsa_pmeth to our RSA keys */
+#endif
+
+/* The token mechanisms that hash and sign PKCS#1 v1.5 in one, by digest;
+ * bit i of ctx->rsa_mechs is entry i. */
+static const struct {
+	int nid;
+	CK_MECHANISM_TYPE mech;
+} hash_mechs[] = {
+    {NID_sha224, CKM_SHA224_RSA_PKCS},
+    {NID_sha256, CKM_SHA256_RSA_PKCS},
+    {NID_sha384, CKM_SHA384_RSA_PKCS},
+    {NID_sha512, CKM_SHA512_RSA_PKCS},
+};
+#define NHASH_MECHS (sizeof(hash_mechs) / sizeof(hash_mechs[0]))
 
 static void unlink_signer(struct tok_signer *k)
 {
@@ -171,6 +203,124 @@ static int rsa_priv_dec(int flen, const unsigned char *from, unsigned char *to, 
 	return -1;
 }
 
+#ifndef OPENSSL_NO_ENGINE
+/* Reads the token's mechanism list once per context.  A list that cannot
+ * be read counts as empty: the signatures go the DigestInfo way. */
+static void read_rsa_mechs(tok_ctx *ctx)
+{
+	CK_MECHANISM_TYPE *list = NULL;
+	CK_ULONG n = 0, i;
+	size_t j;
+
+	ctx->rsa_mechs_known = 1;
+	ctx->rsa_mechs = 0;
+	if (ctx->f->C_GetMechanismList(ctx->slot_id, NULL, &n) != CKR_OK || n == 0 || n > 4096 ||
+	    (list = OPENSSL_malloc(n * sizeof(*list))) == NULL)
+		return;
+	if (ctx->f->C_GetMechanismList(ctx->slot_id, list, &n) == CKR_OK)
+		for (i = 0; i < n; i++)
+			for (j = 0; j < NHASH_MECHS; j++)
+				if (list[i] == hash_mechs[j].mech)
+					ctx->rsa_mechs |= 1U << j;
+	OPENSSL_free(list);
+}
+
+/* The mechanism that hashes with md and signs on k's token: 1 and
+ * *ret_mech, or 0 when the token lists none for it. */
+static int hash_mech(struct tok_signer *k, const EVP_MD *md, CK_MECHANISM_TYPE *ret_mech)
+{
+	int nid = md != NULL ? EVP_MD_get_type(md) : NID_undef;
+	size_t j;
+
+	if (k->ctx == NULL || k->ctx->f == NULL)
+		return 0;
+	if (!k->ctx->rsa_mechs_known)
+		read_rsa_mechs(k->ctx);
+	for (j = 0; j < NHASH_MECHS; j++)
+		if (hash_mechs[j].nid == nid && (k->ctx->rsa_mechs & (1U << j))) {
+			*ret_mech = hash_mechs[j].mech;
+			return 1;
+		}
+	return 0;
+}
+
+/*
+ * EVP_DigestSign of an RSA key of ours: a PKCS#1 v1.5 signature by the
+ * token over the message when it has the mechanism for the digest;
+ * otherwise (PSS, another digest, the size query, a key not ours) what
+ * EVP_DigestSign does for a method without digestsign: digest, then the
+ * key's RSA_METHOD signs the DigestInfo.
+ */
+static int rsa_digestsign(EVP_MD_CTX *mctx, unsigned char *sig, size_t *siglen,
+			  const unsigned char *tbs, size_t tbslen)
+{
+	EVP_PKEY_CTX *pctx = EVP_MD_CTX_get_pkey_ctx(mctx);
+	EVP_PKEY *pkey = pctx != NULL ? EVP_PKEY_CTX_get0_pkey(pctx) : NULL;
+	const RSA *rsa = pkey != NULL ? EVP_PKEY_get0_RSA(pkey) : NULL;
+	struct tok_signer *k = rsa != NULL ? RSA_get_ex_data(rsa, rsa_idx) : NULL;
+	CK_MECHANISM_TYPE mech;
+	CK_ULONG len;
+	int pad = 0;
+
+	if (sig != NULL && k != NULL && EVP_PKEY_CTX_get_rsa_padding(pctx, &pad) > 0 &&
+	    pad == RSA_PKCS1_PADDING && hash_mech(k, EVP_MD_CTX_get0_md(mctx), &mech)) {
+		if (*siglen < (size_t)RSA_size(rsa)) {
+			ERR_raise_data(ERR_LIB_USER, ERR_R_PASSED_INVALID_ARGUMENT,
+				       "no room for an RSA signature (%zu of %d bytes)", *siglen,
+				       RSA_size(rsa));
+			return 0;
+		}
+		len = (CK_ULONG)*siglen;
+		if (!token_sign(k, mech, tbs, tbslen, sig, &len))
+			return 0;
+		*siglen = (size_t)len;
+		return 1;
+	}
+	if (sig != NULL && EVP_DigestSignUpdate(mctx, tbs, tbslen) <= 0)
+		return 0;
+	return EVP_DigestSignFinal(mctx, sig, siglen);
+}
+
+static const int rsa_nids[] = {EVP_PKEY_RSA};
+
+/* ENGINE_PKEY_METHS_PTR: rsa_pmeth for RSA, nothing else. */
+static int engine_pmeths(ENGINE *e, EVP_PKEY_METHOD **ret_meth, const int **ret_nids, int nid)
+{
+	(void)e;
+	if (ret_meth == NULL) {
+		*ret_nids = rsa_nids;
+		return 1;
+	}
+	*ret_meth = nid == EVP_PKEY_RSA ? rsa_pmeth : NULL;
+	return *ret_meth != NULL;
+}
+
+/* OpenSSL's RSA EVP_PKEY_METHOD with our digestsign, on an ENGINE of its
+ * own.  EVP_PKEY_meth_copy keeps the new method's flags: ask them first
+ * (EVP_PKEY_FLAG_AUTOARGLEN answers the size queries). */
+static void init_rsa_engine(void)
+{
+	const EVP_PKEY_METHOD *def = EVP_PKEY_meth_find(EVP_PKEY_RSA);
+	int flags = 0;
+
+	if (def == NULL)
+		return;
+	EVP_PKEY_meth_get0_info(NULL, &flags, def);
+	if ((rsa_pmeth = EVP_PKEY_meth_new(EVP_PKEY_RSA, flags)) == NULL)
+		return;
+	EVP_PKEY_meth_copy(rsa_pmeth, def);
+	EVP_PKEY_meth_set_digestsign(rsa_pmeth, rsa_digestsign);
+	if ((rsa_engine = ENGINE_new()) == NULL || !ENGINE_set_id(rsa_engine, "p11enroll-token") ||
+	    !ENGINE_set_name(rsa_engine, "p11enroll token keys") ||
+	    !ENGINE_set_pkey_meths(rsa_engine, engine_pmeths)) {
+		ENGINE_free(rsa_engine);
+		rsa_engine = NULL;
+		EVP_PKEY_meth_free(rsa_pmeth);
+		rsa_pmeth = NULL;
+	}
+}
+#endif
+
 static void init_methods(void)
 {
 	int (*sign)(int, const unsigned char *, int, unsigned char *, unsigned int *,
@@ -190,6 +340,9 @@ static void init_methods(void)
 		RSA_meth_free(rsa_meth);
 		rsa_meth = NULL;
 	}
+#ifndef OPENSSL_NO_ENGINE
+	init_rsa_engine();
+#endif
 }
 
 static struct tok_signer *signer_new(tok_ctx *ctx, CK_OBJECT_HANDLE h)
@@ -259,6 +412,12 @@ static EVP_PKEY *wrap_rsa(tok_ctx *ctx, CK_OBJECT_HANDLE h, EVP_PKEY *pub)
 	}
 	if ((pkey = EVP_PKEY_new()) == NULL || !EVP_PKEY_assign_RSA(pkey, rsa))
 		goto fail;
+#ifndef OPENSSL_NO_ENGINE
+	if (rsa_engine == NULL || !EVP_PKEY_set1_engine(pkey, rsa_engine)) {
+		EVP_PKEY_free(pkey);
+		return NULL;
+	}
+#endif
 	return pkey;
 fail:
 	EVP_PKEY_free(pkey);

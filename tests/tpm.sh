@@ -4,8 +4,10 @@
 # and a refusal, before anything is generated, of one it does not (from the
 # module's C_GetMechanismInfo); the module's refusal of the strict template
 # and the second try, counted (tests/p11wrap); the private key as asked
-# (sign only, sensitive, never extractable); kur signed by the TPM key;
-# revoke; genm; list; the certificate and chain written to the token.
+# (sign only, sensitive, never extractable); RSA keys sign-only too, their
+# signatures CKM_SHA256_RSA_PKCS (counted: P11WRAP_LOG_MECHANISM); kur
+# signed by the TPM key (EC and RSA); revoke; genm; list; the certificate
+# and chain written to the token.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/tpm-lib.sh"
 need_tools
@@ -17,7 +19,7 @@ setup
 # leaks are still reported (tests/tpm-lsan.supp says which)
 LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$top_srcdir/tests/tpm-lsan.supp"
 export LSAN_OPTIONS
-plan $((3 + 31 + 10 + 6 + 4 + 4 + 4))
+plan $((3 + 44 + 10 + 7 + 4 + 4 + 4))
 
 check "/tpm/setup/started" tpm_start
 check "/tpm/setup/token" tpm_token tpm1
@@ -42,7 +44,8 @@ run() {
 	_run=$1
 	shift
 	: > "$TMP/$_run.calls"
-	P11WRAP_LOG="$TMP/$_run.calls" "$P11ENROLL" -c "$TMP/p11enroll.conf" "$@" \
+	P11WRAP_LOG="$TMP/$_run.calls" P11WRAP_LOG_MECHANISM=1 \
+		"$P11ENROLL" -c "$TMP/p11enroll.conf" "$@" \
 		> "$TMP/out" 2> "$TMP/err"
 	RC=$?
 }
@@ -50,6 +53,19 @@ run() {
 # calls NAME PATTERN: lines of NAME's call log matching PATTERN.
 calls() {
 	grep -c -E "$2" "$TMP/$1.calls"
+}
+
+# mechs NAME CKM: how many C_SignInit of NAME's call log asked for CKM.
+mechs() {
+	grep -c -x "MECHANISM C_SignInit $2" "$TMP/$1.calls"
+}
+
+# all_sha256 NAME MIN: NAME made at least MIN signatures, and asked every
+# one as CKM_SHA256_RSA_PKCS.
+all_sha256() {
+	_n=$(mechs "$1" CKM_SHA256_RSA_PKCS)
+	[ "$_n" -ge "$2" ] && [ "$_n" -eq "$(calls "$1" '^C_SignInit ')" ] ||
+		{ grep '^MECHANISM' "$TMP/$1.calls" | sed 's/^/#   /'; return 1; }
 }
 
 # max_size MECH: the largest key size pkcs11-tool -M says the TPM generates
@@ -133,41 +149,66 @@ conf ecP384 "key_type = ec:P-384"
 run ecP384 enroll test
 ir_made ecP384 "CKR_GENERAL_ERROR CKR_OK " sign
 
-# RSA, the default configuration: the sign-only key is made the same way,
-# but tpm2-pkcs11 1.9 makes CKM_RSA_PKCS signatures by RSA decryption,
-# which the key may not do: the ir fails before it is sent, saying what to
-# set.  The module then refuses to destroy the key it still counts as in
-# use: the pair is left as "rsa2048 (new)" for the next run.
+# RSA: tpm2-pkcs11 1.9 makes CKM_RSA_PKCS signatures (over a DigestInfo)
+# by RSA decryption, which a sign-only key may not do; CKM_SHA256_RSA_PKCS
+# over the message it signs with TPM2_Sign.  p11enroll signs with the
+# latter where the token lists it.  Without the mechanism list (the
+# wrapper fails C_GetMechanismList) the DigestInfo way is left: the ir
+# fails before it is sent, saying what to set.  The module then refuses
+# to destroy the key it still counts as in use: the pair is left as
+# "rsa2048 (new)" for the next run.
 conf rsa2048 "key_type = rsa:2048"
 issued=$(ca_issued)
-run rsa2048-signonly enroll test
-t=/tpm/ir/rsa2048/sign-only
+P11WRAP_FAIL=C_GetMechanismList=CKR_FUNCTION_FAILED run rsa2048-nolist enroll test
+t=/tpm/ir/rsa2048/no-mechanism-list
 check "$t/exit-3" expect_rc 3
-check "$t/keygens" test "$(keygens rsa2048-signonly)" = "CKR_GENERAL_ERROR CKR_OK "
+check "$t/keygens" test "$(keygens rsa2048-nolist)" = "CKR_GENERAL_ERROR CKR_OK "
+check "$t/digestinfo" test "$(mechs rsa2048-nolist CKM_RSA_PKCS)" -ge 1
 check "$t/says-allow-decrypt" grep_err "C_Sign on token 'tpm1' failed: CKR_GENERAL_ERROR: .*set allow_decrypt = yes for RSA keys"
 check "$t/nothing-issued" test "$(ca_issued)" = "$issued"
 
-# RSA with allow_decrypt = yes: the strict template (decrypt too) is
-# taken at once; the pair the last run left is removed first.
-conf rsa2048 "key_type = rsa:2048
-allow_decrypt = yes"
+# RSA 2048, the default configuration: the strict template is refused, the
+# second try makes a sign-only key, every signature is CKM_SHA256_RSA_PKCS
+# made by the TPM; the pair the last run left is removed first.
 run rsa2048 enroll test
-ir_made rsa2048 "CKR_OK " "decrypt, sign, unwrap"
+ir_made rsa2048 "CKR_GENERAL_ERROR CKR_OK " sign
 check "/tpm/ir/rsa2048/leftover-removed" test "$(label_count tpm1 'rsa2048 \(new\)')" -eq 0
+check "/tpm/ir/rsa2048/sha256-rsa-pkcs" all_sha256 rsa2048 1
 
-# 3072 and 4096: enrolled where the TPM's mechanism information says it
-# generates them, else refused before anything is generated.
-for bits in 3072 4096; do
-	conf "rsa$bits" "key_type = rsa:$bits
+# RSA with allow_decrypt = yes: the strict template (decrypt too) is
+# taken at once.
+conf rsa2048d "key_type = rsa:2048
 allow_decrypt = yes"
+run rsa2048d enroll test
+ir_made rsa2048d "CKR_OK " "decrypt, sign, unwrap"
+
+# 3072 and 4096, the default configuration: enrolled where the TPM's
+# mechanism information says it generates them, else refused before
+# anything is generated.
+for bits in 3072 4096; do
+	conf "rsa$bits" "key_type = rsa:$bits"
 	issued=$(ca_issued)
 	run "rsa$bits" enroll test
 	if [ "$bits" -le "$RSA_MAX" ]; then
-		ir_made "rsa$bits" "CKR_OK " "decrypt, sign, unwrap"
+		ir_made "rsa$bits" "CKR_GENERAL_ERROR CKR_OK " sign
 	else
 		ir_refused "rsa$bits" "$bits"
 	fi
 done
+
+# kur of the RSA 2048 enrollment: the old sign-only TPM key protects the
+# request (CKM_SHA256_RSA_PKCS), the new pair is sign-only too.
+conf rsa2048
+old=$(label_id tpm1 privkey rsa2048)
+run rsa-renew renew test
+t=/tpm/kur/rsa2048
+check "$t/exit-0" expect_rc 0
+check "$t/keygens" test "$(keygens rsa-renew)" = "CKR_GENERAL_ERROR CKR_OK "
+check "$t/sha256-rsa-pkcs" all_sha256 rsa-renew 2
+new=$(label_id tpm1 privkey rsa2048)
+check "$t/new-key" test -n "$new" -a "$new" != "$old"
+check "$t/key-as-asked" key_as_asked rsa2048 sign
+check "$t/on-token" on_token rsa2048
 
 # kur: the renewal is signed by the TPM key (the CA checks the protection
 # with the old certificate), the new pair replaces the old one.
@@ -197,7 +238,7 @@ check "/tpm/list/exit-0" expect_rc 0
 check "/tpm/list/certificate" grep -q '^certificate "ecP256"' "$TMP/out"
 run listall list
 check "/tpm/list-all/exit-0" expect_rc 0
-for l in ecP384 rsa2048; do
+for l in ecP384 rsa2048 rsa2048d; do
 	check "/tpm/list-all/$l" grep -q "^certificate \"$l\"" "$TMP/out"
 done
 check "/tpm/list-all/no-refused" sh -c "! grep -q 'rsa4096' '$TMP/out'"

@@ -7,7 +7,9 @@
  *
  * Environment: P11WRAP_MODULE (the real module), P11WRAP_LOG (one line per
  * call; with P11WRAP_LOG_CALLER, who made it), P11WRAP_TOKEN_FLAGS (ORed into CK_TOKEN_INFO.flags), P11WRAP_FAIL
- * (C_Name=CKR[@N],...: answer the call without the real module), and
+ * (C_Name=CKR[@N],...: answer the call without the real module),
+ * P11WRAP_LOG_MECHANISM (a "MECHANISM C_SignInit CKM_X" line before each
+ * C_SignInit), and
  *
  * P11WRAP_KILL=C_Name:when[:N][,C_Name:when[:N]...]
  *     At the Nth call (counting from 1; the first without :N) of C_Name the
@@ -355,6 +357,7 @@ static CK_FUNCTION_LIST *real;
 static int initialized; /* by a C_Initialize through us that answered CKR_OK */
 static char *log_path;
 static int log_caller; /* P11WRAP_LOG_CALLER set */
+static int log_mech;   /* P11WRAP_LOG_MECHANISM set */
 /* wrap_initialize and wrap_finalize call a forwarder themselves: their own
  * caller is the one to log.  Not thread-local: dynamic TLS in a dlopen()ed
  * module crashed LeakSanitizer's tracer at exit (two runs of an ASan make
@@ -572,6 +575,7 @@ static CK_RV configure(void)
 	if ((v = getenv("P11WRAP_LOG")) != NULL && v[0] != '\0' && (log_path = strdup(v)) == NULL)
 		return CKR_HOST_MEMORY;
 	log_caller = (v = getenv("P11WRAP_LOG_CALLER")) != NULL && v[0] != '\0';
+	log_mech = (v = getenv("P11WRAP_LOG_MECHANISM")) != NULL && v[0] != '\0';
 	slot_events = (v = getenv("P11WRAP_SLOT_EVENTS")) != NULL && strcmp(v, "1") == 0;
 	have_slot_sum = 0;
 	free(pinpad_path);
@@ -977,6 +981,40 @@ static CK_RV wrap_login(CK_SESSION_HANDLE s, CK_USER_TYPE user, CK_UTF8CHAR_PTR 
 	return rv;
 }
 
+/* P11WRAP_LOG_MECHANISM: "MECHANISM C_SignInit CKM_X" before the call
+ * (the mechanisms a signer may use by name, others in hex). */
+static CK_RV wrap_sign_init(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key)
+{
+#define CKM(c) {c, #c}
+	static const struct {
+		CK_MECHANISM_TYPE mech;
+		const char *name;
+	} names[] = {
+	    CKM(CKM_RSA_PKCS),	      CKM(CKM_RSA_X_509),	 CKM(CKM_RSA_PKCS_PSS),
+	    CKM(CKM_SHA1_RSA_PKCS),   CKM(CKM_SHA224_RSA_PKCS), CKM(CKM_SHA256_RSA_PKCS),
+	    CKM(CKM_SHA384_RSA_PKCS), CKM(CKM_SHA512_RSA_PKCS), CKM(CKM_ECDSA),
+	};
+#undef CKM
+	char line[96], hex[24];
+	const char *name = NULL;
+	size_t i;
+	int n;
+
+	if (log_mech && m != NULL) {
+		for (i = 0; i < sizeof(names) / sizeof(names[0]) && name == NULL; i++)
+			if (names[i].mech == m->mechanism)
+				name = names[i].name;
+		if (name == NULL) {
+			snprintf(hex, sizeof(hex), "0x%lx", (unsigned long)m->mechanism);
+			name = hex;
+		}
+		n = snprintf(line, sizeof(line), "MECHANISM C_SignInit %s\n", name);
+		if (n > 0 && (size_t)n < sizeof(line))
+			log_text(line, n);
+	}
+	return fwd_C_SignInit(s, m, key);
+}
+
 /* P11WRAP_CREATED_*: remembers what C_CreateObject made. */
 static CK_RV wrap_create_object(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n,
 				CK_OBJECT_HANDLE_PTR ret_h)
@@ -1163,6 +1201,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret_list)
 	wrap_list.C_Finalize = wrap_finalize;
 	wrap_list.C_GetTokenInfo = wrap_get_token_info;
 	wrap_list.C_Login = wrap_login;
+	wrap_list.C_SignInit = wrap_sign_init;
 	wrap_list.C_CreateObject = wrap_create_object;
 	wrap_list.C_GetAttributeValue = wrap_get_attribute_value;
 	wrap_list.C_WaitForSlotEvent = wrap_wait_for_slot_event;
