@@ -16,6 +16,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -575,6 +576,9 @@ static void check_key(tok_ctx *tok, const tok_keyspec *spec, const char *name, t
 	*ret_id = id;
 }
 
+/* The RSA key test_token made, for test_rsa_sign. */
+static tok_id rsa_id;
+
 static void test_token(void)
 {
 	static const tok_keyspec ec256 = {TOK_KEY_EC, 256, 0}, ec384 = {TOK_KEY_EC, 384, 0},
@@ -601,6 +605,7 @@ static void test_token(void)
 	check_key(tok, &ec256, "ec-p256", &id256);
 	check_key(tok, &ec384, "ec-p384", &id384);
 	check_key(tok, &rsa2048, "rsa-2048", &idrsa);
+	rsa_id = idrsa;
 
 	/* Certificates for the P-256 key. */
 	soft = soft_key();
@@ -675,6 +680,199 @@ static void test_token(void)
 	X509_free(ca);
 	EVP_PKEY_free(soft);
 	tok_free(tok);
+}
+
+/* ---- how an RSA token key signs, through p11wrap's call log ---- */
+
+static char wrap_log[128];
+static const unsigned char rsa_msg[] = "p11enroll RSA test message";
+
+/*
+ * The mechanisms of the C_SignInit calls since the last look, as one
+ * string ("CKM_SHA256_RSA_PKCS", "" for none, several joined by spaces)
+ * into buf; the log starts again empty.
+ */
+static const char *mechs_since(char *buf, size_t size)
+{
+	static const char pfx[] = "MECHANISM C_SignInit ";
+	char line[256];
+	FILE *f = fopen(wrap_log, "r");
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (f != NULL) {
+		while (fgets(line, sizeof(line), f) != NULL) {
+			if (strncmp(line, pfx, sizeof(pfx) - 1) != 0)
+				continue;
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(buf + n, size - n, "%s%s", n > 0 ? " " : "",
+				 line + sizeof(pfx) - 1);
+			n = strlen(buf);
+		}
+		fclose(f);
+	}
+	if (truncate(wrap_log, 0) != 0 && f != NULL)
+		snprintf(buf, size, "(cannot empty the log)");
+	return buf;
+}
+
+/* EVP_DigestSign of rsa_msg with md and RSA padding pad; *siglen in and out
+ * as EVP_DigestSign has it. */
+static int rsa_sign(EVP_PKEY *key, const EVP_MD *md, int pad, unsigned char *sig, size_t *siglen)
+{
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pc = NULL;
+	int r = mc != NULL && EVP_DigestSignInit(mc, &pc, md, NULL, key) == 1 &&
+		EVP_PKEY_CTX_set_rsa_padding(pc, pad) > 0 &&
+		EVP_DigestSign(mc, sig, siglen, rsa_msg, sizeof(rsa_msg)) == 1;
+
+	ERR_clear_error();
+	EVP_MD_CTX_free(mc);
+	return r;
+}
+
+static int rsa_verify(EVP_PKEY *pub, const EVP_MD *md, int pad, const unsigned char *sig,
+		      size_t siglen)
+{
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pc = NULL;
+	int r = mc != NULL && EVP_DigestVerifyInit(mc, &pc, md, NULL, pub) == 1 &&
+		EVP_PKEY_CTX_set_rsa_padding(pc, pad) > 0 &&
+		EVP_DigestVerify(mc, sig, siglen, rsa_msg, sizeof(rsa_msg)) == 1;
+
+	ERR_clear_error();
+	EVP_MD_CTX_free(mc);
+	return r;
+}
+
+/* One signature with md and pad that verifies, made with mechanism want. */
+static void rsa_signs(EVP_PKEY *key, EVP_PKEY *pub, const EVP_MD *md, int pad, const char *want,
+		      const char *name)
+{
+	unsigned char sig[512];
+	size_t siglen = sizeof(sig);
+	char got[256];
+	int ok = rsa_sign(key, md, pad, sig, &siglen) && siglen == 256 &&
+		 rsa_verify(pub, md, pad, sig, siglen);
+
+	mechs_since(got, sizeof(got));
+	tap_ok(ok && strcmp(got, want) == 0, name,
+	       "signed and verified: %s; mechanisms '%s', want '%s'", ok ? "yes" : "no", got, want);
+}
+
+/* Whether EVP_DigestSignInit puts key on a provider (OpenSSL's own keys)
+ * or on the legacy path (ours). */
+static int on_provider(EVP_PKEY *key)
+{
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+	EVP_PKEY_CTX *pc = NULL;
+	int r = mc != NULL && EVP_DigestSignInit(mc, &pc, EVP_sha256(), NULL, key) == 1 &&
+		EVP_PKEY_CTX_get0_provider(pc) != NULL;
+
+	EVP_MD_CTX_free(mc);
+	return r;
+}
+
+#define RSA_SIGN_TESTS 10
+static const char *const rsa_sign_names[RSA_SIGN_TESTS] = {
+    "/tok/rsa-sign/size-query-signs-nothing",
+    "/tok/rsa-sign/sha256-message-to-token",
+    "/tok/rsa-sign/sha384-message-to-token",
+    "/tok/rsa-sign/sha512-message-to-token",
+    "/tok/rsa-sign/sha1-digestinfo",
+    "/tok/rsa-sign/pss-padded-by-openssl",
+    "/tok/rsa-sign/short-buffer-signs-nothing",
+    "/tok/rsa-sign/pkcs10",
+    "/tok/rsa-sign/openssl-keys-untouched",
+    "/tok/rsa-sign/after-close",
+};
+
+/*
+ * The RSA key of test_token, through p11wrap (P11WRAP_LOG_MECHANISM):
+ * PKCS#1 v1.5 with SHA-2 is CKM_SHA*_RSA_PKCS over the message (SoftHSM2
+ * lists them), SHA-1 the DigestInfo (CKM_RSA_PKCS), PSS padded by OpenSSL
+ * (CKM_RSA_X_509); every signature verifies; the size query and a buffer
+ * too small sign nothing; OpenSSL's own RSA keys stay on their provider.
+ */
+static void test_rsa_sign(void)
+{
+	const char *top = getenv("top_builddir");
+	char wrap[512], got[256];
+	unsigned char sig[512], *der = NULL;
+	const unsigned char *p;
+	size_t siglen;
+	tok_ctx *tok = NULL;
+	EVP_PKEY *key = NULL, *pub = NULL, *soft = NULL;
+	X509_REQ *req = NULL;
+	int i, len, ok;
+
+	snprintf(wrap, sizeof(wrap), "%s/tests/p11wrap/p11wrap.so", top != NULL ? top : ".");
+	snprintf(wrap_log, sizeof(wrap_log), "%s/wrap.log", dir);
+	if (access(wrap, R_OK) != 0) {
+		for (i = 0; i < RSA_SIGN_TESTS; i++)
+			tap_skip(rsa_sign_names[i], "tests/p11wrap/p11wrap.so not built");
+		return;
+	}
+	setenv("P11WRAP_MODULE", module, 1);
+	setenv("P11WRAP_LOG", wrap_log, 1);
+	setenv("P11WRAP_LOG_MECHANISM", "1", 1);
+	if (tok_open(wrap, "pkcs11:token=tok-a", &tok) != TOK_OK || tok_login(tok, PIN) != TOK_OK ||
+	    tok_key_get1_private(tok, &rsa_id, &key) != TOK_OK ||
+	    (len = i2d_PUBKEY(key, &der)) <= 0)
+		tap_bail("no RSA token key through p11wrap: %s", tok_errmsg(tok));
+	p = der;
+	if ((pub = d2i_PUBKEY(NULL, &p, len)) == NULL)
+		tap_bail("cannot read the RSA token key's public key back");
+	OPENSSL_free(der);
+	mechs_since(got, sizeof(got));
+
+	siglen = 0;
+	ok = rsa_sign(key, EVP_sha256(), RSA_PKCS1_PADDING, NULL, &siglen);
+	tap_ok(ok && siglen == 256 && mechs_since(got, sizeof(got))[0] == '\0',
+	       rsa_sign_names[0], "size %zu, mechanisms '%s'", siglen, got);
+	rsa_signs(key, pub, EVP_sha256(), RSA_PKCS1_PADDING, "CKM_SHA256_RSA_PKCS",
+		  rsa_sign_names[1]);
+	rsa_signs(key, pub, EVP_sha384(), RSA_PKCS1_PADDING, "CKM_SHA384_RSA_PKCS",
+		  rsa_sign_names[2]);
+	rsa_signs(key, pub, EVP_sha512(), RSA_PKCS1_PADDING, "CKM_SHA512_RSA_PKCS",
+		  rsa_sign_names[3]);
+	rsa_signs(key, pub, EVP_sha1(), RSA_PKCS1_PADDING, "CKM_RSA_PKCS", rsa_sign_names[4]);
+	rsa_signs(key, pub, EVP_sha256(), RSA_PKCS1_PSS_PADDING, "CKM_RSA_X_509",
+		  rsa_sign_names[5]);
+	siglen = 100;
+	ok = rsa_sign(key, EVP_sha256(), RSA_PKCS1_PADDING, sig, &siglen);
+	tap_ok(!ok && mechs_since(got, sizeof(got))[0] == '\0', rsa_sign_names[6],
+	       "signed %d, mechanisms '%s'", ok, got);
+
+	ok = (req = X509_REQ_new()) != NULL && X509_REQ_set_pubkey(req, pub) == 1 &&
+	     X509_REQ_sign(req, key, EVP_sha256()) > 0 && X509_REQ_verify(req, pub) == 1;
+	ERR_clear_error();
+	tap_ok(ok && strcmp(mechs_since(got, sizeof(got)), "CKM_SHA256_RSA_PKCS") == 0,
+	       rsa_sign_names[7], "signed and verified: %d; mechanisms '%s'", ok, got);
+	X509_REQ_free(req);
+
+	/* a software key made after ours: still the provider's, and signs */
+	soft = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	siglen = sizeof(sig);
+	ok = soft != NULL && on_provider(soft) && on_provider(pub) && !on_provider(key) &&
+	     rsa_sign(soft, EVP_sha256(), RSA_PKCS1_PADDING, sig, &siglen) &&
+	     rsa_verify(soft, EVP_sha256(), RSA_PKCS1_PADDING, sig, siglen);
+	tap_ok(ok && mechs_since(got, sizeof(got))[0] == '\0', rsa_sign_names[8],
+	       "OpenSSL's key: provider and signature %d; mechanisms '%s'", ok, got);
+
+	/* the key outlives its context: it refuses, the token is not called */
+	tok_free(tok);
+	siglen = sizeof(sig);
+	ok = rsa_sign(key, EVP_sha256(), RSA_PKCS1_PADDING, sig, &siglen);
+	tap_ok(!ok && mechs_since(got, sizeof(got))[0] == '\0', rsa_sign_names[9],
+	       "signed %d, mechanisms '%s'", ok, got);
+
+	EVP_PKEY_free(soft);
+	EVP_PKEY_free(key);
+	EVP_PKEY_free(pub);
+	unsetenv("P11WRAP_MODULE");
+	unsetenv("P11WRAP_LOG");
+	unsetenv("P11WRAP_LOG_MECHANISM");
 }
 
 /* Labels of every object with CKA_ID id equal label (and there is at least one). */
@@ -948,7 +1146,7 @@ static void test_p11kit(void)
 }
 
 /* the number of checks main runs */
-#define PLAN 68
+#define PLAN (68 + RSA_SIGN_TESTS)
 
 int main(void)
 {
@@ -968,6 +1166,7 @@ int main(void)
 	test_select();
 	test_wrong_pin();
 	test_token();
+	test_rsa_sign();
 	test_find_relabel();
 	test_guards();
 	test_p11kit();
