@@ -8,6 +8,9 @@
 # signatures CKM_SHA256_RSA_PKCS (counted: P11WRAP_LOG_MECHANISM); kur
 # signed by the TPM key (EC and RSA); revoke; genm; list; the certificate
 # and chain written to the token.
+# Then the same decisions on SoftHSM2 through tests/p11wrap, which answers
+# chosen calls itself: a template refused once or twice, another CKR, a
+# failing or empty C_GetMechanismInfo.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/tpm-lib.sh"
 need_tools
@@ -15,12 +18,15 @@ need_tpm_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-# tpm2-pkcs11, tss2 and sqlite leak under LeakSanitizer; p11enroll's own
-# leaks are still reported (tests/tpm-lsan.supp says which)
+# tpm2-pkcs11 leaks under LeakSanitizer: tests/tpm-lsan.supp says where;
+# p11enroll's own leaks are still reported.  The slow unwinder follows a
+# stack through libcrypto (no frame pointers) into the module.
 LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$top_srcdir/tests/tpm-lsan.supp"
-export LSAN_OPTIONS
-plan $((3 + 44 + 10 + 7 + 4 + 4 + 4))
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+export LSAN_OPTIONS ASAN_OPTIONS
+plan $((3 + 44 + 10 + 7 + 4 + 4 + 4 + 5 + 3 + 1 + 3 + 3))
 
+SOFT_MODULE=$SOFTHSM2_MODULE
 check "/tpm/setup/started" tpm_start
 check "/tpm/setup/token" tpm_token tpm1
 start_ca || exit 1
@@ -263,4 +269,57 @@ check "/tpm/lockout-counter-still-0" test "$(tpm_lockout_counter)" -eq 0
 check "/tpm/no-secret-in-logs" no_secret_in "$TMP/ca.log"
 check "/tpm/stopped" tpm_stop
 check "/tpm/stopped/swtpm-gone" test -z "$TPM_SWTPM_PID"
+
+# The same decisions on a module that is not a TPM: SoftHSM2 through
+# p11wrap, which answers chosen calls itself.
+SOFTHSM2_MODULE=$SOFT_MODULE
+P11WRAP_MODULE=$SOFT_MODULE
+make_token soft || exit 1
+
+# soft NAME FAIL: an ir of label NAME on the SoftHSM2 token with
+# P11WRAP_FAIL=FAIL.
+soft() {
+	write_conf soft "module = $WRAP
+label = $1"
+	P11WRAP_FAIL=$2 run "$1" enroll test
+}
+
+# The template refused once (any of the four answers): made on the second
+# try, the private key as strict as ever.
+soft retry C_GenerateKeyPair=CKR_TEMPLATE_INCONSISTENT@1
+t=/tpm/softhsm/retry
+check "$t/exit-0" expect_rc 0
+check "$t/keygens" test "$(keygens retry)" = "CKR_TEMPLATE_INCONSISTENT injected CKR_OK "
+check "$t/notice" grep_err "refused the key template \(CKR_TEMPLATE_INCONSISTENT\)"
+check "$t/read-back-once" test "$(sed -n '/^C_GenerateKeyPair rv=CKR_OK/,$p' "$TMP/retry.calls" |
+	grep -c '^C_GetAttributeValue ')" -ge 1
+check "$t/key-as-asked" sh -c "'$PKCS11_TOOL' --module '$SOFT_MODULE' --token-label soft --login \
+	--pin '$USER_PIN' --list-objects --type privkey 2> /dev/null |
+	grep -A8 'label: *retry\$' | grep -q -x -E ' *Usage: *sign'"
+
+# Refused twice: the message names both answers; nothing is left.
+soft twice C_GenerateKeyPair=CKR_ATTRIBUTE_VALUE_INVALID
+t=/tpm/softhsm/refused-twice
+check "$t/exit-3" expect_rc 3
+check "$t/two-keygens" test "$(calls twice '^C_GenerateKeyPair ')" -eq 2
+check "$t/says-both" grep_err \
+	"on token 'soft' \(CKR_ATTRIBUTE_VALUE_INVALID, then without the public key's usage\) failed: CKR_ATTRIBUTE_VALUE_INVALID"
+
+# Another answer is no template refusal: no second try.
+soft memory C_GenerateKeyPair=CKR_DEVICE_MEMORY
+check "/tpm/softhsm/device-memory/one-keygen" test "$(calls memory '^C_GenerateKeyPair ')" -eq 1
+
+# A module that fails C_GetMechanismInfo is not refused: the key is made.
+soft mechfail C_GetMechanismInfo=CKR_DEVICE_ERROR
+t=/tpm/softhsm/mechinfo-fails
+check "$t/exit-0" expect_rc 0
+check "$t/asked" test "$(calls mechfail '^C_GetMechanismInfo rv=CKR_DEVICE_ERROR')" -ge 1
+check "$t/one-keygen" test "$(keygens mechfail)" = "CKR_OK "
+
+# A module without either mechanism: refused, nothing generated.
+soft nomech C_GetMechanismInfo=CKR_MECHANISM_INVALID
+t=/tpm/softhsm/no-mechanism
+check "$t/exit-2" expect_rc 2
+check "$t/says-neither" grep_err "cannot generate EC 256 keys: it generates neither EC nor RSA"
+check "$t/no-keygen" test "$(calls nomech '^C_GenerateKeyPair ')" -eq 0
 finish
