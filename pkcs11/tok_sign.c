@@ -98,13 +98,24 @@ static void signer_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lo
 	OPENSSL_free(ptr);
 }
 
+/* What C_SignInit answers for a mechanism the token lists but this key
+ * may not use (CKA_ALLOWED_MECHANISMS, a key made elsewhere: key_id). */
+static int mech_refused(CK_RV rv)
+{
+	return rv == CKR_MECHANISM_INVALID || rv == CKR_MECHANISM_PARAM_INVALID ||
+	       rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT;
+}
+
 /*
  * One C_SignInit + C_Sign of in with mech; *outlen is the room in out and
  * then the signature's length.  A failure is said on OpenSSL's error queue
- * (the CMP layer reports it) and in the context's error text.
+ * (the CMP layer reports it) and in the context's error text, and 0
+ * returned; with refusable, a C_SignInit that refuses the mechanism for
+ * this key (mech_refused) returns -1 and says nothing: the caller signs
+ * another way.
  */
 static int token_sign(struct tok_signer *k, CK_MECHANISM_TYPE mech, const unsigned char *in,
-		      size_t inlen, unsigned char *out, CK_ULONG *outlen)
+		      size_t inlen, unsigned char *out, CK_ULONG *outlen, int refusable)
 {
 	CK_MECHANISM m = {mech, NULL, 0};
 	tok_ctx *ctx = k->ctx;
@@ -118,6 +129,8 @@ static int token_sign(struct tok_signer *k, CK_MECHANISM_TYPE mech, const unsign
 		return 0;
 	}
 	rv = ctx->f->C_SignInit(ctx->anchor, &m, k->h);
+	if (refusable && mech_refused(rv))
+		return -1;
 	if (rv == CKR_OK)
 		rv = ctx->f->C_Sign(ctx->anchor, (CK_BYTE_PTR)in, (CK_ULONG)inlen, out, outlen);
 	if (rv != CKR_OK) {
@@ -150,7 +163,7 @@ static ECDSA_SIG *ec_sign_sig(const unsigned char *dgst, int dlen, const BIGNUM 
 
 	(void)kinv;
 	(void)r;
-	if (k == NULL || dlen < 0 || !token_sign(k, CKM_ECDSA, dgst, (size_t)dlen, sig, &len))
+	if (k == NULL || dlen < 0 || !token_sign(k, CKM_ECDSA, dgst, (size_t)dlen, sig, &len, 0))
 		return NULL;
 	if (len == 0 || len % 2 != 0) {
 		ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL,
@@ -186,7 +199,7 @@ static int rsa_priv_enc(int flen, const unsigned char *from, unsigned char *to, 
 			       padding);
 		return -1;
 	}
-	if (k == NULL || flen < 0 || !token_sign(k, mech, from, (size_t)flen, to, &len))
+	if (k == NULL || flen < 0 || !token_sign(k, mech, from, (size_t)flen, to, &len, 0))
 		return -1;
 	return (int)len;
 }
@@ -246,10 +259,10 @@ static int hash_mech(struct tok_signer *k, const EVP_MD *md, CK_MECHANISM_TYPE *
 
 /*
  * EVP_DigestSign of an RSA key of ours: a PKCS#1 v1.5 signature by the
- * token over the message when it has the mechanism for the digest;
- * otherwise (PSS, another digest, the size query, a key not ours) what
- * EVP_DigestSign does for a method without digestsign: digest, then the
- * key's RSA_METHOD signs the DigestInfo.
+ * token over the message when it has the mechanism for the digest and
+ * the key may use it; otherwise (PSS, another digest, the size query, a
+ * key not ours) what EVP_DigestSign does for a method without digestsign:
+ * digest, then the key's RSA_METHOD signs the DigestInfo.
  */
 static int rsa_digestsign(EVP_MD_CTX *mctx, unsigned char *sig, size_t *siglen,
 			  const unsigned char *tbs, size_t tbslen)
@@ -260,7 +273,7 @@ static int rsa_digestsign(EVP_MD_CTX *mctx, unsigned char *sig, size_t *siglen,
 	struct tok_signer *k = rsa != NULL ? RSA_get_ex_data(rsa, rsa_idx) : NULL;
 	CK_MECHANISM_TYPE mech;
 	CK_ULONG len;
-	int pad = 0;
+	int pad = 0, r;
 
 	if (sig != NULL && k != NULL && EVP_PKEY_CTX_get_rsa_padding(pctx, &pad) > 0 &&
 	    pad == RSA_PKCS1_PADDING && hash_mech(k, EVP_MD_CTX_get0_md(mctx), &mech)) {
@@ -271,10 +284,12 @@ static int rsa_digestsign(EVP_MD_CTX *mctx, unsigned char *sig, size_t *siglen,
 			return 0;
 		}
 		len = (CK_ULONG)*siglen;
-		if (!token_sign(k, mech, tbs, tbslen, sig, &len))
-			return 0;
-		*siglen = (size_t)len;
-		return 1;
+		r = token_sign(k, mech, tbs, tbslen, sig, &len, 1);
+		if (r >= 0) {
+			if (r == 1)
+				*siglen = (size_t)len;
+			return r;
+		}
 	}
 	if (sig != NULL && EVP_DigestSignUpdate(mctx, tbs, tbslen) <= 0)
 		return 0;

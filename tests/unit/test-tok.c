@@ -773,7 +773,7 @@ static int on_provider(EVP_PKEY *key)
 	return r;
 }
 
-#define RSA_SIGN_TESTS 10
+#define RSA_SIGN_TESTS 11
 static const char *const rsa_sign_names[RSA_SIGN_TESTS] = {
     "/tok/rsa-sign/size-query-signs-nothing",
     "/tok/rsa-sign/sha256-message-to-token",
@@ -785,14 +785,16 @@ static const char *const rsa_sign_names[RSA_SIGN_TESTS] = {
     "/tok/rsa-sign/pkcs10",
     "/tok/rsa-sign/openssl-keys-untouched",
     "/tok/rsa-sign/after-close",
+    "/tok/rsa-sign/mechanism-refused-digestinfo",
 };
 
 /*
  * The RSA key of test_token, through p11wrap (P11WRAP_LOG_MECHANISM):
  * PKCS#1 v1.5 with SHA-2 is CKM_SHA*_RSA_PKCS over the message (SoftHSM2
  * lists them), SHA-1 the DigestInfo (CKM_RSA_PKCS), PSS padded by OpenSSL
- * (CKM_RSA_X_509); every signature verifies; the size query and a buffer
- * too small sign nothing; OpenSSL's own RSA keys stay on their provider.
+ * (CKM_RSA_X_509), and the DigestInfo way when the key may not use the
+ * mechanism; every signature verifies; the size query and a buffer too
+ * small sign nothing; OpenSSL's own RSA keys stay on their provider.
  */
 static void test_rsa_sign(void)
 {
@@ -866,6 +868,20 @@ static void test_rsa_sign(void)
 	ok = rsa_sign(key, EVP_sha256(), RSA_PKCS1_PADDING, sig, &siglen);
 	tap_ok(!ok && mechs_since(got, sizeof(got))[0] == '\0', rsa_sign_names[9],
 	       "signed %d, mechanisms '%s'", ok, got);
+	EVP_PKEY_free(key);
+	key = NULL;
+
+	/* a key the token lists the mechanism for but may not use it with
+	 * (CKA_ALLOWED_MECHANISMS): the DigestInfo way instead */
+	setenv("P11WRAP_FAIL", "C_SignInit=CKR_KEY_FUNCTION_NOT_PERMITTED@1", 1);
+	if (tok_open(wrap, "pkcs11:token=tok-a", &tok) != TOK_OK || tok_login(tok, PIN) != TOK_OK ||
+	    tok_key_get1_private(tok, &rsa_id, &key) != TOK_OK)
+		tap_bail("no RSA token key through p11wrap: %s", tok_errmsg(tok));
+	mechs_since(got, sizeof(got));
+	rsa_signs(key, pub, EVP_sha256(), RSA_PKCS1_PADDING, "CKM_SHA256_RSA_PKCS CKM_RSA_PKCS",
+		  rsa_sign_names[10]);
+	tok_free(tok);
+	unsetenv("P11WRAP_FAIL");
 
 	EVP_PKEY_free(soft);
 	EVP_PKEY_free(key);
