@@ -4,7 +4,8 @@
 # and a refusal, before anything is generated, of one it does not (from the
 # module's C_GetMechanismInfo); the module's refusal of the strict template
 # and the second try, counted (tests/p11wrap); the private key as asked
-# (sign only, sensitive, never extractable); kur signed by the TPM key;
+# (sign only, sensitive, never extractable), RSA included; kur signed by
+# the TPM key;
 # revoke; genm; list; the certificate and chain written to the token.
 # Then the same decisions on SoftHSM2 through tests/p11wrap, which answers
 # chosen calls itself: a template refused once or twice, another CKR, a
@@ -22,7 +23,7 @@ setup
 LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$top_srcdir/tests/tpm-lsan.supp"
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 export LSAN_OPTIONS ASAN_OPTIONS
-plan $((3 + 31 + 10 + 6 + 4 + 4 + 4 + 5 + 3 + 1 + 3 + 3))
+plan $((3 + 6 + 5 + 5 + 2 + 5 + 10 + 10 + 7 + 4 + 4 + 4 + 5 + 3 + 1 + 3 + 3))
 
 SOFT_MODULE=$SOFTHSM2_MODULE
 check "/tpm/setup/started" tpm_start
@@ -139,37 +140,31 @@ conf ecP384 "key_type = ec:P-384"
 run ecP384 enroll test
 ir_made ecP384 "CKR_GENERAL_ERROR CKR_OK " sign
 
-# RSA, the default configuration: the sign-only key is made the same way,
-# but tpm2-pkcs11 1.9 makes CKM_RSA_PKCS signatures by RSA decryption,
-# which the key may not do: the ir fails before it is sent, saying what to
-# set.  The module then refuses to destroy the key it still counts as in
-# use: the pair is left as "rsa2048 (new)" for the next run.
+# RSA, the default configuration: made the same way, sign only; the
+# token signs PKCS#1 v1.5 from the data (CKM_SHA256_RSA_PKCS: tpm2-pkcs11
+# makes CKM_RSA_PKCS signatures by RSA decryption, which the key may not do).
 conf rsa2048 "key_type = rsa:2048"
-issued=$(ca_issued)
-run rsa2048-signonly enroll test
-t=/tpm/ir/rsa2048/sign-only
-check "$t/exit-3" expect_rc 3
-check "$t/keygens" test "$(keygens rsa2048-signonly)" = "CKR_GENERAL_ERROR CKR_OK "
-check "$t/says-allow-decrypt" grep_err "C_Sign on token 'tpm1' failed: CKR_GENERAL_ERROR: .*set allow_decrypt = yes for RSA keys"
-check "$t/nothing-issued" test "$(ca_issued)" = "$issued"
+run rsa2048 enroll test
+ir_made rsa2048 "CKR_GENERAL_ERROR CKR_OK " sign
+run rsa2048-kur renew test
+check "/tpm/kur/rsa2048/exit-0" expect_rc 0
+check "/tpm/kur/rsa2048/key-as-asked" key_as_asked rsa2048 sign
 
 # RSA with allow_decrypt = yes: the strict template (decrypt too) is
-# taken at once; the pair the last run left is removed first.
-conf rsa2048 "key_type = rsa:2048
+# taken at once.
+conf rsa2048d "key_type = rsa:2048
 allow_decrypt = yes"
-run rsa2048 enroll test
-ir_made rsa2048 "CKR_OK " "decrypt, sign, unwrap"
-check "/tpm/ir/rsa2048/leftover-removed" test "$(label_count tpm1 'rsa2048 \(new\)')" -eq 0
+run rsa2048d enroll test
+ir_made rsa2048d "CKR_OK " "decrypt, sign, unwrap"
 
 # 3072 and 4096: enrolled where the TPM's mechanism information says it
 # generates them, else refused before anything is generated.
 for bits in 3072 4096; do
-	conf "rsa$bits" "key_type = rsa:$bits
-allow_decrypt = yes"
+	conf "rsa$bits" "key_type = rsa:$bits"
 	issued=$(ca_issued)
 	run "rsa$bits" enroll test
 	if [ "$bits" -le "$RSA_MAX" ]; then
-		ir_made "rsa$bits" "CKR_OK " "decrypt, sign, unwrap"
+		ir_made "rsa$bits" "CKR_GENERAL_ERROR CKR_OK " sign
 	else
 		ir_refused "rsa$bits" "$bits"
 	fi
@@ -203,7 +198,7 @@ check "/tpm/list/exit-0" expect_rc 0
 check "/tpm/list/certificate" grep -q '^certificate "ecP256"' "$TMP/out"
 run listall list
 check "/tpm/list-all/exit-0" expect_rc 0
-for l in ecP384 rsa2048; do
+for l in ecP384 rsa2048 rsa2048d; do
 	check "/tpm/list-all/$l" grep -q "^certificate \"$l\"" "$TMP/out"
 done
 check "/tpm/list-all/no-refused" sh -c "! grep -q 'rsa4096' '$TMP/out'"
