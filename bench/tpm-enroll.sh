@@ -3,10 +3,8 @@
 # token (tpm2-pkcs11 on swtpm behind tpm2-abrmd, tests/tpm-lib.sh): keygen
 # on the TPM, ir/ip/certConf/pkiConf with the test CA on loopback, storing
 # certificate and chain on the token; each run a fresh label on one token.
-# EC P-256 with the default configuration (the module refuses the strict
-# template, the second try makes the pair: both in the figure); RSA-2048
-# with allow_decrypt = yes, which tpm2-pkcs11 1.9 needs to sign with RSA
-# (p11enroll.conf(5)).
+# EC P-256 and RSA-2048 with the default configuration (the module refuses
+# the strict template, the second try makes the pair: both in the figure).
 # usage: bench/tpm-enroll.sh [BUILD_DIR] [RUNS]   (default build/, 10 runs)
 . "$(dirname "$0")/lib.sh" "${1:-}" "${2:-10}"
 . "$top_srcdir/tests/tpm-lib.sh"
@@ -18,13 +16,8 @@ for kt in ec:P-256 rsa:2048; do
 	: > "$TMP/times"
 	i=0
 	while [ $i -lt "$RUNS" ]; do
-		case $kt in
-		rsa:*) extra="allow_decrypt = yes" ;;
-		*) extra= ;;
-		esac
 		write_conf bench "key_type = $kt
-label = $(echo "$kt" | tr -d ':-')-$i
-$extra"
+label = $(echo "$kt" | tr -d ':-')-$i"
 		t0=$(date +%s%N)
 		p11e -q enroll test
 		t1=$(date +%s%N)
