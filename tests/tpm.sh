@@ -171,7 +171,8 @@ t=/tpm/ir/rsa2048/no-mechanism-list
 check "$t/exit-3" expect_rc 3
 check "$t/keygens" test "$(keygens rsa2048-nolist)" = "CKR_GENERAL_ERROR CKR_OK "
 check "$t/digestinfo" test "$(mechs rsa2048-nolist CKM_RSA_PKCS)" -ge 1
-check "$t/says-allow-decrypt" grep_err "C_Sign on token 'tpm1' failed: CKR_GENERAL_ERROR: .*set allow_decrypt = yes for RSA keys"
+check "$t/says-allow-decrypt" grep_err \
+	"C_Sign on token 'tpm1' failed: CKR_GENERAL_ERROR: .*set allow_decrypt = yes for RSA keys"
 check "$t/nothing-issued" test "$(ca_issued)" = "$issued"
 
 # RSA 2048, the default configuration: the strict template is refused, the
