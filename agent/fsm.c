@@ -683,9 +683,10 @@ void fsm_step(track *t, const fsm_event *ev, fsm_actions *out)
 	case EV_UNLOCKED:
 		if (t->st != T_LOCKED)
 			break;
-		say(out, LOG_NOTICE, "%s: PIN lockout latch cleared with another enrollment's",
-		    t->name);
 		unlock(t, ev->now);
+		say(out, LOG_NOTICE, "%s: PIN lockout latch cleared with %s's%s", t->name,
+		    ev->lock_by != NULL ? ev->lock_by : "another enrollment",
+		    t->st == T_PIN ? "; the PIN it rejected before stays latched" : "");
 		track_set_error(t, NULL);
 		publish(out);
 		break;

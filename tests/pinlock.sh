@@ -116,7 +116,7 @@ pe "$C" clear second
 check "/pinlock/clear/exit-0" expect_rc 0
 check "/pinlock/clear/valid" wait_for 20 is "$C" test state valid
 check "/pinlock/clear/covered-valid" wait_for 20 is "$C" second state valid
-check "/pinlock/clear/says" grep -q 'test: PIN lockout latch cleared with another' "$L"
+check "/pinlock/clear/says" grep -q 'test: PIN lockout latch cleared with second.s' "$L"
 check "/pinlock/clear/logins" test "$(logins "$W")" -ge $((l1 + 1))
 pe "$C" renew test
 check "/pinlock/clear/renew-exit-0" expect_rc 0
