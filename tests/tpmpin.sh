@@ -17,14 +17,21 @@ need_cmd python3
 use_p11wrap
 setup
 plan 44
-trap 'kill_agents; tpm_stop; cleanup' EXIT
+trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 tpm_start || exit 1
 tpm_token tp1 || exit 1
 tpm_token tp2 || exit 1
 start_ca || exit 1
+# tpm2-pkcs11 1.9.0 leaks 66 bytes in each C_Sign (an ASN1_item_d2i_ex of
+# its own, reported from "<unknown module>": p11enroll unloads it before
+# LeakSanitizer looks, so no suppression can name it), which fails every
+# sanitized run that signs.  This test is about logins: leak detection is off
+# here; p11enroll's own paths are checked for leaks on SoftHSM2.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+export ASAN_OPTIONS
 # every module = p11wrap.so forwards to tpm2-pkcs11
-P11WRAP_MODULE=$TPM2_MODULE
+P11WRAP_MODULE=$TPM2_PKCS11_MODULE
 export P11WRAP_MODULE
 # No lockout authorisation is set on the test TPM: at most 3 failures, and
 # a recovery time (an hour) that no test run reaches.
