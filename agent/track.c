@@ -423,7 +423,8 @@ char *track_status_text(track *const *tracks, size_t n, long long now, size_t *l
 		     track_state_name(t->st));
 		put_when(&b, t->have_cert ? t->not_after : 0, now);
 		put(&b, " ", 1);
-		put_when(&b, t->st == T_STOPPED || t->st == T_PIN || t->st == T_LOCKED ? 0 : t->next,
+		put_when(&b,
+			 t->st == T_STOPPED || t->st == T_PIN || t->st == T_LOCKED ? 0 : t->next,
 			 now);
 		put(&b, " ", 1);
 		put_when(&b, t->last_success, now);

@@ -13,8 +13,9 @@
 
 #define PIN_REFUSE_FLAGS (CKF_USER_PIN_LOCKED | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_TO_BE_CHANGED)
 
-/* What the TPM's lockout means and how it ends, for both kinds of PIN
- * failure on a tpm2-pkcs11 token. */
+/* On a tpm2-pkcs11 token: what its lockout (CKR_PIN_LOCKED) is and how it
+ * ends, and what a rejected PIN (CKR_PIN_INCORRECT) costs.  The token's
+ * flags never show the TPM's lockout coming. */
 #define TPM_LOCKOUT_WHY                                                                        \
 	"on a TPM (tpm2-pkcs11) this is the TPM's dictionary-attack lockout, shared by every "  \
 	"token and key on this machine's TPM"
@@ -22,6 +23,10 @@
 	"it ends by itself after the TPM's recovery time (tpm2_getcap properties-variable "     \
 	"shows TPM2_PT_LOCKOUT_COUNTER), or an administrator clears it with "                   \
 	"`tpm2_dictionarylockout -c` (with -p and the lockout authorisation if one is set)"
+#define TPM_REJECTED                                                                           \
+	"the PIN was tried once and not again; check the PIN source: every wrong PIN counts "   \
+	"towards the TPM's dictionary-attack lockout, shared by every token and key on this "   \
+	"machine's TPM"
 
 int tok_module_is_tpm(const tok_ctx *ctx)
 {
@@ -130,11 +135,8 @@ tok_rv tok_login(tok_ctx *ctx, const char *pin)
 	switch (tok_rv_from_ckr(rv)) {
 	case TOK_ERR_PIN_INCORRECT:
 		ctx->pin_rejected = 1;
-		todo = tok_module_is_tpm(ctx)
-			       ? "the PIN was tried once and not again; check the PIN source: every "
-				 "wrong PIN counts towards the TPM's dictionary-attack lockout, shared "
-				 "by every token and key on this machine's TPM"
-			       : "the PIN was tried once and not again; check the PIN source";
+		todo = tok_module_is_tpm(ctx) ? TPM_REJECTED : "the PIN was tried once and not "
+							      "again; check the PIN source";
 		break;
 	case TOK_ERR_PIN_LOCKED:
 		if (rv == CKR_PIN_LOCKED)

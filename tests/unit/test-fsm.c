@@ -806,7 +806,8 @@ static void test_lockout(void)
 	/* nothing, not even a wake-up; a PIN source change lifts nothing */
 	T.waiter_fd = 8;
 	{
-		fsm_event t2 = { .kind = EV_TICK, .pin_fp = "file:/etc/pin inode 2 size 4 mtime 6" };
+		fsm_event t2 = { .kind = EV_TICK,
+				 .pin_fp = "file:/etc/pin inode 2 size 4 mtime 6" };
 
 		feed(&t2);
 	}
@@ -818,7 +819,8 @@ static void test_lockout(void)
 	       "/fsm/lock/clear-refused", "st %d", T.st);
 	control(EV_CLEAR, 9, 1);
 	tap_ok(T.st == T_START && T.pin_locked[0] == '\0' && T.need_recover && T.next == NOW &&
-		       answered(9, "cleared e1") == EXIT_OK && logged("lockout latch (tpm) cleared"),
+		       answered(9, "cleared e1") == EXIT_OK &&
+		       logged("lockout latch (tpm) cleared"),
 	       "/fsm/lock/clear-privileged", "st %d", T.st);
 
 	/* another enrollment's step met the lockout */
