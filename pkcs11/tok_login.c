@@ -96,6 +96,11 @@ tok_rv tok_login(tok_ctx *ctx, const char *pin)
 	tok_clear_err(ctx);
 	if (ctx->f == NULL || !ctx->have_anchor)
 		return tok_fail(ctx, TOK_ERR_ABSENT, "no token: tok_open failed");
+	if (ctx->pin_rejected && ctx->lockout != TOK_LOCK_NONE)
+		return tok_fail(ctx, TOK_ERR_PIN_LOCKED,
+				"login to token '%s' refused: the token found the PIN locked in "
+				"this session and no PIN is tried again",
+				ctx->label);
 	if (ctx->pin_rejected)
 		return tok_fail(ctx, TOK_ERR_PIN_INCORRECT,
 				"login to token '%s' refused: the token already rejected a PIN in "
