@@ -8,6 +8,7 @@
 #   tpm_restart          swtpm and abrmd stopped and started on the same state
 #   tpm_stop             everything tpm_start started, stopped by PID
 #   tpm_lockout_counter  the TPM's dictionary-attack counter, a number
+#   tpm_helpers_on_tpm   lib.sh's token helpers on the TPM's tokens
 #
 # Every process started here is stopped by tpm_stop, which lib.sh's cleanup
 # runs (CLEANUP_HOOKS): a failing test stops them too.  A missing tool
@@ -187,6 +188,13 @@ tpm_token() {
 	tpm2_ptool addtoken --pid="$TPM_PRIMARY" --label="$1" --userpin="$USER_PIN" \
 		--sopin="$SO_PIN" --path "$TPM2_PKCS11_STORE" > "$TMP/tpm/ptool.log" 2>&1 ||
 		{ sed 's/^/#   /' "$TMP/tpm/ptool.log" >&2; return 1; }
+}
+
+# tpm_helpers_on_tpm: lib.sh's token helpers (write_conf's module, objects,
+# token_slot, label_id, label_count, key_signs_for) name $SOFTHSM2_MODULE:
+# they read the TPM's tokens from here on.
+tpm_helpers_on_tpm() {
+	SOFTHSM2_MODULE=$TPM2_PKCS11_MODULE
 }
 
 # tpm_lockout_counter: TPM2_PT_LOCKOUT_COUNTER (failed authorisations the
