@@ -53,8 +53,7 @@ PT="$TMP/pin-test"
 printf '%s\n' "$USER_PIN" > "$PT"
 WRONG_PIN=$(printf '%s' "$USER_PIN" | tr 0-9 1-90)
 printf '%s\n' "$WRONG_PIN" > "$TMP/wrong"
-write_conf tp1 "pin_source = file:$PT
-allow_decrypt = yes"
+write_conf tp1 "pin_source = file:$PT"
 sed -e "s|^state_dir = .*|state_dir = $TMP/state-tpm|" -e "s|^module = .*|module = $P11WRAP|" \
 	"$TMP/p11enroll.conf" > "$C"
 cat >> "$C" << EOF
@@ -64,7 +63,6 @@ token = pkcs11:token=tp2
 pin_source = file:$TMP/pin
 label = second-key
 subject = /CN=second/O=Example
-allow_decrypt = yes
 EOF
 W="$TMP/wrap.log"
 : > "$W"
