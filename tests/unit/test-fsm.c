@@ -841,6 +841,12 @@ static void test_lockout(void)
 	T.st = T_STOPPED;
 	feed(&ev);
 	tap_ok(T.st == T_STOPPED && out.n == 0, "/fsm/lock/covered-stopped-stays", "st %d", T.st);
+	fresh();
+	T.st = T_LOCKED;
+	snprintf(T.pin_locked, sizeof(T.pin_locked), "token");
+	feed(&ev);
+	tap_ok(T.st == T_LOCKED && strcmp(T.pin_locked, "token") == 0 && out.n == 0,
+	       "/fsm/lock/covered-locked-stays", "st %d '%s'", T.st, T.pin_locked);
 
 	/* clear NAME of that other enrollment */
 	fresh();
@@ -961,7 +967,7 @@ static void test_pass(void)
 
 int main(void)
 {
-	tap_plan(98);
+	tap_plan(99);
 	test_decide();
 	test_started();
 	test_pin();
