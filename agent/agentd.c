@@ -330,12 +330,16 @@ static void looked_at(track *t)
  * the caller starts it (a look in the token's pass) or leaves it to a
  * later tick.
  */
+static void spread_lock(const track *t, const char *lock, fsm_event_kind kind);
+
 static void step(track *t, fsm_event *ev, track_op *take)
 {
 	fsm_actions *acts = malloc(sizeof(*acts));
-	char fp[512] = "";
+	char fp[512] = "", was_locked[sizeof(t->pin_locked)];
+	int was = t->st == T_LOCKED;
 	size_t i;
 
+	memcpy(was_locked, t->pin_locked, sizeof(was_locked));
 	if (take != NULL)
 		*take = OP_NONE;
 	if (acts == NULL) {
@@ -363,11 +367,33 @@ static void step(track *t, fsm_event *ev, track_op *take)
 		}
 	carry_out(t, acts);
 	free(acts);
+	if (ev->kind == EV_STEP_DONE && t->st == T_LOCKED && !was)
+		spread_lock(t, t->pin_locked, EV_LOCKED);
+	else if (ev->kind == EV_CLEAR && was && t->st != T_LOCKED)
+		spread_lock(t, was_locked, EV_UNLOCKED);
 }
 
 static void event(track *t, fsm_event *ev)
 {
 	step(t, ev, NULL);
+}
+
+/* A lockout that t's step found (EV_LOCKED), or that clear NAME lifted
+ * from t (EV_UNLOCKED), is the same for every enrollment it covers. */
+static void spread_lock(const track *t, const char *lock, fsm_event_kind kind)
+{
+	fsm_event ev;
+	size_t i;
+
+	for (i = 0; i < A.n; i++) {
+		if (!fsm_lock_covers(t, lock, A.tracks[i]))
+			continue;
+		memset(&ev, 0, sizeof(ev));
+		ev.kind = kind;
+		ev.lock = lock;
+		ev.lock_by = t->name;
+		event(A.tracks[i], &ev);
+	}
 }
 
 /* ---- the loop ---------------------------------------------------------------- */

@@ -243,6 +243,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 	tok_info info;
 	tok_rv trv;
 	agent_rc open_rc, rc, worst = EXIT_OK;
+	char locked[sizeof(res->pin_locked)];
 	size_t i;
 
 	log_set_subject(names[0]);
@@ -253,6 +254,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 	if (open_rc == EXIT_OK && n > 1 && (trv = agent_listing_take(tok, &list)) != TOK_OK)
 		open_rc = agent_token_fail(tok, trv, "cannot list the token's objects");
 	log_set_subject(NULL);
+	snprintf(locked, sizeof(locked), "%s", res->pin_locked);
 	for (i = 0; i < n; i++) {
 		printf("name=%s\n", names[i]);
 		if (open_rc != EXIT_OK) {
@@ -262,6 +264,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 				printf("token=absent\n");
 				res->token = 0;
 			}
+			memcpy(res->pin_locked, locked, sizeof(locked));
 			rc = open_rc;
 		} else {
 			log_set_subject(names[i]);

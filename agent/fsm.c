@@ -134,6 +134,55 @@ static void absent(track *t, long long n)
 	t->next = n + (t->e.token_poll > 0 ? t->e.token_poll : 10);
 }
 
+/* Whose lockout, in words. */
+static const char *lockout_words(const char *lock)
+{
+	return strcmp(lock, "tpm") == 0 ? "the TPM's dictionary-attack lockout, shared by every "
+					  "token and key on the TPM"
+					: "the token's PIN lockout";
+}
+
+/* The PIN is locked: no step until clear NAME.  by: the enrollment whose
+ * step found it, when not t's own. */
+static void lock(track *t, fsm_actions *out, const char *lock, const char *by)
+{
+	snprintf(t->pin_locked, sizeof(t->pin_locked), "%s", lock);
+	t->st = T_LOCKED;
+	if (by != NULL)
+		track_set_error(t,
+				"the PIN is locked: %s, which a step of %s met, covers this "
+				"enrollment too; when the lockout is over, `p11enroll clear %s`",
+				lockout_words(lock), by, t->name);
+	say(out, LOG_ERR,
+	    "%s: the PIN is locked (%s%s%s): no login is tried for it until `p11enroll clear %s`",
+	    t->name, lockout_words(lock), by != NULL ? ", met by " : "", by != NULL ? by : "",
+	    t->name);
+}
+
+/* The lockout latch is lifted: the next step is a recovery look (a PIN
+ * that was rejected before stays latched). */
+static void unlock(track *t, long long n)
+{
+	t->pin_locked[0] = '\0';
+	t->st = t->pin_latch != NULL ? T_PIN : T_START;
+	t->failures = 0;
+	t->need_recover = 1;
+	t->next = n;
+}
+
+int fsm_lock_covers(const track *t, const char *lock, const track *u)
+{
+	const char *tm = t->e.module != NULL ? t->e.module : "";
+	const char *um = u->e.module != NULL ? u->e.module : "";
+
+	if (t == u || strcmp(tm, um) != 0)
+		return 0;
+	if (strcmp(lock, "tpm") == 0)
+		return 1;
+	return strcmp(t->e.token != NULL ? t->e.token : "", u->e.token != NULL ? u->e.token : "") ==
+	       0;
+}
+
 /* ---- EV_TICK: the next step of an idle enrollment --------------------------- */
 
 static void tick(track *t, const fsm_event *ev, fsm_actions *out)
@@ -143,6 +192,10 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 
 	if (t->st == T_STOPPED) {
 		refuse_waiter(t, out, EXIT_USAGE, track_error(t));
+		return;
+	}
+	if (t->st == T_LOCKED) {
+		refuse_waiter(t, out, EXIT_PIN, track_error(t));
 		return;
 	}
 	if (t->st == T_PIN) {
@@ -478,7 +531,11 @@ static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
 		track_set_error(t, "%s", ev->res->error);
 	}
 	t->exit_code = rc;
-	if (rc == EXIT_PIN) {
+	if (rc == EXIT_PIN && ev->res != NULL && ev->res->pin_locked[0] != '\0') {
+		lock(t, out, ev->res->pin_locked, NULL);
+		hook(out, 0);
+		answer_outcome(t, out, ev->op, 0);
+	} else if (rc == EXIT_PIN) {
 		track_set_pin_latch(t, ev->pin_fp);
 		t->st = T_PIN;
 		say(out, LOG_ERR,
@@ -543,6 +600,22 @@ static void clear(track *t, const fsm_event *ev, fsm_actions *out)
 {
 	int skips = t->st == T_STOPPED || (t->st == T_BACKOFF && t->next > ev->now);
 
+	if (t->st == T_LOCKED && !ev->privileged) {
+		say(out, LOG_WARNING,
+		    "control: refused to clear the PIN lockout latch of %s for uid %ld", t->name,
+		    ev->uid);
+		answer(out, ev->fd, EXIT_USAGE,
+		       "%s: not cleared: the PIN is locked (%s); only root or the agent's user "
+		       "(uid %ld) may clear the lockout latch, once the lockout is over\n",
+		       t->name, lockout_words(t->pin_locked), ev->agent_uid);
+		return;
+	}
+	if (t->st == T_LOCKED) {
+		say(out, LOG_NOTICE, "%s: PIN lockout latch (%s) cleared by uid %ld", t->name,
+		    t->pin_locked, ev->uid);
+		t->pin_locked[0] = '\0';
+		t->st = T_START;
+	}
 	if (t->st == T_PIN && !ev->privileged &&
 	    strcmp(ev->pin_fp != NULL ? ev->pin_fp : "", track_pin_latch(t)) == 0) {
 		say(out, LOG_WARNING, "control: refused to clear the PIN latch of %s for uid %ld",
@@ -598,5 +671,24 @@ void fsm_step(track *t, const fsm_event *ev, fsm_actions *out)
 	case EV_STEP_DONE: step_done(t, ev, out); break;
 	case EV_CLEAR: clear(t, ev, out); break;
 	case EV_RENEW: renew(t, ev, out); break;
+	case EV_LOCKED:
+		/* a running step finds out for itself; a stop stays a stop */
+		if (t->op != OP_NONE || t->st == T_STOPPED || t->st == T_LOCKED)
+			break;
+		lock(t, out, ev->lock != NULL ? ev->lock : "token",
+		     ev->lock_by != NULL ? ev->lock_by : "?");
+		refuse_waiter(t, out, EXIT_PIN, track_error(t));
+		publish(out);
+		break;
+	case EV_UNLOCKED:
+		if (t->st != T_LOCKED)
+			break;
+		unlock(t, ev->now);
+		say(out, LOG_NOTICE, "%s: PIN lockout latch cleared with %s's%s", t->name,
+		    ev->lock_by != NULL ? ev->lock_by : "another enrollment",
+		    t->st == T_PIN ? "; the PIN it rejected before stays latched" : "");
+		track_set_error(t, NULL);
+		publish(out);
+		break;
 	}
 }

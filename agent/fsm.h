@@ -18,6 +18,10 @@ typedef enum {
 	EV_STEP_DONE,	  /* the step's child ended */
 	EV_CLEAR,	  /* a control client asks: clear NAME */
 	EV_RENEW,	  /* a control client asks: renew NAME */
+	EV_LOCKED,	  /* another enrollment's step found the PIN locked, and the
+			   * lockout covers this one too (fsm_lock_covers) */
+	EV_UNLOCKED,	  /* clear NAME lifted the lockout of another enrollment
+			   * whose lockout covers this one */
 } fsm_event_kind;
 
 typedef struct {
@@ -38,6 +42,9 @@ typedef struct {
 	long uid, agent_uid;
 	long long wall; /* real seconds now, for the time told to the client */
 	long rate;	/* agent seconds per real second */
+	/* EV_LOCKED: whose lockout ("token" or "tpm", agent_result.pin_locked)
+	 * and the enrollment whose step found it */
+	const char *lock, *lock_by;
 } fsm_event;
 
 typedef enum {
@@ -86,5 +93,17 @@ void fsm_step(track *t, const fsm_event *ev, fsm_actions *out);
  * the loop asks only about enrollments of one token.
  */
 int fsm_joins_pass(const track *lead, track_op lead_op, const track *t, track_op op);
+
+/*
+ * Whether the lockout of kind lock ("token" or "tpm") that a step of t
+ * found covers u as well (u != t).  A token's own lockout covers the
+ * enrollments of the same token: the same module and token settings.  The
+ * TPM's covers every enrollment of the same module setting: the module
+ * reaches the TPM through the TCTI of the agent's environment, the same
+ * for every step, so every token it shows is on that one TPM.  (The
+ * tokens' manufacturer and model, the TPM's vendor and vendor string, are
+ * the same on every TPM of a make and tell nothing more.)
+ */
+int fsm_lock_covers(const track *t, const char *lock, const track *u);
 
 #endif

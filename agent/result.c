@@ -88,6 +88,8 @@ int agent_result_format(const agent_result *r, char *buf, size_t len)
 		put(&o, "unrevoked %d\n", r->unrevoked);
 	if (r->unrevoked > 0 && r->unrevoked_error[0] != '\0')
 		put(&o, "unrevoked_error %s\n", r->unrevoked_error);
+	if (r->pin_locked[0] != '\0')
+		put(&o, "pin_locked %s\n", r->pin_locked);
 	put(&o, "end\n");
 	return o.full ? -1 : (int)o.used;
 }
@@ -111,6 +113,7 @@ enum {
 	K_PENDING_CHECK_AFTER,
 	K_UNREVOKED,
 	K_UNREVOKED_ERROR,
+	K_PIN_LOCKED,
 	K_N
 };
 
@@ -118,6 +121,7 @@ static const char *const keys[K_N] = {
 	"name",		"exit",		"category",   "error",	     "transaction", "token",
 	"token_serial", "cert",	      "cert_serial", "not_before",  "not_after",
 	"pending",	"pending_saved", "pending_check_after", "unrevoked", "unrevoked_error",
+	"pin_locked",
 };
 
 static int number(const char *v, long long lo, long long hi, long long *out)
@@ -240,6 +244,11 @@ static int field(agent_result *r, int k, const char *v)
 		return 0;
 	case K_UNREVOKED_ERROR:
 		return *v == '\0' ? -1 : text(v, r->unrevoked_error, sizeof(r->unrevoked_error));
+	case K_PIN_LOCKED:
+		if (strcmp(v, "token") != 0 && strcmp(v, "tpm") != 0)
+			return -1;
+		snprintf(r->pin_locked, sizeof(r->pin_locked), "%s", v);
+		return 0;
 	}
 	return -1;
 }
@@ -312,6 +321,9 @@ int agent_result_parse(const char *buf, size_t len, agent_result *r, char *why, 
 					 "pending_check_after");
 	if (seen[K_UNREVOKED_ERROR] && !seen[K_UNREVOKED])
 		return agent_fail(why, whylen, "unrevoked_error without unrevoked");
+	if (seen[K_PIN_LOCKED] && r->exit_code != EXIT_PIN)
+		return agent_fail(why, whylen, "pin_locked with exit %d (only with exit 4)",
+				  r->exit_code);
 	return 0;
 }
 
@@ -369,6 +381,8 @@ static int write_self(int exit_code)
 	int n;
 
 	self.exit_code = exit_code;
+	if (exit_code != EXIT_PIN)
+		self.pin_locked[0] = '\0'; /* the lockout was not what ended it */
 	snprintf(self.error, sizeof(self.error), "%s", log_last_error());
 	/* The fields' bounds keep a record within the buffer; without one
 	 * the agent says that the step left no record. */

@@ -13,6 +13,7 @@
  *	...
  *	unrevoked 6
  *	unrevoked_error revoking the replaced certificate, serial 1F, failed: ...
+ *	pin_locked tpm
  *	end
  *
  * One "key value" per line, each key at most once, in any order between
@@ -62,6 +63,10 @@ typedef struct {
 	 * "LABEL (to revoke)", failed with this exit code; 0: none failed. */
 	int unrevoked;
 	char unrevoked_error[1024]; /* why, as logged; "" unknown */
+	/* exit 4 because the PIN is locked (tok_login_lockout()): "token" (that
+	 * token's own), "tpm" (the TPM's dictionary-attack lockout, over every
+	 * token of the TPM), or "" (not locked; any other exit). */
+	char pin_locked[8];
 } agent_result;
 
 void agent_result_init(agent_result *r);

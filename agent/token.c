@@ -1,6 +1,7 @@
 /* Opening the configured token and logging in: shared by every command. */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "agent/agent-cmd.h"
@@ -66,6 +67,17 @@ static agent_rc login(const conf_enrollment *e, tok_ctx *tok, const tok_info *in
 		}
 		rv = tok_login(tok, pin->buf);
 		secret_free(pin);
+	}
+	if (rv != TOK_OK && tok_login_lockout(tok) != TOK_LOCK_NONE) {
+		/* The agent latches every enrollment the lockout covers (the
+		 * record says whose), until clear NAME. */
+		snprintf(agent_result_self()->pin_locked, sizeof(agent_result_self()->pin_locked),
+			 "%s", tok_login_lockout(tok) == TOK_LOCK_TPM ? "tpm" : "token");
+		log_msg(LOG_ERR,
+			"login failed: %s: %s; then `p11enroll clear %s`, so that the agent tries "
+			"this enrollment again",
+			tok_strerror(rv), tok_errmsg(tok), e->name != NULL ? e->name : "NAME");
+		return EXIT_PIN;
 	}
 	if (rv != TOK_OK)
 		return agent_token_fail(tok, rv, "login failed");

@@ -20,7 +20,7 @@
 
 static const char *const state_names[T_NSTATES] = {
 	"starting", "valid", "working", "waiting-ca", "backoff", "waiting-token", "pin-rejected",
-	"stopped",
+	"pin-locked", "stopped",
 };
 
 const char *track_state_name(track_state st)
@@ -66,6 +66,8 @@ static int put_state(FILE *f, void *arg)
 	fprintf(f, "failures %d\nrenewals %ld\nstopped %d\nlast_error %s\npin_latch %s\n",
 		t->failures, t->renewals, t->st == T_STOPPED, o->err, o->pin);
 	fprintf(f, "revoke_failures %d\n", t->revoke_failures);
+	if (t->st == T_LOCKED)
+		fprintf(f, "pin_locked %s\n", t->pin_locked);
 	/* What the token showed last: shown by status until the next look
 	 * (a stopped or PIN-latched enrollment has none); never decides. */
 	if (t->have_cert)
@@ -206,6 +208,9 @@ int track_load(track *t)
 			track_set_error(t, "%s", v);
 		else if (strcmp(line, "pin_latch") == 0)
 			track_set_pin_latch(t, v);
+		else if (strcmp(line, "pin_locked") == 0 &&
+			 (strcmp(v, "token") == 0 || strcmp(v, "tpm") == 0))
+			snprintf(t->pin_locked, sizeof(t->pin_locked), "%s", v);
 		else if (strcmp(line, "cert_serial") == 0 && strspn(v, "0123456789ABCDEF") ==
 								  strlen(v))
 			snprintf(t->cert_serial, sizeof(t->cert_serial), "%.128s", v);
@@ -220,6 +225,10 @@ int track_load(track *t)
 	 * start would spend one more of the token's PIN attempts. */
 	if (t->st != T_STOPPED && t->pin_latch != NULL)
 		t->st = T_PIN;
+	/* A locked PIN stays latched across a restart: the lockout does not
+	 * end with the agent, and only clear NAME says that it is over. */
+	if (t->st != T_STOPPED && t->pin_locked[0] != '\0')
+		t->st = T_LOCKED;
 	return 0;
 }
 
@@ -341,7 +350,8 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 		put_str(&b, t->have_cert ? t->cert_serial : "");
 		put_time(&b, "not_before", t->have_cert ? t->not_before : 0);
 		put_time(&b, "not_after", t->have_cert ? t->not_after : 0);
-		put_time(&b, "next_attempt", t->st == T_STOPPED || t->st == T_PIN ? 0 : t->next);
+		put_time(&b, "next_attempt",
+			 t->st == T_STOPPED || t->st == T_PIN || t->st == T_LOCKED ? 0 : t->next);
 		put_time(&b, "last_success", t->last_success);
 		put_time(&b, "last_attempt", t->last_attempt);
 		putf(&b, ", \"consecutive_failures\": %d, \"renewals\": %ld, \"pending\": %s",
@@ -413,7 +423,9 @@ char *track_status_text(track *const *tracks, size_t n, long long now, size_t *l
 		     track_state_name(t->st));
 		put_when(&b, t->have_cert ? t->not_after : 0, now);
 		put(&b, " ", 1);
-		put_when(&b, t->st == T_STOPPED || t->st == T_PIN ? 0 : t->next, now);
+		put_when(&b,
+			 t->st == T_STOPPED || t->st == T_PIN || t->st == T_LOCKED ? 0 : t->next,
+			 now);
 		put(&b, " ", 1);
 		put_when(&b, t->last_success, now);
 		putf(&b, " %4d %8ld\n", t->failures, t->renewals);

@@ -23,6 +23,7 @@ typedef enum {
 	T_BACKOFF,   /* the last attempt failed: retry later */
 	T_NO_TOKEN,  /* the token is absent (or another one is inserted) */
 	T_PIN,       /* the token rejected the PIN: latched until the source changes */
+	T_LOCKED,    /* the PIN is locked (the token's or the TPM's lockout): until clear */
 	T_STOPPED,   /* needs an operator: expired or refused without bootstrap, bad config */
 	T_NSTATES
 } track_state;
@@ -69,6 +70,9 @@ typedef struct track {
 	 * TRACK_PIN_LATCH_MAX - 1 bytes), or NULL: track_pin_latch() and
 	 * track_set_pin_latch() */
 	char *pin_latch;
+	/* T_LOCKED: whose lockout latched it, as the step's record said
+	 * (agent_result.pin_locked: "token" or "tpm"); "" none */
+	char pin_locked[8];
 	/* what to do next regardless of the time */
 	int need_recover, need_refresh, hook_due;
 	track_op bootstrap_next; /* OP_ENROLL after a refused kur */

@@ -77,6 +77,10 @@ static track *track_new(const conf_file *cf, const char *name, const char *state
 		log_msg(LOG_NOTICE, "%s: stopped before the restart (%s); `p11enroll clear %s` lets the "
 				    "agent try again",
 			name, track_error(t), name);
+	else if (t->st == T_LOCKED)
+		log_msg(LOG_NOTICE, "%s: the PIN was locked before the restart (%s): no login is "
+				    "tried until `p11enroll clear %s`",
+			name, track_error(t), name);
 	else if (t->st == T_PIN)
 		log_msg(LOG_NOTICE, "%s: the PIN was refused before the restart: not trying it again "
 				    "until the PIN source changes or `p11enroll clear %s`",

@@ -34,6 +34,7 @@ struct tok_ctx {
 	int have_anchor;
 	int logged_in;
 	int pin_rejected; /* C_Login refused the PIN: never try again */
+	tok_lockout lockout; /* why the last tok_login found the PIN locked */
 	int anchor_rw;	  /* the anchor is a R/W session (read-only tokens: not) */
 	struct tok_signer *signers; /* keys handed out that sign through anchor */
 	/* Which CKM_SHA*_RSA_PKCS the token lists (tok_sign.c), once asked. */

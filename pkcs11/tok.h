@@ -105,6 +105,22 @@ const tok_info *tok_opened_info(const tok_ctx *ctx);
  */
 tok_rv tok_login(tok_ctx *ctx, const char *pin);
 
+/*
+ * Whose lockout ended the last tok_login (TOK_ERR_PIN_LOCKED): the module
+ * answered CKR_PIN_LOCKED, or the token's flags say CKF_USER_PIN_LOCKED.
+ * TOK_LOCK_TPM when the module is tpm2-pkcs11 (its C_GetInfo says so): the
+ * TPM's dictionary-attack lockout, which covers every token and key on the
+ * TPM and never shows in the token flags.  TOK_LOCK_NONE for any other
+ * outcome (a PIN on its final try or to be changed is no lockout).
+ */
+typedef enum { TOK_LOCK_NONE, TOK_LOCK_TOKEN, TOK_LOCK_TPM } tok_lockout;
+tok_lockout tok_login_lockout(const tok_ctx *ctx);
+/* 1 when the module is tpm2-pkcs11: its C_GetInfo manufacturerID is
+ * "tpm2-software.github.io" (tpm2-pkcs11 1.x, src/lib/general.c).  The
+ * token information names the TPM's vendor and its vendor string instead,
+ * which tell no TPM from other hardware. */
+int tok_module_is_tpm(const tok_ctx *ctx);
+
 typedef enum { TOK_KEY_EC = 1, TOK_KEY_RSA = 2 } tok_keyalg;
 
 typedef struct {

@@ -270,7 +270,7 @@ types = {"name": "str", "state": "str", "operation": "str?", "token_serial": "st
          "consecutive_failures": "int", "renewals": "int", "pending": "bool",
          "last_error": "str"}
 states = {"starting", "valid", "working", "waiting-ca", "backoff", "waiting-token",
-          "pin-rejected", "stopped"}
+          "pin-rejected", "pin-locked", "stopped"}
 es = doc["enrollments"]
 if want_n is not None and len(es) != want_n: bad.append("%d enrollments" % len(es))
 for e in es:

@@ -786,6 +786,106 @@ static void test_control(void)
 	       "/fsm/ctl/clear-stopped-forced-limit", "st %d", T.st);
 }
 
+/* ---- a locked PIN (the token's or the TPM's lockout) ------------------------ */
+
+static void test_lockout(void)
+{
+	track U;
+	fsm_event ev = { .kind = EV_LOCKED, .lock = "tpm", .lock_by = "e2" };
+
+	fresh();
+	T.waiter_fd = 7;
+	record(EXIT_PIN);
+	snprintf(R.pin_locked, sizeof(R.pin_locked), "tpm");
+	done(OP_RENEW, EXIT_PIN);
+	tap_ok(T.st == T_LOCKED && strcmp(T.pin_locked, "tpm") == 0 &&
+		       track_pin_latch(&T)[0] == '\0' && hooked(0) && count(ACT_PUBLISH) == 1 &&
+		       answered(7, "renew failed: boom 4") == EXIT_PIN &&
+		       logged("dictionary-attack lockout") && logged("`p11enroll clear e1`"),
+	       "/fsm/lock/exit-4-locked-latches", "st %d locked '%s'", T.st, T.pin_locked);
+	/* nothing, not even a wake-up; a PIN source change lifts nothing */
+	T.waiter_fd = 8;
+	{
+		fsm_event t2 = { .kind = EV_TICK,
+				 .pin_fp = "file:/etc/pin inode 2 size 4 mtime 6" };
+
+		feed(&t2);
+	}
+	tap_ok(T.st == T_LOCKED && started() == OP_NONE && first(ACT_WAKE) == NULL &&
+		       answered(8, "not renewed: boom 4") == EXIT_PIN,
+	       "/fsm/lock/tick-nothing", "st %d n %zu", T.st, out.n);
+	control(EV_CLEAR, 9, 0);
+	tap_ok(T.st == T_LOCKED && answered(9, "not cleared: the PIN is locked") == EXIT_USAGE,
+	       "/fsm/lock/clear-refused", "st %d", T.st);
+	control(EV_CLEAR, 9, 1);
+	tap_ok(T.st == T_START && T.pin_locked[0] == '\0' && T.need_recover && T.next == NOW &&
+		       answered(9, "cleared e1") == EXIT_OK &&
+		       logged("lockout latch (tpm) cleared"),
+	       "/fsm/lock/clear-privileged", "st %d", T.st);
+
+	/* another enrollment's step met the lockout */
+	fresh();
+	T.waiter_fd = 7;
+	feed(&ev);
+	tap_ok(T.st == T_LOCKED && strcmp(T.pin_locked, "tpm") == 0 &&
+		       strstr(track_error(&T), "a step of e2 met") != NULL &&
+		       answered(7, "not renewed: the PIN is locked") == EXIT_PIN &&
+		       count(ACT_PUBLISH) == 1 && count(ACT_HOOK) == 0,
+	       "/fsm/lock/covered", "st %d '%s'", T.st, track_error(&T));
+	fresh();
+	T.op = OP_RENEW;
+	feed(&ev);
+	tap_ok(T.st == T_VALID && out.n == 0, "/fsm/lock/covered-running-step-finds-out",
+	       "st %d", T.st);
+	fresh();
+	T.st = T_STOPPED;
+	feed(&ev);
+	tap_ok(T.st == T_STOPPED && out.n == 0, "/fsm/lock/covered-stopped-stays", "st %d", T.st);
+	fresh();
+	T.st = T_LOCKED;
+	snprintf(T.pin_locked, sizeof(T.pin_locked), "token");
+	feed(&ev);
+	tap_ok(T.st == T_LOCKED && strcmp(T.pin_locked, "token") == 0 && out.n == 0,
+	       "/fsm/lock/covered-locked-stays", "st %d '%s'", T.st, T.pin_locked);
+
+	/* clear NAME of that other enrollment */
+	fresh();
+	T.st = T_LOCKED;
+	snprintf(T.pin_locked, sizeof(T.pin_locked), "tpm");
+	ev.kind = EV_UNLOCKED;
+	feed(&ev);
+	tap_ok(T.st == T_START && T.pin_locked[0] == '\0' && T.need_recover &&
+		       count(ACT_PUBLISH) == 1,
+	       "/fsm/lock/uncovered", "st %d", T.st);
+	fresh();
+	T.st = T_LOCKED;
+	track_set_pin_latch(&T, FP);
+	feed(&ev);
+	tap_ok(T.st == T_PIN && strcmp(track_pin_latch(&T), FP) == 0,
+	       "/fsm/lock/uncovered-rejected-pin-stays", "st %d", T.st);
+	fresh();
+	feed(&ev);
+	tap_ok(T.st == T_VALID && out.n == 0, "/fsm/lock/uncovered-not-locked", "st %d", T.st);
+
+	/* whom a lockout covers */
+	fresh();
+	memset(&U, 0, sizeof(U));
+	T.e.module = (char *)"/m/tpm.so";
+	T.e.token = (char *)"pkcs11:token=a";
+	U.e.module = (char *)"/m/tpm.so";
+	U.e.token = (char *)"pkcs11:token=b";
+	tap_ok(fsm_lock_covers(&T, "tpm", &U) && !fsm_lock_covers(&T, "token", &U) &&
+		       !fsm_lock_covers(&T, "tpm", &T),
+	       "/fsm/lock/covers-module-for-tpm", "%s", "covers");
+	U.e.token = (char *)"pkcs11:token=a";
+	tap_ok(fsm_lock_covers(&T, "token", &U), "/fsm/lock/covers-token", "%s", "covers");
+	U.e.module = (char *)"/m/other.so";
+	tap_ok(!fsm_lock_covers(&T, "tpm", &U) && !fsm_lock_covers(&T, "token", &U),
+	       "/fsm/lock/covers-not-other-module", "%s", "covers");
+	T.e.module = NULL;
+	T.e.token = NULL;
+}
+
 /* ---- looks in passes: one child for several enrollments of a token ---------- */
 
 static void test_pass(void)
@@ -867,7 +967,7 @@ static void test_pass(void)
 
 int main(void)
 {
-	tap_plan(85);
+	tap_plan(99);
 	test_decide();
 	test_started();
 	test_pin();
@@ -875,6 +975,7 @@ int main(void)
 	test_request();
 	test_unrevoked();
 	test_control();
+	test_lockout();
 	test_pass();
 	conf_enrollment_clear(&T.e);
 	return tap_done();

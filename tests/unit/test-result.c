@@ -50,6 +50,15 @@ static void test_round_trip(void)
 	tap_ok(agent_result_format(&a, buf, 100) == -1, "/result/format-too-small", "fits?");
 
 	agent_result_init(&a);
+	a.exit_code = EXIT_PIN;
+	snprintf(a.pin_locked, sizeof(a.pin_locked), "tpm");
+	n = agent_result_format(&a, buf, sizeof(buf));
+	tap_ok(n > 0 && strstr(buf, "\npin_locked tpm\n") != NULL &&
+		       agent_result_parse(buf, (size_t)n, &b, why, sizeof(why)) == 0 &&
+		       strcmp(b.pin_locked, "tpm") == 0,
+	       "/result/pin-locked-round-trip", "%s %s", buf, why);
+
+	agent_result_init(&a);
 	a.exit_code = EXIT_ABSENT;
 	a.token = 0;
 	n = agent_result_format(&a, buf, sizeof(buf));
@@ -128,6 +137,11 @@ static const struct {
 	  "p11enroll-result 1\nexit 6\ncategory rejected\nunrevoked 6\nunrevoked_error a\x1b"
 	  "b\nend\n",
 	  "invalid unrevoked_error" },
+	{ "pin-locked-kind", "p11enroll-result 1\nexit 4\ncategory pin\npin_locked card\nend\n",
+	  "invalid pin_locked" },
+	{ "pin-locked-not-exit-4",
+	  "p11enroll-result 1\nexit 3\ncategory token\npin_locked tpm\nend\n",
+	  "pin_locked with exit 3" },
 };
 
 static void test_refused(void)
@@ -210,7 +224,7 @@ static void test_sequence(void)
 
 int main(void)
 {
-	tap_plan(43);
+	tap_plan(46);
 	test_round_trip();
 	test_refused();
 	test_sequence();

@@ -560,6 +560,62 @@ static void test_wrong_pin(void)
 	unsetenv("PKCS11SPY_OUTPUT");
 }
 
+/* Lines of FILE that begin with "FN ": the calls tests/p11wrap logged. */
+static int count_wrapped(const char *file, const char *fn)
+{
+	char line[512];
+	FILE *f = fopen(file, "r");
+	size_t len = strlen(fn);
+	int n = 0;
+
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strncmp(line, fn, len) == 0 && line[len] == ' ';
+	fclose(f);
+	return n;
+}
+
+/* The module answers C_Login with CKR_PIN_LOCKED (tests/p11wrap on
+ * SoftHSM2): the token's own lockout, said so, and no second C_Login. */
+static void test_locked(void)
+{
+	const char *top = getenv("top_builddir");
+	char wrap[512], log[160], msg[800] = "";
+	tok_ctx *tok = NULL;
+	tok_rv rv1 = TOK_ERR_CONFIG, rv2 = TOK_ERR_CONFIG;
+	tok_lockout lk = TOK_LOCK_NONE, lk2 = TOK_LOCK_NONE;
+	int tpm = -1;
+
+	snprintf(wrap, sizeof(wrap), "%s/tests/p11wrap/p11wrap.so", top != NULL ? top : ".");
+	snprintf(log, sizeof(log), "%s/wrap.log", dir);
+	if (access(wrap, R_OK) != 0)
+		tap_bail("%s not built", wrap);
+	setenv("P11WRAP_MODULE", module, 1);
+	setenv("P11WRAP_LOG", log, 1);
+	setenv("P11WRAP_FAIL", "C_Login=CKR_PIN_LOCKED", 1);
+	if (tok_open(wrap, "pkcs11:token=tok-a", &tok) == TOK_OK) {
+		rv1 = tok_login(tok, PIN);
+		snprintf(msg, sizeof(msg), "%s", tok_errmsg(tok));
+		lk = tok_login_lockout(tok);
+		tpm = tok_module_is_tpm(tok);
+		rv2 = tok_login(tok, PIN);
+		lk2 = tok_login_lockout(tok);
+	}
+	tap_ok(rv1 == TOK_ERR_PIN_LOCKED && lk == TOK_LOCK_TOKEN && tpm == 0 &&
+		       strstr(msg, "CKR_PIN_LOCKED: the PIN is locked") != NULL &&
+		       strstr(msg, "dictionary-attack") == NULL,
+	       "/tok/login/locked", "rv %d lockout %d tpm %d: %s", rv1, lk, tpm, msg);
+	tap_ok(rv2 == TOK_ERR_PIN_LOCKED && lk2 == TOK_LOCK_TOKEN &&
+		       count_wrapped(log, "C_Login") == 1,
+	       "/tok/login/locked-not-again", "rv %d, %d C_Login", rv2,
+	       count_wrapped(log, "C_Login"));
+	tok_free(tok);
+	unsetenv("P11WRAP_FAIL");
+	unsetenv("P11WRAP_LOG");
+	unsetenv("P11WRAP_MODULE");
+}
+
 static void check_key(tok_ctx *tok, const tok_keyspec *spec, const char *name, tok_id *ret_id)
 {
 	char tname[64], detail[600];
@@ -1189,7 +1245,7 @@ static void test_p11kit(void)
 }
 
 /* the number of checks main runs */
-#define PLAN (68 + RSA_SIGN_TESTS)
+#define PLAN (70 + RSA_SIGN_TESTS)
 
 int main(void)
 {
@@ -1208,6 +1264,7 @@ int main(void)
 	test_uri_pin_serial();
 	test_select();
 	test_wrong_pin();
+	test_locked();
 	test_token();
 	test_rsa_sign();
 	test_find_relabel();
