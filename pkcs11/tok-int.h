@@ -52,6 +52,7 @@ struct tok_ctx {
 	char label[33];	  /* for messages */
 	char serial[17];  /* as tok_info has it, read when the token was opened */
 	tok_info opened;  /* all of it, flags as they were then */
+	int serial_seen;  /* tok_serial_unique(): 0 not asked yet, 1 unique, 2 not */
 	char errmsg[768];
 };
 
