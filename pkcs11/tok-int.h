@@ -54,6 +54,7 @@ struct tok_ctx {
 	tok_info opened;  /* all of it, flags as they were then */
 	int serial_seen;  /* tok_serial_unique(): 0 not asked yet, 1 unique, 2 not */
 	char errmsg[768];
+	char notice[256]; /* tok_keygen_notice */
 };
 
 /* Sets the error text ("what failed: why: what to do") and returns rv. */
