@@ -450,7 +450,7 @@ static int slot_matches(tok_ctx *ctx, P11KitUri *uri, PKCS11_SLOT *slot, CK_TOKE
 	/* A blank token (SoftHSM always offers one) cannot hold keys yet. */
 	if (!(ret_ti->flags & CKF_TOKEN_INITIALIZED))
 		return 0;
-	return p11_kit_uri_match_token_info(uri, ret_ti);
+	return tok_match_token_info(uri, ret_ti);
 }
 
 CK_RV tok_slot_ids(CK_FUNCTION_LIST *f, CK_BBOOL token_present, CK_SLOT_ID **ret_ids,

@@ -29,6 +29,19 @@ at_least() {
 	_al=$(jget "$1" "$2" "$3") && [ -n "$_al" ] && [ "$_al" -ge "$4" ]
 }
 
+# extra_ca NAME ARGS...: another test CA on $TMP/ca (same root; its log
+# $TMP/NAME.log); sets EXTRA_URL.
+extra_ca() {
+	_n=$1
+	shift
+	"$TESTCA" --dir "$TMP/ca" --port 0 --ref "$CMP_REF" --secret-file "$TMP/secret" \
+		--log "$TMP/$_n.log" --quiet "$@" > "$TMP/$_n.out" 2> "$TMP/$_n.err" &
+	EXTRA_PIDS="$EXTRA_PIDS $!"
+	wait_for 30 grep -q '^port [0-9]' "$TMP/$_n.out" ||
+		{ echo "# test CA $_n did not start"; sed 's/^/#   /' "$TMP/$_n.err"; exit 1; }
+	EXTRA_URL="http://127.0.0.1:$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$TMP/$_n.out")/.well-known/cmp"
+}
+
 # show FILE: as TAP comments.
 show() {
 	sed 's/^/#   /' "$1"
@@ -43,10 +56,15 @@ conf() {
 		for t in a b; do
 			printf '%s\n' "[$t]" "token = pkcs11:token=id-$t" "pin_source = file:$TMP/pin" \
 				"label = enrolled-key" "subject = /CN=ident $t/O=Example" \
-				"cert_out = $TMP/cert-$t.pem" ""
+				"cert_out = $TMP/cert-$t.pem"
+			[ $t = b ] && printf '%s\n' "server = $B_URL"
+			echo
 		done
-		[ "${2:-}" = p ] && printf '%s\n' "[p]" "token = pkcs11:model=SoftHSM%20v2" "pin_source = file:$TMP/pin" \
-			"label = waiting-key" "subject = /CN=ident p/O=Example" ""
+		if [ "${2:-}" = p ]; then
+			printf '%s\n' "[p]" "token = pkcs11:model=SoftHSM%20v2" \
+				"pin_source = file:$TMP/pin" "label = waiting-key" \
+				"subject = /CN=ident p/O=Example"
+		fi
 	} > "$1"
 }
 
@@ -68,7 +86,12 @@ serial_on() {
 
 make_token id-a || exit 1
 make_token id-b || exit 1
-start_ca --validity-seconds $((30 + 10 * (P11E_SCALE - 1))) || exit 1
+LIFE=$((30 + 10 * (P11E_SCALE - 1)))
+start_ca --validity-seconds $LIFE || exit 1
+# b talks to a CA of its own (same root): enrolled together, a and b are
+# renewed at the same time, and one test CA mixes up two transactions at once.
+extra_ca ca-b --validity-seconds $LIFE
+B_URL=$EXTRA_URL
 C="$TMP/ident.conf"
 conf "$C" p
 
@@ -150,12 +173,8 @@ C="$CP"
 # The CA keeps id-a's ir waiting; id-b enrolls the same name and label at
 # a second CA on the same directory (the first holds one waiting request).
 DELIVER="$TMP/deliver"
-"$TESTCA" --dir "$TMP/ca" --port 0 --ref "$CMP_REF" --secret-file "$TMP/secret" \
-	--log "$TMP/wait.log" --quiet --poll 3600 --deliver-when "$DELIVER" \
-	> "$TMP/wait.out" 2> "$TMP/wait.err" &
-EXTRA_PIDS="$EXTRA_PIDS $!"
-wait_for 30 grep -q '^port [0-9]' "$TMP/wait.out" || { echo "# the waiting CA did not start"; exit 1; }
-WAIT_URL="http://127.0.0.1:$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$TMP/wait.out")/.well-known/cmp"
+extra_ca wait --poll 3600 --deliver-when "$DELIVER"
+WAIT_URL=$EXTRA_URL
 pe "$C" enroll p --token pkcs11:token=id-a --server "$WAIT_URL"
 check "/ident/pending/a-waits-exit-9" expect_rc 9
 PA=$(ls "$TMP/state/pending/"*.pending 2> /dev/null)
