@@ -59,6 +59,13 @@ int agent_fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((fo
  * cut); returns out.  4 * strlen(s) + 1 bytes always suffice.
  */
 const char *agent_escape(const char *s, char *out, size_t outlen);
+/* The token's identity for people: "label 'L', manufacturer 'M', model 'M',
+ * serial S", and when the serial does not name the token alone (unique 0:
+ * empty, all zeros, or another token's too) " (not unique: identified by
+ * label, model and manufacturer)".  Each field agent_escape()'d (which
+ * leaves escaped text as it is); returns out. */
+const char *agent_token_identity(const char *label, const char *manufacturer, const char *model,
+				 const char *serial, int unique, char *out, size_t outlen);
 /* raw (NULL: "") as a quoted JSON string, agent_escape()'d first; malloc'ed, NULL
  * when out of memory (json.c). */
 char *agent_json_string(const char *raw);

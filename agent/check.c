@@ -1,6 +1,6 @@
 /*
  * p11enroll check NAME: what the agent needs to know about an enrollment,
- * as "key=value" lines on stdout: the token's serial, the certificate's
+ * as "key=value" lines on stdout: the token's identity, the certificate's
  * serial number, validity and CKA_ID, a pending transaction.  With
  * --recover it logs in first and finishes or undoes what an interrupted
  * run left on the token (agent_recover).  Without, no login happens:
@@ -43,16 +43,24 @@ static void print_serial(X509 *cert, agent_result *res)
 	BN_free(bn);
 }
 
-static void token_lines(const tok_info *info)
+static void token_lines(tok_ctx *tok, const tok_info *info)
 {
-	char safe[4 * sizeof(((tok_info *)0)->serial)];
 	agent_result *res = agent_result_self();
 
-	/* The agent parses these lines: the token's serial is the token's
-	 * choice and must not add a line (a forged "cert=present"). */
-	printf("token=present\ntoken_serial=%s\n", agent_escape(info->serial, safe, sizeof(safe)));
+	/* The token's identity: its serial, and its label, manufacturer and
+	 * model, which tell apart tokens whose serials repeat.  The values
+	 * are the token's choice and must not add a line (a forged
+	 * "cert=present"). */
 	res->token = 1;
-	snprintf(res->token_serial, sizeof(res->token_serial), "%s", safe);
+	agent_escape(info->serial, res->token_serial, sizeof(res->token_serial));
+	agent_escape(info->label, res->token_label, sizeof(res->token_label));
+	agent_escape(info->manufacturer, res->token_manufacturer, sizeof(res->token_manufacturer));
+	agent_escape(info->model, res->token_model, sizeof(res->token_model));
+	res->token_serial_unique = tok_serial_unique(tok);
+	printf("token=present\ntoken_serial=%s\ntoken_label=%s\ntoken_manufacturer=%s\n"
+	       "token_model=%s\ntoken_serial_unique=%s\n",
+	       res->token_serial, res->token_label, res->token_manufacturer, res->token_model,
+	       res->token_serial_unique ? "yes" : "no");
 }
 
 /* The certificate's lines (cert NULL: none), then the pending
@@ -101,7 +109,7 @@ static agent_rc look(const conf_enrollment *e, tok_ctx *tok, const tok_info *inf
 		log_msg(LOG_ERR, "no label: check finds the enrollment's certificate by its label");
 		return EXIT_USAGE;
 	}
-	token_lines(info);
+	token_lines(tok, info);
 	if (recover && (rc = agent_recover(e, tok)) != EXIT_OK)
 		return rc;
 	/* A revocation that failed before is retried; its failure is logged
@@ -158,7 +166,7 @@ static agent_rc look_listed(const conf_enrollment *e, tok_ctx *tok, const tok_in
 			return look(e, tok, info, recover); /* it says what is wrong */
 		cert = o;
 	}
-	token_lines(info);
+	token_lines(tok, info);
 	return cert_lines(e, info, cert != NULL ? cert->cert : NULL,
 			  cert != NULL ? &cert->id : NULL);
 }

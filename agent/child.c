@@ -14,21 +14,41 @@
 #include "agent/child.h"
 #include "agent/daemon.h"
 
-/* The token URI pinned to the serial seen before, so that another token
- * inserted in its place is never logged in to (NULL: not pinned).  The
- * serial is percent-encoded: a token chooses it, and ";1?module-path=/x"
- * pasted raw would name a module. */
+/* A field of the token's identity as the URI can pin it: the record has
+ * it escaped, and an escaped byte ("\\xNN") names no token. */
+static void field(char *out, size_t len, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (strchr(v, '\\') != NULL || n >= len)
+		n = 0;
+	memcpy(out, v, n);
+	out[n] = '\0';
+}
+
+/* The token URI pinned to the token seen before (its label, manufacturer,
+ * model and serial: the serial alone repeats, on every tpm2-pkcs11 token
+ * of one TPM), so that another token inserted in its place is never logged
+ * in to (NULL: not pinned).  The values are percent-encoded: a token
+ * chooses them, and ";1?module-path=/x" pasted raw would name a module. */
 static char *pinned_uri(const track *t)
 {
 	char *pinned = NULL, *out;
+	tok_info id;
 
-	if (t->e.token == NULL || t->token_serial[0] == '\0')
+	if (t->e.token == NULL || (t->token_serial[0] == '\0' && t->token_label[0] == '\0'))
 		return NULL;
-	if (tok_uri_pin_serial(t->e.token, t->token_serial, &pinned) != TOK_OK) {
+	memset(&id, 0, sizeof(id));
+	field(id.label, sizeof(id.label), t->token_label);
+	field(id.manufacturer, sizeof(id.manufacturer), t->token_manufacturer);
+	field(id.model, sizeof(id.model), t->token_model);
+	field(id.serial, sizeof(id.serial), t->token_serial);
+	if (tok_uri_pin_identity(t->e.token, &id, &pinned) != TOK_OK) {
 		/* The child then takes any token the URI selects. */
 		log_msg(LOG_WARNING,
-			"%s: the token URI cannot be pinned to the token's serial (does its path "
-			"have an empty attribute, \";;\"?): another token in its place would be used",
+			"%s: the token URI cannot be pinned to the token it selected (does its "
+			"path have an empty attribute, \";;\"?): another token in its place would "
+			"be used",
 			t->name);
 		return NULL;
 	}
@@ -119,7 +139,7 @@ child_run *child_launch(const child_cmd *cmd, track *const *members, size_t n, t
 	pid_t pid;
 
 	if (uri != NULL)
-		log_msg(LOG_DEBUG, "%s: the token URI pinned to its serial: %s", t->name, uri);
+		log_msg(LOG_DEBUG, "%s: the token URI pinned to its token: %s", t->name, uri);
 	if (c == NULL || (c->members = malloc(n * sizeof(*c->members))) == NULL ||
 	    (argv = step_argv(cmd, uri, members, n, op)) == NULL) {
 		log_msg(LOG_ERR, "%s: cannot start a child process: out of memory", t->name);
@@ -387,8 +407,8 @@ static void env_var(char *out, size_t len, const char *name, const char *value)
 void child_hook(const track *t, int ok)
 {
 	const char *cmd = ok ? t->e.hook_success : t->e.hook_failure;
-	char vars[12][1100], err[512];
-	const char *env[13];
+	char vars[13][1100], err[512];
+	const char *env[14];
 	int i = 0, k;
 	pid_t pid;
 
@@ -398,6 +418,7 @@ void child_hook(const track *t, int ok)
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_NAME", t->name);
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_URI", t->e.token);
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_SERIAL", t->token_serial);
+	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_LABEL", t->token_label);
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_SERIAL",
 		t->have_cert ? t->cert_serial : "");
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_NOT_AFTER=%lld",

@@ -116,6 +116,8 @@ static void stop(track *t, fsm_actions *out, const char *why)
 
 static void backoff(track *t, fsm_actions *out, long long n)
 {
+	char tn[TRACK_TOKEN_NAME];
+
 	t->failures++;
 	t->next = (long long)sched_retry_time(&t->pol, (time_t)n, (time_t)t->not_after,
 					       t->failures);
@@ -123,7 +125,7 @@ static void backoff(track *t, fsm_actions *out, long long n)
 	/* One line per event: the enrollment, the token and what failed (the
 	 * step's error names its transaction when it had one). */
 	say(out, LOG_NOTICE, "%s: attempt %d failed (token %s): %.200s; next in %lld s", t->name,
-	    t->failures, t->token_serial[0] != '\0' ? t->token_serial : "?",
+	    t->failures, track_token_name(t, tn, sizeof(tn)),
 	    track_error(t)[0] != '\0' ? track_error(t) : "see above", t->next - n);
 }
 
@@ -272,20 +274,23 @@ int fsm_joins_pass(const track *lead, track_op lead_op, const track *t, track_op
 	if (op == OP_RECOVER && strcmp(lead->e.pin_source != NULL ? lead->e.pin_source : "",
 				       t->e.pin_source != NULL ? t->e.pin_source : "") != 0)
 		return 0;
-	/* The pass opens the token the lead's URI (pinned to the serial it
-	 * saw last) selects. */
-	return strcmp(lead->token_serial, t->token_serial) == 0;
+	/* The pass opens the token the lead's URI (pinned to the token it
+	 * saw last) selects: the same serial is not enough, for serials
+	 * repeat (every tpm2-pkcs11 token of one TPM has 0000000000000000). */
+	return track_same_token(lead, t);
 }
 
 static void started(track *t, const fsm_event *ev, fsm_actions *out)
 {
+	char tn[TRACK_TOKEN_NAME];
+
 	t->st = t->st == T_NO_TOKEN || t->st == T_POLLING ? t->st : T_BUSY;
 	if (ev->op == OP_CHECK)
 		t->need_refresh = 0;
 	if (ev->op != OP_CHECK && ev->op != OP_RECOVER) {
 		t->last_attempt = ev->now;
 		say(out, LOG_NOTICE, "%s: %s started (token %s)", t->name, track_op_name(ev->op),
-		    t->token_serial[0] != '\0' ? t->token_serial : "?");
+		    track_token_name(t, tn, sizeof(tn)));
 	}
 }
 
@@ -314,6 +319,7 @@ static void unrevoked(track *t, fsm_actions *out, const agent_result *res, long 
 /* What the token showed (check, check --recover). */
 static void took_look(track *t, fsm_actions *out, int rc, const agent_result *res, long long n)
 {
+	char tn[TRACK_TOKEN_NAME];
 	long long due;
 
 	/* A look that failed says nothing about the certificate: what was known
@@ -328,15 +334,21 @@ static void took_look(track *t, fsm_actions *out, int rc, const agent_result *re
 		return; /* handled by the caller */
 	if (rc == EXIT_ABSENT || res == NULL || res->token != 1) {
 		if (t->st != T_NO_TOKEN)
-			say(out, LOG_NOTICE, "%s: the token%s%s is not present: waiting for it",
-			    t->name, t->token_serial[0] ? " " : "", t->token_serial);
+			say(out, LOG_NOTICE, "%s: the token %s is not present: waiting for it",
+			    t->name, track_token_name(t, tn, sizeof(tn)));
 		absent(t, n);
 		return;
 	}
-	if (res->token_serial[0] != '\0') {
-		if (t->st == T_NO_TOKEN)
-			say(out, LOG_NOTICE, "%s: token %s is back", t->name, res->token_serial);
+	if (res->token_serial[0] != '\0' || res->token_label[0] != '\0') {
 		snprintf(t->token_serial, sizeof(t->token_serial), "%.16s", res->token_serial);
+		snprintf(t->token_label, sizeof(t->token_label), "%s", res->token_label);
+		snprintf(t->token_manufacturer, sizeof(t->token_manufacturer), "%s",
+			 res->token_manufacturer);
+		snprintf(t->token_model, sizeof(t->token_model), "%s", res->token_model);
+		t->token_serial_unique = res->token_serial_unique;
+		if (t->st == T_NO_TOKEN)
+			say(out, LOG_NOTICE, "%s: token %s is back", t->name,
+			    track_token_name(t, tn, sizeof(tn)));
 	}
 	t->have_cert = res->cert == 1;
 	if (t->have_cert) {
@@ -430,7 +442,7 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 {
 	track_op op = ev->op;
 	long long n = ev->now;
-	char why[TRACK_ERROR_MAX];
+	char why[TRACK_ERROR_MAX], tn[TRACK_TOKEN_NAME];
 	/* Done, but the revocation of the certificate it replaced failed: the
 	 * command exits with the rr's code, the renewal is a success. */
 	int done = rc == EXIT_OK || (ev->res != NULL && ev->res->unrevoked == rc);
@@ -446,7 +458,7 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 		t->hook_due = 1;
 		t->next = n;
 		say(out, LOG_NOTICE, "%s: %s done (token %s, transaction %s)", t->name,
-		    track_op_name(op), t->token_serial,
+		    track_op_name(op), track_token_name(t, tn, sizeof(tn)),
 		    ev->res->transaction[0] != '\0' ? ev->res->transaction : "?");
 		if (rc != EXIT_OK) {
 			unrevoked(t, out, ev->res, n);

@@ -102,6 +102,7 @@ agent_rc agent_list(const conf_enrollment *e, int named)
 	tok_object *objs = NULL;
 	size_t n = 0, i;
 	char hex[2 * TOK_ID_MAX + 1], safe[1024];
+	const tok_info *info;
 	tok_rv rv;
 	agent_rc rc;
 
@@ -114,6 +115,13 @@ agent_rc agent_list(const conf_enrollment *e, int named)
 		tok_free(tok);
 		return rc;
 	}
+	/* Which token this is: where serials repeat (every tpm2-pkcs11 token
+	 * of one TPM has 0000000000000000), the label, model and manufacturer
+	 * tell it apart, and the URI must name them. */
+	info = tok_opened_info(tok);
+	printf("token %s\n", agent_token_identity(info->label, info->manufacturer, info->model,
+						  info->serial, tok_serial_unique(tok), safe,
+						  sizeof(safe)));
 	if (e->pin_source == NULL)
 		printf("(not logged in: private keys are not shown; configure a PIN source)\n");
 	for (i = 0; i < n; i++) {

@@ -81,7 +81,7 @@ agent_rc agent_p10cr(const conf_enrollment *e)
 static agent_rc pick(const conf_enrollment *e, int n, agent_pending *ap)
 {
 	tok_ctx *tok = NULL;
-	char err[1024];
+	char err[1024], ident[600];
 	agent_rc rc;
 	int r;
 
@@ -90,9 +90,14 @@ static agent_rc pick(const conf_enrollment *e, int n, agent_pending *ap)
 	r = pending_load(e, tok_opened_info(tok), ap, err, sizeof(err));
 	if (r == 0)
 		log_msg(LOG_ERR, "enrollment '%s' has %d pending transactions under label '%s', "
-				 "none on this token (serial '%s'): insert the token of one of them "
+				 "none on this token (%s): insert the token of one of them "
 				 "(their files in %s/pending name the tokens)",
-			e->name, n, e->label, tok_serial(tok), pending_state_dir(e));
+			e->name, n, e->label,
+			agent_token_identity(tok_opened_info(tok)->label,
+					     tok_opened_info(tok)->manufacturer,
+					     tok_opened_info(tok)->model, tok_opened_info(tok)->serial,
+					     tok_serial_unique(tok), ident, sizeof(ident)),
+			pending_state_dir(e));
 	else if (r < 0)
 		log_msg(LOG_ERR, "%s", err);
 	tok_free(tok);

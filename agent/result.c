@@ -14,7 +14,7 @@
 #include "agent/agent.h"
 #include "agent/result.h"
 
-static agent_result self = { .token = -1, .cert = -1 };
+static agent_result self = { .token = -1, .cert = -1, .token_serial_unique = -1 };
 static int self_fd = -1;
 
 void agent_result_init(agent_result *r)
@@ -23,6 +23,7 @@ void agent_result_init(agent_result *r)
 	r->exit_code = -1;
 	r->token = -1;
 	r->cert = -1;
+	r->token_serial_unique = -1;
 }
 
 static const char *const categories[] = {
@@ -76,6 +77,14 @@ int agent_result_format(const agent_result *r, char *buf, size_t len)
 		put(&o, "token %s\n", r->token ? "present" : "absent");
 	if (r->token_serial[0] != '\0')
 		put(&o, "token_serial %s\n", r->token_serial);
+	if (r->token_label[0] != '\0')
+		put(&o, "token_label %s\n", r->token_label);
+	if (r->token_manufacturer[0] != '\0')
+		put(&o, "token_manufacturer %s\n", r->token_manufacturer);
+	if (r->token_model[0] != '\0')
+		put(&o, "token_model %s\n", r->token_model);
+	if (r->token_serial_unique >= 0)
+		put(&o, "token_serial_unique %s\n", r->token_serial_unique ? "yes" : "no");
 	if (r->cert >= 0)
 		put(&o, "cert %s\n", r->cert ? "present" : "none");
 	if (r->cert > 0)
@@ -114,6 +123,10 @@ enum {
 	K_UNREVOKED,
 	K_UNREVOKED_ERROR,
 	K_PIN_LOCKED,
+	K_TOKEN_LABEL,
+	K_TOKEN_MANUFACTURER,
+	K_TOKEN_MODEL,
+	K_TOKEN_SERIAL_UNIQUE,
 	K_N
 };
 
@@ -122,6 +135,7 @@ static const char *const keys[K_N] = {
 	"token_serial", "cert",	      "cert_serial", "not_before",  "not_after",
 	"pending",	"pending_saved", "pending_check_after", "unrevoked", "unrevoked_error",
 	"pin_locked",
+	"token_label", "token_manufacturer", "token_model", "token_serial_unique",
 };
 
 static int number(const char *v, long long lo, long long hi, long long *out)
@@ -248,6 +262,17 @@ static int field(agent_result *r, int k, const char *v)
 		if (strcmp(v, "token") != 0 && strcmp(v, "tpm") != 0)
 			return -1;
 		snprintf(r->pin_locked, sizeof(r->pin_locked), "%s", v);
+		return 0;
+	case K_TOKEN_LABEL:
+		return text(v, r->token_label, sizeof(r->token_label));
+	case K_TOKEN_MANUFACTURER:
+		return text(v, r->token_manufacturer, sizeof(r->token_manufacturer));
+	case K_TOKEN_MODEL:
+		return text(v, r->token_model, sizeof(r->token_model));
+	case K_TOKEN_SERIAL_UNIQUE:
+		if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+			return -1;
+		r->token_serial_unique = strcmp(v, "yes") == 0;
 		return 0;
 	}
 	return -1;

@@ -10,6 +10,10 @@
  *	error cannot read the token information: CKR_DEVICE_ERROR ...
  *	token present
  *	token_serial 1a2b3c
+ *	token_label my token
+ *	token_manufacturer ...
+ *	token_model ...
+ *	token_serial_unique yes
  *	...
  *	unrevoked 6
  *	unrevoked_error revoking the replaced certificate, serial 1F, failed: ...
@@ -51,6 +55,10 @@ typedef struct {
 	char transaction[257];	 /* hex transactionID of the step's exchange, or "" */
 	int token;		 /* -1 not looked at, 0 absent, 1 present */
 	char token_serial[72];	 /* as the token gives it, escaped */
+	/* the rest of the token's identity (escaped), and whether its serial
+	 * names it alone (-1 not known; tok_serial_unique()) */
+	char token_label[132], token_manufacturer[132], token_model[68];
+	int token_serial_unique;
 	int cert;		 /* -1 not looked at, 0 none, 1 present */
 	char cert_serial[129];	 /* upper-case hex, as BN_bn2hex writes it */
 	long long not_before, not_after;

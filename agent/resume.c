@@ -126,16 +126,21 @@ agent_rc pending_check_token(const conf_enrollment *e, tok_ctx *tok, agent_pendi
 	char err[1024], safe[4 * sizeof(ap->token_label)];
 	tok_info info;
 	tok_rv rv;
+	int zero;
 
 	if ((rv = tok_get_info(tok, &info)) != TOK_OK)
 		return agent_token_fail(tok, rv, "cannot read the token information");
-	/* A token without a usable serial is told apart by the rest of its
-	 * information, as its file name is; an old file has only the serial. */
+	/* The token is its label, manufacturer, model and serial: serials
+	 * repeat (a token without a usable one is told apart by the rest, as
+	 * its file name is).  An old file has only the serial, a file of an
+	 * earlier version leaves the rest empty. */
+	zero = info.serial[strspn(info.serial, "0")] == '\0';
 	if (strcmp(info.serial, ap->token_serial) != 0 ||
-	    (!ap->legacy && info.serial[strspn(info.serial, "0")] == '\0' &&
-	     (strcmp(agent_escape(info.manufacturer, safe, sizeof(safe)), tf[1]) != 0 ||
-	      strcmp(agent_escape(info.model, safe, sizeof(safe)), tf[2]) != 0 ||
-	      strcmp(agent_escape(info.label, safe, sizeof(safe)), tf[3]) != 0))) {
+	    (!ap->legacy &&
+	     ((zero || tf[1][0] != '\0' || tf[2][0] != '\0' || tf[3][0] != '\0') &&
+	      (strcmp(agent_escape(info.manufacturer, safe, sizeof(safe)), tf[1]) != 0 ||
+	       strcmp(agent_escape(info.model, safe, sizeof(safe)), tf[2]) != 0 ||
+	       strcmp(agent_escape(info.label, safe, sizeof(safe)), tf[3]) != 0)))) {
 		log_msg(LOG_ERR,
 			"the pending transaction's key is on the token with serial '%s' (label "
 			"'%s'), and this token's serial is '%s' (label '%s'): insert that token, or "

@@ -76,6 +76,24 @@ static int put_state(FILE *f, void *arg)
 	return 0;
 }
 
+const char *track_token_name(const track *t, char *buf, size_t len)
+{
+	if (t->token_label[0] == '\0')
+		snprintf(buf, len, "%s", t->token_serial[0] != '\0' ? t->token_serial : "?");
+	else
+		snprintf(buf, len, "'%s' (serial %s)", t->token_label,
+			 t->token_serial[0] != '\0' ? t->token_serial : "(none)");
+	return buf;
+}
+
+int track_same_token(const track *a, const track *b)
+{
+	return strcmp(a->token_serial, b->token_serial) == 0 &&
+	       strcmp(a->token_label, b->token_label) == 0 &&
+	       strcmp(a->token_manufacturer, b->token_manufacturer) == 0 &&
+	       strcmp(a->token_model, b->token_model) == 0;
+}
+
 const char *track_error(const track *t)
 {
 	return t->last_error != NULL ? t->last_error : "";
@@ -346,6 +364,14 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 			put(&b, "null", 4);
 		put(&b, ", \"token_serial\": ", 18);
 		put_str(&b, t->token_serial);
+		put(&b, ", \"token_label\": ", 17);
+		put_str(&b, t->token_label);
+		put(&b, ", \"token_manufacturer\": ", 24);
+		put_str(&b, t->token_manufacturer);
+		put(&b, ", \"token_model\": ", 17);
+		put_str(&b, t->token_model);
+		putf(&b, ", \"token_serial_unique\": %s",
+		     t->token_serial_unique < 0 ? "null" : t->token_serial_unique ? "true" : "false");
 		put(&b, ", \"certificate_serial\": ", 24);
 		put_str(&b, t->have_cert ? t->cert_serial : "");
 		put_time(&b, "not_before", t->have_cert ? t->not_before : 0);
@@ -429,6 +455,11 @@ char *track_status_text(track *const *tracks, size_t n, long long now, size_t *l
 		put(&b, " ", 1);
 		put_when(&b, t->last_success, now);
 		putf(&b, " %4d %8ld\n", t->failures, t->renewals);
+		if (t->token_label[0] != '\0' || t->token_serial[0] != '\0')
+			putf(&b, "  token: %s\n",
+			     agent_token_identity(t->token_label, t->token_manufacturer,
+						  t->token_model, t->token_serial,
+						  t->token_serial_unique != 0, safe, sizeof(safe)));
 		if (track_error(t)[0] != '\0')
 			putf(&b, "  last error: %s\n", agent_escape(track_error(t), safe, sizeof(safe)));
 	}

@@ -43,8 +43,13 @@ typedef struct track {
 	conf_enrollment e;
 	sched_policy pol;
 	track_state st;
-	/* what the token showed last */
+	/* what the token showed last: its identity (escaped, as the step's
+	 * record has it; the serial alone repeats on some tokens, on every
+	 * tpm2-pkcs11 token of one TPM) and whether its serial names it
+	 * alone (-1 not known) */
 	char token_serial[17];
+	char token_label[132], token_manufacturer[132], token_model[68];
+	int token_serial_unique;
 	/* hex; RFC 5280 allows 20 octets, real CAs have sent 40 (hostile.sh) */
 	char cert_serial[2 * 64 + 1];
 	long long not_before, not_after;
@@ -91,6 +96,13 @@ typedef struct track {
 	int looked;
 	int save_due; /* its state file is behind (saved at the end of the round) */
 } track;
+
+#define TRACK_TOKEN_NAME 200
+/* The token it was last seen on, for log lines: "'LABEL' (serial S)" (the
+ * serial alone when the token has no label), or "?" before a look. */
+const char *track_token_name(const track *t, char *buf, size_t len);
+/* Whether a and b were last seen on the same token (all of its identity). */
+int track_same_token(const track *a, const track *b);
 
 /* The last error, or "". */
 const char *track_error(const track *t);

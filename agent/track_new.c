@@ -70,6 +70,7 @@ static track *track_new(const conf_file *cf, const char *name, const char *state
 	if (conf_file_get(cf, name, &t->e, err, errlen) < 0 || policy_of(t, err, errlen) < 0)
 		goto fail;
 	t->waiter_fd = -1;
+	t->token_serial_unique = -1;
 	t->need_recover = 1;
 	t->st = T_START;
 	(void)track_load(t);

@@ -56,6 +56,7 @@ struct tok_ctx {
 	char label[33];	  /* for messages */
 	char serial[17];  /* as tok_info has it, read when the token was opened */
 	tok_info opened;  /* all of it, flags as they were then */
+	int serial_seen;  /* tok_serial_unique(): 0 not asked yet, 1 unique, 2 not */
 	char errmsg[768];
 	char notice[256]; /* tok_keygen_notice */
 };
@@ -79,6 +80,12 @@ void tok_clear_err(tok_ctx *ctx);
 
 /* Copies a blank-padded PKCS#11 string into a NUL-terminated one. */
 void tok_copy_padded(char *dst, size_t dstsize, const unsigned char *src, size_t srclen);
+/* p11_kit_uri_match_token_info() on ti with NUL padding taken as blanks:
+ * tpm2-pkcs11 copies the TPM's vendor string into the model with its NULs
+ * ("SW   TPM" and eight NULs on swtpm), so that p11-kit, which compares the
+ * blank-padded field, never matched a model= of it, nor the token pinned
+ * by its identity (tok_uri_pin_identity). */
+int tok_match_token_info(P11KitUri *uri, const CK_TOKEN_INFO *ti);
 
 /* tok_get_info's copy of what C_GetTokenInfo returned (fuzz-tokstr). */
 void tok_info_from_ck(const CK_TOKEN_INFO *ti, tok_info *ret_info);

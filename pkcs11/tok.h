@@ -58,16 +58,6 @@ tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx);
  */
 tok_rv tok_uri_check(const char *uri, char *why, size_t whylen);
 
-/*
- * uri with ";serial=SERIAL" added to its path (before any query), the
- * serial percent-encoded by p11-kit (RFC 7512), so that the URI selects only
- * the token with that serial: a new string in *ret_uri (OPENSSL_free).
- * *ret_uri is NULL when uri names a serial already.  TOK_ERR_CONFIG when
- * uri does not parse, serial is empty or longer than 16 bytes, or the
- * result would not select that serial (an empty attribute, ";;", inside
- * uri's path: p11-kit then reads the rest as query attributes).
- */
-tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri);
 
 /* Logs out, releases every object; C_Finalize happens exactly once, last.
  * tok_free(NULL) is a no-op. */
@@ -96,6 +86,27 @@ const char *tok_serial(const tok_ctx *ctx);
 /* All of the token information read when it was opened (its flags may be
  * out of date): the identity a pending transaction is kept under. */
 const tok_info *tok_opened_info(const tok_ctx *ctx);
+
+/*
+ * uri with the token's identity added to its path (before any query):
+ * ";token=LABEL;manufacturer=M;model=M;serial=S" for each of id's fields
+ * that is not empty and that uri does not name already, percent-encoded by
+ * p11-kit (RFC 7512), so that the URI selects only that token, also where
+ * serials repeat (every tpm2-pkcs11 token on one TPM has the serial
+ * 0000000000000000): a new string in *ret_uri (OPENSSL_free).  *ret_uri is
+ * NULL when there is nothing to add.  TOK_ERR_CONFIG when uri does not
+ * parse, a field is longer than its CK_TOKEN_INFO field, or the result
+ * would not select these values (an empty attribute, ";;", inside uri's
+ * path: p11-kit then reads the rest as query attributes).
+ */
+tok_rv tok_uri_pin_identity(const char *uri, const tok_info *id, char **ret_uri);
+
+/* Whether the opened token's serial names it alone: 0 when it is empty or
+ * all zeros, or another token of the module has the same one (its label,
+ * model and manufacturer then tell it apart); 1 otherwise.  Asks every
+ * other slot's token (C_GetTokenInfo); one that does not answer counts as
+ * not repeating it. */
+int tok_serial_unique(tok_ctx *ctx);
 
 /*
  * Logs in as the user.  pin is NUL-terminated; NULL means the token's

@@ -271,6 +271,23 @@ void tok_copy_padded(char *dst, size_t dstsize, const unsigned char *src, size_t
 	dst[n] = '\0';
 }
 
+static void blank_padding(CK_UTF8CHAR *f, size_t n)
+{
+	while (n > 0 && (f[n - 1] == ' ' || f[n - 1] == '\0'))
+		f[--n] = ' ';
+}
+
+int tok_match_token_info(P11KitUri *uri, const CK_TOKEN_INFO *ti)
+{
+	CK_TOKEN_INFO t = *ti;
+
+	blank_padding(t.label, sizeof(t.label));
+	blank_padding(t.manufacturerID, sizeof(t.manufacturerID));
+	blank_padding(t.model, sizeof(t.model));
+	blank_padding(t.serialNumber, sizeof(t.serialNumber));
+	return p11_kit_uri_match_token_info(uri, &t);
+}
+
 /* OpenSSL's encoder, as in the cmp layer and the agent (agent_hex).  It
  * writes upper case; the agent prints the same ids in lower case, and a key
  * should read the same in both.  Only the whole bytes that fit are encoded:

@@ -96,44 +96,68 @@ tok_rv tok_uri_parse(tok_ctx *ctx, const char *uri, P11KitUri *puri, const char 
 	return rv;
 }
 
-tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
+/* The token attributes a URI pins, in the order of tok_info. */
+static CK_UTF8CHAR *ti_field(CK_TOKEN_INFO *ti, int i, size_t *ret_size)
+{
+	CK_UTF8CHAR *f[4] = { ti->label, ti->manufacturerID, ti->model, ti->serialNumber };
+	size_t n[4] = { sizeof(ti->label), sizeof(ti->manufacturerID), sizeof(ti->model),
+			sizeof(ti->serialNumber) };
+
+	*ret_size = n[i];
+	return f[i];
+}
+
+static const char *id_field(const tok_info *id, int i)
+{
+	return i == 0 ? id->label : i == 1 ? id->manufacturer : i == 2 ? id->model : id->serial;
+}
+
+tok_rv tok_uri_pin_identity(const char *uri, const tok_info *id, char **ret_uri)
 {
 	P11KitUri *user = p11_kit_uri_new(), *only = p11_kit_uri_new(), *got = p11_kit_uri_new();
-	CK_TOKEN_INFO *ti;
+	CK_UTF8CHAR *f;
 	const char *q;
 	char *frag = NULL, *out, *text = NULL;
-	size_t n = strlen(serial), i, plen, len, scheme;
+	size_t i, plen, len, scheme, size;
+	int k, pinned[4] = { 0, 0, 0, 0 }, any = 0;
 	tok_rv rv = TOK_ERR_CONFIG;
 
 	if (user == NULL || only == NULL || got == NULL) {
 		rv = TOK_ERR_NOMEM;
 		goto done;
 	}
-	if (p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, user) != P11_KIT_URI_OK ||
-	    n == 0 || n > sizeof(ti->serialNumber))
+	if (p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, user) != P11_KIT_URI_OK)
 		goto done;
-	ti = p11_kit_uri_get_token_info(user);
-	/* p11-kit leaves an unset attribute zero-filled (blank-padded when set). */
-	for (i = 0; i < sizeof(ti->serialNumber) &&
-		    (ti->serialNumber[i] == ' ' || ti->serialNumber[i] == '\0');
-	     i++)
-		;
-	if (i < sizeof(ti->serialNumber)) {
-		/* The URI names a serial already: nothing to pin. */
+	for (k = 0; k < 4; k++) {
+		const char *v = id_field(id, k);
+
+		f = ti_field(p11_kit_uri_get_token_info(user), k, &size);
+		if (strlen(v) > size)
+			goto done;
+		/* p11-kit leaves an unset attribute zero-filled (blank-padded
+		 * when set): one the URI names is kept as written, and an
+		 * empty one (a token without a serial) cannot be pinned. */
+		for (i = 0; i < size && (f[i] == ' ' || f[i] == '\0'); i++)
+			;
+		if (i < size || v[0] == '\0')
+			continue;
+		/* p11-kit formats (and percent-encodes) these alone, so that
+		 * the rest of the user's URI is kept as written. */
+		f = ti_field(p11_kit_uri_get_token_info(only), k, &size);
+		memset(f, ' ', size);
+		memcpy(f, v, strlen(v));
+		pinned[k] = any = 1;
+	}
+	if (!any) {
 		*ret_uri = NULL;
 		rv = TOK_OK;
 		goto done;
 	}
-	/* p11-kit formats (and percent-encodes) the serial alone, so that
-	 * the rest of the user's URI is kept as written. */
-	ti = p11_kit_uri_get_token_info(only);
-	memset(ti->serialNumber, ' ', sizeof(ti->serialNumber));
-	memcpy(ti->serialNumber, serial, n);
 	if (p11_kit_uri_format(only, P11_KIT_URI_FOR_TOKEN, &frag) != P11_KIT_URI_OK ||
 	    strncmp(frag, "pkcs11:", 7) != 0)
 		goto done;
 	/* p11-kit drops whitespace anywhere in a URI (RFC 3986, appendix C):
-	 * the serial goes where p11-kit will read it, so work on what it
+	 * the attributes go where p11-kit will read them, so work on what it
 	 * reads. */
 	if ((text = OPENSSL_malloc(strlen(uri) + 1)) == NULL) {
 		rv = TOK_ERR_NOMEM;
@@ -160,13 +184,20 @@ tok_rv tok_uri_pin_serial(const char *uri, const char *serial, char **ret_uri)
 	}
 	snprintf(out, len, "%.*s%s%s%s", (int)plen, text, plen == scheme ? "" : ";", frag + 7,
 		 q != NULL ? q : "");
-	/* A URI that does not select exactly this serial (an empty attribute
+	/* A URI that does not select exactly this token (an empty attribute
 	 * inside its path, ";;") is refused rather than used unpinned. */
-	if (p11_kit_uri_parse(out, P11_KIT_URI_FOR_ANY, got) != P11_KIT_URI_OK ||
-	    memcmp((ti = p11_kit_uri_get_token_info(got))->serialNumber, serial, n) != 0 ||
-	    (n < sizeof(ti->serialNumber) && ti->serialNumber[n] != ' ')) {
+	if (p11_kit_uri_parse(out, P11_KIT_URI_FOR_ANY, got) != P11_KIT_URI_OK) {
 		OPENSSL_free(out);
 		goto done;
+	}
+	for (k = 0; k < 4; k++) {
+		CK_UTF8CHAR *want = ti_field(p11_kit_uri_get_token_info(only), k, &size);
+
+		f = ti_field(p11_kit_uri_get_token_info(got), k, &size);
+		if (pinned[k] && memcmp(f, want, size) != 0) {
+			OPENSSL_free(out);
+			goto done;
+		}
 	}
 	*ret_uri = out;
 	rv = TOK_OK;
@@ -419,7 +450,7 @@ static int slot_matches(tok_ctx *ctx, P11KitUri *uri, PKCS11_SLOT *slot, CK_TOKE
 	/* A blank token (SoftHSM always offers one) cannot hold keys yet. */
 	if (!(ret_ti->flags & CKF_TOKEN_INITIALIZED))
 		return 0;
-	return p11_kit_uri_match_token_info(uri, ret_ti);
+	return tok_match_token_info(uri, ret_ti);
 }
 
 CK_RV tok_slot_ids(CK_FUNCTION_LIST *f, CK_BBOOL token_present, CK_SLOT_ID **ret_ids,
@@ -484,16 +515,39 @@ static CK_RV slot_listing_failure(tok_ctx *ctx, char *what, size_t size)
 	return rv;
 }
 
+/* Whether two tokens have the same label, manufacturer, model and serial:
+ * all a URI can select a token by (but its slot). */
+static int same_identity(const CK_TOKEN_INFO *a, const CK_TOKEN_INFO *b)
+{
+	return memcmp(a->label, b->label, sizeof(a->label)) == 0 &&
+	       memcmp(a->manufacturerID, b->manufacturerID, sizeof(a->manufacturerID)) == 0 &&
+	       memcmp(a->model, b->model, sizeof(a->model)) == 0 &&
+	       memcmp(a->serialNumber, b->serialNumber, sizeof(a->serialNumber)) == 0;
+}
+
+/* "slot N (label 'L', manufacturer 'M', model 'M', serial 'S')" in buf. */
+static const char *describe_identity(CK_SLOT_ID slot, const CK_TOKEN_INFO *ti, char *buf,
+				     size_t size)
+{
+	tok_info id;
+
+	tok_info_from_ck(ti, &id);
+	snprintf(buf, size, "slot %lu (label '%s', manufacturer '%s', model '%s', serial '%s')",
+		 (unsigned long)slot, id.label, id.manufacturer, id.model, id.serial);
+	return buf;
+}
+
 static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 {
 	static const long relist_ms[] = {20, 100, 400};
 	const char *failed_fn = NULL;
 	CK_RV failed_ckr = CKR_OK;
 	CK_INFO info;
-	CK_TOKEN_INFO ti;
+	CK_TOKEN_INFO ti, match[2];
+	CK_SLOT_ID match_id[2] = { 0, 0 };
 	tok_info opened;
 	unsigned int i, nmatch = 0;
-	char present[400];
+	char present[400], both[2][300];
 	char *shown;
 	tok_rv rv;
 
@@ -534,6 +588,10 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 	for (i = 0; i < ctx->nslots; i++) {
 		if (!slot_matches(ctx, uri, &ctx->slots[i], &ti, &failed_fn, &failed_ckr))
 			continue;
+		if (nmatch < 2) {
+			match[nmatch] = ti;
+			match_id[nmatch] = PKCS11_get_slotid_from_slot(&ctx->slots[i]);
+		}
 		if (nmatch++ == 0) {
 			ctx->slot = &ctx->slots[i];
 			ctx->slot_id = PKCS11_get_slotid_from_slot(ctx->slot);
@@ -567,11 +625,24 @@ report:
 			 "selecting token '%s' failed: no token matches: tokens present: %s; "
 			 "insert the token or correct the URI",
 			 shown ? shown : "(uri)", present);
+	else if (same_identity(&match[0], &match[1]))
+		/* Nothing in a URI but slot-id (which can change when a token is
+		 * plugged in) chooses one of these. */
+		tok_fail(ctx, rv,
+			 "selecting token '%s' failed: %u tokens match, and %s and %s have the "
+			 "same label, manufacturer, model and serial, so that no URI tells them "
+			 "apart: give one of them another label (it is set when the token is "
+			 "initialized), or remove one",
+			 shown ? shown : "(uri)", nmatch,
+			 describe_identity(match_id[0], &match[0], both[0], sizeof(both[0])),
+			 describe_identity(match_id[1], &match[1], both[1], sizeof(both[1])));
 	else
 		tok_fail(ctx, rv,
-			 "selecting token '%s' failed: %u tokens match: tokens present: %s; add "
-			 "serial= or token= to the URI",
-			 shown ? shown : "(uri)", nmatch, present);
+			 "selecting token '%s' failed: %u tokens match, among them %s and %s: add "
+			 "token=, serial=, model= or manufacturer= to the URI to select one",
+			 shown ? shown : "(uri)", nmatch,
+			 describe_identity(match_id[0], &match[0], both[0], sizeof(both[0])),
+			 describe_identity(match_id[1], &match[1], both[1], sizeof(both[1])));
 	OPENSSL_free(shown);
 	return rv;
 }
@@ -716,6 +787,33 @@ const char *tok_serial(const tok_ctx *ctx)
 const tok_info *tok_opened_info(const tok_ctx *ctx)
 {
 	return &ctx->opened;
+}
+
+int tok_serial_unique(tok_ctx *ctx)
+{
+	CK_TOKEN_INFO ti;
+	tok_info other;
+	unsigned int i;
+
+	if (ctx == NULL || ctx->serial[strspn(ctx->serial, "0")] == '\0')
+		return 0;
+	/* Asked once per opening: a pass looks at many enrollments. */
+	if (ctx->serial_seen != 0)
+		return ctx->serial_seen == 1;
+	ctx->serial_seen = 2;
+	for (i = 0; ctx->f != NULL && i < ctx->nslots; i++) {
+		CK_SLOT_ID id = PKCS11_get_slotid_from_slot(&ctx->slots[i]);
+
+		if (ctx->slots[i].token == NULL || id == ctx->slot_id ||
+		    ctx->f->C_GetTokenInfo(id, &ti) != CKR_OK ||
+		    !(ti.flags & CKF_TOKEN_INITIALIZED))
+			continue;
+		tok_info_from_ck(&ti, &other);
+		if (strcmp(other.serial, ctx->serial) == 0)
+			return 0;
+	}
+	ctx->serial_seen = 1;
+	return 1;
 }
 
 void tok_info_from_ck(const CK_TOKEN_INFO *ti, tok_info *ret_info)

@@ -60,7 +60,7 @@ static unsigned int module_matches(CK_FUNCTION_LIST *mod, P11KitUri *uri, char *
 		if (mod_ok && (ti.flags & CKF_TOKEN_INITIALIZED) &&
 		    (want == (CK_SLOT_ID)-1 || want == slots[i]) &&
 		    mod->C_GetSlotInfo(slots[i], &si) == CKR_OK &&
-		    p11_kit_uri_match_slot_info(uri, &si) && p11_kit_uri_match_token_info(uri, &ti))
+		    p11_kit_uri_match_slot_info(uri, &si) && tok_match_token_info(uri, &ti))
 			matches++;
 	}
 	OPENSSL_free(slots);

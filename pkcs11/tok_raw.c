@@ -184,7 +184,7 @@ int tok_raw_match(CK_FUNCTION_LIST *f, P11KitUri *uri, CK_SLOT_ID s, const CK_TO
 
 	if (want != (CK_SLOT_ID)-1 && want != s)
 		return 0;
-	if (!p11_kit_uri_match_token_info(uri, ti))
+	if (!tok_match_token_info(uri, ti))
 		return 0;
 	if (names_slot_info(uri))
 		return f->C_GetSlotInfo(s, &si) == CKR_OK && p11_kit_uri_match_slot_info(uri, &si);

@@ -92,7 +92,7 @@ static int make_uri(const CK_TOKEN_INFO *ti, CK_SLOT_ID s, const tok_raw_token *
 	memcpy(ut->model, ti->model, sizeof(ut->model));
 	memcpy(ut->serialNumber, ti->serialNumber, sizeof(ut->serialNumber));
 	for (i = 0; i < n; i++)
-		if (all[i].rv == CKR_OK && p11_kit_uri_match_token_info(u, &all[i].ti))
+		if (all[i].rv == CKR_OK && tok_match_token_info(u, &all[i].ti))
 			matches++;
 	if (matches != 1)
 		p11_kit_uri_set_slot_id(u, s);

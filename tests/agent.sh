@@ -265,6 +265,8 @@ if set(a) != {"pid", "now", "clock_rate"}: bad.append("agent keys %s" % sorted(a
 if a.get("pid") != pid: bad.append("pid %r, expected %d" % (a.get("pid"), pid))
 if not isint(a.get("now")) or not isint(a.get("clock_rate")): bad.append("agent types")
 types = {"name": "str", "state": "str", "operation": "str?", "token_serial": "str",
+         "token_label": "str", "token_manufacturer": "str", "token_model": "str",
+         "token_serial_unique": "bool?",
          "certificate_serial": "str", "not_before": "int?", "not_after": "int?",
          "next_attempt": "int?", "last_success": "int?", "last_attempt": "int?",
          "consecutive_failures": "int", "renewals": "int", "pending": "bool",
@@ -280,7 +282,7 @@ for e in es:
         ok = (v is None and t.endswith("?")) or \
              (t.startswith("int") and isint(v)) or \
              (t.startswith("str") and isinstance(v, str)) or \
-             (t == "bool" and isinstance(v, bool))
+             (t.startswith("bool") and isinstance(v, bool))
         if not ok: bad.append("%s.%s = %r" % (e.get("name"), k, v))
     if e.get("state") not in states: bad.append("state %r" % e.get("state"))
 for b in bad[:10]: print("# " + b)
@@ -294,6 +296,8 @@ valid_json() {
 check "/agent/json/valid" valid_json "$TMP/status-renew.json"
 check "/agent/json/fields-and-types" json_ok "$TMP/status-renew.json" "$A1" 1
 check "/agent/json/token-serial" is "$C1" test token_serial "$(token_serial ag-renew)"
+check "/agent/json/token-label" is "$C1" test token_label ag-renew
+check "/agent/json/token-serial-unique" is "$C1" test token_serial_unique true
 # The certificate fields of that one snapshot against the certificate it
 # names: the agent goes on renewing its 16 s certificates, so the live
 # status may name a newer one by now (it did, beside a CPU hog).
@@ -356,6 +360,7 @@ check "/agent/hook/event" var EVENT renewed
 check "/agent/hook/name" var NAME test
 check "/agent/hook/token-uri" var TOKEN_URI pkcs11:token=ag-renew
 check "/agent/hook/token-serial" var TOKEN_SERIAL "$(token_serial ag-renew)"
+check "/agent/hook/token-label" var TOKEN_LABEL ag-renew
 check "/agent/hook/cert-serial" var CERT_SERIAL "$(serial_of "$TMP/tok-renew.pem")"
 check "/agent/hook/not-after" var NOT_AFTER "$(time_of "$TMP/tok-renew.pem" enddate)"
 check "/agent/hook/cert-file" var CERT_FILE "$TMP/renew-cert.pem"

@@ -117,20 +117,24 @@ static int empty_attr(const char *uri)
 	return 0;
 }
 
-/* The pinned URI must be the user's plus the serial, nothing else; or,
- * where that cannot be, refused. */
+/* The pinned URI (tok_uri_pin_identity with only a serial known) must be
+ * the user's plus the serial, nothing else; or, where that cannot be,
+ * refused. */
 static void check_pin(const char *uri, const char *serial)
 {
 	P11KitUri *user = p11_kit_uri_new(), *pinned = p11_kit_uri_new();
 	CK_TOKEN_INFO *ti;
 	char *out = NULL, *a = NULL, *b = NULL, padded[16];
+	tok_info id;
 	tok_rv rv;
 	size_t i;
 	int set;
 
 	if (user == NULL || pinned == NULL)
 		abort();
-	rv = tok_uri_pin_serial(uri, serial, &out);
+	memset(&id, 0, sizeof(id));
+	snprintf(id.serial, sizeof(id.serial), "%s", serial);
+	rv = tok_uri_pin_identity(uri, &id, &out);
 	if (p11_kit_uri_parse(uri, P11_KIT_URI_FOR_ANY, user) != P11_KIT_URI_OK) {
 		if (rv == TOK_OK)
 			abort();

@@ -52,6 +52,12 @@
  *     unlink(2) succeeds, however many processes load the wrapper).  That
  *     process's items then fire as without P11WRAP_ONCE; no other's do.
  *
+ * P11WRAP_SERIAL=VALUE
+ *     C_GetTokenInfo reports every token's serialNumber as VALUE (at most 16
+ *     bytes, blank-padded): tokens whose serials are not unique, as every
+ *     tpm2-pkcs11 token on one TPM ("0000000000000000").  Only the report
+ *     changes, but a URI's serial= is matched against the report.
+ *
  * P11WRAP_GONE=1
  *     Once a P11WRAP_FAIL item has answered a call, every later call of the
  *     process but C_Initialize, C_Finalize, C_GetInfo and C_GetSlotList
@@ -365,6 +371,9 @@ static int log_mech;   /* P11WRAP_LOG_MECHANISM set */
  * with other calls. */
 static const void *outer_caller;
 static CK_FLAGS add_flags;
+/* P11WRAP_SERIAL, blank-padded as CK_TOKEN_INFO.serialNumber */
+static CK_CHAR serial[16];
+static int have_serial;
 static char *pinpad_path; /* P11WRAP_PINPAD */
 static int slot_events;	  /* P11WRAP_SLOT_EVENTS */
 static int have_slot_sum;
@@ -551,7 +560,8 @@ static CK_RV read_value(const char *path)
 
 /*
  * Reads P11WRAP_LOG, P11WRAP_TOKEN_FLAGS, P11WRAP_FAIL, P11WRAP_KILL,
- * P11WRAP_ONCE, P11WRAP_GONE and P11WRAP_CREATED_*; P11WRAP_FAIL's counting and the created objects start
+ * P11WRAP_ONCE, P11WRAP_GONE, P11WRAP_SERIAL and P11WRAP_CREATED_*;
+ * P11WRAP_FAIL's counting and the created objects start
  * again (P11WRAP_KILL's counting does not). Locked.
  */
 static CK_RV configure(void)
@@ -583,6 +593,16 @@ static CK_RV configure(void)
 	if ((v = getenv("P11WRAP_PINPAD")) != NULL && v[0] != '\0' &&
 	    (pinpad_path = strdup(v)) == NULL)
 		return CKR_HOST_MEMORY;
+	have_serial = 0;
+	if ((v = getenv("P11WRAP_SERIAL")) != NULL && v[0] != '\0') {
+		if (strlen(v) > sizeof(serial)) {
+			complain("P11WRAP_SERIAL='%s' is longer than 16 bytes", v);
+			return CKR_ARGUMENTS_BAD;
+		}
+		memset(serial, ' ', sizeof(serial));
+		memcpy(serial, v, strlen(v));
+		have_serial = 1;
+	}
 	if ((v = getenv("P11WRAP_TOKEN_FLAGS")) != NULL && v[0] != '\0') {
 		errno = 0;
 		add_flags = (CK_FLAGS)strtoul(v, &end, 16);
@@ -936,13 +956,17 @@ static CK_RV wrap_finalize(CK_VOID_PTR reserved)
 	return rv;
 }
 
-/* P11WRAP_TOKEN_FLAGS: what the token says about its PIN, without touching the PIN. */
+/* P11WRAP_TOKEN_FLAGS: what the token says about its PIN, without touching
+ * the PIN; P11WRAP_SERIAL: the serial it reports. */
 static CK_RV wrap_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info)
 {
 	CK_RV rv = fwd_C_GetTokenInfo(slot, info);
 
-	if (rv == CKR_OK && info != NULL)
+	if (rv == CKR_OK && info != NULL) {
 		info->flags |= add_flags;
+		if (have_serial)
+			memcpy(info->serialNumber, serial, sizeof(info->serialNumber));
+	}
 	return rv;
 }
 

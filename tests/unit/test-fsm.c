@@ -929,6 +929,24 @@ static void test_pass(void)
 	tap_ok(!fsm_joins_pass(&T, OP_RECOVER, &U, OP_RECOVER) &&
 		       !fsm_joins_pass(&T, OP_CHECK, &U, OP_CHECK),
 	       "/fsm/pass/same-token-serial", "%s", "serial");
+	/* Serials repeat (every tpm2-pkcs11 token of one TPM has
+	 * 0000000000000000): the same serial on another token is not the
+	 * same token. */
+	snprintf(U.token_serial, sizeof(U.token_serial), "%s", T.token_serial);
+	snprintf(U.token_label, sizeof(U.token_label), "other");
+	tap_ok(!fsm_joins_pass(&T, OP_CHECK, &U, OP_CHECK), "/fsm/pass/same-serial-other-label",
+	       "%s", "label");
+	U.token_label[0] = '\0';
+	snprintf(U.token_model, sizeof(U.token_model), "other");
+	tap_ok(!fsm_joins_pass(&T, OP_CHECK, &U, OP_CHECK), "/fsm/pass/same-serial-other-model",
+	       "%s", "model");
+	U.token_model[0] = '\0';
+	snprintf(U.token_manufacturer, sizeof(U.token_manufacturer), "other");
+	tap_ok(!fsm_joins_pass(&T, OP_CHECK, &U, OP_CHECK),
+	       "/fsm/pass/same-serial-other-manufacturer", "%s", "manufacturer");
+	U.token_manufacturer[0] = '\0';
+	tap_ok(fsm_joins_pass(&T, OP_CHECK, &U, OP_CHECK), "/fsm/pass/same-identity", "%s",
+	       "identity");
 
 	/* Each enrollment of a pass ends by its own record; one without a
 	 * record (the pass was killed after the others') gets a missing
@@ -967,7 +985,7 @@ static void test_pass(void)
 
 int main(void)
 {
-	tap_plan(99);
+	tap_plan(103);
 	test_decide();
 	test_started();
 	test_pin();

@@ -420,52 +420,92 @@ static void test_ckr_advice(void)
 	       "/tok/ckr/advice", "message: %s", ctx.errmsg);
 }
 
-/* The serial a token chose, pinned into a URI: percent-encoded. */
-static void test_uri_pin_serial(void)
+/* A tok_info with only a serial (and label) set. */
+static tok_info ident(const char *label, const char *serial)
+{
+	tok_info id;
+
+	memset(&id, 0, sizeof(id));
+	snprintf(id.label, sizeof(id.label), "%s", label);
+	snprintf(id.serial, sizeof(id.serial), "%s", serial);
+	return id;
+}
+
+/* The identity a token chose, pinned into a URI: percent-encoded. */
+static void test_uri_pin_identity(void)
 {
 	static const struct {
 		const char *uri, *serial, *want, *name;
 	} cases[] = {
 		{ "pkcs11:token=a", "1234abcd", "pkcs11:token=a;serial=1234abcd",
-		  "/tok/uri-pin-serial/plain" },
-		{ "pkcs11:", "42", "pkcs11:serial=42", "/tok/uri-pin-serial/empty-path" },
+		  "/tok/uri-pin-identity/plain" },
+		{ "pkcs11:", "42", "pkcs11:serial=42", "/tok/uri-pin-identity/empty-path" },
 		{ "pkcs11:token=a?module-name=softhsm2", ";1?module-path=/",
 		  "pkcs11:token=a;serial=%3B1%3Fmodule-path%3D%2F?module-name=softhsm2",
-		  "/tok/uri-pin-serial/hostile-before-query" },
+		  "/tok/uri-pin-identity/hostile-before-query" },
 		{ "pkcs11:token=odd%3Bx", "a%b/c\nd", "pkcs11:token=odd%3Bx;serial=a%25b%2Fc%0Ad",
-		  "/tok/uri-pin-serial/percent-slash-newline" },
+		  "/tok/uri-pin-identity/percent-slash-newline" },
 		{ "pkcs11:model=m;;", "0001", "pkcs11:model=m;serial=0001",
-		  "/tok/uri-pin-serial/trailing-semicolons" },
+		  "/tok/uri-pin-identity/trailing-semicolons" },
 		{ "pkcs11:model=a:", "0001", "pkcs11:model=a:;serial=0001",
-		  "/tok/uri-pin-serial/value-ends-in-colon" },
+		  "/tok/uri-pin-identity/value-ends-in-colon" },
 		{ " PKCS11: token=a ; ", "0001", "PKCS11:token=a;serial=0001",
-		  "/tok/uri-pin-serial/whitespace-and-case" },
+		  "/tok/uri-pin-identity/whitespace-and-case" },
 	};
+	tok_info id;
 	char *out = NULL;
 	size_t i;
 	tok_rv rv;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		out = NULL;
-		rv = tok_uri_pin_serial(cases[i].uri, cases[i].serial, &out);
+		id = ident("", cases[i].serial);
+		rv = tok_uri_pin_identity(cases[i].uri, &id, &out);
 		tap_ok(rv == TOK_OK && out != NULL && strcmp(out, cases[i].want) == 0,
 		       cases[i].name, "%s", out != NULL ? out : "(none)");
 		OPENSSL_free(out);
 	}
-	out = (char *)"untouched";
-	rv = tok_uri_pin_serial("pkcs11:token=a;serial=77", "42", &out);
-	tap_ok(rv == TOK_OK && out == NULL, "/tok/uri-pin-serial/has-serial",
-	       "rv %d, a serial added to a URI that has one", rv);
+	/* Every field: the label, manufacturer and model tell apart tokens
+	 * whose serials repeat (tpm2-pkcs11: 0000000000000000). */
 	out = NULL;
-	tap_ok(tok_uri_pin_serial("pkcs11:token=a", "12345678901234567", &out) == TOK_ERR_CONFIG &&
-		   out == NULL && tok_uri_pin_serial("nope", "1", &out) == TOK_ERR_CONFIG,
-	       "/tok/uri-pin-serial/refused", "a bad serial or URI was accepted");
+	id = ident("tpm a;b", "0000000000000000");
+	snprintf(id.manufacturer, sizeof(id.manufacturer), "IBM");
+	snprintf(id.model, sizeof(id.model), "SW   TPM");
+	rv = tok_uri_pin_identity("pkcs11:?module-name=tpm2", &id, &out);
+	tap_ok(rv == TOK_OK && out != NULL &&
+		       strcmp(out, "pkcs11:model=SW%20%20%20TPM;manufacturer=IBM;"
+				   "serial=0000000000000000;token=tpm%20a%3Bb?module-name=tpm2") == 0,
+	       "/tok/uri-pin-identity/all-four", "%s", out != NULL ? out : "(none)");
+	OPENSSL_free(out);
+	/* What the URI names already stays as written. */
+	out = NULL;
+	id = ident("b", "0000000000000000");
+	rv = tok_uri_pin_identity("pkcs11:token=a", &id, &out);
+	tap_ok(rv == TOK_OK && out != NULL &&
+		       strcmp(out, "pkcs11:token=a;serial=0000000000000000") == 0,
+	       "/tok/uri-pin-identity/label-named", "%s", out != NULL ? out : "(none)");
+	OPENSSL_free(out);
+	out = (char *)"untouched";
+	id = ident("a", "42");
+	rv = tok_uri_pin_identity("pkcs11:token=a;serial=77", &id, &out);
+	tap_ok(rv == TOK_OK && out == NULL, "/tok/uri-pin-identity/has-all",
+	       "rv %d, a serial added to a URI that has one", rv);
+	out = (char *)"untouched";
+	id = ident("", "");
+	rv = tok_uri_pin_identity("pkcs11:model=x", &id, &out);
+	tap_ok(rv == TOK_OK && out == NULL, "/tok/uri-pin-identity/nothing-known",
+	       "rv %d, empty fields were pinned", rv);
+	out = NULL;
+	id = ident("", "1");
+	tap_ok(tok_uri_pin_identity("nope", &id, &out) == TOK_ERR_CONFIG && out == NULL,
+	       "/tok/uri-pin-identity/refused", "a bad URI was accepted");
 	/* p11-kit reads what follows ";;" as query: no serial added after it
 	 * would be selected. */
 	out = NULL;
-	tap_ok(tok_uri_pin_serial("pkcs11:model=m;;token=x", "0001", &out) == TOK_ERR_CONFIG &&
-		   out == NULL,
-	       "/tok/uri-pin-serial/empty-attribute-refused", "a serial was added after \";;\"");
+	id = ident("", "0001");
+	tap_ok(tok_uri_pin_identity("pkcs11:model=m;;token=x", &id, &out) == TOK_ERR_CONFIG &&
+		       out == NULL,
+	       "/tok/uri-pin-identity/empty-attribute-refused", "a serial was added after \";;\"");
 }
 
 static void test_select(void)
@@ -1245,7 +1285,7 @@ static void test_p11kit(void)
 }
 
 /* the number of checks main runs */
-#define PLAN (70 + RSA_SIGN_TESTS)
+#define PLAN (73 + RSA_SIGN_TESTS)
 
 int main(void)
 {
@@ -1261,7 +1301,7 @@ int main(void)
 	test_strerror();
 	test_ckr_classes();
 	test_ckr_advice();
-	test_uri_pin_serial();
+	test_uri_pin_identity();
 	test_select();
 	test_wrong_pin();
 	test_locked();
