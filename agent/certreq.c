@@ -125,6 +125,8 @@ static agent_rc pick_key(agent_req *r, const char *new_label, tok_id *id, int *r
 	}
 	if ((trv = tok_keygen(r->tok, &r->spec, new_label, id)) != TOK_OK)
 		return agent_token_fail(r->tok, trv, "generating the new key pair on the token failed");
+	if (tok_keygen_notice(r->tok)[0] != '\0')
+		log_msg(LOG_NOTICE, "%s", tok_keygen_notice(r->tok));
 	*ret_generated = 1;
 	agent_hex(id->id, id->len, hex, sizeof(hex));
 	log_msg(LOG_INFO, "generated a new key pair on the token, id %s, label '%s'", hex,

@@ -53,6 +53,7 @@ struct tok_ctx {
 	char serial[17];  /* as tok_info has it, read when the token was opened */
 	tok_info opened;  /* all of it, flags as they were then */
 	char errmsg[768];
+	char notice[256]; /* tok_keygen_notice */
 };
 
 /* Sets the error text ("what failed: why: what to do") and returns rv. */

@@ -123,10 +123,21 @@ typedef struct {
  * Generates a key pair on the token: CKA_TOKEN, CKA_PRIVATE,
  * CKA_SENSITIVE, CKA_EXTRACTABLE=FALSE, CKA_SIGN; CKA_ID is the SHA-1 of
  * the subjectPublicKey bits (the RFC 5280 key identifier), CKA_LABEL is
- * label.  Needs a login.
+ * label.  Needs a login.  A key the token says it cannot generate
+ * (C_GetMechanismInfo) is TOK_ERR_CONFIG, the message naming what it can;
+ * a private key that is not as asked is destroyed (TOK_ERR_DEVICE).
  */
 tok_rv tok_keygen(tok_ctx *ctx, const tok_keyspec *spec, const char *label,
 		  tok_id *ret_id);
+
+/*
+ * What the last tok_keygen did otherwise than its strict template says,
+ * for a notice ("" when nothing): the module refused the template and the
+ * public key's usage was left to it.  The private key was checked all the
+ * same: sign only (decrypt only with allow_decrypt), sensitive, never
+ * extractable.
+ */
+const char *tok_keygen_notice(const tok_ctx *ctx);
 
 /* The private key with CKA_ID id as an EVP_PKEY whose signatures the
  * token computes; the EVP_PKEY also carries the public key. */

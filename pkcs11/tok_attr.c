@@ -63,6 +63,7 @@ CK_RV tok_attr_get(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATT
 		   unsigned char **ret_v, CK_ULONG *ret_len)
 {
 	CK_ATTRIBUTE a = {type, NULL, 0};
+	unsigned char *v;
 	CK_RV rv;
 
 	*ret_v = NULL;
@@ -74,15 +75,15 @@ CK_RV tok_attr_get(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, CK_ATT
 		return CKR_ATTRIBUTE_TYPE_INVALID;
 	if (a.ulValueLen == 0)
 		return CKR_OK;
-	a.pValue = OPENSSL_malloc(a.ulValueLen);
-	if (a.pValue == NULL)
+	if ((v = a.pValue = OPENSSL_malloc(a.ulValueLen)) == NULL)
 		return CKR_HOST_MEMORY;
 	rv = ctx->f->C_GetAttributeValue(s, h, &a, 1);
-	if (rv != CKR_OK) {
-		OPENSSL_free(a.pValue);
-		return rv;
+	/* the module may have set pValue to NULL (tok_attrs_read) */
+	if (rv != CKR_OK || a.ulValueLen == CK_UNAVAILABLE_INFORMATION) {
+		OPENSSL_free(v);
+		return rv != CKR_OK ? rv : CKR_ATTRIBUTE_TYPE_INVALID;
 	}
-	*ret_v = a.pValue;
+	*ret_v = v;
 	*ret_len = a.ulValueLen;
 	return CKR_OK;
 }
@@ -153,6 +154,7 @@ CK_RV tok_attrs_read(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, tok_
 		     size_t n)
 {
 	CK_ATTRIBUTE t[TOK_ATTRS_MAX], again[TOK_ATTRS_MAX];
+	unsigned char *buf[TOK_ATTRS_MAX];
 	size_t idx[TOK_ATTRS_MAX], i, m = 0;
 	CK_RV rv;
 
@@ -166,12 +168,16 @@ CK_RV tok_attrs_read(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, tok_
 	for (i = 0; i < n; i++) {
 		t[i].type = a[i].type;
 		t[i].ulValueLen = first_room(a[i].type);
-		if ((t[i].pValue = OPENSSL_malloc(t[i].ulValueLen + 1)) == NULL) {
+		if ((t[i].pValue = buf[i] = OPENSSL_malloc(t[i].ulValueLen + 1)) == NULL) {
 			rv = CKR_HOST_MEMORY;
 			goto fail;
 		}
 	}
 	rv = ctx->f->C_GetAttributeValue(s, h, t, (CK_ULONG)n);
+	/* tpm2-pkcs11 1.9 sets pValue to NULL for an attribute the object
+	 * lacks: the buffers are ours to keep track of */
+	for (i = 0; i < n; i++)
+		t[i].pValue = buf[i];
 	/* These three leave the other values filled in (PKCS#11 2.40 5.7). */
 	if (rv != CKR_OK && rv != CKR_ATTRIBUTE_SENSITIVE && rv != CKR_ATTRIBUTE_TYPE_INVALID &&
 	    rv != CKR_BUFFER_TOO_SMALL)
@@ -179,8 +185,7 @@ CK_RV tok_attrs_read(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, tok_
 	for (i = 0; i < n; i++) {
 		CK_ULONG room = first_room(a[i].type);
 
-		if (rv != CKR_OK && (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION ||
-				     t[i].ulValueLen > room)) {
+		if (t[i].ulValueLen == CK_UNAVAILABLE_INFORMATION || t[i].ulValueLen > room) {
 			/* too small, absent or sensitive: its length is asked */
 			OPENSSL_free(t[i].pValue);
 			t[i].pValue = NULL;
@@ -227,7 +232,7 @@ CK_RV tok_attrs_read(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, tok_
 		for (i = 0; i < k; i++) {
 			size_t j = idx[which[i]];
 
-			a[j].v = third[i].pValue;
+			a[j].v = again[which[i]].pValue;
 			a[j].len = third[i].ulValueLen;
 			a[j].v[a[j].len] = '\0';
 			again[which[i]].pValue = NULL;

@@ -76,6 +76,7 @@ static int token_sign(struct tok_signer *k, CK_MECHANISM_TYPE mech, const unsign
 {
 	CK_MECHANISM m = {mech, NULL, 0};
 	tok_ctx *ctx = k->ctx;
+	const char *todo = NULL;
 	char what[96];
 	CK_RV rv;
 
@@ -88,11 +89,19 @@ static int token_sign(struct tok_signer *k, CK_MECHANISM_TYPE mech, const unsign
 	if (rv == CKR_OK)
 		rv = ctx->f->C_Sign(ctx->anchor, (CK_BYTE_PTR)in, (CK_ULONG)inlen, out, outlen);
 	if (rv != CKR_OK) {
+		/* tpm2-pkcs11 1.9 makes CKM_RSA_PKCS signatures with the TPM's RSA
+		 * decryption: a key that may not decrypt cannot sign that way */
+		if (mech == CKM_RSA_PKCS && rv == CKR_GENERAL_ERROR &&
+		    tok_attr_bool(ctx, ctx->anchor, k->h, CKA_DECRYPT) == 0)
+			todo = "the module may make RSA PKCS#1 signatures by decryption, which "
+			       "this key may not do (tpm2-pkcs11 does so): use an EC key "
+			       "(key_type = ec:P-256), or set allow_decrypt = yes for RSA keys on "
+			       "this token";
 		tok_anchor_renew(ctx);
 		snprintf(what, sizeof(what), "C_Sign on token '%s'", ctx->label);
-		(void)tok_fail_ckr(ctx, what, rv, NULL);
-		ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "%s failed: %s", what,
-			       tok_ckr_name(rv));
+		(void)tok_fail_ckr(ctx, what, rv, todo);
+		ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "%s failed: %s%s%s", what,
+			       tok_ckr_name(rv), todo != NULL ? ": " : "", todo != NULL ? todo : "");
 		return 0;
 	}
 	return 1;

@@ -92,7 +92,11 @@ need_file() {
 	[ -f "$1" ] || bail_out "$1 not built"
 }
 
+# CLEANUP_HOOKS: functions cleanup runs first, for the processes a
+# helper library starts (tests/tpm-lib.sh: tpm_stop).
+CLEANUP_HOOKS=
 cleanup() {
+	for _hook in $CLEANUP_HOOKS; do "$_hook"; done
 	stop_ca
 	# P11E_KEEP=DIR: a copy of each test's directory is left in DIR
 	[ -n "${P11E_KEEP:-}" ] && [ -n "$TMP" ] && mkdir -p "$P11E_KEEP" && cp -a "$TMP" "$P11E_KEEP/"
@@ -104,6 +108,12 @@ setup() {
 	trap cleanup EXIT
 	trap 'exit 1' INT TERM
 	umask 077
+	# p11-kit's proxy loads every registered module: a tpm2-pkcs11 it
+	# loads keeps its store here, not under $HOME (tests/tpm-lib.sh
+	# gives the TPM tests their own)
+	mkdir "$TMP/tpm2-store"
+	TPM2_PKCS11_STORE="$TMP/tpm2-store"
+	export TPM2_PKCS11_STORE
 	printf '%s\n' "$USER_PIN" > "$TMP/pin"
 	printf '%s\n' "$CMP_SECRET" > "$TMP/secret"
 }

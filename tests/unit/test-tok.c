@@ -101,6 +101,14 @@ static void setup(void)
 		tokens);
 	fclose(f);
 	setenv("SOFTHSM2_CONF", path, 1);
+	/*
+	 * p11-kit's proxy loads every registered module, tpm2-pkcs11 too
+	 * (libtpm2-pkcs11-1): its store goes here, not under $HOME.
+	 */
+	snprintf(path, sizeof(path), "%s/tpm2-store", dir);
+	if (mkdir(path, 0700) != 0)
+		tap_bail("cannot make %s", path);
+	setenv("TPM2_PKCS11_STORE", path, 1);
 	atexit(cleanup);
 	init_token("tok-a");
 	init_token("dup");
