@@ -12,8 +12,14 @@
 . "$top_srcdir/tests/agent-lib.sh"
 . "$top_srcdir/tests/tpm-lib.sh"
 need_tools
+need_tpm_tools
 need_cmd python3
 setup
+# tpm2-pkcs11 leaks under LeakSanitizer: tests/tpm-lsan.supp says where (as
+# in tests/tpm.sh); p11enroll's own leaks are still reported.
+LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$top_srcdir/tests/tpm-lsan.supp"
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
+export LSAN_OPTIONS ASAN_OPTIONS
 plan 18
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
@@ -81,9 +87,12 @@ check "/tpmagent/enroll" expect_rc 0
 KEY0=$(token_field "$TMP/tpm.conf" key_id)
 check "/tpmagent/enrolled-key-on-token" test -n "$KEY0"
 
-# Without the module's environment the agent's look cannot load it.
+# Without the module's environment the agent's look cannot load it.  The
+# module's failed C_Initialize leaks, and it is unloaded before
+# LeakSanitizer reports, so no suppression can name it: no leak check there.
 mkconf "$TMP/noenv.conf" "$TMP/state-noenv"
-agent_start "$TMP/noenv.conf" "$TMP/agent-noenv.log" HOME="$TMP/nohome" || exit 1
+agent_start "$TMP/noenv.conf" "$TMP/agent-noenv.log" HOME="$TMP/nohome" \
+	ASAN_OPTIONS="$ASAN_OPTIONS:detect_leaks=0" || exit 1
 A0=$APID
 check "/tpmagent/no-env/backoff" wait_for 30 is "$TMP/noenv.conf" test state backoff
 check "/tpmagent/no-env/module-not-loaded" grep -q 'PKCS#11 module could not be loaded' \
