@@ -61,8 +61,8 @@
 	  "append one JSON line per request outcome to FILE")                                      \
 	X(implicit_confirm, "implicit-confirm", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",            \
 	  "ask the CA to skip certConf (used only if granted)")                                    \
-	X(allow_decrypt, NULL, SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                             \
-	  "a new RSA key may also decrypt")                                                        \
+	X(allow_decrypt, "allow-decrypt", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                  \
+	  "the new key may also decrypt and unwrap (default: sign only)")                          \
 	X(connect_timeout, "connect-timeout", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "10",            \
 	  "seconds for connecting to the server")                                                  \
 	X(timeout, "timeout", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "60",                            \

@@ -19,7 +19,9 @@
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
+#include <openssl/engine.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/rsa.h>
 
 #include "pkcs11/tok-int.h"
@@ -30,6 +32,7 @@
 struct tok_signer {
 	tok_ctx *ctx;
 	CK_OBJECT_HANDLE h;
+	int no_hash_mech; /* the token lacks a hash-and-sign mechanism asked */
 	struct tok_signer *next;
 };
 
@@ -37,6 +40,14 @@ static CRYPTO_ONCE once = CRYPTO_ONCE_STATIC_INIT;
 static int ec_idx = -1, rsa_idx = -1;
 static EC_KEY_METHOD *ec_meth;
 static RSA_METHOD *rsa_meth;
+/* An RSA EVP_PKEY_METHOD with a one-shot digestsign, reached only through
+ * an ENGINE of our own that the wrapped RSA keys name (see rsa_digestsign);
+ * registering it globally would put every RSA key of the process, the
+ * module's own included, on the legacy path. */
+static EVP_PKEY_METHOD *rsa_pmeth;
+static int (*rsa_def_sign)(EVP_PKEY_CTX *, unsigned char *, size_t *, const unsigned char *,
+			   size_t);
+static ENGINE *rsa_engine;
 
 static void unlink_signer(struct tok_signer *k)
 {
@@ -71,8 +82,20 @@ static void signer_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lo
  * then the signature's length.  A failure is said on OpenSSL's error queue
  * (the CMP layer reports it) and in the context's error text.
  */
+static int token_sign_rv(struct tok_signer *k, CK_MECHANISM_TYPE mech, const unsigned char *in,
+			 size_t inlen, unsigned char *out, CK_ULONG *outlen, CK_RV *ret_rv);
+
 static int token_sign(struct tok_signer *k, CK_MECHANISM_TYPE mech, const unsigned char *in,
 		      size_t inlen, unsigned char *out, CK_ULONG *outlen)
+{
+	CK_RV rv;
+
+	return token_sign_rv(k, mech, in, inlen, out, outlen, &rv);
+}
+
+/* token_sign, and the CKR in *ret_rv (CKR_OK when it signed). */
+static int token_sign_rv(struct tok_signer *k, CK_MECHANISM_TYPE mech, const unsigned char *in,
+			 size_t inlen, unsigned char *out, CK_ULONG *outlen, CK_RV *ret_rv)
 {
 	CK_MECHANISM m = {mech, NULL, 0};
 	tok_ctx *ctx = k->ctx;
@@ -86,8 +109,15 @@ static int token_sign(struct tok_signer *k, CK_MECHANISM_TYPE mech, const unsign
 		return 0;
 	}
 	rv = ctx->f->C_SignInit(ctx->anchor, &m, k->h);
+	/* a hash-and-sign mechanism the token lacks: the caller signs the
+	 * digest instead (rsa_digestsign) */
+	*ret_rv = rv;
+	if (rv == CKR_MECHANISM_INVALID && mech != CKM_RSA_PKCS && mech != CKM_RSA_X_509 &&
+	    mech != CKM_ECDSA)
+		return 0;
 	if (rv == CKR_OK)
 		rv = ctx->f->C_Sign(ctx->anchor, (CK_BYTE_PTR)in, (CK_ULONG)inlen, out, outlen);
+	*ret_rv = rv;
 	if (rv != CKR_OK) {
 		/* tpm2-pkcs11 1.9 makes CKM_RSA_PKCS signatures with the TPM's RSA
 		 * decryption: a key that may not decrypt cannot sign that way */
@@ -171,6 +201,119 @@ static int rsa_priv_dec(int flen, const unsigned char *from, unsigned char *to, 
 	return -1;
 }
 
+/* The PKCS#11 hash-and-sign mechanism for PKCS#1 v1.5 with md, 0 if none. */
+static CK_MECHANISM_TYPE hash_mech(const EVP_MD *md)
+{
+	switch (md != NULL ? EVP_MD_get_type(md) : NID_undef) {
+	case NID_sha256:
+		return CKM_SHA256_RSA_PKCS;
+	case NID_sha384:
+		return CKM_SHA384_RSA_PKCS;
+	case NID_sha512:
+		return CKM_SHA512_RSA_PKCS;
+	case NID_sha1:
+		return CKM_SHA1_RSA_PKCS;
+	default:
+		return 0;
+	}
+}
+
+/*
+ * EVP_DigestSign with a wrapped RSA key (OpenSSL's one-shot signing, as
+ * ASN1_item_sign and libssl use it): PKCS#1 v1.5 signatures are made by
+ * the token from the data (CKM_SHA256_RSA_PKCS and the like), which needs
+ * no more of the key than signing.  tpm2-pkcs11 1.9 makes CKM_RSA_PKCS
+ * signatures of a digest with the TPM's RSA decryption, which a sign-only
+ * key may not do; its hash-and-sign mechanisms are the TPM's own signing.
+ * Any other padding (PSS), a digest without such a mechanism, or a token
+ * that lacks it: OpenSSL's way, a digest signed through the RSA method.
+ */
+static int rsa_digestsign(EVP_MD_CTX *mctx, unsigned char *sig, size_t *siglen,
+			  const unsigned char *tbs, size_t tbslen)
+{
+	EVP_PKEY_CTX *pctx = EVP_MD_CTX_get_pkey_ctx(mctx);
+	const RSA *rsa = EVP_PKEY_get0_RSA(EVP_PKEY_CTX_get0_pkey(pctx));
+	struct tok_signer *k = rsa != NULL ? RSA_get_ex_data(rsa, rsa_idx) : NULL;
+	const EVP_MD *md = NULL;
+	unsigned char dgst[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	CK_MECHANISM_TYPE mech;
+	CK_ULONG len;
+	CK_RV rv;
+	int pad = 0;
+
+	if (rsa == NULL || EVP_PKEY_CTX_get_signature_md(pctx, &md) <= 0 || md == NULL)
+		return 0;
+	if (EVP_PKEY_CTX_get_rsa_padding(pctx, &pad) <= 0)
+		pad = 0;
+	mech = hash_mech(md);
+	if (k != NULL && pad == RSA_PKCS1_PADDING && mech != 0 && !k->no_hash_mech) {
+		len = (CK_ULONG)RSA_size(rsa);
+		if (sig == NULL) {
+			*siglen = (size_t)len;
+			return 1;
+		}
+		if (*siglen < (size_t)len)
+			return 0;
+		if (token_sign_rv(k, mech, tbs, tbslen, sig, &len, &rv)) {
+			*siglen = (size_t)len;
+			return 1;
+		}
+		if (rv != CKR_MECHANISM_INVALID)
+			return 0;
+		k->no_hash_mech = 1;
+	}
+	if (sig == NULL) {
+		*siglen = (size_t)RSA_size(rsa);
+		return 1;
+	}
+	if (rsa_def_sign == NULL || !EVP_Digest(tbs, tbslen, dgst, &dlen, md, NULL))
+		return 0;
+	return rsa_def_sign(pctx, sig, siglen, dgst, dlen);
+}
+
+static int engine_pkey_meths(ENGINE *e, EVP_PKEY_METHOD **pmeth, const int **nids, int nid)
+{
+	static const int ids[] = {EVP_PKEY_RSA};
+
+	(void)e;
+	if (pmeth == NULL) {
+		*nids = ids;
+		return 1;
+	}
+	*pmeth = nid == EVP_PKEY_RSA ? rsa_pmeth : NULL;
+	return *pmeth != NULL;
+}
+
+/* The engine the wrapped RSA keys name for their EVP_PKEY_METHOD; none
+ * (NULL) leaves them on OpenSSL's RSA method only. */
+static void init_rsa_engine(void)
+{
+	const EVP_PKEY_METHOD *def = EVP_PKEY_meth_find(EVP_PKEY_RSA);
+	int (*sign_init)(EVP_PKEY_CTX *) = NULL;
+	ENGINE *e;
+
+	if (def == NULL || (rsa_pmeth = EVP_PKEY_meth_new(EVP_PKEY_RSA, 0)) == NULL)
+		return;
+	EVP_PKEY_meth_copy(rsa_pmeth, def);
+	EVP_PKEY_meth_get_sign(def, &sign_init, &rsa_def_sign);
+	EVP_PKEY_meth_set_digestsign(rsa_pmeth, rsa_digestsign);
+	if ((e = ENGINE_new()) == NULL)
+		goto fail;
+	if (!ENGINE_set_id(e, "p11enroll-token") ||
+	    !ENGINE_set_name(e, "p11enroll: RSA signatures by the token") ||
+	    !ENGINE_set_pkey_meths(e, engine_pkey_meths) || !ENGINE_init(e)) {
+		ENGINE_free(e);
+		goto fail;
+	}
+	rsa_engine = e;
+	return;
+fail:
+	ERR_clear_error();
+	EVP_PKEY_meth_free(rsa_pmeth);
+	rsa_pmeth = NULL;
+}
+
 static void init_methods(void)
 {
 	int (*sign)(int, const unsigned char *, int, unsigned char *, unsigned int *,
@@ -190,6 +333,7 @@ static void init_methods(void)
 		RSA_meth_free(rsa_meth);
 		rsa_meth = NULL;
 	}
+	init_rsa_engine();
 }
 
 static struct tok_signer *signer_new(tok_ctx *ctx, CK_OBJECT_HANDLE h)
@@ -259,6 +403,9 @@ static EVP_PKEY *wrap_rsa(tok_ctx *ctx, CK_OBJECT_HANDLE h, EVP_PKEY *pub)
 	}
 	if ((pkey = EVP_PKEY_new()) == NULL || !EVP_PKEY_assign_RSA(pkey, rsa))
 		goto fail;
+	/* without it the key still signs, by digest (rsa_digestsign) */
+	if (rsa_engine != NULL && !EVP_PKEY_set1_engine(pkey, rsa_engine))
+		ERR_clear_error();
 	return pkey;
 fail:
 	EVP_PKEY_free(pkey);

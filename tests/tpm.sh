@@ -4,8 +4,12 @@
 # and a refusal, before anything is generated, of one it does not (from the
 # module's C_GetMechanismInfo); the module's refusal of the strict template
 # and the second try, counted (tests/p11wrap); the private key as asked
-# (sign only, sensitive, never extractable); kur signed by the TPM key;
+# (sign only, sensitive, never extractable), RSA included; kur signed by
+# the TPM key;
 # revoke; genm; list; the certificate and chain written to the token.
+# Then the same decisions on SoftHSM2 through tests/p11wrap, which answers
+# chosen calls itself: a template refused once or twice, another CKR, a
+# failing or empty C_GetMechanismInfo.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/tpm-lib.sh"
 need_tools
@@ -19,8 +23,9 @@ setup
 LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$top_srcdir/tests/tpm-lsan.supp"
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 export LSAN_OPTIONS ASAN_OPTIONS
-plan $((3 + 31 + 10 + 6 + 4 + 4 + 4))
+plan $((3 + 6 + 5 + 5 + 2 + 5 + 10 + 10 + 7 + 4 + 4 + 4 + 5 + 3 + 1 + 3 + 3))
 
+SOFT_MODULE=$SOFTHSM2_MODULE
 check "/tpm/setup/started" tpm_start
 check "/tpm/setup/token" tpm_token tpm1
 start_ca || exit 1
@@ -135,37 +140,31 @@ conf ecP384 "key_type = ec:P-384"
 run ecP384 enroll test
 ir_made ecP384 "CKR_GENERAL_ERROR CKR_OK " sign
 
-# RSA, the default configuration: the sign-only key is made the same way,
-# but tpm2-pkcs11 1.9 makes CKM_RSA_PKCS signatures by RSA decryption,
-# which the key may not do: the ir fails before it is sent, saying what to
-# set.  The module then refuses to destroy the key it still counts as in
-# use: the pair is left as "rsa2048 (new)" for the next run.
+# RSA, the default configuration: made the same way, sign only; the
+# token signs PKCS#1 v1.5 from the data (CKM_SHA256_RSA_PKCS: tpm2-pkcs11
+# makes CKM_RSA_PKCS signatures by RSA decryption, which the key may not do).
 conf rsa2048 "key_type = rsa:2048"
-issued=$(ca_issued)
-run rsa2048-signonly enroll test
-t=/tpm/ir/rsa2048/sign-only
-check "$t/exit-3" expect_rc 3
-check "$t/keygens" test "$(keygens rsa2048-signonly)" = "CKR_GENERAL_ERROR CKR_OK "
-check "$t/says-allow-decrypt" grep_err "C_Sign on token 'tpm1' failed: CKR_GENERAL_ERROR: .*set allow_decrypt = yes for RSA keys"
-check "$t/nothing-issued" test "$(ca_issued)" = "$issued"
+run rsa2048 enroll test
+ir_made rsa2048 "CKR_GENERAL_ERROR CKR_OK " sign
+run rsa2048-kur renew test
+check "/tpm/kur/rsa2048/exit-0" expect_rc 0
+check "/tpm/kur/rsa2048/key-as-asked" key_as_asked rsa2048 sign
 
 # RSA with allow_decrypt = yes: the strict template (decrypt too) is
-# taken at once; the pair the last run left is removed first.
-conf rsa2048 "key_type = rsa:2048
+# taken at once.
+conf rsa2048d "key_type = rsa:2048
 allow_decrypt = yes"
-run rsa2048 enroll test
-ir_made rsa2048 "CKR_OK " "decrypt, sign, unwrap"
-check "/tpm/ir/rsa2048/leftover-removed" test "$(label_count tpm1 'rsa2048 \(new\)')" -eq 0
+run rsa2048d enroll test
+ir_made rsa2048d "CKR_OK " "decrypt, sign, unwrap"
 
 # 3072 and 4096: enrolled where the TPM's mechanism information says it
 # generates them, else refused before anything is generated.
 for bits in 3072 4096; do
-	conf "rsa$bits" "key_type = rsa:$bits
-allow_decrypt = yes"
+	conf "rsa$bits" "key_type = rsa:$bits"
 	issued=$(ca_issued)
 	run "rsa$bits" enroll test
 	if [ "$bits" -le "$RSA_MAX" ]; then
-		ir_made "rsa$bits" "CKR_OK " "decrypt, sign, unwrap"
+		ir_made "rsa$bits" "CKR_GENERAL_ERROR CKR_OK " sign
 	else
 		ir_refused "rsa$bits" "$bits"
 	fi
@@ -199,7 +198,7 @@ check "/tpm/list/exit-0" expect_rc 0
 check "/tpm/list/certificate" grep -q '^certificate "ecP256"' "$TMP/out"
 run listall list
 check "/tpm/list-all/exit-0" expect_rc 0
-for l in ecP384 rsa2048; do
+for l in ecP384 rsa2048 rsa2048d; do
 	check "/tpm/list-all/$l" grep -q "^certificate \"$l\"" "$TMP/out"
 done
 check "/tpm/list-all/no-refused" sh -c "! grep -q 'rsa4096' '$TMP/out'"
@@ -224,4 +223,57 @@ check "/tpm/lockout-counter-still-0" test "$(tpm_lockout_counter)" -eq 0
 check "/tpm/no-secret-in-logs" no_secret_in "$TMP/ca.log"
 check "/tpm/stopped" tpm_stop
 check "/tpm/stopped/swtpm-gone" test -z "$TPM_SWTPM_PID"
+
+# The same decisions on a module that is not a TPM: SoftHSM2 through
+# p11wrap, which answers chosen calls itself.
+SOFTHSM2_MODULE=$SOFT_MODULE
+P11WRAP_MODULE=$SOFT_MODULE
+make_token soft || exit 1
+
+# soft NAME FAIL: an ir of label NAME on the SoftHSM2 token with
+# P11WRAP_FAIL=FAIL.
+soft() {
+	write_conf soft "module = $WRAP
+label = $1"
+	P11WRAP_FAIL=$2 run "$1" enroll test
+}
+
+# The template refused once (any of the four answers): made on the second
+# try, the private key as strict as ever.
+soft retry C_GenerateKeyPair=CKR_TEMPLATE_INCONSISTENT@1
+t=/tpm/softhsm/retry
+check "$t/exit-0" expect_rc 0
+check "$t/keygens" test "$(keygens retry)" = "CKR_TEMPLATE_INCONSISTENT injected CKR_OK "
+check "$t/notice" grep_err "refused the key template \(CKR_TEMPLATE_INCONSISTENT\)"
+check "$t/read-back-once" test "$(sed -n '/^C_GenerateKeyPair rv=CKR_OK/,$p' "$TMP/retry.calls" |
+	grep -c '^C_GetAttributeValue ')" -ge 1
+check "$t/key-as-asked" sh -c "'$PKCS11_TOOL' --module '$SOFT_MODULE' --token-label soft --login \
+	--pin '$USER_PIN' --list-objects --type privkey 2> /dev/null |
+	grep -A8 'label: *retry\$' | grep -q -x -E ' *Usage: *sign'"
+
+# Refused twice: the message names both answers; nothing is left.
+soft twice C_GenerateKeyPair=CKR_ATTRIBUTE_VALUE_INVALID
+t=/tpm/softhsm/refused-twice
+check "$t/exit-3" expect_rc 3
+check "$t/two-keygens" test "$(calls twice '^C_GenerateKeyPair ')" -eq 2
+check "$t/says-both" grep_err \
+	"on token 'soft' \(CKR_ATTRIBUTE_VALUE_INVALID, then without the public key's usage\) failed: CKR_ATTRIBUTE_VALUE_INVALID"
+
+# Another answer is no template refusal: no second try.
+soft memory C_GenerateKeyPair=CKR_DEVICE_MEMORY
+check "/tpm/softhsm/device-memory/one-keygen" test "$(calls memory '^C_GenerateKeyPair ')" -eq 1
+
+# A module that fails C_GetMechanismInfo is not refused: the key is made.
+soft mechfail C_GetMechanismInfo=CKR_DEVICE_ERROR
+t=/tpm/softhsm/mechinfo-fails
+check "$t/exit-0" expect_rc 0
+check "$t/asked" test "$(calls mechfail '^C_GetMechanismInfo rv=CKR_DEVICE_ERROR')" -ge 1
+check "$t/one-keygen" test "$(keygens mechfail)" = "CKR_OK "
+
+# A module without either mechanism: refused, nothing generated.
+soft nomech C_GetMechanismInfo=CKR_MECHANISM_INVALID
+t=/tpm/softhsm/no-mechanism
+check "$t/exit-2" expect_rc 2
+check "$t/says-neither" grep_err "cannot generate EC 256 keys: it generates neither EC nor RSA"
+check "$t/no-keygen" test "$(calls nomech '^C_GenerateKeyPair ')" -eq 0
 finish
