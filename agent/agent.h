@@ -237,6 +237,17 @@ const char *conf_near_key(const char *key);
 int conf_load(const char *path, const char *name, conf_enrollment *e, char *err, size_t errlen);
 const char *conf_default_path(void);
 
+/* userdirs.c, --user: the per-user defaults under the XDG base directories
+ * (the configuration, the state directory, made if missing, and the
+ * control socket in $XDG_RUNTIME_DIR/p11enroll, made too): 0, or -1 with
+ * why in err.  The getters give NULL without --user (the socket also
+ * without XDG_RUNTIME_DIR: then it is STATE_DIR/control). */
+int agent_user_init(char *err, size_t errlen);
+int agent_user_mode(void); /* 1 after agent_user_init() */
+const char *agent_user_conf(void);
+const char *agent_user_state_dir(void);
+const char *agent_user_socket(void);
+
 /* -1 when a token URI carries a PIN (a pin-value attribute): PINs come
  * from a pin_source, never from the configuration or the command line. */
 int conf_check_token_uri(const char *uri);

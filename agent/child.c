@@ -95,6 +95,10 @@ static const char **step_argv(const child_cmd *cmd, const char *uri, track *cons
 	if (argv == NULL)
 		return NULL;
 	argv[i++] = cmd->self;
+	/* the agent's defaults: the state directory a file without state_dir
+	 * means */
+	if (agent_user_mode())
+		argv[i++] = "--user";
 	argv[i++] = "--local";
 	argv[i++] = "-c";
 	argv[i++] = cmd->config;

@@ -407,7 +407,7 @@ int conf_check_required(const conf_enrollment *e, const char *where, conf_diag *
 
 const char *conf_default_path(void)
 {
-	return DEFAULT_CONF;
+	return agent_user_conf() != NULL ? agent_user_conf() : DEFAULT_CONF;
 }
 
 void conf_file_free(conf_file *cf)
@@ -518,7 +518,7 @@ static const char *conf_path(const char *path, int *ret_explicit)
 	if (path == NULL)
 		path = getenv("P11ENROLL_CONF");
 	if (path == NULL) {
-		path = DEFAULT_CONF;
+		path = conf_default_path();
 		*ret_explicit = 0;
 	}
 	return path;

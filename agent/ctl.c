@@ -30,6 +30,9 @@ const char *ctl_default_path(const conf_enrollment *e)
 
 	if (e->control_socket != NULL)
 		return e->control_socket;
+	/* --user: in the runtime directory, which the session removes */
+	if (agent_user_socket() != NULL)
+		return agent_user_socket();
 	snprintf(path, sizeof(path), "%s/control", pending_state_dir(e));
 	return path;
 }
@@ -364,8 +367,9 @@ int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o
 	if (ctl_request(path, line, strcmp(cmd, "status") == 0, ret_rc) == 0)
 		return 0;
 	if (strcmp(cmd, "renew") != 0)
-		log_msg(LOG_ERR, "no agent answers on %s: start it (p11enroll agent, or systemctl start "
-				 "p11enroll), or set control_socket",
-			path);
+		log_msg(LOG_ERR, "no agent answers on %s: start it (%s), or set control_socket", path,
+			agent_user_mode() ? "p11enroll --user agent, or systemctl --user start "
+					    "p11enroll-user"
+					  : "p11enroll agent, or systemctl start p11enroll");
 	return -1;
 }

@@ -31,6 +31,7 @@ enum {
 	OPT_BATCH,
 	OPT_PROMPT,
 	OPT_REPLACED,
+	OPT_USER,
 	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
 	OPT_SETTING = 1024,
 };
@@ -60,8 +61,9 @@ static const struct cmd_opt {
 };
 #define N_CMD_OPTS (sizeof(cmd_opts) / sizeof(cmd_opts[0]))
 
-/* getopt's table: the command options, two rows per setting, -c/-v/-q/-h/-V. */
-static struct option options[N_CMD_OPTS + 2 * 64 + 6];
+/* getopt's table: the command options, two rows per setting,
+ * -c/--user/-v/-q/-h/-V. */
+static struct option options[N_CMD_OPTS + 2 * 64 + 7];
 static char no_flags[64][48];
 
 static int build_options(void)
@@ -90,6 +92,7 @@ static int build_options(void)
 		}
 	}
 	options[n++] = (struct option){ "config", required_argument, NULL, 'c' };
+	options[n++] = (struct option){ "user", no_argument, NULL, OPT_USER };
 	options[n++] = (struct option){ "verbose", no_argument, NULL, 'v' };
 	options[n++] = (struct option){ "quiet", no_argument, NULL, 'q' };
 	options[n++] = (struct option){ "help", no_argument, NULL, 'h' };
@@ -161,7 +164,11 @@ static void usage(FILE *f)
 		"Settings (override the enrollment NAME in the configuration file; each yes/no\n"
 		"setting also has a --no- form):\n"
 		"  -c, --config FILE      configuration file (default $P11ENROLL_CONF or\n"
-		"                         " SYSCONFDIR "/p11enroll/p11enroll.conf)\n");
+		"                         " SYSCONFDIR "/p11enroll/p11enroll.conf)\n"
+		"      --user             a user's own agent: the defaults become\n"
+		"                         $XDG_CONFIG_HOME/p11enroll/p11enroll.conf, the state\n"
+		"                         directory $XDG_STATE_HOME/p11enroll and the control\n"
+		"                         socket $XDG_RUNTIME_DIR/p11enroll/control\n");
 	for (i = 0; i < conf_n_settings; i++) {
 		const setting *s = &conf_settings[i];
 
@@ -415,7 +422,8 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	conf_enrollment e;
 	agent_cmd_opts o;
 	const char *config = NULL, *cmd, *name = NULL;
-	int c, verbosity = 0, quiet = 0, idx, use_syslog = 0, keys = 0;
+	int c, verbosity = 0, quiet = 0, idx, use_syslog = 0, keys = 0, user = 0;
+	char err[512];
 	agent_rc rc;
 
 	no_core_dumps();
@@ -447,6 +455,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		}
 		switch (c) {
 		case 'c': config = optarg; break;
+		case OPT_USER: user = 1; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = 1; break;
 		case 'h': usage(stdout); return EXIT_OK;
@@ -477,6 +486,11 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		}
 	}
 	log_init(NULL, quiet ? -1 : verbosity, use_syslog);
+	if (user && agent_user_init(err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		conf_enrollment_clear(&e);
+		return EXIT_USAGE;
+	}
 	if (optind >= argc) {
 		usage(stderr);
 		conf_enrollment_clear(&e);

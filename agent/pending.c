@@ -40,7 +40,9 @@
 
 const char *pending_state_dir(const conf_enrollment *e)
 {
-	return e->state_dir != NULL ? e->state_dir : DEFAULT_STATE_DIR;
+	if (e->state_dir != NULL)
+		return e->state_dir;
+	return agent_user_state_dir() != NULL ? agent_user_state_dir() : DEFAULT_STATE_DIR;
 }
 
 static const char *const req_names[] = { "ir", "cr", "kur", "p10cr" };

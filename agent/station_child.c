@@ -61,6 +61,8 @@ int station_run_child(const station *s, const tok_watch_event *ev, const card_jo
 
 	agent_result_init(r);
 	argv[i++] = s->self;
+	if (agent_user_mode())
+		argv[i++] = "--user";
 	if (s->config != NULL) {
 		argv[i++] = "-c";
 		argv[i++] = s->config;

@@ -6,7 +6,8 @@
 # good files passes.  The banned functions are CONTRIBUTING.md's list;
 # the config.h rule is planted in each directory of a fixed list.  The
 # unit's User=, Group= and StateDirectory= agree with the sysusers.d file,
-# and each disagreement planted in the copy is found.
+# and each disagreement planted in the copy is found; so is each mistake
+# planted in the user unit.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 CHECKSRC="$top_srcdir/tools/checksrc.sh"
 setup
@@ -16,21 +17,23 @@ BANNED=$(sed -n '/^- Banned:/,/checksrc/p' "$top_srcdir/CONTRIBUTING.md" | tr '\
 [ -n "$BANNED" ] || bail_out "no '- Banned:' list in CONTRIBUTING.md"
 CONFIG_H_DIRS="agent pkcs11 cmp tests/ca tests/unit tests/fuzz"
 set -- $BANNED $CONFIG_H_DIRS
-plan $((15 + $#))
+plan $((19 + $#))
 
 # The copy: the files the check reads.
 COPY="$TMP/copy"
 mkdir "$COPY"
 UNIT=systemd/p11enroll.service.in
 SYSUSERS=systemd/sysusers.d/p11enroll.conf
+UUNIT=systemd/p11enroll-user.service.in
 (cd "$top_srcdir" && { find agent pkcs11 cmp tests -type f \( -name '*.c' -o -name '*.h' \) &&
-	echo "$UNIT" && echo "$SYSUSERS"; } | tar -cf - -T -) | (cd "$COPY" && tar -xf -) ||
+	echo "$UNIT" && echo "$SYSUSERS" && echo "$UUNIT"; } | tar -cf - -T -) |
+	(cd "$COPY" && tar -xf -) ||
 	bail_out "cannot copy the tree to $COPY"
 # The tree of good files, filled below with what must pass.
 CLEAN="$TMP/clean"
 mkdir -p "$CLEAN/agent" "$CLEAN/pkcs11" "$CLEAN/cmp" "$CLEAN/tests" "$CLEAN/systemd/sysusers.d"
-cp "$top_srcdir/$UNIT" "$CLEAN/$UNIT" && cp "$top_srcdir/$SYSUSERS" "$CLEAN/$SYSUSERS" ||
-	bail_out "cannot copy to $CLEAN"
+cp "$top_srcdir/$UNIT" "$CLEAN/$UNIT" && cp "$top_srcdir/$SYSUSERS" "$CLEAN/$SYSUSERS" &&
+	cp "$top_srcdir/$UUNIT" "$CLEAN/$UUNIT" || bail_out "cannot copy to $CLEAN"
 
 # run_check TREE: tools/checksrc.sh on TREE, its output in $TMP/out, RC.
 run_check() {
@@ -141,8 +144,8 @@ mv "$COPY/cmp/plant.c" "$COPY/cmp/plant.h" "$CLEAN/cmp/" || bail_out "cannot mov
 
 # restore: the copy's unit and sysusers.d file as in the tree.
 restore() {
-	cp "$top_srcdir/$UNIT" "$COPY/$UNIT" && cp "$top_srcdir/$SYSUSERS" "$COPY/$SYSUSERS" ||
-		bail_out "cannot restore $COPY/systemd"
+	cp "$top_srcdir/$UNIT" "$COPY/$UNIT" && cp "$top_srcdir/$SYSUSERS" "$COPY/$SYSUSERS" &&
+		cp "$top_srcdir/$UUNIT" "$COPY/$UUNIT" || bail_out "cannot restore $COPY/systemd"
 }
 # edit FILE SED-SCRIPT: FILE of the copy edited, or a bail out if that
 # changed nothing (the plant would prove nothing).
@@ -184,6 +187,24 @@ edit "$UNIT" 's/^Group=.*/Group=p11enroll-grp/'
 printf 'g p11enroll-grp -\n' >> "$COPY/$SYSUSERS"
 edit "$SYSUSERS" 's/^\(u[[:space:]]*[^[:space:]]*[[:space:]]*\)-/\1-:p11enroll-grp/'
 check "/checksrc/unit-sysusers/g-line-agrees" silent systemd/
+restore
+
+# The user unit: the agent without --user, and keys a user unit must not
+# have.
+UUNIT_EXEC=$(line_of "$UUNIT" '^ExecStart=')
+[ -n "$UUNIT_EXEC" ] || bail_out "no ExecStart= in $UUNIT"
+edit "$UUNIT" 's/ --user agent/ agent/'
+check "/checksrc/user-unit/no-user-option" fires "$UUNIT:$UUNIT_EXEC: user unit: ExecStart="
+restore
+edit "$UUNIT" 's/^\(ExecStart=.*\)$/\1\nStateDirectory=p11enroll/'
+check "/checksrc/user-unit/state-directory" \
+	fires "$UUNIT:$((UUNIT_EXEC + 1)): user unit: StateDirectory="
+restore
+edit "$UUNIT" 's/^\(ExecStart=.*\)$/\1\nUser=p11enroll/'
+check "/checksrc/user-unit/user" fires "$UUNIT:$((UUNIT_EXEC + 1)): user unit: User="
+restore
+rm "$COPY/$UUNIT"
+check "/checksrc/user-unit/missing" fires "$UUNIT:1: user unit: missing"
 restore
 
 # A tree of good files passes: the check can say yes.  Good files: the

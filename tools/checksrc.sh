@@ -18,6 +18,12 @@
 #                 unit's User= and the group of its Group=, with the home
 #                 /var/lib/ and its StateDirectory= (HOME is the state
 #                 directory: tpm2-pkcs11 keeps its key store there).
+#   user unit     systemd/p11enroll-user.service.in runs
+#                 `p11enroll --user agent` (without --user a user's agent
+#                 reads /etc/p11enroll and writes /var/lib/p11enroll), and
+#                 has neither User= (a user manager runs its units as its
+#                 user) nor StateDirectory= (systemd 252 puts a user unit's
+#                 below $XDG_CONFIG_HOME, not where --user keeps state).
 # tools/checksrc.sh --banned lists the banned functions, one a line.
 BANNED="sprintf vsprintf strcpy strcat strtok atoi atol gets"
 if [ "$1" = --banned ]; then
@@ -110,7 +116,32 @@ unit_sysusers() {
 	}' "$sysusers" "$unit"
 }
 
-offences=$({ banned_calls; config_h_first; unit_sysusers; } | LC_ALL=C sort -t: -k1,1 -k2,2n)
+# The per-user agent's unit.
+user_unit() {
+	uunit=systemd/p11enroll-user.service.in
+	if [ ! -f "$uunit" ]; then
+		echo "$uunit:1: user unit: missing"
+		return
+	fi
+	awk -v f="$uunit" '
+	/^[ \t]*[#;]/ { next }
+	/^ExecStart=/ {
+		execat = FNR
+		if ($0 ~ /\/p11enroll --user agent([ \t]|$)/)
+			good = 1
+	}
+	/^(User|StateDirectory)=/ {
+		k = $0
+		sub(/=.*/, "", k)
+		printf "%s:%d: user unit: %s= in a user unit (see tools/checksrc.sh)\n", f, FNR, k
+	}
+	END {
+		if (!good)
+			printf "%s:%d: user unit: ExecStart= does not run p11enroll --user agent\n", f, execat ? execat : 1
+	}' "$uunit"
+}
+
+offences=$({ banned_calls; config_h_first; unit_sysusers; user_unit; } | LC_ALL=C sort -t: -k1,1 -k2,2n)
 if [ -n "$offences" ]; then
 	printf '%s\n' "$offences"
 	exit 1
