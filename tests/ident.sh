@@ -14,7 +14,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 45
+plan 52
 EXTRA_PIDS=
 stop_extra() {
 	for p in $EXTRA_PIDS; do kill "$p" 2> /dev/null && wait "$p" 2> /dev/null; done
@@ -199,6 +199,40 @@ pe "$C" resume p --token pkcs11:token=id-a --server "$WAIT_URL"
 check "/ident/pending/a-resumed" expect_rc 0
 check "/ident/pending/a-done" test "$(pending_count)" -eq 0
 check "/ident/pending/a-cert-stored" test -n "$(label_id id-a cert waiting-key)"
+
+# --- a token swapped for another with the same serial: absent, not used ------------------
+# c's URI (model=) selects whichever SoftHSM2 token is there.  The agent
+# sees c on id-a; id-a is taken out and id-b put in: the same serial,
+# model and manufacturer, but another label, so c waits for its token
+# instead of logging in to id-b.
+# token_dir LABEL: the SoftHSM2 directory of the token labelled LABEL.
+token_dir() {
+	dirname "$(grep -l -F "$1" "$TMP"/tokens/*/token.object | head -n 1)"
+}
+DA=$(token_dir id-a)
+DB=$(token_dir id-b)
+mv "$DB" "$TMP/aside-b"
+C3="$TMP/swap.conf"
+{
+	conf_defaults |
+		sed "s|^module = .*|module = $P11WRAP|; s|^state_dir = .*|state_dir = $TMP/state-c|"
+	printf '%s\n' "token_poll = 2" "[c]" "token = pkcs11:model=SoftHSM%20v2" \
+		"pin_source = file:$TMP/pin" "label = swap-key" "subject = /CN=ident c/O=Example"
+} > "$C3"
+pe "$C3" enroll c
+check "/ident/swap/enrolled" expect_rc 0
+agent_start "$C3" "$TMP/agent-c.log" || exit 1
+check "/ident/swap/seen-on-id-a" wait_for 30 is "$C3" c token_label id-a
+mv "$DA" "$TMP/aside-a"
+mv "$TMP/aside-b" "$DB"
+pe "$C3" renew c
+check "/ident/swap/renew-absent-exit-10" expect_rc 10
+check "/ident/swap/waiting-token" wait_for 30 is "$C3" c state waiting-token
+check "/ident/swap/id-b-untouched" test "$(label_count id-b swap-key)" -eq 0
+mv "$TMP/aside-a" "$DA"
+check "/ident/swap/back" wait_for 60 is "$C3" c state valid
+check "/ident/swap/says-back" grep -q "c: token 'id-a' (serial $ZERO) is back" "$TMP/agent-c.log"
+kill_agents
 
 # --- two tokens with the same label and serial: no URI tells them apart ------------------
 make_token id-a || exit 1
