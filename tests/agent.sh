@@ -16,7 +16,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 205
+plan 208
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
@@ -368,7 +368,7 @@ check "/agent/hook/chain-file-empty" var CHAIN_FILE ""
 check "/agent/hook/exit" var EXIT 0
 check "/agent/hook/error-empty" var ERROR ""
 check "/agent/hook/failures" var FAILURES 0
-check "/agent/hook/nothing-else" test "$(grep -c '^P11ENROLL_' "$TMP/hook-last.env")" -eq 11
+check "/agent/hook/nothing-else" test "$(grep -c '^P11ENROLL_' "$TMP/hook-last.env")" -eq 12
 check "/agent/hook/no-secret" no_secret_in "$HOOK"
 
 # --- 13: the metrics file after the renewals -----------------------------------

@@ -14,15 +14,20 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 45
+plan 52
 EXTRA_PIDS=
-trap 'for p in $EXTRA_PIDS; do kill "$p" 2> /dev/null && wait "$p" 2> /dev/null; done; kill_agents; cleanup' EXIT
+stop_extra() {
+	for p in $EXTRA_PIDS; do kill "$p" 2> /dev/null && wait "$p" 2> /dev/null; done
+}
+trap 'stop_extra; kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
 ZERO=0000000000000000
 P11WRAP_SERIAL=$ZERO
 export P11WRAP_SERIAL
-NOTUNIQUE="serial $ZERO (not unique: identified by label, model and manufacturer)"
+WHY="(not unique: identified by label, model and manufacturer)"
+NOTUNIQUE="serial $ZERO $WHY"
+SOFT="manufacturer 'SoftHSM project', model 'SoftHSM v2'"
 
 # at_least CONF NAME FIELD N
 at_least() {
@@ -39,7 +44,8 @@ extra_ca() {
 	EXTRA_PIDS="$EXTRA_PIDS $!"
 	wait_for 30 grep -q '^port [0-9]' "$TMP/$_n.out" ||
 		{ echo "# test CA $_n did not start"; sed 's/^/#   /' "$TMP/$_n.err"; exit 1; }
-	EXTRA_URL="http://127.0.0.1:$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$TMP/$_n.out")/.well-known/cmp"
+	_port=$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$TMP/$_n.out")
+	EXTRA_URL="http://127.0.0.1:$_port/.well-known/cmp"
 }
 
 # show FILE: as TAP comments.
@@ -73,7 +79,8 @@ subject_on() {
 	_so_slot=$(token_slot "$1") || return 1
 	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --slot "$_so_slot" --read-object \
 		--type cert --label enrolled-key 2> /dev/null |
-		"$OPENSSL_BIN" x509 -inform DER -noout -subject -nameopt RFC2253 2> /dev/null | sed 's/^subject=//'
+		"$OPENSSL_BIN" x509 -inform DER -noout -subject -nameopt RFC2253 2> /dev/null |
+		sed 's/^subject=//'
 }
 
 # serial_on TOKEN: the serial (hex, as the agent writes it) of that certificate.
@@ -105,12 +112,12 @@ show "$TMP/out"
 # A serial that is not zeros but repeated on the present tokens: not unique either.
 P11WRAP_SERIAL=4242 pe "$C" list b
 check "/ident/list/repeated-serial" grep -q -x -F \
-	"token label 'id-b', manufacturer 'SoftHSM project', model 'SoftHSM v2', serial 4242 (not unique: identified by label, model and manufacturer)" \
+	"token label 'id-b', $SOFT, serial 4242 $WHY" \
 	"$TMP/out"
 # Without the wrapper's serial each SoftHSM2 token has its own.
 P11WRAP_SERIAL= pe "$C" list b
 check "/ident/list/unique-serial" grep -q -x -F \
-	"token label 'id-b', manufacturer 'SoftHSM project', model 'SoftHSM v2', serial $(token_serial id-b)" \
+	"token label 'id-b', $SOFT, serial $(token_serial id-b)" \
 	"$TMP/out"
 
 # --- enroll each, check each ----------------------------------------------------------
@@ -133,9 +140,10 @@ check "/ident/check/cert-of-a" grep -q -x -F -e "cert_serial=$(serial_on id-a)" 
 pe "$C" list a --token "pkcs11:serial=$ZERO"
 check "/ident/ambiguous/refused" test "$RC" -ne 0
 check "/ident/ambiguous/names-a" grep_err \
-	"slot [0-9]+ \\(label 'id-a', manufacturer 'SoftHSM project', model 'SoftHSM v2', serial '$ZERO'\\)"
+	"slot [0-9]+ \\(label 'id-a', $SOFT, serial '$ZERO'\\)"
 check "/ident/ambiguous/names-b" grep_err "slot [0-9]+ \\(label 'id-b', "
-check "/ident/ambiguous/what-to-do" grep_err "add token=, serial=, model= or manufacturer= to the URI"
+check "/ident/ambiguous/what-to-do" \
+	grep_err "add token=, serial=, model= or manufacturer= to the URI"
 
 # --- the agent: each renewed on its own token -------------------------------------------
 # Without p, whose URI matches both tokens.
@@ -192,11 +200,48 @@ check "/ident/pending/a-resumed" expect_rc 0
 check "/ident/pending/a-done" test "$(pending_count)" -eq 0
 check "/ident/pending/a-cert-stored" test -n "$(label_id id-a cert waiting-key)"
 
+# --- a token swapped for another with the same serial: absent, not used ------------------
+# c's URI (model=) selects whichever SoftHSM2 token is there.  The agent
+# sees c on id-a; id-a is taken out and id-b put in: the same serial,
+# model and manufacturer, but another label, so c waits for its token
+# instead of logging in to id-b.
+# token_dir LABEL: the SoftHSM2 directory of the token labelled LABEL.
+token_dir() {
+	dirname "$(grep -l -F "$1" "$TMP"/tokens/*/token.object | head -n 1)"
+}
+DA=$(token_dir id-a)
+DB=$(token_dir id-b)
+mv "$DB" "$TMP/aside-b"
+C3="$TMP/swap.conf"
+{
+	conf_defaults |
+		sed "s|^module = .*|module = $P11WRAP|; s|^state_dir = .*|state_dir = $TMP/state-c|"
+	printf '%s\n' "token_poll = 2" "[c]" "token = pkcs11:model=SoftHSM%20v2" \
+		"pin_source = file:$TMP/pin" "label = swap-key" "subject = /CN=ident c/O=Example"
+} > "$C3"
+pe "$C3" enroll c
+check "/ident/swap/enrolled" expect_rc 0
+agent_start "$C3" "$TMP/agent-c.log" || exit 1
+check "/ident/swap/seen-on-id-a" wait_for 30 is "$C3" c token_label id-a
+mv "$DA" "$TMP/aside-a"
+mv "$TMP/aside-b" "$DB"
+pe "$C3" renew c
+check "/ident/swap/renew-absent-exit-10" expect_rc 10
+check "/ident/swap/waiting-token" wait_for 30 is "$C3" c state waiting-token
+check "/ident/swap/id-b-untouched" test "$(label_count id-b swap-key)" -eq 0
+mv "$TMP/aside-a" "$DA"
+check "/ident/swap/back" wait_for 60 is "$C3" c state valid
+check "/ident/swap/says-back" grep -q "c: token 'id-a' (serial $ZERO) is back" "$TMP/agent-c.log"
+kill_agents
+
 # --- two tokens with the same label and serial: no URI tells them apart ------------------
 make_token id-a || exit 1
 pe "$C" check a
 check "/ident/twins/refused" test "$RC" -ne 0 -a "$RC" -ne 10
-check "/ident/twins/names-both" test "$(grep -o -E "slot [0-9]+ \\(label 'id-a', manufacturer 'SoftHSM project', model 'SoftHSM v2', serial '$ZERO'\\)" "$TMP/err" | sort -u | wc -l)" -eq 2
+twins() {
+	grep -o -E "slot [0-9]+ \\(label 'id-a', $SOFT, serial '$ZERO'\\)" "$TMP/err" | sort -u | wc -l
+}
+check "/ident/twins/names-both" test "$(twins)" -eq 2
 check "/ident/twins/what-to-do" grep_err "give one of them another label"
 
 finish

@@ -30,6 +30,10 @@ static void test_round_trip(void)
 	a.exit_code = EXIT_OK;
 	a.token = 1;
 	snprintf(a.token_serial, sizeof(a.token_serial), "a1b2 \\x1B");
+	memset(a.token_label, 'l', sizeof(a.token_label) - 1);
+	snprintf(a.token_manufacturer, sizeof(a.token_manufacturer), "IBM");
+	snprintf(a.token_model, sizeof(a.token_model), "SW   TPM");
+	a.token_serial_unique = 0;
 	a.cert = 1;
 	snprintf(a.cert_serial, sizeof(a.cert_serial), "-7F00");
 	a.not_before = -5;
@@ -94,6 +98,15 @@ static const struct {
 	{ "transaction", "p11enroll-result 1\nexit 0\ncategory ok\ntransaction 0g\nend\n",
 	  "invalid transaction" },
 	{ "token", "p11enroll-result 1\nexit 0\ncategory ok\ntoken maybe\nend\n", "invalid token" },
+	{ "token-serial-unique",
+	  "p11enroll-result 1\nexit 0\ncategory ok\ntoken_serial_unique maybe\nend\n",
+	  "invalid token_serial_unique" },
+	{ "token-label-control", "p11enroll-result 1\nexit 0\ncategory ok\ntoken_label a\tb\nend\n",
+	  "invalid token_label" },
+	{ "token-model-long",
+	  "p11enroll-result 1\nexit 0\ncategory ok\ntoken_model "
+	  "mmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmmm\nend\n",
+	  "invalid token_model" },
 	{ "cert-serial-lower",
 	  "p11enroll-result 1\nexit 0\ncategory ok\ncert present\ncert_serial 0a\nnot_before 1\n"
 	  "not_after 2\nend\n",
