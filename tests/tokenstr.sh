@@ -81,7 +81,8 @@ check "/tokenstr/agent/serial-seen" test $i -lt $((150 * P11E_SCALE))
 $GUARD "$P11ENROLL" -c "$TMP/p11enroll.conf" renew test > "$TMP/out" 2> "$TMP/err"; RC=$?
 check "/tokenstr/agent/renew-exit-0" expect_rc 0
 check "/tokenstr/agent/pinned-uri-encoded" grep -q -F \
-	"pinned to its serial: pkcs11:token=$ULABEL;serial=%3B1%3Fmodule-path%3D%2F" "$TMP/agent.log"
+	"pinned to its token: pkcs11:token=$ULABEL;model=SoftHSM%20v2;manufacturer=SoftHSM%20project;serial=%3B1%3Fmodule-path%3D%2F" \
+	"$TMP/agent.log"
 check "/tokenstr/agent/pinned-uri-parses" sh -c "! grep -q -e 'cannot open the token' -e 'invalid token configuration' '$TMP/agent.log'"
 kill -TERM $APID 2> /dev/null
 wait $APID 2> /dev/null
