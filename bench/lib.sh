@@ -16,3 +16,25 @@ start_ca || exit 1
 median() {
 	sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# time_enrollments TOKEN KEY_TYPE [PREFIX]: RUNS enrollments of fresh labels
+# on TOKEN (an HSM grows; no label is enrolled twice), then one line with
+# the median, min and max wall-clock time.
+time_enrollments() {
+	: > "$TMP/times"
+	te_i=0
+	while [ $te_i -lt "$RUNS" ]; do
+		write_conf "$1" "key_type = $2
+label = $(echo "$2" | tr -d ':-')-$te_i"
+		te_t0=$(date +%s%N)
+		p11e -q enroll test
+		te_t1=$(date +%s%N)
+		[ "$RC" -eq 0 ] || { cat "$TMP/err"; exit 1; }
+		echo $(((te_t1 - te_t0) / 1000)) >> "$TMP/times"
+		te_i=$((te_i + 1))
+	done
+	printf '%s%-9s runs %d  median %6.1f ms  min %6.1f ms  max %6.1f ms\n' "${3:-}" "$2" "$RUNS" \
+		"$(median < "$TMP/times" | awk '{print $1 / 1000}')" \
+		"$(sort -n "$TMP/times" | head -n 1 | awk '{print $1 / 1000}')" \
+		"$(sort -n "$TMP/times" | tail -n 1 | awk '{print $1 / 1000}')"
+}

@@ -14,22 +14,5 @@ tpm_token bench || exit 1
 tpm_helpers_on_tpm
 
 for kt in ec:P-256 rsa:2048; do
-	: > "$TMP/times"
-	i=0
-	while [ $i -lt "$RUNS" ]; do
-		write_conf bench "key_type = $kt
-label = $(echo "$kt" | tr -d ':-')-$i"
-		t0=$(date +%s%N)
-		p11e -q enroll test
-		t1=$(date +%s%N)
-		[ "$RC" -eq 0 ] || { cat "$TMP/err"; exit 1; }
-		echo $(((t1 - t0) / 1000)) >> "$TMP/times"
-		i=$((i + 1))
-	done
-	med=$(median < "$TMP/times")
-	min=$(sort -n "$TMP/times" | head -n 1)
-	max=$(sort -n "$TMP/times" | tail -n 1)
-	printf 'TPM %-9s runs %d  median %6.1f ms  min %6.1f ms  max %6.1f ms\n' "$kt" "$RUNS" \
-		"$(echo "$med" | awk '{print $1 / 1000}')" "$(echo "$min" | awk '{print $1 / 1000}')" \
-		"$(echo "$max" | awk '{print $1 / 1000}')"
+	time_enrollments bench "$kt" "TPM "
 done
