@@ -237,7 +237,7 @@ static void test_sequence(void)
 
 int main(void)
 {
-	tap_plan(46);
+	tap_plan(49);
 	test_round_trip();
 	test_refused();
 	test_sequence();
