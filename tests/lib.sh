@@ -373,3 +373,13 @@ expect_rc() {
 grep_err() {
 	grep -q -E "$1" "$TMP/err" || { echo "# stderr lacks /$1/:"; sed 's/^/#   /' "$TMP/err"; return 1; }
 }
+
+# json_valid NAME FILE: FILE is valid against man/schema/NAME.schema.json,
+# the documented schema of a --json output (p11enroll-formats(5)); each
+# violation is printed as a TAP comment.
+json_valid() {
+	python3 "$top_srcdir/tests/jsonvalid.py" "$top_srcdir/man/schema/$1.schema.json" "$2" \
+		2> "$TMP/jsonvalid.err" && return 0
+	sed 's/^/# /' "$TMP/jsonvalid.err"
+	return 1
+}

@@ -6,7 +6,7 @@
 # tpm2-pkcs11 with tpm2_ptool for the TPM tests (tests/tpm-lib.sh).
 P11E_PACKAGES="build-essential autoconf automake pkgconf libssl-dev libp11-dev
 libp11-kit-dev libcurl4-openssl-dev softhsm2 opensc libengine-pkcs11-openssl p11-kit
-mandoc openssl socat python3 default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java
+mandoc openssl socat python3 python3-jsonschema default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java
 swtpm swtpm-tools tpm2-tools tpm2-abrmd libtpm2-pkcs11-1 libtpm2-pkcs11-tools
 python3-tpm2-pkcs11-tools libtss2-tcti-tabrmd0 dbus"
 
