@@ -261,6 +261,18 @@ struct stack_st_GENERAL_NAME;
 struct X509_name_st *conf_parse_subject(const char *s, char *err, size_t errlen);
 struct stack_st_GENERAL_NAME *conf_parse_sans(const char *s, char *err, size_t errlen);
 
+/* conf_ext.c: the extension a request setting asks for (key_usage,
+ * extended_key_usage, policies, basic_constraints; key names which),
+ * built with OpenSSL's X509V3 functions; NULL with why naming the bad
+ * item.  conf_request_extensions: those of e (*ret NULL: none); -1 with
+ * why ("KEY: ...") when one is bad. */
+struct X509_extension_st;
+struct stack_st_X509_EXTENSION;
+struct X509_extension_st *conf_parse_extension(const char *key, const char *v, char *why,
+					      size_t whylen);
+int conf_request_extensions(const conf_enrollment *e, struct stack_st_X509_EXTENSION **ret,
+			    char *why, size_t whylen);
+
 /* Hex digits (an even number, at most max bytes) into out; -1 if not. */
 int conf_parse_hex(const char *s, unsigned char *out, size_t max, size_t *ret_len);
 /* A decimal number in [min, max] into ret; -1 if it is not one. */

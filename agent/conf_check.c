@@ -167,6 +167,46 @@ static int check_sans(const char *v, char *why, size_t whylen)
 	return g != NULL ? 0 : -1;
 }
 
+static int check_extension(const char *key, const char *v, char *why, size_t whylen)
+{
+	X509_EXTENSION *ext = conf_parse_extension(key, v, why, whylen);
+
+	X509_EXTENSION_free(ext);
+	return ext != NULL ? 0 : -1;
+}
+
+/* What libcurl takes as a proxy; credentials would be a secret in the
+ * configuration and on the command line, so they are refused. */
+static int check_proxy(const char *v, char *why, size_t whylen)
+{
+	static const char *const schemes[] = { "http://",  "https://",	"socks4://",
+					       "socks4a://", "socks5://", "socks5h://" };
+	const char *host = v, *sep = strstr(v, "://");
+	size_t i;
+
+	if (sep != NULL) {
+		for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
+			if (strncasecmp(v, schemes[i], strlen(schemes[i])) == 0)
+				break;
+		if (i == sizeof(schemes) / sizeof(schemes[0]))
+			return agent_fail(why, whylen,
+				    "'%.80s' has a scheme libcurl has no proxy for; use http://, "
+				    "https://, socks4://, socks4a://, socks5:// or socks5h://",
+				    v);
+		host = sep + 3;
+	}
+	if (strpbrk(v, " \t\r\n") != NULL)
+		return agent_fail(why, whylen, "contains blanks; write [scheme://]host[:port]");
+	if (strchr(host, '@') != NULL)
+		/* never echoed: the part before '@' may be a password */
+		return agent_fail(why, whylen,
+			    "carries credentials (user:password@): a secret does not belong in "
+			    "the configuration; use a proxy that needs none, or one on this host");
+	if (*host == '\0' || *host == '/' || *host == ':')
+		return agent_fail(why, whylen, "names no host; write [scheme://]host[:port]");
+	return 0;
+}
+
 int conf_check_value(const setting *s, const char *v, int flags, int *ret_int, char *why,
 		     size_t whylen)
 {
@@ -262,6 +302,10 @@ int conf_check_value(const setting *s, const char *v, int flags, int *ret_int, c
 		return check_dn(v, why, whylen);
 	case SET_SANS:
 		return check_sans(v, why, whylen);
+	case SET_EXTENSION:
+		return check_extension(s->key, v, why, whylen);
+	case SET_PROXY:
+		return check_proxy(v, why, whylen);
 	case SET_DURATION:
 		return sched_parse_duration(v, &n) == 0
 			       ? 0

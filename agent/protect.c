@@ -52,6 +52,7 @@ agent_rc agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 	char err[512];
 	X509_NAME *subj = NULL;
 	GENERAL_NAMES *sans = NULL;
+	STACK_OF(X509_EXTENSION) *exts = NULL;
 	int owf = 0, mac = 0;
 	agent_rc rc;
 	cmpc_rv rv;
@@ -85,6 +86,7 @@ agent_rc agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 				     "chains to the anchors may speak for the CA");
 	if ((rv = cmpc_set1_server(cmp, e->server)) != CMPC_OK ||
 	    (rv = cmpc_set1_tls_trust(cmp, e->tls_trusted)) != CMPC_OK ||
+	    (rv = cmpc_set1_proxy(cmp, e->proxy, e->no_proxy)) != CMPC_OK ||
 	    (rv = cmpc_load_trusted(cmp, e->trusted)) != CMPC_OK ||
 	    (e->srv_trusted != NULL && (rv = cmpc_load_srv_trusted(cmp, e->srv_trusted)) != CMPC_OK) ||
 	    ((owf != 0 || mac != 0 || e->pbm_iterations > 0) &&
@@ -116,12 +118,21 @@ agent_rc agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 		X509_NAME_free(subj);
 		return EXIT_USAGE;
 	}
+	if (conf_request_extensions(e, &exts, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "%s", err);
+		X509_NAME_free(subj);
+		GENERAL_NAMES_free(sans);
+		return EXIT_USAGE;
+	}
 	rc = EXIT_OK;
 	if ((subj != NULL && (rv = cmpc_set1_subject(cmp, subj)) != CMPC_OK) ||
-	    (sans != NULL && (rv = cmpc_set1_sans(cmp, sans)) != CMPC_OK))
-		rc = cmp_fail(cmp, rv, "setting the requested names failed");
+	    (sans != NULL && (rv = cmpc_set1_sans(cmp, sans)) != CMPC_OK) ||
+	    (rv = cmpc_set1_req_extensions(cmp, exts)) != CMPC_OK)
+		rc = cmp_fail(cmp, rv, "setting the requested names and extensions failed");
+	cmpc_set_validity_days(cmp, e->days > 0 ? e->days : 0);
 	X509_NAME_free(subj);
 	GENERAL_NAMES_free(sans);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	return rc;
 }
 

@@ -36,11 +36,23 @@
 	  "ec:P-256, ec:P-384, rsa:2048, rsa:3072 or rsa:4096")                                    \
 	X(key_id, "key-id", SET_HEX, SC_ENROLLMENT, 0, 0, 0, "HEX", NULL,                          \
 	  "certify the existing key pair with this CKA_ID (enroll, cr, p10cr)")                    \
+	X(csr, "csr", SET_PATH, SC_ENROLLMENT, 0, 0, 0, "FILE", NULL,                              \
+	  "p10cr: send this PKCS#10 request (PEM or DER) as is; no key is generated")              \
 	X(label, "label", SET_TEXT, SC_BOTH, 1, 0, 0, "LABEL", NULL,                               \
 	  "CKA_LABEL of the key and certificate")                                                  \
 	X(subject, "subject", SET_DN, SC_BOTH, 0, 0, 0, "DN", NULL, "subject, as /CN=name/O=org")   \
 	X(san, "san", SET_SANS, SC_BOTH, 0, 0, 0, "NAMES", NULL,                                   \
 	  "subject alternative names, as DNS:a.example,email:x@y")                                 \
+	X(key_usage, "key-usage", SET_EXTENSION, SC_BOTH, 0, 0, 0, "LIST", NULL,                   \
+	  "requested keyUsage, as digitalSignature,keyEncipherment (critical)")                    \
+	X(extended_key_usage, "extended-key-usage", SET_EXTENSION, SC_BOTH, 0, 0, 0, "LIST", NULL, \
+	  "requested extendedKeyUsage, as clientAuth,serverAuth or dotted OIDs")                   \
+	X(policies, "policies", SET_EXTENSION, SC_BOTH, 0, 0, 0, "OIDS", NULL,                     \
+	  "requested certificatePolicies, as dotted OIDs")                                         \
+	X(basic_constraints, "basic-constraints", SET_EXTENSION, SC_BOTH, 0, 0, 0, "BC", NULL,     \
+	  "requested basicConstraints: CA:FALSE, or CA:TRUE[,pathlen:N] (critical)")               \
+	X(days, "days", SET_INT, SC_BOTH, 0, 1, 36500, "N", NULL,                                  \
+	  "requested validity in days from now (ir, cr, kur; a CSR has no such field)")            \
 	X(server, "server", SET_URL, SC_BOTH, 1, 0, 0, "URL", NULL,                                \
 	  "CMP server, http(s)://host[:port]/.well-known/cmp")                                     \
 	X(reference, "reference", SET_TEXT, SC_BOTH, 0, 0, 0, "REF", NULL,                         \
@@ -53,6 +65,10 @@
 	  "PEM CA bundle that verifies an HTTPS server")                                           \
 	X(tls_client, "tls-client", SET_TEXT, SC_BOTH, 0, 0, 0, "LABEL", NULL,                     \
 	  "HTTPS client authentication with the token certificate LABEL (renew: self)")            \
+	X(proxy, "proxy", SET_PROXY, SC_BOTH, 0, 0, 0, "URL", NULL,                                \
+	  "HTTP(S) proxy for the CMP server, as http://host:port (default: http_proxy etc.)")      \
+	X(no_proxy, "no-proxy", SET_TEXT, SC_BOTH, 0, 0, 0, "HOSTS", NULL,                         \
+	  "hosts reached without the proxy, comma-separated (default: no_proxy)")                  \
 	X(cert_out, "cert-out", SET_PATH, SC_ENROLLMENT, 0, 0, 0, "FILE", NULL,                    \
 	  "also write the new certificate to FILE")                                                \
 	X(chain_out, "chain-out", SET_PATH, SC_ENROLLMENT, 0, 0, 0, "FILE", NULL,                  \
@@ -174,6 +190,8 @@ enum setting_type {
 	SET_HEX,           /* hex bytes */
 	SET_DN,            /* /CN=x/O=y */
 	SET_SANS,          /* subjectAltName list */
+	SET_EXTENSION,     /* a requested extension, by key (conf_ext.c) */
+	SET_PROXY,         /* [scheme://]host[:port], no credentials */
 	SET_DURATION,      /* 60s, 5m, 4h, 1d */
 	SET_RENEW_AT,      /* percentage or duration */
 	SET_GROUP,         /* a group of this system */
@@ -202,6 +220,8 @@ enum setting_scope { SC_GLOBAL, SC_ENROLLMENT, SC_BOTH };
 #define SETTING_CTYPE_SET_HEX char *
 #define SETTING_CTYPE_SET_DN char *
 #define SETTING_CTYPE_SET_SANS char *
+#define SETTING_CTYPE_SET_EXTENSION char *
+#define SETTING_CTYPE_SET_PROXY char *
 #define SETTING_CTYPE_SET_DURATION char *
 #define SETTING_CTYPE_SET_RENEW_AT char *
 #define SETTING_CTYPE_SET_GROUP char *

@@ -36,6 +36,7 @@ struct cmpc_ctx {
 
 	char *url;
 	char *tls_cafile; /* NULL: libcurl's default (system) store */
+	char *proxy, *no_proxy; /* NULL: libcurl's environment */
 	X509 *tls_cert;	  /* TLS client authentication (cmpc_set1_tls_client) */
 	EVP_PKEY *tls_key;
 	STACK_OF(X509) *tls_chain;
@@ -52,6 +53,8 @@ struct cmpc_ctx {
 	int any_signer;
 	X509_NAME *subject;	  /* requested subject, checked in certConf */
 	GENERAL_NAMES *sans;
+	STACK_OF(X509_EXTENSION) *req_exts; /* requested besides the SANs */
+	int days;			    /* requested validity, 0: none */
 
 	cmpc_log_fn log_fn;
 	void *log_arg;

@@ -63,6 +63,12 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url);
 void cmpc_set_timeouts(cmpc_ctx *ctx, int connect_s, int msg_s, int total_s);
 /* Largest response accepted, bytes (default 1 MiB). */
 void cmpc_set_max_response(cmpc_ctx *ctx, size_t bytes);
+/* HTTP(S) proxy for every transfer, as libcurl takes it
+ * ([scheme://]host[:port]); NULL: libcurl's environment (http_proxy,
+ * https_proxy, all_proxy).  no_proxy: hosts reached directly, a comma
+ * list ("*": all); NULL: the environment's no_proxy.  A set value wins
+ * over the environment.  Copies both. */
+cmpc_rv cmpc_set1_proxy(cmpc_ctx *ctx, const char *proxy, const char *no_proxy);
 /* PEM bundle that verifies an HTTPS server; NULL: the system store. */
 cmpc_rv cmpc_set1_tls_trust(cmpc_ctx *ctx, const char *cafile);
 
@@ -149,6 +155,15 @@ void cmpc_set_any_response_signer(cmpc_ctx *ctx, int on);
 
 cmpc_rv cmpc_set1_subject(cmpc_ctx *ctx, const X509_NAME *subject);
 cmpc_rv cmpc_set1_sans(cmpc_ctx *ctx, const GENERAL_NAMES *sans);
+/* Extensions requested besides the SANs (keyUsage, extendedKeyUsage,
+ * certificatePolicies, basicConstraints ...): copied; they go into the
+ * CRMF certTemplate and into a CSR the layer makes for p10cr, with the
+ * SANs in the same list.  NULL or empty clears. */
+cmpc_rv cmpc_set1_req_extensions(cmpc_ctx *ctx, const STACK_OF(X509_EXTENSION) *exts);
+/* Requested validity in days from now (the certTemplate's notBefore and
+ * notAfter, OSSL_CMP_OPT_VALIDITY_DAYS); 0: none requested.  A PKCS#10
+ * request has no such field: p10cr carries none. */
+void cmpc_set_validity_days(cmpc_ctx *ctx, int days);
 /* Ask for implicit confirmation; used only when the server grants it. */
 void cmpc_set_implicit_confirm(cmpc_ctx *ctx, int on);
 

@@ -21,17 +21,36 @@ static void reset_exchange(cmpc_ctx *ctx)
 	memset(&ctx->cr, 0, sizeof(ctx->cr));
 }
 
-/* The SANs go into the template as an extension; critical when the
- * subject is empty (RFC 5280 4.2.1.6). */
-static int set_sans(cmpc_ctx *ctx)
+/* The requested extensions, in one list: the SANs (critical when the
+ * subject is empty, RFC 5280 4.2.1.6) and the configured ones.  *ret NULL
+ * when there are none. */
+static int build_exts(cmpc_ctx *ctx, int empty_subject, X509_EXTENSIONS **ret)
 {
 	X509_EXTENSIONS *exts = NULL;
-	int crit;
+	int i;
 
-	if (ctx->sans == NULL)
-		return OSSL_CMP_CTX_set0_reqExtensions(ctx->cmp, NULL);
-	crit = ctx->subject == NULL || X509_NAME_entry_count(ctx->subject) == 0;
-	if (X509V3_add1_i2d(&exts, NID_subject_alt_name, ctx->sans, crit, X509V3_ADD_REPLACE) != 1)
+	*ret = NULL;
+	if (ctx->sans != NULL && X509V3_add1_i2d(&exts, NID_subject_alt_name, ctx->sans,
+						 empty_subject, X509V3_ADD_REPLACE) != 1)
+		goto fail;
+	for (i = 0; i < sk_X509_EXTENSION_num(ctx->req_exts); i++)
+		if (X509v3_add_ext(&exts, sk_X509_EXTENSION_value(ctx->req_exts, i), -1) == NULL)
+			goto fail;
+	*ret = exts;
+	return 1;
+fail:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return 0;
+}
+
+/* The template's extensions and validity. */
+static int set_template(cmpc_ctx *ctx)
+{
+	X509_EXTENSIONS *exts = NULL;
+
+	if (!OSSL_CMP_CTX_set_option(ctx->cmp, OSSL_CMP_OPT_VALIDITY_DAYS, ctx->days) ||
+	    !build_exts(ctx, ctx->subject == NULL || X509_NAME_entry_count(ctx->subject) == 0,
+			&exts))
 		return 0;
 	if (!OSSL_CMP_CTX_set0_reqExtensions(ctx->cmp, exts)) {
 		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
@@ -50,7 +69,7 @@ static int setup_exchange(cmpc_ctx *ctx, EVP_PKEY *key)
 		return 0;
 	/* Drops the extraCerts of an earlier exchange.  Not an empty stack:
 	 * 3.0 then leaves the list NULL and fails on the first extraCerts. */
-	if (!OSSL_CMP_CTX_set1_untrusted(c, ctx->anchors) || !set_sans(ctx) ||
+	if (!OSSL_CMP_CTX_set1_untrusted(c, ctx->anchors) || !set_template(ctx) ||
 	    !OSSL_CMP_CTX_set_option(c, OSSL_CMP_OPT_MSG_TIMEOUT, (int)ctx->msg_s) ||
 	    /* Polling waits are bounded in run(), messages by the transfer
 	     * callback: OpenSSL's own total timeout would shorten checkAfter. */
@@ -127,7 +146,6 @@ static GENERAL_NAMES *csr_sans(X509_REQ *csr)
 	return sans;
 }
 
-/* A CSR for newkey from the subject and SANs, signed by newkey (the token). */
 /* A software copy of key's public half.  The CSR must not hold the token
  * key itself: OpenSSL copies and frees the CSR, and freeing a libp11 key's
  * EC data twice crashes. */
@@ -146,13 +164,14 @@ static EVP_PKEY *public_copy(EVP_PKEY *key)
 	return pub;
 }
 
+/* A CSR for newkey from the subject, SANs and extensions, signed by
+ * newkey (the token). */
 static cmpc_rv make_csr(cmpc_ctx *ctx, EVP_PKEY *newkey, const char *what, X509_REQ **ret)
 {
 	X509_REQ *req = NULL;
 	STACK_OF(X509_EXTENSION) *exts = NULL;
 	EVP_PKEY *pub = NULL;
 	char why[512];
-	int crit;
 
 	if (ctx->subject == NULL || X509_NAME_entry_count(ctx->subject) == 0) {
 		cmpc_seterr(ctx,
@@ -167,13 +186,9 @@ static cmpc_rv make_csr(cmpc_ctx *ctx, EVP_PKEY *newkey, const char *what, X509_
 		goto oom;
 	EVP_PKEY_free(pub);
 	pub = NULL;
-	if (ctx->sans != NULL) {
-		crit = 0; /* the subject is not empty here */
-		if (X509V3_add1_i2d(&exts, NID_subject_alt_name, ctx->sans, crit,
-				    X509V3_ADD_REPLACE) != 1 ||
-		    !X509_REQ_add_extensions(req, exts))
-			goto oom;
-	}
+	/* the subject is not empty here */
+	if (!build_exts(ctx, 0, &exts) || (exts != NULL && !X509_REQ_add_extensions(req, exts)))
+		goto oom;
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	exts = NULL;
 	if (X509_REQ_sign(req, newkey, EVP_sha256()) <= 0) {

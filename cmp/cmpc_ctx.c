@@ -166,6 +166,8 @@ void cmpc_free(cmpc_ctx *ctx)
 	cmpc_http_free(ctx);
 	OPENSSL_free(ctx->url);
 	OPENSSL_free(ctx->tls_cafile);
+	OPENSSL_free(ctx->proxy);
+	OPENSSL_free(ctx->no_proxy);
 	/* After the curl handle: its SSL_CTXs held references to these. */
 	X509_free(ctx->tls_cert);
 	EVP_PKEY_free(ctx->tls_key);
@@ -178,6 +180,7 @@ void cmpc_free(cmpc_ctx *ctx)
 	X509_NAME_free(ctx->subject);
 	X509_NAME_free(ctx->expected_sender);
 	GENERAL_NAMES_free(ctx->sans);
+	sk_X509_EXTENSION_pop_free(ctx->req_exts, X509_EXTENSION_free);
 	X509_free(ctx->signer_cert);
 	EVP_PKEY_free(ctx->signer_key);
 	OPENSSL_clear_free(ctx->pbm_secret, ctx->pbm_secret_len);
@@ -339,6 +342,24 @@ cmpc_rv cmpc_set1_tls_trust(cmpc_ctx *ctx, const char *cafile)
 	}
 	OPENSSL_free(ctx->tls_cafile);
 	ctx->tls_cafile = copy;
+	return CMPC_OK;
+}
+
+cmpc_rv cmpc_set1_proxy(cmpc_ctx *ctx, const char *proxy, const char *no_proxy)
+{
+	char *p = NULL, *n = NULL;
+
+	ctx->errmsg[0] = '\0';
+	if ((proxy != NULL && (p = OPENSSL_strdup(proxy)) == NULL) ||
+	    (no_proxy != NULL && (n = OPENSSL_strdup(no_proxy)) == NULL)) {
+		OPENSSL_free(p);
+		cmpc_seterr(ctx, "out of memory");
+		return CMPC_ERR_INTERNAL;
+	}
+	OPENSSL_free(ctx->proxy);
+	OPENSSL_free(ctx->no_proxy);
+	ctx->proxy = p;
+	ctx->no_proxy = n;
 	return CMPC_OK;
 }
 
@@ -587,6 +608,28 @@ cmpc_rv cmpc_set1_sans(cmpc_ctx *ctx, const GENERAL_NAMES *sans)
 	GENERAL_NAMES_free(ctx->sans);
 	ctx->sans = copy;
 	return CMPC_OK;
+}
+
+cmpc_rv cmpc_set1_req_extensions(cmpc_ctx *ctx, const STACK_OF(X509_EXTENSION) *exts)
+{
+	STACK_OF(X509_EXTENSION) *copy = NULL;
+
+	ctx->errmsg[0] = '\0';
+	if (sk_X509_EXTENSION_num(exts) > 0 &&
+	    (copy = sk_X509_EXTENSION_deep_copy(exts, X509_EXTENSION_dup, X509_EXTENSION_free)) ==
+		NULL) {
+		ERR_clear_error();
+		cmpc_seterr(ctx, "out of memory storing the requested extensions");
+		return CMPC_ERR_INTERNAL;
+	}
+	sk_X509_EXTENSION_pop_free(ctx->req_exts, X509_EXTENSION_free);
+	ctx->req_exts = copy;
+	return CMPC_OK;
+}
+
+void cmpc_set_validity_days(cmpc_ctx *ctx, int days)
+{
+	ctx->days = days > 0 ? days : 0;
 }
 
 void cmpc_set_implicit_confirm(cmpc_ctx *ctx, int on)

@@ -213,6 +213,14 @@ cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx)
 			return CMPC_ERR_CONFIG;
 		}
 	}
+	/* Unset, libcurl reads http_proxy, https_proxy, all_proxy and
+	 * no_proxy itself; a configured value wins over them.  A proxy sees
+	 * the CMP messages only (and for https:// only a CONNECT): the PBM
+	 * secret and the PIN never leave this process. */
+	if (ctx->proxy != NULL)
+		SETOPT(CURLOPT_PROXY, ctx->proxy);
+	if (ctx->no_proxy != NULL)
+		SETOPT(CURLOPT_NOPROXY, ctx->no_proxy);
 	SETOPT(CURLOPT_CONNECTTIMEOUT, ctx->connect_s);
 	SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)ctx->max_response);
 	SETOPT(CURLOPT_HTTPHEADER, ctx->headers);

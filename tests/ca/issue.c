@@ -65,8 +65,19 @@ ASN1_SEQUENCE(CA_CERTTEMPLATE) = {
 	ASN1_IMP_SEQUENCE_OF_OPT(CA_CERTTEMPLATE, extensions, X509_EXTENSION, 9),
 } static_ASN1_SEQUENCE_END(CA_CERTTEMPLATE)
 
+/* An ASN1_TIME as time_t; 0 when absent or unreadable. */
+static time_t time_of(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || !ASN1_TIME_to_tm(t, &tm))
+		return 0;
+	return timegm(&tm);
+}
+
 int ca_template_fields(const OSSL_CRMF_CERTTEMPLATE *tmpl, EVP_PKEY **ret_key,
-		       X509_NAME **ret_subject, STACK_OF(X509_EXTENSION) **ret_exts)
+		       X509_NAME **ret_subject, STACK_OF(X509_EXTENSION) **ret_exts,
+		       time_t *ret_not_before, time_t *ret_not_after)
 {
 	unsigned char *der = NULL;
 	const unsigned char *p;
@@ -93,6 +104,8 @@ int ca_template_fields(const OSSL_CRMF_CERTTEMPLATE *tmpl, EVP_PKEY **ret_key,
 	*ret_key = key;
 	*ret_subject = subject;
 	*ret_exts = exts;
+	*ret_not_before = t->validity != NULL ? time_of(t->validity->notBefore) : 0;
+	*ret_not_after = t->validity != NULL ? time_of(t->validity->notAfter) : 0;
 	key = NULL;
 	subject = NULL;
 	exts = NULL;
@@ -164,28 +177,49 @@ static int random_serial(X509 *cert, int oversized)
  */
 static X509 *make_cert(const X509_NAME *subject, EVP_PKEY *pubkey, X509 *issuer,
 		       EVP_PKEY *issuer_key, int kind, long seconds,
-		       const STACK_OF(X509_EXTENSION) *exts, int oversized)
+		       const STACK_OF(X509_EXTENSION) *exts, int oversized, const time_t *validity)
 {
 	X509 *cert = X509_new();
 	X509 *signer;
-	int i;
+	int i, have_ku = 0, have_bc = 0;
 
 	if (cert == NULL || !X509_set_version(cert, X509_VERSION_3) ||
 	    !random_serial(cert, oversized) || !X509_set_subject_name(cert, subject) ||
 	    !X509_set_issuer_name(cert, issuer != NULL ? X509_get_subject_name(issuer) : subject) ||
-	    X509_gmtime_adj(X509_getm_notBefore(cert), 0) == NULL ||
-	    X509_gmtime_adj(X509_getm_notAfter(cert), seconds) == NULL ||
 	    !X509_set_pubkey(cert, pubkey))
 		goto fail;
+	/* A requested validity is honoured as a CA whose profile allows it
+	 * does (EJBCA's "allow validity override"): notBefore from the
+	 * request or now, notAfter from the request. */
+	if (validity != NULL && validity[1] != 0) {
+		if (ASN1_TIME_set(X509_getm_notBefore(cert),
+				  validity[0] != 0 ? validity[0] : time(NULL)) == NULL ||
+		    ASN1_TIME_set(X509_getm_notAfter(cert), validity[1]) == NULL)
+			goto fail;
+	} else if (X509_gmtime_adj(X509_getm_notBefore(cert), 0) == NULL ||
+		   X509_gmtime_adj(X509_getm_notAfter(cert), seconds) == NULL) {
+		goto fail;
+	}
 	for (i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
 		X509_EXTENSION *ext = sk_X509_EXTENSION_value(exts, i);
 
 		switch (OBJ_obj2nid(X509_EXTENSION_get_object(ext))) {
 		case NID_subject_key_identifier:
 		case NID_authority_key_identifier:
+			continue; /* the CA decides these */
 		case NID_key_usage:
 		case NID_basic_constraints:
-			continue; /* the CA decides these */
+			/* an end entity's requested ones, as a profile that
+			 * allows them does; otherwise the CA's */
+			if (kind != 0)
+				continue;
+			if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) == NID_key_usage)
+				have_ku = 1;
+			else
+				have_bc = 1;
+			if (!X509_add_ext(cert, ext, -1))
+				goto fail;
+			break;
 		default:
 			if (!X509_add_ext(cert, ext, -1))
 				goto fail;
@@ -205,8 +239,8 @@ static X509 *make_cert(const X509_NAME *subject, EVP_PKEY *pubkey, X509 *issuer,
 					    : "critical,keyCertSign,cRLSign"))
 			goto fail;
 	} else {
-		if (!add_ext(cert, signer, NID_basic_constraints, "critical,CA:FALSE") ||
-		    !add_ext(cert, signer, NID_key_usage, "critical,digitalSignature"))
+		if ((!have_bc && !add_ext(cert, signer, NID_basic_constraints, "critical,CA:FALSE")) ||
+		    (!have_ku && !add_ext(cert, signer, NID_key_usage, "critical,digitalSignature")))
 			goto fail;
 		if (kind == 2 && !add_ext(cert, signer, NID_ext_key_usage, "cmcRA"))
 			goto fail;
@@ -226,7 +260,8 @@ X509 *ca_self_signed(const char *cn, EVP_PKEY *key, int is_ca)
 
 	if (name != NULL)
 		cert =
-		    make_cert(name, key, NULL, key, is_ca ? 1 : 2, CA_YEARS_DAYS * 86400L, NULL, 0);
+		    make_cert(name, key, NULL, key, is_ca ? 1 : 2, CA_YEARS_DAYS * 86400L, NULL, 0,
+			      NULL);
 	X509_NAME_free(name);
 	return cert;
 }
@@ -238,17 +273,18 @@ X509 *ca_self_signed(const char *cn, EVP_PKEY *key, int is_ca)
 X509 *ca_link_cert(X509 *subject_cert, X509 *issuer, EVP_PKEY *issuer_key)
 {
 	return make_cert(X509_get_subject_name(subject_cert), X509_get0_pubkey(subject_cert),
-			 issuer, issuer_key, 1, CA_YEARS_DAYS * 86400L, NULL, 0);
+			 issuer, issuer_key, 1, CA_YEARS_DAYS * 86400L, NULL, 0, NULL);
 }
 
 X509 *ca_issue(struct ca_ca *ca, const X509_NAME *subject, EVP_PKEY *pubkey,
 	       const STACK_OF(X509_EXTENSION) *exts, X509 *issuer, EVP_PKEY *issuer_key)
 {
 	long secs = ca->validity_seconds > 0 ? ca->validity_seconds : ca->days * 86400L;
+	time_t validity[2] = { ca->req_not_before, ca->req_not_after };
 
 	return make_cert(subject, pubkey, issuer != NULL ? issuer : ca->sub,
 			 issuer_key != NULL ? issuer_key : ca->sub_key, 0, secs, exts,
-			 ca->oversized_serial);
+			 ca->oversized_serial, validity);
 }
 
 static char *path_of(const char *dir, const char *name)
@@ -365,7 +401,7 @@ static int new_pair(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int kind
 	*c = NULL;
 	if (name != NULL && *k != NULL)
 		*c = make_cert(name, *k, issuer, issuer_key != NULL ? issuer_key : *k, kind,
-			       CA_YEARS_DAYS * 86400L, NULL, 0);
+			       CA_YEARS_DAYS * 86400L, NULL, 0, NULL);
 	X509_NAME_free(name);
 	return *c != NULL;
 }
@@ -377,7 +413,8 @@ static int new_pair(const char *cn, X509 *issuer, EVP_PKEY *issuer_key, int kind
 X509 *ca_bad_new_root(struct ca_ca *ca, int expired)
 {
 	X509 *cert = make_cert(X509_get_subject_name(ca->newroot), ca->newroot_key, NULL,
-			       ca->newroot_key, expired ? 1 : 0, CA_YEARS_DAYS * 86400L, NULL, 0);
+			       ca->newroot_key, expired ? 1 : 0, CA_YEARS_DAYS * 86400L, NULL, 0,
+			       NULL);
 
 	if (cert != NULL && expired &&
 	    (X509_gmtime_adj(X509_getm_notBefore(cert), -2 * 86400L) == NULL ||

@@ -358,8 +358,9 @@ static void log_cert(const char *what, X509 *cert)
 
 /* The key, subject and extensions a request asks for (p10cr or CRMF template). */
 static int requested(const OSSL_CRMF_MSG *crm, const X509_REQ *p10cr, EVP_PKEY **key,
-		     X509_NAME **subject, STACK_OF(X509_EXTENSION) **exts)
+		     X509_NAME **subject, STACK_OF(X509_EXTENSION) **exts, time_t validity[2])
 {
+	validity[0] = validity[1] = 0;
 	*key = NULL;
 	*subject = NULL;
 	*exts = NULL;
@@ -372,7 +373,8 @@ static int requested(const OSSL_CRMF_MSG *crm, const X509_REQ *p10cr, EVP_PKEY *
 		*exts = X509_REQ_get_extensions((X509_REQ *)p10cr);
 		return 1;
 	}
-	return ca_template_fields(OSSL_CRMF_MSG_get0_tmpl(crm), key, subject, exts);
+	return ca_template_fields(OSSL_CRMF_MSG_get0_tmpl(crm), key, subject, exts, &validity[0],
+				  &validity[1]);
 }
 
 /* kur: oldCertID names a certificate we issued, not revoked, that signed the request. */
@@ -416,6 +418,7 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 	X509 *old = NULL, *cert = NULL, *issuer = NULL;
 	EVP_PKEY *issuer_key = NULL;
 	OSSL_CMP_PKISI *si = NULL;
+	time_t validity[2];
 
 	s->cert_cb = 1;
 	s->poll_fault = 0;
@@ -447,7 +450,7 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 	}
 	s->delivering = 0;
 
-	if (!requested(crm, p10cr, &key, &subject, &exts)) {
+	if (!requested(crm, p10cr, &key, &subject, &exts, validity)) {
 		si = rejection(s, OSSL_CMP_PKIFAILUREINFO_badDataFormat, "unreadable request");
 		goto done;
 	}
@@ -509,9 +512,15 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 		s->ca->oversized_serial = 1;
 		ca_event("%s: fault oversized-serial (40 bytes)", body_name(type));
 	}
+	if (validity[1] != 0)
+		ca_event("%s: validity requested until %lld", body_name(type),
+			 (long long)validity[1]);
+	s->ca->req_not_before = validity[0];
+	s->ca->req_not_after = validity[1];
 	if (key != NULL && subject != NULL)
 		cert = ca_issue(s->ca, subject, key, exts, issuer, issuer_key);
 	s->ca->oversized_serial = 0;
+	s->ca->req_not_before = s->ca->req_not_after = 0;
 	if (cert == NULL)
 		goto done;
 	if (!ca_record_issued(s->ca, cert))

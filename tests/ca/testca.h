@@ -124,6 +124,8 @@ struct ca_ca {
 	EVP_PKEY *newroot_key;
 	X509_CRL *crl;	      /* of the issuing CA; DIR/crl.pem */
 	int oversized_serial; /* the next certificate gets a 40-byte serial */
+	/* the validity the next request asks for (CRMF certTemplate), 0: none */
+	time_t req_not_before, req_not_after;
 };
 
 /* What the HTTP layer sends back for one request. */
@@ -167,7 +169,8 @@ int ca_is_revoked(struct ca_ca *ca, const ASN1_INTEGER *serial);
 int ca_revoke(struct ca_ca *ca, const ASN1_INTEGER *serial, int reason);
 char *ca_serial_hex(const ASN1_INTEGER *serial);
 int ca_template_fields(const OSSL_CRMF_CERTTEMPLATE *tmpl, EVP_PKEY **ret_key,
-		       X509_NAME **ret_subject, STACK_OF(X509_EXTENSION) **ret_exts);
+		       X509_NAME **ret_subject, STACK_OF(X509_EXTENSION) **ret_exts,
+		       time_t *ret_not_before, time_t *ret_not_after);
 EVP_PKEY *ca_new_ec_key(void);
 X509 *ca_link_cert(X509 *subject_cert, X509 *issuer, EVP_PKEY *issuer_key);
 int ca_crl_update(struct ca_ca *ca);

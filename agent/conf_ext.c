@@ -1,0 +1,273 @@
+/*
+ * The extensions a request asks for besides the SANs (key_usage,
+ * extended_key_usage, policies, basic_constraints; openssl cmp's -reqexts
+ * and -policy_oids): each value is checked item by item, so that a bad
+ * one is named, then built with OpenSSL's X509V3 configuration functions
+ * from a value made of checked items only (no '@section', no file
+ * references: there is no configuration database behind them).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/x509v3.h>
+
+#include "agent/agent.h"
+
+#define EXT_VALUE_MAX 2048
+
+static const char *const key_usages[] = {
+	"digitalSignature", "nonRepudiation", "contentCommitment", "keyEncipherment",
+	"dataEncipherment", "keyAgreement",   "keyCertSign",	   "cRLSign",
+	"encipherOnly",	    "decipherOnly",
+};
+
+/* The next comma-separated item of *p, blanks trimmed, into item. */
+static int next_item(const char **p, char *item, size_t size)
+{
+	const char *s = *p, *e;
+	size_t n;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	n = strcspn(s, ",");
+	*p = s[n] == ',' ? s + n + 1 : s + n;
+	e = s + n;
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	n = (size_t)(e - s);
+	if (n >= size)
+		n = size - 1;
+	memcpy(item, s, n);
+	item[n] = '\0';
+	return 1;
+}
+
+/* Appends ",item" (or "item" first) to out; -1 when it does not fit. */
+static int append(char *out, size_t size, const char *item)
+{
+	size_t len = strlen(out);
+	int n = snprintf(out + len, size - len, "%s%s", len > 0 ? "," : "", item);
+
+	return n < 0 || (size_t)n >= size - len ? -1 : 0;
+}
+
+/* A dotted OID: digits and single dots, two arcs at least. */
+static int is_dotted_oid(const char *s)
+{
+	int dots = 0;
+
+	if (*s < '0' || *s > '2')
+		return 0;
+	for (; *s != '\0'; s++) {
+		if (*s == '.') {
+			if (s[1] < '0' || s[1] > '9')
+				return 0;
+			dots++;
+		} else if (*s < '0' || *s > '9') {
+			return 0;
+		}
+	}
+	return dots > 0;
+}
+
+static int check_key_usage(const char *item, char *out, size_t size, char *why, size_t whylen)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(key_usages) / sizeof(key_usages[0]); i++)
+		if (strcasecmp(item, key_usages[i]) == 0)
+			return append(out, size, key_usages[i]) == 0
+				       ? 0
+				       : agent_fail(why, whylen, "is too long");
+	return agent_fail(why, whylen,
+			  "'%.80s' is not a key usage; allowed: digitalSignature, "
+			  "nonRepudiation, keyEncipherment, dataEncipherment, keyAgreement, "
+			  "keyCertSign, cRLSign, encipherOnly, decipherOnly (and critical)",
+			  item);
+}
+
+/* A purpose OpenSSL knows by name (clientAuth, serverAuth ...) or a dotted OID. */
+static int check_eku(const char *item, char *out, size_t size, char *why, size_t whylen)
+{
+	ASN1_OBJECT *o = NULL;
+	char oid[128];
+
+	if (!is_dotted_oid(item) && OBJ_sn2nid(item) == NID_undef && OBJ_ln2nid(item) == NID_undef)
+		return agent_fail(why, whylen,
+				  "'%.80s' is not an extended key usage: give a name such as "
+				  "clientAuth, serverAuth, emailProtection, codeSigning, "
+				  "timeStamping, OCSPSigning, or a dotted OID (1.3.6.1.5.5.7.3.2)",
+				  item);
+	if ((o = OBJ_txt2obj(item, 0)) == NULL || OBJ_obj2txt(oid, sizeof(oid), o, 1) <= 0) {
+		ASN1_OBJECT_free(o);
+		ERR_clear_error();
+		return agent_fail(why, whylen, "'%.80s' is not a valid object identifier", item);
+	}
+	ASN1_OBJECT_free(o);
+	return append(out, size, oid) == 0 ? 0 : agent_fail(why, whylen, "is too long");
+}
+
+/* Policy OIDs, dotted (or anyPolicy, 2.5.29.32.0). */
+static int check_policy(const char *item, char *out, size_t size, char *why, size_t whylen)
+{
+	ASN1_OBJECT *o;
+
+	if (strcmp(item, "anyPolicy") == 0)
+		item = "2.5.29.32.0";
+	if (!is_dotted_oid(item) || (o = OBJ_txt2obj(item, 1)) == NULL) {
+		ERR_clear_error();
+		return agent_fail(why, whylen,
+				  "'%.80s' is not a policy OID: give dotted OIDs such as "
+				  "1.3.6.1.4.1.99999.1.2 (or anyPolicy), separated by commas",
+				  item);
+	}
+	ASN1_OBJECT_free(o);
+	return append(out, size, item) == 0 ? 0 : agent_fail(why, whylen, "is too long");
+}
+
+/* CA:FALSE, or CA:TRUE with an optional pathlen:N. */
+static int check_basic_constraints(const char *v, char *out, size_t size, char *why,
+				   size_t whylen)
+{
+	char item[128];
+	const char *p = v;
+	int ca = -1, pathlen = -1;
+	long n;
+
+	while (*p != '\0') {
+		next_item(&p, item, sizeof(item));
+		if (strcasecmp(item, "critical") == 0)
+			continue;
+		if (ca < 0 && strcasecmp(item, "CA:TRUE") == 0) {
+			ca = 1;
+		} else if (ca < 0 && strcasecmp(item, "CA:FALSE") == 0) {
+			ca = 0;
+		} else if (ca == 1 && pathlen < 0 && strncasecmp(item, "pathlen:", 8) == 0 &&
+			   conf_parse_long(item + 8, 0, 255, &n) == 0) {
+			pathlen = (int)n;
+		} else {
+			return agent_fail(why, whylen,
+					  "'%.80s' is not allowed here; write CA:FALSE, CA:TRUE or "
+					  "CA:TRUE,pathlen:N (N from 0 to 255)",
+					  item);
+		}
+	}
+	if (ca < 0)
+		return agent_fail(why, whylen, "says neither CA:TRUE nor CA:FALSE");
+	snprintf(item, sizeof(item), "pathlen:%d", pathlen);
+	if (append(out, size, ca ? "CA:TRUE" : "CA:FALSE") < 0 ||
+	    (pathlen >= 0 && append(out, size, item) < 0))
+		return agent_fail(why, whylen, "is too long");
+	return 0;
+}
+
+/* Which extension a key asks for, and whether it is critical when the
+ * value does not say: keyUsage and basicConstraints are (RFC 5280
+ * 4.2.1.3, 4.2.1.9), extendedKeyUsage and certificatePolicies are not. */
+static int ext_nid(const char *key, int *ret_crit)
+{
+	if (strcmp(key, "key_usage") == 0) {
+		*ret_crit = 1;
+		return NID_key_usage;
+	}
+	if (strcmp(key, "basic_constraints") == 0) {
+		*ret_crit = 1;
+		return NID_basic_constraints;
+	}
+	*ret_crit = 0;
+	if (strcmp(key, "extended_key_usage") == 0)
+		return NID_ext_key_usage;
+	if (strcmp(key, "policies") == 0)
+		return NID_certificate_policies;
+	return NID_undef;
+}
+
+X509_EXTENSION *conf_parse_extension(const char *key, const char *v, char *why, size_t whylen)
+{
+	char out[EXT_VALUE_MAX] = "", items[EXT_VALUE_MAX] = "", item[256];
+	const char *p = v;
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	int crit, nid = ext_nid(key, &crit), r = 0;
+
+	if (nid == NID_undef) {
+		agent_fail(why, whylen, "is not an extension setting");
+		return NULL;
+	}
+	if (strlen(v) >= sizeof(item) * 4) {
+		agent_fail(why, whylen, "is too long");
+		return NULL;
+	}
+	if (nid == NID_basic_constraints) {
+		r = check_basic_constraints(v, items, sizeof(items), why, whylen);
+	} else {
+		while (r == 0 && *p != '\0') {
+			next_item(&p, item, sizeof(item));
+			if (item[0] == '\0')
+				r = agent_fail(why, whylen, "has an empty item (two commas)");
+			else if (strcasecmp(item, "critical") == 0)
+				crit = 1;
+			else if (nid == NID_key_usage)
+				r = check_key_usage(item, items, sizeof(items), why, whylen);
+			else if (nid == NID_ext_key_usage)
+				r = check_eku(item, items, sizeof(items), why, whylen);
+			else
+				r = check_policy(item, items, sizeof(items), why, whylen);
+		}
+		if (r == 0 && items[0] == '\0')
+			r = agent_fail(why, whylen, "names nothing");
+	}
+	if (r < 0)
+		return NULL;
+	snprintf(out, sizeof(out), "%s%s", crit ? "critical," : "", items);
+	X509V3_set_ctx(&ctx, NULL, NULL, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_nconf_nid(NULL, &ctx, nid, out)) == NULL) {
+		ERR_clear_error();
+		agent_fail(why, whylen, "'%.200s' cannot be made into the %s extension", v,
+			   OBJ_nid2ln(nid));
+	}
+	return ext;
+}
+
+int conf_request_extensions(const conf_enrollment *e, STACK_OF(X509_EXTENSION) **ret, char *why,
+			    size_t whylen)
+{
+	const struct {
+		const char *key, *value;
+	} v[] = {
+		{ "key_usage", e->key_usage },
+		{ "extended_key_usage", e->extended_key_usage },
+		{ "basic_constraints", e->basic_constraints },
+		{ "policies", e->policies },
+	};
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	X509_EXTENSION *ext;
+	char w[512];
+	size_t i;
+
+	*ret = NULL;
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		if (v[i].value == NULL)
+			continue;
+		if ((ext = conf_parse_extension(v[i].key, v[i].value, w, sizeof(w))) == NULL) {
+			agent_fail(why, whylen, "%s: %s", v[i].key, w);
+			goto fail;
+		}
+		if ((exts == NULL && (exts = sk_X509_EXTENSION_new_null()) == NULL) ||
+		    !sk_X509_EXTENSION_push(exts, ext)) {
+			X509_EXTENSION_free(ext);
+			agent_fail(why, whylen, "out of memory building the requested extensions");
+			goto fail;
+		}
+	}
+	*ret = exts;
+	return 0;
+fail:
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return -1;
+}
