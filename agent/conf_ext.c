@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/conf.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>
@@ -193,6 +194,7 @@ X509_EXTENSION *conf_parse_extension(const char *key, const char *v, char *why, 
 	const char *p = v;
 	X509V3_CTX ctx;
 	X509_EXTENSION *ext;
+	CONF *conf;
 	int crit, nid = ext_nid(key, &crit), r = 0;
 
 	if (nid == NID_undef) {
@@ -226,7 +228,16 @@ X509_EXTENSION *conf_parse_extension(const char *key, const char *v, char *why, 
 		return NULL;
 	snprintf(out, sizeof(out), "%s%s", crit ? "critical," : "", items);
 	X509V3_set_ctx(&ctx, NULL, NULL, NULL, NULL, 0);
-	if ((ext = X509V3_EXT_nconf_nid(NULL, &ctx, nid, out)) == NULL) {
+	/* certificatePolicies wants a configuration database even when no
+	 * section is named: an empty one (the items were checked above). */
+	if ((conf = NCONF_new(NULL)) == NULL) {
+		agent_fail(why, whylen, "out of memory");
+		return NULL;
+	}
+	X509V3_set_nconf(&ctx, conf);
+	ext = X509V3_EXT_nconf_nid(conf, &ctx, nid, out);
+	NCONF_free(conf);
+	if (ext == NULL) {
 		ERR_clear_error();
 		agent_fail(why, whylen, "'%.200s' cannot be made into the %s extension", v,
 			   OBJ_nid2ln(nid));

@@ -63,14 +63,14 @@ static const struct cmd_opt {
 
 /* getopt's table: the command options, two rows per setting,
  * -c/--user/-v/-q/-h/-V. */
-static struct option options[N_CMD_OPTS + 2 * 64 + 7];
-static char no_flags[64][48];
+static struct option options[N_CMD_OPTS + 2 * 96 + 7];
+static char no_flags[96][48];
 
 static int build_options(void)
 {
 	size_t i, n = 0;
 
-	if (conf_n_settings > 64)
+	if (conf_n_settings > 96)
 		return -1;
 	for (i = 0; i < N_CMD_OPTS; i++)
 		options[n++] = (struct option){ cmd_opts[i].name,

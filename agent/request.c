@@ -40,6 +40,12 @@ static agent_rc request(const conf_enrollment *e, cmpc_req_type type, const agen
 	r.verb = "enrolled";
 	r.prepare = prepare_new;
 	r.e = e;
+	/* As openssl cmp does ("-days option is ignored for 'p10cr'"): a
+	 * PKCS#10 request has no validity field, and the CA's profile decides. */
+	if (type == CMPC_REQ_P10CR && e->days > 0)
+		log_msg(LOG_WARNING, "days is ignored for p10cr: a PKCS#10 request has no validity "
+				     "field, so the CA's profile decides; use enroll or cr to "
+				     "request a validity");
 	if (e->subject == NULL && e->use_template != 1) {
 		log_msg(LOG_ERR, "enrollment '%s' lacks the subject (subject): set it in the "
 				 "configuration or on the command line",
