@@ -6,7 +6,9 @@
 # and no_proxy, and an external CSR for p10cr.  tests/parity-mock.sh shows
 # what the requests carry to OpenSSL's own mock server.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/proxy-lib.sh"
 need_tools
+need_cmd socat
 setup
 plan 0
 start_ca || exit 1
@@ -113,5 +115,112 @@ check "/parity/p10cr/days-ignored-warning" grep_err "days is ignored for p10cr"
 check "/parity/p10cr/ca-default-validity" test "$(lifetime "$TMP/p10.pem")" -ne $((30 * 86400))
 exts "$TMP/p10.pem" > "$TMP/got"
 check "/parity/p10cr/extensions" same "$TMP/got" "$EXPECTED_EXTS"
+
+# ---- values checked at load: the key and the bad item named, exit 2 ------
+# bad KEY VALUE: the configuration error, without FILE:LINE, in $TMP/got
+bad() {
+	write_conf "$TOK" "$1 = $2"
+	n=$(count_objects "$TOK")
+	p11e enroll test --replace
+	sed 's|^p11enroll: error: [^ ]*p11enroll.conf:[0-9]*: |ERR |' "$TMP/err" > "$TMP/got"
+}
+bad key_usage "digitalSignature, bogus"
+check "/parity/config/key-usage/exit-2" expect_rc 2
+check "/parity/config/key-usage/message" same "$TMP/got" "ERR [test] key_usage: 'bogus' is not a key usage; allowed: digitalSignature, nonRepudiation, keyEncipherment, dataEncipherment, keyAgreement, keyCertSign, cRLSign, encipherOnly, decipherOnly (and critical)"
+check "/parity/config/key-usage/nothing-generated" test "$(count_objects "$TOK")" -eq "$n"
+bad extended_key_usage "clientAuth,notAPurpose"
+check "/parity/config/eku/exit-2" expect_rc 2
+check "/parity/config/eku/message" same "$TMP/got" "ERR [test] extended_key_usage: 'notAPurpose' is not an extended key usage: give a name such as clientAuth, serverAuth, emailProtection, codeSigning, timeStamping, OCSPSigning, or a dotted OID (1.3.6.1.5.5.7.3.2)"
+bad policies "1.2.3.4,@polsect"
+check "/parity/config/policies/exit-2" expect_rc 2
+check "/parity/config/policies/message" same "$TMP/got" "ERR [test] policies: '@polsect' is not a policy OID: give dotted OIDs such as 1.3.6.1.4.1.99999.1.2 (or anyPolicy), separated by commas"
+bad basic_constraints "CA:FALSE,pathlen:1"
+check "/parity/config/basic-constraints/exit-2" expect_rc 2
+check "/parity/config/basic-constraints/message" same "$TMP/got" "ERR [test] basic_constraints: 'pathlen:1' is not allowed here; write CA:FALSE, CA:TRUE or CA:TRUE,pathlen:N (N from 0 to 255)"
+bad key_usage "digitalSignature,,keyEncipherment"
+check "/parity/config/empty-item/message" same "$TMP/got" "ERR [test] key_usage: has an empty item (two commas)"
+bad days 0
+check "/parity/config/days-zero/exit-2" expect_rc 2
+check "/parity/config/days-zero/message" same "$TMP/got" "ERR [test] days: '0' is not a number from 1 to 36500"
+# the same check on the command line
+write_conf "$TOK"
+p11e enroll test --replace --key-usage keyAgreement,signing
+check "/parity/flag/key-usage/exit-2" expect_rc 2
+check "/parity/flag/key-usage/message" same "$TMP/err" "p11enroll: error: --key-usage: 'signing' is not a key usage; allowed: digitalSignature, nonRepudiation, keyEncipherment, dataEncipherment, keyAgreement, keyCertSign, cRLSign, encipherOnly, decipherOnly (and critical)"
+
+# ---- proxy and no_proxy ---------------------------------------------------
+start_proxy || exit 1
+PROXY=http://127.0.0.1:$PROXY_PORT
+write_conf "$TOK" "proxy = $PROXY
+replace = yes"
+p11e enroll test
+check "/parity/proxy/http/exit-0" expect_rc 0
+proxy_log > "$TMP/got"
+check "/parity/proxy/http/used" same "$TMP/got" "POST http://127.0.0.1:PORT/.well-known/cmp
+POST http://127.0.0.1:PORT/.well-known/cmp"
+check "/parity/proxy/http/no-secret" no_secret_in "$TMP"/proxy/req-*.der "$TMP/proxy/proxy.log"
+: > "$TMP/proxy/proxy.log"
+write_conf "$TOK" "proxy = $PROXY
+no_proxy = 127.0.0.1
+replace = yes"
+p11e enroll test
+check "/parity/no-proxy/exit-0" expect_rc 0
+check "/parity/no-proxy/bypassed" test ! -s "$TMP/proxy/proxy.log"
+# libcurl's environment when nothing is configured
+write_conf "$TOK" "replace = yes"
+http_proxy=$PROXY p11e enroll test
+check "/parity/proxy/env/exit-0" expect_rc 0
+check "/parity/proxy/env/used" test "$(grep -c '^POST ' "$TMP/proxy/proxy.log")" -eq 2
+# the configured proxy wins over the environment's (a dead one there)
+: > "$TMP/proxy/proxy.log"
+write_conf "$TOK" "proxy = $PROXY
+replace = yes"
+http_proxy=http://127.0.0.1:1 p11e enroll test
+check "/parity/proxy/setting-wins/exit-0" expect_rc 0
+check "/parity/proxy/setting-wins/used" test "$(grep -c '^POST ' "$TMP/proxy/proxy.log")" -eq 2
+# and no_proxy over the environment's proxy
+: > "$TMP/proxy/proxy.log"
+write_conf "$TOK" "no_proxy = 127.0.0.1
+replace = yes"
+http_proxy=$PROXY p11e enroll test
+check "/parity/no-proxy/over-env/exit-0" expect_rc 0
+check "/parity/no-proxy/over-env/bypassed" test ! -s "$TMP/proxy/proxy.log"
+# a proxy that does not answer: a transport failure naming it
+write_conf "$TOK" "proxy = http://127.0.0.1:1
+replace = yes"
+p11e enroll test
+check "/parity/proxy/dead/exit-5" expect_rc 5
+# credentials in the value are refused, and never echoed
+write_conf "$TOK" "proxy = http://user:hunter2@127.0.0.1:3128"
+p11e enroll test
+check "/parity/proxy/credentials/exit-2" expect_rc 2
+check "/parity/proxy/credentials/message" grep_err "proxy: carries credentials"
+check "/parity/proxy/credentials/not-echoed" sh -c "! grep -q hunter2 '$TMP/err'"
+
+# https through the proxy: a CONNECT tunnel; the proxy sees no CMP message
+openssl_req() {
+	"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$TMP/tls.key" -out "$TMP/tls.pem" -days 2 -subj "/CN=127.0.0.1" \
+		-addext subjectAltName=IP:127.0.0.1 -addext extendedKeyUsage=serverAuth
+}
+openssl_req > "$TMP/pki.log" 2>&1 || { cat "$TMP/pki.log"; exit 1; }
+socat -d -d "OPENSSL-LISTEN:0,bind=127.0.0.1,reuseaddr,fork,cert=$TMP/tls.pem,key=$TMP/tls.key,verify=0" \
+	"TCP:127.0.0.1:$CA_PORT" 2> "$TMP/socat.err" &
+SOCAT_PID=$!
+stop_socat() { kill "$SOCAT_PID" 2> /dev/null && wait "$SOCAT_PID" 2> /dev/null; }
+CLEANUP_HOOKS="$CLEANUP_HOOKS stop_socat"
+wait_for 10 grep -q 'listening on AF=2 127.0.0.1:' "$TMP/socat.err"
+TLS_PORT=$(sed -n 's/.* listening on AF=2 127\.0\.0\.1:\([0-9][0-9]*\)$/\1/p' "$TMP/socat.err" | head -n 1)
+: > "$TMP/proxy/proxy.log"
+rm -f "$TMP"/proxy/req-*.der
+write_conf "$TOK" "server = https://127.0.0.1:$TLS_PORT/.well-known/cmp
+tls_trusted = $TMP/tls.pem
+proxy = $PROXY
+replace = yes"
+p11e enroll test
+check "/parity/proxy/https/exit-0" expect_rc 0
+proxy_log | sort -u > "$TMP/got"
+check "/parity/proxy/https/connect-only" same "$TMP/got" "CONNECT 127.0.0.1:PORT"
+check "/parity/proxy/https/no-message-seen" sh -c "! ls '$TMP'/proxy/req-*.der 2> /dev/null"
 
 finish
