@@ -283,6 +283,10 @@ struct agent_req {
 	/* the guard's look (replace.c): the pair a new one replaces */
 	tok_id cur_id;
 	int cur_looked;
+	/* p10cr with csr: the request sent as is; the certificate goes next
+	 * to the token's key pair with its public key, or (none there) only
+	 * to cert_out */
+	X509_REQ *csr;
 };
 #define AGENT_REQ_NO_LEFTOVERS 1U /* nothing carries the label's marks: no recovery */
 #define AGENT_REQ_LABEL_FREE 2U	  /* nothing carries the label: no pair to replace */

@@ -23,8 +23,9 @@
 
 struct store_ctx {
 	tok_ctx *tok;
-	const tok_id *id;
+	const tok_id *id; /* len 0: not on the token, only cert_out */
 	const char *label;
+	const char *cert_out;
 	int chain_now;
 	/* The callback's last word: stored (the certificate, and with
 	 * chain_now its CA chain, are on the token), or why storing failed. */
@@ -54,6 +55,19 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 	int i, created;
 
 	s->stored = 0;
+	if (s->id->len == 0) {
+		/* a given CSR whose key is not on the token: the file is the
+		 * only copy, and a certificate that cannot be written there is
+		 * refused in the certConf */
+		if (agent_write_pem(s->cert_out, cert, NULL) < 0) {
+			snprintf(why, whylen, "writing it to %s failed", s->cert_out);
+			s->rc = EXIT_CERT;
+			return -1;
+		}
+		s->stored = 1;
+		s->rc = EXIT_OK;
+		return 0;
+	}
 	for (i = 0; s->chain_now && i < sk_X509_num(cacerts); i++) {
 		X509 *ca = sk_X509_value(cacerts, i);
 
@@ -103,13 +117,41 @@ static agent_rc pick_key(agent_req *r, const char *new_label, tok_id *id, int *r
 	char hex[2 * TOK_ID_MAX + 1];
 	tok_rv trv;
 
-	if (r->resume != NULL) {
+	if (r->resume != NULL && r->csr == NULL) {
 		memcpy(id->id, r->resume->key_id, r->resume->key_id_len);
 		id->len = r->resume->key_id_len;
 		*ret_generated = r->resume->key_generated;
 		agent_hex(id->id, id->len, hex, sizeof(hex));
 		log_msg(LOG_INFO, "resuming the pending %s for the key pair with id %s",
 			pending_req_name(r->type), hex);
+		return EXIT_OK;
+	}
+	if (r->csr != NULL) {
+		/* The CSR's own key: certified where it is, never generated
+		 * nor removed here; id len 0 when the token does not hold it. */
+		*ret_generated = 0;
+		memset(id, 0, sizeof(*id));
+		trv = tok_key_find(r->tok, X509_REQ_get0_pubkey(r->csr), id);
+		if (trv == TOK_OK) {
+			agent_hex(id->id, id->len, hex, sizeof(hex));
+			log_msg(LOG_INFO, "the csr is for the key pair with id %s on the token",
+				hex);
+			return EXIT_OK;
+		}
+		if (trv != TOK_ERR_NOT_FOUND)
+			return agent_token_fail(r->tok, trv, "looking for the csr's key on the "
+							     "token failed");
+		id->len = 0;
+		if (e->cert_out == NULL) {
+			log_msg(LOG_ERR, "the csr %s is for a key that is not on token '%s': the "
+					 "certificate cannot be stored next to its key; set cert_out "
+					 "(--cert-out FILE) to receive it in a file instead",
+				e->csr, tok_opened_info(r->tok)->label);
+			return EXIT_USAGE;
+		}
+		log_msg(LOG_INFO, "the csr is for a key that is not on the token: the "
+				  "certificate goes to %s only",
+			e->cert_out);
 		return EXIT_OK;
 	}
 	if (r->type != CMPC_REQ_KUR && e->key_id != NULL) {
@@ -235,6 +277,15 @@ static agent_rc finish(agent_req *r, const tok_id *id, int generated, X509 *cert
 	tok_id cur_id;
 	agent_rc rc;
 
+	if (id->len == 0) {
+		/* the accept callback wrote cert_out, the only copy */
+		if (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0)
+			log_msg(LOG_WARNING, "the certificate is in %s, but the chain file failed",
+				e->cert_out);
+		agent_print_cert(r->verb, e, NULL, 0, "(not on the token)", cert);
+		printf("  written to: %s\n", e->cert_out);
+		return EXIT_OK;
+	}
 	if (!generated) {
 		if ((e->cert_out != NULL && agent_write_pem(e->cert_out, cert, NULL) < 0) ||
 		    (e->chain_out != NULL && agent_write_pem(e->chain_out, NULL, cacerts) < 0))
@@ -354,7 +405,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	/* Before a key is made: a valid certificate is replaced only on
 	 * purpose (kur is for replacing; a resumed request was let through
 	 * when it began; the user's own key_id replaces nothing). */
-	if (resume == NULL && r->type != CMPC_REQ_KUR && e->key_id == NULL) {
+	if (resume == NULL && r->type != CMPC_REQ_KUR && e->key_id == NULL && r->csr == NULL) {
 		if ((rc = agent_replace_guard(e, r->tok, r->known, &r->cur_id)) != EXIT_OK)
 			goto out;
 		r->cur_looked = 1;
@@ -371,7 +422,16 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		goto out;
 	if ((rc = pick_key(r, new_label, &id, &generated)) != EXIT_OK)
 		goto out;
-	if ((trv = tok_key_get1_private(r->tok, &id, &key)) != TOK_OK) {
+	if (id.len == 0 && r->csr != NULL) {
+		/* Not on the token: the request is the CSR, signed already; the
+		 * public key is what the issued certificate is checked against. */
+		key = X509_REQ_get0_pubkey(r->csr);
+		if (key == NULL || !EVP_PKEY_up_ref(key)) {
+			key = NULL;
+			rc = EXIT_INTERNAL;
+			goto out;
+		}
+	} else if ((trv = tok_key_get1_private(r->tok, &id, &key)) != TOK_OK) {
 		rc = agent_token_fail(r->tok, trv,
 				      resume != NULL ? "cannot use the key of the pending request"
 				      : generated    ? "cannot use the new key"
@@ -392,23 +452,28 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		goto out;
 	}
 	pending_saver_init(&ps, e, r->tok, &id, generated, resume);
-	cmpc_set_pending_cb(r->cmp, pending_saver_cb, &ps);
+	/* A transaction for a key that is not on the token is not kept: it
+	 * has no key to resume with (run p10cr again). */
+	if (id.len > 0)
+		cmpc_set_pending_cb(r->cmp, pending_saver_cb, &ps);
 	sc.tok = r->tok;
 	sc.id = &id;
 	sc.label = generated ? new_label : e->label;
+	sc.cert_out = e->cert_out;
 	sc.chain_now = r->type != CMPC_REQ_KUR;
 	sc.created = sk_X509_new_null();
 	cmpc_set_accept_cb(r->cmp, store_cb, &sc);
 	/* For p10cr the protocol layer makes the CSR from the subject and SANs
-	 * set up above (template included) and the token signs it. */
+	 * set up above (template included) and the token signs it, unless one
+	 * is given (csr). */
 	if (resume != NULL) {
 		log_msg(LOG_INFO, "polling %s for the pending %s", e->server,
 			pending_req_name(r->type));
-		crv = cmpc_resume(r->cmp, &resume->p, key, r->old_cert, NULL, &cert, &cacerts);
+		crv = cmpc_resume(r->cmp, &resume->p, key, r->old_cert, r->csr, &cert, &cacerts);
 	} else {
 		log_msg(LOG_INFO, "sending the %s to %s%s", pending_req_name(r->type), e->server,
 			r->have_old ? ", signed with the old key" : "");
-		crv = cmpc_certreq(r->cmp, r->type, key, r->old_cert, NULL, &cert, &cacerts);
+		crv = cmpc_certreq(r->cmp, r->type, key, r->old_cert, r->csr, &cert, &cacerts);
 	}
 	snprintf(agent_result_self()->transaction, sizeof(agent_result_self()->transaction), "%s",
 		 cmpc_transaction_id(r->cmp));

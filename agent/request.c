@@ -9,9 +9,68 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
 #include "agent/agent-cmd.h"
+
+/* The csr file: PEM or DER PKCS#10, its self-signature verified (the
+ * proof that whoever made it holds the key). */
+static agent_rc read_csr(const conf_enrollment *e, X509_REQ **ret)
+{
+	X509_REQ *req;
+	FILE *f;
+
+	if ((f = fopen(e->csr, "rb")) == NULL) {
+		log_msg(LOG_ERR, "cannot read csr %s: %s", e->csr, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if ((req = PEM_read_X509_REQ(f, NULL, NULL, NULL)) == NULL) {
+		ERR_clear_error();
+		rewind(f);
+		req = d2i_X509_REQ_fp(f, NULL);
+	}
+	fclose(f);
+	if (req == NULL) {
+		log_openssl_errors();
+		log_msg(LOG_ERR, "csr %s holds no PKCS#10 request in PEM or DER: give the file "
+				 "openssl req -new wrote",
+			e->csr);
+		return EXIT_USAGE;
+	}
+	if (X509_REQ_get0_pubkey(req) == NULL || X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) != 1) {
+		ERR_clear_error();
+		log_msg(LOG_ERR, "csr %s: its signature does not verify with its own public key: "
+				 "the request was changed after signing, or is not signed by its "
+				 "key; make it again",
+			e->csr);
+		X509_REQ_free(req);
+		return EXIT_USAGE;
+	}
+	*ret = req;
+	return EXIT_OK;
+}
+
+/* A given CSR is sent as is: what would change it does not apply. */
+static void csr_ignores(const conf_enrollment *e)
+{
+	const char *const keys[] = { "subject",	  "san",      "key_usage", "extended_key_usage",
+				     "policies", "basic_constraints", "key_type", "key_id" };
+	const char *const vals[] = { e->subject,  e->san,	e->key_usage, e->extended_key_usage,
+				     e->policies, e->basic_constraints, e->key_type, e->key_id };
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (vals[i] != NULL)
+			log_msg(LOG_WARNING, "%s is ignored: the csr %s is sent as is (put what "
+					     "it should ask for into the CSR)",
+				keys[i], e->csr);
+}
 
 /* After recovery: the TLS client credentials, and a signer or PBM for a cr
  * or p10cr (an ir has its PBM from before the token was opened). */
@@ -31,6 +90,7 @@ static agent_rc request(const conf_enrollment *e, cmpc_req_type type, const agen
 		       int abandon, tok_ctx *tok, cmpc_ctx *cmp, unsigned known)
 {
 	agent_req r = { 0 };
+	agent_rc rc;
 
 	r.tok = tok;
 	r.cmp = cmp;
@@ -46,6 +106,26 @@ static agent_rc request(const conf_enrollment *e, cmpc_req_type type, const agen
 		log_msg(LOG_WARNING, "days is ignored for p10cr: a PKCS#10 request has no validity "
 				     "field, so the CA's profile decides; use enroll or cr to "
 				     "request a validity");
+	if (e->csr != NULL) {
+		if (type != CMPC_REQ_P10CR) {
+			log_msg(LOG_ERR, "enrollment '%s' has a csr: a CSR is sent by p10cr only; "
+					 "run `p11enroll p10cr`, or remove csr to have %s make a "
+					 "new key pair",
+				e->name != NULL ? e->name : "(command line)",
+				type == CMPC_REQ_IR ? "enroll" : "cr");
+			return EXIT_USAGE;
+		}
+		if (e->use_template == 1) {
+			log_msg(LOG_ERR, "use_template cannot change a given csr: remove one of them");
+			return EXIT_USAGE;
+		}
+		if ((rc = read_csr(e, &r.csr)) != EXIT_OK)
+			return rc;
+		csr_ignores(e);
+		rc = agent_certreq_run(&r, resume, abandon);
+		X509_REQ_free(r.csr);
+		return rc;
+	}
 	if (e->subject == NULL && e->use_template != 1) {
 		log_msg(LOG_ERR, "enrollment '%s' lacks the subject (subject): set it in the "
 				 "configuration or on the command line",

@@ -344,6 +344,12 @@ static cmpc_rv fail_curl(cmpc_ctx *ctx, CURLcode cc, const char *what)
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:
+		if (ctx->proxy != NULL)
+			return cmpc_xfer_fail(ctx, CMPC_ERR_TRANSPORT,
+					      "%s: cannot connect: %s; check the server URL, that "
+					      "the CA is running, and the proxy %s (setting proxy%s)",
+					      what, detail, ctx->proxy,
+					      ctx->no_proxy != NULL ? ", and no_proxy" : "");
 		return cmpc_xfer_fail(
 		    ctx, CMPC_ERR_TRANSPORT,
 		    "%s: cannot connect: %s; check the server URL, that the CA is running "

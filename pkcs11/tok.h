@@ -170,6 +170,12 @@ const char *tok_keygen_notice(const tok_ctx *ctx);
  * token computes; the EVP_PKEY also carries the public key. */
 tok_rv tok_key_get1_private(tok_ctx *ctx, const tok_id *id, EVP_PKEY **ret_pkey);
 
+/* The CKA_ID of the key pair whose private key object has the public key
+ * pub (read from its public key object, else from the private key's own
+ * attributes).  TOK_ERR_NOT_FOUND when none, TOK_ERR_AMBIGUOUS when pairs
+ * under several ids carry it. */
+tok_rv tok_key_find(tok_ctx *ctx, EVP_PKEY *pub, tok_id *ret_id);
+
 /* Destroys the private and public key objects with CKA_ID id, and, when
  * with_certs, the certificates with that CKA_ID. TOK_ERR_NOT_FOUND when
  * there was nothing to destroy. */

@@ -256,3 +256,78 @@ int tok_key_identifier(EVP_PKEY *pkey, tok_id *ret_id)
 	X509_PUBKEY_free(xpk);
 	return ok;
 }
+
+tok_rv tok_key_find(tok_ctx *ctx, EVP_PKEY *pub, tok_id *ret_id)
+{
+	static const CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[1] = {{CKA_CLASS, (void *)&cls, sizeof(cls)}};
+	CK_OBJECT_HANDLE *hs = NULL;
+	CK_SESSION_HANDLE s;
+	CK_ULONG n = 0, i, len;
+	unsigned char *v = NULL;
+	char hex[2 * TOK_ID_MAX + 1], what[96];
+	EVP_PKEY *pk;
+	tok_id id, found;
+	size_t matches = 0;
+	tok_rv rv;
+	CK_RV ckr;
+
+	if (ctx == NULL || pub == NULL || ret_id == NULL)
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	memset(&found, 0, sizeof(found));
+	if ((rv = tok_session_open(ctx, 0, &s)) != TOK_OK)
+		return rv;
+	if ((rv = tok_find_all(ctx, s, tmpl, 1, &hs, &n)) != TOK_OK)
+		goto out;
+	for (i = 0; i < n; i++) {
+		if ((ckr = tok_attr_get(ctx, s, hs[i], CKA_ID, &v, &len)) != CKR_OK) {
+			if (ckr == CKR_OBJECT_HANDLE_INVALID)
+				continue; /* deleted since the search */
+			snprintf(what, sizeof(what), "reading a key's CKA_ID on token '%s'",
+				 ctx->label);
+			rv = tok_fail_ckr(ctx, what, ckr, NULL);
+			goto out;
+		}
+		/* a pair without an id cannot carry a certificate next to it */
+		if (v == NULL || len == 0 || len > TOK_ID_MAX) {
+			OPENSSL_free(v);
+			v = NULL;
+			continue;
+		}
+		memset(&id, 0, sizeof(id));
+		memcpy(id.id, v, len);
+		id.len = len;
+		OPENSSL_free(v);
+		v = NULL;
+		pk = NULL;
+		if ((rv = tok_pubkey_by_id(ctx, s, &id, &pk, NULL)) != TOK_OK)
+			goto out;
+		if (tok_pubkey_equal(pk, pub) &&
+		    (matches == 0 || found.len != id.len || memcmp(found.id, id.id, id.len) != 0)) {
+			found = id;
+			matches++;
+		}
+		EVP_PKEY_free(pk);
+	}
+	if (matches == 0) {
+		rv = tok_fail(ctx, TOK_ERR_NOT_FOUND,
+			      "finding the key pair of a public key on token '%s' failed: no "
+			      "private key on it has that public key",
+			      ctx->label);
+		goto out;
+	}
+	if (matches > 1) {
+		rv = tok_fail(ctx, TOK_ERR_AMBIGUOUS,
+			      "finding the key pair of a public key on token '%s' failed: %zu key "
+			      "pairs carry it (one is id %s): delete the copies",
+			      ctx->label, matches, tok_id_hex(&found, hex, sizeof(hex)));
+		goto out;
+	}
+	*ret_id = found;
+	rv = TOK_OK;
+out:
+	OPENSSL_free(hs);
+	tok_session_close(ctx, s);
+	return rv;
+}

@@ -10,7 +10,7 @@
 need_tools
 need_cmd socat
 setup
-plan 0
+plan 73
 start_ca || exit 1
 TOK=par
 make_token "$TOK" || exit 1
@@ -190,6 +190,7 @@ write_conf "$TOK" "proxy = http://127.0.0.1:1
 replace = yes"
 p11e enroll test
 check "/parity/proxy/dead/exit-5" expect_rc 5
+check "/parity/proxy/dead/names-it" grep_err "and the proxy http://127.0.0.1:1 \\(setting proxy\\)"
 # credentials in the value are refused, and never echoed
 write_conf "$TOK" "proxy = http://user:hunter2@127.0.0.1:3128"
 p11e enroll test
@@ -222,5 +223,67 @@ check "/parity/proxy/https/exit-0" expect_rc 0
 proxy_log | sort -u > "$TMP/got"
 check "/parity/proxy/https/connect-only" same "$TMP/got" "CONNECT 127.0.0.1:PORT"
 check "/parity/proxy/https/no-message-seen" sh -c "! ls '$TMP'/proxy/req-*.der 2> /dev/null"
+
+# ---- an external CSR for p10cr ----------------------------------------------
+"$OPENSSL_BIN" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$TMP/ext.key" -out "$TMP/ext.csr" -subj "/CN=external/O=Example" \
+	-addext "keyUsage=critical,digitalSignature" -addext "subjectAltName=DNS:ext.example" \
+	2> /dev/null
+"$OPENSSL_BIN" req -in "$TMP/ext.csr" -outform DER -out "$TMP/ext.der"
+write_conf "$TOK" "days = 10"
+n=$(count_objects "$TOK")
+: > "$TMP/ca.log"
+p11e p10cr test --csr "$TMP/ext.csr"
+check "/parity/csr/off-token/no-cert-out/exit-2" expect_rc 2
+check "/parity/csr/off-token/no-cert-out/message" grep_err "the csr $TMP/ext.csr is for a key that is not on token 'par': the certificate cannot be stored next to its key; set cert_out \\(--cert-out FILE\\)"
+check "/parity/csr/off-token/no-cert-out/nothing-sent" sh -c "! grep -q 'p10cr' '$TMP/ca.log'"
+p11e p10cr test --csr "$TMP/ext.csr" --cert-out "$TMP/ext.pem"
+check "/parity/csr/off-token/exit-0" expect_rc 0
+"$OPENSSL_BIN" pkey -in "$TMP/ext.key" -pubout -out "$TMP/ext.pub"
+"$OPENSSL_BIN" x509 -in "$TMP/ext.pem" -noout -pubkey > "$TMP/got.pub"
+check "/parity/csr/off-token/cert-for-its-key" cmp -s "$TMP/got.pub" "$TMP/ext.pub"
+"$OPENSSL_BIN" x509 -in "$TMP/ext.pem" -noout -subject -ext keyUsage,subjectAltName > "$TMP/got" 2>&1
+check "/parity/csr/off-token/as-requested" same "$TMP/got" 'subject=CN = external, O = Example
+X509v3 Key Usage: critical
+    Digital Signature
+X509v3 Subject Alternative Name: 
+    DNS:ext.example'
+check "/parity/csr/off-token/token-unchanged" test "$(count_objects "$TOK")" -eq "$n"
+check "/parity/csr/off-token/summary" grep -q "^  written to: $TMP/ext.pem\$" "$TMP/out"
+check "/parity/csr/days-warning" grep_err "days is ignored for p10cr"
+check "/parity/csr/subject-ignored-warning" grep_err "subject is ignored: the csr $TMP/ext.csr is sent as is"
+p11e p10cr test --csr "$TMP/ext.der" --cert-out "$TMP/ext2.pem"
+check "/parity/csr/der/exit-0" expect_rc 0
+"$OPENSSL_BIN" x509 -in "$TMP/ext2.pem" -noout -pubkey > "$TMP/got.pub"
+check "/parity/csr/der/cert-for-its-key" cmp -s "$TMP/got.pub" "$TMP/ext.pub"
+# a CSR changed after signing: its signature does not verify
+"$OPENSSL_BIN" req -in "$TMP/ext.csr" -outform DER | sed 's/external/externbl/' > "$TMP/bad.der"
+p11e p10cr test --csr "$TMP/bad.der" --cert-out "$TMP/bad.pem"
+check "/parity/csr/bad-signature/exit-2" expect_rc 2
+check "/parity/csr/bad-signature/message" grep_err "csr $TMP/bad.der: its signature does not verify with its own public key"
+printf 'not a request\n' > "$TMP/junk.csr"
+p11e p10cr test --csr "$TMP/junk.csr" --cert-out "$TMP/bad.pem"
+check "/parity/csr/junk/exit-2" expect_rc 2
+check "/parity/csr/junk/message" grep_err "csr $TMP/junk.csr holds no PKCS#10 request in PEM or DER"
+check "/parity/csr/nothing-issued-for-bad" test ! -e "$TMP/bad.pem"
+p11e enroll test --csr "$TMP/ext.csr"
+check "/parity/csr/not-for-enroll/exit-2" expect_rc 2
+check "/parity/csr/not-for-enroll/message" grep_err "a CSR is sent by p10cr only"
+
+# a CSR for a key pair on the token: the certificate goes next to it
+"$OPENSSL_BIN" genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform DER \
+	-out "$TMP/on.key.der" 2> /dev/null
+"$OPENSSL_BIN" pkey -inform DER -in "$TMP/on.key.der" -pubout -outform DER -out "$TMP/on.pub.der"
+"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$TOK" --login --pin "$USER_PIN" \
+	--write-object "$TMP/on.key.der" --type privkey --id 7a7a --label imported > /dev/null 2>&1
+"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$TOK" --login --pin "$USER_PIN" \
+	--write-object "$TMP/on.pub.der" --type pubkey --id 7a7a --label imported > /dev/null 2>&1
+"$OPENSSL_BIN" req -new -key "$TMP/on.key.der" -keyform DER -subj "/CN=on token/O=Example" \
+	-out "$TMP/on.csr"
+nkeys=$(count_objects "$TOK" privkey)
+p11e p10cr test --csr "$TMP/on.csr" --label imported-cert
+check "/parity/csr/on-token/exit-0" expect_rc 0
+check "/parity/csr/on-token/stored-with-its-id" test "$(label_id "$TOK" cert imported-cert)" = 7a7a
+check "/parity/csr/on-token/no-key-generated" test "$(count_objects "$TOK" privkey)" -eq "$nkeys"
 
 finish
