@@ -1,7 +1,7 @@
 /*
  * Fuzz target: the configuration file (NCONF + our key table, whole and
  * as a client of the agent reads its head) and the subject /
- * subjectAltName parsers.  The input is written to a file and
+ * subjectAltName and requested-extension parsers.  The input is written to a file and
  * loaded as the configuration; its subject and san values, if any, are
  * parsed as well.
  */
@@ -40,6 +40,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						  sizeof(err)));
 		if (e.san != NULL)
 			GENERAL_NAMES_free(conf_parse_sans(e.san, err, sizeof(err)));
+		{
+			STACK_OF(X509_EXTENSION) *exts = NULL;
+
+			if (conf_request_extensions(&e, &exts, err, sizeof(err)) == 0)
+				sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+		}
 		if (e.key_type != NULL) {
 			int alg, bits;
 
