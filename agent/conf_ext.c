@@ -27,7 +27,8 @@ static const char *const key_usages[] = {
 	"encipherOnly",	    "decipherOnly",
 };
 
-/* The next comma-separated item of *p, blanks trimmed, into item. */
+/* The next comma-separated item of *p, blanks trimmed, into item; -1
+ * when it does not fit (never cut: a cut OID is another OID). */
 static int next_item(const char **p, char *item, size_t size)
 {
 	const char *s = *p, *e;
@@ -42,10 +43,10 @@ static int next_item(const char **p, char *item, size_t size)
 		e--;
 	n = (size_t)(e - s);
 	if (n >= size)
-		n = size - 1;
+		return -1;
 	memcpy(item, s, n);
 	item[n] = '\0';
-	return 1;
+	return 0;
 }
 
 /* Appends ",item" (or "item" first) to out; -1 when it does not fit. */
@@ -141,7 +142,8 @@ static int check_basic_constraints(const char *v, char *out, size_t size, char *
 	long n;
 
 	while (*p != '\0') {
-		next_item(&p, item, sizeof(item));
+		if (next_item(&p, item, sizeof(item)) < 0)
+			return agent_fail(why, whylen, "has an item that is too long");
 		if (strcasecmp(item, "critical") == 0)
 			continue;
 		if (ca < 0 && strcasecmp(item, "CA:TRUE") == 0) {
@@ -209,8 +211,9 @@ X509_EXTENSION *conf_parse_extension(const char *key, const char *v, char *why, 
 		r = check_basic_constraints(v, items, sizeof(items), why, whylen);
 	} else {
 		while (r == 0 && *p != '\0') {
-			next_item(&p, item, sizeof(item));
-			if (item[0] == '\0')
+			if (next_item(&p, item, sizeof(item)) < 0)
+				r = agent_fail(why, whylen, "has an item that is too long");
+			else if (item[0] == '\0')
 				r = agent_fail(why, whylen, "has an empty item (two commas)");
 			else if (strcasecmp(item, "critical") == 0)
 				crit = 1;
