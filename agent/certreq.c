@@ -141,6 +141,7 @@ static agent_rc pick_key(agent_req *r, const char *new_label, tok_id *id, int *r
 		if (trv != TOK_ERR_NOT_FOUND)
 			return agent_token_fail(r->tok, trv, "looking for the csr's key on the "
 							     "token failed");
+		log_msg(LOG_INFO, "%s", tok_errmsg(r->tok));
 		id->len = 0;
 		if (e->cert_out == NULL) {
 			log_msg(LOG_ERR, "the csr %s is for a key that is not on token '%s': the "

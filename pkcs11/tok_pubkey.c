@@ -268,7 +268,7 @@ tok_rv tok_key_find(tok_ctx *ctx, EVP_PKEY *pub, tok_id *ret_id)
 	char hex[2 * TOK_ID_MAX + 1], what[96];
 	EVP_PKEY *pk;
 	tok_id id, found;
-	size_t matches = 0;
+	size_t matches = 0, unreadable = 0;
 	tok_rv rv;
 	CK_RV ckr;
 
@@ -301,7 +301,15 @@ tok_rv tok_key_find(tok_ctx *ctx, EVP_PKEY *pub, tok_id *ret_id)
 		OPENSSL_free(v);
 		v = NULL;
 		pk = NULL;
-		if ((rv = tok_pubkey_by_id(ctx, s, &id, &pk, NULL)) != TOK_OK)
+		rv = tok_pubkey_by_id(ctx, s, &id, &pk, NULL);
+		/* A pair whose public key cannot be read (no public key object,
+		 * and a private key without the point, as SoftHSM2 keeps EC
+		 * keys) is not it as far as can be told: the others count. */
+		if (rv == TOK_ERR_DEVICE || rv == TOK_ERR_NOT_FOUND) {
+			unreadable++;
+			continue;
+		}
+		if (rv != TOK_OK)
 			goto out;
 		if (tok_pubkey_equal(pk, pub) &&
 		    (matches == 0 || found.len != id.len || memcmp(found.id, id.id, id.len) != 0)) {
@@ -313,8 +321,11 @@ tok_rv tok_key_find(tok_ctx *ctx, EVP_PKEY *pub, tok_id *ret_id)
 	if (matches == 0) {
 		rv = tok_fail(ctx, TOK_ERR_NOT_FOUND,
 			      "finding the key pair of a public key on token '%s' failed: no "
-			      "private key on it has that public key",
-			      ctx->label);
+			      "private key on it has that public key%s",
+			      ctx->label,
+			      unreadable > 0 ? " (some pairs have no readable public key: "
+					       "store their public key objects to have them compared)"
+					     : "");
 		goto out;
 	}
 	if (matches > 1) {

@@ -10,7 +10,7 @@
 need_tools
 need_cmd socat
 setup
-plan 73
+plan 89
 start_ca || exit 1
 TOK=par
 make_token "$TOK" || exit 1
@@ -142,6 +142,23 @@ check "/parity/config/empty-item/message" same "$TMP/got" "ERR [test] key_usage:
 bad days 0
 check "/parity/config/days-zero/exit-2" expect_rc 2
 check "/parity/config/days-zero/message" same "$TMP/got" "ERR [test] days: '0' is not a number from 1 to 36500"
+bad basic_constraints "CA:TRUE,pathlen:256"
+check "/parity/config/pathlen-range/message" same "$TMP/got" "ERR [test] basic_constraints: 'pathlen:256' is not allowed here; write CA:FALSE, CA:TRUE or CA:TRUE,pathlen:N (N from 0 to 255)"
+bad proxy "ftp://proxy.example:21"
+check "/parity/config/proxy-scheme/exit-2" expect_rc 2
+check "/parity/config/proxy-scheme/message" same "$TMP/got" "ERR [test] proxy: 'ftp://proxy.example:21' has a scheme libcurl has no proxy for; use http://, https://, socks4://, socks4a://, socks5:// or socks5h://"
+# critical on request, and anyPolicy
+write_conf "$TOK" "cert_out = $TMP/crit.pem
+extended_key_usage = critical,clientAuth
+policies = anyPolicy
+replace = yes"
+p11e enroll test
+check "/parity/ir/eku-critical/exit-0" expect_rc 0
+"$OPENSSL_BIN" x509 -in "$TMP/crit.pem" -noout -ext extendedKeyUsage,certificatePolicies > "$TMP/got" 2>&1
+check "/parity/ir/eku-critical/extensions" same "$TMP/got" 'X509v3 Extended Key Usage: critical
+    TLS Web Client Authentication
+X509v3 Certificate Policies: 
+    Policy: X509v3 Any Policy'
 # the same check on the command line
 write_conf "$TOK"
 p11e enroll test --replace --key-usage keyAgreement,signing
@@ -266,6 +283,18 @@ p11e p10cr test --csr "$TMP/junk.csr" --cert-out "$TMP/bad.pem"
 check "/parity/csr/junk/exit-2" expect_rc 2
 check "/parity/csr/junk/message" grep_err "csr $TMP/junk.csr holds no PKCS#10 request in PEM or DER"
 check "/parity/csr/nothing-issued-for-bad" test ! -e "$TMP/bad.pem"
+p11e p10cr test --csr "$TMP/nosuch.csr" --cert-out "$TMP/bad.pem"
+check "/parity/csr/missing/exit-2" expect_rc 2
+check "/parity/csr/missing/message" grep_err "cannot read csr $TMP/nosuch.csr: No such file or directory"
+p11e p10cr test --csr "$TMP/ext.csr" --cert-out "$TMP/bad.pem" --use-template
+check "/parity/csr/with-template/exit-2" expect_rc 2
+check "/parity/csr/with-template/message" grep_err "use_template cannot change a given csr"
+# the only copy cannot be written: refused in certConf, exit 8
+: > "$TMP/ca.log"
+p11e p10cr test --csr "$TMP/ext.csr" --cert-out "$TMP/nodir/ext.pem"
+check "/parity/csr/cert-out-fails/exit-8" expect_rc 8
+check "/parity/csr/cert-out-fails/message" grep_err "writing it to $TMP/nodir/ext.pem failed"
+check "/parity/csr/cert-out-fails/ca-told" grep -q 'certConf.*reject\|rejected' "$TMP/ca.log"
 p11e enroll test --csr "$TMP/ext.csr"
 check "/parity/csr/not-for-enroll/exit-2" expect_rc 2
 check "/parity/csr/not-for-enroll/message" grep_err "a CSR is sent by p10cr only"
@@ -285,5 +314,18 @@ p11e p10cr test --csr "$TMP/on.csr" --label imported-cert
 check "/parity/csr/on-token/exit-0" expect_rc 0
 check "/parity/csr/on-token/stored-with-its-id" test "$(label_id "$TOK" cert imported-cert)" = 7a7a
 check "/parity/csr/on-token/no-key-generated" test "$(count_objects "$TOK" privkey)" -eq "$nkeys"
+# a pair whose public key cannot be read (a SoftHSM2 EC private key alone
+# has no point) is passed over, not an error
+"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$TOK" --login --pin "$USER_PIN" \
+	--write-object "$TMP/on.key.der" --type privkey --id 7b7b --label imported2 > /dev/null 2>&1
+p11e p10cr test --csr "$TMP/on.csr" --label imported-cert2
+check "/parity/csr/on-token/unreadable-passed-over/exit-0" expect_rc 0
+check "/parity/csr/on-token/unreadable-passed-over/its-id" test "$(label_id "$TOK" cert imported-cert2)" = 7a7a
+# the same key pair twice, under two ids: which one is meant is not guessed
+"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$TOK" --login --pin "$USER_PIN" \
+	--write-object "$TMP/on.pub.der" --type pubkey --id 7b7b --label imported2 > /dev/null 2>&1
+p11e p10cr test --csr "$TMP/on.csr" --label imported-cert3
+check "/parity/csr/on-token/twice/exit-3" expect_rc 3
+check "/parity/csr/on-token/twice/message" grep_err "2 key pairs carry it"
 
 finish
