@@ -83,7 +83,11 @@ static int check_key_usage(const char *item, char *out, size_t size, char *why, 
 
 	for (i = 0; i < sizeof(key_usages) / sizeof(key_usages[0]); i++)
 		if (strcasecmp(item, key_usages[i]) == 0)
-			return append(out, size, key_usages[i]) == 0
+			/* RFC 5280's newer name; OpenSSL knows the bit by the old one */
+			return append(out, size,
+				      strcmp(key_usages[i], "contentCommitment") == 0
+					      ? "nonRepudiation"
+					      : key_usages[i]) == 0
 				       ? 0
 				       : agent_fail(why, whylen, "is too long");
 	return agent_fail(why, whylen,
