@@ -8,7 +8,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 46
+plan 49
 start_ca || exit 1
 make_token cli || exit 1
 write_conf cli "cert_out = $TMP/cert.pem"
@@ -138,4 +138,41 @@ p11e -q enroll test --token pkcs11:token=absent-token
 check "/cli/quiet/error/exit-10" expect_rc 10
 check "/cli/quiet/error/only-errors" sh -c '[ -s "$1" ] && ! grep -v "^p11enroll: error: " "$1"' \
 	sh "$TMP/err"
+
+# --- the demo's CA again (README): tools/demo.sh --ca-only on a demo's state
+# (made here as the demo makes it: a token enrolled at the CA, whose files
+# stay in ca/), and the renewal command it prints works -----------------------
+S="$TMP/demo"
+mkdir -p "$S/state"
+make_token demo || exit 1
+cp "$SOFTHSM2_CONF" "$S/softhsm2.conf"
+cp "$TMP/pin" "$S/pin"
+cp "$TMP/secret" "$S/secret"
+{ printf '[demo]\n'; conf_defaults; cat; } > "$S/p11enroll.conf" << EOC
+token = pkcs11:token=demo
+pin_source = file:$S/pin
+label = demo
+subject = /CN=p11enroll demo/O=Example
+state_dir = $S/state
+EOC
+"$P11ENROLL" -c "$S/p11enroll.conf" -q enroll demo > "$TMP/out" 2> "$TMP/err"; RC=$?
+check "/cli/demo-ca-only/enrolled" expect_rc 0
+stop_ca
+cp -r "$TMP/ca" "$S/ca"
+P11E_DEMO_STATE=$S P11E_DEMO_BUILD=$top_builddir sh "$top_srcdir/tools/demo.sh" --ca-only \
+	> "$TMP/demo.out" 2>&1 &
+DEMO=$!
+i=0
+while ! grep -q 'renew the demo token with:' "$TMP/demo.out" && kill -0 "$DEMO" 2> /dev/null &&
+	[ $i -lt "$(scaled 300)" ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+cmd=$(sed -n 's/^  SOFTHSM2_CONF=/SOFTHSM2_CONF=/p' "$TMP/demo.out")
+check "/cli/demo-ca-only/prints-the-command" test -n "$cmd"
+sh -c "$cmd" > "$TMP/out" 2> "$TMP/err"; RC=$?
+check "/cli/demo-ca-only/renew-works" sh -c '[ "$1" = 0 ] && grep -q "^renewed demo$" "$2"' sh \
+	"$RC" "$TMP/out" || { cat "$TMP/demo.out" "$TMP/err" | sed 's/^/#   /'; }
+kill "$DEMO" 2> /dev/null
+wait "$DEMO"
 finish
