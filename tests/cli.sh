@@ -143,7 +143,7 @@ check "/cli/quiet/error/only-errors" sh -c '[ -s "$1" ] && ! grep -v "^p11enroll
 # (made here as the demo makes it: a token enrolled at the CA, whose files
 # stay in ca/), and the renewal command it prints works -----------------------
 S="$TMP/demo"
-mkdir -p "$S/state"
+mkdir -p "$S"
 make_token demo || exit 1
 cp "$SOFTHSM2_CONF" "$S/softhsm2.conf"
 cp "$TMP/pin" "$S/pin"
@@ -153,7 +153,6 @@ token = pkcs11:token=demo
 pin_source = file:$S/pin
 label = demo
 subject = /CN=p11enroll demo/O=Example
-state_dir = $S/state
 EOC
 "$P11ENROLL" -c "$S/p11enroll.conf" -q enroll demo > "$TMP/out" 2> "$TMP/err"; RC=$?
 check "/cli/demo-ca-only/enrolled" expect_rc 0
