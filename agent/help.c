@@ -304,8 +304,8 @@ void agent_help_command(FILE *f, const agent_cli_cmd *c)
 
 			if (!agent_cli_cmd_takes_setting(c, i))
 				continue;
-			n = snprintf(left, sizeof(left), "--%s%s%s", s->flag, s->arg != NULL ? " " : "",
-				     s->arg != NULL ? s->arg : "");
+			n = snprintf(left, sizeof(left), "--%s%s%s", s->flag,
+				     s->arg != NULL ? " " : "", s->arg != NULL ? s->arg : "");
 			if (col > 2 && col + n + 2 > 79) {
 				fprintf(f, ",\n");
 				col = 0;
@@ -318,7 +318,8 @@ void agent_help_command(FILE *f, const agent_cli_cmd *c)
 		}
 		fprintf(f, "\n");
 	}
-	fprintf(f, "\nEvery command also takes -c FILE, --user, --syslog, -v, -q (p11enroll help).\n");
+	fprintf(f, "\nEvery command also takes -c FILE, --user, --syslog, -v, -q (p11enroll "
+		   "help).\n");
 }
 
 void agent_help_complete(FILE *f, const agent_cli_cmd *c)

@@ -399,8 +399,8 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (refused[0] != '\0') {
-		log_msg(LOG_ERR, "%s; see 'p11enroll help%s%s'", refused, command != NULL ? " " : "",
-			command != NULL ? command->name : "");
+		log_msg(LOG_ERR, "%s; see 'p11enroll help%s%s'", refused,
+			command != NULL ? " " : "", command != NULL ? command->name : "");
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
 	}
