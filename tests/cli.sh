@@ -6,9 +6,11 @@
 # pointer to the help, exit 2; a flag the command does not take is refused
 # the same way before anything is done; -q leaves errors only.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/agent-lib.sh"
 need_tools
 setup
-plan 49
+trap 'kill_agents; cleanup' EXIT
+plan 54
 start_ca || exit 1
 make_token cli || exit 1
 write_conf cli "cert_out = $TMP/cert.pem"
@@ -128,6 +130,17 @@ check "/cli/quiet/renew/silent" test ! -s "$TMP/out" -a ! -s "$TMP/err"
 # the same renewal without -q does say what it did
 p11e renew --local test
 check "/cli/quiet/renew/loud-without" grep -q '^renewed test$' "$TMP/out"
+# through an agent: the renewal's report goes, status still answers
+check "/cli/quiet/agent/started" agent_start "$TMP/p11enroll.conf" "$TMP/agent.log"
+p11e -q renew test
+check "/cli/quiet/agent/renew-exit-0" expect_rc 0
+check "/cli/quiet/agent/renew-silent" test ! -s "$TMP/out" -a ! -s "$TMP/err"
+p11e renew test
+check "/cli/quiet/agent/renew-loud-without" grep -q '^renewed test$' "$TMP/out"
+p11e -q status
+check "/cli/quiet/agent/status-answers" sh -c '[ "$1" = 0 ] && grep -q "test" "$2"' sh "$RC" \
+	"$TMP/out"
+agent_stop "$APID"
 p11e -q revoke --reason superseded test
 check "/cli/quiet/revoke/exit-0" expect_rc 0
 check "/cli/quiet/revoke/silent" test ! -s "$TMP/out" -a ! -s "$TMP/err"
