@@ -1,15 +1,17 @@
 /*
  * Every setting of p11enroll.conf(5), declared once.  The rows generate the
  * conf_enrollment fields (agent.h), the file's keys and their checks
- * (conf.c, conf_check.c), the command-line flags and --help (main.c) and
- * `p11enroll check-config --keys`, which tests/man.sh compares with the
- * man page.  A new setting is one row here, its use, and its man page
- * entry.
+ * (conf.c, conf_check.c), the command-line flags (main.c), help and
+ * completion (help.c) and `p11enroll check-config --keys`, which
+ * tests/man.sh compares with the man page.  A new setting is one row here,
+ * its use, and its man page entry.
  *
  * SETTING(key, flag, type, scope, required, min, max, arg, default, help)
  *   key       the file's key and the conf_enrollment field
- *   flag      the command-line flag ("--flag"), NULL for file-only keys;
- *             a yes/no setting also gets "--no-flag"
+ *   flag      the command-line flag ("--flag"), NULL for file-only keys
+ *             (the agent's alone: it takes them from the file, again on
+ *             reload; p11enroll.conf(5) says so); a yes/no setting also
+ *             gets "--no-flag"
  *   type      SET_* below: decides the field's C type and the check
  *   scope     where the key may stand: SC_GLOBAL only before the first
  *             [section] (one agent, one value), SC_ENROLLMENT only in an
