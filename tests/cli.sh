@@ -10,7 +10,7 @@
 need_tools
 setup
 trap 'kill_agents; cleanup' EXIT
-plan 54
+plan 58
 start_ca || exit 1
 make_token cli || exit 1
 write_conf cli "cert_out = $TMP/cert.pem"
@@ -141,9 +141,21 @@ p11e -q status
 check "/cli/quiet/agent/status-answers" sh -c '[ "$1" = 0 ] && grep -q "test" "$2"' sh "$RC" \
 	"$TMP/out"
 agent_stop "$APID"
-p11e -q revoke --reason superseded test
+# --delete-revoked: a flag of a setting that had none
+p11e -q revoke --reason superseded --delete-revoked test
 check "/cli/quiet/revoke/exit-0" expect_rc 0
 check "/cli/quiet/revoke/silent" test ! -s "$TMP/out" -a ! -s "$TMP/err"
+p11e check test
+check "/cli/flag/delete-revoked/deleted" grep -q -x 'cert=none' "$TMP/out"
+# --max-response-size: the CA's ip (certificate and chain) is larger than 1 KiB
+rm -f "$TMP/cert.pem"
+p11e enroll test --max-response-size 1024
+check "/cli/flag/max-response-size/refused" sh -c '[ "$1" = 5 ] && [ ! -e "$2" ]' sh "$RC" \
+	"$TMP/cert.pem"
+check "/cli/flag/max-response-size/says" grep_err 'larger than the limit of 1024 bytes'
+
+p11e enroll test --max-response-size 1023
+check "/cli/flag/max-response-size/checked" grep_err "max-response-size"
 p11e -q check-config
 check "/cli/quiet/check-config/silent" test "$RC" = 0 -a ! -s "$TMP/out" -a ! -s "$TMP/err"
 # an error still shows, alone
