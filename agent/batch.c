@@ -353,8 +353,10 @@ static int one_row(batch *b, size_t i, const conf_enrollment *e, tok_ctx *tok, c
 		if ((d = decide_taken(&row, tok, m, serial, sizeof(serial), &not_after)) < 0)
 			return -1;
 		if (d == 1) {
-			printf("row '%s' (%s): enrolled by the interrupted run, certificate %s\n",
-			       row.label, source, serial);
+			if (log_verbosity() >= 0)
+				printf("row '%s' (%s): enrolled by the interrupted run, "
+				       "certificate %s\n",
+				       row.label, source, serial);
 			journal_row(&row, source, token_serial, "ok", serial, not_after, "");
 			t->enrolled++;
 			if (agent_rowstate_mark(rs, id, AGENT_ROW_DONE, serial, err, sizeof(err)) < 0) {
@@ -474,8 +476,10 @@ agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path)
 		agent_csv_row_clear(&b.csv.rows[i]);
 	}
 summary:
-	printf("batch %s: %zu row%s: %zu enrolled, %zu failed, %zu skipped (done before)\n", path,
-	       b.csv.n, b.csv.n == 1 ? "" : "s", t.enrolled, t.failed, t.skipped);
+	if (log_verbosity() >= 0)
+		printf("batch %s: %zu row%s: %zu enrolled, %zu failed, %zu skipped (done "
+		       "before)\n",
+		       path, b.csv.n, b.csv.n == 1 ? "" : "s", t.enrolled, t.failed, t.skipped);
 	rc = t.first;
 out:
 	/* the signer keys the CMP context may hold go before the module */

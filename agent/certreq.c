@@ -246,12 +246,13 @@ static agent_rc swap_in(const conf_enrollment *e, tok_ctx *tok, const tok_id *ne
 				agent_revoke_replaced_unrevoked(rc);
 			}
 		} else if (e->keep_old == 1) {
-			printf("  old pair:   key id %s kept, label '%s'\n", hex, old_label);
+			if (log_verbosity() >= 0)
+				printf("  old pair:   key id %s kept, label '%s'\n", hex, old_label);
 		} else if ((trv = tok_key_destroy(tok, old_id, 1)) != TOK_OK) {
 			rc = agent_token_fail(tok, trv, "the new certificate is in place, but deleting "
 							"the old pair failed");
 			log_msg(LOG_ERR, "the old pair is labelled '%s': delete it by hand", old_label);
-		} else {
+		} else if (log_verbosity() >= 0) {
 			printf("  old pair:   key id %s and its certificate deleted\n", hex);
 		}
 	}
@@ -310,7 +311,8 @@ static agent_rc finish(agent_req *r, const tok_id *id, int generated, X509 *cert
 	/* the accept callback stored the chain of an enrollment already */
 	rc = swap_in(e, r->tok, id, cur_id.len > 0 ? &cur_id : NULL, r->verb, cert, cacerts,
 		     r->type == CMPC_REQ_KUR);
-	printf("  transaction: %s\n", cmpc_transaction_id(r->cmp));
+	if (log_verbosity() >= 0)
+		printf("  transaction: %s\n", cmpc_transaction_id(r->cmp));
 	return rc;
 }
 

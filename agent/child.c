@@ -99,7 +99,6 @@ static const char **step_argv(const child_cmd *cmd, const char *uri, track *cons
 	 * means */
 	if (agent_user_mode())
 		argv[i++] = "--user";
-	argv[i++] = "--local";
 	argv[i++] = "-c";
 	argv[i++] = cmd->config;
 	if (cmd->state_dir != NULL) {
@@ -116,6 +115,9 @@ static const char **step_argv(const child_cmd *cmd, const char *uri, track *cons
 							 : "resume";
 	if (op == OP_RECOVER)
 		argv[i++] = "--recover";
+	/* the step is the agent's: it must not ask the agent again */
+	if (op == OP_RENEW)
+		argv[i++] = "--local";
 	/* The agent enrolls where its look saw a certificate only when it
 	 * expired (the guard lets that through anyway) or the CA refused the
 	 * kur and bootstrap = yes: the configuration's consent to replace

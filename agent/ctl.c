@@ -337,13 +337,12 @@ int ctl_request(const char *path, const char *line, int json_raw, agent_rc *ret_
 		else
 			*all = '\0';
 	}
-	/* a refusal or failure is an error message, on stderr like any other */
-	if (*all != '\0') {
-		if (code == EXIT_OK)
-			printf("%s\n", all);
-		else
-			log_msg(LOG_ERR, "%s", all);
-	}
+	/* a refusal or failure is an error message, on stderr like any other;
+	 * with -q a renewal's report goes, what status was asked for stays */
+	if (*all != '\0' && code != EXIT_OK)
+		log_msg(LOG_ERR, "%s", all);
+	else if (*all != '\0' && (log_verbosity() >= 0 || strncmp(line, "status", 6) == 0))
+		printf("%s\n", all);
 	free(all);
 	/* ctl_serve_reply() writes no negative code: a reply with one is no agent's */
 	if (code < 0)

@@ -70,7 +70,7 @@ static agent_rc ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc
 	if (o->ca_certs != NULL) {
 		if (agent_write_pem(o->ca_certs, NULL, certs) < 0)
 			rc = EXIT_INTERNAL;
-		else
+		else if (log_verbosity() >= 0)
 			printf("written to %s\n", o->ca_certs);
 	}
 	/* All or none: on a failure the certificates this run added go again. */
@@ -99,7 +99,7 @@ static agent_rc ca_certs(const conf_enrollment *e, const agent_cmd_opts *o, cmpc
 		if ((trv = tok_cacert_destroy(tok, sk_X509_value(made, i))) != TOK_OK)
 			agent_token_fail(tok, trv, "removing a CA certificate stored before the failure failed");
 	sk_X509_pop_free(made, X509_free);
-	if (tok != NULL && rc == EXIT_OK)
+	if (tok != NULL && rc == EXIT_OK && log_verbosity() >= 0)
 		printf("stored on the token\n");
 	sk_X509_pop_free(certs, X509_free);
 	return rc;
@@ -128,7 +128,7 @@ static agent_rc root_update(const conf_enrollment *e, const agent_cmd_opts *o, c
 	if (o->out != NULL) {
 		if (agent_write_pem(o->out, new_root, NULL) < 0)
 			rc = EXIT_INTERNAL;
-		else
+		else if (log_verbosity() >= 0)
 			printf("new root written to %s; add it to the trust anchors when you "
 			       "trust it\n",
 			       o->out);
@@ -165,7 +165,7 @@ static agent_rc crls(const agent_cmd_opts *o, cmpc_ctx *cmp)
 		log_msg(LOG_ERR, "%s", err);
 		log_openssl_errors();
 		rc = EXIT_INTERNAL;
-	} else {
+	} else if (log_verbosity() >= 0) {
 		printf("written to %s\n", o->crls);
 	}
 	sk_X509_CRL_pop_free(list, X509_CRL_free);

@@ -9,74 +9,26 @@
 #include <sys/resource.h>
 
 #include "agent/agent-cmd.h"
+#include "agent/help.h"
 #include "agent/result.h"
 #include "cmp/cmpc.h"
 
-/* Options of single commands: not settings (those come from settings.h). */
-enum {
-	OPT_CERT = 256,
-	OPT_DELETE,
-	OPT_CA_CERTS,
-	OPT_ROOT_UPDATE,
-	OPT_TEMPLATE,
-	OPT_CRLS,
-	OPT_STORE,
-	OPT_OUT,
-	OPT_ABANDON,
-	OPT_RECOVER,
-	OPT_JSON,
-	OPT_LOCAL,
-	OPT_KEYS,
-	OPT_SYSLOG,
-	OPT_BATCH,
-	OPT_PROMPT,
-	OPT_REPLACED,
-	OPT_USER,
-	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
-	OPT_SETTING = 1024,
-};
-
-static const struct cmd_opt {
-	const char *name;
-	int has_arg, val;
-	const char *arg, *help;
-} cmd_opts[] = {
-	{ "cert", 1, OPT_CERT, "FILE", "revoke: the certificate to revoke (PEM) instead of the token's" },
-	{ "delete", 0, OPT_DELETE, NULL, "revoke: then delete the certificate and its key from the token" },
-	{ "replaced", 0, OPT_REPLACED, NULL, "revoke: the replaced pair left as \"LABEL (to revoke)\"" },
-	{ "ca-certs", 1, OPT_CA_CERTS, "FILE", "genm: write the CA's certificates to FILE" },
-	{ "store", 0, OPT_STORE, NULL, "genm --ca-certs: also store them on the token" },
-	{ "root-update", 0, OPT_ROOT_UPDATE, NULL, "genm: ask for a successor of the trusted root" },
-	{ "out", 1, OPT_OUT, "FILE", "genm --root-update: write the verified new root to FILE" },
-	{ "template", 0, OPT_TEMPLATE, NULL, "genm: show the CA's certificate request template" },
-	{ "crls", 1, OPT_CRLS, "FILE", "genm: write the CA's current CRLs to FILE" },
-	{ "abandon", 0, OPT_ABANDON, NULL, "resume: tell the CA the request is given up" },
-	{ "recover", 0, OPT_RECOVER, NULL, "check: log in and clean up after an interrupted run" },
-	{ "json", 0, OPT_JSON, NULL, "status: the agent's status as a JSON document" },
-	{ "local", 0, OPT_LOCAL, NULL, "renew: do it in this process even if an agent runs" },
-	{ "keys", 0, OPT_KEYS, NULL, "check-config: list every setting (key, flag, scope, default)" },
-	{ "syslog", 0, OPT_SYSLOG, NULL, "log to syslog instead of stderr" },
-	{ "batch", 1, OPT_BATCH, "FILE", "enroll: every row of a CSV file, in one process" },
-	{ "prompt", 0, OPT_PROMPT, NULL, "station: ask for each card's subject and SANs on stdin" },
-};
-#define N_CMD_OPTS (sizeof(cmd_opts) / sizeof(cmd_opts[0]))
-
 /* getopt's table: the command options, two rows per setting,
  * -c/--user/-v/-q/-h/-V. */
-static struct option options[N_CMD_OPTS + 2 * 96 + 7];
+static struct option options[64 + 2 * 96 + 8];
 static char no_flags[96][48];
 
 static int build_options(void)
 {
 	size_t i, n = 0;
 
-	if (conf_n_settings > 96)
+	if (conf_n_settings > 96 || agent_n_cli_opts > 64)
 		return -1;
-	for (i = 0; i < N_CMD_OPTS; i++)
-		options[n++] = (struct option){ cmd_opts[i].name,
-						cmd_opts[i].has_arg ? required_argument
-								    : no_argument,
-						NULL, cmd_opts[i].val };
+	for (i = 0; i < agent_n_cli_opts; i++)
+		options[n++] = (struct option){ agent_cli_opts[i].name,
+						agent_cli_opts[i].has_arg ? required_argument
+									  : no_argument,
+						NULL, agent_cli_opts[i].val };
 	for (i = 0; i < conf_n_settings; i++) {
 		const setting *s = &conf_settings[i];
 
@@ -93,104 +45,13 @@ static int build_options(void)
 	}
 	options[n++] = (struct option){ "config", required_argument, NULL, 'c' };
 	options[n++] = (struct option){ "user", no_argument, NULL, OPT_USER };
+	options[n++] = (struct option){ "syslog", no_argument, NULL, OPT_SYSLOG };
 	options[n++] = (struct option){ "verbose", no_argument, NULL, 'v' };
 	options[n++] = (struct option){ "quiet", no_argument, NULL, 'q' };
 	options[n++] = (struct option){ "help", no_argument, NULL, 'h' };
 	options[n++] = (struct option){ "version", no_argument, NULL, 'V' };
 	options[n] = (struct option){ NULL, 0, NULL, 0 };
 	return 0;
-}
-
-/* "  --flag ARG   help", the help wrapped at 100 columns from column 25. */
-static void print_opt(FILE *f, const char *left, const char *help)
-{
-	const char *p = help;
-	int col = fprintf(f, "%s", left);
-
-	while (*p != '\0') {
-		size_t n = strlen(p), cut = n;
-
-		if (col >= 25) {
-			fprintf(f, "\n");
-			col = 0;
-		}
-		fprintf(f, "%*s", 25 - col, "");
-		if (n > 75) {
-			for (cut = 75; cut > 0 && p[cut] != ' '; cut--)
-				;
-			if (cut == 0)
-				cut = n;
-		}
-		fprintf(f, "%.*s\n", (int)cut, p);
-		col = 0;
-		p += cut;
-		p += strspn(p, " ");
-	}
-	if (col > 0)
-		fprintf(f, "\n");
-}
-
-static void usage(FILE *f)
-{
-	char left[80];
-	size_t i;
-
-	fprintf(f,
-		"usage: p11enroll [options] COMMAND [NAME]\n"
-		"\n"
-		"Commands:\n"
-		"  enroll [NAME]          generate a key pair on the token, enroll it with a CMP ir\n"
-		"                         and store the certificate next to the key\n"
-		"  renew [NAME]           new key pair on the token, certified with a kur signed by\n"
-		"                         the old key; the old pair is deleted (or kept) after success\n"
-		"  cr [NAME]              new key pair, certified with a cr signed by a signer\n"
-		"  p10cr [NAME]           new key pair, certified with a PKCS#10 request\n"
-		"  revoke [NAME]          revoke the enrollment's certificate (rr)\n"
-		"  genm [NAME]            ask the CA: --ca-certs FILE, --root-update, --template,\n"
-		"                         --crls FILE\n"
-		"  resume [NAME]          finish a request the CA answered 'waiting' (polling);\n"
-		"                         with --abandon, give it up and delete its new key\n"
-		"  list [NAME]            show the keys and certificates on the token\n"
-		"  check NAME [NAME...]   the enrollment's token and certificate, as key=value\n"
-		"                         lines; --recover: finish an interrupted run first\n"
-		"  check-config           check the whole configuration file and say what is wrong;\n"
-		"                         --keys: list every setting\n"
-		"  agent                  track every enrollment and renew before expiry\n"
-		"  status                 ask the running agent (--json: as JSON)\n"
-		"  reload                 make the running agent read the configuration again\n"
-		"  clear NAME             let the agent try a stopped or PIN-latched enrollment\n"
-		"  station NAME           badge station: enroll each card as it is inserted\n"
-		"\n"
-		"Settings (override the enrollment NAME in the configuration file; each yes/no\n"
-		"setting also has a --no- form):\n"
-		"  -c, --config FILE      configuration file (default $P11ENROLL_CONF or\n"
-		"                         " SYSCONFDIR "/p11enroll/p11enroll.conf)\n"
-		"      --user             a user's own agent: the defaults become\n"
-		"                         $XDG_CONFIG_HOME/p11enroll/p11enroll.conf, the state\n"
-		"                         directory $XDG_STATE_HOME/p11enroll and the control\n"
-		"                         socket $XDG_RUNTIME_DIR/p11enroll/control\n");
-	for (i = 0; i < conf_n_settings; i++) {
-		const setting *s = &conf_settings[i];
-
-		if (s->flag == NULL)
-			continue;
-		snprintf(left, sizeof(left), "      --%s%s%s", s->flag, s->arg != NULL ? " " : "",
-			 s->arg != NULL ? s->arg : "");
-		print_opt(f, left, s->help);
-	}
-	fprintf(f, "\nCommand options:\n");
-	for (i = 0; i < N_CMD_OPTS; i++) {
-		snprintf(left, sizeof(left), "      --%s%s%s", cmd_opts[i].name,
-			 cmd_opts[i].arg != NULL ? " " : "",
-			 cmd_opts[i].arg != NULL ? cmd_opts[i].arg : "");
-		print_opt(f, left, cmd_opts[i].help);
-	}
-	fprintf(f, "  -v, --verbose          more detail (twice: debug)\n"
-		   "  -q, --quiet            errors only\n"
-		   "  -h, --help             this help\n"
-		   "  -V, --version          print the version\n"
-		   "\n"
-		   "PINs and secrets never go on the command line. Exit codes: see p11enroll(1).\n");
 }
 
 static const char *const scope_names[] = { "global", "enrollment", "both" };
@@ -234,20 +95,6 @@ static int set_setting(conf_enrollment *e, int opt, const char *value)
 		log_msg(LOG_ERR, "out of memory");
 		return -1;
 	}
-	return 0;
-}
-
-static const char *const commands[] = { "enroll", "list",  "renew",  "cr",    "p10cr",
-					"revoke", "genm",  "resume", "check", "agent",
-					"status", "reload", "clear", "check-config", "station" };
-
-static int known_command(const char *cmd)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(cmd, commands[i]) == 0)
-			return 1;
 	return 0;
 }
 
@@ -331,7 +178,7 @@ static void print_diag(const conf_diag *d)
 
 /* p11enroll check-config: the checks every command and the agent make,
  * with nothing else done. */
-static agent_rc check_config(const char *config, int keys)
+static agent_rc check_config(const char *config, int keys, int names)
 {
 	conf_diag d = { 0 };
 	conf_file *cf = NULL;
@@ -342,8 +189,9 @@ static agent_rc check_config(const char *config, int keys)
 		print_keys();
 		return EXIT_OK;
 	}
-	if (conf_file_load(config, CONF_CHECK_ACCESS, &cf, &d) < 0 ||
-	    conf_file_check_required(cf, NULL, &d) < 0) {
+	/* --names, for the shell's completion: no PIN file need be readable */
+	if (conf_file_load(config, names ? 0 : CONF_CHECK_ACCESS, &cf, &d) < 0 ||
+	    (!names && conf_file_check_required(cf, NULL, &d) < 0)) {
 		print_diag(&d);
 		fprintf(stderr, "p11enroll: %d error(s) in %s\n", d.errors,
 			cf != NULL		  ? conf_file_path(cf)
@@ -351,7 +199,10 @@ static agent_rc check_config(const char *config, int keys)
 			: getenv("P11ENROLL_CONF") ? getenv("P11ENROLL_CONF")
 						  : conf_default_path());
 		rc = EXIT_USAGE;
-	} else {
+	} else if (names) {
+		for (i = 0; i < conf_file_count(cf); i++)
+			printf("%s\n", conf_file_name(cf, i));
+	} else if (log_verbosity() >= 0) {
 		printf("%s: ok, %zu enrollment(s)", conf_file_path(cf), conf_file_count(cf));
 		for (i = 0; i < conf_file_count(cf); i++)
 			printf("%s%s", i == 0 ? ": " : ", ", conf_file_name(cf, i));
@@ -417,13 +268,65 @@ out:
 	return rc;
 }
 
+/* What getopt refused (opterr 0: it says nothing), as the message's
+ * start; c is its '?' or ':'. */
+static void refused_option(int c, char **argv, char *out, size_t len)
+{
+	const char *arg = argv[optind - 1];
+
+	if (c == ':')
+		snprintf(out, len, "option '%s' needs an argument",
+			 optopt < 256 ? (char[]){ '-', (char)optopt, '\0' } : arg);
+	else if (optopt == 0)
+		snprintf(out, len, "unknown option '%.*s'", (int)strcspn(arg, "="), arg);
+	else if (optopt < 256)
+		snprintf(out, len, "unknown option '-%c'", optopt);
+	else
+		snprintf(out, len, "option '%.*s' takes no argument", (int)strcspn(arg, "="), arg);
+}
+
+/* The command option whose getopt value is val (agent_cli_opts), or NULL. */
+static const char *cli_opt_name(int val)
+{
+	size_t i;
+
+	for (i = 0; i < agent_n_cli_opts; i++)
+		if (agent_cli_opts[i].val == val)
+			return agent_cli_opts[i].name;
+	return NULL;
+}
+
+/* The first option given that cmd does not take, as "--flag" into out;
+ * -1 when there is none.  seen: the command options given (OPT_* values,
+ * n of them); o: the settings given. */
+static int not_taken(const agent_cli_cmd *cmd, const int *seen, size_t n, const int *set_opt,
+		     const agent_cmd_opts *o, char *out, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!agent_cli_cmd_takes(cmd, seen[i])) {
+			snprintf(out, len, "--%s", cli_opt_name(seen[i]));
+			return 0;
+		}
+	for (i = 0; i < (size_t)o->nset; i++)
+		if (!agent_cli_cmd_takes_setting(cmd, (size_t)(set_opt[i] - OPT_SETTING) / 2)) {
+			snprintf(out, len, "--%s", o->set_flag[i]);
+			return 0;
+		}
+	return -1;
+}
+
 static agent_rc p11enroll_main(int argc, char **argv)
 {
 	conf_enrollment e;
 	agent_cmd_opts o;
+	const agent_cli_cmd *command = NULL;
 	const char *config = NULL, *cmd, *name = NULL;
-	int c, verbosity = 0, quiet = 0, idx, use_syslog = 0, keys = 0, user = 0;
-	char err[512];
+	int c, verbosity = 0, quiet = 0, idx, use_syslog = 0, keys = 0, names = 0, user = 0;
+	int help = 0, complete = 0, seen[64], set_opt[AGENT_CLI_SETTINGS_MAX];
+	size_t n_seen = 0, i;
+	char err[512], refused[200] = "", flag[80];
 	agent_rc rc;
 
 	no_core_dumps();
@@ -434,31 +337,37 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		log_msg(LOG_ERR, "internal error: too many settings for the option table");
 		return EXIT_INTERNAL;
 	}
-	while ((c = getopt_long(argc, argv, "c:vqhV", options, &idx)) != -1) {
-		int r = 0;
-
+	/* every option is read before any is refused: the refusal names the
+	 * command, which may come after it */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":c:vqhV", options, &idx)) != -1) {
+		if (c == '?' || c == ':') {
+			if (refused[0] == '\0')
+				refused_option(c, argv, refused, sizeof(refused));
+			continue;
+		}
 		if (c >= OPT_SETTING && (size_t)(c - OPT_SETTING) / 2 < conf_n_settings) {
-			if (set_setting(&e, c, optarg) < 0) {
-				conf_enrollment_clear(&e);
-				return EXIT_USAGE;
-			}
 			if (o.nset == AGENT_CLI_SETTINGS_MAX) {
 				log_msg(LOG_ERR, "more than %d settings on the command line",
 					AGENT_CLI_SETTINGS_MAX);
 				conf_enrollment_clear(&e);
 				return EXIT_USAGE;
 			}
-			/* kept for the processes a station starts */
+			/* set once the command is known to take it; kept for the
+			 * processes a station starts */
+			set_opt[o.nset] = c;
 			o.set_flag[o.nset] = options[idx].name;
 			o.set_arg[o.nset++] = options[idx].has_arg != no_argument ? optarg : NULL;
 			continue;
 		}
+		if (cli_opt_name(c) != NULL && n_seen < sizeof(seen) / sizeof(seen[0]))
+			seen[n_seen++] = c;
 		switch (c) {
 		case 'c': config = optarg; break;
 		case OPT_USER: user = 1; break;
 		case 'v': verbosity++; break;
 		case 'q': quiet = 1; break;
-		case 'h': usage(stdout); return EXIT_OK;
+		case 'h': help = 1; break;
 		case 'V': printf("p11enroll %s\n", PACKAGE_VERSION); return EXIT_OK;
 		case OPT_CERT: o.cert_file = optarg; break;
 		case OPT_DELETE: o.delete_objs = 1; break;
@@ -474,29 +383,56 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		case OPT_JSON: o.json = 1; break;
 		case OPT_LOCAL: o.local = 1; break;
 		case OPT_KEYS: keys = 1; break;
+		case OPT_NAMES: names = 1; break;
 		case OPT_SYSLOG: use_syslog = 1; break;
 		case OPT_BATCH: o.batch = optarg; break;
 		case OPT_PROMPT: o.prompt = 1; break;
-		default: r = -1; break;
-		}
-		if (r < 0) {
-			usage(stderr);
-			conf_enrollment_clear(&e);
-			return EXIT_USAGE;
+		case OPT_COMPLETE: complete = 1; break;
+		default: break;
 		}
 	}
 	log_init(NULL, quiet ? -1 : verbosity, use_syslog);
+	cmd = optind < argc ? argv[optind++] : NULL;
+	if (cmd != NULL && (command = agent_cli_cmd_find(cmd)) == NULL) {
+		log_msg(LOG_ERR, "unknown command '%s'; see 'p11enroll help'", cmd);
+		conf_enrollment_clear(&e);
+		return EXIT_USAGE;
+	}
+	if (refused[0] != '\0') {
+		log_msg(LOG_ERR, "%s; see 'p11enroll help%s%s'", refused,
+			command != NULL ? " " : "", command != NULL ? command->name : "");
+		conf_enrollment_clear(&e);
+		return EXIT_USAGE;
+	}
+	if (help) {
+		if (command != NULL && strcmp(command->name, "help") != 0)
+			agent_help_command(stdout, command);
+		else
+			agent_help_overview(stdout);
+		conf_enrollment_clear(&e);
+		return EXIT_OK;
+	}
+	if (command == NULL) {
+		log_msg(LOG_ERR, "no command given; see 'p11enroll help'");
+		conf_enrollment_clear(&e);
+		return EXIT_USAGE;
+	}
+	if (not_taken(command, seen, n_seen, set_opt, &o, flag, sizeof(flag)) == 0) {
+		log_msg(LOG_ERR, "%s does not apply to %s; see 'p11enroll help %s'", flag,
+			command->name, command->name);
+		conf_enrollment_clear(&e);
+		return EXIT_USAGE;
+	}
+	for (i = 0; i < (size_t)o.nset; i++)
+		if (set_setting(&e, set_opt[i], o.set_arg[i]) < 0) {
+			conf_enrollment_clear(&e);
+			return EXIT_USAGE;
+		}
 	if (user && agent_user_init(err, sizeof(err)) < 0) {
 		log_msg(LOG_ERR, "%s", err);
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		conf_enrollment_clear(&e);
-		return EXIT_USAGE;
-	}
-	cmd = argv[optind++];
 	if (optind < argc)
 		name = argv[optind++];
 	/* check NAME NAME...: one pass over enrollments of one token. */
@@ -507,14 +443,26 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		return rc;
 	}
 	if (optind < argc) {
-		log_msg(LOG_ERR, "unexpected argument '%s'; see p11enroll --help", argv[optind]);
+		log_msg(LOG_ERR, "unexpected argument '%s'; see 'p11enroll help %s'", argv[optind],
+			cmd);
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
 	}
-	if (!known_command(cmd)) {
-		log_msg(LOG_ERR, "unknown command '%s'; see p11enroll --help", cmd);
+	if (strcmp(cmd, "help") == 0) {
+		const agent_cli_cmd *about = name != NULL ? agent_cli_cmd_find(name) : NULL;
+
 		conf_enrollment_clear(&e);
-		return EXIT_USAGE;
+		if (name != NULL && about == NULL) {
+			log_msg(LOG_ERR, "unknown command '%s'; see 'p11enroll help'", name);
+			return EXIT_USAGE;
+		}
+		if (complete)
+			agent_help_complete(stdout, about);
+		else if (about != NULL)
+			agent_help_command(stdout, about);
+		else
+			agent_help_overview(stdout);
+		return EXIT_OK;
 	}
 	if (strcmp(cmd, "check-config") == 0 || strcmp(cmd, "agent") == 0) {
 		if (name != NULL) {
@@ -523,7 +471,8 @@ static agent_rc p11enroll_main(int argc, char **argv)
 			conf_enrollment_clear(&e);
 			return EXIT_USAGE;
 		}
-		rc = strcmp(cmd, "agent") == 0 ? agent_daemon(config, &e) : check_config(config, keys);
+		rc = strcmp(cmd, "agent") == 0 ? agent_daemon(config, &e)
+					       : check_config(config, keys, names);
 		conf_enrollment_clear(&e);
 		return rc;
 	}
@@ -545,12 +494,6 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	}
 	o.named = name != NULL;
 	o.config = config;
-	if (o.batch != NULL && strcmp(cmd, "enroll") != 0) {
-		log_msg(LOG_ERR, "--batch is an option of enroll, not of %s", cmd);
-		cmpc_global_cleanup();
-		conf_enrollment_clear(&e);
-		return EXIT_USAGE;
-	}
 	rc = run(cmd, &e, &o);
 	cmpc_global_cleanup();
 	conf_enrollment_clear(&e);

@@ -138,6 +138,9 @@ int agent_ca_label(X509 *ca, char *out, size_t outlen)
 void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned char *id,
 		      size_t idlen, const char *label, X509 *cert)
 {
+	/* -q: errors only */
+	if (log_verbosity() < 0)
+		return;
 	char hex[2 * TOK_ID_MAX + 1], subj[512], iss[512], date[64] = "", name[256], lab[512];
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	char *serial = bn != NULL ? BN_bn2hex(bn) : NULL;

@@ -137,10 +137,10 @@ static void say(int print, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	if (print)
-		printf("%s\n", line);
-	else
+	if (!print)
 		log_msg(LOG_NOTICE, "%s", line + strspn(line, " "));
+	else if (log_verbosity() >= 0) /* -q: errors only */
+		printf("%s\n", line);
 }
 
 /* The rr for cert, signed by its own key (id), reason superseded. */

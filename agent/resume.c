@@ -193,7 +193,7 @@ agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
 		if (rc == EXIT_OK)
 			rc = EXIT_INTERNAL;
 	}
-	if (rc == EXIT_OK)
+	if (rc == EXIT_OK && log_verbosity() >= 0)
 		printf("abandoned %s: the pending %s\n", e->name, pending_req_name(ap->p.type));
 	return rc;
 }

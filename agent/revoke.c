@@ -99,7 +99,8 @@ static agent_rc delete_revoked(const conf_enrollment *e, tok_ctx *tok, const tok
 			revl, agent_recover_cmd(e, cmd, sizeof(cmd)));
 	} else {
 		agent_hex(id->id, id->len, hex, sizeof(hex));
-		printf("  deleted:    key id %s and its certificate\n", hex);
+		if (log_verbosity() >= 0)
+			printf("  deleted:    key id %s and its certificate\n", hex);
 		rc = EXIT_OK;
 	}
 	free(revl);
@@ -132,7 +133,8 @@ static agent_rc revoke_replaced(const conf_enrollment *e, const agent_cmd_opts *
 	if ((rc = agent_token_open(&r, &tok, 1)) != EXIT_OK)
 		return rc;
 	if ((rc = agent_recover(&r, tok)) == EXIT_OK &&
-	    (rc = agent_revoke_replaced(&r, tok, &found, 1)) == EXIT_OK && !found)
+	    (rc = agent_revoke_replaced(&r, tok, &found, 1)) == EXIT_OK && !found &&
+	    log_verbosity() >= 0)
 		printf("nothing to revoke: no certificate is labelled '%s%s'\n", e->label,
 		       AGENT_MARK_TO_REVOKE);
 	tok_free(tok);
@@ -254,9 +256,11 @@ agent_rc agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 		rc = agent_exit_from_cmpc(crv);
 		goto out;
 	}
-	printf("revoked %s\n  serial:     %s\n  reason:     %s\n  status:     %s\n",
-	       e->name != NULL ? e->name : "", serial_hex,
-	       reason >= 0 ? conf_reason_name(reason) : "unspecified (none given)", status_text(st));
+	if (log_verbosity() >= 0)
+		printf("revoked %s\n  serial:     %s\n  reason:     %s\n  status:     %s\n",
+		       e->name != NULL ? e->name : "", serial_hex,
+		       reason >= 0 ? conf_reason_name(reason) : "unspecified (none given)",
+		       status_text(st));
 	if (st == CMPC_RR_REVOCATION_WARNING || st == CMPC_RR_REVOCATION_NOTIFICATION)
 		log_msg(LOG_NOTICE, "the CA answered %s", status_text(st));
 	rc = EXIT_OK;

@@ -1,15 +1,17 @@
 /*
  * Every setting of p11enroll.conf(5), declared once.  The rows generate the
  * conf_enrollment fields (agent.h), the file's keys and their checks
- * (conf.c, conf_check.c), the command-line flags and --help (main.c) and
- * `p11enroll check-config --keys`, which tests/man.sh compares with the
- * man page.  A new setting is one row here, its use, and its man page
- * entry.
+ * (conf.c, conf_check.c), the command-line flags (main.c), help and
+ * completion (help.c) and `p11enroll check-config --keys`, which
+ * tests/man.sh compares with the man page.  A new setting is one row here,
+ * its use, and its man page entry.
  *
  * SETTING(key, flag, type, scope, required, min, max, arg, default, help)
  *   key       the file's key and the conf_enrollment field
- *   flag      the command-line flag ("--flag"), NULL for file-only keys;
- *             a yes/no setting also gets "--no-flag"
+ *   flag      the command-line flag ("--flag"), NULL for file-only keys
+ *             (the agent's alone: it takes them from the file, again on
+ *             reload; p11enroll.conf(5) says so); a yes/no setting also
+ *             gets "--no-flag"
  *   type      SET_* below: decides the field's C type and the check
  *   scope     where the key may stand: SC_GLOBAL only before the first
  *             [section] (one agent, one value), SC_ENROLLMENT only in an
@@ -85,7 +87,8 @@
 	  "seconds for each message exchange")                                                     \
 	X(total_timeout, "total-timeout", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "300",               \
 	  "seconds for a whole transaction, polling included")                                     \
-	X(max_response_size, NULL, SET_INT, SC_BOTH, 0, 1024, 1073741824, NULL, "1048576",         \
+	X(max_response_size, "max-response-size", SET_INT, SC_BOTH, 0, 1024, 1073741824, "BYTES",  \
+	  "1048576",                                                                               \
 	  "largest response accepted, in bytes")                                                   \
 	X(keep_old, "keep-old", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                            \
 	  "enroll, renew: keep the replaced pair as \"LABEL (old)\"")                              \
@@ -126,7 +129,7 @@
 	  "accept unprotected error messages (shown as unverified)")                               \
 	X(reason, "reason", SET_REASON, SC_BOTH, 0, 0, 0, "R", "none",                             \
 	  "revoke: CRL reason name (keyCompromise ...) or number")                                 \
-	X(delete_revoked, NULL, SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                            \
+	X(delete_revoked, "delete-revoked", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                \
 	  "revoke: then delete the certificate and its key from the token")                        \
 	X(use_template, "use-template", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                    \
 	  "fill the request from the CA's certificate template")                                   \
@@ -157,17 +160,17 @@
 	  "agent: seconds between looks for an absent token")                                      \
 	X(queue, "queue", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,                                \
 	  "station: the CSV file of who each card is for")                                         \
-	X(station_poll, NULL, SET_INT, SC_BOTH, 0, 20, 60000, NULL, "500",                         \
+	X(station_poll, "station-poll", SET_INT, SC_BOTH, 0, 20, 60000, "MS", "500",               \
 	  "station: milliseconds between looks for inserted and removed cards")                    \
-	X(init_token, NULL, SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                                \
+	X(init_token, "init-token", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                        \
 	  "station: initialize blank cards (C_InitToken, C_InitPIN)")                              \
-	X(so_pin_source, NULL, SET_SECRET_SOURCE, SC_BOTH, 0, 0, 0, NULL, NULL,                    \
+	X(so_pin_source, "so-pin-source", SET_SECRET_SOURCE, SC_BOTH, 0, 0, 0, "SRC", NULL,        \
 	  "station: SO PIN for blank cards from file:PATH, fd:N or env:NAME")                      \
-	X(token_label, NULL, SET_TEXT, SC_BOTH, 0, 0, 0, NULL, "badge-%s",                         \
+	X(token_label, "token-label", SET_TEXT, SC_BOTH, 0, 0, 0, "LABEL", "badge-%s",             \
 	  "station: a blank card's new token label; %s: its serial or a random suffix")            \
-	X(pin_length, NULL, SET_INT, SC_BOTH, 0, 4, 64, NULL, "8",                                 \
+	X(pin_length, "pin-length", SET_INT, SC_BOTH, 0, 4, 64, "N", "8",                          \
 	  "station: digits of a blank card's generated user PIN")                                  \
-	X(pin_mailer, NULL, SET_ABSPATH, SC_BOTH, 0, 0, 0, NULL, NULL,                             \
+	X(pin_mailer, "pin-mailer", SET_ABSPATH, SC_BOTH, 0, 0, 0, "PROG", NULL,                   \
 	  "station: program given each generated user PIN on its standard input")
 
 /* The types.  Text types keep the string (checked at load); the others are

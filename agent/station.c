@@ -123,6 +123,8 @@ static void say(const char *fmt, ...)
 	char line[2048], esc[4096];
 	va_list ap;
 
+	if (log_verbosity() < 0) /* -q: errors only */
+		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
@@ -141,6 +143,9 @@ static void say_outcome(const station *s, const char *word, const char *fmt, ...
 	const char *colour = word[0] == 'O' ? "32" : word[0] == 'F' ? "31" : "33";
 	va_list ap;
 
+	/* -q: a card that failed only */
+	if (log_verbosity() < 0 && word[0] != 'F')
+		return;
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);

@@ -22,7 +22,7 @@ static void progress(const station *s, const char *card, double secs)
 	static const char spin[] = "|/-\\";
 	char esc[256];
 
-	if (!s->tty)
+	if (!s->tty || log_verbosity() < 0)
 		return;
 	printf("\r\033[K%c card %s: enrolling, %.0f s", spin[(int)(secs * 4) % 4],
 	       agent_escape(card, esc, sizeof(esc)), secs);
@@ -104,6 +104,8 @@ int station_run_child(const station *s, const tok_watch_event *ev, const card_jo
 	}
 	if (log_verbosity() > 0)
 		argv[i++] = "-v";
+	else if (log_verbosity() < 0)
+		argv[i++] = "-q";
 	argv[i++] = job->look ? "check" : job->resume ? "resume" : "enroll";
 	if (job->look)
 		argv[i++] = "--recover";

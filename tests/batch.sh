@@ -143,5 +143,5 @@ check "/batch/refused/token-untouched" test "$(calls C_Initialize)" -eq 0
 
 batch "$TMP/rows.csv" renew
 check "/batch/renew-refused/exit-2" expect_rc 2
-check "/batch/renew-refused/message" grep_err '\-\-batch is an option of enroll'
+check "/batch/renew-refused/message" grep_err "^p11enroll: error: --batch does not apply to renew; see 'p11enroll help renew'$"
 finish

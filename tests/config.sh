@@ -49,8 +49,8 @@ write_conf conf
 sed -i '/^trusted/d' "$TMP/p11enroll.conf"
 bad missing-trusted "\\[test\\] lacks trusted, which every enrollment needs" enroll test
 write_conf conf
-bad bad-option "unrecognized option '--no-such-option'" enroll test --no-such-option
-check "/config/bad-option/usage" grep_err '^usage: p11enroll \[options\] COMMAND \[NAME\]$'
+bad bad-option "unknown option '--no-such-option'; see 'p11enroll help enroll'" enroll test --no-such-option
+check "/config/bad-option/one-line" test "$(wc -l < "$TMP/err")" -eq 1
 bad unknown-command "unknown command 'enrol'" enrol test
 bad extra-argument "unexpected argument" enroll test extra
 bad bad-timeout "not a number of seconds" enroll test --timeout soon

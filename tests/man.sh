@@ -1,12 +1,14 @@
 #!/bin/sh
 # /man: the man pages lint clean, every --help option is documented in
-# p11enroll(1), and p11enroll.conf(5) documents exactly the settings table
+# p11enroll(1) (those of p11enroll help COMMAND too), and p11enroll.conf(5) documents exactly the settings table
 # (p11enroll check-config --keys): no key without its entry, no entry
 # without its key.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 [ -n "$MANDOC" ] || bail_out "mandoc not found: install it (tools/deps.sh)"
 [ -x "$P11ENROLL" ] || bail_out "p11enroll not built"
-opts=$("$P11ENROLL" --help | grep -o -E -- '--[a-z][a-z-]*' | sort -u)
+# the options of the overview and of every command's help
+opts=$({ "$P11ENROLL" --help && for c in $("$P11ENROLL" help --complete); do
+	"$P11ENROLL" help "$c"; done; } | grep -o -E -- '--[a-z][a-z-]*' | sort -u)
 keys=$("$P11ENROLL" check-config --keys | cut -f 1)
 # the keys the page's tagged lists name: ".It Cm a , Cm b"
 documented=$(grep '^\.It Cm ' "$top_srcdir/man/p11enroll.conf.5" |
