@@ -26,6 +26,11 @@
  *     For crash-safety tests: the process dies as by a power cut or the OOM
  *     killer, with no chance to clean up; a shell sees exit status 137.
  *
+ * P11WRAP_HOLD=C_Name:when[:N][,...], P11WRAP_HOLD_FILE=FILE
+ *     At the same points as P11WRAP_KILL the call waits instead: it creates
+ *     FILE.held and goes on once FILE exists (checked every 20 ms; signals
+ *     do not end the wait).  A slow token, for as long as a test needs.
+ *
  * P11WRAP_TIMES=FILE
  *     Counts the calls of each function and the time spent in the real
  *     module; at the process's exit appends "C_Name calls=N us=T" lines,
