@@ -311,6 +311,16 @@ static agent_rc undo(agent_req *r, pending_saver *ps, struct store_ctx *sc, int 
 {
 	agent_undo_begin();
 	log_msg(LOG_NOTICE, "%s stopped: %s", r->what, cmpc_errmsg(r->cmp));
+	/* The accept callback refused it for the signal: the certConf ended
+	 * the transaction, also a resumed one. */
+	if (sc->rc == EXIT_INTERRUPTED) {
+		(void)pending_after(ps, r->cmp, CMPC_ERR_CERT);
+		return interrupted(*generated ? "after the CA issued the certificate: it was "
+						"refused in the certConf and the new key pair is "
+						"removed"
+					      : "after the CA issued the certificate: it was refused "
+						"in the certConf");
+	}
 	if (sc->stored && agent_keep_unconfirmed(r->e, CMPC_ERR_STOPPED, 1)) {
 		*generated = 0;
 		(void)pending_after(ps, r->cmp, CMPC_ERR_CERT);
@@ -472,11 +482,11 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	sc.chain_now = r->type != CMPC_REQ_KUR;
 	sc.created = sk_X509_new_null();
 	cmpc_set_accept_cb(r->cmp, store_cb, &sc);
-	/* For p10cr the protocol layer makes the CSR from the subject and SANs
-	 * set up above (template included) and the token signs it. */
-	/* A slow token's signatures come first; the CA's answer then */
+	/* A slow token's signatures come first, then the CA's answer. */
 	agent_wait_show("signing the %s with the key%s on token '%s'...", pending_req_name(r->type),
 			r->have_old ? "s" : "", tok_opened_info(r->tok)->label);
+	/* For p10cr the protocol layer makes the CSR from the subject and SANs
+	 * set up above (template included) and the token signs it. */
 	if (resume != NULL) {
 		log_msg(LOG_INFO, "polling %s for the pending %s", e->server,
 			pending_req_name(r->type));

@@ -13,7 +13,7 @@ need_cmd python3
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 45
+plan 50
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 GO="$TMP/go"
@@ -127,6 +127,14 @@ check "/progress/keygen/exit-0" exit_is 0
 check "/progress/keygen/shown" shows "generating an EC P-256 key on token 'prog-keygen'..."
 check "/progress/keygen/enrolled" test "$(count_objects "$TOK" cert)" -ge 1
 
+# a slow login (a TPM, a network HSM)
+fresh prog-login
+P11WRAP_HOLD=C_Login:before P11WRAP_HOLD_FILE=$GO \
+	on_pty "file:$GO.held" "expect:logging in to token 'prog-login'..." "touch:$GO" \
+	-- enroll test
+check "/progress/login/exit-0" exit_is 0
+check "/progress/login/shown" shows "logging in to token 'prog-login'..."
+
 # Ctrl-C while the token makes the key: the key is made, then removed
 fresh prog-keygen-int
 P11WRAP_HOLD=C_GenerateKeyPair:before P11WRAP_HOLD_FILE=$GO \
@@ -150,6 +158,7 @@ check "/progress/issued/exit-130" exit_is 130
 check "/progress/issued/ca-issued" test "$(ca_issued)" -eq 1
 check "/progress/issued/ca-told-rejected" grep -q 'certConf: the client rejected the certificate' \
 	"$TMP/ca.log"
+check "/progress/issued/error-says-why" shows "p11enroll: error: interrupted (SIGINT) after the CA issued the certificate: it was refused in the certConf and the new key pair is removed"
 check "/progress/issued/token-empty" test "$(count_objects "$TOK")" -eq 0
 check "/progress/issued/no-new" no_new
 
@@ -183,6 +192,14 @@ check "/progress/renew/old-pair-kept" test "$(label_id "$TOK" privkey enrolled-k
 check "/progress/renew/old-cert-kept" test "$(label_id "$TOK" cert enrolled-key)" = "$old_id"
 check "/progress/renew/nothing-added" test "$(count_objects "$TOK")" = "$before"
 check "/progress/renew/no-new" no_new
+
+# --- revoke: Ctrl-C stops the wait; the certificate stays on the token ----------
+start_ca --hang-on rr || exit 1
+wrapped_conf
+on_pty "expect:waiting for the CA at $CA_URL to answer the rr (up to " "send:\\x03" \
+	-- revoke test
+check "/progress/revoke/exit-130" exit_is 130
+check "/progress/revoke/cert-kept" test "$(label_id "$TOK" cert enrolled-key)" = "$old_id"
 
 # --- (d) no terminal: the log is as before --------------------------------------
 fresh prog-noterm --hang-on ir
