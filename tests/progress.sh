@@ -13,7 +13,7 @@ need_cmd python3
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 50
+plan 58
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 GO="$TMP/go"
@@ -103,6 +103,15 @@ check "/progress/hang/key-made-then-removed" made_and_removed "$LOG"
 check "/progress/hang/token-empty" test "$(count_objects "$TOK")" -eq 0
 check "/progress/hang/ca-got-ir" grep -q 'hang: ir received' "$TMP/ca.log"
 
+# SIGTERM (a service manager's stop) undoes the same way
+fresh prog-term --hang-on ir
+on_pty "expect:waiting for the CA at $CA_URL to answer the ir (up to " "signal:TERM" \
+	-- enroll test
+check "/progress/sigterm/exit-130" exit_is 130
+check "/progress/sigterm/error-says-why" \
+	shows "p11enroll: error: interrupted (SIGTERM) during the request: the new key pair is removed"
+check "/progress/sigterm/token-empty" test "$(count_objects "$TOK")" -eq 0
+
 # --- (a) the CA answers "waiting": the next poll is shown; Ctrl-C abandons ---
 fresh prog-poll --poll 3600 --deliver-when "$TMP/deliver"
 on_pty "expect:the CA said 'waiting' for the ir: next poll at " "expect:, giving up at " \
@@ -117,6 +126,18 @@ check "/progress/poll/no-pending-left" test "$(pending_count)" -eq 0
 p11e enroll test --module "$SOFTHSM2_MODULE" --total-timeout "$(scaled 5)"
 check "/progress/poll/next-enroll-not-refused" expect_rc 9
 p11e resume --abandon test --module "$SOFTHSM2_MODULE"
+
+# A second Ctrl-C while the CA is told (it never answers the error
+# message): the telling stops, and the token still ends as it began.
+fresh prog-poll2 --poll 3600 --deliver-when "$TMP/deliver" --hang-on error
+on_pty "expect:the CA said 'waiting' for the ir: next poll at " "send:\\x03" \
+	"expect:waiting for the CA at $CA_URL to answer the error (up to " "send:\\x03" \
+	-- enroll test
+check "/progress/poll-twice/exit-130" exit_is 130
+check "/progress/poll-twice/ca-got-error" grep -q 'hang: error received' "$TMP/ca.log"
+check "/progress/poll-twice/says-not-told" shows "could not tell the CA"
+check "/progress/poll-twice/token-empty" test "$(count_objects "$TOK")" -eq 0
+check "/progress/poll-twice/no-pending-left" test "$(pending_count)" -eq 0
 
 # --- a slow token: the key generation is shown --------------------------------
 fresh prog-keygen

@@ -14,6 +14,7 @@ order, each waiting for an event, never for a fixed time:
     send:TEXT      writes TEXT to the terminal (\\x03 is Ctrl-C; Python
                    escapes are decoded)
     touch:PATH     creates PATH
+    signal:NAME    sends the signal (TERM, HUP, INT...) to the command
 
 Then it waits for the command to end.  Everything the command wrote goes
 to the log FILE, raw (carriage returns and escape sequences included).
@@ -47,7 +48,7 @@ def main(argv):
         elif a == '--timeout' and i + 1 < len(argv):
             timeout = float(argv[i + 1])
             i += 2
-        elif a.split(':', 1)[0] in ('expect', 'file', 'send', 'touch') and ':' in a:
+        elif a.split(':', 1)[0] in ('expect', 'file', 'send', 'touch', 'signal') and ':' in a:
             steps.append(tuple(a.split(':', 1)))
             i += 1
         else:
@@ -127,6 +128,8 @@ def main(argv):
         elif kind == 'touch':
             with open(arg, 'a'):
                 pass
+        elif kind == 'signal':
+            os.kill(pid, getattr(signal, 'SIG' + arg))
 
     while status is None:
         if open_fd:
