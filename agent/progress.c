@@ -228,6 +228,8 @@ int agent_cmp_wait(const cmpc_wait *w, void *arg)
 	char a[16], b[16];
 
 	(void)arg;
+	if (!drawing) /* libcurl asks often: nothing to format then */
+		return agent_stop_wanted();
 	if (w->kind == CMPC_WAIT_DONE)
 		agent_wait_done();
 	else if (w->kind == CMPC_WAIT_ANSWER)
