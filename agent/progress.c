@@ -115,16 +115,22 @@ static void *draw(void *arg)
 
 void agent_progress_start(int show)
 {
-	struct sigaction sa;
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa, was;
 	sigset_t all, old;
+	size_t i;
 
-	/* No SA_RESTART: a PIN prompt's read ends at Ctrl-C (secret.c). */
+	/* no SA_RESTART: a blocked read or poll ends at the signal */
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	(void)sigaction(SIGINT, &sa, NULL);
-	(void)sigaction(SIGTERM, &sa, NULL);
-	(void)sigaction(SIGHUP, &sa, NULL);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		/* An ignored signal stays ignored (nohup, a shell's background
+		 * job): whoever started us did not want it to stop us. */
+		if (sigaction(sigs[i], NULL, &was) == 0 && was.sa_handler == SIG_IGN)
+			continue;
+		(void)sigaction(sigs[i], &sa, NULL);
+	}
 	if (!show || !isatty(STDERR_FILENO))
 		return;
 	/* The signals go to the main thread, whose waits they cut short. */

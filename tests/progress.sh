@@ -13,7 +13,7 @@ need_cmd python3
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 58
+plan 63
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 GO="$TMP/go"
@@ -223,6 +223,42 @@ check "/progress/revoke/exit-130" exit_is 130
 check "/progress/revoke/cert-kept" test "$(label_id "$TOK" cert enrolled-key)" = "$old_id"
 
 # --- (d) no terminal: the log is as before --------------------------------------
+# SIGTERM from outside (a background job ignores SIGINT); stderr in full.
+fresh prog-bg --hang-on ir
+env P11WRAP_LOG="$LOG" "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test < /dev/null \
+	> "$TMP/out" 2> "$TMP/err" &
+pid=$!
+wait_for 60 grep -q 'hang: ir received' "$TMP/ca.log"
+kill -TERM "$pid"
+wait "$pid"
+RC=$?
+cat > "$TMP/want" <<EOF
+p11enroll: enrollment stopped: CMP initialization request (ir) failed: sending the ir to $CA_URL: stopped while waiting for the answer
+p11enroll: error: interrupted (SIGTERM) during the request: the new key pair is removed
+p11enroll: the new key pair was removed from the token
+EOF
+check "/progress/no-terminal/sigterm-exit-130" expect_rc 130
+check "/progress/no-terminal/stderr-in-full" diff "$TMP/want" "$TMP/err"
+check "/progress/no-terminal/token-empty" test "$(count_objects "$TOK")" -eq 0
+
+# An ignored SIGHUP (nohup) stays ignored: the run goes on and succeeds.
+# It comes while the token makes the key (held there until it came).
+fresh prog-hup
+(
+	trap '' HUP
+	P11WRAP_HOLD=C_GenerateKeyPair:before P11WRAP_HOLD_FILE=$GO \
+		exec env P11WRAP_LOG="$LOG" "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test \
+		< /dev/null > "$TMP/out" 2> "$TMP/err"
+) &
+pid=$!
+wait_for 60 test -e "$GO.held"
+kill -HUP "$pid"
+: > "$GO"
+wait "$pid"
+RC=$?
+check "/progress/no-terminal/ignored-hup-exit-0" expect_rc 0
+check "/progress/no-terminal/ignored-hup-enrolled" grep -q '^enrolled test' "$TMP/out"
+
 fresh prog-noterm --hang-on ir
 sed -i "s|^timeout = .*|timeout = $(scaled 2)|" "$TMP/p11enroll.conf"
 env P11WRAP_LOG="$LOG" "$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test < /dev/null \
