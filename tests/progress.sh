@@ -13,7 +13,7 @@ need_cmd python3
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 63
+plan 69
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 GO="$TMP/go"
@@ -138,6 +138,19 @@ check "/progress/poll-twice/ca-got-error" grep -q 'hang: error received' "$TMP/c
 check "/progress/poll-twice/says-not-told" shows "could not tell the CA"
 check "/progress/poll-twice/token-empty" test "$(count_objects "$TOK")" -eq 0
 check "/progress/poll-twice/no-pending-left" test "$(pending_count)" -eq 0
+
+# resume stopped while polling: the transaction it did not start is kept
+fresh prog-resume --poll 3600 --deliver-when "$TMP/deliver"
+p11e enroll test --total-timeout "$(scaled 5)"
+check "/progress/resume/saved-exit-9" expect_rc 9
+on_pty "expect:the CA said 'waiting' for the ir: next poll at " "send:\\x03" -- resume test
+check "/progress/resume/exit-130" exit_is 130
+check "/progress/resume/says-kept" shows "the pending ir is kept: run \`p11enroll resume test\` to go on"
+check "/progress/resume/pending-kept" test "$(pending_count)" -eq 1
+: > "$TMP/deliver"
+p11e resume test --module "$SOFTHSM2_MODULE"
+check "/progress/resume/resumed-later" expect_rc 0
+check "/progress/resume/no-new-left" no_new
 
 # --- a slow token: the key generation is shown --------------------------------
 fresh prog-keygen
