@@ -14,6 +14,29 @@
 #include "cmp/cmpc.h"
 #include "pkcs11/tok.h"
 
+/*
+ * progress.c: the waits and interruptions of the one-shot commands.
+ * agent_progress_start installs the handlers of SIGINT, SIGTERM and SIGHUP
+ * (they only note the signal) and, with show and stderr a terminal, the
+ * progress line; agent_progress_stop takes the line away.
+ */
+void agent_progress_start(int show);
+void agent_progress_stop(void);
+/* The first of those signals that came, 0 if none. */
+int agent_interrupted(void);
+/* "SIGINT", "SIGTERM", "SIGHUP". */
+const char *agent_signal_name(int sig);
+/* The undo of an interrupted run begins: its own exchanges go on until the
+ * next signal (agent_stop_wanted says 1 again only after one). */
+void agent_undo_begin(void);
+int agent_stop_wanted(void);
+/* The current wait, shown once it has lasted a second (printf format);
+ * agent_wait_done: it is over. */
+void agent_wait_show(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void agent_wait_done(void);
+/* The cmpc_wait_fn of every context agent_cmpc_new makes. */
+int agent_cmp_wait(const cmpc_wait *w, void *arg);
+
 /* cmpc_new(), with the failure logged. */
 cmpc_ctx *agent_cmpc_new(void);
 /* Everything but the protection: server, trust, timeouts, names, profile,

@@ -29,7 +29,14 @@ typedef enum {
 	EXIT_WAITING = 9,    /* the CA did not deliver before the timeout */
 	EXIT_ABSENT = 10,    /* no token matches the token URI (not inserted?) */
 	EXIT_BUSY = 11,      /* another process works on the enrollment */
+	/* SIGINT, SIGTERM or SIGHUP stopped it, after undoing what it had
+	 * started (128 + SIGINT, the shell's convention) */
+	EXIT_INTERRUPTED = 130,
 } agent_rc;
+
+/* progress.c: a log line for stderr; a progress line on the terminal is
+ * taken off first (it comes back at the next tick). */
+void agent_progress_print(const char *line);
 
 /* log.c */
 void log_init(const char *progname, int verbosity, int use_syslog);

@@ -464,6 +464,13 @@ agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path)
 	for (i = 0; i < b.csv.n; i++) {
 		if (b.known[i] == ~0U)
 			continue;
+		/* the interrupted row was undone; the rest wait for the next run */
+		if (agent_interrupted() != 0) {
+			log_msg(LOG_ERR, "interrupted (%s): the batch stops before line %ld",
+				agent_signal_name(agent_interrupted()), b.csv.rows[i].line);
+			t.first = EXIT_INTERRUPTED;
+			break;
+		}
 		if (one_row(&b, i, e, tok, cmp, info.serial, rs, &t) < 0) {
 			log_msg(LOG_ERR, "the batch stops at line %ld: the rows after it are left as "
 					 "they are for the next run",

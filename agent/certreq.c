@@ -55,6 +55,15 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 	int i, created;
 
 	s->stored = 0;
+	/* Interrupted after the CA issued it and before the certConf: the CA
+	 * is told in the certConf that it is refused, and the key goes. */
+	if (agent_interrupted() != 0) {
+		agent_undo_begin();
+		snprintf(why, whylen, "the run was interrupted (%s) before it was stored",
+			 agent_signal_name(agent_interrupted()));
+		s->rc = EXIT_INTERRUPTED;
+		return -1;
+	}
 	if (s->id->len == 0) {
 		/* a given CSR whose key is not on the token: the file is the
 		 * only copy, and a certificate that cannot be written there is
@@ -93,6 +102,16 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 		s->rc = agent_exit_from_tok(rv);
 		return -1;
 	}
+	/* Interrupted while it was stored: it goes again before the certConf
+	 * refuses it, as recovery would adopt it.  If it cannot go, the run
+	 * goes on as if there had been no signal. */
+	if (agent_interrupted() != 0 && tok_cacert_destroy(s->tok, cert) == TOK_OK) {
+		agent_undo_begin();
+		snprintf(why, whylen, "the run was interrupted (%s) while it was stored",
+			 agent_signal_name(agent_interrupted()));
+		s->rc = EXIT_INTERRUPTED;
+		return -1;
+	}
 	s->stored = 1;
 	s->rc = EXIT_OK;
 	return 0;
@@ -106,6 +125,14 @@ static void explain_key_failure(tok_ctx *tok)
 
 	if (rv != TOK_OK)
 		agent_token_fail(tok, rv, "the token did not sign");
+}
+
+static const char *key_name(const tok_keyspec *spec)
+{
+	if (spec->alg == TOK_KEY_RSA)
+		return spec->bits == 4096 ? "n RSA 4096" : spec->bits == 3072 ? "n RSA 3072"
+									  : "n RSA 2048";
+	return spec->bits == 384 ? "n EC P-384" : "n EC P-256";
 }
 
 /* The key the request certifies: the pending transaction's, the user's
@@ -166,7 +193,11 @@ static agent_rc pick_key(agent_req *r, const char *new_label, tok_id *id, int *r
 		log_msg(LOG_INFO, "certifying the existing key pair with id %s", e->key_id);
 		return EXIT_OK;
 	}
-	if ((trv = tok_keygen(r->tok, &r->spec, new_label, id)) != TOK_OK)
+	agent_wait_show("generating a%s key on token '%s'...", key_name(&r->spec),
+			tok_opened_info(r->tok)->label);
+	trv = tok_keygen(r->tok, &r->spec, new_label, id);
+	agent_wait_done();
+	if (trv != TOK_OK)
 		return agent_token_fail(r->tok, trv, "generating the new key pair on the token failed");
 	if (tok_keygen_notice(r->tok)[0] != '\0')
 		log_msg(LOG_NOTICE, "%s", tok_keygen_notice(r->tok));
@@ -316,6 +347,50 @@ static agent_rc finish(agent_req *r, const tok_id *id, int generated, X509 *cert
 	return rc;
 }
 
+static agent_rc interrupted(const char *what)
+{
+	log_msg(LOG_ERR, "interrupted (%s) %s", agent_signal_name(agent_interrupted()), what);
+	return EXIT_INTERRUPTED;
+}
+
+/*
+ * The request was stopped by a signal (or failed after one): what the run
+ * started is undone as far as it can be.  The certificate stored under
+ * the temporary label after its certConf went out stays for recovery: the
+ * CA may hold it as confirmed.  A transaction the CA answered "waiting"
+ * is given up at the CA (a resumed one is kept: this run did not start
+ * it), and the new key pair goes (*generated stays set for out:).
+ */
+static agent_rc undo(agent_req *r, pending_saver *ps, struct store_ctx *sc, int *generated)
+{
+	agent_undo_begin();
+	log_msg(LOG_NOTICE, "%s stopped: %s", r->what, cmpc_errmsg(r->cmp));
+	/* The accept callback refused it for the signal: the certConf ended
+	 * the transaction, also a resumed one. */
+	if (sc->rc == EXIT_INTERRUPTED) {
+		(void)pending_after(ps, r->cmp, CMPC_ERR_CERT);
+		return interrupted(*generated ? "after the CA issued the certificate: it was "
+						"refused in the certConf and the new key pair is "
+						"removed"
+					      : "after the CA issued the certificate: it was refused "
+						"in the certConf");
+	}
+	if (sc->stored && agent_keep_unconfirmed(r->e, CMPC_ERR_STOPPED, 1)) {
+		*generated = 0;
+		(void)pending_after(ps, r->cmp, CMPC_ERR_CERT);
+		return interrupted("after the certificate was stored and its certConf sent");
+	}
+	if (r->resume != NULL) {
+		*generated = 0;
+		log_msg(LOG_NOTICE, "the pending %s is kept: run `p11enroll resume %s` to go on",
+			pending_req_name(r->type), r->e->name);
+		return interrupted("while polling the CA: nothing to undo");
+	}
+	(void)pending_after(ps, r->cmp, CMPC_ERR_STOPPED);
+	return interrupted(*generated ? "during the request: the new key pair is removed"
+				      : "during the request");
+}
+
 agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon)
 {
 	const conf_enrollment *e = r->e;
@@ -423,8 +498,16 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	    ((rc = agent_template_fetch(e, r->tok, r->old_cert, r->old_key, &r->tmpl)) != EXIT_OK ||
 	     (rc = agent_template_apply(e, &r->tmpl, &r->spec, r->cmp)) != EXIT_OK))
 		goto out;
+	if (agent_interrupted() != 0) {
+		rc = interrupted("before a new key was made: nothing to undo");
+		goto out;
+	}
 	if ((rc = pick_key(r, new_label, &id, &generated)) != EXIT_OK)
 		goto out;
+	if (agent_interrupted() != 0 && generated && resume == NULL) {
+		rc = interrupted("before the request was sent: the new key pair is removed");
+		goto out;
+	}
 	if (id.len == 0 && r->csr != NULL) {
 		/* Not on the token: the request is the CSR, signed already; the
 		 * public key is what the issued certificate is checked against. */
@@ -466,6 +549,9 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	sc.chain_now = r->type != CMPC_REQ_KUR;
 	sc.created = sk_X509_new_null();
 	cmpc_set_accept_cb(r->cmp, store_cb, &sc);
+	/* A slow token's signatures come first, then the CA's answer. */
+	agent_wait_show("signing the %s with the key%s on token '%s'...", pending_req_name(r->type),
+			r->have_old ? "s" : "", tok_opened_info(r->tok)->label);
 	/* For p10cr the protocol layer makes the CSR from the subject and SANs
 	 * set up above (template included) and the token signs it, unless one
 	 * is given (csr). */
@@ -478,8 +564,13 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 			r->have_old ? ", signed with the old key" : "");
 		crv = cmpc_certreq(r->cmp, r->type, key, r->old_cert, r->csr, &cert, &cacerts);
 	}
+	agent_wait_done();
 	snprintf(agent_result_self()->transaction, sizeof(agent_result_self()->transaction), "%s",
 		 cmpc_transaction_id(r->cmp));
+	if (crv != CMPC_OK && (crv == CMPC_ERR_STOPPED || agent_interrupted() != 0)) {
+		rc = undo(r, &ps, &sc, &generated);
+		goto out;
+	}
 	if (crv != CMPC_OK) {
 		log_msg(LOG_ERR, "%s failed%s%s%s: %s: %s", r->what,
 			*cmpc_transaction_id(r->cmp) ? " (transaction " : "",

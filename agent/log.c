@@ -82,8 +82,11 @@ void log_msg(int level, const char *fmt, ...)
 	}
 	const char *tag = level <= LOG_ERR ? "error: " : level == LOG_WARNING ? "warning: " :
 			  level == LOG_DEBUG ? "debug: " : "";
-	fprintf(stderr, "%s: %s%s%s%s\n", prog, tag, subject != NULL ? subject : "",
-		subject != NULL ? ": " : "", safe);
+	char out[sizeof(safe) + 256];
+
+	snprintf(out, sizeof(out), "%s: %s%s%s%s\n", prog, tag, subject != NULL ? subject : "",
+		 subject != NULL ? ": " : "", safe);
+	agent_progress_print(out);
 }
 
 int agent_fail(char *why, size_t whylen, const char *fmt, ...)

@@ -105,6 +105,22 @@ static int is_client(const char *cmd)
 	       strcmp(cmd, "clear") == 0;
 }
 
+/* The progress line: not with -q or --syslog (main). */
+static int progress_show;
+
+/* The one-shot commands that wait for a CA (enroll --batch too). */
+static int speaks_cmp(const char *cmd)
+{
+	static const char *const cmp[] = { "enroll", "renew",  "cr",  "p10cr",
+					   "resume", "revoke", "genm" };
+	size_t i;
+
+	for (i = 0; i < sizeof(cmp) / sizeof(cmp[0]); i++)
+		if (strcmp(cmd, cmp[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /* Commands that change the token take the enrollment's lock. */
 static int needs_lock(const char *cmd, const agent_cmd_opts *o)
 {
@@ -129,6 +145,10 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 	if (strcmp(cmd, "renew") == 0 && !o->local && e->name != NULL &&
 	    agent_ctl(cmd, e, o, &rc) == 0)
 		return rc;
+	/* Ctrl-C undoes what a request started (certreq.c); the waits of
+	 * every command that speaks CMP are shown on a terminal. */
+	if (speaks_cmp(cmd))
+		agent_progress_start(progress_show);
 	/* Taken when the token is opened: it is by token and label. */
 	agent_lock_on_open(needs_lock(cmd, o));
 	if (strcmp(cmd, "check") == 0)
@@ -494,7 +514,14 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	}
 	o.named = name != NULL;
 	o.config = config;
+	progress_show = !quiet && !use_syslog;
 	rc = run(cmd, &e, &o);
+	agent_progress_stop();
+	/* Whatever failed after a signal failed because of it (a PIN prompt
+	 * cut short, a transfer stopped); a run that finished all the same
+	 * keeps its 0. */
+	if (rc != EXIT_OK && agent_interrupted() != 0)
+		rc = EXIT_INTERRUPTED;
 	cmpc_global_cleanup();
 	conf_enrollment_clear(&e);
 	return rc;

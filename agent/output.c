@@ -35,6 +35,8 @@ agent_rc agent_exit_from_cmpc(int rv)
 		return EXIT_CERT;
 	case CMPC_ERR_KEY:
 		return EXIT_TOKEN;
+	case CMPC_ERR_STOPPED:
+		return EXIT_INTERRUPTED;
 	default:
 		return EXIT_INTERNAL;
 	}

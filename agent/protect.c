@@ -353,6 +353,8 @@ cmpc_ctx *agent_cmpc_new(void)
 
 	if (cmp == NULL)
 		log_msg(LOG_ERR, "cannot create the CMP context: out of memory");
+	else
+		cmpc_set_wait_cb(cmp, agent_cmp_wait, NULL);
 	return cmp;
 }
 

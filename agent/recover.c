@@ -257,7 +257,7 @@ int agent_keep_unconfirmed(const conf_enrollment *e, int crv, int stored)
 
 	/* The CA answered the certConf with an error: not confirmed, gone. */
 	if (!stored || (crv != CMPC_ERR_TRANSPORT && crv != CMPC_ERR_TLS &&
-			crv != CMPC_ERR_PROTOCOL))
+			crv != CMPC_ERR_PROTOCOL && crv != CMPC_ERR_STOPPED))
 		return 0;
 	log_msg(LOG_WARNING,
 		"the certificate is stored, but the confirmation exchange failed, so the CA may "

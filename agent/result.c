@@ -34,6 +34,8 @@ static const char *const categories[] = {
 
 const char *agent_result_category(int exit_code)
 {
+	if (exit_code == EXIT_INTERRUPTED)
+		return "interrupted";
 	return exit_code >= 0 && (size_t)exit_code < NCATEGORIES ? categories[exit_code] : "unknown";
 }
 

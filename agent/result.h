@@ -50,7 +50,7 @@
 
 typedef struct {
 	char name[AGENT_RESULT_NAME_MAX]; /* the enrollment (check NAME...), or "" */
-	int exit_code;		 /* EXIT_* */
+	int exit_code;		 /* EXIT_* (130: a signal stopped it; category "interrupted") */
 	char error[8192];	 /* the last error the step logged, whole; "" none */
 	char transaction[257];	 /* hex transactionID of the step's exchange, or "" */
 	int token;		 /* -1 not looked at, 0 absent, 1 present */

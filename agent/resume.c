@@ -76,12 +76,17 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 			pending_req_name(s->ap.p.type), s->ap.p.check_after, name, name);
 		return 1;
 	}
-	if (crv == CMPC_ERR_WAITING) {
-		/* Nowhere to keep it: the CA is told, and the key goes. */
-		log_msg(LOG_NOTICE, "the transaction could not be saved for `p11enroll resume`: "
-				    "telling the CA that it is given up");
-		if ((arv = cmpc_abandon(cmp, &s->ap.p, "the client could not keep the "
-						       "transaction")) != CMPC_OK)
+	if (crv == CMPC_ERR_WAITING || crv == CMPC_ERR_STOPPED) {
+		/* Nowhere to keep it, or interrupted: the CA is told, and the
+		 * key goes. */
+		log_msg(LOG_NOTICE, "%s: telling the CA that the transaction is given up",
+			crv == CMPC_ERR_STOPPED ? "interrupted"
+						: "the transaction could not be saved for "
+						  "`p11enroll resume`");
+		if ((arv = cmpc_abandon(cmp, &s->ap.p,
+					crv == CMPC_ERR_STOPPED ? "interrupted by the user"
+								: "the client could not keep the "
+								  "transaction")) != CMPC_OK)
 			log_msg(LOG_WARNING, "could not tell the CA: %s: %s", cmpc_strerror(arv),
 				cmpc_errmsg(cmp));
 	}

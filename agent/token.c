@@ -59,15 +59,19 @@ static agent_rc login(const conf_enrollment *e, tok_ctx *tok, const tok_info *in
 			info->label);
 	if (strcmp(e->pin_source, "protected") == 0) {
 		log_msg(LOG_NOTICE, "enter the PIN for token '%s' on its PIN pad", info->label);
+		agent_wait_show("waiting for the PIN on the PIN pad of token '%s'...", info->label);
 		rv = tok_login(tok, NULL);
 	} else {
 		if (secret_read(e->pin_source, "PIN", &pin, err, sizeof(err)) < 0) {
 			log_msg(LOG_ERR, "%s", err);
 			return EXIT_PIN;
 		}
+		/* a TPM's or a network HSM's login can take seconds */
+		agent_wait_show("logging in to token '%s'...", info->label);
 		rv = tok_login(tok, pin->buf);
 		secret_free(pin);
 	}
+	agent_wait_done();
 	if (rv != TOK_OK && tok_login_lockout(tok) != TOK_LOCK_NONE) {
 		/* The agent latches every enrollment the lockout covers (the
 		 * record says whose), until clear NAME. */

@@ -79,6 +79,8 @@ struct cmpc_ctx {
 	X509_NAME *recipient;		/* as given to OpenSSL, for messages built here */
 	cmpc_pending_fn pending_fn;
 	void *pending_arg;
+	cmpc_wait_fn wait_fn;
+	void *wait_arg;
 	char last_tid[2 * CMPC_ID_MAX + 1]; /* hex transactionID of the last message sent */
 	int left_open;	/* the last certificate request failed, the transaction goes on */
 	int rr_fail_info; /* failInfo bits of the last rr the CA rejected, else 0 */
@@ -140,6 +142,9 @@ struct cmpc_ctx {
 		int signer_kind;
 		X509 *issued_by_signer; /* borrowed: rr's certificate, or NULL */
 		char signer_msg[1024];	/* why the last candidate signer was refused */
+		cmpc_wait wait_now;	/* what the wait callback is told */
+		char wait_what[64];
+		int stopped; /* the wait callback asked to stop */
 	} x;
 };
 
@@ -372,8 +377,15 @@ void cmpc_note_response(cmpc_ctx *ctx, const CMPC_HDR *h);
  * cmpc_resume: ctx->x.replay (taken), after pointing OpenSSL's senderNonce
  * at the nonce the replayed message answers. */
 OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req);
-/* Sleeps s seconds (whole seconds, restarted after signals). */
-void cmpc_sleep(long s);
+/* Sleeps s seconds before the next pollReq of a request of type body (whole seconds, restarted
+ * after signals), telling the wait callback; CMPC_ERR_STOPPED (recorded
+ * with what) when it asked to stop, else CMPC_OK. */
+cmpc_rv cmpc_sleep(cmpc_ctx *ctx, long s, const char *what, int body);
+/* The wait callback: a wait begins (kind, in ms from now), goes on
+ * (cmpc_wait_tick: 1 when the callback asked to stop) or ends. */
+void cmpc_wait_begin(cmpc_ctx *ctx, cmpc_wait_kind kind, long long in_ms);
+int cmpc_wait_tick(cmpc_ctx *ctx);
+void cmpc_wait_end(cmpc_ctx *ctx);
 /* CLOCK_MONOTONIC in milliseconds: for deadlines, never for messageTime. */
 long long cmpc_now_ms(void);
 

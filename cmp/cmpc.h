@@ -12,6 +12,7 @@
 #define P11ENROLL_CMPC_H
 
 #include <stddef.h>
+#include <time.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -29,6 +30,7 @@ typedef enum {
 	                        accept callback refused it; it was rejected in certConf */
 	CMPC_ERR_KEY,        /* the key could not sign the request or its POP */
 	CMPC_ERR_INTERNAL,
+	CMPC_ERR_STOPPED,    /* the wait callback asked to stop (cmpc_set_wait_cb) */
 } cmpc_rv;
 
 const char *cmpc_strerror(cmpc_rv rv);
@@ -108,6 +110,29 @@ cmpc_rv cmpc_transfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...) CMPC
  * CMPC_ERR_TRANSPORT; when the total timeout ran out, a transaction the CA
  * answered "waiting" ends in CMPC_ERR_WAITING and is kept for a resume. */
 cmpc_rv cmpc_transfer_timeout(cmpc_ctx *ctx, const char *detail);
+
+/*
+ * Waits the caller may show (a progress line) and cut short (Ctrl-C).  The
+ * layer calls fn when a message goes out and again about once a second
+ * while its answer is awaited (CMPC_WAIT_ANSWER, until: the message's time
+ * limit), while it sleeps before the next pollReq (CMPC_WAIT_POLL, until:
+ * the next poll, give_up: the end of the total timeout), and once with
+ * CMPC_WAIT_DONE when the wait is over.  Times are wall-clock seconds.
+ * A non-zero return stops the wait at once (libcurl's progress callback,
+ * the polling sleep) and the exchange ends with CMPC_ERR_STOPPED; the
+ * return of a CMPC_WAIT_DONE call is ignored.  what: "the ir", url: the
+ * server.  Called on the caller's thread, never from a signal handler.
+ */
+typedef enum { CMPC_WAIT_DONE, CMPC_WAIT_ANSWER, CMPC_WAIT_POLL } cmpc_wait_kind;
+typedef struct {
+	cmpc_wait_kind kind;
+	const char *what;
+	const char *url;
+	time_t until;
+	time_t give_up; /* CMPC_WAIT_POLL; 0 otherwise */
+} cmpc_wait;
+typedef int (*cmpc_wait_fn)(const cmpc_wait *w, void *arg);
+void cmpc_set_wait_cb(cmpc_ctx *ctx, cmpc_wait_fn fn, void *arg);
 
 /*
  * TLS client authentication for https:// servers with cert and key: a key

@@ -454,7 +454,8 @@ static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *r
 			return NULL;
 		}
 		cmpc_log(ctx, LOG_INFO, "the CA answered 'waiting'; polling again in %d s", after);
-		cmpc_sleep(after > 0 ? after : 1);
+		if ((*ret_rv = cmpc_sleep(ctx, after > 0 ? after : 1, what, body_type(type))) != CMPC_OK)
+			return NULL;
 	}
 }
 

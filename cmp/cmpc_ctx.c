@@ -48,6 +48,8 @@ const char *cmpc_strerror(cmpc_rv rv)
 		return "the key could not sign the CMP request";
 	case CMPC_ERR_INTERNAL:
 		return "internal error in the CMP layer";
+	case CMPC_ERR_STOPPED:
+		return "stopped before the CMP exchange ended";
 	}
 	return "unknown CMP layer error";
 }

@@ -26,6 +26,19 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return cmpc_transfer_write(arg, data, len) ? len : 0;
 }
 
+/* libcurl calls it often while data moves and about once a second while
+ * it waits: where a wait is shown and a stop is asked for.  Non-zero
+ * aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return cmpc_wait_tick(arg);
+}
+
 /* Connection notes only: data and headers are never passed on. */
 static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
 {
@@ -228,6 +241,11 @@ cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx)
 	SETOPT(CURLOPT_POST, 1L);
 	SETOPT(CURLOPT_WRITEFUNCTION, on_body);
 	SETOPT(CURLOPT_WRITEDATA, ctx);
+	if (ctx->wait_fn != NULL) {
+		SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
+		SETOPT(CURLOPT_XFERINFODATA, ctx);
+		SETOPT(CURLOPT_NOPROGRESS, 0L);
+	}
 	if (ctx->log_fn != NULL) {
 		SETOPT(CURLOPT_DEBUGFUNCTION, on_debug);
 		SETOPT(CURLOPT_DEBUGDATA, ctx);
@@ -408,6 +426,10 @@ cmpc_rv cmpc_http_transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_l
 				      "%s: the server answered HTTP %ld instead of 200; check the "
 				      "server URL (its path) and the CA's log",
 				      what, code);
+	if (cc == CURLE_ABORTED_BY_CALLBACK && ctx->x.stopped)
+		return cmpc_xfer_fail(ctx, CMPC_ERR_STOPPED, "%s: stopped while waiting for the "
+							     "answer",
+				      what);
 	if (cc != CURLE_OK)
 		return fail_curl(ctx, cc, what);
 	if (!is_pkixcmp(ct))

@@ -13,6 +13,7 @@
 #include "config.h" /* P11E_COV_FLUSH */
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
@@ -24,14 +25,30 @@
 
 #define NONCE_LEN 16
 
-void cmpc_sleep(long s)
+cmpc_rv cmpc_sleep(cmpc_ctx *ctx, long s, const char *what, int body)
 {
-	struct timespec ts = { .tv_sec = s, .tv_nsec = 0 };
+	long long end = cmpc_now_ms() + (long long)s * 1000, left;
+	struct timespec ts;
 
 	/* a test may kill the client while it waits to poll */
 	P11E_COV_FLUSH();
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	snprintf(ctx->x.wait_what, sizeof(ctx->x.wait_what), "the %s", cmpc_body_name(body));
+	cmpc_wait_begin(ctx, CMPC_WAIT_POLL, (long long)s * 1000);
+	/* In slices, so that a stop asked for (a signal's flag) is seen
+	 * within a quarter of a second: a signal alone ends only the slice. */
+	while ((left = end - cmpc_now_ms()) > 0 && !cmpc_wait_tick(ctx)) {
+		if (left > 250)
+			left = 250;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)left * 1000000L;
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !cmpc_wait_tick(ctx))
+			;
+	}
+	cmpc_wait_end(ctx);
+	if (!ctx->x.stopped)
+		return CMPC_OK;
+	cmpc_seterr(ctx, "%s: stopped while waiting to poll the CA", what);
+	return CMPC_ERR_STOPPED;
 }
 
 long long cmpc_now_ms(void)
@@ -311,6 +328,21 @@ static int final_type(cmpc_req_type type)
 	}
 }
 
+/* The body of the request being polled: what the wait names. */
+static int req_body(cmpc_req_type type)
+{
+	switch (type) {
+	case CMPC_REQ_IR:
+		return CMPC_BODY_IR;
+	case CMPC_REQ_CR:
+		return CMPC_BODY_CR;
+	case CMPC_REQ_KUR:
+		return CMPC_BODY_KUR;
+	default:
+		return CMPC_BODY_P10CR;
+	}
+}
+
 /* checkAfter of the pollRep for rid; -1 with errmsg set if there is none
  * or it is out of range. */
 static long poll_rep(cmpc_ctx *ctx, int rid, const char *what)
@@ -430,7 +462,8 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 			goto out;
 		}
 		cmpc_log(ctx, LOG_INFO, "the CA answered 'waiting'; polling again in %ld s", after);
-		cmpc_sleep(after > 0 ? after : 1);
+		if ((rv = cmpc_sleep(ctx, after > 0 ? after : 1, what, req_body(cur.type))) != CMPC_OK)
+			goto out;
 	}
 oom:
 	cmpc_ossl_errors(txt, sizeof(txt));

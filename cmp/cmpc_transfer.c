@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -101,6 +102,45 @@ int cmpc_transfer_write(cmpc_ctx *ctx, const void *data, size_t len)
 		memcpy(ctx->x.rbuf + ctx->x.rlen, data, len);
 	ctx->x.rlen += len;
 	return 1;
+}
+
+void cmpc_set_wait_cb(cmpc_ctx *ctx, cmpc_wait_fn fn, void *arg)
+{
+	ctx->wait_fn = fn;
+	ctx->wait_arg = arg;
+}
+
+void cmpc_wait_begin(cmpc_ctx *ctx, cmpc_wait_kind kind, long long in_ms)
+{
+	cmpc_wait *w = &ctx->x.wait_now;
+	time_t now = time(NULL);
+
+	w->kind = kind;
+	w->what = ctx->x.wait_what;
+	w->url = ctx->url != NULL ? ctx->url : "";
+	w->until = now + (time_t)((in_ms + 999) / 1000);
+	w->give_up = 0;
+	if (kind == CMPC_WAIT_POLL && ctx->x.deadline_ms != 0)
+		w->give_up = now + (time_t)((ctx->x.deadline_ms - cmpc_now_ms() + 999) / 1000);
+}
+
+int cmpc_wait_tick(cmpc_ctx *ctx)
+{
+	/* Once asked, the exchange stops: every later call says so too. */
+	if (ctx->wait_fn == NULL || ctx->x.wait_now.kind == CMPC_WAIT_DONE)
+		return ctx->x.stopped;
+	if (!ctx->x.stopped && ctx->wait_fn(&ctx->x.wait_now, ctx->wait_arg) != 0)
+		ctx->x.stopped = 1;
+	return ctx->x.stopped;
+}
+
+void cmpc_wait_end(cmpc_ctx *ctx)
+{
+	if (ctx->x.wait_now.kind == CMPC_WAIT_DONE)
+		return;
+	ctx->x.wait_now.kind = CMPC_WAIT_DONE;
+	if (ctx->wait_fn != NULL)
+		(void)ctx->wait_fn(&ctx->x.wait_now, ctx->wait_arg);
 }
 
 void cmpc_set_transfer_cb(cmpc_ctx *ctx, cmpc_transfer_fn fn, void *arg)
@@ -273,9 +313,22 @@ OSSL_CMP_MSG *cmpc_msg_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	ctx->x.rlen = 0;
 	ctx->x.overflow = 0;
 	ctx->x.write_oom = 0;
+	snprintf(ctx->x.wait_what, sizeof(ctx->x.wait_what), "the %s", cmpc_body_name(type));
+	cmpc_wait_begin(ctx, CMPC_WAIT_ANSWER, limit_ms);
+	/* A stop asked for before the message left: it does not leave. */
+	if (cmpc_wait_tick(ctx)) {
+		cmpc_wait_end(ctx);
+		cmpc_xfer_fail(ctx, CMPC_ERR_STOPPED, "%s: stopped before it was sent",
+			       ctx->x.what);
+		goto out;
+	}
 	/* a test may kill the client while the CA holds the answer */
 	P11E_COV_FLUSH();
 	rv = ctx->transfer_fn(ctx, der, (size_t)derlen, (long)limit_ms, ctx->transfer_arg);
+	cmpc_wait_end(ctx);
+	if (ctx->x.stopped && ctx->x.rv == CMPC_OK)
+		cmpc_xfer_fail(ctx, CMPC_ERR_STOPPED, "%s: stopped while waiting for the answer",
+			       ctx->x.what);
 	transfer_outcome(ctx, rv);
 	if (ctx->x.rv == CMPC_OK)
 		rsp = cmpc_msg_response(ctx, ctx->x.what);

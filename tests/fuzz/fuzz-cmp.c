@@ -403,6 +403,8 @@ static const char *rv_name(cmpc_rv rv)
 		return "KEY";
 	case CMPC_ERR_INTERNAL:
 		return "INTERNAL";
+	case CMPC_ERR_STOPPED:
+		return "STOPPED";
 	}
 	return "?";
 }

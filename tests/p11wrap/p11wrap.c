@@ -26,6 +26,11 @@
  *     For crash-safety tests: the process dies as by a power cut or the OOM
  *     killer, with no chance to clean up; a shell sees exit status 137.
  *
+ * P11WRAP_HOLD=C_Name:when[:N][,...], P11WRAP_HOLD_FILE=FILE
+ *     At the same points as P11WRAP_KILL the call waits instead: it creates
+ *     FILE.held and goes on once FILE exists (checked every 20 ms; signals
+ *     do not end the wait).  A slow token, for as long as a test needs.
+ *
  * P11WRAP_TIMES=FILE
  *     Counts the calls of each function and the time spent in the real
  *     module; at the process's exit appends "C_Name calls=N us=T" lines,
@@ -387,6 +392,10 @@ static size_t nrules;
 static unsigned long calls[IDX_COUNT];
 static struct kill_rule kill_rules[MAX_RULES];
 static size_t nkill_rules;
+/* P11WRAP_HOLD: the same points, where the call waits for a file. */
+static struct kill_rule hold_rules[MAX_RULES];
+static size_t nhold_rules;
+static char *hold_path;
 /* Calls since the module was loaded, never reset: P11WRAP_KILL's counts. */
 static unsigned long life_calls[IDX_COUNT];
 /* P11WRAP_CREATED_VALUE / P11WRAP_CREATED_FAIL and the objects they concern. */
@@ -575,6 +584,7 @@ static CK_RV configure(void)
 	add_flags = 0;
 	nrules = 0;
 	nkill_rules = 0;
+	nhold_rules = 0;
 	memset(calls, 0, sizeof(calls));
 	ncreated = 0;
 	free(created_value);
@@ -643,6 +653,31 @@ static CK_RV configure(void)
 			}
 			nkill_rules++;
 		}
+	}
+	if ((v = getenv("P11WRAP_HOLD")) != NULL) {
+		for (p = v; *p != '\0'; p = *comma != '\0' ? comma + 1 : comma) {
+			comma = strchr(p, ',');
+			if (comma == NULL)
+				comma = p + strlen(p);
+			if (comma == p)
+				continue;
+			if (nhold_rules == MAX_RULES ||
+			    parse_kill_rule(p, (size_t)(comma - p), &hold_rules[nhold_rules]) < 0) {
+				complain("P11WRAP_HOLD='%s': each item is C_Name:before|after[:N] "
+					 "(N from 1), at most 32 items",
+					 v);
+				return CKR_ARGUMENTS_BAD;
+			}
+			nhold_rules++;
+		}
+	}
+	free(hold_path);
+	hold_path = NULL;
+	if (nhold_rules > 0 &&
+	    ((v = getenv("P11WRAP_HOLD_FILE")) == NULL || v[0] == '\0' ||
+	     (hold_path = strdup(v)) == NULL)) {
+		complain("P11WRAP_HOLD needs P11WRAP_HOLD_FILE");
+		return CKR_ARGUMENTS_BAD;
 	}
 	free(once_path);
 	once_path = NULL;
@@ -852,6 +887,29 @@ static void log_call(int fn, CK_RV rv, int injected, const void *ra)
  * P11WRAP_KILL: when an item names call number life of fn at this point
  * (KILL_BEFORE, KILL_AFTER), logs "KILL C_Name when #N" and dies by SIGKILL.
  */
+/* A hold point: FILE.held says the call was reached; the call goes on
+ * once FILE exists (a test's stand-in for a slow token). */
+static void hold_point(int fn, unsigned long life, int when)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	char held[4096];
+	size_t i;
+	int hit = 0, fd;
+
+	pthread_mutex_lock(&lock);
+	for (i = 0; i < nhold_rules && !hit; i++)
+		hit = hold_rules[i].fn == fn && hold_rules[i].when == when &&
+		      hold_rules[i].nth == life;
+	pthread_mutex_unlock(&lock);
+	if (!hit || hold_path == NULL ||
+	    snprintf(held, sizeof(held), "%s.held", hold_path) >= (int)sizeof(held))
+		return;
+	if ((fd = open(held, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0)
+		close(fd);
+	while (access(hold_path, F_OK) != 0)
+		(void)nanosleep(&ts, NULL);
+}
+
 static void kill_point(int fn, unsigned long life, int when)
 {
 	char line[160];
@@ -859,6 +917,7 @@ static void kill_point(int fn, unsigned long life, int when)
 	int hit = 0, n;
 	void (*dump)(void);
 
+	hold_point(fn, life, when);
 	pthread_mutex_lock(&lock);
 	for (i = 0; i < nkill_rules && !hit; i++)
 		hit = kill_rules[i].fn == fn && kill_rules[i].when == when &&

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/cmp.h>
@@ -391,13 +392,64 @@ static void test_failures(void)
 	cmpc_free(ctx);
 }
 
+/* What the wait callback was told. */
+static struct {
+	int answer, done, stop, bad;
+	char what[64];
+} waits;
+
+static int on_wait(const cmpc_wait *w, void *arg)
+{
+	if (arg != &waits || w->what == NULL || w->url == NULL || strcmp(w->url, URL) != 0)
+		waits.bad++;
+	if (w->kind == CMPC_WAIT_DONE) {
+		waits.done++;
+		return 1; /* ignored */
+	}
+	if (w->kind != CMPC_WAIT_ANSWER || w->until < time(NULL) || waits.done > 0)
+		waits.bad++;
+	waits.answer++;
+	snprintf(waits.what, sizeof(waits.what), "%s", w->what);
+	return waits.stop;
+}
+
+static void test_waits(void)
+{
+	STACK_OF(X509) *certs = NULL;
+	cmpc_ctx *ctx = mk();
+	cmpc_rv rv;
+
+	memset(&waits, 0, sizeof(waits));
+	cmpc_set_wait_cb(ctx, on_wait, &waits);
+	reset_peer(SERVE);
+	rv = cmpc_genm_ca_certs(ctx, &certs);
+	tap_ok(rv == CMPC_OK && waits.answer >= 1 && waits.done == 1 && waits.bad == 0 &&
+		   strcmp(waits.what, "the genm") == 0,
+	       "/cmpc-xfer/wait/told-then-done", "rv %d, %d answer, %d done, %d bad, what '%s'",
+	       rv, waits.answer, waits.done, waits.bad, waits.what);
+	sk_X509_pop_free(certs, X509_free);
+	certs = NULL;
+
+	/* A stop asked for before the message leaves: it never leaves. */
+	memset(&waits, 0, sizeof(waits));
+	waits.stop = 1;
+	reset_peer(SERVE);
+	rv = cmpc_genm_ca_certs(ctx, &certs);
+	tap_ok(rv == CMPC_ERR_STOPPED && peer.calls == 0 && certs == NULL && waits.done == 1 &&
+		   cfx_contains(cmpc_errmsg(ctx), "sending the genm to " URL
+						  ": stopped before it was sent"),
+	       "/cmpc-xfer/wait/stop-before-send", "rv %d, %d calls, %d done: %s", rv,
+	       peer.calls, waits.done, cmpc_errmsg(ctx));
+	cmpc_free(ctx);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/test-cmpc-transfer.XXXXXX";
 	X509_NAME *ca_name = cfx_cn_name("In-Memory CA");
 	FILE *f;
 
-	tap_plan(18);
+	tap_plan(20);
 	if (cmpc_global_init() != 0 || mkdtemp(dir) == NULL)
 		abort();
 	srv.ca_key = cfx_ec_key();
@@ -410,6 +462,7 @@ int main(void)
 
 	test_exchanges();
 	test_failures();
+	test_waits();
 
 	unlink(anchors);
 	rmdir(dir);

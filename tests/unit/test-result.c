@@ -71,6 +71,8 @@ static void test_round_trip(void)
 	       "/result/format-absent", "%s", buf);
 	tap_ok(strcmp(agent_result_category(EXIT_BUSY), "busy") == 0 &&
 		       strcmp(agent_result_category(12), "unknown") == 0 &&
+		       strcmp(agent_result_category(EXIT_INTERRUPTED), "interrupted") == 0 &&
+		       strcmp(agent_result_category(129), "unknown") == 0 &&
 		       strcmp(agent_result_category(-1), "unknown") == 0,
 	       "/result/categories", "%s", agent_result_category(EXIT_BUSY));
 }
