@@ -262,6 +262,19 @@ static agent_rc finish(agent_req *r, const tok_id *id, int generated, X509 *cert
 	return rc;
 }
 
+/* The CA's rejection, for the agent's status: its PKIStatus and failInfo
+ * names in the step's record. */
+static void note_rejection(const cmpc_ctx *cmp)
+{
+	agent_result *res = agent_result_self();
+	int fi = cmpc_rejection(cmp);
+
+	if (fi < 0)
+		return;
+	snprintf(res->ca_status, sizeof(res->ca_status), "rejection");
+	cmpc_failinfo_names(fi, res->ca_fail_info, sizeof(res->ca_fail_info));
+}
+
 agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon)
 {
 	const conf_enrollment *e = r->e;
@@ -413,6 +426,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	snprintf(agent_result_self()->transaction, sizeof(agent_result_self()->transaction), "%s",
 		 cmpc_transaction_id(r->cmp));
 	if (crv != CMPC_OK) {
+		note_rejection(r->cmp);
 		log_msg(LOG_ERR, "%s failed%s%s%s: %s: %s", r->what,
 			*cmpc_transaction_id(r->cmp) ? " (transaction " : "",
 			cmpc_transaction_id(r->cmp), *cmpc_transaction_id(r->cmp) ? ")" : "",
