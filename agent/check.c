@@ -51,12 +51,7 @@ static void token_lines(tok_ctx *tok, const tok_info *info)
 	 * model, which tell apart tokens whose serials repeat.  The values
 	 * are the token's choice and must not add a line (a forged
 	 * "cert=present"). */
-	res->token = 1;
-	agent_escape(info->serial, res->token_serial, sizeof(res->token_serial));
-	agent_escape(info->label, res->token_label, sizeof(res->token_label));
-	agent_escape(info->manufacturer, res->token_manufacturer, sizeof(res->token_manufacturer));
-	agent_escape(info->model, res->token_model, sizeof(res->token_model));
-	res->token_serial_unique = tok_serial_unique(tok);
+	agent_token_record(tok, info);
 	printf("token=present\ntoken_serial=%s\ntoken_label=%s\ntoken_manufacturer=%s\n"
 	       "token_model=%s\ntoken_serial_unique=%s\n",
 	       res->token_serial, res->token_label, res->token_manufacturer, res->token_model,
@@ -252,6 +247,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 	tok_rv trv;
 	agent_rc open_rc, rc, worst = EXIT_OK;
 	char locked[sizeof(res->pin_locked)];
+	static agent_result seen; /* large: not on the stack */
 	size_t i;
 
 	log_set_subject(names[0]);
@@ -263,6 +259,8 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 		open_rc = agent_token_fail(tok, trv, "cannot list the token's objects");
 	log_set_subject(NULL);
 	snprintf(locked, sizeof(locked), "%s", res->pin_locked);
+	/* the token's identity, read before a login that failed: every name's */
+	memcpy(&seen, res, sizeof(seen));
 	for (i = 0; i < n; i++) {
 		printf("name=%s\n", names[i]);
 		if (open_rc != EXIT_OK) {
@@ -273,6 +271,15 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 				res->token = 0;
 			}
 			memcpy(res->pin_locked, locked, sizeof(locked));
+			if (seen.token == 1 && open_rc != EXIT_ABSENT) {
+				res->token = 1;
+				memcpy(res->token_serial, seen.token_serial, sizeof(seen.token_serial));
+				memcpy(res->token_label, seen.token_label, sizeof(seen.token_label));
+				memcpy(res->token_manufacturer, seen.token_manufacturer,
+				       sizeof(seen.token_manufacturer));
+				memcpy(res->token_model, seen.token_model, sizeof(seen.token_model));
+				res->token_serial_unique = seen.token_serial_unique;
+			}
 			rc = open_rc;
 		} else {
 			log_set_subject(names[i]);
