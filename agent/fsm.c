@@ -110,8 +110,9 @@ static void answer_outcome(track *t, fsm_actions *out, track_op op, int done)
 static void stop(track *t, fsm_actions *out, const char *why)
 {
 	t->st = T_STOPPED;
+	/* why may be the error itself, which this replaces */
 	track_set_error(t, "%s", why);
-	say(out, LOG_ERR, "%s: stopped: %s", t->name, why);
+	say(out, LOG_ERR, "%s: stopped: %s", t->name, track_error(t));
 }
 
 /* Which of the settings the agent needs to enroll anew (bootstrap = yes
