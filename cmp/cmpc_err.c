@@ -213,7 +213,10 @@ static void status_text(const cmpc_ctx *ctx, char *buf, size_t len)
 			     i == 0 ? (nt > 1 ? "; StatusStrings: " : "; StatusString: ") : ", ",
 			     ASN1_STRING_length(t), (const char *)ASN1_STRING_get0_data(t));
 		if (n >= 0 && (size_t)n >= len - o) {
-			cmpc_mark_cut(buf, len, CMPC_CUT_MARK);
+			/* the text's closing quote after the mark */
+			buf[len - 2] = '\0';
+			cmpc_mark_cut(buf, len - 1, CMPC_CUT_MARK);
+			memcpy(buf + strlen(buf), "\"", 2);
 			break;
 		}
 	}

@@ -15,7 +15,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 53
+plan 57
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
@@ -247,5 +247,25 @@ settled "$C4"
 settled "$C4"
 check "/record/look-exit-2/no-retry" test "$(in_log "$L4" 'look of')" -eq "$looks"
 agent_stop "$A4"
+# ---------------------------------------------------------------------------
+# 5: a CA text of 10 KiB: the error is cut, before a whole character and
+# marked, and the hint after the CA's text stays.
+# ---------------------------------------------------------------------------
+python3 -c '
+import sys
+s = "test CA: " + "\u00e9\u20ac\U0001F600" * 1200 + " END-OF-CA-TEXT"
+open(sys.argv[1], "wb").write(s.encode())' "$TMP/ca-text"
+make_token rec5 || exit 1
+write_conf rec5
+sed -i "s|^state_dir = .*|state_dir = $TMP/state5|" "$TMP/p11enroll.conf"
+: > "$TMP/reject"
+p11e enroll test
+check "/record/cut/exit-6" expect_rc 6
+grep '^p11enroll: error: enrollment failed' "$TMP/err" | tail -n 1 > "$TMP/err5"
+check "/record/cut/bounded" test "$(wc -c < "$TMP/err5")" -le $((4095 + 19))
+printf '%s\n' "[cut: the CA's text is longer]\"; the CA could not verify the proof of possession made with the token key" > "$TMP/tail5"
+check "/record/cut/marked" grep -q -F -f "$TMP/tail5" "$TMP/err5"
+check "/record/cut/no-split-character" sh -c "! grep -q 'x[0-9A-F][0-9A-F]' '$TMP/err5'"
+rm "$TMP/reject"
 check "/record/no-secret" no_secret_in "$L1" "$L3" "$L4" "$TMP"/hook-*.env "$TMP"/state*/*.agent
 finish
