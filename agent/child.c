@@ -244,8 +244,24 @@ void child_drain_err(child_run *c, int final)
 			memmove(c->errbuf, nl + 1, c->errlen + 1);
 		}
 		if (c->errlen == sizeof(c->errbuf) - 1) {
+			/* longer than any line of the program's: logged in
+			 * parts, none ending in a part of a character */
+			size_t k = c->errlen, p = c->errlen, need;
+			unsigned char lead;
+			char keep[4];
+
+			while (p > c->errlen - 3 && ((unsigned char)c->errbuf[p - 1] & 0xc0) == 0x80)
+				p--;
+			lead = (unsigned char)c->errbuf[p - 1];
+			need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+			if (need > c->errlen - (p - 1))
+				k = p - 1;
+			memcpy(keep, c->errbuf + k, c->errlen - k);
+			c->errbuf[k] = '\0';
 			log_line(c, c->errbuf);
-			c->errlen = 0;
+			memcpy(c->errbuf, keep, c->errlen - k);
+			c->errlen -= k;
+			c->errbuf[c->errlen] = '\0';
 		}
 	}
 	if (final && c->errlen > 0) {

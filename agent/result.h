@@ -74,7 +74,7 @@ typedef struct {
 	 * the revocation of the certificate it replaced, whose pair waits as
 	 * "LABEL (to revoke)", failed with this exit code; 0: none failed. */
 	int unrevoked;
-	char unrevoked_error[1024]; /* why, as logged; "" unknown */
+	char unrevoked_error[AGENT_ERROR_MAX]; /* why, as logged (whole); "" unknown */
 	/* exit 4 because the PIN is locked (tok_login_lockout()): "token" (that
 	 * token's own), "tpm" (the TPM's dictionary-attack lockout, over every
 	 * token of the TPM), or "" (not locked; any other exit). */

@@ -15,7 +15,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 57
+plan 58
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
@@ -117,6 +117,10 @@ check "/record/long/hook-whole" same "$TMP/want1" "$TMP/hook1.err"
 sed 's/^/p11enroll: error: test: stopped: /' "$TMP/want1" > "$TMP/want1.log"
 grep -F -x -f "$TMP/want1.log" "$L1" > "$TMP/got1.log"
 check "/record/long/log-whole" same "$TMP/want1.log" "$TMP/got1.log"
+# the step's own error line, forwarded from its stderr, whole
+sed 's/^the CA refused the request: /p11enroll: error: test: /' "$TMP/want1" > "$TMP/want1.step"
+grep -F -x -f "$TMP/want1.step" "$L1" | head -n 1 > "$TMP/got1.step"
+check "/record/long/step-line-whole" same "$TMP/want1.step" "$TMP/got1.step"
 check "/record/long/no-escapes" sh -c "! grep -q 'xC3\|xF0' '$TMP/err1' '$L1'"
 
 # The rejection over: clear, the ir, the success hook says "enrolled", and
