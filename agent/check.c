@@ -197,6 +197,17 @@ agent_rc agent_check(const conf_enrollment *e, int recover)
 	return rc;
 }
 
+/* The token's identity the record from holds, into to. */
+static void copy_identity(agent_result *to, const agent_result *from)
+{
+	to->token = from->token;
+	memcpy(to->token_serial, from->token_serial, sizeof(to->token_serial));
+	memcpy(to->token_label, from->token_label, sizeof(to->token_label));
+	memcpy(to->token_manufacturer, from->token_manufacturer, sizeof(to->token_manufacturer));
+	memcpy(to->token_model, from->token_model, sizeof(to->token_model));
+	to->token_serial_unique = from->token_serial_unique;
+}
+
 /* name's enrollment: the command line's settings, then the file's. */
 static agent_rc enrollment(const conf_file *cf, const conf_enrollment *cli, const char *name,
 			   conf_enrollment *e)
@@ -271,15 +282,8 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 				res->token = 0;
 			}
 			memcpy(res->pin_locked, locked, sizeof(locked));
-			if (seen.token == 1 && open_rc != EXIT_ABSENT) {
-				res->token = 1;
-				memcpy(res->token_serial, seen.token_serial, sizeof(seen.token_serial));
-				memcpy(res->token_label, seen.token_label, sizeof(seen.token_label));
-				memcpy(res->token_manufacturer, seen.token_manufacturer,
-				       sizeof(seen.token_manufacturer));
-				memcpy(res->token_model, seen.token_model, sizeof(seen.token_model));
-				res->token_serial_unique = seen.token_serial_unique;
-			}
+			if (seen.token == 1 && open_rc != EXIT_ABSENT)
+				copy_identity(res, &seen);
 			rc = open_rc;
 		} else {
 			log_set_subject(names[i]);

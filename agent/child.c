@@ -246,13 +246,14 @@ void child_drain_err(child_run *c, int final)
 		if (c->errlen == sizeof(c->errbuf) - 1) {
 			/* longer than any line of the program's: logged in
 			 * parts, none ending in a part of a character */
+			const unsigned char *b = (const unsigned char *)c->errbuf;
 			size_t k = c->errlen, p = c->errlen, need;
 			unsigned char lead;
 			char keep[4];
 
-			while (p > c->errlen - 3 && ((unsigned char)c->errbuf[p - 1] & 0xc0) == 0x80)
+			while (p > c->errlen - 3 && (b[p - 1] & 0xc0) == 0x80)
 				p--;
-			lead = (unsigned char)c->errbuf[p - 1];
+			lead = b[p - 1];
 			need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
 			if (need > c->errlen - (p - 1))
 				k = p - 1;

@@ -121,7 +121,7 @@ static void stop(track *t, fsm_actions *out, const char *why)
 static const char *bootstrap_missing(const track *t, char *buf, size_t len)
 {
 	const char *miss[3], *have[2];
-	size_t nm = 0, nh = 0;
+	size_t nm = 0, nh = 0, n;
 
 	if (t->e.bootstrap != 1)
 		miss[nm++] = "`bootstrap = yes`";
@@ -133,10 +133,11 @@ static const char *bootstrap_missing(const track *t, char *buf, size_t len)
 		snprintf(buf, len, "%s and %s are not set", miss[0], miss[1]);
 	else
 		snprintf(buf, len, "%s, %s and %s are not set", miss[0], miss[1], miss[2]);
+	n = strlen(buf);
 	if (nh == 1)
-		snprintf(buf + strlen(buf), len - strlen(buf), " (%s is)", have[0]);
+		snprintf(buf + n, len - n, " (%s is)", have[0]);
 	else if (nh == 2)
-		snprintf(buf + strlen(buf), len - strlen(buf), " (%s and %s are)", have[0], have[1]);
+		snprintf(buf + n, len - n, " (%s and %s are)", have[0], have[1]);
 	return buf;
 }
 
@@ -218,6 +219,36 @@ int fsm_lock_covers(const track *t, const char *lock, const track *u)
 	       0;
 }
 
+/* No certificate, or an expired one, and no bootstrap: stopped, saying
+ * which setting is missing. */
+static void stop_no_bootstrap(track *t, fsm_actions *out)
+{
+	char why[600], miss[160];
+
+	snprintf(why, sizeof(why),
+		 "%s only with bootstrap credentials: %s; set %s in the configuration, `p11enroll "
+		 "reload` and `p11enroll clear %s`, or %s",
+		 t->have_cert ? "the certificate expired, and the agent enrolls anew"
+			      : "no certificate on the token, and the agent enrolls",
+		 bootstrap_missing(t, miss, sizeof(miss)), set_what(t), t->name,
+		 t->have_cert ? "enroll by hand" : "run p11enroll enroll first");
+	stop(t, out, why);
+}
+
+/* The CA refused a kur without bootstrap: the CA's reason (the step's
+ * error), and which setting is missing for the ir instead. */
+static void refused_renewal(track *t)
+{
+	char miss[160];
+
+	track_set_error(t,
+			"the CA refused the renewal (%s), and the agent enrolls anew only with "
+			"bootstrap credentials: %s; set %s in the configuration, `p11enroll "
+			"reload` and `p11enroll clear %s`, or enroll by hand",
+			track_error(t)[0] != '\0' ? track_error(t) : "no reason given",
+			bootstrap_missing(t, miss, sizeof(miss)), set_what(t), t->name);
+}
+
 /* ---- EV_TICK: the next step of an idle enrollment --------------------------- */
 
 static void tick(track *t, const fsm_event *ev, fsm_actions *out)
@@ -277,23 +308,7 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 		op = OP_ENROLL;
 	} else if (!t->have_cert || (t->not_after > 0 && t->not_after <= n)) {
 		if (t->e.bootstrap != 1) {
-			char why[600], miss[160];
-
-			bootstrap_missing(t, miss, sizeof(miss));
-			if (t->have_cert)
-				snprintf(why, sizeof(why),
-					 "the certificate expired, and the agent enrolls anew only "
-					 "with bootstrap credentials: %s; set %s in the configuration, "
-					 "`p11enroll reload` and `p11enroll clear %s`, or enroll by hand",
-					 miss, set_what(t), t->name);
-			else
-				snprintf(why, sizeof(why),
-					 "no certificate on the token, and the agent enrolls only "
-					 "with bootstrap credentials: %s; set %s in the configuration, "
-					 "`p11enroll reload` and `p11enroll clear %s`, or run p11enroll "
-					 "enroll first",
-					 miss, set_what(t), t->name);
-			stop(t, out, why);
+			stop_no_bootstrap(t, out);
 			hook(out, 0);
 			publish(out);
 			refuse_waiter(t, out, EXIT_USAGE, track_error(t));
@@ -568,15 +583,7 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 		/* The step's error holds the CA's reason: the operator needs
 		 * it, whole (track_set_error() bounds it). */
 		if (op == OP_RENEW) {
-			char miss[160];
-
-			track_set_error(t,
-					"the CA refused the renewal (%s), and the agent enrolls anew "
-					"only with bootstrap credentials: %s; set %s in the "
-					"configuration, `p11enroll reload` and `p11enroll clear %s`, "
-					"or enroll by hand",
-					track_error(t)[0] != '\0' ? track_error(t) : "no reason given",
-					bootstrap_missing(t, miss, sizeof(miss)), set_what(t), t->name);
+			refused_renewal(t);
 		} else {
 			track_set_error(t, "the CA refused the request%s%s",
 					track_error(t)[0] != '\0' ? ": " : "", track_error(t));

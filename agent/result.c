@@ -207,6 +207,8 @@ static int known_request(const char *v)
 	return 0;
 }
 
+#define LETTERS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
 static int field(agent_result *r, int k, const char *v)
 {
 	long long n;
@@ -283,14 +285,13 @@ static int field(agent_result *r, int k, const char *v)
 		return 0;
 	case K_CA_STATUS:
 		/* a PKIStatus name: letters only */
-		if (*v == '\0' || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") !=
-					   strlen(v))
+		if (*v == '\0' || strspn(v, LETTERS) != strlen(v))
 			return -1;
 		return text(v, r->ca_status, sizeof(r->ca_status));
 	case K_CA_FAIL_INFO:
 		/* failInfo bit names, one space between them */
 		if (*v == '\0' || *v == ' ' || v[strlen(v) - 1] == ' ' || strstr(v, "  ") != NULL ||
-		    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ") != strlen(v))
+		    strspn(v, LETTERS " ") != strlen(v))
 			return -1;
 		return text(v, r->ca_fail_info, sizeof(r->ca_fail_info));
 	}
