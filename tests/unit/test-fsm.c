@@ -275,9 +275,10 @@ static void test_decide(void)
 	T.waiter_fd = 7;
 	tick();
 	tap_ok(started() == OP_NONE && T.st == T_STOPPED &&
-		       strstr(track_error(&T), "no certificate on the token, and the agent enrolls "
-					      "only with bootstrap credentials: `bootstrap = yes`, "
-					      "reference and secret_source are not set; set them") &&
+		       strstr(track_error(&T), "no certificate on the token, and the agent "
+					       "enrolls only with bootstrap credentials: "
+					       "`bootstrap = yes`, reference and secret_source "
+					       "are not set; set them") &&
 		       hooked(0) && count(ACT_PUBLISH) == 1 &&
 		       answered(7, "not renewed: no certificate") == EXIT_USAGE,
 	       "/fsm/decide/10-no-cert-stops", "st %d: %s", T.st, track_error(&T));
@@ -287,9 +288,10 @@ static void test_decide(void)
 	T.next = NOW;
 	tick();
 	tap_ok(started() == OP_NONE && T.st == T_STOPPED &&
-		       strstr(track_error(&T), "the certificate expired, and the agent enrolls anew only "
-					      "with bootstrap credentials: `bootstrap = yes`, reference "
-					      "and secret_source are not set; set them") &&
+		       strstr(track_error(&T), "the certificate expired, and the agent enrolls "
+					       "anew only with bootstrap credentials: "
+					       "`bootstrap = yes`, reference and secret_source "
+					       "are not set; set them") &&
 		       hooked(0),
 	       "/fsm/decide/10-expired-stops", "%s", track_error(&T));
 
