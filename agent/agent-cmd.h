@@ -358,4 +358,8 @@ agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path);
  * for each card's subject on stdin. */
 agent_rc agent_station(const conf_enrollment *e, const agent_cmd_opts *o);
 
+/* token.c: the token's identity into this process's result record
+ * (escaped); agent_token_open() records it before the login. */
+void agent_token_record(tok_ctx *tok, const tok_info *info);
+
 #endif

@@ -66,6 +66,22 @@ int agent_fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((fo
  * cut); returns out.  4 * strlen(s) + 1 bytes always suffice.
  */
 const char *agent_escape(const char *s, char *out, size_t outlen);
+/*
+ * An error message travels whole (the log, the step's record, the agent's
+ * state file, status and --json, a hook's P11ENROLL_ERROR): its hint, at
+ * the end, says what to do.  It is bounded at AGENT_ERROR_MAX bytes with
+ * the NUL, escaped; a longer one is cut before a whole character and ends
+ * in AGENT_CUT_MARK.
+ */
+#define AGENT_ERROR_MAX 4096
+#define AGENT_CUT_MARK " [cut: longer than 4096 bytes]"
+/* agent_escape() of s into out, whole, or cut as above (outlen at least
+ * sizeof(AGENT_CUT_MARK) + 4); returns out. */
+const char *agent_escape_bounded(const char *s, char *out, size_t outlen);
+/* s, of at most size - 1 bytes, was cut (by snprintf) at size - 1 bytes:
+ * it is cut back to the last whole UTF-8 character that leaves room for
+ * AGENT_CUT_MARK, which is appended. */
+void agent_mark_cut(char *s, size_t size);
 /* The token's identity for people: "label 'L', manufacturer 'M', model 'M',
  * serial S", and when the serial does not name the token alone (unique 0:
  * empty, all zeros, or another token's too) " (not unique: identified by

@@ -391,6 +391,19 @@ static agent_rc undo(agent_req *r, pending_saver *ps, struct store_ctx *sc, int 
 				      : "during the request");
 }
 
+/* The CA's rejection, for the agent's status: its PKIStatus and failInfo
+ * names in the step's record. */
+static void note_rejection(const cmpc_ctx *cmp)
+{
+	agent_result *res = agent_result_self();
+	int fi = cmpc_rejection(cmp);
+
+	if (fi < 0)
+		return;
+	snprintf(res->ca_status, sizeof(res->ca_status), "rejection");
+	cmpc_failinfo_names(fi, res->ca_fail_info, sizeof(res->ca_fail_info));
+}
+
 agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon)
 {
 	const conf_enrollment *e = r->e;
@@ -572,6 +585,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		goto out;
 	}
 	if (crv != CMPC_OK) {
+		note_rejection(r->cmp);
 		log_msg(LOG_ERR, "%s failed%s%s%s: %s: %s", r->what,
 			*cmpc_transaction_id(r->cmp) ? " (transaction " : "",
 			cmpc_transaction_id(r->cmp), *cmpc_transaction_id(r->cmp) ? ")" : "",

@@ -51,12 +51,7 @@ static void token_lines(tok_ctx *tok, const tok_info *info)
 	 * model, which tell apart tokens whose serials repeat.  The values
 	 * are the token's choice and must not add a line (a forged
 	 * "cert=present"). */
-	res->token = 1;
-	agent_escape(info->serial, res->token_serial, sizeof(res->token_serial));
-	agent_escape(info->label, res->token_label, sizeof(res->token_label));
-	agent_escape(info->manufacturer, res->token_manufacturer, sizeof(res->token_manufacturer));
-	agent_escape(info->model, res->token_model, sizeof(res->token_model));
-	res->token_serial_unique = tok_serial_unique(tok);
+	agent_token_record(tok, info);
 	printf("token=present\ntoken_serial=%s\ntoken_label=%s\ntoken_manufacturer=%s\n"
 	       "token_model=%s\ntoken_serial_unique=%s\n",
 	       res->token_serial, res->token_label, res->token_manufacturer, res->token_model,
@@ -202,6 +197,17 @@ agent_rc agent_check(const conf_enrollment *e, int recover)
 	return rc;
 }
 
+/* The token's identity the record from holds, into to. */
+static void copy_identity(agent_result *to, const agent_result *from)
+{
+	to->token = from->token;
+	memcpy(to->token_serial, from->token_serial, sizeof(to->token_serial));
+	memcpy(to->token_label, from->token_label, sizeof(to->token_label));
+	memcpy(to->token_manufacturer, from->token_manufacturer, sizeof(to->token_manufacturer));
+	memcpy(to->token_model, from->token_model, sizeof(to->token_model));
+	to->token_serial_unique = from->token_serial_unique;
+}
+
 /* name's enrollment: the command line's settings, then the file's. */
 static agent_rc enrollment(const conf_file *cf, const conf_enrollment *cli, const char *name,
 			   conf_enrollment *e)
@@ -252,6 +258,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 	tok_rv trv;
 	agent_rc open_rc, rc, worst = EXIT_OK;
 	char locked[sizeof(res->pin_locked)];
+	static agent_result seen; /* large: not on the stack */
 	size_t i;
 
 	log_set_subject(names[0]);
@@ -263,6 +270,8 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 		open_rc = agent_token_fail(tok, trv, "cannot list the token's objects");
 	log_set_subject(NULL);
 	snprintf(locked, sizeof(locked), "%s", res->pin_locked);
+	/* the token's identity, read before a login that failed: every name's */
+	memcpy(&seen, res, sizeof(seen));
 	for (i = 0; i < n; i++) {
 		printf("name=%s\n", names[i]);
 		if (open_rc != EXIT_OK) {
@@ -273,6 +282,8 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 				res->token = 0;
 			}
 			memcpy(res->pin_locked, locked, sizeof(locked));
+			if (seen.token == 1 && open_rc != EXIT_ABSENT)
+				copy_identity(res, &seen);
 			rc = open_rc;
 		} else {
 			log_set_subject(names[i]);

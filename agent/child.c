@@ -246,8 +246,25 @@ void child_drain_err(child_run *c, int final)
 			memmove(c->errbuf, nl + 1, c->errlen + 1);
 		}
 		if (c->errlen == sizeof(c->errbuf) - 1) {
+			/* longer than any line of the program's: logged in
+			 * parts, none ending in a part of a character */
+			const unsigned char *b = (const unsigned char *)c->errbuf;
+			size_t k = c->errlen, p = c->errlen, need;
+			unsigned char lead;
+			char keep[4];
+
+			while (p > c->errlen - 3 && (b[p - 1] & 0xc0) == 0x80)
+				p--;
+			lead = b[p - 1];
+			need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+			if (need > c->errlen - (p - 1))
+				k = p - 1;
+			memcpy(keep, c->errbuf + k, c->errlen - k);
+			c->errbuf[k] = '\0';
 			log_line(c, c->errbuf);
-			c->errlen = 0;
+			memcpy(c->errbuf, keep, c->errlen - k);
+			c->errlen -= k;
+			c->errbuf[c->errlen] = '\0';
 		}
 	}
 	if (final && c->errlen > 0) {
@@ -403,24 +420,26 @@ void child_free(child_run *c)
  * token and the CA, and a hook may print or log them. */
 static void env_var(char *out, size_t len, const char *name, const char *value)
 {
-	char safe[1024];
+	char safe[TRACK_ERROR_MAX];
 
 	snprintf(out, len, "%s=%s", name,
-		 agent_escape(value, safe, len - strlen(name) - 1 < sizeof(safe) ?
-						   len - strlen(name) - 1 : sizeof(safe)));
+		 agent_escape_bounded(value, safe, len - strlen(name) - 1 < sizeof(safe) ?
+							   len - strlen(name) - 1 : sizeof(safe)));
 }
 
 void child_hook(const track *t, int ok)
 {
 	const char *cmd = ok ? t->e.hook_success : t->e.hook_failure;
-	char vars[13][1100], err[512];
+	/* P11ENROLL_ERROR whole: its hint, at the end, says what to do */
+	char vars[13][1100], error[sizeof("P11ENROLL_ERROR=") + TRACK_ERROR_MAX], err[512];
 	const char *env[14];
 	int i = 0, k;
 	pid_t pid;
 
 	if (cmd == NULL)
 		return;
-	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_EVENT=%s", ok ? "renewed" : "failed");
+	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_EVENT=%s",
+		 !ok ? "failed" : t->hook_enrolled ? "enrolled" : "renewed");
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_NAME", t->name);
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_URI", t->e.token);
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_TOKEN_SERIAL", t->token_serial);
@@ -432,10 +451,11 @@ void child_hook(const track *t, int ok)
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CERT_FILE", t->e.cert_out);
 	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_CHAIN_FILE", t->e.chain_out);
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_EXIT=%d", t->exit_code);
-	env_var(vars[i++], sizeof(vars[0]), "P11ENROLL_ERROR", ok ? "" : track_error(t));
 	snprintf(vars[i++], sizeof(vars[0]), "P11ENROLL_FAILURES=%d", t->failures);
 	for (k = 0; k < i; k++)
 		env[k] = vars[k];
+	env_var(error, sizeof(error), "P11ENROLL_ERROR", ok ? "" : track_error(t));
+	env[i++] = error;
 	env[i] = NULL;
 	/* A process of its own waits for the hook, so that a slow hook never
 	 * holds the agent's loop; the loop reaps it like any child. */

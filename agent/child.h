@@ -38,7 +38,9 @@ typedef struct child_run {
 	size_t n, done;
 	char out[8192]; /* stdout, for a waiting client (not kept for a look) */
 	size_t outlen;
-	char errbuf[1024];
+	/* a line of stderr: the child's longest (its prefix and an error
+	 * of AGENT_ERROR_MAX) fits whole */
+	char errbuf[AGENT_ERROR_MAX + 64];
 	size_t errlen;
 	char *res; /* the records' bytes not yet taken */
 	size_t reslen;

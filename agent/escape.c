@@ -48,14 +48,15 @@ static size_t printable_len(const unsigned char *p)
 	return 0;
 }
 
-const char *agent_escape(const char *s, char *out, size_t outlen)
+/* agent_escape(); the bytes of s it consumed. */
+static size_t escape(const char *s, char *out, size_t outlen)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+	const unsigned char *p = (const unsigned char *)(s != NULL ? s : ""), *p0 = p;
 	size_t o = 0, n;
 
 	if (outlen == 0)
-		return out;
+		return 0;
 	/* The continuation bytes checked above stop at the NUL: a sequence
 	 * cut by the end of the string is invalid, never read past. */
 	while (*p != '\0') {
@@ -76,7 +77,46 @@ const char *agent_escape(const char *s, char *out, size_t outlen)
 		p++;
 	}
 	out[o] = '\0';
+	return (size_t)(p - p0);
+}
+
+const char *agent_escape(const char *s, char *out, size_t outlen)
+{
+	(void)escape(s, out, outlen);
 	return out;
+}
+
+const char *agent_escape_bounded(const char *s, char *out, size_t outlen)
+{
+	const char *raw = s != NULL ? s : "";
+
+	if (outlen < sizeof(AGENT_CUT_MARK) + 4) {
+		agent_escape(raw, out, outlen);
+		return out;
+	}
+	if (raw[escape(raw, out, outlen)] == '\0')
+		return out;
+	/* escape() never cuts a character or an escape: the mark goes after
+	 * the whole ones that leave room for it */
+	(void)escape(raw, out, outlen - (sizeof(AGENT_CUT_MARK) - 1));
+	memcpy(out + strlen(out), AGENT_CUT_MARK, sizeof(AGENT_CUT_MARK));
+	return out;
+}
+
+void agent_mark_cut(char *s, size_t size)
+{
+	size_t n;
+
+	if (size < sizeof(AGENT_CUT_MARK) + 4)
+		return;
+	n = size - sizeof(AGENT_CUT_MARK);
+	if (strlen(s) < n)
+		n = strlen(s);
+	/* back over continuation bytes to the start of the character that
+	 * would be cut, which goes too */
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	memcpy(s + n, AGENT_CUT_MARK, sizeof(AGENT_CUT_MARK));
 }
 
 /* For people, every field escaped: token.c's callers and the agent's status

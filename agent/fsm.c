@@ -110,8 +110,42 @@ static void answer_outcome(track *t, fsm_actions *out, track_op op, int done)
 static void stop(track *t, fsm_actions *out, const char *why)
 {
 	t->st = T_STOPPED;
+	/* why may be the error itself, which this replaces */
 	track_set_error(t, "%s", why);
-	say(out, LOG_ERR, "%s: stopped: %s", t->name, why);
+	say(out, LOG_ERR, "%s: stopped: %s", t->name, track_error(t));
+}
+
+/* Which of the settings the agent needs to enroll anew (bootstrap = yes
+ * and the credentials of the ir, reference and secret_source) are not
+ * set, in words, for a message that ends in what to do. */
+static const char *bootstrap_missing(const track *t, char *buf, size_t len)
+{
+	const char *miss[3], *have[2];
+	size_t nm = 0, nh = 0, n;
+
+	if (t->e.bootstrap != 1)
+		miss[nm++] = "`bootstrap = yes`";
+	*(t->e.reference == NULL ? &miss[nm++] : &have[nh++]) = "reference";
+	*(t->e.secret_source == NULL ? &miss[nm++] : &have[nh++]) = "secret_source";
+	if (nm == 1)
+		snprintf(buf, len, "%s is not set", miss[0]);
+	else if (nm == 2)
+		snprintf(buf, len, "%s and %s are not set", miss[0], miss[1]);
+	else
+		snprintf(buf, len, "%s, %s and %s are not set", miss[0], miss[1], miss[2]);
+	n = strlen(buf);
+	if (nh == 1)
+		snprintf(buf + n, len - n, " (%s is)", have[0]);
+	else if (nh == 2)
+		snprintf(buf + n, len - n, " (%s and %s are)", have[0], have[1]);
+	return buf;
+}
+
+static const char *set_what(const track *t)
+{
+	return (t->e.bootstrap != 1) + (t->e.reference == NULL) + (t->e.secret_source == NULL) > 1
+		       ? "them"
+		       : "it";
 }
 
 static void backoff(track *t, fsm_actions *out, long long n)
@@ -124,7 +158,7 @@ static void backoff(track *t, fsm_actions *out, long long n)
 	t->st = T_BACKOFF;
 	/* One line per event: the enrollment, the token and what failed (the
 	 * step's error names its transaction when it had one). */
-	say(out, LOG_NOTICE, "%s: attempt %d failed (token %s): %.200s; next in %lld s", t->name,
+	say(out, LOG_NOTICE, "%s: attempt %d failed (token %s): %s; next in %lld s", t->name,
 	    t->failures, track_token_name(t, tn, sizeof(tn)),
 	    track_error(t)[0] != '\0' ? track_error(t) : "see above", t->next - n);
 }
@@ -183,6 +217,36 @@ int fsm_lock_covers(const track *t, const char *lock, const track *u)
 		return 1;
 	return strcmp(t->e.token != NULL ? t->e.token : "", u->e.token != NULL ? u->e.token : "") ==
 	       0;
+}
+
+/* No certificate, or an expired one, and no bootstrap: stopped, saying
+ * which setting is missing. */
+static void stop_no_bootstrap(track *t, fsm_actions *out)
+{
+	char why[600], miss[160];
+
+	snprintf(why, sizeof(why),
+		 "%s only with bootstrap credentials: %s; set %s in the configuration, `p11enroll "
+		 "reload` and `p11enroll clear %s`, or %s",
+		 t->have_cert ? "the certificate expired, and the agent enrolls anew"
+			      : "no certificate on the token, and the agent enrolls",
+		 bootstrap_missing(t, miss, sizeof(miss)), set_what(t), t->name,
+		 t->have_cert ? "enroll by hand" : "run p11enroll enroll first");
+	stop(t, out, why);
+}
+
+/* The CA refused a kur without bootstrap: the CA's reason (the step's
+ * error), and which setting is missing for the ir instead. */
+static void refused_renewal(track *t)
+{
+	char miss[160];
+
+	track_set_error(t,
+			"the CA refused the renewal (%s), and the agent enrolls anew only with "
+			"bootstrap credentials: %s; set %s in the configuration, `p11enroll "
+			"reload` and `p11enroll clear %s`, or enroll by hand",
+			track_error(t)[0] != '\0' ? track_error(t) : "no reason given",
+			bootstrap_missing(t, miss, sizeof(miss)), set_what(t), t->name);
 }
 
 /* ---- EV_TICK: the next step of an idle enrollment --------------------------- */
@@ -244,11 +308,7 @@ static void tick(track *t, const fsm_event *ev, fsm_actions *out)
 		op = OP_ENROLL;
 	} else if (!t->have_cert || (t->not_after > 0 && t->not_after <= n)) {
 		if (t->e.bootstrap != 1) {
-			stop(t, out,
-			     t->have_cert ? "the certificate expired and no bootstrap credentials "
-					    "are configured; enroll by hand"
-					  : "no certificate on the token and no bootstrap "
-					    "credentials configured; run p11enroll enroll first");
+			stop_no_bootstrap(t, out);
 			hook(out, 0);
 			publish(out);
 			refuse_waiter(t, out, EXIT_USAGE, track_error(t));
@@ -316,6 +376,22 @@ static void unrevoked(track *t, fsm_actions *out, const agent_result *res, long 
 	    t->revoke_failures);
 }
 
+/* The token's identity the step's record gives (read from the token's
+ * information, without a login: a step the PIN failed has it too); 0 when
+ * it gives none. */
+static int saw_token(track *t, const agent_result *res)
+{
+	if (res == NULL || (res->token_serial[0] == '\0' && res->token_label[0] == '\0'))
+		return 0;
+	snprintf(t->token_serial, sizeof(t->token_serial), "%.16s", res->token_serial);
+	snprintf(t->token_label, sizeof(t->token_label), "%s", res->token_label);
+	snprintf(t->token_manufacturer, sizeof(t->token_manufacturer), "%s",
+		 res->token_manufacturer);
+	snprintf(t->token_model, sizeof(t->token_model), "%s", res->token_model);
+	t->token_serial_unique = res->token_serial_unique;
+	return 1;
+}
+
 /* What the token showed (check, check --recover). */
 static void took_look(track *t, fsm_actions *out, int rc, const agent_result *res, long long n)
 {
@@ -326,6 +402,17 @@ static void took_look(track *t, fsm_actions *out, int rc, const agent_result *re
 	 * stays, and the look is tried again after a pause (never at once: that
 	 * was a loop of child processes; never "no certificate": that was an ir
 	 * or a stop after a transient token error). */
+	/* A configuration the look refused (exit 2: no token line, a
+	 * setting it cannot use) is the same on every retry: it waits for
+	 * the operator, as a step's exit 2 does. */
+	if (rc == EXIT_USAGE) {
+		stop(t, out, track_error(t)[0] != '\0'
+				     ? track_error(t)
+				     : "configuration error (see the log); fix it, `p11enroll "
+				       "reload` and `p11enroll clear NAME`");
+		hook(out, 0);
+		return;
+	}
 	if (rc != EXIT_OK && rc != EXIT_ABSENT && rc != EXIT_PIN) {
 		backoff(t, out, n);
 		return;
@@ -339,17 +426,9 @@ static void took_look(track *t, fsm_actions *out, int rc, const agent_result *re
 		absent(t, n);
 		return;
 	}
-	if (res->token_serial[0] != '\0' || res->token_label[0] != '\0') {
-		snprintf(t->token_serial, sizeof(t->token_serial), "%.16s", res->token_serial);
-		snprintf(t->token_label, sizeof(t->token_label), "%s", res->token_label);
-		snprintf(t->token_manufacturer, sizeof(t->token_manufacturer), "%s",
-			 res->token_manufacturer);
-		snprintf(t->token_model, sizeof(t->token_model), "%s", res->token_model);
-		t->token_serial_unique = res->token_serial_unique;
-		if (t->st == T_NO_TOKEN)
-			say(out, LOG_NOTICE, "%s: token %s is back", t->name,
-			    track_token_name(t, tn, sizeof(tn)));
-	}
+	if (saw_token(t, res) && t->st == T_NO_TOKEN)
+		say(out, LOG_NOTICE, "%s: token %s is back", t->name,
+		    track_token_name(t, tn, sizeof(tn)));
 	t->have_cert = res->cert == 1;
 	if (t->have_cert) {
 		snprintf(t->cert_serial, sizeof(t->cert_serial), "%s", res->cert_serial);
@@ -391,6 +470,11 @@ static void took_look(track *t, fsm_actions *out, int rc, const agent_result *re
 	}
 	t->st = T_VALID;
 	t->next = due;
+	/* A look that found the certificate in place and nothing left to
+	 * retry: an error from before (a PIN since fixed, a cleared stop, a
+	 * failure before a restart) is over. */
+	if (t->revoke_failures == 0)
+		track_set_error(t, NULL);
 	/* The decision, once per change: tests check the agent's schedule
 	 * here, not how soon a loaded machine carried it out. */
 	if (due != t->due_logged) {
@@ -456,6 +540,8 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 		t->pending = 0;
 		t->need_refresh = 1;
 		t->hook_due = 1;
+		/* the agent's first certificate for it: "enrolled", not "renewed" */
+		t->hook_enrolled = !t->have_cert;
 		t->next = n;
 		say(out, LOG_NOTICE, "%s: %s done (token %s, transaction %s)", t->name,
 		    track_op_name(op), track_token_name(t, tn, sizeof(tn)),
@@ -494,17 +580,16 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 			t->next = n;
 			return; /* a requested renewal gets the ir's outcome */
 		}
+		/* The step's error holds the CA's reason: the operator needs
+		 * it, whole (track_set_error() bounds it). */
 		if (op == OP_RENEW) {
-			stop(t, out, "the CA refused the renewal and no bootstrap credentials are "
-				     "configured; enroll by hand");
+			refused_renewal(t);
 		} else {
-			/* The step's error holds the CA's reason: the
-			 * operator needs it. */
-			snprintf(why, sizeof(why), "the CA refused the request%s%.*s",
-				 track_error(t)[0] != '\0' ? ": " : "", (int)sizeof(why) - 64,
-				 track_error(t));
-			stop(t, out, why);
+			track_set_error(t, "the CA refused the request%s%s",
+					track_error(t)[0] != '\0' ? ": " : "", track_error(t));
 		}
+		snprintf(why, sizeof(why), "%s", track_error(t));
+		stop(t, out, why);
 		hook(out, 0);
 		break;
 	case EXIT_USAGE:
@@ -542,7 +627,20 @@ static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
 	} else if (rc != EXIT_OK && ev->res->error[0] != '\0') {
 		track_set_error(t, "%s", ev->res->error);
 	}
+	if (rc != EXIT_OK && t->last_error != NULL) {
+		/* the CA's rejection this error reports, or none */
+		snprintf(t->ca_status, sizeof(t->ca_status), "%s",
+			 ev->res != NULL ? ev->res->ca_status : "");
+		snprintf(t->ca_fail_info, sizeof(t->ca_fail_info), "%s",
+			 ev->res != NULL ? ev->res->ca_fail_info : "");
+	}
 	t->exit_code = rc;
+	/* a PIN failure is a failure too, and the hook names the token it
+	 * met (its information needs no login) */
+	if (rc == EXIT_PIN) {
+		t->failures++;
+		(void)saw_token(t, ev->res);
+	}
 	if (rc == EXIT_PIN && ev->res != NULL && ev->res->pin_locked[0] != '\0') {
 		lock(t, out, ev->res->pin_locked, NULL);
 		hook(out, 0);
@@ -563,6 +661,8 @@ static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
 	}
 	publish(out);
 }
+
+static void step(track *t, const fsm_event *ev, fsm_actions *out);
 
 /* ---- control requests -------------------------------------------------------- */
 
@@ -671,7 +771,17 @@ static void renew(track *t, const fsm_event *ev, fsm_actions *out)
 
 void fsm_step(track *t, const fsm_event *ev, fsm_actions *out)
 {
+	unsigned seq = t->error_seq;
+
 	out->n = 0;
+	step(t, ev, out);
+	/* when the error last changed: status shows how old it is */
+	if (t->error_seq != seq && t->last_error != NULL)
+		t->last_error_at = ev->now;
+}
+
+static void step(track *t, const fsm_event *ev, fsm_actions *out)
+{
 	switch (ev->kind) {
 	case EV_TICK: tick(t, ev, out); break;
 	case EV_STARTED: started(t, ev, out); break;

@@ -24,7 +24,7 @@ typedef struct {
 	long long not_after;	/* 0: no certificate */
 	char transaction[257];	/* hex, "" none */
 	const char *outcome;	/* "ok", "failed", "waiting", "refused", "skipped" */
-	char error[1024];	/* "" none */
+	char error[AGENT_ERROR_MAX]; /* "" none; whole, as logged */
 } agent_journal_entry;
 
 /* outcome from an exit code: ok, waiting (EXIT_WAITING), else failed. */

@@ -13,7 +13,7 @@ static const char *prog = "p11enroll";
 static int verbosity; /* -1: errors, 0: and notices, 1: and info, 2: and debug */
 static int to_syslog;
 /* The last error logged (escaped): the step's result record carries it. */
-static char last_error[4 * 2048];
+static char last_error[AGENT_ERROR_MAX];
 /* The enrollment a command for several works on: its lines carry its name. */
 static const char *subject;
 
@@ -62,17 +62,21 @@ static int wanted(int level)
 
 void log_msg(int level, const char *fmt, ...)
 {
-	char line[2048], safe[4 * sizeof(line)];
+	char line[2 * AGENT_ERROR_MAX], safe[AGENT_ERROR_MAX];
 	va_list ap;
+	int n;
 
 	if (!wanted(level))
 		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(line))
+		agent_mark_cut(line, sizeof(line));
 	/* Texts from the CA or the token reach this line: no terminal
-	 * escapes (C0, C1), no CR/LF that forges a line, no invalid UTF-8. */
-	agent_escape(line, safe, sizeof(safe));
+	 * escapes (C0, C1), no CR/LF that forges a line, no invalid UTF-8.
+	 * Whole up to AGENT_ERROR_MAX: the hint at the end says what to do. */
+	agent_escape_bounded(line, safe, sizeof(safe));
 	if (level <= LOG_ERR)
 		snprintf(last_error, sizeof(last_error), "%s", safe);
 	if (to_syslog) {

@@ -34,11 +34,11 @@
  * for the result record (agent_revoke_replaced_unrevoked). */
 static char unrevoked_why[sizeof(((agent_result *)0)->unrevoked_error)];
 
-/* The last error logged as the reason; agent_escape cuts the (escaped)
- * text at a whole character, so the record's parser takes it. */
+/* The last error logged as the reason, whole (it is bounded as the
+ * record's field is, AGENT_ERROR_MAX): the record's parser takes it. */
 static void note_why(void)
 {
-	agent_escape(log_last_error(), unrevoked_why, sizeof(unrevoked_why));
+	agent_escape_bounded(log_last_error(), unrevoked_why, sizeof(unrevoked_why));
 }
 
 void agent_revoke_replaced_unrevoked(agent_rc rc)

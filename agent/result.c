@@ -101,6 +101,10 @@ int agent_result_format(const agent_result *r, char *buf, size_t len)
 		put(&o, "unrevoked_error %s\n", r->unrevoked_error);
 	if (r->pin_locked[0] != '\0')
 		put(&o, "pin_locked %s\n", r->pin_locked);
+	if (r->ca_status[0] != '\0')
+		put(&o, "ca_status %s\n", r->ca_status);
+	if (r->ca_fail_info[0] != '\0')
+		put(&o, "ca_fail_info %s\n", r->ca_fail_info);
 	put(&o, "end\n");
 	return o.full ? -1 : (int)o.used;
 }
@@ -129,6 +133,8 @@ enum {
 	K_TOKEN_MANUFACTURER,
 	K_TOKEN_MODEL,
 	K_TOKEN_SERIAL_UNIQUE,
+	K_CA_STATUS,
+	K_CA_FAIL_INFO,
 	K_N
 };
 
@@ -138,6 +144,7 @@ static const char *const keys[K_N] = {
 	"pending",	"pending_saved", "pending_check_after", "unrevoked", "unrevoked_error",
 	"pin_locked",
 	"token_label", "token_manufacturer", "token_model", "token_serial_unique",
+	"ca_status", "ca_fail_info",
 };
 
 static int number(const char *v, long long lo, long long hi, long long *out)
@@ -201,6 +208,8 @@ static int known_request(const char *v)
 			return 1;
 	return 0;
 }
+
+#define LETTERS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 static int field(agent_result *r, int k, const char *v)
 {
@@ -276,6 +285,17 @@ static int field(agent_result *r, int k, const char *v)
 			return -1;
 		r->token_serial_unique = strcmp(v, "yes") == 0;
 		return 0;
+	case K_CA_STATUS:
+		/* a PKIStatus name: letters only */
+		if (*v == '\0' || strspn(v, LETTERS) != strlen(v))
+			return -1;
+		return text(v, r->ca_status, sizeof(r->ca_status));
+	case K_CA_FAIL_INFO:
+		/* failInfo bit names, one space between them */
+		if (*v == '\0' || *v == ' ' || v[strlen(v) - 1] == ' ' || strstr(v, "  ") != NULL ||
+		    strspn(v, LETTERS " ") != strlen(v))
+			return -1;
+		return text(v, r->ca_fail_info, sizeof(r->ca_fail_info));
 	}
 	return -1;
 }

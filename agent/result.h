@@ -18,6 +18,8 @@
  *	unrevoked 6
  *	unrevoked_error revoking the replaced certificate, serial 1F, failed: ...
  *	pin_locked tpm
+ *	ca_status rejection
+ *	ca_fail_info badPOP badCertTemplate
  *	end
  *
  * One "key value" per line, each key at most once, in any order between
@@ -33,6 +35,8 @@
 #define P11ENROLL_RESULT_H
 
 #include <stddef.h>
+
+#include "agent/agent.h"
 
 #define AGENT_RESULT_VERSION 1
 /* A longer record is refused: the fields' bounds add up to less. */
@@ -51,7 +55,7 @@
 typedef struct {
 	char name[AGENT_RESULT_NAME_MAX]; /* the enrollment (check NAME...), or "" */
 	int exit_code;		 /* EXIT_* (130: a signal stopped it; category "interrupted") */
-	char error[8192];	 /* the last error the step logged, whole; "" none */
+	char error[AGENT_ERROR_MAX]; /* the last error the step logged, whole; "" none */
 	char transaction[257];	 /* hex transactionID of the step's exchange, or "" */
 	int token;		 /* -1 not looked at, 0 absent, 1 present */
 	char token_serial[72];	 /* as the token gives it, escaped */
@@ -70,11 +74,16 @@ typedef struct {
 	 * the revocation of the certificate it replaced, whose pair waits as
 	 * "LABEL (to revoke)", failed with this exit code; 0: none failed. */
 	int unrevoked;
-	char unrevoked_error[1024]; /* why, as logged; "" unknown */
+	char unrevoked_error[AGENT_ERROR_MAX]; /* why, as logged (whole); "" unknown */
 	/* exit 4 because the PIN is locked (tok_login_lockout()): "token" (that
 	 * token's own), "tpm" (the TPM's dictionary-attack lockout, over every
 	 * token of the TPM), or "" (not locked; any other exit). */
 	char pin_locked[8];
+	/* the CA rejected the request (verified as the CA's answer): its
+	 * PKIStatus ("rejection") and failInfo bit names, space-separated
+	 * ("" none given); "" and "" when it did not */
+	char ca_status[32];
+	char ca_fail_info[600];
 } agent_result;
 
 void agent_result_init(agent_result *r);

@@ -88,6 +88,20 @@ static agent_rc login(const conf_enrollment *e, tok_ctx *tok, const tok_info *in
 	return EXIT_OK;
 }
 
+void agent_token_record(tok_ctx *tok, const tok_info *info)
+{
+	agent_result *res = agent_result_self();
+
+	/* The values are the token's choice: escaped, as every value of the
+	 * record. */
+	res->token = 1;
+	agent_escape(info->serial, res->token_serial, sizeof(res->token_serial));
+	agent_escape(info->label, res->token_label, sizeof(res->token_label));
+	agent_escape(info->manufacturer, res->token_manufacturer, sizeof(res->token_manufacturer));
+	agent_escape(info->model, res->token_model, sizeof(res->token_model));
+	res->token_serial_unique = tok_serial_unique(tok);
+}
+
 agent_rc agent_token_open(const conf_enrollment *e, tok_ctx **ret_tok, int need_login)
 {
 	tok_ctx *tok = NULL;
@@ -114,6 +128,9 @@ agent_rc agent_token_open(const conf_enrollment *e, tok_ctx **ret_tok, int need_
 	}
 	log_msg(LOG_INFO, "token '%s' (manufacturer '%s', model '%s', serial '%s')", info.label,
 		info.manufacturer, info.model, info.serial);
+	/* Known before the login: the agent names the token a PIN failure
+	 * met (P11ENROLL_TOKEN_SERIAL). */
+	agent_token_record(tok, &info);
 	/* Before the login: a second process on the same label and token
 	 * stops here, having changed nothing. */
 	if (agent_lock_wanted() && agent_lock(e, &info) < 0) {

@@ -41,12 +41,13 @@ static int state_path(const track *t, char *out, size_t len)
 }
 
 /* Values are written on one line, and may come from the token or the CA:
- * escaped in place (truncated to the buffer), so no field is forged. */
+ * escaped in place (cut to the buffer before a whole character, and
+ * marked), so no field is forged. */
 static void one_line(char *s, size_t size)
 {
-	char tmp[2048];
+	char tmp[TRACK_ERROR_MAX];
 
-	agent_escape(s, tmp, sizeof(tmp) < size ? sizeof(tmp) : size);
+	agent_escape_bounded(s, tmp, sizeof(tmp) < size ? sizeof(tmp) : size);
 	memcpy(s, tmp, strlen(tmp) + 1);
 }
 
@@ -66,6 +67,10 @@ static int put_state(FILE *f, void *arg)
 	fprintf(f, "failures %d\nrenewals %ld\nstopped %d\nlast_error %s\npin_latch %s\n",
 		t->failures, t->renewals, t->st == T_STOPPED, o->err, o->pin);
 	fprintf(f, "revoke_failures %d\n", t->revoke_failures);
+	if (t->last_error != NULL && t->last_error_at > 0)
+		fprintf(f, "last_error_time %lld\n", t->last_error_at);
+	if (t->ca_status[0] != '\0')
+		fprintf(f, "ca_status %s\nca_fail_info %s\n", t->ca_status, t->ca_fail_info);
 	if (t->st == T_LOCKED)
 		fprintf(f, "pin_locked %s\n", t->pin_locked);
 	/* What the token showed last: shown by status until the next look
@@ -103,27 +108,31 @@ void track_set_error(track *t, const char *fmt, ...)
 {
 	static const char oom[] = "out of memory";
 	va_list ap;
-	char *s;
+	char *s = NULL;
 	int n;
 
+	/* formatted before the old one goes: it may be an argument */
+	if (fmt != NULL) {
+		va_start(ap, fmt);
+		n = vasprintf(&s, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			s = strdup(oom);
+		else if ((size_t)n >= TRACK_ERROR_MAX)
+			agent_mark_cut(s, TRACK_ERROR_MAX);
+		if (s != NULL && *s == '\0') {
+			free(s);
+			s = NULL;
+		}
+	}
 	free(t->last_error);
-	t->last_error = NULL;
-	if (fmt == NULL)
-		return;
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		t->last_error = strdup(oom);
-		return;
-	}
-	if (n == 0) {
-		free(s);
-		return;
-	}
-	if ((size_t)n >= TRACK_ERROR_MAX)
-		s[TRACK_ERROR_MAX - 1] = '\0';
 	t->last_error = s;
+	if (s == NULL) {
+		t->last_error_at = 0;
+		t->ca_status[0] = t->ca_fail_info[0] = '\0';
+		return;
+	}
+	t->error_seq++;
 }
 
 const char *track_pin_latch(const track *t)
@@ -192,6 +201,18 @@ int track_save_all(track *const *ts, size_t n)
 	return failed + lost;
 }
 
+/* A name or names from the state file: letters and single spaces only, or
+ * nothing. */
+static void one_field(char *out, size_t len, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n >= len || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ ") != n)
+		n = 0;
+	memcpy(out, v, n);
+	out[n] = '\0';
+}
+
 int track_load(track *t)
 {
 	char path[1024], line[TRACK_ERROR_MAX + 64], *v;
@@ -224,6 +245,12 @@ int track_load(track *t)
 			t->st = T_STOPPED;
 		else if (strcmp(line, "last_error") == 0)
 			track_set_error(t, "%s", v);
+		else if (strcmp(line, "last_error_time") == 0)
+			t->last_error_at = n > 0 ? n : 0;
+		else if (strcmp(line, "ca_status") == 0 && strlen(v) < sizeof(t->ca_status))
+			one_field(t->ca_status, sizeof(t->ca_status), v);
+		else if (strcmp(line, "ca_fail_info") == 0 && strlen(v) < sizeof(t->ca_fail_info))
+			one_field(t->ca_fail_info, sizeof(t->ca_fail_info), v);
 		else if (strcmp(line, "pin_latch") == 0)
 			track_set_pin_latch(t, v);
 		else if (strcmp(line, "pin_locked") == 0 &&
@@ -239,6 +266,11 @@ int track_load(track *t)
 	}
 	t->have_cert = t->cert_serial[0] != '\0' && t->not_after > 0;
 	fclose(f);
+	/* a time or CA status without the error they belong to says nothing */
+	if (t->last_error == NULL) {
+		t->last_error_at = 0;
+		t->ca_status[0] = t->ca_fail_info[0] = '\0';
+	}
 	/* A latched PIN stays latched across a restart: trying it again at
 	 * start would spend one more of the token's PIN attempts. */
 	if (t->st != T_STOPPED && t->pin_latch != NULL)
@@ -341,6 +373,24 @@ static void put_time(buf *b, const char *key, long long t)
 		put(b, "null", 4);
 }
 
+/* "a b c" as "\"a\", \"b\", \"c\"" (the names are letters only). */
+static void put_names(buf *b, const char *names)
+{
+	const char *p = names;
+	size_t n;
+
+	while (*p != '\0') {
+		n = strcspn(p, " ");
+		if (n > 0) {
+			put(b, p == names ? "\"" : ", \"", p == names ? 1 : 3);
+			put(b, p, n);
+			put(b, "\"", 1);
+		}
+		p += n;
+		p += strspn(p, " ");
+	}
+}
+
 char *track_status_json(track *const *tracks, size_t n, long long now, long rate, size_t *len)
 {
 	buf b = { 0 };
@@ -384,7 +434,15 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 		     t->failures, t->renewals, t->pending ? "true" : "false");
 		put(&b, ", \"last_error\": ", 16);
 		put_str(&b, track_error(t));
-		put(&b, "}", 1);
+		put_time(&b, "last_error_time", t->last_error != NULL ? t->last_error_at : 0);
+		put(&b, ", \"ca_status\": ", 15);
+		if (t->ca_status[0] != '\0')
+			put_str(&b, t->ca_status);
+		else
+			put(&b, "null", 4);
+		put(&b, ", \"ca_fail_info\": [", 19);
+		put_names(&b, t->ca_fail_info);
+		put(&b, "]}", 2);
 	}
 	put(&b, "\n]}\n", 4);
 	if (b.oom) {
@@ -433,7 +491,7 @@ static void put_when(buf *b, long long t, long long now)
 
 char *track_status_text(track *const *tracks, size_t n, long long now, size_t *len)
 {
-	char safe[600];
+	char safe[600], err[TRACK_ERROR_MAX];
 	buf b = { 0 };
 	size_t i;
 
@@ -460,8 +518,22 @@ char *track_status_text(track *const *tracks, size_t n, long long now, size_t *l
 			     agent_token_identity(t->token_label, t->token_manufacturer,
 						  t->token_model, t->token_serial,
 						  t->token_serial_unique != 0, safe, sizeof(safe)));
-		if (track_error(t)[0] != '\0')
-			putf(&b, "  last error: %s\n", agent_escape(track_error(t), safe, sizeof(safe)));
+		if (track_error(t)[0] != '\0') {
+			/* whole: putf() would cut it, and the hint is at its end */
+			put(&b, "  last error", 12);
+			if (t->last_error_at > 0) {
+				put(&b, " (", 2);
+				put_when(&b, t->last_error_at, now);
+				put(&b, "UTC)", 4);
+			}
+			put(&b, ": ", 2);
+			agent_escape_bounded(track_error(t), err, sizeof(err));
+			put(&b, err, strlen(err));
+			put(&b, "\n", 1);
+		}
+		if (track_error(t)[0] != '\0' && t->ca_status[0] != '\0')
+			putf(&b, "  CA status: %s%s%s\n", t->ca_status,
+			     t->ca_fail_info[0] != '\0' ? ", failInfo " : "", t->ca_fail_info);
 	}
 	if (b.oom) {
 		free(b.p);

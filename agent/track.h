@@ -30,8 +30,9 @@ typedef enum {
 
 typedef enum { OP_NONE, OP_RECOVER, OP_CHECK, OP_RENEW, OP_ENROLL, OP_RESUME } track_op;
 
-/* The whole error a step's record carries (its "error" field). */
-#define TRACK_ERROR_MAX 8192
+/* The whole error a step's record carries (its "error" field), with the
+ * NUL: agent.h's bound of every error message. */
+#define TRACK_ERROR_MAX AGENT_ERROR_MAX
 /* The longest PIN source fingerprint kept (track_pin_fingerprint()). */
 #define TRACK_PIN_LATCH_MAX 512
 
@@ -71,6 +72,14 @@ typedef struct track {
 	 * most enrollments have none, and the agent keeps thousands.
 	 * track_error() and track_set_error(). */
 	char *last_error;
+	/* when it was set (agent seconds; 0: none or not known), and how
+	 * often (error_seq: fsm_step() stamps last_error_at when it moved) */
+	long long last_error_at;
+	unsigned error_seq;
+	/* the CA's rejection the last error reports: its PKIStatus and
+	 * failInfo names (agent_result.ca_status, ca_fail_info); "" none */
+	char ca_status[32];
+	char ca_fail_info[600];
 	/* the fingerprint of the PIN source that was rejected (up to
 	 * TRACK_PIN_LATCH_MAX - 1 bytes), or NULL: track_pin_latch() and
 	 * track_set_pin_latch() */
@@ -80,6 +89,7 @@ typedef struct track {
 	char pin_locked[8];
 	/* what to do next regardless of the time */
 	int need_recover, need_refresh, hook_due;
+	int hook_enrolled; /* the success hook's event: "enrolled" (1) or "renewed" */
 	track_op bootstrap_next; /* OP_ENROLL after a refused kur */
 	/* the running step (OP_NONE: none) and its process, pipes and output,
 	 * allocated only while it runs */
@@ -106,8 +116,10 @@ int track_same_token(const track *a, const track *b);
 
 /* The last error, or "". */
 const char *track_error(const track *t);
-/* Sets it (fmt NULL: clears it); cut at TRACK_ERROR_MAX - 1 bytes.  When
- * out of memory the error becomes "out of memory". */
+/* Sets it (fmt NULL: clears it, with its time and the CA's status); cut
+ * at TRACK_ERROR_MAX - 1 bytes before a whole character, marked as cut
+ * (AGENT_CUT_MARK).  When out of memory the error becomes "out of
+ * memory". */
 void track_set_error(track *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The latched fingerprint, or "". */
 const char *track_pin_latch(const track *t);

@@ -13,7 +13,13 @@
 
 #include "cmp/cmpc.h"
 
-#define CMPC_ERRMSG_LEN 2048
+/* A message travels whole to the agent (its AGENT_ERROR_MAX): the CA's
+ * own text in it is bounded by CMPC_CA_TEXT_MAX, so that the hint after
+ * it stays. */
+#define CMPC_ERRMSG_LEN 4096
+#define CMPC_CA_TEXT_MAX 3072
+#define CMPC_CUT_MARK " [cut: the CA's text is longer]"
+
 
 /* What a response says of its transaction: the transactionID and the
  * senderNonce that the next request's recipNonce must carry. */
@@ -84,6 +90,9 @@ struct cmpc_ctx {
 	char last_tid[2 * CMPC_ID_MAX + 1]; /* hex transactionID of the last message sent */
 	int left_open;	/* the last certificate request failed, the transaction goes on */
 	int rr_fail_info; /* failInfo bits of the last rr the CA rejected, else 0 */
+	/* the last certificate request's rejection by the CA (verified):
+	 * rejected 1 and its failInfo bits (cmpc_rejection()) */
+	int rejected, rej_fail_info;
 	char *cert_profile;		/* id-it-certProfile in generalInfo, or NULL */
 	int unprotected_errors;
 	struct {
@@ -154,6 +163,9 @@ void cmpc_x_reset(cmpc_ctx *ctx);
 
 /* Formats into ctx->errmsg (overwrites). */
 void cmpc_seterr(cmpc_ctx *ctx, const char *fmt, ...) CMPC_PRINTF(2, 3);
+/* s, cut by snprintf at size - 1 bytes, ends at a whole UTF-8 character
+ * followed by mark (of at most size / 2 bytes). */
+void cmpc_mark_cut(char *s, size_t size, const char *mark);
 
 /* Sends msg to the log callback, if any; level is a syslog LOG_* value. */
 void cmpc_log(cmpc_ctx *ctx, int level, const char *fmt, ...) CMPC_PRINTF(3, 4);

@@ -53,6 +53,14 @@ void cmpc_free(cmpc_ctx *ctx);     /* wipes secrets; NULL is a no-op */
 /* What failed, why (PKIStatus, failInfo bit names and statusString; curl or
  * TLS verification error; OpenSSL reason), what to do.  "" if none. */
 const char *cmpc_errmsg(const cmpc_ctx *ctx);
+/* The failInfo bits (0: none given) of the CA's rejection of the last
+ * certificate request, verified as the CA's; -1 when it was not rejected. */
+int cmpc_rejection(const cmpc_ctx *ctx);
+/* A PKIStatus's name ("rejection"), or NULL when it has none. */
+const char *cmpc_status_name(int status);
+/* The names of the failInfo bits ("badPOP badCertTemplate"), as many whole
+ * ones as fit in out; their length. */
+size_t cmpc_failinfo_names(int bits, char *out, size_t len);
 
 /* level: syslog LOG_* value.  Receives OpenSSL's CMP log lines and curl's
  * connection notes; never a secret. */

@@ -64,13 +64,29 @@ void cmpc_global_cleanup(void)
 	curl_global_cleanup();
 }
 
+void cmpc_mark_cut(char *s, size_t size, const char *mark)
+{
+	size_t m = strlen(mark), n;
+
+	if (size < 2 * m + 1)
+		return;
+	n = strlen(s) < size - m - 1 ? strlen(s) : size - m - 1;
+	/* the character the cut would split goes whole */
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	memcpy(s + n, mark, m + 1);
+}
+
 void cmpc_seterr(cmpc_ctx *ctx, const char *fmt, ...)
 {
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
+	n = vsnprintf(ctx->errmsg, sizeof(ctx->errmsg), fmt, ap);
 	va_end(ap);
+	if (n >= (int)sizeof(ctx->errmsg))
+		cmpc_mark_cut(ctx->errmsg, sizeof(ctx->errmsg), " [cut]");
 }
 
 void cmpc_log(cmpc_ctx *ctx, int level, const char *fmt, ...)

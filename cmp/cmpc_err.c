@@ -140,12 +140,95 @@ static const char *rejection_hint(int fail_info)
 	return "ask the CA operator why";
 }
 
+static const char *const status_names[] = {
+	"accepted", "grantedWithMods", "rejection", "waiting", "revocationWarning",
+	"revocationNotification", "keyUpdateWarning",
+};
+
+/* RFC 4210 PKIFailureInfo, bit by bit. */
+static const char *const failinfo_names[] = {
+	"badAlg", "badMessageCheck", "badRequest", "badTime", "badCertId", "badDataFormat",
+	"wrongAuthority", "incorrectData", "missingTimeStamp", "badPOP", "certRevoked",
+	"certConfirmed", "wrongIntegrity", "badRecipientNonce", "timeNotAvailable",
+	"unacceptedPolicy", "unacceptedExtension", "addInfoNotAvailable", "badSenderNonce",
+	"badCertTemplate", "signerNotTrusted", "transactionIdInUse", "unsupportedVersion",
+	"notAuthorized", "systemUnavail", "systemFailure", "duplicateCertReq",
+};
+
+const char *cmpc_status_name(int status)
+{
+	return status >= 0 && (size_t)status < sizeof(status_names) / sizeof(status_names[0])
+		       ? status_names[status]
+		       : NULL;
+}
+
+size_t cmpc_failinfo_names(int bits, char *out, size_t len)
+{
+	size_t i, o = 0;
+	int n;
+
+	if (len == 0)
+		return 0;
+	out[0] = '\0';
+	for (i = 0; i < sizeof(failinfo_names) / sizeof(failinfo_names[0]) && bits > 0; i++) {
+		if ((bits & (1 << i)) == 0)
+			continue;
+		n = snprintf(out + o, len - o, "%s%s", o > 0 ? " " : "", failinfo_names[i]);
+		if (n < 0 || (size_t)n >= len - o) {
+			out[o] = '\0';
+			break;
+		}
+		o += (size_t)n;
+	}
+	return o;
+}
+
+int cmpc_rejection(const cmpc_ctx *ctx)
+{
+	return ctx != NULL && ctx->rejected ? ctx->rej_fail_info : -1;
+}
+
+/* The CA's PKIStatusInfo as OpenSSL words it ("PKIStatus: rejection;
+ * PKIFailureInfo: badPOP; StatusString: \"...\""), but into a buffer of its
+ * own: OSSL_CMP_CTX_snprint_PKIStatus() drops the whole detail when a
+ * text outgrows its 1 KiB.  The CA's texts are cut at CMPC_CA_TEXT_MAX
+ * bytes, never within a character, and say so. */
+static void status_text(const cmpc_ctx *ctx, char *buf, size_t len)
+{
+	const char *name = cmpc_status_name(OSSL_CMP_CTX_get_status(ctx->cmp));
+	OSSL_CMP_PKIFREETEXT *texts = OSSL_CMP_CTX_get0_statusString(ctx->cmp);
+	int fi = OSSL_CMP_CTX_get_failInfoCode(ctx->cmp), i, n, nt;
+	char names[600];
+	size_t o;
+
+	snprintf(buf, len, "PKIStatus: %s", name != NULL ? name : "(invalid)");
+	if (fi > 0 && cmpc_failinfo_names(fi, names, sizeof(names)) > 0)
+		snprintf(buf + strlen(buf), len - strlen(buf), "; PKIFailureInfo: %s", names);
+	nt = texts != NULL ? sk_ASN1_UTF8STRING_num(texts) : 0;
+	for (i = 0; i < nt; i++) {
+		const ASN1_UTF8STRING *t = sk_ASN1_UTF8STRING_value(texts, i);
+
+		o = strlen(buf);
+		n = snprintf(buf + o, len - o, "%s\"%.*s\"",
+			     i == 0 ? (nt > 1 ? "; StatusStrings: " : "; StatusString: ") : ", ",
+			     ASN1_STRING_length(t), (const char *)ASN1_STRING_get0_data(t));
+		if (n >= 0 && (size_t)n >= len - o) {
+			/* the text's closing quote after the mark */
+			buf[len - 2] = '\0';
+			cmpc_mark_cut(buf, len - 1, CMPC_CUT_MARK);
+			memcpy(buf + strlen(buf), "\"", 2);
+			break;
+		}
+	}
+}
+
 cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 {
-	char errs[1024], st[OSSL_CMP_PKISI_BUFLEN];
+	char errs[1024], st[CMPC_CA_TEXT_MAX];
 	int codes[MAX_CODES], ncodes, status;
 
 	status = OSSL_CMP_CTX_get_status(ctx->cmp);
+	ctx->rejected = 0;
 	ncodes = drain_errors(errs, sizeof(errs), codes, MAX_CODES);
 	if (ncodes == 0 && ctx->x.ossl_note[0] != '\0')
 		snprintf(errs, sizeof(errs), "%s", ctx->x.ossl_note);
@@ -196,8 +279,7 @@ cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 	}
 	switch (status) {
 	case OSSL_CMP_PKISTATUS_rejection:
-		if (OSSL_CMP_CTX_snprint_PKIStatus(ctx->cmp, st, sizeof(st)) == NULL)
-			snprintf(st, sizeof(st), "no status detail");
+		status_text(ctx, st, sizeof(st));
 		if (ctx->cr.rsp_unprotected) {
 			/* Anyone on the path can send one: shown, not acted on. */
 			cmpc_seterr(ctx,
@@ -207,6 +289,10 @@ cmpc_rv cmpc_classify_failure(cmpc_ctx *ctx, const char *what)
 				    what, st);
 			return CMPC_ERR_PROTOCOL;
 		}
+		ctx->rejected = 1;
+		ctx->rej_fail_info = OSSL_CMP_CTX_get_failInfoCode(ctx->cmp);
+		if (ctx->rej_fail_info < 0)
+			ctx->rej_fail_info = 0;
 		cmpc_seterr(ctx, "%s: the CA rejected the request: %s; %s", what, st,
 			    rejection_hint(OSSL_CMP_CTX_get_failInfoCode(ctx->cmp)));
 		return CMPC_ERR_REJECTED;

@@ -270,7 +270,8 @@ types = {"name": "str", "state": "str", "operation": "str?", "token_serial": "st
          "certificate_serial": "str", "not_before": "int?", "not_after": "int?",
          "next_attempt": "int?", "last_success": "int?", "last_attempt": "int?",
          "consecutive_failures": "int", "renewals": "int", "pending": "bool",
-         "last_error": "str"}
+         "last_error": "str", "last_error_time": "int?", "ca_status": "str?",
+         "ca_fail_info": "list"}
 states = {"starting", "valid", "working", "waiting-ca", "backoff", "waiting-token",
           "pin-rejected", "pin-locked", "stopped"}
 es = doc["enrollments"]
@@ -282,7 +283,8 @@ for e in es:
         ok = (v is None and t.endswith("?")) or \
              (t.startswith("int") and isint(v)) or \
              (t.startswith("str") and isinstance(v, str)) or \
-             (t.startswith("bool") and isinstance(v, bool))
+             (t.startswith("bool") and isinstance(v, bool)) or \
+             (t == "list" and isinstance(v, list))
         if not ok: bad.append("%s.%s = %r" % (e.get("name"), k, v))
     if e.get("state") not in states: bad.append("state %r" % e.get("state"))
 for b in bad[:10]: print("# " + b)

@@ -106,7 +106,7 @@ check "/escapes/agent/hook-error-shown" grep -q '^P11ENROLL_ERROR=.*weird-text' 
 $GUARD "$P11ENROLL" -c "$TMP/p11enroll.conf" status > "$TMP/out" 2> "$TMP/err"; RC=$?
 check "/escapes/status/exit-0" expect_rc 0
 check "/escapes/status/clean" clean "$TMP/out" "$TMP/err"
-check "/escapes/status/error-shown" grep -q 'last error: .*weird-text' "$TMP/out"
+check "/escapes/status/error-shown" grep -q 'last error ([0-9: -]* UTC): .*weird-text' "$TMP/out"
 $GUARD "$P11ENROLL" -c "$TMP/p11enroll.conf" status --json > "$TMP/out" 2> "$TMP/err"; RC=$?
 check "/escapes/status-json/exit-0" expect_rc 0
 check "/escapes/status-json/clean" clean "$TMP/out" "$TMP/err"

@@ -91,6 +91,8 @@ static void usage(FILE *f)
 	    "  --fault-on TYPE         faults hit only answers to TYPE (pollReq, certConf...)\n"
 	    "  --fault-skip N          faults spare the first N eligible requests\n"
 	    "  --fault-when FILE       faults hit only while FILE exists\n"
+	    "  --reject-text FILE      the statusString of reject=FAILINFO: FILE's bytes, as\n"
+	    "                          they are (up to 16 KiB, a final newline dropped)\n"
 	    "  --hang-on TYPE          process requests of TYPE (ir, certConf, pollReq, kur...)\n"
 	    "                          as usual but never answer: the connection is held open\n"
 	    "                          until the client closes it or 120 s pass, while other\n"
@@ -321,6 +323,7 @@ enum {
 	OPT_HANG_COUNT,
 	OPT_DELIVER_WHEN,
 	OPT_FAULT_WHEN,
+	OPT_REJECT_TEXT,
 };
 
 static const struct option long_opts[] = {
@@ -350,6 +353,7 @@ static const struct option long_opts[] = {
     {"hang-count", required_argument, NULL, OPT_HANG_COUNT},
     {"deliver-when", required_argument, NULL, OPT_DELIVER_WHEN},
     {"fault-when", required_argument, NULL, OPT_FAULT_WHEN},
+    {"reject-text", required_argument, NULL, OPT_REJECT_TEXT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -465,6 +469,9 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			break;
 		case OPT_FAULT_WHEN:
 			o->fault_when = optarg;
+			break;
+		case OPT_REJECT_TEXT:
+			o->reject_text = optarg;
 			break;
 		case OPT_LOG:
 			o->log_file = optarg;

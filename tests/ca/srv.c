@@ -284,14 +284,36 @@ static OSSL_CMP_PKISI *rejection(struct ca_srv *s, int bit, const char *text)
 	return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection, 1 << bit, text);
 }
 
+/* --reject-text FILE: its bytes as they are (a test gives invalid or long
+ * UTF-8 on purpose), without a final newline; 0 when it cannot be read. */
+static int reject_text(const char *path, char *text, size_t len)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n;
+
+	if (f == NULL) {
+		ca_event("cannot read the --reject-text file %s", path);
+		return 0;
+	}
+	n = fread(text, 1, len - 1, f);
+	fclose(f);
+	if (n > 0 && text[n - 1] == '\n')
+		n--;
+	text[n] = '\0';
+	return 1;
+}
+
 /* A rejection asked for by --fault reject=NAME or unprotected-error, or NULL. */
 static OSSL_CMP_PKISI *fault_rejection(struct ca_srv *s)
 {
-	char text[96];
+	char text[16 * 1024 + 1];
 
 	if (fault(s, CA_FAULT_REJECT)) {
 		snprintf(text, sizeof(text), "test CA fault: reject=%s",
 			 failinfo_names[s->opts->reject_bit]);
+		if (s->opts->reject_text != NULL && !reject_text(s->opts->reject_text, text,
+								 sizeof(text)))
+			return NULL;
 		return rejection(s, s->opts->reject_bit, text);
 	}
 	if (fault(s, CA_FAULT_WEIRD_TEXT))

@@ -100,6 +100,7 @@ struct ca_opts {
 	const char *fault_on; /* apply faults only to requests of this body type */
 	long fault_skip;      /* leave the first N eligible requests alone */
 	int reject_bit;	  /* failInfo bit of reject=NAME */
+	const char *reject_text;   /* --reject-text FILE: its statusString */
 	int slow_seconds;
 	int many_extracerts;	   /* --fault many-extracerts=N */
 	int new_root;		   /* --new-root */

@@ -275,7 +275,10 @@ static void test_decide(void)
 	T.waiter_fd = 7;
 	tick();
 	tap_ok(started() == OP_NONE && T.st == T_STOPPED &&
-		       strstr(track_error(&T), "no certificate on the token and no bootstrap") &&
+		       strstr(track_error(&T), "no certificate on the token, and the agent "
+					       "enrolls only with bootstrap credentials: "
+					       "`bootstrap = yes`, reference and secret_source "
+					       "are not set; set them") &&
 		       hooked(0) && count(ACT_PUBLISH) == 1 &&
 		       answered(7, "not renewed: no certificate") == EXIT_USAGE,
 	       "/fsm/decide/10-no-cert-stops", "st %d: %s", T.st, track_error(&T));
@@ -285,7 +288,11 @@ static void test_decide(void)
 	T.next = NOW;
 	tick();
 	tap_ok(started() == OP_NONE && T.st == T_STOPPED &&
-		       strstr(track_error(&T), "the certificate expired and no bootstrap") && hooked(0),
+		       strstr(track_error(&T), "the certificate expired, and the agent enrolls "
+					       "anew only with bootstrap credentials: "
+					       "`bootstrap = yes`, reference and secret_source "
+					       "are not set; set them") &&
+		       hooked(0),
 	       "/fsm/decide/10-expired-stops", "%s", track_error(&T));
 
 	fresh();
@@ -518,7 +525,9 @@ static void test_request(void)
 	fresh();
 	record(EXIT_REJECTED);
 	done(OP_RENEW, EXIT_REJECTED);
-	tap_ok(T.st == T_STOPPED && strstr(track_error(&T), "refused the renewal and no bootstrap") &&
+	tap_ok(T.st == T_STOPPED &&
+		       strstr(track_error(&T), "the CA refused the renewal (boom 6), and the agent "
+					       "enrolls anew only with bootstrap credentials") &&
 		       hooked(0),
 	       "/fsm/step/exit-6-stops", "%s", track_error(&T));
 	fresh();
@@ -983,9 +992,116 @@ static void test_pass(void)
 	track_set_error(&U, NULL);
 }
 
+/* ---- the record: errors, their time, the CA's status, hooks ------------------ */
+
+/* A kur the CA refused, with some of the bootstrap settings: the stop says
+ * exactly which are missing. */
+static void refused_with(const char *ref, const char *sec, const char *want, const char *name)
+{
+	fresh();
+	T.e.reference = ref != NULL ? strdup(ref) : NULL;
+	T.e.secret_source = sec != NULL ? strdup(sec) : NULL;
+	record(EXIT_REJECTED);
+	done(OP_RENEW, EXIT_REJECTED);
+	tap_ok(T.st == T_STOPPED && strstr(track_error(&T), want) != NULL, name, "%s",
+	       track_error(&T));
+}
+
+static void test_record(void)
+{
+	char big[TRACK_ERROR_MAX + 100];
+	size_t n;
+
+	refused_with("r", "file:/s",
+		     "bootstrap credentials: `bootstrap = yes` is not set (reference and "
+		     "secret_source are); set it in the configuration",
+		     "/fsm/record/bootstrap-missing-only");
+	refused_with(NULL, "file:/s",
+		     "bootstrap credentials: `bootstrap = yes` and reference are not set "
+		     "(secret_source is); set them",
+		     "/fsm/record/bootstrap-and-reference-missing");
+	refused_with("r", NULL,
+		     "bootstrap credentials: `bootstrap = yes` and secret_source are not set "
+		     "(reference is); set them",
+		     "/fsm/record/bootstrap-and-secret-missing");
+	refused_with(NULL, NULL,
+		     "bootstrap credentials: `bootstrap = yes`, reference and secret_source are "
+		     "not set; set them",
+		     "/fsm/record/all-missing");
+
+	/* the error's time, and the CA's rejection with it */
+	fresh();
+	record(EXIT_REJECTED);
+	snprintf(R.ca_status, sizeof(R.ca_status), "rejection");
+	snprintf(R.ca_fail_info, sizeof(R.ca_fail_info), "badPOP badCertTemplate");
+	done(OP_RENEW, EXIT_REJECTED);
+	tap_ok(T.last_error_at == NOW && strcmp(T.ca_status, "rejection") == 0 &&
+		       strcmp(T.ca_fail_info, "badPOP badCertTemplate") == 0,
+	       "/fsm/record/time-and-ca-status", "at %lld, '%s' '%s'", T.last_error_at, T.ca_status,
+	       T.ca_fail_info);
+
+	/* an error from before is over when a look finds the certificate in
+	 * place (here after clear NAME) */
+	T.st = T_START;
+	T.need_recover = 1;
+	looked_cert(OP_RECOVER, NOW - DAY, NOW + 99 * DAY);
+	tap_ok(T.st == T_VALID && track_error(&T)[0] == '\0' && T.last_error_at == 0 &&
+		       T.ca_status[0] == '\0' && T.ca_fail_info[0] == '\0',
+	       "/fsm/record/valid-look-clears", "st %d: '%s'", T.st, track_error(&T));
+
+	/* a PIN failure counts, and the token it met is known */
+	fresh();
+	T.token_serial[0] = '\0';
+	record(EXIT_PIN);
+	snprintf(R.token_serial, sizeof(R.token_serial), "tok9");
+	snprintf(R.token_label, sizeof(R.token_label), "lab9");
+	done(OP_RECOVER, EXIT_PIN);
+	tap_ok(T.st == T_PIN && T.failures == 1 && strcmp(T.token_serial, "tok9") == 0 &&
+		       strcmp(T.token_label, "lab9") == 0 && hooked(0),
+	       "/fsm/record/pin-counted-with-serial", "st %d, failures %d, serial '%s'", T.st,
+	       T.failures, T.token_serial);
+
+	/* a look's exit 2 (a configuration it cannot use) stops */
+	fresh();
+	record(EXIT_USAGE);
+	done(OP_RECOVER, EXIT_USAGE);
+	tap_ok(T.st == T_STOPPED && strcmp(track_error(&T), "boom 2") == 0 && hooked(0) &&
+		       T.failures == 0,
+	       "/fsm/record/look-exit-2-stops", "st %d: %s", T.st, track_error(&T));
+
+	/* the success hook of the first enrollment says "enrolled", of a
+	 * renewal "renewed" */
+	fresh();
+	T.have_cert = 0;
+	record(0);
+	done(OP_ENROLL, 0);
+	tap_ok(T.hook_due && T.hook_enrolled, "/fsm/record/first-enrollment-enrolled", "%d %d",
+	       T.hook_due, T.hook_enrolled);
+	fresh();
+	record(0);
+	done(OP_RENEW, 0);
+	tap_ok(T.hook_due && !T.hook_enrolled, "/fsm/record/renewal-renewed", "%d %d", T.hook_due,
+	       T.hook_enrolled);
+
+	/* an error longer than the bound: cut before a whole character, marked */
+	fresh();
+	memset(big, 'a', sizeof(big));
+	n = TRACK_ERROR_MAX - sizeof(AGENT_CUT_MARK) - 1;
+	memcpy(big + n, "\xc3\xa9", 2); /* U+00E9 over the cut */
+	big[sizeof(big) - 1] = '\0';
+	track_set_error(&T, "%s", big);
+	n = strlen(track_error(&T));
+	tap_ok(n < TRACK_ERROR_MAX && n >= TRACK_ERROR_MAX - sizeof(AGENT_CUT_MARK) - 2 &&
+		       strcmp(track_error(&T) + n - (sizeof(AGENT_CUT_MARK) - 1), AGENT_CUT_MARK) ==
+			       0 &&
+		       track_error(&T)[n - sizeof(AGENT_CUT_MARK)] == 'a',
+	       "/fsm/record/cut-at-character", "length %zu", n);
+	track_set_error(&T, NULL);
+}
+
 int main(void)
 {
-	tap_plan(103);
+	tap_plan(103 + 11);
 	test_decide();
 	test_started();
 	test_pin();
@@ -995,6 +1111,7 @@ int main(void)
 	test_control();
 	test_lockout();
 	test_pass();
+	test_record();
 	conf_enrollment_clear(&T.e);
 	return tap_done();
 }
