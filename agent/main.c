@@ -52,7 +52,7 @@ static const struct cmd_opt {
 	{ "crls", 1, OPT_CRLS, "FILE", "genm: write the CA's current CRLs to FILE" },
 	{ "abandon", 0, OPT_ABANDON, NULL, "resume: tell the CA the request is given up" },
 	{ "recover", 0, OPT_RECOVER, NULL, "check: log in and clean up after an interrupted run" },
-	{ "json", 0, OPT_JSON, NULL, "status: the agent's status as a JSON document" },
+	{ "json", 0, OPT_JSON, NULL, "list, check, status: as a JSON document (p11enroll-formats(5))" },
 	{ "local", 0, OPT_LOCAL, NULL, "renew: do it in this process even if an agent runs" },
 	{ "keys", 0, OPT_KEYS, NULL, "check-config: list every setting (key, flag, scope, default)" },
 	{ "syslog", 0, OPT_SYSLOG, NULL, "log to syslog instead of stderr" },
@@ -285,7 +285,7 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 	/* Taken when the token is opened: it is by token and label. */
 	agent_lock_on_open(needs_lock(cmd, o));
 	if (strcmp(cmd, "check") == 0)
-		return agent_check(e, o->recover);
+		return agent_check(e, o->recover, o->json);
 	if (strcmp(cmd, "enroll") == 0)
 		return o->batch != NULL ? agent_enroll_batch(e, o->batch) : agent_enroll(e);
 	if (strcmp(cmd, "renew") == 0)
@@ -302,7 +302,7 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 		return agent_resume(e, o);
 	if (strcmp(cmd, "station") == 0)
 		return agent_station(e, o);
-	return agent_list(e, o->named);
+	return agent_list(e, o->named, o->json);
 }
 
 /* PINs and secrets pass through this process's memory: no core dump may
@@ -427,6 +427,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	agent_rc rc;
 
 	no_core_dumps();
+	(void)agent_escape_locale();
 	conf_enrollment_init(&e);
 	memset(&o, 0, sizeof(o));
 	log_init("p11enroll", 0, 0);
@@ -502,7 +503,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	/* check NAME NAME...: one pass over enrollments of one token. */
 	if (strcmp(cmd, "check") == 0 && optind < argc) {
 		rc = agent_check_names(config, &e, argv + optind - 1, (size_t)(argc - optind + 1),
-				       o.recover);
+				       o.recover, o.json);
 		conf_enrollment_clear(&e);
 		return rc;
 	}

@@ -115,6 +115,8 @@ int tok_serial_unique(tok_ctx *ctx);
  * changed.  A rejected PIN is never tried again.
  */
 tok_rv tok_login(tok_ctx *ctx, const char *pin);
+/* 1 when a tok_login on ctx succeeded. */
+int tok_logged_in(const tok_ctx *ctx);
 
 /*
  * Whose lockout ended the last tok_login (TOK_ERR_PIN_LOCKED): the module
