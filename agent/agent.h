@@ -228,6 +228,9 @@ typedef struct conf_file conf_file;
  * and secret files and run the hooks: for the processes that will (a
  * client of the agent, say a control_group member, need not). */
 #define CONF_CHECK_ACCESS 1
+/* CONF_CHECK_PIN_OPTIONAL: a pin_source whose file or variable is not there
+ * is no error (list shows the public objects without it). */
+#define CONF_CHECK_PIN_OPTIONAL 2
 int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d);
 /*
  * What a client of the agent (status, reload, clear) needs, without

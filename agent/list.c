@@ -100,6 +100,31 @@ out:
 	return rv;
 }
 
+/* By label; under one label certificates, public keys, private keys, then
+ * by id: the same token lists the same way every time, whatever order the
+ * module finds its objects in. */
+static int class_rank(unsigned long cls)
+{
+	return cls == TOK_CKO_CERTIFICATE ? 0
+	       : cls == TOK_CKO_PUBLIC_KEY ? 1
+	       : cls == TOK_CKO_PRIVATE_KEY ? 2
+					    : 3;
+}
+
+static int by_label(const void *pa, const void *pb)
+{
+	const tok_object *a = pa, *b = pb;
+	int c = strcmp(a->label, b->label);
+
+	if (c == 0)
+		c = class_rank(a->cls) - class_rank(b->cls);
+	if (c == 0 && a->id.len != b->id.len)
+		c = a->id.len < b->id.len ? -1 : 1;
+	if (c == 0 && a->id.len > 0)
+		c = memcmp(a->id.id, b->id.id, a->id.len);
+	return c;
+}
+
 static void print_text(tok_ctx *tok, const tok_object *objs, size_t n)
 {
 	char hex[2 * TOK_ID_MAX + 1], safe[1024];
@@ -145,6 +170,8 @@ agent_rc agent_list(const conf_enrollment *e, int named, int json)
 		tok_free(tok);
 		return rc;
 	}
+	if (n > 1)
+		qsort(objs, n, sizeof(*objs), by_label);
 	if (json && agent_list_json(tok, objs, n) < 0) {
 		log_msg(LOG_ERR, "cannot write the listing: out of memory");
 		rc = EXIT_INTERNAL;

@@ -531,10 +531,12 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	/* A client of the agent reads no secret and runs no hook: a
 	 * control_group member may use a file whose PIN file it cannot read
 	 * (renew goes through a running agent; run alone, it reads the
-	 * secrets and says so if it cannot). */
+	 * secrets and says so if it cannot).  list shows the public objects
+	 * without a PIN it cannot read. */
 	if (load_config(config, cmd, name,
 			is_client(cmd) || (strcmp(cmd, "renew") == 0 && !o.local) ? 0
-										   : CONF_CHECK_ACCESS,
+			: strcmp(cmd, "list") == 0				 ? CONF_CHECK_PIN_OPTIONAL
+										 : CONF_CHECK_ACCESS,
 			&e) != EXIT_OK) {
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
