@@ -329,6 +329,9 @@ agent_rc agent_enroll(const conf_enrollment *e);
  * PIN (none configured, or its source cannot be read) only the public
  * objects, and no C_Login. */
 agent_rc agent_list(const conf_enrollment *e, int named, int json);
+/* tokens.c: every token of e->module (NULL: of p11-kit's modules) with
+ * its pkcs11: URI; json: as p11enroll-formats(5). */
+agent_rc agent_tokens(const conf_enrollment *e, int json);
 agent_rc agent_renew(const conf_enrollment *e);
 agent_rc agent_cr(const conf_enrollment *e);
 agent_rc agent_p10cr(const conf_enrollment *e);

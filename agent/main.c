@@ -52,7 +52,7 @@ static const struct cmd_opt {
 	{ "crls", 1, OPT_CRLS, "FILE", "genm: write the CA's current CRLs to FILE" },
 	{ "abandon", 0, OPT_ABANDON, NULL, "resume: tell the CA the request is given up" },
 	{ "recover", 0, OPT_RECOVER, NULL, "check: log in and clean up after an interrupted run" },
-	{ "json", 0, OPT_JSON, NULL, "list, check, status: as a JSON document (p11enroll-formats(5))" },
+	{ "json", 0, OPT_JSON, NULL, "list, check, tokens, status: as a JSON document (p11enroll-formats(5))" },
 	{ "local", 0, OPT_LOCAL, NULL, "renew: do it in this process even if an agent runs" },
 	{ "keys", 0, OPT_KEYS, NULL, "check-config: list every setting (key, flag, scope, default)" },
 	{ "syslog", 0, OPT_SYSLOG, NULL, "log to syslog instead of stderr" },
@@ -151,6 +151,8 @@ static void usage(FILE *f)
 		"  resume [NAME]          finish a request the CA answered 'waiting' (polling);\n"
 		"                         with --abandon, give it up and delete its new key\n"
 		"  list [NAME]            show the keys and certificates on the token\n"
+		"  tokens                 every token of the module (or of p11-kit's modules)\n"
+		"                         with its pkcs11: URI\n"
 		"  check NAME [NAME...]   the enrollment's token and certificate, as key=value\n"
 		"                         lines; --recover: finish an interrupted run first\n"
 		"  check-config           check the whole configuration file and say what is wrong;\n"
@@ -239,7 +241,8 @@ static int set_setting(conf_enrollment *e, int opt, const char *value)
 
 static const char *const commands[] = { "enroll", "list",  "renew",  "cr",    "p10cr",
 					"revoke", "genm",  "resume", "check", "agent",
-					"status", "reload", "clear", "check-config", "station" };
+					"status", "reload", "clear", "check-config", "station",
+					"tokens" };
 
 static int known_command(const char *cmd)
 {
@@ -302,6 +305,8 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 		return agent_resume(e, o);
 	if (strcmp(cmd, "station") == 0)
 		return agent_station(e, o);
+	if (strcmp(cmd, "tokens") == 0)
+		return agent_tokens(e, o->json);
 	return agent_list(e, o->named, o->json);
 }
 
@@ -382,8 +387,11 @@ static agent_rc load_config(const char *config, const char *cmd, const char *nam
 		goto out;
 	/* status and reload talk to the agent of the whole file, whose control
 	 * socket its first enrollment names (agent_daemon()): a file with
-	 * several enrollments needs no name for them. */
-	if (name == NULL && (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0) &&
+	 * several enrollments needs no name for them; nor does tokens, which
+	 * takes the module from the first. */
+	if (name == NULL &&
+	    (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 ||
+	     strcmp(cmd, "tokens") == 0) &&
 	    conf_file_count(cf) > 1)
 		name = picked = conf_file_name(cf, 0);
 	if (conf_file_count(cf) > 0 && (picked = conf_file_pick(cf, name, err, sizeof(err))) == NULL) {
