@@ -332,6 +332,12 @@ agent_rc agent_list(const conf_enrollment *e, int named, int json);
 /* tokens.c: every token of e->module (NULL: of p11-kit's modules) with
  * its pkcs11: URI; json: as p11enroll-formats(5). */
 agent_rc agent_tokens(const conf_enrollment *e, int json);
+/* tracked.c: status --all / list-tracked: every enrollment of config (or
+ * only the one named; cli: the command line's settings) as the
+ * configuration and the agent's state files show it, without an agent, a
+ * token or a PIN; json: p11enroll-formats(5). */
+agent_rc agent_tracked(const char *config, const conf_enrollment *cli, const char *only,
+		       int json);
 agent_rc agent_renew(const conf_enrollment *e);
 agent_rc agent_cr(const conf_enrollment *e);
 agent_rc agent_p10cr(const conf_enrollment *e);

@@ -32,6 +32,7 @@ enum {
 	OPT_PROMPT,
 	OPT_REPLACED,
 	OPT_USER,
+	OPT_ALL,
 	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
 	OPT_SETTING = 1024,
 };
@@ -53,6 +54,7 @@ static const struct cmd_opt {
 	{ "abandon", 0, OPT_ABANDON, NULL, "resume: tell the CA the request is given up" },
 	{ "recover", 0, OPT_RECOVER, NULL, "check: log in and clean up after an interrupted run" },
 	{ "json", 0, OPT_JSON, NULL, "list, check, tokens, status: as a JSON document (p11enroll-formats(5))" },
+	{ "all", 0, OPT_ALL, NULL, "status: every enrollment from the state files, no agent needed" },
 	{ "local", 0, OPT_LOCAL, NULL, "renew: do it in this process even if an agent runs" },
 	{ "keys", 0, OPT_KEYS, NULL, "check-config: list every setting (key, flag, scope, default)" },
 	{ "syslog", 0, OPT_SYSLOG, NULL, "log to syslog instead of stderr" },
@@ -158,7 +160,9 @@ static void usage(FILE *f)
 		"  check-config           check the whole configuration file and say what is wrong;\n"
 		"                         --keys: list every setting\n"
 		"  agent                  track every enrollment and renew before expiry\n"
-		"  status                 ask the running agent (--json: as JSON)\n"
+		"  status                 ask the running agent (--json: as JSON); --all: every\n"
+		"                         enrollment from the state files, without an agent\n"
+		"  list-tracked [NAME]    the same as status --all\n"
 		"  reload                 make the running agent read the configuration again\n"
 		"  clear NAME             let the agent try a stopped or PIN-latched enrollment\n"
 		"  station NAME           badge station: enroll each card as it is inserted\n"
@@ -242,7 +246,7 @@ static int set_setting(conf_enrollment *e, int opt, const char *value)
 static const char *const commands[] = { "enroll", "list",  "renew",  "cr",    "p10cr",
 					"revoke", "genm",  "resume", "check", "agent",
 					"status", "reload", "clear", "check-config", "station",
-					"tokens" };
+					"tokens", "list-tracked" };
 
 static int known_command(const char *cmd)
 {
@@ -430,7 +434,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	conf_enrollment e;
 	agent_cmd_opts o;
 	const char *config = NULL, *cmd, *name = NULL;
-	int c, verbosity = 0, quiet = 0, idx, use_syslog = 0, keys = 0, user = 0;
+	int c, verbosity = 0, quiet = 0, idx, use_syslog = 0, keys = 0, user = 0, all = 0;
 	char err[512];
 	agent_rc rc;
 
@@ -481,6 +485,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		case OPT_ABANDON: o.abandon = 1; break;
 		case OPT_RECOVER: o.recover = 1; break;
 		case OPT_JSON: o.json = 1; break;
+		case OPT_ALL: all = 1; break;
 		case OPT_LOCAL: o.local = 1; break;
 		case OPT_KEYS: keys = 1; break;
 		case OPT_SYSLOG: use_syslog = 1; break;
@@ -524,6 +529,12 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		log_msg(LOG_ERR, "unknown command '%s'; see p11enroll --help", cmd);
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
+	}
+	/* From the files alone: read before any agent is asked. */
+	if ((strcmp(cmd, "status") == 0 && all) || strcmp(cmd, "list-tracked") == 0) {
+		rc = agent_tracked(config, &e, name, o.json);
+		conf_enrollment_clear(&e);
+		return rc;
 	}
 	if (strcmp(cmd, "check-config") == 0 || strcmp(cmd, "agent") == 0) {
 		if (name != NULL) {
