@@ -73,7 +73,7 @@ int agent_escape_locale(void);
 /* The token's identity for people: "label 'L', manufacturer 'M', model 'M',
  * serial S", and when the serial does not name the token alone (unique 0:
  * empty, all zeros, or another token's too) " (not unique: identified by
- * label, model and manufacturer)".  Each field agent_escape_shown()'d (which
+ * label, model and manufacturer)".  Each field agent_escape()'d (which
  * leaves escaped text as it is); returns out. */
 const char *agent_token_identity(const char *label, const char *manufacturer, const char *model,
 				 const char *serial, int unique, char *out, size_t outlen);

@@ -123,19 +123,17 @@ int agent_escape_locale(void)
 	return shown_utf8;
 }
 
-/* For people, every field escaped for the terminal: token.c's callers and
- * the agent's status (track.c, which the status tests link without the
- * token layer). */
+/* For people, every field escaped: token.c's callers and the agent's status
+ * (track.c, which the status tests link without the token layer). */
 const char *agent_token_identity(const char *label, const char *manufacturer, const char *model,
 				 const char *serial, int unique, char *out, size_t outlen)
 {
 	char l[4 * 33], ma[4 * 33], mo[4 * 17], se[4 * 17];
 
 	snprintf(out, outlen, "label '%s', manufacturer '%s', model '%s', serial %s%s",
-		 agent_escape_shown(label, l, sizeof(l)),
-		 agent_escape_shown(manufacturer, ma, sizeof(ma)),
-		 agent_escape_shown(model, mo, sizeof(mo)),
-		 serial[0] != '\0' ? agent_escape_shown(serial, se, sizeof(se)) : "(none)",
+		 agent_escape(label, l, sizeof(l)), agent_escape(manufacturer, ma, sizeof(ma)),
+		 agent_escape(model, mo, sizeof(mo)),
+		 serial[0] != '\0' ? agent_escape(serial, se, sizeof(se)) : "(none)",
 		 unique ? "" : " (not unique: identified by label, model and manufacturer)");
 	return out;
 }

@@ -127,16 +127,16 @@ static int by_label(const void *pa, const void *pb)
 
 static void print_text(tok_ctx *tok, const tok_object *objs, size_t n)
 {
-	char hex[2 * TOK_ID_MAX + 1], safe[1024];
+	char hex[2 * TOK_ID_MAX + 1], safe[1024], shown[4 * 1024];
 	const tok_info *info = tok_opened_info(tok);
 	size_t i;
 
 	/* Which token this is: where serials repeat (every tpm2-pkcs11 token
 	 * of one TPM has 0000000000000000), the label, model and manufacturer
 	 * tell it apart, and the URI must name them. */
-	printf("token %s\n", agent_token_identity(info->label, info->manufacturer, info->model,
-						  info->serial, tok_serial_unique(tok), safe,
-						  sizeof(safe)));
+	agent_token_identity(info->label, info->manufacturer, info->model, info->serial,
+			     tok_serial_unique(tok), safe, sizeof(safe));
+	printf("token %s\n", agent_escape_shown(safe, shown, sizeof(shown)));
 	if (!tok_logged_in(tok))
 		printf("(not logged in: private keys are not shown without a PIN)\n");
 	for (i = 0; i < n; i++) {
