@@ -11,7 +11,7 @@ need_cmd python3
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 47
+plan 50
 start_ca || exit 1
 
 TOK=lj
@@ -125,6 +125,16 @@ check "/listjson/check-absent/schema" json_valid check "$TMP/out"
 check "/listjson/check-absent/values" same absent \
 	"$(jq "$TMP/out" "[$E[\"exit\"], $E[\"token\"], $E[\"cert\"], 'no-such-token' in $E[\"error\"]]")" \
 	'[10, "absent", null, true]'
+# a configuration that does not load: every name gets exit 2 in the document
+cp "$TMP/p11enroll.conf" "$TMP/good.conf"
+printf 'no_such_key = 1\n' >> "$TMP/p11enroll.conf"
+p11e check test other --json
+check "/listjson/check-bad-config/exit-2" expect_rc 2
+check "/listjson/check-bad-config/schema" json_valid check "$TMP/out"
+check "/listjson/check-bad-config/values" same bad \
+	"$(jq "$TMP/out" '[[e["name"], e["exit"], e["token"]] for e in d["enrollments"]]')" \
+	'[["test", 2, null], ["other", 2, null]]'
+cp "$TMP/good.conf" "$TMP/p11enroll.conf"
 p11e list test --json --token "pkcs11:token=no-such-token"
 check "/listjson/list-absent/exit-10" expect_rc 10
 check "/listjson/list-absent/no-document" test ! -s "$TMP/out"

@@ -11,7 +11,7 @@ need_tools
 need_cmd python3
 setup
 trap 'kill_agents; cleanup' EXIT
-plan 26
+plan 28
 start_ca || exit 1
 
 TOK=tr
@@ -147,5 +147,11 @@ check "/tracked/backoff/json" same backoff \
 pe "$B" status --all no-such
 check "/tracked/unknown-name/exit-2" expect_rc 2
 check "/tracked/unknown-name/message" grep_err "no-such"
+
+# a configuration that does not load: exit 2, each error said
+printf 'no_such_key = 1\n' >> "$B"
+pe "$B" status --all
+check "/tracked/bad-config/exit-2" expect_rc 2
+check "/tracked/bad-config/message" grep_err "no_such_key"
 
 finish
