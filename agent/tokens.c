@@ -60,16 +60,22 @@ static void print_text(const tok_token *t, size_t n)
 agent_rc agent_tokens(const conf_enrollment *e, int json)
 {
 	tok_token *t = NULL;
-	size_t n = 0;
+	size_t n = 0, silent = 0;
 	char err[1024];
 	tok_rv rv;
 	agent_jw w;
 	agent_rc rc = EXIT_OK;
 
-	if ((rv = tok_tokens(e->module, &t, &n, err, sizeof(err))) != TOK_OK) {
+	if ((rv = tok_tokens(e->module, &t, &n, &silent, err, sizeof(err))) != TOK_OK) {
 		log_msg(LOG_ERR, "cannot list the tokens: %s: %s", tok_strerror(rv), err);
 		return agent_exit_from_tok(rv);
 	}
+	if (silent > 0)
+		log_msg(LOG_WARNING,
+			"%zu token%s did not answer (C_GetTokenInfo failed) and %s not listed: "
+			"remove and re-insert %s, or restart its service",
+			silent, silent == 1 ? "" : "s", silent == 1 ? "is" : "are",
+			silent == 1 ? "it" : "them");
 	if (json) {
 		agent_jw_init(&w, stdout);
 		print_json(t, n, &w);

@@ -274,9 +274,11 @@ typedef struct {
  * The initialized tokens of module (a path or a p11-kit module name), or,
  * with module NULL, of every module p11-kit's proxy would show.  Nothing
  * is logged in to and no session opened.  *ret_t (tok_tokens_free) and
- * *ret_n (0 and NULL when there are none); on failure why in err.
+ * *ret_n (0 and NULL when there are none); *ret_silent: the tokens left
+ * out because C_GetTokenInfo failed on them.  On failure why in err.
  */
-tok_rv tok_tokens(const char *module, tok_token **ret_t, size_t *ret_n, char *err, size_t errlen);
+tok_rv tok_tokens(const char *module, tok_token **ret_t, size_t *ret_n, size_t *ret_silent,
+		  char *err, size_t errlen);
 void tok_tokens_free(tok_token *t, size_t n);
 
 /* ---- watching a module for tokens (tok_watch.c) ------------------------ */

@@ -21,6 +21,7 @@
 typedef struct {
 	tok_token *t;
 	size_t n, cap;
+	size_t silent; /* tokens whose C_GetTokenInfo failed */
 } list;
 
 /* The URI of ti, token attributes only, as p11-kit formats it. */
@@ -56,7 +57,10 @@ static tok_rv module_tokens(tok_ctx *ctx, CK_FUNCTION_LIST *f, const char *path,
 	for (i = 0; i < n; i++) {
 		tok_token *e;
 
-		/* a token that does not answer is not listed; the others are */
+		/* a token that does not answer is counted, not listed; the
+		 * others are */
+		if (t[i].rv != CKR_OK)
+			l->silent++;
 		if (t[i].rv != CKR_OK || !(t[i].ti.flags & CKF_TOKEN_INITIALIZED))
 			continue;
 		if (l->n == l->cap) {
@@ -134,10 +138,11 @@ static tok_rv one_module(tok_ctx *ctx, const char *module, list *l)
 	return rv;
 }
 
-tok_rv tok_tokens(const char *module, tok_token **ret_t, size_t *ret_n, char *err, size_t errlen)
+tok_rv tok_tokens(const char *module, tok_token **ret_t, size_t *ret_n, size_t *ret_silent,
+		  char *err, size_t errlen)
 {
 	tok_ctx *ctx = OPENSSL_zalloc(sizeof(*ctx));
-	list l = { NULL, 0, 0 };
+	list l = { NULL, 0, 0, 0 };
 	tok_rv rv;
 
 	if (ctx == NULL) {
@@ -151,6 +156,7 @@ tok_rv tok_tokens(const char *module, tok_token **ret_t, size_t *ret_n, char *er
 	} else {
 		*ret_t = l.t;
 		*ret_n = l.n;
+		*ret_silent = l.silent;
 	}
 	OPENSSL_free(ctx);
 	return rv;

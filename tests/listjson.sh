@@ -11,7 +11,7 @@ need_cmd python3
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 50
+plan 53
 start_ca || exit 1
 
 TOK=lj
@@ -224,5 +224,16 @@ check "/listjson/no-pin-json/no-login" logins
 check "/listjson/no-pin-json/values" same nopin \
 	"$(jq "$TMP/out" '[d["logged_in"], sorted(set(o["class"] for o in d["objects"]))]')" \
 	'[false, ["certificate", "public-key"]]'
+
+# every PKCS#11 call of list without a PIN failing in turn: an error that
+# names it, or the listing as without the failure; never a login
+write_conf "$TOK" "module = $WRAP"
+sed -i '/^pin_source = /d' "$TMP/p11enroll.conf"
+P11WRAP_MODULE=$SOFTHSM2_MODULE
+export P11WRAP_MODULE
+call_sweep list "$P11ENROLL" -c "$TMP/p11enroll.conf" list test
+check "/listjson/no-pin-sweep/calls" test "$SWEPT" -gt 0
+check "/listjson/no-pin-sweep/all-clean" test "$SWEEP_BAD" -eq 0
+check "/listjson/no-pin-sweep/no-login" test "$(grep -c '^C_Login@' "$TMP/list.points")" -eq 0
 
 finish

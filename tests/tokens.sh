@@ -10,7 +10,7 @@ need_tools
 need_cmd python3
 need_cmd p11tool
 setup
-plan 24
+plan 26
 
 U8=$(printf 'Zo\303\253 \303\251')        # "Zoë é"
 U8_ESC='Zo\xC3\xAB \xC3\xA9'
@@ -117,6 +117,15 @@ LSAN_OPTIONS="${LSAN_OPTIONS:+$LSAN_OPTIONS:}suppressions=$top_srcdir/tests/p11k
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0" p11e tokens
 check "/tokens/p11-kit/exit-0" expect_rc 0
 check "/tokens/p11-kit/all-three" test "$(grep -c -x -F -f "$TMP/p11tool" "$TMP/out")" -eq 3
+
+# --- every PKCS#11 call of tokens failing in turn (tests/p11wrap) ------------
+WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
+need_file "$WRAP"
+P11WRAP_MODULE=$SOFTHSM2_MODULE
+export P11WRAP_MODULE
+call_sweep tokens "$P11ENROLL" -c "$TMP/p11enroll.conf" tokens --module "$WRAP"
+check "/tokens/sweep/calls" test "$SWEPT" -gt 0
+check "/tokens/sweep/all-clean" test "$SWEEP_BAD" -eq 0
 
 # --- a module that is not there: exit 3, what to do --------------------------
 p11e tokens --module "$TMP/no-such-module.so"
