@@ -231,7 +231,10 @@ write_conf "$TOK" "module = $WRAP"
 sed -i '/^pin_source = /d' "$TMP/p11enroll.conf"
 P11WRAP_MODULE=$SOFTHSM2_MODULE
 export P11WRAP_MODULE
-call_sweep list "$P11ENROLL" -c "$TMP/p11enroll.conf" list test
+# libp11 0.4.12 leaks the slot it was setting up when C_GetSlotInfo or
+# C_GetTokenInfo fails in PKCS11_enumerate_slots (tests/tokfail.sh)
+SWEEP_NOLEAK="C_GetSlotInfo C_GetTokenInfo" \
+	call_sweep list "$P11ENROLL" -c "$TMP/p11enroll.conf" list test
 check "/listjson/no-pin-sweep/calls" test "$SWEPT" -gt 0
 check "/listjson/no-pin-sweep/all-clean" test "$SWEEP_BAD" -eq 0
 check "/listjson/no-pin-sweep/no-login" test "$(grep -c '^C_Login@' "$TMP/list.points")" -eq 0
