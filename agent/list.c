@@ -100,9 +100,6 @@ out:
 	return rv;
 }
 
-/* By label; under one label certificates, public keys, private keys, then
- * by id: the same token lists the same way every time, whatever order the
- * module finds its objects in. */
 static int class_rank(unsigned long cls)
 {
 	return cls == TOK_CKO_CERTIFICATE ? 0
@@ -111,6 +108,9 @@ static int class_rank(unsigned long cls)
 					    : 3;
 }
 
+/* By label; under one label certificates, public keys, private keys, then
+ * by id: the same token lists the same way every time, whatever order the
+ * module finds its objects in. */
 static int by_label(const void *pa, const void *pb)
 {
 	const tok_object *a = pa, *b = pb;

@@ -435,6 +435,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	agent_cmd_opts o;
 	const char *config = NULL, *cmd, *name = NULL;
 	int c, verbosity = 0, quiet = 0, idx, use_syslog = 0, keys = 0, user = 0, all = 0;
+	int load_flags;
 	char err[512];
 	agent_rc rc;
 
@@ -552,11 +553,13 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	 * (renew goes through a running agent; run alone, it reads the
 	 * secrets and says so if it cannot).  list shows the public objects
 	 * without a PIN it cannot read. */
-	if (load_config(config, cmd, name,
-			is_client(cmd) || (strcmp(cmd, "renew") == 0 && !o.local) ? 0
-			: strcmp(cmd, "list") == 0				 ? CONF_CHECK_PIN_OPTIONAL
-										 : CONF_CHECK_ACCESS,
-			&e) != EXIT_OK) {
+	if (is_client(cmd) || (strcmp(cmd, "renew") == 0 && !o.local))
+		load_flags = 0;
+	else if (strcmp(cmd, "list") == 0)
+		load_flags = CONF_CHECK_PIN_OPTIONAL;
+	else
+		load_flags = CONF_CHECK_ACCESS;
+	if (load_config(config, cmd, name, load_flags, &e) != EXIT_OK) {
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
 	}

@@ -30,7 +30,8 @@ typedef struct {
 	track *t;
 	int state_file;	   /* its state file exists */
 	const char *state; /* as status names the states */
-	const char *cert_from; /* "state", "cert_out" or NULL: where serial and validity come from */
+	/* where the serial and validity come from: "state", "cert_out", NULL */
+	const char *cert_from;
 	char subject[2048];
 	const char *subject_from; /* "certificate" or "configuration" (NULL: none) */
 	char pending[8];	  /* the request a saved transaction waits for, "" none */
