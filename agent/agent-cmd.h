@@ -95,14 +95,17 @@ void agent_template_print(const cmpc_template *t);
 
 /* p11enroll check: key=value lines about the enrollment; recover: log in
  * and run agent_recover first. */
-agent_rc agent_check(const conf_enrollment *e, int recover);
+agent_rc agent_check(const conf_enrollment *e, int recover, int json);
 /* p11enroll check NAME NAME...: the enrollments of config (with the
  * command line's settings, cli) on one token, each after "name=NAME", each
  * with a result record of its own, in order (agent/result.h); the token is
  * opened and logged in to once.  EXIT_OK when every look succeeded, else
  * the first failure's exit code. */
 agent_rc agent_check_names(const char *config, const conf_enrollment *cli, char *const *names,
-			   size_t n, int recover);
+			   size_t n, int recover, int json);
+/* list_json.c: list --json of objs[0..n) on tok: 0, or -1 when the
+ * document could not be written whole (out of memory, stdout failed). */
+int agent_list_json(tok_ctx *tok, const tok_object *objs, size_t n);
 /* Takes the lock of e's label on the token ti for the rest of the process;
  * -1 (logged) when another process holds it, 0 otherwise (also without a
  * state dir, and when this process holds it already). */

@@ -82,6 +82,17 @@ const char *agent_escape_bounded(const char *s, char *out, size_t outlen);
  * it is cut back to the last whole UTF-8 character that leaves room for
  * AGENT_CUT_MARK, which is appended. */
 void agent_mark_cut(char *s, size_t size);
+/* The same, for text shown to people: in a locale whose codeset is not
+ * UTF-8 (agent_escape_locale()) every byte above 0x7F becomes "\xNN" too.
+ * Never for data (JSON, files, labels): those are UTF-8 whatever the
+ * locale. */
+const char *agent_escape_shown(const char *s, char *out, size_t outlen);
+/* agent_escape (utf8 1) or its ASCII-only form (utf8 0). */
+const char *agent_escape_mode(const char *s, char *out, size_t outlen, int utf8);
+/* Reads the locale's codeset (LC_CTYPE from the environment, restored to
+ * what it was after): 1 when it is UTF-8, which agent_escape_shown then
+ * keeps.  Called once by the program at start. */
+int agent_escape_locale(void);
 /* The token's identity for people: "label 'L', manufacturer 'M', model 'M',
  * serial S", and when the serial does not name the token alone (unique 0:
  * empty, all zeros, or another token's too) " (not unique: identified by
@@ -92,6 +103,30 @@ const char *agent_token_identity(const char *label, const char *manufacturer, co
 /* raw (NULL: "") as a quoted JSON string, agent_escape()'d first; malloc'ed, NULL
  * when out of memory (json.c). */
 char *agent_json_string(const char *raw);
+
+/* jsonw.c: a JSON document written to f as it goes.  key NULL: a member
+ * of an array.  Each string agent_json_string()'d; NULL strings are null. */
+#define AGENT_JW_DEPTH 8
+typedef struct {
+	FILE *f;
+	int depth, bad;
+	int first[AGENT_JW_DEPTH];
+} agent_jw;
+void agent_jw_init(agent_jw *w, FILE *f);
+void agent_jw_object(agent_jw *w, const char *key);
+void agent_jw_array(agent_jw *w, const char *key);
+void agent_jw_close(agent_jw *w, char brace); /* '}' or ']' */
+void agent_jw_str(agent_jw *w, const char *key, const char *raw);
+void agent_jw_int(agent_jw *w, const char *key, long long v);
+void agent_jw_bool(agent_jw *w, const char *key, int v); /* v < 0: null */
+void agent_jw_null(agent_jw *w, const char *key);
+/* t (Unix time) as "2026-12-03T17:52:37Z"; null when !known. */
+void agent_jw_time(agent_jw *w, const char *key, long long t, int known);
+/* Ends the document with a newline: 0, or -1 when a write failed or memory
+ * ran out on the way (the document is then not whole). */
+int agent_jw_end(agent_jw *w);
+/* Unix time t as RFC 3339 UTC ("" when it cannot be shown); returns out. */
+const char *agent_rfc3339(long long t, char *out, size_t outlen);
 /* hex.c: lower-case hex of the bytes p[0..n) (key ids, transaction ids),
  * as many whole bytes as fit in out with a NUL. */
 void agent_hex(const unsigned char *p, size_t n, char *out, size_t outlen);
@@ -216,6 +251,9 @@ typedef struct conf_file conf_file;
  * and secret files and run the hooks: for the processes that will (a
  * client of the agent, say a control_group member, need not). */
 #define CONF_CHECK_ACCESS 1
+/* CONF_CHECK_PIN_OPTIONAL: a pin_source whose file or variable is not there
+ * is no error (list shows the public objects without it). */
+#define CONF_CHECK_PIN_OPTIONAL 2
 int conf_file_load(const char *path, int flags, conf_file **ret_cf, conf_diag *d);
 /*
  * What a client of the agent (status, reload, clear) needs, without
@@ -322,8 +360,19 @@ int conf_parse_pbm_mac(const char *s, int *ret_nid);
 agent_rc agent_enroll(const conf_enrollment *e);
 /* The enrollment's objects when named (its label, the marks of an
  * unfinished run, what shares their ids, the CA certificates), else the
- * whole token. */
-agent_rc agent_list(const conf_enrollment *e, int named);
+ * whole token; json: as the document of p11enroll-formats(5).  Without a
+ * PIN (none configured, or its source cannot be read) only the public
+ * objects, and no C_Login. */
+agent_rc agent_list(const conf_enrollment *e, int named, int json);
+/* tokens.c: every token of e->module (NULL: of p11-kit's modules) with
+ * its pkcs11: URI; json: as p11enroll-formats(5). */
+agent_rc agent_tokens(const conf_enrollment *e, int json);
+/* tracked.c: status --all / list-tracked: every enrollment of config (or
+ * only the one named; cli: the command line's settings) as the
+ * configuration and the agent's state files show it, without an agent, a
+ * token or a PIN; json: p11enroll-formats(5). */
+agent_rc agent_tracked(const char *config, const conf_enrollment *cli, const char *only,
+		       int json);
 agent_rc agent_renew(const conf_enrollment *e);
 agent_rc agent_cr(const conf_enrollment *e);
 agent_rc agent_p10cr(const conf_enrollment *e);
@@ -382,6 +431,10 @@ int agent_write_pem(const char *path, struct x509_st *cert, struct stack_st_X509
 /* The label of a CA certificate object: its subject CN, else the whole name;
  * -1 when the CN cannot be converted to UTF-8 (no memory). */
 int agent_ca_label(struct x509_st *ca, char *out, size_t outlen);
+/* A distinguished name as "/CN=V/O=V" (as X509_NAME_oneline) but with its
+ * values in UTF-8, not "\xC3\xA9", agent_escape()'d; returns out. */
+struct X509_name_st;
+const char *agent_name_text(const struct X509_name_st *name, char *out, size_t outlen);
 /* The first PEM certificate in path; NULL after logging "cannot read WHAT
  * PATH" or "WHAT PATH holds no PEM certificate: HINT". */
 struct x509_st *agent_read_cert(const char *path, const char *what, const char *hint);
@@ -397,6 +450,11 @@ void agent_cmp_log(int level, const char *msg, void *arg);
  * return the outcome it makes (agent_exit_from_tok only maps, and logs
  * nothing; a token gone is noted as "token 0" in the result record). */
 struct tok_ctx;
+/* need_login 0: no login; 1: log in (no PIN source, or one that cannot be
+ * read, fails with EXIT_PIN); AGENT_LOGIN_IF_PIN: log in when there is a
+ * PIN to log in with, else go on without (a warning when the source
+ * cannot be read): no PIN try is spent either way (tok_logged_in says). */
+#define AGENT_LOGIN_IF_PIN 2
 agent_rc agent_token_open(const conf_enrollment *e, struct tok_ctx **ret_tok, int need_login);
 agent_rc agent_token_fail(struct tok_ctx *tok, int tok_rv, const char *what);
 agent_rc agent_exit_from_tok(int tok_rv);

@@ -23,6 +23,104 @@
 #include "agent/agent-cmd.h"
 #include "agent/result.h"
 
+/*
+ * The lines of one look: "key=value" on stdout as they come, or with
+ * --json kept as typed JSON values, one slot per key, and written as one
+ * object per enrollment (kv_end) in a document for all (kv_finish): every
+ * key in every object, null where the look did not get that far.
+ */
+enum {
+	K_NAME, K_EXIT, K_TOKEN, K_TOKEN_SERIAL, K_TOKEN_LABEL, K_TOKEN_MANUFACTURER, K_TOKEN_MODEL,
+	K_TOKEN_SERIAL_UNIQUE, K_CERT, K_CERT_SERIAL, K_NOT_BEFORE, K_NOT_AFTER, K_KEY_ID,
+	K_PENDING, K_PENDING_SAVED, K_PENDING_CHECK_AFTER, K_ERROR, K_N
+};
+static const char *const key_names[K_N] = {
+	"name", "exit", "token", "token_serial", "token_label", "token_manufacturer", "token_model",
+	"token_serial_unique", "cert", "cert_serial", "not_before", "not_after", "key_id",
+	"pending", "pending_saved", "pending_check_after", "error",
+};
+
+static struct {
+	int json, objects, oom;
+	char *v[K_N]; /* JSON text of each value; NULL: null */
+} kv;
+
+static void kv_set(int k, char *json)
+{
+	free(kv.v[k]);
+	kv.v[k] = json;
+	if (json == NULL)
+		kv.oom = 1;
+}
+
+static void kv_str(int k, const char *v)
+{
+	if (!kv.json)
+		printf("%s=%s\n", key_names[k], v);
+	else
+		kv_set(k, agent_json_string(v));
+}
+
+static void kv_int(int k, long long v)
+{
+	char *s;
+
+	if (!kv.json) {
+		printf("%s=%lld\n", key_names[k], v);
+		return;
+	}
+	kv_set(k, asprintf(&s, "%lld", v) < 0 ? NULL : s);
+}
+
+/* yes/no as key=value, true/false in JSON */
+static void kv_bool(int k, int v)
+{
+	if (!kv.json)
+		printf("%s=%s\n", key_names[k], v ? "yes" : "no");
+	else
+		kv_set(k, strdup(v ? "true" : "false"));
+}
+
+static void kv_begin(const char *name, int print_name)
+{
+	if (!kv.json) {
+		if (print_name)
+			printf("name=%s\n", name);
+		return;
+	}
+	if (name != NULL)
+		kv_str(K_NAME, name);
+}
+
+/* The enrollment's object, with its exit code and the error it logged. */
+static void kv_end(agent_rc rc)
+{
+	size_t k;
+
+	if (!kv.json)
+		return;
+	kv_int(K_EXIT, rc);
+	if (rc != EXIT_OK && log_last_error()[0] != '\0')
+		kv_str(K_ERROR, log_last_error());
+	printf("%s{", kv.objects++ == 0 ? "{\"enrollments\": [\n  " : ",\n  ");
+	for (k = 0; k < K_N; k++) {
+		printf("%s\"%s\": %s", k > 0 ? ", " : "", key_names[k],
+		       kv.v[k] != NULL ? kv.v[k] : "null");
+		free(kv.v[k]);
+		kv.v[k] = NULL;
+	}
+	printf("}");
+}
+
+/* The document's end: -1 when a value was lost to memory. */
+static int kv_finish(void)
+{
+	if (!kv.json)
+		return 0;
+	printf("%s]}\n", kv.objects > 0 ? "\n" : "{\"enrollments\": [");
+	return kv.oom || fflush(stdout) != 0 ? -1 : 0;
+}
+
 static long long unix_time(const ASN1_TIME *t)
 {
 	struct tm tm;
@@ -37,7 +135,7 @@ static void print_serial(X509 *cert, agent_result *res)
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
 
-	printf("cert_serial=%s\n", hex != NULL ? hex : "?");
+	kv_str(K_CERT_SERIAL, hex != NULL ? hex : "?");
 	snprintf(res->cert_serial, sizeof(res->cert_serial), "%s", hex != NULL ? hex : "0");
 	OPENSSL_free(hex);
 	BN_free(bn);
@@ -52,10 +150,12 @@ static void token_lines(tok_ctx *tok, const tok_info *info)
 	 * are the token's choice and must not add a line (a forged
 	 * "cert=present"). */
 	agent_token_record(tok, info);
-	printf("token=present\ntoken_serial=%s\ntoken_label=%s\ntoken_manufacturer=%s\n"
-	       "token_model=%s\ntoken_serial_unique=%s\n",
-	       res->token_serial, res->token_label, res->token_manufacturer, res->token_model,
-	       res->token_serial_unique ? "yes" : "no");
+	kv_str(K_TOKEN, "present");
+	kv_str(K_TOKEN_SERIAL, res->token_serial);
+	kv_str(K_TOKEN_LABEL, res->token_label);
+	kv_str(K_TOKEN_MANUFACTURER, res->token_manufacturer);
+	kv_str(K_TOKEN_MODEL, res->token_model);
+	kv_bool(K_TOKEN_SERIAL_UNIQUE, res->token_serial_unique);
 }
 
 /* The certificate's lines (cert NULL: none), then the pending
@@ -69,21 +169,23 @@ static agent_rc cert_lines(const conf_enrollment *e, const tok_info *info, X509 
 	int r;
 
 	if (cert == NULL) {
-		printf("cert=none\n");
+		kv_str(K_CERT, "none");
 		res->cert = 0;
 	} else {
 		agent_hex(id->id, id->len, hex, sizeof(hex));
-		printf("cert=present\n");
+		kv_str(K_CERT, "present");
 		print_serial(cert, res);
 		res->cert = 1;
 		res->not_before = unix_time(X509_get0_notBefore(cert));
 		res->not_after = unix_time(X509_get0_notAfter(cert));
-		printf("not_before=%lld\nnot_after=%lld\nkey_id=%s\n", res->not_before,
-		       res->not_after, hex);
+		kv_int(K_NOT_BEFORE, res->not_before);
+		kv_int(K_NOT_AFTER, res->not_after);
+		kv_str(K_KEY_ID, hex);
 	}
 	if ((r = pending_load(e, info, &ap, err, sizeof(err))) > 0) {
-		printf("pending=%s\npending_saved=%lld\npending_check_after=%ld\n",
-		       pending_req_name(ap.p.type), (long long)ap.saved, ap.p.check_after);
+		kv_str(K_PENDING, pending_req_name(ap.p.type));
+		kv_int(K_PENDING_SAVED, (long long)ap.saved);
+		kv_int(K_PENDING_CHECK_AFTER, ap.p.check_after);
 		snprintf(res->pending, sizeof(res->pending), "%s", pending_req_name(ap.p.type));
 		res->pending_saved = (long long)ap.saved;
 		res->pending_check_after = ap.p.check_after;
@@ -166,7 +268,7 @@ static agent_rc look_listed(const conf_enrollment *e, tok_ctx *tok, const tok_in
 			  cert != NULL ? &cert->id : NULL);
 }
 
-agent_rc agent_check(const conf_enrollment *e, int recover)
+static agent_rc check_one(const conf_enrollment *e, int recover)
 {
 	agent_result *res = agent_result_self();
 	tok_ctx *tok = NULL;
@@ -184,7 +286,7 @@ agent_rc agent_check(const conf_enrollment *e, int recover)
 	}
 	if ((rc = agent_token_open(e, &tok, recover)) != EXIT_OK) {
 		if (rc == EXIT_ABSENT) {
-			printf("token=absent\n");
+			kv_str(K_TOKEN, "absent");
 			res->token = 0;
 		}
 		return rc;
@@ -194,6 +296,22 @@ agent_rc agent_check(const conf_enrollment *e, int recover)
 	else
 		rc = look(e, tok, &info, recover);
 	tok_free(tok);
+	return rc;
+}
+
+agent_rc agent_check(const conf_enrollment *e, int recover, int json)
+{
+	agent_rc rc;
+
+	kv.json = json;
+	kv_begin(e->name, 0);
+	rc = check_one(e, recover);
+	kv_end(rc);
+	if (kv_finish() < 0) {
+		log_msg(LOG_ERR, "cannot write the check's JSON document: out of memory or "
+				 "stdout failed");
+		return rc != EXIT_OK ? rc : EXIT_INTERNAL;
+	}
 	return rc;
 }
 
@@ -273,12 +391,12 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 	/* the token's identity, read before a login that failed: every name's */
 	memcpy(&seen, res, sizeof(seen));
 	for (i = 0; i < n; i++) {
-		printf("name=%s\n", names[i]);
+		kv_begin(names[i], 1);
 		if (open_rc != EXIT_OK) {
 			/* Every name gets what the first one got, and the same
 			 * error (log_last_error() still holds it). */
 			if (open_rc == EXIT_ABSENT) {
-				printf("token=absent\n");
+				kv_str(K_TOKEN, "absent");
 				res->token = 0;
 			}
 			memcpy(res->pin_locked, locked, sizeof(locked));
@@ -304,6 +422,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 			}
 			conf_enrollment_clear(&e);
 		}
+		kv_end(rc);
 		if (agent_result_emit_named(names[i], (int)rc) < 0)
 			log_msg(LOG_ERR, "cannot write the result record");
 		if (worst == EXIT_OK)
@@ -318,7 +437,7 @@ static agent_rc pass(const conf_file *cf, const conf_enrollment *cli, char *cons
 }
 
 agent_rc agent_check_names(const char *config, const conf_enrollment *cli, char *const *names,
-			   size_t n, int recover)
+			   size_t n, int recover, int json)
 {
 	conf_diag d = { 0 };
 	conf_file *cf = NULL;
@@ -334,14 +453,25 @@ agent_rc agent_check_names(const char *config, const conf_enrollment *cli, char 
 			log_msg(LOG_ERR, "%.*s", (int)len, p);
 			p += len + (p[len] == '\n');
 		}
-		for (i = 0; i < n; i++)
+		kv.json = json;
+		for (i = 0; i < n; i++) {
+			kv_begin(names[i], 0);
+			kv_end(EXIT_USAGE);
 			(void)agent_result_emit_named(names[i], EXIT_USAGE);
+		}
+		(void)kv_finish();
 		agent_result_close();
 		conf_diag_clear(&d);
 		return EXIT_USAGE;
 	}
 	conf_diag_clear(&d);
+	kv.json = json;
 	rc = pass(cf, cli, names, n, recover);
 	conf_file_free(cf);
+	if (kv_finish() < 0) {
+		log_msg(LOG_ERR, "cannot write the check's JSON document: out of memory or "
+				 "stdout failed");
+		return rc != EXIT_OK ? rc : EXIT_INTERNAL;
+	}
 	return rc;
 }

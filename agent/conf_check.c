@@ -88,6 +88,8 @@ static int check_source(const char *v, int protected_ok, int flags, char *why, s
 
 		if (v[5] == '\0')
 			return agent_fail(why, whylen, "file: names no file; allowed: %s", allowed);
+		if (flags & CONF_CHECK_PIN_OPTIONAL)
+			return 0;
 		if (stat(v + 5, &st) != 0 ||
 		    ((flags & CONF_CHECK_ACCESS) && access(v + 5, R_OK) != 0))
 			return agent_fail(why, whylen, "cannot read %s: %s", v + 5, strerror(errno));
@@ -104,7 +106,7 @@ static int check_source(const char *v, int protected_ok, int flags, char *why, s
 	if (strncmp(v, "env:", 4) == 0) {
 		if (v[4] == '\0')
 			return agent_fail(why, whylen, "env: names no variable");
-		return getenv(v + 4) != NULL
+		return getenv(v + 4) != NULL || (flags & CONF_CHECK_PIN_OPTIONAL)
 			       ? 0
 			       : agent_fail(why, whylen, "the environment variable %s is not set", v + 4);
 	}
@@ -261,7 +263,7 @@ int conf_check_value(const setting *s, const char *v, int flags, int *ret_int, c
 	case SET_PIN_SOURCE:
 		return check_source(v, 1, flags, why, whylen);
 	case SET_SECRET_SOURCE:
-		return check_source(v, 0, flags, why, whylen);
+		return check_source(v, 0, flags & ~CONF_CHECK_PIN_OPTIONAL, why, whylen);
 	case SET_KEY_TYPE:
 		return conf_parse_key_type(v, &a, &b) == 0
 			       ? 0

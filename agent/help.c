@@ -19,7 +19,8 @@ const agent_cli_opt agent_cli_opts[] = {
 	{ "crls", 1, OPT_CRLS, "FILE", "write the CA's current CRLs to FILE" },
 	{ "abandon", 0, OPT_ABANDON, NULL, "tell the CA the request is given up" },
 	{ "recover", 0, OPT_RECOVER, NULL, "log in and clean up after an interrupted run" },
-	{ "json", 0, OPT_JSON, NULL, "the agent's status as a JSON document" },
+	{ "json", 0, OPT_JSON, NULL, "as a JSON document (p11enroll-formats(5))" },
+	{ "all", 0, OPT_ALL, NULL, "every enrollment from the state files, no agent needed" },
 	{ "local", 0, OPT_LOCAL, NULL, "do it in this process even if an agent runs" },
 	{ "keys", 0, OPT_KEYS, NULL, "list every setting (key, flag, scope, default)" },
 	{ "names", 0, OPT_NAMES, NULL, "list the file's enrollments, one a line" },
@@ -77,18 +78,24 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "certificate. With --abandon, tells the CA the request is given up and deletes the "
 	  "key generated for it.",
 	  "abandon", CLI_SETTINGS_ALL },
-	{ "list", "[NAME]", "show the keys and certificates on the token",
+	{ "list", "[--json] [NAME]", "show the keys and certificates on the token",
 	  "Shows the keys and certificates on the enrollment's token: label, id, type, access "
-	  "and, for certificates, subject, issuer and expiry.",
-	  "", CLI_SETTINGS_ALL },
-	{ "check", "[--recover] NAME [NAME...]",
+	  "and, for certificates, subject, issuer and expiry. Without a PIN, the public objects "
+	  "only, and no login is tried.",
+	  "json", CLI_SETTINGS_ALL },
+	{ "tokens", "[--json]",
+	  "every token of the module (or of p11-kit's modules) with its pkcs11: URI",
+	  "Lists every initialized token of --module (or of every module p11-kit knows) with "
+	  "its pkcs11: URI (RFC 7512), for the token setting.",
+	  "json", CLI_SETTINGS_ALL },
+	{ "check", "[--recover] [--json] NAME [NAME...]",
 	  "the enrollment's token and certificate, as key=value lines; --recover: finish an "
 	  "interrupted run first",
 	  "Prints the enrollment's token and certificate as key=value lines (token, serial, "
 	  "notBefore, notAfter, pending request); for several names, each after name=NAME, "
 	  "with the token opened once. With --recover, logs in and finishes or undoes what an "
 	  "interrupted run left on the token first.",
-	  "recover", CLI_SETTINGS_ALL },
+	  "recover json", CLI_SETTINGS_ALL },
 	{ "check-config", "[--keys | --names]",
 	  "check the whole configuration file and say what is wrong; --keys: list every setting",
 	  "Checks the whole configuration file as every command and the agent do, and reports "
@@ -100,9 +107,15 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "certificate before it expires, retries failures with a backoff and answers status, "
 	  "reload, clear and renew on its control socket. See p11enroll-agent(8).",
 	  "", CLI_SETTINGS_STATE_DIR },
-	{ "status", "[--json] [NAME]", "ask the running agent (--json: as JSON)",
+	{ "status", "[--json] [--all] [NAME]",
+	  "ask the running agent (--json: as JSON); --all: from the state files, no agent",
 	  "Asks the running agent what it tracks: each enrollment's state, certificate expiry, "
-	  "next step and last error.",
+	  "next step and last error. With --all, reads the configuration and the agent's state "
+	  "files instead, without an agent, token or PIN.",
+	  "json all", CLI_SETTINGS_STATE_DIR },
+	{ "list-tracked", "[--json] [NAME]", "the same as status --all",
+	  "Shows each enrollment from the configuration and the agent's state files: subject, "
+	  "CA, token, certificate serial, notAfter, state and next attempt, without an agent.",
 	  "json", CLI_SETTINGS_STATE_DIR },
 	{ "reload", "[NAME]", "make the running agent read the configuration again",
 	  "Makes the running agent read the configuration file again; a file with errors is "

@@ -34,6 +34,7 @@ enum {
 	OPT_REPLACED,
 	OPT_USER,
 	OPT_COMPLETE,
+	OPT_ALL,
 	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
 	OPT_SETTING = 1024,
 };

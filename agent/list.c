@@ -14,6 +14,11 @@
 #define P_CKK_RSA 0UL
 #define P_CKK_EC 3UL
 
+static const char *key_type_name(unsigned long type)
+{
+	return type == P_CKK_EC ? "EC" : type == P_CKK_RSA ? "RSA" : "other";
+}
+
 static const char *class_name(unsigned long cls)
 {
 	switch (cls) {
@@ -41,8 +46,7 @@ static void print_key(const tok_object *o)
 {
 	char flags[160] = "";
 
-	printf("  type:    %s", o->key_type == P_CKK_EC ? "EC" :
-				 o->key_type == P_CKK_RSA ? "RSA" : "other");
+	printf("  type:    %s", key_type_name(o->key_type));
 	if (o->key_bits > 0)
 		printf(" %d bits", o->key_bits);
 	printf("\n");
@@ -58,15 +62,15 @@ static void print_key(const tok_object *o)
 
 static void print_cert(const tok_object *o)
 {
-	char name[512], date[64] = "";
+	char name[2048], shown[4 * 2048], date[64] = "";
 	BIO *b = BIO_new(BIO_s_mem());
 
 	if (o->cert == NULL)
 		return;
-	X509_NAME_oneline(X509_get_subject_name(o->cert), name, sizeof(name));
-	printf("  subject: %s\n", name);
-	X509_NAME_oneline(X509_get_issuer_name(o->cert), name, sizeof(name));
-	printf("  issuer:  %s\n", name);
+	agent_name_text(X509_get_subject_name(o->cert), name, sizeof(name));
+	printf("  subject: %s\n", agent_escape_shown(name, shown, sizeof(shown)));
+	agent_name_text(X509_get_issuer_name(o->cert), name, sizeof(name));
+	printf("  issuer:  %s\n", agent_escape_shown(name, shown, sizeof(shown)));
 	if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(o->cert)))
 		BIO_read(b, date, sizeof(date) - 1);
 	printf("  expires: %s\n", date);
@@ -96,18 +100,69 @@ out:
 	return rv;
 }
 
-agent_rc agent_list(const conf_enrollment *e, int named)
+static int class_rank(unsigned long cls)
+{
+	return cls == TOK_CKO_CERTIFICATE ? 0
+	       : cls == TOK_CKO_PUBLIC_KEY ? 1
+	       : cls == TOK_CKO_PRIVATE_KEY ? 2
+					    : 3;
+}
+
+/* By label; under one label certificates, public keys, private keys, then
+ * by id: the same token lists the same way every time, whatever order the
+ * module finds its objects in. */
+static int by_label(const void *pa, const void *pb)
+{
+	const tok_object *a = pa, *b = pb;
+	int c = strcmp(a->label, b->label);
+
+	if (c == 0)
+		c = class_rank(a->cls) - class_rank(b->cls);
+	if (c == 0 && a->id.len != b->id.len)
+		c = a->id.len < b->id.len ? -1 : 1;
+	if (c == 0 && a->id.len > 0)
+		c = memcmp(a->id.id, b->id.id, a->id.len);
+	return c;
+}
+
+static void print_text(tok_ctx *tok, const tok_object *objs, size_t n)
+{
+	char hex[2 * TOK_ID_MAX + 1], safe[1024], shown[4 * 1024];
+	const tok_info *info = tok_opened_info(tok);
+	size_t i;
+
+	/* Which token this is: where serials repeat (every tpm2-pkcs11 token
+	 * of one TPM has 0000000000000000), the label, model and manufacturer
+	 * tell it apart, and the URI must name them. */
+	agent_token_identity(info->label, info->manufacturer, info->model, info->serial,
+			     tok_serial_unique(tok), safe, sizeof(safe));
+	printf("token %s\n", agent_escape_shown(safe, shown, sizeof(shown)));
+	if (!tok_logged_in(tok))
+		printf("(not logged in: private keys are not shown without a PIN)\n");
+	for (i = 0; i < n; i++) {
+		agent_hex(objs[i].id.id, objs[i].id.len, hex, sizeof(hex));
+		/* Labels come from the token, a CA certificate's from the CA's CN. */
+		printf("%s \"%s\"\n  id:      %s\n", class_name(objs[i].cls),
+		       agent_escape_shown(objs[i].label, safe, sizeof(safe)), hex[0] ? hex : "-");
+		if (objs[i].cls == TOK_CKO_CERTIFICATE)
+			print_cert(&objs[i]);
+		else
+			print_key(&objs[i]);
+	}
+	printf("%zu object%s\n", n, n == 1 ? "" : "s");
+}
+
+agent_rc agent_list(const conf_enrollment *e, int named, int json)
 {
 	tok_ctx *tok = NULL;
 	tok_object *objs = NULL;
-	size_t n = 0, i;
-	char hex[2 * TOK_ID_MAX + 1], safe[1024];
-	const tok_info *info;
+	size_t n = 0;
 	tok_rv rv;
 	agent_rc rc;
 
-	/* Private keys are invisible before a login, so log in when a PIN is configured. */
-	if ((rc = agent_token_open(e, &tok, e->pin_source != NULL)) != EXIT_OK)
+	/* Private keys are invisible before a login: logged in when there is
+	 * a PIN; without one, the public objects, and no PIN try spent. */
+	if ((rc = agent_token_open(e, &tok, AGENT_LOGIN_IF_PIN)) != EXIT_OK)
 		return rc;
 	if ((rv = named && e->label != NULL ? enrollment_objects(e, tok, &objs, &n)
 					     : tok_objects(tok, &objs, &n)) != TOK_OK) {
@@ -115,27 +170,15 @@ agent_rc agent_list(const conf_enrollment *e, int named)
 		tok_free(tok);
 		return rc;
 	}
-	/* Which token this is: where serials repeat (every tpm2-pkcs11 token
-	 * of one TPM has 0000000000000000), the label, model and manufacturer
-	 * tell it apart, and the URI must name them. */
-	info = tok_opened_info(tok);
-	printf("token %s\n", agent_token_identity(info->label, info->manufacturer, info->model,
-						  info->serial, tok_serial_unique(tok), safe,
-						  sizeof(safe)));
-	if (e->pin_source == NULL)
-		printf("(not logged in: private keys are not shown; configure a PIN source)\n");
-	for (i = 0; i < n; i++) {
-		agent_hex(objs[i].id.id, objs[i].id.len, hex, sizeof(hex));
-		/* Labels come from the token, a CA certificate's from the CA's CN. */
-		printf("%s \"%s\"\n  id:      %s\n", class_name(objs[i].cls),
-		       agent_escape(objs[i].label, safe, sizeof(safe)), hex[0] ? hex : "-");
-		if (objs[i].cls == TOK_CKO_CERTIFICATE)
-			print_cert(&objs[i]);
-		else
-			print_key(&objs[i]);
+	if (n > 1)
+		qsort(objs, n, sizeof(*objs), by_label);
+	if (json && agent_list_json(tok, objs, n) < 0) {
+		log_msg(LOG_ERR, "cannot write the listing: out of memory");
+		rc = EXIT_INTERNAL;
+	} else if (!json) {
+		print_text(tok, objs, n);
 	}
-	printf("%zu object%s\n", n, n == 1 ? "" : "s");
 	tok_objects_free(objs, n);
 	tok_free(tok);
-	return EXIT_OK;
+	return rc;
 }

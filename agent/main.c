@@ -152,7 +152,7 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 	/* Taken when the token is opened: it is by token and label. */
 	agent_lock_on_open(needs_lock(cmd, o));
 	if (strcmp(cmd, "check") == 0)
-		return agent_check(e, o->recover);
+		return agent_check(e, o->recover, o->json);
 	if (strcmp(cmd, "enroll") == 0)
 		return o->batch != NULL ? agent_enroll_batch(e, o->batch) : agent_enroll(e);
 	if (strcmp(cmd, "renew") == 0)
@@ -169,7 +169,9 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 		return agent_resume(e, o);
 	if (strcmp(cmd, "station") == 0)
 		return agent_station(e, o);
-	return agent_list(e, o->named);
+	if (strcmp(cmd, "tokens") == 0)
+		return agent_tokens(e, o->json);
+	return agent_list(e, o->named, o->json);
 }
 
 /* PINs and secrets pass through this process's memory: no core dump may
@@ -253,8 +255,11 @@ static agent_rc load_config(const char *config, const char *cmd, const char *nam
 		goto out;
 	/* status and reload talk to the agent of the whole file, whose control
 	 * socket its first enrollment names (agent_daemon()): a file with
-	 * several enrollments needs no name for them. */
-	if (name == NULL && (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0) &&
+	 * several enrollments needs no name for them; nor does tokens, which
+	 * takes the module from the first. */
+	if (name == NULL &&
+	    (strcmp(cmd, "status") == 0 || strcmp(cmd, "reload") == 0 ||
+	     strcmp(cmd, "tokens") == 0) &&
 	    conf_file_count(cf) > 1)
 		name = picked = conf_file_name(cf, 0);
 	if (conf_file_count(cf) > 0 && (picked = conf_file_pick(cf, name, err, sizeof(err))) == NULL) {
@@ -343,13 +348,15 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	agent_cmd_opts o;
 	const agent_cli_cmd *command = NULL;
 	const char *config = NULL, *cmd, *name = NULL;
-	int c, verbosity = 0, quiet = 0, idx, use_syslog = 0, keys = 0, names = 0, user = 0;
+	int c, verbosity = 0, quiet = 0, idx, use_syslog = 0, keys = 0, names = 0, user = 0, all = 0;
 	int help = 0, complete = 0, seen[64], set_opt[AGENT_CLI_SETTINGS_MAX];
+	int load_flags;
 	size_t n_seen = 0, i;
 	char err[512], refused[200] = "", flag[80];
 	agent_rc rc;
 
 	no_core_dumps();
+	(void)agent_escape_locale();
 	conf_enrollment_init(&e);
 	memset(&o, 0, sizeof(o));
 	log_init("p11enroll", 0, 0);
@@ -401,6 +408,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		case OPT_ABANDON: o.abandon = 1; break;
 		case OPT_RECOVER: o.recover = 1; break;
 		case OPT_JSON: o.json = 1; break;
+		case OPT_ALL: all = 1; break;
 		case OPT_LOCAL: o.local = 1; break;
 		case OPT_KEYS: keys = 1; break;
 		case OPT_NAMES: names = 1; break;
@@ -458,7 +466,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	/* check NAME NAME...: one pass over enrollments of one token. */
 	if (strcmp(cmd, "check") == 0 && optind < argc) {
 		rc = agent_check_names(config, &e, argv + optind - 1, (size_t)(argc - optind + 1),
-				       o.recover);
+				       o.recover, o.json);
 		conf_enrollment_clear(&e);
 		return rc;
 	}
@@ -484,6 +492,12 @@ static agent_rc p11enroll_main(int argc, char **argv)
 			agent_help_overview(stdout);
 		return EXIT_OK;
 	}
+	/* From the files alone: read before any agent is asked. */
+	if ((strcmp(cmd, "status") == 0 && all) || strcmp(cmd, "list-tracked") == 0) {
+		rc = agent_tracked(config, &e, name, o.json);
+		conf_enrollment_clear(&e);
+		return rc;
+	}
 	if (strcmp(cmd, "check-config") == 0 || strcmp(cmd, "agent") == 0) {
 		if (name != NULL) {
 			log_msg(LOG_ERR, "%s reads every enrollment of the file: give no name",
@@ -499,11 +513,15 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	/* A client of the agent reads no secret and runs no hook: a
 	 * control_group member may use a file whose PIN file it cannot read
 	 * (renew goes through a running agent; run alone, it reads the
-	 * secrets and says so if it cannot). */
-	if (load_config(config, cmd, name,
-			is_client(cmd) || (strcmp(cmd, "renew") == 0 && !o.local) ? 0
-										   : CONF_CHECK_ACCESS,
-			&e) != EXIT_OK) {
+	 * secrets and says so if it cannot).  list shows the public objects
+	 * without a PIN it cannot read. */
+	if (is_client(cmd) || (strcmp(cmd, "renew") == 0 && !o.local))
+		load_flags = 0;
+	else if (strcmp(cmd, "list") == 0)
+		load_flags = CONF_CHECK_PIN_OPTIONAL;
+	else
+		load_flags = CONF_CHECK_ACCESS;
+	if (load_config(config, cmd, name, load_flags, &e) != EXIT_OK) {
 		conf_enrollment_clear(&e);
 		return EXIT_USAGE;
 	}

@@ -137,26 +137,62 @@ int agent_ca_label(X509 *ca, char *out, size_t outlen)
 	return 0;
 }
 
+const char *agent_name_text(const X509_NAME *name, char *out, size_t outlen)
+{
+	char raw[2048], oid[80];
+	size_t o = 0;
+	int i, n;
+
+	raw[0] = '\0';
+	for (i = 0; i < X509_NAME_entry_count(name) && o < sizeof(raw) - 1; i++) {
+		const X509_NAME_ENTRY *ent = X509_NAME_get_entry(name, i);
+		const ASN1_OBJECT *obj = X509_NAME_ENTRY_get_object(ent);
+		int nid = OBJ_obj2nid(obj);
+		const char *sn = nid != NID_undef ? OBJ_nid2sn(nid) : NULL;
+		unsigned char *utf8 = NULL;
+		int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(ent));
+
+		if (sn == NULL) {
+			OBJ_obj2txt(oid, sizeof(oid), obj, 1);
+			sn = oid;
+		}
+		/* A value that is no string OpenSSL can convert: "?", as the
+		 * name must still show its other parts. */
+		n = snprintf(raw + o, sizeof(raw) - o, "/%s=%.*s", sn, len >= 0 ? len : 1,
+			     len >= 0 ? (const char *)utf8 : "?");
+		OPENSSL_free(utf8);
+		if (n < 0)
+			break;
+		o += (size_t)n < sizeof(raw) - o ? (size_t)n : sizeof(raw) - o - 1;
+	}
+	/* A cut in the middle of a character becomes \xNN, never a broken
+	 * sequence. */
+	return agent_escape(raw, out, outlen);
+}
+
 void agent_print_cert(const char *verb, const conf_enrollment *e, const unsigned char *id,
 		      size_t idlen, const char *label, X509 *cert)
 {
 	/* -q: errors only */
 	if (log_verbosity() < 0)
 		return;
-	char hex[2 * TOK_ID_MAX + 1], subj[512], iss[512], date[64] = "", name[256], lab[512];
+	char hex[2 * TOK_ID_MAX + 1], subj[2048], iss[2048], date[64] = "", name[256], lab[512];
+	char shown_subj[4 * 2048], shown_iss[4 * 2048];
 	BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
 	char *serial = bn != NULL ? BN_bn2hex(bn) : NULL;
 	BIO *b = BIO_new(BIO_s_mem());
 
 	agent_hex(id, idlen, hex, sizeof(hex));
-	X509_NAME_oneline(X509_get_subject_name(cert), subj, sizeof(subj));
-	X509_NAME_oneline(X509_get_issuer_name(cert), iss, sizeof(iss));
+	agent_name_text(X509_get_subject_name(cert), subj, sizeof(subj));
+	agent_name_text(X509_get_issuer_name(cert), iss, sizeof(iss));
 	if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(cert)))
 		BIO_read(b, date, sizeof(date) - 1);
 	printf("%s %s\n  subject:    %s\n  issuer:     %s\n  serial:     %s\n"
 	       "  not after:  %s\n  key id:     %s\n  label:      %s\n",
-	       verb, agent_escape(e->name, name, sizeof(name)), subj, iss,
-	       serial != NULL ? serial : "?", date, hex, agent_escape(label, lab, sizeof(lab)));
+	       verb, agent_escape_shown(e->name, name, sizeof(name)),
+	       agent_escape_shown(subj, shown_subj, sizeof(shown_subj)),
+	       agent_escape_shown(iss, shown_iss, sizeof(shown_iss)), serial != NULL ? serial : "?",
+	       date, hex, agent_escape_shown(label, lab, sizeof(lab)));
 	BIO_free(b);
 	OPENSSL_free(serial);
 	BN_free(bn);

@@ -39,12 +39,14 @@ agent_rc agent_token_fail(tok_ctx *tok, int rv, const char *what)
 	return agent_exit_from_tok(rv);
 }
 
-static agent_rc login(const conf_enrollment *e, tok_ctx *tok, const tok_info *info)
+static agent_rc login(const conf_enrollment *e, tok_ctx *tok, const tok_info *info, int mode)
 {
 	char err[512];
 	secret *pin = NULL;
 	tok_rv rv;
 
+	if (e->pin_source == NULL && mode == AGENT_LOGIN_IF_PIN)
+		return EXIT_OK;
 	if (e->pin_source == NULL) {
 		log_msg(LOG_ERR,
 			"no PIN source for token '%s': set pin_source (file:PATH, fd:N, env:NAME "
@@ -63,6 +65,11 @@ static agent_rc login(const conf_enrollment *e, tok_ctx *tok, const tok_info *in
 		rv = tok_login(tok, NULL);
 	} else {
 		if (secret_read(e->pin_source, "PIN", &pin, err, sizeof(err)) < 0) {
+			if (mode == AGENT_LOGIN_IF_PIN) {
+				/* nothing was tried: no PIN attempt is spent */
+				log_msg(LOG_WARNING, "%s; not logged in", err);
+				return EXIT_OK;
+			}
 			log_msg(LOG_ERR, "%s", err);
 			return EXIT_PIN;
 		}
@@ -137,7 +144,7 @@ agent_rc agent_token_open(const conf_enrollment *e, tok_ctx **ret_tok, int need_
 		tok_free(tok);
 		return EXIT_BUSY;
 	}
-	if (need_login && (rc = login(e, tok, &info)) != EXIT_OK) {
+	if (need_login && (rc = login(e, tok, &info, need_login)) != EXIT_OK) {
 		tok_free(tok);
 		return rc;
 	}

@@ -116,6 +116,9 @@ CK_RV tok_slot_ids(CK_FUNCTION_LIST *f, CK_BBOOL token_present, CK_SLOT_ID **ret
  * The file of the one module in p11-kit's configuration whose token uri
  * selects (OPENSSL_free it); TOK_ERR_ABSENT / TOK_ERR_AMBIGUOUS otherwise.
  */
+/* Whether p11-kit's proxy would show this module (its enable-in /
+ * disable-in options). */
+int tok_p11kit_in_proxy(CK_FUNCTION_LIST *mod);
 tok_rv tok_probe_p11kit(tok_ctx *ctx, P11KitUri *uri, const char *uri_text, char **ret_path);
 
 /* Opens / closes a raw session of our own (never one of libp11's pool). */

@@ -115,6 +115,8 @@ int tok_serial_unique(tok_ctx *ctx);
  * changed.  A rejected PIN is never tried again.
  */
 tok_rv tok_login(tok_ctx *ctx, const char *pin);
+/* 1 when a tok_login on ctx succeeded. */
+int tok_logged_in(const tok_ctx *ctx);
 
 /*
  * Whose lockout ended the last tok_login (TOK_ERR_PIN_LOCKED): the module
@@ -263,6 +265,27 @@ void tok_objects_free(tok_object *objs, size_t n);
 #define TOK_F_USER_PIN_LOCKED 0x40000UL
 #define TOK_F_USER_PIN_TO_BE_CHANGED 0x80000UL
 #define TOK_F_SO_PIN_LOCKED 0x400000UL
+
+/* ---- every token (tok_tokens.c) ----------------------------------------- */
+typedef struct {
+	tok_info info;
+	/* "pkcs11:model=M;manufacturer=M;serial=S;token=L" as p11-kit
+	 * formats it (RFC 7512, percent-encoded), as p11tool
+	 * --list-token-urls prints it */
+	char *uri;
+	char *module;          /* the module's file ("" when p11-kit does not tell) */
+	unsigned long slot_id; /* as the module numbered it this time */
+} tok_token;
+/*
+ * The initialized tokens of module (a path or a p11-kit module name), or,
+ * with module NULL, of every module p11-kit's proxy would show.  Nothing
+ * is logged in to and no session opened.  *ret_t (tok_tokens_free) and
+ * *ret_n (0 and NULL when there are none); *ret_silent: the tokens left
+ * out because C_GetTokenInfo failed on them.  On failure why in err.
+ */
+tok_rv tok_tokens(const char *module, tok_token **ret_t, size_t *ret_n, size_t *ret_silent,
+		  char *err, size_t errlen);
+void tok_tokens_free(tok_token *t, size_t n);
 
 /* ---- watching a module for tokens (tok_watch.c) ------------------------ */
 

@@ -40,6 +40,11 @@ int tok_module_is_tpm(const tok_ctx *ctx)
 	return strcmp(man, tpm2_pkcs11) == 0;
 }
 
+int tok_logged_in(const tok_ctx *ctx)
+{
+	return ctx != NULL && ctx->logged_in;
+}
+
 tok_lockout tok_login_lockout(const tok_ctx *ctx)
 {
 	return ctx != NULL ? ctx->lockout : TOK_LOCK_NONE;

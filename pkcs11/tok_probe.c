@@ -20,8 +20,7 @@
 
 #include "pkcs11/tok-int.h"
 
-/* Whether the proxy would show this module (its enable-in / disable-in options). */
-static int in_proxy(CK_FUNCTION_LIST *mod)
+int tok_p11kit_in_proxy(CK_FUNCTION_LIST *mod)
 {
 	char *enable = p11_kit_config_option(mod, "enable-in");
 	char *disable = p11_kit_config_option(mod, "disable-in");
@@ -82,7 +81,7 @@ tok_rv tok_probe_p11kit(tok_ctx *ctx, P11KitUri *uri, const char *uri_text, char
 				"with --module or module-path= in the URI",
 				p11_kit_message() ? p11_kit_message() : "no detail");
 	for (i = 0; mods[i] != NULL; i++) {
-		if (!in_proxy(mods[i]))
+		if (!tok_p11kit_in_proxy(mods[i]))
 			continue;
 		m = module_matches(mods[i], uri, present, sizeof(present));
 		if (m > 0 && found == NULL) {

@@ -157,6 +157,11 @@ run check check test
 check "/canary/check/exit-0" ran check 0
 run check-recover check test --recover
 check "/canary/check-recover/exit-0" ran check-recover 0
+# the JSON documents and the views without a PIN or an agent: searched too
+run list-json list test --json
+run check-json check test --json
+run tokens tokens --json
+run tracked status --all --json
 run revoke revoke test --label by-p10cr --reason superseded --delete
 check "/canary/revoke/exit-0" ran revoke 0
 # without PBM: the certificate's own key protects the rr

@@ -175,7 +175,9 @@ pin_source = file:$TMP/no-such-pin
 timeout = 5
 timeout = 6"
 printf '[other]\nlabel = o\n' >> "$TMP/p11enroll.conf"
-p11e list test
+# (check, which reads the PIN file with --recover: list goes on without a
+# PIN it cannot read, tests/listjson.sh)
+p11e check test
 check "/config/load/bad/exit-2" expect_rc 2
 check "/config/load/bad/all-errors" test "$(grep -c 'p11enroll.conf:1[0-9]: \[test\]' "$TMP/err")" -eq 4
 # an enrollment the command does not use is still checked: [other] lacks

@@ -383,3 +383,46 @@ json_valid() {
 	sed 's/^/# /' "$TMP/jsonvalid.err"
 	return 1
 }
+
+# call_sweep NAME CMD...: CMD (a p11enroll run whose module is
+# tests/p11wrap, with P11WRAP_MODULE exported) once clean, then once per
+# PKCS#11 call it made with that call answering CKR_DEVICE_ERROR
+# (P11WRAP_FAIL=C_Name=CKR_DEVICE_ERROR@K).  A run passes when it ends by
+# an exit code (no signal, no sanitizer report) and either fails naming
+# CKR_DEVICE_ERROR on stderr (libp11, which loads the module: "Device
+# error") or succeeds with the clean run's output or with a warning.
+# Sets SWEPT (the calls tried) and SWEEP_BAD (the runs that did not pass,
+# each said as a TAP comment).  SWEEP_NOLEAK: the functions whose failure
+# runs without leak detection (a library's own leak on that path, named
+# where it is set).
+call_sweep() {
+	_cs_name=$1
+	shift
+	P11WRAP_LOG="$TMP/$_cs_name.sweep.log" "$@" > "$TMP/$_cs_name.clean" 2> /dev/null
+	SWEPT=0
+	SWEEP_BAD=0
+	awk '{ n[$1]++; print $1 "@" n[$1] }' "$TMP/$_cs_name.sweep.log" > "$TMP/$_cs_name.points"
+	while IFS= read -r _cs_p; do
+		SWEPT=$((SWEPT + 1))
+		_cs_asan=${ASAN_OPTIONS:-}
+		case " ${SWEEP_NOLEAK:-} " in
+		*" ${_cs_p%@*} "*) _cs_asan="${_cs_asan:+$_cs_asan:}detect_leaks=0" ;;
+		esac
+		ASAN_OPTIONS=$_cs_asan P11WRAP_FAIL="${_cs_p%@*}=CKR_DEVICE_ERROR@${_cs_p#*@}" "$@" \
+			> "$TMP/$_cs_name.out" 2> "$TMP/$_cs_name.err"
+		_cs_rc=$?
+		if [ "$_cs_rc" -ge 128 ] || grep -q Sanitizer "$TMP/$_cs_name.err"; then
+			:
+		elif [ "$_cs_rc" -ne 0 ] &&
+			grep -q -E 'CKR_DEVICE_ERROR|Device error' "$TMP/$_cs_name.err"; then
+			continue
+		elif [ "$_cs_rc" -eq 0 ] && { cmp -s "$TMP/$_cs_name.out" "$TMP/$_cs_name.clean" ||
+			grep -q 'warning: ' "$TMP/$_cs_name.err"; }; then
+			continue
+		fi
+		SWEEP_BAD=$((SWEEP_BAD + 1))
+		echo "# $_cs_name: $_cs_p failing: exit $_cs_rc; stderr:"
+		sed 's/^/#   /' "$TMP/$_cs_name.err" | head -5
+	done < "$TMP/$_cs_name.points"
+	return 0
+}
