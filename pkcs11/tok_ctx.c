@@ -552,7 +552,7 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 	tok_rv rv;
 
 	for (i = 0; PKCS11_enumerate_slots(ctx->p11, &ctx->slots, &ctx->nslots) != 0; i++) {
-		char what[64];
+		char what[64], again[80];
 		CK_RV ckr;
 
 		ctx->slots = NULL;
@@ -573,17 +573,20 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 			continue;
 		}
 		ctx->listing_failed = 1;
+		snprintf(again, sizeof(again), ", and %u more times after the module was initialized again",
+			 i + 1);
+		if (!ctx->reinit)
+			again[0] = '\0';
 		if ((ckr = slot_listing_failure(ctx, what, sizeof(what))) == CKR_OK)
 			return tok_fail(ctx, TOK_ERR_DEVICE,
 					"listing the slots of the PKCS#11 module failed %u times%s, "
 					"and every slot answered when asked again: try again; if it "
 					"persists, remove and re-insert the token, or restart the service",
-					i + 1, ctx->reinit ? " (twice initialized)" : "");
+					i + 1, again);
 		return tok_fail(ctx, TOK_ERR_DEVICE,
 				"listing the slots of the PKCS#11 module failed %u times%s: %s: %s: a "
 				"token does not answer: remove and re-insert it, or restart the service",
-				i + 1, ctx->reinit ? ", also after the module was initialized again" : "",
-				what, tok_ckr_name(ckr));
+				i + 1, again, what, tok_ckr_name(ckr));
 	}
 	if (ctx->f->C_GetInfo(&info) == CKR_OK && !p11_kit_uri_match_module_info(uri, &info))
 		goto absent;
