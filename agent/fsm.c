@@ -428,11 +428,24 @@ static void looked(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 		t->hook_due = 0;
 		hook(out, 1);
 	}
-	/* a requested renewal waits for no token and no failed look */
-	if (t->st == T_NO_TOKEN)
-		refuse_waiter(t, out, EXIT_ABSENT, "the token is not present");
-	else if (rc != EXIT_OK)
-		refuse_waiter(t, out, rc, "looking at the token failed");
+	/* a requested renewal waits for no token and no failed look: the
+	 * client is told which token, or why the look failed */
+	if (t->st == T_NO_TOKEN) {
+		char tn[TRACK_TOKEN_NAME], why[TRACK_TOKEN_NAME + 64];
+
+		snprintf(why, sizeof(why), "the token is not present (token %s): insert it and ask "
+					   "again",
+			 track_token_name(t, tn, sizeof(tn)));
+		refuse_waiter(t, out, EXIT_ABSENT, why);
+	} else if (rc != EXIT_OK) {
+		char why[TRACK_ERROR_MAX + 64];
+
+		snprintf(why, sizeof(why), "looking at the token failed: %s",
+			 ev->res != NULL && ev->res->error[0] != '\0' ? ev->res->error
+			 : track_error(t)[0] != '\0'		       ? track_error(t)
+								       : "the agent's log says why");
+		refuse_waiter(t, out, rc, why);
+	}
 }
 
 /* renew, enroll, resume */
