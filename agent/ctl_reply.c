@@ -59,6 +59,7 @@ void ctl_reply_clear(ctl_reply *r)
 static int bad(ctl_reply *r, const char *why)
 {
 	r->state = CTL_REPLY_BAD;
+	r->code = -1;
 	snprintf(r->why, sizeof(r->why), "%s", why);
 	return -1;
 }
