@@ -83,8 +83,22 @@ void ctl_serve_reply_step(ctl_server *s, int fd, int code, const char *out, size
 		rc = ctl_client_frame(c, CTL_FRAME_OUT, out, outlen);
 	if (rc == 0 && errlen > 0)
 		rc = ctl_client_frame(c, CTL_FRAME_ERR, err, errlen);
-	if (rc == 0 && msg != NULL && msg[0] != '\0')
+	/* the message ends its line: a reader by hand (socat) sees the exit
+	 * line as one */
+	if (rc == 0 && msg != NULL && msg[0] != '\0' && msg[strlen(msg) - 1] != '\n') {
+		char *m = malloc(strlen(msg) + 2);
+
+		if (m == NULL) {
+			rc = -1;
+		} else {
+			memcpy(m, msg, strlen(msg));
+			memcpy(m + strlen(msg), "\n", 2);
+			rc = ctl_client_frame(c, CTL_FRAME_MSG, m, strlen(m));
+			free(m);
+		}
+	} else if (rc == 0 && msg != NULL && msg[0] != '\0') {
 		rc = ctl_client_frame(c, CTL_FRAME_MSG, msg, strlen(msg));
+	}
 	/* the first line, when there is no frame */
 	if (rc == 0 && c->outlen == 0)
 		rc = ctl_client_frame(c, CTL_FRAME_MSG, "", 0);

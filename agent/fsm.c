@@ -80,7 +80,8 @@ static void refuse_waiter(track *t, fsm_actions *out, int code, const char *why)
 /* The outcome of a step for the client waiting on it: the step's output
  * (stdout and stderr, as a run by hand prints them) and its exit status;
  * text is what the agent makes of it, which the client gets too when the
- * step said nothing or could not say it (it died, it left no record). */
+ * step said nothing or could not say it (it died, it left no record), or
+ * when the agent goes on where the step stopped. */
 static void answer_outcome(track *t, fsm_actions *out, const fsm_event *ev, int done)
 {
 	fsm_action *a;
@@ -101,7 +102,9 @@ static void answer_outcome(track *t, fsm_actions *out, const fsm_event *ev, int 
 		       track_error(t)[0] != '\0' ? track_error(t) : "the agent's log says why");
 	a = &out->a[out->n - 1];
 	a->kind = ACT_ANSWER_OUTPUT;
-	a->ok = !ev->exited || ev->res == NULL;
+	/* the agent's words too where it does more than a run by hand: it
+	 * retries the revocation */
+	a->ok = !ev->exited || ev->res == NULL || (done && t->exit_code != EXIT_OK);
 	t->waiter_fd = -1;
 }
 
@@ -431,11 +434,17 @@ static void looked(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 	/* a requested renewal waits for no token and no failed look: the
 	 * client is told which token, or why the look failed */
 	if (t->st == T_NO_TOKEN) {
-		char tn[TRACK_TOKEN_NAME], why[TRACK_TOKEN_NAME + 64];
+		char tn[1024], why[1024 + 64];
 
+		/* the token it saw last, else the configuration's URI (which
+		 * never holds a PIN: conf_check) */
+		if (t->token_label[0] != '\0' || t->token_serial[0] != '\0' || t->e.token == NULL)
+			track_token_name(t, tn, sizeof(tn));
+		else
+			snprintf(tn, sizeof(tn), "%.1000s", t->e.token);
 		snprintf(why, sizeof(why), "the token is not present (token %s): insert it and ask "
 					   "again",
-			 track_token_name(t, tn, sizeof(tn)));
+			 tn);
 		refuse_waiter(t, out, EXIT_ABSENT, why);
 	} else if (rc != EXIT_OK) {
 		char why[TRACK_ERROR_MAX + 64];
