@@ -17,7 +17,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 54
+plan 62
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
@@ -102,6 +102,30 @@ by_agent e2
 by_hand e2
 renew_cases /ctlout/renew/ca-down 5 "p11enroll: error: "
 check "/ctlout/renew/ca-down/says-connect" grep -q 'cannot connect' "$TMP/agent.err"
+
+# --- a message of KiB passes whole: a server URL of 4000 bytes ---------------
+# reload_looked: reload $C, then wait until the look at e2 it starts is over
+# (a step meanwhile would find the enrollment busy).
+reload_looked() {
+	_n0=$(in_log "$L" 'e2: recovery look of')
+	pe "$C" reload
+	[ "$RC" = 0 ] || { sed 's/^/#   /' "$TMP/err"; return 1; }
+	wait_for 30 sh -c "[ \$(grep -c 'e2: recovery look of' '$L') -gt $_n0 ]" &&
+		wait_for 30 is "$C" e2 operation null
+}
+cp "$C" "$C.short"
+long=$(printf '%04000d' 0 | tr 0 p)
+sed -i "/^\[e2\]/a server = $CA_URL/$long" "$C"
+check "/ctlout/renew/long/reloaded" reload_looked
+by_agent e2
+by_hand e2
+# (the step warns of the URL first; it cuts the URL in its own messages,
+# but what it prints, some KiB with a line longer than the agent's log
+# lines, passes whole)
+renew_cases /ctlout/renew/long 5 "p11enroll: warning: "
+check "/ctlout/renew/long/kib" test "$(wc -c < "$TMP/agent.err")" -gt 1500
+cp "$C.short" "$C"
+check "/ctlout/renew/long/restored" reload_looked
 
 # --- status NAME: only NAME, in the table and in --json ----------------------------
 pe "$C" status
