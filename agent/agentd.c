@@ -290,6 +290,30 @@ static void start(track **members, size_t n, track_op op)
 	}
 }
 
+/* The client waiting for t's step gets the step's output, as a run by
+ * hand prints it, and the exit status. */
+static void answer_step(const track *t, const fsm_action *a)
+{
+	const child_run *c = t->run;
+	const char *text;
+	char *msg = NULL;
+	size_t len;
+
+	if (c == NULL) {
+		ctl_serve_reply(&A.srv, a->fd, a->code, a->text);
+		return;
+	}
+	text = a->ok || c->erralllen == 0 ? a->text : "";
+	/* what did not fit is in the log, and the client is told so */
+	if (c->errcut > 0 && (msg = malloc(len = strlen(text) + 160)) != NULL)
+		snprintf(msg, len, "%s: %zu more bytes of the step's messages are in the agent's "
+				   "log\n%s",
+			 t->name, c->errcut, text);
+	ctl_serve_reply_step(&A.srv, a->fd, a->code, c->out, c->outlen, c->errall, c->erralllen,
+			     msg != NULL ? msg : text);
+	free(msg);
+}
+
 static void carry_out(track *t, const fsm_actions *acts)
 {
 	const fsm_action *a;
@@ -303,9 +327,7 @@ static void carry_out(track *t, const fsm_actions *acts)
 		case ACT_HOOK: child_hook(t, a->ok); break;
 		case ACT_PUBLISH: publish(t); break;
 		case ACT_ANSWER: ctl_serve_reply(&A.srv, a->fd, a->code, a->text); break;
-		case ACT_ANSWER_OUTPUT:
-			ctl_serve_reply(&A.srv, a->fd, a->code, t->run != NULL ? t->run->out : "");
-			break;
+		case ACT_ANSWER_OUTPUT: answer_step(t, a); break;
 		case ACT_WAIT: ctl_serve_wait(&A.srv, a->fd); break;
 		case ACT_LOG: log_msg(a->level, "%s", a->text); break;
 		}
@@ -635,12 +657,28 @@ static void handle_request(void *arg, ctl_client *c)
 
 	(void)arg;
 	log_msg(LOG_DEBUG, "control: '%s' from uid %ld", line, (long)c->uid);
+	if ((verb == CTL_STATUS_JSON || verb == CTL_STATUS_TEXT) && name != NULL &&
+	    (t = find(name)) == NULL) {
+		snprintf(msg, sizeof(msg),
+			 "the agent tracks no enrollment '%.100s': `p11enroll status` lists "
+			 "those it does (reload it after adding one to the file)\n",
+			 name);
+		ctl_serve_reply(&A.srv, c->fd, EXIT_USAGE, msg);
+		return;
+	}
 	if (verb == CTL_STATUS_JSON || verb == CTL_STATUS_TEXT) {
-		json = verb == CTL_STATUS_JSON ? track_status_json(A.tracks, A.n, now(), A.rate, &len)
-					       : track_status_text(A.tracks, A.n, now(), &len);
-		if (json == NULL || ctl_client_queue0(c, json, len) < 0)
+		track *const *ts = name != NULL ? &t : A.tracks;
+		size_t nt = name != NULL ? 1 : A.n;
+
+		json = verb == CTL_STATUS_JSON ? track_status_json(ts, nt, now(), A.rate, &len)
+					       : track_status_text(ts, nt, now(), &len);
+		if (json == NULL || ctl_client_frame0(c, CTL_FRAME_OUT, json, len) < 0) {
 			log_msg(LOG_ERR, "control: out of memory for the status");
-		ctl_serve_reply(&A.srv, c->fd, -1, NULL);
+			ctl_serve_reply(&A.srv, c->fd, EXIT_INTERNAL,
+					"the agent is out of memory for the status: its log says more");
+			return;
+		}
+		ctl_serve_reply(&A.srv, c->fd, EXIT_OK, NULL);
 		return;
 	}
 	if (verb == CTL_RELOAD) {
@@ -651,12 +689,16 @@ static void handle_request(void *arg, ctl_client *c)
 			ctl_serve_reply(&A.srv, c->fd, EXIT_OK,
 			      r == 0 ? "" : "a step is running: the agent reloads when it ends\n");
 		} else if (c->uid == 0 || c->uid == geteuid()) {
-			/* the file's contents only to whom may read it anyway */
-			if (diag.text != NULL && ctl_client_queue(c, diag.text, diag.len) < 0)
+			/* the file's contents only to whom may read it anyway:
+			 * each problem as check-config says it, then what the
+			 * agent did */
+			static const char kept[] = "reload failed: the agent keeps its previous "
+						   "configuration; fix the file and reload again\n";
+
+			if (diag.text != NULL &&
+			    ctl_client_frame(c, CTL_FRAME_MSG, diag.text, diag.len) < 0)
 				log_msg(LOG_ERR, "control: out of memory for an answer");
-			ctl_serve_reply(&A.srv, c->fd, EXIT_USAGE,
-			      "reload failed: the agent keeps its previous configuration; fix the "
-			      "file and reload again\n");
+			ctl_serve_reply(&A.srv, c->fd, EXIT_USAGE, kept);
 		} else {
 			ctl_serve_reply(&A.srv, c->fd, EXIT_USAGE,
 			      "reload failed: the agent keeps its previous configuration; its log "
@@ -678,7 +720,13 @@ static void handle_request(void *arg, ctl_client *c)
 		event(t, &ev);
 		return;
 	}
-	snprintf(msg, sizeof(msg), "unknown request or enrollment: %.100s\n", line);
+	if (verb == CTL_RENEW || verb == CTL_CLEAR)
+		snprintf(msg, sizeof(msg),
+			 "the agent tracks no enrollment '%.100s': `p11enroll status` lists "
+			 "those it does (reload it after adding one to the file)\n",
+			 name);
+	else
+		snprintf(msg, sizeof(msg), "unknown request: %.100s\n", line);
 	ctl_serve_reply(&A.srv, c->fd, EXIT_USAGE, msg);
 }
 

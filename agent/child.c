@@ -222,6 +222,27 @@ static void log_line(const child_run *c, const char *line)
 	log_msg(level, "%s%s%s", tag != NULL ? tag : "", tag != NULL ? ": " : "", line);
 }
 
+/* A step's stderr as it came, for the client waiting on it: the
+ * messages the command prints when run by hand. */
+static void keep_err(child_run *c, const char *p, size_t n)
+{
+	size_t k = n;
+	char *q;
+
+	if (c->pass)
+		return;
+	if (c->erralllen + k > CHILD_ERR_KEEP)
+		k = CHILD_ERR_KEEP - c->erralllen;
+	if (k > 0 && (q = realloc(c->errall, c->erralllen + k)) != NULL) {
+		memcpy(q + c->erralllen, p, k);
+		c->errall = q;
+		c->erralllen += k;
+	} else {
+		k = 0;
+	}
+	c->errcut += n - k;
+}
+
 /* The child's stderr, forwarded line by line; for people only: no
  * decision reads it. */
 void child_drain_err(child_run *c, int final)
@@ -237,6 +258,7 @@ void child_drain_err(child_run *c, int final)
 			c->err_fd = -1;
 			break;
 		}
+		keep_err(c, c->errbuf + c->errlen, (size_t)n);
 		c->errlen += (size_t)n;
 		c->errbuf[c->errlen] = '\0';
 		while ((nl = strchr(c->errbuf, '\n')) != NULL) {
@@ -413,6 +435,7 @@ void child_free(child_run *c)
 		}
 	free(c->members);
 	free(c->res);
+	free(c->errall);
 	free(c);
 }
 

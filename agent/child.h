@@ -25,6 +25,10 @@ typedef struct {
 #define CHILD_PASS_MAX 10000
 #define CHILD_PASS_MAX_BYTES (512 * 1024)
 
+/* The most of a step's stderr a waiting client gets: every message of a
+ * step, many times over; the rest is in the agent's log. */
+#define CHILD_ERR_KEEP (64 * 1024)
+
 /* One running step: allocated while it runs, so that an idle enrollment
  * costs no pipes and no buffers. */
 typedef struct child_run {
@@ -42,6 +46,10 @@ typedef struct child_run {
 	 * of AGENT_ERROR_MAX) fits whole */
 	char errbuf[AGENT_ERROR_MAX + 64];
 	size_t errlen;
+	/* stderr whole (up to CHILD_ERR_KEEP bytes, then errcut more), for a
+	 * waiting client (not kept for a look) */
+	char *errall;
+	size_t erralllen, errcut;
 	char *res; /* the records' bytes not yet taken */
 	size_t reslen;
 	int res_bad;	   /* the rest of the records is dropped ... */

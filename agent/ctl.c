@@ -2,9 +2,9 @@
  * The agent's control socket: a UNIX stream socket, mode 0660, owned by the
  * configured group, and each peer checked with SO_PEERCRED (root, the
  * agent's own user, or the group).  One request line per connection:
- * "status", "renew NAME", "reload", "clear NAME"; the reply ends with an
- * "exit N" line (N an EXIT_* code), except for status, which is one JSON
- * document.  The agent serves its clients without blocking (ctl_client_*):
+ * "status [NAME]", "status-text [NAME]", "renew NAME", "reload", "clear
+ * NAME"; the reply is framed (ctl_reply.c) and ends with an "exit N" line
+ * (N an EXIT_* code).  The agent serves its clients without blocking (ctl_client_*):
  * a client that sends nothing, half a line, or never reads its answer only
  * holds its own connection, until the agent's deadline.
  */
@@ -213,18 +213,51 @@ int ctl_client_queue(ctl_client *c, const char *s, size_t n)
 	return 0;
 }
 
-int ctl_client_queue0(ctl_client *c, char *p, size_t n)
+/* The answer's first line, before its first frame or exit line. */
+static int begin(ctl_client *c)
 {
-	int rc = 0;
+	char head[32];
 
-	if (c->out == NULL) {
-		c->out = p; /* a document of megabytes is not copied */
-		c->outlen = n;
+	if (c->outlen > 0)
 		return 0;
+	return ctl_client_queue(c, head, (size_t)ctl_reply_head(head, sizeof(head)));
+}
+
+int ctl_client_frame(ctl_client *c, ctl_frame kind, const char *p, size_t n)
+{
+	char head[48];
+
+	if (begin(c) < 0 ||
+	    ctl_client_queue(c, head, (size_t)ctl_reply_frame_head(head, sizeof(head), kind, n)) < 0)
+		return -1;
+	return n == 0 ? 0 : ctl_client_queue(c, p, n);
+}
+
+int ctl_client_frame0(ctl_client *c, ctl_frame kind, char *p, size_t n)
+{
+	char head[80];
+	size_t h;
+	int rc;
+	char *q;
+
+	if (c->out != NULL) {
+		rc = ctl_client_frame(c, kind, p, n);
+		free(p);
+		return rc;
 	}
-	rc = ctl_client_queue(c, p, n);
-	free(p);
-	return rc;
+	/* a document of megabytes is not copied: its room grows by the
+	 * two lines before it */
+	h = (size_t)ctl_reply_head(head, sizeof(head));
+	h += (size_t)ctl_reply_frame_head(head + h, sizeof(head) - h, kind, n);
+	if ((q = realloc(p, n + h)) == NULL) {
+		free(p);
+		return -1;
+	}
+	memmove(q + h, q, n);
+	memcpy(q, head, h);
+	c->out = q;
+	c->outlen = n + h;
+	return 0;
 }
 
 ctl_io ctl_client_answer(ctl_client *c)
@@ -245,10 +278,19 @@ void ctl_client_close(ctl_client *c)
 
 ctl_verb ctl_parse_request(const char *line, const char **ret_name)
 {
+	*ret_name = NULL;
 	if (strcmp(line, "status") == 0)
 		return CTL_STATUS_JSON;
 	if (strcmp(line, "status-text") == 0)
 		return CTL_STATUS_TEXT;
+	if (strncmp(line, "status ", 7) == 0) {
+		*ret_name = line + 7;
+		return CTL_STATUS_JSON;
+	}
+	if (strncmp(line, "status-text ", 12) == 0) {
+		*ret_name = line + 12;
+		return CTL_STATUS_TEXT;
+	}
 	if (strcmp(line, "reload") == 0)
 		return CTL_RELOAD;
 	if (strncmp(line, "renew ", 6) == 0 || strncmp(line, "clear ", 6) == 0) {
@@ -260,35 +302,49 @@ ctl_verb ctl_parse_request(const char *line, const char **ret_name)
 
 /* ---- the client side ------------------------------------------------------- */
 
-/* The status document (no exit line) to out as it arrives: with thousands
- * of enrollments it is megabytes, which need not be held first.  -1 when
- * nothing arrived. */
-static int copy_out(int fd, FILE *out, agent_rc *ret_rc)
-{
-	char buf[65536];
-	size_t got = 0;
-	ssize_t n;
+/* -q: errors only; a renewal's report goes, what status was asked for
+ * stays (ctl_request sets it per request). */
+static int quiet_report;
 
-	while ((n = read(fd, buf, sizeof(buf))) > 0) {
-		fwrite(buf, 1, (size_t)n, out);
-		got += (size_t)n;
-	}
-	close(fd);
-	if (got == 0)
-		return -1;
-	*ret_rc = EXIT_OK;
-	return 0;
+static void sink(void *arg, ctl_frame kind, const char *p, size_t n)
+{
+	(void)arg;
+	if (kind == CTL_FRAME_OUT && quiet_report)
+		return;
+	fwrite(p, 1, n, kind == CTL_FRAME_OUT ? stdout : stderr);
 }
 
-int ctl_request(const char *path, const char *line, int json_raw, agent_rc *ret_rc)
+/* The agent's own words: on stdout after a success, else each line an
+ * error message, as the command would print it itself. */
+static void print_msg(const char *msg, int code)
+{
+	const char *p = msg;
+	size_t n;
+
+	if (code == EXIT_OK) {
+		if (quiet_report)
+			return;
+		fputs(msg, stdout);
+		if (msg[0] != '\0' && msg[strlen(msg) - 1] != '\n')
+			putchar('\n');
+		return;
+	}
+	fflush(stdout);
+	while (*p != '\0') {
+		n = strcspn(p, "\n");
+		log_msg(LOG_ERR, "%.*s", (int)n, p);
+		p += n + (p[n] == '\n');
+	}
+}
+
+int ctl_request(const char *path, const char *line, agent_rc *ret_rc)
 {
 	struct sockaddr_un sa;
-	char req[1024], *p, *last;
-	size_t have = 0, cap = 0;
+	char req[1024], buf[65536];
+	size_t got = 0;
 	ssize_t n;
-	int fd, code = EXIT_INTERNAL;
-	FILE *out = stdout;
-	char *all = NULL;
+	ctl_reply r;
+	int fd, rc;
 
 	if (set_path(&sa, path) < 0 ||
 	    (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
@@ -305,49 +361,46 @@ int ctl_request(const char *path, const char *line, int json_raw, agent_rc *ret_
 		close(fd);
 		return -1;
 	}
-	if (json_raw)
-		return copy_out(fd, out, ret_rc);
-	/* The whole reply: its last line carries the exit code.  It is read
-	 * into room that doubles. */
+	/* out and err go on as they come: a status document of megabytes is
+	 * never held here */
+	ctl_reply_init(&r);
+	quiet_report = log_verbosity() < 0 && strncmp(line, "status", 6) != 0;
 	for (;;) {
-		if (cap - have < 65536) {
-			if ((p = realloc(all, cap * 2 + 65536 + 1)) == NULL)
-				break;
-			all = p;
-			cap = cap * 2 + 65536;
-		}
-		if ((n = read(fd, all + have, cap - have)) <= 0)
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
 			break;
-		have += (size_t)n;
+		got += (size_t)n;
+		if (ctl_reply_feed(&r, buf, (size_t)n, sink, NULL) < 0)
+			break;
 	}
 	close(fd);
-	if (all == NULL || have == 0) {
-		free(all);
+	fflush(stdout);
+	if (got == 0) {
+		ctl_reply_clear(&r);
 		return -1;
 	}
-	all[have] = '\0';
-	while (have > 0 && all[have - 1] == '\n')
-		all[--have] = '\0';
-	last = strrchr(all, '\n');
-	p = last != NULL ? last + 1 : all;
-	if (strncmp(p, "exit ", 5) == 0) {
-		code = (int)strtol(p + 5, NULL, 10);
-		if (last != NULL)
-			*last = '\0';
-		else
-			*all = '\0';
+	if (r.state == CTL_REPLY_BAD || ctl_reply_end(&r) < 0) {
+		/* A cut answer is a connection that failed (the agent stopped
+		 * meanwhile); a malformed one, a client and an agent that do
+		 * not agree. */
+		rc = r.state == CTL_REPLY_BAD && strncmp(r.why, "cut short", 9) != 0 ? EXIT_INTERNAL
+										      : EXIT_TRANSPORT;
+		if (r.msg != NULL)
+			print_msg(r.msg, EXIT_INTERNAL);
+		log_msg(LOG_ERR, "the agent's answer on %s is %s: %s (after %zu bytes); %s", path,
+			rc == EXIT_TRANSPORT ? "incomplete" : "malformed", r.why, got,
+			rc == EXIT_TRANSPORT ? "its log says whether it stopped and what it did"
+					     : "restart the agent, so that it is of this version");
+		ctl_reply_clear(&r);
+		*ret_rc = (agent_rc)rc;
+		return 0;
 	}
-	/* a refusal or failure is an error message, on stderr like any other;
-	 * with -q a renewal's report goes, what status was asked for stays */
-	if (*all != '\0' && code != EXIT_OK)
-		log_msg(LOG_ERR, "%s", all);
-	else if (*all != '\0' && (log_verbosity() >= 0 || strncmp(line, "status", 6) == 0))
-		printf("%s\n", all);
-	free(all);
-	/* ctl_serve_reply() writes no negative code: a reply with one is no agent's */
-	if (code < 0)
-		return -1;
-	*ret_rc = (agent_rc)code;
+	if (r.msg != NULL)
+		print_msg(r.msg, r.code);
+	ctl_reply_clear(&r);
+	*ret_rc = (agent_rc)r.code;
 	return 0;
 }
 
@@ -358,12 +411,14 @@ int agent_ctl(const char *cmd, const conf_enrollment *e, const agent_cmd_opts *o
 	char line[600];
 
 	if (strcmp(cmd, "status") == 0)
-		snprintf(line, sizeof(line), "%s", o->json ? "status" : "status-text");
+		snprintf(line, sizeof(line), "%s%s%s", o->json ? "status" : "status-text",
+			 o->named && e->name != NULL ? " " : "",
+			 o->named && e->name != NULL ? e->name : "");
 	else if (strcmp(cmd, "reload") == 0)
 		snprintf(line, sizeof(line), "reload");
 	else
 		snprintf(line, sizeof(line), "%s %s", cmd, e->name != NULL ? e->name : "");
-	if (ctl_request(path, line, strcmp(cmd, "status") == 0, ret_rc) == 0)
+	if (ctl_request(path, line, ret_rc) == 0)
 		return 0;
 	if (strcmp(cmd, "renew") != 0)
 		log_msg(LOG_ERR, "no agent answers on %s: start it (%s), or set control_socket", path,

@@ -57,34 +57,63 @@ static ctl_client *client_of(const ctl_server *s, int fd)
 	return NULL;
 }
 
-/* Queues text and the "exit N" line (none when code < 0: status) as the
- * whole answer of the client on fd, and sends what it takes now; a client
- * gone meanwhile is closed by the loop. */
-void ctl_serve_reply(ctl_server *s, int fd, int code, const char *text)
+/* Sends what the client takes now of its answer, complete in c->out; a
+ * client gone meanwhile is closed by the loop. */
+static void answer(ctl_server *s, ctl_client *c)
+{
+	c->deadline = ctl_now_ms() + (long long)s->timeout * 1000;
+	if (ctl_client_answer(c) == CTL_IO_DONE) {
+		c->phase = CTL_LINGER;
+		c->deadline = 0; /* the loop closes it */
+	}
+}
+
+void ctl_serve_reply_step(ctl_server *s, int fd, int code, const char *out, size_t outlen,
+			  const char *err, size_t errlen, const char *msg)
 {
 	ctl_client *c = client_of(s, fd);
-	char line[64];
+	char line[32];
 	int rc = 0;
 
 	if (c == NULL) {
 		close(fd);
 		return;
 	}
-	if (text != NULL)
-		rc = ctl_client_queue(c, text, strlen(text));
-	if (code >= 0) {
-		snprintf(line, sizeof(line), "%sexit %d\n",
-			 c->outlen > 0 && c->out[c->outlen - 1] != '\n' ? "\n" : "", code);
-		if (rc == 0)
-			rc = ctl_client_queue(c, line, strlen(line));
+	if (outlen > 0)
+		rc = ctl_client_frame(c, CTL_FRAME_OUT, out, outlen);
+	if (rc == 0 && errlen > 0)
+		rc = ctl_client_frame(c, CTL_FRAME_ERR, err, errlen);
+	/* the message ends its line: a reader by hand (socat) sees the exit
+	 * line as one */
+	if (rc == 0 && msg != NULL && msg[0] != '\0' && msg[strlen(msg) - 1] != '\n') {
+		char *m = malloc(strlen(msg) + 2);
+
+		if (m == NULL) {
+			rc = -1;
+		} else {
+			memcpy(m, msg, strlen(msg));
+			memcpy(m + strlen(msg), "\n", 2);
+			rc = ctl_client_frame(c, CTL_FRAME_MSG, m, strlen(m));
+			free(m);
+		}
+	} else if (rc == 0 && msg != NULL && msg[0] != '\0') {
+		rc = ctl_client_frame(c, CTL_FRAME_MSG, msg, strlen(msg));
 	}
-	if (rc < 0)
+	/* the first line, when there is no frame */
+	if (rc == 0 && c->outlen == 0)
+		rc = ctl_client_frame(c, CTL_FRAME_MSG, "", 0);
+	if (rc == 0)
+		rc = ctl_client_queue(c, line, (size_t)ctl_reply_exit(line, sizeof(line), code));
+	if (rc < 0) {
+		/* what is queued may end anywhere: the client says so */
 		log_msg(LOG_ERR, "control: out of memory for an answer to uid %ld", (long)c->uid);
-	c->deadline = ctl_now_ms() + (long long)s->timeout * 1000;
-	if (ctl_client_answer(c) == CTL_IO_DONE) {
-		c->phase = CTL_LINGER;
-		c->deadline = 0; /* the loop closes it */
 	}
+	answer(s, c);
+}
+
+void ctl_serve_reply(ctl_server *s, int fd, int code, const char *msg)
+{
+	ctl_serve_reply_step(s, fd, code, NULL, 0, NULL, 0, msg);
 }
 
 void ctl_serve_wait(ctl_server *s, int fd)
@@ -108,8 +137,8 @@ static size_t active_clients(const ctl_server *s)
 /* A new connection: checked, and refused when the agent serves enough. */
 void ctl_serve_accept(ctl_server *s, int fd)
 {
-	static const char busy_msg[] = "the agent serves too many control clients: try again "
-				       "later\nexit 11\n";
+	static const char busy_msg[] = "p11enroll-reply 1\nmsg 59\nthe agent serves too many "
+				       "control clients: try again later\nexit 11\n";
 	char junk[CTL_LINE_MAX];
 	struct ucred cr;
 	socklen_t crlen = sizeof(cr);

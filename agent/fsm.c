@@ -77,34 +77,35 @@ static void refuse_waiter(track *t, fsm_actions *out, int code, const char *why)
 	answer_waiter(t, out, code, msg);
 }
 
-/* The outcome of a step for the client waiting on it: the step's output,
- * or what failed, which went only to the log. */
-static void answer_outcome(track *t, fsm_actions *out, track_op op, int done)
+/* The outcome of a step for the client waiting on it: the step's output
+ * (stdout and stderr, as a run by hand prints them) and its exit status;
+ * text is what the agent makes of it, which the client gets too when the
+ * step said nothing or could not say it (it died, it left no record), or
+ * when the agent goes on where the step stopped. */
+static void answer_outcome(track *t, fsm_actions *out, const fsm_event *ev, int done)
 {
-	char msg[sizeof(((fsm_action *)0)->text)];
 	fsm_action *a;
+	int fd = t->waiter_fd;
 
-	if (t->waiter_fd < 0)
+	if (fd < 0)
 		return;
 	/* Done, but the revocation after it failed: the exit code of the rr,
 	 * as the command gives it, and what is left to do (the client takes
 	 * a failure's text for an error message). */
-	if (done && t->exit_code != EXIT_OK) {
-		snprintf(msg, sizeof(msg), "%s: %s done; %s", t->name, track_op_name(op),
-			 track_error(t));
-		answer_waiter(t, out, t->exit_code, msg);
-		return;
-	}
-	if (t->exit_code == EXIT_OK) {
-		a = act(out, ACT_ANSWER_OUTPUT);
-		a->fd = t->waiter_fd;
-		a->code = EXIT_OK;
-		t->waiter_fd = -1;
-		return;
-	}
-	snprintf(msg, sizeof(msg), "%s: %s failed: %s", t->name, track_op_name(op),
-		 track_error(t)[0] != '\0' ? track_error(t) : "the agent's log says why");
-	answer_waiter(t, out, t->exit_code, msg);
+	if (done && t->exit_code != EXIT_OK)
+		answer(out, fd, t->exit_code, "%s: %s done; %s", t->name, track_op_name(ev->op),
+		       track_error(t));
+	else if (t->exit_code == EXIT_OK)
+		answer(out, fd, EXIT_OK, "%s", "");
+	else
+		answer(out, fd, t->exit_code, "%s: %s failed: %s", t->name, track_op_name(ev->op),
+		       track_error(t)[0] != '\0' ? track_error(t) : "the agent's log says why");
+	a = &out->a[out->n - 1];
+	a->kind = ACT_ANSWER_OUTPUT;
+	/* the agent's words too where it does more than a run by hand: it
+	 * retries the revocation */
+	a->ok = !ev->exited || ev->res == NULL || (done && t->exit_code != EXIT_OK);
+	t->waiter_fd = -1;
 }
 
 static void stop(track *t, fsm_actions *out, const char *why)
@@ -514,11 +515,30 @@ static void looked(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 		t->hook_due = 0;
 		hook(out, 1);
 	}
-	/* a requested renewal waits for no token and no failed look */
-	if (t->st == T_NO_TOKEN)
-		refuse_waiter(t, out, EXIT_ABSENT, "the token is not present");
-	else if (rc != EXIT_OK)
-		refuse_waiter(t, out, rc, "looking at the token failed");
+	/* a requested renewal waits for no token and no failed look: the
+	 * client is told which token, or why the look failed */
+	if (t->st == T_NO_TOKEN) {
+		char tn[1024], why[1024 + 64];
+
+		/* the token it saw last, else the configuration's URI (which
+		 * never holds a PIN: conf_check) */
+		if (t->token_label[0] != '\0' || t->token_serial[0] != '\0' || t->e.token == NULL)
+			track_token_name(t, tn, sizeof(tn));
+		else
+			snprintf(tn, sizeof(tn), "%.1000s", t->e.token);
+		snprintf(why, sizeof(why), "the token is not present (token %s): insert it and ask "
+					   "again",
+			 tn);
+		refuse_waiter(t, out, EXIT_ABSENT, why);
+	} else if (rc != EXIT_OK) {
+		char why[TRACK_ERROR_MAX + 64];
+
+		snprintf(why, sizeof(why), "looking at the token failed: %s",
+			 ev->res != NULL && ev->res->error[0] != '\0' ? ev->res->error
+			 : track_error(t)[0] != '\0'		       ? track_error(t)
+								       : "the agent's log says why");
+		refuse_waiter(t, out, rc, why);
+	}
 }
 
 /* renew, enroll, resume */
@@ -609,7 +629,7 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 		hook(out, 0);
 		break;
 	}
-	answer_outcome(t, out, op, done);
+	answer_outcome(t, out, ev, done);
 }
 
 static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
@@ -644,7 +664,7 @@ static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
 	if (rc == EXIT_PIN && ev->res != NULL && ev->res->pin_locked[0] != '\0') {
 		lock(t, out, ev->res->pin_locked, NULL);
 		hook(out, 0);
-		answer_outcome(t, out, ev->op, 0);
+		answer_outcome(t, out, ev, 0);
 	} else if (rc == EXIT_PIN) {
 		track_set_pin_latch(t, ev->pin_fp);
 		t->st = T_PIN;
@@ -653,7 +673,7 @@ static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
 		    "source changes or `p11enroll clear %s`",
 		    t->name, t->name);
 		hook(out, 0);
-		answer_outcome(t, out, ev->op, 0);
+		answer_outcome(t, out, ev, 0);
 	} else if (ev->op == OP_RECOVER || ev->op == OP_CHECK) {
 		looked(t, ev, out, rc);
 	} else {

@@ -53,7 +53,8 @@ typedef enum {
 	ACT_HOOK,	   /* run the success (ok) or failure hook */
 	ACT_PUBLISH,	   /* save the enrollment's state, write the metrics */
 	ACT_ANSWER,	   /* answer the client on fd: text, then "exit code" */
-	ACT_ANSWER_OUTPUT, /* the same, with the step's stdout as the text */
+	ACT_ANSWER_OUTPUT, /* the same after the step's stdout and stderr; the
+			      text only when ok or the step wrote no stderr */
 	ACT_WAIT,	   /* the client on fd waits for the outcome of a step */
 	ACT_LOG,	   /* log text at level */
 } fsm_act_kind;

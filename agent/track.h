@@ -166,6 +166,9 @@ int ctl_listen(const char *path, const char *group, char *err, size_t errlen);
  */
 #define CTL_LINE_MAX 512
 
+/* The kinds of frame of an answer (ctl_reply.c). */
+typedef enum { CTL_FRAME_OUT, CTL_FRAME_ERR, CTL_FRAME_MSG } ctl_frame;
+
 typedef enum {
 	CTL_READ,   /* the request line is arriving */
 	CTL_WAIT,   /* the request waits for the agent (a renewal): not polled */
@@ -197,17 +200,59 @@ typedef enum {
 long long ctl_now_ms(void); /* CLOCK_MONOTONIC */
 short ctl_client_events(const ctl_client *c);
 ctl_io ctl_client_io(ctl_client *c);
-/* Appends to the answer; -1 when out of memory.  ctl_client_queue0 takes
- * p (malloc'ed; freed even on failure) instead of copying it. */
+/* Appends to the answer; -1 when out of memory.  ctl_client_frame: a
+ * frame of kind (ctl_reply.c), after the answer's first line when it is
+ * the first; ctl_client_frame0 takes p (malloc'ed; freed even on failure)
+ * and copies it only when the answer has begun. */
 int ctl_client_queue(ctl_client *c, const char *s, size_t n);
-int ctl_client_queue0(ctl_client *c, char *p, size_t n);
+int ctl_client_frame(ctl_client *c, ctl_frame kind, const char *p, size_t n);
+int ctl_client_frame0(ctl_client *c, ctl_frame kind, char *p, size_t n);
 /* The answer is complete: sends what the client takes now (CTL_WRITE). */
 ctl_io ctl_client_answer(ctl_client *c);
 void ctl_client_close(ctl_client *c);
-/* The client side: sends line, copies the reply to stdout; 0 with the
- * reply's "exit N" in *ret_rc (EXIT_INTERNAL when it has none, EXIT_OK for
- * json_raw), or -1 when no agent answers on path. */
-int ctl_request(const char *path, const char *line, int json_raw, agent_rc *ret_rc);
+/* The client side: sends line, prints the reply (ctl_reply.c: out on
+ * stdout, err on stderr, msg as an error unless the exit is 0); 0 with the
+ * reply's exit status in *ret_rc, or -1 when no agent answers on path (no
+ * connection, or nothing came).  An answer cut short or malformed is said
+ * why and exits EXIT_TRANSPORT or EXIT_INTERNAL. */
+int ctl_request(const char *path, const char *line, agent_rc *ret_rc);
+
+/* ctl_reply.c: the framing of an answer (see there).  The *_head/_exit
+ * functions format a line into buf like snprintf. */
+int ctl_reply_head(char *buf, size_t len);
+int ctl_reply_frame_head(char *buf, size_t len, ctl_frame kind, size_t n);
+int ctl_reply_exit(char *buf, size_t len, int code);
+
+/* The most msg bytes a client keeps (out and err are passed on). */
+#define CTL_REPLY_MSG_MAX (1024 * 1024)
+
+typedef enum {
+	CTL_REPLY_START, /* before the first line */
+	CTL_REPLY_HEAD,	 /* at a frame's line or the exit line */
+	CTL_REPLY_BODY,	 /* within a frame */
+	CTL_REPLY_DONE,	 /* after the exit line */
+	CTL_REPLY_BAD	 /* malformed: why */
+} ctl_reply_state;
+
+typedef struct {
+	ctl_reply_state state;
+	char line[64];
+	size_t linelen;
+	ctl_frame kind;
+	unsigned long long left; /* of the frame's body */
+	char *msg;		 /* the msg frames, joined, NUL-terminated */
+	size_t msglen;
+	int code; /* the exit status once DONE, else -1 */
+	char why[96];
+} ctl_reply;
+/* sink(arg, kind, p, n): n bytes of an out or err frame, as they come. */
+typedef void ctl_reply_sink(void *arg, ctl_frame kind, const char *p, size_t n);
+void ctl_reply_init(ctl_reply *r);
+void ctl_reply_clear(ctl_reply *r);
+/* The next n bytes: 0, or -1 once malformed (r->why; later calls too). */
+int ctl_reply_feed(ctl_reply *r, const char *p, size_t n, ctl_reply_sink *sink, void *arg);
+/* The connection ended: 0 when the answer was complete, else -1 (why). */
+int ctl_reply_end(ctl_reply *r);
 const char *ctl_default_path(const conf_enrollment *e);
 
 /*
@@ -231,24 +276,28 @@ size_t ctl_serve_pollfds(const ctl_server *s, struct pollfd *pf, long long *firs
 /* After poll: the clients of pf[0..np), then the deadlines. */
 void ctl_serve(ctl_server *s, const struct pollfd *pf, size_t np, ctl_handler *handler,
 	       void *arg);
-/* text, then "exit code" (none when code < 0), as the whole answer of the
- * client on fd. */
-void ctl_serve_reply(ctl_server *s, int fd, int code, const char *text);
+/* The whole answer of the client on fd: msg (the agent's words; NULL or
+ * "" for none), then the exit status. */
+void ctl_serve_reply(ctl_server *s, int fd, int code, const char *msg);
+/* The same with a step's output first: its stdout and stderr (n bytes
+ * each, either may be NULL), then msg. */
+void ctl_serve_reply_step(ctl_server *s, int fd, int code, const char *out, size_t outlen,
+			  const char *err, size_t errlen, const char *msg);
 /* The client on fd waits for a step's outcome: not polled meanwhile. */
 void ctl_serve_wait(ctl_server *s, int fd);
 void ctl_serve_close_all(ctl_server *s);
 
 typedef enum {
 	CTL_UNKNOWN,
-	CTL_STATUS_JSON, /* "status" */
-	CTL_STATUS_TEXT, /* "status-text" */
+	CTL_STATUS_JSON, /* "status [NAME]" */
+	CTL_STATUS_TEXT, /* "status-text [NAME]" */
 	CTL_RELOAD,	 /* "reload" */
 	CTL_RENEW,	 /* "renew NAME" */
 	CTL_CLEAR,	 /* "clear NAME" */
 } ctl_verb;
 /* What a request line (as ctl_client_io framed it: without its newline,
- * cut at a CR) asks for; *ret_name points at NAME within line for renew
- * and clear.  Pure: no I/O, no state. */
+ * cut at a CR) asks for; *ret_name points at NAME within line for renew,
+ * clear and a status of one enrollment (else NULL).  Pure: no I/O, no state. */
 ctl_verb ctl_parse_request(const char *line, const char **ret_name);
 
 #endif

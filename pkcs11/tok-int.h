@@ -57,6 +57,9 @@ struct tok_ctx {
 	char serial[17];  /* as tok_info has it, read when the token was opened */
 	tok_info opened;  /* all of it, flags as they were then */
 	int serial_seen;  /* tok_serial_unique(): 0 not asked yet, 1 unique, 2 not */
+	/* select_token: the slot listing failed every try (tok_open then
+	 * initializes the module again, once: reinit) */
+	int listing_failed, reinit;
 	char errmsg[768];
 	char notice[256]; /* tok_keygen_notice */
 };

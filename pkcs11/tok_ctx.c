@@ -552,7 +552,7 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 	tok_rv rv;
 
 	for (i = 0; PKCS11_enumerate_slots(ctx->p11, &ctx->slots, &ctx->nslots) != 0; i++) {
-		char what[64];
+		char what[64], again[80];
 		CK_RV ckr;
 
 		ctx->slots = NULL;
@@ -572,16 +572,21 @@ static tok_rv select_token(tok_ctx *ctx, P11KitUri *uri, const char *uri_text)
 				;
 			continue;
 		}
+		ctx->listing_failed = 1;
+		snprintf(again, sizeof(again), ", and %u more times after the module was initialized again",
+			 i + 1);
+		if (!ctx->reinit)
+			again[0] = '\0';
 		if ((ckr = slot_listing_failure(ctx, what, sizeof(what))) == CKR_OK)
 			return tok_fail(ctx, TOK_ERR_DEVICE,
-					"listing the slots of the PKCS#11 module failed %u times, and "
-					"every slot answered when asked again: try again; if it "
+					"listing the slots of the PKCS#11 module failed %u times%s, "
+					"and every slot answered when asked again: try again; if it "
 					"persists, remove and re-insert the token, or restart the service",
-					i + 1);
+					i + 1, again);
 		return tok_fail(ctx, TOK_ERR_DEVICE,
-				"listing the slots of the PKCS#11 module failed %u times: %s: %s: a "
+				"listing the slots of the PKCS#11 module failed %u times%s: %s: %s: a "
 				"token does not answer: remove and re-insert it, or restart the service",
-				i + 1, what, tok_ckr_name(ckr));
+				i + 1, again, what, tok_ckr_name(ckr));
 	}
 	if (ctx->f->C_GetInfo(&info) == CKR_OK && !p11_kit_uri_match_module_info(uri, &info))
 		goto absent;
@@ -726,7 +731,25 @@ tok_rv tok_open(const char *module, const char *uri, tok_ctx **ret_ctx)
 		goto out;
 	if ((rv = load_module(ctx, path)) != TOK_OK)
 		goto out;
-	if ((rv = select_token(ctx, puri, uri)) != TOK_OK)
+	/*
+	 * SoftHSM2 (file store) reads every token's files when it is
+	 * initialized, and a token another process writes at that moment
+	 * (each C_Login rewrites token.object) is read broken: it answers
+	 * CKR_GENERAL_ERROR for that token from then on, however often
+	 * asked, until the module is initialized again.  Looks started
+	 * together (an agent's reload, its start) hit that 1 time in a few
+	 * hundred.  So a listing that failed every try gets a fresh
+	 * initialization, once, before a token is said not to answer.
+	 */
+	ctx->listing_failed = 0;
+	if ((rv = select_token(ctx, puri, uri)) == TOK_ERR_DEVICE && ctx->listing_failed) {
+		release(ctx);
+		ctx->listing_failed = 0;
+		ctx->reinit = 1;
+		if ((rv = load_module(ctx, path)) == TOK_OK)
+			rv = select_token(ctx, puri, uri);
+	}
+	if (rv != TOK_OK)
 		goto out;
 	/* R/W unless the token is write-protected: every later call shares
 	 * this session. */

@@ -22,7 +22,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 160
+plan 166
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LABEL=enrolled-key
 LOG="$TMP/calls.log"
@@ -122,9 +122,12 @@ start_ca || exit 1
 # --- listing: the module's slot listing fails (pkcs11/tok_ctx.c) --------------
 # libp11 gives up on the whole list when one token fails to answer (SoftHSM2
 # answers CKR_GENERAL_ERROR for a token another process is writing), so
-# the listing is tried 4 times, a little apart.  Once: the command goes on.
-# Each time: the message names the call and its CKR_ (the calls made again
-# one by one), or says that every slot answered when asked again.
+# the listing is tried 4 times, a little apart, and when all 4 fail, 4 times
+# more after a new C_Initialize (SoftHSM2 may keep failing a token it read
+# mid-write until then: tests/reloadloop.sh).  Once, or only in the first
+# initialization: the command goes on.  Each time: the
+# message names the call and its CKR_ (the calls made again one by one),
+# or says that every slot answered when asked again.
 # libp11 0.4.12 leaks the slot it was setting up when C_GetTokenInfo fails
 # (PKCS11_enumerate_slots frees only the slots before it): leak detection
 # is off for these runs only; the C_GetSlotList cases have no such leak.
@@ -133,26 +136,38 @@ NOLEAK="ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
 run enroll "$NOLEAK" P11WRAP_FAIL=C_GetTokenInfo=CKR_DEVICE_ERROR
 t=/tokfail/listing/token-info
 check "$t/exit-3" expect_rc 3
-check "$t/message" grep_err "listing the slots of the PKCS#11 module failed 4 times: C_GetTokenInfo\(slot [0-9]*\): CKR_DEVICE_ERROR: a token does not answer"
+check "$t/message" grep_err "listing the slots of the PKCS#11 module failed 4 times, and 4 more times after the module was initialized again: C_GetTokenInfo\(slot [0-9]*\): CKR_DEVICE_ERROR: a token does not answer"
 check "$t/token-empty" empty
 # C_GetTokenInfo: the 1st call of each listing fails (1 to 4), the calls
-# made again one by one (5, 6: two slots) answer
+# made again one by one (5, 6: two slots) answer; the same after the new
+# C_Initialize (P11WRAP_FAIL counts from it again)
 run enroll "$NOLEAK" P11WRAP_FAIL=C_GetTokenInfo=CKR_GENERAL_ERROR@1,C_GetTokenInfo=CKR_GENERAL_ERROR@2,C_GetTokenInfo=CKR_GENERAL_ERROR@3,C_GetTokenInfo=CKR_GENERAL_ERROR@4
 t=/tokfail/listing/token-info-each-listing
 check "$t/exit-3" expect_rc 3
-check "$t/listed-4-times" expect_calls '^C_GetTokenInfo rv=CKR_GENERAL_ERROR injected$' 4
-check "$t/message" grep_err "listing the slots of the PKCS#11 module failed 4 times, and every slot answered when asked again: try again"
+check "$t/listed-8-times" expect_calls '^C_GetTokenInfo rv=CKR_GENERAL_ERROR injected$' 8
+check "$t/initialized-twice" expect_calls '^C_Initialize rv=CKR_OK$' 2
+check "$t/message" grep_err "listing the slots of the PKCS#11 module failed 4 times, and 4 more times after the module was initialized again, and every slot answered when asked again: try again"
 check "$t/token-empty" empty
 run enroll "$NOLEAK" P11WRAP_FAIL=C_GetTokenInfo=CKR_GENERAL_ERROR@1
 t=/tokfail/listing/token-info-once
 check "$t/exit-0" expect_rc 0
 check "$t/failed-once" expect_calls '^C_GetTokenInfo rv=CKR_GENERAL_ERROR injected$' 1
 check "$t/enrolled" test "$(label_count "$TOK" "$LABEL")" -eq 3
+fresh listing3
+# A token that fails every call until the module is initialized again (as
+# SoftHSM2 after reading its file mid-write): the command goes on.
+run enroll "$NOLEAK" P11WRAP_FIRST_INIT=1 P11WRAP_FAIL=C_GetTokenInfo=CKR_GENERAL_ERROR
+t=/tokfail/listing/token-info-until-initialized
+check "$t/exit-0" expect_rc 0
+check "$t/failed-5-times" expect_calls '^C_GetTokenInfo rv=CKR_GENERAL_ERROR injected$' 5
+check "$t/initialized-twice" expect_calls '^C_Initialize rv=CKR_OK$' 2
+check "$t/no-message" sh -c "! grep -q 'does not answer' '$TMP/err'"
+check "$t/enrolled" test "$(label_count "$TOK" "$LABEL")" -eq 3
 fresh listing2
 run enroll P11WRAP_FAIL=C_GetSlotList=CKR_FUNCTION_FAILED
 t=/tokfail/listing/slot-list
 check "$t/exit-3" expect_rc 3
-check "$t/message" grep_err "listing the slots of the PKCS#11 module failed 4 times: C_GetSlotList: CKR_FUNCTION_FAILED"
+check "$t/message" grep_err "listing the slots of the PKCS#11 module failed 4 times, and 4 more times after the module was initialized again: C_GetSlotList: CKR_FUNCTION_FAILED"
 # A slot that appears between count and list (CKR_BUFFER_TOO_SMALL): the
 # even calls are each listing's list, the 10th the list of the calls made
 # again, which counts and lists again (11, 12) and finds all answering.
@@ -160,7 +175,7 @@ run enroll P11WRAP_FAIL=C_GetSlotList=CKR_BUFFER_TOO_SMALL@2,C_GetSlotList=CKR_B
 t=/tokfail/listing/slot-appeared
 check "$t/exit-3" expect_rc 3
 check "$t/asked-again" next_is 'C_GetSlotList rv=CKR_BUFFER_TOO_SMALL injected' '^C_GetSlotList rv=CKR_OK$'
-check "$t/message" grep_err "listing the slots of the PKCS#11 module failed 4 times, and every slot answered when asked again: try again"
+check "$t/message" grep_err "listing the slots of the PKCS#11 module failed 4 times, and 4 more times after the module was initialized again, and every slot answered when asked again: try again"
 run enroll P11WRAP_FAIL=C_GetSlotList=CKR_BUFFER_TOO_SMALL@2
 t=/tokfail/listing/slot-appeared-once
 check "$t/exit-0" expect_rc 0

@@ -27,6 +27,11 @@ static ctl_verb model_verb(const char *line, const char **name)
 {
 	if (strcmp(line, "status") == 0 || strcmp(line, "status-text") == 0)
 		return line[6] == '\0' ? CTL_STATUS_JSON : CTL_STATUS_TEXT;
+	/* status of one enrollment (since issue 13) */
+	if (strncmp(line, "status ", 7) == 0 || strncmp(line, "status-text ", 12) == 0) {
+		*name = line + (line[6] == ' ' ? 7 : 12);
+		return line[6] == ' ' ? CTL_STATUS_JSON : CTL_STATUS_TEXT;
+	}
 	if (strcmp(line, "reload") == 0)
 		return CTL_RELOAD;
 	if (strncmp(line, "renew ", 6) == 0 || strncmp(line, "clear ", 6) == 0) {
@@ -96,8 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		v = ctl_parse_request(c.line, &name);
 		if (v != model_verb(c.line, &want_name))
 			abort();
-		if ((v == CTL_RENEW || v == CTL_CLEAR) &&
-		    (name != want_name || name < c.line || name > c.line + strlen(c.line)))
+		if (name != want_name ||
+		    (name != NULL && (name < c.line || name > c.line + strlen(c.line))))
 			abort();
 	}
 	c.fd = -1;

@@ -68,6 +68,12 @@
  *     process but C_Initialize, C_Finalize, C_GetInfo and C_GetSlotList
  *     answers the same CKR: the card was pulled out.
  *
+ * P11WRAP_FIRST_INIT=1
+ *     P11WRAP_FAIL items fire only within the process's first
+ *     initialization: a module whose state went wrong and that a new
+ *     C_Initialize sets right (SoftHSM2 after reading a token file that
+ *     another process was writing).
+ *
  * Only C_GetFunctionList is exported: the forwarders are static, so the
  * real module's own calls can never bind to them.
  */
@@ -366,6 +372,9 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static void *real_dl;
 static CK_FUNCTION_LIST *real;
 static int initialized; /* by a C_Initialize through us that answered CKR_OK */
+/* such initializations over the process's life; P11WRAP_FIRST_INIT */
+static unsigned long ninit;
+static int first_init_only;
 static char *log_path;
 static int log_caller; /* P11WRAP_LOG_CALLER set */
 static int log_mech;   /* P11WRAP_LOG_MECHANISM set */
@@ -685,6 +694,7 @@ static CK_RV configure(void)
 	    (once_path = strdup(v)) == NULL)
 		return CKR_HOST_MEMORY;
 	gone_mode = (v = getenv("P11WRAP_GONE")) != NULL && strcmp(v, "1") == 0;
+	first_init_only = (v = getenv("P11WRAP_FIRST_INIT")) != NULL && strcmp(v, "1") == 0;
 	if ((v = getenv("P11WRAP_CREATED_VALUE")) != NULL && v[0] != '\0' &&
 	    (rv = read_value(v)) != CKR_OK)
 		return rv;
@@ -782,7 +792,7 @@ static int inject(int fn, CK_RV *ret_rv, unsigned long *ret_life)
 		*ret_rv = gone_rv;
 		hit = 1;
 	}
-	for (i = 0; i < nrules && !hit; i++)
+	for (i = 0; i < nrules && !hit && !(first_init_only && ninit > 1); i++)
 		if (rules[i].fn == fn && (rules[i].nth == 0 || rules[i].nth == n)) {
 			if (!once_fires())
 				break;
@@ -994,6 +1004,7 @@ static CK_RV wrap_initialize(CK_VOID_PTR args)
 	if (rv == CKR_OK) {
 		pthread_mutex_lock(&lock);
 		initialized = 1;
+		ninit++;
 		pthread_mutex_unlock(&lock);
 	}
 	return rv;
