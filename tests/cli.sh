@@ -25,13 +25,15 @@ same() {
 
 # --- help ---------------------------------------------------------------------
 cat > "$TMP/expect" << 'EOT'
-usage: p11enroll [options] status [--json] [NAME]
+usage: p11enroll [options] status [--json] [--all] [NAME]
 
 Asks the running agent what it tracks: each enrollment's state, certificate
-expiry, next step and last error.
+expiry, next step and last error. With --all, reads the configuration and the
+agent's state files instead, without an agent, token or PIN.
 
 Options:
-      --json             the agent's status as a JSON document
+      --json             as a JSON document (p11enroll-formats(5))
+      --all              every enrollment from the state files, no agent needed
 
 Settings (override the enrollment's keys in the configuration file, see
 p11enroll.conf(5); a yes/no setting also has a --no- form):

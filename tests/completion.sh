@@ -57,9 +57,9 @@ complete_words enroll --su
 echo --subject > "$TMP/expect"
 check "/completion/enroll/--su" same "enroll --su"
 
-# status takes --json and --state-dir alone of the others
+# status takes --json, --all and --state-dir alone of the others
 complete_words status --
-printf '%s\n' --json --state-dir --config --user --syslog --verbose --quiet --help --version \
+printf '%s\n' --json --all --state-dir --config --user --syslog --verbose --quiet --help --version \
 	> "$TMP/expect"
 check "/completion/status/only-its-own" same "status --"
 complete_words status --su
