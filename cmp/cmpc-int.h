@@ -393,6 +393,8 @@ OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req);
  * after signals), telling the wait callback; CMPC_ERR_STOPPED (recorded
  * with what) when it asked to stop, else CMPC_OK. */
 cmpc_rv cmpc_sleep(cmpc_ctx *ctx, long s, const char *what, int body);
+/* The PKIBody type (CMPC_BODY_*) of a request type, -1 for none. */
+int cmpc_req_body(cmpc_req_type type);
 /* The wait callback: a wait begins (kind, in ms from now), goes on
  * (cmpc_wait_tick: 1 when the callback asked to stop) or ends. */
 void cmpc_wait_begin(cmpc_ctx *ctx, cmpc_wait_kind kind, long long in_ms);

@@ -362,7 +362,7 @@ static int setup_request(cmpc_ctx *ctx, cmpc_req_type type, X509 *oldcert, X509_
 	return 1;
 }
 
-static int body_type(cmpc_req_type type)
+int cmpc_req_body(cmpc_req_type type)
 {
 	switch (type) {
 	case CMPC_REQ_IR:
@@ -411,7 +411,7 @@ static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *r
 	for (;;) {
 		after = 0;
 		cmpc_log_enter(ctx);
-		res = OSSL_CMP_try_certreq(ctx->cmp, body_type(type), NULL, &after);
+		res = OSSL_CMP_try_certreq(ctx->cmp, cmpc_req_body(type), NULL, &after);
 		cmpc_log_leave();
 		if (res == 1)
 			return OSSL_CMP_CTX_get0_newCert(ctx->cmp);
@@ -454,7 +454,7 @@ static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *r
 			return NULL;
 		}
 		cmpc_log(ctx, LOG_INFO, "the CA answered 'waiting'; polling again in %d s", after);
-		if ((*ret_rv = cmpc_sleep(ctx, after > 0 ? after : 1, what, body_type(type))) != CMPC_OK)
+		if ((*ret_rv = cmpc_sleep(ctx, after > 0 ? after : 1, what, cmpc_req_body(type))) != CMPC_OK)
 			return NULL;
 	}
 }
@@ -473,7 +473,7 @@ static cmpc_rv certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509
 		return CMPC_ERR_INTERNAL;
 	ctx->errmsg[0] = '\0';
 	ctx->left_open = 0;
-	if (newkey == NULL || ret_cert == NULL || body_type(type) < 0) {
+	if (newkey == NULL || ret_cert == NULL || cmpc_req_body(type) < 0) {
 		cmpc_seterr(ctx,
 			    "%s: no key, no place for the certificate or an unknown request "
 			    "type given",

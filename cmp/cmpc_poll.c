@@ -328,21 +328,6 @@ static int final_type(cmpc_req_type type)
 	}
 }
 
-/* The body of the request being polled: what the wait names. */
-static int req_body(cmpc_req_type type)
-{
-	switch (type) {
-	case CMPC_REQ_IR:
-		return CMPC_BODY_IR;
-	case CMPC_REQ_CR:
-		return CMPC_BODY_CR;
-	case CMPC_REQ_KUR:
-		return CMPC_BODY_KUR;
-	default:
-		return CMPC_BODY_P10CR;
-	}
-}
-
 /* checkAfter of the pollRep for rid; -1 with errmsg set if there is none
  * or it is out of range. */
 static long poll_rep(cmpc_ctx *ctx, int rid, const char *what)
@@ -462,7 +447,7 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 			goto out;
 		}
 		cmpc_log(ctx, LOG_INFO, "the CA answered 'waiting'; polling again in %ld s", after);
-		if ((rv = cmpc_sleep(ctx, after > 0 ? after : 1, what, req_body(cur.type))) != CMPC_OK)
+		if ((rv = cmpc_sleep(ctx, after > 0 ? after : 1, what, cmpc_req_body(cur.type))) != CMPC_OK)
 			goto out;
 	}
 oom:

@@ -11,50 +11,12 @@ need_tools
 setup
 plan 48
 make_token inter || exit 1
-MOCK_PID=
+. "$top_srcdir/tests/mock-lib.sh"
 
-stop_mock() {
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2> /dev/null && wait "$MOCK_PID" 2> /dev/null
-	MOCK_PID=
-}
-trap 'stop_mock; cleanup' EXIT
-
-# start_mock ARGS...: the mock server (it listens on every interface: a
-# test-only process, stopped at the end) with the fixed answer, protecting
-# its responses with PBM (MOCK_PROT=sig: by signature with the test CA's
-# CMP server certificate).  At -verbosity 7 its log names each message it
-# receives and sends ("CMP DEBUG: received POLLREQ"): mock_got counts them.
-# It binds port 0 and reports the port the kernel gave it ("ACCEPT
-# [::]:PORT PID=..."): no port picked free here and bound later by it,
-# which another process on a busy machine could take meanwhile.
-start_mock() {
-	stop_mock
-	MOCK_PORT=
-	if [ "${MOCK_PROT:-pbm}" = sig ]; then
-		set -- -srv_cert "$TMP/ca/srv.pem" -srv_key "$TMP/ca/srv.key" \
-			-srv_untrusted "$TMP/ca/ca.pem" "$@"
-	else
-		set -- -srv_ref "$CMP_REF" -srv_secret "file:$TMP/secret" "$@"
-	fi
-	# emptied here, not by the child's redirection: the loop below must
-	# not read the previous mock's port
-	: > "$TMP/mock.log"
-	"$OPENSSL_BIN" cmp -port 0 \
-		-rsp_cert "${RSP_CERT:-$TMP/old.pem}" -rsp_extracerts "$TMP/ca/ca.pem" \
-		-rsp_capubs "$TMP/ca/root.pem" -srv_trusted "$TMP/ca/root.pem" -verbosity 7 "$@" \
-		>> "$TMP/mock.log" 2>&1 &
-	MOCK_PID=$!
-	i=0
-	while [ -z "$MOCK_PORT" ] && [ $i -lt $((100 * P11E_SCALE)) ]; do
-		MOCK_PORT=$(sed -n 's/^ACCEPT .*:\([0-9][0-9]*\) PID=.*/\1/p' "$TMP/mock.log" 2> /dev/null)
-		[ -n "$MOCK_PORT" ] && break
-		kill -0 "$MOCK_PID" 2> /dev/null || break
-		sleep 0.1
-		i=$((i + 1))
-	done
-	[ -n "$MOCK_PORT" ] || { echo "# the mock server did not start:"; sed 's/^/#   /' "$TMP/mock.log"; }
-	# (the 3.0 mock serves only the path /pkix/; p11enroll warns and goes on)
-	sed -i "s|^server = .*|server = http://127.0.0.1:$MOCK_PORT/pkix/|" "$TMP/p11enroll.conf"
+# start_mock, pointing the configuration at it
+start_mock_conf() {
+	start_mock "$@"
+	mock_server_conf
 }
 
 # mock_got TYPE: how many TYPE messages (IR, POLLREQ, GENM...) the mock received
@@ -75,19 +37,19 @@ stop_ca
 before=$(count_objects inter)
 
 # rr with PBM (asked for): the mock revokes what it issued (its -rsp_cert).
-start_mock
+start_mock_conf
 p11e revoke test --reason superseded --rr-protection pbm
 check "/interop/rr/pbm/exit-0" expect_rc 0
 check "/interop/rr/pbm/revoked" grep -q -i 'revoked\|accepted' "$TMP/out"
 # rr signed by the certificate's own key (the default), verified by the mock,
 # which signs its answer (with a MAC secret it would answer with PBM).
-MOCK_PROT=sig start_mock
+MOCK_PROT=sig start_mock_conf
 p11e revoke test --reason superseded
 check "/interop/rr/own-key/exit-0" expect_rc 0
 check "/interop/rr/own-key/revoked" grep -q -i 'revoked\|accepted' "$TMP/out"
 
 # rr rejected by the mock: exit 6 with the failInfo name.
-start_mock -pkistatus 2 -failure 4 -statusstring "mock says no"
+start_mock_conf -pkistatus 2 -failure 4 -statusstring "mock says no"
 p11e revoke test --rr-protection pbm
 check "/interop/rr/rejected/exit-6" expect_rc 6
 check "/interop/rr/rejected/failinfo" grep_err 'badCertId'
@@ -95,7 +57,7 @@ check "/interop/rr/rejected/status-string" grep_err 'mock says no'
 
 # genm caCerts: the mock echoes the request's ITAV (no value): no CA
 # certificates, and an empty file is written.
-start_mock
+start_mock_conf
 rm -f "$TMP/cacerts.pem"
 p11e genm test --ca-certs "$TMP/cacerts.pem"
 check "/interop/genm/ca-certs/exit-0" expect_rc 0
@@ -109,7 +71,7 @@ check "/interop/genm/ca-certs/file-empty" sh -c "test -f '$TMP/cacerts.pem' && t
 # ir with PBM: the mock's certificate carries another key than the new one,
 # so the client refuses it in certConf: the request was understood, the
 # answer processed, and nothing new stays on the token.
-start_mock
+start_mock_conf
 p11e enroll test --replace
 check "/interop/ir/pbm/exit-8" expect_rc 8
 check "/interop/ir/pbm/key-mismatch" grep_err 'public key'
@@ -117,7 +79,7 @@ check "/interop/ir/pbm/token-unchanged" test "$(count_objects inter)" -eq "$befo
 
 # ir answered after two polls (pollReq/pollRep with checkAfter 1 s): the
 # mock's log shows the ir and both pollReq.
-start_mock -poll_count 2 -check_after 1
+start_mock_conf -poll_count 2 -check_after 1
 p11e enroll test --replace
 check "/interop/ir/polled/exit-8" expect_rc 8
 check "/interop/ir/polled/one-ir" test "$(mock_got IR)" -eq 1
@@ -125,13 +87,13 @@ check "/interop/ir/polled/two-pollreq" test "$(mock_got POLLREQ)" -eq 2
 check "/interop/ir/polled/token-unchanged" test "$(count_objects inter)" -eq "$before"
 
 # ir rejected (badPOP): exit 6, failInfo and the mock's text.
-start_mock -pkistatus 2 -failure 9 -statusstring "mock rejects"
+start_mock_conf -pkistatus 2 -failure 9 -statusstring "mock rejects"
 p11e enroll test --replace
 check "/interop/ir/rejected/exit-6" expect_rc 6
 check "/interop/ir/rejected/failinfo" grep_err 'badPOP'
 
 # Unprotected responses are refused.
-start_mock -send_unprotected
+start_mock_conf -send_unprotected
 p11e enroll test --replace
 check "/interop/ir/unprotected/exit-7" expect_rc 7
 check "/interop/ir/unprotected/message" grep_err 'protection'
@@ -151,12 +113,12 @@ before_pre=$(count_objects inter)
 # (a variable set in front of a shell function stays set in some shells:
 # RSP_CERT and MOCK_PROT are set and unset explicitly)
 RSP_CERT=$TMP/pre.pem
-start_mock
+start_mock_conf
 p11e enroll test --key-id 4a1f --label pre
 check "/interop/ir/pre-issued/exit-0" expect_rc 0
 check "/interop/ir/pre-issued/stored-with-key-id" sh -c \
 	"'$PKCS11_TOOL' --module '$SOFTHSM2_MODULE' --token-label inter --list-objects --type cert | grep -A3 'label: *pre' | grep -q 'ID: *4a1f'"
-start_mock -poll_count 2 -check_after 1
+start_mock_conf -poll_count 2 -check_after 1
 p11e enroll test --key-id 4a1f --label pre
 check "/interop/ir/pre-issued/after-polling/exit-0" expect_rc 0
 check "/interop/ir/pre-issued/after-polling/two-pollreq" test "$(mock_got POLLREQ)" -eq 2
@@ -171,7 +133,7 @@ check "/interop/ir/pre-issued/after-polling/enrolled" grep -q '^enrolled' "$TMP/
 # where a slow first exchange ran out before the "waiting" came); its next
 # pollReq, the resume's, gets the certificate (-poll_count 2: the ir and
 # the first process's own pollReq were answered "waiting").
-start_mock -poll_count 2 -check_after 3600
+start_mock_conf -poll_count 2 -check_after 3600
 p11e enroll test --key-id 4a1f --label pre --total-timeout "$(scaled 30)"
 check "/interop/ir/pre-issued/resume/waiting-exit-9" expect_rc 9
 check "/interop/ir/pre-issued/resume/saved" test "$(pending_count)" -eq 1
@@ -179,7 +141,7 @@ p11e resume test --label pre
 check "/interop/ir/pre-issued/resume/exit-0" expect_rc 0
 check "/interop/ir/pre-issued/resume/enrolled" grep -q '^enrolled' "$TMP/out"
 check "/interop/ir/pre-issued/resume/state-removed" test "$(pending_count)" -eq 0
-start_mock -poll_count 2 -check_after 3600
+start_mock_conf -poll_count 2 -check_after 3600
 p11e enroll test --key-id 4a1f --label pre --total-timeout "$(scaled 30)"
 p11e resume --abandon test --label pre
 check "/interop/ir/pre-issued/abandon/exit-0" expect_rc 0
@@ -198,7 +160,7 @@ before=$(count_objects inter)
 # its answer (RFC 9483: a kup is not MAC-protected); its fixed certificate
 # is not for the new key, so the old pair stays.
 MOCK_PROT=sig
-start_mock
+start_mock_conf
 unset MOCK_PROT
 p11e renew test
 check "/interop/kur/signed/exit-8" expect_rc 8
@@ -207,7 +169,7 @@ check "/interop/kur/signed/token-unchanged" test "$(count_objects inter)" -eq "$
 
 # A kup protected by MAC is refused: the request was signed, and the client
 # does not let a shared secret vouch for a key update.
-start_mock
+start_mock_conf
 p11e renew test
 check "/interop/kur/mac-answer-refused/exit-7" expect_rc 7
 check "/interop/kur/mac-answer-refused/token-unchanged" test "$(count_objects inter)" -eq "$before"

@@ -13,39 +13,7 @@ need_tools
 setup
 plan 23
 make_token pm || exit 1
-MOCK_PID=
-stop_mock() {
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2> /dev/null && wait "$MOCK_PID" 2> /dev/null
-	MOCK_PID=
-}
-CLEANUP_HOOKS="$CLEANUP_HOOKS stop_mock"
-
-# start_mock ARGS...: as in tests/interop.sh (port 0, the port read from
-# its log), answering with $TMP/old.pem; MOCK_PROT=sig: signed answers.
-start_mock() {
-	stop_mock
-	MOCK_PORT=
-	if [ "${MOCK_PROT:-pbm}" = sig ]; then
-		set -- -srv_cert "$TMP/ca/srv.pem" -srv_key "$TMP/ca/srv.key" \
-			-srv_untrusted "$TMP/ca/ca.pem" "$@"
-	else
-		set -- -srv_ref "$CMP_REF" -srv_secret "file:$TMP/secret" "$@"
-	fi
-	: > "$TMP/mock.log"
-	"$OPENSSL_BIN" cmp -port 0 -rsp_cert "$TMP/old.pem" -rsp_extracerts "$TMP/ca/ca.pem" \
-		-rsp_capubs "$TMP/ca/root.pem" -srv_trusted "$TMP/ca/root.pem" -verbosity 7 "$@" \
-		>> "$TMP/mock.log" 2>&1 &
-	MOCK_PID=$!
-	i=0
-	while [ -z "$MOCK_PORT" ] && [ $i -lt $((100 * P11E_SCALE)) ]; do
-		MOCK_PORT=$(sed -n 's/^ACCEPT .*:\([0-9][0-9]*\) PID=.*/\1/p' "$TMP/mock.log" 2> /dev/null)
-		[ -n "$MOCK_PORT" ] && break
-		kill -0 "$MOCK_PID" 2> /dev/null || break
-		sleep 0.1
-		i=$((i + 1))
-	done
-	[ -n "$MOCK_PORT" ] || { echo "# the mock server did not start:"; sed 's/^/#   /' "$TMP/mock.log"; }
-}
+. "$top_srcdir/tests/mock-lib.sh"
 
 # reqexts FILE: each requested extension in a DER message or CSR, as
 # "NAME critical|- HEXVALUE", in the order they come
@@ -100,7 +68,7 @@ mock_conf() {
 	write_conf pm "proxy = http://127.0.0.1:$PROXY_PORT
 replace = yes
 $1"
-	sed -i "s|^server = .*|server = http://127.0.0.1:$MOCK_PORT/pkix/|" "$TMP/p11enroll.conf"
+	mock_server_conf
 	rm -f "$TMP"/proxy/req-*.der
 	: > "$TMP/proxy/proxy.log"
 }
