@@ -62,13 +62,13 @@ static int terminated(const char *s, size_t n)
 	return memchr(s, '\0', n) != NULL;
 }
 
-/* The text as track_save writes it: escaped (agent_escape), truncated to
- * the field. */
+/* The text as track_save writes it: escaped, cut to the field before a
+ * whole character and marked (agent_escape_bounded). */
 static void one_line(char *s, size_t size)
 {
-	char tmp[2048];
+	char tmp[TRACK_ERROR_MAX];
 
-	agent_escape(s, tmp, sizeof(tmp) < size ? sizeof(tmp) : size);
+	agent_escape_bounded(s, tmp, sizeof(tmp) < size ? sizeof(tmp) : size);
 	memcpy(s, tmp, strlen(tmp) + 1);
 }
 
@@ -137,6 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    again.last_attempt != t.last_attempt || again.failures != t.failures ||
 	    again.renewals != t.renewals || again.st != t.st || strcmp(track_error(&again), err) != 0 ||
 	    strcmp(track_pin_latch(&again), pin) != 0 || again.have_cert != t.have_cert ||
+	    again.last_error_at != t.last_error_at || strcmp(again.ca_status, t.ca_status) != 0 ||
+	    strcmp(again.ca_fail_info, t.ca_fail_info) != 0 ||
 	    (t.have_cert && (strcmp(again.cert_serial, t.cert_serial) != 0 ||
 			     again.not_before != t.not_before || again.not_after != t.not_after)))
 		abort();
