@@ -120,7 +120,8 @@ void agent_jw_str(agent_jw *w, const char *key, const char *raw);
 void agent_jw_int(agent_jw *w, const char *key, long long v);
 void agent_jw_bool(agent_jw *w, const char *key, int v); /* v < 0: null */
 void agent_jw_null(agent_jw *w, const char *key);
-/* t (Unix time) as "2026-12-03T17:52:37Z"; null when !known. */
+/* t (Unix time) as its integer, as every JSON document gives times (status
+ * --json too); null when !known. */
 void agent_jw_time(agent_jw *w, const char *key, long long t, int known);
 /* Ends the document with a newline: 0, or -1 when a write failed or memory
  * ran out on the way (the document is then not whole). */

@@ -114,14 +114,11 @@ const char *agent_rfc3339(long long t, char *out, size_t outlen)
 
 void agent_jw_time(agent_jw *w, const char *key, long long t, int known)
 {
-	char s[40];
-
-	if (!known || agent_rfc3339(t, s, sizeof(s))[0] == '\0') {
+	if (!known) {
 		agent_jw_null(w, key);
 		return;
 	}
-	member(w, key);
-	fprintf(w->f, "\"%s\"", s);
+	agent_jw_int(w, key, t);
 }
 
 int agent_jw_end(agent_jw *w)

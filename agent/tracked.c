@@ -120,6 +120,26 @@ static long long next_of(const view *v)
 	return v->t->st == T_STOPPED || v->t->st == T_PIN || v->t->st == T_LOCKED ? 0 : v->t->next;
 }
 
+/* "a b c" (letters only, as the state file keeps them) as ["a", "b", "c"]. */
+static void fail_info(agent_jw *w, const char *names)
+{
+	char one[64];
+	size_t n;
+
+	agent_jw_array(w, "ca_fail_info");
+	while (*names != '\0') {
+		n = strcspn(names, " ");
+		if (n > 0 && n < sizeof(one)) {
+			memcpy(one, names, n);
+			one[n] = '\0';
+			agent_jw_str(w, NULL, one);
+		}
+		names += n;
+		names += strspn(names, " ");
+	}
+	agent_jw_close(w, ']');
+}
+
 static void json_one(agent_jw *w, const view *v)
 {
 	const track *t = v->t;
@@ -144,6 +164,12 @@ static void json_one(agent_jw *w, const view *v)
 	agent_jw_int(w, "renewals", t->renewals);
 	agent_jw_str(w, "pending", v->pending[0] != '\0' ? v->pending : NULL);
 	agent_jw_str(w, "last_error", track_error(t)[0] != '\0' ? track_error(t) : NULL);
+	/* As status --json gives them (track_status_json), from the state file. */
+	agent_jw_time(w, "last_error_time", t->last_error_at,
+		      track_error(t)[0] != '\0' && t->last_error_at > 0);
+	agent_jw_str(w, "ca_status",
+		     track_error(t)[0] != '\0' && t->ca_status[0] != '\0' ? t->ca_status : NULL);
+	fail_info(w, track_error(t)[0] != '\0' ? t->ca_fail_info : "");
 	agent_jw_close(w, '}');
 }
 
