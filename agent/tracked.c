@@ -162,7 +162,8 @@ static void json_one(agent_jw *w, const view *v)
 	agent_jw_time(w, "last_attempt", t->last_attempt, t->last_attempt > 0);
 	agent_jw_int(w, "consecutive_failures", t->failures);
 	agent_jw_int(w, "renewals", t->renewals);
-	agent_jw_str(w, "pending", v->pending[0] != '\0' ? v->pending : NULL);
+	agent_jw_bool(w, "pending", v->pending[0] != '\0');
+	agent_jw_str(w, "pending_request", v->pending[0] != '\0' ? v->pending : NULL);
 	agent_jw_str(w, "last_error", track_error(t)[0] != '\0' ? track_error(t) : NULL);
 	/* As status --json gives them (track_status_json), from the state file. */
 	agent_jw_time(w, "last_error_time", t->last_error_at,
