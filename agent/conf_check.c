@@ -145,9 +145,11 @@ static int check_url(const char *v, char *why, size_t whylen)
 		host = v + 7;
 	else if (strncasecmp(v, "https://", 8) == 0)
 		host = v + 8;
+	else if (strncasecmp(v, "tcp://", 6) == 0)
+		host = v + 6;
 	else
-		return agent_fail(why, whylen, "not an http:// or https:// URL "
-					 "(https://ca.example/.well-known/cmp)");
+		return agent_fail(why, whylen, "not an http://, https:// or tcp:// URL "
+					 "(https://ca.example/.well-known/cmp, tcp://ca.example)");
 	if (*host == '\0' || *host == '/')
 		return agent_fail(why, whylen, "the URL names no host");
 	return 0;

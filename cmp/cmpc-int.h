@@ -203,6 +203,39 @@ cmpc_rv cmpc_http_transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_l
 			   long timeout_ms, void *arg);
 void cmpc_http_free(cmpc_ctx *ctx);
 
+/* cmpc_tcp.c: CMP over TCP (tcp://host[:port], RFC 2510 5.2 and the
+ * drafts' version 10 framing), the transport of tcp:// URLs. */
+enum {
+	CMPC_TCP_PKIREQ = 0,
+	CMPC_TCP_POLLREP = 1,
+	CMPC_TCP_POLLREQ = 2,
+	CMPC_TCP_FINREP = 3,
+	CMPC_TCP_PARTIALMSGREP = 4,
+	CMPC_TCP_FINALMSGREP = 5,
+	CMPC_TCP_ERRORMSGREP = 6,
+	CMPC_TCP_VERSION = 10,
+};
+typedef struct {
+	int version; /* 10, or 0 for RFC 2510's form */
+	int flags, type;
+	size_t size; /* the whole frame, length field included; 0: not known yet */
+	const unsigned char *value;
+	size_t value_len;
+	unsigned long poll_ref, check_after; /* pollRep, pollReq, partialMsgRep */
+} cmpc_tcp_frame;
+int cmpc_is_tcp_url(const char *url);
+/* One frame at the start of b[0..n): 1 parsed (*f points into b), 0 more
+ * bytes needed (f->size: the whole frame, once known), -1 not a frame,
+ * -2 longer than max (the octets after the length field); why says it. */
+int cmpc_tcp_frame_parse(const unsigned char *b, size_t n, size_t max, cmpc_tcp_frame *f,
+			 char *why, size_t whylen);
+/* An errorMsgRep's text, printable ASCII only; its length. */
+size_t cmpc_tcp_error_text(const cmpc_tcp_frame *f, char *out, size_t outlen);
+const char *cmpc_tcp_type_name(int type);
+cmpc_rv cmpc_tcp_prepare(cmpc_ctx *ctx);
+cmpc_rv cmpc_tcp_transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
+			  long timeout_ms, void *arg);
+
 /* cmpc_asn1.c: templates for what OpenSSL 3.0 keeps private. */
 typedef struct {
 	ASN1_INTEGER *pvno;

@@ -279,7 +279,7 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 		cmpc_seterr(ctx, "out of memory parsing the server URL");
 		return CMPC_ERR_INTERNAL;
 	}
-	if ((uc = curl_url_set(u, CURLUPART_URL, url, 0)) != CURLUE_OK) {
+	if ((uc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME)) != CURLUE_OK) {
 		cmpc_seterr(ctx,
 			    "invalid CMP server URL '%s': %s; write it as "
 			    "http(s)://host[:port]/path",
@@ -294,10 +294,11 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 		goto out;
 	}
 	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
+	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0 &&
+	     strcmp(scheme, "tcp") != 0)) {
 		cmpc_seterr(ctx,
-			    "CMP server URL '%s' is not http:// or https://: CMP is "
-			    "carried over HTTP here",
+			    "CMP server URL '%s' is not http://, https:// or tcp://: CMP is "
+			    "carried over HTTP or TCP here",
 			    url);
 		goto out;
 	}
@@ -310,7 +311,8 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
 	}
-	if (curl_url_get(u, CURLUPART_PATH, &upath, 0) != CURLUE_OK || !rfc9811_path(upath))
+	if (strcmp(scheme, "tcp") != 0 &&
+	    (curl_url_get(u, CURLUPART_PATH, &upath, 0) != CURLUE_OK || !rfc9811_path(upath)))
 		cmpc_log(ctx, LOG_WARNING,
 			 "the path of the CMP server URL '%s' is neither /.well-known/cmp nor "
 			 "/.well-known/cmp/p/<profile> (RFC 9811); using it as given",

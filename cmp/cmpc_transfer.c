@@ -6,7 +6,8 @@
  * encoding, the layer's PBM parameters, the response buffer with its size
  * limit, and the checks every answer gets before OpenSSL sees it.  Only
  * moving the bytes is left to the transfer function: the libcurl HTTP(S)
- * one (cmpc_http.c) unless the caller set its own.
+ * one (cmpc_http.c), or CMP over TCP (cmpc_tcp.c) for a tcp:// URL,
+ * unless the caller set its own.
  */
 #include "config.h" /* P11E_COV_FLUSH */
 
@@ -157,8 +158,17 @@ int cmpc_set_msg_transfer(cmpc_ctx *ctx, OSSL_CMP_transfer_cb_t cb)
 
 cmpc_rv cmpc_transfer_prepare(cmpc_ctx *ctx)
 {
-	/* Another transport has nothing to set up from the context. */
-	return ctx->transfer_fn == cmpc_http_transfer ? cmpc_http_prepare(ctx) : CMPC_OK;
+	/* The built-in transports go by the server URL's scheme; one the
+	 * caller set has nothing to set up from the context. */
+	if (ctx->transfer_fn == cmpc_tcp_transfer || ctx->transfer_fn == cmpc_http_transfer) {
+		if (cmpc_is_tcp_url(ctx->url)) {
+			ctx->transfer_fn = cmpc_tcp_transfer;
+			return cmpc_tcp_prepare(ctx);
+		}
+		ctx->transfer_fn = cmpc_http_transfer;
+		return cmpc_http_prepare(ctx);
+	}
+	return CMPC_OK;
 }
 
 /* OpenSSL's encoder, as in the token layer and the agent; lower case, as the

@@ -98,6 +98,14 @@ static void usage(FILE *f)
 	    "                          until the client closes it or 120 s pass, while other\n"
 	    "                          connections are served (log: \"hang: TYPE received\")\n"
 	    "  --hang-count N          hang only on the first N requests of TYPE (default all)\n"
+	    "  --tcp                   CMP over TCP (version 10 frames, RFC 2510 5.2) instead of\n"
+	    "                          HTTP on the port\n"
+	    "  --tcp-fault NAME        with --tcp, break every answer frame: truncated-frame\n"
+	    "                          garbage-frame wrong-version oversize-length error-msg,\n"
+	    "                          or answer in rfc2510 form\n"
+	    "  --tcp-poll N            with --tcp, answer with pollRep (check back in N s)\n"
+	    "                          and deliver on the client's pollReq\n"
+	    "  --tcp-poll-close        the pollRep also closes the connection\n"
 	    "  --log FILE              append request and event lines (POP, certConf, ...)\n"
 	    "  -q, --quiet             nothing on stderr but errors\n"
 	    "  -v, --verbose           event lines on stderr too\n"
@@ -324,6 +332,10 @@ enum {
 	OPT_DELIVER_WHEN,
 	OPT_FAULT_WHEN,
 	OPT_REJECT_TEXT,
+	OPT_TCP,
+	OPT_TCP_FAULT,
+	OPT_TCP_POLL,
+	OPT_TCP_POLL_CLOSE,
 };
 
 static const struct option long_opts[] = {
@@ -354,6 +366,10 @@ static const struct option long_opts[] = {
     {"deliver-when", required_argument, NULL, OPT_DELIVER_WHEN},
     {"fault-when", required_argument, NULL, OPT_FAULT_WHEN},
     {"reject-text", required_argument, NULL, OPT_REJECT_TEXT},
+    {"tcp", no_argument, NULL, OPT_TCP},
+    {"tcp-fault", required_argument, NULL, OPT_TCP_FAULT},
+    {"tcp-poll", required_argument, NULL, OPT_TCP_POLL},
+    {"tcp-poll-close", no_argument, NULL, OPT_TCP_POLL_CLOSE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -472,6 +488,34 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			break;
 		case OPT_REJECT_TEXT:
 			o->reject_text = optarg;
+			break;
+		case OPT_TCP:
+			o->tcp = 1;
+			break;
+		case OPT_TCP_FAULT: {
+			static const char *const names[] = { "",	     "truncated-frame",
+							     "garbage-frame", "wrong-version",
+							     "oversize-length", "error-msg",
+							     "rfc2510" };
+			int i;
+
+			for (i = 1; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+				if (strcmp(optarg, names[i]) == 0)
+					o->tcp_opts.fault = i;
+			if (o->tcp_opts.fault == CA_TCP_FAULT_NONE) {
+				fprintf(stderr, PROG ": unknown --tcp-fault '%s' (see --help)\n",
+					optarg);
+				return CA_EXIT_USAGE;
+			}
+			break;
+		}
+		case OPT_TCP_POLL:
+			if (!parse_long(optarg, 0, 3600, &v))
+				goto bad_number;
+			o->tcp_opts.poll_s = (int)v;
+			break;
+		case OPT_TCP_POLL_CLOSE:
+			o->tcp_opts.poll_close = 1;
 			break;
 		case OPT_LOG:
 			o->log_file = optarg;
@@ -594,11 +638,13 @@ int main(int argc, char **argv)
 	}
 	printf("port %d\n", port);
 	fflush(stdout);
-	ca_log("listening on 127.0.0.1:%d, state in %s, %s protection%s%s%s", port, opts.dir,
+	ca_log("listening on 127.0.0.1:%d (%s), state in %s, %s protection%s%s%s", port,
+	       opts.tcp ? "CMP over TCP" : "HTTP", opts.dir,
 	       opts.protection_sig ? "signature" : "PBM", opts.faults != 0 ? ", faults on" : "",
 	       opts.hang_on != NULL ? ", hanging on " : "",
 	       opts.hang_on != NULL ? opts.hang_on : "");
-	if (ca_http_serve(lfd, opts.max_requests, ca_srv_handle, srv) != 0)
+	if ((opts.tcp ? ca_tcp_serve(lfd, opts.max_requests, &opts.tcp_opts, ca_srv_handle, srv)
+		      : ca_http_serve(lfd, opts.max_requests, ca_srv_handle, srv)) != 0)
 		goto out;
 	ca_log("stopped");
 	rc = CA_EXIT_OK;

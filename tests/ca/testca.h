@@ -74,6 +74,21 @@ enum {
 /* Beyond what an enum constant (an int) holds. */
 #define CA_FAULT_WRONG_BODY 0x80000000u
 
+/* tcp.c: CMP over TCP (--tcp) and its faults (--tcp-fault) */
+enum {
+	CA_TCP_FAULT_NONE,
+	CA_TCP_FAULT_TRUNCATED,
+	CA_TCP_FAULT_GARBAGE,
+	CA_TCP_FAULT_VERSION,
+	CA_TCP_FAULT_OVERSIZE,
+	CA_TCP_FAULT_ERROR_MSG,
+	CA_TCP_FAULT_RFC2510,
+};
+struct ca_tcp_opts {
+	int fault;	/* CA_TCP_FAULT_* */
+	int poll_s;	/* --tcp-poll N: pollRep first, check back in N s */
+	int poll_close; /* --tcp-poll-close: with closeConnection set */
+};
 enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
 
 /* Everything the command line decides. */
@@ -110,6 +125,8 @@ struct ca_opts {
 	long hang_count;	   /* --hang-count N: only the first N; 0 = all */
 	const char *deliver_when;  /* --deliver-when FILE: a held request goes once it exists */
 	const char *fault_when;	   /* --fault-when FILE: faults only while it exists */
+	int tcp;		   /* --tcp: CMP over TCP instead of HTTP */
+	struct ca_tcp_opts tcp_opts;
 };
 
 /* The CA: root, issuing sub-CA, CMP server certificate, state directory. */
@@ -158,6 +175,10 @@ int ca_stopping(void);
 /* http.c */
 int ca_http_listen(int port, int *ret_port);
 int ca_http_serve(int lfd, long max_requests, ca_handler_fn fn, void *arg);
+
+/* tcp.c */
+int ca_tcp_serve(int lfd, long max_requests, const struct ca_tcp_opts *t, ca_handler_fn fn,
+		 void *arg);
 
 /* issue.c */
 int ca_ca_load_or_create(struct ca_ca *ca, const char *dir);
