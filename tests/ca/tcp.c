@@ -75,7 +75,7 @@ static int send_frame(int fd, int version, int flags, int type, const unsigned c
 	return send_all(fd, h, hl) && (n == 0 || send_all(fd, v, n));
 }
 
-static int recv_n(int fd, unsigned char *b, size_t n)
+static int recv_n(int fd, unsigned char *b, size_t n, int ms)
 {
 	struct pollfd p;
 	ssize_t r;
@@ -84,7 +84,7 @@ static int recv_n(int fd, unsigned char *b, size_t n)
 		p.fd = fd;
 		p.events = POLLIN;
 		p.revents = 0;
-		if (poll(&p, 1, TCP_IO_MS) <= 0 || ca_stopping())
+		if (poll(&p, 1, ms) <= 0 || ca_stopping())
 			return 0;
 		r = recv(fd, b, n, 0);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
@@ -170,13 +170,14 @@ static void serve_conn(int fd, const struct ca_tcp_opts *t, long max_requests, l
 	size_t hl, vl;
 
 	while (!ca_stopping() && (max_requests <= 0 || *handled < max_requests)) {
-		if (!recv_n(fd, hdr, 5))
+		/* a client told to check back waits that long first */
+		if (!recv_n(fd, hdr, 5, TCP_IO_MS + (held.body != NULL ? t->poll_s * 1000 : 0)))
 			break;
 		len = (unsigned long)hdr[0] << 24 | (unsigned long)hdr[1] << 16 |
 		      (unsigned long)hdr[2] << 8 | hdr[3];
 		version = hdr[4] == 10 ? 10 : -1;
 		hl = version == 10 ? 7 : 5;
-		if (version == 10 && !recv_n(fd, hdr + 5, 2))
+		if (version == 10 && !recv_n(fd, hdr + 5, 2, TCP_IO_MS))
 			break;
 		type = version == 10 ? hdr[6] : hdr[4];
 		if (len < hl - 4 || len > TCP_MAX || (version < 0 && hdr[4] > 6)) {
@@ -185,7 +186,7 @@ static void serve_conn(int fd, const struct ca_tcp_opts *t, long max_requests, l
 		}
 		vl = len - (hl - 4);
 		OPENSSL_free(v);
-		if ((v = OPENSSL_malloc(vl + 1)) == NULL || !recv_n(fd, v, vl))
+		if ((v = OPENSSL_malloc(vl + 1)) == NULL || !recv_n(fd, v, vl, TCP_IO_MS))
 			break;
 		if (type == 2) { /* pollReq */
 			if (vl != 4 || held.body == NULL ||

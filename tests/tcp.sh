@@ -1,0 +1,128 @@
+#!/bin/sh
+# /tcp: CMP over TCP (server = tcp://host:port; RFC 2510 5.2, the drafts'
+# version 10 framing) against the test CA's TCP listener (--tcp): ir, kur,
+# rr and genm with the certificate on the token, RFC 2510's form, the
+# TCP-level polling, every broken frame, a server that is down, a stop
+# while waiting; no certificate and no key left behind by a failure.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+need_tools
+setup
+plan 54
+
+# tcp_ca [ARGS...]: the test CA speaking CMP over TCP; CA_URL is tcp://.
+tcp_ca() {
+	start_ca --tcp "$@" || return 1
+	CA_URL="tcp://127.0.0.1:$CA_PORT"
+}
+
+certs_on() {
+	_c=$(objects "$1" cert) || { echo unreadable; return 1; }
+	printf '%s\n' "$_c" | grep -c '^Certificate Object'
+}
+
+tcp_ca || exit 1
+TOK=tcp
+make_token "$TOK" || exit 1
+write_conf "$TOK" "cert_out = $TMP/cert.pem"
+
+# --- the exchanges ------------------------------------------------------
+p11e enroll test
+check "/tcp/ir/exit-0" expect_rc 0
+check "/tcp/ir/cert-on-token" test "$(certs_on "$TOK")" -ge 1
+check "/tcp/ir/key-on-token" test "$(objects "$TOK" privkey | grep -c '^Private Key Object')" -eq 1
+check "/tcp/ir/ca-saw-ir" grep -q 'ir -> ip accepted' "$TMP/ca.log"
+check "/tcp/ir/ca-saw-certconf" grep -q 'certConf -> pkiconf' "$TMP/ca.log"
+check "/tcp/ir/cert-matches-ca" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/cert.pem' -noout -issuer | grep -q ."
+check "/tcp/ir/no-secret" no_secret_in "$TMP/out" "$TMP/err" "$TMP/ca.log"
+cp "$TMP/cert.pem" "$TMP/old.pem"
+
+p11e renew test
+check "/tcp/kur/exit-0" expect_rc 0
+check "/tcp/kur/ca-saw-kur" grep -q 'kur -> kup accepted' "$TMP/ca.log"
+check "/tcp/kur/new-cert" sh -c "! cmp -s '$TMP/cert.pem' '$TMP/old.pem'"
+check "/tcp/kur/one-key" test "$(objects "$TOK" privkey | grep -c '^Private Key Object')" -eq 1
+
+p11e genm test --ca-certs "$TMP/cacerts.pem"
+check "/tcp/genm/exit-0" expect_rc 0
+check "/tcp/genm/two-certs" test "$(grep -c 'BEGIN CERTIFICATE' "$TMP/cacerts.pem")" -eq 2
+
+p11e revoke test --reason superseded
+check "/tcp/rr/exit-0" expect_rc 0
+check "/tcp/rr/ca-revoked" test -s "$TMP/ca/revoked"
+
+# --- what other implementations send --------------------------------------
+# RFC 2510's own form (length, type, value), and TCP-level polling: a
+# pollRep, then the pollReq with its reference on the same connection, or
+# on a new one when the pollRep closes it.
+TOK2=tcp2
+make_token "$TOK2" || exit 1
+for v in "rfc2510:--tcp-fault rfc2510" "poll:--tcp-poll 1" \
+	"poll-close:--tcp-poll 1 --tcp-poll-close" "poll-rfc2510:--tcp-poll 1 --tcp-fault rfc2510"; do
+	name=${v%%:*}
+	# shellcheck disable=SC2086 # the CA's arguments, split on purpose
+	tcp_ca ${v#*:} || exit 1
+	write_conf "$TOK2" "label = $name"
+	p11e enroll test
+	check "/tcp/$name/exit-0" expect_rc 0
+	check "/tcp/$name/cert-on-token" test "$(label_count "$TOK2" "$name")" -eq 3
+done
+check "/tcp/poll/ca-saw-pollreq" grep -q 'pollReq 1: delivering' "$TMP/ca.log"
+
+# --- broken frames and servers: a clear error, nothing left ---------------
+TOK3=tcpf
+make_token "$TOK3" || exit 1
+# tcp_fault NAME EXIT PATTERN CA_ARGS...
+tcp_fault() {
+	name=$1 want=$2 pat=$3
+	shift 3
+	tcp_ca "$@" || { not_ok "/tcp/fault/$name/ca-start"; return; }
+	write_conf "$TOK3" "timeout = $(scaled 5)
+total_timeout = $(scaled 10)"
+	p11e enroll test
+	check "/tcp/fault/$name/exit-$want" expect_rc "$want"
+	check "/tcp/fault/$name/says-why" grep_err "$pat"
+	check "/tcp/fault/$name/token-empty" test "$(count_objects "$TOK3")" -eq 0
+}
+tcp_fault truncated 5 'truncated frame: [0-9]+ of [0-9]+ bytes' --tcp-fault truncated-frame
+tcp_fault garbage 7 'not CMP over TCP: the frame has version 47' --tcp-fault garbage-frame
+tcp_fault wrong-version 7 'the frame has version 9' --tcp-fault wrong-version
+tcp_fault oversize 5 'larger than the limit of [0-9]+ bytes' --tcp-fault oversize-length
+tcp_fault error-msg 5 "errorMsgRep\\): 'the test CA refuses this request" --tcp-fault error-msg
+tcp_fault wrong-tid 7 '[Tt]ransaction' --fault wrong-tid
+tcp_fault check-back-late 5 'check back in 3600 s, after the timeout' --tcp-poll 3600
+# server down: nothing listens on the port any more
+stop_ca
+p11e enroll test
+check "/tcp/fault/down/exit-5" expect_rc 5
+check "/tcp/fault/down/says-why" grep_err 'cannot connect: .*CMP over TCP'
+check "/tcp/fault/down/token-empty" test "$(count_objects "$TOK3")" -eq 0
+
+# --- a stop while waiting: in the TCP-level polling and in recv ---------
+# SIGTERM goes through the same handler as Ctrl-C (SIGINT), which a shell's
+# background job ignores (tests/progress.sh sends a real Ctrl-C on a pty).
+for v in "poll-wait:--tcp-poll 60:pollRep 1" "recv-wait:--fault slow=60:POST / ir"; do
+	name=${v%%:*}
+	rest=${v#*:}
+	# shellcheck disable=SC2086
+	tcp_ca ${rest%%:*} || exit 1
+	: > "$TMP/ca.log"
+	write_conf "$TOK3" "timeout = $(scaled 120)
+total_timeout = $(scaled 120)"
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test > "$TMP/out" 2> "$TMP/err" &
+	pid=$!
+	wait_for 20 grep -q -e "${rest#*:}" "$TMP/ca.log"
+	kill -TERM "$pid"
+	wait "$pid"
+	RC=$?
+	check "/tcp/stop/$name/exit-130" expect_rc 130
+	check "/tcp/stop/$name/token-empty" test "$(count_objects "$TOK3")" -eq 0
+done
+
+# --- configuration ------------------------------------------------------
+tcp_ca || exit 1
+write_conf "$TOK3" "server = tcp://127.0.0.1:$CA_PORT/some/path
+label = cfg"
+p11e enroll test
+check "/tcp/config/path-refused-exit-2" expect_rc 2
+check "/tcp/config/path-refused-says" grep_err 'tcp://host\[:port\]'
+finish
