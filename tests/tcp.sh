@@ -5,9 +5,11 @@
 # TCP-level polling, every broken frame, a server that is down, a stop
 # while waiting; no certificate and no key left behind by a failure.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/agent-lib.sh"
 need_tools
 setup
-plan 54
+trap 'kill_agents; cleanup' EXIT
+plan 59
 
 # tcp_ca [ARGS...]: the test CA speaking CMP over TCP; CA_URL is tcp://.
 tcp_ca() {
@@ -117,6 +119,28 @@ total_timeout = $(scaled 120)"
 	check "/tcp/stop/$name/exit-130" expect_rc 130
 	check "/tcp/stop/$name/token-empty" test "$(count_objects "$TOK3")" -eq 0
 done
+
+# --- the agent renews over tcp:// -----------------------------------------
+# A certificate valid for 60 s with renew_at = 1d: due at once (plus a
+# jitter of at most 5% of the lifetime).
+tcp_ca --validity-seconds "$(scaled 60)" || exit 1
+TOK4=tcpag
+make_token "$TOK4" || exit 1
+write_conf "$TOK4" "cert_out = $TMP/ag.pem
+renew_at = 1d
+state_dir = $TMP/state-ag"
+p11e enroll test
+check "/tcp/agent/enrolled" expect_rc 0
+cp "$TMP/ag.pem" "$TMP/ag-old.pem"
+: > "$TMP/ca.log"
+agent_start "$TMP/p11enroll.conf" "$TMP/agent.log" || exit 1
+wait_for 60 grep -q 'kur -> kup accepted' "$TMP/ca.log"
+check "/tcp/agent/renewed-kur" grep -q 'kur -> kup accepted' "$TMP/ca.log"
+wait_for 30 sh -c "! cmp -s '$TMP/ag.pem' '$TMP/ag-old.pem'"
+check "/tcp/agent/new-cert-out" sh -c "! cmp -s '$TMP/ag.pem' '$TMP/ag-old.pem'"
+agent_stop "$APID"
+check "/tcp/agent/stopped-0" test "$ARC" -eq 0
+check "/tcp/agent/one-key" test "$(objects "$TOK4" privkey | grep -c '^Private Key Object')" -eq 1
 
 # --- configuration ------------------------------------------------------
 tcp_ca || exit 1
