@@ -139,19 +139,23 @@ static int check_command(const char *v, int flags, char *why, size_t whylen)
 
 static int check_url(const char *v, char *why, size_t whylen)
 {
-	const char *host;
+	const char *host, *slash;
+	int tcp = 0;
 
 	if (strncasecmp(v, "http://", 7) == 0)
 		host = v + 7;
 	else if (strncasecmp(v, "https://", 8) == 0)
 		host = v + 8;
 	else if (strncasecmp(v, "tcp://", 6) == 0)
-		host = v + 6;
+		host = v + 6, tcp = 1;
 	else
 		return agent_fail(why, whylen, "not an http://, https:// or tcp:// URL "
 					 "(https://ca.example/.well-known/cmp, tcp://ca.example)");
 	if (*host == '\0' || *host == '/')
 		return agent_fail(why, whylen, "the URL names no host");
+	/* CMP over TCP has no place for a path (cmp/cmpc_tcp.c) */
+	if (tcp && (slash = strpbrk(host, "/?#")) != NULL && strcmp(slash, "/") != 0)
+		return agent_fail(why, whylen, "a tcp:// URL has no path: tcp://host[:port]");
 	return 0;
 }
 
