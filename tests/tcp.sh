@@ -3,13 +3,14 @@
 # version 10 framing) against the test CA's TCP listener (--tcp): ir, kur,
 # rr and genm with the certificate on the token, RFC 2510's form, the
 # TCP-level polling, every broken frame, a server that is down, a stop
-# while waiting; no certificate and no key left behind by a failure.
+# while waiting, a "waiting" transaction resumed later, the agent renewing;
+# no certificate and no key left behind by a failure.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/agent-lib.sh"
 need_tools
 setup
 trap 'kill_agents; cleanup' EXIT
-plan 59
+plan 65
 
 # tcp_ca [ARGS...]: the test CA speaking CMP over TCP; CA_URL is tcp://.
 tcp_ca() {
@@ -119,6 +120,22 @@ total_timeout = $(scaled 120)"
 	check "/tcp/stop/$name/exit-130" expect_rc 130
 	check "/tcp/stop/$name/token-empty" test "$(count_objects "$TOK3")" -eq 0
 done
+
+# --- CMP-level "waiting", saved, and resumed by a later process ---------
+TOK5=tcpres
+make_token "$TOK5" || exit 1
+rm -f "$TMP/deliver"
+tcp_ca --poll 3600 --deliver-when "$TMP/deliver" || exit 1
+write_conf "$TOK5" "label = res"
+p11e enroll test
+check "/tcp/resume/waiting-exit-9" expect_rc 9
+check "/tcp/resume/state-saved" test -f "$(pending_file "$TOK5" res)"
+: > "$TMP/deliver"
+p11e resume test
+check "/tcp/resume/exit-0" expect_rc 0
+check "/tcp/resume/polled" grep -q 'pollReq -> ip accepted' "$TMP/ca.log"
+check "/tcp/resume/cert-stored" test "$(label_count "$TOK5" res)" -eq 3
+check "/tcp/resume/state-removed" test ! -e "$(pending_file "$TOK5" res)"
 
 # --- the agent renews over tcp:// -----------------------------------------
 # A certificate valid for 60 s with renew_at = 1d: due at once (plus a
