@@ -10,7 +10,7 @@
 need_tools
 setup
 trap 'kill_agents; cleanup' EXIT
-plan 65
+plan 68
 
 # tcp_ca [ARGS...]: the test CA speaking CMP over TCP; CA_URL is tcp://.
 tcp_ca() {
@@ -93,6 +93,8 @@ tcp_fault oversize 5 'larger than the limit of [0-9]+ bytes' --tcp-fault oversiz
 tcp_fault error-msg 5 "errorMsgRep\\): 'the test CA refuses this request" --tcp-fault error-msg
 tcp_fault wrong-tid 7 '[Tt]ransaction' --fault wrong-tid
 tcp_fault check-back-late 5 'check back in 3600 s, after the timeout' --tcp-poll 3600
+# no answer at all: the message timeout ends the wait
+tcp_fault no-answer 5 'no complete response within [0-9]+ s' --hang-on ir
 # server down: nothing listens on the port any more
 stop_ca
 p11e enroll test

@@ -6,6 +6,8 @@
  * purpose (--tcp-fault): a truncated or garbage frame, a wrong version, an
  * oversized length, an errorMsgRep, RFC 2510's form, or TCP-level polling
  * (pollRep, then the answer to the pollReq that names its reference).
+ * A request --hang-on holds is never answered: its connection stays open
+ * until the client closes it (or for two minutes).
  */
 #include "config.h"
 
@@ -23,6 +25,7 @@
 
 #define TCP_IO_MS 10000
 #define TCP_MAX (1024 * 1024)
+#define TCP_HOLD_MS 120000
 
 static void put32(unsigned char *p, unsigned long v)
 {
@@ -216,7 +219,15 @@ static void serve_conn(int fd, const struct ca_tcp_opts *t, long max_requests, l
 			reply.len = reply.body != NULL ? strlen((char *)reply.body) : 0;
 		}
 		(*handled)++;
-		if (reply.drop || reply.hang || ca_stopping()) {
+		if (reply.hang) {
+			/* --hang-on: no answer; held until the client gives up */
+			OPENSSL_free(reply.body);
+			while (recv_n(fd, hdr, 1, TCP_HOLD_MS))
+				;
+			ca_event("hang: held connection closed");
+			break;
+		}
+		if (reply.drop || ca_stopping()) {
 			OPENSSL_free(reply.body);
 			break;
 		}
