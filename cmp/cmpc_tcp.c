@@ -420,7 +420,7 @@ static cmpc_rv read_frame(struct conn *c, unsigned char **buf, size_t *cap, cmpc
 	}
 }
 
-/* Waits ms (the TCP-level timeToCheckBack) within the deadline. */
+/* Waits secs (a pollRep's timeToCheckBack) within the deadline, stoppable. */
 static cmpc_rv check_back(struct conn *c, unsigned long secs)
 {
 	long long end, left;

@@ -32,7 +32,8 @@ write_conf "$TOK" "cert_out = $TMP/cert.pem"
 p11e enroll test
 check "/tcp/ir/exit-0" expect_rc 0
 check "/tcp/ir/cert-on-token" test "$(certs_on "$TOK")" -ge 1
-check "/tcp/ir/key-on-token" test "$(objects "$TOK" privkey | grep -c '^Private Key Object')" -eq 1
+check "/tcp/ir/key-on-token" \
+	test "$(objects "$TOK" privkey | grep -c '^Private Key Object')" -eq 1
 check "/tcp/ir/ca-saw-ir" grep -q 'ir -> ip accepted' "$TMP/ca.log"
 check "/tcp/ir/ca-saw-certconf" grep -q 'certConf -> pkiconf' "$TMP/ca.log"
 check "/tcp/ir/cert-matches-ca" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/cert.pem' -noout -issuer | grep -q ."
