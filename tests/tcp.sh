@@ -10,7 +10,7 @@
 need_tools
 setup
 trap 'kill_agents; cleanup' EXIT
-plan 68
+plan 71
 
 # tcp_ca [ARGS...]: the test CA speaking CMP over TCP; CA_URL is tcp://.
 tcp_ca() {
@@ -162,6 +162,18 @@ check "/tcp/agent/new-cert-out" sh -c "! cmp -s '$TMP/ag.pem' '$TMP/ag-old.pem'"
 agent_stop "$APID"
 check "/tcp/agent/stopped-0" test "$ARC" -eq 0
 check "/tcp/agent/one-key" test "$(objects "$TOK4" privkey | grep -c '^Private Key Object')" -eq 1
+
+# Ctrl-C on a terminal in the TCP-level polling wait
+tcp_ca --tcp-poll 60 || exit 1
+write_conf "$TOK3" "timeout = $(scaled 120)
+total_timeout = $(scaled 120)"
+python3 "$top_srcdir/tests/ptyrun.py" --log "$TMP/pty" --timeout "$(scaled 60)" \
+	"expect:check back in 60 s" "send:\\x03" -- \
+	"$P11ENROLL" -c "$TMP/p11enroll.conf" -v enroll test 2> "$TMP/ptyrun.err"
+RC=$?
+check "/tcp/stop/ctrl-c/exit-130" expect_rc 130
+check "/tcp/stop/ctrl-c/says" grep -q -F 'interrupted (SIGINT)' "$TMP/pty"
+check "/tcp/stop/ctrl-c/token-empty" test "$(count_objects "$TOK3")" -eq 0
 
 # --- configuration ------------------------------------------------------
 tcp_ca || exit 1
