@@ -361,6 +361,17 @@ agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path);
  * for each card's subject on stdin. */
 agent_rc agent_station(const conf_enrollment *e, const agent_cmd_opts *o);
 
+/* offline.c: --request-out / --response-in (the CMP messages in files
+ * carried to and from the CA).  begin: checks and keeps o's files for the
+ * process (EXIT_USAGE when they do not fit together); apply: every CMP
+ * context of the command moves its messages through them; end: says what
+ * the operator carries back after a resume. */
+agent_rc agent_offline_begin(const char *cmd, const agent_cmd_opts *o);
+int agent_offline(void); /* 1 when the messages go through files */
+const char *agent_offline_request_out(void);
+void agent_offline_apply(cmpc_ctx *cmp);
+void agent_offline_end(agent_rc rc);
+
 /* token.c: the token's identity into this process's result record
  * (escaped); agent_token_open() records it before the login. */
 void agent_token_record(tok_ctx *tok, const tok_info *info);
