@@ -205,6 +205,7 @@ typedef struct {
 	char label[256]; /* its label, escaped ("" in an old file) */
 	time_t saved;
 	int legacy; /* read from STATE_DIR/NAME.pending, of an earlier version */
+	int store_seq; /* file:// server: number of the stored message (spool.c), else 0 */
 } agent_pending;
 
 const char *pending_state_dir(const conf_enrollment *e);
@@ -371,6 +372,15 @@ int agent_offline(void); /* 1 when the messages go through files */
 const char *agent_offline_request_out(void);
 void agent_offline_apply(cmpc_ctx *cmp);
 void agent_offline_end(agent_rc rc);
+
+/* spool.c: server = file:///DIR.  apply: e's server is one, so every
+ * message goes through the directory; seq: the number of the last stored
+ * message (0: none), for the pending file; resume: continues ap's
+ * transaction's numbering before cmpc_resume. */
+int agent_spool_server(const char *url); /* 1 for a file:// URL */
+void agent_spool_apply(const conf_enrollment *e, cmpc_ctx *cmp);
+int agent_spool_seq(void);
+void agent_spool_resume(const agent_pending *ap);
 
 /* token.c: the token's identity into this process's result record
  * (escaped); agent_token_open() records it before the login. */

@@ -141,12 +141,16 @@ static int check_url(const char *v, char *why, size_t whylen)
 {
 	const char *host;
 
+	if (strncmp(v, "file://", 7) == 0)
+		return v[7] == '/' ? 0
+				   : agent_fail(why, whylen, "a spool directory is written "
+							     "file:///absolute/path");
 	if (strncasecmp(v, "http://", 7) == 0)
 		host = v + 7;
 	else if (strncasecmp(v, "https://", 8) == 0)
 		host = v + 8;
 	else
-		return agent_fail(why, whylen, "not an http:// or https:// URL "
+		return agent_fail(why, whylen, "not an http://, https:// or file:/// URL "
 					 "(https://ca.example/.well-known/cmp)");
 	if (*host == '\0' || *host == '/')
 		return agent_fail(why, whylen, "the URL names no host");

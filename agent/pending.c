@@ -263,6 +263,8 @@ static int put_pending(FILE *f, void *arg)
 		put_hex(f, "recip_nonce", ap->p.nonce, ap->p.nonce_len);
 	if (ap->p.sent_nonce_len > 0)
 		put_hex(f, "sent_nonce", ap->p.sent_nonce, ap->p.sent_nonce_len);
+	if (ap->store_seq > 0)
+		fprintf(f, "store_seq %d\n", ap->store_seq);
 	fprintf(f, "cert_req_id %d\ncheck_after %ld\n", ap->p.cert_req_id, ap->p.check_after);
 	put_hex(f, "key_id", ap->key_id, ap->key_id_len);
 	/* The serial is the token's choice: escaped, so that it is one line
@@ -328,7 +330,7 @@ static int parse_line(char *line, agent_pending *ap, unsigned *seen, char *err, 
 					    "key_id",	   "key_generated", "token_serial",
 					    "saved",	   "token_label",   "token_model",
 					    "token_manufacturer", "enrollment", "label",
-					    "sent_nonce" };
+					    "sent_nonce", "store_seq" };
 	char *v = strchr(line, ' ');
 	long n;
 	size_t i, k;
@@ -437,6 +439,12 @@ static int parse_line(char *line, agent_pending *ap, unsigned *seen, char *err, 
 		if (get_hex(v, ap->p.sent_nonce, sizeof(ap->p.sent_nonce), &ap->p.sent_nonce_len) ==
 		    0)
 			return 0;
+		break;
+	case 16:
+		if (conf_parse_long(v, 1, 0x7fffffff, &n) == 0) {
+			ap->store_seq = (int)n;
+			return 0;
+		}
 		break;
 	}
 	snprintf(err, errlen, "bad value for '%s'", keys[k]);

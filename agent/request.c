@@ -247,7 +247,8 @@ agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o)
 			pending_req_name(ap.p.type), e->name, e->name, o->response_in);
 		return EXIT_USAGE;
 	}
-	if (o->response_in == NULL && !o->abandon && ap.p.sent_nonce_len > 0) {
+	if (o->response_in == NULL && !o->abandon && ap.p.sent_nonce_len > 0 &&
+	    !agent_spool_server(e->server)) {
 		log_msg(LOG_ERR, "the pending %s of '%s' was written to a file for the CA "
 				 "(offline): give the CA's answer with `p11enroll resume "
 				 "--response-in ANSWER --request-out CERTCONF %s`, or give it up with "

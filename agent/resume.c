@@ -38,6 +38,7 @@ void pending_saver_cb(const cmpc_pending *p, void *arg)
 	char err[512], path[1024];
 
 	s->ap.p = *p;
+	s->ap.store_seq = agent_spool_seq();
 	s->ap.saved = time(NULL);
 	s->have = 1;
 	if (pending_save(s->e, &s->ap, err, sizeof(err)) < 0) {
@@ -77,6 +78,15 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 			"up)",
 			s->ap.p.nonce_len > 0 ? "pollReq" : pending_req_name(s->ap.p.type),
 			agent_offline_request_out(), name, name);
+		return 1;
+	}
+	if (crv != CMPC_OK && s->saved && s->ap.p.sent_nonce_len > 0 &&
+	    (keeps_pending(crv) || cmpc_left_open(cmp)) && agent_spool_server(s->e->server)) {
+		log_msg(LOG_NOTICE,
+			"the %s is in the spool directory %s, the transaction saved: `p11enroll "
+			"resume %s` (or the agent) reads the CA's answer once it is there; `p11enroll "
+			"resume --abandon %s` gives it up",
+			pending_req_name(s->ap.p.type), s->e->server + 7, name, name);
 		return 1;
 	}
 	if (crv != CMPC_OK && s->saved && s->ap.p.sent_nonce_len > 0 &&

@@ -245,8 +245,9 @@ static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
 		rsp = ctx->msg_transfer(ctx->cmp, req);
 		OSSL_CMP_MSG_free(req);
 	} else {
-		rsp = cmpc_fetch_answer(ctx, p->nonce_len == 0 ? cmpc_req_body(p->type)
-							       : CMPC_BODY_POLLREQ);
+		rsp = cmpc_fetch_answer(ctx,
+					p->nonce_len == 0 ? cmpc_req_body(p->type) : CMPC_BODY_POLLREQ,
+					p->tid, p->tid_len);
 	}
 	if (rsp == NULL && ctx->x.stored)
 		return stored(ctx, p, nonce, nonce_len);

@@ -83,6 +83,10 @@ cmpc_rv cmpc_transfer_stored(cmpc_ctx *ctx, const char *where)
 	/* Recorded as this exchange's outcome, so that OpenSSL's complaint
 	 * about the missing answer is not taken for the cause. */
 	ctx->x.stored = 1;
+	if (ctx->x.fetching)
+		return cmpc_xfer_fail(ctx, CMPC_ERR_WAITING,
+				      "%s: no answer yet in %s; the CA's answer comes later",
+				      ctx->x.what, where != NULL ? where : "(unnamed)");
 	return cmpc_xfer_fail(ctx, CMPC_ERR_WAITING, "%s: stored in %s; the CA's answer comes later",
 			      ctx->x.what, where != NULL ? where : "(unnamed)");
 }
@@ -170,6 +174,12 @@ cmpc_rv cmpc_transfer_prepare(cmpc_ctx *ctx)
 	return ctx->transfer_fn == cmpc_http_transfer ? cmpc_http_prepare(ctx) : CMPC_OK;
 }
 
+static void lower(char *s)
+{
+	for (; *s != '\0'; s++)
+		*s = (char)tolower((unsigned char)*s);
+}
+
 /* OpenSSL's encoder, as in the token layer and the agent; lower case, as the
  * agent prints it beside the key ids.  At most CMPC_ID_MAX bytes: what
  * last_tid holds. */
@@ -177,15 +187,13 @@ static void note_tid(cmpc_ctx *ctx, const OSSL_CMP_MSG *req)
 {
 	const ASN1_OCTET_STRING *t = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(req));
 	size_t n = t != NULL && t->length > 0 ? (size_t)t->length : 0;
-	char *c;
 
 	if (n > CMPC_ID_MAX)
 		n = CMPC_ID_MAX;
 	if (!OPENSSL_buf2hexstr_ex(ctx->last_tid, sizeof(ctx->last_tid), NULL,
 				   n > 0 ? t->data : NULL, n, '\0'))
 		ctx->last_tid[0] = '\0';
-	for (c = ctx->last_tid; *c != '\0'; c++)
-		*c = (char)tolower((unsigned char)*c);
+	lower(ctx->last_tid);
 }
 
 OSSL_CMP_MSG *cmpc_msg_response(cmpc_ctx *ctx, const char *what)
@@ -294,7 +302,8 @@ static void note_stored(cmpc_ctx *ctx, const unsigned char *der, int derlen, int
 	ERR_clear_error();
 }
 
-OSSL_CMP_MSG *cmpc_fetch_answer(cmpc_ctx *ctx, int sent)
+OSSL_CMP_MSG *cmpc_fetch_answer(cmpc_ctx *ctx, int sent, const unsigned char *tid,
+				 size_t tid_len)
 {
 	long long limit_ms;
 	cmpc_rv rv;
@@ -312,11 +321,19 @@ OSSL_CMP_MSG *cmpc_fetch_answer(cmpc_ctx *ctx, int sent)
 	}
 	if ((limit_ms = time_left_ms(ctx)) == 0)
 		return NULL;
+	/* the transport finds the answer by it (cmpc_transaction_id) */
+	if (!OPENSSL_buf2hexstr_ex(ctx->last_tid, sizeof(ctx->last_tid), NULL, tid, tid_len, '\0'))
+		ctx->last_tid[0] = '\0';
+	lower(ctx->last_tid);
 	ctx->x.req_type = sent;
+	ctx->x.fetching = 1;
 	ctx->x.rlen = 0;
 	ctx->x.overflow = 0;
 	ctx->x.write_oom = 0;
 	rv = ctx->transfer_fn(ctx, NULL, 0, (long)limit_ms, ctx->transfer_arg);
+	ctx->x.fetching = 0;
+	if (ctx->x.stored)
+		return NULL;
 	transfer_outcome(ctx, rv);
 	if (ctx->x.rv != CMPC_OK)
 		return NULL;

@@ -79,6 +79,7 @@ enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
 /* Everything the command line decides. */
 struct ca_opts {
 	const char *dir;
+	const char *spool; /* --spool DIR: also answer request files there */
 	int port;
 	unsigned char *ref; /* reference value (senderKID) */
 	size_t ref_len;
@@ -158,6 +159,8 @@ int ca_stopping(void);
 /* http.c */
 int ca_http_listen(int port, int *ret_port);
 int ca_http_serve(int lfd, long max_requests, ca_handler_fn fn, void *arg);
+/* spool.c: answers DIR's NAME.req.der files into NAME.rsp.der until stopped. */
+int ca_spool_serve(const char *dir, ca_handler_fn fn, void *arg);
 
 /* issue.c */
 int ca_ca_load_or_create(struct ca_ca *ca, const char *dir);
