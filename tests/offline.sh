@@ -12,7 +12,7 @@
 need_tools
 need_cmd curl
 setup
-plan 61
+plan 73
 
 # carry IN OUT: the CA's answer to the DER message IN, into OUT.
 carry() {
@@ -146,6 +146,30 @@ p11e resume --response-in "$TMP/ip3.der" --request-out "$TMP/conf3.der" test
 check "/offline/other/then-right-answer-ok" expect_rc 0
 check "/offline/other/one-cert" test "$(kind 'enrolled-key' 'Certificate')" = 1
 check "/offline/other/no-new-key-left" test "$(kind 'enrolled-key (new)' 'Private Key')" = 0
+
+# --- p10cr --request-out --------------------------------------------------------------------
+p11e p10cr --replace --request-out "$TMP/p10cr.der" test
+check "/offline/p10cr/exit-9" expect_rc 9
+check "/offline/p10cr/one-pkimessage" one_pkimessage "$TMP/p10cr.der"
+carry "$TMP/p10cr.der" "$TMP/cp.der" || echo "# curl failed"
+p11e resume --response-in "$TMP/cp.der" --request-out "$TMP/conf4.der" test
+check "/offline/p10cr/resume-ok" expect_rc 0
+check "/offline/p10cr/certconf-written" one_pkimessage "$TMP/conf4.der"
+check "/offline/p10cr/no-new-key-left" test "$(kind 'enrolled-key (new)' 'Private Key')" = 0
+
+# --- the CA rejects: the transaction ends, the new key goes, nothing is written ------------
+start_ca --fault reject=badPOP || exit 1
+p11e enroll --replace --request-out "$TMP/ir5.der" test
+check "/offline/reject/exit-9" expect_rc 9
+carry "$TMP/ir5.der" "$TMP/rej.der" || echo "# curl failed"
+p11e resume --response-in "$TMP/rej.der" --request-out "$TMP/conf5.der" test
+check "/offline/reject/exit-6" expect_rc 6
+check "/offline/reject/says-badPOP" grep_err "badPOP"
+check "/offline/reject/new-key-removed" test "$(kind 'enrolled-key (new)' 'Private Key')" = 0
+check "/offline/reject/pending-gone" test ! -e "$STATE"
+check "/offline/reject/old-cert-kept" test "$(kind 'enrolled-key' 'Certificate')" = 1
+check "/offline/reject/nothing-written" test ! -e "$TMP/conf5.der"
+start_ca || exit 1
 
 # --- an answer for a request never sent ------------------------------------------------------
 p11e resume --response-in "$TMP/ip.der" --request-out "$TMP/conf3.der" test
