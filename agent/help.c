@@ -54,7 +54,8 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "is given. With --request-out, the request is written to a file for the CA instead, "
 	  "in this process (offline; finish with resume --response-in).",
 	  "local request-out", CLI_SETTINGS_ALL },
-	{ "cr", "[--request-out FILE] [NAME]", "new key pair, certified with a cr signed by a signer",
+	{ "cr", "[--request-out FILE] [NAME]",
+	  "new key pair, certified with a cr signed by a signer",
 	  "Generates a new key pair, certified with a certification request (cr) protected by "
 	  "the signer's certificate and key (--signer, or --protection-cert and "
 	  "--protection-key). --request-out: offline, as for enroll.",

@@ -61,9 +61,11 @@ static cmpc_rv read_answer(cmpc_ctx *ctx)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
+			int e = errno;
+
 			close(fd);
 			return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "cannot read %s: %s",
-						  off.response_in, strerror(errno));
+						  off.response_in, strerror(e));
 		}
 		if (!cmpc_transfer_write(ctx, buf, (size_t)n)) {
 			close(fd);

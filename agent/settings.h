@@ -90,7 +90,8 @@
 	X(store_wait, "store-wait", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "30",                     \
 	  "file:// server: seconds to wait for the CA's answer file before saving")              \
 	X(store_request_name, "store-request-name", SET_TEXT, SC_BOTH, 0, 0, 0, "TEMPLATE",       \
-	  "%t.%n.req.der", "file:// server: the request's file name (%t transactionID, %n number)") \
+	  "%t.%n.req.der",                                                                         \
+	  "file:// server: the request's file name (%t transactionID, %n number)")                \
 	X(store_response_name, "store-response-name", SET_TEXT, SC_BOTH, 0, 0, 0, "TEMPLATE",     \
 	  "%t.%n.rsp.der", "file:// server: the answer's file name (%t, %n as for the request)")   \
 	X(max_response_size, "max-response-size", SET_INT, SC_BOTH, 0, 1024, 1073741824, "BYTES",  \

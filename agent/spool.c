@@ -130,11 +130,16 @@ static cmpc_rv answer(cmpc_ctx *ctx, const char *path, long long wait_ms)
 	while ((n = read(fd, buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 || !cmpc_transfer_write(ctx, buf, (size_t)n)) {
+		if (n < 0) {
+			int e = errno;
+
 			close(fd);
-			return n < 0 ? cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
-							  "cannot read %s: %s", path, strerror(errno))
-				     : CMPC_ERR_TRANSPORT;
+			return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "cannot read %s: %s",
+						  path, strerror(e));
+		}
+		if (!cmpc_transfer_write(ctx, buf, (size_t)n)) {
+			close(fd);
+			return CMPC_ERR_TRANSPORT; /* the layer words it */
 		}
 	}
 	close(fd);
@@ -153,7 +158,8 @@ static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
 	if (timeout_ms < wait_ms)
 		wait_ms = timeout_ms;
 	if (*tid == '\0')
-		return cmpc_transfer_fail(ctx, CMPC_ERR_INTERNAL, "the message has no transactionID");
+		return cmpc_transfer_fail(ctx, CMPC_ERR_INTERNAL,
+					  "the message has no transactionID");
 	if (req != NULL) {
 		/* A new transaction numbers its messages from 1. */
 		if (strcmp(tid, sp.tid) != 0) {
@@ -171,9 +177,9 @@ static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
 		sp.seq++;
 	} else if (strcmp(tid, sp.tid) != 0 || sp.seq <= 0) {
 		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
-					  "the saved transaction does not say which message of "
-					  "transaction %s was stored in %s; give it up with `p11enroll "
-					  "resume --abandon`",
+					  "the saved transaction does not say which message "
+					  "of transaction %s was stored in %s; give it up "
+					  "with `p11enroll resume --abandon`",
 					  tid, sp.dir);
 	}
 	if (make_name(sp.rsp_tmpl, tid, sp.seq, path, sizeof(path)) < 0)

@@ -12,7 +12,7 @@
 need_tools
 need_cmd curl
 setup
-plan 73
+plan 77
 
 # carry IN OUT: the CA's answer to the DER message IN, into OUT.
 carry() {
@@ -156,6 +156,15 @@ p11e resume --response-in "$TMP/cp.der" --request-out "$TMP/conf4.der" test
 check "/offline/p10cr/resume-ok" expect_rc 0
 check "/offline/p10cr/certconf-written" one_pkimessage "$TMP/conf4.der"
 check "/offline/p10cr/no-new-key-left" test "$(kind 'enrolled-key (new)' 'Private Key')" = 0
+
+# --- implicit confirmation granted: no certConf to carry back ---------------------------------
+p11e enroll --replace --implicit-confirm --request-out "$TMP/ir6.der" test
+check "/offline/implicit/exit-9" expect_rc 9
+carry "$TMP/ir6.der" "$TMP/ip6.der" || echo "# curl failed"
+p11e resume --implicit-confirm --response-in "$TMP/ip6.der" --request-out "$TMP/conf6.der" test
+check "/offline/implicit/resume-ok" expect_rc 0
+check "/offline/implicit/says-nothing-to-carry" grep_err "implicit confirmation: nothing to carry"
+check "/offline/implicit/nothing-written" test ! -e "$TMP/conf6.der"
 
 # --- the CA rejects: the transaction ends, the new key goes, nothing is written ------------
 start_ca --fault reject=badPOP || exit 1
