@@ -205,6 +205,7 @@ typedef struct {
 	char label[256]; /* its label, escaped ("" in an old file) */
 	time_t saved;
 	int legacy; /* read from STATE_DIR/NAME.pending, of an earlier version */
+	int store_seq; /* file:// server: number of the stored message (spool.c), else 0 */
 } agent_pending;
 
 const char *pending_state_dir(const conf_enrollment *e);
@@ -360,6 +361,26 @@ agent_rc agent_enroll_batch(const conf_enrollment *e, const char *path);
  * with o's command-line settings on top; o->prompt: without a queue, ask
  * for each card's subject on stdin. */
 agent_rc agent_station(const conf_enrollment *e, const agent_cmd_opts *o);
+
+/* offline.c: --request-out / --response-in (the CMP messages in files
+ * carried to and from the CA).  begin: checks and keeps o's files for the
+ * process (EXIT_USAGE when they do not fit together); apply: every CMP
+ * context of the command moves its messages through them; end: says what
+ * the operator carries back after a resume. */
+agent_rc agent_offline_begin(const char *cmd, const agent_cmd_opts *o);
+int agent_offline(void); /* 1 when the messages go through files */
+const char *agent_offline_request_out(void);
+void agent_offline_apply(cmpc_ctx *cmp);
+void agent_offline_end(agent_rc rc);
+
+/* spool.c: server = file:///DIR.  apply: e's server is one, so every
+ * message goes through the directory; seq: the number of the last stored
+ * message (0: none), for the pending file; resume: continues ap's
+ * transaction's numbering before cmpc_resume. */
+int agent_spool_server(const char *url); /* 1 for a file:// URL */
+void agent_spool_apply(const conf_enrollment *e, cmpc_ctx *cmp);
+int agent_spool_seq(void);
+void agent_spool_resume(const agent_pending *ap);
 
 /* token.c: the token's identity into this process's result record
  * (escaped); agent_token_open() records it before the login. */

@@ -571,6 +571,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	if (resume != NULL) {
 		log_msg(LOG_INFO, "polling %s for the pending %s", e->server,
 			pending_req_name(r->type));
+		agent_spool_resume(resume);
 		crv = cmpc_resume(r->cmp, &resume->p, key, r->old_cert, r->csr, &cert, &cacerts);
 	} else {
 		log_msg(LOG_INFO, "sending the %s to %s%s", pending_req_name(r->type), e->server,

@@ -142,6 +142,10 @@ static int check_url(const char *v, char *why, size_t whylen)
 	const char *host, *slash;
 	int tcp = 0;
 
+	if (strncmp(v, "file://", 7) == 0)
+		return v[7] == '/' ? 0
+				   : agent_fail(why, whylen, "a spool directory is written "
+							     "file:///absolute/path");
 	if (strncasecmp(v, "http://", 7) == 0)
 		host = v + 7;
 	else if (strncasecmp(v, "https://", 8) == 0)
@@ -149,7 +153,7 @@ static int check_url(const char *v, char *why, size_t whylen)
 	else if (strncasecmp(v, "tcp://", 6) == 0)
 		host = v + 6, tcp = 1;
 	else
-		return agent_fail(why, whylen, "not an http://, https:// or tcp:// URL "
+		return agent_fail(why, whylen, "not an http://, https://, tcp:// or file:/// URL "
 					 "(https://ca.example/.well-known/cmp, tcp://ca.example)");
 	if (*host == '\0' || *host == '/')
 		return agent_fail(why, whylen, "the URL names no host");

@@ -26,37 +26,45 @@ const agent_cli_opt agent_cli_opts[] = {
 	{ "names", 0, OPT_NAMES, NULL, "list the file's enrollments, one a line" },
 	{ "batch", 1, OPT_BATCH, "FILE", "every row of a CSV file, in one process" },
 	{ "prompt", 0, OPT_PROMPT, NULL, "ask for each card's subject and SANs on stdin" },
+	{ "request-out", 1, OPT_REQUEST_OUT, "FILE",
+	  "offline: write the CMP message (DER) to FILE for the CA instead of sending it" },
+	{ "response-in", 1, OPT_RESPONSE_IN, "FILE",
+	  "offline: the CA's answer (DER) to the message --request-out wrote" },
 	{ "complete", 0, OPT_COMPLETE, NULL, NULL },
 };
 const size_t agent_n_cli_opts = sizeof(agent_cli_opts) / sizeof(agent_cli_opts[0]);
 
 const agent_cli_cmd agent_cli_cmds[] = {
-	{ "enroll", "[--batch FILE] [NAME]",
+	{ "enroll", "[--batch FILE | --request-out FILE] [NAME]",
 	  "generate a key pair on the token, enroll it with a CMP ir and store the certificate "
 	  "next to the key",
 	  "Generates a key pair on the token, asks the CA for its certificate with an "
 	  "initialization request (ir) and stores the certificate on the token under the "
 	  "enrollment's label, next to its key. A valid certificate already under the label is "
 	  "replaced only with --replace. With --batch, enrolls every row of a CSV file in one "
-	  "process.",
-	  "batch", CLI_SETTINGS_ALL },
-	{ "renew", "[--local] [NAME]",
+	  "process. With --request-out, the request is written to a file for the CA instead "
+	  "(offline; finish with resume --response-in).",
+	  "batch request-out", CLI_SETTINGS_ALL },
+	{ "renew", "[--local] [--request-out FILE] [NAME]",
 	  "new key pair on the token, certified with a kur signed by the old key; the old pair is "
 	  "deleted (or kept) after success",
 	  "Generates a new key pair, certified with a key update request (kur) that the current "
 	  "key signs; after success the old pair is deleted (or kept as \"LABEL (old)\" with "
 	  "--keep-old). With an agent running, the renewal goes through the agent unless --local "
-	  "is given.",
-	  "local", CLI_SETTINGS_ALL },
-	{ "cr", "[NAME]", "new key pair, certified with a cr signed by a signer",
+	  "is given. With --request-out, the request is written to a file for the CA instead, "
+	  "in this process (offline; finish with resume --response-in).",
+	  "local request-out", CLI_SETTINGS_ALL },
+	{ "cr", "[--request-out FILE] [NAME]",
+	  "new key pair, certified with a cr signed by a signer",
 	  "Generates a new key pair, certified with a certification request (cr) protected by "
 	  "the signer's certificate and key (--signer, or --protection-cert and "
-	  "--protection-key).",
-	  "", CLI_SETTINGS_ALL },
-	{ "p10cr", "[NAME]", "new key pair, certified with a PKCS#10 request",
+	  "--protection-key). --request-out: offline, as for enroll.",
+	  "request-out", CLI_SETTINGS_ALL },
+	{ "p10cr", "[--request-out FILE] [NAME]", "new key pair, certified with a PKCS#10 request",
 	  "Generates a new key pair, certified with a PKCS#10 certification request (p10cr) "
-	  "signed by the new key and protected like an ir (PBM or a signer).",
-	  "", CLI_SETTINGS_ALL },
+	  "signed by the new key and protected like an ir (PBM or a signer). --request-out: "
+	  "offline, as for enroll.",
+	  "request-out", CLI_SETTINGS_ALL },
 	{ "revoke", "[--cert FILE | --replaced] [--delete] [NAME]",
 	  "revoke the enrollment's certificate (rr)",
 	  "Asks the CA to revoke the enrollment's certificate (rr), with the reason --reason "
@@ -71,13 +79,14 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "trusted root, its certificate request template or its current CRLs, verifies what "
 	  "it answers and prints or writes it.",
 	  "ca-certs store root-update out template crls", CLI_SETTINGS_ALL },
-	{ "resume", "[--abandon] [NAME]",
+	{ "resume", "[--abandon | --response-in FILE [--request-out FILE]] [NAME]",
 	  "finish a request the CA answered 'waiting' (polling); with --abandon, give it up and "
 	  "delete its new key",
 	  "Finishes a request the CA answered \"waiting\" by polling it, and stores the "
 	  "certificate. With --abandon, tells the CA the request is given up and deletes the "
-	  "key generated for it.",
-	  "abandon", CLI_SETTINGS_ALL },
+	  "key generated for it. A request written with --request-out is finished with "
+	  "--response-in, the CA's answer; the certConf for the CA goes to --request-out.",
+	  "abandon response-in request-out", CLI_SETTINGS_ALL },
 	{ "list", "[--json] [NAME]", "show the keys and certificates on the token",
 	  "Shows the keys and certificates on the enrollment's token: label, id, type, access "
 	  "and, for certificates, subject, issuer and expiry. Without a PIN, the public objects "

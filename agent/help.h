@@ -35,6 +35,8 @@ enum {
 	OPT_USER,
 	OPT_COMPLETE,
 	OPT_ALL,
+	OPT_REQUEST_OUT,
+	OPT_RESPONSE_IN,
 	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
 	OPT_SETTING = 1024,
 };

@@ -142,8 +142,10 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 		return agent_ctl(cmd, e, o, &rc) < 0 ? EXIT_TRANSPORT : rc;
 	/* With an agent running, a renewal by hand goes through it: never two
 	 * operations on one enrollment at once. */
-	if (strcmp(cmd, "renew") == 0 && !o->local && e->name != NULL &&
+	if (strcmp(cmd, "renew") == 0 && !o->local && o->request_out == NULL && e->name != NULL &&
 	    agent_ctl(cmd, e, o, &rc) == 0)
+		return rc;
+	if ((rc = agent_offline_begin(cmd, o)) != EXIT_OK)
 		return rc;
 	/* Ctrl-C undoes what a request started (certreq.c); the waits of
 	 * every command that speaks CMP are shown on a terminal. */
@@ -415,6 +417,8 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		case OPT_SYSLOG: use_syslog = 1; break;
 		case OPT_BATCH: o.batch = optarg; break;
 		case OPT_PROMPT: o.prompt = 1; break;
+		case OPT_REQUEST_OUT: o.request_out = optarg; break;
+		case OPT_RESPONSE_IN: o.response_in = optarg; break;
 		case OPT_COMPLETE: complete = 1; break;
 		default: break;
 		}
@@ -535,6 +539,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 	progress_show = !quiet && !use_syslog;
 	rc = run(cmd, &e, &o);
 	agent_progress_stop();
+	agent_offline_end(rc);
 	/* Whatever failed after a signal failed because of it (a PIN prompt
 	 * cut short, a transfer stopped); a run that finished all the same
 	 * keeps its 0. */

@@ -257,7 +257,14 @@ static int put_pending(FILE *f, void *arg)
 		e->name, e->name);
 	fprintf(f, "version 1\nrequest %s\n", pending_req_name(ap->p.type));
 	put_hex(f, "transaction_id", ap->p.tid, ap->p.tid_len);
-	put_hex(f, "recip_nonce", ap->p.nonce, ap->p.nonce_len);
+	/* An offline request (--request-out) has no answer of the CA yet:
+	 * what its answer must answer instead. */
+	if (ap->p.nonce_len > 0)
+		put_hex(f, "recip_nonce", ap->p.nonce, ap->p.nonce_len);
+	if (ap->p.sent_nonce_len > 0)
+		put_hex(f, "sent_nonce", ap->p.sent_nonce, ap->p.sent_nonce_len);
+	if (ap->store_seq > 0)
+		fprintf(f, "store_seq %d\n", ap->store_seq);
 	fprintf(f, "cert_req_id %d\ncheck_after %ld\n", ap->p.cert_req_id, ap->p.check_after);
 	put_hex(f, "key_id", ap->key_id, ap->key_id_len);
 	/* The serial is the token's choice: escaped, so that it is one line
@@ -322,7 +329,8 @@ static int parse_line(char *line, agent_pending *ap, unsigned *seen, char *err, 
 					    "recip_nonce", "cert_req_id",   "check_after",
 					    "key_id",	   "key_generated", "token_serial",
 					    "saved",	   "token_label",   "token_model",
-					    "token_manufacturer", "enrollment", "label" };
+					    "token_manufacturer", "enrollment", "label",
+					    "sent_nonce", "store_seq" };
 	char *v = strchr(line, ' ');
 	long n;
 	size_t i, k;
@@ -427,6 +435,17 @@ static int parse_line(char *line, agent_pending *ap, unsigned *seen, char *err, 
 		if (get_text(v, ap->label, sizeof(ap->label)) == 0)
 			return 0;
 		break;
+	case 15:
+		if (get_hex(v, ap->p.sent_nonce, sizeof(ap->p.sent_nonce), &ap->p.sent_nonce_len) ==
+		    0)
+			return 0;
+		break;
+	case 16:
+		if (conf_parse_long(v, 1, 0x7fffffff, &n) == 0) {
+			ap->store_seq = (int)n;
+			return 0;
+		}
+		break;
 	}
 	snprintf(err, errlen, "bad value for '%s'", keys[k]);
 	return -1;
@@ -465,6 +484,8 @@ int pending_parse(const char *text, size_t len, agent_pending *ap, char *err, si
 	/* token_serial may be empty on tokens without one, and a file of an
 	 * earlier version lacks the fields from token_label on; all else is
 	 * needed. */
+	if (rc == 0 && (seen & (1u << 15)))
+		seen |= 1u << 3; /* a stored message's answer awaited: no CA nonce yet */
 	if (rc == 0 && ((seen | (1u << 8)) & 0x3ffu) != 0x3ffu) {
 		snprintf(err, errlen, "incomplete (written by an interrupted or other program?)");
 		rc = -1;

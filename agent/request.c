@@ -238,6 +238,24 @@ agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o)
 	}
 	if (n > 1 && (rc = pick(e, n, &ap)) != EXIT_OK)
 		return rc;
+	/* An offline request waits for an answer carried in a file, a
+	 * "waiting" one on the CA over the network: each resumes its way. */
+	if (o->response_in != NULL && ap.p.sent_nonce_len == 0) {
+		log_msg(LOG_ERR, "the pending %s of '%s' waits on the CA over the network (it "
+				 "answered 'waiting'), not on an answer in a file: run `p11enroll "
+				 "resume %s` without --response-in; %s is not read",
+			pending_req_name(ap.p.type), e->name, e->name, o->response_in);
+		return EXIT_USAGE;
+	}
+	if (o->response_in == NULL && !o->abandon && ap.p.sent_nonce_len > 0 &&
+	    !agent_spool_server(e->server)) {
+		log_msg(LOG_ERR, "the pending %s of '%s' was written to a file for the CA "
+				 "(offline): give the CA's answer with `p11enroll resume "
+				 "--response-in ANSWER --request-out CERTCONF %s`, or give it up with "
+				 "`p11enroll resume --abandon %s`",
+			pending_req_name(ap.p.type), e->name, e->name, e->name);
+		return EXIT_USAGE;
+	}
 	if (ap.p.type == CMPC_REQ_KUR)
 		return agent_renew_run(e, &ap, o->abandon);
 	return agent_request_run(e, ap.p.type, &ap, o->abandon);

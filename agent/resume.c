@@ -38,6 +38,7 @@ void pending_saver_cb(const cmpc_pending *p, void *arg)
 	char err[512], path[1024];
 
 	s->ap.p = *p;
+	s->ap.store_seq = agent_spool_seq();
 	s->ap.saved = time(NULL);
 	s->have = 1;
 	if (pending_save(s->e, &s->ap, err, sizeof(err)) < 0) {
@@ -68,6 +69,35 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 
 	if (!s->have)
 		return 0;
+	if (crv == CMPC_ERR_WAITING && s->saved && s->ap.p.sent_nonce_len > 0 &&
+	    agent_offline_request_out() != NULL) {
+		log_msg(LOG_NOTICE,
+			"the %s for the CA is in %s (transaction saved): carry it to the CA, bring "
+			"back the CA's answer and run `p11enroll resume --response-in ANSWER "
+			"--request-out CERTCONF %s` (or `p11enroll resume --abandon %s` to give it "
+			"up)",
+			s->ap.p.nonce_len > 0 ? "pollReq" : pending_req_name(s->ap.p.type),
+			agent_offline_request_out(), name, name);
+		return 1;
+	}
+	if (crv != CMPC_OK && s->saved && s->ap.p.sent_nonce_len > 0 &&
+	    (keeps_pending(crv) || cmpc_left_open(cmp)) && agent_spool_server(s->e->server)) {
+		log_msg(LOG_NOTICE,
+			"the %s is in the spool directory %s, the transaction saved: `p11enroll "
+			"resume %s` (or the agent) reads the CA's answer once it is there; `p11enroll "
+			"resume --abandon %s` gives it up",
+			pending_req_name(s->ap.p.type), s->e->server + 7, name, name);
+		return 1;
+	}
+	if (crv != CMPC_OK && s->saved && s->ap.p.sent_nonce_len > 0 &&
+	    (keeps_pending(crv) || cmpc_left_open(cmp))) {
+		log_msg(LOG_NOTICE,
+			"the %s and its key are kept, still waiting for the CA's answer: run "
+			"`p11enroll resume --response-in ANSWER --request-out CERTCONF %s` with the "
+			"right file (or `p11enroll resume --abandon %s` to give it up)",
+			pending_req_name(s->ap.p.type), name, name);
+		return 1;
+	}
 	if (crv != CMPC_OK && (keeps_pending(crv) || cmpc_left_open(cmp)) && s->saved) {
 		log_msg(LOG_NOTICE,
 			"the %s is still pending at the CA (next poll in about %ld s): run "
@@ -161,10 +191,16 @@ agent_rc pending_check_token(const conf_enrollment *e, tok_ctx *tok, agent_pendi
 	return EXIT_OK;
 }
 
+static const char *hex_tid(const agent_pending *ap, char *out, size_t len)
+{
+	agent_hex(ap->p.tid, ap->p.tid_len, out, len);
+	return out;
+}
+
 agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
 			 const agent_pending *ap)
 {
-	char hex[2 * TOK_ID_MAX + 1];
+	char hex[2 * TOK_ID_MAX + 1], tid[2 * CMPC_ID_MAX + 1];
 	tok_id id;
 	cmpc_rv crv;
 	tok_rv trv;
@@ -172,7 +208,14 @@ agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
 
 	log_msg(LOG_INFO, "abandoning the pending %s of '%s'", pending_req_name(ap->p.type),
 		e->name);
-	if ((crv = cmpc_abandon(cmp, &ap->p, "abandoned by the operator")) != CMPC_OK) {
+	if (ap->p.nonce_len == 0 && ap->p.sent_nonce_len > 0) {
+		/* Written to a file and never answered: the CA may never have
+		 * seen it, and nothing reaches it from here. */
+		log_msg(LOG_NOTICE, "the %s was written to a file for the CA and not answered: "
+				    "nothing is sent; if it reached the CA, tell its operator "
+				    "(transaction %s)",
+			pending_req_name(ap->p.type), hex_tid(ap, tid, sizeof(tid)));
+	} else if ((crv = cmpc_abandon(cmp, &ap->p, "abandoned by the operator")) != CMPC_OK) {
 		log_msg(LOG_ERR, "could not tell the CA that the request is given up: %s: %s",
 			cmpc_strerror(crv), cmpc_errmsg(cmp));
 		log_msg(LOG_NOTICE, "the transaction is given up here all the same; the CA ends it "

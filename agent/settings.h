@@ -87,6 +87,13 @@
 	  "seconds for each message exchange")                                                     \
 	X(total_timeout, "total-timeout", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "300",               \
 	  "seconds for a whole transaction, polling included")                                     \
+	X(store_wait, "store-wait", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "30",                     \
+	  "file:// server: seconds to wait for the CA's answer file before saving")              \
+	X(store_request_name, "store-request-name", SET_TEXT, SC_BOTH, 0, 0, 0, "TEMPLATE",       \
+	  "%t.%n.req.der",                                                                         \
+	  "file:// server: the request's file name (%t transactionID, %n number)")                \
+	X(store_response_name, "store-response-name", SET_TEXT, SC_BOTH, 0, 0, 0, "TEMPLATE",     \
+	  "%t.%n.rsp.der", "file:// server: the answer's file name (%t, %n as for the request)")   \
 	X(max_response_size, "max-response-size", SET_INT, SC_BOTH, 0, 1024, 1073741824, "BYTES",  \
 	  "1048576",                                                                               \
 	  "largest response accepted, in bytes")                                                   \

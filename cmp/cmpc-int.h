@@ -144,6 +144,11 @@ struct cmpc_ctx {
 		/* cmpc_resume: the CA's final answer, handed to OpenSSL as the
 		 * response to the request it makes (and that is not sent) */
 		OSSL_CMP_MSG *replay;
+		/* cmpc_transfer_stored: the message went out, its answer
+		 * comes later; its body type, transactionID and senderNonce */
+		int stored, stored_type;
+		int fetching; /* cmpc_fetch_answer: the transport reads an answer */
+		cmpc_ids stored_ids;
 		/* The signer of the last response that verified, and why it may
 		 * speak for the CA (CMPC_SIGNER_*); a CA certificate must also
 		 * be the issuer of the certificate concerned. */
@@ -418,10 +423,19 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 			 OSSL_CMP_MSG **ret_final);
 /* Keeps the transactionID and senderNonce of a response in ctx->x. */
 void cmpc_note_response(cmpc_ctx *ctx, const CMPC_HDR *h);
+/* The transactionID and senderNonce of h into ids. */
+void cmpc_note_ids(cmpc_ids *ids, const CMPC_HDR *h);
 /* The transfer callback's answer to the request OpenSSL makes in
  * cmpc_resume: ctx->x.replay (taken), after pointing OpenSSL's senderNonce
  * at the nonce the replayed message answers. */
 OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req);
+
+/* cmpc_transfer.c: the answer to a message a store-and-forward transport
+ * stored earlier (body type sent), fetched by the transfer function (req
+ * NULL) and checked as cmpc_msg_transfer checks an answer; NULL with the
+ * failure in ctx->x.  tid: the transaction's, for cmpc_transaction_id. */
+OSSL_CMP_MSG *cmpc_fetch_answer(cmpc_ctx *ctx, int sent, const unsigned char *tid,
+				 size_t tid_len);
 /* Sleeps s seconds before the next pollReq of a request of type body (whole seconds, restarted
  * after signals), telling the wait callback; CMPC_ERR_STOPPED (recorded
  * with what) when it asked to stop, else CMPC_OK. */

@@ -100,6 +100,22 @@ cmpc_rv cmpc_set1_tls_trust(cmpc_ctx *ctx, const char *cafile);
  */
 typedef cmpc_rv (*cmpc_transfer_fn)(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
 				    long timeout_ms, void *arg);
+/*
+ * Store-and-forward transports (a file carried by hand, a spool
+ * directory): the answer does not come with the message.  A transfer
+ * function that has put req where the CA will find it returns
+ * cmpc_transfer_stored(ctx, where): the exchange ends with
+ * CMPC_ERR_WAITING after the pending callback learned the transaction
+ * (sent_nonce set), as after a CA's "waiting".  cmpc_resume of such a
+ * transaction calls the transfer function with req NULL (req_len 0):
+ * it gives the stored answer's bytes to cmpc_transfer_write, or fails.
+ * The answer gets every check a network answer gets, and must answer the
+ * stored message (transactionID, recipNonce).  A certConf that is stored
+ * ends the exchange with success: the certificate was accepted and kept
+ * (accept callback), and the CA's pkiConf is not awaited.
+ */
+cmpc_rv cmpc_transfer_stored(cmpc_ctx *ctx, const char *where);
+
 /* fn NULL: HTTP(S) POST through libcurl to the server URL (RFC 6712), the
  * default.  arg is passed to fn, not owned.  The server URL is still
  * required: it names the CA in messages. */
@@ -292,6 +308,13 @@ typedef struct {
 	size_t nonce_len;
 	int cert_req_id; /* 0; -1 for p10cr */
 	long check_after; /* seconds the CA last asked to wait */
+	/* A message stored by a store-and-forward transport
+	 * (cmpc_transfer_stored) whose answer has not been read: its
+	 * senderNonce, which the answer's recipNonce must be (0: none; the
+	 * transaction continues with a pollReq).  nonce is then empty when
+	 * the CA has not answered yet at all. */
+	unsigned char sent_nonce[CMPC_ID_MAX];
+	size_t sent_nonce_len;
 } cmpc_pending;
 
 /*

@@ -403,6 +403,47 @@ static void note_pending(cmpc_ctx *ctx, cmpc_req_type type, int after, const cmp
 		ctx->pending_fn(&pend, ctx->pending_arg);
 }
 
+/*
+ * A store-and-forward transport stored the last message.  A certConf: the
+ * certificate was verified and accepted (kept by the accept callback), and
+ * only the CA's pkiConf is not awaited, so the request succeeded.  A
+ * request or pollReq: the transaction waits for the CA's answer to it.
+ */
+static X509 *stored(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *ret_rv)
+{
+	const cmpc_ids *ids = &ctx->x.stored_ids;
+	X509 *cert = OSSL_CMP_CTX_get0_newCert(ctx->cmp);
+	cmpc_pending pend;
+
+	ERR_clear_error();
+	if (ctx->x.stored_type == CMPC_BODY_CERTCONF) {
+		if (cert != NULL && !ctx->x.cert_rejected && ctx->x.chain != NULL) {
+			cmpc_log(ctx, LOG_INFO, "%s", ctx->x.msg);
+			return cert;
+		}
+		/* the rejection in the certConf, stored too */
+		*ret_rv = cmpc_classify_failure(ctx, what);
+		return NULL;
+	}
+	memset(&pend, 0, sizeof(pend));
+	pend.type = type;
+	memcpy(pend.tid, ids->tid, ids->tid_len);
+	pend.tid_len = ids->tid_len;
+	memcpy(pend.sent_nonce, ids->nonce, ids->nonce_len);
+	pend.sent_nonce_len = ids->nonce_len;
+	/* a stored pollReq answers the CA's last "waiting" */
+	if (ctx->x.stored_type == CMPC_BODY_POLLREQ) {
+		memcpy(pend.nonce, ctx->x.wait.nonce, ctx->x.wait.nonce_len);
+		pend.nonce_len = ctx->x.wait.nonce_len;
+	}
+	pend.cert_req_id = type == CMPC_REQ_P10CR ? -1 : 0;
+	if (ctx->pending_fn != NULL)
+		ctx->pending_fn(&pend, ctx->pending_arg);
+	cmpc_seterr(ctx, "%s", ctx->x.msg);
+	*ret_rv = CMPC_ERR_WAITING;
+	return NULL;
+}
+
 static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *ret_rv)
 {
 	int res, after;
@@ -415,6 +456,8 @@ static X509 *run(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *r
 		cmpc_log_leave();
 		if (res == 1)
 			return OSSL_CMP_CTX_get0_newCert(ctx->cmp);
+		if (ctx->x.stored)
+			return stored(ctx, type, what, ret_rv);
 		/*
 		 * OpenSSL answers a "waiting" ip/cp/kup at once with a pollReq
 		 * of its own.  When the total timeout runs out before that is
@@ -480,8 +523,10 @@ static cmpc_rv certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509
 			    what);
 		return CMPC_ERR_INTERNAL;
 	}
-	if (resume != NULL && (resume->tid_len == 0 || resume->tid_len > CMPC_ID_MAX ||
-			       resume->nonce_len == 0 || resume->nonce_len > CMPC_ID_MAX)) {
+	if (resume != NULL &&
+	    (resume->tid_len == 0 || resume->tid_len > CMPC_ID_MAX ||
+	     resume->nonce_len > CMPC_ID_MAX || resume->sent_nonce_len > CMPC_ID_MAX ||
+	     (resume->nonce_len == 0 && resume->sent_nonce_len == 0))) {
 		cmpc_seterr(ctx, "%s: the saved transaction lacks its transactionID or nonce", what);
 		return CMPC_ERR_CONFIG;
 	}

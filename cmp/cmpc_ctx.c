@@ -293,9 +293,28 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 				 "authenticates the request by the reference value and secret)");
 		goto out;
 	}
-	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0 &&
-	     strcmp(scheme, "tcp") != 0)) {
+	/* file:///DIR: a spool directory, which the caller's store-and-forward
+	 * transfer function serves (cmpc_transfer_stored); it names the CA. */
+	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    strcmp(scheme, "file") == 0) {
+		if (strncmp(url, "file:///", 8) != 0) {
+			cmpc_seterr(ctx, "CMP server URL '%s': write a spool directory as "
+					 "file:///absolute/path",
+				    url);
+			goto out;
+		}
+		if ((copy = OPENSSL_strdup(url)) == NULL) {
+			cmpc_seterr(ctx, "out of memory");
+			rv = CMPC_ERR_INTERNAL;
+			goto out;
+		}
+		OPENSSL_free(ctx->url);
+		ctx->url = copy;
+		rv = CMPC_OK;
+		goto out;
+	}
+	if (scheme == NULL || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0 &&
+			       strcmp(scheme, "tcp") != 0)) {
 		cmpc_seterr(ctx,
 			    "CMP server URL '%s' is not http://, https:// or tcp://: CMP is "
 			    "carried over HTTP or TCP here",

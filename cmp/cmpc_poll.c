@@ -70,11 +70,16 @@ static int copy_os(const ASN1_OCTET_STRING *os, unsigned char *out, size_t *outl
 	return 1;
 }
 
+void cmpc_note_ids(cmpc_ids *ids, const CMPC_HDR *h)
+{
+	ids->tid_len = ids->nonce_len = 0;
+	(void)copy_os(h->transactionID, ids->tid, &ids->tid_len);
+	(void)copy_os(h->senderNonce, ids->nonce, &ids->nonce_len);
+}
+
 void cmpc_note_response(cmpc_ctx *ctx, const CMPC_HDR *h)
 {
-	ctx->x.rsp.tid_len = ctx->x.rsp.nonce_len = 0;
-	(void)copy_os(h->transactionID, ctx->x.rsp.tid, &ctx->x.rsp.tid_len);
-	(void)copy_os(h->senderNonce, ctx->x.rsp.nonce, &ctx->x.rsp.nonce_len);
+	cmpc_note_ids(&ctx->x.rsp, h);
 }
 
 OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req)
@@ -171,6 +176,17 @@ out:
 	return msg;
 }
 
+/* OpenSSL's transactionID: p's, for the answer it is handed (cmpc_replay). */
+static int set_tid(cmpc_ctx *ctx, const cmpc_pending *p)
+{
+	ASN1_OCTET_STRING *tid = ASN1_OCTET_STRING_new();
+	int ok = tid != NULL && ASN1_OCTET_STRING_set(tid, p->tid, (int)p->tid_len) &&
+		 OSSL_CMP_CTX_set1_transactionID(ctx->cmp, tid);
+
+	ASN1_OCTET_STRING_free(tid);
+	return ok;
+}
+
 static int same(const ASN1_OCTET_STRING *os, const unsigned char *v, size_t len)
 {
 	return os != NULL && (size_t)os->length == len && memcmp(os->data, v, len) == 0;
@@ -197,10 +213,27 @@ static int add_extra_certs(cmpc_ctx *ctx)
 	return ok;
 }
 
+/* The transaction p goes on from a message a store-and-forward transport
+ * stored (its senderNonce nonce): the pending callback learns it. */
+static cmpc_rv stored(cmpc_ctx *ctx, const cmpc_pending *p, const unsigned char *nonce,
+		      size_t nonce_len)
+{
+	cmpc_pending cur = *p;
+
+	memcpy(cur.sent_nonce, nonce, nonce_len);
+	cur.sent_nonce_len = nonce_len;
+	if (ctx->pending_fn != NULL)
+		ctx->pending_fn(&cur, ctx->pending_arg);
+	cmpc_seterr(ctx, "%s", ctx->x.msg);
+	return CMPC_ERR_WAITING;
+}
+
 /* Sends req (taken) and verifies that the answer is protected (or an
- * unprotected error, where allowed) and belongs to p and to req. */
+ * unprotected error, where allowed) and belongs to p and to req.  req
+ * NULL: the answer to the message p stored earlier (p->sent_nonce), from
+ * the store-and-forward transport. */
 static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
-			const unsigned char nonce[NONCE_LEN], const char *what,
+			const unsigned char *nonce, size_t nonce_len, const char *what,
 			OSSL_CMP_MSG **ret)
 {
 	OSSL_CMP_MSG *rsp;
@@ -208,8 +241,16 @@ static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
 	char errs[512];
 	int type;
 
-	rsp = ctx->msg_transfer(ctx->cmp, req);
-	OSSL_CMP_MSG_free(req);
+	if (req != NULL) {
+		rsp = ctx->msg_transfer(ctx->cmp, req);
+		OSSL_CMP_MSG_free(req);
+	} else {
+		rsp = cmpc_fetch_answer(ctx,
+					p->nonce_len == 0 ? cmpc_req_body(p->type) : CMPC_BODY_POLLREQ,
+					p->tid, p->tid_len);
+	}
+	if (rsp == NULL && ctx->x.stored)
+		return stored(ctx, p, nonce, nonce_len);
 	if (rsp == NULL) {
 		/* No answer, or one refused before verification (not a
 		 * PKIMessage, another sender): the transaction stays. */
@@ -248,7 +289,7 @@ static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
 			    what);
 		goto protocol;
 	}
-	if (!same(OSSL_CMP_HDR_get0_recipNonce(hdr), nonce, NONCE_LEN)) {
+	if (!same(OSSL_CMP_HDR_get0_recipNonce(hdr), nonce, nonce_len)) {
 		cmpc_seterr(ctx,
 			    "%s: the CA's answer does not answer this message (recipNonce "
 			    "differs): a replayed or misrouted message; report it to the CA "
@@ -378,7 +419,7 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 	char txt[1024];
 	long after;
 	long long left_ms;
-	int type;
+	int type, fetched;
 
 	b.value.pollReq = NULL;
 	if ((rid = ASN1_INTEGER_new()) == NULL || !ASN1_INTEGER_set(rid, cur.cert_req_id))
@@ -388,11 +429,22 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 	if ((b.value.pollReq = sk_CMPC_POLLREQ_new_null()) == NULL ||
 	    !sk_CMPC_POLLREQ_push(b.value.pollReq, &pr))
 		goto oom;
+	/* The answer to a stored message is read, not asked for; OpenSSL is
+	 * told the transaction, which build() does for a pollReq. */
+	if (cur.sent_nonce_len > 0 && !set_tid(ctx, &cur))
+		goto oom;
 	for (;;) {
-		if ((req = build(ctx, &cur, &b, nonce)) == NULL)
-			goto oom;
-		cmpc_log(ctx, LOG_INFO, "sending a pollReq to %s", ctx->url);
-		if ((rv = exchange(ctx, &cur, req, nonce, what, &rsp)) != CMPC_OK)
+		fetched = cur.sent_nonce_len > 0;
+		if (fetched) {
+			rv = exchange(ctx, &cur, NULL, cur.sent_nonce, cur.sent_nonce_len, what, &rsp);
+			cur.sent_nonce_len = 0;
+		} else {
+			if ((req = build(ctx, &cur, &b, nonce)) == NULL)
+				goto oom;
+			cmpc_log(ctx, LOG_INFO, "sending a pollReq to %s", ctx->url);
+			rv = exchange(ctx, &cur, req, nonce, NONCE_LEN, what, &rsp);
+		}
+		if (rv != CMPC_OK)
 			goto out;
 		type = OSSL_CMP_MSG_get_bodytype(rsp);
 		if (type == final_type(cur.type)) {
@@ -437,6 +489,10 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 		cur.check_after = after;
 		if (ctx->pending_fn != NULL)
 			ctx->pending_fn(&cur, ctx->pending_arg);
+		/* A stored answer was read long after it was written: the
+		 * next pollReq is stored at once, for the CA to answer. */
+		if (fetched)
+			continue;
 		left_ms = ctx->x.deadline_ms - cmpc_now_ms();
 		if ((long long)after * 1000 >= left_ms) {
 			cmpc_seterr(ctx,
@@ -491,7 +547,7 @@ cmpc_rv cmpc_abandon(cmpc_ctx *ctx, const cmpc_pending *p, const char *reason)
 	}
 	cmpc_log(ctx, LOG_INFO, "sending an error message to %s to abandon the transaction",
 		 ctx->url);
-	if ((rv = exchange(ctx, p, req, nonce, what, &rsp)) != CMPC_OK)
+	if ((rv = exchange(ctx, p, req, nonce, NONCE_LEN, what, &rsp)) != CMPC_OK)
 		goto out;
 	type = OSSL_CMP_MSG_get_bodytype(rsp);
 	if (type == CMPC_BODY_PKICONF) {

@@ -53,16 +53,19 @@ p11e help enroll
 check "/cli/help-enroll/exit-0" expect_rc 0
 sed '/^Settings/,/^$/{/^  --/d}' "$TMP/out" > "$TMP/fixed"
 cat > "$TMP/expect" << 'EOT'
-usage: p11enroll [options] enroll [--batch FILE] [NAME]
+usage: p11enroll [options] enroll [--batch FILE | --request-out FILE] [NAME]
 
 Generates a key pair on the token, asks the CA for its certificate with an
 initialization request (ir) and stores the certificate on the token under the
 enrollment's label, next to its key. A valid certificate already under the
 label is replaced only with --replace. With --batch, enrolls every row of a CSV
-file in one process.
+file in one process. With --request-out, the request is written to a file for
+the CA instead (offline; finish with resume --response-in).
 
 Options:
       --batch FILE       every row of a CSV file, in one process
+      --request-out FILE offline: write the CMP message (DER) to FILE for the
+                         CA instead of sending it
 
 Settings (override the enrollment's keys in the configuration file, see
 p11enroll.conf(5); a yes/no setting also has a --no- form):

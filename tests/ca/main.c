@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +94,7 @@ static void usage(FILE *f)
 	    "  --fault-when FILE       faults hit only while FILE exists\n"
 	    "  --reject-text FILE      the statusString of reject=FAILINFO: FILE's bytes, as\n"
 	    "                          they are (up to 16 KiB, a final newline dropped)\n"
+	    "  --spool DIR             also answer DIR's NAME.req.der files into NAME.rsp.der\n"
 	    "  --hang-on TYPE          process requests of TYPE (ir, certConf, pollReq, kur...)\n"
 	    "                          as usual but never answer: the connection is held open\n"
 	    "                          until the client closes it or 120 s pass, while other\n"
@@ -336,6 +338,7 @@ enum {
 	OPT_TCP_FAULT,
 	OPT_TCP_POLL,
 	OPT_TCP_POLL_CLOSE,
+	OPT_SPOOL,
 };
 
 static const struct option long_opts[] = {
@@ -370,6 +373,7 @@ static const struct option long_opts[] = {
     {"tcp-fault", required_argument, NULL, OPT_TCP_FAULT},
     {"tcp-poll", required_argument, NULL, OPT_TCP_POLL},
     {"tcp-poll-close", no_argument, NULL, OPT_TCP_POLL_CLOSE},
+    {"spool", required_argument, NULL, OPT_SPOOL},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -517,6 +521,9 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 		case OPT_TCP_POLL_CLOSE:
 			o->tcp_opts.poll_close = 1;
 			break;
+		case OPT_SPOOL:
+			o->spool = optarg;
+			break;
 		case OPT_LOG:
 			o->log_file = optarg;
 			break;
@@ -635,6 +642,20 @@ int main(int argc, char **argv)
 	if (!write_port(opts.dir, port)) {
 		fprintf(stderr, PROG ": cannot write %s/port\n", opts.dir);
 		goto out;
+	}
+	/* The spool in a child of its own, gone with the CA. */
+	if (opts.spool != NULL) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			goto out;
+		if (pid == 0) {
+			(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+			close(lfd);
+			if (getppid() == 1)
+				_exit(0);
+			_exit(ca_spool_serve(opts.spool, ca_srv_handle, srv));
+		}
 	}
 	printf("port %d\n", port);
 	fflush(stdout);

@@ -94,6 +94,7 @@ enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
 /* Everything the command line decides. */
 struct ca_opts {
 	const char *dir;
+	const char *spool; /* --spool DIR: also answer request files there */
 	int port;
 	unsigned char *ref; /* reference value (senderKID) */
 	size_t ref_len;
@@ -175,6 +176,8 @@ int ca_stopping(void);
 /* http.c */
 int ca_http_listen(int port, int *ret_port);
 int ca_http_serve(int lfd, long max_requests, ca_handler_fn fn, void *arg);
+/* spool.c: answers DIR's NAME.req.der files into NAME.rsp.der until stopped. */
+int ca_spool_serve(const char *dir, ca_handler_fn fn, void *arg);
 
 /* tcp.c */
 int ca_tcp_serve(int lfd, long max_requests, const struct ca_tcp_opts *t, ca_handler_fn fn,
