@@ -372,6 +372,13 @@ int agent_offline(void); /* 1 when the messages go through files */
 const char *agent_offline_request_out(void);
 void agent_offline_apply(cmpc_ctx *cmp);
 void agent_offline_end(agent_rc rc);
+/* One DER message written to path atomically (agent_atomic_write). */
+int agent_write_der(const char *path, const unsigned char *p, size_t len, char *err,
+		    size_t errlen);
+/* The answer in the open file fd (closed here), path for messages and hint
+ * after "not a regular file", passed to the CMP layer as the transfer's
+ * answer. */
+cmpc_rv agent_read_answer(cmpc_ctx *ctx, int fd, const char *path, const char *hint);
 
 /* spool.c: server = file:///DIR.  apply: e's server is one, so every
  * message goes through the directory; seq: the number of the last stored

@@ -40,22 +40,23 @@ static int put_der(FILE *f, void *arg)
 	return fwrite(d->p, 1, d->len, f) == d->len ? 0 : -1;
 }
 
-static cmpc_rv read_answer(cmpc_ctx *ctx)
+int agent_write_der(const char *path, const unsigned char *p, size_t len, char *err, size_t errlen)
+{
+	struct der d = { p, len };
+
+	return agent_atomic_write(path, AGENT_MODE_KEEP, put_der, &d, err, errlen);
+}
+
+cmpc_rv agent_read_answer(cmpc_ctx *ctx, int fd, const char *path, const char *hint)
 {
 	unsigned char buf[4096];
 	struct stat st;
 	ssize_t n;
-	int fd;
 
-	if ((fd = open(off.response_in, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
-		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
-					  "cannot read %s: %s; give the file the CA wrote",
-					  off.response_in, strerror(errno));
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
-					  "%s is not a regular file; give the file the CA wrote",
-					  off.response_in);
+		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "%s is not a regular file%s",
+					  path, hint);
 	}
 	while ((n = read(fd, buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
@@ -65,7 +66,7 @@ static cmpc_rv read_answer(cmpc_ctx *ctx)
 
 			close(fd);
 			return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "cannot read %s: %s",
-						  off.response_in, strerror(e));
+						  path, strerror(e));
 		}
 		if (!cmpc_transfer_write(ctx, buf, (size_t)n)) {
 			close(fd);
@@ -76,10 +77,20 @@ static cmpc_rv read_answer(cmpc_ctx *ctx)
 	return CMPC_OK;
 }
 
+static cmpc_rv read_answer(cmpc_ctx *ctx)
+{
+	int fd;
+
+	if ((fd = open(off.response_in, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0)
+		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
+					  "cannot read %s: %s; give the file the CA wrote",
+					  off.response_in, strerror(errno));
+	return agent_read_answer(ctx, fd, off.response_in, "; give the file the CA wrote");
+}
+
 static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len, long timeout_ms,
 			void *arg)
 {
-	struct der d = { req, req_len };
 	char err[1024];
 
 	(void)timeout_ms;
@@ -99,8 +110,7 @@ static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
 					  off.request_out == NULL
 					      ? "no --request-out FILE to write the message to"
 					      : "a second message in one run");
-	if (agent_atomic_write(off.request_out, AGENT_MODE_KEEP, put_der, &d, err, sizeof(err)) <
-	    0)
+	if (agent_write_der(off.request_out, req, req_len, err, sizeof(err)) < 0)
 		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "%s", err);
 	off.written = 1;
 	return cmpc_transfer_stored(ctx, off.request_out);

@@ -35,18 +35,6 @@ static struct {
 	int seq;		       /* number of its last stored message */
 } sp;
 
-struct der {
-	const unsigned char *p;
-	size_t len;
-};
-
-static int put_der(FILE *f, void *arg)
-{
-	const struct der *d = arg;
-
-	return fwrite(d->p, 1, d->len, f) == d->len ? 0 : -1;
-}
-
 /* tmpl with %t and %n filled in, as DIR/NAME; -1 when it is not one
  * plain file name or does not fit. */
 static int make_name(const char *tmpl, const char *tid, int seq, char *out, size_t len)
@@ -106,9 +94,6 @@ static long long now_ms(void)
 static cmpc_rv answer(cmpc_ctx *ctx, const char *path, long long wait_ms)
 {
 	long long end = now_ms() + wait_ms;
-	unsigned char buf[4096];
-	struct stat st;
-	ssize_t n;
 	int fd;
 
 	while ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
@@ -122,35 +107,13 @@ static cmpc_rv answer(cmpc_ctx *ctx, const char *path, long long wait_ms)
 			return cmpc_transfer_stored(ctx, path);
 		sleep_ms(POLL_MS);
 	}
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "%s is not a regular file",
-					  path);
-	}
-	while ((n = read(fd, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-
-			close(fd);
-			return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "cannot read %s: %s",
-						  path, strerror(e));
-		}
-		if (!cmpc_transfer_write(ctx, buf, (size_t)n)) {
-			close(fd);
-			return CMPC_ERR_TRANSPORT; /* the layer words it */
-		}
-	}
-	close(fd);
-	return CMPC_OK;
+	return agent_read_answer(ctx, fd, path, "");
 }
 
 static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len, long timeout_ms,
 			void *arg)
 {
 	const char *tid = cmpc_transaction_id(ctx);
-	struct der d = { req, req_len };
 	char path[2048], err[1024];
 	long long wait_ms = (long long)sp.wait_s * 1000;
 
@@ -172,7 +135,7 @@ static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
 						  "name in %s (only %%t, %%n and %%%% are "
 						  "replaced; no '/')",
 						  sp.req_tmpl, sp.dir);
-		if (agent_atomic_write(path, AGENT_MODE_KEEP, put_der, &d, err, sizeof(err)) < 0)
+		if (agent_write_der(path, req, req_len, err, sizeof(err)) < 0)
 			return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "%s", err);
 		sp.seq++;
 	} else if (strcmp(tid, sp.tid) != 0 || sp.seq <= 0) {
