@@ -26,19 +26,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return cmpc_transfer_write(arg, data, len) ? len : 0;
 }
 
-/* libcurl calls it often while data moves and about once a second while
- * it waits: where a wait is shown and a stop is asked for.  Non-zero
- * aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
-{
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return cmpc_wait_tick(arg);
-}
-
 /* Connection notes only: data and headers are never passed on. */
 static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
 {
@@ -242,7 +229,7 @@ cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx)
 	SETOPT(CURLOPT_WRITEFUNCTION, on_body);
 	SETOPT(CURLOPT_WRITEDATA, ctx);
 	if (ctx->wait_fn != NULL) {
-		SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
+		SETOPT(CURLOPT_XFERINFOFUNCTION, cmpc_curl_progress);
 		SETOPT(CURLOPT_XFERINFODATA, ctx);
 		SETOPT(CURLOPT_NOPROGRESS, 0L);
 	}

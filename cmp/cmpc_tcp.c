@@ -224,16 +224,6 @@ struct conn {
 	const char *what;
 };
 
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
-{
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return cmpc_wait_tick(arg);
-}
-
 static cmpc_rv stopped(struct conn *c)
 {
 	return cmpc_xfer_fail(c->ctx, CMPC_ERR_STOPPED, "%s: stopped while waiting for the answer",
@@ -265,7 +255,7 @@ static cmpc_rv tcp_connect(struct conn *c)
 	    /* no proxy from the environment: this is not HTTP */
 	    curl_easy_setopt(c->h, CURLOPT_PROXY, "") != CURLE_OK ||
 	    curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS, cto) != CURLE_OK ||
-	    curl_easy_setopt(c->h, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK ||
+	    curl_easy_setopt(c->h, CURLOPT_XFERINFOFUNCTION, cmpc_curl_progress) != CURLE_OK ||
 	    curl_easy_setopt(c->h, CURLOPT_XFERINFODATA, ctx) != CURLE_OK ||
 	    curl_easy_setopt(c->h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK)
 		return cmpc_xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot set up libcurl",
