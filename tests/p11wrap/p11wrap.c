@@ -549,6 +549,32 @@ static int parse_kill_rule(const char *s, size_t len, struct kill_rule *ret)
 	return 0;
 }
 
+/* The environment variable name's list of C_Name:before|after[:N] items,
+ * comma-separated, added to into; -1 (said) when an item does not parse or
+ * there are more than MAX_RULES. */
+static int parse_kill_rules(const char *name, struct kill_rule *into, size_t *n)
+{
+	const char *v = getenv(name), *p, *comma;
+
+	if (v == NULL)
+		return 0;
+	for (p = v; *p != '\0'; p = *comma != '\0' ? comma + 1 : comma) {
+		comma = strchr(p, ',');
+		if (comma == NULL)
+			comma = p + strlen(p);
+		if (comma == p)
+			continue;
+		if (*n == MAX_RULES || parse_kill_rule(p, (size_t)(comma - p), &into[*n]) < 0) {
+			complain("%s='%s': each item is C_Name:before|after[:N] (N from 1), at "
+				 "most 32 items",
+				 name, v);
+			return -1;
+		}
+		(*n)++;
+	}
+	return 0;
+}
+
 /* P11WRAP_CREATED_VALUE: the whole file, at most MAX_VALUE bytes. Locked. */
 static CK_RV read_value(const char *path)
 {
@@ -646,40 +672,9 @@ static CK_RV configure(void)
 			nrules++;
 		}
 	}
-	if ((v = getenv("P11WRAP_KILL")) != NULL) {
-		for (p = v; *p != '\0'; p = *comma != '\0' ? comma + 1 : comma) {
-			comma = strchr(p, ',');
-			if (comma == NULL)
-				comma = p + strlen(p);
-			if (comma == p)
-				continue;
-			if (nkill_rules == MAX_RULES ||
-			    parse_kill_rule(p, (size_t)(comma - p), &kill_rules[nkill_rules]) < 0) {
-				complain("P11WRAP_KILL='%s': each item is C_Name:before|after[:N] "
-					 "(N from 1), at most 32 items",
-					 v);
-				return CKR_ARGUMENTS_BAD;
-			}
-			nkill_rules++;
-		}
-	}
-	if ((v = getenv("P11WRAP_HOLD")) != NULL) {
-		for (p = v; *p != '\0'; p = *comma != '\0' ? comma + 1 : comma) {
-			comma = strchr(p, ',');
-			if (comma == NULL)
-				comma = p + strlen(p);
-			if (comma == p)
-				continue;
-			if (nhold_rules == MAX_RULES ||
-			    parse_kill_rule(p, (size_t)(comma - p), &hold_rules[nhold_rules]) < 0) {
-				complain("P11WRAP_HOLD='%s': each item is C_Name:before|after[:N] "
-					 "(N from 1), at most 32 items",
-					 v);
-				return CKR_ARGUMENTS_BAD;
-			}
-			nhold_rules++;
-		}
-	}
+	if (parse_kill_rules("P11WRAP_KILL", kill_rules, &nkill_rules) < 0 ||
+	    parse_kill_rules("P11WRAP_HOLD", hold_rules, &nhold_rules) < 0)
+		return CKR_ARGUMENTS_BAD;
 	free(hold_path);
 	hold_path = NULL;
 	if (nhold_rules > 0 &&
