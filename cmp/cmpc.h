@@ -136,6 +136,42 @@ cmpc_rv cmpc_transfer_fail(cmpc_ctx *ctx, cmpc_rv rv, const char *fmt, ...) CMPC
 cmpc_rv cmpc_transfer_timeout(cmpc_ctx *ctx, const char *detail);
 
 /*
+ * Remote spool directories (cmpc_rfile.c): one file put into or fetched
+ * from the directory of a server URL ftp://, ftps:// (implicit TLS),
+ * sftp:// or scp:// [user@]host[:port]/dir/, for a store-and-forward
+ * transfer function, within the message's time limit and stoppable by the
+ * wait callback.  FTPS and ftp:// with ftp_tls verify the server as
+ * HTTPS does (cmpc_set1_tls_trust); SFTP and SCP accept only a host key
+ * that known_hosts lists for the host.  The strings are borrowed: they
+ * must outlive the handle; the caller wipes the secrets.
+ */
+typedef struct {
+	const char *user;	    /* NULL: the URL's (or anonymous FTP) */
+	const char *password;	    /* NULL: none */
+	const char *ssh_key;	    /* sftp, scp: private key file; NULL: none */
+	const char *ssh_passphrase; /* its passphrase; NULL: none */
+	int ssh_agent;		    /* sftp, scp: also try the SSH agent */
+	const char *known_hosts;    /* sftp, scp: the accepted host keys */
+	int ftp_tls;		    /* ftp://: require explicit TLS (AUTH TLS) */
+} cmpc_rfile_opts;
+typedef struct cmpc_rfile cmpc_rfile;
+/* ftp://, ftps://, sftp:// or scp:// (any case). */
+int cmpc_is_rfile_url(const char *url);
+/* NULL: out of memory.  Keeps its connection between calls. */
+cmpc_rfile *cmpc_rfile_new(const cmpc_rfile_opts *o);
+void cmpc_rfile_free(cmpc_rfile *r);
+/* Writes der as the file name in the server URL's directory: uploaded as
+ * tmp_name and renamed to name where the protocol can rename (FTP,
+ * SFTP); scp:// writes name directly (tmp_name unused).  0, or -1 after
+ * cmpc_transfer_fail. */
+int cmpc_rfile_put(cmpc_rfile *r, cmpc_ctx *ctx, const char *name, const char *tmp_name,
+		   const unsigned char *der, size_t len);
+/* The file name of the server URL's directory into the answer
+ * (cmpc_transfer_write): 1; 0 when there is no such file (yet); -1 after
+ * cmpc_transfer_fail. */
+int cmpc_rfile_get(cmpc_rfile *r, cmpc_ctx *ctx, const char *name);
+
+/*
  * Waits the caller may show (a progress line) and cut short (Ctrl-C).  The
  * layer calls fn when a message goes out and again about once a second
  * while its answer is awaited (CMPC_WAIT_ANSWER, until: the message's time

@@ -267,6 +267,7 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 	CURLU *u = NULL;
 	CURLUcode uc;
 	char *scheme = NULL, *user = NULL, *host = NULL, *copy = NULL, *upath = NULL;
+	char *pass = NULL;
 	cmpc_rv rv = CMPC_ERR_CONFIG;
 
 	ctx->errmsg[0] = '\0';
@@ -286,7 +287,19 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 			    url, curl_url_strerror(uc));
 		goto out;
 	}
-	if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user != NULL) {
+	(void)curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+	/* A remote spool (cmpc_rfile.c) logs in as the URL's user; its
+	 * password never stands in the URL. */
+	if (cmpc_is_rfile_url(url) &&
+	    curl_url_get(u, CURLUPART_PASSWORD, &pass, 0) == CURLUE_OK && pass != NULL) {
+		curl_free(pass);
+		cmpc_seterr(ctx, "the server URL carries a password, which would be shown and "
+				 "logged: remove ':password' before '@' and give it with "
+				 "store_password_source");
+		goto out;
+	}
+	if (!cmpc_is_rfile_url(url) &&
+	    curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK && user != NULL) {
 		/* Not echoed: the part before '@' may hold a password. */
 		cmpc_seterr(ctx, "the CMP server URL carries a user name or password, which is "
 				 "not supported: remove the part before '@' (the CA "
@@ -295,8 +308,7 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 	}
 	/* file:///DIR: a spool directory, which the caller's store-and-forward
 	 * transfer function serves (cmpc_transfer_stored); it names the CA. */
-	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	    strcmp(scheme, "file") == 0) {
+	if (scheme != NULL && strcmp(scheme, "file") == 0) {
 		if (strncmp(url, "file:///", 8) != 0) {
 			cmpc_seterr(ctx, "CMP server URL '%s': write a spool directory as "
 					 "file:///absolute/path",
@@ -314,10 +326,10 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 		goto out;
 	}
 	if (scheme == NULL || (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0 &&
-			       strcmp(scheme, "tcp") != 0)) {
+			       strcmp(scheme, "tcp") != 0 && !cmpc_is_rfile_url(url))) {
 		cmpc_seterr(ctx,
-			    "CMP server URL '%s' is not http://, https:// or tcp://: CMP is "
-			    "carried over HTTP or TCP here",
+			    "CMP server URL '%s' is not http://, https://, tcp://, file:///, "
+			    "ftp://, ftps://, sftp:// or scp://",
 			    url);
 		goto out;
 	}
@@ -330,7 +342,7 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
 	}
-	if (strcmp(scheme, "tcp") != 0 &&
+	if (strcmp(scheme, "tcp") != 0 && !cmpc_is_rfile_url(url) &&
 	    (curl_url_get(u, CURLUPART_PATH, &upath, 0) != CURLUE_OK || !rfc9811_path(upath)))
 		cmpc_log(ctx, LOG_WARNING,
 			 "the path of the CMP server URL '%s' is neither /.well-known/cmp nor "
