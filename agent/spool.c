@@ -107,7 +107,10 @@ static cmpc_rv answer(cmpc_ctx *ctx, const spool_msg *m, long long wait_ms)
 				 sp.st.where);
 			return cmpc_transfer_stored(ctx, where);
 		}
-		sleep_ms(left < sp.st.poll_ms ? (long)left : sp.st.poll_ms);
+		if (sp.st.wait != NULL)
+			sp.st.wait(&sp.st, m, left < sp.st.poll_ms ? (long)left : sp.st.poll_ms);
+		else
+			sleep_ms(left < sp.st.poll_ms ? (long)left : sp.st.poll_ms);
 	}
 	return r > 0 ? CMPC_OK : CMPC_ERR_TRANSPORT;
 }

@@ -31,6 +31,9 @@ struct spool_store {
 	/* 1: the answer is given to the layer (cmpc_transfer_write); 0: it is
 	 * not there yet; -1 after cmpc_transfer_fail. */
 	int (*get)(spool_store *st, cmpc_ctx *ctx, const spool_msg *m);
+	/* Waits up to ms for the answer to m to appear, or less (an
+	 * interrupt); NULL: the core sleeps poll_ms. */
+	void (*wait)(spool_store *st, const spool_msg *m, long ms);
 	void (*close)(spool_store *st); /* may be NULL */
 	void *arg;
 };

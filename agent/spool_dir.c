@@ -9,14 +9,21 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent/agent-cmd.h"
 #include "agent/spool.h"
 
+/* Without inotify (or beyond its events: a directory on NFS) the answer
+ * is looked for this often. */
 #define POLL_MS 100
+
+static int watch_fd = -1;
 
 static int path_of(spool_store *st, cmpc_ctx *ctx, const char *name, char *out, size_t len)
 {
@@ -61,6 +68,43 @@ static int get(spool_store *st, cmpc_ctx *ctx, const spool_msg *m)
 	return agent_read_answer(ctx, fd, path, "") == CMPC_OK ? 1 : -1;
 }
 
+/* Sleeps until something is created or moved into the directory, so that
+ * an answer is read when it arrives rather than at the next poll. */
+static void wait_dir(spool_store *st, const spool_msg *m, long ms)
+{
+	char buf[4096];
+	struct pollfd pfd;
+
+	(void)m;
+	if (watch_fd < 0) {
+		watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (watch_fd >= 0 &&
+		    inotify_add_watch(watch_fd, st->where, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+			close(watch_fd);
+			watch_fd = -1;
+		}
+	}
+	if (watch_fd < 0) {
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+		return;
+	}
+	pfd.fd = watch_fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, (int)ms) > 0)
+		while (read(watch_fd, buf, sizeof(buf)) > 0)
+			;
+}
+
+static void close_dir(spool_store *st)
+{
+	(void)st;
+	if (watch_fd >= 0)
+		close(watch_fd);
+	watch_fd = -1;
+}
+
 int spool_dir_open(const conf_enrollment *e, spool_store *st, char *err, size_t errlen)
 {
 	/* file:///DIR, checked by the configuration and cmpc_set1_server */
@@ -73,5 +117,7 @@ int spool_dir_open(const conf_enrollment *e, spool_store *st, char *err, size_t 
 	st->poll_ms = POLL_MS;
 	st->put = put;
 	st->get = get;
+	st->wait = wait_dir;
+	st->close = close_dir;
 	return 0;
 }
