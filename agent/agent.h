@@ -288,6 +288,9 @@ int conf_file_get(const conf_file *cf, const char *name, conf_enrollment *e, cha
 /* Errors into d for each required setting e lacks (where: its origin);
  * -1 when there was any. */
 int conf_check_required(const conf_enrollment *e, const char *where, conf_diag *d);
+/* spool_remote.c: the settings of an ftp://, ftps://, sftp:// or scp://
+ * server (the SSH host keys readable); 0, or -1 with why. */
+int spool_remote_check(const conf_enrollment *e, char *why, size_t whylen);
 /* One value of a setting, as the file and the command line give it: 0, or
  * -1 with what is wrong and what is allowed in why. */
 int conf_check_value(const setting *s, const char *value, int flags, int *ret_int, char *why,

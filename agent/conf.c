@@ -379,6 +379,7 @@ out:
 
 int conf_check_required(const conf_enrollment *e, const char *where, conf_diag *d)
 {
+	char why[1024];
 	size_t i;
 	int bad = 0;
 	long lo, hi;
@@ -398,6 +399,11 @@ int conf_check_required(const conf_enrollment *e, const char *where, conf_diag *
 		conf_diag_add(d, 1, "%s: [%s] retry_min %s is longer than retry_max %s", where,
 			      e->name != NULL ? e->name : "(command line)", e->retry_min,
 			      e->retry_max);
+		bad = 1;
+	}
+	if (spool_remote_check(e, why, sizeof(why)) < 0) {
+		conf_diag_add(d, 1, "%s: [%s] server %s: %s", where,
+			      e->name != NULL ? e->name : "(command line)", e->server, why);
 		bad = 1;
 	}
 	return bad ? -1 : 0;

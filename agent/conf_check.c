@@ -20,6 +20,7 @@
 
 #include "agent/agent.h"
 #include "agent/sched.h"
+#include "cmp/cmpc.h"
 #include "pkcs11/tok.h"
 
 void conf_diag_add(conf_diag *d, int is_error, const char *fmt, ...)
@@ -137,6 +138,30 @@ static int check_command(const char *v, int flags, char *why, size_t whylen)
 	return 0;
 }
 
+/* A remote spool directory, [user@]host[:port]/dir/: the password is a
+ * setting of its own, never in the URL that messages show. */
+static int check_rfile_url(const char *v, char *why, size_t whylen)
+{
+	const char *host = strstr(v, "://") + 3, *at, *path = host + strcspn(host, "/");
+
+	at = memchr(host, '@', (size_t)(path - host));
+	if (at != NULL && memchr(host, ':', (size_t)(at - host)) != NULL)
+		/* not echoed: the value holds a password */
+		return agent_fail(why, whylen,
+			    "the URL carries a password: remove ':password' before '@' and set "
+			    "store_password_source");
+	if (at != NULL)
+		host = at + 1;
+	if (*host == '\0' || *host == '/' || *host == ':')
+		return agent_fail(why, whylen, "the URL names no host");
+	if (*path != '/')
+		return agent_fail(why, whylen,
+			    "the URL names no directory: write it as scheme://[user@]host[:port]/dir/");
+	if (strpbrk(path, "?#") != NULL)
+		return agent_fail(why, whylen, "the directory's URL has a query or fragment");
+	return 0;
+}
+
 static int check_url(const char *v, char *why, size_t whylen)
 {
 	const char *host, *slash;
@@ -152,8 +177,11 @@ static int check_url(const char *v, char *why, size_t whylen)
 		host = v + 8;
 	else if (strncasecmp(v, "tcp://", 6) == 0)
 		host = v + 6, tcp = 1;
+	else if (cmpc_is_rfile_url(v))
+		return check_rfile_url(v, why, whylen);
 	else
-		return agent_fail(why, whylen, "not an http://, https://, tcp:// or file:/// URL "
+		return agent_fail(why, whylen, "not an http://, https://, tcp://, file:///, ftp://, "
+					 "ftps://, sftp:// or scp:// URL "
 					 "(https://ca.example/.well-known/cmp, tcp://ca.example)");
 	if (*host == '\0' || *host == '/')
 		return agent_fail(why, whylen, "the URL names no host");

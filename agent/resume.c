@@ -83,10 +83,11 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 	if (crv != CMPC_OK && s->saved && s->ap.p.sent_nonce_len > 0 &&
 	    (keeps_pending(crv) || cmpc_left_open(cmp)) && agent_spool_server(s->e->server)) {
 		log_msg(LOG_NOTICE,
-			"the %s is in the spool directory %s, the transaction saved: `p11enroll "
+			"the %s is in the %s %s, the transaction saved: `p11enroll "
 			"resume %s` (or the agent) reads the CA's answer once it is there; `p11enroll "
 			"resume --abandon %s` gives it up",
-			pending_req_name(s->ap.p.type), s->e->server + 7, name, name);
+			pending_req_name(s->ap.p.type), agent_spool_kind(), agent_spool_where(), name,
+			name);
 		return 1;
 	}
 	if (crv != CMPC_OK && s->saved && s->ap.p.sent_nonce_len > 0 &&

@@ -94,6 +94,22 @@
 	  "file:// server: the request's file name (%t transactionID, %n number)")                \
 	X(store_response_name, "store-response-name", SET_TEXT, SC_BOTH, 0, 0, 0, "TEMPLATE",     \
 	  "%t.%n.rsp.der", "file:// server: the answer's file name (%t, %n as for the request)")   \
+	X(store_user, "store-user", SET_TEXT, SC_BOTH, 0, 0, 0, "USER", NULL,                      \
+	  "ftp, sftp, scp server: the login user (default: the URL's)")                            \
+	X(store_password_source, "store-password-source", SET_SECRET_SOURCE,                       \
+	  SC_BOTH, 0, 0, 0, "SRC", NULL,                                                           \
+	  "ftp, sftp, scp server: the password from file:PATH, fd:N or env:NAME")                  \
+	X(store_ssh_key, "store-ssh-key", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,                \
+	  "sftp, scp server: the SSH private key file")                                            \
+	X(store_ssh_passphrase_source, "store-ssh-passphrase-source", SET_SECRET_SOURCE,           \
+	  SC_BOTH, 0, 0, 0, "SRC", NULL,                                                           \
+	  "sftp, scp server: the key's passphrase from file:PATH, fd:N or env:NAME")               \
+	X(store_ssh_agent, "store-ssh-agent", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",              \
+	  "sftp, scp server: also log in with the keys of the SSH agent")                          \
+	X(store_known_hosts, "store-known-hosts", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,        \
+	  "sftp, scp server: the accepted host keys (default: ~/.ssh/known_hosts)")                \
+	X(store_ftp_tls, "store-ftp-tls", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                  \
+	  "ftp:// server: require TLS (AUTH TLS), verified as for HTTPS")                          \
 	X(max_response_size, "max-response-size", SET_INT, SC_BOTH, 0, 1024, 1073741824, "BYTES",  \
 	  "1048576",                                                                               \
 	  "largest response accepted, in bytes")                                                   \

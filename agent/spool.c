@@ -27,6 +27,10 @@ static const struct {
 	spool_open_fn *open;
 } stores[] = {
     {"file://", spool_dir_open},
+    {"ftp://", spool_remote_open},
+    {"ftps://", spool_remote_open},
+    {"sftp://", spool_remote_open},
+    {"scp://", spool_remote_open},
 };
 
 /* One spool per process (a command, or one of the agent's children). */
@@ -204,6 +208,16 @@ void agent_spool_close(void)
 	if (sp.on && sp.st.close != NULL)
 		sp.st.close(&sp.st);
 	sp.on = 0;
+}
+
+const char *agent_spool_kind(void)
+{
+	return sp.st.kind != NULL ? sp.st.kind : "spool directory";
+}
+
+const char *agent_spool_where(void)
+{
+	return sp.st.where;
 }
 
 int agent_spool_seq(void)

@@ -44,5 +44,6 @@ typedef int spool_open_fn(const conf_enrollment *e, spool_store *st, char *err,
 			  size_t errlen);
 
 spool_open_fn spool_dir_open;
+spool_open_fn spool_remote_open; /* ftp://, ftps://, sftp://, scp:// */
 
 #endif
