@@ -1,0 +1,56 @@
+#!/bin/sh
+# /ftp: server = ftp:// and ftps://, a spool directory on an FTP server
+# (pyftpdlib, tests/ftp-lib.sh) that the test CA serves (--spool): ir, kur,
+# genm and rr end to end, a transaction saved while the CA does not answer
+# and finished by resume, and the failures: server down, wrong password,
+# no TLS where it is required, a server certificate that does not verify.
+. "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "${top_srcdir:-$(dirname "$0")/..}/tests/ftp-lib.sh"
+. "${top_srcdir:-$(dirname "$0")/..}/tests/rspool-lib.sh"
+need_tools
+setup
+ftp_need
+plan 86
+T=ftp
+SECRETS=$FTP_PASS
+ftp_pki || exit 1
+mkdir -p "$TMP/ftproot/spool"
+SPOOL=$TMP/ftproot/spool
+
+# --- plain FTP ------------------------------------------------------------
+ftp_start "$TMP/ftproot" || exit 1
+FTP_CONF="server = ftp://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
+store_password_source = file:$TMP/ftp-pass"
+rspool_cycle plain "$FTP_CONF"
+rspool_wait plain "$FTP_CONF"
+printf 'not-the-password\n' > "$TMP/wrong-pass"
+rspool_fails wrong-password 5 "refused the login" "server = ftp://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
+store_password_source = file:$TMP/wrong-pass"
+# TLS required, and this server has none
+rspool_fails no-tls 5 "does not offer TLS" "$FTP_CONF
+store_ftp_tls = yes
+tls_trusted = $TMP/ftp-root.pem"
+down_port=$FTP_PORT
+ftp_stop
+rspool_fails down 5 "cannot connect" "server = ftp://$FTP_USER@127.0.0.1:$down_port/spool/
+store_password_source = file:$TMP/ftp-pass"
+
+# --- FTP with AUTH TLS (explicit), verified against tls_trusted -----------------
+ftp_start "$TMP/ftproot" explicit || exit 1
+rspool_cycle auth-tls "server = ftp://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
+store_password_source = file:$TMP/ftp-pass
+store_ftp_tls = yes
+tls_trusted = $TMP/ftp-root.pem"
+
+# --- FTPS (implicit TLS) --------------------------------------------------------
+ftp_start "$TMP/ftproot" implicit || exit 1
+FTPS_CONF="server = ftps://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
+store_password_source = file:$TMP/ftp-pass
+tls_trusted = $TMP/ftp-root.pem"
+rspool_cycle ftps "$FTPS_CONF"
+rspool_wait ftps "$FTPS_CONF"
+# the CMP root is no TLS anchor of this server: refused before the login
+rspool_fails ftps-untrusted 5 "TLS server verification failed" "server = ftps://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
+store_password_source = file:$TMP/ftp-pass
+tls_trusted = $TMP/ca/root.pem"
+check "/ftp/server-log-no-secret" no_store_secret "$TMP/ftpd.log" "$TMP/ca.log"
