@@ -375,12 +375,13 @@ static int fail(cmpc_rfile *r, cmpc_ctx *ctx, CURLcode cc, const char *file)
 	case CURLE_LOGIN_DENIED:
 	case CURLE_AUTH_ERROR:
 		cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
-				   "the server refused the login: %s; check the user, "
-				   "store_password_source%s",
+				   "the server refused the login: %s; check the user, %s",
 				   detail,
 				   proto == P_SFTP || proto == P_SCP
-				       ? ", store_ssh_key and that the server has its public key"
-				       : "");
+				       ? "store_ssh_key (and its passphrase, "
+					 "store_ssh_passphrase_source) or store_password_source, "
+					 "and that the server has the public key"
+				       : "store_password_source");
 		break;
 	case CURLE_QUOTE_ERROR:
 		cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,

@@ -90,7 +90,6 @@ rspool_fails() {
 store_wait = $(scaled 30)"
 	p11e enroll test
 	check "/$T/$1/exit-$2" expect_rc "$2"
-	sed "s/^/# DBG /" "$TMP/err"
 	check "/$T/$1/says" grep_err "$3"
 	check "/$T/$1/no-key-left" test "$(privkeys "$_tok")" -eq 0
 	check "/$T/$1/nothing-pending" test ! -e "$(pending_file "$_tok")"
