@@ -82,6 +82,16 @@ static void close_remote(spool_store *st)
 	st->arg = NULL;
 }
 
+/* scheme://user@host...: a user before the host. */
+static int url_has_user(const char *url)
+{
+	const char *host = strstr(url, "://") + 3;
+	size_t n = strcspn(host, "/");
+	const char *at = memchr(host, '@', n);
+
+	return at != NULL && at != host;
+}
+
 /* known_hosts as configured, else the user's ~/.ssh/known_hosts. */
 static int known_hosts_path(const conf_enrollment *e, char *out, size_t len)
 {
@@ -118,6 +128,10 @@ int spool_remote_check(const conf_enrollment *e, char *why, size_t whylen)
 				    "store_known_hosts are for sftp:// and scp:// servers");
 		return 0;
 	}
+	if (e->store_user == NULL && !url_has_user(e->server))
+		return agent_fail(why, whylen,
+			    "an sftp:// or scp:// server needs a login user: write it in the URL "
+			    "(sftp://user@host/dir/) or set store_user");
 	if (known_hosts_path(e, kh, sizeof(kh)) < 0)
 		return agent_fail(why, whylen,
 			    "no home directory for the default ~/.ssh/known_hosts: set "
