@@ -10,7 +10,7 @@
 need_tools
 setup
 ftp_need
-plan 86
+plan 89
 T=ftp
 SECRETS=$FTP_PASS
 ftp_pki || exit 1
@@ -23,6 +23,12 @@ FTP_CONF="server = ftp://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
 store_password_source = file:$TMP/ftp-pass"
 rspool_cycle plain "$FTP_CONF"
 rspool_wait plain "$FTP_CONF"
+# curl's notes in the debug log: the login, never the password
+write_conf "$T-plain" "$FTP_CONF"
+p11e -v -v genm test --ca-certs "$TMP/debug-cacerts.pem"
+check "/ftp/debug/exit-0" expect_rc 0
+check "/ftp/debug/curl-notes" grep -q "curl: " "$TMP/err"
+check "/ftp/debug/no-secret" no_store_secret "$TMP/out" "$TMP/err"
 printf 'not-the-password\n' > "$TMP/wrong-pass"
 rspool_fails wrong-password 5 "refused the login" "server = ftp://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
 store_password_source = file:$TMP/wrong-pass"

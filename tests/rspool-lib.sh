@@ -31,6 +31,7 @@ rspool_cycle() {
 	write_conf "$_tok" "$2
 cert_out = $TMP/$1-cert.pem
 store_wait = $(scaled 30)"
+	ls "$SPOOL" > "$TMP/spool.before"
 	p11e enroll test
 	check "/$T/$1/ir/exit-0" expect_rc 0
 	check "/$T/$1/ir/cert-on-token" test "$(certs_on "$_tok")" -ge 1
@@ -38,7 +39,9 @@ store_wait = $(scaled 30)"
 	check "/$T/$1/ir/cert-verifies" "$OPENSSL_BIN" verify -CAfile "$TMP/ca/root.pem" \
 		-untrusted "$TMP/ca/ca.pem" "$TMP/$1-cert.pem"
 	check "/$T/$1/ir/ca-saw-it" grep -q 'spool: answered' "$TMP/ca.out" "$TMP/ca.log"
-	_tid=$(ls "$SPOOL" | sed -n 's/^\([0-9a-f]*\)\.1\.req\.der$/\1/p' | tail -n 1)
+	# this transaction's: the request that was not there before
+	_tid=$(ls "$SPOOL" | grep -v -x -F -f "$TMP/spool.before" |
+		sed -n 's/^\([0-9a-f]*\)\.1\.req\.der$/\1/p')
 	check "/$T/$1/ir/files" test -s "$SPOOL/$_tid.2.req.der" -a -s "$SPOOL/$_tid.2.rsp.der"
 	check "/$T/$1/ir/no-temp-left" test -z "$(ls -A "$SPOOL" | grep '^\.')"
 	cp "$TMP/$1-cert.pem" "$TMP/$1-old.pem"
@@ -64,13 +67,14 @@ rspool_wait() {
 	start_ca || return 1
 	write_conf "$_tok" "$2
 store_wait = 1"
+	ls "$SPOOL" > "$TMP/spool.before"
 	p11e enroll test
 	check "/$T/$1/wait/exit-9" expect_rc 9
 	check "/$T/$1/wait/says-where" grep_err "directory"
 	check "/$T/$1/wait/pending" test -f "$(pending_file "$_tok")"
 	check "/$T/$1/wait/key-kept" test "$(privkeys "$_tok")" -eq 1
-	_tid=$(sed -n 's/^tid \([0-9a-fA-F]*\)$/\1/p' "$(pending_file "$_tok")" | tr 'A-F' 'a-f')
-	[ -n "$_tid" ] || _tid=$(ls -t "$SPOOL" | sed -n 's/^\([0-9a-f]*\)\.1\.req\.der$/\1/p' | head -n 1)
+	_tid=$(ls "$SPOOL" | grep -v -x -F -f "$TMP/spool.before" |
+		sed -n 's/^\([0-9a-f]*\)\.1\.req\.der$/\1/p')
 	check "/$T/$1/wait/request-stored" test -s "$SPOOL/$_tid.1.req.der"
 	check "/$T/$1/wait/no-temp-left" test -z "$(ls -A "$SPOOL" | grep '^\.')"
 	start_ca --spool "$SPOOL" || return 1
