@@ -30,7 +30,8 @@ check "/ftp/debug/exit-0" expect_rc 0
 check "/ftp/debug/curl-notes" grep -q "curl: " "$TMP/err"
 check "/ftp/debug/no-secret" no_store_secret "$TMP/out" "$TMP/err"
 printf 'not-the-password\n' > "$TMP/wrong-pass"
-rspool_fails wrong-password 5 "refused the login" "server = ftp://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
+rspool_fails wrong-password 5 "refused the login" \
+	"server = ftp://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
 store_password_source = file:$TMP/wrong-pass"
 # TLS required, and this server has none
 rspool_fails no-tls 5 "does not offer TLS" "$FTP_CONF
@@ -56,7 +57,8 @@ tls_trusted = $TMP/ftp-root.pem"
 rspool_cycle ftps "$FTPS_CONF"
 rspool_wait ftps "$FTPS_CONF"
 # the CMP root is no TLS anchor of this server: refused before the login
-rspool_fails ftps-untrusted 5 "TLS server verification failed" "server = ftps://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
+rspool_fails ftps-untrusted 5 "TLS server verification failed" \
+	"server = ftps://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
 store_password_source = file:$TMP/ftp-pass
 tls_trusted = $TMP/ca/root.pem"
 check "/ftp/server-log-no-secret" no_store_secret "$TMP/ftpd.log" "$TMP/ca.log"
