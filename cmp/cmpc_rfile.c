@@ -269,9 +269,15 @@ static int setup(cmpc_rfile *r, cmpc_ctx *ctx, const char *url)
 		}
 	}
 	if (proto == P_SFTP || proto == P_SCP) {
-		r->known_hosts = r->o.known_hosts != NULL ? r->o.known_hosts : "(none)";
-		if (r->o.known_hosts != NULL)
-			SETOPT(CURLOPT_SSH_KNOWNHOSTS, r->o.known_hosts);
+		/* without a known_hosts file libcurl takes any host key */
+		if (r->o.known_hosts == NULL) {
+			cmpc_transfer_fail(ctx, CMPC_ERR_CONFIG,
+					   "no SSH known_hosts file is set: the server's host key "
+					   "cannot be checked");
+			return -1;
+		}
+		r->known_hosts = r->o.known_hosts;
+		SETOPT(CURLOPT_SSH_KNOWNHOSTS, r->o.known_hosts);
 		SETOPT(CURLOPT_SSH_KEYFUNCTION, on_host_key);
 		SETOPT(CURLOPT_SSH_KEYDATA, r);
 		if (r->o.ssh_key != NULL) {

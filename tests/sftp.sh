@@ -12,7 +12,7 @@
 need_tools
 setup
 ssh_need
-plan 91
+plan 93
 T=sftp
 # libssh2 1.10 leaks while it loads an ECDSA key under a passphrase
 # (tests/ssh-lsan.supp); full stacks, so that only its leaks are matched
@@ -64,6 +64,17 @@ rspool_fails unknown-key 5 "host key of \[127.0.0.1\]:$SSH_PORT \(ssh-ed25519 $f
 store_ssh_key = $TMP/ssh/id
 store_known_hosts = $TMP/other_hosts"
 check "/sftp/unknown-key/nothing-stored" test "$(ls -A "$SPOOL" | wc -l)" = "$before"
+
+# hashed host names (ssh-keyscan -H, HashKnownHosts) match too
+cp "$TMP/known_hosts" "$TMP/hashed_hosts"
+ssh-keygen -q -H -f "$TMP/hashed_hosts" > /dev/null 2>&1
+rm -f "$TMP/hashed_hosts.old"
+write_conf "$T-sftp" "server = $SFTP_URL
+store_ssh_key = $TMP/ssh/id
+store_known_hosts = $TMP/hashed_hosts"
+p11e genm test --ca-certs "$TMP/hashed-cacerts.pem"
+check "/sftp/hashed-known-hosts/is-hashed" grep -q '^|1|' "$TMP/hashed_hosts"
+check "/sftp/hashed-known-hosts/exit-0" expect_rc 0
 
 # --- the login ---------------------------------------------------------------------
 rspool_fails key-not-taken 5 "refused the login" "server = $SFTP_URL
