@@ -10,7 +10,7 @@
 need_tools
 setup
 ftp_need
-plan 89
+plan 94
 T=ftp
 SECRETS=$FTP_PASS
 ftp_pki || exit 1
@@ -41,6 +41,29 @@ down_port=$FTP_PORT
 ftp_stop
 rspool_fails down 5 "cannot connect" "server = ftp://$FTP_USER@127.0.0.1:$down_port/spool/
 store_password_source = file:$TMP/ftp-pass"
+
+# a server that accepts and never greets: the timeouts end the wait
+/usr/bin/python3 -c 'import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(4)
+print("port %d" % s.getsockname()[1], flush=True)
+c = [s.accept()[0] for _ in range(4)]
+time.sleep(600)' > "$TMP/silent.out" 2> /dev/null &
+SILENT_PID=$!
+stop_silent() {
+	[ -n "$SILENT_PID" ] && kill "$SILENT_PID" 2> /dev/null && wait "$SILENT_PID" 2> /dev/null
+	SILENT_PID=
+}
+CLEANUP_HOOKS="$CLEANUP_HOOKS stop_silent"
+wait_for 10 grep -q '^port ' "$TMP/silent.out"
+silent_port=$(sed -n 's/^port //p' "$TMP/silent.out")
+rspool_fails silent 5 "no complete response within" \
+	"server = ftp://$FTP_USER@127.0.0.1:$silent_port/spool/
+store_password_source = file:$TMP/ftp-pass
+connect_timeout = $(scaled 2)
+timeout = $(scaled 2)"
+stop_silent
 
 # --- FTP with AUTH TLS (explicit), verified against tls_trusted -----------------
 ftp_start "$TMP/ftproot" explicit || exit 1
