@@ -10,7 +10,7 @@
 need_tools
 setup
 ftp_need
-plan 94
+plan 97
 T=ftp
 SECRETS=$FTP_PASS
 ftp_pki || exit 1
@@ -23,7 +23,23 @@ FTP_CONF="server = ftp://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
 store_password_source = file:$TMP/ftp-pass"
 rspool_cycle plain "$FTP_CONF"
 rspool_wait plain "$FTP_CONF"
+# an answer larger than max_response_size is refused while it is read
+make_token "$T-big" || exit 1
+start_ca || exit 1
+write_conf "$T-big" "$FTP_CONF
+store_wait = 1"
+ls "$SPOOL" > "$TMP/spool.before"
+p11e enroll test
+check "/ftp/too-large/stored-exit-9" expect_rc 9
+tid=$(ls "$SPOOL" | grep -v -x -F -f "$TMP/spool.before" |
+	sed -n 's/^\([0-9a-f]*\)\.1\.req\.der$/\1/p')
+head -c 4096 /dev/zero > "$SPOOL/$tid.1.rsp.der"
+p11e resume --max-response-size 1024 test
+check "/ftp/too-large/exit-5" expect_rc 5
+check "/ftp/too-large/says" grep_err "larger than the limit of 1024 bytes"
+
 # curl's notes in the debug log: the login, never the password
+start_ca --spool "$SPOOL" || exit 1
 write_conf "$T-plain" "$FTP_CONF"
 p11e -v -v genm test --ca-certs "$TMP/debug-cacerts.pem"
 check "/ftp/debug/exit-0" expect_rc 0
