@@ -452,9 +452,9 @@ int cmpc_rfile_put(cmpc_rfile *r, cmpc_ctx *ctx, const char *name, const char *t
 
 	if (proto == P_SCP)
 		tmp_name = name;
-	if (!file_url(r, ctx, h, tmp_name, url, sizeof(url), from, sizeof(from)) ||
-	    !file_url(r, ctx, h, name, url, sizeof(url), to, sizeof(to)) ||
-	    !file_url(r, ctx, h, tmp_name, url, sizeof(url), NULL, 0)) {
+	/* the upload goes to url; the SSH server's paths for its rename */
+	if (!file_url(r, ctx, h, name, url, sizeof(url), to, sizeof(to)) ||
+	    !file_url(r, ctx, h, tmp_name, url, sizeof(url), from, sizeof(from))) {
 		cmpc_transfer_fail(ctx, CMPC_ERR_CONFIG,
 				   "the file name %s makes no URL in %s (too long?)", name,
 				   ctx->url);
@@ -469,6 +469,10 @@ int cmpc_rfile_put(cmpc_rfile *r, cmpc_ctx *ctx, const char *name, const char *t
 		     snprintf(q2, sizeof(q2), "RNTO %s", name) < (int)sizeof(q2);
 	} else if (proto == P_SFTP) {
 		ok = quoted(q1, sizeof(q1), "rename", from, to);
+	}
+	if (proto != P_SCP && !ok) {
+		cmpc_transfer_fail(ctx, CMPC_ERR_CONFIG, "the file name %s is too long", name);
+		return -1;
 	}
 	if (ok && ((post = curl_slist_append(NULL, q1)) == NULL ||
 		   (proto != P_SFTP && (n = curl_slist_append(post, q2)) == NULL))) {
