@@ -9,10 +9,12 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/tests/ssh-lib.sh"
 . "${top_srcdir:-$(dirname "$0")/..}/tests/rspool-lib.sh"
+. "${top_srcdir:-$(dirname "$0")/..}/tests/agent-lib.sh"
 need_tools
 setup
+trap 'kill_agents; cleanup' EXIT
 ssh_need
-plan 93
+plan 98
 T=sftp
 # libssh2 1.10 leaks while it loads an ECDSA key under a passphrase
 # (tests/ssh-lsan.supp); full stacks, so that only its leaks are matched
@@ -44,6 +46,27 @@ rspool_cycle scp "server = $SCP_URL
 $PP_CONF"
 rspool_wait scp "server = $SCP_URL
 $PP_CONF"
+
+# --- the agent renews over sftp:// ------------------------------------------------
+# A certificate valid for 60 s with renew_at = 1d: due at once.
+start_ca --spool "$SPOOL" --validity-seconds "$(scaled 60)" || exit 1
+make_token "$T-agent" || exit 1
+write_conf "$T-agent" "server = $SFTP_URL
+$KEY_CONF
+store_wait = $(scaled 30)
+cert_out = $TMP/ag.pem
+renew_at = 1d
+state_dir = $TMP/state-ag"
+p11e enroll test
+check "/sftp/agent/enrolled" expect_rc 0
+cp "$TMP/ag.pem" "$TMP/ag-old.pem"
+agent_start "$TMP/p11enroll.conf" "$TMP/agent.log" || exit 1
+wait_for 60 sh -c "! cmp -s '$TMP/ag.pem' '$TMP/ag-old.pem'"
+check "/sftp/agent/renewed" sh -c "! cmp -s '$TMP/ag.pem' '$TMP/ag-old.pem'"
+agent_stop "$APID"
+check "/sftp/agent/stopped-0" test "$ARC" -eq 0
+check "/sftp/agent/one-key" test "$(privkeys "$T-agent")" -eq 1
+check "/sftp/agent/no-secret" no_store_secret "$TMP/agent.log" "$TMP/state-ag"
 
 # --- the host key -------------------------------------------------------------------
 fp=$(ssh-keygen -l -f "$TMP/ssh/host.pub" | cut -d ' ' -f 2 | sed 's/[+.]/\\&/g')
