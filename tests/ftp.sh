@@ -10,7 +10,7 @@
 need_tools
 setup
 ftp_need
-plan 97
+plan 99
 T=ftp
 SECRETS=$FTP_PASS
 ftp_pki || exit 1
@@ -23,6 +23,14 @@ FTP_CONF="server = ftp://$FTP_USER@127.0.0.1:$FTP_PORT/spool/
 store_password_source = file:$TMP/ftp-pass"
 rspool_cycle plain "$FTP_CONF"
 rspool_wait plain "$FTP_CONF"
+# the user from store_user, the password from the environment
+write_conf "$T-plain" "server = ftp://127.0.0.1:$FTP_PORT/spool/
+store_user = $FTP_USER
+store_password_source = env:P11E_FTP_TEST_PASS"
+P11E_FTP_TEST_PASS=$FTP_PASS p11e genm test --ca-certs "$TMP/env-cacerts.pem"
+check "/ftp/store-user-env-password/exit-0" expect_rc 0
+check "/ftp/store-user-env-password/no-secret" no_store_secret "$TMP/out" "$TMP/err"
+
 # an answer larger than max_response_size is refused while it is read
 make_token "$T-big" || exit 1
 start_ca || exit 1
