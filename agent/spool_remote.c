@@ -10,7 +10,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -36,6 +35,15 @@ struct remote {
 static int is_ssh(const char *url)
 {
 	return strncasecmp(url, "sftp://", 7) == 0 || strncasecmp(url, "scp://", 6) == 0;
+}
+
+static const char *kind_of(const char *url)
+{
+	if (strncasecmp(url, "sftp://", 7) == 0)
+		return "SFTP directory";
+	if (strncasecmp(url, "scp://", 6) == 0)
+		return "SCP directory";
+	return strncasecmp(url, "ftps://", 7) == 0 ? "FTPS directory" : "FTP directory";
 }
 
 /* The upload's name until it is renamed: hidden, and ending in neither
@@ -190,9 +198,7 @@ int spool_remote_open(const conf_enrollment *e, spool_store *st, char *err, size
 		snprintf(err, errlen, "the server URL is too long");
 		goto fail;
 	}
-	st->kind = strncasecmp(e->server, "ftp", 3) == 0 ? "FTP directory"
-		   : ssh && tolower((unsigned char)e->server[1]) == 'f' ? "SFTP directory"
-								    : "SCP directory";
+	st->kind = kind_of(e->server);
 	st->poll_ms = POLL_MS;
 	st->put = put;
 	st->get = get;
