@@ -90,6 +90,13 @@ struct cmpc_ctx {
 	char last_tid[2 * CMPC_ID_MAX + 1]; /* hex transactionID of the last message sent */
 	int left_open;	/* the last certificate request failed, the transaction goes on */
 	int rr_fail_info; /* failInfo bits of the last rr the CA rejected, else 0 */
+	/* cmpc_set_stored_answer: the next rr or genm reads this stored
+	 * message's answer instead of sending */
+	cmpc_pending stored_ans;
+	int have_stored_ans;
+	/* the ids of the message the last exchange stored (cmpc_stored_ids) */
+	cmpc_ids last_stored;
+	int have_last_stored;
 	/* the last certificate request's rejection by the CA (verified):
 	 * rejected 1 and its failInfo bits (cmpc_rejection()) */
 	int rejected, rej_fail_info;
@@ -429,6 +436,13 @@ void cmpc_note_ids(cmpc_ids *ids, const CMPC_HDR *h);
  * cmpc_resume: ctx->x.replay (taken), after pointing OpenSSL's senderNonce
  * at the nonce the replayed message answers. */
 OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req);
+
+/* cmpc_poll.c: for cmpc_rr and cmpc_genm after cmpc_xchg_begin: with a
+ * stored answer set (cmpc_set_stored_answer), reads and checks it (the
+ * message stored had body type sent) and makes it the answer OpenSSL's
+ * request gets (ctx->x.replay); CMPC_ERR_WAITING when it is not there
+ * yet.  CMPC_OK and nothing done without one. */
+cmpc_rv cmpc_stored_replay(cmpc_ctx *ctx, int sent, const char *what);
 
 /* cmpc_transfer.c: the answer to a message a store-and-forward transport
  * stored earlier (body type sent), fetched by the transfer function (req

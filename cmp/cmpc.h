@@ -355,6 +355,20 @@ const char *cmpc_transaction_id(const cmpc_ctx *ctx);
  * while polling).  The caller keeps the transaction for a later resume. */
 int cmpc_left_open(const cmpc_ctx *ctx);
 
+/*
+ * An rr or genm whose message a store-and-forward transport stored
+ * (cmpc_transfer_stored) ends with CMPC_ERR_WAITING.  cmpc_stored_ids then
+ * gives what its answer must answer (tid and sent_nonce of ret; 1, or 0
+ * when the last exchange stored nothing), for the caller to keep.
+ * cmpc_set_stored_answer(ctx, p): the next cmpc_rr or cmpc_genm_* sends
+ * nothing; it reads the answer to the message p stored (tid, sent_nonce)
+ * through the transfer function (req NULL), checks its protection,
+ * transactionID and recipNonce, and goes on with it as with the answer to
+ * its own request (CMPC_ERR_WAITING again when none is there yet).
+ */
+int cmpc_stored_ids(const cmpc_ctx *ctx, cmpc_pending *ret);
+void cmpc_set_stored_answer(cmpc_ctx *ctx, const cmpc_pending *p);
+
 /* Outcome of a revocation request besides success. */
 typedef enum {
 	CMPC_RR_ACCEPTED = 0,
