@@ -112,8 +112,8 @@ agent_rc agent_stored_begin(const conf_enrollment *e, const agent_cmd_opts *o, a
 	int r;
 
 	st->used = 0;
-	if (!agent_spool_server(e->server) && o->request_out == NULL && o->response_in == NULL)
-		return EXIT_OK;
+	/* Looked for over HTTP too: a new rr or genm there would leave the
+	 * stored one's answer to be refused later. */
 	if (pending_name_path(e, st->kind, st->path, sizeof(st->path)) < 0) {
 		st->path[0] = '\0';
 		if (o->request_out == NULL && o->response_in == NULL)
