@@ -110,6 +110,8 @@ static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
 					  off.request_out == NULL
 					      ? "no --request-out FILE to write the message to"
 					      : "a second message in one run");
+	/* Saved first: killed once the file is there, the key still waits. */
+	cmpc_transfer_storing(ctx, req, req_len);
 	if (agent_write_der(off.request_out, req, req_len, err, sizeof(err)) < 0)
 		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "%s", err);
 	off.written = 1;

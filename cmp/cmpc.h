@@ -115,6 +115,18 @@ typedef cmpc_rv (*cmpc_transfer_fn)(cmpc_ctx *ctx, const unsigned char *req, siz
  * (accept callback), and the CA's pkiConf is not awaited.
  */
 cmpc_rv cmpc_transfer_stored(cmpc_ctx *ctx, const char *where);
+/*
+ * For a store-and-forward transport, just before req becomes visible to
+ * the CA (renamed into the spool, uploaded, sent): when it is a
+ * certificate request or pollReq, the pending callback learns the
+ * transaction as it will wait for req's answer, so that a crash between
+ * the two leaves it saved (the key kept for the CA's answer).  When the
+ * transport then fails instead of storing, cmpc_store_failed says so
+ * after the exchange: the saved transaction names a message the CA never
+ * got.
+ */
+void cmpc_transfer_storing(cmpc_ctx *ctx, const unsigned char *req, size_t req_len);
+int cmpc_store_failed(const cmpc_ctx *ctx);
 
 /* fn NULL: HTTP(S) POST through libcurl to the server URL (RFC 6712), the
  * default.  arg is passed to fn, not owned.  The server URL is still
