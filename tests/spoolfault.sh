@@ -13,7 +13,7 @@
 need_tools
 need_cmd curl
 setup
-plan 72
+plan 85
 
 SPOOL="$TMP/spool"
 mkdir "$SPOOL"
@@ -222,8 +222,51 @@ check "/spoolfault/rr/duplicate-2" expect_rc 2
 check "/spoolfault/rr/duplicate-says" grep_err "no rr of 'test' waits"
 check "/spoolfault/rr/token-same" test "$(count_objects "$TOK")" = "$OBJS"
 
+# --- kill -9 once the request is in the spool: the transaction is already saved ---------
+# (the CA is away; store_wait long: the client waits for the answer when killed)
+TOK=fault-kill
+make_token "$TOK" || exit 1
+SPOOL2="$TMP/spool2"
+mkdir "$SPOOL2"
+write_conf "$TOK" "server = file://$SPOOL2
+store_wait = $(scaled 120)
+timeout = $(scaled 120)
+total_timeout = $(scaled 120)"
+STATE=$(pending_file "$TOK")
+"$P11ENROLL" -c "$TMP/p11enroll.conf" enroll test > "$TMP/kill.out" 2> "$TMP/kill.err" &
+KPID=$!
+wait_for 60 sh -c "ls '$SPOOL2' | grep -q '\.1\.req\.der$'"
+kill -9 "$KPID" 2> /dev/null
+wait "$KPID"
+KRC=$?
+check "/spoolfault/kill/killed-while-waiting" test "$KRC" -eq 137
+check "/spoolfault/kill/pending-saved" grep -q '^store_seq 1$' "$STATE"
+check "/spoolfault/kill/pending-sent-nonce" grep -q -E '^sent_nonce [0-9a-f]+$' "$STATE"
+p11e check --recover test
+check "/spoolfault/kill/recover-keeps-key" test "$(kind 'enrolled-key (new)' 'Private Key')" = 1
+check "/spoolfault/kill/recover-keeps-pending" test -f "$STATE"
+start_ca --spool "$SPOOL2" || exit 1
+p11e resume --store-wait "$(scaled 30)" test
+check "/spoolfault/kill/resume-0" expect_rc 0
+check "/spoolfault/kill/cert-stored" test "$(kind enrolled-key Certificate)" = 1
+check "/spoolfault/kill/one-key" test "$(kind enrolled-key 'Private Key')" = 1
+check "/spoolfault/kill/pending-gone" test ! -e "$STATE"
+start_ca || exit 1
+
+# --- the request cannot be written: the transaction saved before it goes again ------------
+TOK=fault-unwritable
+make_token "$TOK" || exit 1
+write_conf "$TOK" "server = $CA_URL"
+STATE=$(pending_file "$TOK")
+p11e enroll --request-out "$TMP/no-such-dir/ir.der" test
+check "/spoolfault/unwritable/exit-5" expect_rc 5
+check "/spoolfault/unwritable/says" grep_err "cannot create a file in $TMP/no-such-dir"
+check "/spoolfault/unwritable/no-pending" test ! -e "$STATE"
+check "/spoolfault/unwritable/token-empty" test "$(count_objects "$TOK")" = 0
+
 # --- no PIN or secret in the files left behind or in any output --------------------------
 check "/spoolfault/no-secret/spool" no_secret_in "$SPOOL"/*
 check "/spoolfault/no-secret/state" sh -c "! grep -r -q -F -e '$USER_PIN' -e '$CMP_SECRET' '$TMP/state'"
-check "/spoolfault/no-secret/files" no_secret_in "$TMP"/*.der "$TMP/out" "$TMP/err"
+check "/spoolfault/no-secret/files" no_secret_in "$TMP"/*.der "$TMP/out" "$TMP/err" \
+	"$TMP/kill.out" "$TMP/kill.err" "$SPOOL2"/*
 finish
