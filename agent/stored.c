@@ -7,7 +7,7 @@
  * command reads the answer later: `revoke --response-in ANSWER NAME` for a
  * file carried by hand, `revoke NAME` again for a spool directory (which
  * then sends nothing new).  The answer gets every check a network answer
- * gets (cmpc_set_stored_answer); one that is not the CA's answer to the
+ * gets, through cmpc_set_stored_answer; one that is not the CA's answer to the
  * saved message changes nothing, and the record goes only when the CA's
  * verified answer ended the exchange, or with --abandon.
  */

@@ -451,7 +451,7 @@ void cmpc_certreq_presave(cmpc_ctx *ctx, const cmpc_ids *ids);
 /* cmpc_poll.c: for cmpc_rr and cmpc_genm after cmpc_xchg_begin: with a
  * stored answer set (cmpc_set_stored_answer), reads and checks it (the
  * message stored had body type sent) and makes it the answer OpenSSL's
- * request gets (ctx->x.replay); CMPC_ERR_WAITING when it is not there
+ * request gets, in ctx->x.replay; CMPC_ERR_WAITING when it is not there
  * yet.  CMPC_OK and nothing done without one. */
 cmpc_rv cmpc_stored_replay(cmpc_ctx *ctx, int sent, const char *what);
 

@@ -13,7 +13,7 @@
 need_tools
 need_cmd curl
 setup
-plan 85
+plan 86
 
 SPOOL="$TMP/spool"
 mkdir "$SPOOL"
@@ -269,4 +269,8 @@ check "/spoolfault/no-secret/spool" no_secret_in "$SPOOL"/*
 check "/spoolfault/no-secret/state" sh -c "! grep -r -q -F -e '$USER_PIN' -e '$CMP_SECRET' '$TMP/state'"
 check "/spoolfault/no-secret/files" no_secret_in "$TMP"/*.der "$TMP/out" "$TMP/err" \
 	"$TMP/kill.out" "$TMP/kill.err" "$SPOOL2"/*
+# anywhere in the test's directory but the PIN and secret files themselves
+# and the token store
+check "/spoolfault/no-secret/anywhere" sh -c "! grep -r -l -F -e '$USER_PIN' -e '$CMP_SECRET' \
+	--exclude=pin --exclude=secret --exclude-dir=tokens '$TMP'"
 finish

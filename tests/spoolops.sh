@@ -14,7 +14,7 @@ need_tools
 need_cmd curl
 setup
 trap 'kill_agents; cleanup' EXIT
-plan 80
+plan 81
 
 SPOOL="$TMP/spool"
 mkdir "$SPOOL"
@@ -205,4 +205,8 @@ check "/spoolops/no-secret/state" sh -c "! grep -r -q -F -e '$USER_PIN' -e '$CMP
 	'$TMP/state' '$TMP/state-ag'"
 check "/spoolops/no-secret/outputs" no_secret_in "$TMP"/*.der "$TMP/out" "$TMP/err" \
 	"$TMP"/agent*.log
+# anywhere in the test's directory but the PIN and secret files themselves
+# and the token store
+check "/spoolops/no-secret/anywhere" sh -c "! grep -r -l -F -e '$USER_PIN' -e '$CMP_SECRET' \
+	--exclude=pin --exclude=secret --exclude-dir=tokens '$TMP'"
 finish
