@@ -13,7 +13,7 @@
 need_tools
 need_cmd curl
 setup
-plan 86
+plan 92
 
 SPOOL="$TMP/spool"
 mkdir "$SPOOL"
@@ -221,6 +221,19 @@ p11e revoke --response-in "$TMP/rp.der" test
 check "/spoolfault/rr/duplicate-2" expect_rc 2
 check "/spoolfault/rr/duplicate-says" grep_err "no rr of 'test' waits"
 check "/spoolfault/rr/token-same" test "$(count_objects "$TOK")" = "$OBJS"
+
+# --- a record that is not one: refused, named, left for --abandon ------------------------
+printf 'version 1\nexchange rr\ntransaction_id zz\n' > "$TMP/state/test.rr"
+p11e revoke --response-in "$TMP/rp.der" test
+check "/spoolfault/rr/broken-record-2" expect_rc 2
+check "/spoolfault/rr/broken-record-says" grep_err "test.rr is not a record of a stored rr"
+head -c 3000 /dev/urandom > "$TMP/state/test.rr"
+p11e revoke --request-out "$TMP/rr4.der" test
+check "/spoolfault/rr/garbage-record-2" expect_rc 2
+check "/spoolfault/rr/garbage-record-nothing-written" test ! -e "$TMP/rr4.der"
+p11e revoke --abandon test
+check "/spoolfault/rr/broken-record-abandon-0" expect_rc 0
+check "/spoolfault/rr/broken-record-gone" test ! -e "$TMP/state/test.rr"
 
 # --- kill -9 once the request is in the spool: the transaction is already saved ---------
 # (the CA is away; store_wait long: the client waits for the answer when killed)
