@@ -59,7 +59,8 @@ truncate_der() {
 # unchanged: no certificate, the token as before, the transaction saved as before
 unchanged() {
 	[ "$(kind enrolled-key Certificate)" = 0 ] || { echo "# a certificate was stored"; return 1; }
-	[ "$(count_objects "$TOK")" = "$OBJS" ] || { echo "# objects: $(count_objects "$TOK") not $OBJS"; return 1; }
+	[ "$(count_objects "$TOK")" = "$OBJS" ] ||
+		{ echo "# objects: $(count_objects "$TOK") not $OBJS"; return 1; }
 	same_file "$STATE" "$TMP/state.before"
 }
 
@@ -137,7 +138,8 @@ check "/spoolfault/duplicate/one-cert" test "$(kind enrolled-key Certificate)" =
 # --- a late answer after resume --abandon ---------------------------------------------
 p11e enroll --replace test
 check "/spoolfault/late/exit-9" expect_rc 9
-tid2=$(ls -t "$SPOOL" | sed -n 's/^\([0-9a-f]*\)\.1\.req\.der$/\1/p' | grep -v -x "$tid" | head -n 1)
+tid2=$(ls -t "$SPOOL" | sed -n 's/^\([0-9a-f]*\)\.1\.req\.der$/\1/p' | grep -v -x "$tid" |
+	head -n 1)
 check "/spoolfault/late/second-request" test -n "$tid2"
 carry "$SPOOL/$tid2.1.req.der" "$TMP/real2.der" || echo "# curl failed"
 p11e resume --abandon test
@@ -279,7 +281,8 @@ check "/spoolfault/unwritable/token-empty" test "$(count_objects "$TOK")" = 0
 
 # --- no PIN or secret in the files left behind or in any output --------------------------
 check "/spoolfault/no-secret/spool" no_secret_in "$SPOOL"/*
-check "/spoolfault/no-secret/state" sh -c "! grep -r -q -F -e '$USER_PIN' -e '$CMP_SECRET' '$TMP/state'"
+check "/spoolfault/no-secret/state" \
+	sh -c "! grep -r -q -F -e '$USER_PIN' -e '$CMP_SECRET' '$TMP/state'"
 check "/spoolfault/no-secret/files" no_secret_in "$TMP"/*.der "$TMP/out" "$TMP/err" \
 	"$TMP/kill.out" "$TMP/kill.err" "$SPOOL2"/*
 # anywhere in the test's directory but the PIN and secret files themselves

@@ -24,6 +24,11 @@ kind() {
 		/^ *label:/ { sub(/^ *label: */, ""); if ($0 == l && index(cls, c) == 1) n++ }
 		END { print n + 0 }'
 }
+# certs: the certificates on the token
+certs() {
+	_c=$(objects "$TOK" cert) || { echo unreadable; return 1; }
+	printf '%s\n' "$_c" | grep -c '^Certificate Object'
+}
 serial_of() {
 	"$OPENSSL_BIN" x509 -in "$1" -noout -serial | sed 's/^serial=//'
 }
@@ -61,7 +66,7 @@ check "/spoolops/kur/new-cert" sh -c "! cmp -s '$TMP/cert.pem' '$TMP/ir.pem'"
 p11e genm test --ca-certs "$TMP/cacerts.pem" --store
 check "/spoolops/genm/exit-0" expect_rc 0
 check "/spoolops/genm/two-certs" test "$(grep -c 'BEGIN CERTIFICATE' "$TMP/cacerts.pem")" -eq 2
-check "/spoolops/genm/stored-on-token" test "$(objects "$TOK" cert | grep -c '^Certificate Object')" -eq 3
+check "/spoolops/genm/stored-on-token" test "$(certs)" -eq 3
 p11e revoke test
 check "/spoolops/rr/exit-0" expect_rc 0
 check "/spoolops/rr/says-revoked" grep -q '^revoked test' "$TMP/out"
@@ -124,7 +129,8 @@ check "/spoolops/offline/enrolled" expect_rc 0
 p11e revoke --request-out "$TMP/rr.der" test
 check "/spoolops/offline/rr-exit-9" expect_rc 9
 check "/spoolops/offline/rr-says-how" grep_err 'revoke --response-in ANSWER test'
-check "/spoolops/offline/rr-one-pkimessage" "$OPENSSL_BIN" asn1parse -inform DER -in "$TMP/rr.der" -noout
+check "/spoolops/offline/rr-one-pkimessage" \
+	"$OPENSSL_BIN" asn1parse -inform DER -in "$TMP/rr.der" -noout
 check "/spoolops/offline/rr-not-at-ca" sh -c "! grep -q 'rr: revoked' '$TMP/ca.log'"
 p11e revoke test
 check "/spoolops/offline/rr-no-second" expect_rc 2
@@ -144,7 +150,7 @@ carry "$TMP/genm.der" "$TMP/genp.der" || echo "# curl failed"
 p11e genm --ca-certs "$TMP/off-ca.pem" --store --response-in "$TMP/genp.der" test
 check "/spoolops/offline/genm-exit-0" expect_rc 0
 check "/spoolops/offline/genm-certs" test "$(grep -c 'BEGIN CERTIFICATE' "$TMP/off-ca.pem")" -eq 2
-check "/spoolops/offline/genm-on-token" test "$(objects "$TOK" cert | grep -c '^Certificate Object')" -eq 3
+check "/spoolops/offline/genm-on-token" test "$(certs)" -eq 3
 # --abandon forgets a stored rr; nothing is sent
 p11e revoke --request-out "$TMP/rr2.der" test
 check "/spoolops/offline/rr2-exit-9" expect_rc 9
