@@ -155,7 +155,6 @@ agent_rc agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 	cmpc_rr_status st = CMPC_RR_ACCEPTED;
 	tok_rv trv;
 	cmpc_rv crv;
-
 	agent_stored sx = { .kind = "rr", .cmd = "revoke" };
 
 	if (o->abandon)
