@@ -22,6 +22,17 @@
 
 #include "agent/agent-cmd.h"
 
+/* The command that reads the answer to a stored exchange that asks asks:
+ * "revoke", or the genm with its question. */
+static const char *reader(const agent_stored *st, const char *asks, char *buf, size_t len)
+{
+	if (strcmp(st->kind, "genm") != 0)
+		return st->cmd;
+	snprintf(buf, len, "genm --%s%s", asks,
+		 strcmp(asks, "ca-certs") == 0 || strcmp(asks, "crls") == 0 ? " FILE" : "");
+	return buf;
+}
+
 struct rec_out {
 	const agent_stored *st;
 	const char *name;
@@ -32,11 +43,12 @@ static int put_rec(FILE *f, void *arg)
 	const struct rec_out *o = arg;
 	const agent_stored *st = o->st;
 	char hex[2 * CMPC_ID_MAX + 1];
+	char how[96];
 
-	fprintf(f, "# p11enroll: a %s stored for the CA, waiting for its answer.\n"
-		   "# Read the answer with `p11enroll %s %s` (--response-in ANSWER for a file\n"
-		   "# carried by hand), or forget it with --abandon.  Do not edit.\n",
-		st->kind, st->cmd, o->name);
+	fprintf(f, "# p11enroll: a message (%s) stored for the CA, waiting for its answer.\n"
+		   "# Read the answer with `p11enroll %s %s` (--response-in ANSWER for a\n"
+		   "# file carried by hand), or forget it with --abandon.  Do not edit.\n",
+		st->kind, reader(st, st->asks, how, sizeof(how)), o->name);
 	fprintf(f, "version 1\nexchange %s\nasks %s\n", st->kind, st->asks);
 	agent_hex(st->ap.p.tid, st->ap.p.tid_len, hex, sizeof(hex));
 	fprintf(f, "transaction_id %s\n", hex);
@@ -108,7 +120,7 @@ agent_rc agent_stored_begin(const conf_enrollment *e, const agent_cmd_opts *o, a
 			    cmpc_ctx *cmp)
 {
 	const char *name = e->name != NULL ? e->name : "NAME";
-	char err[1200];
+	char err[1200], how[96];
 	int r;
 
 	st->used = 0;
@@ -134,7 +146,7 @@ agent_rc agent_stored_begin(const conf_enrollment *e, const agent_cmd_opts *o, a
 		log_msg(LOG_ERR, "a %s of '%s' (%s) is stored for the CA and waits for its "
 				 "answer: read it with `p11enroll %s %s%s`, or forget it with "
 				 "`p11enroll %s --abandon %s`",
-			st->kind, name, st->saved_asks, st->cmd,
+			st->kind, name, st->saved_asks, reader(st, st->saved_asks, how, sizeof(how)),
 			st->ap.store_seq > 0 ? "" : "--response-in ANSWER ", name, st->cmd, name);
 		return EXIT_USAGE;
 	}
@@ -151,8 +163,8 @@ agent_rc agent_stored_begin(const conf_enrollment *e, const agent_cmd_opts *o, a
 			st->kind, name,
 			st->ap.store_seq > 0 ? "is in the spool directory, where its answer is read"
 					     : "was written to a file carried by hand",
-			st->cmd, st->ap.store_seq > 0 ? "" : "--response-in ANSWER ", name, st->cmd,
-			name);
+			reader(st, st->saved_asks, how, sizeof(how)),
+			st->ap.store_seq > 0 ? "" : "--response-in ANSWER ", name, st->cmd, name);
 		return EXIT_USAGE;
 	}
 	if (strcmp(st->saved_asks, st->asks) != 0) {
@@ -176,7 +188,7 @@ int agent_stored_end(const conf_enrollment *e, agent_stored *st, cmpc_ctx *cmp, 
 	const char *name = e->name != NULL ? e->name : "NAME";
 	const char *out = agent_offline_request_out();
 	struct rec_out ro = { st, name };
-	char err[1200];
+	char err[1200], how[96];
 
 	if (ex == EXIT_WAITING) {
 		if (!st->used) {
@@ -203,12 +215,14 @@ int agent_stored_end(const conf_enrollment *e, agent_stored *st, cmpc_ctx *cmp, 
 			log_msg(LOG_NOTICE, "the %s for the CA is in %s (saved in %s): carry it to "
 					    "the CA, bring back its answer and run `p11enroll %s "
 					    "--response-in ANSWER %s` (or `p11enroll %s --abandon %s`)",
-				st->kind, out, st->path, st->cmd, name, st->cmd, name);
+				st->kind, out, st->path, reader(st, st->asks, how, sizeof(how)),
+				name, st->cmd, name);
 		else
 			log_msg(LOG_NOTICE, "%s; the %s is saved (%s): `p11enroll %s %s` reads the "
 					    "CA's answer once it is there (`p11enroll %s --abandon "
 					    "%s` forgets it)",
-				cmpc_errmsg(cmp), st->kind, st->path, st->cmd, name, st->cmd, name);
+				cmpc_errmsg(cmp), st->kind, st->path,
+				reader(st, st->asks, how, sizeof(how)), name, st->cmd, name);
 		*ret_rc = EXIT_WAITING;
 		return 1;
 	}
