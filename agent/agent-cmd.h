@@ -395,6 +395,28 @@ const char *agent_spool_kind(void);
 const char *agent_spool_where(void);
 void agent_spool_resume(const agent_pending *ap);
 
+/* stored.c: an rr or genm whose message a store-and-forward transport
+ * stored (spool directory, --request-out) and whose answer has not come:
+ * saved in STATE_DIR/NAME.KIND, read later by the same command (spool) or
+ * with --response-in.  kind ("rr", "genm"), cmd ("revoke", "genm") and asks
+ * (what the exchange is for: the serial, the genm's option) are set by the
+ * caller.  begin: before the exchange (may set cmp to read the saved
+ * message's answer); end: after it, with its exit code: 1 and *ret_rc when
+ * it handled the outcome (saved, exit 9), else 0 (a record that was used
+ * goes when the CA's answer ended the exchange). */
+typedef struct {
+	const char *kind, *cmd;
+	char asks[64], saved_asks[64];
+	agent_pending ap; /* p.tid, p.sent_nonce, store_seq, saved */
+	char path[1024];
+	int used;
+} agent_stored;
+agent_rc agent_stored_begin(const conf_enrollment *e, const agent_cmd_opts *o, agent_stored *st,
+			    cmpc_ctx *cmp);
+int agent_stored_end(const conf_enrollment *e, agent_stored *st, cmpc_ctx *cmp, agent_rc ex,
+		     agent_rc *ret_rc);
+agent_rc agent_stored_abandon(const conf_enrollment *e, agent_stored *st);
+
 /* token.c: the token's identity into this process's result record
  * (escaped); agent_token_open() records it before the login. */
 void agent_token_record(tok_ctx *tok, const tok_info *info);

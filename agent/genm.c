@@ -17,6 +17,9 @@
 
 static agent_rc cmp_fail(cmpc_ctx *cmp, cmpc_rv rv, const char *what)
 {
+	/* stored for the CA: agent_stored_end says what next */
+	if (rv == CMPC_ERR_WAITING)
+		return EXIT_WAITING;
 	log_msg(LOG_ERR, "%s: %s: %s", what, cmpc_strerror(rv), cmpc_errmsg(cmp));
 	log_openssl_errors();
 	return agent_exit_from_cmpc(rv);
@@ -178,10 +181,13 @@ agent_rc agent_genm(const conf_enrollment *e, const agent_cmd_opts *o)
 	tok_ctx *tok = NULL;
 	cmpc_template t;
 	int n = (o->ca_certs != NULL) + o->root_update + o->template_ + (o->crls != NULL);
+	agent_stored sx = { .kind = "genm", .cmd = "genm" };
 	agent_rc rc;
 	cmpc_rv rv;
 
 	memset(&t, 0, sizeof(t));
+	if (o->abandon)
+		return agent_stored_abandon(e, &sx);
 	if (n != 1) {
 		log_msg(LOG_ERR, "genm asks one thing at a time: give exactly one of --ca-certs FILE, "
 				 "--root-update, --template, --crls FILE");
@@ -202,7 +208,15 @@ agent_rc agent_genm(const conf_enrollment *e, const agent_cmd_opts *o)
 		goto out;
 	if ((rc = agent_cmp_protect(e, cmp, tok, 0, "the genm")) != EXIT_OK)
 		goto out;
-	log_msg(LOG_INFO, "sending genm to %s", e->server);
+	snprintf(sx.asks, sizeof(sx.asks), "%s",
+		 o->ca_certs != NULL ? "ca-certs"
+		 : o->root_update    ? "root-update"
+		 : o->template_	     ? "template"
+				     : "crls");
+	if ((rc = agent_stored_begin(e, o, &sx, cmp)) != EXIT_OK)
+		goto out;
+	if (!sx.used)
+		log_msg(LOG_INFO, "sending genm to %s", e->server);
 	if (o->ca_certs != NULL) {
 		rc = ca_certs(e, o, cmp, o->store ? tok : NULL);
 	} else if (o->root_update) {
@@ -215,6 +229,7 @@ agent_rc agent_genm(const conf_enrollment *e, const agent_cmd_opts *o)
 	} else {
 		rc = crls(o, cmp);
 	}
+	(void)agent_stored_end(e, &sx, cmp, rc, &rc);
 out:
 	cmpc_template_clear(&t);
 	/* The cmpc context may hold a token key (the signer): it goes first,

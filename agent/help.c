@@ -65,20 +65,26 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "signed by the new key and protected like an ir (PBM or a signer). --request-out: "
 	  "offline, as for enroll.",
 	  "request-out", CLI_SETTINGS_ALL },
-	{ "revoke", "[--cert FILE | --replaced] [--delete] [NAME]",
+	{ "revoke",
+	  "[--cert FILE | --replaced] [--delete] [--request-out FILE | --response-in FILE | "
+	  "--abandon] [NAME]",
 	  "revoke the enrollment's certificate (rr)",
 	  "Asks the CA to revoke the enrollment's certificate (rr), with the reason --reason "
 	  "gives; --cert revokes a certificate from a file instead, --replaced the pair a "
 	  "replacement left as \"LABEL (to revoke)\". With --delete, the certificate and its key "
-	  "are then deleted from the token.",
-	  "cert delete replaced", CLI_SETTINGS_ALL },
+	  "are then deleted from the token. With --request-out, the rr is written to a file for "
+	  "the CA (offline); --response-in then reads the CA's answer, --abandon forgets it.",
+	  "cert delete replaced request-out response-in abandon", CLI_SETTINGS_ALL },
 	{ "genm", "[--ca-certs FILE [--store]] [--root-update [--out FILE]] [--template] "
-		  "[--crls FILE] [NAME]",
+		  "[--crls FILE] [--request-out FILE | --response-in FILE | --abandon] [NAME]",
 	  "ask the CA: --ca-certs FILE, --root-update, --template, --crls FILE",
 	  "Asks the CA with a general message (genm) for its certificates, a successor of the "
 	  "trusted root, its certificate request template or its current CRLs, verifies what "
-	  "it answers and prints or writes it.",
-	  "ca-certs store root-update out template crls", CLI_SETTINGS_ALL },
+	  "it answers and prints or writes it. With --request-out, the genm is written to a "
+	  "file for the CA (offline); --response-in then reads the CA's answer, --abandon "
+	  "forgets it.",
+	  "ca-certs store root-update out template crls request-out response-in abandon",
+	  CLI_SETTINGS_ALL },
 	{ "resume", "[--abandon | --response-in FILE [--request-out FILE]] [NAME]",
 	  "finish a request the CA answered 'waiting' (polling); with --abandon, give it up and "
 	  "delete its new key",

@@ -110,6 +110,8 @@ static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
 					  off.request_out == NULL
 					      ? "no --request-out FILE to write the message to"
 					      : "a second message in one run");
+	/* Saved first: killed once the file is there, the key still waits. */
+	cmpc_transfer_storing(ctx, req, req_len);
 	if (agent_write_der(off.request_out, req, req_len, err, sizeof(err)) < 0)
 		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "%s", err);
 	off.written = 1;
@@ -133,7 +135,16 @@ agent_rc agent_offline_begin(const char *cmd, const agent_cmd_opts *o)
 				 "goes)");
 		return EXIT_USAGE;
 	}
-	if (o->response_in != NULL && strcmp(o->response_in, o->request_out) == 0) {
+	/* rr and genm: a message out, or an answer in (stored.c), per run */
+	if ((strcmp(cmd, "revoke") == 0 || strcmp(cmd, "genm") == 0) && o->request_out != NULL &&
+	    o->response_in != NULL) {
+		log_msg(LOG_ERR, "%s takes --request-out FILE (write the %s for the CA) or "
+				 "--response-in FILE (read the CA's answer to it), not both",
+			cmd, strcmp(cmd, "revoke") == 0 ? "rr" : "genm");
+		return EXIT_USAGE;
+	}
+	if (o->response_in != NULL && o->request_out != NULL &&
+	    strcmp(o->response_in, o->request_out) == 0) {
 		log_msg(LOG_ERR, "--response-in and --request-out name the same file: give the "
 				 "certConf a file of its own");
 		return EXIT_USAGE;
@@ -161,7 +172,7 @@ void agent_offline_apply(cmpc_ctx *cmp)
 
 void agent_offline_end(agent_rc rc)
 {
-	if (off.response_in == NULL || rc != EXIT_OK)
+	if (off.response_in == NULL || off.request_out == NULL || rc != EXIT_OK)
 		return;
 	if (off.written)
 		log_msg(LOG_NOTICE, "the certConf for the CA is in %s: carry it to the CA, which "

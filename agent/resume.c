@@ -62,13 +62,36 @@ static int keeps_pending(cmpc_rv crv)
 	return crv == CMPC_ERR_WAITING || crv == CMPC_ERR_TRANSPORT || crv == CMPC_ERR_TLS;
 }
 
+/* The request never reached the CA: the saved transaction goes. */
+static int unsent(pending_saver *s, const char *name)
+{
+	if (pending_remove(s->e, &s->ap) < 0)
+		log_msg(LOG_WARNING, "cannot remove the pending transaction file of '%s'; delete "
+				     "it by hand",
+			name);
+	s->saved = 0;
+	return 0;
+}
+
 int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 {
 	const char *name = s->e->name;
+	char err[512];
 	cmpc_rv arv;
 
 	if (!s->have)
 		return 0;
+	if (s->saved && cmpc_store_failed(cmp)) {
+		/* Saved as stored just before the storing, which failed: the
+		 * CA never got the message.  A request: nothing waits at the
+		 * CA, the transaction ends below.  A pollReq: the CA's
+		 * "waiting" still holds; the next resume polls anew. */
+		if (s->ap.p.nonce_len == 0)
+			return unsent(s, name);
+		s->ap.p.sent_nonce_len = 0;
+		if (pending_save(s->e, &s->ap, err, sizeof(err)) < 0)
+			log_msg(LOG_WARNING, "cannot save the pending transaction: %s", err);
+	}
 	if (crv == CMPC_ERR_WAITING && s->saved && s->ap.p.sent_nonce_len > 0 &&
 	    agent_offline_request_out() != NULL) {
 		log_msg(LOG_NOTICE,

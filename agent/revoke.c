@@ -155,7 +155,10 @@ agent_rc agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 	cmpc_rr_status st = CMPC_RR_ACCEPTED;
 	tok_rv trv;
 	cmpc_rv crv;
+	agent_stored sx = { .kind = "rr", .cmd = "revoke" };
 
+	if (o->abandon)
+		return agent_stored_abandon(e, &sx);
 	if (o->replaced)
 		return revoke_replaced(e, o);
 	if (e->reason != NULL && conf_parse_reason(e->reason, &reason) < 0) {
@@ -238,9 +241,17 @@ agent_rc agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o)
 			goto out;
 		}
 	}
-	log_msg(LOG_INFO, "sending rr for serial %s, reason %s, to %s", serial_hex,
-		reason >= 0 ? conf_reason_name(reason) : "unspecified (none given)", e->server);
-	if ((crv = cmpc_rr(cmp, cert, reason, &st)) != CMPC_OK) {
+	snprintf(sx.asks, sizeof(sx.asks), "serial-%s", serial_hex);
+	if ((rc = agent_stored_begin(e, o, &sx, cmp)) != EXIT_OK)
+		goto out;
+	if (!sx.used)
+		log_msg(LOG_INFO, "sending rr for serial %s, reason %s, to %s", serial_hex,
+			reason >= 0 ? conf_reason_name(reason) : "unspecified (none given)",
+			e->server);
+	crv = cmpc_rr(cmp, cert, reason, &st);
+	if (agent_stored_end(e, &sx, cmp, agent_exit_from_cmpc(crv), &rc))
+		goto out;
+	if (crv != CMPC_OK) {
 		/* A verified "already revoked" finishes an earlier revoke
 		 * --delete whose deletion failed: the deletion is still asked. */
 		if (crv == CMPC_ERR_REJECTED && del && have_id && cmpc_rr_already_revoked(cmp)) {

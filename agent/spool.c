@@ -162,9 +162,18 @@ static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
 	if (make_name(sp.rsp_tmpl, tid, m.seq, rsp_name, sizeof(rsp_name)) < 0)
 		return name_fail(ctx, "store_response_name", sp.rsp_tmpl);
 	if (req != NULL) {
-		if (sp.st.put(&sp.st, ctx, &m, req, req_len) < 0)
-			return CMPC_ERR_TRANSPORT;
+		/* The transaction is saved, with this message's number, before
+		 * the CA can see the message: a process killed between the two
+		 * leaves the key waiting for the answer, not deleted by
+		 * recovery while the CA may answer. */
+		int before = sp.seq;
+
 		sp.seq = m.seq;
+		cmpc_transfer_storing(ctx, req, req_len);
+		if (sp.st.put(&sp.st, ctx, &m, req, req_len) < 0) {
+			sp.seq = before;
+			return CMPC_ERR_TRANSPORT;
+		}
 	}
 	return answer(ctx, &m, wait_ms);
 }

@@ -90,6 +90,15 @@ struct cmpc_ctx {
 	char last_tid[2 * CMPC_ID_MAX + 1]; /* hex transactionID of the last message sent */
 	int left_open;	/* the last certificate request failed, the transaction goes on */
 	int rr_fail_info; /* failInfo bits of the last rr the CA rejected, else 0 */
+	/* cmpc_set_stored_answer: the next rr or genm reads this stored
+	 * message's answer instead of sending */
+	cmpc_pending stored_ans;
+	int have_stored_ans;
+	/* the last message was saved as stored, and then not stored */
+	int store_failed;
+	/* the ids of the message the last exchange stored (cmpc_stored_ids) */
+	cmpc_ids last_stored;
+	int have_last_stored;
 	/* the last certificate request's rejection by the CA (verified):
 	 * rejected 1 and its failInfo bits (cmpc_rejection()) */
 	int rejected, rej_fail_info;
@@ -149,6 +158,10 @@ struct cmpc_ctx {
 		int stored, stored_type;
 		int fetching; /* cmpc_fetch_answer: the transport reads an answer */
 		cmpc_ids stored_ids;
+		/* the certificate request under way (CMPC_REQ_* + 1), 0: none */
+		int cr_type;
+		/* cmpc_transfer_storing was called for the current message */
+		int presaved;
 		/* The signer of the last response that verified, and why it may
 		 * speak for the CA (CMPC_SIGNER_*); a CA certificate must also
 		 * be the issuer of the certificate concerned. */
@@ -429,6 +442,18 @@ void cmpc_note_ids(cmpc_ids *ids, const CMPC_HDR *h);
  * cmpc_resume: ctx->x.replay (taken), after pointing OpenSSL's senderNonce
  * at the nonce the replayed message answers. */
 OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req);
+
+/* cmpc_certreq.c: for cmpc_transfer_storing: the pending callback learns
+ * the transaction as it waits once the request or pollReq with ids is
+ * stored. */
+void cmpc_certreq_presave(cmpc_ctx *ctx, const cmpc_ids *ids);
+
+/* cmpc_poll.c: for cmpc_rr and cmpc_genm after cmpc_xchg_begin: with a
+ * stored answer set (cmpc_set_stored_answer), reads and checks it (the
+ * message stored had body type sent) and makes it the answer OpenSSL's
+ * request gets, in ctx->x.replay; CMPC_ERR_WAITING when it is not there
+ * yet.  CMPC_OK and nothing done without one. */
+cmpc_rv cmpc_stored_replay(cmpc_ctx *ctx, int sent, const char *what);
 
 /* cmpc_transfer.c: the answer to a message a store-and-forward transport
  * stored earlier (body type sent), fetched by the transfer function (req

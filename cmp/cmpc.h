@@ -115,6 +115,18 @@ typedef cmpc_rv (*cmpc_transfer_fn)(cmpc_ctx *ctx, const unsigned char *req, siz
  * (accept callback), and the CA's pkiConf is not awaited.
  */
 cmpc_rv cmpc_transfer_stored(cmpc_ctx *ctx, const char *where);
+/*
+ * For a store-and-forward transport, just before req becomes visible to
+ * the CA (renamed into the spool, uploaded, sent): when it is a
+ * certificate request or pollReq, the pending callback learns the
+ * transaction as it will wait for req's answer, so that a crash between
+ * the two leaves it saved (the key kept for the CA's answer).  When the
+ * transport then fails instead of storing, cmpc_store_failed says so
+ * after the exchange: the saved transaction names a message the CA never
+ * got.
+ */
+void cmpc_transfer_storing(cmpc_ctx *ctx, const unsigned char *req, size_t req_len);
+int cmpc_store_failed(const cmpc_ctx *ctx);
 
 /* fn NULL: HTTP(S) POST through libcurl to the server URL (RFC 6712), the
  * default.  arg is passed to fn, not owned.  The server URL is still
@@ -390,6 +402,20 @@ const char *cmpc_transaction_id(const cmpc_ctx *ctx);
  * that said it ended could not be verified (an unprotected error message
  * while polling).  The caller keeps the transaction for a later resume. */
 int cmpc_left_open(const cmpc_ctx *ctx);
+
+/*
+ * An rr or genm whose message a store-and-forward transport stored
+ * (cmpc_transfer_stored) ends with CMPC_ERR_WAITING.  cmpc_stored_ids then
+ * gives what its answer must answer (tid and sent_nonce of ret; 1, or 0
+ * when the last exchange stored nothing), for the caller to keep.
+ * cmpc_set_stored_answer(ctx, p): the next cmpc_rr or cmpc_genm_* sends
+ * nothing; it reads the answer to the message p stored (tid, sent_nonce)
+ * through the transfer function (req NULL), checks its protection,
+ * transactionID and recipNonce, and goes on with it as with the answer to
+ * its own request (CMPC_ERR_WAITING again when none is there yet).
+ */
+int cmpc_stored_ids(const cmpc_ctx *ctx, cmpc_pending *ret);
+void cmpc_set_stored_answer(cmpc_ctx *ctx, const cmpc_pending *p);
 
 /* Outcome of a revocation request besides success. */
 typedef enum {

@@ -409,9 +409,41 @@ static void note_pending(cmpc_ctx *ctx, cmpc_req_type type, int after, const cmp
  * only the CA's pkiConf is not awaited, so the request succeeded.  A
  * request or pollReq: the transaction waits for the CA's answer to it.
  */
+/* The transaction of type as it waits for the answer to the stored
+ * message with ids (of body ctx->x.req_type). */
+static void stored_pending(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_ids *ids, int body,
+			   cmpc_pending *pend)
+{
+	memset(pend, 0, sizeof(*pend));
+	pend->type = type;
+	memcpy(pend->tid, ids->tid, ids->tid_len);
+	pend->tid_len = ids->tid_len;
+	memcpy(pend->sent_nonce, ids->nonce, ids->nonce_len);
+	pend->sent_nonce_len = ids->nonce_len;
+	/* a stored pollReq answers the CA's last "waiting" */
+	if (body == CMPC_BODY_POLLREQ) {
+		memcpy(pend->nonce, ctx->x.wait.nonce, ctx->x.wait.nonce_len);
+		pend->nonce_len = ctx->x.wait.nonce_len;
+	}
+	pend->cert_req_id = type == CMPC_REQ_P10CR ? -1 : 0;
+}
+
+void cmpc_certreq_presave(cmpc_ctx *ctx, const cmpc_ids *ids)
+{
+	cmpc_pending pend;
+
+	if (ctx->x.cr_type == 0 || ctx->pending_fn == NULL || ids->tid_len == 0 ||
+	    ids->nonce_len == 0 ||
+	    (ctx->x.req_type != cmpc_req_body((cmpc_req_type)(ctx->x.cr_type - 1)) &&
+	     ctx->x.req_type != CMPC_BODY_POLLREQ))
+		return;
+	stored_pending(ctx, (cmpc_req_type)(ctx->x.cr_type - 1), ids, ctx->x.req_type, &pend);
+	ctx->x.presaved = 1;
+	ctx->pending_fn(&pend, ctx->pending_arg);
+}
+
 static X509 *stored(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv *ret_rv)
 {
-	const cmpc_ids *ids = &ctx->x.stored_ids;
 	X509 *cert = OSSL_CMP_CTX_get0_newCert(ctx->cmp);
 	cmpc_pending pend;
 
@@ -425,18 +457,7 @@ static X509 *stored(cmpc_ctx *ctx, cmpc_req_type type, const char *what, cmpc_rv
 		*ret_rv = cmpc_classify_failure(ctx, what);
 		return NULL;
 	}
-	memset(&pend, 0, sizeof(pend));
-	pend.type = type;
-	memcpy(pend.tid, ids->tid, ids->tid_len);
-	pend.tid_len = ids->tid_len;
-	memcpy(pend.sent_nonce, ids->nonce, ids->nonce_len);
-	pend.sent_nonce_len = ids->nonce_len;
-	/* a stored pollReq answers the CA's last "waiting" */
-	if (ctx->x.stored_type == CMPC_BODY_POLLREQ) {
-		memcpy(pend.nonce, ctx->x.wait.nonce, ctx->x.wait.nonce_len);
-		pend.nonce_len = ctx->x.wait.nonce_len;
-	}
-	pend.cert_req_id = type == CMPC_REQ_P10CR ? -1 : 0;
+	stored_pending(ctx, type, &ctx->x.stored_ids, ctx->x.stored_type, &pend);
 	if (ctx->pending_fn != NULL)
 		ctx->pending_fn(&pend, ctx->pending_arg);
 	cmpc_seterr(ctx, "%s", ctx->x.msg);
@@ -534,6 +555,7 @@ static cmpc_rv certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509
 		return rv;
 
 	reset_exchange(ctx);
+	ctx->store_failed = 0;
 	ERR_clear_error();
 	if (type == CMPC_REQ_P10CR && csr == NULL) {
 		if ((rv = make_csr(ctx, newkey, what, &own_csr)) != CMPC_OK)
@@ -548,6 +570,7 @@ static cmpc_rv certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509
 	if ((rv = cmpc_transfer_prepare(ctx)) != CMPC_OK)
 		goto out;
 	ctx->x.deadline_ms = cmpc_now_ms() + (long long)ctx->total_s * 1000;
+	ctx->x.cr_type = (int)type + 1;
 
 	if (resume != NULL) {
 		/* Polls with messages of its own until the CA sends the answer,

@@ -140,6 +140,8 @@ static cmpc_rv genm(cmpc_ctx *ctx, const char *what, const char *req_oid, ASN1_T
 		OSSL_CMP_ITAV_free(itav);
 		goto oom;
 	}
+	if ((rv = cmpc_stored_replay(ctx, CMPC_BODY_GENM, what)) != CMPC_OK)
+		goto out;
 	cmpc_log(ctx, LOG_INFO, "sending a genm (%s) to %s", req_oid, ctx->url);
 	cmpc_log_enter(ctx);
 	itavs = OSSL_CMP_exec_GENM_ses(ctx->cmp);

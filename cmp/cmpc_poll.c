@@ -230,24 +230,25 @@ static cmpc_rv stored(cmpc_ctx *ctx, const cmpc_pending *p, const unsigned char 
 
 /* Sends req (taken) and verifies that the answer is protected (or an
  * unprotected error, where allowed) and belongs to p and to req.  req
- * NULL: the answer to the message p stored earlier (p->sent_nonce), from
- * the store-and-forward transport. */
-static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
-			const unsigned char *nonce, size_t nonce_len, const char *what,
-			OSSL_CMP_MSG **ret)
+ * NULL: the answer to the message p stored earlier (p->sent_nonce, of
+ * body type sent; -1: p's request or pollReq), from the store-and-forward
+ * transport. */
+static cmpc_rv exchange_sent(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req, int sent,
+			     const unsigned char *nonce, size_t nonce_len, const char *what,
+			     OSSL_CMP_MSG **ret)
 {
 	OSSL_CMP_MSG *rsp;
 	OSSL_CMP_PKIHEADER *hdr;
 	char errs[512];
 	int type;
 
+	if (sent < 0)
+		sent = p->nonce_len == 0 ? cmpc_req_body(p->type) : CMPC_BODY_POLLREQ;
 	if (req != NULL) {
 		rsp = ctx->msg_transfer(ctx->cmp, req);
 		OSSL_CMP_MSG_free(req);
 	} else {
-		rsp = cmpc_fetch_answer(ctx,
-					p->nonce_len == 0 ? cmpc_req_body(p->type) : CMPC_BODY_POLLREQ,
-					p->tid, p->tid_len);
+		rsp = cmpc_fetch_answer(ctx, sent, p->tid, p->tid_len);
 	}
 	if (rsp == NULL && ctx->x.stored)
 		return stored(ctx, p, nonce, nonce_len);
@@ -306,6 +307,46 @@ protocol:
 	ctx->left_open = 1;
 	OSSL_CMP_MSG_free(rsp);
 	return CMPC_ERR_PROTOCOL;
+}
+
+static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
+			const unsigned char *nonce, size_t nonce_len, const char *what,
+			OSSL_CMP_MSG **ret)
+{
+	return exchange_sent(ctx, p, req, -1, nonce, nonce_len, what, ret);
+}
+
+cmpc_rv cmpc_stored_replay(cmpc_ctx *ctx, int sent, const char *what)
+{
+	cmpc_pending p = ctx->stored_ans;
+	OSSL_CMP_MSG *rsp = NULL;
+	cmpc_rv rv;
+
+	if (!ctx->have_stored_ans)
+		return CMPC_OK;
+	/* One answer, once: a later exchange of this context sends again. */
+	ctx->have_stored_ans = 0;
+	rv = exchange_sent(ctx, &p, NULL, sent, p.sent_nonce, p.sent_nonce_len, what, &rsp);
+	if (rv == CMPC_ERR_WAITING) {
+		/* not there yet: the stored message is still the one waited for */
+		ctx->x.stored_ids.tid_len = p.tid_len;
+		memcpy(ctx->x.stored_ids.tid, p.tid, p.tid_len);
+		ctx->x.stored_ids.nonce_len = p.sent_nonce_len;
+		memcpy(ctx->x.stored_ids.nonce, p.sent_nonce, p.sent_nonce_len);
+		return rv;
+	}
+	if (rv != CMPC_OK)
+		return rv;
+	/* OpenSSL then takes it for the answer to its own (unsent) request:
+	 * the body, the status and what it checks of every answer. */
+	if (!set_tid(ctx, &p)) {
+		OSSL_CMP_MSG_free(rsp);
+		cmpc_seterr(ctx, "%s: cannot hand the CA's answer to OpenSSL (out of memory?)",
+			    what);
+		return CMPC_ERR_INTERNAL;
+	}
+	ctx->x.replay = rsp;
+	return CMPC_OK;
 }
 
 /* The body of rsp, decoded with the layer's templates (its raw DER is

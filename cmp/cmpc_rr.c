@@ -80,6 +80,8 @@ cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_statu
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
 	}
+	if ((rv = cmpc_stored_replay(ctx, CMPC_BODY_RR, what)) != CMPC_OK)
+		goto out;
 	cmpc_log(ctx, LOG_INFO, "sending an rr (reason %d) to %s", reason, ctx->url);
 	cmpc_log_enter(ctx);
 	if (OSSL_CMP_exec_RR_ses(ctx->cmp) != 1) {

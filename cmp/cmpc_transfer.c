@@ -92,6 +92,24 @@ cmpc_rv cmpc_transfer_stored(cmpc_ctx *ctx, const char *where)
 			      ctx->x.what, where != NULL ? where : "(unnamed)");
 }
 
+void cmpc_transfer_storing(cmpc_ctx *ctx, const unsigned char *req, size_t req_len)
+{
+	CMPC_PKIMSG_HEAD *m = cmpc_msg_head_decode(req, req_len);
+	cmpc_ids ids;
+
+	ids.tid_len = ids.nonce_len = 0;
+	if (m != NULL)
+		cmpc_note_ids(&ids, m->header);
+	cmpc_msg_head_free(m);
+	ERR_clear_error();
+	cmpc_certreq_presave(ctx, &ids);
+}
+
+int cmpc_store_failed(const cmpc_ctx *ctx)
+{
+	return ctx != NULL && ctx->store_failed;
+}
+
 int cmpc_transfer_write(cmpc_ctx *ctx, const void *data, size_t len)
 {
 	size_t cap;
@@ -413,7 +431,10 @@ OSSL_CMP_MSG *cmpc_msg_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	}
 	/* a test may kill the client while the CA holds the answer */
 	P11E_COV_FLUSH();
+	ctx->x.presaved = 0;
+	ctx->store_failed = 0;
 	rv = ctx->transfer_fn(ctx, der, (size_t)derlen, (long)limit_ms, ctx->transfer_arg);
+	ctx->store_failed = ctx->x.presaved && !ctx->x.stored;
 	cmpc_wait_end(ctx);
 	if (ctx->x.stored) {
 		note_stored(ctx, der, derlen, type);

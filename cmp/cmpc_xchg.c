@@ -6,6 +6,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include <openssl/err.h>
 
 #include "cmp/cmpc-int.h"
@@ -64,6 +66,29 @@ oom:
 
 void cmpc_xchg_end(cmpc_ctx *ctx)
 {
+	/* what the caller keeps of a stored message outlives the exchange */
+	ctx->have_last_stored = ctx->x.stored && ctx->x.stored_ids.tid_len > 0 &&
+				ctx->x.stored_ids.nonce_len > 0;
+	ctx->last_stored = ctx->x.stored_ids;
 	cmpc_x_reset(ctx);
 	ERR_clear_error();
+}
+
+void cmpc_set_stored_answer(cmpc_ctx *ctx, const cmpc_pending *p)
+{
+	ctx->have_stored_ans = p != NULL && p->tid_len > 0 && p->sent_nonce_len > 0;
+	if (p != NULL)
+		ctx->stored_ans = *p;
+}
+
+int cmpc_stored_ids(const cmpc_ctx *ctx, cmpc_pending *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (ctx == NULL || !ctx->have_last_stored)
+		return 0;
+	memcpy(ret->tid, ctx->last_stored.tid, ctx->last_stored.tid_len);
+	ret->tid_len = ctx->last_stored.tid_len;
+	memcpy(ret->sent_nonce, ctx->last_stored.nonce, ctx->last_stored.nonce_len);
+	ret->sent_nonce_len = ctx->last_stored.nonce_len;
+	return 1;
 }
