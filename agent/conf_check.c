@@ -146,6 +146,13 @@ static int check_url(const char *v, char *why, size_t whylen)
 		return v[7] == '/' ? 0
 				   : agent_fail(why, whylen, "a spool directory is written "
 							     "file:///absolute/path");
+	/* the address alone: the mail servers are settings of their own */
+	if (strncasecmp(v, "mailto:", 7) == 0)
+		return strchr(v + 7, '@') != NULL && strpbrk(v + 7, "?,; <>\"") == NULL
+			       ? 0
+			       : agent_fail(why, whylen, "a CA's mail address is written "
+							 "mailto:ca@example.org (one address, "
+							 "nothing after it)");
 	if (strncasecmp(v, "http://", 7) == 0)
 		host = v + 7;
 	else if (strncasecmp(v, "https://", 8) == 0)
@@ -153,8 +160,8 @@ static int check_url(const char *v, char *why, size_t whylen)
 	else if (strncasecmp(v, "tcp://", 6) == 0)
 		host = v + 6, tcp = 1;
 	else
-		return agent_fail(why, whylen, "not an http://, https://, tcp:// or file:/// URL "
-					 "(https://ca.example/.well-known/cmp, tcp://ca.example)");
+		return agent_fail(why, whylen, "not an http://, https://, tcp://, file:/// or mailto: "
+					 "URL (https://ca.example/.well-known/cmp, tcp://ca.example)");
 	if (*host == '\0' || *host == '/')
 		return agent_fail(why, whylen, "the URL names no host");
 	/* CMP over TCP has no place for a path (cmp/cmpc_tcp.c) */

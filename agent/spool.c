@@ -27,6 +27,7 @@ static const struct {
 	spool_open_fn *open;
 } stores[] = {
     {"file://", spool_dir_open},
+    {"mailto:", spool_mail_open},
 };
 
 /* One spool per process (a command, or one of the agent's children). */

@@ -44,5 +44,10 @@ typedef int spool_open_fn(const conf_enrollment *e, spool_store *st, char *err,
 			  size_t errlen);
 
 spool_open_fn spool_dir_open;
+spool_open_fn spool_mail_open;
+
+/* spool_mail.c: whether e's mailto: server has the mail settings it needs;
+ * 0, or -1 with err saying which are missing or wrong. */
+int agent_spool_mail_conf(const conf_enrollment *e, char *err, size_t errlen);
 
 #endif
