@@ -51,16 +51,21 @@ check "/mailsrv/maildir/no-temp-left" test -z "$(ls "$MAIL_DIR/client/tmp")"
 # --- out by IMAP and POP3, plain and TLS ----------------------------------------
 check "/mailsrv/imap/search-two" eval 'mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAP_URL" \
 	-X "SEARCH ALL" | tr -d "\r" | grep -qx "\* SEARCH 1 2"'
-check "/mailsrv/imap/fetch" eval 'mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAP_URL/;UID=1" |
-	grep -q "^Subject: plain-one"'
-check "/mailsrv/imaps/fetch" eval 'mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAPS_URL/;UID=2" |
-	grep -q "^Subject: tls-two"'
+# uid_of SUBJECT: the IMAP UID of the client's mail with SUBJECT
+uid_of() {
+	mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAP_URL" -X "UID SEARCH SUBJECT $1" |
+		tr -d '\r' | sed -n 's/^\* SEARCH \([0-9][0-9]*\)$/\1/p'
+}
+check "/mailsrv/imap/fetch" eval 'mcurl --netrc-file "$TMP/netrc" \
+	"$MAIL_IMAP_URL/;UID=$(uid_of plain-one)" | grep -q "^Subject: plain-one"'
+check "/mailsrv/imaps/fetch" eval 'mcurl --netrc-file "$TMP/netrc" \
+	"$MAIL_IMAPS_URL/;UID=$(uid_of tls-two)" | grep -q "^Subject: tls-two"'
 check "/mailsrv/imap/bad-password-refused" not mcurl --netrc-file "$TMP/netrc.bad" \
 	"$MAIL_IMAP_URL/;UID=1"
 check "/mailsrv/pop3/list-two" eval 'test "$(mcurl --netrc-file "$TMP/netrc" "$MAIL_POP3_URL" |
 	wc -l)" = 2'
-check "/mailsrv/pop3s/retr" eval 'mcurl --netrc-file "$TMP/netrc" "$MAIL_POP3S_URL/2" |
-	grep -q "^body of tls-two"'
+check "/mailsrv/pop3s/retr" eval '{ mcurl --netrc-file "$TMP/netrc" "$MAIL_POP3S_URL/1" &&
+	mcurl --netrc-file "$TMP/netrc" "$MAIL_POP3S_URL/2"; } | grep -c "^body of " | grep -qx 2'
 check "/mailsrv/pop3s/unverified-refused" not curl -sS --max-time "$(scaled 30)" \
 	--netrc-file "$TMP/netrc" "$MAIL_POP3S_URL/1" 2>> "$TMP/curl.err"
 # --- deleted: one by POP3S DELE, the other by IMAP STORE \Deleted + EXPUNGE ----

@@ -66,8 +66,11 @@ class Deliver:
         for rcpt in envelope.rcpt_tos:
             box = self.mailbox(rcpt)
             self.count += 1
-            name = "%d.M%dP%dQ%d.smtpd" % (time.time(), time.time_ns() % 1000000,
-                                           os.getpid(), self.count)
+            # seconds and microseconds of one clock reading: names sort in
+            # delivery order (and so do dovecot's UIDs for mails of one scan)
+            now = time.time_ns() // 1000
+            name = "%d.M%06dP%dQ%d.smtpd" % (now // 1000000, now % 1000000,
+                                             os.getpid(), self.count)
             tmp = os.path.join(box, "tmp", name)
             with open(tmp, "wb") as f:
                 f.write(head + data)
