@@ -350,6 +350,7 @@ int cmpc_mail_send(cmpc_ctx *ctx, const cmpc_mail *m, const char *tid, int seq,
 	source src;
 	CURL *h = NULL;
 	CURLcode cc;
+	size_t i;
 	int ret = -1, tls;
 
 	if (bad != NULL) {
@@ -363,6 +364,8 @@ int cmpc_mail_send(cmpc_ctx *ctx, const cmpc_mail *m, const char *tid, int seq,
 				   what);
 		return -1;
 	}
+	for (i = 0; rhex[i] != '\0'; i++)
+		rhex[i] = (char)(rhex[i] >= 'A' && rhex[i] <= 'F' ? rhex[i] + 32 : rhex[i]);
 	/* the domain of our own address: the Message-ID tells nothing else */
 	host = strrchr(m->from, '@') + 1;
 	snprintf(msgid, sizeof(msgid), "<%s.%d.%s@%.*s>", tid, seq, rhex,

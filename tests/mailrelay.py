@@ -18,6 +18,7 @@
 #                of an earlier transaction (needs one)
 #   wrongtid     first the answer under another transactionID's subject and
 #                headers
+#   only-faults  the faults asked for, and not the answer
 # Prints "ready" once it watches; logs one line per mail handled and sent.
 import base64
 import os
@@ -105,13 +106,15 @@ def handle(path):
     if "wrongtid" in MODES:
         send(answer_mail("00" + tid[2:], n, "<00" + msgid[3:], ans, ctype))
         log("sent wrongtid %s %s" % (tid, n))
+    if "only-faults" in MODES:
+        return
     send(answer_mail(tid, n, msgid, ans, ctype))
     log("sent %s %s" % (tid, n))
     if "dup" in MODES:
         send(answer_mail(tid, n, msgid, ans, ctype))
         log("sent dup %s %s" % (tid, n))
-    if LAST.get("tid") != tid:
-        LAST["other"] = LAST.get("mine")
+    if LAST.get("tid") != tid and LAST.get("mine"):
+        LAST["other"] = LAST["mine"]
     LAST["tid"] = tid
     LAST["mine"] = ans
 
