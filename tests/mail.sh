@@ -14,7 +14,7 @@
 . "$top_srcdir/tests/mail-lib.sh"
 need_tools
 setup
-plan 79
+plan 81
 
 mail_start || bail_out "the mail servers did not start"
 SPOOL=$TMP/spool
@@ -92,8 +92,8 @@ p11e enroll test
 check "/mail/ir/imap/exit-0" expect_rc 0
 check "/mail/ir/imap/cert-on-token" test "$(certs_on "$TOK")" = 1
 check "/mail/ir/imap/one-key" test "$(keys_on "$TOK")" = 1
-check "/mail/ir/imap/cert-verifies" "$OPENSSL_BIN" verify -CAfile "$TMP/ca/root.pem" \
-	-untrusted "$TMP/ca/ca.pem" "$TMP/cert.pem"
+check "/mail/ir/imap/cert-verifies" eval '"$OPENSSL_BIN" verify -CAfile "$TMP/ca/root.pem" \
+	-untrusted "$TMP/ca/ca.pem" "$TMP/cert.pem" > /dev/null'
 tid=$(last_tid)
 check "/mail/ir/imap/ca-answered-both" test -s "$SPOOL/$tid.2.rsp.der"
 req=$(ca_mail "$tid" 1)
@@ -134,6 +134,12 @@ p11e genm test --ca-certs "$TMP/cacerts.pem"
 check "/mail/genm/x-pkixcmp/exit-0" expect_rc 0
 check "/mail/genm/x-pkixcmp/two-certs" test "$(grep -c 'BEGIN CERTIFICATE' "$TMP/cacerts.pem")" = 2
 check "/mail/genm/x-pkixcmp/consumed" test "$(mail_count client)" = 0
+
+# genm again, the inbox over imap:// with STARTTLS required (dovecot offers it)
+mail_conf "$TOK" "$MAIL_SMTPS_URL" "$MAIL_IMAP_URL" "mail_starttls = yes"
+p11e genm test --ca-certs "$TMP/cacerts.pem"
+check "/mail/genm/imap-starttls/exit-0" expect_rc 0
+check "/mail/genm/imap-starttls/consumed" test "$(mail_count client)" = 0
 
 # --- rr over POP3, answers as multipart/mixed ----------------------------------------
 relay multipart
