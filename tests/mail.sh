@@ -12,9 +12,11 @@
 # or mail left behind.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/mail-lib.sh"
+. "$top_srcdir/tests/agent-lib.sh"
 need_tools
 setup
-plan 81
+trap 'kill_agents; cleanup' EXIT
+plan 88
 
 mail_start || bail_out "the mail servers did not start"
 SPOOL=$TMP/spool
@@ -205,6 +207,29 @@ check "/mail/broken/says-skipped" grep_err "1 mail in $MAIL_POP3_URL skipped.*no
 check "/mail/broken/left" test "$(mail_count client)" = $((before + 1))
 check "/mail/broken/key-kept" test "$(keys_on "$TOK4")" = 1
 relay
+
+# --- the agent renews over mailto: -------------------------------------------------
+# A certificate valid for 60 s with renew_at = 1d: due at once.
+start_ca --spool "$SPOOL" --validity-seconds "$(scaled 60)" || exit 1
+TOK6=mail-agent
+make_token "$TOK6" || exit 1
+mail_conf "$TOK6" "$MAIL_SMTPS_URL" "$MAIL_IMAPS_URL" "renew_at = 1d
+state_dir = $TMP/state-ag"
+before=$(mail_count client)
+p11e enroll test
+check "/mail/agent/enrolled" expect_rc 0
+cp "$TMP/cert.pem" "$TMP/ag-old.pem"
+: > "$TMP/ca.log"
+agent_start "$TMP/p11enroll.conf" "$TMP/agent.log" || exit 1
+wait_for 60 grep -q 'kur -> kup accepted' "$TMP/ca.log"
+check "/mail/agent/renewed-kur" grep -q 'kur -> kup accepted' "$TMP/ca.log"
+wait_for 30 sh -c "! cmp -s '$TMP/cert.pem' '$TMP/ag-old.pem'"
+check "/mail/agent/new-cert-out" sh -c "! cmp -s '$TMP/cert.pem' '$TMP/ag-old.pem'"
+agent_stop "$APID"
+check "/mail/agent/stopped-0" test "$ARC" -eq 0
+check "/mail/agent/one-key" test "$(keys_on "$TOK6")" = 1
+check "/mail/agent/consumed" test "$(mail_count client)" = "$before"
+check "/mail/agent/no-secret" no_secrets "$TMP/agent.log"
 
 # --- failures: nothing stored, nothing left on the token -----------------------
 TOK5=mail-fail
