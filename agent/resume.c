@@ -82,11 +82,18 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 	}
 	if (crv != CMPC_OK && s->saved && s->ap.p.sent_nonce_len > 0 &&
 	    (keeps_pending(crv) || cmpc_left_open(cmp)) && agent_spool_server(s->e->server)) {
-		log_msg(LOG_NOTICE,
-			"the %s is in the spool directory %s, the transaction saved: `p11enroll "
-			"resume %s` (or the agent) reads the CA's answer once it is there; `p11enroll "
-			"resume --abandon %s` gives it up",
-			pending_req_name(s->ap.p.type), s->e->server + 7, name, name);
+		if (strncmp(s->e->server, "file://", 7) == 0)
+			log_msg(LOG_NOTICE,
+				"the %s is in the spool directory %s, the transaction saved: "
+				"`p11enroll resume %s` (or the agent) reads the CA's answer once it "
+				"is there; `p11enroll resume --abandon %s` gives it up",
+				pending_req_name(s->ap.p.type), s->e->server + 7, name, name);
+		else
+			log_msg(LOG_NOTICE,
+				"the %s went to %s, the transaction saved: `p11enroll resume %s` "
+				"(or the agent) reads the CA's answer once it is there; `p11enroll "
+				"resume --abandon %s` gives it up",
+				pending_req_name(s->ap.p.type), s->e->server, name, name);
 		return 1;
 	}
 	if (crv != CMPC_OK && s->saved && s->ap.p.sent_nonce_len > 0 &&

@@ -16,7 +16,7 @@
 need_tools
 setup
 trap 'kill_agents; cleanup' EXIT
-plan 88
+plan 89
 
 mail_start || bail_out "the mail servers did not start"
 SPOOL=$TMP/spool
@@ -160,6 +160,7 @@ STATE=$(pending_file "$TOK2")
 p11e enroll test
 check "/mail/late/exit-9" expect_rc 9
 check "/mail/late/says-where" grep_err "mail to the CA, its answer awaited in $MAIL_IMAP_URL"
+check "/mail/late/says-resume" grep_err "the ir went to mailto:$MAIL_CA_ADDR, the transaction saved"
 check "/mail/late/pending-saved" test -f "$STATE"
 check "/mail/late/key-kept" test "$(keys_on "$TOK2")" = 1
 check "/mail/late/no-cert" test "$(certs_on "$TOK2")" = 0
