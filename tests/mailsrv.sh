@@ -7,7 +7,7 @@
 . "$top_srcdir/tests/mail-lib.sh"
 need_tools
 setup
-plan 28
+plan 43
 
 mail_start || bail_out "the mail servers did not start"
 # curl reads the client's login from a netrc file: no password in argv
@@ -167,5 +167,84 @@ p11e resume --response-in "$TMP/ip.der" --request-out "$TMP/certconf.der" test
 check "/mailsrv/ca/p11enroll-takes-answer" expect_rc 0
 check "/mailsrv/ca/cert-verifies" quiet "$OPENSSL_BIN" verify -CAfile "$TMP/ca/root.pem" \
 	-untrusted "$TMP/ca/ca.pem" "$TMP/cert.pem"
+
+# --- the CA's answer bent for the client's tests; requests in other forms -------
+# round N [CA-ARGS...]: the CA restarted with CA-ARGS, request N sent (by SMTP,
+# unless already in the CA's Maildir), until the CA has moved it to cur/
+# (after its answers went out: the SMTP server has put them in place)
+handled() {
+	test -z "$(ls "$MAIL_DIR/ca/new")" && test -n "$(ls "$MAIL_DIR/ca/cur")"
+}
+round() {
+	_n=$1
+	shift
+	clear_client
+	rm -f "$MAIL_DIR/ca/cur/"*
+	ca_mail "$@"
+	[ -f "$TMP/req.$_n" ] && { send_request "$_n" || echo "# request $_n not sent"; }
+	wait_for 30 handled || echo "# the CA did not take request $_n"
+	A=$(answers | head -n 1)
+	cmp_der "$A" "$TMP/rsp.$_n.der" 2> /dev/null
+}
+# the answer as x-pkixcmp in a multipart, by SMTPS; the request a multipart
+# with application/x-pkixcmp-poll
+request_mail 2 application/x-pkixcmp-poll multipart
+round 2 --mail-ctype application/x-pkixcmp --mail-multipart --mail-smtp "$MAIL_SMTPS_URL" \
+	--mail-cacert "$MAIL_CACERT"
+check "/mailsrv/ca/multipart/one-answer" has_mails client 1
+check "/mailsrv/ca/multipart/form" eval '
+	header "$A" Content-Type | grep -q "^multipart/mixed; boundary=" &&
+	test "$(tr -d "\r" < "$A" | grep "^Content-Type: " | sed -n "2p;3p" | tr "\n" " ")" = \
+		"Content-Type: text/plain; charset=us-ascii Content-Type: application/x-pkixcmp "'
+check "/mailsrv/ca/multipart/pkimessage" is_der "$TMP/rsp.2.der"
+# dup: the same answer twice
+request_mail 3
+round 3 --mail-fault dup
+check "/mailsrv/ca/dup/two-answers" has_mails client 2
+check "/mailsrv/ca/dup/same" eval 'cmp_der "$(answers | tail -n 1)" "$TMP/rsp.3b.der" &&
+	is_der "$TMP/rsp.3.der" && cmp -s "$TMP/rsp.3.der" "$TMP/rsp.3b.der"'
+# wrong-tid: another transaction's id in subject and header, In-Reply-To right
+request_mail 4
+round 4 --mail-fault wrong-tid
+OTHER=$(header "$A" X-CMP-Transaction-ID)
+check "/mailsrv/ca/wrong-tid/other-id" eval 'test -n "$OTHER" && test "$OTHER" != "$TID" &&
+	test "${#OTHER}" = "${#TID}" && test "$(header "$A" Subject)" = "Re: CMP $OTHER 4" &&
+	test "$(header "$A" In-Reply-To)" = "<$TID.4.$$@test.invalid>"'
+check "/mailsrv/ca/wrong-tid/pkimessage" is_der "$TMP/rsp.4.der"
+# garbage: base64 of no DER
+request_mail 5
+round 5 --mail-fault garbage
+check "/mailsrv/ca/garbage/base64-not-der" eval 'test -s "$TMP/rsp.5.der" &&
+	! is_der "$TMP/rsp.5.der"'
+# no-subject-tid: the id nowhere but in In-Reply-To
+request_mail 6
+round 6 --mail-fault no-subject-tid
+check "/mailsrv/ca/no-subject-tid/form" eval '
+	test -z "$(header "$A" X-CMP-Transaction-ID)" &&
+	! header "$A" Subject | grep -q "$TID" &&
+	test "$(header "$A" In-Reply-To)" = "<$TID.6.$$@test.invalid>"'
+check "/mailsrv/ca/no-subject-tid/pkimessage" is_der "$TMP/rsp.6.der"
+# a request with CRLF line ends, put into the CA's Maildir directly (the
+# SMTP server stores LF); no X-CMP-Transaction-ID: the subject names it
+request_mail 7
+grep -v '^X-CMP-Transaction-ID' "$TMP/req.7" | sed 's/$/\r/' > "$MAIL_DIR/ca/tmp/req.7"
+rm -f "$TMP/req.7"
+mv "$MAIL_DIR/ca/tmp/req.7" "$MAIL_DIR/ca/new/req.7"
+round 7
+check "/mailsrv/ca/crlf/answered" eval 'is_der "$TMP/rsp.7.der" &&
+	test "$(header "$A" X-CMP-Transaction-ID)" = "$TID"'
+# a mail without a CMP message: taken out of new/, no answer
+printf 'From: %s\nTo: %s\nSubject: hello\n\njust text\n' "$MAIL_CLIENT_ADDR" \
+	"$MAIL_CA_ADDR" > "$TMP/req.8"
+round 8
+check "/mailsrv/ca/no-cmp/no-answer" has_mails client 0
+check "/mailsrv/ca/no-cmp/logged" grep -q "no PKIMessage in it" "$TMP/ca.log"
+# usage: the mail mode needs its server and address, a known fault
+stop_ca
+"$TESTCA" --dir "$TMP/ca" --mail "$MAIL_DIR/ca" --mail-from "$MAIL_CA_ADDR" > /dev/null 2>&1
+check "/mailsrv/ca/usage/needs-smtp" test $? = 2
+"$TESTCA" --dir "$TMP/ca" --mail "$MAIL_DIR/ca" --mail-smtp "$MAIL_SMTP_URL" \
+	--mail-from "$MAIL_CA_ADDR" --mail-fault bogus > /dev/null 2>&1
+check "/mailsrv/ca/usage/unknown-fault" test $? = 2
 
 finish
