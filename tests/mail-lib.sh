@@ -136,6 +136,8 @@ ssl_cert = <$_md/tls/srv.pem
 ssl_key = <$_md/tls/srv.key
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+# a wrong password is answered at once (tests try them on purpose)
+auth_failure_delay = 0
 passdb {
   driver = passwd-file
   args = scheme=PLAIN $_md/passwd

@@ -7,7 +7,7 @@
 . "$top_srcdir/tests/mail-lib.sh"
 need_tools
 setup
-plan 19
+plan 43
 
 mail_start || bail_out "the mail servers did not start"
 # curl reads the client's login from a netrc file: no password in argv
@@ -24,6 +24,9 @@ mail_text() {
 }
 not() {
 	! "$@"
+}
+quiet() {
+	"$@" > /dev/null 2>&1
 }
 send() { # URL RCPT FILE [CURL-ARGS...]
 	_url=$1 _rcpt=$2 _file=$3
@@ -75,5 +78,173 @@ check "/mailsrv/imaps/delete" eval 'mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAPS
 	-X "STORE 1 +FLAGS (\\Deleted)" > /dev/null &&
 	mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAPS_URL" -X EXPUNGE > /dev/null'
 check "/mailsrv/maildir/none-left" test "$(mail_count client)" = 0
+
+# --- the test CA's mail mode: a request mail in, the answer mail out ------------
+# The request: p11enroll's own ir (enroll --request-out, the offline flow),
+# mailed as RFC 2510 5.3 says by curl; the CA reads it from its Maildir and
+# answers by SMTP into the client's; p11enroll takes the answer it carries.
+TOK=mail-ca
+make_token "$TOK" || exit 1
+ca_mail() { # [CA-ARGS...]: the CA answering mail
+	start_ca --mail "$MAIL_DIR/ca" --mail-smtp "$MAIL_SMTP_URL" --mail-from "$MAIL_CA_ADDR" \
+		"$@" || bail_out "the test CA did not start"
+}
+ca_mail
+write_conf "$TOK" "cert_out = $TMP/cert.pem"
+p11e enroll --request-out "$TMP/ir.der" test
+check "/mailsrv/ca/request-written" expect_rc 9
+TID=$(sed -n 's/^transaction_id \([0-9a-f][0-9a-f]*\)$/\1/p' "$(pending_file "$TOK")")
+[ -n "$TID" ] || bail_out "no transaction_id in the pending file"
+# request_mail N [CTYPE [multipart]]: the request as a mail in $TMP/req.N
+request_mail() {
+	{
+		printf 'From: p11enroll <%s>\nTo: %s\nSubject: CMP %s %s\n' "$MAIL_CLIENT_ADDR" \
+			"$MAIL_CA_ADDR" "$TID" "$1"
+		printf 'Message-ID: <%s.%s.%s@test.invalid>\nX-CMP-Transaction-ID: %s\n' \
+			"$TID" "$1" "$$" "$TID"
+		printf 'MIME-Version: 1.0\n'
+		if [ "${3:-}" = multipart ]; then
+			printf 'Content-Type: multipart/mixed; boundary=b0undary\n\n--b0undary\n'
+			printf 'Content-Type: text/plain\n\nsee the attachment\n--b0undary\n'
+		fi
+		printf 'Content-Type: %s\nContent-Transfer-Encoding: base64\n\n' \
+			"${2:-application/pkixcmp}"
+		base64 -w 76 "$TMP/ir.der"
+		[ "${3:-}" = multipart ] && printf -- '--b0undary--\n'
+	} > "$TMP/req.$1"
+}
+send_request() { # N
+	mcurl "$MAIL_SMTP_URL" --crlf --mail-from "$MAIL_CLIENT_ADDR" --mail-rcpt "$MAIL_CA_ADDR" \
+		-T "$TMP/req.$1"
+}
+# answers: the answer mails in the client's Maildir, oldest first
+answers() {
+	ls "$MAIL_DIR/client/new" | sort | sed "s|^|$MAIL_DIR/client/new/|"
+}
+# cmp_der MAIL OUT: the base64 of MAIL's (first) CMP part, decoded
+cmp_der() {
+	tr -d '\r' < "$1" | awk '
+		/^Content-Type: application\/(x-)?pkixcmp/ { inpart = 1; next }
+		inpart == 1 && /^$/ { inpart = 2; next }
+		inpart == 2 && /^--/ { exit }
+		inpart == 2 { print }' | base64 -d > "$2"
+}
+header() { # MAIL NAME: the header's value
+	tr -d '\r' < "$1" | sed -n "/^\$/q; s/^$2: //p"
+}
+is_der() {
+	"$OPENSSL_BIN" asn1parse -inform DER -in "$1" > /dev/null 2>&1
+}
+clear_client() {
+	rm -f "$MAIL_DIR/client/new/"* "$MAIL_DIR/client/cur/"*
+}
+request_mail 1
+check "/mailsrv/ca/request-sent" send_request 1
+# has_mails USER N: USER's Maildir holds N mails
+has_mails() {
+	test "$(mail_count "$1")" = "$2"
+}
+check "/mailsrv/ca/answer-arrived" wait_for 30 has_mails client 1
+A=$(answers | head -n 1)
+check "/mailsrv/ca/request-moved-to-cur" eval 'test -z "$(ls "$MAIL_DIR/ca/new")" &&
+	test "$(ls "$MAIL_DIR/ca/cur" | wc -l)" = 1'
+check "/mailsrv/ca/answer-headers" eval '
+	test "$(header "$A" Subject)" = "Re: CMP $TID 1" &&
+	test "$(header "$A" In-Reply-To)" = "<$TID.1.$$@test.invalid>" &&
+	test "$(header "$A" References)" = "<$TID.1.$$@test.invalid>" &&
+	test "$(header "$A" X-CMP-Transaction-ID)" = "$TID" &&
+	test "$(header "$A" From)" = "$MAIL_CA_ADDR" &&
+	test "$(header "$A" To)" = "$MAIL_CLIENT_ADDR" &&
+	test "$(header "$A" Content-Type)" = application/pkixcmp &&
+	test "$(header "$A" Content-Transfer-Encoding)" = base64'
+check "/mailsrv/ca/base64-76" eval 'test "$(sed -n "/^\r*\$/,\$p" "$A" | tr -d "\r" |
+	awk "length > 76" | wc -l)" = 0'
+# the client's way: fetched by IMAP, the part decoded, p11enroll takes it
+mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAP_URL/;UID=$(uid_of "Re:")" > "$TMP/answer.eml"
+cmp_der "$TMP/answer.eml" "$TMP/ip.der"
+check "/mailsrv/ca/answer-is-pkimessage" is_der "$TMP/ip.der"
+p11e resume --response-in "$TMP/ip.der" --request-out "$TMP/certconf.der" test
+check "/mailsrv/ca/p11enroll-takes-answer" expect_rc 0
+check "/mailsrv/ca/cert-verifies" quiet "$OPENSSL_BIN" verify -CAfile "$TMP/ca/root.pem" \
+	-untrusted "$TMP/ca/ca.pem" "$TMP/cert.pem"
+
+# --- the CA's answer bent for the client's tests; requests in other forms -------
+# round N [CA-ARGS...]: the CA restarted with CA-ARGS, request N sent (by SMTP,
+# unless already in the CA's Maildir), until the CA has moved it to cur/
+# (after its answers went out: the SMTP server has put them in place)
+handled() {
+	test -z "$(ls "$MAIL_DIR/ca/new")" && test -n "$(ls "$MAIL_DIR/ca/cur")"
+}
+round() {
+	_n=$1
+	shift
+	clear_client
+	rm -f "$MAIL_DIR/ca/cur/"*
+	ca_mail "$@"
+	[ -f "$TMP/req.$_n" ] && { send_request "$_n" || echo "# request $_n not sent"; }
+	wait_for 30 handled || echo "# the CA did not take request $_n"
+	A=$(answers | head -n 1)
+	cmp_der "$A" "$TMP/rsp.$_n.der" 2> /dev/null
+}
+# the answer as x-pkixcmp in a multipart, by SMTPS; the request a multipart
+# with application/x-pkixcmp-poll
+request_mail 2 application/x-pkixcmp-poll multipart
+round 2 --mail-ctype application/x-pkixcmp --mail-multipart --mail-smtp "$MAIL_SMTPS_URL" \
+	--mail-cacert "$MAIL_CACERT"
+check "/mailsrv/ca/multipart/one-answer" has_mails client 1
+check "/mailsrv/ca/multipart/form" eval '
+	header "$A" Content-Type | grep -q "^multipart/mixed; boundary=" &&
+	test "$(tr -d "\r" < "$A" | grep "^Content-Type: " | sed -n "2p;3p" | tr "\n" " ")" = \
+		"Content-Type: text/plain; charset=us-ascii Content-Type: application/x-pkixcmp "'
+check "/mailsrv/ca/multipart/pkimessage" is_der "$TMP/rsp.2.der"
+# dup: the same answer twice
+request_mail 3
+round 3 --mail-fault dup
+check "/mailsrv/ca/dup/two-answers" has_mails client 2
+check "/mailsrv/ca/dup/same" eval 'cmp_der "$(answers | tail -n 1)" "$TMP/rsp.3b.der" &&
+	is_der "$TMP/rsp.3.der" && cmp -s "$TMP/rsp.3.der" "$TMP/rsp.3b.der"'
+# wrong-tid: another transaction's id in subject and header, In-Reply-To right
+request_mail 4
+round 4 --mail-fault wrong-tid
+OTHER=$(header "$A" X-CMP-Transaction-ID)
+check "/mailsrv/ca/wrong-tid/other-id" eval 'test -n "$OTHER" && test "$OTHER" != "$TID" &&
+	test "${#OTHER}" = "${#TID}" && test "$(header "$A" Subject)" = "Re: CMP $OTHER 4" &&
+	test "$(header "$A" In-Reply-To)" = "<$TID.4.$$@test.invalid>"'
+check "/mailsrv/ca/wrong-tid/pkimessage" is_der "$TMP/rsp.4.der"
+# garbage: base64 of no DER
+request_mail 5
+round 5 --mail-fault garbage
+check "/mailsrv/ca/garbage/base64-not-der" eval 'test -s "$TMP/rsp.5.der" &&
+	! is_der "$TMP/rsp.5.der"'
+# no-subject-tid: the id nowhere but in In-Reply-To
+request_mail 6
+round 6 --mail-fault no-subject-tid
+check "/mailsrv/ca/no-subject-tid/form" eval '
+	test -z "$(header "$A" X-CMP-Transaction-ID)" &&
+	! header "$A" Subject | grep -q "$TID" &&
+	test "$(header "$A" In-Reply-To)" = "<$TID.6.$$@test.invalid>"'
+check "/mailsrv/ca/no-subject-tid/pkimessage" is_der "$TMP/rsp.6.der"
+# a request with CRLF line ends, put into the CA's Maildir directly (the
+# SMTP server stores LF); no X-CMP-Transaction-ID: the subject names it
+request_mail 7
+grep -v '^X-CMP-Transaction-ID' "$TMP/req.7" | sed 's/$/\r/' > "$MAIL_DIR/ca/tmp/req.7"
+rm -f "$TMP/req.7"
+mv "$MAIL_DIR/ca/tmp/req.7" "$MAIL_DIR/ca/new/req.7"
+round 7
+check "/mailsrv/ca/crlf/answered" eval 'is_der "$TMP/rsp.7.der" &&
+	test "$(header "$A" X-CMP-Transaction-ID)" = "$TID"'
+# a mail without a CMP message: taken out of new/, no answer
+printf 'From: %s\nTo: %s\nSubject: hello\n\njust text\n' "$MAIL_CLIENT_ADDR" \
+	"$MAIL_CA_ADDR" > "$TMP/req.8"
+round 8
+check "/mailsrv/ca/no-cmp/no-answer" has_mails client 0
+check "/mailsrv/ca/no-cmp/logged" grep -q "no PKIMessage in it" "$TMP/ca.log"
+# usage: the mail mode needs its server and address, a known fault
+stop_ca
+"$TESTCA" --dir "$TMP/ca" --mail "$MAIL_DIR/ca" --mail-from "$MAIL_CA_ADDR" > /dev/null 2>&1
+check "/mailsrv/ca/usage/needs-smtp" test $? = 2
+"$TESTCA" --dir "$TMP/ca" --mail "$MAIL_DIR/ca" --mail-smtp "$MAIL_SMTP_URL" \
+	--mail-from "$MAIL_CA_ADDR" --mail-fault bogus > /dev/null 2>&1
+check "/mailsrv/ca/usage/unknown-fault" test $? = 2
 
 finish

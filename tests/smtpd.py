@@ -103,7 +103,7 @@ def main():
               auth_data.password.decode("utf-8", "replace"))
         log.write("auth %s %s\n" % (mechanism, "ok" if ok else "failed"))
         log.flush()
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)
 
     def factory():
         return SMTP(handler, hostname="mail.test.invalid", authenticator=authenticator,
