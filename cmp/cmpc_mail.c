@@ -38,6 +38,7 @@
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,7 +288,8 @@ static int fail(cmpc_ctx *ctx, CURL *h, CURLcode cc, const char *what, const cha
 					   "%s: TLS server verification failed: %s (%s); check "
 					   "the TLS trust anchors (tls_trusted) and that %s names "
 					   "the server's host",
-					   what, X509_verify_cert_error_string(vr), detail, setting);
+					   what, X509_verify_cert_error_string(vr), detail,
+					   setting);
 		else
 			cmpc_transfer_fail(ctx, CMPC_ERR_TLS,
 					   "%s: TLS handshake failed: %s; check that the server "
@@ -320,8 +322,9 @@ static int fail(cmpc_ctx *ctx, CURL *h, CURLcode cc, const char *what, const cha
 		cmpc_transfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: out of memory", what);
 		break;
 	default:
-		cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "%s: %s; check %s and the mail server's log",
-				   what, detail, setting);
+		cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
+				   "%s: %s; check %s and the mail server's log", what, detail,
+				   setting);
 	}
 	return -1;
 }
@@ -526,9 +529,10 @@ static size_t max_mail(const look *l)
 {
 	size_t max = l->m->max_mail;
 
-	if (max == 0)
-		max = l->ctx->max_response > (SIZE_MAX - 65536) / 2 ? SIZE_MAX
-								     : l->ctx->max_response * 2 + 65536;
+	if (max == 0 && l->ctx->max_response > (SIZE_MAX - 65536) / 2)
+		max = SIZE_MAX;
+	else if (max == 0)
+		max = l->ctx->max_response * 2 + 65536;
 	return max;
 }
 
@@ -580,7 +584,8 @@ static int imap_look(look *l)
 	/* "* SEARCH 4 7 9" lines: the numbers, oldest first */
 	for (p = (const char *)s.b; p != NULL && p < (const char *)s.b + s.len;) {
 		const char *end = memchr(p, '\n', s.len - (size_t)(p - (const char *)s.b));
-		size_t ll = end != NULL ? (size_t)(end - p) : s.len - (size_t)(p - (const char *)s.b);
+		size_t ll = end != NULL ? (size_t)(end - p)
+					: s.len - (size_t)(p - (const char *)s.b);
 		char line[4096];
 
 		if (ll >= sizeof(line))

@@ -421,7 +421,8 @@ static int decode_b64(const span *body, size_t max_der, cmpc_mime_in *m, char *w
 		}
 	}
 	if (q == 1 || (q == 0 && pad > 0) || (q > 1 && pad != 0 && q + pad != 4)) {
-		snprintf(why, whylen, "the CMP part is not valid base64 (it ends in a broken group)");
+		snprintf(why, whylen,
+			 "the CMP part is not valid base64 (it ends in a broken group)");
 		goto bad;
 	}
 	if (q > 1) {

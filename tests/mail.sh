@@ -253,7 +253,8 @@ before=$(mail_count client)
 p11e enroll test
 check "/mail/stray/exit-0" expect_rc 0
 check "/mail/stray/one-cert" test "$(certs_on "$TOK5")" = 1
-check "/mail/stray/othertid-reported" grep_err "left alone: its PKIMessage has another transactionID"
+check "/mail/stray/othertid-reported" \
+	grep_err "left alone: its PKIMessage has another transactionID"
 check "/mail/stray/others-left" eval 'test "$(mail_count client)" = $((before + 4)) ||
 	{ echo "# $(mail_count client) mails left, $before before"; false; }'
 relay_stop
@@ -288,7 +289,8 @@ set -- $(mail_free_ports 1)
 mail_conf "$TOK7" "smtp://127.0.0.1:$1" "$MAIL_IMAP_URL"
 p11e enroll test
 check "/mail/fault/smtp-down/exit-5" expect_rc 5
-check "/mail/fault/smtp-down/says" grep_err "sending the mail to $MAIL_CA_ADDR by smtp://127.0.0.1:$1: cannot connect"
+check "/mail/fault/smtp-down/says" \
+	grep_err "sending the mail to $MAIL_CA_ADDR by smtp://127.0.0.1:$1: cannot connect"
 check "/mail/fault/smtp-down/token-empty" test "$(count_objects "$TOK7")" -eq 0
 check "/mail/fault/smtp-down/nothing-pending" test ! -e "$(pending_file "$TOK7")"
 
@@ -297,14 +299,16 @@ PASSFILE=$TMP/badpass mail_conf "$TOK7" "$MAIL_SMTP_URL" "$MAIL_IMAP_URL"
 p11e enroll test
 check "/mail/fault/imap-password/exit-5" expect_rc 5
 check "/mail/fault/imap-password/says" grep_err "the server refused the login.*mail_password_source"
-check "/mail/fault/imap-password/not-shown" sh -c "! grep -q -F 'wrong-mail-password' '$TMP/out' '$TMP/err'"
+check "/mail/fault/imap-password/not-shown" \
+	sh -c "! grep -q -F 'wrong-mail-password' '$TMP/out' '$TMP/err'"
 check "/mail/fault/imap-password/token-empty" test "$(count_objects "$TOK7")" -eq 0
 PASSFILE=$TMP/badpass mail_conf "$TOK7" "$MAIL_SMTPS_URL" "$MAIL_IMAP_URL"
 before=$(mail_count ca)
 p11e enroll test
 check "/mail/fault/smtps-password/exit-5" expect_rc 5
 check "/mail/fault/smtps-password/nothing-mailed" test "$(mail_count ca)" = "$before"
-check "/mail/fault/smtps-password/not-shown" sh -c "! grep -q -F 'wrong-mail-password' '$TMP/out' '$TMP/err'"
+check "/mail/fault/smtps-password/not-shown" \
+	sh -c "! grep -q -F 'wrong-mail-password' '$TMP/out' '$TMP/err'"
 
 TLS_TRUSTED=$TMP/ca/root.pem mail_conf "$TOK7" "$MAIL_SMTPS_URL" "$MAIL_IMAP_URL"
 p11e enroll test
@@ -313,7 +317,8 @@ check "/mail/fault/smtps-untrusted/says" grep_err "TLS server verification faile
 TLS_TRUSTED=$TMP/ca/root.pem mail_conf "$TOK7" "$MAIL_SMTP_URL" "$MAIL_IMAPS_URL"
 p11e enroll test
 check "/mail/fault/imaps-untrusted/exit-5" expect_rc 5
-check "/mail/fault/imaps-untrusted/says" grep_err "looking for the answer in $MAIL_IMAPS_URL: TLS server verification failed"
+check "/mail/fault/imaps-untrusted/says" \
+	grep_err "looking for the answer in $MAIL_IMAPS_URL: TLS server verification failed"
 mail_conf "$TOK7" "$MAIL_SMTP_URL" "$MAIL_IMAP_URL" "mail_starttls = yes"
 p11e enroll test
 check "/mail/fault/no-starttls/exit-5" expect_rc 5

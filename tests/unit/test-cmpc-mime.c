@@ -131,7 +131,8 @@ int main(void)
 		  "/cmpc/mime/build-refuses-injection");
 	o.to = "ca@example.org";
 
-	r = parse("Subject: Re:\r\n\tCMP " TID "\r\n  2\r\nContent-Type:\r\n application/pkixcmp\r\n"
+	r = parse("Subject: Re:\r\n\tCMP " TID "\r\n  2\r\n"
+		  "Content-Type:\r\n application/pkixcmp\r\n"
 		  "Content-Transfer-Encoding: BASE64\r\n\r\n" DER_B64 "\r\n",
 		  100);
 	tap_ok(r == 1 && is_der5() && strcmp(in.subject, "Re: CMP " TID " 2") == 0 &&
@@ -154,7 +155,8 @@ int main(void)
 		  "Content-Type: multipart/mixed; boundary=\"=_b 1\"\r\n\r\n"
 		  "preamble\r\n--=_b 1\r\nContent-Type: text/plain\r\n\r\nThe CA's answer.\r\n"
 		  "--=_b 1\r\nContent-Type: application/pkixcmp\r\n"
-		  "Content-Transfer-Encoding: base64\r\n\r\n" DER_B64 "\r\n--=_b 1--\r\nepilogue\r\n",
+		  "Content-Transfer-Encoding: base64\r\n\r\n" DER_B64
+		  "\r\n--=_b 1--\r\nepilogue\r\n",
 		  100);
 	tap_ok(r == 1 && is_der5(), "/cmpc/mime/multipart", "r=%d %s", r, why);
 	r = parse("Content-Type: multipart/mixed; boundary=outer\n\n--outer\n"
