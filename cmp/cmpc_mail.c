@@ -157,6 +157,14 @@ static int has_userinfo(const char *url)
 	return memchr(p, '@', (size_t)(end - p)) != NULL;
 }
 
+static int plain_url(const char *u)
+{
+	for (; *u != '\0'; u++)
+		if ((unsigned char)*u <= 0x20 || (unsigned char)*u >= 0x7f)
+			return 0;
+	return 1;
+}
+
 static int addr_ok(const char *a)
 {
 	if (a == NULL || *a == '\0' || strchr(a, '@') == NULL || strlen(a) > 254)
@@ -181,6 +189,9 @@ const char *cmpc_mail_check(const cmpc_mail *m)
 	    (!has_scheme(m->inbox_url, imap_schemes) && !has_scheme(m->inbox_url, pop3_schemes)))
 		return "mail_inbox is not an imap://, imaps://, pop3:// or pop3s:// URL "
 		       "(imaps://mail.example.org/INBOX)";
+	if (!plain_url(m->smtp_url) || !plain_url(m->inbox_url))
+		return "smtp_server and mail_inbox must be printable ASCII without blanks (a "
+		       "mailbox name with them is written percent-encoded)";
 	if (has_userinfo(m->smtp_url) || has_userinfo(m->inbox_url))
 		return "smtp_server and mail_inbox take no user or password in the URL: set "
 		       "mail_user and mail_password_source";

@@ -1,5 +1,6 @@
 /*
- * The mails of the e-mail transport (cmp/cmpc_mime.c) on their own: the
+ * The mails of the e-mail transport (cmp/cmpc_mime.c) on their own, and
+ * what cmpc_mail_check lets through (cmp/cmpc_mail.c): the
  * request mail as built (headers, base64 lines of 76, CRLF) read back by
  * the parser; what mail systems make of an answer (LF line ends, folded
  * headers, the older content types, parameters and case, multipart,
@@ -72,7 +73,7 @@ int main(void)
 	size_t len = 0, i;
 	int r, all;
 
-	tap_plan(33);
+	tap_plan(39);
 	for (i = 0; i < sizeof(der); i++)
 		der[i] = (unsigned char)(i * 7 + 3);
 	memset(&o, 0, sizeof(o));
@@ -244,6 +245,32 @@ int main(void)
 		      !cmpc_mime_is_cmp_type("application/pkixcmp2") &&
 		      !cmpc_mime_is_cmp_type("text/plain"),
 		  "/cmpc/mime/cmp-types");
+
+	/* what cmpc_mail_check lets through */
+	{
+		cmpc_mail m = { "ca@example.org", "dev@host.example", "smtps://mail.example",
+				"imaps://mail.example/INBOX", NULL, NULL, 0, 0, 0 };
+		const char *why_not;
+
+		tap_check(cmpc_mail_check(&m) == NULL, "/cmpc/mail/check-ok");
+		m.inbox_url = "pop3://mail.example:1110";
+		tap_check(cmpc_mail_check(&m) == NULL, "/cmpc/mail/check-pop3");
+		m.inbox_url = "https://mail.example/";
+		why_not = cmpc_mail_check(&m);
+		tap_ok(why_not != NULL && strstr(why_not, "mail_inbox") != NULL,
+		       "/cmpc/mail/check-inbox-scheme", "%s", why_not ? why_not : "(accepted)");
+		m.inbox_url = "imaps://dev:secret@mail.example/INBOX";
+		why_not = cmpc_mail_check(&m);
+		tap_ok(why_not != NULL && strstr(why_not, "no user or password") != NULL &&
+			   strstr(why_not, "secret") == NULL,
+		       "/cmpc/mail/check-userinfo", "%s", why_not ? why_not : "(accepted)");
+		m.inbox_url = "imaps://mail.example/INBOX";
+		m.to = "ca@example.org, evil@example.org";
+		tap_check(cmpc_mail_check(&m) != NULL, "/cmpc/mail/check-one-address");
+		m.to = "ca@example.org";
+		m.smtp_url = "smtp://mail.example\r\nRCPT TO:<x@y>";
+		tap_check(cmpc_mail_check(&m) != NULL, "/cmpc/mail/check-url-control");
+	}
 	cmpc_mime_in_clear(&in);
 	return tap_done();
 }
