@@ -9,17 +9,17 @@
 # gateway of the tests (tests/mailrelay.py in front of the CA's --spool
 # mode) adds what the CA's switches do not: mails wholly of another
 # transaction, a CMP part that is not base64, another transaction's
-# PKIMessage under our headers.  Then the SMTP server down, a wrong mail
-# password, TLS that does not verify, STARTTLS not offered; the
-# configuration check; no PIN, secret or mail password in any output, log
-# or mail left behind.
+# PKIMessage under our headers, a CMP part or a mail over its size limit.
+# Then the SMTP server down, a wrong mail password, TLS that does not
+# verify, STARTTLS not offered; the configuration check; no PIN, secret or
+# mail password in any output, log or mail left behind.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/mail-lib.sh"
 . "$top_srcdir/tests/agent-lib.sh"
 need_tools
 setup
 trap 'kill_agents; cleanup' EXIT
-plan 99
+plan 101
 
 mail_start || bail_out "the mail servers did not start"
 SPOOL=$TMP/spool
@@ -243,19 +243,24 @@ check "/mail/broken/says-skipped" grep_err "1 mail in $MAIL_POP3_URL skipped.*no
 check "/mail/broken/left" test "$(mail_count client)" = $((before + 1))
 check "/mail/broken/key-kept" test "$(keys_on "$TOK4")" = 1
 # Before each real answer, one wholly of another transaction (not ours:
-# left, not reported) and one carrying the answer of another transaction
-# (the one above) under our headers (left, reported).
-RELAY_OTHER=$SPOOL/$(spool_tid).1.rsp.der relay wrongtid othertid
+# left, not reported), one carrying the answer of another transaction
+# (the one above) under our headers, one whose CMP part passes the
+# response size limit and one larger than a mail may be (each left and
+# reported).
+RELAY_OTHER=$SPOOL/$(spool_tid).1.rsp.der relay wrongtid othertid bigpart huge
 TOK5=mail-stray2
 make_token "$TOK5" || exit 1
-mail_conf "$TOK5" "$MAIL_SMTP_URL" "$MAIL_IMAP_URL"
+mail_conf "$TOK5" "$MAIL_SMTP_URL" "$MAIL_IMAP_URL" "max_response_size = 8192"
 before=$(mail_count client)
 p11e enroll test
 check "/mail/stray/exit-0" expect_rc 0
 check "/mail/stray/one-cert" test "$(certs_on "$TOK5")" = 1
 check "/mail/stray/othertid-reported" \
 	grep_err "left alone: its PKIMessage has another transactionID"
-check "/mail/stray/others-left" eval 'test "$(mail_count client)" = $((before + 4)) ||
+check "/mail/stray/bigpart-reported" \
+	grep_err "left alone: the CMP part is larger than the response size limit of 8192 bytes"
+check "/mail/stray/huge-reported" grep_err "left alone: it is larger than 81920 bytes"
+check "/mail/stray/others-left" eval 'test "$(mail_count client)" = $((before + 8)) ||
 	{ echo "# $(mail_count client) mails left, $before before"; false; }'
 relay_stop
 

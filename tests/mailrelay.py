@@ -18,6 +18,8 @@
 #                of an earlier transaction (needs one)
 #   wrongtid     first the answer under another transactionID's subject and
 #                headers
+#   bigpart      first a mail for the message whose CMP part is 20000 bytes
+#   huge         first a mail for the message of 200000 bytes
 #   only-faults  the faults asked for, and not the answer
 # Prints "ready" once it watches; logs one line per mail handled and sent.
 import base64
@@ -103,6 +105,12 @@ def handle(path):
     if "othertid" in MODES and LAST.get("other"):
         send(answer_mail(tid, n, msgid, LAST["other"], ctype))
         log("sent othertid %s %s" % (tid, n))
+    if "bigpart" in MODES:
+        send(answer_mail(tid, n, msgid, bytes(20000), ctype))
+        log("sent bigpart %s %s" % (tid, n))
+    if "huge" in MODES:
+        send(answer_mail(tid, n, msgid, bytes(150000), ctype))
+        log("sent huge %s %s" % (tid, n))
     if "wrongtid" in MODES:
         send(answer_mail("00" + tid[2:], n, "<00" + msgid[3:], ans, ctype))
         log("sent wrongtid %s %s" % (tid, n))
