@@ -7,7 +7,7 @@
 . "$top_srcdir/tests/mail-lib.sh"
 need_tools
 setup
-plan 43
+plan 46
 
 mail_start || bail_out "the mail servers did not start"
 # curl reads the client's login from a netrc file: no password in argv
@@ -239,6 +239,54 @@ printf 'From: %s\nTo: %s\nSubject: hello\n\njust text\n' "$MAIL_CLIENT_ADDR" \
 round 8
 check "/mailsrv/ca/no-cmp/no-answer" has_mails client 0
 check "/mailsrv/ca/no-cmp/logged" grep -q "no PKIMessage in it" "$TMP/ca.log"
+# hostile request mails, straight into the CA's Maildir: each taken out of
+# new/ without an answer, and the CA answers a good request after them
+hostile() { # NAME: $TMP/h.NAME into the CA's Maildir
+	mv "$TMP/h.$1" "$MAIL_DIR/ca/tmp/h.$1" && mv "$MAIL_DIR/ca/tmp/h.$1" "$MAIL_DIR/ca/new/h.$1"
+}
+: > "$TMP/h.empty"
+C=$MAIL_CLIENT_ADDR
+printf 'From: %s\nSubject: CMP %s 1\nContent-Type: application/pkixcmp' "$C" "$TID" > "$TMP/h.no-body"
+printf 'From: %s\nContent-Type: multipart/mixed; boundary=""\n\n--\n--\n' "$C" \
+	> "$TMP/h.empty-boundary"
+printf 'From: %s\nContent-Type: multipart/mixed; boundary=x\n\n--x\n%s\n%s\n\nMII*%%$\n' "$C" \
+	'Content-Type: application/pkixcmp' 'Content-Transfer-Encoding: base64' \
+	> "$TMP/h.unclosed-bad-base64"
+{
+	printf 'From: %s\nContent-Type: application/pkixcmp\nContent-Transfer-Encoding: base64\n\n' "$C"
+	head -c 2100000 /dev/zero | tr '\0' 'A'
+} > "$TMP/h.huge"
+{
+	printf 'Subject: CMP\n'
+	i=0
+	while [ $i -lt 2000 ]; do
+		printf ' %s\n' "$TID$TID$TID$TID"
+		i=$((i + 1))
+	done
+	printf 'Content-Type: application/pkixcmp\nContent-Transfer-Encoding: base64\n\n'
+	base64 -w 76 "$TMP/ir.der"
+} > "$TMP/h.folded-subject-no-from"
+{
+	printf 'From: %s\nContent-Type: application/pkixcmp\nContent-Transfer-Encoding: base64\n\n' "$C"
+	head -c 300 /dev/urandom | base64
+} > "$TMP/h.not-der"
+{
+	printf 'From: \001\000\377 <>\nContent-Type: application/pkixcmp\n'
+	printf 'Content-Transfer-Encoding: base64\n\n'
+	base64 -w 76 "$TMP/ir.der"
+} > "$TMP/h.bad-from"
+clear_client
+rm -f "$MAIL_DIR/ca/cur/"*
+ca_mail
+for h in empty no-body empty-boundary unclosed-bad-base64 huge folded-subject-no-from not-der \
+	bad-from; do
+	hostile "$h"
+done
+check "/mailsrv/ca/hostile/all-taken" wait_for 30 handled
+check "/mailsrv/ca/hostile/no-answer" has_mails client 0
+request_mail 9
+check "/mailsrv/ca/hostile/then-good-answered" eval 'send_request 9 &&
+	wait_for 30 has_mails client 1'
 # usage: the mail mode needs its server and address, a known fault
 stop_ca
 "$TESTCA" --dir "$TMP/ca" --mail "$MAIL_DIR/ca" --mail-from "$MAIL_CA_ADDR" > /dev/null 2>&1

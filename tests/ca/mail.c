@@ -104,7 +104,9 @@ static int read_file(const char *path, struct buf *b)
 	if (ferror(f))
 		b->failed = 1;
 	fclose(f);
-	return !b->failed && b->p != NULL;
+	if (b->p == NULL)
+		buf_add(b, "", 0); /* empty: nothing in it, but read */
+	return !b->failed;
 }
 
 /* The next line of [*pos, end): its length without CR/LF; *pos past it. */
@@ -126,13 +128,14 @@ static void keep(char *dst, const char *s, size_t n)
 {
 	size_t i, j = 0;
 
-	/* leading blanks gone, controls replaced: the value is echoed in the answer */
+	/* leading blanks gone, controls and bytes beyond ASCII replaced: the value
+	 * is echoed in the answer and the log */
 	while (n > 0 && (*s == ' ' || *s == '\t')) {
 		s++;
 		n--;
 	}
 	for (i = 0; i < n && j + 1 < FIELD_MAX; i++)
-		dst[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+		dst[j++] = (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f ? ' ' : s[i];
 	while (j > 0 && dst[j - 1] == ' ')
 		j--;
 	dst[j] = '\0';
@@ -284,6 +287,7 @@ static unsigned char *unbase64(const char *s, const char *end, size_t *ret_len)
 static unsigned char *part_der(const struct hdrs *h, const char *body, const char *end,
 			       size_t *ret_len)
 {
+	unsigned char *der;
 	char cte[32];
 
 	media_type(h->cte, cte, sizeof(cte));
@@ -291,7 +295,9 @@ static unsigned char *part_der(const struct hdrs *h, const char *body, const cha
 		ca_log("mail: the CMP part is not base64 (%s)", h->cte[0] ? h->cte : "7bit");
 		return NULL;
 	}
-	return unbase64(body, end, ret_len);
+	if ((der = unbase64(body, end, ret_len)) == NULL)
+		ca_log("mail: the CMP part is no base64 or empty");
+	return der;
 }
 
 /* The PKIMessage of a mail: the body, or the first CMP part of a multipart. */
@@ -314,19 +320,21 @@ static unsigned char *mail_der(const char *pos, const char *end, struct hdrs *to
 		return NULL;
 	}
 	blen = strlen(boundary);
-	/* each part runs from after a "--boundary" line to the next one */
-	while ((line = next_line(&pos, end, &len)) != NULL) {
-		if (len < blen + 2 || line[0] != '-' || line[1] != '-' ||
-		    memcmp(line + 2, boundary, blen) != 0)
+	/* each part runs from after a "--boundary" line to the next one (or to
+	 * the end of the mail, when the closing one is missing) */
+	for (;;) {
+		line = next_line(&pos, end, &len);
+		if (line != NULL && (len < blen + 2 || line[0] != '-' || line[1] != '-' ||
+				     memcmp(line + 2, boundary, blen) != 0))
 			continue;
 		if (part != NULL) {
-			const char *pend = line, *ppos = part;
+			const char *pend = line != NULL ? line : end, *ppos = part;
 
 			parse_headers(&ppos, pend, &ph);
 			if (is_cmp_type(ph.ctype))
 				return part_der(&ph, ppos, pend, ret_len);
 		}
-		if (len >= blen + 4 && line[blen + 2] == '-' && line[blen + 3] == '-')
+		if (line == NULL || (len >= blen + 4 && line[blen + 2] == '-' && line[blen + 3] == '-'))
 			break;
 		part = pos;
 	}
@@ -546,7 +554,7 @@ static void answer(const struct ca_mail_opts *m, const char *path, const char *n
 
 	memset(&reply, 0, sizeof(reply));
 	if (!read_file(path, &in)) {
-		ca_log("mail: %s: unreadable or larger than %d bytes", name, MAIL_MAX);
+		ca_log("mail: %s: unreadable, or larger than %d bytes", name, MAIL_MAX);
 		goto out;
 	}
 	if ((der = mail_der(in.p, in.p + in.len, &h, &len)) == NULL) {
