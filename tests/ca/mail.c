@@ -379,7 +379,7 @@ static void base64_lines(struct buf *b, const unsigned char *der, size_t len)
 
 static void random_hex(char *ret, size_t bytes)
 {
-	unsigned char r[32];
+	unsigned char r[TID_MAX / 2];
 	size_t i;
 
 	if (bytes > sizeof(r))
