@@ -236,6 +236,7 @@ check "/mailsrv/ca/no-subject-tid/pkimessage" is_der "$TMP/rsp.6.der"
 # a request with CRLF line ends, put into the CA's Maildir directly (the
 # SMTP server stores LF); no X-CMP-Transaction-ID: the subject names it
 request_mail 7
+stop_ca
 grep -v '^X-CMP-Transaction-ID' "$TMP/req.7" | sed 's/$/\r/' > "$MAIL_DIR/ca/tmp/req.7"
 rm -f "$TMP/req.7"
 mv "$MAIL_DIR/ca/tmp/req.7" "$MAIL_DIR/ca/new/req.7"

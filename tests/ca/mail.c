@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -619,12 +621,29 @@ static void done_with(const char *maildir, const char *name, const char *path)
 	}
 }
 
-int ca_mail_serve(const struct ca_mail_opts *m, ca_handler_fn fn, void *arg)
+/* Until a mail may have come: an inotify event on new/ (a delivery renames
+ * into it), else 50 ms.  A rescan now and then covers a missed event. */
+static void wait_for_mail(int ifd)
 {
 	struct timespec ts = { 0, 50 * 1000000L };
+	struct pollfd pfd = { ifd, POLLIN, 0 };
+	char ev[4096];
+
+	if (ifd < 0) {
+		nanosleep(&ts, NULL);
+		return;
+	}
+	if (poll(&pfd, 1, 200) > 0)
+		while (read(ifd, ev, sizeof(ev)) > 0)
+			;
+}
+
+int ca_mail_serve(const struct ca_mail_opts *m, ca_handler_fn fn, void *arg)
+{
 	char dir[4096], path[4096];
 	struct dirent *de;
 	DIR *d;
+	int ifd;
 
 	if (snprintf(dir, sizeof(dir), "%s/new", m->maildir) >= (int)sizeof(dir))
 		return 1;
@@ -632,9 +651,16 @@ int ca_mail_serve(const struct ca_mail_opts *m, ca_handler_fn fn, void *arg)
 		ca_log("mail: libcurl did not start");
 		return 1;
 	}
+	if ((ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) >= 0 &&
+	    inotify_add_watch(ifd, dir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+		close(ifd);
+		ifd = -1;
+	}
 	while (!ca_stopping()) {
 		if ((d = opendir(dir)) == NULL) {
 			ca_log("mail: cannot read %s: %s", dir, strerror(errno));
+			if (ifd >= 0)
+				close(ifd);
 			curl_global_cleanup();
 			return 1;
 		}
@@ -647,8 +673,10 @@ int ca_mail_serve(const struct ca_mail_opts *m, ca_handler_fn fn, void *arg)
 			done_with(m->maildir, de->d_name, path);
 		}
 		closedir(d);
-		nanosleep(&ts, NULL);
+		wait_for_mail(ifd);
 	}
+	if (ifd >= 0)
+		close(ifd);
 	curl_global_cleanup();
 	return 0;
 }
