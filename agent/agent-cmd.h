@@ -380,12 +380,15 @@ int agent_write_der(const char *path, const unsigned char *p, size_t len, char *
  * answer. */
 cmpc_rv agent_read_answer(cmpc_ctx *ctx, int fd, const char *path, const char *hint);
 
-/* spool.c: server = file:///DIR.  apply: e's server is one, so every
- * message goes through the directory; seq: the number of the last stored
- * message (0: none), for the pending file; resume: continues ap's
- * transaction's numbering before cmpc_resume. */
-int agent_spool_server(const char *url); /* 1 for a file:// URL */
-void agent_spool_apply(const conf_enrollment *e, cmpc_ctx *cmp);
+/* spool.c: store-and-forward servers (file:///DIR and the stores of
+ * spool.h).  apply: when e's server is one, every message goes through
+ * its store (EXIT_USAGE when the store cannot be set up); close: lets
+ * the store go; seq: the number of the last stored message (0: none), for
+ * the pending file; resume: continues ap's transaction's numbering before
+ * cmpc_resume. */
+int agent_spool_server(const char *url); /* 1 for a store-and-forward URL */
+agent_rc agent_spool_apply(const conf_enrollment *e, cmpc_ctx *cmp);
+void agent_spool_close(void);
 int agent_spool_seq(void);
 void agent_spool_resume(const agent_pending *ap);
 

@@ -74,7 +74,8 @@ agent_rc agent_cmp_setup(const conf_enrollment *e, cmpc_ctx *cmp)
 		return EXIT_USAGE;
 	}
 	cmpc_set_log_cb(cmp, agent_cmp_log, NULL);
-	agent_spool_apply(e, cmp);
+	if ((rc = agent_spool_apply(e, cmp)) != EXIT_OK)
+		return rc;
 	agent_offline_apply(cmp); /* wins over the server's transport */
 	cmpc_set_timeouts(cmp, e->connect_timeout > 0 ? e->connect_timeout : 0,
 			  e->timeout > 0 ? e->timeout : 0, e->total_timeout > 0 ? e->total_timeout : 0);

@@ -1,51 +1,51 @@
 /*
- * server = file:///DIR: a spool directory that the CA (or a relay that
- * moves the files by FTP, SCP or a USB stick) serves.  Each message is
- * written to DIR atomically as exactly one DER PKIMessage (RFC 2510 5.1)
- * under a name made of the transactionID and the message's number in the
- * transaction (store_request_name, default %t.%n.req.der); its answer is
- * read from the matching name (store_response_name, %t.%n.rsp.der), which
- * the CA must create by rename.  When no answer came within store_wait,
- * the transaction is saved as after a CA's "waiting" (exit 9), and
- * `p11enroll resume` or the agent read the answer later: the message's
- * number goes into the pending file (store_seq).
+ * Store-and-forward servers: the spool directory of file:///DIR and the
+ * remote stores (spool.h).  Each message goes out under a name made of
+ * the transactionID and the message's number in the transaction
+ * (store_request_name, default %t.%n.req.der); its answer comes back
+ * under the matching name (store_response_name, %t.%n.rsp.der).  When no
+ * answer came within store_wait, the transaction is saved as after a
+ * CA's "waiting" (exit 9), and `p11enroll resume` or the agent read the
+ * answer later: the message's number goes into the pending file
+ * (store_seq).
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "agent/agent-cmd.h"
+#include "agent/spool.h"
 
 #define DEFAULT_WAIT_S 30
-#define POLL_MS 100
+
+/* The URL schemes served here, and their stores. */
+static const struct {
+	const char *prefix;
+	spool_open_fn *open;
+} stores[] = {
+    {"file://", spool_dir_open},
+};
 
 /* One spool per process (a command, or one of the agent's children). */
 static struct {
 	int on;
-	char dir[1024];
+	spool_store st;
 	const char *req_tmpl, *rsp_tmpl;
 	int wait_s;
 	char tid[2 * CMPC_ID_MAX + 1]; /* the transaction seq counts in */
 	int seq;		       /* number of its last stored message */
 } sp;
 
-/* tmpl with %t and %n filled in, as DIR/NAME; -1 when it is not one
- * plain file name or does not fit. */
+/* tmpl with %t and %n filled in; -1 when it is not one plain file name
+ * or does not fit. */
 static int make_name(const char *tmpl, const char *tid, int seq, char *out, size_t len)
 {
-	size_t o;
+	size_t o = 0;
 	int n;
 
-	n = snprintf(out, len, "%s/", sp.dir);
-	if (n < 0 || (size_t)n >= len)
-		return -1;
-	o = (size_t)n;
 	for (; *tmpl != '\0'; tmpl++) {
 		if (*tmpl == '/')
 			return -1;
@@ -68,7 +68,7 @@ static int make_name(const char *tmpl, const char *tid, int seq, char *out, size
 		o += (size_t)n;
 	}
 	/* a name of its own: never the directory itself, never hidden */
-	return out[strlen(sp.dir) + 1] == '\0' || out[strlen(sp.dir) + 1] == '.' ? -1 : 0;
+	return o == 0 || out[0] == '.' ? -1 : 0;
 }
 
 static void sleep_ms(long ms)
@@ -88,34 +88,48 @@ static long long now_ms(void)
 }
 
 /*
- * The answer at path into the layer, waiting up to wait_ms for it to
- * appear: CMPC_OK, the failure, or cmpc_transfer_stored (not there yet).
+ * The answer to m into the layer, waiting up to wait_ms for it to appear:
+ * CMPC_OK, the failure, or cmpc_transfer_stored (not there yet).
  */
-static cmpc_rv answer(cmpc_ctx *ctx, const char *path, long long wait_ms)
+static cmpc_rv answer(cmpc_ctx *ctx, const spool_msg *m, long long wait_ms)
 {
-	long long end = now_ms() + wait_ms;
-	int fd;
+	long long end = now_ms() + wait_ms, left;
+	char where[sizeof(sp.st.where) + 256];
+	int r;
 
-	while ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-		if (errno != ENOENT)
-			return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "cannot read %s: %s",
-						  path, strerror(errno));
+	while ((r = sp.st.get(&sp.st, ctx, m)) == 0) {
 		if (agent_interrupted() != 0)
 			return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
-						  "interrupted while waiting for %s", path);
-		if (now_ms() >= end)
-			return cmpc_transfer_stored(ctx, path);
-		sleep_ms(POLL_MS);
+						  "interrupted while waiting for %s in %s",
+						  m->rsp_name, sp.st.where);
+		if ((left = end - now_ms()) <= 0) {
+			snprintf(where, sizeof(where), "%s (%s %s)", m->req_name, sp.st.kind,
+				 sp.st.where);
+			return cmpc_transfer_stored(ctx, where);
+		}
+		if (sp.st.wait != NULL)
+			sp.st.wait(&sp.st, m, left < sp.st.poll_ms ? (long)left : sp.st.poll_ms);
+		else
+			sleep_ms(left < sp.st.poll_ms ? (long)left : sp.st.poll_ms);
 	}
-	return agent_read_answer(ctx, fd, path, "");
+	return r > 0 ? CMPC_OK : CMPC_ERR_TRANSPORT;
+}
+
+static cmpc_rv name_fail(cmpc_ctx *ctx, const char *key, const char *tmpl)
+{
+	return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
+				  "%s '%s' does not make a file name (only %%t, %%n and %%%% "
+				  "are replaced; no '/', not hidden)",
+				  key, tmpl);
 }
 
 static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len, long timeout_ms,
 			void *arg)
 {
 	const char *tid = cmpc_transaction_id(ctx);
-	char path[2048], err[1024];
+	char req_name[512], rsp_name[512];
 	long long wait_ms = (long long)sp.wait_s * 1000;
+	spool_msg m = { tid, 0, req_name, rsp_name };
 
 	(void)arg;
 	if (timeout_ms < wait_ms)
@@ -129,48 +143,67 @@ static cmpc_rv transfer(cmpc_ctx *ctx, const unsigned char *req, size_t req_len,
 			snprintf(sp.tid, sizeof(sp.tid), "%s", tid);
 			sp.seq = 0;
 		}
-		if (make_name(sp.req_tmpl, tid, sp.seq + 1, path, sizeof(path)) < 0)
-			return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
-						  "store_request_name '%s' does not make a file "
-						  "name in %s (only %%t, %%n and %%%% are "
-						  "replaced; no '/')",
-						  sp.req_tmpl, sp.dir);
-		if (agent_write_der(path, req, req_len, err, sizeof(err)) < 0)
-			return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT, "%s", err);
-		sp.seq++;
+		m.seq = sp.seq + 1;
 	} else if (strcmp(tid, sp.tid) != 0 || sp.seq <= 0) {
 		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
 					  "the saved transaction does not say which message "
 					  "of transaction %s was stored in %s; give it up "
 					  "with `p11enroll resume --abandon`",
-					  tid, sp.dir);
+					  tid, sp.st.where);
+	} else {
+		m.seq = sp.seq;
 	}
-	if (make_name(sp.rsp_tmpl, tid, sp.seq, path, sizeof(path)) < 0)
-		return cmpc_transfer_fail(ctx, CMPC_ERR_TRANSPORT,
-					  "store_response_name '%s' does not make a file name in %s "
-					  "(only %%t, %%n and %%%% are replaced; no '/')",
-					  sp.rsp_tmpl, sp.dir);
-	return answer(ctx, path, wait_ms);
+	if (make_name(sp.req_tmpl, tid, m.seq, req_name, sizeof(req_name)) < 0)
+		return name_fail(ctx, "store_request_name", sp.req_tmpl);
+	if (make_name(sp.rsp_tmpl, tid, m.seq, rsp_name, sizeof(rsp_name)) < 0)
+		return name_fail(ctx, "store_response_name", sp.rsp_tmpl);
+	if (req != NULL) {
+		if (sp.st.put(&sp.st, ctx, &m, req, req_len) < 0)
+			return CMPC_ERR_TRANSPORT;
+		sp.seq = m.seq;
+	}
+	return answer(ctx, &m, wait_ms);
 }
 
 int agent_spool_server(const char *url)
 {
-	return url != NULL && strncmp(url, "file://", 7) == 0;
+	size_t i;
+
+	for (i = 0; url != NULL && i < sizeof(stores) / sizeof(stores[0]); i++)
+		if (strncmp(url, stores[i].prefix, strlen(stores[i].prefix)) == 0)
+			return 1;
+	return 0;
 }
 
-void agent_spool_apply(const conf_enrollment *e, cmpc_ctx *cmp)
+agent_rc agent_spool_apply(const conf_enrollment *e, cmpc_ctx *cmp)
 {
-	if (!agent_spool_server(e->server)) {
-		sp.on = 0;
-		return;
+	char err[1024];
+	size_t i;
+
+	agent_spool_close();
+	for (i = 0; i < sizeof(stores) / sizeof(stores[0]); i++)
+		if (strncmp(e->server, stores[i].prefix, strlen(stores[i].prefix)) == 0)
+			break;
+	if (i == sizeof(stores) / sizeof(stores[0]))
+		return EXIT_OK;
+	memset(&sp.st, 0, sizeof(sp.st));
+	if (stores[i].open(e, &sp.st, err, sizeof(err)) < 0) {
+		log_msg(LOG_ERR, "server %s: %s", e->server, err);
+		return EXIT_USAGE;
 	}
-	/* file:///DIR, checked by the configuration and cmpc_set1_server */
-	snprintf(sp.dir, sizeof(sp.dir), "%s", e->server + 7);
 	sp.req_tmpl = e->store_request_name != NULL ? e->store_request_name : "%t.%n.req.der";
 	sp.rsp_tmpl = e->store_response_name != NULL ? e->store_response_name : "%t.%n.rsp.der";
 	sp.wait_s = e->store_wait > 0 ? e->store_wait : DEFAULT_WAIT_S;
 	sp.on = 1;
 	cmpc_set_transfer_cb(cmp, transfer, NULL);
+	return EXIT_OK;
+}
+
+void agent_spool_close(void)
+{
+	if (sp.on && sp.st.close != NULL)
+		sp.st.close(&sp.st);
+	sp.on = 0;
 }
 
 int agent_spool_seq(void)

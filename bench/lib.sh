@@ -19,13 +19,15 @@ median() {
 
 # time_enrollments TOKEN KEY_TYPE [PREFIX]: RUNS enrollments of fresh labels
 # on TOKEN (an HSM grows; no label is enrolled twice), then one line with
-# the median, min and max wall-clock time.
+# the median, min and max wall-clock time.  TE_CONF: more settings lines
+# (another server, say).
 time_enrollments() {
 	: > "$TMP/times"
 	te_i=0
 	while [ $te_i -lt "$RUNS" ]; do
 		write_conf "$1" "key_type = $2
-label = $(echo "$2" | tr -d ':-')-$te_i"
+label = $(echo "${3:-}$2" | tr -c 'a-zA-Z0-9\n' '-')$te_i
+${TE_CONF:-}"
 		te_t0=$(date +%s%N)
 		p11e -q enroll test
 		te_t1=$(date +%s%N)

@@ -3,12 +3,16 @@
 # (as root), or says which to install.  Sourced by demo-lib.sh and test.sh.
 # The JDK and Bouncy Castle jars are for the tests' second CMP server
 # (tests/bc, tests/bcpeer.sh); swtpm, tpm2-abrmd, D-Bus, tpm2-tools and
-# tpm2-pkcs11 with tpm2_ptool for the TPM tests (tests/tpm-lib.sh).
+# tpm2-pkcs11 with tpm2_ptool for the TPM tests (tests/tpm-lib.sh); sshd,
+# pyftpdlib (+ pyOpenSSL for FTPS), dovecot and aiosmtpd are the real
+# servers the transport tests start (tests/ssh-lib.sh, ftp-lib.sh,
+# mail-lib.sh).
 P11E_PACKAGES="build-essential autoconf automake pkgconf libssl-dev libp11-dev
 libp11-kit-dev libcurl4-openssl-dev softhsm2 opensc libengine-pkcs11-openssl p11-kit
 mandoc openssl socat python3 python3-jsonschema default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java
 swtpm swtpm-tools tpm2-tools tpm2-abrmd libtpm2-pkcs11-1 libtpm2-pkcs11-tools
-python3-tpm2-pkcs11-tools libtss2-tcti-tabrmd0 dbus"
+python3-tpm2-pkcs11-tools libtss2-tcti-tabrmd0 dbus
+openssh-server python3-pyftpdlib python3-openssl dovecot-imapd dovecot-pop3d python3-aiosmtpd"
 
 p11e_deps() {
 	missing=

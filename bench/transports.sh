@@ -1,0 +1,24 @@
+#!/bin/sh
+# Prints the median wall-clock time of one complete EC P-256 enrollment
+# (keygen on a SoftHSM2 token, ir/ip/certConf/pkiConf with the test CA on
+# loopback, storing certificate and chain) over each transport: HTTP, TCP
+# and the spool directory (file:///).  One token grows across all runs: no
+# label is enrolled twice.
+# usage: bench/transports.sh [BUILD_DIR] [RUNS]   (default build/, 15 runs)
+. "$(dirname "$0")/lib.sh" "$@"
+
+tok=bench-transports
+make_token "$tok" || exit 1
+
+TE_CONF=
+time_enrollments "$tok" ec:P-256 "http     "
+
+start_ca --tcp || exit 1
+TE_CONF="server = tcp://127.0.0.1:$CA_PORT"
+time_enrollments "$tok" ec:P-256 "tcp      "
+
+mkdir -p "$TMP/spool"
+start_ca --spool "$TMP/spool" || exit 1
+TE_CONF="server = file://$TMP/spool"
+time_enrollments "$tok" ec:P-256 "file     "
+stop_ca
