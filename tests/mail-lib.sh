@@ -16,7 +16,11 @@
 #                  MAIL_CACERT    the root the TLS certificate of both servers
 #                                 (CN and SAN 127.0.0.1) verifies to
 #   mail_stop    stops both by PID (also at the test's end: CLEANUP_HOOKS).
+#   mail_stop_smtpd, mail_stop_dovecot    stops one of them ("server down")
+#   mail_restart_smtpd, mail_restart_dovecot
+#                (re)starts one on the ports it had, the mailboxes kept
 #   mail_count USER   the mails in USER's Maildir (new and cur).
+#   mail_wait USER N  waits (scaled hang guard) until USER has N mails.
 # The SMTP server takes mail for the local parts that have a Maildir
 # (client, ca; any domain), 550 for others; AUTH is offered, not required.
 # As root, dovecot's login processes run as the package's dovenull user
@@ -39,12 +43,27 @@ need_mail() {
 		bail_out "aiosmtpd not found for $MAIL_PY (python3-aiosmtpd; tools/deps.sh)"
 }
 
-mail_stop() {
-	for _ms_pid in $MAIL_SMTPD_PID $MAIL_DOVECOT_PID; do
-		kill "$_ms_pid" 2> /dev/null && wait "$_ms_pid" 2> /dev/null
-	done
+mail_stop_smtpd() {
+	[ -n "$MAIL_SMTPD_PID" ] && kill "$MAIL_SMTPD_PID" 2> /dev/null &&
+		wait "$MAIL_SMTPD_PID" 2> /dev/null
 	MAIL_SMTPD_PID=
+}
+mail_stop_dovecot() {
+	[ -n "$MAIL_DOVECOT_PID" ] && kill "$MAIL_DOVECOT_PID" 2> /dev/null &&
+		wait "$MAIL_DOVECOT_PID" 2> /dev/null
 	MAIL_DOVECOT_PID=
+}
+mail_stop() {
+	mail_stop_smtpd
+	mail_stop_dovecot
+}
+mail_restart_smtpd() {
+	mail_stop_smtpd
+	mail_start_smtpd
+}
+mail_restart_dovecot() {
+	mail_stop_dovecot
+	mail_start_dovecot
 }
 
 # mail_tls_pki: a root and a server certificate for 127.0.0.1 in $TMP/mail/tls.
@@ -87,6 +106,13 @@ for p in sys.argv[1:]:
 # mail_count USER: the mails in USER's Maildir, new and cur.
 mail_count() {
 	find "$MAIL_DIR/$1/new" "$MAIL_DIR/$1/cur" -type f | wc -l
+}
+mail_has() {
+	test "$(mail_count "$1")" -eq "$2"
+}
+# mail_wait USER N: USER's Maildir holds N mails (a hang guard, scaled).
+mail_wait() {
+	wait_for 30 mail_has "$1" "$2"
 }
 
 # mail_dovecot_conf IMAP IMAPS POP3 POP3S: $TMP/mail/dovecot.conf
@@ -175,12 +201,18 @@ EOF
 
 # mail_start_dovecot: dovecot in the foreground of a child of ours (its PID
 # is ours to stop), on ports picked free; another set is tried when a port
-# was taken meanwhile (dovecot exits).
+# was taken meanwhile (dovecot exits).  A restart takes the ports it had.
+MAIL_DOVECOT_PORTS=
 mail_start_dovecot() {
 	_try=0
 	while [ $_try -lt 5 ]; do
 		_try=$((_try + 1))
-		set -- $(mail_free_ports 4)
+		if [ -n "$MAIL_DOVECOT_PORTS" ]; then
+			set -- $MAIL_DOVECOT_PORTS
+			_try=5
+		else
+			set -- $(mail_free_ports 4)
+		fi
 		mail_dovecot_conf "$@"
 		dovecot -F -c "$TMP/mail/dovecot.conf" >> "$TMP/mail/dovecot.out" 2>&1 &
 		MAIL_DOVECOT_PID=$!
@@ -191,6 +223,7 @@ mail_start_dovecot() {
 				MAIL_IMAPS_URL="imaps://127.0.0.1:$2/INBOX"
 				MAIL_POP3_URL="pop3://127.0.0.1:$3"
 				MAIL_POP3S_URL="pop3s://127.0.0.1:$4"
+				MAIL_DOVECOT_PORTS="$*"
 				return 0
 			fi
 			sleep 0.05
@@ -205,12 +238,14 @@ mail_start_dovecot() {
 	return 1
 }
 
-# mail_start_smtpd: tests/smtpd.py on ports the kernel picks (it prints them).
+# mail_start_smtpd: tests/smtpd.py on ports the kernel picks (it prints
+# them); a restart takes the ports it had.
+MAIL_SMTP_PORTS=
 mail_start_smtpd() {
 	: > "$TMP/mail/smtpd.out"
 	"$MAIL_PY" "$top_srcdir/tests/smtpd.py" "$MAIL_DIR" "$TMP/mail/tls/srv.pem" \
-		"$TMP/mail/tls/srv.key" "$TMP/mail/passwd" "$TMP/mail/smtpd.log" \
-		> "$TMP/mail/smtpd.out" 2> "$TMP/mail/smtpd.err" &
+		"$TMP/mail/tls/srv.key" "$TMP/mail/passwd" "$TMP/mail/smtpd.log" $MAIL_SMTP_PORTS \
+		> "$TMP/mail/smtpd.out" 2>> "$TMP/mail/smtpd.err" &
 	MAIL_SMTPD_PID=$!
 	_i=0
 	while [ $_i -lt $((200 * P11E_SCALE)) ] && kill -0 "$MAIL_SMTPD_PID" 2> /dev/null; do
@@ -219,6 +254,7 @@ mail_start_smtpd() {
 		if [ -n "$_p" ] && [ -n "$_ps" ]; then
 			MAIL_SMTP_URL="smtp://127.0.0.1:$_p"
 			MAIL_SMTPS_URL="smtps://127.0.0.1:$_ps"
+			MAIL_SMTP_PORTS="$_p $_ps"
 			return 0
 		fi
 		sleep 0.05
@@ -232,6 +268,8 @@ mail_start_smtpd() {
 mail_start() {
 	mail_stop
 	need_mail
+	MAIL_SMTP_PORTS=
+	MAIL_DOVECOT_PORTS=
 	rm -rf "$TMP/mail"
 	mkdir -p "$TMP/mail/run" "$TMP/mail/state"
 	MAIL_DIR=$TMP/mail/maildir

@@ -7,7 +7,7 @@
 . "$top_srcdir/tests/mail-lib.sh"
 need_tools
 setup
-plan 43
+plan 50
 
 mail_start || bail_out "the mail servers did not start"
 # curl reads the client's login from a netrc file: no password in argv
@@ -79,6 +79,19 @@ check "/mailsrv/imaps/delete" eval 'mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAPS
 	mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAPS_URL" -X EXPUNGE > /dev/null'
 check "/mailsrv/maildir/none-left" test "$(mail_count client)" = 0
 
+# --- a server down and back on its ports, the mailboxes kept --------------------
+mail_stop_smtpd
+check "/mailsrv/down/smtp-refused" not send "$MAIL_SMTP_URL" "$MAIL_CLIENT_ADDR" "$TMP/m1"
+mail_restart_smtpd || bail_out "the SMTP server did not start again"
+check "/mailsrv/down/smtp-back" send "$MAIL_SMTP_URL" "$MAIL_CLIENT_ADDR" "$TMP/m1"
+mail_stop_dovecot
+check "/mailsrv/down/imap-refused" not mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAP_URL" \
+	-X "SEARCH ALL"
+mail_restart_dovecot || bail_out "dovecot did not start again"
+check "/mailsrv/down/imap-back" eval 'mcurl --netrc-file "$TMP/netrc" "$MAIL_IMAP_URL" \
+	-X "SEARCH ALL" | tr -d "\r" | grep -qx "\* SEARCH 1"'
+rm -f "$MAIL_DIR/client/new/"* "$MAIL_DIR/client/cur/"*
+
 # --- the test CA's mail mode: a request mail in, the answer mail out ------------
 # The request: p11enroll's own ir (enroll --request-out, the offline flow),
 # mailed as RFC 2510 5.3 says by curl; the CA reads it from its Maildir and
@@ -140,11 +153,7 @@ clear_client() {
 }
 request_mail 1
 check "/mailsrv/ca/request-sent" send_request 1
-# has_mails USER N: USER's Maildir holds N mails
-has_mails() {
-	test "$(mail_count "$1")" = "$2"
-}
-check "/mailsrv/ca/answer-arrived" wait_for 30 has_mails client 1
+check "/mailsrv/ca/answer-arrived" mail_wait client 1
 A=$(answers | head -n 1)
 check "/mailsrv/ca/request-moved-to-cur" eval 'test -z "$(ls "$MAIL_DIR/ca/new")" &&
 	test "$(ls "$MAIL_DIR/ca/cur" | wc -l)" = 1'
@@ -191,7 +200,7 @@ round() {
 request_mail 2 application/x-pkixcmp-poll multipart
 round 2 --mail-ctype application/x-pkixcmp --mail-multipart --mail-smtp "$MAIL_SMTPS_URL" \
 	--mail-cacert "$MAIL_CACERT"
-check "/mailsrv/ca/multipart/one-answer" has_mails client 1
+check "/mailsrv/ca/multipart/one-answer" mail_has client 1
 check "/mailsrv/ca/multipart/form" eval '
 	header "$A" Content-Type | grep -q "^multipart/mixed; boundary=" &&
 	test "$(tr -d "\r" < "$A" | grep "^Content-Type: " | sed -n "2p;3p" | tr "\n" " ")" = \
@@ -200,7 +209,7 @@ check "/mailsrv/ca/multipart/pkimessage" is_der "$TMP/rsp.2.der"
 # dup: the same answer twice
 request_mail 3
 round 3 --mail-fault dup
-check "/mailsrv/ca/dup/two-answers" has_mails client 2
+check "/mailsrv/ca/dup/two-answers" mail_has client 2
 check "/mailsrv/ca/dup/same" eval 'cmp_der "$(answers | tail -n 1)" "$TMP/rsp.3b.der" &&
 	is_der "$TMP/rsp.3.der" && cmp -s "$TMP/rsp.3.der" "$TMP/rsp.3b.der"'
 # wrong-tid: another transaction's id in subject and header, In-Reply-To right
@@ -227,6 +236,7 @@ check "/mailsrv/ca/no-subject-tid/pkimessage" is_der "$TMP/rsp.6.der"
 # a request with CRLF line ends, put into the CA's Maildir directly (the
 # SMTP server stores LF); no X-CMP-Transaction-ID: the subject names it
 request_mail 7
+stop_ca
 grep -v '^X-CMP-Transaction-ID' "$TMP/req.7" | sed 's/$/\r/' > "$MAIL_DIR/ca/tmp/req.7"
 rm -f "$TMP/req.7"
 mv "$MAIL_DIR/ca/tmp/req.7" "$MAIL_DIR/ca/new/req.7"
@@ -237,8 +247,56 @@ check "/mailsrv/ca/crlf/answered" eval 'is_der "$TMP/rsp.7.der" &&
 printf 'From: %s\nTo: %s\nSubject: hello\n\njust text\n' "$MAIL_CLIENT_ADDR" \
 	"$MAIL_CA_ADDR" > "$TMP/req.8"
 round 8
-check "/mailsrv/ca/no-cmp/no-answer" has_mails client 0
+check "/mailsrv/ca/no-cmp/no-answer" mail_has client 0
 check "/mailsrv/ca/no-cmp/logged" grep -q "no PKIMessage in it" "$TMP/ca.log"
+# hostile request mails, straight into the CA's Maildir: each taken out of
+# new/ without an answer, and the CA answers a good request after them
+hostile() { # NAME: $TMP/h.NAME into the CA's Maildir
+	mv "$TMP/h.$1" "$MAIL_DIR/ca/tmp/h.$1" && mv "$MAIL_DIR/ca/tmp/h.$1" "$MAIL_DIR/ca/new/h.$1"
+}
+: > "$TMP/h.empty"
+C=$MAIL_CLIENT_ADDR
+printf 'From: %s\nSubject: CMP %s 1\nContent-Type: application/pkixcmp' "$C" "$TID" > "$TMP/h.no-body"
+printf 'From: %s\nContent-Type: multipart/mixed; boundary=""\n\n--\n--\n' "$C" \
+	> "$TMP/h.empty-boundary"
+printf 'From: %s\nContent-Type: multipart/mixed; boundary=x\n\n--x\n%s\n%s\n\nMII*%%$\n' "$C" \
+	'Content-Type: application/pkixcmp' 'Content-Transfer-Encoding: base64' \
+	> "$TMP/h.unclosed-bad-base64"
+{
+	printf 'From: %s\nContent-Type: application/pkixcmp\nContent-Transfer-Encoding: base64\n\n' "$C"
+	head -c 2100000 /dev/zero | tr '\0' 'A'
+} > "$TMP/h.huge"
+{
+	printf 'Subject: CMP\n'
+	i=0
+	while [ $i -lt 2000 ]; do
+		printf ' %s\n' "$TID$TID$TID$TID"
+		i=$((i + 1))
+	done
+	printf 'Content-Type: application/pkixcmp\nContent-Transfer-Encoding: base64\n\n'
+	base64 -w 76 "$TMP/ir.der"
+} > "$TMP/h.folded-subject-no-from"
+{
+	printf 'From: %s\nContent-Type: application/pkixcmp\nContent-Transfer-Encoding: base64\n\n' "$C"
+	head -c 300 /dev/urandom | base64
+} > "$TMP/h.not-der"
+{
+	printf 'From: \001\000\377 <>\nContent-Type: application/pkixcmp\n'
+	printf 'Content-Transfer-Encoding: base64\n\n'
+	base64 -w 76 "$TMP/ir.der"
+} > "$TMP/h.bad-from"
+clear_client
+rm -f "$MAIL_DIR/ca/cur/"*
+ca_mail
+for h in empty no-body empty-boundary unclosed-bad-base64 huge folded-subject-no-from not-der \
+	bad-from; do
+	hostile "$h"
+done
+check "/mailsrv/ca/hostile/all-taken" wait_for 30 handled
+check "/mailsrv/ca/hostile/no-answer" mail_has client 0
+request_mail 9
+check "/mailsrv/ca/hostile/then-good-answered" eval 'send_request 9 &&
+	mail_wait client 1'
 # usage: the mail mode needs its server and address, a known fault
 stop_ca
 "$TESTCA" --dir "$TMP/ca" --mail "$MAIL_DIR/ca" --mail-from "$MAIL_CA_ADDR" > /dev/null 2>&1

@@ -9,7 +9,8 @@
 # real server.  AUTH PLAIN/LOGIN is offered and optional; the users and
 # passwords are dovecot's passwd-file (name:{PLAIN}password:...).
 #
-# usage: smtpd.py ROOT CERT KEY PASSWD-FILE LOG
+# usage: smtpd.py ROOT CERT KEY PASSWD-FILE LOG [SMTP-PORT SMTPS-PORT]
+# (the ports of a restart; 0 or none: the kernel picks)
 # Run with /usr/bin/python3: Debian's aiosmtpd is not in other Pythons.
 import asyncio
 import logging
@@ -90,9 +91,10 @@ class Deliver:
 def main():
     # aiosmtpd 1.4 logs a warning about its own use of Session.login_data
     logging.getLogger("mail.log").setLevel(logging.ERROR)
-    if len(sys.argv) != 6:
-        sys.exit("usage: smtpd.py ROOT CERT KEY PASSWD-FILE LOG")
-    root, cert, key, passwd, logpath = sys.argv[1:]
+    if len(sys.argv) not in (6, 8):
+        sys.exit("usage: smtpd.py ROOT CERT KEY PASSWD-FILE LOG [SMTP-PORT SMTPS-PORT]")
+    root, cert, key, passwd, logpath = sys.argv[1:6]
+    ports = [int(p) for p in sys.argv[6:8]] or [0, 0]
     users = read_users(passwd)
     log = open(logpath, "a", encoding="utf-8")
     handler = Deliver(root, log)
@@ -114,9 +116,9 @@ def main():
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     plain = loop.run_until_complete(
-        loop.create_server(factory, "127.0.0.1", 0, family=socket.AF_INET))
+        loop.create_server(factory, "127.0.0.1", ports[0], family=socket.AF_INET))
     tls = loop.run_until_complete(
-        loop.create_server(factory, "127.0.0.1", 0, family=socket.AF_INET, ssl=ctx))
+        loop.create_server(factory, "127.0.0.1", ports[1], family=socket.AF_INET, ssl=ctx))
     loop.add_signal_handler(signal.SIGTERM, loop.stop)
     loop.add_signal_handler(signal.SIGINT, loop.stop)
     print("smtp %d" % plain.sockets[0].getsockname()[1], flush=True)

@@ -25,6 +25,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,7 +106,9 @@ static int read_file(const char *path, struct buf *b)
 	if (ferror(f))
 		b->failed = 1;
 	fclose(f);
-	return !b->failed && b->p != NULL;
+	if (b->p == NULL)
+		buf_add(b, "", 0); /* empty: nothing in it, but read */
+	return !b->failed;
 }
 
 /* The next line of [*pos, end): its length without CR/LF; *pos past it. */
@@ -126,13 +130,14 @@ static void keep(char *dst, const char *s, size_t n)
 {
 	size_t i, j = 0;
 
-	/* leading blanks gone, controls replaced: the value is echoed in the answer */
+	/* leading blanks gone, controls and bytes beyond ASCII replaced: the value
+	 * is echoed in the answer and the log */
 	while (n > 0 && (*s == ' ' || *s == '\t')) {
 		s++;
 		n--;
 	}
 	for (i = 0; i < n && j + 1 < FIELD_MAX; i++)
-		dst[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
+		dst[j++] = (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f ? ' ' : s[i];
 	while (j > 0 && dst[j - 1] == ' ')
 		j--;
 	dst[j] = '\0';
@@ -284,6 +289,7 @@ static unsigned char *unbase64(const char *s, const char *end, size_t *ret_len)
 static unsigned char *part_der(const struct hdrs *h, const char *body, const char *end,
 			       size_t *ret_len)
 {
+	unsigned char *der;
 	char cte[32];
 
 	media_type(h->cte, cte, sizeof(cte));
@@ -291,7 +297,9 @@ static unsigned char *part_der(const struct hdrs *h, const char *body, const cha
 		ca_log("mail: the CMP part is not base64 (%s)", h->cte[0] ? h->cte : "7bit");
 		return NULL;
 	}
-	return unbase64(body, end, ret_len);
+	if ((der = unbase64(body, end, ret_len)) == NULL)
+		ca_log("mail: the CMP part is no base64 or empty");
+	return der;
 }
 
 /* The PKIMessage of a mail: the body, or the first CMP part of a multipart. */
@@ -314,19 +322,21 @@ static unsigned char *mail_der(const char *pos, const char *end, struct hdrs *to
 		return NULL;
 	}
 	blen = strlen(boundary);
-	/* each part runs from after a "--boundary" line to the next one */
-	while ((line = next_line(&pos, end, &len)) != NULL) {
-		if (len < blen + 2 || line[0] != '-' || line[1] != '-' ||
-		    memcmp(line + 2, boundary, blen) != 0)
+	/* each part runs from after a "--boundary" line to the next one (or to
+	 * the end of the mail, when the closing one is missing) */
+	for (;;) {
+		line = next_line(&pos, end, &len);
+		if (line != NULL && (len < blen + 2 || line[0] != '-' || line[1] != '-' ||
+				     memcmp(line + 2, boundary, blen) != 0))
 			continue;
 		if (part != NULL) {
-			const char *pend = line, *ppos = part;
+			const char *pend = line != NULL ? line : end, *ppos = part;
 
 			parse_headers(&ppos, pend, &ph);
 			if (is_cmp_type(ph.ctype))
 				return part_der(&ph, ppos, pend, ret_len);
 		}
-		if (len >= blen + 4 && line[blen + 2] == '-' && line[blen + 3] == '-')
+		if (line == NULL || (len >= blen + 4 && line[blen + 2] == '-' && line[blen + 3] == '-'))
 			break;
 		part = pos;
 	}
@@ -371,7 +381,7 @@ static void base64_lines(struct buf *b, const unsigned char *der, size_t len)
 
 static void random_hex(char *ret, size_t bytes)
 {
-	unsigned char r[32];
+	unsigned char r[TID_MAX / 2];
 	size_t i;
 
 	if (bytes > sizeof(r))
@@ -546,7 +556,7 @@ static void answer(const struct ca_mail_opts *m, const char *path, const char *n
 
 	memset(&reply, 0, sizeof(reply));
 	if (!read_file(path, &in)) {
-		ca_log("mail: %s: unreadable or larger than %d bytes", name, MAIL_MAX);
+		ca_log("mail: %s: unreadable, or larger than %d bytes", name, MAIL_MAX);
 		goto out;
 	}
 	if ((der = mail_der(in.p, in.p + in.len, &h, &len)) == NULL) {
@@ -611,12 +621,29 @@ static void done_with(const char *maildir, const char *name, const char *path)
 	}
 }
 
-int ca_mail_serve(const struct ca_mail_opts *m, ca_handler_fn fn, void *arg)
+/* Until a mail may have come: an inotify event on new/ (a delivery renames
+ * into it), else 50 ms.  A rescan now and then covers a missed event. */
+static void wait_for_mail(int ifd)
 {
 	struct timespec ts = { 0, 50 * 1000000L };
+	struct pollfd pfd = { ifd, POLLIN, 0 };
+	char ev[4096];
+
+	if (ifd < 0) {
+		nanosleep(&ts, NULL);
+		return;
+	}
+	if (poll(&pfd, 1, 200) > 0)
+		while (read(ifd, ev, sizeof(ev)) > 0)
+			;
+}
+
+int ca_mail_serve(const struct ca_mail_opts *m, ca_handler_fn fn, void *arg)
+{
 	char dir[4096], path[4096];
 	struct dirent *de;
 	DIR *d;
+	int ifd;
 
 	if (snprintf(dir, sizeof(dir), "%s/new", m->maildir) >= (int)sizeof(dir))
 		return 1;
@@ -624,9 +651,16 @@ int ca_mail_serve(const struct ca_mail_opts *m, ca_handler_fn fn, void *arg)
 		ca_log("mail: libcurl did not start");
 		return 1;
 	}
+	if ((ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) >= 0 &&
+	    inotify_add_watch(ifd, dir, IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
+		close(ifd);
+		ifd = -1;
+	}
 	while (!ca_stopping()) {
 		if ((d = opendir(dir)) == NULL) {
 			ca_log("mail: cannot read %s: %s", dir, strerror(errno));
+			if (ifd >= 0)
+				close(ifd);
 			curl_global_cleanup();
 			return 1;
 		}
@@ -639,8 +673,10 @@ int ca_mail_serve(const struct ca_mail_opts *m, ca_handler_fn fn, void *arg)
 			done_with(m->maildir, de->d_name, path);
 		}
 		closedir(d);
-		nanosleep(&ts, NULL);
+		wait_for_mail(ifd);
 	}
+	if (ifd >= 0)
+		close(ifd);
 	curl_global_cleanup();
 	return 0;
 }

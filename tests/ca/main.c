@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -668,6 +669,7 @@ int main(int argc, char **argv)
 	struct ca_srv *srv = NULL;
 	struct sigaction sa;
 	int rc, lfd = -1, port = 0;
+	pid_t mail_pid = -1;
 
 	memset(&opts, 0, sizeof(opts));
 	memset(&ca, 0, sizeof(ca));
@@ -719,9 +721,10 @@ int main(int argc, char **argv)
 			_exit(ca_spool_serve(opts.spool, ca_srv_handle, srv));
 		}
 	}
-	/* The mailbox likewise. */
+	/* The mailbox likewise; it ends before the CA does, so that a CA started
+	 * next never races it for a request mail. */
 	if (opts.mail.maildir != NULL) {
-		pid_t pid = fork();
+		pid_t pid = mail_pid = fork();
 
 		if (pid < 0)
 			goto out;
@@ -746,6 +749,10 @@ int main(int argc, char **argv)
 	ca_log("stopped");
 	rc = CA_EXIT_OK;
 out:
+	if (mail_pid > 0) {
+		kill(mail_pid, SIGTERM);
+		(void)waitpid(mail_pid, NULL, 0);
+	}
 	if (lfd >= 0)
 		close(lfd);
 	ca_srv_free(srv);
