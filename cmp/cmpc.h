@@ -161,8 +161,9 @@ int cmpc_mail_send(cmpc_ctx *ctx, const cmpc_mail *m, const char *tid, int seq,
 		   const unsigned char *der, size_t len);
 /* Looks once in the inbox for the answer to message seq of tid: 1 its
  * PKIMessage given to the layer (cmpc_transfer_write) and that mail
- * deleted; 0 not there (note: "" or what was skipped and why, for the
- * message that says the answer has not come); -1 after cmpc_transfer_fail.
+ * deleted; 0 not there, or the inbox could not be read just now (note: ""
+ * or what was skipped or why the inbox was not read, for the message that
+ * says the answer has not come); -1 after cmpc_transfer_fail.
  * Mails for other transactions, answers to other messages, and mails
  * whose CMP part cannot be read or is not this transaction's PKIMessage
  * are left in the inbox and logged. */

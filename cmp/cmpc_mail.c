@@ -26,6 +26,13 @@
  * nothing, so a stray or forged mail cannot end an enrollment either.
  * What was skipped goes into the note of the "not there yet" message.
  *
+ * An inbox that cannot be read just now (its server down or restarting,
+ * a timeout, a connection lost) is "not there yet" too, with the reason
+ * in the note: the request went out, and its answer can still be read
+ * later, so the wait goes on and the transaction is saved at its end.  A
+ * refused login, TLS that does not verify and a server that is no mail
+ * server end the exchange (exit 5): waiting does not mend them.
+ *
  * Nothing else of a mail is trusted: the headers only choose which mails
  * are parsed, and they reach the log made printable and cut.  Sizes are
  * bounded: a mail at max_mail, its CMP part at the response size limit,
@@ -441,7 +448,12 @@ typedef struct {
 	char *note;
 	size_t notelen;
 	int skipped;
+	char down[CURL_ERROR_SIZE + 64]; /* why the inbox could not be read just now */
 } look;
+
+/* The inbox could not be read this time (the server down or restarting,
+ * the network): the answer may still come, so the wait goes on. */
+#define LOOK_LATER (-3)
 
 /* A skipped mail: logged, and counted in the note. */
 static void skip(look *l, const char *which, const char *why)
@@ -469,7 +481,19 @@ static int perform(look *l, const char *url, const char *custom, int nobody, sin
 		return 0;
 	if (s->over)
 		return 1; /* the caller says what was too large */
-	return fail(l->ctx, l->h, cc, l->what, "mail_inbox");
+	switch (cc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+		snprintf(l->down, sizeof(l->down), "%s",
+			 l->ctx->curl_err[0] != '\0' ? l->ctx->curl_err : curl_easy_strerror(cc));
+		cmpc_log(l->ctx, LOG_WARNING, "%s: %s; looking again later", l->what, l->down);
+		return LOOK_LATER;
+	default:
+		return fail(l->ctx, l->h, cc, l->what, "mail_inbox");
+	}
 }
 
 /* Whether the PKIMessage der is one of our transaction: 1, or 0 with why. */
@@ -589,7 +613,8 @@ static int imap_look(look *l)
 			cmpc_transfer_fail(l->ctx, CMPC_ERR_TRANSPORT,
 					   "%s: the server's search answer is larger than %d bytes",
 					   l->what, SEARCH_MAX);
-		r = -1;
+		if (r != LOOK_LATER)
+			r = -1;
 		goto out;
 	}
 	/* "* SEARCH 4 7 9" lines: the numbers, oldest first */
@@ -629,7 +654,7 @@ static int imap_look(look *l)
 		if (perform(l, l->base, cmd, 0, &s) != 0) {
 			cmpc_log(l->ctx, LOG_WARNING,
 				 "cannot delete mail %s in %s after reading it: %s", which,
-				 l->m->inbox_url, l->ctx->x.msg);
+				 l->m->inbox_url, l->ctx->x.msg[0] != '\0' ? l->ctx->x.msg : l->down);
 			l->ctx->x.rv = CMPC_OK; /* the answer is read: that counts */
 			l->ctx->x.msg[0] = '\0';
 			break;
@@ -668,7 +693,8 @@ static int pop3_look(look *l)
 			cmpc_transfer_fail(l->ctx, CMPC_ERR_TRANSPORT,
 					   "%s: the server's LIST answer is larger than %d bytes",
 					   l->what, SEARCH_MAX);
-		r = -1;
+		if (r != LOOK_LATER)
+			r = -1;
 		goto out;
 	}
 	/* "N SIZE" lines; POP3 cannot search: the newest max_scan are read */
@@ -700,7 +726,7 @@ static int pop3_look(look *l)
 		if (perform(l, url, "DELE", 1, &s) != 0) {
 			cmpc_log(l->ctx, LOG_WARNING,
 				 "cannot delete mail %s in %s after reading it: %s", which,
-				 l->m->inbox_url, l->ctx->x.msg);
+				 l->m->inbox_url, l->ctx->x.msg[0] != '\0' ? l->ctx->x.msg : l->down);
 			l->ctx->x.rv = CMPC_OK;
 			l->ctx->x.msg[0] = '\0';
 		}
@@ -766,5 +792,9 @@ int cmpc_mail_fetch(cmpc_ctx *ctx, const cmpc_mail *m, const char *tid, int seq,
 	r = l.pop3 ? pop3_look(&l) : imap_look(&l);
 	/* closing the connection logs out (POP3: QUIT makes the DELE happen) */
 	curl_easy_cleanup(l.h);
+	if (r == LOOK_LATER) {
+		snprintf(note, notelen, "%s could not be read just now (%s)", m->inbox_url, l.down);
+		return 0;
+	}
 	return r;
 }

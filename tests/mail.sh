@@ -19,7 +19,7 @@
 need_tools
 setup
 trap 'kill_agents; cleanup' EXIT
-plan 101
+plan 106
 
 mail_start || bail_out "the mail servers did not start"
 SPOOL=$TMP/spool
@@ -263,6 +263,23 @@ check "/mail/stray/huge-reported" grep_err "left alone: it is larger than 81920 
 check "/mail/stray/others-left" eval 'test "$(mail_count client)" = $((before + 8)) ||
 	{ echo "# $(mail_count client) mails left, $before before"; false; }'
 relay_stop
+
+# --- the inbox's server down while the answer is awaited: the wait goes on ------
+# The request went out; an inbox that cannot be read now may be read
+# later: exit 9 with the transaction saved, and resume reads the answer.
+ca_mail
+TOK8=mail-down
+make_token "$TOK8" || exit 1
+STORE_WAIT=$(scaled 2) mail_conf "$TOK8" "$MAIL_SMTP_URL" "$MAIL_IMAPS_URL"
+mail_stop_dovecot
+p11e enroll test
+check "/mail/inbox-down/exit-9" expect_rc 9
+check "/mail/inbox-down/says" grep_err "$MAIL_IMAPS_URL could not be read just now"
+check "/mail/inbox-down/key-kept" test "$(keys_on "$TOK8")" = 1
+mail_restart_dovecot || bail_out "dovecot did not start again"
+p11e resume --store-wait "$(scaled 20)" test
+check "/mail/inbox-down/resume-exit-0" expect_rc 0
+check "/mail/inbox-down/cert-stored" test "$(certs_on "$TOK8")" = 1
 
 # --- the agent renews over mailto: -------------------------------------------------
 # A certificate valid for 60 s with renew_at = 1d: due at once.
