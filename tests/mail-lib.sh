@@ -15,6 +15,9 @@
 #                                 p11enroll-testca --mail "$MAIL_DIR/ca")
 #                  MAIL_CACERT    the root the TLS certificate of both servers
 #                                 (CN and SAN 127.0.0.1) verifies to
+#                  MAIL_SMTP_REJECT  while this file exists, the SMTP server
+#                                 answers DATA with its first line ("452 4.3.1
+#                                 mailbox full", "554 5.6.0 ...") and keeps nothing
 #   mail_stop    stops both by PID (also at the test's end: CLEANUP_HOOKS).
 #   mail_stop_smtpd, mail_stop_dovecot    stops one of them ("server down")
 #   mail_restart_smtpd, mail_restart_dovecot
@@ -278,6 +281,7 @@ mail_start() {
 		return 1
 	}
 	MAIL_CACERT=$TMP/mail/tls/root.pem
+	MAIL_SMTP_REJECT=$TMP/mail/smtpd.reject
 	MAIL_USER=client
 	MAIL_CA_USER=ca
 	MAIL_PASSFILE=$TMP/mail/client.pass
@@ -297,5 +301,5 @@ mail_start() {
 	mail_start_smtpd || return 1
 	export MAIL_SMTP_URL MAIL_SMTPS_URL MAIL_IMAP_URL MAIL_IMAPS_URL MAIL_POP3_URL \
 		MAIL_POP3S_URL MAIL_USER MAIL_CA_USER MAIL_PASSFILE MAIL_CA_PASSFILE \
-		MAIL_CLIENT_ADDR MAIL_CA_ADDR MAIL_DIR MAIL_CACERT
+		MAIL_CLIENT_ADDR MAIL_CA_ADDR MAIL_DIR MAIL_CACERT MAIL_SMTP_REJECT
 }

@@ -7,7 +7,7 @@
 . "$top_srcdir/tests/mail-lib.sh"
 need_tools
 setup
-plan 50
+plan 51
 
 mail_start || bail_out "the mail servers did not start"
 # curl reads the client's login from a netrc file: no password in argv
@@ -48,6 +48,11 @@ check "/mailsrv/smtp/unknown-mailbox-refused" not send "$MAIL_SMTP_URL" nobody@t
 check "/mailsrv/smtps/unverified-refused" not curl -sS --max-time "$(scaled 30)" \
 	"$MAIL_SMTPS_URL" --mail-from "$MAIL_CLIENT_ADDR" --mail-rcpt "$MAIL_CLIENT_ADDR" \
 	-T "$TMP/m1" 2>> "$TMP/curl.err"
+echo "452 4.3.1 mailbox full (test)" > "$MAIL_SMTP_REJECT"
+# (curl 7.88 says "Weird server reply" for a refused DATA: the log has the reply)
+check "/mailsrv/smtp/refused-while-reject-file" eval 'not send "$MAIL_SMTP_URL" \
+	"$MAIL_CLIENT_ADDR" "$TMP/m1" && grep -q "^refused: 452 " "$TMP/mail/smtpd.log"'
+rm -f "$MAIL_SMTP_REJECT"
 check "/mailsrv/maildir/two-delivered" test "$(mail_count client)" = 2
 check "/mailsrv/maildir/no-temp-left" test -z "$(ls "$MAIL_DIR/client/tmp")"
 
