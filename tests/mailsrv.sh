@@ -135,9 +135,12 @@ send_request() { # N
 	mcurl "$MAIL_SMTP_URL" --crlf --mail-from "$MAIL_CLIENT_ADDR" --mail-rcpt "$MAIL_CA_ADDR" \
 		-T "$TMP/req.$1"
 }
-# answers: the answer mails in the client's Maildir, oldest first
+# answers: the answer mails in the client's Maildir (new/ or, once dovecot
+# has seen them, cur/), oldest first: the names sort in delivery order
 answers() {
-	ls "$MAIL_DIR/client/new" | sort | sed "s|^|$MAIL_DIR/client/new/|"
+	for _d in new cur; do
+		ls "$MAIL_DIR/client/$_d" | sed "s|^|$_d/|"
+	done | sort -t / -k 2 | sed "s|^|$MAIL_DIR/client/|"
 }
 # cmp_der MAIL OUT: the base64 of MAIL's (first) CMP part, decoded
 cmp_der() {
