@@ -28,8 +28,9 @@
 # (client, ca; any domain), 550 for others; AUTH is offered, not required.
 # As root, dovecot's login processes run as the package's dovenull user
 # and the mail processes as its dovecot user (dovecot refuses root for
-# both; its auth process runs as root to read the passwd file): the Maildirs belong to dovecot, and mail processes chroot into
-# $MAIL_DIR (so that $TMP may stay 0700).  As another user, everything
+# both; its auth process runs as root to read the passwd file): the
+# Maildirs belong to dovecot, and mail processes chroot into $MAIL_DIR
+# (so that $TMP may stay 0700).  As another user, everything
 # runs as that user.
 MAIL_PY=/usr/bin/python3
 MAIL_SMTPD_PID=
@@ -40,8 +41,10 @@ CLEANUP_HOOKS="$CLEANUP_HOOKS mail_stop"
 need_mail() {
 	need_cmd dovecot
 	need_cmd curl
-	[ -x /usr/lib/dovecot/imap ] || bail_out "dovecot IMAP not found (dovecot-imapd; tools/deps.sh)"
-	[ -x /usr/lib/dovecot/pop3 ] || bail_out "dovecot POP3 not found (dovecot-pop3d; tools/deps.sh)"
+	[ -x /usr/lib/dovecot/imap ] ||
+		bail_out "dovecot IMAP not found (dovecot-imapd; tools/deps.sh)"
+	[ -x /usr/lib/dovecot/pop3 ] ||
+		bail_out "dovecot POP3 not found (dovecot-pop3d; tools/deps.sh)"
 	"$MAIL_PY" -c 'import aiosmtpd' 2> /dev/null ||
 		bail_out "aiosmtpd not found for $MAIL_PY (python3-aiosmtpd; tools/deps.sh)"
 }
@@ -76,10 +79,12 @@ mail_tls_pki() {
 		"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 			-keyout "$_mt/root.key" -out "$_mt/root.pem" -days 2 \
 			-subj "/CN=p11enroll Mail Test Root" \
-			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
+			-addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign &&
 		"$OPENSSL_BIN" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 			-keyout "$_mt/srv.key" -out "$_mt/srv.csr" -subj "/CN=127.0.0.1" &&
-		printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\nkeyUsage = critical, digitalSignature\n' \
+		printf '%s\n' 'subjectAltName = IP:127.0.0.1, DNS:localhost' \
+			'extendedKeyUsage = serverAuth' 'keyUsage = critical, digitalSignature' \
 			> "$_mt/srv.ext" &&
 		"$OPENSSL_BIN" x509 -req -in "$_mt/srv.csr" -CA "$_mt/root.pem" \
 			-CAkey "$_mt/root.key" -CAcreateserial -days 2 -extfile "$_mt/srv.ext" \
@@ -220,7 +225,8 @@ mail_start_dovecot() {
 		dovecot -F -c "$TMP/mail/dovecot.conf" >> "$TMP/mail/dovecot.out" 2>&1 &
 		MAIL_DOVECOT_PID=$!
 		_i=0
-		while [ $_i -lt $((200 * P11E_SCALE)) ] && kill -0 "$MAIL_DOVECOT_PID" 2> /dev/null; do
+		while [ $_i -lt $((200 * P11E_SCALE)) ] &&
+			kill -0 "$MAIL_DOVECOT_PID" 2> /dev/null; do
 			if mail_ports_open "$@" && kill -0 "$MAIL_DOVECOT_PID" 2> /dev/null; then
 				MAIL_IMAP_URL="imap://127.0.0.1:$1/INBOX"
 				MAIL_IMAPS_URL="imaps://127.0.0.1:$2/INBOX"
@@ -291,7 +297,8 @@ mail_start() {
 	: > "$TMP/mail/passwd"
 	for _u in client ca; do
 		"$OPENSSL_BIN" rand -hex 12 > "$TMP/mail/$_u.pass" || return 1
-		printf '%s:{PLAIN}%s::::::\n' "$_u" "$(cat "$TMP/mail/$_u.pass")" >> "$TMP/mail/passwd"
+		printf '%s:{PLAIN}%s::::::\n' "$_u" "$(cat "$TMP/mail/$_u.pass")" \
+			>> "$TMP/mail/passwd"
 		mkdir -p "$MAIL_DIR/$_u/new" "$MAIL_DIR/$_u/cur" "$MAIL_DIR/$_u/tmp"
 	done
 	if [ "$(id -u)" = 0 ] && id dovecot > /dev/null 2>&1; then

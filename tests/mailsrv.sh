@@ -19,8 +19,8 @@ mcurl() {
 }
 # mail_text SUBJECT: a small mail from the client to itself
 mail_text() {
-	printf 'From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@test.invalid>\r\n\r\nbody of %s\r\n' \
-		"$MAIL_CLIENT_ADDR" "$MAIL_CLIENT_ADDR" "$1" "$1" "$1"
+	printf 'From: %s\r\nTo: %s\r\nSubject: %s\r\n' "$MAIL_CLIENT_ADDR" "$MAIL_CLIENT_ADDR" "$1"
+	printf 'Message-ID: <%s@test.invalid>\r\n\r\nbody of %s\r\n' "$1" "$1"
 }
 not() {
 	! "$@"
@@ -264,14 +264,16 @@ hostile() { # NAME: $TMP/h.NAME into the CA's Maildir
 }
 : > "$TMP/h.empty"
 C=$MAIL_CLIENT_ADDR
-printf 'From: %s\nSubject: CMP %s 1\nContent-Type: application/pkixcmp' "$C" "$TID" > "$TMP/h.no-body"
+printf 'From: %s\nSubject: CMP %s 1\nContent-Type: application/pkixcmp' "$C" "$TID" \
+	> "$TMP/h.no-body"
 printf 'From: %s\nContent-Type: multipart/mixed; boundary=""\n\n--\n--\n' "$C" \
 	> "$TMP/h.empty-boundary"
 printf 'From: %s\nContent-Type: multipart/mixed; boundary=x\n\n--x\n%s\n%s\n\nMII*%%$\n' "$C" \
 	'Content-Type: application/pkixcmp' 'Content-Transfer-Encoding: base64' \
 	> "$TMP/h.unclosed-bad-base64"
 {
-	printf 'From: %s\nContent-Type: application/pkixcmp\nContent-Transfer-Encoding: base64\n\n' "$C"
+	printf 'From: %s\nContent-Type: application/pkixcmp\n' "$C"
+	printf 'Content-Transfer-Encoding: base64\n\n'
 	head -c 2100000 /dev/zero | tr '\0' 'A'
 } > "$TMP/h.huge"
 {
@@ -285,7 +287,8 @@ printf 'From: %s\nContent-Type: multipart/mixed; boundary=x\n\n--x\n%s\n%s\n\nMI
 	base64 -w 76 "$TMP/ir.der"
 } > "$TMP/h.folded-subject-no-from"
 {
-	printf 'From: %s\nContent-Type: application/pkixcmp\nContent-Transfer-Encoding: base64\n\n' "$C"
+	printf 'From: %s\nContent-Type: application/pkixcmp\n' "$C"
+	printf 'Content-Transfer-Encoding: base64\n\n'
 	head -c 300 /dev/urandom | base64
 } > "$TMP/h.not-der"
 {
