@@ -24,6 +24,9 @@
 #                (re)starts one on the ports it had, the mailboxes kept
 #   mail_count USER   the mails in USER's Maildir (new and cur).
 #   mail_wait USER N  waits (scaled hang guard) until USER has N mails.
+#   mail_send FILE RCPT [FROM]  FILE (a whole mail, LF or CRLF lines) by SMTP
+#   mail_put USER FILE          FILE straight into USER's Maildir, bytes as
+#                               they are (no SMTP: CRLF kept, anything goes)
 # The SMTP server takes mail for the local parts that have a Maildir
 # (client, ca; any domain), 550 for others; AUTH is offered, not required.
 # As root, dovecot's login processes run as the package's dovenull user
@@ -121,6 +124,25 @@ mail_has() {
 # mail_wait USER N: USER's Maildir holds N mails (a hang guard, scaled).
 mail_wait() {
 	wait_for 30 mail_has "$1" "$2"
+}
+
+# mail_send FILE RCPT [FROM]: FILE by SMTP (curl; LF or CRLF lines, CRLF
+# on the wire: curl's --crlf alone would make CRLF lines CR CR LF)
+mail_send() {
+	tr -d '\r' < "$1" | curl -sS --max-time "$(scaled 30)" "$MAIL_SMTP_URL" --crlf \
+		--mail-from "${3:-$MAIL_CLIENT_ADDR}" --mail-rcpt "$2" -T -
+}
+
+# mail_put USER FILE: FILE into USER's Maildir as a Maildir writer does
+# (tmp/, then renamed into new/), owned as the SMTP server's deliveries
+_mail_put_n=0
+mail_put() {
+	_mail_put_n=$((_mail_put_n + 1))
+	_mp_name="$(date +%s).M$$Q$_mail_put_n.put"
+	cp "$2" "$MAIL_DIR/$1/tmp/$_mp_name" || return 1
+	[ "$(id -u)" = 0 ] && id dovecot > /dev/null 2>&1 &&
+		chown dovecot:"$(id -gn dovecot)" "$MAIL_DIR/$1/tmp/$_mp_name"
+	mv "$MAIL_DIR/$1/tmp/$_mp_name" "$MAIL_DIR/$1/new/$_mp_name"
 }
 
 # mail_dovecot_conf IMAP IMAPS POP3 POP3S: $TMP/mail/dovecot.conf

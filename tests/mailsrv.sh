@@ -132,8 +132,7 @@ request_mail() {
 	} > "$TMP/req.$1"
 }
 send_request() { # N
-	mcurl "$MAIL_SMTP_URL" --crlf --mail-from "$MAIL_CLIENT_ADDR" --mail-rcpt "$MAIL_CA_ADDR" \
-		-T "$TMP/req.$1"
+	mail_send "$TMP/req.$1" "$MAIL_CA_ADDR" 2>> "$TMP/curl.err"
 }
 # answers: the answer mails in the client's Maildir (new/ or, once dovecot
 # has seen them, cur/), oldest first: the names sort in delivery order
@@ -245,9 +244,9 @@ check "/mailsrv/ca/no-subject-tid/pkimessage" is_der "$TMP/rsp.6.der"
 # SMTP server stores LF); no X-CMP-Transaction-ID: the subject names it
 request_mail 7
 stop_ca
-grep -v '^X-CMP-Transaction-ID' "$TMP/req.7" | sed 's/$/\r/' > "$MAIL_DIR/ca/tmp/req.7"
+grep -v '^X-CMP-Transaction-ID' "$TMP/req.7" | sed 's/$/\r/' > "$TMP/req.7.crlf"
 rm -f "$TMP/req.7"
-mv "$MAIL_DIR/ca/tmp/req.7" "$MAIL_DIR/ca/new/req.7"
+mail_put ca "$TMP/req.7.crlf"
 round 7
 check "/mailsrv/ca/crlf/answered" eval 'is_der "$TMP/rsp.7.der" &&
 	test "$(header "$A" X-CMP-Transaction-ID)" = "$TID"'
@@ -260,7 +259,7 @@ check "/mailsrv/ca/no-cmp/logged" grep -q "no PKIMessage in it" "$TMP/ca.log"
 # hostile request mails, straight into the CA's Maildir: each taken out of
 # new/ without an answer, and the CA answers a good request after them
 hostile() { # NAME: $TMP/h.NAME into the CA's Maildir
-	mv "$TMP/h.$1" "$MAIL_DIR/ca/tmp/h.$1" && mv "$MAIL_DIR/ca/tmp/h.$1" "$MAIL_DIR/ca/new/h.$1"
+	mail_put ca "$TMP/h.$1"
 }
 : > "$TMP/h.empty"
 C=$MAIL_CLIENT_ADDR
