@@ -29,6 +29,8 @@
 #                               they are (no SMTP: CRLF kept, anything goes)
 # The SMTP server takes mail for the local parts that have a Maildir
 # (client, ca; any domain), 550 for others; AUTH is offered, not required.
+# Its plain port offers no STARTTLS (tests/mail.sh counts on a server that
+# lacks it); dovecot's plain IMAP and POP3 ports offer STARTTLS.
 # As root, dovecot's login processes run as the package's dovenull user
 # and the mail processes as its dovecot user (dovecot refuses root for
 # both; its auth process runs as root to read the passwd file): the
