@@ -15,18 +15,27 @@
 #                                 p11enroll-testca --mail "$MAIL_DIR/ca")
 #                  MAIL_CACERT    the root the TLS certificate of both servers
 #                                 (CN and SAN 127.0.0.1) verifies to
+#                  MAIL_SMTP_REJECT  while this file exists, the SMTP server
+#                                 answers DATA with its first line ("452 4.3.1
+#                                 mailbox full", "554 5.6.0 ...") and keeps nothing
 #   mail_stop    stops both by PID (also at the test's end: CLEANUP_HOOKS).
 #   mail_stop_smtpd, mail_stop_dovecot    stops one of them ("server down")
 #   mail_restart_smtpd, mail_restart_dovecot
 #                (re)starts one on the ports it had, the mailboxes kept
 #   mail_count USER   the mails in USER's Maildir (new and cur).
 #   mail_wait USER N  waits (scaled hang guard) until USER has N mails.
+#   mail_send FILE RCPT [FROM]  FILE (a whole mail, LF or CRLF lines) by SMTP
+#   mail_put USER FILE          FILE straight into USER's Maildir, bytes as
+#                               they are (no SMTP: CRLF kept, anything goes)
 # The SMTP server takes mail for the local parts that have a Maildir
 # (client, ca; any domain), 550 for others; AUTH is offered, not required.
+# Its plain port offers no STARTTLS (tests/mail.sh counts on a server that
+# lacks it); dovecot's plain IMAP and POP3 ports offer STARTTLS.
 # As root, dovecot's login processes run as the package's dovenull user
 # and the mail processes as its dovecot user (dovecot refuses root for
-# both; its auth process runs as root to read the passwd file): the Maildirs belong to dovecot, and mail processes chroot into
-# $MAIL_DIR (so that $TMP may stay 0700).  As another user, everything
+# both; its auth process runs as root to read the passwd file): the
+# Maildirs belong to dovecot, and mail processes chroot into $MAIL_DIR
+# (so that $TMP may stay 0700).  As another user, everything
 # runs as that user.
 MAIL_PY=/usr/bin/python3
 MAIL_SMTPD_PID=
@@ -37,8 +46,10 @@ CLEANUP_HOOKS="$CLEANUP_HOOKS mail_stop"
 need_mail() {
 	need_cmd dovecot
 	need_cmd curl
-	[ -x /usr/lib/dovecot/imap ] || bail_out "dovecot IMAP not found (dovecot-imapd; tools/deps.sh)"
-	[ -x /usr/lib/dovecot/pop3 ] || bail_out "dovecot POP3 not found (dovecot-pop3d; tools/deps.sh)"
+	[ -x /usr/lib/dovecot/imap ] ||
+		bail_out "dovecot IMAP not found (dovecot-imapd; tools/deps.sh)"
+	[ -x /usr/lib/dovecot/pop3 ] ||
+		bail_out "dovecot POP3 not found (dovecot-pop3d; tools/deps.sh)"
 	"$MAIL_PY" -c 'import aiosmtpd' 2> /dev/null ||
 		bail_out "aiosmtpd not found for $MAIL_PY (python3-aiosmtpd; tools/deps.sh)"
 }
@@ -73,10 +84,12 @@ mail_tls_pki() {
 		"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 			-keyout "$_mt/root.key" -out "$_mt/root.pem" -days 2 \
 			-subj "/CN=p11enroll Mail Test Root" \
-			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
+			-addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign &&
 		"$OPENSSL_BIN" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 			-keyout "$_mt/srv.key" -out "$_mt/srv.csr" -subj "/CN=127.0.0.1" &&
-		printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\nkeyUsage = critical, digitalSignature\n' \
+		printf '%s\n' 'subjectAltName = IP:127.0.0.1, DNS:localhost' \
+			'extendedKeyUsage = serverAuth' 'keyUsage = critical, digitalSignature' \
 			> "$_mt/srv.ext" &&
 		"$OPENSSL_BIN" x509 -req -in "$_mt/srv.csr" -CA "$_mt/root.pem" \
 			-CAkey "$_mt/root.key" -CAcreateserial -days 2 -extfile "$_mt/srv.ext" \
@@ -113,6 +126,25 @@ mail_has() {
 # mail_wait USER N: USER's Maildir holds N mails (a hang guard, scaled).
 mail_wait() {
 	wait_for 30 mail_has "$1" "$2"
+}
+
+# mail_send FILE RCPT [FROM]: FILE by SMTP (curl; LF or CRLF lines, CRLF
+# on the wire: curl's --crlf alone would make CRLF lines CR CR LF)
+mail_send() {
+	tr -d '\r' < "$1" | curl -sS --max-time "$(scaled 30)" "$MAIL_SMTP_URL" --crlf \
+		--mail-from "${3:-$MAIL_CLIENT_ADDR}" --mail-rcpt "$2" -T -
+}
+
+# mail_put USER FILE: FILE into USER's Maildir as a Maildir writer does
+# (tmp/, then renamed into new/), owned as the SMTP server's deliveries
+_mail_put_n=0
+mail_put() {
+	_mail_put_n=$((_mail_put_n + 1))
+	_mp_name="$(date +%s).M$$Q$_mail_put_n.put"
+	cp "$2" "$MAIL_DIR/$1/tmp/$_mp_name" || return 1
+	[ "$(id -u)" = 0 ] && id dovecot > /dev/null 2>&1 &&
+		chown dovecot:"$(id -gn dovecot)" "$MAIL_DIR/$1/tmp/$_mp_name"
+	mv "$MAIL_DIR/$1/tmp/$_mp_name" "$MAIL_DIR/$1/new/$_mp_name"
 }
 
 # mail_dovecot_conf IMAP IMAPS POP3 POP3S: $TMP/mail/dovecot.conf
@@ -217,7 +249,8 @@ mail_start_dovecot() {
 		dovecot -F -c "$TMP/mail/dovecot.conf" >> "$TMP/mail/dovecot.out" 2>&1 &
 		MAIL_DOVECOT_PID=$!
 		_i=0
-		while [ $_i -lt $((200 * P11E_SCALE)) ] && kill -0 "$MAIL_DOVECOT_PID" 2> /dev/null; do
+		while [ $_i -lt $((200 * P11E_SCALE)) ] &&
+			kill -0 "$MAIL_DOVECOT_PID" 2> /dev/null; do
 			if mail_ports_open "$@" && kill -0 "$MAIL_DOVECOT_PID" 2> /dev/null; then
 				MAIL_IMAP_URL="imap://127.0.0.1:$1/INBOX"
 				MAIL_IMAPS_URL="imaps://127.0.0.1:$2/INBOX"
@@ -278,6 +311,7 @@ mail_start() {
 		return 1
 	}
 	MAIL_CACERT=$TMP/mail/tls/root.pem
+	MAIL_SMTP_REJECT=$TMP/mail/smtpd.reject
 	MAIL_USER=client
 	MAIL_CA_USER=ca
 	MAIL_PASSFILE=$TMP/mail/client.pass
@@ -287,7 +321,8 @@ mail_start() {
 	: > "$TMP/mail/passwd"
 	for _u in client ca; do
 		"$OPENSSL_BIN" rand -hex 12 > "$TMP/mail/$_u.pass" || return 1
-		printf '%s:{PLAIN}%s::::::\n' "$_u" "$(cat "$TMP/mail/$_u.pass")" >> "$TMP/mail/passwd"
+		printf '%s:{PLAIN}%s::::::\n' "$_u" "$(cat "$TMP/mail/$_u.pass")" \
+			>> "$TMP/mail/passwd"
 		mkdir -p "$MAIL_DIR/$_u/new" "$MAIL_DIR/$_u/cur" "$MAIL_DIR/$_u/tmp"
 	done
 	if [ "$(id -u)" = 0 ] && id dovecot > /dev/null 2>&1; then
@@ -297,5 +332,5 @@ mail_start() {
 	mail_start_smtpd || return 1
 	export MAIL_SMTP_URL MAIL_SMTPS_URL MAIL_IMAP_URL MAIL_IMAPS_URL MAIL_POP3_URL \
 		MAIL_POP3S_URL MAIL_USER MAIL_CA_USER MAIL_PASSFILE MAIL_CA_PASSFILE \
-		MAIL_CLIENT_ADDR MAIL_CA_ADDR MAIL_DIR MAIL_CACERT
+		MAIL_CLIENT_ADDR MAIL_CA_ADDR MAIL_DIR MAIL_CACERT MAIL_SMTP_REJECT
 }

@@ -7,7 +7,7 @@
 . "$top_srcdir/tests/mail-lib.sh"
 need_tools
 setup
-plan 50
+plan 51
 
 mail_start || bail_out "the mail servers did not start"
 # curl reads the client's login from a netrc file: no password in argv
@@ -19,8 +19,8 @@ mcurl() {
 }
 # mail_text SUBJECT: a small mail from the client to itself
 mail_text() {
-	printf 'From: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@test.invalid>\r\n\r\nbody of %s\r\n' \
-		"$MAIL_CLIENT_ADDR" "$MAIL_CLIENT_ADDR" "$1" "$1" "$1"
+	printf 'From: %s\r\nTo: %s\r\nSubject: %s\r\n' "$MAIL_CLIENT_ADDR" "$MAIL_CLIENT_ADDR" "$1"
+	printf 'Message-ID: <%s@test.invalid>\r\n\r\nbody of %s\r\n' "$1" "$1"
 }
 not() {
 	! "$@"
@@ -48,6 +48,11 @@ check "/mailsrv/smtp/unknown-mailbox-refused" not send "$MAIL_SMTP_URL" nobody@t
 check "/mailsrv/smtps/unverified-refused" not curl -sS --max-time "$(scaled 30)" \
 	"$MAIL_SMTPS_URL" --mail-from "$MAIL_CLIENT_ADDR" --mail-rcpt "$MAIL_CLIENT_ADDR" \
 	-T "$TMP/m1" 2>> "$TMP/curl.err"
+echo "452 4.3.1 mailbox full (test)" > "$MAIL_SMTP_REJECT"
+# (curl 7.88 says "Weird server reply" for a refused DATA: the log has the reply)
+check "/mailsrv/smtp/refused-while-reject-file" eval 'not send "$MAIL_SMTP_URL" \
+	"$MAIL_CLIENT_ADDR" "$TMP/m1" && grep -q "^refused: 452 " "$TMP/mail/smtpd.log"'
+rm -f "$MAIL_SMTP_REJECT"
 check "/mailsrv/maildir/two-delivered" test "$(mail_count client)" = 2
 check "/mailsrv/maildir/no-temp-left" test -z "$(ls "$MAIL_DIR/client/tmp")"
 
@@ -127,12 +132,14 @@ request_mail() {
 	} > "$TMP/req.$1"
 }
 send_request() { # N
-	mcurl "$MAIL_SMTP_URL" --crlf --mail-from "$MAIL_CLIENT_ADDR" --mail-rcpt "$MAIL_CA_ADDR" \
-		-T "$TMP/req.$1"
+	mail_send "$TMP/req.$1" "$MAIL_CA_ADDR" 2>> "$TMP/curl.err"
 }
-# answers: the answer mails in the client's Maildir, oldest first
+# answers: the answer mails in the client's Maildir (new/ or, once dovecot
+# has seen them, cur/), oldest first: the names sort in delivery order
 answers() {
-	ls "$MAIL_DIR/client/new" | sort | sed "s|^|$MAIL_DIR/client/new/|"
+	for _d in new cur; do
+		ls "$MAIL_DIR/client/$_d" | sed "s|^|$_d/|"
+	done | sort -t / -k 2 | sed "s|^|$MAIL_DIR/client/|"
 }
 # cmp_der MAIL OUT: the base64 of MAIL's (first) CMP part, decoded
 cmp_der() {
@@ -237,9 +244,9 @@ check "/mailsrv/ca/no-subject-tid/pkimessage" is_der "$TMP/rsp.6.der"
 # SMTP server stores LF); no X-CMP-Transaction-ID: the subject names it
 request_mail 7
 stop_ca
-grep -v '^X-CMP-Transaction-ID' "$TMP/req.7" | sed 's/$/\r/' > "$MAIL_DIR/ca/tmp/req.7"
+grep -v '^X-CMP-Transaction-ID' "$TMP/req.7" | sed 's/$/\r/' > "$TMP/req.7.crlf"
 rm -f "$TMP/req.7"
-mv "$MAIL_DIR/ca/tmp/req.7" "$MAIL_DIR/ca/new/req.7"
+mail_put ca "$TMP/req.7.crlf"
 round 7
 check "/mailsrv/ca/crlf/answered" eval 'is_der "$TMP/rsp.7.der" &&
 	test "$(header "$A" X-CMP-Transaction-ID)" = "$TID"'
@@ -252,18 +259,20 @@ check "/mailsrv/ca/no-cmp/logged" grep -q "no PKIMessage in it" "$TMP/ca.log"
 # hostile request mails, straight into the CA's Maildir: each taken out of
 # new/ without an answer, and the CA answers a good request after them
 hostile() { # NAME: $TMP/h.NAME into the CA's Maildir
-	mv "$TMP/h.$1" "$MAIL_DIR/ca/tmp/h.$1" && mv "$MAIL_DIR/ca/tmp/h.$1" "$MAIL_DIR/ca/new/h.$1"
+	mail_put ca "$TMP/h.$1"
 }
 : > "$TMP/h.empty"
 C=$MAIL_CLIENT_ADDR
-printf 'From: %s\nSubject: CMP %s 1\nContent-Type: application/pkixcmp' "$C" "$TID" > "$TMP/h.no-body"
+printf 'From: %s\nSubject: CMP %s 1\nContent-Type: application/pkixcmp' "$C" "$TID" \
+	> "$TMP/h.no-body"
 printf 'From: %s\nContent-Type: multipart/mixed; boundary=""\n\n--\n--\n' "$C" \
 	> "$TMP/h.empty-boundary"
 printf 'From: %s\nContent-Type: multipart/mixed; boundary=x\n\n--x\n%s\n%s\n\nMII*%%$\n' "$C" \
 	'Content-Type: application/pkixcmp' 'Content-Transfer-Encoding: base64' \
 	> "$TMP/h.unclosed-bad-base64"
 {
-	printf 'From: %s\nContent-Type: application/pkixcmp\nContent-Transfer-Encoding: base64\n\n' "$C"
+	printf 'From: %s\nContent-Type: application/pkixcmp\n' "$C"
+	printf 'Content-Transfer-Encoding: base64\n\n'
 	head -c 2100000 /dev/zero | tr '\0' 'A'
 } > "$TMP/h.huge"
 {
@@ -277,7 +286,8 @@ printf 'From: %s\nContent-Type: multipart/mixed; boundary=x\n\n--x\n%s\n%s\n\nMI
 	base64 -w 76 "$TMP/ir.der"
 } > "$TMP/h.folded-subject-no-from"
 {
-	printf 'From: %s\nContent-Type: application/pkixcmp\nContent-Transfer-Encoding: base64\n\n' "$C"
+	printf 'From: %s\nContent-Type: application/pkixcmp\n' "$C"
+	printf 'Content-Transfer-Encoding: base64\n\n'
 	head -c 300 /dev/urandom | base64
 } > "$TMP/h.not-der"
 {

@@ -7,7 +7,10 @@
 # half a mail in new/).  Only local parts with a Maildir under ROOT are
 # accepted (550 for the others), so a wrong address fails at RCPT as at a
 # real server.  AUTH PLAIN/LOGIN is offered and optional; the users and
-# passwords are dovecot's passwd-file (name:{PLAIN}password:...).
+# passwords are dovecot's passwd-file (name:{PLAIN}password:...).  While
+# the file ROOT/../smtpd.reject exists, DATA is answered with its first line
+# (e.g. "452 4.3.1 mailbox full") and nothing is delivered: a server that
+# refuses the mail.
 #
 # usage: smtpd.py ROOT CERT KEY PASSWD-FILE LOG [SMTP-PORT SMTPS-PORT]
 # (the ports of a restart; 0 or none: the kernel picks)
@@ -58,6 +61,15 @@ class Deliver:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        try:
+            with open(os.path.join(self.root, "..", "smtpd.reject"), encoding="utf-8") as f:
+                reply = f.readline().strip()
+            if re.match(r"^[45][0-9][0-9] ", reply):
+                self.log.write("refused: %s\n" % reply)
+                self.log.flush()
+                return reply
+        except FileNotFoundError:
+            pass
         # Maildir files end lines in LF; the wire had CRLF
         data = envelope.original_content or envelope.content
         if isinstance(data, str):

@@ -240,7 +240,8 @@ static int boundary_of(const char *ctype, char *ret, size_t size)
 			for (p++; *p != '\0' && *p != '"' && n + 1 < size; p++)
 				ret[n++] = *p;
 		} else {
-			for (; *p != '\0' && *p != ';' && !isspace((unsigned char)*p) && n + 1 < size;
+			for (; *p != '\0' && *p != ';' && !isspace((unsigned char)*p) &&
+			       n + 1 < size;
 			     p++)
 				ret[n++] = *p;
 		}
@@ -336,7 +337,8 @@ static unsigned char *mail_der(const char *pos, const char *end, struct hdrs *to
 			if (is_cmp_type(ph.ctype))
 				return part_der(&ph, ppos, pend, ret_len);
 		}
-		if (line == NULL || (len >= blen + 4 && line[blen + 2] == '-' && line[blen + 3] == '-'))
+		if (line == NULL ||
+		    (len >= blen + 4 && line[blen + 2] == '-' && line[blen + 3] == '-'))
 			break;
 		part = pos;
 	}
@@ -599,8 +601,8 @@ static void answer(const struct ca_mail_opts *m, const char *path, const char *n
 	}
 	for (sends = m->fault == CA_MAIL_FAULT_DUP ? 2 : 1; sends > 0; sends--)
 		if (send_mail(m, to, &out))
-			ca_event("mail: answered %s (CMP %s %s) to %s (%zu bytes)", name, tid, seq, to,
-				 reply.len);
+			ca_event("mail: answered %s (CMP %s %s) to %s (%zu bytes)", name, tid,
+				 seq, to, reply.len);
 out:
 	OPENSSL_free(reply.body);
 	OPENSSL_free(der);

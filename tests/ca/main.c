@@ -633,7 +633,8 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 		return CA_EXIT_USAGE;
 	}
 	if (o->mail.maildir != NULL && (o->mail.smtp == NULL || o->mail.from == NULL)) {
-		fprintf(stderr, PROG ": --mail MAILDIR needs --mail-smtp URL and --mail-from ADDR\n");
+		fprintf(stderr,
+			PROG ": --mail MAILDIR needs --mail-smtp URL and --mail-from ADDR\n");
 		return CA_EXIT_USAGE;
 	}
 	if (o->hang_count > 0 && o->hang_on == NULL) {
