@@ -390,7 +390,9 @@ int agent_spool_server(const char *url); /* 1 for a store-and-forward URL */
 agent_rc agent_spool_apply(const conf_enrollment *e, cmpc_ctx *cmp);
 void agent_spool_close(void);
 int agent_spool_seq(void);
-/* The last store's kind and place, for messages ("spool directory", DIR). */
+/* The last store's kind and place, for messages ("spool directory", DIR),
+ * and whether it sends mails rather than files. */
+int agent_spool_by_mail(void);
 const char *agent_spool_kind(void);
 const char *agent_spool_where(void);
 void agent_spool_resume(const agent_pending *ap);

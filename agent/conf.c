@@ -23,6 +23,7 @@
 
 #include "agent/agent.h"
 #include "agent/sched.h"
+#include "agent/spool.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -393,6 +394,12 @@ int conf_check_required(const conf_enrollment *e, const char *where, conf_diag *
 				      conf_settings[i].key, conf_settings[i].flag);
 			bad = 1;
 		}
+	if (e->server != NULL && strncmp(e->server, "mailto:", 7) == 0 &&
+	    agent_spool_mail_conf(e, why, sizeof(why)) < 0) {
+		conf_diag_add(d, 1, "%s: [%s] %s", where,
+			      e->name != NULL ? e->name : "(command line)", why);
+		bad = 1;
+	}
 	if (e->retry_min != NULL && e->retry_max != NULL &&
 	    sched_parse_duration(e->retry_min, &lo) == 0 &&
 	    sched_parse_duration(e->retry_max, &hi) == 0 && lo > hi) {

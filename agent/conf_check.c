@@ -171,6 +171,13 @@ static int check_url(const char *v, char *why, size_t whylen)
 		return v[7] == '/' ? 0
 				   : agent_fail(why, whylen, "a spool directory is written "
 							     "file:///absolute/path");
+	/* the address alone: the mail servers are settings of their own */
+	if (strncasecmp(v, "mailto:", 7) == 0)
+		return strchr(v + 7, '@') != NULL && strpbrk(v + 7, "?,; <>\"") == NULL
+			       ? 0
+			       : agent_fail(why, whylen, "a CA's mail address is written "
+							 "mailto:ca@example.org (one address, "
+							 "nothing after it)");
 	if (strncasecmp(v, "http://", 7) == 0)
 		host = v + 7;
 	else if (strncasecmp(v, "https://", 8) == 0)
@@ -181,7 +188,7 @@ static int check_url(const char *v, char *why, size_t whylen)
 		return check_rfile_url(v, why, whylen);
 	else
 		return agent_fail(why, whylen, "not an http://, https://, tcp://, file:///, ftp://, "
-					 "ftps://, sftp:// or scp:// URL "
+					 "ftps://, sftp://, scp:// or mailto: URL "
 					 "(https://ca.example/.well-known/cmp, tcp://ca.example)");
 	if (*host == '\0' || *host == '/')
 		return agent_fail(why, whylen, "the URL names no host");

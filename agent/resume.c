@@ -106,11 +106,12 @@ int pending_after(pending_saver *s, cmpc_ctx *cmp, cmpc_rv crv)
 	if (crv != CMPC_OK && s->saved && s->ap.p.sent_nonce_len > 0 &&
 	    (keeps_pending(crv) || cmpc_left_open(cmp)) && agent_spool_server(s->e->server)) {
 		log_msg(LOG_NOTICE,
-			"the %s is in the %s %s, the transaction saved: `p11enroll "
-			"resume %s` (or the agent) reads the CA's answer once it is there; `p11enroll "
-			"resume --abandon %s` gives it up",
-			pending_req_name(s->ap.p.type), agent_spool_kind(), agent_spool_where(), name,
-			name);
+			"the %s %s %s %s, the transaction saved: `p11enroll resume %s` (or the "
+			"agent) reads the CA's answer once it is there; `p11enroll resume "
+			"--abandon %s` gives it up",
+			pending_req_name(s->ap.p.type),
+			agent_spool_by_mail() ? "went in a mail to the CA," : "is in the",
+			agent_spool_kind(), agent_spool_where(), name, name);
 		return 1;
 	}
 	if (crv != CMPC_OK && s->saved && s->ap.p.sent_nonce_len > 0 &&

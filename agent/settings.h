@@ -87,6 +87,18 @@
 	  "seconds for each message exchange")                                                     \
 	X(total_timeout, "total-timeout", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "300",               \
 	  "seconds for a whole transaction, polling included")                                     \
+	X(mail_from, "mail-from", SET_TEXT, SC_BOTH, 0, 0, 0, "ADDR", NULL,                        \
+	  "mailto: server: our address, the From: of the request mails")                           \
+	X(smtp_server, "smtp-server", SET_TEXT, SC_BOTH, 0, 0, 0, "URL", NULL,                     \
+	  "mailto: server: where requests are mailed, smtp[s]://host[:port]")                      \
+	X(mail_inbox, "mail-inbox", SET_TEXT, SC_BOTH, 0, 0, 0, "URL", NULL,                       \
+	  "mailto: server: where answers arrive, imap[s]://host[:port]/BOX or pop3[s]://host")     \
+	X(mail_user, "mail-user", SET_TEXT, SC_BOTH, 0, 0, 0, "USER", NULL,                        \
+	  "mailto: server: login for mail_inbox (and smtp_server over TLS)")                       \
+	X(mail_password_source, "mail-password-source", SET_SECRET_SOURCE, SC_BOTH, 0, 0, 0, "SRC",\
+	  NULL, "mailto: server: mail_user's password from file:PATH, fd:N or env:NAME")           \
+	X(mail_starttls, "mail-starttls", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                  \
+	  "mailto: server: require STARTTLS on smtp://, imap:// and pop3:// URLs")                 \
 	X(store_wait, "store-wait", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "30",                     \
 	  "file:// server: seconds to wait for the CA's answer file before saving")              \
 	X(store_request_name, "store-request-name", SET_TEXT, SC_BOTH, 0, 0, 0, "TEMPLATE",       \

@@ -31,6 +31,7 @@ static const struct {
     {"ftps://", spool_remote_open},
     {"sftp://", spool_remote_open},
     {"scp://", spool_remote_open},
+    {"mailto:", spool_mail_open},
 };
 
 /* One spool per process (a command, or one of the agent's children). */
@@ -107,7 +108,8 @@ static cmpc_rv answer(cmpc_ctx *ctx, const spool_msg *m, long long wait_ms)
 						  "interrupted while waiting for %s in %s",
 						  m->rsp_name, sp.st.where);
 		if ((left = end - now_ms()) <= 0) {
-			snprintf(where, sizeof(where), "%s (%s %s)", m->req_name, sp.st.kind,
+			snprintf(where, sizeof(where), "%s (%s %s)",
+				 sp.st.by_mail ? "a mail to the CA" : m->req_name, sp.st.kind,
 				 sp.st.where);
 			return cmpc_transfer_stored(ctx, where);
 		}
@@ -217,6 +219,11 @@ void agent_spool_close(void)
 	if (sp.on && sp.st.close != NULL)
 		sp.st.close(&sp.st);
 	sp.on = 0;
+}
+
+int agent_spool_by_mail(void)
+{
+	return sp.st.by_mail;
 }
 
 const char *agent_spool_kind(void)

@@ -25,6 +25,7 @@ struct spool_store {
 	const char *kind; /* for messages: "spool directory", "FTP directory"... */
 	char where[1024]; /* for messages: where the files go, no password */
 	long poll_ms;	  /* how often get is tried while waiting */
+	int by_mail;	  /* the messages go as mails, not as named files */
 	/* Publishes the request: 0, or -1 after cmpc_transfer_fail. */
 	int (*put)(spool_store *st, cmpc_ctx *ctx, const spool_msg *m, const unsigned char *der,
 		   size_t len);
@@ -45,5 +46,10 @@ typedef int spool_open_fn(const conf_enrollment *e, spool_store *st, char *err,
 
 spool_open_fn spool_dir_open;
 spool_open_fn spool_remote_open; /* ftp://, ftps://, sftp://, scp:// */
+spool_open_fn spool_mail_open;
+
+/* spool_mail.c: whether e's mailto: server has the mail settings it needs;
+ * 0, or -1 with err saying which are missing or wrong. */
+int agent_spool_mail_conf(const conf_enrollment *e, char *err, size_t errlen);
 
 #endif

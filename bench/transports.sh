@@ -1,8 +1,9 @@
 #!/bin/sh
 # Prints the median wall-clock time of one complete EC P-256 enrollment
 # (keygen on a SoftHSM2 token, ir/ip/certConf/pkiConf with the test CA on
-# loopback, storing certificate and chain) over each transport: HTTP, TCP
-# and the spool directory (file:///).  One token grows across all runs: no
+# loopback, storing certificate and chain) over each transport: HTTP, TCP,
+# the spool directory (file:///) and e-mail (mailto:, SMTP and IMAP through
+# tests/mail-lib.sh's servers to the test CA's mail mode).  One token grows across all runs: no
 # label is enrolled twice.
 # usage: bench/transports.sh [BUILD_DIR] [RUNS]   (default build/, 15 runs)
 . "$(dirname "$0")/lib.sh" "$@"
@@ -22,3 +23,16 @@ start_ca --spool "$TMP/spool" || exit 1
 TE_CONF="server = file://$TMP/spool"
 time_enrollments "$tok" ec:P-256 "file     "
 stop_ca
+
+. "$top_srcdir/tests/mail-lib.sh"
+mail_start || exit 1
+start_ca --mail "$MAIL_DIR/ca" --mail-smtp "$MAIL_SMTP_URL" --mail-from "$MAIL_CA_ADDR" || exit 1
+TE_CONF="server = mailto:$MAIL_CA_ADDR
+mail_from = $MAIL_CLIENT_ADDR
+smtp_server = $MAIL_SMTP_URL
+mail_inbox = $MAIL_IMAP_URL
+mail_user = $MAIL_USER
+mail_password_source = file:$MAIL_PASSFILE"
+time_enrollments "$tok" ec:P-256 "mail     "
+stop_ca
+mail_stop

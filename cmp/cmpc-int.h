@@ -488,4 +488,43 @@ long long cmpc_now_ms(void);
 cmpc_rv cmpc_xchg_begin(cmpc_ctx *ctx, const char *what);
 void cmpc_xchg_end(cmpc_ctx *ctx);
 
+/* cmpc_mime.c: the mails of the e-mail transport (RFC 2510 5.3). */
+#define CMPC_MIME_HDR_MAX 256
+#define CMPC_MIME_REFS_MAX 1024
+typedef struct {
+	const char *from, *to; /* header values, printable ASCII */
+	const char *tid;       /* transactionID, lower-case hex */
+	int seq;	       /* the message's number in the transaction, from 1 */
+	const char *msgid;     /* "<tid.seq.random@host>" */
+	time_t date;
+	const unsigned char *der;
+	size_t der_len;
+} cmpc_mime_out;
+/* The request mail (CRLF line ends) into *ret (OPENSSL_malloc) and
+ * *ret_len: 1, or 0 with why (a header value that is not one printable
+ * line, out of memory). */
+int cmpc_mime_build(const cmpc_mime_out *m, char **ret, size_t *ret_len, char *why,
+		    size_t whylen);
+/* What an answer mail says: its headers (cut, printable) and its CMP part. */
+typedef struct {
+	char subject[CMPC_MIME_HDR_MAX], in_reply_to[CMPC_MIME_HDR_MAX];
+	char references[CMPC_MIME_REFS_MAX], tid[CMPC_MIME_HDR_MAX], msgid[CMPC_MIME_HDR_MAX];
+	char ctype[64];	    /* the CMP part's content type, lower case */
+	unsigned char *der; /* the CMP part decoded (OPENSSL_malloc), or NULL */
+	size_t der_len;
+} cmpc_mime_in;
+/* Parses mail[0..len) (no NUL needed): 1 the first CMP part decoded into
+ * m->der (at most max_der bytes); 0 no CMP part; -1 a CMP part that cannot
+ * be used (not base64, too large, nested too deep).  why: printable text.
+ * The headers are filled in every case; cmpc_mime_in_clear frees der. */
+int cmpc_mime_parse(const char *mail, size_t len, size_t max_der, cmpc_mime_in *m, char *why,
+		    size_t whylen);
+void cmpc_mime_in_clear(cmpc_mime_in *m);
+/* Which message of transaction tid (hex) the mail answers, by its
+ * In-Reply-To, References or subject: 2 message seq, -1 another message
+ * of it; by X-CMP-Transaction-ID alone: 1; 0 not this transaction. */
+int cmpc_mime_match(const cmpc_mime_in *m, const char *tid, int seq);
+/* application/pkixcmp and the older names of the drafts (any case). */
+int cmpc_mime_is_cmp_type(const char *type);
+
 #endif

@@ -184,6 +184,41 @@ int cmpc_rfile_put(cmpc_rfile *r, cmpc_ctx *ctx, const char *name, const char *t
 int cmpc_rfile_get(cmpc_rfile *r, cmpc_ctx *ctx, const char *name);
 
 /*
+ * The e-mail transport (RFC 2510 5.3), for a store-and-forward caller's
+ * transfer function: a message goes out as a mail by SMTP(S), its answer
+ * is looked for in an inbox by IMAP(S) or POP3(S), all through libcurl.
+ * TLS is verified as for HTTPS (cmpc_set1_tls_trust, else the system
+ * CAs).  The password is borrowed and goes only to libcurl.
+ */
+typedef struct {
+	const char *to;	       /* the CA's address (of the mailto: URL) */
+	const char *from;      /* ours: From: and the SMTP envelope */
+	const char *smtp_url;  /* smtp://host[:port] or smtps://host[:port] */
+	const char *inbox_url; /* imap[s]://host[:port][/MAILBOX] or pop3[s]://host[:port] */
+	const char *user;      /* for the inbox, and for SMTP over TLS; NULL: none */
+	const char *password;  /* NULL: none */
+	int starttls;	       /* smtp://, imap://, pop3://: require STARTTLS */
+	size_t max_mail;       /* largest mail read (0: the response limit * 2 + 64 KiB) */
+	int max_scan;	       /* most mails read per look (0: 50) */
+} cmpc_mail;
+/* NULL when m's URLs and addresses are usable, else why (static text). */
+const char *cmpc_mail_check(const cmpc_mail *m);
+/* Sends the DER message der as message seq of transaction tid (lower-case
+ * hex): 0, or -1 after cmpc_transfer_fail. */
+int cmpc_mail_send(cmpc_ctx *ctx, const cmpc_mail *m, const char *tid, int seq,
+		   const unsigned char *der, size_t len);
+/* Looks once in the inbox for the answer to message seq of tid: 1 its
+ * PKIMessage given to the layer (cmpc_transfer_write) and that mail
+ * deleted; 0 not there, or the inbox could not be read just now (note: ""
+ * or what was skipped or why the inbox was not read, for the message that
+ * says the answer has not come); -1 after cmpc_transfer_fail.
+ * Mails for other transactions, answers to other messages, and mails
+ * whose CMP part cannot be read or is not this transaction's PKIMessage
+ * are left in the inbox and logged. */
+int cmpc_mail_fetch(cmpc_ctx *ctx, const cmpc_mail *m, const char *tid, int seq, char *note,
+		    size_t notelen);
+
+/*
  * Waits the caller may show (a progress line) and cut short (Ctrl-C).  The
  * layer calls fn when a message goes out and again about once a second
  * while its answer is awaited (CMPC_WAIT_ANSWER, until: the message's time

@@ -276,6 +276,18 @@ cmpc_rv cmpc_set1_server(cmpc_ctx *ctx, const char *url)
 				 "https://ca.example/.well-known/cmp");
 		return CMPC_ERR_CONFIG;
 	}
+	/* mailto:ADDR: the CA's mail address, which the caller's
+	 * store-and-forward transfer function serves (cmpc_mail_send); it
+	 * names the CA.  No URL for libcurl's parser. */
+	if (OPENSSL_strncasecmp(url, "mailto:", 7) == 0) {
+		if ((copy = OPENSSL_strdup(url)) == NULL) {
+			cmpc_seterr(ctx, "out of memory");
+			return CMPC_ERR_INTERNAL;
+		}
+		OPENSSL_free(ctx->url);
+		ctx->url = copy;
+		return CMPC_OK;
+	}
 	if ((u = curl_url()) == NULL) {
 		cmpc_seterr(ctx, "out of memory parsing the server URL");
 		return CMPC_ERR_INTERNAL;

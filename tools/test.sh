@@ -84,7 +84,8 @@ unset P11ENROLL_TEST_SCALE
 # The tarball builds and passes a smoke subset: the suite itself ran twice
 # above (CI time is bounded).
 SMOKE_TESTS="tests/unit/test-tok tests/unit/test-agent tests/enroll.sh tests/trust.sh \
-tests/man.sh tests/checksrc.sh tests/fuzz/replay-cmp.sh tests/fuzz/replay-rsp.sh tests/bcpeer.sh"
+tests/man.sh tests/checksrc.sh tests/fuzz/replay-cmp.sh tests/fuzz/replay-rsp.sh \
+tests/fuzz/replay-mime.sh tests/bcpeer.sh"
 echo "=== make distcheck (smoke: $SMOKE_TESTS)"
 (cd "$P11E_TOP/build" &&
 	make -s distcheck DISTCHECK_CONFIGURE_FLAGS=--enable-strict TESTS="$SMOKE_TESTS" \

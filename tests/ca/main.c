@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,6 +96,17 @@ static void usage(FILE *f)
 	    "  --reject-text FILE      the statusString of reject=FAILINFO: FILE's bytes, as\n"
 	    "                          they are (up to 16 KiB, a final newline dropped)\n"
 	    "  --spool DIR             also answer DIR's NAME.req.der files into NAME.rsp.der\n"
+	    "  --mail MAILDIR          also answer the request mails in MAILDIR/new (CMP by\n"
+	    "                          e-mail, RFC 2510 5.3) by SMTP; each goes to MAILDIR/cur\n"
+	    "  --mail-smtp URL         with --mail: the SMTP server (smtp:// or smtps://)\n"
+	    "  --mail-from ADDR        with --mail: the CA's address, the answers' From\n"
+	    "  --mail-cacert FILE      with --mail: the CA certificates of an smtps:// server\n"
+	    "  --mail-ctype TYPE       the answers' Content-Type (application/pkixcmp)\n"
+	    "  --mail-multipart        each answer in a multipart/mixed after a text part\n"
+	    "  --mail-fault NAME       dup (each answer sent twice), wrong-tid (another\n"
+	    "                          transaction's id in subject and header), garbage\n"
+	    "                          (base64 of no DER), no-subject-tid (no id in subject\n"
+	    "                          or header; In-Reply-To right)\n"
 	    "  --hang-on TYPE          process requests of TYPE (ir, certConf, pollReq, kur...)\n"
 	    "                          as usual but never answer: the connection is held open\n"
 	    "                          until the client closes it or 120 s pass, while other\n"
@@ -339,6 +351,13 @@ enum {
 	OPT_TCP_POLL,
 	OPT_TCP_POLL_CLOSE,
 	OPT_SPOOL,
+	OPT_MAIL,
+	OPT_MAIL_SMTP,
+	OPT_MAIL_FROM,
+	OPT_MAIL_CACERT,
+	OPT_MAIL_CTYPE,
+	OPT_MAIL_MULTIPART,
+	OPT_MAIL_FAULT,
 };
 
 static const struct option long_opts[] = {
@@ -374,6 +393,13 @@ static const struct option long_opts[] = {
     {"tcp-poll", required_argument, NULL, OPT_TCP_POLL},
     {"tcp-poll-close", no_argument, NULL, OPT_TCP_POLL_CLOSE},
     {"spool", required_argument, NULL, OPT_SPOOL},
+    {"mail", required_argument, NULL, OPT_MAIL},
+    {"mail-smtp", required_argument, NULL, OPT_MAIL_SMTP},
+    {"mail-from", required_argument, NULL, OPT_MAIL_FROM},
+    {"mail-cacert", required_argument, NULL, OPT_MAIL_CACERT},
+    {"mail-ctype", required_argument, NULL, OPT_MAIL_CTYPE},
+    {"mail-multipart", no_argument, NULL, OPT_MAIL_MULTIPART},
+    {"mail-fault", required_argument, NULL, OPT_MAIL_FAULT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -524,6 +550,39 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 		case OPT_SPOOL:
 			o->spool = optarg;
 			break;
+		case OPT_MAIL:
+			o->mail.maildir = optarg;
+			break;
+		case OPT_MAIL_SMTP:
+			o->mail.smtp = optarg;
+			break;
+		case OPT_MAIL_FROM:
+			o->mail.from = optarg;
+			break;
+		case OPT_MAIL_CACERT:
+			o->mail.cacert = optarg;
+			break;
+		case OPT_MAIL_CTYPE:
+			o->mail.ctype = optarg;
+			break;
+		case OPT_MAIL_MULTIPART:
+			o->mail.multipart = 1;
+			break;
+		case OPT_MAIL_FAULT: {
+			static const char *const names[] = { "", "dup", "wrong-tid", "garbage",
+							     "no-subject-tid" };
+			int i;
+
+			for (i = 1; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+				if (strcmp(optarg, names[i]) == 0)
+					o->mail.fault = i;
+			if (o->mail.fault == CA_MAIL_FAULT_NONE) {
+				fprintf(stderr, PROG ": unknown --mail-fault '%s' (see --help)\n",
+					optarg);
+				return CA_EXIT_USAGE;
+			}
+			break;
+		}
 		case OPT_LOG:
 			o->log_file = optarg;
 			break;
@@ -573,6 +632,11 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 		fprintf(stderr, PROG ": --dir DIR is required (see --help)\n");
 		return CA_EXIT_USAGE;
 	}
+	if (o->mail.maildir != NULL && (o->mail.smtp == NULL || o->mail.from == NULL)) {
+		fprintf(stderr,
+			PROG ": --mail MAILDIR needs --mail-smtp URL and --mail-from ADDR\n");
+		return CA_EXIT_USAGE;
+	}
 	if (o->hang_count > 0 && o->hang_on == NULL) {
 		fprintf(stderr, PROG ": --hang-count needs --hang-on TYPE\n");
 		return CA_EXIT_USAGE;
@@ -606,6 +670,7 @@ int main(int argc, char **argv)
 	struct ca_srv *srv = NULL;
 	struct sigaction sa;
 	int rc, lfd = -1, port = 0;
+	pid_t mail_pid = -1;
 
 	memset(&opts, 0, sizeof(opts));
 	memset(&ca, 0, sizeof(ca));
@@ -657,6 +722,21 @@ int main(int argc, char **argv)
 			_exit(ca_spool_serve(opts.spool, ca_srv_handle, srv));
 		}
 	}
+	/* The mailbox likewise; it ends before the CA does, so that a CA started
+	 * next never races it for a request mail. */
+	if (opts.mail.maildir != NULL) {
+		pid_t pid = mail_pid = fork();
+
+		if (pid < 0)
+			goto out;
+		if (pid == 0) {
+			(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+			close(lfd);
+			if (getppid() == 1)
+				_exit(0);
+			_exit(ca_mail_serve(&opts.mail, ca_srv_handle, srv));
+		}
+	}
 	printf("port %d\n", port);
 	fflush(stdout);
 	ca_log("listening on 127.0.0.1:%d (%s), state in %s, %s protection%s%s%s", port,
@@ -670,6 +750,10 @@ int main(int argc, char **argv)
 	ca_log("stopped");
 	rc = CA_EXIT_OK;
 out:
+	if (mail_pid > 0) {
+		kill(mail_pid, SIGTERM);
+		(void)waitpid(mail_pid, NULL, 0);
+	}
 	if (lfd >= 0)
 		close(lfd);
 	ca_srv_free(srv);

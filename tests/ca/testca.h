@@ -89,6 +89,23 @@ struct ca_tcp_opts {
 	int poll_s;	/* --tcp-poll N: pollRep first, check back in N s */
 	int poll_close; /* --tcp-poll-close: with closeConnection set */
 };
+/* mail.c: CMP by e-mail (--mail) and its faults (--mail-fault) */
+enum {
+	CA_MAIL_FAULT_NONE,
+	CA_MAIL_FAULT_DUP,
+	CA_MAIL_FAULT_WRONG_TID,
+	CA_MAIL_FAULT_GARBAGE,
+	CA_MAIL_FAULT_NO_SUBJECT_TID,
+};
+struct ca_mail_opts {
+	const char *maildir; /* --mail MAILDIR: the CA's mailbox (requests in new/) */
+	const char *smtp;    /* --mail-smtp URL: where answers are sent */
+	const char *from;    /* --mail-from ADDR: the CA's address */
+	const char *cacert;  /* --mail-cacert FILE: verifies an smtps:// server */
+	const char *ctype;   /* --mail-ctype TYPE: the answer's Content-Type */
+	int multipart;	     /* --mail-multipart: the answer in a multipart/mixed */
+	int fault;	     /* CA_MAIL_FAULT_* */
+};
 enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
 
 /* Everything the command line decides. */
@@ -128,6 +145,7 @@ struct ca_opts {
 	const char *fault_when;	   /* --fault-when FILE: faults only while it exists */
 	int tcp;		   /* --tcp: CMP over TCP instead of HTTP */
 	struct ca_tcp_opts tcp_opts;
+	struct ca_mail_opts mail; /* --mail...: also answer request mails */
 };
 
 /* The CA: root, issuing sub-CA, CMP server certificate, state directory. */
@@ -178,6 +196,9 @@ int ca_http_listen(int port, int *ret_port);
 int ca_http_serve(int lfd, long max_requests, ca_handler_fn fn, void *arg);
 /* spool.c: answers DIR's NAME.req.der files into NAME.rsp.der until stopped. */
 int ca_spool_serve(const char *dir, ca_handler_fn fn, void *arg);
+
+/* mail.c: answers the request mails in MAILDIR/new by SMTP until stopped. */
+int ca_mail_serve(const struct ca_mail_opts *m, ca_handler_fn fn, void *arg);
 
 /* tcp.c */
 int ca_tcp_serve(int lfd, long max_requests, const struct ca_tcp_opts *t, ca_handler_fn fn,
