@@ -179,7 +179,7 @@ STORE_WAIT=1 mail_conf "$TOK2" "$MAIL_SMTP_URL" "$MAIL_IMAP_URL"
 STATE=$(pending_file "$TOK2")
 p11e enroll test
 check "/mail/late/exit-9" expect_rc 9
-check "/mail/late/says-where" grep_err "a mail to the CA (its answer awaited in $MAIL_IMAP_URL"
+check "/mail/late/says-where" grep_err "stored in a mail to the CA \\(its answer awaited in $MAIL_IMAP_URL\\)"
 check "/mail/late/says-resume" grep_err "the ir went in a mail to the CA, its answer awaited in $MAIL_IMAP_URL, the transaction saved"
 check "/mail/late/pending-saved" test -f "$STATE"
 check "/mail/late/key-kept" test "$(keys_on "$TOK2")" = 1
