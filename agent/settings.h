@@ -100,7 +100,7 @@
 	X(mail_starttls, "mail-starttls", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                  \
 	  "mailto: server: require STARTTLS on smtp://, imap:// and pop3:// URLs")                 \
 	X(store_wait, "store-wait", SET_SECONDS, SC_BOTH, 0, 0, 0, "S", "30",                     \
-	  "file:// server: seconds to wait for the CA's answer file before saving")              \
+	  "file, FTP, SSH or mail server: seconds to wait for the CA's answer before saving")   \
 	X(store_request_name, "store-request-name", SET_TEXT, SC_BOTH, 0, 0, 0, "TEMPLATE",       \
 	  "%t.%n.req.der",                                                                         \
 	  "file:// server: the request's file name (%t transactionID, %n number)")                \

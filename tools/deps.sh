@@ -12,7 +12,7 @@ libp11-kit-dev libcurl4-openssl-dev softhsm2 opensc libengine-pkcs11-openssl p11
 mandoc openssl socat python3 python3-jsonschema default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java
 swtpm swtpm-tools tpm2-tools tpm2-abrmd libtpm2-pkcs11-1 libtpm2-pkcs11-tools
 python3-tpm2-pkcs11-tools libtss2-tcti-tabrmd0 dbus
-openssh-server python3-pyftpdlib python3-openssl dovecot-imapd dovecot-pop3d python3-aiosmtpd"
+openssh-server openssh-client python3-pyftpdlib python3-openssl dovecot-imapd dovecot-pop3d python3-aiosmtpd"
 
 p11e_deps() {
 	missing=
