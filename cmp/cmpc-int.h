@@ -471,13 +471,19 @@ int cmpc_req_body(cmpc_req_type type);
  * (cmpc_wait_tick: 1 when the callback asked to stop) or ends. */
 void cmpc_wait_begin(cmpc_ctx *ctx, cmpc_wait_kind kind, long long in_ms);
 int cmpc_wait_tick(cmpc_ctx *ctx);
-/* libcurl's xferinfo callback (arg: the cmpc_ctx), for HTTP and TCP:
- * libcurl calls it often while data moves and about once a second while
- * it waits, where a wait is shown and a stop is asked for; non-zero (the
- * wait callback asked to stop) aborts the transfer. */
+void cmpc_wait_end(cmpc_ctx *ctx);
+
+/* cmpc_curl.c, for every libcurl transfer.  progress: libcurl's xferinfo
+ * callback (arg: the cmpc_ctx); libcurl calls it often while data moves
+ * and about once a second while it waits, where a wait is shown and a
+ * stop is asked for; non-zero (the wait callback asked to stop) aborts
+ * the transfer.  watch: sets it on h when ctx has a wait callback, and
+ * the debug notes when it has a log callback.  tls_error: 1 when cc is a
+ * TLS failure. */
 int cmpc_curl_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow);
-void cmpc_wait_end(cmpc_ctx *ctx);
+CURLcode cmpc_curl_watch(CURL *h, cmpc_ctx *ctx);
+int cmpc_curl_tls_error(CURLcode cc);
 /* CLOCK_MONOTONIC in milliseconds: for deadlines, never for messageTime. */
 long long cmpc_now_ms(void);
 

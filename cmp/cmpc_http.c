@@ -26,21 +26,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return cmpc_transfer_write(arg, data, len) ? len : 0;
 }
 
-/* Connection notes only: data and headers are never passed on. */
-static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
-{
-	cmpc_ctx *ctx = arg;
-
-	if (type != CURLINFO_TEXT)
-		return 0;
-	while (size > 0 && (data[size - 1] == '\n' || data[size - 1] == '\r'))
-		size--;
-	if (size > 512)
-		size = 512;
-	cmpc_log(ctx, LOG_DEBUG, "curl: %.*s", (int)size, data);
-	return 0;
-}
-
 /* The context whose transfer runs on this thread: OpenSSL's info callback
  * has no argument. */
 static __thread cmpc_ctx *tls_target;
@@ -228,43 +213,12 @@ cmpc_rv cmpc_http_prepare(cmpc_ctx *ctx)
 	SETOPT(CURLOPT_POST, 1L);
 	SETOPT(CURLOPT_WRITEFUNCTION, on_body);
 	SETOPT(CURLOPT_WRITEDATA, ctx);
-	if (ctx->wait_fn != NULL) {
-		SETOPT(CURLOPT_XFERINFOFUNCTION, cmpc_curl_progress);
-		SETOPT(CURLOPT_XFERINFODATA, ctx);
-		SETOPT(CURLOPT_NOPROGRESS, 0L);
-	}
-	if (ctx->log_fn != NULL) {
-		SETOPT(CURLOPT_DEBUGFUNCTION, on_debug);
-		SETOPT(CURLOPT_DEBUGDATA, ctx);
-		SETOPT(CURLOPT_VERBOSE, 1L);
-	}
+	if ((cc = cmpc_curl_watch(h, ctx)) != CURLE_OK)
+		goto err;
 	return CMPC_OK;
 err:
 	cmpc_seterr(ctx, "cannot set up libcurl for %s: %s", ctx->url, curl_easy_strerror(cc));
 	return CMPC_ERR_INTERNAL;
-}
-
-static int is_tls_error(CURLcode cc)
-{
-	switch (cc) {
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_CRL_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_SSL_INVALIDCERTSTATUS:
-	case CURLE_SSL_SHUTDOWN_FAILED:
-	case CURLE_SSL_ENGINE_NOTFOUND:
-	case CURLE_SSL_ENGINE_SETFAILED:
-	case CURLE_SSL_ENGINE_INITFAILED:
-	case CURLE_USE_SSL_FAILED:
-		return 1;
-	default:
-		return 0;
-	}
 }
 
 /* After a TLS 1.3 handshake the server's verdict on the client certificate
@@ -302,9 +256,9 @@ static cmpc_rv fail_curl(cmpc_ctx *ctx, CURLcode cc, const char *what)
 		ctx->x.overflow = 1;
 		return CMPC_ERR_TRANSPORT;
 	}
-	if (is_tls_error(cc) ||
+	if (cmpc_curl_tls_error(cc) ||
 	    ((ctx->x.tls_cert_requested || ctx->x.tls_alert[0] != '\0') && is_conn_lost(cc))) {
-		if (is_tls_error(cc) &&
+		if (cmpc_curl_tls_error(cc) &&
 		    curl_easy_getinfo(ctx->curl, CURLINFO_SSL_VERIFYRESULT, &vr) == CURLE_OK &&
 		    vr != X509_V_OK)
 			return cmpc_xfer_fail(

@@ -119,20 +119,6 @@ static size_t on_read(char *out, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* Connection notes only: never the commands, which carry the login. */
-static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
-{
-	(void)h;
-	if (type != CURLINFO_TEXT)
-		return 0;
-	while (size > 0 && (data[size - 1] == '\n' || data[size - 1] == '\r'))
-		size--;
-	if (size > 512)
-		size = 512;
-	cmpc_log(arg, LOG_DEBUG, "curl: %.*s", (int)size, data);
-	return 0;
-}
-
 static int has_scheme(const char *url, const char *const *schemes)
 {
 	for (; *schemes != NULL; schemes++)
@@ -248,37 +234,12 @@ static CURL *open_handle(cmpc_ctx *ctx, const cmpc_mail *m, const char *url, con
 		SETOPT(CURLOPT_USERNAME, m->user);
 		SETOPT(CURLOPT_PASSWORD, m->password != NULL ? m->password : "");
 	}
-	if (ctx->wait_fn != NULL) {
-		SETOPT(CURLOPT_XFERINFOFUNCTION, cmpc_curl_progress);
-		SETOPT(CURLOPT_XFERINFODATA, ctx);
-		SETOPT(CURLOPT_NOPROGRESS, 0L);
-	}
-	if (ctx->log_fn != NULL) {
-		SETOPT(CURLOPT_DEBUGFUNCTION, on_debug);
-		SETOPT(CURLOPT_DEBUGDATA, ctx);
-		SETOPT(CURLOPT_VERBOSE, 1L);
-	}
+	if (cmpc_curl_watch(h, ctx) != CURLE_OK)
+		goto err;
 	return h;
 err:
 	curl_easy_cleanup(h);
 	return NULL;
-}
-
-static int is_tls_error(CURLcode cc)
-{
-	switch (cc) {
-	case CURLE_SSL_CONNECT_ERROR:
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CERTPROBLEM:
-	case CURLE_SSL_CIPHER:
-	case CURLE_SSL_CACERT_BADFILE:
-	case CURLE_SSL_ISSUER_ERROR:
-	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-	case CURLE_USE_SSL_FAILED:
-		return 1;
-	default:
-		return 0;
-	}
 }
 
 /* The failure of a transfer on h: -1 after cmpc_transfer_fail.  what:
@@ -299,7 +260,7 @@ static int fail(cmpc_ctx *ctx, CURL *h, CURLcode cc, const char *what, const cha
 				   what, detail);
 		return -1;
 	}
-	if (is_tls_error(cc)) {
+	if (cmpc_curl_tls_error(cc)) {
 		if (curl_easy_getinfo(h, CURLINFO_SSL_VERIFYRESULT, &vr) == CURLE_OK &&
 		    vr != X509_V_OK)
 			cmpc_transfer_fail(ctx, CMPC_ERR_TLS,

@@ -104,20 +104,6 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
 	return cmpc_transfer_write(arg, data, len) ? len : 0;
 }
 
-/* Connection notes only: commands (PASS) and data are never passed on. */
-static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *arg)
-{
-	(void)h;
-	if (type != CURLINFO_TEXT)
-		return 0;
-	while (size > 0 && (data[size - 1] == '\n' || data[size - 1] == '\r'))
-		size--;
-	if (size > 512)
-		size = 512;
-	cmpc_log(arg, LOG_DEBUG, "curl: %.*s", (int)size, data);
-	return 0;
-}
-
 /* "ssh-ed25519 SHA256:..." of a host key blob, as ssh-keygen -l shows it. */
 static void key_text(const struct curl_khkey *k, char *out, size_t outlen)
 {
@@ -292,27 +278,12 @@ static int setup(cmpc_rfile *r, cmpc_ctx *ctx, const char *url)
 			auth |= CURLSSH_AUTH_AGENT;
 		SETOPT(CURLOPT_SSH_AUTH_TYPES, auth);
 	}
-	if (ctx->wait_fn != NULL) {
-		SETOPT(CURLOPT_XFERINFOFUNCTION, cmpc_curl_progress);
-		SETOPT(CURLOPT_XFERINFODATA, ctx);
-		SETOPT(CURLOPT_NOPROGRESS, 0L);
-	}
-	if (ctx->log_fn != NULL) {
-		SETOPT(CURLOPT_DEBUGFUNCTION, on_debug);
-		SETOPT(CURLOPT_DEBUGDATA, ctx);
-		SETOPT(CURLOPT_VERBOSE, 1L);
-	}
+	if (cmpc_curl_watch(h, ctx) != CURLE_OK)
+		goto err;
 	return 0;
 err:
 	cmpc_transfer_fail(ctx, CMPC_ERR_INTERNAL, "cannot set up libcurl (out of memory?)");
 	return -1;
-}
-
-static int is_tls_error(CURLcode cc)
-{
-	return cc == CURLE_SSL_CONNECT_ERROR || cc == CURLE_PEER_FAILED_VERIFICATION ||
-	       cc == CURLE_SSL_CACERT_BADFILE || cc == CURLE_SSL_CIPHER ||
-	       cc == CURLE_SSL_ISSUER_ERROR || cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH;
 }
 
 /* A failed transfer of file, in words; -1. */
@@ -346,7 +317,8 @@ static int fail(cmpc_rfile *r, cmpc_ctx *ctx, CURLcode cc, const char *file)
 		cmpc_transfer_timeout(ctx, detail);
 		return -1;
 	}
-	if (is_tls_error(cc) && (proto == P_FTP || proto == P_FTPS)) {
+	if (cc != CURLE_USE_SSL_FAILED && cmpc_curl_tls_error(cc) &&
+	    (proto == P_FTP || proto == P_FTPS)) {
 		if (curl_easy_getinfo(r->h, CURLINFO_SSL_VERIFYRESULT, &vr) == CURLE_OK &&
 		    vr != X509_V_OK)
 			cmpc_transfer_fail(ctx, CMPC_ERR_TLS,

@@ -166,16 +166,6 @@ int cmpc_wait_tick(cmpc_ctx *ctx)
 	return ctx->x.stopped;
 }
 
-int cmpc_curl_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
-{
-	(void)dltotal;
-	(void)dlnow;
-	(void)ultotal;
-	(void)ulnow;
-	return cmpc_wait_tick(arg);
-}
-
 void cmpc_wait_end(cmpc_ctx *ctx)
 {
 	if (ctx->x.wait_now.kind == CMPC_WAIT_DONE)
