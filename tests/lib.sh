@@ -288,6 +288,16 @@ pending_count() {
 	ls "${1:-$TMP/state}"/pending/*.pending "${1:-$TMP/state}"/*.pending 2> /dev/null | wc -l
 }
 
+# kind LABEL CLASS: how many objects of CLASS ("Private Key", "Certificate"
+# ...) the token $TOK holds under exactly LABEL; "unreadable" and non-zero
+# when the token cannot be read.
+kind() {
+	_k=$(objects "$TOK") || { echo unreadable; return 1; }
+	printf '%s\n' "$_k" | awk -v l="$1" -v c="$2" '/Object;/ { cls = $0 }
+		/^ *label:/ { sub(/^ *label: */, ""); if ($0 == l && index(cls, c) == 1) n++ }
+		END { print n + 0 }'
+}
+
 # objects LABEL [TYPE]: pkcs11-tool's object list of the token (logged in).
 # When pkcs11-tool fails (no such token, the PIN refused) it says so on
 # stderr, as a TAP comment, and returns non-zero: a list that could not be

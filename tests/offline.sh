@@ -27,12 +27,6 @@ one_pkimessage() {
 	_hl=$(head -n 1 "$TMP/asn1" | sed 's/.*hl= *\([0-9]*\) l= *\([0-9]*\).*/\1 \2/')
 	[ $((${_hl% *} + ${_hl#* })) -eq "$_len" ]
 }
-kind() {
-	_k=$(objects "$TOK") || { echo unreadable; return 1; }
-	printf '%s\n' "$_k" | awk -v l="$1" -v c="$2" '/Object;/ { cls = $0 }
-		/^ *label:/ { sub(/^ *label: */, ""); if ($0 == l && index(cls, c) == 1) n++ }
-		END { print n + 0 }'
-}
 same_file() {
 	cmp -s "$1" "$2" || { echo "# $1 changed"; return 1; }
 }

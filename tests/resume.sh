@@ -14,12 +14,6 @@ plan 145
 if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $(scaled 120)"; else GUARD=; fi
 
 # kind LABEL CLASS: objects of that class (Certificate, Private Key) with exactly that label.
-kind() {
-	_k=$(objects "$TOK") || { echo unreadable; return 1; }
-	printf '%s\n' "$_k" | awk -v l="$1" -v c="$2" '/Object;/ { cls = $0 }
-		/^ *label:/ { sub(/^ *label: */, ""); if ($0 == l && index(cls, c) == 1) n++ }
-		END { print n + 0 }'
-}
 
 # id_of TYPE LABEL: CKA_ID of the object of that type with exactly that label.
 id_of() {

@@ -30,11 +30,6 @@ LABEL=enrolled-key
 if command -v timeout > /dev/null 2>&1; then GUARD="timeout -s KILL $(scaled 120)"; else GUARD=; fi
 
 # kind LABEL CLASS: objects of that class (Certificate, Private Key) with exactly that label.
-kind() {
-	objects "$TOK" | awk -v l="$1" -v c="$2" '/Object;/ { cls = $0 }
-		/^ *label:/ { sub(/^ *label: */, ""); if ($0 == l && index(cls, c) == 1) n++ }
-		END { print n + 0 }'
-}
 
 field() {
 	sed -n "s/^$1 //p" "$STATE"

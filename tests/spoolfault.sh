@@ -17,12 +17,6 @@ plan 92
 
 SPOOL="$TMP/spool"
 mkdir "$SPOOL"
-kind() {
-	_k=$(objects "$TOK") || { echo unreadable; return 1; }
-	printf '%s\n' "$_k" | awk -v l="$1" -v c="$2" '/Object;/ { cls = $0 }
-		/^ *label:/ { sub(/^ *label: */, ""); if ($0 == l && index(cls, c) == 1) n++ }
-		END { print n + 0 }'
-}
 carry() {
 	curl -s -f -o "$2" -H 'Content-Type: application/pkixcmp' --data-binary "@$1" "$CA_URL"
 }

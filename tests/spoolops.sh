@@ -18,12 +18,6 @@ plan 81
 
 SPOOL="$TMP/spool"
 mkdir "$SPOOL"
-kind() {
-	_k=$(objects "$TOK") || { echo unreadable; return 1; }
-	printf '%s\n' "$_k" | awk -v l="$1" -v c="$2" '/Object;/ { cls = $0 }
-		/^ *label:/ { sub(/^ *label: */, ""); if ($0 == l && index(cls, c) == 1) n++ }
-		END { print n + 0 }'
-}
 # certs: the certificates on the token
 certs() {
 	_c=$(objects "$TOK" cert) || { echo unreadable; return 1; }

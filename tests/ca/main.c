@@ -197,6 +197,19 @@ void ca_log_openssl_errors(const char *what)
 	ERR_print_errors_cb(print_err, NULL);
 }
 
+/* The index of arg in names (NULL-terminated, names[0] the unset value),
+ * or 0 after saying that --opt knows no such name. */
+static int pick(const char *opt, const char *arg, const char *const *names)
+{
+	int i;
+
+	for (i = 1; names[i] != NULL; i++)
+		if (strcmp(arg, names[i]) == 0)
+			return i;
+	fprintf(stderr, PROG ": unknown --%s '%s' (see --help)\n", opt, arg);
+	return 0;
+}
+
 static int parse_long(const char *s, long min, long max, long *ret)
 {
 	char *end;
@@ -526,17 +539,10 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			static const char *const names[] = { "",	     "truncated-frame",
 							     "garbage-frame", "wrong-version",
 							     "oversize-length", "error-msg",
-							     "rfc2510" };
-			int i;
+							     "rfc2510",	     NULL };
 
-			for (i = 1; i < (int)(sizeof(names) / sizeof(names[0])); i++)
-				if (strcmp(optarg, names[i]) == 0)
-					o->tcp_opts.fault = i;
-			if (o->tcp_opts.fault == CA_TCP_FAULT_NONE) {
-				fprintf(stderr, PROG ": unknown --tcp-fault '%s' (see --help)\n",
-					optarg);
+			if ((o->tcp_opts.fault = pick("tcp-fault", optarg, names)) == 0)
 				return CA_EXIT_USAGE;
-			}
 			break;
 		}
 		case OPT_TCP_POLL:
@@ -569,18 +575,11 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			o->mail.multipart = 1;
 			break;
 		case OPT_MAIL_FAULT: {
-			static const char *const names[] = { "", "dup", "wrong-tid", "garbage",
-							     "no-subject-tid" };
-			int i;
+			static const char *const names[] = { "",	"dup", "wrong-tid", "garbage",
+							     "no-subject-tid", NULL };
 
-			for (i = 1; i < (int)(sizeof(names) / sizeof(names[0])); i++)
-				if (strcmp(optarg, names[i]) == 0)
-					o->mail.fault = i;
-			if (o->mail.fault == CA_MAIL_FAULT_NONE) {
-				fprintf(stderr, PROG ": unknown --mail-fault '%s' (see --help)\n",
-					optarg);
+			if ((o->mail.fault = pick("mail-fault", optarg, names)) == 0)
 				return CA_EXIT_USAGE;
-			}
 			break;
 		}
 		case OPT_LOG:
