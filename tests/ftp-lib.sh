@@ -26,19 +26,8 @@ ftp_need() {
 }
 
 ftp_pki() {
-	{
-		"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$TMP/ftp-root.key" -out "$TMP/ftp-root.pem" -days 2 \
-			-subj "/CN=p11enroll FTPS Test Root" \
-			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
-			"$OPENSSL_BIN" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-				-keyout "$TMP/ftp-srv.key" -out "$TMP/ftp-srv.csr" -subj "/CN=127.0.0.1" &&
-			printf 'subjectAltName = IP:127.0.0.1\nextendedKeyUsage = serverAuth\n' \
-				> "$TMP/ftp-srv.ext" &&
-			"$OPENSSL_BIN" x509 -req -in "$TMP/ftp-srv.csr" -CA "$TMP/ftp-root.pem" \
-				-CAkey "$TMP/ftp-root.key" -CAcreateserial -days 2 \
-				-extfile "$TMP/ftp-srv.ext" -out "$TMP/ftp-srv.pem"
-	} > "$TMP/ftp-pki.log" 2>&1 || { cat "$TMP/ftp-pki.log"; return 1; }
+	server_pki "$TMP/ftp-" "p11enroll FTPS Test Root" > "$TMP/ftp-pki.log" 2>&1 ||
+		{ cat "$TMP/ftp-pki.log"; return 1; }
 }
 
 ftp_start() {

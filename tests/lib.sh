@@ -288,6 +288,23 @@ pending_count() {
 	ls "${1:-$TMP/state}"/pending/*.pending "${1:-$TMP/state}"/*.pending 2> /dev/null | wc -l
 }
 
+# server_pki PREFIX NAME: a TLS root (PREFIXroot.pem, .key, subject "NAME")
+# and under it a server certificate for IP:127.0.0.1 and localhost
+# (PREFIXsrv.pem, PREFIXsrv.key), for the test servers that speak TLS.
+server_pki() {
+	"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "${1}root.key" -out "${1}root.pem" -days 2 -subj "/CN=$2" \
+		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
+		"$OPENSSL_BIN" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "${1}srv.key" -out "${1}srv.csr" -subj "/CN=127.0.0.1" &&
+		printf '%s\n' 'subjectAltName = IP:127.0.0.1, DNS:localhost' \
+			'extendedKeyUsage = serverAuth' 'keyUsage = critical, digitalSignature' \
+			> "${1}srv.ext" &&
+		"$OPENSSL_BIN" x509 -req -in "${1}srv.csr" -CA "${1}root.pem" \
+			-CAkey "${1}root.key" -CAcreateserial -days 2 -extfile "${1}srv.ext" \
+			-out "${1}srv.pem"
+}
+
 # kind LABEL CLASS: how many objects of CLASS ("Private Key", "Certificate"
 # ...) the token $TOK holds under exactly LABEL; "unreadable" and non-zero
 # when the token cannot be read.

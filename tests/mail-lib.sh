@@ -79,21 +79,7 @@ mail_restart_dovecot() {
 
 # mail_tls_pki: a root and a server certificate for 127.0.0.1 in $TMP/mail/tls.
 mail_tls_pki() {
-	_mt=$TMP/mail/tls
-	mkdir -p "$_mt" &&
-		"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$_mt/root.key" -out "$_mt/root.pem" -days 2 \
-			-subj "/CN=p11enroll Mail Test Root" \
-			-addext basicConstraints=critical,CA:TRUE \
-			-addext keyUsage=critical,keyCertSign &&
-		"$OPENSSL_BIN" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$_mt/srv.key" -out "$_mt/srv.csr" -subj "/CN=127.0.0.1" &&
-		printf '%s\n' 'subjectAltName = IP:127.0.0.1, DNS:localhost' \
-			'extendedKeyUsage = serverAuth' 'keyUsage = critical, digitalSignature' \
-			> "$_mt/srv.ext" &&
-		"$OPENSSL_BIN" x509 -req -in "$_mt/srv.csr" -CA "$_mt/root.pem" \
-			-CAkey "$_mt/root.key" -CAcreateserial -days 2 -extfile "$_mt/srv.ext" \
-			-out "$_mt/srv.pem"
+	mkdir -p "$TMP/mail/tls" && server_pki "$TMP/mail/tls/" "p11enroll Mail Test Root"
 }
 
 # mail_free_ports N: N ports on 127.0.0.1 that are free when asked.

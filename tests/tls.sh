@@ -24,17 +24,7 @@ TOK=tls
 # (libcurl checks the host name; the CA's srv.pem is a CMP signer, not a
 # TLS server certificate).
 tls_pki() {
-	"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-keyout "$TMP/tls-root.key" -out "$TMP/tls-root.pem" -days 2 \
-		-subj "/CN=p11enroll TLS Test Root" \
-		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
-		"$OPENSSL_BIN" req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$TMP/tls-srv.key" -out "$TMP/tls-srv.csr" -subj "/CN=127.0.0.1" &&
-		printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth\nkeyUsage = critical, digitalSignature\n' \
-			> "$TMP/tls-srv.ext" &&
-		"$OPENSSL_BIN" x509 -req -in "$TMP/tls-srv.csr" -CA "$TMP/tls-root.pem" \
-			-CAkey "$TMP/tls-root.key" -CAcreateserial -days 2 -extfile "$TMP/tls-srv.ext" \
-			-out "$TMP/tls-srv.pem"
+	server_pki "$TMP/tls-" "p11enroll TLS Test Root"
 }
 tls_pki > "$TMP/pki.log" 2>&1 || { cat "$TMP/pki.log"; exit 1; }
 # Client certificates are issued by the test CA's issuing CA under its root.
