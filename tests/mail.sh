@@ -19,7 +19,7 @@
 need_tools
 setup
 trap 'kill_agents; cleanup' EXIT
-plan 106
+plan 109
 
 mail_start || bail_out "the mail servers did not start"
 SPOOL=$TMP/spool
@@ -365,6 +365,18 @@ mail_inbox = $MAIL_IMAP_URL
 mail_user = $MAIL_USER"
 p11e check-config
 check "/mail/config/user-without-password" grep_err "mail_user is set without mail_password_source"
+
+# --- the CA answers "waiting": pollReq and pollRep go as mails 2, 3... ---------------
+ca_mail --poll 1
+TOK8=mail-poll
+make_token "$TOK8" || exit 1
+mail_conf "$TOK8" "$MAIL_SMTP_URL" "$MAIL_IMAP_URL"
+: > "$TMP/ca.log"
+p11e enroll test
+check "/mail/poll/exit-0" expect_rc 0
+check "/mail/poll/polled" grep -q "pollReq" "$TMP/ca.log"
+check "/mail/poll/cert-stored" test "$(certs_on "$TOK8")" = 1
+stop_ca
 
 # --- nothing secret left anywhere ---------------------------------------------------
 check "/mail/no-secret/maildirs" no_secrets "$MAIL_DIR"
