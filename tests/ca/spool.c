@@ -3,8 +3,12 @@
  * file:///DIR).  Every NAME.req.der in DIR without a NAME.rsp.der is
  * answered as an HTTP POST of its bytes would be, and the answer is
  * written to a temporary file and renamed to NAME.rsp.der, so that the
- * client never reads half of it.  Runs in a child of the CA, which ends
- * with the CA (PR_SET_PDEATHSIG) or on SIGTERM.
+ * client never reads half of it.  A request that is shorter than its
+ * DER header says is taken for one still being written (scp:// cannot
+ * rename: the file grows under its final name) and read again on the
+ * next scan, for up to INCOMPLETE_S seconds after its last change.  Runs
+ * in a child of the CA, which ends with the CA (PR_SET_PDEATHSIG) or on
+ * SIGTERM.
  */
 #include "config.h"
 
@@ -12,15 +16,18 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/asn1.h>
 #include <openssl/crypto.h>
 
 #include "tests/ca/testca.h"
 
 #define REQ_EXT ".req.der"
 #define RSP_EXT ".rsp.der"
+#define INCOMPLETE_S 5
 
 static int read_all(const char *path, unsigned char **ret, size_t *ret_len)
 {
@@ -77,6 +84,21 @@ static int write_atomic(const char *path, const unsigned char *p, size_t len)
 	return 1;
 }
 
+/* 1 when body is shorter than the DER object it begins says, and the file
+ * at path changed lately: the writer is not done with it. */
+static int still_written(const char *path, const unsigned char *body, size_t len)
+{
+	const unsigned char *p = body;
+	long olen;
+	int tag, cls;
+	struct stat st;
+
+	if (len > 0 && (ASN1_get_object(&p, &olen, &tag, &cls, (long)len) & 0x80) == 0 &&
+	    (size_t)(p - body) + (size_t)olen <= len)
+		return 0;
+	return stat(path, &st) == 0 && time(NULL) - st.st_mtime < INCOMPLETE_S;
+}
+
 static void answer(const char *dir, const char *name, ca_handler_fn fn, void *arg)
 {
 	char req[4096], rsp[4096];
@@ -89,6 +111,10 @@ static void answer(const char *dir, const char *name, ca_handler_fn fn, void *ar
 		(int)sizeof(rsp) ||
 	    access(rsp, F_OK) == 0 || !read_all(req, &body, &len))
 		return;
+	if (still_written(req, body, len)) {
+		OPENSSL_free(body);
+		return;
+	}
 	memset(&reply, 0, sizeof(reply));
 	if (fn(arg, "/.well-known/cmp", body, len, &reply) != 0 || reply.status != 200 ||
 	    reply.body == NULL) {

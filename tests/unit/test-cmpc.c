@@ -125,7 +125,7 @@ static void test_config(EVP_PKEY *key)
 	cmpc_free(ctx);
 
 	ctx = cmpc_new();
-	rv = cmpc_set1_server(ctx, "ftp://127.0.0.1/x");
+	rv = cmpc_set1_server(ctx, "gopher://127.0.0.1/x");
 	tap_ok(rv == CMPC_ERR_CONFIG && cfx_msg_ok(ctx, "http"), "/cmpc/config/url-scheme", "%d %s",
 	       rv, cmpc_errmsg(ctx));
 	rv = cmpc_set1_server(ctx, "http://user:pw-Hidden-1@127.0.0.1/x");
