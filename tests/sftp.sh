@@ -14,7 +14,7 @@ need_tools
 setup
 trap 'kill_agents; cleanup' EXIT
 ssh_need
-plan 98
+plan 101
 T=sftp
 # libssh2 1.10 leaks while it loads an ECDSA key under a passphrase
 # (tests/ssh-lsan.supp); full stacks, so that only its leaks are matched
@@ -98,6 +98,21 @@ store_known_hosts = $TMP/hashed_hosts"
 p11e genm test --ca-certs "$TMP/hashed-cacerts.pem"
 check "/sftp/hashed-known-hosts/is-hashed" grep -q '^|1|' "$TMP/hashed_hosts"
 check "/sftp/hashed-known-hosts/exit-0" expect_rc 0
+
+# --- the SSH agent's key (store_ssh_agent, no key file) ---------------------------
+eval "$(ssh-agent -s -a "$TMP/ssh/agent.sock")" > /dev/null
+ssh-add "$TMP/ssh/id" > /dev/null 2>&1
+write_conf "$T-sftp" "server = $SFTP_URL
+store_ssh_agent = yes
+store_known_hosts = $TMP/known_hosts"
+p11e genm test --ca-certs "$TMP/agent-cacerts.pem"
+check "/sftp/ssh-agent/exit-0" expect_rc 0
+check "/sftp/ssh-agent/ca-certs" grep -q 'BEGIN CERTIFICATE' "$TMP/agent-cacerts.pem"
+ssh-add -D > /dev/null 2>&1
+p11e genm test --ca-certs "$TMP/agent-cacerts2.pem"
+check "/sftp/ssh-agent/empty-agent-refused" expect_rc 5
+kill "$SSH_AGENT_PID" 2> /dev/null
+unset SSH_AUTH_SOCK SSH_AGENT_PID
 
 # --- the login ---------------------------------------------------------------------
 rspool_fails key-not-taken 5 "refused the login" "server = $SFTP_URL
