@@ -20,6 +20,11 @@
 #include "agent/spool.h"
 
 #define DEFAULT_WAIT_S 30
+/* The first look for an answer comes this soon after the message went
+ * out, the next ones twice as late each, up to the store's poll_ms: a CA
+ * that answers at once is not kept waiting for a poll interval that is
+ * there to spare the server. */
+#define FIRST_MS 100
 
 /* The URL schemes served here, and their stores. */
 static const struct {
@@ -100,6 +105,7 @@ static cmpc_rv answer(cmpc_ctx *ctx, const spool_msg *m, long long wait_ms)
 {
 	long long end = now_ms() + wait_ms, left;
 	char where[sizeof(sp.st.where) + 256];
+	long next = FIRST_MS, step;
 	int r;
 
 	while ((r = sp.st.get(&sp.st, ctx, m)) == 0) {
@@ -113,10 +119,14 @@ static cmpc_rv answer(cmpc_ctx *ctx, const spool_msg *m, long long wait_ms)
 				 sp.st.where);
 			return cmpc_transfer_stored(ctx, where);
 		}
+		step = next < sp.st.poll_ms ? next : sp.st.poll_ms;
+		if (left < step)
+			step = (long)left;
+		next *= 2;
 		if (sp.st.wait != NULL)
-			sp.st.wait(&sp.st, m, left < sp.st.poll_ms ? (long)left : sp.st.poll_ms);
+			sp.st.wait(&sp.st, m, step);
 		else
-			sleep_ms(left < sp.st.poll_ms ? (long)left : sp.st.poll_ms);
+			sleep_ms(step);
 	}
 	return r > 0 ? CMPC_OK : CMPC_ERR_TRANSPORT;
 }

@@ -24,7 +24,7 @@ typedef struct spool_store spool_store;
 struct spool_store {
 	const char *kind; /* for messages: "spool directory", "FTP directory"... */
 	char where[1024]; /* for messages: where the files go, no password */
-	long poll_ms;	  /* how often get is tried while waiting */
+	long poll_ms;	  /* longest pause between two looks (the first come sooner) */
 	int by_mail;	  /* the messages go as mails, not as named files */
 	/* Publishes the request: 0, or -1 after cmpc_transfer_fail. */
 	int (*put)(spool_store *st, cmpc_ctx *ctx, const spool_msg *m, const unsigned char *der,
@@ -33,7 +33,7 @@ struct spool_store {
 	 * not there yet; -1 after cmpc_transfer_fail. */
 	int (*get)(spool_store *st, cmpc_ctx *ctx, const spool_msg *m);
 	/* Waits up to ms for the answer to m to appear, or less (an
-	 * interrupt); NULL: the core sleeps poll_ms. */
+	 * interrupt); NULL: the core sleeps ms. */
 	void (*wait)(spool_store *st, const spool_msg *m, long ms);
 	void (*close)(spool_store *st); /* may be NULL */
 	void *arg;

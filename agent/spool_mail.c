@@ -7,11 +7,9 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -19,12 +17,10 @@
 #include "agent/spool.h"
 
 /* A look into the inbox is a login and a search on the mail server: at
- * most every store_wait / 10, within these bounds; the first looks after
- * a message went out come sooner (FIRST_MS, doubling), so that a CA that
- * answers at once is not kept waiting for the poll. */
+ * most every store_wait / 10, within these bounds (the first looks after
+ * a message went out come sooner: spool.c). */
 #define POLL_MIN_MS 200
 #define POLL_MAX_MS 2000
-#define FIRST_MS 100
 #define DEFAULT_WAIT_S 30
 
 static struct {
@@ -32,9 +28,6 @@ static struct {
 	char to[512], from[512], smtp[1024], inbox[1024], user[256];
 	char inbox_shown[512];
 	secret *password;
-	char waited_tid[2 * CMPC_ID_MAX + 1]; /* the message the backoff is for */
-	int waited_seq;
-	long next_ms;
 } ms;
 
 static void note(spool_store *st, const char *text)
@@ -61,28 +54,6 @@ static int get(spool_store *st, cmpc_ctx *ctx, const spool_msg *m)
 	r = cmpc_mail_fetch(ctx, &ms.m, m->tid, m->seq, text, sizeof(text));
 	note(st, r == 0 ? text : "");
 	return r;
-}
-
-/* The core's wait between looks: FIRST_MS after a message went out,
- * doubling up to max_ms (the poll interval, or less when store_wait ends
- * sooner); an interrupt cuts it short. */
-static void wait_mail(spool_store *st, const spool_msg *m, long max_ms)
-{
-	struct timespec ts;
-	long t;
-
-	(void)st;
-	if (m->seq != ms.waited_seq || strcmp(m->tid, ms.waited_tid) != 0) {
-		snprintf(ms.waited_tid, sizeof(ms.waited_tid), "%s", m->tid);
-		ms.waited_seq = m->seq;
-		ms.next_ms = FIRST_MS;
-	}
-	t = ms.next_ms < max_ms ? ms.next_ms : max_ms;
-	ms.next_ms *= 2;
-	ts.tv_sec = t / 1000;
-	ts.tv_nsec = (t % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR && agent_interrupted() == 0)
-		;
 }
 
 static void close_mail(spool_store *st)
@@ -171,8 +142,6 @@ int spool_mail_open(const conf_enrollment *e, spool_store *st, char *err, size_t
 	st->poll_ms = poll < POLL_MIN_MS ? POLL_MIN_MS : poll > POLL_MAX_MS ? POLL_MAX_MS : poll;
 	st->put = put;
 	st->get = get;
-	st->wait = wait_mail;
-	ms.waited_seq = 0;
 	st->close = close_mail;
 	return 0;
 }
