@@ -338,6 +338,8 @@ enum {
 	CMPC_BODY_KUP = 8,
 	CMPC_BODY_RR = 11,
 	CMPC_BODY_RP = 12,
+	CMPC_BODY_CCR = 13,
+	CMPC_BODY_CCP = 14,
 	CMPC_BODY_PKICONF = 19,
 	CMPC_BODY_GENM = 21,
 	CMPC_BODY_GENP = 22,
@@ -351,7 +353,62 @@ const char *cmpc_body_name(int type);
 
 /* CMPC_BODY.type: OpenSSL's CHOICE selector is the index of the
  * alternative in the template, not the tag. */
-enum { CMPC_SEL_ERROR, CMPC_SEL_PKICONF, CMPC_SEL_POLLREQ, CMPC_SEL_POLLREP };
+enum {
+	CMPC_SEL_ERROR,
+	CMPC_SEL_PKICONF,
+	CMPC_SEL_POLLREQ,
+	CMPC_SEL_POLLREP,
+	CMPC_SEL_CCR,
+	CMPC_SEL_CCP,
+	CMPC_SEL_CERTCONF
+};
+
+/* CertRepMessage and its parts (cmpc_asn1.c): the ccp's body. */
+typedef struct {
+	int type; /* 0 certificate, 1 encryptedCert */
+	union {
+		X509 *certificate;
+		ASN1_TYPE *encrypted;
+	} value;
+} CMPC_CERTORENC;
+DECLARE_ASN1_ITEM(CMPC_CERTORENC)
+
+typedef struct {
+	CMPC_CERTORENC *certOrEncCert;
+	ASN1_TYPE *privateKey;
+	ASN1_TYPE *publicationInfo;
+} CMPC_CKP;
+DECLARE_ASN1_ITEM(CMPC_CKP)
+
+typedef struct {
+	ASN1_INTEGER *status;
+	STACK_OF(ASN1_UTF8STRING) *statusString;
+	ASN1_BIT_STRING *failInfo;
+} CMPC_PKISI;
+DECLARE_ASN1_ITEM(CMPC_PKISI)
+
+typedef struct {
+	ASN1_INTEGER *certReqId;
+	CMPC_PKISI *status;
+	CMPC_CKP *certifiedKeyPair;
+	ASN1_OCTET_STRING *rspInfo;
+} CMPC_CERTRESP;
+DECLARE_ASN1_ITEM(CMPC_CERTRESP)
+DEFINE_STACK_OF(CMPC_CERTRESP)
+
+typedef struct {
+	STACK_OF(X509) *caPubs;
+	STACK_OF(CMPC_CERTRESP) *response;
+} CMPC_CERTREP;
+DECLARE_ASN1_ITEM(CMPC_CERTREP)
+
+typedef struct {
+	ASN1_OCTET_STRING *certHash;
+	ASN1_INTEGER *certReqId;
+	OSSL_CMP_PKISI *statusInfo;
+} CMPC_CERTSTATUS;
+DECLARE_ASN1_ITEM(CMPC_CERTSTATUS)
+DEFINE_STACK_OF(CMPC_CERTSTATUS)
 
 typedef struct {
 	int type; /* CMPC_SEL_* */
@@ -360,6 +417,9 @@ typedef struct {
 		ASN1_NULL *pkiconf;
 		STACK_OF(CMPC_POLLREQ) *pollReq;
 		STACK_OF(CMPC_POLLREP) *pollRep;
+		OSSL_CRMF_MSGS *ccr;
+		CMPC_CERTREP *ccp;
+		STACK_OF(CMPC_CERTSTATUS) *certConf;
 	} value;
 } CMPC_BODY;
 DECLARE_ASN1_ITEM(CMPC_BODY)
@@ -442,6 +502,22 @@ void cmpc_note_ids(cmpc_ids *ids, const CMPC_HDR *h);
  * cmpc_resume: ctx->x.replay (taken), after pointing OpenSSL's senderNonce
  * at the nonce the replayed message answers. */
 OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req);
+
+/* cmpc_poll.c: sends req (taken), a message of transaction p (p->tid)
+ * with senderNonce nonce, and returns the CA's answer in *ret: protected
+ * and verified (OSSL_CMP_validate_msg; an unprotected error only where
+ * allowed), of this transaction, answering nonce.  CMPC_OK, or the failure
+ * in errmsg (what: "CMP ccr", for the message). */
+cmpc_rv cmpc_msg_exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
+			  const unsigned char *nonce, size_t nonce_len, const char *what,
+			  OSSL_CMP_MSG **ret);
+
+/* cmpc_ccr.c: the ccr for key (cmpc_ccr), protected; the senderNonce it
+ * carries in nonce.  NULL on failure, *key_failed 1 when key could not sign
+ * the proof of possession. */
+#define CMPC_CCR_NONCE_LEN 16
+OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,
+			   unsigned char nonce[CMPC_CCR_NONCE_LEN], int *key_failed);
 
 /* cmpc_certreq.c: for cmpc_transfer_storing: the pending callback learns
  * the transaction as it waits once the request or pollReq with ids is

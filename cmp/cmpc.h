@@ -468,6 +468,22 @@ cmpc_rv cmpc_rr(cmpc_ctx *ctx, X509 *cert, int reason, cmpc_rr_status *ret_statu
  * the CA say the certificate is already revoked (failInfo certRevoked)? */
 int cmpc_rr_already_revoked(const cmpc_ctx *ctx);
 
+/*
+ * Cross-certification (ccr, RFC 4210 5.3.11): asks the CA of the context
+ * (another CA) to certify key, the requesting CA's key, for the subject
+ * set (cmpc_set1_subject) with basicConstraints CA:TRUE (pathLenConstraint
+ * path_len unless negative), keyUsage keyCertSign and cRLSign, and the
+ * configured extensions and SANs; its proof of possession is signed by
+ * key.  The message is protected as every request (signer or PBM).  The
+ * ccp is checked like an ip (protection, status, public key, subject,
+ * chain to the anchors) and confirmed (certConf, pkiConf).  CMPC_OK with
+ * the cross-certificate in *ret_cert and, unless ret_chain is NULL, the
+ * CA certificates of its chain.  No polling and no store-and-forward
+ * transport: a "waiting" ccr is not resumed.
+ */
+cmpc_rv cmpc_ccr(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, X509 **ret_cert,
+		 STACK_OF(X509) **ret_chain);
+
 /* Whether cert verifies under the trust anchors of cmpc_load_trusted (an
  * anchor verifies as itself), with untrusted as intermediates (may be
  * NULL): CMPC_OK, or CMPC_ERR_CERT with the reason in errmsg. */

@@ -3,11 +3,13 @@
  * tags) that OpenSSL 3.0 does not expose: the PKIHeader fields, a
  * PKIMessage whose body stays encoded, and the bodies this layer builds or
  * reads itself (pollReq, pollRep, error) when it continues a transaction
- * that an earlier process started.
+ * that an earlier process started, and the cross-certification exchange
+ * (ccr, ccp, its certConf), which 3.0's client cannot make at all.
  */
 #include "config.h"
 
 #include <openssl/asn1t.h>
+#include <openssl/crmf.h>
 #include <openssl/err.h>
 
 #include "cmp/cmpc-int.h"
@@ -74,13 +76,68 @@ ASN1_SEQUENCE(CMPC_ERRMSG) = {
 	ASN1_SEQUENCE_OF_OPT(CMPC_ERRMSG, errorDetails, ASN1_UTF8STRING),
 } ASN1_SEQUENCE_END(CMPC_ERRMSG)
 
+/* CertOrEncCert ::= CHOICE { certificate [0] CMPCertificate,
+ *     encryptedCert [1] EncryptedKey }: the second is kept encoded. */
+ASN1_CHOICE(CMPC_CERTORENC) = {
+	ASN1_EXP(CMPC_CERTORENC, value.certificate, X509, 0),
+	ASN1_EXP(CMPC_CERTORENC, value.encrypted, ASN1_ANY, 1),
+} ASN1_CHOICE_END(CMPC_CERTORENC)
+
+/* CertifiedKeyPair ::= SEQUENCE { certOrEncCert CertOrEncCert,
+ *     privateKey [0] EncryptedKey OPTIONAL,
+ *     publicationInfo [1] PKIPublicationInfo OPTIONAL } */
+ASN1_SEQUENCE(CMPC_CKP) = {
+	ASN1_SIMPLE(CMPC_CKP, certOrEncCert, CMPC_CERTORENC),
+	ASN1_EXP_OPT(CMPC_CKP, privateKey, ASN1_ANY, 0),
+	ASN1_EXP_OPT(CMPC_CKP, publicationInfo, ASN1_ANY, 1),
+} ASN1_SEQUENCE_END(CMPC_CKP)
+
+/* PKIStatusInfo ::= SEQUENCE { status PKIStatus, statusString
+ *     PKIFreeText OPTIONAL, failInfo PKIFailureInfo OPTIONAL }: read here,
+ * as 3.0 has no getter for the fields of its OSSL_CMP_PKISI. */
+ASN1_SEQUENCE(CMPC_PKISI) = {
+	ASN1_SIMPLE(CMPC_PKISI, status, ASN1_INTEGER),
+	ASN1_SEQUENCE_OF_OPT(CMPC_PKISI, statusString, ASN1_UTF8STRING),
+	ASN1_OPT(CMPC_PKISI, failInfo, ASN1_BIT_STRING),
+} ASN1_SEQUENCE_END(CMPC_PKISI)
+
+/* CertResponse ::= SEQUENCE { certReqId INTEGER, status PKIStatusInfo,
+ *     certifiedKeyPair CertifiedKeyPair OPTIONAL, rspInfo OCTET STRING OPTIONAL } */
+ASN1_SEQUENCE(CMPC_CERTRESP) = {
+	ASN1_SIMPLE(CMPC_CERTRESP, certReqId, ASN1_INTEGER),
+	ASN1_SIMPLE(CMPC_CERTRESP, status, CMPC_PKISI),
+	ASN1_OPT(CMPC_CERTRESP, certifiedKeyPair, CMPC_CKP),
+	ASN1_OPT(CMPC_CERTRESP, rspInfo, ASN1_OCTET_STRING),
+} ASN1_SEQUENCE_END(CMPC_CERTRESP)
+
+/* CertRepMessage ::= SEQUENCE { caPubs [1] SEQUENCE OF CMPCertificate
+ *     OPTIONAL, response SEQUENCE OF CertResponse }: the body of ip, cp,
+ * kup and ccp (3.0 does not export its own OSSL_CMP_CERTREPMESSAGE_it). */
+ASN1_SEQUENCE(CMPC_CERTREP) = {
+	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_CERTREP, caPubs, X509, 1),
+	ASN1_SEQUENCE_OF(CMPC_CERTREP, response, CMPC_CERTRESP),
+} ASN1_SEQUENCE_END(CMPC_CERTREP)
+
+/* CertStatus ::= SEQUENCE { certHash OCTET STRING, certReqId INTEGER,
+ *     statusInfo PKIStatusInfo OPTIONAL } (RFC 4210; hashAlg of RFC 9480
+ * left out: the certificate's signature hash is used) */
+ASN1_SEQUENCE(CMPC_CERTSTATUS) = {
+	ASN1_SIMPLE(CMPC_CERTSTATUS, certHash, ASN1_OCTET_STRING),
+	ASN1_SIMPLE(CMPC_CERTSTATUS, certReqId, ASN1_INTEGER),
+	ASN1_OPT(CMPC_CERTSTATUS, statusInfo, OSSL_CMP_PKISI),
+} ASN1_SEQUENCE_END(CMPC_CERTSTATUS)
+
 /* The PKIBody alternatives of this layer: error [23], pollReq [25],
- * pollRep [26], pkiConf [24] (NULL). */
+ * pollRep [26], pkiConf [19] (NULL), ccr [13], ccp [14], certConf [24].
+ * New ones go at the end: the selector is the index (CMPC_SEL_*). */
 ASN1_CHOICE(CMPC_BODY) = {
 	ASN1_EXP(CMPC_BODY, value.error, CMPC_ERRMSG, CMPC_BODY_ERROR),
 	ASN1_EXP(CMPC_BODY, value.pkiconf, ASN1_NULL, CMPC_BODY_PKICONF),
 	ASN1_EXP_SEQUENCE_OF(CMPC_BODY, value.pollReq, CMPC_POLLREQ, CMPC_BODY_POLLREQ),
 	ASN1_EXP_SEQUENCE_OF(CMPC_BODY, value.pollRep, CMPC_POLLREP, CMPC_BODY_POLLREP),
+	ASN1_EXP(CMPC_BODY, value.ccr, OSSL_CRMF_MSGS, CMPC_BODY_CCR),
+	ASN1_EXP(CMPC_BODY, value.ccp, CMPC_CERTREP, CMPC_BODY_CCP),
+	ASN1_EXP_SEQUENCE_OF(CMPC_BODY, value.certConf, CMPC_CERTSTATUS, CMPC_BODY_CERTCONF),
 } ASN1_CHOICE_END(CMPC_BODY)
 
 CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len)

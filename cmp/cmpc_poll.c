@@ -316,6 +316,13 @@ static cmpc_rv exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
 	return exchange_sent(ctx, p, req, -1, nonce, nonce_len, what, ret);
 }
 
+cmpc_rv cmpc_msg_exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *req,
+			  const unsigned char *nonce, size_t nonce_len, const char *what,
+			  OSSL_CMP_MSG **ret)
+{
+	return exchange(ctx, p, req, nonce, nonce_len, what, ret);
+}
+
 cmpc_rv cmpc_stored_replay(cmpc_ctx *ctx, int sent, const char *what)
 {
 	cmpc_pending p = ctx->stored_ans;
