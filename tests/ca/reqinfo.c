@@ -302,6 +302,22 @@ bad_rep:
 	return NULL;
 }
 
+/* The body's content (p, len: inside its [tag]) under the tag new_tag. */
+static int retag_body(ASN1_TYPE *body, const unsigned char *p, long len, int new_tag)
+{
+	int total = ASN1_object_size(1, (int)len, new_tag), ok;
+	unsigned char *buf, *w;
+
+	if (total <= 0 || (buf = OPENSSL_malloc((size_t)total)) == NULL)
+		return 0;
+	w = buf;
+	ASN1_put_object(&w, 1, (int)len, new_tag, V_ASN1_CONTEXT_SPECIFIC);
+	memcpy(w, p, (size_t)len);
+	ok = ASN1_STRING_set(body->value.asn1_string, buf, total);
+	OPENSSL_free(buf);
+	return ok;
+}
+
 /* Rewrites the CertRepMessage inside an ip/cp/kup body, or the pollRep
  * (kept as raw TLV); a CertRepMessage may change its body type too. */
 static int edit_body(ASN1_TYPE *body, const struct ca_edit *e)
@@ -320,6 +336,8 @@ static int edit_body(ASN1_TYPE *body, const struct ca_edit *e)
 	ret = ASN1_get_object(&p, &len, &tag, &xclass, len);
 	if ((ret & 0x80) || !(ret & V_ASN1_CONSTRUCTED) || xclass != V_ASN1_CONTEXT_SPECIFIC)
 		return 1;
+	if (e->retag > 0)
+		return retag_body(body, p, len, e->retag - 1);
 	certrep = tag == CA_BODY_IP || tag == CA_BODY_CP || tag == CA_BODY_KUP;
 	if (!certrep && (tag != CA_BODY_POLLREP || e->certreqid_delta == 0))
 		return 1; /* nothing to edit */
@@ -374,8 +392,15 @@ OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e)
 		m->header->sender = gn;
 		gn = NULL;
 	}
-	if ((e->certreqid_delta != 0 || e->capubs != NULL || e->swap_body) && !edit_body(m->body, e))
+	if ((e->certreqid_delta != 0 || e->capubs != NULL || e->swap_body || e->retag > 0) &&
+	    !edit_body(m->body, e))
 		goto done;
+	if (e->unprotect) {
+		X509_ALGOR_free(m->header->protectionAlg);
+		m->header->protectionAlg = NULL;
+		ASN1_BIT_STRING_free(m->protection);
+		m->protection = NULL;
+	}
 	for (i = 0; i < sk_X509_num(e->extra); i++) {
 		if (m->extraCerts == NULL && (m->extraCerts = sk_X509_new_null()) == NULL)
 			goto done;

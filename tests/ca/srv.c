@@ -36,6 +36,7 @@ struct ca_srv {
 	struct ca_ca *ca;
 	OSSL_CMP_SRV_CTX *srv_ctx;
 	OSSL_CMP_CTX *ctx; /* borrowed from srv_ctx */
+	int ccr;	   /* the request is a ccr, served as a cr (ccr_as_cr) */
 	ASN1_OBJECT *oid_ca_certs, *oid_root_update, *oid_req_template, *oid_root_cert;
 	ASN1_OBJECT *oid_crl_status, *oid_crls;
 	X509 *fake_ca, *fake_srv; /* for the untrusted and bad-protection faults */
@@ -268,8 +269,8 @@ int ca_failinfo_bit(const char *name)
 
 static int is_cert_request(int type)
 {
-	return type == CA_BODY_IR || type == CA_BODY_CR ||
-	       type == CA_BODY_P10CR || type == CA_BODY_KUR;
+	return type == CA_BODY_IR || type == CA_BODY_CR || type == CA_BODY_P10CR ||
+	       type == CA_BODY_KUR || type == CA_BODY_CCR;
 }
 
 static int fault(const struct ca_srv *s, unsigned int f)
@@ -1104,10 +1105,13 @@ static int edit_protected(struct ca_srv *s, OSSL_CMP_MSG **rsp, int rsp_type)
 		e.certreqid_delta = 5;
 	if (fault(s, CA_FAULT_WRONG_BODY) && certrep)
 		e.swap_body = 1;
+	if (s->ccr && rsp_type == CA_BODY_CP)
+		e.retag = CA_BODY_CCP + 1;
 	if (fault(s, CA_FAULT_CAPUBS_IN_KUP) && rsp_type == CA_BODY_KUP &&
 	    lazy_fake("p11enroll Injected Root", 1, &s->fake_ca, &s->fake_ca_key))
 		e.capubs = certs_of(s->fake_ca, s->ca->root);
-	if (e.sender == NULL && e.certreqid_delta == 0 && e.capubs == NULL && !e.swap_body)
+	if (e.sender == NULL && e.certreqid_delta == 0 && e.capubs == NULL && !e.swap_body &&
+	    e.retag == 0)
 		return 0;
 	if ((edited = ca_msg_edit(*rsp, &e)) != NULL) {
 		OSSL_CMP_MSG_free(*rsp);
@@ -1121,6 +1125,8 @@ static int edit_protected(struct ca_srv *s, OSSL_CMP_MSG **rsp, int rsp_type)
 				 e.certreqid_delta);
 		if (e.capubs != NULL)
 			ca_event("%s: fault capubs-in-kup", body_name(s->req_type));
+		if (e.retag != 0)
+			ca_event("ccr: the cp goes as a ccp");
 		if (e.swap_body)
 			ca_event("%s: fault wrong-body (%s sent as %s)", body_name(s->req_type),
 				 body_name(rsp_type), rsp_type == CA_BODY_IP ? "cp" : "ip");
@@ -1130,6 +1136,40 @@ static int edit_protected(struct ca_srv *s, OSSL_CMP_MSG **rsp, int rsp_type)
 	X509_NAME_free(sender);
 	sk_X509_pop_free(e.capubs, X509_free);
 	return edited != NULL ? 1 : -1;
+}
+
+/*
+ * OpenSSL 3.0's server refuses a ccr (CMP_R_UNEXPECTED_PKIBODY in
+ * OSSL_CMP_SRV_process_request).  Its protection is verified here, and the
+ * same CertReqMessages go to OpenSSL as an unprotected cr, accepted for
+ * this one request: OpenSSL checks the POP and cb_cert_request issues what
+ * was asked (basicConstraints and keyUsage as requested); the cp goes back
+ * as a ccp (edit_protected), protected again.  A ccr whose protection does
+ * not verify goes to OpenSSL as it is and gets its error message.  Returns
+ * 0 when the request cannot be rewritten.
+ */
+static int ccr_as_cr(struct ca_srv *s, OSSL_CMP_MSG **req)
+{
+	struct ca_edit e;
+	OSSL_CMP_MSG *cr;
+
+	if (!OSSL_CMP_validate_msg(s->ctx, *req)) {
+		ca_event("ccr: protection does not verify");
+		ca_log_openssl_errors("verifying the ccr");
+		return 1;
+	}
+	memset(&e, 0, sizeof(e));
+	e.retag = CA_BODY_CR + 1;
+	e.unprotect = 1;
+	if ((cr = ca_msg_edit(*req, &e)) == NULL) {
+		ca_log_openssl_errors("serving the ccr as a cr");
+		return 0;
+	}
+	OSSL_CMP_MSG_free(*req);
+	*req = cr;
+	s->ccr = 1;
+	ca_event("ccr: protection verified, served as a cr");
+	return 1;
 }
 
 /* Returns 0 when a fault could not be applied: the request then fails (HTTP 500). */
@@ -1374,7 +1414,14 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	}
 	if (!reset_ctx(s, parsed))
 		goto done;
+	s->ccr = 0;
+	if (s->req_type == CA_BODY_CCR && !ccr_as_cr(s, &req))
+		goto done;
+	if (s->ccr)
+		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, 1);
 	rsp = OSSL_CMP_SRV_process_request(s->srv_ctx, req);
+	if (s->ccr)
+		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, s->opts->accept_unprotected);
 	if (rsp == NULL) {
 		first_error(err, sizeof(err));
 		ca_log("POST %s %s -> no response possible (%s)", path, body_name(s->req_type),

@@ -28,6 +28,8 @@ enum {
 	CA_BODY_KUP = 8,
 	CA_BODY_RR = 11,
 	CA_BODY_RP = 12,
+	CA_BODY_CCR = 13,
+	CA_BODY_CCP = 14,
 	CA_BODY_PKICONF = 19,
 	CA_BODY_GENM = 21,
 	CA_BODY_GENP = 22,
@@ -249,6 +251,9 @@ struct ca_edit {
 	int swap_body;		 /* a CertRepMessage goes as cp (an ip), ip (a cp or kup) */
 	STACK_OF(X509) *capubs;	 /* caPubs to put into a CertRepMessage */
 	STACK_OF(X509) *extra;	 /* appended to extraCerts */
+	/* ccr served as a cr: the body goes with tag retag - 1 (content as it
+	 * is; 0: unchanged), and unprotect drops protectionAlg and protection */
+	int retag, unprotect;
 };
 OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e);
 
