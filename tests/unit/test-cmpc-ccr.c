@@ -1,0 +1,175 @@
+/*
+ * cmpc_ccr, cross-certification, against the project's test CA (which
+ * serves a ccr with OpenSSL's POP check and answers a ccp): the message
+ * as built (body type, protection that OpenSSL's own check accepts), the
+ * cross-certificate for an EC and an RSA key (CA:TRUE with the path
+ * length, keyCertSign and cRLSign, the key and subject asked for, under
+ * the other CA's root), and the answers that must be refused: another
+ * key, another subject, an untrusted issuer, a wrong MAC secret.
+ * test-cmpc-ccr.sh starts the CAs; prints TAP.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/cmp.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "cmp/cmpc-int.h"
+#include "tests/unit/cmpc-fixture.h"
+#include "tests/unit/tap.h"
+
+static char anchors[4096];
+
+static EVP_PKEY *rsa_key(void)
+{
+	EVP_PKEY *k = EVP_RSA_gen(2048);
+
+	if (k == NULL)
+		abort();
+	return k;
+}
+
+static cmpc_ctx *ccr_ctx(const char *url, const char *secret, const char *cn)
+{
+	cmpc_ctx *ctx = cfx_ctx_new(url, secret, anchors);
+	X509_NAME *n = cfx_cn_name(cn);
+
+	if (cmpc_set1_subject(ctx, n) != CMPC_OK)
+		abort();
+	X509_NAME_free(n);
+	return ctx;
+}
+
+/* The requested CA extensions in cert: CA:TRUE, pathlen, keyCertSign|cRLSign. */
+static int ca_exts_ok(X509 *cert, long pathlen)
+{
+	BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(cert, NID_basic_constraints, NULL, NULL);
+	int ok = bc != NULL && bc->ca && bc->pathlen != NULL &&
+		 ASN1_INTEGER_get(bc->pathlen) == pathlen &&
+		 (X509_get_key_usage(cert) & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)) ==
+		     (KU_KEY_CERT_SIGN | KU_CRL_SIGN) &&
+		 (X509_get_key_usage(cert) & KU_DIGITAL_SIGNATURE) == 0;
+
+	BASIC_CONSTRAINTS_free(bc);
+	return ok;
+}
+
+/* The ccr as built: body ccr (13), and a PBM protection that OpenSSL's own
+ * validation accepts with the secret (and refuses with another). */
+static void built(const char *url)
+{
+	cmpc_ctx *ctx = ccr_ctx(url, cfx_secret, "Built CA");
+	EVP_PKEY *key = cfx_ec_key();
+	unsigned char nonce[CMPC_CCR_NONCE_LEN];
+	OSSL_CMP_CTX *peer = OSSL_CMP_CTX_new(NULL, NULL);
+	OSSL_CMP_MSG *msg;
+	int key_failed = 0, ok_right, ok_wrong;
+
+	msg = cmpc_ccr_new(ctx, key, 0, nonce, &key_failed);
+	tap_ok(msg != NULL && OSSL_CMP_MSG_get_bodytype(msg) == 13, "/ccr/built/body-ccr",
+	       "body type %d", msg != NULL ? OSSL_CMP_MSG_get_bodytype(msg) : -1);
+	if (peer == NULL || msg == NULL)
+		tap_bail("no message or peer context");
+	OSSL_CMP_CTX_set_log_verbosity(peer, OSSL_CMP_LOG_EMERG);
+	OSSL_CMP_CTX_set1_secretValue(peer, (const unsigned char *)cfx_secret, (int)strlen(cfx_secret));
+	ok_right = OSSL_CMP_validate_msg(peer, msg);
+	OSSL_CMP_CTX_set1_secretValue(peer, (const unsigned char *)cfx_wrong_secret,
+				      (int)strlen(cfx_wrong_secret));
+	ok_wrong = OSSL_CMP_validate_msg(peer, msg);
+	ERR_clear_error();
+	tap_ok(ok_right == 1 && ok_wrong == 0, "/ccr/built/pbm-protection",
+	       "validates with the secret %d, with another %d", ok_right, ok_wrong);
+	OSSL_CMP_MSG_free(msg);
+	OSSL_CMP_CTX_free(peer);
+	EVP_PKEY_free(key);
+	cmpc_free(ctx);
+}
+
+static void issued(const char *url, EVP_PKEY *key, const char *kind, int pathlen)
+{
+	cmpc_ctx *ctx = ccr_ctx(url, cfx_secret, "Requesting CA");
+	X509_NAME *want = cfx_cn_name("Requesting CA");
+	STACK_OF(X509) *chain = NULL;
+	X509 *cert = NULL;
+	char name[64];
+	cmpc_rv rv;
+
+	rv = cmpc_ccr(ctx, key, pathlen, &cert, &chain);
+	snprintf(name, sizeof(name), "/ccr/%s/issued", kind);
+	tap_ok(rv == CMPC_OK && cert != NULL, name, "rv %d: %s", rv, cmpc_errmsg(ctx));
+	if (cert == NULL)
+		tap_bail("no cross-certificate");
+	snprintf(name, sizeof(name), "/ccr/%s/ca-extensions", kind);
+	tap_ok(ca_exts_ok(cert, pathlen), name, "basicConstraints/keyUsage not as requested");
+	snprintf(name, sizeof(name), "/ccr/%s/key-and-subject", kind);
+	tap_ok(EVP_PKEY_eq(X509_get0_pubkey(cert), key) == 1 &&
+		   X509_NAME_cmp(X509_get_subject_name(cert), want) == 0,
+	       name, "another key or subject");
+	snprintf(name, sizeof(name), "/ccr/%s/chain", kind);
+	tap_ok(sk_X509_num(chain) == 2 &&
+		   X509_check_issued(sk_X509_value(chain, 0), cert) == X509_V_OK,
+	       name, "chain of %d CA certificates", sk_X509_num(chain));
+	sk_X509_pop_free(chain, X509_free);
+	X509_free(cert);
+	X509_NAME_free(want);
+	cmpc_free(ctx);
+}
+
+static void refused(const char *url, const char *secret, cmpc_rv want, const char *must,
+		    const char *name)
+{
+	cmpc_ctx *ctx = ccr_ctx(url, secret, "Requesting CA");
+	EVP_PKEY *key = cfx_ec_key();
+	X509 *cert = NULL;
+	cmpc_rv rv = cmpc_ccr(ctx, key, 0, &cert, NULL);
+
+	tap_ok(rv == want && cert == NULL && cfx_msg_ok(ctx, must), name, "rv %d (want %d): %s",
+	       rv, want, cmpc_errmsg(ctx));
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	cmpc_free(ctx);
+}
+
+int main(void)
+{
+	const char *url = tap_env("T_CA_URL");
+	EVP_PKEY *ec = cfx_ec_key(), *rsa = rsa_key();
+	char *log;
+
+	cfx_pbm_from_env();
+	snprintf(anchors, sizeof(anchors), "%s/root.pem", tap_env("T_CA_DIR"));
+	if (cmpc_global_init() != 0)
+		tap_bail("cmpc_global_init failed");
+	tap_plan(15);
+
+	built(url);
+	issued(url, ec, "ec", 1);
+	issued(url, rsa, "rsa", 0);
+	refused(tap_env("T_WRONGKEY_URL"), cfx_secret, CMPC_ERR_CERT, "another public key",
+		"/ccr/refused/wrong-key");
+	refused(tap_env("T_WRONGSUBJ_URL"), cfx_secret, CMPC_ERR_CERT, "names subject",
+		"/ccr/refused/wrong-subject");
+	refused(tap_env("T_UNTRUSTED_URL"), cfx_secret, CMPC_ERR_CERT, "does not verify",
+		"/ccr/refused/untrusted");
+	refused(url, cfx_wrong_secret, CMPC_ERR_PROTOCOL, NULL, "/ccr/refused/wrong-secret");
+	log = cfx_read_file(tap_env("T_CA_LOG"));
+	tap_ok(log != NULL && cfx_contains(log, "ccr: protection verified, served as a cr") &&
+		   cfx_contains(log, "POP verified (CRMF signature)") &&
+		   cfx_contains(log, "ccr: the cp goes as a ccp") &&
+		   cfx_contains(log, "certConf -> pkiconf") &&
+		   cfx_contains(log, "ccr: protection does not verify"),
+	       "/ccr/ca-log", "the test CA's log:\n%s", log != NULL ? log : "(unreadable)");
+	free(log);
+
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(rsa);
+	cmpc_global_cleanup();
+	return tap_done();
+}
