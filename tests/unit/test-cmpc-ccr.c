@@ -5,8 +5,10 @@
  * cross-certificate for an EC and an RSA key (CA:TRUE with the path
  * length, keyCertSign and cRLSign, the key and subject asked for, under
  * the other CA's root), and the answers that must be refused: another
- * key, another subject, an untrusted issuer, a wrong MAC secret.
- * test-cmpc-ccr.sh starts the CAs; prints TAP.
+ * key, another subject, an untrusted issuer, a wrong MAC secret.  The
+ * requesting CA's key on a SoftHSM2 token too (EC and RSA): its POP is
+ * signed there.  test-cmpc-ccr.sh starts the CAs and makes the token;
+ * prints TAP.
  */
 #include "config.h"
 
@@ -22,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "cmp/cmpc-int.h"
+#include "pkcs11/tok.h"
 #include "tests/unit/cmpc-fixture.h"
 #include "tests/unit/tap.h"
 
@@ -137,17 +140,32 @@ static void refused(const char *url, const char *secret, cmpc_rv want, const cha
 	cmpc_free(ctx);
 }
 
+/* A key pair generated on the token (pkcs11:token=ccr), as an EVP_PKEY
+ * whose signatures the token makes. */
+static EVP_PKEY *token_key(tok_ctx *tok, tok_keyalg alg, int bits, const char *label)
+{
+	tok_keyspec spec = { alg, bits, 0 };
+	tok_id id;
+	EVP_PKEY *key = NULL;
+
+	if (tok_keygen(tok, &spec, label, &id) != TOK_OK ||
+	    tok_key_get1_private(tok, &id, &key) != TOK_OK)
+		tap_bail("no key on the token: %s", tok_errmsg(tok));
+	return key;
+}
+
 int main(void)
 {
 	const char *url = tap_env("T_CA_URL");
 	EVP_PKEY *ec = cfx_ec_key(), *rsa = rsa_key();
+	tok_ctx *tok = NULL;
 	char *log;
 
 	cfx_pbm_from_env();
 	snprintf(anchors, sizeof(anchors), "%s/root.pem", tap_env("T_CA_DIR"));
 	if (cmpc_global_init() != 0)
 		tap_bail("cmpc_global_init failed");
-	tap_plan(15);
+	tap_plan(23);
 
 	built(url);
 	issued(url, ec, "ec", 1);
@@ -170,6 +188,18 @@ int main(void)
 
 	EVP_PKEY_free(ec);
 	EVP_PKEY_free(rsa);
+
+	if (tok_open(tap_env("SOFTHSM2_MODULE"), "pkcs11:token=ccr", &tok) != TOK_OK ||
+	    tok_login(tok, tap_env("T_PIN")) != TOK_OK)
+		tap_bail("cannot open the token: %s", tok != NULL ? tok_errmsg(tok) : "no memory");
+	ec = token_key(tok, TOK_KEY_EC, 256, "ccr-ec");
+	rsa = token_key(tok, TOK_KEY_RSA, 2048, "ccr-rsa");
+	issued(url, ec, "token-ec", 2);
+	issued(url, rsa, "token-rsa", 0);
+	/* the EVP_PKEYs hold the token's module: they go before it */
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(rsa);
+	tok_free(tok);
 	cmpc_global_cleanup();
 	return tap_done();
 }

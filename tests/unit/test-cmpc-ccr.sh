@@ -1,7 +1,8 @@
 #!/bin/sh
 # cmpc_ccr (cross-certification) against the project's test CA, and
-# against test CAs with faults in the ccp.  Starts the test CAs on free
-# loopback ports in a temporary directory and stops them afterwards.
+# against test CAs with faults in the ccp; keys in software and on a
+# SoftHSM2 token.  Starts the test CAs on free loopback ports in a
+# temporary directory and stops them afterwards.
 set -u
 
 : "${top_builddir:=.}"
@@ -57,6 +58,22 @@ start_ca wrongsubj --fault wrong-subject
 T_WRONGSUBJ_URL=http://127.0.0.1:$PORT/.well-known/cmp
 start_ca untrusted --fault untrusted
 T_UNTRUSTED_URL=http://127.0.0.1:$PORT/.well-known/cmp
+
+# the token of the requesting CA's keys
+if [ -z "${SOFTHSM2_MODULE:-}" ] || [ -z "${SOFTHSM2_UTIL:-}" ]; then
+	echo "Bail out! SOFTHSM2_MODULE or SOFTHSM2_UTIL not set (softhsm2; tools/deps.sh)"
+	exit 1
+fi
+mkdir "$T/tokens" "$T/tpm2-store"
+printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	"$T/tokens" >"$T/softhsm2.conf"
+SOFTHSM2_CONF=$T/softhsm2.conf TPM2_PKCS11_STORE=$T/tpm2-store T_PIN=ccr-pin-1234
+export SOFTHSM2_CONF TPM2_PKCS11_STORE T_PIN SOFTHSM2_MODULE
+if ! "$SOFTHSM2_UTIL" --init-token --free --label ccr --so-pin ccr-so-pin-1234 \
+	--pin "$T_PIN" >/dev/null; then
+	echo "Bail out! softhsm2-util --init-token failed"
+	exit 1
+fi
 
 no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 export no_proxy NO_PROXY
