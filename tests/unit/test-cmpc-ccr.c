@@ -95,7 +95,9 @@ static void built(const char *url)
 	cmpc_free(ctx);
 }
 
-static void issued(const char *url, EVP_PKEY *key, const char *kind, int pathlen)
+/* signer: the requesting CA's certificate for key (NULL: PBM), chain its CAs. */
+static void issued_by(const char *url, EVP_PKEY *key, const char *kind, int pathlen, X509 *signer,
+		      STACK_OF(X509) *signer_chain)
 {
 	cmpc_ctx *ctx = ccr_ctx(url, cfx_secret, "Requesting CA");
 	X509_NAME *want = cfx_cn_name("Requesting CA");
@@ -104,6 +106,8 @@ static void issued(const char *url, EVP_PKEY *key, const char *kind, int pathlen
 	char name[64];
 	cmpc_rv rv;
 
+	if (signer != NULL && cmpc_set1_signer(ctx, signer, key, signer_chain) != CMPC_OK)
+		tap_bail("cannot set the signer: %s", cmpc_errmsg(ctx));
 	rv = cmpc_ccr(ctx, key, pathlen, &cert, &chain);
 	snprintf(name, sizeof(name), "/ccr/%s/issued", kind);
 	tap_ok(rv == CMPC_OK && cert != NULL, name, "rv %d: %s", rv, cmpc_errmsg(ctx));
@@ -123,6 +127,48 @@ static void issued(const char *url, EVP_PKEY *key, const char *kind, int pathlen
 	X509_free(cert);
 	X509_NAME_free(want);
 	cmpc_free(ctx);
+}
+
+static void issued(const char *url, EVP_PKEY *key, const char *kind, int pathlen)
+{
+	issued_by(url, key, kind, pathlen, NULL, NULL);
+}
+
+/*
+ * Signature protection by the requesting CA's existing certificate and
+ * token key: the certificate comes from an ir to the same test CA (whose
+ * root the test CA trusts for signed requests); the ccr as built verifies
+ * with that certificate (OpenSSL's check), and the CA answers it.
+ */
+static void signed_ccr(const char *url, EVP_PKEY *key)
+{
+	cmpc_ctx *ctx = ccr_ctx(url, cfx_secret, "Requesting CA");
+	OSSL_CMP_CTX *peer = OSSL_CMP_CTX_new(NULL, NULL);
+	STACK_OF(X509) *cacerts = NULL;
+	X509 *signer = NULL;
+	OSSL_CMP_MSG *msg;
+	unsigned char nonce[CMPC_CCR_NONCE_LEN];
+	int key_failed = 0, ok;
+	cmpc_rv rv;
+
+	if (peer == NULL || (rv = cmpc_ir(ctx, key, &signer, &cacerts)) != CMPC_OK)
+		tap_bail("no signer certificate from the test CA: %s", cmpc_errmsg(ctx));
+	cmpc_free(ctx);
+	ctx = ccr_ctx(url, cfx_secret, "Requesting CA");
+	if (cmpc_set1_signer(ctx, signer, key, cacerts) != CMPC_OK)
+		tap_bail("cannot set the signer: %s", cmpc_errmsg(ctx));
+	msg = cmpc_ccr_new(ctx, key, 0, nonce, &key_failed);
+	OSSL_CMP_CTX_set_log_verbosity(peer, OSSL_CMP_LOG_EMERG);
+	ok = msg != NULL && OSSL_CMP_CTX_set1_srvCert(peer, signer) &&
+	     OSSL_CMP_validate_msg(peer, msg) == 1;
+	ERR_clear_error();
+	tap_ok(ok, "/ccr/signed/built-verifies", "the signature of the ccr does not verify");
+	OSSL_CMP_MSG_free(msg);
+	OSSL_CMP_CTX_free(peer);
+	cmpc_free(ctx);
+	issued_by(url, key, "signed", 0, signer, cacerts);
+	X509_free(signer);
+	sk_X509_pop_free(cacerts, X509_free);
 }
 
 static void refused(const char *url, const char *secret, cmpc_rv want, const char *must,
@@ -165,7 +211,7 @@ int main(void)
 	snprintf(anchors, sizeof(anchors), "%s/root.pem", tap_env("T_CA_DIR"));
 	if (cmpc_global_init() != 0)
 		tap_bail("cmpc_global_init failed");
-	tap_plan(23);
+	tap_plan(28);
 
 	built(url);
 	issued(url, ec, "ec", 1);
@@ -196,6 +242,7 @@ int main(void)
 	rsa = token_key(tok, TOK_KEY_RSA, 2048, "ccr-rsa");
 	issued(url, ec, "token-ec", 2);
 	issued(url, rsa, "token-rsa", 0);
+	signed_ccr(url, ec);
 	/* the EVP_PKEYs hold the token's module: they go before it */
 	EVP_PKEY_free(ec);
 	EVP_PKEY_free(rsa);
