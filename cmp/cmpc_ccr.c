@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
 #include <openssl/crmf.h>
@@ -302,7 +303,8 @@ static cmpc_rv verify_chain(cmpc_ctx *ctx, X509 *cert, STACK_OF(X509) *untrusted
 /* The certificate as the request asked: its public key, its subject, a
  * chain to the anchors (caPubs and extraCerts as intermediates), and a
  * response signer that may speak for its issuer. */
-static cmpc_rv check_cert(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X509) *capubs)
+static cmpc_rv check_cert(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X509) *capubs,
+			  int *fail_bit)
 {
 	CMPC_PKIMSG *m = cmpc_msg_decode(ctx->x.rbuf, ctx->x.rlen);
 	STACK_OF(X509) *untrusted = sk_X509_new_null();
@@ -316,6 +318,7 @@ static cmpc_rv check_cert(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X50
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
 	}
+	*fail_bit = OSSL_CMP_PKIFAILUREINFO_incorrectData;
 	if (!same_pubkey(cert, key)) {
 		cmpc_seterr(ctx, "CMP ccr: the cross-certificate carries another public key than "
 				 "the request; report it to the CA operator");
@@ -323,6 +326,7 @@ static cmpc_rv check_cert(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X50
 	}
 	if (ctx->subject != NULL &&
 	    X509_NAME_cmp(X509_get_subject_name(cert), ctx->subject) != 0) {
+		*fail_bit = OSSL_CMP_PKIFAILUREINFO_badCertTemplate;
 		cmpc_name_str(ctx->subject, want, sizeof(want), "(empty)");
 		cmpc_name_str(X509_get_subject_name(cert), got, sizeof(got), "(empty)");
 		cmpc_seterr(ctx, "CMP ccr: the cross-certificate names subject '%s', requested "
@@ -330,8 +334,10 @@ static cmpc_rv check_cert(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X50
 			    got, want);
 		goto out;
 	}
+	*fail_bit = OSSL_CMP_PKIFAILUREINFO_signerNotTrusted;
 	if ((rv = verify_chain(ctx, cert, untrusted)) != CMPC_OK)
 		goto out;
+	*fail_bit = OSSL_CMP_PKIFAILUREINFO_wrongAuthority;
 	if (!cmpc_signer_may_answer_for(ctx, cert)) {
 		cmpc_seterr(ctx, "CMP ccr: %s; pin the CA's CMP certificate (srv_cert) or name it "
 				 "(expected_sender)",
@@ -349,8 +355,9 @@ static void free_status(CMPC_CERTSTATUS *cs)
 	ASN1_item_free((ASN1_VALUE *)cs, ASN1_ITEM_rptr(CMPC_CERTSTATUS));
 }
 
-/* certConf for cert (certReqId 0, accepted), answered by a pkiConf. */
-static cmpc_rv confirm(cmpc_ctx *ctx, X509 *cert, const cmpc_pending *p)
+/* certConf for cert (certReqId 0): accepted, or with fail_bit >= 0
+ * rejected for that reason; answered by a pkiConf. */
+static cmpc_rv confirm(cmpc_ctx *ctx, X509 *cert, const cmpc_pending *p, int fail_bit)
 {
 	CMPC_BODY b = {CMPC_SEL_CERTCONF, {NULL}};
 	CMPC_CERTSTATUS *cs = NULL;
@@ -371,8 +378,10 @@ static cmpc_rv confirm(cmpc_ctx *ctx, X509 *cert, const cmpc_pending *p)
 	}
 	if (!ASN1_OCTET_STRING_set(cs->certHash, hash->data, hash->length) ||
 	    !ASN1_INTEGER_set(cs->certReqId, 0) ||
-	    (cs->statusInfo = OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL)) ==
-		NULL ||
+	    (cs->statusInfo = fail_bit < 0
+				  ? OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL)
+				  : OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection,
+							    1 << fail_bit, NULL)) == NULL ||
 	    (req = build(ctx, &b, &ctx->x.rsp, nonce)) == NULL)
 		goto oom;
 	memcpy(cur.nonce, ctx->x.rsp.nonce, ctx->x.rsp.nonce_len);
@@ -408,7 +417,8 @@ cmpc_rv cmpc_ccr(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, X509 **ret_cert,
 	cmpc_pending_fn pending_fn;
 	cmpc_pending p;
 	X509 *cert = NULL;
-	int key_failed, type;
+	char why[CMPC_ERRMSG_LEN];
+	int key_failed, type, fail_bit;
 	cmpc_rv rv;
 
 	*ret_cert = NULL;
@@ -461,9 +471,21 @@ cmpc_rv cmpc_ccr(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, X509 **ret_cert,
 		rv = type == CMPC_BODY_ERROR ? CMPC_ERR_REJECTED : CMPC_ERR_PROTOCOL;
 		goto out;
 	}
-	if ((cert = ccp_cert(ctx, key, &capubs, &rv)) == NULL ||
-	    (rv = check_cert(ctx, cert, key, capubs)) != CMPC_OK ||
-	    (rv = confirm(ctx, cert, &p)) != CMPC_OK)
+	if ((cert = ccp_cert(ctx, key, &capubs, &rv)) == NULL)
+		goto out;
+	if ((rv = check_cert(ctx, cert, key, capubs, &fail_bit)) != CMPC_OK) {
+		/* The CA learns that its certificate is refused (RFC 4210
+		 * 5.3.18) and may revoke it; what failed stays the message. */
+		if (rv != CMPC_ERR_INTERNAL) {
+			memcpy(why, ctx->errmsg, sizeof(why));
+			if (confirm(ctx, cert, &p, fail_bit) == CMPC_OK)
+				cmpc_log(ctx, LOG_INFO, "CMP ccr: the cross-certificate was "
+							"refused in the certConf");
+			memcpy(ctx->errmsg, why, sizeof(why));
+		}
+		goto out;
+	}
+	if ((rv = confirm(ctx, cert, &p, -1)) != CMPC_OK)
 		goto out;
 	if (ret_chain != NULL && (*ret_chain = cmpc_ca_certs(ctx)) == NULL) {
 		cmpc_seterr(ctx, "CMP ccr: out of memory");

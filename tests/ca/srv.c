@@ -1482,7 +1482,8 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 		reply->delay = s->opts->slow_seconds;
 		ca_event("%s: fault slow=%d", body_name(s->req_type), s->opts->slow_seconds);
 	}
-	ca_log("POST %s %s -> %s%s%s%s", path, body_name(s->req_type), body_name(rsp_type),
+	ca_log("POST %s %s -> %s%s%s%s", path, body_name(s->req_type),
+	       s->ccr && rsp_type == CA_BODY_CP ? "ccp" : body_name(rsp_type),
 	       s->outcome[0] != '\0' ? " " : "", s->outcome, hang ? " (held back: --hang-on)" : "");
 	ret = 0;
 done:

@@ -211,13 +211,20 @@ int main(void)
 	snprintf(anchors, sizeof(anchors), "%s/root.pem", tap_env("T_CA_DIR"));
 	if (cmpc_global_init() != 0)
 		tap_bail("cmpc_global_init failed");
-	tap_plan(28);
+	tap_plan(29);
 
 	built(url);
 	issued(url, ec, "ec", 1);
 	issued(url, rsa, "rsa", 0);
 	refused(tap_env("T_WRONGKEY_URL"), cfx_secret, CMPC_ERR_CERT, "another public key",
 		"/ccr/refused/wrong-key");
+	log = cfx_read_file(tap_env("T_WRONGKEY_LOG"));
+	tap_ok(log != NULL && cfx_contains(log, "certConf: the client rejected the certificate "
+						"(PKIStatus: rejection; PKIFailureInfo: "
+						"incorrectData)"),
+	       "/ccr/refused/wrong-key-certconf", "the test CA's log:\n%s",
+	       log != NULL ? log : "(unreadable)");
+	free(log);
 	refused(tap_env("T_WRONGSUBJ_URL"), cfx_secret, CMPC_ERR_CERT, "names subject",
 		"/ccr/refused/wrong-subject");
 	refused(tap_env("T_UNTRUSTED_URL"), cfx_secret, CMPC_ERR_CERT, "does not verify",
@@ -227,6 +234,7 @@ int main(void)
 	tap_ok(log != NULL && cfx_contains(log, "ccr: protection verified, served as a cr") &&
 		   cfx_contains(log, "POP verified (CRMF signature)") &&
 		   cfx_contains(log, "ccr: the cp goes as a ccp") &&
+		   cfx_contains(log, "ccr -> ccp accepted") &&
 		   cfx_contains(log, "certConf -> pkiconf") &&
 		   cfx_contains(log, "ccr: protection does not verify"),
 	       "/ccr/ca-log", "the test CA's log:\n%s", log != NULL ? log : "(unreadable)");

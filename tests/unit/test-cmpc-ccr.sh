@@ -79,7 +79,8 @@ no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 export no_proxy NO_PROXY
 T_DIR=$T T_REF=$REF T_SECRET=$SECRET T_CA_DIR=$T/ca T_CA_LOG=$T/ca.log
 export T_DIR T_REF T_SECRET T_CA_URL T_CA_DIR T_CA_LOG T_WRONGKEY_URL T_WRONGSUBJ_URL
-export T_UNTRUSTED_URL
+T_WRONGKEY_LOG=$T/wrongkey.log
+export T_UNTRUSTED_URL T_WRONGKEY_LOG
 
 "$PROG"
 rc=$?
