@@ -336,9 +336,9 @@ static int edit_body(ASN1_TYPE *body, const struct ca_edit *e)
 	ret = ASN1_get_object(&p, &len, &tag, &xclass, len);
 	if ((ret & 0x80) || !(ret & V_ASN1_CONSTRUCTED) || xclass != V_ASN1_CONTEXT_SPECIFIC)
 		return 1;
-	if (e->retag > 0)
-		return retag_body(body, p, len, e->retag - 1);
 	certrep = tag == CA_BODY_IP || tag == CA_BODY_CP || tag == CA_BODY_KUP;
+	if (e->retag > 0 && (!certrep || (e->certreqid_delta == 0 && e->capubs == NULL)))
+		return retag_body(body, p, len, e->retag - 1);
 	if (!certrep && (tag != CA_BODY_POLLREP || e->certreqid_delta == 0))
 		return 1; /* nothing to edit */
 	if ((content = edit_content(tag, p, len, e, &it)) == NULL)
@@ -347,6 +347,8 @@ static int edit_body(ASN1_TYPE *body, const struct ca_edit *e)
 		goto done;
 	if (certrep && e->swap_body)
 		tag = tag == CA_BODY_IP ? CA_BODY_CP : CA_BODY_IP;
+	if (e->retag > 0) /* a ccp with its faults */
+		tag = e->retag - 1;
 	total = ASN1_object_size(1, dlen, tag);
 	if (total <= 0 || (buf = OPENSSL_malloc((size_t)total)) == NULL)
 		goto done;

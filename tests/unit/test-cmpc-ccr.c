@@ -211,7 +211,7 @@ int main(void)
 	snprintf(anchors, sizeof(anchors), "%s/root.pem", tap_env("T_CA_DIR"));
 	if (cmpc_global_init() != 0)
 		tap_bail("cmpc_global_init failed");
-	tap_plan(29);
+	tap_plan(37);
 
 	built(url);
 	issued(url, ec, "ec", 1);
@@ -230,6 +230,22 @@ int main(void)
 	refused(tap_env("T_UNTRUSTED_URL"), cfx_secret, CMPC_ERR_CERT, "does not verify",
 		"/ccr/refused/untrusted");
 	refused(url, cfx_wrong_secret, CMPC_ERR_PROTOCOL, NULL, "/ccr/refused/wrong-secret");
+	refused(tap_env("T_URL_REJECT"), cfx_secret, CMPC_ERR_REJECTED,
+		"did not issue the cross-certificate: PKIStatus 2", "/ccr/refused/reject");
+	refused(tap_env("T_URL_WRONG_CERTREQID"), cfx_secret, CMPC_ERR_PROTOCOL,
+		"another certReqId", "/ccr/refused/wrong-certreqid");
+	refused(tap_env("T_URL_UNPROTECTED"), cfx_secret, CMPC_ERR_PROTOCOL, "not protected",
+		"/ccr/refused/unprotected");
+	refused(tap_env("T_URL_BAD_PROTECTION"), cfx_secret, CMPC_ERR_PROTOCOL, "does not verify",
+		"/ccr/refused/bad-protection");
+	refused(tap_env("T_URL_WRONG_NONCE"), cfx_secret, CMPC_ERR_PROTOCOL, "recipNonce",
+		"/ccr/refused/wrong-nonce");
+	refused(tap_env("T_URL_WRONG_TID"), cfx_secret, CMPC_ERR_PROTOCOL, "transactionID",
+		"/ccr/refused/wrong-tid");
+	refused(tap_env("T_URL_WEIRD_TEXT"), cfx_secret, CMPC_ERR_REJECTED, "PKIStatus 2",
+		"/ccr/refused/weird-text");
+	refused(tap_env("T_URL_GARBAGE"), cfx_secret, CMPC_ERR_PROTOCOL, NULL,
+		"/ccr/refused/garbage");
 	log = cfx_read_file(tap_env("T_CA_LOG"));
 	tap_ok(log != NULL && cfx_contains(log, "ccr: protection verified, served as a cr") &&
 		   cfx_contains(log, "POP verified (CRMF signature)") &&

@@ -58,6 +58,14 @@ start_ca wrongsubj --fault wrong-subject
 T_WRONGSUBJ_URL=http://127.0.0.1:$PORT/.well-known/cmp
 start_ca untrusted --fault untrusted
 T_UNTRUSTED_URL=http://127.0.0.1:$PORT/.well-known/cmp
+# and ccp answers that are not the CA's word for this request
+for f in reject=badCertTemplate wrong-certreqid unprotected bad-protection wrong-nonce wrong-tid weird-text \
+	garbage; do
+	n=${f%%=*}
+	start_ca "$n" --fault "$f"
+	eval "T_URL_$(echo "$n" | tr a-z- A-Z_)=http://127.0.0.1:$PORT/.well-known/cmp"
+	export "T_URL_$(echo "$n" | tr a-z- A-Z_)"
+done
 
 # the token of the requesting CA's keys
 if [ -z "${SOFTHSM2_MODULE:-}" ] || [ -z "${SOFTHSM2_UTIL:-}" ]; then
@@ -85,7 +93,7 @@ export T_UNTRUSTED_URL T_WRONGKEY_LOG
 "$PROG"
 rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-	for f in ca wrongkey wrongsubj untrusted; do
+	for f in ca wrongkey wrongsubj untrusted reject wrong-certreqid; do
 		echo "# --- test CA log ($f)"
 		sed 's/^/# /' "$T/$f.log" | tail -n 30
 	done
