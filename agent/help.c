@@ -12,9 +12,11 @@ const agent_cli_opt agent_cli_opts[] = {
 	{ "delete", 0, OPT_DELETE, NULL, "then delete the certificate and its key from the token" },
 	{ "replaced", 0, OPT_REPLACED, NULL, "the replaced pair left as \"LABEL (to revoke)\"" },
 	{ "ca-certs", 1, OPT_CA_CERTS, "FILE", "write the CA's certificates to FILE" },
-	{ "store", 0, OPT_STORE, NULL, "with --ca-certs: also store them on the token" },
+	{ "store", 0, OPT_STORE, NULL,
+	  "with --ca-certs (or ccr): also store them on the token" },
 	{ "root-update", 0, OPT_ROOT_UPDATE, NULL, "ask for a successor of the trusted root" },
-	{ "out", 1, OPT_OUT, "FILE", "with --root-update: write the verified new root to FILE" },
+	{ "out", 1, OPT_OUT, "FILE",
+	  "with --root-update: write the verified new root (ccr: the cross-certificate) to FILE" },
 	{ "template", 0, OPT_TEMPLATE, NULL, "show the CA's certificate request template" },
 	{ "crls", 1, OPT_CRLS, "FILE", "write the CA's current CRLs to FILE" },
 	{ "abandon", 0, OPT_ABANDON, NULL, "tell the CA the request is given up" },
@@ -85,6 +87,16 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "forgets it.",
 	  "ca-certs store root-update out template crls request-out response-in abandon",
 	  CLI_SETTINGS_ALL },
+	{ "ccr", "[--out FILE] [--store] [NAME]",
+	  "cross-certification: another CA certifies the key of the CA on the token",
+	  "Asks the CA of the server (another CA) to certify the key pair of the enrollment, a "
+	  "CA's key on the token with its own certificate under the label, in a "
+	  "cross-certification request (ccr) with basicConstraints CA:TRUE and keyUsage "
+	  "keyCertSign and cRLSign, its POP signed by the token key and the message protected "
+	  "like a cr (signer) or by PBM. The answer (ccp) is checked like an ip and confirmed. "
+	  "The cross-certificate is written to --out and, with --store, stored on the token "
+	  "as an authority certificate; the CA's own certificate stays.",
+	  "out store", CLI_SETTINGS_ALL },
 	{ "resume", "[--abandon | --response-in FILE [--request-out FILE]] [NAME]",
 	  "finish a request the CA answered 'waiting' (polling); with --abandon, give it up and "
 	  "delete its new key",

@@ -112,7 +112,7 @@ static int progress_show;
 static int speaks_cmp(const char *cmd)
 {
 	static const char *const cmp[] = { "enroll", "renew",  "cr",  "p10cr",
-					   "resume", "revoke", "genm" };
+					   "resume", "revoke", "genm",	"ccr" };
 	size_t i;
 
 	for (i = 0; i < sizeof(cmp) / sizeof(cmp[0]); i++)
@@ -130,6 +130,8 @@ static int needs_lock(const char *cmd, const agent_cmd_opts *o)
 	for (i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
 		if (strcmp(cmd, writers[i]) == 0)
 			return 1;
+	if (strcmp(cmd, "ccr") == 0 && o->store)
+		return 1;
 	return strcmp(cmd, "check") == 0 && o->recover;
 }
 
@@ -167,6 +169,8 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 		return agent_revoke(e, o);
 	if (strcmp(cmd, "genm") == 0)
 		return agent_genm(e, o);
+	if (strcmp(cmd, "ccr") == 0)
+		return agent_ccr(e, o);
 	if (strcmp(cmd, "resume") == 0)
 		return agent_resume(e, o);
 	if (strcmp(cmd, "station") == 0)

@@ -37,7 +37,7 @@
 	X(key_type, "key-type", SET_KEY_TYPE, SC_BOTH, 0, 0, 0, "TYPE", "ec:P-256",                \
 	  "ec:P-256, ec:P-384, rsa:2048, rsa:3072 or rsa:4096")                                    \
 	X(key_id, "key-id", SET_HEX, SC_ENROLLMENT, 0, 0, 0, "HEX", NULL,                          \
-	  "certify the existing key pair with this CKA_ID (enroll, cr, p10cr)")                    \
+	  "certify the existing key pair with this CKA_ID (enroll, cr, p10cr, ccr)")               \
 	X(csr, "csr", SET_PATH, SC_ENROLLMENT, 0, 0, 0, "FILE", NULL,                              \
 	  "p10cr: send this PKCS#10 request (PEM or DER) as is; no key is generated")              \
 	X(label, "label", SET_TEXT, SC_BOTH, 1, 0, 0, "LABEL", NULL,                               \
