@@ -8,7 +8,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 25
+plan 26
 start_ca || exit 1
 TOK=ccr
 make_token "$TOK" || exit 1
@@ -51,6 +51,11 @@ check "/ccr/ec/subject-of-own" test \
 check "/ccr/ec/stored" test "$(count_objects "$TOK")" -eq $((BEFORE + 1))
 check "/ccr/ec/own-cert-stays" test "$(kind enrolled-key Certificate)" -eq 1
 check "/ccr/ec/says-stored" grep -q 'as an authority certificate' "$TMP/out"
+# CKA_ID: the cross-certificate's subject key identifier, which is the
+# key's CKA_ID when the CA makes it as RFC 5280 4.2.1.2 (1) says (the test CA)
+XLABEL=$(sed -n 's/.*as an authority certificate (label "\(.*\)")$/\1/p' "$TMP/out")
+check "/ccr/ec/cka-id-of-key" test -n "$XLABEL" -a \
+	"$(label_id "$TOK" cert "$XLABEL")" = "$(label_id "$TOK" privkey enrolled-key)"
 check "/ccr/ec/no-secret" no_secret_in "$TMP/out" "$TMP/err"
 check "/ccr/ec/ca-log" grep -q 'ccr -> ccp accepted' "$TMP/ca.log"
 
