@@ -514,7 +514,7 @@ cmpc_rv cmpc_msg_exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *re
 
 /* cmpc_ccr.c: the ccr for key (cmpc_ccr), protected; the senderNonce it
  * carries in nonce.  NULL on failure, *key_failed 1 when key could not sign
- * the proof of possession. */
+ * the proof of possession, 2 when basicConstraints CA:FALSE is requested. */
 #define CMPC_CCR_NONCE_LEN 16
 OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,
 			   unsigned char nonce[CMPC_CCR_NONCE_LEN], int *key_failed);

@@ -472,8 +472,10 @@ int cmpc_rr_already_revoked(const cmpc_ctx *ctx);
  * Cross-certification (ccr, RFC 4210 5.3.11): asks the CA of the context
  * (another CA) to certify key, the requesting CA's key, for the subject
  * set (cmpc_set1_subject) with basicConstraints CA:TRUE (pathLenConstraint
- * path_len unless negative), keyUsage keyCertSign and cRLSign, and the
- * configured extensions and SANs; its proof of possession is signed by
+ * path_len unless negative; a configured CA:TRUE with its own path length
+ * wins, a configured CA:FALSE is CMPC_ERR_CONFIG), keyUsage keyCertSign and
+ * cRLSign (unless the configured one has keyCertSign), and the configured
+ * extensions and SANs; its proof of possession is signed by
  * key.  The message is protected as every request (signer or PBM).  The
  * ccp is checked like an ip (protection, status, public key, subject,
  * chain to the anchors) and confirmed (certConf, pkiConf).  CMPC_OK with

@@ -44,31 +44,53 @@ static const X509_NAME *recipient(const cmpc_ctx *ctx)
 	return NULL;
 }
 
-/* The extensions a CA certificate needs (basicConstraints CA:TRUE with
- * path_len unless it is negative, keyUsage keyCertSign and cRLSign, both
- * critical) after the configured ones and the SANs; a configured
- * basicConstraints or keyUsage is replaced, as a CA key needs these. */
-static X509_EXTENSIONS *ca_exts(const cmpc_ctx *ctx, int path_len)
+/* Whether exts hold a basicConstraints (1 CA:TRUE, 0 CA:FALSE, -1 none)
+ * and a keyUsage with keyCertSign (*ku_ok). */
+static int configured(const X509_EXTENSIONS *exts, int *ku_ok)
+{
+	BASIC_CONSTRAINTS *bc = X509V3_get_d2i(exts, NID_basic_constraints, NULL, NULL);
+	ASN1_BIT_STRING *ku = X509V3_get_d2i(exts, NID_key_usage, NULL, NULL);
+	int ca = bc == NULL ? -1 : bc->ca != 0;
+
+	*ku_ok = ku != NULL && ASN1_BIT_STRING_get_bit(ku, 5);
+	BASIC_CONSTRAINTS_free(bc);
+	ASN1_BIT_STRING_free(ku);
+	ERR_clear_error();
+	return ca;
+}
+
+/* The extensions a CA certificate needs after the configured ones and the
+ * SANs: basicConstraints CA:TRUE (path_len unless negative) unless one
+ * with CA:TRUE is configured (with its path length), keyUsage keyCertSign
+ * and cRLSign unless the configured one has keyCertSign; both critical.
+ * NULL with *ca_false set when basicConstraints CA:FALSE is configured. */
+static X509_EXTENSIONS *ca_exts(const cmpc_ctx *ctx, int path_len, int *ca_false)
 {
 	X509_EXTENSIONS *exts = NULL;
 	BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();
 	ASN1_BIT_STRING *ku = ASN1_BIT_STRING_new();
-	int i, ok = bc != NULL && ku != NULL;
+	int i, ok = bc != NULL && ku != NULL, ca = -1, ku_ok = 0;
 
 	for (i = 0; ok && i < sk_X509_EXTENSION_num(ctx->req_exts); i++)
 		ok = X509v3_add_ext(&exts, sk_X509_EXTENSION_value(ctx->req_exts, i), -1) != NULL;
 	if (ok && ctx->sans != NULL)
 		ok = X509V3_add1_i2d(&exts, NID_subject_alt_name, ctx->sans, 0,
 				     X509V3_ADD_REPLACE) == 1;
-	if (ok) {
+	if (ok)
+		ca = configured(exts, &ku_ok);
+	*ca_false = ca == 0;
+	ok = ok && ca != 0;
+	if (ok && ca < 0) {
 		bc->ca = 0xff;
 		if (path_len >= 0)
 			ok = (bc->pathlen = ASN1_INTEGER_new()) != NULL &&
 			     ASN1_INTEGER_set(bc->pathlen, path_len);
+		ok = ok && X509V3_add1_i2d(&exts, NID_basic_constraints, bc, 1,
+					   X509V3_ADD_REPLACE) == 1;
 	}
-	ok = ok && ASN1_BIT_STRING_set_bit(ku, 5, 1) && ASN1_BIT_STRING_set_bit(ku, 6, 1) &&
-	     X509V3_add1_i2d(&exts, NID_basic_constraints, bc, 1, X509V3_ADD_REPLACE) == 1 &&
-	     X509V3_add1_i2d(&exts, NID_key_usage, ku, 1, X509V3_ADD_REPLACE) == 1;
+	if (ok && !ku_ok)
+		ok = ASN1_BIT_STRING_set_bit(ku, 5, 1) && ASN1_BIT_STRING_set_bit(ku, 6, 1) &&
+		     X509V3_add1_i2d(&exts, NID_key_usage, ku, 1, X509V3_ADD_REPLACE) == 1;
 	BASIC_CONSTRAINTS_free(bc);
 	ASN1_BIT_STRING_free(ku);
 	if (!ok) {
@@ -84,12 +106,13 @@ static OSSL_CRMF_MSGS *ccr_msgs(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, int 
 {
 	OSSL_CRMF_MSGS *msgs = OSSL_CRMF_MSGS_new();
 	OSSL_CRMF_MSG *crm = OSSL_CRMF_MSG_new();
-	X509_EXTENSIONS *exts = ca_exts(ctx, path_len);
+	int ca_false = 0;
+	X509_EXTENSIONS *exts = ca_exts(ctx, path_len, &ca_false);
 	ASN1_TIME *from = NULL, *to = NULL;
 	const EVP_MD *md = NULL;
 	int ok;
 
-	*key_failed = 0;
+	*key_failed = ca_false ? 2 : 0;
 	ok = msgs != NULL && crm != NULL && exts != NULL && OSSL_CRMF_MSG_set_certReqId(crm, 0) &&
 	     OSSL_CRMF_CERTTEMPLATE_fill(OSSL_CRMF_MSG_get0_tmpl(crm), key, ctx->subject, NULL,
 					 NULL) &&
@@ -429,13 +452,20 @@ cmpc_rv cmpc_ccr(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, X509 **ret_cert,
 	cmpc_log_enter(ctx);
 	if ((req = cmpc_ccr_new(ctx, key, path_len, nonce, &key_failed)) == NULL) {
 		cmpc_ossl_errors(ctx->x.msg, sizeof(ctx->x.msg));
-		cmpc_seterr(ctx,
-			    key_failed ? "CMP ccr: the CA key cannot sign the proof of possession: "
-					 "%s; check the key and its token"
-				       : "CMP ccr: cannot build or protect the request: %s; check "
-					 "the signer key or the MAC secret",
-			    ctx->x.msg);
-		rv = key_failed ? CMPC_ERR_KEY : CMPC_ERR_INTERNAL;
+		if (key_failed == 2)
+			cmpc_seterr(ctx, "CMP ccr: the requested basicConstraints say CA:FALSE: a "
+					 "cross-certificate is a CA certificate; request CA:TRUE "
+					 "(with a path length if wanted) or none");
+		else
+			cmpc_seterr(ctx,
+				    key_failed ? "CMP ccr: the CA key cannot sign the proof of "
+						 "possession: %s; check the key and its token"
+					       : "CMP ccr: cannot build or protect the request: %s; "
+						 "check the signer key or the MAC secret",
+				    ctx->x.msg);
+		rv = key_failed == 1 ? CMPC_ERR_KEY
+		     : key_failed == 2 ? CMPC_ERR_CONFIG
+				       : CMPC_ERR_INTERNAL;
 		goto out;
 	}
 	memset(&p, 0, sizeof(p));

@@ -8,7 +8,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 26
+plan 31
 start_ca || exit 1
 TOK=ccr
 make_token "$TOK" || exit 1
@@ -68,6 +68,16 @@ check "/ccr/rsa-key-id/same-key" test "$(pubkey "$TMP/cross-rsa.pem")" = \
 check "/ccr/rsa-key-id/subject" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/cross-rsa.pem' -noout \
 	-subject | grep -q 'RSA CA'"
 check "/ccr/rsa-key-id/not-stored" test "$(count_objects "$TOK")" -eq $((BEFORE + 1))
+
+# A path length from basic_constraints; CA:FALSE makes no cross-certificate.
+p11e ccr test --basic-constraints CA:TRUE,pathlen:3 --out "$TMP/cross-pl.pem"
+check "/ccr/pathlen/exit-0" expect_rc 0
+check "/ccr/pathlen/three" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/cross-pl.pem' -noout -text | \
+	grep -q 'CA:TRUE, pathlen:3'"
+p11e ccr test --basic-constraints CA:FALSE --out "$TMP/cross-false.pem"
+check "/ccr/ca-false/exit-2" expect_rc 2
+check "/ccr/ca-false/says" grep -q 'CA:FALSE: a cross-certificate is a CA certificate' "$TMP/err"
+check "/ccr/ca-false/no-file" test ! -e "$TMP/cross-false.pem"
 
 # A ccp for another public key: refused (exit 8), nothing written or stored.
 start_ca --fault wrong-key || exit 1
