@@ -114,6 +114,11 @@ seed genm-template-rsa 7 0 --template 'subject=/CN=rsa;key=rsa:3072'
 seed resume-rejected 9 0 --poll 1 --fault reject=badPOP --fault-on pollReq --fault-skip 1
 seed resume-pollrep 9 128 --poll 2
 seed ir-sans 128 0
+seed ccr 30 0
+seed ccr-signed 30 0 --protection sig
+seed ccr-refused 30 0 --fault wrong-key
+seed ccr-rejection 30 0 --fault reject=badCertTemplate
+seed ccr-wrong-certreqid 30 0 --fault wrong-certreqid
 seed ir-header 64 0
 seed ir-small-cap 32 0 --fault many-extracerts=5
 # Last: these revoke the client's certificate.

@@ -15,7 +15,7 @@
  * process (loopback.c).  Nothing in the layer is switched off.
  *
  * Input: byte 0 the exchange (ir, p10cr, cr, kur, rr, the four genm, resume,
- * abandon) and client options (O_*), byte 1 flags (F_*: which rewrites to
+ * abandon; ccr as CCR_BYTE) and client options (O_*), byte 1 flags (F_*: which rewrites to
  * skip, more client options), then the responses, each a 2-byte big-endian length and that many bytes.  A
  * response that does not decode as a PKIMessage is sent as it is.
  *
@@ -96,8 +96,13 @@ enum {
 	OP_CRLS,
 	OP_RESUME,
 	OP_ABANDON,
-	OP_COUNT
+	OP_COUNT,
+	OP_CCR /* exchange byte CCR_BYTE only (below) */
 };
+/* The ccr's exchange byte (its low 5 bits): outside the range that
+ * selects by % OP_COUNT before, so that every older seed keeps its
+ * exchange; no seed of those uses it. */
+#define CCR_BYTE 30
 
 /* Flags (byte 1): 0 is a CA that answers correctly. */
 #define F_KEEP_TID 0x01	       /* leave the response's transactionID */
@@ -478,8 +483,11 @@ static void run(cmpc_ctx *ctx, int op)
 	case OP_ABANDON:
 		rv = cmpc_abandon(ctx, &p, "given up by the fuzz harness");
 		break;
+	case OP_CCR:
+		rv = cmpc_ccr(ctx, key, 1, &cert, &cas);
+		break;
 	}
-	if (rv == CMPC_OK && (op <= OP_KUR || op == OP_RESUME))
+	if (rv == CMPC_OK && (op <= OP_KUR || op == OP_RESUME || op == OP_CCR))
 		check_issued(cert, cas, op == OP_CR || op == OP_KUR ? key2 : key);
 	if (rv == CMPC_OK && op == OP_ROOT_UPDATE)
 		check_root_update(nr, nwo);
@@ -570,7 +578,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		cmpc_set_unprotected_errors(ctx, (flags & F_UNPROT_ERRORS) != 0);
 		cmpc_set_accept_cb(ctx, accept_cert, NULL);
 		if (options(ctx, data[0]))
-			run(ctx, (data[0] & 0x1f) % OP_COUNT);
+			run(ctx, (data[0] & 0x1f) == CCR_BYTE ? OP_CCR : (data[0] & 0x1f) % OP_COUNT);
 	}
 	X509_NAME_free(subj);
 	cmpc_free(ctx);
