@@ -3,8 +3,8 @@
  * CA's key pair is the enrollment's on the token, its own certificate
  * under the label; the CA of the enrollment's server (another CA)
  * certifies that key.  The cross-certificate is written to --out and,
- * with --store, stored on the token as an authority certificate; the
- * CA's own certificate stays as it is.
+ * with --store, stored on the token as an authority certificate with the
+ * key pair's CKA_ID; the CA's own certificate stays as it is.
  */
 #include "config.h"
 
@@ -22,8 +22,9 @@ static void print_name(const char *what, const X509_NAME *name)
 	printf("  %s%s\n", what, buf);
 }
 
-/* The cross-certificate to --out and (--store) onto the token. */
-static agent_rc keep(const agent_cmd_opts *o, tok_ctx *tok, X509 *cross)
+/* The cross-certificate to --out and (--store) onto the token, with the
+ * CKA_ID of its key pair (id). */
+static agent_rc keep(const agent_cmd_opts *o, tok_ctx *tok, X509 *cross, const tok_id *id)
 {
 	char label[256];
 	int created = 0;
@@ -41,7 +42,7 @@ static agent_rc keep(const agent_cmd_opts *o, tok_ctx *tok, X509 *cross)
 		log_msg(LOG_ERR, "storing the cross-certificate on the token failed: out of memory");
 		return EXIT_INTERNAL;
 	}
-	if ((trv = tok_cacert_store(tok, cross, label, &created)) != TOK_OK)
+	if ((trv = tok_cacert_store_id(tok, cross, id, label, &created)) != TOK_OK)
 		return agent_token_fail(tok, trv,
 					"storing the cross-certificate on the token failed");
 	if (log_verbosity() >= 0)
@@ -129,7 +130,7 @@ agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o)
 	printf("cross-certificate\n");
 	print_name("subject: ", X509_get_subject_name(cross));
 	print_name("issuer:  ", X509_get_issuer_name(cross));
-	rc = keep(o, tok, cross);
+	rc = keep(o, tok, cross, &id);
 out:
 	X509_free(own);
 	X509_free(cross);

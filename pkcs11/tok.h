@@ -196,6 +196,10 @@ tok_rv tok_cert_store(tok_ctx *ctx, X509 *cert, const tok_id *id, const char *la
  * same certificate is already on the token.  *ret_created (if not NULL)
  * says whether an object was made. */
 tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label, int *ret_created);
+/* The same with CKA_ID key_id (the CA key pair it certifies: a
+ * cross-certificate) instead of the subject key identifier. */
+tok_rv tok_cacert_store_id(tok_ctx *ctx, X509 *cert, const tok_id *key_id, const char *label,
+			   int *ret_created);
 
 /* Destroys the certificate objects holding exactly this certificate (to
  * undo tok_cacert_store). */

@@ -250,6 +250,12 @@ static void cacert_forget(tok_ctx *ctx, const unsigned char md[32])
 
 tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label, int *ret_created)
 {
+	return tok_cacert_store_id(ctx, cert, NULL, label, ret_created);
+}
+
+tok_rv tok_cacert_store_id(tok_ctx *ctx, X509 *cert, const tok_id *key_id, const char *label,
+			   int *ret_created)
+{
 	static const unsigned char none[32];
 	unsigned char md[32];
 	const ASN1_OCTET_STRING *ski;
@@ -268,7 +274,10 @@ tok_rv tok_cacert_store(tok_ctx *ctx, X509 *cert, const char *label, int *ret_cr
 	if (label == NULL)
 		label = "";
 	ski = X509_get0_subject_key_id(cert);
-	if (ski != NULL && ASN1_STRING_length(ski) > 0) {
+	if (key_id != NULL && key_id->len > 0) {
+		id = key_id->id;
+		id_len = key_id->len;
+	} else if (ski != NULL && ASN1_STRING_length(ski) > 0) {
 		id = ASN1_STRING_get0_data(ski);
 		id_len = (size_t)ASN1_STRING_length(ski);
 	} else if (X509_get0_pubkey(cert) != NULL &&

@@ -8,7 +8,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 31
+plan 39
 start_ca || exit 1
 TOK=ccr
 make_token "$TOK" || exit 1
@@ -51,8 +51,7 @@ check "/ccr/ec/subject-of-own" test \
 check "/ccr/ec/stored" test "$(count_objects "$TOK")" -eq $((BEFORE + 1))
 check "/ccr/ec/own-cert-stays" test "$(kind enrolled-key Certificate)" -eq 1
 check "/ccr/ec/says-stored" grep -q 'as an authority certificate' "$TMP/out"
-# CKA_ID: the cross-certificate's subject key identifier, which is the
-# key's CKA_ID when the CA makes it as RFC 5280 4.2.1.2 (1) says (the test CA)
+# CKA_ID: the key pair's (tok_cacert_store_id)
 XLABEL=$(sed -n 's/.*as an authority certificate (label "\(.*\)")$/\1/p' "$TMP/out")
 check "/ccr/ec/cka-id-of-key" test -n "$XLABEL" -a \
 	"$(label_id "$TOK" cert "$XLABEL")" = "$(label_id "$TOK" privkey enrolled-key)"
@@ -69,6 +68,31 @@ check "/ccr/rsa-key-id/subject" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/cross-rsa.p
 	-subject | grep -q 'RSA CA'"
 check "/ccr/rsa-key-id/not-stored" test "$(count_objects "$TOK")" -eq $((BEFORE + 1))
 
+# A key pair made by another tool, CKA_ID 4a1f (not its key identifier),
+# without a certificate: the subject comes from the command line, and the
+# stored cross-certificate carries that CKA_ID.
+"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --slot "$(token_slot "$TOK")" --login \
+	--pin "$USER_PIN" --keypairgen --key-type EC:prime256v1 --id 4a1f --label hsm-ca-key \
+	> /dev/null 2>&1
+check "/ccr/foreign-id/setup" test "$(label_id "$TOK" privkey hsm-ca-key)" = 4a1f
+N=$(count_objects "$TOK")
+p11e ccr test --key-id 4a1f --subject "/CN=HSM CA/O=Example" --store
+check "/ccr/foreign-id/exit-0" expect_rc 0
+XLABEL=$(sed -n 's/.*as an authority certificate (label "\(.*\)")$/\1/p' "$TMP/out")
+check "/ccr/foreign-id/cka-id" test -n "$XLABEL" -a "$(label_id "$TOK" cert "$XLABEL")" = 4a1f
+check "/ccr/foreign-id/stored" test "$(count_objects "$TOK")" -eq $((N + 1))
+sed -i '/^subject = /d' "$TMP/p11enroll.conf"
+p11e ccr test --key-id 4a1f --store
+check "/ccr/foreign-id/no-subject/exit-2" expect_rc 2
+check "/ccr/foreign-id/no-subject/says" grep -q 'set subject' "$TMP/err"
+# without subject, the label's key is certified under its own certificate's name
+p11e ccr test --out "$TMP/cross-own.pem"
+check "/ccr/own-subject/exit-0" expect_rc 0
+check "/ccr/own-subject/same" test \
+	"$("$OPENSSL_BIN" x509 -in "$TMP/cross-own.pem" -noout -subject)" = \
+	"$("$OPENSSL_BIN" x509 -in "$TMP/own-ec.pem" -noout -subject)"
+write_conf "$TOK"
+
 # A path length from basic_constraints; CA:FALSE makes no cross-certificate.
 p11e ccr test --basic-constraints CA:TRUE,pathlen:3 --out "$TMP/cross-pl.pem"
 check "/ccr/pathlen/exit-0" expect_rc 0
@@ -82,10 +106,11 @@ check "/ccr/ca-false/no-file" test ! -e "$TMP/cross-false.pem"
 # A ccp for another public key: refused (exit 8), nothing written or stored.
 start_ca --fault wrong-key || exit 1
 write_conf "$TOK"
+N=$(count_objects "$TOK")
 p11e ccr test --out "$TMP/wrong.pem" --store
 check "/ccr/wrong-key/exit-8" expect_rc 8
 check "/ccr/wrong-key/says" grep -q 'another public key' "$TMP/err"
 check "/ccr/wrong-key/no-file" test ! -e "$TMP/wrong.pem"
-check "/ccr/wrong-key/token-unchanged" test "$(count_objects "$TOK")" -eq $((BEFORE + 1))
+check "/ccr/wrong-key/token-unchanged" test "$(count_objects "$TOK")" -eq "$N"
 check "/ccr/wrong-key/certconf-rejects" grep -q 'client rejected the certificate' "$TMP/ca.log"
 finish
