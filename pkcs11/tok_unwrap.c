@@ -1,0 +1,371 @@
+/*
+ * tok: a private key that a CA generated (central key generation) or
+ * recovered, brought onto the token with C_UnwrapKey so that it never
+ * exists in clear in this process.  The CA encrypts a content-encryption
+ * key (AES) to a short-lived RSA transport key made on the token for one
+ * transaction; the token unwraps that AES key (a session object) and with
+ * it the PKCS#8 PrivateKeyInfo into a sensitive, non-extractable private
+ * key.  libp11 0.4.12 has no unwrap: the raw function list throughout.
+ *
+ * Transport keys and the AES key are session objects (CKA_TOKEN FALSE):
+ * a process that dies leaves none of them on the token.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
+#include <openssl/objects.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#include "pkcs11/tok-int.h"
+
+struct tok_transport {
+	tok_ctx *ctx;
+	CK_SESSION_HANDLE s;
+	CK_OBJECT_HANDLE pub, priv;
+};
+
+#define ADD(t, n, type, ptr, len)                                                                  \
+	(t)[(n)++] = (CK_ATTRIBUTE){(type), (void *)(ptr), (CK_ULONG)(len)}
+
+static const CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+
+tok_rv tok_transport_new(tok_ctx *ctx, tok_transport **ret_t, EVP_PKEY **ret_pub)
+{
+	static const unsigned char f4[] = {0x01, 0x00, 0x01};
+	CK_MECHANISM mech = {CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0};
+	CK_ULONG bits = 2048;
+	CK_ATTRIBUTE pub_t[6], priv_t[8];
+	CK_ULONG npub = 0, npriv = 0;
+	tok_transport *t;
+	char what[96];
+	tok_rv rv;
+	CK_RV ckr;
+
+	if (ctx == NULL || ret_t == NULL || ret_pub == NULL)
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	if (!ctx->logged_in)
+		return tok_need_login(ctx, "making a transport key");
+	if ((t = OPENSSL_zalloc(sizeof(*t))) == NULL)
+		return tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
+	t->ctx = ctx;
+	ADD(pub_t, npub, CKA_TOKEN, &no, sizeof(no));
+	ADD(pub_t, npub, CKA_WRAP, &yes, sizeof(yes));
+	ADD(pub_t, npub, CKA_ENCRYPT, &yes, sizeof(yes));
+	ADD(pub_t, npub, CKA_VERIFY, &no, sizeof(no));
+	ADD(pub_t, npub, CKA_MODULUS_BITS, &bits, sizeof(bits));
+	ADD(pub_t, npub, CKA_PUBLIC_EXPONENT, f4, sizeof(f4));
+	/* Unwraps and nothing else: it cannot decrypt a wrapped key out into
+	 * this process's memory (C_Decrypt), nor sign. */
+	ADD(priv_t, npriv, CKA_TOKEN, &no, sizeof(no));
+	ADD(priv_t, npriv, CKA_PRIVATE, &yes, sizeof(yes));
+	ADD(priv_t, npriv, CKA_SENSITIVE, &yes, sizeof(yes));
+	ADD(priv_t, npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+	ADD(priv_t, npriv, CKA_UNWRAP, &yes, sizeof(yes));
+	ADD(priv_t, npriv, CKA_DECRYPT, &no, sizeof(no));
+	ADD(priv_t, npriv, CKA_SIGN, &no, sizeof(no));
+	if ((rv = tok_session_open(ctx, 1, &t->s)) != TOK_OK) {
+		OPENSSL_free(t);
+		return rv;
+	}
+	ckr = ctx->f->C_GenerateKeyPair(t->s, &mech, pub_t, npub, priv_t, npriv, &t->pub, &t->priv);
+	if (ckr != CKR_OK) {
+		tok_session_close(ctx, t->s);
+		OPENSSL_free(t);
+		snprintf(what, sizeof(what), "C_GenerateKeyPair (RSA 2048 transport key) on token '%s'",
+			 ctx->label);
+		return tok_fail_ckr(ctx, what, ckr, NULL);
+	}
+	if ((rv = tok_pubkey_from_object(ctx, t->s, t->pub, ret_pub)) != TOK_OK) {
+		tok_transport_free(t);
+		return rv;
+	}
+	*ret_t = t;
+	return TOK_OK;
+}
+
+void tok_transport_free(tok_transport *t)
+{
+	if (t == NULL)
+		return;
+	/* Session objects would go with the session anyway; the anchor may
+	 * live on, so they are destroyed now. */
+	t->ctx->f->C_DestroyObject(t->s, t->priv);
+	t->ctx->f->C_DestroyObject(t->s, t->pub);
+	tok_session_close(t->ctx, t->s);
+	OPENSSL_free(t);
+}
+
+/* The content-encryption key, unwrapped with the transport key into an AES
+ * session key that unwraps only. */
+static CK_RV unwrap_cek(tok_transport *t, const tok_wrapped *w, CK_OBJECT_HANDLE *ret_k)
+{
+	static const CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
+	static const CK_KEY_TYPE aes = CKK_AES;
+	CK_RSA_PKCS_OAEP_PARAMS oaep = {CKM_SHA_1, CKG_MGF1_SHA1, CKZ_DATA_SPECIFIED, NULL, 0};
+	CK_MECHANISM mech = {CKM_RSA_PKCS_OAEP, &oaep, sizeof(oaep)};
+	CK_ATTRIBUTE tmpl[8];
+	CK_ULONG n = 0;
+
+	if (w->kt == TOK_KT_RSA_OAEP_SHA256) {
+		oaep.hashAlg = CKM_SHA256;
+		oaep.mgf = CKG_MGF1_SHA256;
+	} else if (w->kt == TOK_KT_RSA_PKCS1) {
+		mech.mechanism = CKM_RSA_PKCS;
+		mech.pParameter = NULL;
+		mech.ulParameterLen = 0;
+	}
+	ADD(tmpl, n, CKA_CLASS, &secret, sizeof(secret));
+	ADD(tmpl, n, CKA_KEY_TYPE, &aes, sizeof(aes));
+	ADD(tmpl, n, CKA_TOKEN, &no, sizeof(no));
+	ADD(tmpl, n, CKA_SENSITIVE, &yes, sizeof(yes));
+	ADD(tmpl, n, CKA_EXTRACTABLE, &no, sizeof(no));
+	ADD(tmpl, n, CKA_UNWRAP, &yes, sizeof(yes));
+	ADD(tmpl, n, CKA_DECRYPT, &no, sizeof(no));
+	ADD(tmpl, n, CKA_ENCRYPT, &no, sizeof(no));
+	return t->ctx->f->C_UnwrapKey(t->s, &mech, t->priv, (CK_BYTE_PTR)w->enc_cek,
+				      (CK_ULONG)w->enc_cek_len, tmpl, n, ret_k);
+}
+
+/*
+ * Whether the private key h belongs to pub: it signs 32 random bytes
+ * (CKM_RSA_PKCS or CKM_ECDSA) and pub verifies the signature.  One way
+ * for both key types: an EC private key object shows no public point.
+ * 1 it does, 0 it does not, -1 the token could not sign (*ret_ckr).
+ */
+static int key_matches(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, EVP_PKEY *pub,
+		       CK_RV *ret_ckr)
+{
+	CK_MECHANISM mech = {CKM_RSA_PKCS, NULL, 0};
+	unsigned char tbs[32], sig[1024], *der = NULL;
+	CK_ULONG siglen = sizeof(sig);
+	const unsigned char *verify_sig = sig;
+	size_t verify_len;
+	EVP_PKEY_CTX *vc = NULL;
+	ECDSA_SIG *es = NULL;
+	BIGNUM *r = NULL, *sv = NULL;
+	int ec = EVP_PKEY_is_a(pub, "EC"), ok = 0, len;
+	CK_RV ckr;
+
+	if (RAND_bytes(tbs, sizeof(tbs)) != 1)
+		return 0;
+	if (ec)
+		mech.mechanism = CKM_ECDSA;
+	ckr = ctx->f->C_SignInit(s, &mech, h);
+	if (ckr == CKR_OK)
+		ckr = ctx->f->C_Sign(s, tbs, sizeof(tbs), sig, &siglen);
+	if (ckr != CKR_OK) {
+		*ret_ckr = ckr;
+		return -1;
+	}
+	verify_len = siglen;
+	if (ec) {
+		/* PKCS#11 gives r || s; OpenSSL verifies the DER ECDSA-Sig-Value */
+		if (siglen % 2 != 0 || (es = ECDSA_SIG_new()) == NULL ||
+		    (r = BN_bin2bn(sig, (int)(siglen / 2), NULL)) == NULL ||
+		    (sv = BN_bin2bn(sig + siglen / 2, (int)(siglen / 2), NULL)) == NULL ||
+		    !ECDSA_SIG_set0(es, r, sv)) {
+			BN_free(r);
+			BN_free(sv);
+			ECDSA_SIG_free(es);
+			return 0;
+		}
+		if ((len = i2d_ECDSA_SIG(es, &der)) <= 0) {
+			ECDSA_SIG_free(es);
+			return 0;
+		}
+		verify_sig = der;
+		verify_len = (size_t)len;
+	}
+	vc = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+	if (vc != NULL && EVP_PKEY_verify_init(vc) == 1 &&
+	    (ec || EVP_PKEY_CTX_set_rsa_padding(vc, RSA_PKCS1_PADDING) == 1))
+		ok = EVP_PKEY_verify(vc, verify_sig, verify_len, tbs, sizeof(tbs)) == 1;
+	EVP_PKEY_CTX_free(vc);
+	ECDSA_SIG_free(es);
+	OPENSSL_free(der);
+	return ok;
+}
+
+/* The public key object beside the private one: an EC private key object
+ * carries no public point, and the rest of this layer reads it there. */
+static CK_RV create_public(tok_ctx *ctx, CK_SESSION_HANDLE s, EVP_PKEY *pub, const tok_id *id,
+			   const char *label, CK_OBJECT_HANDLE *ret_h)
+{
+	static const CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+	CK_KEY_TYPE kt = EVP_PKEY_is_a(pub, "EC") ? CKK_EC : CKK_RSA;
+	CK_ATTRIBUTE tmpl[10];
+	CK_ULONG n = 0;
+	unsigned char *a = NULL, *b = NULL;
+	BIGNUM *bn_n = NULL, *bn_e = NULL;
+	ASN1_OCTET_STRING *os = NULL;
+	unsigned char pt[133];
+	size_t ptlen = 0;
+	int alen = 0, blen = 0;
+	EC_GROUP *grp = NULL;
+	char curve[64];
+	CK_RV ckr = CKR_HOST_MEMORY;
+
+	ADD(tmpl, n, CKA_CLASS, &cls, sizeof(cls));
+	ADD(tmpl, n, CKA_KEY_TYPE, &kt, sizeof(kt));
+	ADD(tmpl, n, CKA_TOKEN, &yes, sizeof(yes));
+	ADD(tmpl, n, CKA_PRIVATE, &no, sizeof(no));
+	ADD(tmpl, n, CKA_ID, id->id, id->len);
+	ADD(tmpl, n, CKA_LABEL, label, strlen(label));
+	if (kt == CKK_EC) {
+		/* CKA_EC_PARAMS: the named curve's OID; CKA_EC_POINT: the
+		 * uncompressed point in an OCTET STRING (PKCS#11 2.40) */
+		if (!EVP_PKEY_get_utf8_string_param(pub, "group", curve, sizeof(curve), NULL) ||
+		    (grp = EC_GROUP_new_by_curve_name(OBJ_sn2nid(curve))) == NULL ||
+		    (alen = i2d_ECPKParameters(grp, &a)) <= 0 ||
+		    !EVP_PKEY_get_octet_string_param(pub, "encoded-pub-key", pt, sizeof(pt),
+						     &ptlen) ||
+		    (os = ASN1_OCTET_STRING_new()) == NULL ||
+		    !ASN1_OCTET_STRING_set(os, pt, (int)ptlen) ||
+		    (blen = i2d_ASN1_OCTET_STRING(os, &b)) <= 0)
+			goto out;
+		ADD(tmpl, n, CKA_EC_PARAMS, a, alen);
+		ADD(tmpl, n, CKA_EC_POINT, b, blen);
+	} else {
+		if (!EVP_PKEY_get_bn_param(pub, "n", &bn_n) ||
+		    !EVP_PKEY_get_bn_param(pub, "e", &bn_e) ||
+		    (a = OPENSSL_malloc((size_t)BN_num_bytes(bn_n) + 1)) == NULL ||
+		    (b = OPENSSL_malloc((size_t)BN_num_bytes(bn_e) + 1)) == NULL)
+			goto out;
+		alen = BN_bn2bin(bn_n, a);
+		blen = BN_bn2bin(bn_e, b);
+		ADD(tmpl, n, CKA_MODULUS, a, alen);
+		ADD(tmpl, n, CKA_PUBLIC_EXPONENT, b, blen);
+	}
+	ckr = ctx->f->C_CreateObject(s, tmpl, n, ret_h);
+out:
+	OPENSSL_free(a);
+	OPENSSL_free(b);
+	BN_free(bn_n);
+	BN_free(bn_e);
+	ASN1_OCTET_STRING_free(os);
+	EC_GROUP_free(grp);
+	return ckr;
+}
+
+tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, EVP_PKEY *pub,
+			  const char *label, int allow_decrypt, tok_id *ret_id)
+{
+	static const CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_KEY_TYPE kt;
+	CK_MECHANISM mech = {CKM_AES_CBC_PAD, NULL, 0};
+	unsigned char iv[16], tmp_id[20];
+	const CK_BBOOL *dec = allow_decrypt ? &yes : &no;
+	CK_ATTRIBUTE tmpl[14], set = {CKA_ID, NULL, 0};
+	CK_ULONG n = 0;
+	CK_OBJECT_HANDLE cek = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE pubh = CK_INVALID_HANDLE;
+	tok_id id;
+	char what[128];
+	int m;
+	tok_rv rv;
+	CK_RV ckr = CKR_OK;
+
+	if (ctx == NULL || t == NULL || w == NULL || pub == NULL || ret_id == NULL ||
+	    t->ctx != ctx)
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	if (label == NULL)
+		label = "";
+	if (EVP_PKEY_is_a(pub, "EC"))
+		kt = CKK_EC;
+	else if (EVP_PKEY_is_a(pub, "RSA"))
+		kt = CKK_RSA;
+	else
+		return tok_fail(ctx, TOK_ERR_CONFIG,
+				"importing a key into token '%s' failed: its certificate holds "
+				"neither an EC nor an RSA key: only these can be imported",
+				ctx->label);
+	if (!tok_key_identifier(pub, &id) || RAND_bytes(tmp_id, sizeof(tmp_id)) != 1)
+		return tok_fail(ctx, TOK_ERR_DEVICE,
+				"importing a key into token '%s' failed: OpenSSL could not make "
+				"its identifier: report this",
+				ctx->label);
+	if ((ckr = unwrap_cek(t, w, &cek)) != CKR_OK) {
+		snprintf(what, sizeof(what),
+			 "C_UnwrapKey (the content-encryption key, with the transport key) on "
+			 "token '%s'",
+			 ctx->label);
+		return tok_fail_ckr(ctx, what, ckr,
+				    "the key was encrypted to another recipient or is damaged: "
+				    "ask the CA again");
+	}
+	if (w->enc == TOK_ENC_AES_KWP) {
+		mech.mechanism = CKM_AES_KEY_WRAP_PAD;
+	} else {
+		memcpy(iv, w->iv, sizeof(iv));
+		mech.pParameter = iv;
+		mech.ulParameterLen = sizeof(iv);
+	}
+	ADD(tmpl, n, CKA_CLASS, &cls, sizeof(cls));
+	ADD(tmpl, n, CKA_KEY_TYPE, &kt, sizeof(kt));
+	ADD(tmpl, n, CKA_TOKEN, &yes, sizeof(yes));
+	ADD(tmpl, n, CKA_PRIVATE, &yes, sizeof(yes));
+	ADD(tmpl, n, CKA_SENSITIVE, &yes, sizeof(yes));
+	ADD(tmpl, n, CKA_EXTRACTABLE, &no, sizeof(no));
+	ADD(tmpl, n, CKA_SIGN, &yes, sizeof(yes));
+	if (kt == CKK_RSA) {
+		ADD(tmpl, n, CKA_DECRYPT, dec, sizeof(*dec));
+		ADD(tmpl, n, CKA_UNWRAP, dec, sizeof(*dec));
+	} else {
+		/* ECDH is how an EC key decrypts */
+		ADD(tmpl, n, CKA_DERIVE, dec, sizeof(*dec));
+	}
+	ADD(tmpl, n, CKA_ID, tmp_id, sizeof(tmp_id));
+	ADD(tmpl, n, CKA_LABEL, label, strlen(label));
+	ckr = ctx->f->C_UnwrapKey(t->s, &mech, cek, (CK_BYTE_PTR)w->enc_key,
+				  (CK_ULONG)w->enc_key_len, tmpl, n, &priv);
+	ctx->f->C_DestroyObject(t->s, cek);
+	OPENSSL_cleanse(iv, sizeof(iv));
+	if (ckr != CKR_OK) {
+		snprintf(what, sizeof(what), "C_UnwrapKey (%s, the private key) on token '%s'",
+			 w->enc == TOK_ENC_AES_KWP ? "CKM_AES_KEY_WRAP_PAD" : "CKM_AES_CBC_PAD",
+			 ctx->label);
+		return tok_fail_ckr(ctx, what, ckr,
+				    "the encrypted key is damaged or of a type the token does "
+				    "not import: ask the CA again, or use another token");
+	}
+	m = key_matches(ctx, t->s, priv, pub, &ckr);
+	if (m != 1) {
+		if (m < 0) {
+			snprintf(what, sizeof(what), "signing with the imported key on token '%s'",
+				 ctx->label);
+			rv = tok_fail_ckr(ctx, what, ckr, NULL);
+		} else {
+			rv = tok_fail(ctx, TOK_ERR_MISMATCH,
+				      "importing a key into token '%s' failed: the key the CA sent "
+				      "does not belong to the public key of its certificate: the "
+				      "key was removed again; report this to the CA",
+				      ctx->label);
+		}
+		ctx->f->C_DestroyObject(t->s, priv);
+		return rv;
+	}
+	ckr = create_public(ctx, t->s, pub, &id, label, &pubh);
+	if (ckr == CKR_OK) {
+		set.pValue = id.id;
+		set.ulValueLen = id.len;
+		ckr = ctx->f->C_SetAttributeValue(t->s, priv, &set, 1);
+	}
+	if (ckr != CKR_OK) {
+		if (pubh != CK_INVALID_HANDLE)
+			ctx->f->C_DestroyObject(t->s, pubh);
+		ctx->f->C_DestroyObject(t->s, priv);
+		snprintf(what, sizeof(what), "storing the imported key pair on token '%s'",
+			 ctx->label);
+		return tok_fail_ckr(ctx, what, ckr, NULL);
+	}
+	*ret_id = id;
+	return TOK_OK;
+}
