@@ -102,6 +102,13 @@ void tok_transport_free(tok_transport *t)
 	OPENSSL_free(t);
 }
 
+/* What a token answers to a mechanism, or parameters of one, it lacks. */
+static int unsupported(CK_RV ckr)
+{
+	return ckr == CKR_MECHANISM_INVALID || ckr == CKR_MECHANISM_PARAM_INVALID ||
+	       ckr == CKR_ARGUMENTS_BAD || ckr == CKR_FUNCTION_NOT_SUPPORTED;
+}
+
 /* The content-encryption key, unwrapped with the transport key into an AES
  * session key that unwraps only. */
 static CK_RV unwrap_cek(tok_transport *t, const tok_wrapped *w, CK_OBJECT_HANDLE *ret_k)
@@ -193,14 +200,26 @@ static int key_matches(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, EV
 	return ok;
 }
 
+/* 1 when the token made the key as asked: sensitive and not extractable
+ * (a module may ignore a template's attributes). */
+static int protected_key(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+	CK_BBOOL sens = CK_FALSE, extr = CK_TRUE;
+	CK_ATTRIBUTE a[2] = {{CKA_SENSITIVE, &sens, sizeof(sens)},
+			     {CKA_EXTRACTABLE, &extr, sizeof(extr)}};
+
+	return ctx->f->C_GetAttributeValue(s, h, a, 2) == CKR_OK && sens == CK_TRUE &&
+	       extr == CK_FALSE;
+}
+
 /* The public key object beside the private one: an EC private key object
  * carries no public point, and the rest of this layer reads it there. */
 static CK_RV create_public(tok_ctx *ctx, CK_SESSION_HANDLE s, EVP_PKEY *pub, const tok_id *id,
-			   const char *label, CK_OBJECT_HANDLE *ret_h)
+			   const char *label, const CK_BBOOL *dec, CK_OBJECT_HANDLE *ret_h)
 {
 	static const CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
 	CK_KEY_TYPE kt = EVP_PKEY_is_a(pub, "EC") ? CKK_EC : CKK_RSA;
-	CK_ATTRIBUTE tmpl[10];
+	CK_ATTRIBUTE tmpl[13];
 	CK_ULONG n = 0;
 	unsigned char *a = NULL, *b = NULL;
 	BIGNUM *bn_n = NULL, *bn_e = NULL;
@@ -216,6 +235,9 @@ static CK_RV create_public(tok_ctx *ctx, CK_SESSION_HANDLE s, EVP_PKEY *pub, con
 	ADD(tmpl, n, CKA_KEY_TYPE, &kt, sizeof(kt));
 	ADD(tmpl, n, CKA_TOKEN, &yes, sizeof(yes));
 	ADD(tmpl, n, CKA_PRIVATE, &no, sizeof(no));
+	ADD(tmpl, n, CKA_VERIFY, &yes, sizeof(yes));
+	ADD(tmpl, n, CKA_ENCRYPT, kt == CKK_RSA ? dec : &no, sizeof(*dec));
+	ADD(tmpl, n, CKA_WRAP, kt == CKK_RSA ? dec : &no, sizeof(*dec));
 	ADD(tmpl, n, CKA_ID, id->id, id->len);
 	ADD(tmpl, n, CKA_LABEL, label, strlen(label));
 	if (kt == CKK_EC) {
@@ -262,7 +284,7 @@ tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, 
 	CK_MECHANISM mech = {CKM_AES_CBC_PAD, NULL, 0};
 	unsigned char iv[16], tmp_id[20];
 	const CK_BBOOL *dec = allow_decrypt ? &yes : &no;
-	CK_ATTRIBUTE tmpl[14], set = {CKA_ID, NULL, 0};
+	CK_ATTRIBUTE tmpl[16], set = {CKA_ID, NULL, 0};
 	CK_ULONG n = 0;
 	CK_OBJECT_HANDLE cek = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
 	CK_OBJECT_HANDLE pubh = CK_INVALID_HANDLE;
@@ -298,8 +320,12 @@ tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, 
 			 "token '%s'",
 			 ctx->label);
 		return tok_fail_ckr(ctx, what, ckr,
-				    "the key was encrypted to another recipient or is damaged: "
-				    "ask the CA again");
+				    unsupported(ckr)
+					? "the token does not unwrap with this RSA mechanism (SoftHSM2 "
+					  "2.6: OAEP with SHA-1 or PKCS#1 v1.5 only): ask the CA for "
+					  "one of these"
+					: "the key was encrypted to another recipient or is damaged: "
+					  "ask the CA again");
 	}
 	if (w->enc == TOK_ENC_AES_KWP) {
 		mech.mechanism = CKM_AES_KEY_WRAP_PAD;
@@ -315,13 +341,13 @@ tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, 
 	ADD(tmpl, n, CKA_SENSITIVE, &yes, sizeof(yes));
 	ADD(tmpl, n, CKA_EXTRACTABLE, &no, sizeof(no));
 	ADD(tmpl, n, CKA_SIGN, &yes, sizeof(yes));
-	if (kt == CKK_RSA) {
-		ADD(tmpl, n, CKA_DECRYPT, dec, sizeof(*dec));
-		ADD(tmpl, n, CKA_UNWRAP, dec, sizeof(*dec));
-	} else {
-		/* ECDH is how an EC key decrypts */
+	/* Every usage stated: SoftHSM2 gives an unwrapped EC key CKA_DECRYPT
+	 * and CKA_UNWRAP TRUE when the template is silent.  ECDH is how an EC
+	 * key decrypts. */
+	ADD(tmpl, n, CKA_DECRYPT, kt == CKK_RSA ? dec : &no, sizeof(*dec));
+	ADD(tmpl, n, CKA_UNWRAP, kt == CKK_RSA ? dec : &no, sizeof(*dec));
+	if (kt == CKK_EC)
 		ADD(tmpl, n, CKA_DERIVE, dec, sizeof(*dec));
-	}
 	ADD(tmpl, n, CKA_ID, tmp_id, sizeof(tmp_id));
 	ADD(tmpl, n, CKA_LABEL, label, strlen(label));
 	ckr = ctx->f->C_UnwrapKey(t->s, &mech, cek, (CK_BYTE_PTR)w->enc_key,
@@ -333,12 +359,22 @@ tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, 
 			 w->enc == TOK_ENC_AES_KWP ? "CKM_AES_KEY_WRAP_PAD" : "CKM_AES_CBC_PAD",
 			 ctx->label);
 		return tok_fail_ckr(ctx, what, ckr,
-				    "the encrypted key is damaged or of a type the token does "
-				    "not import: ask the CA again, or use another token");
+				    unsupported(ckr)
+					? "the token does not unwrap with this mechanism (SoftHSM2 "
+					  "2.6: AES key wrap only, no CKM_AES_CBC_PAD): ask the CA "
+					  "for AES key wrap with padding, or use another token"
+					: "the encrypted key is damaged or of a type the token does "
+					  "not import: ask the CA again, or use another token");
 	}
-	m = key_matches(ctx, t->s, priv, pub, &ckr);
+	m = protected_key(ctx, t->s, priv) ? key_matches(ctx, t->s, priv, pub, &ckr) : -2;
 	if (m != 1) {
-		if (m < 0) {
+		if (m == -2) {
+			rv = tok_fail(ctx, TOK_ERR_DEVICE,
+				      "importing a key into token '%s' failed: the token made it "
+				      "extractable or not sensitive, against the template: the key "
+				      "was removed again; use another token or module",
+				      ctx->label);
+		} else if (m < 0) {
 			snprintf(what, sizeof(what), "signing with the imported key on token '%s'",
 				 ctx->label);
 			rv = tok_fail_ckr(ctx, what, ckr, NULL);
@@ -352,7 +388,7 @@ tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, 
 		ctx->f->C_DestroyObject(t->s, priv);
 		return rv;
 	}
-	ckr = create_public(ctx, t->s, pub, &id, label, &pubh);
+	ckr = create_public(ctx, t->s, pub, &id, label, dec, &pubh);
 	if (ckr == CKR_OK) {
 		set.pValue = id.id;
 		set.ulValueLen = id.len;
