@@ -438,4 +438,24 @@ typedef struct {
 tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, EVP_PKEY *pub,
 			  const char *label, int allow_decrypt, tok_id *ret_id);
 
+/*
+ * The software path, for allow_software_import only: what no token can
+ * unwrap as a key, such as RFC 9483's EnvelopedData, whose content is a
+ * SignedData around the key.
+ *
+ * tok_transport_decrypt: w's AES key is unwrapped on the token (it never
+ * leaves it) and decrypts w->enc_key (TOK_ENC_AES_CBC_PAD only) with
+ * C_Decrypt into *ret_out (*ret_len bytes; OPENSSL_clear_free it with
+ * *ret_len): the plaintext is in this process's memory.
+ *
+ * tok_import_private: key's private parts into a new private key object
+ * with C_CreateObject, then as tok_unwrap_private (template, checks,
+ * CKA_ID, public key object, label).  Every buffer that held a private
+ * part is cleansed; the caller cleanses and frees key.
+ */
+tok_rv tok_transport_decrypt(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w,
+			     unsigned char **ret_out, size_t *ret_len);
+tok_rv tok_import_private(tok_ctx *ctx, EVP_PKEY *key, EVP_PKEY *pub, const char *label,
+			  int allow_decrypt, tok_id *ret_id);
+
 #endif

@@ -110,8 +110,9 @@ static int unsupported(CK_RV ckr)
 }
 
 /* The content-encryption key, unwrapped with the transport key into an AES
- * session key that unwraps only. */
-static CK_RV unwrap_cek(tok_transport *t, const tok_wrapped *w, CK_OBJECT_HANDLE *ret_k)
+ * session key that unwraps only (decrypts instead, with decrypt). */
+static CK_RV unwrap_cek(tok_transport *t, const tok_wrapped *w, int decrypt,
+			CK_OBJECT_HANDLE *ret_k)
 {
 	static const CK_OBJECT_CLASS secret = CKO_SECRET_KEY;
 	static const CK_KEY_TYPE aes = CKK_AES;
@@ -133,8 +134,8 @@ static CK_RV unwrap_cek(tok_transport *t, const tok_wrapped *w, CK_OBJECT_HANDLE
 	ADD(tmpl, n, CKA_TOKEN, &no, sizeof(no));
 	ADD(tmpl, n, CKA_SENSITIVE, &yes, sizeof(yes));
 	ADD(tmpl, n, CKA_EXTRACTABLE, &no, sizeof(no));
-	ADD(tmpl, n, CKA_UNWRAP, &yes, sizeof(yes));
-	ADD(tmpl, n, CKA_DECRYPT, &no, sizeof(no));
+	ADD(tmpl, n, CKA_UNWRAP, decrypt ? &no : &yes, sizeof(yes));
+	ADD(tmpl, n, CKA_DECRYPT, decrypt ? &yes : &no, sizeof(no));
 	ADD(tmpl, n, CKA_ENCRYPT, &no, sizeof(no));
 	return t->ctx->f->C_UnwrapKey(t->s, &mech, t->priv, (CK_BYTE_PTR)w->enc_cek,
 				      (CK_ULONG)w->enc_cek_len, tmpl, n, ret_k);
@@ -276,66 +277,44 @@ out:
 	return ckr;
 }
 
-tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, EVP_PKEY *pub,
-			  const char *label, int allow_decrypt, tok_id *ret_id)
-{
-	static const CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+/* What a new private key object of pub's type gets, whatever brings its
+ * key material: into tmpl (room for 12), *n set. */
+struct newkey {
+	CK_OBJECT_CLASS cls;
 	CK_KEY_TYPE kt;
-	CK_MECHANISM mech = {CKM_AES_CBC_PAD, NULL, 0};
-	unsigned char iv[16], tmp_id[20];
-	const CK_BBOOL *dec = allow_decrypt ? &yes : &no;
-	CK_ATTRIBUTE tmpl[16], set = {CKA_ID, NULL, 0};
-	CK_ULONG n = 0;
-	CK_OBJECT_HANDLE cek = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
-	CK_OBJECT_HANDLE pubh = CK_INVALID_HANDLE;
+	unsigned char tmp_id[20];
 	tok_id id;
-	char what[128];
-	int m;
-	tok_rv rv;
-	CK_RV ckr = CKR_OK;
+	const CK_BBOOL *dec;
+};
 
-	if (ctx == NULL || t == NULL || w == NULL || pub == NULL || ret_id == NULL ||
-	    t->ctx != ctx)
-		return TOK_ERR_CONFIG;
-	tok_clear_err(ctx);
-	if (label == NULL)
-		label = "";
+static tok_rv newkey_init(tok_ctx *ctx, EVP_PKEY *pub, int allow_decrypt, struct newkey *k)
+{
+	k->cls = CKO_PRIVATE_KEY;
+	k->dec = allow_decrypt ? &yes : &no;
 	if (EVP_PKEY_is_a(pub, "EC"))
-		kt = CKK_EC;
+		k->kt = CKK_EC;
 	else if (EVP_PKEY_is_a(pub, "RSA"))
-		kt = CKK_RSA;
+		k->kt = CKK_RSA;
 	else
 		return tok_fail(ctx, TOK_ERR_CONFIG,
 				"importing a key into token '%s' failed: its certificate holds "
 				"neither an EC nor an RSA key: only these can be imported",
 				ctx->label);
-	if (!tok_key_identifier(pub, &id) || RAND_bytes(tmp_id, sizeof(tmp_id)) != 1)
+	if (!tok_key_identifier(pub, &k->id) || RAND_bytes(k->tmp_id, sizeof(k->tmp_id)) != 1)
 		return tok_fail(ctx, TOK_ERR_DEVICE,
 				"importing a key into token '%s' failed: OpenSSL could not make "
 				"its identifier: report this",
 				ctx->label);
-	if ((ckr = unwrap_cek(t, w, &cek)) != CKR_OK) {
-		snprintf(what, sizeof(what),
-			 "C_UnwrapKey (the content-encryption key, with the transport key) on "
-			 "token '%s'",
-			 ctx->label);
-		return tok_fail_ckr(ctx, what, ckr,
-				    unsupported(ckr)
-					? "the token does not unwrap with this RSA mechanism (SoftHSM2 "
-					  "2.6: OAEP with SHA-1 or PKCS#1 v1.5 only): ask the CA for "
-					  "one of these"
-					: "the key was encrypted to another recipient or is damaged: "
-					  "ask the CA again");
-	}
-	if (w->enc == TOK_ENC_AES_KWP) {
-		mech.mechanism = CKM_AES_KEY_WRAP_PAD;
-	} else {
-		memcpy(iv, w->iv, sizeof(iv));
-		mech.pParameter = iv;
-		mech.ulParameterLen = sizeof(iv);
-	}
-	ADD(tmpl, n, CKA_CLASS, &cls, sizeof(cls));
-	ADD(tmpl, n, CKA_KEY_TYPE, &kt, sizeof(kt));
+	return TOK_OK;
+}
+
+static void newkey_template(const struct newkey *k, const char *label, CK_ATTRIBUTE *tmpl,
+			    CK_ULONG *ret_n)
+{
+	CK_ULONG n = 0;
+
+	ADD(tmpl, n, CKA_CLASS, &k->cls, sizeof(k->cls));
+	ADD(tmpl, n, CKA_KEY_TYPE, &k->kt, sizeof(k->kt));
 	ADD(tmpl, n, CKA_TOKEN, &yes, sizeof(yes));
 	ADD(tmpl, n, CKA_PRIVATE, &yes, sizeof(yes));
 	ADD(tmpl, n, CKA_SENSITIVE, &yes, sizeof(yes));
@@ -344,29 +323,30 @@ tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, 
 	/* Every usage stated: SoftHSM2 gives an unwrapped EC key CKA_DECRYPT
 	 * and CKA_UNWRAP TRUE when the template is silent.  ECDH is how an EC
 	 * key decrypts. */
-	ADD(tmpl, n, CKA_DECRYPT, kt == CKK_RSA ? dec : &no, sizeof(*dec));
-	ADD(tmpl, n, CKA_UNWRAP, kt == CKK_RSA ? dec : &no, sizeof(*dec));
-	if (kt == CKK_EC)
-		ADD(tmpl, n, CKA_DERIVE, dec, sizeof(*dec));
-	ADD(tmpl, n, CKA_ID, tmp_id, sizeof(tmp_id));
+	ADD(tmpl, n, CKA_DECRYPT, k->kt == CKK_RSA ? k->dec : &no, sizeof(CK_BBOOL));
+	ADD(tmpl, n, CKA_UNWRAP, k->kt == CKK_RSA ? k->dec : &no, sizeof(CK_BBOOL));
+	if (k->kt == CKK_EC)
+		ADD(tmpl, n, CKA_DERIVE, k->dec, sizeof(CK_BBOOL));
+	ADD(tmpl, n, CKA_ID, k->tmp_id, sizeof(k->tmp_id));
 	ADD(tmpl, n, CKA_LABEL, label, strlen(label));
-	ckr = ctx->f->C_UnwrapKey(t->s, &mech, cek, (CK_BYTE_PTR)w->enc_key,
-				  (CK_ULONG)w->enc_key_len, tmpl, n, &priv);
-	ctx->f->C_DestroyObject(t->s, cek);
-	OPENSSL_cleanse(iv, sizeof(iv));
-	if (ckr != CKR_OK) {
-		snprintf(what, sizeof(what), "C_UnwrapKey (%s, the private key) on token '%s'",
-			 w->enc == TOK_ENC_AES_KWP ? "CKM_AES_KEY_WRAP_PAD" : "CKM_AES_CBC_PAD",
-			 ctx->label);
-		return tok_fail_ckr(ctx, what, ckr,
-				    unsupported(ckr)
-					? "the token does not unwrap with this mechanism (SoftHSM2 "
-					  "2.6: AES key wrap only, no CKM_AES_CBC_PAD): ask the CA "
-					  "for AES key wrap with padding, or use another token"
-					: "the encrypted key is damaged or of a type the token does "
-					  "not import: ask the CA again, or use another token");
-	}
-	m = protected_key(ctx, t->s, priv) ? key_matches(ctx, t->s, priv, pub, &ckr) : -2;
+	*ret_n = n;
+}
+
+/*
+ * The new private key priv is checked (protected, belongs to pub), gets
+ * its public key object and its CKA_ID; on failure it is destroyed again.
+ */
+static tok_rv newkey_finish(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv,
+			    EVP_PKEY *pub, const struct newkey *k, const char *label,
+			    tok_id *ret_id)
+{
+	CK_ATTRIBUTE set = {CKA_ID, (void *)k->id.id, (CK_ULONG)k->id.len};
+	CK_OBJECT_HANDLE pubh = CK_INVALID_HANDLE;
+	char what[128];
+	tok_rv rv;
+	CK_RV ckr = CKR_OK;
+	int m = protected_key(ctx, s, priv) ? key_matches(ctx, s, priv, pub, &ckr) : -2;
+
 	if (m != 1) {
 		if (m == -2) {
 			rv = tok_fail(ctx, TOK_ERR_DEVICE,
@@ -385,23 +365,243 @@ tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, 
 				      "key was removed again; report this to the CA",
 				      ctx->label);
 		}
-		ctx->f->C_DestroyObject(t->s, priv);
+		ctx->f->C_DestroyObject(s, priv);
 		return rv;
 	}
-	ckr = create_public(ctx, t->s, pub, &id, label, dec, &pubh);
-	if (ckr == CKR_OK) {
-		set.pValue = id.id;
-		set.ulValueLen = id.len;
-		ckr = ctx->f->C_SetAttributeValue(t->s, priv, &set, 1);
-	}
+	ckr = create_public(ctx, s, pub, &k->id, label, k->dec, &pubh);
+	if (ckr == CKR_OK)
+		ckr = ctx->f->C_SetAttributeValue(s, priv, &set, 1);
 	if (ckr != CKR_OK) {
 		if (pubh != CK_INVALID_HANDLE)
-			ctx->f->C_DestroyObject(t->s, pubh);
-		ctx->f->C_DestroyObject(t->s, priv);
+			ctx->f->C_DestroyObject(s, pubh);
+		ctx->f->C_DestroyObject(s, priv);
 		snprintf(what, sizeof(what), "storing the imported key pair on token '%s'",
 			 ctx->label);
 		return tok_fail_ckr(ctx, what, ckr, NULL);
 	}
-	*ret_id = id;
+	*ret_id = k->id;
 	return TOK_OK;
+}
+
+/* The CEK on the token (decrypt: it may decrypt, for
+ * tok_transport_decrypt), or the failure in ctx's message. */
+static tok_rv cek_on_token(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, int decrypt,
+			   CK_OBJECT_HANDLE *ret_k)
+{
+	char what[128];
+	CK_RV ckr = unwrap_cek(t, w, decrypt, ret_k);
+
+	if (ckr == CKR_OK)
+		return TOK_OK;
+	snprintf(what, sizeof(what),
+		 "C_UnwrapKey (the content-encryption key, with the transport key) on token '%s'",
+		 ctx->label);
+	return tok_fail_ckr(ctx, what, ckr,
+			    unsupported(ckr)
+				? "the token does not unwrap with this RSA mechanism (SoftHSM2 "
+				  "2.6: OAEP with SHA-1 or PKCS#1 v1.5 only): ask the CA for "
+				  "one of these"
+				: "the key was encrypted to another recipient or is damaged: "
+				  "ask the CA again");
+}
+
+tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, EVP_PKEY *pub,
+			  const char *label, int allow_decrypt, tok_id *ret_id)
+{
+	CK_MECHANISM mech = {CKM_AES_CBC_PAD, NULL, 0};
+	unsigned char iv[16];
+	CK_ATTRIBUTE tmpl[16];
+	CK_ULONG n = 0;
+	CK_OBJECT_HANDLE cek = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
+	struct newkey k;
+	char what[128];
+	tok_rv rv;
+	CK_RV ckr;
+
+	if (ctx == NULL || t == NULL || w == NULL || pub == NULL || ret_id == NULL ||
+	    t->ctx != ctx)
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	if (label == NULL)
+		label = "";
+	if ((rv = newkey_init(ctx, pub, allow_decrypt, &k)) != TOK_OK ||
+	    (rv = cek_on_token(ctx, t, w, 0, &cek)) != TOK_OK)
+		return rv;
+	if (w->enc == TOK_ENC_AES_KWP) {
+		mech.mechanism = CKM_AES_KEY_WRAP_PAD;
+	} else {
+		memcpy(iv, w->iv, sizeof(iv));
+		mech.pParameter = iv;
+		mech.ulParameterLen = sizeof(iv);
+	}
+	newkey_template(&k, label, tmpl, &n);
+	ckr = ctx->f->C_UnwrapKey(t->s, &mech, cek, (CK_BYTE_PTR)w->enc_key,
+				  (CK_ULONG)w->enc_key_len, tmpl, n, &priv);
+	ctx->f->C_DestroyObject(t->s, cek);
+	OPENSSL_cleanse(iv, sizeof(iv));
+	if (ckr != CKR_OK) {
+		snprintf(what, sizeof(what), "C_UnwrapKey (%s, the private key) on token '%s'",
+			 w->enc == TOK_ENC_AES_KWP ? "CKM_AES_KEY_WRAP_PAD" : "CKM_AES_CBC_PAD",
+			 ctx->label);
+		return tok_fail_ckr(ctx, what, ckr,
+				    unsupported(ckr)
+					? "the token does not unwrap with this mechanism (SoftHSM2 "
+					  "2.6: AES key wrap only, no CKM_AES_CBC_PAD): ask the CA "
+					  "for AES key wrap with padding, or use another token"
+					: "the encrypted key is damaged or of a type the token does "
+					  "not import: ask the CA again, or use another token");
+	}
+	return newkey_finish(ctx, t->s, priv, pub, &k, label, ret_id);
+}
+
+tok_rv tok_transport_decrypt(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w,
+			     unsigned char **ret_out, size_t *ret_len)
+{
+	CK_MECHANISM mech = {CKM_AES_CBC_PAD, NULL, 0};
+	unsigned char iv[16], *out = NULL;
+	CK_ULONG len = 0;
+	CK_OBJECT_HANDLE cek = CK_INVALID_HANDLE;
+	char what[128];
+	tok_rv rv;
+	CK_RV ckr;
+
+	if (ctx == NULL || t == NULL || w == NULL || ret_out == NULL || ret_len == NULL ||
+	    t->ctx != ctx || w->enc != TOK_ENC_AES_CBC_PAD)
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	if ((rv = cek_on_token(ctx, t, w, 1, &cek)) != TOK_OK)
+		return rv;
+	memcpy(iv, w->iv, sizeof(iv));
+	mech.pParameter = iv;
+	mech.ulParameterLen = sizeof(iv);
+	/* CBC with padding never gives more than it is given */
+	len = (CK_ULONG)w->enc_key_len;
+	if ((out = OPENSSL_malloc(w->enc_key_len + 1)) == NULL) {
+		ctx->f->C_DestroyObject(t->s, cek);
+		return tok_fail(ctx, TOK_ERR_NOMEM, "out of memory");
+	}
+	ckr = ctx->f->C_DecryptInit(t->s, &mech, cek);
+	if (ckr == CKR_OK)
+		ckr = ctx->f->C_Decrypt(t->s, (CK_BYTE_PTR)w->enc_key, (CK_ULONG)w->enc_key_len, out,
+					&len);
+	ctx->f->C_DestroyObject(t->s, cek);
+	OPENSSL_cleanse(iv, sizeof(iv));
+	if (ckr != CKR_OK || len > w->enc_key_len) {
+		OPENSSL_clear_free(out, w->enc_key_len + 1);
+		snprintf(what, sizeof(what), "C_Decrypt (CKM_AES_CBC_PAD) on token '%s'",
+			 ctx->label);
+		return tok_fail_ckr(ctx, what, ckr != CKR_OK ? ckr : CKR_GENERAL_ERROR,
+				    "the encrypted content is damaged: ask the CA again");
+	}
+	*ret_out = out;
+	*ret_len = (size_t)len;
+	return TOK_OK;
+}
+
+/* A big-endian copy of a key parameter, for a template; NULL on failure.
+ * OPENSSL_clear_free(*ret, *ret_len) it. */
+static unsigned char *param_bytes(EVP_PKEY *key, const char *name, size_t pad,
+				  CK_ULONG *ret_len)
+{
+	BIGNUM *bn = NULL;
+	unsigned char *b = NULL;
+	int len;
+
+	if (!EVP_PKEY_get_bn_param(key, name, &bn))
+		return NULL;
+	len = BN_num_bytes(bn);
+	if ((size_t)len < pad)
+		len = (int)pad;
+	if ((b = OPENSSL_malloc((size_t)len + 1)) != NULL && BN_bn2binpad(bn, b, len) != len) {
+		OPENSSL_clear_free(b, (size_t)len + 1);
+		b = NULL;
+	}
+	BN_clear_free(bn);
+	*ret_len = (CK_ULONG)len;
+	return b;
+}
+
+tok_rv tok_import_private(tok_ctx *ctx, EVP_PKEY *key, EVP_PKEY *pub, const char *label,
+			  int allow_decrypt, tok_id *ret_id)
+{
+	static const char *const rsa_names[] = {"n",		 "e",		  "d",
+						"rsa-factor1",	 "rsa-factor2",	  "rsa-exponent1",
+						"rsa-exponent2", "rsa-coefficient1"};
+	static const CK_ATTRIBUTE_TYPE rsa_types[] = {
+	    CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_PRIVATE_EXPONENT, CKA_PRIME_1,
+	    CKA_PRIME_2, CKA_EXPONENT_1,      CKA_EXPONENT_2,	    CKA_COEFFICIENT};
+	unsigned char *parts[8] = {NULL};
+	CK_ULONG lens[8] = {0};
+	size_t i, nparts = 0;
+	unsigned char *params = NULL;
+	int plen = 0, bits;
+	EC_GROUP *grp = NULL;
+	char curve[64];
+	CK_ATTRIBUTE tmpl[24];
+	CK_ULONG n = 0;
+	CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
+	CK_SESSION_HANDLE s;
+	struct newkey k;
+	char what[128];
+	tok_rv rv;
+	CK_RV ckr;
+
+	if (ctx == NULL || key == NULL || pub == NULL || ret_id == NULL)
+		return TOK_ERR_CONFIG;
+	tok_clear_err(ctx);
+	if (label == NULL)
+		label = "";
+	if (!ctx->logged_in)
+		return tok_need_login(ctx, "importing a key");
+	if ((rv = newkey_init(ctx, pub, allow_decrypt, &k)) != TOK_OK)
+		return rv;
+	if (!EVP_PKEY_is_a(key, k.kt == CKK_EC ? "EC" : "RSA"))
+		return tok_fail(ctx, TOK_ERR_MISMATCH,
+				"importing a key into token '%s' failed: the key the CA sent is "
+				"not of its certificate's key type: report this to the CA",
+				ctx->label);
+	newkey_template(&k, label, tmpl, &n);
+	rv = TOK_ERR_NOMEM;
+	if (k.kt == CKK_RSA) {
+		for (i = 0; i < 8; i++, nparts++)
+			if ((parts[i] = param_bytes(key, rsa_names[i], 0, &lens[i])) == NULL)
+				goto out;
+		for (i = 0; i < 8; i++)
+			ADD(tmpl, n, rsa_types[i], parts[i], lens[i]);
+	} else {
+		/* CKA_VALUE: the private scalar, as long as the field */
+		if (!EVP_PKEY_get_utf8_string_param(key, "group", curve, sizeof(curve), NULL) ||
+		    (grp = EC_GROUP_new_by_curve_name(OBJ_sn2nid(curve))) == NULL ||
+		    (plen = i2d_ECPKParameters(grp, &params)) <= 0 ||
+		    (bits = EVP_PKEY_get_bits(key)) <= 0)
+			goto out;
+		nparts = 1;
+		if ((parts[0] = param_bytes(key, "priv", ((size_t)bits + 7) / 8, &lens[0])) == NULL)
+			goto out;
+		ADD(tmpl, n, CKA_EC_PARAMS, params, plen);
+		ADD(tmpl, n, CKA_VALUE, parts[0], lens[0]);
+	}
+	if ((rv = tok_session_open(ctx, 1, &s)) != TOK_OK)
+		goto out;
+	ckr = ctx->f->C_CreateObject(s, tmpl, n, &priv);
+	if (ckr != CKR_OK) {
+		snprintf(what, sizeof(what), "C_CreateObject (the private key) on token '%s'",
+			 ctx->label);
+		rv = tok_fail_ckr(ctx, what, ckr, NULL);
+	} else {
+		rv = newkey_finish(ctx, s, priv, pub, &k, label, ret_id);
+	}
+	tok_session_close(ctx, s);
+out:
+	for (i = 0; i < nparts; i++)
+		if (parts[i] != NULL)
+			OPENSSL_clear_free(parts[i], lens[i] + 1);
+	OPENSSL_free(params);
+	EC_GROUP_free(grp);
+	if (rv == TOK_ERR_NOMEM && ctx->errmsg[0] == '\0')
+		tok_fail(ctx, rv,
+			 "importing a key into token '%s' failed: OpenSSL could not read the "
+			 "key's parts: out of memory, or a key OpenSSL does not know",
+			 ctx->label);
+	return rv;
 }

@@ -11,10 +11,14 @@
  *
  * usage: unwrap --module PATH --token LABEL --pin-file FILE --alg ec|rsa
  *               [--enc cbc|kwp] [--kt oaep|oaep256|pkcs1] [--label L]
- *               [--fault recipient|garbage|mismatch]
+ *               [--fault recipient|garbage|mismatch] [--software]
+ *
+ * --software: the path for what no token unwraps (allow_software_import):
+ * tok_transport_decrypt (AES-CBC) into memory, then tok_import_private.
  *
  * Faults: the AES key encrypted to another RSA key than the transport
- * key; random bytes in place of the encrypted PrivateKeyInfo; the public
+ * key; random bytes in place of the encrypted PrivateKeyInfo (--software:
+ * 64 zero bytes encrypted in its place); the public
  * key of another key pair given as the certificate's.  Prints "imported
  * ID" (hex) or "failed RV: MESSAGE" (exit 3).  Exit 1: the test itself
  * failed; 2: usage.
@@ -38,6 +42,7 @@
 
 struct opts {
 	const char *module, *token, *pin_file, *alg, *enc, *kt, *label, *fault;
+	int software;
 };
 
 static int fail(const char *what)
@@ -47,17 +52,24 @@ static int fail(const char *what)
 	return 1;
 }
 
-/* The PKCS#8 PrivateKeyInfo of key, encrypted with cek (AES-256). */
-static int encrypt_key(EVP_PKEY *key, const unsigned char cek[32], tok_wrapped *w,
+/* The PKCS#8 PrivateKeyInfo of key (zeros: 64 zero bytes instead),
+ * encrypted with cek (AES-256). */
+static int encrypt_key(EVP_PKEY *key, const unsigned char cek[32], tok_wrapped *w, int zeros,
 		       unsigned char **ret_enc)
 {
 	PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
 	unsigned char *der = NULL, *enc = NULL;
 	int len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &der) : -1, n1 = 0, n2 = 0, ok = 0;
+
+	if (zeros && len > 0) {
+		OPENSSL_clear_free(der, (size_t)len);
+		len = 64;
+		der = OPENSSL_zalloc((size_t)len);
+	}
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int kwp = w->enc == TOK_ENC_AES_KWP;
 
-	if (len <= 0 || c == NULL || (enc = OPENSSL_malloc((size_t)len + 32)) == NULL)
+	if (len <= 0 || der == NULL || c == NULL || (enc = OPENSSL_malloc((size_t)len + 32)) == NULL)
 		goto out;
 	if (!kwp && RAND_bytes(w->iv, sizeof(w->iv)) != 1)
 		goto out;
@@ -138,6 +150,28 @@ out:
 	return ok;
 }
 
+/* The software path: decrypted in memory, then C_CreateObject. */
+static tok_rv import_software(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w,
+			      EVP_PKEY *pub, const char *label, tok_id *ret_id)
+{
+	unsigned char *plain = NULL;
+	const unsigned char *p;
+	size_t len = 0;
+	EVP_PKEY *key = NULL;
+	tok_rv rv = tok_transport_decrypt(ctx, t, w, &plain, &len);
+
+	if (rv != TOK_OK)
+		return rv;
+	p = plain;
+	key = d2i_AutoPrivateKey(NULL, &p, (long)len);
+	OPENSSL_clear_free(plain, len);
+	if (key == NULL)
+		return TOK_ERR_MISMATCH; /* no message in ctx: run() says it */
+	rv = tok_import_private(ctx, key, pub, label, 0, ret_id);
+	EVP_PKEY_free(key);
+	return rv;
+}
+
 static EVP_PKEY *new_key(const char *alg)
 {
 	if (strcmp(alg, "ec") == 0)
@@ -156,7 +190,7 @@ static int run(const struct opts *o, const char *pin)
 	char hex[2 * TOK_ID_MAX + 1];
 	size_t i;
 	tok_rv rv;
-	int ret = 1;
+	int ret = 1, garbage;
 
 	memset(&w, 0, sizeof(w));
 	w.enc = strcmp(o->enc, "kwp") == 0 ? TOK_ENC_AES_KWP : TOK_ENC_AES_CBC_PAD;
@@ -182,12 +216,16 @@ static int run(const struct opts *o, const char *pin)
 		fail("making the other recipient");
 		goto out;
 	}
-	if (!encrypt_cek(to, cek, &w, &enc_cek) || !encrypt_key(key, cek, &w, &enc_key)) {
+	/* garbage for the software path: a decryption that succeeds (CBC
+	 * padding of random bytes would be right one time in 256) */
+	garbage = strcmp(o->fault, "garbage") == 0;
+	if (!encrypt_cek(to, cek, &w, &enc_cek) ||
+	    !encrypt_key(key, cek, &w, garbage && o->software, &enc_key)) {
 		fail("encrypting");
 		goto out;
 	}
 	OPENSSL_cleanse(cek, sizeof(cek));
-	if (strcmp(o->fault, "garbage") == 0 && RAND_bytes(enc_key, (int)w.enc_key_len) != 1) {
+	if (garbage && !o->software && RAND_bytes(enc_key, (int)w.enc_key_len) != 1) {
 		fail("garbling");
 		goto out;
 	}
@@ -197,12 +235,18 @@ static int run(const struct opts *o, const char *pin)
 	}
 	w.enc_cek = enc_cek;
 	w.enc_key = enc_key;
-	rv = tok_unwrap_private(ctx, t, &w, other != NULL && to == tpub ? other : key, o->label,
-				0, &id);
+	if (o->software)
+		rv = import_software(ctx, t, &w, other != NULL && to == tpub ? other : key,
+				     o->label, &id);
+	else
+		rv = tok_unwrap_private(ctx, t, &w, other != NULL && to == tpub ? other : key,
+					o->label, 0, &id);
 	tok_transport_free(t);
 	t = NULL;
 	if (rv != TOK_OK) {
-		printf("failed %s: %s\n", tok_strerror(rv), tok_errmsg(ctx));
+		printf("failed %s: %s\n", tok_strerror(rv),
+		       tok_errmsg(ctx)[0] != '\0' ? tok_errmsg(ctx)
+						 : "the decrypted content is no private key");
 		ret = 3;
 		goto out;
 	}
@@ -233,9 +277,9 @@ int main(int argc, char **argv)
 	    {"pin-file", required_argument, NULL, 'p'}, {"alg", required_argument, NULL, 'a'},
 	    {"enc", required_argument, NULL, 'e'},	{"kt", required_argument, NULL, 'k'},
 	    {"label", required_argument, NULL, 'l'},	{"fault", required_argument, NULL, 'f'},
-	    {NULL, 0, NULL, 0},
+	    {"software", no_argument, NULL, 's'},	{NULL, 0, NULL, 0},
 	};
-	struct opts o = {NULL, NULL, NULL, "ec", "cbc", "oaep", "central", ""};
+	struct opts o = {NULL, NULL, NULL, "ec", "cbc", "oaep", "central", "", 0};
 	char pin[PIN_MAX];
 	int c, ret;
 
@@ -249,6 +293,7 @@ int main(int argc, char **argv)
 		case 'k': o.kt = optarg; break;
 		case 'l': o.label = optarg; break;
 		case 'f': o.fault = optarg; break;
+		case 's': o.software = 1; break;
 		default: return 2;
 		}
 	}
@@ -256,7 +301,7 @@ int main(int argc, char **argv)
 	    (strcmp(o.alg, "ec") != 0 && strcmp(o.alg, "rsa") != 0)) {
 		fprintf(stderr, "usage: unwrap --module PATH --token URI --pin-file FILE "
 				"--alg ec|rsa [--enc cbc|kwp] [--kt oaep|oaep256|pkcs1] "
-				"[--label L] [--fault recipient|garbage|mismatch]\n");
+				"[--label L] [--fault recipient|garbage|mismatch] [--software]\n");
 		return 2;
 	}
 	if (pinfile_read("unwrap", o.pin_file, pin, sizeof(pin)) != 0)

@@ -10,7 +10,9 @@
 # transport key and the AES key are destroyed.  What SoftHSM2 2.6 cannot
 # unwrap (AES-CBC-PAD, OAEP with SHA-256), a key encrypted to another
 # recipient, garbage, and a key that does not belong to its certificate
-# each fail with the reason and leave the token as it was.
+# each fail with the reason and leave the token as it was.  The software
+# path (tok_transport_decrypt, tok_import_private) for EC and RSA, and its
+# failures, likewise.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 UNWRAP="$top_builddir/tests/unwrap"
@@ -18,7 +20,7 @@ WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$UNWRAP"
 need_file "$WRAP"
 setup
-plan 39
+plan 55
 make_token u || exit 1
 
 # run NAME ARGS...: tests/unwrap through p11wrap; the call log in
@@ -66,6 +68,23 @@ for alg in ec rsa; do
 	done
 done
 
+# The software path (allow_software_import): the AES key is unwrapped on
+# the token and decrypts there (C_Decrypt); the key is created from memory.
+for alg in ec rsa; do
+	n=software-$alg
+	run "$n" --alg "$alg" --kt oaep --enc cbc --software
+	check "/unwrap/$n/exit-0" expect_rc 0
+	check "/unwrap/$n/decrypted-on-token" test "$(calls "$n" 'C_Decrypt rv=CKR_OK')" = 1
+	check "/unwrap/$n/created" test "$(grep -c -e '^TEMPLATE C_CreateObject class=CKO_PRIVATE_KEY' \
+		"$TMP/$n.log")" = 1
+	id=$(sed -n 's/^imported //p' "$TMP/$n.out")
+	check "/unwrap/$n/pair-with-id" test "$(label_id u privkey "$n")" = "$id" -a \
+		"$(label_id u pubkey "$n")" = "$id" -a -n "$id"
+	priv=$(one_object "$n" privkey)
+	check "/unwrap/$n/protected" sh -c 'printf "%s\n" "$1" | grep -q "Access: *sensitive$" &&
+		printf "%s\n" "$1" | grep -q "Usage: *sign$"' - "$priv"
+done
+
 before=$(count_objects u)
 # fail NAME MESSAGE ARGS...: refused (exit 3) with MESSAGE in its
 # output, the token as it was.
@@ -87,4 +106,8 @@ fail garbage 'C_UnwrapKey (CKM_AES_KEY_WRAP_PAD, the private key) on token '\''u
 	--alg ec --enc kwp --fault garbage
 fail mismatch 'the key the CA sent does not belong to the public key of its certificate: the key was removed again' \
 	--alg ec --enc kwp --fault mismatch
+fail software-garbage 'the decrypted content is no private key' \
+	--alg ec --enc cbc --software --fault garbage
+fail software-mismatch 'the key the CA sent does not belong to the public key of its certificate: the key was removed again' \
+	--alg rsa --enc cbc --software --fault mismatch
 finish
