@@ -1,0 +1,354 @@
+/*
+ * cmpc_privkey_get (cmp/cmpc_privkey.c): the private key of a CertResponse
+ * read from responses built here octet by octet (no template of the code
+ * under test): EncryptedValue with AES key wrap and RSA-OAEP SHA-256, with
+ * AES-CBC (its IV) and PKCS#1 v1.5, EnvelopedData ([0] IMPLICIT), no key,
+ * ip/cp/kup, another certReqId, and broken ones.  OpenSSL 3.0's own decoder
+ * reads the EncryptedValue message and fails on the EnvelopedData one (why
+ * this layer reads the field itself).
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include <openssl/cmp.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
+#include "cmp/cmpc.h"
+#include "tests/unit/tap.h"
+
+#define BUF_MAX 8192
+
+typedef struct {
+	unsigned char b[BUF_MAX];
+	size_t n;
+} buf;
+
+/* tag, length, contents: the DER TLV of c into out. */
+static buf *tlv(buf *out, unsigned char tag, const buf *c)
+{
+	buf t;
+	size_t len = c != NULL ? c->n : 0;
+
+	t.n = 0;
+	t.b[t.n++] = tag;
+	if (len < 128) {
+		t.b[t.n++] = (unsigned char)len;
+	} else if (len < 256) {
+		t.b[t.n++] = 0x81;
+		t.b[t.n++] = (unsigned char)len;
+	} else {
+		t.b[t.n++] = 0x82;
+		t.b[t.n++] = (unsigned char)(len >> 8);
+		t.b[t.n++] = (unsigned char)len;
+	}
+	if (len > 0)
+		memcpy(t.b + t.n, c->b, len);
+	t.n += len;
+	*out = t;
+	return out;
+}
+
+static buf *raw(buf *out, const void *p, size_t n)
+{
+	memcpy(out->b, p, n);
+	out->n = n;
+	return out;
+}
+
+/* a then b, into out */
+static buf *cat(buf *out, const buf *a, const buf *b)
+{
+	buf t = *a;
+
+	memcpy(t.b + t.n, b->b, b->n);
+	t.n += b->n;
+	*out = t;
+	return out;
+}
+
+static const unsigned char oid_kwp[] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+					0x03, 0x04, 0x01, 0x30}; /* aes256-wrap-pad */
+static const unsigned char oid_cbc[] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+					0x03, 0x04, 0x01, 0x2a}; /* aes-256-cbc */
+static const unsigned char oid_oaep[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+					 0xf7, 0x0d, 0x01, 0x01, 0x07};
+static const unsigned char oid_rsa[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86,
+					0xf7, 0x0d, 0x01, 0x01, 0x01};
+static const unsigned char oid_sha256[] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+					   0x03, 0x04, 0x02, 0x01};
+static const unsigned char null[] = {0x05, 0x00};
+static const unsigned char ek_bytes[] = "encrypted symmetric key";
+static const unsigned char ev_bytes[] = "encrypted private key";
+static const unsigned char iv[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+static buf cert;
+
+/* A BIT STRING of p with no unused bits. */
+static buf *bits(buf *out, const unsigned char *p, size_t n)
+{
+	buf c;
+
+	c.b[0] = 0;
+	memcpy(c.b + 1, p, n);
+	c.n = n + 1;
+	return tlv(out, 0x03, &c);
+}
+
+/* EncryptedValue: cbc (AES-CBC with IV, PKCS#1 v1.5) or KWP with OAEP
+ * SHA-256; without_key: no encSymmKey. */
+static buf *encval(buf *out, int cbc, int without_key)
+{
+	buf a, b, c, symm, key, kalg, val, t;
+
+	if (cbc)
+		cat(&c, raw(&a, oid_cbc, sizeof(oid_cbc)), tlv(&b, 0x04, raw(&t, iv, sizeof(iv))));
+	else
+		raw(&c, oid_kwp, sizeof(oid_kwp));
+	tlv(&symm, 0xa1, &c); /* [1] IMPLICIT AlgorithmIdentifier */
+	bits(&t, ek_bytes, sizeof(ek_bytes) - 1);
+	tlv(&key, 0x82, raw(&a, t.b + 2, t.n - 2)); /* [2] IMPLICIT BIT STRING */
+	if (cbc) {
+		cat(&c, raw(&a, oid_rsa, sizeof(oid_rsa)), raw(&b, null, sizeof(null)));
+	} else {
+		/* RSAES-OAEP-params { hashFunc [0] sha256 } */
+		tlv(&t, 0x30, raw(&a, oid_sha256, sizeof(oid_sha256)));
+		tlv(&b, 0x30, tlv(&a, 0xa0, &t));
+		cat(&c, raw(&a, oid_oaep, sizeof(oid_oaep)), &b);
+	}
+	tlv(&kalg, 0xa3, &c); /* [3] IMPLICIT AlgorithmIdentifier */
+	bits(&val, ev_bytes, sizeof(ev_bytes) - 1);
+	cat(&t, &symm, without_key ? raw(&a, "", 0) : &key);
+	cat(&t, &t, &kalg);
+	cat(&t, &t, &val);
+	return tlv(out, 0x30, &t);
+}
+
+/* The EnvelopedData's fields (dummy values: they are kept encoded). */
+static buf *env_fields(buf *out)
+{
+	static const unsigned char f[] = {0x02, 0x01, 0x00, 0x31, 0x00, 0x30, 0x0b, 0x06, 0x09,
+					  0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01};
+
+	return raw(out, f, sizeof(f));
+}
+
+/* A PKIMessage whose body (tag bodytag) holds one CertResponse with
+ * certReqId rid and privateKey pk (NULL: none). */
+static buf *message(buf *out, unsigned char bodytag, int rid, const buf *pk)
+{
+	buf a, b, c, t, hdr, ckp, resp;
+	unsigned char ridb[3] = {0x02, 0x01, (unsigned char)rid};
+	static const unsigned char status[] = {0x30, 0x03, 0x02, 0x01, 0x00};
+	static const unsigned char name[] = {0xa4, 0x02, 0x30, 0x00};
+
+	/* header: pvno 2, sender and recipient empty directoryNames */
+	raw(&t, "\x02\x01\x02", 3);
+	cat(&t, &t, raw(&a, name, sizeof(name)));
+	cat(&t, &t, raw(&a, name, sizeof(name)));
+	tlv(&hdr, 0x30, &t);
+	tlv(&ckp, 0xa0, &cert); /* certOrEncCert: certificate [0] */
+	if (pk != NULL)
+		cat(&ckp, &ckp, tlv(&a, 0xa0, pk)); /* privateKey [0] EXPLICIT */
+	tlv(&c, 0x30, &ckp);
+	cat(&t, raw(&a, ridb, sizeof(ridb)), raw(&b, status, sizeof(status)));
+	cat(&t, &t, &c);
+	tlv(&resp, 0x30, &t);
+	tlv(&t, 0x30, tlv(&a, 0x30, &resp)); /* CertRepMessage { response } */
+	tlv(&b, bodytag, &t);
+	return tlv(out, 0x30, cat(&t, &hdr, &b));
+}
+
+static int make_cert(void)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	X509 *x = X509_new();
+	unsigned char *p = cert.b;
+	int n = 0;
+
+	if (k != NULL && x != NULL && X509_set_version(x, 2) && X509_set_pubkey(x, k) &&
+	    ASN1_INTEGER_set(X509_get_serialNumber(x), 1) &&
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), 60) &&
+	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+				       (const unsigned char *)"t", -1, -1, 0) &&
+	    X509_set_issuer_name(x, X509_get_subject_name(x)) && X509_sign(x, k, EVP_sha256()) &&
+	    i2d_X509(x, NULL) < BUF_MAX / 2)
+		n = i2d_X509(x, &p);
+	cert.n = n > 0 ? (size_t)n : 0;
+	X509_free(x);
+	EVP_PKEY_free(k);
+	return n > 0;
+}
+
+/* Whether OpenSSL 3.0's own PKIMessage decoder reads m. */
+static int openssl_reads(const buf *m)
+{
+	const unsigned char *p = m->b;
+	OSSL_CMP_MSG *msg = d2i_OSSL_CMP_MSG(NULL, &p, (long)m->n);
+	int ok = msg != NULL;
+
+	OSSL_CMP_MSG_free(msg);
+	ERR_clear_error();
+	return ok;
+}
+
+int main(void)
+{
+	buf m, pk, a, env;
+	cmpc_privkey k;
+	char why[256];
+	int r;
+
+	tap_plan(26);
+	if (!make_cert())
+		tap_bail("making a certificate failed");
+
+	memset(&k, 0, sizeof(k));
+	message(&m, 0xa1, 0, encval(&pk, 0, 0));
+	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
+	tap_ok(r == 1, "/privkey/encval-kwp/found", "%d: %s", r, why);
+	tap_check(k.kind == CMPC_PRIVKEY_ENCVALUE && k.symm_nid == NID_id_aes256_wrap_pad &&
+		      k.iv_len == 0,
+		  "/privkey/encval-kwp/symm-alg");
+	tap_check(k.keyenc_nid == NID_rsaesOaep && k.oaep_md_nid == NID_sha256,
+		  "/privkey/encval-kwp/oaep-sha256");
+	tap_check(k.enc_symm_key_len == sizeof(ek_bytes) - 1 &&
+		      memcmp(k.enc_symm_key, ek_bytes, k.enc_symm_key_len) == 0,
+		  "/privkey/encval-kwp/enc-symm-key");
+	tap_check(k.enc_value_len == sizeof(ev_bytes) - 1 &&
+		      memcmp(k.enc_value, ev_bytes, k.enc_value_len) == 0,
+		  "/privkey/encval-kwp/enc-value");
+	tap_check(openssl_reads(&m), "/privkey/encval-kwp/openssl-3.0-reads-it");
+	cmpc_privkey_clear(&k);
+	tap_check(k.enc_value == NULL && k.kind == 0, "/privkey/clear");
+
+	message(&m, 0xa3, 0, encval(&pk, 1, 0));
+	r = cmpc_privkey_get(m.b, m.n, -1, &k, why, sizeof(why));
+	tap_ok(r == 1, "/privkey/encval-cbc-cp/found", "%d: %s", r, why);
+	tap_check(k.symm_nid == NID_aes_256_cbc && k.iv_len == 16 && memcmp(k.iv, iv, 16) == 0,
+		  "/privkey/encval-cbc-cp/iv");
+	tap_check(k.keyenc_nid == NID_rsaEncryption && k.oaep_md_nid == NID_sha1,
+		  "/privkey/encval-cbc-cp/pkcs1");
+	cmpc_privkey_clear(&k);
+
+	message(&m, 0xa8, 0, encval(&pk, 0, 0));
+	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
+	tap_ok(r == 1 && k.kind == CMPC_PRIVKEY_ENCVALUE, "/privkey/kup/found", "%d: %s", r, why);
+	cmpc_privkey_clear(&k);
+
+	/* [0] IMPLICIT EnvelopedData: given back as the SEQUENCE */
+	message(&m, 0xa1, 0, tlv(&pk, 0xa0, env_fields(&a)));
+	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
+	tap_ok(r == 1, "/privkey/enveloped/found", "%d: %s", r, why);
+	tlv(&env, 0x30, env_fields(&a));
+	tap_check(k.kind == CMPC_PRIVKEY_ENVELOPED && k.enveloped_len == env.n &&
+		      memcmp(k.enveloped, env.b, env.n) == 0,
+		  "/privkey/enveloped/as-sequence");
+	tap_check(!openssl_reads(&m), "/privkey/enveloped/openssl-3.0-fails-on-it");
+	cmpc_privkey_clear(&k);
+
+	message(&m, 0xa1, 0, NULL);
+	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
+	tap_ok(r == 0 && k.kind == 0, "/privkey/none", "%d: %s", r, why);
+
+	message(&m, 0xa1, 5, encval(&pk, 0, 0));
+	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
+	tap_ok(r == -1 && strstr(why, "no CertResponse for certReqId 0") != NULL,
+	       "/privkey/other-rid", "%d: %s", r, why);
+	r = cmpc_privkey_get(m.b, m.n, 5, &k, why, sizeof(why));
+	tap_ok(r == 1, "/privkey/rid-5", "%d: %s", r, why);
+	cmpc_privkey_clear(&k);
+
+	message(&m, 0xa1, 0, encval(&pk, 0, 1));
+	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
+	tap_ok(r == -1 && strstr(why, "lacks") != NULL && k.enc_value == NULL,
+	       "/privkey/no-enc-symm-key", "%d: %s", r, why);
+
+	/* an ir body [0]: no certificate response */
+	message(&m, 0xa0, 0, encval(&pk, 0, 0));
+	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
+	tap_ok(r == -1 && strstr(why, "no ip, cp or kup") != NULL, "/privkey/wrong-body", "%d: %s",
+	       r, why);
+
+	message(&m, 0xa1, 0, encval(&pk, 0, 0));
+	r = cmpc_privkey_get(m.b, m.n - 1, 0, &k, why, sizeof(why));
+	tap_ok(r == -1 && strstr(why, "no PKIMessage") != NULL, "/privkey/truncated", "%d: %s", r,
+	       why);
+	r = cmpc_privkey_get(m.b, 0, 0, &k, why, sizeof(why));
+	tap_ok(r == -1, "/privkey/empty", "%d: %s", r, why);
+
+	/* a privateKey that is neither alternative: an INTEGER */
+	message(&m, 0xa1, 0, raw(&pk, "\x02\x01\x07", 3));
+	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
+	tap_ok(r == -1, "/privkey/neither-choice", "%d: %s", r, why);
+
+	/* an IV longer than a block */
+	{
+		buf c, t, b2, symm, kalg, val;
+		unsigned char iv32[32] = {0};
+
+		cat(&c, raw(&a, oid_cbc, sizeof(oid_cbc)),
+		    tlv(&b2, 0x04, raw(&t, iv32, sizeof(iv32))));
+		tlv(&symm, 0xa1, &c);
+		tlv(&kalg, 0xa3, cat(&c, raw(&a, oid_rsa, sizeof(oid_rsa)),
+				     raw(&b2, null, sizeof(null))));
+		bits(&t, ek_bytes, sizeof(ek_bytes) - 1);
+		tlv(&b2, 0x82, raw(&a, t.b + 2, t.n - 2));
+		cat(&t, &symm, &b2);
+		cat(&t, &t, &kalg);
+		cat(&t, &t, bits(&val, ev_bytes, sizeof(ev_bytes) - 1));
+		message(&m, 0xa1, 0, tlv(&pk, 0x30, &t));
+		r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
+		tap_ok(r == -1 && strstr(why, "IV is 32 bytes") != NULL, "/privkey/long-iv",
+		       "%d: %s", r, why);
+	}
+
+	/* an encValue BIT STRING with unused bits */
+	{
+		buf t;
+
+		encval(&pk, 0, 0);
+		/* the last TLV of the EncryptedValue is encValue: 03 len 00 ... */
+		t = pk;
+		t.b[t.n - (sizeof(ev_bytes) - 1) - 1] = 0x03;
+		message(&m, 0xa1, 0, &t);
+		r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
+		tap_ok(r == -1 && k.enc_symm_key == NULL, "/privkey/enc-value-bits-left",
+		       "%d: %s", r, why);
+	}
+
+	/* every byte of a good message cut off: never a crash, never found */
+	message(&m, 0xa1, 0, encval(&pk, 0, 0));
+	{
+		size_t cut;
+		int bad = 0;
+
+		for (cut = 0; cut < m.n; cut++) {
+			r = cmpc_privkey_get(m.b, cut, 0, &k, why, sizeof(why));
+			if (r != -1)
+				bad++;
+			cmpc_privkey_clear(&k);
+		}
+		tap_ok(bad == 0, "/privkey/every-truncation", "%d found", bad);
+	}
+	/* each byte flipped: any answer, no crash (ASan) */
+	{
+		size_t i;
+		int found = 0;
+
+		for (i = 0; i < m.n; i++) {
+			buf t = m;
+
+			t.b[i] ^= 0xff;
+			if (cmpc_privkey_get(t.b, t.n, 0, &k, why, sizeof(why)) == 1)
+				found++;
+			cmpc_privkey_clear(&k);
+		}
+		tap_ok(found < (int)m.n, "/privkey/flipped-bytes", "%d of %zu found", found, m.n);
+	}
+	return tap_done();
+}
