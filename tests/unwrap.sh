@@ -55,8 +55,8 @@ for alg in ec rsa; do
 		check "/unwrap/$n/exit-0" expect_rc 0
 		check "/unwrap/$n/two-unwraps" test "$(calls "$n" 'C_UnwrapKey rv=CKR_OK')" = 2
 		# the only C_CreateObject is the public key; no template holds a value
-		check "/unwrap/$n/nothing-in-clear" test "$(grep -c -e '^TEMPLATE C_CreateObject class=CKO_PRIVATE_KEY' \
-			-e 'value=yes' "$TMP/$n.log")" = 0
+		check "/unwrap/$n/nothing-in-clear" test "$(grep -c -e 'value=yes' \
+			-e '^TEMPLATE C_CreateObject class=CKO_PRIVATE_KEY' "$TMP/$n.log")" = 0
 		id=$(sed -n 's/^imported //p' "$TMP/$n.out")
 		check "/unwrap/$n/pair-with-id" test "$(label_id u privkey "$n")" = "$id" -a \
 			"$(label_id u pubkey "$n")" = "$id" -a -n "$id"
@@ -96,18 +96,23 @@ fail() {
 	check "/unwrap/$_n/says-why" grep -q -F -e "$_m" "$TMP/$_n.out"
 	check "/unwrap/$_n/token-unchanged" test "$(count_objects u)" = "$before"
 }
-fail cbc 'C_UnwrapKey (CKM_AES_CBC_PAD, the private key) on token '\''u'\'' failed: CKR_MECHANISM_INVALID: the token does not unwrap with this mechanism' \
+Q="'"
+fail cbc "C_UnwrapKey (CKM_AES_CBC_PAD, the private key) on token ${Q}u$Q failed: \
+CKR_MECHANISM_INVALID: the token does not unwrap with this mechanism" \
 	--alg ec --enc cbc
 fail oaep256 'failed: CKR_ARGUMENTS_BAD: the token does not unwrap with this RSA mechanism' \
 	--alg ec --enc kwp --kt oaep256
-fail recipient 'C_UnwrapKey (the content-encryption key, with the transport key) on token '\''u'\'' failed: CKR_GENERAL_ERROR: the key was encrypted to another recipient' \
+fail recipient "C_UnwrapKey (the content-encryption key, with the transport key) on token \
+${Q}u$Q failed: CKR_GENERAL_ERROR: the key was encrypted to another recipient" \
 	--alg rsa --enc kwp --fault recipient
-fail garbage 'C_UnwrapKey (CKM_AES_KEY_WRAP_PAD, the private key) on token '\''u'\'' failed: CKR_GENERAL_ERROR: the encrypted key is damaged' \
+fail garbage "C_UnwrapKey (CKM_AES_KEY_WRAP_PAD, the private key) on token ${Q}u$Q failed: \
+CKR_GENERAL_ERROR: the encrypted key is damaged" \
 	--alg ec --enc kwp --fault garbage
-fail mismatch 'the key the CA sent does not belong to the public key of its certificate: the key was removed again' \
-	--alg ec --enc kwp --fault mismatch
+MISMATCH='the key the CA sent does not belong to the public key of its certificate: the key was
+removed again'
+MISMATCH=$(printf '%s' "$MISMATCH" | tr '\n' ' ')
+fail mismatch "$MISMATCH" --alg ec --enc kwp --fault mismatch
 fail software-garbage 'the decrypted content is no private key' \
 	--alg ec --enc cbc --software --fault garbage
-fail software-mismatch 'the key the CA sent does not belong to the public key of its certificate: the key was removed again' \
-	--alg rsa --enc cbc --software --fault mismatch
+fail software-mismatch "$MISMATCH" --alg rsa --enc cbc --software --fault mismatch
 finish
