@@ -9,6 +9,8 @@
  */
 #include "config.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/cmp.h>
@@ -184,6 +186,23 @@ static int make_cert(void)
 	return n > 0;
 }
 
+/* With T_PRIVKEY_SEEDS=DIR: m into DIR/name, a seed of
+ * tests/fuzz/corpus/privkey. */
+static void seed(const buf *m, const char *name)
+{
+	const char *dir = getenv("T_PRIVKEY_SEEDS");
+	char path[512];
+	FILE *f;
+
+	if (dir == NULL || dir[0] == '\0')
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "wb")) != NULL) {
+		fwrite(m->b, 1, m->n, f);
+		fclose(f);
+	}
+}
+
 /* Whether OpenSSL 3.0's own PKIMessage decoder reads m. */
 static int openssl_reads(const buf *m)
 {
@@ -209,6 +228,7 @@ int main(void)
 
 	memset(&k, 0, sizeof(k));
 	message(&m, 0xa1, 0, encval(&pk, 0, 0));
+	seed(&m, "ip-encval-kwp-oaep256");
 	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
 	tap_ok(r == 1, "/privkey/encval-kwp/found", "%d: %s", r, why);
 	tap_check(k.kind == CMPC_PRIVKEY_ENCVALUE && k.symm_nid == NID_id_aes256_wrap_pad &&
@@ -227,6 +247,7 @@ int main(void)
 	tap_check(k.enc_value == NULL && k.kind == 0, "/privkey/clear");
 
 	message(&m, 0xa3, 0, encval(&pk, 1, 0));
+	seed(&m, "cp-encval-cbc-pkcs1");
 	r = cmpc_privkey_get(m.b, m.n, -1, &k, why, sizeof(why));
 	tap_ok(r == 1, "/privkey/encval-cbc-cp/found", "%d: %s", r, why);
 	tap_check(k.symm_nid == NID_aes_256_cbc && k.iv_len == 16 && memcmp(k.iv, iv, 16) == 0,
@@ -242,6 +263,7 @@ int main(void)
 
 	/* [0] IMPLICIT EnvelopedData: given back as the SEQUENCE */
 	message(&m, 0xa1, 0, tlv(&pk, 0xa0, env_fields(&a)));
+	seed(&m, "ip-enveloped");
 	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
 	tap_ok(r == 1, "/privkey/enveloped/found", "%d: %s", r, why);
 	tlv(&env, 0x30, env_fields(&a));
@@ -252,10 +274,12 @@ int main(void)
 	cmpc_privkey_clear(&k);
 
 	message(&m, 0xa1, 0, NULL);
+	seed(&m, "ip-no-key");
 	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
 	tap_ok(r == 0 && k.kind == 0, "/privkey/none", "%d: %s", r, why);
 
 	message(&m, 0xa1, 5, encval(&pk, 0, 0));
+	seed(&m, "ip-rid-5");
 	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
 	tap_ok(r == -1 && strstr(why, "no CertResponse for certReqId 0") != NULL,
 	       "/privkey/other-rid", "%d: %s", r, why);
@@ -264,6 +288,7 @@ int main(void)
 	cmpc_privkey_clear(&k);
 
 	message(&m, 0xa1, 0, encval(&pk, 0, 1));
+	seed(&m, "ip-no-enc-symm-key");
 	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
 	tap_ok(r == -1 && strstr(why, "lacks") != NULL && k.enc_value == NULL,
 	       "/privkey/no-enc-symm-key", "%d: %s", r, why);
