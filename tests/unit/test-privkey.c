@@ -5,7 +5,8 @@
  * AES-CBC (its IV) and PKCS#1 v1.5, EnvelopedData ([0] IMPLICIT), no key,
  * ip/cp/kup, another certReqId, and broken ones.  OpenSSL 3.0's own decoder
  * reads the EncryptedValue message and fails on the EnvelopedData one (why
- * this layer reads the field itself).
+ * this layer reads the field itself).  agent_wrapped_from_privkey
+ * (agent/keyimport.c) maps what the token unwraps and refuses the rest.
  */
 #include "config.h"
 
@@ -19,6 +20,7 @@
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 
+#include "agent/keyimport.h"
 #include "cmp/cmpc.h"
 #include "tests/unit/tap.h"
 
@@ -219,10 +221,11 @@ int main(void)
 {
 	buf m, pk, a, env;
 	cmpc_privkey k;
+	tok_wrapped w;
 	char why[256];
 	int r;
 
-	tap_plan(26);
+	tap_plan(33);
 	if (!make_cert())
 		tap_bail("making a certificate failed");
 
@@ -243,6 +246,22 @@ int main(void)
 		      memcmp(k.enc_value, ev_bytes, k.enc_value_len) == 0,
 		  "/privkey/encval-kwp/enc-value");
 	tap_check(openssl_reads(&m), "/privkey/encval-kwp/openssl-3.0-reads-it");
+	r = agent_wrapped_from_privkey(&k, &w, why, sizeof(why));
+	tap_ok(r == 1 && w.enc == TOK_ENC_AES_KWP && w.kt == TOK_KT_RSA_OAEP_SHA256 &&
+		   w.enc_cek == k.enc_symm_key && w.enc_key_len == k.enc_value_len,
+	       "/privkey/encval-kwp/for-the-token", "%d: %s", r, why);
+	k.oaep_md_nid = NID_sha1;
+	r = agent_wrapped_from_privkey(&k, &w, why, sizeof(why));
+	tap_check(r == 1 && w.kt == TOK_KT_RSA_OAEP_SHA1, "/privkey/oaep-sha1-for-the-token");
+	k.oaep_md_nid = NID_sha384;
+	r = agent_wrapped_from_privkey(&k, &w, why, sizeof(why));
+	tap_ok(r == 0 && strstr(why, "keyAlg") != NULL, "/privkey/oaep-sha384-refused", "%d: %s",
+	       r, why);
+	k.oaep_md_nid = NID_sha1;
+	k.symm_nid = NID_des_ede3_cbc;
+	r = agent_wrapped_from_privkey(&k, &w, why, sizeof(why));
+	tap_ok(r == 0 && strstr(why, "DES-EDE3-CBC") != NULL, "/privkey/3des-refused", "%d: %s",
+	       r, why);
 	cmpc_privkey_clear(&k);
 	tap_check(k.enc_value == NULL && k.kind == 0, "/privkey/clear");
 
@@ -254,6 +273,14 @@ int main(void)
 		  "/privkey/encval-cbc-cp/iv");
 	tap_check(k.keyenc_nid == NID_rsaEncryption && k.oaep_md_nid == NID_sha1,
 		  "/privkey/encval-cbc-cp/pkcs1");
+	r = agent_wrapped_from_privkey(&k, &w, why, sizeof(why));
+	tap_ok(r == 1 && w.enc == TOK_ENC_AES_CBC_PAD && w.kt == TOK_KT_RSA_PKCS1 &&
+		   memcmp(w.iv, iv, 16) == 0,
+	       "/privkey/encval-cbc-cp/for-the-token", "%d: %s", r, why);
+	k.iv_len = 8;
+	r = agent_wrapped_from_privkey(&k, &w, why, sizeof(why));
+	tap_ok(r == 0 && strstr(why, "IV is 8 bytes") != NULL, "/privkey/short-iv-refused",
+	       "%d: %s", r, why);
 	cmpc_privkey_clear(&k);
 
 	message(&m, 0xa8, 0, encval(&pk, 0, 0));
@@ -271,6 +298,9 @@ int main(void)
 		      memcmp(k.enveloped, env.b, env.n) == 0,
 		  "/privkey/enveloped/as-sequence");
 	tap_check(!openssl_reads(&m), "/privkey/enveloped/openssl-3.0-fails-on-it");
+	r = agent_wrapped_from_privkey(&k, &w, why, sizeof(why));
+	tap_ok(r == 0 && strstr(why, "EnvelopedData") != NULL, "/privkey/enveloped/not-for-the-token",
+	       "%d: %s", r, why);
 	cmpc_privkey_clear(&k);
 
 	message(&m, 0xa1, 0, NULL);
