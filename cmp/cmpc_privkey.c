@@ -186,7 +186,8 @@ int cmpc_privkey_get(const unsigned char *der, size_t len, long rid, cmpc_privke
 		snprintf(why, whylen, "the response is no PKIMessage");
 		goto out;
 	}
-	if (m->body == NULL || m->body->type != V_ASN1_OTHER || m->body->value.asn1_string == NULL) {
+	if (m->body == NULL || m->body->type != V_ASN1_OTHER ||
+	    m->body->value.asn1_string == NULL) {
 		snprintf(why, whylen, "the response's body is not tagged as a PKIBody is");
 		goto out;
 	}
@@ -218,7 +219,8 @@ int cmpc_privkey_get(const unsigned char *der, size_t len, long rid, cmpc_privke
 			goto out;
 		if (!copy_bits(ek->value.encryptedValue->encSymmKey, &k.enc_symm_key,
 			       &k.enc_symm_key_len) ||
-		    !copy_bits(ek->value.encryptedValue->encValue, &k.enc_value, &k.enc_value_len)) {
+		    !copy_bits(ek->value.encryptedValue->encValue, &k.enc_value,
+			       &k.enc_value_len)) {
 			snprintf(why, whylen, "its encSymmKey or encValue is empty or not whole "
 					      "octets");
 			goto out;

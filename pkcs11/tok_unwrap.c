@@ -78,8 +78,8 @@ tok_rv tok_transport_new(tok_ctx *ctx, tok_transport **ret_t, EVP_PKEY **ret_pub
 	if (ckr != CKR_OK) {
 		tok_session_close(ctx, t->s);
 		OPENSSL_free(t);
-		snprintf(what, sizeof(what), "C_GenerateKeyPair (RSA 2048 transport key) on token '%s'",
-			 ctx->label);
+		snprintf(what, sizeof(what),
+			 "C_GenerateKeyPair (RSA 2048 transport key) on token '%s'", ctx->label);
 		return tok_fail_ckr(ctx, what, ckr, NULL);
 	}
 	if ((rv = tok_pubkey_from_object(ctx, t->s, t->pub, ret_pub)) != TOK_OK) {
@@ -405,6 +405,12 @@ static tok_rv cek_on_token(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w,
 				  "ask the CA again");
 }
 
+static const char no_mech_todo[] =
+    "the token does not unwrap with this mechanism (SoftHSM2 2.6: AES key wrap only, no "
+    "CKM_AES_CBC_PAD): ask the CA for AES key wrap with padding, or use another token";
+static const char damaged_todo[] = "the encrypted key is damaged or of a type the token does "
+				   "not import: ask the CA again, or use another token";
+
 tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, EVP_PKEY *pub,
 			  const char *label, int allow_decrypt, tok_id *ret_id)
 {
@@ -443,13 +449,7 @@ tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, 
 		snprintf(what, sizeof(what), "C_UnwrapKey (%s, the private key) on token '%s'",
 			 w->enc == TOK_ENC_AES_KWP ? "CKM_AES_KEY_WRAP_PAD" : "CKM_AES_CBC_PAD",
 			 ctx->label);
-		return tok_fail_ckr(ctx, what, ckr,
-				    unsupported(ckr)
-					? "the token does not unwrap with this mechanism (SoftHSM2 "
-					  "2.6: AES key wrap only, no CKM_AES_CBC_PAD): ask the CA "
-					  "for AES key wrap with padding, or use another token"
-					: "the encrypted key is damaged or of a type the token does "
-					  "not import: ask the CA again, or use another token");
+		return tok_fail_ckr(ctx, what, ckr, unsupported(ckr) ? no_mech_todo : damaged_todo);
 	}
 	return newkey_finish(ctx, t->s, priv, pub, &k, label, ret_id);
 }
@@ -482,8 +482,8 @@ tok_rv tok_transport_decrypt(tok_ctx *ctx, tok_transport *t, const tok_wrapped *
 	}
 	ckr = ctx->f->C_DecryptInit(t->s, &mech, cek);
 	if (ckr == CKR_OK)
-		ckr = ctx->f->C_Decrypt(t->s, (CK_BYTE_PTR)w->enc_key, (CK_ULONG)w->enc_key_len, out,
-					&len);
+		ckr = ctx->f->C_Decrypt(t->s, (CK_BYTE_PTR)w->enc_key, (CK_ULONG)w->enc_key_len,
+					out, &len);
 	ctx->f->C_DestroyObject(t->s, cek);
 	OPENSSL_cleanse(iv, sizeof(iv));
 	if (ckr != CKR_OK || len > w->enc_key_len) {

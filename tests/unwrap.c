@@ -69,7 +69,8 @@ static int encrypt_key(EVP_PKEY *key, const unsigned char cek[32], tok_wrapped *
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int kwp = w->enc == TOK_ENC_AES_KWP;
 
-	if (len <= 0 || der == NULL || c == NULL || (enc = OPENSSL_malloc((size_t)len + 32)) == NULL)
+	if (len <= 0 || der == NULL || c == NULL ||
+	    (enc = OPENSSL_malloc((size_t)len + 32)) == NULL)
 		goto out;
 	if (!kwp && RAND_bytes(w->iv, sizeof(w->iv)) != 1)
 		goto out;

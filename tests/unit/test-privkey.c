@@ -22,57 +22,8 @@
 
 #include "agent/keyimport.h"
 #include "cmp/cmpc.h"
+#include "tests/common/der.h"
 #include "tests/unit/tap.h"
-
-#define BUF_MAX 8192
-
-typedef struct {
-	unsigned char b[BUF_MAX];
-	size_t n;
-} buf;
-
-/* tag, length, contents: the DER TLV of c into out. */
-static buf *tlv(buf *out, unsigned char tag, const buf *c)
-{
-	buf t;
-	size_t len = c != NULL ? c->n : 0;
-
-	t.n = 0;
-	t.b[t.n++] = tag;
-	if (len < 128) {
-		t.b[t.n++] = (unsigned char)len;
-	} else if (len < 256) {
-		t.b[t.n++] = 0x81;
-		t.b[t.n++] = (unsigned char)len;
-	} else {
-		t.b[t.n++] = 0x82;
-		t.b[t.n++] = (unsigned char)(len >> 8);
-		t.b[t.n++] = (unsigned char)len;
-	}
-	if (len > 0)
-		memcpy(t.b + t.n, c->b, len);
-	t.n += len;
-	*out = t;
-	return out;
-}
-
-static buf *raw(buf *out, const void *p, size_t n)
-{
-	memcpy(out->b, p, n);
-	out->n = n;
-	return out;
-}
-
-/* a then b, into out */
-static buf *cat(buf *out, const buf *a, const buf *b)
-{
-	buf t = *a;
-
-	memcpy(t.b + t.n, b->b, b->n);
-	t.n += b->n;
-	*out = t;
-	return out;
-}
 
 static const unsigned char oid_kwp[] = {0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
 					0x03, 0x04, 0x01, 0x30}; /* aes256-wrap-pad */
@@ -89,81 +40,53 @@ static const unsigned char ek_bytes[] = "encrypted symmetric key";
 static const unsigned char ev_bytes[] = "encrypted private key";
 static const unsigned char iv[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 
-static buf cert;
-
-/* A BIT STRING of p with no unused bits. */
-static buf *bits(buf *out, const unsigned char *p, size_t n)
-{
-	buf c;
-
-	c.b[0] = 0;
-	memcpy(c.b + 1, p, n);
-	c.n = n + 1;
-	return tlv(out, 0x03, &c);
-}
+static tder cert;
 
 /* EncryptedValue: cbc (AES-CBC with IV, PKCS#1 v1.5) or KWP with OAEP
  * SHA-256; without_key: no encSymmKey. */
-static buf *encval(buf *out, int cbc, int without_key)
+static tder *encval(tder *out, int cbc, int without_key)
 {
-	buf a, b, c, symm, key, kalg, val, t;
+	tder a, b, c, symm, key, kalg, val, t;
 
 	if (cbc)
-		cat(&c, raw(&a, oid_cbc, sizeof(oid_cbc)), tlv(&b, 0x04, raw(&t, iv, sizeof(iv))));
+		tder_cat(&c, tder_raw(&a, oid_cbc, sizeof(oid_cbc)),
+			 tder_tlv(&b, 0x04, tder_raw(&t, iv, sizeof(iv))));
 	else
-		raw(&c, oid_kwp, sizeof(oid_kwp));
-	tlv(&symm, 0xa1, &c); /* [1] IMPLICIT AlgorithmIdentifier */
-	bits(&t, ek_bytes, sizeof(ek_bytes) - 1);
-	tlv(&key, 0x82, raw(&a, t.b + 2, t.n - 2)); /* [2] IMPLICIT BIT STRING */
+		tder_raw(&c, oid_kwp, sizeof(oid_kwp));
+	tder_tlv(&symm, 0xa1, &c); /* [1] IMPLICIT AlgorithmIdentifier */
+	tder_bits(&t, ek_bytes, sizeof(ek_bytes) - 1);
+	tder_tlv(&key, 0x82, tder_raw(&a, t.b + 2, t.n - 2)); /* [2] IMPLICIT BIT STRING */
 	if (cbc) {
-		cat(&c, raw(&a, oid_rsa, sizeof(oid_rsa)), raw(&b, null, sizeof(null)));
+		tder_cat(&c, tder_raw(&a, oid_rsa, sizeof(oid_rsa)),
+			 tder_raw(&b, null, sizeof(null)));
 	} else {
 		/* RSAES-OAEP-params { hashFunc [0] sha256 } */
-		tlv(&t, 0x30, raw(&a, oid_sha256, sizeof(oid_sha256)));
-		tlv(&b, 0x30, tlv(&a, 0xa0, &t));
-		cat(&c, raw(&a, oid_oaep, sizeof(oid_oaep)), &b);
+		tder_tlv(&t, 0x30, tder_raw(&a, oid_sha256, sizeof(oid_sha256)));
+		tder_tlv(&b, 0x30, tder_tlv(&a, 0xa0, &t));
+		tder_cat(&c, tder_raw(&a, oid_oaep, sizeof(oid_oaep)), &b);
 	}
-	tlv(&kalg, 0xa3, &c); /* [3] IMPLICIT AlgorithmIdentifier */
-	bits(&val, ev_bytes, sizeof(ev_bytes) - 1);
-	cat(&t, &symm, without_key ? raw(&a, "", 0) : &key);
-	cat(&t, &t, &kalg);
-	cat(&t, &t, &val);
-	return tlv(out, 0x30, &t);
+	tder_tlv(&kalg, 0xa3, &c); /* [3] IMPLICIT AlgorithmIdentifier */
+	tder_bits(&val, ev_bytes, sizeof(ev_bytes) - 1);
+	tder_cat(&t, &symm, without_key ? tder_raw(&a, "", 0) : &key);
+	tder_cat(&t, &t, &kalg);
+	tder_cat(&t, &t, &val);
+	return tder_tlv(out, 0x30, &t);
 }
 
 /* The EnvelopedData's fields (dummy values: they are kept encoded). */
-static buf *env_fields(buf *out)
+static tder *env_fields(tder *out)
 {
 	static const unsigned char f[] = {0x02, 0x01, 0x00, 0x31, 0x00, 0x30, 0x0b, 0x06, 0x09,
 					  0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01};
 
-	return raw(out, f, sizeof(f));
+	return tder_raw(out, f, sizeof(f));
 }
 
 /* A PKIMessage whose body (tag bodytag) holds one CertResponse with
  * certReqId rid and privateKey pk (NULL: none). */
-static buf *message(buf *out, unsigned char bodytag, int rid, const buf *pk)
+static tder *message(tder *out, unsigned char bodytag, int rid, const tder *pk)
 {
-	buf a, b, c, t, hdr, ckp, resp;
-	unsigned char ridb[3] = {0x02, 0x01, (unsigned char)rid};
-	static const unsigned char status[] = {0x30, 0x03, 0x02, 0x01, 0x00};
-	static const unsigned char name[] = {0xa4, 0x02, 0x30, 0x00};
-
-	/* header: pvno 2, sender and recipient empty directoryNames */
-	raw(&t, "\x02\x01\x02", 3);
-	cat(&t, &t, raw(&a, name, sizeof(name)));
-	cat(&t, &t, raw(&a, name, sizeof(name)));
-	tlv(&hdr, 0x30, &t);
-	tlv(&ckp, 0xa0, &cert); /* certOrEncCert: certificate [0] */
-	if (pk != NULL)
-		cat(&ckp, &ckp, tlv(&a, 0xa0, pk)); /* privateKey [0] EXPLICIT */
-	tlv(&c, 0x30, &ckp);
-	cat(&t, raw(&a, ridb, sizeof(ridb)), raw(&b, status, sizeof(status)));
-	cat(&t, &t, &c);
-	tlv(&resp, 0x30, &t);
-	tlv(&t, 0x30, tlv(&a, 0x30, &resp)); /* CertRepMessage { response } */
-	tlv(&b, bodytag, &t);
-	return tlv(out, 0x30, cat(&t, &hdr, &b));
+	return tder_certrep(out, bodytag, rid, &cert, pk);
 }
 
 static int make_cert(void)
@@ -180,7 +103,7 @@ static int make_cert(void)
 	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
 				       (const unsigned char *)"t", -1, -1, 0) &&
 	    X509_set_issuer_name(x, X509_get_subject_name(x)) && X509_sign(x, k, EVP_sha256()) &&
-	    i2d_X509(x, NULL) < BUF_MAX / 2)
+	    i2d_X509(x, NULL) < TDER_MAX / 2)
 		n = i2d_X509(x, &p);
 	cert.n = n > 0 ? (size_t)n : 0;
 	X509_free(x);
@@ -190,7 +113,7 @@ static int make_cert(void)
 
 /* With T_PRIVKEY_SEEDS=DIR: m into DIR/name, a seed of
  * tests/fuzz/corpus/privkey. */
-static void seed(const buf *m, const char *name)
+static void seed(const tder *m, const char *name)
 {
 	const char *dir = getenv("T_PRIVKEY_SEEDS");
 	char path[512];
@@ -206,7 +129,7 @@ static void seed(const buf *m, const char *name)
 }
 
 /* Whether OpenSSL 3.0's own PKIMessage decoder reads m. */
-static int openssl_reads(const buf *m)
+static int openssl_reads(const tder *m)
 {
 	const unsigned char *p = m->b;
 	OSSL_CMP_MSG *msg = d2i_OSSL_CMP_MSG(NULL, &p, (long)m->n);
@@ -219,7 +142,7 @@ static int openssl_reads(const buf *m)
 
 int main(void)
 {
-	buf m, pk, a, env;
+	tder m, pk, a, env;
 	cmpc_privkey k;
 	tok_wrapped w;
 	char why[256];
@@ -289,18 +212,18 @@ int main(void)
 	cmpc_privkey_clear(&k);
 
 	/* [0] IMPLICIT EnvelopedData: given back as the SEQUENCE */
-	message(&m, 0xa1, 0, tlv(&pk, 0xa0, env_fields(&a)));
+	message(&m, 0xa1, 0, tder_tlv(&pk, 0xa0, env_fields(&a)));
 	seed(&m, "ip-enveloped");
 	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
 	tap_ok(r == 1, "/privkey/enveloped/found", "%d: %s", r, why);
-	tlv(&env, 0x30, env_fields(&a));
+	tder_tlv(&env, 0x30, env_fields(&a));
 	tap_check(k.kind == CMPC_PRIVKEY_ENVELOPED && k.enveloped_len == env.n &&
 		      memcmp(k.enveloped, env.b, env.n) == 0,
 		  "/privkey/enveloped/as-sequence");
 	tap_check(!openssl_reads(&m), "/privkey/enveloped/openssl-3.0-fails-on-it");
 	r = agent_wrapped_from_privkey(&k, &w, why, sizeof(why));
-	tap_ok(r == 0 && strstr(why, "EnvelopedData") != NULL, "/privkey/enveloped/not-for-the-token",
-	       "%d: %s", r, why);
+	tap_ok(r == 0 && strstr(why, "EnvelopedData") != NULL,
+	       "/privkey/enveloped/not-for-the-token", "%d: %s", r, why);
 	cmpc_privkey_clear(&k);
 
 	message(&m, 0xa1, 0, NULL);
@@ -337,26 +260,26 @@ int main(void)
 	tap_ok(r == -1, "/privkey/empty", "%d: %s", r, why);
 
 	/* a privateKey that is neither alternative: an INTEGER */
-	message(&m, 0xa1, 0, raw(&pk, "\x02\x01\x07", 3));
+	message(&m, 0xa1, 0, tder_raw(&pk, "\x02\x01\x07", 3));
 	r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
 	tap_ok(r == -1, "/privkey/neither-choice", "%d: %s", r, why);
 
 	/* an IV longer than a block */
 	{
-		buf c, t, b2, symm, kalg, val;
+		tder c, t, b2, symm, kalg, val;
 		unsigned char iv32[32] = {0};
 
-		cat(&c, raw(&a, oid_cbc, sizeof(oid_cbc)),
-		    tlv(&b2, 0x04, raw(&t, iv32, sizeof(iv32))));
-		tlv(&symm, 0xa1, &c);
-		tlv(&kalg, 0xa3, cat(&c, raw(&a, oid_rsa, sizeof(oid_rsa)),
-				     raw(&b2, null, sizeof(null))));
-		bits(&t, ek_bytes, sizeof(ek_bytes) - 1);
-		tlv(&b2, 0x82, raw(&a, t.b + 2, t.n - 2));
-		cat(&t, &symm, &b2);
-		cat(&t, &t, &kalg);
-		cat(&t, &t, bits(&val, ev_bytes, sizeof(ev_bytes) - 1));
-		message(&m, 0xa1, 0, tlv(&pk, 0x30, &t));
+		tder_cat(&c, tder_raw(&a, oid_cbc, sizeof(oid_cbc)),
+		    tder_tlv(&b2, 0x04, tder_raw(&t, iv32, sizeof(iv32))));
+		tder_tlv(&symm, 0xa1, &c);
+		tder_tlv(&kalg, 0xa3, tder_cat(&c, tder_raw(&a, oid_rsa, sizeof(oid_rsa)),
+				     tder_raw(&b2, null, sizeof(null))));
+		tder_bits(&t, ek_bytes, sizeof(ek_bytes) - 1);
+		tder_tlv(&b2, 0x82, tder_raw(&a, t.b + 2, t.n - 2));
+		tder_cat(&t, &symm, &b2);
+		tder_cat(&t, &t, &kalg);
+		tder_cat(&t, &t, tder_bits(&val, ev_bytes, sizeof(ev_bytes) - 1));
+		message(&m, 0xa1, 0, tder_tlv(&pk, 0x30, &t));
 		r = cmpc_privkey_get(m.b, m.n, 0, &k, why, sizeof(why));
 		tap_ok(r == -1 && strstr(why, "IV is 32 bytes") != NULL, "/privkey/long-iv",
 		       "%d: %s", r, why);
@@ -364,7 +287,7 @@ int main(void)
 
 	/* an encValue BIT STRING with unused bits */
 	{
-		buf t;
+		tder t;
 
 		encval(&pk, 0, 0);
 		/* the last TLV of the EncryptedValue is encValue: 03 len 00 ... */
@@ -396,7 +319,7 @@ int main(void)
 		int found = 0;
 
 		for (i = 0; i < m.n; i++) {
-			buf t = m;
+			tder t = m;
 
 			t.b[i] ^= 0xff;
 			if (cmpc_privkey_get(t.b, t.n, 0, &k, why, sizeof(why)) == 1)
