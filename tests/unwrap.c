@@ -11,10 +11,13 @@
  *
  * usage: unwrap --module PATH --token LABEL --pin-file FILE --alg ec|rsa
  *               [--enc cbc|kwp] [--kt oaep|oaep256|pkcs1] [--label L]
- *               [--fault recipient|garbage|mismatch] [--software]
+ *               [--fault recipient|garbage|mismatch] [--software] [--via-ip]
  *
  * --software: the path for what no token unwraps (allow_software_import):
  * tok_transport_decrypt (AES-CBC) into memory, then tok_import_private.
+ * --via-ip: the whole client path: the encrypted key goes into an ip
+ * (CertifiedKeyPair.privateKey, an EncryptedValue written octet by octet),
+ * which cmpc_privkey_get reads and agent_wrapped_from_privkey maps.
  *
  * Faults: the AES key encrypted to another RSA key than the transport
  * key; random bytes in place of the encrypted PrivateKeyInfo (--software:
@@ -31,18 +34,21 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "agent/keyimport.h"
 #include "pkcs11/tok.h"
+#include "tests/common/der.h"
 #include "tests/pinfile.h"
 
 #define PIN_MAX 256
 
 struct opts {
 	const char *module, *token, *pin_file, *alg, *enc, *kt, *label, *fault;
-	int software;
+	int software, via_ip;
 };
 
 static int fail(const char *what)
@@ -151,6 +157,71 @@ out:
 	return ok;
 }
 
+/* The OID TLV of nid into out. */
+static tder *oid(tder *out, int nid)
+{
+	unsigned char *p = out->b;
+	ASN1_OBJECT *o = OBJ_nid2obj(nid);
+	int n = o != NULL ? i2d_ASN1_OBJECT(o, &p) : -1;
+
+	out->n = n > 0 ? (size_t)n : 0;
+	return out;
+}
+
+/*
+ * --via-ip: w as an EncryptedValue in an ip (symmAlg aes256-wrap-pad or
+ * aes-256-cbc with its IV; keyAlg rsaEncryption or RSAES-OAEP, SHA-256
+ * named in its parameters), read back by the protocol layer and mapped by
+ * the agent's: *ret_k keeps what *w then points into.
+ */
+static int through_ip(tok_wrapped *w, cmpc_privkey *ret_k)
+{
+	tder a, b, c, t, symm, key, kalg, val, ev, msg, cert;
+	char why[256];
+	size_t h;
+
+	if (w->enc == TOK_ENC_AES_KWP)
+		tder_tlv(&symm, 0xa1, oid(&c, NID_id_aes256_wrap_pad));
+	else
+		tder_tlv(&symm, 0xa1, tder_cat(&c, oid(&a, NID_aes_256_cbc),
+					       tder_tlv(&b, 0x04, tder_raw(&t, w->iv, 16))));
+	tder_bits(&t, w->enc_cek, w->enc_cek_len);
+	/* [2] IMPLICIT BIT STRING: the BIT STRING's contents, retagged */
+	h = t.n - (w->enc_cek_len + 1);
+	tder_tlv(&key, 0x82, tder_raw(&a, t.b + h, t.n - h));
+	if (w->kt == TOK_KT_RSA_PKCS1) {
+		tder_cat(&c, oid(&a, NID_rsaEncryption), tder_raw(&b, "\x05\x00", 2));
+	} else {
+		/* RSAES-OAEP-params { hashFunc [0] sha256 }, or {} for the
+		 * default, SHA-1 */
+		tder_tlv(&t, 0x30, oid(&a, NID_sha256));
+		if (w->kt == TOK_KT_RSA_OAEP_SHA1)
+			tder_tlv(&b, 0x30, NULL);
+		else
+			tder_tlv(&b, 0x30, tder_tlv(&a, 0xa0, &t));
+		tder_cat(&c, oid(&a, NID_rsaesOaep), &b);
+	}
+	tder_tlv(&kalg, 0xa3, &c);
+	tder_bits(&val, w->enc_key, w->enc_key_len);
+	tder_cat(&t, &symm, &key);
+	tder_cat(&t, &t, &kalg);
+	tder_cat(&t, &t, &val);
+	tder_tlv(&ev, 0x30, &t);
+	/* the certificate is not looked at: an empty SEQUENCE */
+	tder_raw(&cert, "\x30\x00", 2);
+	tder_certrep(&msg, 0xa1, 0, &cert, &ev);
+	if (msg.n > TDER_MAX || w->enc_cek_len > 1024 || w->enc_key_len > 4096) {
+		fprintf(stderr, "unwrap: the ip does not fit the test's buffer\n");
+		return 0;
+	}
+	if (cmpc_privkey_get(msg.b, msg.n, 0, ret_k, why, sizeof(why)) != 1 ||
+	    !agent_wrapped_from_privkey(ret_k, w, why, sizeof(why))) {
+		fprintf(stderr, "unwrap: reading the ip: %s\n", why);
+		return 0;
+	}
+	return 1;
+}
+
 /* The software path: decrypted in memory, then C_CreateObject. */
 static tok_rv import_software(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w,
 			      EVP_PKEY *pub, const char *label, tok_id *ret_id)
@@ -187,6 +258,7 @@ static int run(const struct opts *o, const char *pin)
 	EVP_PKEY *tpub = NULL, *key = NULL, *other = NULL, *to;
 	unsigned char cek[32], *enc_cek = NULL, *enc_key = NULL;
 	tok_wrapped w;
+	cmpc_privkey pk;
 	tok_id id;
 	char hex[2 * TOK_ID_MAX + 1];
 	size_t i;
@@ -194,6 +266,7 @@ static int run(const struct opts *o, const char *pin)
 	int ret = 1, garbage;
 
 	memset(&w, 0, sizeof(w));
+	memset(&pk, 0, sizeof(pk));
 	w.enc = strcmp(o->enc, "kwp") == 0 ? TOK_ENC_AES_KWP : TOK_ENC_AES_CBC_PAD;
 	w.kt = strcmp(o->kt, "pkcs1") == 0	   ? TOK_KT_RSA_PKCS1
 	       : strcmp(o->kt, "oaep256") == 0 ? TOK_KT_RSA_OAEP_SHA256
@@ -236,6 +309,10 @@ static int run(const struct opts *o, const char *pin)
 	}
 	w.enc_cek = enc_cek;
 	w.enc_key = enc_key;
+	if (o->via_ip && !through_ip(&w, &pk)) {
+		fail("the way through an ip");
+		goto out;
+	}
 	if (o->software)
 		rv = import_software(ctx, t, &w, other != NULL && to == tpub ? other : key,
 				     o->label, &id);
@@ -268,6 +345,7 @@ out:
 	EVP_PKEY_free(other);
 	OPENSSL_free(enc_cek);
 	OPENSSL_free(enc_key);
+	cmpc_privkey_clear(&pk);
 	return ret;
 }
 
@@ -278,9 +356,10 @@ int main(int argc, char **argv)
 	    {"pin-file", required_argument, NULL, 'p'}, {"alg", required_argument, NULL, 'a'},
 	    {"enc", required_argument, NULL, 'e'},	{"kt", required_argument, NULL, 'k'},
 	    {"label", required_argument, NULL, 'l'},	{"fault", required_argument, NULL, 'f'},
-	    {"software", no_argument, NULL, 's'},	{NULL, 0, NULL, 0},
+	    {"software", no_argument, NULL, 's'},	{"via-ip", no_argument, NULL, 'i'},
+	    {NULL, 0, NULL, 0},
 	};
-	struct opts o = {NULL, NULL, NULL, "ec", "cbc", "oaep", "central", "", 0};
+	struct opts o = {NULL, NULL, NULL, "ec", "cbc", "oaep", "central", "", 0, 0};
 	char pin[PIN_MAX];
 	int c, ret;
 
@@ -295,6 +374,7 @@ int main(int argc, char **argv)
 		case 'l': o.label = optarg; break;
 		case 'f': o.fault = optarg; break;
 		case 's': o.software = 1; break;
+		case 'i': o.via_ip = 1; break;
 		default: return 2;
 		}
 	}
@@ -302,7 +382,8 @@ int main(int argc, char **argv)
 	    (strcmp(o.alg, "ec") != 0 && strcmp(o.alg, "rsa") != 0)) {
 		fprintf(stderr, "usage: unwrap --module PATH --token URI --pin-file FILE "
 				"--alg ec|rsa [--enc cbc|kwp] [--kt oaep|oaep256|pkcs1] "
-				"[--label L] [--fault recipient|garbage|mismatch] [--software]\n");
+				"[--label L] [--fault recipient|garbage|mismatch] [--software] "
+				"[--via-ip]\n");
 		return 2;
 	}
 	if (pinfile_read("unwrap", o.pin_file, pin, sizeof(pin)) != 0)

@@ -10,7 +10,8 @@
 # transport key and the AES key are destroyed.  What SoftHSM2 2.6 cannot
 # unwrap (AES-CBC-PAD, OAEP with SHA-256), a key encrypted to another
 # recipient, garbage, and a key that does not belong to its certificate
-# each fail with the reason and leave the token as it was.  The software
+# each fail with the reason and leave the token as it was.  The same
+# through an ip's CertifiedKeyPair.privateKey (--via-ip).  The software
 # path (tok_transport_decrypt, tok_import_private) for EC and RSA, and its
 # failures, likewise.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
@@ -20,7 +21,7 @@ WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$UNWRAP"
 need_file "$WRAP"
 setup
-plan 55
+plan 64
 make_token u || exit 1
 
 # run NAME ARGS...: tests/unwrap through p11wrap; the call log in
@@ -68,6 +69,18 @@ for alg in ec rsa; do
 	done
 done
 
+# The whole client path: the encrypted key inside an ip, read by the
+# protocol layer (cmpc_privkey_get), mapped by the agent's
+# (agent_wrapped_from_privkey), unwrapped by the token layer.
+for n in ec-oaep rsa-pkcs1; do
+	run "ip-$n" --alg "${n%-*}" --kt "${n#*-}" --enc kwp --via-ip
+	check "/unwrap/ip-$n/exit-0" expect_rc 0
+	check "/unwrap/ip-$n/two-unwraps" test "$(calls "ip-$n" 'C_UnwrapKey rv=CKR_OK')" = 2
+	id=$(sed -n 's/^imported //p' "$TMP/ip-$n.out")
+	check "/unwrap/ip-$n/pair-with-id" test "$(label_id u privkey "ip-$n")" = "$id" -a \
+		"$(label_id u pubkey "ip-$n")" = "$id" -a -n "$id"
+done
+
 # The software path (allow_software_import): the AES key is unwrapped on
 # the token and decrypts there (C_Decrypt); the key is created from memory.
 for alg in ec rsa; do
@@ -112,6 +125,9 @@ MISMATCH='the key the CA sent does not belong to the public key of its certifica
 removed again'
 MISMATCH=$(printf '%s' "$MISMATCH" | tr '\n' ' ')
 fail mismatch "$MISMATCH" --alg ec --enc kwp --fault mismatch
+# OAEP with SHA-256 named in the ip's keyAlg reaches the token as such
+fail ip-oaep256 'failed: CKR_ARGUMENTS_BAD: the token does not unwrap with this RSA mechanism' \
+	--alg rsa --enc kwp --kt oaep256 --via-ip
 fail software-garbage 'the decrypted content is no private key' \
 	--alg ec --enc cbc --software --fault garbage
 fail software-mismatch "$MISMATCH" --alg rsa --enc cbc --software --fault mismatch
