@@ -49,6 +49,14 @@ one_object() {
 		END { if (mine) printf "%s", buf }'
 }
 
+# protected NAME: the private key labelled NAME is sensitive (pkcs11-tool
+# shows no "extractable") and only signs.
+protected() {
+	_pr=$(one_object "$1" privkey)
+	printf '%s\n' "$_pr" | grep -q "Access: *sensitive$" &&
+		printf '%s\n' "$_pr" | grep -q "Usage: *sign$"
+}
+
 for alg in ec rsa; do
 	for kt in oaep pkcs1; do
 		n=$alg-$kt
@@ -61,11 +69,10 @@ for alg in ec rsa; do
 		id=$(sed -n 's/^imported //p' "$TMP/$n.out")
 		check "/unwrap/$n/pair-with-id" test "$(label_id u privkey "$n")" = "$id" -a \
 			"$(label_id u pubkey "$n")" = "$id" -a -n "$id"
-		priv=$(one_object "$n" privkey)
-		check "/unwrap/$n/protected" sh -c 'printf "%s\n" "$1" | grep -q "Access: *sensitive$" &&
-			printf "%s\n" "$1" | grep -q "Usage: *sign$"' - "$priv"
+		check "/unwrap/$n/protected" protected "$n"
 		# the AES key and both halves of the transport key
-		check "/unwrap/$n/transport-gone" test "$(calls "$n" 'C_DestroyObject rv=CKR_OK')" = 3
+		gone=$(calls "$n" 'C_DestroyObject rv=CKR_OK')
+		check "/unwrap/$n/transport-gone" test "$gone" = 3
 	done
 done
 
@@ -88,14 +95,12 @@ for alg in ec rsa; do
 	run "$n" --alg "$alg" --kt oaep --enc cbc --software
 	check "/unwrap/$n/exit-0" expect_rc 0
 	check "/unwrap/$n/decrypted-on-token" test "$(calls "$n" 'C_Decrypt rv=CKR_OK')" = 1
-	check "/unwrap/$n/created" test "$(grep -c -e '^TEMPLATE C_CreateObject class=CKO_PRIVATE_KEY' \
-		"$TMP/$n.log")" = 1
+	created=$(grep -c '^TEMPLATE C_CreateObject class=CKO_PRIVATE_KEY' "$TMP/$n.log")
+	check "/unwrap/$n/created" test "$created" = 1
 	id=$(sed -n 's/^imported //p' "$TMP/$n.out")
 	check "/unwrap/$n/pair-with-id" test "$(label_id u privkey "$n")" = "$id" -a \
 		"$(label_id u pubkey "$n")" = "$id" -a -n "$id"
-	priv=$(one_object "$n" privkey)
-	check "/unwrap/$n/protected" sh -c 'printf "%s\n" "$1" | grep -q "Access: *sensitive$" &&
-		printf "%s\n" "$1" | grep -q "Usage: *sign$"' - "$priv"
+	check "/unwrap/$n/protected" protected "$n"
 done
 
 before=$(count_objects u)
