@@ -521,4 +521,34 @@ cmpc_rv cmpc_genm_cert_template(cmpc_ctx *ctx, cmpc_template *ret_template);
  * least one CRLStatus).  "None" is an empty stack, not NULL. */
 cmpc_rv cmpc_genm_crls(cmpc_ctx *ctx, STACK_OF(X509) *certs, STACK_OF(X509_CRL) **ret_crls);
 
+/*
+ * The private key a CA sent with a certificate (central key generation,
+ * RFC 9483 4.1.6; key recovery): CertifiedKeyPair.privateKey of the
+ * CertResponse for certReqId rid (-1: the first) in the ip, cp or kup der
+ * (cmpc_privkey.c; OpenSSL 3.0 reads no such field).  Returns 1 and fills
+ * *ret_k (free with cmpc_privkey_clear), 0 when the response carries no
+ * private key, -1 when it does not parse, with why.  Nothing is decrypted:
+ * the protection of der is not checked here.
+ */
+typedef enum { CMPC_PRIVKEY_ENCVALUE = 1, CMPC_PRIVKEY_ENVELOPED } cmpc_privkey_kind;
+typedef struct {
+	cmpc_privkey_kind kind;
+	/* EncryptedValue (RFC 4211 2.1): */
+	int symm_nid;	       /* symmAlg, e.g. NID_id_aes256_wrap_pad, NID_aes_256_cbc */
+	unsigned char iv[16];  /* symmAlg's OCTET STRING parameter (CBC) */
+	size_t iv_len;	       /* 0: none */
+	int keyenc_nid;	       /* keyAlg: NID_rsaEncryption (PKCS#1 v1.5), NID_rsaesOaep */
+	int oaep_md_nid;       /* its hash (NID_sha1 when not given) */
+	unsigned char *enc_symm_key; /* encSymmKey */
+	size_t enc_symm_key_len;
+	unsigned char *enc_value; /* encValue */
+	size_t enc_value_len;
+	/* EnvelopedData (RFC 5652 6.1), DER, as a SEQUENCE: */
+	unsigned char *enveloped;
+	size_t enveloped_len;
+} cmpc_privkey;
+int cmpc_privkey_get(const unsigned char *der, size_t len, long rid, cmpc_privkey *ret_k,
+		     char *why, size_t whylen);
+void cmpc_privkey_clear(cmpc_privkey *k);
+
 #endif

@@ -404,4 +404,62 @@ tok_rv tok_init_token(const char *module, const char *uri, const char *so_pin, c
  * Returns how many bytes of label were kept. */
 size_t tok_label_pad(const char *label, unsigned char out[32]);
 
+/*
+ * Central key generation and key recovery (tok_unwrap.c): a private key
+ * that a CA encrypted to a short-lived transport key on the token is
+ * unwrapped there (C_UnwrapKey) and never exists in clear in this process.
+ *
+ * tok_transport_new makes an RSA 2048 key pair of session objects
+ * (CKA_TOKEN FALSE: a process that dies leaves none) whose private key
+ * only unwraps; *ret_pub is its public key, for the CA (EVP_PKEY_free).
+ * tok_transport_free destroys both; call it before tok_free.
+ */
+typedef struct tok_transport tok_transport;
+tok_rv tok_transport_new(tok_ctx *ctx, tok_transport **ret_t, EVP_PKEY **ret_pub);
+void tok_transport_free(tok_transport *t);
+
+/* How the content-encryption key was encrypted to the transport key. */
+typedef enum { TOK_KT_RSA_OAEP_SHA1, TOK_KT_RSA_OAEP_SHA256, TOK_KT_RSA_PKCS1 } tok_kt;
+/* How the PKCS#8 PrivateKeyInfo was encrypted with that (AES) key. */
+typedef enum { TOK_ENC_AES_CBC_PAD, TOK_ENC_AES_KWP } tok_enc;
+typedef struct {
+	tok_kt kt;
+	const unsigned char *enc_cek; /* the AES key, encrypted to the transport key */
+	size_t enc_cek_len;
+	tok_enc enc;
+	unsigned char iv[16]; /* TOK_ENC_AES_CBC_PAD */
+	const unsigned char *enc_key; /* the PrivateKeyInfo DER, encrypted */
+	size_t enc_key_len;
+} tok_wrapped;
+
+/*
+ * Unwraps w with t into a private key object on the token: sensitive,
+ * never extractable, signs; decrypts (RSA) or derives (EC) only with
+ * allow_decrypt.  It must sign what pub verifies (else it is removed
+ * again: TOK_ERR_MISMATCH); then it gets pub's RFC 5280 key identifier
+ * as CKA_ID (*ret_id), a public key object beside it, and label on both.
+ */
+tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, EVP_PKEY *pub,
+			  const char *label, int allow_decrypt, tok_id *ret_id);
+
+/*
+ * The software path, for allow_software_import only: what no token can
+ * unwrap as a key, such as RFC 9483's EnvelopedData, whose content is a
+ * SignedData around the key.
+ *
+ * tok_transport_decrypt: w's AES key is unwrapped on the token (it never
+ * leaves it) and decrypts w->enc_key (TOK_ENC_AES_CBC_PAD only) with
+ * C_Decrypt into *ret_out (*ret_len bytes; OPENSSL_clear_free it with
+ * *ret_len): the plaintext is in this process's memory.
+ *
+ * tok_import_private: key's private parts into a new private key object
+ * with C_CreateObject, then as tok_unwrap_private (template, checks,
+ * CKA_ID, public key object, label).  Every buffer that held a private
+ * part is cleansed; the caller cleanses and frees key.
+ */
+tok_rv tok_transport_decrypt(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w,
+			     unsigned char **ret_out, size_t *ret_len);
+tok_rv tok_import_private(tok_ctx *ctx, EVP_PKEY *key, EVP_PKEY *pub, const char *label,
+			  int allow_decrypt, tok_id *ret_id);
+
 #endif

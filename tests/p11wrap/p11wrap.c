@@ -9,7 +9,8 @@
  * call; with P11WRAP_LOG_CALLER, who made it), P11WRAP_TOKEN_FLAGS (ORed into CK_TOKEN_INFO.flags), P11WRAP_FAIL
  * (C_Name=CKR[@N],...: answer the call without the real module),
  * P11WRAP_LOG_MECHANISM (a "MECHANISM C_SignInit CKM_X" line before each
- * C_SignInit), and
+ * C_SignInit), P11WRAP_LOG_TEMPLATE (a "TEMPLATE C_Name class=... value=..."
+ * line before each C_CreateObject and C_UnwrapKey), and
  *
  * P11WRAP_KILL=C_Name:when[:N][,C_Name:when[:N]...]
  *     At the Nth call (counting from 1; the first without :N) of C_Name the
@@ -378,6 +379,7 @@ static int first_init_only;
 static char *log_path;
 static int log_caller; /* P11WRAP_LOG_CALLER set */
 static int log_mech;   /* P11WRAP_LOG_MECHANISM set */
+static int log_tmpl;   /* P11WRAP_LOG_TEMPLATE set */
 /* wrap_initialize and wrap_finalize call a forwarder themselves: their own
  * caller is the one to log.  Not thread-local: dynamic TLS in a dlopen()ed
  * module crashed LeakSanitizer's tracer at exit (two runs of an ASan make
@@ -631,6 +633,7 @@ static CK_RV configure(void)
 		return CKR_HOST_MEMORY;
 	log_caller = (v = getenv("P11WRAP_LOG_CALLER")) != NULL && v[0] != '\0';
 	log_mech = (v = getenv("P11WRAP_LOG_MECHANISM")) != NULL && v[0] != '\0';
+	log_tmpl = (v = getenv("P11WRAP_LOG_TEMPLATE")) != NULL && v[0] != '\0';
 	slot_events = (v = getenv("P11WRAP_SLOT_EVENTS")) != NULL && strcmp(v, "1") == 0;
 	have_slot_sum = 0;
 	free(pinpad_path);
@@ -1104,11 +1107,62 @@ static CK_RV wrap_sign_init(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_H
 	return fwd_C_SignInit(s, m, key);
 }
 
+/*
+ * P11WRAP_LOG_TEMPLATE: "TEMPLATE C_Name class=CKO_X value=yes|no" (and
+ * " mechanism=0x..." for C_UnwrapKey): which class of object a call makes
+ * and whether its template carries a CKA_VALUE (key material in clear).
+ * Never the value itself.
+ */
+static void log_template(const char *fn, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n, CK_MECHANISM_PTR m)
+{
+	static const char *const classes[] = {"CKO_DATA",	 "CKO_CERTIFICATE",
+					      "CKO_PUBLIC_KEY",	 "CKO_PRIVATE_KEY",
+					      "CKO_SECRET_KEY"};
+	const char *cls = "none";
+	char line[160], mech[32] = "", other[24];
+	int value = 0, len;
+	CK_ULONG i, c;
+
+	if (!log_tmpl)
+		return;
+	for (i = 0; tmpl != NULL && i < n; i++) {
+		if (tmpl[i].type == CKA_VALUE)
+			value = 1;
+		if (tmpl[i].type == CKA_CLASS && tmpl[i].pValue != NULL &&
+		    tmpl[i].ulValueLen == sizeof(CK_OBJECT_CLASS)) {
+			memcpy(&c, tmpl[i].pValue, sizeof(c));
+			if (c < sizeof(classes) / sizeof(classes[0])) {
+				cls = classes[c];
+			} else {
+				snprintf(other, sizeof(other), "0x%lx", (unsigned long)c);
+				cls = other;
+			}
+		}
+	}
+	if (m != NULL)
+		snprintf(mech, sizeof(mech), " mechanism=0x%lx", (unsigned long)m->mechanism);
+	len = snprintf(line, sizeof(line), "TEMPLATE %s class=%s value=%s%s\n", fn, cls,
+		       value ? "yes" : "no", mech);
+	if (len > 0 && (size_t)len < sizeof(line))
+		log_text(line, len);
+}
+
+static CK_RV wrap_unwrap_key(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE key,
+			     CK_BYTE_PTR wrapped, CK_ULONG wlen, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n,
+			     CK_OBJECT_HANDLE_PTR ret_h)
+{
+	log_template("C_UnwrapKey", tmpl, n, m);
+	return fwd_C_UnwrapKey(s, m, key, wrapped, wlen, tmpl, n, ret_h);
+}
+
 /* P11WRAP_CREATED_*: remembers what C_CreateObject made. */
 static CK_RV wrap_create_object(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR tmpl, CK_ULONG n,
 				CK_OBJECT_HANDLE_PTR ret_h)
 {
-	CK_RV rv = fwd_C_CreateObject(s, tmpl, n, ret_h);
+	CK_RV rv;
+
+	log_template("C_CreateObject", tmpl, n, NULL);
+	rv = fwd_C_CreateObject(s, tmpl, n, ret_h);
 
 	if (rv == CKR_OK && ret_h != NULL) {
 		pthread_mutex_lock(&lock);
@@ -1292,6 +1346,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ret_list)
 	wrap_list.C_Login = wrap_login;
 	wrap_list.C_SignInit = wrap_sign_init;
 	wrap_list.C_CreateObject = wrap_create_object;
+	wrap_list.C_UnwrapKey = wrap_unwrap_key;
 	wrap_list.C_GetAttributeValue = wrap_get_attribute_value;
 	wrap_list.C_WaitForSlotEvent = wrap_wait_for_slot_event;
 	wrap_list.C_GetInfo = wrap_get_info;
