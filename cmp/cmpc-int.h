@@ -503,6 +503,18 @@ void cmpc_note_ids(cmpc_ids *ids, const CMPC_HDR *h);
  * at the nonce the replayed message answers. */
 OSSL_CMP_MSG *cmpc_replay(cmpc_ctx *ctx, const OSSL_CMP_MSG *req);
 
+/* cmpc_poll.c: a message with body b, built with the layer's templates
+ * for what OpenSSL 3.0 cannot build (pollReq, the abandoning error, ccr,
+ * its certConf) and protected by OpenSSL as its own requests are (a
+ * signature with the signer, else PBM, which the transfer callback redoes
+ * with the configured parameters).  recip: the CA's last senderNonce (NULL:
+ * none, a first message); tid: the transactionID (NULL: OpenSSL's, random
+ * for a first message).  nonce: the senderNonce used.  NULL on failure. */
+#define CMPC_MSG_NONCE_LEN 16
+OSSL_CMP_MSG *cmpc_msg_build(cmpc_ctx *ctx, const CMPC_BODY *b, const unsigned char *recip,
+			     size_t recip_len, const unsigned char *tid, size_t tid_len,
+			     unsigned char nonce[CMPC_MSG_NONCE_LEN]);
+
 /* cmpc_poll.c: sends req (taken), a message of transaction p (p->tid)
  * with senderNonce nonce, and returns the CA's answer in *ret: protected
  * and verified (OSSL_CMP_validate_msg; an unprotected error only where

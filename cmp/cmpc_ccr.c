@@ -21,28 +21,7 @@
 
 #include "cmp/cmpc-int.h"
 
-#define NONCE_LEN 16
-
-static int set_dirname(GENERAL_NAME *gn, const X509_NAME *name)
-{
-	X509_NAME *copy = name != NULL ? X509_NAME_dup(name) : X509_NAME_new();
-
-	if (copy == NULL)
-		return 0;
-	GENERAL_NAME_set0_value(gn, GEN_DIRNAME, copy);
-	return 1;
-}
-
-/* As OpenSSL 3.0 names the recipient: configured, else the issuer of the
- * signer certificate, else the NULL-DN. */
-static const X509_NAME *recipient(const cmpc_ctx *ctx)
-{
-	if (ctx->recipient != NULL)
-		return ctx->recipient;
-	if (ctx->signer_cert != NULL)
-		return X509_get_issuer_name(ctx->signer_cert);
-	return NULL;
-}
+#define NONCE_LEN CMPC_MSG_NONCE_LEN
 
 /* Whether exts hold a basicConstraints (1 CA:TRUE, 0 CA:FALSE, -1 none)
  * and a keyUsage with keyCertSign (*ku_ok). */
@@ -149,55 +128,14 @@ static OSSL_CRMF_MSGS *ccr_msgs(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, int 
 	return msgs;
 }
 
-/*
- * A message of the current transaction with body b: recip (the CA's last
- * senderNonce) NULL for the first.  Protected as OpenSSL protects its own
- * requests (a signature with the signer, else PBM, which the transfer
- * callback redoes with the configured parameters); its transactionID is
- * OpenSSL's, random for a first message.  nonce: the senderNonce used.
- */
+/* A message of the current transaction (OpenSSL's transactionID, random
+ * for a first message) with body b: recip (the CA's last senderNonce)
+ * NULL for the first. */
 static OSSL_CMP_MSG *build(cmpc_ctx *ctx, const CMPC_BODY *b, const cmpc_ids *recip,
 			   unsigned char nonce[NONCE_LEN])
 {
-	CMPC_PKIMSG *m = NULL;
-	CMPC_HDR *h;
-	OSSL_CMP_MSG *msg = NULL;
-	unsigned char *der = NULL;
-	const unsigned char *q;
-	const X509_NAME *sender;
-	int len;
-
-	if ((m = (CMPC_PKIMSG *)ASN1_item_new(ASN1_ITEM_rptr(CMPC_PKIMSG))) == NULL)
-		goto out;
-	h = m->header;
-	sender = ctx->signer_cert != NULL ? X509_get_subject_name(ctx->signer_cert) : ctx->sender;
-	if (!ASN1_INTEGER_set(h->pvno, 2) || !set_dirname(h->sender, sender) ||
-	    !set_dirname(h->recipient, recipient(ctx)) ||
-	    (h->messageTime = ASN1_GENERALIZEDTIME_set(NULL, time(NULL))) == NULL ||
-	    RAND_bytes(nonce, NONCE_LEN) != 1 ||
-	    (h->senderNonce = ASN1_OCTET_STRING_new()) == NULL ||
-	    !ASN1_OCTET_STRING_set(h->senderNonce, nonce, NONCE_LEN) ||
-	    (h->protectionAlg = X509_ALGOR_new()) == NULL ||
-	    !X509_ALGOR_set0(h->protectionAlg, OBJ_nid2obj(NID_id_PasswordBasedMAC), V_ASN1_UNDEF,
-			     NULL) ||
-	    !cmpc_body_set(m, b))
-		goto out;
-	if (recip != NULL &&
-	    ((h->recipNonce = ASN1_OCTET_STRING_new()) == NULL ||
-	     !ASN1_OCTET_STRING_set(h->recipNonce, recip->nonce, (int)recip->nonce_len)))
-		goto out;
-	if ((len = ASN1_item_i2d((ASN1_VALUE *)m, &der, ASN1_ITEM_rptr(CMPC_PKIMSG))) <= 0)
-		goto out;
-	q = der;
-	if ((msg = d2i_OSSL_CMP_MSG(NULL, &q, len)) != NULL &&
-	    !OSSL_CMP_MSG_update_transactionID(ctx->cmp, msg)) {
-		OSSL_CMP_MSG_free(msg);
-		msg = NULL;
-	}
-out:
-	OPENSSL_free(der);
-	cmpc_msg_free(m);
-	return msg;
+	return cmpc_msg_build(ctx, b, recip != NULL ? recip->nonce : NULL,
+			      recip != NULL ? recip->nonce_len : 0, NULL, 0, nonce);
 }
 
 OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,

@@ -23,7 +23,7 @@
 
 #include "cmp/cmpc-int.h"
 
-#define NONCE_LEN 16
+#define NONCE_LEN CMPC_MSG_NONCE_LEN
 
 cmpc_rv cmpc_sleep(cmpc_ctx *ctx, long s, const char *what, int body)
 {
@@ -122,17 +122,13 @@ static const X509_NAME *recipient(const cmpc_ctx *ctx)
 	return NULL;
 }
 
-/*
- * A message of transaction p with body b, protected like the request: a
- * signature with the signer, else PBM (which the transfer callback then
- * redoes with the configured parameters).  nonce: the senderNonce used.
- */
-static OSSL_CMP_MSG *build(cmpc_ctx *ctx, const cmpc_pending *p, const CMPC_BODY *b,
-			   unsigned char nonce[NONCE_LEN])
+OSSL_CMP_MSG *cmpc_msg_build(cmpc_ctx *ctx, const CMPC_BODY *b, const unsigned char *recip,
+			     size_t recip_len, const unsigned char *tid, size_t tid_len,
+			     unsigned char nonce[CMPC_MSG_NONCE_LEN])
 {
 	CMPC_PKIMSG *m = NULL;
 	CMPC_HDR *h;
-	ASN1_OCTET_STRING *tid = NULL;
+	ASN1_OCTET_STRING *t = NULL;
 	OSSL_CMP_MSG *msg = NULL;
 	unsigned char *der = NULL;
 	const unsigned char *q;
@@ -146,11 +142,12 @@ static OSSL_CMP_MSG *build(cmpc_ctx *ctx, const cmpc_pending *p, const CMPC_BODY
 	if (!ASN1_INTEGER_set(h->pvno, 2) || !set_dirname(h->sender, sender) ||
 	    !set_dirname(h->recipient, recipient(ctx)) ||
 	    (h->messageTime = ASN1_GENERALIZEDTIME_set(NULL, time(NULL))) == NULL ||
-	    RAND_bytes(nonce, NONCE_LEN) != 1 ||
+	    RAND_bytes(nonce, CMPC_MSG_NONCE_LEN) != 1 ||
 	    (h->senderNonce = ASN1_OCTET_STRING_new()) == NULL ||
-	    !ASN1_OCTET_STRING_set(h->senderNonce, nonce, NONCE_LEN) ||
-	    (h->recipNonce = ASN1_OCTET_STRING_new()) == NULL ||
-	    !ASN1_OCTET_STRING_set(h->recipNonce, p->nonce, (int)p->nonce_len) ||
+	    !ASN1_OCTET_STRING_set(h->senderNonce, nonce, CMPC_MSG_NONCE_LEN) ||
+	    (recip != NULL &&
+	     ((h->recipNonce = ASN1_OCTET_STRING_new()) == NULL ||
+	      !ASN1_OCTET_STRING_set(h->recipNonce, recip, (int)recip_len))) ||
 	    (h->protectionAlg = X509_ALGOR_new()) == NULL ||
 	    !X509_ALGOR_set0(h->protectionAlg, OBJ_nid2obj(NID_id_PasswordBasedMAC), V_ASN1_UNDEF,
 			     NULL) ||
@@ -159,9 +156,9 @@ static OSSL_CMP_MSG *build(cmpc_ctx *ctx, const cmpc_pending *p, const CMPC_BODY
 	/* OpenSSL sets the transactionID from its context and, because a
 	 * protectionAlg is present, protects the message. */
 	if ((len = ASN1_item_i2d((ASN1_VALUE *)m, &der, ASN1_ITEM_rptr(CMPC_PKIMSG))) <= 0 ||
-	    (tid = ASN1_OCTET_STRING_new()) == NULL ||
-	    !ASN1_OCTET_STRING_set(tid, p->tid, (int)p->tid_len) ||
-	    !OSSL_CMP_CTX_set1_transactionID(ctx->cmp, tid))
+	    (tid != NULL &&
+	     ((t = ASN1_OCTET_STRING_new()) == NULL || !ASN1_OCTET_STRING_set(t, tid, (int)tid_len) ||
+	      !OSSL_CMP_CTX_set1_transactionID(ctx->cmp, t))))
 		goto out;
 	q = der;
 	if ((msg = d2i_OSSL_CMP_MSG(NULL, &q, len)) != NULL &&
@@ -170,10 +167,17 @@ static OSSL_CMP_MSG *build(cmpc_ctx *ctx, const cmpc_pending *p, const CMPC_BODY
 		msg = NULL;
 	}
 out:
-	ASN1_OCTET_STRING_free(tid);
+	ASN1_OCTET_STRING_free(t);
 	OPENSSL_free(der);
 	cmpc_msg_free(m);
 	return msg;
+}
+
+/* A message of transaction p with body b, answering p's last senderNonce. */
+static OSSL_CMP_MSG *build(cmpc_ctx *ctx, const cmpc_pending *p, const CMPC_BODY *b,
+			   unsigned char nonce[NONCE_LEN])
+{
+	return cmpc_msg_build(ctx, b, p->nonce, p->nonce_len, p->tid, p->tid_len, nonce);
 }
 
 /* OpenSSL's transactionID: p's, for the answer it is handed (cmpc_replay). */
