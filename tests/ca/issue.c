@@ -587,6 +587,43 @@ X509 *ca_find_issued(struct ca_ca *ca, const X509_NAME *issuer, const ASN1_INTEG
 	return c;
 }
 
+/* DIR/archive/SERIAL.pem: the private keys of issued certificates that the
+ * CA holds for key recovery (archived by the client, or generated
+ * centrally).  In the clear: this is a test CA, and the tests read them. */
+static char *archive_name(const ASN1_INTEGER *serial)
+{
+	char *hex = ca_serial_hex(serial), *name = NULL;
+	size_t n;
+
+	if (hex == NULL)
+		return NULL;
+	n = strlen(hex) + 13;
+	if ((name = OPENSSL_malloc(n)) != NULL)
+		snprintf(name, n, "archive/%s.pem", hex);
+	OPENSSL_free(hex);
+	return name;
+}
+
+int ca_archive_put(struct ca_ca *ca, const ASN1_INTEGER *serial, EVP_PKEY *key)
+{
+	char *dir = path_of(ca->dir, "archive"), *name = archive_name(serial);
+	int ok = dir != NULL && name != NULL && (mkdir(dir, 0700) == 0 || errno == EEXIST) &&
+		 write_pem(ca->dir, name, NULL, NULL, key);
+
+	OPENSSL_free(dir);
+	OPENSSL_free(name);
+	return ok;
+}
+
+EVP_PKEY *ca_archive_get(struct ca_ca *ca, const ASN1_INTEGER *serial)
+{
+	char *name = archive_name(serial);
+	EVP_PKEY *key = name != NULL ? read_key(ca->dir, name) : NULL;
+
+	OPENSSL_free(name);
+	return key;
+}
+
 int ca_is_revoked(struct ca_ca *ca, const ASN1_INTEGER *serial)
 {
 	char *hex = ca_serial_hex(serial), *path = path_of(ca->dir, "revoked");

@@ -214,6 +214,11 @@ X509 *ca_issue(struct ca_ca *ca, const X509_NAME *subject, EVP_PKEY *pubkey,
 int ca_record_issued(struct ca_ca *ca, X509 *cert);
 X509 *ca_find_issued(struct ca_ca *ca, const X509_NAME *issuer, const ASN1_INTEGER *serial);
 int ca_is_revoked(struct ca_ca *ca, const ASN1_INTEGER *serial);
+/* Key recovery store: DIR/archive/SERIAL.pem (SERIAL as ca_serial_hex),
+ * the private key of the certificate with that serial, PKCS#8 PEM in the
+ * clear.  Written by key archive and central key generation, read by krr. */
+int ca_archive_put(struct ca_ca *ca, const ASN1_INTEGER *serial, EVP_PKEY *key);
+EVP_PKEY *ca_archive_get(struct ca_ca *ca, const ASN1_INTEGER *serial);
 int ca_revoke(struct ca_ca *ca, const ASN1_INTEGER *serial, int reason);
 char *ca_serial_hex(const ASN1_INTEGER *serial);
 int ca_template_fields(const OSSL_CRMF_CERTTEMPLATE *tmpl, EVP_PKEY **ret_key,
