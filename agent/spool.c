@@ -122,7 +122,8 @@ static cmpc_rv answer(cmpc_ctx *ctx, const spool_msg *m, long long wait_ms)
 		step = next < sp.st.poll_ms ? next : sp.st.poll_ms;
 		if (left < step)
 			step = (long)left;
-		next *= 2;
+		if (next < sp.st.poll_ms)
+			next *= 2;
 		if (sp.st.wait != NULL)
 			sp.st.wait(&sp.st, m, step);
 		else
