@@ -494,6 +494,10 @@ int cmpc_ossl_oom(void);
  * (an ip/cp/kup, verified, of this transaction) in *ret_final. */
 cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 			 OSSL_CMP_MSG **ret_final);
+/* The same for a request the layer built itself (body type sent, a ccr),
+ * polled until an answer of body type final (a ccp) comes. */
+cmpc_rv cmpc_poll_until(cmpc_ctx *ctx, const cmpc_pending *p, int sent, int final,
+			const char *what, OSSL_CMP_MSG **ret_final);
 /* Keeps the transactionID and senderNonce of a response in ctx->x. */
 void cmpc_note_response(cmpc_ctx *ctx, const CMPC_HDR *h);
 /* The transactionID and senderNonce of h into ids. */
@@ -540,7 +544,8 @@ void cmpc_status_text(const CMPC_PKISI *si, char *buf, size_t len);
 /* The certificate of the one CertResponse (certReqId cert_req_id) of the
  * CertRepMessage in ctx->x.rbuf, body selector sel (CMPC_SEL_CCP ...),
  * issued (accepted or grantedWithMods) and in the clear; its caPubs into
- * *capubs.  NULL with errmsg and *rv set (CMPC_ERR_REJECTED: not issued). */
+ * *capubs.  NULL with errmsg and *rv set (CMPC_ERR_REJECTED: not issued,
+ * CMPC_ERR_WAITING: status waiting, to be polled). */
 X509 *cmpc_certrep_get(cmpc_ctx *ctx, int sel, long cert_req_id, const char *what,
 		       const char *noun, STACK_OF(X509) **capubs, cmpc_rv *rv);
 /* cert under the anchors (untrusted as intermediates), its chain into

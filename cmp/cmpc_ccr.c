@@ -266,7 +266,26 @@ cmpc_rv cmpc_ccr(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, X509 **ret_cert,
 		rv = type == CMPC_BODY_ERROR ? CMPC_ERR_REJECTED : CMPC_ERR_PROTOCOL;
 		goto out;
 	}
-	if ((cert = cmpc_certrep_get(ctx, CMPC_SEL_CCP, 0, WHAT, NOUN, &capubs, &rv)) == NULL)
+	cert = cmpc_certrep_get(ctx, CMPC_SEL_CCP, 0, WHAT, NOUN, &capubs, &rv);
+	if (cert == NULL && rv == CMPC_ERR_WAITING) {
+		/* RFC 4210 5.3.22: pollReq until the ccp comes, within the
+		 * total timeout (checkAfter of each pollRep). */
+		cmpc_log(ctx, LOG_INFO, "CMP ccr: the CA answered 'waiting'; polling");
+		memcpy(p.nonce, ctx->x.rsp.nonce, ctx->x.rsp.nonce_len);
+		p.nonce_len = ctx->x.rsp.nonce_len;
+		OSSL_CMP_MSG_free(rsp);
+		rsp = NULL;
+		if ((rv = cmpc_poll_until(ctx, &p, CMPC_BODY_CCR, CMPC_BODY_CCP, WHAT, &rsp)) !=
+		    CMPC_OK)
+			goto out;
+		cert = cmpc_certrep_get(ctx, CMPC_SEL_CCP, 0, WHAT, NOUN, &capubs, &rv);
+		if (cert == NULL && rv == CMPC_ERR_WAITING) {
+			cmpc_seterr(ctx, "CMP ccr: the CA answered a pollReq with a 'waiting' "
+					 "ccp; report it to the CA operator");
+			rv = CMPC_ERR_PROTOCOL;
+		}
+	}
+	if (cert == NULL)
 		goto out;
 	if ((rv = check_cert(ctx, cert, key, capubs, &fail_bit)) != CMPC_OK) {
 		/* The CA learns that its certificate is refused (RFC 4210

@@ -71,6 +71,12 @@ X509 *cmpc_certrep_get(cmpc_ctx *ctx, int sel, long cert_req_id, const char *wha
 			    what, cert_req_id);
 		goto out;
 	}
+	if (status == OSSL_CMP_PKISTATUS_waiting) {
+		/* RFC 4210 5.3.22: the caller polls (cmpc_poll_until). */
+		cmpc_seterr(ctx, "%s: the CA answered 'waiting'", what);
+		*rv = CMPC_ERR_WAITING;
+		goto out;
+	}
 	if (status != OSSL_CMP_PKISTATUS_accepted && status != OSSL_CMP_PKISTATUS_grantedWithMods) {
 		cmpc_status_text(r->status, st, sizeof(st));
 		cmpc_seterr(ctx, "%s: the CA did not issue the %s: %s", what, noun, st);
