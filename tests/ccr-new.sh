@@ -9,7 +9,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 91
+plan 94
 start_ca || exit 1
 TOK=ccrnew
 make_token "$TOK" || exit 1
@@ -203,6 +203,11 @@ p11e ccr test --new-key --label ca-w --out "$TMP/cross-w.pem"
 check "/ccr-new/spool/exit-2" expect_rc 2
 check "/ccr-new/spool/says" grep -q 'store-and-forward transport is not supported' "$TMP/err"
 check "/ccr-new/spool/unchanged" unchanged "$N"
+write_conf "$TOK" "name_constraints = $NC"
+p11e ccr test --new-key --label ca-w --request-out "$TMP/ccr.der"
+check "/ccr-new/offline/exit-2" expect_rc 2
+check "/ccr-new/offline/no-file" test ! -e "$TMP/ccr.der"
+check "/ccr-new/offline/unchanged" unchanged "$N"
 
 # --- CA X of a foreign PKI: its own root, its key on the token, asks for
 # a cross-certificate with a ccr signed by that key and certificate.
