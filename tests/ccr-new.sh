@@ -9,7 +9,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 94
+plan 102
 start_ca || exit 1
 TOK=ccrnew
 make_token "$TOK" || exit 1
@@ -60,7 +60,7 @@ check "/ccr-new/ec/cka-id" test -n "$ID" -a "$(label_id "$TOK" cert ca-ec)" = "$
 check "/ccr-new/ec/same-key" test "$(token_pub "$ID")" = "$(pubkey "$TMP/cross-ec.pem")"
 pubkey "$TMP/cross-ec.pem" > "$TMP/cross-ec.pub"
 check "/ccr-new/ec/signs" key_signs_for "$TOK" "$ID" "$TMP/cross-ec.pub"
-check "/ccr-new/ec/no-new-label" test "$(label_count "$TOK" 'ca-ec (new)')" -eq 0
+check "/ccr-new/ec/no-new-label" test "$(label_count "$TOK" 'ca-ec \(new\)')" -eq 0
 check "/ccr-new/ec/says" grep -q 'beside the new key pair' "$TMP/out"
 check "/ccr-new/ec/no-secret" no_secret_in "$TMP/out" "$TMP/err"
 check "/ccr-new/ec/ca-log" grep -q 'ccr -> ccp accepted' "$TMP/ca.log"
@@ -149,7 +149,26 @@ p11e ccr test --new-key --label ca-k
 check "/ccr-new/leftover/exit-0" expect_rc 0
 check "/ccr-new/leftover/deleted" grep -q 'recovery: deleted the key pair with id 7e7e' "$TMP/err"
 check "/ccr-new/leftover/counts" test "$(count_objects "$TOK")" -eq $((N - 2 + 3))
-check "/ccr-new/leftover/no-new-label" test "$(label_count "$TOK" 'ca-k (new)')" -eq 0
+check "/ccr-new/leftover/no-new-label" test "$(label_count "$TOK" 'ca-k \(new\)')" -eq 0
+
+# --- killed (SIGKILL from tests/p11wrap) after the key was made, and after
+# the cross-certificate was stored under "LABEL (new)" but before the move
+# to the label: check --recover leaves the token as it was.
+for point in C_GenerateKeyPair C_CreateObject; do
+	write_conf "$TOK" "name_constraints = $NC
+module = $WRAP"
+	N=$(count_objects "$TOK")
+	P11WRAP_MODULE=$SOFTHSM2_MODULE P11WRAP_KILL=$point:after \
+		"$P11ENROLL" -c "$TMP/p11enroll.conf" ccr test --new-key --label ca-c \
+		> "$TMP/out" 2> "$TMP/err"
+	RC=$?
+	check "/ccr-new/killed-$point/killed" test "$RC" -eq 137
+	check "/ccr-new/killed-$point/left-new" test "$(label_count "$TOK" 'ca-c \(new\)')" -gt 0
+	write_conf "$TOK" "name_constraints = $NC"
+	p11e check test --recover --label ca-c
+	check "/ccr-new/killed-$point/recovered" grep -q 'recovery: deleted the key pair' "$TMP/err"
+	check "/ccr-new/killed-$point/unchanged" unchanged "$N"
+done
 
 # --- the CA's answer is refused: wrong key, rejection, untrusted, PBM
 for f in wrong-key:8:'another public key' reject=badCertTemplate:6:'did not issue' \
