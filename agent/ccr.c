@@ -188,6 +188,14 @@ agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o)
 				 "give one of them");
 		return EXIT_USAGE;
 	}
+	/* Refused before anything is stored for a CA to answer: a ccr is
+	 * not resumed, so an answer in a store would never be fetched. */
+	if (e->server != NULL && agent_spool_server(e->server)) {
+		log_msg(LOG_ERR, "ccr: cross-certification over a store-and-forward transport is "
+				 "not supported (server %.200s): use an http(s):// or tcp:// URL",
+			e->server);
+		return EXIT_USAGE;
+	}
 	/* A new key has no certificate to take the CA's name from. */
 	if (o->new_key && e->subject == NULL) {
 		log_msg(LOG_ERR, "ccr --new-key: the new CA key has no certificate to take the CA's "

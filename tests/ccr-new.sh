@@ -9,7 +9,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 102
+plan 103
 start_ca || exit 1
 TOK=ccrnew
 make_token "$TOK" || exit 1
@@ -215,13 +215,15 @@ p11e ccr test --new-key --label ca-w --out "$TMP/cross-w.pem"
 check "/ccr-new/poll-timeout/exit-9" expect_rc 9
 check "/ccr-new/poll-timeout/says" grep -q 'is not resumed' "$TMP/err"
 check "/ccr-new/poll-timeout/unchanged" unchanged "$N"
-# ... and a store-and-forward transport: refused, the token as it was
+# ... and a store-and-forward transport: refused before anything is stored
+# for the CA (a ccr is not resumed: its answer would never be fetched)
 mkdir -p "$TMP/spool"
 write_conf "$TOK" "server = file://$TMP/spool"
 p11e ccr test --new-key --label ca-w --out "$TMP/cross-w.pem"
 check "/ccr-new/spool/exit-2" expect_rc 2
 check "/ccr-new/spool/says" grep -q 'store-and-forward transport is not supported' "$TMP/err"
 check "/ccr-new/spool/unchanged" unchanged "$N"
+check "/ccr-new/spool/nothing-stored" test -z "$(ls "$TMP/spool")"
 write_conf "$TOK" "name_constraints = $NC"
 p11e ccr test --new-key --label ca-w --request-out "$TMP/ccr.der"
 check "/ccr-new/offline/exit-2" expect_rc 2
