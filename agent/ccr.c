@@ -32,22 +32,19 @@ static void print_name(const char *what, const X509_NAME *name)
 	printf("  %s%s\n", what, buf);
 }
 
-/* The cross-certificate to --out and (--store, always for a new key)
- * onto the token, with the CKA_ID of its key pair (id); a new key's under
- * its "(new)" label (new_label), which then moves to the enrollment's. */
+/* The cross-certificate to --out (else cert_out) and, --store, onto the
+ * token, with the CKA_ID of its key pair (id).  A new key's always goes
+ * onto the token, first (the file is no use if the pair cannot stay),
+ * under its "(new)" label (new_label), which then moves to the label;
+ * *placed once it has. */
 static agent_rc keep(const conf_enrollment *e, const agent_cmd_opts *o, tok_ctx *tok,
-		     X509 *cross, const tok_id *id, const char *new_label)
+		     X509 *cross, const tok_id *id, const char *new_label, int *placed)
 {
+	const char *out = o->out != NULL ? o->out : e->cert_out;
 	char label[256];
 	int created = 0;
 	tok_rv trv;
 
-	if (o->out != NULL) {
-		if (agent_write_pem(o->out, cross, NULL) < 0)
-			return EXIT_INTERNAL;
-		if (log_verbosity() >= 0)
-			printf("written to %s\n", o->out);
-	}
 	if (new_label != NULL) {
 		if ((trv = tok_cacert_store_id(tok, cross, id, new_label, &created)) != TOK_OK)
 			return agent_token_fail(tok, trv,
@@ -55,13 +52,19 @@ static agent_rc keep(const conf_enrollment *e, const agent_cmd_opts *o, tok_ctx 
 		if ((trv = tok_relabel(tok, id, e->label)) != TOK_OK)
 			return agent_token_fail(tok, trv, "moving the new key pair and its "
 							  "cross-certificate to the label failed");
+		*placed = 1;
 		if (log_verbosity() >= 0)
 			printf("stored on the token as an authority certificate (label \"%s\") "
 			       "beside the new key pair\n",
 			       e->label);
-		return EXIT_OK;
 	}
-	if (!o->store)
+	if (out != NULL) {
+		if (agent_write_pem(out, cross, NULL) < 0)
+			return EXIT_INTERNAL;
+		if (log_verbosity() >= 0)
+			printf("written to %s\n", out);
+	}
+	if (!o->store || new_label != NULL)
 		return EXIT_OK;
 	if (agent_ca_label(cross, label, sizeof(label)) < 0) {
 		log_msg(LOG_ERR, "storing the cross-certificate on the token failed: out of memory");
@@ -171,16 +174,16 @@ agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o)
 	STACK_OF(X509) *chain = NULL;
 	EVP_PKEY *key = NULL;
 	char *new_label = NULL;
-	int generated = 0;
+	int generated = 0, placed = 0;
 	tok_id id;
 	cmpc_rv rv;
 	agent_rc rc;
 	tok_rv trv;
 
 	memset(&id, 0, sizeof(id));
-	if (o->out == NULL && !o->store && !o->new_key) {
-		log_msg(LOG_ERR, "ccr: say where the cross-certificate goes: --out FILE, --store "
-				 "(onto the token) or both");
+	if (o->out == NULL && e->cert_out == NULL && !o->store && !o->new_key) {
+		log_msg(LOG_ERR, "ccr: say where the cross-certificate goes: --out FILE (or "
+				 "cert_out), --store (onto the token) or both");
 		return EXIT_USAGE;
 	}
 	if (o->new_key && e->key_id != NULL) {
@@ -257,9 +260,10 @@ agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o)
 	printf("cross-certificate\n");
 	print_name("subject: ", X509_get_subject_name(cross));
 	print_name("issuer:  ", X509_get_issuer_name(cross));
-	rc = keep(e, o, tok, cross, &id, generated ? new_label : NULL);
-	/* Stored under the label: from here on the new pair stays. */
-	if (rc == EXIT_OK)
+	rc = keep(e, o, tok, cross, &id, generated ? new_label : NULL, &placed);
+	/* Under the label with its certificate: from here on the new pair
+	 * stays, whatever became of --out. */
+	if (placed)
 		generated = 0;
 out:
 	X509_free(own);

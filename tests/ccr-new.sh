@@ -9,7 +9,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 103
+plan 107
 start_ca || exit 1
 TOK=ccrnew
 make_token "$TOK" || exit 1
@@ -95,6 +95,15 @@ check "/ccr-new/existing-rsa/verifies" verified "$TMP/cross-x.pem"
 check "/ccr-new/existing-rsa/name-constraints" constrained "$TMP/cross-x.pem"
 check "/ccr-new/existing-rsa/same-key" test "$(token_pub 5a2b)" = "$(pubkey "$TMP/cross-x.pem")"
 check "/ccr-new/existing-rsa/stored" test "$(count_objects "$TOK")" -eq $((N + 1))
+# cert_out (--cert-out) as the file when there is no --out; not stored
+write_conf "$TOK" "name_constraints = $NC
+cert_out = $TMP/cross-co.pem"
+N=$(count_objects "$TOK")
+p11e ccr test --key-id 5a2b --subject "/CN=HSM RSA CA/O=Example"
+check "/ccr-new/cert-out/exit-0" expect_rc 0
+check "/ccr-new/cert-out/verifies" verified "$TMP/cross-co.pem"
+check "/ccr-new/cert-out/not-stored" test "$(count_objects "$TOK")" -eq "$N"
+write_conf "$TOK" "name_constraints = $NC"
 
 # --- refused before the token is touched
 N=$(count_objects "$TOK")
@@ -138,6 +147,7 @@ check "/ccr-new/token-full/says" grep -q 'storing the cross-certificate on the t
 	"$TMP/err"
 check "/ccr-new/token-full/removed" grep -q 'new key pair was removed' "$TMP/err"
 check "/ccr-new/token-full/unchanged" unchanged "$N"
+check "/ccr-new/token-full/no-file" test ! -e "$TMP/full.pem"
 write_conf "$TOK" "name_constraints = $NC"
 
 # --- a run killed before it was done left "LABEL (new)": recovered first
