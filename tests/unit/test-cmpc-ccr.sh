@@ -17,9 +17,13 @@ start_ca wrongsubj --fault wrong-subject
 T_WRONGSUBJ_URL=http://127.0.0.1:$PORT/.well-known/cmp
 start_ca untrusted --fault untrusted
 T_UNTRUSTED_URL=http://127.0.0.1:$PORT/.well-known/cmp
+# poll: answers 'waiting' and delivers on a pollReq a second later
+start_ca poll --poll 1
+T_URL_POLL=http://127.0.0.1:$PORT/.well-known/cmp T_POLL_LOG=$T/poll.log T_POLL_DIR=$T/poll
+export T_URL_POLL T_POLL_LOG T_POLL_DIR
 # and ccp answers that are not the CA's word for this request
 for f in reject=badCertTemplate wrong-certreqid unprotected bad-protection wrong-nonce wrong-tid weird-text \
-	garbage; do
+	garbage check-after-huge; do
 	n=${f%%=*}
 	start_ca "$n" --fault "$f"
 	eval "T_URL_$(echo "$n" | tr a-z- A-Z_)=http://127.0.0.1:$PORT/.well-known/cmp"
