@@ -9,7 +9,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 107
+plan 110
 start_ca || exit 1
 TOK=ccrnew
 make_token "$TOK" || exit 1
@@ -125,6 +125,15 @@ check "/ccr-new/bad-nc/says" grep -q 'name type must be DNS, email, URI or IP' "
 p11e ccr test --new-key --label ca-n --name-constraints 'excluded;IP:10.0.0.0'
 check "/ccr-new/bad-nc-ip/exit-2" expect_rc 2
 check "/ccr-new/bad-nc-ip/says" grep -q 'an address and a mask' "$TMP/err"
+# the types and prefixes in any case (OpenSSL's spelling is sent), IPv6
+write_conf "$TOK" "name_constraints = Permitted;dns:.Example.org,EXCLUDED;ip:2001:db8::/ffff:ffff::"
+p11e check-config
+check "/ccr-new/nc-any-case/valid" expect_rc 0
+write_conf "$TOK" "name_constraints = permitted;dirName:section"
+p11e check-config
+check "/ccr-new/nc-dirname/exit-2" expect_rc 2
+check "/ccr-new/nc-dirname/says" grep -q 'name type must be DNS, email, URI or IP' "$TMP/err"
+write_conf "$TOK" "name_constraints = $NC"
 check "/ccr-new/refused/unchanged" unchanged "$N"
 
 # --- the token fails: no key pair (keygen), no room for the certificate
