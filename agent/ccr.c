@@ -133,9 +133,9 @@ static agent_rc label_free(const conf_enrollment *e, tok_ctx *tok)
 }
 
 /* A new key pair "as for enroll" (key_type, default EC P-256), signing
- * only, under new_label; its CKA_ID into id. */
+ * only, under new_label; its CKA_ID into id, *made once it exists. */
 static agent_rc new_key(const conf_enrollment *e, tok_ctx *tok, const char *new_label, tok_id *id,
-			EVP_PKEY **key)
+			EVP_PKEY **key, int *made)
 {
 	tok_keyspec spec = { .alg = TOK_KEY_EC, .bits = 256 };
 	char hex[2 * TOK_ID_MAX + 1];
@@ -157,6 +157,7 @@ static agent_rc new_key(const conf_enrollment *e, tok_ctx *tok, const char *new_
 	agent_wait_done();
 	if (trv != TOK_OK)
 		return agent_token_fail(tok, trv, "generating the new CA key pair on the token failed");
+	*made = 1;
 	if (tok_keygen_notice(tok)[0] != '\0')
 		log_msg(LOG_NOTICE, "%s", tok_keygen_notice(tok));
 	agent_hex(id->id, id->len, hex, sizeof(hex));
@@ -221,9 +222,7 @@ agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o)
 	if (o->new_key) {
 		if ((rc = label_free(e, tok)) != EXIT_OK)
 			goto out;
-		rc = new_key(e, tok, new_label, &id, &key);
-		generated = id.len > 0;
-		if (rc != EXIT_OK)
+		if ((rc = new_key(e, tok, new_label, &id, &key, &generated)) != EXIT_OK)
 			goto out;
 	} else if ((rc = find_key(e, tok, &id, &own, &key)) != EXIT_OK) {
 		goto out;

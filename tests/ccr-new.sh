@@ -9,7 +9,7 @@
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 setup
-plan 110
+plan 111
 start_ca || exit 1
 TOK=ccrnew
 make_token "$TOK" || exit 1
@@ -39,6 +39,7 @@ token_pub() {
 		"$OPENSSL_BIN" pkey -pubin -inform DER -in "$TMP/pub.der"
 }
 pubkey() { "$OPENSSL_BIN" x509 -in "$1" -noout -pubkey; }
+not_in_err() { ! grep -q -e "$1" "$TMP/err"; }
 # unchanged N: the token holds N objects and nothing under a "(new)" label
 unchanged() {
 	test "$(count_objects "$TOK")" -eq "$1" && ! objects "$TOK" | grep -q '(new)'
@@ -147,6 +148,7 @@ check "/ccr-new/keygen-fails/exit-3" expect_rc 3
 check "/ccr-new/keygen-fails/says" grep -q 'generating the new CA key pair on the token failed' \
 	"$TMP/err"
 check "/ccr-new/keygen-fails/unchanged" unchanged "$N"
+check "/ccr-new/keygen-fails/nothing-to-remove" not_in_err 'removing the new key pair'
 P11WRAP_MODULE=$SOFTHSM2_MODULE P11WRAP_FAIL=C_CreateObject=CKR_DEVICE_MEMORY \
 	"$P11ENROLL" -c "$TMP/p11enroll.conf" ccr test --new-key --label ca-f --out "$TMP/full.pem" \
 	> "$TMP/out" 2> "$TMP/err"
