@@ -278,6 +278,7 @@ cmpc_rv cmpc_ccr(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, X509 **ret_cert,
 		if ((rv = cmpc_poll_until(ctx, &p, CMPC_BODY_CCR, CMPC_BODY_CCP, WHAT, &rsp)) !=
 		    CMPC_OK)
 			goto out;
+		ctx->errmsg[0] = '\0'; /* the 'waiting' is over */
 		cert = cmpc_certrep_get(ctx, CMPC_SEL_CCP, 0, WHAT, NOUN, &capubs, &rv);
 		if (cert == NULL && rv == CMPC_ERR_WAITING) {
 			cmpc_seterr(ctx, "CMP ccr: the CA answered a pollReq with a 'waiting' "
