@@ -119,6 +119,8 @@ seed ccr-signed 30 0 --protection sig
 seed ccr-refused 30 0 --fault wrong-key
 seed ccr-rejection 30 0 --fault reject=badCertTemplate
 seed ccr-wrong-certreqid 30 0 --fault wrong-certreqid
+seed ccr-poll 30 0 --poll 1
+seed ccr-check-after-huge 30 0 --poll 1 --fault check-after-huge
 seed ir-header 64 0
 seed ir-small-cap 32 0 --fault many-extracerts=5
 # Last: these revoke the client's certificate.

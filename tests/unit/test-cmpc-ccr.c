@@ -5,7 +5,9 @@
  * cross-certificate for an EC and an RSA key (CA:TRUE with the path
  * length, keyCertSign and cRLSign, the key and subject asked for, under
  * the other CA's root), and the answers that must be refused: another
- * key, another subject, an untrusted issuer, a wrong MAC secret.  The
+ * key, another subject, an untrusted issuer, a wrong MAC secret.  A CA
+ * that answers 'waiting' is polled, one whose checkAfter is out of range
+ * refused.  The
  * requesting CA's key on a SoftHSM2 token too (EC and RSA): its POP is
  * signed there.  test-cmpc-ccr.sh starts the CAs and makes the token;
  * prints TAP.
@@ -211,7 +213,7 @@ int main(void)
 	snprintf(anchors, sizeof(anchors), "%s/root.pem", tap_env("T_CA_DIR"));
 	if (cmpc_global_init() != 0)
 		tap_bail("cmpc_global_init failed");
-	tap_plan(37);
+	tap_plan(43);
 
 	built(url);
 	issued(url, ec, "ec", 1);
@@ -246,6 +248,19 @@ int main(void)
 		"/ccr/refused/weird-text");
 	refused(tap_env("T_URL_GARBAGE"), cfx_secret, CMPC_ERR_PROTOCOL, NULL,
 		"/ccr/refused/garbage");
+	/* RFC 4210 5.3.22: a 'waiting' ccp, then pollReq/pollRep until the
+	 * ccp with the certificate; a checkAfter beyond 2^31-1 s is refused. */
+	snprintf(anchors, sizeof(anchors), "%s/root.pem", tap_env("T_POLL_DIR"));
+	issued(tap_env("T_URL_POLL"), ec, "poll", 0);
+	snprintf(anchors, sizeof(anchors), "%s/root.pem", tap_env("T_CA_DIR"));
+	log = cfx_read_file(tap_env("T_POLL_LOG"));
+	tap_ok(log != NULL && cfx_contains(log, "ccr -> ccp waiting") &&
+		   cfx_contains(log, "pollReq: delivering") &&
+		   cfx_contains(log, "certConf -> pkiconf"),
+	       "/ccr/poll/polled", "the test CA's log:\n%s", log != NULL ? log : "(unreadable)");
+	free(log);
+	refused(tap_env("T_URL_CHECK_AFTER_HUGE"), cfx_secret, CMPC_ERR_PROTOCOL,
+		"checkAfter is out of range", "/ccr/refused/check-after-huge");
 	log = cfx_read_file(tap_env("T_CA_LOG"));
 	tap_ok(log != NULL && cfx_contains(log, "ccr: protection verified, served as a cr") &&
 		   cfx_contains(log, "POP verified (CRMF signature)") &&
