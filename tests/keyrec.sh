@@ -183,6 +183,7 @@ fault() {
 	sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
 	_b=$(count_objects "$TOK")
 	recover "f-$1"
+	sed 's/^/# /' "$TMP/err"
 	check "/keyrec/fault/$1/exit-$2" expect_rc "$2"
 	check "/keyrec/fault/$1/says" grep -q -e "$3" "$TMP/err"
 	check "/keyrec/fault/$1/token-unchanged" test "$(count_objects "$TOK")" -eq "$_b"
@@ -191,7 +192,7 @@ fault() {
 fault wrong-key 3 'does not belong to the public key of its certificate'
 fault other-recipient 3 'encrypted to another recipient or is damaged'
 fault garbage 3 'the encrypted key is damaged'
-fault unprotected 7 'unprotected\|not protected\|protection'
+fault unprotected 7 "the CA's answer is not protected"
 fault reject 6 'rejection (failInfo notAuthorized): key recovery refused'
 fault no-key 7 'carries the certificate but no private key'
 # No archived key: the CA says so.
