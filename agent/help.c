@@ -89,7 +89,7 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "ca-certs store root-update out template crls request-out response-in abandon",
 	  CLI_SETTINGS_ALL },
 	{ "ccr", "[--out FILE] [--store] [NAME]",
-	  "cross-certification: another CA certifies the key of the CA on the token",
+	  "cross-certification: another CA certifies the CA key",
 	  "Asks the CA of the server (another CA) to certify the key pair of the enrollment, a "
 	  "CA's key on the token with its own certificate under the label, in a "
 	  "cross-certification request (ccr) with basicConstraints CA:TRUE and keyUsage "
@@ -99,7 +99,7 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "as an authority certificate; the CA's own certificate stays.",
 	  "out store", CLI_SETTINGS_ALL },
 	{ "recover", "[--cert FILE] [NAME]",
-	  "key recovery: the CA's archived private key of a certificate back onto the token",
+	  "key recovery: an archived key back from the CA (krr)",
 	  "Asks the CA for the archived private key of the certificate under the label (or of "
 	  "--cert FILE, which then goes under the label) in a key recovery request (krr), "
 	  "protected by PBM or a signer: the lost key cannot sign it. The CA encrypts the key "

@@ -552,6 +552,17 @@ OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,
  * cmpc_privkey_get reads it: 1, or 0 with why. */
 int cmpc_privkey_from_any(const ASN1_TYPE *ek, cmpc_privkey *ret_k, char *why, size_t whylen);
 
+/* cmpc_krr.c: the krp der (a whole PKIMessage) as cmpc_krr reads it,
+ * protection and chain not checked: CMPC_OK with the keyPairHist entry
+ * that carries want's public key (*ret_cert, *ret_key), the certificates
+ * for its chain (caCerts, extraCerts: *ret_untrusted) and how many other
+ * entries there were; CMPC_ERR_REJECTED with the CA's status and text in
+ * why; else CMPC_ERR_PROTOCOL (CMPC_ERR_INTERNAL: out of memory) with why.
+ * A newSigCert is ignored: none is asked for. */
+cmpc_rv cmpc_krp_read(const unsigned char *der, size_t len, X509 *want, X509 **ret_cert,
+		      cmpc_privkey *ret_key, STACK_OF(X509) **ret_untrusted, int *ret_others,
+		      char *why, size_t whylen);
+
 /* cmpc_certreq.c: for cmpc_transfer_storing: the pending callback learns
  * the transaction as it waits once the request or pollReq with ids is
  * stored. */

@@ -24,7 +24,6 @@
 #include "config.h"
 
 #include <string.h>
-#include <syslog.h>
 
 #include <openssl/crmf.h>
 #include <openssl/err.h>
@@ -132,85 +131,113 @@ static cmpc_rv verify_chain(cmpc_ctx *ctx, X509 *cert, STACK_OF(X509) *untrusted
 	return rv;
 }
 
-/* The krp in ctx->x.rbuf: the keyPairHist entry for want (*ret_cert,
- * *ret_key), checked; *others: the other entries.  errmsg on failure. */
-static cmpc_rv krp_key(cmpc_ctx *ctx, X509 *want, X509 **ret_cert, cmpc_privkey *ret_key,
-		       int *others)
+cmpc_rv cmpc_krp_read(const unsigned char *der, size_t len, X509 *want, X509 **ret_cert,
+		      cmpc_privkey *ret_key, STACK_OF(X509) **ret_untrusted, int *ret_others,
+		      char *why, size_t whylen)
 {
-	CMPC_PKIMSG *m = cmpc_msg_decode(ctx->x.rbuf, ctx->x.rlen);
+	CMPC_PKIMSG *m = cmpc_msg_decode(der, len);
 	CMPC_BODY *b = cmpc_body_decode(m);
 	STACK_OF(X509) *untrusted = NULL;
 	CMPC_CKP *ckp, *found = NULL;
 	CMPC_KRP *krp;
-	char st[CMPC_CA_TEXT_MAX], why[256];
+	char fi[128];
 	int i, status;
 	cmpc_rv rv = CMPC_ERR_PROTOCOL;
 
-	*others = 0;
+	*ret_cert = NULL;
+	memset(ret_key, 0, sizeof(*ret_key));
+	*ret_untrusted = NULL;
+	*ret_others = 0;
 	if (b == NULL || b->type != CMPC_SEL_KRP) {
-		cmpc_seterr(ctx, "CMP krr: the CA's krp is malformed; report it to the CA operator");
+		snprintf(why, whylen, "the CA's krp is malformed; report it to the CA operator");
 		goto out;
 	}
 	krp = b->value.krp;
 	status = (int)ASN1_INTEGER_get(krp->status->status);
 	if (status != OSSL_CMP_PKISTATUS_accepted && status != OSSL_CMP_PKISTATUS_grantedWithMods) {
-		status_text(krp->status, st, sizeof(st));
-		cmpc_seterr(ctx, "CMP krr: the CA did not recover the key: %s", st);
+		status_text(krp->status, why, whylen);
 		rv = CMPC_ERR_REJECTED;
 		goto out;
 	}
-	if (krp->newSigCert != NULL)
-		cmpc_log(ctx, LOG_INFO, "CMP krr: the krp carries a newSigCert, which was not "
-					"asked for: ignored");
 	for (i = 0; i < sk_CMPC_CKP_num(krp->keyPairHist); i++) {
 		ckp = sk_CMPC_CKP_value(krp->keyPairHist, i);
 		if (found == NULL && ckp->certOrEncCert->type == 0 &&
 		    same_pubkey(ckp->certOrEncCert->value.certificate, want))
 			found = ckp;
 		else
-			(*others)++;
+			(*ret_others)++;
 	}
 	if (found == NULL) {
-		cmpc_seterr(ctx, "CMP krr: the CA's krp carries no certificate with the public key "
-				 "asked for (%d other key pair(s)); report it to the CA operator",
-			    *others);
+		snprintf(why, whylen, "the CA's krp carries no certificate with the public key asked "
+				      "for (%d other key pair(s)); report it to the CA operator",
+			 *ret_others);
 		goto out;
 	}
 	if (found->privateKey == NULL) {
-		cmpc_seterr(ctx, "CMP krr: the CA's krp carries the certificate but no private key; "
-				 "ask the CA operator whether the key was archived");
+		snprintf(why, whylen, "the CA's krp carries the certificate but no private key; ask "
+				      "the CA operator whether the key was archived");
 		goto out;
 	}
-	if (!cmpc_privkey_from_any(found->privateKey, ret_key, why, sizeof(why))) {
-		cmpc_seterr(ctx, "CMP krr: the recovered key in the CA's krp cannot be read: %s; "
-				 "report it to the CA operator",
-			    why);
+	if (!cmpc_privkey_from_any(found->privateKey, ret_key, fi, sizeof(fi))) {
+		snprintf(why, whylen, "the recovered key in the CA's krp cannot be read: %s; report "
+				      "it to the CA operator",
+			 fi);
 		goto out;
 	}
 	if ((untrusted = sk_X509_new_null()) == NULL ||
 	    !X509_add_certs(untrusted, krp->caCerts, X509_ADD_FLAG_UP_REF) ||
 	    !X509_add_certs(untrusted, m->extraCerts, X509_ADD_FLAG_UP_REF)) {
-		cmpc_seterr(ctx, "CMP krr: out of memory checking the certificate");
+		snprintf(why, whylen, "out of memory reading the krp");
+		cmpc_privkey_clear(ret_key);
+		sk_X509_pop_free(untrusted, X509_free);
 		rv = CMPC_ERR_INTERNAL;
-	} else if ((rv = verify_chain(ctx, found->certOrEncCert->value.certificate,
-				      untrusted)) == CMPC_OK &&
-		   !cmpc_signer_may_answer_for(ctx, found->certOrEncCert->value.certificate)) {
+		goto out;
+	}
+	*ret_untrusted = untrusted;
+	*ret_cert = found->certOrEncCert->value.certificate;
+	found->certOrEncCert->value.certificate = NULL;
+	rv = CMPC_OK;
+out:
+	cmpc_body_free(b);
+	cmpc_msg_free(m);
+	return rv;
+}
+
+/* The krp in ctx->x.rbuf: the keyPairHist entry for want (*ret_cert,
+ * *ret_key), its certificate checked; *others: the other entries. */
+static cmpc_rv krp_key(cmpc_ctx *ctx, X509 *want, X509 **ret_cert, cmpc_privkey *ret_key,
+		       int *others)
+{
+	STACK_OF(X509) *untrusted = NULL;
+	X509 *cert = NULL;
+	char why[CMPC_CA_TEXT_MAX + 256];
+	cmpc_rv rv;
+
+	rv = cmpc_krp_read(ctx->x.rbuf, ctx->x.rlen, want, &cert, ret_key, &untrusted, others, why,
+			   sizeof(why));
+	if (rv == CMPC_ERR_REJECTED) {
+		cmpc_seterr(ctx, "CMP krr: the CA did not recover the key: %s", why);
+		return rv;
+	}
+	if (rv != CMPC_OK) {
+		cmpc_seterr(ctx, "CMP krr: %s", why);
+		return rv;
+	}
+	if ((rv = verify_chain(ctx, cert, untrusted)) == CMPC_OK &&
+	    !cmpc_signer_may_answer_for(ctx, cert)) {
 		cmpc_seterr(ctx, "CMP krr: %s; pin the CA's CMP certificate (srv_cert) or name it "
 				 "(expected_sender)",
 			    ctx->x.signer_msg);
 		rv = CMPC_ERR_PROTOCOL;
 	}
+	sk_X509_pop_free(untrusted, X509_free);
 	if (rv != CMPC_OK) {
 		cmpc_privkey_clear(ret_key);
-		goto out;
+		X509_free(cert);
+		return rv;
 	}
-	*ret_cert = found->certOrEncCert->value.certificate;
-	found->certOrEncCert->value.certificate = NULL;
-out:
-	sk_X509_pop_free(untrusted, X509_free);
-	cmpc_body_free(b);
-	cmpc_msg_free(m);
-	return rv;
+	*ret_cert = cert;
+	return CMPC_OK;
 }
 
 cmpc_rv cmpc_krr(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *tpub, X509 **ret_cert,

@@ -69,6 +69,20 @@ recover() {
 	P11WRAP_LOG="$TMP/$_l.log" P11WRAP_LOG_TEMPLATE=1 p11e recover test "$@"
 }
 
+# seed NAME CERT: with T_KRP_SEEDS=DIR, the CA's last krp and the PEM
+# certificate CERT whose key was asked for into DIR/NAME, as fuzz-krp
+# reads them (a 2-byte length, the certificate's DER, the krp).
+seed() {
+	[ -n "${T_KRP_SEEDS:-}" ] && [ -f "$TMP/ca/last-krp.der" ] || return 0
+	"$OPENSSL_BIN" x509 -in "$2" -outform DER -out "$TMP/seed.der"
+	_len=$(wc -c < "$TMP/seed.der")
+	{
+		printf "\\$(printf %o $((_len / 256)))\\$(printf %o $((_len % 256)))"
+		cat "$TMP/seed.der" "$TMP/ca/last-krp.der"
+	} > "$T_KRP_SEEDS/$1"
+	rm -f "$TMP/ca/last-krp.der"
+}
+
 # unwrapped LOG: two C_UnwrapKey (the AES key, the private key), no
 # private key made from a value, no template with a value but a
 # certificate's.
@@ -124,6 +138,7 @@ for alg in ec rsa; do
 	BEFORE=$(count_objects "$TOK")
 	recover "$n"
 	check "/keyrec/$alg/exit-0" expect_rc 0
+	seed "$alg" "$TMP/$n.pem"
 	check "/keyrec/$alg/unwrapped" unwrapped "$n"
 	check "/keyrec/$alg/key-beside-cert" test "$(label_id "$TOK" privkey enrolled-key)" = "$id" \
 		-a "$(label_id "$TOK" pubkey enrolled-key)" = "$id"
@@ -184,6 +199,7 @@ fault() {
 	_b=$(count_objects "$TOK")
 	recover "f-$1"
 	sed 's/^/# /' "$TMP/err"
+	seed "$1" "$TMP/k-fault.pem"
 	check "/keyrec/fault/$1/exit-$2" expect_rc "$2"
 	check "/keyrec/fault/$1/says" grep -q -e "$3" "$TMP/err"
 	check "/keyrec/fault/$1/token-unchanged" test "$(count_objects "$TOK")" -eq "$_b"
@@ -202,6 +218,7 @@ sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
 rm -f "$TMP/ca/archive/"*.pem
 B=$(count_objects "$TOK")
 recover none-archived
+seed not-archived "$TMP/k-fault.pem"
 check "/keyrec/not-archived/exit-6" expect_rc 6
 check "/keyrec/not-archived/says" grep -q 'badCertId.*no archived key' "$TMP/err"
 check "/keyrec/not-archived/token-unchanged" test "$(count_objects "$TOK")" -eq "$B"

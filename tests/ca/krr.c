@@ -14,6 +14,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/asn1t.h>
@@ -310,6 +311,28 @@ out:
 	return msg;
 }
 
+/* DIR/last-krp.der: the last krp as sent, for the fuzz seeds
+ * (tools/make-krp-seeds.sh). */
+static void save(struct ca_ca *ca, const OSSL_CMP_MSG *msg)
+{
+	size_t n = strlen(ca->dir) + 16;
+	char *path = OPENSSL_malloc(n);
+	unsigned char *der = NULL;
+	int len = i2d_OSSL_CMP_MSG(msg, &der);
+	FILE *f;
+
+	if (path != NULL && len > 0) {
+		snprintf(path, n, "%s/last-krp.der", ca->dir);
+		if ((f = fopen(path, "wb")) != NULL) {
+			if (fwrite(der, 1, (size_t)len, f) != (size_t)len)
+				ca_event("krr: cannot write %s", path);
+			fclose(f);
+		}
+	}
+	OPENSSL_free(der);
+	OPENSSL_free(path);
+}
+
 int ca_krr_answer(struct ca_ca *ca, OSSL_CMP_CTX *ctx, const unsigned char *req, size_t len,
 		  OSSL_CMP_MSG **rsp, int fault)
 {
@@ -338,6 +361,7 @@ int ca_krr_answer(struct ca_ca *ca, OSSL_CMP_CTX *ctx, const unsigned char *req,
 	OSSL_CMP_CTX_set1_transactionID(ctx, NULL);
 	if (!ok)
 		goto out;
+	save(ca, msg);
 	OSSL_CMP_MSG_free(*rsp);
 	*rsp = msg;
 	msg = NULL;
