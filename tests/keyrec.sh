@@ -15,7 +15,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 63
+plan 68
 start_ca || exit 1
 TOK=krr
 make_token "$TOK" || exit 1
@@ -211,6 +211,21 @@ fault garbage 3 'the encrypted key is damaged'
 fault unprotected 7 "the CA's answer is not protected"
 fault reject 6 'rejection (failInfo notAuthorized): key recovery refused'
 fault no-key 7 'carries the certificate but no private key'
+# Protected by a signer (another certificate of the end entity) instead
+# of the MAC secret: the lost key signs nothing.
+start_ca || exit 1
+write_conf "$TOK"
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+p11e enroll test --label signer-key
+check "/keyrec/signer/setup" expect_rc 0
+archived k-sig rsa
+on_token k-sig 5161 sig-target
+recover k-sig --label sig-target --signer signer-key
+check "/keyrec/signer/exit-0" expect_rc 0
+check "/keyrec/signer/unwrapped" unwrapped k-sig
+check "/keyrec/signer/signed" grep -q 'krr header: .*pbm -$' "$TMP/ca.log"
+check "/keyrec/signer/decrypts" rsa_decrypts 5161 k-sig
+
 # No archived key: the CA says so.
 start_ca || exit 1
 write_conf "$TOK" "label = faulty"
