@@ -15,7 +15,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 68
+plan 75
 start_ca || exit 1
 TOK=krr
 make_token "$TOK" || exit 1
@@ -153,6 +153,10 @@ for alg in ec rsa; do
 		"$TMP/$n.log" "$TMP/ca.log"
 	check "/keyrec/$alg/no-secret" no_secret_in "$TMP/out" "$TMP/err"
 	check "/keyrec/$alg/ca-log" grep -q 'krr: serial .*: key recovered$' "$TMP/ca.log"
+	# the request named the certificate and the token's transport key
+	check "/keyrec/$alg/asked-for" grep -q "krr: oldCertID serial $(
+		"$OPENSSL_BIN" x509 -in "$TMP/$n.pem" -noout -serial | sed 's/^serial=//'
+	), protocolEncrKey RSA 2048 bits" "$TMP/ca.log"
 	# A key on the token is not asked for again.
 	N=$(grep -c 'krr: serial' "$TMP/ca.log")
 	recover "$n-again"
@@ -175,7 +179,7 @@ check "/keyrec/cert-file/unwrapped" unwrapped k-file
 check "/keyrec/cert-file/three-more" test "$(count_objects "$TOK")" -eq $((BEFORE + 3))
 FID=$(label_id "$TOK" cert from-file)
 check "/keyrec/cert-file/one-id" test -n "$FID" -a "$(label_id "$TOK" privkey from-file)" = "$FID"
-check "/keyrec/cert-file/no-new-mark" test "$(label_count "$TOK" 'from-file (new)')" = 0
+check "/keyrec/cert-file/no-new-mark" test "$(label_count "$TOK" 'from-file \(new\)')" = 0
 check "/keyrec/cert-file/derives" ec_derives "$FID" k-file
 # another certificate under the label: refused, nothing asked
 archived k-other ec
@@ -225,6 +229,26 @@ check "/keyrec/signer/exit-0" expect_rc 0
 check "/keyrec/signer/unwrapped" unwrapped k-sig
 check "/keyrec/signer/signed" grep -q 'krr header: .*pbm -$' "$TMP/ca.log"
 check "/keyrec/signer/decrypts" rsa_decrypts 5161 k-sig
+
+# Killed while the key and the certificate from --cert go onto the token
+# (under "LABEL (new)"): before the certificate, check --recover deletes
+# the key again; after it, it adopts the pair under the label.
+archived k-kill ec
+B=$(count_objects "$TOK")
+export P11WRAP_KILL=C_CreateObject:before:2
+recover kill-before --cert "$TMP/k-kill.pem" --label killed
+unset P11WRAP_KILL
+check "/keyrec/kill/before/killed" test "$RC" -ge 128
+p11e check test --recover --label killed
+check "/keyrec/kill/before/recovered" test "$(count_objects "$TOK")" -eq "$B"
+export P11WRAP_KILL=C_CreateObject:after:2
+recover kill-after --cert "$TMP/k-kill.pem" --label killed
+unset P11WRAP_KILL
+check "/keyrec/kill/after/killed" test "$RC" -ge 128
+check "/keyrec/kill/after/left-new" test "$(label_count "$TOK" 'killed \(new\)')" -eq 3
+p11e check test --recover --label killed
+check "/keyrec/kill/after/adopted" test "$(label_count "$TOK" killed)" -eq 3 -a \
+	"$(label_id "$TOK" privkey killed)" = "$(label_id "$TOK" cert killed)"
 
 # No archived key: the CA says so.
 start_ca || exit 1

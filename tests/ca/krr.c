@@ -242,6 +242,9 @@ static KRR_KRP *krp_for(struct ca_ca *ca, OSSL_CRMF_MSGS *msgs, int fault)
 		text = "no archived key for this certificate";
 	}
 	hex = serial != NULL ? ca_serial_hex(serial) : NULL;
+	ca_event("krr: oldCertID serial %s, protocolEncrKey %s %d bits",
+		 hex != NULL ? hex : "-", to != NULL ? EVP_PKEY_get0_type_name(to) : "-",
+		 to != NULL ? EVP_PKEY_get_bits(to) : 0);
 	if (bit >= 0) {
 		ca_event("krr: serial %s: rejected: %s", hex != NULL ? hex : "-", text);
 		OSSL_CMP_PKISI_free(krp->status);
