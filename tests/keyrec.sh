@@ -15,7 +15,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 75
+plan 78
 start_ca || exit 1
 TOK=krr
 make_token "$TOK" || exit 1
@@ -213,7 +213,7 @@ fault wrong-key 3 'does not belong to the public key of its certificate'
 fault other-recipient 3 'encrypted to another recipient or is damaged'
 fault garbage 3 'the encrypted key is damaged'
 fault unprotected 7 "the CA's answer is not protected"
-fault reject 6 'rejection (failInfo notAuthorized): key recovery refused'
+fault reject 6 'PKIStatus 2: key recovery refused by the test CA (fault reject) (rejection, failInfo notAuthorized)'
 fault no-key 7 'carries the certificate but no private key'
 # Protected by a signer (another certificate of the end entity) instead
 # of the MAC secret: the lost key signs nothing.
@@ -250,6 +250,20 @@ p11e check test --recover --label killed
 check "/keyrec/kill/after/adopted" test "$(label_count "$TOK" killed)" -eq 3 -a \
 	"$(label_id "$TOK" privkey killed)" = "$(label_id "$TOK" cert killed)"
 
+# A certificate that does not chain to the trust anchors: refused, the
+# token as it was.
+"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$TMP/other.key" -out "$TMP/other.pem" -days 2 -subj "/CN=Other Root" 2> /dev/null
+archived k-untrusted ec
+on_token k-untrusted 5a11 untrusted
+B=$(count_objects "$TOK")
+recover untrusted --label untrusted --trusted "$TMP/other.pem"
+check "/keyrec/untrusted/exit-8" expect_rc 8
+check "/keyrec/untrusted/says" grep -q \
+	'certificate of the recovered key (issuer .*) does not verify against the configured trust' \
+	"$TMP/err"
+check "/keyrec/untrusted/token-unchanged" test "$(count_objects "$TOK")" -eq "$B"
+
 # No archived key: the CA says so.
 start_ca || exit 1
 write_conf "$TOK" "label = faulty"
@@ -259,6 +273,6 @@ B=$(count_objects "$TOK")
 recover none-archived
 seed not-archived "$TMP/k-fault.pem"
 check "/keyrec/not-archived/exit-6" expect_rc 6
-check "/keyrec/not-archived/says" grep -q 'badCertId.*no archived key' "$TMP/err"
+check "/keyrec/not-archived/says" grep -q 'no archived key for this certificate (rejection, failInfo badCertId)' "$TMP/err"
 check "/keyrec/not-archived/token-unchanged" test "$(count_objects "$TOK")" -eq "$B"
 finish
