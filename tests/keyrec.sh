@@ -15,7 +15,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 78
+plan 81
 start_ca || exit 1
 TOK=krr
 make_token "$TOK" || exit 1
@@ -263,6 +263,19 @@ check "/keyrec/untrusted/says" grep -q \
 	'certificate of the recovered key (issuer .*) does not verify against the configured trust' \
 	"$TMP/err"
 check "/keyrec/untrusted/token-unchanged" test "$(count_objects "$TOK")" -eq "$B"
+
+# An earlier key pair first in the key pair history: the certificate's
+# own key is found and imported, the other one reported.
+start_ca --krr-fault history || exit 1
+write_conf "$TOK" "label = hist"
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+archived k-hist rsa
+on_token k-hist 4157 hist
+recover k-hist
+check "/keyrec/history/exit-0" expect_rc 0
+check "/keyrec/history/reported" grep -q 'the CA sent 1 more key pair(s) of the key history' \
+	"$TMP/err"
+check "/keyrec/history/right-key" rsa_decrypts 4157 k-hist
 
 # No archived key: the CA says so.
 start_ca || exit 1

@@ -119,6 +119,7 @@ enum {
 	CA_KRR_FAULT_UNPROTECTED,      /* the krp without protection */
 	CA_KRR_FAULT_REJECT,	       /* rejection, failInfo notAuthorized */
 	CA_KRR_FAULT_NO_KEY,	       /* accepted, the certificate without its key */
+	CA_KRR_FAULT_HISTORY,	       /* an earlier key pair first in keyPairHist */
 };
 enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
 
