@@ -15,7 +15,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 81
+plan 85
 start_ca || exit 1
 TOK=krr
 make_token "$TOK" || exit 1
@@ -168,6 +168,20 @@ for alg in ec rsa; do
 	p11tool --delete-object --type pubkey --id "$id" > /dev/null 2>&1
 	p11tool --delete-object --type cert --id "$id" > /dev/null 2>&1
 done
+
+# Only the private key was lost: the public key object stays, and no
+# second one with the same CKA_ID is made.
+archived k-pub ec
+on_token k-pub 50b1 with-pub
+"$OPENSSL_BIN" x509 -in "$TMP/k-pub.pem" -noout -pubkey |
+	"$OPENSSL_BIN" pkey -pubin -outform DER -out "$TMP/k-pub.spki"
+p11tool --write-object "$TMP/k-pub.spki" --type pubkey --id 50b1 --label with-pub > /dev/null 2>&1
+check "/keyrec/pub-left/setup" test "$(label_count "$TOK" with-pub)" = 2
+recover k-pub --label with-pub
+check "/keyrec/pub-left/exit-0" expect_rc 0
+check "/keyrec/pub-left/one-public-key" test "$(label_count "$TOK" with-pub)" = 3 -a \
+	"$(label_id "$TOK" privkey with-pub)" = 50b1
+check "/keyrec/pub-left/derives" ec_derives 50b1 k-pub
 
 # --cert FILE: the certificate is not on the token; it goes under the
 # label beside the key, with the key's identifier as CKA_ID.
