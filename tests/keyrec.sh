@@ -15,7 +15,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 85
+plan 89
 start_ca || exit 1
 TOK=krr
 make_token "$TOK" || exit 1
@@ -290,6 +290,16 @@ check "/keyrec/history/exit-0" expect_rc 0
 check "/keyrec/history/reported" grep -q 'the CA sent 1 more key pair(s) of the key history' \
 	"$TMP/err"
 check "/keyrec/history/right-key" rsa_decrypts 4157 k-hist
+
+# A wrong MAC secret: the CA refuses the krr's protection; the token as
+# it was.
+printf 'not-the-secret\n' > "$TMP/wrong-secret"
+B=$(count_objects "$TOK")
+recover wrong-secret --label untrusted --secret-source "file:$TMP/wrong-secret"
+check "/keyrec/wrong-secret/exit-7" expect_rc 7
+check "/keyrec/wrong-secret/says" grep -q 'check the reference value and secret' "$TMP/err"
+check "/keyrec/wrong-secret/ca-refused" grep -q 'krr -> error' "$TMP/ca.log"
+check "/keyrec/wrong-secret/token-unchanged" test "$(count_objects "$TOK")" -eq "$B"
 
 # No archived key: the CA says so.
 start_ca || exit 1
