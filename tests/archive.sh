@@ -1,36 +1,211 @@
 #!/bin/sh
 # /archive: key archive at enrollment (RFC 4211 6.4).  An encryption key is
-# generated archivable, wrapped on the token for the test CA's key-archive
-# certificate (C_WrapKey: AES-KWP under a session AES key, that key under
-# RSA-OAEP), made non-extractable, and sent in the ir's pkiArchiveOptions;
-# the CA decrypts it, checks it against the certified public key and keeps
-# it (DIR/archive/SERIAL.pem).
+# generated archivable (CKA_EXTRACTABLE TRUE, sensitive), wrapped on the
+# token for the test CA's key-archive certificate (C_WrapKey: the key under
+# a session AES-256 key, with AES-KWP on SoftHSM2 2.6.1, which lacks
+# CKM_AES_CBC_PAD wrapping; that AES key under RSA-OAEP), then made
+# non-extractable, and sent in the request's pkiArchiveOptions; the CA
+# decrypts it, checks it against the certified public key and keeps it
+# (DIR/archive/SERIAL.pem).  The key never appears in clear on this side:
+# the p11wrap log shows the two C_WrapKey calls and no private key
+# created from a value.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
+WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
+need_file "$WRAP"
 setup
-plan 1
+plan 104
+export P11WRAP_MODULE="$SOFTHSM2_MODULE"
+LOG="$TMP/calls.log"
 start_ca --archive || exit 1
 ARC=$TMP/ca/archive-cert.pem
 
-# archive_conf TOKEN KEYTYPE FORMAT [EXTRA]
+# archive_conf TOKEN KEYTYPE FORMAT [EXTRA]: an archiving enrollment
+# through p11wrap, logging calls and templates.
 archive_conf() {
 	case $2 in
 	ec*) ku=digitalSignature,keyAgreement ;;
 	*) ku=digitalSignature,keyEncipherment ;;
 	esac
-	write_conf "$1" "key_type = $2
-allow_decrypt = yes
-key_usage = $ku
-archive_key = yes
-archive_cert = $ARC
-archive_format = $3
-cert_out = $TMP/$1.pem${4:+
-$4}"
+	_ac_extra=${4:-}
+	write_conf "$1" "$(printf '%s\n' "key_type = $2" "allow_decrypt = yes" "key_usage = $ku" \
+		"archive_key = yes" ${ARC:+"archive_cert = $ARC"} "archive_format = $3" \
+		"cert_out = $TMP/$1.pem" | while IFS= read -r _l; do
+		printf '%s\n' "$_ac_extra" | grep -q "^${_l%% = *} =" || printf '%s\n' "$_l"
+	done)
+$_ac_extra"
+	sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
 }
 
-make_token tok-rsa
-archive_conf tok-rsa rsa:2048 enveloped
-p11e -v enroll test
-check "/archive/rsa/enveloped/exit-0" expect_rc 0
-cat $TMP/err
-cat $TMP/ca.log
+# enroll_logged ARGS: p11e with the p11wrap call and template log in $LOG.
+enroll_logged() {
+	: > "$LOG"
+	P11WRAP_LOG=$LOG P11WRAP_LOG_TEMPLATE=1 p11e "$@"
+}
+
+# archived_of CERT: the CA's kept key for CERT's serial.
+archived_of() {
+	echo "$TMP/ca/archive/$("$OPENSSL_BIN" x509 -in "$1" -noout -serial | sed 's/^serial=//').pem"
+}
+
+# same_pub CERT KEYFILE: the certificate's public key is the key file's.
+same_pub() {
+	"$OPENSSL_BIN" x509 -in "$1" -noout -pubkey > "$TMP/a.pub" &&
+		"$OPENSSL_BIN" pkey -in "$2" -pubout > "$TMP/b.pub" 2> /dev/null &&
+		cmp -s "$TMP/a.pub" "$TMP/b.pub"
+}
+
+# decrypts CERT KEYFILE: a document encrypted to CERT (CMS EnvelopedData:
+# RSA key transport or ECDH key agreement) is decrypted by KEYFILE.
+decrypts() {
+	echo "a document for the holder of $1" > "$TMP/doc"
+	"$OPENSSL_BIN" cms -encrypt -binary -aes256 -in "$TMP/doc" -out "$TMP/doc.cms" -outform DER \
+		"$1" 2> "$TMP/cms.err" || { sed 's/^/# /' "$TMP/cms.err"; return 1; }
+	"$OPENSSL_BIN" cms -decrypt -binary -in "$TMP/doc.cms" -inform DER -inkey "$2" \
+		-out "$TMP/doc.out" 2> "$TMP/cms.err" || { sed 's/^/# /' "$TMP/cms.err"; return 1; }
+	cmp -s "$TMP/doc" "$TMP/doc.out"
+}
+
+# archive_ok TOKEN KEYTYPE FORMAT WHAT: enroll with archive; the CA keeps
+# the token's key, wrapped on the token, and the token key is no longer
+# extractable.
+archive_ok() {
+	tok=$1 kt=$2 fmt=$3 t=/archive/$4
+	make_token "$tok" || { not_ok "$t/token"; return; }
+	archive_conf "$tok" "$kt" "$fmt"
+	: > "$TMP/ca.log"
+	enroll_logged -v enroll test
+	check "$t/exit-0" expect_rc 0
+	check "$t/says-wrapped" grep_err 'wrapped on the token for archive.*no longer extractable'
+	check "$t/no-secret-in-output" no_secret_in "$TMP/out" "$TMP/err"
+	arch=$(archived_of "$TMP/$tok.pem")
+	check "$t/ca-kept-key" test -s "$arch"
+	check "$t/ca-key-is-certified-key" same_pub "$TMP/$tok.pem" "$arch"
+	check "$t/archived-key-decrypts" decrypts "$TMP/$tok.pem" "$arch"
+	check "$t/ca-saw-$fmt" grep -q "archive: $5" "$TMP/ca.log"
+	# two wraps (the key, the AES key), each a length query and the data
+	check "$t/two-wrapkey" test "$(grep -c '^C_WrapKey rv=CKR_OK' "$LOG")" -eq 4
+	check "$t/no-key-from-value" sh -c "! grep -q 'TEMPLATE C_CreateObject class=CKO_PRIVATE_KEY' '$LOG'"
+	check "$t/pub-object-only" grep -q 'TEMPLATE C_CreateObject class=CKO_PUBLIC_KEY value=no' "$LOG"
+	objects "$tok" privkey > "$TMP/priv.txt"
+	check "$t/key-sensitive" grep -q -E 'Access:.*[^-]sensitive' "$TMP/priv.txt"
+	check "$t/key-not-extractable-now" sh -c "! grep -q -E 'Access:.*extractable' '$TMP/priv.txt'"
+	check "$t/one-key-pair-left" test "$(count_objects "$tok" privkey)" -eq 1
+	check "$t/no-session-objects-left" test "$(grep -c '^C_DestroyObject rv=CKR_OK' "$LOG")" -ge 2
+}
+
+archive_ok tok-rsa rsa:2048 enveloped rsa/enveloped 'EnvelopedData, RSAES-OAEP, id-aes256-wrap-pad'
+archive_ok tok-rsa-ev rsa:2048 encrypted-value rsa/encrypted-value \
+	'EncryptedValue, RSAES-OAEP, id-aes256-wrap-pad'
+archive_ok tok-ec ec:P-256 enveloped ec/enveloped 'EnvelopedData, RSAES-OAEP, id-aes256-wrap-pad'
+
+# The POP is still the token key's signature over the request with the
+# control: OpenSSL's server verified each one.
+check "/archive/ca-verified-pop" grep -q 'POP verified (CRMF signature)' "$TMP/ca.log"
+
+# refused TOKEN NAME EXIT PATTERN [EXTRA]: archive refused before the
+# token is changed.
+refused() {
+	tok=$1 t=/archive/refused/$2
+	make_token "$tok" || { not_ok "$t/token"; return; }
+	archive_conf "$tok" rsa:2048 enveloped "${5:-}"
+	before=$(count_objects "$tok")
+	p11e enroll test
+	check "$t/exit-$3" expect_rc "$3"
+	check "$t/says-why" grep_err "$4"
+	check "$t/token-unchanged" test "$(count_objects "$tok")" = "$before"
+}
+
+# Signing keys are never archived.
+refused tok-s1 sign-only-allow-decrypt-no 2 'signing key.*allow_decrypt is no' \
+	"allow_decrypt = no"
+refused tok-s2 sign-only-key-usage 2 'signing key.*key_usage has no encryption usage' \
+	"key_usage = digitalSignature,nonRepudiation"
+refused tok-s3 ec-key-encipherment 2 'keyAgreement \(an EC key\)' \
+	"key_type = ec:P-256"
+refused tok-s4 archive-cert-not-pem 2 'holds no PEM certificate' "archive_cert = /dev/null"
+_arc=$ARC
+ARC=
+refused tok-s7 no-archive-cert 2 'needs archive_cert'
+ARC=$_arc
+refused tok-s5 bad-format 2 "archive_format 'pem' is neither" "archive_format = pem"
+refused tok-s6 key-id 2 'only a key pair generated for it' "key_id = 0102"
+
+# A key-archive certificate outside the trust anchors' PKI, or one whose
+# key may not encipher keys, gets no key.
+"$OPENSSL_BIN" req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/self.key" -out "$TMP/self.pem" \
+	-subj "/CN=not the CA's archive" -days 1 > /dev/null 2>&1
+refused tok-c1 untrusted-cert 2 'is not trusted' "archive_cert = $TMP/self.pem"
+"$OPENSSL_BIN" req -new -newkey rsa:2048 -nodes -keyout "$TMP/ku.key" -out "$TMP/ku.csr" \
+	-subj "/CN=signing only" > /dev/null 2>&1
+printf 'keyUsage = critical,digitalSignature\n' > "$TMP/ku.ext"
+"$OPENSSL_BIN" x509 -req -in "$TMP/ku.csr" -CA "$TMP/ca/ca.pem" -CAkey "$TMP/ca/ca.key" \
+	-CAcreateserial -extfile "$TMP/ku.ext" -days 1 -out "$TMP/ku.pem" > /dev/null 2>&1
+cat "$TMP/ca/ca.pem" >> "$TMP/ku.pem"
+refused tok-c2 wrong-usage 2 'lacks keyEncipherment' "archive_cert = $TMP/ku.pem"
+refused tok-c3 ec-cert 2 'not RSA' "archive_cert = $TMP/ca/ca.pem"
+check "/archive/refused/wrong-usage/chains" "$OPENSSL_BIN" verify -CAfile "$TMP/ca/root.pem" \
+	-untrusted "$TMP/ca/ca.pem" "$TMP/ku.pem"
+
+# failing TOKEN NAME EXIT PATTERN P11WRAP_FAIL CA_ARGS...: the key is made,
+# the run fails, and the token ends as it began (the new pair removed).
+failing() {
+	tok=$1 t=/archive/fails/$2 want=$3 pat=$4 fail=$5
+	shift 5
+	start_ca "$@" || { not_ok "$t/ca-start"; return; }
+	ARC=$TMP/ca/archive-cert.pem
+	make_token "$tok" || { not_ok "$t/token"; return; }
+	archive_conf "$tok" rsa:2048 enveloped
+	before=$(count_objects "$tok")
+	kept=$(ls "$TMP/ca/archive" 2> /dev/null | wc -l)
+	: > "$LOG"
+	P11WRAP_LOG=$LOG P11WRAP_FAIL=$fail p11e enroll test
+	check "$t/exit-$want" expect_rc "$want"
+	check "$t/says-why" grep_err "$pat"
+	check "$t/token-unchanged" test "$(count_objects "$tok")" = "$before"
+	check "$t/ca-kept-nothing" test "$(ls "$TMP/ca/archive" 2> /dev/null | wc -l)" -eq "$kept"
+	# the pair, and the session AES and archive public keys of the wrap
+	check "$t/made-and-removed" made_and_removed "$LOG" 4
+}
+
+# A token that cannot wrap with AES (here: p11wrap answers C_WrapKey with
+# CKR_MECHANISM_INVALID, as a token without CKM_AES_KEY_WRAP_PAD and
+# CKM_AES_CBC_PAD would).
+failing tok-f1 token-cannot-wrap 3 'cannot wrap private keys with AES' \
+	C_WrapKey=CKR_MECHANISM_INVALID --archive
+# The CA's faults: it refuses to archive; the key is encrypted to another
+# recipient than the one it decrypts with; it requires archive and the
+# request has none; it does not archive at all.
+failing tok-f2 ca-refuses 6 'notAuthorized.*does not archive keys' '' \
+	--archive --archive-fault refuse
+failing tok-f3 other-recipient 6 'badPOP.*does not decrypt' '' \
+	--archive --archive-fault other-key
+failing tok-f4 ca-without-archive 6 'badRequest.*does not archive keys' '' \
+	--archive-key "$TMP/ca/archive-key.pem"
+
+start_ca --archive --archive-require || exit 1
+make_token tok-f5 || exit 1
+write_conf tok-f5 "allow_decrypt = yes"
+before=$(count_objects tok-f5)
+p11e enroll test
+check "/archive/fails/ca-requires-archive/exit-6" expect_rc 6
+check "/archive/fails/ca-requires-archive/says-why" grep_err 'badRequest.*pkiArchiveOptions'
+check "/archive/fails/ca-requires-archive/token-unchanged" \
+	test "$(count_objects tok-f5)" = "$before"
+
+# Renewal (kur) of an archived key: the new key is archived too.
+ARC=$TMP/ca/archive-cert.pem
+make_token tok-renew || exit 1
+archive_conf tok-renew rsa:2048 enveloped
+p11e enroll test
+check "/archive/renew/enrolled" expect_rc 0
+cp "$TMP/tok-renew.pem" "$TMP/renew-old.pem"
+p11e -v renew test
+check "/archive/renew/exit-0" expect_rc 0
+check "/archive/renew/new-cert" sh -c "! cmp -s '$TMP/renew-old.pem' '$TMP/tok-renew.pem'"
+arch=$(archived_of "$TMP/tok-renew.pem")
+check "/archive/renew/new-key-kept" same_pub "$TMP/tok-renew.pem" "$arch"
+check "/archive/renew/new-key-decrypts" decrypts "$TMP/tok-renew.pem" "$arch"
+check "/archive/renew/old-key-kept" same_pub "$TMP/renew-old.pem" "$(archived_of "$TMP/renew-old.pem")"
+check "/archive/renew/one-pair" test "$(count_objects tok-renew privkey)" -eq 1
+finish
