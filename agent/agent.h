@@ -386,6 +386,9 @@ agent_rc agent_revoke(const conf_enrollment *e, const agent_cmd_opts *o);
 agent_rc agent_genm(const conf_enrollment *e, const agent_cmd_opts *o);
 /* ccr.c: cross-certification of the enrollment's (a CA's) key. */
 agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o);
+/* p11enroll recover (keyrec.c): the archived private key of the label's
+ * certificate (or --cert's) from the CA (krr), unwrapped onto the token. */
+agent_rc agent_keyrec(const conf_enrollment *e, const agent_cmd_opts *o);
 /* resume.c: finish (or abandon) the pending transaction of an enrollment. */
 agent_rc agent_resume(const conf_enrollment *e, const agent_cmd_opts *o);
 /* agentd.c: p11enroll agent, the long-running agent. */

@@ -8,7 +8,8 @@
 #include "agent/help.h"
 
 const agent_cli_opt agent_cli_opts[] = {
-	{ "cert", 1, OPT_CERT, "FILE", "the certificate to revoke (PEM) instead of the token's" },
+	{ "cert", 1, OPT_CERT, "FILE",
+	  "the certificate to revoke (recover: whose key is wanted), PEM, instead of the token's" },
 	{ "delete", 0, OPT_DELETE, NULL, "then delete the certificate and its key from the token" },
 	{ "replaced", 0, OPT_REPLACED, NULL, "the replaced pair left as \"LABEL (to revoke)\"" },
 	{ "ca-certs", 1, OPT_CA_CERTS, "FILE", "write the CA's certificates to FILE" },
@@ -88,7 +89,7 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "ca-certs store root-update out template crls request-out response-in abandon",
 	  CLI_SETTINGS_ALL },
 	{ "ccr", "[--out FILE] [--store] [NAME]",
-	  "cross-certification: another CA certifies the key of the CA on the token",
+	  "cross-certification: another CA certifies the CA key",
 	  "Asks the CA of the server (another CA) to certify the key pair of the enrollment, a "
 	  "CA's key on the token with its own certificate under the label, in a "
 	  "cross-certification request (ccr) with basicConstraints CA:TRUE and keyUsage "
@@ -97,6 +98,16 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "The cross-certificate is written to --out and, with --store, stored on the token "
 	  "as an authority certificate; the CA's own certificate stays.",
 	  "out store", CLI_SETTINGS_ALL },
+	{ "recover", "[--cert FILE] [NAME]",
+	  "key recovery: an archived key back from the CA (krr)",
+	  "Asks the CA for the archived private key of the certificate under the label (or of "
+	  "--cert FILE, which then goes under the label) in a key recovery request (krr), "
+	  "protected by PBM or a signer: the lost key cannot sign it. The CA encrypts the key "
+	  "to a transport key made on the token for this run, and the token unwraps it: it "
+	  "never exists in clear in this process. The answer (krp) is checked like an ip; the "
+	  "key goes beside its certificate (same id and label), checked against its public "
+	  "key. A key already on the token is not asked for.",
+	  "cert", CLI_SETTINGS_ALL },
 	{ "resume", "[--abandon | --response-in FILE [--request-out FILE]] [NAME]",
 	  "finish a request the CA answered 'waiting' (polling); with --abandon, give it up and "
 	  "delete its new key",

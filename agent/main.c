@@ -112,7 +112,8 @@ static int progress_show;
 static int speaks_cmp(const char *cmd)
 {
 	static const char *const cmp[] = { "enroll", "renew",  "cr",  "p10cr",
-					   "resume", "revoke", "genm",	"ccr" };
+					   "resume", "revoke", "genm",	"ccr",
+					   "recover" };
 	size_t i;
 
 	for (i = 0; i < sizeof(cmp) / sizeof(cmp[0]); i++)
@@ -124,7 +125,9 @@ static int speaks_cmp(const char *cmd)
 /* Commands that change the token take the enrollment's lock. */
 static int needs_lock(const char *cmd, const agent_cmd_opts *o)
 {
-	static const char *const writers[] = { "enroll", "renew", "cr", "p10cr", "resume", "revoke" };
+	static const char *const writers[] = { "enroll", "renew",  "cr",
+					       "p10cr",	 "resume", "revoke",
+					       "recover" };
 	size_t i;
 
 	for (i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
@@ -171,6 +174,8 @@ static agent_rc run(const char *cmd, const conf_enrollment *e, const agent_cmd_o
 		return agent_genm(e, o);
 	if (strcmp(cmd, "ccr") == 0)
 		return agent_ccr(e, o);
+	if (strcmp(cmd, "recover") == 0)
+		return agent_keyrec(e, o);
 	if (strcmp(cmd, "resume") == 0)
 		return agent_resume(e, o);
 	if (strcmp(cmd, "station") == 0)

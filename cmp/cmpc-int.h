@@ -339,6 +339,8 @@ enum {
 	CMPC_BODY_P10CR = 4,
 	CMPC_BODY_KUR = 7,
 	CMPC_BODY_KUP = 8,
+	CMPC_BODY_KRR = 9,
+	CMPC_BODY_KRP = 10,
 	CMPC_BODY_RR = 11,
 	CMPC_BODY_RP = 12,
 	CMPC_BODY_CCR = 13,
@@ -363,7 +365,9 @@ enum {
 	CMPC_SEL_POLLREP,
 	CMPC_SEL_CCR,
 	CMPC_SEL_CCP,
-	CMPC_SEL_CERTCONF
+	CMPC_SEL_CERTCONF,
+	CMPC_SEL_KRR,
+	CMPC_SEL_KRP
 };
 
 /* CertRepMessage and its parts (cmpc_asn1.c): the ccp's body. */
@@ -382,6 +386,7 @@ typedef struct {
 	ASN1_TYPE *publicationInfo;
 } CMPC_CKP;
 DECLARE_ASN1_ITEM(CMPC_CKP)
+DEFINE_STACK_OF(CMPC_CKP)
 
 typedef struct {
 	ASN1_INTEGER *status;
@@ -413,6 +418,15 @@ typedef struct {
 DECLARE_ASN1_ITEM(CMPC_CERTSTATUS)
 DEFINE_STACK_OF(CMPC_CERTSTATUS)
 
+/* KeyRecRepContent, the krp's body (RFC 4210 5.3.9). */
+typedef struct {
+	CMPC_PKISI *status;
+	X509 *newSigCert;
+	STACK_OF(X509) *caCerts;
+	STACK_OF(CMPC_CKP) *keyPairHist;
+} CMPC_KRP;
+DECLARE_ASN1_ITEM(CMPC_KRP)
+
 typedef struct {
 	int type; /* CMPC_SEL_* */
 	union {
@@ -423,6 +437,8 @@ typedef struct {
 		OSSL_CRMF_MSGS *ccr;
 		CMPC_CERTREP *ccp;
 		STACK_OF(CMPC_CERTSTATUS) *certConf;
+		OSSL_CRMF_MSGS *krr;
+		CMPC_KRP *krp;
 	} value;
 } CMPC_BODY;
 DECLARE_ASN1_ITEM(CMPC_BODY)
@@ -536,6 +552,22 @@ cmpc_rv cmpc_msg_exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *re
 #define CMPC_CCR_NONCE_LEN 16
 OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,
 			   unsigned char nonce[CMPC_CCR_NONCE_LEN], int *key_failed);
+
+/* cmpc_privkey.c: CertifiedKeyPair.privateKey as the layer's templates
+ * keep it (the value inside its [0], an EncryptedKey) into *ret_k, as
+ * cmpc_privkey_get reads it: 1, or 0 with why. */
+int cmpc_privkey_from_any(const ASN1_TYPE *ek, cmpc_privkey *ret_k, char *why, size_t whylen);
+
+/* cmpc_krr.c: the krp der (a whole PKIMessage) as cmpc_krr reads it,
+ * protection and chain not checked: CMPC_OK with the keyPairHist entry
+ * that carries want's public key (*ret_cert, *ret_key), the certificates
+ * for its chain (caCerts, extraCerts: *ret_untrusted) and how many other
+ * entries there were; CMPC_ERR_REJECTED with the CA's status and text in
+ * why; else CMPC_ERR_PROTOCOL (CMPC_ERR_INTERNAL: out of memory) with why.
+ * A newSigCert is ignored: none is asked for. */
+cmpc_rv cmpc_krp_read(const unsigned char *der, size_t len, X509 *want, X509 **ret_cert,
+		      cmpc_privkey *ret_key, STACK_OF(X509) **ret_untrusted, int *ret_others,
+		      char *why, size_t whylen);
 
 /* cmpc_certreq.c: for cmpc_transfer_storing: the pending callback learns
  * the transaction as it waits once the request or pollReq with ids is

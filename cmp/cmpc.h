@@ -572,4 +572,22 @@ int cmpc_privkey_get(const unsigned char *der, size_t len, long rid, cmpc_privke
 		     char *why, size_t whylen);
 void cmpc_privkey_clear(cmpc_privkey *k);
 
+/*
+ * Key recovery (krr/krp, RFC 4210 5.3.8 and 5.3.9): asks the CA for the
+ * archived private key of cert (oldCertID control: its issuer and serial;
+ * the template: its subject and public key; no POP, the key is what is
+ * lost), encrypted to tpub (protocolEncrKey control, RFC 4211 6.6).  The
+ * message is protected as the context says (signer or PBM).  The krp is
+ * verified (protection, transaction, status), and of its keyPairHist the
+ * entry whose certificate carries cert's public key is taken: that
+ * certificate must chain to the anchors and its issuer be one the signer
+ * may speak for.  *ret_cert and *ret_key (cmpc_privkey_clear) get it, the
+ * key as the CA encrypted it; *ret_others: how many other entries the
+ * CA sent (earlier keys, not returned).  A krp is not confirmed (RFC 4210
+ * defines certConf for issued certificates only).  CMPC_ERR_REJECTED
+ * with the CA's status, failInfo and text when it refused.
+ */
+cmpc_rv cmpc_krr(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *tpub, X509 **ret_cert,
+		 cmpc_privkey *ret_key, int *ret_others);
+
 #endif

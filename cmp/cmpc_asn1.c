@@ -4,7 +4,8 @@
  * PKIMessage whose body stays encoded, and the bodies this layer builds or
  * reads itself (pollReq, pollRep, error) when it continues a transaction
  * that an earlier process started, and the cross-certification exchange
- * (ccr, ccp, its certConf), which 3.0's client cannot make at all.
+ * (ccr, ccp, its certConf) and key recovery (krr, krp), which 3.0's client
+ * cannot make at all.
  */
 #include "config.h"
 
@@ -127,9 +128,21 @@ ASN1_SEQUENCE(CMPC_CERTSTATUS) = {
 	ASN1_OPT(CMPC_CERTSTATUS, statusInfo, OSSL_CMP_PKISI),
 } ASN1_SEQUENCE_END(CMPC_CERTSTATUS)
 
+/* KeyRecRepContent ::= SEQUENCE { status PKIStatusInfo, newSigCert [0]
+ *     CMPCertificate OPTIONAL, caCerts [1] SEQUENCE SIZE (1..MAX) OF
+ *     CMPCertificate OPTIONAL, keyPairHist [2] SEQUENCE SIZE (1..MAX) OF
+ *     CertifiedKeyPair OPTIONAL } (RFC 4210 5.3.9; EXPLICIT tags) */
+ASN1_SEQUENCE(CMPC_KRP) = {
+	ASN1_SIMPLE(CMPC_KRP, status, CMPC_PKISI),
+	ASN1_EXP_OPT(CMPC_KRP, newSigCert, X509, 0),
+	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_KRP, caCerts, X509, 1),
+	ASN1_EXP_SEQUENCE_OF_OPT(CMPC_KRP, keyPairHist, CMPC_CKP, 2),
+} ASN1_SEQUENCE_END(CMPC_KRP)
+
 /* The PKIBody alternatives of this layer: error [23], pollReq [25],
- * pollRep [26], pkiConf [19] (NULL), ccr [13], ccp [14], certConf [24].
- * New ones go at the end: the selector is the index (CMPC_SEL_*). */
+ * pollRep [26], pkiConf [19] (NULL), ccr [13], ccp [14], certConf [24],
+ * krr [9], krp [10].  New ones go at the end: the selector is the index
+ * (CMPC_SEL_*). */
 ASN1_CHOICE(CMPC_BODY) = {
 	ASN1_EXP(CMPC_BODY, value.error, CMPC_ERRMSG, CMPC_BODY_ERROR),
 	ASN1_EXP(CMPC_BODY, value.pkiconf, ASN1_NULL, CMPC_BODY_PKICONF),
@@ -138,6 +151,8 @@ ASN1_CHOICE(CMPC_BODY) = {
 	ASN1_EXP(CMPC_BODY, value.ccr, OSSL_CRMF_MSGS, CMPC_BODY_CCR),
 	ASN1_EXP(CMPC_BODY, value.ccp, CMPC_CERTREP, CMPC_BODY_CCP),
 	ASN1_EXP_SEQUENCE_OF(CMPC_BODY, value.certConf, CMPC_CERTSTATUS, CMPC_BODY_CERTCONF),
+	ASN1_EXP(CMPC_BODY, value.krr, OSSL_CRMF_MSGS, CMPC_BODY_KRR),
+	ASN1_EXP(CMPC_BODY, value.krp, CMPC_KRP, CMPC_BODY_KRP),
 } ASN1_CHOICE_END(CMPC_BODY)
 
 CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len)

@@ -167,6 +167,38 @@ static int read_algs(const ENCVAL *ev, cmpc_privkey *k, char *why, size_t whylen
 	return 1;
 }
 
+/* The EncryptedKey ek into k; 0 with why. */
+static int read_enckey(const ENCKEY *ek, cmpc_privkey *k, char *why, size_t whylen)
+{
+	unsigned char *out = NULL;
+	int n;
+
+	if (ek->type == 0) {
+		k->kind = CMPC_PRIVKEY_ENCVALUE;
+		if (!read_algs(ek->value.encryptedValue, k, why, whylen))
+			return 0;
+		if (!copy_bits(ek->value.encryptedValue->encSymmKey, &k->enc_symm_key,
+			       &k->enc_symm_key_len) ||
+		    !copy_bits(ek->value.encryptedValue->encValue, &k->enc_value,
+			       &k->enc_value_len)) {
+			snprintf(why, whylen, "its encSymmKey or encValue is empty or not whole "
+					      "octets");
+			return 0;
+		}
+		return 1;
+	}
+	/* as a SEQUENCE again: the EnvelopedData that CMS reads */
+	k->kind = CMPC_PRIVKEY_ENVELOPED;
+	n = i2d_ASN1_SEQUENCE_ANY(ek->value.envelopedData, &out);
+	if (n <= 0) {
+		snprintf(why, whylen, "its EnvelopedData does not encode again");
+		return 0;
+	}
+	k->enveloped = out;
+	k->enveloped_len = (size_t)n;
+	return 1;
+}
+
 int cmpc_privkey_get(const unsigned char *der, size_t len, long rid, cmpc_privkey *ret_k,
 		     char *why, size_t whylen)
 {
@@ -174,9 +206,7 @@ int cmpc_privkey_get(const unsigned char *der, size_t len, long rid, cmpc_privke
 	REPBODY *body = NULL;
 	const unsigned char *p;
 	CERTRESP *r = NULL;
-	ENCKEY *ek;
 	cmpc_privkey k;
-	unsigned char *out = NULL;
 	int i, n, res = -1;
 
 	memset(&k, 0, sizeof(k));
@@ -212,30 +242,8 @@ int cmpc_privkey_get(const unsigned char *der, size_t len, long rid, cmpc_privke
 		res = 0;
 		goto out;
 	}
-	ek = r->certifiedKeyPair->privateKey;
-	if (ek->type == 0) {
-		k.kind = CMPC_PRIVKEY_ENCVALUE;
-		if (!read_algs(ek->value.encryptedValue, &k, why, whylen))
-			goto out;
-		if (!copy_bits(ek->value.encryptedValue->encSymmKey, &k.enc_symm_key,
-			       &k.enc_symm_key_len) ||
-		    !copy_bits(ek->value.encryptedValue->encValue, &k.enc_value,
-			       &k.enc_value_len)) {
-			snprintf(why, whylen, "its encSymmKey or encValue is empty or not whole "
-					      "octets");
-			goto out;
-		}
-	} else {
-		/* as a SEQUENCE again: the EnvelopedData that CMS reads */
-		k.kind = CMPC_PRIVKEY_ENVELOPED;
-		n = i2d_ASN1_SEQUENCE_ANY(ek->value.envelopedData, &out);
-		if (n <= 0) {
-			snprintf(why, whylen, "its EnvelopedData does not encode again");
-			goto out;
-		}
-		k.enveloped = out;
-		k.enveloped_len = (size_t)n;
-	}
+	if (!read_enckey(r->certifiedKeyPair->privateKey, &k, why, whylen))
+		goto out;
 	*ret_k = k;
 	memset(&k, 0, sizeof(k));
 	res = 1;
@@ -244,4 +252,40 @@ out:
 	ASN1_item_free((ASN1_VALUE *)body, ASN1_ITEM_rptr(REPBODY));
 	cmpc_msg_free(m);
 	return res;
+}
+
+int cmpc_privkey_from_any(const ASN1_TYPE *ek, cmpc_privkey *ret_k, char *why, size_t whylen)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	ENCKEY *e = NULL;
+	cmpc_privkey k;
+	int n, ok = 0;
+
+	memset(&k, 0, sizeof(k));
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	/* the value of the [0] as it came: a SEQUENCE (EncryptedValue) or
+	 * the [0] IMPLICIT EnvelopedData, read again as the CHOICE */
+	if (ek == NULL || (n = i2d_ASN1_TYPE(ek, &der)) <= 0) {
+		snprintf(why, whylen, "its privateKey does not encode again");
+		goto out;
+	}
+	p = der;
+	e = (ENCKEY *)ASN1_item_d2i(NULL, &p, n, ASN1_ITEM_rptr(ENCKEY));
+	if (e == NULL || p != der + n) {
+		snprintf(why, whylen, "its privateKey is neither an EncryptedValue nor an "
+				      "EnvelopedData");
+		goto out;
+	}
+	if (!read_enckey(e, &k, why, whylen))
+		goto out;
+	*ret_k = k;
+	memset(&k, 0, sizeof(k));
+	ok = 1;
+out:
+	cmpc_privkey_clear(&k);
+	ASN1_item_free((ASN1_VALUE *)e, ASN1_ITEM_rptr(ENCKEY));
+	OPENSSL_free(der);
+	return ok;
 }

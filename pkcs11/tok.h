@@ -442,6 +442,11 @@ typedef struct {
  */
 tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, EVP_PKEY *pub,
 			  const char *label, int allow_decrypt, tok_id *ret_id);
+/* The same with want_id as the pair's CKA_ID (NULL: pub's key identifier):
+ * a recovered key goes beside its certificate, whatever CKA_ID that has. */
+tok_rv tok_unwrap_private_id(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w,
+			     EVP_PKEY *pub, const char *label, int allow_decrypt,
+			     const tok_id *want_id, tok_id *ret_id);
 
 /*
  * The software path, for allow_software_import only: what no token can

@@ -414,6 +414,13 @@ static const char damaged_todo[] = "the encrypted key is damaged or of a type th
 tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, EVP_PKEY *pub,
 			  const char *label, int allow_decrypt, tok_id *ret_id)
 {
+	return tok_unwrap_private_id(ctx, t, w, pub, label, allow_decrypt, NULL, ret_id);
+}
+
+tok_rv tok_unwrap_private_id(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w,
+			     EVP_PKEY *pub, const char *label, int allow_decrypt,
+			     const tok_id *want_id, tok_id *ret_id)
+{
 	CK_MECHANISM mech = {CKM_AES_CBC_PAD, NULL, 0};
 	unsigned char iv[16];
 	CK_ATTRIBUTE tmpl[16];
@@ -430,8 +437,13 @@ tok_rv tok_unwrap_private(tok_ctx *ctx, tok_transport *t, const tok_wrapped *w, 
 	tok_clear_err(ctx);
 	if (label == NULL)
 		label = "";
-	if ((rv = newkey_init(ctx, pub, allow_decrypt, &k)) != TOK_OK ||
-	    (rv = cek_on_token(ctx, t, w, 0, &cek)) != TOK_OK)
+	if (want_id != NULL && (want_id->len == 0 || want_id->len > sizeof(want_id->id)))
+		return TOK_ERR_CONFIG;
+	if ((rv = newkey_init(ctx, pub, allow_decrypt, &k)) != TOK_OK)
+		return rv;
+	if (want_id != NULL)
+		k.id = *want_id;
+	if ((rv = cek_on_token(ctx, t, w, 0, &cek)) != TOK_OK)
 		return rv;
 	if (w->enc == TOK_ENC_AES_KWP) {
 		mech.mechanism = CKM_AES_KEY_WRAP_PAD;

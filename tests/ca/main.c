@@ -124,6 +124,8 @@ static void usage(FILE *f)
 	    "  --tcp-fault NAME        with --tcp, break every answer frame: truncated-frame\n"
 	    "                          garbage-frame wrong-version oversize-length error-msg,\n"
 	    "                          or answer in rfc2510 form\n"
+	    "  --krr-fault NAME        break the krp: wrong-key other-recipient garbage\n"
+	    "                          unprotected reject no-key\n"
 	    "  --tcp-poll N            with --tcp, answer with pollRep (check back in N s)\n"
 	    "                          and deliver on the client's pollReq\n"
 	    "  --tcp-poll-close        the pollRep also closes the connection\n"
@@ -370,6 +372,7 @@ enum {
 	OPT_TCP_FAULT,
 	OPT_TCP_POLL,
 	OPT_TCP_POLL_CLOSE,
+	OPT_KRR_FAULT,
 	OPT_SPOOL,
 	OPT_MAIL,
 	OPT_MAIL_SMTP,
@@ -415,6 +418,7 @@ static const struct option long_opts[] = {
     {"reject-text", required_argument, NULL, OPT_REJECT_TEXT},
     {"tcp", no_argument, NULL, OPT_TCP},
     {"tcp-fault", required_argument, NULL, OPT_TCP_FAULT},
+    {"krr-fault", required_argument, NULL, OPT_KRR_FAULT},
     {"tcp-poll", required_argument, NULL, OPT_TCP_POLL},
     {"tcp-poll-close", no_argument, NULL, OPT_TCP_POLL_CLOSE},
     {"spool", required_argument, NULL, OPT_SPOOL},
@@ -562,6 +566,10 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 				return CA_EXIT_USAGE;
 			break;
 		}
+		case OPT_KRR_FAULT:
+			if ((o->krr_fault = pick("krr-fault", optarg, ca_krr_fault_names())) == 0)
+				return CA_EXIT_USAGE;
+			break;
 		case OPT_TCP_POLL:
 			if (!parse_long(optarg, 0, 3600, &v))
 				goto bad_number;

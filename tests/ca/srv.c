@@ -1374,7 +1374,7 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	const unsigned char *p = body;
 	OSSL_CMP_MSG *req = NULL, *rsp = NULL;
 	unsigned char *der = NULL;
-	int dlen, rsp_type, parsed, ret = -1, hang = 0;
+	int dlen, rsp_type, parsed, ret = -1, hang = 0, krr;
 	char err[128];
 
 	ERR_clear_error();
@@ -1434,9 +1434,13 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 		goto done;
 	if (s->ccr)
 		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, 1);
+	/* krr.c: OpenSSL's answer to a krr whose protection verifies is made a krp */
+	krr = s->req_type == CA_BODY_KRR && OSSL_CMP_validate_msg(s->ctx, req);
 	rsp = OSSL_CMP_SRV_process_request(s->srv_ctx, req);
 	if (s->ccr)
 		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, s->opts->accept_unprotected);
+	if (krr && rsp != NULL && !ca_krr_answer(s->ca, s->ctx, body, len, &rsp, s->opts->krr_fault))
+		goto done;
 	if (rsp == NULL) {
 		first_error(err, sizeof(err));
 		ca_log("POST %s %s -> no response possible (%s)", path, body_name(s->req_type),

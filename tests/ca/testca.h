@@ -26,6 +26,8 @@ enum {
 	CA_BODY_P10CR = 4,
 	CA_BODY_KUR = 7,
 	CA_BODY_KUP = 8,
+	CA_BODY_KRR = 9,
+	CA_BODY_KRP = 10,
 	CA_BODY_RR = 11,
 	CA_BODY_RP = 12,
 	CA_BODY_CCR = 13,
@@ -117,6 +119,16 @@ struct ca_mail_opts {
 	int multipart;	     /* --mail-multipart: the answer in a multipart/mixed */
 	int fault;	     /* CA_MAIL_FAULT_* */
 };
+/* krr.c: key recovery (krr/krp) and its faults (--krr-fault) */
+enum {
+	CA_KRR_FAULT_NONE,
+	CA_KRR_FAULT_WRONG_KEY,	       /* a key that does not match its certificate */
+	CA_KRR_FAULT_OTHER_RECIPIENT, /* the AES key encrypted to another RSA key */
+	CA_KRR_FAULT_GARBAGE,	       /* random bytes as the encrypted key */
+	CA_KRR_FAULT_UNPROTECTED,      /* the krp without protection */
+	CA_KRR_FAULT_REJECT,	       /* rejection, failInfo notAuthorized */
+	CA_KRR_FAULT_NO_KEY,	       /* accepted, the certificate without its key */
+};
 enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
 
 /* Everything the command line decides. */
@@ -158,6 +170,7 @@ struct ca_opts {
 	struct ca_tcp_opts tcp_opts;
 	struct ca_mail_opts mail; /* --mail...: also answer request mails */
 	struct ca_archive_opts archive;
+	int krr_fault;		  /* --krr-fault NAME: CA_KRR_FAULT_* */
 };
 
 /* The CA: root, issuing sub-CA, CMP server certificate, state directory. */
@@ -278,6 +291,14 @@ struct ca_edit {
 	int retag, unprotect;
 };
 OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e);
+
+/* krr.c: the names of --krr-fault (index: CA_KRR_FAULT_*, "" first, NULL
+ * last).  ca_krr_answer: *rsp, OpenSSL's error answer to the krr req
+ * (DER) whose protection verified, becomes the krp, protected with ctx;
+ * 0 when it cannot be built. */
+const char *const *ca_krr_fault_names(void);
+int ca_krr_answer(struct ca_ca *ca, OSSL_CMP_CTX *ctx, const unsigned char *req, size_t len,
+		  OSSL_CMP_MSG **rsp, int fault);
 
 /* srv.c */
 struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca);

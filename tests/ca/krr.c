@@ -1,0 +1,379 @@
+/*
+ * Key recovery (krr/krp, RFC 4210 5.3.8 and 5.3.9) for the test CA.
+ * OpenSSL 3.0's server refuses a krr (CMP_R_UNEXPECTED_PKIBODY): srv.c
+ * lets it answer with its error message, whose header (transactionID,
+ * nonces, sender) is the right one, and here the body becomes the krp and
+ * the message is protected again as the other answers are.
+ *
+ * The krr names the certificate by its oldCertID control (issuer and
+ * serial; RFC 4211 6.5) and the key to encrypt to by its protocolEncrKey
+ * control (6.6).  The key comes from the recovery store (ca_archive_get)
+ * as an EncryptedValue (RFC 4211 2.1): the PKCS#8 PrivateKeyInfo under
+ * AES-256 key wrap with padding, the AES key under RSA-OAEP (SHA-1) to the
+ * protocolEncrKey.  Templates of its own: the client's must not be mirrored.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/asn1t.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+
+#include "tests/ca/testca.h"
+#include "tests/common/cmp-asn1.h"
+
+/* EncryptedValue (RFC 4211 2.1, IMPLICIT tags) */
+typedef struct {
+	X509_ALGOR *intendedAlg, *symmAlg;
+	ASN1_BIT_STRING *encSymmKey;
+	X509_ALGOR *keyAlg;
+	ASN1_OCTET_STRING *valueHint;
+	ASN1_BIT_STRING *encValue;
+} KRR_ENCVAL;
+
+ASN1_SEQUENCE(KRR_ENCVAL) = {
+	ASN1_IMP_OPT(KRR_ENCVAL, intendedAlg, X509_ALGOR, 0),
+	ASN1_IMP_OPT(KRR_ENCVAL, symmAlg, X509_ALGOR, 1),
+	ASN1_IMP_OPT(KRR_ENCVAL, encSymmKey, ASN1_BIT_STRING, 2),
+	ASN1_IMP_OPT(KRR_ENCVAL, keyAlg, X509_ALGOR, 3),
+	ASN1_IMP_OPT(KRR_ENCVAL, valueHint, ASN1_OCTET_STRING, 4),
+	ASN1_SIMPLE(KRR_ENCVAL, encValue, ASN1_BIT_STRING),
+} static_ASN1_SEQUENCE_END(KRR_ENCVAL)
+
+/* CertifiedKeyPair with certOrEncCert = certificate [0]; privateKey [0]
+ * EncryptedKey as its encryptedValue alternative (CMP module: EXPLICIT). */
+typedef struct {
+	X509 *cert;
+	KRR_ENCVAL *privateKey;
+} KRR_CKP;
+
+ASN1_SEQUENCE(KRR_CKP) = {
+	ASN1_EXP(KRR_CKP, cert, X509, 0),
+	ASN1_EXP_OPT(KRR_CKP, privateKey, KRR_ENCVAL, 0),
+} static_ASN1_SEQUENCE_END(KRR_CKP)
+
+DEFINE_STACK_OF(KRR_CKP)
+
+/* KeyRecRepContent (newSigCert never sent) */
+typedef struct {
+	OSSL_CMP_PKISI *status;
+	STACK_OF(X509) *caCerts;
+	STACK_OF(KRR_CKP) *keyPairHist;
+} KRR_KRP;
+
+ASN1_SEQUENCE(KRR_KRP) = {
+	ASN1_SIMPLE(KRR_KRP, status, OSSL_CMP_PKISI),
+	ASN1_EXP_SEQUENCE_OF_OPT(KRR_KRP, caCerts, X509, 1),
+	ASN1_EXP_SEQUENCE_OF_OPT(KRR_KRP, keyPairHist, KRR_CKP, 2),
+} static_ASN1_SEQUENCE_END(KRR_KRP)
+
+/* PKIBody krr [9] and krp [10] */
+typedef struct {
+	int type;
+	union {
+		OSSL_CRMF_MSGS *krr;
+		KRR_KRP *krp;
+	} value;
+} KRR_BODY;
+
+ASN1_CHOICE(KRR_BODY) = {
+	ASN1_EXP(KRR_BODY, value.krr, OSSL_CRMF_MSGS, CA_BODY_KRR),
+	ASN1_EXP(KRR_BODY, value.krp, KRR_KRP, CA_BODY_KRP),
+} static_ASN1_CHOICE_END(KRR_BODY)
+
+static const char *const fault_names[] = {
+	"", "wrong-key", "other-recipient", "garbage", "unprotected", "reject", "no-key", NULL,
+};
+
+const char *const *ca_krr_fault_names(void)
+{
+	return fault_names;
+}
+
+/* The request's CertReqMessages, or NULL. */
+static OSSL_CRMF_MSGS *krr_msgs(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	TCMP_PKIMESSAGE *m = (TCMP_PKIMESSAGE *)ASN1_item_d2i(NULL, &p, (long)len,
+							      ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
+	KRR_BODY *b = NULL;
+	OSSL_CRMF_MSGS *msgs = NULL;
+
+	if (m != NULL && m->body != NULL && m->body->type == V_ASN1_OTHER) {
+		p = m->body->value.asn1_string->data;
+		b = (KRR_BODY *)ASN1_item_d2i(NULL, &p, m->body->value.asn1_string->length,
+					      ASN1_ITEM_rptr(KRR_BODY));
+	}
+	if (b != NULL && b->type == 0) {
+		msgs = b->value.krr;
+		b->value.krr = NULL;
+	}
+	ASN1_item_free((ASN1_VALUE *)b, ASN1_ITEM_rptr(KRR_BODY));
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
+	return msgs;
+}
+
+static void whole_octets(ASN1_BIT_STRING *b)
+{
+	b->flags &= ~0x07L;
+	b->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+}
+
+static EVP_PKEY *same_type_key(EVP_PKEY *like)
+{
+	return EVP_PKEY_is_a(like, "RSA") ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
+					  : ca_new_ec_key();
+}
+
+/* key as an EncryptedValue to `to' (the faults: another key, another
+ * recipient, garbage). */
+static KRR_ENCVAL *encrypt_key(EVP_PKEY *key, EVP_PKEY *to, int fault)
+{
+	KRR_ENCVAL *ev = (KRR_ENCVAL *)ASN1_item_new(ASN1_ITEM_rptr(KRR_ENCVAL));
+	EVP_PKEY *other = NULL, *wrong = NULL;
+	PKCS8_PRIV_KEY_INFO *p8 = NULL;
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	EVP_PKEY_CTX *pc = NULL;
+	RSA_OAEP_PARAMS *oaep = RSA_OAEP_PARAMS_new();
+	ASN1_STRING *params = NULL;
+	unsigned char cek[32], *der = NULL, *enc = NULL, *ek = NULL;
+	int len = -1, n1 = 0, n2 = 0, ok = 0;
+	size_t eklen = 0;
+
+	if (fault == CA_KRR_FAULT_WRONG_KEY && (wrong = same_type_key(key)) != NULL)
+		key = wrong;
+	if (fault == CA_KRR_FAULT_OTHER_RECIPIENT &&
+	    (other = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)) != NULL)
+		to = other;
+	if (ev == NULL || c == NULL || oaep == NULL || RAND_bytes(cek, sizeof(cek)) != 1 ||
+	    (p8 = EVP_PKEY2PKCS8(key)) == NULL || (len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der)) <= 0 ||
+	    (enc = OPENSSL_malloc((size_t)len + 16)) == NULL)
+		goto out;
+	EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	if (EVP_EncryptInit_ex(c, EVP_aes_256_wrap_pad(), NULL, cek, NULL) != 1 ||
+	    EVP_EncryptUpdate(c, enc, &n1, der, len) != 1 ||
+	    EVP_EncryptFinal_ex(c, enc + n1, &n2) != 1)
+		goto out;
+	if (fault == CA_KRR_FAULT_GARBAGE && RAND_bytes(enc, n1 + n2) != 1)
+		goto out;
+	if ((pc = EVP_PKEY_CTX_new_from_pkey(NULL, to, NULL)) == NULL ||
+	    EVP_PKEY_encrypt_init(pc) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_OAEP_PADDING) != 1 ||
+	    EVP_PKEY_encrypt(pc, NULL, &eklen, cek, sizeof(cek)) != 1 ||
+	    (ek = OPENSSL_malloc(eklen)) == NULL ||
+	    EVP_PKEY_encrypt(pc, ek, &eklen, cek, sizeof(cek)) != 1)
+		goto out;
+	/* RSAES-OAEP-params with every field at its default: SHA-1, MGF1-SHA-1 */
+	if ((ev->symmAlg = X509_ALGOR_new()) == NULL || (ev->keyAlg = X509_ALGOR_new()) == NULL ||
+	    (ev->encSymmKey = ASN1_BIT_STRING_new()) == NULL ||
+	    !X509_ALGOR_set0(ev->symmAlg, OBJ_nid2obj(NID_id_aes256_wrap_pad), V_ASN1_UNDEF,
+			     NULL) ||
+	    ASN1_item_pack(oaep, ASN1_ITEM_rptr(RSA_OAEP_PARAMS), &params) == NULL ||
+	    !X509_ALGOR_set0(ev->keyAlg, OBJ_nid2obj(NID_rsaesOaep), V_ASN1_SEQUENCE, params))
+		goto out;
+	params = NULL;
+	ASN1_STRING_set0(ev->encSymmKey, ek, (int)eklen);
+	ek = NULL;
+	ASN1_STRING_set0(ev->encValue, enc, n1 + n2);
+	enc = NULL;
+	/* whole octets: without the flag, i2d drops trailing zero bits */
+	whole_octets(ev->encSymmKey);
+	whole_octets(ev->encValue);
+	ok = 1;
+out:
+	OPENSSL_cleanse(cek, sizeof(cek));
+	if (der != NULL)
+		OPENSSL_clear_free(der, (size_t)len);
+	OPENSSL_free(enc);
+	OPENSSL_free(ek);
+	ASN1_STRING_free(params);
+	RSA_OAEP_PARAMS_free(oaep);
+	EVP_PKEY_CTX_free(pc);
+	EVP_CIPHER_CTX_free(c);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	EVP_PKEY_free(other);
+	EVP_PKEY_free(wrong);
+	if (!ok) {
+		ASN1_item_free((ASN1_VALUE *)ev, ASN1_ITEM_rptr(KRR_ENCVAL));
+		return NULL;
+	}
+	return ev;
+}
+
+/* The KeyRecRepContent for the request: a rejection with failInfo bit
+ * and text, or the certificate with its key. */
+static KRR_KRP *krp_for(struct ca_ca *ca, OSSL_CRMF_MSGS *msgs, int fault)
+{
+	KRR_KRP *krp = (KRR_KRP *)ASN1_item_new(ASN1_ITEM_rptr(KRR_KRP));
+	OSSL_CRMF_MSG *crm = sk_OSSL_CRMF_MSG_value(msgs, 0);
+	OSSL_CRMF_CERTID *cid = crm != NULL ? OSSL_CRMF_MSG_get0_regCtrl_oldCertID(crm) : NULL;
+	X509_PUBKEY *xpub = crm != NULL ? OSSL_CRMF_MSG_get0_regCtrl_protocolEncrKey(crm) : NULL;
+	EVP_PKEY *to = xpub != NULL ? X509_PUBKEY_get0(xpub) : NULL, *key = NULL;
+	const ASN1_INTEGER *serial = NULL;
+	X509 *cert = NULL;
+	KRR_CKP *ckp = NULL;
+	const char *text = NULL;
+	char *hex = NULL;
+	int bit = -1;
+
+	if (krp == NULL)
+		return NULL;
+	if (cid != NULL)
+		serial = OSSL_CRMF_CERTID_get0_serialNumber(cid);
+	if (fault == CA_KRR_FAULT_REJECT) {
+		bit = OSSL_CMP_PKIFAILUREINFO_notAuthorized;
+		text = "key recovery refused by the test CA (fault reject)";
+	} else if (sk_OSSL_CRMF_MSG_num(msgs) != 1 || serial == NULL) {
+		bit = OSSL_CMP_PKIFAILUREINFO_badRequest;
+		text = "one CertReqMsg with an oldCertID control expected";
+	} else if (to == NULL || !EVP_PKEY_is_a(to, "RSA")) {
+		bit = OSSL_CMP_PKIFAILUREINFO_badRequest;
+		text = "no RSA key in the protocolEncrKey control to encrypt to";
+	} else if ((cert = ca_find_issued(ca, OSSL_CRMF_CERTID_get0_issuer(cid), serial)) ==
+		   NULL) {
+		bit = OSSL_CMP_PKIFAILUREINFO_badCertId;
+		text = "no certificate of this CA with that issuer and serial";
+	} else if ((key = ca_archive_get(ca, serial)) == NULL) {
+		bit = OSSL_CMP_PKIFAILUREINFO_badCertId;
+		text = "no archived key for this certificate";
+	}
+	hex = serial != NULL ? ca_serial_hex(serial) : NULL;
+	ca_event("krr: oldCertID serial %s, protocolEncrKey %s %d bits",
+		 hex != NULL ? hex : "-", to != NULL ? EVP_PKEY_get0_type_name(to) : "-",
+		 to != NULL ? EVP_PKEY_get_bits(to) : 0);
+	if (bit >= 0) {
+		ca_event("krr: serial %s: rejected: %s", hex != NULL ? hex : "-", text);
+		OSSL_CMP_PKISI_free(krp->status);
+		krp->status = OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection, 1 << bit, text);
+		goto out;
+	}
+	if ((ckp = (KRR_CKP *)ASN1_item_new(ASN1_ITEM_rptr(KRR_CKP))) == NULL ||
+	    (krp->keyPairHist = sk_KRR_CKP_new_null()) == NULL ||
+	    (krp->caCerts = sk_X509_new_null()) == NULL || !sk_X509_push(krp->caCerts, ca->sub))
+		goto fail;
+	X509_up_ref(ca->sub);
+	X509_free(ckp->cert);
+	ckp->cert = cert;
+	cert = NULL;
+	if (fault != CA_KRR_FAULT_NO_KEY && (ckp->privateKey = encrypt_key(key, to, fault)) == NULL)
+		goto fail;
+	if (!sk_KRR_CKP_push(krp->keyPairHist, ckp))
+		goto fail;
+	ckp = NULL;
+	OSSL_CMP_PKISI_free(krp->status);
+	krp->status = OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
+	ca_event("krr: serial %s: key recovered%s%s", hex, fault != 0 ? ", fault " : "",
+		 fault_names[fault]);
+	goto out;
+fail:
+	ASN1_item_free((ASN1_VALUE *)krp, ASN1_ITEM_rptr(KRR_KRP));
+	krp = NULL;
+out:
+	ASN1_item_free((ASN1_VALUE *)ckp, ASN1_ITEM_rptr(KRR_CKP));
+	OPENSSL_free(hex);
+	X509_free(cert);
+	EVP_PKEY_free(key);
+	if (krp != NULL && krp->status == NULL) {
+		ASN1_item_free((ASN1_VALUE *)krp, ASN1_ITEM_rptr(KRR_KRP));
+		krp = NULL;
+	}
+	return krp;
+}
+
+/* rsp with body b (DER), its protection dropped (NULL on failure). */
+static OSSL_CMP_MSG *with_body(const OSSL_CMP_MSG *rsp, unsigned char *b, int blen)
+{
+	unsigned char *der = NULL, *out = NULL;
+	const unsigned char *p;
+	int len = i2d_OSSL_CMP_MSG(rsp, &der), olen;
+	TCMP_PKIMESSAGE *m = NULL;
+	OSSL_CMP_MSG *msg = NULL;
+	ASN1_STRING *s = NULL;
+
+	p = der;
+	if (len <= 0 || (m = (TCMP_PKIMESSAGE *)ASN1_item_d2i(NULL, &p, len,
+							      ASN1_ITEM_rptr(TCMP_PKIMESSAGE))) ==
+			    NULL ||
+	    (s = ASN1_STRING_type_new(V_ASN1_OTHER)) == NULL || !ASN1_STRING_set(s, b, blen))
+		goto out;
+	ASN1_TYPE_set(m->body, V_ASN1_OTHER, s);
+	s = NULL;
+	if ((olen = ASN1_item_i2d((ASN1_VALUE *)m, &out, ASN1_ITEM_rptr(TCMP_PKIMESSAGE))) <= 0)
+		goto out;
+	p = out;
+	msg = d2i_OSSL_CMP_MSG(NULL, &p, olen);
+out:
+	ASN1_STRING_free(s);
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
+	OPENSSL_free(der);
+	OPENSSL_free(out);
+	return msg;
+}
+
+/* DIR/last-krp.der: the last krp as sent, for the fuzz seeds
+ * (tools/make-krp-seeds.sh). */
+static void save(struct ca_ca *ca, const OSSL_CMP_MSG *msg)
+{
+	size_t n = strlen(ca->dir) + 16;
+	char *path = OPENSSL_malloc(n);
+	unsigned char *der = NULL;
+	int len = i2d_OSSL_CMP_MSG(msg, &der);
+	FILE *f;
+
+	if (path != NULL && len > 0) {
+		snprintf(path, n, "%s/last-krp.der", ca->dir);
+		if ((f = fopen(path, "wb")) != NULL) {
+			if (fwrite(der, 1, (size_t)len, f) != (size_t)len)
+				ca_event("krr: cannot write %s", path);
+			fclose(f);
+		}
+	}
+	OPENSSL_free(der);
+	OPENSSL_free(path);
+}
+
+int ca_krr_answer(struct ca_ca *ca, OSSL_CMP_CTX *ctx, const unsigned char *req, size_t len,
+		  OSSL_CMP_MSG **rsp, int fault)
+{
+	OSSL_CRMF_MSGS *msgs = krr_msgs(req, len);
+	KRR_BODY b = {1, {NULL}};
+	OSSL_CMP_MSG *msg = NULL;
+	unsigned char *der = NULL;
+	int dlen = -1, ok = 0;
+
+	if (msgs == NULL) {
+		ca_event("krr: the body does not parse: OpenSSL's error answer goes");
+		return 1;
+	}
+	if ((b.value.krp = krp_for(ca, msgs, fault)) == NULL ||
+	    (dlen = ASN1_item_i2d((ASN1_VALUE *)&b, &der, ASN1_ITEM_rptr(KRR_BODY))) <= 0 ||
+	    (msg = with_body(*rsp, der, dlen)) == NULL)
+		goto out;
+	/* protected as every answer: OpenSSL closed the transaction with its
+	 * error, the krp goes in it all the same */
+	OSSL_CMP_CTX_set1_transactionID(
+	    ctx, OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(msg)));
+	if (fault == CA_KRR_FAULT_UNPROTECTED)
+		OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_UNPROTECTED_SEND, 1);
+	ok = OSSL_CMP_MSG_update_transactionID(ctx, msg);
+	OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_UNPROTECTED_SEND, 0);
+	OSSL_CMP_CTX_set1_transactionID(ctx, NULL);
+	if (!ok)
+		goto out;
+	save(ca, msg);
+	OSSL_CMP_MSG_free(*rsp);
+	*rsp = msg;
+	msg = NULL;
+out:
+	if (!ok)
+		ca_log_openssl_errors("building the krp");
+	OSSL_CMP_MSG_free(msg);
+	OPENSSL_free(der);
+	ASN1_item_free((ASN1_VALUE *)b.value.krp, ASN1_ITEM_rptr(KRR_KRP));
+	OSSL_CRMF_MSGS_free(msgs);
+	return ok;
+}
