@@ -14,7 +14,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 104
+plan 112
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 start_ca --archive || exit 1
@@ -98,6 +98,47 @@ archive_ok tok-rsa rsa:2048 enveloped rsa/enveloped 'EnvelopedData, RSAES-OAEP, 
 archive_ok tok-rsa-ev rsa:2048 encrypted-value rsa/encrypted-value \
 	'EncryptedValue, RSAES-OAEP, id-aes256-wrap-pad'
 archive_ok tok-ec ec:P-256 enveloped ec/enveloped 'EnvelopedData, RSAES-OAEP, id-aes256-wrap-pad'
+
+# The whole cycle: archived at enrollment, the key deleted on the token,
+# `p11enroll recover` brings it back from the CA (krr/krp, C_UnwrapKey):
+# it has the certificate's CKA_ID and decrypts (RSA) or derives (EC) what
+# was encrypted to the original certificate before the loss.
+p11tool() {
+	_pt=$1
+	shift
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$_pt" --login --pin "$USER_PIN" \
+		"$@"
+}
+cycle() {
+	tok=$1 t=/archive/cycle/$2
+	archive_conf "$tok" "$3" enveloped
+	id=$(label_id "$tok" cert enrolled-key)
+	"$OPENSSL_BIN" x509 -in "$TMP/$tok.pem" -noout -pubkey > "$TMP/$tok.pub"
+	echo "written before the key was lost" > "$TMP/plain"
+	case $3 in
+	rsa*) "$OPENSSL_BIN" pkeyutl -encrypt -pubin -inkey "$TMP/$tok.pub" -in "$TMP/plain" \
+		-pkeyopt rsa_padding_mode:oaep -out "$TMP/cipher" ;;
+	*) "$OPENSSL_BIN" genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+		-out "$TMP/peer.key" 2> /dev/null &&
+		"$OPENSSL_BIN" pkeyutl -derive -inkey "$TMP/peer.key" -peerkey "$TMP/$tok.pub" \
+			-out "$TMP/plain" &&
+		"$OPENSSL_BIN" pkey -in "$TMP/peer.key" -pubout -outform DER -out "$TMP/cipher" ;;
+	esac
+	p11tool "$tok" --delete-object --type privkey --id "$id" > /dev/null 2>&1
+	check "$t/key-deleted" test "$(count_objects "$tok" privkey)" -eq 0
+	p11e recover test
+	check "$t/recover-exit-0" expect_rc 0
+	check "$t/recovered-id-is-cert-id" test "$(label_id "$tok" privkey enrolled-key)" = "$id"
+	case $3 in
+	rsa*) p11tool "$tok" --decrypt -m RSA-PKCS-OAEP --hash-algorithm SHA-1 --mgf MGF1-SHA1 \
+		--id "$id" -i "$TMP/cipher" -o "$TMP/out.bin" > /dev/null 2>&1 ;;
+	*) p11tool "$tok" --derive -m ECDH1-DERIVE --id "$id" -i "$TMP/cipher" \
+		-o "$TMP/out.bin" > /dev/null 2>&1 ;;
+	esac
+	check "$t/recovered-key-decrypts-old-data" cmp -s "$TMP/plain" "$TMP/out.bin"
+}
+cycle tok-rsa rsa rsa:2048
+cycle tok-ec ec ec:P-256
 
 # The POP is still the token key's signature over the request with the
 # control: OpenSSL's server verified each one.
