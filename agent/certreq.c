@@ -642,6 +642,10 @@ out:
 	X509_free(r->old_cert);
 	r->old_key = NULL;
 	r->old_cert = NULL;
+	/* A batch lends its context to the next enrollment: this one's
+	 * archived key must not go with that one's request. */
+	if (!own_cmp && r->cmp != NULL)
+		(void)cmpc_set1_archive(r->cmp, NULL);
 	/* The cmpc context may hold a token key (the signer): it goes first,
 	 * while the module is still loaded. */
 	if (own_cmp)

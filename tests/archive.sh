@@ -14,7 +14,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 112
+plan 116
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 start_ca --archive || exit 1
@@ -233,6 +233,23 @@ check "/archive/fails/ca-requires-archive/exit-6" expect_rc 6
 check "/archive/fails/ca-requires-archive/says-why" grep_err 'badRequest.*pkiArchiveOptions'
 check "/archive/fails/ca-requires-archive/token-unchanged" \
 	test "$(count_objects tok-f5)" = "$before"
+
+# A batch (one token, one CMP context for every row): each row's own key
+# is archived, none goes with another row's request.
+make_token tok-batch || exit 1
+archive_conf tok-batch rsa:2048 enveloped
+sed -i '/^cert_out = /d' "$TMP/p11enroll.conf"
+printf '%s\n' 'label,subject' 'b1,/CN=batch 1' 'b2,/CN=batch 2' > "$TMP/rows.csv"
+kept=$(ls "$TMP/ca/archive" | wc -l)
+p11e enroll test --batch "$TMP/rows.csv"
+check "/archive/batch/exit-0" expect_rc 0
+check "/archive/batch/two-kept" test "$(ls "$TMP/ca/archive" | wc -l)" -eq $((kept + 2))
+for l in b1 b2; do
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label tok-batch --read-object \
+		--type cert --label "$l" -o "$TMP/$l.der" > /dev/null 2>&1
+	"$OPENSSL_BIN" x509 -inform DER -in "$TMP/$l.der" -out "$TMP/$l.pem"
+	check "/archive/batch/$l-own-key-kept" same_pub "$TMP/$l.pem" "$(archived_of "$TMP/$l.pem")"
+done
 
 # Renewal (kur) of an archived key: the new key is archived too.
 ARC=$TMP/ca/archive-cert.pem
