@@ -14,7 +14,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 116
+plan 119
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 start_ca --archive || exit 1
@@ -124,7 +124,8 @@ cycle() {
 			-out "$TMP/plain" &&
 		"$OPENSSL_BIN" pkey -in "$TMP/peer.key" -pubout -outform DER -out "$TMP/cipher" ;;
 	esac
-	p11tool "$tok" --delete-object --type privkey --id "$id" > /dev/null 2>&1
+	p11tool "$tok" --delete-object --type privkey --id "$id" > "$TMP/del.out" 2>&1 ||
+		sed 's/^/# delete: /' "$TMP/del.out"
 	check "$t/key-deleted" test "$(count_objects "$tok" privkey)" -eq 0
 	p11e recover test
 	check "$t/recover-exit-0" expect_rc 0
@@ -233,6 +234,17 @@ check "/archive/fails/ca-requires-archive/exit-6" expect_rc 6
 check "/archive/fails/ca-requires-archive/says-why" grep_err 'badRequest.*pkiArchiveOptions'
 check "/archive/fails/ca-requires-archive/token-unchanged" \
 	test "$(count_objects tok-f5)" = "$before"
+
+# The CA answers "waiting" first: OpenSSL polls for the edited ir as for
+# any other (same transactionID and nonces), the CA archives on delivery.
+start_ca --archive --poll 1 || exit 1
+make_token tok-poll || exit 1
+archive_conf tok-poll rsa:2048 enveloped
+p11e enroll test
+check "/archive/poll/exit-0" expect_rc 0
+check "/archive/poll/polled" grep -q 'pollReq' "$TMP/ca.log"
+check "/archive/poll/key-kept" same_pub "$TMP/tok-poll.pem" "$(archived_of "$TMP/tok-poll.pem")"
+start_ca --archive --archive-require || exit 1
 
 # A batch (one token, one CMP context for every row): each row's own key
 # is archived, none goes with another row's request.
