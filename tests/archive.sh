@@ -103,11 +103,13 @@ archive_ok tok-ec ec:P-256 enveloped ec/enveloped 'EnvelopedData, RSAES-OAEP, id
 # `p11enroll recover` brings it back from the CA (krr/krp, C_UnwrapKey):
 # it has the certificate's CKA_ID and decrypts (RSA) or derives (EC) what
 # was encrypted to the original certificate before the loss.
+# p11tool TOKEN ARGS: pkcs11-tool on the token labelled exactly TOKEN
+# (pkcs11-tool 0.23 matches --token-label by prefix: tok-rsa finds
+# tok-rsa-ev when its slot comes first).
 p11tool() {
-	_pt=$1
+	_pt=$(token_slot "$1") || return 1
 	shift
-	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$_pt" --login --pin "$USER_PIN" \
-		"$@"
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --slot "$_pt" --login --pin "$USER_PIN" "$@"
 }
 cycle() {
 	tok=$1 t=/archive/cycle/$2
@@ -125,7 +127,7 @@ cycle() {
 		"$OPENSSL_BIN" pkey -in "$TMP/peer.key" -pubout -outform DER -out "$TMP/cipher" ;;
 	esac
 	p11tool "$tok" --delete-object --type privkey --id "$id" > "$TMP/del.out" 2>&1 ||
-		sed 's/^/# delete: /' "$TMP/del.out"
+		{ sed 's/^/# delete: /' "$TMP/del.out"; echo "# id $id"; objects "$tok" | sed 's/^/# /'; }
 	check "$t/key-deleted" test "$(count_objects "$tok" privkey)" -eq 0
 	p11e recover test
 	check "$t/recover-exit-0" expect_rc 0
@@ -257,8 +259,7 @@ p11e enroll test --batch "$TMP/rows.csv"
 check "/archive/batch/exit-0" expect_rc 0
 check "/archive/batch/two-kept" test "$(ls "$TMP/ca/archive" | wc -l)" -eq $((kept + 2))
 for l in b1 b2; do
-	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label tok-batch --read-object \
-		--type cert --label "$l" -o "$TMP/$l.der" > /dev/null 2>&1
+	p11tool tok-batch --read-object --type cert --label "$l" -o "$TMP/$l.der" > /dev/null 2>&1
 	"$OPENSSL_BIN" x509 -inform DER -in "$TMP/$l.der" -out "$TMP/$l.pem"
 	check "/archive/batch/$l-own-key-kept" same_pub "$TMP/$l.pem" "$(archived_of "$TMP/$l.pem")"
 done
