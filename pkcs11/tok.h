@@ -473,7 +473,8 @@ tok_rv tok_import_private(tok_ctx *ctx, EVP_PKEY *key, EVP_PKEY *pub, const char
  * archivable, wrapped on the token for the CA's key-archive key to
  * (RSA): a session AES-256 key wraps the PrivateKeyInfo (C_WrapKey with
  * CKM_AES_CBC_PAD or CKM_AES_KEY_WRAP_PAD, cbc_first picks the order; the
- * token's choice is in enc), to wraps that AES key (kt).  Then the key is
+ * token's choice is in enc), to wraps that AES key (kt; OAEP falls back to
+ * PKCS#1 v1.5 on a token without it: ret_w->kt says which).  Then the key is
  * made non-extractable for good.  The plaintext never leaves the token.
  */
 typedef struct {

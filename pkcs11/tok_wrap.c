@@ -246,7 +246,15 @@ tok_rv tok_wrap_private(tok_ctx *ctx, const tok_id *id, EVP_PKEY *to, tok_kt kt,
 				      : NULL);
 		goto out;
 	}
-	if ((ckr = wrap(ctx, s, &km, pub, aes, &w.enc_cek, &w.enc_cek_len)) != CKR_OK) {
+	ckr = wrap(ctx, s, &km, pub, aes, &w.enc_cek, &w.enc_cek_len);
+	/* a token without OAEP wrapping: PKCS#1 v1.5, which every CA decrypts */
+	if (kt == TOK_KT_RSA_OAEP_SHA1 &&
+	    (ckr == CKR_MECHANISM_INVALID || ckr == CKR_MECHANISM_PARAM_INVALID)) {
+		km = (CK_MECHANISM){CKM_RSA_PKCS, NULL, 0};
+		kt = w.kt = TOK_KT_RSA_PKCS1;
+		ckr = wrap(ctx, s, &km, pub, aes, &w.enc_cek, &w.enc_cek_len);
+	}
+	if (ckr != CKR_OK) {
 		snprintf(what, sizeof(what),
 			 "C_WrapKey of the AES key to the archive certificate (%s) on token '%s'",
 			 kt == TOK_KT_RSA_PKCS1 ? "RSA PKCS#1 v1.5" : "RSA-OAEP SHA-1", ctx->label);

@@ -14,7 +14,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 119
+plan 133
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 start_ca --archive || exit 1
@@ -98,6 +98,14 @@ archive_ok tok-rsa rsa:2048 enveloped rsa/enveloped 'EnvelopedData, RSAES-OAEP, 
 archive_ok tok-rsa-ev rsa:2048 encrypted-value rsa/encrypted-value \
 	'EncryptedValue, RSAES-OAEP, id-aes256-wrap-pad'
 archive_ok tok-ec ec:P-256 enveloped ec/enveloped 'EnvelopedData, RSAES-OAEP, id-aes256-wrap-pad'
+# A token that cannot wrap with RSA-OAEP (p11wrap refuses the 4th
+# C_WrapKey, the OAEP one, with CKR_MECHANISM_INVALID): the AES key goes
+# with PKCS#1 v1.5, and the CA is told so (rsaEncryption).
+P11WRAP_FAIL=C_WrapKey=CKR_MECHANISM_INVALID@4
+export P11WRAP_FAIL
+archive_ok tok-pkcs1 rsa:2048 enveloped rsa/pkcs1-fallback \
+	'EnvelopedData, rsaEncryption, id-aes256-wrap-pad'
+unset P11WRAP_FAIL
 
 # The whole cycle: archived at enrollment, the key deleted on the token,
 # `p11enroll recover` brings it back from the CA (krr/krp, C_UnwrapKey):
