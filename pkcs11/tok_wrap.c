@@ -13,6 +13,14 @@
  * an untrusted key is CKR_KEY_NOT_WRAPPABLE), so every enrollment would
  * need the SO PIN.  What protects the key instead is the short window:
  * extractable from generation until the wrap, a few seconds, then never.
+ *
+ * SoftHSM2 2.6.1 (Debian 12), measured: C_WrapKey of an RSA or EC private
+ * key works with CKM_AES_KEY_WRAP_PAD and CKM_AES_KEY_WRAP; CKM_AES_CBC_PAD
+ * answers CKR_MECHANISM_INVALID although C_GetMechanismInfo gives it
+ * CKF_WRAP (CKM_AES_CBC: CKR_GENERAL_ERROR); an AES key wraps under an RSA
+ * public key with CKM_RSA_PKCS_OAEP (SHA-1) and CKM_RSA_PKCS.  CKA_EXTRACTABLE
+ * TRUE -> FALSE is taken, FALSE -> TRUE is CKR_ATTRIBUTE_READ_ONLY, and
+ * C_WrapKey after it CKR_KEY_UNEXTRACTABLE; CKA_NEVER_EXTRACTABLE stays FALSE.
  */
 #include "config.h"
 
