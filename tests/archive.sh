@@ -180,7 +180,7 @@ _arc=$ARC
 ARC=
 refused tok-s7 no-archive-cert 2 'needs archive_cert'
 ARC=$_arc
-refused tok-s5 bad-format 2 "archive_format 'pem' is neither" "archive_format = pem"
+refused tok-s5 bad-format 2 "archive_format: 'pem' is not one of enveloped, encrypted-value" "archive_format = pem"
 refused tok-s6 key-id 2 'only a key pair generated for it' "key_id = 0102"
 
 # A key-archive certificate outside the trust anchors' PKI, or one whose
