@@ -63,72 +63,23 @@ static OSSL_CRMF_MSGS *krr_msgs(X509 *cert, EVP_PKEY *tpub)
 	return msgs;
 }
 
-static int same_pubkey(X509 *a, X509 *b)
-{
-	return EVP_PKEY_eq(X509_get0_pubkey(a), X509_get0_pubkey(b)) == 1;
-}
-
-/* "rejection (failInfo badCertId): text" of si; the CA's text printable
- * ASCII only. */
+/* The CA's refusal: cmpc_status_text, then the status's name and the
+ * failInfo bits by name. */
 static void status_text(const CMPC_PKISI *si, char *buf, size_t len)
 {
 	const char *name = cmpc_status_name((int)ASN1_INTEGER_get(si->status));
 	char fi[256];
-	int bits = 0, i, j;
 	size_t off;
+	int bits = 0, i;
 
 	for (i = 0; si->failInfo != NULL && i < 27; i++)
 		if (ASN1_BIT_STRING_get_bit(si->failInfo, i))
 			bits |= 1 << i;
 	cmpc_failinfo_names(bits, fi, sizeof(fi));
-	if (name != NULL)
-		snprintf(buf, len, "PKIStatus %s%s%s%s", name, fi[0] != '\0' ? " (failInfo " : "",
-			 fi, fi[0] != '\0' ? ")" : "");
-	else
-		snprintf(buf, len, "PKIStatus %ld", ASN1_INTEGER_get(si->status));
+	cmpc_status_text(si, buf, len);
 	off = strlen(buf);
-	for (i = 0; i < sk_ASN1_UTF8STRING_num(si->statusString) && off + 3 < len; i++) {
-		const ASN1_UTF8STRING *t = sk_ASN1_UTF8STRING_value(si->statusString, i);
-
-		buf[off++] = i == 0 ? ':' : ';';
-		buf[off++] = ' ';
-		for (j = 0; j < t->length && off + 1 < len; j++)
-			buf[off++] = t->data[j] >= 0x20 && t->data[j] < 0x7f ? (char)t->data[j] : '?';
-	}
-	buf[off] = '\0';
-}
-
-/* cert under the anchors (untrusted: caCerts and extraCerts), its chain
- * into ctx->x.chain for the signer check. */
-static cmpc_rv verify_chain(cmpc_ctx *ctx, X509 *cert, STACK_OF(X509) *untrusted)
-{
-	X509_STORE *store = cmpc_anchor_store(ctx);
-	X509_STORE_CTX *sctx = X509_STORE_CTX_new();
-	char name[256];
-	cmpc_rv rv = CMPC_OK;
-
-	sk_X509_pop_free(ctx->x.chain, X509_free);
-	ctx->x.chain = NULL;
-	if (store == NULL || sctx == NULL || !X509_STORE_CTX_init(sctx, store, cert, untrusted)) {
-		cmpc_seterr(ctx, "CMP krr: out of memory verifying the certificate");
-		rv = CMPC_ERR_INTERNAL;
-	} else if (X509_verify_cert(sctx) != 1) {
-		cmpc_name_str(X509_get_issuer_name(cert), name, sizeof(name), "(empty)");
-		cmpc_seterr(ctx,
-			    "CMP krr: the certificate of the recovered key (issuer '%s') does not "
-			    "verify against the configured trust anchors: %s (at chain depth %d); "
-			    "check the trusted setting",
-			    name, X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)),
-			    X509_STORE_CTX_get_error_depth(sctx));
-		rv = CMPC_ERR_CERT;
-	} else if ((ctx->x.chain = X509_STORE_CTX_get1_chain(sctx)) == NULL) {
-		cmpc_seterr(ctx, "CMP krr: out of memory verifying the certificate");
-		rv = CMPC_ERR_INTERNAL;
-	}
-	ERR_clear_error();
-	X509_STORE_CTX_free(sctx);
-	X509_STORE_free(store);
-	return rv;
+	snprintf(buf + off, len - off, " (%s%s%s)", name != NULL ? name : "unknown status",
+		 fi[0] != '\0' ? ", failInfo " : "", fi);
 }
 
 cmpc_rv cmpc_krp_read(const unsigned char *der, size_t len, X509 *want, X509 **ret_cert,
@@ -162,7 +113,7 @@ cmpc_rv cmpc_krp_read(const unsigned char *der, size_t len, X509 *want, X509 **r
 	for (i = 0; i < sk_CMPC_CKP_num(krp->keyPairHist); i++) {
 		ckp = sk_CMPC_CKP_value(krp->keyPairHist, i);
 		if (found == NULL && ckp->certOrEncCert->type == 0 &&
-		    same_pubkey(ckp->certOrEncCert->value.certificate, want))
+		    cmpc_same_pubkey(ckp->certOrEncCert->value.certificate, X509_get0_pubkey(want)))
 			found = ckp;
 		else
 			(*ret_others)++;
@@ -223,7 +174,8 @@ static cmpc_rv krp_key(cmpc_ctx *ctx, X509 *want, X509 **ret_cert, cmpc_privkey 
 		cmpc_seterr(ctx, "CMP krr: %s", why);
 		return rv;
 	}
-	if ((rv = verify_chain(ctx, cert, untrusted)) == CMPC_OK &&
+	if ((rv = cmpc_certrep_chain(ctx, cert, untrusted, "CMP krr",
+				     "certificate of the recovered key")) == CMPC_OK &&
 	    !cmpc_signer_may_answer_for(ctx, cert)) {
 		cmpc_seterr(ctx, "CMP krr: %s; pin the CA's CMP certificate (srv_cert) or name it "
 				 "(expected_sender)",

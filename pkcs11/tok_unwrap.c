@@ -332,6 +332,32 @@ static void newkey_template(const struct newkey *k, const char *label, CK_ATTRIB
 	*ret_n = n;
 }
 
+/* Whether a public key object with CKA_ID id holds pub. */
+static int has_public(tok_ctx *ctx, CK_SESSION_HANDLE s, const tok_id *id, EVP_PKEY *pub)
+{
+	static const CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+	CK_ATTRIBUTE tmpl[2] = {{CKA_CLASS, (void *)&cls, sizeof(cls)},
+				{CKA_ID, (void *)id->id, (CK_ULONG)id->len}};
+	CK_OBJECT_HANDLE *hs = NULL;
+	CK_ULONG n = 0, i;
+	EVP_PKEY *have;
+	int found = 0;
+
+	if (tok_find_all(ctx, s, tmpl, 2, &hs, &n) != TOK_OK) {
+		tok_clear_err(ctx);
+		return 0;
+	}
+	for (i = 0; i < n && !found; i++) {
+		have = NULL;
+		if (tok_pubkey_from_object(ctx, s, hs[i], &have) == TOK_OK)
+			found = EVP_PKEY_eq(have, pub) == 1;
+		EVP_PKEY_free(have);
+	}
+	tok_clear_err(ctx);
+	OPENSSL_free(hs);
+	return found;
+}
+
 /*
  * The new private key priv is checked (protected, belongs to pub), gets
  * its public key object and its CKA_ID; on failure it is destroyed again.
@@ -368,7 +394,11 @@ static tok_rv newkey_finish(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE 
 		ctx->f->C_DestroyObject(s, priv);
 		return rv;
 	}
-	ckr = create_public(ctx, s, pub, &k->id, label, k->dec, &pubh);
+	/* A recovered key's pair may still have its public key object (only
+	 * the private key was lost): it stays, and no second one is made. */
+	ckr = CKR_OK;
+	if (!has_public(ctx, s, &k->id, pub))
+		ckr = create_public(ctx, s, pub, &k->id, label, k->dec, &pubh);
 	if (ckr == CKR_OK)
 		ckr = ctx->f->C_SetAttributeValue(s, priv, &set, 1);
 	if (ckr != CKR_OK) {

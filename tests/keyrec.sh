@@ -15,7 +15,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 75
+plan 89
 start_ca || exit 1
 TOK=krr
 make_token "$TOK" || exit 1
@@ -169,6 +169,20 @@ for alg in ec rsa; do
 	p11tool --delete-object --type cert --id "$id" > /dev/null 2>&1
 done
 
+# Only the private key was lost: the public key object stays, and no
+# second one with the same CKA_ID is made.
+archived k-pub ec
+on_token k-pub 50b1 with-pub
+"$OPENSSL_BIN" x509 -in "$TMP/k-pub.pem" -noout -pubkey |
+	"$OPENSSL_BIN" pkey -pubin -outform DER -out "$TMP/k-pub.spki"
+p11tool --write-object "$TMP/k-pub.spki" --type pubkey --id 50b1 --label with-pub > /dev/null 2>&1
+check "/keyrec/pub-left/setup" test "$(label_count "$TOK" with-pub)" = 2
+recover k-pub --label with-pub
+check "/keyrec/pub-left/exit-0" expect_rc 0
+check "/keyrec/pub-left/one-public-key" test "$(label_count "$TOK" with-pub)" = 3 -a \
+	"$(label_id "$TOK" privkey with-pub)" = 50b1
+check "/keyrec/pub-left/derives" ec_derives 50b1 k-pub
+
 # --cert FILE: the certificate is not on the token; it goes under the
 # label beside the key, with the key's identifier as CKA_ID.
 archived k-file ec
@@ -213,7 +227,7 @@ fault wrong-key 3 'does not belong to the public key of its certificate'
 fault other-recipient 3 'encrypted to another recipient or is damaged'
 fault garbage 3 'the encrypted key is damaged'
 fault unprotected 7 "the CA's answer is not protected"
-fault reject 6 'rejection (failInfo notAuthorized): key recovery refused'
+fault reject 6 'PKIStatus 2: key recovery refused by the test CA (fault reject) (rejection, failInfo notAuthorized)'
 fault no-key 7 'carries the certificate but no private key'
 # Protected by a signer (another certificate of the end entity) instead
 # of the MAC secret: the lost key signs nothing.
@@ -250,6 +264,43 @@ p11e check test --recover --label killed
 check "/keyrec/kill/after/adopted" test "$(label_count "$TOK" killed)" -eq 3 -a \
 	"$(label_id "$TOK" privkey killed)" = "$(label_id "$TOK" cert killed)"
 
+# A certificate that does not chain to the trust anchors: refused, the
+# token as it was.
+"$OPENSSL_BIN" req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$TMP/other.key" -out "$TMP/other.pem" -days 2 -subj "/CN=Other Root" 2> /dev/null
+archived k-untrusted ec
+on_token k-untrusted 5a11 untrusted
+B=$(count_objects "$TOK")
+recover untrusted --label untrusted --trusted "$TMP/other.pem"
+check "/keyrec/untrusted/exit-8" expect_rc 8
+check "/keyrec/untrusted/says" grep -q \
+	'certificate of the recovered key (issuer .*) does not verify against the configured trust' \
+	"$TMP/err"
+check "/keyrec/untrusted/token-unchanged" test "$(count_objects "$TOK")" -eq "$B"
+
+# An earlier key pair first in the key pair history: the certificate's
+# own key is found and imported, the other one reported.
+start_ca --krr-fault history || exit 1
+write_conf "$TOK" "label = hist"
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+archived k-hist rsa
+on_token k-hist 4157 hist
+recover k-hist
+check "/keyrec/history/exit-0" expect_rc 0
+check "/keyrec/history/reported" grep -q 'the CA sent 1 more key pair(s) of the key history' \
+	"$TMP/err"
+check "/keyrec/history/right-key" rsa_decrypts 4157 k-hist
+
+# A wrong MAC secret: the CA refuses the krr's protection; the token as
+# it was.
+printf 'not-the-secret\n' > "$TMP/wrong-secret"
+B=$(count_objects "$TOK")
+recover wrong-secret --label untrusted --secret-source "file:$TMP/wrong-secret"
+check "/keyrec/wrong-secret/exit-7" expect_rc 7
+check "/keyrec/wrong-secret/says" grep -q 'check the reference value and secret' "$TMP/err"
+check "/keyrec/wrong-secret/ca-refused" grep -q 'krr -> error' "$TMP/ca.log"
+check "/keyrec/wrong-secret/token-unchanged" test "$(count_objects "$TOK")" -eq "$B"
+
 # No archived key: the CA says so.
 start_ca || exit 1
 write_conf "$TOK" "label = faulty"
@@ -259,6 +310,6 @@ B=$(count_objects "$TOK")
 recover none-archived
 seed not-archived "$TMP/k-fault.pem"
 check "/keyrec/not-archived/exit-6" expect_rc 6
-check "/keyrec/not-archived/says" grep -q 'badCertId.*no archived key' "$TMP/err"
+check "/keyrec/not-archived/says" grep -q 'no archived key for this certificate (rejection, failInfo badCertId)' "$TMP/err"
 check "/keyrec/not-archived/token-unchanged" test "$(count_objects "$TOK")" -eq "$B"
 finish

@@ -86,7 +86,8 @@ ASN1_CHOICE(KRR_BODY) = {
 } static_ASN1_CHOICE_END(KRR_BODY)
 
 static const char *const fault_names[] = {
-	"", "wrong-key", "other-recipient", "garbage", "unprotected", "reject", "no-key", NULL,
+	"",	 "wrong-key", "other-recipient", "garbage", "unprotected",
+	"reject", "no-key",    "history",	  NULL,
 };
 
 const char *const *ca_krr_fault_names(void)
@@ -204,6 +205,24 @@ out:
 	return ev;
 }
 
+static int push_history(struct ca_ca *ca, KRR_KRP *krp, EVP_PKEY *to)
+{
+	KRR_CKP *old = (KRR_CKP *)ASN1_item_new(ASN1_ITEM_rptr(KRR_CKP));
+	EVP_PKEY *key = ca_new_ec_key();
+	int ok = old != NULL && key != NULL && ca->device != NULL &&
+		 (old->privateKey = encrypt_key(key, to, 0)) != NULL;
+
+	if (ok) {
+		X509_free(old->cert);
+		old->cert = X509_dup(ca->device);
+		ok = old->cert != NULL && sk_KRR_CKP_push(krp->keyPairHist, old) > 0;
+	}
+	if (!ok)
+		ASN1_item_free((ASN1_VALUE *)old, ASN1_ITEM_rptr(KRR_CKP));
+	EVP_PKEY_free(key);
+	return ok;
+}
+
 /* The KeyRecRepContent for the request: a rejection with failInfo bit
  * and text, or the certificate with its key. */
 static KRR_KRP *krp_for(struct ca_ca *ca, OSSL_CRMF_MSGS *msgs, int fault)
@@ -237,6 +256,11 @@ static KRR_KRP *krp_for(struct ca_ca *ca, OSSL_CRMF_MSGS *msgs, int fault)
 		   NULL) {
 		bit = OSSL_CMP_PKIFAILUREINFO_badCertId;
 		text = "no certificate of this CA with that issuer and serial";
+	} else if (OSSL_CRMF_CERTTEMPLATE_get0_subject(OSSL_CRMF_MSG_get0_tmpl(crm)) != NULL &&
+		   X509_NAME_cmp(OSSL_CRMF_CERTTEMPLATE_get0_subject(OSSL_CRMF_MSG_get0_tmpl(crm)),
+				 X509_get_subject_name(cert)) != 0) {
+		bit = OSSL_CMP_PKIFAILUREINFO_badCertTemplate;
+		text = "the template's subject is not the certificate's";
 	} else if ((key = ca_archive_get(ca, serial)) == NULL) {
 		bit = OSSL_CMP_PKIFAILUREINFO_badCertId;
 		text = "no archived key for this certificate";
@@ -260,6 +284,10 @@ static KRR_KRP *krp_for(struct ca_ca *ca, OSSL_CRMF_MSGS *msgs, int fault)
 	ckp->cert = cert;
 	cert = NULL;
 	if (fault != CA_KRR_FAULT_NO_KEY && (ckp->privateKey = encrypt_key(key, to, fault)) == NULL)
+		goto fail;
+	/* history: an earlier key pair (the device's certificate, a fresh
+	 * key) comes first */
+	if (fault == CA_KRR_FAULT_HISTORY && !push_history(ca, krp, to))
 		goto fail;
 	if (!sk_KRR_CKP_push(krp->keyPairHist, ckp))
 		goto fail;

@@ -93,6 +93,8 @@ static void usage(FILE *f)
 	    "  --fault-on TYPE         faults hit only answers to TYPE (pollReq, certConf...)\n"
 	    "  --fault-skip N          faults spare the first N eligible requests\n"
 	    "  --fault-when FILE       faults hit only while FILE exists\n"
+	    "  --ccr-trusted FILE      signed requests (a ccr of a CA of a foreign PKI, and its\n"
+	    "                          certConf) may also chain to FILE's certificates\n"
 	    "  --reject-text FILE      the statusString of reject=FAILINFO: FILE's bytes, as\n"
 	    "                          they are (up to 16 KiB, a final newline dropped)\n"
 	    "  --spool DIR             also answer DIR's NAME.req.der files into NAME.rsp.der\n"
@@ -125,7 +127,8 @@ static void usage(FILE *f)
 	    "                          garbage-frame wrong-version oversize-length error-msg,\n"
 	    "                          or answer in rfc2510 form\n"
 	    "  --krr-fault NAME        break the krp: wrong-key other-recipient garbage\n"
-	    "                          unprotected reject no-key\n"
+	    "                          unprotected reject no-key, or an earlier key pair\n"
+	    "                          first in keyPairHist (history)\n"
 	    "  --tcp-poll N            with --tcp, answer with pollRep (check back in N s)\n"
 	    "                          and deliver on the client's pollReq\n"
 	    "  --tcp-poll-close        the pollRep also closes the connection\n"
@@ -366,6 +369,7 @@ enum {
 	OPT_HANG_ON,
 	OPT_HANG_COUNT,
 	OPT_DELIVER_WHEN,
+	OPT_CCR_TRUSTED,
 	OPT_FAULT_WHEN,
 	OPT_REJECT_TEXT,
 	OPT_TCP,
@@ -414,6 +418,7 @@ static const struct option long_opts[] = {
     {"hang-on", required_argument, NULL, OPT_HANG_ON},
     {"hang-count", required_argument, NULL, OPT_HANG_COUNT},
     {"deliver-when", required_argument, NULL, OPT_DELIVER_WHEN},
+    {"ccr-trusted", required_argument, NULL, OPT_CCR_TRUSTED},
     {"fault-when", required_argument, NULL, OPT_FAULT_WHEN},
     {"reject-text", required_argument, NULL, OPT_REJECT_TEXT},
     {"tcp", no_argument, NULL, OPT_TCP},
@@ -546,6 +551,9 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			break;
 		case OPT_DELIVER_WHEN:
 			o->deliver_when = optarg;
+			break;
+		case OPT_CCR_TRUSTED:
+			o->ccr_trusted = optarg;
 			break;
 		case OPT_FAULT_WHEN:
 			o->fault_when = optarg;

@@ -51,6 +51,7 @@ struct ca_srv {
 	/* the transaction */
 	X509 *issued;            /* waiting for certConf */
 	OSSL_CMP_MSG *held;      /* cert request held back while polling */
+	int held_ccr;            /* it was a ccr: delivered as a ccp */
 	time_t deliver_at;
 	int delivering;
 
@@ -469,6 +470,7 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 		if ((s->held = OSSL_CMP_MSG_dup(req)) == NULL)
 			return NULL;
 		s->deliver_at = time(NULL) + s->opts->poll_seconds;
+		s->held_ccr = s->ccr;
 		snprintf(s->outcome, sizeof(s->outcome), "waiting");
 		ca_event("%s: waiting, certificate ready in %d s", body_name(type),
 			 s->opts->poll_seconds);
@@ -904,6 +906,7 @@ static int cb_pollReq(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req, int ce
 		return 1;
 	}
 	ca_event("pollReq: delivering");
+	s->ccr = s->held_ccr;
 	*certReq = s->held; /* OpenSSL processes and frees it */
 	s->held = NULL;
 	*check_after = 0;
@@ -957,6 +960,7 @@ struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca)
 		goto fail;
 	s->ctx = OSSL_CMP_SRV_CTX_get0_cmp_ctx(s->srv_ctx);
 	if ((store = X509_STORE_new()) == NULL || !X509_STORE_add_cert(store, ca->root) ||
+	    (opts->ccr_trusted != NULL && !ca_ccr_trust(store, opts->ccr_trusted)) ||
 	    (untrusted = certs_of(ca->sub, NULL)) == NULL ||
 	    !OSSL_CMP_CTX_set_log_cb(s->ctx, log_cb) ||
 	    !OSSL_CMP_CTX_set0_trustedStore(s->ctx, store))

@@ -128,6 +128,7 @@ enum {
 	CA_KRR_FAULT_UNPROTECTED,      /* the krp without protection */
 	CA_KRR_FAULT_REJECT,	       /* rejection, failInfo notAuthorized */
 	CA_KRR_FAULT_NO_KEY,	       /* accepted, the certificate without its key */
+	CA_KRR_FAULT_HISTORY,	       /* an earlier key pair first in keyPairHist */
 };
 enum { CA_SIGNER_SRV, CA_SIGNER_CA, CA_SIGNER_DEVICE };
 
@@ -166,6 +167,7 @@ struct ca_opts {
 	long hang_count;	   /* --hang-count N: only the first N; 0 = all */
 	const char *deliver_when;  /* --deliver-when FILE: a held request goes once it exists */
 	const char *fault_when;	   /* --fault-when FILE: faults only while it exists */
+	const char *ccr_trusted;   /* --ccr-trusted FILE: anchors of a foreign CA */
 	int tcp;		   /* --tcp: CMP over TCP instead of HTTP */
 	struct ca_tcp_opts tcp_opts;
 	struct ca_mail_opts mail; /* --mail...: also answer request mails */
@@ -292,6 +294,9 @@ struct ca_edit {
 };
 OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e);
 
+/* ccr.c: --ccr-trusted FILE's certificates into the CA's trusted store,
+ * for signed ccrs of a foreign PKI.  0 on failure (logged). */
+int ca_ccr_trust(X509_STORE *store, const char *file);
 /* krr.c: the names of --krr-fault (index: CA_KRR_FAULT_*, "" first, NULL
  * last).  ca_krr_answer: *rsp, OpenSSL's error answer to the krr req
  * (DER) whose protection verified, becomes the krp, protected with ctx;
