@@ -14,7 +14,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 133
+plan 135
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 start_ca --archive || exit 1
@@ -140,6 +140,7 @@ cycle() {
 	p11e recover test
 	check "$t/recover-exit-0" expect_rc 0
 	check "$t/recovered-id-is-cert-id" test "$(label_id "$tok" privkey enrolled-key)" = "$id"
+	check "$t/one-public-key-object" test "$(count_objects "$tok" pubkey)" -eq 1
 	case $3 in
 	rsa*) p11tool "$tok" --decrypt -m RSA-PKCS-OAEP --hash-algorithm SHA-1 --mgf MGF1-SHA1 \
 		--id "$id" -i "$TMP/cipher" -o "$TMP/out.bin" > /dev/null 2>&1 ;;
