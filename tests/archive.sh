@@ -14,7 +14,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 135
+plan 139
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 start_ca --archive || exit 1
@@ -55,6 +55,15 @@ same_pub() {
 		cmp -s "$TMP/a.pub" "$TMP/b.pub"
 }
 
+# no_key_in KEYFILE FILE...: none of the key (hex of its DER, the lines
+# of its PEM body) in FILE...
+no_key_in() {
+	_nk=$1
+	shift
+	"$OPENSSL_BIN" pkey -in "$_nk" -outform DER | od -An -tx1 | tr -d ' \n' > "$TMP/key.hex"
+	! grep -q -F -f "$TMP/key.hex" "$@" && ! grep -v -e '-----' "$_nk" | grep -q -F -f - "$@"
+}
+
 # decrypts CERT KEYFILE: a document encrypted to CERT (CMS EnvelopedData:
 # RSA key transport or ECDH key agreement) is decrypted by KEYFILE.
 decrypts() {
@@ -82,6 +91,7 @@ archive_ok() {
 	check "$t/ca-kept-key" test -s "$arch"
 	check "$t/ca-key-is-certified-key" same_pub "$TMP/$tok.pem" "$arch"
 	check "$t/archived-key-decrypts" decrypts "$TMP/$tok.pem" "$arch"
+	check "$t/no-key-in-output" no_key_in "$arch" "$TMP/out" "$TMP/err" "$LOG"
 	check "$t/ca-saw-$fmt" grep -q "archive: $5" "$TMP/ca.log"
 	# two wraps (the key, the AES key), each a length query and the data
 	check "$t/two-wrapkey" test "$(grep -c '^C_WrapKey rv=CKR_OK' "$LOG")" -eq 4
