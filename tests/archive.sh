@@ -14,7 +14,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 139
+plan 145
 export P11WRAP_MODULE="$SOFTHSM2_MODULE"
 LOG="$TMP/calls.log"
 start_ca --archive || exit 1
@@ -298,4 +298,18 @@ check "/archive/renew/new-key-kept" same_pub "$TMP/tok-renew.pem" "$arch"
 check "/archive/renew/new-key-decrypts" decrypts "$TMP/tok-renew.pem" "$arch"
 check "/archive/renew/old-key-kept" same_pub "$TMP/renew-old.pem" "$(archived_of "$TMP/renew-old.pem")"
 check "/archive/renew/one-pair" test "$(count_objects tok-renew privkey)" -eq 1
+
+# A cr signed by the enrolled key (signature protection made again by
+# OpenSSL over the edited request): its new key is archived too; p10cr has
+# no place for it and is refused before anything is made.
+: > "$TMP/ca.log"
+p11e -v cr test --signer enrolled-key --label by-cr
+check "/archive/cr/exit-0" expect_rc 0
+check "/archive/cr/sent-cr" grep -q ' cr -> cp' "$TMP/ca.log"
+check "/archive/cr/key-kept" same_pub "$TMP/tok-renew.pem" "$(archived_of "$TMP/tok-renew.pem")"
+n=$(count_objects tok-renew)
+p11e p10cr test --label by-p10cr
+check "/archive/p10cr/exit-2" expect_rc 2
+check "/archive/p10cr/says-why" grep_err 'PKCS#10 request has no place'
+check "/archive/p10cr/token-unchanged" test "$(count_objects tok-renew)" -eq "$n"
 finish
