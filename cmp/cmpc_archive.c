@@ -28,6 +28,14 @@
  * with OSSL_CMP_MSG_update_transactionID (same transactionID and
  * senderNonce), so that OpenSSL's response checks, polling, certConf and
  * the layer's resume go on as for any request.
+ *
+ * The POP stays a signature by the new key: p11enroll generates every key
+ * with CKA_SIGN, encryption keys too.  A key that could not sign (an RSA
+ * key that only decrypts) would fail OpenSSL's own POP before the request
+ * reaches the transfer path; RFC 4211 4.2's POP for such a key
+ * (keyEncipherment, thisMessage: the same encrypted key) is not
+ * implemented.  A POP other than a signature (raVerified) is kept as it
+ * was.
  */
 #include "config.h"
 
