@@ -423,4 +423,19 @@ agent_rc agent_stored_abandon(const conf_enrollment *e, agent_stored *st);
  * (escaped); agent_token_open() records it before the login. */
 void agent_token_record(tok_ctx *tok, const tok_info *info);
 
+/*
+ * archive.c: key archive at enrollment (archive_key).  agent_archive_check:
+ * the configuration, before anything is done (only encryption keys, no
+ * key_id, no p10cr); agent_archive_cert: the key-archive certificate,
+ * RSA with keyEncipherment, verified under the trust anchors of cmp
+ * (*ret_cert NULL when archive is off); agent_archive_wrap: the new key
+ * id wrapped on the token for cert, made non-extractable, and handed to
+ * cmp for the request.
+ */
+int agent_archive_format(const conf_enrollment *e);
+agent_rc agent_archive_check(const conf_enrollment *e, int req_type, int key_alg);
+agent_rc agent_archive_cert(const conf_enrollment *e, cmpc_ctx *cmp, X509 **ret_cert);
+agent_rc agent_archive_wrap(const conf_enrollment *e, tok_ctx *tok, const tok_id *id,
+			    cmpc_ctx *cmp, X509 *cert);
+
 #endif

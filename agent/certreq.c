@@ -412,7 +412,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	agent_pending own;
 	STACK_OF(X509) *cacerts = NULL;
 	EVP_PKEY *key = NULL;
-	X509 *cert = NULL;
+	X509 *cert = NULL, *archive_cert = NULL;
 	char *new_label = NULL;
 	tok_id id;
 	int generated = 0, finished = 0, alg, bits, i;
@@ -449,6 +449,9 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		r->spec.bits = bits;
 	}
 	r->spec.allow_decrypt = e->allow_decrypt == 1;
+	r->spec.archivable = e->archive_key == 1 && resume == NULL;
+	if (resume == NULL && (rc = agent_archive_check(e, r->type, r->spec.alg)) != EXIT_OK)
+		goto out;
 	if ((new_label = agent_label_with(e->label, AGENT_MARK_NEW)) == NULL ||
 	    (own_cmp && (r->cmp = agent_cmpc_new()) == NULL)) {
 		rc = EXIT_INTERNAL;
@@ -458,7 +461,8 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	 * an ir is always protected with PBM, a kur never (no secret is
 	 * given to its context at all). */
 	if ((rc = agent_cmp_setup(e, r->cmp)) != EXIT_OK ||
-	    (r->type == CMPC_REQ_IR && (rc = agent_cmp_use_pbm(e, r->cmp, "the ir")) != EXIT_OK))
+	    (r->type == CMPC_REQ_IR && (rc = agent_cmp_use_pbm(e, r->cmp, "the ir")) != EXIT_OK) ||
+	    (resume == NULL && (rc = agent_archive_cert(e, r->cmp, &archive_cert)) != EXIT_OK))
 		goto out;
 	if (own_tok && (rc = agent_token_open(e, &r->tok, 1)) != EXIT_OK)
 		goto out;
@@ -521,6 +525,11 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		rc = interrupted("before the request was sent: the new key pair is removed");
 		goto out;
 	}
+	/* Wrapped for the CA before it is used: from here on it is not
+	 * extractable, whatever happens to the request. */
+	if (generated && resume == NULL &&
+	    (rc = agent_archive_wrap(e, r->tok, &id, r->cmp, archive_cert)) != EXIT_OK)
+		goto out;
 	if (id.len == 0 && r->csr != NULL) {
 		/* Not on the token: the request is the CSR, signed already; the
 		 * public key is what the issued certificate is checked against. */
@@ -625,6 +634,7 @@ out:
 	}
 	sk_X509_pop_free(sc.created, X509_free);
 	cmpc_template_clear(&r->tmpl);
+	X509_free(archive_cert);
 	free(new_label);
 	X509_free(cert);
 	sk_X509_pop_free(cacerts, X509_free);
@@ -632,6 +642,10 @@ out:
 	X509_free(r->old_cert);
 	r->old_key = NULL;
 	r->old_cert = NULL;
+	/* A batch lends its context to the next enrollment: this one's
+	 * archived key must not go with that one's request. */
+	if (!own_cmp && r->cmp != NULL)
+		(void)cmpc_set1_archive(r->cmp, NULL);
 	/* The cmpc context may hold a token key (the signer): it goes first,
 	 * while the module is still loaded. */
 	if (own_cmp)

@@ -267,6 +267,11 @@ int conf_check_value(const setting *s, const char *v, int flags, int *ret_int, c
 		return agent_fail(why, whylen, "is empty");
 	switch (s->type) {
 	case SET_TEXT:
+		if (strcmp(s->key, "archive_format") == 0 && strcmp(v, "enveloped") != 0 &&
+		    strcmp(v, "encrypted-value") != 0)
+			return agent_fail(why, whylen, "'%s' is not one of enveloped, encrypted-value",
+					  v);
+		return 0;
 	case SET_PATH:
 		return 0;
 	case SET_ABSPATH:

@@ -66,6 +66,12 @@
 	  "PBM shared secret from file:PATH, fd:N or env:NAME")                                    \
 	X(trusted, "trusted", SET_PATH, SC_BOTH, 1, 0, 0, "FILE", NULL,                            \
 	  "PEM trust anchors for the issued certificate")                                          \
+	X(archive_key, "archive-key", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, "no",                      \
+	  "send the new (encryption) key to the CA for archive")                                   \
+	X(archive_cert, "archive-cert", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,                  \
+	  "the CA's key-archive certificate (PEM) that archived keys are encrypted to")            \
+	X(archive_format, "archive-format", SET_TEXT, SC_BOTH, 0, 0, 0, "FORMAT", "enveloped",     \
+	  "archived key as enveloped (EnvelopedData) or encrypted-value")                          \
 	X(tls_trusted, "tls-trusted", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,                    \
 	  "PEM CA bundle that verifies an HTTPS server")                                           \
 	X(tls_client, "tls-client", SET_TEXT, SC_BOTH, 0, 0, 0, "LABEL", NULL,                     \

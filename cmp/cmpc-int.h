@@ -70,6 +70,9 @@ struct cmpc_ctx {
 
 	/* certreq/signer: signature protection, PBM parameters, header fields. */
 	X509 *signer_cert; /* set: requests are signed, no secret in cmp */
+	/* cmpc_set1_archive: the PKIArchiveOptions (DER) for the next ir/cr/kur */
+	unsigned char *archive_der;
+	int archive_len;
 	EVP_PKEY *signer_key;
 	unsigned char *pbm_secret; /* copy for re-protection; wiped when dropped */
 	size_t pbm_secret_len;
@@ -442,6 +445,9 @@ DECLARE_ASN1_ITEM(CMPC_BODY)
 
 /* One whole PKIMessage in der (NULL if it is not exactly one). */
 CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len);
+/* req with the pkiArchiveOptions control of cmpc_set1_archive, its POP and
+ * protection made again (cmpc_archive.c); NULL with the failure recorded. */
+OSSL_CMP_MSG *cmpc_archive_edit(cmpc_ctx *ctx, const OSSL_CMP_MSG *req);
 void cmpc_msg_free(CMPC_PKIMSG *m);
 CMPC_PKIMSG_HEAD *cmpc_msg_head_decode(const unsigned char *der, size_t len);
 void cmpc_msg_head_free(CMPC_PKIMSG_HEAD *m);

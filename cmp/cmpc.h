@@ -377,6 +377,27 @@ typedef enum {
 cmpc_rv cmpc_certreq(cmpc_ctx *ctx, cmpc_req_type type, EVP_PKEY *newkey, X509 *oldcert,
 		     X509_REQ *csr, X509 **ret_cert, STACK_OF(X509) **ret_cacerts);
 
+/*
+ * Key archive (RFC 4211 6.4): the next ir/cr/kur carries the private key,
+ * wrapped on the token for the CA's key-archive certificate, in a
+ * pkiArchiveOptions control (EnvelopedData, or EncryptedValue for a CA
+ * that speaks only that).  The request OpenSSL builds is edited on its
+ * way out (cmpc_archive.c says why); NULL clears.  Copied.
+ */
+typedef enum { CMPC_ARCHIVE_ENVELOPED = 1, CMPC_ARCHIVE_ENCVALUE } cmpc_archive_format;
+typedef struct {
+	cmpc_archive_format format;
+	X509 *recipient;              /* the CA's key-archive certificate (RSA) */
+	int oaep;                     /* AES key wrapped with RSA-OAEP SHA-1, else PKCS#1 v1.5 */
+	const unsigned char *enc_cek; /* the AES-256 key, wrapped to recipient */
+	size_t enc_cek_len;
+	int cbc;                      /* PrivateKeyInfo under aes256-CBC (iv), else AES-KWP */
+	unsigned char iv[16];
+	const unsigned char *enc_key; /* the PrivateKeyInfo, wrapped with the AES key */
+	size_t enc_key_len;
+} cmpc_archive;
+cmpc_rv cmpc_set1_archive(cmpc_ctx *ctx, const cmpc_archive *a);
+
 /* ---- Polling across processes (RFC 4210 5.3.22, RFC 9483 4.4) -------- */
 
 #define CMPC_ID_MAX 64

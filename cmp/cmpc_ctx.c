@@ -183,6 +183,7 @@ void cmpc_free(cmpc_ctx *ctx)
 	OSSL_CMP_CTX_free(ctx->cmp); /* cleanses the secret */
 	cmpc_http_free(ctx);
 	OPENSSL_free(ctx->url);
+	OPENSSL_free(ctx->archive_der);
 	OPENSSL_free(ctx->tls_cafile);
 	OPENSSL_free(ctx->proxy);
 	OPENSSL_free(ctx->no_proxy);

@@ -372,7 +372,7 @@ OSSL_CMP_MSG *cmpc_msg_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 {
 	cmpc_ctx *ctx = OSSL_CMP_CTX_get_transfer_cb_arg(cmp);
 	unsigned char *der = NULL;
-	OSSL_CMP_MSG *rsp = NULL;
+	OSSL_CMP_MSG *rsp = NULL, *edited = NULL;
 	long long limit_ms;
 	int derlen, type;
 	cmpc_rv rv;
@@ -393,10 +393,17 @@ OSSL_CMP_MSG *cmpc_msg_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	if ((limit_ms = time_left_ms(ctx)) == 0)
 		return NULL;
 	note_tid(ctx, req);
+	/* key archive: the control goes into the request OpenSSL built */
+	if (ctx->archive_der != NULL &&
+	    (type == CMPC_BODY_IR || type == CMPC_BODY_CR || type == CMPC_BODY_KUR)) {
+		if ((edited = cmpc_archive_edit(ctx, req)) == NULL)
+			return NULL;
+		req = edited;
+	}
 	if ((derlen = i2d_OSSL_CMP_MSG(req, &der)) <= 0) {
 		cmpc_xfer_fail(ctx, CMPC_ERR_INTERNAL, "%s: cannot DER-encode the request",
 			       ctx->x.what);
-		return NULL;
+		goto out;
 	}
 	/* 3.0 always uses 500 PBM iterations and has no sender setter. */
 	if (!cmpc_pbm_reprotect(ctx, &der, &derlen)) {
@@ -437,6 +444,7 @@ OSSL_CMP_MSG *cmpc_msg_transfer(OSSL_CMP_CTX *cmp, const OSSL_CMP_MSG *req)
 	if (ctx->x.rv == CMPC_OK)
 		rsp = cmpc_msg_response(ctx, ctx->x.what);
 out:
+	OSSL_CMP_MSG_free(edited);
 	OPENSSL_free(der);
 	return rsp;
 }

@@ -140,6 +140,7 @@ typedef struct {
 	tok_keyalg alg;
 	int bits;            /* EC: 256 (P-256) or 384 (P-384); RSA: 2048, 3072, 4096 */
 	int allow_decrypt;   /* set CKA_DECRYPT and CKA_UNWRAP (else FALSE) */
+	int archivable;      /* CKA_EXTRACTABLE TRUE until tok_wrap_private (key archive) */
 } tok_keyspec;
 
 #define TOK_ID_MAX 64
@@ -466,5 +467,27 @@ tok_rv tok_transport_decrypt(tok_ctx *ctx, tok_transport *t, const tok_wrapped *
 			     unsigned char **ret_out, size_t *ret_len);
 tok_rv tok_import_private(tok_ctx *ctx, EVP_PKEY *key, EVP_PKEY *pub, const char *label,
 			  int allow_decrypt, tok_id *ret_id);
+
+/*
+ * Key archive (tok_wrap.c): the private key with CKA_ID id, generated
+ * archivable, wrapped on the token for the CA's key-archive key to
+ * (RSA): a session AES-256 key wraps the PrivateKeyInfo (C_WrapKey with
+ * CKM_AES_CBC_PAD or CKM_AES_KEY_WRAP_PAD, cbc_first picks the order; the
+ * token's choice is in enc), to wraps that AES key (kt; OAEP falls back to
+ * PKCS#1 v1.5 on a token without it: ret_w->kt says which).  Then the key is
+ * made non-extractable for good.  The plaintext never leaves the token.
+ */
+typedef struct {
+	tok_kt kt;
+	unsigned char *enc_cek; /* the AES key, wrapped to the archive key */
+	size_t enc_cek_len;
+	tok_enc enc;
+	unsigned char iv[16]; /* TOK_ENC_AES_CBC_PAD */
+	unsigned char *enc_key; /* the PrivateKeyInfo, wrapped with the AES key */
+	size_t enc_key_len;
+} tok_wrapout;
+tok_rv tok_wrap_private(tok_ctx *ctx, const tok_id *id, EVP_PKEY *to, tok_kt kt, int cbc_first,
+			tok_wrapout *ret_w);
+void tok_wrapout_clear(tok_wrapout *w);
 
 #endif

@@ -218,7 +218,7 @@ static tok_rv check_private(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE 
 		bad = SIGN;
 	else if (val[SENSITIVE] != 1)
 		bad = SENSITIVE;
-	else if (val[EXTRACTABLE] != 0)
+	else if (val[EXTRACTABLE] != (spec->archivable ? 1 : 0))
 		bad = EXTRACTABLE;
 	else if (!spec->allow_decrypt && val[DECRYPT] == 1)
 		bad = DECRYPT;
@@ -230,8 +230,9 @@ static tok_rv check_private(tok_ctx *ctx, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE 
 		return TOK_OK;
 	return tok_fail(ctx, TOK_ERR_DEVICE,
 			"token '%s' made a private key other than asked: its %s is %s, where "
-			"p11enroll needs a key that signs, is sensitive and never extractable, "
-			"and decrypts only with allow_decrypt = yes: %s",
+			"p11enroll needs a key that signs, is sensitive and not extractable "
+			"(until archived with archive_key = yes), and decrypts only with "
+			"allow_decrypt = yes: %s",
 			ctx->label, name[bad],
 			val[bad] < 0 ? "missing" : val[bad] ? "TRUE" : "FALSE",
 			bad == DECRYPT || bad == UNWRAP
@@ -336,7 +337,9 @@ tok_rv tok_keygen(tok_ctx *ctx, const tok_keyspec *spec, const char *label, tok_
 	ADD(priv_t, npriv, CKA_TOKEN, &yes, sizeof(yes));
 	ADD(priv_t, npriv, CKA_PRIVATE, &yes, sizeof(yes));
 	ADD(priv_t, npriv, CKA_SENSITIVE, &yes, sizeof(yes));
-	ADD(priv_t, npriv, CKA_EXTRACTABLE, &no, sizeof(no));
+	/* An archivable key stays sensitive: it leaves the token only wrapped,
+	 * once (tok_wrap_private), and is then made non-extractable. */
+	ADD(priv_t, npriv, CKA_EXTRACTABLE, spec->archivable ? &yes : &no, sizeof(no));
 	ADD(priv_t, npriv, CKA_SIGN, &yes, sizeof(yes));
 	ADD(priv_t, npriv, CKA_DECRYPT, dec, sizeof(*dec));
 	ADD(priv_t, npriv, CKA_UNWRAP, dec, sizeof(*dec));

@@ -105,6 +105,13 @@ static void usage(FILE *f)
 	    "  --mail-cacert FILE      with --mail: the CA certificates of an smtps:// server\n"
 	    "  --mail-ctype TYPE       the answers' Content-Type (application/pkixcmp)\n"
 	    "  --mail-multipart        each answer in a multipart/mixed after a text part\n"
+	    "  --archive               key archive: keep the private key of a request's\n"
+	    "                          pkiArchiveOptions (DIR/archive/SERIAL.pem), decrypted\n"
+	    "                          with DIR/archive-key.pem (made with archive-cert.pem)\n"
+	    "  --archive-key FILE, --archive-cert FILE  the key-archive key pair (--archive)\n"
+	    "  --archive-require       (--archive) reject a request without pkiArchiveOptions\n"
+	    "  --archive-fault NAME    (--archive) refuse (every archive), other-key (decrypt\n"
+	    "                          with another key)\n"
 	    "  --mail-fault NAME       dup (each answer sent twice), wrong-tid (another\n"
 	    "                          transaction's id in subject and header), garbage\n"
 	    "                          (base64 of no DER), no-subject-tid (no id in subject\n"
@@ -378,6 +385,11 @@ enum {
 	OPT_MAIL_CTYPE,
 	OPT_MAIL_MULTIPART,
 	OPT_MAIL_FAULT,
+	OPT_ARCHIVE,
+	OPT_ARCHIVE_KEY,
+	OPT_ARCHIVE_CERT,
+	OPT_ARCHIVE_REQUIRE,
+	OPT_ARCHIVE_FAULT,
 };
 
 static const struct option long_opts[] = {
@@ -422,6 +434,11 @@ static const struct option long_opts[] = {
     {"mail-ctype", required_argument, NULL, OPT_MAIL_CTYPE},
     {"mail-multipart", no_argument, NULL, OPT_MAIL_MULTIPART},
     {"mail-fault", required_argument, NULL, OPT_MAIL_FAULT},
+    {"archive", no_argument, NULL, OPT_ARCHIVE},
+    {"archive-key", required_argument, NULL, OPT_ARCHIVE_KEY},
+    {"archive-cert", required_argument, NULL, OPT_ARCHIVE_CERT},
+    {"archive-require", no_argument, NULL, OPT_ARCHIVE_REQUIRE},
+    {"archive-fault", required_argument, NULL, OPT_ARCHIVE_FAULT},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -598,6 +615,25 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 				return CA_EXIT_USAGE;
 			break;
 		}
+		case OPT_ARCHIVE:
+			o->archive.on = 1;
+			break;
+		case OPT_ARCHIVE_KEY:
+			o->archive.key_file = optarg;
+			break;
+		case OPT_ARCHIVE_CERT:
+			o->archive.cert_file = optarg;
+			break;
+		case OPT_ARCHIVE_REQUIRE:
+			o->archive.require = 1;
+			break;
+		case OPT_ARCHIVE_FAULT: {
+			static const char *const names[] = { "", "refuse", "other-key", NULL };
+
+			if ((o->archive.fault = pick("archive-fault", optarg, names)) == 0)
+				return CA_EXIT_USAGE;
+			break;
+		}
 		case OPT_LOG:
 			o->log_file = optarg;
 			break;
@@ -713,7 +749,8 @@ int main(int argc, char **argv)
 	ca.days = opts.days;
 	ca.validity_seconds = opts.validity_seconds;
 	ca.want_new_root = opts.new_root;
-	if (!ca_ca_load_or_create(&ca, opts.dir))
+	if (!ca_ca_load_or_create(&ca, opts.dir) ||
+	    (opts.archive.on && !ca_archive_setup(&ca, &opts.archive)))
 		goto out;
 	if ((srv = ca_srv_new(&opts, &ca)) == NULL)
 		goto out;
@@ -772,6 +809,7 @@ out:
 	if (lfd >= 0)
 		close(lfd);
 	ca_srv_free(srv);
+	ca_archive_cleanup(&opts.archive);
 	ca_ca_cleanup(&ca);
 	if (opts.secret != NULL)
 		OPENSSL_clear_free(opts.secret, opts.secret_len);

@@ -442,6 +442,9 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 	X509 *old = NULL, *cert = NULL, *issuer = NULL;
 	EVP_PKEY *issuer_key = NULL;
 	OSSL_CMP_PKISI *si = NULL;
+	EVP_PKEY *archived = NULL;
+	const char *why;
+	int bit;
 	time_t validity[2];
 
 	s->cert_cb = 1;
@@ -513,6 +516,10 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 		goto done;
 	}
 
+	if (!ca_archive_take(&s->opts->archive, crm, key, &archived, &bit, &why)) {
+		si = rejection(s, bit, why);
+		goto done;
+	}
 	if (fault(s, CA_FAULT_WRONG_KEY)) {
 		EVP_PKEY_free(key);
 		key = ca_new_ec_key();
@@ -548,8 +555,15 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 	s->ca->req_not_before = s->ca->req_not_after = 0;
 	if (cert == NULL)
 		goto done;
-	if (!ca_record_issued(s->ca, cert))
+	if (!ca_record_issued(s->ca, cert) ||
+	    (archived != NULL && !ca_archive_put(s->ca, X509_get0_serialNumber(cert), archived)))
 		goto done;
+	if (archived != NULL) {
+		char *hex = ca_serial_hex(X509_get0_serialNumber(cert));
+
+		ca_event("archive: kept the key of serial %s", hex != NULL ? hex : "?");
+		OPENSSL_free(hex);
+	}
 	*chainOut = issuer != NULL ? certs_of(issuer, NULL) : certs_of(s->ca->sub, s->ca->root);
 	if (type == CA_BODY_IR)
 		*caPubs = certs_of(s->ca->root, NULL);
@@ -569,6 +583,7 @@ done:
 	X509_free(cert);
 	X509_free(old);
 	EVP_PKEY_free(key);
+	EVP_PKEY_free(archived);
 	X509_NAME_free(subject);
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	return si;

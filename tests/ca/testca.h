@@ -93,6 +93,15 @@ struct ca_tcp_opts {
 	int poll_s;	/* --tcp-poll N: pollRep first, check back in N s */
 	int poll_close; /* --tcp-poll-close: with closeConnection set */
 };
+/* archive.c: key archive (--archive-key, --archive-cert, --archive-require,
+ * --archive-fault) */
+enum { CA_ARCHIVE_FAULT_NONE, CA_ARCHIVE_FAULT_REFUSE, CA_ARCHIVE_FAULT_OTHER_KEY };
+struct ca_archive_opts {
+	const char *key_file, *cert_file;
+	int on, require, fault;
+	EVP_PKEY *key; /* loaded or made by ca_archive_setup */
+	X509 *cert;
+};
 /* mail.c: CMP by e-mail (--mail) and its faults (--mail-fault) */
 enum {
 	CA_MAIL_FAULT_NONE,
@@ -162,6 +171,7 @@ struct ca_opts {
 	int tcp;		   /* --tcp: CMP over TCP instead of HTTP */
 	struct ca_tcp_opts tcp_opts;
 	struct ca_mail_opts mail; /* --mail...: also answer request mails */
+	struct ca_archive_opts archive;
 	int krr_fault;		  /* --krr-fault NAME: CA_KRR_FAULT_* */
 };
 
@@ -235,6 +245,13 @@ int ca_is_revoked(struct ca_ca *ca, const ASN1_INTEGER *serial);
 int ca_archive_put(struct ca_ca *ca, const ASN1_INTEGER *serial, EVP_PKEY *key);
 EVP_PKEY *ca_archive_get(struct ca_ca *ca, const ASN1_INTEGER *serial);
 int ca_revoke(struct ca_ca *ca, const ASN1_INTEGER *serial, int reason);
+/* archive.c: the archive key pair (loaded or made); the archived key of
+ * crm decrypted and checked against pub: 1 (*ret_key NULL when the request
+ * has none and none is required), 0 with the failInfo bit and why. */
+int ca_archive_setup(struct ca_ca *ca, struct ca_archive_opts *o);
+void ca_archive_cleanup(struct ca_archive_opts *o);
+int ca_archive_take(const struct ca_archive_opts *o, const OSSL_CRMF_MSG *crm, EVP_PKEY *pub,
+		    EVP_PKEY **ret_key, int *ret_bit, const char **ret_why);
 char *ca_serial_hex(const ASN1_INTEGER *serial);
 int ca_template_fields(const OSSL_CRMF_CERTTEMPLATE *tmpl, EVP_PKEY **ret_key,
 		       X509_NAME **ret_subject, STACK_OF(X509_EXTENSION) **ret_exts,
