@@ -37,6 +37,7 @@ struct ca_srv {
 	OSSL_CMP_SRV_CTX *srv_ctx;
 	OSSL_CMP_CTX *ctx; /* borrowed from srv_ctx */
 	int ccr;	   /* the request is a ccr, served as a cr (ccr_as_cr) */
+	struct ca_ckg *ckg; /* central key generation for this request (ckg.c) */
 	ASN1_OBJECT *oid_ca_certs, *oid_root_update, *oid_req_template, *oid_root_cert;
 	ASN1_OBJECT *oid_crl_status, *oid_crls;
 	X509 *fake_ca, *fake_srv; /* for the untrusted and bad-protection faults */
@@ -973,6 +974,7 @@ void ca_srv_free(struct ca_srv *s)
 	if (s == NULL)
 		return;
 	OSSL_CMP_SRV_CTX_free(s->srv_ctx);
+	ca_ckg_free(s->ckg);
 	ASN1_OBJECT_free(s->oid_ca_certs);
 	ASN1_OBJECT_free(s->oid_root_update);
 	ASN1_OBJECT_free(s->oid_req_template);
@@ -1186,7 +1188,7 @@ static int rework_response(struct ca_srv *s, OSSL_CMP_MSG **prsp, int rsp_type)
 	if ((edited = edit_protected(s, prsp, rsp_type)) < 0)
 		return 0;
 	hdr = OSSL_CMP_MSG_get0_header(*prsp);
-	if (!edited && !(pbm_rsp && s->opts->protection_sig) &&
+	if (!edited && s->ckg == NULL && !(pbm_rsp && s->opts->protection_sig) &&
 	    !fault(s, CA_FAULT_BAD_PROTECTION | CA_FAULT_WRONG_TID | CA_FAULT_WRONG_NONCE |
 			  CA_FAULT_UNPROTECTED))
 		return 1;
@@ -1417,10 +1419,15 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	s->ccr = 0;
 	if (s->req_type == CA_BODY_CCR && !ccr_as_cr(s, &req))
 		goto done;
-	if (s->ccr)
+	ca_ckg_free(s->ckg);
+	s->ckg = NULL;
+	if ((s->req_type == CA_BODY_IR || s->req_type == CA_BODY_CR || s->req_type == CA_BODY_KUR) &&
+	    ca_ckg_request(s->ctx, s->opts->ckg_fault, &req, &s->ckg) < 0)
+		goto done;
+	if (s->ccr || s->ckg != NULL)
 		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, 1);
 	rsp = OSSL_CMP_SRV_process_request(s->srv_ctx, req);
-	if (s->ccr)
+	if (s->ccr || s->ckg != NULL)
 		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, s->opts->accept_unprotected);
 	if (rsp == NULL) {
 		first_error(err, sizeof(err));
@@ -1454,6 +1461,11 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 		OSSL_CMP_CTX_set1_transactionID(s->ctx,
 						OSSL_CMP_HDR_get0_transactionID(
 						    OSSL_CMP_MSG_get0_header(req)));
+	if (s->ckg != NULL && s->issued_now &&
+	    (rsp_type == CA_BODY_IP || rsp_type == CA_BODY_CP || rsp_type == CA_BODY_KUP) &&
+	    !ca_ckg_response(s->ckg, s->ca, s->issued, s->opts->ckg_fault,
+			     s->opts->ckg_enveloped, &rsp))
+		goto done;
 	if (!rework_response(s, &rsp, rsp_type) ||
 	    (fault(s, CA_FAULT_MANY_EXTRACERTS) && !many_extracerts(s, &rsp))) {
 		ca_log("POST %s %s -> HTTP 500: the fault could not be applied", path,
