@@ -1,6 +1,7 @@
 /*
  * The extensions a request asks for besides the SANs (key_usage,
- * extended_key_usage, policies, basic_constraints; openssl cmp's -reqexts
+ * extended_key_usage, policies, basic_constraints, name_constraints;
+ * openssl cmp's -reqexts
  * and -policy_oids): each value is checked item by item, so that a bad
  * one is named, then built with OpenSSL's X509V3 configuration functions
  * from a value made of checked items only (no '@section', no file
@@ -173,9 +174,80 @@ static int check_basic_constraints(const char *v, char *out, size_t size, char *
 	return 0;
 }
 
+/* A DNS name, or a domain with a leading dot: letters, digits, '-', '.'. */
+static int is_host(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
+			return 0;
+	return 1;
+}
+
+/* permitted;TYPE:VALUE or excluded;TYPE:VALUE (OpenSSL's syntax, RFC 5280
+ * 4.2.1.10): DNS:host or .domain, email:addr, @host or .domain, URI:host
+ * or .domain, IP:address/mask (IPv4 or IPv6).  No dirName: it would name a
+ * section of a configuration database there is none of. */
+static int check_name_constraint(const char *item, char *out, size_t size, char *why,
+				 size_t whylen)
+{
+	const char *v = strchr(item, ';'), *t;
+	ASN1_OCTET_STRING *ip;
+	char canon[256];
+	int ok;
+
+	if (v == NULL || (strncasecmp(item, "permitted;", 10) != 0 &&
+			  strncasecmp(item, "excluded;", 9) != 0))
+		return agent_fail(why, whylen,
+				  "'%.80s' is not a name constraint; write permitted;TYPE:VALUE or "
+				  "excluded;TYPE:VALUE with TYPE DNS, email, URI or IP (as "
+				  "permitted;DNS:.example.com,excluded;IP:10.0.0.0/255.0.0.0)",
+				  item);
+	v++;
+	if (strncasecmp(v, "DNS:", 4) == 0 || strncasecmp(v, "URI:", 4) == 0) {
+		ok = is_host(v + 4);
+	} else if (strncasecmp(v, "email:", 6) == 0) {
+		t = strchr(v + 6, '@');
+		ok = t != NULL ? t[1] != '\0' && strchr(t + 1, '@') == NULL && is_host(t + 1)
+			       : is_host(v + 6);
+		ok = ok && strchr(v + 6, ' ') == NULL;
+	} else if (strncasecmp(v, "IP:", 3) == 0) {
+		ok = strchr(v + 3, '/') != NULL && (ip = a2i_IPADDRESS_NC(v + 3)) != NULL;
+		if (ok)
+			ASN1_OCTET_STRING_free(ip);
+		ERR_clear_error();
+		if (!ok)
+			return agent_fail(why, whylen,
+					  "'%.80s': an IP constraint is an address and a mask, as "
+					  "IP:192.168.0.0/255.255.0.0 or IP:2001:db8::/ffff:ffff::",
+					  item);
+	} else {
+		return agent_fail(why, whylen,
+				  "'%.80s': the name type must be DNS, email, URI or IP", item);
+	}
+	if (!ok)
+		return agent_fail(why, whylen,
+				  "'%.80s': not a host name or domain (letters, digits, '-', '.'; "
+				  ".example.com for the names under it)",
+				  item);
+	/* OpenSSL reads the prefixes and types case-sensitively: its spelling */
+	t = strchr(v, ':');
+	snprintf(canon, sizeof(canon), "%s;%s:%s",
+		 strncasecmp(item, "permitted;", 10) == 0 ? "permitted" : "excluded",
+		 strncasecmp(v, "DNS:", 4) == 0	  ? "DNS"
+		 : strncasecmp(v, "URI:", 4) == 0 ? "URI"
+		 : strncasecmp(v, "IP:", 3) == 0  ? "IP"
+						  : "email",
+		 t + 1);
+	return append(out, size, canon) == 0 ? 0 : agent_fail(why, whylen, "is too long");
+}
+
 /* Which extension a key asks for, and whether it is critical when the
- * value does not say: keyUsage and basicConstraints are (RFC 5280
- * 4.2.1.3, 4.2.1.9), extendedKeyUsage and certificatePolicies are not. */
+ * value does not say: keyUsage, basicConstraints and nameConstraints are
+ * (RFC 5280 4.2.1.3, 4.2.1.9, 4.2.1.10), extendedKeyUsage and
+ * certificatePolicies are not. */
 static int ext_nid(const char *key, int *ret_crit)
 {
 	if (strcmp(key, "key_usage") == 0) {
@@ -185,6 +257,11 @@ static int ext_nid(const char *key, int *ret_crit)
 	if (strcmp(key, "basic_constraints") == 0) {
 		*ret_crit = 1;
 		return NID_basic_constraints;
+	}
+	/* RFC 5280 4.2.1.10: conforming CAs MUST mark it critical. */
+	if (strcmp(key, "name_constraints") == 0) {
+		*ret_crit = 1;
+		return NID_name_constraints;
 	}
 	*ret_crit = 0;
 	if (strcmp(key, "extended_key_usage") == 0)
@@ -225,6 +302,8 @@ X509_EXTENSION *conf_parse_extension(const char *key, const char *v, char *why, 
 				r = check_key_usage(item, items, sizeof(items), why, whylen);
 			else if (nid == NID_ext_key_usage)
 				r = check_eku(item, items, sizeof(items), why, whylen);
+			else if (nid == NID_name_constraints)
+				r = check_name_constraint(item, items, sizeof(items), why, whylen);
 			else
 				r = check_policy(item, items, sizeof(items), why, whylen);
 		}
@@ -261,6 +340,7 @@ int conf_request_extensions(const conf_enrollment *e, STACK_OF(X509_EXTENSION) *
 		{ "key_usage", e->key_usage },
 		{ "extended_key_usage", e->extended_key_usage },
 		{ "basic_constraints", e->basic_constraints },
+		{ "name_constraints", e->name_constraints },
 		{ "policies", e->policies },
 	};
 	STACK_OF(X509_EXTENSION) *exts = NULL;

@@ -60,9 +60,11 @@ static agent_rc read_csr(const conf_enrollment *e, X509_REQ **ret)
 static void csr_ignores(const conf_enrollment *e)
 {
 	const char *const keys[] = { "subject",	  "san",      "key_usage", "extended_key_usage",
-				     "policies", "basic_constraints", "key_type", "key_id" };
+				     "policies", "basic_constraints", "name_constraints", "key_type",
+				     "key_id" };
 	const char *const vals[] = { e->subject,  e->san,	e->key_usage, e->extended_key_usage,
-				     e->policies, e->basic_constraints, e->key_type, e->key_id };
+				     e->policies, e->basic_constraints, e->name_constraints,
+				     e->key_type, e->key_id };
 	size_t i;
 
 	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)

@@ -57,6 +57,9 @@
 	  "requested certificatePolicies, as dotted OIDs")                                         \
 	X(basic_constraints, "basic-constraints", SET_EXTENSION, SC_BOTH, 0, 0, 0, "BC", NULL,     \
 	  "requested basicConstraints: CA:FALSE, or CA:TRUE[,pathlen:N] (critical)")               \
+	X(name_constraints, "name-constraints", SET_EXTENSION, SC_BOTH, 0, 0, 0, "NC", NULL,       \
+	  "requested nameConstraints (CA certificates, ccr): permitted;DNS:.example.com,"          \
+	  "excluded;IP:10.0.0.0/255.0.0.0 (critical)")                                            \
 	X(days, "days", SET_INT, SC_BOTH, 0, 1, 36500, "N", NULL,                                  \
 	  "requested validity in days from now (ir, cr, kur; a CSR has no such field)")            \
 	X(server, "server", SET_URL, SC_BOTH, 1, 0, 0, "URL", NULL,                                \

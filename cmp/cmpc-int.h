@@ -540,6 +540,10 @@ int cmpc_ossl_oom(void);
  * (an ip/cp/kup, verified, of this transaction) in *ret_final. */
 cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 			 OSSL_CMP_MSG **ret_final);
+/* The same for a request the layer built itself (body type sent, a ccr),
+ * polled until an answer of body type final (a ccp) comes. */
+cmpc_rv cmpc_poll_until(cmpc_ctx *ctx, const cmpc_pending *p, int sent, int final,
+			const char *what, OSSL_CMP_MSG **ret_final);
 /* Keeps the transactionID and senderNonce of a response in ctx->x. */
 void cmpc_note_response(cmpc_ctx *ctx, const CMPC_HDR *h);
 /* The transactionID and senderNonce of h into ids. */
@@ -581,6 +585,30 @@ OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,
  * in nonce.  NULL on failure. */
 OSSL_CMP_MSG *cmpc_central_new(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_central_req *rq,
 			       unsigned char nonce[CMPC_MSG_NONCE_LEN]);
+
+/* cmpc_certrep.c: for the CertRepMessage exchanges the layer makes
+ * itself.  what: "CMP ccr", noun: "cross-certificate", for the messages.
+ * Whether cert carries the public key of key (DER of SubjectPublicKeyInfo). */
+int cmpc_same_pubkey(X509 *cert, EVP_PKEY *key);
+/* "PKIStatus N: text" of si, printable ASCII only (the CA's text). */
+void cmpc_status_text(const CMPC_PKISI *si, char *buf, size_t len);
+/* The certificate of the one CertResponse (certReqId cert_req_id) of the
+ * CertRepMessage in ctx->x.rbuf, body selector sel (CMPC_SEL_CCP ...),
+ * issued (accepted or grantedWithMods) and in the clear; its caPubs into
+ * *capubs.  NULL with errmsg and *rv set (CMPC_ERR_REJECTED: not issued,
+ * CMPC_ERR_WAITING: status waiting, to be polled). */
+X509 *cmpc_certrep_get(cmpc_ctx *ctx, int sel, long cert_req_id, const char *what,
+		       const char *noun, STACK_OF(X509) **capubs, cmpc_rv *rv);
+/* cert under the anchors (untrusted as intermediates), its chain into
+ * ctx->x.chain (for cmpc_ca_certs and the signer check). */
+cmpc_rv cmpc_certrep_chain(cmpc_ctx *ctx, X509 *cert, STACK_OF(X509) *untrusted,
+			   const char *what, const char *noun);
+/* certConf for cert (cert_req_id) of transaction p answering the CA's
+ * last message (ctx->x.rsp): accepted, or with fail_bit >= 0
+ * (OSSL_CMP_PKIFAILUREINFO_*) rejected for that reason; a pkiConf must
+ * answer it. */
+cmpc_rv cmpc_certrep_confirm(cmpc_ctx *ctx, X509 *cert, long cert_req_id, const cmpc_pending *p,
+			     int fail_bit, const char *what, const char *noun);
 
 /* cmpc_certreq.c: for cmpc_transfer_storing: the pending callback learns
  * the transaction as it waits once the request or pollReq with ids is

@@ -22,6 +22,8 @@
 #include "cmp/cmpc-int.h"
 
 #define NONCE_LEN CMPC_MSG_NONCE_LEN
+#define WHAT "CMP ccr"
+#define NOUN "cross-certificate"
 
 /* Whether exts hold a basicConstraints (1 CA:TRUE, 0 CA:FALSE, -1 none)
  * and a keyUsage with keyCertSign (*ku_ok). */
@@ -128,16 +130,6 @@ static OSSL_CRMF_MSGS *ccr_msgs(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, int 
 	return msgs;
 }
 
-/* A message of the current transaction (OpenSSL's transactionID, random
- * for a first message) with body b: recip (the CA's last senderNonce)
- * NULL for the first. */
-static OSSL_CMP_MSG *build(cmpc_ctx *ctx, const CMPC_BODY *b, const cmpc_ids *recip,
-			   unsigned char nonce[NONCE_LEN])
-{
-	return cmpc_msg_build(ctx, b, recip != NULL ? recip->nonce : NULL,
-			      recip != NULL ? recip->nonce_len : 0, NULL, 0, nonce);
-}
-
 OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,
 			   unsigned char nonce[CMPC_CCR_NONCE_LEN], int *key_failed)
 {
@@ -146,119 +138,10 @@ OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,
 
 	if ((b.value.ccr = ccr_msgs(ctx, key, path_len, key_failed)) == NULL)
 		return NULL;
-	msg = build(ctx, &b, NULL, nonce);
+	/* A first message: OpenSSL's random transactionID, no recipNonce. */
+	msg = cmpc_msg_build(ctx, &b, NULL, 0, NULL, 0, nonce);
 	OSSL_CRMF_MSGS_free(b.value.ccr);
 	return msg;
-}
-
-static int same_pubkey(X509 *cert, EVP_PKEY *key)
-{
-	unsigned char *a = NULL, *b = NULL;
-	int alen = i2d_PUBKEY(X509_get0_pubkey(cert), &a), blen = i2d_PUBKEY(key, &b);
-	int same = alen > 0 && alen == blen && memcmp(a, b, (size_t)alen) == 0;
-
-	OPENSSL_free(a);
-	OPENSSL_free(b);
-	return same;
-}
-
-/* "status N: text" of si, printable ASCII only (the CA's text). */
-static void status_text(const CMPC_PKISI *si, char *buf, size_t len)
-{
-	size_t off;
-	int i, j;
-
-	snprintf(buf, len, "PKIStatus %ld", ASN1_INTEGER_get(si->status));
-	off = strlen(buf);
-	for (i = 0; i < sk_ASN1_UTF8STRING_num(si->statusString) && off + 3 < len; i++) {
-		const ASN1_UTF8STRING *t = sk_ASN1_UTF8STRING_value(si->statusString, i);
-
-		buf[off++] = i == 0 ? ':' : ';';
-		buf[off++] = ' ';
-		for (j = 0; j < t->length && off + 1 < len; j++)
-			buf[off++] = t->data[j] >= 0x20 && t->data[j] < 0x7f ? (char)t->data[j] : '?';
-	}
-	buf[off] = '\0';
-}
-
-/* The certificate of the ccp in ctx->x.rbuf, checked against the request;
- * its caPubs into *capubs.  NULL with errmsg and *rv set. */
-static X509 *ccp_cert(cmpc_ctx *ctx, EVP_PKEY *key, STACK_OF(X509) **capubs, cmpc_rv *rv)
-{
-	CMPC_PKIMSG *m = cmpc_msg_decode(ctx->x.rbuf, ctx->x.rlen);
-	CMPC_BODY *b = cmpc_body_decode(m);
-	CMPC_CERTRESP *r;
-	X509 *cert = NULL;
-	char st[256];
-	int status;
-
-	*rv = CMPC_ERR_PROTOCOL;
-	if (b == NULL || b->type != CMPC_SEL_CCP ||
-	    sk_CMPC_CERTRESP_num(b->value.ccp->response) != 1) {
-		cmpc_seterr(ctx, "CMP ccr: the CA's ccp is malformed or answers more than one "
-				 "request; report it to the CA operator");
-		goto out;
-	}
-	r = sk_CMPC_CERTRESP_value(b->value.ccp->response, 0);
-	status = (int)ASN1_INTEGER_get(r->status->status);
-	if (ASN1_INTEGER_get(r->certReqId) != 0) {
-		cmpc_seterr(ctx, "CMP ccr: the CA's ccp answers another certReqId than 0; "
-				 "report it to the CA operator");
-		goto out;
-	}
-	if (status != OSSL_CMP_PKISTATUS_accepted && status != OSSL_CMP_PKISTATUS_grantedWithMods) {
-		status_text(r->status, st, sizeof(st));
-		cmpc_seterr(ctx, "CMP ccr: the CA did not issue the cross-certificate: %s", st);
-		*rv = CMPC_ERR_REJECTED;
-		goto out;
-	}
-	if (r->certifiedKeyPair == NULL || r->certifiedKeyPair->certOrEncCert->type != 0) {
-		cmpc_seterr(ctx, "CMP ccr: the CA's ccp carries no certificate in the clear; "
-				 "report it to the CA operator");
-		goto out;
-	}
-	cert = r->certifiedKeyPair->certOrEncCert->value.certificate;
-	r->certifiedKeyPair->certOrEncCert->value.certificate = NULL;
-	*capubs = b->value.ccp->caPubs;
-	b->value.ccp->caPubs = NULL;
-	*rv = CMPC_OK;
-out:
-	cmpc_body_free(b);
-	cmpc_msg_free(m);
-	return cert;
-}
-
-/* cert under the anchors, its chain into ctx->x.chain (for cmpc_ca_certs
- * and the signer check). */
-static cmpc_rv verify_chain(cmpc_ctx *ctx, X509 *cert, STACK_OF(X509) *untrusted)
-{
-	X509_STORE *store = cmpc_anchor_store(ctx);
-	X509_STORE_CTX *sctx = X509_STORE_CTX_new();
-	char name[256];
-	cmpc_rv rv = CMPC_OK;
-
-	sk_X509_pop_free(ctx->x.chain, X509_free);
-	ctx->x.chain = NULL;
-	if (store == NULL || sctx == NULL || !X509_STORE_CTX_init(sctx, store, cert, untrusted)) {
-		cmpc_seterr(ctx, "CMP ccr: out of memory verifying the cross-certificate");
-		rv = CMPC_ERR_INTERNAL;
-	} else if (X509_verify_cert(sctx) != 1) {
-		cmpc_name_str(X509_get_issuer_name(cert), name, sizeof(name), "(empty)");
-		cmpc_seterr(ctx,
-			    "CMP ccr: the cross-certificate (issuer '%s') does not verify against "
-			    "the configured trust anchors: %s (at chain depth %d); check that the "
-			    "trust anchor file holds the root of the other CA",
-			    name, X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)),
-			    X509_STORE_CTX_get_error_depth(sctx));
-		rv = CMPC_ERR_CERT;
-	} else if ((ctx->x.chain = X509_STORE_CTX_get1_chain(sctx)) == NULL) {
-		cmpc_seterr(ctx, "CMP ccr: out of memory verifying the cross-certificate");
-		rv = CMPC_ERR_INTERNAL;
-	}
-	ERR_clear_error();
-	X509_STORE_CTX_free(sctx);
-	X509_STORE_free(store);
-	return rv;
 }
 
 /* The certificate as the request asked: its public key, its subject, a
@@ -280,7 +163,7 @@ static cmpc_rv check_cert(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X50
 		goto out;
 	}
 	*fail_bit = OSSL_CMP_PKIFAILUREINFO_incorrectData;
-	if (!same_pubkey(cert, key)) {
+	if (!cmpc_same_pubkey(cert, key)) {
 		cmpc_seterr(ctx, "CMP ccr: the cross-certificate carries another public key than "
 				 "the request; report it to the CA operator");
 		goto out;
@@ -296,7 +179,7 @@ static cmpc_rv check_cert(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X50
 		goto out;
 	}
 	*fail_bit = OSSL_CMP_PKIFAILUREINFO_signerNotTrusted;
-	if ((rv = verify_chain(ctx, cert, untrusted)) != CMPC_OK)
+	if ((rv = cmpc_certrep_chain(ctx, cert, untrusted, WHAT, NOUN)) != CMPC_OK)
 		goto out;
 	*fail_bit = OSSL_CMP_PKIFAILUREINFO_wrongAuthority;
 	if (!cmpc_signer_may_answer_for(ctx, cert)) {
@@ -308,62 +191,6 @@ static cmpc_rv check_cert(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *key, STACK_OF(X50
 out:
 	sk_X509_pop_free(untrusted, X509_free);
 	cmpc_msg_free(m);
-	return rv;
-}
-
-static void free_status(CMPC_CERTSTATUS *cs)
-{
-	ASN1_item_free((ASN1_VALUE *)cs, ASN1_ITEM_rptr(CMPC_CERTSTATUS));
-}
-
-/* certConf for cert (certReqId 0): accepted, or with fail_bit >= 0
- * rejected for that reason; answered by a pkiConf. */
-static cmpc_rv confirm(cmpc_ctx *ctx, X509 *cert, const cmpc_pending *p, int fail_bit)
-{
-	CMPC_BODY b = {CMPC_SEL_CERTCONF, {NULL}};
-	CMPC_CERTSTATUS *cs = NULL;
-	ASN1_OCTET_STRING *hash = NULL;
-	OSSL_CMP_MSG *req = NULL, *rsp = NULL;
-	unsigned char nonce[NONCE_LEN];
-	cmpc_pending cur = *p;
-	cmpc_rv rv;
-
-	/* RFC 4210 5.3.18: the hash of the certificate with the algorithm of
-	 * its signature, as OpenSSL's own certConf (X509_digest_sig). */
-	if ((hash = X509_digest_sig(cert, NULL, NULL)) == NULL ||
-	    (b.value.certConf = sk_CMPC_CERTSTATUS_new_null()) == NULL ||
-	    (cs = (CMPC_CERTSTATUS *)ASN1_item_new(ASN1_ITEM_rptr(CMPC_CERTSTATUS))) == NULL ||
-	    sk_CMPC_CERTSTATUS_push(b.value.certConf, cs) <= 0) {
-		ASN1_item_free((ASN1_VALUE *)cs, ASN1_ITEM_rptr(CMPC_CERTSTATUS));
-		goto oom;
-	}
-	if (!ASN1_OCTET_STRING_set(cs->certHash, hash->data, hash->length) ||
-	    !ASN1_INTEGER_set(cs->certReqId, 0) ||
-	    (cs->statusInfo = fail_bit < 0
-				  ? OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL)
-				  : OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection,
-							    1 << fail_bit, NULL)) == NULL ||
-	    (req = build(ctx, &b, &ctx->x.rsp, nonce)) == NULL)
-		goto oom;
-	memcpy(cur.nonce, ctx->x.rsp.nonce, ctx->x.rsp.nonce_len);
-	cur.nonce_len = ctx->x.rsp.nonce_len;
-	rv = cmpc_msg_exchange(ctx, &cur, req, nonce, NONCE_LEN, "CMP ccr certConf", &rsp);
-	req = NULL;
-	if (rv == CMPC_OK && OSSL_CMP_MSG_get_bodytype(rsp) != CMPC_BODY_PKICONF) {
-		cmpc_seterr(ctx, "CMP ccr: the CA answered the certConf with a %s, not a pkiConf; "
-				 "the cross-certificate may not be published",
-			    cmpc_body_name(OSSL_CMP_MSG_get_bodytype(rsp)));
-		rv = CMPC_ERR_PROTOCOL;
-	}
-	goto out;
-oom:
-	cmpc_seterr(ctx, "CMP ccr: cannot build the certConf (out of memory?)");
-	rv = CMPC_ERR_INTERNAL;
-out:
-	OSSL_CMP_MSG_free(req);
-	OSSL_CMP_MSG_free(rsp);
-	ASN1_OCTET_STRING_free(hash);
-	sk_CMPC_CERTSTATUS_pop_free(b.value.certConf, free_status);
 	return rv;
 }
 
@@ -439,21 +266,40 @@ cmpc_rv cmpc_ccr(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, X509 **ret_cert,
 		rv = type == CMPC_BODY_ERROR ? CMPC_ERR_REJECTED : CMPC_ERR_PROTOCOL;
 		goto out;
 	}
-	if ((cert = ccp_cert(ctx, key, &capubs, &rv)) == NULL)
+	cert = cmpc_certrep_get(ctx, CMPC_SEL_CCP, 0, WHAT, NOUN, &capubs, &rv);
+	if (cert == NULL && rv == CMPC_ERR_WAITING) {
+		/* RFC 4210 5.3.22: pollReq until the ccp comes, within the
+		 * total timeout (checkAfter of each pollRep). */
+		cmpc_log(ctx, LOG_INFO, "CMP ccr: the CA answered 'waiting'; polling");
+		memcpy(p.nonce, ctx->x.rsp.nonce, ctx->x.rsp.nonce_len);
+		p.nonce_len = ctx->x.rsp.nonce_len;
+		OSSL_CMP_MSG_free(rsp);
+		rsp = NULL;
+		if ((rv = cmpc_poll_until(ctx, &p, CMPC_BODY_CCR, CMPC_BODY_CCP, WHAT, &rsp)) !=
+		    CMPC_OK)
+			goto out;
+		cert = cmpc_certrep_get(ctx, CMPC_SEL_CCP, 0, WHAT, NOUN, &capubs, &rv);
+		if (cert == NULL && rv == CMPC_ERR_WAITING) {
+			cmpc_seterr(ctx, "CMP ccr: the CA answered a pollReq with a 'waiting' "
+					 "ccp; report it to the CA operator");
+			rv = CMPC_ERR_PROTOCOL;
+		}
+	}
+	if (cert == NULL)
 		goto out;
 	if ((rv = check_cert(ctx, cert, key, capubs, &fail_bit)) != CMPC_OK) {
 		/* The CA learns that its certificate is refused (RFC 4210
 		 * 5.3.18) and may revoke it; what failed stays the message. */
 		if (rv != CMPC_ERR_INTERNAL) {
 			memcpy(why, ctx->errmsg, sizeof(why));
-			if (confirm(ctx, cert, &p, fail_bit) == CMPC_OK)
+			if (cmpc_certrep_confirm(ctx, cert, 0, &p, fail_bit, WHAT, NOUN) == CMPC_OK)
 				cmpc_log(ctx, LOG_INFO, "CMP ccr: the cross-certificate was "
 							"refused in the certConf");
 			memcpy(ctx->errmsg, why, sizeof(why));
 		}
 		goto out;
 	}
-	if ((rv = confirm(ctx, cert, &p, -1)) != CMPC_OK)
+	if ((rv = cmpc_certrep_confirm(ctx, cert, 0, &p, -1, WHAT, NOUN)) != CMPC_OK)
 		goto out;
 	if (ret_chain != NULL && (*ret_chain = cmpc_ca_certs(ctx)) == NULL) {
 		cmpc_seterr(ctx, "CMP ccr: out of memory");

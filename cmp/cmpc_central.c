@@ -23,8 +23,6 @@
 
 #include "cmp/cmpc-int.h"
 
-#define NONCE_LEN CMPC_MSG_NONCE_LEN
-
 /* The template's publicKey as RFC 9483 4.1.6 asks for a key type: the
  * algorithm (with the curve for EC) and a zero-length subjectPublicKey. */
 static X509_PUBKEY *key_type(int alg, int bits)
@@ -173,85 +171,6 @@ OSSL_CMP_MSG *cmpc_central_new(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_cen
 	return msg;
 }
 
-/* "PKIStatus N: text" of si, printable ASCII only (the CA's text). */
-static void status_text(const CMPC_PKISI *si, char *buf, size_t len)
-{
-	size_t off;
-	int i, j;
-
-	snprintf(buf, len, "PKIStatus %ld", ASN1_INTEGER_get(si->status));
-	off = strlen(buf);
-	for (i = 0; i < sk_ASN1_UTF8STRING_num(si->statusString) && off + 3 < len; i++) {
-		const ASN1_UTF8STRING *t = sk_ASN1_UTF8STRING_value(si->statusString, i);
-
-		buf[off++] = i == 0 ? ':' : ';';
-		buf[off++] = ' ';
-		for (j = 0; j < t->length && off + 1 < len; j++)
-			buf[off++] = t->data[j] >= 0x20 && t->data[j] < 0x7f ? (char)t->data[j] : '?';
-	}
-	buf[off] = '\0';
-}
-
-/* The certificate of the ip/cp/kup in ctx->x.rbuf and its caPubs.  NULL
- * with errmsg and *rv set. */
-static X509 *response_cert(cmpc_ctx *ctx, const char *what, STACK_OF(X509) **capubs,
-			   cmpc_rv *rv)
-{
-	CMPC_PKIMSG *m = cmpc_msg_decode(ctx->x.rbuf, ctx->x.rlen);
-	CMPC_BODY *b = cmpc_body_decode(m);
-	CMPC_CERTREP *rep = NULL;
-	CMPC_CERTRESP *r;
-	X509 *cert = NULL;
-	char st[256];
-	int status;
-
-	*rv = CMPC_ERR_PROTOCOL;
-	if (b != NULL && (b->type == CMPC_SEL_IP || b->type == CMPC_SEL_CP || b->type == CMPC_SEL_KUP))
-		rep = b->value.ip;
-	if (rep == NULL || sk_CMPC_CERTRESP_num(rep->response) != 1) {
-		cmpc_seterr(ctx, "%s: the CA's answer is malformed or answers more than one "
-				 "request; report it to the CA operator",
-			    what);
-		goto out;
-	}
-	r = sk_CMPC_CERTRESP_value(rep->response, 0);
-	status = (int)ASN1_INTEGER_get(r->status->status);
-	if (ASN1_INTEGER_get(r->certReqId) != 0) {
-		cmpc_seterr(ctx, "%s: the CA's answer is for another certReqId than 0; report it "
-				 "to the CA operator",
-			    what);
-		goto out;
-	}
-	if (status == OSSL_CMP_PKISTATUS_waiting) {
-		cmpc_seterr(ctx, "%s: the CA answered \"waiting\": a centrally generated key is "
-				 "not polled for; ask the CA operator to issue such requests at "
-				 "once, or use key_source = token",
-			    what);
-		goto out;
-	}
-	if (status != OSSL_CMP_PKISTATUS_accepted && status != OSSL_CMP_PKISTATUS_grantedWithMods) {
-		status_text(r->status, st, sizeof(st));
-		cmpc_seterr(ctx, "%s: the CA did not issue the certificate: %s", what, st);
-		*rv = CMPC_ERR_REJECTED;
-		goto out;
-	}
-	if (r->certifiedKeyPair == NULL || r->certifiedKeyPair->certOrEncCert->type != 0) {
-		cmpc_seterr(ctx, "%s: the CA's answer carries no certificate in the clear; report "
-				 "it to the CA operator",
-			    what);
-		goto out;
-	}
-	cert = r->certifiedKeyPair->certOrEncCert->value.certificate;
-	r->certifiedKeyPair->certOrEncCert->value.certificate = NULL;
-	*capubs = rep->caPubs;
-	rep->caPubs = NULL;
-	*rv = CMPC_OK;
-out:
-	cmpc_body_free(b);
-	cmpc_msg_free(m);
-	return cert;
-}
-
 /* The certificate as requested: subject, a chain to the anchors (caPubs
  * and extraCerts as intermediates; ctx->x.chain), a response signer that
  * may speak for its issuer.  Its key is checked by the import (the
@@ -261,17 +180,12 @@ static cmpc_rv check_cert(cmpc_ctx *ctx, const char *what, X509 *cert, const X50
 {
 	CMPC_PKIMSG *m = cmpc_msg_decode(ctx->x.rbuf, ctx->x.rlen);
 	STACK_OF(X509) *untrusted = sk_X509_new_null();
-	X509_STORE *store = cmpc_anchor_store(ctx);
-	X509_STORE_CTX *sctx = X509_STORE_CTX_new();
 	char a[256], b[256];
 	cmpc_rv rv = CMPC_ERR_CERT;
 
-	sk_X509_pop_free(ctx->x.chain, X509_free);
-	ctx->x.chain = NULL;
-	if (m == NULL || untrusted == NULL || store == NULL || sctx == NULL ||
+	if (m == NULL || untrusted == NULL ||
 	    !X509_add_certs(untrusted, capubs, X509_ADD_FLAG_UP_REF) ||
-	    !X509_add_certs(untrusted, m->extraCerts, X509_ADD_FLAG_UP_REF) ||
-	    !X509_STORE_CTX_init(sctx, store, cert, untrusted)) {
+	    !X509_add_certs(untrusted, m->extraCerts, X509_ADD_FLAG_UP_REF)) {
 		cmpc_seterr(ctx, "%s: out of memory checking the certificate", what);
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
@@ -287,93 +201,18 @@ static cmpc_rv check_cert(cmpc_ctx *ctx, const char *what, X509 *cert, const X50
 		goto out;
 	}
 	*fail_bit = OSSL_CMP_PKIFAILUREINFO_signerNotTrusted;
-	if (X509_verify_cert(sctx) != 1) {
-		cmpc_name_str(X509_get_issuer_name(cert), a, sizeof(a), "(empty)");
-		cmpc_seterr(ctx,
-			    "%s: the certificate (issuer '%s') does not verify against the "
-			    "configured trust anchors: %s (at chain depth %d); check the trust "
-			    "anchor file",
-			    what, a, X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)),
-			    X509_STORE_CTX_get_error_depth(sctx));
+	if ((rv = cmpc_certrep_chain(ctx, cert, untrusted, what, "certificate")) != CMPC_OK)
 		goto out;
-	}
-	if ((ctx->x.chain = X509_STORE_CTX_get1_chain(sctx)) == NULL) {
-		cmpc_seterr(ctx, "%s: out of memory checking the certificate", what);
-		rv = CMPC_ERR_INTERNAL;
-		goto out;
-	}
 	*fail_bit = OSSL_CMP_PKIFAILUREINFO_wrongAuthority;
 	if (!cmpc_signer_may_answer_for(ctx, cert)) {
 		cmpc_seterr(ctx, "%s: %s; pin the CA's CMP certificate (srv_cert) or name it "
 				 "(expected_sender)",
 			    what, ctx->x.signer_msg);
 		rv = CMPC_ERR_PROTOCOL;
-		goto out;
 	}
-	rv = CMPC_OK;
 out:
-	ERR_clear_error();
-	X509_STORE_CTX_free(sctx);
-	X509_STORE_free(store);
 	sk_X509_pop_free(untrusted, X509_free);
 	cmpc_msg_free(m);
-	return rv;
-}
-
-static void free_status(CMPC_CERTSTATUS *cs)
-{
-	ASN1_item_free((ASN1_VALUE *)cs, ASN1_ITEM_rptr(CMPC_CERTSTATUS));
-}
-
-/* certConf for cert (certReqId 0): accepted, or with fail_bit >= 0
- * rejected for that reason; answered by a pkiConf. */
-static cmpc_rv confirm(cmpc_ctx *ctx, const char *what, X509 *cert, const cmpc_pending *p,
-		       int fail_bit)
-{
-	CMPC_BODY b = {CMPC_SEL_CERTCONF, {NULL}};
-	CMPC_CERTSTATUS *cs = NULL;
-	ASN1_OCTET_STRING *hash = NULL;
-	OSSL_CMP_MSG *req = NULL, *rsp = NULL;
-	unsigned char nonce[NONCE_LEN];
-	cmpc_pending cur = *p;
-	char w[64];
-	cmpc_rv rv;
-
-	if ((hash = X509_digest_sig(cert, NULL, NULL)) == NULL ||
-	    (b.value.certConf = sk_CMPC_CERTSTATUS_new_null()) == NULL ||
-	    (cs = (CMPC_CERTSTATUS *)ASN1_item_new(ASN1_ITEM_rptr(CMPC_CERTSTATUS))) == NULL ||
-	    sk_CMPC_CERTSTATUS_push(b.value.certConf, cs) <= 0) {
-		ASN1_item_free((ASN1_VALUE *)cs, ASN1_ITEM_rptr(CMPC_CERTSTATUS));
-		goto oom;
-	}
-	if (!ASN1_OCTET_STRING_set(cs->certHash, hash->data, hash->length) ||
-	    !ASN1_INTEGER_set(cs->certReqId, 0) ||
-	    (cs->statusInfo = fail_bit < 0
-				  ? OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL)
-				  : OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection,
-							    1 << fail_bit, NULL)) == NULL ||
-	    (req = cmpc_msg_build(ctx, &b, ctx->x.rsp.nonce, ctx->x.rsp.nonce_len, NULL, 0,
-				  nonce)) == NULL)
-		goto oom;
-	memcpy(cur.nonce, ctx->x.rsp.nonce, ctx->x.rsp.nonce_len);
-	cur.nonce_len = ctx->x.rsp.nonce_len;
-	snprintf(w, sizeof(w), "%s certConf", what);
-	rv = cmpc_msg_exchange(ctx, &cur, req, nonce, NONCE_LEN, w, &rsp);
-	req = NULL;
-	if (rv == CMPC_OK && OSSL_CMP_MSG_get_bodytype(rsp) != CMPC_BODY_PKICONF) {
-		cmpc_seterr(ctx, "%s: the CA answered the certConf with a %s, not a pkiConf",
-			    what, cmpc_body_name(OSSL_CMP_MSG_get_bodytype(rsp)));
-		rv = CMPC_ERR_PROTOCOL;
-	}
-	goto out;
-oom:
-	cmpc_seterr(ctx, "%s: cannot build the certConf (out of memory?)", what);
-	rv = CMPC_ERR_INTERNAL;
-out:
-	OSSL_CMP_MSG_free(req);
-	OSSL_CMP_MSG_free(rsp);
-	ASN1_OCTET_STRING_free(hash);
-	sk_CMPC_CERTSTATUS_pop_free(b.value.certConf, free_status);
 	return rv;
 }
 
@@ -385,7 +224,7 @@ static void refuse(cmpc_ctx *ctx, const char *what, X509 *cert, const cmpc_pendi
 	char why[CMPC_ERRMSG_LEN];
 
 	memcpy(why, ctx->errmsg, sizeof(why));
-	if (confirm(ctx, what, cert, p, fail_bit) == CMPC_OK)
+	if (cmpc_certrep_confirm(ctx, cert, 0, p, fail_bit, what, "certificate") == CMPC_OK)
 		cmpc_log(ctx, LOG_INFO, "%s: the certificate was refused in the certConf", what);
 	memcpy(ctx->errmsg, why, sizeof(why));
 }
@@ -399,11 +238,14 @@ cmpc_rv cmpc_central(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_central_req *
 	int want_type = type == CMPC_REQ_KUR  ? CMPC_BODY_KUP
 			: type == CMPC_REQ_CR ? CMPC_BODY_CP
 					      : CMPC_BODY_IP;
+	int want_sel = type == CMPC_REQ_KUR  ? CMPC_SEL_KUP
+		       : type == CMPC_REQ_CR ? CMPC_SEL_CP
+					     : CMPC_SEL_IP;
 	OSSL_CMP_MSG *req, *rsp = NULL;
 	const ASN1_OCTET_STRING *tid;
 	STACK_OF(X509) *capubs = NULL, *cacerts = NULL;
 	const X509_NAME *want;
-	unsigned char nonce[NONCE_LEN];
+	unsigned char nonce[CMPC_MSG_NONCE_LEN];
 	cmpc_pending_fn pending_fn;
 	cmpc_privkey k;
 	cmpc_pending p;
@@ -448,7 +290,7 @@ cmpc_rv cmpc_central(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_central_req *
 	 * that ends with this process. */
 	pending_fn = ctx->pending_fn;
 	ctx->pending_fn = NULL;
-	rv = cmpc_msg_exchange(ctx, &p, req, nonce, NONCE_LEN, what, &rsp);
+	rv = cmpc_msg_exchange(ctx, &p, req, nonce, CMPC_MSG_NONCE_LEN, what, &rsp);
 	ctx->pending_fn = pending_fn;
 	if (rv == CMPC_ERR_WAITING && ctx->x.stored) {
 		cmpc_seterr(ctx, "%s: central key generation over a store-and-forward transport is "
@@ -468,8 +310,18 @@ cmpc_rv cmpc_central(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_central_req *
 		rv = rtype == CMPC_BODY_ERROR ? CMPC_ERR_REJECTED : CMPC_ERR_PROTOCOL;
 		goto out;
 	}
-	if ((cert = response_cert(ctx, what, &capubs, &rv)) == NULL)
+	if ((cert = cmpc_certrep_get(ctx, want_sel, 0, what, "certificate", &capubs, &rv)) ==
+	    NULL) {
+		if (rv == CMPC_ERR_WAITING) {
+			cmpc_seterr(ctx, "%s: the CA answered \"waiting\": a centrally generated key "
+					 "is not polled for (its transport key ends with this run); "
+					 "ask the CA operator to issue such requests at once, or use "
+					 "key_source = token",
+				    what);
+			rv = CMPC_ERR_PROTOCOL;
+		}
 		goto out;
+	}
 	want = ctx->subject;
 	if (type == CMPC_REQ_KUR && (want == NULL || X509_NAME_entry_count(want) == 0))
 		want = X509_get_subject_name(rq->oldcert);
@@ -501,7 +353,7 @@ cmpc_rv cmpc_central(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_central_req *
 		refuse(ctx, what, cert, &p, OSSL_CMP_PKIFAILUREINFO_badDataFormat);
 		goto out;
 	}
-	if ((rv = confirm(ctx, what, cert, &p, -1)) != CMPC_OK)
+	if ((rv = cmpc_certrep_confirm(ctx, cert, 0, &p, -1, what, "certificate")) != CMPC_OK)
 		goto out;
 	*ret_cert = cert;
 	cert = NULL;

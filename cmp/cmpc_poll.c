@@ -461,6 +461,13 @@ static long poll_rep(cmpc_ctx *ctx, int rid, const char *what)
 cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 			 OSSL_CMP_MSG **ret_final)
 {
+	return cmpc_poll_until(ctx, p, cmpc_req_body(p->type), final_type(p->type), what,
+			       ret_final);
+}
+
+cmpc_rv cmpc_poll_until(cmpc_ctx *ctx, const cmpc_pending *p, int sent, int final,
+			const char *what, OSSL_CMP_MSG **ret_final)
+{
 	cmpc_pending cur = *p;
 	unsigned char nonce[NONCE_LEN];
 	OSSL_CMP_MSG *req, *rsp = NULL;
@@ -499,7 +506,7 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 		if (rv != CMPC_OK)
 			goto out;
 		type = OSSL_CMP_MSG_get_bodytype(rsp);
-		if (type == final_type(cur.type)) {
+		if (type == final) {
 			*ret_final = rsp;
 			rsp = NULL;
 			rv = CMPC_OK;
@@ -555,7 +562,7 @@ cmpc_rv cmpc_poll_resume(cmpc_ctx *ctx, const cmpc_pending *p, const char *what,
 			goto out;
 		}
 		cmpc_log(ctx, LOG_INFO, "the CA answered 'waiting'; polling again in %ld s", after);
-		if ((rv = cmpc_sleep(ctx, after > 0 ? after : 1, what, cmpc_req_body(cur.type))) != CMPC_OK)
+		if ((rv = cmpc_sleep(ctx, after > 0 ? after : 1, what, sent)) != CMPC_OK)
 			goto out;
 	}
 oom:

@@ -93,6 +93,8 @@ static void usage(FILE *f)
 	    "  --fault-on TYPE         faults hit only answers to TYPE (pollReq, certConf...)\n"
 	    "  --fault-skip N          faults spare the first N eligible requests\n"
 	    "  --fault-when FILE       faults hit only while FILE exists\n"
+	    "  --ccr-trusted FILE      a signed ccr may also chain to FILE's certificates (a\n"
+	    "                          CA of a foreign PKI asking for a cross-certificate)\n"
 	    "  --reject-text FILE      the statusString of reject=FAILINFO: FILE's bytes, as\n"
 	    "                          they are (up to 16 KiB, a final newline dropped)\n"
 	    "  --spool DIR             also answer DIR's NAME.req.der files into NAME.rsp.der\n"
@@ -362,6 +364,7 @@ enum {
 	OPT_HANG_ON,
 	OPT_HANG_COUNT,
 	OPT_DELIVER_WHEN,
+	OPT_CCR_TRUSTED,
 	OPT_FAULT_WHEN,
 	OPT_REJECT_TEXT,
 	OPT_CKG_FAULT,
@@ -406,6 +409,7 @@ static const struct option long_opts[] = {
     {"hang-on", required_argument, NULL, OPT_HANG_ON},
     {"hang-count", required_argument, NULL, OPT_HANG_COUNT},
     {"deliver-when", required_argument, NULL, OPT_DELIVER_WHEN},
+    {"ccr-trusted", required_argument, NULL, OPT_CCR_TRUSTED},
     {"fault-when", required_argument, NULL, OPT_FAULT_WHEN},
     {"reject-text", required_argument, NULL, OPT_REJECT_TEXT},
     {"ckg-fault", required_argument, NULL, OPT_CKG_FAULT},
@@ -534,6 +538,9 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			break;
 		case OPT_DELIVER_WHEN:
 			o->deliver_when = optarg;
+			break;
+		case OPT_CCR_TRUSTED:
+			o->ccr_trusted = optarg;
 			break;
 		case OPT_FAULT_WHEN:
 			o->fault_when = optarg;

@@ -52,6 +52,7 @@ struct ca_srv {
 	/* the transaction */
 	X509 *issued;            /* waiting for certConf */
 	OSSL_CMP_MSG *held;      /* cert request held back while polling */
+	int held_ccr;            /* it was a ccr: delivered as a ccp */
 	time_t deliver_at;
 	int delivering;
 
@@ -467,6 +468,7 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP
 		if ((s->held = OSSL_CMP_MSG_dup(req)) == NULL)
 			return NULL;
 		s->deliver_at = time(NULL) + s->opts->poll_seconds;
+		s->held_ccr = s->ccr;
 		snprintf(s->outcome, sizeof(s->outcome), "waiting");
 		ca_event("%s: waiting, certificate ready in %d s", body_name(type),
 			 s->opts->poll_seconds);
@@ -890,6 +892,7 @@ static int cb_pollReq(OSSL_CMP_SRV_CTX *srv_ctx, const OSSL_CMP_MSG *req, int ce
 		return 1;
 	}
 	ca_event("pollReq: delivering");
+	s->ccr = s->held_ccr;
 	*certReq = s->held; /* OpenSSL processes and frees it */
 	s->held = NULL;
 	*check_after = 0;
@@ -1155,7 +1158,7 @@ static int ccr_as_cr(struct ca_srv *s, OSSL_CMP_MSG **req)
 	struct ca_edit e;
 	OSSL_CMP_MSG *cr;
 
-	if (!OSSL_CMP_validate_msg(s->ctx, *req)) {
+	if (!ca_ccr_validate(s->ctx, *req, s->opts->ccr_trusted, s->ca->root)) {
 		ca_event("ccr: protection does not verify");
 		ca_log_openssl_errors("verifying the ccr");
 		return 1;

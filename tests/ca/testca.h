@@ -170,6 +170,7 @@ struct ca_opts {
 	long hang_count;	   /* --hang-count N: only the first N; 0 = all */
 	const char *deliver_when;  /* --deliver-when FILE: a held request goes once it exists */
 	const char *fault_when;	   /* --fault-when FILE: faults only while it exists */
+	const char *ccr_trusted;   /* --ccr-trusted FILE: anchors of signed ccrs too */
 	int tcp;		   /* --tcp: CMP over TCP instead of HTTP */
 	struct ca_tcp_opts tcp_opts;
 	struct ca_mail_opts mail; /* --mail...: also answer request mails */
@@ -289,6 +290,11 @@ struct ca_edit {
 	ASN1_TYPE *privkey;
 };
 OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e);
+
+/* ccr.c: OSSL_CMP_validate_msg of a ccr, against the CA's root and the
+ * anchors in trusted (--ccr-trusted; NULL: the CA's store only). */
+int ca_ccr_validate(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *msg, const char *trusted,
+		    X509 *root);
 
 /* srv.c */
 struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca);

@@ -5,49 +5,8 @@
 # temporary directory and stops them afterwards.
 set -u
 
-: "${top_builddir:=.}"
-PROG="$(cd "$top_builddir" && pwd)/tests/unit/test-cmpc-ccr"
-TESTCA="$(cd "$top_builddir" && pwd)/tests/ca/p11enroll-testca"
-if [ ! -x "$TESTCA" ]; then
-	echo "Bail out! test CA not built (make tests/ca/p11enroll-testca)"
-	exit 1
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/test-cmpc-ccr.XXXXXX") || exit 99
-CA_PIDS=
-cleanup() {
-	for p in $CA_PIDS; do kill "$p" 2>/dev/null; done
-	for p in $CA_PIDS; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 99' INT TERM HUP
-
-REF=ccr-ref
-SECRET=ccr-S3cret-Value
-umask 077
-printf '%s\n' "$SECRET" >"$T/secret"
-# start_ca NAME ARGS...: a test CA in $T/NAME; sets PORT and adds to CA_PIDS.
-start_ca() {
-	name=$1
-	shift
-	"$TESTCA" --dir "$T/$name" --port 0 --ref "$REF" --secret-file "$T/secret" \
-		--log "$T/$name.log" --quiet "$@" >"$T/$name.out" 2>"$T/$name.err" &
-	pid=$!
-	CA_PIDS="$CA_PIDS $pid"
-	i=0
-	PORT=
-	while [ $i -lt $((100 * ${P11ENROLL_TEST_SCALE:-1})) ]; do
-		PORT=$(sed -n 's/^port \([0-9][0-9]*\)$/\1/p' "$T/$name.out" 2>/dev/null)
-		[ -n "$PORT" ] && return 0
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-		i=$((i + 1))
-	done
-	echo "Bail out! the test CA ($name) did not start"
-	sed 's/^/# /' "$T/$name.err"
-	exit 99
-}
+NAME=test-cmpc-ccr REF=ccr-ref SECRET=ccr-S3cret-Value
+. "$(cd "${top_srcdir:-$(dirname "$0")/../..}" && pwd)/tests/unit/ca-runner.sh"
 # ca: serves ccr; the others answer it with a certificate for another
 # key, for another subject, from a CA the client does not trust.
 start_ca ca
@@ -83,19 +42,9 @@ if ! "$SOFTHSM2_UTIL" --init-token --free --label ccr --so-pin ccr-so-pin-1234 \
 	exit 1
 fi
 
-no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
-export no_proxy NO_PROXY
 T_DIR=$T T_REF=$REF T_SECRET=$SECRET T_CA_DIR=$T/ca T_CA_LOG=$T/ca.log
 export T_DIR T_REF T_SECRET T_CA_URL T_CA_DIR T_CA_LOG T_WRONGKEY_URL T_WRONGSUBJ_URL
 T_WRONGKEY_LOG=$T/wrongkey.log
 export T_UNTRUSTED_URL T_WRONGKEY_LOG
 
-"$PROG"
-rc=$?
-if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
-	for f in ca wrongkey wrongsubj untrusted reject wrong-certreqid; do
-		echo "# --- test CA log ($f)"
-		sed 's/^/# /' "$T/$f.log" | tail -n 30
-	done
-fi
-exit "$rc"
+run_prog ca wrongkey wrongsubj untrusted reject wrong-certreqid
