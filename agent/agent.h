@@ -212,6 +212,7 @@ typedef struct {
 	int prompt;              /* station --prompt */
 	const char *request_out; /* enroll, cr, p10cr, renew, resume --request-out FILE */
 	const char *response_in; /* resume --response-in FILE */
+	int new_key;             /* ccr --new-key */
 	/* The settings given on the command line, in order: the flag's name
 	 * (without "--") and its argument (NULL for a yes/no flag); a station
 	 * passes them on to each card's process.  Pointers into argv and the

@@ -1,14 +1,24 @@
 /*
  * p11enroll ccr: cross-certification (RFC 4210 5.3.11).  The requesting
- * CA's key pair is the enrollment's on the token, its own certificate
- * under the label; the CA of the enrollment's server (another CA)
- * certifies that key.  The cross-certificate is written to --out and,
- * with --store, stored on the token as an authority certificate with the
- * key pair's CKA_ID; the CA's own certificate stays as it is.
+ * CA's key pair is on the token: the one of its own certificate under the
+ * label, or key_id's, or (--new-key) a pair generated for this request;
+ * the CA of the enrollment's server (another CA) certifies that key.  The
+ * cross-certificate is written to --out and, with --store, stored on the
+ * token as an authority certificate with the key pair's CKA_ID; the CA's
+ * own certificate stays as it is.
+ *
+ * A new key follows the crash-safety rule of enroll (recover.c): it is
+ * generated under "LABEL (new)", the cross-certificate stored beside it
+ * under that label once the CA has its certConf, and only then does the
+ * pair (with it) move to LABEL.  A failed run deletes the pair; a killed
+ * one leaves a "(new)" key with no end-entity certificate, which recovery
+ * deletes with whatever carries its CKA_ID.
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <openssl/x509.h>
 
@@ -22,9 +32,11 @@ static void print_name(const char *what, const X509_NAME *name)
 	printf("  %s%s\n", what, buf);
 }
 
-/* The cross-certificate to --out and (--store) onto the token, with the
- * CKA_ID of its key pair (id). */
-static agent_rc keep(const agent_cmd_opts *o, tok_ctx *tok, X509 *cross, const tok_id *id)
+/* The cross-certificate to --out and (--store, always for a new key)
+ * onto the token, with the CKA_ID of its key pair (id); a new key's under
+ * its "(new)" label (new_label), which then moves to the enrollment's. */
+static agent_rc keep(const conf_enrollment *e, const agent_cmd_opts *o, tok_ctx *tok,
+		     X509 *cross, const tok_id *id, const char *new_label)
 {
 	char label[256];
 	int created = 0;
@@ -35,6 +47,19 @@ static agent_rc keep(const agent_cmd_opts *o, tok_ctx *tok, X509 *cross, const t
 			return EXIT_INTERNAL;
 		if (log_verbosity() >= 0)
 			printf("written to %s\n", o->out);
+	}
+	if (new_label != NULL) {
+		if ((trv = tok_cacert_store_id(tok, cross, id, new_label, &created)) != TOK_OK)
+			return agent_token_fail(tok, trv,
+						"storing the cross-certificate on the token failed");
+		if ((trv = tok_relabel(tok, id, e->label)) != TOK_OK)
+			return agent_token_fail(tok, trv, "moving the new key pair and its "
+							  "cross-certificate to the label failed");
+		if (log_verbosity() >= 0)
+			printf("stored on the token as an authority certificate (label \"%s\") "
+			       "beside the new key pair\n",
+			       e->label);
+		return EXIT_OK;
 	}
 	if (!o->store)
 		return EXIT_OK;
@@ -79,6 +104,65 @@ static agent_rc find_key(const conf_enrollment *e, tok_ctx *tok, tok_id *id, X50
 	return EXIT_OK;
 }
 
+/* Before a new key is made: what an interrupted run left is cleaned up,
+ * and the label must be free (the new pair takes it). */
+static agent_rc label_free(const conf_enrollment *e, tok_ctx *tok)
+{
+	const char *labels[1] = { e->label };
+	tok_object *objs = NULL;
+	size_t n = 0;
+	agent_rc rc;
+	tok_rv trv;
+
+	if ((rc = agent_recover_run(e, tok, NULL)) != EXIT_OK)
+		return rc;
+	if ((trv = tok_objects_for(tok, labels, 1, 0, &objs, &n)) != TOK_OK)
+		return agent_token_fail(tok, trv, "listing the token's objects failed");
+	tok_objects_free(objs, n);
+	if (n > 0) {
+		log_msg(LOG_ERR, "ccr --new-key: the label '%s' holds %zu object(s) already: the new "
+				 "CA key pair needs a label of its own (--label), or drop --new-key "
+				 "to cross-certify the key that is there",
+			e->label, n);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+/* A new key pair "as for enroll" (key_type, default EC P-256), signing
+ * only, under new_label; its CKA_ID into id. */
+static agent_rc new_key(const conf_enrollment *e, tok_ctx *tok, const char *new_label, tok_id *id,
+			EVP_PKEY **key)
+{
+	tok_keyspec spec = { .alg = TOK_KEY_EC, .bits = 256 };
+	char hex[2 * TOK_ID_MAX + 1];
+	int alg, bits;
+	tok_rv trv;
+
+	if (e->key_type != NULL) {
+		if (conf_parse_key_type(e->key_type, &alg, &bits) < 0) {
+			log_msg(LOG_ERR, "key type '%s' is not one of ec:P-256, ec:P-384, "
+					 "rsa:2048, rsa:3072, rsa:4096",
+				e->key_type);
+			return EXIT_USAGE;
+		}
+		spec.alg = (tok_keyalg)alg;
+		spec.bits = bits;
+	}
+	agent_wait_show("generating the CA's new key on token '%s'...", tok_opened_info(tok)->label);
+	trv = tok_keygen(tok, &spec, new_label, id);
+	agent_wait_done();
+	if (trv != TOK_OK)
+		return agent_token_fail(tok, trv, "generating the new CA key pair on the token failed");
+	if (tok_keygen_notice(tok)[0] != '\0')
+		log_msg(LOG_NOTICE, "%s", tok_keygen_notice(tok));
+	agent_hex(id->id, id->len, hex, sizeof(hex));
+	log_msg(LOG_INFO, "generated a new key pair on the token, id %s, label '%s'", hex, new_label);
+	if ((trv = tok_key_get1_private(tok, id, key)) != TOK_OK)
+		return agent_token_fail(tok, trv, "cannot use the new key");
+	return EXIT_OK;
+}
+
 agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o)
 {
 	cmpc_ctx *cmp = NULL;
@@ -86,22 +170,53 @@ agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o)
 	X509 *own = NULL, *cross = NULL;
 	STACK_OF(X509) *chain = NULL;
 	EVP_PKEY *key = NULL;
+	char *new_label = NULL;
+	int generated = 0;
 	tok_id id;
 	cmpc_rv rv;
 	agent_rc rc;
+	tok_rv trv;
 
-	if (o->out == NULL && !o->store) {
+	memset(&id, 0, sizeof(id));
+	if (o->out == NULL && !o->store && !o->new_key) {
 		log_msg(LOG_ERR, "ccr: say where the cross-certificate goes: --out FILE, --store "
 				 "(onto the token) or both");
 		return EXIT_USAGE;
 	}
-	if ((cmp = agent_cmpc_new()) == NULL)
-		return EXIT_INTERNAL;
+	if (o->new_key && e->key_id != NULL) {
+		log_msg(LOG_ERR, "ccr: --new-key makes a key pair, key_id names an existing one: "
+				 "give one of them");
+		return EXIT_USAGE;
+	}
+	/* A new key has no certificate to take the CA's name from. */
+	if (o->new_key && e->subject == NULL) {
+		log_msg(LOG_ERR, "ccr --new-key: the new CA key has no certificate to take the CA's "
+				 "name from: set subject (--subject)");
+		return EXIT_USAGE;
+	}
+	if (o->new_key && (e->label == NULL ||
+			   (new_label = agent_label_with(e->label, AGENT_MARK_NEW)) == NULL)) {
+		if (e->label == NULL)
+			log_msg(LOG_ERR, "ccr --new-key: no label: set label or --label");
+		return e->label == NULL ? EXIT_USAGE : EXIT_INTERNAL;
+	}
+	if ((cmp = agent_cmpc_new()) == NULL) {
+		rc = EXIT_INTERNAL;
+		goto out;
+	}
 	if ((rc = agent_cmp_setup(e, cmp)) != EXIT_OK ||
 	    (rc = agent_token_open(e, &tok, 1)) != EXIT_OK)
 		goto out;
-	if ((rc = find_key(e, tok, &id, &own, &key)) != EXIT_OK)
+	if (o->new_key) {
+		if ((rc = label_free(e, tok)) != EXIT_OK)
+			goto out;
+		rc = new_key(e, tok, new_label, &id, &key);
+		generated = id.len > 0;
+		if (rc != EXIT_OK)
+			goto out;
+	} else if ((rc = find_key(e, tok, &id, &own, &key)) != EXIT_OK) {
 		goto out;
+	}
 	/* Without a configured subject, the CA's own name is certified. */
 	if (e->subject == NULL && own == NULL) {
 		log_msg(LOG_ERR, "ccr: the key with id %s has no certificate on the token to take "
@@ -116,6 +231,7 @@ agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o)
 		rc = agent_exit_from_cmpc(rv);
 		goto out;
 	}
+	/* A new CA key has no certificate: PBM, unless a signer is set. */
 	if ((rc = agent_cmp_tls_client(e, cmp, tok, own, key)) != EXIT_OK ||
 	    (rc = agent_cmp_protect(e, cmp, tok, 0, "the ccr")) != EXIT_OK)
 		goto out;
@@ -123,6 +239,9 @@ agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o)
 	if ((rv = cmpc_ccr(cmp, key, -1, &cross, &chain)) != CMPC_OK) {
 		log_msg(LOG_ERR, "cross-certification failed: %s: %s", cmpc_strerror(rv),
 			cmpc_errmsg(cmp));
+		if (rv == CMPC_ERR_WAITING)
+			log_msg(LOG_ERR, "a ccr is not resumed: run `p11enroll ccr` again later (a new "
+					 "request)");
 		log_openssl_errors();
 		rc = agent_exit_from_cmpc(rv);
 		goto out;
@@ -130,7 +249,10 @@ agent_rc agent_ccr(const conf_enrollment *e, const agent_cmd_opts *o)
 	printf("cross-certificate\n");
 	print_name("subject: ", X509_get_subject_name(cross));
 	print_name("issuer:  ", X509_get_issuer_name(cross));
-	rc = keep(o, tok, cross, &id);
+	rc = keep(e, o, tok, cross, &id, generated ? new_label : NULL);
+	/* Stored under the label: from here on the new pair stays. */
+	if (rc == EXIT_OK)
+		generated = 0;
 out:
 	X509_free(own);
 	X509_free(cross);
@@ -139,6 +261,16 @@ out:
 	 * first, while it is still loaded. */
 	cmpc_free(cmp);
 	EVP_PKEY_free(key);
+	if (generated) {
+		/* The token ends as it began: the new pair (and a
+		 * cross-certificate stored beside it) goes. */
+		if ((trv = tok_key_destroy(tok, &id, 1)) != TOK_OK)
+			agent_token_fail(tok, trv, "removing the new key pair from the token failed: "
+						   "`p11enroll check --recover` deletes it");
+		else
+			log_msg(LOG_NOTICE, "the new key pair was removed from the token");
+	}
 	tok_free(tok);
+	free(new_label);
 	return rc;
 }

@@ -32,6 +32,8 @@ const agent_cli_opt agent_cli_opts[] = {
 	  "offline: write the CMP message (DER) to FILE for the CA instead of sending it" },
 	{ "response-in", 1, OPT_RESPONSE_IN, "FILE",
 	  "offline: the CA's answer (DER) to the message --request-out wrote" },
+	{ "new-key", 0, OPT_NEW_KEY, NULL,
+	  "ccr: generate a new CA key pair on the token (key_type) and cross-certify it" },
 	{ "complete", 0, OPT_COMPLETE, NULL, NULL },
 };
 const size_t agent_n_cli_opts = sizeof(agent_cli_opts) / sizeof(agent_cli_opts[0]);
@@ -87,16 +89,19 @@ const agent_cli_cmd agent_cli_cmds[] = {
 	  "forgets it.",
 	  "ca-certs store root-update out template crls request-out response-in abandon",
 	  CLI_SETTINGS_ALL },
-	{ "ccr", "[--out FILE] [--store] [NAME]",
+	{ "ccr", "[--new-key] [--out FILE] [--store] [NAME]",
 	  "cross-certification: another CA certifies the key of the CA on the token",
 	  "Asks the CA of the server (another CA) to certify the key pair of the enrollment, a "
-	  "CA's key on the token with its own certificate under the label, in a "
+	  "CA's key on the token with its own certificate under the label (or key_id's; with "
+	  "--new-key a pair generated for it under the label, which must be free), in a "
 	  "cross-certification request (ccr) with basicConstraints CA:TRUE and keyUsage "
 	  "keyCertSign and cRLSign, its POP signed by the token key and the message protected "
 	  "like a cr (signer) or by PBM. The answer (ccp) is checked like an ip and confirmed. "
-	  "The cross-certificate is written to --out and, with --store, stored on the token "
-	  "as an authority certificate; the CA's own certificate stays.",
-	  "out store", CLI_SETTINGS_ALL },
+	  "The cross-certificate is written to --out and, with --store (always with "
+	  "--new-key), stored on the token as an authority certificate; the CA's own "
+	  "certificate stays. A CA answering 'waiting' is polled within the timeouts; a ccr "
+	  "is not resumed later.",
+	  "new-key out store", CLI_SETTINGS_ALL },
 	{ "resume", "[--abandon | --response-in FILE [--request-out FILE]] [NAME]",
 	  "finish a request the CA answered 'waiting' (polling); with --abandon, give it up and "
 	  "delete its new key",

@@ -37,6 +37,7 @@ enum {
 	OPT_ALL,
 	OPT_REQUEST_OUT,
 	OPT_RESPONSE_IN,
+	OPT_NEW_KEY,
 	/* setting i: OPT_SETTING + 2 * i, its --no- form + 1 */
 	OPT_SETTING = 1024,
 };

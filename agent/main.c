@@ -130,7 +130,7 @@ static int needs_lock(const char *cmd, const agent_cmd_opts *o)
 	for (i = 0; i < sizeof(writers) / sizeof(writers[0]); i++)
 		if (strcmp(cmd, writers[i]) == 0)
 			return 1;
-	if (strcmp(cmd, "ccr") == 0 && o->store)
+	if (strcmp(cmd, "ccr") == 0 && (o->store || o->new_key))
 		return 1;
 	return strcmp(cmd, "check") == 0 && o->recover;
 }
@@ -411,6 +411,7 @@ static agent_rc p11enroll_main(int argc, char **argv)
 		case OPT_CRLS: o.crls = optarg; break;
 		case OPT_STORE: o.store = 1; break;
 		case OPT_OUT: o.out = optarg; break;
+		case OPT_NEW_KEY: o.new_key = 1; break;
 		case OPT_ABANDON: o.abandon = 1; break;
 		case OPT_RECOVER: o.recover = 1; break;
 		case OPT_JSON: o.json = 1; break;

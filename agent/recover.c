@@ -7,7 +7,8 @@
  * Whatever an interrupted run left (kill -9, power loss) is
  * therefore recognisable by label alone, and one rule finishes or undoes it:
  *   - a new key without a certificate: the certificate never arrived, so
- *     the CA holds no confirmed certificate for it: the key is deleted;
+ *     the CA holds no confirmed certificate for it: the key is deleted (a
+ *     cross-certificate beside it, ccr --new-key, with it);
  *   - a new key with its certificate: the CA may have had the certConf, so
  *     no second certificate is requested: the pair is adopted;
  *   - a new public key or certificate without its private key (a kill
@@ -76,6 +77,18 @@ static int has(const tok_object *o, size_t n, unsigned long cls, const tok_id *i
 	return 0;
 }
 
+/* Whether an end-entity certificate with id is there. */
+static int has_ee(const tok_object *o, size_t n, const tok_id *id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (o[i].cls == TOK_CKO_CERTIFICATE && o[i].cert_category != 2 &&
+		    same_id(&o[i].id, id))
+			return 1;
+	return 0;
+}
+
 /* Whether an object with id carries label. */
 static int labelled(const tok_object *o, size_t n, const tok_id *id, const char *label)
 {
@@ -138,10 +151,11 @@ static agent_rc pass(const conf_enrollment *e, tok_ctx *tok, const char *newl, c
 	 * here to finish a swap that was moving the old pair there. */
 	if ((rv = tok_objects_for(tok, labels, 5, TOK_FOR_IDS, &o, &n)) != TOK_OK)
 		return agent_token_fail(tok, rv, "recovery: cannot list the token's objects");
-	/* A new key whose certificate never came. */
+	/* A new key whose certificate never came (a cross-certificate beside
+	 * it, ccr --new-key, is no end-entity certificate: it goes too). */
 	for (i = 0; i < n && rc == EXIT_OK; i++)
 		if (o[i].cls == TOK_CKO_PRIVATE_KEY && strcmp(o[i].label, newl) == 0 &&
-		    !has(o, n, TOK_CKO_CERTIFICATE, &o[i].id)) {
+		    !has_ee(o, n, &o[i].id)) {
 			rc = destroy(tok, &o[i].id, "an interrupted request left it without a "
 						    "certificate");
 			*again = 1;

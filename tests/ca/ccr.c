@@ -1,37 +1,22 @@
 /*
  * The test CA's part of cross-certification that is not OpenSSL's: with
- * --ccr-trusted FILE, a signed ccr from a CA of a foreign PKI (its own
- * root, not this CA's) is verified against FILE's anchors as well as the
- * CA's own root.  Only the ccr: other signed requests still need a
- * certificate of this CA's PKI.
+ * --ccr-trusted FILE, a CA of a foreign PKI (its own root, not this CA's)
+ * may protect its ccr with its own CA certificate and key: FILE's
+ * certificates become trust anchors for the protection of requests, so
+ * for the ccr and the rest of its transaction (pollReq, certConf).  A
+ * test CA only: a real one would trust them for that CA's ccr alone.
  */
 #include "config.h"
 
-#include <openssl/cmp.h>
-#include <openssl/err.h>
 #include <openssl/x509.h>
 
 #include "tests/ca/testca.h"
 
-int ca_ccr_validate(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *msg, const char *trusted,
-		    X509 *root)
+int ca_ccr_trust(X509_STORE *store, const char *file)
 {
-	X509_STORE *own = OSSL_CMP_CTX_get0_trustedStore(ctx), *ccr = NULL;
-	int ok;
-
-	if (trusted == NULL)
-		return OSSL_CMP_validate_msg(ctx, msg);
-	/* The CA's own store comes back after this one message. */
-	if (own == NULL || !X509_STORE_up_ref(own))
-		return 0;
-	if ((ccr = X509_STORE_new()) == NULL || !X509_STORE_add_cert(ccr, root) ||
-	    X509_STORE_load_file(ccr, trusted) != 1 || !OSSL_CMP_CTX_set0_trustedStore(ctx, ccr)) {
-		ca_log("ccr: cannot load --ccr-trusted %s", trusted);
-		X509_STORE_free(ccr);
-		X509_STORE_free(own);
-		return 0;
-	}
-	ok = OSSL_CMP_validate_msg(ctx, msg);
-	(void)OSSL_CMP_CTX_set0_trustedStore(ctx, own); /* frees ccr */
-	return ok;
+	if (X509_STORE_load_file(store, file) == 1)
+		return 1;
+	ca_log("ccr: cannot load --ccr-trusted %s", file);
+	ca_log_openssl_errors("loading --ccr-trusted");
+	return 0;
 }

@@ -946,6 +946,7 @@ struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca)
 		goto fail;
 	s->ctx = OSSL_CMP_SRV_CTX_get0_cmp_ctx(s->srv_ctx);
 	if ((store = X509_STORE_new()) == NULL || !X509_STORE_add_cert(store, ca->root) ||
+	    (opts->ccr_trusted != NULL && !ca_ccr_trust(store, opts->ccr_trusted)) ||
 	    (untrusted = certs_of(ca->sub, NULL)) == NULL ||
 	    !OSSL_CMP_CTX_set_log_cb(s->ctx, log_cb) ||
 	    !OSSL_CMP_CTX_set0_trustedStore(s->ctx, store))
@@ -1158,7 +1159,7 @@ static int ccr_as_cr(struct ca_srv *s, OSSL_CMP_MSG **req)
 	struct ca_edit e;
 	OSSL_CMP_MSG *cr;
 
-	if (!ca_ccr_validate(s->ctx, *req, s->opts->ccr_trusted, s->ca->root)) {
+	if (!OSSL_CMP_validate_msg(s->ctx, *req)) {
 		ca_event("ccr: protection does not verify");
 		ca_log_openssl_errors("verifying the ccr");
 		return 1;

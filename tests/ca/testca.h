@@ -170,7 +170,7 @@ struct ca_opts {
 	long hang_count;	   /* --hang-count N: only the first N; 0 = all */
 	const char *deliver_when;  /* --deliver-when FILE: a held request goes once it exists */
 	const char *fault_when;	   /* --fault-when FILE: faults only while it exists */
-	const char *ccr_trusted;   /* --ccr-trusted FILE: anchors of signed ccrs too */
+	const char *ccr_trusted;   /* --ccr-trusted FILE: anchors of a foreign CA */
 	int tcp;		   /* --tcp: CMP over TCP instead of HTTP */
 	struct ca_tcp_opts tcp_opts;
 	struct ca_mail_opts mail; /* --mail...: also answer request mails */
@@ -291,10 +291,9 @@ struct ca_edit {
 };
 OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e);
 
-/* ccr.c: OSSL_CMP_validate_msg of a ccr, against the CA's root and the
- * anchors in trusted (--ccr-trusted; NULL: the CA's store only). */
-int ca_ccr_validate(OSSL_CMP_CTX *ctx, const OSSL_CMP_MSG *msg, const char *trusted,
-		    X509 *root);
+/* ccr.c: --ccr-trusted FILE's certificates into the CA's trusted store,
+ * for signed ccrs of a foreign PKI.  0 on failure (logged). */
+int ca_ccr_trust(X509_STORE *store, const char *file);
 
 /* srv.c */
 struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca);
