@@ -17,7 +17,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 55
+plan 63
 P11WRAP_MODULE="$SOFTHSM2_MODULE"
 P11WRAP_LOG_TEMPLATE=1
 export P11WRAP_MODULE P11WRAP_LOG_TEMPLATE
@@ -168,6 +168,22 @@ refused() {
 }
 
 before=$(count_objects "$TOK")
+stop_ca
+start_ca --ckg-enveloped || exit 1
+conf "label = central-env"
+# OpenSSL 3.0 cannot decode an ip that carries one: it cannot be
+# verified, so nothing is imported (with allow_software_import neither).
+lines=$(wc -l < "$TMP/ca.log")
+run enroll test
+refused enveloped 7 'in an EnvelopedData (RFC 9483 4.1.6), which OpenSSL 3.0 cannot'
+check "/central/enveloped/ca-sent-it" grep -q 'sent in an EnvelopedData' "$TMP/ca.log"
+check "/central/enveloped/no-certconf" sh -c "! tail -n +$((lines + 1)) '$TMP/ca.log' | \
+	grep -q certConf"
+conf "label = central-env
+allow_software_import = yes"
+run enroll test
+refused enveloped-software 7 'in an EnvelopedData (RFC 9483 4.1.6), which OpenSSL 3.0 cannot'
+
 for f in other-pubkey:8:'does not match\|not the key' other-recipient:3:C_UnwrapKey \
 	garbage:3:C_UnwrapKey key-mismatch:8:'does not match\|not the key' \
 	no-key:7:'sent no private key'; do

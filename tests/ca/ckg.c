@@ -36,6 +36,7 @@
 struct ca_ckg {
 	EVP_PKEY *key;	     /* the new key pair */
 	EVP_PKEY *recipient; /* protocolEncrKey */
+	ASN1_TYPE *env;	     /* the EnvelopedData for ca_ckg_finish */
 };
 
 /* CertTemplate, as tests/ca/issue.c reads it: for the publicKey. */
@@ -110,6 +111,7 @@ void ca_ckg_free(struct ca_ckg *k)
 		return;
 	EVP_PKEY_free(k->key);
 	EVP_PKEY_free(k->recipient);
+	ASN1_TYPE_free(k->env);
 	OPENSSL_free(k);
 }
 
@@ -526,12 +528,19 @@ int ca_ckg_response(struct ca_ckg *k, struct ca_ca *ca, X509 *issued, int fault,
 	p = der;
 	if ((e.privkey = d2i_ASN1_TYPE(NULL, &p, len)) == NULL)
 		goto done;
+	if (env) {
+		/* OpenSSL 3.0 cannot decode it: put in by ca_ckg_finish */
+		ASN1_TYPE_free(k->env);
+		k->env = e.privkey;
+		e.privkey = NULL;
+		ok = 1;
+		goto done;
+	}
 	if ((edited = ca_msg_edit(*rsp, &e)) == NULL)
 		goto done;
 	OSSL_CMP_MSG_free(*rsp);
 	*rsp = edited;
-	ca_event("central key generation: private key sent in an %s",
-		 env ? "EnvelopedData" : "EncryptedValue");
+	ca_event("central key generation: private key sent in an EncryptedValue");
 	ok = 1;
 done:
 	if (!ok)
@@ -540,5 +549,93 @@ done:
 	OPENSSL_free(der);
 	EVP_PKEY_free(other);
 	EVP_PKEY_free(other_rcp);
+	return ok;
+}
+
+/* The protection of m, made again over its header and body. */
+static int protect(TCMP_PKIMESSAGE *m, OSSL_CMP_CTX *ctx, const unsigned char *secret,
+		   size_t secret_len)
+{
+	TCMP_PROTECTEDPART pp;
+	unsigned char *der = NULL, *mac = NULL;
+	const unsigned char *p;
+	size_t maclen = 0;
+	int len, nid, mdnid = NID_undef, pknid, ok = 0;
+	OSSL_CRMF_PBMPARAMETER *pbm = NULL;
+	EVP_MD_CTX *mc = NULL;
+	EVP_PKEY *key;
+	const ASN1_TYPE *param;
+
+	if (m->header->protectionAlg == NULL)
+		return 1;
+	pp.header = m->header;
+	pp.body = m->body;
+	if ((len = ASN1_item_i2d((ASN1_VALUE *)&pp, &der, ASN1_ITEM_rptr(TCMP_PROTECTEDPART))) <= 0)
+		return 0;
+	nid = OBJ_obj2nid(m->header->protectionAlg->algorithm);
+	param = m->header->protectionAlg->parameter;
+	if (nid == NID_id_PasswordBasedMAC) {
+		if (secret == NULL || param == NULL || param->type != V_ASN1_SEQUENCE)
+			goto done;
+		p = param->value.sequence->data;
+		if ((pbm = d2i_OSSL_CRMF_PBMPARAMETER(NULL, &p, param->value.sequence->length)) ==
+			    NULL ||
+		    !OSSL_CRMF_pbm_new(NULL, NULL, pbm, der, (size_t)len, secret, secret_len, &mac,
+				       &maclen))
+			goto done;
+	} else {
+		if ((key = OSSL_CMP_CTX_get0_newPkey(ctx, 1)) == NULL ||
+		    !OBJ_find_sigid_algs(nid, &mdnid, &pknid) || (mc = EVP_MD_CTX_new()) == NULL ||
+		    EVP_DigestSignInit(mc, NULL,
+				       mdnid == NID_undef ? NULL : EVP_get_digestbynid(mdnid), NULL,
+				       key) <= 0 ||
+		    EVP_DigestSign(mc, NULL, &maclen, der, (size_t)len) <= 0 ||
+		    (mac = OPENSSL_malloc(maclen)) == NULL ||
+		    EVP_DigestSign(mc, mac, &maclen, der, (size_t)len) <= 0)
+			goto done;
+	}
+	if (!ASN1_BIT_STRING_set(m->protection, mac, (int)maclen))
+		goto done;
+	whole_octets(m->protection);
+	ok = 1;
+done:
+	OPENSSL_free(der);
+	OPENSSL_free(mac);
+	OSSL_CRMF_PBMPARAMETER_free(pbm);
+	EVP_MD_CTX_free(mc);
+	return ok;
+}
+
+int ca_ckg_finish(struct ca_ckg *k, OSSL_CMP_CTX *ctx, const unsigned char *secret,
+		  size_t secret_len, unsigned char **der, int *len)
+{
+	struct ca_edit e;
+	const unsigned char *p = *der;
+	unsigned char *out = NULL;
+	TCMP_PKIMESSAGE *m;
+	int olen, ok = 0;
+
+	if (k == NULL || k->env == NULL)
+		return 1;
+	memset(&e, 0, sizeof(e));
+	e.privkey = k->env;
+	m = (TCMP_PKIMESSAGE *)ASN1_item_d2i(NULL, &p, *len, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
+	if (m == NULL || !ca_body_edit(m->body, &e) ||
+	    (m->header->protectionAlg != NULL && m->protection == NULL &&
+	     (m->protection = ASN1_BIT_STRING_new()) == NULL) ||
+	    !protect(m, ctx, secret, secret_len) ||
+	    (olen = ASN1_item_i2d((ASN1_VALUE *)m, &out, ASN1_ITEM_rptr(TCMP_PKIMESSAGE))) <= 0)
+		goto done;
+	OPENSSL_free(*der);
+	*der = out;
+	*len = olen;
+	out = NULL;
+	ok = 1;
+	ca_event("central key generation: private key sent in an EnvelopedData");
+done:
+	if (!ok)
+		ca_log_openssl_errors("putting the EnvelopedData into the answer");
+	OPENSSL_free(out);
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 	return ok;
 }

@@ -376,6 +376,11 @@ done:
 	return ok;
 }
 
+int ca_body_edit(ASN1_TYPE *body, const struct ca_edit *e)
+{
+	return edit_body(body, e);
+}
+
 /*
  * Decodes msg with our own templates, applies e, encodes it again.  The
  * header and body edits break the protection: the caller protects again.

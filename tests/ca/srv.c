@@ -1479,6 +1479,10 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 
 	if ((dlen = i2d_OSSL_CMP_MSG(rsp, &der)) <= 0)
 		goto done;
+	if (!ca_ckg_finish(s->ckg, s->ctx, s->opts->secret, s->opts->secret_len, &der, &dlen)) {
+		OPENSSL_free(der);
+		goto done;
+	}
 	if (is_cert_request(s->req_type) && !s->faulty &&
 	    (rsp_type == CA_BODY_IP || rsp_type == CA_BODY_CP || rsp_type == CA_BODY_KUP))
 		save_response(s, der, (size_t)dlen);

@@ -97,6 +97,11 @@ int ca_ckg_request(OSSL_CMP_CTX *ctx, int fault, OSSL_CMP_MSG **req, struct ca_c
  * 0 on failure.  The caller protects *rsp again. */
 int ca_ckg_response(struct ca_ckg *k, struct ca_ca *ca, X509 *issued, int fault, int env,
 		    OSSL_CMP_MSG **rsp);
+/* The encoded answer (*der, *len, replaced) with what OpenSSL 3.0 cannot
+ * hold (an EnvelopedData privateKey) put in and protected again: PBM with
+ * secret, else a signature with ctx's key.  1 also when nothing is to do. */
+int ca_ckg_finish(struct ca_ckg *k, OSSL_CMP_CTX *ctx, const unsigned char *secret,
+		  size_t secret_len, unsigned char **der, int *len);
 void ca_ckg_free(struct ca_ckg *k);
 
 /* tcp.c: CMP over TCP (--tcp) and its faults (--tcp-fault) */
@@ -290,6 +295,9 @@ struct ca_edit {
 	ASN1_TYPE *privkey;
 };
 OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e);
+/* The body edits of ca_msg_edit on a PKIBody kept encoded (TCMP_PKIMESSAGE):
+ * for what OpenSSL 3.0 cannot decode (an EnvelopedData privateKey). */
+int ca_body_edit(ASN1_TYPE *body, const struct ca_edit *e);
 
 /* ccr.c: --ccr-trusted FILE's certificates into the CA's trusted store,
  * for signed ccrs of a foreign PKI.  0 on failure (logged). */
