@@ -338,10 +338,12 @@ agent_rc agent_central_check(const conf_enrollment *e, cmpc_req_type type);
 /* The transport key on tok; its public key in *ret_pub (for the CA). */
 agent_rc agent_central_begin(agent_central *c, tok_ctx *tok, const conf_enrollment *e,
 			     const char *label, EVP_PKEY **ret_pub);
-/* The CA's private key k for cert onto the token under c->label (c->id):
- * 0, or -1 with why and the token unchanged. */
-int agent_central_import(agent_central *c, X509 *cert, const cmpc_privkey *k, char *why,
-			 size_t whylen);
+/* The CA's private key k for cert onto the token under c->label (c->id);
+ * cacerts: the CA certificates of cert's verified chain (an EnvelopedData's
+ * SignedData must be signed by its issuer).  0, or -1 with why, c->rc and
+ * the token unchanged. */
+int agent_central_import(agent_central *c, X509 *cert, STACK_OF(X509) *cacerts,
+			 const cmpc_privkey *k, char *why, size_t whylen);
 void agent_central_end(agent_central *c);
 
 /* The request commands with a transaction to resume or abandon (NULL: a new one). */

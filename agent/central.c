@@ -14,6 +14,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/x509.h>
 
 #include "agent/agent-cmd.h"
@@ -81,8 +82,80 @@ static int software(agent_central *c, const tok_wrapped *w, EVP_PKEY *pub, char 
 	return 0;
 }
 
-int agent_central_import(agent_central *c, X509 *cert, const cmpc_privkey *k, char *why,
-			 size_t whylen)
+/* RFC 9483's EnvelopedData, allow_software_import only: its AES key
+ * unwrapped on the token, which decrypts the content (C_Decrypt) into
+ * this process: a SignedData by the issuing CA around the key, verified
+ * and unpacked; the key created on the token (C_CreateObject). */
+static int enveloped(agent_central *c, X509 *cert, STACK_OF(X509) *cacerts,
+		     const cmpc_privkey *k, char *why, size_t whylen)
+{
+	unsigned char *plain = NULL;
+	size_t len = 0;
+	cmpc_envparts e;
+	EVP_PKEY *key = NULL;
+	char reason[256];
+	tok_wrapped w;
+	tok_rv trv;
+	int ret = -1;
+
+	c->rc = EXIT_PROTOCOL;
+	if (!cmpc_enveloped_parts(k, &e, reason, sizeof(reason))) {
+		snprintf(why, whylen, "the encrypted private key cannot be used: %s", reason);
+		return -1;
+	}
+	memset(&w, 0, sizeof(w));
+	if (e.keyenc_nid == NID_rsaEncryption)
+		w.kt = TOK_KT_RSA_PKCS1;
+	else if (e.keyenc_nid == NID_rsaesOaep && e.oaep_md_nid == NID_sha1)
+		w.kt = TOK_KT_RSA_OAEP_SHA1;
+	else if (e.keyenc_nid == NID_rsaesOaep && e.oaep_md_nid == NID_sha256)
+		w.kt = TOK_KT_RSA_OAEP_SHA256;
+	else {
+		snprintf(why, whylen, "its key transport is neither RSA PKCS#1 v1.5 nor "
+				      "RSAES-OAEP with SHA-1 or SHA-256");
+		goto out;
+	}
+	if (e.content_nid != NID_aes_128_cbc && e.content_nid != NID_aes_192_cbc &&
+	    e.content_nid != NID_aes_256_cbc) {
+		snprintf(why, whylen, "its content is not encrypted with AES-CBC");
+		goto out;
+	}
+	w.enc_cek = e.enc_key;
+	w.enc_cek_len = e.enc_key_len;
+	w.enc = TOK_ENC_AES_CBC_PAD;
+	memcpy(w.iv, e.iv, sizeof(w.iv));
+	w.enc_key = e.enc_content;
+	w.enc_key_len = e.enc_content_len;
+	if ((trv = tok_transport_decrypt(c->tok, c->t, &w, &plain, &len)) != TOK_OK) {
+		snprintf(why, whylen, "decrypting the EnvelopedData failed: %s: %s",
+			 tok_strerror(trv), tok_errmsg(c->tok));
+		c->rc = EXIT_TOKEN;
+		goto out;
+	}
+	if (!cmpc_keypkg_open(plain, len, cert, cacerts, &key, reason, sizeof(reason))) {
+		snprintf(why, whylen, "the EnvelopedData's content cannot be used: %s", reason);
+		goto out;
+	}
+	if ((trv = tok_import_private(c->tok, key, X509_get0_pubkey(cert), c->label,
+				      c->allow_decrypt, &c->id)) != TOK_OK) {
+		snprintf(why, whylen, "importing the key into the token failed: %s: %s",
+			 tok_strerror(trv), tok_errmsg(c->tok));
+		c->rc = trv == TOK_ERR_MISMATCH ? EXIT_CERT : agent_exit_from_tok(trv);
+		c->id.len = 0;
+		goto out;
+	}
+	c->software = 1;
+	ret = 0;
+out:
+	if (plain != NULL)
+		OPENSSL_clear_free(plain, len);
+	EVP_PKEY_free(key);
+	cmpc_envparts_clear(&e);
+	return ret;
+}
+
+int agent_central_import(agent_central *c, X509 *cert, STACK_OF(X509) *cacerts,
+			 const cmpc_privkey *k, char *why, size_t whylen)
 {
 	EVP_PKEY *pub = X509_get0_pubkey(cert);
 	char reason[256];
@@ -96,19 +169,14 @@ int agent_central_import(agent_central *c, X509 *cert, const cmpc_privkey *k, ch
 		return -1;
 	}
 	if (k->kind == CMPC_PRIVKEY_ENVELOPED) {
-		c->rc = c->allow_software != 1 ? EXIT_USAGE : EXIT_PROTOCOL;
-		if (c->allow_software != 1)
-			snprintf(why, whylen,
-				 "the CA sent the private key in an EnvelopedData (RFC 9483), whose "
-				 "content (a SignedData around the key) no token can unwrap: it "
-				 "would pass through this process's memory; set "
-				 "allow_software_import = yes to accept that, or ask the CA "
-				 "operator for an EncryptedValue");
-		else
-			snprintf(why, whylen,
-				 "the CA sent the private key in an EnvelopedData, which this "
-				 "version does not decrypt yet; ask the CA operator for an "
-				 "EncryptedValue (AES key wrap with padding)");
+		c->rc = EXIT_USAGE;
+		if (c->allow_software == 1)
+			return enveloped(c, cert, cacerts, k, why, whylen);
+		snprintf(why, whylen,
+			 "the CA sent the private key in an EnvelopedData (RFC 9483), whose "
+			 "content (a SignedData around the key) no token can unwrap: it would "
+			 "pass through this process's memory; set allow_software_import = yes "
+			 "to accept that, or ask the CA operator for an EncryptedValue");
 		return -1;
 	}
 	if (!agent_wrapped_from_privkey(k, &w, reason, sizeof(reason))) {

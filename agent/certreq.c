@@ -136,7 +136,7 @@ static int central_cb(X509 *cert, STACK_OF(X509) *cacerts, const cmpc_privkey *k
 		return store_cb(cert, cacerts, cc->sc, why, whylen);
 	agent_wait_show("unwrapping the CA's key on token '%s'...",
 			tok_opened_info(cc->c.tok)->label);
-	if (agent_central_import(&cc->c, cert, k, why, whylen) != 0) {
+	if (agent_central_import(&cc->c, cert, cacerts, k, why, whylen) != 0) {
 		agent_wait_done();
 		cc->sc->rc = cc->c.rc;
 		return -1;

@@ -172,6 +172,10 @@ struct cmpc_ctx {
 		cmpc_wait wait_now;	/* what the wait callback is told */
 		char wait_what[64];
 		int stopped; /* the wait callback asked to stop */
+		/* cmpc_central: an answer with an EnvelopedData private key is
+		 * read (cmpc_own_validate); own_verified: its protection was
+		 * verified there, not by OpenSSL */
+		int own_enveloped, own_verified;
 	} x;
 };
 
@@ -580,6 +584,12 @@ cmpc_rv cmpc_msg_exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *re
 #define CMPC_CCR_NONCE_LEN 16
 OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,
 			   unsigned char nonce[CMPC_CCR_NONCE_LEN], int *key_failed);
+
+/* cmpc_ownval.c: the response in ctx->x.rbuf that OpenSSL 3.0 cannot
+ * decode, an ip/cp/kup with an EnvelopedData privateKey: its protection
+ * verified (ctx->x.own_verified), and the message without its private
+ * keys for the rest of the exchange.  NULL with the failure recorded. */
+OSSL_CMP_MSG *cmpc_own_validate(cmpc_ctx *ctx, const char *what);
 
 /* cmpc_central.c: the request of cmpc_central, protected; its senderNonce
  * in nonce.  NULL on failure. */

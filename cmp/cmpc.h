@@ -581,4 +581,32 @@ int cmpc_privkey_get(const unsigned char *der, size_t len, long rid, cmpc_privke
 		     char *why, size_t whylen);
 void cmpc_privkey_clear(cmpc_privkey *k);
 
+/*
+ * The EnvelopedData of a cmpc_privkey (RFC 9483 4.1.6, cmpc_keypkg.c) as
+ * the token decrypts it: the first key transport recipient's encrypted
+ * key and algorithm, the content's AES-CBC IV and ciphertext (its content
+ * type must be id-signedData).  1, or 0 with why.
+ */
+typedef struct {
+	int keyenc_nid;	 /* NID_rsaEncryption (PKCS#1 v1.5), NID_rsaesOaep */
+	int oaep_md_nid; /* its hash (NID_sha1 when not given) */
+	unsigned char *enc_key;
+	size_t enc_key_len;
+	int content_nid; /* NID_aes_256_cbc ... */
+	unsigned char iv[16];
+	unsigned char *enc_content;
+	size_t enc_content_len;
+} cmpc_envparts;
+int cmpc_enveloped_parts(const cmpc_privkey *k, cmpc_envparts *ret, char *why, size_t whylen);
+void cmpc_envparts_clear(cmpc_envparts *e);
+/*
+ * The decrypted content sd (a SignedData): verified as signed by the
+ * issuer of cert, which must be one of cacerts (the CA certificates of the
+ * verified chain), its eContent an AsymmetricKeyPackage (RFC 5958) whose
+ * first OneAsymmetricKey becomes *ret_key.  Every buffer that held the
+ * key is cleansed (the caller cleanses sd and *ret_key).  1, or 0 with why.
+ */
+int cmpc_keypkg_open(const unsigned char *sd, size_t len, X509 *cert, STACK_OF(X509) *cacerts,
+		     EVP_PKEY **ret_key, char *why, size_t whylen);
+
 #endif

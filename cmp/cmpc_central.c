@@ -267,6 +267,7 @@ cmpc_rv cmpc_central(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_central_req *
 	}
 	if ((rv = cmpc_xchg_begin(ctx, what)) != CMPC_OK)
 		return rv;
+	ctx->x.own_enveloped = 1;
 	cmpc_log_enter(ctx);
 	if ((req = cmpc_central_new(ctx, type, rq, nonce)) == NULL) {
 		cmpc_ossl_errors(ctx->x.msg, sizeof(ctx->x.msg));

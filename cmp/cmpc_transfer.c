@@ -247,20 +247,24 @@ OSSL_CMP_MSG *cmpc_msg_response(cmpc_ctx *ctx, const char *what)
 	CMPC_PKIMSG_HEAD *m;
 	char actual[256], expected[256];
 
+	ctx->x.own_verified = 0;
 	if (ctx->x.rlen == 0 || ctx->x.rlen > 0x7fffffffUL ||
 	    (rsp = d2i_OSSL_CMP_MSG(NULL, &p, (long)ctx->x.rlen)) == NULL ||
 	    p != ctx->x.rbuf + ctx->x.rlen) {
 		OSSL_CMP_MSG_free(rsp);
-		if (enveloped_key(ctx)) {
+		rsp = NULL;
+		if (enveloped_key(ctx) && !ctx->x.own_enveloped) {
 			cmpc_xfer_fail(ctx, CMPC_ERR_PROTOCOL,
-				       "%s: the CA sent the private key in an EnvelopedData (RFC 9483 "
-				       "4.1.6), which OpenSSL 3.0 cannot decode: the answer cannot "
-				       "be verified, so no key is imported and no certConf is sent; "
-				       "ask the CA operator to send an EncryptedValue (AES key wrap "
-				       "with padding), which the token unwraps",
+				       "%s: the CA sent a private key in an EnvelopedData, which "
+				       "OpenSSL 3.0 cannot decode, with a certificate for a key of "
+				       "this token; report it to the CA operator",
 				       what);
 			return NULL;
 		}
+		if (enveloped_key(ctx) && (rsp = cmpc_own_validate(ctx, what)) == NULL)
+			return NULL;
+	}
+	if (rsp == NULL) {
 		cmpc_xfer_fail(
 		    ctx, CMPC_ERR_PROTOCOL,
 		    "%s: the response is not a CMP message (%zu bytes that do not decode "
