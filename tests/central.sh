@@ -17,7 +17,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 76
+plan 85
 P11WRAP_MODULE="$SOFTHSM2_MODULE"
 P11WRAP_LOG_TEMPLATE=1
 export P11WRAP_MODULE P11WRAP_LOG_TEMPLATE
@@ -193,6 +193,25 @@ check "/central/software/pair-and-cert" test -n "$id" -a \
 check "/central/software/signs" signs "$TOK" "$id" "$TMP/env.pem" ec
 check "/central/software/no-key-bytes" no_key_bytes "$(archived "$TMP/env.pem")" \
 	"$TMP/out" "$TMP/err" $(find "$TMP/state" -type f 2> /dev/null)
+# renew: the kup is signed by the CA's CMP certificate (verified by the
+# layer, as OpenSSL cannot decode it)
+old_id=$id
+run renew test --cert-out "$TMP/env-renewed.pem"
+check "/central/software-renew/exit-0" expect_rc 0
+id=$(label_id "$TOK" privkey central-env)
+check "/central/software-renew/new-key" test -n "$id" -a "$id" != "$old_id"
+check "/central/software-renew/signs" signs "$TOK" "$id" "$TMP/env-renewed.pem" ec
+# a wrongly protected answer (PBM, then signed) is refused before its key
+# is looked at
+for p in "" "--protection sig"; do
+	stop_ca
+	start_ca --ckg-enveloped --fault bad-protection $p || exit 1
+	conf "label = central-env2
+allow_software_import = yes"
+	before=$(count_objects "$TOK")
+	run enroll test
+	refused "env-bad-protection${p:+-sig}" 7 'does not verify'
+done
 for f in other-pubkey:8:'does not match\|not the key' other-recipient:3:'decrypting' \
 	garbage:7:'holds no private key'; do
 	name=${f%%:*}

@@ -1479,7 +1479,12 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 
 	if ((dlen = i2d_OSSL_CMP_MSG(rsp, &der)) <= 0)
 		goto done;
-	if (!ca_ckg_finish(s->ckg, s->ctx, s->opts->secret, s->opts->secret_len, &der, &dlen)) {
+	/* bad-protection: a PBM with another secret, as rework_response made it */
+	if (!ca_ckg_finish(s->ckg, s->ctx,
+			   fault(s, CA_FAULT_BAD_PROTECTION) ? (const unsigned char *)"not the secret"
+							     : s->opts->secret,
+			   fault(s, CA_FAULT_BAD_PROTECTION) ? 14 : s->opts->secret_len, &der,
+			   &dlen)) {
 		OPENSSL_free(der);
 		goto done;
 	}
