@@ -593,6 +593,8 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		goto out;
 	}
 	if (agent_is_central(e)) {
+		/* nothing to resume: the transport key ends with this run */
+		pending_saver_init(&ps, e, r->tok, &id, 0, NULL);
 		crv = central_request(r, new_label, &id, &generated, &sc, &cert, &cacerts, &rc);
 		if (rc != EXIT_OK)
 			goto out;
