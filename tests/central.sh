@@ -17,7 +17,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 85
+plan 93
 P11WRAP_MODULE="$SOFTHSM2_MODULE"
 P11WRAP_LOG_TEMPLATE=1
 export P11WRAP_MODULE P11WRAP_LOG_TEMPLATE
@@ -166,6 +166,26 @@ refused() {
 	check "/central/$1/says" grep -q -e "$3" "$TMP/err"
 	check "/central/$1/token-unchanged" test "$(count_objects "$TOK")" -eq "$before"
 }
+
+# An EncryptedValue under AES-CBC: SoftHSM2 2.6 cannot unwrap with
+# CKM_AES_CBC_PAD, so without allow_software_import the token refuses it
+# (and the text names the setting); with it the token decrypts it.
+stop_ca
+start_ca --ckg-cbc || exit 1
+conf "label = central-cbc"
+before=$(count_objects "$TOK")
+run enroll test
+refused cbc 3 'allow_software_import = yes decrypts in host memory'
+conf "label = central-cbc
+allow_software_import = yes"
+run enroll test --cert-out "$TMP/cbc.pem"
+check "/central/cbc-software/exit-0" expect_rc 0
+check "/central/cbc-software/decrypted-on-token" test "$(calls 'C_Decrypt rv=CKR_OK')" = 1
+check "/central/cbc-software/created" test \
+	"$(grep -c '^TEMPLATE C_CreateObject class=CKO_PRIVATE_KEY' "$TMP/wrap.log")" = 1
+check "/central/cbc-software/says" grep -q "passed through this process's memory" "$TMP/err"
+check "/central/cbc-software/signs" signs "$TOK" "$(label_id "$TOK" privkey central-cbc)" \
+	"$TMP/cbc.pem" ec
 
 before=$(count_objects "$TOK")
 stop_ca

@@ -11,7 +11,8 @@
  * key wrap with padding of the PKCS#8, the AES key RSA-OAEP-SHA1 to the
  * protocolEncrKey), or with --ckg-enveloped an EnvelopedData (KTRI to the
  * protocolEncrKey, AES-256-CBC, content a SignedData by the issuing CA
- * around an AsymmetricKeyPackage).  The key goes to the key recovery
+ * around an AsymmetricKeyPackage); with --ckg-cbc an EncryptedValue under
+ * AES-256-CBC instead of key wrap.  The key goes to the key recovery
  * store (ca_archive_put).  --ckg-fault NAME breaks it on purpose.
  */
 #include "config.h"
@@ -332,9 +333,11 @@ static void whole_octets(ASN1_BIT_STRING *b)
 
 /* EncryptedValue: KWP (AES-256) of the PKCS#8 of key, the AES key
  * RSA-OAEP-SHA1 to rcp; DER into *ret. */
-static int encrypted_value(EVP_PKEY *key, EVP_PKEY *rcp, int garbage, unsigned char **ret)
+static int encrypted_value(EVP_PKEY *key, EVP_PKEY *rcp, int garbage, int cbc,
+			   unsigned char **ret)
 {
-	unsigned char cek[32], *p8 = NULL, *wrapped = NULL, *ek = NULL;
+	unsigned char cek[32], iv[16], *p8 = NULL, *wrapped = NULL, *ek = NULL;
+	ASN1_OCTET_STRING *ivs = NULL;
 	int p8len = 0, outl = 0, fin = 0, len = -1;
 	size_t eklen = 0;
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
@@ -347,7 +350,9 @@ static int encrypted_value(EVP_PKEY *key, EVP_PKEY *rcp, int garbage, unsigned c
 	    (wrapped = OPENSSL_malloc((size_t)p8len + 16)) == NULL)
 		goto done;
 	EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
-	if (!EVP_EncryptInit_ex(c, EVP_aes_256_wrap_pad(), NULL, cek, NULL) ||
+	if (RAND_bytes(iv, sizeof(iv)) != 1 ||
+	    !EVP_EncryptInit_ex(c, cbc ? EVP_aes_256_cbc() : EVP_aes_256_wrap_pad(), NULL, cek,
+				cbc ? iv : NULL) ||
 	    !EVP_EncryptUpdate(c, wrapped, &outl, p8, p8len) ||
 	    !EVP_EncryptFinal_ex(c, wrapped + outl, &fin))
 		goto done;
@@ -356,14 +361,18 @@ static int encrypted_value(EVP_PKEY *key, EVP_PKEY *rcp, int garbage, unsigned c
 		RAND_bytes(wrapped, outl);
 	if ((ek = oaep(rcp, cek, sizeof(cek), &eklen)) == NULL)
 		goto done;
+	if (cbc && ((ivs = ASN1_OCTET_STRING_new()) == NULL ||
+		    !ASN1_OCTET_STRING_set(ivs, iv, sizeof(iv))))
+		goto done;
 	if ((ev->symmAlg = X509_ALGOR_new()) == NULL ||
-	    !X509_ALGOR_set0(ev->symmAlg, OBJ_nid2obj(NID_id_aes256_wrap_pad), V_ASN1_UNDEF,
-			     NULL) ||
+	    !X509_ALGOR_set0(ev->symmAlg, OBJ_nid2obj(cbc ? NID_aes_256_cbc : NID_id_aes256_wrap_pad),
+			     cbc ? V_ASN1_OCTET_STRING : V_ASN1_UNDEF, ivs) ||
 	    (ev->keyAlg = X509_ALGOR_new()) == NULL ||
 	    (ops = ASN1_item_pack(op, ASN1_ITEM_rptr(RSA_OAEP_PARAMS), NULL)) == NULL ||
 	    !X509_ALGOR_set0(ev->keyAlg, OBJ_nid2obj(NID_rsaesOaep), V_ASN1_SEQUENCE, ops))
 		goto done;
 	ops = NULL;
+	ivs = NULL; /* the algorithm's now */
 	if ((ev->encSymmKey = ASN1_BIT_STRING_new()) == NULL ||
 	    !ASN1_BIT_STRING_set(ev->encSymmKey, ek, (int)eklen) ||
 	    !ASN1_BIT_STRING_set(ev->encValue, wrapped, outl))
@@ -379,6 +388,7 @@ done:
 	OPENSSL_free(wrapped);
 	OPENSSL_free(ek);
 	ASN1_STRING_free(ops);
+	ASN1_OCTET_STRING_free(ivs);
 	RSA_OAEP_PARAMS_free(op);
 	ASN1_item_free((ASN1_VALUE *)ev, ASN1_ITEM_rptr(CKG_ENCVAL));
 	EVP_CIPHER_CTX_free(c);
@@ -521,14 +531,14 @@ int ca_ckg_response(struct ca_ckg *k, struct ca_ca *ca, X509 *issued, int fault,
 	}
 	if (fault == CA_CKG_FAULT_GARBAGE)
 		ca_event("ckg-fault garbage: the encrypted key is random bytes");
-	len = env ? enveloped(ca, sent, rcp, fault == CA_CKG_FAULT_GARBAGE, &der)
-		  : encrypted_value(sent, rcp, fault == CA_CKG_FAULT_GARBAGE, &der);
+	len = env > 0 ? enveloped(ca, sent, rcp, fault == CA_CKG_FAULT_GARBAGE, &der)
+		  : encrypted_value(sent, rcp, fault == CA_CKG_FAULT_GARBAGE, env < 0, &der);
 	if (len <= 0)
 		goto done;
 	p = der;
 	if ((e.privkey = d2i_ASN1_TYPE(NULL, &p, len)) == NULL)
 		goto done;
-	if (env) {
+	if (env > 0) {
 		/* OpenSSL 3.0 cannot decode it: put in by ca_ckg_finish */
 		ASN1_TYPE_free(k->env);
 		k->env = e.privkey;

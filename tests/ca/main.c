@@ -119,6 +119,7 @@ static void usage(FILE *f)
 	    "                          key-mismatch no-key\n"
 	    "  --ckg-enveloped         send a centrally generated key in an EnvelopedData\n"
 	    "                          (default: an EncryptedValue)\n"
+	    "  --ckg-cbc               an EncryptedValue under AES-256-CBC, not key wrap\n"
 	    "  --tcp                   CMP over TCP (version 10 frames, RFC 2510 5.2) instead of\n"
 	    "                          HTTP on the port\n"
 	    "  --tcp-fault NAME        with --tcp, break every answer frame: truncated-frame\n"
@@ -369,6 +370,7 @@ enum {
 	OPT_REJECT_TEXT,
 	OPT_CKG_FAULT,
 	OPT_CKG_ENVELOPED,
+	OPT_CKG_CBC,
 	OPT_TCP,
 	OPT_TCP_FAULT,
 	OPT_TCP_POLL,
@@ -414,6 +416,7 @@ static const struct option long_opts[] = {
     {"reject-text", required_argument, NULL, OPT_REJECT_TEXT},
     {"ckg-fault", required_argument, NULL, OPT_CKG_FAULT},
     {"ckg-enveloped", no_argument, NULL, OPT_CKG_ENVELOPED},
+    {"ckg-cbc", no_argument, NULL, OPT_CKG_CBC},
     {"tcp", no_argument, NULL, OPT_TCP},
     {"tcp-fault", required_argument, NULL, OPT_TCP_FAULT},
     {"tcp-poll", required_argument, NULL, OPT_TCP_POLL},
@@ -560,6 +563,9 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 		}
 		case OPT_CKG_ENVELOPED:
 			o->ckg_enveloped = 1;
+			break;
+		case OPT_CKG_CBC:
+			o->ckg_enveloped = -1;
 			break;
 		case OPT_TCP:
 			o->tcp = 1;

@@ -92,8 +92,8 @@ struct ca_ca;
  * template, a POP by it, unprotected).  1 with *ret, 0 not such a request
  * (or one OpenSSL answers as it is), -1 failure. */
 int ca_ckg_request(OSSL_CMP_CTX *ctx, int fault, OSSL_CMP_MSG **req, struct ca_ckg **ret);
-/* The answer to it gets the private key (env: in an EnvelopedData, else an
- * EncryptedValue); the key goes to the archive under issued's serial.
+/* The answer to it gets the private key (env > 0: in an EnvelopedData,
+ * else an EncryptedValue, under AES-CBC when env < 0); the key goes to the archive under issued's serial.
  * 0 on failure.  The caller protects *rsp again. */
 int ca_ckg_response(struct ca_ckg *k, struct ca_ca *ca, X509 *issued, int fault, int env,
 		    OSSL_CMP_MSG **rsp);
@@ -167,7 +167,8 @@ struct ca_opts {
 	int slow_seconds;
 	int many_extracerts;	   /* --fault many-extracerts=N */
 	int ckg_fault;		   /* --ckg-fault NAME: CA_CKG_FAULT_* */
-	int ckg_enveloped;	   /* --ckg-enveloped: the key in an EnvelopedData */
+	int ckg_enveloped;	   /* --ckg-enveloped: the key in an EnvelopedData;
+				      -1 --ckg-cbc: an EncryptedValue under AES-CBC */
 	int new_root;		   /* --new-root */
 	int rr_status;		   /* --rr-status N: an rr's PKIStatus (0) */
 	const char *template_spec; /* --template SPEC */
