@@ -17,7 +17,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 93
+plan 98
 P11WRAP_MODULE="$SOFTHSM2_MODULE"
 P11WRAP_LOG_TEMPLATE=1
 export P11WRAP_MODULE P11WRAP_LOG_TEMPLATE
@@ -141,6 +141,26 @@ check "/central/renew/old-pair-gone" test "$(count_objects "$TOK")" -eq "$before
 check "/central/renew/signs" signs "$TOK" "$new_id" "$TMP/renewed.pem" ec
 check "/central/renew/no-key-bytes" no_key_bytes "$(archived "$TMP/renewed.pem")" \
 	"$TMP/out" "$TMP/err" $(find "$TMP/state" -type f 2> /dev/null)
+
+# --- a run killed between the key and its certificate ------------------
+# The key is on the token under "LABEL (new)" with no certificate: the
+# next run's recovery removes it, and the enrollment is made again.
+conf "label = central-crash"
+before=$(count_objects "$TOK")
+P11WRAP_KILL=C_UnwrapKey:after:2 run enroll test
+unset P11WRAP_KILL
+check "/central/crash/killed" expect_rc 137
+# new_objects LABEL: the objects under "LABEL (new)" (label_count reads
+# its argument as a regular expression)
+new_objects() {
+	objects "$TOK" | grep -c -F "label:      $1 (new)"
+}
+check "/central/crash/orphan-left" test "$(new_objects central-crash)" -ge 1
+run enroll test
+check "/central/crash/next-run-exit-0" expect_rc 0
+check "/central/crash/no-orphan" test "$(new_objects central-crash)" -eq 0 -a \
+	"$(label_count "$TOK" central-crash)" -eq 3
+check "/central/crash/one-pair" test "$(count_objects "$TOK")" -eq $((before + 3))
 
 # --- configurations central key generation cannot serve -----------------
 conf "label = central-x"
