@@ -245,6 +245,11 @@ int cmpc_keypkg_open(const unsigned char *sd, size_t len, X509 *cert, STACK_OF(X
 	int i, ok = 0;
 
 	*ret_key = NULL;
+	if (cert == NULL || sk_X509_num(cacerts) <= 0) {
+		snprintf(why, whylen, "no verified certificate and CA chain to check its signer "
+				      "against");
+		goto done;
+	}
 	if (out == NULL || want == NULL) {
 		snprintf(why, whylen, "out of memory");
 		goto done;
