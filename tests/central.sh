@@ -17,7 +17,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 98
+plan 100
 P11WRAP_MODULE="$SOFTHSM2_MODULE"
 P11WRAP_LOG_TEMPLATE=1
 export P11WRAP_MODULE P11WRAP_LOG_TEMPLATE
@@ -115,6 +115,10 @@ key_type = $kt"
 	check "/central/$alg/key-type" sh -c "'$OPENSSL_BIN' x509 -in '$TMP/$alg.pem' -noout \
 		-text | grep -q '$([ $alg = rsa ] && echo 'rsaEncryption' || echo 'id-ecPublicKey')'"
 	check "/central/$alg/ca-made-it" grep -q "central key generation: .* key made" "$TMP/ca.log"
+	# RFC 9483 4.1.6: the key type only, no POP, the transport key
+	check "/central/$alg/request" sh -c "grep -q 'ir: central key generation: template \
+publicKey with the algorithm and an empty key, POP none' '$TMP/ca.log' && \
+		grep -q 'protocolEncrKey RSA 2048 bits' '$TMP/ca.log'"
 	key=$(archived "$TMP/$alg.pem")
 	check "/central/$alg/archived" test -s "$key"
 	check "/central/$alg/no-key-bytes" no_key_bytes "$key" "$TMP/out" "$TMP/err" \

@@ -118,7 +118,7 @@ void ca_ckg_free(struct ca_ckg *k)
 
 /* The key type the template asks for: 0 none (a key is there), 1 EC
  * (curve in *nid), 2 RSA; -1 unreadable. */
-static int wanted(const OSSL_CRMF_CERTTEMPLATE *tmpl, int *nid)
+static int wanted(const OSSL_CRMF_CERTTEMPLATE *tmpl, int *nid, int *empty)
 {
 	unsigned char *der = NULL;
 	const unsigned char *p, *pk;
@@ -129,6 +129,7 @@ static int wanted(const OSSL_CRMF_CERTTEMPLATE *tmpl, int *nid)
 	CKG_CERTTEMPLATE *t;
 
 	*nid = NID_X9_62_prime256v1;
+	*empty = 0;
 	if ((len = i2d_OSSL_CRMF_CERTTEMPLATE(tmpl, &der)) <= 0)
 		return -1;
 	p = der;
@@ -146,6 +147,7 @@ static int wanted(const OSSL_CRMF_CERTTEMPLATE *tmpl, int *nid)
 		ret = 0;
 		goto done;
 	}
+	*empty = 1;
 	X509_ALGOR_get0(&obj, &ptype, &pval, alg);
 	if (OBJ_obj2nid(obj) == NID_rsaEncryption) {
 		ret = 2;
@@ -157,6 +159,27 @@ static int wanted(const OSSL_CRMF_CERTTEMPLATE *tmpl, int *nid)
 done:
 	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(CKG_CERTTEMPLATE));
 	return ret;
+}
+
+/* Whether crm carries a proof of possession: a context-tagged element
+ * after its CertRequest (regInfo is a SEQUENCE). */
+static int has_pop(const OSSL_CRMF_MSG *crm)
+{
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	STACK_OF(ASN1_TYPE) *seq;
+	int len, pop;
+
+	if ((len = i2d_OSSL_CRMF_MSG(crm, &der)) <= 0)
+		return -1;
+	p = der;
+	seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, len);
+	OPENSSL_free(der);
+	if (seq == NULL)
+		return -1;
+	pop = sk_ASN1_TYPE_num(seq) > 1 && sk_ASN1_TYPE_value(seq, 1)->type == V_ASN1_OTHER;
+	sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+	return pop;
 }
 
 static EVP_PKEY *new_key(int type, int nid)
@@ -209,7 +232,7 @@ int ca_ckg_request(OSSL_CMP_CTX *ctx, int fault, OSSL_CMP_MSG **req, struct ca_c
 {
 	unsigned char *der = NULL;
 	const unsigned char *p;
-	int len, tag, type, nid, ok = -1;
+	int len, tag, type, nid, empty, ok = -1;
 	TCMP_PKIMESSAGE *m = NULL;
 	OSSL_CRMF_MSGS *msgs = NULL;
 	OSSL_CRMF_MSG *crm;
@@ -233,7 +256,7 @@ int ca_ckg_request(OSSL_CMP_CTX *ctx, int fault, OSSL_CMP_MSG **req, struct ca_c
 	}
 	bn = tag == 0 ? "ir" : tag == 2 ? "cr" : "kur";
 	crm = sk_OSSL_CRMF_MSG_value(msgs, 0);
-	if ((type = wanted(OSSL_CRMF_MSG_get0_tmpl(crm), &nid)) <= 0) {
+	if ((type = wanted(OSSL_CRMF_MSG_get0_tmpl(crm), &nid, &empty)) <= 0) {
 		ok = 0;
 		goto done;
 	}
@@ -253,6 +276,9 @@ int ca_ckg_request(OSSL_CMP_CTX *ctx, int fault, OSSL_CMP_MSG **req, struct ca_c
 	    (k->recipient = X509_PUBKEY_get(rcp)) == NULL ||
 	    (k->key = new_key(type, nid)) == NULL)
 		goto done;
+	ca_event("%s: central key generation: template publicKey %s, POP %s", bn,
+		 empty ? "with the algorithm and an empty key" : "absent",
+		 has_pop(crm) == 0 ? "none" : "present");
 	ca_event("%s: central key generation: %s key made, protocolEncrKey %s %d bits", bn,
 		 type == 2 ? "RSA 2048" : OBJ_nid2sn(nid), EVP_PKEY_get0_type_name(k->recipient),
 		 EVP_PKEY_get_bits(k->recipient));
