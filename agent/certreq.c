@@ -122,6 +122,7 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
  * is this run's (*generated) from the moment it exists. */
 struct central_ctx {
 	agent_central c;
+	const tok_keyspec *spec; /* what key_type asked for */
 	struct store_ctx *sc;
 	tok_id *id;
 	int *generated;
@@ -132,8 +133,17 @@ static int central_cb(X509 *cert, STACK_OF(X509) *cacerts, const cmpc_privkey *k
 {
 	struct central_ctx *cc = arg;
 
+	EVP_PKEY *pub = X509_get0_pubkey(cert);
+	int rsa = pub != NULL && EVP_PKEY_is_a(pub, "RSA");
+
 	if (agent_interrupted() != 0)
 		return store_cb(cert, cacerts, cc->sc, why, whylen);
+	/* The CA decides (RFC 9483 4.1.6 sends no RSA size): said, not refused. */
+	if (pub != NULL && (rsa != (cc->spec->alg == TOK_KEY_RSA) ||
+			    EVP_PKEY_get_bits(pub) != cc->spec->bits))
+		log_msg(LOG_WARNING, "the CA made an %s %d key, key_type asked for %s %d",
+			rsa ? "RSA" : "EC", EVP_PKEY_get_bits(pub),
+			cc->spec->alg == TOK_KEY_RSA ? "RSA" : "EC", cc->spec->bits);
 	agent_wait_show("unwrapping the CA's key on token '%s'...",
 			tok_opened_info(cc->c.tok)->label);
 	if (agent_central_import(&cc->c, cert, cacerts, k, why, whylen) != 0) {
@@ -169,6 +179,7 @@ static cmpc_rv central_request(agent_req *r, const char *new_label, tok_id *id, 
 	if ((*rc = agent_central_begin(&cc.c, r->tok, r->e, new_label, &tpub)) != EXIT_OK)
 		return CMPC_ERR_INTERNAL;
 	cc.sc = sc;
+	cc.spec = &r->spec;
 	cc.id = id;
 	cc.generated = generated;
 	sc->tok = r->tok;

@@ -17,7 +17,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 100
+plan 102
 P11WRAP_MODULE="$SOFTHSM2_MODULE"
 P11WRAP_LOG_TEMPLATE=1
 export P11WRAP_MODULE P11WRAP_LOG_TEMPLATE
@@ -145,6 +145,14 @@ check "/central/renew/old-pair-gone" test "$(count_objects "$TOK")" -eq "$before
 check "/central/renew/signs" signs "$TOK" "$new_id" "$TMP/renewed.pem" ec
 check "/central/renew/no-key-bytes" no_key_bytes "$(archived "$TMP/renewed.pem")" \
 	"$TMP/out" "$TMP/err" $(find "$TMP/state" -type f 2> /dev/null)
+
+# --- the CA decides the RSA size: key_type rsa:3072 gets 2048, said ----
+conf "label = central-rsa3072
+key_type = rsa:3072"
+run enroll test
+check "/central/rsa3072/exit-0" expect_rc 0
+check "/central/rsa3072/says" grep -q 'the CA made an RSA 2048 key, key_type asked for RSA 3072' \
+	"$TMP/err"
 
 # --- a run killed between the key and its certificate ------------------
 # The key is on the token under "LABEL (new)" with no certificate: the
