@@ -13,11 +13,14 @@
 # certificate's, no key, an unprotected ip) is refused with the reason and
 # leaves the token as it was; the CA learns it in the certConf.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/agent-lib.sh"
 need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 102
+plan 108
+trap 'kill_agents; cleanup' EXIT
+trap 'exit 1' HUP PIPE
 P11WRAP_MODULE="$SOFTHSM2_MODULE"
 P11WRAP_LOG_TEMPLATE=1
 export P11WRAP_MODULE P11WRAP_LOG_TEMPLATE
@@ -290,9 +293,31 @@ for f in other-pubkey:8:'does not match\|not the key' other-recipient:3:C_Unwrap
 	refused "$name" "${rest%%:*}" "${rest#*:}"
 done
 
+# --- the agent renews a central enrollment: a new central key ----------
+# `p11enroll renew` with an agent running is done by the agent.
+stop_ca
+start_ca || exit 1
+conf "label = central-agent"
+run enroll test
+check "/central/agent/enrolled" expect_rc 0
+agent_id=$(label_id "$TOK" privkey central-agent)
+kurs=$(grep -c 'kur: central key generation: .* key made' "$TMP/ca.log")
+agent_start "$TMP/p11enroll.conf" "$TMP/agent.log" || exit 1
+pe "$TMP/p11enroll.conf" renew test
+check "/central/agent/renew-exit-0" expect_rc 0
+check "/central/agent/by-the-agent" grep -q 'test: renew started' "$TMP/agent.log"
+new_id=$(label_id "$TOK" privkey central-agent)
+check "/central/agent/new-key" test -n "$new_id" -a "$new_id" != "$agent_id" -a \
+	"$(label_count "$TOK" central-agent)" -eq 3 -a "$(new_objects central-agent)" -eq 0
+check "/central/agent/by-kur" test \
+	"$(grep -c 'kur: central key generation: .* key made' "$TMP/ca.log")" -gt "$kurs"
+agent_stop "$APID"
+check "/central/agent/stopped" test "$ARC" = 0
+
 stop_ca
 start_ca --fault unprotected || exit 1
 conf "label = central-fault"
+before=$(count_objects "$TOK")
 run enroll test
 refused unprotected 7 'unprotected\|not protected\|protection'
 finish
