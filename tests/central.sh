@@ -1,17 +1,22 @@
 #!/bin/sh
 # /central: key_source = central (RFC 9483 4.1.6).  The test CA makes the
-# key pair (EC P-256, RSA 2048) for an ir without a public key and sends
-# the private key in an EncryptedValue to the token's transport key; the
-# key is unwrapped on SoftHSM2 (tests/p11wrap: C_UnwrapKey, no
-# C_CreateObject of a private key, no private key template with a
-# CKA_VALUE), sits beside its certificate (same CKA_ID and label), signs
-# what the certificate's key verifies, and no byte of it is in the output
-# or the state files.  renew gets a new central key by kur, the old pair
-# goes once the new one is stored.  An EnvelopedData is refused without
-# allow_software_import.  Each fault of the CA (a certificate for another
-# key, a key for another recipient, garbage, a key that is not the
-# certificate's, no key, an unprotected ip) is refused with the reason and
-# leaves the token as it was; the CA learns it in the certConf.
+# key pair (EC P-256, RSA 2048) for an ir whose template names only the key
+# type (no POP, the token's transport key in protocolEncrKey) and sends the
+# private key in an EncryptedValue to that key; the key is unwrapped on
+# SoftHSM2 (tests/p11wrap: C_UnwrapKey, no C_CreateObject of a private key,
+# no private key template with a CKA_VALUE), sits beside its certificate
+# (same CKA_ID and label), signs what the certificate's key verifies, and
+# no byte of it is in the output or the state files.  renew gets a new
+# central key by kur (also through the running agent), the old pair goes
+# once the new one is stored; a run killed between key and certificate is
+# cleaned up by the next.  AES-CBC (SoftHSM2 cannot unwrap it) and RFC
+# 9483's EnvelopedData are refused without allow_software_import and with
+# it pass through memory, which the output says; an EnvelopedData answer
+# whose protection does not verify is refused.  Each fault of the CA (a
+# certificate for another key, a key for another recipient, garbage, a key
+# that is not the certificate's, no key, an unprotected ip) is refused with
+# the reason and leaves the token as it was; the CA learns it in the
+# certConf.  p10cr, key_id and an unknown key_source are refused.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 . "$top_srcdir/tests/agent-lib.sh"
 need_tools
