@@ -183,10 +183,8 @@ check "/central/crash/no-orphan" test "$(new_objects central-crash)" -eq 0 -a \
 check "/central/crash/one-pair" test "$(count_objects "$TOK")" -eq $((before + 3))
 
 # --- cr: signed with a certificate and key on the token ----------------
-# (a fresh CA: the test CA crashes inside OpenSSL 3.0's OSSL_CMP_validate_msg
-# on a signed request that follows a central kur; see the report)
-stop_ca
-start_ca || exit 1
+# (after a central kur: the test CA once freed the kur that OpenSSL 3.0
+# keeps its validated signer from, and crashed on the next signed request)
 conf "label = central-cr"
 run cr test --signer central-rsa
 check "/central/cr/exit-0" expect_rc 0

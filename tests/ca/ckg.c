@@ -260,6 +260,12 @@ int ca_ckg_request(OSSL_CMP_CTX *ctx, int fault, OSSL_CMP_MSG **req, struct ca_c
 		ok = 0;
 		goto done;
 	}
+	/* A new transaction, as OpenSSL's server starts one for a request
+	 * like this: what 3.0 kept of the last one (the signer it validated,
+	 * validatedSrvCert, tried first) must not meet this message, and the
+	 * server would drop it only after this check. */
+	if (!OSSL_CMP_CTX_reinit(ctx))
+		goto done;
 	if (!OSSL_CMP_validate_msg(ctx, *req)) {
 		ca_event("%s: central key generation: protection does not verify", bn);
 		ca_log_openssl_errors("verifying the request");
