@@ -319,6 +319,33 @@ struct agent_req {
 #define AGENT_REQ_LABEL_FREE 2U	  /* nothing carries the label: no pair to replace */
 agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abandon);
 
+/* ---- key_source = central (central.c) ----------------------------------- */
+/* RFC 9483 4.1.6: the CA makes the key pair; the private key comes
+ * encrypted to a transport key on the token and is unwrapped there. */
+typedef struct {
+	tok_ctx *tok;
+	tok_transport *t;
+	const char *label; /* of the new pair ("LABEL (new)") */
+	int allow_decrypt, allow_software;
+	tok_id id;    /* the imported pair's, len 0: none */
+	int software; /* the key passed through host memory */
+	agent_rc rc;  /* why agent_central_import failed, as an exit code */
+} agent_central;
+int agent_is_central(const conf_enrollment *e);
+/* A configuration central key generation cannot serve (p10cr, csr,
+ * key_id): EXIT_USAGE with the reason logged. */
+agent_rc agent_central_check(const conf_enrollment *e, cmpc_req_type type);
+/* The transport key on tok; its public key in *ret_pub (for the CA). */
+agent_rc agent_central_begin(agent_central *c, tok_ctx *tok, const conf_enrollment *e,
+			     const char *label, EVP_PKEY **ret_pub);
+/* The CA's private key k for cert onto the token under c->label (c->id);
+ * cacerts: the CA certificates of cert's verified chain (an EnvelopedData's
+ * SignedData must be signed by its issuer).  0, or -1 with why, c->rc and
+ * the token unchanged. */
+int agent_central_import(agent_central *c, X509 *cert, STACK_OF(X509) *cacerts,
+			 const cmpc_privkey *k, char *why, size_t whylen);
+void agent_central_end(agent_central *c);
+
 /* The request commands with a transaction to resume or abandon (NULL: a new one). */
 agent_rc agent_request_run(const conf_enrollment *e, cmpc_req_type type,
 			   const agent_pending *resume, int abandon);

@@ -117,6 +117,92 @@ static int store_cb(X509 *cert, STACK_OF(X509) *cacerts, void *arg, char *why, s
 	return 0;
 }
 
+/* key_source = central: the CA's key onto the token under the temporary
+ * label, then the certificate beside it as store_cb stores any; the pair
+ * is this run's (*generated) from the moment it exists. */
+struct central_ctx {
+	agent_central c;
+	const tok_keyspec *spec; /* what key_type asked for */
+	struct store_ctx *sc;
+	tok_id *id;
+	int *generated;
+};
+
+static int central_cb(X509 *cert, STACK_OF(X509) *cacerts, const cmpc_privkey *k, void *arg,
+		      char *why, size_t whylen)
+{
+	struct central_ctx *cc = arg;
+
+	EVP_PKEY *pub = X509_get0_pubkey(cert);
+	int rsa = pub != NULL && EVP_PKEY_is_a(pub, "RSA");
+
+	if (agent_interrupted() != 0)
+		return store_cb(cert, cacerts, cc->sc, why, whylen);
+	/* The CA decides (RFC 9483 4.1.6 sends no RSA size): said, not refused. */
+	if (pub != NULL && (rsa != (cc->spec->alg == TOK_KEY_RSA) ||
+			    EVP_PKEY_get_bits(pub) != cc->spec->bits))
+		log_msg(LOG_WARNING, "the CA made an %s %d key, key_type asked for %s %d",
+			rsa ? "RSA" : "EC", EVP_PKEY_get_bits(pub),
+			cc->spec->alg == TOK_KEY_RSA ? "RSA" : "EC", cc->spec->bits);
+	agent_wait_show("unwrapping the CA's key on token '%s'...",
+			tok_opened_info(cc->c.tok)->label);
+	if (agent_central_import(&cc->c, cert, cacerts, k, why, whylen) != 0) {
+		agent_wait_done();
+		cc->sc->rc = cc->c.rc;
+		return -1;
+	}
+	agent_wait_done();
+	*cc->id = cc->c.id;
+	*cc->generated = 1;
+	if (cc->c.software)
+		log_msg(LOG_WARNING, "the private key passed through this process's memory "
+				     "(allow_software_import = yes): the token did not unwrap it");
+	else
+		log_msg(LOG_INFO, "the CA's private key was unwrapped on the token (C_UnwrapKey): "
+				  "it never was in this process's memory");
+	return store_cb(cert, cacerts, cc->sc, why, whylen);
+}
+
+/* The request of key_source = central (RFC 9483 4.1.6): no key is made
+ * here; the CA's comes in the answer. */
+static cmpc_rv central_request(agent_req *r, const char *new_label, tok_id *id, int *generated,
+			       struct store_ctx *sc, X509 **cert, STACK_OF(X509) **cacerts,
+			       agent_rc *rc)
+{
+	struct central_ctx cc;
+	cmpc_central_req rq;
+	EVP_PKEY *tpub = NULL;
+	cmpc_rv crv;
+
+	memset(&cc, 0, sizeof(cc));
+	memset(&rq, 0, sizeof(rq));
+	if ((*rc = agent_central_begin(&cc.c, r->tok, r->e, new_label, &tpub)) != EXIT_OK)
+		return CMPC_ERR_INTERNAL;
+	cc.sc = sc;
+	cc.spec = &r->spec;
+	cc.id = id;
+	cc.generated = generated;
+	sc->tok = r->tok;
+	sc->id = id;
+	sc->label = new_label;
+	sc->cert_out = r->e->cert_out;
+	sc->chain_now = r->type != CMPC_REQ_KUR;
+	sc->created = sk_X509_new_null();
+	rq.key_alg = r->spec.alg == TOK_KEY_RSA ? CMPC_CENTRAL_RSA : CMPC_CENTRAL_EC;
+	rq.key_bits = r->spec.bits;
+	rq.transport = tpub;
+	rq.oldcert = r->old_cert;
+	rq.import = central_cb;
+	rq.arg = &cc;
+	agent_wait_show("asking %s for a centrally generated key...", r->e->server);
+	log_msg(LOG_INFO, "sending the %s to %s: the CA makes the key pair (key_source = central)",
+		pending_req_name(r->type), r->e->server);
+	crv = cmpc_central(r->cmp, r->type, &rq, cert, cacerts);
+	agent_central_end(&cc.c);
+	EVP_PKEY_free(tpub);
+	return crv;
+}
+
 /* The CMP layer only saw that signing failed; the token may say why. */
 static void explain_key_failure(tok_ctx *tok)
 {
@@ -438,6 +524,8 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 				 "--label");
 		return EXIT_USAGE;
 	}
+	if ((rc = agent_central_check(e, r->type)) != EXIT_OK)
+		return rc;
 	if (e->key_type != NULL) {
 		if (conf_parse_key_type(e->key_type, &alg, &bits) < 0) {
 			log_msg(LOG_ERR, "key type '%s' is not one of ec:P-256, ec:P-384, "
@@ -519,6 +607,14 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		rc = interrupted("before a new key was made: nothing to undo");
 		goto out;
 	}
+	if (agent_is_central(e)) {
+		/* nothing to resume: the transport key ends with this run */
+		pending_saver_init(&ps, e, r->tok, &id, 0, NULL);
+		crv = central_request(r, new_label, &id, &generated, &sc, &cert, &cacerts, &rc);
+		if (rc != EXIT_OK)
+			goto out;
+		goto answered;
+	}
 	if ((rc = pick_key(r, new_label, &id, &generated)) != EXIT_OK)
 		goto out;
 	if (agent_interrupted() != 0 && generated && resume == NULL) {
@@ -587,6 +683,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 			r->have_old ? ", signed with the old key" : "");
 		crv = cmpc_certreq(r->cmp, r->type, key, r->old_cert, r->csr, &cert, &cacerts);
 	}
+answered:
 	agent_wait_done();
 	snprintf(agent_result_self()->transaction, sizeof(agent_result_self()->transaction), "%s",
 		 cmpc_transaction_id(r->cmp));

@@ -325,6 +325,10 @@ int conf_check_value(const setting *s, const char *v, int flags, int *ret_int, c
 				       strcmp(v, "pbm") == 0
 			       ? 0
 			       : agent_fail(why, whylen, "'%s' is not one of own-key, signer, pbm", v);
+	case SET_KEY_SOURCE:
+		return strcmp(v, "token") == 0 || strcmp(v, "central") == 0
+			       ? 0
+			       : agent_fail(why, whylen, "'%s' is not one of token, central", v);
 	case SET_PBM_OWF:
 		return conf_parse_pbm_owf(v, &a) == 0
 			       ? 0

@@ -40,6 +40,10 @@
 	  "certify the existing key pair with this CKA_ID (enroll, cr, p10cr, ccr)")               \
 	X(csr, "csr", SET_PATH, SC_ENROLLMENT, 0, 0, 0, "FILE", NULL,                              \
 	  "p10cr: send this PKCS#10 request (PEM or DER) as is; no key is generated")              \
+	X(key_source, "key-source", SET_KEY_SOURCE, SC_BOTH, 0, 0, 0, "SRC", "token",              \
+	  "where new keys are made: token, or central (by the CA, RFC 9483 4.1.6)")                \
+	X(allow_software_import, "allow-software-import", SET_BOOL, SC_BOTH, 0, 0, 0, NULL, NULL,  \
+	  "central: a key the token cannot unwrap may pass through host memory")                   \
 	X(label, "label", SET_TEXT, SC_BOTH, 1, 0, 0, "LABEL", NULL,                               \
 	  "CKA_LABEL of the key and certificate")                                                  \
 	X(subject, "subject", SET_DN, SC_BOTH, 0, 0, 0, "DN", NULL, "subject, as /CN=name/O=org")   \
@@ -231,6 +235,7 @@ enum setting_type {
 	SET_SECRET_SOURCE, /* file:, fd: or env: */
 	SET_KEY_TYPE,      /* enum */
 	SET_RR_PROTECTION, /* enum */
+	SET_KEY_SOURCE,    /* enum */
 	SET_PBM_OWF,       /* enum */
 	SET_PBM_MAC,       /* enum */
 	SET_REASON,        /* enum or number */
@@ -261,6 +266,7 @@ enum setting_scope { SC_GLOBAL, SC_ENROLLMENT, SC_BOTH };
 #define SETTING_CTYPE_SET_SECRET_SOURCE char *
 #define SETTING_CTYPE_SET_KEY_TYPE char *
 #define SETTING_CTYPE_SET_RR_PROTECTION char *
+#define SETTING_CTYPE_SET_KEY_SOURCE char *
 #define SETTING_CTYPE_SET_PBM_OWF char *
 #define SETTING_CTYPE_SET_PBM_MAC char *
 #define SETTING_CTYPE_SET_REASON char *

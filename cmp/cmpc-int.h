@@ -175,6 +175,10 @@ struct cmpc_ctx {
 		cmpc_wait wait_now;	/* what the wait callback is told */
 		char wait_what[64];
 		int stopped; /* the wait callback asked to stop */
+		/* cmpc_central: an answer with an EnvelopedData private key is
+		 * read (cmpc_own_validate); own_verified: its protection was
+		 * verified there, not by OpenSSL */
+		int own_enveloped, own_verified;
 	} x;
 };
 
@@ -367,7 +371,13 @@ enum {
 	CMPC_SEL_CCP,
 	CMPC_SEL_CERTCONF,
 	CMPC_SEL_KRR,
-	CMPC_SEL_KRP
+	CMPC_SEL_KRP,
+	CMPC_SEL_IR,
+	CMPC_SEL_IP,
+	CMPC_SEL_CR,
+	CMPC_SEL_CP,
+	CMPC_SEL_KUR,
+	CMPC_SEL_KUP
 };
 
 /* CertRepMessage and its parts (cmpc_asn1.c): the ccp's body. */
@@ -439,9 +449,49 @@ typedef struct {
 		STACK_OF(CMPC_CERTSTATUS) *certConf;
 		OSSL_CRMF_MSGS *krr;
 		CMPC_KRP *krp;
+		OSSL_CRMF_MSGS *ir;
+		CMPC_CERTREP *ip;
+		OSSL_CRMF_MSGS *cr;
+		CMPC_CERTREP *cp;
+		OSSL_CRMF_MSGS *kur;
+		CMPC_CERTREP *kup;
 	} value;
 } CMPC_BODY;
 DECLARE_ASN1_ITEM(CMPC_BODY)
+
+/* CertReqMsg with its CertTemplate decoded (cmpc_asn1.c): for a template
+ * OpenSSL 3.0 cannot make (publicKey without a key, RFC 9483 4.1.6). */
+typedef struct {
+	ASN1_TIME *notBefore;
+	ASN1_TIME *notAfter;
+} CMPC_OPTVALIDITY;
+DECLARE_ASN1_ITEM(CMPC_OPTVALIDITY)
+
+typedef struct {
+	ASN1_INTEGER *version;
+	ASN1_INTEGER *serialNumber;
+	X509_ALGOR *signingAlg;
+	X509_NAME *issuer;
+	CMPC_OPTVALIDITY *validity;
+	X509_NAME *subject;
+	X509_PUBKEY *publicKey;
+	ASN1_BIT_STRING *issuerUID;
+	ASN1_BIT_STRING *subjectUID;
+	STACK_OF(X509_EXTENSION) *extensions;
+} CMPC_CERTTEMPLATE;
+DECLARE_ASN1_ITEM(CMPC_CERTTEMPLATE)
+
+typedef struct {
+	ASN1_INTEGER *certReqId;
+	CMPC_CERTTEMPLATE *certTemplate;
+	STACK_OF(ASN1_TYPE) *controls;
+} CMPC_CERTREQUEST;
+DECLARE_ASN1_ITEM(CMPC_CERTREQUEST)
+
+typedef struct {
+	CMPC_CERTREQUEST *certReq; /* popo and regInfo: none */
+} CMPC_CERTREQMSG;
+DECLARE_ASN1_ITEM(CMPC_CERTREQMSG)
 
 /* One whole PKIMessage in der (NULL if it is not exactly one). */
 CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len);
@@ -556,6 +606,17 @@ cmpc_rv cmpc_msg_exchange(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG *re
 #define CMPC_CCR_NONCE_LEN 16
 OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,
 			   unsigned char nonce[CMPC_CCR_NONCE_LEN], int *key_failed);
+
+/* cmpc_ownval.c: the response in ctx->x.rbuf that OpenSSL 3.0 cannot
+ * decode, an ip/cp/kup with an EnvelopedData privateKey: its protection
+ * verified (ctx->x.own_verified), and the message without its private
+ * keys for the rest of the exchange.  NULL with the failure recorded. */
+OSSL_CMP_MSG *cmpc_own_validate(cmpc_ctx *ctx, const char *what);
+
+/* cmpc_central.c: the request of cmpc_central, protected; its senderNonce
+ * in nonce.  NULL on failure. */
+OSSL_CMP_MSG *cmpc_central_new(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_central_req *rq,
+			       unsigned char nonce[CMPC_MSG_NONCE_LEN]);
 
 /* cmpc_certrep.c: for the CertRepMessage exchanges the layer makes
  * itself.  what: "CMP ccr", noun: "cross-certificate", for the messages.

@@ -507,6 +507,36 @@ int cmpc_rr_already_revoked(const cmpc_ctx *ctx);
 cmpc_rv cmpc_ccr(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, X509 **ret_cert,
 		 STACK_OF(X509) **ret_chain);
 
+/*
+ * Central key generation (RFC 9483 4.1.6, cmpc_central.c): an ir, cr or
+ * kur (protected as each is: ir with PBM or a signer, cr with a signer,
+ * kur with oldcert's key as signer) asks the CA to make the key pair.  Its
+ * template names the key type only (publicKey: the algorithm, an empty
+ * subjectPublicKey); transport goes in the protocolEncrKey control (RFC
+ * 4211 6.6), the key the CA encrypts the private key to.  The answer is
+ * checked as for cmpc_certreq (status, subject, chain, signer); then
+ * import is called with the certificate, its CA chain and the private key
+ * as sent (cmpc_privkey; the answer's protection verified): it returns 0
+ * when key and certificate are stored, else -1 with why, and the
+ * certificate is refused in the certConf (CMPC_ERR_CERT).  No polling, no
+ * store-and-forward transport.
+ */
+enum { CMPC_CENTRAL_EC = 1, CMPC_CENTRAL_RSA = 2 };
+struct cmpc_privkey_st;
+typedef int (*cmpc_central_fn)(X509 *cert, STACK_OF(X509) *cacerts,
+			       const struct cmpc_privkey_st *k, void *arg, char *why,
+			       size_t whylen);
+typedef struct {
+	int key_alg;	     /* CMPC_CENTRAL_EC or CMPC_CENTRAL_RSA */
+	int key_bits;	     /* EC: 256 or 384 (the curve); RSA: not sent */
+	EVP_PKEY *transport; /* public key for protocolEncrKey */
+	X509 *oldcert;	     /* kur: the certificate updated */
+	cmpc_central_fn import;
+	void *arg;
+} cmpc_central_req;
+cmpc_rv cmpc_central(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_central_req *rq,
+		     X509 **ret_cert, STACK_OF(X509) **ret_cacerts);
+
 /* Whether cert verifies under the trust anchors of cmpc_load_trusted (an
  * anchor verifies as itself), with untrusted as intermediates (may be
  * NULL): CMPC_OK, or CMPC_ERR_CERT with the reason in errmsg. */
@@ -552,7 +582,7 @@ cmpc_rv cmpc_genm_crls(cmpc_ctx *ctx, STACK_OF(X509) *certs, STACK_OF(X509_CRL) 
  * the protection of der is not checked here.
  */
 typedef enum { CMPC_PRIVKEY_ENCVALUE = 1, CMPC_PRIVKEY_ENVELOPED } cmpc_privkey_kind;
-typedef struct {
+typedef struct cmpc_privkey_st {
 	cmpc_privkey_kind kind;
 	/* EncryptedValue (RFC 4211 2.1): */
 	int symm_nid;	       /* symmAlg, e.g. NID_id_aes256_wrap_pad, NID_aes_256_cbc */
@@ -589,5 +619,31 @@ void cmpc_privkey_clear(cmpc_privkey *k);
  */
 cmpc_rv cmpc_krr(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *tpub, X509 **ret_cert,
 		 cmpc_privkey *ret_key, int *ret_others);
+ * The EnvelopedData of a cmpc_privkey (RFC 9483 4.1.6, cmpc_keypkg.c) as
+ * the token decrypts it: the first key transport recipient's encrypted
+ * key and algorithm, the content's AES-CBC IV and ciphertext (its content
+ * type must be id-signedData).  1, or 0 with why.
+ */
+typedef struct {
+	int keyenc_nid;	 /* NID_rsaEncryption (PKCS#1 v1.5), NID_rsaesOaep */
+	int oaep_md_nid; /* its hash (NID_sha1 when not given) */
+	unsigned char *enc_key;
+	size_t enc_key_len;
+	int content_nid; /* NID_aes_256_cbc ... */
+	unsigned char iv[16];
+	unsigned char *enc_content;
+	size_t enc_content_len;
+} cmpc_envparts;
+int cmpc_enveloped_parts(const cmpc_privkey *k, cmpc_envparts *ret, char *why, size_t whylen);
+void cmpc_envparts_clear(cmpc_envparts *e);
+/*
+ * The decrypted content sd (a SignedData): verified as signed by the
+ * issuer of cert, which must be one of cacerts (the CA certificates of the
+ * verified chain), its eContent an AsymmetricKeyPackage (RFC 5958) whose
+ * first OneAsymmetricKey becomes *ret_key.  Every buffer that held the
+ * key is cleansed (the caller cleanses sd and *ret_key).  1, or 0 with why.
+ */
+int cmpc_keypkg_open(const unsigned char *sd, size_t len, X509 *cert, STACK_OF(X509) *cacerts,
+		     EVP_PKEY **ret_key, char *why, size_t whylen);
 
 #endif

@@ -272,7 +272,8 @@ static cmpc_rv exchange_sent(cmpc_ctx *ctx, const cmpc_pending *p, OSSL_CMP_MSG 
 				    what);
 			goto protocol;
 		}
-	} else if (!add_extra_certs(ctx) || !OSSL_CMP_validate_msg(ctx->cmp, rsp)) {
+	} else if (!ctx->x.own_verified &&
+		   (!add_extra_certs(ctx) || !OSSL_CMP_validate_msg(ctx->cmp, rsp))) {
 		cmpc_ossl_errors(errs, sizeof(errs));
 		if (ctx->x.signer_msg[0] != '\0')
 			cmpc_seterr(ctx,

@@ -121,6 +121,12 @@ static void usage(FILE *f)
 	    "                          until the client closes it or 120 s pass, while other\n"
 	    "                          connections are served (log: \"hang: TYPE received\")\n"
 	    "  --hang-count N          hang only on the first N requests of TYPE (default all)\n"
+	    "  --ckg-fault NAME        central key generation (a request without a public key)\n"
+	    "                          broken: other-pubkey other-recipient garbage\n"
+	    "                          key-mismatch no-key\n"
+	    "  --ckg-enveloped         send a centrally generated key in an EnvelopedData\n"
+	    "                          (default: an EncryptedValue)\n"
+	    "  --ckg-cbc               an EncryptedValue under AES-256-CBC, not key wrap\n"
 	    "  --tcp                   CMP over TCP (version 10 frames, RFC 2510 5.2) instead of\n"
 	    "                          HTTP on the port\n"
 	    "  --tcp-fault NAME        with --tcp, break every answer frame: truncated-frame\n"
@@ -372,6 +378,9 @@ enum {
 	OPT_CCR_TRUSTED,
 	OPT_FAULT_WHEN,
 	OPT_REJECT_TEXT,
+	OPT_CKG_FAULT,
+	OPT_CKG_ENVELOPED,
+	OPT_CKG_CBC,
 	OPT_TCP,
 	OPT_TCP_FAULT,
 	OPT_TCP_POLL,
@@ -421,6 +430,9 @@ static const struct option long_opts[] = {
     {"ccr-trusted", required_argument, NULL, OPT_CCR_TRUSTED},
     {"fault-when", required_argument, NULL, OPT_FAULT_WHEN},
     {"reject-text", required_argument, NULL, OPT_REJECT_TEXT},
+    {"ckg-fault", required_argument, NULL, OPT_CKG_FAULT},
+    {"ckg-enveloped", no_argument, NULL, OPT_CKG_ENVELOPED},
+    {"ckg-cbc", no_argument, NULL, OPT_CKG_CBC},
     {"tcp", no_argument, NULL, OPT_TCP},
     {"tcp-fault", required_argument, NULL, OPT_TCP_FAULT},
     {"krr-fault", required_argument, NULL, OPT_KRR_FAULT},
@@ -560,6 +572,22 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 			break;
 		case OPT_REJECT_TEXT:
 			o->reject_text = optarg;
+			break;
+		case OPT_CKG_FAULT: {
+			static const char *const names[] = { "",	      "other-pubkey",
+							     "other-recipient", "garbage",
+							     "key-mismatch",	      "no-key",
+							     NULL };
+
+			if ((o->ckg_fault = pick("ckg-fault", optarg, names)) == 0)
+				return CA_EXIT_USAGE;
+			break;
+		}
+		case OPT_CKG_ENVELOPED:
+			o->ckg_enveloped = 1;
+			break;
+		case OPT_CKG_CBC:
+			o->ckg_enveloped = -1;
 			break;
 		case OPT_TCP:
 			o->tcp = 1;

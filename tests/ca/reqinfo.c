@@ -291,6 +291,18 @@ bad_polls:
 		if (!shift_id(sk_CA_CERTRESPONSE_value(rep->response, i)->certReqId,
 			      e->certreqid_delta))
 			goto bad_rep;
+	if (e->privkey != NULL && sk_CA_CERTRESPONSE_num(rep->response) > 0 &&
+	    sk_CA_CERTRESPONSE_value(rep->response, 0)->certifiedKeyPair != NULL) {
+		CA_CERTIFIEDKEYPAIR *ckp = sk_CA_CERTRESPONSE_value(rep->response, 0)->certifiedKeyPair;
+
+		ASN1_TYPE_free(ckp->privateKey);
+		if ((ckp->privateKey = ASN1_TYPE_new()) == NULL ||
+		    !ASN1_TYPE_set1(ckp->privateKey, e->privkey->type,
+				    e->privkey->type == V_ASN1_BOOLEAN
+					    ? NULL
+					    : (const void *)e->privkey->value.ptr))
+			goto bad_rep;
+	}
 	if (e->capubs != NULL) {
 		sk_X509_pop_free(rep->caPubs, X509_free);
 		if ((rep->caPubs = X509_chain_up_ref(e->capubs)) == NULL)
@@ -337,7 +349,8 @@ static int edit_body(ASN1_TYPE *body, const struct ca_edit *e)
 	if ((ret & 0x80) || !(ret & V_ASN1_CONSTRUCTED) || xclass != V_ASN1_CONTEXT_SPECIFIC)
 		return 1;
 	certrep = tag == CA_BODY_IP || tag == CA_BODY_CP || tag == CA_BODY_KUP;
-	if (e->retag > 0 && (!certrep || (e->certreqid_delta == 0 && e->capubs == NULL)))
+	if (e->retag > 0 &&
+	    (!certrep || (e->certreqid_delta == 0 && e->capubs == NULL && e->privkey == NULL)))
 		return retag_body(body, p, len, e->retag - 1);
 	if (!certrep && (tag != CA_BODY_POLLREP || e->certreqid_delta == 0))
 		return 1; /* nothing to edit */
@@ -361,6 +374,11 @@ done:
 	OPENSSL_free(der);
 	ASN1_item_free(content, it);
 	return ok;
+}
+
+int ca_body_edit(ASN1_TYPE *body, const struct ca_edit *e)
+{
+	return edit_body(body, e);
 }
 
 /*
@@ -394,7 +412,8 @@ OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e)
 		m->header->sender = gn;
 		gn = NULL;
 	}
-	if ((e->certreqid_delta != 0 || e->capubs != NULL || e->swap_body || e->retag > 0) &&
+	if ((e->certreqid_delta != 0 || e->capubs != NULL || e->swap_body || e->retag > 0 ||
+	     e->privkey != NULL) &&
 	    !edit_body(m->body, e))
 		goto done;
 	if (e->unprotect) {

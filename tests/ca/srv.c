@@ -37,6 +37,7 @@ struct ca_srv {
 	OSSL_CMP_SRV_CTX *srv_ctx;
 	OSSL_CMP_CTX *ctx; /* borrowed from srv_ctx */
 	int ccr;	   /* the request is a ccr, served as a cr (ccr_as_cr) */
+	struct ca_ckg *ckg; /* central key generation for this request (ckg.c) */
 	ASN1_OBJECT *oid_ca_certs, *oid_root_update, *oid_req_template, *oid_root_cert;
 	ASN1_OBJECT *oid_crl_status, *oid_crls;
 	X509 *fake_ca, *fake_srv; /* for the untrusted and bad-protection faults */
@@ -992,6 +993,7 @@ void ca_srv_free(struct ca_srv *s)
 	if (s == NULL)
 		return;
 	OSSL_CMP_SRV_CTX_free(s->srv_ctx);
+	ca_ckg_free(s->ckg);
 	ASN1_OBJECT_free(s->oid_ca_certs);
 	ASN1_OBJECT_free(s->oid_root_update);
 	ASN1_OBJECT_free(s->oid_req_template);
@@ -1205,7 +1207,7 @@ static int rework_response(struct ca_srv *s, OSSL_CMP_MSG **prsp, int rsp_type)
 	if ((edited = edit_protected(s, prsp, rsp_type)) < 0)
 		return 0;
 	hdr = OSSL_CMP_MSG_get0_header(*prsp);
-	if (!edited && !(pbm_rsp && s->opts->protection_sig) &&
+	if (!edited && s->ckg == NULL && !(pbm_rsp && s->opts->protection_sig) &&
 	    !fault(s, CA_FAULT_BAD_PROTECTION | CA_FAULT_WRONG_TID | CA_FAULT_WRONG_NONCE |
 			  CA_FAULT_UNPROTECTED))
 		return 1;
@@ -1436,12 +1438,17 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	s->ccr = 0;
 	if (s->req_type == CA_BODY_CCR && !ccr_as_cr(s, &req))
 		goto done;
-	if (s->ccr)
+	ca_ckg_free(s->ckg);
+	s->ckg = NULL;
+	if ((s->req_type == CA_BODY_IR || s->req_type == CA_BODY_CR || s->req_type == CA_BODY_KUR) &&
+	    ca_ckg_request(s->ctx, s->opts->ckg_fault, &req, &s->ckg) < 0)
+		goto done;
+	if (s->ccr || s->ckg != NULL)
 		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, 1);
 	/* krr.c: OpenSSL's answer to a krr whose protection verifies is made a krp */
 	krr = s->req_type == CA_BODY_KRR && OSSL_CMP_validate_msg(s->ctx, req);
 	rsp = OSSL_CMP_SRV_process_request(s->srv_ctx, req);
-	if (s->ccr)
+	if (s->ccr || s->ckg != NULL)
 		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, s->opts->accept_unprotected);
 	if (krr && rsp != NULL && !ca_krr_answer(s->ca, s->ctx, body, len, &rsp, s->opts->krr_fault))
 		goto done;
@@ -1477,6 +1484,11 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 		OSSL_CMP_CTX_set1_transactionID(s->ctx,
 						OSSL_CMP_HDR_get0_transactionID(
 						    OSSL_CMP_MSG_get0_header(req)));
+	if (s->ckg != NULL && s->issued_now &&
+	    (rsp_type == CA_BODY_IP || rsp_type == CA_BODY_CP || rsp_type == CA_BODY_KUP) &&
+	    !ca_ckg_response(s->ckg, s->ca, s->issued, s->opts->ckg_fault,
+			     s->opts->ckg_enveloped, &rsp))
+		goto done;
 	if (!rework_response(s, &rsp, rsp_type) ||
 	    (fault(s, CA_FAULT_MANY_EXTRACERTS) && !many_extracerts(s, &rsp))) {
 		ca_log("POST %s %s -> HTTP 500: the fault could not be applied", path,
@@ -1486,6 +1498,15 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 
 	if ((dlen = i2d_OSSL_CMP_MSG(rsp, &der)) <= 0)
 		goto done;
+	/* bad-protection: a PBM with another secret, as rework_response made it */
+	if (!ca_ckg_finish(s->ckg, s->ctx,
+			   fault(s, CA_FAULT_BAD_PROTECTION) ? (const unsigned char *)"not the secret"
+							     : s->opts->secret,
+			   fault(s, CA_FAULT_BAD_PROTECTION) ? 14 : s->opts->secret_len, &der,
+			   &dlen)) {
+		OPENSSL_free(der);
+		goto done;
+	}
 	if (is_cert_request(s->req_type) && !s->faulty &&
 	    (rsp_type == CA_BODY_IP || rsp_type == CA_BODY_CP || rsp_type == CA_BODY_KUP))
 		save_response(s, der, (size_t)dlen);

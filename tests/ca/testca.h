@@ -78,6 +78,34 @@ enum {
 /* Beyond what an enum constant (an int) holds. */
 #define CA_FAULT_WRONG_BODY 0x80000000u
 
+/* ckg.c: central key generation and its faults (--ckg-fault) */
+enum {
+	CA_CKG_FAULT_NONE,
+	CA_CKG_FAULT_OTHER_PUBKEY,    /* the certificate is for another public key */
+	CA_CKG_FAULT_OTHER_RECIPIENT, /* the key is encrypted to another key */
+	CA_CKG_FAULT_GARBAGE,	      /* random bytes where the encrypted key goes */
+	CA_CKG_FAULT_KEY_MISMATCH,    /* another private key than the certificate's */
+	CA_CKG_FAULT_NO_KEY,	      /* a certificate and no private key */
+};
+struct ca_ckg;
+struct ca_ca;
+/* A request (ir, cr, kur) without a public key: its protection verified
+ * with ctx, a key made, the request rewritten for OpenSSL (the key in the
+ * template, a POP by it, unprotected).  1 with *ret, 0 not such a request
+ * (or one OpenSSL answers as it is), -1 failure. */
+int ca_ckg_request(OSSL_CMP_CTX *ctx, int fault, OSSL_CMP_MSG **req, struct ca_ckg **ret);
+/* The answer to it gets the private key (env > 0: in an EnvelopedData,
+ * else an EncryptedValue, under AES-CBC when env < 0); the key goes to the archive under issued's serial.
+ * 0 on failure.  The caller protects *rsp again. */
+int ca_ckg_response(struct ca_ckg *k, struct ca_ca *ca, X509 *issued, int fault, int env,
+		    OSSL_CMP_MSG **rsp);
+/* The encoded answer (*der, *len, replaced) with what OpenSSL 3.0 cannot
+ * hold (an EnvelopedData privateKey) put in and protected again: PBM with
+ * secret, else a signature with ctx's key.  1 also when nothing is to do. */
+int ca_ckg_finish(struct ca_ckg *k, OSSL_CMP_CTX *ctx, const unsigned char *secret,
+		  size_t secret_len, unsigned char **der, int *len);
+void ca_ckg_free(struct ca_ckg *k);
+
 /* tcp.c: CMP over TCP (--tcp) and its faults (--tcp-fault) */
 enum {
 	CA_TCP_FAULT_NONE,
@@ -160,6 +188,9 @@ struct ca_opts {
 	const char *reject_text;   /* --reject-text FILE: its statusString */
 	int slow_seconds;
 	int many_extracerts;	   /* --fault many-extracerts=N */
+	int ckg_fault;		   /* --ckg-fault NAME: CA_CKG_FAULT_* */
+	int ckg_enveloped;	   /* --ckg-enveloped: the key in an EnvelopedData;
+				      -1 --ckg-cbc: an EncryptedValue under AES-CBC */
 	int new_root;		   /* --new-root */
 	int rr_status;		   /* --rr-status N: an rr's PKIStatus (0) */
 	const char *template_spec; /* --template SPEC */
@@ -291,8 +322,14 @@ struct ca_edit {
 	/* ccr served as a cr: the body goes with tag retag - 1 (content as it
 	 * is; 0: unchanged), and unprotect drops protectionAlg and protection */
 	int retag, unprotect;
+	/* central key generation: the first CertResponse's privateKey (the
+	 * EncryptedKey, as its DER decodes) */
+	ASN1_TYPE *privkey;
 };
 OSSL_CMP_MSG *ca_msg_edit(const OSSL_CMP_MSG *msg, const struct ca_edit *e);
+/* The body edits of ca_msg_edit on a PKIBody kept encoded (TCMP_PKIMESSAGE):
+ * for what OpenSSL 3.0 cannot decode (an EnvelopedData privateKey). */
+int ca_body_edit(ASN1_TYPE *body, const struct ca_edit *e);
 
 /* ccr.c: --ccr-trusted FILE's certificates into the CA's trusted store,
  * for signed ccrs of a foreign PKI.  0 on failure (logged). */

@@ -5,7 +5,10 @@
  * CertResponse.  Oracles: a key found is of one of the two kinds, with
  * what that kind needs (EncryptedValue: encValue and encSymmKey not
  * empty, an IV of at most a block; EnvelopedData: a SEQUENCE); a failure
- * says why; cmpc_privkey_clear leaves nothing.
+ * says why; cmpc_privkey_clear leaves nothing.  An EnvelopedData goes on
+ * into cmpc_enveloped_parts (cmp/cmpc_keypkg.c), whose parts must be
+ * there when it succeeds, and the SignedData reader cmpc_keypkg_open gets
+ * the same bytes (no certificates: it must refuse them).
  */
 #include "config.h"
 
@@ -31,8 +34,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    k.enc_symm_key_len == 0 || k.iv_len > sizeof(k.iv))
 				abort();
 		} else if (k.kind == CMPC_PRIVKEY_ENVELOPED) {
+			cmpc_envparts e;
+
 			if (k.enveloped == NULL || k.enveloped_len < 2 || k.enveloped[0] != 0x30)
 				abort();
+			if (cmpc_enveloped_parts(&k, &e, why, sizeof(why)) == 1) {
+				if (e.enc_key == NULL || e.enc_key_len == 0 || e.enc_content == NULL ||
+				    e.enc_content_len == 0)
+					abort();
+			} else if (why[0] == '\0' || e.enc_key != NULL || e.enc_content != NULL) {
+				abort();
+			}
+			cmpc_envparts_clear(&e);
 		} else {
 			abort();
 		}
@@ -43,6 +56,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	cmpc_privkey_clear(&k);
+	{
+		EVP_PKEY *key = NULL;
+
+		if (cmpc_keypkg_open(data, size, NULL, NULL, &key, why, sizeof(why)) != 0 ||
+		    key != NULL)
+			abort();
+	}
 	if (k.kind != 0 || k.enc_value != NULL || k.enveloped != NULL || k.enc_symm_key != NULL)
 		abort();
 	return 0;
