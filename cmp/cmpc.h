@@ -619,6 +619,8 @@ void cmpc_privkey_clear(cmpc_privkey *k);
  */
 cmpc_rv cmpc_krr(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *tpub, X509 **ret_cert,
 		 cmpc_privkey *ret_key, int *ret_others);
+
+/*
  * The EnvelopedData of a cmpc_privkey (RFC 9483 4.1.6, cmpc_keypkg.c) as
  * the token decrypts it: the first key transport recipient's encrypted
  * key and algorithm, the content's AES-CBC IV and ciphertext (its content
