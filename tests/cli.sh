@@ -76,7 +76,11 @@ check "/cli/help-enroll/whole-but-settings" same "help enroll" "$TMP/fixed"
 sed -n '/^Settings/,/^$/{/^  --/p}' "$TMP/out" | grep -o -E -- '--[a-z][a-z-]*' | sort > "$TMP/shown"
 "$P11ENROLL" check-config --keys | cut -f 2 | grep -v '^-$' | sort > "$TMP/expect"
 check "/cli/help-enroll/every-setting" same "help enroll's settings" "$TMP/shown"
-check "/cli/help-enroll/short" test "$(wc -l < "$TMP/out")" -le 40
+# Short: every setting is listed (above), so the listing grows with them;
+# it must stay a packed list (three or more per line), not one per line.
+n_set=$(wc -l < "$TMP/expect")
+n_lines=$(sed -n '/^Settings/,/^$/{/^  --/p}' "$TMP/out" | wc -l)
+check "/cli/help-enroll/short" test "$n_lines" -le $((n_set / 3 + 1))
 p11e enroll --help
 "$P11ENROLL" help enroll > "$TMP/expect"
 check "/cli/enroll--help/same" same "enroll --help" "$TMP/out"
