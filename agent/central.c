@@ -40,6 +40,14 @@ agent_rc agent_central_check(const conf_enrollment *e, cmpc_req_type type)
 				 "an existing one: remove one of them");
 		return EXIT_USAGE;
 	}
+	/* The CA made the key and may keep it for recovery already; a copy
+	 * sent back for archive would only widen who saw it. */
+	if (e->archive_key == 1) {
+		log_msg(LOG_ERR, "key_source = central and archive_key = yes: the CA made the key, "
+				 "so it is the CA's to keep (ask the CA operator whether it keeps "
+				 "centrally generated keys for recovery); set archive_key = no");
+		return EXIT_USAGE;
+	}
 	return EXIT_OK;
 }
 

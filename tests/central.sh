@@ -23,7 +23,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 112
+plan 114
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 P11WRAP_MODULE="$SOFTHSM2_MODULE"
@@ -203,6 +203,11 @@ key_id = 0102"
 run enroll test
 check "/central/key-id/exit-2" expect_rc 2
 check "/central/key-id/says" grep -q 'remove one of them' "$TMP/err"
+conf "label = central-x
+archive_key = yes"
+run enroll test
+check "/central/archive/exit-2" expect_rc 2
+check "/central/archive/says" grep -q 'the CA made the key, so it is the CA.s to keep' "$TMP/err"
 conf "label = central-x
 key_source = somewhere"
 run enroll test
