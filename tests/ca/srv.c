@@ -1174,7 +1174,9 @@ static int ccr_as_cr(struct ca_srv *s, OSSL_CMP_MSG **req)
 	struct ca_edit e;
 	OSSL_CMP_MSG *cr;
 
-	if (!OSSL_CMP_validate_msg(s->ctx, *req)) {
+	/* A new transaction (as in ckg.c): 3.0 would first try the signer it
+	 * validated in the last message, which may be freed by now. */
+	if (!OSSL_CMP_CTX_reinit(s->ctx) || !OSSL_CMP_validate_msg(s->ctx, *req)) {
 		ca_event("ccr: protection does not verify");
 		ca_log_openssl_errors("verifying the ccr");
 		return 1;
@@ -1446,7 +1448,8 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	if (s->ccr || s->ckg != NULL)
 		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, 1);
 	/* krr.c: OpenSSL's answer to a krr whose protection verifies is made a krp */
-	krr = s->req_type == CA_BODY_KRR && OSSL_CMP_validate_msg(s->ctx, req);
+	krr = s->req_type == CA_BODY_KRR && OSSL_CMP_CTX_reinit(s->ctx) &&
+	      OSSL_CMP_validate_msg(s->ctx, req);
 	rsp = OSSL_CMP_SRV_process_request(s->srv_ctx, req);
 	if (s->ccr || s->ckg != NULL)
 		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, s->opts->accept_unprotected);
