@@ -381,7 +381,9 @@ made_and_removed() {
 key_signs_for() {
 	echo "signed by the token key $2" > "$TMP/data"
 	"$OPENSSL_BIN" dgst -sha256 -binary -out "$TMP/hash" "$TMP/data"
-	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --token-label "$1" --login \
+	local slot
+	slot=$(token_slot "$1") || return 1
+	"$PKCS11_TOOL" --module "$SOFTHSM2_MODULE" --slot "$slot" --login \
 		--pin "$USER_PIN" --sign -m ECDSA --id "$2" --signature-format openssl \
 		-i "$TMP/hash" -o "$TMP/sig" > /dev/null 2>&1 || return 1
 	"$OPENSSL_BIN" pkeyutl -verify -pubin -inkey "$3" -in "$TMP/hash" \
