@@ -493,6 +493,17 @@ typedef struct {
 } CMPC_CERTREQMSG;
 DECLARE_ASN1_ITEM(CMPC_CERTREQMSG)
 
+/* EncryptedValue (RFC 4211 2.1): the private key in a CertifiedKeyPair
+ * (cmpc_privkey.c) and in pkiArchiveOptions (cmpc_archive.c). */
+typedef struct {
+	X509_ALGOR *intendedAlg, *symmAlg;
+	ASN1_BIT_STRING *encSymmKey;
+	X509_ALGOR *keyAlg;
+	ASN1_OCTET_STRING *valueHint;
+	ASN1_BIT_STRING *encValue;
+} CMPC_ENCVAL;
+DECLARE_ASN1_ITEM(CMPC_ENCVAL)
+
 /* One whole PKIMessage in der (NULL if it is not exactly one). */
 CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len);
 /* req with the pkiArchiveOptions control of cmpc_set1_archive, its POP and

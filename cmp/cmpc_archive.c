@@ -75,18 +75,9 @@ typedef struct {
 } ARC_ENV;
 
 typedef struct {
-	X509_ALGOR *intendedAlg;
-	X509_ALGOR *symmAlg;
-	ASN1_BIT_STRING *encSymmKey;
-	X509_ALGOR *keyAlg;
-	ASN1_OCTET_STRING *valueHint;
-	ASN1_BIT_STRING *encValue;
-} ARC_EV;
-
-typedef struct {
 	int type;
 	union {
-		ARC_EV *encryptedValue;
+		CMPC_ENCVAL *encryptedValue;
 		ARC_ENV *envelopedData;
 	} value;
 } ARC_EKEY;
@@ -159,17 +150,8 @@ ASN1_SEQUENCE(ARC_ENV) = {
 	ASN1_SIMPLE(ARC_ENV, encryptedContentInfo, ARC_ECI),
 } static_ASN1_SEQUENCE_END(ARC_ENV)
 
-ASN1_SEQUENCE(ARC_EV) = {
-	ASN1_IMP_OPT(ARC_EV, intendedAlg, X509_ALGOR, 0),
-	ASN1_IMP_OPT(ARC_EV, symmAlg, X509_ALGOR, 1),
-	ASN1_IMP_OPT(ARC_EV, encSymmKey, ASN1_BIT_STRING, 2),
-	ASN1_IMP_OPT(ARC_EV, keyAlg, X509_ALGOR, 3),
-	ASN1_IMP_OPT(ARC_EV, valueHint, ASN1_OCTET_STRING, 4),
-	ASN1_SIMPLE(ARC_EV, encValue, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(ARC_EV)
-
 ASN1_CHOICE(ARC_EKEY) = {
-	ASN1_SIMPLE(ARC_EKEY, value.encryptedValue, ARC_EV),
+	ASN1_SIMPLE(ARC_EKEY, value.encryptedValue, CMPC_ENCVAL),
 	ASN1_IMP(ARC_EKEY, value.envelopedData, ARC_ENV, 0),
 } static_ASN1_CHOICE_END(ARC_EKEY)
 
@@ -219,7 +201,7 @@ ASN1_CHOICE(ARC_BODY) = {
 	}
 ARC_FUNCS(ARC_KTRI)
 ARC_FUNCS(ARC_ENV)
-ARC_FUNCS(ARC_EV)
+ARC_FUNCS(CMPC_ENCVAL)
 ARC_FUNCS(ARC_OPTS)
 ARC_FUNCS(ARC_ATAV)
 static void ARC_CRM_free(ARC_CRM *v)
@@ -302,16 +284,16 @@ static ARC_ENV *enveloped(const cmpc_archive *a)
 	return e;
 }
 
-static ARC_EV *encvalue(const cmpc_archive *a)
+static CMPC_ENCVAL *encvalue(const cmpc_archive *a)
 {
-	ARC_EV *v = ARC_EV_new();
+	CMPC_ENCVAL *v = CMPC_ENCVAL_new();
 
 	if (v == NULL || (v->symmAlg = X509_ALGOR_new()) == NULL || !set_symm(v->symmAlg, a) ||
 	    (v->encSymmKey = ASN1_BIT_STRING_new()) == NULL ||
 	    !bits_set(v->encSymmKey, a->enc_cek, a->enc_cek_len) ||
 	    (v->keyAlg = X509_ALGOR_new()) == NULL || !set_kt(v->keyAlg, a) ||
 	    !bits_set(v->encValue, a->enc_key, a->enc_key_len)) {
-		ARC_EV_free(v);
+		CMPC_ENCVAL_free(v);
 		return NULL;
 	}
 	return v;

@@ -19,33 +19,15 @@
 #include "cmp/cmpc-int.h"
 
 typedef struct {
-	X509_ALGOR *intendedAlg, *symmAlg;
-	ASN1_BIT_STRING *encSymmKey;
-	X509_ALGOR *keyAlg;
-	ASN1_OCTET_STRING *valueHint;
-	ASN1_BIT_STRING *encValue;
-} ENCVAL;
-
-/* EncryptedValue (RFC 4211 2.1, IMPLICIT tags) */
-ASN1_SEQUENCE(ENCVAL) = {
-	ASN1_IMP_OPT(ENCVAL, intendedAlg, X509_ALGOR, 0),
-	ASN1_IMP_OPT(ENCVAL, symmAlg, X509_ALGOR, 1),
-	ASN1_IMP_OPT(ENCVAL, encSymmKey, ASN1_BIT_STRING, 2),
-	ASN1_IMP_OPT(ENCVAL, keyAlg, X509_ALGOR, 3),
-	ASN1_IMP_OPT(ENCVAL, valueHint, ASN1_OCTET_STRING, 4),
-	ASN1_SIMPLE(ENCVAL, encValue, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(ENCVAL)
-
-typedef struct {
 	int type;
 	union {
-		ENCVAL *encryptedValue;
+		CMPC_ENCVAL *encryptedValue;
 		ASN1_SEQUENCE_ANY *envelopedData; /* its fields, kept encoded */
 	} value;
 } ENCKEY;
 
 ASN1_CHOICE(ENCKEY) = {
-	ASN1_SIMPLE(ENCKEY, value.encryptedValue, ENCVAL),
+	ASN1_SIMPLE(ENCKEY, value.encryptedValue, CMPC_ENCVAL),
 	ASN1_IMP_SEQUENCE_OF(ENCKEY, value.envelopedData, ASN1_ANY, 0),
 } static_ASN1_CHOICE_END(ENCKEY)
 
@@ -127,7 +109,7 @@ static int copy_bits(const ASN1_BIT_STRING *b, unsigned char **ret, size_t *ret_
 
 /* The algorithms of an EncryptedValue into k; 0 with why when one is
  * missing or not understood. */
-static int read_algs(const ENCVAL *ev, cmpc_privkey *k, char *why, size_t whylen)
+static int read_algs(const CMPC_ENCVAL *ev, cmpc_privkey *k, char *why, size_t whylen)
 {
 	const ASN1_OBJECT *obj;
 	const void *pval;
