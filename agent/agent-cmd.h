@@ -281,6 +281,10 @@ agent_rc pending_check_token(const conf_enrollment *e, tok_ctx *tok, agent_pendi
 agent_rc pending_abandon(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok,
 			 const agent_pending *ap);
 
+/* The key pair to generate: key_type (default EC P-256), usage flags
+ * left clear; EXIT_USAGE (logged) for a key_type not known (certreq.c). */
+agent_rc agent_key_spec(const conf_enrollment *e, tok_keyspec *spec);
+
 /*
  * certreq.c: the one certificate request sequence (see there).  The kind
  * sets type, what, verb and prepare; prepare runs once the token is open

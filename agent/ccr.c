@@ -137,21 +137,13 @@ static agent_rc label_free(const conf_enrollment *e, tok_ctx *tok)
 static agent_rc new_key(const conf_enrollment *e, tok_ctx *tok, const char *new_label, tok_id *id,
 			EVP_PKEY **key, int *made)
 {
-	tok_keyspec spec = { .alg = TOK_KEY_EC, .bits = 256 };
+	tok_keyspec spec;
 	char hex[2 * TOK_ID_MAX + 1];
-	int alg, bits;
+	agent_rc rc;
 	tok_rv trv;
 
-	if (e->key_type != NULL) {
-		if (conf_parse_key_type(e->key_type, &alg, &bits) < 0) {
-			log_msg(LOG_ERR, "key type '%s' is not one of ec:P-256, ec:P-384, "
-					 "rsa:2048, rsa:3072, rsa:4096",
-				e->key_type);
-			return EXIT_USAGE;
-		}
-		spec.alg = (tok_keyalg)alg;
-		spec.bits = bits;
-	}
+	if ((rc = agent_key_spec(e, &spec)) != EXIT_OK)
+		return rc;
 	agent_wait_show("generating the CA's new key on token '%s'...", tok_opened_info(tok)->label);
 	trv = tok_keygen(tok, &spec, new_label, id);
 	agent_wait_done();

@@ -21,6 +21,24 @@
 #include "agent/journal.h"
 #include "agent/result.h"
 
+agent_rc agent_key_spec(const conf_enrollment *e, tok_keyspec *spec)
+{
+	int alg, bits;
+
+	*spec = (tok_keyspec){ .alg = TOK_KEY_EC, .bits = 256 };
+	if (e->key_type == NULL)
+		return EXIT_OK;
+	if (conf_parse_key_type(e->key_type, &alg, &bits) < 0) {
+		log_msg(LOG_ERR, "key type '%s' is not one of ec:P-256, ec:P-384, rsa:2048, "
+				 "rsa:3072, rsa:4096",
+			e->key_type);
+		return EXIT_USAGE;
+	}
+	spec->alg = (tok_keyalg)alg;
+	spec->bits = bits;
+	return EXIT_OK;
+}
+
 struct store_ctx {
 	tok_ctx *tok;
 	const tok_id *id; /* len 0: not on the token, only cert_out */
@@ -501,7 +519,7 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	X509 *cert = NULL, *archive_cert = NULL;
 	char *new_label = NULL;
 	tok_id id;
-	int generated = 0, finished = 0, alg, bits, i;
+	int generated = 0, finished = 0, i;
 	agent_rc rc;
 	tok_rv trv;
 	cmpc_rv crv;
@@ -518,7 +536,6 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 		resume = &own;
 	}
 	r->resume = resume;
-	r->spec = (tok_keyspec){ .alg = TOK_KEY_EC, .bits = 256 };
 	if (e->label == NULL) {
 		log_msg(LOG_ERR, "no label: the key and certificate are found by it; set label or "
 				 "--label");
@@ -526,16 +543,8 @@ agent_rc agent_certreq_run(agent_req *r, const agent_pending *resume, int abando
 	}
 	if ((rc = agent_central_check(e, r->type)) != EXIT_OK)
 		return rc;
-	if (e->key_type != NULL) {
-		if (conf_parse_key_type(e->key_type, &alg, &bits) < 0) {
-			log_msg(LOG_ERR, "key type '%s' is not one of ec:P-256, ec:P-384, "
-					 "rsa:2048, rsa:3072, rsa:4096",
-				e->key_type);
-			return EXIT_USAGE;
-		}
-		r->spec.alg = (tok_keyalg)alg;
-		r->spec.bits = bits;
-	}
+	if ((rc = agent_key_spec(e, &r->spec)) != EXIT_OK)
+		return rc;
 	r->spec.allow_decrypt = e->allow_decrypt == 1;
 	r->spec.archivable = e->archive_key == 1 && resume == NULL;
 	if (resume == NULL && (rc = agent_archive_check(e, r->type, r->spec.alg)) != EXIT_OK)

@@ -504,6 +504,11 @@ typedef struct {
 } CMPC_ENCVAL;
 DECLARE_ASN1_ITEM(CMPC_ENCVAL)
 
+/* The requested extensions, in one list: the SANs (critical when the
+ * subject is empty, RFC 5280 4.2.1.6) and the configured ones.  *ret NULL
+ * when there are none (cmpc_certreq.c). */
+int cmpc_req_exts(const cmpc_ctx *ctx, int empty_subject, X509_EXTENSIONS **ret);
+
 /* One whole PKIMessage in der (NULL if it is not exactly one). */
 CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len);
 /* req with the pkiArchiveOptions control of cmpc_set1_archive, its POP and

@@ -77,27 +77,6 @@ static OSSL_CRMF_MSG *with_key_type(const OSSL_CRMF_MSG *crm, int alg, int bits)
 	return out;
 }
 
-/* The requested extensions: SANs (critical with an empty subject, RFC
- * 5280 4.2.1.6) and the configured ones; NULL in *ret when none. */
-static int central_exts(const cmpc_ctx *ctx, const X509_NAME *subject, X509_EXTENSIONS **ret)
-{
-	X509_EXTENSIONS *exts = NULL;
-	int i, empty = subject == NULL || X509_NAME_entry_count(subject) == 0;
-
-	*ret = NULL;
-	if (ctx->sans != NULL &&
-	    X509V3_add1_i2d(&exts, NID_subject_alt_name, ctx->sans, empty, X509V3_ADD_REPLACE) != 1)
-		goto fail;
-	for (i = 0; i < sk_X509_EXTENSION_num(ctx->req_exts); i++)
-		if (X509v3_add_ext(&exts, sk_X509_EXTENSION_value(ctx->req_exts, i), -1) == NULL)
-			goto fail;
-	*ret = exts;
-	return 1;
-fail:
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-	return 0;
-}
-
 /* CertReqMessages with one request (certReqId 0): subject (for a kur the
  * old certificate's unless one is set), validity, extensions, the key
  * type, controls protocolEncrKey (and oldCertID for a kur); no POP (RFC
@@ -117,7 +96,8 @@ static OSSL_CRMF_MSGS *central_msgs(cmpc_ctx *ctx, const cmpc_central_req *rq, i
 		subject = X509_get_subject_name(rq->oldcert);
 	ok = msgs != NULL && crm != NULL && OSSL_CRMF_MSG_set_certReqId(crm, 0) &&
 	     OSSL_CRMF_CERTTEMPLATE_fill(OSSL_CRMF_MSG_get0_tmpl(crm), NULL, subject, NULL, NULL) &&
-	     central_exts(ctx, subject, &exts) && X509_PUBKEY_set(&tpub, rq->transport) &&
+	     cmpc_req_exts(ctx, subject == NULL || X509_NAME_entry_count(subject) == 0, &exts) &&
+	     X509_PUBKEY_set(&tpub, rq->transport) &&
 	     OSSL_CRMF_MSG_set1_regCtrl_protocolEncrKey(crm, tpub);
 	if (ok && exts != NULL && (ok = OSSL_CRMF_MSG_set0_extensions(crm, exts)))
 		exts = NULL;

@@ -21,10 +21,7 @@ static void reset_exchange(cmpc_ctx *ctx)
 	memset(&ctx->cr, 0, sizeof(ctx->cr));
 }
 
-/* The requested extensions, in one list: the SANs (critical when the
- * subject is empty, RFC 5280 4.2.1.6) and the configured ones.  *ret NULL
- * when there are none. */
-static int build_exts(cmpc_ctx *ctx, int empty_subject, X509_EXTENSIONS **ret)
+int cmpc_req_exts(const cmpc_ctx *ctx, int empty_subject, X509_EXTENSIONS **ret)
 {
 	X509_EXTENSIONS *exts = NULL;
 	int i;
@@ -49,7 +46,7 @@ static int set_template(cmpc_ctx *ctx)
 	X509_EXTENSIONS *exts = NULL;
 
 	if (!OSSL_CMP_CTX_set_option(ctx->cmp, OSSL_CMP_OPT_VALIDITY_DAYS, ctx->days) ||
-	    !build_exts(ctx, ctx->subject == NULL || X509_NAME_entry_count(ctx->subject) == 0,
+	    !cmpc_req_exts(ctx, ctx->subject == NULL || X509_NAME_entry_count(ctx->subject) == 0,
 			&exts))
 		return 0;
 	if (!OSSL_CMP_CTX_set0_reqExtensions(ctx->cmp, exts)) {
@@ -187,7 +184,7 @@ static cmpc_rv make_csr(cmpc_ctx *ctx, EVP_PKEY *newkey, const char *what, X509_
 	EVP_PKEY_free(pub);
 	pub = NULL;
 	/* the subject is not empty here */
-	if (!build_exts(ctx, 0, &exts) || (exts != NULL && !X509_REQ_add_extensions(req, exts)))
+	if (!cmpc_req_exts(ctx, 0, &exts) || (exts != NULL && !X509_REQ_add_extensions(req, exts)))
 		goto oom;
 	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	exts = NULL;
