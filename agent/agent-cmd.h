@@ -330,6 +330,7 @@ typedef struct {
 	tok_ctx *tok;
 	tok_transport *t;
 	const char *label; /* of the new pair ("LABEL (new)") */
+	const tok_id *want_id; /* its CKA_ID (recover: the certificate's), NULL: pub's */
 	int allow_decrypt, allow_software;
 	tok_id id;    /* the imported pair's, len 0: none */
 	int software; /* the key passed through host memory */

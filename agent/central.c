@@ -144,8 +144,8 @@ static int enveloped(agent_central *c, X509 *cert, STACK_OF(X509) *cacerts,
 		snprintf(why, whylen, "the EnvelopedData's content cannot be used: %s", reason);
 		goto out;
 	}
-	if ((trv = tok_import_private(c->tok, key, X509_get0_pubkey(cert), c->label,
-				      c->allow_decrypt, &c->id)) != TOK_OK) {
+	if ((trv = tok_import_private_id(c->tok, key, X509_get0_pubkey(cert), c->label,
+					 c->allow_decrypt, c->want_id, &c->id)) != TOK_OK) {
 		snprintf(why, whylen, "importing the key into the token failed: %s: %s",
 			 tok_strerror(trv), tok_errmsg(c->tok));
 		c->rc = trv == TOK_ERR_MISMATCH ? EXIT_CERT : agent_exit_from_tok(trv);

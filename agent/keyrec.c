@@ -7,7 +7,12 @@
  * unwraps it (C_UnwrapKey): the key never exists in clear in this
  * process.  It goes beside its certificate (same CKA_ID and label),
  * checked against the certificate's public key; a failure leaves the
- * token as it was (the transport key is a session object).
+ * token as it was (the transport key is a session object).  A key the
+ * CA sends in an EnvelopedData (RFC 9480) no token unwraps: with
+ * allow_software_import = yes it is opened as for key_source = central
+ * (agent_central_import: content decrypted on the token into this
+ * process, the SignedData verified as the issuer's, the key created on
+ * the token); without, it is refused.
  *
  * Not agent/recover.c, which finishes what an interrupted run left.
  */
@@ -74,30 +79,68 @@ static agent_rc find_cert(const conf_enrollment *e, const agent_cmd_opts *o, tok
 	return EXIT_OK;
 }
 
+/* The krp's key k for cert: unwrapped on the token (w), or an
+ * EnvelopedData opened by agent_central_import (cacerts: cert's chain);
+ * under label with want_id (NULL: the key identifier) into *got. */
+struct recovered {
+	tok_transport *t;
+	const cmpc_privkey *k;
+	const tok_wrapped *w;
+	STACK_OF(X509) *cacerts;
+	int software; /* the key passed through host memory */
+};
+
+static agent_rc put_key(const conf_enrollment *e, tok_ctx *tok, struct recovered *r, X509 *cert,
+			const char *label, const tok_id *want_id, tok_id *got)
+{
+	agent_central c;
+	char why[512];
+	tok_rv trv;
+
+	if (r->k->kind != CMPC_PRIVKEY_ENVELOPED) {
+		trv = tok_unwrap_private_id(tok, r->t, r->w, X509_get0_pubkey(cert), label,
+					    may_decrypt(cert), want_id, got);
+		if (trv != TOK_OK)
+			return agent_token_fail(tok, trv, "importing the recovered key failed");
+		return EXIT_OK;
+	}
+	memset(&c, 0, sizeof(c));
+	c.tok = tok;
+	c.t = r->t;
+	c.label = label;
+	c.want_id = want_id;
+	c.allow_decrypt = may_decrypt(cert);
+	c.allow_software = e->allow_software_import == 1;
+	if (agent_central_import(&c, cert, r->cacerts, r->k, why, sizeof(why)) != 0) {
+		log_msg(LOG_ERR, "key recovery failed: the recovered key is not imported: %s", why);
+		return c.rc;
+	}
+	*got = c.id;
+	r->software = c.software;
+	return EXIT_OK;
+}
+
 /* The key of the krp onto the token: beside its certificate there (id),
  * or with the certificate under "LABEL (new)" first, then under the label:
  * an interrupted run leaves what agent/recover.c finishes (a key without
  * its certificate deleted, a whole pair adopted). */
-static agent_rc import(const conf_enrollment *e, tok_ctx *tok, tok_transport *t,
-		       const tok_wrapped *w, X509 *cert, const tok_id *id, int on_token)
+static agent_rc import(const conf_enrollment *e, tok_ctx *tok, struct recovered *r, X509 *cert,
+		       const tok_id *id, int on_token)
 {
 	char *tmp = NULL, hex[2 * TOK_ID_MAX + 1];
 	tok_id got;
 	tok_rv trv;
+	agent_rc rc;
 
 	if (on_token) {
-		trv = tok_unwrap_private_id(tok, t, w, X509_get0_pubkey(cert), e->label,
-					    may_decrypt(cert), id, &got);
-		if (trv != TOK_OK)
-			return agent_token_fail(tok, trv, "importing the recovered key failed");
+		if ((rc = put_key(e, tok, r, cert, e->label, id, &got)) != EXIT_OK)
+			return rc;
 	} else {
 		if ((tmp = agent_label_with(e->label, AGENT_MARK_NEW)) == NULL)
 			return EXIT_INTERNAL;
-		trv = tok_unwrap_private(tok, t, w, X509_get0_pubkey(cert), tmp, may_decrypt(cert),
-					 &got);
-		if (trv != TOK_OK) {
+		if ((rc = put_key(e, tok, r, cert, tmp, NULL, &got)) != EXIT_OK) {
 			free(tmp);
-			return agent_token_fail(tok, trv, "importing the recovered key failed");
+			return rc;
 		}
 		if ((trv = tok_cert_store(tok, cert, &got, tmp)) != TOK_OK) {
 			agent_token_fail(tok, trv, "storing the certificate beside the recovered key "
@@ -117,7 +160,13 @@ static agent_rc import(const conf_enrollment *e, tok_ctx *tok, tok_transport *t,
 	agent_hex(got.id, got.len, hex, sizeof(hex));
 	printf("recovered the private key of the certificate under label \"%s\" (id %s)\n",
 	       e->label, hex);
-	printf("  unwrapped on the token (C_UnwrapKey): it was never in this process's memory\n");
+	if (r->software)
+		printf("  the CA sent it in an EnvelopedData: decrypted on the token into this "
+		       "process's memory (allow_software_import = yes), then created on the token "
+		       "as sensitive and not extractable\n");
+	else
+		printf("  unwrapped on the token (C_UnwrapKey): it was never in this process's "
+		       "memory\n");
 	return EXIT_OK;
 }
 
@@ -125,6 +174,8 @@ static agent_rc import(const conf_enrollment *e, tok_ctx *tok, tok_transport *t,
 static agent_rc recover_key(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *tok, X509 *cert,
 			    const tok_id *id, int on_token)
 {
+	STACK_OF(X509) *cacerts = NULL;
+	struct recovered r;
 	tok_transport *t = NULL;
 	EVP_PKEY *tpub = NULL;
 	X509 *got = NULL;
@@ -140,7 +191,7 @@ static agent_rc recover_key(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *to
 	if ((trv = tok_transport_new(tok, &t, &tpub)) != TOK_OK)
 		return agent_token_fail(tok, trv, "making the transport key on the token failed");
 	log_msg(LOG_INFO, "sending krr to %s", e->server);
-	if ((rv = cmpc_krr(cmp, cert, tpub, &got, &k, &others)) != CMPC_OK) {
+	if ((rv = cmpc_krr(cmp, cert, tpub, &got, &k, &cacerts, &others)) != CMPC_OK) {
 		log_msg(LOG_ERR, "key recovery failed: %s: %s", cmpc_strerror(rv),
 			cmpc_errmsg(cmp));
 		log_openssl_errors();
@@ -151,7 +202,13 @@ static agent_rc recover_key(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *to
 		log_msg(LOG_NOTICE, "recover: the CA sent %d more key pair(s) of the key history; "
 				    "only the certificate's own key is imported",
 			others);
-	if (!agent_wrapped_from_privkey(&k, &w, why, sizeof(why))) {
+	memset(&r, 0, sizeof(r));
+	r.t = t;
+	r.k = &k;
+	r.w = &w;
+	r.cacerts = cacerts;
+	if (k.kind != CMPC_PRIVKEY_ENVELOPED &&
+	    !agent_wrapped_from_privkey(&k, &w, why, sizeof(why))) {
 		log_msg(LOG_ERR, "key recovery failed: the CA sent the key in a form the token "
 				 "cannot unwrap: %s; ask the CA for an EncryptedValue (AES key wrap "
 				 "with padding, RSA-OAEP or PKCS#1 v1.5)",
@@ -159,8 +216,9 @@ static agent_rc recover_key(const conf_enrollment *e, cmpc_ctx *cmp, tok_ctx *to
 		rc = EXIT_PROTOCOL;
 		goto out;
 	}
-	rc = import(e, tok, t, &w, on_token ? cert : got, id, on_token);
+	rc = import(e, tok, &r, on_token ? cert : got, id, on_token);
 out:
+	sk_X509_pop_free(cacerts, X509_free);
 	cmpc_privkey_clear(&k);
 	X509_free(got);
 	EVP_PKEY_free(tpub);

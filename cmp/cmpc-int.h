@@ -624,7 +624,7 @@ OSSL_CMP_MSG *cmpc_ccr_new(cmpc_ctx *ctx, EVP_PKEY *key, int path_len,
 			   unsigned char nonce[CMPC_CCR_NONCE_LEN], int *key_failed);
 
 /* cmpc_ownval.c: the response in ctx->x.rbuf that OpenSSL 3.0 cannot
- * decode, an ip/cp/kup with an EnvelopedData privateKey: its protection
+ * decode, an ip/cp/kup or a krp with an EnvelopedData privateKey: its protection
  * verified (ctx->x.own_verified), and the message without its private
  * keys for the rest of the exchange.  NULL with the failure recorded. */
 OSSL_CMP_MSG *cmpc_own_validate(cmpc_ctx *ctx, const char *what);
@@ -669,10 +669,12 @@ int cmpc_privkey_from_any(const ASN1_TYPE *ek, cmpc_privkey *ret_k, char *why, s
  * for its chain (caCerts, extraCerts: *ret_untrusted) and how many other
  * entries there were; CMPC_ERR_REJECTED with the CA's status and text in
  * why; else CMPC_ERR_PROTOCOL (CMPC_ERR_INTERNAL: out of memory) with why.
- * A newSigCert is ignored: none is asked for. */
+ * A newSigCert is ignored: none is asked for.
+ * cmpc_krp_enveloped: whether der is a krp with an EnvelopedData key. */
 cmpc_rv cmpc_krp_read(const unsigned char *der, size_t len, X509 *want, X509 **ret_cert,
 		      cmpc_privkey *ret_key, STACK_OF(X509) **ret_untrusted, int *ret_others,
 		      char *why, size_t whylen);
+int cmpc_krp_enveloped(const unsigned char *der, size_t len);
 
 /* cmpc_certreq.c: for cmpc_transfer_storing: the pending callback learns
  * the transaction as it waits once the request or pollReq with ids is

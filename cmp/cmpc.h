@@ -612,13 +612,17 @@ void cmpc_privkey_clear(cmpc_privkey *k);
  * entry whose certificate carries cert's public key is taken: that
  * certificate must chain to the anchors and its issuer be one the signer
  * may speak for.  *ret_cert and *ret_key (cmpc_privkey_clear) get it, the
- * key as the CA encrypted it; *ret_others: how many other entries the
- * CA sent (earlier keys, not returned).  A krp is not confirmed (RFC 4210
+ * key as the CA encrypted it (an EnvelopedData too: the krp's protection
+ * is then verified by the layer, cmpc_own_validate); *ret_cacerts
+ * (sk_X509_pop_free): the CA certificates of that certificate's verified
+ * chain, which must have signed an EnvelopedData's SignedData;
+ * *ret_others: how many other entries the CA sent (earlier keys, not
+ * returned).  A krp is not confirmed (RFC 4210
  * defines certConf for issued certificates only).  CMPC_ERR_REJECTED
  * with the CA's status, failInfo and text when it refused.
  */
 cmpc_rv cmpc_krr(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *tpub, X509 **ret_cert,
-		 cmpc_privkey *ret_key, int *ret_others);
+		 cmpc_privkey *ret_key, STACK_OF(X509) **ret_cacerts, int *ret_others);
 
 /*
  * The EnvelopedData of a cmpc_privkey (RFC 9483 4.1.6, cmpc_keypkg.c) as

@@ -4,7 +4,10 @@
  * 3.0's client builds no krr and its server none of the answer, so the
  * PKIMessage is built with the layer's templates and OpenSSL's CRMF API
  * (as the ccr is), protected by OpenSSL, and the krp (KeyRecRepContent) is
- * read with the layer's templates from the received bytes.
+ * read with the layer's templates from the received bytes.  A krp whose
+ * key is an EnvelopedData (RFC 9480's EncryptedKey) OpenSSL 3.0 cannot
+ * decode at all: its protection is verified by the layer
+ * (cmpc_own_validate), as for central key generation.
  *
  * What the request says: CertReqMessages with one CertReqMsg (certReqId 0)
  * whose template carries the certificate's subject and public key, the
@@ -154,10 +157,35 @@ out:
 	return rv;
 }
 
+int cmpc_krp_enveloped(const unsigned char *der, size_t len)
+{
+	CMPC_PKIMSG *m = cmpc_msg_decode(der, len);
+	CMPC_BODY *b = cmpc_body_decode(m);
+	cmpc_privkey k;
+	char why[64];
+	int i, env = 0;
+
+	for (i = 0; b != NULL && b->type == CMPC_SEL_KRP && !env &&
+		    i < sk_CMPC_CKP_num(b->value.krp->keyPairHist);
+	     i++) {
+		const ASN1_TYPE *pk = sk_CMPC_CKP_value(b->value.krp->keyPairHist, i)->privateKey;
+
+		memset(&k, 0, sizeof(k));
+		env = pk != NULL && cmpc_privkey_from_any(pk, &k, why, sizeof(why)) &&
+		      k.kind == CMPC_PRIVKEY_ENVELOPED;
+		cmpc_privkey_clear(&k);
+	}
+	ERR_clear_error();
+	cmpc_body_free(b);
+	cmpc_msg_free(m);
+	return env;
+}
+
 /* The krp in ctx->x.rbuf: the keyPairHist entry for want (*ret_cert,
- * *ret_key), its certificate checked; *others: the other entries. */
+ * *ret_key), its certificate checked, its chain's CA certificates in
+ * *ret_cacerts; *others: the other entries. */
 static cmpc_rv krp_key(cmpc_ctx *ctx, X509 *want, X509 **ret_cert, cmpc_privkey *ret_key,
-		       int *others)
+		       STACK_OF(X509) **ret_cacerts, int *others)
 {
 	STACK_OF(X509) *untrusted = NULL;
 	X509 *cert = NULL;
@@ -182,6 +210,10 @@ static cmpc_rv krp_key(cmpc_ctx *ctx, X509 *want, X509 **ret_cert, cmpc_privkey 
 			    ctx->x.signer_msg);
 		rv = CMPC_ERR_PROTOCOL;
 	}
+	if (rv == CMPC_OK && (*ret_cacerts = cmpc_ca_certs(ctx)) == NULL) {
+		cmpc_seterr(ctx, "CMP krr: out of memory");
+		rv = CMPC_ERR_INTERNAL;
+	}
 	sk_X509_pop_free(untrusted, X509_free);
 	if (rv != CMPC_OK) {
 		cmpc_privkey_clear(ret_key);
@@ -193,7 +225,7 @@ static cmpc_rv krp_key(cmpc_ctx *ctx, X509 *want, X509 **ret_cert, cmpc_privkey 
 }
 
 cmpc_rv cmpc_krr(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *tpub, X509 **ret_cert,
-		 cmpc_privkey *ret_key, int *ret_others)
+		 cmpc_privkey *ret_key, STACK_OF(X509) **ret_cacerts, int *ret_others)
 {
 	CMPC_BODY b = {CMPC_SEL_KRR, {NULL}};
 	OSSL_CMP_MSG *req = NULL, *rsp = NULL;
@@ -206,11 +238,13 @@ cmpc_rv cmpc_krr(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *tpub, X509 **ret_cert,
 
 	*ret_cert = NULL;
 	memset(ret_key, 0, sizeof(*ret_key));
+	*ret_cacerts = NULL;
 	*ret_others = 0;
 	if (cert == NULL || tpub == NULL)
 		return CMPC_ERR_INTERNAL;
 	if ((rv = cmpc_xchg_begin(ctx, "CMP krr")) != CMPC_OK)
 		return rv;
+	ctx->x.own_enveloped = 1;
 	cmpc_log_enter(ctx);
 	if ((b.value.krr = krr_msgs(cert, tpub)) != NULL)
 		req = cmpc_msg_build(ctx, &b, NULL, 0, NULL, 0, nonce);
@@ -254,7 +288,7 @@ cmpc_rv cmpc_krr(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *tpub, X509 **ret_cert,
 		rv = type == CMPC_BODY_ERROR ? CMPC_ERR_REJECTED : CMPC_ERR_PROTOCOL;
 		goto out;
 	}
-	rv = krp_key(ctx, cert, ret_cert, ret_key, ret_others);
+	rv = krp_key(ctx, cert, ret_cert, ret_key, ret_cacerts, ret_others);
 out:
 	OSSL_CMP_MSG_free(rsp);
 	cmpc_log_leave();

@@ -1,14 +1,15 @@
 /*
- * A response OpenSSL 3.0 cannot decode: an ip, cp or kup whose
- * CertifiedKeyPair.privateKey is an EnvelopedData (RFC 9480's EncryptedKey;
- * 3.0 knows only EncryptedValue there).  For central key generation its
+ * A response OpenSSL 3.0 cannot decode: an ip, cp or kup (or a krp, whose
+ * keyPairHist holds CertifiedKeyPairs) whose CertifiedKeyPair.privateKey
+ * is an EnvelopedData (RFC 9480's EncryptedKey; 3.0 knows only
+ * EncryptedValue there).  For central key generation and key recovery its
  * protection is verified here as OSSL_CMP_validate_msg verifies it (PBM
  * with the secret; a signature by the pinned srv_cert, or by a
  * certificate among extraCerts and the untrusted ones that names the
  * header's sender and chains to the anchors through the store that
  * decides who may speak for the CA), and the exchange goes on with the
  * same message without its private keys, which cmpc_privkey_get reads
- * from the bytes received.
+ * (or cmpc_krp_read) from the bytes received.
  */
 #include "config.h"
 
@@ -125,6 +126,7 @@ OSSL_CMP_MSG *cmpc_own_validate(cmpc_ctx *ctx, const char *what)
 	CMPC_PKIMSG *m = cmpc_msg_decode(ctx->x.rbuf, ctx->x.rlen);
 	CMPC_BODY *b = cmpc_body_decode(m);
 	CMPC_CERTREP *rep = NULL;
+	STACK_OF(CMPC_CKP) *hist = NULL;
 	OSSL_CMP_MSG *out = NULL;
 	unsigned char *der = NULL;
 	const unsigned char *p;
@@ -132,7 +134,9 @@ OSSL_CMP_MSG *cmpc_own_validate(cmpc_ctx *ctx, const char *what)
 
 	if (b != NULL && (b->type == CMPC_SEL_IP || b->type == CMPC_SEL_CP || b->type == CMPC_SEL_KUP))
 		rep = b->value.ip;
-	if (rep == NULL) {
+	if (b != NULL && b->type == CMPC_SEL_KRP)
+		hist = b->value.krp->keyPairHist;
+	if (rep == NULL && (b == NULL || b->type != CMPC_SEL_KRP)) {
 		cmpc_xfer_fail(ctx, CMPC_ERR_PROTOCOL,
 			       "%s: the response does not decode as a CMP message; report it to "
 			       "the CA operator",
@@ -152,13 +156,17 @@ OSSL_CMP_MSG *cmpc_own_validate(cmpc_ctx *ctx, const char *what)
 		ctx->x.own_verified = 1;
 	}
 	/* The rest of the exchange reads the message without its keys. */
-	for (i = 0; i < sk_CMPC_CERTRESP_num(rep->response); i++) {
+	for (i = 0; rep != NULL && i < sk_CMPC_CERTRESP_num(rep->response); i++) {
 		CMPC_CKP *ckp = sk_CMPC_CERTRESP_value(rep->response, i)->certifiedKeyPair;
 
 		if (ckp != NULL) {
 			ASN1_TYPE_free(ckp->privateKey);
 			ckp->privateKey = NULL;
 		}
+	}
+	for (i = 0; i < sk_CMPC_CKP_num(hist); i++) {
+		ASN1_TYPE_free(sk_CMPC_CKP_value(hist, i)->privateKey);
+		sk_CMPC_CKP_value(hist, i)->privateKey = NULL;
 	}
 	if (!cmpc_body_set(m, b) ||
 	    (len = ASN1_item_i2d((ASN1_VALUE *)m, &der, ASN1_ITEM_rptr(CMPC_PKIMSG))) <= 0) {

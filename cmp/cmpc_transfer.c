@@ -224,8 +224,9 @@ static void note_tid(cmpc_ctx *ctx, const OSSL_CMP_MSG *req)
 	lower(ctx->last_tid);
 }
 
-/* Whether the undecodable response is an ip/cp/kup whose privateKey is an
- * EnvelopedData: OpenSSL 3.0's CertifiedKeyPair knows EncryptedValue only. */
+/* Whether the undecodable response is an ip/cp/kup or a krp whose
+ * privateKey is an EnvelopedData: OpenSSL 3.0's CertifiedKeyPair knows
+ * EncryptedValue only. */
 static int enveloped_key(cmpc_ctx *ctx)
 {
 	cmpc_privkey k;
@@ -236,6 +237,8 @@ static int enveloped_key(cmpc_ctx *ctx)
 	env = cmpc_privkey_get(ctx->x.rbuf, ctx->x.rlen, -1, &k, why, sizeof(why)) == 1 &&
 	      k.kind == CMPC_PRIVKEY_ENVELOPED;
 	cmpc_privkey_clear(&k);
+	if (!env)
+		env = cmpc_krp_enveloped(ctx->x.rbuf, ctx->x.rlen);
 	ERR_clear_error();
 	return env;
 }

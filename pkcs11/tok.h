@@ -467,6 +467,10 @@ tok_rv tok_transport_decrypt(tok_ctx *ctx, tok_transport *t, const tok_wrapped *
 			     unsigned char **ret_out, size_t *ret_len);
 tok_rv tok_import_private(tok_ctx *ctx, EVP_PKEY *key, EVP_PKEY *pub, const char *label,
 			  int allow_decrypt, tok_id *ret_id);
+/* The same with want_id as the pair's CKA_ID (NULL: pub's key identifier),
+ * as tok_unwrap_private_id. */
+tok_rv tok_import_private_id(tok_ctx *ctx, EVP_PKEY *key, EVP_PKEY *pub, const char *label,
+			     int allow_decrypt, const tok_id *want_id, tok_id *ret_id);
 
 /*
  * Key archive (tok_wrap.c): the private key with CKA_ID id, generated

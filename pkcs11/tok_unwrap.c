@@ -566,6 +566,12 @@ static unsigned char *param_bytes(EVP_PKEY *key, const char *name, size_t pad,
 tok_rv tok_import_private(tok_ctx *ctx, EVP_PKEY *key, EVP_PKEY *pub, const char *label,
 			  int allow_decrypt, tok_id *ret_id)
 {
+	return tok_import_private_id(ctx, key, pub, label, allow_decrypt, NULL, ret_id);
+}
+
+tok_rv tok_import_private_id(tok_ctx *ctx, EVP_PKEY *key, EVP_PKEY *pub, const char *label,
+			     int allow_decrypt, const tok_id *want_id, tok_id *ret_id)
+{
 	static const char *const rsa_names[] = {"n",		 "e",		  "d",
 						"rsa-factor1",	 "rsa-factor2",	  "rsa-exponent1",
 						"rsa-exponent2", "rsa-coefficient1"};
@@ -593,10 +599,14 @@ tok_rv tok_import_private(tok_ctx *ctx, EVP_PKEY *key, EVP_PKEY *pub, const char
 	tok_clear_err(ctx);
 	if (label == NULL)
 		label = "";
+	if (want_id != NULL && (want_id->len == 0 || want_id->len > sizeof(want_id->id)))
+		return TOK_ERR_CONFIG;
 	if (!ctx->logged_in)
 		return tok_need_login(ctx, "importing a key");
 	if ((rv = newkey_init(ctx, pub, allow_decrypt, &k)) != TOK_OK)
 		return rv;
+	if (want_id != NULL)
+		k.id = *want_id;
 	if (!EVP_PKEY_is_a(key, k.kt == CKK_EC ? "EC" : "RSA"))
 		return tok_fail(ctx, TOK_ERR_MISMATCH,
 				"importing a key into token '%s' failed: the key the CA sent is "
