@@ -160,11 +160,14 @@ static agent_rc import(const conf_enrollment *e, tok_ctx *tok, struct recovered 
 	agent_hex(got.id, got.len, hex, sizeof(hex));
 	printf("recovered the private key of the certificate under label \"%s\" (id %s)\n",
 	       e->label, hex);
-	if (r->software)
-		printf("  the CA sent it in an EnvelopedData: decrypted on the token into this "
-		       "process's memory (allow_software_import = yes), then created on the token "
-		       "as sensitive and not extractable\n");
-	else
+	if (r->software) {
+		log_msg(LOG_WARNING, "the recovered key passed through this process's memory "
+				     "(allow_software_import = yes): the CA sent it in an "
+				     "EnvelopedData, which no token unwraps");
+		printf("  in an EnvelopedData: decrypted on the token into this process's memory "
+		       "(allow_software_import = yes), created on the token sensitive and not "
+		       "extractable\n");
+	} else
 		printf("  unwrapped on the token (C_UnwrapKey): it was never in this process's "
 		       "memory\n");
 	return EXIT_OK;

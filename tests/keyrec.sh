@@ -15,7 +15,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 89
+plan 141
 start_ca || exit 1
 TOK=krr
 make_token "$TOK" || exit 1
@@ -101,6 +101,14 @@ no_key_bytes() {
 		> "$TMP/$_nk.hex"
 	! grep -q -F -f "$TMP/$_nk.hex" "$@" &&
 		! grep -v -e '-----' "$TMP/$_nk.key" | grep -q -F -f - "$@"
+}
+
+# sensitive ID: the token's private key ID is sensitive and not
+# extractable (pkcs11-tool's Access line names "extractable" otherwise).
+sensitive() {
+	p11tool --list-objects --type privkey --id "$1" 2> /dev/null | grep 'Access:' \
+		> "$TMP/access" &&
+		grep -q 'sensitive' "$TMP/access" && ! grep -q -E '(:|,) *extractable' "$TMP/access"
 }
 
 # rsa_decrypts ID NAME: the token's key ID decrypts (RSA-OAEP) what was
@@ -300,6 +308,85 @@ check "/keyrec/wrong-secret/exit-7" expect_rc 7
 check "/keyrec/wrong-secret/says" grep -q 'check the reference value and secret' "$TMP/err"
 check "/keyrec/wrong-secret/ca-refused" grep -q 'krr -> error' "$TMP/ca.log"
 check "/keyrec/wrong-secret/token-unchanged" test "$(count_objects "$TOK")" -eq "$B"
+
+# The key in an EnvelopedData (RFC 9480; tests/ca --krr-enveloped), whose
+# content (a SignedData around the key) no token unwraps: refused without
+# allow_software_import, the token as it was; with it the content is
+# decrypted on the token (C_Decrypt) into p11enroll's memory, the
+# SignedData verified as the issuer's, and the key created on the token
+# (C_CreateObject) sensitive and not extractable, which the output says.
+start_ca --krr-enveloped || exit 1
+for alg in ec rsa; do
+	n=env-$alg
+	[ $alg = ec ] && id=e5ec || id=e55a
+	archived "$n" "$alg"
+	check "/keyrec/enveloped/$alg/setup" on_token "$n" "$id" "$n"
+	write_conf "$TOK" "label = $n"
+	sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+	B=$(count_objects "$TOK")
+	recover "$n-refused"
+	check "/keyrec/enveloped/$alg/refused/exit-2" expect_rc 2
+	check "/keyrec/enveloped/$alg/refused/says" grep -q \
+		'in an EnvelopedData (RFC 9483), whose content .* set allow_software_import = yes' \
+		"$TMP/err"
+	check "/keyrec/enveloped/$alg/refused/token-unchanged" test "$(count_objects "$TOK")" -eq "$B"
+	check "/keyrec/enveloped/$alg/refused/no-key-bytes" no_key_bytes "$n" "$TMP/out" "$TMP/err"
+	write_conf "$TOK" "label = $n
+allow_software_import = yes"
+	sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+	recover "$n"
+	check "/keyrec/enveloped/$alg/exit-0" expect_rc 0
+	seed "enveloped-$alg" "$TMP/$n.pem"
+	check "/keyrec/enveloped/$alg/ca-sent-it" grep -q 'krr: private key sent in an EnvelopedData' \
+		"$TMP/ca.log"
+	check "/keyrec/enveloped/$alg/decrypted-on-token" grep -q -x 'C_Decrypt rv=CKR_OK' \
+		"$TMP/$n.log"
+	check "/keyrec/enveloped/$alg/created" grep -q '^TEMPLATE C_CreateObject class=CKO_PRIVATE_KEY' \
+		"$TMP/$n.log"
+	check "/keyrec/enveloped/$alg/sensitive" sensitive "$id"
+	check "/keyrec/enveloped/$alg/key-beside-cert" test \
+		"$(label_id "$TOK" privkey "$n")" = "$id" -a "$(label_id "$TOK" pubkey "$n")" = "$id"
+	check "/keyrec/enveloped/$alg/two-more" test "$(count_objects "$TOK")" -eq $((B + 2))
+	if [ $alg = ec ]; then
+		check "/keyrec/enveloped/$alg/derives" ec_derives "$id" "$n"
+	else
+		check "/keyrec/enveloped/$alg/decrypts" rsa_decrypts "$id" "$n"
+	fi
+	check "/keyrec/enveloped/$alg/says" grep -q "decrypted on the token into this process's memory" \
+		"$TMP/out"
+	check "/keyrec/enveloped/$alg/warns" grep -q "passed through this process's memory" "$TMP/err"
+	check "/keyrec/enveloped/$alg/no-key-bytes" no_key_bytes "$n" "$TMP/out" "$TMP/err" \
+		"$TMP/$n.log"
+done
+
+# The faults with the key in an EnvelopedData: each leaves the token as it
+# was and says why.
+archived env-fault rsa
+on_token env-fault 5fe1 env-faulty
+# env_fault NAME RC TEXT [CA OPTIONS]: recover under the CA with
+# --krr-enveloped and --krr-fault NAME (or the options).
+env_fault() {
+	_f=$1 _rc=$2 _t=$3
+	shift 3
+	start_ca --krr-enveloped ${1+"$@"} || return 1
+	write_conf "$TOK" "label = env-faulty
+allow_software_import = yes"
+	sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+	_b=$(count_objects "$TOK")
+	recover "ef-$_f"
+	sed 's/^/# /' "$TMP/err"
+	seed "enveloped-$_f" "$TMP/env-fault.pem"
+	check "/keyrec/enveloped/fault/$_f/exit-$_rc" expect_rc "$_rc"
+	check "/keyrec/enveloped/fault/$_f/says" grep -q -e "$_t" "$TMP/err"
+	check "/keyrec/enveloped/fault/$_f/token-unchanged" test "$(count_objects "$TOK")" -eq "$_b"
+	check "/keyrec/enveloped/fault/$_f/no-key-bytes" no_key_bytes env-fault "$TMP/out" "$TMP/err"
+}
+env_fault garbage 7 'holds no private key' --krr-fault garbage
+env_fault other-recipient 3 'decrypting the EnvelopedData failed' --krr-fault other-recipient
+env_fault wrong-key 8 'does not match\|not the key\|does not belong' --krr-fault wrong-key
+env_fault bad-protection 7 'does not verify' --fault bad-protection --fault-on krr
+env_fault bad-protection-sig 7 'does not verify' --fault bad-protection --fault-on krr \
+	--protection sig
 
 # No archived key: the CA says so.
 start_ca || exit 1

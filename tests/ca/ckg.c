@@ -447,7 +447,7 @@ static X509 *recipient_cert(struct ca_ca *ca, EVP_PKEY *rcp)
  * an AsymmetricKeyPackage (one OneAsymmetricKey: the PKCS#8); DER of the
  * EnvelopedData in *ret, its SEQUENCE tag made [0] (IMPLICIT, the CRMF
  * module's EncryptedKey). */
-static int enveloped(struct ca_ca *ca, EVP_PKEY *key, EVP_PKEY *rcp, int garbage,
+int ca_ckg_enveloped(struct ca_ca *ca, EVP_PKEY *key, EVP_PKEY *rcp, int garbage,
 		     unsigned char **ret)
 {
 	unsigned char *p8 = NULL, *pkg = NULL, *ci = NULL;
@@ -563,7 +563,7 @@ int ca_ckg_response(struct ca_ckg *k, struct ca_ca *ca, X509 *issued, int fault,
 	}
 	if (fault == CA_CKG_FAULT_GARBAGE)
 		ca_event("ckg-fault garbage: the encrypted key is random bytes");
-	len = env > 0 ? enveloped(ca, sent, rcp, fault == CA_CKG_FAULT_GARBAGE, &der)
+	len = env > 0 ? ca_ckg_enveloped(ca, sent, rcp, fault == CA_CKG_FAULT_GARBAGE, &der)
 		  : encrypted_value(sent, rcp, fault == CA_CKG_FAULT_GARBAGE, env < 0, &der);
 	if (len <= 0)
 		goto done;
@@ -594,8 +594,7 @@ done:
 	return ok;
 }
 
-/* The protection of m, made again over its header and body. */
-static int protect(TCMP_PKIMESSAGE *m, OSSL_CMP_CTX *ctx, const unsigned char *secret,
+int ca_ckg_protect(TCMP_PKIMESSAGE *m, OSSL_CMP_CTX *ctx, const unsigned char *secret,
 		   size_t secret_len)
 {
 	TCMP_PROTECTEDPART pp;
@@ -665,7 +664,7 @@ int ca_ckg_finish(struct ca_ckg *k, OSSL_CMP_CTX *ctx, const unsigned char *secr
 	if (m == NULL || !ca_body_edit(m->body, &e) ||
 	    (m->header->protectionAlg != NULL && m->protection == NULL &&
 	     (m->protection = ASN1_BIT_STRING_new()) == NULL) ||
-	    !protect(m, ctx, secret, secret_len) ||
+	    !ca_ckg_protect(m, ctx, secret, secret_len) ||
 	    (olen = ASN1_item_i2d((ASN1_VALUE *)m, &out, ASN1_ITEM_rptr(TCMP_PKIMESSAGE))) <= 0)
 		goto done;
 	OPENSSL_free(*der);

@@ -10,7 +10,12 @@
  * control (6.6).  The key comes from the recovery store (ca_archive_get)
  * as an EncryptedValue (RFC 4211 2.1): the PKCS#8 PrivateKeyInfo under
  * AES-256 key wrap with padding, the AES key under RSA-OAEP (SHA-1) to the
- * protocolEncrKey.  Templates of its own: the client's must not be mirrored.
+ * protocolEncrKey.  With --krr-enveloped the key goes in an EnvelopedData
+ * instead (RFC 9480's EncryptedKey, made as ckg.c makes it for
+ * --ckg-enveloped), which OpenSSL 3.0 cannot hold: the krp is built with
+ * an EncryptedValue, and ca_krr_finish puts the EnvelopedData into the
+ * encoded answer and protects it again.  Templates of its own: the
+ * client's must not be mirrored.
  */
 #include "config.h"
 
@@ -45,15 +50,16 @@ ASN1_SEQUENCE(KRR_ENCVAL) = {
 } static_ASN1_SEQUENCE_END(KRR_ENCVAL)
 
 /* CertifiedKeyPair with certOrEncCert = certificate [0]; privateKey [0]
- * EncryptedKey as its encryptedValue alternative (CMP module: EXPLICIT). */
+ * EncryptedKey (CMP module: EXPLICIT), kept encoded: an EncryptedValue or
+ * the [0] EnvelopedData. */
 typedef struct {
 	X509 *cert;
-	KRR_ENCVAL *privateKey;
+	ASN1_TYPE *privateKey;
 } KRR_CKP;
 
 ASN1_SEQUENCE(KRR_CKP) = {
 	ASN1_EXP(KRR_CKP, cert, X509, 0),
-	ASN1_EXP_OPT(KRR_CKP, privateKey, KRR_ENCVAL, 0),
+	ASN1_EXP_OPT(KRR_CKP, privateKey, ASN1_ANY, 0),
 } static_ASN1_SEQUENCE_END(KRR_CKP)
 
 DEFINE_STACK_OF(KRR_CKP)
@@ -130,9 +136,21 @@ static EVP_PKEY *same_type_key(EVP_PKEY *like)
 					  : ca_new_ec_key();
 }
 
+/* The EnvelopedData of the last krp, for ca_krr_finish (the test CA
+ * answers one request at a time). */
+static ASN1_TYPE *pending_env;
+
+static ASN1_TYPE *as_any(const unsigned char *der, int len)
+{
+	const unsigned char *p = der;
+
+	return len > 0 ? d2i_ASN1_TYPE(NULL, &p, len) : NULL;
+}
+
 /* key as an EncryptedValue to `to' (the faults: another key, another
- * recipient, garbage). */
-static KRR_ENCVAL *encrypt_key(EVP_PKEY *key, EVP_PKEY *to, int fault)
+ * recipient, garbage); with env, the same in an EnvelopedData into
+ * pending_env, and the EncryptedValue stands in for it until then. */
+static ASN1_TYPE *encrypt_key(struct ca_ca *ca, EVP_PKEY *key, EVP_PKEY *to, int fault, int env)
 {
 	KRR_ENCVAL *ev = (KRR_ENCVAL *)ASN1_item_new(ASN1_ITEM_rptr(KRR_ENCVAL));
 	EVP_PKEY *other = NULL, *wrong = NULL;
@@ -141,9 +159,10 @@ static KRR_ENCVAL *encrypt_key(EVP_PKEY *key, EVP_PKEY *to, int fault)
 	EVP_PKEY_CTX *pc = NULL;
 	RSA_OAEP_PARAMS *oaep = RSA_OAEP_PARAMS_new();
 	ASN1_STRING *params = NULL;
-	unsigned char cek[32], *der = NULL, *enc = NULL, *ek = NULL;
-	int len = -1, n1 = 0, n2 = 0, ok = 0;
+	unsigned char cek[32], *der = NULL, *enc = NULL, *ek = NULL, *out = NULL;
+	int len = -1, n1 = 0, n2 = 0, ok = 0, olen;
 	size_t eklen = 0;
+	ASN1_TYPE *any = NULL;
 
 	if (fault == CA_KRR_FAULT_WRONG_KEY && (wrong = same_type_key(key)) != NULL)
 		key = wrong;
@@ -184,8 +203,22 @@ static KRR_ENCVAL *encrypt_key(EVP_PKEY *key, EVP_PKEY *to, int fault)
 	/* whole octets: without the flag, i2d drops trailing zero bits */
 	whole_octets(ev->encSymmKey);
 	whole_octets(ev->encValue);
+	if ((olen = ASN1_item_i2d((ASN1_VALUE *)ev, &out, ASN1_ITEM_rptr(KRR_ENCVAL))) <= 0 ||
+	    (any = as_any(out, olen)) == NULL)
+		goto out;
+	if (env) {
+		OPENSSL_free(out);
+		out = NULL;
+		ASN1_TYPE_free(pending_env);
+		pending_env = as_any(out, olen = ca_ckg_enveloped(ca, key, to,
+								  fault == CA_KRR_FAULT_GARBAGE,
+								  &out));
+		if (pending_env == NULL)
+			goto out;
+	}
 	ok = 1;
 out:
+	OPENSSL_free(out);
 	OPENSSL_cleanse(cek, sizeof(cek));
 	if (der != NULL)
 		OPENSSL_clear_free(der, (size_t)len);
@@ -198,11 +231,12 @@ out:
 	PKCS8_PRIV_KEY_INFO_free(p8);
 	EVP_PKEY_free(other);
 	EVP_PKEY_free(wrong);
+	ASN1_item_free((ASN1_VALUE *)ev, ASN1_ITEM_rptr(KRR_ENCVAL));
 	if (!ok) {
-		ASN1_item_free((ASN1_VALUE *)ev, ASN1_ITEM_rptr(KRR_ENCVAL));
+		ASN1_TYPE_free(any);
 		return NULL;
 	}
-	return ev;
+	return any;
 }
 
 static int push_history(struct ca_ca *ca, KRR_KRP *krp, EVP_PKEY *to)
@@ -210,7 +244,7 @@ static int push_history(struct ca_ca *ca, KRR_KRP *krp, EVP_PKEY *to)
 	KRR_CKP *old = (KRR_CKP *)ASN1_item_new(ASN1_ITEM_rptr(KRR_CKP));
 	EVP_PKEY *key = ca_new_ec_key();
 	int ok = old != NULL && key != NULL && ca->device != NULL &&
-		 (old->privateKey = encrypt_key(key, to, 0)) != NULL;
+		 (old->privateKey = encrypt_key(ca, key, to, 0, 0)) != NULL;
 
 	if (ok) {
 		X509_free(old->cert);
@@ -225,7 +259,7 @@ static int push_history(struct ca_ca *ca, KRR_KRP *krp, EVP_PKEY *to)
 
 /* The KeyRecRepContent for the request: a rejection with failInfo bit
  * and text, or the certificate with its key. */
-static KRR_KRP *krp_for(struct ca_ca *ca, OSSL_CRMF_MSGS *msgs, int fault)
+static KRR_KRP *krp_for(struct ca_ca *ca, OSSL_CRMF_MSGS *msgs, int fault, int env)
 {
 	KRR_KRP *krp = (KRR_KRP *)ASN1_item_new(ASN1_ITEM_rptr(KRR_KRP));
 	OSSL_CRMF_MSG *crm = sk_OSSL_CRMF_MSG_value(msgs, 0);
@@ -283,7 +317,8 @@ static KRR_KRP *krp_for(struct ca_ca *ca, OSSL_CRMF_MSGS *msgs, int fault)
 	X509_free(ckp->cert);
 	ckp->cert = cert;
 	cert = NULL;
-	if (fault != CA_KRR_FAULT_NO_KEY && (ckp->privateKey = encrypt_key(key, to, fault)) == NULL)
+	if (fault != CA_KRR_FAULT_NO_KEY &&
+	    (ckp->privateKey = encrypt_key(ca, key, to, fault, env)) == NULL)
 		goto fail;
 	/* history: an earlier key pair (the device's certificate, a fresh
 	 * key) comes first */
@@ -294,8 +329,9 @@ static KRR_KRP *krp_for(struct ca_ca *ca, OSSL_CRMF_MSGS *msgs, int fault)
 	ckp = NULL;
 	OSSL_CMP_PKISI_free(krp->status);
 	krp->status = OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
-	ca_event("krr: serial %s: key recovered%s%s", hex, fault != 0 ? ", fault " : "",
-		 fault_names[fault]);
+	ca_event("krr: serial %s: key recovered%s%s%s", hex,
+		 env && fault != CA_KRR_FAULT_NO_KEY ? " (in an EnvelopedData)" : "",
+		 fault != 0 ? ", fault " : "", fault_names[fault]);
 	goto out;
 fail:
 	ASN1_item_free((ASN1_VALUE *)krp, ASN1_ITEM_rptr(KRR_KRP));
@@ -344,28 +380,36 @@ out:
 
 /* DIR/last-krp.der: the last krp as sent, for the fuzz seeds
  * (tools/make-krp-seeds.sh). */
-static void save(struct ca_ca *ca, const OSSL_CMP_MSG *msg)
+static char *krp_path;
+
+static void save(const unsigned char *der, int len)
 {
-	size_t n = strlen(ca->dir) + 16;
-	char *path = OPENSSL_malloc(n);
-	unsigned char *der = NULL;
-	int len = i2d_OSSL_CMP_MSG(msg, &der);
 	FILE *f;
 
-	if (path != NULL && len > 0) {
-		snprintf(path, n, "%s/last-krp.der", ca->dir);
-		if ((f = fopen(path, "wb")) != NULL) {
-			if (fwrite(der, 1, (size_t)len, f) != (size_t)len)
-				ca_event("krr: cannot write %s", path);
-			fclose(f);
-		}
+	if (krp_path == NULL || len <= 0)
+		return;
+	if ((f = fopen(krp_path, "wb")) != NULL) {
+		if (fwrite(der, 1, (size_t)len, f) != (size_t)len)
+			ca_event("krr: cannot write %s", krp_path);
+		fclose(f);
 	}
+}
+
+static void save_msg(struct ca_ca *ca, const OSSL_CMP_MSG *msg)
+{
+	size_t n = strlen(ca->dir) + 16;
+	unsigned char *der = NULL;
+	int len = i2d_OSSL_CMP_MSG(msg, &der);
+
+	OPENSSL_free(krp_path);
+	if ((krp_path = OPENSSL_malloc(n)) != NULL)
+		snprintf(krp_path, n, "%s/last-krp.der", ca->dir);
+	save(der, len);
 	OPENSSL_free(der);
-	OPENSSL_free(path);
 }
 
 int ca_krr_answer(struct ca_ca *ca, OSSL_CMP_CTX *ctx, const unsigned char *req, size_t len,
-		  OSSL_CMP_MSG **rsp, int fault)
+		  OSSL_CMP_MSG **rsp, int fault, int env)
 {
 	OSSL_CRMF_MSGS *msgs = krr_msgs(req, len);
 	KRR_BODY b = {1, {NULL}};
@@ -377,7 +421,9 @@ int ca_krr_answer(struct ca_ca *ca, OSSL_CMP_CTX *ctx, const unsigned char *req,
 		ca_event("krr: the body does not parse: OpenSSL's error answer goes");
 		return 1;
 	}
-	if ((b.value.krp = krp_for(ca, msgs, fault)) == NULL ||
+	ASN1_TYPE_free(pending_env);
+	pending_env = NULL;
+	if ((b.value.krp = krp_for(ca, msgs, fault, env)) == NULL ||
 	    (dlen = ASN1_item_i2d((ASN1_VALUE *)&b, &der, ASN1_ITEM_rptr(KRR_BODY))) <= 0 ||
 	    (msg = with_body(*rsp, der, dlen)) == NULL)
 		goto out;
@@ -392,7 +438,7 @@ int ca_krr_answer(struct ca_ca *ca, OSSL_CMP_CTX *ctx, const unsigned char *req,
 	OSSL_CMP_CTX_set1_transactionID(ctx, NULL);
 	if (!ok)
 		goto out;
-	save(ca, msg);
+	save_msg(ca, msg);
 	OSSL_CMP_MSG_free(*rsp);
 	*rsp = msg;
 	msg = NULL;
@@ -403,5 +449,62 @@ out:
 	OPENSSL_free(der);
 	ASN1_item_free((ASN1_VALUE *)b.value.krp, ASN1_ITEM_rptr(KRR_KRP));
 	OSSL_CRMF_MSGS_free(msgs);
+	return ok;
+}
+
+int ca_krr_finish(OSSL_CMP_CTX *ctx, const unsigned char *secret, size_t secret_len,
+		  unsigned char **der, int *len)
+{
+	const unsigned char *p = *der;
+	unsigned char *b = NULL, *out = NULL;
+	TCMP_PKIMESSAGE *m;
+	KRR_BODY *body = NULL;
+	KRR_CKP *ckp;
+	ASN1_STRING *s = NULL;
+	int blen, olen, n, ok = 0;
+
+	if (pending_env == NULL)
+		return 1;
+	m = (TCMP_PKIMESSAGE *)ASN1_item_d2i(NULL, &p, *len, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
+	if (m == NULL || m->body == NULL || m->body->type != V_ASN1_OTHER)
+		goto done;
+	p = m->body->value.asn1_string->data;
+	body = (KRR_BODY *)ASN1_item_d2i(NULL, &p, m->body->value.asn1_string->length,
+					 ASN1_ITEM_rptr(KRR_BODY));
+	/* the certificate's own entry is the last one */
+	if (body == NULL || body->type != 1 ||
+	    (n = sk_KRR_CKP_num(body->value.krp->keyPairHist)) <= 0)
+		goto done;
+	ckp = sk_KRR_CKP_value(body->value.krp->keyPairHist, n - 1);
+	ASN1_TYPE_free(ckp->privateKey);
+	ckp->privateKey = pending_env;
+	pending_env = NULL;
+	if ((blen = ASN1_item_i2d((ASN1_VALUE *)body, &b, ASN1_ITEM_rptr(KRR_BODY))) <= 0 ||
+	    (s = ASN1_STRING_type_new(V_ASN1_OTHER)) == NULL || !ASN1_STRING_set(s, b, blen))
+		goto done;
+	ASN1_TYPE_set(m->body, V_ASN1_OTHER, s);
+	s = NULL;
+	if ((m->header->protectionAlg != NULL && m->protection == NULL &&
+	     (m->protection = ASN1_BIT_STRING_new()) == NULL) ||
+	    !ca_ckg_protect(m, ctx, secret, secret_len) ||
+	    (olen = ASN1_item_i2d((ASN1_VALUE *)m, &out, ASN1_ITEM_rptr(TCMP_PKIMESSAGE))) <= 0)
+		goto done;
+	OPENSSL_free(*der);
+	*der = out;
+	*len = olen;
+	out = NULL;
+	save(*der, *len);
+	ok = 1;
+	ca_event("krr: private key sent in an EnvelopedData");
+done:
+	if (!ok)
+		ca_log_openssl_errors("putting the EnvelopedData into the krp");
+	ASN1_TYPE_free(pending_env);
+	pending_env = NULL;
+	ASN1_STRING_free(s);
+	OPENSSL_free(b);
+	OPENSSL_free(out);
+	ASN1_item_free((ASN1_VALUE *)body, ASN1_ITEM_rptr(KRR_BODY));
+	ASN1_item_free((ASN1_VALUE *)m, ASN1_ITEM_rptr(TCMP_PKIMESSAGE));
 	return ok;
 }

@@ -132,6 +132,7 @@ static void usage(FILE *f)
 	    "  --tcp-fault NAME        with --tcp, break every answer frame: truncated-frame\n"
 	    "                          garbage-frame wrong-version oversize-length error-msg,\n"
 	    "                          or answer in rfc2510 form\n"
+	    "  --krr-enveloped         send a recovered key in an EnvelopedData\n"
 	    "  --krr-fault NAME        break the krp: wrong-key other-recipient garbage\n"
 	    "                          unprotected reject no-key, or an earlier key pair\n"
 	    "                          first in keyPairHist (history)\n"
@@ -386,6 +387,7 @@ enum {
 	OPT_TCP_POLL,
 	OPT_TCP_POLL_CLOSE,
 	OPT_KRR_FAULT,
+	OPT_KRR_ENVELOPED,
 	OPT_SPOOL,
 	OPT_MAIL,
 	OPT_MAIL_SMTP,
@@ -436,6 +438,7 @@ static const struct option long_opts[] = {
     {"tcp", no_argument, NULL, OPT_TCP},
     {"tcp-fault", required_argument, NULL, OPT_TCP_FAULT},
     {"krr-fault", required_argument, NULL, OPT_KRR_FAULT},
+    {"krr-enveloped", no_argument, NULL, OPT_KRR_ENVELOPED},
     {"tcp-poll", required_argument, NULL, OPT_TCP_POLL},
     {"tcp-poll-close", no_argument, NULL, OPT_TCP_POLL_CLOSE},
     {"spool", required_argument, NULL, OPT_SPOOL},
@@ -602,6 +605,9 @@ static int parse_args(int argc, char **argv, struct ca_opts *o)
 				return CA_EXIT_USAGE;
 			break;
 		}
+		case OPT_KRR_ENVELOPED:
+			o->krr_enveloped = 1;
+			break;
 		case OPT_KRR_FAULT:
 			if ((o->krr_fault = pick("krr-fault", optarg, ca_krr_fault_names())) == 0)
 				return CA_EXIT_USAGE;

@@ -1453,7 +1453,8 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 	rsp = OSSL_CMP_SRV_process_request(s->srv_ctx, req);
 	if (s->ccr || s->ckg != NULL)
 		OSSL_CMP_SRV_CTX_set_accept_unprotected(s->srv_ctx, s->opts->accept_unprotected);
-	if (krr && rsp != NULL && !ca_krr_answer(s->ca, s->ctx, body, len, &rsp, s->opts->krr_fault))
+	if (krr && rsp != NULL && !ca_krr_answer(s->ca, s->ctx, body, len, &rsp, s->opts->krr_fault,
+						s->opts->krr_enveloped))
 		goto done;
 	if (rsp == NULL) {
 		first_error(err, sizeof(err));
@@ -1503,6 +1504,11 @@ int ca_srv_handle(void *arg, const char *path, const unsigned char *body, size_t
 		goto done;
 	/* bad-protection: a PBM with another secret, as rework_response made it */
 	if (!ca_ckg_finish(s->ckg, s->ctx,
+			   fault(s, CA_FAULT_BAD_PROTECTION) ? (const unsigned char *)"not the secret"
+							     : s->opts->secret,
+			   fault(s, CA_FAULT_BAD_PROTECTION) ? 14 : s->opts->secret_len, &der,
+			   &dlen) ||
+	    !ca_krr_finish(s->ctx,
 			   fault(s, CA_FAULT_BAD_PROTECTION) ? (const unsigned char *)"not the secret"
 							     : s->opts->secret,
 			   fault(s, CA_FAULT_BAD_PROTECTION) ? 14 : s->opts->secret_len, &der,

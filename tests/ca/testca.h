@@ -14,6 +14,8 @@
 #include <openssl/crmf.h>
 #include <openssl/x509.h>
 
+#include "tests/common/cmp-asn1.h"
+
 /* Exit codes. */
 enum { CA_EXIT_OK = 0, CA_EXIT_ERROR = 1, CA_EXIT_USAGE = 2 };
 
@@ -105,6 +107,16 @@ int ca_ckg_response(struct ca_ckg *k, struct ca_ca *ca, X509 *issued, int fault,
 int ca_ckg_finish(struct ca_ckg *k, OSSL_CMP_CTX *ctx, const unsigned char *secret,
 		  size_t secret_len, unsigned char **der, int *len);
 void ca_ckg_free(struct ca_ckg *k);
+/* For krr.c too: key in an EnvelopedData to rcp (KTRI; AES-256-CBC of a
+ * SignedData by the issuing CA of an AsymmetricKeyPackage; garbage: the
+ * package random bytes) as the DER of the EncryptedKey's [0] alternative
+ * in *ret (OPENSSL_free); its length, <= 0 on failure.  ca_ckg_protect:
+ * m's protection made again over its header and body (PBM with secret,
+ * else a signature with ctx's key); 0 on failure. */
+int ca_ckg_enveloped(struct ca_ca *ca, EVP_PKEY *key, EVP_PKEY *rcp, int garbage,
+		     unsigned char **ret);
+int ca_ckg_protect(TCMP_PKIMESSAGE *m, OSSL_CMP_CTX *ctx, const unsigned char *secret,
+		   size_t secret_len);
 
 /* tcp.c: CMP over TCP (--tcp) and its faults (--tcp-fault) */
 enum {
@@ -204,6 +216,7 @@ struct ca_opts {
 	struct ca_mail_opts mail; /* --mail...: also answer request mails */
 	struct ca_archive_opts archive;
 	int krr_fault;		  /* --krr-fault NAME: CA_KRR_FAULT_* */
+	int krr_enveloped;	  /* --krr-enveloped: the key in an EnvelopedData */
 };
 
 /* The CA: root, issuing sub-CA, CMP server certificate, state directory. */
@@ -340,7 +353,13 @@ int ca_ccr_trust(X509_STORE *store, const char *file);
  * 0 when it cannot be built. */
 const char *const *ca_krr_fault_names(void);
 int ca_krr_answer(struct ca_ca *ca, OSSL_CMP_CTX *ctx, const unsigned char *req, size_t len,
-		  OSSL_CMP_MSG **rsp, int fault);
+		  OSSL_CMP_MSG **rsp, int fault, int env);
+/* With env, the answer's key goes in an EnvelopedData, which OpenSSL 3.0
+ * cannot hold: ca_krr_finish puts it into the encoded answer (*der, *len,
+ * replaced) and protects it again (as ca_ckg_finish); 1 also when nothing
+ * is to do. */
+int ca_krr_finish(OSSL_CMP_CTX *ctx, const unsigned char *secret, size_t secret_len,
+		  unsigned char **der, int *len);
 
 /* srv.c */
 struct ca_srv *ca_srv_new(const struct ca_opts *opts, struct ca_ca *ca);
