@@ -15,7 +15,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 141
+plan 148
 start_ca || exit 1
 TOK=krr
 make_token "$TOK" || exit 1
@@ -356,8 +356,28 @@ allow_software_import = yes"
 		"$TMP/out"
 	check "/keyrec/enveloped/$alg/warns" grep -q "passed through this process's memory" "$TMP/err"
 	check "/keyrec/enveloped/$alg/no-key-bytes" no_key_bytes "$n" "$TMP/out" "$TMP/err" \
-		"$TMP/$n.log"
+		"$TMP/$n.log" "$TMP/ca.log"
 done
+# --cert FILE (the pair goes under "LABEL (new)" first), the krp signed by
+# the CA's CMP certificate (its signature verified by p11enroll).
+start_ca --krr-enveloped --protection sig || exit 1
+write_conf "$TOK" "label = env-file
+allow_software_import = yes"
+sed -i "s|^module = .*|module = $WRAP|" "$TMP/p11enroll.conf"
+archived env-file ec
+B=$(count_objects "$TOK")
+recover env-file --cert "$TMP/env-file.pem"
+check "/keyrec/enveloped/cert-file/exit-0" expect_rc 0
+check "/keyrec/enveloped/cert-file/signed" grep -q 'krr: private key sent in an EnvelopedData' \
+	"$TMP/ca.log"
+check "/keyrec/enveloped/cert-file/three-more" test "$(count_objects "$TOK")" -eq $((B + 3))
+FID=$(label_id "$TOK" cert env-file)
+check "/keyrec/enveloped/cert-file/one-id" test -n "$FID" -a \
+	"$(label_id "$TOK" privkey env-file)" = "$FID"
+check "/keyrec/enveloped/cert-file/no-new-mark" test "$(label_count "$TOK" 'env-file \(new\)')" = 0
+check "/keyrec/enveloped/cert-file/derives" ec_derives "$FID" env-file
+check "/keyrec/enveloped/cert-file/no-key-bytes" no_key_bytes env-file "$TMP/out" "$TMP/err" \
+	"$TMP/env-file.log" "$TMP/ca.log"
 
 # The faults with the key in an EnvelopedData: each leaves the token as it
 # was and says why.
