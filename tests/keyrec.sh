@@ -15,7 +15,7 @@ need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
 need_file "$WRAP"
 setup
-plan 148
+plan 150
 start_ca || exit 1
 TOK=krr
 make_token "$TOK" || exit 1
@@ -370,6 +370,11 @@ recover env-file --cert "$TMP/env-file.pem"
 check "/keyrec/enveloped/cert-file/exit-0" expect_rc 0
 check "/keyrec/enveloped/cert-file/signed" grep -q 'krr: private key sent in an EnvelopedData' \
 	"$TMP/ca.log"
+# the krp as sent (the test CA's last-krp.der): a signature, no PBM
+"$OPENSSL_BIN" asn1parse -inform DER -in "$TMP/ca/last-krp.der" > "$TMP/krp.txt" 2>&1
+check "/keyrec/enveloped/cert-file/krp-signed" grep -q -i 'ecdsa-with\|WithRSAEncryption' \
+	"$TMP/krp.txt"
+check "/keyrec/enveloped/cert-file/krp-no-pbm" test "$(grep -c -i 'password based mac\|1.2.840.113533.7.66.13' "$TMP/krp.txt")" = 0
 check "/keyrec/enveloped/cert-file/three-more" test "$(count_objects "$TOK")" -eq $((B + 3))
 FID=$(label_id "$TOK" cert env-file)
 check "/keyrec/enveloped/cert-file/one-id" test -n "$FID" -a \
