@@ -374,7 +374,8 @@ check "/keyrec/enveloped/cert-file/signed" grep -q 'krr: private key sent in an 
 "$OPENSSL_BIN" asn1parse -inform DER -in "$TMP/ca/last-krp.der" > "$TMP/krp.txt" 2>&1
 check "/keyrec/enveloped/cert-file/krp-signed" grep -q -i 'ecdsa-with\|WithRSAEncryption' \
 	"$TMP/krp.txt"
-check "/keyrec/enveloped/cert-file/krp-no-pbm" test "$(grep -c -i 'password based mac\|1.2.840.113533.7.66.13' "$TMP/krp.txt")" = 0
+check "/keyrec/enveloped/cert-file/krp-no-pbm" test \
+	"$(grep -c -i 'password based mac\|1.2.840.113533.7.66.13' "$TMP/krp.txt")" = 0
 check "/keyrec/enveloped/cert-file/three-more" test "$(count_objects "$TOK")" -eq $((B + 3))
 FID=$(label_id "$TOK" cert env-file)
 check "/keyrec/enveloped/cert-file/one-id" test -n "$FID" -a \
