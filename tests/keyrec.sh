@@ -9,7 +9,9 @@
 # the certificate's CKA_ID and label, and the key decrypts (RSA) or
 # derives (EC) what was encrypted to the certificate.  Every broken krp
 # (tests/ca --krr-fault) and a CA without the key leave the token as it
-# was and say why; no key material in any output.
+# was and say why; no key material in any output.  A key in an
+# EnvelopedData (tests/ca --krr-enveloped) is refused without
+# allow_software_import and created on the token from memory with it.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 need_tools
 WRAP="$top_builddir/tests/p11wrap/p11wrap.so"
