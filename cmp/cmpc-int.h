@@ -509,6 +509,15 @@ DECLARE_ASN1_ITEM(CMPC_ENCVAL)
  * when there are none (cmpc_certreq.c). */
 int cmpc_req_exts(const cmpc_ctx *ctx, int empty_subject, X509_EXTENSIONS **ret);
 
+/* Sends req (a request the layer built: ccr, krr, a central key
+ * generation; consumed) and takes an answer of want_type, *p the
+ * transaction's ids: never saved for resume, refused over a
+ * store-and-forward transport, an error message or another body refused
+ * naming exchange ("cross-certification") (cmpc_certrep.c). */
+cmpc_rv cmpc_own_send(cmpc_ctx *ctx, OSSL_CMP_MSG *req, const unsigned char *nonce,
+		      const char *what, const char *exchange, int want_type, cmpc_pending *p,
+		      OSSL_CMP_MSG **rsp);
+
 /* One whole PKIMessage in der (NULL if it is not exactly one). */
 CMPC_PKIMSG *cmpc_msg_decode(const unsigned char *der, size_t len);
 /* req with the pkiArchiveOptions control of cmpc_set1_archive, its POP and

@@ -198,15 +198,12 @@ cmpc_rv cmpc_ccr(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, X509 **ret_cert,
 		 STACK_OF(X509) **ret_chain)
 {
 	OSSL_CMP_MSG *req, *rsp = NULL;
-	const OSSL_CMP_PKIHEADER *hdr;
-	const ASN1_OCTET_STRING *tid;
 	STACK_OF(X509) *capubs = NULL;
 	unsigned char nonce[NONCE_LEN];
-	cmpc_pending_fn pending_fn;
 	cmpc_pending p;
 	X509 *cert = NULL;
 	char why[CMPC_ERRMSG_LEN];
-	int key_failed, type, fail_bit;
+	int key_failed, fail_bit;
 	cmpc_rv rv;
 
 	*ret_cert = NULL;
@@ -233,39 +230,9 @@ cmpc_rv cmpc_ccr(cmpc_ctx *ctx, EVP_PKEY *key, int path_len, X509 **ret_cert,
 				       : CMPC_ERR_INTERNAL;
 		goto out;
 	}
-	memset(&p, 0, sizeof(p));
-	hdr = OSSL_CMP_MSG_get0_header(req);
-	tid = OSSL_CMP_HDR_get0_transactionID(hdr);
-	if (tid == NULL || tid->length <= 0 || (size_t)tid->length > sizeof(p.tid)) {
-		OSSL_CMP_MSG_free(req);
-		cmpc_seterr(ctx, "CMP ccr: the request has no transactionID (out of memory?)");
-		rv = CMPC_ERR_INTERNAL;
+	if ((rv = cmpc_own_send(ctx, req, nonce, "CMP ccr", "cross-certification",
+				CMPC_BODY_CCP, &p, &rsp)) != CMPC_OK)
 		goto out;
-	}
-	memcpy(p.tid, tid->data, (size_t)tid->length);
-	p.tid_len = (size_t)tid->length;
-	/* No ccr to resume: a store-and-forward transport's stored ccr is
-	 * not announced to the pending callback, and the exchange fails. */
-	pending_fn = ctx->pending_fn;
-	ctx->pending_fn = NULL;
-	rv = cmpc_msg_exchange(ctx, &p, req, nonce, NONCE_LEN, "CMP ccr", &rsp);
-	ctx->pending_fn = pending_fn;
-	if (rv == CMPC_ERR_WAITING && ctx->x.stored) {
-		cmpc_seterr(ctx, "CMP ccr: cross-certification over a store-and-forward "
-				 "transport is not supported: use an http(s):// or tcp:// URL");
-		rv = CMPC_ERR_CONFIG;
-	}
-	if (rv != CMPC_OK)
-		goto out;
-	if ((type = OSSL_CMP_MSG_get_bodytype(rsp)) != CMPC_BODY_CCP) {
-		cmpc_seterr(ctx, "CMP ccr: the CA answered with a%s %s, not a ccp%s",
-			    type == CMPC_BODY_ERROR ? "n" : "", cmpc_body_name(type),
-			    type == CMPC_BODY_ERROR ? ": it does not do cross-certification, or "
-						      "refused this request; ask the CA operator"
-						    : "; report it to the CA operator");
-		rv = type == CMPC_BODY_ERROR ? CMPC_ERR_REJECTED : CMPC_ERR_PROTOCOL;
-		goto out;
-	}
 	cert = cmpc_certrep_get(ctx, CMPC_SEL_CCP, 0, WHAT, NOUN, &capubs, &rv);
 	if (cert == NULL && rv == CMPC_ERR_WAITING) {
 		/* RFC 4210 5.3.22: pollReq until the ccp comes, within the

@@ -222,16 +222,14 @@ cmpc_rv cmpc_central(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_central_req *
 		       : type == CMPC_REQ_CR ? CMPC_SEL_CP
 					     : CMPC_SEL_IP;
 	OSSL_CMP_MSG *req, *rsp = NULL;
-	const ASN1_OCTET_STRING *tid;
 	STACK_OF(X509) *capubs = NULL, *cacerts = NULL;
 	const X509_NAME *want;
 	unsigned char nonce[CMPC_MSG_NONCE_LEN];
-	cmpc_pending_fn pending_fn;
 	cmpc_privkey k;
 	cmpc_pending p;
 	X509 *cert = NULL;
 	char why[512];
-	int rtype, fail_bit = 0, got;
+	int fail_bit = 0, got;
 	cmpc_rv rv;
 
 	memset(&k, 0, sizeof(k));
@@ -257,40 +255,9 @@ cmpc_rv cmpc_central(cmpc_ctx *ctx, cmpc_req_type type, const cmpc_central_req *
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
 	}
-	memset(&p, 0, sizeof(p));
-	tid = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(req));
-	if (tid == NULL || tid->length <= 0 || (size_t)tid->length > sizeof(p.tid)) {
-		OSSL_CMP_MSG_free(req);
-		cmpc_seterr(ctx, "%s: the request has no transactionID (out of memory?)", what);
-		rv = CMPC_ERR_INTERNAL;
+	if ((rv = cmpc_own_send(ctx, req, nonce, what, "central key generation", want_type, &p,
+				&rsp)) != CMPC_OK)
 		goto out;
-	}
-	memcpy(p.tid, tid->data, (size_t)tid->length);
-	p.tid_len = (size_t)tid->length;
-	/* Nothing to resume: the private key would come to a transport key
-	 * that ends with this process. */
-	pending_fn = ctx->pending_fn;
-	ctx->pending_fn = NULL;
-	rv = cmpc_msg_exchange(ctx, &p, req, nonce, CMPC_MSG_NONCE_LEN, what, &rsp);
-	ctx->pending_fn = pending_fn;
-	if (rv == CMPC_ERR_WAITING && ctx->x.stored) {
-		cmpc_seterr(ctx, "%s: central key generation over a store-and-forward transport is "
-				 "not supported: use an http(s):// or tcp:// URL",
-			    what);
-		rv = CMPC_ERR_CONFIG;
-	}
-	if (rv != CMPC_OK)
-		goto out;
-	if ((rtype = OSSL_CMP_MSG_get_bodytype(rsp)) != want_type) {
-		cmpc_seterr(ctx, "%s: the CA answered with a%s %s, not a%s %s%s", what,
-			    rtype == CMPC_BODY_ERROR ? "n" : "", cmpc_body_name(rtype),
-			    want_type == CMPC_BODY_IP ? "n" : "", cmpc_body_name(want_type),
-			    rtype == CMPC_BODY_ERROR ? ": it does not generate keys centrally, or "
-						       "refused this request; ask the CA operator"
-						     : "; report it to the CA operator");
-		rv = rtype == CMPC_BODY_ERROR ? CMPC_ERR_REJECTED : CMPC_ERR_PROTOCOL;
-		goto out;
-	}
 	if ((cert = cmpc_certrep_get(ctx, want_sel, 0, what, "certificate", &capubs, &rv)) ==
 	    NULL) {
 		if (rv == CMPC_ERR_WAITING) {

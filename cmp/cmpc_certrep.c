@@ -190,3 +190,49 @@ out:
 	sk_CMPC_CERTSTATUS_pop_free(b.value.certConf, free_status);
 	return rv;
 }
+
+cmpc_rv cmpc_own_send(cmpc_ctx *ctx, OSSL_CMP_MSG *req, const unsigned char *nonce,
+		      const char *what, const char *exchange, int want_type, cmpc_pending *p,
+		      OSSL_CMP_MSG **rsp)
+{
+	const ASN1_OCTET_STRING *tid = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(req));
+	cmpc_pending_fn pending_fn;
+	cmpc_rv rv;
+	int type;
+
+	*rsp = NULL;
+	memset(p, 0, sizeof(*p));
+	if (tid == NULL || tid->length <= 0 || (size_t)tid->length > sizeof(p->tid)) {
+		OSSL_CMP_MSG_free(req);
+		cmpc_seterr(ctx, "%s: the request has no transactionID (out of memory?)", what);
+		return CMPC_ERR_INTERNAL;
+	}
+	memcpy(p->tid, tid->data, (size_t)tid->length);
+	p->tid_len = (size_t)tid->length;
+	/* Nothing to resume: these exchanges end with the run (a transport
+	 * key that ends with the process, a ccr nobody would fetch), so a
+	 * store-and-forward transport's stored request is not announced. */
+	pending_fn = ctx->pending_fn;
+	ctx->pending_fn = NULL;
+	rv = cmpc_msg_exchange(ctx, p, req, nonce, CMPC_MSG_NONCE_LEN, what, rsp);
+	ctx->pending_fn = pending_fn;
+	if (rv == CMPC_ERR_WAITING && ctx->x.stored) {
+		cmpc_seterr(ctx, "%s: %s over a store-and-forward transport is not supported: use an "
+				 "http(s):// or tcp:// URL",
+			    what, exchange);
+		return CMPC_ERR_CONFIG;
+	}
+	if (rv != CMPC_OK)
+		return rv;
+	if ((type = OSSL_CMP_MSG_get_bodytype(*rsp)) != want_type) {
+		cmpc_seterr(ctx, "%s: the CA answered with a%s %s, not a%s %s%s%s%s", what,
+			    type == CMPC_BODY_ERROR ? "n" : "", cmpc_body_name(type),
+			    want_type == CMPC_BODY_IP ? "n" : "", cmpc_body_name(want_type),
+			    type == CMPC_BODY_ERROR ? ": it does not do " : "",
+			    type == CMPC_BODY_ERROR ? exchange : "",
+			    type == CMPC_BODY_ERROR ? ", or refused this request; ask the CA operator"
+						    : "; report it to the CA operator");
+		return type == CMPC_BODY_ERROR ? CMPC_ERR_REJECTED : CMPC_ERR_PROTOCOL;
+	}
+	return CMPC_OK;
+}

@@ -229,11 +229,8 @@ cmpc_rv cmpc_krr(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *tpub, X509 **ret_cert,
 {
 	CMPC_BODY b = {CMPC_SEL_KRR, {NULL}};
 	OSSL_CMP_MSG *req = NULL, *rsp = NULL;
-	const ASN1_OCTET_STRING *tid;
 	unsigned char nonce[NONCE_LEN];
-	cmpc_pending_fn pending_fn;
 	cmpc_pending p;
-	int type;
 	cmpc_rv rv;
 
 	*ret_cert = NULL;
@@ -257,37 +254,9 @@ cmpc_rv cmpc_krr(cmpc_ctx *ctx, X509 *cert, EVP_PKEY *tpub, X509 **ret_cert,
 		rv = CMPC_ERR_INTERNAL;
 		goto out;
 	}
-	memset(&p, 0, sizeof(p));
-	tid = OSSL_CMP_HDR_get0_transactionID(OSSL_CMP_MSG_get0_header(req));
-	if (tid == NULL || tid->length <= 0 || (size_t)tid->length > sizeof(p.tid)) {
-		OSSL_CMP_MSG_free(req);
-		cmpc_seterr(ctx, "CMP krr: the request has no transactionID (out of memory?)");
-		rv = CMPC_ERR_INTERNAL;
+	if ((rv = cmpc_own_send(ctx, req, nonce, "CMP krr", "key recovery", CMPC_BODY_KRP, &p,
+				&rsp)) != CMPC_OK)
 		goto out;
-	}
-	memcpy(p.tid, tid->data, (size_t)tid->length);
-	p.tid_len = (size_t)tid->length;
-	/* Nothing to resume: a krr is answered at once or not at all. */
-	pending_fn = ctx->pending_fn;
-	ctx->pending_fn = NULL;
-	rv = cmpc_msg_exchange(ctx, &p, req, nonce, NONCE_LEN, "CMP krr", &rsp);
-	ctx->pending_fn = pending_fn;
-	if (rv == CMPC_ERR_WAITING && ctx->x.stored) {
-		cmpc_seterr(ctx, "CMP krr: key recovery over a store-and-forward transport is not "
-				 "supported: use an http(s):// or tcp:// URL");
-		rv = CMPC_ERR_CONFIG;
-	}
-	if (rv != CMPC_OK)
-		goto out;
-	if ((type = OSSL_CMP_MSG_get_bodytype(rsp)) != CMPC_BODY_KRP) {
-		cmpc_seterr(ctx, "CMP krr: the CA answered with a%s %s, not a krp%s",
-			    type == CMPC_BODY_ERROR ? "n" : "", cmpc_body_name(type),
-			    type == CMPC_BODY_ERROR ? ": it does not do key recovery, or refused "
-						      "this request; ask the CA operator"
-						    : "; report it to the CA operator");
-		rv = type == CMPC_BODY_ERROR ? CMPC_ERR_REJECTED : CMPC_ERR_PROTOCOL;
-		goto out;
-	}
 	rv = krp_key(ctx, cert, ret_cert, ret_key, ret_cacerts, ret_others);
 out:
 	OSSL_CMP_MSG_free(rsp);
