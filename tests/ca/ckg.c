@@ -363,9 +363,7 @@ static void whole_octets(ASN1_BIT_STRING *b)
 	b->flags |= ASN1_STRING_FLAG_BITS_LEFT;
 }
 
-/* EncryptedValue: KWP (AES-256) of the PKCS#8 of key, the AES key
- * RSA-OAEP-SHA1 to rcp; DER into *ret. */
-static int encrypted_value(EVP_PKEY *key, EVP_PKEY *rcp, int garbage, int cbc,
+int ca_ckg_encrypted_value(EVP_PKEY *key, EVP_PKEY *rcp, int garbage, int cbc,
 			   unsigned char **ret)
 {
 	unsigned char cek[32], iv[16], *p8 = NULL, *wrapped = NULL, *ek = NULL;
@@ -564,7 +562,7 @@ int ca_ckg_response(struct ca_ckg *k, struct ca_ca *ca, X509 *issued, int fault,
 	if (fault == CA_CKG_FAULT_GARBAGE)
 		ca_event("ckg-fault garbage: the encrypted key is random bytes");
 	len = env > 0 ? ca_ckg_enveloped(ca, sent, rcp, fault == CA_CKG_FAULT_GARBAGE, &der)
-		  : encrypted_value(sent, rcp, fault == CA_CKG_FAULT_GARBAGE, env < 0, &der);
+		  : ca_ckg_encrypted_value(sent, rcp, fault == CA_CKG_FAULT_GARBAGE, env < 0, &der);
 	if (len <= 0)
 		goto done;
 	p = der;

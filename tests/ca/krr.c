@@ -31,24 +31,6 @@
 #include "tests/ca/testca.h"
 #include "tests/common/cmp-asn1.h"
 
-/* EncryptedValue (RFC 4211 2.1, IMPLICIT tags) */
-typedef struct {
-	X509_ALGOR *intendedAlg, *symmAlg;
-	ASN1_BIT_STRING *encSymmKey;
-	X509_ALGOR *keyAlg;
-	ASN1_OCTET_STRING *valueHint;
-	ASN1_BIT_STRING *encValue;
-} KRR_ENCVAL;
-
-ASN1_SEQUENCE(KRR_ENCVAL) = {
-	ASN1_IMP_OPT(KRR_ENCVAL, intendedAlg, X509_ALGOR, 0),
-	ASN1_IMP_OPT(KRR_ENCVAL, symmAlg, X509_ALGOR, 1),
-	ASN1_IMP_OPT(KRR_ENCVAL, encSymmKey, ASN1_BIT_STRING, 2),
-	ASN1_IMP_OPT(KRR_ENCVAL, keyAlg, X509_ALGOR, 3),
-	ASN1_IMP_OPT(KRR_ENCVAL, valueHint, ASN1_OCTET_STRING, 4),
-	ASN1_SIMPLE(KRR_ENCVAL, encValue, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(KRR_ENCVAL)
-
 /* CertifiedKeyPair with certOrEncCert = certificate [0]; privateKey [0]
  * EncryptedKey (CMP module: EXPLICIT), kept encoded: an EncryptedValue or
  * the [0] EnvelopedData. */
@@ -124,12 +106,6 @@ static OSSL_CRMF_MSGS *krr_msgs(const unsigned char *der, size_t len)
 	return msgs;
 }
 
-static void whole_octets(ASN1_BIT_STRING *b)
-{
-	b->flags &= ~0x07L;
-	b->flags |= ASN1_STRING_FLAG_BITS_LEFT;
-}
-
 static EVP_PKEY *same_type_key(EVP_PKEY *like)
 {
 	return EVP_PKEY_is_a(like, "RSA") ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
@@ -152,90 +128,33 @@ static ASN1_TYPE *as_any(const unsigned char *der, int len)
  * pending_env, and the EncryptedValue stands in for it until then. */
 static ASN1_TYPE *encrypt_key(struct ca_ca *ca, EVP_PKEY *key, EVP_PKEY *to, int fault, int env)
 {
-	KRR_ENCVAL *ev = (KRR_ENCVAL *)ASN1_item_new(ASN1_ITEM_rptr(KRR_ENCVAL));
 	EVP_PKEY *other = NULL, *wrong = NULL;
-	PKCS8_PRIV_KEY_INFO *p8 = NULL;
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	EVP_PKEY_CTX *pc = NULL;
-	RSA_OAEP_PARAMS *oaep = RSA_OAEP_PARAMS_new();
-	ASN1_STRING *params = NULL;
-	unsigned char cek[32], *der = NULL, *enc = NULL, *ek = NULL, *out = NULL;
-	int len = -1, n1 = 0, n2 = 0, ok = 0, olen;
-	size_t eklen = 0;
+	unsigned char *out = NULL;
 	ASN1_TYPE *any = NULL;
+	int olen, garbage = fault == CA_KRR_FAULT_GARBAGE;
 
 	if (fault == CA_KRR_FAULT_WRONG_KEY && (wrong = same_type_key(key)) != NULL)
 		key = wrong;
 	if (fault == CA_KRR_FAULT_OTHER_RECIPIENT &&
 	    (other = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)) != NULL)
 		to = other;
-	if (ev == NULL || c == NULL || oaep == NULL || RAND_bytes(cek, sizeof(cek)) != 1 ||
-	    (p8 = EVP_PKEY2PKCS8(key)) == NULL || (len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der)) <= 0 ||
-	    (enc = OPENSSL_malloc((size_t)len + 16)) == NULL)
-		goto out;
-	EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
-	if (EVP_EncryptInit_ex(c, EVP_aes_256_wrap_pad(), NULL, cek, NULL) != 1 ||
-	    EVP_EncryptUpdate(c, enc, &n1, der, len) != 1 ||
-	    EVP_EncryptFinal_ex(c, enc + n1, &n2) != 1)
-		goto out;
-	if (fault == CA_KRR_FAULT_GARBAGE && RAND_bytes(enc, n1 + n2) != 1)
-		goto out;
-	if ((pc = EVP_PKEY_CTX_new_from_pkey(NULL, to, NULL)) == NULL ||
-	    EVP_PKEY_encrypt_init(pc) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_OAEP_PADDING) != 1 ||
-	    EVP_PKEY_encrypt(pc, NULL, &eklen, cek, sizeof(cek)) != 1 ||
-	    (ek = OPENSSL_malloc(eklen)) == NULL ||
-	    EVP_PKEY_encrypt(pc, ek, &eklen, cek, sizeof(cek)) != 1)
-		goto out;
-	/* RSAES-OAEP-params with every field at its default: SHA-1, MGF1-SHA-1 */
-	if ((ev->symmAlg = X509_ALGOR_new()) == NULL || (ev->keyAlg = X509_ALGOR_new()) == NULL ||
-	    (ev->encSymmKey = ASN1_BIT_STRING_new()) == NULL ||
-	    !X509_ALGOR_set0(ev->symmAlg, OBJ_nid2obj(NID_id_aes256_wrap_pad), V_ASN1_UNDEF,
-			     NULL) ||
-	    ASN1_item_pack(oaep, ASN1_ITEM_rptr(RSA_OAEP_PARAMS), &params) == NULL ||
-	    !X509_ALGOR_set0(ev->keyAlg, OBJ_nid2obj(NID_rsaesOaep), V_ASN1_SEQUENCE, params))
-		goto out;
-	params = NULL;
-	ASN1_STRING_set0(ev->encSymmKey, ek, (int)eklen);
-	ek = NULL;
-	ASN1_STRING_set0(ev->encValue, enc, n1 + n2);
-	enc = NULL;
-	/* whole octets: without the flag, i2d drops trailing zero bits */
-	whole_octets(ev->encSymmKey);
-	whole_octets(ev->encValue);
-	if ((olen = ASN1_item_i2d((ASN1_VALUE *)ev, &out, ASN1_ITEM_rptr(KRR_ENCVAL))) <= 0 ||
+	if ((olen = ca_ckg_encrypted_value(key, to, garbage, 0, &out)) <= 0 ||
 	    (any = as_any(out, olen)) == NULL)
 		goto out;
 	if (env) {
 		OPENSSL_free(out);
 		out = NULL;
 		ASN1_TYPE_free(pending_env);
-		pending_env = as_any(out, olen = ca_ckg_enveloped(ca, key, to,
-								  fault == CA_KRR_FAULT_GARBAGE,
-								  &out));
-		if (pending_env == NULL)
-			goto out;
+		olen = ca_ckg_enveloped(ca, key, to, garbage, &out);
+		if ((pending_env = as_any(out, olen)) == NULL) {
+			ASN1_TYPE_free(any);
+			any = NULL;
+		}
 	}
-	ok = 1;
 out:
 	OPENSSL_free(out);
-	OPENSSL_cleanse(cek, sizeof(cek));
-	if (der != NULL)
-		OPENSSL_clear_free(der, (size_t)len);
-	OPENSSL_free(enc);
-	OPENSSL_free(ek);
-	ASN1_STRING_free(params);
-	RSA_OAEP_PARAMS_free(oaep);
-	EVP_PKEY_CTX_free(pc);
-	EVP_CIPHER_CTX_free(c);
-	PKCS8_PRIV_KEY_INFO_free(p8);
 	EVP_PKEY_free(other);
 	EVP_PKEY_free(wrong);
-	ASN1_item_free((ASN1_VALUE *)ev, ASN1_ITEM_rptr(KRR_ENCVAL));
-	if (!ok) {
-		ASN1_TYPE_free(any);
-		return NULL;
-	}
 	return any;
 }
 

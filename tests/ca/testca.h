@@ -115,6 +115,12 @@ void ca_ckg_free(struct ca_ckg *k);
  * else a signature with ctx's key); 0 on failure. */
 int ca_ckg_enveloped(struct ca_ca *ca, EVP_PKEY *key, EVP_PKEY *rcp, int garbage,
 		     unsigned char **ret);
+/* For krr.c too: key as an EncryptedValue: AES-256 key wrap with padding
+ * (cbc: AES-256-CBC) of its PKCS#8, the AES key RSA-OAEP-SHA1 to rcp
+ * (garbage: the wrapped key random bytes); DER in *ret (OPENSSL_free),
+ * its length, <= 0 on failure. */
+int ca_ckg_encrypted_value(EVP_PKEY *key, EVP_PKEY *rcp, int garbage, int cbc,
+			   unsigned char **ret);
 int ca_ckg_protect(TCMP_PKIMESSAGE *m, OSSL_CMP_CTX *ctx, const unsigned char *secret,
 		   size_t secret_len);
 
