@@ -54,16 +54,9 @@ typedef struct {
 	T_ECI *eci;
 } T_ENV;
 typedef struct {
-	X509_ALGOR *intendedAlg, *symmAlg;
-	ASN1_BIT_STRING *encSymmKey;
-	X509_ALGOR *keyAlg;
-	ASN1_OCTET_STRING *valueHint;
-	ASN1_BIT_STRING *encValue;
-} T_EV;
-typedef struct {
 	int type;
 	union {
-		T_EV *ev;
+		TCMP_ENCVAL *ev;
 		T_ENV *env;
 	} value;
 } T_EKEY;
@@ -119,16 +112,8 @@ ASN1_SEQUENCE(T_ENV) = {
 	ASN1_SET_OF(T_ENV, ris, T_KTRI),
 	ASN1_SIMPLE(T_ENV, eci, T_ECI),
 } static_ASN1_SEQUENCE_END(T_ENV)
-ASN1_SEQUENCE(T_EV) = {
-	ASN1_IMP_OPT(T_EV, intendedAlg, X509_ALGOR, 0),
-	ASN1_IMP_OPT(T_EV, symmAlg, X509_ALGOR, 1),
-	ASN1_IMP_OPT(T_EV, encSymmKey, ASN1_BIT_STRING, 2),
-	ASN1_IMP_OPT(T_EV, keyAlg, X509_ALGOR, 3),
-	ASN1_IMP_OPT(T_EV, valueHint, ASN1_OCTET_STRING, 4),
-	ASN1_SIMPLE(T_EV, encValue, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(T_EV)
 ASN1_CHOICE(T_EKEY) = {
-	ASN1_SIMPLE(T_EKEY, value.ev, T_EV),
+	ASN1_SIMPLE(T_EKEY, value.ev, TCMP_ENCVAL),
 	ASN1_IMP(T_EKEY, value.env, T_ENV, 0),
 } static_ASN1_CHOICE_END(T_EKEY)
 ASN1_CHOICE(T_OPTS) = {
@@ -331,7 +316,7 @@ static EVP_PKEY *open_ekey(const struct ca_archive_opts *o, EVP_PKEY *dkey, cons
 		k = decrypt_key(e->eci->alg, cek, ceklen, e->eci->content->data,
 				e->eci->content->length, why);
 	} else {
-		const T_EV *v = ek->value.ev;
+		const TCMP_ENCVAL *v = ek->value.ev;
 
 		*why = "the EncryptedValue lacks symmAlg, encSymmKey or keyAlg";
 		if (v->symmAlg == NULL || v->encSymmKey == NULL || v->keyAlg == NULL)

@@ -77,24 +77,6 @@ ASN1_SEQUENCE(CKG_CERTTEMPLATE) = {
 	ASN1_IMP_SEQUENCE_OF_OPT(CKG_CERTTEMPLATE, extensions, X509_EXTENSION, 9),
 } static_ASN1_SEQUENCE_END(CKG_CERTTEMPLATE)
 
-/* EncryptedValue (RFC 4211 2.1, IMPLICIT tags). */
-typedef struct {
-	X509_ALGOR *intendedAlg, *symmAlg;
-	ASN1_BIT_STRING *encSymmKey;
-	X509_ALGOR *keyAlg;
-	ASN1_OCTET_STRING *valueHint;
-	ASN1_BIT_STRING *encValue;
-} CKG_ENCVAL;
-
-ASN1_SEQUENCE(CKG_ENCVAL) = {
-	ASN1_IMP_OPT(CKG_ENCVAL, intendedAlg, X509_ALGOR, 0),
-	ASN1_IMP_OPT(CKG_ENCVAL, symmAlg, X509_ALGOR, 1),
-	ASN1_IMP_OPT(CKG_ENCVAL, encSymmKey, ASN1_BIT_STRING, 2),
-	ASN1_IMP_OPT(CKG_ENCVAL, keyAlg, X509_ALGOR, 3),
-	ASN1_IMP_OPT(CKG_ENCVAL, valueHint, ASN1_OCTET_STRING, 4),
-	ASN1_SIMPLE(CKG_ENCVAL, encValue, ASN1_BIT_STRING),
-} static_ASN1_SEQUENCE_END(CKG_ENCVAL)
-
 /* ContentInfo, to take the EnvelopedData out of CMS's encoding. */
 typedef struct {
 	ASN1_OBJECT *contentType;
@@ -371,7 +353,7 @@ int ca_ckg_encrypted_value(EVP_PKEY *key, EVP_PKEY *rcp, int garbage, int cbc,
 	int p8len = 0, outl = 0, fin = 0, len = -1;
 	size_t eklen = 0;
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	CKG_ENCVAL *ev = (CKG_ENCVAL *)ASN1_item_new(ASN1_ITEM_rptr(CKG_ENCVAL));
+	TCMP_ENCVAL *ev = (TCMP_ENCVAL *)ASN1_item_new(ASN1_ITEM_rptr(TCMP_ENCVAL));
 	RSA_OAEP_PARAMS *op = RSA_OAEP_PARAMS_new();
 	ASN1_STRING *ops = NULL;
 
@@ -410,7 +392,7 @@ int ca_ckg_encrypted_value(EVP_PKEY *key, EVP_PKEY *rcp, int garbage, int cbc,
 	/* whole octets: without the flag, i2d drops trailing zero bits */
 	whole_octets(ev->encSymmKey);
 	whole_octets(ev->encValue);
-	len = ASN1_item_i2d((ASN1_VALUE *)ev, ret, ASN1_ITEM_rptr(CKG_ENCVAL));
+	len = ASN1_item_i2d((ASN1_VALUE *)ev, ret, ASN1_ITEM_rptr(TCMP_ENCVAL));
 done:
 	OPENSSL_cleanse(cek, sizeof(cek));
 	if (p8 != NULL)
@@ -420,7 +402,7 @@ done:
 	ASN1_STRING_free(ops);
 	ASN1_OCTET_STRING_free(ivs);
 	RSA_OAEP_PARAMS_free(op);
-	ASN1_item_free((ASN1_VALUE *)ev, ASN1_ITEM_rptr(CKG_ENCVAL));
+	ASN1_item_free((ASN1_VALUE *)ev, ASN1_ITEM_rptr(TCMP_ENCVAL));
 	EVP_CIPHER_CTX_free(c);
 	return len;
 }

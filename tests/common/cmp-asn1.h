@@ -115,4 +115,15 @@ DEFINE_STACK_OF(TCMP_CRLSTATUS)
 typedef STACK_OF(TCMP_CRLSTATUS) TCMP_CRLSTATUSLIST;
 DECLARE_ASN1_ITEM(TCMP_CRLSTATUSLIST)
 
+/* EncryptedValue (RFC 4211 2.1): a private key in pkiArchiveOptions or a
+ * CertifiedKeyPair, as the test CA reads and writes it. */
+typedef struct {
+	X509_ALGOR *intendedAlg, *symmAlg;
+	ASN1_BIT_STRING *encSymmKey;
+	X509_ALGOR *keyAlg;
+	ASN1_OCTET_STRING *valueHint;
+	ASN1_BIT_STRING *encValue;
+} TCMP_ENCVAL;
+DECLARE_ASN1_ITEM(TCMP_ENCVAL)
+
 #endif
