@@ -40,43 +40,6 @@ struct ca_ckg {
 	ASN1_TYPE *env;	     /* the EnvelopedData for ca_ckg_finish */
 };
 
-/* CertTemplate, as tests/ca/issue.c reads it: for the publicKey. */
-typedef struct {
-	ASN1_TIME *notBefore;
-	ASN1_TIME *notAfter;
-} CKG_OPTVALIDITY;
-
-ASN1_SEQUENCE(CKG_OPTVALIDITY) = {
-	ASN1_EXP_OPT(CKG_OPTVALIDITY, notBefore, ASN1_TIME, 0),
-	ASN1_EXP_OPT(CKG_OPTVALIDITY, notAfter, ASN1_TIME, 1),
-} static_ASN1_SEQUENCE_END(CKG_OPTVALIDITY)
-
-typedef struct {
-	ASN1_INTEGER *version;
-	ASN1_INTEGER *serialNumber;
-	X509_ALGOR *signingAlg;
-	X509_NAME *issuer;
-	CKG_OPTVALIDITY *validity;
-	X509_NAME *subject;
-	X509_PUBKEY *publicKey;
-	ASN1_BIT_STRING *issuerUID;
-	ASN1_BIT_STRING *subjectUID;
-	STACK_OF(X509_EXTENSION) *extensions;
-} CKG_CERTTEMPLATE;
-
-ASN1_SEQUENCE(CKG_CERTTEMPLATE) = {
-	ASN1_IMP_OPT(CKG_CERTTEMPLATE, version, ASN1_INTEGER, 0),
-	ASN1_IMP_OPT(CKG_CERTTEMPLATE, serialNumber, ASN1_INTEGER, 1),
-	ASN1_IMP_OPT(CKG_CERTTEMPLATE, signingAlg, X509_ALGOR, 2),
-	ASN1_EXP_OPT(CKG_CERTTEMPLATE, issuer, X509_NAME, 3),
-	ASN1_IMP_OPT(CKG_CERTTEMPLATE, validity, CKG_OPTVALIDITY, 4),
-	ASN1_EXP_OPT(CKG_CERTTEMPLATE, subject, X509_NAME, 5),
-	ASN1_IMP_OPT(CKG_CERTTEMPLATE, publicKey, X509_PUBKEY, 6),
-	ASN1_IMP_OPT(CKG_CERTTEMPLATE, issuerUID, ASN1_BIT_STRING, 7),
-	ASN1_IMP_OPT(CKG_CERTTEMPLATE, subjectUID, ASN1_BIT_STRING, 8),
-	ASN1_IMP_SEQUENCE_OF_OPT(CKG_CERTTEMPLATE, extensions, X509_EXTENSION, 9),
-} static_ASN1_SEQUENCE_END(CKG_CERTTEMPLATE)
-
 /* ContentInfo, to take the EnvelopedData out of CMS's encoding. */
 typedef struct {
 	ASN1_OBJECT *contentType;
@@ -108,14 +71,14 @@ static int wanted(const OSSL_CRMF_CERTTEMPLATE *tmpl, int *nid, int *empty)
 	X509_ALGOR *alg;
 	const void *pval;
 	int len, pklen, ptype, ret = -1;
-	CKG_CERTTEMPLATE *t;
+	CA_CERTTEMPLATE *t;
 
 	*nid = NID_X9_62_prime256v1;
 	*empty = 0;
 	if ((len = i2d_OSSL_CRMF_CERTTEMPLATE(tmpl, &der)) <= 0)
 		return -1;
 	p = der;
-	t = (CKG_CERTTEMPLATE *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(CKG_CERTTEMPLATE));
+	t = (CA_CERTTEMPLATE *)ASN1_item_d2i(NULL, &p, len, ASN1_ITEM_rptr(CA_CERTTEMPLATE));
 	OPENSSL_free(der);
 	if (t == NULL)
 		return -1;
@@ -139,7 +102,7 @@ static int wanted(const OSSL_CRMF_CERTTEMPLATE *tmpl, int *nid, int *empty)
 		ret = 1;
 	}
 done:
-	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(CKG_CERTTEMPLATE));
+	ASN1_item_free((ASN1_VALUE *)t, ASN1_ITEM_rptr(CA_CERTTEMPLATE));
 	return ret;
 }
 

@@ -29,28 +29,10 @@
  * CertTemplate (RFC 4211, 5): decoded with our own template because 3.0
  * keeps publicKey private.  The tagging mirrors OpenSSL's crmf_asn.c.
  */
-typedef struct {
-	ASN1_TIME *notBefore;
-	ASN1_TIME *notAfter;
-} CA_OPTVALIDITY;
-
 ASN1_SEQUENCE(CA_OPTVALIDITY) = {
 	ASN1_EXP_OPT(CA_OPTVALIDITY, notBefore, ASN1_TIME, 0),
 	ASN1_EXP_OPT(CA_OPTVALIDITY, notAfter, ASN1_TIME, 1),
 } static_ASN1_SEQUENCE_END(CA_OPTVALIDITY)
-
-typedef struct {
-	ASN1_INTEGER *version;
-	ASN1_INTEGER *serialNumber;
-	X509_ALGOR *signingAlg;
-	X509_NAME *issuer;
-	CA_OPTVALIDITY *validity;
-	X509_NAME *subject;
-	X509_PUBKEY *publicKey;
-	ASN1_BIT_STRING *issuerUID;
-	ASN1_BIT_STRING *subjectUID;
-	STACK_OF(X509_EXTENSION) *extensions;
-} CA_CERTTEMPLATE;
 
 ASN1_SEQUENCE(CA_CERTTEMPLATE) = {
 	ASN1_IMP_OPT(CA_CERTTEMPLATE, version, ASN1_INTEGER, 0),
@@ -63,7 +45,7 @@ ASN1_SEQUENCE(CA_CERTTEMPLATE) = {
 	ASN1_IMP_OPT(CA_CERTTEMPLATE, issuerUID, ASN1_BIT_STRING, 7),
 	ASN1_IMP_OPT(CA_CERTTEMPLATE, subjectUID, ASN1_BIT_STRING, 8),
 	ASN1_IMP_SEQUENCE_OF_OPT(CA_CERTTEMPLATE, extensions, X509_EXTENSION, 9),
-} static_ASN1_SEQUENCE_END(CA_CERTTEMPLATE)
+} ASN1_SEQUENCE_END(CA_CERTTEMPLATE)
 
 /* An ASN1_TIME as time_t; 0 when absent or unreadable. */
 static time_t time_of(const ASN1_TIME *t)

@@ -303,6 +303,25 @@ void ca_archive_cleanup(struct ca_archive_opts *o);
 int ca_archive_take(const struct ca_archive_opts *o, const OSSL_CRMF_MSG *crm, EVP_PKEY *pub,
 		    EVP_PKEY **ret_key, int *ret_bit, const char **ret_why);
 char *ca_serial_hex(const ASN1_INTEGER *serial);
+/* CertTemplate (RFC 4211, 5) with publicKey readable: 3.0 keeps it private
+ * (issue.c; ckg.c reads the key type of a template without a key). */
+typedef struct {
+	ASN1_TIME *notBefore;
+	ASN1_TIME *notAfter;
+} CA_OPTVALIDITY;
+typedef struct {
+	ASN1_INTEGER *version;
+	ASN1_INTEGER *serialNumber;
+	X509_ALGOR *signingAlg;
+	X509_NAME *issuer;
+	CA_OPTVALIDITY *validity;
+	X509_NAME *subject;
+	X509_PUBKEY *publicKey;
+	ASN1_BIT_STRING *issuerUID;
+	ASN1_BIT_STRING *subjectUID;
+	STACK_OF(X509_EXTENSION) *extensions;
+} CA_CERTTEMPLATE;
+DECLARE_ASN1_ITEM(CA_CERTTEMPLATE)
 int ca_template_fields(const OSSL_CRMF_CERTTEMPLATE *tmpl, EVP_PKEY **ret_key,
 		       X509_NAME **ret_subject, STACK_OF(X509_EXTENSION) **ret_exts,
 		       time_t *ret_not_before, time_t *ret_not_after);
