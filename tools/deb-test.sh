@@ -14,6 +14,9 @@
 # root, p11enroll already installed: it refuses to purge a real install).
 # The build, the logs and the packages stay in $P11E_DEB_DIR (default: a
 # new directory under /tmp, printed at the end).
+# The checks are functions and sh -c scripts given as arguments to check,
+# which shellcheck sees neither as called nor as meant to expand later.
+# shellcheck disable=SC2016,SC2317
 set -u
 P11E_TOP=$(cd "$(dirname "$0")/.." && pwd)
 . "$P11E_TOP/tools/deps.sh"
@@ -23,12 +26,18 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 77
 fi
 if dpkg-query -W -f='${Status}\n' p11enroll 2> /dev/null | grep -q 'installed\|config-files'; then
-	echo "1..0 # SKIP the package p11enroll is installed here; not purging it (apt-get purge p11enroll first)"
+	echo "1..0 # SKIP p11enroll is installed here: not purging it (apt-get purge p11enroll first)"
 	exit 77
 fi
 p11e_deps "$P11E_DEB_PACKAGES" || exit 1
 export DEBIAN_FRONTEND=noninteractive
-# apt-get waits for another apt-get or dpkg to end (a shared CI machine).
+# apt_run LOG ARGS...: apt-get, which waits for another apt-get or dpkg to end
+# (a shared CI machine); its output in $work/apt-LOG.log.
+apt_run() {
+	a_log=$1
+	shift
+	(cd "$work" && apt-get -o DPkg::Lock::Timeout=600 -y -q "$@") > "$work/apt-$a_log.log" 2>&1
+}
 
 n=0
 failed=0
@@ -94,10 +103,8 @@ changes=$(ls "$work"/p11enroll_"$version"_*.changes)
 check "lintian: no error, no warning" lintian --fail-on error,warning --pedantic -I "$changes"
 
 # 2. Install as an operator does.
-apt_install() {
-	(cd "$work" && apt-get -o DPkg::Lock::Timeout=600 install -y -q "./$(basename "$deb")") > "$work/apt-$1.log" 2>&1
-}
-check "apt-get install ./$(basename "$deb")" apt_install install
+pkg=./$(basename "$deb")
+check "apt-get install $pkg" apt_run install install "$pkg"
 files=$(dpkg-query -L p11enroll | while read -r f; do [ -d "$f" ] || echo "$f"; done)
 
 # 3. The program and the example.
@@ -111,14 +118,17 @@ example_errors() {
 	ee_rc=$?
 	printf '%s\n' "$ee_out"
 	[ "$ee_rc" -eq 2 ] &&
-		[ "$(printf '%s\n' "$ee_out" | grep -c 'cannot read /etc/p11enroll/web\.\(pin\|secret\)')" -eq 2 ] &&
+		[ "$(printf '%s\n' "$ee_out" |
+			grep -c 'cannot read /etc/p11enroll/web\.\(pin\|secret\)')" -eq 2 ] &&
 		[ "$(printf '%s\n' "$ee_out" | grep -c 'error')" -eq 3 ]
 }
 check "check-config on the example: only its PIN and secret files missing" example_errors
-mkdir "$work/etc" && printf '1234\n' > "$work/etc/web.pin" && printf 'secret\n' > "$work/etc/web.secret" &&
+mkdir "$work/etc" && printf '1234\n' > "$work/etc/web.pin" &&
+	printf 'secret\n' > "$work/etc/web.secret" &&
 	sed "s|/etc/p11enroll/|$work/etc/|g" "$example" > "$work/example.conf"
 check "check-config on the example with its files: ok" \
-	sh -c 'p11enroll -c "$1" check-config | grep -qx "$1: ok, 1 enrollment(s): web"' sh "$work/example.conf"
+	sh -c 'p11enroll -c "$1" check-config | grep -qx "$1: ok, 1 enrollment(s): web"' \
+	sh "$work/example.conf"
 
 # 4. The user, the directories, the agent not enabled.
 user_ok() {
@@ -141,7 +151,7 @@ check "units, man pages, completion, sysusers.d, tmpfiles.d installed" \
 	/usr/lib/tmpfiles.d/p11enroll.conf /usr/share/bash-completion/completions/p11enroll \
 	/usr/share/man/man1/p11enroll.1.gz /usr/share/man/man5/p11enroll.conf.5.gz \
 	/usr/share/man/man8/p11enroll-agent.8.gz "$example"
-check "no configuration: the agent is not enabled" sh -c '! [ -e "$1" ] && ! [ -L "$1" ]' sh "$wants"
+check "no configuration: the agent is not enabled" test ! -L "$wants"
 check "upgrade: try-restart only (a stopped agent stays stopped)" \
 	sh -c 'grep -q "deb-systemd-invoke try-restart .p11enroll.service" "$1" &&
 		! grep -q "deb-systemd-invoke \(start\|restart\) .p11enroll.service" "$1"' \
@@ -149,22 +159,24 @@ check "upgrade: try-restart only (a stopped agent stays stopped)" \
 
 # 5. Remove keeps the state, purge removes it; nothing else is left.
 touch "$state/demo.agent"
-check "apt-get remove" sh -c 'apt-get -o DPkg::Lock::Timeout=600 remove -y -q p11enroll > "$1/apt-remove.log" 2>&1' sh "$work"
+check "apt-get remove" apt_run remove remove p11enroll
 check "remove keeps the state ($state)" test -f "$state/demo.agent"
-check "apt-get purge" sh -c 'apt-get -o DPkg::Lock::Timeout=600 purge -y -q p11enroll > "$1/apt-purge.log" 2>&1' sh "$work"
+check "apt-get purge" apt_run purge purge p11enroll
 left() {
 	l_bad=0
-	for f in $files "$state" "$wants" /var/lib/systemd/deb-systemd-helper-enabled/p11enroll.service.dsh-also; do
+	for f in $files "$state" "$wants" \
+		/var/lib/systemd/deb-systemd-helper-enabled/p11enroll.service.dsh-also; do
 		if [ -e "$f" ] || [ -L "$f" ]; then
 			echo "left: $f"
 			l_bad=1
 		fi
 	done
-	if dpkg-query -W -f='${Status}\n' p11enroll 2> /dev/null | grep -qv '^unknown ok not-installed$'; then
+	if dpkg-query -W -f='${Status}\n' p11enroll 2> /dev/null |
+		grep -qv '^unknown ok not-installed$'; then
 		echo "dpkg still knows p11enroll: $(dpkg-query -W -f='${Status}' p11enroll)"
 		l_bad=1
 	fi
-	return $l_bad
+	return "$l_bad"
 }
 check "purge: no file, no state, no unit link, no dpkg record left" left
 check "purge keeps the user p11enroll (Debian keeps system users)" getent passwd p11enroll
@@ -172,15 +184,13 @@ check "purge keeps the user p11enroll (Debian keeps system users)" getent passwd
 # 6. With a configuration: the first install enables the agent; an upgrade
 # (the same package again) keeps it enabled; purge leaves the configuration.
 mkdir -p /etc/p11enroll && cp "$work/example.conf" "$conf"
-check "apt-get install with $conf" apt_install config
+check "apt-get install with $conf" apt_run config install "$pkg"
 check "a configuration: the first install enables the agent" test -L "$wants"
-reinstall() {
-	(cd "$work" && apt-get -o DPkg::Lock::Timeout=600 install -y -q --reinstall "./$(basename "$deb")") > "$work/apt-upgrade.log" 2>&1
-}
-check "apt-get install --reinstall (upgrade path)" reinstall
+check "apt-get install --reinstall (upgrade path)" apt_run upgrade install --reinstall "$pkg"
 check "upgrade keeps the agent enabled" test -L "$wants"
-check "apt-get purge" sh -c 'apt-get -o DPkg::Lock::Timeout=600 purge -y -q p11enroll > "$1/apt-purge2.log" 2>&1' sh "$work"
-check "purge removes the unit link and the state" sh -c '! [ -L "$1" ] && ! [ -e "$2" ]' sh "$wants" "$state"
+check "apt-get purge" apt_run purge2 purge p11enroll
+check "purge removes the unit link and the state" \
+	sh -c '! [ -L "$1" ] && ! [ -e "$2" ]' sh "$wants" "$state"
 check "purge leaves the administrator's $conf" test -f "$conf"
 rm -rf /etc/p11enroll
 finish
