@@ -149,6 +149,7 @@ check "units, man pages, completion, sysusers.d, tmpfiles.d installed" \
 	sh -c 'for f; do [ -f "$f" ] || { echo "missing $f"; exit 1; }; done' sh "$unit" \
 	/usr/lib/systemd/user/p11enroll-user.service /usr/lib/sysusers.d/p11enroll.conf \
 	/usr/lib/tmpfiles.d/p11enroll.conf /usr/share/bash-completion/completions/p11enroll \
+	/usr/share/zsh/vendor-completions/_p11enroll \
 	/usr/share/man/man1/p11enroll.1.gz /usr/share/man/man5/p11enroll.conf.5.gz \
 	/usr/share/man/man8/p11enroll-agent.8.gz "$example"
 check "no configuration: the agent is not enabled" test ! -L "$wants"
