@@ -8,10 +8,16 @@
 # nothing of it is left but the user p11enroll, which Debian keeps (README,
 # "Install from the package").  Then once more with a configuration in
 # /etc/p11enroll: the first install enables the agent, an upgrade keeps it
-# enabled, the purge leaves the administrator's configuration alone.
+# enabled, the purge leaves the administrator's configuration alone.  Then
+# all of it again as on a machine booted with systemd (none runs here): a
+# stand-in systemctl in a private mount namespace records what the
+# maintainer scripts ask (start, try-restart on an upgrade from an older
+# version, stop), see part 7.
 #
 # Prints TAP; exits 1 when a check failed, 77 when it cannot run here (not
-# root, p11enroll already installed: it refuses to purge a real install).
+# root, p11enroll already installed: it refuses to purge a real install;
+# /etc/p11enroll exists).  Whatever happens, it purges the package it
+# installed and removes /etc/p11enroll on exit.
 # The build, the logs and the packages stay in $P11E_DEB_DIR (default: a
 # new directory under /tmp, printed at the end).
 # The checks are functions and sh -c scripts given as arguments to check,
@@ -37,6 +43,88 @@ apt_run() {
 	a_log=$1
 	shift
 	(cd "$work" && apt-get -o DPkg::Lock::Timeout=600 -y -q "$@") > "$work/apt-$a_log.log" 2>&1
+}
+
+# The systemd that the maintainer scripts talk to in part 7 (none runs here).
+# sd_setup: $work/sd/systemctl, which records each call in $work/sd/calls,
+# answers is-active from $work/sd/active (start and restart add a unit, stop
+# removes it), lists one user's manager (user@1000) and passes what edits
+# unit files only (preset, enable, is-enabled ...) to the real systemctl
+# with SYSTEMD_OFFLINE=1 (no daemon to ask); and an allowing policy-rc.d.
+sd_setup() {
+	rm -rf "$work/sd" && mkdir "$work/sd" && touch "$work/sd/active" || return 1
+	printf '#!/bin/sh\nexit 0\n' > "$work/sd/policy-rc.d"
+	cat > "$work/sd/systemctl" << 'EOF_SYSTEMCTL'
+#!/bin/sh
+# tools/deb-test.sh's recording systemctl: no systemd runs here.
+sd=$(dirname "$0")
+echo "$*" >> "$sd/calls"
+act=
+units=
+for a; do
+	case $a in
+	-* | *@) ;;
+	*) if [ -z "$act" ]; then act=$a; else units="$units $a"; fi ;;
+	esac
+done
+case $act in
+start | restart)
+	for u in $units; do grep -qx "$u" "$sd/active" || echo "$u" >> "$sd/active"; done ;;
+stop)
+	for u in $units; do grep -vx "$u" "$sd/active" > "$sd/active.new"
+		mv "$sd/active.new" "$sd/active"; done ;;
+try-restart | reload | reload-or-restart | try-reload-or-restart | daemon-reload | \
+	daemon-reexec | reset-failed) ;;
+is-active)
+	for u in $units; do grep -qx "$u" "$sd/active" || exit 3; done ;;
+list-units)
+	case $units in *user@*) echo "user@1000.service loaded active running User Manager" ;; esac ;;
+*)
+	SYSTEMD_OFFLINE=1
+	export SYSTEMD_OFFLINE
+	for r in /usr/bin/systemctl /bin/systemctl; do [ -x "$r" ] && exec "$r" "$@"; done
+	echo "no systemctl" >&2
+	exit 1 ;;
+esac
+exit 0
+EOF_SYSTEMCTL
+	chmod +x "$work/sd/systemctl" "$work/sd/policy-rc.d"
+}
+# sd_run LOG ARGS...: apt_run as on a machine booted with systemd, in a
+# private mount namespace (nothing outside it sees the mounts, which end
+# with it): /run/systemd/system exists (so debhelper's lines and
+# deb-systemd-invoke call systemctl), an existing /usr/sbin/policy-rc.d
+# allows every action (a container's says 101: start nothing), $work/sd is
+# first on PATH (apt-get gives dpkg its own: DPkg::Path).  The calls go to
+# $work/LOG.calls, the output to $work/apt-LOG.log.
+sd_run() {
+	sr_log=$1
+	shift
+	rm -f "$work/sd/calls"
+	: > "$work/sd/calls"
+	# /run/systemd of the namespace: a tmpfs over the real one, or over /run
+	# where there is none (nothing in /run is needed once the dependencies
+	# are installed, in part 2)
+	sr_run=/run/systemd
+	[ -d "$sr_run" ] || sr_run=/run
+	(cd "$work" && PATH=$work/sd:$PATH unshare --mount --propagation private sh -c '
+		mount -t tmpfs sd-test "$1" && mkdir -p /run/systemd/system || exit 1
+		if [ -e /usr/sbin/policy-rc.d ]; then
+			mount --bind "$2/policy-rc.d" /usr/sbin/policy-rc.d || exit 1
+		fi
+		shift 2
+		exec apt-get -o DPkg::Lock::Timeout=600 -o DPkg::Path="$PATH" -y -q "$@"' \
+		sh "$sr_run" "$work/sd" "$@") \
+		> "$work/apt-$sr_log.log" 2>&1
+	sr_rc=$?
+	mv "$work/sd/calls" "$work/$sr_log.calls"
+	return "$sr_rc"
+}
+# sd_asked LOG PATTERN: sd_run LOG asked the stand-in PATTERN (grep), and
+# shows what it asked (for a failed check's output).
+sd_asked() {
+	cat "$work/$1.calls"
+	grep -q -- "$2" "$work/$1.calls"
 }
 
 n=0
@@ -71,7 +159,7 @@ finish() {
 
 work=${P11E_DEB_DIR:-$(mktemp -d /tmp/p11enroll-deb.XXXXXX)}
 mkdir -p "$work" || exit 1
-rm -rf "$work/src" "$work"/p11enroll*_*
+rm -rf "$work/src" "$work/etc" "$work/newer" "$work"/p11enroll*_* "$work"/*.calls "$work"/apt-*.log
 mkdir "$work/src" || exit 1
 version=$(dpkg-parsechangelog -l "$P11E_TOP/debian/changelog" -S Version) || exit 1
 conf=/etc/p11enroll/p11enroll.conf
@@ -81,17 +169,31 @@ wants=/etc/systemd/system/multi-user.target.wants/p11enroll.service
 state=/var/lib/p11enroll
 # Without an administrator's configuration: the test makes and removes its
 # own, and leaves one it did not make alone.
-if [ -e "$conf" ]; then
-	echo "1..0 # SKIP $conf exists (not the package's): move it away first"
+if [ -e /etc/p11enroll ]; then
+	echo "1..0 # SKIP /etc/p11enroll exists (not the package's): move it away first"
 	exit 77
 fi
+# Whatever fails or interrupts the test, the machine is left as it found it
+# (CI and the suite run on it next): the package purged, /etc/p11enroll
+# (the test's) gone.  The mounts of part 7 end with their namespace.
+cleanup() {
+	if dpkg-query -W -f='${Status}\n' p11enroll 2> /dev/null |
+		grep -q 'installed\|config-files\|half'; then
+		apt_run cleanup purge p11enroll ||
+			echo "# apt-get purge p11enroll failed: $work/apt-cleanup.log"
+	fi
+	rm -rf /etc/p11enroll
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
 
 # 1. Build from the checkout's files (tracked, and new ones not ignored), not
 # from a developer's build directories.
 (cd "$P11E_TOP" && git ls-files -z --cached --others --exclude-standard) |
 	(cd "$P11E_TOP" && tar -cf - --null -T -) | tar -xf - -C "$work/src" || exit 1
+b_start=$(date +%s)
 if (cd "$work/src" && dpkg-buildpackage -us -uc -b) > "$work/build.log" 2>&1; then
-	ok "dpkg-buildpackage -us -uc -b"
+	ok "dpkg-buildpackage -us -uc -b ($(($(date +%s) - b_start)) s)"
 else
 	not_ok "dpkg-buildpackage -us -uc -b (see $work/build.log)"
 	tail -n 20 "$work/build.log" | sed 's/^/# /'
@@ -193,5 +295,61 @@ check "apt-get purge" apt_run purge2 purge p11enroll
 check "purge removes the unit link and the state" \
 	sh -c '! [ -L "$1" ] && ! [ -e "$2" ]' sh "$wants" "$state"
 check "purge leaves the administrator's $conf" test -f "$conf"
+rm -rf /etc/p11enroll
+
+# 7. What the maintainer scripts ask of systemd.  No systemd runs here, so
+# the scripts above saw no /run/systemd/system and asked nothing; sd_run
+# installs as on a machine booted with systemd, and a stand-in systemctl
+# records what they ask.  With no configuration: no start, a stop on remove.
+# With one: enable and start on the first install; an upgrade from an older
+# version (the same package under a higher version) asks a try-restart only
+# (a stopped agent stays stopped, a running one gets the new program); stop
+# on remove.
+sd_setup || not_ok "a stand-in systemctl in $work/sd"
+sd_none() {
+	sd_asked sd-install daemon-reload && ! sd_asked sd-install "start\|restart\|try-restart" &&
+		test ! -L "$wants"
+}
+sd_remove_stops() {
+	sd_asked sd-remove "\(^\| \)stop p11enroll\.service" &&
+		sd_asked sd-remove "--user --machine 1000@ stop p11enroll-user.service"
+}
+sd_started() {
+	sd_asked sd-config " start p11enroll\.service" && test -L "$wants" &&
+		grep -qx p11enroll.service "$work/sd/active"
+}
+sd_upgraded() {
+	sd_asked sd-upgrade "try-restart p11enroll.service" &&
+		! sd_asked sd-upgrade "\(^\| \)\(start\|restart\|stop\) p11enroll" && test -L "$wants" &&
+		[ "$(dpkg-query -W -f='${Version}' p11enroll)" = "$newer" ] &&
+		grep -qx p11enroll.service "$work/sd/active"
+}
+sd_stopped() {
+	sd_asked sd-remove2 "\(^\| \)stop p11enroll\.service" &&
+		! grep -q p11enroll "$work/sd/active"
+}
+check "systemd: apt-get install, no configuration" sd_run sd-install install "$pkg"
+check "systemd, no configuration: not started, not enabled" sd_none
+check "systemd: apt-get remove" sd_run sd-remove remove p11enroll
+check "systemd: remove stops the system agent and each user's" sd_remove_stops
+check "systemd: apt-get purge" sd_run sd-purge purge p11enroll
+mkdir -p /etc/p11enroll && cp "$work/example.conf" "$conf"
+check "systemd: apt-get install with $conf" sd_run sd-config install "$pkg"
+check "systemd, a configuration: enabled and started" sd_started
+# The newer package: this one's files and scripts under a higher version
+# (its scripts see an upgrade from $version, as from a previous release).
+newer=$version+1
+newer_deb=$work/p11enroll_${newer}_test.deb
+check "a package p11enroll $newer (dpkg-deb)" sh -c 'rm -rf "$1" &&
+	dpkg-deb -R "$2" "$1" && sed -i "s/^Version: .*/Version: $3/" "$1/DEBIAN/control" &&
+	dpkg-deb -b "$1" "$4" > /dev/null' sh "$work/newer" "$deb" "$newer" "$newer_deb"
+check "systemd: apt-get install (upgrade $version -> $newer)" \
+	sd_run sd-upgrade install "$newer_deb"
+check "systemd, upgrade: try-restart only, still enabled and running" sd_upgraded
+check "systemd: apt-get remove" sd_run sd-remove2 remove p11enroll
+check "systemd, a configuration: remove stops the agent" sd_stopped
+check "systemd: apt-get purge" sd_run sd-purge2 purge p11enroll
+check "systemd: purge removes the unit link and the state" \
+	sh -c '! [ -L "$1" ] && ! [ -e "$2" ]' sh "$wants" "$state"
 rm -rf /etc/p11enroll
 finish
