@@ -159,7 +159,8 @@ finish() {
 
 work=${P11E_DEB_DIR:-$(mktemp -d /tmp/p11enroll-deb.XXXXXX)}
 mkdir -p "$work" || exit 1
-rm -rf "$work/src" "$work/etc" "$work/newer" "$work"/p11enroll*_* "$work"/*.calls "$work"/apt-*.log
+rm -rf "${work:?}/src" "${work:?}/etc" "$work/newer" "$work"/p11enroll*_* "$work"/*.calls \
+	"$work"/apt-*.log
 mkdir "$work/src" || exit 1
 version=$(dpkg-parsechangelog -l "$P11E_TOP/debian/changelog" -S Version) || exit 1
 conf=/etc/p11enroll/p11enroll.conf
@@ -191,6 +192,12 @@ trap 'exit 1' HUP INT TERM
 # from a developer's build directories.
 (cd "$P11E_TOP" && git ls-files -z --cached --others --exclude-standard) |
 	(cd "$P11E_TOP" && tar -cf - --null -T -) | tar -xf - -C "$work/src" || exit 1
+# Both cores: 21 s instead of 29 s here (2 cores; -j1 is debhelper's default).
+case ${DEB_BUILD_OPTIONS:-} in
+*parallel=*) ;;
+*) DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:+$DEB_BUILD_OPTIONS }parallel=$(nproc)" ;;
+esac
+export DEB_BUILD_OPTIONS
 b_start=$(date +%s)
 if (cd "$work/src" && dpkg-buildpackage -us -uc -b) > "$work/build.log" 2>&1; then
 	ok "dpkg-buildpackage -us -uc -b ($(($(date +%s) - b_start)) s)"

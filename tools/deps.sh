@@ -16,7 +16,8 @@ openssh-server openssh-client python3-pyftpdlib python3-openssl dovecot-imapd do
 # The Debian package's build and check (tools/deb-test.sh) only.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 P11E_DEB_PACKAGES="build-essential dpkg-dev debhelper fakeroot lintian pkgconf libssl-dev
-libp11-dev libp11-kit-dev libcurl4-openssl-dev"
+libp11-dev libp11-kit-dev libcurl4-openssl-dev
+git"
 
 # p11e_deps [PACKAGES]: P11E_PACKAGES unless a list is given.
 p11e_deps() {
