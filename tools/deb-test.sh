@@ -42,7 +42,8 @@ export DEBIAN_FRONTEND=noninteractive
 apt_run() {
 	a_log=$1
 	shift
-	(cd "$work" && apt-get -o DPkg::Lock::Timeout=600 -y -q "$@") > "$work/apt-$a_log.log" 2>&1
+	(cd "$work" && apt-get -o DPkg::Lock::Timeout=600 -y -q "$@") > "$work/apt-$a_log.log" 2>&1 ||
+		{ tail -n 5 "$work/apt-$a_log.log"; return 1; }
 }
 
 # The systemd that the maintainer scripts talk to in part 7 (none runs here).
@@ -118,6 +119,9 @@ sd_run() {
 		> "$work/apt-$sr_log.log" 2>&1
 	sr_rc=$?
 	mv "$work/sd/calls" "$work/$sr_log.calls"
+	# unshare fails without CAP_SYS_ADMIN (an unprivileged container) and
+	# where / is no mount point (a chroot: bind-mount it onto itself first)
+	[ "$sr_rc" -eq 0 ] || tail -n 5 "$work/apt-$sr_log.log"
 	return "$sr_rc"
 }
 # sd_asked LOG PATTERN: sd_run LOG asked the stand-in PATTERN (grep), and
