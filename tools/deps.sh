@@ -13,10 +13,16 @@ mandoc openssl socat python3 python3-jsonschema default-jdk-headless libbcprov-j
 swtpm swtpm-tools tpm2-tools tpm2-abrmd libtpm2-pkcs11-1 libtpm2-pkcs11-tools
 python3-tpm2-pkcs11-tools libtss2-tcti-tabrmd0 dbus
 openssh-server openssh-client python3-pyftpdlib python3-openssl dovecot-imapd dovecot-pop3d python3-aiosmtpd"
+# The Debian package's build and check (tools/deb-test.sh) only.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+P11E_DEB_PACKAGES="build-essential dpkg-dev debhelper fakeroot lintian pkgconf libssl-dev
+libp11-dev libp11-kit-dev libcurl4-openssl-dev
+git"
 
+# p11e_deps [PACKAGES]: P11E_PACKAGES unless a list is given.
 p11e_deps() {
 	missing=
-	for p in $P11E_PACKAGES; do
+	for p in ${1:-$P11E_PACKAGES}; do
 		dpkg-query -W -f='${Status}\n' "$p" 2> /dev/null | grep -q '^install ok installed$' ||
 			missing="$missing $p"
 	done

@@ -5,7 +5,11 @@
 set -u
 P11E_TOP=$(cd "$(dirname "$0")/.." && pwd)
 . "$P11E_TOP/tools/deps.sh"
-p11e_deps || exit 1
+# The Debian package's test (below) on CI, or with P11E_DEB=1: it installs
+# and purges the package, so not on a developer's machine by default.
+deb=
+[ -n "${P11E_CI:-}" ] || [ -n "${P11E_DEB:-}" ] && deb=yes
+p11e_deps "$P11E_PACKAGES${deb:+ $P11E_DEB_PACKAGES}" || exit 1
 status=0
 pass=0 fail=0 skip=0
 SKIPS="$P11E_TOP/tests/SKIPS"
@@ -92,5 +96,24 @@ echo "=== make distcheck (smoke: $SMOKE_TESTS)"
 		> distcheck.log 2>&1) ||
 	{ tail -50 "$P11E_TOP/build/distcheck.log"; status=1; fail=$((fail + 1)); }
 [ $status -eq 0 ] && pass=$((pass + 1))
+# The Debian package built, lintian-checked, installed, upgraded, removed and
+# purged (tools/deb-test.sh, as root).  Its exit 77 (not root, p11enroll or
+# /etc/p11enroll already there) is a failure too: CI must run it.  Build
+# log, apt logs and packages in build/deb.
+if [ -n "$deb" ]; then
+	echo "=== Debian package (tools/deb-test.sh; log build/deb-test.log, files build/deb)"
+	mkdir -p "$P11E_TOP/build"
+	P11E_DEB_DIR="$P11E_TOP/build/deb" sh "$P11E_TOP/tools/deb-test.sh" \
+		> "$P11E_TOP/build/deb-test.log" 2>&1
+	deb_rc=$?
+	p=$(grep -c '^ok ' "$P11E_TOP/build/deb-test.log")
+	f=$(grep -c '^not ok ' "$P11E_TOP/build/deb-test.log")
+	pass=$((pass + p))
+	if [ $deb_rc -ne 0 ]; then
+		grep -v '^ok ' "$P11E_TOP/build/deb-test.log" | tail -n 60
+		echo "tools/deb-test.sh failed (exit $deb_rc; 77: it could not run here)"
+		status=1 fail=$((fail + (f > 0 ? f : 1)))
+	fi
+fi
 echo "$pass passed, $fail failed, $skip skipped"
 exit $status
