@@ -420,6 +420,17 @@ static void spread_lock(const track *t, const char *lock, fsm_event_kind kind)
 
 /* ---- the loop ---------------------------------------------------------------- */
 
+/* How long c has run, in seconds (0 when the clock fails). */
+static double ran(const child_run *c)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+		return 0;
+	return (double)(ts.tv_sec - c->started.tv_sec) +
+	       (double)(ts.tv_nsec - c->started.tv_nsec) / 1e9;
+}
+
 /* A record of a pass: its enrollment's step is done. */
 static void pass_record(track *t, const agent_result *res, void *arg)
 {
@@ -431,6 +442,7 @@ static void pass_record(track *t, const agent_result *res, void *arg)
 	ev.op = c->op;
 	ev.exited = 1;
 	ev.exit_code = res->exit_code;
+	ev.seconds = ran(c);
 	ev.res = res;
 	event(t, &ev);
 }
@@ -450,6 +462,7 @@ static void ended(child_run *c, int status)
 	ev.exited = WIFEXITED(status);
 	ev.exit_code = ev.exited ? WEXITSTATUS(status) : EXIT_INTERNAL;
 	ev.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	ev.seconds = ran(c);
 	if (!c->pass) {
 		ev.res = child_finish(c, &res, why, sizeof(why)) == 0 ? &res : NULL;
 		ev.res_why = why;
