@@ -16,7 +16,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 208
+plan 212
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
@@ -387,6 +387,28 @@ check "/agent/metrics/not-after" wait_for 30 metrics_not_after
 check "/agent/metrics/state" wait_for 30 \
 	grep -q -x -F 'p11enroll_state{enrollment="test",state="valid"} 1' "$M"
 check "/agent/metrics/eof" test "$(tail -n 1 "$M")" = "# EOF"
+# the monitoring rules' inputs (contrib/prometheus): the CA, its last
+# answer (the renewal's, the same agent second as the success), the
+# renewals and the renew steps' durations
+mval() { sed -n "s/^$1{enrollment=\"test\"$2} \([0-9.]*\)$/\1/p" "$M"; }
+check "/agent/metrics/ca-info" grep -q -x -F \
+	"p11enroll_ca_info{enrollment=\"test\",ca=\"$CA_URL\"} 1" "$M"
+metrics_contact() {
+	local c s
+	c=$(mval p11enroll_ca_last_contact_seconds) s=$(mval p11enroll_last_success_seconds)
+	[ -n "$c" ] && [ "$c" = "$s" ]
+}
+check "/agent/metrics/ca-contact" wait_for 30 metrics_contact
+metrics_steps() {
+	local n sum
+	n=$(mval p11enroll_step_duration_seconds_count ',step="renew"')
+	sum=$(mval p11enroll_step_duration_seconds_sum ',step="renew"')
+	[ "${n:-0}" -ge 1 ] && [ "$(mval p11enroll_renewals_total)" -ge 1 ] &&
+		awk -v s="$sum" 'BEGIN { exit !(s > 0) }'
+}
+check "/agent/metrics/step-duration" wait_for 30 metrics_steps
+check "/agent/metrics/step-failures" grep -q -x -F \
+	'p11enroll_step_failures_total{enrollment="test",step="renew"} 0' "$M"
 check "/agent/metrics/readable" test "$(stat -c %a "$M")" = 644
 
 # --- 12 (part): SIGTERM: exit 0, socket removed -------------------------------
