@@ -47,6 +47,11 @@ typedef struct token_group {
 /* Real milliseconds between two writes of the metrics file: a pass over
  * thousands of enrollments ends a step thousands of times. */
 #define METRICS_GAP_MS 1000
+/* Real milliseconds after which the file is written again although nothing
+ * changed: its age (node_exporter's node_textfile_mtime_seconds) tells a
+ * watcher that the agent lives, and an agent in good health may have
+ * nothing to do for weeks (contrib/prometheus: P11enrollMetricsStale). */
+#define METRICS_REFRESH_MS 60000
 /* The longest the loop sleeps (real seconds) when nothing is due sooner:
  * poll counts on the monotonic clock, the schedule on the wall clock,
  * which may jump. */
@@ -251,20 +256,23 @@ static void save_all(void)
 		A.tracks[i]->save_due = 0;
 }
 
-/* The metrics file when it is behind and its time has come (force: now);
- * else the real milliseconds until then, or -1: nothing to write. */
+/* The metrics file when it is behind and its time has come (force: now), or
+ * when METRICS_REFRESH_MS have passed; the real milliseconds until the next
+ * write, or -1: no metrics file. */
 static long long write_metrics(int force)
 {
 	long long ms = ctl_now_ms();
 
-	if (!A.metrics_dirty)
+	if (A.metrics[0] == '\0')
 		return -1;
+	if (!A.metrics_dirty && ms - A.metrics_ms < METRICS_REFRESH_MS)
+		return A.metrics_ms + METRICS_REFRESH_MS - ms;
 	if (!force && ms - A.metrics_ms < METRICS_GAP_MS)
 		return A.metrics_ms + METRICS_GAP_MS - ms;
 	track_write_metrics(A.tracks, A.n, A.metrics);
 	A.metrics_dirty = 0;
 	A.metrics_ms = ms;
-	return -1;
+	return METRICS_REFRESH_MS;
 }
 
 /* ---- events and actions ---------------------------------------------------- */

@@ -54,6 +54,7 @@ typedef struct {
 	long renewals;
 	const metrics_step *steps;
 	size_t nsteps;
+	long long not_before; /* of the certificate: with not_after, its lifetime */
 } metrics_enrollment;
 
 /*

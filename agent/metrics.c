@@ -18,6 +18,7 @@
 #include "agent/daemon.h"
 
 enum {
+	F_NOT_BEFORE,
 	F_NOT_AFTER,
 	F_LAST_SUCCESS,
 	F_FAILURES,
@@ -36,6 +37,8 @@ enum {
 static const struct {
 	const char *name, *type, *unit, *help;
 } families[F_COUNT] = {
+	[F_NOT_BEFORE] = { "p11enroll_certificate_not_before_seconds", "gauge", "seconds",
+			   "When the enrolled certificate became valid, in seconds since the epoch." },
 	[F_NOT_AFTER] = { "p11enroll_certificate_not_after_seconds", "gauge", "seconds",
 			  "When the enrolled certificate expires, in seconds since the epoch." },
 	[F_LAST_SUCCESS] = { "p11enroll_last_success_seconds", "gauge", "seconds",
@@ -153,7 +156,9 @@ static void put_one(FILE *f, int fam, const metrics_enrollment *m)
 	char sample[128];
 
 	/* 0 is "unknown": no sample rather than a false 1970. */
-	if (fam == F_NOT_AFTER && m->not_after != 0)
+	if (fam == F_NOT_BEFORE && m->not_before != 0)
+		put_sample(f, fam, m, m->not_before);
+	else if (fam == F_NOT_AFTER && m->not_after != 0)
 		put_sample(f, fam, m, m->not_after);
 	else if (fam == F_LAST_SUCCESS && m->last_success != 0)
 		put_sample(f, fam, m, m->last_success);

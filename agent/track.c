@@ -482,6 +482,7 @@ void track_write_metrics(track *const *tracks, size_t n, const char *path)
 		m[i].ca = tracks[i]->e.server;
 		m[i].ca_contact = tracks[i]->ca_contact;
 		m[i].renewals = tracks[i]->renewals;
+		m[i].not_before = tracks[i]->have_cert ? tracks[i]->not_before : 0;
 		m[i].name = tracks[i]->name;
 		m[i].not_after = tracks[i]->have_cert ? tracks[i]->not_after : 0;
 		m[i].last_success = tracks[i]->last_success;

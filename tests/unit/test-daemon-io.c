@@ -327,6 +327,11 @@ static void test_hook_no_zombie(void)
 /* ---- metrics_write ---- */
 
 static const char expected_two[] =
+	"# TYPE p11enroll_certificate_not_before_seconds gauge\n"
+	"# UNIT p11enroll_certificate_not_before_seconds seconds\n"
+	"# HELP p11enroll_certificate_not_before_seconds When the enrolled certificate became "
+	"valid, in seconds since the epoch.\n"
+	"p11enroll_certificate_not_before_seconds{enrollment=\"web\"} 1764547100\n"
 	"# TYPE p11enroll_certificate_not_after_seconds gauge\n"
 	"# UNIT p11enroll_certificate_not_after_seconds seconds\n"
 	"# HELP p11enroll_certificate_not_after_seconds When the enrolled certificate expires, "
@@ -385,10 +390,10 @@ static void test_metrics_text(void)
 {
 	const metrics_enrollment e[] = {
 		{ "web", 1767225600, 1764547200, 1766000000, 0, "valid",
-		  "https://ca.example/.well-known/cmp", 1764547200, 2, web_steps, 2 },
+		  "https://ca.example/.well-known/cmp", 1764547200, 2, web_steps, 2, 1764547100 },
 		/* the URL's password never reaches the world-readable file */
 		{ "vpn", 0, 0, 1764550000, 3, "retrying", "https://user:secret@ca2.example:8443/cmp",
-		  0, 0, NULL, 0 },
+		  0, 0, NULL, 0, 0 },
 	};
 	char err[256] = "", out[8192] = "";
 	int r;
