@@ -16,7 +16,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 212
+plan 214
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
@@ -120,6 +120,7 @@ check "/agent/budget/setup-enrolled" expect_rc 0
 # nothing listens on port 1: every attempt fails at once
 sed -i "s|^server = .*|server = http://127.0.0.1:1/.well-known/cmp|
 \$a renew_at = 3d" "$C5"
+sed -i "1i metrics_file = $TMP/budget.prom" "$C5"
 agent_start "$C5" "$TMP/agent-budget.log" P11ENROLL_TEST_CLOCK_RATE=2880 || exit 1
 A5=$APID
 # agent_now CONF: the agent's own clock (the test clock), from its status.
@@ -436,6 +437,17 @@ check "/agent/budget/failures-counted" test "$failures" -ge 5 -a "$failures" -le
 check "/agent/budget/state-backoff" grep -q -E '"state": "(backoff|working)"' "$TMP/budget.json"
 check "/agent/budget/clock-rate" grep -q '"clock_rate": 2880' "$TMP/budget.json"
 check "/agent/budget/token-untouched" one_pair ag-budget enrolled-key
+# the metrics: a transport failure is no answer from the CA, and every
+# renew step counted as failed
+check "/agent/budget/metrics-no-ca-contact" \
+	sh -c "grep -q '^p11enroll_ca_info{enrollment=\"test\"' '$TMP/budget.prom' &&
+		! grep -q '^p11enroll_ca_last_contact_seconds{' '$TMP/budget.prom'"
+bsteps() {
+	sed -n "s/^p11enroll_step_$1{enrollment=\"test\",step=\"renew\"} \([0-9]*\)$/\1/p" \
+		"$TMP/budget.prom"
+}
+check "/agent/budget/metrics-step-failures" test "$(bsteps failures_total)" -ge 5 -a \
+	"$(bsteps failures_total)" = "$(bsteps duration_seconds_count)"
 # --- 4 (failure hook): ran on the failed attempts -----------------------------
 FHOOK="$TMP/hook-test-failed.env"
 check "/agent/hook-failure/ran" test "$(grep -c '^--- run' "$FHOOK")" -ge 5
