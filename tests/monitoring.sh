@@ -5,7 +5,10 @@
 # fails its unit test; contrib/grafana's dashboard loads, validates against
 # tests/grafana-dashboard.schema.json, queries only metrics the agent
 # writes (agent/metrics.c's families), shows what issue 17 asks for, its
-# queries parse as PromQL (promtool), and the checker catches a broken one.
+# queries parse as PromQL (promtool), and the checker catches a broken one;
+# and the dashboard type-checks against Grafana's own Dashboard types
+# (npm @grafana/schema, tsc --strict; tests/grafana-schema), which catch a
+# misspelled field, a wrong type and a wrong enum value.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
 PROMTOOL=$(command -v promtool) || skip "promtool not found (Debian package prometheus)"
 need_cmd python3
@@ -32,7 +35,8 @@ alerts=$(sed -n 's/^ *- alert: *\([A-Za-z0-9]*\)$/\1/p' "$RULES")
 [ -n "$alerts" ] || bail_out "no alerts in $RULES"
 python3 "$CHECKER" "$SCHEMA" "$DASH" "$TMP/metrics.txt" "$RULES" "$TMP/dash.rules.yml" \
 	> "$TMP/dash.tap" || bail_out "dashboard-check.py failed"
-plan $((4 + 2 * $(echo "$alerts" | grep -c .) + $(grep -c . "$TMP/dash.tap") + 1 + 2))
+TYPES_POINTS="pinned raw veneer catches-misspelled-field catches-wrong-type catches-wrong-enum"
+plan $((4 + 2 * $(echo "$alerts" | grep -c .) + $(grep -c . "$TMP/dash.tap") + 1 + 2 + 6))
 
 # --- the rules -------------------------------------------------------------------
 quiet() { "$@" > "$TMP/quiet.out" 2>&1 || { sed 's/^/# /' "$TMP/quiet.out"; return 1; }; }
@@ -94,4 +98,60 @@ check "/monitoring/dashboard/catches-unknown-metric" \
 	grep -q '^not ok - dashboard-metrics-exist .*p11enroll_no_such_metric' "$TMP/bad1.tap"
 python3 "$CHECKER" "$SCHEMA" "$TMP/bad2.json" "$TMP/metrics.txt" "$RULES" "$TMP/x.yml" > "$TMP/bad2.tap"
 check "/monitoring/dashboard/catches-overlap" grep -q '^not ok - grid-no-overlap' "$TMP/bad2.tap"
+
+# --- the dashboard against Grafana's own types -----------------------------------
+# @grafana/schema ships the classic dashboard model that Grafana generates
+# from its CUE schema as TypeScript (raw/dashboard/x/types.gen.d.ts, and the
+# package's exported Dashboard built on it); tests/grafana-schema pins it and
+# TypeScript (package-lock.json), tools/deps.sh installs them there (npm ci).
+# dashboard-ts.js writes the dashboard as an object literal typed Dashboard:
+# tsc --strict checks every field's name and type.
+GS="$top_srcdir/tests/grafana-schema"
+GTYPES="$GS/node_modules/@grafana/schema/dist/types"
+TSC="$GS/node_modules/.bin/tsc"
+if ! command -v node > /dev/null || [ ! -x "$TSC" ] || [ ! -d "$GTYPES" ]; then
+	for p in $TYPES_POINTS; do
+		ok "/monitoring/dashboard/grafana-types/$p # SKIP node or tests/grafana-schema's npm packages not installed (tools/deps.sh)"
+	done
+else
+	# typed DASHBOARD TYPES OUT: OUT.ts, DASHBOARD typed with TYPES' Dashboard
+	typed() { node "$GS/dashboard-ts.js" "$1" "$2" "$TMP/$3.ts" || bail_out "dashboard-ts.js $1 failed"; }
+	tsc() { "$TSC" --noEmit --strict --pretty false --target es2020 --module commonjs "$@"; }
+	check "/monitoring/dashboard/grafana-types/pinned" node -e '
+const [lock, dir] = process.argv.slice(1);
+for (const p of ["@grafana/schema", "typescript"]) {
+	const want = require(lock).packages["node_modules/" + p].version;
+	const have = require(`${dir}/node_modules/${p}/package.json`).version;
+	if (want !== have) {
+		console.log(`# ${p} ${have} installed, package-lock.json pins ${want}: run tools/deps.sh`);
+		process.exit(1);
+	}
+}' "$GS/package-lock.json" "$GS"
+	typed "$DASH" "$GTYPES/raw/dashboard/x/types.gen.d.ts" raw
+	check "/monitoring/dashboard/grafana-types/raw" quiet tsc "$TMP/raw.ts"
+	typed "$DASH" "$GTYPES/index.d.ts" veneer
+	check "/monitoring/dashboard/grafana-types/veneer" quiet tsc "$TMP/veneer.ts"
+	# it can fail: one copy per mistake, all three in one tsc run
+	python3 -c '
+import json, sys
+def bad(name, change):
+    d = json.load(open(sys.argv[1]))
+    change(d)
+    json.dump(d, open(sys.argv[2] + "/" + name + ".json", "w"))
+bad("bad-field", lambda d: d["panels"][0].update(gridPoss=d["panels"][0].pop("gridPos")))
+bad("bad-type", lambda d: d.update(schemaVersion=str(d["schemaVersion"])))
+bad("bad-enum", lambda d: d["panels"][0]["fieldConfig"]["defaults"]["thresholds"].update(mode="absolut"))
+' "$DASH" "$TMP"
+	for b in bad-field bad-type bad-enum; do
+		typed "$TMP/$b.json" "$GTYPES/raw/dashboard/x/types.gen.d.ts" "$b"
+	done
+	tsc "$TMP/bad-field.ts" "$TMP/bad-type.ts" "$TMP/bad-enum.ts" > "$TMP/bad.tsc" 2>&1
+	check "/monitoring/dashboard/grafana-types/catches-misspelled-field" \
+		grep -q 'bad-field\.ts([0-9,]*): error TS2353: .*"gridPoss"' "$TMP/bad.tsc"
+	check "/monitoring/dashboard/grafana-types/catches-wrong-type" \
+		grep -q "bad-type\\.ts([0-9,]*): error TS2322: Type 'string' is not assignable to type 'number'" \
+		"$TMP/bad.tsc"
+	check "/monitoring/dashboard/grafana-types/catches-wrong-enum" \
+		grep -q "bad-enum\\.ts([0-9,]*): error TS2820: Type '\"absolut\"' is not assignable" "$TMP/bad.tsc"
+fi
 finish
