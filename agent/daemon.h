@@ -58,7 +58,7 @@ typedef struct {
 } metrics_enrollment;
 
 /*
- * Writes the OpenMetrics text exposition of e[0..n) to path, through a
+ * Writes the metrics of e[0..n) (Prometheus' text format) to path, through a
  * temporary file in the same directory that is fsync'ed and renamed over
  * path, so that a scraper reads either the old or the new file.  The file
  * is readable by everyone (0644): it holds no secrets, and the collector

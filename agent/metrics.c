@@ -1,8 +1,10 @@
 /*
- * The daemon's view of its enrollments as an OpenMetrics text file, for
+ * The daemon's view of its enrollments as a metrics file, for
  * node_exporter's textfile collector or any agent that reads files: a file
- * needs no listening socket in the daemon.  Prometheus' older text format
- * reads it too (the "# UNIT" and "# EOF" lines are comments there).
+ * needs no listening socket in the daemon.  It is Prometheus' text format,
+ * the one the textfile collector parses, with OpenMetrics' names (units in
+ * the name, counters end in "_total") and its "# UNIT" and "# EOF" lines,
+ * which are comments in the text format.
  *
  * The file is replaced through agent_atomic_write(), so a scraper never
  * reads half of it; its temporary file starts with '.' and does not end in
@@ -32,8 +34,10 @@ enum {
 	F_COUNT
 };
 
-/* OpenMetrics names a counter's family without "_total" and its sample
- * with it, and a summary's samples "_sum" and "_count". */
+/* A counter's family is named with its "_total", as the text format wants
+ * it: OpenMetrics' family without the suffix would leave node_exporter's
+ * parser a family with no samples and the samples untyped, without HELP.
+ * A summary's samples are the family's name with "_sum" and "_count". */
 static const struct {
 	const char *name, *type, *unit, *help;
 } families[F_COUNT] = {
@@ -54,11 +58,11 @@ static const struct {
 	[F_CA_CONTACT] = { "p11enroll_ca_last_contact_seconds", "gauge", "seconds",
 			   "When the CA last answered a step (issued, refused or said waiting), "
 			   "in seconds since the epoch." },
-	[F_RENEWALS] = { "p11enroll_renewals", "counter", NULL,
+	[F_RENEWALS] = { "p11enroll_renewals_total", "counter", NULL,
 			 "Certificates the agent has replaced on the token." },
 	[F_STEP_SECONDS] = { "p11enroll_step_duration_seconds", "summary", "seconds",
 			     "How long the steps ran since the agent started, per step." },
-	[F_STEP_FAILED] = { "p11enroll_step_failures", "counter", NULL,
+	[F_STEP_FAILED] = { "p11enroll_step_failures_total", "counter", NULL,
 			    "Steps that failed since the agent started, per step." },
 };
 
@@ -142,8 +146,7 @@ static void put_steps(FILE *f, int fam, const metrics_enrollment *m)
 			put_label_value(f, s->name);
 			fprintf(f, "\"} %ld\n", s->count);
 		} else {
-			snprintf(sample, sizeof(sample), "%s_total", families[fam].name);
-			put_labels(f, sample, m);
+			put_labels(f, families[fam].name, m);
 			fputs("\",step=\"", f);
 			put_label_value(f, s->name);
 			fprintf(f, "\"} %ld\n", s->failed);
@@ -153,8 +156,6 @@ static void put_steps(FILE *f, int fam, const metrics_enrollment *m)
 
 static void put_one(FILE *f, int fam, const metrics_enrollment *m)
 {
-	char sample[128];
-
 	/* 0 is "unknown": no sample rather than a false 1970. */
 	if (fam == F_NOT_BEFORE && m->not_before != 0)
 		put_sample(f, fam, m, m->not_before);
@@ -173,8 +174,7 @@ static void put_one(FILE *f, int fam, const metrics_enrollment *m)
 	else if (fam == F_CA_CONTACT && m->ca_contact != 0)
 		put_sample(f, fam, m, m->ca_contact);
 	else if (fam == F_RENEWALS) {
-		snprintf(sample, sizeof(sample), "%s_total", families[fam].name);
-		put_labels(f, sample, m);
+		put_labels(f, families[fam].name, m);
 		fprintf(f, "\"} %ld\n", m->renewals);
 	} else if (fam == F_STEP_SECONDS || fam == F_STEP_FAILED)
 		put_steps(f, fam, m);

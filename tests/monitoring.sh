@@ -19,16 +19,17 @@ DASH="$top_srcdir/contrib/grafana/p11enroll.json"
 SCHEMA="$top_srcdir/tests/grafana-dashboard.schema.json"
 CHECKER="$top_srcdir/tests/dashboard-check.py"
 
-# The sample names the metrics file holds, from agent/metrics.c's table:
-# a gauge's name, a counter's with _total, a summary's _sum and _count.
+# The families of agent/metrics.c's table (NAME TYPE; a counter's name ends
+# in _total), and the sample names the metrics file holds: a summary's
+# _sum and _count, every other family's own name.
 sed -n 's/^[^"]*{ "\(p11enroll_[a-z_]*\)", "\([a-z]*\)".*/\1 \2/p' \
-	"$top_srcdir/agent/metrics.c" | while read -r name type; do
+	"$top_srcdir/agent/metrics.c" > "$TMP/families.txt"
+while read -r name type; do
 	case $type in
-	counter) echo "${name}_total" ;;
 	summary) printf '%s_sum\n%s_count\n' "$name" "$name" ;;
 	*) echo "$name" ;;
 	esac
-done > "$TMP/metrics.txt"
+done < "$TMP/families.txt" > "$TMP/metrics.txt"
 [ "$(grep -c . "$TMP/metrics.txt")" -ge 10 ] || bail_out "no metric families in agent/metrics.c"
 
 alerts=$(sed -n 's/^ *- alert: *\([A-Za-z0-9]*\)$/\1/p' "$RULES")
