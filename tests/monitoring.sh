@@ -8,11 +8,17 @@
 # queries parse as PromQL (promtool), and the checker catches a broken one;
 # and the dashboard type-checks against Grafana's own Dashboard types
 # (npm @grafana/schema, tsc --strict; tests/grafana-schema), which catch a
-# misspelled field, a wrong type and a wrong enum value.
+# misspelled field, a wrong type and a wrong enum value.  A real agent's
+# metrics file passes promtool check metrics, is rewritten while the agent
+# is idle (its refresh, on the test clock), and the real node exporter's
+# textfile collector serves every family with its TYPE, without errors.
 . "${top_srcdir:-$(dirname "$0")/..}/tests/lib.sh"
+. "$top_srcdir/tests/agent-lib.sh"
 PROMTOOL=$(command -v promtool) || skip "promtool not found (Debian package prometheus)"
+need_tools
 need_cmd python3
 setup
+trap 'kill_agents; cleanup' EXIT
 RULES="$top_srcdir/contrib/prometheus/p11enroll.rules.yml"
 RTEST="$top_srcdir/contrib/prometheus/p11enroll.rules.test.yml"
 DASH="$top_srcdir/contrib/grafana/p11enroll.json"
@@ -37,7 +43,8 @@ alerts=$(sed -n 's/^ *- alert: *\([A-Za-z0-9]*\)$/\1/p' "$RULES")
 python3 "$CHECKER" "$SCHEMA" "$DASH" "$TMP/metrics.txt" "$RULES" "$TMP/dash.rules.yml" \
 	> "$TMP/dash.tap" || bail_out "dashboard-check.py failed"
 TYPES_POINTS="pinned raw veneer catches-misspelled-field catches-wrong-type catches-wrong-enum"
-plan $((4 + 2 * $(echo "$alerts" | grep -c .) + $(grep -c . "$TMP/dash.tap") + 1 + 2 + 6))
+NFAM=$(grep -c . "$TMP/families.txt")
+plan $((4 + 2 * $(echo "$alerts" | grep -c .) + $(grep -c . "$TMP/dash.tap") + 1 + 2 + 6 + 7 + 5 + NFAM))
 
 # --- the rules -------------------------------------------------------------------
 quiet() { "$@" > "$TMP/quiet.out" 2>&1 || { sed 's/^/# /' "$TMP/quiet.out"; return 1; }; }
@@ -155,4 +162,109 @@ bad("bad-enum", lambda d: d["panels"][0]["fieldConfig"]["defaults"]["thresholds"
 	check "/monitoring/dashboard/grafana-types/catches-wrong-enum" \
 		grep -q "bad-enum\\.ts([0-9,]*): error TS2820: Type '\"absolut\"' is not assignable" "$TMP/bad.tsc"
 fi
+
+# --- an agent's metrics file ------------------------------------------------------
+# One enrollment, renewed through its agent: the file then has a sample in
+# every family.  The test clock (60 agent seconds a second) makes the
+# agent's once-a-minute refresh come every second; the certificate (365
+# days) keeps the agent idle meanwhile.
+TF="$TMP/textfile"
+M="$TF/p11enroll.prom"
+mkdir "$TF"
+make_token mon || exit 1
+start_ca || exit 1
+write_conf mon
+sed -i "1i metrics_file = $M" "$TMP/p11enroll.conf"
+C="$TMP/p11enroll.conf"
+pe "$C" enroll test
+check "/monitoring/agent/enrolled" expect_rc 0
+agent_start "$C" "$TMP/agent.log" P11ENROLL_TEST_CLOCK_RATE=60 || exit 1
+pe "$C" renew test
+check "/monitoring/agent/renewed" wait_for 30 grep -q -x 'p11enroll_renewals_total{enrollment="test"} 1' "$M"
+# typed_in FILE: every family of agent/metrics.c has its TYPE line and a
+# sample (a summary's _sum) in FILE
+typed_in() {
+	while read -r name type; do
+		grep -q -x "# TYPE $name $type" "$1" && grep -q "^${name}\(_sum\)\{0,1\}{enrollment=\"test\"" "$1" ||
+			{ echo "# $name ($type) missing in $1"; return 1; }
+	done < "$TMP/families.txt"
+}
+check "/monitoring/agent/every-family" typed_in "$M"
+check "/monitoring/agent/promtool-check-metrics" quiet sh -c '"$1" check metrics < "$2"' - "$PROMTOOL" "$M"
+
+# the refresh: the file is replaced (rename: a new inode) although nothing
+# happens; three times, then nothing in it changed and no step started
+last_ino=$(stat -c %i "$M")
+rewritten() {
+	_ino=$(stat -c %i "$M") && [ "$_ino" != "$last_ino" ] && last_ino=$_ino
+}
+wait_for 10 rewritten
+cp "$M" "$TMP/idle.prom"
+steps=$(grep -c ' started (token ' "$TMP/agent.log")
+n=0
+while [ $n -lt 3 ] && wait_for 10 rewritten; do n=$((n + 1)); done
+check "/monitoring/agent/refresh/rewritten" test $n -eq 3
+check "/monitoring/agent/refresh/idle" test "$(grep -c ' started (token ' "$TMP/agent.log")" -eq "$steps"
+check "/monitoring/agent/refresh/unchanged" cmp "$TMP/idle.prom" "$M"
+
+# --- the file through the real node exporter --------------------------------------
+# As README "Monitoring" sets it up: the textfile collector reads the
+# directory the agent writes to; only that collector, on a free loopback port.
+NE_POINTS="answers scrape-error-0 $(cut -d' ' -f1 "$TMP/families.txt" | sed 's|$|/typed|')
+none-untyped catches-untyped catches-scrape-error"
+NODE_EXPORTER=$(command -v prometheus-node-exporter || command -v node_exporter)
+if [ -z "$NODE_EXPORTER" ]; then
+	for p in $NE_POINTS; do
+		ok "/monitoring/node-exporter/$p # SKIP prometheus-node-exporter not installed (tools/deps.sh)"
+	done
+	finish
+fi
+# free_port: a loopback port nothing listens on now
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# scrape OUT: the node exporter's /metrics in OUT
+scrape() {
+	python3 -c '
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+    open(sys.argv[2], "wb").write(r.read())
+' "http://127.0.0.1:$NE_PORT/metrics" "$1" 2> /dev/null
+}
+# answering: it serves /metrics, or it has exited
+answering() {
+	scrape "$TMP/scrape.txt" || ! kill -0 "$NE_PID" 2> /dev/null
+}
+# another process may take the port between free_port and the bind: try again
+for try in 1 2 3; do
+	NE_PORT=$(free_port)
+	"$NODE_EXPORTER" --web.listen-address="127.0.0.1:$NE_PORT" --collector.disable-defaults \
+		--collector.textfile --collector.textfile.directory="$TF" > "$TMP/ne.log" 2>&1 &
+	NE_PID=$!
+	HELPERS="$HELPERS $NE_PID"
+	wait_for 20 answering
+	kill -0 "$NE_PID" 2> /dev/null && break
+	grep -q 'address already in use' "$TMP/ne.log" || break
+done
+check "/monitoring/node-exporter/answers" scrape "$TMP/scrape.txt"
+scrape "$TMP/scrape.txt" || sed 's/^/# node exporter: /' "$TMP/ne.log"
+check "/monitoring/node-exporter/scrape-error-0" grep -q -x 'node_textfile_scrape_error 0' "$TMP/scrape.txt"
+while read -r name type; do
+	check "/monitoring/node-exporter/$name/typed" sh -c \
+		'grep -q -x "# TYPE $1 $2" "$3" && grep -q "^$1\(_sum\)\{0,1\}{" "$3"' - "$name" "$type" \
+		"$TMP/scrape.txt"
+done < "$TMP/families.txt"
+check "/monitoring/node-exporter/none-untyped" sh -c '! grep -q "^# TYPE p11enroll_.* untyped" "$1"' \
+	- "$TMP/scrape.txt"
+# the checks can fail: a counter typed the OpenMetrics way (family without
+# _total) comes out untyped, and a file the collector cannot parse is a
+# scrape error; the collector reads the directory again at each scrape
+printf '# TYPE p11e_old_renewals counter\n# HELP p11e_old_renewals old\np11e_old_renewals_total 1\n' \
+	> "$TF/old.prom"
+printf 'p11e_broken{ 1\n' > "$TF/broken.prom"
+scrape "$TMP/scrape-bad.txt"
+check "/monitoring/node-exporter/catches-untyped" \
+	grep -q -x '# TYPE p11e_old_renewals_total untyped' "$TMP/scrape-bad.txt"
+check "/monitoring/node-exporter/catches-scrape-error" \
+	grep -q -x 'node_textfile_scrape_error 1' "$TMP/scrape-bad.txt"
 finish

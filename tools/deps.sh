@@ -7,11 +7,13 @@
 # pyftpdlib (+ pyOpenSSL for FTPS), dovecot and aiosmtpd are the real
 # servers the transport tests start (tests/ssh-lib.sh, ftp-lib.sh,
 # mail-lib.sh).  promtool (prometheus) and python3-yaml check contrib/'s
-# monitoring rules and dashboard (tests/monitoring.sh).
+# monitoring rules and dashboard (tests/monitoring.sh), which scrapes the
+# agent's metrics file through prometheus-node-exporter.
 # npm packages: p11e_npm_deps below.
 P11E_PACKAGES="build-essential autoconf automake pkgconf libssl-dev libp11-dev
 libp11-kit-dev libcurl4-openssl-dev softhsm2 opensc libengine-pkcs11-openssl p11-kit
 mandoc openssl socat python3 python3-jsonschema python3-yaml prometheus default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java
+prometheus-node-exporter
 swtpm swtpm-tools tpm2-tools tpm2-abrmd libtpm2-pkcs11-1 libtpm2-pkcs11-tools
 python3-tpm2-pkcs11-tools libtss2-tcti-tabrmd0 dbus
 openssh-server openssh-client python3-pyftpdlib python3-openssl dovecot-imapd dovecot-pop3d python3-aiosmtpd"
