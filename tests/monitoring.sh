@@ -119,11 +119,14 @@ GTYPES="$GS/node_modules/@grafana/schema/dist/types"
 TSC="$GS/node_modules/.bin/tsc"
 if ! command -v node > /dev/null || [ ! -x "$TSC" ] || [ ! -d "$GTYPES" ]; then
 	for p in $TYPES_POINTS; do
-		ok "/monitoring/dashboard/grafana-types/$p # SKIP node or tests/grafana-schema's npm packages not installed (tools/deps.sh)"
+		ok "/monitoring/dashboard/grafana-types/$p # SKIP node or tests/grafana-schema's" \
+			"npm packages not installed (tools/deps.sh)"
 	done
 else
 	# typed DASHBOARD TYPES OUT: OUT.ts, DASHBOARD typed with TYPES' Dashboard
-	typed() { node "$GS/dashboard-ts.js" "$1" "$2" "$TMP/$3.ts" || bail_out "dashboard-ts.js $1 failed"; }
+	typed() {
+		node "$GS/dashboard-ts.js" "$1" "$2" "$TMP/$3.ts" || bail_out "dashboard-ts.js $1 failed"
+	}
 	tsc() { "$TSC" --noEmit --strict --pretty false --target es2020 --module commonjs "$@"; }
 	check "/monitoring/dashboard/grafana-types/pinned" node -e '
 const [lock, dir] = process.argv.slice(1);
@@ -148,7 +151,8 @@ def bad(name, change):
     json.dump(d, open(sys.argv[2] + "/" + name + ".json", "w"))
 bad("bad-field", lambda d: d["panels"][0].update(gridPoss=d["panels"][0].pop("gridPos")))
 bad("bad-type", lambda d: d.update(schemaVersion=str(d["schemaVersion"])))
-bad("bad-enum", lambda d: d["panels"][0]["fieldConfig"]["defaults"]["thresholds"].update(mode="absolut"))
+bad("bad-enum",
+    lambda d: d["panels"][0]["fieldConfig"]["defaults"]["thresholds"].update(mode="absolut"))
 ' "$DASH" "$TMP"
 	for b in bad-field bad-type bad-enum; do
 		typed "$TMP/$b.json" "$GTYPES/raw/dashboard/x/types.gen.d.ts" "$b"
@@ -160,7 +164,8 @@ bad("bad-enum", lambda d: d["panels"][0]["fieldConfig"]["defaults"]["thresholds"
 		grep -q "bad-type\\.ts([0-9,]*): error TS2322: Type 'string' is not assignable to type 'number'" \
 		"$TMP/bad.tsc"
 	check "/monitoring/dashboard/grafana-types/catches-wrong-enum" \
-		grep -q "bad-enum\\.ts([0-9,]*): error TS2820: Type '\"absolut\"' is not assignable" "$TMP/bad.tsc"
+		grep -q "bad-enum\\.ts([0-9,]*): error TS2820: Type '\"absolut\"' is not assignable" \
+		"$TMP/bad.tsc"
 fi
 
 # --- an agent's metrics file ------------------------------------------------------
@@ -180,17 +185,20 @@ pe "$C" enroll test
 check "/monitoring/agent/enrolled" expect_rc 0
 agent_start "$C" "$TMP/agent.log" P11ENROLL_TEST_CLOCK_RATE=60 || exit 1
 pe "$C" renew test
-check "/monitoring/agent/renewed" wait_for 30 grep -q -x 'p11enroll_renewals_total{enrollment="test"} 1' "$M"
+check "/monitoring/agent/renewed" \
+	wait_for 30 grep -q -x 'p11enroll_renewals_total{enrollment="test"} 1' "$M"
 # typed_in FILE: every family of agent/metrics.c has its TYPE line and a
 # sample (a summary's _sum) in FILE
 typed_in() {
 	while read -r name type; do
-		grep -q -x "# TYPE $name $type" "$1" && grep -q "^${name}\(_sum\)\{0,1\}{enrollment=\"test\"" "$1" ||
+		grep -q -x "# TYPE $name $type" "$1" &&
+			grep -q "^${name}\(_sum\)\{0,1\}{enrollment=\"test\"" "$1" ||
 			{ echo "# $name ($type) missing in $1"; return 1; }
 	done < "$TMP/families.txt"
 }
 check "/monitoring/agent/every-family" typed_in "$M"
-check "/monitoring/agent/promtool-check-metrics" quiet sh -c '"$1" check metrics < "$2"' - "$PROMTOOL" "$M"
+check "/monitoring/agent/promtool-check-metrics" \
+	quiet sh -c '"$1" check metrics < "$2"' - "$PROMTOOL" "$M"
 
 # the refresh: the file is replaced (rename: a new inode) although nothing
 # happens; three times, then nothing in it changed and no step started
@@ -204,7 +212,8 @@ steps=$(grep -c ' started (token ' "$TMP/agent.log")
 n=0
 while [ $n -lt 3 ] && wait_for 10 rewritten; do n=$((n + 1)); done
 check "/monitoring/agent/refresh/rewritten" test $n -eq 3
-check "/monitoring/agent/refresh/idle" test "$(grep -c ' started (token ' "$TMP/agent.log")" -eq "$steps"
+check "/monitoring/agent/refresh/idle" \
+	test "$(grep -c ' started (token ' "$TMP/agent.log")" -eq "$steps"
 check "/monitoring/agent/refresh/unchanged" cmp "$TMP/idle.prom" "$M"
 
 # --- the file through the real node exporter --------------------------------------
@@ -221,7 +230,11 @@ if [ -z "$NODE_EXPORTER" ]; then
 fi
 # free_port: a loopback port nothing listens on now
 free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])'
 }
 # scrape OUT: the node exporter's /metrics in OUT
 scrape() {
@@ -248,19 +261,20 @@ for try in 1 2 3; do
 done
 check "/monitoring/node-exporter/answers" scrape "$TMP/scrape.txt"
 scrape "$TMP/scrape.txt" || sed 's/^/# node exporter: /' "$TMP/ne.log"
-check "/monitoring/node-exporter/scrape-error-0" grep -q -x 'node_textfile_scrape_error 0' "$TMP/scrape.txt"
+check "/monitoring/node-exporter/scrape-error-0" \
+	grep -q -x 'node_textfile_scrape_error 0' "$TMP/scrape.txt"
 while read -r name type; do
 	check "/monitoring/node-exporter/$name/typed" sh -c \
 		'grep -q -x "# TYPE $1 $2" "$3" && grep -q "^$1\(_sum\)\{0,1\}{" "$3"' - "$name" "$type" \
 		"$TMP/scrape.txt"
 done < "$TMP/families.txt"
-check "/monitoring/node-exporter/none-untyped" sh -c '! grep -q "^# TYPE p11enroll_.* untyped" "$1"' \
-	- "$TMP/scrape.txt"
+check "/monitoring/node-exporter/none-untyped" \
+	sh -c '! grep -q "^# TYPE p11enroll_.* untyped" "$1"' - "$TMP/scrape.txt"
 # the checks can fail: a counter typed the OpenMetrics way (family without
 # _total) comes out untyped, and a file the collector cannot parse is a
 # scrape error; the collector reads the directory again at each scrape
-printf '# TYPE p11e_old_renewals counter\n# HELP p11e_old_renewals old\np11e_old_renewals_total 1\n' \
-	> "$TF/old.prom"
+printf '%s\n' '# TYPE p11e_old_renewals counter' '# HELP p11e_old_renewals old' \
+	'p11e_old_renewals_total 1' > "$TF/old.prom"
 printf 'p11e_broken{ 1\n' > "$TF/broken.prom"
 scrape "$TMP/scrape-bad.txt"
 check "/monitoring/node-exporter/catches-untyped" \
