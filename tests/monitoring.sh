@@ -249,7 +249,7 @@ answering() {
 	scrape "$TMP/scrape.txt" || ! kill -0 "$NE_PID" 2> /dev/null
 }
 # another process may take the port between free_port and the bind: try again
-for try in 1 2 3; do
+for _ in 1 2 3; do
 	NE_PORT=$(free_port)
 	"$NODE_EXPORTER" --web.listen-address="127.0.0.1:$NE_PORT" --collector.disable-defaults \
 		--collector.textfile --collector.textfile.directory="$TF" > "$TMP/ne.log" 2>&1 &
