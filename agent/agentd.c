@@ -47,6 +47,11 @@ typedef struct token_group {
 /* Real milliseconds between two writes of the metrics file: a pass over
  * thousands of enrollments ends a step thousands of times. */
 #define METRICS_GAP_MS 1000
+/* Real milliseconds after which the file is written again although nothing
+ * changed: its age (node_exporter's node_textfile_mtime_seconds) tells a
+ * watcher that the agent lives, and an agent in good health may have
+ * nothing to do for weeks (contrib/prometheus: P11enrollMetricsStale). */
+#define METRICS_REFRESH_MS 60000
 /* The longest the loop sleeps (real seconds) when nothing is due sooner:
  * poll counts on the monotonic clock, the schedule on the wall clock,
  * which may jump. */
@@ -251,20 +256,28 @@ static void save_all(void)
 		A.tracks[i]->save_due = 0;
 }
 
-/* The metrics file when it is behind and its time has come (force: now);
- * else the real milliseconds until then, or -1: nothing to write. */
+/* The metrics file when it is behind and its time has come (force: now), or
+ * when the refresh interval has passed: METRICS_REFRESH_MS, shorter on the
+ * test clock like the agent's other intervals, so that a test sees the
+ * refresh without waiting a minute, but never below METRICS_GAP_MS.  The
+ * real milliseconds until the next write, or -1: no metrics file. */
 static long long write_metrics(int force)
 {
 	long long ms = ctl_now_ms();
+	long long refresh = METRICS_REFRESH_MS / (A.rate > 1 ? A.rate : 1);
 
-	if (!A.metrics_dirty)
+	if (refresh < METRICS_GAP_MS)
+		refresh = METRICS_GAP_MS;
+	if (A.metrics[0] == '\0')
 		return -1;
+	if (!A.metrics_dirty && ms - A.metrics_ms < refresh)
+		return A.metrics_ms + refresh - ms;
 	if (!force && ms - A.metrics_ms < METRICS_GAP_MS)
 		return A.metrics_ms + METRICS_GAP_MS - ms;
 	track_write_metrics(A.tracks, A.n, A.metrics);
 	A.metrics_dirty = 0;
 	A.metrics_ms = ms;
-	return -1;
+	return refresh;
 }
 
 /* ---- events and actions ---------------------------------------------------- */
@@ -420,6 +433,17 @@ static void spread_lock(const track *t, const char *lock, fsm_event_kind kind)
 
 /* ---- the loop ---------------------------------------------------------------- */
 
+/* How long c has run, in seconds (0 when the clock fails). */
+static double ran(const child_run *c)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) < 0)
+		return 0;
+	return (double)(ts.tv_sec - c->started.tv_sec) +
+	       (double)(ts.tv_nsec - c->started.tv_nsec) / 1e9;
+}
+
 /* A record of a pass: its enrollment's step is done. */
 static void pass_record(track *t, const agent_result *res, void *arg)
 {
@@ -431,6 +455,7 @@ static void pass_record(track *t, const agent_result *res, void *arg)
 	ev.op = c->op;
 	ev.exited = 1;
 	ev.exit_code = res->exit_code;
+	ev.seconds = ran(c);
 	ev.res = res;
 	event(t, &ev);
 }
@@ -450,6 +475,7 @@ static void ended(child_run *c, int status)
 	ev.exited = WIFEXITED(status);
 	ev.exit_code = ev.exited ? WEXITSTATUS(status) : EXIT_INTERNAL;
 	ev.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	ev.seconds = ran(c);
 	if (!c->pass) {
 		ev.res = child_finish(c, &res, why, sizeof(why)) == 0 ? &res : NULL;
 		ev.res_why = why;

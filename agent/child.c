@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -172,6 +173,7 @@ child_run *child_launch(const child_cmd *cmd, track *const *members, size_t n, t
 	(void)fcntl(res[0], F_SETFL, O_NONBLOCK);
 	c->pid = pid;
 	c->op = op;
+	(void)clock_gettime(CLOCK_MONOTONIC, &c->started);
 	c->pass = look;
 	c->out_fd = out[0];
 	c->err_fd = err[0];

@@ -9,6 +9,8 @@
 #ifndef P11ENROLL_CHILD_H
 #define P11ENROLL_CHILD_H
 
+#include <time.h>
+
 #include "agent/result.h"
 #include "agent/track.h"
 
@@ -34,6 +36,7 @@ typedef struct {
 typedef struct child_run {
 	pid_t pid;
 	track_op op;
+	struct timespec started; /* CLOCK_MONOTONIC: the metrics' step duration */
 	int pass; /* a look: records named and read as they come */
 	int out_fd, err_fd, res_fd;
 	/* the enrollments, in the order of their records; done: how many

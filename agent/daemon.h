@@ -32,17 +32,33 @@
 int hook_run(const char *command, const char *const *env, int timeout_s, int *ret_status,
 	     char *err, size_t errlen);
 
+/* metrics.c: the steps of one kind (name: "renew" ...) that an enrollment
+ * ran since the agent started: their seconds, how many, how many failed. */
+typedef struct {
+	const char *name;
+	double seconds;
+	long count, failed;
+} metrics_step;
+
 /* metrics.c: the state of one enrollment.  Times are seconds since the
- * epoch; 0 means unknown (the sample is left out), as does state NULL. */
+ * epoch; 0 means unknown (the sample is left out), as does state NULL and
+ * ca NULL (the CA's URL, the "server" setting).  ca_contact: when the CA
+ * last answered; renewals: certificates it replaced; steps[0..nsteps). */
 typedef struct {
 	const char *name;
 	long long not_after, last_success, next_attempt;
 	int consecutive_failures;
 	const char *state;
+	const char *ca;
+	long long ca_contact;
+	long renewals;
+	const metrics_step *steps;
+	size_t nsteps;
+	long long not_before; /* of the certificate: with not_after, its lifetime */
 } metrics_enrollment;
 
 /*
- * Writes the OpenMetrics text exposition of e[0..n) to path, through a
+ * Writes the metrics of e[0..n) (Prometheus' text format) to path, through a
  * temporary file in the same directory that is fsync'ed and renamed over
  * path, so that a scraper reads either the old or the new file.  The file
  * is readable by everyone (0644): it holds no secrets, and the collector

@@ -35,6 +35,7 @@ typedef struct {
 	/* EV_STEP_DONE: how the child ended, and its record (NULL: none
 	 * or unreadable, res_why says why) */
 	int exited, exit_code, signal;
+	double seconds; /* how long it ran (real seconds, for the metrics) */
 	const agent_result *res;
 	const char *res_why;
 	/* EV_CLEAR, EV_RENEW: the client */

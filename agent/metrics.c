@@ -1,8 +1,10 @@
 /*
- * The daemon's view of its enrollments as an OpenMetrics text file, for
+ * The daemon's view of its enrollments as a metrics file, for
  * node_exporter's textfile collector or any agent that reads files: a file
- * needs no listening socket in the daemon.  Prometheus' older text format
- * reads it too (the "# UNIT" and "# EOF" lines are comments there).
+ * needs no listening socket in the daemon.  It is Prometheus' text format,
+ * the one the textfile collector parses, with OpenMetrics' names (units in
+ * the name, counters end in "_total") and its "# UNIT" and "# EOF" lines,
+ * which are comments in the text format.
  *
  * The file is replaced through agent_atomic_write(), so a scraper never
  * reads half of it; its temporary file starts with '.' and does not end in
@@ -12,25 +14,56 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "agent/agent.h"
 #include "agent/daemon.h"
 
-enum { F_NOT_AFTER, F_LAST_SUCCESS, F_FAILURES, F_NEXT_ATTEMPT, F_STATE, F_COUNT };
+enum {
+	F_NOT_BEFORE,
+	F_NOT_AFTER,
+	F_LAST_SUCCESS,
+	F_FAILURES,
+	F_NEXT_ATTEMPT,
+	F_STATE,
+	F_CA,
+	F_CA_CONTACT,
+	F_RENEWALS,
+	F_STEP_SECONDS,
+	F_STEP_FAILED,
+	F_COUNT
+};
 
+/* A counter's family is named with its "_total", as the text format wants
+ * it: OpenMetrics' family without the suffix would leave node_exporter's
+ * parser a family with no samples and the samples untyped, without HELP.
+ * A summary's samples are the family's name with "_sum" and "_count". */
 static const struct {
-	const char *name, *unit, *help;
+	const char *name, *type, *unit, *help;
 } families[F_COUNT] = {
-	[F_NOT_AFTER] = { "p11enroll_certificate_not_after_seconds", "seconds",
+	[F_NOT_BEFORE] = { "p11enroll_certificate_not_before_seconds", "gauge", "seconds",
+			   "When the enrolled certificate became valid, in seconds since the epoch." },
+	[F_NOT_AFTER] = { "p11enroll_certificate_not_after_seconds", "gauge", "seconds",
 			  "When the enrolled certificate expires, in seconds since the epoch." },
-	[F_LAST_SUCCESS] = { "p11enroll_last_success_seconds", "seconds",
+	[F_LAST_SUCCESS] = { "p11enroll_last_success_seconds", "gauge", "seconds",
 			     "When the enrollment last succeeded, in seconds since the epoch." },
-	[F_FAILURES] = { "p11enroll_consecutive_failures", NULL,
+	[F_FAILURES] = { "p11enroll_consecutive_failures", "gauge", NULL,
 			 "Attempts that failed since the last success." },
-	[F_NEXT_ATTEMPT] = { "p11enroll_next_attempt_seconds", "seconds",
+	[F_NEXT_ATTEMPT] = { "p11enroll_next_attempt_seconds", "gauge", "seconds",
 			     "When the next attempt is due, in seconds since the epoch." },
-	[F_STATE] = { "p11enroll_state", NULL,
+	[F_STATE] = { "p11enroll_state", "gauge", NULL,
 		      "The state the enrollment is in (the sample with value 1)." },
+	[F_CA] = { "p11enroll_ca_info", "gauge", NULL,
+		   "The CA the enrollment uses: its URL is the label ca (the value is 1)." },
+	[F_CA_CONTACT] = { "p11enroll_ca_last_contact_seconds", "gauge", "seconds",
+			   "When the CA last answered a step (issued, refused or said waiting), "
+			   "in seconds since the epoch." },
+	[F_RENEWALS] = { "p11enroll_renewals_total", "counter", NULL,
+			 "Certificates the agent has replaced on the token." },
+	[F_STEP_SECONDS] = { "p11enroll_step_duration_seconds", "summary", "seconds",
+			     "How long the steps ran since the agent started, per step." },
+	[F_STEP_FAILED] = { "p11enroll_step_failures_total", "counter", NULL,
+			    "Steps that failed since the agent started, per step." },
 };
 
 /* A label value: OpenMetrics escapes backslash, double quote and newline. */
@@ -48,15 +81,103 @@ static void put_label_value(FILE *f, const char *s)
 	}
 }
 
+/* The CA's URL without its userinfo ("user:password@"): the file is
+ * world-readable, and a password in the URL must not land in it. */
+static void put_url(FILE *f, const char *url)
+{
+	const char *host = strstr(url, "://"), *at, *end;
+	char part[1024];
+	size_t n;
+
+	if (host == NULL) {
+		put_label_value(f, url);
+		return;
+	}
+	host += 3;
+	end = host + strcspn(host, "/?#");
+	at = memchr(host, '@', (size_t)(end - host));
+	n = (size_t)(host - url);
+	if (at == NULL || n >= sizeof(part)) {
+		put_label_value(f, url);
+		return;
+	}
+	memcpy(part, url, n);
+	part[n] = '\0';
+	put_label_value(f, part);
+	put_label_value(f, at + 1);
+}
+
+static void put_labels(FILE *f, const char *sample, const metrics_enrollment *m)
+{
+	fprintf(f, "%s{enrollment=\"", sample);
+	put_label_value(f, m->name);
+}
+
 static void put_sample(FILE *f, int fam, const metrics_enrollment *m, long long value)
 {
-	fprintf(f, "%s{enrollment=\"", families[fam].name);
-	put_label_value(f, m->name);
+	put_labels(f, families[fam].name, m);
 	if (fam == F_STATE) {
 		fputs("\",state=\"", f);
 		put_label_value(f, m->state);
+	} else if (fam == F_CA) {
+		fputs("\",ca=\"", f);
+		put_url(f, m->ca);
 	}
 	fprintf(f, "\"} %lld\n", value);
+}
+
+static void put_steps(FILE *f, int fam, const metrics_enrollment *m)
+{
+	char sample[128];
+	size_t k;
+
+	for (k = 0; k < m->nsteps; k++) {
+		const metrics_step *s = &m->steps[k];
+
+		if (fam == F_STEP_SECONDS) {
+			snprintf(sample, sizeof(sample), "%s_sum", families[fam].name);
+			put_labels(f, sample, m);
+			fputs("\",step=\"", f);
+			put_label_value(f, s->name);
+			fprintf(f, "\"} %.3f\n", s->seconds);
+			snprintf(sample, sizeof(sample), "%s_count", families[fam].name);
+			put_labels(f, sample, m);
+			fputs("\",step=\"", f);
+			put_label_value(f, s->name);
+			fprintf(f, "\"} %ld\n", s->count);
+		} else {
+			put_labels(f, families[fam].name, m);
+			fputs("\",step=\"", f);
+			put_label_value(f, s->name);
+			fprintf(f, "\"} %ld\n", s->failed);
+		}
+	}
+}
+
+static void put_one(FILE *f, int fam, const metrics_enrollment *m)
+{
+	/* 0 is "unknown": no sample rather than a false 1970. */
+	if (fam == F_NOT_BEFORE && m->not_before != 0)
+		put_sample(f, fam, m, m->not_before);
+	else if (fam == F_NOT_AFTER && m->not_after != 0)
+		put_sample(f, fam, m, m->not_after);
+	else if (fam == F_LAST_SUCCESS && m->last_success != 0)
+		put_sample(f, fam, m, m->last_success);
+	else if (fam == F_FAILURES)
+		put_sample(f, fam, m, m->consecutive_failures);
+	else if (fam == F_NEXT_ATTEMPT && m->next_attempt != 0)
+		put_sample(f, fam, m, m->next_attempt);
+	else if (fam == F_STATE && m->state != NULL)
+		put_sample(f, fam, m, 1);
+	else if (fam == F_CA && m->ca != NULL)
+		put_sample(f, fam, m, 1);
+	else if (fam == F_CA_CONTACT && m->ca_contact != 0)
+		put_sample(f, fam, m, m->ca_contact);
+	else if (fam == F_RENEWALS) {
+		put_labels(f, families[fam].name, m);
+		fprintf(f, "\"} %ld\n", m->renewals);
+	} else if (fam == F_STEP_SECONDS || fam == F_STEP_FAILED)
+		put_steps(f, fam, m);
 }
 
 static void put_all(FILE *f, const metrics_enrollment *e, size_t n)
@@ -65,25 +186,12 @@ static void put_all(FILE *f, const metrics_enrollment *e, size_t n)
 	int fam;
 
 	for (fam = 0; fam < F_COUNT; fam++) {
-		fprintf(f, "# TYPE %s gauge\n", families[fam].name);
+		fprintf(f, "# TYPE %s %s\n", families[fam].name, families[fam].type);
 		if (families[fam].unit != NULL)
 			fprintf(f, "# UNIT %s %s\n", families[fam].name, families[fam].unit);
 		fprintf(f, "# HELP %s %s\n", families[fam].name, families[fam].help);
-		for (i = 0; i < n; i++) {
-			const metrics_enrollment *m = &e[i];
-
-			/* 0 is "unknown": no sample rather than a false 1970. */
-			if (fam == F_NOT_AFTER && m->not_after != 0)
-				put_sample(f, fam, m, m->not_after);
-			else if (fam == F_LAST_SUCCESS && m->last_success != 0)
-				put_sample(f, fam, m, m->last_success);
-			else if (fam == F_FAILURES)
-				put_sample(f, fam, m, m->consecutive_failures);
-			else if (fam == F_NEXT_ATTEMPT && m->next_attempt != 0)
-				put_sample(f, fam, m, m->next_attempt);
-			else if (fam == F_STATE && m->state != NULL)
-				put_sample(f, fam, m, 1);
-		}
+		for (i = 0; i < n; i++)
+			put_one(f, fam, &e[i]);
 	}
 	fputs("# EOF\n", f);
 }

@@ -203,7 +203,7 @@
 	X(control_group, NULL, SET_GROUP, SC_GLOBAL, 0, 0, 0, NULL, NULL,                          \
 	  "agent: group whose members may use the control socket")                                 \
 	X(metrics_file, NULL, SET_ABSPATH, SC_GLOBAL, 0, 0, 0, NULL, NULL,                         \
-	  "agent: OpenMetrics file, rewritten after each event")                                   \
+	  "agent: Prometheus metrics file, rewritten after each event")                            \
 	X(token_poll, NULL, SET_SECONDS, SC_BOTH, 0, 0, 0, NULL, "10",                             \
 	  "agent: seconds between looks for an absent token")                                      \
 	X(queue, "queue", SET_PATH, SC_BOTH, 0, 0, 0, "FILE", NULL,                                \

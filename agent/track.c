@@ -66,7 +66,7 @@ static int put_state(FILE *f, void *arg)
 		(unsigned long)t->seed, t->next, t->last_success, t->last_attempt);
 	fprintf(f, "failures %d\nrenewals %ld\nstopped %d\nlast_error %s\npin_latch %s\n",
 		t->failures, t->renewals, t->st == T_STOPPED, o->err, o->pin);
-	fprintf(f, "revoke_failures %d\n", t->revoke_failures);
+	fprintf(f, "revoke_failures %d\nca_contact %lld\n", t->revoke_failures, t->ca_contact);
 	if (t->last_error != NULL && t->last_error_at > 0)
 		fprintf(f, "last_error_time %lld\n", t->last_error_at);
 	if (t->ca_status[0] != '\0')
@@ -239,6 +239,8 @@ int track_load(track *t)
 			t->failures = n < 0 || n > 1000000 ? 0 : (int)n;
 		else if (strcmp(line, "renewals") == 0)
 			t->renewals = n < 0 ? 0 : (long)n;
+		else if (strcmp(line, "ca_contact") == 0)
+			t->ca_contact = n > 0 ? n : 0;
 		else if (strcmp(line, "revoke_failures") == 0)
 			t->revoke_failures = n < 0 || n > 1000000 ? 0 : (int)n;
 		else if (strcmp(line, "stopped") == 0 && n == 1)
@@ -455,13 +457,32 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 
 void track_write_metrics(track *const *tracks, size_t n, const char *path)
 {
+	enum { NSTEPS = OP_RESUME };
 	metrics_enrollment *m;
+	metrics_step *s;
 	char err[512];
-	size_t i;
+	size_t i, k;
 
 	if (path == NULL || (m = calloc(n + 1, sizeof(*m))) == NULL)
 		return;
+	if ((s = calloc(n * NSTEPS + 1, sizeof(*s))) == NULL) {
+		free(m);
+		return;
+	}
 	for (i = 0; i < n; i++) {
+		/* every kind, also those not run yet: a counter at 0 */
+		for (k = 0; k < NSTEPS; k++) {
+			s[i * NSTEPS + k].name = track_op_name((track_op)(k + 1));
+			s[i * NSTEPS + k].seconds = tracks[i]->steps[k + 1].seconds;
+			s[i * NSTEPS + k].count = tracks[i]->steps[k + 1].count;
+			s[i * NSTEPS + k].failed = tracks[i]->steps[k + 1].failed;
+		}
+		m[i].steps = &s[i * NSTEPS];
+		m[i].nsteps = NSTEPS;
+		m[i].ca = tracks[i]->e.server;
+		m[i].ca_contact = tracks[i]->ca_contact;
+		m[i].renewals = tracks[i]->renewals;
+		m[i].not_before = tracks[i]->have_cert ? tracks[i]->not_before : 0;
 		m[i].name = tracks[i]->name;
 		m[i].not_after = tracks[i]->have_cert ? tracks[i]->not_after : 0;
 		m[i].last_success = tracks[i]->last_success;
@@ -471,6 +492,7 @@ void track_write_metrics(track *const *tracks, size_t n, const char *path)
 	}
 	if (metrics_write(path, m, n, err, sizeof(err)) < 0)
 		log_msg(LOG_WARNING, "cannot write the metrics file: %s", err);
+	free(s);
 	free(m);
 }
 

@@ -62,6 +62,15 @@ typedef struct track {
 	long long due_logged; /* the renewal time last logged (once per change) */
 	int failures;
 	long renewals;
+	/* when the CA last answered a step (it issued, refused or said
+	 * "waiting"; agent seconds, saved; 0: never) */
+	long long ca_contact;
+	/* the steps run since the agent started, per track_op (not saved:
+	 * the metrics file's counters may restart with the agent) */
+	struct {
+		double seconds;
+		long count, failed;
+	} steps[OP_RESUME + 1];
 	/* revoke_replaced: the consecutive failures to revoke the certificate
 	 * a successful step replaced (its pair waits as "LABEL (to revoke)"),
 	 * and when a recovery look, which retries it, is due (0: none; after

@@ -16,7 +16,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 208
+plan 214
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
@@ -120,6 +120,7 @@ check "/agent/budget/setup-enrolled" expect_rc 0
 # nothing listens on port 1: every attempt fails at once
 sed -i "s|^server = .*|server = http://127.0.0.1:1/.well-known/cmp|
 \$a renew_at = 3d" "$C5"
+sed -i "1i metrics_file = $TMP/budget.prom" "$C5"
 agent_start "$C5" "$TMP/agent-budget.log" P11ENROLL_TEST_CLOCK_RATE=2880 || exit 1
 A5=$APID
 # agent_now CONF: the agent's own clock (the test clock), from its status.
@@ -387,6 +388,28 @@ check "/agent/metrics/not-after" wait_for 30 metrics_not_after
 check "/agent/metrics/state" wait_for 30 \
 	grep -q -x -F 'p11enroll_state{enrollment="test",state="valid"} 1' "$M"
 check "/agent/metrics/eof" test "$(tail -n 1 "$M")" = "# EOF"
+# the monitoring rules' inputs (contrib/prometheus): the CA, its last
+# answer (the renewal's, the same agent second as the success), the
+# renewals and the renew steps' durations
+mval() { sed -n "s/^$1{enrollment=\"test\"$2} \([0-9.]*\)$/\1/p" "$M"; }
+check "/agent/metrics/ca-info" grep -q -x -F \
+	"p11enroll_ca_info{enrollment=\"test\",ca=\"$CA_URL\"} 1" "$M"
+metrics_contact() {
+	local c s
+	c=$(mval p11enroll_ca_last_contact_seconds) s=$(mval p11enroll_last_success_seconds)
+	[ -n "$c" ] && [ "$c" = "$s" ]
+}
+check "/agent/metrics/ca-contact" wait_for 30 metrics_contact
+metrics_steps() {
+	local n sum
+	n=$(mval p11enroll_step_duration_seconds_count ',step="renew"')
+	sum=$(mval p11enroll_step_duration_seconds_sum ',step="renew"')
+	[ "${n:-0}" -ge 1 ] && [ "$(mval p11enroll_renewals_total)" -ge 1 ] &&
+		awk -v s="$sum" 'BEGIN { exit !(s > 0) }'
+}
+check "/agent/metrics/step-duration" wait_for 30 metrics_steps
+check "/agent/metrics/step-failures" grep -q -x -F \
+	'p11enroll_step_failures_total{enrollment="test",step="renew"} 0' "$M"
 check "/agent/metrics/readable" test "$(stat -c %a "$M")" = 644
 
 # --- 12 (part): SIGTERM: exit 0, socket removed -------------------------------
@@ -414,6 +437,17 @@ check "/agent/budget/failures-counted" test "$failures" -ge 5 -a "$failures" -le
 check "/agent/budget/state-backoff" grep -q -E '"state": "(backoff|working)"' "$TMP/budget.json"
 check "/agent/budget/clock-rate" grep -q '"clock_rate": 2880' "$TMP/budget.json"
 check "/agent/budget/token-untouched" one_pair ag-budget enrolled-key
+# the metrics: a transport failure is no answer from the CA, and every
+# renew step counted as failed
+check "/agent/budget/metrics-no-ca-contact" \
+	sh -c "grep -q '^p11enroll_ca_info{enrollment=\"test\"' '$TMP/budget.prom' &&
+		! grep -q '^p11enroll_ca_last_contact_seconds{' '$TMP/budget.prom'"
+bsteps() {
+	sed -n "s/^p11enroll_step_$1{enrollment=\"test\",step=\"renew\"} \([0-9]*\)$/\1/p" \
+		"$TMP/budget.prom"
+}
+check "/agent/budget/metrics-step-failures" test "$(bsteps failures_total)" -ge 5 -a \
+	"$(bsteps failures_total)" = "$(bsteps duration_seconds_count)"
 # --- 4 (failure hook): ran on the failed attempts -----------------------------
 FHOOK="$TMP/hook-test-failed.env"
 check "/agent/hook-failure/ran" test "$(grep -c '^--- run' "$FHOOK")" -ge 5

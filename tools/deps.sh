@@ -6,10 +6,14 @@
 # tpm2-pkcs11 with tpm2_ptool for the TPM tests (tests/tpm-lib.sh); sshd,
 # pyftpdlib (+ pyOpenSSL for FTPS), dovecot and aiosmtpd are the real
 # servers the transport tests start (tests/ssh-lib.sh, ftp-lib.sh,
-# mail-lib.sh).
+# mail-lib.sh).  promtool (prometheus) and python3-yaml check contrib/'s
+# monitoring rules and dashboard (tests/monitoring.sh), which scrapes the
+# agent's metrics file through prometheus-node-exporter.
+# npm packages: p11e_npm_deps below.
 P11E_PACKAGES="build-essential autoconf automake pkgconf libssl-dev libp11-dev
 libp11-kit-dev libcurl4-openssl-dev softhsm2 opensc libengine-pkcs11-openssl p11-kit
-mandoc openssl socat python3 python3-jsonschema default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java
+mandoc openssl socat python3 python3-jsonschema python3-yaml prometheus default-jdk-headless libbcprov-java libbcpkix-java libbcutil-java
+prometheus-node-exporter
 swtpm swtpm-tools tpm2-tools tpm2-abrmd libtpm2-pkcs11-1 libtpm2-pkcs11-tools
 python3-tpm2-pkcs11-tools libtss2-tcti-tabrmd0 dbus
 openssh-server openssh-client python3-pyftpdlib python3-openssl dovecot-imapd dovecot-pop3d python3-aiosmtpd"
@@ -26,7 +30,7 @@ p11e_deps() {
 		dpkg-query -W -f='${Status}\n' "$p" 2> /dev/null | grep -q '^install ok installed$' ||
 			missing="$missing $p"
 	done
-	[ -z "$missing" ] && return 0
+	[ -z "$missing" ] && { p11e_npm_deps; return; }
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "missing Debian packages:$missing" >&2
 		echo "install them with: sudo apt-get install$missing" >&2
@@ -37,6 +41,29 @@ p11e_deps() {
 	apt-get update -q > /dev/null || return 1
 	# shellcheck disable=SC2086
 	apt-get install -y -q --no-install-recommends $missing > /dev/null || return 1
+	p11e_npm_deps
+}
+
+# p11e_npm_deps: the npm packages pinned in tests/grafana-schema's
+# package-lock.json (Grafana's own dashboard types and TypeScript, for
+# tests/monitoring.sh), installed there with npm ci when missing or older
+# than the lock; Node.js and npm from Debian when the machine has none.
+p11e_npm_deps() {
+	nd_dir="$P11E_TOP/tests/grafana-schema"
+	if ! command -v npm > /dev/null 2>&1; then
+		if [ "$(id -u)" -ne 0 ]; then
+			echo "npm not found: tests/monitoring.sh skips the dashboard's type check" >&2
+			echo "install it with: sudo apt-get install nodejs npm" >&2
+			return 0
+		fi
+		echo "installing: nodejs npm"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q > /dev/null && apt-get install -y -q --no-install-recommends nodejs npm \
+			> /dev/null || return 1
+	fi
+	[ "$nd_dir/node_modules/.package-lock.json" -nt "$nd_dir/package-lock.json" ] && return 0
+	echo "npm ci in $nd_dir"
+	(cd "$nd_dir" && npm ci --no-audit --no-fund > /dev/null) || return 1
 }
 
 # p11e_build DIR [CONFIGURE_ARGS...]: an out-of-tree build of the checkout.

@@ -327,6 +327,11 @@ static void test_hook_no_zombie(void)
 /* ---- metrics_write ---- */
 
 static const char expected_two[] =
+	"# TYPE p11enroll_certificate_not_before_seconds gauge\n"
+	"# UNIT p11enroll_certificate_not_before_seconds seconds\n"
+	"# HELP p11enroll_certificate_not_before_seconds When the enrolled certificate became "
+	"valid, in seconds since the epoch.\n"
+	"p11enroll_certificate_not_before_seconds{enrollment=\"web\"} 1764547100\n"
 	"# TYPE p11enroll_certificate_not_after_seconds gauge\n"
 	"# UNIT p11enroll_certificate_not_after_seconds seconds\n"
 	"# HELP p11enroll_certificate_not_after_seconds When the enrolled certificate expires, "
@@ -351,15 +356,46 @@ static const char expected_two[] =
 	"# HELP p11enroll_state The state the enrollment is in (the sample with value 1).\n"
 	"p11enroll_state{enrollment=\"web\",state=\"valid\"} 1\n"
 	"p11enroll_state{enrollment=\"vpn\",state=\"retrying\"} 1\n"
+	"# TYPE p11enroll_ca_info gauge\n"
+	"# HELP p11enroll_ca_info The CA the enrollment uses: its URL is the label ca (the value "
+	"is 1).\n"
+	"p11enroll_ca_info{enrollment=\"web\",ca=\"https://ca.example/.well-known/cmp\"} 1\n"
+	"p11enroll_ca_info{enrollment=\"vpn\",ca=\"https://ca2.example:8443/cmp\"} 1\n"
+	"# TYPE p11enroll_ca_last_contact_seconds gauge\n"
+	"# UNIT p11enroll_ca_last_contact_seconds seconds\n"
+	"# HELP p11enroll_ca_last_contact_seconds When the CA last answered a step (issued, refused "
+	"or said waiting), in seconds since the epoch.\n"
+	"p11enroll_ca_last_contact_seconds{enrollment=\"web\"} 1764547200\n"
+	"# TYPE p11enroll_renewals_total counter\n"
+	"# HELP p11enroll_renewals_total Certificates the agent has replaced on the token.\n"
+	"p11enroll_renewals_total{enrollment=\"web\"} 2\n"
+	"p11enroll_renewals_total{enrollment=\"vpn\"} 0\n"
+	"# TYPE p11enroll_step_duration_seconds summary\n"
+	"# UNIT p11enroll_step_duration_seconds seconds\n"
+	"# HELP p11enroll_step_duration_seconds How long the steps ran since the agent started, "
+	"per step.\n"
+	"p11enroll_step_duration_seconds_sum{enrollment=\"web\",step=\"check\"} 0.500\n"
+	"p11enroll_step_duration_seconds_count{enrollment=\"web\",step=\"check\"} 4\n"
+	"p11enroll_step_duration_seconds_sum{enrollment=\"web\",step=\"renew\"} 1.250\n"
+	"p11enroll_step_duration_seconds_count{enrollment=\"web\",step=\"renew\"} 2\n"
+	"# TYPE p11enroll_step_failures_total counter\n"
+	"# HELP p11enroll_step_failures_total Steps that failed since the agent started, per step.\n"
+	"p11enroll_step_failures_total{enrollment=\"web\",step=\"check\"} 0\n"
+	"p11enroll_step_failures_total{enrollment=\"web\",step=\"renew\"} 1\n"
 	"# EOF\n";
+
+static const metrics_step web_steps[] = { { "check", 0.5, 4, 0 }, { "renew", 1.25, 2, 1 } };
 
 static void test_metrics_text(void)
 {
 	const metrics_enrollment e[] = {
-		{ "web", 1767225600, 1764547200, 1766000000, 0, "valid" },
-		{ "vpn", 0, 0, 1764550000, 3, "retrying" },
+		{ "web", 1767225600, 1764547200, 1766000000, 0, "valid",
+		  "https://ca.example/.well-known/cmp", 1764547200, 2, web_steps, 2, 1764547100 },
+		/* the URL's password never reaches the world-readable file */
+		{ "vpn", 0, 0, 1764550000, 3, "retrying", "https://user:secret@ca2.example:8443/cmp",
+		  0, 0, NULL, 0, 0 },
 	};
-	char err[256] = "", out[4096] = "";
+	char err[256] = "", out[8192] = "";
 	int r;
 
 	r = metrics_write(tmp("two.prom"), e, 2, err, sizeof(err));
