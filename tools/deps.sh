@@ -30,7 +30,7 @@ p11e_deps() {
 		dpkg-query -W -f='${Status}\n' "$p" 2> /dev/null | grep -q '^install ok installed$' ||
 			missing="$missing $p"
 	done
-	[ -z "$missing" ] && { p11e_npm_deps; return; }
+	[ -z "$missing" ] && return 0
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "missing Debian packages:$missing" >&2
 		echo "install them with: sudo apt-get install$missing" >&2
@@ -40,14 +40,14 @@ p11e_deps() {
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q > /dev/null || return 1
 	# shellcheck disable=SC2086
-	apt-get install -y -q --no-install-recommends $missing > /dev/null || return 1
-	p11e_npm_deps
+	apt-get install -y -q --no-install-recommends $missing > /dev/null
 }
 
 # p11e_npm_deps: the npm packages pinned in tests/grafana-schema's
 # package-lock.json (Grafana's own dashboard types and TypeScript, for
 # tests/monitoring.sh), installed there with npm ci when missing or older
 # than the lock; Node.js and npm from Debian when the machine has none.
+# The tests need them (tools/test.sh), a demo does not.
 p11e_npm_deps() {
 	nd_dir="$P11E_TOP/tests/grafana-schema"
 	if ! command -v npm > /dev/null 2>&1; then

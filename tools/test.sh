@@ -10,6 +10,7 @@ P11E_TOP=$(cd "$(dirname "$0")/.." && pwd)
 deb=
 [ -n "${P11E_CI:-}" ] || [ -n "${P11E_DEB:-}" ] && deb=yes
 p11e_deps "$P11E_PACKAGES${deb:+ $P11E_DEB_PACKAGES}" || exit 1
+p11e_npm_deps || exit 1
 status=0
 pass=0 fail=0 skip=0
 SKIPS="$P11E_TOP/tests/SKIPS"
