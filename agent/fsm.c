@@ -520,12 +520,7 @@ static void looked(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 	if (t->st == T_NO_TOKEN) {
 		char tn[1024], why[1024 + 64];
 
-		/* the token it saw last, else the configuration's URI (which
-		 * never holds a PIN: conf_check) */
-		if (t->token_label[0] != '\0' || t->token_serial[0] != '\0' || t->e.token == NULL)
-			track_token_name(t, tn, sizeof(tn));
-		else
-			snprintf(tn, sizeof(tn), "%.1000s", t->e.token);
+		track_token_name(t, tn, sizeof(tn));
 		snprintf(why, sizeof(why), "the token is not present (token %s): insert it and ask "
 					   "again",
 			 tn);

@@ -83,8 +83,12 @@ static int put_state(FILE *f, void *arg)
 
 const char *track_token_name(const track *t, char *buf, size_t len)
 {
-	if (t->token_label[0] == '\0')
-		snprintf(buf, len, "%s", t->token_serial[0] != '\0' ? t->token_serial : "?");
+	/* a token never seen: the configuration's URI (never with a PIN:
+	 * conf_check), so that the operator knows which one to insert */
+	if (t->token_label[0] == '\0' && t->token_serial[0] == '\0')
+		snprintf(buf, len, "%s", t->e.token != NULL ? t->e.token : "(none seen yet)");
+	else if (t->token_label[0] == '\0')
+		snprintf(buf, len, "%s", t->token_serial);
 	else
 		snprintf(buf, len, "'%s' (serial %s)", t->token_label,
 			 t->token_serial[0] != '\0' ? t->token_serial : "(none)");

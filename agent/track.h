@@ -116,9 +116,10 @@ typedef struct track {
 	int save_due; /* its state file is behind (saved at the end of the round) */
 } track;
 
-#define TRACK_TOKEN_NAME 200
+#define TRACK_TOKEN_NAME 1024
 /* The token it was last seen on, for log lines: "'LABEL' (serial S)" (the
- * serial alone when the token has no label), or "?" before a look. */
+ * serial alone when the token has no label); before one was seen, the
+ * enrollment's token URI (or "(none seen yet)" without one). */
 const char *track_token_name(const track *t, char *buf, size_t len);
 /* Whether a and b were last seen on the same token (all of its identity). */
 int track_same_token(const track *a, const track *b);

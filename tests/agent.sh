@@ -16,7 +16,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 214
+plan 216
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
@@ -569,6 +569,17 @@ check "/agent/token/renewed" is "$C7" test renewals $((before + 1))
 check "/agent/token/one-pair" one_pair ag-token enrolled-key
 agent_stop "$A7"
 check "/agent/token/sigterm-exit-0" test "$ARC" = 0
+
+# a token never seen since the start: the log names the configuration's URI
+C7N="$TMP/token-never.conf"
+mkconf "$C7N" "$TMP/state-token-never" never-inserted "token_poll = 1"
+agent_start "$C7N" "$TMP/agent-never.log" || exit 1
+A7N=$APID
+check "/agent/token/never-seen-waiting" wait_for 20 is "$C7N" test state waiting-token
+check "/agent/token/never-seen-names-uri" grep -q \
+	'test: the token pkcs11:token=never-inserted is not present: waiting for it' \
+	"$TMP/agent-never.log"
+agent_stop "$A7N"
 
 # ---------------------------------------------------------------------------
 # 8: a wrong PIN is tried once; the latch survives a restart; a changed PIN
