@@ -41,7 +41,21 @@ insert_card() {
 		--so-pin "$SO_PIN" --pin "${2:-$USER_PIN}" > "$TMP/softhsm-init.log" 2>&1 ||
 		{ cat "$TMP/softhsm-init.log"; return 1; }
 	_d=$(ls "$TMP/staging")
-	mv "$TMP/staging/$_d" "$TMP/tokens/" && echo "$1 $_d" >> "$TMP/dirs"
+	# its serial read here, where nobody else writes the token
+	_s=$(SOFTHSM2_CONF="$TMP/staging.conf" token_serial "$1") || return 1
+	mv "$TMP/staging/$_d" "$TMP/tokens/" && echo "$1 $_d $_s" >> "$TMP/dirs"
+}
+
+# card_serial LABEL: the serial of the card insert_card made (a token list
+# of the station's store can miss a card while the station writes it),
+# else of the one token labelled LABEL there.
+card_serial() {
+	_s=$(awk -v l="$1" '$1 == l { s = $3 } END { print s }' "$TMP/dirs" 2> /dev/null)
+	if [ -n "$_s" ]; then
+		echo "$_s"
+	else
+		token_serial "$1"
+	fi
 }
 
 # remove_card LABEL: the token goes as a whole (its directory moved out of
@@ -128,7 +142,7 @@ all_ok=0
 ids_ok=0
 for i in 1 2 3 4 5 6 7 8 9 10; do
 	insert_card "card$i" || exit 1
-	s=$(token_serial "card$i")
+	s=$(card_serial "card$i")
 	said "^remove the card $s\$" || break
 	grep -q -E "^OK card $s: /CN=holder $i/O=Example: certificate [0-9A-F]+, " "$TMP/st.out" &&
 		all_ok=$((all_ok + 1))
@@ -155,7 +169,7 @@ dir=$(token_dir card10)
 mv "$dir" "$TMP/pulled"
 said 'waiting for a card' 11
 mv "$TMP/pulled" "$dir"
-s=$(token_serial card10)
+s=$(card_serial card10)
 check "$t/skipped" said "^SKIPPED card $s: this station enrolled it already\$"
 check "$t/remove" said "^remove the card $s\$" 2
 check "$t/one-pair" test "$(label_count card10 badge)" -eq 3
@@ -184,7 +198,7 @@ station_conf "$TMP/bad.csv"
 : > "$TMP/journal"
 station || exit 1
 insert_card bad1 || exit 1
-s=$(token_serial bad1)
+s=$(card_serial bad1)
 check "$t/row-failed-line" said "^FAILED row $TMP/bad.csv:2: subject: "
 check "$t/next-row" said "^OK card $s: /CN=good/O=Example: "
 check "$t/says-what-to-do" grep -q "bad.csv:2: subject: .*correct the row" "$TMP/st.err"
@@ -198,7 +212,7 @@ printf 'CN=no slash either\n' >> "$TMP/bad.csv"
 stop_station
 station || exit 1
 insert_card bad2 || exit 1
-s=$(token_serial bad2)
+s=$(card_serial bad2)
 check "$t/only-bad-rows" said "^FAILED row $TMP/bad.csv:4: subject: "
 check "$t/skipped" said "^SKIPPED card $s: no row of the queue is left for it\$"
 check "$t/card-untouched" test "$(count_objects bad2)" -eq 0
@@ -213,7 +227,7 @@ printf 'subject\n/CN=r1\n' > "$TMP/rej.csv"
 station_conf "$TMP/rej.csv"
 station || exit 1
 insert_card rej1 || exit 1
-s=$(token_serial rej1)
+s=$(card_serial rej1)
 check "$t/failed-line" said "^FAILED card $s: /CN=r1: .*badCertTemplate.* \\(exit 6\\), "
 check "$t/no-pair" test "$(label_count rej1 'badge( \(new\))?')" -eq 0
 check "$t/state-failed" test "$(awk '{ l = $1 } END { print l }' "$TMP/rej.csv.state")" = failed
@@ -313,7 +327,7 @@ export P11WRAP_MODULE P11WRAP_LOG
 : > "$TMP/calls.log"
 station || exit 1
 insert_card wrongpin 9999-other || exit 1
-s=$(token_serial wrongpin)
+s=$(card_serial wrongpin)
 check "$t/failed-exit-4" said "^FAILED card $s: /CN=pin 1: .*PIN.* \\(exit 4\\), "
 check "$t/remove" said "^remove the card $s\$"
 check "$t/one-login" test "$(grep -c '^C_Login ' "$TMP/calls.log")" -eq 1
@@ -329,7 +343,7 @@ export P11WRAP_TOKEN_FLAGS
 : > "$TMP/journal"
 station || exit 1
 insert_card locked1 || exit 1
-s=$(token_serial locked1)
+s=$(card_serial locked1)
 check "$t/skipped" said "^SKIPPED card $s: its user PIN is locked: unblock it with the SO PIN"
 check "$t/no-login" test "$(grep -c '^C_Login ' "$TMP/calls.log")" -eq 0
 check "$t/journal" grep -q '"outcome": "skipped".*locked' "$TMP/journal"
@@ -346,7 +360,7 @@ station_conf "$TMP/k.csv"
 : > "$TMP/journal"
 station || exit 1
 insert_card kill1 || exit 1
-s=$(token_serial kill1)
+s=$(card_serial kill1)
 said '^card [0-9a-f]*: enrolling /CN=k1$'
 check "$t/taken" wait_for 10 grep -q '^taken ' "$TMP/k.csv.state"
 kill -9 "$STATION_PID"
@@ -364,7 +378,7 @@ check "$t/not-enrolled-twice" test "$(ca_issued)" -eq $((issued + 1))
 said "^remove the card $s\$"
 remove_card kill1
 insert_card kill2 || exit 1
-check "$t/next-row" said "^OK card $(token_serial kill2): /CN=k2: certificate "
+check "$t/next-row" said "^OK card $(card_serial kill2): /CN=k2: certificate "
 check "$t/all-done" test "$(done_rows "$TMP/k.csv.state")" -eq 2
 check "$t/ca-issued-two" test "$(ca_issued)" -eq $((issued + 2))
 check "$t/journal-two-ok" test "$(grep -c '"outcome": "ok"' "$TMP/journal")" -eq 2
@@ -385,7 +399,7 @@ python3 "$TMP/ptyrun.py" "$TMP/st.out" "$TMP/typed" "$P11ENROLL" -c "$TMP/p11enr
 STATION_PID=$!
 said 'waiting for a card' || exit 1
 insert_card typed1 || exit 1
-s=$(token_serial typed1)
+s=$(card_serial typed1)
 said 'subject \(as /CN=name/O=org\): '
 printf 'CN=no slash\n' >> "$TMP/typed"
 check "$t/bad-subject-asked-again" said "must start with '/'.*: try again"
@@ -414,7 +428,7 @@ sed -i "s/^total_timeout = .*/total_timeout = $(scaled 2)/" "$TMP/p11enroll.conf
 : > "$TMP/journal"
 station || exit 1
 insert_card wait1 || exit 1
-s=$(token_serial wait1)
+s=$(card_serial wait1)
 check "$t/waiting-line" said "^WAITING card $s: /CN=w1: the CA answered waiting and the request is saved"
 # the test CA delivers $(scaled 3) s after it got the request, which was
 # before the line: the card comes back after that instant (checkAfter)
@@ -452,7 +466,7 @@ export P11WRAP_LOG P11WRAP_KILL
 : > "$TMP/calls.log"
 station || exit 1
 insert_card crash1 || exit 1
-s=$(token_serial crash1)
+s=$(card_serial crash1)
 check "$t/failed-line" said "^FAILED card $s: /CN=crash: the enrollment process died \\(signal 9\\)"
 check "$t/killed-at-a-write" grep -q '^KILL C_CreateObject before' "$TMP/calls.log"
 check "$t/station-goes-on" said "^remove the card $s\$"
@@ -485,7 +499,7 @@ subject_of pre1 badge > /dev/null
 old_serial=$("$OPENSSL_BIN" x509 -inform DER -in "$TMP/c.der" -noout -serial | sed 's/^serial=0*//')
 # the card is in when the station starts
 station || exit 1
-s=$(token_serial pre1)
+s=$(card_serial pre1)
 check "$t/refused" said "^FAILED card $s: /CN=r-no: .*holds a valid certificate.*--replace.* \\(exit 2\\), "
 check "$t/old-cert-kept" test "$(subject_of pre1 badge)" = 'subject=CN=before'
 said "^remove the card $s\$"
@@ -697,7 +711,7 @@ pulled() {
 	issued=$(ca_issued)
 	station || exit 1
 	insert_card "p$1" || exit 1
-	s=$(token_serial "p$1")
+	s=$(card_serial "p$1")
 	check "$t/failed-line" said "^FAILED card $s: /CN=p $1: .* \\(exit 3\\), "
 	_rv=${2#*=}
 	check "$t/at-that-call" grep -q "^${2%%=*} rv=${_rv%@*} injected" "$TMP/calls.log"
@@ -754,7 +768,7 @@ station_conf "$TMP/p2.csv"
 issued=$(ca_issued)
 station || exit 1
 insert_card pheld || exit 1
-s=$(token_serial pheld)
+s=$(card_serial pheld)
 check "$t/hang-reached" wait_for 30 grep -q 'hang: ir received' "$TMP/ca.log"
 remove_card pheld
 check "$t/failed-line" said "^FAILED card $s: /CN=p held: "
@@ -784,7 +798,7 @@ station_conf "$TMP/p3.csv"
 issued=$(ca_issued)
 station || exit 1
 insert_card pconf || exit 1
-s=$(token_serial pconf)
+s=$(card_serial pconf)
 check "$t/hang-reached" wait_for 30 grep -q 'hang: certConf received' "$TMP/ca.log"
 remove_card pconf
 check "$t/told-pulled" said "^card $s was pulled out while being enrolled: insert it again"
@@ -807,7 +821,7 @@ printf 'subject\n/CN=cli\n' > "$TMP/cli.csv"
 station_conf "$TMP/cli.csv"
 station --key-type rsa:2048 --cert-out "$TMP/cli.pem" || exit 1
 insert_card cli1 || exit 1
-s=$(token_serial cli1)
+s=$(card_serial cli1)
 check "$t/ok" said "^OK card $s: /CN=cli: certificate "
 # card_is_rsa2048: the certificate on the card (labelled badge) certifies
 # an RSA 2048 key, and is the one --cert-out wrote
