@@ -46,8 +46,10 @@ p11e_deps() {
 # p11e_npm_deps: the npm packages pinned in tests/grafana-schema's
 # package-lock.json (Grafana's own dashboard types and TypeScript, for
 # tests/monitoring.sh), installed there with npm ci when missing or older
-# than the lock; Node.js and npm from Debian when the machine has none.
-# The tests need them (tools/test.sh), a demo does not.
+# than the lock; Node.js and npm from Debian when the machine has no npm
+# (not in P11E_PACKAGES: a machine may have them from elsewhere, such as
+# NodeSource's nodejs, which carries its own npm).  The tests need them
+# (tools/test.sh), a demo does not.
 p11e_npm_deps() {
 	nd_dir="$P11E_TOP/tests/grafana-schema"
 	if ! command -v npm > /dev/null 2>&1; then
@@ -61,7 +63,8 @@ p11e_npm_deps() {
 		apt-get update -q > /dev/null && apt-get install -y -q --no-install-recommends nodejs npm \
 			> /dev/null || return 1
 	fi
-	[ "$nd_dir/node_modules/.package-lock.json" -nt "$nd_dir/package-lock.json" ] && return 0
+	[ -n "$(find "$nd_dir/node_modules/.package-lock.json" -newer "$nd_dir/package-lock.json" \
+		2> /dev/null)" ] && return 0
 	echo "npm ci in $nd_dir"
 	(cd "$nd_dir" && npm ci --no-audit --no-fund > /dev/null) || return 1
 }
