@@ -319,7 +319,10 @@ void tok_tokens_free(tok_token *t, size_t n);
  * removed and appeared again).  Blank tokens without serial or label all
  * look alike: one replaced by another between two polls is not reported
  * (SoftHSM2's ever-present free slot is one token, whichever slot it
- * moves to after a C_InitToken).
+ * moves to after a C_InitToken).  A polled module is re-initialized and
+ * read twice more, 20 ms apart, before a token missing from its slot list
+ * counts as removed (SoftHSM2 leaves out a token that another process
+ * writes).
  */
 #define TOK_WATCH_BLANK 1U      /* also report uninitialized tokens (for tok_init_token) */
 #define TOK_WATCH_NO_PRESENT 2U /* do not report the tokens present at the start */
