@@ -78,6 +78,9 @@ static struct {
 	int metrics_dirty; /* the metrics file is behind */
 	int saves_due;	   /* some enrollment's state file is behind */
 	long long metrics_ms; /* ctl_now_ms() of its last write */
+	/* the steps run since the agent started, per track_op: counters of
+	 * the agent, so a reload that drops an enrollment takes none away */
+	metrics_step steps[OP_RESUME + 1];
 	int lfd;
 	char sock[1024];
 	char metrics[1024];
@@ -274,7 +277,7 @@ static long long write_metrics(int force)
 		return A.metrics_ms + refresh - ms;
 	if (!force && ms - A.metrics_ms < METRICS_GAP_MS)
 		return A.metrics_ms + METRICS_GAP_MS - ms;
-	track_write_metrics(A.tracks, A.n, A.metrics);
+	track_write_metrics(A.tracks, A.n, A.steps + 1, OP_RESUME, A.metrics);
 	A.metrics_dirty = 0;
 	A.metrics_ms = ms;
 	return refresh;
@@ -367,6 +370,16 @@ static void looked_at(track *t)
  */
 static void spread_lock(const track *t, const char *lock, fsm_event_kind kind);
 
+/* A step of ev->op ended with rc (the machine's verdict, t->exit_code). */
+static void counted(const fsm_event *ev, int rc)
+{
+	metrics_step *s = &A.steps[ev->op];
+
+	s->count++;
+	s->seconds += ev->seconds > 0 ? ev->seconds : 0;
+	s->failed += rc != EXIT_OK;
+}
+
 static void step(track *t, fsm_event *ev, track_op *take)
 {
 	fsm_actions *acts = malloc(sizeof(*acts));
@@ -390,6 +403,8 @@ static void step(track *t, fsm_event *ev, track_op *take)
 	 * needs none again (stopped); any other event needs one. */
 	t->tick_at = ev->kind == EV_TICK ? LLONG_MAX : 0;
 	fsm_step(t, ev, acts);
+	if (ev->kind == EV_STEP_DONE && ev->op > OP_NONE && ev->op <= OP_RESUME)
+		counted(ev, t->exit_code);
 	if (ev->kind == EV_STEP_DONE && (ev->op == OP_RECOVER || ev->op == OP_CHECK))
 		looked_at(t);
 	for (i = 0; take != NULL && i < acts->n; i++)
@@ -842,6 +857,9 @@ agent_rc agent_daemon(const char *config, const conf_enrollment *cli)
 
 	memset(&A, 0, sizeof(A));
 	A.lfd = -1;
+	/* every kind, also those not run yet: a counter at 0 */
+	for (i = 0; i < sizeof(A.steps) / sizeof(A.steps[0]); i++)
+		A.steps[i].name = track_op_name((track_op)i);
 	A.config = config != NULL ? config : getenv("P11ENROLL_CONF");
 	if (A.config == NULL)
 		A.config = conf_default_path();

@@ -627,17 +627,12 @@ static void requested(track *t, const fsm_event *ev, fsm_actions *out, int rc)
 	answer_outcome(t, out, ev, done);
 }
 
-/* What the metrics file tells of a step: its duration and outcome, and
- * whether the CA answered it.  An answer is a contact even when it refused
- * or said "waiting": the alert on an unreachable CA must not fire for a
- * CA that works and says no.  A look or a recovery needs no CA. */
-static void counted(track *t, const fsm_event *ev, int rc)
+/* Whether the CA answered the step, for the metrics file.  An answer is a
+ * contact even when it refused or said "waiting": the alert on an
+ * unreachable CA must not fire for a CA that works and says no.  A look or
+ * a recovery needs no CA.  (The agent counts the steps themselves.) */
+static void ca_answered(track *t, const fsm_event *ev, int rc)
 {
-	if (ev->op > OP_NONE && ev->op <= OP_RESUME) {
-		t->steps[ev->op].count++;
-		t->steps[ev->op].seconds += ev->seconds > 0 ? ev->seconds : 0;
-		t->steps[ev->op].failed += rc != EXIT_OK;
-	}
 	if (ev->op != OP_CHECK && ev->op != OP_RECOVER &&
 	    (rc == EXIT_OK || rc == EXIT_REJECTED || rc == EXIT_WAITING))
 		t->ca_contact = ev->now;
@@ -666,7 +661,7 @@ static void step_done(track *t, const fsm_event *ev, fsm_actions *out)
 			 ev->res != NULL ? ev->res->ca_fail_info : "");
 	}
 	t->exit_code = rc;
-	counted(t, ev, rc);
+	ca_answered(t, ev, rc);
 	/* a PIN failure is a failure too, and the hook names the token it
 	 * met (its information needs no login) */
 	if (rc == EXIT_PIN) {

@@ -61,9 +61,9 @@ static const struct {
 	[F_RENEWALS] = { "p11enroll_renewals_total", "counter", NULL,
 			 "Certificates the agent has replaced on the token." },
 	[F_STEP_SECONDS] = { "p11enroll_step_duration_seconds", "summary", "seconds",
-			     "How long the steps ran since the agent started, per step." },
+			     "How long the agent's steps ran since it started, per kind of step." },
 	[F_STEP_FAILED] = { "p11enroll_step_failures_total", "counter", NULL,
-			    "Steps that failed since the agent started, per step." },
+			    "The agent's steps that failed since it started, per kind of step." },
 };
 
 /* A label value: OpenMetrics escapes backslash, double quote and newline. */
@@ -126,30 +126,21 @@ static void put_sample(FILE *f, int fam, const metrics_enrollment *m, long long 
 	fprintf(f, "\"} %lld\n", value);
 }
 
-static void put_steps(FILE *f, int fam, const metrics_enrollment *m)
+/* The agent's steps, one sample (a summary: two) per kind: without the
+ * label enrollment, so the file does not grow with them. */
+static void put_steps(FILE *f, int fam, const metrics_step *steps, size_t nsteps)
 {
-	char sample[128];
 	size_t k;
 
-	for (k = 0; k < m->nsteps; k++) {
-		const metrics_step *s = &m->steps[k];
-
+	for (k = 0; k < nsteps; k++) {
+		fprintf(f, "%s%s{step=\"", families[fam].name, fam == F_STEP_SECONDS ? "_sum" : "");
+		put_label_value(f, steps[k].name);
 		if (fam == F_STEP_SECONDS) {
-			snprintf(sample, sizeof(sample), "%s_sum", families[fam].name);
-			put_labels(f, sample, m);
-			fputs("\",step=\"", f);
-			put_label_value(f, s->name);
-			fprintf(f, "\"} %.3f\n", s->seconds);
-			snprintf(sample, sizeof(sample), "%s_count", families[fam].name);
-			put_labels(f, sample, m);
-			fputs("\",step=\"", f);
-			put_label_value(f, s->name);
-			fprintf(f, "\"} %ld\n", s->count);
+			fprintf(f, "\"} %.3f\n%s_count{step=\"", steps[k].seconds, families[fam].name);
+			put_label_value(f, steps[k].name);
+			fprintf(f, "\"} %ld\n", steps[k].count);
 		} else {
-			put_labels(f, families[fam].name, m);
-			fputs("\",step=\"", f);
-			put_label_value(f, s->name);
-			fprintf(f, "\"} %ld\n", s->failed);
+			fprintf(f, "\"} %ld\n", steps[k].failed);
 		}
 	}
 }
@@ -176,12 +167,21 @@ static void put_one(FILE *f, int fam, const metrics_enrollment *m)
 	else if (fam == F_RENEWALS) {
 		put_labels(f, families[fam].name, m);
 		fprintf(f, "\"} %ld\n", m->renewals);
-	} else if (fam == F_STEP_SECONDS || fam == F_STEP_FAILED)
-		put_steps(f, fam, m);
+	}
 }
 
-static void put_all(FILE *f, const metrics_enrollment *e, size_t n)
+struct metrics_out {
+	metrics_get_fn *get;
+	void *arg;
+	size_t n;
+	const metrics_step *steps;
+	size_t nsteps;
+};
+
+static int put_file(FILE *f, void *arg)
 {
+	const struct metrics_out *o = arg;
+	metrics_enrollment m;
 	size_t i;
 	int fam;
 
@@ -190,36 +190,35 @@ static void put_all(FILE *f, const metrics_enrollment *e, size_t n)
 		if (families[fam].unit != NULL)
 			fprintf(f, "# UNIT %s %s\n", families[fam].name, families[fam].unit);
 		fprintf(f, "# HELP %s %s\n", families[fam].name, families[fam].help);
-		for (i = 0; i < n; i++)
-			put_one(f, fam, &e[i]);
+		if (fam == F_STEP_SECONDS || fam == F_STEP_FAILED) {
+			put_steps(f, fam, o->steps, o->nsteps);
+			continue;
+		}
+		for (i = 0; i < o->n; i++) {
+			memset(&m, 0, sizeof(m));
+			o->get(i, &m, o->arg);
+			put_one(f, fam, &m);
+		}
 	}
 	fputs("# EOF\n", f);
-}
-
-struct metrics_out {
-	const metrics_enrollment *e;
-	size_t n;
-};
-
-static int put_file(FILE *f, void *arg)
-{
-	const struct metrics_out *m = arg;
-
-	put_all(f, m->e, m->n);
 	return 0;
 }
 
-int metrics_write(const char *path, const metrics_enrollment *e, size_t n, char *err,
-		  size_t errlen)
+int metrics_write(const char *path, metrics_get_fn *get, void *arg, size_t n,
+		  const metrics_step *steps, size_t nsteps, char *err, size_t errlen)
 {
-	struct metrics_out m = { e, n };
+	struct metrics_out o = { get, arg, n, steps, nsteps };
+	metrics_enrollment m;
 	size_t i;
 
-	for (i = 0; i < n; i++)
-		if (e[i].name == NULL) {
+	for (i = 0; i < n; i++) {
+		memset(&m, 0, sizeof(m));
+		get(i, &m, arg);
+		if (m.name == NULL) {
 			snprintf(err, errlen, "metrics: enrollment %zu has no name", i + 1);
 			return -1;
 		}
+	}
 	/* 0644: the collector runs as another user, and nothing here is secret. */
-	return agent_atomic_write(path, 0644, put_file, &m, err, errlen);
+	return agent_atomic_write(path, 0644, put_file, &o, err, errlen);
 }

@@ -459,45 +459,30 @@ char *track_status_json(track *const *tracks, size_t n, long long now, long rate
 	return b.p;
 }
 
-void track_write_metrics(track *const *tracks, size_t n, const char *path)
+static void metrics_get(size_t i, metrics_enrollment *m, void *arg)
 {
-	enum { NSTEPS = OP_RESUME };
-	metrics_enrollment *m;
-	metrics_step *s;
-	char err[512];
-	size_t i, k;
+	const track *t = ((track *const *)arg)[i];
 
-	if (path == NULL || (m = calloc(n + 1, sizeof(*m))) == NULL)
-		return;
-	if ((s = calloc(n * NSTEPS + 1, sizeof(*s))) == NULL) {
-		free(m);
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		/* every kind, also those not run yet: a counter at 0 */
-		for (k = 0; k < NSTEPS; k++) {
-			s[i * NSTEPS + k].name = track_op_name((track_op)(k + 1));
-			s[i * NSTEPS + k].seconds = tracks[i]->steps[k + 1].seconds;
-			s[i * NSTEPS + k].count = tracks[i]->steps[k + 1].count;
-			s[i * NSTEPS + k].failed = tracks[i]->steps[k + 1].failed;
-		}
-		m[i].steps = &s[i * NSTEPS];
-		m[i].nsteps = NSTEPS;
-		m[i].ca = tracks[i]->e.server;
-		m[i].ca_contact = tracks[i]->ca_contact;
-		m[i].renewals = tracks[i]->renewals;
-		m[i].not_before = tracks[i]->have_cert ? tracks[i]->not_before : 0;
-		m[i].name = tracks[i]->name;
-		m[i].not_after = tracks[i]->have_cert ? tracks[i]->not_after : 0;
-		m[i].last_success = tracks[i]->last_success;
-		m[i].next_attempt = tracks[i]->next;
-		m[i].consecutive_failures = tracks[i]->failures;
-		m[i].state = track_state_name(tracks[i]->st);
-	}
-	if (metrics_write(path, m, n, err, sizeof(err)) < 0)
+	m->name = t->name;
+	m->not_before = t->have_cert ? t->not_before : 0;
+	m->not_after = t->have_cert ? t->not_after : 0;
+	m->last_success = t->last_success;
+	m->next_attempt = t->next;
+	m->consecutive_failures = t->failures;
+	m->state = track_state_name(t->st);
+	m->ca = t->e.server;
+	m->ca_contact = t->ca_contact;
+	m->renewals = t->renewals;
+}
+
+void track_write_metrics(track *const *tracks, size_t n, const metrics_step *steps,
+			 size_t nsteps, const char *path)
+{
+	char err[512];
+
+	if (path != NULL &&
+	    metrics_write(path, metrics_get, (void *)tracks, n, steps, nsteps, err, sizeof(err)) < 0)
 		log_msg(LOG_WARNING, "cannot write the metrics file: %s", err);
-	free(s);
-	free(m);
 }
 
 static void put_when(buf *b, long long t, long long now)

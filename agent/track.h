@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "agent/agent-cmd.h"
+#include "agent/daemon.h"
 #include "agent/sched.h"
 
 typedef enum {
@@ -65,12 +66,6 @@ typedef struct track {
 	/* when the CA last answered a step (it issued, refused or said
 	 * "waiting"; agent seconds, saved; 0: never) */
 	long long ca_contact;
-	/* the steps run since the agent started, per track_op (not saved:
-	 * the metrics file's counters may restart with the agent) */
-	struct {
-		double seconds;
-		long count, failed;
-	} steps[OP_RESUME + 1];
 	/* revoke_replaced: the consecutive failures to revoke the certificate
 	 * a successful step replaced (its pair waits as "LABEL (to revoke)"),
 	 * and when a recovery look, which retries it, is due (0: none; after
@@ -157,7 +152,9 @@ int track_save_all(track *const *ts, size_t n);
 char *track_status_json(track *const *tracks, size_t n, long long now, long rate, size_t *len);
 /* The same as a table, for people. */
 char *track_status_text(track *const *tracks, size_t n, long long now, size_t *len);
-void track_write_metrics(track *const *tracks, size_t n, const char *path);
+/* The metrics file: tracks[0..n) and the agent's steps[0..nsteps). */
+void track_write_metrics(track *const *tracks, size_t n, const metrics_step *steps,
+			 size_t nsteps, const char *path);
 /* Not a secret: the source's name, and for a file its inode, size and time. */
 void track_pin_fingerprint(const conf_enrollment *e, char *out, size_t len);
 

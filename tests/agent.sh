@@ -16,7 +16,7 @@ need_tools
 need_cmd python3
 use_p11wrap
 setup
-plan 216
+plan 220
 trap 'kill_agents; cleanup' EXIT
 trap 'exit 1' HUP PIPE
 
@@ -392,6 +392,8 @@ check "/agent/metrics/eof" test "$(tail -n 1 "$M")" = "# EOF"
 # answer (the renewal's, the same agent second as the success), the
 # renewals and the renew steps' durations
 mval() { sed -n "s/^$1{enrollment=\"test\"$2} \([0-9.]*\)$/\1/p" "$M"; }
+# sval FAMILY STEP [FILE]: a sample of the agent's steps (no enrollment label)
+sval() { sed -n "s/^$1{step=\"$2\"} \([0-9.]*\)$/\1/p" "${3:-$M}"; }
 check "/agent/metrics/ca-info" grep -q -x -F \
 	"p11enroll_ca_info{enrollment=\"test\",ca=\"$CA_URL\"} 1" "$M"
 metrics_contact() {
@@ -402,14 +404,17 @@ metrics_contact() {
 check "/agent/metrics/ca-contact" wait_for 30 metrics_contact
 metrics_steps() {
 	local n sum
-	n=$(mval p11enroll_step_duration_seconds_count ',step="renew"')
-	sum=$(mval p11enroll_step_duration_seconds_sum ',step="renew"')
+	n=$(sval p11enroll_step_duration_seconds_count renew)
+	sum=$(sval p11enroll_step_duration_seconds_sum renew)
 	[ "${n:-0}" -ge 1 ] && [ "$(mval p11enroll_renewals_total)" -ge 1 ] &&
 		awk -v s="$sum" 'BEGIN { exit !(s > 0) }'
 }
 check "/agent/metrics/step-duration" wait_for 30 metrics_steps
 check "/agent/metrics/step-failures" grep -q -x -F \
-	'p11enroll_step_failures_total{enrollment="test",step="renew"} 0' "$M"
+	'p11enroll_step_failures_total{step="renew"} 0' "$M"
+# every kind once, also those that never ran, and none per enrollment
+check "/agent/metrics/step-kinds" test "$(grep -c '^p11enroll_step_failures_total{step="[a-z]*"} [0-9]*$' "$M")" -eq 5
+check "/agent/metrics/steps-not-per-enrollment" sh -c "! grep -q '^p11enroll_step_[a-z_]*{enrollment=' '$M'"
 check "/agent/metrics/readable" test "$(stat -c %a "$M")" = 644
 
 # --- 12 (part): SIGTERM: exit 0, socket removed -------------------------------
@@ -443,8 +448,7 @@ check "/agent/budget/metrics-no-ca-contact" \
 	sh -c "grep -q '^p11enroll_ca_info{enrollment=\"test\"' '$TMP/budget.prom' &&
 		! grep -q '^p11enroll_ca_last_contact_seconds{' '$TMP/budget.prom'"
 bsteps() {
-	sed -n "s/^p11enroll_step_$1{enrollment=\"test\",step=\"renew\"} \([0-9]*\)$/\1/p" \
-		"$TMP/budget.prom"
+	sed -n "s/^p11enroll_step_$1{step=\"renew\"} \([0-9]*\)$/\1/p" "$TMP/budget.prom"
 }
 check "/agent/budget/metrics-step-failures" test "$(bsteps failures_total)" -ge 5 -a \
 	"$(bsteps failures_total)" = "$(bsteps duration_seconds_count)"
@@ -821,6 +825,7 @@ write_conf ag-many
 	sed -e "s|^state_dir = .*|state_dir = $TMP/state-many|" -e '/^\[test\]/,$d' "$TMP/p11enroll.conf"
 	echo "token = pkcs11:token=ag-many"
 	echo "pin_source = file:$TMP/pin"
+	echo "metrics_file = $TMP/many.prom"
 	i=1
 	while [ $i -le $MANY ]; do
 		printf '\n[k%d]\nlabel = k%d\nsubject = /CN=k%d/O=Example\n' $i $i $i
@@ -906,8 +911,22 @@ check "/agent/reload/json-all" json_ok "$TMP/many2.json" "$A11" $((MANY + 1))
 # a name the agent does not track
 pe "$C11" renew nosuch
 check "/agent/reload/unknown-name-exit-2" expect_rc 2
+# the agent's step counters survive a reload that drops an enrollment
+# (they are the agent's, not the enrollments'): kNEW and k$MANY go
+# (the first look at each enrollment is a recover step)
+looks0=$(sval p11enroll_step_duration_seconds_count recover "$TMP/many.prom")
+sed -i -e '/^\[kNEW\]/,$d' -e "/^\[k$MANY\]/,/^\$/d" "$C11"
 kill -HUP "$A11"
 check "/agent/sighup/reloaded" wait_for 30 sh -c "[ \$(grep -c 'configuration reloaded' '$L11') -ge 2 ]"
+# dropped_kept: the file without the dropped ones, no count went down
+dropped_kept() {
+	local n
+	n=$(sval p11enroll_step_duration_seconds_count recover "$TMP/many.prom")
+	! grep -q -e 'enrollment="kNEW"' -e "enrollment=\"k$MANY\"" "$TMP/many.prom" &&
+		grep -q 'enrollment="k1"' "$TMP/many.prom" && [ "${n:-0}" -ge "${looks0:-1}" ]
+}
+check "/agent/sighup/metrics-dropped" wait_for 30 dropped_kept
+check "/agent/sighup/steps-counted" test "${looks0:-0}" -ge "$MANY"
 agent_stop "$A11"
 check "/agent/sigterm/many-exit-0" test "$ARC" = 0
 check "/agent/sigterm/many-socket-removed" test ! -e "$TMP/state-many/control"

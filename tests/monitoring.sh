@@ -188,11 +188,12 @@ pe "$C" renew test
 check "/monitoring/agent/renewed" \
 	wait_for 30 grep -q -x 'p11enroll_renewals_total{enrollment="test"} 1' "$M"
 # typed_in FILE: every family of agent/metrics.c has its TYPE line and a
-# sample (a summary's _sum) in FILE
+# sample (a summary's _sum) in FILE: the enrollment's, or the agent's per step
 typed_in() {
 	while read -r name type; do
 		grep -q -x "# TYPE $name $type" "$1" &&
-			grep -q "^${name}\(_sum\)\{0,1\}{enrollment=\"test\"" "$1" ||
+			grep -q -e "^${name}\(_sum\)\{0,1\}{enrollment=\"test\"" \
+				-e "^${name}\(_sum\)\{0,1\}{step=\"renew\"}" "$1" ||
 			{ echo "# $name ($type) missing in $1"; return 1; }
 	done < "$TMP/families.txt"
 }
