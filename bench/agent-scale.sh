@@ -7,13 +7,16 @@
 #     --json showing every enrollment valid with a next time),
 #   - the agent's RSS then (VmRSS, VmHWM of /proc/PID/status),
 #   - its CPU time (utime + stime) and wakeups (voluntary + involuntary
-#     context switches) over IDLE seconds after that,
+#     context switches) over IDLE seconds after that, and how often it
+#     rewrote the metrics file then and the file's size,
 #   - the latency of `p11enroll status --json` (median, max; client process,
 #     timed around it) while the start-up pass runs, and of the agent's own
 #     answer to "status" on its socket (timed inside one python3 process,
 #     from connect to the answer's end): the difference is the client's
 #     start and its reading of the file's head (the socket's sections).
 # usage: bench/agent-scale.sh [BUILD_DIR] [COUNTS...]   (default build/, 1000 10000)
+# With prometheus-node-exporter installed, also its scrapes of the metrics
+# file (SCRAPES, default 20): time, its CPU, the series.
 # Environment: TMPDIR (where the token, state and logs go; /dev/shm for a
 # token in memory), IDLE (default 60), SAMPLES (status requests, default 20),
 # BOUND (seconds to wait for the scheduling, default 1800: a hang guard).
@@ -22,6 +25,7 @@
 COUNTS=${*:-1000 10000}
 IDLE=${IDLE:-60}
 SAMPLES=${SAMPLES:-20}
+SCRAPES=${SCRAPES:-20}
 BOUND=${BOUND:-1800}
 TOKFILL="$top_builddir/tests/tokfill"
 need_file "$TOKFILL"
@@ -68,6 +72,48 @@ import json, sys
 d = json.load(sys.stdin)["enrollments"]
 print(sum(1 for e in d if e["state"] == "valid" and e["next_attempt"] is not None))' ||
 		echo 0
+}
+
+# scrape_figures FILE: the node exporter's textfile collector serving FILE,
+# scraped SCRAPES times as Prometheus does every 15 s (README
+# "Monitoring"): the median time of a scrape, the node exporter's CPU per
+# scrape, and the p11enroll series it serves.  Nothing without it.
+scrape_figures() {
+	ne=$(command -v prometheus-node-exporter || command -v node_exporter) || return 0
+	mkdir -p "$TMP/textfile$N"
+	cp "$1" "$TMP/textfile$N/p11enroll.prom"
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	"$ne" --web.listen-address="127.0.0.1:$port" --collector.disable-defaults --collector.textfile \
+		--collector.textfile.directory="$TMP/textfile$N" > "$TMP/ne$N.log" 2>&1 &
+	nepid=$!
+	python3 - "$port" "$nepid" "$SCRAPES" << 'EOF2'
+import os, statistics, sys, time, urllib.request
+port, pid, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+url = "http://127.0.0.1:%s/metrics" % port
+def cpu():
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])
+for _ in range(200):
+    try:
+        urllib.request.urlopen(url, timeout=60).read()
+        break
+    except OSError:
+        time.sleep(0.1)
+ts, c0, body = [], cpu(), b""
+for _ in range(n):
+    t = time.monotonic()
+    body = urllib.request.urlopen(url, timeout=60).read()
+    ts.append(time.monotonic() - t)
+c1 = cpu()
+lines = body.decode().split("\n")
+series = sum(1 for l in lines if l.startswith("p11enroll_"))
+err = [l for l in lines if l.startswith("node_textfile_scrape_error")]
+print("  node exporter scrape          median %.0f ms of %d, its CPU %.0f ms per scrape; %d p11enroll series (%s)"
+      % (statistics.median(ts) * 1000, n, (c1 - c0) * 1000.0 / os.sysconf("SC_CLK_TCK") / n, series,
+         err[0] if err else "no node_textfile_scrape_error"))
+EOF2
+	kill "$nepid"
+	wait "$nepid" 2> /dev/null
 }
 
 for N in $COUNTS; do
@@ -130,7 +176,20 @@ for N in $COUNTS; do
 	hwm=$(proc $APID VmHWM)
 	c0=$(cpu $APID)
 	w0=$(wakeups $APID)
-	sleep "$IDLE"
+	# the metrics file is rewritten at least once a minute (its age feeds
+	# the stale alert): count the rewrites by inode, once a second
+	M="$TMP/metrics$N.prom"
+	ino=$(stat -c %i "$M" 2> /dev/null)
+	rewrites=0
+	k=0
+	while [ $k -lt "$IDLE" ]; do
+		sleep 1
+		i=$(stat -c %i "$M" 2> /dev/null)
+		[ "$i" = "$ino" ] || rewrites=$((rewrites + 1))
+		ino=$i
+		k=$((k + 1))
+	done
+	msize=$(stat -c %s "$M" 2> /dev/null || echo 0)
 	c1=$(cpu $APID)
 	w1=$(wakeups $APID)
 	rss1=$(proc $APID VmRSS)
@@ -138,6 +197,7 @@ for N in $COUNTS; do
 	kill -TERM $APID
 	wait $APID
 	stop_ms=$(ms_since "$t")
+	scrape_figures "$M" > "$TMP/scrape$N"
 	med=$(median < "$TMP/lat$N")
 	max=$(sort -n "$TMP/lat$N" | tail -n 1)
 	rmed=$(median < "$TMP/raw$N")
@@ -152,12 +212,15 @@ for N in $COUNTS; do
 	printf '  idle %3d s: CPU                %8.3f s\n' "$IDLE" "$(echo "$((c1 - c0)) $HZ" | awk '{print $1 / $2}')"
 	printf '  idle %3d s: wakeups           %8d     (context switches)   goal: 0 when nothing is due\n' \
 		"$IDLE" $((w1 - w0))
+	printf '  idle %3d s: metrics rewrites  %8d     (file %.1f kB; CPU per rewrite at most the idle CPU / rewrites)\n' \
+		"$IDLE" "$rewrites" "$(echo "$msize" | awk '{print $1 / 1024}')"
 	printf '  status --json during the pass  median %.1f ms, max %.1f ms (%d of %d requests during the pass)   goal: <= 100 ms\n' \
 		"$(echo "$med" | awk '{print $1 / 1000000}')" "$(echo "$max" | awk '{print $1 / 1000000}')" \
 		"$during" "$SAMPLES"
 	printf '  the agent'"'"'s answer to status   median %.1f ms, max %.1f ms (socket, in one process)\n' \
 		"$(echo "$rmed" | awk '{print $1 / 1000}')" "$(echo "$rmax" | awk '{print $1 / 1000}')"
 	printf '  stop (SIGTERM, state saved)   %8.1f s\n' "$(echo "$stop_ms" | awk '{print $1 / 1000}')"
+	cat "$TMP/scrape$N"
 	grep -E 'error|warning' "$L" | head -5 | sed 's/^/  log: /'
 	delete_token "$tok"
 	rm -rf "$TMP/state$N" "$TMP/tokens/"*
